@@ -1,0 +1,254 @@
+/**
+ * Internal. The arena: one growable SharedArrayBuffer per structure, with a header that names
+ * what lives in it, and typed-array views over it.
+ *
+ * Layout of the header (32-bit words):
+ *
+ * | word      | meaning                                                        |
+ * | --------- | -------------------------------------------------------------- |
+ * | 0         | magic number, {@linkcode MAGIC}                                |
+ * | 1         | layout version, {@linkcode LAYOUT_VERSION}                     |
+ * | 2         | kind of structure ({@linkcode KIND_GO_MAP}, ...)               |
+ * | 3         | maxBytes: the buffer never grows past it                       |
+ * | 4         | allocator lock (a futex word)                                  |
+ * | 5         | allocator top: the first byte never handed out                 |
+ * | 6         | bytes in use: allocated and not yet freed, by size class       |
+ * | 7         | hash seed, random per arena                                    |
+ * | 8..24     | key codec name (length word, then up to 32 UTF-16 units)       |
+ * | 25..41    | value codec name                                               |
+ * | 42..233   | free-list heads, one per size class (see allocator.ts)         |
+ * | 256..319  | root: the structure's own header (a table, sync.Map fields)    |
+ *
+ * The views are fixed-length, not length-tracking: on V8 a length-tracking view over a growable
+ * buffer makes every element access several times slower, while a fixed-length view over the
+ * same buffer is as fast as one over a plain SharedArrayBuffer. The buffer grows in place, so a
+ * view made before a growth still shows the same bytes; it merely ends early. Any offset read
+ * from shared memory is therefore checked against {@linkcode Arena.bytes} before it is used,
+ * and {@linkcode Arena.reach} remakes the views when another worker has grown the buffer.
+ *
+ * @module
+ */
+
+/** "SMAP" read as a little-endian 32-bit word. */
+export const MAGIC = 0x50414d53;
+/** Bumped whenever the shared layout changes incompatibly. */
+export const LAYOUT_VERSION = 1;
+
+/** Kind word for a GoMap arena. */
+export const KIND_GO_MAP = 1;
+/** Kind word for a SyncMap arena. */
+export const KIND_SYNC_MAP = 2;
+
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+export const H_KIND = 2;
+export const H_MAX_BYTES = 3;
+export const H_ALLOC_LOCK = 4;
+export const H_TOP = 5;
+export const H_BYTES_USED = 6;
+export const H_SEED = 7;
+export const H_KEY_CODEC = 8;
+export const H_VALUE_CODEC = 25;
+const CODEC_NAME_UNITS = 32;
+export const H_FREE = 42;
+/** First word of the structure's root area. */
+export const H_ROOT = 256;
+/** Words available in the root area. */
+export const ROOT_WORDS = 64;
+/** Bytes of header; the allocator hands out memory after it. */
+export const HEADER_BYTES = (H_ROOT + ROOT_WORDS) * 4;
+
+/** The largest maxBytes accepted: offsets stay positive 32-bit integers with room to spare. */
+export const MAX_BYTES_LIMIT = 2 ** 30;
+/** The default maxBytes: generous, since a growable buffer only reserves address space. */
+export const DEFAULT_MAX_BYTES = 2 ** 30;
+const INITIAL_BYTES = 64 * 1024;
+
+const KIND_NAMES: Record<number, string> = { [KIND_GO_MAP]: "GoMap", [KIND_SYNC_MAP]: "SyncMap" };
+
+/** A growable shared buffer with a validated header and fixed-length views over it. */
+export class Arena {
+  /** The shared buffer; every worker attached to the structure holds the same one. */
+  readonly buffer: SharedArrayBuffer;
+  /** Whether allocation takes the allocator lock (false when the owner serializes writers). */
+  readonly locking: boolean;
+  /** Views over bytes [0, bytes). Remade by {@linkcode reach} when the buffer has grown. */
+  i32: Int32Array;
+  u8: Uint8Array;
+  u16: Uint16Array;
+  f64: Float64Array;
+  /** Length of the current views in bytes. */
+  bytes: number;
+  /** Copy of header word 3, immutable after creation. */
+  readonly maxBytes: number;
+  /** Copy of the hash seed, immutable after creation. */
+  readonly seed: number;
+
+  private constructor(buffer: SharedArrayBuffer, locking: boolean) {
+    this.buffer = buffer;
+    this.locking = locking;
+    this.bytes = buffer.byteLength;
+    this.i32 = new Int32Array(buffer, 0, this.bytes >> 2);
+    this.u8 = new Uint8Array(buffer, 0, this.bytes);
+    this.u16 = new Uint16Array(buffer, 0, this.bytes >> 1);
+    this.f64 = new Float64Array(buffer, 0, this.bytes >> 3);
+    this.maxBytes = this.i32[H_MAX_BYTES];
+    this.seed = this.i32[H_SEED];
+  }
+
+  /** Makes a new arena for a structure of `kind`, recording the codec names in the header. */
+  static create(
+    kind: number,
+    maxBytes: number,
+    initialBytes: number,
+    keyCodec: string,
+    valueCodec: string,
+    locking: boolean,
+  ): Arena {
+    const initial = Math.min(
+      maxBytes,
+      Math.max(INITIAL_BYTES, roundUp(HEADER_BYTES + initialBytes, 4096)),
+    );
+    if (initial < HEADER_BYTES + 4096) {
+      throw new RangeError(`maxBytes must be at least ${HEADER_BYTES + 4096}, got ${maxBytes}`);
+    }
+    const buffer = new SharedArrayBuffer(initial, { maxByteLength: maxBytes });
+    const i32 = new Int32Array(buffer, 0, H_ROOT + ROOT_WORDS);
+    i32[H_VERSION] = LAYOUT_VERSION;
+    i32[H_KIND] = kind;
+    i32[H_MAX_BYTES] = maxBytes;
+    i32[H_TOP] = HEADER_BYTES;
+    i32[H_SEED] = randomSeed();
+    writeName(i32, H_KEY_CODEC, keyCodec);
+    writeName(i32, H_VALUE_CODEC, valueCodec);
+    // The magic goes last: a header with the magic is a complete header.
+    Atomics.store(i32, H_MAGIC, MAGIC);
+    return new Arena(buffer, locking);
+  }
+
+  /**
+   * Attaches to an arena made elsewhere, checking that `buffer` really holds a structure of
+   * `kind`. Throws a TypeError naming what is wrong otherwise.
+   */
+  static attach(buffer: unknown, kind: number, locking: boolean, what: string): Arena {
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError(`${what}: the handle's buffer is not a SharedArrayBuffer`);
+    }
+    if (!buffer.growable || buffer.byteLength < HEADER_BYTES) {
+      throw new TypeError(`${what}: the handle's buffer is not a shmap arena`);
+    }
+    const i32 = new Int32Array(buffer, 0, H_ROOT);
+    if (Atomics.load(i32, H_MAGIC) !== MAGIC) {
+      throw new TypeError(`${what}: the handle's buffer is not a shmap arena (bad magic number)`);
+    }
+    if (i32[H_VERSION] !== LAYOUT_VERSION) {
+      throw new TypeError(
+        `${what}: the arena has layout version ${i32[H_VERSION]}, this library reads ` +
+          `version ${LAYOUT_VERSION}`,
+      );
+    }
+    if (i32[H_KIND] !== kind) {
+      const found = KIND_NAMES[i32[H_KIND]] ?? `unknown kind ${i32[H_KIND]}`;
+      throw new TypeError(`${what}: the handle is for a ${found}, not a ${KIND_NAMES[kind]}`);
+    }
+    const max = i32[H_MAX_BYTES];
+    const top = i32[H_TOP];
+    if (
+      max !== buffer.maxByteLength || top < HEADER_BYTES || top > buffer.byteLength ||
+      (top & 15) !== 0
+    ) {
+      throw new TypeError(`${what}: the arena header is corrupt`);
+    }
+    return new Arena(buffer, locking);
+  }
+
+  /** The codec names recorded when the arena was made. */
+  get keyCodecName(): string {
+    return readName(this.i32, H_KEY_CODEC);
+  }
+
+  /** See {@linkcode keyCodecName}. */
+  get valueCodecName(): string {
+    return readName(this.i32, H_VALUE_CODEC);
+  }
+
+  /**
+   * Ensures the views cover byte `end` (exclusive). Offsets come from shared memory, written by
+   * whichever worker allocated them, possibly after growing the buffer; this worker's views may
+   * predate that growth. Throws RangeError when `end` lies beyond the buffer, which only a
+   * corrupt offset (or a racing misuse, caught by the caller) can cause.
+   */
+  reach(end: number): void {
+    if (end <= this.bytes) return;
+    const length = this.buffer.byteLength;
+    if (end > length) throw new RangeError(`corrupt offset ${end} past the arena end ${length}`);
+    this.#remakeViews(length);
+  }
+
+  /**
+   * Grows the buffer to hold at least `end` bytes. The caller holds the allocator lock, or has
+   * exclusive access to the arena. Returns false when maxBytes forbids it.
+   */
+  grow(end: number): boolean {
+    let length = this.buffer.byteLength;
+    if (end > length) {
+      if (end > this.maxBytes) return false;
+      const doubled = Math.min(this.maxBytes, Math.max(length * 2, roundUp(end, 4096)));
+      this.buffer.grow(doubled);
+      length = doubled;
+    }
+    if (length > this.bytes) this.#remakeViews(length);
+    return true;
+  }
+
+  #remakeViews(length: number): void {
+    this.bytes = length;
+    this.i32 = new Int32Array(this.buffer, 0, length >> 2);
+    this.u8 = new Uint8Array(this.buffer, 0, length);
+    this.u16 = new Uint16Array(this.buffer, 0, length >> 1);
+    this.f64 = new Float64Array(this.buffer, 0, length >> 3);
+  }
+}
+
+/** Checks a user's maxBytes option and returns the value to use. */
+export function checkMaxBytes(maxBytes: number | undefined): number {
+  if (maxBytes === undefined) return DEFAULT_MAX_BYTES;
+  if (typeof maxBytes !== "number" || !Number.isInteger(maxBytes)) {
+    throw new TypeError(`maxBytes must be an integer, got ${String(maxBytes)}`);
+  }
+  if (maxBytes < 64 * 1024 || maxBytes > MAX_BYTES_LIMIT) {
+    throw new RangeError(`maxBytes must be between 65536 and ${MAX_BYTES_LIMIT}, got ${maxBytes}`);
+  }
+  return maxBytes;
+}
+
+/** Rounds `n` up to a multiple of the power of two `to`. */
+export function roundUp(n: number, to: number): number {
+  return (n + to - 1) & -to;
+}
+
+function randomSeed(): number {
+  const word = new Uint32Array(1);
+  crypto.getRandomValues(word);
+  return word[0] | 0;
+}
+
+function writeName(i32: Int32Array, at: number, name: string): void {
+  if (name.length > CODEC_NAME_UNITS) {
+    throw new TypeError(`codec name "${name}" is longer than ${CODEC_NAME_UNITS} characters`);
+  }
+  i32[at] = name.length;
+  for (let i = 0; i < name.length; i += 2) {
+    i32[at + 1 + (i >> 1)] = name.charCodeAt(i) | (name.charCodeAt(i + 1) || 0) << 16;
+  }
+}
+
+function readName(i32: Int32Array, at: number): string {
+  const length = Math.min(i32[at] >>> 0, CODEC_NAME_UNITS);
+  let name = "";
+  for (let i = 0; i < length; i++) {
+    const word = i32[at + 1 + (i >> 1)];
+    name += String.fromCharCode(i & 1 ? word >>> 16 : word & 0xffff);
+  }
+  return name;
+}

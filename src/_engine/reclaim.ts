@@ -1,0 +1,319 @@
+/**
+ * Internal. Safe memory reclamation across workers: quiescent-state-based reclamation (QSBR)
+ * with participant slots.
+ *
+ * The problem: a SyncMap reader loads a pointer (the read table, an entry's value record) and
+ * then reads the block behind it with plain reads, taking no lock. A writer that replaces the
+ * block must not free it while any reader may still be between that load and its last read of
+ * the block, or the reader would decode memory that has been reused.
+ *
+ * The scheme:
+ *
+ * - A global epoch counter lives in the arena (word {@linkcode epochWord}).
+ * - Every attached SyncMap object owns a participant slot: a claim word, an announcement word,
+ *   and a retire list. The announcement is 0 while the participant is offline (between tasks:
+ *   it holds no reference into shared memory) and otherwise the epoch it read at its last
+ *   quiescent point, a moment between two operations when it held no reference either.
+ * - A block unlinked from every shared structure is retired: appended to its retirer's own list
+ *   with the epoch read after the unlink. It may be freed once every online participant has
+ *   announced a later epoch: such an announcement was made after the block became unreachable,
+ *   so nothing that participant reads afterwards can lead to it.
+ * - Participants announce at the start of one operation in {@linkcode QUIESCE_EVERY} (a local
+ *   countdown, no atomics in between), and go offline in a microtask queued when they come
+ *   online, that is when the current task ends. A worker that stops calling the map therefore
+ *   goes offline at once and never holds reclamation back; a worker that is gone holds it back
+ *   only until its slot is released (the worker adapters do that when the worker exits).
+ *
+ * Cost on the hot path: none in shared memory. An operation checks two local fields; one in
+ * {@linkcode QUIESCE_EVERY} also loads the epoch and stores its announcement, and, when it has
+ * retired blocks waiting, advances the epoch, scans the announcements and frees what is safe.
+ *
+ * Bound: a participant frees its retired blocks at its quiescent points once every other online
+ * participant has announced since, so the blocks waiting at any time are about what the
+ * participants retired over two of their quiescent periods, {@linkcode QUIESCE_EVERY}
+ * operations each, plus anything retired while some participant was inside one long
+ * synchronous task without calling the map.
+ *
+ * Epochs are 32-bit and compared with serial-number arithmetic, so they may wrap.
+ *
+ * @module
+ */
+
+import { allocate, release } from "./allocator.ts";
+import type { Arena } from "./arena.ts";
+
+/** Operations between two quiescent points of a participant. */
+export const QUIESCE_EVERY = 64;
+/** Retired blocks a participant lets accumulate before it tries to free them early. */
+const RETIRE_BATCH = 64;
+/**
+ * Most blocks one operation retires. {@linkcode Participant.enter} makes room for them before
+ * the operation changes anything, so that retiring never allocates and never fails.
+ */
+export const RETIRES_PER_OP = 4;
+
+/** Words in one participant slot: claim, announcement, retire list, spare. */
+export const SLOT_WORDS = 4;
+const CLAIM = 0;
+const ANNOUNCE = 1;
+const LIST = 2;
+/** Claim word: nobody's. */
+export const SLOT_FREE = 0;
+/** Claim word: reserved by a parent for a worker that has not attached yet. */
+export const SLOT_RESERVED = 1;
+/** Claim word: owned by an attached object. */
+export const SLOT_IN_USE = 2;
+
+/** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
+export type Free = (tag: number) => void;
+
+/** Serial-number comparison of epochs: whether `a` comes before `b`. */
+function before(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+
+/**
+ * One attached SyncMap object's share in reclamation. Methods other than
+ * {@linkcode releaseSlot} run on the owning thread only.
+ */
+export class Participant {
+  readonly arena: Arena;
+  /** Word index of the global epoch. */
+  readonly epochWord: number;
+  /** Word index of the slot array and the number of slots. */
+  readonly slots: number;
+  readonly count: number;
+  /** Index of this participant's slot. */
+  readonly index: number;
+  #free: Free;
+  #online = false;
+  #countdown = QUIESCE_EVERY;
+  /**
+   * Operations in progress on this thread: more than one when a codec's user code calls the
+   * map. Only the outermost call may make a quiescent point, since the outer ones hold
+   * references into shared memory.
+   */
+  #depth = 0;
+  #closed = false;
+  /** Word index of this slot. */
+  #slot: number;
+  /** Retired blocks waiting, as a local copy of the shared list's length. */
+  #pending = 0;
+  /** Free places in the retire list, a local copy. */
+  #room = 0;
+  #goOffline = (): void => this.#offline();
+
+  constructor(
+    arena: Arena,
+    epochWord: number,
+    slots: number,
+    count: number,
+    index: number,
+    free: Free,
+  ) {
+    this.arena = arena;
+    this.epochWord = epochWord;
+    this.slots = slots;
+    this.count = count;
+    this.index = index;
+    this.#free = free;
+    this.#slot = slots + index * SLOT_WORDS;
+    const list = arena.i32[this.#slot + LIST];
+    this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
+    this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
+  }
+
+  /**
+   * Claims a free slot (a released slot's leftover retire list comes with it) and returns its
+   * index. Throws RangeError when every slot is taken.
+   */
+  static claim(arena: Arena, slots: number, count: number): number {
+    for (let i = 0; i < count; i++) {
+      const at = slots + i * SLOT_WORDS + CLAIM;
+      if (Atomics.compareExchange(arena.i32, at, SLOT_FREE, SLOT_IN_USE) === SLOT_FREE) return i;
+    }
+    throw new RangeError(
+      `all ${count} participant slots of this SyncMap are taken: release the shares of ` +
+        "workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
+        "or create the map with a larger maxParticipants",
+    );
+  }
+
+  /**
+   * Gives up slot `index`, from any thread, once its owner will never run again (it closed
+   * the map, or its worker is gone). The slot's retire list stays with the slot for its next
+   * owner; the owner's announcement is withdrawn so it no longer holds reclamation back.
+   */
+  static releaseSlot(arena: Arena, slots: number, index: number): void {
+    const at = slots + index * SLOT_WORDS;
+    Atomics.store(arena.i32, at + ANNOUNCE, 0);
+    Atomics.store(arena.i32, at + CLAIM, 0);
+  }
+
+  /**
+   * Called at the start of every operation: comes online if offline, and makes a quiescent
+   * point once in {@linkcode QUIESCE_EVERY} calls. The caller holds no shared reference here.
+   */
+  enter(): void {
+    if (this.#depth++ !== 0) {
+      if (this.#closed) this.#closedError();
+      if (this.#room < RETIRES_PER_OP) this.#noRoom();
+      return;
+    }
+    if (!this.#online) this.#comeOnline();
+    else if (--this.#countdown === 0) this.#quiesce();
+    if (this.#room < RETIRES_PER_OP) {
+      try {
+        this.reserve(RETIRES_PER_OP);
+      } catch (error) {
+        this.#depth--;
+        throw error;
+      }
+    }
+  }
+
+  /** Ends what {@linkcode enter} began. Call it in a `finally`. */
+  exit(): void {
+    this.#depth--;
+  }
+
+  #noRoom(): never {
+    this.#depth--;
+    throw new RangeError("a codec called the SyncMap it is encoding for while memory was short");
+  }
+
+  /**
+   * Makes room in the retire list for `n` more blocks, first by freeing what is safe, then by
+   * growing the list. Call it only where {@linkcode enter} may be called: before the operation
+   * has changed anything, since it throws MapFullError when the arena is full.
+   */
+  reserve(n: number): void {
+    if (this.#room >= n) return;
+    if (this.#pending > 0 && this.#depth <= 1) this.collect();
+    const a = this.arena;
+    const list = a.i32[this.#slot + LIST];
+    const capacity = list === 0 ? 0 : a.i32[(list >> 2) + 1];
+    if (capacity - this.#pending >= n) {
+      this.#room = capacity - this.#pending;
+      return;
+    }
+    const grown = Math.max(RETIRE_BATCH * 2, capacity * 2, this.#pending + n);
+    const block = allocate(a, 8 + 8 * grown, false);
+    const i32 = a.i32;
+    if (this.#pending > 0) {
+      i32.copyWithin((block >> 2) + 2, (list >> 2) + 2, (list >> 2) + 2 + 2 * this.#pending);
+    }
+    i32[block >> 2] = this.#pending;
+    i32[(block >> 2) + 1] = grown;
+    i32[this.#slot + LIST] = block;
+    if (list !== 0) release(a, list, 8 + 8 * capacity);
+    this.#room = grown - this.#pending;
+  }
+
+  /**
+   * Retires the block `tag` (an offset, 16-byte aligned, with a kind in its low four bits)
+   * that the caller has just made unreachable. It will be passed to `free` once safe.
+   */
+  retire(tag: number): void {
+    if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
+    const a = this.arena;
+    const epoch = Atomics.load(a.i32, this.epochWord);
+    const w = a.i32[this.#slot + LIST] >> 2;
+    const n = a.i32[w];
+    a.i32[w + 2 + 2 * n] = tag;
+    a.i32[w + 3 + 2 * n] = epoch;
+    a.i32[w] = n + 1;
+    this.#pending = n + 1;
+    this.#room--;
+  }
+
+  /**
+   * Withdraws this participant and gives its slot back; {@linkcode enter} throws from then on.
+   */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#depth > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
+    if (this.#online) this.#offline();
+    this.#closed = true;
+    Participant.releaseSlot(this.arena, this.slots, this.index);
+  }
+
+  #closedError(): never {
+    this.#depth--;
+    throw new TypeError("this SyncMap object is closed; attach again to use the map");
+  }
+
+  /** Retired blocks waiting to be freed. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /**
+   * Frees what can be freed now. Only at a quiescent point: this participant holds nothing.
+   */
+  collect(): void {
+    if (this.#pending === 0) return;
+    const a = this.arena;
+    const i32 = a.i32;
+    // Advance the epoch so that announcements made from now on postdate every retirement so far.
+    let now = (Atomics.add(i32, this.epochWord, 1) + 1) | 0;
+    if (now === 0) now = (Atomics.add(i32, this.epochWord, 1) + 1) | 0; // 0 means offline
+    if (this.#online) Atomics.store(i32, this.#slot + ANNOUNCE, now);
+    let oldest = now;
+    for (let i = 0; i < this.count; i++) {
+      const at = this.slots + i * SLOT_WORDS;
+      if (Atomics.load(i32, at + CLAIM) === 0) continue;
+      const e = Atomics.load(i32, at + ANNOUNCE);
+      if (e !== 0 && before(e, oldest)) oldest = e;
+    }
+    const list = a.i32[this.#slot + LIST];
+    const w = list >> 2;
+    const n = a.i32[w];
+    let kept = 0;
+    for (let j = 0; j < n; j++) {
+      const tag = a.i32[w + 2 + 2 * j];
+      const epoch = a.i32[w + 3 + 2 * j];
+      if (before(epoch, oldest)) {
+        this.#free(tag);
+      } else {
+        a.i32[w + 2 + 2 * kept] = tag;
+        a.i32[w + 3 + 2 * kept] = epoch;
+        kept++;
+      }
+    }
+    a.i32[w] = kept;
+    this.#room += this.#pending - kept;
+    this.#pending = kept;
+  }
+
+  #comeOnline(): void {
+    if (this.#closed) this.#closedError();
+    const i32 = this.arena.i32;
+    let now = Atomics.load(i32, this.epochWord);
+    if (now === 0) now = 1;
+    Atomics.store(i32, this.#slot + ANNOUNCE, now);
+    this.#online = true;
+    this.#countdown = QUIESCE_EVERY;
+    queueMicrotask(this.#goOffline);
+  }
+
+  #quiesce(): void {
+    this.#countdown = QUIESCE_EVERY;
+    if (this.#pending >= RETIRE_BATCH) {
+      this.collect();
+      return;
+    }
+    const i32 = this.arena.i32;
+    let now = Atomics.load(i32, this.epochWord);
+    if (now === 0) now = 1;
+    Atomics.store(i32, this.#slot + ANNOUNCE, now);
+  }
+
+  #offline(): void {
+    if (!this.#online) return;
+    this.#online = false;
+    Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
+    // Offline, this participant holds nothing: a good moment to free what it retired.
+    if (this.#pending > 0) this.collect();
+  }
+}

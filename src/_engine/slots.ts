@@ -1,0 +1,547 @@
+/**
+ * Internal. How keys and values sit in a table's 8-byte slots.
+ *
+ * A slot holds two 32-bit words, `lo` then `hi`, which read together as a float64. Numbers are
+ * stored as themselves. Every other value is NaN-boxed: its `hi` word has the top twelve bits
+ * set (a negative NaN) and a nonzero kind in bits 16..19, a pattern no stored number has,
+ * because NaN is always stored as the one canonical NaN (0x7ff80000 00000000) and -Infinity has
+ * kind 0. Kinds:
+ *
+ * | kind | meaning                 | lo                  | hi bits 0..15   |
+ * | ---- | ----------------------- | ------------------- | --------------- |
+ * | 1    | boolean                 | 0 or 1              |                 |
+ * | 2    | undefined               | 0                   |                 |
+ * | 3    | null                    | 0                   |                 |
+ * | 4    | bigint in int32 range   | the value           |                 |
+ * | 5    | string of <= 2 units    | unit 0, unit 1 << 16| length          |
+ * | 6    | string (blob)           | blob offset         |                 |
+ * | 7    | bigint (blob)           | blob offset         |                 |
+ * | 8    | bytes (blob)            | blob offset         |                 |
+ * | 9    | structured value (blob) | blob offset         |                 |
+ *
+ * A blob is an arena block: a 32-bit count, then the payload (UTF-16 units for strings, bytes
+ * otherwise). Blobs are immutable once written and published.
+ *
+ * Keys compare equal when their slots are equal word for word and, for blobs, byte for byte.
+ * Encoding maps -0 to 0 and every NaN to the canonical NaN, and gives each type its own
+ * pattern, so equality is JavaScript's SameValueZero: `NaN` equals `NaN`, `-0` equals `0`, and
+ * `1`, `1n` and `"1"` are three keys. Values keep -0.
+ *
+ * @module
+ */
+
+import type { Arena } from "./arena.ts";
+import { allocate, release } from "./allocator.ts";
+import { hashBytes, hashString, hashUnits, hashWords } from "./hash.ts";
+import { decodeStructured, StructuredWriter } from "./structured.ts";
+
+const tag = (kind: number): number => (0xfff00000 | (kind << 16)) | 0;
+export const TAG_BOOL: number = tag(1);
+export const TAG_UNDEFINED: number = tag(2);
+export const TAG_NULL: number = tag(3);
+export const TAG_BIGINT32: number = tag(4);
+export const TAG_SHORT_STRING: number = tag(5);
+export const TAG_STRING: number = tag(6);
+export const TAG_BIGINT: number = tag(7);
+export const TAG_BYTES: number = tag(8);
+export const TAG_STRUCT: number = tag(9);
+
+/** Whether the slot's value lives in a blob (kinds 6..9). */
+export function isBlob(hi: number): boolean {
+  return (hi >>> 20) === 0xfff && ((hi >>> 16) & 15) >= 6;
+}
+
+/** Bytes of the blob at `offset` whose slot has `hi`, as allocated. */
+export function blobSize(arena: Arena, hi: number, offset: number): number {
+  arena.reach(offset + 4);
+  const count = arena.i32[offset >> 2] >>> 0;
+  return 4 + (hi === TAG_STRING ? count * 2 : count);
+}
+
+/** Frees the blob a slot points to, if it has one. */
+export function freeSlot(arena: Arena, hi: number, lo: number): void {
+  if (isBlob(hi)) release(arena, lo, blobSize(arena, hi, lo));
+}
+
+/** Probe mode: compare the two words only. */
+export const MODE_INLINE = 0;
+/** Probe mode: the slot is a string blob; compare with `Probe.str`. */
+export const MODE_STRING = 1;
+/** Probe mode: the slot is a bytes-like blob tagged `Probe.hi`; compare with `Probe.bytes`. */
+export const MODE_BYTES = 2;
+
+const EMPTY_BYTES = new Uint8Array(0);
+
+/**
+ * An encoded key or value, before it is written to shared memory. Lookups compare it with
+ * stored slots directly, so a lookup never allocates shared memory.
+ */
+export class Probe {
+  hi = 0;
+  lo = 0;
+  mode = MODE_INLINE;
+  str = "";
+  bytes: Uint8Array = EMPTY_BYTES;
+  hash = 0;
+
+  /** Whether the stored slot (hi, lo) holds this key. */
+  matches(arena: Arena, hi: number, lo: number): boolean {
+    if (this.mode === MODE_INLINE) return hi === this.hi && lo === this.lo;
+    if (hi !== this.hi) return false;
+    arena.reach(lo + 4);
+    const count = arena.i32[lo >> 2];
+    if (this.mode === MODE_STRING) {
+      const s = this.str;
+      if (count !== s.length) return false;
+      arena.reach(lo + 4 + count * 2);
+      const u16 = arena.u16;
+      const base = (lo + 4) >> 1;
+      for (let i = 0; i < count; i++) if (u16[base + i] !== s.charCodeAt(i)) return false;
+      return true;
+    }
+    const b = this.bytes;
+    if (count !== b.length) return false;
+    arena.reach(lo + 4 + count);
+    const u8 = arena.u8;
+    for (let i = 0; i < count; i++) if (u8[lo + 4 + i] !== b[i]) return false;
+    return true;
+  }
+
+  /** Bytes of the blob this probe needs: 0 when it fits in the slot. */
+  blobBytes(): number {
+    if (this.mode === MODE_INLINE) return 0;
+    return 4 + (this.mode === MODE_STRING ? this.str.length * 2 : this.bytes.length);
+  }
+
+  /** Writes this probe's blob at `at` (which has {@linkcode blobBytes} bytes) and returns `at`. */
+  writeBlob(arena: Arena, at: number): number {
+    if (this.mode === MODE_STRING) {
+      const s = this.str;
+      arena.i32[at >> 2] = s.length;
+      const u16 = arena.u16;
+      const base = (at + 4) >> 1;
+      for (let i = 0; i < s.length; i++) u16[base + i] = s.charCodeAt(i);
+    } else {
+      arena.i32[at >> 2] = this.bytes.length;
+      arena.u8.set(this.bytes, at + 4);
+    }
+    return at;
+  }
+
+  /**
+   * Writes the blob this probe needs, if any, and returns the slot's `lo` word. Throws
+   * MapFullError (allocating nothing) when the arena is full.
+   */
+  materialize(arena: Arena): number {
+    if (this.mode === MODE_INLINE) return this.lo;
+    return this.writeBlob(arena, allocate(arena, this.blobBytes(), false));
+  }
+}
+
+/** The hash of a stored key slot; equals the hash its probe had. */
+export function hashStored(arena: Arena, hi: number, lo: number, seed: number): number {
+  if (!isBlob(hi)) return hashWords(lo, hi, seed);
+  arena.reach(lo + 4);
+  const count = arena.i32[lo >> 2];
+  if (hi === TAG_STRING) {
+    arena.reach(lo + 4 + count * 2);
+    return hashUnits(arena.u16, (lo + 4) >> 1, count, seed);
+  }
+  arena.reach(lo + 4 + count);
+  return hashBytes(arena.u8, lo + 4, count, seed);
+}
+
+/**
+ * The engine's side of a codec: encodes into a {@linkcode Probe} and decodes from a slot. Keys
+ * use {@linkcode toKey}, which also hashes; values use {@linkcode toValue}.
+ */
+export interface SlotCodec<T> {
+  /** The name recorded in the arena header. */
+  readonly name: string;
+  /** Encodes a key, canonicalizing it for SameValueZero, and sets `p.hash`. */
+  toKey(key: T, p: Probe, seed: number): void;
+  /** Encodes a value. */
+  toValue(value: T, p: Probe): void;
+  /** Decodes the slot (hi, lo). The result holds no reference into shared memory. */
+  decode(arena: Arena, hi: number, lo: number): T;
+}
+
+/**
+ * Whether a codec stores every number it accepts as a plain float64 slot and accepts all of
+ * them (auto, float64): the maps then look number keys up and read number values without
+ * calling the codec.
+ */
+export function storesNumbers(codec: SlotCodec<unknown>): boolean {
+  return codec instanceof AutoSlots || codec instanceof Float64Slots;
+}
+
+/** Whether the slot with this `hi` word holds a plain number. */
+export function isNumberSlot(hi: number): boolean {
+  return (hi >>> 20) !== 0xfff || (hi & 0xf0000) === 0;
+}
+
+// Scratch for splitting a float64 into words. Per thread, not shared.
+const f64 = new Float64Array(1);
+const w32 = new Int32Array(f64.buffer);
+
+function setNumber(p: Probe, n: number): void {
+  f64[0] = n;
+  p.lo = w32[0];
+  p.hi = w32[1];
+  p.mode = MODE_INLINE;
+}
+
+function setKeyNumber(p: Probe, n: number, seed: number): void {
+  if (n === 0) n = 0; // -0 and 0 are one key
+  else if (n !== n) n = NaN; // every NaN is one key
+  f64[0] = n;
+  const lo = w32[0];
+  const hi = w32[1];
+  p.lo = lo;
+  p.hi = hi;
+  p.mode = MODE_INLINE;
+  p.hash = hashWords(lo, hi, seed);
+}
+
+function setString(p: Probe, s: string): void {
+  if (s.length <= 2) {
+    p.hi = TAG_SHORT_STRING | s.length;
+    p.lo = (s.charCodeAt(0) || 0) | (s.charCodeAt(1) || 0) << 16;
+    p.mode = MODE_INLINE;
+  } else {
+    p.hi = TAG_STRING;
+    p.lo = 0;
+    p.str = s;
+    p.mode = MODE_STRING;
+  }
+}
+
+function hashProbe(p: Probe, seed: number): void {
+  if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, seed);
+  else if (p.mode === MODE_STRING) p.hash = hashString(p.str, seed);
+  else p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+}
+
+function setBigint(p: Probe, n: bigint): void {
+  if (BigInt.asIntN(32, n) === n) {
+    p.hi = TAG_BIGINT32;
+    p.lo = Number(n);
+    p.mode = MODE_INLINE;
+    return;
+  }
+  // Sign byte, then the magnitude little-endian: one encoding per value.
+  const negative = n < 0n;
+  let m = negative ? -n : n;
+  const bytes: number[] = [negative ? 1 : 0];
+  while (m > 0n) {
+    bytes.push(Number(m & 0xffn));
+    m >>= 8n;
+  }
+  p.hi = TAG_BIGINT;
+  p.lo = 0;
+  p.bytes = Uint8Array.from(bytes);
+  p.mode = MODE_BYTES;
+}
+
+function setInline(p: Probe, hi: number, lo: number): void {
+  p.hi = hi;
+  p.lo = lo;
+  p.mode = MODE_INLINE;
+}
+
+/** Decodes a string blob at `offset`. */
+export function readString(arena: Arena, offset: number): string {
+  arena.reach(offset + 4);
+  const count = arena.i32[offset >> 2] >>> 0;
+  arena.reach(offset + 4 + count * 2);
+  const u16 = arena.u16;
+  const base = (offset + 4) >> 1;
+  if (count <= 8) {
+    let s = "";
+    for (let i = 0; i < count; i++) s += String.fromCharCode(u16[base + i]);
+    return s;
+  }
+  let s = "";
+  for (let i = 0; i < count; i += 4096) {
+    const end = Math.min(count, i + 4096);
+    s += String.fromCharCode.apply(null, u16.subarray(base + i, base + end) as unknown as number[]);
+  }
+  return s;
+}
+
+/** Copies the payload of a bytes-like blob at `offset` out of shared memory. */
+export function readBytes(arena: Arena, offset: number): Uint8Array {
+  arena.reach(offset + 4);
+  const count = arena.i32[offset >> 2] >>> 0;
+  arena.reach(offset + 4 + count);
+  return arena.u8.slice(offset + 4, offset + 4 + count);
+}
+
+function readBigint(arena: Arena, offset: number): bigint {
+  const bytes = readBytes(arena, offset);
+  let m = 0n;
+  for (let i = bytes.length - 1; i >= 1; i--) m = (m << 8n) | BigInt(bytes[i]);
+  return bytes[0] === 1 ? -m : m;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const type = typeof value;
+  if (type === "object") {
+    const name = (value as object).constructor?.name;
+    return name && name !== "Object" ? `a ${name}` : "an object";
+  }
+  return `a ${type}`;
+}
+
+/** The default codec: every JavaScript primitive, Uint8Array, arrays and plain objects. */
+export class AutoSlots implements SlotCodec<unknown> {
+  readonly name = "auto";
+  #writer = new StructuredWriter();
+
+  toKey(key: unknown, p: Probe, seed: number): void {
+    switch (typeof key) {
+      case "number":
+        setKeyNumber(p, key, seed);
+        return;
+      case "string":
+        setString(p, key);
+        break;
+      case "boolean":
+        setInline(p, TAG_BOOL, key ? 1 : 0);
+        break;
+      case "bigint":
+        setBigint(p, key);
+        break;
+      case "undefined":
+        setInline(p, TAG_UNDEFINED, 0);
+        break;
+      default:
+        if (key === null) {
+          setInline(p, TAG_NULL, 0);
+          break;
+        }
+        throw new TypeError(
+          `cannot use ${describe(key)} as a key: the default codec takes strings, numbers, ` +
+            "bigints, booleans, null and undefined as keys (pass a `keys` codec for others)",
+        );
+    }
+    hashProbe(p, seed);
+  }
+
+  toValue(value: unknown, p: Probe): void {
+    switch (typeof value) {
+      case "number":
+        setNumber(p, value === value ? value : NaN);
+        return;
+      case "string":
+        setString(p, value);
+        return;
+      case "boolean":
+        setInline(p, TAG_BOOL, value ? 1 : 0);
+        return;
+      case "bigint":
+        setBigint(p, value);
+        return;
+      case "undefined":
+        setInline(p, TAG_UNDEFINED, 0);
+        return;
+      case "object":
+        if (value === null) {
+          setInline(p, TAG_NULL, 0);
+          return;
+        }
+        if (value instanceof Uint8Array && value.constructor === Uint8Array) {
+          p.hi = TAG_BYTES;
+          p.lo = 0;
+          p.bytes = value;
+          p.mode = MODE_BYTES;
+          return;
+        }
+        this.#writer.encode(value); // throws TypeError for what it cannot encode
+        p.hi = TAG_STRUCT;
+        p.lo = 0;
+        p.bytes = this.#writer.bytes;
+        p.mode = MODE_BYTES;
+        return;
+      default:
+        throw new TypeError(`cannot store ${describe(value)}: the default codec cannot encode it`);
+    }
+  }
+
+  decode(arena: Arena, hi: number, lo: number): unknown {
+    if ((hi >>> 20) !== 0xfff || (hi & 0xf0000) === 0) {
+      w32[0] = lo;
+      w32[1] = hi;
+      return f64[0];
+    }
+    switch (hi & 0xffff0000) {
+      case TAG_BOOL:
+        return lo === 1;
+      case TAG_UNDEFINED:
+        return undefined;
+      case TAG_NULL:
+        return null;
+      case TAG_BIGINT32:
+        return BigInt(lo);
+      case TAG_SHORT_STRING: {
+        const n = hi & 0xffff;
+        return n === 0
+          ? ""
+          : n === 1
+          ? String.fromCharCode(lo & 0xffff)
+          : String.fromCharCode(lo & 0xffff, lo >>> 16);
+      }
+      case TAG_STRING:
+        return readString(arena, lo);
+      case TAG_BIGINT:
+        return readBigint(arena, lo);
+      case TAG_BYTES:
+        return readBytes(arena, lo);
+      case TAG_STRUCT: {
+        arena.reach(lo + 4);
+        const count = arena.i32[lo >> 2] >>> 0;
+        arena.reach(lo + 4 + count);
+        return decodeStructured(arena.u8, lo + 4, count);
+      }
+    }
+    throw new RangeError(`corrupt slot tag 0x${(hi >>> 0).toString(16)}`);
+  }
+}
+
+/** Numbers only, stored as float64. */
+export class Float64Slots implements SlotCodec<number> {
+  readonly name = "float64";
+
+  toKey(key: number, p: Probe, seed: number): void {
+    if (typeof key !== "number") throw notA("number", key);
+    setKeyNumber(p, key, seed);
+  }
+
+  toValue(value: number, p: Probe): void {
+    if (typeof value !== "number") throw notA("number", value);
+    setNumber(p, value === value ? value : NaN);
+  }
+
+  decode(_arena: Arena, hi: number, lo: number): number {
+    w32[0] = lo;
+    w32[1] = hi;
+    return f64[0];
+  }
+}
+
+/** Integers in the int32 range, stored as float64 like every number, so lookups share a path. */
+export class Int32Slots implements SlotCodec<number> {
+  readonly name = "int32";
+
+  toKey(key: number, p: Probe, seed: number): void {
+    setKeyNumber(p, checkInt32(key), seed);
+  }
+
+  toValue(value: number, p: Probe): void {
+    setNumber(p, checkInt32(value));
+  }
+
+  decode(_arena: Arena, hi: number, lo: number): number {
+    w32[0] = lo;
+    w32[1] = hi;
+    return f64[0];
+  }
+}
+
+function checkInt32(value: number): number {
+  if ((value | 0) === value) return value;
+  if (typeof value !== "number") throw notA("number", value);
+  throw new RangeError(`the int32 codec takes integers in [-2^31, 2^31), got ${value}`);
+}
+
+/** Strings only. */
+export class StringSlots implements SlotCodec<string> {
+  readonly name = "string";
+
+  toKey(key: string, p: Probe, seed: number): void {
+    this.toValue(key, p);
+    hashProbe(p, seed);
+  }
+
+  toValue(value: string, p: Probe): void {
+    if (typeof value !== "string") throw notA("string", value);
+    setString(p, value);
+  }
+
+  decode(arena: Arena, hi: number, lo: number): string {
+    if (hi === TAG_STRING) return readString(arena, lo);
+    const n = hi & 0xffff;
+    return n === 0 ? "" : n === 1 ? String.fromCharCode(lo & 0xffff) : String.fromCharCode(
+      lo & 0xffff,
+      lo >>> 16,
+    );
+  }
+}
+
+/** Uint8Arrays only, copied in and out. */
+export class BytesSlots implements SlotCodec<Uint8Array> {
+  readonly name = "bytes";
+
+  toKey(key: Uint8Array, p: Probe, seed: number): void {
+    this.toValue(key, p);
+    hashProbe(p, seed);
+  }
+
+  toValue(value: Uint8Array, p: Probe): void {
+    if (!(value instanceof Uint8Array)) throw notA("Uint8Array", value);
+    p.hi = TAG_BYTES;
+    p.lo = 0;
+    p.bytes = value;
+    p.mode = MODE_BYTES;
+  }
+
+  decode(arena: Arena, _hi: number, lo: number): Uint8Array {
+    return readBytes(arena, lo);
+  }
+}
+
+/** The public codec shape, as the engine sees a user's codec. */
+export interface BytesCodec<T> {
+  readonly name: string;
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+/** Adapts a user's {@linkcode BytesCodec}: every key or value is a bytes blob. */
+export class UserSlots<T> implements SlotCodec<T> {
+  readonly name: string;
+  #codec: BytesCodec<T>;
+
+  constructor(codec: BytesCodec<T>) {
+    this.name = codec.name;
+    this.#codec = codec;
+  }
+
+  toKey(key: T, p: Probe, seed: number): void {
+    this.toValue(key, p);
+    hashProbe(p, seed);
+  }
+
+  toValue(value: T, p: Probe): void {
+    const bytes = this.#codec.encode(value);
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError(
+        `codec "${this.name}" encode() returned ${describe(bytes)}, not a Uint8Array`,
+      );
+    }
+    p.hi = TAG_BYTES;
+    p.lo = 0;
+    p.bytes = bytes;
+    p.mode = MODE_BYTES;
+  }
+
+  decode(arena: Arena, _hi: number, lo: number): T {
+    return this.#codec.decode(readBytes(arena, lo));
+  }
+}
+
+function notA(what: string, value: unknown): TypeError {
+  return new TypeError(`expected a ${what}, got ${describe(value)}`);
+}

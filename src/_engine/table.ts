@@ -1,0 +1,750 @@
+/**
+ * Internal. The hash table both maps are built on, laid out the way Go's runtime lays out a map
+ * (runtime/map.go up to Go 1.23), in an arena.
+ *
+ * A table header (eight words, anywhere in the arena):
+ *
+ * | word | meaning                                                          |
+ * | ---- | ---------------------------------------------------------------- |
+ * | 0    | count: live keys                                                 |
+ * | 1    | flags: {@linkcode SAME_SIZE_GROW}                                |
+ * | 2    | B: the bucket array has 2^B buckets                              |
+ * | 3    | overflow buckets hanging off the current array                   |
+ * | 4    | offset of the bucket array                                       |
+ * | 5    | offset of the old bucket array while growing, else 0             |
+ * | 6    | nevacuate: old buckets below it are all evacuated                |
+ * | 7    | overflow buckets hanging off the old array                       |
+ *
+ * A bucket is 144 bytes: eight tophash bytes, eight 8-byte key slots, eight 8-byte value slots,
+ * an overflow link and padding. A key's bucket is the low B bits of its hash; its tophash is the
+ * hash's top byte, raised by {@linkcode MIN_TOP_HASH} when it falls on a mark. Lookups compare
+ * tophash bytes first and whole keys only on a tophash match, and stop at an empty-rest mark,
+ * which promises that the rest of the bucket and its overflow chain are empty.
+ *
+ * Growth follows Go. An insert that would take the count past 6.5 keys a bucket (and past 8)
+ * doubles the array; one that finds as many overflow buckets as buckets grows to the same size,
+ * which compacts chains left sparse by deletes. Growth is incremental: the old array stays, every
+ * write evacuates the old bucket it touches plus the next unevacuated one, and lookups read an
+ * old bucket until it is evacuated. Invariant: a key lives either in an unevacuated old bucket
+ * or in the new array, never both, and a new bucket receives keys only after its old bucket is
+ * evacuated. Deletes never shrink the array.
+ *
+ * Failure atomicity, which Go does not need and shared memory with a size limit does: every
+ * step that allocates does so before it changes anything, or undoes what it did. An insert
+ * materializes its key and overflow bucket first; an evacuation copies into the (empty) new
+ * buckets and marks the old bucket evacuated only once every copy succeeded, otherwise it frees
+ * what it took and resets the new buckets to empty. A {@linkcode MapFullError} therefore leaves
+ * a table exactly as it was, or one complete evacuation further, which changes no contents.
+ *
+ * Concurrency is the caller's business: a table is mutated by one writer at a time (GoMap's
+ * writing flag, SyncMap's mutex), and a table no one mutates may be read by any number of
+ * workers. Readers that might race a writer must validate what they read (GoMap does) or only
+ * read tables that are immutable (SyncMap's read table).
+ *
+ * @module
+ */
+
+import { allocate, release } from "./allocator.ts";
+import type { Arena } from "./arena.ts";
+import { MapFullError } from "../errors.ts";
+import { freeSlot, hashStored, MODE_INLINE, type Probe } from "./slots.ts";
+
+export const T_COUNT = 0;
+export const T_FLAGS = 1;
+export const T_B = 2;
+export const T_NOVERFLOW = 3;
+export const T_BUCKETS = 4;
+export const T_OLDBUCKETS = 5;
+export const T_NEVACUATE = 6;
+export const T_OLDOVERFLOW = 7;
+/** Words in a table header. */
+export const TABLE_WORDS = 8;
+
+/** Flag: the current growth keeps the bucket count (it compacts overflow chains). */
+export const SAME_SIZE_GROW = 1;
+
+/** Bytes in a bucket. */
+export const BUCKET_SIZE = 144;
+/** Slots in a bucket. */
+export const BUCKET_SLOTS = 8;
+const KEYS = 8;
+/** Distance from a key slot to its value slot. */
+export const VALUE_DELTA = 64;
+const OVERFLOW = 136;
+
+/** This slot and every later one, in this bucket and its overflow chain, are empty. */
+export const EMPTY_REST = 0;
+/** This slot is empty. */
+export const EMPTY_ONE = 1;
+/** Evacuated to the first half of the bigger array. */
+export const EVACUATED_X = 2;
+/** Evacuated to the second half. */
+export const EVACUATED_Y = 3;
+/** Was empty when its bucket was evacuated. */
+export const EVACUATED_EMPTY = 4;
+/** The smallest tophash of a live key. */
+export const MIN_TOP_HASH = 5;
+
+const LOAD_FACTOR = 6.5;
+
+/** The tophash byte of `hash`. */
+export function tophash(hash: number): number {
+  const top = hash >>> 24;
+  return top < MIN_TOP_HASH ? top + MIN_TOP_HASH : top;
+}
+
+/** The smallest B whose array holds `hint` keys without growing. */
+export function bucketsForHint(hint: number): number {
+  let b = 0;
+  while (overLoadFactor(hint, b)) b++;
+  return b;
+}
+
+function overLoadFactor(count: number, b: number): boolean {
+  return count > BUCKET_SLOTS && count > LOAD_FACTOR * 2 ** b;
+}
+
+/** What {@linkcode Table.stats} reports. */
+export interface TableStats {
+  count: number;
+  B: number;
+  buckets: number;
+  overflowBuckets: number;
+  growing: boolean;
+  sameSizeGrow: boolean;
+  nevacuate: number;
+}
+
+/**
+ * A view of one table in an arena. Cheap to make; holds no state of its own beyond where the
+ * table is and how its slots are owned.
+ */
+export class Table {
+  readonly arena: Arena;
+  /** Word index of the header. */
+  readonly h: number;
+  /**
+   * Whether deleting a key frees its blob. False for SyncMap, whose key blobs belong to entries
+   * shared by its two tables.
+   */
+  readonly ownsKeys: boolean;
+  /** Called for the value slot of a key that is deleted or cleared, to free what it owns. */
+  readonly freeValue: (hi: number, lo: number) => void;
+  /** Set by {@linkcode insert}: whether the last insert added a new key. */
+  inserted = false;
+  /** Set by {@linkcode find} when it finds a key: the bucket holding the slot it returned. */
+  foundBucket = 0;
+  // Scratch for evacuation decisions (X or Y per slot), reused to avoid allocation.
+  #sides: number[] = [];
+
+  constructor(
+    arena: Arena,
+    headerOffset: number,
+    ownsKeys: boolean,
+    freeValue: (hi: number, lo: number) => void,
+  ) {
+    this.arena = arena;
+    this.h = headerOffset >> 2;
+    this.ownsKeys = ownsKeys;
+    this.freeValue = freeValue;
+  }
+
+  /** Writes a fresh empty table at `headerOffset`, sized for `hint` keys. */
+  static create(arena: Arena, headerOffset: number, hint: number): void {
+    const b = bucketsForHint(hint);
+    const buckets = allocate(arena, BUCKET_SIZE << b, true);
+    const i32 = arena.i32;
+    const h = headerOffset >> 2;
+    i32.fill(0, h, h + TABLE_WORDS);
+    i32[h + T_B] = b;
+    i32[h + T_BUCKETS] = buckets;
+  }
+
+  /** Live keys. */
+  get count(): number {
+    return this.arena.i32[this.h + T_COUNT];
+  }
+
+  /**
+   * Finds the key `p` (hashed) and returns the byte offset of its key slot, or -1. The value
+   * slot is {@linkcode VALUE_DELTA} bytes further.
+   */
+  find(p: Probe): number {
+    if (p.mode === MODE_INLINE) return this.findWords(p.lo, p.hi, p.hash);
+    const a = this.arena;
+    const hash = p.hash;
+    const top = tophash(hash);
+    let b = this.#home(hash);
+    let limit = a.bytes / BUCKET_SIZE;
+    while (b !== 0) {
+      if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        const t = a.u8[b + i];
+        if (t !== top) {
+          if (t === EMPTY_REST) return -1;
+          continue;
+        }
+        const w = (b + KEYS + 8 * i) >> 2;
+        if (p.matches(a, a.i32[w + 1], a.i32[w])) {
+          this.foundBucket = b;
+          return w << 2;
+        }
+      }
+      b = a.i32[(b + OVERFLOW) >> 2];
+      if (--limit < 0) throw new RangeError("corrupt table: overflow chain loops");
+    }
+    return -1;
+  }
+
+  /**
+   * {@linkcode find} for a key stored inline as the words (lo, hi): the hot path of a lookup,
+   * kept small so that engines inline it.
+   */
+  findWords(lo: number, hi: number, hash: number): number {
+    const a = this.arena;
+    const top = tophash(hash);
+    let b = this.#home(hash);
+    let limit = a.bytes;
+    while (b !== 0) {
+      if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
+      const u8 = a.u8;
+      const i32 = a.i32;
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        const t = u8[b + i];
+        if (t === top) {
+          const w = (b >> 2) + 2 + 2 * i;
+          if (i32[w] === lo && i32[w + 1] === hi) {
+            this.foundBucket = b;
+            return w << 2;
+          }
+        } else if (t === EMPTY_REST) {
+          return -1;
+        }
+      }
+      b = i32[(b + OVERFLOW) >> 2];
+      limit -= BUCKET_SIZE;
+      if (limit < 0) throw new RangeError("corrupt table: overflow chain loops");
+    }
+    return -1;
+  }
+
+  /** The bucket where a lookup of `hash` starts: the old one while it is not evacuated. */
+  #home(hash: number): number {
+    const i32 = this.arena.i32;
+    const h = this.h;
+    let mask = (1 << i32[h + T_B]) - 1;
+    const b = i32[h + T_BUCKETS] + (hash & mask) * BUCKET_SIZE;
+    const old = i32[h + T_OLDBUCKETS];
+    if (old === 0) return b;
+    if ((i32[h + T_FLAGS] & SAME_SIZE_GROW) === 0) mask >>>= 1;
+    const ob = old + (hash & mask) * BUCKET_SIZE;
+    return this.#evacuated(ob) ? b : ob;
+  }
+
+  /**
+   * Finds or adds the key `p` (hashed) and returns its key slot. Sets {@linkcode inserted}.
+   * A new key's slot words come from `p.materialize` when `materialize` is set (the table then
+   * owns its blob), else from `p.hi` and `p.lo` as they are. The new key's value slot is left for
+   * the caller to write. Throws MapFullError with the table's contents unchanged.
+   */
+  insert(p: Probe, materialize: boolean): number {
+    const a = this.arena;
+    const h = this.h;
+    const hash = p.hash;
+    const top = tophash(hash);
+    let grew = false;
+    for (;;) {
+      const bucket = hash & ((1 << a.i32[h + T_B]) - 1);
+      if (a.i32[h + T_OLDBUCKETS] !== 0) this.#growWork(bucket);
+      let b = a.i32[h + T_BUCKETS] + bucket * BUCKET_SIZE;
+      let freeB = 0; // first empty slot seen: its bucket and index
+      let freeI = 0;
+      let last = b;
+      search: while (b !== 0) {
+        a.reach(b + BUCKET_SIZE);
+        const u8 = a.u8;
+        for (let i = 0; i < BUCKET_SLOTS; i++) {
+          const t = u8[b + i];
+          if (t !== top) {
+            if (t <= EMPTY_ONE && freeB === 0) {
+              freeB = b;
+              freeI = i;
+            }
+            if (t === EMPTY_REST) break search;
+            continue;
+          }
+          const k = b + KEYS + 8 * i;
+          if (p.matches(a, a.i32[(k >> 2) + 1], a.i32[k >> 2])) {
+            this.inserted = false;
+            return k;
+          }
+        }
+        last = b;
+        b = a.i32[(b + OVERFLOW) >> 2];
+      }
+      // Not present. Grow first if the table is due, then search again (Go's "goto again").
+      const count = a.i32[h + T_COUNT];
+      const B = a.i32[h + T_B];
+      if (
+        !grew && a.i32[h + T_OLDBUCKETS] === 0 &&
+        (overLoadFactor(count + 1, B) || a.i32[h + T_NOVERFLOW] >= 2 ** Math.min(B, 30))
+      ) {
+        grew = true;
+        try {
+          this.#hashGrow();
+          continue;
+        } catch (error) {
+          // No room to grow: insert into the table as it is, if that still fits.
+          if (!(error instanceof MapFullError)) throw error;
+        }
+      }
+      const keyLo = materialize ? p.materialize(a) : p.lo;
+      if (freeB === 0) {
+        let overflow: number;
+        try {
+          overflow = allocate(a, BUCKET_SIZE, true);
+        } catch (error) {
+          if (materialize) freeSlot(a, p.hi, keyLo);
+          throw error;
+        }
+        a.i32[(last + OVERFLOW) >> 2] = overflow;
+        a.i32[h + T_NOVERFLOW]++;
+        freeB = overflow;
+        freeI = 0;
+      }
+      const k = freeB + KEYS + 8 * freeI;
+      const i32 = a.i32;
+      i32[k >> 2] = keyLo;
+      i32[(k >> 2) + 1] = p.hi;
+      a.u8[freeB + freeI] = top;
+      i32[h + T_COUNT] = count + 1;
+      this.inserted = true;
+      return k;
+    }
+  }
+
+  /**
+   * Deletes the key `p` (hashed). Returns whether it was present. Frees the key's blob (when the
+   * table owns keys) and hands the value slot to `freeValue`. Never throws MapFullError: the
+   * evacuation a delete performs is skipped when memory is short.
+   */
+  remove(p: Probe): boolean {
+    const a = this.arena;
+    const h = this.h;
+    const hash = p.hash;
+    if (a.i32[h + T_OLDBUCKETS] !== 0) {
+      try {
+        this.#growWork(hash & ((1 << a.i32[h + T_B]) - 1));
+      } catch (error) {
+        if (!(error instanceof MapFullError)) throw error;
+      }
+    }
+    const k = this.find(p);
+    if (k < 0) return false;
+    this.#clearSlot(k, this.foundBucket);
+    a.i32[h + T_COUNT]--;
+    return true;
+  }
+
+  /** Removes every key, freeing blobs and overflow buckets; keeps B (Go never shrinks). */
+  clear(): void {
+    const a = this.arena;
+    const h = this.h;
+    const old = a.i32[h + T_OLDBUCKETS];
+    if (old !== 0) {
+      const oldB = this.#oldB();
+      for (let j = 0; j < 1 << oldB; j++) {
+        const ob = old + j * BUCKET_SIZE;
+        if (!this.#evacuated(ob)) this.#freeChainSlots(ob);
+        this.#freeOverflows(ob);
+      }
+      release(a, old, BUCKET_SIZE << oldB);
+    }
+    const buckets = a.i32[h + T_BUCKETS];
+    const n = 1 << a.i32[h + T_B];
+    for (let j = 0; j < n; j++) {
+      const b = buckets + j * BUCKET_SIZE;
+      this.#freeChainSlots(b);
+      this.#freeOverflows(b);
+    }
+    a.reach(buckets + n * BUCKET_SIZE);
+    a.u8.fill(0, buckets, buckets + n * BUCKET_SIZE);
+    const i32 = a.i32;
+    i32[h + T_COUNT] = 0;
+    i32[h + T_FLAGS] = 0;
+    i32[h + T_NOVERFLOW] = 0;
+    i32[h + T_OLDBUCKETS] = 0;
+    i32[h + T_NEVACUATE] = 0;
+    i32[h + T_OLDOVERFLOW] = 0;
+  }
+
+  /** Frees every block of the table, blobs included; the header itself is the caller's. */
+  destroy(): void {
+    this.clear();
+    const a = this.arena;
+    release(a, a.i32[this.h + T_BUCKETS], BUCKET_SIZE << a.i32[this.h + T_B]);
+    a.i32[this.h + T_BUCKETS] = 0;
+  }
+
+  /** The current B. Iterations partition keys by the low bits of B taken at their start. */
+  get B(): number {
+    return this.arena.i32[this.h + T_B];
+  }
+
+  /**
+   * Calls `visit(keySlot)` for every live key whose hash has `i` in its low `level` bits. Such
+   * a key lives in new buckets congruent to `i` modulo
+   * 2^level, or in the matching unevacuated old buckets, never both; the union over all `i` is
+   * every key exactly once, however far the table has grown since `level` was taken. `visit`
+   * must not mutate the table.
+   */
+  collect(level: number, i: number, visit: (keySlot: number) => void): void {
+    const a = this.arena;
+    const h = this.h;
+    const B = a.i32[h + T_B];
+    const buckets = a.i32[h + T_BUCKETS];
+    if (B >= level) {
+      for (let j = i; j < 1 << B; j += 1 << level) {
+        this.#visitChain(buckets + j * BUCKET_SIZE, -1, 0, visit);
+      }
+    } else {
+      // A smaller table than the one `level` was taken from (SyncMap replaces its tables).
+      const b = buckets + (i & ((1 << B) - 1)) * BUCKET_SIZE;
+      this.#visitChain(b, (1 << level) - 1, i, visit);
+    }
+    const old = a.i32[h + T_OLDBUCKETS];
+    if (old === 0) return;
+    const oldB = this.#oldB();
+    if (oldB >= level) {
+      for (let j = i; j < 1 << oldB; j += 1 << level) {
+        const ob = old + j * BUCKET_SIZE;
+        if (!this.#evacuated(ob)) this.#visitChain(ob, -1, 0, visit);
+      }
+    } else {
+      // The iteration began while this growth was under way: an old bucket holds the keys of
+      // two logical buckets, so keep only those hashing to `i`.
+      const ob = old + (i & ((1 << oldB) - 1)) * BUCKET_SIZE;
+      if (!this.#evacuated(ob)) this.#visitChain(ob, (1 << level) - 1, i, visit);
+    }
+  }
+
+  /**
+   * Adds a key known to be absent, as the slot words (lo, hi) with `hash`, and returns its key
+   * slot. For copying keys between tables (SyncMap builds its dirty table from its read table):
+   * no comparison, no growth (size the table with a hint), and nothing materialized. Throws
+   * MapFullError, with nothing changed, if an overflow bucket cannot be had.
+   */
+  insertUnique(lo: number, hi: number, hash: number): number {
+    const a = this.arena;
+    const h = this.h;
+    if (a.i32[h + T_OLDBUCKETS] !== 0) this.finishGrowth();
+    let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    for (;;) {
+      a.reach(b + BUCKET_SIZE);
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        if (a.u8[b + i] <= EMPTY_ONE) {
+          const w = (b + KEYS + 8 * i) >> 2;
+          a.i32[w] = lo;
+          a.i32[w + 1] = hi;
+          a.u8[b + i] = tophash(hash);
+          a.i32[h + T_COUNT]++;
+          return w << 2;
+        }
+      }
+      const next = a.i32[(b + OVERFLOW) >> 2];
+      b = next !== 0 ? next : this.#newOverflow(b);
+    }
+  }
+
+  /** Shape and growth state, for stats() and tests. */
+  stats(): TableStats {
+    const i32 = this.arena.i32;
+    const h = this.h;
+    return {
+      count: i32[h + T_COUNT],
+      B: i32[h + T_B],
+      buckets: 1 << i32[h + T_B],
+      overflowBuckets: i32[h + T_NOVERFLOW] + i32[h + T_OLDOVERFLOW],
+      growing: i32[h + T_OLDBUCKETS] !== 0,
+      sameSizeGrow: (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0,
+      nevacuate: i32[h + T_NEVACUATE],
+    };
+  }
+
+  /** Finishes any growth under way by evacuating every remaining old bucket. */
+  finishGrowth(): void {
+    const a = this.arena;
+    while (a.i32[this.h + T_OLDBUCKETS] !== 0) {
+      this.#evacuate(a.i32[this.h + T_NEVACUATE]);
+    }
+  }
+
+  #visitChain(b: number, mask: number, want: number, visit: (keySlot: number) => void): void {
+    const a = this.arena;
+    let limit = a.bytes / BUCKET_SIZE;
+    while (b !== 0) {
+      a.reach(b + BUCKET_SIZE);
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        const t = a.u8[b + i];
+        if (t < MIN_TOP_HASH) {
+          if (t === EMPTY_REST) return;
+          continue;
+        }
+        const k = b + KEYS + 8 * i;
+        if (mask >= 0) {
+          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+          if ((hash & mask) !== want) continue;
+        }
+        visit(k);
+      }
+      b = a.i32[(b + OVERFLOW) >> 2];
+      if (--limit < 0) throw new RangeError("corrupt table: overflow chain loops");
+    }
+  }
+
+  #oldB(): number {
+    const i32 = this.arena.i32;
+    return i32[this.h + T_B] - ((i32[this.h + T_FLAGS] & SAME_SIZE_GROW) !== 0 ? 0 : 1);
+  }
+
+  #evacuated(b: number): boolean {
+    this.arena.reach(b + BUCKET_SIZE);
+    const t = this.arena.u8[b];
+    return t > EMPTY_ONE && t < MIN_TOP_HASH;
+  }
+
+  /** Starts a growth: a bigger array when over the load factor, else one of the same size. */
+  #hashGrow(): void {
+    const a = this.arena;
+    const h = this.h;
+    const B = a.i32[h + T_B];
+    const bigger = overLoadFactor(a.i32[h + T_COUNT] + 1, B);
+    const newB = bigger ? B + 1 : B;
+    const buckets = allocate(a, BUCKET_SIZE << newB, true);
+    const i32 = a.i32;
+    i32[h + T_FLAGS] = bigger ? 0 : SAME_SIZE_GROW;
+    i32[h + T_OLDBUCKETS] = i32[h + T_BUCKETS];
+    i32[h + T_BUCKETS] = buckets;
+    i32[h + T_B] = newB;
+    i32[h + T_NEVACUATE] = 0;
+    i32[h + T_OLDOVERFLOW] = i32[h + T_NOVERFLOW];
+    i32[h + T_NOVERFLOW] = 0;
+  }
+
+  /** Evacuates the old bucket a write to `bucket` needs, then one more to make progress. */
+  #growWork(bucket: number): void {
+    const a = this.arena;
+    this.#evacuate(bucket & ((1 << this.#oldB()) - 1));
+    if (a.i32[this.h + T_OLDBUCKETS] !== 0) this.#evacuate(a.i32[this.h + T_NEVACUATE]);
+  }
+
+  /** Moves old bucket `oldbucket` and its chain into the new array. Failure-atomic. */
+  #evacuate(oldbucket: number): void {
+    const a = this.arena;
+    const h = this.h;
+    const old = a.i32[h + T_OLDBUCKETS];
+    const oldB = this.#oldB();
+    const newbit = 1 << oldB;
+    const sameSize = (a.i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
+    const ob = old + oldbucket * BUCKET_SIZE;
+    if (!this.#evacuated(ob)) {
+      const buckets = a.i32[h + T_BUCKETS];
+      const x = buckets + oldbucket * BUCKET_SIZE;
+      const y = sameSize ? 0 : buckets + (oldbucket + newbit) * BUCKET_SIZE;
+      // Destination bucket and next free slot for each half; both start empty (invariant).
+      let xb = x, xi = 0, yb = y, yi = 0;
+      let taken = 0; // overflow buckets allocated here, for the undo
+      const sides = this.#sides;
+      let n = 0;
+      try {
+        for (let b = ob; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+          a.reach(b + BUCKET_SIZE);
+          for (let i = 0; i < BUCKET_SLOTS; i++) {
+            const top = a.u8[b + i];
+            if (top < MIN_TOP_HASH) {
+              sides[n++] = EVACUATED_EMPTY;
+              continue;
+            }
+            const k = b + KEYS + 8 * i;
+            let useY = false;
+            if (!sameSize) {
+              const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+              useY = (hash & newbit) !== 0;
+            }
+            sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;
+            let db: number; // destination bucket and slot
+            let di: number;
+            if (useY) {
+              if (yi === BUCKET_SLOTS) {
+                yb = this.#newOverflow(yb);
+                taken++;
+                yi = 0;
+              }
+              db = yb;
+              di = yi++;
+            } else {
+              if (xi === BUCKET_SLOTS) {
+                xb = this.#newOverflow(xb);
+                taken++;
+                xi = 0;
+              }
+              db = xb;
+              di = xi++;
+            }
+            a.u8[db + di] = top;
+            const from = k >> 2;
+            const to = (db + KEYS + 8 * di) >> 2;
+            const i32 = a.i32;
+            i32[to] = i32[from];
+            i32[to + 1] = i32[from + 1];
+            i32[to + 16] = i32[from + 16];
+            i32[to + 17] = i32[from + 17];
+          }
+        }
+      } catch (error) {
+        // Undo: free the overflow buckets taken and make both destinations empty again.
+        this.#resetDestination(x);
+        if (y !== 0) this.#resetDestination(y);
+        a.i32[h + T_NOVERFLOW] -= taken;
+        throw error;
+      }
+      // Commit: mark every old slot, in chain order, with where its key went.
+      let m = 0;
+      for (let b = ob; b !== 0;) {
+        for (let i = 0; i < BUCKET_SLOTS; i++) a.u8[b + i] = sides[m++];
+        const next = a.i32[(b + OVERFLOW) >> 2];
+        if (b !== ob) {
+          release(a, b, BUCKET_SIZE);
+          a.i32[h + T_OLDOVERFLOW]--;
+        }
+        b = next;
+      }
+      a.i32[(ob + OVERFLOW) >> 2] = 0;
+    }
+    if (oldbucket === a.i32[h + T_NEVACUATE]) this.#advanceEvacuationMark(newbit);
+  }
+
+  #newOverflow(b: number): number {
+    const a = this.arena;
+    const overflow = allocate(a, BUCKET_SIZE, true);
+    a.i32[(b + OVERFLOW) >> 2] = overflow;
+    a.i32[this.h + T_NOVERFLOW]++;
+    return overflow;
+  }
+
+  /** Frees the overflow chain of new bucket `b` and zeroes it. */
+  #resetDestination(b: number): void {
+    this.#freeOverflows(b);
+    this.arena.u8.fill(0, b, b + BUCKET_SIZE);
+  }
+
+  #advanceEvacuationMark(newbit: number): void {
+    const a = this.arena;
+    const h = this.h;
+    let n = a.i32[h + T_NEVACUATE] + 1;
+    // Skip buckets already evacuated out of order, but bound the work (as Go does).
+    const stop = Math.min(n + 1024, newbit);
+    const old = a.i32[h + T_OLDBUCKETS];
+    while (n !== stop && this.#evacuated(old + n * BUCKET_SIZE)) n++;
+    a.i32[h + T_NEVACUATE] = n;
+    if (n === newbit) {
+      // Growth is done: no old bucket holds a key any more.
+      release(a, old, BUCKET_SIZE * newbit);
+      const i32 = a.i32;
+      i32[h + T_OLDBUCKETS] = 0;
+      i32[h + T_FLAGS] &= ~SAME_SIZE_GROW;
+      i32[h + T_OLDOVERFLOW] = 0;
+    }
+  }
+
+  /** Empties key slot `k` of bucket `b`, frees what it owns, and maintains empty-rest marks. */
+  #clearSlot(k: number, b: number): void {
+    const a = this.arena;
+    const w = k >> 2;
+    if (this.ownsKeys) freeSlot(a, a.i32[w + 1], a.i32[w]);
+    this.freeValue(a.i32[w + 1 + 16], a.i32[w + 16]);
+    const i32 = a.i32;
+    i32[w] = 0;
+    i32[w + 1] = 0;
+    i32[w + 16] = 0;
+    i32[w + 17] = 0;
+    let i = (k - b - KEYS) >> 3;
+    const u8 = a.u8;
+    u8[b + i] = EMPTY_ONE;
+    // If this slot ends the live run, turn the trailing empty-one marks into empty-rest, walking
+    // back through the chain, so lookups stop early (Go's mapdelete does the same).
+    if (i === BUCKET_SLOTS - 1) {
+      const next = a.i32[(b + OVERFLOW) >> 2];
+      if (next !== 0 && a.u8[next] !== EMPTY_REST) return;
+    } else if (u8[b + i + 1] !== EMPTY_REST) {
+      return;
+    }
+    const first = this.#chainHead(b);
+    for (;;) {
+      a.u8[b + i] = EMPTY_REST;
+      if (i === 0) {
+        if (b === first) break;
+        let prev = first;
+        while (a.i32[(prev + OVERFLOW) >> 2] !== b) prev = a.i32[(prev + OVERFLOW) >> 2];
+        b = prev;
+        i = BUCKET_SLOTS - 1;
+      } else {
+        i--;
+      }
+      if (a.u8[b + i] !== EMPTY_ONE) break;
+    }
+  }
+
+  /** The primary bucket whose chain holds bucket `b`. */
+  #chainHead(b: number): number {
+    const a = this.arena;
+    const h = this.h;
+    const buckets = a.i32[h + T_BUCKETS];
+    const n = 1 << a.i32[h + T_B];
+    if (b >= buckets && b < buckets + n * BUCKET_SIZE) return b;
+    const old = a.i32[h + T_OLDBUCKETS];
+    if (old !== 0) {
+      const m = 1 << this.#oldB();
+      if (b >= old && b < old + m * BUCKET_SIZE) return b;
+    }
+    // An overflow bucket: find the primary whose chain reaches it.
+    const head = (base: number, count: number): number => {
+      for (let j = 0; j < count; j++) {
+        const first = base + j * BUCKET_SIZE;
+        for (let c = a.i32[(first + OVERFLOW) >> 2]; c !== 0; c = a.i32[(c + OVERFLOW) >> 2]) {
+          if (c === b) return first;
+        }
+      }
+      return -1;
+    };
+    let found = head(buckets, n);
+    if (found < 0 && old !== 0) found = head(old, 1 << this.#oldB());
+    if (found < 0) throw new RangeError("corrupt table: orphan overflow bucket");
+    return found;
+  }
+
+  #freeChainSlots(b: number): void {
+    const a = this.arena;
+    for (; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+      a.reach(b + BUCKET_SIZE);
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        if (a.u8[b + i] < MIN_TOP_HASH) continue;
+        const w = (b + KEYS + 8 * i) >> 2;
+        if (this.ownsKeys) freeSlot(a, a.i32[w + 1], a.i32[w]);
+        this.freeValue(a.i32[w + 17], a.i32[w + 16]);
+      }
+    }
+  }
+
+  /** Frees the overflow buckets chained after primary bucket `b` and unlinks them. */
+  #freeOverflows(b: number): void {
+    const a = this.arena;
+    let next = a.i32[(b + OVERFLOW) >> 2];
+    a.i32[(b + OVERFLOW) >> 2] = 0;
+    while (next !== 0) {
+      const after = a.i32[(next + OVERFLOW) >> 2];
+      release(a, next, BUCKET_SIZE);
+      next = after;
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+// Paths are resolved from this file, not the working directory, so the test runs the same under
+// `deno test` and `bun test` from anywhere.
+function read(rel: string): string {
+  return readFileSync(fileURLToPath(new URL(rel, import.meta.url)), "utf8");
+}
+
+function readJson(rel: string): Record<string, unknown> {
+  return JSON.parse(read(rel)) as Record<string, unknown>;
+}
+
+const deno = readJson("../deno.json");
+const jsr = readJson("../jsr.json");
+
+test("package name is @shmap/shmap", () => {
+  assert.equal(deno.name, "@shmap/shmap");
+  assert.equal(jsr.name, "@shmap/shmap");
+});
+
+test("deno.json and jsr.json agree on name, version and exports", () => {
+  assert.equal(jsr.name, deno.name);
+  assert.equal(jsr.version, deno.version);
+  assert.match(String(deno.version), /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/);
+  assert.deepEqual(jsr.exports, deno.exports);
+  assert.deepEqual(deno.exports, { ".": "./mod.ts" });
+});
+
+test("README commands pin the same Deno as tools/package.json", () => {
+  const tools = readJson("../tools/package.json");
+  const pinned = (tools.devDependencies as Record<string, string>).deno;
+  assert.match(pinned, /^\d+\.\d+\.\d+$/, "tools/package.json must pin an exact deno version");
+  const readme = read("../README.md");
+  for (const task of ["bench", "test"]) {
+    assert.ok(
+      readme.includes(`\nnpx -y deno@${pinned} task ${task}\n`),
+      `README.md must contain the line: npx -y deno@${pinned} task ${task}`,
+    );
+  }
+});
