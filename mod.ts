@@ -4,6 +4,8 @@
  * - {@linkcode GoMap}: Go's built-in hash map, built the way Go's runtime builds it. Any number
  *   of workers may read it at once; writes are the caller's to serialize, and a concurrent
  *   write is reported as a {@linkcode ConcurrentMapWriteError}, never silent corruption.
+ * - {@linkcode SyncMap}: Go's `sync.Map`, safe for concurrent use by any number of workers with
+ *   no user locking: loads of keys in its read table take no lock and two atomic loads.
  * - {@linkcode Mutex} and {@linkcode RWMutex}: Go's locks over shared memory, usable from the
  *   main thread and from workers.
  * - {@linkcode codecs} and {@linkcode Codec}: how keys and values are copied into shared memory.
@@ -41,5 +43,12 @@ export {
   type GoMapOptions,
   type GoMapStats,
 } from "./src/maps/go_map.ts";
+export {
+  SyncMap,
+  type SyncMapAttachOptions,
+  type SyncMapHandle,
+  type SyncMapOptions,
+  type SyncMapStats,
+} from "./src/maps/sync_map.ts";
 export { Mutex, type MutexHandle } from "./src/sync/mutex.ts";
 export { RWMutex, type RWMutexHandle } from "./src/sync/rw_mutex.ts";

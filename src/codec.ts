@@ -170,7 +170,10 @@ const BUILTINS: Record<string, Codec<unknown>> = { ...codecs } as Record<string,
  */
 export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotCodec<T> {
   if (codec === undefined) return new AutoSlots() as SlotCodec<T>;
-  const slots = (codec as Partial<BuiltinCodec<T>>)[SLOTS];
+  // Only an object can be a codec: reading SLOTS off null would throw an unhelpful TypeError.
+  const slots = typeof codec === "object" && codec !== null
+    ? (codec as Partial<BuiltinCodec<T>>)[SLOTS]
+    : undefined;
   if (typeof slots === "function") return slots();
   if (
     typeof codec !== "object" || codec === null || typeof codec.name !== "string" ||

@@ -124,6 +124,7 @@ export function unlockWord(i32: Int32Array, index: number): void {
   const prev = Atomics.exchange(i32, index, UNLOCKED);
   if (prev === LOCKED) return;
   if (prev === CONTENDED) {
+    Atomics.notify(i32, index, 1);
     return;
   }
   throw new Error("sync: unlock of unlocked mutex");

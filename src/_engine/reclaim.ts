@@ -67,6 +67,19 @@ export const SLOT_IN_USE = 2;
 /** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
 export type Free = (tag: number) => void;
 
+/** Where a structure keeps its participants: all word indices into the arena. */
+export interface Registry {
+  readonly arena: Arena;
+  /** The global epoch. */
+  readonly epochWord: number;
+  /** How many released slots still hold retired blocks: a hint that a sweep is worthwhile. */
+  readonly orphanWord: number;
+  /** The first slot. */
+  readonly slots: number;
+  /** The number of slots. */
+  readonly count: number;
+}
+
 /** Serial-number comparison of epochs: whether `a` comes before `b`. */
 function before(a: number, b: number): boolean {
   return ((a - b) | 0) < 0;
@@ -78,11 +91,7 @@ function before(a: number, b: number): boolean {
  */
 export class Participant {
   readonly arena: Arena;
-  /** Word index of the global epoch. */
-  readonly epochWord: number;
-  /** Word index of the slot array and the number of slots. */
-  readonly slots: number;
-  readonly count: number;
+  readonly registry: Registry;
   /** Index of this participant's slot. */
   readonly index: number;
   #free: Free;
@@ -103,51 +112,57 @@ export class Participant {
   #room = 0;
   #goOffline = (): void => this.#offline();
 
-  constructor(
-    arena: Arena,
-    epochWord: number,
-    slots: number,
-    count: number,
-    index: number,
-    free: Free,
-  ) {
+  /** Becomes the owner of slot `index`, which the caller has claimed. */
+  constructor(registry: Registry, index: number, free: Free) {
+    const arena = registry.arena;
     this.arena = arena;
-    this.epochWord = epochWord;
-    this.slots = slots;
-    this.count = count;
+    this.registry = registry;
     this.index = index;
     this.#free = free;
-    this.#slot = slots + index * SLOT_WORDS;
+    this.#slot = registry.slots + index * SLOT_WORDS;
     const list = arena.i32[this.#slot + LIST];
     this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
+    // A released slot's leftovers come with it: they are no longer an orphan's.
+    if (this.#pending > 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
   }
 
   /**
-   * Claims a free slot (a released slot's leftover retire list comes with it) and returns its
-   * index. Throws RangeError when every slot is taken.
+   * Claims a free slot and returns its index. Throws RangeError when every slot is taken.
    */
-  static claim(arena: Arena, slots: number, count: number): number {
-    for (let i = 0; i < count; i++) {
-      const at = slots + i * SLOT_WORDS + CLAIM;
-      if (Atomics.compareExchange(arena.i32, at, SLOT_FREE, SLOT_IN_USE) === SLOT_FREE) return i;
+  static claim(registry: Registry): number {
+    const i32 = registry.arena.i32;
+    for (let i = 0; i < registry.count; i++) {
+      const at = registry.slots + i * SLOT_WORDS + CLAIM;
+      if (Atomics.compareExchange(i32, at, SLOT_FREE, SLOT_IN_USE) === SLOT_FREE) return i;
     }
     throw new RangeError(
-      `all ${count} participant slots of this SyncMap are taken: release the shares of ` +
-        "workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
+      `all ${registry.count} participant slots of this SyncMap are taken: release the shares ` +
+        "of workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
         "or create the map with a larger maxParticipants",
     );
   }
 
   /**
    * Gives up slot `index`, from any thread, once its owner will never run again (it closed
-   * the map, or its worker is gone). The slot's retire list stays with the slot for its next
-   * owner; the owner's announcement is withdrawn so it no longer holds reclamation back.
+   * the map, or its worker is gone). The owner's announcement is withdrawn so it no longer
+   * holds reclamation back; what it retired and did not free yet is left in the slot and
+   * swept by the other participants.
    */
-  static releaseSlot(arena: Arena, slots: number, index: number): void {
-    const at = slots + index * SLOT_WORDS;
-    Atomics.store(arena.i32, at + ANNOUNCE, 0);
-    Atomics.store(arena.i32, at + CLAIM, 0);
+  static releaseSlot(registry: Registry, index: number): void {
+    const i32 = registry.arena.i32;
+    const at = registry.slots + index * SLOT_WORDS;
+    Atomics.store(i32, at + ANNOUNCE, 0);
+    const list = i32[at + LIST];
+    if (list !== 0) {
+      if (i32[list >> 2] > 0) {
+        Atomics.add(i32, registry.orphanWord, 1);
+      } else {
+        i32[at + LIST] = 0;
+        release(registry.arena, list, 8 + 8 * i32[(list >> 2) + 1]);
+      }
+    }
+    Atomics.store(i32, at + CLAIM, SLOT_FREE);
   }
 
   /**
@@ -217,7 +232,7 @@ export class Participant {
   retire(tag: number): void {
     if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
     const a = this.arena;
-    const epoch = Atomics.load(a.i32, this.epochWord);
+    const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;
     const n = a.i32[w];
     a.i32[w + 2 + 2 * n] = tag;
@@ -235,7 +250,7 @@ export class Participant {
     if (this.#depth > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
     if (this.#online) this.#offline();
     this.#closed = true;
-    Participant.releaseSlot(this.arena, this.slots, this.index);
+    Participant.releaseSlot(this.registry, this.index);
   }
 
   #closedError(): never {
@@ -252,21 +267,32 @@ export class Participant {
    * Frees what can be freed now. Only at a quiescent point: this participant holds nothing.
    */
   collect(): void {
-    if (this.#pending === 0) return;
     const a = this.arena;
     const i32 = a.i32;
+    if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) return;
     // Advance the epoch so that announcements made from now on postdate every retirement so far.
-    let now = (Atomics.add(i32, this.epochWord, 1) + 1) | 0;
-    if (now === 0) now = (Atomics.add(i32, this.epochWord, 1) + 1) | 0; // 0 means offline
+    const epochWord = this.registry.epochWord;
+    let now = (Atomics.add(i32, epochWord, 1) + 1) | 0;
+    if (now === 0) now = (Atomics.add(i32, epochWord, 1) + 1) | 0; // 0 means offline
     if (this.#online) Atomics.store(i32, this.#slot + ANNOUNCE, now);
     let oldest = now;
-    for (let i = 0; i < this.count; i++) {
-      const at = this.slots + i * SLOT_WORDS;
-      if (Atomics.load(i32, at + CLAIM) === 0) continue;
+    const orphans = Atomics.load(i32, this.registry.orphanWord) > 0;
+    const { slots, count } = this.registry;
+    for (let i = 0; i < count; i++) {
+      const at = slots + i * SLOT_WORDS;
+      if (Atomics.load(i32, at + CLAIM) === SLOT_FREE) continue;
       const e = Atomics.load(i32, at + ANNOUNCE);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
-    const list = a.i32[this.#slot + LIST];
+    const kept = this.#sweep(a.i32[this.#slot + LIST], oldest);
+    this.#room += this.#pending - kept;
+    this.#pending = kept;
+    if (orphans) this.#sweepReleased(oldest);
+  }
+
+  /** Frees the entries of retire list `list` older than `oldest`; returns how many remain. */
+  #sweep(list: number, oldest: number): number {
+    const a = this.arena;
     const w = list >> 2;
     const n = a.i32[w];
     let kept = 0;
@@ -282,14 +308,38 @@ export class Participant {
       }
     }
     a.i32[w] = kept;
-    this.#room += this.#pending - kept;
-    this.#pending = kept;
+    return kept;
+  }
+
+  /**
+   * Sweeps the retire lists left in released slots, so that what a closed or departed
+   * participant retired is freed without waiting for the slot's next owner. A slot is borrowed
+   * for the sweep by claiming it, so no new owner can take it meanwhile; an empty list is freed
+   * with it.
+   */
+  #sweepReleased(oldest: number): void {
+    const a = this.arena;
+    const { slots, count, orphanWord } = this.registry;
+    for (let i = 0; i < count; i++) {
+      const at = slots + i * SLOT_WORDS;
+      if (a.i32[at + LIST] === 0) continue;
+      if (Atomics.compareExchange(a.i32, at + CLAIM, SLOT_FREE, SLOT_IN_USE) !== SLOT_FREE) {
+        continue;
+      }
+      const list = a.i32[at + LIST];
+      if (list !== 0 && a.i32[list >> 2] > 0 && this.#sweep(list, oldest) === 0) {
+        a.i32[at + LIST] = 0;
+        release(a, list, 8 + 8 * a.i32[(list >> 2) + 1]);
+        Atomics.sub(a.i32, orphanWord, 1);
+      }
+      Atomics.store(a.i32, at + CLAIM, SLOT_FREE);
+    }
   }
 
   #comeOnline(): void {
     if (this.#closed) this.#closedError();
     const i32 = this.arena.i32;
-    let now = Atomics.load(i32, this.epochWord);
+    let now = Atomics.load(i32, this.registry.epochWord);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#slot + ANNOUNCE, now);
     this.#online = true;
@@ -299,12 +349,12 @@ export class Participant {
 
   #quiesce(): void {
     this.#countdown = QUIESCE_EVERY;
-    if (this.#pending >= RETIRE_BATCH) {
+    const i32 = this.arena.i32;
+    if (this.#pending >= RETIRE_BATCH || Atomics.load(i32, this.registry.orphanWord) > 0) {
       this.collect();
       return;
     }
-    const i32 = this.arena.i32;
-    let now = Atomics.load(i32, this.epochWord);
+    let now = Atomics.load(i32, this.registry.epochWord);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#slot + ANNOUNCE, now);
   }
@@ -313,7 +363,8 @@ export class Participant {
     if (!this.#online) return;
     this.#online = false;
     Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
-    // Offline, this participant holds nothing: a good moment to free what it retired.
-    if (this.#pending > 0) this.collect();
+    // Offline, this participant holds nothing: a good moment to free what it retired, and
+    // what departed participants left behind.
+    this.collect();
   }
 }

@@ -204,7 +204,7 @@ export class Table {
     const a = this.arena;
     const top = tophash(hash);
     let b = this.#home(hash);
-    let limit = a.bytes;
+    let hops = 0;
     while (b !== 0) {
       if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
       const u8 = a.u8;
@@ -222,8 +222,9 @@ export class Table {
         }
       }
       b = i32[(b + OVERFLOW) >> 2];
-      limit -= BUCKET_SIZE;
-      if (limit < 0) throw new RangeError("corrupt table: overflow chain loops");
+      if (++hops > 64 && hops * BUCKET_SIZE > a.bytes) {
+        throw new RangeError("corrupt table: overflow chain loops");
+      }
     }
     return -1;
   }
@@ -255,7 +256,24 @@ export class Table {
     let grew = false;
     for (;;) {
       const bucket = hash & ((1 << a.i32[h + T_B]) - 1);
-      if (a.i32[h + T_OLDBUCKETS] !== 0) this.#growWork(bucket);
+      if (a.i32[h + T_OLDBUCKETS] !== 0) {
+        try {
+          this.#growWork(bucket);
+        } catch (error) {
+          if (!(error instanceof MapFullError)) throw error;
+          // The evacuation this write owes needed memory the arena lacks (and was undone). An
+          // existing key is still overwritten in place, wherever it lives: an overwrite needs no
+          // memory. A new key may enter the new array only once its old bucket is evacuated.
+          const k = this.find(p);
+          if (k >= 0) {
+            this.inserted = false;
+            return k;
+          }
+          const old = a.i32[h + T_OLDBUCKETS];
+          const mask = (1 << this.#oldB()) - 1;
+          if (old !== 0 && !this.#evacuated(old + (bucket & mask) * BUCKET_SIZE)) throw error;
+        }
+      }
       let b = a.i32[h + T_BUCKETS] + bucket * BUCKET_SIZE;
       let freeB = 0; // first empty slot seen: its bucket and index
       let freeI = 0;
@@ -671,6 +689,11 @@ export class Table {
     let i = (k - b - KEYS) >> 3;
     const u8 = a.u8;
     u8[b + i] = EMPTY_ONE;
+    // The walks below follow overflow links without a reach() per bucket, so first make the
+    // views cover the whole buffer: another worker may have grown it since this worker's views
+    // were made, and a bucket it allocated there would read as undefined, which sent #chainHead
+    // and the walk back into endless loops.
+    a.reach(a.buffer.byteLength);
     // If this slot ends the live run, turn the trailing empty-one marks into empty-rest, walking
     // back through the chain, so lookups stop early (Go's mapdelete does the same).
     if (i === BUCKET_SLOTS - 1) {

@@ -152,7 +152,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const maxBytes = checkMaxBytes(options.maxBytes);
       this.#keys = slotCodecOf(options.keys, "keys");
       this.#values = slotCodecOf(options.values, "values");
-      const initialBytes = BUCKET_SIZE << bucketsForHint(hint);
+      // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (2^26, 2^31, ...) would
+      // pass the check below with a wrapped size and make a table whose B its array lacks.
+      const initialBytes = BUCKET_SIZE * 2 ** bucketsForHint(hint);
       if (initialBytes > maxBytes / 2) {
         throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
       }
@@ -249,7 +251,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get(key: K): V | undefined {
     if (typeof key === "number" && this.#numberKeys) {
-      // The hot path, kept free of calls that engines might not inline.
+      // The hot path: no codec call, no probe object.
       const a = this.#arena;
       const seq = a.i32[SEQ];
       if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("read");
@@ -259,7 +261,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       let value: V | undefined;
       try {
         const k = this.#table.findWords(lo, hi, hashWords(lo, hi, a.seed));
-        value = k < 0 ? undefined : this.#decodeValue(k);
+        if (k < 0) {
+          value = undefined;
+        } else {
+          const vhi = a.i32[(k >> 2) + 17];
+          value = this.#numberValues && isNumberSlot(vhi)
+            ? a.f64[(k + 64) >> 3] as V
+            : this.#values.decode(a, vhi, a.i32[(k >> 2) + 16]);
+        }
       } catch (error) {
         throw this.#readFailure(seq, error);
       }

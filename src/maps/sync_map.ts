@@ -10,6 +10,7 @@ import { lockWord, unlockWord } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
 import {
   Participant,
+  type Registry,
   SLOT_FREE,
   SLOT_IN_USE,
   SLOT_RESERVED,
@@ -21,6 +22,7 @@ import {
   hashStored,
   isBlob,
   isNumberSlot,
+  MODE_BYTES,
   Probe,
   type SlotCodec,
   storesNumbers,
@@ -53,6 +55,7 @@ const R_EPOCH = H_ROOT + 4; // reclamation epoch
 const R_COUNT = H_ROOT + 5; // keys with a value
 const R_SLOTS = H_ROOT + 6; // offset of the participant slots
 const R_NSLOTS = H_ROOT + 7; // number of participant slots
+const R_ORPHANS = H_ROOT + 8; // released slots still holding retired blocks (see reclaim.ts)
 const AMENDED = 1;
 
 // An entry is 16 bytes: p, the key's slot words (lo, hi; the entry owns the key's blob), and
@@ -62,6 +65,14 @@ const E_KEY_LO = 1;
 const E_KEY_HI = 2;
 const E_OWNER = 3;
 const ENTRY_BYTES = 16;
+// In a table, a key's value slot holds its entry's offset (word 16 from the key slot) and, in
+// the second word (17), OWNS once the table is retired: 1 when freeing the table frees that
+// entry, else 0. The mark lives in the table, not in the entry, because by the time a retired
+// table is freed an entry it merely shared may have been freed (and reused) already: another
+// participant can free a newer table, and the entries it owned, before the retirer of the older
+// table runs its next collect. So freeing a table reads only its own slots, never the entries it
+// does not own. Readers never read word 17.
+const S_OWNS = 17;
 const NIL = 0;
 const EXPUNGED = 1;
 
@@ -240,14 +251,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         Table.create(arena, dirty, hint);
         arena.i32[R_DIRTY] = dirty;
       }
-      participant = Participant.claim(arena, at >> 2, slots);
+      participant = Participant.claim(registryOf(arena));
     }
-    const a = this.#arena;
     this.#participant = new Participant(
-      a,
-      R_EPOCH,
-      a.i32[R_SLOTS],
-      a.i32[R_NSLOTS],
+      registryOf(this.#arena),
       participant,
       (tag) => this.#free(tag),
     );
@@ -302,13 +309,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       participant = index;
     } else {
-      participant = Participant.claim(arena, slots, count);
+      participant = Participant.claim(registryOf(arena));
     }
     attaching = { arena, participant };
     try {
       return new SyncMap<K, V>(options);
     } catch (error) {
-      Participant.releaseSlot(arena, slots, participant);
+      Participant.releaseSlot(registryOf(arena), participant);
       throw error;
     } finally {
       attaching = undefined;
@@ -548,6 +555,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const probe = this.#keyProbe(key);
       const expected = this.#expectedProbe;
       this.#values.toValue(old, expected);
+      // A codec may encode into scratch space that its next call reuses (the default codec
+      // does, for objects and arrays): keep a copy of `old`'s bytes before encoding `next`.
+      if (expected.mode === MODE_BYTES) expected.bytes = expected.bytes.slice();
       this.#values.toValue(next, this.#valueProbe);
       const read = Atomics.load(a.i32, R_READ);
       let e = this.#findIn(this.#readTable(read), probe);
@@ -668,13 +678,19 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         // Expunge every entry, so that a store racing with this clear through an entry of the
         // old read table fails its exchange and takes the lock, after the clear.
         if (read !== null) {
-          read.collect(0, 0, (k) => this.#killEntry(a.i32[(k >> 2) + 16], read.h << 2));
+          read.collect(0, 0, (k) => {
+            this.#killEntry(a.i32[(k >> 2) + 16], read.h << 2);
+            a.i32[(k >> 2) + S_OWNS] = 1;
+          });
           part.retire((read.h << 2) | K_TABLE);
         }
         if (dirty !== null) {
           dirty.collect(0, 0, (k) => {
             const e = a.i32[(k >> 2) + 16];
-            if (a.i32[(e >> 2) + E_OWNER] === 0) this.#killEntry(e, dirty.h << 2);
+            // An entry also in the read table is that table's to free.
+            const owns = a.i32[(e >> 2) + E_OWNER] === 0;
+            if (owns) this.#killEntry(e, dirty.h << 2);
+            a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
           });
           a.i32[R_DIRTY] = 0;
           part.retire((dirty.h << 2) | K_TABLE);
@@ -1228,7 +1244,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const owner = old.h << 2;
     old.collect(0, 0, (k) => {
       const e = a.i32[(k >> 2) + 16];
-      if (Atomics.load(a.i32, e >> 2) === EXPUNGED) a.i32[(e >> 2) + E_OWNER] = owner;
+      const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
+      if (owns) a.i32[(e >> 2) + E_OWNER] = owner;
+      a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
     });
     this.#participant.retire(owner | K_TABLE);
   }
@@ -1304,9 +1322,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     } else {
       const a = this.#arena;
       const table = new Table(a, at, false, noop);
+      // Only the entries this table owns (see S_OWNS): the others may be gone already.
       table.collect(0, 0, (k) => {
-        const e = a.i32[(k >> 2) + 16];
-        if (a.i32[(e >> 2) + E_OWNER] === at) this.#freeEntry(e);
+        if (a.i32[(k >> 2) + S_OWNS] === 1) this.#freeEntry(a.i32[(k >> 2) + 16]);
       });
       table.destroy();
       release(a, at, TABLE_HEADER_BYTES);
@@ -1397,7 +1415,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (Atomics.compareExchange(a.i32, at, SLOT_FREE, SLOT_RESERVED) === SLOT_FREE) {
         return {
           handle: { kind: "SyncMap", buffer: a.buffer, participant: i },
-          release: () => Participant.releaseSlot(a, slots, i),
+          release: () => Participant.releaseSlot(registryOf(a), i),
         };
       }
     }
@@ -1416,3 +1434,14 @@ export function shareSyncMap(
 }
 
 function noop(): void {}
+
+/** Where a SyncMap arena keeps its participants. */
+function registryOf(arena: Arena): Registry {
+  return {
+    arena,
+    epochWord: R_EPOCH,
+    orphanWord: R_ORPHANS,
+    slots: arena.i32[R_SLOTS],
+    count: arena.i32[R_NSLOTS],
+  };
+}
