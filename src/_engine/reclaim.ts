@@ -98,11 +98,11 @@ export class Participant {
   #online = false;
   #countdown = QUIESCE_EVERY;
   /**
-   * Operations in progress on this thread: more than one when a codec's user code calls the
-   * map. Only the outermost call may make a quiescent point, since the outer ones hold
-   * references into shared memory.
+   * Calls into user code (a user codec's decode) under way while this participant holds
+   * references into shared memory. That code may call the map; while it runs, no quiescent
+   * point may be made, since the caller still holds its references.
    */
-  #depth = 0;
+  #holds = 0;
   #closed = false;
   /** Word index of this slot. */
   #slot: number;
@@ -166,35 +166,28 @@ export class Participant {
   }
 
   /**
-   * Called at the start of every operation: comes online if offline, and makes a quiescent
-   * point once in {@linkcode QUIESCE_EVERY} calls. The caller holds no shared reference here.
+   * Called at the start of every operation, before it reads shared memory: comes online if
+   * offline, and makes a quiescent point once in {@linkcode QUIESCE_EVERY} calls. Makes room
+   * for {@linkcode RETIRES_PER_OP} retirements, so it may throw MapFullError.
    */
   enter(): void {
-    if (this.#depth++ !== 0) {
-      if (this.#closed) this.#closedError();
-      if (this.#room < RETIRES_PER_OP) this.#noRoom();
-      return;
-    }
     if (!this.#online) this.#comeOnline();
-    else if (--this.#countdown === 0) this.#quiesce();
-    if (this.#room < RETIRES_PER_OP) {
-      try {
-        this.reserve(RETIRES_PER_OP);
-      } catch (error) {
-        this.#depth--;
-        throw error;
-      }
+    else if (--this.#countdown <= 0 && this.#holds === 0) this.#quiesce();
+    if (this.#room < RETIRES_PER_OP) this.reserve(RETIRES_PER_OP);
+  }
+
+  /**
+   * Runs `f`, user code, while the caller holds shared references: no quiescent point is made
+   * until it returns. Retire what the operation must retire before calling this, since calls
+   * `f` makes may use up the room reserved for the operation.
+   */
+  hold<T>(f: () => T): T {
+    this.#holds++;
+    try {
+      return f();
+    } finally {
+      this.#holds--;
     }
-  }
-
-  /** Ends what {@linkcode enter} began. Call it in a `finally`. */
-  exit(): void {
-    this.#depth--;
-  }
-
-  #noRoom(): never {
-    this.#depth--;
-    throw new RangeError("a codec called the SyncMap it is encoding for while memory was short");
   }
 
   /**
@@ -204,7 +197,7 @@ export class Participant {
    */
   reserve(n: number): void {
     if (this.#room >= n) return;
-    if (this.#pending > 0 && this.#depth <= 1) this.collect();
+    if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#slot + LIST];
     const capacity = list === 0 ? 0 : a.i32[(list >> 2) + 1];
@@ -247,14 +240,13 @@ export class Participant {
    */
   close(): void {
     if (this.#closed) return;
-    if (this.#depth > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
+    if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
     if (this.#online) this.#offline();
     this.#closed = true;
     Participant.releaseSlot(this.registry, this.index);
   }
 
   #closedError(): never {
-    this.#depth--;
     throw new TypeError("this SyncMap object is closed; attach again to use the map");
   }
 

@@ -26,6 +26,7 @@ import {
   Probe,
   type SlotCodec,
   storesNumbers,
+  UserSlots,
 } from "../_engine/slots.ts";
 import { BUCKET_SIZE, bucketsForHint, Table, TABLE_WORDS } from "../_engine/table.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
@@ -195,6 +196,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #expectedProbe = new Probe();
   #numberKeys: boolean;
   #numberValues: boolean;
+  /** The codecs run user code when decoding (see Participant.hold). */
+  #userKeys: boolean;
+  #userValues: boolean;
   // Table views, remade when the tables are replaced.
   #read: Table | null = null;
   #dirty: Table | null = null;
@@ -260,6 +264,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     );
     this.#numberKeys = storesNumbers(this.#keys as SlotCodec<unknown>);
     this.#numberValues = storesNumbers(this.#values as SlotCodec<unknown>);
+    this.#userKeys = this.#keys instanceof UserSlots;
+    this.#userValues = this.#values instanceof UserSlots;
   }
 
   /**
@@ -368,14 +374,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   load(key: K): V | undefined {
     const part = this.#participant;
     part.enter();
-    try {
-      const e = this.#entryForRead(key);
-      if (e === 0) return undefined;
-      const p = Atomics.load(this.#arena.i32, e >> 2);
-      return p <= EXPUNGED ? undefined : this.#decodeRecord(p);
-    } finally {
-      part.exit();
-    }
+    const e = this.#entryForRead(key);
+    if (e === 0) return undefined;
+    const p = Atomics.load(this.#arena.i32, e >> 2);
+    return p <= EXPUNGED ? undefined : this.#decodeRecord(p);
   }
 
   /**
@@ -427,58 +429,54 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   loadOrStore(key: K, value: V): [actual: V, loaded: boolean] {
     const part = this.#participant;
     part.enter();
+    const a = this.#arena;
+    const probe = this.#keyProbe(key);
+    const vp = this.#valueProbe;
+    this.#values.toValue(value, vp);
+    let record = 0;
     try {
-      const a = this.#arena;
-      const probe = this.#keyProbe(key);
-      const vp = this.#valueProbe;
-      this.#values.toValue(value, vp);
-      let record = 0;
-      try {
-        const read = Atomics.load(a.i32, R_READ);
-        let e = this.#findIn(this.#readTable(read), probe);
-        if (e !== 0) {
-          const p = Atomics.load(a.i32, e >> 2);
-          if (p > EXPUNGED) return [this.#decodeRecord(p), true];
-          if (p === NIL) {
-            record = this.#newRecord(vp);
-            const [actual, loaded, ok] = this.#tryLoadOrStore(e, record, value);
-            if (ok) {
-              if (loaded) this.#freeRecord(record);
-              record = 0;
-              return [actual, loaded];
-            }
-          }
-        }
-        if (record === 0) record = this.#newRecord(vp);
-        this.#lock();
-        try {
-          const read2 = Atomics.load(a.i32, R_READ);
-          e = this.#findIn(this.#readTable(read2), probe);
-          let result: [V, boolean];
-          if (e !== 0) {
-            this.#unexpungeLocked(e, probe);
-            const [actual, loaded] = this.#tryLoadOrStore(e, record, value);
-            result = [actual, loaded];
-            if (!loaded) record = 0;
-          } else if ((e = this.#findIn(this.#dirtyTable(), probe)) !== 0) {
-            const [actual, loaded] = this.#tryLoadOrStore(e, record, value);
-            result = [actual, loaded];
-            if (!loaded) record = 0;
-            this.#missLocked();
-          } else {
-            this.#addLocked(probe, record, read2);
+      const read = Atomics.load(a.i32, R_READ);
+      let e = this.#findIn(this.#readTable(read), probe);
+      if (e !== 0) {
+        const p = Atomics.load(a.i32, e >> 2);
+        if (p > EXPUNGED) return [this.#decodeRecord(p), true];
+        if (p === NIL) {
+          record = this.#newRecord(vp);
+          const [actual, loaded, ok] = this.#tryLoadOrStore(e, record, value);
+          if (ok) {
+            if (loaded) this.#freeRecord(record);
             record = 0;
-            result = [value, false];
+            return [actual, loaded];
           }
-          return result;
-        } finally {
-          this.#unlock();
         }
+      }
+      if (record === 0) record = this.#newRecord(vp);
+      this.#lock();
+      try {
+        const read2 = Atomics.load(a.i32, R_READ);
+        e = this.#findIn(this.#readTable(read2), probe);
+        let result: [V, boolean];
+        if (e !== 0) {
+          this.#unexpungeLocked(e, probe);
+          const [actual, loaded] = this.#tryLoadOrStore(e, record, value);
+          result = [actual, loaded];
+          if (!loaded) record = 0;
+        } else if ((e = this.#findIn(this.#dirtyTable(), probe)) !== 0) {
+          const [actual, loaded] = this.#tryLoadOrStore(e, record, value);
+          result = [actual, loaded];
+          if (!loaded) record = 0;
+          this.#missLocked();
+        } else {
+          this.#addLocked(probe, record, read2);
+          record = 0;
+          result = [value, false];
+        }
+        return result;
       } finally {
-        if (record !== 0) this.#freeRecord(record);
+        this.#unlock();
       }
     } finally {
-      part.exit();
+      if (record !== 0) this.#freeRecord(record);
     }
   }
 
@@ -499,15 +497,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   loadAndDelete(key: K): [value: V | undefined, loaded: boolean] {
     const part = this.#participant;
     part.enter();
-    try {
-      const e = this.#entryForDelete(key, true);
-      if (e === 0) return [undefined, false];
-      const p = this.#deleteEntry(e);
-      if (p === 0) return [undefined, false];
-      return [this.#decodeRecord(p), true];
-    } finally {
-      part.exit();
-    }
+    const e = this.#entryForDelete(key, true);
+    if (e === 0) return [undefined, false];
+    const p = this.#deleteEntry(e);
+    if (p === 0) return [undefined, false];
+    return [this.#decodeRecord(p), true];
   }
 
   /**
@@ -524,12 +518,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   delete(key: K): boolean {
     const part = this.#participant;
     part.enter();
-    try {
-      const e = this.#entryForDelete(key, true);
-      return e !== 0 && this.#deleteEntry(e) !== 0;
-    } finally {
-      part.exit();
-    }
+    const e = this.#entryForDelete(key, true);
+    return e !== 0 && this.#deleteEntry(e) !== 0;
   }
 
   /**
@@ -550,41 +540,37 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   compareAndSwap(key: K, old: V, next: V): boolean {
     const part = this.#participant;
     part.enter();
-    try {
-      const a = this.#arena;
-      const probe = this.#keyProbe(key);
-      const expected = this.#expectedProbe;
-      this.#values.toValue(old, expected);
-      // A codec may encode into scratch space that its next call reuses (the default codec
-      // does, for objects and arrays): keep a copy of `old`'s bytes before encoding `next`.
-      if (expected.mode === MODE_BYTES) expected.bytes = expected.bytes.slice();
-      this.#values.toValue(next, this.#valueProbe);
-      const read = Atomics.load(a.i32, R_READ);
-      let e = this.#findIn(this.#readTable(read), probe);
-      if (e === 0) {
-        if ((read & AMENDED) === 0) return false;
-        this.#lock();
-        try {
-          const read2 = Atomics.load(a.i32, R_READ);
-          e = this.#findIn(this.#readTable(read2), probe);
-          if (e === 0) {
-            e = this.#findIn(this.#dirtyTable(), probe);
-            if (e === 0) return false;
-            // The key needed the lock and the set of keys did not change: count a miss, so
-            // that the map moves on to its efficient state.
-            const swapped = this.#tryCompareAndSwap(e, expected);
-            this.#missLocked();
-            return swapped;
-          }
-          return this.#tryCompareAndSwap(e, expected);
-        } finally {
-          this.#unlock();
+    const a = this.#arena;
+    const probe = this.#keyProbe(key);
+    const expected = this.#expectedProbe;
+    this.#values.toValue(old, expected);
+    // A codec may encode into scratch space that its next call reuses (the default codec
+    // does, for objects and arrays): keep a copy of `old`'s bytes before encoding `next`.
+    if (expected.mode === MODE_BYTES) expected.bytes = expected.bytes.slice();
+    this.#values.toValue(next, this.#valueProbe);
+    const read = Atomics.load(a.i32, R_READ);
+    let e = this.#findIn(this.#readTable(read), probe);
+    if (e === 0) {
+      if ((read & AMENDED) === 0) return false;
+      this.#lock();
+      try {
+        const read2 = Atomics.load(a.i32, R_READ);
+        e = this.#findIn(this.#readTable(read2), probe);
+        if (e === 0) {
+          e = this.#findIn(this.#dirtyTable(), probe);
+          if (e === 0) return false;
+          // The key needed the lock and the set of keys did not change: count a miss, so
+          // that the map moves on to its efficient state.
+          const swapped = this.#tryCompareAndSwap(e, expected);
+          this.#missLocked();
+          return swapped;
         }
+        return this.#tryCompareAndSwap(e, expected);
+      } finally {
+        this.#unlock();
       }
-      return this.#tryCompareAndSwap(e, expected);
-    } finally {
-      part.exit();
     }
+    return this.#tryCompareAndSwap(e, expected);
   }
 
   /**
@@ -603,23 +589,19 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   compareAndDelete(key: K, old: V): boolean {
     const part = this.#participant;
     part.enter();
-    try {
-      const a = this.#arena;
-      const expected = this.#expectedProbe;
-      this.#values.toValue(old, expected);
-      const e = this.#entryForDelete(key, false);
-      if (e === 0) return false;
-      for (;;) {
-        const p = Atomics.load(a.i32, e >> 2);
-        if (p <= EXPUNGED || !this.#recordEquals(p, expected)) return false;
-        if (Atomics.compareExchange(a.i32, e >> 2, p, NIL) === p) {
-          Atomics.sub(a.i32, R_COUNT, 1);
-          this.#participant.retire(p | K_RECORD);
-          return true;
-        }
+    const a = this.#arena;
+    const expected = this.#expectedProbe;
+    this.#values.toValue(old, expected);
+    const e = this.#entryForDelete(key, false);
+    if (e === 0) return false;
+    for (;;) {
+      const p = Atomics.load(a.i32, e >> 2);
+      if (p <= EXPUNGED || !this.#recordEquals(p, expected)) return false;
+      if (Atomics.compareExchange(a.i32, e >> 2, p, NIL) === p) {
+        Atomics.sub(a.i32, R_COUNT, 1);
+        this.#participant.retire(p | K_RECORD);
+        return true;
       }
-    } finally {
-      part.exit();
     }
   }
 
@@ -663,44 +645,40 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   clear(): void {
     const part = this.#participant;
     part.enter();
+    const a = this.#arena;
+    if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
+    this.#lock();
     try {
-      const a = this.#arena;
-      if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
-      this.#lock();
-      try {
-        const readWord = Atomics.load(a.i32, R_READ);
-        const read = this.#readTable(readWord);
-        const dirty = this.#dirtyTable();
-        // Room to retire every value and both tables, made before anything changes. (Making
-        // room may free retired blocks; the tables in hand are not retired: we hold the lock.)
-        part.reserve((read?.count ?? 0) + (dirty?.count ?? 0) + 2);
-        Atomics.store(a.i32, R_READ, 0);
-        // Expunge every entry, so that a store racing with this clear through an entry of the
-        // old read table fails its exchange and takes the lock, after the clear.
-        if (read !== null) {
-          read.collect(0, 0, (k) => {
-            this.#killEntry(a.i32[(k >> 2) + 16], read.h << 2);
-            a.i32[(k >> 2) + S_OWNS] = 1;
-          });
-          part.retire((read.h << 2) | K_TABLE);
-        }
-        if (dirty !== null) {
-          dirty.collect(0, 0, (k) => {
-            const e = a.i32[(k >> 2) + 16];
-            // An entry also in the read table is that table's to free.
-            const owns = a.i32[(e >> 2) + E_OWNER] === 0;
-            if (owns) this.#killEntry(e, dirty.h << 2);
-            a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
-          });
-          a.i32[R_DIRTY] = 0;
-          part.retire((dirty.h << 2) | K_TABLE);
-        }
-        a.i32[R_MISSES] = 0;
-      } finally {
-        this.#unlock();
+      const readWord = Atomics.load(a.i32, R_READ);
+      const read = this.#readTable(readWord);
+      const dirty = this.#dirtyTable();
+      // Room to retire every value and both tables, made before anything changes. (Making
+      // room may free retired blocks; the tables in hand are not retired: we hold the lock.)
+      part.reserve((read?.count ?? 0) + (dirty?.count ?? 0) + 2);
+      Atomics.store(a.i32, R_READ, 0);
+      // Expunge every entry, so that a store racing with this clear through an entry of the
+      // old read table fails its exchange and takes the lock, after the clear.
+      if (read !== null) {
+        read.collect(0, 0, (k) => {
+          this.#killEntry(a.i32[(k >> 2) + 16], read.h << 2);
+          a.i32[(k >> 2) + S_OWNS] = 1;
+        });
+        part.retire((read.h << 2) | K_TABLE);
       }
+      if (dirty !== null) {
+        dirty.collect(0, 0, (k) => {
+          const e = a.i32[(k >> 2) + 16];
+          // An entry also in the read table is that table's to free.
+          const owns = a.i32[(e >> 2) + E_OWNER] === 0;
+          if (owns) this.#killEntry(e, dirty.h << 2);
+          a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
+        });
+        a.i32[R_DIRTY] = 0;
+        part.retire((dirty.h << 2) | K_TABLE);
+      }
+      a.i32[R_MISSES] = 0;
     } finally {
-      part.exit();
+      this.#unlock();
     }
   }
 
@@ -747,12 +725,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   has(key: K): boolean {
     const part = this.#participant;
     part.enter();
-    try {
-      const e = this.#entryForRead(key);
-      return e !== 0 && Atomics.load(this.#arena.i32, e >> 2) > EXPUNGED;
-    } finally {
-      part.exit();
-    }
+    const e = this.#entryForRead(key);
+    return e !== 0 && Atomics.load(this.#arena.i32, e >> 2) > EXPUNGED;
   }
 
   /**
@@ -885,7 +859,6 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       };
     } finally {
       this.#unlock();
-      part.exit();
     }
   }
 
@@ -936,22 +909,43 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return (this.#dirty = new Table(this.#arena, h, false, noop));
   }
 
-  /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
+  /**
+   * Go's Load up to the entry: the read table, then, when amended, the dirty table. A number
+   * key found in the read table, the hot path, takes one atomic load and no codec call.
+   */
   #entryForRead(key: K): number {
     const a = this.#arena;
-    const probe = this.#keyProbe(key);
     const read = Atomics.load(a.i32, R_READ);
-    const e = this.#findIn(this.#readTable(read), probe);
-    if (e !== 0 || (read & AMENDED) === 0) return e;
+    const table = this.#readTable(read);
+    let k = -1;
+    if (typeof key === "number" && this.#numberKeys) {
+      f64[0] = key === 0 ? 0 : key === key ? key : NaN; // SameValueZero: -0 is 0, one NaN
+      const lo = w32[0];
+      const hi = w32[1];
+      if (table !== null) k = table.findWords(lo, hi, hashWords(lo, hi, a.seed));
+      if (k >= 0) return a.i32[(k >> 2) + 16];
+      if ((read & AMENDED) === 0) return 0;
+      return this.#entryForReadLocked(this.#keyProbe(key));
+    }
+    const probe = this.#keyProbe(key);
+    if (table !== null) k = table.find(probe);
+    if (k >= 0) return a.i32[(k >> 2) + 16];
+    if ((read & AMENDED) === 0) return 0;
+    return this.#entryForReadLocked(probe);
+  }
+
+  /** The slow half of {@linkcode #entryForRead}: under the lock, and counting a miss. */
+  #entryForReadLocked(probe: Probe): number {
+    const a = this.#arena;
     this.#lock();
     try {
-      const read2 = Atomics.load(a.i32, R_READ);
-      let e2 = this.#findIn(this.#readTable(read2), probe);
-      if (e2 === 0 && (read2 & AMENDED) !== 0) {
-        e2 = this.#findIn(this.#dirtyTable(), probe);
+      const read = Atomics.load(a.i32, R_READ);
+      let e = this.#findIn(this.#readTable(read), probe);
+      if (e === 0 && (read & AMENDED) !== 0) {
+        e = this.#findIn(this.#dirtyTable(), probe);
         this.#missLocked();
       }
-      return e2;
+      return e;
     } finally {
       this.#unlock();
     }
@@ -1012,50 +1006,46 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #swap(key: K, value: V, wantPrevious: boolean): [V | undefined, boolean] | void {
     const part = this.#participant;
     part.enter();
+    const a = this.#arena;
+    const probe = this.#keyProbe(key);
+    this.#values.toValue(value, this.#valueProbe);
+    let record = this.#newRecord(this.#valueProbe);
     try {
-      const a = this.#arena;
-      const probe = this.#keyProbe(key);
-      this.#values.toValue(value, this.#valueProbe);
-      let record = this.#newRecord(this.#valueProbe);
-      try {
-        const read = Atomics.load(a.i32, R_READ);
-        let e = this.#findIn(this.#readTable(read), probe);
-        if (e !== 0) {
-          // trySwap: exchange unless expunged.
-          for (;;) {
-            const p = Atomics.load(a.i32, e >> 2);
-            if (p === EXPUNGED) break;
-            if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
-              record = 0;
-              return this.#replaced(p, wantPrevious);
-            }
-          }
-        }
-        this.#lock();
-        try {
-          const read2 = Atomics.load(a.i32, R_READ);
-          e = this.#findIn(this.#readTable(read2), probe);
-          if (e !== 0) {
-            this.#unexpungeLocked(e, probe);
-          } else {
-            e = this.#findIn(this.#dirtyTable(), probe);
-          }
-          if (e !== 0) {
-            const p = Atomics.exchange(a.i32, e >> 2, record);
+      const read = Atomics.load(a.i32, R_READ);
+      let e = this.#findIn(this.#readTable(read), probe);
+      if (e !== 0) {
+        // trySwap: exchange unless expunged.
+        for (;;) {
+          const p = Atomics.load(a.i32, e >> 2);
+          if (p === EXPUNGED) break;
+          if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
             record = 0;
             return this.#replaced(p, wantPrevious);
           }
-          this.#addLocked(probe, record, read2);
-          record = 0;
-          return wantPrevious ? [undefined, false] : undefined;
-        } finally {
-          this.#unlock();
         }
+      }
+      this.#lock();
+      try {
+        const read2 = Atomics.load(a.i32, R_READ);
+        e = this.#findIn(this.#readTable(read2), probe);
+        if (e !== 0) {
+          this.#unexpungeLocked(e, probe);
+        } else {
+          e = this.#findIn(this.#dirtyTable(), probe);
+        }
+        if (e !== 0) {
+          const p = Atomics.exchange(a.i32, e >> 2, record);
+          record = 0;
+          return this.#replaced(p, wantPrevious);
+        }
+        this.#addLocked(probe, record, read2);
+        record = 0;
+        return wantPrevious ? [undefined, false] : undefined;
       } finally {
-        if (record !== 0) this.#freeRecord(record);
+        this.#unlock();
       }
     } finally {
-      part.exit();
+      if (record !== 0) this.#freeRecord(record);
     }
   }
 
@@ -1065,9 +1055,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       Atomics.add(this.#arena.i32, R_COUNT, 1);
       return wantPrevious ? [undefined, false] : undefined;
     }
-    const previous = wantPrevious ? this.#decodeRecord(p) : undefined;
+    // Retired first: decoding may run user code, which may use the room reserved for this.
+    // The record stays readable until this participant's next quiescent point.
     this.#participant.retire(p | K_RECORD);
-    return wantPrevious ? [previous, true] : undefined;
+    return wantPrevious ? [this.#decodeRecord(p), true] : undefined;
   }
 
   /**
@@ -1287,7 +1278,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (r + RECORD_HEADER > a.bytes) a.reach(r + RECORD_HEADER);
     const hi = a.i32[(r >> 2) + 1];
     if (this.#numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
-    return this.#values.decode(a, hi, a.i32[r >> 2]);
+    const lo = a.i32[r >> 2];
+    if (this.#userValues) return this.#participant.hold(() => this.#values.decode(a, hi, lo));
+    return this.#values.decode(a, hi, lo);
+  }
+
+  /** Decodes the key in slot words (lo, hi). */
+  #decodeKey(hi: number, lo: number): K {
+    const a = this.#arena;
+    if (this.#userKeys) return this.#participant.hold(() => this.#keys.decode(a, hi, lo));
+    return this.#keys.decode(a, hi, lo);
   }
 
   /** Whether record `r` holds the encoded value `v`. */
@@ -1360,30 +1360,22 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #batchLevel(): number {
     const part = this.#participant;
     part.enter();
-    try {
-      return this.#promotedRead()?.B ?? 0;
-    } finally {
-      part.exit();
-    }
+    return this.#promotedRead()?.B ?? 0;
   }
 
   #readBatch(level: number, i: number, keys: K[], values: V[]): void {
     const part = this.#participant;
     part.enter();
-    try {
-      const a = this.#arena;
-      const read = this.#promotedRead();
-      read?.collect(level, i, (k) => {
-        const i32 = a.i32;
-        const e = i32[(k >> 2) + 16];
-        const p = Atomics.load(i32, e >> 2);
-        if (p <= EXPUNGED) return;
-        keys.push(this.#keys.decode(a, i32[(k >> 2) + 1], i32[k >> 2]));
-        values.push(this.#decodeRecord(p));
-      });
-    } finally {
-      part.exit();
-    }
+    const a = this.#arena;
+    const read = this.#promotedRead();
+    read?.collect(level, i, (k) => {
+      const i32 = a.i32;
+      const e = i32[(k >> 2) + 16];
+      const p = Atomics.load(i32, e >> 2);
+      if (p <= EXPUNGED) return;
+      keys.push(this.#decodeKey(i32[(k >> 2) + 1], i32[k >> 2]));
+      values.push(this.#decodeRecord(p));
+    });
   }
 
   /** The read table, after promoting the dirty table if the read table is amended. */
