@@ -37,7 +37,8 @@ export class ConcurrentMapWriteError extends Error {
 /**
  * Thrown when a map needs more shared memory than its `maxBytes` option allows. The operation
  * that threw had no effect: the map keeps its previous contents, stays consistent and holds no
- * lock, so deleting entries (or clearing) makes room again.
+ * lock. Deleting entries makes room for entries of about the same sizes (freed blocks are
+ * reused by requests of their own size class, not split or merged).
  *
  * @example
  * ```ts

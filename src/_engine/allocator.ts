@@ -83,3 +83,128 @@ export function release(arena: Arena, offset: number, size: number): void {
 export function bytesUsed(arena: Arena): number {
   return Atomics.load(arena.i32, H_BYTES_USED);
 }
+
+// ---- Per-participant caches --------------------------------------------------------------
+//
+// A SyncMap allocates a value record on every store and frees one for every store that
+// replaced another. Taking the allocator lock for each would serialize workers that write
+// disjoint keys, the very case sync.Map is for. So, like the per-processor caches of Go's
+// allocator, each participant keeps its own free lists for small blocks, in a cache block of
+// its own (in shared memory, so that the cache of a worker that is gone can be given back):
+// one [head, count] pair per cached class, then the bytes the cache holds. Only the owner
+// touches its cache, with plain reads and writes; it refills a class from the global lists, or
+// spills half of it back, a batch at a time under the lock. The global count of bytes in use
+// includes blocks sitting in caches; {@linkcode cachedBytes} says how many those are.
+
+/** Classes kept in per-participant caches: blocks of up to 256 bytes. */
+export const CACHED_CLASSES = 16;
+/** Bytes of a cache block. */
+export const CACHE_BYTES = (2 * CACHED_CLASSES + 1) * 4;
+const CACHE_TOTAL = 2 * CACHED_CLASSES;
+const REFILL = 16;
+const SPILL_AT = 64;
+
+/** Makes an empty cache block. */
+export function newCache(arena: Arena): number {
+  return allocate(arena, CACHE_BYTES, true);
+}
+
+/** {@linkcode allocate} through the cache at `cache` (its contents are then unspecified). */
+export function cacheAllocate(arena: Arena, cache: number, size: number): number {
+  const c = sizeClass(size);
+  if (c >= CACHED_CLASSES) return allocate(arena, size, false);
+  const w = (cache >> 2) + 2 * c;
+  let head = arena.i32[w];
+  if (head === 0) {
+    refill(arena, cache, c);
+    head = arena.i32[w];
+  }
+  const bytes = classSize(c);
+  if (head + bytes > arena.bytes) arena.reach(head + bytes);
+  const i32 = arena.i32;
+  i32[w] = i32[head >> 2];
+  i32[w + 1]--;
+  i32[(cache >> 2) + CACHE_TOTAL] -= bytes;
+  i32[head >> 2] = 0;
+  return head;
+}
+
+/** {@linkcode release} through the cache at `cache`. */
+export function cacheRelease(arena: Arena, cache: number, offset: number, size: number): void {
+  const c = sizeClass(size);
+  if (c >= CACHED_CLASSES) {
+    release(arena, offset, size);
+    return;
+  }
+  const w = (cache >> 2) + 2 * c;
+  arena.reach(offset + 4);
+  const i32 = arena.i32;
+  i32[offset >> 2] = i32[w];
+  i32[w] = offset;
+  i32[(cache >> 2) + CACHE_TOTAL] += classSize(c);
+  if (++i32[w + 1] >= SPILL_AT) spill(arena, cache, c, SPILL_AT / 2);
+}
+
+/** Gives every cached block back to the global lists; the cache block stays, empty. */
+export function flushCache(arena: Arena, cache: number): void {
+  for (let c = 0; c < CACHED_CLASSES; c++) {
+    const n = arena.i32[(cache >> 2) + 2 * c + 1];
+    if (n > 0) spill(arena, cache, c, n);
+  }
+}
+
+/** Bytes sitting in the cache at `cache`, free but not in the global lists. */
+export function cachedBytes(arena: Arena, cache: number): number {
+  return arena.i32[(cache >> 2) + CACHE_TOTAL];
+}
+
+/** Moves up to {@linkcode REFILL} blocks of class `c` from the global lists into the cache. */
+function refill(arena: Arena, cache: number, c: number): void {
+  const bytes = classSize(c);
+  const w = (cache >> 2) + 2 * c;
+  let taken = 0;
+  lockWord(arena.i32, H_ALLOC_LOCK);
+  try {
+    for (; taken < REFILL; taken++) {
+      let block = arena.i32[H_FREE + c];
+      if (block !== 0) {
+        arena.reach(block + 4);
+        arena.i32[H_FREE + c] = arena.i32[block >> 2];
+      } else {
+        block = arena.i32[H_TOP];
+        if (!arena.grow(block + bytes)) {
+          if (taken > 0) break;
+          throw new MapFullError(bytes, arena.maxBytes);
+        }
+        arena.i32[H_TOP] = block + bytes;
+      }
+      arena.i32[block >> 2] = arena.i32[w];
+      arena.i32[w] = block;
+    }
+    arena.i32[H_BYTES_USED] += taken * bytes;
+  } finally {
+    unlockWord(arena.i32, H_ALLOC_LOCK);
+  }
+  arena.i32[w + 1] += taken;
+  arena.i32[(cache >> 2) + CACHE_TOTAL] += taken * bytes;
+}
+
+/** Moves `n` blocks of class `c` from the cache back to the global lists. */
+function spill(arena: Arena, cache: number, c: number, n: number): void {
+  const bytes = classSize(c);
+  const w = (cache >> 2) + 2 * c;
+  lockWord(arena.i32, H_ALLOC_LOCK);
+  try {
+    for (let j = 0; j < n; j++) {
+      const block = arena.i32[w];
+      arena.i32[w] = arena.i32[block >> 2];
+      arena.i32[block >> 2] = arena.i32[H_FREE + c];
+      arena.i32[H_FREE + c] = block;
+    }
+    arena.i32[H_BYTES_USED] -= n * bytes;
+  } finally {
+    unlockWord(arena.i32, H_ALLOC_LOCK);
+  }
+  arena.i32[w + 1] -= n;
+  arena.i32[(cache >> 2) + CACHE_TOTAL] -= n * bytes;
+}

@@ -328,8 +328,8 @@ export function unlockWords(i32: Int32Array, index: number): void {
 // The public `Mutex` and `RWMutex` each live in a small block of their own:
 //
 //   word 0  LOCK_MAGIC, so that `attach` can tell a lock from arbitrary memory
-//   word 1  the lock's kind (KIND_MUTEX or KIND_RWMUTEX), so a handle to one kind cannot
-//           be attached as the other
+//   word 1  the lock's kind (KIND_CODE), so a handle to one kind cannot be attached as
+//           the other
 //   word 2… the lock words proper (MUTEX_WORDS or RWMUTEX_WORDS)
 //
 // The header is written once, before the block's buffer is ever shared; posting the buffer
@@ -380,12 +380,17 @@ function sharedByteLength(value: unknown): number | undefined {
   }
 }
 
+/** `name` with its indefinite article, for error messages: "a Mutex", "an RWMutex". */
+function a(name: string): string {
+  return `${/^(?:[AEIOaeio]|[RU][A-Z])/.test(name) ? "an" : "a"} ${name}`;
+}
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object") {
     const name = Object.getPrototypeOf(value)?.constructor?.name;
-    return typeof name === "string" && name !== "" ? `a ${name}` : "an object";
+    return typeof name === "string" && name !== "" ? a(name) : "an object";
   }
   if (typeof value === "string") return JSON.stringify(value);
   return typeof value === "function" ? "a function" : `${typeof value} ${String(value)}`;
@@ -429,7 +434,7 @@ export function attachLockBlock(handle: unknown, kind: LockKind): Int32Array<Sha
   const bytes = blockBytes(kind);
   if (offset + bytes > byteLength) {
     throw new TypeError(
-      `${where}: handle.byteOffset ${offset} is out of range: a ${kind} needs ${bytes} bytes ` +
+      `${where}: handle.byteOffset ${offset} is out of range: ${a(kind)} needs ${bytes} bytes ` +
         `and the buffer has ${byteLength}`,
     );
   }
@@ -441,8 +446,8 @@ export function attachLockBlock(handle: unknown, kind: LockKind): Int32Array<Sha
     const found = (Object.keys(KIND_CODE) as LockKind[]).find((k) => KIND_CODE[k] === block[1]);
     throw new TypeError(
       `${where}: the lock at byteOffset ${offset} is ${
-        found === undefined ? "of unknown kind" : `a ${found}`
-      }, not a ${kind}`,
+        found === undefined ? "of unknown kind" : a(found)
+      }, not ${a(kind)}`,
     );
   }
   return block;

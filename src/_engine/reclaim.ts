@@ -39,7 +39,16 @@
  * @module
  */
 
-import { allocate, release } from "./allocator.ts";
+import {
+  allocate,
+  CACHE_BYTES,
+  cacheAllocate,
+  cachedBytes,
+  cacheRelease,
+  flushCache,
+  newCache,
+  release,
+} from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 
 /** Operations between two quiescent points of a participant. */
@@ -52,11 +61,12 @@ const RETIRE_BATCH = 64;
  */
 export const RETIRES_PER_OP = 4;
 
-/** Words in one participant slot: claim, announcement, retire list, spare. */
+/** Words in one participant slot: claim, announcement, retire list, allocation cache. */
 export const SLOT_WORDS = 4;
 const CLAIM = 0;
 const ANNOUNCE = 1;
 const LIST = 2;
+const CACHE = 3;
 /** Claim word: nobody's. */
 export const SLOT_FREE = 0;
 /** Claim word: reserved by a parent for a worker that has not attached yet. */
@@ -110,6 +120,8 @@ export class Participant {
   #pending = 0;
   /** Free places in the retire list, a local copy. */
   #room = 0;
+  /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
+  #cache = 0;
   #goOffline = (): void => this.#offline();
 
   /** Becomes the owner of slot `index`, which the caller has claimed. */
@@ -123,8 +135,9 @@ export class Participant {
     const list = arena.i32[this.#slot + LIST];
     this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
+    this.#cache = arena.i32[this.#slot + CACHE];
     // A released slot's leftovers come with it: they are no longer an orphan's.
-    if (this.#pending > 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
+    if (this.#pending > 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
   }
 
   /**
@@ -154,14 +167,12 @@ export class Participant {
     const at = registry.slots + index * SLOT_WORDS;
     Atomics.store(i32, at + ANNOUNCE, 0);
     const list = i32[at + LIST];
-    if (list !== 0) {
-      if (i32[list >> 2] > 0) {
-        Atomics.add(i32, registry.orphanWord, 1);
-      } else {
-        i32[at + LIST] = 0;
-        release(registry.arena, list, 8 + 8 * i32[(list >> 2) + 1]);
-      }
+    if (list !== 0 && i32[list >> 2] === 0) {
+      i32[at + LIST] = 0;
+      release(registry.arena, list, 8 + 8 * i32[(list >> 2) + 1]);
     }
+    // An orphan: a released slot with retired blocks or a cache, for others to sweep.
+    if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
     Atomics.store(i32, at + CLAIM, SLOT_FREE);
   }
 
@@ -235,6 +246,21 @@ export class Participant {
     this.#room--;
   }
 
+  /** Allocates a block through this participant's cache (see allocator.ts). */
+  allocate(size: number): number {
+    if (this.#cache === 0) {
+      this.#cache = newCache(this.arena);
+      this.arena.i32[this.#slot + CACHE] = this.#cache;
+    }
+    return cacheAllocate(this.arena, this.#cache, size);
+  }
+
+  /** Frees a block through this participant's cache. */
+  release(offset: number, size: number): void {
+    if (this.#cache === 0) release(this.arena, offset, size);
+    else cacheRelease(this.arena, this.#cache, offset, size);
+  }
+
   /**
    * Withdraws this participant and gives its slot back; {@linkcode enter} throws from then on.
    */
@@ -242,12 +268,29 @@ export class Participant {
     if (this.#closed) return;
     if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
     if (this.#online) this.#offline();
+    if (this.#cache !== 0) {
+      flushCache(this.arena, this.#cache);
+      release(this.arena, this.#cache, CACHE_BYTES);
+      this.arena.i32[this.#slot + CACHE] = 0;
+      this.#cache = 0;
+    }
     this.#closed = true;
     Participant.releaseSlot(this.registry, this.index);
   }
 
   #closedError(): never {
     throw new TypeError("this SyncMap object is closed; attach again to use the map");
+  }
+
+  /** Bytes sitting free in the allocation caches of every slot (for stats). */
+  static cachedBytes(registry: Registry): number {
+    const i32 = registry.arena.i32;
+    let total = 0;
+    for (let i = 0; i < registry.count; i++) {
+      const cache = i32[registry.slots + i * SLOT_WORDS + CACHE];
+      if (cache !== 0) total += cachedBytes(registry.arena, cache);
+    }
+    return total;
   }
 
   /** Retired blocks waiting to be freed. */
@@ -314,16 +357,22 @@ export class Participant {
     const { slots, count, orphanWord } = this.registry;
     for (let i = 0; i < count; i++) {
       const at = slots + i * SLOT_WORDS;
-      if (a.i32[at + LIST] === 0) continue;
+      if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;
       if (Atomics.compareExchange(a.i32, at + CLAIM, SLOT_FREE, SLOT_IN_USE) !== SLOT_FREE) {
         continue;
       }
+      const cache = a.i32[at + CACHE];
+      if (cache !== 0) {
+        flushCache(a, cache);
+        release(a, cache, CACHE_BYTES);
+        a.i32[at + CACHE] = 0;
+      }
       const list = a.i32[at + LIST];
-      if (list !== 0 && a.i32[list >> 2] > 0 && this.#sweep(list, oldest) === 0) {
+      if (list !== 0 && this.#sweep(list, oldest) === 0) {
         a.i32[at + LIST] = 0;
         release(a, list, 8 + 8 * a.i32[(list >> 2) + 1]);
-        Atomics.sub(a.i32, orphanWord, 1);
       }
+      if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
       Atomics.store(a.i32, at + CLAIM, SLOT_FREE);
     }
   }

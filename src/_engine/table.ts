@@ -134,6 +134,8 @@ export class Table {
   inserted = false;
   /** Set by {@linkcode find} when it finds a key: the bucket holding the slot it returned. */
   foundBucket = 0;
+  /** Set with {@linkcode foundBucket}: the first bucket of that bucket's chain. */
+  foundHead = 0;
   // Scratch for evacuation decisions (X or Y per slot), reused to avoid allocation.
   #sides: number[] = [];
 
@@ -174,7 +176,8 @@ export class Table {
     const a = this.arena;
     const hash = p.hash;
     const top = tophash(hash);
-    let b = this.#home(hash);
+    const head = this.#home(hash);
+    let b = head;
     let limit = a.bytes / BUCKET_SIZE;
     while (b !== 0) {
       if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
@@ -187,6 +190,7 @@ export class Table {
         const w = (b + KEYS + 8 * i) >> 2;
         if (p.matches(a, a.i32[w + 1], a.i32[w])) {
           this.foundBucket = b;
+          this.foundHead = head;
           return w << 2;
         }
       }
@@ -203,7 +207,8 @@ export class Table {
   findWords(lo: number, hi: number, hash: number): number {
     const a = this.arena;
     const top = tophash(hash);
-    let b = this.#home(hash);
+    const head = this.#home(hash);
+    let b = head;
     let hops = 0;
     while (b !== 0) {
       if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
@@ -215,6 +220,7 @@ export class Table {
           const w = (b >> 2) + 2 + 2 * i;
           if (i32[w] === lo && i32[w + 1] === hi) {
             this.foundBucket = b;
+            this.foundHead = head;
             return w << 2;
           }
         } else if (t === EMPTY_REST) {
@@ -359,7 +365,7 @@ export class Table {
     }
     const k = this.find(p);
     if (k < 0) return false;
-    this.#clearSlot(k, this.foundBucket);
+    this.#clearSlot(k, this.foundBucket, this.foundHead);
     a.i32[h + T_COUNT]--;
     return true;
   }
@@ -569,6 +575,9 @@ export class Table {
       const buckets = a.i32[h + T_BUCKETS];
       const x = buckets + oldbucket * BUCKET_SIZE;
       const y = sameSize ? 0 : buckets + (oldbucket + newbit) * BUCKET_SIZE;
+      // Another worker may have allocated the new array after growing the buffer, past this
+      // worker's views; a write there would be dropped silently and the keys lost. Cover it.
+      a.reach((y !== 0 ? y : x) + BUCKET_SIZE);
       // Destination bucket and next free slot for each half; both start empty (invariant).
       let xb = x, xi = 0, yb = y, yi = 0;
       let taken = 0; // overflow buckets allocated here, for the undo
@@ -675,8 +684,11 @@ export class Table {
     }
   }
 
-  /** Empties key slot `k` of bucket `b`, frees what it owns, and maintains empty-rest marks. */
-  #clearSlot(k: number, b: number): void {
+  /**
+   * Empties key slot `k` of bucket `b` (in the chain starting at `first`), frees what it owns,
+   * and maintains the empty-rest marks.
+   */
+  #clearSlot(k: number, b: number, first: number): void {
     const a = this.arena;
     const w = k >> 2;
     if (this.ownsKeys) freeSlot(a, a.i32[w + 1], a.i32[w]);
@@ -689,10 +701,10 @@ export class Table {
     let i = (k - b - KEYS) >> 3;
     const u8 = a.u8;
     u8[b + i] = EMPTY_ONE;
-    // The walks below follow overflow links without a reach() per bucket, so first make the
+    // The walk below follows overflow links without a reach() per bucket, so first make the
     // views cover the whole buffer: another worker may have grown it since this worker's views
-    // were made, and a bucket it allocated there would read as undefined, which sent #chainHead
-    // and the walk back into endless loops.
+    // were made, and a bucket it allocated there would read as undefined, which sent the walk
+    // into an endless loop.
     a.reach(a.buffer.byteLength);
     // If this slot ends the live run, turn the trailing empty-one marks into empty-rest, walking
     // back through the chain, so lookups stop early (Go's mapdelete does the same).
@@ -702,7 +714,6 @@ export class Table {
     } else if (u8[b + i + 1] !== EMPTY_REST) {
       return;
     }
-    const first = this.#chainHead(b);
     for (;;) {
       a.u8[b + i] = EMPTY_REST;
       if (i === 0) {
@@ -716,34 +727,6 @@ export class Table {
       }
       if (a.u8[b + i] !== EMPTY_ONE) break;
     }
-  }
-
-  /** The primary bucket whose chain holds bucket `b`. */
-  #chainHead(b: number): number {
-    const a = this.arena;
-    const h = this.h;
-    const buckets = a.i32[h + T_BUCKETS];
-    const n = 1 << a.i32[h + T_B];
-    if (b >= buckets && b < buckets + n * BUCKET_SIZE) return b;
-    const old = a.i32[h + T_OLDBUCKETS];
-    if (old !== 0) {
-      const m = 1 << this.#oldB();
-      if (b >= old && b < old + m * BUCKET_SIZE) return b;
-    }
-    // An overflow bucket: find the primary whose chain reaches it.
-    const head = (base: number, count: number): number => {
-      for (let j = 0; j < count; j++) {
-        const first = base + j * BUCKET_SIZE;
-        for (let c = a.i32[(first + OVERFLOW) >> 2]; c !== 0; c = a.i32[(c + OVERFLOW) >> 2]) {
-          if (c === b) return first;
-        }
-      }
-      return -1;
-    };
-    let found = head(buckets, n);
-    if (found < 0 && old !== 0) found = head(old, 1 << this.#oldB());
-    if (found < 0) throw new RangeError("corrupt table: orphan overflow bucket");
-    return found;
   }
 
   #freeChainSlots(b: number): void {

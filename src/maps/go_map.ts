@@ -518,7 +518,11 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   #beginWrite(): number {
-    const i32 = this.#arena.i32;
+    // Cover memory other workers allocated since this worker's views were made: a writer
+    // follows offsets without checking each against its views.
+    const a = this.#arena;
+    a.reach(a.buffer.byteLength);
+    const i32 = a.i32;
     let seq = i32[SEQ];
     for (;;) {
       if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("write");

@@ -854,7 +854,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         misses: a.i32[R_MISSES],
         participants,
         retired: part.pending,
-        bytesUsed: bytesUsed(a),
+        bytesUsed: bytesUsed(a) - Participant.cachedBytes(registryOf(a)),
         bytesReserved: a.buffer.byteLength,
       };
     } finally {
@@ -1131,12 +1131,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const a = this.#arena;
     if ((read & AMENDED) === 0) this.#dirtyLocked(read);
     const dirty = this.#dirtyTable()!;
-    const e = allocate(a, ENTRY_BYTES, true);
+    const e = this.#participant.allocate(ENTRY_BYTES);
     let keyLo: number;
     try {
       keyLo = probe.materialize(a);
     } catch (error) {
-      release(a, e, ENTRY_BYTES);
+      this.#participant.release(e, ENTRY_BYTES);
       throw error;
     }
     let k: number;
@@ -1150,13 +1150,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
     } catch (error) {
       freeSlot(a, probe.hi, keyLo);
-      release(a, e, ENTRY_BYTES);
+      this.#participant.release(e, ENTRY_BYTES);
       throw error;
     }
     const i32 = a.i32;
     i32[(e >> 2) + E_P] = record;
     i32[(e >> 2) + E_KEY_LO] = keyLo;
     i32[(e >> 2) + E_KEY_HI] = probe.hi;
+    i32[(e >> 2) + E_OWNER] = 0;
     i32[(k >> 2) + 16] = e;
     i32[(k >> 2) + 17] = 0;
     Atomics.add(i32, R_COUNT, 1);
@@ -1254,7 +1255,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   #lock(): void {
-    lockWord(this.#arena.i32, R_MU);
+    const a = this.#arena;
+    lockWord(a.i32, R_MU);
+    // Under the lock, cover memory other workers allocated since this worker's views were
+    // made: the locked paths follow offsets without checking each against the views.
+    a.reach(a.buffer.byteLength);
   }
 
   #unlock(): void {
@@ -1266,7 +1271,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Writes a value record for the encoded value `v`; throws MapFullError, allocating nothing. */
   #newRecord(v: Probe): number {
     const a = this.#arena;
-    const r = allocate(a, RECORD_HEADER + v.blobBytes(), false);
+    const r = this.#participant.allocate(RECORD_HEADER + v.blobBytes());
     const i32 = a.i32;
     i32[r >> 2] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
     i32[(r >> 2) + 1] = v.hi;
@@ -1301,14 +1306,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const a = this.#arena;
     const hi = a.i32[(r >> 2) + 1];
     const size = RECORD_HEADER + (isBlob(hi) ? blobSize(a, hi, r + RECORD_HEADER) : 0);
-    release(a, r, size);
+    this.#participant.release(r, size);
   }
 
   #freeEntry(e: number): void {
     const a = this.#arena;
     a.reach(e + ENTRY_BYTES);
     freeSlot(a, a.i32[(e >> 2) + E_KEY_HI], a.i32[(e >> 2) + E_KEY_LO]);
-    release(a, e, ENTRY_BYTES);
+    this.#participant.release(e, ENTRY_BYTES);
   }
 
   /** Frees a retired block: called by the participant once no one can be reading it. */

@@ -1,0 +1,208 @@
+/**
+ * Worker adapter for Bun's web `Worker`: hand shmap structures to a worker, attach to them
+ * there, and give back the worker's share of them when it ends.
+ *
+ * In the parent, {@linkcode spawn} starts a module worker and shares structures with it (or
+ * {@linkcode share} shares with a worker you made). In the worker, {@linkcode receive} resolves
+ * with the attached structures.
+ *
+ * The share is released, exactly once, on the worker's `close` event, which Bun fires once the
+ * worker's thread has stopped, however it ended: it ran out of work, called `process.exit()`,
+ * died of an uncaught error or unhandled rejection, failed to load, or was terminated with
+ * `worker.terminate()`. (Bun's workers have no `self.close()`; use `process.exit()`.)
+ *
+ * For `node:worker_threads` workers under Bun, use the Node adapter (`@shmap/shmap/node`).
+ *
+ * Importing this module in a worker starts listening for the share message at once, so that it
+ * is not lost while the worker's top-level code awaits something else. Until the message comes,
+ * that listener keeps the worker alive; import this module only in workers you share with.
+ *
+ * @example Parent: share a map and a lock with a worker
+ * ```ts ignore
+ * import { GoMap, Mutex } from "@shmap/shmap";
+ * import { spawn } from "@shmap/shmap/bun";
+ *
+ * const hits = new GoMap<string, number>();
+ * const lock = new Mutex();
+ * const worker = spawn(new URL("./worker.ts", import.meta.url), { hits, lock });
+ * worker.addEventListener("close", () => console.log(hits.get("/")));
+ * ```
+ *
+ * @example Worker: receive them (worker.ts)
+ * ```ts ignore
+ * import type { GoMap, Mutex } from "@shmap/shmap";
+ * import { receive } from "@shmap/shmap/bun";
+ *
+ * const { hits, lock } = await receive<{ hits: GoMap<string, number>; lock: Mutex }>();
+ * lock.lock();
+ * try {
+ *   hits.set("/", (hits.get("/") ?? 0) + 1);
+ * } finally {
+ *   lock.unlock();
+ * }
+ * // Nothing left to do: the worker ends, and its share is released.
+ * ```
+ *
+ * @module
+ */
+
+import {
+  describe,
+  Inbox,
+  type ReceiveOptions,
+  type Shareable,
+  shareAll,
+  type ShareMessage,
+} from "./_share.ts";
+
+export type { ReceiveOptions, Shareable };
+
+interface WorkerScope {
+  addEventListener(type: string, listener: (event: Event) => void): void;
+  removeEventListener(type: string, listener: (event: Event) => void): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+const bun = (globalThis as { Bun?: { isMainThread?: boolean } }).Bun;
+const inWorker = bun?.isMainThread === false;
+
+const inbox = new Inbox(
+  inWorker ? undefined : "receive() must be called in a Bun worker started by spawn() or share()",
+);
+
+if (inWorker) {
+  // Listen from the moment the worker imports this module: messages that arrive while nobody
+  // listens, as they can during the worker's top-level awaits, are dropped. The listener keeps
+  // the worker alive until the share message comes, then goes, so the worker can end by itself.
+  const onMessage = (event: Event): void => {
+    if (!inbox.offer((event as MessageEvent).data)) return;
+    // The share message is the adapter's: listeners added after this one do not see it.
+    event.stopImmediatePropagation();
+    scope.removeEventListener("message", onMessage);
+  };
+  scope.addEventListener("message", onMessage);
+}
+
+const shared = new WeakSet<Worker>();
+
+/**
+ * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
+ * to attach there, and releases the worker's share of them, exactly once, on the worker's
+ * `close` event, whatever ended it.
+ *
+ * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
+ * RWMutex, and Error if `worker` was already shared with. Share with a worker before it can
+ * end: a worker that has already closed fires no `close` event, and its share stays claimed.
+ *
+ * @example
+ * ```ts ignore
+ * import { GoMap } from "@shmap/shmap";
+ * import { share } from "@shmap/shmap/bun";
+ *
+ * const map = new GoMap<string, number>();
+ * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+ * share(worker, { map });
+ * ```
+ *
+ * @param worker A web `Worker`.
+ * @param values The structures, by the names the worker will receive them under.
+ */
+export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
+  checkWorker(worker);
+  connect(worker, shareAll(values));
+}
+
+/**
+ * Starts a module worker running `url` and shares `values` with it, as {@linkcode share}.
+ * Throws TypeError, before starting the worker, if a value is not a shmap structure.
+ *
+ * @example
+ * ```ts ignore
+ * import { GoMap } from "@shmap/shmap";
+ * import { spawn } from "@shmap/shmap/bun";
+ *
+ * const map = new GoMap<string, number>();
+ * const worker = spawn(new URL("./worker.ts", import.meta.url), { map });
+ * ```
+ *
+ * @param url The worker's module.
+ * @param values The structures, by the names the worker will receive them under.
+ * @param options Worker options; `type` is always "module".
+ * @returns The started worker.
+ */
+export function spawn(
+  url: string | URL,
+  values: Readonly<Record<string, Shareable>>,
+  options: WorkerOptions = {},
+): Worker {
+  const grant = shareAll(values);
+  let worker: Worker;
+  try {
+    worker = new Worker(url, { ...options, type: "module" });
+  } catch (error) {
+    grant.release();
+    throw error;
+  }
+  connect(worker, grant);
+  return worker;
+}
+
+/**
+ * In a worker: resolves with the structures the parent shared, attached and ready to use, once
+ * the share message arrives. Other messages still reach your own listeners; the share message
+ * does not reach listeners added after this module was imported.
+ *
+ * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
+ * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
+ * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
+ * call's `codecs` are used.
+ *
+ * @example
+ * ```ts ignore
+ * import type { GoMap } from "@shmap/shmap";
+ * import { receive } from "@shmap/shmap/bun";
+ *
+ * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
+ *   codecs: { cache: { keys: pointCodec } },
+ *   signal: AbortSignal.timeout(5_000),
+ * });
+ * ```
+ *
+ * @typeParam T The shared structures by name, as the parent shared them.
+ * @param options User codecs by name, and a signal to stop waiting.
+ * @returns The attached structures.
+ */
+export function receive<T extends object = Record<string, unknown>>(
+  options: ReceiveOptions = {},
+): Promise<T> {
+  return inbox.receive<T>(options);
+}
+
+function checkWorker(worker: Worker): void {
+  if (
+    typeof worker !== "object" || worker === null ||
+    typeof worker.postMessage !== "function" || typeof worker.addEventListener !== "function"
+  ) {
+    throw new TypeError(`share: expected a Worker, got ${describe(worker)}`);
+  }
+  if (shared.has(worker)) throw new Error("share: this worker was already shared with");
+}
+
+/** Posts the share message to `worker` and releases the grant once it has closed. */
+function connect(worker: Worker, grant: { message: ShareMessage; release: () => void }): void {
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    worker.removeEventListener("close", end);
+    grant.release();
+  };
+  worker.addEventListener("close", end);
+  shared.add(worker);
+  try {
+    worker.postMessage(grant.message);
+  } catch (error) {
+    end();
+    throw error;
+  }
+}

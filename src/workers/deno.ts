@@ -1,0 +1,266 @@
+/**
+ * Worker adapter for Deno's web `Worker`: hand shmap structures to a worker, attach to them
+ * there, and give back the worker's share of them when it ends.
+ *
+ * In the parent, {@linkcode spawn} starts a module worker and shares structures with it (or
+ * {@linkcode share} shares with a worker you made). In the worker, {@linkcode receive} resolves
+ * with the attached structures.
+ *
+ * A Deno worker has no exit event, so the adapter watches the ways a worker ends. The share is
+ * released, exactly once, when:
+ *
+ * - the parent calls `worker.terminate()` (the adapter wraps the instance's `terminate`);
+ * - the worker dies of an uncaught error or unhandled rejection, or fails to load (its `error`
+ *   event in the parent; the worker is gone whether or not a listener calls `preventDefault`);
+ * - the worker calls `self.close()` (importing this module in the worker wraps `close` so it
+ *   tells the parent first; the rest of the task that called it still runs, so do not use the
+ *   structures after `close()`);
+ * - the worker calls `Deno.exit()` or `process.exit()` (its `unload` event tells the parent).
+ *
+ * A Deno worker does not end by itself when it runs out of work: it lives, and keeps the
+ * process alive, until one of the above happens.
+ *
+ * Caveat (Deno 2.9): `terminate()` stops a worker only when it next returns to its event loop.
+ * A worker running a long synchronous loop keeps running after `terminate()` returns, and its
+ * share is released then, not when it stops. Let such loops check a stop flag in shared memory.
+ *
+ * Importing this module in a worker starts listening for the share message at once (Deno drops
+ * messages that arrive while nobody listens, as during top-level awaits), wraps `self.close`, and
+ * listens for `unload`.
+ *
+ * @example Parent: share a map and a lock with a worker
+ * ```ts ignore
+ * import { GoMap, Mutex } from "@shmap/shmap";
+ * import { spawn } from "@shmap/shmap/deno";
+ *
+ * const hits = new GoMap<string, number>();
+ * const lock = new Mutex();
+ * const worker = spawn(new URL("./worker.ts", import.meta.url), { hits, lock });
+ * worker.onmessage = () => {
+ *   console.log(hits.get("/"));
+ *   worker.terminate(); // releases the worker's share
+ * };
+ * ```
+ *
+ * @example Worker: receive them (worker.ts)
+ * ```ts ignore
+ * import type { GoMap, Mutex } from "@shmap/shmap";
+ * import { receive } from "@shmap/shmap/deno";
+ *
+ * const { hits, lock } = await receive<{ hits: GoMap<string, number>; lock: Mutex }>();
+ * lock.lock();
+ * try {
+ *   hits.set("/", (hits.get("/") ?? 0) + 1);
+ * } finally {
+ *   lock.unlock();
+ * }
+ * self.postMessage("done");
+ * ```
+ *
+ * @module
+ */
+
+import {
+  BYE,
+  describe,
+  Inbox,
+  type ReceiveOptions,
+  type Shareable,
+  shareAll,
+  type ShareMessage,
+} from "./_share.ts";
+
+export type { ReceiveOptions, Shareable };
+
+interface WorkerScope {
+  addEventListener(type: string, listener: (event: Event) => void): void;
+  removeEventListener(type: string, listener: (event: Event) => void): void;
+  close(): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
+const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
+
+const inbox = new Inbox(
+  inWorker ? undefined : "receive() must be called in a worker started by spawn() or share()",
+);
+/** Where to say goodbye: the port of the share message, once it is here. */
+let byePort: MessagePort | undefined;
+
+function sayBye(): void {
+  const port = byePort;
+  byePort = undefined;
+  try {
+    port?.postMessage(BYE);
+  } catch {
+    // The parent's end is gone already; nobody to tell.
+  }
+}
+
+if (inWorker) {
+  // Listen from the moment the worker imports this module: Deno drops messages that arrive
+  // while nobody listens, as they can during the worker's top-level awaits.
+  const onMessage = (event: Event): void => {
+    const data = (event as MessageEvent).data;
+    if (!inbox.offer(data)) return;
+    // The share message is the adapter's: listeners added after this one do not see it.
+    event.stopImmediatePropagation();
+    byePort ??= (data as ShareMessage).port;
+    scope.removeEventListener("message", onMessage);
+  };
+  scope.addEventListener("message", onMessage);
+  // self.close() ends the worker at the end of the current task, and no event says so:
+  // tell the parent first. Deno.exit() and process.exit() fire unload.
+  const close = scope.close;
+  scope.close = function (this: unknown): void {
+    sayBye();
+    return close.call(this);
+  };
+  scope.addEventListener("unload", sayBye);
+}
+
+const shared = new WeakSet<Worker>();
+
+/**
+ * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
+ * to attach there, and releases the worker's share of them, exactly once, when the worker is
+ * terminated, dies of an uncaught error, or closes itself (see the module documentation).
+ *
+ * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
+ * RWMutex, and Error if `worker` was already shared with.
+ *
+ * @example
+ * ```ts ignore
+ * import { GoMap } from "@shmap/shmap";
+ * import { share } from "@shmap/shmap/deno";
+ *
+ * const map = new GoMap<string, number>();
+ * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+ * share(worker, { map });
+ * ```
+ *
+ * @param worker A web `Worker`.
+ * @param values The structures, by the names the worker will receive them under.
+ */
+export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
+  checkWorker(worker);
+  connect(worker, shareAll(values));
+}
+
+/**
+ * Starts a module worker running `url` and shares `values` with it, as {@linkcode share}.
+ * Throws TypeError, before starting the worker, if a value is not a shmap structure.
+ *
+ * @example
+ * ```ts ignore
+ * import { GoMap } from "@shmap/shmap";
+ * import { spawn } from "@shmap/shmap/deno";
+ *
+ * const map = new GoMap<string, number>();
+ * const worker = spawn(new URL("./worker.ts", import.meta.url), { map });
+ * // ... later: worker.terminate() releases the worker's share of map.
+ * ```
+ *
+ * @param url The worker's module.
+ * @param values The structures, by the names the worker will receive them under.
+ * @param options Worker options; `type` is always "module".
+ * @returns The started worker.
+ */
+export function spawn(
+  url: string | URL,
+  values: Readonly<Record<string, Shareable>>,
+  options: WorkerOptions = {},
+): Worker {
+  const grant = shareAll(values);
+  let worker: Worker;
+  try {
+    worker = new Worker(url, { ...options, type: "module" });
+  } catch (error) {
+    grant.release();
+    throw error;
+  }
+  connect(worker, grant);
+  return worker;
+}
+
+/**
+ * In a worker: resolves with the structures the parent shared, attached and ready to use, once
+ * the share message arrives. Other messages still reach your own listeners; the share message
+ * does not reach listeners added after this module was imported.
+ *
+ * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
+ * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
+ * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
+ * call's `codecs` are used.
+ *
+ * @example
+ * ```ts ignore
+ * import type { GoMap } from "@shmap/shmap";
+ * import { receive } from "@shmap/shmap/deno";
+ *
+ * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
+ *   codecs: { cache: { keys: pointCodec } },
+ *   signal: AbortSignal.timeout(5_000),
+ * });
+ * ```
+ *
+ * @typeParam T The shared structures by name, as the parent shared them.
+ * @param options User codecs by name, and a signal to stop waiting.
+ * @returns The attached structures.
+ */
+export function receive<T extends object = Record<string, unknown>>(
+  options: ReceiveOptions = {},
+): Promise<T> {
+  return inbox.receive<T>(options);
+}
+
+function checkWorker(worker: Worker): void {
+  if (
+    typeof worker !== "object" || worker === null ||
+    typeof worker.postMessage !== "function" || typeof worker.terminate !== "function" ||
+    typeof worker.addEventListener !== "function"
+  ) {
+    throw new TypeError(`share: expected a Worker, got ${describe(worker)}`);
+  }
+  if (shared.has(worker)) throw new Error("share: this worker was already shared with");
+}
+
+/** Posts the share message to `worker` and releases the grant once it is gone. */
+function connect(worker: Worker, grant: { message: ShareMessage; release: () => void }): void {
+  const { port1, port2 } = new MessageChannel();
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    worker.removeEventListener("error", end);
+    port1.onmessage = null;
+    port1.close();
+    grant.release();
+  };
+  // The port only says goodbye: it must not keep the parent alive.
+  port1.onmessage = (event) => {
+    if (event.data === BYE) end();
+  };
+  (port1 as { unref?: () => void }).unref?.();
+  worker.addEventListener("error", end);
+  const terminate = worker.terminate;
+  Object.defineProperty(worker, "terminate", {
+    configurable: true,
+    writable: true,
+    value: function (this: Worker): void {
+      try {
+        terminate.call(this);
+      } finally {
+        end();
+      }
+    },
+  });
+  shared.add(worker);
+  try {
+    worker.postMessage({ ...grant.message, port: port2 }, [port2]);
+  } catch (error) {
+    end();
+    throw error;
+  }
+}

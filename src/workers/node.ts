@@ -1,0 +1,209 @@
+/**
+ * Worker adapter for `node:worker_threads`, in Node.js and in Deno's and Bun's Node
+ * compatibility: hand shmap structures to a worker, attach to them there, and give back the
+ * worker's share of them when it ends.
+ *
+ * In the parent, {@linkcode spawn} starts a worker and shares structures with it (or
+ * {@linkcode share} shares with a worker you made). In the worker, {@linkcode receive} resolves
+ * with the attached structures.
+ *
+ * The share is released, exactly once, on the worker's `exit` event, however it ended: it ran
+ * out of work, called `process.exit()`, died of an uncaught error or unhandled rejection, or was
+ * stopped with `worker.terminate()`. Node and Bun fire `exit` once the worker's thread has
+ * stopped; Deno (2.9) fires it as soon as `terminate()` is called, and its `terminate()` stops a
+ * worker only when it next returns to its event loop, so a worker busy in a synchronous loop
+ * keeps running there after its share is released.
+ *
+ * Importing this module in a worker starts listening on `parentPort` for the share message at
+ * once, so that it is not missed whatever the worker does first. Until the message comes, that
+ * listener keeps the worker alive; import this module only in workers you share with.
+ *
+ * @example Parent: share a map and a lock with a worker
+ * ```ts ignore
+ * import { Worker } from "node:worker_threads";
+ * import { GoMap, Mutex } from "@shmap/shmap";
+ * import { spawn } from "@shmap/shmap/node";
+ *
+ * const hits = new GoMap<string, number>();
+ * const lock = new Mutex();
+ * const worker: Worker = spawn(new URL("./worker.js", import.meta.url), { hits, lock });
+ * worker.on("exit", () => console.log(hits.get("/")));
+ * ```
+ *
+ * @example Worker: receive them (worker.js)
+ * ```ts ignore
+ * import { receive } from "@shmap/shmap/node";
+ *
+ * const { hits, lock } = await receive();
+ * lock.lock();
+ * try {
+ *   hits.set("/", (hits.get("/") ?? 0) + 1);
+ * } finally {
+ *   lock.unlock();
+ * }
+ * // Nothing left to do: the worker exits, and its share is released.
+ * ```
+ *
+ * @module
+ */
+
+import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
+import {
+  describe,
+  Inbox,
+  type ReceiveOptions,
+  type Shareable,
+  shareAll,
+  type ShareMessage,
+} from "./_share.ts";
+
+export type { ReceiveOptions, Shareable };
+
+interface Port {
+  addEventListener(type: string, listener: (event: Event) => void): void;
+  removeEventListener(type: string, listener: (event: Event) => void): void;
+}
+
+const port = parentPort as unknown as Port | null;
+const inbox = new Inbox(
+  port === null ? "receive() must be called in a worker started by spawn() or share()" : undefined,
+);
+
+if (port !== null) {
+  // Listen from the moment the worker imports this module, so that the share message is not
+  // missed when the worker's own listeners come later, or (in Deno) when it arrives during a
+  // top-level await. The listener keeps the worker alive until the share message comes, then
+  // goes, so the worker can exit by itself.
+  const onMessage = (event: Event): void => {
+    if (!inbox.offer((event as MessageEvent).data)) return;
+    // The share message is the adapter's: listeners added after this one do not see it.
+    event.stopImmediatePropagation();
+    port.removeEventListener("message", onMessage);
+  };
+  port.addEventListener("message", onMessage);
+}
+
+const shared = new WeakSet<Worker>();
+
+/**
+ * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
+ * to attach there, and releases the worker's share of them, exactly once, on the worker's
+ * `exit` event, whatever ended it.
+ *
+ * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
+ * RWMutex, and Error if `worker` was already shared with or has exited.
+ *
+ * @example
+ * ```ts ignore
+ * import { Worker } from "node:worker_threads";
+ * import { GoMap } from "@shmap/shmap";
+ * import { share } from "@shmap/shmap/node";
+ *
+ * const map = new GoMap<string, number>();
+ * const worker = new Worker(new URL("./worker.js", import.meta.url));
+ * share(worker, { map });
+ * ```
+ *
+ * @param worker A `node:worker_threads` Worker.
+ * @param values The structures, by the names the worker will receive them under.
+ */
+export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
+  checkWorker(worker);
+  connect(worker, shareAll(values));
+}
+
+/**
+ * Starts a worker running `url` and shares `values` with it, as {@linkcode share}. Throws
+ * TypeError, before starting the worker, if a value is not a shmap structure.
+ *
+ * @example
+ * ```ts ignore
+ * import { GoMap } from "@shmap/shmap";
+ * import { spawn } from "@shmap/shmap/node";
+ *
+ * const map = new GoMap<string, number>();
+ * const worker = spawn(new URL("./worker.js", import.meta.url), { map });
+ * ```
+ *
+ * @param url The worker's script: a `file:` URL, or a path as `new Worker()` takes it.
+ * @param values The structures, by the names the worker will receive them under.
+ * @param options Options for `new Worker()`.
+ * @returns The started worker.
+ */
+export function spawn(
+  url: string | URL,
+  values: Readonly<Record<string, Shareable>>,
+  options: WorkerOptions = {},
+): Worker {
+  const grant = shareAll(values);
+  let worker: Worker;
+  try {
+    worker = new Worker(url, options);
+  } catch (error) {
+    grant.release();
+    throw error;
+  }
+  connect(worker, grant);
+  return worker;
+}
+
+/**
+ * In a worker: resolves with the structures the parent shared, attached and ready to use, once
+ * the share message arrives. Other messages still reach your own `parentPort` listeners; the
+ * share message does not reach listeners added after this module was imported.
+ *
+ * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
+ * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
+ * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
+ * call's `codecs` are used.
+ *
+ * @example
+ * ```ts ignore
+ * import type { GoMap } from "@shmap/shmap";
+ * import { receive } from "@shmap/shmap/node";
+ *
+ * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
+ *   codecs: { cache: { keys: pointCodec } },
+ *   signal: AbortSignal.timeout(5_000),
+ * });
+ * ```
+ *
+ * @typeParam T The shared structures by name, as the parent shared them.
+ * @param options User codecs by name, and a signal to stop waiting.
+ * @returns The attached structures.
+ */
+export function receive<T extends object = Record<string, unknown>>(
+  options: ReceiveOptions = {},
+): Promise<T> {
+  return inbox.receive<T>(options);
+}
+
+function checkWorker(worker: Worker): void {
+  if (
+    typeof worker !== "object" || worker === null ||
+    typeof worker.postMessage !== "function" || typeof worker.once !== "function"
+  ) {
+    throw new TypeError(`share: expected a node:worker_threads Worker, got ${describe(worker)}`);
+  }
+  if (shared.has(worker)) throw new Error("share: this worker was already shared with");
+  if (worker.threadId === -1) throw new Error("share: this worker has exited");
+}
+
+/** Posts the share message to `worker` and releases the grant once it has exited. */
+function connect(worker: Worker, grant: { message: ShareMessage; release: () => void }): void {
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    worker.off("exit", end);
+    grant.release();
+  };
+  worker.on("exit", end);
+  shared.add(worker);
+  try {
+    worker.postMessage(grant.message);
+  } catch (error) {
+    end();
+    throw error;
+  }
+}

@@ -1,0 +1,155 @@
+// Copyright the shmap authors. MIT license.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
+import { RWMutex } from "../src/sync/rw_mutex.ts";
+import {
+  COUNT_ITERATIONS,
+  COUNT_WORKERS,
+  countUnderLock,
+  shared,
+  sleep,
+  withWorkers,
+} from "./fixtures/lock_harness.ts";
+
+/** Control word: a worker's "I got the lock" mark. */
+const FLAG = 2;
+
+test("Mutex: lock, unlock and tryLock on one thread", () => {
+  const mu = new Mutex();
+  assert.equal(mu.tryLock(), true);
+  assert.equal(mu.tryLock(), false);
+  mu.unlock();
+  mu.lock();
+  assert.equal(mu.tryLock(), false);
+  mu.unlock();
+  assert.equal(mu.tryLock(), true);
+  mu.unlock();
+});
+
+test("Mutex: unlock of an unlocked mutex throws Go's message and leaves it usable", () => {
+  const mu = new Mutex();
+  assert.throws(() => mu.unlock(), { name: "Error", message: "sync: unlock of unlocked mutex" });
+  mu.lock();
+  mu.unlock();
+  assert.throws(() => mu.unlock(), { message: "sync: unlock of unlocked mutex" });
+  assert.equal(mu.tryLock(), true);
+  mu.unlock();
+});
+
+test("Mutex: handle is a plain structured-cloneable object", () => {
+  const mu = new Mutex();
+  const h = mu.handle;
+  assert.equal(h.kind, "Mutex");
+  assert.ok(h.buffer instanceof SharedArrayBuffer);
+  assert.equal(typeof h.byteOffset, "number");
+  const copy = structuredClone(h);
+  assert.deepEqual(Object.keys(copy).sort(), ["buffer", "byteOffset", "kind"]);
+  // The clone shares memory: a mutex attached through it sees the original's state.
+  const other = Mutex.attach(copy);
+  mu.lock();
+  assert.equal(other.tryLock(), false);
+  mu.unlock();
+  assert.equal(other.tryLock(), true);
+  assert.equal(mu.tryLock(), false);
+  other.unlock();
+});
+
+test("Mutex.attach rejects bad handles with a TypeError", () => {
+  const good = new Mutex().handle;
+  const bad: [string, unknown, RegExp][] = [
+    ["null", null, /got null/],
+    ["undefined", undefined, /got undefined/],
+    ["a number", 42, /got number 42/],
+    ["a string", "Mutex", /got "Mutex"/],
+    ["an empty object", {}, /handle\.kind must be "Mutex"/],
+    ["a wrong kind", { ...good, kind: "Map" }, /handle\.kind must be "Mutex", got "Map"/],
+    ["an RWMutex handle", new RWMutex().handle, /got "RWMutex" \(use RWMutex\.attach\)/],
+    ["no buffer", { kind: "Mutex", byteOffset: 0 }, /must be a SharedArrayBuffer, got undefined/],
+    [
+      "a non-shared ArrayBuffer",
+      { ...good, buffer: new ArrayBuffer(16) },
+      /must be a SharedArrayBuffer, got an ArrayBuffer/,
+    ],
+    [
+      "a typed array instead of a buffer",
+      { ...good, buffer: new Int32Array(new SharedArrayBuffer(16)) },
+      /must be a SharedArrayBuffer/,
+    ],
+    ["a missing offset", { kind: "Mutex", buffer: good.buffer }, /non-negative integer/],
+    ["a negative offset", { ...good, byteOffset: -4 }, /non-negative integer, got number -4/],
+    ["a fractional offset", { ...good, byteOffset: 1.5 }, /non-negative integer/],
+    ["a misaligned offset", { ...good, byteOffset: 2 }, /not a multiple of 4/],
+    ["an out-of-range offset", { ...good, byteOffset: 64 }, /out of range/],
+    ["an offset past the last fit", { ...good, byteOffset: 8 }, /out of range/],
+    [
+      "memory that holds no lock",
+      { kind: "Mutex", buffer: new SharedArrayBuffer(64), byteOffset: 16 },
+      /no shmap lock at byteOffset 16 \(bad magic word\)/,
+    ],
+    [
+      "an RWMutex's memory labelled as a Mutex",
+      { ...new RWMutex().handle, kind: "Mutex" },
+      /is an RWMutex, not a Mutex/,
+    ],
+  ];
+  for (const [what, handle, message] of bad) {
+    assert.throws(
+      () => Mutex.attach(handle as MutexHandle),
+      (err: unknown) => {
+        assert.ok(err instanceof TypeError, `${what}: expected a TypeError, got ${err}`);
+        assert.match(err.message, /^Mutex\.attach: /, what);
+        assert.match(err.message, message, what);
+        return true;
+      },
+      what,
+    );
+  }
+  // A failed attach leaves nothing behind: the next constructor makes a fresh mutex.
+  const fresh = new Mutex();
+  assert.notEqual(fresh.handle.buffer, good.buffer);
+});
+
+test(`Mutex: ${COUNT_WORKERS} workers x ${COUNT_ITERATIONS} plain increments lose no update`, async () => {
+  await countUnderLock("mu", false);
+});
+
+test("Mutex: the main thread contends with the workers", async () => {
+  await countUnderLock("mu", true);
+});
+
+test("Mutex: a worker blocks in lock() until another agent unlocks", async () => {
+  const mu = new Mutex();
+  const ctrl = shared(4);
+  await withWorkers(1, async ([w]) => {
+    mu.lock();
+    const run = w.run([
+      { op: "mu.tryLock" },
+      { op: "mu.lock" },
+      { op: "store", word: FLAG, value: 1 },
+      { op: "mu.unlock" },
+    ], { ctrl, mu: mu.handle });
+    await sleep(100);
+    assert.equal(Atomics.load(ctrl, FLAG), 0, "the worker got in while the main thread held it");
+    mu.unlock();
+    assert.deepEqual(await run, [false]);
+    assert.equal(Atomics.load(ctrl, FLAG), 1);
+  });
+  assert.equal(mu.tryLock(), true);
+});
+
+test("Mutex: a lock taken in a worker can be released by the main thread", async () => {
+  const mu = new Mutex();
+  const ctrl = shared(4);
+  await withWorkers(1, async ([w]) => {
+    assert.deepEqual(await w.run([{ op: "mu.lock" }], { ctrl, mu: mu.handle }), []);
+    assert.equal(mu.tryLock(), false);
+    mu.unlock();
+    assert.deepEqual(
+      await w.run([{ op: "mu.tryLock" }, { op: "mu.unlock" }], { ctrl, mu: mu.handle }),
+      [
+        true,
+      ],
+    );
+  });
+});

@@ -1,0 +1,270 @@
+// Copyright the shmap authors. MIT license.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Mutex } from "../src/sync/mutex.ts";
+import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
+import {
+  COUNT_ITERATIONS,
+  COUNT_WORKERS,
+  countUnderLock,
+  shared,
+  signal,
+  sleep,
+  TEST_TIMEOUT_MS,
+  until,
+  withWorkers,
+} from "./fixtures/lock_harness.ts";
+
+// Control words shared with the workers.
+const READY = 0;
+const GO = 1;
+const INSIDE = 2; // readers currently inside
+const FLAG = 3;
+const SEQ = 4; // ticket dispenser
+const WRITER_TICKET = 5;
+const READER_TICKET = 6;
+
+test("RWMutex: try-lock semantics on one thread", () => {
+  const rw = new RWMutex();
+  // Readers share.
+  assert.equal(rw.tryRLock(), true);
+  assert.equal(rw.tryRLock(), true);
+  assert.equal(rw.tryLock(), false, "a writer got in with readers inside");
+  rw.rUnlock();
+  assert.equal(rw.tryLock(), false, "a writer got in with a reader inside");
+  rw.rUnlock();
+  // A writer excludes everyone.
+  assert.equal(rw.tryLock(), true);
+  assert.equal(rw.tryLock(), false);
+  assert.equal(rw.tryRLock(), false);
+  rw.unlock();
+  // Blocking calls on a free lock.
+  rw.rLock();
+  rw.rUnlock();
+  rw.lock();
+  rw.unlock();
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
+});
+
+test("RWMutex: unbalanced unlocks throw Go's messages and leave the lock usable", () => {
+  const rw = new RWMutex();
+  const unlockMsg = { name: "Error", message: "sync: Unlock of unlocked RWMutex" };
+  const rUnlockMsg = { name: "Error", message: "sync: RUnlock of unlocked RWMutex" };
+  assert.throws(() => rw.unlock(), unlockMsg);
+  assert.throws(() => rw.rUnlock(), rUnlockMsg);
+  // Held for reading: Unlock is wrong and changes nothing.
+  rw.rLock();
+  assert.throws(() => rw.unlock(), unlockMsg);
+  assert.equal(rw.tryLock(), false);
+  rw.rUnlock();
+  assert.throws(() => rw.rUnlock(), rUnlockMsg);
+  // Held for writing: RUnlock is wrong and changes nothing.
+  rw.lock();
+  assert.throws(() => rw.rUnlock(), rUnlockMsg);
+  assert.equal(rw.tryRLock(), false);
+  rw.unlock();
+  assert.throws(() => rw.unlock(), unlockMsg);
+  // Still fully usable.
+  assert.equal(rw.tryRLock(), true);
+  rw.rUnlock();
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
+});
+
+test("RWMutex.attach rejects bad handles with a TypeError", () => {
+  const good = new RWMutex().handle;
+  const bad: [string, unknown, RegExp][] = [
+    ["null", null, /got null/],
+    ["an empty object", {}, /handle\.kind must be "RWMutex"/],
+    ["an array", [], /got an array/],
+    ["a wrong kind", { ...good, kind: "rwmutex" }, /got "rwmutex"/],
+    ["a Mutex handle", new Mutex().handle, /got "Mutex" \(use Mutex\.attach\)/],
+    [
+      "a Mutex's memory labelled as an RWMutex",
+      { ...new Mutex().handle, kind: "RWMutex" },
+      /out of range|is a Mutex, not an RWMutex/,
+    ],
+    [
+      "a non-shared ArrayBuffer",
+      { ...good, buffer: new ArrayBuffer(32) },
+      /must be a SharedArrayBuffer, got an ArrayBuffer/,
+    ],
+    ["a string offset", { ...good, byteOffset: "0" }, /non-negative integer, got "0"/],
+    ["a misaligned offset", { ...good, byteOffset: 1 }, /not a multiple of 4/],
+    ["an out-of-range offset", { ...good, byteOffset: 1 << 20 }, /out of range/],
+    [
+      "memory that holds no lock",
+      { kind: "RWMutex", buffer: new SharedArrayBuffer(64), byteOffset: 0 },
+      /bad magic word/,
+    ],
+  ];
+  for (const [what, handle, message] of bad) {
+    assert.throws(
+      () => RWMutex.attach(handle as RWMutexHandle),
+      (err: unknown) => {
+        assert.ok(err instanceof TypeError, `${what}: expected a TypeError, got ${err}`);
+        assert.match(err.message, /^RWMutex\.attach: /, what);
+        assert.match(err.message, message, what);
+        return true;
+      },
+      what,
+    );
+  }
+  // A Mutex's memory padded out to RWMutex size still has the wrong kind word.
+  const mu = new Mutex();
+  const big = new SharedArrayBuffer(64);
+  new Int32Array(big).set(new Int32Array(mu.handle.buffer, mu.handle.byteOffset, 3));
+  assert.throws(
+    () => RWMutex.attach({ kind: "RWMutex", buffer: big, byteOffset: 0 }),
+    { name: "TypeError", message: /is a Mutex, not an RWMutex/ },
+  );
+});
+
+test("RWMutex: handle round-trips through structuredClone", () => {
+  const rw = new RWMutex();
+  const other = RWMutex.attach(structuredClone(rw.handle));
+  rw.rLock();
+  assert.equal(other.tryRLock(), true);
+  assert.equal(other.tryLock(), false);
+  other.rUnlock();
+  rw.rUnlock();
+  assert.equal(other.tryLock(), true);
+  assert.equal(rw.tryRLock(), false);
+  other.unlock();
+});
+
+test(`RWMutex: ${COUNT_WORKERS} writers x ${COUNT_ITERATIONS} plain increments lose no update`, async () => {
+  await countUnderLock("rw", false);
+});
+
+test("RWMutex: the main thread contends with the writers", async () => {
+  await countUnderLock("rw", true);
+});
+
+test("RWMutex: readers never see a writer's half-done update", async () => {
+  // Writers bump data[0] then data[1] under the write lock; readers check under the read
+  // lock that the two are equal. Readers and writers run at the same time.
+  const rw = new RWMutex();
+  const ctrl = shared(8);
+  const data = shared(2);
+  const writes = 5_000;
+  await withWorkers(4, async (workers) => {
+    const shm = { ctrl, data, rw: rw.handle };
+    const start = [
+      { op: "add", word: READY, value: 1 },
+      { op: "waitFor", word: GO, atLeast: 1, timeoutMs: TEST_TIMEOUT_MS },
+    ] as const;
+    const runs = [
+      workers[0].run([...start, { op: "writePairs", word: 0, iterations: writes }], shm),
+      workers[1].run([...start, { op: "writePairs", word: 0, iterations: writes }], shm),
+      workers[2].run([...start, { op: "readPairs", word: 0, iterations: 20_000 }], shm),
+      workers[3].run([...start, { op: "readPairs", word: 0, iterations: 20_000 }], shm),
+    ];
+    await until(() => Atomics.load(ctrl, READY) === 4, "all workers are ready");
+    signal(ctrl, GO, 1);
+    // Each result list starts with the READY count from "add"; readPairs appends its count.
+    const torn = (await Promise.all(runs)).map((r) => r.slice(1));
+    assert.deepEqual(torn, [[], [], [0], [0]], "a reader saw a torn pair");
+  });
+  assert.deepEqual([...data], [2 * writes, 2 * writes]);
+});
+
+test("RWMutex: readers hold the lock at the same time", async () => {
+  const rw = new RWMutex();
+  const ctrl = shared(8);
+  await withWorkers(2, async (workers) => {
+    // Each reader enters, then waits inside until both are inside: only possible if
+    // the two read locks are held at once.
+    const script = [
+      { op: "rw.rLock" },
+      { op: "add", word: INSIDE, value: 1 },
+      { op: "waitFor", word: INSIDE, atLeast: 2, timeoutMs: 10_000 },
+      { op: "rw.rUnlock" },
+    ] as const;
+    const results = await Promise.all(
+      workers.map((w) => w.run([...script], { ctrl, rw: rw.handle })),
+    );
+    assert.deepEqual(results.map((r) => r[0]).sort(), [1, 2]);
+  });
+  assert.equal(Atomics.load(ctrl, INSIDE), 2);
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
+});
+
+test("RWMutex: a writer excludes readers until it unlocks", async () => {
+  const rw = new RWMutex();
+  const ctrl = shared(8);
+  await withWorkers(1, async ([w]) => {
+    rw.lock();
+    const run = w.run([
+      { op: "rw.tryRLock" },
+      { op: "rw.tryLock" },
+      { op: "rw.rLock" },
+      { op: "store", word: FLAG, value: 1 },
+      { op: "rw.rUnlock" },
+    ], { ctrl, rw: rw.handle });
+    await sleep(100);
+    assert.equal(Atomics.load(ctrl, FLAG), 0, "a reader got in while the writer held the lock");
+    rw.unlock();
+    assert.deepEqual(await run, [false, false]);
+    assert.equal(Atomics.load(ctrl, FLAG), 1);
+  });
+});
+
+test("RWMutex: readers exclude a writer until the last one leaves", async () => {
+  const rw = new RWMutex();
+  const ctrl = shared(8);
+  await withWorkers(1, async ([w]) => {
+    rw.rLock();
+    rw.rLock(); // two read locks, as if from two readers
+    const run = w.run([
+      { op: "rw.tryLock" },
+      { op: "rw.lock" },
+      { op: "store", word: FLAG, value: 1 },
+      { op: "rw.unlock" },
+    ], { ctrl, rw: rw.handle });
+    await sleep(50);
+    rw.rUnlock();
+    await sleep(50);
+    assert.equal(Atomics.load(ctrl, FLAG), 0, "the writer got in with a reader inside");
+    rw.rUnlock();
+    assert.deepEqual(await run, [false]);
+    assert.equal(Atomics.load(ctrl, FLAG), 1);
+  });
+});
+
+test("RWMutex: a waiting writer holds back new readers (writer preference)", async () => {
+  const rw = new RWMutex();
+  const ctrl = shared(8);
+  await withWorkers(2, async ([writer, reader]) => {
+    rw.rLock(); // the main thread is a reader
+    const wrote = writer.run([
+      { op: "rw.lock" },
+      { op: "ticket", word: WRITER_TICKET, seq: SEQ },
+      { op: "rw.unlock" },
+    ], { ctrl, rw: rw.handle });
+    // Wait until the writer is pending: from then on a new read lock is refused even
+    // though only readers hold the lock.
+    await until(() => {
+      if (!rw.tryRLock()) return true;
+      rw.rUnlock();
+      return false;
+    }, "the writer waits");
+    assert.deepEqual(await reader.run([{ op: "rw.tryRLock" }], { ctrl, rw: rw.handle }), [false]);
+    const read = reader.run([
+      { op: "rw.rLock" },
+      { op: "ticket", word: READER_TICKET, seq: SEQ },
+      { op: "rw.rUnlock" },
+    ], { ctrl, rw: rw.handle });
+    await sleep(100);
+    assert.equal(Atomics.load(ctrl, WRITER_TICKET), 0, "the writer got in with a reader inside");
+    assert.equal(Atomics.load(ctrl, READER_TICKET), 0, "a new reader passed a waiting writer");
+    rw.rUnlock(); // the writer goes first, then the reader
+    await Promise.all([wrote, read]);
+    assert.equal(Atomics.load(ctrl, WRITER_TICKET), 1);
+    assert.equal(Atomics.load(ctrl, READER_TICKET), 2);
+  });
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
+});
