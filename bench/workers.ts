@@ -1,0 +1,592 @@
+// Copyright the shmap authors. MIT license.
+/**
+ * Multi-worker benchmark: how SyncMap scales across 1..4 workers in the two cases Go's
+ * sync.Map is made for, against what a JavaScript user has otherwise.
+ *
+ * Cases (keys and values are numbers unless said; see fixtures/bench_shared.ts):
+ * - read-mostly int / read-mostly string: 1024 keys (0..1023, or "key:0".."key:1023"), shared
+ *   by all workers. Each op loads a pseudo-random key (xorshift32); one op in 100 stores a new
+ *   value for a random key instead.
+ * - disjoint writers: worker w owns keys w*1024 .. w*1024+1023 and alternately loads one of
+ *   them and stores a fresh value for one (50/50). The map holds 4 x 1024 keys at every N.
+ *
+ * Structures:
+ * - SyncMap: load / store.
+ * - GoMap+RWMutex (read-mostly): rLock/get/rUnlock, lock/set/unlock.
+ * - GoMap+Mutex (disjoint writers): lock/get/unlock, lock/set/unlock.
+ * - postMessage owner: one more worker holds a native Map; every client worker has its own
+ *   MessageChannel to it and one request outstanding at a time, so each op is a round trip
+ *   (gets and sets alike: the 1% of read-mostly stores are sent too, and acknowledged).
+ * - Map copy per worker (read-mostly): each worker has its own native Map and runs the same
+ *   loop. Not a shared map (a store is seen only by its own worker): it is the ceiling, how
+ *   well the machine itself scales this loop.
+ *
+ * Method: maps are filled in the main thread (a SyncMap is then loaded once per key so that
+ * every key is in its read table, as in a warmed-up cache). Each (case, structure) gets fresh
+ * workers, so the engine compiles each loop for one structure only; they run one unmeasured
+ * warm-up, then for each repetition and each worker count N the first N workers meet at a
+ * start barrier (Atomics.wait/notify) and each runs its loop for a fixed wall time, reading
+ * the clock every 1024 ops (every 16 round trips for postMessage). Total throughput is the sum
+ * of each worker's ops / its elapsed time; ns/op per worker is N / total throughput, the time
+ * one op takes a worker on average; "fairness" is the slowest worker's rate / the fastest's
+ * (1 = even; near 0 = a worker starved). Reported figures are medians over the repetitions,
+ * and the load average is printed, since other processes skew the numbers. Every load is checked
+ * (read-mostly: the value belongs to the key; disjoint writers: exactly the last value the
+ * worker stored), and any error in any worker fails the run.
+ *
+ * Run: `deno run -A bench/workers.ts [--quick]` or `bun bench/workers.ts [--quick]`.
+ *
+ * @module
+ */
+
+import { loadavg } from "node:os";
+import { type Codec, codecs } from "../src/codec.ts";
+import { GoMap } from "../src/maps/go_map.ts";
+import { SyncMap } from "../src/maps/sync_map.ts";
+import { Mutex } from "../src/sync/mutex.ts";
+import { RWMutex } from "../src/sync/rw_mutex.ts";
+import {
+  type CaseName,
+  CLOCK_EVERY,
+  type FromOwner,
+  type FromWorker,
+  KEYS,
+  type LoopResult,
+  readMostlyKeys,
+  seedFor,
+  type StructureName,
+  type ToOwner,
+  type ToWorker,
+} from "./fixtures/bench_shared.ts";
+
+/** Options for {@linkcode runWorkerBench}. */
+export interface WorkerBenchOptions {
+  /** Shorter runs (200 ms, one repetition) for a smoke test. */
+  quick?: boolean;
+  /** Wall time of one worker's loop, in ms (default 500, quick 200). */
+  durationMs?: number;
+  /** Repetitions; the median is reported (default 3, quick 1). */
+  reps?: number;
+  /** Largest worker count (default 4, run even where it oversubscribes the cores). */
+  maxWorkers?: number;
+  /** Run only the groups whose "case / structure" contains this string (yardsticks always run). */
+  only?: string;
+  /** Print the tables (default true). */
+  print?: boolean;
+}
+
+/** One row of the results. */
+export interface WorkerBenchResult {
+  /** The case, or "single thread" for the native Map.get yardsticks. */
+  case: CaseName | "single thread";
+  /** What was measured. */
+  structure: StructureName | "native Map.get, int keys" | "native Map.get, string keys";
+  /** Worker threads running the loop (the yardsticks run on the main thread: 1). */
+  workers: number;
+  /** Busy threads: the workers, plus the owner for postMessage. */
+  threads: number;
+  /** Whether there were more busy threads than `navigator.hardwareConcurrency`. */
+  oversubscribed: boolean;
+  /** Median total throughput, millions of ops per second over all workers. */
+  mopsPerSec: number;
+  /** ns per op as one worker sees it on average: workers / total throughput (from the median). */
+  nsPerOpPerWorker: number;
+  /** Median over repetitions of the slowest worker's ops/s divided by the fastest's. */
+  fairness: number;
+  /** Total Mops/s of each repetition. */
+  samples: number[];
+}
+
+const TIMEOUT_MS = 30_000;
+const DISJOINT_WORKERS = 4; // the disjoint map always holds keys for 4 workers
+
+const PLAN: readonly (readonly [CaseName, readonly StructureName[]])[] = [
+  ["read-mostly int", ["SyncMap", "GoMap+RWMutex", "postMessage owner", "Map copy per worker"]],
+  ["read-mostly string", [
+    "SyncMap",
+    "GoMap+RWMutex",
+    "postMessage owner",
+    "Map copy per worker",
+  ]],
+  ["disjoint writers", ["SyncMap", "GoMap+Mutex", "postMessage owner"]],
+];
+
+/** Runs the benchmark, prints its tables (unless `print: false`) and returns the rows. */
+export async function runWorkerBench(
+  options: WorkerBenchOptions = {},
+): Promise<WorkerBenchResult[]> {
+  const quick = options.quick ?? false;
+  const durationMs = options.durationMs ?? (quick ? 200 : 500);
+  const reps = options.reps ?? (quick ? 1 : 3);
+  const maxWorkers = options.maxWorkers ?? 4;
+  const print = options.print ?? true;
+  const cores = navigator.hardwareConcurrency ?? 1;
+  const counts = Array.from({ length: maxWorkers }, (_, i) => i + 1);
+  const log = print ? (line: string) => console.log(line) : () => {};
+  const started = performance.now();
+  log(
+    `shmap multi-worker benchmark: ${runtimeName()}, ${cores} hardware threads, ` +
+      `${durationMs} ms per run, median of ${reps}, workers 1..${maxWorkers}; ` +
+      `load average ${loadAverage()}`,
+  );
+
+  const rows: WorkerBenchResult[] = [];
+  rows.push(...yardsticks(durationMs, reps));
+  for (const [c, structures] of PLAN) {
+    for (const s of structures) {
+      if (options.only !== undefined && !`${c} / ${s}`.includes(options.only)) continue;
+      log(`  running ${c} / ${s} ...`);
+      rows.push(...await runGroup(c, s, counts, reps, durationMs, cores));
+    }
+  }
+  if (print) printTables(rows, cores);
+  log(
+    `(${((performance.now() - started) / 1000).toFixed(1)} s; load average ${loadAverage()})`,
+  );
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Yardsticks: native Map.get on the main thread, same key scheme and loop shape, loads only.
+// Two functions, so that each `map.get` call site sees one key type.
+
+function mapGetInt(map: Map<number, number>, keys: readonly number[], ms: number): LoopResult {
+  let x = seedFor(99);
+  let ops = 0;
+  const start = performance.now();
+  const end = start + ms;
+  let now = start;
+  do {
+    for (let n = 0; n < CLOCK_EVERY; n++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const i = x & (KEYS - 1);
+      const v = map.get(keys[i]);
+      if (v === undefined || (v & (KEYS - 1)) !== i) throw new Error(`Map.get(${i}): ${v}`);
+    }
+    ops += CLOCK_EVERY;
+    now = performance.now();
+  } while (now < end);
+  return { ops, ms: now - start };
+}
+
+function mapGetString(map: Map<string, number>, keys: readonly string[], ms: number): LoopResult {
+  let x = seedFor(99);
+  let ops = 0;
+  const start = performance.now();
+  const end = start + ms;
+  let now = start;
+  do {
+    for (let n = 0; n < CLOCK_EVERY; n++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const i = x & (KEYS - 1);
+      const v = map.get(keys[i]);
+      if (v === undefined || (v & (KEYS - 1)) !== i) throw new Error(`Map.get(${i}): ${v}`);
+    }
+    ops += CLOCK_EVERY;
+    now = performance.now();
+  } while (now < end);
+  return { ops, ms: now - start };
+}
+
+function yardsticks(durationMs: number, reps: number): WorkerBenchResult[] {
+  const intKeys = readMostlyKeys("read-mostly int") as number[];
+  const strKeys = readMostlyKeys("read-mostly string") as string[];
+  const intMap = new Map(intKeys.map((k, i) => [k, i]));
+  const strMap = new Map(strKeys.map((k, i) => [k, i]));
+  const out: WorkerBenchResult[] = [];
+  const runs: [WorkerBenchResult["structure"], () => LoopResult][] = [
+    ["native Map.get, int keys", () => mapGetInt(intMap, intKeys, durationMs)],
+    ["native Map.get, string keys", () => mapGetString(strMap, strKeys, durationMs)],
+  ];
+  for (const [structure, run] of runs) {
+    run(); // warm-up
+    const samples: LoopResult[][] = [];
+    for (let r = 0; r < reps; r++) samples.push([run()]);
+    out.push(summarize("single thread", structure, 1, 1, 1, samples));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers.
+
+type Message = FromWorker | FromOwner;
+
+/** A worker with a queue of its replies; an error from it fails every wait on it. */
+class Peer {
+  readonly name: string;
+  #worker: Worker;
+  #queue: Message[] = [];
+  #waiter: { resolve: (m: Message) => void; reject: (e: Error) => void } | undefined;
+  #failure: Error | undefined;
+
+  constructor(file: string, name: string) {
+    this.name = name;
+    this.#worker = new Worker(new URL(file, import.meta.url).href, { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<Message>) => {
+      if (e.data.type === "error") this.#fail(new Error(`${name}: ${e.data.message}`));
+      else if (this.#waiter !== undefined) this.#take().resolve(e.data);
+      else this.#queue.push(e.data);
+    };
+    this.#worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault?.();
+      this.#fail(new Error(`${name}: uncaught ${e.message}`));
+    };
+    this.#worker.onmessageerror = () => this.#fail(new Error(`${name}: message error`));
+  }
+
+  post(message: ToWorker | ToOwner, transfer: Transferable[] = []): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    this.#worker.postMessage(message, transfer);
+  }
+
+  /** The next reply, which must be of type `type`. */
+  async expect(type: Message["type"], timeoutMs: number = TIMEOUT_MS): Promise<Message> {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#waiter !== undefined) throw new Error(`${this.name}: already waiting`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const m = this.#queue.length > 0 ? this.#queue.shift()! : await new Promise<Message>(
+      (resolve, reject) => {
+        this.#waiter = { resolve, reject };
+        timer = setTimeout(() => {
+          this.#take().reject(new Error(`${this.name}: no "${type}" after ${timeoutMs} ms`));
+        }, timeoutMs);
+      },
+    ).finally(() => clearTimeout(timer));
+    if (m.type !== type) throw new Error(`${this.name}: expected "${type}", got "${m.type}"`);
+    return m;
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+  }
+
+  #take() {
+    const w = this.#waiter!;
+    this.#waiter = undefined;
+    return w;
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    if (this.#waiter !== undefined) this.#take().reject(error);
+  }
+}
+
+/** The shared structures of one group, made and filled on the main thread. */
+interface Shared {
+  syncMap?: SyncMap<number | string, number>;
+  goMap?: GoMap<number | string, number>;
+  mutex?: Mutex;
+  rwMutex?: RWMutex;
+}
+
+function keyNames(c: CaseName): (number | string)[] {
+  if (c !== "disjoint writers") return readMostlyKeys(c);
+  return Array.from({ length: DISJOINT_WORKERS * KEYS }, (_, k) => k);
+}
+
+function makeShared(c: CaseName, s: StructureName): Shared {
+  const keys = keyNames(c);
+  // Number keys use the float64 codec (the maps' fast path), string keys the string codec.
+  const keyCodec = c === "read-mostly string" ? codecs.string : codecs.float64;
+  const options = {
+    keys: keyCodec as Codec<unknown> as Codec<number | string>,
+    values: codecs.float64,
+    hint: keys.length,
+  };
+  switch (s) {
+    case "SyncMap": {
+      const map = new SyncMap<number | string, number>(options);
+      keys.forEach((k, i) => map.store(k, i)); // i + (0 << 10): a valid first value
+      // Loads that miss the read table promote the dirty table once they reach its size.
+      for (let pass = 0; map.stats().amended || map.stats().readKeys !== keys.length; pass++) {
+        if (pass === 3) {
+          throw new Error(`SyncMap: keys not promoted: ${JSON.stringify(map.stats())}`);
+        }
+        for (const k of keys) map.load(k);
+      }
+      return { syncMap: map };
+    }
+    case "GoMap+RWMutex":
+    case "GoMap+Mutex": {
+      const map = new GoMap<number | string, number>(options);
+      keys.forEach((k, i) => map.set(k, i));
+      return s === "GoMap+Mutex" ? { goMap: map, mutex: new Mutex() } : {
+        goMap: map,
+        rwMutex: new RWMutex(),
+      };
+    }
+    default:
+      return {};
+  }
+}
+
+/** After a group: the map still holds every key, each with a value it may hold. */
+function verifyShared(c: CaseName, shared: Shared): void {
+  const map = shared.syncMap ?? shared.goMap;
+  if (map === undefined) return;
+  const keys = keyNames(c);
+  const load = shared.syncMap !== undefined
+    ? (k: number | string) => shared.syncMap!.load(k)
+    : (k: number | string) => shared.goMap!.get(k);
+  keys.forEach((k, i) => {
+    const v = load(k);
+    const ok = v !== undefined &&
+      (c === "disjoint writers"
+        ? v === i || Math.floor(v / 2 ** 40) === Math.floor(i / KEYS) + 1
+        : (v & (KEYS - 1)) === i);
+    if (!ok) throw new Error(`after ${c}: key ${k} holds ${v}`);
+  });
+  if (map.size !== keys.length) throw new Error(`after ${c}: size ${map.size}, not ${keys.length}`);
+}
+
+async function runGroup(
+  c: CaseName,
+  s: StructureName,
+  counts: readonly number[],
+  reps: number,
+  durationMs: number,
+  cores: number,
+): Promise<WorkerBenchResult[]> {
+  const pool = Math.max(...counts);
+  const shared = makeShared(c, s);
+  const ctrl = new Int32Array(new SharedArrayBuffer(4));
+  const peers: Peer[] = [];
+  let owner: Peer | undefined;
+  try {
+    const ports: (MessagePort | undefined)[] = [];
+    if (s === "postMessage owner") {
+      owner = new Peer("./fixtures/owner_worker.ts", "owner");
+      owner.post({ type: "init", case: c, keys: DISJOINT_WORKERS * KEYS });
+      await owner.expect("ok");
+      for (let i = 0; i < pool; i++) {
+        const channel = new MessageChannel();
+        owner.post({ type: "port", port: channel.port1 }, [channel.port1]);
+        await owner.expect("ok");
+        ports.push(channel.port2);
+      }
+    }
+    for (let i = 0; i < pool; i++) {
+      peers.push(new Peer("./fixtures/bench_worker.ts", `worker ${i}`));
+    }
+    await Promise.all(peers.map((p, i) => {
+      const port = ports[i];
+      p.post({
+        type: "setup",
+        case: c,
+        structure: s,
+        index: i,
+        ctrl,
+        syncMap: shared.syncMap?.handle,
+        goMap: shared.goMap?.handle,
+        mutex: shared.mutex?.handle,
+        rwMutex: shared.rwMutex?.handle,
+        port,
+      }, port === undefined ? [] : [port]);
+      return p.expect("ok");
+    }));
+
+    let generation = 0;
+    const measure = async (n: number, ms: number): Promise<LoopResult[]> => {
+      const active = peers.slice(0, n);
+      generation++;
+      for (const p of active) p.post({ type: "run", generation, durationMs: ms });
+      await Promise.all(active.map((p) => p.expect("ready")));
+      Atomics.store(ctrl, 0, generation);
+      Atomics.notify(ctrl, 0);
+      const results = await Promise.all(active.map((p) => p.expect("result", ms + TIMEOUT_MS)));
+      return results.map((m) => {
+        const r = m as Extract<FromWorker, { type: "result" }>;
+        if (!(r.ops > 0 && r.ms > 0)) throw new Error(`${c} / ${s}: empty result`);
+        return { ops: r.ops, ms: r.ms };
+      });
+    };
+
+    // Warm-up, every worker at once, long enough for the engines' top JIT tiers.
+    await measure(pool, Math.max(400, durationMs));
+    const samples = new Map<number, LoopResult[][]>(counts.map((n) => [n, []]));
+    for (let r = 0; r < reps; r++) {
+      for (const n of counts) samples.get(n)!.push(await measure(n, durationMs));
+    }
+
+    await Promise.all(peers.map((p) => {
+      p.post({ type: "close" });
+      return p.expect("ok");
+    }));
+    verifyShared(c, shared);
+
+    return counts.map((n) => {
+      const threads = n + (owner === undefined ? 0 : 1);
+      return summarize(c, s, n, threads, cores, samples.get(n)!);
+    });
+  } finally {
+    for (const p of peers) p.terminate();
+    owner?.terminate();
+  }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function summarize(
+  c: WorkerBenchResult["case"],
+  structure: WorkerBenchResult["structure"],
+  workers: number,
+  threads: number,
+  cores: number,
+  reps: readonly (readonly LoopResult[])[],
+): WorkerBenchResult {
+  const totals = reps.map((rs) => rs.reduce((sum, r) => sum + r.ops / r.ms, 0) / 1e3);
+  const fairness = reps.map((rs) => {
+    const rates = rs.map((r) => r.ops / r.ms);
+    return Math.min(...rates) / Math.max(...rates);
+  });
+  const mops = median(totals);
+  return {
+    case: c,
+    structure,
+    workers,
+    threads,
+    oversubscribed: threads > cores,
+    mopsPerSec: mops,
+    nsPerOpPerWorker: workers * 1e3 / mops,
+    fairness: median(fairness),
+    samples: totals,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing.
+
+/** Three significant digits, without exponents. */
+function fmt(x: number): string {
+  if (!Number.isFinite(x)) return "-";
+  if (x >= 100) return x.toFixed(0);
+  if (x === 0) return "0";
+  return x.toFixed(Math.max(0, 2 - Math.floor(Math.log10(Math.abs(x)))));
+}
+
+function table(header: string[], body: string[][], right: boolean[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => right[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))
+      .join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join(
+    "\n",
+  );
+}
+
+function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
+  const find = (c: string, s: string, n: number) =>
+    rows.find((r) => r.case === c && r.structure === s && r.workers === n);
+
+  console.log("\nYardstick (main thread, same loop, loads only):");
+  console.log(table(
+    ["structure", "Mops/s", "ns/op"],
+    rows.filter((r) => r.case === "single thread").map((r) => [
+      r.structure,
+      fmt(r.mopsPerSec),
+      fmt(r.nsPerOpPerWorker),
+    ]),
+    [false, true, true],
+  ));
+
+  const body: string[][] = [];
+  for (const r of rows) {
+    if (r.case === "single thread") continue;
+    const one = find(r.case, r.structure, 1);
+    const spread = `${fmt(Math.min(...r.samples))}-${fmt(Math.max(...r.samples))}`;
+    body.push([
+      r.case,
+      r.structure,
+      String(r.workers),
+      String(r.threads),
+      fmt(r.mopsPerSec),
+      spread,
+      fmt(r.nsPerOpPerWorker),
+      one === undefined ? "-" : `${fmt(r.mopsPerSec / one.mopsPerSec)}x`,
+      r.fairness.toFixed(2),
+      r.oversubscribed ? `oversubscribed (${r.threads} threads > ${cores} cores)` : "",
+    ]);
+  }
+  console.log("\nThroughput (medians; spread = min-max total over the repetitions):");
+  console.log(table(
+    [
+      "case",
+      "structure",
+      "workers",
+      "threads",
+      "total Mops/s",
+      "spread",
+      "ns/op per worker",
+      "vs 1 worker",
+      "fairness",
+      "note",
+    ],
+    body,
+    [false, false, true, true, true, true, true, true, true, false],
+  ));
+
+  const ratios: string[][] = [];
+  for (const [c] of PLAN) {
+    for (const sm of rows.filter((r) => r.case === c && r.structure === "SyncMap")) {
+      const ratio = (...others: StructureName[]) => {
+        const o = others.map((s) => find(c, s, sm.workers)).find((r) => r !== undefined);
+        return o === undefined ? "" : `${fmt(sm.mopsPerSec / o.mopsPerSec)}x`;
+      };
+      ratios.push([
+        c,
+        String(sm.workers),
+        ratio("GoMap+RWMutex", "GoMap+Mutex"),
+        ratio("postMessage owner"),
+        ratio("Map copy per worker"),
+      ]);
+    }
+  }
+  console.log(
+    "\nNotes: values are numbers; int keys use codecs.float64, string keys codecs.string." +
+      "\n- postMessage owner: one extra worker owns a native Map; each client has one request" +
+      "\n  outstanding, and every op, stores included, is a round trip." +
+      "\n- Map copy per worker: a private native Map in each worker (stores are not shared):" +
+      "\n  the ceiling, how far this machine scales the same loop." +
+      "\n- fairness: slowest worker's rate / fastest's; oversubscribed rows have more busy" +
+      "\n  threads than hardware threads.",
+  );
+  if (ratios.length === 0) return;
+  console.log("\nSyncMap total throughput / the alternative's, same case and worker count:");
+  console.log(table(
+    ["case", "workers", "/ GoMap+lock", "/ postMessage owner", "/ Map copy per worker"],
+    ratios,
+    [false, true, true, true, true],
+  ));
+}
+
+function loadAverage(): string {
+  return loadavg().map((x) => x.toFixed(1)).join(" ");
+}
+
+function runtimeName(): string {
+  const g = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
+  if (g.Bun !== undefined) return `Bun ${g.Bun.version}`;
+  if (g.Deno !== undefined) return `Deno ${g.Deno.version.deno}`;
+  return "unknown runtime";
+}
+
+function cliArgs(): string[] {
+  const g = globalThis as { Deno?: { args: string[] }; process?: { argv: string[] } };
+  return g.Deno?.args ?? g.process?.argv.slice(2) ?? [];
+}
+
+if (import.meta.main) {
+  const args = cliArgs();
+  const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+  await runWorkerBench({ quick: args.includes("--quick"), only });
+}
