@@ -11,8 +11,11 @@
  * - {@linkcode codecs} and {@linkcode Codec}: how keys and values are copied into shared memory.
  *
  * A structure lives in one growable SharedArrayBuffer. Post its `handle` to a worker and call
- * the class's static `attach(handle)` there; every worker then reads and writes the same memory
- * in tens of nanoseconds per call, with no `postMessage` round trip.
+ * the class's static `attach(handle)` there, or use the worker adapters, one per runtime:
+ * `@shmap/shmap/deno`, `@shmap/shmap/bun` and `@shmap/shmap/node` export `spawn`, `share` and
+ * `receive`, and give back a worker's share of a SyncMap when the worker ends. Every worker then
+ * reads and writes the same memory in tens of nanoseconds per call, with no `postMessage`
+ * round trip.
  *
  * @example A map shared by workers, guarded by a Mutex
  * ```ts
@@ -27,8 +30,8 @@
  *   lock.unlock();
  * }
  * console.log(hits.get("/")); // 1
- * // Post { map: hits.handle, lock: lock.handle } to a worker, then there:
- * // const map = GoMap.attach(data.map), lock = Mutex.attach(data.lock);
+ * // Share both with a worker: spawn(url, { hits, lock }) from "@shmap/shmap/deno", and in the
+ * // worker: const { hits, lock } = await receive<{ hits: GoMap<string, number>; lock: Mutex }>();
  * ```
  *
  * @module

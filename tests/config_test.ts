@@ -26,7 +26,12 @@ test("deno.json and jsr.json agree on name, version and exports", () => {
   assert.equal(jsr.version, deno.version);
   assert.match(String(deno.version), /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/);
   assert.deepEqual(jsr.exports, deno.exports);
-  assert.deepEqual(deno.exports, { ".": "./mod.ts" });
+  assert.deepEqual(deno.exports, {
+    ".": "./mod.ts",
+    "./deno": "./src/workers/deno.ts",
+    "./bun": "./src/workers/bun.ts",
+    "./node": "./src/workers/node.ts",
+  });
 });
 
 test("README commands pin the same Deno as tools/package.json", () => {

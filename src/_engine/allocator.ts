@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type Arena, H_ALLOC_LOCK, H_BYTES_USED, H_FREE, H_TOP } from "./arena.ts";
+import { type Arena, H_ALLOC_LOCK, H_BYTES_USED, H_FREE, H_TOP, roundUp } from "./arena.ts";
 import { lockWord, unlockWord } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
 
@@ -98,15 +98,28 @@ export function bytesUsed(arena: Arena): number {
 
 /** Classes kept in per-participant caches: blocks of up to 256 bytes. */
 export const CACHED_CLASSES = 16;
-/** Bytes of a cache block. */
-export const CACHE_BYTES = (2 * CACHED_CLASSES + 1) * 4;
 const CACHE_TOTAL = 2 * CACHED_CLASSES;
+const CACHE_RAW = CACHE_TOTAL + 1; // the block as allocated, for freeing it
+/**
+ * Bytes of a cache block as allocated: its words rounded up to whole 64-byte lines, plus a
+ * line's worth of slack to align them. Its owner writes it on every allocation, so it must not
+ * share a cache line with anything another worker writes.
+ */
+export const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
 const SPILL_AT = 64;
 
-/** Makes an empty cache block. */
+/** Makes an empty cache block and returns its (64-byte aligned) offset. */
 export function newCache(arena: Arena): number {
-  return allocate(arena, CACHE_BYTES, true);
+  const raw = allocate(arena, CACHE_BYTES, true);
+  const cache = roundUp(raw, 64);
+  arena.i32[(cache >> 2) + CACHE_RAW] = raw;
+  return cache;
+}
+
+/** Frees a cache block (flush it first). */
+export function freeCache(arena: Arena, cache: number): void {
+  release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES);
 }
 
 /** {@linkcode allocate} through the cache at `cache` (its contents are then unspecified). */

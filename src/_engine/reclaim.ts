@@ -41,11 +41,11 @@
 
 import {
   allocate,
-  CACHE_BYTES,
   cacheAllocate,
   cachedBytes,
   cacheRelease,
   flushCache,
+  freeCache,
   newCache,
   release,
 } from "./allocator.ts";
@@ -61,18 +61,32 @@ const RETIRE_BATCH = 64;
  */
 export const RETIRES_PER_OP = 4;
 
-/** Words in one participant slot: claim, announcement, retire list, allocation cache. */
-export const SLOT_WORDS = 4;
+/**
+ * Words in one participant slot: claim, announcement, retire list, allocation cache, and
+ * padding to a 64-byte cache line, since every participant writes its own slot and reads the
+ * others'.
+ */
+export const SLOT_WORDS = 16;
 const CLAIM = 0;
 const ANNOUNCE = 1;
 const LIST = 2;
 const CACHE = 3;
-/** Claim word: nobody's. */
-export const SLOT_FREE = 0;
-/** Claim word: reserved by a parent for a worker that has not attached yet. */
-export const SLOT_RESERVED = 1;
-/** Claim word: owned by an attached object. */
-export const SLOT_IN_USE = 2;
+// The claim word is a generation times four plus a state. Releasing a slot moves it to the next
+// generation, so whoever held the old one can tell: an owner that is still running after its
+// share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
+// its next call and throws, and a release for a generation that has passed does nothing.
+/** Claim state: nobody's. */
+const SLOT_FREE = 0;
+/** Claim state: reserved by a parent for a worker that has not attached yet. */
+const SLOT_RESERVED = 1;
+/** Claim state: owned by an attached object, or borrowed by a sweeper. */
+const SLOT_IN_USE = 2;
+
+/** A claimed slot: its index and the claim word that proves the claim. */
+export interface Ticket {
+  readonly index: number;
+  readonly word: number;
+}
 
 /** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
 export type Free = (tag: number) => void;
@@ -84,6 +98,8 @@ export interface Registry {
   readonly epochWord: number;
   /** How many released slots still hold retired blocks: a hint that a sweep is worthwhile. */
   readonly orphanWord: number;
+  /** One past the highest slot index ever claimed: scans stop there. */
+  readonly highWord: number;
   /** The first slot. */
   readonly slots: number;
   /** The number of slots. */
@@ -120,34 +136,73 @@ export class Participant {
   #pending = 0;
   /** Free places in the retire list, a local copy. */
   #room = 0;
+  /**
+   * Pending count at which a quiescent point tries to free: twice what the last try had to
+   * keep, so that while some participant stalls, trying costs amortized O(1) per retirement.
+   */
+  #collectAt = RETIRE_BATCH;
   /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
   #cache = 0;
+  /** The claim word of this participant's slot while it owns it. */
+  #token: number;
   #goOffline = (): void => this.#offline();
 
-  /** Becomes the owner of slot `index`, which the caller has claimed. */
-  constructor(registry: Registry, index: number, free: Free) {
+  /** Becomes the owner of the slot `ticket` claimed. */
+  constructor(registry: Registry, ticket: Ticket, free: Free) {
     const arena = registry.arena;
     this.arena = arena;
     this.registry = registry;
-    this.index = index;
+    this.index = ticket.index;
+    this.#token = ticket.word;
     this.#free = free;
-    this.#slot = registry.slots + index * SLOT_WORDS;
+    this.#slot = registry.slots + ticket.index * SLOT_WORDS;
     const list = arena.i32[this.#slot + LIST];
     this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
     this.#cache = arena.i32[this.#slot + CACHE];
     // A released slot's leftovers come with it: they are no longer an orphan's.
-    if (this.#pending > 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
+    if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
+  }
+
+  /** Claims a free slot for the caller. Throws RangeError when every slot is taken. */
+  static claim(registry: Registry): Ticket {
+    return Participant.#take(registry, SLOT_IN_USE);
   }
 
   /**
-   * Claims a free slot and returns its index. Throws RangeError when every slot is taken.
+   * Reserves a free slot for a worker that will {@linkcode adopt} it. Returns the slot and its
+   * generation, which the worker's handle carries.
    */
-  static claim(registry: Registry): number {
+  static reserve(registry: Registry): { index: number; generation: number } {
+    const ticket = Participant.#take(registry, SLOT_RESERVED);
+    return { index: ticket.index, generation: ticket.word >>> 2 };
+  }
+
+  /** Takes over a slot reserved for this worker. Throws TypeError if it is not reserved. */
+  static adopt(registry: Registry, index: number, generation: number): Ticket {
+    if (!Number.isInteger(index) || index < 0 || index >= registry.count) {
+      throw new TypeError("the handle's participant slot is out of range");
+    }
+    const at = registry.slots + index * SLOT_WORDS + CLAIM;
+    const reserved = (generation << 2) | SLOT_RESERVED;
+    const word = (generation << 2) | SLOT_IN_USE;
+    if (Atomics.compareExchange(registry.arena.i32, at, reserved, word) !== reserved) {
+      throw new TypeError("this handle's share was already attached or has been released");
+    }
+    return { index, word };
+  }
+
+  static #take(registry: Registry, state: number): Ticket {
     const i32 = registry.arena.i32;
     for (let i = 0; i < registry.count; i++) {
       const at = registry.slots + i * SLOT_WORDS + CLAIM;
-      if (Atomics.compareExchange(i32, at, SLOT_FREE, SLOT_IN_USE) === SLOT_FREE) return i;
+      const old = Atomics.load(i32, at);
+      if ((old & 3) !== SLOT_FREE) continue;
+      const word = (old & ~3) | state;
+      if (Atomics.compareExchange(i32, at, old, word) === old) {
+        Participant.#raiseHigh(registry, i);
+        return { index: i, word };
+      }
     }
     throw new RangeError(
       `all ${registry.count} participant slots of this SyncMap are taken: release the shares ` +
@@ -156,24 +211,39 @@ export class Participant {
     );
   }
 
+  /** Records that slot `index` is in use, for scans that stop at the high-water mark. */
+  static #raiseHigh(registry: Registry, index: number): void {
+    const i32 = registry.arena.i32;
+    let high = Atomics.load(i32, registry.highWord);
+    while (high <= index) {
+      const found = Atomics.compareExchange(i32, registry.highWord, high, index + 1);
+      if (found === high) return;
+      high = found;
+    }
+  }
+
   /**
-   * Gives up slot `index`, from any thread, once its owner will never run again (it closed
-   * the map, or its worker is gone). The owner's announcement is withdrawn so it no longer
-   * holds reclamation back; what it retired and did not free yet is left in the slot and
-   * swept by the other participants.
+   * Gives up slot `index` of `generation`, from any thread, once its owner is gone (it closed
+   * the map, or its worker ended); does nothing if that generation has passed. The owner's
+   * announcement is withdrawn so it no longer holds reclamation back. What it retired and did
+   * not free yet, and its allocation cache, stay in the slot for the other participants to
+   * sweep: the owner may still be running (see above), so nothing is freed here.
    */
-  static releaseSlot(registry: Registry, index: number): void {
+  static releaseSlot(registry: Registry, index: number, generation: number): void {
     const i32 = registry.arena.i32;
     const at = registry.slots + index * SLOT_WORDS;
-    Atomics.store(i32, at + ANNOUNCE, 0);
-    const list = i32[at + LIST];
-    if (list !== 0 && i32[list >> 2] === 0) {
-      i32[at + LIST] = 0;
-      release(registry.arena, list, 8 + 8 * i32[(list >> 2) + 1]);
+    for (;;) {
+      const old = Atomics.load(i32, at + CLAIM);
+      if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) return;
+      if (
+        Atomics.compareExchange(i32, at + CLAIM, old, ((generation + 1) << 2) | SLOT_FREE) === old
+      ) {
+        break;
+      }
     }
-    // An orphan: a released slot with retired blocks or a cache, for others to sweep.
+    Atomics.store(i32, at + ANNOUNCE, 0);
+    // An orphan: a released slot with a retire list or a cache, for others to sweep.
     if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
-    Atomics.store(i32, at + CLAIM, SLOT_FREE);
   }
 
   /**
@@ -182,6 +252,8 @@ export class Participant {
    * for {@linkcode RETIRES_PER_OP} retirements, so it may throw MapFullError.
    */
   enter(): void {
+    // One plain read of this participant's own slot line: has the share been released?
+    if (this.arena.i32[this.#slot + CLAIM] !== this.#token) this.#releasedError();
     if (!this.#online) this.#comeOnline();
     else if (--this.#countdown <= 0 && this.#holds === 0) this.#quiesce();
     if (this.#room < RETIRES_PER_OP) this.reserve(RETIRES_PER_OP);
@@ -270,16 +342,39 @@ export class Participant {
     if (this.#online) this.#offline();
     if (this.#cache !== 0) {
       flushCache(this.arena, this.#cache);
-      release(this.arena, this.#cache, CACHE_BYTES);
+      freeCache(this.arena, this.#cache);
       this.arena.i32[this.#slot + CACHE] = 0;
       this.#cache = 0;
     }
     this.#closed = true;
-    Participant.releaseSlot(this.registry, this.index);
+    // The owner can free its empty retire list itself; anything left is swept by others.
+    const list = this.arena.i32[this.#slot + LIST];
+    if (list !== 0 && this.#pending === 0) {
+      this.arena.i32[this.#slot + LIST] = 0;
+      release(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1]);
+    }
+    Participant.releaseSlot(this.registry, this.index, this.#token >>> 2);
+  }
+
+  #releasedError(): never {
+    if (this.#closed) this.#closedError();
+    throw new TypeError(
+      "this SyncMap object's share was released (its worker was terminated); it cannot be used",
+    );
   }
 
   #closedError(): never {
     throw new TypeError("this SyncMap object is closed; attach again to use the map");
+  }
+
+  /** Slots in use or reserved (for stats). */
+  static inUse(registry: Registry): number {
+    const i32 = registry.arena.i32;
+    let n = 0;
+    for (let i = 0; i < registry.count; i++) {
+      if ((Atomics.load(i32, registry.slots + i * SLOT_WORDS + CLAIM) & 3) !== SLOT_FREE) n++;
+    }
+    return n;
   }
 
   /** Bytes sitting free in the allocation caches of every slot (for stats). */
@@ -312,16 +407,18 @@ export class Participant {
     if (this.#online) Atomics.store(i32, this.#slot + ANNOUNCE, now);
     let oldest = now;
     const orphans = Atomics.load(i32, this.registry.orphanWord) > 0;
-    const { slots, count } = this.registry;
+    const { slots, highWord } = this.registry;
+    const count = Atomics.load(i32, highWord);
     for (let i = 0; i < count; i++) {
       const at = slots + i * SLOT_WORDS;
-      if (Atomics.load(i32, at + CLAIM) === SLOT_FREE) continue;
+      if ((Atomics.load(i32, at + CLAIM) & 3) === SLOT_FREE) continue;
       const e = Atomics.load(i32, at + ANNOUNCE);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
     const kept = this.#sweep(a.i32[this.#slot + LIST], oldest);
     this.#room += this.#pending - kept;
     this.#pending = kept;
+    this.#collectAt = Math.max(RETIRE_BATCH, 2 * kept);
     if (orphans) this.#sweepReleased(oldest);
   }
 
@@ -354,17 +451,19 @@ export class Participant {
    */
   #sweepReleased(oldest: number): void {
     const a = this.arena;
-    const { slots, count, orphanWord } = this.registry;
+    const { slots, highWord, orphanWord } = this.registry;
+    const count = Atomics.load(a.i32, highWord);
     for (let i = 0; i < count; i++) {
       const at = slots + i * SLOT_WORDS;
       if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;
-      if (Atomics.compareExchange(a.i32, at + CLAIM, SLOT_FREE, SLOT_IN_USE) !== SLOT_FREE) {
-        continue;
-      }
+      // Borrow the slot: a claim in this generation keeps new owners out meanwhile.
+      const free = Atomics.load(a.i32, at + CLAIM);
+      if ((free & 3) !== SLOT_FREE) continue;
+      if (Atomics.compareExchange(a.i32, at + CLAIM, free, free | SLOT_IN_USE) !== free) continue;
       const cache = a.i32[at + CACHE];
       if (cache !== 0) {
         flushCache(a, cache);
-        release(a, cache, CACHE_BYTES);
+        freeCache(a, cache);
         a.i32[at + CACHE] = 0;
       }
       const list = a.i32[at + LIST];
@@ -373,7 +472,7 @@ export class Participant {
         release(a, list, 8 + 8 * a.i32[(list >> 2) + 1]);
       }
       if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
-      Atomics.store(a.i32, at + CLAIM, SLOT_FREE);
+      Atomics.store(a.i32, at + CLAIM, free);
     }
   }
 
@@ -391,7 +490,7 @@ export class Participant {
   #quiesce(): void {
     this.#countdown = QUIESCE_EVERY;
     const i32 = this.arena.i32;
-    if (this.#pending >= RETIRE_BATCH || Atomics.load(i32, this.registry.orphanWord) > 0) {
+    if (this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0) {
       this.collect();
       return;
     }

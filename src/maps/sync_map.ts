@@ -5,17 +5,10 @@
  */
 
 import { allocate, bytesUsed, release } from "../_engine/allocator.ts";
-import { Arena, checkMaxBytes, H_ROOT, KIND_SYNC_MAP } from "../_engine/arena.ts";
+import { Arena, checkMaxBytes, H_ROOT, KIND_SYNC_MAP, roundUp } from "../_engine/arena.ts";
 import { lockWord, unlockWord } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
-import {
-  Participant,
-  type Registry,
-  SLOT_FREE,
-  SLOT_IN_USE,
-  SLOT_RESERVED,
-  SLOT_WORDS,
-} from "../_engine/reclaim.ts";
+import { Participant, type Registry, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
 import {
   blobSize,
   freeSlot,
@@ -48,15 +41,23 @@ import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
 //   entries.
 //
 // Word layout of the root:
+// The root is 64-byte aligned; words written at different rates sit on different cache lines,
+// so that writing one does not evict the read-mostly words every load needs.
+//
+// Line 0, read by every operation, written rarely:
 const R_READ = H_ROOT; // read table header offset | AMENDED; 0: empty and not amended
-const R_MU = H_ROOT + 1; // the mutex
-const R_DIRTY = H_ROOT + 2; // dirty table header offset, 0 when there is none (mutex)
-const R_MISSES = H_ROOT + 3; // (mutex)
-const R_EPOCH = H_ROOT + 4; // reclamation epoch
-const R_COUNT = H_ROOT + 5; // keys with a value
-const R_SLOTS = H_ROOT + 6; // offset of the participant slots
-const R_NSLOTS = H_ROOT + 7; // number of participant slots
-const R_ORPHANS = H_ROOT + 8; // released slots still holding retired blocks (see reclaim.ts)
+const R_SLOTS = H_ROOT + 1; // word index of the participant slots
+const R_NSLOTS = H_ROOT + 2; // number of participant slots
+// Line 1, the mutex and what it guards:
+const R_MU = H_ROOT + 16; // the mutex
+const R_DIRTY = H_ROOT + 17; // dirty table header offset, 0 when there is none
+const R_MISSES = H_ROOT + 18;
+// Line 2, reclamation (see reclaim.ts):
+const R_EPOCH = H_ROOT + 32; // the global epoch
+const R_ORPHANS = H_ROOT + 33; // released slots still holding retired blocks or a cache
+const R_SLOTS_HIGH = H_ROOT + 34; // one past the highest participant slot ever claimed
+// Line 3:
+const R_COUNT = H_ROOT + 48; // keys with a value
 const AMENDED = 1;
 
 // An entry is 16 bytes: p, the key's slot words (lo, hi; the entry owns the key's blob), and
@@ -118,6 +119,8 @@ export interface SyncMapHandle {
   readonly buffer: SharedArrayBuffer;
   /** A participant slot reserved for the attaching worker by the worker adapters. */
   readonly participant?: number;
+  /** The generation of that slot's reservation. */
+  readonly generation?: number;
 }
 
 /** What {@linkcode SyncMap.stats} reports. */
@@ -142,7 +145,7 @@ export interface SyncMapStats {
   bytesReserved: number;
 }
 
-let attaching: { arena: Arena; participant: number } | undefined;
+let attaching: { arena: Arena; ticket: Ticket } | undefined;
 const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
 /** Set by the static block: reserves a participant slot for a worker. */
@@ -211,12 +214,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   constructor(options: SyncMapOptions<K, V> = {}) {
     const adopt = attaching;
     attaching = undefined;
-    let participant: number;
+    let ticket: Ticket;
     if (adopt !== undefined) {
       this.#arena = adopt.arena;
       this.#keys = attachCodec(options.keys, adopt.arena.keyCodecName, "keys");
       this.#values = attachCodec(options.values, adopt.arena.valueCodecName, "values");
-      participant = adopt.participant;
+      ticket = adopt.ticket;
     } else {
       if (typeof options !== "object" || options === null) {
         throw new TypeError("SyncMap options must be an object");
@@ -245,7 +248,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         true,
       );
       this.#arena = arena;
-      const at = allocate(arena, slots * SLOT_WORDS * 4, true);
+      // One 64-byte line a slot, the array line-aligned: participants write their own slots.
+      const at = roundUp(allocate(arena, slots * SLOT_WORDS * 4 + 64, true), 64);
       arena.i32[R_SLOTS] = at >> 2;
       arena.i32[R_NSLOTS] = slots;
       arena.i32[R_EPOCH] = 1;
@@ -255,11 +259,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         Table.create(arena, dirty, hint);
         arena.i32[R_DIRTY] = dirty;
       }
-      participant = Participant.claim(registryOf(arena));
+      ticket = Participant.claim(registryOf(arena));
     }
     this.#participant = new Participant(
       registryOf(this.#arena),
-      participant,
+      ticket,
       (tag) => this.#free(tag),
     );
     this.#numberKeys = storesNumbers(this.#keys as SlotCodec<unknown>);
@@ -298,30 +302,23 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       );
     }
     const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
-    const slots = arena.i32[R_SLOTS];
-    const count = arena.i32[R_NSLOTS];
-    let participant: number;
+    const registry = registryOf(arena);
+    let ticket: Ticket;
     if (handle.participant !== undefined) {
-      const index = handle.participant;
-      if (!Number.isInteger(index) || index < 0 || index >= count) {
-        throw new TypeError("SyncMap.attach: the handle's participant slot is out of range");
+      // A slot the worker adapters reserved for this worker: it becomes in use exactly once.
+      try {
+        ticket = Participant.adopt(registry, handle.participant, handle.generation ?? -1);
+      } catch (error) {
+        throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
       }
-      // A reserved slot becomes in use exactly once.
-      const at = slots + index * SLOT_WORDS;
-      if (Atomics.compareExchange(arena.i32, at, SLOT_RESERVED, SLOT_IN_USE) !== SLOT_RESERVED) {
-        throw new TypeError(
-          "SyncMap.attach: this handle's share was already attached or has been released",
-        );
-      }
-      participant = index;
     } else {
-      participant = Participant.claim(registryOf(arena));
+      ticket = Participant.claim(registry);
     }
-    attaching = { arena, participant };
+    attaching = { arena, ticket };
     try {
       return new SyncMap<K, V>(options);
     } catch (error) {
-      Participant.releaseSlot(registryOf(arena), participant);
+      Participant.releaseSlot(registry, ticket.index, ticket.word >>> 2);
       throw error;
     } finally {
       attaching = undefined;
@@ -841,11 +838,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const a = this.#arena;
       const readWord = Atomics.load(a.i32, R_READ);
       const dirty = this.#dirtyTable();
-      let participants = 0;
-      const slots = a.i32[R_SLOTS];
-      for (let i = 0; i < a.i32[R_NSLOTS]; i++) {
-        if (Atomics.load(a.i32, slots + i * SLOT_WORDS) !== 0) participants++;
-      }
+      const participants = Participant.inUse(registryOf(a));
       return {
         count: Atomics.load(a.i32, R_COUNT),
         readKeys: this.#readTable(readWord)?.count ?? 0,
@@ -1405,18 +1398,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Reserves a participant slot for a worker; see src/workers/_share.ts. */
   #reserveShare(): { handle: SyncMapHandle; release: () => void } {
     const a = this.#arena;
-    const slots = a.i32[R_SLOTS];
-    const count = a.i32[R_NSLOTS];
-    for (let i = 0; i < count; i++) {
-      const at = slots + i * SLOT_WORDS;
-      if (Atomics.compareExchange(a.i32, at, SLOT_FREE, SLOT_RESERVED) === SLOT_FREE) {
-        return {
-          handle: { kind: "SyncMap", buffer: a.buffer, participant: i },
-          release: () => Participant.releaseSlot(registryOf(a), i),
-        };
-      }
-    }
-    throw new RangeError(`all ${count} participant slots of this SyncMap are taken`);
+    const registry = registryOf(a);
+    const { index, generation } = Participant.reserve(registry);
+    return {
+      handle: { kind: "SyncMap", buffer: a.buffer, participant: index, generation },
+      release: () => Participant.releaseSlot(registry, index, generation),
+    };
   }
 }
 
@@ -1438,6 +1425,7 @@ function registryOf(arena: Arena): Registry {
     arena,
     epochWord: R_EPOCH,
     orphanWord: R_ORPHANS,
+    highWord: R_SLOTS_HIGH,
     slots: arena.i32[R_SLOTS],
     count: arena.i32[R_NSLOTS],
   };

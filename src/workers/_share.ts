@@ -11,6 +11,7 @@
  */
 
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
+import { shareSyncMap, SyncMap, type SyncMapHandle } from "../maps/sync_map.ts";
 import { Mutex, type MutexHandle } from "../sync/mutex.ts";
 import { RWMutex, type RWMutexHandle } from "../sync/rw_mutex.ts";
 
@@ -21,7 +22,7 @@ export const SHARE_TAG = "@shmap/shmap:share";
 export const BYE = "@shmap/shmap:bye";
 
 /** A handle as posted. */
-export type AnyHandle = GoMapHandle | MutexHandle | RWMutexHandle;
+export type AnyHandle = GoMapHandle | SyncMapHandle | MutexHandle | RWMutexHandle;
 
 /** The message a parent posts to a worker. */
 export interface ShareMessage {
@@ -35,7 +36,7 @@ export interface ShareMessage {
 }
 
 /** A structure the adapters can share: one of the library's exported classes. */
-export type Shareable = GoMap<unknown, unknown> | Mutex | RWMutex;
+export type Shareable = GoMap<unknown, unknown> | SyncMap<unknown, unknown> | Mutex | RWMutex;
 
 /**
  * Options for `receive()` in a worker.
@@ -87,6 +88,12 @@ export function shareAll(
     for (const [name, value] of Object.entries(values)) {
       if (value instanceof GoMap || value instanceof Mutex || value instanceof RWMutex) {
         handles[name] = value.handle;
+      } else if (value instanceof SyncMap) {
+        // The worker's participant slot is reserved here, in the parent, so that the parent can
+        // give it back however the worker ends.
+        const share = shareSyncMap(value as SyncMap<never, never>);
+        releases.push(share.release);
+        handles[name] = share.handle;
       } else {
         throw new TypeError(
           `share: "${name}" is not a GoMap, SyncMap, Mutex or RWMutex (got ${describe(value)})`,
@@ -135,11 +142,29 @@ export function attachAll(
     }
   }
   const out: Record<string, unknown> = {};
+  try {
+    attachEach(message, codecs, out);
+  } catch (error) {
+    // Give back the shares of the SyncMaps attached before the failure.
+    for (const value of Object.values(out)) if (value instanceof SyncMap) value.close();
+    throw error;
+  }
+  return out;
+}
+
+function attachEach(
+  message: ShareMessage,
+  codecs: Readonly<Record<string, AttachOptions<unknown, unknown>>>,
+  out: Record<string, unknown>,
+): void {
   for (const [name, handle] of Object.entries(message.handles)) {
     const options = codecs[name];
     switch (handle?.kind) {
       case "GoMap":
         out[name] = GoMap.attach(handle, options);
+        break;
+      case "SyncMap":
+        out[name] = SyncMap.attach(handle, options);
         break;
       case "Mutex":
       case "RWMutex":
@@ -152,7 +177,6 @@ export function attachAll(
         throw new TypeError(`receive: "${name}" has an unknown handle kind`);
     }
   }
-  return out;
 }
 
 /**

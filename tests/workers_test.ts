@@ -1,0 +1,394 @@
+// Copyright the shmap authors. MIT license.
+// The worker adapters, on real workers: the runtime's web-Worker adapter (deno.ts under Deno,
+// bun.ts under Bun) and the node:worker_threads adapter (node.ts, through the runtime's
+// worker_threads). Each test terminates its workers, and fails instead of hanging.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Worker as NodeWorker } from "node:worker_threads";
+import { GoMap } from "../src/maps/go_map.ts";
+import { Mutex } from "../src/sync/mutex.ts";
+import { RWMutex } from "../src/sync/rw_mutex.ts";
+import * as bunAdapter from "../src/workers/bun.ts";
+import * as denoAdapter from "../src/workers/deno.ts";
+import * as nodeAdapter from "../src/workers/node.ts";
+import type { Shareable } from "../src/workers/_share.ts";
+import {
+  expectOneRelease,
+  isBun,
+  Mailbox,
+  newProbe,
+  releasesOf,
+  sleep,
+  webMailbox,
+  within,
+} from "./fixtures/adapter_harness.ts";
+import type { Smoke } from "./fixtures/adapter_node_smoke.ts";
+import { type AdapterMode, pointCodec, type Report } from "./fixtures/adapter_protocol.ts";
+
+const web = isBun ? bunAdapter : denoAdapter;
+const webName = isBun ? "bun.ts" : "deno.ts";
+const WEB_WORKER = new URL("./fixtures/adapter_web_worker.ts", import.meta.url);
+const NODE_WORKER = new URL("./fixtures/adapter_node_worker.ts", import.meta.url);
+const TIMEOUT_MS = 10_000;
+
+/** The values every round-trip worker gets, and the probe that counts their release. */
+function roundtripValues(): {
+  values: { map: GoMap<string, unknown>; lock: Mutex; probe: Mutex };
+  probe: Mutex;
+} {
+  const map = new GoMap<string, unknown>();
+  map.set("greeting", "hello from the parent").set("count", 0);
+  const probe = newProbe();
+  return { values: { map, lock: new Mutex(), probe }, probe };
+}
+
+function checkRoundtrip(report: Report, map: GoMap<string, unknown>): void {
+  assert.deepEqual(report, {
+    ok: true,
+    value: { same: true, probeLocked: false },
+    sharesSeen: 0,
+    userMessages: 1,
+  });
+  assert.deepEqual(map.get("reply"), { from: "worker", got: "hello from the parent" });
+  assert.equal(map.get("count"), 1);
+}
+
+/** Starts the web worker fixture with `values`, telling it `mode`. */
+function startWeb(
+  values: Readonly<Record<string, Shareable>>,
+  mode: AdapterMode,
+): { worker: Worker; box: Mailbox } {
+  const worker = web.spawn(WEB_WORKER, values);
+  const box = webMailbox(worker);
+  worker.postMessage(mode);
+  return { worker, box };
+}
+
+/** Starts the node worker fixture through node.ts with `values` and `mode` as workerData. */
+function startNode(
+  values: Readonly<Record<string, Shareable>>,
+  mode: AdapterMode,
+): { worker: NodeWorker; box: Mailbox } {
+  const worker = nodeAdapter.spawn(NODE_WORKER, values, { workerData: mode });
+  const box = new Mailbox();
+  worker.on("message", box.put);
+  worker.on("error", (e: Error) => box.fail(new Error(`worker error: ${e.message}`)));
+  return { worker, box };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime's web-Worker adapter.
+
+test(`${webName}: spawn and receive a GoMap and a Mutex; terminate releases once`, async () => {
+  const { values, probe } = roundtripValues();
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    const started = startWeb(values, { mode: "roundtrip", end: "stay" });
+    worker = started.worker;
+    checkRoundtrip((await started.box.next()) as Report, values.map);
+    await sleep(100);
+    assert.equal(releasesOf(probe), 0, "released while the worker is alive");
+    worker.terminate();
+    if (!isBun) assert.equal(releasesOf(probe), 1, "deno.ts releases as terminate() returns");
+    await expectOneRelease(probe, "terminate()");
+    worker.terminate();
+    await sleep(50);
+    assert.equal(releasesOf(probe), 1, "a second terminate() released again");
+  }, () => worker?.terminate());
+});
+
+const webEndings: AdapterMode["end"][] = isBun
+  ? ["natural", "close", "exit", "throw", "reject"]
+  : ["close", "exit", "throw", "reject"];
+
+for (const end of webEndings) {
+  test(`${webName}: a worker that ends by "${end}" is released once`, async () => {
+    const { values, probe } = roundtripValues();
+    let worker: Worker | undefined;
+    await within(TIMEOUT_MS, async () => {
+      const started = startWeb(values, { mode: "roundtrip", end });
+      worker = started.worker;
+      checkRoundtrip((await started.box.next()) as Report, values.map);
+      await expectOneRelease(probe, `the worker's "${end}"`);
+      worker.terminate();
+      await sleep(50);
+      assert.equal(releasesOf(probe), 1, "terminate() after the end released again");
+    }, () => worker?.terminate());
+  });
+}
+
+if (!isBun) {
+  test("deno.ts: a Deno worker that runs out of work lives on, and is not released", async () => {
+    const { values, probe } = roundtripValues();
+    let worker: Worker | undefined;
+    await within(TIMEOUT_MS, async () => {
+      const started = startWeb(values, { mode: "roundtrip", end: "natural" });
+      worker = started.worker;
+      checkRoundtrip((await started.box.next()) as Report, values.map);
+      await sleep(200);
+      assert.equal(releasesOf(probe), 0);
+      worker.terminate();
+      await expectOneRelease(probe, "terminate()");
+    }, () => worker?.terminate());
+  });
+}
+
+test(`${webName}: terminate() before the worker has started releases once`, async () => {
+  const probe = newProbe();
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    worker = web.spawn(WEB_WORKER, { probe });
+    webMailbox(worker);
+    worker.terminate();
+    await expectOneRelease(probe, "an early terminate()");
+  }, () => worker?.terminate());
+});
+
+test(`${webName}: a worker that fails to load is released once`, async () => {
+  const probe = newProbe();
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    const missing = new URL("./fixtures/adapter_no_such_worker.ts", import.meta.url);
+    worker = web.spawn(missing, { probe });
+    const box = webMailbox(worker);
+    await expectOneRelease(probe, "a failed load");
+    await assert.rejects(box.next(1_000));
+  }, () => worker?.terminate());
+});
+
+test(`${webName}: share() with a worker made by hand; twice is an error`, async () => {
+  const { values, probe } = roundtripValues();
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    worker = new Worker(WEB_WORKER, { type: "module" });
+    const box = webMailbox(worker);
+    web.share(worker, values);
+    assert.throws(() => web.share(worker!, { probe: new Mutex() }), {
+      name: "Error",
+      message: /already shared/,
+    });
+    worker.postMessage({ mode: "roundtrip", end: "stay" } satisfies AdapterMode);
+    checkRoundtrip((await box.next()) as Report, values.map);
+    worker.terminate();
+    await expectOneRelease(probe, "terminate()");
+  }, () => worker?.terminate());
+});
+
+test(`${webName}: user codecs are given to receive() by name`, async () => {
+  const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
+  points.set({ x: 1, y: 2 }, "from parent");
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    const started = startWeb({ points }, { mode: "codec", end: "stay" });
+    worker = started.worker;
+    assert.deepEqual(await started.box.next(), {
+      ok: true,
+      value: "from parent",
+      sharesSeen: 0,
+      userMessages: 1,
+    });
+    assert.equal(points.get({ x: 3, y: 4 }), "from worker");
+  }, () => worker?.terminate());
+});
+
+test(`${webName}: receive() rejects without the user codec, or with codecs for no one`, async () => {
+  const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
+  const workers: Worker[] = [];
+  await within(TIMEOUT_MS, async () => {
+    const a = startWeb({ points }, { mode: "codec-missing", end: "stay" });
+    const b = startWeb({ points }, { mode: "bad-codecs", end: "stay" });
+    workers.push(a.worker, b.worker);
+    const missing = (await a.box.next()) as Report;
+    assert.equal(missing.ok, false);
+    assert.match((missing as { error: string }).error, /^TypeError: .*point/);
+    const bad = (await b.box.next()) as Report;
+    assert.equal(bad.ok, false);
+    assert.match((bad as { error: string }).error, /^TypeError: .*"nope".*not shared/);
+  }, () => workers.forEach((w) => w.terminate()));
+});
+
+test(`${webName}: receive() stops waiting when its signal aborts`, async () => {
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    worker = new Worker(WEB_WORKER, { type: "module" }); // never shared with
+    const box = webMailbox(worker);
+    worker.postMessage({ mode: "wait", end: "stay", ms: 100 } satisfies AdapterMode);
+    const report = (await box.next()) as Report;
+    assert.equal(report.ok, false);
+    assert.match((report as { error: string }).error, /^TimeoutError/);
+  }, () => worker?.terminate());
+});
+
+test(`${webName}: sharing a non-structure is a TypeError, and posts nothing`, async () => {
+  const map = new GoMap();
+  const bad: [string, unknown][] = [
+    ["a handle instead of the map", { map: map.handle }],
+    ["a plain object", { x: { kind: "GoMap" } }],
+    ["a Map", { x: new Map() }],
+    ["a number", { x: 1 }],
+    ["null values", null],
+    ["an array", [map]],
+  ];
+  for (const [what, values] of bad) {
+    assert.throws(
+      () => web.spawn(WEB_WORKER, values as Record<string, Shareable>),
+      TypeError,
+      `spawn with ${what}`,
+    );
+  }
+  assert.throws(() => web.share({} as Worker, { map }), TypeError, "share with a non-worker");
+  const { values, probe } = roundtripValues();
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    worker = new Worker(WEB_WORKER, { type: "module" });
+    const box = webMailbox(worker);
+    for (const [what, bad_] of bad) {
+      assert.throws(
+        () => web.share(worker!, bad_ as Record<string, Shareable>),
+        TypeError,
+        `share with ${what}`,
+      );
+    }
+    // Nothing was posted and the worker is not marked shared: a good share still works, and
+    // the worker's first share message is this one.
+    web.share(worker, values);
+    worker.postMessage({ mode: "roundtrip", end: "stay" } satisfies AdapterMode);
+    checkRoundtrip((await box.next()) as Report, values.map);
+    worker.terminate();
+    await expectOneRelease(probe, "terminate()");
+  }, () => worker?.terminate());
+});
+
+test(`${webName}: receive() outside a worker rejects at once`, async () => {
+  await assert.rejects(web.receive(), { name: "Error", message: /in a .*worker/ });
+  await assert.rejects(nodeAdapter.receive(), { name: "Error", message: /in a worker/ });
+});
+
+// ---------------------------------------------------------------------------------------------
+// node.ts, through this runtime's node:worker_threads.
+
+test("node.ts: spawn and receive a GoMap and a Mutex; terminate releases once", async () => {
+  const { values, probe } = roundtripValues();
+  let worker: NodeWorker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    const started = startNode(values, { mode: "roundtrip", end: "stay" });
+    worker = started.worker;
+    const report = (await started.box.next()) as Report;
+    // The user's parentPort listener got no mode message here (workerData carries it).
+    checkRoundtrip({ ...report, userMessages: report.userMessages + 1 }, values.map);
+    await sleep(100);
+    assert.equal(releasesOf(probe), 0, "released while the worker is alive");
+    await worker.terminate();
+    await expectOneRelease(probe, "terminate()");
+    await worker.terminate();
+    await sleep(50);
+    assert.equal(releasesOf(probe), 1, "a second terminate() released again");
+  }, () => void worker?.terminate());
+});
+
+for (const end of ["natural", "exit", "throw", "reject"] as const) {
+  test(`node.ts: a worker that ends by "${end}" is released once`, async () => {
+    const { values, probe } = roundtripValues();
+    let worker: NodeWorker | undefined;
+    await within(TIMEOUT_MS, async () => {
+      const started = startNode(values, { mode: "roundtrip", end });
+      worker = started.worker;
+      const report = (await started.box.next()) as Report;
+      checkRoundtrip({ ...report, userMessages: report.userMessages + 1 }, values.map);
+      await expectOneRelease(probe, `the worker's "${end}"`);
+    }, () => void worker?.terminate());
+  });
+}
+
+test("node.ts: user codecs, a share with a worker made by hand, and bad input", async () => {
+  const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
+  points.set({ x: 1, y: 2 }, "from parent");
+  const probe = newProbe();
+  let worker: NodeWorker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    worker = new NodeWorker(NODE_WORKER, { workerData: { mode: "codec", end: "natural" } });
+    const box = new Mailbox();
+    worker.on("message", box.put);
+    worker.on("error", (e: Error) => box.fail(e));
+    assert.throws(() => nodeAdapter.share(worker!, { map: points.handle } as never), TypeError);
+    assert.throws(
+      () => nodeAdapter.share(worker!, { rw: new RWMutex(), x: 2 } as never),
+      TypeError,
+    );
+    assert.throws(() => nodeAdapter.share({} as NodeWorker, { points }), TypeError);
+    assert.throws(() => nodeAdapter.spawn(NODE_WORKER, { x: {} } as never), TypeError);
+    nodeAdapter.share(worker, { points, probe });
+    assert.throws(() => nodeAdapter.share(worker!, { points }), /already shared/);
+    assert.deepEqual(await box.next(), {
+      ok: true,
+      value: "from parent",
+      sharesSeen: 0,
+      userMessages: 0,
+    });
+    assert.equal(points.get({ x: 3, y: 4 }), "from worker");
+    await expectOneRelease(probe, "the worker's natural exit");
+  }, () => void worker?.terminate());
+});
+
+// ---------------------------------------------------------------------------------------------
+// node.ts on Node.js itself. Node 20 runs no TypeScript, so under Deno the smoke script and its
+// worker are bundled to JavaScript with `deno bundle` and run with the `node` on PATH (skipped
+// when there is none, and under Bun).
+
+const denoNs = (globalThis as { Deno?: typeof Deno }).Deno;
+
+async function nodeVersion(): Promise<string | undefined> {
+  if (isBun || denoNs === undefined) return undefined;
+  try {
+    const out = await new denoNs.Command("node", { args: ["--version"], stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const node = await nodeVersion();
+
+test(
+  `node.ts on Node.js ${node ?? "(not found: skipped)"}`,
+  { skip: node === undefined },
+  async () => {
+    const D = denoNs!;
+    const dir = await D.makeTempDir({ prefix: "shmap-node-smoke-" });
+    try {
+      const signal = AbortSignal.timeout(60_000);
+      const run = async (cmd: string, args: string[]): Promise<string> => {
+        const out = await new D.Command(cmd, { args, signal, stdin: "null" }).output();
+        const text = new TextDecoder();
+        if (!out.success) {
+          throw new Error(`${cmd} ${args.join(" ")} failed: ${text.decode(out.stderr)}`);
+        }
+        return text.decode(out.stdout);
+      };
+      for (const name of ["adapter_node_smoke", "adapter_node_smoke_worker"]) {
+        const source = new URL(`./fixtures/${name}.ts`, import.meta.url);
+        await run(D.execPath(), [
+          "bundle",
+          "--quiet",
+          "--platform",
+          "node",
+          "-o",
+          `${dir}/${name}.mjs`,
+          source.pathname,
+        ]);
+      }
+      const lines = (await run("node", [`${dir}/adapter_node_smoke.mjs`])).trim().split("\n");
+      const smoke = JSON.parse(lines[lines.length - 1]) as Smoke;
+      assert.equal(smoke.node, node);
+      for (const [end, outcome] of Object.entries(smoke.endings)) {
+        assert.deepEqual(outcome, { releases: 1, count: 1, reply: "hi" }, `ending "${end}"`);
+      }
+      assert.equal(Object.keys(smoke.endings).length, 6);
+      assert.equal(smoke.badInput, "TypeError");
+      assert.equal(smoke.receiveInMain, "Error");
+    } finally {
+      await D.remove(dir, { recursive: true });
+    }
+  },
+);
