@@ -553,10 +553,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const keys: K[] = [];
     const values: V[] = [];
     const collect = (k: number): void => {
-      const i32 = a.i32;
-      const w = k >> 2;
-      keys.push(this.#keys.decode(a, i32[w + 1], i32[w]));
-      values.push(this.#values.decode(a, i32[w + 17], i32[w + 16]));
+      const hi = a.i32[(k >> 2) + 1];
+      keys.push(
+        this.#numberKeys && isNumberSlot(hi)
+          ? a.f64[k >> 3] as K
+          : this.#keys.decode(a, hi, a.i32[k >> 2]),
+      );
+      values.push(this.#decodeValue(k));
     };
     for (let step = 0; step < n; step++) {
       const seq = a.i32[SEQ];
@@ -573,7 +576,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       for (let j = 0; j < count; j++) {
         const at = (j + rotate) % count;
         const key = keys[at];
-        if (Atomics.load(a.i32, SEQ) === seq) {
+        // A write since the batch was read can only be this thread's own (another worker's
+        // would have overlapped the read, or be misuse), so a plain read of the word sees it.
+        if (a.i32[SEQ] === seq) {
           yield [key, values[at]];
         } else {
           const value = this.#lookup(key);
