@@ -50,6 +50,7 @@ import {
   release,
 } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
+import { MapFullError } from "../errors.ts";
 
 /** Operations between two quiescent points of a participant. */
 export const QUIESCE_EVERY = 64;
@@ -122,7 +123,12 @@ export class Participant {
   readonly index: number;
   #free: Free;
   #online = false;
-  #countdown = QUIESCE_EVERY;
+  /**
+   * Calls {@linkcode enter} may take on its fast path before it must do more: 0 while offline,
+   * else at most {@linkcode QUIESCE_EVERY} and never more than the retire list's room covers
+   * at {@linkcode RETIRES_PER_OP} a call. One counter stands for all three conditions.
+   */
+  #countdown = 0;
   /**
    * Calls into user code (a user codec's decode) under way while this participant holds
    * references into shared memory. That code may call the map; while it runs, no quiescent
@@ -145,6 +151,8 @@ export class Participant {
   #cache = 0;
   /** The claim word of this participant's slot while it owns it. */
   #token: number;
+  /** An allocation failed: free what can be freed at the next quiescent point. */
+  #pressure = false;
   #goOffline = (): void => this.#offline();
 
   /** Becomes the owner of the slot `ticket` claimed. */
@@ -254,9 +262,18 @@ export class Participant {
   enter(): void {
     // One plain read of this participant's own slot line: has the share been released?
     if (this.arena.i32[this.#slot + CLAIM] !== this.#token) this.#releasedError();
+    if (--this.#countdown <= 0) this.#slowEnter();
+  }
+
+  #slowEnter(): void {
     if (!this.#online) this.#comeOnline();
-    else if (--this.#countdown <= 0 && this.#holds === 0) this.#quiesce();
-    if (this.#room < RETIRES_PER_OP) this.reserve(RETIRES_PER_OP);
+    else if (this.#holds === 0) this.#quiesce();
+    if (this.#pressure && this.#holds === 0) {
+      this.#pressure = false;
+      this.collect();
+    }
+    if (this.#room < 2 * RETIRES_PER_OP) this.reserve(2 * RETIRES_PER_OP);
+    this.#countdown = Math.min(QUIESCE_EVERY, Math.floor(this.#room / RETIRES_PER_OP));
   }
 
   /**
@@ -318,13 +335,37 @@ export class Participant {
     this.#room--;
   }
 
-  /** Allocates a block through this participant's cache (see allocator.ts). */
-  allocate(size: number): number {
-    if (this.#cache === 0) {
-      this.#cache = newCache(this.arena);
-      this.arena.i32[this.#slot + CACHE] = this.#cache;
+  /**
+   * Allocates a block through this participant's cache (see allocator.ts). `quiescent` says
+   * the caller holds no shared reference yet (it is at the start of its operation), so that on
+   * running out of memory this may free what is safe to free and try again.
+   */
+  allocate(size: number, quiescent = false): number {
+    if (quiescent) {
+      try {
+        return this.allocate(size);
+      } catch (error) {
+        if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
+          throw error;
+        }
+        this.#pressure = false;
+        this.collect();
+        return this.allocate(size);
+      }
     }
-    return cacheAllocate(this.arena, this.#cache, size);
+    try {
+      if (this.#cache === 0) {
+        this.#cache = newCache(this.arena);
+        this.arena.i32[this.#slot + CACHE] = this.#cache;
+      }
+      return cacheAllocate(this.arena, this.#cache, size);
+    } catch (error) {
+      // Out of memory, perhaps only because retired blocks are waiting: free them at the start
+      // of the next call, so that a delete followed by a store can succeed in the same task.
+      this.#pressure = true;
+      this.#countdown = 0;
+      throw error;
+    }
   }
 
   /** Frees a block through this participant's cache. */
@@ -483,12 +524,10 @@ export class Participant {
     if (now === 0) now = 1;
     Atomics.store(i32, this.#slot + ANNOUNCE, now);
     this.#online = true;
-    this.#countdown = QUIESCE_EVERY;
     queueMicrotask(this.#goOffline);
   }
 
   #quiesce(): void {
-    this.#countdown = QUIESCE_EVERY;
     const i32 = this.arena.i32;
     if (this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0) {
       this.collect();
@@ -502,9 +541,17 @@ export class Participant {
   #offline(): void {
     if (!this.#online) return;
     this.#online = false;
+    this.#countdown = 0;
     Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
     // Offline, this participant holds nothing: a good moment to free what it retired, and
     // what departed participants left behind.
     this.collect();
+    // A retire list that grew for a burst (a clear() of many keys) and is empty again goes back.
+    const list = this.arena.i32[this.#slot + LIST];
+    if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
+      this.arena.i32[this.#slot + LIST] = 0;
+      release(this.arena, list, 8 + 8 * this.#room);
+      this.#room = 0;
+    }
   }
 }

@@ -206,14 +206,21 @@ export class Table {
    */
   findWords(lo: number, hi: number, hash: number): number {
     const a = this.arena;
-    const top = tophash(hash);
-    const head = this.#home(hash);
-    let b = head;
+    let i32 = a.i32;
+    let u8 = a.u8;
+    const h = this.h;
+    let b = i32[h + T_BUCKETS] + (hash & ((1 << i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    if (i32[h + T_OLDBUCKETS] !== 0) b = this.#home(hash);
+    const head = b;
+    const t0 = hash >>> 24;
+    const top = t0 < MIN_TOP_HASH ? t0 + MIN_TOP_HASH : t0;
     let hops = 0;
     while (b !== 0) {
-      if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
-      const u8 = a.u8;
-      const i32 = a.i32;
+      if (b + BUCKET_SIZE > a.bytes) {
+        a.reach(b + BUCKET_SIZE);
+        i32 = a.i32;
+        u8 = a.u8;
+      }
       for (let i = 0; i < BUCKET_SLOTS; i++) {
         const t = u8[b + i];
         if (t === top) {
