@@ -161,7 +161,7 @@ function heapUsed(): number {
 /** Bytes per entry of an int → number map: GoMap's shared memory against Map's heap. */
 function bytesPerEntry(): string[][] {
   const rows = [["entries", "Map bytes/entry (heap)", "GoMap bytes/entry (bytesUsed)", "GoMap B"]];
-  for (const n of [1_000, 100_000, 1_000_000]) {
+  for (const n of [10_000, 100_000, 1_000_000]) {
     const before = heapUsed();
     const m = new Map<number, number>();
     for (let i = 0; i < n; i++) m.set(i, i + 0.5);

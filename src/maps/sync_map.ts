@@ -626,7 +626,18 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   range(f: (key: K, value: V) => boolean | void): void {
-    for (const [key, value] of this.#iterate()) if (f(key, value) === false) return;
+    // The batches of #iterate, walked without a generator.
+    const level = this.#batchLevel();
+    const n = 1 << level;
+    const start = Math.floor(Math.random() * n);
+    const keys: K[] = [];
+    const values: V[] = [];
+    for (let step = 0; step < n; step++) {
+      keys.length = 0;
+      values.length = 0;
+      this.#readBatch(level, (start + step) & (n - 1), keys, values);
+      for (let j = 0; j < keys.length; j++) if (f(keys[j], values[j]) === false) return;
+    }
   }
 
   /**
@@ -797,7 +808,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   forEach(callback: (value: V, key: K, map: SyncMap<K, V>) => void, thisArg?: unknown): void {
-    for (const [key, value] of this.#iterate()) callback.call(thisArg, value, key, this);
+    this.range((key, value) => {
+      callback.call(thisArg, value, key, this);
+    });
   }
 
   /**
@@ -1296,6 +1309,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Decodes the key in slot words (lo, hi). */
   #decodeKey(hi: number, lo: number): K {
     const a = this.#arena;
+    if (this.#numberKeys && isNumberSlot(hi)) {
+      w32[0] = lo;
+      w32[1] = hi;
+      return f64[0] as K;
+    }
     if (this.#userKeys) return this.#participant.hold(() => this.#keys.decode(a, hi, lo));
     return this.#keys.decode(a, hi, lo);
   }
