@@ -143,8 +143,9 @@ export class Participant {
   /** Free places in the retire list, a local copy. */
   #room = 0;
   /**
-   * Pending count at which a quiescent point tries to free: twice what the last try had to
-   * keep, so that while some participant stalls, trying costs amortized O(1) per retirement.
+   * Pending count at which a quiescent point tries to free: half as much again as the last try
+   * had to keep, so that while some participant stalls, trying costs amortized O(1) per
+   * retirement, and once it moves on, the pending count shrinks back.
    */
   #collectAt = RETIRE_BATCH;
   /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
@@ -459,29 +460,38 @@ export class Participant {
     const kept = this.#sweep(a.i32[this.#slot + LIST], oldest);
     this.#room += this.#pending - kept;
     this.#pending = kept;
-    this.#collectAt = Math.max(RETIRE_BATCH, 2 * kept);
+    // Try again once half as many more have been retired. A collect can free only what was
+    // retired before the previous one (the others' announcements must postdate it), so in a
+    // steady state `kept` is what came in since the last try: with `2 * kept` here it never
+    // shrank, and one long stall of another participant left the pending count (and memory)
+    // at its stalled height for good. With `kept / 2` it halves at every try that frees, and
+    // grows by half at every try that does not: amortized O(1) per retirement either way.
+    this.#collectAt = kept + Math.max(RETIRE_BATCH, kept >> 1);
     if (orphans) this.#sweepReleased(oldest);
   }
 
   /** Frees the entries of retire list `list` older than `oldest`; returns how many remain. */
   #sweep(list: number, oldest: number): number {
+    if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
-    const n = a.i32[w];
-    let kept = 0;
-    for (let j = 0; j < n; j++) {
+    let n = a.i32[w];
+    // Crash-consistent: an entry leaves the list (the last one takes its place) before its
+    // block is freed. Bun's terminate() stops a worker anywhere, even in the collect that ends
+    // its task; stopped between a free and the count's update, the old loop left freed blocks
+    // listed, and whoever swept the released slot freed them again. (Found by the cross-worker
+    // tests: a table freed twice, whose second clear() zero-filled from offset 0 over the
+    // arena header.) Stopped now, at worst one block leaks.
+    for (let j = n - 1; j >= 0; j--) {
       const tag = a.i32[w + 2 + 2 * j];
-      const epoch = a.i32[w + 3 + 2 * j];
-      if (before(epoch, oldest)) {
-        this.#free(tag);
-      } else {
-        a.i32[w + 2 + 2 * kept] = tag;
-        a.i32[w + 3 + 2 * kept] = epoch;
-        kept++;
-      }
+      if (!before(a.i32[w + 3 + 2 * j], oldest)) continue;
+      n--;
+      a.i32[w + 2 + 2 * j] = a.i32[w + 2 + 2 * n];
+      a.i32[w + 3 + 2 * j] = a.i32[w + 3 + 2 * n];
+      a.i32[w] = n;
+      this.#free(tag);
     }
-    a.i32[w] = kept;
-    return kept;
+    return n;
   }
 
   /**
@@ -542,6 +552,13 @@ export class Participant {
     if (!this.#online) return;
     this.#online = false;
     this.#countdown = 0;
+    // A share released while its worker still ran (Deno's terminate() lets a synchronous task
+    // finish, and the adapters release at once) is no longer this participant's: the slot, and
+    // the retire list and cache in it, may have a new owner or be swept by others. Touch
+    // nothing. (Found by the cross-worker tests: without this check, this microtask wiped the
+    // announcement of the slot's next owner and swept the retire list and cache it had adopted,
+    // corrupting the arena.)
+    if (Atomics.load(this.arena.i32, this.#slot + CLAIM) !== this.#token) return;
     Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
     // Offline, this participant holds nothing: a good moment to free what it retired, and
     // what departed participants left behind.

@@ -898,7 +898,21 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #findIn(table: Table | null, probe: Probe): number {
     if (table === null) return 0;
     const k = table.find(probe);
-    return k < 0 ? 0 : this.#arena.i32[(k >> 2) + 16];
+    return k < 0 ? 0 : this.#entryAt(k);
+  }
+
+  /**
+   * The entry of key slot `k`, its 16 bytes covered by this worker's views. Lock-free paths
+   * need the check: an entry may lie past this worker's views even when the bucket pointing
+   * to it does not (another worker grew the buffer, then allocated the entry there), and an
+   * out-of-view Atomics access throws. (Found by the cross-worker tests: a store/delete churn on
+   * one key by two workers failed within 2000 operations.)
+   */
+  #entryAt(k: number): number {
+    const a = this.#arena;
+    const e = a.i32[(k >> 2) + 16];
+    if (e + ENTRY_BYTES > a.bytes) a.reach(e + ENTRY_BYTES);
+    return e;
   }
 
   /** The read table view for the read word `word`, or null when it is empty. */
@@ -907,7 +921,15 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (h === 0) return null;
     const cached = this.#read;
     if (cached !== null && cached.h === h >> 2) return cached;
-    return (this.#read = new Table(this.#arena, h, false, noop));
+    // A new read table: its header may lie past this worker's views, when another worker grew
+    // the buffer and then made the table there. Reading it unchecked gave undefined words, a
+    // NaN bucket offset, and a walk through the arena header ("corrupt offset ..."). Cover the
+    // whole buffer: everything the table references was allocated before it was published.
+    // (A later table at the same offset is still covered for its header; its buckets, key
+    // blobs, entries and records are checked where they are read.)
+    const a = this.#arena;
+    if (h + TABLE_HEADER_BYTES > a.bytes) a.reach(a.buffer.byteLength);
+    return (this.#read = new Table(a, h, false, noop));
   }
 
   /** The dirty table view, or null when there is none. Under the lock. */
@@ -932,7 +954,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const hi = w32[1];
     const table = this.#readTable(read);
     const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed));
-    if (k >= 0) return a.i32[(k >> 2) + 16];
+    if (k >= 0) return this.#entryAt(k);
     if ((read & AMENDED) === 0) return 0;
     return this.#entryForReadLocked(this.#keyProbe(key as K));
   }
@@ -944,7 +966,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const table = this.#readTable(read);
     const probe = this.#keyProbe(key);
     const k = table === null ? -1 : table.find(probe);
-    if (k >= 0) return a.i32[(k >> 2) + 16];
+    if (k >= 0) return this.#entryAt(k);
     if ((read & AMENDED) === 0) return 0;
     return this.#entryForReadLocked(probe);
   }
@@ -1396,6 +1418,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     part.enter();
     const a = this.#arena;
     const read = this.#promotedRead();
+    // The batch reads entries without a per-entry check: cover what was allocated so far.
+    a.reach(a.buffer.byteLength);
     read?.collect(level, i, (k) => {
       const i32 = a.i32;
       const e = i32[(k >> 2) + 16];
