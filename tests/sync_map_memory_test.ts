@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { SyncMap } from "../mod.ts";
 import { H_ROOT } from "../src/_engine/arena.ts";
 import { QUIESCE_EVERY, RETIRES_PER_OP } from "../src/_engine/reclaim.ts";
+import { shareSyncMap } from "../src/maps/sync_map.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -283,4 +284,26 @@ describe("SyncMap memory: clear and other participants", () => {
     b.close();
     a.close();
   });
+});
+
+test("a share released with a grace stops its owner at once and frees its slot after", async () => {
+  const map = new SyncMap<number, number>();
+  map.store(1, 1);
+  const share = shareSyncMap(map as SyncMap<never, never>);
+  const view = SyncMap.attach<number, number>(share.handle);
+  assert.equal(view.load(1), 1);
+  assert.equal(map.stats().participants, 2);
+  share.release(50);
+  // The owner (in real use, a worker its runtime has not stopped yet) cannot make another call.
+  assert.throws(() => view.load(1), /released/);
+  // Its slot is withdrawn but still counts, protecting whatever call it may be inside...
+  assert.equal(map.stats().participants, 2);
+  share.release(50); // a second release of the same share does nothing
+  // ...until the grace ends.
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assert.equal(map.stats().participants, 1);
+  // The slot is reusable and the map intact.
+  const again = SyncMap.attach<number, number>(map.handle);
+  assert.equal(again.load(1), 1);
+  again.close();
 });

@@ -82,6 +82,11 @@ const SLOT_FREE = 0;
 const SLOT_RESERVED = 1;
 /** Claim state: owned by an attached object, or borrowed by a sweeper. */
 const SLOT_IN_USE = 2;
+/**
+ * Claim state: released, but its owner may still be finishing a call (see releaseSlot's
+ * `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
+ */
+const SLOT_RELEASING = 3;
 
 /** A claimed slot: its index and the claim word that proves the claim. */
 export interface Ticket {
@@ -233,26 +238,38 @@ export class Participant {
 
   /**
    * Gives up slot `index` of `generation`, from any thread, once its owner is gone (it closed
-   * the map, or its worker ended); does nothing if that generation has passed. The owner's
+   * the map, or its worker ended); does nothing if that generation has passed. `graceMs` is for
+   * owners that may still be running (Deno's terminate() does not stop a busy worker): the
+   * slot is withdrawn at once but its announcement counts for that long. The owner's
    * announcement is withdrawn so it no longer holds reclamation back. What it retired and did
    * not free yet, and its allocation cache, stay in the slot for the other participants to
    * sweep: the owner may still be running (see above), so nothing is freed here.
    */
-  static releaseSlot(registry: Registry, index: number, generation: number): void {
+  static releaseSlot(
+    registry: Registry,
+    index: number,
+    generation: number,
+    graceMs = 0,
+  ): void {
     const i32 = registry.arena.i32;
     const at = registry.slots + index * SLOT_WORDS;
+    const next = (generation + 1) << 2;
     for (;;) {
       const old = Atomics.load(i32, at + CLAIM);
       if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) return;
-      if (
-        Atomics.compareExchange(i32, at + CLAIM, old, ((generation + 1) << 2) | SLOT_FREE) === old
-      ) {
-        break;
-      }
+      const state = graceMs > 0 ? SLOT_RELEASING : SLOT_FREE;
+      if (Atomics.compareExchange(i32, at + CLAIM, old, next | state) === old) break;
     }
-    Atomics.store(i32, at + ANNOUNCE, 0);
-    // An orphan: a released slot with a retire list or a cache, for others to sweep.
-    if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
+    const finish = (): void => {
+      Atomics.store(i32, at + ANNOUNCE, 0);
+      // An orphan: a released slot with a retire list or a cache, for others to sweep.
+      if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
+      if (graceMs > 0) Atomics.store(i32, at + CLAIM, next | SLOT_FREE);
+    };
+    // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
+    // at its next call at once, while whatever call it is inside keeps its protection.
+    if (graceMs > 0) setTimeout(finish, graceMs);
+    else finish();
   }
 
   /**

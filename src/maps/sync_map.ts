@@ -149,7 +149,9 @@ let attaching: { arena: Arena; ticket: Ticket } | undefined;
 const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
 /** Set by the static block: reserves a participant slot for a worker. */
-let reserveShare: (map: SyncMap<never, never>) => { handle: SyncMapHandle; release: () => void };
+let reserveShare: (
+  map: SyncMap<never, never>,
+) => { handle: SyncMapHandle; release: (graceMs?: number) => void };
 
 /**
  * Go's `sync.Map` in a SharedArrayBuffer: safe for concurrent use by any number of workers
@@ -1450,24 +1452,25 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /** Reserves a participant slot for a worker; see src/workers/_share.ts. */
-  #reserveShare(): { handle: SyncMapHandle; release: () => void } {
+  #reserveShare(): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
     const a = this.#arena;
     const registry = registryOf(a);
     const { index, generation } = Participant.reserve(registry);
     return {
       handle: { kind: "SyncMap", buffer: a.buffer, participant: index, generation },
-      release: () => Participant.releaseSlot(registry, index, generation),
+      release: (graceMs = 0) => Participant.releaseSlot(registry, index, generation, graceMs),
     };
   }
 }
 
 /**
  * Internal: reserves a participant slot of `map` for a worker about to attach, and returns the
- * handle to post and the function that gives the slot back when the worker is gone.
+ * handle to post and the function that gives the slot back when the worker is gone (with a
+ * grace in milliseconds when the worker may still be running; see Participant.releaseSlot).
  */
 export function shareSyncMap(
   map: SyncMap<never, never>,
-): { handle: SyncMapHandle; release: () => void } {
+): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
   return reserveShare(map);
 }
 
