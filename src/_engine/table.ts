@@ -206,20 +206,24 @@ export class Table {
    */
   findWords(lo: number, hi: number, hash: number): number {
     const a = this.arena;
-    let i32 = a.i32;
-    let u8 = a.u8;
     const h = this.h;
-    let b = i32[h + T_BUCKETS] + (hash & ((1 << i32[h + T_B]) - 1)) * BUCKET_SIZE;
-    if (i32[h + T_OLDBUCKETS] !== 0) b = this.#home(hash);
+    let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    if (a.i32[h + T_OLDBUCKETS] !== 0) b = this.#home(hash);
     const head = b;
     const t0 = hash >>> 24;
     const top = t0 < MIN_TOP_HASH ? t0 + MIN_TOP_HASH : t0;
+    // Local views, taken after #home (which may remake the arena's views) and checked against
+    // their own length: a local view older than `a.bytes` would read past its end as undefined.
+    let i32 = a.i32;
+    let u8 = a.u8;
+    let bytes = u8.length;
     let hops = 0;
     while (b !== 0) {
-      if (b + BUCKET_SIZE > a.bytes) {
+      if (b + BUCKET_SIZE > bytes) {
         a.reach(b + BUCKET_SIZE);
         i32 = a.i32;
         u8 = a.u8;
+        bytes = u8.length;
       }
       for (let i = 0; i < BUCKET_SLOTS; i++) {
         const t = u8[b + i];
