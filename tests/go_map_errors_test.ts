@@ -11,16 +11,7 @@ import { type Codec, codecs, ConcurrentMapWriteError, GoMap, MapFullError, Mutex
 import { H_KIND, H_MAX_BYTES, H_ROOT, H_SEED, H_TOP, H_VERSION } from "../src/_engine/arena.ts";
 import { classSize, sizeClass } from "../src/_engine/allocator.ts";
 import { hashWords } from "../src/_engine/hash.ts";
-
-/**
- * fast-check parameters: `numRuns` runs, but never more than 15 s in all, shrinking included
- * (a failure found by then is still reported, with the smallest counterexample found so far).
- */
-function runs<T>(numRuns: number): fc.Parameters<T> {
-  return { numRuns, interruptAfterTimeLimit: 15_000 };
-}
-
-const BUCKET_BYTES = 144;
+import { BUCKET_BYTES, bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
 
 /** Everything observable about a map, to compare before and after a failed operation. */
 function snapshot(map: GoMap<unknown, unknown>): unknown {
@@ -598,13 +589,7 @@ describe("GoMap running out of maxBytes", () => {
           }
           assertSame(map, model);
           for (const key of [...model.keys()]) map.delete(key);
-          const s = map.stats();
-          const old = s.growing ? (s.sameSizeGrow ? s.buckets : s.buckets / 2) : 0;
-          assert.equal(
-            s.bytesUsed,
-            BUCKET_BYTES * (s.buckets + old + s.overflowBuckets),
-            "leaked blocks",
-          );
+          assert.equal(map.stats().bytesUsed, bucketBytes(map), "leaked blocks");
         },
       ),
       runs(50),

@@ -8,23 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
-
-/**
- * fast-check parameters: `numRuns` runs, but never more than 15 s in all, shrinking included
- * (a failure found by then is still reported, with the smallest counterexample found so far).
- */
-function runs<T>(numRuns: number): fc.Parameters<T> {
-  return { numRuns, interruptAfterTimeLimit: 15_000 };
-}
-
-const BUCKET_BYTES = 144;
-
-/** Bytes the bucket arrays and overflow buckets take, by the shape stats() reports. */
-function bucketBytes(map: GoMap<unknown, unknown>): number {
-  const s = map.stats();
-  const old = s.growing ? (s.sameSizeGrow ? s.buckets : s.buckets / 2) : 0;
-  return BUCKET_BYTES * (s.buckets + old + s.overflowBuckets);
-}
+import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Arbitraries

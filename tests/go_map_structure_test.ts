@@ -5,9 +5,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { GoMap } from "../mod.ts";
+import { BUCKET_BYTES, bucketBytes } from "./fixtures/go_map_helpers.ts";
 
-/** Go's bucket: 8 tophash bytes, 8 keys, 8 values (8 bytes each), an overflow link, padding. */
-const BUCKET_BYTES = 144;
 const LOAD_FACTOR = 6.5;
 
 /** Go's rule: the smallest B whose 2^B buckets hold n keys at 6.5 a bucket (and any 8). */
@@ -15,13 +14,6 @@ function expectedB(n: number): number {
   let b = 0;
   while (n > 8 && n > LOAD_FACTOR * 2 ** b) b++;
   return b;
-}
-
-/** Bytes the map's bucket arrays and overflow buckets take, from the shape it reports. */
-function bucketBytes(map: GoMap<unknown, unknown>): number {
-  const s = map.stats();
-  const old = s.growing ? (s.sameSizeGrow ? s.buckets : s.buckets / 2) : 0;
-  return BUCKET_BYTES * (s.buckets + old + s.overflowBuckets);
 }
 
 /** Checks the stats that must hold at any time. */

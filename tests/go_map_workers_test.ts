@@ -13,14 +13,8 @@ import { RWMutex } from "../src/sync/rw_mutex.ts";
 import * as bunAdapter from "../src/workers/bun.ts";
 import * as denoAdapter from "../src/workers/deno.ts";
 import type { Shareable } from "../src/workers/_share.ts";
-import {
-  isBun,
-  type Mailbox,
-  sleep,
-  until,
-  webMailbox,
-  within,
-} from "./fixtures/adapter_harness.ts";
+import { isBun, type Mailbox, webMailbox } from "./fixtures/adapter_harness.ts";
+import { sleep, until, within } from "./fixtures/harness.ts";
 import {
   type CountResult,
   CTRL_WORDS,
@@ -83,7 +77,7 @@ function newCtrl(): Int32Array<SharedArrayBuffer> {
 
 /** Waits until `n` workers are at the start line, then lets them all go at once. */
 async function startTogether(ctrl: Int32Array, n: number): Promise<void> {
-  await until(() => Atomics.load(ctrl, READY) === n, `for ${n} workers at the start line`, 10_000);
+  await until(() => Atomics.load(ctrl, READY) === n, `${n} workers are at the start line`, 10_000);
   Atomics.store(ctrl, GO, 1);
   Atomics.notify(ctrl, GO);
 }

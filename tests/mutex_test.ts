@@ -8,9 +8,9 @@ import {
   COUNT_WORKERS,
   countUnderLock,
   shared,
-  sleep,
   withWorkers,
 } from "./fixtures/lock_harness.ts";
+import { sleep } from "./fixtures/harness.ts";
 
 /** Control word: a worker's "I got the lock" mark. */
 const FLAG = 2;

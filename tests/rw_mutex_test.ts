@@ -9,11 +9,10 @@ import {
   countUnderLock,
   shared,
   signal,
-  sleep,
   TEST_TIMEOUT_MS,
-  until,
   withWorkers,
 } from "./fixtures/lock_harness.ts";
+import { sleep, until } from "./fixtures/harness.ts";
 
 // Control words shared with the workers.
 const READY = 0;

@@ -19,10 +19,9 @@ import {
   Mailbox,
   newProbe,
   releasesOf,
-  sleep,
   webMailbox,
-  within,
 } from "./fixtures/adapter_harness.ts";
+import { sleep, within } from "./fixtures/harness.ts";
 import type { Smoke } from "./fixtures/adapter_node_smoke.ts";
 import { type AdapterMode, pointCodec, type Report } from "./fixtures/adapter_protocol.ts";
 

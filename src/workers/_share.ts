@@ -7,6 +7,10 @@
  * it however the worker ends: normally, by an uncaught error, or by `terminate()`. The worker
  * keeps the message in an {@linkcode Inbox} and calls {@linkcode attachAll} on it when asked.
  *
+ * The runtimes' adapters differ only in how a worker gets its messages and how the parent sees
+ * a worker end: given those, {@linkcode listenForShare} (worker side), {@linkcode shareWith} and
+ * {@linkcode spawnWith} (parent side) do the rest.
+ *
  * @module
  */
 
@@ -73,9 +77,7 @@ export function setReleaseHook(hook: ((message: ShareMessage) => void) | undefin
  * Makes the message for `values` and the function that releases the worker's shares. Throws
  * TypeError, having claimed nothing, if a value is not a shmap structure.
  */
-export function shareAll(
-  values: Readonly<Record<string, Shareable>>,
-): { message: ShareMessage; release: () => void } {
+export function shareAll(values: Readonly<Record<string, Shareable>>): Grant {
   if (typeof values !== "object" || values === null || Array.isArray(values)) {
     throw new TypeError(
       `share: pass an object of named shmap structures, got ${describe(values)}`,
@@ -83,7 +85,7 @@ export function shareAll(
   }
   const handles: Record<string, AnyHandle> = {};
   // Shares claimed so far (SyncMap participant slots), given back if a later value is bad.
-  const releases: (() => void)[] = [];
+  const releases: ((graceMs?: number) => void)[] = [];
   try {
     for (const [name, value] of Object.entries(values)) {
       if (value instanceof GoMap || value instanceof Mutex || value instanceof RWMutex) {
@@ -108,11 +110,11 @@ export function shareAll(
   const message: ShareMessage = { [SHARE_TAG]: 1, handles };
   return {
     message,
-    release: () => {
+    release: (graceMs = 0) => {
       releaseHook?.(message);
       if (released) return;
       released = true;
-      for (const release of releases) release();
+      for (const release of releases) release(graceMs);
     },
   };
 }
@@ -242,6 +244,124 @@ export class Inbox {
       this.#waiters.add(deliver);
       signal?.addEventListener("abort", abort, { once: true });
     });
+  }
+}
+
+/** Where a worker gets its parent's messages: its global scope, or `parentPort`. */
+export interface MessageSource {
+  addEventListener(type: "message", listener: (event: Event) => void): void;
+  removeEventListener(type: "message", listener: (event: Event) => void): void;
+}
+
+/**
+ * Worker side: the {@linkcode Inbox} for this worker, fed from `source`. Listens from now on,
+ * since a message that arrives while nobody listens can be lost; keeps the share message from
+ * listeners added later; and stops listening once it is here, after passing it to `onShare`.
+ * With `source` null (not in a worker), `receive()` rejects with `notInWorker`.
+ */
+export function listenForShare(
+  source: MessageSource | null,
+  notInWorker: string,
+  onShare?: (message: ShareMessage) => void,
+): Inbox {
+  if (source === null) return new Inbox(notInWorker);
+  const inbox = new Inbox();
+  const onMessage = (event: Event): void => {
+    const data = (event as MessageEvent).data;
+    if (!inbox.offer(data)) return;
+    // The share message is the adapter's: listeners added after this one do not see it.
+    event.stopImmediatePropagation();
+    onShare?.(data as ShareMessage);
+    source.removeEventListener("message", onMessage);
+  };
+  source.addEventListener("message", onMessage);
+  return inbox;
+}
+
+/**
+ * What {@linkcode shareAll} gives: the message to post, and the release of the worker's share
+ * (with a grace in milliseconds when the worker may still be running its last task).
+ */
+export interface Grant {
+  readonly message: ShareMessage;
+  readonly release: (graceMs?: number) => void;
+}
+
+/** Parent side: what sharing with a worker takes in one runtime. */
+export interface Adapter<W extends object> {
+  /** What `share()` expected, for its TypeError: "a Worker". */
+  readonly expected: string;
+  /** The methods `share()` checks that a worker has. */
+  readonly methods: readonly (keyof W & string)[];
+  /** Throws if `worker`, not shared with before, cannot be shared with in this runtime. */
+  readonly check?: (worker: W) => void;
+  /**
+   * Starts watching for the end of `worker`, to call `end` then (calling it again is harmless;
+   * pass a grace when the worker may still be running), and says how to post the share message
+   * to it and how to stop watching once it has ended.
+   */
+  readonly watch: (
+    worker: W,
+    end: (graceMs?: number) => void,
+  ) => { post(message: ShareMessage): void; stop(): void };
+  /** The workers shared with so far. */
+  readonly shared: WeakSet<W>;
+}
+
+/** Parent side: `share()`. Checks `worker`, then shares `values` with it. */
+export function shareWith<W extends object>(
+  adapter: Adapter<W>,
+  worker: W,
+  values: Readonly<Record<string, Shareable>>,
+): void {
+  if (
+    typeof worker !== "object" || worker === null ||
+    adapter.methods.some((method) => typeof worker[method] !== "function")
+  ) {
+    throw new TypeError(`share: expected ${adapter.expected}, got ${describe(worker)}`);
+  }
+  if (adapter.shared.has(worker)) throw new Error("share: this worker was already shared with");
+  adapter.check?.(worker);
+  connect(adapter, worker, shareAll(values));
+}
+
+/**
+ * Parent side: `spawn()`. Claims the shares of `values`, then starts the worker with `create`
+ * and shares them with it; gives them back if `create` throws.
+ */
+export function spawnWith<W extends object>(
+  adapter: Adapter<W>,
+  values: Readonly<Record<string, Shareable>>,
+  create: () => W,
+): W {
+  const grant = shareAll(values);
+  let worker: W;
+  try {
+    worker = create();
+  } catch (error) {
+    grant.release();
+    throw error;
+  }
+  connect(adapter, worker, grant);
+  return worker;
+}
+
+/** Posts the share message to `worker` and releases the grant once it has ended. */
+function connect<W extends object>(adapter: Adapter<W>, worker: W, grant: Grant): void {
+  let ended = false;
+  const end = (graceMs?: number): void => {
+    if (ended) return;
+    ended = true;
+    watch.stop();
+    grant.release(graceMs);
+  };
+  const watch = adapter.watch(worker, end);
+  adapter.shared.add(worker);
+  try {
+    watch.post(grant.message);
+  } catch (error) {
+    end();
+    throw error;
   }
 }
 

@@ -47,43 +47,42 @@
  */
 
 import {
-  describe,
-  Inbox,
+  type Adapter,
+  listenForShare,
+  type MessageSource,
   type ReceiveOptions,
   type Shareable,
-  shareAll,
-  type ShareMessage,
+  shareWith,
+  spawnWith,
 } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable };
 
-interface WorkerScope {
-  addEventListener(type: string, listener: (event: Event) => void): void;
-  removeEventListener(type: string, listener: (event: Event) => void): void;
-}
-
-const scope = globalThis as unknown as WorkerScope;
 const bun = (globalThis as { Bun?: { isMainThread?: boolean } }).Bun;
-const inWorker = bun?.isMainThread === false;
 
-const inbox = new Inbox(
-  inWorker ? undefined : "receive() must be called in a Bun worker started by spawn() or share()",
+// Listen from the moment the worker imports this module: messages that arrive while nobody
+// listens, as they can during the worker's top-level awaits, are dropped. The listener keeps
+// the worker alive until the share message comes, then goes, so the worker can end by itself.
+const inbox = listenForShare(
+  bun?.isMainThread === false ? globalThis as unknown as MessageSource : null,
+  "receive() must be called in a Bun worker started by spawn() or share()",
 );
 
-if (inWorker) {
-  // Listen from the moment the worker imports this module: messages that arrive while nobody
-  // listens, as they can during the worker's top-level awaits, are dropped. The listener keeps
-  // the worker alive until the share message comes, then goes, so the worker can end by itself.
-  const onMessage = (event: Event): void => {
-    if (!inbox.offer((event as MessageEvent).data)) return;
-    // The share message is the adapter's: listeners added after this one do not see it.
-    event.stopImmediatePropagation();
-    scope.removeEventListener("message", onMessage);
-  };
-  scope.addEventListener("message", onMessage);
-}
-
-const shared = new WeakSet<Worker>();
+/** Bun fires `close` once the worker's thread has stopped, however it ended. */
+const adapter: Adapter<Worker> = {
+  expected: "a Worker",
+  methods: ["postMessage", "addEventListener"],
+  shared: new WeakSet(),
+  watch(worker, endNow) {
+    // The thread has stopped when this event fires: no grace is needed.
+    const end = (): void => endNow();
+    worker.addEventListener("close", end);
+    return {
+      post: (message) => worker.postMessage(message),
+      stop: () => worker.removeEventListener("close", end),
+    };
+  },
+};
 
 /**
  * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
@@ -108,8 +107,7 @@ const shared = new WeakSet<Worker>();
  * @param values The structures, by the names the worker will receive them under.
  */
 export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
-  checkWorker(worker);
-  connect(worker, shareAll(values));
+  shareWith(adapter, worker, values);
 }
 
 /**
@@ -135,16 +133,7 @@ export function spawn(
   values: Readonly<Record<string, Shareable>>,
   options: WorkerOptions = {},
 ): Worker {
-  const grant = shareAll(values);
-  let worker: Worker;
-  try {
-    worker = new Worker(url, { ...options, type: "module" });
-  } catch (error) {
-    grant.release();
-    throw error;
-  }
-  connect(worker, grant);
-  return worker;
+  return spawnWith(adapter, values, () => new Worker(url, { ...options, type: "module" }));
 }
 
 /**
@@ -176,33 +165,4 @@ export function receive<T extends object = Record<string, unknown>>(
   options: ReceiveOptions = {},
 ): Promise<T> {
   return inbox.receive<T>(options);
-}
-
-function checkWorker(worker: Worker): void {
-  if (
-    typeof worker !== "object" || worker === null ||
-    typeof worker.postMessage !== "function" || typeof worker.addEventListener !== "function"
-  ) {
-    throw new TypeError(`share: expected a Worker, got ${describe(worker)}`);
-  }
-  if (shared.has(worker)) throw new Error("share: this worker was already shared with");
-}
-
-/** Posts the share message to `worker` and releases the grant once it has closed. */
-function connect(worker: Worker, grant: { message: ShareMessage; release: () => void }): void {
-  let ended = false;
-  const end = (): void => {
-    if (ended) return;
-    ended = true;
-    worker.removeEventListener("close", end);
-    grant.release();
-  };
-  worker.addEventListener("close", end);
-  shared.add(worker);
-  try {
-    worker.postMessage(grant.message);
-  } catch (error) {
-    end();
-    throw error;
-  }
 }

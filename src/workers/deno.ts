@@ -61,13 +61,13 @@
  */
 
 import {
+  type Adapter,
   BYE,
-  describe,
-  Inbox,
+  listenForShare,
   type ReceiveOptions,
   type Shareable,
-  shareAll,
-  type ShareMessage,
+  shareWith,
+  spawnWith,
 } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable };
@@ -82,11 +82,18 @@ const scope = globalThis as unknown as WorkerScope;
 const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
 const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
 
-const inbox = new Inbox(
-  inWorker ? undefined : "receive() must be called in a worker started by spawn() or share()",
-);
 /** Where to say goodbye: the port of the share message, once it is here. */
 let byePort: MessagePort | undefined;
+
+// Listen from the moment the worker imports this module: Deno drops messages that arrive while
+// nobody listens, as they can during the worker's top-level awaits.
+const inbox = listenForShare(
+  inWorker ? scope : null,
+  "receive() must be called in a worker started by spawn() or share()",
+  (message) => {
+    byePort ??= message.port;
+  },
+);
 
 function sayBye(): void {
   const port = byePort;
@@ -99,17 +106,6 @@ function sayBye(): void {
 }
 
 if (inWorker) {
-  // Listen from the moment the worker imports this module: Deno drops messages that arrive
-  // while nobody listens, as they can during the worker's top-level awaits.
-  const onMessage = (event: Event): void => {
-    const data = (event as MessageEvent).data;
-    if (!inbox.offer(data)) return;
-    // The share message is the adapter's: listeners added after this one do not see it.
-    event.stopImmediatePropagation();
-    byePort ??= (data as ShareMessage).port;
-    scope.removeEventListener("message", onMessage);
-  };
-  scope.addEventListener("message", onMessage);
   // self.close() ends the worker at the end of the current task, and no event says so:
   // tell the parent first. Deno.exit() and process.exit() fire unload.
   const close = scope.close;
@@ -120,7 +116,53 @@ if (inWorker) {
   scope.addEventListener("unload", sayBye);
 }
 
-const shared = new WeakSet<Worker>();
+/**
+ * How long a share released at one of these endings stays protected: a Deno worker may still be
+ * running then (terminate() takes effect when it returns to its event loop; after an error or a
+ * goodbye, the rest of its task runs). Its next call into a SyncMap throws at once; the call it
+ * is inside, if any, keeps its protection this long.
+ */
+const RELEASE_GRACE_MS = 1000;
+
+/**
+ * A Deno worker has no exit event: its end is its `error` event, the `terminate()` that the
+ * adapter wraps, or the goodbye it posts on the share message's port when it closes itself.
+ */
+const adapter: Adapter<Worker> = {
+  expected: "a Worker",
+  methods: ["postMessage", "terminate", "addEventListener"],
+  shared: new WeakSet(),
+  watch(worker, endNow) {
+    const end = (): void => endNow(RELEASE_GRACE_MS);
+    const { port1, port2 } = new MessageChannel();
+    // The port only says goodbye: it must not keep the parent alive.
+    port1.onmessage = (event) => {
+      if (event.data === BYE) end();
+    };
+    (port1 as { unref?: () => void }).unref?.();
+    worker.addEventListener("error", end);
+    const terminate = worker.terminate;
+    Object.defineProperty(worker, "terminate", {
+      configurable: true,
+      writable: true,
+      value: function (this: Worker): void {
+        try {
+          terminate.call(this);
+        } finally {
+          end();
+        }
+      },
+    });
+    return {
+      post: (message) => worker.postMessage({ ...message, port: port2 }, [port2]),
+      stop: () => {
+        worker.removeEventListener("error", end);
+        port1.onmessage = null;
+        port1.close();
+      },
+    };
+  },
+};
 
 /**
  * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
@@ -144,8 +186,7 @@ const shared = new WeakSet<Worker>();
  * @param values The structures, by the names the worker will receive them under.
  */
 export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
-  checkWorker(worker);
-  connect(worker, shareAll(values));
+  shareWith(adapter, worker, values);
 }
 
 /**
@@ -172,16 +213,7 @@ export function spawn(
   values: Readonly<Record<string, Shareable>>,
   options: WorkerOptions = {},
 ): Worker {
-  const grant = shareAll(values);
-  let worker: Worker;
-  try {
-    worker = new Worker(url, { ...options, type: "module" });
-  } catch (error) {
-    grant.release();
-    throw error;
-  }
-  connect(worker, grant);
-  return worker;
+  return spawnWith(adapter, values, () => new Worker(url, { ...options, type: "module" }));
 }
 
 /**
@@ -213,54 +245,4 @@ export function receive<T extends object = Record<string, unknown>>(
   options: ReceiveOptions = {},
 ): Promise<T> {
   return inbox.receive<T>(options);
-}
-
-function checkWorker(worker: Worker): void {
-  if (
-    typeof worker !== "object" || worker === null ||
-    typeof worker.postMessage !== "function" || typeof worker.terminate !== "function" ||
-    typeof worker.addEventListener !== "function"
-  ) {
-    throw new TypeError(`share: expected a Worker, got ${describe(worker)}`);
-  }
-  if (shared.has(worker)) throw new Error("share: this worker was already shared with");
-}
-
-/** Posts the share message to `worker` and releases the grant once it is gone. */
-function connect(worker: Worker, grant: { message: ShareMessage; release: () => void }): void {
-  const { port1, port2 } = new MessageChannel();
-  let ended = false;
-  const end = (): void => {
-    if (ended) return;
-    ended = true;
-    worker.removeEventListener("error", end);
-    port1.onmessage = null;
-    port1.close();
-    grant.release();
-  };
-  // The port only says goodbye: it must not keep the parent alive.
-  port1.onmessage = (event) => {
-    if (event.data === BYE) end();
-  };
-  (port1 as { unref?: () => void }).unref?.();
-  worker.addEventListener("error", end);
-  const terminate = worker.terminate;
-  Object.defineProperty(worker, "terminate", {
-    configurable: true,
-    writable: true,
-    value: function (this: Worker): void {
-      try {
-        terminate.call(this);
-      } finally {
-        end();
-      }
-    },
-  });
-  shared.add(worker);
-  try {
-    worker.postMessage({ ...grant.message, port: port2 }, [port2]);
-  } catch (error) {
-    end();
-    throw error;
-  }
 }

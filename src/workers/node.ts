@@ -49,41 +49,44 @@
 
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import {
-  describe,
-  Inbox,
+  type Adapter,
+  listenForShare,
+  type MessageSource,
   type ReceiveOptions,
   type Shareable,
-  shareAll,
-  type ShareMessage,
+  shareWith,
+  spawnWith,
 } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable };
 
-interface Port {
-  addEventListener(type: string, listener: (event: Event) => void): void;
-  removeEventListener(type: string, listener: (event: Event) => void): void;
-}
-
-const port = parentPort as unknown as Port | null;
-const inbox = new Inbox(
-  port === null ? "receive() must be called in a worker started by spawn() or share()" : undefined,
+// Listen from the moment the worker imports this module, so that the share message is not
+// missed when the worker's own listeners come later, or (in Deno) when it arrives during a
+// top-level await. The listener keeps the worker alive until the share message comes, then
+// goes, so the worker can exit by itself.
+const inbox = listenForShare(
+  parentPort as unknown as MessageSource | null,
+  "receive() must be called in a worker started by spawn() or share()",
 );
 
-if (port !== null) {
-  // Listen from the moment the worker imports this module, so that the share message is not
-  // missed when the worker's own listeners come later, or (in Deno) when it arrives during a
-  // top-level await. The listener keeps the worker alive until the share message comes, then
-  // goes, so the worker can exit by itself.
-  const onMessage = (event: Event): void => {
-    if (!inbox.offer((event as MessageEvent).data)) return;
-    // The share message is the adapter's: listeners added after this one do not see it.
-    event.stopImmediatePropagation();
-    port.removeEventListener("message", onMessage);
-  };
-  port.addEventListener("message", onMessage);
-}
-
-const shared = new WeakSet<Worker>();
+/** A worker's end is its `exit` event, whatever ended it. */
+const adapter: Adapter<Worker> = {
+  expected: "a node:worker_threads Worker",
+  methods: ["postMessage", "once"],
+  check(worker) {
+    if (worker.threadId === -1) throw new Error("share: this worker has exited");
+  },
+  shared: new WeakSet(),
+  watch(worker, endNow) {
+    // The thread has stopped when this event fires: no grace is needed.
+    const end = (): void => endNow();
+    worker.on("exit", end);
+    return {
+      post: (message) => worker.postMessage(message),
+      stop: () => worker.off("exit", end),
+    };
+  },
+};
 
 /**
  * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
@@ -108,8 +111,7 @@ const shared = new WeakSet<Worker>();
  * @param values The structures, by the names the worker will receive them under.
  */
 export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
-  checkWorker(worker);
-  connect(worker, shareAll(values));
+  shareWith(adapter, worker, values);
 }
 
 /**
@@ -135,16 +137,7 @@ export function spawn(
   values: Readonly<Record<string, Shareable>>,
   options: WorkerOptions = {},
 ): Worker {
-  const grant = shareAll(values);
-  let worker: Worker;
-  try {
-    worker = new Worker(url, options);
-  } catch (error) {
-    grant.release();
-    throw error;
-  }
-  connect(worker, grant);
-  return worker;
+  return spawnWith(adapter, values, () => new Worker(url, options));
 }
 
 /**
@@ -176,34 +169,4 @@ export function receive<T extends object = Record<string, unknown>>(
   options: ReceiveOptions = {},
 ): Promise<T> {
   return inbox.receive<T>(options);
-}
-
-function checkWorker(worker: Worker): void {
-  if (
-    typeof worker !== "object" || worker === null ||
-    typeof worker.postMessage !== "function" || typeof worker.once !== "function"
-  ) {
-    throw new TypeError(`share: expected a node:worker_threads Worker, got ${describe(worker)}`);
-  }
-  if (shared.has(worker)) throw new Error("share: this worker was already shared with");
-  if (worker.threadId === -1) throw new Error("share: this worker has exited");
-}
-
-/** Posts the share message to `worker` and releases the grant once it has exited. */
-function connect(worker: Worker, grant: { message: ShareMessage; release: () => void }): void {
-  let ended = false;
-  const end = (): void => {
-    if (ended) return;
-    ended = true;
-    worker.off("exit", end);
-    grant.release();
-  };
-  worker.on("exit", end);
-  shared.add(worker);
-  try {
-    worker.postMessage(grant.message);
-  } catch (error) {
-    end();
-    throw error;
-  }
 }

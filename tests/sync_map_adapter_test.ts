@@ -1,0 +1,44 @@
+// A SyncMap shared through the runtime's worker adapter (deno.ts under Deno, bun.ts under Bun):
+// the worker's writes reach the parent, and its share is given back when it is terminated,
+// after a grace on Deno (whose terminate() may leave a busy worker running for a while).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SyncMap } from "../mod.ts";
+import * as bunAdapter from "../src/workers/bun.ts";
+import * as denoAdapter from "../src/workers/deno.ts";
+import { deadline, until } from "./fixtures/harness.ts";
+
+const isDeno = typeof Deno !== "undefined";
+const adapter = isDeno ? denoAdapter : bunAdapter;
+const WORKER = new URL("./fixtures/sync_map_adapter_worker.ts", import.meta.url);
+
+test("a SyncMap shared by spawn() is written by the worker and released when it ends", {
+  timeout: 30_000,
+}, async () => {
+  const cache = new SyncMap<number, number>();
+  const worker = adapter.spawn(WORKER, { cache });
+  try {
+    const report = await deadline(
+      new Promise<{ stored: boolean; participants: number }>((resolve, reject) => {
+        worker.addEventListener("message", (e) => resolve((e as MessageEvent).data));
+        worker.addEventListener("error", (e) => reject((e as ErrorEvent).error ?? e));
+      }),
+      20_000,
+      "the worker's report",
+    );
+    assert.equal(report.stored, true);
+    assert.equal(report.participants, 2, "the parent and the worker");
+    assert.equal(cache.load(42), 4242, "the worker's store is visible to the parent");
+  } finally {
+    worker.terminate();
+  }
+  if (isDeno) {
+    // Released at once for new claims, but still protecting a call the worker may be inside.
+    assert.equal(cache.stats().participants, 2, "the share is kept for its grace");
+  }
+  await until(() => cache.stats().participants === 1, "the worker's share is given back", 5_000);
+  // The map is intact and its memory reclaimable.
+  assert.equal(cache.load(42), 4242);
+  cache.store(42, 1);
+  assert.equal(cache.load(42), 1);
+});
