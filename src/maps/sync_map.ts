@@ -632,16 +632,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   range(f: (key: K, value: V) => boolean | void): void {
-    // The batches of #iterate, walked without a generator.
-    const level = this.#batchLevel();
-    const n = 1 << level;
-    const start = Math.floor(Math.random() * n);
-    const keys: K[] = [];
-    const values: V[] = [];
-    for (let step = 0; step < n; step++) {
-      keys.length = 0;
-      values.length = 0;
-      this.#readBatch(level, (start + step) & (n - 1), keys, values);
+    for (const [keys, values] of this.#batches()) {
       for (let j = 0; j < keys.length; j++) if (f(keys[j], values[j]) === false) return;
     }
   }
@@ -1399,6 +1390,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * nothing is held in shared memory while the caller's code runs.
    */
   *#iterate(): Generator<[K, V], undefined, undefined> {
+    for (const [keys, values] of this.#batches()) {
+      for (let j = 0; j < keys.length; j++) yield [keys[j], values[j]];
+    }
+  }
+
+  /**
+   * Yields each batch of an iteration in turn, as decoded keys and values (the same two arrays,
+   * refilled: use a batch before asking for the next). A generator per batch, not per entry,
+   * so that range() pays for it once every few entries.
+   */
+  *#batches(): Generator<[K[], V[]], undefined, undefined> {
     const level = this.#batchLevel();
     const n = 1 << level;
     const start = Math.floor(Math.random() * n);
@@ -1408,7 +1410,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       keys.length = 0;
       values.length = 0;
       this.#readBatch(level, (start + step) & (n - 1), keys, values);
-      for (let j = 0; j < keys.length; j++) yield [keys[j], values[j]];
+      if (keys.length > 0) yield [keys, values];
     }
   }
 
