@@ -21,8 +21,8 @@ import { type Arena, H_ALLOC_LOCK, H_BYTES_USED, H_FREE, H_TOP, roundUp } from "
 import { lockWord, unlockWord } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
 
-/** Number of size classes; classes above the arena's maxBytes are never used. */
-export const SIZE_CLASSES = 192;
+// 192 size classes cover blocks of up to 2^30 bytes (the largest maxBytes); their free-list
+// heads fill header words 42..233 (arena.ts).
 
 /** The size class of a request of `size` bytes (1 <= size <= 2^30). */
 export function sizeClass(size: number): number {
@@ -97,7 +97,7 @@ export function bytesUsed(arena: Arena): number {
 // includes blocks sitting in caches; {@linkcode cachedBytes} says how many those are.
 
 /** Classes kept in per-participant caches: blocks of up to 256 bytes. */
-export const CACHED_CLASSES = 16;
+const CACHED_CLASSES = 16;
 const CACHE_TOTAL = 2 * CACHED_CLASSES;
 const CACHE_RAW = CACHE_TOTAL + 1; // the block as allocated, for freeing it
 /**
@@ -105,7 +105,7 @@ const CACHE_RAW = CACHE_TOTAL + 1; // the block as allocated, for freeing it
  * line's worth of slack to align them. Its owner writes it on every allocation, so it must not
  * share a cache line with anything another worker writes.
  */
-export const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
+const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
 const SPILL_AT = 64;
 

@@ -30,16 +30,16 @@
  */
 
 /** "SMAP" read as a little-endian 32-bit word. */
-export const MAGIC = 0x50414d53;
+const MAGIC = 0x50414d53;
 /** Bumped whenever the shared layout changes incompatibly. */
-export const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 1;
 
 /** Kind word for a GoMap arena. */
 export const KIND_GO_MAP = 1;
 /** Kind word for a SyncMap arena. */
 export const KIND_SYNC_MAP = 2;
 
-export const H_MAGIC = 0;
+const H_MAGIC = 0;
 export const H_VERSION = 1;
 export const H_KIND = 2;
 export const H_MAX_BYTES = 3;
@@ -47,21 +47,21 @@ export const H_ALLOC_LOCK = 4;
 export const H_TOP = 5;
 export const H_BYTES_USED = 6;
 export const H_SEED = 7;
-export const H_KEY_CODEC = 8;
-export const H_VALUE_CODEC = 25;
+const H_KEY_CODEC = 8;
+const H_VALUE_CODEC = 25;
 const CODEC_NAME_UNITS = 32;
 export const H_FREE = 42;
 /** First word of the structure's root area. */
 export const H_ROOT = 256;
 /** Words available in the root area. */
-export const ROOT_WORDS = 64;
+const ROOT_WORDS = 64;
 /** Bytes of header; the allocator hands out memory after it. */
-export const HEADER_BYTES = (H_ROOT + ROOT_WORDS) * 4;
+const HEADER_BYTES = (H_ROOT + ROOT_WORDS) * 4;
 
 /** The largest maxBytes accepted: offsets stay positive 32-bit integers with room to spare. */
-export const MAX_BYTES_LIMIT = 2 ** 30;
+const MAX_BYTES_LIMIT = 2 ** 30;
 /** The default maxBytes: generous, since a growable buffer only reserves address space. */
-export const DEFAULT_MAX_BYTES = 2 ** 30;
+const DEFAULT_MAX_BYTES = 2 ** 30;
 const INITIAL_BYTES = 64 * 1024;
 
 const KIND_NAMES: Record<number, string> = { [KIND_GO_MAP]: "GoMap", [KIND_SYNC_MAP]: "SyncMap" };

@@ -36,15 +36,15 @@ import { hashBytes, hashString, hashUnits, hashWords } from "./hash.ts";
 import { decodeStructured, StructuredWriter } from "./structured.ts";
 
 const tag = (kind: number): number => (0xfff00000 | (kind << 16)) | 0;
-export const TAG_BOOL: number = tag(1);
+const TAG_BOOL: number = tag(1);
 export const TAG_UNDEFINED: number = tag(2);
 export const TAG_NULL: number = tag(3);
-export const TAG_BIGINT32: number = tag(4);
-export const TAG_SHORT_STRING: number = tag(5);
+const TAG_BIGINT32: number = tag(4);
+const TAG_SHORT_STRING: number = tag(5);
 export const TAG_STRING: number = tag(6);
-export const TAG_BIGINT: number = tag(7);
+const TAG_BIGINT: number = tag(7);
 export const TAG_BYTES: number = tag(8);
-export const TAG_STRUCT: number = tag(9);
+const TAG_STRUCT: number = tag(9);
 
 /** Whether the slot's value lives in a blob (kinds 6..9). */
 export function isBlob(hi: number): boolean {
@@ -66,7 +66,7 @@ export function freeSlot(arena: Arena, hi: number, lo: number): void {
 /** Probe mode: compare the two words only. */
 export const MODE_INLINE = 0;
 /** Probe mode: the slot is a string blob; compare with `Probe.str`. */
-export const MODE_STRING = 1;
+const MODE_STRING = 1;
 /** Probe mode: the slot is a bytes-like blob tagged `Probe.hi`; compare with `Probe.bytes`. */
 export const MODE_BYTES = 2;
 
@@ -270,7 +270,7 @@ export function readString(arena: Arena, offset: number): string {
 }
 
 /** Copies the payload of a bytes-like blob at `offset` out of shared memory. */
-export function readBytes(arena: Arena, offset: number): Uint8Array {
+function readBytes(arena: Arena, offset: number): Uint8Array {
   arena.reach(offset + 4);
   const count = arena.i32[offset >> 2] >>> 0;
   arena.reach(offset + 4 + count);

@@ -49,41 +49,39 @@ import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
 import { freeSlot, hashStored, MODE_INLINE, type Probe } from "./slots.ts";
 
-export const T_COUNT = 0;
-export const T_FLAGS = 1;
-export const T_B = 2;
-export const T_NOVERFLOW = 3;
-export const T_BUCKETS = 4;
-export const T_OLDBUCKETS = 5;
-export const T_NEVACUATE = 6;
-export const T_OLDOVERFLOW = 7;
+const T_COUNT = 0;
+const T_FLAGS = 1;
+const T_B = 2;
+const T_NOVERFLOW = 3;
+const T_BUCKETS = 4;
+const T_OLDBUCKETS = 5;
+const T_NEVACUATE = 6;
+const T_OLDOVERFLOW = 7;
 /** Words in a table header. */
 export const TABLE_WORDS = 8;
 
 /** Flag: the current growth keeps the bucket count (it compacts overflow chains). */
-export const SAME_SIZE_GROW = 1;
+const SAME_SIZE_GROW = 1;
 
 /** Bytes in a bucket. */
 export const BUCKET_SIZE = 144;
 /** Slots in a bucket. */
-export const BUCKET_SLOTS = 8;
+const BUCKET_SLOTS = 8;
 const KEYS = 8;
-/** Distance from a key slot to its value slot. */
-export const VALUE_DELTA = 64;
 const OVERFLOW = 136;
 
 /** This slot and every later one, in this bucket and its overflow chain, are empty. */
-export const EMPTY_REST = 0;
+const EMPTY_REST = 0;
 /** This slot is empty. */
-export const EMPTY_ONE = 1;
+const EMPTY_ONE = 1;
 /** Evacuated to the first half of the bigger array. */
-export const EVACUATED_X = 2;
+const EVACUATED_X = 2;
 /** Evacuated to the second half. */
-export const EVACUATED_Y = 3;
+const EVACUATED_Y = 3;
 /** Was empty when its bucket was evacuated. */
-export const EVACUATED_EMPTY = 4;
+const EVACUATED_EMPTY = 4;
 /** The smallest tophash of a live key. */
-export const MIN_TOP_HASH = 5;
+const MIN_TOP_HASH = 5;
 
 const LOAD_FACTOR = 6.5;
 
@@ -169,7 +167,7 @@ export class Table {
 
   /**
    * Finds the key `p` (hashed) and returns the byte offset of its key slot, or -1. The value
-   * slot is {@linkcode VALUE_DELTA} bytes further.
+   * slot is 64 bytes (16 words) further.
    */
   find(p: Probe): number {
     if (p.mode === MODE_INLINE) return this.findWords(p.lo, p.hi, p.hash);
