@@ -63,3 +63,75 @@ export class MapFullError extends RangeError {
     this.name = "MapFullError";
   }
 }
+
+/**
+ * Thrown by a lock (a {@linkcode Mutex}, an {@linkcode RWMutex}) whose previous holder's thread
+ * died while it held the lock: a worker terminated by its pool, killed by an uncaught error, or
+ * declared gone with `threadGone()`. It is POSIX's EOWNERDEAD and Rust's lock poisoning: the
+ * call that throws it **has acquired the lock** (for reading, from `rLock`), and the data the
+ * lock guards may be half-updated. Repair the data, call the lock's `markConsistent()`, then
+ * unlock. Until someone marks it consistent, every acquisition throws this error again (each
+ * time holding the lock), so a forgotten repair cannot go unnoticed.
+ *
+ * @example Recovering a lock whose holder died
+ * ```ts
+ * import { Mutex, OwnerDeadError } from "@shmap/shmap";
+ *
+ * const mu = new Mutex();
+ * const counter = new Int32Array(new SharedArrayBuffer(4));
+ * try {
+ *   mu.lock();
+ * } catch (error) {
+ *   if (!(error instanceof OwnerDeadError)) throw error;
+ *   // We hold the lock. Put the guarded data right, then say so.
+ *   counter[0] = Math.max(counter[0], 0);
+ *   mu.markConsistent();
+ * }
+ * try {
+ *   counter[0]++;
+ * } finally {
+ *   mu.unlock();
+ * }
+ * ```
+ */
+export class OwnerDeadError extends Error {
+  /** The thread id of the holder that died, when known (-1 otherwise). */
+  readonly threadId: number;
+
+  /** Creates the error for a lock of `kind` whose holder, thread `threadId`, died. */
+  constructor(kind: string, threadId = -1) {
+    super(
+      `the previous holder of this ${kind}${
+        threadId >= 0 ? ` (thread ${threadId})` : ""
+      } died holding it: the lock is now held by the caller, and the data it guards may be ` +
+        "inconsistent; repair it and call markConsistent() before unlocking",
+    );
+    this.name = "OwnerDeadError";
+    this.threadId = threadId;
+  }
+}
+
+/**
+ * Thrown in a worker that was terminated but is still running, which happens on Deno when
+ * `terminate()` reaches a worker blocked in `Atomics.wait`: the worker wakes up later and runs
+ * on. Such a worker must not touch shared structures again, because its parent is about to
+ * declare it gone and let other threads take over what it held, so every shmap call in it
+ * throws this error from then on.
+ *
+ * @example
+ * ```ts
+ * import { TerminatedError } from "@shmap/shmap";
+ *
+ * console.log(new TerminatedError().name); // "TerminatedError"
+ * ```
+ */
+export class TerminatedError extends Error {
+  /** Creates the error. */
+  constructor() {
+    super(
+      "this worker was terminated and may not use shared structures any more " +
+        "(its locks are being handed to other threads)",
+    );
+    this.name = "TerminatedError";
+  }
+}

@@ -1,109 +1,576 @@
 /**
- * Internal. The arena's allocator: size classes with a free list each, and a bump pointer.
+ * Internal. The arena's allocator: size-class spans for small blocks, over a heap of
+ * boundary-tagged chunks that splits and merges, so that freed memory serves any size.
  *
- * Sizes up to 128 bytes come in steps of 16. Above that every power of two is split into eight
- * steps (144, 160, ..., 256, 288, 320, ...), so no block wastes more than an eighth of itself,
- * and a Go bucket array (144 bytes times a power of two) fits its class exactly.
+ * **Heap.** From the end of the arena header to the *top* (header word 5), memory is a row of
+ * chunks. A chunk starts with a 16-byte header whose first word is its size in bytes (a
+ * multiple of 16, header included) with three flags in the low bits: INUSE, PREV_INUSE (the
+ * chunk before it is in use) and SPAN (it holds a span, below). The block handed out is the
+ * chunk's payload, 16 bytes in, so every block is 16-byte aligned. A free chunk keeps its
+ * bin's list links in its first two payload words and its size in its last word (a footer), so
+ * a chunk being freed finds a free neighbour on either side and merges with it: no two free
+ * chunks are ever adjacent, and a free chunk that ends at the top becomes part of the
+ * wilderness beyond it. Free chunks sit in 104 bins, four per power of two, with a bitmap of
+ * the bins that are not empty. An allocation takes the first chunk that fits from its bin (a
+ * bounded walk) or the next bin up, splitting off the rest, or else carves from the top,
+ * growing the buffer up to maxBytes.
  *
- * A free block's first word links to the next free block of its class; the list heads live in
- * the arena header. Blocks are never split or merged: a freed block is reused only by a request
- * of the same class. Callers pass the size back to {@linkcode release} (sized deallocation), so
- * blocks carry no header. Every block is 16-byte aligned, which keeps 8-byte fields aligned.
+ * **Spans.** Blocks of up to 1,024 bytes come in 20 size classes (16-byte steps to 128, then
+ * four per power of two). A span is a heap chunk whose 8 KiB payload is aligned to 8 KiB: a
+ * 64-byte header, then blocks of one class. A block's span is therefore its offset rounded down
+ * to 8 KiB, which is how a free finds it without a header per block. The span header holds the
+ * class, the blocks in use, a free list threaded through the free blocks' first words, a bump
+ * offset for blocks never handed out, and links in its class's list of spans with room. A span
+ * whose last block is freed goes back to the heap (one empty span per class is kept, so that a
+ * class hovering at a span boundary does not thrash).
  *
- * Thread safety: when the arena is `locking` every operation holds the allocator lock (a futex
- * word in the header). A GoMap arena does not lock, because only its single writer allocates,
- * and the map's writing flag already excludes a second writer.
+ * **Caches.** A SyncMap allocates and frees a record on every store. Each participant keeps its
+ * own lists of free small blocks in a cache block (like Go's per-P mcache), touched only by its
+ * owner without a lock, refilled from spans and spilled back to them in batches under the lock.
+ * Cached blocks count as in use for their spans and in `bytesUsed`.
+ *
+ * **Journaling.** Every write the allocator makes to shared memory goes through a
+ * {@linkcode Journal}, so that an allocator operation cut short by the death of its thread is
+ * rolled back by the next one: under the allocator lock with the lock's own journal (SyncMap),
+ * or as part of the writer's journal (GoMap, whose single writer needs no allocator lock). When
+ * a block is handed out, the words it held as a free block (list links, footer) are journaled,
+ * so that the caller may then write its payload without journaling it. See journal.ts.
+ *
+ * Sizes are checked in floating point before any shift: a request above what maxBytes allows
+ * is a {@linkcode MapFullError} with nothing changed.
  *
  * @module
  */
 
-import { type Arena, H_ALLOC_LOCK, H_BYTES_USED, H_FREE, H_TOP, roundUp } from "./arena.ts";
-import { lockWord, unlockWord } from "./futex.ts";
+import {
+  type Arena,
+  H_ALLOC,
+  H_ALLOC_JOURNAL,
+  H_ALLOC_LOCK,
+  H_BYTES_USED,
+  H_TOP,
+  HEADER_BYTES,
+  roundUp,
+} from "./arena.ts";
+import { ownerId } from "./census.ts";
+import { ACQUIRED, clearPoison, lockWord, unlockWord } from "./futex.ts";
+import { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
 
-// 192 size classes cover blocks of up to 2^30 bytes (the largest maxBytes); their free-list
-// heads fill header words 42..233 (arena.ts).
+// ---- Size classes ------------------------------------------------------------------------
 
-/** The size class of a request of `size` bytes (1 <= size <= 2^30). */
+const CLASS_SIZES = [
+  16,
+  32,
+  48,
+  64,
+  80,
+  96,
+  112,
+  128,
+  160,
+  192,
+  224,
+  256,
+  320,
+  384,
+  448,
+  512,
+  640,
+  768,
+  896,
+  1024,
+];
+const NCLASSES = CLASS_SIZES.length;
+/** The largest block a span holds; larger ones are heap chunks. */
+export const SMALL_MAX = 1024;
+/** Class of a request, indexed by its size in 16-byte units, rounded up. */
+const CLASS_OF = new Uint8Array(SMALL_MAX / 16 + 1);
+for (let u = 0, c = 0; u <= SMALL_MAX / 16; u++) {
+  while (CLASS_SIZES[c] < u * 16) c++;
+  CLASS_OF[u] = c;
+}
+
+/** The size class of a small request of `size` bytes (1 <= size <= 1024). */
 export function sizeClass(size: number): number {
-  if (size <= 128) return size <= 16 ? 0 : ((size + 15) >> 4) - 1;
-  const k = 31 - Math.clz32(size - 1); // 2^k < size <= 2^(k+1)
-  return 8 + ((k - 7) << 3) + ((size - 1 - (1 << k)) >> (k - 3));
+  return CLASS_OF[(size + 15) >> 4];
 }
 
-/** The block size of class `c`. */
-export function classSize(c: number): number {
-  if (c < 8) return (c + 1) << 4;
-  const k = 7 + ((c - 8) >> 3);
-  return (1 << k) + (((c - 8) & 7) + 1) * (1 << (k - 3));
+
+// ---- Allocator state in the arena header (words from H_ALLOC) -----------------------------
+
+/** Per class: the first span with room, 0 when none. */
+const A_LISTS = H_ALLOC;
+/** Per class: an empty span kept for reuse, 0 when none. */
+const A_SPARE = H_ALLOC + NCLASSES;
+const NBINS = 104;
+const A_BINS = H_ALLOC + 2 * NCLASSES;
+const A_BITMAP = A_BINS + NBINS;
+const BITMAP_WORDS = 4;
+
+// ---- Heap chunks ---------------------------------------------------------------------------
+
+const CHUNK_HEADER = 16;
+const MIN_CHUNK = 32;
+const INUSE = 1;
+const PREV_INUSE = 2;
+const SPAN_FLAG = 4;
+const FLAGS = 15;
+/** How many chunks of a bin an allocation looks at before trying the next bin up. */
+const BIN_WALK = 32;
+
+function chunkSizeFor(size: number): number {
+  return Math.max(MIN_CHUNK, roundUp(size + CHUNK_HEADER, 16));
 }
+
+function binOf(size: number): number {
+  const k = 31 - Math.clz32(size);
+  return 4 * (k - 5) + ((size >>> (k - 2)) & 3);
+}
+
+// ---- Spans --------------------------------------------------------------------------------
+
+const SPAN_BYTES = 8192;
+/** Blocks start this far into a span: the chunk header, then the span's header words. */
+const SPAN_HEADER = 64;
+const SP_CLASS = 0; // class + 1
+const SP_INUSE = 1;
+const SP_FREE = 2;
+const SP_BUMP = 3;
+const SP_NEXT = 4;
+const SP_PREV = 5;
+const SP_LISTED = 6;
+
+// ---- Public operations -------------------------------------------------------------------
 
 /**
- * Allocates a block of at least `size` bytes and returns its offset. Its contents are zero when
- * `zero` is set, unspecified otherwise. Throws {@linkcode MapFullError} when the arena would
- * pass maxBytes; nothing changes then.
+ * Allocates a block of at least `size` bytes and returns its offset; its bytes are zero when
+ * `zero` is set, unspecified otherwise. Writes through `j`. Throws {@linkcode MapFullError},
+ * having changed nothing that `j` cannot roll back, when maxBytes forbids it.
  */
-export function allocate(arena: Arena, size: number, zero: boolean): number {
-  const c = sizeClass(size);
-  const bytes = classSize(c);
+export function allocate(arena: Arena, size: number, zero: boolean, j: Journal): number {
+  if (!(size >= 1)) throw new RangeError(`internal: allocation of ${size} bytes`);
+  if (size > arena.maxBytes - HEADER_BYTES) throw new MapFullError(size, arena.maxBytes);
   let offset: number;
-  if (arena.locking) lockWord(arena.i32, H_ALLOC_LOCK);
-  try {
-    offset = arena.i32[H_FREE + c];
-    if (offset !== 0) {
-      arena.reach(offset + bytes);
-      arena.i32[H_FREE + c] = arena.i32[offset >> 2];
-      if (zero) arena.u8.fill(0, offset, offset + bytes);
-      else arena.i32[offset >> 2] = 0;
-    } else {
-      offset = arena.i32[H_TOP];
-      if (!arena.grow(offset + bytes)) throw new MapFullError(bytes, arena.maxBytes);
-      // Memory past the top has never been handed out, so it is still zero.
-      arena.i32[H_TOP] = offset + bytes;
-    }
-    arena.i32[H_BYTES_USED] += bytes;
-  } finally {
-    if (arena.locking) unlockWord(arena.i32, H_ALLOC_LOCK);
+  let bytes: number;
+  if (size <= SMALL_MAX) {
+    const c = sizeClass(size);
+    offset = smallAllocate(arena, c, j);
+    bytes = CLASS_SIZES[c];
+  } else {
+    const chunk = largeAllocate(arena, chunkSizeFor(size), j);
+    offset = chunk + CHUNK_HEADER;
+    bytes = (arena.i32[chunk >> 2] & ~FLAGS) - CHUNK_HEADER;
   }
+  j.set(H_BYTES_USED, arena.i32[H_BYTES_USED] + bytes);
+  if (zero) arena.u8.fill(0, offset, offset + bytes);
   return offset;
 }
 
-/** Returns a block of `size` bytes (the size it was allocated with) to its free list. */
-export function release(arena: Arena, offset: number, size: number): void {
-  const c = sizeClass(size);
-  if (arena.locking) lockWord(arena.i32, H_ALLOC_LOCK);
+/** Frees the block at `offset`, allocated with `size`. Writes through `j`. */
+export function release(arena: Arena, offset: number, size: number, j: Journal): void {
   arena.reach(offset + 4);
-  arena.i32[offset >> 2] = arena.i32[H_FREE + c];
-  arena.i32[H_FREE + c] = offset;
-  arena.i32[H_BYTES_USED] -= classSize(c);
-  if (arena.locking) unlockWord(arena.i32, H_ALLOC_LOCK);
+  let bytes: number;
+  if (size <= SMALL_MAX) {
+    const c = sizeClass(size);
+    smallFree(arena, c, offset, j);
+    bytes = CLASS_SIZES[c];
+  } else {
+    const chunk = offset - CHUNK_HEADER;
+    const h = arena.i32[chunk >> 2];
+    const csize = h & ~FLAGS;
+    const want = chunkSizeFor(size);
+    // A chunk may be bigger than asked by a remainder too small to split off.
+    if ((h & (INUSE | SPAN_FLAG)) !== INUSE || csize < want || csize >= want + MIN_CHUNK) {
+      throw new RangeError(`corrupt heap: freeing ${size} bytes at ${offset}, chunk word ${h}`);
+    }
+    bytes = (h & ~FLAGS) - CHUNK_HEADER;
+    largeFree(arena, chunk, j);
+  }
+  j.set(H_BYTES_USED, arena.i32[H_BYTES_USED] - bytes);
 }
 
-/** Bytes allocated and not freed. */
+/** Bytes allocated and not freed (blocks in participant caches included). */
 export function bytesUsed(arena: Arena): number {
   return Atomics.load(arena.i32, H_BYTES_USED);
 }
 
-// ---- Per-participant caches --------------------------------------------------------------
-//
-// A SyncMap allocates a value record on every store and frees one for every store that
-// replaced another. Taking the allocator lock for each would serialize workers that write
-// disjoint keys, the very case sync.Map is for. So, like the per-processor caches of Go's
-// allocator, each participant keeps its own free lists for small blocks, in a cache block of
-// its own (in shared memory, so that the cache of a worker that is gone can be given back):
-// one [head, count] pair per cached class, then the bytes the cache holds. Only the owner
-// touches its cache, with plain reads and writes; it refills a class from the global lists, or
-// spills half of it back, a batch at a time under the lock. The global count of bytes in use
-// includes blocks sitting in caches; {@linkcode cachedBytes} says how many those are.
+/** The allocator lock's journal of a locking arena. */
+export function allocatorJournal(arena: Arena): Journal {
+  return (arena as { allocJournal?: Journal }).allocJournal ??= new Journal(
+    () => arena.i32,
+    H_ALLOC_JOURNAL,
+  );
+}
 
-/** Classes kept in per-participant caches: blocks of up to 256 bytes. */
-const CACHED_CLASSES = 16;
-const CACHE_TOTAL = 2 * CACHED_CLASSES;
-const CACHE_RAW = CACHE_TOTAL + 1; // the block as allocated, for freeing it
+/**
+ * Runs `f` under the allocator lock with the lock's journal begun, committing it after, and
+ * rolling it back if `f` throws. A lock left by a dead thread is taken over and its operation
+ * rolled back first.
+ */
+export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
+  const me = ownerId();
+  const status = lockWord(arena.i32, H_ALLOC_LOCK, me);
+  arena.reach(arena.buffer.byteLength);
+  const j = allocatorJournal(arena);
+  try {
+    if (status !== ACQUIRED) {
+      j.recover();
+      clearPoison(arena.i32, H_ALLOC_LOCK, me);
+    }
+    j.begin();
+    let result: T;
+    try {
+      result = f(j);
+    } catch (error) {
+      j.recover();
+      throw error;
+    }
+    j.commit();
+    return result;
+  } finally {
+    unlockWord(arena.i32, H_ALLOC_LOCK, me);
+  }
+}
+
+/** {@linkcode allocate} under the allocator lock. */
+export function lockedAllocate(arena: Arena, size: number, zero: boolean): number {
+  return underLock(arena, (j) => allocate(arena, size, zero, j));
+}
+
+/**
+ * {@linkcode release} under the allocator lock. With `truncate`, also sets word
+ * `truncate[0]` to `truncate[1]` in the same journaled step (a journal's count: journal.ts).
+ */
+export function lockedRelease(
+  arena: Arena,
+  offset: number,
+  size: number,
+  truncate?: readonly [number, number],
+): void {
+  underLock(arena, (j) => {
+    release(arena, offset, size, j);
+    if (truncate !== undefined) j.set(truncate[0], truncate[1]);
+  });
+}
+
+/** Whether `arena`'s allocator lock is held by a dead thread or poisoned, for recovery. */
+export function recoverAllocator(arena: Arena): void {
+  underLock(arena, () => {});
+}
+
+// ---- Small blocks ---------------------------------------------------------------------------
+
+function smallAllocate(arena: Arena, c: number, j: Journal): number {
+  const size = CLASS_SIZES[c];
+  let span = arena.i32[A_LISTS + c];
+  if (span === 0) span = newSpan(arena, c, j);
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  const free = i32[h + SP_FREE];
+  let block: number;
+  if (free !== 0) {
+    block = free;
+    j.set(h + SP_FREE, i32[block >> 2]);
+    j.set(block >> 2, 0);
+  } else {
+    block = i32[h + SP_BUMP];
+    const next = block + size;
+    j.set(h + SP_BUMP, next + size <= span + SPAN_BYTES ? next : 0);
+  }
+  j.set(h + SP_INUSE, i32[h + SP_INUSE] + 1);
+  if (i32[h + SP_FREE] === 0 && i32[h + SP_BUMP] === 0) unlinkSpan(arena, c, span, j);
+  return block;
+}
+
+function smallFree(arena: Arena, c: number, block: number, j: Journal): void {
+  const span = block - (block % SPAN_BYTES);
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  const size = CLASS_SIZES[c];
+  if (
+    i32[h + SP_CLASS] !== c + 1 || (block - span - SPAN_HEADER) % size !== 0 ||
+    block < span + SPAN_HEADER || i32[h + SP_INUSE] <= 0
+  ) {
+    throw new RangeError(`corrupt heap: freeing a ${size}-byte block at ${block}`);
+  }
+  j.set(block >> 2, i32[h + SP_FREE]);
+  j.set(h + SP_FREE, block);
+  const inUse = i32[h + SP_INUSE] - 1;
+  j.set(h + SP_INUSE, inUse);
+  if (i32[h + SP_LISTED] === 0) linkSpan(arena, c, span, j);
+  if (inUse !== 0) return;
+  unlinkSpan(arena, c, span, j);
+  if (i32[A_SPARE + c] === 0) {
+    // Keep one empty span per class, reset: all its blocks are free again.
+    j.set(h + SP_FREE, 0);
+    j.set(h + SP_BUMP, span + SPAN_HEADER);
+    j.set(A_SPARE + c, span);
+  } else {
+    j.set(h + SP_CLASS, 0);
+    largeFree(arena, span, j);
+  }
+}
+
+function newSpan(arena: Arena, c: number, j: Journal): number {
+  let span = arena.i32[A_SPARE + c];
+  if (span !== 0) {
+    j.set(A_SPARE + c, 0);
+  } else {
+    span = spanChunk(arena, j);
+    const h = spanWords(span);
+    j.set(h + SP_CLASS, c + 1);
+    j.set(h + SP_INUSE, 0);
+    j.set(h + SP_FREE, 0);
+    j.set(h + SP_BUMP, span + SPAN_HEADER);
+    j.set(h + SP_LISTED, 0);
+  }
+  linkSpan(arena, c, span, j);
+  return span;
+}
+
+/** Word index of the header words of the span at `span` (after its chunk header). */
+function spanWords(span: number): number {
+  return (span + CHUNK_HEADER) >> 2;
+}
+
+function linkSpan(arena: Arena, c: number, span: number, j: Journal): void {
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  const head = i32[A_LISTS + c];
+  j.set(h + SP_NEXT, head);
+  j.set(h + SP_PREV, 0);
+  if (head !== 0) j.set(spanWords(head) + SP_PREV, span);
+  j.set(A_LISTS + c, span);
+  j.set(h + SP_LISTED, 1);
+}
+
+function unlinkSpan(arena: Arena, c: number, span: number, j: Journal): void {
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  if (i32[h + SP_LISTED] === 0) return;
+  const next = i32[h + SP_NEXT];
+  const prev = i32[h + SP_PREV];
+  if (prev !== 0) j.set(spanWords(prev) + SP_NEXT, next);
+  else j.set(A_LISTS + c, next);
+  if (next !== 0) j.set(spanWords(next) + SP_PREV, prev);
+  j.set(h + SP_LISTED, 0);
+}
+
+// ---- Heap chunks --------------------------------------------------------------------------
+
+function binInsert(arena: Arena, chunk: number, size: number, j: Journal): void {
+  const b = binOf(size);
+  const p = (chunk + CHUNK_HEADER) >> 2;
+  const head = arena.i32[A_BINS + b];
+  j.set(p, head);
+  j.set(p + 1, 0);
+  if (head !== 0) j.set(((head + CHUNK_HEADER) >> 2) + 1, chunk);
+  j.set(A_BINS + b, chunk);
+  const w = A_BITMAP + (b >> 5);
+  const bit = 1 << (b & 31);
+  if ((arena.i32[w] & bit) === 0) j.set(w, arena.i32[w] | bit);
+}
+
+function binUnlink(arena: Arena, chunk: number, size: number, j: Journal): void {
+  const i32 = arena.i32;
+  const b = binOf(size);
+  const p = (chunk + CHUNK_HEADER) >> 2;
+  const next = i32[p];
+  const prev = i32[p + 1];
+  if (prev !== 0) j.set((prev + CHUNK_HEADER) >> 2, next);
+  else j.set(A_BINS + b, next);
+  if (next !== 0) j.set(((next + CHUNK_HEADER) >> 2) + 1, prev);
+  if (i32[A_BINS + b] === 0) {
+    const w = A_BITMAP + (b >> 5);
+    j.set(w, i32[w] & ~(1 << (b & 31)));
+  }
+}
+
+/** The first bin at or above `b` that is not empty, or -1. */
+function nextBin(arena: Arena, b: number): number {
+  for (let w = b >> 5; w < BITMAP_WORDS; w++) {
+    let bits = arena.i32[A_BITMAP + w];
+    if (w === b >> 5) bits &= -1 << (b & 31);
+    if (bits !== 0) return (w << 5) + (31 - Math.clz32(bits & -bits));
+  }
+  return -1;
+}
+
+/**
+ * Marks free chunk `chunk` (of `csize` bytes, unlinked) in use for its first `need` bytes,
+ * splitting off the rest as a free chunk when it is big enough, and journals the words the
+ * caller will overwrite. Returns `chunk`.
+ */
+function takeChunk(arena: Arena, chunk: number, csize: number, need: number, j: Journal): number {
+  const i32 = arena.i32;
+  const prevFlag = i32[chunk >> 2] & PREV_INUSE;
+  const p = (chunk + CHUNK_HEADER) >> 2;
+  // The free chunk's links and footer become the caller's payload: remember them.
+  j.set(p, 0);
+  j.set(p + 1, 0);
+  const rest = csize - need;
+  if (rest >= MIN_CHUNK) {
+    j.set(chunk >> 2, need | INUSE | prevFlag);
+    const r = chunk + need;
+    j.set(r >> 2, rest | PREV_INUSE);
+    j.set(((r + rest) >> 2) - 1, rest);
+    binInsert(arena, r, rest, j);
+  } else {
+    j.set(((chunk + csize) >> 2) - 1, 0);
+    j.set(chunk >> 2, csize | INUSE | prevFlag);
+    const next = chunk + csize;
+    if (next !== i32[H_TOP]) j.set(next >> 2, i32[next >> 2] | PREV_INUSE);
+  }
+  return chunk;
+}
+
+function largeAllocate(arena: Arena, need: number, j: Journal): number {
+  const i32 = arena.i32;
+  let b = binOf(need);
+  // The chunk's own bin may hold smaller chunks: look at a few. Any chunk of a bin above fits.
+  let c = i32[A_BINS + b];
+  for (let n = 0; c !== 0 && n < BIN_WALK; n++) {
+    const csize = i32[c >> 2] & ~FLAGS;
+    if (csize >= need) {
+      binUnlink(arena, c, csize, j);
+      return takeChunk(arena, c, csize, need, j);
+    }
+    c = i32[(c + CHUNK_HEADER) >> 2];
+  }
+  b = nextBin(arena, b + 1);
+  if (b >= 0) {
+    c = i32[A_BINS + b];
+    const csize = i32[c >> 2] & ~FLAGS;
+    binUnlink(arena, c, csize, j);
+    return takeChunk(arena, c, csize, need, j);
+  }
+  const top = i32[H_TOP];
+  if (!arena.grow(top + need)) throw new MapFullError(need, arena.maxBytes);
+  // The chunk before the top is always in use: a free one merges into the wilderness.
+  j.set(top >> 2, need | INUSE | PREV_INUSE);
+  j.set(H_TOP, top + need);
+  return top;
+}
+
+function largeFree(arena: Arena, chunk: number, j: Journal): void {
+  const i32 = arena.i32;
+  const h = i32[chunk >> 2];
+  if ((h & INUSE) === 0) throw new RangeError(`corrupt heap: double free of chunk ${chunk}`);
+  let size = h & ~FLAGS;
+  let start = chunk;
+  let prevFlag = h & PREV_INUSE;
+  if (prevFlag === 0) {
+    const psize = i32[(chunk >> 2) - 1];
+    start = chunk - psize;
+    binUnlink(arena, start, psize, j);
+    size += psize;
+    prevFlag = i32[start >> 2] & PREV_INUSE;
+  }
+  const next = chunk + (h & ~FLAGS);
+  const top = i32[H_TOP];
+  if (next === top) {
+    j.set(H_TOP, start);
+    return;
+  }
+  const nh = i32[next >> 2];
+  if ((nh & INUSE) === 0) {
+    const nsize = nh & ~FLAGS;
+    binUnlink(arena, next, nsize, j);
+    size += nsize;
+  } else {
+    j.set(next >> 2, nh & ~PREV_INUSE);
+  }
+  j.set(start >> 2, size | prevFlag);
+  j.set(((start + size) >> 2) - 1, size);
+  binInsert(arena, start, size, j);
+}
+
+/**
+ * Allocates a heap chunk of SPAN_BYTES that starts on a multiple of SPAN_BYTES, flagged SPAN,
+ * and returns it: the span.
+ */
+function spanChunk(arena: Arena, j: Journal): number {
+  const i32 = arena.i32;
+  for (let b = nextBin(arena, binOf(SPAN_BYTES)); b >= 0; b = nextBin(arena, b + 1)) {
+    let c = i32[A_BINS + b];
+    for (let n = 0; c !== 0 && n < BIN_WALK; n++) {
+      const csize = i32[c >> 2] & ~FLAGS;
+      const placed = placeSpan(c, csize);
+      if (placed >= 0) {
+        binUnlink(arena, c, csize, j);
+        return carveSpan(arena, c, csize, placed, j);
+      }
+      c = i32[(c + CHUNK_HEADER) >> 2];
+    }
+  }
+  const top = i32[H_TOP];
+  let span = roundUp(top, SPAN_BYTES);
+  if (span !== top && span - top < MIN_CHUNK) span += SPAN_BYTES;
+  if (!arena.grow(span + SPAN_BYTES)) throw new MapFullError(SPAN_BYTES, arena.maxBytes);
+  const lead = span - top;
+  let prevFlag = PREV_INUSE;
+  if (lead !== 0) {
+    // The gap before the aligned span becomes a free chunk.
+    j.set(top >> 2, lead | PREV_INUSE);
+    j.set((span >> 2) - 1, lead);
+    binInsert(arena, top, lead, j);
+    prevFlag = 0;
+  }
+  j.set(span >> 2, SPAN_BYTES | INUSE | SPAN_FLAG | prevFlag);
+  j.set(H_TOP, span + SPAN_BYTES);
+  return span;
+}
+
+/** Where an aligned span fits inside free chunk `c` of `csize` bytes, or -1. */
+function placeSpan(c: number, csize: number): number {
+  let span = roundUp(c, SPAN_BYTES);
+  if (span !== c && span - c < MIN_CHUNK) span += SPAN_BYTES;
+  return span + SPAN_BYTES <= c + csize ? span : -1;
+}
+
+function carveSpan(arena: Arena, c: number, csize: number, span: number, j: Journal): number {
+  const i32 = arena.i32;
+  let prevFlag = i32[c >> 2] & PREV_INUSE;
+  const lead = span - c;
+  if (lead !== 0) {
+    j.set(c >> 2, lead | prevFlag);
+    j.set((span >> 2) - 1, lead);
+    binInsert(arena, c, lead, j);
+    prevFlag = 0;
+  }
+  const end = c + csize;
+  let size = SPAN_BYTES;
+  const tail = end - (span + SPAN_BYTES);
+  if (tail >= MIN_CHUNK) {
+    const r = span + SPAN_BYTES;
+    j.set(r >> 2, tail | PREV_INUSE);
+    j.set((end >> 2) - 1, tail);
+    binInsert(arena, r, tail, j);
+  } else {
+    size += tail; // too small to stand alone: the span's chunk keeps it
+    if (end !== i32[H_TOP]) j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
+  }
+  j.set(span >> 2, size | INUSE | SPAN_FLAG | prevFlag);
+  return span;
+}
+
+// ---- Per-participant caches ----------------------------------------------------------------
+//
+// A cache block holds, for each small class, the head of a list of free blocks (threaded
+// through their first words) and their number; then the bytes the cache holds, and the
+// offset of the block as allocated. Only its owner touches it, with plain reads and writes,
+// except in refill and spill, which run under the allocator lock and journal their writes
+// with the lock's, so that a refill or spill cut short leaves the cache as it was. Between
+// those, a pop or push is one write of the list head; the count and byte words are advisory,
+// recomputed when a dead participant's cache is given back (see {@linkcode reclaimCache}).
+
+const CACHE_TOTAL = 2 * NCLASSES;
+const CACHE_RAW = CACHE_TOTAL + 1;
 /**
  * Bytes of a cache block as allocated: its words rounded up to whole 64-byte lines, plus a
- * line's worth of slack to align them. Its owner writes it on every allocation, so it must not
- * share a cache line with anything another worker writes.
+ * line of slack to align them. Its owner writes it on every allocation, so it must not share a
+ * cache line with anything another worker writes.
  */
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
@@ -111,113 +578,285 @@ const SPILL_AT = 64;
 
 /** Makes an empty cache block and returns its (64-byte aligned) offset. */
 export function newCache(arena: Arena): number {
-  const raw = allocate(arena, CACHE_BYTES, true);
+  const raw = lockedAllocate(arena, CACHE_BYTES, true);
   const cache = roundUp(raw, 64);
   arena.i32[(cache >> 2) + CACHE_RAW] = raw;
   return cache;
 }
 
-/** Frees a cache block (flush it first). */
+/** Frees a cache block, flushing what it holds first. */
 export function freeCache(arena: Arena, cache: number): void {
-  release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES);
+  underLock(arena, (j) => {
+    for (let c = 0; c < NCLASSES; c++) spill(arena, cache, c, Infinity, j);
+    release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j);
+  });
 }
 
-/** {@linkcode allocate} through the cache at `cache` (its contents are then unspecified). */
+/**
+ * {@linkcode allocate} through the cache at `cache` (contents unspecified). Blocks above
+ * {@linkcode SMALL_MAX} go to the heap under the lock.
+ */
 export function cacheAllocate(arena: Arena, cache: number, size: number): number {
+  if (size > SMALL_MAX) return lockedAllocate(arena, size, false);
   const c = sizeClass(size);
-  if (c >= CACHED_CLASSES) return allocate(arena, size, false);
   const w = (cache >> 2) + 2 * c;
   let head = arena.i32[w];
   if (head === 0) {
-    refill(arena, cache, c);
+    underLock(arena, (j) => refill(arena, cache, c, j));
     head = arena.i32[w];
   }
-  const bytes = classSize(c);
+  const bytes = CLASS_SIZES[c];
   if (head + bytes > arena.bytes) arena.reach(head + bytes);
   const i32 = arena.i32;
-  i32[w] = i32[head >> 2];
+  i32[w] = i32[head >> 2]; // the pop: one write
+  i32[head >> 2] = 0;
   i32[w + 1]--;
   i32[(cache >> 2) + CACHE_TOTAL] -= bytes;
-  i32[head >> 2] = 0;
   return head;
 }
 
 /** {@linkcode release} through the cache at `cache`. */
 export function cacheRelease(arena: Arena, cache: number, offset: number, size: number): void {
-  const c = sizeClass(size);
-  if (c >= CACHED_CLASSES) {
-    release(arena, offset, size);
+  if (size > SMALL_MAX) {
+    lockedRelease(arena, offset, size);
     return;
   }
+  const c = sizeClass(size);
   const w = (cache >> 2) + 2 * c;
   arena.reach(offset + 4);
   const i32 = arena.i32;
   i32[offset >> 2] = i32[w];
-  i32[w] = offset;
-  i32[(cache >> 2) + CACHE_TOTAL] += classSize(c);
-  if (++i32[w + 1] >= SPILL_AT) spill(arena, cache, c, SPILL_AT / 2);
-}
-
-/** Gives every cached block back to the global lists; the cache block stays, empty. */
-export function flushCache(arena: Arena, cache: number): void {
-  for (let c = 0; c < CACHED_CLASSES; c++) {
-    const n = arena.i32[(cache >> 2) + 2 * c + 1];
-    if (n > 0) spill(arena, cache, c, n);
+  i32[w] = offset; // the push: one write, after the link
+  i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
+  if (++i32[w + 1] >= SPILL_AT) {
+    underLock(arena, (j) => spill(arena, cache, c, SPILL_AT / 2, j));
   }
 }
 
-/** Bytes sitting in the cache at `cache`, free but not in the global lists. */
+/** Gives every cached block back to its span; the cache block stays, empty. */
+export function flushCache(arena: Arena, cache: number): void {
+  underLock(arena, (j) => {
+    for (let c = 0; c < NCLASSES; c++) spill(arena, cache, c, Infinity, j);
+  });
+}
+
+/** Bytes sitting in the cache at `cache`, free but not in their spans. */
 export function cachedBytes(arena: Arena, cache: number): number {
   return arena.i32[(cache >> 2) + CACHE_TOTAL];
 }
 
-/** Moves up to {@linkcode REFILL} blocks of class `c` from the global lists into the cache. */
-function refill(arena: Arena, cache: number, c: number): void {
-  const bytes = classSize(c);
-  const w = (cache >> 2) + 2 * c;
-  let taken = 0;
-  lockWord(arena.i32, H_ALLOC_LOCK);
-  try {
-    for (; taken < REFILL; taken++) {
-      let block = arena.i32[H_FREE + c];
-      if (block !== 0) {
-        arena.reach(block + 4);
-        arena.i32[H_FREE + c] = arena.i32[block >> 2];
-      } else {
-        block = arena.i32[H_TOP];
-        if (!arena.grow(block + bytes)) {
-          if (taken > 0) break;
-          throw new MapFullError(bytes, arena.maxBytes);
-        }
-        arena.i32[H_TOP] = block + bytes;
-      }
-      arena.i32[block >> 2] = arena.i32[w];
-      arena.i32[w] = block;
+/**
+ * Makes a dead participant's cache consistent again: a pop or push cut short between its
+ * list-head write and the advisory count writes leaves the counts off, so they are recomputed
+ * from the lists. Call it before flushing or freeing that cache.
+ */
+export function repairCache(arena: Arena, cache: number): void {
+  const i32 = arena.i32;
+  let total = 0;
+  for (let c = 0; c < NCLASSES; c++) {
+    let n = 0;
+    for (let b = i32[(cache >> 2) + 2 * c]; b !== 0; b = i32[b >> 2]) {
+      if (++n > arena.bytes / 16) throw new RangeError("corrupt cache: its free list loops");
+      arena.reach(b + 4);
     }
-    arena.i32[H_BYTES_USED] += taken * bytes;
-  } finally {
-    unlockWord(arena.i32, H_ALLOC_LOCK);
+    i32[(cache >> 2) + 2 * c + 1] = n;
+    total += n * CLASS_SIZES[c];
   }
-  arena.i32[w + 1] += taken;
-  arena.i32[(cache >> 2) + CACHE_TOTAL] += taken * bytes;
+  i32[(cache >> 2) + CACHE_TOTAL] = total;
 }
 
-/** Moves `n` blocks of class `c` from the cache back to the global lists. */
-function spill(arena: Arena, cache: number, c: number, n: number): void {
-  const bytes = classSize(c);
+/** Moves up to {@linkcode REFILL} blocks of class `c` into the cache. */
+function refill(arena: Arena, cache: number, c: number, j: Journal): void {
   const w = (cache >> 2) + 2 * c;
-  lockWord(arena.i32, H_ALLOC_LOCK);
-  try {
-    for (let j = 0; j < n; j++) {
-      const block = arena.i32[w];
-      arena.i32[w] = arena.i32[block >> 2];
-      arena.i32[block >> 2] = arena.i32[H_FREE + c];
-      arena.i32[H_FREE + c] = block;
+  const bytes = CLASS_SIZES[c];
+  let taken = 0;
+  for (; taken < REFILL; taken++) {
+    let block: number;
+    try {
+      block = allocate(arena, bytes, false, j);
+    } catch (error) {
+      if (taken > 0 && error instanceof MapFullError) break;
+      throw error;
     }
-    arena.i32[H_BYTES_USED] -= n * bytes;
-  } finally {
-    unlockWord(arena.i32, H_ALLOC_LOCK);
+    j.set(block >> 2, arena.i32[w]);
+    j.set(w, block);
   }
-  arena.i32[w + 1] -= n;
-  arena.i32[(cache >> 2) + CACHE_TOTAL] -= n * bytes;
+  j.set(w + 1, arena.i32[w + 1] + taken);
+  j.set((cache >> 2) + CACHE_TOTAL, arena.i32[(cache >> 2) + CACHE_TOTAL] + taken * bytes);
 }
+
+/** Moves up to `n` blocks of class `c` from the cache back to their spans. */
+function spill(arena: Arena, cache: number, c: number, n: number, j: Journal): void {
+  const w = (cache >> 2) + 2 * c;
+  const bytes = CLASS_SIZES[c];
+  let moved = 0;
+  for (; moved < n && arena.i32[w] !== 0; moved++) {
+    const block = arena.i32[w];
+    j.set(w, arena.i32[block >> 2]);
+    release(arena, block, bytes, j);
+  }
+  j.set(w + 1, Math.max(0, arena.i32[w + 1] - moved));
+  j.set(
+    (cache >> 2) + CACHE_TOTAL,
+    Math.max(0, arena.i32[(cache >> 2) + CACHE_TOTAL] - moved * bytes),
+  );
+}
+
+// ---- Verification -------------------------------------------------------------------------
+
+/** What {@linkcode verifyHeap} found. */
+export interface HeapReport {
+  /** Every block handed out and not freed: offset to bytes. Cached blocks included. */
+  readonly blocks: Map<number, number>;
+  /** Free bytes in bins and spans. */
+  readonly freeBytes: number;
+  /** Spans in use. */
+  readonly spans: number;
+}
+
+/**
+ * Walks the whole heap and every span and checks the allocator's invariants: chunk sizes and
+ * flags, footers, no adjacent free chunks, bins and their bitmap, span free lists, bump
+ * offsets, in-use counts and class lists, and `bytesUsed`. Throws a RangeError naming the first
+ * broken one. Call it with the structure quiet (no allocation under way).
+ */
+export function verifyHeap(arena: Arena): HeapReport {
+  arena.reach(arena.buffer.byteLength);
+  const i32 = arena.i32;
+  const fail = (what: string): never => {
+    throw new RangeError(`verify: allocator: ${what}`);
+  };
+  const top = i32[H_TOP];
+  if (top < HEADER_BYTES || top > arena.bytes || top % 16 !== 0) fail(`top ${top} out of range`);
+  const blocks = new Map<number, number>();
+  const freeChunks = new Set<number>();
+  const spans: number[] = [];
+  let freeBytes = 0;
+  let prevInUse = true;
+  for (let c = HEADER_BYTES; c < top;) {
+    const h = i32[c >> 2];
+    const size = h & ~FLAGS;
+    if (size < MIN_CHUNK || size % 16 !== 0 || c + size > top) {
+      fail(`chunk at ${c} has size ${size}`);
+    }
+    if (((h & PREV_INUSE) !== 0) !== prevInUse) fail(`chunk at ${c} has a wrong PREV_INUSE`);
+    const inUse = (h & INUSE) !== 0;
+    if (!inUse) {
+      if (!prevInUse) fail(`free chunks at ${c} and before it are not merged`);
+      if (i32[((c + size) >> 2) - 1] !== size) fail(`free chunk at ${c} has a wrong footer`);
+      if ((h & SPAN_FLAG) !== 0) fail(`free chunk at ${c} is flagged SPAN`);
+      freeChunks.add(c);
+      freeBytes += size;
+    } else if ((h & SPAN_FLAG) !== 0) {
+      spans.push(c);
+    } else {
+      blocks.set(c + CHUNK_HEADER, size - CHUNK_HEADER);
+    }
+    prevInUse = inUse;
+    c += size;
+  }
+  if (!prevInUse) fail("the chunk before the top is free (it should have merged into it)");
+  let listed = 0;
+  for (let b = 0; b < NBINS; b++) {
+    const bit = (i32[A_BITMAP + (b >> 5)] >>> (b & 31)) & 1;
+    let prev = 0;
+    let n = 0;
+    for (let c = i32[A_BINS + b]; c !== 0; c = i32[(c + CHUNK_HEADER) >> 2]) {
+      if (!freeChunks.has(c)) fail(`bin ${b} lists ${c}, which is not a free chunk`);
+      if (binOf(i32[c >> 2] & ~FLAGS) !== b) fail(`chunk ${c} sits in the wrong bin ${b}`);
+      if (i32[((c + CHUNK_HEADER) >> 2) + 1] !== prev) fail(`bin ${b}: bad back link at ${c}`);
+      if (++n > freeChunks.size) fail(`bin ${b} loops`);
+      prev = c;
+    }
+    if ((n !== 0) !== (bit === 1)) fail(`bin ${b}: bitmap bit ${bit} but ${n} chunks`);
+    listed += n;
+  }
+  if (listed !== freeChunks.size) {
+    fail(`${freeChunks.size} free chunks but ${listed} in bins`);
+  }
+  let used = 0;
+  for (const size of blocks.values()) used += size;
+  const inLists = new Set<number>();
+  for (let c = 0; c < NCLASSES; c++) {
+    let prev = 0;
+    for (let s = i32[A_LISTS + c]; s !== 0; s = i32[spanWords(s) + SP_NEXT]) {
+      if (inLists.has(s)) fail(`class ${c}'s span list loops`);
+      if (i32[spanWords(s) + SP_PREV] !== prev) fail(`span ${s}: bad back link`);
+      if (i32[spanWords(s) + SP_CLASS] !== c + 1) fail(`span ${s} is in class ${c}'s list`);
+      inLists.add(s);
+      prev = s;
+    }
+  }
+  const spares = new Set<number>();
+  for (let c = 0; c < NCLASSES; c++) if (i32[A_SPARE + c] !== 0) spares.add(i32[A_SPARE + c]);
+  for (const s of spans) {
+    const h = spanWords(s);
+    const cls = i32[h + SP_CLASS] - 1;
+    if (cls < 0 || cls >= NCLASSES) fail(`span ${s} has class ${cls}`);
+    if (s % SPAN_BYTES !== 0) fail(`span ${s} is not aligned`);
+    const size = CLASS_SIZES[cls];
+    const first = s + SPAN_HEADER;
+    const capacity = Math.floor((SPAN_BYTES - SPAN_HEADER) / size);
+    const bump = i32[h + SP_BUMP];
+    if (bump !== 0 && (bump < first || (bump - first) % size !== 0 || bump + size > s + SPAN_BYTES)) {
+      fail(`span ${s} has bump ${bump}`);
+    }
+    const bumped = bump === 0 ? capacity : (bump - first) / size;
+    const free = new Set<number>();
+    for (let b = i32[h + SP_FREE]; b !== 0; b = i32[b >> 2]) {
+      if (b < first || (b - first) % size !== 0 || b >= first + bumped * size) {
+        fail(`span ${s}: free block ${b} out of place`);
+      }
+      if (free.has(b)) fail(`span ${s}: its free list loops`);
+      free.add(b);
+      freeBytes += size;
+    }
+    const inUse = bumped - free.size;
+    if (i32[h + SP_INUSE] !== inUse) {
+      fail(`span ${s} counts ${i32[h + SP_INUSE]} blocks in use, but ${inUse} are`);
+    }
+    const room = free.size > 0 || bump !== 0;
+    const isSpare = spares.has(s);
+    if (isSpare && inUse !== 0) fail(`spare span ${s} has blocks in use`);
+    if ((i32[h + SP_LISTED] === 1) !== inLists.has(s)) fail(`span ${s}: listed flag is wrong`);
+    if (!isSpare && room !== inLists.has(s)) fail(`span ${s}: room ${room} but listed ${!room}`);
+    if (!isSpare && inUse === 0) fail(`empty span ${s} was not given back`);
+    freeBytes += (capacity - bumped) * size;
+    for (let k = 0; k < bumped; k++) {
+      const b = first + k * size;
+      if (!free.has(b)) {
+        blocks.set(b, size);
+        used += size;
+      }
+    }
+  }
+  if (used !== i32[H_BYTES_USED]) {
+    fail(`bytesUsed says ${i32[H_BYTES_USED]} but ${used} bytes are handed out`);
+  }
+  return { blocks, freeBytes, spans: spans.length };
+}
+
+/** Verifies a participant cache against the heap report: its blocks are handed out. */
+export function verifyCache(arena: Arena, cache: number, report: HeapReport): number[] {
+  const i32 = arena.i32;
+  const out: number[] = [];
+  for (let c = 0; c < NCLASSES; c++) {
+    let n = 0;
+    for (let b = i32[(cache >> 2) + 2 * c]; b !== 0; b = i32[b >> 2]) {
+      if (report.blocks.get(b) !== CLASS_SIZES[c]) {
+        throw new RangeError(`verify: cache ${cache} holds ${b}, not a ${CLASS_SIZES[c]}-byte block`);
+      }
+      if (++n > report.blocks.size) throw new RangeError(`verify: cache ${cache}'s list loops`);
+      out.push(b);
+    }
+  }
+  return out;
+}
+
+/** The raw block of a cache (for ownership checks). */
+export function cacheBlock(arena: Arena, cache: number): number {
+  return arena.i32[(cache >> 2) + CACHE_RAW];
+}
+
+/** Bytes a cache block takes as allocated. */
+export const CACHE_BLOCK_BYTES: number = CACHE_BYTES;

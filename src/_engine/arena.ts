@@ -10,14 +10,18 @@
  * | 1         | layout version, {@linkcode LAYOUT_VERSION}                     |
  * | 2         | kind of structure ({@linkcode KIND_GO_MAP}, ...)               |
  * | 3         | maxBytes: the buffer never grows past it                       |
- * | 4         | allocator lock (a futex word)                                  |
- * | 5         | allocator top: the first byte never handed out                 |
- * | 6         | bytes in use: allocated and not yet freed, by size class       |
+ * | 4         | allocator lock (a mutex word, futex.ts; SyncMap only)          |
+ * | 5         | heap top: the end of the last heap chunk (allocator.ts)        |
+ * | 6         | bytes in use: handed out and not yet freed                     |
  * | 7         | hash seed, random per arena                                    |
  * | 8..24     | key codec name (length word, then up to 32 UTF-16 units)       |
  * | 25..41    | value codec name                                               |
- * | 42..233   | free-list heads, one per size class (see allocator.ts)         |
+ * | 42..233   | allocator state (allocator.ts: span lists, heap bins)          |
+ * | 234..255  | hash key words (hash.ts)                                       |
  * | 256..319  | root: the structure's own header (a table, sync.Map fields)    |
+ * | 320..1351 | the allocator's journal (journal.ts), for locking arenas       |
+ *
+ * Every word's writers, readers and protection are tabulated in docs/design.md.
  *
  * The views are fixed-length, not length-tracking: on V8 a length-tracking view over a growable
  * buffer makes every element access several times slower, while a fixed-length view over the
@@ -29,10 +33,12 @@
  * @module
  */
 
+import { Journal } from "./journal.ts";
+
 /** "SMAP" read as a little-endian 32-bit word. */
 const MAGIC = 0x50414d53;
 /** Bumped whenever the shared layout changes incompatibly. */
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 
 /** Kind word for a GoMap arena. */
 export const KIND_GO_MAP = 1;
@@ -50,13 +56,18 @@ export const H_SEED = 7;
 const H_KEY_CODEC = 8;
 const H_VALUE_CODEC = 25;
 const CODEC_NAME_UNITS = 32;
-export const H_FREE = 42;
+/** First word of the allocator's state (allocator.ts). */
+export const H_ALLOC = 42;
 /** First word of the structure's root area. */
 export const H_ROOT = 256;
 /** Words available in the root area. */
 const ROOT_WORDS = 64;
-/** Bytes of header; the allocator hands out memory after it. */
-const HEADER_BYTES = (H_ROOT + ROOT_WORDS) * 4;
+/** First word of the allocator's journal. */
+export const H_ALLOC_JOURNAL = H_ROOT + ROOT_WORDS;
+/** Entries in the allocator's journal. */
+export const ALLOC_JOURNAL_ENTRIES = 512;
+/** Bytes of header; the allocator's heap starts after it. */
+export const HEADER_BYTES = roundUp((H_ALLOC_JOURNAL + 8 + 2 * ALLOC_JOURNAL_ENTRIES) * 4, 64);
 
 /** The largest maxBytes accepted: offsets stay positive 32-bit integers with room to spare. */
 const MAX_BYTES_LIMIT = 2 ** 30;
@@ -113,11 +124,12 @@ export class Arena {
       throw new RangeError(`maxBytes must be at least ${HEADER_BYTES + 4096}, got ${maxBytes}`);
     }
     const buffer = new SharedArrayBuffer(initial, { maxByteLength: maxBytes });
-    const i32 = new Int32Array(buffer, 0, H_ROOT + ROOT_WORDS);
+    const i32 = new Int32Array(buffer, 0, HEADER_BYTES >> 2);
     i32[H_VERSION] = LAYOUT_VERSION;
     i32[H_KIND] = kind;
     i32[H_MAX_BYTES] = maxBytes;
     i32[H_TOP] = HEADER_BYTES;
+    Journal.format(i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
     i32[H_SEED] = randomSeed();
     writeName(i32, H_KEY_CODEC, keyCodec);
     writeName(i32, H_VALUE_CODEC, valueCodec);
@@ -224,7 +236,8 @@ export function checkMaxBytes(maxBytes: number | undefined): number {
 
 /** Rounds `n` up to a multiple of the power of two `to`. */
 export function roundUp(n: number, to: number): number {
-  return (n + to - 1) & -to;
+  // Arithmetic on doubles, not `& -to`: sizes may pass 2^31 before they are rejected.
+  return Math.ceil(n / to) * to;
 }
 
 function randomSeed(): number {

@@ -1,18 +1,31 @@
-// Copyright the shmap authors. MIT license.
 /**
- * A mutual exclusion lock that works across workers, like Go's `sync.Mutex`.
+ * A mutual exclusion lock that works across workers, like Go's `sync.Mutex`, and survives the
+ * death of the worker that holds it.
  *
  * @module
  */
 
+import { checkStopped, ownerId } from "../_engine/census.ts";
 import {
-  attachLockBlock,
-  LOCK_HEADER_WORDS,
+  ACQUIRED,
+  ACQUIRED_POISONED,
+  clearPoison,
+  lastDeadOwner,
   lockWord,
-  newLockBlock,
+  NOT_ACQUIRED,
+  ownerOf,
+  POISONED,
   tryLockWord,
   unlockWord,
 } from "../_engine/futex.ts";
+import {
+  attachLockBlock,
+  LOCK_BASE,
+  type LockHandle,
+  lockHandle,
+  newLockBlock,
+} from "../_engine/lock_block.ts";
+import { OwnerDeadError } from "../errors.ts";
 
 /**
  * A structured-cloneable reference to a {@linkcode Mutex}, made by
@@ -21,54 +34,68 @@ import {
  * inside a larger message.
  *
  * @example Posting a handle to a worker
- * ```ts ignore
+ * ```ts
  * import { Mutex, type MutexHandle } from "@shmap/shmap";
  *
  * const mu = new Mutex();
  * const handle: MutexHandle = mu.handle;
- * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
- * worker.postMessage({ mu: handle });
+ * const copy = structuredClone({ mu: handle }); // what a worker receives from postMessage
+ * console.log(Mutex.attach(copy.mu).tryLock()); // true
  * ```
  */
-export interface MutexHandle {
+export interface MutexHandle extends LockHandle<"Mutex"> {
   /** Always `"Mutex"`. */
   readonly kind: "Mutex";
   /** The shared memory the mutex lives in. */
   readonly buffer: SharedArrayBuffer;
   /** Where in `buffer` the mutex starts, in bytes. */
   readonly byteOffset: number;
+  /** The census of ended threads of the process that made the mutex (internal). */
+  readonly census?: SharedArrayBuffer;
 }
 
-// Set by `Mutex.attach` for the duration of one `new Mutex()`, so that the public
-// constructor keeps its empty signature while `attach` can adopt existing memory. Safe
-// because construction is synchronous and an agent runs one thing at a time.
-let adopt: Int32Array<SharedArrayBuffer> | undefined;
+/** A block of shared memory to attach to; only {@linkcode Mutex.attach} makes one. */
+class Attachment {
+  constructor(readonly block: Int32Array<SharedArrayBuffer>) {}
+}
 
 /**
  * A mutual exclusion lock in shared memory, usable from every worker (and the main thread)
- * that holds it. The semantics are those of Go's `sync.Mutex`: the zero state is
- * unlocked, a mutex is not tied to the agent that locked it, and it is not reentrant
- * (locking it twice from one agent deadlocks that agent).
+ * that holds it. It behaves as Go's `sync.Mutex`, with two differences that make it safe
+ * across workers that can die:
  *
- * Create it in one agent, send {@linkcode Mutex.prototype.handle} to the others with
- * `postMessage`, and call {@linkcode Mutex.attach} there. Everything written under the lock
- * before `unlock()` is visible to the next agent that returns from `lock()`, even in
- * plain (non-atomic) reads and writes of shared memory.
+ * - The lock records which thread holds it. Only that thread may unlock it (Go allows any
+ *   goroutine to); an unlock from another thread throws, as Go's "unlock of unlocked mutex".
+ * - When the holder's thread dies (its worker is terminated by a pool on a timeout, dies of an
+ *   uncaught error, or is declared gone with `threadGone()`), the next `lock()` takes the lock
+ *   over and throws {@linkcode OwnerDeadError} **while holding it**: the data it guards may be
+ *   half-updated. Repair it, call {@linkcode Mutex.prototype.markConsistent}, and unlock. This
+ *   is POSIX's robust mutex (EOWNERDEAD) and Rust's poisoning. A thread that is merely slow
+ *   never loses the lock: death is learned from the worker adapters or `threadGone()`, never
+ *   guessed.
  *
- * An uncontended `lock()` is one atomic compare-and-swap and `unlock()` one atomic swap. A
- * contended `lock()` spins briefly, then sleeps with `Atomics.wait`; this blocks the
- * calling thread, which Deno, Bun and Node allow on the main thread too (browsers do not).
+ * Locking is not reentrant: locking it again from the thread that holds it throws (Go
+ * deadlocks). An uncontended `lock()` is one atomic compare-and-swap and `unlock()` another. A
+ * contended `lock()` spins briefly, then sleeps with `Atomics.wait`, which blocks the calling
+ * thread: Deno, Bun and Node allow that on the main thread too (browsers do not).
+ * Everything written under the lock before `unlock()` is visible to the next thread that
+ * returns from `lock()`, even through plain reads and writes of shared memory.
  *
  * @example Guarding a counter shared with workers
  * ```ts
- * import { Mutex } from "@shmap/shmap";
+ * import { Mutex, OwnerDeadError } from "@shmap/shmap";
  * import assert from "node:assert/strict";
  *
  * const mu = new Mutex();
  * const counter = new Int32Array(new SharedArrayBuffer(4));
- * // Workers receive { mu: mu.handle, counter } and do the same as below after
+ * // Workers receive { mu: mu.handle, counter } and run the same code after
  * // `const mu = Mutex.attach(data.mu)`.
- * mu.lock();
+ * try {
+ *   mu.lock();
+ * } catch (error) {
+ *   if (!(error instanceof OwnerDeadError)) throw error;
+ *   mu.markConsistent(); // a holder died mid-update: a counter needs no repair
+ * }
  * try {
  *   counter[0] = counter[0] + 1;
  * } finally {
@@ -78,7 +105,7 @@ let adopt: Int32Array<SharedArrayBuffer> | undefined;
  * ```
  */
 export class Mutex {
-  /** The lock block: magic, kind, then the lock word at `LOCK_HEADER_WORDS`. */
+  /** The lock block; the mutex word is at {@linkcode LOCK_BASE}. */
   readonly #block: Int32Array<SharedArrayBuffer>;
 
   /**
@@ -95,24 +122,23 @@ export class Mutex {
    * ```
    */
   constructor() {
-    this.#block = adopt ?? newLockBlock("Mutex");
-    adopt = undefined;
+    const from = (arguments as IArguments)[0];
+    this.#block = from instanceof Attachment ? from.block : newLockBlock("Mutex", 1);
   }
 
   /**
    * Returns a `Mutex` over the same shared memory as the mutex `handle` was taken from,
    * typically in another worker.
    *
-   * @example Attaching in a worker
-   * ```ts ignore
-   * import { Mutex, type MutexHandle } from "@shmap/shmap";
+   * @example Attaching to a mutex made elsewhere
+   * ```ts
+   * import { Mutex } from "@shmap/shmap";
    *
-   * self.onmessage = (e: MessageEvent<{ mu: MutexHandle }>) => {
-   *   const mu = Mutex.attach(e.data.mu);
-   *   mu.lock();
-   *   // ... touch the shared data ...
-   *   mu.unlock();
-   * };
+   * const mu = new Mutex();
+   * const same = Mutex.attach(structuredClone(mu.handle)); // as a worker would
+   * same.lock();
+   * console.log(mu.tryLock()); // false: one lock, two objects
+   * same.unlock();
    * ```
    *
    * @param handle The value of {@linkcode Mutex.prototype.handle}, possibly after a trip
@@ -123,31 +149,25 @@ export class Mutex {
    * not hold a `Mutex`.
    */
   static attach(handle: MutexHandle): Mutex {
-    adopt = attachLockBlock(handle, "Mutex");
-    try {
-      return new Mutex();
-    } finally {
-      adopt = undefined;
-    }
+    const block = attachLockBlock(handle, "Mutex");
+    return new (Mutex as unknown as new (from: Attachment) => Mutex)(new Attachment(block));
   }
 
   /**
    * A structured-cloneable handle to this mutex, to pass to {@linkcode Mutex.attach} in
    * another worker.
    *
-   * @example Sending the mutex to a worker
-   * ```ts ignore
+   * @example The handle is a plain object
+   * ```ts
    * import { Mutex } from "@shmap/shmap";
    *
-   * const mu = new Mutex();
-   * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-   * worker.postMessage(mu.handle);
+   * console.log(new Mutex().handle.kind); // "Mutex"
    * ```
    *
-   * @returns A plain object `{ kind: "Mutex", buffer, byteOffset }`.
+   * @returns A plain object `{ kind: "Mutex", buffer, byteOffset, census }`.
    */
   get handle(): MutexHandle {
-    return { kind: "Mutex", buffer: this.#block.buffer, byteOffset: this.#block.byteOffset };
+    return lockHandle("Mutex", this.#block);
   }
 
   /**
@@ -165,9 +185,16 @@ export class Mutex {
    *   mu.unlock();
    * }
    * ```
+   *
+   * @throws {OwnerDeadError} with the lock held by the caller, when the previous holder's
+   * thread died holding it (or the lock has not been marked consistent since).
+   * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
-    lockWord(this.#block, LOCK_HEADER_WORDS);
+    checkStopped();
+    if (lockWord(this.#block, LOCK_BASE, ownerId()) !== ACQUIRED) {
+      throw new OwnerDeadError("Mutex", lastDeadOwner);
+    }
   }
 
   /**
@@ -185,14 +212,19 @@ export class Mutex {
    * ```
    *
    * @returns `true` if the mutex was unlocked and is now held by the caller.
+   * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    return tryLockWord(this.#block, LOCK_HEADER_WORDS);
+    checkStopped();
+    const status = tryLockWord(this.#block, LOCK_BASE, ownerId());
+    if (status === NOT_ACQUIRED) return false;
+    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("Mutex", lastDeadOwner);
+    return true;
   }
 
   /**
-   * Unlocks the mutex, waking one waiting agent if there is any. As in Go, any agent may
-   * unlock a mutex, not only the one that locked it.
+   * Unlocks the mutex, waking one waiting thread if there is any. Only the thread that holds
+   * the lock may unlock it.
    *
    * @example Unlocking twice is an error
    * ```ts
@@ -205,10 +237,71 @@ export class Mutex {
    * assert.throws(() => mu.unlock(), /sync: unlock of unlocked mutex/);
    * ```
    *
-   * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked; it stays
-   * unlocked and usable.
+   * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked, or if
+   * another thread holds it; the lock is left as it was.
    */
   unlock(): void {
-    unlockWord(this.#block, LOCK_HEADER_WORDS);
+    unlockWord(this.#block, LOCK_BASE, ownerId());
+  }
+
+  /**
+   * Declares the data this lock guards consistent again after an {@linkcode OwnerDeadError}
+   * (POSIX's `pthread_mutex_consistent`). Call it while holding the lock, after the repair.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@shmap/shmap";
+   *
+   * const mu = new Mutex();
+   * mu.lock();
+   * mu.markConsistent(); // harmless when the lock was not poisoned
+   * mu.unlock();
+   * ```
+   *
+   * @throws {Error} if the calling thread does not hold the lock.
+   */
+  markConsistent(): void {
+    clearPoison(this.#block, LOCK_BASE, ownerId());
+  }
+
+  /**
+   * Whether a holder died with the lock and nobody has marked it consistent since.
+   *
+   * @example
+   * ```ts
+   * import { Mutex } from "@shmap/shmap";
+   *
+   * console.log(new Mutex().poisoned); // false
+   * ```
+   */
+  get poisoned(): boolean {
+    return (Atomics.load(this.#block, LOCK_BASE) & POISONED) !== 0;
+  }
+
+  /** "Mutex". */
+  get [Symbol.toStringTag](): string {
+    return "Mutex";
+  }
+
+  /** The holder's thread id, or -1 when unlocked (for inspection). */
+  get #holder(): number {
+    return ownerOf(Atomics.load(this.#block, LOCK_BASE)) - 1;
+  }
+
+  /** What `console.log` shows in Deno. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.#describe();
+  }
+
+  /** What `console.log` shows in Node and Bun. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.#describe();
+  }
+
+  #describe(): string {
+    const holder = this.#holder;
+    return `Mutex { ${holder < 0 ? "unlocked" : `locked by thread ${holder}`}${
+      this.poisoned ? ", poisoned" : ""
+    } }`;
   }
 }

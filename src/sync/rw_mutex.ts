@@ -1,55 +1,99 @@
-// Copyright the shmap authors. MIT license.
 /**
- * A reader/writer mutual exclusion lock that works across workers, like Go's
- * `sync.RWMutex`.
+ * A reader/writer mutual exclusion lock that works across workers, like Go's `sync.RWMutex`,
+ * and survives the death of a reader or of the writer.
  *
  * @module
  */
 
+import { checkStopped, ownerId } from "../_engine/census.ts";
+import {
+  ACQUIRED,
+  ACQUIRED_POISONED,
+  clearPoison,
+  lastDeadOwner,
+  NOT_ACQUIRED,
+  OWNER_SHIFT,
+} from "../_engine/futex.ts";
 import {
   attachLockBlock,
-  LOCK_HEADER_WORDS,
-  lockWords,
+  LOCK_BASE,
+  type LockHandle,
+  lockHandle,
   newLockBlock,
-  rLockWords,
-  rUnlockWords,
-  tryLockWords,
-  tryRLockWords,
-  unlockWords,
-} from "../_engine/futex.ts";
+} from "../_engine/lock_block.ts";
+import {
+  initRw,
+  lock,
+  readerSlot,
+  rLock,
+  rUnlock,
+  rwPoisoned,
+  rwSlots,
+  rwWords,
+  tryLock,
+  tryRLock,
+  unlock,
+  writerWord,
+} from "../_engine/rw_lock.ts";
+import { OwnerDeadError } from "../errors.ts";
+import { rejectUnknown } from "../_options.ts";
 
 /**
  * A structured-cloneable reference to an {@linkcode RWMutex}, made by
  * {@linkcode RWMutex.prototype.handle} and turned back into an `RWMutex` by
- * {@linkcode RWMutex.attach}. It is a plain object, so it can be posted to a worker as is
- * or inside a larger message.
+ * {@linkcode RWMutex.attach}.
  *
  * @example Posting a handle to a worker
- * ```ts ignore
+ * ```ts
  * import { RWMutex, type RWMutexHandle } from "@shmap/shmap";
  *
  * const rw = new RWMutex();
  * const handle: RWMutexHandle = rw.handle;
- * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
- * worker.postMessage({ rw: handle });
+ * const copy = structuredClone({ rw: handle }); // what a worker receives from postMessage
+ * console.log(RWMutex.attach(copy.rw).tryRLock()); // true
  * ```
  */
-export interface RWMutexHandle {
+export interface RWMutexHandle extends LockHandle<"RWMutex"> {
   /** Always `"RWMutex"`. */
   readonly kind: "RWMutex";
   /** The shared memory the lock lives in. */
   readonly buffer: SharedArrayBuffer;
   /** Where in `buffer` the lock starts, in bytes. */
   readonly byteOffset: number;
+  /** The census of ended threads of the process that made the lock (internal). */
+  readonly census?: SharedArrayBuffer;
 }
 
-// Set by `RWMutex.attach` for the duration of one `new RWMutex()`; see mutex.ts.
-let adopt: Int32Array<SharedArrayBuffer> | undefined;
+/**
+ * Options for {@linkcode RWMutex}.
+ *
+ * @example
+ * ```ts
+ * import { RWMutex } from "@shmap/shmap";
+ *
+ * const rw = new RWMutex({ maxReaderThreads: 256 });
+ * ```
+ */
+export interface RWMutexOptions {
+  /**
+   * How many threads may read the lock over its life, each taking a reader slot (64 bytes) on
+   * its first `rLock`; a gone thread's slot is reused. Default 64.
+   */
+  maxReaderThreads?: number;
+}
+
+const DEFAULT_READER_THREADS = 64;
+const MAX_READER_THREADS = 65536;
+
+/** A block of shared memory to attach to; only {@linkcode RWMutex.attach} makes one. */
+class Attachment {
+  constructor(readonly block: Int32Array<SharedArrayBuffer>) {}
+}
 
 /**
  * A reader/writer mutual exclusion lock in shared memory, usable from every worker (and the
- * main thread) that holds it. Any number of readers may hold it at once, or one writer.
- * The semantics are those of Go's `sync.RWMutex`:
+ * main thread) that holds it. Any number of readers may hold it at once, or one writer. The
+ * semantics are those of Go's `sync.RWMutex`:
  *
  * - It is writer-preferring: once a writer waits in {@linkcode RWMutex.prototype.lock},
  *   new readers block (and {@linkcode RWMutex.prototype.tryRLock} fails) until that writer
@@ -57,17 +101,19 @@ let adopt: Int32Array<SharedArrayBuffer> | undefined;
  *   read locks are not reentrant: a reader that calls `rLock()` again while a writer waits
  *   deadlocks.
  * - When a writer unlocks, readers that were waiting get in before the next writer.
- * - The lock is not tied to the agent that took it.
  *
- * Create it in one agent, send {@linkcode RWMutex.prototype.handle} to the others with
- * `postMessage`, and call {@linkcode RWMutex.attach} there. Writes made under the write
- * lock are visible to every later reader or writer, even through plain (non-atomic)
- * accesses to shared memory.
+ * And, as {@linkcode Mutex}, it survives dead threads: the lock records which threads hold it
+ * (each reading thread counts its read locks in a slot of its own), so only a holder may
+ * unlock, the read locks of a thread that died are released, and when the writer's thread died
+ * holding the write lock, the next acquisition (read or write) takes it over and throws
+ * {@linkcode OwnerDeadError} while holding the lock. A writer repairs the data and calls
+ * {@linkcode RWMutex.prototype.markConsistent}; until then every acquisition reports the
+ * poisoning. Death is learned from the worker adapters or `threadGone()`, never guessed.
  *
- * Uncontended costs: `rLock()` and `rUnlock()` are one atomic add each, however many other
- * readers hold the lock; `lock()` is a compare-and-swap plus one atomic `or`, and
- * `unlock()` two atomic read-modify-writes. A blocked call spins briefly, then sleeps with
- * `Atomics.wait`, which Deno, Bun and Node allow on the main thread too (browsers do not).
+ * Costs: `rLock()` and `rUnlock()` are one atomic add and one atomic load each, on the reading
+ * thread's own cache line (readers on different cores do not contend); `lock()` is a
+ * compare-and-swap, an `or`, and a scan of the reader slots. A blocked call spins briefly, then
+ * sleeps with `Atomics.wait` (allowed on the main thread by Deno, Bun and Node).
  *
  * @example A table read by many workers and written by few
  * ```ts
@@ -87,8 +133,10 @@ let adopt: Int32Array<SharedArrayBuffer> | undefined;
  * ```
  */
 export class RWMutex {
-  /** The lock block: magic, kind, then the lock words at `LOCK_HEADER_WORDS`. */
+  /** The lock block; the reader/writer words start at {@linkcode LOCK_BASE}. */
   readonly #block: Int32Array<SharedArrayBuffer>;
+  /** This thread's reader slot (its count word), claimed on the first read lock. */
+  #slot = 0;
 
   /**
    * Creates an unlocked reader/writer mutex in a new, small `SharedArrayBuffer`.
@@ -102,61 +150,73 @@ export class RWMutex {
    * assert.equal(rw.tryRLock(), true);
    * rw.rUnlock();
    * ```
+   *
+   * @param options How many threads may read it (default 64).
+   * @throws {TypeError} for options that are not an object or that it does not know.
+   * @throws {RangeError} for a `maxReaderThreads` that is not an integer in [1, 65536].
    */
-  constructor() {
-    this.#block = adopt ?? newLockBlock("RWMutex");
-    adopt = undefined;
+  constructor(options: RWMutexOptions = {}) {
+    if (options instanceof Attachment) {
+      this.#block = options.block;
+      return;
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("RWMutex options must be an object");
+    }
+    rejectUnknown("RWMutex", options, ["maxReaderThreads"]);
+    const slots = options.maxReaderThreads ?? DEFAULT_READER_THREADS;
+    if (!Number.isInteger(slots) || slots < 1 || slots > MAX_READER_THREADS) {
+      throw new RangeError(
+        `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${String(slots)}`,
+      );
+    }
+    this.#block = newLockBlock("RWMutex", rwWords(slots));
+    initRw(this.#block, LOCK_BASE, slots);
   }
 
   /**
    * Returns an `RWMutex` over the same shared memory as the lock `handle` was taken from,
    * typically in another worker.
    *
-   * @example Attaching in a worker
-   * ```ts ignore
-   * import { RWMutex, type RWMutexHandle } from "@shmap/shmap";
+   * @example Attaching to a lock made elsewhere
+   * ```ts
+   * import { RWMutex } from "@shmap/shmap";
    *
-   * self.onmessage = (e: MessageEvent<{ rw: RWMutexHandle }>) => {
-   *   const rw = RWMutex.attach(e.data.rw);
-   *   rw.rLock();
-   *   // ... read the shared data ...
-   *   rw.rUnlock();
-   * };
+   * const rw = new RWMutex();
+   * const same = RWMutex.attach(structuredClone(rw.handle)); // as a worker would
+   * same.rLock();
+   * console.log(rw.tryLock()); // false: a reader holds it
+   * same.rUnlock();
    * ```
    *
    * @param handle The value of {@linkcode RWMutex.prototype.handle}, possibly after a trip
    * through `postMessage`.
    * @returns A reader/writer mutex sharing its state with the original.
-   * @throws {TypeError} if `handle` is not a valid `RWMutex` handle: not an object, of
-   * another kind (such as a `Mutex` handle), without a `SharedArrayBuffer`, with a bad
-   * offset, or pointing at memory that does not hold an `RWMutex`.
+   * @throws {TypeError} if `handle` is not a valid `RWMutex` handle.
    */
   static attach(handle: RWMutexHandle): RWMutex {
-    adopt = attachLockBlock(handle, "RWMutex");
-    try {
-      return new RWMutex();
-    } finally {
-      adopt = undefined;
+    const block = attachLockBlock(handle, "RWMutex");
+    if (rwSlots(block, LOCK_BASE) < 1 || rwWords(rwSlots(block, LOCK_BASE)) + LOCK_BASE !== block.length) {
+      throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader slot count)");
     }
+    return new RWMutex(new Attachment(block) as RWMutexOptions);
   }
 
   /**
    * A structured-cloneable handle to this lock, to pass to {@linkcode RWMutex.attach} in
    * another worker.
    *
-   * @example Sending the lock to a worker
-   * ```ts ignore
+   * @example
+   * ```ts
    * import { RWMutex } from "@shmap/shmap";
    *
-   * const rw = new RWMutex();
-   * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-   * worker.postMessage(rw.handle);
+   * console.log(new RWMutex().handle.kind); // "RWMutex"
    * ```
    *
-   * @returns A plain object `{ kind: "RWMutex", buffer, byteOffset }`.
+   * @returns A plain object `{ kind: "RWMutex", buffer, byteOffset, census }`.
    */
   get handle(): RWMutexHandle {
-    return { kind: "RWMutex", buffer: this.#block.buffer, byteOffset: this.#block.byteOffset };
+    return lockHandle("RWMutex", this.#block);
   }
 
   /**
@@ -175,9 +235,15 @@ export class RWMutex {
    *   rw.unlock();
    * }
    * ```
+   *
+   * @throws {OwnerDeadError} holding the write lock, when a writer died holding it and nobody
+   * has marked it consistent since.
    */
   lock(): void {
-    lockWords(this.#block, LOCK_HEADER_WORDS);
+    checkStopped();
+    if (lock(this.#block, LOCK_BASE, ownerId()) !== ACQUIRED) {
+      throw new OwnerDeadError("RWMutex", lastDeadOwner);
+    }
   }
 
   /**
@@ -198,9 +264,14 @@ export class RWMutex {
    *
    * @returns `true` if no reader or writer held the lock and the caller now holds it for
    * writing.
+   * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    return tryLockWords(this.#block, LOCK_HEADER_WORDS);
+    checkStopped();
+    const status = tryLock(this.#block, LOCK_BASE, ownerId());
+    if (status === NOT_ACQUIRED) return false;
+    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
+    return true;
   }
 
   /**
@@ -215,11 +286,11 @@ export class RWMutex {
    * assert.throws(() => rw.unlock(), /sync: Unlock of unlocked RWMutex/);
    * ```
    *
-   * @throws {Error} `sync: Unlock of unlocked RWMutex` if the lock is not held for writing;
-   * the lock is left as it was.
+   * @throws {Error} if the calling thread does not hold the write lock; the lock is left as
+   * it was.
    */
   unlock(): void {
-    unlockWords(this.#block, LOCK_HEADER_WORDS);
+    unlock(this.#block, LOCK_BASE, ownerId());
   }
 
   /**
@@ -238,9 +309,17 @@ export class RWMutex {
    *   rw.rUnlock();
    * }
    * ```
+   *
+   * @throws {OwnerDeadError} holding a read lock, when a writer died holding the lock and
+   * nobody has marked it consistent since.
+   * @throws {RangeError} when more threads read the lock than it has reader slots.
    */
   rLock(): void {
-    rLockWords(this.#block, LOCK_HEADER_WORDS);
+    checkStopped();
+    const me = ownerId();
+    if (rLock(this.#block, LOCK_BASE, this.#readerSlot(me), me) !== ACQUIRED) {
+      throw new OwnerDeadError("RWMutex", lastDeadOwner);
+    }
   }
 
   /**
@@ -254,7 +333,7 @@ export class RWMutex {
    *
    * const rw = new RWMutex();
    * assert.equal(rw.tryRLock(), true);
-   * assert.equal(rw.tryRLock(), true); // a second reader
+   * assert.equal(rw.tryRLock(), true); // a second read lock
    * rw.rUnlock();
    * rw.rUnlock();
    *
@@ -264,14 +343,19 @@ export class RWMutex {
    * ```
    *
    * @returns `true` if the caller now holds a read lock.
+   * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    return tryRLockWords(this.#block, LOCK_HEADER_WORDS);
+    checkStopped();
+    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSlot(ownerId()));
+    if (status === NOT_ACQUIRED) return false;
+    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
+    return true;
   }
 
   /**
-   * Releases one read lock. When the last reader leaves while a writer waits, the writer
-   * is woken.
+   * Releases one read lock of the calling thread. When the last reader leaves while a writer
+   * waits, the writer is woken.
    *
    * @example Releasing a read lock not held is an error
    * ```ts
@@ -282,11 +366,71 @@ export class RWMutex {
    * assert.throws(() => rw.rUnlock(), /sync: RUnlock of unlocked RWMutex/);
    * ```
    *
-   * @throws {Error} `sync: RUnlock of unlocked RWMutex` if no read lock is held; the lock
-   * is left as it was. As in Go this is a bug in the caller: agents using the lock at that
-   * very moment are not guaranteed mutual exclusion.
+   * @throws {Error} `sync: RUnlock of unlocked RWMutex` if the calling thread holds no read
+   * lock; the lock is left as it was.
    */
   rUnlock(): void {
-    rUnlockWords(this.#block, LOCK_HEADER_WORDS);
+    rUnlock(this.#block, LOCK_BASE, this.#readerSlot(ownerId()));
+  }
+
+  /**
+   * Declares the data this lock guards consistent again after an {@linkcode OwnerDeadError}.
+   * Call it while holding the write lock, after the repair.
+   *
+   * @example
+   * ```ts
+   * import { RWMutex } from "@shmap/shmap";
+   *
+   * const rw = new RWMutex();
+   * rw.lock();
+   * rw.markConsistent(); // harmless when the lock was not poisoned
+   * rw.unlock();
+   * ```
+   *
+   * @throws {Error} if the calling thread does not hold the write lock.
+   */
+  markConsistent(): void {
+    clearPoison(this.#block, writerWord(LOCK_BASE), ownerId());
+  }
+
+  /**
+   * Whether a writer died holding the lock and nobody has marked it consistent since.
+   *
+   * @example
+   * ```ts
+   * import { RWMutex } from "@shmap/shmap";
+   *
+   * console.log(new RWMutex().poisoned); // false
+   * ```
+   */
+  get poisoned(): boolean {
+    return rwPoisoned(this.#block, LOCK_BASE);
+  }
+
+  /** "RWMutex". */
+  get [Symbol.toStringTag](): string {
+    return "RWMutex";
+  }
+
+  /** What `console.log` shows in Deno. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.#describe();
+  }
+
+  /** What `console.log` shows in Node and Bun. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.#describe();
+  }
+
+  #describe(): string {
+    const writer = (Atomics.load(this.#block, writerWord(LOCK_BASE)) >>> OWNER_SHIFT) - 1;
+    return `RWMutex { ${writer < 0 ? "not write-locked" : `write-locked by thread ${writer}`}${
+      this.poisoned ? ", poisoned" : ""
+    } }`;
+  }
+
+  #readerSlot(me: number): number {
+    if (this.#slot !== 0) return this.#slot;
+    return this.#slot = readerSlot(this.#block, LOCK_BASE, me);
   }
 }

@@ -1,0 +1,269 @@
+/**
+ * Internal. Who this thread is, and which threads of the process are gone.
+ *
+ * Every lock in shmap records its owner, a thread's *owner id*: its thread id plus one, so that
+ * 0 can mean "nobody". The thread id is `node:worker_threads`' `threadId`, which Node, Bun and
+ * Deno give every thread (0 for the main thread) and never reuse within a process. One kind of
+ * thread lacks its own: a Deno web `Worker`, where `threadId` reads 0 as on the main thread.
+ * Such a thread takes an id from the census's counter instead (below), the first time it needs
+ * one.
+ *
+ * The census is a small growable SharedArrayBuffer that every thread of the process can read:
+ * an append-only list of what is known about threads that ended. Each entry is a thread id and
+ * a state, *terminating* (its parent has asked for it to stop, see below) or *gone* (it will
+ * never run again). Whoever learns of a death (a worker adapter seeing its worker end, a
+ * `threadGone()` call) appends to it. Nothing is ever guessed: a thread that is only slow is
+ * never in the census.
+ *
+ * A thread reaches a census through the handles of the structures it attaches (every handle
+ * carries the census of the thread that made the structure), so the threads that share a
+ * structure share its census. A thread that meets a second census (it made structures before it
+ * attached someone else's) remembers both; deaths are written to every census a thread knows and
+ * looked up in all of them.
+ *
+ * Readers of the census are lock slow paths and recovery: a waiter whose lock's owner is gone
+ * takes the lock over and repairs what the owner left half-done. Each thread keeps a local copy
+ * of the states it has read, so a lookup after the first costs one atomic load (the entry count).
+ *
+ * *Terminating* exists for Deno, whose `terminate()` is lost on a worker blocked in
+ * `Atomics.wait`: such a worker wakes later and runs on. Its parent marks it terminating before
+ * calling `terminate()`; every wait in shmap is bounded (see futex.ts) and checks this thread's
+ * own state when it returns, so a worker woken after its terminate() stops touching shared
+ * memory ({@linkcode TerminatedError}) instead of running on. The parent records it gone only
+ * after that cannot matter any more (see the Deno adapter).
+ *
+ * Census layout (32-bit words):
+ *
+ * | word | meaning                                                                |
+ * | ---- | ---------------------------------------------------------------------- |
+ * | 0    | magic, {@linkcode CENSUS_MAGIC}                                         |
+ * | 1    | entries reserved (an entry index is taken with an atomic add)           |
+ * | 2    | the next id for threads without one of their own (Deno web workers)     |
+ * | 3..7 | unused                                                                  |
+ * | 8..  | entries: `(threadId << 2) \| state`, 0 while the entry is being written |
+ *
+ * @module
+ */
+
+import { threadId as runtimeThreadId } from "node:worker_threads";
+import { TerminatedError } from "../errors.ts";
+
+const CENSUS_MAGIC = 0x534e4543; // "CENS"
+const C_MAGIC = 0;
+const C_COUNT = 1;
+const C_NEXT_ID = 2;
+const C_ENTRIES = 8;
+const INITIAL_BYTES = 4096;
+const MAX_BYTES = 64 * 1024 * 1024;
+
+/** Census state: the thread's parent asked it to stop; it may still be running. */
+export const TERMINATING = 1;
+/** Census state: the thread will never run again. */
+export const GONE = 2;
+
+/** The largest thread id a census can hold (ids ride in 30-bit fields). */
+const MAX_THREAD_ID = 2 ** 28 - 1;
+/** Ids handed out by a census start at a random multiple of this, at or above 2^24. */
+const ID_RANGE = 2 ** 16;
+
+/** One census as this thread sees it: its buffer, and the states read from it so far. */
+class View {
+  readonly buffer: SharedArrayBuffer;
+  #i32: Int32Array;
+  #seen = 0;
+  readonly states = new Map<number, number>();
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.buffer = buffer;
+    this.#i32 = new Int32Array(buffer, 0, buffer.byteLength >> 2);
+  }
+
+  get i32(): Int32Array {
+    if (this.#i32.length !== this.buffer.byteLength >> 2) {
+      this.#i32 = new Int32Array(this.buffer, 0, this.buffer.byteLength >> 2);
+    }
+    return this.#i32;
+  }
+
+  /** Reads the entries written since the last call. */
+  sync(): void {
+    let i32 = this.#i32;
+    const count = Atomics.load(i32, C_COUNT);
+    if (count === this.#seen) return;
+    i32 = this.i32;
+    while (this.#seen < count) {
+      const at = C_ENTRIES + this.#seen;
+      if (at >= i32.length) break; // reserved, not yet grown into
+      const entry = Atomics.load(i32, at);
+      if (entry === 0) break; // being written; read it next time
+      const id = entry >>> 2;
+      const state = entry & 3;
+      if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
+      this.#seen++;
+    }
+  }
+
+  /** Appends an entry. */
+  append(id: number, state: number): void {
+    const index = Atomics.add(this.#i32, C_COUNT, 1);
+    const need = (C_ENTRIES + index + 1) * 4;
+    while (this.buffer.byteLength < need) {
+      const want = Math.min(MAX_BYTES, Math.max(need, this.buffer.byteLength * 2));
+      if (want < need) throw new RangeError("the census of ended threads is full");
+      try {
+        this.buffer.grow(want);
+      } catch {
+        // Another thread grew it meanwhile (grow refuses to shrink); look again.
+      }
+    }
+    Atomics.store(this.i32, C_ENTRIES + index, (id << 2) | state);
+    Atomics.notify(this.i32, C_COUNT);
+  }
+}
+
+let views: View[] = [];
+let primary: View | undefined;
+/** This thread's owner id once known; 0 before. */
+let selfOwner = 0;
+/** Set once this thread learned it was terminated: it must not touch shared memory again. */
+let stopped = false;
+
+function newCensus(): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
+  const i32 = new Int32Array(buffer);
+  const word = new Uint32Array(1);
+  crypto.getRandomValues(word);
+  // A random range of ids, so that two censuses made apart (by threads that had not met yet)
+  // almost never hand out the same id.
+  i32[C_NEXT_ID] = 2 ** 24 + (word[0] % ((MAX_THREAD_ID + 1 - 2 ** 24) / ID_RANGE - 1)) * ID_RANGE;
+  Atomics.store(i32, C_MAGIC, CENSUS_MAGIC);
+  return buffer;
+}
+
+/** The census this thread writes new structures' handles with; made on first use. */
+export function census(): SharedArrayBuffer {
+  if (primary === undefined) {
+    primary = new View(newCensus());
+    views.push(primary);
+  }
+  return primary.buffer;
+}
+
+/**
+ * Takes note of the census a handle carried. Returns false, changing nothing, when `buffer` is
+ * not a census (handles made by an older layout carry none).
+ */
+export function adoptCensus(buffer: unknown): boolean {
+  if (!(buffer instanceof SharedArrayBuffer) || !buffer.growable || buffer.byteLength < 64) {
+    return false;
+  }
+  if (Atomics.load(new Int32Array(buffer, 0, 1), C_MAGIC) !== CENSUS_MAGIC) return false;
+  for (const view of views) if (view.buffer === buffer) return true;
+  const view = new View(buffer);
+  views.push(view);
+  primary ??= view;
+  return true;
+}
+
+/** Whether `threadId` looks like a thread id this module can record. */
+export function isThreadId(threadId: unknown): threadId is number {
+  return Number.isSafeInteger(threadId) && (threadId as number) >= 0 &&
+    (threadId as number) <= MAX_THREAD_ID;
+}
+
+/** A Deno web worker: `threadId` is 0 there, as on the main thread. */
+function needsOwnId(): boolean {
+  const g = globalThis as { Deno?: unknown; WorkerGlobalScope?: unknown };
+  return runtimeThreadId === 0 && g.Deno !== undefined &&
+    typeof g.WorkerGlobalScope === "function" &&
+    globalThis instanceof (g.WorkerGlobalScope as abstract new () => unknown);
+}
+
+/** This thread's id: the runtime's `threadId`, or one from the census (Deno web workers). */
+export function selfThreadId(): number {
+  return ownerId() - 1;
+}
+
+/** This thread's owner id: its thread id plus one. Never 0. */
+export function ownerId(): number {
+  if (selfOwner !== 0) return selfOwner;
+  let id = runtimeThreadId;
+  if (needsOwnId()) {
+    census();
+    id = Atomics.add(primary!.i32, C_NEXT_ID, 1);
+  }
+  if (!isThreadId(id)) throw new RangeError(`thread id ${id} is out of range`);
+  selfOwner = id + 1;
+  return selfOwner;
+}
+
+/**
+ * Test-only and adapter-only: sets this thread's id before anything used it (the Deno adapter
+ * gives a web worker the id its parent reserved for it). Returns the id in force.
+ */
+export function claimThreadId(threadId: number): number {
+  if (selfOwner === 0 && isThreadId(threadId)) selfOwner = threadId + 1;
+  return selfOwner - 1;
+}
+
+/** Reserves an id for a thread that has none of its own (a Deno web worker about to start). */
+export function reserveThreadId(): number {
+  census();
+  return Atomics.add(primary!.i32, C_NEXT_ID, 1);
+}
+
+/** The state recorded for `threadId` in any census this thread knows: 0, TERMINATING or GONE. */
+export function stateOf(threadId: number): number {
+  let state = 0;
+  for (const view of views) {
+    view.sync();
+    const s = view.states.get(threadId) ?? 0;
+    if (s > state) state = s;
+  }
+  return state;
+}
+
+/** Whether the thread with owner id `owner` is gone. Slow paths only. */
+export function ownerGone(owner: number): boolean {
+  return views.length !== 0 && stateOf(owner - 1) === GONE;
+}
+
+/** Records `state` for `threadId` in every census this thread knows (making one if none). */
+export function record(threadId: number, state: number): void {
+  if (!isThreadId(threadId)) {
+    throw new TypeError(`expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`);
+  }
+  census();
+  for (const view of views) {
+    view.sync();
+    if ((view.states.get(threadId) ?? 0) >= state) continue;
+    view.append(threadId, state);
+    view.sync();
+  }
+}
+
+/**
+ * Called when a wait in shmap returns: if this thread has been marked terminating or gone, it
+ * was terminated while it slept (Deno loses terminate() during `Atomics.wait`), so it enters
+ * the stopped state and throws {@linkcode TerminatedError}.
+ */
+export function checkSelf(): void {
+  if (stopped) throw new TerminatedError();
+  if (selfOwner === 0 || views.length === 0) return;
+  if (stateOf(selfOwner - 1) !== 0) {
+    stopped = true;
+    throw new TerminatedError();
+  }
+}
+
+/** Throws {@linkcode TerminatedError} when this thread is stopped. One plain read. */
+export function checkStopped(): void {
+  if (stopped) throw new TerminatedError();
+}
+
+/** Test-only: forgets the censuses and the stopped state. */
+export function resetForTests(): void {
+  views = [];
+  primary = undefined;
+  stopped = false;
+}

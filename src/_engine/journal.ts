@@ -1,0 +1,257 @@
+/**
+ * Internal. Journals: undo logs in shared memory that make a locked mutation all-or-nothing
+ * when the thread performing it dies part-way.
+ *
+ * A mutation under a lock (a GoMap write, a SyncMap's locked step, an allocator operation)
+ * writes shared words through its lock's journal: {@linkcode Journal.set} first appends the
+ * word's index and old value, then writes the new value. When the lock's holder dies, the next
+ * holder finds the lock poisoned (futex.ts) and calls {@linkcode Journal.rollback}, which writes
+ * the old values back, newest first, so the structure is exactly as it was before the
+ * mutation began. Committing is emptying the journal: one plain store of the count.
+ *
+ * What needs no entry: writes into memory the mutation itself allocated (rolling back the
+ * allocation makes it free again, and the allocator journals the words a free block needs, see
+ * allocator.ts), and words nobody reads before the mutation commits. Ranges known to be zero
+ * before the mutation (the empty buckets an evacuation fills) take one ZERO entry.
+ *
+ * Two kinds exist for structures whose allocator has a lock of its own (SyncMap), because the
+ * allocator's state cannot be rolled back by another lock's journal: FREE entries name a block
+ * this mutation allocated, which a rollback gives back; DEFER entries name a block the mutation
+ * frees, which must not be freed before the commit (a rollback would make it reachable again).
+ * A commit with DEFER entries first sets state COMMITTING, after which recovery rolls
+ * *forward*: it performs the remaining frees. Each free done by rollback or commit truncates the
+ * journal inside the allocator's own journaled critical section (allocator.ts, `release`'s
+ * `truncate` argument), so a free is never done twice however the thread dies.
+ *
+ * Entries are written before the count that covers them, in program order by one thread;
+ * recovery runs in a thread that learned of the death through the census, after the dead
+ * thread stopped, so it sees every write the dead thread made.
+ *
+ * Layout (32-bit words from `at`):
+ *
+ * | word     | meaning                                                           |
+ * | -------- | ----------------------------------------------------------------- |
+ * | 0        | entries in use                                                    |
+ * | 1        | capacity in entries                                               |
+ * | 2        | state: IDLE, ACTIVE or COMMITTING                                  |
+ * | 3        | intent: a multi-step operation under way (its owner's code), or 0 |
+ * | 4..7     | the intent's arguments and progress                               |
+ * | 8 + 2i   | entry i, first word: `(index << 2) \| kind`                       |
+ * | 9 + 2i   | entry i, second word: the old value, an end index, or a size      |
+ *
+ * @module
+ */
+
+const J_COUNT = 0;
+const J_CAPACITY = 1;
+const J_STATE = 2;
+/** Word of the intent (a multi-step operation's code) relative to the journal. */
+export const J_INTENT = 3;
+/** First of the intent's four argument words. */
+export const J_ARGS = 4;
+const J_ENTRIES = 8;
+
+/** Not in a mutation. */
+export const IDLE = 0;
+/** In a mutation: recovery rolls back. */
+export const ACTIVE = 1;
+/** Committing: recovery performs the remaining deferred frees. */
+export const COMMITTING = 2;
+
+const K_WORD = 0;
+const K_ZERO = 1;
+const K_FREE = 2;
+const K_DEFER = 3;
+
+/** Words a journal of `capacity` entries occupies. */
+export function journalWords(capacity: number): number {
+  return J_ENTRIES + 2 * capacity;
+}
+
+/** Frees a block for a journal: `release(offset, size, countWord, count)` (see above). */
+export type JournalFree = (offset: number, size: number, countWord: number, count: number) => void;
+
+/** Thrown when a mutation needs more entries than its journal holds: it is then undone. */
+export class JournalFullError extends RangeError {
+  constructor() {
+    super("internal: the mutation's journal is full");
+    this.name = "JournalFullError";
+  }
+}
+
+/**
+ * A journal at word `at` of a view. The view is re-read through `view()` on every use, since
+ * the arena's views are remade when the buffer grows.
+ */
+export class Journal {
+  readonly at: number;
+  readonly #view: () => Int32Array;
+
+  constructor(view: () => Int32Array, at: number) {
+    this.#view = view;
+    this.at = at;
+  }
+
+  /** Writes an empty journal of `capacity` entries at `at` of `i32`. */
+  static format(i32: Int32Array, at: number, capacity: number): void {
+    i32.fill(0, at, at + J_ENTRIES);
+    i32[at + J_CAPACITY] = capacity;
+  }
+
+  /** Whether a mutation was under way (its holder died, or it is the caller's own). */
+  get dirty(): boolean {
+    const i32 = this.#view();
+    return i32[this.at + J_COUNT] !== 0 || i32[this.at + J_STATE] !== IDLE ||
+      i32[this.at + J_INTENT] !== 0;
+  }
+
+  /** Starts a mutation. The journal must be idle. */
+  begin(): void {
+    const i32 = this.#view();
+    if (i32[this.at + J_COUNT] !== 0 || i32[this.at + J_STATE] !== IDLE) {
+      throw new Error("internal: journal begun twice");
+    }
+    i32[this.at + J_STATE] = ACTIVE;
+  }
+
+  /** Writes `value` to word `index`, remembering the old value. */
+  set(index: number, value: number): void {
+    const i32 = this.#view();
+    const at = this.at;
+    const n = i32[at + J_COUNT];
+    if (n >= i32[at + J_CAPACITY]) throw new JournalFullError();
+    const e = at + J_ENTRIES + 2 * n;
+    i32[e] = index << 2; // K_WORD
+    i32[e + 1] = i32[index];
+    i32[at + J_COUNT] = n + 1;
+    i32[index] = value;
+  }
+
+  /** Writes byte `offset` of the arena, remembering the word that holds it. */
+  setByte(u8: Uint8Array, offset: number, value: number): void {
+    this.set(offset >> 2, this.#view()[offset >> 2]);
+    u8[offset] = value;
+  }
+
+  /** Remembers that words [start, end) were zero: a rollback zeroes them again. */
+  zeroed(start: number, end: number): void {
+    this.#append((start << 2) | K_ZERO, end);
+  }
+
+  /** Remembers a block this mutation allocated, for a rollback to free. */
+  allocated(offset: number, size: number): void {
+    this.#append(((offset >> 2) << 2) | K_FREE, size);
+  }
+
+  /** Frees a block when the mutation commits, not before. */
+  deferFree(offset: number, size: number): void {
+    this.#append(((offset >> 2) << 2) | K_DEFER, size);
+  }
+
+  #append(first: number, second: number): void {
+    const i32 = this.#view();
+    const at = this.at;
+    const n = i32[at + J_COUNT];
+    if (n >= i32[at + J_CAPACITY]) throw new JournalFullError();
+    const e = at + J_ENTRIES + 2 * n;
+    i32[e] = first;
+    i32[e + 1] = second;
+    i32[at + J_COUNT] = n + 1;
+  }
+
+  /**
+   * Commits: performs the deferred frees through `free` (which truncates the journal as it
+   * goes), then empties the journal.
+   */
+  commit(free?: JournalFree): void {
+    const i32 = this.#view();
+    const at = this.at;
+    if (free !== undefined) {
+      i32[at + J_STATE] = COMMITTING;
+      this.#forward(free);
+    }
+    i32[at + J_COUNT] = 0;
+    i32[at + J_STATE] = IDLE;
+  }
+
+  /**
+   * Puts the structure back as it was before the interrupted mutation (or, if it was
+   * committing, finishes the commit). Idempotent: a rollback cut short by another death is
+   * finished by the next one. The intent words are left for the owner to act on.
+   */
+  recover(free?: JournalFree): void {
+    const i32 = this.#view();
+    const at = this.at;
+    if (i32[at + J_STATE] === COMMITTING) {
+      this.#forward(free);
+    } else {
+      for (let n = i32[at + J_COUNT]; n > 0; n = i32[at + J_COUNT]) {
+        const e = at + J_ENTRIES + 2 * (n - 1);
+        const first = i32[e];
+        const second = i32[e + 1];
+        switch (first & 3) {
+          case K_WORD:
+            this.#view()[first >>> 2] = second;
+            break;
+          case K_ZERO:
+            this.#view().fill(0, first >>> 2, second);
+            break;
+          case K_FREE:
+            if (free === undefined) throw new Error("internal: no free for a FREE entry");
+            free((first >>> 2) << 2, second, at + J_COUNT, n - 1);
+            continue; // free() truncated the journal
+        }
+        this.#view()[at + J_COUNT] = n - 1;
+      }
+    }
+    const v = this.#view();
+    v[at + J_COUNT] = 0;
+    v[at + J_STATE] = IDLE;
+  }
+
+  /** Performs the DEFER entries, newest first, truncating as it goes. */
+  #forward(free: JournalFree | undefined): void {
+    const at = this.at;
+    for (let n = this.#view()[at + J_COUNT]; n > 0; n = this.#view()[at + J_COUNT]) {
+      const i32 = this.#view();
+      const e = at + J_ENTRIES + 2 * (n - 1);
+      if ((i32[e] & 3) === K_DEFER) {
+        if (free === undefined) throw new Error("internal: no free for a DEFER entry");
+        free(((i32[e] >>> 2) << 2), i32[e + 1], at + J_COUNT, n - 1);
+      } else {
+        i32[at + J_COUNT] = n - 1;
+      }
+    }
+  }
+
+  /** The intent under way (0: none). */
+  get intent(): number {
+    return this.#view()[this.at + J_INTENT];
+  }
+
+  /** Argument word `k` (0..3) of the intent. */
+  arg(k: number): number {
+    return this.#view()[this.at + J_ARGS + k];
+  }
+
+  /** Sets the intent and its arguments (plain writes: the intent is the owner's to read). */
+  setIntent(intent: number, a = 0, b = 0, c = 0, d = 0): void {
+    const i32 = this.#view();
+    const w = this.at + J_ARGS;
+    i32[w] = a;
+    i32[w + 1] = b;
+    i32[w + 2] = c;
+    i32[w + 3] = d;
+    i32[this.at + J_INTENT] = intent;
+  }
+
+  /** Word index of intent argument `k`, for journaled progress updates. */
+  argWord(k: number): number {
+    return this.at + J_ARGS + k;
+  }
+
+  /** Entries in use (for tests and verify). */
+  get length(): number {
+    return this.#view()[this.at + J_COUNT];
+  }
+}

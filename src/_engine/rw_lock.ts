@@ -1,0 +1,303 @@
+/**
+ * Internal. Reader/writer lock words that survive the death of a reader or of the writer.
+ *
+ * Layout, from word `base` of an `Int32Array` (see docs/design.md, "Lock words"):
+ *
+ * | word          | meaning                                                             |
+ * | ------------- | ------------------------------------------------------------------- |
+ * | base + 0      | state: WRITER (bit 0), READERS_WAITING (bit 1)                       |
+ * | base + 1      | writer mutex: a mutex word (futex.ts); its POISONED is the lock's    |
+ * | base + 2      | drain sequence: bumped when a reader leaves while WRITER is set      |
+ * | base + 3      | reader slots claimed so far (a high-water mark for scans)            |
+ * | base + 4      | number of reader slots                                               |
+ * | base + 16 + 16i | reader slot i: owner id of the thread it belongs to, 0 when free  |
+ * | base + 17 + 16i | reader slot i: read locks that thread holds                       |
+ *
+ * Readers count themselves in a slot of their own thread, not in a shared counter: a thread's
+ * read locks are then known, so when it dies its count can be taken out (a shared counter
+ * could not tell whose increments it holds), and readers on different cores write different
+ * cache lines (a slot is 64 bytes). A thread claims its slot (one compare-exchange) the first
+ * time it reads; the lock object remembers it.
+ *
+ * The protocol is a Dekker handshake made of sequentially consistent atomics: a reader adds one
+ * to its slot and then loads the state; a writer sets WRITER and then loads every slot. One of
+ * the two sees the other: either the reader sees WRITER and takes its increment back out, or
+ * the writer sees the reader's count and waits for it to drain. So `rLock` costs one add and
+ * one load, `rUnlock` one sub and one load, and no two readers write the same line.
+ *
+ * Writers take the writer mutex first (so one writer at a time), then set WRITER, which turns
+ * new readers away (writer preference, as Go's RWMutex), then wait until every slot reads 0.
+ * The last reader to leave while WRITER is set bumps the drain word and notifies it; the writer
+ * sleeps on the drain word, readers turned away sleep on the state word (with READERS_WAITING
+ * set, so that the writer's unlock knows to notify them). All sleeps are bounded: after each,
+ * a waiter looks for dead threads. A writer takes out the counts of dead readers; a reader
+ * waiting on a dead writer takes the writer mutex over, clears WRITER and leaves the lock
+ * unlocked and poisoned. A poisoned lock makes every acquisition report it (the public
+ * `RWMutex` throws `OwnerDeadError`), until a writer marks it consistent.
+ *
+ * @module
+ */
+
+import { checkSelf, ownerGone } from "./census.ts";
+import {
+  ACQUIRED,
+  ACQUIRED_POISONED,
+  lockWord,
+  NOT_ACQUIRED,
+  OWNER_SHIFT,
+  POISONED,
+  relax,
+  tryLockWord,
+  unlockWord,
+  WAIT_SLICE_MS,
+} from "./futex.ts";
+
+const STATE = 0;
+const WRITER_MU = 1;
+const DRAIN = 2;
+const HIGH = 3;
+const NSLOTS = 4;
+const SLOTS = 16;
+const SLOT_STRIDE = 16;
+const S_OWNER = 0;
+const S_COUNT = 1;
+
+const WRITER = 1;
+const READERS_WAITING = 2;
+const SPIN = 100;
+
+/** Words a reader/writer lock with `slots` reader slots occupies. */
+export function rwWords(slots: number): number {
+  return SLOTS + slots * SLOT_STRIDE;
+}
+
+/** Writes an unlocked reader/writer lock with `slots` reader slots at `base`. */
+export function initRw(i32: Int32Array, base: number, slots: number): void {
+  i32[base + NSLOTS] = slots;
+}
+
+/** The number of reader slots of the lock at `base`. */
+export function rwSlots(i32: Int32Array, base: number): number {
+  return i32[base + NSLOTS];
+}
+
+/**
+ * The reader slot of thread `me` in the lock at `base` (a word index: its count word), claimed
+ * now if it has none. Throws RangeError when every slot belongs to a live thread.
+ */
+export function readerSlot(i32: Int32Array, base: number, me: number): number {
+  const n = i32[base + NSLOTS];
+  let high = Atomics.load(i32, base + HIGH);
+  for (let i = 0; i < high; i++) {
+    if (Atomics.load(i32, base + SLOTS + i * SLOT_STRIDE + S_OWNER) === me) {
+      return base + SLOTS + i * SLOT_STRIDE + S_COUNT;
+    }
+  }
+  for (let pass = 0; pass < 2; pass++) {
+    for (let i = 0; i < n; i++) {
+      const at = base + SLOTS + i * SLOT_STRIDE;
+      if (Atomics.compareExchange(i32, at + S_OWNER, 0, me) === 0) {
+        while (high <= i) {
+          const found = Atomics.compareExchange(i32, base + HIGH, high, i + 1);
+          high = found === high ? i + 1 : found;
+        }
+        return at + S_COUNT;
+      }
+    }
+    // Full: give back the slots of threads that are gone, then look again.
+    reapReaders(i32, base);
+  }
+  throw new RangeError(
+    `this RWMutex has ${n} reader slots, one per thread that reads it, and all belong to ` +
+      "live threads: create it with a larger maxReaders",
+  );
+}
+
+/** Whether the lock at `base` is poisoned (a writer died holding it). One plain read. */
+export function rwPoisoned(i32: Int32Array, base: number): boolean {
+  return (i32[base + WRITER_MU] & POISONED) !== 0;
+}
+
+/**
+ * Acquires a read lock for the thread whose slot count word is `slot`. Returns ACQUIRED or
+ * ACQUIRED_POISONED (the read lock is held either way).
+ */
+export function rLock(i32: Int32Array, base: number, slot: number, me: number): number {
+  Atomics.add(i32, slot, 1);
+  if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) rLockSlow(i32, base, slot, me);
+  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+}
+
+function rLockSlow(i32: Int32Array, base: number, slot: number, me: number): void {
+  let spins = 0;
+  for (;;) {
+    // Turned away: a writer holds the lock or waits for it. Take the increment back out.
+    leave(i32, base, slot);
+    for (;;) {
+      let s = Atomics.load(i32, base + STATE);
+      if ((s & WRITER) === 0) break;
+      if (spins < SPIN) {
+        spins++;
+        relax();
+        continue;
+      }
+      const w = Atomics.load(i32, base + WRITER_MU);
+      if (w >>> OWNER_SHIFT !== 0 && ownerGone(w >>> OWNER_SHIFT)) {
+        releaseDeadWriter(i32, base, me);
+        continue;
+      }
+      if ((s & READERS_WAITING) === 0) {
+        if (Atomics.compareExchange(i32, base + STATE, s, s | READERS_WAITING) !== s) continue;
+        s |= READERS_WAITING;
+      }
+      Atomics.wait(i32, base + STATE, s, WAIT_SLICE_MS);
+      checkSelf();
+    }
+    Atomics.add(i32, slot, 1);
+    if ((Atomics.load(i32, base + STATE) & WRITER) === 0) return;
+  }
+}
+
+/**
+ * Takes the writer mutex over from its dead owner, clears WRITER (waking turned-away readers)
+ * and leaves the lock unlocked and poisoned. Holding the writer mutex while clearing WRITER
+ * keeps a live writer from setting WRITER in between and having it cleared under it.
+ */
+function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
+  if (tryLockWord(i32, base + WRITER_MU, me) === NOT_ACQUIRED) return;
+  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  unlockWord(i32, base + WRITER_MU, me);
+}
+
+/** Takes one read lock out of `slot`, waking a draining writer if it was the last. */
+function leave(i32: Int32Array, base: number, slot: number): void {
+  if (Atomics.sub(i32, slot, 1) === 1 && (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+    Atomics.add(i32, base + DRAIN, 1);
+    Atomics.notify(i32, base + DRAIN);
+  }
+}
+
+/**
+ * Tries to acquire a read lock without blocking: fails while a writer holds the lock or waits
+ * for it. Returns NOT_ACQUIRED, ACQUIRED or ACQUIRED_POISONED.
+ */
+export function tryRLock(i32: Int32Array, base: number, slot: number): number {
+  Atomics.add(i32, slot, 1);
+  if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+    leave(i32, base, slot);
+    return NOT_ACQUIRED;
+  }
+  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+}
+
+/**
+ * Releases one read lock of the thread whose slot count word is `slot`.
+ *
+ * @throws {Error} if that thread holds no read lock; the lock is left as it was.
+ */
+export function rUnlock(i32: Int32Array, base: number, slot: number): void {
+  if (Atomics.load(i32, slot) <= 0) {
+    throw new Error(
+      "sync: RUnlock of unlocked RWMutex (this thread holds no read lock on it)",
+    );
+  }
+  leave(i32, base, slot);
+}
+
+/**
+ * Acquires the write lock for `me`, blocking until the current readers and writer have left.
+ * Returns ACQUIRED or ACQUIRED_POISONED.
+ */
+export function lock(i32: Int32Array, base: number, me: number): number {
+  const status = lockWord(i32, base + WRITER_MU, me);
+  Atomics.or(i32, base + STATE, WRITER);
+  drain(i32, base);
+  return status;
+}
+
+/** Waits until no reader holds the lock; WRITER is set, so no new reader gets in. */
+function drain(i32: Int32Array, base: number): void {
+  let spins = 0;
+  for (;;) {
+    // Drain word first, then the slots: a reader that leaves after our scan bumps the drain
+    // word after its decrement, so our wait either sees the bump or is woken by its notify.
+    const seq = Atomics.load(i32, base + DRAIN);
+    if (readers(i32, base) === 0) return;
+    if (spins < SPIN) {
+      spins++;
+      relax();
+      continue;
+    }
+    if (reapReaders(i32, base)) continue;
+    Atomics.wait(i32, base + DRAIN, seq, WAIT_SLICE_MS);
+    checkSelf();
+  }
+}
+
+/** Read locks held, summed over the slots. */
+function readers(i32: Int32Array, base: number): number {
+  const high = Atomics.load(i32, base + HIGH);
+  let n = 0;
+  for (let i = 0; i < high; i++) n += Atomics.load(i32, base + SLOTS + i * SLOT_STRIDE + S_COUNT);
+  return n;
+}
+
+/**
+ * Takes out the read locks of dead threads and frees their slots. A dead thread's count is
+ * stable: only its own thread ever changed it. Returns whether it took any out.
+ */
+function reapReaders(i32: Int32Array, base: number): boolean {
+  const high = Atomics.load(i32, base + HIGH);
+  let reaped = false;
+  for (let i = 0; i < high; i++) {
+    const at = base + SLOTS + i * SLOT_STRIDE;
+    const owner = Atomics.load(i32, at + S_OWNER);
+    if (owner === 0 || !ownerGone(owner)) continue;
+    if (Atomics.exchange(i32, at + S_COUNT, 0) !== 0) reaped = true;
+    Atomics.compareExchange(i32, at + S_OWNER, owner, 0);
+  }
+  return reaped;
+}
+
+/**
+ * Tries to acquire the write lock without blocking. Returns NOT_ACQUIRED, ACQUIRED or
+ * ACQUIRED_POISONED.
+ */
+export function tryLock(i32: Int32Array, base: number, me: number): number {
+  const status = tryLockWord(i32, base + WRITER_MU, me);
+  if (status === NOT_ACQUIRED) return status;
+  Atomics.or(i32, base + STATE, WRITER);
+  if (readers(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
+    return status;
+  }
+  // Readers are in: back out, waking readers we turned away meanwhile.
+  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  unlockWord(i32, base + WRITER_MU, me);
+  return NOT_ACQUIRED;
+}
+
+/**
+ * Releases the write lock held by `me`.
+ *
+ * @throws {Error} if `me` does not hold it; the lock is left as it was.
+ */
+export function unlock(i32: Int32Array, base: number, me: number): void {
+  const w = Atomics.load(i32, base + WRITER_MU);
+  if (w >>> OWNER_SHIFT !== me) {
+    throw new Error(
+      w >>> OWNER_SHIFT === 0
+        ? "sync: Unlock of unlocked RWMutex"
+        : "sync: Unlock of an RWMutex write-locked by another thread",
+    );
+  }
+  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  unlockWord(i32, base + WRITER_MU, me);
+}
+
+/** The word index of the writer mutex (for clearing the poison). */
+export function writerWord(base: number): number {
+  return base + WRITER_MU;
+}

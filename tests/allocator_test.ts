@@ -1,0 +1,210 @@
+// Engine unit tests of the allocator on its own: a model-checked random workload over small
+// arenas, memory reuse across size classes, failure at maxBytes, and a death at every write of
+// an operation rolled back by its journal.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { Arena, H_ALLOC, H_ALLOC_JOURNAL, H_TOP, HEADER_BYTES, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import {
+  allocate,
+  bytesUsed,
+  lockedAllocate,
+  lockedRelease,
+  release,
+  verifyHeap,
+} from "../src/_engine/allocator.ts";
+import { Journal } from "../src/_engine/journal.ts";
+import { MapFullError } from "../src/errors.ts";
+
+const KiB = 1024;
+
+/** An arena and a journal to write through (the allocator lock's own, used here unlocked). */
+function setup(maxBytes = 256 * KiB): { arena: Arena; j: Journal } {
+  const arena = Arena.create(KIND_GO_MAP, maxBytes, 0, "auto", "auto", false);
+  return { arena, j: new Journal(() => arena.i32, H_ALLOC_JOURNAL) };
+}
+
+function transaction<T>(j: Journal, f: () => T): T {
+  j.begin();
+  try {
+    const result = f();
+    j.commit();
+    return result;
+  } catch (error) {
+    j.recover();
+    throw error;
+  }
+}
+
+/** Snapshot of everything the allocator owns: header words, top, and the heap walk. */
+function snapshot(arena: Arena): string {
+  const i32 = arena.i32;
+  const words = Array.from(i32.subarray(H_ALLOC, 234));
+  const report = verifyHeap(arena);
+  return JSON.stringify({
+    words,
+    top: i32[H_TOP],
+    used: bytesUsed(arena),
+    blocks: [...report.blocks].sort((a, b) => a[0] - b[0]),
+  });
+}
+
+const sizes = fc.oneof(
+  fc.integer({ min: 1, max: 128 }),
+  fc.integer({ min: 129, max: 1024 }),
+  fc.integer({ min: 1025, max: 20_000 }),
+);
+
+test("allocator: random allocations and frees match a model, blocks never overlap", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 300 }),
+      (steps) => {
+        const { arena, j } = setup(4 * 1024 * KiB);
+        const live = new Map<number, number>(); // offset -> requested size
+        for (const [alloc, size, pick] of steps) {
+          if (alloc || live.size === 0) {
+            const at = transaction(j, () => allocate(arena, size, true, j));
+            assert.equal(at % 16, 0);
+            for (let k = 0; k < size; k++) assert.equal(arena.u8[at + k], 0);
+            arena.u8.fill(0xab, at, at + size); // the caller's data
+            live.set(at, size);
+          } else {
+            const keys = [...live.keys()];
+            const at = keys[pick % keys.length];
+            transaction(j, () => release(arena, at, live.get(at)!, j));
+            live.delete(at);
+          }
+          const report = verifyHeap(arena);
+          // Every live block is handed out, and they do not overlap.
+          const spans = [...live].map(([at, size]) => [at, at + size]).sort((a, b) => a[0] - b[0]);
+          for (let i = 1; i < spans.length; i++) assert.ok(spans[i - 1][1] <= spans[i][0]);
+          for (const [at, size] of live) assert.ok(report.blocks.get(at)! >= size);
+          assert.equal(report.blocks.size, live.size);
+        }
+        for (const [at, size] of live) transaction(j, () => release(arena, at, size, j));
+        assert.equal(bytesUsed(arena), 0);
+        verifyHeap(arena);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+test("allocator: freed small blocks serve a large request, and large ones small requests", () => {
+  const { arena, j } = setup(256 * KiB);
+  // Fill the arena with 16-byte blocks.
+  const small: number[] = [];
+  for (;;) {
+    try {
+      small.push(transaction(j, () => allocate(arena, 16, false, j)));
+    } catch (error) {
+      assert.ok(error instanceof MapFullError);
+      break;
+    }
+  }
+  assert.throws(() => transaction(j, () => allocate(arena, 40_000, false, j)), MapFullError);
+  for (const at of small) transaction(j, () => release(arena, at, 16, j));
+  assert.equal(bytesUsed(arena), 0);
+  // Every span went back to the heap: one big block fits where the small ones were.
+  const big = transaction(j, () => allocate(arena, 150_000, false, j));
+  transaction(j, () => release(arena, big, 150_000, j));
+  // And the other way round: big blocks freed, small ones of every class fit again.
+  const bigs: number[] = [];
+  for (;;) {
+    try {
+      bigs.push(transaction(j, () => allocate(arena, 30_000, false, j)));
+    } catch {
+      break;
+    }
+  }
+  assert.ok(bigs.length >= 4);
+  for (const at of bigs) transaction(j, () => release(arena, at, 30_000, j));
+  // Small blocks of any class take their spans out of the memory the big blocks had.
+  const heap = 256 * KiB - HEADER_BYTES;
+  for (const size of [96, 640]) {
+    const got: number[] = [];
+    for (;;) {
+      try {
+        got.push(transaction(j, () => allocate(arena, size, false, j)));
+      } catch {
+        break;
+      }
+    }
+    const filled = got.length * size;
+    assert.ok(filled > 0.85 * heap, `only ${filled} of ${heap} bytes refilled with ${size}s`);
+    for (const at of got) transaction(j, () => release(arena, at, size, j));
+    assert.equal(bytesUsed(arena), 0);
+  }
+  verifyHeap(arena);
+});
+
+test("allocator: sizes beyond maxBytes are MapFullError with nothing changed", () => {
+  const { arena, j } = setup(256 * KiB);
+  const before = snapshot(arena);
+  for (const size of [256 * KiB, 2 ** 31, 2 ** 32 + 16, 2 ** 40]) {
+    assert.throws(() => transaction(j, () => allocate(arena, size, false, j)), MapFullError);
+    assert.equal(snapshot(arena), before);
+  }
+});
+
+test("allocator: a death at any write of an operation is rolled back to the state before it", () => {
+  class Killed extends Error {}
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 30 }),
+      (steps) => {
+        const { arena, j } = setup(2 * 1024 * KiB);
+        const live = new Map<number, number>();
+        const set = j.set.bind(j);
+        for (const [alloc, size, pick] of steps) {
+          const keys = [...live.keys()];
+          const freeing = !alloc && keys.length > 0 ? keys[pick % keys.length] : -1;
+          const op = (): number =>
+            freeing >= 0
+              ? (release(arena, freeing, live.get(freeing)!, j), -1)
+              : allocate(arena, size, false, j);
+          const before = snapshot(arena);
+          // Kill the operation after each of its writes in turn, and roll it back.
+          for (let killAt = 0;; killAt++) {
+            let writes = 0;
+            j.set = (index, value) => {
+              if (writes++ === killAt) throw new Killed();
+              set(index, value);
+            };
+            j.begin();
+            let finished = false;
+            try {
+              op();
+              finished = true;
+            } catch (error) {
+              if (!(error instanceof Killed)) throw error;
+            }
+            j.set = set;
+            j.recover(); // what the next holder does; also undoes the finished run
+            assert.equal(snapshot(arena), before, `after a death at write ${killAt}`);
+            if (finished) break;
+          }
+          j.begin();
+          const at = op();
+          j.commit();
+          if (freeing >= 0) live.delete(freeing);
+          else live.set(at, size);
+        }
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+test("allocator: the locked allocator of a SyncMap arena", () => {
+  const arena = Arena.create(2, 256 * KiB, 0, "auto", "auto", true);
+  const a = lockedAllocate(arena, 100, true);
+  const b = lockedAllocate(arena, 5000, true);
+  assert.equal(bytesUsed(arena), 112 + 5008);
+  lockedRelease(arena, a, 100);
+  lockedRelease(arena, b, 5000);
+  assert.equal(bytesUsed(arena), 0);
+  verifyHeap(arena);
+});
