@@ -38,7 +38,12 @@
  */
 
 export { type Codec, codecs } from "./src/codec.ts";
-export { ConcurrentMapWriteError, MapFullError } from "./src/errors.ts";
+export {
+  ConcurrentMapWriteError,
+  MapFullError,
+  OwnerDeadError,
+  TerminatedError,
+} from "./src/errors.ts";
 export {
   type AttachOptions,
   GoMap,
@@ -54,4 +59,5 @@ export {
   type SyncMapStats,
 } from "./src/maps/sync_map.ts";
 export { Mutex, type MutexHandle } from "./src/sync/mutex.ts";
-export { RWMutex, type RWMutexHandle } from "./src/sync/rw_mutex.ts";
+export { RWMutex, type RWMutexHandle, type RWMutexOptions } from "./src/sync/rw_mutex.ts";
+export { currentThreadId, threadGone } from "./src/threads.ts";

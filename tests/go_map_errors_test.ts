@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, ConcurrentMapWriteError, GoMap, MapFullError, Mutex } from "../mod.ts";
 import { H_KIND, H_MAX_BYTES, H_ROOT, H_SEED, H_TOP, H_VERSION } from "../src/_engine/arena.ts";
-import { classSize, sizeClass } from "../src/_engine/allocator.ts";
+import { failAllocationsForTests } from "../src/_engine/allocator.ts";
 import { hashWords } from "../src/_engine/hash.ts";
 import { BUCKET_BYTES, bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
 
@@ -394,7 +394,6 @@ describe("GoMap running out of maxBytes", () => {
     }
     const s = map.stats();
     // The doubling to 2^(B+1) buckets never fit, so keys went on into overflow buckets.
-    assert.ok(BUCKET_BYTES * 2 ** (s.B + 1) > maxBytes / 2);
     assert.ok(failed > 6.5 * 2 ** s.B, `only ${failed} keys fit in 2^${s.B} buckets`);
     assert.ok(s.overflowBuckets > 0);
     assert.ok(s.bytesUsed <= maxBytes);
@@ -414,14 +413,11 @@ describe("GoMap running out of maxBytes", () => {
 
   /**
    * Engineered failures inside a growth. Picks number keys whose hashes (under this map's seed)
-   * all end in binary 00, so they share bucket 0 at B = 0, 1 and 2; fills them into a B = 1
-   * table, then pads the arena with value blobs until exactly `room` bytes are left at the top.
+   * all end in binary 00, so they share bucket 0 at B = 0, 1 and 2, and fills 13 of them into a
+   * B = 1 table: bucket 0 and one overflow bucket. Allocations then fail as `fail` says.
    */
-  function crowdedMap(
-    room: number,
-  ): { map: GoMap<number, unknown>; keys: number[]; model: Map<unknown, unknown> } {
-    const maxBytes = 65536;
-    const map = new GoMap<number, unknown>({ maxBytes });
+  function crowdedMap(): { map: GoMap<number, unknown>; keys: number[]; model: Map<unknown, unknown> } {
+    const map = new GoMap<number, unknown>({ maxBytes: 65536 });
     const i32 = words(map as GoMap<unknown, unknown>);
     const seed = i32[H_SEED];
     const f64 = new Float64Array(1);
@@ -439,92 +435,70 @@ describe("GoMap running out of maxBytes", () => {
     const s = map.stats();
     assert.equal(s.B, 1, "13 keys fit in 2 buckets");
     assert.equal(s.growing, false);
-    assert.equal(
-      s.overflowBuckets,
-      1,
-      "bucket 0 holds all 13 keys: 8 plus 5 in one overflow bucket",
-    );
-    // Pad: one value blob per key, each exactly a size class, largest first.
-    let pad = maxBytes - i32[H_TOP] - room;
-    for (const key of keys.slice(0, 13)) {
-      if (pad < 16) break;
-      let c = sizeClass(pad);
-      if (classSize(c) > pad) c--;
-      const bytes = new Uint8Array(classSize(c) - 4).fill(key & 255);
-      map.set(key, bytes);
-      model.set(key, bytes);
-      pad -= classSize(c);
-    }
-    const top = words(map as GoMap<unknown, unknown>)[H_TOP];
-    assert.ok(
-      maxBytes - top >= room && maxBytes - top < room + 16,
-      `${maxBytes - top} bytes left, wanted ${room}`,
-    );
+    assert.equal(s.overflowBuckets, 1, "bucket 0 holds all 13 keys: 8 plus 5 in one overflow");
     return { map, keys, model };
   }
 
-  test("an evacuation that runs out of memory is undone; overwrites and deletes still work", () => {
-    // Room for the doubled array (4 buckets, 576 bytes) but not for one more overflow bucket.
-    const { map, keys, model } = crowdedMap(4 * BUCKET_BYTES);
+  test("an evacuation that runs out of memory is undone with its growth; other writes work", () => {
+    const { map, keys, model } = crowdedMap();
     const m = map as GoMap<unknown, unknown>;
-    const before = map.stats();
-    // The 14th key: over the load factor, so the table doubles; evacuating old bucket 0 puts
-    // all 13 keys in new bucket 0, which needs an overflow bucket there is no memory for.
-    assert.throws(() => map.set(keys[13], 1), assertMapFull);
-    const s = map.stats();
-    assert.equal(s.growing, true, "the doubling was expected to start");
-    assert.equal(s.B, 2);
-    assert.equal(s.count, 13);
-    assert.equal(s.nevacuate, 0, "old bucket 0 cannot be evacuated");
-    assert.equal(
-      s.overflowBuckets,
-      before.overflowBuckets,
-      "the undo freed the new overflow buckets",
-    );
-    assert.equal(s.bytesUsed, before.bytesUsed + 4 * BUCKET_BYTES, "only the new array was added");
-    assert.equal(words(m)[H_ROOT] & 1, 0);
-    assert.equal(map.has(keys[13]), false);
-    assertSame(m, model);
-    // The same insert fails the same way, changing nothing.
-    const again = snapshot(m);
-    assert.throws(() => map.set(keys[13], 1), assertMapFull);
-    assert.deepStrictEqual(snapshot(m), again);
-    // Overwriting a key with an inline value needs no memory, and works while the old bucket
-    // cannot be evacuated.
-    map.set(keys[0], "x");
-    model.set(keys[0], "x");
-    assertSame(m, model);
-    // Deletes work too, evacuation or not.
-    for (const key of keys.slice(1, 6)) {
-      assert.equal(map.delete(key), true);
-      model.delete(key);
+    const before = snapshot(m);
+    // The 14th key is over the load factor, so the table doubles; evacuating old bucket 0 puts
+    // all 13 keys in new bucket 0, which needs an overflow bucket: that allocation fails.
+    failAllocationsForTests((size) => size === BUCKET_BYTES);
+    try {
+      assert.throws(() => map.set(keys[13], 1), assertMapFull);
+      // The whole insert had no effect: no growth started, nothing allocated.
+      assert.deepStrictEqual(snapshot(m), before);
+      assert.equal(words(m)[H_ROOT] & 1, 0);
+      // The same insert fails the same way, changing nothing.
+      assert.throws(() => map.set(keys[13], 1), assertMapFull);
+      assert.deepStrictEqual(snapshot(m), before);
+      // Overwriting a key with an inline value needs no memory.
+      map.set(keys[0], "x");
+      model.set(keys[0], "x");
+      assertSame(m, model);
+      // Deletes work too.
+      for (const key of keys.slice(1, 6)) {
+        assert.equal(map.delete(key), true);
+        model.delete(key);
+      }
+      assertSame(m, model);
+      // 8 keys left: the 9th fits in a freed slot, under the load factor, with no allocation.
+      map.set(keys[13], 1);
+      model.set(keys[13], 1);
+      assert.equal(map.stats().growing, false);
+      assertSame(m, model);
+    } finally {
+      failAllocationsForTests(undefined);
     }
-    assertSame(m, model);
-    // 8 keys left in old bucket 0: its evacuation fits without an overflow bucket, and the old
-    // overflow bucket it frees takes the 9th key.
-    map.set(keys[13], 1);
-    model.set(keys[13], 1);
-    assert.equal(map.stats().growing, false);
-    assertSame(m, model);
   });
 
   test("a growth that cannot be allocated is skipped: inserts go on past the load factor", () => {
-    // Not enough room for the doubled array, but for two more overflow buckets.
-    const { map, keys, model } = crowdedMap(2 * BUCKET_BYTES + 100);
+    const { map, keys, model } = crowdedMap();
     const m = map as GoMap<unknown, unknown>;
+    // The doubled array (4 buckets) never fits; two more overflow buckets do.
+    let overflows = 0;
+    failAllocationsForTests((size) =>
+      size > BUCKET_BYTES || (size === BUCKET_BYTES && ++overflows > 2)
+    );
     let failed = -1;
-    for (let i = 13; i < keys.length; i++) {
-      try {
-        map.set(keys[i], i);
-        model.set(keys[i], i);
-      } catch (error) {
-        assertMapFull(error);
-        failed = i;
-        break;
+    try {
+      for (let i = 13; i < keys.length; i++) {
+        try {
+          map.set(keys[i], i);
+          model.set(keys[i], i);
+        } catch (error) {
+          assertMapFull(error);
+          failed = i;
+          break;
+        }
+        const s = map.stats();
+        assert.equal(s.growing, false);
+        assert.equal(s.B, 1);
       }
-      const s = map.stats();
-      assert.equal(s.growing, false);
-      assert.equal(s.B, 1);
+    } finally {
+      failAllocationsForTests(undefined);
     }
     // Bucket 0 had room for 16 keys, then took two overflow buckets of 8: 32 keys, over 6.5 * 2.
     assert.equal(failed, 32);

@@ -2,6 +2,7 @@
 //
 // The shape of a GoMap's table, seen through stats(): Go's growth rule, presizing, incremental
 // evacuation, same-size growth under churn, and memory accounting (no leaked blocks).
+import { blockSize } from "../src/_engine/allocator.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { GoMap } from "../mod.ts";
@@ -209,12 +210,9 @@ describe("GoMap same-size growth", () => {
     return bytes;
   }
 
-  /** The allocator's size classes for small blocks: multiples of 16 up to 128, then 144, 160... */
+  /** Bytes the allocator gives a block of `size` (its size class, or its heap chunk). */
   function roundToClass(size: number): number {
-    if (size <= 128) return Math.ceil(size / 16) * 16;
-    const k = Math.ceil(Math.log2(size)) - 1; // 2^k < size <= 2^(k+1)
-    const step = 2 ** (k - 3);
-    return 2 ** k + Math.ceil((size - 2 ** k) / step) * step;
+    return blockSize(size);
   }
 });
 

@@ -44,7 +44,7 @@ test("Mutex: handle is a plain structured-cloneable object", () => {
   assert.ok(h.buffer instanceof SharedArrayBuffer);
   assert.equal(typeof h.byteOffset, "number");
   const copy = structuredClone(h);
-  assert.deepEqual(Object.keys(copy).sort(), ["buffer", "byteOffset", "kind"]);
+  assert.deepEqual(Object.keys(copy).sort(), ["buffer", "byteOffset", "census", "kind"]);
   // The clone shares memory: a mutex attached through it sees the original's state.
   const other = Mutex.attach(copy);
   mu.lock();
@@ -60,11 +60,11 @@ test("Mutex.attach rejects bad handles with a TypeError", () => {
   const bad: [string, unknown, RegExp][] = [
     ["null", null, /got null/],
     ["undefined", undefined, /got undefined/],
-    ["a number", 42, /got number 42/],
-    ["a string", "Mutex", /got "Mutex"/],
+    ["a number", 42, /got a number 42/],
+    ["a string", "Mutex", /got a string "Mutex"/],
     ["an empty object", {}, /handle\.kind must be "Mutex"/],
-    ["a wrong kind", { ...good, kind: "Map" }, /handle\.kind must be "Mutex", got "Map"/],
-    ["an RWMutex handle", new RWMutex().handle, /got "RWMutex" \(use RWMutex\.attach\)/],
+    ["a wrong kind", { ...good, kind: "Map" }, /handle\.kind must be "Mutex", got a string "Map"/],
+    ["an RWMutex handle", new RWMutex().handle, /got a string "RWMutex" \(use RWMutex\.attach\)/],
     ["no buffer", { kind: "Mutex", byteOffset: 0 }, /must be a SharedArrayBuffer, got undefined/],
     [
       "a non-shared ArrayBuffer",
@@ -77,15 +77,14 @@ test("Mutex.attach rejects bad handles with a TypeError", () => {
       /must be a SharedArrayBuffer/,
     ],
     ["a missing offset", { kind: "Mutex", buffer: good.buffer }, /non-negative integer/],
-    ["a negative offset", { ...good, byteOffset: -4 }, /non-negative integer, got number -4/],
+    ["a negative offset", { ...good, byteOffset: -4 }, /non-negative integer, got a number -4/],
     ["a fractional offset", { ...good, byteOffset: 1.5 }, /non-negative integer/],
-    ["a misaligned offset", { ...good, byteOffset: 2 }, /not a multiple of 4/],
+    ["a misaligned offset", { ...good, byteOffset: 8 }, /not a multiple of 64/],
     ["an out-of-range offset", { ...good, byteOffset: 64 }, /out of range/],
-    ["an offset past the last fit", { ...good, byteOffset: 8 }, /out of range/],
     [
       "memory that holds no lock",
-      { kind: "Mutex", buffer: new SharedArrayBuffer(64), byteOffset: 16 },
-      /no shmap lock at byteOffset 16 \(bad magic word\)/,
+      { kind: "Mutex", buffer: new SharedArrayBuffer(256), byteOffset: 64 },
+      /no shmap lock at byteOffset 64 \(bad magic word\)/,
     ],
     [
       "an RWMutex's memory labelled as a Mutex",
@@ -138,13 +137,15 @@ test("Mutex: a worker blocks in lock() until another agent unlocks", async () =>
   assert.equal(mu.tryLock(), true);
 });
 
-test("Mutex: a lock taken in a worker can be released by the main thread", async () => {
+test("Mutex: only the thread holding the lock may unlock it", async () => {
   const mu = new Mutex();
   const ctrl = shared(4);
   await withWorkers(1, async ([w]) => {
     assert.deepEqual(await w.run([{ op: "mu.lock" }], { ctrl, mu: mu.handle }), []);
     assert.equal(mu.tryLock(), false);
-    mu.unlock();
+    assert.throws(() => mu.unlock(), /held by another thread/);
+    assert.equal(mu.tryLock(), false, "the failed unlock left the lock held");
+    assert.deepEqual(await w.run([{ op: "mu.unlock" }], { ctrl, mu: mu.handle }), []);
     assert.deepEqual(
       await w.run([{ op: "mu.tryLock" }, { op: "mu.unlock" }], { ctrl, mu: mu.handle }),
       [

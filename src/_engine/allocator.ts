@@ -59,6 +59,8 @@ import { MapFullError } from "../errors.ts";
 
 // ---- Size classes ------------------------------------------------------------------------
 
+// 16-byte steps to 128, then four per power of two, plus 144, 288 and 576: a Go bucket array
+// of 1, 2 or 4 buckets (144 bytes each) fits its class exactly.
 const CLASS_SIZES = [
   16,
   32,
@@ -68,14 +70,17 @@ const CLASS_SIZES = [
   96,
   112,
   128,
+  144,
   160,
   192,
   224,
   256,
+  288,
   320,
   384,
   448,
   512,
+  576,
   640,
   768,
   896,
@@ -92,8 +97,13 @@ for (let u = 0, c = 0; u <= SMALL_MAX / 16; u++) {
 }
 
 /** The size class of a small request of `size` bytes (1 <= size <= 1024). */
-export function sizeClass(size: number): number {
+function sizeClass(size: number): number {
   return CLASS_OF[(size + 15) >> 4];
+}
+
+/** Bytes a block of `size` takes, as `bytesUsed` counts it: its class, or its heap chunk. */
+export function blockSize(size: number): number {
+  return size <= SMALL_MAX ? CLASS_SIZES[sizeClass(size)] : chunkSizeFor(size) - CHUNK_HEADER;
 }
 
 
@@ -103,7 +113,7 @@ export function sizeClass(size: number): number {
 const A_LISTS = H_ALLOC;
 /** Per class: an empty span kept for reuse, 0 when none. */
 const A_SPARE = H_ALLOC + NCLASSES;
-const NBINS = 104;
+const NBINS = 108;
 const A_BINS = H_ALLOC + 2 * NCLASSES;
 const A_BITMAP = A_BINS + NBINS;
 const BITMAP_WORDS = 4;
@@ -111,7 +121,12 @@ const BITMAP_WORDS = 4;
 // ---- Heap chunks ---------------------------------------------------------------------------
 
 const CHUNK_HEADER = 16;
-const MIN_CHUNK = 32;
+/** A free chunk needs only its header: size, the two bin links, and (last word) its footer. */
+const MIN_CHUNK = 16;
+/** Word of a free chunk's next link, from its first word. */
+const C_NEXT = 1;
+/** Word of a free chunk's previous link. */
+const C_PREV = 2;
 const INUSE = 1;
 const PREV_INUSE = 2;
 const SPAN_FLAG = 4;
@@ -120,12 +135,12 @@ const FLAGS = 15;
 const BIN_WALK = 32;
 
 function chunkSizeFor(size: number): number {
-  return Math.max(MIN_CHUNK, roundUp(size + CHUNK_HEADER, 16));
+  return roundUp(size + CHUNK_HEADER, 16);
 }
 
 function binOf(size: number): number {
-  const k = 31 - Math.clz32(size);
-  return 4 * (k - 5) + ((size >>> (k - 2)) & 3);
+  const k = 31 - Math.clz32(size); // 4 <= k <= 29
+  return 4 * (k - 4) + ((size >>> (k - 2)) & 3);
 }
 
 // ---- Spans --------------------------------------------------------------------------------
@@ -150,7 +165,9 @@ const SP_LISTED = 6;
  */
 export function allocate(arena: Arena, size: number, zero: boolean, j: Journal): number {
   if (!(size >= 1)) throw new RangeError(`internal: allocation of ${size} bytes`);
-  if (size > arena.maxBytes - HEADER_BYTES) throw new MapFullError(size, arena.maxBytes);
+  if (size > arena.maxBytes - HEADER_BYTES || (failing !== undefined && failing(size))) {
+    throw new MapFullError(size, arena.maxBytes);
+  }
   let offset: number;
   let bytes: number;
   if (size <= SMALL_MAX) {
@@ -178,16 +195,23 @@ export function release(arena: Arena, offset: number, size: number, j: Journal):
   } else {
     const chunk = offset - CHUNK_HEADER;
     const h = arena.i32[chunk >> 2];
-    const csize = h & ~FLAGS;
-    const want = chunkSizeFor(size);
-    // A chunk may be bigger than asked by a remainder too small to split off.
-    if ((h & (INUSE | SPAN_FLAG)) !== INUSE || csize < want || csize >= want + MIN_CHUNK) {
+    if ((h & (INUSE | SPAN_FLAG)) !== INUSE || (h & ~FLAGS) !== chunkSizeFor(size)) {
       throw new RangeError(`corrupt heap: freeing ${size} bytes at ${offset}, chunk word ${h}`);
     }
     bytes = (h & ~FLAGS) - CHUNK_HEADER;
     largeFree(arena, chunk, j);
   }
   j.set(H_BYTES_USED, arena.i32[H_BYTES_USED] - bytes);
+}
+
+let failing: ((size: number) => boolean) | undefined;
+
+/**
+ * Test-only: while `fail` is set, an allocation of `size` bytes for which it returns true
+ * throws MapFullError, as if the arena were full. Pass undefined to stop.
+ */
+export function failAllocationsForTests(fail: ((size: number) => boolean) | undefined): void {
+  failing = fail;
 }
 
 /** Bytes allocated and not freed (blocks in participant caches included). */
@@ -361,26 +385,26 @@ function unlinkSpan(arena: Arena, c: number, span: number, j: Journal): void {
 
 function binInsert(arena: Arena, chunk: number, size: number, j: Journal): void {
   const b = binOf(size);
-  const p = (chunk + CHUNK_HEADER) >> 2;
+  const w = chunk >> 2;
   const head = arena.i32[A_BINS + b];
-  j.set(p, head);
-  j.set(p + 1, 0);
-  if (head !== 0) j.set(((head + CHUNK_HEADER) >> 2) + 1, chunk);
+  j.set(w + C_NEXT, head);
+  j.set(w + C_PREV, 0);
+  if (head !== 0) j.set((head >> 2) + C_PREV, chunk);
   j.set(A_BINS + b, chunk);
-  const w = A_BITMAP + (b >> 5);
+  const m = A_BITMAP + (b >> 5);
   const bit = 1 << (b & 31);
-  if ((arena.i32[w] & bit) === 0) j.set(w, arena.i32[w] | bit);
+  if ((arena.i32[m] & bit) === 0) j.set(m, arena.i32[m] | bit);
 }
 
 function binUnlink(arena: Arena, chunk: number, size: number, j: Journal): void {
   const i32 = arena.i32;
   const b = binOf(size);
-  const p = (chunk + CHUNK_HEADER) >> 2;
-  const next = i32[p];
-  const prev = i32[p + 1];
-  if (prev !== 0) j.set((prev + CHUNK_HEADER) >> 2, next);
+  const w = chunk >> 2;
+  const next = i32[w + C_NEXT];
+  const prev = i32[w + C_PREV];
+  if (prev !== 0) j.set((prev >> 2) + C_NEXT, next);
   else j.set(A_BINS + b, next);
-  if (next !== 0) j.set(((next + CHUNK_HEADER) >> 2) + 1, prev);
+  if (next !== 0) j.set((next >> 2) + C_PREV, prev);
   if (i32[A_BINS + b] === 0) {
     const w = A_BITMAP + (b >> 5);
     j.set(w, i32[w] & ~(1 << (b & 31)));
@@ -405,18 +429,15 @@ function nextBin(arena: Arena, b: number): number {
 function takeChunk(arena: Arena, chunk: number, csize: number, need: number, j: Journal): number {
   const i32 = arena.i32;
   const prevFlag = i32[chunk >> 2] & PREV_INUSE;
-  const p = (chunk + CHUNK_HEADER) >> 2;
-  // The free chunk's links and footer become the caller's payload: remember them.
-  j.set(p, 0);
-  j.set(p + 1, 0);
   const rest = csize - need;
-  if (rest >= MIN_CHUNK) {
+  if (rest !== 0) {
     j.set(chunk >> 2, need | INUSE | prevFlag);
     const r = chunk + need;
     j.set(r >> 2, rest | PREV_INUSE);
     j.set(((r + rest) >> 2) - 1, rest);
     binInsert(arena, r, rest, j);
   } else {
+    // The free chunk's footer becomes the caller's payload: remember it.
     j.set(((chunk + csize) >> 2) - 1, 0);
     j.set(chunk >> 2, csize | INUSE | prevFlag);
     const next = chunk + csize;
@@ -436,7 +457,7 @@ function largeAllocate(arena: Arena, need: number, j: Journal): number {
       binUnlink(arena, c, csize, j);
       return takeChunk(arena, c, csize, need, j);
     }
-    c = i32[(c + CHUNK_HEADER) >> 2];
+    c = i32[(c >> 2) + C_NEXT];
   }
   b = nextBin(arena, b + 1);
   if (b >= 0) {
@@ -501,12 +522,11 @@ function spanChunk(arena: Arena, j: Journal): number {
         binUnlink(arena, c, csize, j);
         return carveSpan(arena, c, csize, placed, j);
       }
-      c = i32[(c + CHUNK_HEADER) >> 2];
+      c = i32[(c >> 2) + C_NEXT];
     }
   }
   const top = i32[H_TOP];
-  let span = roundUp(top, SPAN_BYTES);
-  if (span !== top && span - top < MIN_CHUNK) span += SPAN_BYTES;
+  const span = roundUp(top, SPAN_BYTES);
   if (!arena.grow(span + SPAN_BYTES)) throw new MapFullError(SPAN_BYTES, arena.maxBytes);
   const lead = span - top;
   let prevFlag = PREV_INUSE;
@@ -524,8 +544,7 @@ function spanChunk(arena: Arena, j: Journal): number {
 
 /** Where an aligned span fits inside free chunk `c` of `csize` bytes, or -1. */
 function placeSpan(c: number, csize: number): number {
-  let span = roundUp(c, SPAN_BYTES);
-  if (span !== c && span - c < MIN_CHUNK) span += SPAN_BYTES;
+  const span = roundUp(c, SPAN_BYTES);
   return span + SPAN_BYTES <= c + csize ? span : -1;
 }
 
@@ -540,18 +559,16 @@ function carveSpan(arena: Arena, c: number, csize: number, span: number, j: Jour
     prevFlag = 0;
   }
   const end = c + csize;
-  let size = SPAN_BYTES;
   const tail = end - (span + SPAN_BYTES);
-  if (tail >= MIN_CHUNK) {
+  if (tail !== 0) {
     const r = span + SPAN_BYTES;
     j.set(r >> 2, tail | PREV_INUSE);
     j.set((end >> 2) - 1, tail);
     binInsert(arena, r, tail, j);
-  } else {
-    size += tail; // too small to stand alone: the span's chunk keeps it
-    if (end !== i32[H_TOP]) j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
+  } else if (end !== i32[H_TOP]) {
+    j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
   }
-  j.set(span >> 2, size | INUSE | SPAN_FLAG | prevFlag);
+  j.set(span >> 2, SPAN_BYTES | INUSE | SPAN_FLAG | prevFlag);
   return span;
 }
 
@@ -761,10 +778,10 @@ export function verifyHeap(arena: Arena): HeapReport {
     const bit = (i32[A_BITMAP + (b >> 5)] >>> (b & 31)) & 1;
     let prev = 0;
     let n = 0;
-    for (let c = i32[A_BINS + b]; c !== 0; c = i32[(c + CHUNK_HEADER) >> 2]) {
+    for (let c = i32[A_BINS + b]; c !== 0; c = i32[(c >> 2) + C_NEXT]) {
       if (!freeChunks.has(c)) fail(`bin ${b} lists ${c}, which is not a free chunk`);
       if (binOf(i32[c >> 2] & ~FLAGS) !== b) fail(`chunk ${c} sits in the wrong bin ${b}`);
-      if (i32[((c + CHUNK_HEADER) >> 2) + 1] !== prev) fail(`bin ${b}: bad back link at ${c}`);
+      if (i32[(c >> 2) + C_PREV] !== prev) fail(`bin ${b}: bad back link at ${c}`);
       if (++n > freeChunks.size) fail(`bin ${b} loops`);
       prev = c;
     }

@@ -250,15 +250,35 @@ export function record(threadId: number, state: number): void {
 export function checkSelf(): void {
   if (stopped) throw new TerminatedError();
   if (selfOwner === 0 || views.length === 0) return;
-  if (stateOf(selfOwner - 1) !== 0) {
-    stopped = true;
-    throw new TerminatedError();
-  }
+  if (stateOf(selfOwner - 1) !== 0) stop();
 }
 
 /** Throws {@linkcode TerminatedError} when this thread is stopped. One plain read. */
 export function checkStopped(): void {
   if (stopped) throw new TerminatedError();
+}
+
+/**
+ * A number that changes whenever an entry is added to a census this thread knows: watchers
+ * compare it with the last value they saw, one atomic load per census.
+ */
+export function censusDeaths(): number {
+  let n = views.length;
+  for (const view of views) n += Atomics.load(view.i32, C_COUNT);
+  return n;
+}
+
+const stopHooks: (() => void)[] = [];
+
+/** Calls `hook` when this thread enters the stopped state (see {@linkcode checkSelf}). */
+export function onStop(hook: () => void): void {
+  stopHooks.push(hook);
+}
+
+function stop(): never {
+  stopped = true;
+  for (const hook of stopHooks) hook();
+  throw new TerminatedError();
 }
 
 /** Test-only: forgets the censuses and the stopped state. */

@@ -180,33 +180,56 @@ export class Journal {
    * finished by the next one. The intent words are left for the owner to act on.
    */
   recover(free?: JournalFree): void {
-    const i32 = this.#view();
     const at = this.at;
-    if (i32[at + J_STATE] === COMMITTING) {
-      this.#forward(free);
-    } else {
-      for (let n = i32[at + J_COUNT]; n > 0; n = i32[at + J_COUNT]) {
-        const e = at + J_ENTRIES + 2 * (n - 1);
-        const first = i32[e];
-        const second = i32[e + 1];
-        switch (first & 3) {
-          case K_WORD:
-            this.#view()[first >>> 2] = second;
-            break;
-          case K_ZERO:
-            this.#view().fill(0, first >>> 2, second);
-            break;
-          case K_FREE:
-            if (free === undefined) throw new Error("internal: no free for a FREE entry");
-            free((first >>> 2) << 2, second, at + J_COUNT, n - 1);
-            continue; // free() truncated the journal
-        }
-        this.#view()[at + J_COUNT] = n - 1;
-      }
-    }
+    if (this.#view()[at + J_STATE] === COMMITTING) this.#forward(free);
+    else this.rollbackTo(0, free);
     const v = this.#view();
     v[at + J_COUNT] = 0;
     v[at + J_STATE] = IDLE;
+  }
+
+  /** A savepoint: the mutation can be rolled back to here with {@linkcode rollbackTo}. */
+  get mark(): number {
+    return this.#view()[this.at + J_COUNT];
+  }
+
+  /** Undoes the entries after savepoint `mark`, newest first, and drops them. */
+  rollbackTo(mark: number, free?: JournalFree): void {
+    const at = this.at;
+    for (let n = this.#view()[at + J_COUNT]; n > mark; n = this.#view()[at + J_COUNT]) {
+      const i32 = this.#view();
+      const e = at + J_ENTRIES + 2 * (n - 1);
+      const first = i32[e];
+      const second = i32[e + 1];
+      switch (first & 3) {
+        case K_WORD:
+          i32[first >>> 2] = second;
+          break;
+        case K_ZERO:
+          i32.fill(0, first >>> 2, second);
+          break;
+        case K_FREE:
+          if (free === undefined) throw new Error("internal: no free for a FREE entry");
+          free((first >>> 2) << 2, second, at + J_COUNT, n - 1);
+          continue; // free() truncated the journal
+      }
+      this.#view()[at + J_COUNT] = n - 1;
+    }
+  }
+
+  /**
+   * Appends a FREE entry for a block just allocated, writing the entry and the count through
+   * `outer` (the allocator's journal), so that the allocation and its record are one step.
+   */
+  allocatedVia(offset: number, size: number, outer: Journal): void {
+    const i32 = this.#view();
+    const at = this.at;
+    const n = i32[at + J_COUNT];
+    if (n >= i32[at + J_CAPACITY]) throw new JournalFullError();
+    const e = at + J_ENTRIES + 2 * n;
+    outer.set(e, ((offset >> 2) << 2) | K_FREE);
+    outer.set(e + 1, size);
+    outer.set(at + J_COUNT, n + 1);
   }
 
   /** Performs the DEFER entries, newest first, truncating as it goes. */

@@ -40,16 +40,17 @@
  */
 
 import {
-  allocate,
   cacheAllocate,
   cachedBytes,
   cacheRelease,
-  flushCache,
   freeCache,
+  lockedAllocate,
+  lockedRelease,
   newCache,
-  release,
+  repairCache,
 } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
+import { censusDeaths, onStop, ownerGone, ownerId } from "./census.ts";
 import { MapFullError } from "../errors.ts";
 
 /** Operations between two quiescent points of a participant. */
@@ -72,6 +73,15 @@ const CLAIM = 0;
 const ANNOUNCE = 1;
 const LIST = 2;
 const CACHE = 3;
+/** The owner id (census.ts) of the thread that holds the slot; 0 while unknown or free. */
+const OWNER = 4;
+/**
+ * 1 while the owner sleeps in a lock of the map: it holds no reference but its own record in
+ * flight, INFLIGHT, so a stop of the world may proceed without it (see stopTheWorld).
+ */
+const PARKED = 5;
+/** The value record the owner had allocated and not yet published when it parked. */
+const INFLIGHT = 6;
 // The claim word is a generation times four plus a state. Releasing a slot moves it to the next
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
@@ -159,6 +169,13 @@ export class Participant {
   #token: number;
   /** An allocation failed: free what can be freed at the next quiescent point. */
   #pressure = false;
+  /** The census's change count when this participant last looked (census.ts). */
+  #deaths = -1;
+  /**
+   * Called at a quiescent point when the census has changed since the last one: some thread
+   * of the process ended, and the structure may need to reclaim what it held.
+   */
+  onDeaths: (() => void) | undefined;
   #goOffline = (): void => this.#offline();
 
   /** Becomes the owner of the slot `ticket` claimed. */
@@ -176,6 +193,28 @@ export class Participant {
     this.#cache = arena.i32[this.#slot + CACHE];
     // A released slot's leftovers come with it: they are no longer an orphan's.
     if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
+    // A thread found terminated stops using shared memory at its next call (census.ts).
+    const self = new WeakRef(this);
+    onStop(() => {
+      const participant = self.deref();
+      if (participant !== undefined) participant.#token = -1;
+    });
+  }
+
+  /**
+   * Marks this participant parked, in a lock of the map, holding no shared reference but
+   * `inflight`, a record it allocated and has not published (0: none). Lets a stop of the world
+   * go on without it.
+   */
+  park(inflight: number): void {
+    const i32 = this.arena.i32;
+    i32[this.#slot + INFLIGHT] = inflight;
+    Atomics.store(i32, this.#slot + PARKED, 1);
+  }
+
+  /** Ends {@linkcode park}. */
+  unpark(): void {
+    Atomics.store(this.arena.i32, this.#slot + PARKED, 0);
   }
 
   /** Claims a free slot for the caller. Throws RangeError when every slot is taken. */
@@ -203,6 +242,7 @@ export class Participant {
     if (Atomics.compareExchange(registry.arena.i32, at, reserved, word) !== reserved) {
       throw new TypeError("this handle's share was already attached or has been released");
     }
+    Atomics.store(registry.arena.i32, at - CLAIM + OWNER, ownerId());
     return { index, word };
   }
 
@@ -214,6 +254,8 @@ export class Participant {
       if ((old & 3) !== SLOT_FREE) continue;
       const word = (old & ~3) | state;
       if (Atomics.compareExchange(i32, at, old, word) === old) {
+        // A slot in use with no owner yet is never taken for a dead one's (deadSlots).
+        if (state === SLOT_IN_USE) Atomics.store(i32, at - CLAIM + OWNER, ownerId());
         Participant.#raiseHigh(registry, i);
         return { index: i, word };
       }
@@ -261,6 +303,8 @@ export class Participant {
       if (Atomics.compareExchange(i32, at + CLAIM, old, next | state) === old) break;
     }
     const finish = (): void => {
+      Atomics.store(i32, at + OWNER, 0);
+      Atomics.store(i32, at + PARKED, 0);
       Atomics.store(i32, at + ANNOUNCE, 0);
       // An orphan: a released slot with a retire list or a cache, for others to sweep.
       if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
@@ -324,7 +368,7 @@ export class Participant {
       return;
     }
     const grown = Math.max(RETIRE_BATCH * 2, capacity * 2, this.#pending + n);
-    const block = allocate(a, 8 + 8 * grown, false);
+    const block = lockedAllocate(a, 8 + 8 * grown, false);
     const i32 = a.i32;
     if (this.#pending > 0) {
       i32.copyWithin((block >> 2) + 2, (list >> 2) + 2, (list >> 2) + 2 + 2 * this.#pending);
@@ -332,7 +376,7 @@ export class Participant {
     i32[block >> 2] = this.#pending;
     i32[(block >> 2) + 1] = grown;
     i32[this.#slot + LIST] = block;
-    if (list !== 0) release(a, list, 8 + 8 * capacity);
+    if (list !== 0) lockedRelease(a, list, 8 + 8 * capacity);
     this.#room = grown - this.#pending;
   }
 
@@ -388,7 +432,7 @@ export class Participant {
 
   /** Frees a block through this participant's cache. */
   release(offset: number, size: number): void {
-    if (this.#cache === 0) release(this.arena, offset, size);
+    if (this.#cache === 0) lockedRelease(this.arena, offset, size);
     else cacheRelease(this.arena, this.#cache, offset, size);
   }
 
@@ -400,7 +444,6 @@ export class Participant {
     if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
     if (this.#online) this.#offline();
     if (this.#cache !== 0) {
-      flushCache(this.arena, this.#cache);
       freeCache(this.arena, this.#cache);
       this.arena.i32[this.#slot + CACHE] = 0;
       this.#cache = 0;
@@ -410,7 +453,7 @@ export class Participant {
     const list = this.arena.i32[this.#slot + LIST];
     if (list !== 0 && this.#pending === 0) {
       this.arena.i32[this.#slot + LIST] = 0;
-      release(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1]);
+      lockedRelease(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1]);
     }
     Participant.releaseSlot(this.registry, this.index, this.#token >>> 2);
   }
@@ -424,6 +467,72 @@ export class Participant {
 
   #closedError(): never {
     throw new TypeError("this SyncMap object is closed; attach again to use the map");
+  }
+
+  /**
+   * Slots held by threads that are gone (census.ts): their owners will never release them.
+   * Slots being claimed (no owner yet) or in their release grace are left alone.
+   */
+  static deadSlots(registry: Registry): { index: number; generation: number }[] {
+    const i32 = registry.arena.i32;
+    const high = Atomics.load(i32, registry.highWord);
+    const dead: { index: number; generation: number }[] = [];
+    for (let i = 0; i < high; i++) {
+      const at = registry.slots + i * SLOT_WORDS;
+      const claim = Atomics.load(i32, at + CLAIM);
+      if ((claim & 3) !== SLOT_IN_USE) continue;
+      const owner = Atomics.load(i32, at + OWNER);
+      if (owner !== 0 && ownerGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
+    }
+    return dead;
+  }
+
+  /**
+   * Waits until no other live participant can be inside an operation: each slot in use by a
+   * live thread other than this one has announced an epoch at or after a fresh one (it passed a
+   * quiescent point since), is offline, or is parked in a lock of the map. The caller holds the
+   * map's mutex and allocator lock, so no one leaves a lock meanwhile. Returns false if that
+   * does not happen within `timeoutMs` (a live participant may sit in one long task): nothing
+   * is ever assumed of a live thread.
+   */
+  static stopTheWorld(registry: Registry, timeoutMs: number): boolean {
+    const i32 = registry.arena.i32;
+    let epoch = (Atomics.add(i32, registry.epochWord, 1) + 1) | 0;
+    if (epoch === 0) epoch = (Atomics.add(i32, registry.epochWord, 1) + 1) | 0;
+    const me = ownerId();
+    const deadline = Date.now() + timeoutMs;
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      let waiting = false;
+      const high = Atomics.load(i32, registry.highWord);
+      for (let i = 0; i < high && !waiting; i++) {
+        const at = registry.slots + i * SLOT_WORDS;
+        const state = Atomics.load(i32, at + CLAIM) & 3;
+        if (state === SLOT_FREE || state === SLOT_RESERVED) continue;
+        const owner = Atomics.load(i32, at + OWNER);
+        if (owner === me || owner === 0 || ownerGone(owner)) continue;
+        if (Atomics.load(i32, at + PARKED) === 1) continue;
+        const announced = Atomics.load(i32, at + ANNOUNCE);
+        if (announced === 0 || !before(announced, epoch)) continue;
+        waiting = true;
+      }
+      if (!waiting) return true;
+      if (Date.now() > deadline) return false;
+      Atomics.wait(sleeper, 0, 0, 1);
+    }
+  }
+
+  /** The record a parked participant of slot `index` holds in flight, or 0. */
+  static inflight(registry: Registry, index: number): number {
+    const at = registry.slots + index * SLOT_WORDS;
+    const i32 = registry.arena.i32;
+    return Atomics.load(i32, at + PARKED) === 1 ? i32[at + INFLIGHT] : 0;
+  }
+
+  /** The retire list and cache blocks of slot `index` (0 when none), for ownership checks. */
+  static slotBlocks(registry: Registry, index: number): { list: number; cache: number } {
+    const at = registry.slots + index * SLOT_WORDS;
+    return { list: registry.arena.i32[at + LIST], cache: registry.arena.i32[at + CACHE] };
   }
 
   /** Slots in use or reserved (for stats). */
@@ -524,22 +633,26 @@ export class Participant {
     for (let i = 0; i < count; i++) {
       const at = slots + i * SLOT_WORDS;
       if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;
-      // Borrow the slot: a claim in this generation keeps new owners out meanwhile.
+      // Borrow the slot: a claim in this generation keeps new owners out meanwhile, and the
+      // borrower's id in OWNER lets others reclaim the slot if the borrower dies meanwhile.
       const free = Atomics.load(a.i32, at + CLAIM);
       if ((free & 3) !== SLOT_FREE) continue;
       if (Atomics.compareExchange(a.i32, at + CLAIM, free, free | SLOT_IN_USE) !== free) continue;
+      Atomics.store(a.i32, at + OWNER, ownerId());
       const cache = a.i32[at + CACHE];
       if (cache !== 0) {
-        flushCache(a, cache);
+        // Its owner may have died between a list write and the advisory counts.
+        repairCache(a, cache);
         freeCache(a, cache);
         a.i32[at + CACHE] = 0;
       }
       const list = a.i32[at + LIST];
       if (list !== 0 && this.#sweep(list, oldest) === 0) {
         a.i32[at + LIST] = 0;
-        release(a, list, 8 + 8 * a.i32[(list >> 2) + 1]);
+        lockedRelease(a, list, 8 + 8 * a.i32[(list >> 2) + 1]);
       }
       if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
+      Atomics.store(a.i32, at + OWNER, 0);
       Atomics.store(a.i32, at + CLAIM, free);
     }
   }
@@ -556,6 +669,11 @@ export class Participant {
 
   #quiesce(): void {
     const i32 = this.arena.i32;
+    const deaths = censusDeaths();
+    if (deaths !== this.#deaths) {
+      this.#deaths = deaths;
+      this.onDeaths?.();
+    }
     if (this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0) {
       this.collect();
       return;
@@ -584,7 +702,7 @@ export class Participant {
     const list = this.arena.i32[this.#slot + LIST];
     if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
       this.arena.i32[this.#slot + LIST] = 0;
-      release(this.arena, list, 8 + 8 * this.#room);
+      lockedRelease(this.arena, list, 8 + 8 * this.#room);
       this.#room = 0;
     }
   }

@@ -198,9 +198,7 @@ export function tryRLock(i32: Int32Array, base: number, slot: number): number {
  */
 export function rUnlock(i32: Int32Array, base: number, slot: number): void {
   if (Atomics.load(i32, slot) <= 0) {
-    throw new Error(
-      "sync: RUnlock of unlocked RWMutex (this thread holds no read lock on it)",
-    );
+    throw new Error("sync: RUnlock of unlocked RWMutex");
   }
   leave(i32, base, slot);
 }

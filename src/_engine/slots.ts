@@ -31,7 +31,6 @@
  */
 
 import type { Arena } from "./arena.ts";
-import { allocate, release } from "./allocator.ts";
 import { hashBytes, hashString, hashUnits, hashWords } from "./hash.ts";
 import { decodeStructured, StructuredWriter } from "./structured.ts";
 
@@ -58,9 +57,14 @@ export function blobSize(arena: Arena, hi: number, offset: number): number {
   return 4 + (hi === TAG_STRING ? count * 2 : count);
 }
 
-/** Frees the blob a slot points to, if it has one. */
-export function freeSlot(arena: Arena, hi: number, lo: number): void {
-  if (isBlob(hi)) release(arena, lo, blobSize(arena, hi, lo));
+/** Frees, through `free`, the blob a slot points to, if it has one. */
+export function freeSlot(
+  arena: Arena,
+  hi: number,
+  lo: number,
+  free: (offset: number, size: number) => void,
+): void {
+  if (isBlob(hi)) free(lo, blobSize(arena, hi, lo));
 }
 
 /** Probe mode: compare the two words only. */
@@ -129,12 +133,12 @@ export class Probe {
   }
 
   /**
-   * Writes the blob this probe needs, if any, and returns the slot's `lo` word. Throws
-   * MapFullError (allocating nothing) when the arena is full.
+   * Writes the blob this probe needs, if any, in a block from `alloc`, and returns the slot's
+   * `lo` word. Throws MapFullError (allocating nothing) when the arena is full.
    */
-  materialize(arena: Arena): number {
+  materialize(arena: Arena, alloc: (size: number) => number): number {
     if (this.mode === MODE_INLINE) return this.lo;
-    return this.writeBlob(arena, allocate(arena, this.blobBytes(), false));
+    return this.writeBlob(arena, alloc(this.blobBytes()));
   }
 }
 

@@ -2,7 +2,8 @@
  * Internal. The hash table both maps are built on, laid out the way Go's runtime lays out a map
  * (runtime/map.go up to Go 1.23), in an arena.
  *
- * A table header (eight words, anywhere in the arena):
+ * A table header (eight words, anywhere in the arena; docs/design.md tabulates who writes and
+ * reads each):
  *
  * | word | meaning                                                          |
  * | ---- | ---------------------------------------------------------------- |
@@ -27,27 +28,28 @@
  * write evacuates the old bucket it touches plus the next unevacuated one, and lookups read an
  * old bucket until it is evacuated. Invariant: a key lives either in an unevacuated old bucket
  * or in the new array, never both, and a new bucket receives keys only after its old bucket is
- * evacuated. Deletes never shrink the array.
+ * evacuated (so it is empty until then). Deletes never shrink the array.
  *
- * Failure atomicity, which Go does not need and shared memory with a size limit does: every
- * step that allocates does so before it changes anything, or undoes what it did. An insert
- * materializes its key and overflow bucket first; an evacuation copies into the (empty) new
- * buckets and marks the old bucket evacuated only once every copy succeeded, otherwise it frees
- * what it took and resets the new buckets to empty. A {@linkcode MapFullError} therefore leaves
- * a table exactly as it was, or one complete evacuation further, which changes no contents.
+ * Every mutation writes through a transaction (tx.ts): journaled, so that a writer that dies
+ * part-way is rolled back by the next one, and so that a step that runs out of memory is
+ * undone to a savepoint. A {@linkcode MapFullError} therefore leaves the table as it was, or
+ * one complete evacuation further, which changes no contents.
  *
  * Concurrency is the caller's business: a table is mutated by one writer at a time (GoMap's
- * writing flag, SyncMap's mutex), and a table no one mutates may be read by any number of
+ * write sequence, SyncMap's mutex), and a table no one mutates may be read by any number of
  * workers. Readers that might race a writer must validate what they read (GoMap does) or only
  * read tables that are immutable (SyncMap's read table).
+ *
+ * Every walk along an overflow chain is bounded by the number of buckets the arena could hold,
+ * so a corrupt chain that loops is reported, never followed forever.
  *
  * @module
  */
 
-import { allocate, release } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
-import { freeSlot, hashStored, MODE_INLINE, type Probe } from "./slots.ts";
+import { blobSize, hashStored, isBlob, MODE_INLINE, type Probe } from "./slots.ts";
+import type { Tx } from "./tx.ts";
 
 const T_COUNT = 0;
 const T_FLAGS = 1;
@@ -67,8 +69,14 @@ const SAME_SIZE_GROW = 1;
 export const BUCKET_SIZE = 144;
 /** Slots in a bucket. */
 const BUCKET_SLOTS = 8;
+/** Byte offset of the key slots in a bucket. */
 const KEYS = 8;
+/** Word distance from a key slot to its value slot: eight 8-byte key slots. */
+export const VALUE_WORDS = 16;
+/** Byte offset of the overflow link in a bucket. */
 const OVERFLOW = 136;
+/** The largest B: a bucket array of 144 * 2^B bytes must fit a 1 GiB arena. */
+export const MAX_B = 22;
 
 /** This slot and every later one, in this bucket and its overflow chain, are empty. */
 const EMPTY_REST = 0;
@@ -98,6 +106,11 @@ export function bucketsForHint(hint: number): number {
   return b;
 }
 
+/** Bytes of the bucket array of a table sized for `hint` keys (no shift: no wrap). */
+export function bucketBytesForHint(hint: number): number {
+  return BUCKET_SIZE * 2 ** bucketsForHint(hint);
+}
+
 function overLoadFactor(count: number, b: number): boolean {
   return count > BUCKET_SLOTS && count > LOAD_FACTOR * 2 ** b;
 }
@@ -113,9 +126,12 @@ export interface TableStats {
   nevacuate: number;
 }
 
+/** Frees whatever a deleted or cleared key's value slot owns. */
+export type FreeValue = (hi: number, lo: number, tx: Tx) => void;
+
 /**
  * A view of one table in an arena. Cheap to make; holds no state of its own beyond where the
- * table is and how its slots are owned.
+ * table is, how its slots are owned, and the transaction its mutations write through.
  */
 export class Table {
   readonly arena: Arena;
@@ -127,7 +143,9 @@ export class Table {
    */
   readonly ownsKeys: boolean;
   /** Called for the value slot of a key that is deleted or cleared, to free what it owns. */
-  readonly freeValue: (hi: number, lo: number) => void;
+  readonly freeValue: FreeValue;
+  /** The transaction mutations write through. */
+  tx: Tx;
   /** Set by {@linkcode insert}: whether the last insert added a new key. */
   inserted = false;
   /** Set by {@linkcode find} when it finds a key: the bucket holding the slot it returned. */
@@ -141,18 +159,24 @@ export class Table {
     arena: Arena,
     headerOffset: number,
     ownsKeys: boolean,
-    freeValue: (hi: number, lo: number) => void,
+    freeValue: FreeValue,
+    tx: Tx,
   ) {
     this.arena = arena;
     this.h = headerOffset >> 2;
     this.ownsKeys = ownsKeys;
     this.freeValue = freeValue;
+    this.tx = tx;
   }
 
-  /** Writes a fresh empty table at `headerOffset`, sized for `hint` keys. */
-  static create(arena: Arena, headerOffset: number, hint: number): void {
+  /**
+   * Writes a fresh empty table at `headerOffset` (a block the caller allocated in this
+   * transaction), sized for `hint` keys.
+   */
+  static create(tx: Tx, arena: Arena, headerOffset: number, hint: number): void {
     const b = bucketsForHint(hint);
-    const buckets = allocate(arena, BUCKET_SIZE << b, true);
+    if (b > MAX_B) throw new MapFullError(bucketBytesForHint(hint), arena.maxBytes);
+    const buckets = tx.alloc(BUCKET_SIZE * 2 ** b, true);
     const i32 = arena.i32;
     const h = headerOffset >> 2;
     i32.fill(0, h, h + TABLE_WORDS);
@@ -163,6 +187,11 @@ export class Table {
   /** Live keys. */
   get count(): number {
     return this.arena.i32[this.h + T_COUNT];
+  }
+
+  /** The most buckets any chain may have: more means the chain loops. */
+  #chainLimit(): number {
+    return this.arena.buffer.byteLength / BUCKET_SIZE;
   }
 
   /**
@@ -176,7 +205,7 @@ export class Table {
     const top = tophash(hash);
     const head = this.#home(hash);
     let b = head;
-    let limit = a.bytes / BUCKET_SIZE;
+    let limit = this.#chainLimit();
     while (b !== 0) {
       if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
@@ -193,7 +222,7 @@ export class Table {
         }
       }
       b = a.i32[(b + OVERFLOW) >> 2];
-      if (--limit < 0) throw new RangeError("corrupt table: overflow chain loops");
+      if (--limit < 0) throw loops();
     }
     return -1;
   }
@@ -237,9 +266,7 @@ export class Table {
         }
       }
       b = i32[(b + OVERFLOW) >> 2];
-      if (++hops > 64 && hops * BUCKET_SIZE > a.bytes) {
-        throw new RangeError("corrupt table: overflow chain loops");
-      }
+      if (++hops > 64 && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
     }
     return -1;
   }
@@ -265,6 +292,7 @@ export class Table {
    */
   insert(p: Probe, materialize: boolean): number {
     const a = this.arena;
+    const tx = this.tx;
     const h = this.h;
     const hash = p.hash;
     const top = tophash(hash);
@@ -272,13 +300,15 @@ export class Table {
     for (;;) {
       const bucket = hash & ((1 << a.i32[h + T_B]) - 1);
       if (a.i32[h + T_OLDBUCKETS] !== 0) {
+        const point = tx.savepoint();
         try {
           this.#growWork(bucket);
         } catch (error) {
           if (!(error instanceof MapFullError)) throw error;
-          // The evacuation this write owes needed memory the arena lacks (and was undone). An
-          // existing key is still overwritten in place, wherever it lives: an overwrite needs no
-          // memory. A new key may enter the new array only once its old bucket is evacuated.
+          // The evacuation this write owes needed memory the arena lacks: undo it. An existing
+          // key is still overwritten in place, wherever it lives: an overwrite needs no memory.
+          // A new key may enter the new array only once its old bucket is evacuated.
+          tx.rollbackTo(point);
           const k = this.find(p);
           if (k >= 0) {
             this.inserted = false;
@@ -293,6 +323,7 @@ export class Table {
       let freeB = 0; // first empty slot seen: its bucket and index
       let freeI = 0;
       let last = b;
+      let limit = this.#chainLimit();
       search: while (b !== 0) {
         a.reach(b + BUCKET_SIZE);
         const u8 = a.u8;
@@ -314,6 +345,7 @@ export class Table {
         }
         last = b;
         b = a.i32[(b + OVERFLOW) >> 2];
+        if (--limit < 0) throw loops();
       }
       // Not present. Grow first if the table is due, then search again (Go's "goto again").
       const count = a.i32[h + T_COUNT];
@@ -323,34 +355,26 @@ export class Table {
         (overLoadFactor(count + 1, B) || a.i32[h + T_NOVERFLOW] >= 2 ** Math.min(B, 30))
       ) {
         grew = true;
+        const point = tx.savepoint();
         try {
           this.#hashGrow();
           continue;
         } catch (error) {
           // No room to grow: insert into the table as it is, if that still fits.
           if (!(error instanceof MapFullError)) throw error;
+          tx.rollbackTo(point);
         }
       }
-      const keyLo = materialize ? p.materialize(a) : p.lo;
+      const keyLo = materialize ? p.materialize(a, (size) => tx.alloc(size, false)) : p.lo;
       if (freeB === 0) {
-        let overflow: number;
-        try {
-          overflow = allocate(a, BUCKET_SIZE, true);
-        } catch (error) {
-          if (materialize) freeSlot(a, p.hi, keyLo);
-          throw error;
-        }
-        a.i32[(last + OVERFLOW) >> 2] = overflow;
-        a.i32[h + T_NOVERFLOW]++;
-        freeB = overflow;
+        freeB = this.#newOverflow(last);
         freeI = 0;
       }
       const k = freeB + KEYS + 8 * freeI;
-      const i32 = a.i32;
-      i32[k >> 2] = keyLo;
-      i32[(k >> 2) + 1] = p.hi;
-      a.u8[freeB + freeI] = top;
-      i32[h + T_COUNT] = count + 1;
+      tx.set(k >> 2, keyLo);
+      tx.set((k >> 2) + 1, p.hi);
+      tx.setByte(freeB + freeI, top);
+      tx.set(h + T_COUNT, count + 1);
       this.inserted = true;
       return k;
     }
@@ -366,57 +390,101 @@ export class Table {
     const h = this.h;
     const hash = p.hash;
     if (a.i32[h + T_OLDBUCKETS] !== 0) {
+      const point = this.tx.savepoint();
       try {
         this.#growWork(hash & ((1 << a.i32[h + T_B]) - 1));
       } catch (error) {
         if (!(error instanceof MapFullError)) throw error;
+        this.tx.rollbackTo(point);
       }
     }
     const k = this.find(p);
     if (k < 0) return false;
     this.#clearSlot(k, this.foundBucket, this.foundHead);
-    a.i32[h + T_COUNT]--;
+    this.tx.set(h + T_COUNT, a.i32[h + T_COUNT] - 1);
     return true;
   }
 
-  /** Removes every key, freeing blobs and overflow buckets; keeps B (Go never shrinks). */
-  clear(): void {
+  /** Buckets a clear walks: the old array's (while growing), then the current array's. */
+  get clearSteps(): number {
+    const i32 = this.arena.i32;
+    const old = i32[this.h + T_OLDBUCKETS] === 0 ? 0 : 1 << this.#oldB();
+    return old + (1 << i32[this.h + T_B]);
+  }
+
+  /**
+   * One step of a clear: empties bucket `step` of {@linkcode clearSteps} (an old bucket first,
+   * then a current one), freeing what its keys own and its overflow chain. A clear is a row of
+   * such steps, each a transaction of its own, then {@linkcode finishClear}; the steps change
+   * no count, so a lookup between them may still find keys of buckets not yet cleared. The
+   * bucket count must not change between steps (nothing else writes meanwhile).
+   */
+  clearStep(step: number): void {
     const a = this.arena;
     const h = this.h;
     const old = a.i32[h + T_OLDBUCKETS];
-    if (old !== 0) {
-      const oldB = this.#oldB();
-      for (let j = 0; j < 1 << oldB; j++) {
-        const ob = old + j * BUCKET_SIZE;
-        if (!this.#evacuated(ob)) this.#freeChainSlots(ob);
-        this.#freeOverflows(ob);
-      }
-      release(a, old, BUCKET_SIZE << oldB);
+    const oldBuckets = old === 0 ? 0 : 1 << this.#oldB();
+    if (step < oldBuckets) {
+      const ob = old + step * BUCKET_SIZE;
+      if (!this.#evacuated(ob)) this.#freeChainSlots(ob);
+      this.#freeOverflows(ob, T_OLDOVERFLOW);
+      return;
     }
-    const buckets = a.i32[h + T_BUCKETS];
-    const n = 1 << a.i32[h + T_B];
-    for (let j = 0; j < n; j++) {
-      const b = buckets + j * BUCKET_SIZE;
-      this.#freeChainSlots(b);
-      this.#freeOverflows(b);
+    const b = a.i32[h + T_BUCKETS] + (step - oldBuckets) * BUCKET_SIZE;
+    this.#freeChainSlots(b);
+    this.#freeOverflows(b, T_NOVERFLOW);
+    a.reach(b + BUCKET_SIZE);
+    for (let w = b >> 2; w < (b + BUCKET_SIZE) >> 2; w++) {
+      if (a.i32[w] !== 0) this.tx.set(w, 0);
     }
-    a.reach(buckets + n * BUCKET_SIZE);
-    a.u8.fill(0, buckets, buckets + n * BUCKET_SIZE);
-    const i32 = a.i32;
-    i32[h + T_COUNT] = 0;
-    i32[h + T_FLAGS] = 0;
-    i32[h + T_NOVERFLOW] = 0;
-    i32[h + T_OLDBUCKETS] = 0;
-    i32[h + T_NEVACUATE] = 0;
-    i32[h + T_OLDOVERFLOW] = 0;
   }
 
-  /** Frees every block of the table, blobs included; the header itself is the caller's. */
-  destroy(): void {
-    this.clear();
+  /** The last step of a clear: the header says empty, and an old array is freed. Keeps B. */
+  finishClear(): void {
     const a = this.arena;
-    release(a, a.i32[this.h + T_BUCKETS], BUCKET_SIZE << a.i32[this.h + T_B]);
-    a.i32[this.h + T_BUCKETS] = 0;
+    const h = this.h;
+    const tx = this.tx;
+    const old = a.i32[h + T_OLDBUCKETS];
+    if (old !== 0) tx.free(old, BUCKET_SIZE * 2 ** this.#oldB());
+    tx.set(h + T_COUNT, 0);
+    tx.set(h + T_FLAGS, 0);
+    tx.set(h + T_NOVERFLOW, 0);
+    tx.set(h + T_OLDBUCKETS, 0);
+    tx.set(h + T_NEVACUATE, 0);
+    tx.set(h + T_OLDOVERFLOW, 0);
+  }
+
+  /**
+   * Frees every block of a table no one can reach any more, key blobs included when the table
+   * owns keys, through `free`; the header itself is the caller's. Not journaled: it runs when a
+   * retired table is reclaimed (reclaim.ts).
+   */
+  destroy(free: (offset: number, size: number) => void): void {
+    const a = this.arena;
+    const h = this.h;
+    a.reach(a.buffer.byteLength);
+    const old = a.i32[h + T_OLDBUCKETS];
+    if (old !== 0) {
+      const n = 1 << this.#oldB();
+      for (let j = 0; j < n; j++) this.#freeChainOf(old + j * BUCKET_SIZE, free);
+      free(old, BUCKET_SIZE * n);
+    }
+    const n = 1 << a.i32[h + T_B];
+    const buckets = a.i32[h + T_BUCKETS];
+    for (let j = 0; j < n; j++) this.#freeChainOf(buckets + j * BUCKET_SIZE, free);
+    free(buckets, BUCKET_SIZE * n);
+  }
+
+  #freeChainOf(b: number, free: (offset: number, size: number) => void): void {
+    const a = this.arena;
+    let next = a.i32[(b + OVERFLOW) >> 2];
+    let limit = this.#chainLimit();
+    while (next !== 0) {
+      const after = a.i32[(next + OVERFLOW) >> 2];
+      free(next, BUCKET_SIZE);
+      next = after;
+      if (--limit < 0) throw loops();
+    }
   }
 
   /** The current B. Iterations partition keys by the low bits of B taken at their start. */
@@ -426,10 +494,9 @@ export class Table {
 
   /**
    * Calls `visit(keySlot)` for every live key whose hash has `i` in its low `level` bits. Such
-   * a key lives in new buckets congruent to `i` modulo
-   * 2^level, or in the matching unevacuated old buckets, never both; the union over all `i` is
-   * every key exactly once, however far the table has grown since `level` was taken. `visit`
-   * must not mutate the table.
+   * a key lives in new buckets congruent to `i` modulo 2^level, or in the matching unevacuated
+   * old buckets, never both; the union over all `i` is every key exactly once, however far the
+   * table has grown since `level` was taken. `visit` must not mutate the table.
    */
   collect(level: number, i: number, visit: (keySlot: number) => void): void {
     const a = this.arena;
@@ -463,15 +530,16 @@ export class Table {
 
   /**
    * Adds a key known to be absent, as the slot words (lo, hi) with `hash`, and returns its key
-   * slot. For copying keys between tables (SyncMap builds its dirty table from its read table):
-   * no comparison, no growth (size the table with a hint), and nothing materialized. Throws
-   * MapFullError, with nothing changed, if an overflow bucket cannot be had.
+   * slot, to a table this transaction made (so its buckets need no journal): for copying keys
+   * between tables (SyncMap builds its dirty table from its read table). No comparison and no
+   * growth (size the table with a hint). Throws MapFullError if an overflow bucket cannot be
+   * had (the caller rolls the transaction back).
    */
   insertUnique(lo: number, hi: number, hash: number): number {
     const a = this.arena;
     const h = this.h;
-    if (a.i32[h + T_OLDBUCKETS] !== 0) this.finishGrowth();
     let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    let limit = this.#chainLimit();
     for (;;) {
       a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
@@ -485,7 +553,15 @@ export class Table {
         }
       }
       const next = a.i32[(b + OVERFLOW) >> 2];
-      b = next !== 0 ? next : this.#newOverflow(b);
+      if (next !== 0) {
+        b = next;
+      } else {
+        const overflow = this.tx.alloc(BUCKET_SIZE, true);
+        a.i32[(b + OVERFLOW) >> 2] = overflow;
+        a.i32[h + T_NOVERFLOW]++;
+        b = overflow;
+      }
+      if (--limit < 0) throw loops();
     }
   }
 
@@ -504,17 +580,112 @@ export class Table {
     };
   }
 
+  /**
+   * Calls `block(offset, bytes)` for every block the table itself owns (bucket arrays and
+   * overflow buckets) and `slot(keySlot)` for every live key, checking the table's invariants
+   * on the way: header words in range, chains that end, counts that match, tophash marks, and
+   * keys in the right buckets. Throws a RangeError naming the first broken one.
+   */
+  verify(block: (offset: number, bytes: number) => void, slot: (keySlot: number) => void): void {
+    const a = this.arena;
+    const i32 = a.i32;
+    const h = this.h;
+    const fail = (what: string): never => {
+      throw new RangeError(`verify: table at ${h << 2}: ${what}`);
+    };
+    const B = i32[h + T_B];
+    if (B < 0 || B > MAX_B) fail(`B is ${B}`);
+    const buckets = i32[h + T_BUCKETS];
+    const n = 1 << B;
+    if (buckets <= 0 || buckets % 16 !== 0 || buckets + n * BUCKET_SIZE > a.buffer.byteLength) {
+      fail(`bucket array at ${buckets} is out of range`);
+    }
+    block(buckets, n * BUCKET_SIZE);
+    let live = 0;
+    let overflow = 0;
+    const walk = (first: number, check: (hash: number) => boolean, mask: number): void => {
+      let sawEmptyRest = false;
+      let limit = this.#chainLimit();
+      for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
+        if (b !== first) {
+          block(b, BUCKET_SIZE);
+          if (mask >= 0) overflow++;
+        }
+        if (--limit < 0) fail("an overflow chain loops");
+        for (let i = 0; i < BUCKET_SLOTS; i++) {
+          const t = a.u8[b + i];
+          if (t === EMPTY_REST) {
+            sawEmptyRest = true;
+            continue;
+          }
+          if (sawEmptyRest && t !== EMPTY_REST) fail(`bucket ${b}: a slot after an empty-rest mark`);
+          if (t < MIN_TOP_HASH) {
+            if (t !== EMPTY_ONE) fail(`bucket ${b}: mark ${t} outside an evacuated bucket`);
+            continue;
+          }
+          const k = b + KEYS + 8 * i;
+          const hash = hashStored(a, i32[(k >> 2) + 1], i32[k >> 2], a.seed);
+          if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
+          if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
+          live++;
+          slot(k);
+        }
+      }
+    };
+    for (let j = 0; j < n; j++) {
+      walk(buckets + j * BUCKET_SIZE, (hash) => (hash & (n - 1)) === j, 1);
+    }
+    const old = i32[h + T_OLDBUCKETS];
+    if (old !== 0) {
+      const oldB = this.#oldB();
+      const on = 1 << oldB;
+      block(old, on * BUCKET_SIZE);
+      const nev = i32[h + T_NEVACUATE];
+      if (nev < 0 || nev > on) fail(`nevacuate ${nev} out of range`);
+      let oldOverflow = 0;
+      for (let j = 0; j < on; j++) {
+        const ob = old + j * BUCKET_SIZE;
+        if (this.#evacuated(ob)) {
+          if (i32[(ob + OVERFLOW) >> 2] !== 0) fail(`evacuated old bucket ${j} keeps a chain`);
+          continue;
+        }
+        if (j < nev) fail(`old bucket ${j} is below nevacuate but not evacuated`);
+        // Its destinations must still be empty.
+        const same = (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
+        for (const d of same ? [j] : [j, j + on]) {
+          const db = buckets + d * BUCKET_SIZE;
+          if (a.u8[db] !== EMPTY_REST || i32[(db + OVERFLOW) >> 2] !== 0) {
+            fail(`new bucket ${d} holds keys before its old bucket ${j} was evacuated`);
+          }
+        }
+        const before = overflow;
+        walk(ob, (hash) => (hash & (on - 1)) === j, 1);
+        oldOverflow += overflow - before;
+        overflow = before;
+      }
+      if (oldOverflow !== i32[h + T_OLDOVERFLOW]) {
+        fail(`old overflow count ${i32[h + T_OLDOVERFLOW]} but ${oldOverflow} found`);
+      }
+    }
+    if (overflow !== i32[h + T_NOVERFLOW]) {
+      fail(`overflow count ${i32[h + T_NOVERFLOW]} but ${overflow} found`);
+    }
+    if (live !== i32[h + T_COUNT]) fail(`count ${i32[h + T_COUNT]} but ${live} keys found`);
+  }
+
   /** Finishes any growth under way by evacuating every remaining old bucket. */
   finishGrowth(): void {
     const a = this.arena;
+    let limit = this.#chainLimit() + 1;
     while (a.i32[this.h + T_OLDBUCKETS] !== 0) {
       this.#evacuate(a.i32[this.h + T_NEVACUATE]);
+      if (--limit < 0) throw loops();
     }
   }
 
   #visitChain(b: number, mask: number, want: number, visit: (keySlot: number) => void): void {
     const a = this.arena;
-    let limit = a.bytes / BUCKET_SIZE;
+    let limit = this.#chainLimit();
     while (b !== 0) {
       a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
@@ -531,7 +702,7 @@ export class Table {
         visit(k);
       }
       b = a.i32[(b + OVERFLOW) >> 2];
-      if (--limit < 0) throw new RangeError("corrupt table: overflow chain loops");
+      if (--limit < 0) throw loops();
     }
   }
 
@@ -549,19 +720,21 @@ export class Table {
   /** Starts a growth: a bigger array when over the load factor, else one of the same size. */
   #hashGrow(): void {
     const a = this.arena;
+    const tx = this.tx;
     const h = this.h;
     const B = a.i32[h + T_B];
     const bigger = overLoadFactor(a.i32[h + T_COUNT] + 1, B);
     const newB = bigger ? B + 1 : B;
-    const buckets = allocate(a, BUCKET_SIZE << newB, true);
+    if (newB > MAX_B) throw new MapFullError(BUCKET_SIZE * 2 ** newB, a.maxBytes);
+    const buckets = tx.alloc(BUCKET_SIZE * 2 ** newB, true);
     const i32 = a.i32;
-    i32[h + T_FLAGS] = bigger ? 0 : SAME_SIZE_GROW;
-    i32[h + T_OLDBUCKETS] = i32[h + T_BUCKETS];
-    i32[h + T_BUCKETS] = buckets;
-    i32[h + T_B] = newB;
-    i32[h + T_NEVACUATE] = 0;
-    i32[h + T_OLDOVERFLOW] = i32[h + T_NOVERFLOW];
-    i32[h + T_NOVERFLOW] = 0;
+    tx.set(h + T_FLAGS, bigger ? 0 : SAME_SIZE_GROW);
+    tx.set(h + T_OLDBUCKETS, i32[h + T_BUCKETS]);
+    tx.set(h + T_BUCKETS, buckets);
+    tx.set(h + T_B, newB);
+    tx.set(h + T_NEVACUATE, 0);
+    tx.set(h + T_OLDOVERFLOW, i32[h + T_NOVERFLOW]);
+    tx.set(h + T_NOVERFLOW, 0);
   }
 
   /** Evacuates the old bucket a write to `bucket` needs, then one more to make progress. */
@@ -571,9 +744,14 @@ export class Table {
     if (a.i32[this.h + T_OLDBUCKETS] !== 0) this.#evacuate(a.i32[this.h + T_NEVACUATE]);
   }
 
-  /** Moves old bucket `oldbucket` and its chain into the new array. Failure-atomic. */
+  /**
+   * Moves old bucket `oldbucket` and its chain into the new array. Its destinations are empty
+   * (invariant), so one ZERO journal entry each covers every write into them; overflow buckets
+   * it adds are fresh blocks.
+   */
   #evacuate(oldbucket: number): void {
     const a = this.arena;
+    const tx = this.tx;
     const h = this.h;
     const old = a.i32[h + T_OLDBUCKETS];
     const oldB = this.#oldB();
@@ -587,109 +765,101 @@ export class Table {
       // Another worker may have allocated the new array after growing the buffer, past this
       // worker's views; a write there would be dropped silently and the keys lost. Cover it.
       a.reach((y !== 0 ? y : x) + BUCKET_SIZE);
-      // Destination bucket and next free slot for each half; both start empty (invariant).
+      tx.zeroed(x >> 2, (x + BUCKET_SIZE) >> 2);
+      if (y !== 0) tx.zeroed(y >> 2, (y + BUCKET_SIZE) >> 2);
+      // Destination bucket and next free slot for each half.
       let xb = x, xi = 0, yb = y, yi = 0;
-      let taken = 0; // overflow buckets allocated here, for the undo
       const sides = this.#sides;
       let n = 0;
-      try {
-        for (let b = ob; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
-          a.reach(b + BUCKET_SIZE);
-          for (let i = 0; i < BUCKET_SLOTS; i++) {
-            const top = a.u8[b + i];
-            if (top < MIN_TOP_HASH) {
-              sides[n++] = EVACUATED_EMPTY;
-              continue;
-            }
-            const k = b + KEYS + 8 * i;
-            let useY = false;
-            if (!sameSize) {
-              const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
-              useY = (hash & newbit) !== 0;
-            }
-            sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;
-            let db: number; // destination bucket and slot
-            let di: number;
-            if (useY) {
-              if (yi === BUCKET_SLOTS) {
-                yb = this.#newOverflow(yb);
-                taken++;
-                yi = 0;
-              }
-              db = yb;
-              di = yi++;
-            } else {
-              if (xi === BUCKET_SLOTS) {
-                xb = this.#newOverflow(xb);
-                taken++;
-                xi = 0;
-              }
-              db = xb;
-              di = xi++;
-            }
-            a.u8[db + di] = top;
-            const from = k >> 2;
-            const to = (db + KEYS + 8 * di) >> 2;
-            const i32 = a.i32;
-            i32[to] = i32[from];
-            i32[to + 1] = i32[from + 1];
-            i32[to + 16] = i32[from + 16];
-            i32[to + 17] = i32[from + 17];
+      let limit = this.#chainLimit();
+      for (let b = ob; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+        if (--limit < 0) throw loops();
+        a.reach(b + BUCKET_SIZE);
+        for (let i = 0; i < BUCKET_SLOTS; i++) {
+          const top = a.u8[b + i];
+          if (top < MIN_TOP_HASH) {
+            sides[n++] = EVACUATED_EMPTY;
+            continue;
           }
+          const k = b + KEYS + 8 * i;
+          let useY = false;
+          if (!sameSize) {
+            const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+            useY = (hash & newbit) !== 0;
+          }
+          sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;
+          let db: number; // destination bucket and slot
+          let di: number;
+          if (useY) {
+            if (yi === BUCKET_SLOTS) {
+              yb = this.#newOverflow(yb);
+              yi = 0;
+            }
+            db = yb;
+            di = yi++;
+          } else {
+            if (xi === BUCKET_SLOTS) {
+              xb = this.#newOverflow(xb);
+              xi = 0;
+            }
+            db = xb;
+            di = xi++;
+          }
+          // Plain writes: the destination was empty (a ZERO entry) or is a fresh block.
+          a.u8[db + di] = top;
+          const from = k >> 2;
+          const to = (db + KEYS + 8 * di) >> 2;
+          const i32 = a.i32;
+          i32[to] = i32[from];
+          i32[to + 1] = i32[from + 1];
+          i32[to + VALUE_WORDS] = i32[from + VALUE_WORDS];
+          i32[to + VALUE_WORDS + 1] = i32[from + VALUE_WORDS + 1];
         }
-      } catch (error) {
-        // Undo: free the overflow buckets taken and make both destinations empty again.
-        this.#resetDestination(x);
-        if (y !== 0) this.#resetDestination(y);
-        a.i32[h + T_NOVERFLOW] -= taken;
-        throw error;
       }
-      // Commit: mark every old slot, in chain order, with where its key went.
+      // Mark every old slot, in chain order, with where its key went, and free the old chain.
       let m = 0;
       for (let b = ob; b !== 0;) {
-        for (let i = 0; i < BUCKET_SLOTS; i++) a.u8[b + i] = sides[m++];
+        const w0 = sides[m] | sides[m + 1] << 8 | sides[m + 2] << 16 | sides[m + 3] << 24;
+        const w1 = sides[m + 4] | sides[m + 5] << 8 | sides[m + 6] << 16 | sides[m + 7] << 24;
+        tx.set(b >> 2, w0);
+        tx.set((b >> 2) + 1, w1);
+        m += BUCKET_SLOTS;
         const next = a.i32[(b + OVERFLOW) >> 2];
         if (b !== ob) {
-          release(a, b, BUCKET_SIZE);
-          a.i32[h + T_OLDOVERFLOW]--;
+          tx.free(b, BUCKET_SIZE);
+          tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - 1);
         }
         b = next;
       }
-      a.i32[(ob + OVERFLOW) >> 2] = 0;
+      tx.set((ob + OVERFLOW) >> 2, 0);
     }
     if (oldbucket === a.i32[h + T_NEVACUATE]) this.#advanceEvacuationMark(newbit);
   }
 
   #newOverflow(b: number): number {
     const a = this.arena;
-    const overflow = allocate(a, BUCKET_SIZE, true);
-    a.i32[(b + OVERFLOW) >> 2] = overflow;
-    a.i32[this.h + T_NOVERFLOW]++;
+    const overflow = this.tx.alloc(BUCKET_SIZE, true);
+    this.tx.set((b + OVERFLOW) >> 2, overflow);
+    this.tx.set(this.h + T_NOVERFLOW, a.i32[this.h + T_NOVERFLOW] + 1);
     return overflow;
-  }
-
-  /** Frees the overflow chain of new bucket `b` and zeroes it. */
-  #resetDestination(b: number): void {
-    this.#freeOverflows(b);
-    this.arena.u8.fill(0, b, b + BUCKET_SIZE);
   }
 
   #advanceEvacuationMark(newbit: number): void {
     const a = this.arena;
+    const tx = this.tx;
     const h = this.h;
     let n = a.i32[h + T_NEVACUATE] + 1;
     // Skip buckets already evacuated out of order, but bound the work (as Go does).
     const stop = Math.min(n + 1024, newbit);
     const old = a.i32[h + T_OLDBUCKETS];
     while (n !== stop && this.#evacuated(old + n * BUCKET_SIZE)) n++;
-    a.i32[h + T_NEVACUATE] = n;
+    tx.set(h + T_NEVACUATE, n);
     if (n === newbit) {
       // Growth is done: no old bucket holds a key any more.
-      release(a, old, BUCKET_SIZE * newbit);
-      const i32 = a.i32;
-      i32[h + T_OLDBUCKETS] = 0;
-      i32[h + T_FLAGS] &= ~SAME_SIZE_GROW;
-      i32[h + T_OLDOVERFLOW] = 0;
+      tx.free(old, BUCKET_SIZE * newbit);
+      tx.set(h + T_OLDBUCKETS, 0);
+      tx.set(h + T_FLAGS, a.i32[h + T_FLAGS] & ~SAME_SIZE_GROW);
+      tx.set(h + T_OLDOVERFLOW, 0);
     }
   }
 
@@ -699,36 +869,39 @@ export class Table {
    */
   #clearSlot(k: number, b: number, first: number): void {
     const a = this.arena;
+    const tx = this.tx;
     const w = k >> 2;
-    if (this.ownsKeys) freeSlot(a, a.i32[w + 1], a.i32[w]);
-    this.freeValue(a.i32[w + 1 + 16], a.i32[w + 16]);
     const i32 = a.i32;
-    i32[w] = 0;
-    i32[w + 1] = 0;
-    i32[w + 16] = 0;
-    i32[w + 17] = 0;
+    if (this.ownsKeys) this.#freeBlob(i32[w + 1], i32[w]);
+    this.freeValue(i32[w + VALUE_WORDS + 1], i32[w + VALUE_WORDS], tx);
+    tx.set(w, 0);
+    tx.set(w + 1, 0);
+    tx.set(w + VALUE_WORDS, 0);
+    tx.set(w + VALUE_WORDS + 1, 0);
     let i = (k - b - KEYS) >> 3;
-    const u8 = a.u8;
-    u8[b + i] = EMPTY_ONE;
+    tx.setByte(b + i, EMPTY_ONE);
     // The walk below follows overflow links without a reach() per bucket, so first make the
     // views cover the whole buffer: another worker may have grown it since this worker's views
-    // were made, and a bucket it allocated there would read as undefined, which sent the walk
-    // into an endless loop.
+    // were made.
     a.reach(a.buffer.byteLength);
     // If this slot ends the live run, turn the trailing empty-one marks into empty-rest, walking
     // back through the chain, so lookups stop early (Go's mapdelete does the same).
     if (i === BUCKET_SLOTS - 1) {
       const next = a.i32[(b + OVERFLOW) >> 2];
       if (next !== 0 && a.u8[next] !== EMPTY_REST) return;
-    } else if (u8[b + i + 1] !== EMPTY_REST) {
+    } else if (a.u8[b + i + 1] !== EMPTY_REST) {
       return;
     }
+    const limit = this.#chainLimit();
     for (;;) {
-      a.u8[b + i] = EMPTY_REST;
+      tx.setByte(b + i, EMPTY_REST);
       if (i === 0) {
         if (b === first) break;
         let prev = first;
-        while (a.i32[(prev + OVERFLOW) >> 2] !== b) prev = a.i32[(prev + OVERFLOW) >> 2];
+        for (let hops = 0; a.i32[(prev + OVERFLOW) >> 2] !== b; hops++) {
+          if (hops > limit) throw loops();
+          prev = a.i32[(prev + OVERFLOW) >> 2];
+        }
         b = prev;
         i = BUCKET_SLOTS - 1;
       } else {
@@ -738,28 +911,46 @@ export class Table {
     }
   }
 
+  #freeBlob(hi: number, lo: number): void {
+    if (isBlob(hi)) this.tx.free(lo, blobSize(this.arena, hi, lo));
+  }
+
+  /** Frees what the live keys of the chain from `b` own (key blobs, values). */
   #freeChainSlots(b: number): void {
     const a = this.arena;
+    let limit = this.#chainLimit();
     for (; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+      if (--limit < 0) throw loops();
       a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
         if (a.u8[b + i] < MIN_TOP_HASH) continue;
         const w = (b + KEYS + 8 * i) >> 2;
-        if (this.ownsKeys) freeSlot(a, a.i32[w + 1], a.i32[w]);
-        this.freeValue(a.i32[w + 17], a.i32[w + 16]);
+        if (this.ownsKeys) this.#freeBlob(a.i32[w + 1], a.i32[w]);
+        this.freeValue(a.i32[w + VALUE_WORDS + 1], a.i32[w + VALUE_WORDS], this.tx);
       }
     }
   }
 
-  /** Frees the overflow buckets chained after primary bucket `b` and unlinks them. */
-  #freeOverflows(b: number): void {
+  /** Frees the overflow buckets chained after bucket `b`, unlinks them, and counts them out. */
+  #freeOverflows(b: number, counter: number): void {
     const a = this.arena;
+    const tx = this.tx;
     let next = a.i32[(b + OVERFLOW) >> 2];
-    a.i32[(b + OVERFLOW) >> 2] = 0;
+    if (next === 0) return;
+    tx.set((b + OVERFLOW) >> 2, 0);
+    let n = 0;
+    let limit = this.#chainLimit();
     while (next !== 0) {
       const after = a.i32[(next + OVERFLOW) >> 2];
-      release(a, next, BUCKET_SIZE);
+      tx.free(next, BUCKET_SIZE);
+      n++;
       next = after;
+      if (--limit < 0) throw loops();
     }
+    tx.set(this.h + counter, a.i32[this.h + counter] - n);
   }
+}
+
+function loops(): RangeError {
+  return new RangeError("corrupt table: an overflow chain loops");
 }

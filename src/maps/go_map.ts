@@ -4,23 +4,39 @@
  * @module
  */
 
-import { Arena, checkMaxBytes, H_ROOT, KIND_GO_MAP } from "../_engine/arena.ts";
-import { bytesUsed } from "../_engine/allocator.ts";
+import { Arena, checkMaxBytes, H_ALLOC_JOURNAL, H_ROOT, KIND_GO_MAP } from "../_engine/arena.ts";
+import { allocate, blockSize, bytesUsed } from "../_engine/allocator.ts";
+import { adoptCensus, census, checkStopped, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
+import { Journal, journalWords } from "../_engine/journal.ts";
 import { freeSlot, isNumberSlot, Probe, type SlotCodec, storesNumbers } from "../_engine/slots.ts";
-import { BUCKET_SIZE, bucketsForHint, Table } from "../_engine/table.ts";
+import { bucketBytesForHint, bucketsForHint, MAX_B, Table, VALUE_WORDS } from "../_engine/table.ts";
+import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 
-// Root layout: the write sequence word, then the table header.
+// Root layout (docs/design.md, "GoMap root"):
 //
-// The sequence word is a seqlock. A writer moves it from even to odd with a compare-exchange
-// (failing if it is already odd: another writer is inside), writes, then stores the next even
-// value. A reader notes the word before reading (odd: a writer is inside) and checks with an
-// atomic load afterwards that it has not moved; if it has, a write overlapped the read, which
-// might have seen torn data, and the read throws instead of returning it.
+// SEQ is a seqlock that also names the writer. Idle, it holds an even version. A writer moves
+// it to `(owner << 1) | 1` with a compare-exchange (failing if it is already odd: another
+// writer is inside), writes through its journal, then stores the next even version. A reader
+// notes the word before reading (odd: a writer is inside) and checks with an atomic load
+// afterwards that it has not moved; if it has, a write overlapped the read, which might have
+// seen torn data, and the read throws instead of returning it. LAST_SEQ keeps the version the
+// writer started from (a plain write after the compare-exchange: the owner id replaced it in
+// SEQ), so that whoever recovers from a dead writer can publish the version after it.
 const SEQ = H_ROOT;
+const LAST_SEQ = H_ROOT + 1;
+/** Byte offset of the writer's journal. */
+const JOURNAL = H_ROOT + 2;
 const TABLE_AT = (H_ROOT + 8) * 4;
+/**
+ * Entries in a GoMap writer's journal (8 KiB). A write touches a few dozen words; the most, an
+ * insert that evacuates two old buckets, about 20 per bucket of their overflow chains.
+ */
+const JOURNAL_ENTRIES = 1024;
+/** Journal intent: a clear is under way; argument 0 is the next step (table.ts clearStep). */
+const INTENT_CLEAR = 1;
 
 /** Options for {@linkcode GoMap}. */
 export interface GoMapOptions<K, V> {
@@ -48,6 +64,8 @@ export interface GoMapHandle {
   readonly kind: "GoMap";
   /** The map's shared memory. */
   readonly buffer: SharedArrayBuffer;
+  /** The census of ended threads of the process that made the handle (internal). */
+  readonly census?: SharedArrayBuffer;
 }
 
 /** What {@linkcode GoMap.stats} reports. */
@@ -66,7 +84,10 @@ export interface GoMapStats {
   sameSizeGrow: boolean;
   /** Old buckets below this index are evacuated. */
   nevacuate: number;
-  /** Bytes of shared memory allocated and not freed. */
+  /**
+   * Bytes of shared memory the map's data takes (tables, keys and values, as the allocator
+   * hands them out). Fixed bookkeeping (the header, the writer's journal) is not counted.
+   */
   bytesUsed: number;
   /** Bytes of shared memory the buffer currently spans. */
   bytesReserved: number;
@@ -76,7 +97,11 @@ const ABSENT: unique symbol = Symbol("absent");
 // Scratch for splitting a number key into its slot words. Per thread, never shared.
 const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
-let attaching: Arena | undefined;
+
+/** An arena to attach to; only {@linkcode GoMap.attach} makes one. */
+class Attachment {
+  constructor(readonly arena: Arena, readonly options: AttachOptions<unknown, unknown>) {}
+}
 
 /**
  * Go's built-in map, built the way Go's runtime builds it (8-slot buckets with tophash bytes,
@@ -126,6 +151,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #table: Table;
   #keys: SlotCodec<K>;
   #values: SlotCodec<V>;
+  #tx: WriterTx;
   #probe = new Probe();
   #valueProbe = new Probe();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
@@ -135,12 +161,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Makes a new, empty map in a new SharedArrayBuffer. */
   constructor(options: GoMapOptions<K, V> = {}) {
-    const arena = attaching;
-    attaching = undefined;
-    if (arena !== undefined) {
+    if (options instanceof Attachment) {
+      const arena = options.arena;
       this.#arena = arena;
-      this.#keys = attachCodec(options.keys, arena.keyCodecName, "keys");
-      this.#values = attachCodec(options.values, arena.valueCodecName, "values");
+      const given = options.options as AttachOptions<K, V>;
+      this.#keys = attachCodec(given.keys, arena.keyCodecName, "keys");
+      this.#values = attachCodec(given.values, arena.valueCodecName, "values");
     } else {
       if (typeof options !== "object" || options === null) {
         throw new TypeError("GoMap options must be an object");
@@ -154,25 +180,37 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       this.#values = slotCodecOf(options.values, "values");
       // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (2^26, 2^31, ...) would
       // pass the check below with a wrapped size and make a table whose B its array lacks.
-      const initialBytes = BUCKET_SIZE * 2 ** bucketsForHint(hint);
-      if (initialBytes > maxBytes / 2) {
+      const initialBytes = bucketBytesForHint(hint);
+      if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 2) {
         throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
       }
-      this.#arena = Arena.create(
+      const arena = Arena.create(
         KIND_GO_MAP,
         maxBytes,
-        initialBytes,
+        initialBytes + journalWords(JOURNAL_ENTRIES) * 4,
         this.#keys.name,
         this.#values.name,
         false,
       );
-      Table.create(this.#arena, TABLE_AT, hint);
+      this.#arena = arena;
+      // The writer's journal. Nothing can die half-way through making a map no one else has
+      // seen yet, so these first allocations go through the allocator's idle journal.
+      const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
+      boot.begin();
+      const journal = allocate(arena, journalWords(JOURNAL_ENTRIES) * 4, false, boot);
+      Journal.format(arena.i32, journal >> 2, JOURNAL_ENTRIES);
+      arena.i32[JOURNAL] = journal;
+      Table.create(new WriterTx(arena, boot), arena, TABLE_AT, hint);
+      boot.commit();
+      census();
     }
+    const arena = this.#arena;
+    this.#tx = new WriterTx(arena, new Journal(() => arena.i32, arena.i32[JOURNAL] >> 2));
     this.#numberKeys = storesNumbers(this.#keys as SlotCodec<unknown>);
     this.#numberValues = storesNumbers(this.#values as SlotCodec<unknown>);
-    this.#table = new Table(this.#arena, TABLE_AT, true, (hi, lo) => {
-      freeSlot(this.#arena, hi, lo);
-    });
+    this.#table = new Table(arena, TABLE_AT, true, (hi, lo, tx) => {
+      freeSlot(arena, hi, lo, (offset, size) => tx.free(offset, size));
+    }, this.#tx);
   }
 
   /**
@@ -200,12 +238,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (handle.kind !== "GoMap") {
       throw new TypeError(`GoMap.attach: the handle is for a ${String(handle.kind)}, not a GoMap`);
     }
-    attaching = Arena.attach(handle.buffer, KIND_GO_MAP, false, "GoMap.attach");
-    try {
-      return new GoMap<K, V>(options);
-    } finally {
-      attaching = undefined;
-    }
+    const arena = Arena.attach(handle.buffer, KIND_GO_MAP, false, "GoMap.attach");
+    if (handle.census !== undefined) adoptCensus(handle.census);
+    const from = new Attachment(arena, options ?? {}) as unknown as GoMapOptions<K, V>;
+    return new GoMap<K, V>(from);
   }
 
   /**
@@ -221,7 +257,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get handle(): GoMapHandle {
-    return { kind: "GoMap", buffer: this.#arena.buffer };
+    return { kind: "GoMap", buffer: this.#arena.buffer, census: census() };
   }
 
   /**
@@ -253,8 +289,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (typeof key === "number" && this.#numberKeys) {
       // The hot path: no codec call, no probe object.
       const a = this.#arena;
-      const seq = a.i32[SEQ];
-      if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("read");
+      let seq = a.i32[SEQ];
+      if ((seq & 1) !== 0) seq = this.#readerBlocked(seq, "read");
       f64[0] = key === 0 ? 0 : key === key ? key : NaN; // SameValueZero: -0 is 0, one NaN
       const lo = w32[0];
       const hi = w32[1];
@@ -291,8 +327,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const a = this.#arena;
-    const seq = a.i32[SEQ];
-    if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("read");
+    let seq = a.i32[SEQ];
+    if ((seq & 1) !== 0) seq = this.#readerBlocked(seq, "read");
     this.#keys.toKey(key, this.#probe, a.seed);
     let found: boolean;
     try {
@@ -325,22 +361,21 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     this.#keys.toKey(key, p, a.seed);
     this.#values.toValue(value, v);
     const seq = this.#beginWrite();
+    const tx = this.#tx;
     try {
-      const lo = v.materialize(a);
-      let k: number;
-      try {
-        k = this.#table.insert(p, true);
-      } catch (error) {
-        freeSlot(a, v.hi, lo);
-        throw error;
-      }
-      const w = (k >> 2) + 16;
-      const i32 = a.i32;
-      const oldLo = i32[w];
-      const oldHi = i32[w + 1];
-      i32[w] = lo;
-      i32[w + 1] = v.hi;
-      if (!this.#table.inserted) freeSlot(a, oldHi, oldLo);
+      tx.begin();
+      const lo = v.materialize(a, (size) => tx.alloc(size, false));
+      const k = this.#table.insert(p, true);
+      const w = (k >> 2) + VALUE_WORDS;
+      const oldLo = a.i32[w];
+      const oldHi = a.i32[w + 1];
+      tx.set(w, lo);
+      tx.set(w + 1, v.hi);
+      if (!this.#table.inserted) freeSlot(a, oldHi, oldLo, (o, size) => tx.free(o, size));
+      tx.commit();
+    } catch (error) {
+      tx.abort();
+      throw error;
     } finally {
       this.#endWrite(seq);
     }
@@ -361,8 +396,15 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   delete(key: K): boolean {
     this.#keys.toKey(key, this.#probe, this.#arena.seed);
     const seq = this.#beginWrite();
+    const tx = this.#tx;
     try {
-      return this.#table.remove(this.#probe);
+      tx.begin();
+      const removed = this.#table.remove(this.#probe);
+      tx.commit();
+      return removed;
+    } catch (error) {
+      tx.abort();
+      throw error;
     } finally {
       this.#endWrite(seq);
     }
@@ -383,10 +425,31 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   clear(): void {
     const seq = this.#beginWrite();
     try {
-      this.#table.clear();
+      // A clear frees every key's memory: too much for one journal. It runs as a row of small
+      // transactions, one bucket each, recorded as an intent: a writer that dies part-way
+      // leaves the intent, and whoever recovers finishes the clear (docs/design.md).
+      this.#tx.journal.setIntent(INTENT_CLEAR, 0);
+      this.#finishClear();
     } finally {
       this.#endWrite(seq);
     }
+  }
+
+  /** Runs the remaining steps of the clear recorded in the journal's intent. */
+  #finishClear(): void {
+    const tx = this.#tx;
+    const journal = tx.journal;
+    const steps = this.#table.clearSteps;
+    for (let step = journal.arg(0); step < steps; step++) {
+      tx.begin();
+      this.#table.clearStep(step);
+      tx.set(journal.argWord(0), step + 1);
+      tx.commit();
+    }
+    tx.begin();
+    this.#table.finishClear();
+    tx.set(journal.at + 3, 0); // the intent, cleared in the same transaction
+    tx.commit();
   }
 
   /**
@@ -476,7 +539,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   stats(): GoMapStats {
     return {
       ...this.#table.stats(),
-      bytesUsed: bytesUsed(this.#arena),
+      // The writer's journal is fixed bookkeeping, not the map's data.
+      bytesUsed: bytesUsed(this.#arena) - blockSize(journalWords(JOURNAL_ENTRIES) * 4),
       bytesReserved: this.#arena.buffer.byteLength,
     };
   }
@@ -489,8 +553,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Looks `key` up, returning ABSENT when it is missing. */
   #lookup(key: K): V | typeof ABSENT {
     const a = this.#arena;
-    const seq = a.i32[SEQ];
-    if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("read");
+    let seq = a.i32[SEQ];
+    if ((seq & 1) !== 0) seq = this.#readerBlocked(seq, "read");
     const p = this.#probe;
     this.#keys.toKey(key, p, a.seed);
     let value: V | typeof ABSENT;
@@ -517,23 +581,64 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return Atomics.load(this.#arena.i32, SEQ) !== seq ? new ConcurrentMapWriteError("read") : error;
   }
 
+  /** Takes the write sequence for this thread; returns the version it started from. */
   #beginWrite(): number {
+    checkStopped();
     // Cover memory other workers allocated since this worker's views were made: a writer
     // follows offsets without checking each against its views.
     const a = this.#arena;
     a.reach(a.buffer.byteLength);
     const i32 = a.i32;
+    const mine = (ownerId() << 1) | 1;
     let seq = i32[SEQ];
     for (;;) {
-      if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("write");
-      const found = Atomics.compareExchange(i32, SEQ, seq, seq + 1);
-      if (found === seq) return seq;
+      if ((seq & 1) !== 0) {
+        seq = this.#recoverWriter(seq);
+        if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("write");
+      }
+      const found = Atomics.compareExchange(i32, SEQ, seq, mine);
+      if (found === seq) break;
       seq = found; // a write finished since our plain read; try again from its value
     }
+    i32[LAST_SEQ] = seq;
+    return seq;
   }
 
   #endWrite(seq: number): void {
-    Atomics.store(this.#arena.i32, SEQ, seq + 2);
+    Atomics.store(this.#arena.i32, SEQ, (seq + 2) | 0);
+  }
+
+  /**
+   * The write sequence reads `seq`, odd: a writer is inside. If that writer's thread is gone
+   * (census.ts), takes the sequence over, rolls the interrupted write back from its journal
+   * (or finishes an interrupted clear), and publishes the version after the one the dead
+   * writer started from. Returns the sequence word to go on from: even if the map is
+   * writable now, odd if a live writer holds it.
+   */
+  #recoverWriter(seq: number): number {
+    const owner = seq >>> 1;
+    if (owner === ownerId() || !ownerGone(owner)) return seq;
+    const a = this.#arena;
+    const i32 = a.i32;
+    const mine = (ownerId() << 1) | 1;
+    if (Atomics.compareExchange(i32, SEQ, seq, mine) !== seq) return Atomics.load(i32, SEQ);
+    a.reach(a.buffer.byteLength);
+    const journal = this.#tx.journal;
+    journal.recover();
+    if (journal.intent === INTENT_CLEAR) this.#finishClear();
+    const next = (i32[LAST_SEQ] + 2) | 0;
+    Atomics.store(i32, SEQ, next);
+    return next;
+  }
+
+  /**
+   * A reader found the write sequence odd: throws ConcurrentMapWriteError, unless the writer
+   * is gone, in which case the write it left is recovered and the read may start over.
+   */
+  #readerBlocked(seq: number, operation: string): number {
+    const next = this.#recoverWriter(seq);
+    if ((next & 1) !== 0) throw new ConcurrentMapWriteError(operation);
+    return next;
   }
 
   /**
@@ -562,8 +667,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       values.push(this.#decodeValue(k));
     };
     for (let step = 0; step < n; step++) {
-      const seq = a.i32[SEQ];
-      if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("iteration");
+      let seq = a.i32[SEQ];
+      if ((seq & 1) !== 0) seq = this.#readerBlocked(seq, "iteration");
       keys.length = 0;
       values.length = 0;
       try {

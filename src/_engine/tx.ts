@@ -1,0 +1,162 @@
+/**
+ * Internal. Transactions: how a locked mutation writes shared memory (journal.ts) and gets and
+ * gives back blocks, whichever structure it mutates.
+ *
+ * A {@linkcode Tx} is what the bucket table (table.ts) writes through. Two kinds exist:
+ *
+ * - {@linkcode WriterTx}, for a GoMap: its single writer owns the arena's allocator too, so the
+ *   allocator writes into the writer's journal, and a rollback restores the allocator along
+ *   with the table. Frees wait in a list until the mutation is about to commit, so that a block
+ *   freed by the mutation is not handed out again by the same mutation (a rollback would make
+ *   the freed block live again while the new owner's writes to it were not journaled).
+ * - {@linkcode LockedTx}, for a SyncMap's locked steps: the allocator has its own lock and
+ *   journal, so allocations are recorded as FREE entries (given back by a rollback) and frees as
+ *   DEFER entries (done at commit), each in the same allocator step as the allocation or free
+ *   it records.
+ *
+ * @module
+ */
+
+import type { Arena } from "./arena.ts";
+import { allocate, lockedRelease, release, underLock } from "./allocator.ts";
+import type { Journal } from "./journal.ts";
+
+/** A point a transaction can be rolled back to. */
+export interface Savepoint {
+  readonly mark: number;
+  readonly frees: number;
+}
+
+/** How a mutation writes, allocates and frees. */
+export interface Tx {
+  /** The journal the writes go through. */
+  readonly journal: Journal;
+  /** Writes word `index`, journaled. */
+  set(index: number, value: number): void;
+  /** Writes byte `offset`, journaled. */
+  setByte(offset: number, value: number): void;
+  /** Records that words [start, end) were zero before the mutation wrote them. */
+  zeroed(start: number, end: number): void;
+  /** Allocates a block of `size` bytes (zeroed when `zero`), given back by a rollback. */
+  alloc(size: number, zero: boolean): number;
+  /** Frees a block when the mutation commits. */
+  free(offset: number, size: number): void;
+  /** A savepoint for {@linkcode rollbackTo}. */
+  savepoint(): Savepoint;
+  /** Undoes everything done since `point`. */
+  rollbackTo(point: Savepoint): void;
+}
+
+/** A GoMap writer's transaction: one journal for the table and the allocator. */
+export class WriterTx implements Tx {
+  readonly arena: Arena;
+  readonly journal: Journal;
+  #frees: number[] = [];
+
+  constructor(arena: Arena, journal: Journal) {
+    this.arena = arena;
+    this.journal = journal;
+  }
+
+  set(index: number, value: number): void {
+    this.journal.set(index, value);
+  }
+
+  setByte(offset: number, value: number): void {
+    this.journal.setByte(this.arena.u8, offset, value);
+  }
+
+  zeroed(start: number, end: number): void {
+    this.journal.zeroed(start, end);
+  }
+
+  alloc(size: number, zero: boolean): number {
+    return allocate(this.arena, size, zero, this.journal);
+  }
+
+  free(offset: number, size: number): void {
+    this.#frees.push(offset, size);
+  }
+
+  savepoint(): Savepoint {
+    return { mark: this.journal.mark, frees: this.#frees.length };
+  }
+
+  rollbackTo(point: Savepoint): void {
+    this.journal.rollbackTo(point.mark);
+    this.#frees.length = point.frees;
+  }
+
+  /** Begins a mutation. */
+  begin(): void {
+    this.#frees.length = 0;
+    this.journal.begin();
+  }
+
+  /** Performs the waiting frees (journaled), then commits. */
+  commit(): void {
+    const frees = this.#frees;
+    for (let i = 0; i < frees.length; i += 2) release(this.arena, frees[i], frees[i + 1], this.journal);
+    frees.length = 0;
+    this.journal.commit();
+  }
+
+  /** Undoes the whole mutation. */
+  abort(): void {
+    this.#frees.length = 0;
+    this.journal.recover();
+  }
+}
+
+/** A SyncMap locked step's transaction: its own journal, the allocator under its own lock. */
+export class LockedTx implements Tx {
+  readonly arena: Arena;
+  readonly journal: Journal;
+
+  constructor(arena: Arena, journal: Journal) {
+    this.arena = arena;
+    this.journal = journal;
+  }
+
+  set(index: number, value: number): void {
+    this.journal.set(index, value);
+  }
+
+  setByte(offset: number, value: number): void {
+    this.journal.setByte(this.arena.u8, offset, value);
+  }
+
+  zeroed(start: number, end: number): void {
+    this.journal.zeroed(start, end);
+  }
+
+  alloc(size: number, zero: boolean): number {
+    return underLock(this.arena, (j) => {
+      const offset = allocate(this.arena, size, zero, j);
+      this.journal.allocatedVia(offset, size, j);
+      return offset;
+    });
+  }
+
+  free(offset: number, size: number): void {
+    this.journal.deferFree(offset, size);
+  }
+
+  savepoint(): Savepoint {
+    return { mark: this.journal.mark, frees: 0 };
+  }
+
+  rollbackTo(point: Savepoint): void {
+    this.journal.rollbackTo(point.mark, this.#release);
+  }
+
+  /** Frees a block and truncates the journal in one allocator step (journal.ts). */
+  readonly #release = (offset: number, size: number, countWord: number, count: number): void => {
+    lockedRelease(this.arena, offset, size, [countWord, count]);
+  };
+
+  /** The free function recovery and commit use. */
+  get releaser(): (offset: number, size: number, countWord: number, count: number) => void {
+    return this.#release;
+  }
+}

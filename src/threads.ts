@@ -1,0 +1,62 @@
+/**
+ * Telling shmap that a thread is gone, for workers the adapters do not watch.
+ *
+ * @module
+ */
+
+import { GONE, isThreadId, record, selfThreadId } from "./_engine/census.ts";
+
+/**
+ * Declares the thread `threadId` gone: it will never run again. Locks it held are then taken
+ * over by the next thread that needs them (with {@linkcode OwnerDeadError} for a `Mutex` or an
+ * `RWMutex`, and a repair for a map's internal locks), its read locks are released, and a
+ * `SyncMap`'s memory it held is reclaimed.
+ *
+ * The worker adapters (`@shmap/shmap/deno`, `/bun`, `/node`) call this for you when a worker
+ * they watch ends, and their `track(worker)` watches any worker, a pool's included. Call it
+ * yourself only for a thread nothing watches, and only once it has really stopped: the
+ * `exit` event of a `node:worker_threads` Worker (Node and Bun fire it after the thread
+ * stopped) or Bun's `close` event. Never call it for a thread that is only slow: a thread
+ * declared gone that still runs would share locks with their new holders.
+ *
+ * `threadId` is the worker's `threadId` as `node:worker_threads` gives it (the `threadId`
+ * property of a `Worker` object, or the value of {@linkcode currentThreadId} in the worker).
+ *
+ * @example A worker's end, seen by its parent
+ * ```ts
+ * import { threadGone } from "@shmap/shmap";
+ *
+ * // With a node:worker_threads Worker:
+ * //   worker.on("exit", () => threadGone(worker.threadId)) -- or use track() from an adapter.
+ * threadGone(123_456); // a thread that never existed: harmless
+ * ```
+ *
+ * @param threadId The thread id of the thread that ended.
+ * @throws {TypeError} if `threadId` is not a non-negative integer thread id.
+ * @throws {RangeError} if `threadId` is the calling thread's own.
+ */
+export function threadGone(threadId: number): void {
+  if (!isThreadId(threadId)) {
+    throw new TypeError(`threadGone: expected a thread id (a non-negative integer), got ${threadId}`);
+  }
+  if (threadId === selfThreadId()) {
+    throw new RangeError("threadGone: a thread cannot declare itself gone");
+  }
+  record(threadId, GONE);
+}
+
+/**
+ * The id shmap knows the calling thread by: `node:worker_threads`' `threadId`, except in a
+ * Deno web `Worker` (where that reads 0, as on the main thread), which gets an id of its own.
+ * A worker can post it to its parent so that the parent can call {@linkcode threadGone}.
+ *
+ * @example
+ * ```ts
+ * import { currentThreadId } from "@shmap/shmap";
+ *
+ * console.log(currentThreadId()); // 0 on the main thread
+ * ```
+ */
+export function currentThreadId(): number {
+  return selfThreadId();
+}
