@@ -1,0 +1,186 @@
+// Copyright the shmap authors. MIT license.
+// Locks whose holders die: a worker terminated while it holds a Mutex, an RWMutex's write
+// lock, or read locks. The next acquirer takes the lock over and is told (OwnerDeadError,
+// holding it); read locks of dead readers are released; a sleeping waiter is woken; a thread
+// that is only slow keeps its lock.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
+import type { DeathRequest } from "./fixtures/death_worker.ts";
+import { deadline, sleep } from "./fixtures/harness.ts";
+
+const TEST = { timeout: 60_000 };
+
+class Subject {
+  readonly worker: Worker;
+  #queue: unknown[] = [];
+  #waiters: ((m: unknown) => void)[] = [];
+
+  constructor() {
+    this.worker = new Worker(new URL("./fixtures/death_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    this.worker.onmessage = (e) => {
+      const w = this.#waiters.shift();
+      if (w) w(e.data);
+      else this.#queue.push(e.data);
+    };
+  }
+
+  next(what: string): Promise<Record<string, unknown>> {
+    const m = this.#queue.shift();
+    if (m !== undefined) return Promise.resolve(m as Record<string, unknown>);
+    return deadline(
+      new Promise((resolve) => this.#waiters.push(resolve as (m: unknown) => void)),
+      30_000,
+      what,
+    ) as Promise<Record<string, unknown>>;
+  }
+
+  async ask(req: DeathRequest, what: string): Promise<Record<string, unknown>> {
+    this.worker.postMessage(req);
+    return await this.next(what);
+  }
+
+  async id(): Promise<number> {
+    return (await this.ask({ op: "id" }, "the worker's thread id")).id as number;
+  }
+
+  /** Terminates the worker and, once it has stopped, declares it gone. */
+  async kill(id: number): Promise<void> {
+    this.worker.terminate();
+    await sleep(50);
+    threadGone(id);
+  }
+}
+
+test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TEST, async () => {
+  const mu = new Mutex();
+  const holder = new Subject();
+  const id = await holder.id();
+  await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
+  assert.deepEqual(await holder.next("locked"), { result: "ok" });
+  assert.equal(mu.tryLock(), false, "held by a live worker");
+  await sleep(100);
+  assert.equal(mu.tryLock(), false, "a slow holder keeps its lock");
+  await holder.kill(id);
+  assert.throws(() => mu.lock(), (error: unknown) => {
+    assert.ok(error instanceof OwnerDeadError);
+    assert.equal(error.threadId, id);
+    return true;
+  });
+  assert.equal(mu.poisoned, true);
+  // Still poisoned until marked consistent: unlocking keeps the mark.
+  mu.unlock();
+  assert.throws(() => mu.tryLock(), OwnerDeadError);
+  mu.markConsistent();
+  assert.equal(mu.poisoned, false);
+  mu.unlock();
+  mu.lock();
+  mu.unlock();
+});
+
+test("Mutex: a waiter sleeping on a dead holder's lock is woken", TEST, async () => {
+  const mu = new Mutex();
+  const holder = new Subject();
+  const waiter = new Subject();
+  try {
+    const id = await holder.id();
+    await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
+    await holder.next("locked");
+    await waiter.ask({ op: "lock", mu: mu.handle, then: "release" }, "waiter started");
+    await sleep(200); // the waiter is asleep in lock() by now
+    const woke = Date.now();
+    await holder.kill(id);
+    assert.deepEqual(await waiter.next("the waiter's lock()"), { result: "ownerDead" });
+    assert.ok(Date.now() - woke < 1000, `woken after ${Date.now() - woke} ms`);
+    // The waiter marked it consistent and unlocked.
+    assert.equal(mu.tryLock(), true);
+    mu.unlock();
+  } finally {
+    holder.worker.terminate();
+    waiter.worker.terminate();
+  }
+});
+
+test("RWMutex: a dead reader's read lock is released for a waiting writer", TEST, async () => {
+  const rw = new RWMutex();
+  const reader = new Subject();
+  const id = await reader.id();
+  await reader.ask({ op: "rLock", rw: rw.handle, then: "hold" }, "started");
+  assert.deepEqual(await reader.next("read-locked"), { result: "ok" });
+  assert.equal(rw.tryLock(), false);
+  await reader.kill(id);
+  const started = Date.now();
+  rw.lock(); // drains: the dead reader's count is taken out
+  assert.ok(Date.now() - started < 1000);
+  assert.equal(rw.poisoned, false, "a dead reader does not poison the lock");
+  rw.unlock();
+  rw.rLock();
+  rw.rUnlock();
+});
+
+test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, async () => {
+  const rw = new RWMutex();
+  const writer = new Subject();
+  const id = await writer.id();
+  await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
+  assert.deepEqual(await writer.next("write-locked"), { result: "ok" });
+  assert.equal(rw.tryRLock(), false);
+  await writer.kill(id);
+  // A reader gets in, holding a read lock, and is told.
+  assert.throws(() => rw.rLock(), OwnerDeadError);
+  rw.rUnlock();
+  // A writer gets in, is told, repairs and marks the lock consistent.
+  assert.throws(() => rw.lock(), OwnerDeadError);
+  rw.markConsistent();
+  rw.unlock();
+  rw.rLock();
+  rw.rUnlock();
+  rw.lock();
+  rw.unlock();
+});
+
+test("RWMutex: readers waiting behind a dead writer are woken", TEST, async () => {
+  const rw = new RWMutex();
+  const writer = new Subject();
+  const reader = new Subject();
+  try {
+    const id = await writer.id();
+    await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
+    await writer.next("write-locked");
+    await reader.ask({ op: "rLock", rw: rw.handle, then: "release" }, "reader started");
+    await sleep(200);
+    await writer.kill(id);
+    assert.deepEqual(await reader.next("the reader's rLock()"), { result: "ownerDead" });
+  } finally {
+    writer.worker.terminate();
+    reader.worker.terminate();
+  }
+});
+
+test("unlock() by a thread that does not hold the lock throws and changes nothing", TEST, async () => {
+  const mu = new Mutex();
+  const rw = new RWMutex();
+  const holder = new Subject();
+  try {
+    await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
+    await holder.next("locked");
+    assert.throws(() => mu.unlock(), /held by another thread/);
+    assert.equal(mu.tryLock(), false);
+    await holder.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
+    await holder.next("write-locked");
+    assert.throws(() => rw.unlock(), /write-locked by another thread/);
+    assert.equal(rw.tryRLock(), false);
+  } finally {
+    holder.worker.terminate();
+  }
+});
+
+test("threadGone() rejects what is not a thread id, and the caller's own", () => {
+  for (const bad of [-1, 1.5, NaN, "3", 2 ** 40]) {
+    assert.throws(() => threadGone(bad as number), TypeError);
+  }
+  assert.throws(() => threadGone(0), RangeError, "the main thread is thread 0");
+});
