@@ -14,6 +14,7 @@
  * @module
  */
 
+import { claimThreadId, GONE, record, reserveThreadId, TERMINATING } from "../_engine/census.ts";
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
 import { shareSyncMap, SyncMap, type SyncMapHandle } from "../maps/sync_map.ts";
 import { Mutex, type MutexHandle } from "../sync/mutex.ts";
@@ -24,6 +25,9 @@ export const SHARE_TAG = "@shmap/shmap:share";
 
 /** What a worker posts on {@linkcode ShareMessage.port} when it ends itself (Deno only). */
 export const BYE = "@shmap/shmap:bye";
+
+/** Marks a message that only asks a worker for its thread id (`track()` on Deno). */
+export const TRACK_TAG = "@shmap/shmap:track";
 
 /** A handle as posted. */
 export type AnyHandle = GoMapHandle | SyncMapHandle | MutexHandle | RWMutexHandle;
@@ -37,6 +41,69 @@ export interface ShareMessage {
    * on it when it closes itself, so the parent can release.
    */
   readonly port?: MessagePort;
+  /**
+   * Set by the Deno adapter: the thread id reserved for the worker (a Deno web worker has none
+   * of its own). The worker takes it, or answers on `port` with the one it already uses.
+   */
+  readonly threadId?: number;
+}
+
+/** What `track()` posts to a Deno worker: a port to answer with its thread id on. */
+export interface TrackMessage {
+  readonly [TRACK_TAG]: 1;
+  readonly port: MessagePort;
+  readonly threadId: number;
+}
+
+/** Whether `data` is a {@linkcode TrackMessage}. */
+export function isTrackMessage(data: unknown): data is TrackMessage {
+  return typeof data === "object" && data !== null &&
+    (data as Record<string, unknown>)[TRACK_TAG] === 1;
+}
+
+/**
+ * Worker side, Deno: takes the thread id the parent reserved (unless this thread already has
+ * one) and tells the parent the id in force on `port`.
+ */
+export function answerThreadId(port: MessagePort | undefined, reserved: number | undefined): void {
+  if (port === undefined || reserved === undefined) return;
+  try {
+    port.postMessage({ threadId: claimThreadId(reserved) });
+  } catch {
+    // The parent's end is gone already.
+  }
+}
+
+/** Parent side, Deno: reserves a thread id for a web worker that has none of its own. */
+export function reserveId(): number {
+  return reserveThreadId();
+}
+
+/**
+ * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
+ * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
+ * when it wakes (census.ts).
+ */
+export function markTerminating(threadId: number | undefined): void {
+  if (threadId !== undefined && threadId >= 0) record(threadId, TERMINATING);
+}
+
+/**
+ * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
+ * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
+ * in a SyncMap reclaimed.
+ */
+export function declareGone(threadId: number | undefined, graceMs = 0): void {
+  if (threadId === undefined || threadId < 0) return;
+  if (graceMs <= 0) {
+    record(threadId, GONE);
+    return;
+  }
+  const timer = setTimeout(() => record(threadId, GONE), graceMs);
+  // The declaration must not keep the process alive once everything else is done.
+  const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
+  if (unref !== undefined) unref(timer as unknown as number);
+  else (timer as { unref?(): void }).unref?.();
 }
 
 /** A structure the adapters can share: one of the library's exported classes. */
@@ -303,9 +370,36 @@ export interface Adapter<W extends object> {
   readonly watch: (
     worker: W,
     end: (graceMs?: number) => void,
-  ) => { post(message: ShareMessage): void; stop(): void };
-  /** The workers shared with so far. */
+  ) => { post(message: ShareMessage): void; stop(): void; track?(): void };
+  /** The workers shared with or tracked so far. */
   readonly shared: WeakSet<W>;
+}
+
+/**
+ * Parent side: `track()`. Watches `worker` so that its end is declared to shmap (its locks
+ * taken over, what it held in a SyncMap reclaimed), for workers started elsewhere, such as a
+ * pool's. Returns the watch, or undefined for a worker already shared with or tracked.
+ */
+export function trackWith<W extends object>(
+  adapter: Adapter<W>,
+  worker: W,
+): { post(message: ShareMessage): void; stop(): void; track?(): void } | undefined {
+  if (
+    typeof worker !== "object" || worker === null ||
+    adapter.methods.some((method) => typeof worker[method] !== "function")
+  ) {
+    throw new TypeError(`track: expected ${adapter.expected}, got ${describe(worker)}`);
+  }
+  if (adapter.shared.has(worker)) return undefined;
+  adapter.check?.(worker);
+  let ended = false;
+  const watch = adapter.watch(worker, () => {
+    if (ended) return;
+    ended = true;
+    watch.stop();
+  });
+  adapter.shared.add(worker);
+  return watch;
 }
 
 /** Parent side: `share()`. Checks `worker`, then shares `values` with it. */

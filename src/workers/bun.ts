@@ -48,12 +48,14 @@
 
 import {
   type Adapter,
+  declareGone,
   listenForShare,
   type MessageSource,
   type ReceiveOptions,
   type Shareable,
   shareWith,
   spawnWith,
+  trackWith,
 } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable };
@@ -74,8 +76,13 @@ const adapter: Adapter<Worker> = {
   methods: ["postMessage", "addEventListener"],
   shared: new WeakSet(),
   watch(worker, endNow) {
+    // Bun gives a web Worker the thread id the worker sees in node:worker_threads.
+    const threadId = (worker as { threadId?: number }).threadId;
     // The thread has stopped when this event fires: no grace is needed.
-    const end = (): void => endNow();
+    const end = (): void => {
+      endNow();
+      declareGone(threadId);
+    };
     worker.addEventListener("close", end);
     return {
       post: (message) => worker.postMessage(message),
@@ -83,6 +90,29 @@ const adapter: Adapter<Worker> = {
     };
   },
 };
+
+/**
+ * Watches a Bun `Worker` started elsewhere, so that shmap learns when it ends: a Mutex or
+ * RWMutex it held is taken over by the next thread that locks it (with `OwnerDeadError`), a
+ * map's internal lock it held is repaired, and a SyncMap it attached by hand gives back its
+ * share. Workers started with {@linkcode spawn} or shared with {@linkcode share} are watched
+ * already; tracking one twice does nothing. For `node:worker_threads` workers under Bun (a
+ * pool's), use `track` from `@shmap/shmap/node`.
+ *
+ * @example
+ * ```ts no-eval
+ * import { track } from "@shmap/shmap/bun";
+ *
+ * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+ * track(worker);
+ * ```
+ *
+ * @param worker A web `Worker`.
+ * @throws {TypeError} if `worker` is not a Worker.
+ */
+export function track(worker: Worker): void {
+  trackWith(adapter, worker);
+}
 
 /**
  * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}

@@ -62,12 +62,20 @@
 
 import {
   type Adapter,
+  answerThreadId,
   BYE,
+  declareGone,
+  isTrackMessage,
   listenForShare,
+  markTerminating,
   type ReceiveOptions,
+  reserveId,
   type Shareable,
   shareWith,
   spawnWith,
+  TRACK_TAG,
+  type TrackMessage,
+  trackWith,
 } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable };
@@ -92,8 +100,20 @@ const inbox = listenForShare(
   "receive() must be called in a worker started by spawn() or share()",
   (message) => {
     byePort ??= message.port;
+    answerThreadId(message.port, message.threadId);
   },
 );
+
+if (inWorker) {
+  // track() asks for this worker's thread id: answer before the user's listeners see it.
+  scope.addEventListener("message", (event) => {
+    const data = (event as MessageEvent).data;
+    if (!isTrackMessage(data)) return;
+    event.stopImmediatePropagation();
+    byePort ??= data.port;
+    answerThreadId(data.port, data.threadId);
+  });
+}
 
 function sayBye(): void {
   const port = byePort;
@@ -133,11 +153,22 @@ const adapter: Adapter<Worker> = {
   methods: ["postMessage", "terminate", "addEventListener"],
   shared: new WeakSet(),
   watch(worker, endNow) {
-    const end = (): void => endNow(RELEASE_GRACE_MS);
+    // A Deno web worker has no thread id of its own: it takes the one reserved here, or tells
+    // the one it already uses on the port.
+    const reserved = reserveId();
+    let threadId = reserved;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      endNow(RELEASE_GRACE_MS);
+      declareGone(threadId, RELEASE_GRACE_MS);
+    };
     const { port1, port2 } = new MessageChannel();
-    // The port only says goodbye: it must not keep the parent alive.
+    // The port says goodbye and tells the worker's thread id: it must not keep the parent alive.
     port1.onmessage = (event) => {
       if (event.data === BYE) end();
+      else if (typeof event.data?.threadId === "number") threadId = event.data.threadId;
     };
     (port1 as { unref?: () => void }).unref?.();
     worker.addEventListener("error", end);
@@ -146,6 +177,9 @@ const adapter: Adapter<Worker> = {
       configurable: true,
       writable: true,
       value: function (this: Worker): void {
+        // Marked first: if terminate() cannot stop the worker (it sleeps in Atomics.wait), it
+        // stops touching shared memory when it wakes (census.ts).
+        markTerminating(threadId);
         try {
           terminate.call(this);
         } finally {
@@ -154,7 +188,12 @@ const adapter: Adapter<Worker> = {
       },
     });
     return {
-      post: (message) => worker.postMessage({ ...message, port: port2 }, [port2]),
+      post: (message) =>
+        worker.postMessage({ ...message, port: port2, threadId: reserved }, [port2]),
+      track: () => {
+        const message: TrackMessage = { [TRACK_TAG]: 1, port: port2, threadId: reserved };
+        worker.postMessage(message, [port2]);
+      },
       stop: () => {
         worker.removeEventListener("error", end);
         port1.onmessage = null;
@@ -163,6 +202,34 @@ const adapter: Adapter<Worker> = {
     };
   },
 };
+
+/**
+ * Watches a Deno `Worker` started elsewhere, so that shmap learns when it ends (terminated,
+ * dead of an uncaught error, or closed): a Mutex or RWMutex it held is taken over by the next
+ * thread that locks it (with `OwnerDeadError`), a map's internal lock it held is repaired, and a
+ * SyncMap it attached by hand gives back its share. The worker must import this module (it
+ * answers `track()` with its thread id, which a Deno web worker does not otherwise have).
+ * Workers started with {@linkcode spawn} or shared with {@linkcode share} are watched already;
+ * tracking one twice does nothing.
+ *
+ * As with every Deno worker, the end is declared a second after `terminate()` (or the error or
+ * close), when the worker has certainly stopped; a worker that terminate() caught asleep in a
+ * shmap lock stops touching shared memory as soon as it wakes.
+ *
+ * @example
+ * ```ts no-eval
+ * import { track } from "@shmap/shmap/deno";
+ *
+ * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+ * track(worker);
+ * ```
+ *
+ * @param worker A web `Worker`.
+ * @throws {TypeError} if `worker` is not a Worker.
+ */
+export function track(worker: Worker): void {
+  trackWith(adapter, worker)?.track?.();
+}
 
 /**
  * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}

@@ -50,12 +50,15 @@
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import {
   type Adapter,
+  declareGone,
   listenForShare,
+  markTerminating,
   type MessageSource,
   type ReceiveOptions,
   type Shareable,
   shareWith,
   spawnWith,
+  trackWith,
 } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable };
@@ -69,17 +72,41 @@ const inbox = listenForShare(
   "receive() must be called in a worker started by spawn() or share()",
 );
 
+/**
+ * Deno fires `exit` as soon as `terminate()` is called, and its `terminate()` is lost on a
+ * worker blocked in `Atomics.wait`: there the worker is marked terminating first, and declared
+ * gone only after this grace (see census.ts). Node and Bun fire `exit` once the thread stopped.
+ */
+const onDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+const DENO_GRACE_MS = 1000;
+
 /** A worker's end is its `exit` event, whatever ended it. */
 const adapter: Adapter<Worker> = {
   expected: "a node:worker_threads Worker",
-  methods: ["postMessage", "once"],
+  methods: ["postMessage", "once", "on", "off"],
   check(worker) {
-    if (worker.threadId === -1) throw new Error("share: this worker has exited");
+    if (worker.threadId === -1) throw new Error("this worker has exited");
   },
   shared: new WeakSet(),
   watch(worker, endNow) {
-    // The thread has stopped when this event fires: no grace is needed.
-    const end = (): void => endNow();
+    // Taken now: a worker that has exited reports -1.
+    const threadId = worker.threadId;
+    const grace = onDeno ? DENO_GRACE_MS : 0;
+    const end = (): void => {
+      endNow(grace);
+      declareGone(threadId, grace);
+    };
+    if (onDeno) {
+      const terminate = worker.terminate;
+      Object.defineProperty(worker, "terminate", {
+        configurable: true,
+        writable: true,
+        value: function (this: Worker): Promise<number> {
+          markTerminating(threadId);
+          return terminate.call(this);
+        },
+      });
+    }
     worker.on("exit", end);
     return {
       post: (message) => worker.postMessage(message),
@@ -87,6 +114,30 @@ const adapter: Adapter<Worker> = {
     };
   },
 };
+
+/**
+ * Watches a `node:worker_threads` Worker started elsewhere, such as one of a pool's (piscina,
+ * poolifier, tinypool), so that shmap learns when it ends: a Mutex or RWMutex it held is taken
+ * over by the next thread that locks it (with `OwnerDeadError`), a map's internal lock it held
+ * is repaired, and a SyncMap it attached by hand gives back its share. Workers started with
+ * {@linkcode spawn} or shared with {@linkcode share} are watched already; tracking one twice
+ * does nothing.
+ *
+ * @example Watching a pool's workers (piscina)
+ * ```ts no-eval
+ * import Piscina from "piscina";
+ * import { track } from "@shmap/shmap/node";
+ *
+ * const pool = new Piscina({ filename: new URL("./task.js", import.meta.url).href });
+ * pool.on("workerCreate", (worker) => track(worker));
+ * ```
+ *
+ * @param worker A `node:worker_threads` Worker that has not exited.
+ * @throws {TypeError} if `worker` is not a Worker; Error if it has exited.
+ */
+export function track(worker: Worker): void {
+  trackWith(adapter, worker);
+}
 
 /**
  * Shares `values` with `worker`: posts the structures' handles to it, for {@linkcode receive}
