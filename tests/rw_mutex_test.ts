@@ -76,9 +76,9 @@ test("RWMutex.attach rejects bad handles with a TypeError", () => {
   const bad: [string, unknown, RegExp][] = [
     ["null", null, /got null/],
     ["an empty object", {}, /handle\.kind must be "RWMutex"/],
-    ["an array", [], /got an array/],
-    ["a wrong kind", { ...good, kind: "rwmutex" }, /got "rwmutex"/],
-    ["a Mutex handle", new Mutex().handle, /got "Mutex" \(use Mutex\.attach\)/],
+    ["an array", [], /got an Array/],
+    ["a wrong kind", { ...good, kind: "rwmutex" }, /got a string "rwmutex"/],
+    ["a Mutex handle", new Mutex().handle, /got a string "Mutex" \(use Mutex\.attach\)/],
     [
       "a Mutex's memory labelled as an RWMutex",
       { ...new Mutex().handle, kind: "RWMutex" },
@@ -89,7 +89,7 @@ test("RWMutex.attach rejects bad handles with a TypeError", () => {
       { ...good, buffer: new ArrayBuffer(32) },
       /must be a SharedArrayBuffer, got an ArrayBuffer/,
     ],
-    ["a string offset", { ...good, byteOffset: "0" }, /non-negative integer, got "0"/],
+    ["a string offset", { ...good, byteOffset: "0" }, /non-negative integer, got a string "0"/],
     ["a misaligned offset", { ...good, byteOffset: 1 }, /not a multiple of 4/],
     ["an out-of-range offset", { ...good, byteOffset: 1 << 20 }, /out of range/],
     [

@@ -25,6 +25,8 @@
  * @module
  */
 
+import { describe, withArticle } from "../_describe.ts";
+
 /** Number of `Int32Array` words a mutex occupies. */
 export const MUTEX_WORDS = 1;
 
@@ -380,22 +382,6 @@ function sharedByteLength(value: unknown): number | undefined {
   }
 }
 
-/** `name` with its indefinite article, for error messages: "a Mutex", "an RWMutex". */
-function a(name: string): string {
-  return `${/^(?:[AEIOaeio]|[RU][A-Z])/.test(name) ? "an" : "a"} ${name}`;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") {
-    const name = Object.getPrototypeOf(value)?.constructor?.name;
-    return typeof name === "string" && name !== "" ? a(name) : "an object";
-  }
-  if (typeof value === "string") return JSON.stringify(value);
-  return typeof value === "function" ? "a function" : `${typeof value} ${String(value)}`;
-}
-
 /**
  * Checks that `handle` describes a stand-alone lock block of the given kind and returns a
  * view of exactly that block.
@@ -434,7 +420,9 @@ export function attachLockBlock(handle: unknown, kind: LockKind): Int32Array<Sha
   const bytes = blockBytes(kind);
   if (offset + bytes > byteLength) {
     throw new TypeError(
-      `${where}: handle.byteOffset ${offset} is out of range: ${a(kind)} needs ${bytes} bytes ` +
+      `${where}: handle.byteOffset ${offset} is out of range: ${
+        withArticle(kind)
+      } needs ${bytes} bytes ` +
         `and the buffer has ${byteLength}`,
     );
   }
@@ -446,8 +434,8 @@ export function attachLockBlock(handle: unknown, kind: LockKind): Int32Array<Sha
     const found = (Object.keys(KIND_CODE) as LockKind[]).find((k) => KIND_CODE[k] === block[1]);
     throw new TypeError(
       `${where}: the lock at byteOffset ${offset} is ${
-        found === undefined ? "of unknown kind" : a(found)
-      }, not ${a(kind)}`,
+        found === undefined ? "of unknown kind" : withArticle(found)
+      }, not ${withArticle(kind)}`,
     );
   }
   return block;
