@@ -149,10 +149,17 @@ export class Table {
     this.freeValue = freeValue;
   }
 
-  /** Writes a fresh empty table at `headerOffset`, sized for `hint` keys. */
+  /**
+   * Writes a fresh empty table at `headerOffset`, sized for `hint` keys. Throws MapFullError,
+   * allocating nothing, when the bucket array cannot fit in maxBytes.
+   */
   static create(arena: Arena, headerOffset: number, hint: number): void {
     const b = bucketsForHint(hint);
-    const buckets = allocate(arena, BUCKET_SIZE << b, true);
+    // Multiply, not shift: `BUCKET_SIZE << b` wraps at 32 bits (b >= 24), and a wrapped size
+    // made a table whose B its array lacked.
+    const bytes = BUCKET_SIZE * 2 ** b;
+    if (bytes > arena.maxBytes) throw new MapFullError(bytes, arena.maxBytes);
+    const buckets = allocate(arena, bytes, true);
     const i32 = arena.i32;
     const h = headerOffset >> 2;
     i32.fill(0, h, h + TABLE_WORDS);
