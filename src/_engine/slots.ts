@@ -53,6 +53,8 @@ export const TAG_STRING: number = tag(6);
 const TAG_BIGINT: number = tag(7);
 export const TAG_BYTES: number = tag(8);
 const TAG_STRUCT: number = tag(9);
+/** The tag of a key too large for its map: never stored, so it matches no stored key. */
+const TAG_TOO_LARGE: number = tag(15);
 
 /** Whether the slot's value lives in a blob (kinds 6..9). */
 export function isBlob(hi: number): boolean {
@@ -77,6 +79,12 @@ export const MODE_INLINE = 0;
 const MODE_STRING = 1;
 /** Probe mode: the slot is a bytes-like blob tagged `Probe.hi`; compare with `Probe.bytes`. */
 export const MODE_BYTES = 2;
+/**
+ * Probe mode: a key whose blob cannot fit in the map's maxBytes (`Probe.needed` bytes). No
+ * stored key matches it (its `hi` is {@linkcode TAG_TOO_LARGE}), so a lookup finds nothing;
+ * storing it throws MapFullError ({@linkcode Probe.storable}). Hashed as 0, unread.
+ */
+const MODE_TOO_LARGE = 3;
 
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -100,6 +108,14 @@ export class Probe {
   hash = 0;
   /** The default codec's scratch for structured values; `bytes` may be a view of it. */
   writer: StructuredWriter | undefined = undefined;
+  /** In MODE_TOO_LARGE: the bytes the key's blob needs, and the limit it passes. */
+  needed = 0;
+  limit = 0;
+
+  /** Throws MapFullError if this key cannot be stored (it is too large for the map). */
+  storable(): void {
+    if (this.mode === MODE_TOO_LARGE) throw new MapFullError(this.needed, this.limit);
+  }
 
   /** Whether the stored slot (hi, lo) holds this key. */
   matches(arena: Arena, hi: number, lo: number): boolean {
@@ -151,6 +167,7 @@ export class Probe {
    */
   materialize(arena: Arena): number {
     if (this.mode === MODE_INLINE) return this.lo;
+    this.storable();
     return this.writeBlob(arena, allocate(arena, this.blobBytes(), false));
   }
 }
@@ -225,18 +242,28 @@ function setKeyNumber(p: Probe, n: number, seed: number): void {
   p.hash = hashWords(lo, hi, seed);
 }
 
-/** Throws MapFullError unless a blob of `bytes` bytes fits `limit`. */
-function checkBlob(bytes: number, limit: number): void {
-  if (bytes > limit) throw new MapFullError(bytes, limit);
+/**
+ * A blob of `bytes` bytes cannot fit `limit`: a value is a MapFullError, before anything is
+ * written; a key becomes a probe that matches nothing (a lookup finds nothing) and that
+ * {@linkcode Probe.storable} refuses.
+ */
+function tooLarge(p: Probe, bytes: number, limit: number, key: boolean): void {
+  if (!key) throw new MapFullError(bytes, limit);
+  p.hi = TAG_TOO_LARGE;
+  p.lo = 0;
+  p.mode = MODE_TOO_LARGE;
+  p.needed = bytes;
+  p.limit = limit;
 }
 
-function setString(p: Probe, s: string, limit: number): void {
+function setString(p: Probe, s: string, limit: number, key: boolean): void {
   if (s.length <= 2) {
     p.hi = TAG_SHORT_STRING | s.length;
     p.lo = (s.charCodeAt(0) || 0) | (s.charCodeAt(1) || 0) << 16;
     p.mode = MODE_INLINE;
+  } else if (4 + 2 * s.length > limit) {
+    tooLarge(p, 4 + 2 * s.length, limit, key);
   } else {
-    checkBlob(4 + 2 * s.length, limit);
     p.hi = TAG_STRING;
     p.lo = 0;
     p.str = s;
@@ -268,8 +295,8 @@ export function ownBytes(value: unknown): Uint8Array | undefined {
   );
 }
 
-function setBytes(p: Probe, bytes: Uint8Array, limit: number): void {
-  checkBlob(4 + bytes.length, limit);
+function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {
+  if (4 + bytes.length > limit) return tooLarge(p, 4 + bytes.length, limit, key);
   p.hi = TAG_BYTES;
   p.lo = 0;
   p.bytes = bytes;
@@ -279,10 +306,11 @@ function setBytes(p: Probe, bytes: Uint8Array, limit: number): void {
 function hashProbe(p: Probe, seed: number): void {
   if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, seed);
   else if (p.mode === MODE_STRING) p.hash = hashString(p.str, seed);
-  else p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+  else if (p.mode === MODE_BYTES) p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+  else p.hash = 0;
 }
 
-function setBigint(p: Probe, n: bigint, limit: number): void {
+function setBigint(p: Probe, n: bigint, limit: number, key: boolean): void {
   if (BigInt.asIntN(32, n) === n) {
     p.hi = TAG_BIGINT32;
     p.lo = Number(n);
@@ -294,7 +322,7 @@ function setBigint(p: Probe, n: bigint, limit: number): void {
   const negative = n < 0n;
   const hex = (negative ? -n : n).toString(16);
   const count = (hex.length + 1) >>> 1;
-  checkBlob(5 + count, limit);
+  if (5 + count > limit) return tooLarge(p, 5 + count, limit, key);
   const bytes = new Uint8Array(1 + count);
   bytes[0] = negative ? 1 : 0;
   // Byte i (from 1, least significant first) holds the hex digits at [end - 2, end).
@@ -377,13 +405,13 @@ export class AutoSlots implements SlotCodec<unknown> {
         setKeyNumber(p, key, seed);
         return;
       case "string":
-        setString(p, key, this.limit);
+        setString(p, key, this.limit, true);
         break;
       case "boolean":
         setInline(p, TAG_BOOL, key ? 1 : 0);
         break;
       case "bigint":
-        setBigint(p, key, this.limit);
+        setBigint(p, key, this.limit, true);
         break;
       case "undefined":
         setInline(p, TAG_UNDEFINED, 0);
@@ -407,13 +435,13 @@ export class AutoSlots implements SlotCodec<unknown> {
         setNumber(p, value === value ? value : NaN);
         return;
       case "string":
-        setString(p, value, this.limit);
+        setString(p, value, this.limit, false);
         return;
       case "boolean":
         setInline(p, TAG_BOOL, value ? 1 : 0);
         return;
       case "bigint":
-        setBigint(p, value, this.limit);
+        setBigint(p, value, this.limit, false);
         return;
       case "undefined":
         setInline(p, TAG_UNDEFINED, 0);
@@ -426,7 +454,7 @@ export class AutoSlots implements SlotCodec<unknown> {
         {
           const bytes = ownBytes(value);
           if (bytes !== undefined) {
-            setBytes(p, bytes, this.limit);
+            setBytes(p, bytes, this.limit, false);
             return;
           }
         }
@@ -546,13 +574,14 @@ export class StringSlots implements SlotCodec<string> {
   limit = MAX_ENCODED_BYTES;
 
   toKey(key: string, p: Probe, seed: number): void {
-    this.toValue(key, p);
+    if (typeof key !== "string") throw notA("string", key);
+    setString(p, key, this.limit, true);
     hashProbe(p, seed);
   }
 
   toValue(value: string, p: Probe): void {
     if (typeof value !== "string") throw notA("string", value);
-    setString(p, value, this.limit);
+    setString(p, value, this.limit, false);
   }
 
   decode(arena: Arena, hi: number, lo: number): string {
@@ -571,14 +600,16 @@ export class BytesSlots implements SlotCodec<Uint8Array> {
   limit = MAX_ENCODED_BYTES;
 
   toKey(key: Uint8Array, p: Probe, seed: number): void {
-    this.toValue(key, p);
+    const bytes = ownBytes(key);
+    if (bytes === undefined) throw notA("Uint8Array", key);
+    setBytes(p, bytes, this.limit, true);
     hashProbe(p, seed);
   }
 
   toValue(value: Uint8Array, p: Probe): void {
     const bytes = ownBytes(value);
     if (bytes === undefined) throw notA("Uint8Array", value);
-    setBytes(p, bytes, this.limit);
+    setBytes(p, bytes, this.limit, false);
   }
 
   decode(arena: Arena, _hi: number, lo: number): Uint8Array {
@@ -605,11 +636,15 @@ export class UserSlots<T> implements SlotCodec<T> {
   }
 
   toKey(key: T, p: Probe, seed: number): void {
-    this.toValue(key, p);
+    setBytes(p, this.#encode(key), this.limit, true);
     hashProbe(p, seed);
   }
 
   toValue(value: T, p: Probe): void {
+    setBytes(p, this.#encode(value), this.limit, false);
+  }
+
+  #encode(value: T): Uint8Array {
     const encoded = this.#codec.encode(value);
     const bytes = ownBytes(encoded);
     if (bytes === undefined) {
@@ -617,7 +652,7 @@ export class UserSlots<T> implements SlotCodec<T> {
         `codec "${this.name}" encode() returned ${describe(encoded)}, not a Uint8Array`,
       );
     }
-    setBytes(p, bytes, this.limit);
+    return bytes;
   }
 
   decode(arena: Arena, _hi: number, lo: number): T {

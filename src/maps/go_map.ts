@@ -353,6 +353,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const nested = this.#inUser !== 0;
     const p = this.#encodeKey(key, nested ? new Probe() : this.#probe);
     const v = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+    p.storable(); // a key too large for maxBytes, refused before the table changes
     // From here on no user code runs: the probes refer to nothing user code can reach.
     const seq = this.#beginWrite();
     try {

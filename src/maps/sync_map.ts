@@ -481,6 +481,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const nested = this.#inUser !== 0;
     const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
     const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+    probe.storable(); // a key too large for maxBytes
     let record = 0;
     try {
       const read = Atomics.load(a.i32, R_READ);
@@ -1130,6 +1131,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const nested = this.#inUser !== 0;
     const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
     const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+    probe.storable(); // a key too large for maxBytes
     let record = this.#newRecord(vp, true);
     try {
       const read = Atomics.load(a.i32, R_READ);
