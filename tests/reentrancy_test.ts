@@ -212,12 +212,13 @@ describe("a getter read by the default codec may call the map", () => {
     });
 
     test(`${kind}: a user codec's encode that writes the map`, () => {
-      let map: AnyMap | undefined;
+      const state: { map?: AnyMap } = {};
       let writing = false;
       const model = new Map<unknown, unknown>();
       const codec: Codec<string> = {
         name: "writes",
         encode: (v) => {
+          const map = state.map;
           if (map !== undefined && !writing) {
             writing = true;
             try {
@@ -232,7 +233,7 @@ describe("a getter read by the default codec may call the map", () => {
         decode: (b) => new TextDecoder().decode(b),
       };
       const m = KINDS[kind]({ values: codec });
-      map = m;
+      state.map = m;
       m.set("k1", "one");
       model.set("k1", "one");
       m.set("k2", "two");
