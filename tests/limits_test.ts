@@ -9,6 +9,7 @@ import { type Codec, codecs, GoMap, MapFullError, SyncMap } from "../mod.ts";
 import { Arena, KIND_GO_MAP } from "../src/_engine/arena.ts";
 import { bytesUsed } from "../src/_engine/allocator.ts";
 import { Table } from "../src/_engine/table.ts";
+import { deadline } from "./fixtures/harness.ts";
 
 type AnyMap = GoMap<unknown, unknown> | SyncMap<unknown, unknown>;
 const KINDS = {
@@ -176,6 +177,36 @@ describe("values and keys of 2 GiB or more", () => {
       stillWorks(map, kind);
     });
   }
+
+  test("a 2 GiB Uint8Array after many small ones, in optimized code", {
+    timeout: 60_000,
+  }, async () => {
+    // V8 15's Maglev compiled `4 + bytes.length > limit` as false for a 2 GiB array once the
+    // code had seen only small ones (the length read as a negative int32), and the map wrote
+    // past its buffer. A worker starts with code no huge array has run through.
+    const worker = new Worker(new URL("./fixtures/huge_bytes_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    try {
+      const outcomes = await deadline(
+        new Promise<Record<string, string>>((resolve, reject) => {
+          worker.onmessage = (e) => resolve(e.data);
+          worker.onerror = (e) => reject(e.error ?? new Error(e.message));
+        }),
+        50_000,
+        "the worker's outcomes",
+      );
+      const expected: Record<string, string> = {};
+      for (const kind of ["GoMap", "SyncMap"]) {
+        for (const what of ["auto value", "bytes value", "bytes key", "nested value"]) {
+          expected[`${kind} ${what}`] = "MapFullError";
+        }
+      }
+      assert.deepStrictEqual(outcomes, expected);
+    } finally {
+      worker.terminate();
+    }
+  });
 
   test("codecs.auto.encode refuses a sparse array of length 2^32 - 1 at once", () => {
     const { array, reads } = hugeSparseArray();

@@ -37,7 +37,7 @@ import {
   decodeStructured,
   MAX_ENCODED_BYTES,
   StructuredWriter,
-  typedArrayLength,
+  typedArrayByteLength,
   typedArrayTag,
 } from "./structured.ts";
 import { describe, withArticle } from "../_describe.ts";
@@ -291,12 +291,14 @@ export function ownBytes(value: unknown): Uint8Array | undefined {
   return new Uint8Array(
     typedArrayBuffer.call(view),
     typedArrayOffset.call(view),
-    typedArrayLength.call(view),
+    typedArrayByteLength.call(view),
   );
 }
 
 function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {
-  if (4 + bytes.length > limit) return tooLarge(p, 4 + bytes.length, limit, key);
+  // byteLength, not length: see typedArrayByteLength on V8's 2 GiB typed arrays.
+  const n = bytes.byteLength;
+  if (4 + n > limit) return tooLarge(p, 4 + n, limit, key);
   p.hi = TAG_BYTES;
   p.lo = 0;
   p.bytes = bytes;

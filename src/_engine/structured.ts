@@ -121,9 +121,16 @@ export const typedArrayTag = Object.getOwnPropertyDescriptor(
   typedArrayPrototype,
   Symbol.toStringTag,
 )!.get as (this: unknown) => string | undefined;
-/** The built-in `length` getter of typed arrays: an own `length` property cannot lie to it. */
-export const typedArrayLength = Object.getOwnPropertyDescriptor(typedArrayPrototype, "length")!
-  .get as (this: ArrayBufferView) => number;
+/**
+ * The built-in `byteLength` getter of typed arrays: an own property cannot lie to it. For a
+ * Uint8Array it is the length. (Not `length`: V8 15's Maglev compiles a typed array's `length`
+ * of 2^31 or more, once the code has seen small ones, as a negative int32, so `4 + length >
+ * limit` came out false for a 2 GiB array; `byteLength` is not affected.)
+ */
+export const typedArrayByteLength = Object.getOwnPropertyDescriptor(
+  typedArrayPrototype,
+  "byteLength",
+)!.get as (this: ArrayBufferView) => number;
 
 /** Makes the error for an encoding of at least `needed` bytes against `limit`. */
 export type TooLarge = (needed: number, limit: number) => Error;
@@ -392,7 +399,7 @@ export class StructuredWriter {
   #uint8Array(value: Uint8Array): void {
     // The built-in getter: an own `length` property (allowed on a typed array) could lie, and
     // `set` below copies the real length.
-    const length = typedArrayLength.call(value);
+    const length = typedArrayByteLength.call(value);
     this.#atLeast(2 + length);
     this.#reserve(6 + length);
     this.#buffer[this.#pos++] = TAG_BYTES;
