@@ -1,39 +1,71 @@
 /**
- * Internal. Describes a value in an error message: `null`, `an Array`, `an object`,
- * `a Uint8Array`, `a string "x"`, `a number 3`.
+ * Internal. Names a value for an error message: `null`, `undefined`, `a string "x"`,
+ * `a number 42`, `an Array`, `an object`, `a Uint8Array`, `a Thing` (a class instance).
+ *
+ * It reads the value's prototype and its constructor's name, which a Proxy or a getter can
+ * intercept: it is meant for the paths that throw, and a throwing trap falls back to a generic
+ * description instead of replacing the error being reported.
  *
  * @module
  */
 
-/** `name` with its indefinite article: "a Mutex", "an Array", "an RWMutex". */
-export function withArticle(name: string): string {
-  return `${/^(?:[AEIOaeio]|[RU][A-Z])/.test(name) ? "an" : "a"} ${name}`;
-}
+/** The longest string shown in full; longer ones are cut with an ellipsis. */
+const MAX_SHOWN = 40;
 
-/** A short description of `value` for an error message. */
+/** Describes `value` for an error message, with the right article. */
 export function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  if (Array.isArray(value)) return "an Array";
   switch (typeof value) {
-    case "object": {
-      let name: unknown;
-      try {
-        name = Object.getPrototypeOf(value)?.constructor?.name;
-      } catch {
-        name = undefined;
-      }
-      return typeof name === "string" && name !== "" && name !== "Object"
-        ? withArticle(name)
-        : "an object";
+    case "undefined":
+      return "undefined";
+    case "string": {
+      const shown = value.length > MAX_SHOWN ? `${value.slice(0, MAX_SHOWN)}...` : value;
+      return `a string ${JSON.stringify(shown)}`;
     }
-    case "string":
-      return `a string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
+    case "number":
+    case "boolean":
+      return `a ${typeof value} ${String(value)}`;
+    case "bigint":
+      return `a bigint ${String(value)}n`;
+    case "symbol":
+      return `a symbol ${value.description === undefined ? "" : JSON.stringify(value.description)}`
+        .trimEnd();
     case "function":
       return "a function";
-    case "symbol":
-      return "a symbol";
-    default:
-      return `${withArticle(typeof value)} ${String(value)}`;
   }
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an Array";
+  let name: unknown;
+  try {
+    name = Object.getPrototypeOf(value)?.constructor?.name;
+  } catch {
+    name = undefined;
+  }
+  if (typeof name !== "string" || name === "" || name === "Object") return "an object";
+  return withArticle(name);
+}
+
+/**
+ * `name` with "a" or "an" before it, as it is read aloud: "an Array", "a Uint8Array" (a "you"),
+ * "an RWMutex" (an "ar").
+ */
+export function withArticle(name: string): string {
+  return `${/^(?:[AEIOaeio]|R[A-Z])/.test(name) ? "an" : "a"} ${name}`;
+}
+
+const KINDS = ["GoMap", "SyncMap", "Mutex", "RWMutex"];
+
+/**
+ * The TypeError for a handle, passed to `where` (e.g. "GoMap.attach"), whose `kind` is not
+ * `expected`.
+ */
+export function wrongKind(where: string, expected: string, kind: unknown): TypeError {
+  if (typeof kind === "string" && KINDS.includes(kind)) {
+    return new TypeError(
+      `${where}: the handle is for ${withArticle(kind)}, not ${withArticle(expected)}`,
+    );
+  }
+  return new TypeError(
+    `${where}: the handle is not ${withArticle(expected)} handle: its kind is ${describe(kind)}, ` +
+      `not "${expected}"`,
+  );
 }

@@ -1,19 +1,33 @@
 /**
- * Internal. Checks of option bags.
+ * Internal. Checks an options object: an object (or undefined) whose own enumerable keys are all
+ * known, so that a misspelt option (`maxbytes`) is an error instead of silently ignored.
  *
  * @module
  */
 
+import { describe } from "./_describe.ts";
+
 /**
- * Throws a TypeError naming the first own key of `options` that is not in `known`, and
- * listing the known ones: a misspelt option (`maxbytes`) must not be ignored silently.
+ * Checks that `options` is undefined or an object with no own enumerable keys outside `known`,
+ * and returns it as an object. `what` names the options in the message, e.g. "GoMap options".
+ * Throws TypeError naming the unknown option and listing the known ones.
  */
-export function rejectUnknown(what: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
+export function checkOptions<T extends object>(
+  options: T | undefined,
+  known: readonly string[],
+  what: string,
+): Partial<T> {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`${what} must be an object, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
       throw new TypeError(
-        `${what}: unknown option "${key}" (known options: ${known.join(", ") || "none"})`,
+        `${what}: unknown option ${JSON.stringify(name)}; the known options are ` +
+          known.join(", "),
       );
     }
   }
+  return options;
 }

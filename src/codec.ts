@@ -9,11 +9,13 @@ import {
   BytesSlots,
   Float64Slots,
   Int32Slots,
+  ownBytes,
   type SlotCodec,
   StringSlots,
   UserSlots,
 } from "./_engine/slots.ts";
 import { decodeStructured, StructuredWriter } from "./_engine/structured.ts";
+import { describe } from "./_describe.ts";
 
 /**
  * Converts values of type `T` to bytes and back, so that a map can keep them in shared memory.
@@ -69,7 +71,7 @@ function builtin<T>(
 const structured = new StructuredWriter();
 
 function checkNumber(value: number): number {
-  if (typeof value !== "number") throw new TypeError(`expected a number, got ${typeof value}`);
+  if (typeof value !== "number") throw new TypeError(`expected a number, got ${describe(value)}`);
   return value;
 }
 
@@ -113,8 +115,11 @@ export const codecs: {
     "auto",
     () => new AutoSlots(),
     (value) => {
-      structured.encode(value);
-      return structured.bytes.slice();
+      // A getter of `value` may call this codec again: that call gets a writer of its own.
+      // The encoding takes at most 2^30 bytes (a RangeError, before the work where it can).
+      const writer = structured.busy ? new StructuredWriter() : structured;
+      writer.encode(value);
+      return writer.bytes.slice();
     },
     (bytes) => decodeStructured(bytes, 0, bytes.length),
   ),
@@ -128,6 +133,9 @@ export const codecs: {
     "int32",
     () => new Int32Slots(),
     (value) => {
+      if (typeof value !== "number") {
+        throw new TypeError(`expected a number, got ${describe(value)}`);
+      }
       if ((value | 0) !== value) throw new RangeError(`not an int32: ${String(value)}`);
       return new Uint8Array(new Int32Array([value]).buffer);
     },
@@ -137,7 +145,9 @@ export const codecs: {
     "string",
     () => new StringSlots(),
     (value) => {
-      if (typeof value !== "string") throw new TypeError(`expected a string, got ${typeof value}`);
+      if (typeof value !== "string") {
+        throw new TypeError(`expected a string, got ${describe(value)}`);
+      }
       const units = new Uint16Array(value.length);
       for (let i = 0; i < value.length; i++) units[i] = value.charCodeAt(i);
       return new Uint8Array(units.buffer);
@@ -155,8 +165,11 @@ export const codecs: {
     "bytes",
     () => new BytesSlots(),
     (value) => {
-      if (!(value instanceof Uint8Array)) throw new TypeError("expected a Uint8Array");
-      return value.slice();
+      const bytes = ownBytes(value);
+      if (bytes === undefined) {
+        throw new TypeError(`expected a Uint8Array, got ${describe(value)}`);
+      }
+      return bytes.slice();
     },
     (bytes) => bytes,
   ),
@@ -182,7 +195,7 @@ export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotC
   ) {
     throw new TypeError(`${role} must be a Codec: { name: string, encode(value), decode(bytes) }`);
   }
-  if (codec.name in BUILTINS) {
+  if (Object.hasOwn(BUILTINS, codec.name)) {
     throw new TypeError(`${role}: the codec name "${codec.name}" is reserved for a built-in codec`);
   }
   return new UserSlots(codec);
@@ -198,7 +211,7 @@ export function attachCodec<T>(
   role: string,
 ): SlotCodec<T> {
   if (given === undefined) {
-    const codec = BUILTINS[recorded];
+    const codec = Object.hasOwn(BUILTINS, recorded) ? BUILTINS[recorded] : undefined;
     if (codec === undefined) {
       throw new TypeError(`this map's ${role} use the codec "${recorded}": pass it as ${role}`);
     }

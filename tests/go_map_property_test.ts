@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
+import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Arbitraries
@@ -720,5 +721,15 @@ describe("GoMap with typed codecs against a native Map", () => {
       fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v))),
       100,
     );
+  });
+});
+
+describe("GoMap with re-entrant user code and huge sizes", () => {
+  test("getters and a user codec's encode and decode calling the map agree with a model", () => {
+    fc.assert(reentrantProperty((options) => new GoMap(options), false), { numRuns: 300 });
+  });
+
+  test("any hint and maxBytes, values of any size: works, or a RangeError with no effect", () => {
+    fc.assert(hugeSizesProperty((options) => new GoMap(options)), { numRuns: 60 });
   });
 });

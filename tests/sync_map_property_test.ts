@@ -13,6 +13,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codecs, SyncMap, type SyncMapStats } from "../mod.ts";
+import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -519,5 +520,15 @@ describe("SyncMap matches a model (Go's TestMapMatchesRWMutex)", () => {
     for (const [path, count] of Object.entries(totals)) {
       assert.ok(count > 0, `path never taken: ${path} (${JSON.stringify(totals)})`);
     }
+  });
+});
+
+describe("SyncMap with re-entrant user code and huge sizes", () => {
+  test("getters and a user codec's encode and decode calling the map agree with a model", () => {
+    fc.assert(reentrantProperty((options) => new SyncMap(options), true), { numRuns: 300 });
+  });
+
+  test("any hint and maxBytes, values of any size: works, or a RangeError with no effect", () => {
+    fc.assert(hugeSizesProperty((options) => new SyncMap(options)), { numRuns: 60 });
   });
 });

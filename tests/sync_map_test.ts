@@ -893,7 +893,8 @@ describe("SyncMap: handles, attach and close", () => {
     }
     assert.throws(() => new SyncMap({ hint: 1e7, maxBytes: 1 << 20 }), RangeError);
     assert.throws(() => new SyncMap({ maxBytes: 1000 }), RangeError);
-    assert.throws(() => new SyncMap({ maxBytes: 1.5 }), TypeError);
+    assert.throws(() => new SyncMap({ maxBytes: 1.5 }), RangeError);
+    assert.throws(() => new SyncMap({ maxBytes: "65536" as unknown as number }), TypeError);
     assert.throws(() => new SyncMap(null as unknown as object), TypeError);
     assert.throws(() => new SyncMap({ keys: {} as Codec<unknown> }), TypeError);
     assert.throws(

@@ -33,6 +33,7 @@
  * @module
  */
 
+import { describe, withArticle } from "../_describe.ts";
 import { Journal } from "./journal.ts";
 
 /** "SMAP" read as a little-endian 32-bit word. */
@@ -144,7 +145,9 @@ export class Arena {
    */
   static attach(buffer: unknown, kind: number, locking: boolean, what: string): Arena {
     if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`${what}: the handle's buffer is not a SharedArrayBuffer`);
+      throw new TypeError(
+        `${what}: the handle's buffer is not a SharedArrayBuffer, got ${describe(buffer)}`,
+      );
     }
     if (!buffer.growable || buffer.byteLength < HEADER_BYTES) {
       throw new TypeError(`${what}: the handle's buffer is not a shmap arena`);
@@ -161,7 +164,9 @@ export class Arena {
     }
     if (i32[H_KIND] !== kind) {
       const found = KIND_NAMES[i32[H_KIND]] ?? `unknown kind ${i32[H_KIND]}`;
-      throw new TypeError(`${what}: the handle is for a ${found}, not a ${KIND_NAMES[kind]}`);
+      throw new TypeError(
+        `${what}: the handle is for ${withArticle(found)}, not ${withArticle(KIND_NAMES[kind])}`,
+      );
     }
     const max = i32[H_MAX_BYTES];
     const top = i32[H_TOP];
@@ -225,8 +230,11 @@ export class Arena {
 /** Checks a user's maxBytes option and returns the value to use. */
 export function checkMaxBytes(maxBytes: number | undefined): number {
   if (maxBytes === undefined) return DEFAULT_MAX_BYTES;
-  if (typeof maxBytes !== "number" || !Number.isInteger(maxBytes)) {
-    throw new TypeError(`maxBytes must be an integer, got ${String(maxBytes)}`);
+  if (typeof maxBytes !== "number") {
+    throw new TypeError(`maxBytes must be a number, got ${describe(maxBytes)}`);
+  }
+  if (!Number.isInteger(maxBytes)) {
+    throw new RangeError(`maxBytes must be an integer, got ${maxBytes}`);
   }
   if (maxBytes < 64 * 1024 || maxBytes > MAX_BYTES_LIMIT) {
     throw new RangeError(`maxBytes must be between 65536 and ${MAX_BYTES_LIMIT}, got ${maxBytes}`);

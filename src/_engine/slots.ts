@@ -32,7 +32,15 @@
 
 import type { Arena } from "./arena.ts";
 import { hashBytes, hashString, hashUnits, hashWords } from "./hash.ts";
-import { decodeStructured, StructuredWriter } from "./structured.ts";
+import {
+  decodeStructured,
+  MAX_ENCODED_BYTES,
+  StructuredWriter,
+  typedArrayByteLength,
+  typedArrayTag,
+} from "./structured.ts";
+import { describe, withArticle } from "../_describe.ts";
+import { MapFullError } from "../errors.ts";
 
 const tag = (kind: number): number => (0xfff00000 | (kind << 16)) | 0;
 const TAG_BOOL: number = tag(1);
@@ -44,6 +52,8 @@ export const TAG_STRING: number = tag(6);
 const TAG_BIGINT: number = tag(7);
 export const TAG_BYTES: number = tag(8);
 const TAG_STRUCT: number = tag(9);
+/** The tag of a key too large for its map: never stored, so it matches no stored key. */
+const TAG_TOO_LARGE: number = tag(15);
 
 /** Whether the slot's value lives in a blob (kinds 6..9). */
 export function isBlob(hi: number): boolean {
@@ -73,12 +83,25 @@ export const MODE_INLINE = 0;
 const MODE_STRING = 1;
 /** Probe mode: the slot is a bytes-like blob tagged `Probe.hi`; compare with `Probe.bytes`. */
 export const MODE_BYTES = 2;
+/**
+ * Probe mode: a key whose blob cannot fit in the map's maxBytes (`Probe.needed` bytes). No
+ * stored key matches it (its `hi` is {@linkcode TAG_TOO_LARGE}), so a lookup finds nothing;
+ * storing it throws MapFullError ({@linkcode Probe.storable}). Hashed as 0, unread.
+ */
+const MODE_TOO_LARGE = 3;
 
 const EMPTY_BYTES = new Uint8Array(0);
 
 /**
  * An encoded key or value, before it is written to shared memory. Lookups compare it with
  * stored slots directly, so a lookup never allocates shared memory.
+ *
+ * Once encoded, a probe refers to nothing user code can change or intercept: `str` is a
+ * primitive, and `bytes` is either the probe's own writer's scratch or a fresh fixed-length
+ * view made by {@linkcode ownBytes}. So no user code runs while a map uses it (under a lock, or
+ * inside a GoMap write). A map call whose encoding runs user code that calls the same map uses
+ * a fresh probe for the nested call (see the maps' `#inUser`): a probe is never shared by two
+ * calls in progress, and neither is its writer.
  */
 export class Probe {
   hi = 0;
@@ -87,6 +110,16 @@ export class Probe {
   str = "";
   bytes: Uint8Array = EMPTY_BYTES;
   hash = 0;
+  /** The default codec's scratch for structured values; `bytes` may be a view of it. */
+  writer: StructuredWriter | undefined = undefined;
+  /** In MODE_TOO_LARGE: the bytes the key's blob needs, and the limit it passes. */
+  needed = 0;
+  limit = 0;
+
+  /** Throws MapFullError if this key cannot be stored (it is too large for the map). */
+  storable(): void {
+    if (this.mode === MODE_TOO_LARGE) throw new MapFullError(this.needed, this.limit);
+  }
 
   /** Whether the stored slot (hi, lo) holds this key. */
   matches(arena: Arena, hi: number, lo: number): boolean {
@@ -138,6 +171,7 @@ export class Probe {
    */
   materialize(arena: Arena, alloc: (size: number) => number): number {
     if (this.mode === MODE_INLINE) return this.lo;
+    this.storable();
     return this.writeBlob(arena, alloc(this.blobBytes()));
   }
 }
@@ -162,6 +196,11 @@ export function hashStored(arena: Arena, hi: number, lo: number, seed: number): 
 export interface SlotCodec<T> {
   /** The name recorded in the arena header. */
   readonly name: string;
+  /**
+   * Most bytes a blob may take: the map's maxBytes. An encoding that cannot fit throws
+   * MapFullError, checked before the work where the size is known in advance.
+   */
+  limit: number;
   /** Encodes a key, canonicalizing it for SameValueZero, and sets `p.hash`. */
   toKey(key: T, p: Probe, seed: number): void;
   /** Encodes a value. */
@@ -207,11 +246,27 @@ function setKeyNumber(p: Probe, n: number, seed: number): void {
   p.hash = hashWords(lo, hi, seed);
 }
 
-function setString(p: Probe, s: string): void {
+/**
+ * A blob of `bytes` bytes cannot fit `limit`: a value is a MapFullError, before anything is
+ * written; a key becomes a probe that matches nothing (a lookup finds nothing) and that
+ * {@linkcode Probe.storable} refuses.
+ */
+function tooLarge(p: Probe, bytes: number, limit: number, key: boolean): void {
+  if (!key) throw new MapFullError(bytes, limit);
+  p.hi = TAG_TOO_LARGE;
+  p.lo = 0;
+  p.mode = MODE_TOO_LARGE;
+  p.needed = bytes;
+  p.limit = limit;
+}
+
+function setString(p: Probe, s: string, limit: number, key: boolean): void {
   if (s.length <= 2) {
     p.hi = TAG_SHORT_STRING | s.length;
     p.lo = (s.charCodeAt(0) || 0) | (s.charCodeAt(1) || 0) << 16;
     p.mode = MODE_INLINE;
+  } else if (4 + 2 * s.length > limit) {
+    tooLarge(p, 4 + 2 * s.length, limit, key);
   } else {
     p.hi = TAG_STRING;
     p.lo = 0;
@@ -220,30 +275,70 @@ function setString(p: Probe, s: string): void {
   }
 }
 
+// The built-in typed array getters, so that a typed array's own properties cannot lie to us.
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const typedArrayBuffer = Object.getOwnPropertyDescriptor(typedArrayPrototype, "buffer")!
+  .get as (this: ArrayBufferView) => ArrayBufferLike;
+const typedArrayOffset = Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteOffset")!
+  .get as (this: ArrayBufferView) => number;
+
+/**
+ * A fresh fixed-length view of the bytes of `value`, a Uint8Array (checked by brand, so not a
+ * Proxy), or undefined when it is not one. The engine reads the view while it holds locks or
+ * writes the map, so it must run no user code and keep its length: a Proxy's traps, an own
+ * `length` accessor (allowed on a typed array) or a length-tracking view could do either, and
+ * a length that changed between sizing a blob and writing it would write past the block.
+ */
+export function ownBytes(value: unknown): Uint8Array | undefined {
+  if (typedArrayTag.call(value) !== "Uint8Array") return undefined;
+  const view = value as Uint8Array;
+  return new Uint8Array(
+    typedArrayBuffer.call(view),
+    typedArrayOffset.call(view),
+    typedArrayByteLength.call(view),
+  );
+}
+
+function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {
+  // byteLength, not length: see typedArrayByteLength on V8's 2 GiB typed arrays.
+  const n = bytes.byteLength;
+  if (4 + n > limit) return tooLarge(p, 4 + n, limit, key);
+  p.hi = TAG_BYTES;
+  p.lo = 0;
+  p.bytes = bytes;
+  p.mode = MODE_BYTES;
+}
+
 function hashProbe(p: Probe, seed: number): void {
   if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, seed);
   else if (p.mode === MODE_STRING) p.hash = hashString(p.str, seed);
-  else p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+  else if (p.mode === MODE_BYTES) p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+  else p.hash = 0;
 }
 
-function setBigint(p: Probe, n: bigint): void {
+function setBigint(p: Probe, n: bigint, limit: number, key: boolean): void {
   if (BigInt.asIntN(32, n) === n) {
     p.hi = TAG_BIGINT32;
     p.lo = Number(n);
     p.mode = MODE_INLINE;
     return;
   }
-  // Sign byte, then the magnitude little-endian: one encoding per value.
+  // Sign byte, then the magnitude little-endian: one encoding per value. Through hex, which
+  // engines convert in linear time (shifting a byte at a time is quadratic).
   const negative = n < 0n;
-  let m = negative ? -n : n;
-  const bytes: number[] = [negative ? 1 : 0];
-  while (m > 0n) {
-    bytes.push(Number(m & 0xffn));
-    m >>= 8n;
+  const hex = (negative ? -n : n).toString(16);
+  const count = (hex.length + 1) >>> 1;
+  if (5 + count > limit) return tooLarge(p, 5 + count, limit, key);
+  const bytes = new Uint8Array(1 + count);
+  bytes[0] = negative ? 1 : 0;
+  // Byte i (from 1, least significant first) holds the hex digits at [end - 2, end).
+  for (let i = 1, end = hex.length; end > 0; i++, end -= 2) {
+    const low = hexDigit(hex.charCodeAt(end - 1));
+    bytes[i] = end >= 2 ? (hexDigit(hex.charCodeAt(end - 2)) << 4) | low : low;
   }
   p.hi = TAG_BIGINT;
   p.lo = 0;
-  p.bytes = Uint8Array.from(bytes);
+  p.bytes = bytes;
   p.mode = MODE_BYTES;
 }
 
@@ -281,28 +376,34 @@ function readBytes(arena: Arena, offset: number): Uint8Array {
   return arena.u8.slice(offset + 4, offset + 4 + count);
 }
 
+function hexDigit(code: number): number {
+  // `bigint.toString(16)` produces only 0-9 and a-f.
+  return code <= 0x39 ? code - 0x30 : code - 0x57;
+}
+
+const HEX_BYTES: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 function readBigint(arena: Arena, offset: number): bigint {
   const bytes = readBytes(arena, offset);
-  let m = 0n;
-  for (let i = bytes.length - 1; i >= 1; i--) m = (m << 8n) | BigInt(bytes[i]);
+  // Through hex, in linear time, as setBigint encodes.
+  let hex = "0x0";
+  for (let i = bytes.length - 1; i >= 1; i--) hex += HEX_BYTES[bytes[i]];
+  const m = BigInt(hex);
   return bytes[0] === 1 ? -m : m;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  const type = typeof value;
-  if (type === "object") {
-    const name = (value as object).constructor?.name;
-    return name && name !== "Object" ? `a ${name}` : "an object";
-  }
-  return `a ${type}`;
+/**
+ * The error the default codec's writer throws for a value that cannot fit. The writer's limit
+ * is maxBytes less the blob's 4-byte count, so both are reported 4 bytes larger.
+ */
+function mapFull(needed: number, limit: number): Error {
+  return new MapFullError(needed + 4, limit + 4);
 }
 
 /** The default codec: every JavaScript primitive, Uint8Array, arrays and plain objects. */
 export class AutoSlots implements SlotCodec<unknown> {
   readonly name = "auto";
-  #writer = new StructuredWriter();
+  limit = MAX_ENCODED_BYTES;
 
   toKey(key: unknown, p: Probe, seed: number): void {
     switch (typeof key) {
@@ -310,13 +411,13 @@ export class AutoSlots implements SlotCodec<unknown> {
         setKeyNumber(p, key, seed);
         return;
       case "string":
-        setString(p, key);
+        setString(p, key, this.limit, true);
         break;
       case "boolean":
         setInline(p, TAG_BOOL, key ? 1 : 0);
         break;
       case "bigint":
-        setBigint(p, key);
+        setBigint(p, key, this.limit, true);
         break;
       case "undefined":
         setInline(p, TAG_UNDEFINED, 0);
@@ -340,13 +441,13 @@ export class AutoSlots implements SlotCodec<unknown> {
         setNumber(p, value === value ? value : NaN);
         return;
       case "string":
-        setString(p, value);
+        setString(p, value, this.limit, false);
         return;
       case "boolean":
         setInline(p, TAG_BOOL, value ? 1 : 0);
         return;
       case "bigint":
-        setBigint(p, value);
+        setBigint(p, value, this.limit, false);
         return;
       case "undefined":
         setInline(p, TAG_UNDEFINED, 0);
@@ -356,18 +457,28 @@ export class AutoSlots implements SlotCodec<unknown> {
           setInline(p, TAG_NULL, 0);
           return;
         }
-        if (value instanceof Uint8Array && value.constructor === Uint8Array) {
-          p.hi = TAG_BYTES;
-          p.lo = 0;
-          p.bytes = value;
-          p.mode = MODE_BYTES;
-          return;
+        {
+          const bytes = ownBytes(value);
+          if (bytes !== undefined) {
+            setBytes(p, bytes, this.limit, false);
+            return;
+          }
         }
-        this.#writer.encode(value); // throws TypeError for what it cannot encode
-        p.hi = TAG_STRUCT;
-        p.lo = 0;
-        p.bytes = this.#writer.bytes;
-        p.mode = MODE_BYTES;
+        {
+          // The writer belongs to the probe: a getter that calls the map while this one is
+          // being read gets a fresh probe, and so a writer of its own.
+          let writer = p.writer;
+          if (writer === undefined || writer.busy) {
+            writer = p.writer = new StructuredWriter(mapFull);
+          }
+          // Throws TypeError for what it cannot encode; MapFullError, before the work where it
+          // can, for what cannot fit in maxBytes (4 bytes are the blob's count).
+          writer.encode(value, this.limit - 4);
+          p.hi = TAG_STRUCT;
+          p.lo = 0;
+          p.bytes = writer.bytes;
+          p.mode = MODE_BYTES;
+        }
         return;
       default:
         throw new TypeError(`cannot store ${describe(value)}: the default codec cannot encode it`);
@@ -417,6 +528,7 @@ export class AutoSlots implements SlotCodec<unknown> {
 /** Numbers only, stored as float64. */
 export class Float64Slots implements SlotCodec<number> {
   readonly name = "float64";
+  limit = MAX_ENCODED_BYTES;
 
   toKey(key: number, p: Probe, seed: number): void {
     if (typeof key !== "number") throw notA("number", key);
@@ -438,6 +550,7 @@ export class Float64Slots implements SlotCodec<number> {
 /** Integers in the int32 range, stored as float64 like every number, so lookups share a path. */
 export class Int32Slots implements SlotCodec<number> {
   readonly name = "int32";
+  limit = MAX_ENCODED_BYTES;
 
   toKey(key: number, p: Probe, seed: number): void {
     setKeyNumber(p, checkInt32(key), seed);
@@ -455,23 +568,26 @@ export class Int32Slots implements SlotCodec<number> {
 }
 
 function checkInt32(value: number): number {
-  if ((value | 0) === value) return value;
+  // The type first: `|` would call an object's valueOf, and throws for a bigint.
   if (typeof value !== "number") throw notA("number", value);
+  if ((value | 0) === value) return value;
   throw new RangeError(`the int32 codec takes integers in [-2^31, 2^31), got ${value}`);
 }
 
 /** Strings only. */
 export class StringSlots implements SlotCodec<string> {
   readonly name = "string";
+  limit = MAX_ENCODED_BYTES;
 
   toKey(key: string, p: Probe, seed: number): void {
-    this.toValue(key, p);
+    if (typeof key !== "string") throw notA("string", key);
+    setString(p, key, this.limit, true);
     hashProbe(p, seed);
   }
 
   toValue(value: string, p: Probe): void {
     if (typeof value !== "string") throw notA("string", value);
-    setString(p, value);
+    setString(p, value, this.limit, false);
   }
 
   decode(arena: Arena, hi: number, lo: number): string {
@@ -487,18 +603,19 @@ export class StringSlots implements SlotCodec<string> {
 /** Uint8Arrays only, copied in and out. */
 export class BytesSlots implements SlotCodec<Uint8Array> {
   readonly name = "bytes";
+  limit = MAX_ENCODED_BYTES;
 
   toKey(key: Uint8Array, p: Probe, seed: number): void {
-    this.toValue(key, p);
+    const bytes = ownBytes(key);
+    if (bytes === undefined) throw notA("Uint8Array", key);
+    setBytes(p, bytes, this.limit, true);
     hashProbe(p, seed);
   }
 
   toValue(value: Uint8Array, p: Probe): void {
-    if (!(value instanceof Uint8Array)) throw notA("Uint8Array", value);
-    p.hi = TAG_BYTES;
-    p.lo = 0;
-    p.bytes = value;
-    p.mode = MODE_BYTES;
+    const bytes = ownBytes(value);
+    if (bytes === undefined) throw notA("Uint8Array", value);
+    setBytes(p, bytes, this.limit, false);
   }
 
   decode(arena: Arena, _hi: number, lo: number): Uint8Array {
@@ -516,6 +633,7 @@ export interface BytesCodec<T> {
 /** Adapts a user's {@linkcode BytesCodec}: every key or value is a bytes blob. */
 export class UserSlots<T> implements SlotCodec<T> {
   readonly name: string;
+  limit = MAX_ENCODED_BYTES;
   #codec: BytesCodec<T>;
 
   constructor(codec: BytesCodec<T>) {
@@ -524,28 +642,44 @@ export class UserSlots<T> implements SlotCodec<T> {
   }
 
   toKey(key: T, p: Probe, seed: number): void {
-    this.toValue(key, p);
+    setBytes(p, this.#encode(key), this.limit, true);
     hashProbe(p, seed);
   }
 
   toValue(value: T, p: Probe): void {
-    const bytes = this.#codec.encode(value);
-    if (!(bytes instanceof Uint8Array)) {
+    setBytes(p, this.#encode(value), this.limit, false);
+  }
+
+  #encode(value: T): Uint8Array {
+    const encoded = this.#codec.encode(value);
+    const bytes = ownBytes(encoded);
+    if (bytes === undefined) {
       throw new TypeError(
-        `codec "${this.name}" encode() returned ${describe(bytes)}, not a Uint8Array`,
+        `codec "${this.name}" encode() returned ${describe(encoded)}, not a Uint8Array`,
       );
     }
-    p.hi = TAG_BYTES;
-    p.lo = 0;
-    p.bytes = bytes;
-    p.mode = MODE_BYTES;
+    return bytes;
   }
 
   decode(arena: Arena, _hi: number, lo: number): T {
     return this.#codec.decode(readBytes(arena, lo));
   }
+
+  /**
+   * The first half of {@linkcode decode}: copies the encoded bytes of the slot out of shared
+   * memory, running no user code, so that a reader can validate what it read before the user's
+   * decode runs (and perhaps calls the map).
+   */
+  copy(arena: Arena, lo: number): Uint8Array {
+    return readBytes(arena, lo);
+  }
+
+  /** The second half of {@linkcode decode}: the user's decode of bytes from {@linkcode copy}. */
+  fromCopy(bytes: Uint8Array): T {
+    return this.#codec.decode(bytes);
+  }
 }
 
 function notA(what: string, value: unknown): TypeError {
-  return new TypeError(`expected a ${what}, got ${describe(value)}`);
+  return new TypeError(`expected ${withArticle(what)}, got ${describe(value)}`);
 }

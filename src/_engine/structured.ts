@@ -49,8 +49,17 @@
  * The encoder writes the shortest form: minimal varints, tag `0x04` whenever it applies, narrow
  * strings whenever possible and bigint magnitudes without high zero bytes (zero has no bytes).
  * The decoder also accepts non-minimal varints, bigints and strings: it relies only on the
- * layout above, never on canonical form. A `Uint8Array` of 4 GiB or more cannot be encoded (its
- * length would not fit a varint) and makes the encoder throw a `RangeError`.
+ * layout above, never on canonical form.
+ *
+ * ## Encoder limits
+ *
+ * An encoding may take at most `limit` bytes ({@linkcode MAX_ENCODED_BYTES} unless the caller
+ * passes less, as the maps do with their `maxBytes`). The encoder checks the least size a
+ * container or string can take (1 byte per array element, 2 per object entry, 1 per string
+ * unit) before it walks or copies it, so a sparse array of length 2^32 - 1 or a 2 GiB
+ * `Uint8Array` is rejected at once rather than after the work, and the work done on any input
+ * is linear in `limit` (plus what the caller's getters do). Going over the limit throws the
+ * error the writer was made with (a `RangeError` by default).
  *
  * ## Decoder safety
  *
@@ -66,6 +75,12 @@
 
 /** The deepest container nesting accepted by the encoder and the decoder. */
 const MAX_DEPTH = 1000;
+
+/**
+ * The default and largest `limit` of an encoding, in bytes: the largest `maxBytes` of a map,
+ * and small enough that every size the encoder computes stays far from 2^31.
+ */
+export const MAX_ENCODED_BYTES = 2 ** 30;
 
 const TAG_UNDEFINED = 0x00;
 const TAG_NULL = 0x01;
@@ -97,11 +112,34 @@ const INITIAL_CAPACITY = 256;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Brand check for typed arrays: returns e.g. `"Uint8Array"`, or `undefined` for other values. */
-const typedArrayTag = Object.getOwnPropertyDescriptor(
-  Object.getPrototypeOf(Uint8Array.prototype),
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+/**
+ * Brand check for typed arrays: returns e.g. `"Uint8Array"`, or `undefined` for other values.
+ * It reads an internal slot, so it runs no user code: a Proxy is not a typed array.
+ */
+export const typedArrayTag = Object.getOwnPropertyDescriptor(
+  typedArrayPrototype,
   Symbol.toStringTag,
 )!.get as (this: unknown) => string | undefined;
+/**
+ * The built-in `byteLength` getter of typed arrays: an own property cannot lie to it. For a
+ * Uint8Array it is the length. (Not `length`: V8 15's Maglev compiles a typed array's `length`
+ * of 2^31 or more, once the code has seen small ones, as a negative int32, so `4 + length >
+ * limit` came out false for a 2 GiB array; `byteLength` is not affected.)
+ */
+export const typedArrayByteLength = Object.getOwnPropertyDescriptor(
+  typedArrayPrototype,
+  "byteLength",
+)!.get as (this: ArrayBufferView) => number;
+
+/** Makes the error for an encoding of at least `needed` bytes against `limit`. */
+export type TooLarge = (needed: number, limit: number) => Error;
+
+function tooLargeError(needed: number, limit: number): Error {
+  return new RangeError(
+    `cannot encode a value of ${needed} bytes or more: the limit is ${limit} bytes`,
+  );
+}
 
 /** An `Object.keys`-style path segment: an array index or an object key. */
 type PathKey = number | string;
@@ -110,9 +148,13 @@ type PathKey = number | string;
  * Reusable encoder: holds a growable scratch buffer (a plain `ArrayBuffer`, not shared).
  *
  * Not reentrant: calling `encode` on the same writer from a getter that is being read by that
- * writer throws a `TypeError`.
+ * writer throws a `TypeError`. Callers that may be re-entered (the maps, `codecs.auto.encode`)
+ * use another writer when {@linkcode busy} is set.
  */
 export class StructuredWriter {
+  readonly #tooLarge: TooLarge;
+  /** The current encoding's limit in bytes. */
+  #limit = MAX_ENCODED_BYTES;
   #buffer: Uint8Array = new Uint8Array(INITIAL_CAPACITY);
   #view: DataView = new DataView(this.#buffer.buffer);
   /** Write position during `encode`. */
@@ -132,13 +174,25 @@ export class StructuredWriter {
   /** The ancestors at depths `>= LINEAR_ANCESTORS`, for constant-time cycle checks. */
   #deepAncestors: Set<object> = new Set();
 
+  /** `tooLarge` makes the error thrown when an encoding would pass its limit. */
+  constructor(tooLarge: TooLarge = tooLargeError) {
+    this.#tooLarge = tooLarge;
+  }
+
+  /** Whether an `encode` of this writer is under way (a getter it reads is calling back). */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
   /**
    * Encodes `value` into the scratch buffer, replacing previous contents; returns the encoded
-   * byte length. Throws `TypeError` on unsupported input (and `RangeError` for a `Uint8Array`
-   * of 4 GiB or more; errors thrown by getters propagate unchanged). After a throw nothing
-   * outside the writer has changed, and the writer is usable again, holding an empty encoding.
+   * byte length. Throws `TypeError` on unsupported input, and the writer's too-large error
+   * (before doing the work, where a size is known in advance) when the encoding would take
+   * more than `limit` bytes (at most {@linkcode MAX_ENCODED_BYTES}). Errors thrown by getters
+   * propagate unchanged. After a throw nothing outside the writer has changed, and the writer
+   * is usable again, holding an empty encoding.
    */
-  encode(value: unknown): number {
+  encode(value: unknown, limit: number = MAX_ENCODED_BYTES): number {
     if (this.#busy) {
       throw new TypeError("StructuredWriter.encode is not reentrant");
     }
@@ -146,8 +200,10 @@ export class StructuredWriter {
     this.#pos = 0;
     this.#length = 0;
     this.#bytes = undefined;
+    this.#limit = Math.min(limit, MAX_ENCODED_BYTES);
     try {
       this.#value(value, 0);
+      if (this.#pos > this.#limit) this.#tooBig(this.#pos);
       this.#length = this.#pos;
       return this.#length;
     } catch (error) {
@@ -167,11 +223,28 @@ export class StructuredWriter {
     return this.#bytes ??= this.#buffer.subarray(0, this.#length);
   }
 
-  /** Makes room for `n` more bytes at `#pos`, at least doubling the scratch when it grows. */
+  /** Throws the too-large error for an encoding of at least `needed` bytes. */
+  #tooBig(needed: number): never {
+    throw this.#tooLarge(needed, this.#limit);
+  }
+
+  /**
+   * Checks, before the work, that `n` more bytes (the least the next item can take) fit the
+   * limit. Every size here is below 2^33, so the sum is exact.
+   */
+  #atLeast(n: number): void {
+    if (this.#pos + n > this.#limit) this.#tooBig(this.#pos + n);
+  }
+
+  /**
+   * Makes room for `n` more bytes at `#pos`, at least doubling the scratch when it grows, but
+   * not far past the limit (a worst-case reservation may exceed it when the result will not).
+   */
   #reserve(n: number): void {
     const needed = this.#pos + n;
     if (needed <= this.#buffer.length) return;
-    const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2));
+    const cap = Math.max(needed, this.#limit + 16);
+    const grown = new Uint8Array(Math.max(needed, Math.min(this.#buffer.length * 2, cap)));
     grown.set(this.#buffer.subarray(0, this.#pos));
     this.#buffer = grown;
     this.#view = new DataView(grown.buffer);
@@ -258,6 +331,7 @@ export class StructuredWriter {
    */
   #string(value: string): void {
     const length = value.length;
+    this.#atLeast(1 + length);
     this.#reserve(5 + 2 * length);
     const buffer = this.#buffer;
     const header = this.#pos;
@@ -274,6 +348,7 @@ export class StructuredWriter {
       return;
     }
     buffer[header] |= 1;
+    if (start + 2 * length > this.#limit) this.#tooBig(start + 2 * length);
     for (let j = i - 1; j >= 0; j--) {
       buffer[start + 2 * j] = buffer[start + j];
       buffer[start + 2 * j + 1] = 0;
@@ -307,6 +382,7 @@ export class StructuredWriter {
     // `toString(16)` and `BigInt("0x...")` are linear for power-of-two radixes.
     const hex = magnitude.toString(16);
     const count = (hex.length + 1) >>> 1;
+    this.#atLeast(2 + count);
     this.#reserve(6 + count);
     const buffer = this.#buffer;
     buffer[this.#pos++] = negative ? TAG_BIGINT_NEGATIVE : TAG_BIGINT_POSITIVE;
@@ -321,10 +397,10 @@ export class StructuredWriter {
   }
 
   #uint8Array(value: Uint8Array): void {
-    const length = value.length;
-    if (length > 0xffff_ffff) {
-      throw new RangeError("cannot encode a Uint8Array of 4 GiB or more");
-    }
+    // The built-in getter: an own `length` property (allowed on a typed array) could lie, and
+    // `set` below copies the real length.
+    const length = typedArrayByteLength.call(value);
+    this.#atLeast(2 + length);
     this.#reserve(6 + length);
     this.#buffer[this.#pos++] = TAG_BYTES;
     this.#varint(length);
@@ -334,6 +410,14 @@ export class StructuredWriter {
 
   #array(value: unknown[], depth: number): void {
     const length = value.length;
+    // Each element takes at least a byte: a huge (even sparse) length fails here, at once.
+    // (A length that is not a valid array length can only come from a Proxy.)
+    if (length >>> 0 !== length) {
+      throw new TypeError(
+        `cannot encode an array of length ${String(length)} at ${this.#path(depth)}`,
+      );
+    }
+    this.#atLeast(2 + length);
     this.#reserve(6);
     this.#buffer[this.#pos++] = TAG_ARRAY;
     this.#varint(length);
@@ -347,6 +431,8 @@ export class StructuredWriter {
   #object(value: Record<string, unknown>, depth: number): void {
     const names = Object.keys(value);
     const count = names.length;
+    // Each entry takes at least two bytes: its key's header and its value's tag.
+    this.#atLeast(2 + 2 * count);
     this.#reserve(6);
     this.#buffer[this.#pos++] = TAG_OBJECT;
     this.#varint(count);

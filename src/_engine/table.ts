@@ -171,12 +171,16 @@ export class Table {
 
   /**
    * Writes a fresh empty table at `headerOffset` (a block the caller allocated in this
-   * transaction), sized for `hint` keys.
+   * transaction), sized for `hint` keys. Throws MapFullError, allocating nothing, when the
+   * bucket array cannot fit in maxBytes.
    */
   static create(tx: Tx, arena: Arena, headerOffset: number, hint: number): void {
     const b = bucketsForHint(hint);
-    if (b > MAX_B) throw new MapFullError(bucketBytesForHint(hint), arena.maxBytes);
-    const buckets = tx.alloc(BUCKET_SIZE * 2 ** b, true);
+    // Multiply, not shift: `BUCKET_SIZE << b` wraps at 32 bits (b >= 24), and a wrapped size
+    // made a table whose B its array lacked.
+    const bytes = BUCKET_SIZE * 2 ** b;
+    if (b > MAX_B || bytes > arena.maxBytes) throw new MapFullError(bytes, arena.maxBytes);
+    const buckets = tx.alloc(bytes, true);
     const i32 = arena.i32;
     const h = headerOffset >> 2;
     i32.fill(0, h, h + TABLE_WORDS);

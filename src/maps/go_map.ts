@@ -9,11 +9,20 @@ import { allocate, blockSize, bytesUsed } from "../_engine/allocator.ts";
 import { adoptCensus, census, checkStopped, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
-import { freeSlot, isNumberSlot, Probe, type SlotCodec, storesNumbers } from "../_engine/slots.ts";
+import {
+  freeSlot,
+  isNumberSlot,
+  Probe,
+  type SlotCodec,
+  storesNumbers,
+  UserSlots,
+} from "../_engine/slots.ts";
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table, VALUE_WORDS } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
+import { describe, wrongKind } from "../_describe.ts";
+import { checkOptions } from "../_options.ts";
 
 // Root layout (docs/design.md, "GoMap root"):
 //
@@ -93,6 +102,9 @@ export interface GoMapStats {
   bytesReserved: number;
 }
 
+const OPTIONS = ["hint", "keys", "values", "maxBytes"] as const;
+const ATTACH_OPTIONS = ["keys", "values"] as const;
+
 const ABSENT: unique symbol = Symbol("absent");
 // Scratch for splitting a number key into its slot words. Per thread, never shared.
 const f64 = new Float64Array(1);
@@ -152,28 +164,43 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #keys: SlotCodec<K>;
   #values: SlotCodec<V>;
   #tx: WriterTx;
+  /** Scratch for the key and the value of a call; a nested call makes its own (#inUser). */
   #probe = new Probe();
   #valueProbe = new Probe();
+  /**
+   * How many calls of this object are running user code: a getter or Proxy trap read by the
+   * default codec, or a user codec's encode or decode. That code may call this map again; the
+   * nested call must not touch the scratch (probes, and the default codec's writer inside them)
+   * the outer call is still using, so while this is nonzero calls use fresh probes. It is
+   * raised only around what can run user code: number keys and values never pay for it.
+   */
+  #inUser = 0;
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   #numberKeys: boolean;
   /** Number values are plain float64 slots: read them without calling the codec. */
   #numberValues: boolean;
+  /** The key codec when it is a user's (its encode and decode run user code), else null. */
+  #userKeys: UserSlots<K> | null;
+  /** The value codec when it is a user's, else null. */
+  #userValues: UserSlots<V> | null;
 
   /** Makes a new, empty map in a new SharedArrayBuffer. */
   constructor(options: GoMapOptions<K, V> = {}) {
     if (options instanceof Attachment) {
+      // Options checked by attach.
       const arena = options.arena;
       this.#arena = arena;
       const given = options.options as AttachOptions<K, V>;
       this.#keys = attachCodec(given.keys, arena.keyCodecName, "keys");
       this.#values = attachCodec(given.values, arena.valueCodecName, "values");
     } else {
-      if (typeof options !== "object" || options === null) {
-        throw new TypeError("GoMap options must be an object");
-      }
+      options = checkOptions(options, OPTIONS, "GoMap options");
       const hint = options.hint ?? 0;
+      if (typeof hint !== "number") {
+        throw new TypeError(`hint must be a number, got ${describe(hint)}`);
+      }
       if (!Number.isSafeInteger(hint) || hint < 0) {
-        throw new RangeError(`hint must be a non-negative integer, got ${String(hint)}`);
+        throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
       }
       const maxBytes = checkMaxBytes(options.maxBytes);
       this.#keys = slotCodecOf(options.keys, "keys");
@@ -206,8 +233,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     }
     const arena = this.#arena;
     this.#tx = new WriterTx(arena, new Journal(() => arena.i32, arena.i32[JOURNAL] >> 2));
+    // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
+    this.#keys.limit = arena.maxBytes;
+    this.#values.limit = arena.maxBytes;
     this.#numberKeys = storesNumbers(this.#keys as SlotCodec<unknown>);
     this.#numberValues = storesNumbers(this.#values as SlotCodec<unknown>);
+    this.#userKeys = this.#keys instanceof UserSlots ? this.#keys : null;
+    this.#userValues = this.#values instanceof UserSlots ? this.#values : null;
     this.#table = new Table(arena, TABLE_AT, true, (hi, lo, tx) => {
       freeSlot(arena, hi, lo, (offset, size) => tx.free(offset, size));
     }, this.#tx);
@@ -233,11 +265,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     options: AttachOptions<K, V> = {},
   ): GoMap<K, V> {
     if (typeof handle !== "object" || handle === null) {
-      throw new TypeError("GoMap.attach: the handle must be an object from GoMap#handle");
+      throw new TypeError(
+        `GoMap.attach: the handle must be the object GoMap#handle returns, got ${describe(handle)}`,
+      );
     }
-    if (handle.kind !== "GoMap") {
-      throw new TypeError(`GoMap.attach: the handle is for a ${String(handle.kind)}, not a GoMap`);
-    }
+    const kind: unknown = handle.kind;
+    if (kind !== "GoMap") throw wrongKind("GoMap.attach", "GoMap", kind);
+    options = checkOptions(options, ATTACH_OPTIONS, "GoMap.attach options");
     const arena = Arena.attach(handle.buffer, KIND_GO_MAP, false, "GoMap.attach");
     if (handle.census !== undefined) adoptCensus(handle.census);
     const from = new Attachment(arena, options ?? {}) as unknown as GoMapOptions<K, V>;
@@ -294,22 +328,17 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       f64[0] = key === 0 ? 0 : key === key ? key : NaN; // SameValueZero: -0 is 0, one NaN
       const lo = w32[0];
       const hi = w32[1];
-      let value: V | undefined;
+      let value: unknown;
       try {
         const k = this.#table.findWords(lo, hi, hashWords(lo, hi, a.seed));
-        if (k < 0) {
-          value = undefined;
-        } else {
-          const vhi = a.i32[(k >> 2) + 17];
-          value = this.#numberValues && isNumberSlot(vhi)
-            ? a.f64[(k + 64) >> 3] as V
-            : this.#values.decode(a, vhi, a.i32[(k >> 2) + 16]);
-        }
+        if (k < 0) return this.#validated(seq, undefined);
+        const vhi = a.i32[(k >> 2) + 17];
+        value = this.#numberValues && isNumberSlot(vhi) ? a.f64[(k + 64) >> 3] : this.#readValue(k);
       } catch (error) {
         throw this.#readFailure(seq, error);
       }
       if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-      return value;
+      return this.#userValues === null ? value as V : this.#decodeCopy(this.#userValues, value);
     }
     const value = this.#lookup(key);
     return value === ABSENT ? undefined : value;
@@ -327,12 +356,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const a = this.#arena;
+    // Encoded before the read begins: a user codec's encode may write the map.
+    const p = this.#encodeKey(key, this.#inUser === 0 ? this.#probe : new Probe());
     let seq = a.i32[SEQ];
     if ((seq & 1) !== 0) seq = this.#readerBlocked(seq, "read");
-    this.#keys.toKey(key, this.#probe, a.seed);
     let found: boolean;
     try {
-      found = this.#table.find(this.#probe) >= 0;
+      found = this.#table.find(p) >= 0;
     } catch (error) {
       throw this.#readFailure(seq, error);
     }
@@ -356,10 +386,11 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   set(key: K, value: V): this {
     const a = this.#arena;
-    const p = this.#probe;
-    const v = this.#valueProbe;
-    this.#keys.toKey(key, p, a.seed);
-    this.#values.toValue(value, v);
+    const nested = this.#inUser !== 0;
+    const p = this.#encodeKey(key, nested ? new Probe() : this.#probe);
+    const v = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+    p.storable(); // a key too large for maxBytes, refused before the table changes
+    // From here on no user code runs: the probes refer to nothing user code can reach.
     const seq = this.#beginWrite();
     const tx = this.#tx;
     try {
@@ -394,12 +425,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): boolean {
-    this.#keys.toKey(key, this.#probe, this.#arena.seed);
+    const p = this.#encodeKey(key, this.#inUser === 0 ? this.#probe : new Probe());
     const seq = this.#beginWrite();
     const tx = this.#tx;
     try {
       tx.begin();
-      const removed = this.#table.remove(this.#probe);
+      const removed = this.#table.remove(p);
       tx.commit();
       return removed;
     } catch (error) {
@@ -521,6 +552,11 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   forEach(callback: (value: V, key: K, map: GoMap<K, V>) => void, thisArg?: unknown): void {
+    if (typeof callback !== "function") {
+      throw new TypeError(
+        `GoMap.forEach: the callback must be a function, got ${describe(callback)}`,
+      );
+    }
     for (const [key, value] of this.#iterate()) callback.call(thisArg, value, key, this);
   }
 
@@ -553,27 +589,98 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Looks `key` up, returning ABSENT when it is missing. */
   #lookup(key: K): V | typeof ABSENT {
     const a = this.#arena;
+    // Encoded before the read begins: a user codec's encode may write the map.
+    const p = this.#encodeKey(key, this.#inUser === 0 ? this.#probe : new Probe());
     let seq = a.i32[SEQ];
     if ((seq & 1) !== 0) seq = this.#readerBlocked(seq, "read");
-    const p = this.#probe;
-    this.#keys.toKey(key, p, a.seed);
-    let value: V | typeof ABSENT;
+    let value: unknown;
     try {
       const k = this.#table.find(p);
-      value = k < 0 ? ABSENT : this.#decodeValue(k);
+      if (k < 0) return this.#validated(seq, ABSENT);
+      value = this.#readValue(k);
     } catch (error) {
       throw this.#readFailure(seq, error);
     }
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-    return value;
+    return this.#userValues === null ? value as V : this.#decodeCopy(this.#userValues, value);
   }
 
-  /** Decodes the value of the key in slot `k`. */
-  #decodeValue(k: number): V {
+  /** Returns `result` once the read that began at `seq` is validated. */
+  #validated<T>(seq: number, result: T): T {
+    if (Atomics.load(this.#arena.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+    return result;
+  }
+
+  /**
+   * Reads the value of the key in slot `k`, inside a read the caller validates afterwards. A
+   * user codec's value is only copied out here, to be decoded by {@linkcode #decodeCopy} once
+   * the read is validated: the user's decode may write the map, which between the read and its
+   * validation would look like another worker's write.
+   */
+  #readValue(k: number): unknown {
     const a = this.#arena;
     const hi = a.i32[(k >> 2) + 17];
-    if (this.#numberValues && isNumberSlot(hi)) return a.f64[(k + 64) >> 3] as V;
-    return this.#values.decode(a, hi, a.i32[(k >> 2) + 16]);
+    if (this.#numberValues && isNumberSlot(hi)) return a.f64[(k + 64) >> 3];
+    const lo = a.i32[(k >> 2) + 16];
+    return this.#userValues === null
+      ? this.#values.decode(a, hi, lo)
+      : this.#userValues.copy(a, lo);
+  }
+
+  /** The key of slot `k`, read as {@linkcode #readValue} reads values. */
+  #readKey(k: number): unknown {
+    const a = this.#arena;
+    const hi = a.i32[(k >> 2) + 1];
+    if (this.#numberKeys && isNumberSlot(hi)) return a.f64[k >> 3];
+    const lo = a.i32[k >> 2];
+    return this.#userKeys === null ? this.#keys.decode(a, hi, lo) : this.#userKeys.copy(a, lo);
+  }
+
+  /** Runs the user's decode on bytes a validated read copied out. */
+  #decodeCopy<T>(codec: UserSlots<T>, copy: unknown): T {
+    this.#inUser++;
+    try {
+      return codec.fromCopy(copy as Uint8Array);
+    } finally {
+      this.#inUser--;
+    }
+  }
+
+  /**
+   * Encodes `key` into `p` and hashes it. Only a user's key codec runs user code here (the
+   * built-in ones take primitives and Uint8Arrays, checked by brand), so only it raises
+   * #inUser.
+   */
+  #encodeKey(key: K, p: Probe): Probe {
+    if (this.#userKeys === null) {
+      this.#keys.toKey(key, p, this.#arena.seed);
+      return p;
+    }
+    this.#inUser++;
+    try {
+      this.#keys.toKey(key, p, this.#arena.seed);
+    } finally {
+      this.#inUser--;
+    }
+    return p;
+  }
+
+  /**
+   * Encodes `value` into `v`. User code can run for an object (the default codec reads its
+   * properties, which may be getters or a Proxy's traps) or under a user's codec.
+   */
+  #encodeValue(value: V, v: Probe): Probe {
+    if (typeof value !== "object" && this.#userValues === null) {
+      this.#values.toValue(value, v);
+      return v;
+    }
+    this.#inUser++;
+    try {
+      this.#values.toValue(value, v);
+    } finally {
+      this.#inUser--;
+    }
+    return v;
   }
 
   /** A read threw: blame an overlapping write if there was one, else rethrow as it is. */
@@ -655,16 +762,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const n = 1 << level;
     const start = Math.floor(Math.random() * n);
     const rotate = Math.floor(Math.random() * 8);
-    const keys: K[] = [];
-    const values: V[] = [];
+    // Decoded keys and values; for a user codec, copies of its bytes until the batch is
+    // validated, then decoded (see #readValue).
+    const keys: unknown[] = [];
+    const values: unknown[] = [];
     const collect = (k: number): void => {
-      const hi = a.i32[(k >> 2) + 1];
-      keys.push(
-        this.#numberKeys && isNumberSlot(hi)
-          ? a.f64[k >> 3] as K
-          : this.#keys.decode(a, hi, a.i32[k >> 2]),
-      );
-      values.push(this.#decodeValue(k));
+      keys.push(this.#readKey(k));
+      values.push(this.#readValue(k));
     };
     for (let step = 0; step < n; step++) {
       let seq = a.i32[SEQ];
@@ -678,13 +782,21 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("iteration");
       const count = keys.length;
+      const userKeys = this.#userKeys;
+      const userValues = this.#userValues;
+      if (userKeys !== null) {
+        for (let j = 0; j < count; j++) keys[j] = this.#decodeCopy(userKeys, keys[j]);
+      }
+      if (userValues !== null) {
+        for (let j = 0; j < count; j++) values[j] = this.#decodeCopy(userValues, values[j]);
+      }
       for (let j = 0; j < count; j++) {
         const at = (j + rotate) % count;
-        const key = keys[at];
+        const key = keys[at] as K;
         // A write since the batch was read can only be this thread's own (another worker's
         // would have overlapped the read, or be misuse), so a plain read of the word sees it.
         if (a.i32[SEQ] === seq) {
-          yield [key, values[at]];
+          yield [key, values[at] as V];
         } else {
           const value = this.#lookup(key);
           if (value !== ABSENT) yield [key, value];

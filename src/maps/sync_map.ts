@@ -4,7 +4,7 @@
  * @module
  */
 
-import { allocate, bytesUsed, release } from "../_engine/allocator.ts";
+import { allocate, bytesUsed, classSize, release, sizeClass } from "../_engine/allocator.ts";
 import { Arena, checkMaxBytes, H_ROOT, KIND_SYNC_MAP, roundUp } from "../_engine/arena.ts";
 import { lockWord, unlockWord } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
@@ -15,7 +15,6 @@ import {
   hashStored,
   isBlob,
   isNumberSlot,
-  MODE_BYTES,
   Probe,
   type SlotCodec,
   storesNumbers,
@@ -23,6 +22,8 @@ import {
 } from "../_engine/slots.ts";
 import { BUCKET_SIZE, bucketsForHint, Table, TABLE_WORDS } from "../_engine/table.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
+import { describe, wrongKind } from "../_describe.ts";
+import { checkOptions } from "../_options.ts";
 
 // The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
 //
@@ -88,6 +89,12 @@ const K_TABLE = 2;
 
 const TABLE_HEADER_BYTES = TABLE_WORDS * 4;
 const DEFAULT_PARTICIPANTS = 256;
+const MAX_PARTICIPANTS = 65536;
+/** Bytes of the arena header, before the first block (arena.ts). */
+const ARENA_HEADER_BYTES = (H_ROOT + 64) * 4;
+
+const OPTIONS = ["hint", "keys", "values", "maxBytes", "maxParticipants"] as const;
+const ATTACH_OPTIONS = ["keys", "values"] as const;
 
 /** Options for {@linkcode SyncMap}. */
 export interface SyncMapOptions<K, V> {
@@ -200,9 +207,19 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #keys: SlotCodec<K>;
   #values: SlotCodec<V>;
   #participant: Participant;
+  /** Scratch for a call's key, value and compare-and-X old value; see #inUser. */
   #probe = new Probe();
   #valueProbe = new Probe();
   #expectedProbe = new Probe();
+  /**
+   * How many calls of this object are running user code: a getter or Proxy trap read by the
+   * default codec, or a user codec's encode or decode. That code may call this map again; the
+   * nested call must not touch the scratch (probes, and the default codec's writer inside them)
+   * the outer call is still using, so while this is nonzero calls use fresh probes. Raised only
+   * around what can run user code: number keys and values never pay for it. No user code runs
+   * while the mutex is held: values found under it are decoded after unlocking.
+   */
+  #inUser = 0;
   #numberKeys: boolean;
   #numberValues: boolean;
   /** The codecs run user code when decoding (see Participant.hold). */
@@ -222,28 +239,48 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     attaching = undefined;
     let ticket: Ticket;
     if (adopt !== undefined) {
+      // Options checked by attach.
       this.#arena = adopt.arena;
       this.#keys = attachCodec(options.keys, adopt.arena.keyCodecName, "keys");
       this.#values = attachCodec(options.values, adopt.arena.valueCodecName, "values");
       ticket = adopt.ticket;
     } else {
-      if (typeof options !== "object" || options === null) {
-        throw new TypeError("SyncMap options must be an object");
-      }
+      options = checkOptions(options, OPTIONS, "SyncMap options");
       const hint = options.hint ?? 0;
+      if (typeof hint !== "number") {
+        throw new TypeError(`hint must be a number, got ${describe(hint)}`);
+      }
       if (!Number.isSafeInteger(hint) || hint < 0) {
-        throw new RangeError(`hint must be a non-negative integer, got ${String(hint)}`);
+        throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
       }
       const slots = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
-      if (!Number.isInteger(slots) || slots < 1 || slots > 65536) {
-        throw new RangeError(`maxParticipants must be an integer in [1, 65536], got ${slots}`);
+      if (typeof slots !== "number") {
+        throw new TypeError(`maxParticipants must be a number, got ${describe(slots)}`);
+      }
+      if (!Number.isInteger(slots) || slots < 1 || slots > MAX_PARTICIPANTS) {
+        throw new RangeError(
+          `maxParticipants must be an integer in [1, ${MAX_PARTICIPANTS}], got ${slots}`,
+        );
       }
       const maxBytes = checkMaxBytes(options.maxBytes);
       this.#keys = slotCodecOf(options.keys, "keys");
       this.#values = slotCodecOf(options.values, "values");
-      const initialBytes = BUCKET_SIZE << bucketsForHint(hint);
+      // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (1e8, 2^31) made a table
+      // whose B its 16-byte array lacked.
+      const initialBytes = BUCKET_SIZE * 2 ** bucketsForHint(hint);
       if (initialBytes > maxBytes / 4) {
         throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
+      }
+      // What the map takes before its first key: the header, the participant slots and the
+      // hint's table. Too much for maxBytes is a bad pair of options, not a full map.
+      const fixedBytes = ARENA_HEADER_BYTES + blockBytes(slots * SLOT_WORDS * 4 + 64) +
+        (hint > 0 ? blockBytes(TABLE_HEADER_BYTES) + blockBytes(initialBytes) : 0);
+      if (fixedBytes > maxBytes) {
+        throw new RangeError(
+          `maxParticipants ${slots}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
+            `${fixedBytes} ` +
+            `bytes before the first key, more than maxBytes ${maxBytes}`,
+        );
       }
       const arena = Arena.create(
         KIND_SYNC_MAP,
@@ -272,6 +309,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       ticket,
       (tag) => this.#free(tag),
     );
+    // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
+    this.#keys.limit = this.#arena.maxBytes;
+    this.#values.limit = this.#arena.maxBytes;
     this.#numberKeys = storesNumbers(this.#keys as SlotCodec<unknown>);
     this.#numberValues = storesNumbers(this.#values as SlotCodec<unknown>);
     this.#userKeys = this.#keys instanceof UserSlots;
@@ -300,13 +340,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     options: SyncMapAttachOptions<K, V> = {},
   ): SyncMap<K, V> {
     if (typeof handle !== "object" || handle === null) {
-      throw new TypeError("SyncMap.attach: the handle must be an object from SyncMap#handle");
-    }
-    if (handle.kind !== "SyncMap") {
       throw new TypeError(
-        `SyncMap.attach: the handle is for a ${String(handle.kind)}, not a SyncMap`,
+        `SyncMap.attach: the handle must be the object SyncMap#handle returns, got ${
+          describe(handle)
+        }`,
       );
     }
+    const kind: unknown = handle.kind;
+    if (kind !== "SyncMap") throw wrongKind("SyncMap.attach", "SyncMap", kind);
+    // Checked before a participant slot is taken.
+    options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
     const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
     const registry = registryOf(arena);
     let ticket: Ticket;
@@ -435,9 +478,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
-    const probe = this.#keyProbe(key);
-    const vp = this.#valueProbe;
-    this.#values.toValue(value, vp);
+    const nested = this.#inUser !== 0;
+    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
+    const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+    probe.storable(); // a key too large for maxBytes
     let record = 0;
     try {
       const read = Atomics.load(a.i32, R_READ);
@@ -447,39 +491,41 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         if (p > EXPUNGED) return [this.#decodeRecord(p), true];
         if (p === NIL) {
           record = this.#newRecord(vp);
-          const [actual, loaded, ok] = this.#tryLoadOrStore(e, record, value);
-          if (ok) {
-            if (loaded) this.#freeRecord(record);
-            record = 0;
-            return [actual, loaded];
+          const found = this.#tryLoadOrStore(e, record);
+          if (found !== EXPUNGED) {
+            if (found === NIL) {
+              record = 0;
+              return [value, false];
+            }
+            return [this.#decodeRecord(found), true];
           }
         }
       }
       if (record === 0) record = this.#newRecord(vp);
+      // The record loaded under the lock, decoded once it is released: decoding may run user
+      // code (a user codec), which may call this map and need the lock. The record stays
+      // readable until this participant's next quiescent point (see #decodeRecord).
+      let found = NIL;
       this.#lock();
       try {
         const read2 = Atomics.load(a.i32, R_READ);
         e = this.#findIn(this.#readTable(read2), probe);
-        let result: [V, boolean];
         if (e !== 0) {
           this.#unexpungeLocked(e, probe);
-          const [actual, loaded] = this.#tryLoadOrStore(e, record, value);
-          result = [actual, loaded];
-          if (!loaded) record = 0;
+          found = this.#tryLoadOrStore(e, record);
+          if (found === NIL) record = 0;
         } else if ((e = this.#findIn(this.#dirtyTable(), probe)) !== 0) {
-          const [actual, loaded] = this.#tryLoadOrStore(e, record, value);
-          result = [actual, loaded];
-          if (!loaded) record = 0;
+          found = this.#tryLoadOrStore(e, record);
+          if (found === NIL) record = 0;
           this.#missLocked();
         } else {
           this.#addLocked(probe, record, read2);
           record = 0;
-          result = [value, false];
         }
-        return result;
       } finally {
         this.#unlock();
       }
+      return found === NIL ? [value, false] : [this.#decodeRecord(found), true];
     } finally {
       if (record !== 0) this.#freeRecord(record);
     }
@@ -546,13 +592,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
-    const probe = this.#keyProbe(key);
-    const expected = this.#expectedProbe;
-    this.#values.toValue(old, expected);
-    // A codec may encode into scratch space that its next call reuses (the default codec
-    // does, for objects and arrays): keep a copy of `old`'s bytes before encoding `next`.
-    if (expected.mode === MODE_BYTES) expected.bytes = expected.bytes.slice();
-    this.#values.toValue(next, this.#valueProbe);
+    const nested = this.#inUser !== 0;
+    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
+    // Two probes, so two writers: encoding `next` leaves `old`'s bytes alone.
+    const expected = this.#encodeValue(old, nested ? new Probe() : this.#expectedProbe);
+    const vp = this.#encodeValue(next, nested ? new Probe() : this.#valueProbe);
     const read = Atomics.load(a.i32, R_READ);
     let e = this.#findIn(this.#readTable(read), probe);
     if (e === 0) {
@@ -566,16 +610,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
           if (e === 0) return false;
           // The key needed the lock and the set of keys did not change: count a miss, so
           // that the map moves on to its efficient state.
-          const swapped = this.#tryCompareAndSwap(e, expected);
+          const swapped = this.#tryCompareAndSwap(e, expected, vp);
           this.#missLocked();
           return swapped;
         }
-        return this.#tryCompareAndSwap(e, expected);
+        return this.#tryCompareAndSwap(e, expected, vp);
       } finally {
         this.#unlock();
       }
     }
-    return this.#tryCompareAndSwap(e, expected);
+    return this.#tryCompareAndSwap(e, expected, vp);
   }
 
   /**
@@ -595,8 +639,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
-    const expected = this.#expectedProbe;
-    this.#values.toValue(old, expected);
+    const nested = this.#inUser !== 0;
+    const expected = this.#encodeValue(old, nested ? new Probe() : this.#expectedProbe);
     const e = this.#entryForDelete(key, false);
     if (e === 0) return false;
     for (;;) {
@@ -632,6 +676,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   range(f: (key: K, value: V) => boolean | void): void {
+    if (typeof f !== "function") {
+      throw new TypeError(`SyncMap.range: f must be a function, got ${describe(f)}`);
+    }
     for (const [keys, values] of this.#batches()) {
       for (let j = 0; j < keys.length; j++) if (f(keys[j], values[j]) === false) return;
     }
@@ -805,6 +852,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   forEach(callback: (value: V, key: K, map: SyncMap<K, V>) => void, thisArg?: unknown): void {
+    if (typeof callback !== "function") {
+      throw new TypeError(
+        `SyncMap.forEach: the callback must be a function, got ${describe(callback)}`,
+      );
+    }
     this.range((key, value) => {
       callback.call(thisArg, value, key, this);
     });
@@ -825,6 +877,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   close(): void {
+    // Inside user code run by a call of this object (a getter it is encoding, a codec), the
+    // outer call still uses this object's participant slot.
+    if (this.#inUser !== 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
     this.#participant.close();
   }
 
@@ -876,19 +931,48 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   // ---- Entries -------------------------------------------------------------------------------
 
-  /** Encodes `key` into the key probe, hashed. */
-  #keyProbe(key: K): Probe {
-    const probe = this.#probe;
+  /**
+   * Encodes `key` into `probe`, hashed, and returns `probe`. Only a user's key codec runs user
+   * code here (the built-in ones take primitives and Uint8Arrays, checked by brand), so only it
+   * raises #inUser.
+   */
+  #keyProbe(key: K, probe: Probe): Probe {
     if (typeof key === "number" && this.#numberKeys) {
       f64[0] = key === 0 ? 0 : key === key ? key : NaN;
       probe.lo = w32[0];
       probe.hi = w32[1];
       probe.mode = 0;
       probe.hash = hashWords(probe.lo, probe.hi, this.#arena.seed);
-    } else {
+    } else if (!this.#userKeys) {
       this.#keys.toKey(key, probe, this.#arena.seed);
+    } else {
+      this.#inUser++;
+      try {
+        this.#keys.toKey(key, probe, this.#arena.seed);
+      } finally {
+        this.#inUser--;
+      }
     }
     return probe;
+  }
+
+  /**
+   * Encodes `value` into `v` and returns `v`. User code can run for an object (the default
+   * codec reads its properties, which may be getters or a Proxy's traps) or under a user's
+   * codec. Called before the operation reads anything shared.
+   */
+  #encodeValue(value: V, v: Probe): Probe {
+    if (typeof value !== "object" && !this.#userValues) {
+      this.#values.toValue(value, v);
+      return v;
+    }
+    this.#inUser++;
+    try {
+      this.#values.toValue(value, v);
+    } finally {
+      this.#inUser--;
+    }
+    return v;
   }
 
   /** The entry of `probe` in `table`, or 0. */
@@ -953,15 +1037,18 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed));
     if (k >= 0) return this.#entryAt(k);
     if ((read & AMENDED) === 0) return 0;
-    return this.#entryForReadLocked(this.#keyProbe(key as K));
+    return this.#entryForReadLocked(
+      this.#keyProbe(key as K, this.#inUser === 0 ? this.#probe : new Probe()),
+    );
   }
 
   /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
   #entryForRead(key: K): number {
     const a = this.#arena;
+    // Encoded before anything shared is read: a user codec's encode may call this map.
+    const probe = this.#keyProbe(key, this.#inUser === 0 ? this.#probe : new Probe());
     const read = Atomics.load(a.i32, R_READ);
     const table = this.#readTable(read);
-    const probe = this.#keyProbe(key);
     const k = table === null ? -1 : table.find(probe);
     if (k >= 0) return this.#entryAt(k);
     if ((read & AMENDED) === 0) return 0;
@@ -991,7 +1078,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   #entryForDelete(key: K, remove: boolean): number {
     const a = this.#arena;
-    const probe = this.#keyProbe(key);
+    const probe = this.#keyProbe(key, this.#inUser === 0 ? this.#probe : new Probe());
     const read = Atomics.load(a.i32, R_READ);
     const e = this.#findIn(this.#readTable(read), probe);
     if (e !== 0 || (read & AMENDED) === 0) return e;
@@ -1041,9 +1128,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
-    const probe = this.#keyProbe(key);
-    this.#values.toValue(value, this.#valueProbe);
-    let record = this.#newRecord(this.#valueProbe, true);
+    const nested = this.#inUser !== 0;
+    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
+    const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+    probe.storable(); // a key too large for maxBytes
+    let record = this.#newRecord(vp, true);
     try {
       const read = Atomics.load(a.i32, R_READ);
       let e = this.#findIn(this.#readTable(read), probe);
@@ -1054,10 +1143,15 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
           if (p === EXPUNGED) break;
           if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
             record = 0;
-            return this.#replaced(p, wantPrevious);
+            const previous = this.#replaced(p);
+            if (!wantPrevious) return;
+            return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
           }
         }
       }
+      // The previous record, decoded once the lock is released: decoding may run user code (a
+      // user codec), which may call this map and need the lock.
+      let previous = NIL;
       this.#lock();
       try {
         const read2 = Atomics.load(a.i32, R_READ);
@@ -1070,57 +1164,62 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         if (e !== 0) {
           const p = Atomics.exchange(a.i32, e >> 2, record);
           record = 0;
-          return this.#replaced(p, wantPrevious);
+          previous = this.#replaced(p);
+        } else {
+          this.#addLocked(probe, record, read2);
+          record = 0;
         }
-        this.#addLocked(probe, record, read2);
-        record = 0;
-        return wantPrevious ? [undefined, false] : undefined;
       } finally {
         this.#unlock();
       }
+      if (!wantPrevious) return;
+      return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
     } finally {
       if (record !== 0) this.#freeRecord(record);
     }
   }
 
-  /** After replacing record `p` (or nil): count, retire and report the previous value. */
-  #replaced(p: number, wantPrevious: boolean): [V | undefined, boolean] | undefined {
+  /**
+   * After replacing record `p` (or nil): counts a new value, or retires `p`. Returns the
+   * record to report as the previous value, or NIL. The caller decodes it (outside the lock):
+   * it stays readable until this participant's next quiescent point, and it is retired first
+   * because decoding may run user code, which may use the room reserved for this.
+   */
+  #replaced(p: number): number {
     if (p <= EXPUNGED) {
       Atomics.add(this.#arena.i32, R_COUNT, 1);
-      return wantPrevious ? [undefined, false] : undefined;
+      return NIL;
     }
-    // Retired first: decoding may run user code, which may use the room reserved for this.
-    // The record stays readable until this participant's next quiescent point.
     this.#participant.retire(p | K_RECORD);
-    return wantPrevious ? [this.#decodeRecord(p), true] : undefined;
+    return p;
   }
 
   /**
-   * Go's tryLoadOrStore on entry `e` with the new value already in `record`: returns
-   * [actual, loaded, ok]; ok is false when the entry is expunged. The caller frees `record`
-   * unless it was stored (ok && !loaded).
+   * Go's tryLoadOrStore on entry `e` with the new value already in `record`. Returns NIL when
+   * it stored `record`; EXPUNGED when it could not (the entry is expunged: Go's !ok); else the
+   * record already there (loaded), for the caller to decode, outside the lock if it holds it.
+   * The caller frees `record` unless it was stored.
    */
-  #tryLoadOrStore(e: number, record: number, value: V): [V, boolean, boolean] {
+  #tryLoadOrStore(e: number, record: number): number {
     const i32 = this.#arena.i32;
     let p = Atomics.load(i32, e >> 2);
     for (;;) {
-      if (p === EXPUNGED) return [value, false, false];
-      if (p !== NIL) return [this.#decodeRecord(p), true, true];
+      if (p !== NIL) return p;
       const found = Atomics.compareExchange(i32, e >> 2, NIL, record);
       if (found === NIL) {
         Atomics.add(i32, R_COUNT, 1);
-        return [value, false, true];
+        return NIL;
       }
       p = found;
     }
   }
 
-  /** Go's tryCompareAndSwap, with the new value in the value probe. */
-  #tryCompareAndSwap(e: number, expected: Probe): boolean {
+  /** Go's tryCompareAndSwap, with the new value encoded in `next`. */
+  #tryCompareAndSwap(e: number, expected: Probe, next: Probe): boolean {
     const i32 = this.#arena.i32;
     let p = Atomics.load(i32, e >> 2);
     if (p <= EXPUNGED || !this.#recordEquals(p, expected)) return false;
-    const record = this.#newRecord(this.#valueProbe);
+    const record = this.#newRecord(next);
     for (;;) {
       const found = Atomics.compareExchange(i32, e >> 2, p, record);
       if (found === p) {
@@ -1315,13 +1414,18 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return r;
   }
 
+  /**
+   * Decodes record `r`. Never under the mutex: a user codec's decode may call this map. The
+   * record must stay readable meanwhile: it does until this participant's next quiescent
+   * point, and the user's decode runs under Participant.hold, which defers that point.
+   */
   #decodeRecord(r: number): V {
     const a = this.#arena;
     if (r + RECORD_HEADER > a.bytes) a.reach(r + RECORD_HEADER);
     const hi = a.i32[(r >> 2) + 1];
     if (this.#numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
     const lo = a.i32[r >> 2];
-    if (this.#userValues) return this.#participant.hold(() => this.#values.decode(a, hi, lo));
+    if (this.#userValues) return this.#userDecode(this.#values, hi, lo);
     return this.#values.decode(a, hi, lo);
   }
 
@@ -1333,8 +1437,19 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       w32[1] = hi;
       return f64[0] as K;
     }
-    if (this.#userKeys) return this.#participant.hold(() => this.#keys.decode(a, hi, lo));
+    if (this.#userKeys) return this.#userDecode(this.#keys, hi, lo);
     return this.#keys.decode(a, hi, lo);
+  }
+
+  /** Runs a user codec's decode: no quiescent point meanwhile, nested calls on fresh scratch. */
+  #userDecode<T>(codec: SlotCodec<T>, hi: number, lo: number): T {
+    const a = this.#arena;
+    this.#inUser++;
+    try {
+      return this.#participant.hold(() => codec.decode(a, hi, lo));
+    } finally {
+      this.#inUser--;
+    }
   }
 
   /** Whether record `r` holds the encoded value `v`. */
@@ -1481,6 +1596,11 @@ export function shareSyncMap(
 }
 
 function noop(): void {}
+
+/** The bytes the allocator hands out for a request of `size` bytes. */
+function blockBytes(size: number): number {
+  return classSize(sizeClass(size));
+}
 
 /** Where a SyncMap arena keeps its participants. */
 function registryOf(arena: Arena): Registry {

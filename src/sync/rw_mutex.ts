@@ -36,7 +36,7 @@ import {
   writerWord,
 } from "../_engine/rw_lock.ts";
 import { OwnerDeadError } from "../errors.ts";
-import { rejectUnknown } from "../_options.ts";
+import { checkOptions } from "../_options.ts";
 
 /**
  * A structured-cloneable reference to an {@linkcode RWMutex}, made by
@@ -160,11 +160,8 @@ export class RWMutex {
       this.#block = options.block;
       return;
     }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError("RWMutex options must be an object");
-    }
-    rejectUnknown("RWMutex", options, ["maxReaderThreads"]);
-    const slots = options.maxReaderThreads ?? DEFAULT_READER_THREADS;
+    const checked = checkOptions(options, ["maxReaderThreads"], "RWMutex options");
+    const slots = checked.maxReaderThreads ?? DEFAULT_READER_THREADS;
     if (!Number.isInteger(slots) || slots < 1 || slots > MAX_READER_THREADS) {
       throw new RangeError(
         `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${String(slots)}`,

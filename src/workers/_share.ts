@@ -16,6 +16,8 @@
 
 import { claimThreadId, GONE, record, reserveThreadId, TERMINATING } from "../_engine/census.ts";
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
+import { describe } from "../_describe.ts";
+import { checkOptions } from "../_options.ts";
 import { shareSyncMap, SyncMap, type SyncMapHandle } from "../maps/sync_map.ts";
 import { Mutex, type MutexHandle } from "../sync/mutex.ts";
 import { RWMutex, type RWMutexHandle } from "../sync/rw_mutex.ts";
@@ -128,6 +130,8 @@ export interface ReceiveOptions {
   /** Stops waiting for the share message: `receive()` then rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
+
+const RECEIVE_OPTIONS = ["codecs", "signal"] as const;
 
 let releaseHook: ((message: ShareMessage) => void) | undefined;
 
@@ -286,10 +290,7 @@ export class Inbox {
   receive<T>(options: ReceiveOptions = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.#notInWorker !== undefined) throw new Error(this.#notInWorker);
-      if (typeof options !== "object" || options === null) {
-        throw new TypeError(`receive: options must be an object, got ${describe(options)}`);
-      }
-      const { signal, codecs } = options;
+      const { signal, codecs } = checkOptions(options, RECEIVE_OPTIONS, "receive: options");
       if (signal !== undefined && !(signal instanceof AbortSignal)) {
         throw new TypeError(`receive: options.signal must be an AbortSignal`);
       }
@@ -457,15 +458,4 @@ function connect<W extends object>(adapter: Adapter<W>, worker: W, grant: Grant)
     end();
     throw error;
   }
-}
-
-/** Describes a value in an error message. */
-export function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") {
-    const name = Object.getPrototypeOf(value)?.constructor?.name;
-    return typeof name === "string" && name !== "" ? `a ${name}` : "an object";
-  }
-  if (typeof value === "function") return "a function";
-  return typeof value === "string" ? `string "${value}"` : `${typeof value} ${String(value)}`;
 }

@@ -1,0 +1,195 @@
+// Copyright the shmap authors. MIT license.
+//
+// Options and error messages: every options object is checked for keys it does not know,
+// options that cannot work together are an options error (not a full map), and messages name
+// what they got with the right article and never leak an engine's internal TypeError.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { codecs, GoMap, Mutex, SyncMap } from "../mod.ts";
+import { Inbox, shareAll } from "../src/workers/_share.ts";
+import { deadline } from "./fixtures/harness.ts";
+
+/** Asserts `fn` throws an instance of `type` whose message matches every pattern. */
+function throwsWith(fn: () => unknown, type: ErrorConstructor, ...patterns: RegExp[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.equal((e as Error)?.constructor, type, `expected a ${type.name}, got ${e}`);
+    const message = (e as Error).message;
+    for (const pattern of patterns) assert.match(message, pattern);
+    // Never an engine's own message about reading a property of null or undefined.
+    assert.doesNotMatch(message, /Cannot read prop|undefined is not an object|null is not/);
+    assert.doesNotMatch(message, /\ba [AEIOaeio]/, "a wrong article");
+    return true;
+  });
+}
+
+describe("unknown options are a TypeError naming them and the known ones", () => {
+  test("GoMap", () => {
+    throwsWith(
+      () => new GoMap({ maxbytes: 1 } as never),
+      TypeError,
+      /GoMap options/,
+      /"maxbytes"/,
+      /hint, keys, values, maxBytes/,
+    );
+    throwsWith(() => new GoMap({ hint: 1, Hint: 2 } as never), TypeError, /"Hint"/);
+  });
+
+  test("SyncMap", () => {
+    throwsWith(
+      () => new SyncMap({ maxParticipant: 4 } as never),
+      TypeError,
+      /SyncMap options/,
+      /"maxParticipant"/,
+      /hint, keys, values, maxBytes, maxParticipants/,
+    );
+  });
+
+  test("GoMap.attach and SyncMap.attach: only keys and values; no slot is taken", () => {
+    const go = new GoMap();
+    throwsWith(
+      () => GoMap.attach(go.handle, { hint: 4 } as never),
+      TypeError,
+      /GoMap\.attach options/,
+      /"hint"/,
+      /keys, values/,
+    );
+    const sync = new SyncMap({ maxParticipants: 2 });
+    throwsWith(
+      () => SyncMap.attach(sync.handle, { maxBytes: 1 << 20 } as never),
+      TypeError,
+      /SyncMap\.attach options/,
+      /"maxBytes"/,
+    );
+    // The one free slot is still free.
+    assert.equal(sync.stats().participants, 1);
+    SyncMap.attach(sync.handle, { keys: codecs.auto }).close();
+  });
+
+  test("receive() in a worker", async () => {
+    const inbox = new Inbox();
+    // Bounded: a receive() that accepted the options would wait for a message forever.
+    await assert.rejects(
+      deadline(inbox.receive({ codec: {} } as never), 3_000, "receive() to reject"),
+      (e: unknown) =>
+        e instanceof TypeError && /receive/.test(e.message) && /"codec"/.test(e.message) &&
+        /codecs, signal/.test(e.message),
+    );
+  });
+
+  test("undefined options are defaults; inherited properties are not options", () => {
+    const map = new GoMap(Object.create({ maxbytes: 1 }));
+    map.set(1, 1);
+    assert.equal(new SyncMap({ hint: undefined, maxBytes: undefined }).size, 0);
+  });
+});
+
+describe("options that are not objects", () => {
+  test("attach(handle, null) is a clear TypeError", () => {
+    throwsWith(
+      () => GoMap.attach(new GoMap().handle, null as never),
+      TypeError,
+      /GoMap\.attach options must be an object, got null/,
+    );
+    const sync = new SyncMap({ maxParticipants: 2 });
+    throwsWith(
+      () => SyncMap.attach(sync.handle, null as never),
+      TypeError,
+      /SyncMap\.attach options must be an object, got null/,
+    );
+    assert.equal(sync.stats().participants, 1, "no slot was taken");
+  });
+
+  test("constructors", () => {
+    throwsWith(() => new GoMap(null as never), TypeError, /options must be an object, got null/);
+    throwsWith(() => new SyncMap([] as never), TypeError, /got an Array/);
+    throwsWith(() => new SyncMap(7 as never), TypeError, /got a number 7/);
+  });
+});
+
+describe("options that cannot work together are an options RangeError", () => {
+  test("maxParticipants whose slots do not fit in maxBytes", () => {
+    for (const [maxParticipants, maxBytes] of [[65536, 65536], [65536, 2 ** 22], [2048, 65536]]) {
+      assert.throws(
+        () => new SyncMap({ maxParticipants, maxBytes }),
+        (e: unknown) =>
+          e instanceof RangeError && e.name === "RangeError" &&
+          /maxParticipants/.test(e.message) && /maxBytes/.test(e.message),
+        `${maxParticipants} participants in ${maxBytes} bytes`,
+      );
+    }
+    // What fits works.
+    const map = new SyncMap({ maxParticipants: 65536, maxBytes: 2 ** 23 });
+    map.store("k", "v");
+    assert.equal(map.load("k"), "v");
+  });
+
+  test("a type that is wrong is a TypeError; a number out of range, a RangeError", () => {
+    throwsWith(() => new GoMap({ hint: "8" as never }), TypeError, /hint must be a number/);
+    throwsWith(() => new GoMap({ hint: 1.5 }), RangeError, /hint/);
+    throwsWith(
+      () => new SyncMap({ maxParticipants: "4" as never }),
+      TypeError,
+      /maxParticipants must be a number, got a string "4"/,
+    );
+    throwsWith(() => new SyncMap({ maxParticipants: 0 }), RangeError, /maxParticipants/);
+    throwsWith(() => new GoMap({ maxBytes: 65536n as never }), TypeError, /got a bigint 65536n/);
+    throwsWith(() => new GoMap({ maxBytes: NaN }), RangeError, /maxBytes/);
+  });
+});
+
+describe("messages name what they got", () => {
+  test("attach of a handle without a kind", () => {
+    for (const [attach, name] of [[SyncMap.attach, "SyncMap"], [GoMap.attach, "GoMap"]] as const) {
+      throwsWith(
+        () => attach({} as never),
+        TypeError,
+        new RegExp(`${name}\\.attach: the handle is not a ${name} handle: its kind is undefined`),
+      );
+      throwsWith(() => attach(null as never), TypeError, /got null/);
+      throwsWith(() => attach([] as never), TypeError, /kind is undefined/);
+      throwsWith(() => attach(new Mutex().handle as never), TypeError, /for a Mutex, not a/);
+      throwsWith(() => attach({ kind: "Map" } as never), TypeError, /kind is a string "Map"/);
+    }
+    throwsWith(
+      () => GoMap.attach(new SyncMap().handle as never),
+      TypeError,
+      /the handle is for a SyncMap, not a GoMap/,
+    );
+    throwsWith(
+      () => GoMap.attach({ kind: "GoMap", buffer: [] } as never),
+      TypeError,
+      /not a SharedArrayBuffer, got an Array/,
+    );
+  });
+
+  test("share() and codecs: an Array, an object", () => {
+    throwsWith(() => shareAll([] as never), TypeError, /got an Array/);
+    throwsWith(() => shareAll({ x: {} } as never), TypeError, /got an object/);
+    throwsWith(() => shareAll({ x: new Map() } as never), TypeError, /got a Map/);
+    throwsWith(() => codecs.string.encode(5 as never), TypeError, /got a number 5/);
+    throwsWith(() => codecs.bytes.encode([1] as never), TypeError, /got an Array/);
+    throwsWith(
+      () => new GoMap({ values: codecs.int32 }).set(1, 1n as never),
+      TypeError,
+      /got a bigint 1n/,
+    );
+    throwsWith(() => new GoMap().set({} as never, 1), TypeError, /cannot use an object as a key/);
+    throwsWith(() => new GoMap().set([] as never, 1), TypeError, /cannot use an Array as a key/);
+  });
+
+  test("forEach and range with a callback that is not a function", () => {
+    for (const map of [new GoMap().set("a", 1), new SyncMap().set("a", 1)]) {
+      throwsWith(
+        () => map.forEach(null as never),
+        TypeError,
+        /forEach: the callback must be a function, got null/,
+      );
+      throwsWith(() => map.forEach({} as never), TypeError, /got an object/);
+    }
+    throwsWith(
+      () => new SyncMap().range(undefined as never),
+      TypeError,
+      /range: f must be a function/,
+    );
+  });
+});
