@@ -3,10 +3,12 @@
 // Sizes near and past 2^31, and encodings whose cost is out of proportion to what can be stored:
 // each is a clear RangeError (MapFullError when the map's maxBytes is what it cannot fit), found
 // before the work, with the map unchanged and working afterwards.
+import { WriterTx } from "../src/_engine/tx.ts";
+import { Journal } from "../src/_engine/journal.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, codecs, GoMap, MapFullError, SyncMap } from "../mod.ts";
-import { Arena, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import { Arena, H_ALLOC_JOURNAL, KIND_GO_MAP } from "../src/_engine/arena.ts";
 import { bytesUsed } from "../src/_engine/allocator.ts";
 import { Table } from "../src/_engine/table.ts";
 import { deadline } from "./fixtures/harness.ts";
@@ -102,8 +104,11 @@ describe("Table.create: a bucket array that cannot fit is a MapFullError, alloca
   for (const hint of [1e8, 1e9, 2 ** 31]) {
     test(`hint ${hint}`, () => {
       const arena = Arena.create(KIND_GO_MAP, 2 ** 20, 0, "auto", "auto", false);
+      const tx = new WriterTx(arena, new Journal(() => arena.i32, H_ALLOC_JOURNAL));
       const before = bytesUsed(arena);
-      assert.throws(() => Table.create(arena, 2048, hint), MapFullError);
+      tx.begin();
+      assert.throws(() => Table.create(tx, arena, 2048, hint), MapFullError);
+      tx.abort();
       assert.equal(bytesUsed(arena), before);
     });
   }

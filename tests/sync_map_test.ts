@@ -574,11 +574,13 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     assert.equal(s.count, 280);
     m.clear();
     assert.equal(m.size, 0);
-    assert.ok(m.stats().retired >= 280 + 2, "every value and both tables retired");
+    // Both tables retired whole, with every value and entry they held: a clear allocates
+    // nothing (it must work in a full map).
+    assert.ok(m.stats().retired >= 2, "both tables retired");
     assert.deepStrictEqual(rangeEntries(m), []);
     await tick();
     // Everything the map held is freed: the same bytes as before the first store, give or
-    // take the retire list, which clear grew to fit every value.
+    // take the retire list.
     const after = m.stats();
     assert.equal(after.retired, 0);
     assert.ok(after.bytesUsed - empty <= 8 * 600, `${after.bytesUsed} vs empty ${empty}`);

@@ -145,7 +145,14 @@ function binOf(size: number): number {
 
 // ---- Spans --------------------------------------------------------------------------------
 
-const SPAN_BYTES = 8192;
+/**
+ * Bytes of a span of class `c`: 4 KiB for blocks of up to 256 bytes (16 of them or more), 8 KiB
+ * above (7 to 14), so that a class used for a few blocks takes little memory in a small arena,
+ * and no span wastes more than an eighth of itself.
+ */
+function spanBytes(c: number): number {
+  return CLASS_SIZES[c] <= 256 ? 4096 : 8192;
+}
 /** Blocks start this far into a span: the chunk header, then the span's header words. */
 const SPAN_HEADER = 64;
 const SP_CLASS = 0; // class + 1
@@ -234,7 +241,7 @@ export function allocatorJournal(arena: Arena): Journal {
  */
 export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
   const me = ownerId();
-  const status = lockWord(arena.i32, H_ALLOC_LOCK, me);
+  const status = lockWord(arena.i32, H_ALLOC_LOCK, me, arena.onWait);
   arena.reach(arena.buffer.byteLength);
   const j = allocatorJournal(arena);
   try {
@@ -300,7 +307,7 @@ function smallAllocate(arena: Arena, c: number, j: Journal): number {
   } else {
     block = i32[h + SP_BUMP];
     const next = block + size;
-    j.set(h + SP_BUMP, next + size <= span + SPAN_BYTES ? next : 0);
+    j.set(h + SP_BUMP, next + size <= span + spanBytes(c) ? next : 0);
   }
   j.set(h + SP_INUSE, i32[h + SP_INUSE] + 1);
   if (i32[h + SP_FREE] === 0 && i32[h + SP_BUMP] === 0) unlinkSpan(arena, c, span, j);
@@ -308,7 +315,7 @@ function smallAllocate(arena: Arena, c: number, j: Journal): number {
 }
 
 function smallFree(arena: Arena, c: number, block: number, j: Journal): void {
-  const span = block - (block % SPAN_BYTES);
+  const span = block - (block % spanBytes(c));
   const i32 = arena.i32;
   const h = spanWords(span);
   const size = CLASS_SIZES[c];
@@ -331,6 +338,7 @@ function smallFree(arena: Arena, c: number, block: number, j: Journal): void {
     j.set(h + SP_BUMP, span + SPAN_HEADER);
     j.set(A_SPARE + c, span);
   } else {
+    keepSpanHeader(j, i32, span);
     j.set(h + SP_CLASS, 0);
     largeFree(arena, span, j);
   }
@@ -341,7 +349,7 @@ function newSpan(arena: Arena, c: number, j: Journal): number {
   if (span !== 0) {
     j.set(A_SPARE + c, 0);
   } else {
-    span = spanChunk(arena, j);
+    span = spanChunk(arena, spanBytes(c), j);
     const h = spanWords(span);
     j.set(h + SP_CLASS, c + 1);
     j.set(h + SP_INUSE, 0);
@@ -467,7 +475,11 @@ function largeAllocate(arena: Arena, need: number, j: Journal): number {
     return takeChunk(arena, c, csize, need, j);
   }
   const top = i32[H_TOP];
-  if (!arena.grow(top + need)) throw new MapFullError(need, arena.maxBytes);
+  if (!arena.grow(top + need)) {
+    // Out of room: give the empty spans kept for reuse back to the heap, and look again.
+    if (releaseSpares(arena, j)) return largeAllocate(arena, need, j);
+    throw new MapFullError(need, arena.maxBytes);
+  }
   // The chunk before the top is always in use: a free one merges into the wilderness.
   j.set(top >> 2, need | INUSE | PREV_INUSE);
   j.set(H_TOP, top + need);
@@ -478,11 +490,17 @@ function largeFree(arena: Arena, chunk: number, j: Journal): void {
   const i32 = arena.i32;
   const h = i32[chunk >> 2];
   if ((h & INUSE) === 0) throw new RangeError(`corrupt heap: double free of chunk ${chunk}`);
+  // Words that stop being anyone's metadata here (this chunk's header, a neighbour's header,
+  // links or footer inside the merged chunk) are not rewritten, yet a rollback needs their old
+  // values if a later step of the same transaction hands the memory out and overwrites them:
+  // record them (a write of the same value).
+  keep(j, i32, chunk >> 2);
   let size = h & ~FLAGS;
   let start = chunk;
   let prevFlag = h & PREV_INUSE;
   if (prevFlag === 0) {
     const psize = i32[(chunk >> 2) - 1];
+    keep(j, i32, (chunk >> 2) - 1);
     start = chunk - psize;
     binUnlink(arena, start, psize, j);
     size += psize;
@@ -498,6 +516,9 @@ function largeFree(arena: Arena, chunk: number, j: Journal): void {
   if ((nh & INUSE) === 0) {
     const nsize = nh & ~FLAGS;
     binUnlink(arena, next, nsize, j);
+    keep(j, i32, next >> 2);
+    keep(j, i32, (next >> 2) + C_NEXT);
+    keep(j, i32, (next >> 2) + C_PREV);
     size += nsize;
   } else {
     j.set(next >> 2, nh & ~PREV_INUSE);
@@ -507,27 +528,41 @@ function largeFree(arena: Arena, chunk: number, j: Journal): void {
   binInsert(arena, start, size, j);
 }
 
+/** Records word `w`'s value in the journal without changing it. */
+function keep(j: Journal, i32: Int32Array, w: number): void {
+  j.set(w, i32[w]);
+}
+
+/** Records a span's header words before its chunk goes back to the heap (see largeFree). */
+function keepSpanHeader(j: Journal, i32: Int32Array, span: number): void {
+  const h = spanWords(span);
+  for (let w = h; w <= h + SP_LISTED; w++) keep(j, i32, w);
+}
+
 /**
- * Allocates a heap chunk of SPAN_BYTES that starts on a multiple of SPAN_BYTES, flagged SPAN,
- * and returns it: the span.
+ * Allocates a heap chunk of `bytes` that starts on a multiple of `bytes`, flagged SPAN, and
+ * returns it: the span.
  */
-function spanChunk(arena: Arena, j: Journal): number {
+function spanChunk(arena: Arena, bytes: number, j: Journal): number {
   const i32 = arena.i32;
-  for (let b = nextBin(arena, binOf(SPAN_BYTES)); b >= 0; b = nextBin(arena, b + 1)) {
+  for (let b = nextBin(arena, binOf(bytes)); b >= 0; b = nextBin(arena, b + 1)) {
     let c = i32[A_BINS + b];
     for (let n = 0; c !== 0 && n < BIN_WALK; n++) {
       const csize = i32[c >> 2] & ~FLAGS;
-      const placed = placeSpan(c, csize);
+      const placed = placeSpan(c, csize, bytes);
       if (placed >= 0) {
         binUnlink(arena, c, csize, j);
-        return carveSpan(arena, c, csize, placed, j);
+        return carveSpan(arena, c, csize, placed, bytes, j);
       }
       c = i32[(c >> 2) + C_NEXT];
     }
   }
   const top = i32[H_TOP];
-  const span = roundUp(top, SPAN_BYTES);
-  if (!arena.grow(span + SPAN_BYTES)) throw new MapFullError(SPAN_BYTES, arena.maxBytes);
+  const span = roundUp(top, bytes);
+  if (!arena.grow(span + bytes)) {
+    if (releaseSpares(arena, j)) return spanChunk(arena, bytes, j);
+    throw new MapFullError(bytes, arena.maxBytes);
+  }
   const lead = span - top;
   let prevFlag = PREV_INUSE;
   if (lead !== 0) {
@@ -537,18 +572,40 @@ function spanChunk(arena: Arena, j: Journal): number {
     binInsert(arena, top, lead, j);
     prevFlag = 0;
   }
-  j.set(span >> 2, SPAN_BYTES | INUSE | SPAN_FLAG | prevFlag);
-  j.set(H_TOP, span + SPAN_BYTES);
+  j.set(span >> 2, bytes | INUSE | SPAN_FLAG | prevFlag);
+  j.set(H_TOP, span + bytes);
   return span;
 }
 
-/** Where an aligned span fits inside free chunk `c` of `csize` bytes, or -1. */
-function placeSpan(c: number, csize: number): number {
-  const span = roundUp(c, SPAN_BYTES);
-  return span + SPAN_BYTES <= c + csize ? span : -1;
+/** Gives every empty span kept for reuse back to the heap; returns whether there was any. */
+function releaseSpares(arena: Arena, j: Journal): boolean {
+  let any = false;
+  for (let c = 0; c < NCLASSES; c++) {
+    const span = arena.i32[A_SPARE + c];
+    if (span === 0) continue;
+    j.set(A_SPARE + c, 0);
+    keepSpanHeader(j, arena.i32, span);
+    j.set(spanWords(span) + SP_CLASS, 0);
+    largeFree(arena, span, j);
+    any = true;
+  }
+  return any;
 }
 
-function carveSpan(arena: Arena, c: number, csize: number, span: number, j: Journal): number {
+/** Where an aligned span fits inside free chunk `c` of `csize` bytes, or -1. */
+function placeSpan(c: number, csize: number, bytes: number): number {
+  const span = roundUp(c, bytes);
+  return span + bytes <= c + csize ? span : -1;
+}
+
+function carveSpan(
+  arena: Arena,
+  c: number,
+  csize: number,
+  span: number,
+  bytes: number,
+  j: Journal,
+): number {
   const i32 = arena.i32;
   let prevFlag = i32[c >> 2] & PREV_INUSE;
   const lead = span - c;
@@ -559,16 +616,16 @@ function carveSpan(arena: Arena, c: number, csize: number, span: number, j: Jour
     prevFlag = 0;
   }
   const end = c + csize;
-  const tail = end - (span + SPAN_BYTES);
+  const tail = end - (span + bytes);
   if (tail !== 0) {
-    const r = span + SPAN_BYTES;
+    const r = span + bytes;
     j.set(r >> 2, tail | PREV_INUSE);
     j.set((end >> 2) - 1, tail);
     binInsert(arena, r, tail, j);
   } else if (end !== i32[H_TOP]) {
     j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
   }
-  j.set(span >> 2, SPAN_BYTES | INUSE | SPAN_FLAG | prevFlag);
+  j.set(span >> 2, bytes | INUSE | SPAN_FLAG | prevFlag);
   return span;
 }
 
@@ -592,6 +649,8 @@ const CACHE_RAW = CACHE_TOTAL + 1;
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
 const SPILL_AT = 64;
+/** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
+const SPILL_BATCH = 32;
 
 /** Makes an empty cache block and returns its (64-byte aligned) offset. */
 export function newCache(arena: Arena): number {
@@ -603,10 +662,8 @@ export function newCache(arena: Arena): number {
 
 /** Frees a cache block, flushing what it holds first. */
 export function freeCache(arena: Arena, cache: number): void {
-  underLock(arena, (j) => {
-    for (let c = 0; c < NCLASSES; c++) spill(arena, cache, c, Infinity, j);
-    release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j);
-  });
+  flushCache(arena, cache);
+  underLock(arena, (j) => release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j));
 }
 
 /**
@@ -650,11 +707,16 @@ export function cacheRelease(arena: Arena, cache: number, offset: number, size: 
   }
 }
 
-/** Gives every cached block back to its span; the cache block stays, empty. */
+/**
+ * Gives every cached block back to its span; the cache block stays, empty. A batch at a time,
+ * so that each allocator step fits its journal.
+ */
 export function flushCache(arena: Arena, cache: number): void {
-  underLock(arena, (j) => {
-    for (let c = 0; c < NCLASSES; c++) spill(arena, cache, c, Infinity, j);
-  });
+  for (let c = 0; c < NCLASSES; c++) {
+    while (arena.i32[(cache >> 2) + 2 * c] !== 0) {
+      underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
+    }
+  }
 }
 
 /** Bytes sitting in the cache at `cache`, free but not in their spans. */
@@ -810,12 +872,14 @@ export function verifyHeap(arena: Arena): HeapReport {
     const h = spanWords(s);
     const cls = i32[h + SP_CLASS] - 1;
     if (cls < 0 || cls >= NCLASSES) fail(`span ${s} has class ${cls}`);
-    if (s % SPAN_BYTES !== 0) fail(`span ${s} is not aligned`);
+    const span = spanBytes(cls);
+    if (s % span !== 0) fail(`span ${s} is not aligned`);
+    if ((i32[s >> 2] & ~FLAGS) !== span) fail(`span ${s} has a chunk of the wrong size`);
     const size = CLASS_SIZES[cls];
     const first = s + SPAN_HEADER;
-    const capacity = Math.floor((SPAN_BYTES - SPAN_HEADER) / size);
+    const capacity = Math.floor((span - SPAN_HEADER) / size);
     const bump = i32[h + SP_BUMP];
-    if (bump !== 0 && (bump < first || (bump - first) % size !== 0 || bump + size > s + SPAN_BYTES)) {
+    if (bump !== 0 && (bump < first || (bump - first) % size !== 0 || bump + size > s + span)) {
       fail(`span ${s} has bump ${bump}`);
     }
     const bumped = bump === 0 ? capacity : (bump - first) / size;

@@ -93,6 +93,11 @@ export class Arena {
   bytes: number;
   /** Copy of header word 3, immutable after creation. */
   readonly maxBytes: number;
+  /**
+   * Told when this thread is about to sleep in one of the arena's locks, and when it is done
+   * waiting (a SyncMap parks its participant meanwhile: reclaim.ts).
+   */
+  onWait: ((waiting: boolean) => void) | undefined;
   /** Copy of the hash seed, immutable after creation. */
   readonly seed: number;
 

@@ -77,12 +77,29 @@ export let lastDeadOwner = -1;
  * holder died). Throws if `me` already holds it (a deadlock), and `TerminatedError` if this
  * thread was terminated while it slept.
  */
-export function lockWord(i32: Int32Array, index: number, me: number): number {
+export function lockWord(
+  i32: Int32Array,
+  index: number,
+  me: number,
+  onWait?: (waiting: boolean) => void,
+): number {
   if (Atomics.compareExchange(i32, index, 0, me << OWNER_SHIFT) === 0) return ACQUIRED;
-  return lockWordSlow(i32, index, me);
+  if (onWait === undefined) return lockWordSlow(i32, index, me);
+  // `onWait` hears when the caller is about to sleep and when it is done waiting: a SyncMap
+  // participant sleeping in its map's lock holds no reference a recovery must respect.
+  try {
+    return lockWordSlow(i32, index, me, onWait);
+  } finally {
+    onWait(false);
+  }
 }
 
-function lockWordSlow(i32: Int32Array, index: number, me: number): number {
+function lockWordSlow(
+  i32: Int32Array,
+  index: number,
+  me: number,
+  onWait?: (waiting: boolean) => void,
+): number {
   let spins = 0;
   let slept = false;
   for (;;) {
@@ -115,6 +132,7 @@ function lockWordSlow(i32: Int32Array, index: number, me: number): number {
     if ((w & CONTENDED) === 0) {
       if (Atomics.compareExchange(i32, index, w, w | CONTENDED) !== w) continue;
     }
+    if (!slept) onWait?.(true);
     slept = true;
     Atomics.wait(i32, index, w | CONTENDED, WAIT_SLICE_MS);
     checkSelf();

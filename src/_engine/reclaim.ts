@@ -50,7 +50,8 @@ import {
   repairCache,
 } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
-import { censusDeaths, onStop, ownerGone, ownerId } from "./census.ts";
+import { censusDeaths, checkSelf, onStop, ownerGone, ownerId } from "./census.ts";
+import { WAIT_SLICE_MS } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
 
 /** Operations between two quiescent points of a participant. */
@@ -112,6 +113,8 @@ export interface Registry {
   readonly arena: Arena;
   /** The global epoch. */
   readonly epochWord: number;
+  /** Owner id of a thread stopping the world for a recovery, or 0 (see pauseWorld). */
+  readonly pauseWord: number;
   /** How many released slots still hold retired blocks: a hint that a sweep is worthwhile. */
   readonly orphanWord: number;
   /** One past the highest slot index ever claimed: scans stop there. */
@@ -398,6 +401,34 @@ export class Participant {
   }
 
   /**
+   * {@linkcode retire}, as part of the locked step `tx`: the list's words are journaled, so a
+   * rollback of the step takes the retirement back too (call {@linkcode resync} after a rollback
+   * in this thread).
+   */
+  retireTx(tag: number, tx: { set(index: number, value: number): void }): void {
+    if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
+    const a = this.arena;
+    const epoch = Atomics.load(a.i32, this.registry.epochWord);
+    const w = a.i32[this.#slot + LIST] >> 2;
+    const n = a.i32[w];
+    tx.set(w + 2 + 2 * n, tag);
+    tx.set(w + 3 + 2 * n, epoch);
+    tx.set(w, n + 1);
+    this.#pending = n + 1;
+    this.#room--;
+  }
+
+  /** Rereads the retire list's length after a locked step was rolled back in this thread. */
+  resync(): void {
+    const a = this.arena;
+    const list = a.i32[this.#slot + LIST];
+    if (list === 0) return;
+    const n = a.i32[list >> 2];
+    this.#room += this.#pending - n;
+    this.#pending = n;
+  }
+
+  /**
    * Allocates a block through this participant's cache (see allocator.ts). `quiescent` says
    * the caller holds no shared reference yet (it is at the start of its operation), so that on
    * running out of memory this may free what is safe to free and try again.
@@ -488,18 +519,23 @@ export class Participant {
   }
 
   /**
-   * Waits until no other live participant can be inside an operation: each slot in use by a
-   * live thread other than this one has announced an epoch at or after a fresh one (it passed a
-   * quiescent point since), is offline, or is parked in a lock of the map. The caller holds the
-   * map's mutex and allocator lock, so no one leaves a lock meanwhile. Returns false if that
-   * does not happen within `timeoutMs` (a live participant may sit in one long task): nothing
-   * is ever assumed of a live thread.
+   * Stops the world for a recovery: raises the pause word, after which every participant of
+   * another live thread parks at its next quiescent point (every operation it was inside has
+   * then ended) or as it comes online, and waits until each is parked (in a pause or in a lock
+   * of the map) or offline. The caller holds the map's mutex. Returns false, with the pause
+   * lowered, if another live thread is recovering already or if some participant does not park
+   * within `timeoutMs` (it may sit in one long task): nothing is ever assumed of a live thread.
    */
-  static stopTheWorld(registry: Registry, timeoutMs: number): boolean {
+  static pauseWorld(registry: Registry, timeoutMs: number): boolean {
     const i32 = registry.arena.i32;
-    let epoch = (Atomics.add(i32, registry.epochWord, 1) + 1) | 0;
-    if (epoch === 0) epoch = (Atomics.add(i32, registry.epochWord, 1) + 1) | 0;
     const me = ownerId();
+    for (;;) {
+      const holder = Atomics.compareExchange(i32, registry.pauseWord, 0, me);
+      if (holder === 0 || holder === me) break;
+      if (!ownerGone(holder)) return false;
+      // A recoverer died pausing: take its pause over.
+      if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
+    }
     const deadline = Date.now() + timeoutMs;
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
@@ -511,15 +547,25 @@ export class Participant {
         if (state === SLOT_FREE || state === SLOT_RESERVED) continue;
         const owner = Atomics.load(i32, at + OWNER);
         if (owner === me || owner === 0 || ownerGone(owner)) continue;
-        if (Atomics.load(i32, at + PARKED) === 1) continue;
-        const announced = Atomics.load(i32, at + ANNOUNCE);
-        if (announced === 0 || !before(announced, epoch)) continue;
+        if (Atomics.load(i32, at + PARKED) === 1 || Atomics.load(i32, at + ANNOUNCE) === 0) {
+          continue;
+        }
         waiting = true;
       }
       if (!waiting) return true;
-      if (Date.now() > deadline) return false;
+      if (Date.now() > deadline) {
+        Participant.resumeWorld(registry);
+        return false;
+      }
       Atomics.wait(sleeper, 0, 0, 1);
     }
+  }
+
+  /** Lowers the pause word and wakes the parked participants. */
+  static resumeWorld(registry: Registry): void {
+    const i32 = registry.arena.i32;
+    Atomics.store(i32, registry.pauseWord, 0);
+    Atomics.notify(i32, registry.pauseWord);
   }
 
   /** The record a parked participant of slot `index` holds in flight, or 0. */
@@ -665,10 +711,40 @@ export class Participant {
     Atomics.store(i32, this.#slot + ANNOUNCE, now);
     this.#online = true;
     queueMicrotask(this.#goOffline);
+    // After the announcement: a pauser that saw this slot offline sees it online now, or this
+    // load sees its pause (both are sequentially consistent).
+    if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
+  }
+
+  /**
+   * Parks while another thread stops the world for a recovery (see pauseWorld). At a quiescent
+   * point: this participant holds nothing. A pause left by a recoverer that died is lowered.
+   */
+  #pause(): void {
+    const i32 = this.arena.i32;
+    const word = this.registry.pauseWord;
+    const me = ownerId();
+    let holder = Atomics.load(i32, word);
+    if (holder === 0 || holder === me) return;
+    this.park(0);
+    try {
+      while (holder !== 0) {
+        if (ownerGone(holder)) {
+          Atomics.compareExchange(i32, word, holder, 0);
+        } else {
+          Atomics.wait(i32, word, holder, WAIT_SLICE_MS);
+          checkSelf();
+        }
+        holder = Atomics.load(i32, word);
+      }
+    } finally {
+      this.unpark();
+    }
   }
 
   #quiesce(): void {
     const i32 = this.arena.i32;
+    if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
     const deaths = censusDeaths();
     if (deaths !== this.#deaths) {
       this.#deaths = deaths;

@@ -534,14 +534,16 @@ export class Table {
 
   /**
    * Adds a key known to be absent, as the slot words (lo, hi) with `hash`, and returns its key
-   * slot, to a table this transaction made (so its buckets need no journal): for copying keys
-   * between tables (SyncMap builds its dirty table from its read table). No comparison and no
-   * growth (size the table with a hint). Throws MapFullError if an overflow bucket cannot be
-   * had (the caller rolls the transaction back).
+   * slot: for copying keys between tables (SyncMap builds its dirty table from its read table).
+   * No comparison and no growth (size the table with a hint). Writes plainly, into a table this
+   * transaction made (its buckets need no journal), unless `journaled`. Throws MapFullError if
+   * an overflow bucket cannot be had (the caller rolls the transaction back).
    */
-  insertUnique(lo: number, hi: number, hash: number): number {
+  insertUnique(lo: number, hi: number, hash: number, journaled = false): number {
     const a = this.arena;
+    const tx = this.tx;
     const h = this.h;
+    if (journaled && a.i32[h + T_OLDBUCKETS] !== 0) this.finishGrowth();
     let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
     let limit = this.#chainLimit();
     for (;;) {
@@ -549,18 +551,27 @@ export class Table {
       for (let i = 0; i < BUCKET_SLOTS; i++) {
         if (a.u8[b + i] <= EMPTY_ONE) {
           const w = (b + KEYS + 8 * i) >> 2;
-          a.i32[w] = lo;
-          a.i32[w + 1] = hi;
-          a.u8[b + i] = tophash(hash);
-          a.i32[h + T_COUNT]++;
+          if (journaled) {
+            tx.set(w, lo);
+            tx.set(w + 1, hi);
+            tx.setByte(b + i, tophash(hash));
+            tx.set(h + T_COUNT, a.i32[h + T_COUNT] + 1);
+          } else {
+            a.i32[w] = lo;
+            a.i32[w + 1] = hi;
+            a.u8[b + i] = tophash(hash);
+            a.i32[h + T_COUNT]++;
+          }
           return w << 2;
         }
       }
       const next = a.i32[(b + OVERFLOW) >> 2];
       if (next !== 0) {
         b = next;
+      } else if (journaled) {
+        b = this.#newOverflow(b);
       } else {
-        const overflow = this.tx.alloc(BUCKET_SIZE, true);
+        const overflow = tx.alloc(BUCKET_SIZE, true);
         a.i32[(b + OVERFLOW) >> 2] = overflow;
         a.i32[h + T_NOVERFLOW]++;
         b = overflow;

@@ -4,26 +4,46 @@
  * @module
  */
 
-import { allocate, bytesUsed, classSize, release, sizeClass } from "../_engine/allocator.ts";
-import { Arena, checkMaxBytes, H_ROOT, KIND_SYNC_MAP, roundUp } from "../_engine/arena.ts";
-import { lockWord, unlockWord } from "../_engine/futex.ts";
-import { hashWords } from "../_engine/hash.ts";
-import { Participant, type Registry, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import { allocate, blockSize } from "../_engine/allocator.ts";
 import {
-  blobSize,
-  freeSlot,
-  hashStored,
-  isBlob,
-  isNumberSlot,
-  Probe,
-  type SlotCodec,
-  storesNumbers,
-  UserSlots,
-} from "../_engine/slots.ts";
-import { BUCKET_SIZE, bucketsForHint, Table, TABLE_WORDS } from "../_engine/table.ts";
+  Arena,
+  checkMaxBytes,
+  H_ALLOC_JOURNAL,
+  HEADER_BYTES,
+  KIND_SYNC_MAP,
+  roundUp,
+} from "../_engine/arena.ts";
+import { adoptCensus, census } from "../_engine/census.ts";
+import { hashWords } from "../_engine/hash.ts";
+import { Journal, journalWords } from "../_engine/journal.ts";
+import { Participant, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import { isNumberSlot, Probe, type SlotCodec, storesNumbers, UserSlots } from "../_engine/slots.ts";
+import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
+import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
 import { describe, wrongKind } from "../_describe.ts";
 import { checkOptions } from "../_options.ts";
+import { SyncCore } from "./_sync_core.ts";
+import {
+  AMENDED,
+  EXPUNGED,
+  K_RECORD,
+  NIL,
+  R_COUNT,
+  R_DIRTY,
+  R_EPOCH,
+  R_JOURNAL,
+  R_MISSES,
+  R_NSLOTS,
+  R_READ,
+  R_SLOTS,
+  R_SLOTS_BLOCK,
+  RECORD_HEADER,
+  registryOf,
+  S_ENTRY,
+  TABLE_HEADER_BYTES,
+} from "./_sync_layout.ts";
+import { reapDead } from "./_sync_recovery.ts";
 
 // The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
 //
@@ -33,65 +53,21 @@ import { checkOptions } from "../_options.ts";
 //   share one word, so one atomic load gives a reader both.
 // - The dirty table, under the mutex, holds every key of the read table that is not expunged
 //   plus the keys added since, so promoting it is a pointer swap.
-// - An entry is one key's cell, shared by both tables: its `p` word is 0 (deleted, still in the
-//   read table), EXPUNGED (deleted and absent from the dirty table) or the offset of a value
+// - An entry is one key's cell, shared by both tables: its `p` word is NIL (deleted, still in
+//   the read table), EXPUNGED (deleted and absent from the dirty table) or the offset of a value
 //   record. `p` changes only by atomic compare-exchange or exchange; a store to a key of the
 //   read table is one such exchange, with no lock, which is why disjoint writers scale.
 // - Misses (loads that had to lock) promote the dirty table once they reach its length; the
 //   next store of a new key rebuilds the dirty table from the read table, expunging deleted
 //   entries.
 //
-// Word layout of the root:
-// The root is 64-byte aligned; words written at different rates sit on different cache lines,
-// so that writing one does not evict the read-mostly words every load needs.
-//
-// Line 0, read by every operation, written rarely:
-const R_READ = H_ROOT; // read table header offset | AMENDED; 0: empty and not amended
-const R_SLOTS = H_ROOT + 1; // word index of the participant slots
-const R_NSLOTS = H_ROOT + 2; // number of participant slots
-// Line 1, the mutex and what it guards:
-const R_MU = H_ROOT + 16; // the mutex
-const R_DIRTY = H_ROOT + 17; // dirty table header offset, 0 when there is none
-const R_MISSES = H_ROOT + 18;
-// Line 2, reclamation (see reclaim.ts):
-const R_EPOCH = H_ROOT + 32; // the global epoch
-const R_ORPHANS = H_ROOT + 33; // released slots still holding retired blocks or a cache
-const R_SLOTS_HIGH = H_ROOT + 34; // one past the highest participant slot ever claimed
-// Line 3:
-const R_COUNT = H_ROOT + 48; // keys with a value
-const AMENDED = 1;
+// This file holds the public class and the lock-free paths; _sync_core.ts the steps under the
+// mutex and their recovery; _sync_layout.ts the memory layout (docs/design.md tabulates it).
 
-// An entry is 16 bytes: p, the key's slot words (lo, hi; the entry owns the key's blob), and
-// `owner`: 0 while the entry lives, else the header of the retired table whose freeing frees it.
-const E_P = 0;
-const E_KEY_LO = 1;
-const E_KEY_HI = 2;
-const E_OWNER = 3;
-const ENTRY_BYTES = 16;
-// In a table, a key's value slot holds its entry's offset (word 16 from the key slot) and, in
-// the second word (17), OWNS once the table is retired: 1 when freeing the table frees that
-// entry, else 0. The mark lives in the table, not in the entry, because by the time a retired
-// table is freed an entry it merely shared may have been freed (and reused) already: another
-// participant can free a newer table, and the entries it owned, before the retirer of the older
-// table runs its next collect. So freeing a table reads only its own slots, never the entries it
-// does not own. Readers never read word 17.
-const S_OWNS = 17;
-const NIL = 0;
-const EXPUNGED = 1;
-
-// A value record: the value's slot words (lo, hi), then its blob, if any, inline. Immutable.
-const RECORD_HEADER = 8;
-
-// Retired blocks are tagged with their kind in the low bits of their 16-aligned offset.
-const K_RECORD = 0;
-const K_ENTRY = 1;
-const K_TABLE = 2;
-
-const TABLE_HEADER_BYTES = TABLE_WORDS * 4;
 const DEFAULT_PARTICIPANTS = 256;
 const MAX_PARTICIPANTS = 65536;
-/** Bytes of the arena header, before the first block (arena.ts). */
-const ARENA_HEADER_BYTES = (H_ROOT + 64) * 4;
+/** Entries of the mutex's journal: a locked step touches a few dozen words. */
+const JOURNAL_ENTRIES = 512;
 
 const OPTIONS = ["hint", "keys", "values", "maxBytes", "maxParticipants"] as const;
 const ATTACH_OPTIONS = ["keys", "values"] as const;
@@ -128,6 +104,8 @@ export interface SyncMapHandle {
   readonly participant?: number;
   /** The generation of that slot's reservation. */
   readonly generation?: number;
+  /** The census of ended threads of the process that made the handle (internal). */
+  readonly census?: SharedArrayBuffer;
 }
 
 /** What {@linkcode SyncMap.stats} reports. */
@@ -152,7 +130,15 @@ export interface SyncMapStats {
   bytesReserved: number;
 }
 
-let attaching: { arena: Arena; ticket: Ticket } | undefined;
+/** An arena and a participant slot to attach with; only {@linkcode SyncMap.attach} makes one. */
+class Attachment {
+  constructor(
+    readonly arena: Arena,
+    readonly ticket: Ticket,
+    readonly options: SyncMapAttachOptions<unknown, unknown>,
+  ) {}
+}
+
 const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
 /** Set by the static block: reserves a participant slot for a worker. */
@@ -204,6 +190,7 @@ let reserveShare: (
  */
 export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #arena: Arena;
+  #core: SyncCore;
   #keys: SlotCodec<K>;
   #values: SlotCodec<V>;
   #participant: Participant;
@@ -225,9 +212,6 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** The codecs run user code when decoding (see Participant.hold). */
   #userKeys: boolean;
   #userValues: boolean;
-  // Table views, remade when the tables are replaced.
-  #read: Table | null = null;
-  #dirty: Table | null = null;
 
   static {
     reserveShare = (map) => map.#reserveShare();
@@ -235,15 +219,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Makes a new, empty map in a new SharedArrayBuffer. */
   constructor(options: SyncMapOptions<K, V> = {}) {
-    const adopt = attaching;
-    attaching = undefined;
     let ticket: Ticket;
-    if (adopt !== undefined) {
+    if (options instanceof Attachment) {
       // Options checked by attach.
-      this.#arena = adopt.arena;
-      this.#keys = attachCodec(options.keys, adopt.arena.keyCodecName, "keys");
-      this.#values = attachCodec(options.values, adopt.arena.valueCodecName, "values");
-      ticket = adopt.ticket;
+      const given = options.options as SyncMapAttachOptions<K, V>;
+      this.#arena = options.arena;
+      this.#keys = attachCodec(given.keys, options.arena.keyCodecName, "keys");
+      this.#values = attachCodec(given.values, options.arena.valueCodecName, "values");
+      ticket = options.ticket;
     } else {
       options = checkOptions(options, OPTIONS, "SyncMap options");
       const hint = options.hint ?? 0;
@@ -267,48 +250,65 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       this.#values = slotCodecOf(options.values, "values");
       // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (1e8, 2^31) made a table
       // whose B its 16-byte array lacked.
-      const initialBytes = BUCKET_SIZE * 2 ** bucketsForHint(hint);
-      if (initialBytes > maxBytes / 4) {
+      const initialBytes = bucketBytesForHint(hint);
+      if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 4) {
         throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
       }
-      // What the map takes before its first key: the header, the participant slots and the
-      // hint's table. Too much for maxBytes is a bad pair of options, not a full map.
-      const fixedBytes = ARENA_HEADER_BYTES + blockBytes(slots * SLOT_WORDS * 4 + 64) +
-        (hint > 0 ? blockBytes(TABLE_HEADER_BYTES) + blockBytes(initialBytes) : 0);
+      // What the map takes before its first key: the header, the participant slots, the
+      // mutex's journal and the hint's table. Too much for maxBytes is a bad pair of options,
+      // not a full map.
+      const slotBytes = slots * SLOT_WORDS * 4 + 64;
+      const journalBytes = journalWords(JOURNAL_ENTRIES) * 4;
+      const fixedBytes = HEADER_BYTES + blockSize(slotBytes) + blockSize(journalBytes) +
+        (hint > 0 ? blockSize(TABLE_HEADER_BYTES) + blockSize(initialBytes) : 0);
       if (fixedBytes > maxBytes) {
         throw new RangeError(
           `maxParticipants ${slots}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
-            `${fixedBytes} ` +
-            `bytes before the first key, more than maxBytes ${maxBytes}`,
+            `${fixedBytes} bytes before the first key, more than maxBytes ${maxBytes}`,
         );
       }
       const arena = Arena.create(
         KIND_SYNC_MAP,
         maxBytes,
-        initialBytes + slots * SLOT_WORDS * 4,
+        initialBytes + slotBytes + journalBytes,
         this.#keys.name,
         this.#values.name,
         true,
       );
       this.#arena = arena;
+      // Nothing can die half-way through making a map no one else has seen yet: these first
+      // allocations go through the allocator's idle journal, without its lock.
+      const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
+      boot.begin();
       // One 64-byte line a slot, the array line-aligned: participants write their own slots.
-      const at = roundUp(allocate(arena, slots * SLOT_WORDS * 4 + 64, true), 64);
-      arena.i32[R_SLOTS] = at >> 2;
+      const block = allocate(arena, slotBytes, true, boot);
+      arena.i32[R_SLOTS_BLOCK] = block;
+      arena.i32[R_SLOTS] = roundUp(block, 64) >> 2;
       arena.i32[R_NSLOTS] = slots;
       arena.i32[R_EPOCH] = 1;
+      const journal = allocate(arena, journalBytes, false, boot);
+      Journal.format(arena.i32, journal >> 2, JOURNAL_ENTRIES);
+      arena.i32[R_JOURNAL] = journal;
       if (hint > 0) {
         // Go's zero Map starts empty; with a hint, start with a dirty table of that size.
-        const dirty = allocate(arena, TABLE_HEADER_BYTES, true);
-        Table.create(arena, dirty, hint);
+        const tx = new WriterTx(arena, boot);
+        const dirty = tx.alloc(TABLE_HEADER_BYTES, true);
+        Table.create(tx, arena, dirty, hint);
         arena.i32[R_DIRTY] = dirty;
       }
+      boot.commit();
+      census();
       ticket = Participant.claim(registryOf(arena));
     }
-    this.#participant = new Participant(
+    const participant = new Participant(
       registryOf(this.#arena),
       ticket,
-      (tag) => this.#free(tag),
+      (tag) => this.#core.free(tag),
     );
+    this.#participant = participant;
+    this.#core = new SyncCore(this.#arena, participant);
+    participant.onDeaths = () => reapDead(this.#core);
+    this.#core.onDeadOwner = () => reapDead(this.#core);
     // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
     this.#keys.limit = this.#arena.maxBytes;
     this.#values.limit = this.#arena.maxBytes;
@@ -351,6 +351,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // Checked before a participant slot is taken.
     options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
     const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
+    if (handle.census !== undefined) adoptCensus(handle.census);
     const registry = registryOf(arena);
     let ticket: Ticket;
     if (handle.participant !== undefined) {
@@ -363,14 +364,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     } else {
       ticket = Participant.claim(registry);
     }
-    attaching = { arena, ticket };
     try {
-      return new SyncMap<K, V>(options);
+      const from = new Attachment(arena, ticket, options) as unknown as SyncMapOptions<K, V>;
+      return new SyncMap<K, V>(from);
     } catch (error) {
       Participant.releaseSlot(registry, ticket.index, ticket.word >>> 2);
       throw error;
-    } finally {
-      attaching = undefined;
     }
   }
 
@@ -386,7 +385,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get handle(): SyncMapHandle {
-    return { kind: "SyncMap", buffer: this.#arena.buffer };
+    return { kind: "SyncMap", buffer: this.#arena.buffer, census: census() };
   }
 
   /**
@@ -478,6 +477,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
+    const core = this.#core;
     const nested = this.#inUser !== 0;
     const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
     const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
@@ -485,12 +485,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     let record = 0;
     try {
       const read = Atomics.load(a.i32, R_READ);
-      let e = this.#findIn(this.#readTable(read), probe);
+      const e = core.findIn(core.readTable(read), probe);
       if (e !== 0) {
         const p = Atomics.load(a.i32, e >> 2);
         if (p > EXPUNGED) return [this.#decodeRecord(p), true];
         if (p === NIL) {
-          record = this.#newRecord(vp);
+          record = core.newRecord(vp);
           const found = this.#tryLoadOrStore(e, record);
           if (found !== EXPUNGED) {
             if (found === NIL) {
@@ -501,33 +501,35 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
           }
         }
       }
-      if (record === 0) record = this.#newRecord(vp);
-      // The record loaded under the lock, decoded once it is released: decoding may run user
+      if (record === 0) record = core.newRecord(vp);
+      // The record loaded under the lock is decoded once it is released: decoding may run user
       // code (a user codec), which may call this map and need the lock. The record stays
       // readable until this participant's next quiescent point (see #decodeRecord).
-      let found = NIL;
-      this.#lock();
-      try {
+      core.inflight = record;
+      let added = false;
+      const found = core.locked(() => {
         const read2 = Atomics.load(a.i32, R_READ);
-        e = this.#findIn(this.#readTable(read2), probe);
-        if (e !== 0) {
-          this.#unexpungeLocked(e, probe);
-          found = this.#tryLoadOrStore(e, record);
-          if (found === NIL) record = 0;
-        } else if ((e = this.#findIn(this.#dirtyTable(), probe)) !== 0) {
-          found = this.#tryLoadOrStore(e, record);
-          if (found === NIL) record = 0;
-          this.#missLocked();
-        } else {
-          this.#addLocked(probe, record, read2);
-          record = 0;
+        let e2 = core.findIn(core.readTable(read2), probe);
+        if (e2 !== 0) {
+          core.unexpungeLocked(e2, probe);
+          return this.#tryLoadOrStore(e2, record);
         }
-      } finally {
-        this.#unlock();
-      }
+        e2 = core.findIn(core.dirtyTable(), probe);
+        if (e2 !== 0) {
+          const p = this.#tryLoadOrStore(e2, record);
+          core.missLocked();
+          return p;
+        }
+        core.addLocked(probe, record, read2);
+        added = true;
+        return NIL;
+      });
+      if (found === NIL) record = 0;
+      if (added) core.count(1);
       return found === NIL ? [value, false] : [this.#decodeRecord(found), true];
     } finally {
-      if (record !== 0) this.#freeRecord(record);
+      core.inflight = 0;
+      if (record !== 0) core.freeRecord(record);
     }
   }
 
@@ -592,34 +594,28 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
+    const core = this.#core;
     const nested = this.#inUser !== 0;
     const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
     // Two probes, so two writers: encoding `next` leaves `old`'s bytes alone.
     const expected = this.#encodeValue(old, nested ? new Probe() : this.#expectedProbe);
     const vp = this.#encodeValue(next, nested ? new Probe() : this.#valueProbe);
     const read = Atomics.load(a.i32, R_READ);
-    let e = this.#findIn(this.#readTable(read), probe);
-    if (e === 0) {
-      if ((read & AMENDED) === 0) return false;
-      this.#lock();
-      try {
-        const read2 = Atomics.load(a.i32, R_READ);
-        e = this.#findIn(this.#readTable(read2), probe);
-        if (e === 0) {
-          e = this.#findIn(this.#dirtyTable(), probe);
-          if (e === 0) return false;
-          // The key needed the lock and the set of keys did not change: count a miss, so
-          // that the map moves on to its efficient state.
-          const swapped = this.#tryCompareAndSwap(e, expected, vp);
-          this.#missLocked();
-          return swapped;
-        }
-        return this.#tryCompareAndSwap(e, expected, vp);
-      } finally {
-        this.#unlock();
-      }
-    }
-    return this.#tryCompareAndSwap(e, expected, vp);
+    const e = core.findIn(core.readTable(read), probe);
+    if (e !== 0) return this.#tryCompareAndSwap(e, expected, vp);
+    if ((read & AMENDED) === 0) return false;
+    return core.locked(() => {
+      const read2 = Atomics.load(a.i32, R_READ);
+      let e2 = core.findIn(core.readTable(read2), probe);
+      if (e2 !== 0) return this.#tryCompareAndSwap(e2, expected, vp);
+      e2 = core.findIn(core.dirtyTable(), probe);
+      if (e2 === 0) return false;
+      // The key needed the lock and the set of keys did not change: count a miss, so that the
+      // map moves on to its efficient state.
+      const swapped = this.#tryCompareAndSwap(e2, expected, vp);
+      core.missLocked();
+      return swapped;
+    });
   }
 
   /**
@@ -639,16 +635,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
+    const core = this.#core;
     const nested = this.#inUser !== 0;
     const expected = this.#encodeValue(old, nested ? new Probe() : this.#expectedProbe);
     const e = this.#entryForDelete(key, false);
     if (e === 0) return false;
     for (;;) {
       const p = Atomics.load(a.i32, e >> 2);
-      if (p <= EXPUNGED || !this.#recordEquals(p, expected)) return false;
+      if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
       if (Atomics.compareExchange(a.i32, e >> 2, p, NIL) === p) {
-        Atomics.sub(a.i32, R_COUNT, 1);
-        this.#participant.retire(p | K_RECORD);
+        core.count(-1);
+        part.retire(p | K_RECORD);
         return true;
       }
     }
@@ -701,39 +698,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     part.enter();
     const a = this.#arena;
     if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
-    this.#lock();
-    try {
-      const readWord = Atomics.load(a.i32, R_READ);
-      const read = this.#readTable(readWord);
-      const dirty = this.#dirtyTable();
-      // Room to retire every value and both tables, made before anything changes. (Making
-      // room may free retired blocks; the tables in hand are not retired: we hold the lock.)
-      part.reserve((read?.count ?? 0) + (dirty?.count ?? 0) + 2);
-      Atomics.store(a.i32, R_READ, 0);
-      // Expunge every entry, so that a store racing with this clear through an entry of the
-      // old read table fails its exchange and takes the lock, after the clear.
-      if (read !== null) {
-        read.collect(0, 0, (k) => {
-          this.#killEntry(a.i32[(k >> 2) + 16], read.h << 2);
-          a.i32[(k >> 2) + S_OWNS] = 1;
-        });
-        part.retire((read.h << 2) | K_TABLE);
-      }
-      if (dirty !== null) {
-        dirty.collect(0, 0, (k) => {
-          const e = a.i32[(k >> 2) + 16];
-          // An entry also in the read table is that table's to free.
-          const owns = a.i32[(e >> 2) + E_OWNER] === 0;
-          if (owns) this.#killEntry(e, dirty.h << 2);
-          a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
-        });
-        a.i32[R_DIRTY] = 0;
-        part.retire((dirty.h << 2) | K_TABLE);
-      }
-      a.i32[R_MISSES] = 0;
-    } finally {
-      this.#unlock();
-    }
+    // Allocates nothing, so that a full map can always be cleared: the tables are retired
+    // whole, with the values they held (see SyncCore.clearLocked).
+    this.#core.locked(() => this.#core.clearLocked());
   }
 
   /**
@@ -902,26 +869,23 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   stats(): SyncMapStats {
     const part = this.#participant;
     part.enter();
-    this.#lock();
-    try {
-      const a = this.#arena;
+    const a = this.#arena;
+    const core = this.#core;
+    return core.locked(() => {
       const readWord = Atomics.load(a.i32, R_READ);
-      const dirty = this.#dirtyTable();
-      const participants = Participant.inUse(registryOf(a));
+      const dirty = core.dirtyTable();
       return {
         count: Atomics.load(a.i32, R_COUNT),
-        readKeys: this.#readTable(readWord)?.count ?? 0,
+        readKeys: core.readTable(readWord)?.count ?? 0,
         dirtyKeys: dirty?.count ?? -1,
         amended: (readWord & AMENDED) !== 0,
         misses: a.i32[R_MISSES],
-        participants,
+        participants: Participant.inUse(core.registry),
         retired: part.pending,
-        bytesUsed: bytesUsed(a) - Participant.cachedBytes(registryOf(a)),
+        bytesUsed: core.bytesUsed(),
         bytesReserved: a.buffer.byteLength,
       };
-    } finally {
-      this.#unlock();
-    }
+    });
   }
 
   /** "SyncMap". */
@@ -975,53 +939,6 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return v;
   }
 
-  /** The entry of `probe` in `table`, or 0. */
-  #findIn(table: Table | null, probe: Probe): number {
-    if (table === null) return 0;
-    const k = table.find(probe);
-    return k < 0 ? 0 : this.#entryAt(k);
-  }
-
-  /**
-   * The entry of key slot `k`, its 16 bytes covered by this worker's views. Lock-free paths
-   * need the check: an entry may lie past this worker's views even when the bucket pointing
-   * to it does not (another worker grew the buffer, then allocated the entry there), and an
-   * out-of-view Atomics access throws. (Found by the cross-worker tests: a store/delete churn on
-   * one key by two workers failed within 2000 operations.)
-   */
-  #entryAt(k: number): number {
-    const a = this.#arena;
-    const e = a.i32[(k >> 2) + 16];
-    if (e + ENTRY_BYTES > a.bytes) a.reach(e + ENTRY_BYTES);
-    return e;
-  }
-
-  /** The read table view for the read word `word`, or null when it is empty. */
-  #readTable(word: number): Table | null {
-    const h = word & ~AMENDED;
-    if (h === 0) return null;
-    const cached = this.#read;
-    if (cached !== null && cached.h === h >> 2) return cached;
-    // A new read table: its header may lie past this worker's views, when another worker grew
-    // the buffer and then made the table there. Reading it unchecked gave undefined words, a
-    // NaN bucket offset, and a walk through the arena header ("corrupt offset ..."). Cover the
-    // whole buffer: everything the table references was allocated before it was published.
-    // (A later table at the same offset is still covered for its header; its buckets, key
-    // blobs, entries and records are checked where they are read.)
-    const a = this.#arena;
-    if (h + TABLE_HEADER_BYTES > a.bytes) a.reach(a.buffer.byteLength);
-    return (this.#read = new Table(a, h, false, noop));
-  }
-
-  /** The dirty table view, or null when there is none. Under the lock. */
-  #dirtyTable(): Table | null {
-    const h = this.#arena.i32[R_DIRTY];
-    if (h === 0) return null;
-    const cached = this.#dirty;
-    if (cached !== null && cached.h === h >> 2) return cached;
-    return (this.#dirty = new Table(this.#arena, h, false, noop));
-  }
-
   /**
    * Go's Load up to the entry for a number key (the codec stores it as a plain float64): the
    * hot path, one atomic load and no codec call when the key is in the read table. Kept apart
@@ -1029,13 +946,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   #entryForNumber(key: number): number {
     const a = this.#arena;
+    const core = this.#core;
     const read = Atomics.load(a.i32, R_READ);
     f64[0] = key === 0 ? 0 : key === key ? key : NaN; // SameValueZero: -0 is 0, one NaN
     const lo = w32[0];
     const hi = w32[1];
-    const table = this.#readTable(read);
+    const table = core.readTable(read);
     const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed));
-    if (k >= 0) return this.#entryAt(k);
+    if (k >= 0) return core.entryAt(k);
     if ((read & AMENDED) === 0) return 0;
     return this.#entryForReadLocked(
       this.#keyProbe(key as K, this.#inUser === 0 ? this.#probe : new Probe()),
@@ -1045,12 +963,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
   #entryForRead(key: K): number {
     const a = this.#arena;
+    const core = this.#core;
     // Encoded before anything shared is read: a user codec's encode may call this map.
     const probe = this.#keyProbe(key, this.#inUser === 0 ? this.#probe : new Probe());
     const read = Atomics.load(a.i32, R_READ);
-    const table = this.#readTable(read);
+    const table = core.readTable(read);
     const k = table === null ? -1 : table.find(probe);
-    if (k >= 0) return this.#entryAt(k);
+    if (k >= 0) return core.entryAt(k);
     if ((read & AMENDED) === 0) return 0;
     return this.#entryForReadLocked(probe);
   }
@@ -1058,18 +977,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** The slow half of {@linkcode #entryForRead}: under the lock, and counting a miss. */
   #entryForReadLocked(probe: Probe): number {
     const a = this.#arena;
-    this.#lock();
-    try {
+    const core = this.#core;
+    return core.locked(() => {
       const read = Atomics.load(a.i32, R_READ);
-      let e = this.#findIn(this.#readTable(read), probe);
+      let e = core.findIn(core.readTable(read), probe);
       if (e === 0 && (read & AMENDED) !== 0) {
-        e = this.#findIn(this.#dirtyTable(), probe);
-        this.#missLocked();
+        e = core.findIn(core.dirtyTable(), probe);
+        core.missLocked();
       }
       return e;
-    } finally {
-      this.#unlock();
-    }
+    });
   }
 
   /**
@@ -1078,33 +995,24 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   #entryForDelete(key: K, remove: boolean): number {
     const a = this.#arena;
+    const core = this.#core;
     const probe = this.#keyProbe(key, this.#inUser === 0 ? this.#probe : new Probe());
     const read = Atomics.load(a.i32, R_READ);
-    const e = this.#findIn(this.#readTable(read), probe);
+    const e = core.findIn(core.readTable(read), probe);
     if (e !== 0 || (read & AMENDED) === 0) return e;
-    this.#lock();
-    try {
+    return core.locked(() => {
       const read2 = Atomics.load(a.i32, R_READ);
-      let e2 = this.#findIn(this.#readTable(read2), probe);
+      let e2 = core.findIn(core.readTable(read2), probe);
       if (e2 === 0 && (read2 & AMENDED) !== 0) {
-        const dirty = this.#dirtyTable();
-        e2 = this.#findIn(dirty, probe);
-        if (e2 !== 0 && remove) {
-          dirty!.remove(probe);
-          // The entry is in no table now. Other operations that found it under the lock may
-          // still use it outside the lock, so it is retired, not freed. Its value is retired
-          // by whoever deletes it, which happens before this operation returns.
-          a.i32[(e2 >> 2) + E_OWNER] = -1;
-          this.#participant.retire(e2 | K_ENTRY);
-        }
+        const dirty = core.dirtyTable();
+        e2 = core.findIn(dirty, probe);
+        if (e2 !== 0 && remove) core.removeFromDirty(dirty!, probe, e2);
         // Count a miss whether or not the key was there: it takes the slow path until the
         // dirty table is promoted.
-        this.#missLocked();
+        core.missLocked();
       }
       return e2;
-    } finally {
-      this.#unlock();
-    }
+    });
   }
 
   /** Sets an entry's value to nil; returns the record it held, or 0 (Go's entry.delete). */
@@ -1114,7 +1022,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const p = Atomics.load(i32, e >> 2);
       if (p <= EXPUNGED) return 0;
       if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) {
-        Atomics.sub(i32, R_COUNT, 1);
+        this.#core.count(-1);
         this.#participant.retire(p | K_RECORD);
         return p;
       }
@@ -1128,14 +1036,15 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#participant;
     part.enter();
     const a = this.#arena;
+    const core = this.#core;
     const nested = this.#inUser !== 0;
     const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
     const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
     probe.storable(); // a key too large for maxBytes
-    let record = this.#newRecord(vp, true);
+    let record = core.newRecord(vp, true);
     try {
       const read = Atomics.load(a.i32, R_READ);
-      let e = this.#findIn(this.#readTable(read), probe);
+      const e = core.findIn(core.readTable(read), probe);
       if (e !== 0) {
         // trySwap: exchange unless expunged.
         for (;;) {
@@ -1149,33 +1058,31 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
           }
         }
       }
-      // The previous record, decoded once the lock is released: decoding may run user code (a
-      // user codec), which may call this map and need the lock.
-      let previous = NIL;
-      this.#lock();
-      try {
+      // The previous record is decoded once the lock is released: decoding may run user code
+      // (a user codec), which may call this map and need the lock.
+      core.inflight = record;
+      let added = false;
+      const stored = record;
+      const previous = core.locked(() => {
         const read2 = Atomics.load(a.i32, R_READ);
-        e = this.#findIn(this.#readTable(read2), probe);
-        if (e !== 0) {
-          this.#unexpungeLocked(e, probe);
-        } else {
-          e = this.#findIn(this.#dirtyTable(), probe);
+        let e2 = core.findIn(core.readTable(read2), probe);
+        if (e2 !== 0) core.unexpungeLocked(e2, probe);
+        else e2 = core.findIn(core.dirtyTable(), probe);
+        if (e2 !== 0) {
+          // The step's last act, after everything that can fail.
+          return this.#replaced(Atomics.exchange(a.i32, e2 >> 2, stored));
         }
-        if (e !== 0) {
-          const p = Atomics.exchange(a.i32, e >> 2, record);
-          record = 0;
-          previous = this.#replaced(p);
-        } else {
-          this.#addLocked(probe, record, read2);
-          record = 0;
-        }
-      } finally {
-        this.#unlock();
-      }
+        core.addLocked(probe, stored, read2);
+        added = true;
+        return NIL;
+      });
+      record = 0;
+      if (added) core.count(1);
       if (!wantPrevious) return;
       return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
     } finally {
-      if (record !== 0) this.#freeRecord(record);
+      core.inflight = 0;
+      if (record !== 0) core.freeRecord(record);
     }
   }
 
@@ -1187,7 +1094,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   #replaced(p: number): number {
     if (p <= EXPUNGED) {
-      Atomics.add(this.#arena.i32, R_COUNT, 1);
+      this.#core.count(1);
       return NIL;
     }
     this.#participant.retire(p | K_RECORD);
@@ -1207,7 +1114,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (p !== NIL) return p;
       const found = Atomics.compareExchange(i32, e >> 2, NIL, record);
       if (found === NIL) {
-        Atomics.add(i32, R_COUNT, 1);
+        this.#core.count(1);
         return NIL;
       }
       p = found;
@@ -1217,9 +1124,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Go's tryCompareAndSwap, with the new value encoded in `next`. */
   #tryCompareAndSwap(e: number, expected: Probe, next: Probe): boolean {
     const i32 = this.#arena.i32;
+    const core = this.#core;
     let p = Atomics.load(i32, e >> 2);
-    if (p <= EXPUNGED || !this.#recordEquals(p, expected)) return false;
-    const record = this.#newRecord(next);
+    if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
+    const record = core.newRecord(next);
     for (;;) {
       const found = Atomics.compareExchange(i32, e >> 2, p, record);
       if (found === p) {
@@ -1227,192 +1135,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         return true;
       }
       p = found;
-      if (p <= EXPUNGED || !this.#recordEquals(p, expected)) {
-        this.#freeRecord(record);
+      if (p <= EXPUNGED || !core.recordEquals(p, expected)) {
+        core.freeRecord(record);
         return false;
       }
     }
   }
 
-  /**
-   * Go's unexpungeLocked: an expunged entry of the read table is not in the dirty table;
-   * put it back there before storing into it. Under the lock.
-   */
-  #unexpungeLocked(e: number, probe: Probe): void {
-    const a = this.#arena;
-    if (Atomics.compareExchange(a.i32, e >> 2, EXPUNGED, NIL) !== EXPUNGED) return;
-    // Expunged entries exist only while there is a dirty table (dirtyLocked made them).
-    const dirty = this.#dirtyTable()!;
-    let k: number;
-    try {
-      probe.lo = a.i32[(e >> 2) + E_KEY_LO];
-      k = dirty.insert(probe, false);
-    } catch (error) {
-      Atomics.store(a.i32, e >> 2, EXPUNGED);
-      throw error;
-    }
-    a.i32[(k >> 2) + 16] = e;
-    a.i32[(k >> 2) + 17] = 0;
-  }
-
-  /**
-   * Adds a new key with value `record` to the dirty table, making the dirty table first if
-   * there is none (Go's dirtyLocked) and marking the read table amended. Under the lock.
-   * Failure-atomic: on MapFullError nothing visible has changed.
-   */
-  #addLocked(probe: Probe, record: number, read: number): void {
-    const a = this.#arena;
-    if ((read & AMENDED) === 0) this.#dirtyLocked(read);
-    const dirty = this.#dirtyTable()!;
-    const e = this.#participant.allocate(ENTRY_BYTES);
-    let keyLo: number;
-    try {
-      keyLo = probe.materialize(a);
-    } catch (error) {
-      this.#participant.release(e, ENTRY_BYTES);
-      throw error;
-    }
-    let k: number;
-    try {
-      const lo = probe.lo;
-      probe.lo = keyLo;
-      try {
-        k = dirty.insert(probe, false);
-      } finally {
-        probe.lo = lo;
-      }
-    } catch (error) {
-      freeSlot(a, probe.hi, keyLo);
-      this.#participant.release(e, ENTRY_BYTES);
-      throw error;
-    }
-    const i32 = a.i32;
-    i32[(e >> 2) + E_P] = record;
-    i32[(e >> 2) + E_KEY_LO] = keyLo;
-    i32[(e >> 2) + E_KEY_HI] = probe.hi;
-    i32[(e >> 2) + E_OWNER] = 0;
-    i32[(k >> 2) + 16] = e;
-    i32[(k >> 2) + 17] = 0;
-    Atomics.add(i32, R_COUNT, 1);
-    if ((read & AMENDED) === 0) Atomics.store(i32, R_READ, read | AMENDED);
-  }
-
-  /**
-   * Go's dirtyLocked: when there is no dirty table, makes one holding every entry of the read
-   * table that is not deleted, expunging the deleted ones. Failure-atomic.
-   */
-  #dirtyLocked(readWord: number): void {
-    const a = this.#arena;
-    if (a.i32[R_DIRTY] !== 0) return;
-    const read = this.#readTable(readWord);
-    const header = allocate(a, TABLE_HEADER_BYTES, true);
-    try {
-      Table.create(a, header, read?.count ?? 0);
-    } catch (error) {
-      release(a, header, TABLE_HEADER_BYTES);
-      throw error;
-    }
-    const dirty = new Table(a, header, false, noop);
-    const expunged: number[] = [];
-    try {
-      read?.collect(0, 0, (k) => {
-        const i32 = a.i32;
-        const e = i32[(k >> 2) + 16];
-        // tryExpungeLocked
-        let p = Atomics.load(i32, e >> 2);
-        while (p === NIL) {
-          p = Atomics.compareExchange(i32, e >> 2, NIL, EXPUNGED);
-          if (p === NIL) {
-            expunged.push(e);
-            return;
-          }
-        }
-        if (p === EXPUNGED) return;
-        const lo = i32[k >> 2];
-        const hi = i32[(k >> 2) + 1];
-        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo, a.seed));
-        a.i32[(slot >> 2) + 16] = e;
-      });
-    } catch (error) {
-      for (const e of expunged) Atomics.store(a.i32, e >> 2, NIL);
-      dirty.destroy();
-      release(a, header, TABLE_HEADER_BYTES);
-      throw error;
-    }
-    a.i32[R_DIRTY] = header;
-    this.#dirty = dirty;
-  }
-
-  /** Go's missLocked: counts a miss and promotes the dirty table once misses reach its size. */
-  #missLocked(): void {
-    const a = this.#arena;
-    const misses = a.i32[R_MISSES] + 1;
-    const dirty = this.#dirtyTable();
-    if (dirty === null) return;
-    if (misses < dirty.count) {
-      a.i32[R_MISSES] = misses;
-      return;
-    }
-    this.#promoteLocked();
-  }
-
-  /** Makes the dirty table the read table and retires the old read table. Under the lock. */
-  #promoteLocked(): void {
-    const a = this.#arena;
-    const old = this.#readTable(Atomics.load(a.i32, R_READ));
-    Atomics.store(a.i32, R_READ, a.i32[R_DIRTY]);
-    a.i32[R_DIRTY] = 0;
-    a.i32[R_MISSES] = 0;
-    if (old === null) return;
-    // Entries of the old read table that are expunged are in no table now: they die with it.
-    // (One expunged later, while in the new read table, must not; hence marking them now.)
-    const owner = old.h << 2;
-    old.collect(0, 0, (k) => {
-      const e = a.i32[(k >> 2) + 16];
-      const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
-      if (owns) a.i32[(e >> 2) + E_OWNER] = owner;
-      a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
-    });
-    this.#participant.retire(owner | K_TABLE);
-  }
-
-  /** Clear's step for one entry: expunge it, retire its value, and let `owner` free it. */
-  #killEntry(e: number, owner: number): void {
-    const i32 = this.#arena.i32;
-    const p = Atomics.exchange(i32, e >> 2, EXPUNGED);
-    if (p > EXPUNGED) {
-      Atomics.sub(i32, R_COUNT, 1);
-      this.#participant.retire(p | K_RECORD);
-    }
-    i32[(e >> 2) + E_OWNER] = owner;
-  }
-
-  #lock(): void {
-    const a = this.#arena;
-    lockWord(a.i32, R_MU);
-    // Under the lock, cover memory other workers allocated since this worker's views were
-    // made: the locked paths follow offsets without checking each against the views.
-    a.reach(a.buffer.byteLength);
-  }
-
-  #unlock(): void {
-    unlockWord(this.#arena.i32, R_MU);
-  }
-
   // ---- Records -------------------------------------------------------------------------------
-
-  /**
-   * Writes a value record for the encoded value `v`; throws MapFullError, allocating nothing.
-   * `quiescent`: called before the operation read anything shared (see Participant.allocate).
-   */
-  #newRecord(v: Probe, quiescent = false): number {
-    const a = this.#arena;
-    const r = this.#participant.allocate(RECORD_HEADER + v.blobBytes(), quiescent);
-    const i32 = a.i32;
-    i32[r >> 2] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
-    i32[(r >> 2) + 1] = v.hi;
-    return r;
-  }
 
   /**
    * Decodes record `r`. Never under the mutex: a user codec's decode may call this map. The
@@ -1449,47 +1179,6 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       return this.#participant.hold(() => codec.decode(a, hi, lo));
     } finally {
       this.#inUser--;
-    }
-  }
-
-  /** Whether record `r` holds the encoded value `v`. */
-  #recordEquals(r: number, v: Probe): boolean {
-    const a = this.#arena;
-    a.reach(r + RECORD_HEADER);
-    return v.matches(a, a.i32[(r >> 2) + 1], a.i32[r >> 2]);
-  }
-
-  #freeRecord(r: number): void {
-    const a = this.#arena;
-    const hi = a.i32[(r >> 2) + 1];
-    const size = RECORD_HEADER + (isBlob(hi) ? blobSize(a, hi, r + RECORD_HEADER) : 0);
-    this.#participant.release(r, size);
-  }
-
-  #freeEntry(e: number): void {
-    const a = this.#arena;
-    a.reach(e + ENTRY_BYTES);
-    freeSlot(a, a.i32[(e >> 2) + E_KEY_HI], a.i32[(e >> 2) + E_KEY_LO]);
-    this.#participant.release(e, ENTRY_BYTES);
-  }
-
-  /** Frees a retired block: called by the participant once no one can be reading it. */
-  #free(tag: number): void {
-    const kind = tag & 15;
-    const at = tag & ~15;
-    if (kind === K_RECORD) {
-      this.#freeRecord(at);
-    } else if (kind === K_ENTRY) {
-      this.#freeEntry(at);
-    } else {
-      const a = this.#arena;
-      const table = new Table(a, at, false, noop);
-      // Only the entries this table owns (see S_OWNS): the others may be gone already.
-      table.collect(0, 0, (k) => {
-        if (a.i32[(k >> 2) + S_OWNS] === 1) this.#freeEntry(a.i32[(k >> 2) + 16]);
-      });
-      table.destroy();
-      release(a, at, TABLE_HEADER_BYTES);
     }
   }
 
@@ -1545,7 +1234,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     a.reach(a.buffer.byteLength);
     read?.collect(level, i, (k) => {
       const i32 = a.i32;
-      const e = i32[(k >> 2) + 16];
+      const e = i32[(k >> 2) + S_ENTRY];
       const p = Atomics.load(i32, e >> 2);
       if (p <= EXPUNGED) return;
       keys.push(this.#decodeKey(i32[(k >> 2) + 1], i32[k >> 2]));
@@ -1556,20 +1245,15 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** The read table, after promoting the dirty table if the read table is amended. */
   #promotedRead(): Table | null {
     const a = this.#arena;
+    const core = this.#core;
     let read = Atomics.load(a.i32, R_READ);
     if ((read & AMENDED) !== 0) {
-      this.#lock();
-      try {
-        read = Atomics.load(a.i32, R_READ);
-        if ((read & AMENDED) !== 0) {
-          this.#promoteLocked();
-          read = Atomics.load(a.i32, R_READ);
-        }
-      } finally {
-        this.#unlock();
-      }
+      read = core.locked(() => {
+        if ((Atomics.load(a.i32, R_READ) & AMENDED) !== 0) core.promoteLocked();
+        return Atomics.load(a.i32, R_READ);
+      });
     }
-    return this.#readTable(read);
+    return core.readTable(read);
   }
 
   /** Reserves a participant slot for a worker; see src/workers/_share.ts. */
@@ -1595,21 +1279,5 @@ export function shareSyncMap(
   return reserveShare(map);
 }
 
-function noop(): void {}
 
-/** The bytes the allocator hands out for a request of `size` bytes. */
-function blockBytes(size: number): number {
-  return classSize(sizeClass(size));
-}
 
-/** Where a SyncMap arena keeps its participants. */
-function registryOf(arena: Arena): Registry {
-  return {
-    arena,
-    epochWord: R_EPOCH,
-    orphanWord: R_ORPHANS,
-    highWord: R_SLOTS_HIGH,
-    slots: arena.i32[R_SLOTS],
-    count: arena.i32[R_NSLOTS],
-  };
-}

@@ -1,0 +1,559 @@
+/**
+ * Internal. The shared-memory half of a SyncMap: its tables and entries, value records, the
+ * steps Go's sync.Map takes under its mutex, and what runs when that mutex is found poisoned.
+ * The public class (sync_map.ts) encodes and decodes, runs the lock-free fast paths, and calls
+ * in here for the rest.
+ *
+ * Every step under the mutex is a transaction (tx.ts) on the mutex's journal: the words it
+ * changes in the dirty table, the root and retire lists are journaled, the blocks it allocates
+ * are recorded for a rollback to free, and the blocks it frees are freed at commit. Two steps
+ * are too big for a journal and run after their transaction commits, as intents a recoverer
+ * finishes: marking the entries a promoted-away read table owns, and expunging every entry on
+ * `clear`. The entries' `p` words are never journaled: lock-free stores change them too. What
+ * a rollback leaves inconsistent about them is repaired from the state itself (see
+ * {@linkcode SyncCore.recoverMutex}). docs/design.md walks through each step and what a death
+ * at each point leaves.
+ *
+ * @module
+ */
+
+import { bytesUsed } from "../_engine/allocator.ts";
+import type { Arena } from "../_engine/arena.ts";
+import { ownerId } from "../_engine/census.ts";
+import { ACQUIRED, clearPoison, lockWord, unlockWord } from "../_engine/futex.ts";
+import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
+import { Participant, type Registry } from "../_engine/reclaim.ts";
+import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
+import { Table } from "../_engine/table.ts";
+import { LockedTx } from "../_engine/tx.ts";
+import {
+  AMENDED,
+  E_KEY_HI,
+  E_KEY_LO,
+  E_OWNER,
+  E_P,
+  ENTRY_BYTES,
+  EXPUNGED,
+  K_ENTRY,
+  K_RECORD,
+  K_TABLE,
+  NIL,
+  R_COUNT,
+  R_DIRTY,
+  R_JOURNAL,
+  R_MISSES,
+  R_MU,
+  R_READ,
+  RECORD_HEADER,
+  registryOf,
+  S_ENTRY,
+  S_OWNS,
+  TABLE_HEADER_BYTES,
+} from "./_sync_layout.ts";
+
+/** Journal intent: marking what an old read table owns; argument 0 is its header. */
+const INTENT_MARK = 1;
+/** Journal intent: clearing; arguments 0 and 1 are the old read and dirty table headers. */
+const INTENT_CLEAR = 2;
+
+function noop(): void {}
+
+/** The shared-memory state of one SyncMap object, and the steps taken under its mutex. */
+export class SyncCore {
+  readonly arena: Arena;
+  readonly participant: Participant;
+  readonly registry: Registry;
+  readonly tx: LockedTx;
+  /** A record this object allocated and has not published yet (for a parked participant). */
+  inflight = 0;
+  /** Called when the mutex had to be recovered or a dead participant is found (recovery). */
+  onDeadOwner: (() => void) | undefined;
+  // Table views, remade when the tables are replaced.
+  #read: Table | null = null;
+  #dirty: Table | null = null;
+  /** After a commit: the old read table whose owned entries must be marked (promotion). */
+  #markAfter = 0;
+  /** After a commit: the old tables a clear must empty. */
+  #clearAfter: [number, number] | null = null;
+
+  constructor(arena: Arena, participant: Participant) {
+    this.arena = arena;
+    this.participant = participant;
+    this.registry = registryOf(arena);
+    this.tx = new LockedTx(arena, new Journal(() => arena.i32, arena.i32[R_JOURNAL] >> 2));
+    arena.onWait = (waiting) => {
+      if (waiting) participant.park(this.inflight);
+      else participant.unpark();
+    };
+  }
+
+  // ---- Tables and entries --------------------------------------------------------------------
+
+  /** The read table view for the read word `word`, or null when it is empty. */
+  readTable(word: number): Table | null {
+    const h = word & ~AMENDED;
+    if (h === 0) return null;
+    const cached = this.#read;
+    if (cached !== null && cached.h === h >> 2) return cached;
+    // A new read table may lie past this worker's views, when another worker grew the buffer
+    // and then made the table there: cover the whole buffer. Everything the table references
+    // was allocated before it was published.
+    const a = this.arena;
+    if (h + TABLE_HEADER_BYTES > a.bytes) a.reach(a.buffer.byteLength);
+    return (this.#read = new Table(a, h, false, noop, this.tx));
+  }
+
+  /** The dirty table view, or null when there is none. Under the lock. */
+  dirtyTable(): Table | null {
+    const h = this.arena.i32[R_DIRTY];
+    if (h === 0) return null;
+    const cached = this.#dirty;
+    if (cached !== null && cached.h === h >> 2) return cached;
+    return (this.#dirty = new Table(this.arena, h, false, noop, this.tx));
+  }
+
+  /** The entry of `probe` in `table`, or 0. */
+  findIn(table: Table | null, probe: Probe): number {
+    if (table === null) return 0;
+    const k = table.find(probe);
+    return k < 0 ? 0 : this.entryAt(k);
+  }
+
+  /**
+   * The entry of key slot `k`, its 16 bytes covered by this worker's views: an entry may lie
+   * past them even when the bucket pointing to it does not (another worker grew the buffer,
+   * then allocated the entry there), and an out-of-view Atomics access throws.
+   */
+  entryAt(k: number): number {
+    const a = this.arena;
+    const e = a.i32[(k >> 2) + S_ENTRY];
+    if (e + ENTRY_BYTES > a.bytes) a.reach(e + ENTRY_BYTES);
+    return e;
+  }
+
+  // ---- The mutex ----------------------------------------------------------------------------
+
+  /**
+   * Runs `f` under the mutex as one transaction: commits it if `f` returns, rolls it back if
+   * it throws, then finishes the intents the commit left (marking, clearing) and unlocks.
+   */
+  locked<T>(f: () => T): T {
+    this.#lock();
+    let done = false;
+    try {
+      const result = f();
+      this.tx.journal.commit(this.tx.releaser);
+      done = true;
+      this.#afterCommit();
+      return result;
+    } catch (error) {
+      if (!done) {
+        this.tx.journal.recover(this.tx.releaser);
+        this.participant.resync();
+        this.#markAfter = 0;
+        this.#clearAfter = null;
+      }
+      throw error;
+    } finally {
+      unlockWord(this.arena.i32, R_MU, ownerId());
+    }
+  }
+
+  #lock(): void {
+    const a = this.arena;
+    const status = lockWord(a.i32, R_MU, ownerId(), a.onWait);
+    // Under the lock, cover memory other workers allocated since this worker's views were
+    // made: the locked paths follow offsets without checking each against the views.
+    a.reach(a.buffer.byteLength);
+    if (status !== ACQUIRED) {
+      try {
+        this.recoverMutex();
+      } catch (error) {
+        unlockWord(a.i32, R_MU, ownerId());
+        throw error;
+      }
+    }
+    this.tx.journal.begin();
+  }
+
+  /**
+   * The mutex was poisoned: its holder died inside a step (or a recovery of one). Rolls that
+   * step back from the journal (or forward, if it was committing), finishes an intent it left,
+   * restores the invariants the entries' `p` words must meet, and clears the poison. Each part
+   * can be cut short by another death and redone by the next holder.
+   */
+  recoverMutex(): void {
+    const a = this.arena;
+    const journal = this.tx.journal;
+    journal.recover(this.tx.releaser);
+    this.#read = null;
+    this.#dirty = null;
+    const intent = journal.intent;
+    if (intent === INTENT_MARK) this.#markOwned(journal.arg(0));
+    else if (intent === INTENT_CLEAR) this.#kill(journal.arg(0), journal.arg(1));
+    if (intent !== 0) journal.setIntent(0);
+    this.#repairInvariants();
+    clearPoison(a.i32, R_MU, ownerId());
+    this.onDeadOwner?.();
+  }
+
+  /**
+   * The invariants a rolled-back step may have left broken, because the `p` words it changed
+   * are not journaled: with no dirty table, no read entry is expunged (a dirty-table build
+   * expunged some, and was undone); with one, every read entry not expunged is in it (an
+   * unexpunge happened, and its insert was undone).
+   */
+  #repairInvariants(): void {
+    const a = this.arena;
+    const read = this.readTable(Atomics.load(a.i32, R_READ));
+    if (read === null) return;
+    const dirty = this.dirtyTable();
+    const missing: number[] = [];
+    read.collect(0, 0, (k) => {
+      const e = a.i32[(k >> 2) + S_ENTRY];
+      if (dirty === null) {
+        Atomics.compareExchange(a.i32, e >> 2, EXPUNGED, NIL);
+      } else if (Atomics.load(a.i32, e >> 2) !== EXPUNGED) {
+        missing.push(e);
+      }
+    });
+    if (dirty === null || missing.length === 0) return;
+    const present = new Set<number>();
+    dirty.collect(0, 0, (k) => present.add(a.i32[(k >> 2) + S_ENTRY]));
+    const journal = this.tx.journal;
+    journal.begin();
+    try {
+      for (const e of missing) {
+        if (present.has(e)) continue;
+        const lo = a.i32[(e >> 2) + E_KEY_LO];
+        const hi = a.i32[(e >> 2) + E_KEY_HI];
+        const k = dirty.insertUnique(lo, hi, hashStored(a, hi, lo, a.seed), true);
+        this.tx.set((k >> 2) + S_ENTRY, e);
+        this.tx.set((k >> 2) + S_OWNS, 0);
+      }
+      journal.commit(this.tx.releaser);
+    } catch (error) {
+      journal.recover(this.tx.releaser);
+      throw error;
+    }
+  }
+
+  #afterCommit(): void {
+    const journal = this.tx.journal;
+    const mark = this.#markAfter;
+    if (mark !== 0) {
+      this.#markAfter = 0;
+      journal.setIntent(INTENT_MARK, mark);
+      this.#markOwned(mark);
+      journal.setIntent(0);
+    }
+    const clear = this.#clearAfter;
+    if (clear !== null) {
+      this.#clearAfter = null;
+      journal.setIntent(INTENT_CLEAR, clear[0], clear[1]);
+      this.#kill(clear[0], clear[1]);
+      journal.setIntent(0);
+    }
+  }
+
+  // ---- Steps under the mutex -----------------------------------------------------------------
+
+  /**
+   * Go's unexpungeLocked: an expunged entry of the read table is not in the dirty table; put
+   * it back there before storing into it.
+   */
+  unexpungeLocked(e: number, probe: Probe): void {
+    const a = this.arena;
+    if (Atomics.compareExchange(a.i32, e >> 2, EXPUNGED, NIL) !== EXPUNGED) return;
+    // Expunged entries exist only while there is a dirty table (dirtyLocked made them).
+    const dirty = this.dirtyTable()!;
+    let k: number;
+    const lo = probe.lo;
+    try {
+      probe.lo = a.i32[(e >> 2) + E_KEY_LO];
+      k = dirty.insert(probe, false);
+    } catch (error) {
+      Atomics.store(a.i32, e >> 2, EXPUNGED);
+      throw error;
+    } finally {
+      probe.lo = lo;
+    }
+    this.tx.set((k >> 2) + S_ENTRY, e);
+    this.tx.set((k >> 2) + S_OWNS, 0);
+  }
+
+  /**
+   * Adds a new key with value `record` to the dirty table, making the dirty table first if
+   * there is none (Go's dirtyLocked) and marking the read table amended. The caller counts the
+   * new key once the step has committed.
+   */
+  addLocked(probe: Probe, record: number, read: number): void {
+    const a = this.arena;
+    const tx = this.tx;
+    if ((read & AMENDED) === 0) this.#dirtyLocked(read);
+    const dirty = this.dirtyTable()!;
+    const e = tx.alloc(ENTRY_BYTES, false);
+    const keyLo = probe.materialize(a, (size) => tx.alloc(size, false));
+    const lo = probe.lo;
+    let k: number;
+    probe.lo = keyLo;
+    try {
+      k = dirty.insert(probe, false);
+    } finally {
+      probe.lo = lo;
+    }
+    const i32 = a.i32;
+    i32[(e >> 2) + E_P] = record;
+    i32[(e >> 2) + E_KEY_LO] = keyLo;
+    i32[(e >> 2) + E_KEY_HI] = probe.hi;
+    i32[(e >> 2) + E_OWNER] = 0;
+    tx.set((k >> 2) + S_ENTRY, e);
+    tx.set((k >> 2) + S_OWNS, 0);
+    if ((read & AMENDED) === 0) this.#setRead(read | AMENDED);
+  }
+
+  /** Journals and publishes a new read word. */
+  #setRead(word: number): void {
+    const journal = this.tx.journal;
+    journal.set(R_READ, word); // journaled; then published with a sequentially consistent store
+    Atomics.store(this.arena.i32, R_READ, word);
+  }
+
+  /**
+   * Go's dirtyLocked: when there is no dirty table, makes one holding every entry of the read
+   * table that is not deleted, expunging the deleted ones. The new table is fresh memory (its
+   * inserts need no journal); the expunges are undone by recoverMutex's invariant repair.
+   */
+  #dirtyLocked(readWord: number): void {
+    const a = this.arena;
+    if (a.i32[R_DIRTY] !== 0) return;
+    const read = this.readTable(readWord);
+    // Sized for the keys with a value: deleted entries are expunged, not copied.
+    const header = this.tx.alloc(TABLE_HEADER_BYTES, true);
+    Table.create(this.tx, a, header, Math.min(read?.count ?? 0, Atomics.load(a.i32, R_COUNT)));
+    const dirty = new Table(a, header, false, noop, this.tx);
+    const expunged: number[] = [];
+    try {
+      read?.collect(0, 0, (k) => {
+        const i32 = a.i32;
+        const e = i32[(k >> 2) + S_ENTRY];
+        // tryExpungeLocked
+        let p = Atomics.load(i32, e >> 2);
+        while (p === NIL) {
+          p = Atomics.compareExchange(i32, e >> 2, NIL, EXPUNGED);
+          if (p === NIL) {
+            expunged.push(e);
+            return;
+          }
+        }
+        if (p === EXPUNGED) return;
+        const lo = i32[k >> 2];
+        const hi = i32[(k >> 2) + 1];
+        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo, a.seed));
+        a.i32[(slot >> 2) + S_ENTRY] = e;
+      });
+    } catch (error) {
+      for (const e of expunged) Atomics.store(a.i32, e >> 2, NIL);
+      throw error;
+    }
+    this.tx.set(R_DIRTY, header);
+    this.#dirty = dirty;
+  }
+
+  /** Go's missLocked: counts a miss and promotes the dirty table once misses reach its size. */
+  missLocked(): void {
+    const a = this.arena;
+    const misses = a.i32[R_MISSES] + 1;
+    const dirty = this.dirtyTable();
+    if (dirty === null) return;
+    if (misses < dirty.count) {
+      this.tx.set(R_MISSES, misses);
+      return;
+    }
+    this.promoteLocked();
+  }
+
+  /**
+   * Makes the dirty table the read table and retires the old read table. The entries the old
+   * table owns are marked after the commit (an intent: #markOwned).
+   */
+  promoteLocked(): void {
+    const a = this.arena;
+    const oldWord = Atomics.load(a.i32, R_READ);
+    this.#setRead(a.i32[R_DIRTY]);
+    this.tx.set(R_DIRTY, 0);
+    this.tx.set(R_MISSES, 0);
+    const old = oldWord & ~AMENDED;
+    if (old === 0) return;
+    this.participant.retireTx(old | K_TABLE, this.tx);
+    this.#markAfter = old;
+  }
+
+  /**
+   * Entries of an old read table that are expunged are in no table now: they die with it. One
+   * expunged later, while in the new read table, must not: hence marking them now, before the
+   * mutex is released (no dirty table exists yet that could expunge others). Idempotent.
+   */
+  #markOwned(header: number): void {
+    const a = this.arena;
+    const old = new Table(a, header, false, noop, this.tx);
+    old.collect(0, 0, (k) => {
+      const e = a.i32[(k >> 2) + S_ENTRY];
+      const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
+      if (owns) a.i32[(e >> 2) + E_OWNER] = header;
+      a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
+    });
+  }
+
+  /**
+   * Go 1.23's Clear: unpublishes both tables and retires them (journaled), then, after the
+   * commit, expunges every entry (an intent: #kill).
+   */
+  clearLocked(): void {
+    const a = this.arena;
+    const readWord = Atomics.load(a.i32, R_READ);
+    const read = readWord & ~AMENDED;
+    const dirty = a.i32[R_DIRTY];
+    if (read === 0 && dirty === 0) return;
+    this.#setRead(0);
+    this.tx.set(R_DIRTY, 0);
+    this.tx.set(R_MISSES, 0);
+    if (read !== 0) this.participant.retireTx(read | K_TABLE, this.tx);
+    if (dirty !== 0) this.participant.retireTx(dirty | K_TABLE, this.tx);
+    this.#clearAfter = [read, dirty];
+  }
+
+  /**
+   * Expunges every entry of the cleared tables, so that a store racing with the clear through
+   * an entry of the old read table fails its exchange and takes the lock, after the clear. A
+   * value taken out is freed with the table (S_OWNS), not retired: a clear allocates nothing.
+   * Idempotent, so a recoverer can run it again.
+   */
+  #kill(readHeader: number, dirtyHeader: number): void {
+    const a = this.arena;
+    const kill = (table: Table, k: number): void => {
+      const i32 = a.i32;
+      const e = i32[(k >> 2) + S_ENTRY];
+      const p = Atomics.exchange(i32, e >> 2, EXPUNGED);
+      if (p > EXPUNGED) {
+        Atomics.sub(i32, R_COUNT, 1);
+        i32[(k >> 2) + S_OWNS] = p | 1;
+      } else if (i32[(k >> 2) + S_OWNS] === 0) {
+        i32[(k >> 2) + S_OWNS] = 1;
+      }
+      i32[(e >> 2) + E_OWNER] = table.h << 2;
+    };
+    if (readHeader !== 0) {
+      const read = new Table(a, readHeader, false, noop, this.tx);
+      read.collect(0, 0, (k) => kill(read, k));
+    }
+    if (dirtyHeader !== 0) {
+      const dirty = new Table(a, dirtyHeader, false, noop, this.tx);
+      dirty.collect(0, 0, (k) => {
+        const e = a.i32[(k >> 2) + S_ENTRY];
+        const owner = a.i32[(e >> 2) + E_OWNER];
+        // An entry also in the read table is that table's to free.
+        if (owner === 0 || owner === dirtyHeader) kill(dirty, k);
+        else a.i32[(k >> 2) + S_OWNS] = 0;
+      });
+    }
+  }
+
+  /**
+   * Removes a key found only in the dirty table from it, and retires its entry: other
+   * operations that found the entry under the lock may still use it outside the lock.
+   */
+  removeFromDirty(dirty: Table, probe: Probe, e: number): void {
+    dirty.remove(probe);
+    this.tx.set((e >> 2) + E_OWNER, -1);
+    this.participant.retireTx(e | K_ENTRY, this.tx);
+  }
+
+  // ---- Records --------------------------------------------------------------------------------
+
+  /**
+   * Writes a value record for the encoded value `v`; throws MapFullError, allocating nothing.
+   * `quiescent`: called before the operation read anything shared (see Participant.allocate).
+   * The record is this object's in flight until published (see `inflight`).
+   */
+  newRecord(v: Probe, quiescent = false): number {
+    const a = this.arena;
+    const r = this.participant.allocate(RECORD_HEADER + v.blobBytes(), quiescent);
+    const i32 = a.i32;
+    i32[r >> 2] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
+    i32[(r >> 2) + 1] = v.hi;
+    return r;
+  }
+
+  /** Whether record `r` holds the encoded value `v`. */
+  recordEquals(r: number, v: Probe): boolean {
+    const a = this.arena;
+    a.reach(r + RECORD_HEADER);
+    return v.matches(a, a.i32[(r >> 2) + 1], a.i32[r >> 2]);
+  }
+
+  freeRecord(r: number): void {
+    this.participant.release(r, recordBytes(this.arena, r));
+  }
+
+  #freeEntry(e: number): void {
+    const a = this.arena;
+    a.reach(e + ENTRY_BYTES);
+    freeSlot(
+      a,
+      a.i32[(e >> 2) + E_KEY_HI],
+      a.i32[(e >> 2) + E_KEY_LO],
+      (offset, size) => this.participant.release(offset, size),
+    );
+    this.participant.release(e, ENTRY_BYTES);
+  }
+
+  /** Frees a retired block: called by the participant once no one can be reading it. */
+  free(tag: number): void {
+    const kind = tag & 15;
+    const at = tag & ~15;
+    if (kind === K_RECORD) {
+      this.freeRecord(at);
+    } else if (kind === K_ENTRY) {
+      this.#freeEntry(at);
+    } else {
+      const a = this.arena;
+      const table = new Table(a, at, false, noop, this.tx);
+      // Only what this table owns (S_OWNS): the other entries may be gone already.
+      table.collect(0, 0, (k) => {
+        const owns = a.i32[(k >> 2) + S_OWNS];
+        if ((owns & 1) !== 0) this.#freeEntry(a.i32[(k >> 2) + S_ENTRY]);
+        if ((owns & ~15) !== 0) this.freeRecord(owns & ~15);
+      });
+      table.destroy((offset, size) => this.participant.release(offset, size));
+      this.participant.release(at, TABLE_HEADER_BYTES);
+    }
+  }
+
+  /** Counts `delta` keys (atomic: lock-free paths count too). */
+  count(delta: number): void {
+    Atomics.add(this.arena.i32, R_COUNT, delta);
+  }
+
+  /** Bytes in use, less what sits free in participants' caches. */
+  bytesUsed(): number {
+    return bytesUsed(this.arena) - Participant.cachedBytes(this.registry);
+  }
+
+  /** Word index of the mutex journal's intent (for tests). */
+  get intentWord(): number {
+    return this.tx.journal.at + J_INTENT;
+  }
+
+  /** Word index of the mutex journal's first intent argument (for tests). */
+  get argsWord(): number {
+    return this.tx.journal.at + J_ARGS;
+  }
+}
+
+/** Bytes of the record at `r`, as allocated. */
+export function recordBytes(arena: Arena, r: number): number {
+  arena.reach(r + RECORD_HEADER);
+  const hi = arena.i32[(r >> 2) + 1];
+  return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, hi, r + RECORD_HEADER) : 0);
+}

@@ -1,0 +1,98 @@
+/**
+ * Internal. Where a SyncMap keeps its state in its arena: the root words, entries, records,
+ * table slots and retire tags. docs/design.md ("SyncMap memory") tabulates each word's writers,
+ * readers and protection; the constants here are the only place the offsets are spelled.
+ *
+ * @module
+ */
+
+import type { Arena } from "../_engine/arena.ts";
+import { H_ROOT } from "../_engine/arena.ts";
+import type { Registry } from "../_engine/reclaim.ts";
+import { TABLE_WORDS } from "../_engine/table.ts";
+
+// The root is 64 words from H_ROOT, 64-byte aligned, grouped in cache lines by how often each
+// word is written, so that writing one does not evict the read-mostly words every load needs.
+
+// Line 0: read by every operation, written rarely.
+/** Read table header offset, with AMENDED in bit 0; 0 when empty and not amended. */
+export const R_READ = H_ROOT;
+/** Word index of the participant slots. */
+export const R_SLOTS = H_ROOT + 1;
+/** Number of participant slots. */
+export const R_NSLOTS = H_ROOT + 2;
+/** The participant slots' block as allocated (they start at the next 64-byte line in it). */
+export const R_SLOTS_BLOCK = H_ROOT + 3;
+/** Byte offset of the mutex's journal. */
+export const R_JOURNAL = H_ROOT + 4;
+// Line 1: the mutex and what it guards.
+/** The mutex (a mutex word, futex.ts). */
+export const R_MU = H_ROOT + 16;
+/** Dirty table header offset; 0 when there is none. */
+export const R_DIRTY = H_ROOT + 17;
+/** Loads that took the lock since the last promotion. */
+export const R_MISSES = H_ROOT + 18;
+// Line 2: reclamation and recovery (reclaim.ts, _sync_recovery.ts).
+/** The global epoch. */
+export const R_EPOCH = H_ROOT + 32;
+/** Released slots still holding a retire list or a cache. */
+export const R_ORPHANS = H_ROOT + 33;
+/** One past the highest participant slot ever claimed. */
+export const R_SLOTS_HIGH = H_ROOT + 34;
+/** Owner id of the thread stopping the world for a recovery; 0 when none. */
+export const R_PAUSE = H_ROOT + 35;
+/** 1 when a dead participant's leftovers still await a stop of the world to be swept. */
+export const R_SWEEP_DUE = H_ROOT + 36;
+// Line 3: written by every operation that changes the number of keys.
+/** Keys with a value. */
+export const R_COUNT = H_ROOT + 48;
+
+/** Bit 0 of R_READ: the dirty table holds keys the read table lacks. */
+export const AMENDED = 1;
+
+// An entry is 16 bytes: p, the key's slot words (lo, hi; the entry owns the key's blob), and
+// `owner`: 0 while the entry lives, -1 once removed from the dirty table and retired, else the
+// header of the retired table whose freeing frees it.
+export const E_P = 0;
+export const E_KEY_LO = 1;
+export const E_KEY_HI = 2;
+export const E_OWNER = 3;
+export const ENTRY_BYTES = 16;
+
+/** Entry `p`: deleted, still in the read table. */
+export const NIL = 0;
+/** Entry `p`: deleted and absent from the dirty table. */
+export const EXPUNGED = 1;
+
+// In a table, the value slot of a key holds its entry's offset (S_ENTRY words from the key
+// slot), and, once the table is retired, S_OWNS: bit 0 set when freeing the table frees that
+// entry, and in the other bits a record to free with it (a value `clear` took out of the
+// entry). The mark lives in the table, not the entry: by the time a retired table is freed, an
+// entry it merely shared may have been freed (and reused) already, so freeing a table reads
+// only its own slots. Readers never read S_OWNS.
+export const S_ENTRY = 16;
+export const S_OWNS = 17;
+
+/** A value record: the value's slot words (lo, hi), then its blob, if any, inline. */
+export const RECORD_HEADER = 8;
+
+// Retired blocks are tagged with their kind in the low bits of their 16-aligned offset.
+export const K_RECORD = 0;
+export const K_ENTRY = 1;
+export const K_TABLE = 2;
+
+/** Bytes of a table header block. */
+export const TABLE_HEADER_BYTES = TABLE_WORDS * 4;
+
+/** Where a SyncMap arena keeps its participants. */
+export function registryOf(arena: Arena): Registry {
+  return {
+    arena,
+    epochWord: R_EPOCH,
+    orphanWord: R_ORPHANS,
+    highWord: R_SLOTS_HIGH,
+    pauseWord: R_PAUSE,
+    slots: arena.i32[R_SLOTS],
+    count: arena.i32[R_NSLOTS],
+  };
+}
