@@ -8,7 +8,13 @@ import { allocate, bytesUsed, classSize, release, sizeClass } from "../_engine/a
 import { Arena, checkMaxBytes, H_ROOT, KIND_SYNC_MAP, roundUp } from "../_engine/arena.ts";
 import { lockWord, unlockWord } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
-import { Participant, type Registry, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import {
+  Participant,
+  type Registry,
+  RETIRES_PER_OP,
+  SLOT_WORDS,
+  type Ticket,
+} from "../_engine/reclaim.ts";
 import {
   blobSize,
   freeSlot,
@@ -952,6 +958,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       } finally {
         this.#inUser--;
       }
+      this.#afterUserCode();
     }
     return probe;
   }
@@ -972,7 +979,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     } finally {
       this.#inUser--;
     }
+    this.#afterUserCode();
     return v;
+  }
+
+  /**
+   * After user code ran while this call encoded (before it read anything shared): the calls
+   * that code made entered and retired too, and may have used up the retire room this call's
+   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
+   */
+  #afterUserCode(): void {
+    this.#participant.reserve(RETIRES_PER_OP);
   }
 
   /** The entry of `probe` in `table`, or 0. */
