@@ -290,7 +290,8 @@ const typedArrayOffset = Object.getOwnPropertyDescriptor(typedArrayPrototype, "b
  * a length that changed between sizing a blob and writing it would write past the block.
  */
 export function ownBytes(value: unknown): Uint8Array | undefined {
-  if (typedArrayTag.call(value) !== "Uint8Array") return undefined;
+  // isView first: engines inline it, and it rules out plain objects and arrays cheaply.
+  if (!ArrayBuffer.isView(value) || typedArrayTag.call(value) !== "Uint8Array") return undefined;
   const view = value as Uint8Array;
   return new Uint8Array(
     typedArrayBuffer.call(view),

@@ -55,11 +55,12 @@
  *
  * An encoding may take at most `limit` bytes ({@linkcode MAX_ENCODED_BYTES} unless the caller
  * passes less, as the maps do with their `maxBytes`). The encoder checks the least size a
- * container or string can take (1 byte per array element, 2 per object entry, 1 per string
- * unit) before it walks or copies it, so a sparse array of length 2^32 - 1 or a 2 GiB
- * `Uint8Array` is rejected at once rather than after the work, and the work done on any input
- * is linear in `limit` (plus what the caller's getters do). Going over the limit throws the
- * error the writer was made with (a `RangeError` by default).
+ * container, a `Uint8Array`, a bigint or a string longer than 16 units can take (1 byte per
+ * array element, 2 per object entry, 1 per string unit) before it walks or copies it, and
+ * checks where it stands whenever its scratch grows. So a sparse array of length 2^32 - 1 or a
+ * 2 GiB `Uint8Array` is rejected at once rather than after the work, and the work done on any
+ * input is linear in `limit` (plus what the caller's getters do). Going over the limit throws
+ * the error the writer was made with (a `RangeError` by default).
  *
  * ## Decoder safety
  *
@@ -229,20 +230,14 @@ export class StructuredWriter {
   }
 
   /**
-   * Checks, before the work, that `n` more bytes (the least the next item can take) fit the
-   * limit. Every size here is below 2^33, so the sum is exact.
-   */
-  #atLeast(n: number): void {
-    if (this.#pos + n > this.#limit) this.#tooBig(this.#pos + n);
-  }
-
-  /**
    * Makes room for `n` more bytes at `#pos`, at least doubling the scratch when it grows, but
    * not far past the limit (a worst-case reservation may exceed it when the result will not).
    */
   #reserve(n: number): void {
     const needed = this.#pos + n;
     if (needed <= this.#buffer.length) return;
+    // Past the limit already (short strings are not checked one by one): stop here.
+    if (this.#pos > this.#limit) this.#tooBig(this.#pos);
     const cap = Math.max(needed, this.#limit + 16);
     const grown = new Uint8Array(Math.max(needed, Math.min(this.#buffer.length * 2, cap)));
     grown.set(this.#buffer.subarray(0, this.#pos));
@@ -331,7 +326,11 @@ export class StructuredWriter {
    */
   #string(value: string): void {
     const length = value.length;
-    this.#atLeast(1 + length);
+    // A short string cannot take the encoding far past the limit before a container's check
+    // or the last one stops it; a long one is checked before it is copied.
+    if (length > SHORT_STRING && this.#pos + 1 + length > this.#limit) {
+      this.#tooBig(this.#pos + 1 + length);
+    }
     this.#reserve(5 + 2 * length);
     const buffer = this.#buffer;
     const header = this.#pos;
@@ -382,7 +381,7 @@ export class StructuredWriter {
     // `toString(16)` and `BigInt("0x...")` are linear for power-of-two radixes.
     const hex = magnitude.toString(16);
     const count = (hex.length + 1) >>> 1;
-    this.#atLeast(2 + count);
+    if (this.#pos + 2 + count > this.#limit) this.#tooBig(this.#pos + 2 + count);
     this.#reserve(6 + count);
     const buffer = this.#buffer;
     buffer[this.#pos++] = negative ? TAG_BIGINT_NEGATIVE : TAG_BIGINT_POSITIVE;
@@ -400,7 +399,7 @@ export class StructuredWriter {
     // The built-in getter: an own `length` property (allowed on a typed array) could lie, and
     // `set` below copies the real length.
     const length = typedArrayByteLength.call(value);
-    this.#atLeast(2 + length);
+    if (this.#pos + 2 + length > this.#limit) this.#tooBig(this.#pos + 2 + length);
     this.#reserve(6 + length);
     this.#buffer[this.#pos++] = TAG_BYTES;
     this.#varint(length);
@@ -417,7 +416,7 @@ export class StructuredWriter {
         `cannot encode an array of length ${String(length)} at ${this.#path(depth)}`,
       );
     }
-    this.#atLeast(2 + length);
+    if (this.#pos + 2 + length > this.#limit) this.#tooBig(this.#pos + 2 + length);
     this.#reserve(6);
     this.#buffer[this.#pos++] = TAG_ARRAY;
     this.#varint(length);
@@ -432,7 +431,7 @@ export class StructuredWriter {
     const names = Object.keys(value);
     const count = names.length;
     // Each entry takes at least two bytes: its key's header and its value's tag.
-    this.#atLeast(2 + 2 * count);
+    if (this.#pos + 2 + 2 * count > this.#limit) this.#tooBig(this.#pos + 2 + 2 * count);
     this.#reserve(6);
     this.#buffer[this.#pos++] = TAG_OBJECT;
     this.#varint(count);

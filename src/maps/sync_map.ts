@@ -16,7 +16,7 @@ import {
 import { adoptCensus, census } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
-import { Participant, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import { Participant, RETIRES_PER_OP, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
 import { isNumberSlot, Probe, type SlotCodec, storesNumbers, UserSlots } from "../_engine/slots.ts";
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
@@ -916,6 +916,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       } finally {
         this.#inUser--;
       }
+      this.#afterUserCode();
     }
     return probe;
   }
@@ -936,7 +937,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     } finally {
       this.#inUser--;
     }
+    this.#afterUserCode();
     return v;
+  }
+
+  /**
+   * After user code ran while this call encoded (before it read anything shared): the calls
+   * that code made entered and retired too, and may have used up the retire room this call's
+   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
+   */
+  #afterUserCode(): void {
+    this.#participant.reserve(RETIRES_PER_OP);
   }
 
   /**
