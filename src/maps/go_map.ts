@@ -108,7 +108,7 @@ let attaching: Arena | undefined;
  * ```
  *
  * @example Sharing with a worker
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  *
  * const map = new GoMap<number, string>();

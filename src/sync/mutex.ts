@@ -21,7 +21,7 @@ import {
  * inside a larger message.
  *
  * @example Posting a handle to a worker
- * ```ts ignore
+ * ```ts
  * import { Mutex, type MutexHandle } from "@shmap/shmap";
  *
  * const mu = new Mutex();
@@ -104,15 +104,15 @@ export class Mutex {
    * typically in another worker.
    *
    * @example Attaching in a worker
-   * ```ts ignore
+   * ```ts
    * import { Mutex, type MutexHandle } from "@shmap/shmap";
    *
-   * self.onmessage = (e: MessageEvent<{ mu: MutexHandle }>) => {
-   *   const mu = Mutex.attach(e.data.mu);
+   * self.addEventListener("message", (e) => {
+   *   const mu = Mutex.attach((e as MessageEvent<{ mu: MutexHandle }>).data.mu);
    *   mu.lock();
    *   // ... touch the shared data ...
    *   mu.unlock();
-   * };
+   * });
    * ```
    *
    * @param handle The value of {@linkcode Mutex.prototype.handle}, possibly after a trip
@@ -136,7 +136,7 @@ export class Mutex {
    * another worker.
    *
    * @example Sending the mutex to a worker
-   * ```ts ignore
+   * ```ts
    * import { Mutex } from "@shmap/shmap";
    *
    * const mu = new Mutex();

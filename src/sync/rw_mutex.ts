@@ -25,7 +25,7 @@ import {
  * or inside a larger message.
  *
  * @example Posting a handle to a worker
- * ```ts ignore
+ * ```ts
  * import { RWMutex, type RWMutexHandle } from "@shmap/shmap";
  *
  * const rw = new RWMutex();
@@ -113,15 +113,15 @@ export class RWMutex {
    * typically in another worker.
    *
    * @example Attaching in a worker
-   * ```ts ignore
+   * ```ts
    * import { RWMutex, type RWMutexHandle } from "@shmap/shmap";
    *
-   * self.onmessage = (e: MessageEvent<{ rw: RWMutexHandle }>) => {
-   *   const rw = RWMutex.attach(e.data.rw);
+   * self.addEventListener("message", (e) => {
+   *   const rw = RWMutex.attach((e as MessageEvent<{ rw: RWMutexHandle }>).data.rw);
    *   rw.rLock();
    *   // ... read the shared data ...
    *   rw.rUnlock();
-   * };
+   * });
    * ```
    *
    * @param handle The value of {@linkcode RWMutex.prototype.handle}, possibly after a trip
@@ -145,7 +145,7 @@ export class RWMutex {
    * another worker.
    *
    * @example Sending the lock to a worker
-   * ```ts ignore
+   * ```ts
    * import { RWMutex } from "@shmap/shmap";
    *
    * const rw = new RWMutex();

@@ -19,7 +19,7 @@
  * listener keeps the worker alive; import this module only in workers you share with.
  *
  * @example Parent: share a map and a lock with a worker
- * ```ts ignore
+ * ```ts
  * import { Worker } from "node:worker_threads";
  * import { GoMap, Mutex } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/node";
@@ -30,11 +30,12 @@
  * worker.on("exit", () => console.log(hits.get("/")));
  * ```
  *
- * @example Worker: receive them (worker.js)
- * ```ts ignore
+ * @example Worker: receive them (worker.ts, compiled to worker.js)
+ * ```ts
+ * import type { GoMap, Mutex } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/node";
  *
- * const { hits, lock } = await receive();
+ * const { hits, lock } = await receive<{ hits: GoMap<string, number>; lock: Mutex }>();
  * lock.lock();
  * try {
  *   hits.set("/", (hits.get("/") ?? 0) + 1);
@@ -97,7 +98,7 @@ const adapter: Adapter<Worker> = {
  * RWMutex, and Error if `worker` was already shared with or has exited.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Worker } from "node:worker_threads";
  * import { GoMap } from "@shmap/shmap";
  * import { share } from "@shmap/shmap/node";
@@ -119,7 +120,7 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * TypeError, before starting the worker, if a value is not a shmap structure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/node";
  *
@@ -151,9 +152,20 @@ export function spawn(
  * call's `codecs` are used.
  *
  * @example
- * ```ts ignore
- * import type { GoMap } from "@shmap/shmap";
+ * ```ts
+ * import type { Codec, GoMap } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/node";
+ *
+ * type Point = { x: number; y: number };
+ * // The codec the parent made the map with.
+ * const pointCodec: Codec<Point> = {
+ *   name: "point",
+ *   encode: (p) => new Uint8Array(new Float64Array([p.x, p.y]).buffer),
+ *   decode: (bytes) => {
+ *     const [x, y] = new Float64Array(bytes.slice().buffer);
+ *     return { x, y };
+ *   },
+ * };
  *
  * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
  *   codecs: { cache: { keys: pointCodec } },
