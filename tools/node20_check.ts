@@ -101,13 +101,15 @@ function walk(dir: string): string[] {
  * with its `types` and its `default`.
  */
 function buildPackage(tscPath: string, dir: string): void {
-  const sources = [
-    "mod.ts",
+  // Every export's module (whatever jsr.json lists: a "./redis" too, once there is one) and
+  // every module of src/, as JSR publishes them all.
+  const sources = new Set([
+    ...Object.values(packageExports()).map((target) => target.slice(2)),
     ...walk(join(ROOT, "src"))
       .filter((path) => path.endsWith(".ts") && !path.endsWith("_test.ts"))
       .map((path) => join("src", path)),
-  ];
-  tsc(tscPath, sources.map((path) => join(ROOT, path)), ROOT, dir, true);
+  ]);
+  tsc(tscPath, [...sources].map((path) => join(ROOT, path)), ROOT, dir, true);
   // tsc keeps `.ts` in the declarations' specifiers; JSR's point at the `.d.ts` files' `.js`.
   for (const path of walk(dir).filter((p) => p.endsWith(".d.ts"))) {
     const file = join(dir, path);
