@@ -3,7 +3,8 @@
  * with the given arguments, installing it from the npm registry into tools/node_modules first
  * when it is missing or of another version. The `node` on PATH is left alone.
  *
- * Usage: deno run -A tools/node.ts --test "tests/** /*_test.ts" (without the space)
+ * Usage: deno run -A tools/node.ts --version (the `test:node` task passes `--test` and a glob
+ * of the test files)
  *
  * Node resolves bare imports such as "fast-check" through ./node_modules, so run `deno install`
  * first (the `test:node` task does).
