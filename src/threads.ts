@@ -37,7 +37,9 @@ import { GONE, isThreadId, record, selfThreadId } from "./_engine/census.ts";
  */
 export function threadGone(threadId: number): void {
   if (!isThreadId(threadId)) {
-    throw new TypeError(`threadGone: expected a thread id (a non-negative integer), got ${threadId}`);
+    throw new TypeError(
+      `threadGone: expected a thread id (a non-negative integer), got ${threadId}`,
+    );
   }
   if (threadId === selfThreadId()) {
     throw new RangeError("threadGone: a thread cannot declare itself gone");

@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { Arena, H_ALLOC, H_ALLOC_JOURNAL, H_TOP, HEADER_BYTES, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import {
+  Arena,
+  H_ALLOC,
+  H_ALLOC_JOURNAL,
+  H_TOP,
+  HEADER_BYTES,
+  KIND_GO_MAP,
+} from "../src/_engine/arena.ts";
 import {
   allocate,
   bytesUsed,
@@ -243,7 +250,9 @@ test("allocator: a transaction of many allocations and frees rolls back exactly"
           live.delete(at);
         }
         const before = snapshot(arena);
-        const contents = new Map([...live].map(([at, size]) => [at, arena.u8.slice(at, at + size)]));
+        const contents = new Map(
+          [...live].map(([at, size]) => [at, arena.u8.slice(at, at + size)]),
+        );
         const mine = new Map(live);
         j.begin();
         const frees: number[] = [];

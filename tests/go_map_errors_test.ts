@@ -430,7 +430,11 @@ describe("GoMap running out of maxBytes", () => {
    * all end in binary 00, so they share bucket 0 at B = 0, 1 and 2, and fills 13 of them into a
    * B = 1 table: bucket 0 and one overflow bucket. Allocations then fail as `fail` says.
    */
-  function crowdedMap(): { map: GoMap<number, unknown>; keys: number[]; model: Map<unknown, unknown> } {
+  function crowdedMap(): {
+    map: GoMap<number, unknown>;
+    keys: number[];
+    model: Map<unknown, unknown>;
+  } {
     const map = new GoMap<number, unknown>({ maxBytes: 65536 });
     const i32 = words(map as GoMap<unknown, unknown>);
     const seed = i32[H_SEED];

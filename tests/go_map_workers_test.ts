@@ -1,6 +1,6 @@
 // Copyright the shmap authors. MIT license.
 // GoMap across real workers on real shared memory, through the runtime's worker adapter
-// (deno.ts under Deno, bun.ts under Bun): many readers agree with the main thread; concurrent
+// (deno.ts under Deno, bun.ts under Bun, node.ts under Node): many readers agree with the main thread; concurrent
 // writes, and reads overlapping a write, are reported as ConcurrentMapWriteError and never as
 // wrong data; writes serialized by a Mutex or an RWMutex lose nothing. Each test terminates its
 // workers and fails instead of hanging; every worker loop is bounded (see go_map_worker.ts).
@@ -10,10 +10,9 @@ import assert from "node:assert/strict";
 import { GoMap } from "../src/maps/go_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
-import * as bunAdapter from "../src/workers/bun.ts";
-import * as denoAdapter from "../src/workers/deno.ts";
 import type { Shareable } from "../src/workers/_share.ts";
-import { isBun, type Mailbox, webMailbox } from "./fixtures/adapter_harness.ts";
+import { Mailbox } from "./fixtures/adapter_harness.ts";
+import { spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 import { sleep, until, within } from "./fixtures/harness.ts";
 import {
   type CountResult,
@@ -33,7 +32,6 @@ import {
   type WriteResult,
 } from "./fixtures/go_map_worker.ts";
 
-const adapter = isBun ? bunAdapter : denoAdapter;
 const WORKER = new URL("./fixtures/go_map_worker.ts", import.meta.url);
 const TIMEOUT_MS = 20_000;
 /** How long the racing tests run at most, waiting for a ConcurrentMapWriteError. */
@@ -41,12 +39,11 @@ const RACE_MS = 6_000;
 
 /** A worker running go_map_worker.ts on the shared structures. */
 class MapWorker {
-  readonly worker: Worker;
-  readonly #box: Mailbox;
+  readonly worker: TestWorker;
+  readonly #box = new Mailbox();
 
   constructor(values: Readonly<Record<string, Shareable>>) {
-    this.worker = adapter.spawn(WORKER, values);
-    this.#box = webMailbox(this.worker);
+    this.worker = spawnWorker(WORKER, values, { message: this.#box.put, error: this.#box.fail });
   }
 
   /** Runs `task` in the worker and resolves with its result. */

@@ -9,23 +9,24 @@ import { test } from "node:test";
 import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
 import type { DeathRequest } from "./fixtures/death_worker.ts";
 import { deadline, sleep } from "./fixtures/harness.ts";
+import { startWorker, type TestWorker } from "./fixtures/spawn.ts";
 
 const TEST = { timeout: 60_000 };
 
 class Subject {
-  readonly worker: Worker;
+  readonly worker: TestWorker;
   #queue: unknown[] = [];
   #waiters: ((m: unknown) => void)[] = [];
 
   constructor() {
-    this.worker = new Worker(new URL("./fixtures/death_worker.ts", import.meta.url), {
-      type: "module",
+    this.worker = startWorker(new URL("./fixtures/death_worker.ts", import.meta.url), {
+      message: (data) => {
+        const w = this.#waiters.shift();
+        if (w) w(data);
+        else this.#queue.push(data);
+      },
+      error: (error) => this.#queue.push({ error: String(error) }),
     });
-    this.worker.onmessage = (e) => {
-      const w = this.#waiters.shift();
-      if (w) w(e.data);
-      else this.#queue.push(e.data);
-    };
   }
 
   next(what: string): Promise<Record<string, unknown>> {
@@ -49,8 +50,9 @@ class Subject {
 
   /** Terminates the worker and, once it has stopped, declares it gone. */
   async kill(id: number): Promise<void> {
+    const stopped = this.worker.stopped(100);
     this.worker.terminate();
-    await sleep(50);
+    await stopped;
     threadGone(id);
   }
 }
@@ -160,23 +162,27 @@ test("RWMutex: readers waiting behind a dead writer are woken", TEST, async () =
   }
 });
 
-test("unlock() by a thread that does not hold the lock throws and changes nothing", TEST, async () => {
-  const mu = new Mutex();
-  const rw = new RWMutex();
-  const holder = new Subject();
-  try {
-    await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
-    await holder.next("locked");
-    assert.throws(() => mu.unlock(), /held by another thread/);
-    assert.equal(mu.tryLock(), false);
-    await holder.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
-    await holder.next("write-locked");
-    assert.throws(() => rw.unlock(), /write-locked by another thread/);
-    assert.equal(rw.tryRLock(), false);
-  } finally {
-    holder.worker.terminate();
-  }
-});
+test(
+  "unlock() by a thread that does not hold the lock throws and changes nothing",
+  TEST,
+  async () => {
+    const mu = new Mutex();
+    const rw = new RWMutex();
+    const holder = new Subject();
+    try {
+      await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
+      await holder.next("locked");
+      assert.throws(() => mu.unlock(), /held by another thread/);
+      assert.equal(mu.tryLock(), false);
+      await holder.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
+      await holder.next("write-locked");
+      assert.throws(() => rw.unlock(), /write-locked by another thread/);
+      assert.equal(rw.tryRLock(), false);
+    } finally {
+      holder.worker.terminate();
+    }
+  },
+);
 
 test("threadGone() rejects what is not a thread id, and the caller's own", () => {
   for (const bad of [-1, 1.5, NaN, "3", 2 ** 40]) {

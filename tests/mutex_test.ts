@@ -10,10 +10,12 @@ import {
   shared,
   withWorkers,
 } from "./fixtures/lock_harness.ts";
-import { sleep } from "./fixtures/harness.ts";
+import { sleep, until } from "./fixtures/harness.ts";
 
 /** Control word: a worker's "I got the lock" mark. */
 const FLAG = 2;
+/** Set by a worker as it starts its script: worker messages can be slow under load. */
+const STARTED = 3;
 
 test("Mutex: lock, unlock and tryLock on one thread", () => {
   const mu = new Mutex();
@@ -123,11 +125,13 @@ test("Mutex: a worker blocks in lock() until another agent unlocks", async () =>
   await withWorkers(1, async ([w]) => {
     mu.lock();
     const run = w.run([
+      { op: "store", word: STARTED, value: 1 },
       { op: "mu.tryLock" },
       { op: "mu.lock" },
       { op: "store", word: FLAG, value: 1 },
       { op: "mu.unlock" },
     ], { ctrl, mu: mu.handle });
+    await until(() => Atomics.load(ctrl, STARTED) === 1, "the worker starts its script");
     await sleep(100);
     assert.equal(Atomics.load(ctrl, FLAG), 0, "the worker got in while the main thread held it");
     mu.unlock();

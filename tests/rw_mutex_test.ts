@@ -22,6 +22,8 @@ const FLAG = 3;
 const SEQ = 4; // ticket dispenser
 const WRITER_TICKET = 5;
 const READER_TICKET = 6;
+/** Set by a worker as it starts its script: worker messages can be slow under load. */
+const STARTED = 7;
 
 test("RWMutex: try-lock semantics on one thread", () => {
   const rw = new RWMutex();
@@ -197,12 +199,14 @@ test("RWMutex: a writer excludes readers until it unlocks", async () => {
   await withWorkers(1, async ([w]) => {
     rw.lock();
     const run = w.run([
+      { op: "store", word: STARTED, value: 1 },
       { op: "rw.tryRLock" },
       { op: "rw.tryLock" },
       { op: "rw.rLock" },
       { op: "store", word: FLAG, value: 1 },
       { op: "rw.rUnlock" },
     ], { ctrl, rw: rw.handle });
+    await until(() => Atomics.load(ctrl, STARTED) === 1, "the worker starts its script");
     await sleep(100);
     assert.equal(Atomics.load(ctrl, FLAG), 0, "a reader got in while the writer held the lock");
     rw.unlock();
@@ -223,7 +227,13 @@ test("RWMutex: readers exclude a writer until the last one leaves", async () => 
       { op: "store", word: FLAG, value: 1 },
       { op: "rw.unlock" },
     ], { ctrl, rw: rw.handle });
-    await sleep(50);
+    // Wait until the writer is pending (a new read lock is refused), so that its tryLock
+    // above ran while both read locks were held.
+    await until(() => {
+      if (!rw.tryRLock()) return true;
+      rw.rUnlock();
+      return false;
+    }, "the writer waits");
     rw.rUnlock();
     await sleep(50);
     assert.equal(Atomics.load(ctrl, FLAG), 0, "the writer got in with a reader inside");

@@ -1,38 +1,31 @@
-// A SyncMap shared through the runtime's worker adapter (deno.ts under Deno, bun.ts under Bun):
-// the worker's writes reach the parent, and its share is given back when it is terminated,
-// after a grace on Deno (whose terminate() may leave a busy worker running for a while).
+// A SyncMap shared through the runtime's worker adapter (deno.ts under Deno, bun.ts under Bun,
+// node.ts under Node): the worker's writes reach the parent, and its share is given back when
+// it is terminated, after a grace on Deno (whose terminate() may leave a busy worker running for
+// a while).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SyncMap } from "../mod.ts";
-import * as bunAdapter from "../src/workers/bun.ts";
-import * as denoAdapter from "../src/workers/deno.ts";
-import { deadline, until } from "./fixtures/harness.ts";
+import { Mailbox } from "./fixtures/adapter_harness.ts";
+import { until } from "./fixtures/harness.ts";
+import { runtime, spawnWorker } from "./fixtures/spawn.ts";
 
-const isDeno = typeof Deno !== "undefined";
-const adapter = isDeno ? denoAdapter : bunAdapter;
 const WORKER = new URL("./fixtures/sync_map_adapter_worker.ts", import.meta.url);
 
 test("a SyncMap shared by spawn() is written by the worker and released when it ends", {
   timeout: 30_000,
 }, async () => {
   const cache = new SyncMap<number, number>();
-  const worker = adapter.spawn(WORKER, { cache });
+  const box = new Mailbox();
+  const worker = spawnWorker(WORKER, { cache }, { message: box.put, error: box.fail });
   try {
-    const report = await deadline(
-      new Promise<{ stored: boolean; participants: number }>((resolve, reject) => {
-        worker.addEventListener("message", (e) => resolve((e as MessageEvent).data));
-        worker.addEventListener("error", (e) => reject((e as ErrorEvent).error ?? e));
-      }),
-      20_000,
-      "the worker's report",
-    );
+    const report = (await box.next(20_000)) as { stored: boolean; participants: number };
     assert.equal(report.stored, true);
     assert.equal(report.participants, 2, "the parent and the worker");
     assert.equal(cache.load(42), 4242, "the worker's store is visible to the parent");
   } finally {
     worker.terminate();
   }
-  if (isDeno) {
+  if (runtime === "deno") {
     // Released at once for new claims, but still protecting a call the worker may be inside.
     assert.equal(cache.stats().participants, 2, "the share is kept for its grace");
   }

@@ -106,7 +106,6 @@ export function blockSize(size: number): number {
   return size <= SMALL_MAX ? CLASS_SIZES[sizeClass(size)] : chunkSizeFor(size) - CHUNK_HEADER;
 }
 
-
 // ---- Allocator state in the arena header (words from H_ALLOC) -----------------------------
 
 /** Per class: the first span with room, 0 when none. */
@@ -925,7 +924,9 @@ export function verifyCache(arena: Arena, cache: number, report: HeapReport): nu
     let n = 0;
     for (let b = i32[(cache >> 2) + 2 * c]; b !== 0; b = i32[b >> 2]) {
       if (report.blocks.get(b) !== CLASS_SIZES[c]) {
-        throw new RangeError(`verify: cache ${cache} holds ${b}, not a ${CLASS_SIZES[c]}-byte block`);
+        throw new RangeError(
+          `verify: cache ${cache} holds ${b}, not a ${CLASS_SIZES[c]}-byte block`,
+        );
       }
       if (++n > report.blocks.size) throw new RangeError(`verify: cache ${cache}'s list loops`);
       out.push(b);

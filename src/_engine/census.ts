@@ -231,7 +231,9 @@ export function ownerGone(owner: number): boolean {
 /** Records `state` for `threadId` in every census this thread knows (making one if none). */
 export function record(threadId: number, state: number): void {
   if (!isThreadId(threadId)) {
-    throw new TypeError(`expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`);
+    throw new TypeError(
+      `expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`,
+    );
   }
   census();
   for (const view of views) {

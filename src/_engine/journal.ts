@@ -240,7 +240,7 @@ export class Journal {
       const e = at + J_ENTRIES + 2 * (n - 1);
       if ((i32[e] & 3) === K_DEFER) {
         if (free === undefined) throw new Error("internal: no free for a DEFER entry");
-        free(((i32[e] >>> 2) << 2), i32[e + 1], at + J_COUNT, n - 1);
+        free((i32[e] >>> 2) << 2, i32[e + 1], at + J_COUNT, n - 1);
       } else {
         i32[at + J_COUNT] = n - 1;
       }

@@ -633,7 +633,9 @@ export class Table {
             sawEmptyRest = true;
             continue;
           }
-          if (sawEmptyRest && t !== EMPTY_REST) fail(`bucket ${b}: a slot after an empty-rest mark`);
+          if (sawEmptyRest && t !== EMPTY_REST) {
+            fail(`bucket ${b}: a slot after an empty-rest mark`);
+          }
           if (t < MIN_TOP_HASH) {
             if (t !== EMPTY_ONE) fail(`bucket ${b}: mark ${t} outside an evacuated bucket`);
             continue;

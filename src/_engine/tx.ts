@@ -96,7 +96,9 @@ export class WriterTx implements Tx {
   /** Performs the waiting frees (journaled), then commits. */
   commit(): void {
     const frees = this.#frees;
-    for (let i = 0; i < frees.length; i += 2) release(this.arena, frees[i], frees[i + 1], this.journal);
+    for (let i = 0; i < frees.length; i += 2) {
+      release(this.arena, frees[i], frees[i + 1], this.journal);
+    }
     frees.length = 0;
     this.journal.commit();
   }

@@ -112,7 +112,12 @@ const w32 = new Int32Array(f64.buffer);
 
 /** An arena to attach to; only {@linkcode GoMap.attach} makes one. */
 class Attachment {
-  constructor(readonly arena: Arena, readonly options: AttachOptions<unknown, unknown>) {}
+  readonly arena: Arena;
+  readonly options: AttachOptions<unknown, unknown>;
+  constructor(arena: Arena, options: AttachOptions<unknown, unknown>) {
+    this.arena = arena;
+    this.options = options;
+  }
 }
 
 /**
@@ -145,7 +150,7 @@ class Attachment {
  * ```
  *
  * @example Sharing with a worker
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  *
  * const map = new GoMap<number, string>();

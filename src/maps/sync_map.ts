@@ -132,11 +132,14 @@ export interface SyncMapStats {
 
 /** An arena and a participant slot to attach with; only {@linkcode SyncMap.attach} makes one. */
 class Attachment {
-  constructor(
-    readonly arena: Arena,
-    readonly ticket: Ticket,
-    readonly options: SyncMapAttachOptions<unknown, unknown>,
-  ) {}
+  readonly arena: Arena;
+  readonly ticket: Ticket;
+  readonly options: SyncMapAttachOptions<unknown, unknown>;
+  constructor(arena: Arena, ticket: Ticket, options: SyncMapAttachOptions<unknown, unknown>) {
+    this.arena = arena;
+    this.ticket = ticket;
+    this.options = options;
+  }
 }
 
 const f64 = new Float64Array(1);
@@ -1289,6 +1292,3 @@ export function shareSyncMap(
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
   return reserveShare(map);
 }
-
-
-

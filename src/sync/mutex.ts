@@ -56,7 +56,10 @@ export interface MutexHandle extends LockHandle<"Mutex"> {
 
 /** A block of shared memory to attach to; only {@linkcode Mutex.attach} makes one. */
 class Attachment {
-  constructor(readonly block: Int32Array<SharedArrayBuffer>) {}
+  readonly block: Int32Array<SharedArrayBuffer>;
+  constructor(block: Int32Array<SharedArrayBuffer>) {
+    this.block = block;
+  }
 }
 
 /**

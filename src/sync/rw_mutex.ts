@@ -87,7 +87,10 @@ const MAX_READER_THREADS = 65536;
 
 /** A block of shared memory to attach to; only {@linkcode RWMutex.attach} makes one. */
 class Attachment {
-  constructor(readonly block: Int32Array<SharedArrayBuffer>) {}
+  readonly block: Int32Array<SharedArrayBuffer>;
+  constructor(block: Int32Array<SharedArrayBuffer>) {
+    this.block = block;
+  }
 }
 
 /**
@@ -193,7 +196,10 @@ export class RWMutex {
    */
   static attach(handle: RWMutexHandle): RWMutex {
     const block = attachLockBlock(handle, "RWMutex");
-    if (rwSlots(block, LOCK_BASE) < 1 || rwWords(rwSlots(block, LOCK_BASE)) + LOCK_BASE !== block.length) {
+    if (
+      rwSlots(block, LOCK_BASE) < 1 ||
+      rwWords(rwSlots(block, LOCK_BASE)) + LOCK_BASE !== block.length
+    ) {
       throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader slot count)");
     }
     return new RWMutex(new Attachment(block) as RWMutexOptions);

@@ -115,10 +115,24 @@ export type Shareable = GoMap<unknown, unknown> | SyncMap<unknown, unknown> | Mu
  * Options for `receive()` in a worker.
  *
  * @example A map made with a user codec for its keys
- * ```ts ignore
+ * ```ts
+ * import type { Codec, GoMap } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/deno";
  *
- * const { cache } = await receive({ codecs: { cache: { keys: pointCodec } } });
+ * type Point = { x: number; y: number };
+ * // The codec the parent made the map with.
+ * const pointCodec: Codec<Point> = {
+ *   name: "point",
+ *   encode: (p) => new Uint8Array(new Float64Array([p.x, p.y]).buffer),
+ *   decode: (bytes) => {
+ *     const [x, y] = new Float64Array(bytes.slice().buffer);
+ *     return { x, y };
+ *   },
+ * };
+ *
+ * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
+ *   codecs: { cache: { keys: pointCodec } },
+ * });
  * ```
  */
 export interface ReceiveOptions {

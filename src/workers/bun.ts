@@ -18,7 +18,7 @@
  * that listener keeps the worker alive; import this module only in workers you share with.
  *
  * @example Parent: share a map and a lock with a worker
- * ```ts ignore
+ * ```ts
  * import { GoMap, Mutex } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/bun";
  *
@@ -29,7 +29,7 @@
  * ```
  *
  * @example Worker: receive them (worker.ts)
- * ```ts ignore
+ * ```ts
  * import type { GoMap, Mutex } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/bun";
  *
@@ -124,7 +124,7 @@ export function track(worker: Worker): void {
  * end: a worker that has already closed fires no `close` event, and its share stays claimed.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  * import { share } from "@shmap/shmap/bun";
  *
@@ -145,7 +145,7 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * Throws TypeError, before starting the worker, if a value is not a shmap structure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/bun";
  *
@@ -177,9 +177,20 @@ export function spawn(
  * call's `codecs` are used.
  *
  * @example
- * ```ts ignore
- * import type { GoMap } from "@shmap/shmap";
+ * ```ts
+ * import type { Codec, GoMap } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/bun";
+ *
+ * type Point = { x: number; y: number };
+ * // The codec the parent made the map with.
+ * const pointCodec: Codec<Point> = {
+ *   name: "point",
+ *   encode: (p) => new Uint8Array(new Float64Array([p.x, p.y]).buffer),
+ *   decode: (bytes) => {
+ *     const [x, y] = new Float64Array(bytes.slice().buffer);
+ *     return { x, y };
+ *   },
+ * };
  *
  * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
  *   codecs: { cache: { keys: pointCodec } },

@@ -29,7 +29,7 @@
  * listens for `unload`.
  *
  * @example Parent: share a map and a lock with a worker
- * ```ts ignore
+ * ```ts
  * import { GoMap, Mutex } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/deno";
  *
@@ -43,7 +43,8 @@
  * ```
  *
  * @example Worker: receive them (worker.ts)
- * ```ts ignore
+ * ```ts
+ * /// <reference lib="deno.worker" />
  * import type { GoMap, Mutex } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/deno";
  *
@@ -240,7 +241,7 @@ export function track(worker: Worker): void {
  * RWMutex, and Error if `worker` was already shared with.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  * import { share } from "@shmap/shmap/deno";
  *
@@ -261,7 +262,7 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * Throws TypeError, before starting the worker, if a value is not a shmap structure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/deno";
  *
@@ -294,9 +295,20 @@ export function spawn(
  * call's `codecs` are used.
  *
  * @example
- * ```ts ignore
- * import type { GoMap } from "@shmap/shmap";
+ * ```ts
+ * import type { Codec, GoMap } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/deno";
+ *
+ * type Point = { x: number; y: number };
+ * // The codec the parent made the map with.
+ * const pointCodec: Codec<Point> = {
+ *   name: "point",
+ *   encode: (p) => new Uint8Array(new Float64Array([p.x, p.y]).buffer),
+ *   decode: (bytes) => {
+ *     const [x, y] = new Float64Array(bytes.slice().buffer);
+ *     return { x, y };
+ *   },
+ * };
  *
  * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
  *   codecs: { cache: { keys: pointCodec } },

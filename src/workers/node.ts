@@ -19,7 +19,7 @@
  * listener keeps the worker alive; import this module only in workers you share with.
  *
  * @example Parent: share a map and a lock with a worker
- * ```ts ignore
+ * ```ts
  * import { Worker } from "node:worker_threads";
  * import { GoMap, Mutex } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/node";
@@ -30,11 +30,12 @@
  * worker.on("exit", () => console.log(hits.get("/")));
  * ```
  *
- * @example Worker: receive them (worker.js)
- * ```ts ignore
+ * @example Worker: receive them (worker.ts, compiled to worker.js)
+ * ```ts
+ * import type { GoMap, Mutex } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/node";
  *
- * const { hits, lock } = await receive();
+ * const { hits, lock } = await receive<{ hits: GoMap<string, number>; lock: Mutex }>();
  * lock.lock();
  * try {
  *   hits.set("/", (hits.get("/") ?? 0) + 1);
@@ -47,6 +48,7 @@
  * @module
  */
 
+import process from "node:process";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import {
   type Adapter,
@@ -123,13 +125,13 @@ const adapter: Adapter<Worker> = {
  * {@linkcode spawn} or shared with {@linkcode share} are watched already; tracking one twice
  * does nothing.
  *
- * @example Watching a pool's workers (piscina)
- * ```ts no-eval
- * import Piscina from "piscina";
+ * @example Watching one worker
+ * ```ts
+ * import { Worker } from "node:worker_threads";
  * import { track } from "@shmap/shmap/node";
  *
- * const pool = new Piscina({ filename: new URL("./task.js", import.meta.url).href });
- * pool.on("workerCreate", (worker) => track(worker));
+ * const worker = new Worker("setTimeout(() => {}, 10)", { eval: true });
+ * track(worker); // its end is now declared to shmap, however it comes
  * ```
  *
  * @param worker A `node:worker_threads` Worker that has not exited.
@@ -137,6 +139,28 @@ const adapter: Adapter<Worker> = {
  */
 export function track(worker: Worker): void {
   trackWith(adapter, worker);
+}
+
+let trackingAll = false;
+
+/**
+ * Tracks every `node:worker_threads` Worker this thread starts from now on, through the
+ * process's `worker` event (Node, Deno and Bun all emit it): the recipe for worker pools
+ * (piscina, poolifier, tinypool), whose workers you never construct yourself. Call it once,
+ * before the pool starts its workers; later calls do nothing.
+ *
+ * @example A piscina pool whose workers may be killed on a task timeout
+ * ```ts
+ * import { trackAll } from "@shmap/shmap/node";
+ *
+ * trackAll();
+ * // const pool = new Piscina({ filename, ... }); tasks receive map handles and attach by hand.
+ * ```
+ */
+export function trackAll(): void {
+  if (trackingAll) return;
+  trackingAll = true;
+  process.on("worker", (worker: Worker) => track(worker));
 }
 
 /**
@@ -148,7 +172,7 @@ export function track(worker: Worker): void {
  * RWMutex, and Error if `worker` was already shared with or has exited.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Worker } from "node:worker_threads";
  * import { GoMap } from "@shmap/shmap";
  * import { share } from "@shmap/shmap/node";
@@ -170,7 +194,7 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * TypeError, before starting the worker, if a value is not a shmap structure.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { GoMap } from "@shmap/shmap";
  * import { spawn } from "@shmap/shmap/node";
  *
@@ -202,9 +226,20 @@ export function spawn(
  * call's `codecs` are used.
  *
  * @example
- * ```ts ignore
- * import type { GoMap } from "@shmap/shmap";
+ * ```ts
+ * import type { Codec, GoMap } from "@shmap/shmap";
  * import { receive } from "@shmap/shmap/node";
+ *
+ * type Point = { x: number; y: number };
+ * // The codec the parent made the map with.
+ * const pointCodec: Codec<Point> = {
+ *   name: "point",
+ *   encode: (p) => new Uint8Array(new Float64Array([p.x, p.y]).buffer),
+ *   decode: (bytes) => {
+ *     const [x, y] = new Float64Array(bytes.slice().buffer);
+ *     return { x, y };
+ *   },
+ * };
  *
  * const { cache } = await receive<{ cache: GoMap<Point, string> }>({
  *   codecs: { cache: { keys: pointCodec } },

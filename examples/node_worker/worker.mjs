@@ -1,0 +1,7 @@
+// worker.mjs
+import { receive } from "@shmap/shmap/node";
+
+const { cache } = await receive();
+// Read and written in shared memory: no message carries the map's contents.
+cache.store(2, `${cache.load(1)}, two`);
+// Nothing left to do: the worker ends, and its share of the map is given back.
