@@ -13,10 +13,11 @@
  * | 4         | allocator lock (a futex word)                                  |
  * | 5         | allocator top: the first byte never handed out                 |
  * | 6         | bytes in use: allocated and not yet freed, by size class       |
- * | 7         | hash seed, random per arena                                    |
+ * | 7         | hash key, low word (secret, random per arena; see hash.ts)     |
  * | 8..24     | key codec name (length word, then up to 32 UTF-16 units)       |
  * | 25..41    | value codec name                                               |
  * | 42..233   | free-list heads, one per size class (see allocator.ts)         |
+ * | 234       | hash key, high word                                            |
  * | 256..319  | root: the structure's own header (a table, sync.Map fields)    |
  *
  * The views are fixed-length, not length-tracking: on V8 a length-tracking view over a growable
@@ -46,11 +47,12 @@ export const H_MAX_BYTES = 3;
 export const H_ALLOC_LOCK = 4;
 export const H_TOP = 5;
 export const H_BYTES_USED = 6;
-export const H_SEED = 7;
+export const H_SEED0 = 7;
 const H_KEY_CODEC = 8;
 const H_VALUE_CODEC = 25;
 const CODEC_NAME_UNITS = 32;
 export const H_FREE = 42;
+export const H_SEED1 = 234;
 /** First word of the structure's root area. */
 export const H_ROOT = 256;
 /** Words available in the root area. */
@@ -81,8 +83,9 @@ export class Arena {
   bytes: number;
   /** Copy of header word 3, immutable after creation. */
   readonly maxBytes: number;
-  /** Copy of the hash seed, immutable after creation. */
-  readonly seed: number;
+  /** Copies of the hash key's two words, immutable after creation. */
+  readonly seed0: number;
+  readonly seed1: number;
 
   private constructor(buffer: SharedArrayBuffer, locking: boolean) {
     this.buffer = buffer;
@@ -93,7 +96,8 @@ export class Arena {
     this.u16 = new Uint16Array(buffer, 0, this.bytes >> 1);
     this.f64 = new Float64Array(buffer, 0, this.bytes >> 3);
     this.maxBytes = this.i32[H_MAX_BYTES];
-    this.seed = this.i32[H_SEED];
+    this.seed0 = this.i32[H_SEED0];
+    this.seed1 = this.i32[H_SEED1];
   }
 
   /** Makes a new arena for a structure of `kind`, recording the codec names in the header. */
@@ -118,7 +122,8 @@ export class Arena {
     i32[H_KIND] = kind;
     i32[H_MAX_BYTES] = maxBytes;
     i32[H_TOP] = HEADER_BYTES;
-    i32[H_SEED] = randomSeed();
+    i32[H_SEED0] = randomWord();
+    i32[H_SEED1] = randomWord();
     writeName(i32, H_KEY_CODEC, keyCodec);
     writeName(i32, H_VALUE_CODEC, valueCodec);
     // The magic goes last: a header with the magic is a complete header.
@@ -227,7 +232,7 @@ export function roundUp(n: number, to: number): number {
   return (n + to - 1) & -to;
 }
 
-function randomSeed(): number {
+function randomWord(): number {
   const word = new Uint32Array(1);
   crypto.getRandomValues(word);
   return word[0] | 0;

@@ -138,17 +138,19 @@ export class Probe {
   }
 }
 
-/** The hash of a stored key slot; equals the hash its probe had. */
-export function hashStored(arena: Arena, hi: number, lo: number, seed: number): number {
-  if (!isBlob(hi)) return hashWords(lo, hi, seed);
+/** The hash of a stored key slot under the arena's key; equals the hash its probe had. */
+export function hashStored(arena: Arena, hi: number, lo: number): number {
+  const k0 = arena.seed0;
+  const k1 = arena.seed1;
+  if (!isBlob(hi)) return hashWords(lo, hi, k0, k1);
   arena.reach(lo + 4);
   const count = arena.i32[lo >> 2];
   if (hi === TAG_STRING) {
     arena.reach(lo + 4 + count * 2);
-    return hashUnits(arena.u16, (lo + 4) >> 1, count, seed);
+    return hashUnits(arena.u16, (lo + 4) >> 1, count, k0, k1);
   }
   arena.reach(lo + 4 + count);
-  return hashBytes(arena.u8, lo + 4, count, seed);
+  return hashBytes(arena.u8, lo + 4, count, k0, k1);
 }
 
 /**
@@ -158,8 +160,11 @@ export function hashStored(arena: Arena, hi: number, lo: number, seed: number): 
 export interface SlotCodec<T> {
   /** The name recorded in the arena header. */
   readonly name: string;
-  /** Encodes a key, canonicalizing it for SameValueZero, and sets `p.hash`. */
-  toKey(key: T, p: Probe, seed: number): void;
+  /**
+   * Encodes a key, canonicalizing it for SameValueZero, and sets `p.hash` to its hash under
+   * the arena's key (k0, k1).
+   */
+  toKey(key: T, p: Probe, k0: number, k1: number): void;
   /** Encodes a value. */
   toValue(value: T, p: Probe): void;
   /** Decodes the slot (hi, lo). The result holds no reference into shared memory. */
@@ -191,7 +196,7 @@ function setNumber(p: Probe, n: number): void {
   p.mode = MODE_INLINE;
 }
 
-function setKeyNumber(p: Probe, n: number, seed: number): void {
+function setKeyNumber(p: Probe, n: number, k0: number, k1: number): void {
   if (n === 0) n = 0; // -0 and 0 are one key
   else if (n !== n) n = NaN; // every NaN is one key
   f64[0] = n;
@@ -200,7 +205,7 @@ function setKeyNumber(p: Probe, n: number, seed: number): void {
   p.lo = lo;
   p.hi = hi;
   p.mode = MODE_INLINE;
-  p.hash = hashWords(lo, hi, seed);
+  p.hash = hashWords(lo, hi, k0, k1);
 }
 
 function setString(p: Probe, s: string): void {
@@ -216,10 +221,10 @@ function setString(p: Probe, s: string): void {
   }
 }
 
-function hashProbe(p: Probe, seed: number): void {
-  if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, seed);
-  else if (p.mode === MODE_STRING) p.hash = hashString(p.str, seed);
-  else p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+function hashProbe(p: Probe, k0: number, k1: number): void {
+  if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, k0, k1);
+  else if (p.mode === MODE_STRING) p.hash = hashString(p.str, k0, k1);
+  else p.hash = hashBytes(p.bytes, 0, p.bytes.length, k0, k1);
 }
 
 function setBigint(p: Probe, n: bigint): void {
@@ -300,10 +305,10 @@ export class AutoSlots implements SlotCodec<unknown> {
   readonly name = "auto";
   #writer = new StructuredWriter();
 
-  toKey(key: unknown, p: Probe, seed: number): void {
+  toKey(key: unknown, p: Probe, k0: number, k1: number): void {
     switch (typeof key) {
       case "number":
-        setKeyNumber(p, key, seed);
+        setKeyNumber(p, key, k0, k1);
         return;
       case "string":
         setString(p, key);
@@ -327,7 +332,7 @@ export class AutoSlots implements SlotCodec<unknown> {
             "bigints, booleans, null and undefined as keys (pass a `keys` codec for others)",
         );
     }
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: unknown, p: Probe): void {
@@ -414,9 +419,9 @@ export class AutoSlots implements SlotCodec<unknown> {
 export class Float64Slots implements SlotCodec<number> {
   readonly name = "float64";
 
-  toKey(key: number, p: Probe, seed: number): void {
+  toKey(key: number, p: Probe, k0: number, k1: number): void {
     if (typeof key !== "number") throw notA("number", key);
-    setKeyNumber(p, key, seed);
+    setKeyNumber(p, key, k0, k1);
   }
 
   toValue(value: number, p: Probe): void {
@@ -435,8 +440,8 @@ export class Float64Slots implements SlotCodec<number> {
 export class Int32Slots implements SlotCodec<number> {
   readonly name = "int32";
 
-  toKey(key: number, p: Probe, seed: number): void {
-    setKeyNumber(p, checkInt32(key), seed);
+  toKey(key: number, p: Probe, k0: number, k1: number): void {
+    setKeyNumber(p, checkInt32(key), k0, k1);
   }
 
   toValue(value: number, p: Probe): void {
@@ -460,9 +465,9 @@ function checkInt32(value: number): number {
 export class StringSlots implements SlotCodec<string> {
   readonly name = "string";
 
-  toKey(key: string, p: Probe, seed: number): void {
+  toKey(key: string, p: Probe, k0: number, k1: number): void {
     this.toValue(key, p);
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: string, p: Probe): void {
@@ -484,9 +489,9 @@ export class StringSlots implements SlotCodec<string> {
 export class BytesSlots implements SlotCodec<Uint8Array> {
   readonly name = "bytes";
 
-  toKey(key: Uint8Array, p: Probe, seed: number): void {
+  toKey(key: Uint8Array, p: Probe, k0: number, k1: number): void {
     this.toValue(key, p);
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: Uint8Array, p: Probe): void {
@@ -519,9 +524,9 @@ export class UserSlots<T> implements SlotCodec<T> {
     this.#codec = codec;
   }
 
-  toKey(key: T, p: Probe, seed: number): void {
+  toKey(key: T, p: Probe, k0: number, k1: number): void {
     this.toValue(key, p);
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: T, p: Probe): void {

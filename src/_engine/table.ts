@@ -525,7 +525,7 @@ export class Table {
         }
         const k = b + KEYS + 8 * i;
         if (mask >= 0) {
-          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
           if ((hash & mask) !== want) continue;
         }
         visit(k);
@@ -604,7 +604,7 @@ export class Table {
             const k = b + KEYS + 8 * i;
             let useY = false;
             if (!sameSize) {
-              const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+              const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
               useY = (hash & newbit) !== 0;
             }
             sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;

@@ -260,7 +260,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const hi = w32[1];
       let value: V | undefined;
       try {
-        const k = this.#table.findWords(lo, hi, hashWords(lo, hi, a.seed));
+        const k = this.#table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
         if (k < 0) {
           value = undefined;
         } else {
@@ -293,7 +293,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const a = this.#arena;
     const seq = a.i32[SEQ];
     if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("read");
-    this.#keys.toKey(key, this.#probe, a.seed);
+    this.#keys.toKey(key, this.#probe, a.seed0, a.seed1);
     let found: boolean;
     try {
       found = this.#table.find(this.#probe) >= 0;
@@ -322,7 +322,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const a = this.#arena;
     const p = this.#probe;
     const v = this.#valueProbe;
-    this.#keys.toKey(key, p, a.seed);
+    this.#keys.toKey(key, p, a.seed0, a.seed1);
     this.#values.toValue(value, v);
     const seq = this.#beginWrite();
     try {
@@ -359,7 +359,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): boolean {
-    this.#keys.toKey(key, this.#probe, this.#arena.seed);
+    this.#keys.toKey(key, this.#probe, this.#arena.seed0, this.#arena.seed1);
     const seq = this.#beginWrite();
     try {
       return this.#table.remove(this.#probe);
@@ -492,7 +492,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const seq = a.i32[SEQ];
     if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("read");
     const p = this.#probe;
-    this.#keys.toKey(key, p, a.seed);
+    this.#keys.toKey(key, p, a.seed0, a.seed1);
     let value: V | typeof ABSENT;
     try {
       const k = this.#table.find(p);

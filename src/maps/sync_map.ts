@@ -884,9 +884,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       probe.lo = w32[0];
       probe.hi = w32[1];
       probe.mode = 0;
-      probe.hash = hashWords(probe.lo, probe.hi, this.#arena.seed);
+      probe.hash = hashWords(probe.lo, probe.hi, this.#arena.seed0, this.#arena.seed1);
     } else {
-      this.#keys.toKey(key, probe, this.#arena.seed);
+      this.#keys.toKey(key, probe, this.#arena.seed0, this.#arena.seed1);
     }
     return probe;
   }
@@ -950,7 +950,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const lo = w32[0];
     const hi = w32[1];
     const table = this.#readTable(read);
-    const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed));
+    const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
     if (k >= 0) return this.#entryAt(k);
     if ((read & AMENDED) === 0) return 0;
     return this.#entryForReadLocked(this.#keyProbe(key as K));
@@ -1231,7 +1231,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         if (p === EXPUNGED) return;
         const lo = i32[k >> 2];
         const hi = i32[(k >> 2) + 1];
-        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo, a.seed));
+        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo));
         a.i32[(slot >> 2) + 16] = e;
       });
     } catch (error) {
