@@ -8,7 +8,15 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, ConcurrentMapWriteError, GoMap, MapFullError, Mutex } from "../mod.ts";
-import { H_KIND, H_MAX_BYTES, H_ROOT, H_SEED, H_TOP, H_VERSION } from "../src/_engine/arena.ts";
+import {
+  H_KIND,
+  H_MAX_BYTES,
+  H_ROOT,
+  H_SEED0,
+  H_SEED1,
+  H_TOP,
+  H_VERSION,
+} from "../src/_engine/arena.ts";
 import { failAllocationsForTests } from "../src/_engine/allocator.ts";
 import { hashWords } from "../src/_engine/hash.ts";
 import { BUCKET_BYTES, bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
@@ -426,7 +434,7 @@ describe("GoMap running out of maxBytes", () => {
   });
 
   /**
-   * Engineered failures inside a growth. Picks number keys whose hashes (under this map's seed)
+   * Engineered failures inside a growth. Picks number keys whose hashes (under this map's key)
    * all end in binary 00, so they share bucket 0 at B = 0, 1 and 2, and fills 13 of them into a
    * B = 1 table: bucket 0 and one overflow bucket. Allocations then fail as `fail` says.
    */
@@ -437,13 +445,14 @@ describe("GoMap running out of maxBytes", () => {
   } {
     const map = new GoMap<number, unknown>({ maxBytes: 65536 });
     const i32 = words(map as GoMap<unknown, unknown>);
-    const seed = i32[H_SEED];
+    const k0 = i32[H_SEED0];
+    const k1 = i32[H_SEED1];
     const f64 = new Float64Array(1);
     const w = new Int32Array(f64.buffer);
     const keys: number[] = [];
     for (let k = 1; keys.length < 40; k++) {
       f64[0] = k;
-      if ((hashWords(w[0], w[1], seed) & 3) === 0) keys.push(k);
+      if ((hashWords(w[0], w[1], k0, k1) & 3) === 0) keys.push(k);
     }
     const model = new Map<unknown, unknown>();
     for (const key of keys.slice(0, 13)) {

@@ -10,6 +10,12 @@ import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
 import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
+import {
+  collidingBytes,
+  collidingKey,
+  collidingString,
+  keysCollidingIn,
+} from "./fixtures/colliding_keys.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Arbitraries
@@ -553,6 +559,39 @@ describe("GoMap against a native Map", () => {
   });
 });
 
+describe("GoMap against a native Map, with colliding keys", () => {
+  test("keys crafted to collide under the old hash, and keys sharing long prefixes", () => {
+    fc.assert(
+      fc.property(
+        poolArb([], collidingKey),
+        fc.array(opArb(autoValue), { maxLength: 120, size: "max" }),
+        (pool, ops) => {
+          new Checked(AUTO).run(pool, ops);
+        },
+      ),
+      runs(200),
+    );
+  });
+
+  test("keys that share a bucket (at B <= 3) and a tophash under the map's own hash", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 24 }),
+        fc.array(opArb(autoValue), { maxLength: 120, size: "max" }),
+        (count, ops) => {
+          const checked = new Checked(AUTO);
+          const pool = keysCollidingIn(checked.map.handle.buffer, count);
+          // Every key of the pool in one table: one bucket and its overflow chain.
+          for (const key of pool) checked.set(key, 0);
+          assert.equal(checked.map.stats().overflowBuckets, Math.ceil(count / 8) - 1);
+          checked.run(pool, ops);
+        },
+      ),
+      runs(150),
+    );
+  });
+});
+
 test("GoMap: three views of one map, used in turn, agree with one model as the buffer grows", () => {
   // Each view has its own typed-array views of the buffer, made when it attached, as each worker
   // would; big values grow the buffer through one view while the others' views lag behind.
@@ -674,6 +713,7 @@ describe("GoMap with typed codecs against a native Map", () => {
         unitString(6),
         longString,
         fc.string({ unit: "binary" }),
+        collidingString,
       ),
       fc.oneof(fc.string(), unitString(10), longString),
       150,
@@ -697,7 +737,7 @@ describe("GoMap with typed codecs against a native Map", () => {
         new Uint8Array([1]),
         new Uint8Array(300),
       ],
-      fc.uint8Array({ maxLength: 12 }),
+      fc.oneof(fc.uint8Array({ maxLength: 12 }), collidingBytes),
       fc.uint8Array({ maxLength: 200 }),
       100,
     );

@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { codecs, GoMap, type GoMapHandle } from "../mod.ts";
-import { H_SEED } from "../src/_engine/arena.ts";
+import { H_SEED0, H_SEED1 } from "../src/_engine/arena.ts";
 import { hashWords } from "../src/_engine/hash.ts";
 
 /** Runs `body` on a fresh iterator over `map`, then checks Go's iteration rule. */
@@ -277,7 +277,7 @@ describe("GoMap.attach in the same thread", () => {
 
   test("a view made before another view grew the buffer follows links into the new memory", () => {
     // Two views of one map keep separate typed-array views of the buffer, like two workers.
-    // Keys are chosen by their hash under this map's seed: 9 in bucket 1 and 9 in bucket 0 of a
+    // Keys are chosen by their hash under this map's key: 9 in bucket 1 and 9 in bucket 0 of a
     // 16-bucket table, so each bucket has one overflow bucket. Bucket 1's comes first, within
     // the buffer's first 64 KiB; then a big value grows the buffer through `a`, and bucket 0's
     // overflow bucket lands past what `b`'s views cover. Deleting bucket 1's last key through
@@ -286,14 +286,16 @@ describe("GoMap.attach in the same thread", () => {
     const a = new GoMap<number, unknown>({ hint: 100 });
     assert.equal(a.stats().B, 4);
     const b = GoMap.attach<number, unknown>(a.handle);
-    const seed = new Int32Array(a.handle.buffer)[H_SEED];
+    const header = new Int32Array(a.handle.buffer);
+    const k0 = header[H_SEED0];
+    const k1 = header[H_SEED1];
     const f64 = new Float64Array(1);
     const w = new Int32Array(f64.buffer);
     const inBucket = (bucket: number): number[] => {
       const keys: number[] = [];
       for (let k = 1; keys.length < 9; k++) {
         f64[0] = k;
-        if ((hashWords(w[0], w[1], seed) & 15) === bucket) keys.push(k);
+        if ((hashWords(w[0], w[1], k0, k1) & 15) === bucket) keys.push(k);
       }
       return keys;
     };

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codecs, SyncMap, type SyncMapStats } from "../mod.ts";
 import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
+import { collidingKey, keysCollidingIn } from "./fixtures/colliding_keys.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -458,6 +459,31 @@ function addCounts(shadow: Shadow): void {
   }
 }
 
+/** `cmd` with every key, its range actions' included, replaced by `f(key)`. */
+function withKeys(cmd: Cmd, f: (key: unknown) => unknown): Cmd {
+  if (cmd.op === "rangeMutating") {
+    return { ...cmd, actions: cmd.actions.map((a) => withKeys(a, f)) };
+  }
+  return "key" in cmd ? { ...cmd, key: f(cmd.key) } : cmd;
+}
+
+/** Runs `cmds` on the new map `m` and the models, with keys 0..11 replaced by `pool`'s keys. */
+function runWithPool(m: SyncMap<unknown, unknown>, cmds: readonly Cmd[], pool: unknown[]): void {
+  const run = newRun([m]);
+  const f = (
+    k: unknown,
+  ) => (Number.isInteger(k) && (k as number) >= 0 && (k as number) < 12 ? pool[k as number] : k);
+  for (const cmd of cmds) {
+    const c = withKeys(cmd, f);
+    run.step++;
+    apply(run, m, c, false);
+    checkStep(run, m, c);
+  }
+  checkFinal(run);
+  addCounts(run.shadow);
+  m.close();
+}
+
 function newRun(maps: SyncMap<unknown, unknown>[]): Run {
   return { maps, model: new Map(), shadow: new Shadow(), fresh: 0, step: 0 };
 }
@@ -512,6 +538,33 @@ describe("SyncMap matches a model (Go's TestMapMatchesRWMutex)", () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  // Colliding keys: the commands' keys 0..11 stand for the 12 keys of a pool of colliding keys.
+  test("keys crafted to collide under the old hash, and keys sharing long prefixes", () => {
+    fc.assert(
+      fc.property(
+        fc.array(cmdArb(false), { minLength: 5, maxLength: 150, size: "max" }),
+        fc.array(collidingKey, { minLength: 12, maxLength: 12 }),
+        (cmds, pool) => {
+          runWithPool(new SyncMap<unknown, unknown>(), cmds, pool);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test("keys that share a bucket (at B <= 3) and a tophash under the map's own hash", () => {
+    fc.assert(
+      fc.property(
+        fc.array(cmdArb(false), { minLength: 5, maxLength: 150, size: "max" }),
+        (cmds) => {
+          const m = new SyncMap<unknown, unknown>();
+          runWithPool(m, cmds, keysCollidingIn(m.handle.buffer, 12));
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 

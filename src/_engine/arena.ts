@@ -13,11 +13,12 @@
  * | 4         | allocator lock (a mutex word, futex.ts; SyncMap only)          |
  * | 5         | heap top: the end of the last heap chunk (allocator.ts)        |
  * | 6         | bytes in use: handed out and not yet freed                     |
- * | 7         | hash seed, random per arena                                    |
+ * | 7         | hash key, low word (secret, random per arena; see hash.ts)     |
  * | 8..24     | key codec name (length word, then up to 32 UTF-16 units)       |
  * | 25..41    | value codec name                                               |
  * | 42..233   | allocator state (allocator.ts: span lists, heap bins)          |
- * | 234..255  | hash key words (hash.ts)                                       |
+ * | 234       | hash key, high word                                            |
+ * | 235..255  | unused                                                         |
  * | 256..319  | root: the structure's own header (a table, sync.Map fields)    |
  * | 320..1351 | the allocator's journal (journal.ts), for locking arenas       |
  *
@@ -39,7 +40,7 @@ import { Journal } from "./journal.ts";
 /** "SMAP" read as a little-endian 32-bit word. */
 const MAGIC = 0x50414d53;
 /** Bumped whenever the shared layout changes incompatibly. */
-const LAYOUT_VERSION = 2;
+const LAYOUT_VERSION = 3;
 
 /** Kind word for a GoMap arena. */
 export const KIND_GO_MAP = 1;
@@ -53,12 +54,13 @@ export const H_MAX_BYTES = 3;
 export const H_ALLOC_LOCK = 4;
 export const H_TOP = 5;
 export const H_BYTES_USED = 6;
-export const H_SEED = 7;
+export const H_SEED0 = 7;
 const H_KEY_CODEC = 8;
 const H_VALUE_CODEC = 25;
 const CODEC_NAME_UNITS = 32;
 /** First word of the allocator's state (allocator.ts). */
 export const H_ALLOC = 42;
+export const H_SEED1 = 234;
 /** First word of the structure's root area. */
 export const H_ROOT = 256;
 /** Words available in the root area. */
@@ -98,8 +100,9 @@ export class Arena {
    * waiting (a SyncMap parks its participant meanwhile: reclaim.ts).
    */
   onWait: ((waiting: boolean) => void) | undefined;
-  /** Copy of the hash seed, immutable after creation. */
-  readonly seed: number;
+  /** Copies of the hash key's two words, immutable after creation. */
+  readonly seed0: number;
+  readonly seed1: number;
 
   private constructor(buffer: SharedArrayBuffer, locking: boolean) {
     this.buffer = buffer;
@@ -110,7 +113,8 @@ export class Arena {
     this.u16 = new Uint16Array(buffer, 0, this.bytes >> 1);
     this.f64 = new Float64Array(buffer, 0, this.bytes >> 3);
     this.maxBytes = this.i32[H_MAX_BYTES];
-    this.seed = this.i32[H_SEED];
+    this.seed0 = this.i32[H_SEED0];
+    this.seed1 = this.i32[H_SEED1];
   }
 
   /** Makes a new arena for a structure of `kind`, recording the codec names in the header. */
@@ -136,7 +140,8 @@ export class Arena {
     i32[H_MAX_BYTES] = maxBytes;
     i32[H_TOP] = HEADER_BYTES;
     Journal.format(i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
-    i32[H_SEED] = randomSeed();
+    i32[H_SEED0] = randomWord();
+    i32[H_SEED1] = randomWord();
     writeName(i32, H_KEY_CODEC, keyCodec);
     writeName(i32, H_VALUE_CODEC, valueCodec);
     // The magic goes last: a header with the magic is a complete header.
@@ -253,7 +258,7 @@ export function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
-function randomSeed(): number {
+function randomWord(): number {
   const word = new Uint32Array(1);
   crypto.getRandomValues(word);
   return word[0] | 0;

@@ -1,84 +1,203 @@
 /**
- * Internal. Seeded 32-bit hashing of encoded keys.
+ * Internal. Keyed 32-bit hashing of encoded keys: HalfSipHash-1-3.
  *
- * Every arena draws a random seed, so the bucket a key lands in differs from map to map and an
- * attacker cannot precompute keys that collide (Go seeds each map the same way). Keys that fit
- * in a 64-bit slot are hashed from their two words with no allocation; strings are hashed from
- * their UTF-16 code units, two at a time, whether they come from a JavaScript string or from a
- * blob in shared memory, so a stored key rehashes to the same value during growth. Bytes keys
- * (user codecs, big bigints) are hashed four bytes at a time.
+ * Every arena draws a secret 64-bit key from `crypto.getRandomValues` (the header words
+ * `H_SEED0` and `H_SEED1`, see arena.ts), and every key is hashed under it with HalfSipHash-1-3:
+ * the keyed hash the Linux kernel uses for its hash tables in 32-bit arithmetic (`hsiphash`), the
+ * 32-bit sibling of the SipHash-1-3 that Rust's and Python's tables use. Each output bit depends
+ * on the key and on every input bit, so the bucket (the hash's low B bits) and the tophash (its
+ * top byte) are both good.
  *
- * The string and byte hashes follow MurmurHash3's x86_32 block and finalizer steps. The word
- * hash is a shorter mix of the same family: the tables use both the low bits of a hash (the
- * bucket) and the top byte (the tophash), so both ends must depend on every input bit.
+ * What it guarantees. Keys chosen without knowledge of a map's key, precomputed sets included,
+ * land in its buckets and tophashes like random keys, so their chains are as long as random
+ * keys' would be. Collisions cannot be precomputed: every map has its own key, and nothing about
+ * the inputs alone predicts how they compare under it. (The MurmurHash3-style mixes this replaced
+ * took a per-map seed too, but had differences that cancel whatever the seed: 32,768 crafted
+ * 60-character strings shared one hash in every map. SipHash was designed against that.)
+ *
+ * What it does not guarantee:
+ *
+ * - Secrecy of the key from whoever holds the buffer. Every worker the map is shared with can
+ *   read the key from the header; that is fine, since such a worker can write the map anyway.
+ *   Keys may come from untrusted parties; the buffer must not go to them.
+ * - Immunity to adaptive attacks. An attacker that inserts keys and times the map's operations
+ *   can tell which of its keys share a bucket. As a pseudorandom function, HalfSipHash tells it
+ *   nothing about keys it has not tried, so each colliding key costs it about as many tries as
+ *   the table has buckets, and growth splits buckets again: the damage grows with the attacker's
+ *   own work, never the 2^n keys for n units of work of a precomputed multicollision. The key
+ *   lasts as long as the map (clear() keeps it), and so does what was learned about it.
+ * - A cryptographic margin. HalfSipHash-1-3 with a 64-bit key and 32-bit output is a hash-table
+ *   PRF, not a MAC; no attack on it is known that would matter here, but its margin is thinner
+ *   than SipHash-2-4's.
+ *
+ * Inputs. A key that fits in its 64-bit slot is hashed as its two words (lo, hi): the 8 bytes lo
+ * then hi, the kernel's `hsiphash_2u32(lo, hi, key)`, written out flat so that engines inline it
+ * into the lookups. Strings are hashed from their UTF-16 code units, two to a 32-bit word (their
+ * UTF-16LE bytes), whether they come from a JavaScript string or from a blob in shared memory: a
+ * stored key rehashes to the value its probe had, as growth and iteration require. Bytes keys
+ * (user codecs, big bigints) are hashed as their bytes. Outputs are HalfSipHash-1-3's, as int32,
+ * and match the kernel's test vectors (tests/hash_test.ts).
  *
  * @module
  */
 
-const C1 = 0xcc9e2d51 | 0;
-const C2 = 0x1b873593;
+// HalfSipHash's initial constants for v2 and v3 ("lyge", "tedb").
+const IV2 = 0x6c796765;
+const IV3 = 0x74656462;
 
-/** Hashes the 64-bit slot value (lo, hi). */
-export function hashWords(lo: number, hi: number, seed: number): number {
-  let h = Math.imul(lo ^ seed, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 16) ^ hi, 0xc2b2ae35);
-  h ^= h >>> 15;
-  h = Math.imul(h ^ seed, 0x27d4eb2f);
-  return h ^ (h >>> 16);
+/**
+ * The finalization: the last block `b` (the input length's low byte in the top byte, the
+ * remaining one to three bytes below), one compression round, then three finalization rounds.
+ */
+function finish(v0: number, v1: number, v2: number, v3: number, b: number): number {
+  v3 ^= b;
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  v0 ^= b;
+  v2 ^= 0xff;
+  for (let r = 0; r < 3; r++) {
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+  }
+  return v1 ^ v3;
 }
 
-function block(h: number, k: number): number {
-  k = Math.imul(k, C1);
-  k = (k << 15) | (k >>> 17);
-  h ^= Math.imul(k, C2);
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function tail(h: number, k: number): number {
-  k = Math.imul(k, C1);
-  k = (k << 15) | (k >>> 17);
-  return h ^ Math.imul(k, C2);
-}
-
-function finish(h: number, length: number): number {
-  h ^= length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+/** Hashes the 64-bit slot value (lo, hi) under the key (k0, k1): 8 bytes, lo first. */
+export function hashWords(lo: number, hi: number, k0: number, k1: number): number {
+  let v0 = k0;
+  let v1 = k1;
+  let v2 = k0 ^ IV2;
+  let v3 = k1 ^ IV3 ^ lo;
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  v0 ^= lo;
+  v3 ^= hi;
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  v0 ^= hi;
+  return finish(v0, v1, v2, v3, 8 << 24);
 }
 
 /** Hashes the UTF-16 code units of `s`. Equals {@linkcode hashUnits} over the same units. */
-export function hashString(s: string, seed: number): number {
+export function hashString(s: string, k0: number, k1: number): number {
   const n = s.length;
-  let h = seed;
+  let v0 = k0;
+  let v1 = k1;
+  let v2 = k0 ^ IV2;
+  let v3 = k1 ^ IV3;
   let i = 0;
-  for (; i + 1 < n; i += 2) h = block(h, s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16));
-  if (i < n) h = tail(h, s.charCodeAt(i));
-  return finish(h, n);
+  for (; i + 1 < n; i += 2) {
+    const m = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    v3 ^= m;
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
+  }
+  // n << 25 is the byte length 2n, mod 256, in the top byte.
+  return finish(v0, v1, v2, v3, i < n ? (n << 25) | s.charCodeAt(i) : n << 25);
 }
 
 /** Hashes `n` code units of `u16` from index `start`. */
-export function hashUnits(u16: Uint16Array, start: number, n: number, seed: number): number {
-  let h = seed;
+export function hashUnits(
+  u16: Uint16Array,
+  start: number,
+  n: number,
+  k0: number,
+  k1: number,
+): number {
+  let v0 = k0;
+  let v1 = k1;
+  let v2 = k0 ^ IV2;
+  let v3 = k1 ^ IV3;
   let i = 0;
-  for (; i + 1 < n; i += 2) h = block(h, u16[start + i] | (u16[start + i + 1] << 16));
-  if (i < n) h = tail(h, u16[start + i]);
-  return finish(h, n);
+  for (; i + 1 < n; i += 2) {
+    const m = u16[start + i] | (u16[start + i + 1] << 16);
+    v3 ^= m;
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
+  }
+  return finish(v0, v1, v2, v3, i < n ? (n << 25) | u16[start + i] : n << 25);
 }
 
 /** Hashes `n` bytes of `u8` from index `start`. */
-export function hashBytes(u8: Uint8Array, start: number, n: number, seed: number): number {
-  let h = seed;
+export function hashBytes(
+  u8: Uint8Array,
+  start: number,
+  n: number,
+  k0: number,
+  k1: number,
+): number {
+  let v0 = k0;
+  let v1 = k1;
+  let v2 = k0 ^ IV2;
+  let v3 = k1 ^ IV3;
   let i = 0;
   for (; i + 3 < n; i += 4) {
     const p = start + i;
-    h = block(h, u8[p] | (u8[p + 1] << 8) | (u8[p + 2] << 16) | (u8[p + 3] << 24));
+    const m = u8[p] | (u8[p + 1] << 8) | (u8[p + 2] << 16) | (u8[p + 3] << 24);
+    v3 ^= m;
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
   }
-  let k = 0;
-  for (let s = 0; i < n; i++, s += 8) k |= u8[start + i] << s;
-  if ((n & 3) !== 0) h = tail(h, k);
-  return finish(h, n);
+  let b = n << 24;
+  for (let s = 0; i < n; i++, s += 8) b |= u8[start + i] << s;
+  return finish(v0, v1, v2, v3, b);
 }

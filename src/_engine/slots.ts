@@ -176,17 +176,19 @@ export class Probe {
   }
 }
 
-/** The hash of a stored key slot; equals the hash its probe had. */
-export function hashStored(arena: Arena, hi: number, lo: number, seed: number): number {
-  if (!isBlob(hi)) return hashWords(lo, hi, seed);
+/** The hash of a stored key slot under the arena's key; equals the hash its probe had. */
+export function hashStored(arena: Arena, hi: number, lo: number): number {
+  const k0 = arena.seed0;
+  const k1 = arena.seed1;
+  if (!isBlob(hi)) return hashWords(lo, hi, k0, k1);
   arena.reach(lo + 4);
   const count = arena.i32[lo >> 2];
   if (hi === TAG_STRING) {
     arena.reach(lo + 4 + count * 2);
-    return hashUnits(arena.u16, (lo + 4) >> 1, count, seed);
+    return hashUnits(arena.u16, (lo + 4) >> 1, count, k0, k1);
   }
   arena.reach(lo + 4 + count);
-  return hashBytes(arena.u8, lo + 4, count, seed);
+  return hashBytes(arena.u8, lo + 4, count, k0, k1);
 }
 
 /**
@@ -202,7 +204,7 @@ export interface SlotCodec<T> {
    */
   limit: number;
   /** Encodes a key, canonicalizing it for SameValueZero, and sets `p.hash`. */
-  toKey(key: T, p: Probe, seed: number): void;
+  toKey(key: T, p: Probe, k0: number, k1: number): void;
   /** Encodes a value. */
   toValue(value: T, p: Probe): void;
   /** Decodes the slot (hi, lo). The result holds no reference into shared memory. */
@@ -234,7 +236,7 @@ function setNumber(p: Probe, n: number): void {
   p.mode = MODE_INLINE;
 }
 
-function setKeyNumber(p: Probe, n: number, seed: number): void {
+function setKeyNumber(p: Probe, n: number, k0: number, k1: number): void {
   if (n === 0) n = 0; // -0 and 0 are one key
   else if (n !== n) n = NaN; // every NaN is one key
   f64[0] = n;
@@ -243,7 +245,7 @@ function setKeyNumber(p: Probe, n: number, seed: number): void {
   p.lo = lo;
   p.hi = hi;
   p.mode = MODE_INLINE;
-  p.hash = hashWords(lo, hi, seed);
+  p.hash = hashWords(lo, hi, k0, k1);
 }
 
 /**
@@ -310,10 +312,10 @@ function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): voi
   p.mode = MODE_BYTES;
 }
 
-function hashProbe(p: Probe, seed: number): void {
-  if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, seed);
-  else if (p.mode === MODE_STRING) p.hash = hashString(p.str, seed);
-  else if (p.mode === MODE_BYTES) p.hash = hashBytes(p.bytes, 0, p.bytes.length, seed);
+function hashProbe(p: Probe, k0: number, k1: number): void {
+  if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, k0, k1);
+  else if (p.mode === MODE_STRING) p.hash = hashString(p.str, k0, k1);
+  else if (p.mode === MODE_BYTES) p.hash = hashBytes(p.bytes, 0, p.bytes.length, k0, k1);
   else p.hash = 0;
 }
 
@@ -406,10 +408,10 @@ export class AutoSlots implements SlotCodec<unknown> {
   readonly name = "auto";
   limit = MAX_ENCODED_BYTES;
 
-  toKey(key: unknown, p: Probe, seed: number): void {
+  toKey(key: unknown, p: Probe, k0: number, k1: number): void {
     switch (typeof key) {
       case "number":
-        setKeyNumber(p, key, seed);
+        setKeyNumber(p, key, k0, k1);
         return;
       case "string":
         setString(p, key, this.limit, true);
@@ -433,7 +435,7 @@ export class AutoSlots implements SlotCodec<unknown> {
             "bigints, booleans, null and undefined as keys (pass a `keys` codec for others)",
         );
     }
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: unknown, p: Probe): void {
@@ -531,9 +533,9 @@ export class Float64Slots implements SlotCodec<number> {
   readonly name = "float64";
   limit = MAX_ENCODED_BYTES;
 
-  toKey(key: number, p: Probe, seed: number): void {
+  toKey(key: number, p: Probe, k0: number, k1: number): void {
     if (typeof key !== "number") throw notA("number", key);
-    setKeyNumber(p, key, seed);
+    setKeyNumber(p, key, k0, k1);
   }
 
   toValue(value: number, p: Probe): void {
@@ -553,8 +555,8 @@ export class Int32Slots implements SlotCodec<number> {
   readonly name = "int32";
   limit = MAX_ENCODED_BYTES;
 
-  toKey(key: number, p: Probe, seed: number): void {
-    setKeyNumber(p, checkInt32(key), seed);
+  toKey(key: number, p: Probe, k0: number, k1: number): void {
+    setKeyNumber(p, checkInt32(key), k0, k1);
   }
 
   toValue(value: number, p: Probe): void {
@@ -580,10 +582,10 @@ export class StringSlots implements SlotCodec<string> {
   readonly name = "string";
   limit = MAX_ENCODED_BYTES;
 
-  toKey(key: string, p: Probe, seed: number): void {
+  toKey(key: string, p: Probe, k0: number, k1: number): void {
     if (typeof key !== "string") throw notA("string", key);
     setString(p, key, this.limit, true);
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: string, p: Probe): void {
@@ -606,11 +608,11 @@ export class BytesSlots implements SlotCodec<Uint8Array> {
   readonly name = "bytes";
   limit = MAX_ENCODED_BYTES;
 
-  toKey(key: Uint8Array, p: Probe, seed: number): void {
+  toKey(key: Uint8Array, p: Probe, k0: number, k1: number): void {
     const bytes = ownBytes(key);
     if (bytes === undefined) throw notA("Uint8Array", key);
     setBytes(p, bytes, this.limit, true);
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: Uint8Array, p: Probe): void {
@@ -642,9 +644,9 @@ export class UserSlots<T> implements SlotCodec<T> {
     this.#codec = codec;
   }
 
-  toKey(key: T, p: Probe, seed: number): void {
+  toKey(key: T, p: Probe, k0: number, k1: number): void {
     setBytes(p, this.#encode(key), this.limit, true);
-    hashProbe(p, seed);
+    hashProbe(p, k0, k1);
   }
 
   toValue(value: T, p: Probe): void {

@@ -641,7 +641,7 @@ export class Table {
             continue;
           }
           const k = b + KEYS + 8 * i;
-          const hash = hashStored(a, i32[(k >> 2) + 1], i32[k >> 2], a.seed);
+          const hash = hashStored(a, i32[(k >> 2) + 1], i32[k >> 2]);
           if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
           if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
           live++;
@@ -713,7 +713,7 @@ export class Table {
         }
         const k = b + KEYS + 8 * i;
         if (mask >= 0) {
-          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
           if ((hash & mask) !== want) continue;
         }
         visit(k);
@@ -801,7 +801,7 @@ export class Table {
           const k = b + KEYS + 8 * i;
           let useY = false;
           if (!sameSize) {
-            const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2], a.seed);
+            const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
             useY = (hash & newbit) !== 0;
           }
           sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;

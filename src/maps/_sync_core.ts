@@ -227,7 +227,7 @@ export class SyncCore {
         if (present.has(e)) continue;
         const lo = a.i32[(e >> 2) + E_KEY_LO];
         const hi = a.i32[(e >> 2) + E_KEY_HI];
-        const k = dirty.insertUnique(lo, hi, hashStored(a, hi, lo, a.seed), true);
+        const k = dirty.insertUnique(lo, hi, hashStored(a, hi, lo), true);
         this.tx.set((k >> 2) + S_ENTRY, e);
         this.tx.set((k >> 2) + S_OWNS, 0);
       }
@@ -349,7 +349,7 @@ export class SyncCore {
         if (p === EXPUNGED) return;
         const lo = i32[k >> 2];
         const hi = i32[(k >> 2) + 1];
-        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo, a.seed));
+        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo));
         a.i32[(slot >> 2) + S_ENTRY] = e;
       });
     } catch (error) {

@@ -335,7 +335,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const hi = w32[1];
       let value: unknown;
       try {
-        const k = this.#table.findWords(lo, hi, hashWords(lo, hi, a.seed));
+        const k = this.#table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
         if (k < 0) return this.#validated(seq, undefined);
         const vhi = a.i32[(k >> 2) + 17];
         value = this.#numberValues && isNumberSlot(vhi) ? a.f64[(k + 64) >> 3] : this.#readValue(k);
@@ -658,12 +658,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   #encodeKey(key: K, p: Probe): Probe {
     if (this.#userKeys === null) {
-      this.#keys.toKey(key, p, this.#arena.seed);
+      this.#keys.toKey(key, p, this.#arena.seed0, this.#arena.seed1);
       return p;
     }
     this.#inUser++;
     try {
-      this.#keys.toKey(key, p, this.#arena.seed);
+      this.#keys.toKey(key, p, this.#arena.seed0, this.#arena.seed1);
     } finally {
       this.#inUser--;
     }

@@ -909,13 +909,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       probe.lo = w32[0];
       probe.hi = w32[1];
       probe.mode = 0;
-      probe.hash = hashWords(probe.lo, probe.hi, this.#arena.seed);
+      probe.hash = hashWords(probe.lo, probe.hi, this.#arena.seed0, this.#arena.seed1);
     } else if (!this.#userKeys) {
-      this.#keys.toKey(key, probe, this.#arena.seed);
+      this.#keys.toKey(key, probe, this.#arena.seed0, this.#arena.seed1);
     } else {
       this.#inUser++;
       try {
-        this.#keys.toKey(key, probe, this.#arena.seed);
+        this.#keys.toKey(key, probe, this.#arena.seed0, this.#arena.seed1);
       } finally {
         this.#inUser--;
       }
@@ -966,7 +966,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const lo = w32[0];
     const hi = w32[1];
     const table = core.readTable(read);
-    const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed));
+    const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
     if (k >= 0) return core.entryAt(k);
     if ((read & AMENDED) === 0) return 0;
     return this.#entryForReadLocked(
