@@ -3,6 +3,7 @@
 // Sizes near and past 2^31, and encodings whose cost is out of proportion to what can be stored:
 // each is a clear RangeError (MapFullError when the map's maxBytes is what it cannot fit), found
 // before the work, with the map unchanged and working afterwards.
+import { startWorker, type TestWorker } from "./fixtures/spawn.ts";
 import { WriterTx } from "../src/_engine/tx.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { describe, test } from "node:test";
@@ -189,14 +190,14 @@ describe("values and keys of 2 GiB or more", () => {
     // V8 15's Maglev compiled `4 + bytes.length > limit` as false for a 2 GiB array once the
     // code had seen only small ones (the length read as a negative int32), and the map wrote
     // past its buffer. A worker starts with code no huge array has run through.
-    const worker = new Worker(new URL("./fixtures/huge_bytes_worker.ts", import.meta.url), {
-      type: "module",
-    });
+    let worker: TestWorker | undefined;
     try {
       const outcomes = await deadline(
         new Promise<Record<string, string>>((resolve, reject) => {
-          worker.onmessage = (e) => resolve(e.data);
-          worker.onerror = (e) => reject(e.error ?? new Error(e.message));
+          worker = startWorker(new URL("./fixtures/huge_bytes_worker.ts", import.meta.url), {
+            message: (data) => resolve(data as Record<string, string>),
+            error: reject,
+          });
         }),
         50_000,
         "the worker's outcomes",
@@ -209,7 +210,7 @@ describe("values and keys of 2 GiB or more", () => {
       }
       assert.deepStrictEqual(outcomes, expected);
     } finally {
-      worker.terminate();
+      worker?.terminate();
     }
   });
 

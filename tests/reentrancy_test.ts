@@ -34,7 +34,10 @@ const sameEncoding = (model: Map<unknown, unknown>, key: unknown, value: unknown
 /** The map and its model, written together; `check` compares them, and sizes. */
 class Twin {
   readonly model = new Map<unknown, unknown>();
-  constructor(readonly map: AnyMap) {}
+  readonly map: AnyMap;
+  constructor(map: AnyMap) {
+    this.map = map;
+  }
 
   /** A write of a value whose stored form (what reads give back) is `plain`. */
   set(key: unknown, value: unknown, plain: unknown = value): void {

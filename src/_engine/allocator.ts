@@ -101,6 +101,20 @@ function sizeClass(size: number): number {
   return CLASS_OF[(size + 15) >> 4];
 }
 
+/**
+ * Bytes of arena a lone block of `size` may take: a whole span for a small one (the first of
+ * its class), its heap chunk otherwise. For sizing checks.
+ */
+export function footprint(size: number): number {
+  return size <= SMALL_MAX ? spanBytes(sizeClass(size)) : chunkSizeFor(size);
+}
+
+/**
+ * Room a map needs beyond its fixed blocks to be of any use: spans for its first entries,
+ * records and keys, a participant's cache and retire list, and a table's growth.
+ */
+export const HEADROOM_BYTES = 32 * 1024;
+
 /** Bytes a block of `size` takes, as `bytesUsed` counts it: its class, or its heap chunk. */
 export function blockSize(size: number): number {
   return size <= SMALL_MAX ? CLASS_SIZES[sizeClass(size)] : chunkSizeFor(size) - CHUNK_HEADER;

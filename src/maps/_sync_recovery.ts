@@ -1,17 +1,278 @@
 /**
- * Internal. What a SyncMap does when a thread that used it is gone: reclaims its participant
- * slot, retire list and cache, and (when the world can be stopped) sweeps what it left half
- * made or half freed.
+ * Internal. What a SyncMap does when a thread that used it is gone, and how it checks itself.
+ *
+ * A participant whose thread is gone (census.ts) left, at worst: an operation under the mutex
+ * cut short (the mutex's recovery in _sync_core.ts rolls it back), an operation of the
+ * allocator cut short (its lock's journal rolls it back), and a lock-free operation cut short:
+ * a record allocated and not yet published, a record replaced and not yet retired, a block
+ * taken off a retire list and not yet freed, a count not yet adjusted. None of these corrupts
+ * the map; each leaks a block or leaves the count off by one. {@linkcode reapDead} gives back the
+ * dead participant's slot (its announcement no longer holds reclamation back; its retire list
+ * and cache are swept by others as orphans), and then, if it can stop the world (every other
+ * participant parked at a quiescent point or in a lock), sweeps: it marks every block the map
+ * can reach, frees every block handed out that nothing reaches, and recounts the keys. Without
+ * a stop of the world within a short wait (a live participant may sit in one long task), the
+ * sweep is left for a later quiescent point (R_SWEEP_DUE).
+ *
+ * {@linkcode verifySyncMap} runs the same marking as a check: every block reached once, of the
+ * size it was allocated with, every block handed out reached or cached, the count right, the
+ * tables and the allocator consistent.
  *
  * @module
  */
 
-import { Participant } from "../_engine/reclaim.ts";
-import type { SyncCore } from "./_sync_core.ts";
+import {
+  blockSize,
+  CACHE_BLOCK_BYTES,
+  cacheBlock,
+  lockedRelease,
+  repairCache,
+  underLock,
+  verifyCache,
+  verifyHeap,
+} from "../_engine/allocator.ts";
+import { journalWords } from "../_engine/journal.ts";
+import { Participant, SLOT_WORDS } from "../_engine/reclaim.ts";
+import { blobSize, isBlob } from "../_engine/slots.ts";
+import { Table } from "../_engine/table.ts";
+import { recordBytes, type SyncCore } from "./_sync_core.ts";
+import {
+  AMENDED,
+  E_KEY_HI,
+  E_KEY_LO,
+  ENTRY_BYTES,
+  EXPUNGED,
+  K_ENTRY,
+  K_RECORD,
+  K_TABLE,
+  R_COUNT,
+  R_DIRTY,
+  R_JOURNAL,
+  R_NSLOTS,
+  R_PAUSE,
+  R_READ,
+  R_SLOTS_BLOCK,
+  R_SWEEP_DUE,
+  S_ENTRY,
+  S_OWNS,
+  TABLE_HEADER_BYTES,
+} from "./_sync_layout.ts";
 
-/** Releases the slots of gone threads. */
+/** How long a recovery waits for the other participants to park before it gives up for now. */
+const PAUSE_TIMEOUT_MS = 250;
+/** Entries of the mutex's journal (sync_map.ts makes it). */
+export const SYNC_JOURNAL_ENTRIES = 512;
+
+/**
+ * Gives back the participant slots of gone threads, and sweeps what they left when the world
+ * can be stopped. Called at quiescent points when the census changed, and after the mutex was
+ * recovered. Does nothing quickly when nothing is dead and no sweep is due.
+ */
 export function reapDead(core: SyncCore): void {
-  for (const { index, generation } of Participant.deadSlots(core.registry)) {
-    Participant.releaseSlot(core.registry, index, generation);
+  const registry = core.registry;
+  const i32 = core.arena.i32;
+  const dead = Participant.deadSlots(registry);
+  if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
+  if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
+  // Slots are given back first, whatever happens after: their announcements must stop
+  // holding reclamation back. The sweep needs them still marked dead, so it runs first when
+  // it can; the release follows in any case.
+  Atomics.store(i32, R_SWEEP_DUE, 1);
+  try {
+    core.locked(() => {
+      if (!Participant.pauseWorld(registry, PAUSE_TIMEOUT_MS)) return;
+      try {
+        sweep(core);
+        Atomics.store(i32, R_SWEEP_DUE, 0);
+      } finally {
+        Participant.resumeWorld(registry);
+      }
+    });
+  } finally {
+    for (const { index, generation } of dead) {
+      const cache = Participant.slotBlocks(registry, index).cache;
+      if (cache !== 0) repairCache(core.arena, cache);
+      Participant.releaseSlot(registry, index, generation);
+    }
   }
+}
+
+/** What the marking found: every block the map reaches. */
+interface Marks {
+  /** Offset to the bytes the block was allocated with (as the allocator counts them). */
+  readonly blocks: Map<number, number>;
+  /** Keys with a value in the live tables. */
+  readonly count: number;
+}
+
+/**
+ * Marks every block a SyncMap reaches. With `strict`, a block reached twice (two owners) is an
+ * error; without, it is noted once. Under the mutex, the world stopped.
+ */
+function mark(core: SyncCore, strict: boolean): Marks {
+  const a = core.arena;
+  a.reach(a.buffer.byteLength);
+  const i32 = a.i32;
+  const blocks = new Map<number, number>();
+  const fail = (what: string): never => {
+    throw new RangeError(`verify: SyncMap: ${what}`);
+  };
+  const own = (offset: number, size: number, what: string): void => {
+    if (offset <= 0) fail(`${what} at ${offset}: not a block`);
+    const bytes = blockSize(size);
+    const had = blocks.get(offset);
+    if (had !== undefined) {
+      if (strict || had !== bytes) fail(`${what} at ${offset} is owned twice`);
+      return;
+    }
+    blocks.set(offset, bytes);
+  };
+  const record = (r: number, what: string): void => own(r, recordBytes(a, r), what);
+  const entryKey = (e: number): void => {
+    const hi = i32[(e >> 2) + E_KEY_HI];
+    const lo = i32[(e >> 2) + E_KEY_LO];
+    if (isBlob(hi)) own(lo, blobSize(a, hi, lo), "a key blob");
+  };
+  // Fixed blocks.
+  const nslots = i32[R_NSLOTS];
+  own(i32[R_SLOTS_BLOCK], nslots * SLOT_WORDS * 4 + 64, "the participant slots");
+  own(i32[R_JOURNAL], journalWords(SYNC_JOURNAL_ENTRIES) * 4, "the mutex's journal");
+  // Live tables: entries may be shared by both; records belong to their entry.
+  const entries = new Set<number>();
+  let count = 0;
+  const live = (header: number, what: string): void => {
+    if (header === 0) return;
+    own(header, TABLE_HEADER_BYTES, `the ${what} table's header`);
+    const table = new Table(a, header, false, () => {}, core.tx);
+    table.verify((offset, bytes) => own(offset, bytes, `a ${what} table block`), (k) => {
+      const e = i32[(k >> 2) + S_ENTRY];
+      if (entries.has(e)) return;
+      entries.add(e);
+      own(e, ENTRY_BYTES, "an entry");
+      entryKey(e);
+      const p = Atomics.load(i32, e >> 2);
+      if (p > EXPUNGED) {
+        record(p, "a value record");
+        count++;
+      }
+    });
+  };
+  live(Atomics.load(i32, R_READ) & ~AMENDED, "read");
+  live(i32[R_DIRTY], "dirty");
+  // Participants: retire lists and what they hold, caches, records in flight.
+  const registry = core.registry;
+  const high = Atomics.load(i32, registry.highWord);
+  for (let i = 0; i < high; i++) {
+    const { list, cache } = Participant.slotBlocks(registry, i);
+    if (cache !== 0) {
+      own(cacheBlock(a, cache), CACHE_BLOCK_BYTES, "a cache block");
+    }
+    const inflight = Participant.inflight(registry, i);
+    if (inflight !== 0) record(inflight, "a record in flight");
+    if (list === 0) continue;
+    const n = i32[list >> 2];
+    own(list, 8 + 8 * i32[(list >> 2) + 1], "a retire list");
+    for (let j = 0; j < n; j++) {
+      const tag = i32[(list >> 2) + 2 + 2 * j];
+      const at = tag & ~15;
+      switch (tag & 15) {
+        case K_RECORD:
+          record(at, "a retired record");
+          break;
+        case K_ENTRY:
+          own(at, ENTRY_BYTES, "a retired entry");
+          entryKey(at);
+          break;
+        case K_TABLE: {
+          own(at, TABLE_HEADER_BYTES, "a retired table's header");
+          const table = new Table(a, at, false, () => {}, core.tx);
+          table.verify((offset, bytes) => own(offset, bytes, "a retired table block"), (k) => {
+            const owns = i32[(k >> 2) + S_OWNS];
+            if ((owns & 1) !== 0) {
+              const e = i32[(k >> 2) + S_ENTRY];
+              own(e, ENTRY_BYTES, "an entry a retired table owns");
+              entryKey(e);
+            }
+            if ((owns & ~15) !== 0) record(owns & ~15, "a record a retired table owns");
+          }, false);
+          break;
+        }
+        default:
+          fail(`retire list ${list} holds a tag of unknown kind: ${tag}`);
+      }
+    }
+  }
+  if (core.inflight !== 0 && !blocks.has(core.inflight)) record(core.inflight, "this record");
+  return { blocks, count };
+}
+
+/** Frees what nothing reaches, and recounts the keys. Under the mutex, the world stopped. */
+function sweep(core: SyncCore): void {
+  const a = core.arena;
+  const { blocks: reached, count } = mark(core, false);
+  const heap = underLock(a, () => verifyHeap(a));
+  const cached = new Set<number>();
+  for (const cache of caches(core)) for (const b of verifyCache(a, cache, heap)) cached.add(b);
+  for (const [offset, bytes] of heap.blocks) {
+    if (reached.has(offset) || cached.has(offset)) continue;
+    lockedRelease(a, offset, bytes);
+  }
+  Atomics.store(a.i32, R_COUNT, count);
+}
+
+function caches(core: SyncCore): number[] {
+  const out: number[] = [];
+  const high = Atomics.load(core.arena.i32, core.registry.highWord);
+  for (let i = 0; i < high; i++) {
+    const cache = Participant.slotBlocks(core.registry, i).cache;
+    if (cache !== 0) out.push(cache);
+  }
+  return out;
+}
+
+/**
+ * Checks every invariant of a SyncMap and throws a RangeError naming the first broken one (see
+ * SyncMap.verify). Stops the world for the check; throws if it cannot within a while.
+ */
+export function verifySyncMap(core: SyncCore): void {
+  const a = core.arena;
+  const i32 = a.i32;
+  const fail = (what: string): never => {
+    throw new RangeError(`verify: SyncMap: ${what}`);
+  };
+  reapDead(core);
+  core.locked(() => {
+    if (!Participant.pauseWorld(core.registry, 5000)) {
+      fail("other workers kept using the map; verify() needs it quiet for a moment");
+    }
+    try {
+      const { blocks, count } = mark(core, true);
+      const heap = underLock(a, () => verifyHeap(a));
+      const cached = new Set<number>();
+      for (const cache of caches(core)) {
+        for (const b of verifyCache(a, cache, heap)) {
+          if (blocks.has(b)) fail(`block ${b} is both cached (free) and in use`);
+          cached.add(b);
+        }
+      }
+      for (const [offset, bytes] of blocks) {
+        const handed = heap.blocks.get(offset);
+        if (handed === undefined) fail(`block ${offset} is in use but was never handed out`);
+        if (handed !== bytes) fail(`block ${offset} is used as ${bytes} bytes but has ${handed}`);
+      }
+      for (const offset of heap.blocks.keys()) {
+        if (!blocks.has(offset) && !cached.has(offset)) {
+          fail(`block ${offset} (${heap.blocks.get(offset)} bytes) is handed out and unreachable`);
+        }
+      }
+      const counted = Atomics.load(i32, R_COUNT);
+      if (counted !== count) fail(`the count says ${counted} keys but ${count} have a value`);
+      if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");
+      for (const { index } of Participant.deadSlots(core.registry)) {
+        fail(`participant slot ${index} still belongs to a thread that is gone`);
+      }
+    } finally {
+      Participant.resumeWorld(core.registry);
+    }
+  });
 }

@@ -4,8 +4,15 @@
  * @module
  */
 
-import { Arena, checkMaxBytes, H_ALLOC_JOURNAL, H_ROOT, KIND_GO_MAP } from "../_engine/arena.ts";
-import { allocate, blockSize, bytesUsed } from "../_engine/allocator.ts";
+import {
+  Arena,
+  checkMaxBytes,
+  H_ALLOC_JOURNAL,
+  H_ROOT,
+  HEADER_BYTES,
+  KIND_GO_MAP,
+} from "../_engine/arena.ts";
+import { allocate, blockSize, bytesUsed, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
 import { adoptCensus, census, checkStopped, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
@@ -213,7 +220,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (2^26, 2^31, ...) would
       // pass the check below with a wrapped size and make a table whose B its array lacks.
       const initialBytes = bucketBytesForHint(hint);
-      if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 2) {
+      const fixedBytes = HEADER_BYTES + footprint(journalWords(JOURNAL_ENTRIES) * 4) +
+        footprint(initialBytes) + HEADROOM_BYTES;
+      if (bucketsForHint(hint) > MAX_B || fixedBytes > maxBytes) {
         throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
       }
       const arena = Arena.create(

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { allocate, blockSize } from "../_engine/allocator.ts";
+import { allocate, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
 import {
   Arena,
   checkMaxBytes,
@@ -43,7 +43,7 @@ import {
   S_ENTRY,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
-import { reapDead } from "./_sync_recovery.ts";
+import { reapDead, SYNC_JOURNAL_ENTRIES, verifySyncMap } from "./_sync_recovery.ts";
 
 // The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
 //
@@ -66,8 +66,6 @@ import { reapDead } from "./_sync_recovery.ts";
 
 const DEFAULT_PARTICIPANTS = 256;
 const MAX_PARTICIPANTS = 65536;
-/** Entries of the mutex's journal: a locked step touches a few dozen words. */
-const JOURNAL_ENTRIES = 512;
 
 const OPTIONS = ["hint", "keys", "values", "maxBytes", "maxParticipants"] as const;
 const ATTACH_OPTIONS = ["keys", "values"] as const;
@@ -261,13 +259,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // mutex's journal and the hint's table. Too much for maxBytes is a bad pair of options,
       // not a full map.
       const slotBytes = slots * SLOT_WORDS * 4 + 64;
-      const journalBytes = journalWords(JOURNAL_ENTRIES) * 4;
-      const fixedBytes = HEADER_BYTES + blockSize(slotBytes) + blockSize(journalBytes) +
-        (hint > 0 ? blockSize(TABLE_HEADER_BYTES) + blockSize(initialBytes) : 0);
+      const journalBytes = journalWords(SYNC_JOURNAL_ENTRIES) * 4;
+      const fixedBytes = HEADER_BYTES + footprint(slotBytes) + footprint(journalBytes) +
+        (hint > 0 ? footprint(TABLE_HEADER_BYTES) + footprint(initialBytes) : 0) +
+        HEADROOM_BYTES;
       if (fixedBytes > maxBytes) {
         throw new RangeError(
           `maxParticipants ${slots}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
-            `${fixedBytes} bytes before the first key, more than maxBytes ${maxBytes}`,
+            `about ${fixedBytes} bytes to hold a few keys, more than maxBytes ${maxBytes}`,
         );
       }
       const arena = Arena.create(
@@ -290,7 +289,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       arena.i32[R_NSLOTS] = slots;
       arena.i32[R_EPOCH] = 1;
       const journal = allocate(arena, journalBytes, false, boot);
-      Journal.format(arena.i32, journal >> 2, JOURNAL_ENTRIES);
+      Journal.format(arena.i32, journal >> 2, SYNC_JOURNAL_ENTRIES);
       arena.i32[R_JOURNAL] = journal;
       if (hint > 0) {
         // Go's zero Map starts empty; with a hint, start with a dirty table of that size.
@@ -851,6 +850,32 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // outer call still uses this object's participant slot.
     if (this.#inUser !== 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
     this.#participant.close();
+  }
+
+  /**
+   * Checks every invariant of the map's shared memory and throws a RangeError naming the first
+   * one broken: the tables (counts, chains, tophash marks, keys in their buckets), that every
+   * block the map reaches is reached once and was handed out with its size, that no block is
+   * handed out and unreachable (leaked), the key count, the allocator's heap, spans, free lists
+   * and the participants' caches, and that no participant slot still belongs to a thread that
+   * is gone. Threads that are gone are reclaimed first, as any call would.
+   *
+   * It stops the other workers for the check (each parks at its next quiescent point), so call
+   * it when the map is quiet, in tests or after an incident; it throws if another worker keeps
+   * using the map for five seconds. It costs time in proportion to the map's size.
+   *
+   * @example
+   * ```ts
+   * import { SyncMap } from "@shmap/shmap";
+   *
+   * const map = new SyncMap<string, number>();
+   * map.store("a", 1);
+   * map.verify(); // throws if anything is inconsistent
+   * ```
+   */
+  verify(): void {
+    this.#participant.enter();
+    verifySyncMap(this.#core);
   }
 
   /** Same as {@linkcode close}, for `using`. */
