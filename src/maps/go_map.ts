@@ -12,12 +12,21 @@ import {
   HEADER_BYTES,
   KIND_GO_MAP,
 } from "../_engine/arena.ts";
-import { allocate, blockSize, bytesUsed, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
+import {
+  allocate,
+  blockSize,
+  bytesUsed,
+  footprint,
+  HEADROOM_BYTES,
+  verifyHeap,
+} from "../_engine/allocator.ts";
 import { adoptCensus, census, checkStopped, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import {
+  blobSize,
   freeSlot,
+  isBlob,
   isNumberSlot,
   Probe,
   type SlotCodec,
@@ -593,6 +602,65 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       bytesUsed: bytesUsed(this.#arena) - blockSize(journalWords(JOURNAL_ENTRIES) * 4),
       bytesReserved: this.#arena.buffer.byteLength,
     };
+  }
+
+  /**
+   * Checks every invariant of the map's shared memory and throws a RangeError naming the first
+   * one broken: the table (count, chains, tophash marks, keys in their buckets, a growth's
+   * progress), that every block the map reaches (bucket arrays, overflow buckets, key and value
+   * blobs) is reached once and was handed out with its size, that no block is handed out and
+   * unreachable (leaked), and the allocator's heap, spans and free lists. A write a dead
+   * writer left half-done is recovered first, as any call would.
+   *
+   * It is a write as far as misuse goes: call it when no other worker writes (under the lock
+   * that serializes your writers), or it throws ConcurrentMapWriteError. It costs time in
+   * proportion to the map's size.
+   *
+   * @example
+   * ```ts
+   * import { GoMap } from "@shmap/shmap";
+   *
+   * const map = new GoMap<string, number>().set("a", 1);
+   * map.verify(); // throws if anything is inconsistent
+   * ```
+   */
+  verify(): void {
+    const seq = this.#beginWrite();
+    try {
+      const a = this.#arena;
+      const fail = (what: string): never => {
+        throw new RangeError(`verify: GoMap: ${what}`);
+      };
+      if (this.#tx.journal.dirty) fail("the writer's journal is not empty");
+      const blocks = new Map<number, number>();
+      const own = (offset: number, bytes: number, what: string): void => {
+        if (offset <= 0) fail(`${what} at ${offset}: not a block`);
+        if (blocks.has(offset)) fail(`${what} at ${offset} is owned twice`);
+        blocks.set(offset, blockSize(bytes));
+      };
+      own(a.i32[JOURNAL], journalWords(JOURNAL_ENTRIES) * 4, "the writer's journal");
+      const blob = (hi: number, lo: number, what: string): void => {
+        if (isBlob(hi)) own(lo, blobSize(a, hi, lo), what);
+      };
+      this.#table.verify((offset, bytes) => own(offset, bytes, "a table block"), (k) => {
+        const w = k >> 2;
+        blob(a.i32[w + 1], a.i32[w], "a key blob");
+        blob(a.i32[w + VALUE_WORDS + 1], a.i32[w + VALUE_WORDS], "a value blob");
+      });
+      const heap = verifyHeap(a);
+      for (const [offset, bytes] of blocks) {
+        const handed = heap.blocks.get(offset);
+        if (handed === undefined) fail(`block ${offset} is in use but was never handed out`);
+        if (handed !== bytes) fail(`block ${offset} is used as ${bytes} bytes but has ${handed}`);
+      }
+      for (const [offset, bytes] of heap.blocks) {
+        if (!blocks.has(offset)) {
+          fail(`block ${offset} (${bytes} bytes) is handed out and unreachable`);
+        }
+      }
+    } finally {
+      this.#endWrite(seq);
+    }
   }
 
   /** "GoMap". */
