@@ -58,6 +58,10 @@ export class RedisSyncMapError extends Error {
    */
   readonly maybeApplied: boolean;
 
+  /**
+   * Makes an error of `code` for `operation`; `options.cause` is the client's or server's
+   * error, if any.
+   */
   constructor(
     code: RedisSyncMapErrorCode,
     operation: string,

@@ -51,11 +51,6 @@ export interface RedisSyncMapOptions<K, V> {
   scanCount?: number;
 }
 
-/** What a {@linkcode RedisSyncMap.compute} callback returns to delete the key. */
-const DELETE: unique symbol = Symbol("shmap.compute.delete");
-/** What a {@linkcode RedisSyncMap.compute} callback returns to leave the map as it is. */
-const CANCEL: unique symbol = Symbol("shmap.compute.cancel");
-
 const DEFAULT_TIMEOUT = 5000;
 const DEFAULT_MAX_RECONNECT_DELAY = 2000;
 const DEFAULT_SCAN_COUNT = 1000;
@@ -104,7 +99,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * await leases.compute("job", (holder) => holder === "me" ? RedisSyncMap.DELETE : RedisSyncMap.CANCEL);
    * ```
    */
-  static readonly DELETE: typeof DELETE = DELETE;
+  static readonly DELETE: unique symbol = Symbol("shmap.compute.delete");
   /**
    * Returned by a {@linkcode compute} callback: leave the key as it is.
    *
@@ -116,7 +111,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * await flags.compute("beta", (old, loaded) => loaded ? RedisSyncMap.CANCEL : false);
    * ```
    */
-  static readonly CANCEL: typeof CANCEL = CANCEL;
+  static readonly CANCEL: unique symbol = Symbol("shmap.compute.cancel");
 
   readonly #connection: Connection;
   readonly #layout: KeyLayout<K>;
@@ -375,15 +370,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       const old = current === null ? undefined : this.#decode("compute", current);
       let next = fn(old, loaded);
       if (isThenable(next)) next = await next;
-      if (next === CANCEL) return [old, loaded];
-      if (next === DELETE && current === null) return [undefined, false];
-      const write: Arg[] = next === DELETE ? ["d"] : ["s", this.#encode(next as V)];
+      if (next === RedisSyncMap.CANCEL) return [old, loaded];
+      if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
+      const write: Arg[] = next === RedisSyncMap.DELETE ? ["d"] : ["s", this.#encode(next as V)];
       const reply = await this.#connection.script("compute", COMPUTE, k, [
         current === null ? "0" : "1",
         current ?? "",
         ...write,
       ]);
-      if (reply === 1) return next === DELETE ? [undefined, false] : [next as V, true];
+      if (reply === 1) return next === RedisSyncMap.DELETE ? [undefined, false] : [next as V, true];
       const now = reply as Reply[];
       current = now.length === 0 ? null : now[0] as Buffer;
     }
@@ -756,8 +751,11 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 }
 
-/** What a {@linkcode RedisSyncMap.compute} callback returns besides a value. */
-export type Computed = typeof DELETE | typeof CANCEL;
+/**
+ * What a {@linkcode RedisSyncMap.compute} callback returns instead of a value: delete the key,
+ * or leave it as it is.
+ */
+export type Computed = typeof RedisSyncMap.DELETE | typeof RedisSyncMap.CANCEL;
 
 function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
