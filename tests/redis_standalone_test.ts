@@ -1,7 +1,9 @@
 // Copyright the shmap authors. MIT license.
 // RedisSyncMap on a standalone redis-server started for this file on a free loopback port: the
 // conformance suite (fixtures/conformance.ts), then what only Redis has (fixtures/redis_cases.ts).
-import { after, before, describe } from "node:test";
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { RedisSyncMap } from "../src/redis/mod.ts";
 import { conformance } from "./fixtures/conformance.ts";
 import { redisBackend } from "./fixtures/redis_backend.ts";
 import { redisCases } from "./fixtures/redis_cases.ts";
@@ -18,4 +20,28 @@ describe("RedisSyncMap on a standalone server", () => {
   const backend = redisBackend("RedisSyncMap, standalone", target, () => [server!]);
   conformance(backend, { modelRuns: 40, raceKeys: 1000, counterIncrements: 300 });
   redisCases(backend, target, () => [server!]);
+
+  test("a restart shorter than the timeout: calls made meanwhile wait for the reconnect", async () => {
+    const own = await RedisServer.start();
+    try {
+      const m = await RedisSyncMap.open<string, number>({
+        url: own.url,
+        name: "restart",
+        timeout: 4000,
+        maxReconnectDelay: 100,
+      });
+      await m.store("before", 1);
+      own.signal("SIGKILL");
+      await new Promise((r) => setTimeout(r, 50));
+      // Sent while there is no server: each waits, unsent, for the client to reconnect.
+      const during = [m.store("during", 2), m.loadOrStore("other", 3), m.load("before")];
+      await new Promise((r) => setTimeout(r, 300));
+      await own.restart();
+      assert.deepEqual(await Promise.all(during), [undefined, [3, false], undefined]);
+      assert.equal(await m.load("during"), 2, "the new server got the writes");
+      await m.close();
+    } finally {
+      own.stop();
+    }
+  });
 });
