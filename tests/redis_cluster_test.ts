@@ -12,7 +12,7 @@ describe("RedisSyncMap on a 3-master Redis Cluster", () => {
   let cluster: RedisCluster | undefined;
   before(async () => {
     cluster = await RedisCluster.start(3);
-  });
+  }, { timeout: 60_000 });
   after(() => cluster?.stop());
 
   const target = () => ({ cluster: cluster!.urls });

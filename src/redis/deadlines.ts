@@ -85,6 +85,11 @@ export class Deadlines {
     if (h === q.length) {
       q.length = 0;
       h = 0;
+      // Nothing in flight: no timer, so an idle connection's deadlines keep no process alive.
+      if (this.#timer !== undefined) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+      }
     } else if (h > 1024 && h * 2 > q.length) {
       q.splice(0, h);
       h = 0;
@@ -94,6 +99,7 @@ export class Deadlines {
 
   #arm(at: number): void {
     this.#timer = setTimeout(this.#fire, Math.max(0, at - performance.now()));
+    unref(this.#timer);
   }
 
   #fire = (): void => {
@@ -106,4 +112,17 @@ export class Deadlines {
     this.#compact(h);
     if (this.#head < q.length) this.#arm(q[this.#head].at);
   };
+}
+
+/**
+ * Lets the process exit while a deadline is pending: the commands in flight hold their socket,
+ * which keeps the process alive as long as it needs to be.
+ */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  if (typeof timer === "object" && timer !== null && "unref" in timer) {
+    (timer as { unref(): void }).unref();
+    return;
+  }
+  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno;
+  deno?.unrefTimer?.(timer as unknown as number);
 }
