@@ -45,16 +45,16 @@ try {
   const version = execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim();
   const map = await RedisSyncMap.open<number, number>({ ...target, name: "bench" });
   const typeMapping = { [RESP_TYPES.BLOB_STRING]: Buffer };
-  // The raw client, set up as the map sets up its own.
+  // The raw client, set up as the map sets up its own (src/redis/connection.ts).
   type Send = (key: Buffer, args: (string | Buffer)[]) => Promise<unknown>;
   let send: Send;
   let closeRaw: () => Promise<void>;
   if ("cluster" in target) {
     const raw = createCluster({
       rootNodes: target.cluster.map((url) => ({ url })),
-      defaults: { disableOfflineQueue: true },
+      defaults: { disableOfflineQueue: true, maintNotifications: "disabled" },
       RESP: 3,
-      commandOptions: { typeMapping },
+      commandOptions: { typeMapping, timeout: 0 },
     });
     await raw.connect();
     send = (key, a) => raw.sendCommand(key, false, a);
@@ -64,7 +64,8 @@ try {
       url: target.url,
       RESP: 3,
       disableOfflineQueue: true,
-      commandOptions: { typeMapping },
+      maintNotifications: "disabled",
+      commandOptions: { typeMapping, timeout: 0 },
     });
     await raw.connect();
     send = (_key, a) => raw.sendCommand(a);

@@ -110,7 +110,9 @@ export class Wire<T> {
       }
       p.str = "";
     }
-    out.set(head, 0);
+    // A key prefix is short: a loop beats TypedArray.set's call.
+    if (at <= 64) { for (let i = 0; i < at; i++) out[i] = head[i]; }
+    else out.set(head, 0);
     writeInt32(out, at, p.lo);
     writeInt32(out, at + 4, p.hi);
     return out;

@@ -27,7 +27,7 @@ import {
   MaxCommandRedirectionsError,
   RESP_TYPES,
 } from "@redis/client";
-import { Deadlines } from "./deadlines.ts";
+import { Deadline, Deadlines } from "./deadlines.ts";
 import { RedisSyncMapError } from "./errors.ts";
 import { isNoScript, type Script } from "./scripts.ts";
 
@@ -61,9 +61,14 @@ export interface ConnectionOptions {
   label: string;
 }
 
-// Bulk strings as Buffers: keys and values are bytes, not text.
+// Bulk strings as Buffers: keys and values are bytes, not text. No client timeout (`timeout:
+// 0`): the client's, 5 s by default, bounds only a command's wait to be written, with an
+// AbortSignal timer per command, the larger part of the client's cost per pipelined command;
+// the map's deadlines bound every command whole. (With no offline queue, a command waits to be
+// written only behind a full socket; if its deadline passes there, its caller is told that it
+// may have been applied.)
 const TYPE_MAPPING = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
-const COMMAND_OPTIONS = { typeMapping: TYPE_MAPPING };
+const COMMAND_OPTIONS = { typeMapping: TYPE_MAPPING, timeout: 0 };
 // How often a command waiting for the client to reconnect looks again.
 const OFFLINE_RETRY_MS = 20;
 const MIN_REDIS_MAJOR = 7;
@@ -137,7 +142,13 @@ export class Connection {
       const { username, password } = credentials(options.cluster[0]);
       const cluster = createCluster({
         rootNodes: options.cluster.map((url) => ({ url })),
-        defaults: { disableOfflineQueue: true, socket, username, password },
+        defaults: {
+          disableOfflineQueue: true,
+          maintNotifications: "disabled",
+          socket,
+          username,
+          password,
+        },
         RESP: 3,
         commandOptions: COMMAND_OPTIONS,
       });
@@ -151,7 +162,7 @@ export class Connection {
           cluster.masters.map((master) => ({
             address: master.address,
             send: (op: string, args: Arg[]) =>
-              self.#call(op, false, () =>
+              self.#call(op, false, undefined, args, () =>
                 cluster.nodeClient(master).then((client) =>
                   (client as NodeClient).sendCommand(args, COMMAND_OPTIONS)
                 )),
@@ -163,6 +174,8 @@ export class Connection {
         url: options.url,
         RESP: 3,
         disableOfflineQueue: true,
+        // Redis Enterprise's maintenance notices: nothing to negotiate with Redis itself.
+        maintNotifications: "disabled",
         socket,
         commandOptions: COMMAND_OPTIONS,
       });
@@ -174,7 +187,8 @@ export class Connection {
         (_key, _write, args) => client.sendCommand(args),
         (self) => [{
           address,
-          send: (op: string, args: Arg[]) => self.#call(op, false, () => client.sendCommand(args)),
+          send: (op: string, args: Arg[]) =>
+            self.#call(op, false, undefined, args, () => client.sendCommand(args)),
         }],
       );
       connecting = client.connect();
@@ -200,21 +214,40 @@ export class Connection {
   }
 
   /**
-   * Sends a command about `key` (to its slot's master, in a Cluster). `write` says whether it
-   * changes the map, for errors' `maybeApplied`.
+   * Sends a command about `key` (to its slot's master, in a Cluster) and resolves to `then` of
+   * its reply (the reply itself by default). `write` says whether it changes the map, for
+   * errors' `maybeApplied`. A throw from `then` rejects the call.
    */
-  send(op: string, write: boolean, key: Buffer, args: Arg[]): Promise<Reply> {
-    return this.#call(op, write, () => this.#send(key, write, args));
+  send<T = Reply>(
+    op: string,
+    write: boolean,
+    key: Buffer,
+    args: Arg[],
+    then?: (reply: Reply) => T,
+  ): Promise<T> {
+    return this.#call(op, write, key, args, undefined, then);
   }
 
-  /** Runs `script` on `key` by EVALSHA, loading it with EVAL where the server lacks it. */
-  async script(op: string, script: Script, key: Buffer, args: Arg[]): Promise<Reply> {
-    try {
-      return await this.send(op, true, key, ["EVALSHA", script.sha, "1", key, ...args]);
-    } catch (error) {
-      if (!(error instanceof RedisSyncMapError) || !isNoScript(error.cause)) throw error;
-      return await this.send(op, true, key, ["EVAL", script.lua, "1", key, ...args]);
-    }
+  /**
+   * Runs `script` on `key` by EVALSHA, and by EVAL, within the same deadline, where the server
+   * lacks it (NOSCRIPT); resolves to `then` of its reply.
+   */
+  script<T = Reply>(
+    op: string,
+    script: Script,
+    key: Buffer,
+    args: Arg[],
+    then?: (reply: Reply) => T,
+  ): Promise<T> {
+    return this.#call(
+      op,
+      true,
+      key,
+      ["EVALSHA", script.sha, "1", key, ...args],
+      undefined,
+      then,
+      script,
+    );
   }
 
   /** The masters, each to be scanned: the one server of a standalone Redis. */
@@ -245,48 +278,81 @@ export class Connection {
       } finally {
         clearTimeout(timer);
         this.#handle.destroy();
+        this.#deadlines.stop();
       }
     })();
     return this.#closing;
   }
 
-  #call(op: string, write: boolean, run: () => Promise<unknown>): Promise<Reply> {
+  // One record a call, tracked by the deadlines; no closure but the two reply handlers.
+  #call<T = Reply>(
+    op: string,
+    write: boolean,
+    key: Buffer | undefined,
+    args: Arg[],
+    run: (() => Promise<unknown>) | undefined,
+    then?: (reply: Reply) => T,
+    script?: Script,
+  ): Promise<T> {
     if (this.#closing !== undefined) return Promise.reject(this.#closedError(op));
-    return new Promise<Reply>((resolve, reject) => {
-      let offline = false;
-      const deadline = this.#deadlines.take(() =>
-        reject(offline ? this.#offlineError(op) : this.#timeoutError(op, write))
-      );
-      const attempt = (): void => {
-        if (deadline.settled) return;
-        offline = false;
-        run().then(
-          (reply) => {
-            if (deadline.settle()) {
-              this.#deadlines.trim();
-              resolve(reply as Reply);
-            }
-          },
-          (error) => {
-            // Refused before it was written: wait for the client to reconnect, then send.
-            if (
-              error instanceof ClientOfflineError && this.#closing === undefined &&
-              performance.now() + OFFLINE_RETRY_MS < deadline.at
-            ) {
-              offline = true;
-              setTimeout(attempt, OFFLINE_RETRY_MS);
-              return;
-            }
-            if (deadline.settle()) {
-              this.#deadlines.trim();
-              reject(this.#error(op, write, error));
-            }
-          },
-        );
-      };
-      attempt();
+    return new Promise<T>((resolve, reject) => {
+      const call = new Call(this.#expired, op, write, key, args, run, then, resolve, reject);
+      call.script = script;
+      this.#deadlines.track(call);
+      this.#attempt(call);
     });
   }
+
+  #attempt(call: Call): void {
+    if (call.settled) return;
+    call.offline = false;
+    const sent = call.run !== undefined ? call.run() : this.#send(call.key!, call.write, call.args);
+    sent.then((reply) => this.#replied(call, reply as Reply), (error) => this.#failed(call, error));
+  }
+
+  #replied(call: Call, reply: Reply): void {
+    if (call.settled) return;
+    call.settled = true;
+    this.#deadlines.trim();
+    if (call.then === undefined) {
+      call.resolve(reply);
+      return;
+    }
+    try {
+      call.resolve(call.then(reply));
+    } catch (error) {
+      call.reject(error);
+    }
+  }
+
+  #failed(call: Call, error: unknown): void {
+    if (call.settled) return;
+    // The server lacks the script: load it by EVAL (its body, in place of its SHA-1).
+    if (call.script !== undefined && call.args[0] === "EVALSHA" && isNoScript(error)) {
+      call.args[0] = "EVAL";
+      call.args[1] = call.script.lua;
+      this.#attempt(call);
+      return;
+    }
+    // Refused before it was written: wait for the client to reconnect, then send.
+    if (
+      error instanceof ClientOfflineError && this.#closing === undefined &&
+      performance.now() + OFFLINE_RETRY_MS < call.at
+    ) {
+      call.offline = true;
+      setTimeout(() => this.#attempt(call), OFFLINE_RETRY_MS);
+      return;
+    }
+    call.settled = true;
+    this.#deadlines.trim();
+    call.reject(this.#error(call.op, call.write, error));
+  }
+
+  readonly #expired = (call: Call): void => {
+    call.reject(
+      call.offline ? this.#offlineError(call.op) : this.#timeoutError(call.op, call.write),
+    );
+  };
 
   async #checkServers(): Promise<void> {
     for (const node of this.#masters()) {
@@ -390,5 +456,51 @@ async function bound<T>(promise: Promise<T>, ms: number): Promise<T> {
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** A call in flight: its command, its deadline, and how to settle its promise. */
+class Call extends Deadline {
+  offline = false;
+  script: Script | undefined;
+  readonly #expire: (call: Call) => void;
+  readonly op: string;
+  readonly write: boolean;
+  readonly key: Buffer | undefined;
+  readonly args: Arg[];
+  readonly run: (() => Promise<unknown>) | undefined;
+  // deno-lint-ignore no-explicit-any
+  readonly then: ((reply: Reply) => any) | undefined;
+  // deno-lint-ignore no-explicit-any
+  readonly resolve: (value: any) => void;
+  readonly reject: (error: unknown) => void;
+
+  constructor(
+    expire: (call: Call) => void,
+    op: string,
+    write: boolean,
+    key: Buffer | undefined,
+    args: Arg[],
+    run: (() => Promise<unknown>) | undefined,
+    // deno-lint-ignore no-explicit-any
+    then: ((reply: Reply) => any) | undefined,
+    // deno-lint-ignore no-explicit-any
+    resolve: (value: any) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super();
+    this.#expire = expire;
+    this.op = op;
+    this.write = write;
+    this.key = key;
+    this.args = args;
+    this.run = run;
+    this.then = then;
+    this.resolve = resolve;
+    this.reject = reject;
+  }
+
+  expired(): void {
+    this.#expire(this);
   }
 }

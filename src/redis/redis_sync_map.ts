@@ -212,10 +212,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.load(1), await map.load(2)); // "one" undefined
    * ```
    */
-  async load(key: K): Promise<V | undefined> {
-    const k = this.#layout.encode(key);
-    const reply = await this.#connection.send("load", false, k, ["GET", k]);
-    return reply === null ? undefined : this.#decode("load", reply);
+  load(key: K): Promise<V | undefined> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("load", false, k, ["GET", k], this.#loadReply);
   }
 
   /**
@@ -226,9 +230,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * await map.store("primes", [2, 3, 5]);
    * ```
    */
-  async store(key: K, value: V): Promise<void> {
-    const k = this.#layout.encode(key);
-    await this.#connection.send("store", true, k, ["SET", k, this.#encode(value)]);
+  store(key: K, value: V): Promise<void> {
+    let k: Buffer, v: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      v = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("store", true, k, ["SET", k, v], nothing);
   }
 
   /**
@@ -241,15 +251,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.swap("n", 2)); // [1, true]
    * ```
    */
-  async swap(key: K, value: V): Promise<[previous: V | undefined, loaded: boolean]> {
-    const k = this.#layout.encode(key);
-    const reply = await this.#connection.send("swap", true, k, [
-      "SET",
-      k,
-      this.#encode(value),
-      "GET",
-    ]);
-    return reply === null ? [undefined, false] : [this.#decode("swap", reply), true];
+  swap(key: K, value: V): Promise<[previous: V | undefined, loaded: boolean]> {
+    let k: Buffer, v: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      v = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("swap", true, k, ["SET", k, v, "GET"], this.#swapReply);
   }
 
   /**
@@ -263,16 +273,22 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.loadOrStore("k", "second")); // ["first", true]
    * ```
    */
-  async loadOrStore(key: K, value: V): Promise<[actual: V, loaded: boolean]> {
-    const k = this.#layout.encode(key);
-    const reply = await this.#connection.send("loadOrStore", true, k, [
-      "SET",
+  loadOrStore(key: K, value: V): Promise<[actual: V, loaded: boolean]> {
+    let k: Buffer, v: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      v = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send(
+      "loadOrStore",
+      true,
       k,
-      this.#encode(value),
-      "NX",
-      "GET",
-    ]);
-    return reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true];
+      ["SET", k, v, "NX", "GET"],
+      (reply): [V, boolean] =>
+        reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true],
+    );
   }
 
   /**
@@ -286,10 +302,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.loadAndDelete("a")); // [undefined, false]
    * ```
    */
-  async loadAndDelete(key: K): Promise<[value: V | undefined, loaded: boolean]> {
-    const k = this.#layout.encode(key);
-    const reply = await this.#connection.send("loadAndDelete", true, k, ["GETDEL", k]);
-    return reply === null ? [undefined, false] : [this.#decode("loadAndDelete", reply), true];
+  loadAndDelete(key: K): Promise<[value: V | undefined, loaded: boolean]> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("loadAndDelete", true, k, ["GETDEL", k], this.#loadAndDeleteReply);
   }
 
   /**
@@ -302,9 +322,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.delete("a"), await map.delete("a")); // true false
    * ```
    */
-  async delete(key: K): Promise<boolean> {
-    const k = this.#layout.encode(key);
-    return (await this.#connection.send("delete", true, k, ["DEL", k])) === 1;
+  delete(key: K): Promise<boolean> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("delete", true, k, ["DEL", k], isOne);
   }
 
   /**
@@ -318,10 +343,16 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.compareAndSwap("v", 1, 2), await map.compareAndSwap("v", 1, 3)); // true false
    * ```
    */
-  async compareAndSwap(key: K, old: V, next: V): Promise<boolean> {
-    const k = this.#layout.encode(key);
-    const args = [this.#encode(old), this.#encode(next)];
-    return (await this.#connection.script("compareAndSwap", COMPARE_AND_SWAP, k, args)) === 1;
+  compareAndSwap(key: K, old: V, next: V): Promise<boolean> {
+    let k: Buffer, o: Buffer, n: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      o = this.#encode(old);
+      n = this.#encode(next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.script("compareAndSwap", COMPARE_AND_SWAP, k, [o, n], isOne);
   }
 
   /**
@@ -335,10 +366,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.compareAndDelete("k", "y"), await map.compareAndDelete("k", "x")); // false true
    * ```
    */
-  async compareAndDelete(key: K, old: V): Promise<boolean> {
-    const k = this.#layout.encode(key);
-    const args = [this.#encode(old)];
-    return (await this.#connection.script("compareAndDelete", COMPARE_AND_DELETE, k, args)) === 1;
+  compareAndDelete(key: K, old: V): Promise<boolean> {
+    let k: Buffer, o: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      o = this.#encode(old);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.script("compareAndDelete", COMPARE_AND_DELETE, k, [o], isOne);
   }
 
   /**
@@ -559,9 +595,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.has("a"));
    * ```
    */
-  async has(key: K): Promise<boolean> {
-    const k = this.#layout.encode(key);
-    return (await this.#connection.send("has", false, k, ["EXISTS", k])) === 1;
+  has(key: K): Promise<boolean> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("has", false, k, ["EXISTS", k], isOne);
   }
 
   /**
@@ -663,6 +704,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     return "RedisSyncMap";
   }
 
+  // Reply decoders, made once: the single-key calls pass them to the connection, which settles
+  // the call's promise with their result (one promise a call, no async function around it).
+  readonly #loadReply = (reply: Reply): V | undefined =>
+    reply === null ? undefined : this.#decode("load", reply);
+  readonly #swapReply = (reply: Reply): [V | undefined, boolean] =>
+    reply === null ? [undefined, false] : [this.#decode("swap", reply), true];
+  readonly #loadAndDeleteReply = (reply: Reply): [V | undefined, boolean] =>
+    reply === null ? [undefined, false] : [this.#decode("loadAndDelete", reply), true];
+
   #encode(value: V): Buffer {
     return this.#values.value(value) as Buffer;
   }
@@ -756,6 +806,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
  * or leave it as it is.
  */
 export type Computed = typeof RedisSyncMap.DELETE | typeof RedisSyncMap.CANCEL;
+
+/** A reply of 1: DEL, EXISTS and the compare scripts succeeded. */
+function isOne(reply: Reply): boolean {
+  return reply === 1;
+}
+
+/** What a write resolves to. */
+function nothing(): void {}
 
 function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
