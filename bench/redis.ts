@@ -3,6 +3,9 @@
  * the same commands with the same bytes, one at a time and many in flight, and against SyncMap:
  * `deno task bench:redis` (or `bun bench/redis.ts`).
  *
+ * Each comparison runs the two sides in alternating rounds and reports the median per call of
+ * each, so that load on this shared machine falls on both; SyncMap's nanoseconds are mitata's.
+ *
  * Starts a redis-server of its own on a free loopback port (or a local 3-master Cluster with
  * `--cluster`; or uses `--url=redis://host:port`), and stops it at the end. The machine is
  * shared and noisy: read the ratios, measured in one run, not the absolutes.
@@ -13,7 +16,7 @@
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import process from "node:process";
-import { bench, do_not_optimize, group, run } from "mitata";
+import { bench, do_not_optimize, run } from "mitata";
 import { createClient, createCluster, RESP_TYPES } from "@redis/client";
 import { SyncMap } from "../mod.ts";
 import { slotCodecOf } from "../src/codec.ts";
@@ -29,6 +32,38 @@ const givenUrl = args.find((a) => a.startsWith("--url="))?.slice(6);
 const runtime = "Bun" in globalThis
   ? `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`
   : `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`;
+
+/** A comparison: its label, the raw client's round, RedisSyncMap's round, calls per round. */
+type Pair = [string, () => Promise<void>, () => Promise<void>, number];
+
+/** Rounds of each side, measured alternately. */
+const ROUNDS = 60;
+
+/**
+ * Runs `a` and `b` in alternating rounds (b first every other round) and returns the median
+ * milliseconds per call of each: on a shared machine, load that comes and goes falls on both.
+ */
+async function interleaved(
+  a: () => Promise<void>,
+  b: () => Promise<void>,
+  per: number,
+): Promise<[number, number]> {
+  for (let r = 0; r < 5; r++) {
+    await a();
+    await b();
+  }
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [f, t] of r % 2 === 0 ? [[a, ta], [b, tb]] as const : [[b, tb], [a, ta]] as const) {
+      const start = performance.now();
+      await f();
+      t.push((performance.now() - start) / per);
+    }
+  }
+  const median = (t: number[]) => t.sort((x, y) => x - y)[t.length >> 1];
+  return [median(ta), median(tb)];
+}
 
 /** Keys the benchmarks cycle through. */
 const N = 1024;
@@ -85,120 +120,90 @@ try {
 
   let i = 0;
   const next = () => (i = (i + 1) & (N - 1));
-
-  group("one call at a time (a round trip each)", () => {
-    bench("raw GET", async () => {
-      const k = next();
-      do_not_optimize(await send(rkeys[k], ["GET", rkeys[k]]));
-    });
-    bench("RedisSyncMap.load", async () => {
-      do_not_optimize(await map.load(next()));
-    });
-    bench("raw SET", async () => {
-      const k = next();
-      do_not_optimize(await send(rkeys[k], ["SET", rkeys[k], rvalues[k]]));
-    });
-    bench("RedisSyncMap.store", async () => {
-      const k = next();
-      await map.store(k, k);
-    });
-    bench("raw SET NX GET", async () => {
-      const k = next();
-      do_not_optimize(await send(rkeys[k], ["SET", rkeys[k], rvalues[k], "NX", "GET"]));
-    });
-    bench("RedisSyncMap.loadOrStore", async () => {
-      const k = next();
-      do_not_optimize(await map.loadOrStore(k, k));
-    });
-    bench("raw EVALSHA compare-and-swap", async () => {
-      const k = next();
-      const cas = ["EVALSHA", COMPARE_AND_SWAP.sha, "1", rkeys[k], rvalues[k], rvalues[k]];
-      do_not_optimize(await send(rkeys[k], cas));
-    });
-    bench("RedisSyncMap.compareAndSwap", async () => {
-      const k = next();
-      do_not_optimize(await map.compareAndSwap(k, k, k));
-    });
-  });
-
-  group(`${IN_FLIGHT} calls in flight (pipelined), per call`, () => {
-    bench(`raw GET ×${IN_FLIGHT}`, async () => {
-      const all = [];
-      for (let j = 0; j < IN_FLIGHT; j++) {
-        const k = next();
-        all.push(send(rkeys[k], ["GET", rkeys[k]]));
-      }
-      do_not_optimize(await Promise.all(all));
-    });
-    bench(`RedisSyncMap.load ×${IN_FLIGHT}`, async () => {
-      const all = [];
-      for (let j = 0; j < IN_FLIGHT; j++) all.push(map.load(next()));
-      do_not_optimize(await Promise.all(all));
-    });
-    bench(`raw SET ×${IN_FLIGHT}`, async () => {
-      const all = [];
-      for (let j = 0; j < IN_FLIGHT; j++) {
-        const k = next();
-        all.push(send(rkeys[k], ["SET", rkeys[k], rvalues[k]]));
-      }
-      do_not_optimize(await Promise.all(all));
-    });
-    bench(`RedisSyncMap.store ×${IN_FLIGHT}`, async () => {
-      const all = [];
-      for (let j = 0; j < IN_FLIGHT; j++) {
-        const k = next();
-        all.push(map.store(k, k));
-      }
-      do_not_optimize(await Promise.all(all));
-    });
-  });
-
-  group("SyncMap, for scale", () => {
-    bench("SyncMap.load", () => do_not_optimize(shm.load(next())));
-    bench("SyncMap.load through a promise", async () => do_not_optimize(await shm.load(next())));
-  });
-
-  const result = await run({ colors: false });
-  const perCall = new Map<string, number>();
-  for (const trial of result.benchmarks) {
-    for (const r of trial.runs) {
-      if (r.stats) {
-        perCall.set(r.name, r.stats.avg / (r.name.endsWith(`×${IN_FLIGHT}`) ? IN_FLIGHT : 1));
-      }
-    }
-  }
-
-  console.log(
-    `\n${runtime}, ${version}, ${"cluster" in target ? "3-master Cluster" : "standalone"}`,
-  );
-  console.log("| command | raw client (µs/call) | RedisSyncMap (µs/call) | map / raw throughput |");
-  console.log("| --- | --- | --- | --- |");
-  const pairs: [string, string, string][] = [
-    ["GET / load", "raw GET", "RedisSyncMap.load"],
-    ["SET / store", "raw SET", "RedisSyncMap.store"],
-    ["SET NX GET / loadOrStore", "raw SET NX GET", "RedisSyncMap.loadOrStore"],
-    ["EVALSHA / compareAndSwap", "raw EVALSHA compare-and-swap", "RedisSyncMap.compareAndSwap"],
+  /** `n` calls of `one`, each awaited before the next: a round trip each. */
+  const sequential = (one: () => Promise<unknown>, n: number) => async () => {
+    for (let j = 0; j < n; j++) await one();
+  };
+  /** `n` calls of `one` at once, then all awaited: pipelined. */
+  const inFlight = (one: () => Promise<unknown>, n: number) => async () => {
+    const all = [];
+    for (let j = 0; j < n; j++) all.push(one());
+    await Promise.all(all);
+  };
+  const rawGet = () => {
+    const k = next();
+    return send(rkeys[k], ["GET", rkeys[k]]);
+  };
+  const rawSet = () => {
+    const k = next();
+    return send(rkeys[k], ["SET", rkeys[k], rvalues[k]]);
+  };
+  const rawSetNxGet = () => {
+    const k = next();
+    return send(rkeys[k], ["SET", rkeys[k], rvalues[k], "NX", "GET"]);
+  };
+  const rawCas = () => {
+    const k = next();
+    return send(rkeys[k], ["EVALSHA", COMPARE_AND_SWAP.sha, "1", rkeys[k], rvalues[k], rvalues[k]]);
+  };
+  const SEQ = 50;
+  const pairs: Pair[] = [
+    ["GET / load", sequential(rawGet, SEQ), sequential(() => map.load(next()), SEQ), SEQ],
+    ["SET / store", sequential(rawSet, SEQ), sequential(() => map.store(next(), i), SEQ), SEQ],
+    [
+      "SET NX GET / loadOrStore",
+      sequential(rawSetNxGet, SEQ),
+      sequential(() => map.loadOrStore(next(), i), SEQ),
+      SEQ,
+    ],
+    [
+      "EVALSHA / compareAndSwap",
+      sequential(rawCas, SEQ),
+      sequential(() => map.compareAndSwap(next(), i, i), SEQ),
+      SEQ,
+    ],
     [
       `GET / load, ${IN_FLIGHT} in flight`,
-      `raw GET ×${IN_FLIGHT}`,
-      `RedisSyncMap.load ×${IN_FLIGHT}`,
+      inFlight(rawGet, IN_FLIGHT),
+      inFlight(() => map.load(next()), IN_FLIGHT),
+      IN_FLIGHT,
     ],
     [
       `SET / store, ${IN_FLIGHT} in flight`,
-      `raw SET ×${IN_FLIGHT}`,
-      `RedisSyncMap.store ×${IN_FLIGHT}`,
+      inFlight(rawSet, IN_FLIGHT),
+      inFlight(() => map.store(next(), i), IN_FLIGHT),
+      IN_FLIGHT,
+    ],
+    [
+      `SET NX GET / loadOrStore, ${IN_FLIGHT} in flight`,
+      inFlight(rawSetNxGet, IN_FLIGHT),
+      inFlight(() => map.loadOrStore(next(), i), IN_FLIGHT),
+      IN_FLIGHT,
     ],
   ];
-  for (const [label, raw, ours] of pairs) {
-    const a = perCall.get(raw);
-    const b = perCall.get(ours);
-    if (a === undefined || b === undefined) continue;
-    console.log(
-      `| ${label} | ${(a / 1e3).toFixed(2)} | ${(b / 1e3).toFixed(2)} | ${(a / b).toFixed(2)}x |`,
+  const rows: string[] = [];
+  for (const [label, raw, ours, per] of pairs) {
+    const [a, b] = await interleaved(raw, ours, per);
+    rows.push(
+      `| ${label} | ${(a * 1e3).toFixed(2)} | ${(b * 1e3).toFixed(2)} | ${(a / b).toFixed(2)}x |`,
     );
   }
-  const load = perCall.get("SyncMap.load");
-  if (load !== undefined) console.log(`\nSyncMap.load: ${load.toFixed(1)} ns`);
+
+  // SyncMap, in nanoseconds: mitata's territory.
+  bench("SyncMap.load", () => do_not_optimize(shm.load(next())));
+  bench("SyncMap.load through a promise", async () => do_not_optimize(await shm.load(next())));
+  const result = await run({ colors: false });
+  const ns = new Map<string, number>();
+  for (const trial of result.benchmarks) {
+    for (const r of trial.runs) if (r.stats) ns.set(r.name, r.stats.avg);
+  }
+
+  const where = "cluster" in target ? "a local 3-master Cluster" : "a standalone server";
+  console.log(`\n${runtime}, ${version}, ${where} on loopback`);
+  console.log("| command | raw client (µs/call) | RedisSyncMap (µs/call) | map / raw throughput |");
+  console.log("| --- | --- | --- | --- |");
+  for (const row of rows) console.log(row);
+  for (const [name, t] of ns) console.log(`${name}: ${t.toFixed(1)} ns`);
 
   await map.close();
   await closeRaw();
