@@ -40,7 +40,7 @@ export interface RedisSyncMapOptions<K, V> {
    * retries) bounds each of them.
    */
   timeout?: number;
-  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default 5000). */
+  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default: `timeout`). */
   connectTimeout?: number;
   /**
    * Longest wait between two attempts to reconnect a dropped connection (default 2000). The
