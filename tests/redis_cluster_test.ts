@@ -17,6 +17,6 @@ describe("RedisSyncMap on a 3-master Redis Cluster", () => {
 
   const target = () => ({ cluster: cluster!.urls });
   const backend = redisBackend("RedisSyncMap, Cluster", target, () => cluster!.nodes);
-  conformance(backend, { modelRuns: 40, raceKeys: 1000, counterIncrements: 300 });
+  conformance(backend, { modelRuns: 100, raceKeys: 1000, counterIncrements: 300 });
   redisCases(backend, target, () => cluster!.nodes);
 });

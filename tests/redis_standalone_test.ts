@@ -20,7 +20,7 @@ describe("RedisSyncMap on a standalone server", () => {
 
   const target = () => ({ url: server!.url });
   const backend = redisBackend("RedisSyncMap, standalone", target, () => [server!]);
-  conformance(backend, { modelRuns: 40, raceKeys: 1000, counterIncrements: 300 });
+  conformance(backend, { modelRuns: 100, raceKeys: 1000, counterIncrements: 300 });
   redisCases(backend, target, () => [server!]);
 
   test("a restart shorter than the timeout: calls made meanwhile wait for the reconnect", {
