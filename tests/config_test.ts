@@ -31,6 +31,7 @@ test("deno.json and jsr.json agree on name, version and exports", () => {
     "./deno": "./src/workers/deno.ts",
     "./bun": "./src/workers/bun.ts",
     "./node": "./src/workers/node.ts",
+    "./redis": "./src/redis/mod.ts",
   });
 });
 

@@ -1,0 +1,77 @@
+/**
+ * The error a {@linkcode RedisSyncMap} call rejects with when Redis, not the caller, is at fault.
+ *
+ * @module
+ */
+
+/**
+ * What went wrong, and so whether the call may have taken effect:
+ *
+ * - `"timeout"`: the command was sent and no reply came within the map's `timeout`. It may or
+ *   may not have taken effect.
+ * - `"connection"`: the connection dropped while the command was in flight (it may or may not
+ *   have taken effect), or there was no connection for the whole `timeout` (it was not sent).
+ * - `"server"`: Redis answered with an error (a key under the map's prefix holding another
+ *   type, out of memory, a cluster that is down...). It did not take effect.
+ * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or not in
+ *   the map's codec (another program wrote it, or the map was opened with other codecs).
+ * - `"unsupported"`: the server is older than Redis 7.0, or is a Cluster node opened with
+ *   `url` (or the reverse).
+ * - `"closed"`: the map was closed.
+ *
+ * {@linkcode RedisSyncMapError.maybeApplied} says whether a call that changes the map may have
+ * taken effect.
+ */
+export type RedisSyncMapErrorCode =
+  | "timeout"
+  | "connection"
+  | "server"
+  | "corrupt"
+  | "unsupported"
+  | "closed";
+
+/**
+ * A {@linkcode RedisSyncMap} call failed because of Redis or the connection to it. Bad input
+ * (a key or value the codec cannot encode, a bad option) is a `TypeError` instead, and nothing
+ * is sent.
+ *
+ * @example Telling a timeout from a server error
+ * ```ts
+ * import { RedisSyncMapError } from "@shmap/shmap/redis";
+ *
+ * function describe(error: unknown): string {
+ *   if (!(error instanceof RedisSyncMapError)) return "not from Redis";
+ *   return error.maybeApplied ? `${error.code}: may have taken effect` : `${error.code}: no effect`;
+ * }
+ * console.log(describe(new Error("x"))); // "not from Redis"
+ * ```
+ */
+export class RedisSyncMapError extends Error {
+  /** What went wrong; see {@linkcode RedisSyncMapErrorCode}. */
+  readonly code: RedisSyncMapErrorCode;
+  /** The map operation that failed, like `"load"` or `"range"`. */
+  readonly operation: string;
+  /**
+   * Whether the call changes the map and its command may have reached the server: then it may
+   * or may not have taken effect. False for reads, and for calls whose command was not sent or
+   * was refused.
+   */
+  readonly maybeApplied: boolean;
+
+  /**
+   * Makes an error of `code` for `operation`; `options.cause` is the client's or server's
+   * error, if any.
+   */
+  constructor(
+    code: RedisSyncMapErrorCode,
+    operation: string,
+    message: string,
+    options: { maybeApplied?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "RedisSyncMapError";
+    this.code = code;
+    this.operation = operation;
+    this.maybeApplied = options.maybeApplied ?? false;
+  }
+}

@@ -1,0 +1,846 @@
+/**
+ * RedisSyncMap: SyncMap's API and semantics on Redis or a Redis Cluster, every method async.
+ *
+ * @module
+ */
+
+import type { Buffer } from "node:buffer";
+import { Wire } from "../_engine/wire.ts";
+import { type Codec, slotCodecOf } from "../codec.ts";
+import { type Arg, Connection, type Node, type Reply } from "./connection.ts";
+import { RedisSyncMapError } from "./errors.ts";
+import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
+import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
+
+/** Options for {@linkcode RedisSyncMap.open}: where, which map, codecs, and timeouts. */
+export interface RedisSyncMapOptions<K, V> {
+  /**
+   * A standalone server: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
+   * Give either this or {@linkcode cluster}.
+   */
+  url?: string;
+  /**
+   * Some nodes of a Redis Cluster, as `redis://` URLs (credentials in the first apply to every
+   * node); the client discovers the rest. Give either this or {@linkcode url}.
+   */
+  cluster?: readonly string[];
+  /**
+   * The map's name: 1 to 200 characters from `A-Z a-z 0-9 _ . : / -`. Its keys live under the
+   * Redis keys `shmap:<name>#...`; every program that opens the same name on the same server,
+   * with the same codecs, shares the map.
+   */
+  name: string;
+  /** Codec for keys; defaults to `codecs.auto`, as in SyncMap. */
+  keys?: Codec<K>;
+  /** Codec for values; defaults to `codecs.auto`, as in SyncMap. */
+  values?: Codec<V>;
+  /**
+   * Most milliseconds a command waits for its reply, and a call for a connection (default
+   * 5000). A call that sends several commands (`range`, `clear`, `size`, a `compute` that
+   * retries) bounds each of them.
+   */
+  timeout?: number;
+  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default: `timeout`). */
+  connectTimeout?: number;
+  /**
+   * Longest wait between two attempts to reconnect a dropped connection (default 2000). The
+   * client reconnects, backing off exponentially from 50 ms, for as long as the map is open.
+   */
+  maxReconnectDelay?: number;
+  /** The COUNT hint of the SCANs behind `range`, `clear` and `size` (default 1000). */
+  scanCount?: number;
+}
+
+const DEFAULT_TIMEOUT = 5000;
+const DEFAULT_MAX_RECONNECT_DELAY = 2000;
+const DEFAULT_SCAN_COUNT = 1000;
+const MAX_TIMER = 2 ** 31 - 1;
+
+/**
+ * Go's `sync.Map`, as {@linkcode SyncMap} has it, on a standalone Redis or a Redis Cluster, for
+ * maps shared by processes and machines. Each method is SyncMap's, returning a promise, so code
+ * moves from one to the other by adding `await`. Keys and values use SyncMap's codecs and
+ * encoding, byte for byte.
+ *
+ * Every single-key call is one atomic Redis command: `load` GET, `store` SET, `loadOrStore`
+ * `SET NX GET`, `loadAndDelete` GETDEL, `swap` `SET GET`, `delete` DEL, `has` EXISTS; and
+ * `compareAndSwap`, `compareAndDelete` and the write of `compute` a one-key Lua script.
+ * Redis applies each atomically, so every single-key call is linearizable, across any number
+ * of processes. Calls of one map object are pipelined: many may be in flight at once.
+ *
+ * A call fails (rejects) with a {@linkcode RedisSyncMapError} when Redis does, or gives no
+ * reply within `timeout`; with a TypeError, before anything is sent, for a key or value the
+ * codec cannot encode.
+ *
+ * @example Open, use, close
+ * ```ts ignore
+ * import { RedisSyncMap } from "@shmap/shmap/redis";
+ *
+ * const sessions = await RedisSyncMap.open<string, { user: string }>({
+ *   url: "redis://127.0.0.1:6379",
+ *   name: "sessions",
+ * });
+ * await sessions.store("s1", { user: "ada" });
+ * console.log(await sessions.load("s1")); // { user: "ada" }
+ * console.log(await sessions.loadOrStore("s1", { user: "bob" })); // [{ user: "ada" }, true]
+ * await sessions.close();
+ * ```
+ */
+export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K, V]> {
+  /**
+   * Returned by a {@linkcode compute} callback: delete the key.
+   *
+   * @example
+   * ```ts ignore
+   * import { RedisSyncMap } from "@shmap/shmap/redis";
+   *
+   * const leases = await RedisSyncMap.open<string, string>({ url: "redis://127.0.0.1:6379", name: "leases" });
+   * // Give up the lease if this process holds it.
+   * await leases.compute("job", (holder) => holder === "me" ? RedisSyncMap.DELETE : RedisSyncMap.CANCEL);
+   * ```
+   */
+  static readonly DELETE: unique symbol = Symbol("shmap.compute.delete");
+  /**
+   * Returned by a {@linkcode compute} callback: leave the key as it is.
+   *
+   * @example
+   * ```ts ignore
+   * import { RedisSyncMap } from "@shmap/shmap/redis";
+   *
+   * const flags = await RedisSyncMap.open<string, boolean>({ url: "redis://127.0.0.1:6379", name: "flags" });
+   * await flags.compute("beta", (old, loaded) => loaded ? RedisSyncMap.CANCEL : false);
+   * ```
+   */
+  static readonly CANCEL: unique symbol = Symbol("shmap.compute.cancel");
+
+  readonly #connection: Connection;
+  readonly #layout: KeyLayout<K>;
+  readonly #values: Wire<V>;
+  readonly #label: string;
+  readonly #scanCount: number;
+  // loadOrCompute calls in flight in this object, by Redis key (latin1): one fn at a time.
+  readonly #computing = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    connection: Connection,
+    layout: KeyLayout<K>,
+    values: Wire<V>,
+    scanCount: number,
+  ) {
+    this.#connection = connection;
+    this.#layout = layout;
+    this.#values = values;
+    this.#label = `RedisSyncMap "${layout.name}"`;
+    this.#scanCount = scanCount;
+  }
+
+  /**
+   * Connects to a standalone Redis (`url`) or a Redis Cluster (`cluster`) and opens the map
+   * `name` there. Checks the options first (TypeError or RangeError, nothing sent), then that
+   * every server runs Redis 7.0 or later. Rejects with a {@linkcode RedisSyncMapError} if it
+   * cannot connect within `connectTimeout`.
+   *
+   * @example A map on a Redis Cluster, with typed codecs
+   * ```ts ignore
+   * import { codecs } from "@shmap/shmap";
+   * import { RedisSyncMap } from "@shmap/shmap/redis";
+   *
+   * const scores = await RedisSyncMap.open<string, number>({
+   *   cluster: ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"],
+   *   name: "game:scores",
+   *   keys: codecs.string,
+   *   values: codecs.float64,
+   *   timeout: 1000,
+   * });
+   * await scores.store("ada", 1.5);
+   * await scores.close();
+   * ```
+   */
+  static async open<K = unknown, V = unknown>(
+    options: RedisSyncMapOptions<K, V>,
+  ): Promise<RedisSyncMap<K, V>> {
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("RedisSyncMap.open needs an options object: { url or cluster, name }");
+    }
+    const name = checkName(options.name);
+    const layout = new KeyLayout(name, slotCodecOf(options.keys, "keys"));
+    const values = new Wire(slotCodecOf(options.values, "values"), allocateBuffer);
+    const timeout = checkMs(options.timeout, DEFAULT_TIMEOUT, "timeout");
+    const connectTimeout = checkMs(options.connectTimeout, timeout, "connectTimeout");
+    const maxReconnectDelay = checkMs(
+      options.maxReconnectDelay,
+      DEFAULT_MAX_RECONNECT_DELAY,
+      "maxReconnectDelay",
+    );
+    const scanCount = options.scanCount ?? DEFAULT_SCAN_COUNT;
+    if (!Number.isSafeInteger(scanCount) || scanCount < 1) {
+      throw new RangeError(`scanCount must be a positive integer, got ${String(scanCount)}`);
+    }
+    const { url, cluster } = options;
+    if ((url === undefined) === (cluster === undefined)) {
+      throw new TypeError("RedisSyncMap.open needs either url (a server) or cluster (nodes)");
+    }
+    if (url !== undefined) checkUrl(url, "url");
+    if (cluster !== undefined) {
+      if (!Array.isArray(cluster) || cluster.length === 0) {
+        throw new TypeError("cluster must be a non-empty array of redis:// URLs");
+      }
+      for (const node of cluster) checkUrl(node, "cluster");
+    }
+    const connection = await Connection.open({
+      url,
+      cluster: cluster === undefined ? undefined : [...cluster],
+      timeout,
+      connectTimeout,
+      maxReconnectDelay,
+      label: `RedisSyncMap "${name}"`,
+    });
+    return new RedisSyncMap(connection, layout, values, scanCount);
+  }
+
+  /** The map's name, as given to {@linkcode open}. */
+  get name(): string {
+    return this.#layout.name;
+  }
+
+  /**
+   * Returns the value stored for `key`, or undefined (Go's Load): one GET.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store(1, "one");
+   * console.log(await map.load(1), await map.load(2)); // "one" undefined
+   * ```
+   */
+  load(key: K): Promise<V | undefined> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("load", false, k, ["GET", k], this.#loadReply);
+  }
+
+  /**
+   * Stores `value` for `key` (Go's Store): one SET.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("primes", [2, 3, 5]);
+   * ```
+   */
+  store(key: K, value: V): Promise<void> {
+    let k: Buffer, v: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      v = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("store", true, k, ["SET", k, v], nothing);
+  }
+
+  /**
+   * Stores `value` for `key` and returns the previous value and whether there was one (Go's
+   * Swap): one `SET ... GET`.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await map.swap("n", 1)); // [undefined, false]
+   * console.log(await map.swap("n", 2)); // [1, true]
+   * ```
+   */
+  swap(key: K, value: V): Promise<[previous: V | undefined, loaded: boolean]> {
+    let k: Buffer, v: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      v = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("swap", true, k, ["SET", k, v, "GET"], this.#swapReply);
+  }
+
+  /**
+   * Returns the existing value for `key` if there is one, else stores `value` and returns it;
+   * `loaded` says which (Go's LoadOrStore): one `SET ... NX GET`, so of any number of processes
+   * racing on a missing key, exactly one stores.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await map.loadOrStore("k", "first")); // ["first", false]
+   * console.log(await map.loadOrStore("k", "second")); // ["first", true]
+   * ```
+   */
+  loadOrStore(key: K, value: V): Promise<[actual: V, loaded: boolean]> {
+    let k: Buffer, v: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      v = this.#encode(value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send(
+      "loadOrStore",
+      true,
+      k,
+      ["SET", k, v, "NX", "GET"],
+      (reply): [V, boolean] =>
+        reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true],
+    );
+  }
+
+  /**
+   * Deletes `key`, returning its previous value and whether there was one (Go's
+   * LoadAndDelete): one GETDEL.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("a", 1);
+   * console.log(await map.loadAndDelete("a")); // [1, true]
+   * console.log(await map.loadAndDelete("a")); // [undefined, false]
+   * ```
+   */
+  loadAndDelete(key: K): Promise<[value: V | undefined, loaded: boolean]> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("loadAndDelete", true, k, ["GETDEL", k], this.#loadAndDeleteReply);
+  }
+
+  /**
+   * Deletes `key` (Go's Delete); resolves to whether it had a value, like
+   * `Map.prototype.delete`: one DEL.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("a", 1);
+   * console.log(await map.delete("a"), await map.delete("a")); // true false
+   * ```
+   */
+  delete(key: K): Promise<boolean> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("delete", true, k, ["DEL", k], isOne);
+  }
+
+  /**
+   * Stores `next` for `key` if its current value equals `old`, compared by encoding as
+   * SyncMap compares (`NaN` equals `NaN`, `-0` differs from `0`, objects by content); resolves
+   * to whether it swapped (Go's CompareAndSwap). One Lua script, atomic in Redis.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("v", 1);
+   * console.log(await map.compareAndSwap("v", 1, 2), await map.compareAndSwap("v", 1, 3)); // true false
+   * ```
+   */
+  compareAndSwap(key: K, old: V, next: V): Promise<boolean> {
+    let k: Buffer, o: Buffer, n: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      o = this.#encode(old);
+      n = this.#encode(next);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.script("compareAndSwap", COMPARE_AND_SWAP, k, [o, n], isOne);
+  }
+
+  /**
+   * Deletes `key` if its value equals `old` (compared by encoding, as in
+   * {@linkcode compareAndSwap}); resolves to whether it did (Go's CompareAndDelete). One Lua
+   * script, atomic in Redis.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("k", "x");
+   * console.log(await map.compareAndDelete("k", "y"), await map.compareAndDelete("k", "x")); // false true
+   * ```
+   */
+  compareAndDelete(key: K, old: V): Promise<boolean> {
+    let k: Buffer, o: Buffer;
+    try {
+      k = this.#layout.encode(key);
+      o = this.#encode(old);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.script("compareAndDelete", COMPARE_AND_DELETE, k, [o], isOne);
+  }
+
+  /**
+   * Atomically replaces the value of `key` with what `fn(old, loaded)` returns, or deletes the
+   * key if it returns {@linkcode RedisSyncMap.DELETE}, or leaves it if it returns
+   * {@linkcode RedisSyncMap.CANCEL}. Resolves to the value the key then has and whether it has
+   * one. `fn` may be async.
+   *
+   * It reads the key (GET), calls `fn`, and writes with a Lua script only if the key is still
+   * as read (compared by encoding); if another process wrote it meanwhile, `fn` runs again on
+   * the new value (an optimistic loop: some writer always succeeds). So `fn` may run more than
+   * once, and must have no effect but its result; no update is ever lost.
+   *
+   * @example A counter no process loses an increment of
+   * ```ts ignore
+   * const hits = await RedisSyncMap.open<string, number>({ url: "redis://127.0.0.1:6379", name: "hits" });
+   * await hits.compute("/", (old, loaded) => loaded ? old! + 1 : 1);
+   * ```
+   */
+  async compute(
+    key: K,
+    fn: (old: V | undefined, loaded: boolean) => V | Computed | Promise<V | Computed>,
+  ): Promise<[value: V | undefined, ok: boolean]> {
+    const k = this.#layout.encode(key);
+    if (typeof fn !== "function") throw new TypeError("compute needs a function");
+    let current = (await this.#connection.send("compute", false, k, ["GET", k])) as Buffer | null;
+    for (;;) {
+      const loaded = current !== null;
+      const old = current === null ? undefined : this.#decode("compute", current);
+      let next = fn(old, loaded);
+      if (isThenable(next)) next = await next;
+      if (next === RedisSyncMap.CANCEL) return [old, loaded];
+      if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
+      const write: Arg[] = next === RedisSyncMap.DELETE ? ["d"] : ["s", this.#encode(next as V)];
+      const reply = await this.#connection.script("compute", COMPUTE, k, [
+        current === null ? "0" : "1",
+        current ?? "",
+        ...write,
+      ]);
+      if (reply === 1) return next === RedisSyncMap.DELETE ? [undefined, false] : [next as V, true];
+      const now = reply as Reply[];
+      current = now.length === 0 ? null : now[0] as Buffer;
+    }
+  }
+
+  /**
+   * Returns the value of `key` if it has one; else calls `fn` (which may be async), stores its
+   * result unless a value appeared meanwhile, and returns what the key then holds. `loaded`
+   * is true when the result was not this call's `fn`'s.
+   *
+   * Within one RedisSyncMap object, `fn` runs at most once per key at a time: concurrent calls
+   * for a missing key wait for the first. Across processes it is optimistic: processes that
+   * miss the key at the same time each run their `fn`, exactly one result is stored (SET NX),
+   * and every caller gets that one. (A cross-process guarantee would need a lock key with a
+   * lease, and a crashed holder would stall every caller for the lease: use
+   * {@linkcode loadOrStore} semantics and make `fn` safe to run twice instead.) If `fn` throws,
+   * nothing is stored and the call rejects with its error.
+   *
+   * @example
+   * ```ts ignore
+   * const [user] = await users.loadOrCompute(id, () => fetchUser(id));
+   * ```
+   */
+  async loadOrCompute(
+    key: K,
+    fn: () => V | Promise<V>,
+  ): Promise<[actual: V, loaded: boolean]> {
+    const k = this.#layout.encode(key);
+    if (typeof fn !== "function") throw new TypeError("loadOrCompute needs a function");
+    const id = k.toString("latin1");
+    for (;;) {
+      const reply = await this.#connection.send("loadOrCompute", false, k, ["GET", k]);
+      if (reply !== null) return [this.#decode("loadOrCompute", reply), true];
+      const running = this.#computing.get(id);
+      if (running !== undefined) {
+        // Another call of this object is computing the key: wait for it, then read again.
+        await running.catch(() => {});
+        continue;
+      }
+      const mine = this.#computeAndStore(k, fn);
+      this.#computing.set(id, mine);
+      try {
+        return await mine;
+      } finally {
+        this.#computing.delete(id);
+      }
+    }
+  }
+
+  async #computeAndStore(k: Buffer, fn: () => V | Promise<V>): Promise<[V, boolean]> {
+    let value = fn();
+    if (isThenable(value)) value = await value;
+    const reply = await this.#connection.send("loadOrCompute", true, k, [
+      "SET",
+      k,
+      this.#encode(value as V),
+      "NX",
+      "GET",
+    ]);
+    return reply === null ? [value as V, false] : [this.#decode("loadOrCompute", reply), true];
+  }
+
+  /**
+   * Calls `f(key, value)` for each key and value, stopping when `f` returns (or resolves to)
+   * `false` (Go's Range). `f` may be async: the next key waits for it. Like Go's, no
+   * snapshot: each key is visited at most once, a key present for the whole call is visited,
+   * and a key stored or deleted meanwhile may or may not be. `f` may call any method of the
+   * map.
+   *
+   * It SCANs every master (MATCH on the map's prefix, COUNT `scanCount`) and fetches each
+   * batch's values (MGET on a standalone server, pipelined GETs on a Cluster). SCAN walks the
+   * server's whole keyspace, so a range costs time in proportion to all keys on the servers,
+   * not only the map's, and remembers the keys it visited (SCAN may return one twice).
+   *
+   * @example
+   * ```ts ignore
+   * let sum = 0;
+   * await map.range((_key, value) => {
+   *   sum += value;
+   * });
+   * ```
+   */
+  async range(f: (key: K, value: V) => boolean | void | Promise<boolean | void>): Promise<void> {
+    if (typeof f !== "function") throw new TypeError("range needs a function");
+    for await (const [keys, values] of this.#batches("range")) {
+      for (let i = 0; i < keys.length; i++) {
+        let go = f(keys[i], values[i]);
+        if (isThenable(go)) go = await go;
+        if (go === false) return;
+      }
+    }
+  }
+
+  /**
+   * Deletes every key of the map (Go 1.23's Clear): SCANs every master and UNLINKs what it
+   * finds (Redis frees the values in the background).
+   *
+   * Not one atomic step, which a Cluster cannot give across slots: a sequence of atomic
+   * one-key deletions. Every key present when `clear` starts, and not stored again during it,
+   * is deleted; a store that starts after `clear` resolves is kept; a store racing `clear`
+   * may be kept or deleted, its key then holding either the stored value or none. No other
+   * map's key is touched.
+   *
+   * @example
+   * ```ts ignore
+   * await map.clear();
+   * console.log(await map.size()); // 0
+   * ```
+   */
+  async clear(): Promise<void> {
+    const conn = this.#connection;
+    for (const node of conn.masters()) {
+      for await (const keys of this.#scan("clear", node)) {
+        if (keys.length === 0) continue;
+        if (conn.isCluster) {
+          // UNLINK takes keys of one slot at once in a Cluster; one each, pipelined.
+          await Promise.all(keys.map((k) => conn.send("clear", true, k, ["UNLINK", k])));
+        } else {
+          await conn.send("clear", true, keys[0], ["UNLINK", ...keys]);
+        }
+      }
+    }
+  }
+
+  /**
+   * Counts the keys of the map. Costs what a {@linkcode range} without values costs: SCAN of
+   * every master's whole keyspace, and memory for the keys seen. Keys stored or deleted
+   * meanwhile may or may not be counted. (Redis keeps no count per key prefix, and a counter
+   * kept in step by every write would need every write to be a script touching a second key,
+   * which a Cluster cannot do atomically across slots.)
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("a", 1);
+   * console.log(await map.size()); // 1
+   * ```
+   */
+  async size(): Promise<number> {
+    const seen = new Set<string>();
+    for (const node of this.#connection.masters()) {
+      for await (const keys of this.#scan("size", node)) {
+        for (const k of keys) seen.add(k.toString("latin1"));
+      }
+    }
+    return seen.size;
+  }
+
+  /**
+   * Same as {@linkcode load}, like `Map.prototype.get`.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await map.get("a"));
+   * ```
+   */
+  get(key: K): Promise<V | undefined> {
+    return this.load(key);
+  }
+
+  /**
+   * Stores `value` for `key` and resolves to the map, like `Map.prototype.set`.
+   *
+   * @example
+   * ```ts ignore
+   * await map.set("a", 1);
+   * ```
+   */
+  async set(key: K, value: V): Promise<this> {
+    await this.store(key, value);
+    return this;
+  }
+
+  /**
+   * Whether `key` has a value: one EXISTS.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await map.has("a"));
+   * ```
+   */
+  has(key: K): Promise<boolean> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("has", false, k, ["EXISTS", k], isOne);
+  }
+
+  /**
+   * Calls `callback(value, key, map)` for each entry, like `Map.prototype.forEach`, with
+   * {@linkcode range}'s guarantees. An async callback is awaited before the next entry.
+   *
+   * @example
+   * ```ts ignore
+   * await map.forEach((value, key) => console.log(key, value));
+   * ```
+   */
+  async forEach(
+    callback: (value: V, key: K, map: RedisSyncMap<K, V>) => void | Promise<void>,
+  ): Promise<void> {
+    if (typeof callback !== "function") throw new TypeError("forEach needs a function");
+    await this.range(async (key, value) => {
+      await callback(value, key, this);
+    });
+  }
+
+  /**
+   * The entries, with {@linkcode range}'s guarantees, fetched a SCAN batch at a time.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const [key, value] of map.entries()) console.log(key, value);
+   * ```
+   */
+  async *entries(): AsyncIterableIterator<[K, V]> {
+    for await (const [keys, values] of this.#batches("entries")) {
+      for (let i = 0; i < keys.length; i++) yield [keys[i], values[i]];
+    }
+  }
+
+  /**
+   * The keys, as {@linkcode entries} gives them.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const key of map.keys()) console.log(key);
+   * ```
+   */
+  async *keys(): AsyncIterableIterator<K> {
+    for await (const [key] of this.entries()) yield key;
+  }
+
+  /**
+   * The values, as {@linkcode entries} gives them.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const value of map.values()) console.log(value);
+   * ```
+   */
+  async *values(): AsyncIterableIterator<V> {
+    for await (const [, value] of this.entries()) yield value;
+  }
+
+  /**
+   * Same as {@linkcode entries}: `for await (const [key, value] of map)`.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const [key, value] of map) console.log(key, value);
+   * ```
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<[K, V]> {
+    return this.entries();
+  }
+
+  /**
+   * Lets the calls in flight finish (each within `timeout`), then closes the connection. Later
+   * calls reject with a {@linkcode RedisSyncMapError} of code `"closed"`. The map's data stays
+   * in Redis.
+   *
+   * @example
+   * ```ts ignore
+   * await map.close();
+   * ```
+   */
+  close(): Promise<void> {
+    return this.#connection.close();
+  }
+
+  /**
+   * Same as {@linkcode close}, for `await using`.
+   *
+   * @example
+   * ```ts ignore
+   * await using map = await RedisSyncMap.open({ url: "redis://127.0.0.1:6379", name: "m" });
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** "RedisSyncMap". */
+  get [Symbol.toStringTag](): string {
+    return "RedisSyncMap";
+  }
+
+  // Reply decoders, made once: the single-key calls pass them to the connection, which settles
+  // the call's promise with their result (one promise a call, no async function around it).
+  readonly #loadReply = (reply: Reply): V | undefined =>
+    reply === null ? undefined : this.#decode("load", reply);
+  readonly #swapReply = (reply: Reply): [V | undefined, boolean] =>
+    reply === null ? [undefined, false] : [this.#decode("swap", reply), true];
+  readonly #loadAndDeleteReply = (reply: Reply): [V | undefined, boolean] =>
+    reply === null ? [undefined, false] : [this.#decode("loadAndDelete", reply), true];
+
+  #encode(value: V): Buffer {
+    return this.#values.value(value) as Buffer;
+  }
+
+  #decode(op: string, reply: Reply): V {
+    try {
+      return this.#values.decode(reply as Buffer);
+    } catch (error) {
+      throw this.#corrupt(op, "a value", error);
+    }
+  }
+
+  #corrupt(op: string, what: string, error: unknown): RedisSyncMapError {
+    return new RedisSyncMapError(
+      "corrupt",
+      op,
+      `${this.#label}: ${op} read ${what} that is not in this map's encoding (written by another program, or with other codecs): ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      { cause: error },
+    );
+  }
+
+  /** The map's keys on one master, a SCAN batch at a time; the next SCAN is sent early. */
+  async *#scan(op: string, node: Node): AsyncGenerator<Buffer[]> {
+    const scan = (cursor: string): Promise<Reply> =>
+      node.send(op, [
+        "SCAN",
+        cursor,
+        "MATCH",
+        this.#layout.pattern,
+        "COUNT",
+        String(this.#scanCount),
+      ]);
+    let pending = scan("0");
+    for (;;) {
+      const [cursor, keys] = (await pending) as [Buffer, Buffer[]];
+      const next = cursor.toString("latin1");
+      if (next !== "0") {
+        pending = scan(next);
+        // If the consumer stops early, nobody awaits the prefetched SCAN: keep its failure quiet.
+        pending.catch(() => {});
+      }
+      yield keys;
+      if (next === "0") return;
+    }
+  }
+
+  /** Every master's keys and values, a batch at a time, each key at most once. */
+  async *#batches(op: string): AsyncGenerator<[K[], V[]]> {
+    const conn = this.#connection;
+    const seen = new Set<string>();
+    for (const node of conn.masters()) {
+      for await (const found of this.#scan(op, node)) {
+        const fresh: Buffer[] = [];
+        for (const k of found) {
+          const id = k.toString("latin1");
+          if (seen.has(id)) continue;
+          seen.add(id);
+          fresh.push(k);
+        }
+        if (fresh.length === 0) continue;
+        let replies: Reply[];
+        if (conn.isCluster) {
+          replies = await Promise.all(fresh.map((k) => conn.send(op, false, k, ["GET", k])));
+        } else {
+          replies = (await conn.send(op, false, fresh[0], ["MGET", ...fresh])) as Reply[];
+        }
+        const keys: K[] = [];
+        const values: V[] = [];
+        for (let i = 0; i < fresh.length; i++) {
+          // Deleted between the SCAN and the read: not present, not visited.
+          if (replies[i] === null) continue;
+          let key: K;
+          try {
+            key = this.#layout.decode(fresh[i]);
+          } catch (error) {
+            throw this.#corrupt(op, "a key", error);
+          }
+          keys.push(key);
+          values.push(this.#decode(op, replies[i]));
+        }
+        yield [keys, values];
+      }
+    }
+  }
+}
+
+/**
+ * What a {@linkcode RedisSyncMap.compute} callback returns instead of a value: delete the key,
+ * or leave it as it is.
+ */
+export type Computed = typeof RedisSyncMap.DELETE | typeof RedisSyncMap.CANCEL;
+
+/** A reply of 1: DEL, EXISTS and the compare scripts succeeded. */
+function isOne(reply: Reply): boolean {
+  return reply === 1;
+}
+
+/** What a write resolves to. */
+function nothing(): void {}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+function checkMs(value: unknown, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER) {
+    throw new RangeError(
+      `${name} must be a number of milliseconds in (0, 2^31), got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkUrl(url: unknown, option: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === "string" ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
+    throw new TypeError(
+      `${option} must be a redis:// or rediss:// URL, got ${
+        typeof url === "string" ? JSON.stringify(url) : typeof url
+      }`,
+    );
+  }
+}
