@@ -40,11 +40,6 @@
  */
 
 import { loadavg } from "node:os";
-import { type Codec, codecs } from "../src/codec.ts";
-import { GoMap } from "../src/maps/go_map.ts";
-import { SyncMap } from "../src/maps/sync_map.ts";
-import { Mutex } from "../src/sync/mutex.ts";
-import { RWMutex } from "../src/sync/rw_mutex.ts";
 import {
   type CaseName,
   CLOCK_EVERY,
@@ -58,6 +53,7 @@ import {
   type ToOwner,
   type ToWorker,
 } from "./fixtures/bench_shared.ts";
+import { DISJOINT_WORKERS, makeShared, verifyShared } from "./fixtures/structures.ts";
 
 /** Options for {@linkcode runWorkerBench}. */
 export interface WorkerBenchOptions {
@@ -98,7 +94,6 @@ export interface WorkerBenchResult {
 }
 
 const TIMEOUT_MS = 30_000;
-const DISJOINT_WORKERS = 4; // the disjoint map always holds keys for 4 workers
 
 const PLAN: readonly (readonly [CaseName, readonly StructureName[]])[] = [
   ["read-mostly int", ["SyncMap", "GoMap+RWMutex", "postMessage owner", "Map copy per worker"]],
@@ -275,74 +270,6 @@ class Peer {
     this.#failure ??= error;
     if (this.#waiter !== undefined) this.#take().reject(error);
   }
-}
-
-/** The shared structures of one group, made and filled on the main thread. */
-interface Shared {
-  syncMap?: SyncMap<number | string, number>;
-  goMap?: GoMap<number | string, number>;
-  mutex?: Mutex;
-  rwMutex?: RWMutex;
-}
-
-function keyNames(c: CaseName): (number | string)[] {
-  if (c !== "disjoint writers") return readMostlyKeys(c);
-  return Array.from({ length: DISJOINT_WORKERS * KEYS }, (_, k) => k);
-}
-
-function makeShared(c: CaseName, s: StructureName): Shared {
-  const keys = keyNames(c);
-  // Number keys use the float64 codec (the maps' fast path), string keys the string codec.
-  const keyCodec = c === "read-mostly string" ? codecs.string : codecs.float64;
-  const options = {
-    keys: keyCodec as Codec<unknown> as Codec<number | string>,
-    values: codecs.float64,
-    hint: keys.length,
-  };
-  switch (s) {
-    case "SyncMap": {
-      const map = new SyncMap<number | string, number>(options);
-      keys.forEach((k, i) => map.store(k, i)); // i + (0 << 10): a valid first value
-      // Loads that miss the read table promote the dirty table once they reach its size.
-      for (let pass = 0; map.stats().amended || map.stats().readKeys !== keys.length; pass++) {
-        if (pass === 3) {
-          throw new Error(`SyncMap: keys not promoted: ${JSON.stringify(map.stats())}`);
-        }
-        for (const k of keys) map.load(k);
-      }
-      return { syncMap: map };
-    }
-    case "GoMap+RWMutex":
-    case "GoMap+Mutex": {
-      const map = new GoMap<number | string, number>(options);
-      keys.forEach((k, i) => map.set(k, i));
-      return s === "GoMap+Mutex" ? { goMap: map, mutex: new Mutex() } : {
-        goMap: map,
-        rwMutex: new RWMutex(),
-      };
-    }
-    default:
-      return {};
-  }
-}
-
-/** After a group: the map still holds every key, each with a value it may hold. */
-function verifyShared(c: CaseName, shared: Shared): void {
-  const map = shared.syncMap ?? shared.goMap;
-  if (map === undefined) return;
-  const keys = keyNames(c);
-  const load = shared.syncMap !== undefined
-    ? (k: number | string) => shared.syncMap!.load(k)
-    : (k: number | string) => shared.goMap!.get(k);
-  keys.forEach((k, i) => {
-    const v = load(k);
-    const ok = v !== undefined &&
-      (c === "disjoint writers"
-        ? v === i || Math.floor(v / 2 ** 40) === Math.floor(i / KEYS) + 1
-        : (v & (KEYS - 1)) === i);
-    if (!ok) throw new Error(`after ${c}: key ${k} holds ${v}`);
-  });
-  if (map.size !== keys.length) throw new Error(`after ${c}: size ${map.size}, not ${keys.length}`);
 }
 
 async function runGroup(
