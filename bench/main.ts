@@ -24,10 +24,14 @@
  * 3. `workers`: throughput of the two cases sync.Map is for across 1..4 workers
  *    (bench/workers.ts), with a chart of throughput against the number of workers.
  *
- * Every figure is ns per operation unless it says otherwise; one operation is one call, as Go's
- * benchmarks count them (a Range over 1,024 keys is one). The output starts with the runtime, its
- * version, the date and the machine, so a copied figure keeps its provenance. The machine may be
- * shared and noisy: compare ratios measured in one run, not absolute times across runs.
+ * The tables' figures are ns per operation unless they say otherwise: the median of mitata's
+ * samples, each the mean time of a batch of calls, one operation a call as Go's benchmarks count
+ * them (a Range over 1,024 keys is one). The output starts with the runtime, its version, the
+ * date and the machine, so a copied figure keeps its provenance; every line fits 100 columns. The
+ * machine may be shared and noisy: compare ratios measured in one run, not times across runs.
+ *
+ * Without permissions (`deno bench bench/main.ts`, `deno run bench/main.ts`) it runs all but the
+ * workers, and prints what it may not read (CPU model, load) as unknown.
  *
  * @module
  */
@@ -50,13 +54,16 @@ const started = performance.now();
 // ---------------------------------------------------------------------------------------------
 // Measuring the one-thread cases.
 
-/** Measures `cases` and returns ns per op of each. */
+/**
+ * Measures `cases` and returns ns per op of each: the median of mitata's samples (each the mean
+ * over a batch of calls), which a shared machine's other work skews less than the mean.
+ */
 async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase, number>> {
   const out = new Map<BenchCase, number>();
   if (quick) {
     for (const c of cases) {
       const stats = await measure(c.setup().op, { min_cpu_time: 100e6 });
-      out.set(c, stats.avg);
+      out.set(c, stats.p50);
     }
     return out;
   }
@@ -83,7 +90,7 @@ async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase,
   result.benchmarks.forEach((trial, i) => {
     const stats = trial.runs[0]?.stats;
     if (stats === undefined) throw new Error(`${order[i].group} / ${order[i].name} failed`);
-    out.set(order[i], stats.avg);
+    out.set(order[i], stats.p50);
   });
   return out;
 }
@@ -230,8 +237,9 @@ function goShapesTable(results: Map<BenchCase, number>): void {
     ));
     print([
       "",
-      `Go: Go's sync.Map; Go RW: Go's RWMutexMap (a map under a sync.RWMutex), ${go.about},`,
-      "measured in the same sitting. GoMap+RW: a GoMap under an RWMutex, as Go's RWMutexMap.",
+      "Go: Go's sync.Map; Go RW: Go's RWMutexMap (a map under a sync.RWMutex); measured in",
+      `the same sitting: ${go.about}.`,
+      "GoMap+RW: a GoMap under an RWMutex, as Go's RWMutexMap.",
       "÷: ours divided by Go's (below 1: faster than Go). - : Go 1.19 has no such benchmark.",
     ]);
   }
@@ -280,7 +288,7 @@ function maySpawn(): boolean {
         .state === "granted";
 }
 
-print(provenance("shmap benchmarks (bench/main.ts; ns per operation unless said)"));
+print(provenance("shmap benchmarks (bench/main.ts; median ns per operation unless said)"));
 if (quick) print("  mode     --quick: 0.1 s of CPU time per case, no per-case lines");
 print("");
 

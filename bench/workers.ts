@@ -42,6 +42,7 @@
 import {
   type CaseName,
   CLOCK_EVERY,
+  CTRL,
   type FromOwner,
   type FromWorker,
   KEYS,
@@ -279,7 +280,7 @@ async function runGroup(
 ): Promise<WorkerBenchResult[]> {
   const pool = Math.max(...counts);
   const shared = makeShared(c, s);
-  const ctrl = new Int32Array(new SharedArrayBuffer(4));
+  const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL.LENGTH));
   const peers: Peer[] = [];
   let owner: Peer | undefined;
   try {
@@ -321,8 +322,8 @@ async function runGroup(
       generation++;
       for (const p of active) p.post({ type: "run", generation, durationMs: ms });
       await Promise.all(active.map((p) => p.expect("ready")));
-      Atomics.store(ctrl, 0, generation);
-      Atomics.notify(ctrl, 0);
+      Atomics.store(ctrl, CTRL.GENERATION, generation);
+      Atomics.notify(ctrl, CTRL.GENERATION);
       const results = await Promise.all(active.map((p) => p.expect("result", ms + TIMEOUT_MS)));
       return results.map((m) => {
         const r = m as Extract<FromWorker, { type: "result" }>;
