@@ -87,7 +87,7 @@ function keep<T>(v: T): T {
  * from one template for a SyncMap and then for a Map would see both classes at its call sites
  * and run slower than either alone. So a template may use only its parameters and globals.
  */
-function fresh<A extends unknown[], R>(
+export function fresh<A extends unknown[], R>(
   template: (...args: A) => R,
   tag: string,
 ): (...args: A) => R {

@@ -36,7 +36,7 @@
  * @module
  */
 
-import { bench, compact, do_not_optimize, group, measure, run, summary } from "mitata";
+import { barplot, bench, compact, do_not_optimize, group, measure, run, summary } from "mitata";
 import { readFileSync } from "node:fs";
 import { GoMap } from "../mod.ts";
 import { type BenchCase, CASES, type Section } from "./cases.ts";
@@ -70,21 +70,21 @@ async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase,
   // One mitata group per case group, in the order of `cases`; each case is set up when its turn
   // comes (a generator's code before `yield` runs once, untimed), so earlier cases' structures
   // can be collected.
+  // The worker cases' groups get a bar chart too: their three structures differ most.
   const order: BenchCase[] = [];
   for (const name of new Set(cases.map((c) => `${c.section}: ${c.group}`))) {
-    summary(() =>
-      compact(() =>
-        group(name, () => {
-          for (const c of cases.filter((c) => `${c.section}: ${c.group}` === name)) {
-            order.push(c);
-            const b = bench(c.name, function* () {
-              yield c.setup().op;
-            });
-            if (c.baseline) b.baseline(true);
-          }
-        })
-      )
-    );
+    const members = cases.filter((c) => `${c.section}: ${c.group}` === name);
+    const register = () =>
+      group(name, () => {
+        for (const c of members) {
+          order.push(c);
+          const b = bench(c.name, function* () {
+            yield c.setup().op;
+          });
+          if (c.baseline) b.baseline(true);
+        }
+      });
+    summary(() => compact(() => members[0].section === "workers" ? barplot(register) : register()));
   }
   const result = await run({ colors: useColors() });
   result.benchmarks.forEach((trial, i) => {
@@ -126,7 +126,7 @@ function goMapTable(results: Map<BenchCase, number>): void {
   if (rows.length === 0) return;
   print(["", "## GoMap against a native Map (one thread, 1,024 keys; ns per op)", ""]);
   print(table(
-    ["operation", "keys", "structure", "Map", "GoMap", "GoMap ÷ Map"],
+    ["operation", "keys", "structure", "Map", "GoMap", "GoMap / Map"],
     rows,
     [false, false, false, true, true, true],
   ));
@@ -224,14 +224,14 @@ function goShapesTable(results: Map<BenchCase, number>): void {
   print(["", "## Go's sync/map_bench_test.go shapes, one thread (ns per op)", ""]);
   if (go === undefined) {
     print(table(
-      ["shape", "SyncMap", "GoMap+RWMutex", "Map", "SyncMap ÷ GoMap+RWMutex"],
+      ["shape", "SyncMap", "GoMap+RWMutex", "Map", "SyncMap / GoMap+RWMutex"],
       rows,
       [false, true, true, true, true],
     ));
     print(["", "Go's own figures beside these: deno task bench:go (bench/go_baseline.sh)."]);
   } else {
     print(table(
-      ["shape", "SyncMap", "Go", "÷ Go", "GoMap+RW", "Go RW", "÷ Go RW", "Map"],
+      ["shape", "SyncMap", "Go", "ratio", "GoMap+RW", "Go RW", "ratio", "Map"],
       rows,
       [false, true, true, true, true, true, true, true],
     ));
@@ -240,7 +240,7 @@ function goShapesTable(results: Map<BenchCase, number>): void {
       "Go: Go's sync.Map; Go RW: Go's RWMutexMap (a map under a sync.RWMutex); measured in",
       `the same sitting: ${go.about}.`,
       "GoMap+RW: a GoMap under an RWMutex, as Go's RWMutexMap.",
-      "÷: ours divided by Go's (below 1: faster than Go). - : Go 1.19 has no such benchmark.",
+      "ratio: ours divided by Go's (below 1: faster than Go). -: this Go has no such benchmark.",
     ]);
   }
   print([
@@ -263,7 +263,7 @@ function workerCasesTable(results: Map<BenchCase, number>): void {
   });
   print(["", "## The two sync.Map cases in one thread (ns per op)", ""]);
   print(table(
-    ["case", "SyncMap", "GoMap+lock", "Map", "SyncMap ÷ GoMap+lock"],
+    ["case", "SyncMap", "GoMap+lock", "Map", "SyncMap / GoMap+lock"],
     rows,
     [false, true, true, true, true],
   ));

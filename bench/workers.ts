@@ -4,8 +4,8 @@
  * sync.Map is made for, against what a JavaScript user has otherwise.
  *
  * Cases (keys and values are numbers unless said; see fixtures/bench_shared.ts):
- * - read-mostly int / read-mostly string: 1024 keys (0..1023, or "key:0".."key:1023"), shared
- *   by all workers. Each op loads a pseudo-random key (xorshift32); one op in 100 stores a new
+ * - read-mostly int / read-mostly string: 1024 keys (0..1023, or the 16-character strings
+ *   "key:000000000000".."key:000000001023"), shared by all workers. Each op loads a pseudo-random key (xorshift32); one op in 100 stores a new
  *   value for a random key instead.
  * - disjoint writers: worker w owns keys w*1024 .. w*1024+1023 and alternately loads one of
  *   them and stores a fresh value for one (50/50). The map holds 4 x 1024 keys at every N.
@@ -34,7 +34,12 @@
  * (read-mostly: the value belongs to the key; disjoint writers: exactly the last value the
  * worker stored), and any error in any worker fails the run.
  *
- * Run: `deno run -A bench/workers.ts [--quick]` or `bun bench/workers.ts [--quick]`.
+ * Output: per case, a table (total throughput, its spread, ns/op per worker, scaling against one
+ * worker, fairness) and a chart of total throughput against the number of workers (mitata's
+ * lineplot, one letter per structure); then SyncMap's throughput against each alternative's.
+ *
+ * Run: `deno run -A bench/workers.ts [--quick]` or `bun bench/workers.ts [--quick]` (and as
+ * part of bench/main.ts).
  *
  * @module
  */
@@ -459,8 +464,8 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
   print([
     "",
     "Mops/s: millions of operations a second, all workers together (median over repetitions);",
-    "spread: the lowest and highest total; ns/op: the time one op takes a worker (workers ÷",
-    "throughput); vs 1: throughput against one worker; fairness: slowest worker's rate ÷",
+    "spread: the lowest and highest total; ns/op: the time one op takes a worker (workers /",
+    "throughput); vs 1: throughput against one worker; fairness: slowest worker's rate /",
     `fastest's. *: more busy threads than the ${cores} hardware threads (the postMessage owner`,
     "is a thread too). Keys and values are numbers (float64 codec), or 16-character string keys.",
     "postMessage owner: a worker owning a native Map, one request outstanding per client, every",
@@ -485,9 +490,13 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
     }
   }
   if (ratios.length === 0) return;
-  print(["", "SyncMap's total throughput ÷ the alternative's, same case and worker count:", ""]);
+  print([
+    "",
+    "SyncMap's total throughput divided by the alternative's, same case and worker count:",
+    "",
+  ]);
   print(table(
-    ["case", "workers", "÷ GoMap+lock", "÷ postMessage", "÷ Map copy"],
+    ["case", "workers", "vs GoMap+lock", "vs postMessage", "vs Map copy"],
     ratios,
     [false, true, true, true, true],
   ));

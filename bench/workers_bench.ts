@@ -17,7 +17,7 @@
  * @module
  */
 
-import { CASES, loadStoreOf, workerCaseOp, workerGroup } from "./cases.ts";
+import { CASES, fresh, loadStoreOf, workerCaseOp, workerGroup } from "./cases.ts";
 import { type CaseName, CTRL, type StructureName } from "./fixtures/bench_shared.ts";
 import { makeShared, type Shared } from "./fixtures/structures.ts";
 import { header } from "./native.ts";
@@ -105,8 +105,8 @@ function activate(b: Background | null): void {
 
 /**
  * Wraps `op` for a bench that runs with background `b` (null: alone). Every bench of this file
- * is wrapped, so all pay the same check; each wrapper is compiled apart (see cases.ts's
- * `fresh`), so its call of `op` sees one function.
+ * is wrapped, so all pay the same check; each wrapper is compiled apart ({@linkcode fresh}), so
+ * its call of `op` sees one function.
  */
 function guarded(op: () => unknown, b: Background | null, tag: string): () => void {
   const template = (
@@ -119,12 +119,7 @@ function guarded(op: () => unknown, b: Background | null, tag: string): () => vo
     if (ctl.active !== me) activate(me);
     op();
   };
-  return new Function(`"use strict";\nreturn (${template.toString()}); // ${tag}`)()(
-    op,
-    b,
-    control,
-    activate,
-  );
+  return fresh(template, tag)(op, b, control, activate);
 }
 
 header("workers_bench.ts");
