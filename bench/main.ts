@@ -16,6 +16,8 @@
  * - `--filter=TEXT`: only the one-thread cases whose "group / structure" contains TEXT.
  * - `--go=FILE`: Go's figures to print beside the Go shapes, from `go test -bench` output (what
  *   bench/go_baseline.sh writes), so that ratios come from one sitting.
+ * - `--json=FILE`: also write the figures as JSON (bench/readme_tables.ts makes the README's
+ *   tables and charts from those of a Deno and a Bun run).
  *
  * Parts:
  * 1. `gomap`: GoMap against a native Map in one thread (bench/cases.ts), and bytes per entry.
@@ -37,11 +39,27 @@
  */
 
 import { barplot, bench, compact, do_not_optimize, group, measure, run, summary } from "mitata";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { GoMap } from "../mod.ts";
 import { type BenchCase, CASES, type Section } from "./cases.ts";
 import { cliArgs, fmt, loadAverage, provenance, table, times, useColors, WIDTH } from "./report.ts";
-import { runWorkerBench } from "./workers.ts";
+import { runWorkerBench, type WorkerBenchResult } from "./workers.ts";
+
+/** What `--json=FILE` writes: this run's figures, for bench/readme_tables.ts. */
+export interface JsonReport {
+  /** The provenance lines (runtime, date, machine, load). */
+  provenance: string[];
+  quick: boolean;
+  /** Go's ns/op by benchmark name, from --go=FILE. */
+  go?: Record<string, number>;
+  goAbout?: string;
+  /** The one-thread cases: median ns per op. */
+  cases: { section: Section; group: string; name: string; go?: string; ns: number }[];
+  /** Bytes per entry: [entries, Map, GoMap, GoMap's B], as printed. */
+  bytes: string[][];
+  /** The multi-worker rows of bench/workers.ts. */
+  workers: WorkerBenchResult[];
+}
 
 const args = cliArgs();
 const quick = args.includes("--quick");
@@ -49,6 +67,7 @@ const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.s
 const parts = new Set(option("only")?.split(",") ?? ["gomap", "syncmap", "workers"]);
 const filter = option("filter");
 const goFile = option("go");
+const jsonFile = option("json");
 const started = performance.now();
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +170,7 @@ function heapUsed(): number | undefined {
 }
 
 /** Bytes per entry of a number → number map: GoMap's shared memory against Map's heap. */
-function bytesPerEntryTable(): void {
+function bytesPerEntryTable(): string[][] {
   const rows: string[][] = [];
   for (const n of [10_000, 100_000, 1_000_000]) {
     const before = heapUsed();
@@ -177,6 +196,7 @@ function bytesPerEntryTable(): void {
     "Map: heap growth after a forced GC (needs --expose-gc on Deno). GoMap: shared memory;",
     "B is log2 of its bucket count, so bytes per entry depend on where the count falls.",
   ]);
+  return rows;
 }
 
 /** Go's ns/op by benchmark name ("LoadMostlyHits/*sync.Map"), and its provenance line. */
@@ -298,14 +318,34 @@ const cases = CASES.filter((c) =>
 );
 const results = await measureCases(cases);
 goMapTable(results);
-if (parts.has("gomap") && filter === undefined) bytesPerEntryTable();
+const bytes = parts.has("gomap") && filter === undefined ? bytesPerEntryTable() : [];
 goShapesTable(results);
 workerCasesTable(results);
 
+let workerRows: WorkerBenchResult[] = [];
 if (parts.has("workers")) {
   print("");
-  if (maySpawn()) await runWorkerBench({ quick });
+  if (maySpawn()) workerRows = await runWorkerBench({ quick });
   else print("Skipped the workers: Deno needs read access to bench/fixtures/ to start them (-A).");
+}
+if (jsonFile !== undefined) {
+  const report: JsonReport = {
+    provenance: provenance("").slice(1).map((l) => l.trim()),
+    quick,
+    go: goFile === undefined ? undefined : Object.fromEntries(readGo(goFile).ns),
+    goAbout: goFile === undefined ? undefined : readGo(goFile).about,
+    cases: [...results].map(([c, ns]) => ({
+      section: c.section,
+      group: c.group,
+      name: c.name,
+      go: c.go,
+      ns,
+    })),
+    bytes,
+    workers: workerRows,
+  };
+  writeFileSync(jsonFile, JSON.stringify(report, null, 1));
+  print(`Wrote ${jsonFile}.`);
 }
 print([
   "",
