@@ -18,7 +18,7 @@ export function header(file: string): void {
   console.log(
     `${file}: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ` +
       `load average ${loadAverage()}, ${navigator.hardwareConcurrency} hardware threads.\n` +
-      "time/iter is ns per op plus Deno.bench's own cost of a call (the empty op row).",
+      "time/iter is ns per op plus Deno.bench's own cost of a call (go_map_bench.ts: empty op).",
   );
 }
 
