@@ -11,12 +11,21 @@
 #   go in BENCH_ARGS, e.g. BENCH_ARGS=--quick sh bench/go_baseline.sh 200ms
 #
 # Needs Go (Debian: apt-get install golang-go; 1.19 has 12 of the shapes, 1.20 and later all),
-# Deno on PATH, and `deno install` done (Bun resolves mitata through node_modules/).
+# Deno (on PATH, or the pinned one in tools/) and `deno install` done (Bun resolves mitata
+# through node_modules/).
 set -eu
 cd "$(dirname "$0")/.."
 
 if ! command -v go >/dev/null 2>&1; then
   echo "go_baseline.sh: Go is not installed (Debian: apt-get install golang-go)" >&2
+  exit 1
+fi
+
+# Deno on PATH, else the pinned one from tools/ (npm install --prefix tools).
+deno="$(command -v deno || true)"
+[ -n "$deno" ] || deno="$PWD/tools/node_modules/.bin/deno"
+if [ ! -x "$deno" ]; then
+  echo "go_baseline.sh: no deno on PATH nor in tools/node_modules/.bin" >&2
   exit 1
 fi
 
@@ -32,9 +41,9 @@ GOMAXPROCS=1 go test sync -run NONE -benchtime "$benchtime" \
 echo
 echo "== Deno"
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of options
-deno run -A --v8-flags=--expose-gc bench/main.ts --only=syncmap --go="$out" ${BENCH_ARGS:-}
+"$deno" run -A --v8-flags=--expose-gc bench/main.ts --only=syncmap --go="$out" ${BENCH_ARGS:-}
 
 echo
 echo "== Bun"
 # shellcheck disable=SC2086
-deno run -A tools/bun.ts bench/main.ts --only=syncmap --go="$out" ${BENCH_ARGS:-}
+"$deno" run -A tools/bun.ts bench/main.ts --only=syncmap --go="$out" ${BENCH_ARGS:-}
