@@ -6,9 +6,11 @@
 # thread), then the same shapes on Deno and on Bun (bench/main.ts --only=syncmap --go=FILE),
 # which print Go's ns/op beside ours and the ratios.
 #
-# Usage: sh bench/go_baseline.sh [benchtime]      (or: deno task bench:go)
-#   benchtime: go test's -benchtime per benchmark (default 1s). Extra options for bench/main.ts
-#   go in BENCH_ARGS, e.g. BENCH_ARGS=--quick sh bench/go_baseline.sh 200ms
+# Usage: sh bench/go_baseline.sh [benchtime [count]]      (or: deno task bench:go)
+#   benchtime: go test's -benchtime per benchmark (default 1s); count: go test's -count (default
+#   1; main.ts takes each benchmark's lowest figure). Extra options for bench/main.ts go in
+#   BENCH_ARGS, e.g. BENCH_ARGS=--quick sh bench/go_baseline.sh 200ms, or for a noisy machine
+#   BENCH_ARGS=--rounds=3 sh bench/go_baseline.sh 1s 3
 #
 # Needs Go (Debian: apt-get install golang-go; 1.19 has 12 of the shapes, 1.20 and later all),
 # Deno (on PATH, or the pinned one in tools/) and `deno install` done (Bun resolves mitata
@@ -32,10 +34,11 @@ fi
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 benchtime="${1:-1s}"
+count="${2:-1}"
 
-echo "== Go: go test sync -run NONE -bench ... -benchtime $benchtime (GOMAXPROCS=1)"
+echo "== Go: go test sync -run NONE -bench ... -benchtime $benchtime -count $count (GOMAXPROCS=1)"
 go version | tee "$out"
-GOMAXPROCS=1 go test sync -run NONE -benchtime "$benchtime" \
+GOMAXPROCS=1 go test sync -run NONE -benchtime "$benchtime" -count "$count" \
   -bench '/(\*sync\.Map|\*sync_test\.RWMutexMap)$' | tee -a "$out"
 
 echo

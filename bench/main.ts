@@ -14,8 +14,12 @@
  *   mitata's per-case lines, and the worker runs 200 ms once each.
  * - `--only=gomap,syncmap,workers`: some parts only (a comma-separated list).
  * - `--filter=TEXT`: only the one-thread cases whose "group / structure" contains TEXT.
+ * - `--rounds=N`: measure the one-thread cases N times over, in turn, and keep each one's lowest
+ *   median: on a shared machine, the figure least disturbed by other work (no per-case lines).
+ * - `--reps=N`: repetitions of each multi-worker measurement (default 3; the median is shown).
  * - `--go=FILE`: Go's figures to print beside the Go shapes, from `go test -bench` output (what
- *   bench/go_baseline.sh writes), so that ratios come from one sitting.
+ *   bench/go_baseline.sh writes), so that ratios come from one sitting; with `-count N`, the
+ *   lowest of each benchmark's N figures.
  * - `--json=FILE`: also write the figures as JSON (bench/readme_tables.ts makes the README's
  *   tables and charts from those of a Deno and a Bun run).
  *
@@ -63,6 +67,8 @@ export interface JsonReport {
 
 const args = cliArgs();
 const quick = args.includes("--quick");
+const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? 1);
+const reps = args.find((a) => a.startsWith("--reps="))?.slice(7);
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const parts = new Set(option("only")?.split(",") ?? ["gomap", "syncmap", "workers"]);
 const filter = option("filter");
@@ -79,10 +85,14 @@ const started = performance.now();
  */
 async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase, number>> {
   const out = new Map<BenchCase, number>();
-  if (quick) {
-    for (const c of cases) {
-      const stats = await measure(c.setup().op, { min_cpu_time: 100e6 });
-      out.set(c, stats.p50);
+  if (quick || rounds > 1) {
+    // Round after round over all cases; each keeps its lowest median, from the round that the
+    // machine's other work disturbed least.
+    for (let round = 0; round < rounds; round++) {
+      for (const c of cases) {
+        const stats = await measure(c.setup().op, quick ? { min_cpu_time: 100e6 } : {});
+        out.set(c, Math.min(out.get(c) ?? Infinity, stats.p50));
+      }
     }
     return out;
   }
@@ -206,7 +216,7 @@ function readGo(file: string): { ns: Map<string, number>; about: string } {
   let version = "Go", cpu = "";
   for (const line of text.split("\n")) {
     const m = /^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns\/op/.exec(line);
-    if (m !== null) ns.set(m[1], Number(m[2]));
+    if (m !== null) ns.set(m[1], Math.min(ns.get(m[1]) ?? Infinity, Number(m[2]))); // -count N
     const v = /^go version (go\S+)/.exec(line);
     if (v !== null) version = v[1];
     if (line.startsWith("cpu: ")) cpu = line.slice(5);
@@ -308,8 +318,12 @@ function maySpawn(): boolean {
         .state === "granted";
 }
 
-print(provenance("shmap benchmarks (bench/main.ts; median ns per operation unless said)"));
+const about = provenance("shmap benchmarks (bench/main.ts; median ns per operation unless said)");
+print(about);
 if (quick) print("  mode     --quick: 0.1 s of CPU time per case, no per-case lines");
+if (rounds > 1) {
+  print(`  mode     --rounds=${rounds}: each case's lowest median of ${rounds} rounds`);
+}
 print("");
 
 const cases = CASES.filter((c) =>
@@ -325,12 +339,15 @@ workerCasesTable(results);
 let workerRows: WorkerBenchResult[] = [];
 if (parts.has("workers")) {
   print("");
-  if (maySpawn()) workerRows = await runWorkerBench({ quick });
-  else print("Skipped the workers: Deno needs read access to bench/fixtures/ to start them (-A).");
+  if (maySpawn()) {
+    workerRows = await runWorkerBench({ quick, reps: reps === undefined ? undefined : +reps });
+  } else {print(
+      "Skipped the workers: Deno needs read access to bench/fixtures/ to start them (-A).",
+    );}
 }
 if (jsonFile !== undefined) {
   const report: JsonReport = {
-    provenance: provenance("").slice(1).map((l) => l.trim()),
+    provenance: about.slice(1).map((l) => l.trim()),
     quick,
     go: goFile === undefined ? undefined : Object.fromEntries(readGo(goFile).ns),
     goAbout: goFile === undefined ? undefined : readGo(goFile).about,
