@@ -67,9 +67,19 @@ export interface JsonReport {
 
 const args = cliArgs();
 const quick = args.includes("--quick");
-const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? 1);
-const reps = args.find((a) => a.startsWith("--reps="))?.slice(7);
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+/** The value of `--name=N`, a positive integer, or undefined. */
+function count(name: string): number | undefined {
+  const v = option(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new RangeError(`--${name} must be 1 or more, got ${v}`);
+  }
+  return n;
+}
+const rounds = count("rounds") ?? 1;
+const reps = count("reps");
 const parts = new Set(option("only")?.split(",") ?? ["gomap", "syncmap", "workers"]);
 const filter = option("filter");
 const goFile = option("go");
@@ -340,7 +350,7 @@ let workerRows: WorkerBenchResult[] = [];
 if (parts.has("workers")) {
   print("");
   if (maySpawn()) {
-    workerRows = await runWorkerBench({ quick, reps: reps === undefined ? undefined : +reps });
+    workerRows = await runWorkerBench({ quick, reps });
   } else {print(
       "Skipped the workers: Deno needs read access to bench/fixtures/ to start them (-A).",
     );}

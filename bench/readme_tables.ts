@@ -135,8 +135,9 @@ const mops = (r: JsonReport, c: string, s: string, n: number) =>
   r.workers.find((w) => w.case === c && w.structure === s && w.workers === n)?.mopsPerSec;
 const lockOf = (c: string) => c === "disjoint writers" ? "GoMap+Mutex" : "GoMap+RWMutex";
 print(
-  "**Across workers**: total throughput, millions of ops a second (median of the repetitions);",
-  "3 and 4 workers oversubscribe the 2 cores. Copy: a private `Map` per worker (not shared).",
+  "**Across workers**: total throughput of n workers, millions of ops a second (median of the",
+  "repetitions); 3 and 4 workers oversubscribe the 2 cores. Copy: a private `Map` per worker, not",
+  "shared: the ceiling, how far the machine scales the same loop.",
   "",
 );
 const rows: string[][] = [];
@@ -159,7 +160,7 @@ print(
   ...table(
     [
       "case",
-      "workers",
+      "n",
       "Deno: SyncMap",
       "GoMap+lock",
       "Copy",
