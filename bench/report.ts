@@ -104,7 +104,7 @@ export function times(x: number | undefined): string {
 
 /** A Markdown table; `right` says which columns are right-aligned (numbers). */
 export function table(header: string[], rows: string[][], right: boolean[] = []): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, 3, ...rows.map((r) => r[i].length)));
+  const widths = header.map((h, i) => Math.max(h.length, 2, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     "| " + cells.map((c, i) => right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])).join(" | ") +
     " |";
