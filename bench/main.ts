@@ -1,326 +1,381 @@
+// Copyright the shmap authors. MIT license.
 /**
- * The benchmark suite: `deno task bench` (or `bun bench/main.ts`).
+ * The benchmark suite, measured with mitata, on Deno and on Bun:
  *
- * 1. GoMap against a native Map in one thread: get hit, get miss, set new, set overwrite,
- *    delete, iterate; int and string keys; bytes per entry.
- * 2. SyncMap in the shapes of Go's sync/map_bench_test.go, beside Go's own figures for
- *    sync.Map on this machine (DESIGN.md), and a plain Map for scale.
- * 3. Workers: the two cases sync.Map exists for, across 1..N workers (bench/workers.ts).
+ * ```sh
+ * deno task bench                  # Deno: deno run -A --v8-flags=--expose-gc bench/main.ts
+ * deno task bench:bun              # Bun: bun bench/main.ts (the pinned Bun, from tools/)
+ * deno task bench:go               # Go's sync.Map, then this suite's Go shapes on both runtimes
+ * deno bench                       # the Deno-native subset (bench/*_bench.ts, Deno.bench)
+ * ```
  *
- * The machine is shared and noisy: read the ratios, measured in one run, not the absolutes.
- * Pass `--quick` for a shorter run, `--only=gomap|syncmap|workers` for one part.
+ * Options (after `deno task bench`, or after `bun bench/main.ts`):
+ * - `--quick`: a smoke run of about a minute: each case measured for 0.1 s of CPU time, without
+ *   mitata's per-case lines, and the worker runs 200 ms once each.
+ * - `--only=gomap,syncmap,workers`: some parts only (a comma-separated list).
+ * - `--filter=TEXT`: only the one-thread cases whose "group / structure" contains TEXT.
+ * - `--rounds=N`: measure the one-thread cases N times over, in turn, and keep each one's lowest
+ *   median: on a shared machine, the figure least disturbed by other work (no per-case lines).
+ * - `--reps=N`: repetitions of each multi-worker measurement (default 3; the median is shown).
+ * - `--go=FILE`: Go's figures to print beside the Go shapes, from `go test -bench` output (what
+ *   bench/go_baseline.sh writes), so that ratios come from one sitting; with `-count N`, the
+ *   lowest of each benchmark's N figures.
+ * - `--json=FILE`: also write the figures as JSON (bench/readme_tables.ts makes the README's
+ *   tables and charts from those of a Deno and a Bun run).
+ *
+ * Parts:
+ * 1. `gomap`: GoMap against a native Map in one thread (bench/cases.ts), and bytes per entry.
+ * 2. `syncmap`: SyncMap, a GoMap under an RWMutex and a Map in the shapes of Go's
+ *    sync/map_bench_test.go (bench/cases.ts); the one-thread read-mostly and disjoint-writer ops.
+ * 3. `workers`: throughput of the two cases sync.Map is for across 1..4 workers
+ *    (bench/workers.ts), with a chart of throughput against the number of workers.
+ *
+ * The tables' figures are ns per operation unless they say otherwise: the median of mitata's
+ * samples, each the mean time of a batch of calls, one operation a call as Go's benchmarks count
+ * them (a Range over 1,024 keys is one). The output starts with the runtime, its version, the
+ * date and the machine, so a copied figure keeps its provenance; every line fits 100 columns. The
+ * machine may be shared and noisy: compare ratios measured in one run, not times across runs.
+ *
+ * Without permissions (`deno bench bench/main.ts`, `deno run bench/main.ts`) it runs all but the
+ * workers, and prints what it may not read (CPU model, load) as unknown.
  *
  * @module
  */
 
-import { bench, do_not_optimize, group, run } from "mitata";
-import { codecs, GoMap, SyncMap } from "../mod.ts";
-import { runWorkerBench } from "./workers.ts";
+import { barplot, bench, compact, do_not_optimize, group, measure, run, summary } from "mitata";
+import { readFileSync, writeFileSync } from "node:fs";
+import { GoMap } from "../mod.ts";
+import { type BenchCase, CASES, type Section } from "./cases.ts";
+import { cliArgs, fmt, loadAverage, provenance, table, times, useColors, WIDTH } from "./report.ts";
+import { runWorkerBench, type WorkerBenchResult } from "./workers.ts";
 
-const args = typeof Deno !== "undefined"
-  ? Deno.args
-  : (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
+/** What `--json=FILE` writes: this run's figures, for bench/readme_tables.ts. */
+export interface JsonReport {
+  /** The provenance lines (runtime, date, machine, load). */
+  provenance: string[];
+  quick: boolean;
+  /** Go's ns/op by benchmark name, from --go=FILE. */
+  go?: Record<string, number>;
+  goAbout?: string;
+  /** The one-thread cases: median ns per op. */
+  cases: { section: Section; group: string; name: string; go?: string; ns: number }[];
+  /** Bytes per entry: [entries, Map, GoMap, GoMap's B], as printed. */
+  bytes: string[][];
+  /** The multi-worker rows of bench/workers.ts. */
+  workers: WorkerBenchResult[];
+}
+
+const args = cliArgs();
 const quick = args.includes("--quick");
-const only = args.find((a) => a.startsWith("--only="))?.slice(7);
-const runtime = typeof Deno !== "undefined"
-  ? `Deno ${Deno.version.deno}`
-  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
-
-/** Operations per benchmark iteration: each bench body runs a batch, reported per op. */
-const BATCH = 1024;
-const N = 1024;
-
-/** Go's sync.Map on this machine, ns/op (DESIGN.md; go test sync -bench ., Go 1.19). */
-const GO_SYNC_MAP: Record<string, [gomaxprocs1: number, gomaxprocs2: number]> = {
-  LoadMostlyHits: [39, 26],
-  LoadMostlyMisses: [22, 14],
-  LoadOrStoreBalanced: [572, 582],
-  LoadOrStoreUnique: [1121, 1108],
-  LoadOrStoreCollision: [22, 13],
-  LoadAndDeleteBalanced: [38, 22],
-  "Range (1024 keys)": [12395, 7372],
-};
-
-function xorshift(seed: number): () => number {
-  let x = seed | 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
-}
-
-function intKeys(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}
-
-function stringKeys(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `key:${i}`);
-}
-
-/** Per-op averages by bench name, from mitata's results. */
-async function measure(): Promise<Map<string, number>> {
-  const result = await run({ colors: false });
-  const out = new Map<string, number>();
-  for (const trial of result.benchmarks) {
-    for (const r of trial.runs) {
-      if (r.stats) out.set(r.name, r.stats.avg / (r.name.includes("×1") ? 1 : BATCH));
-    }
+const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+/** The value of `--name=N`, a positive integer, or undefined. */
+function count(name: string): number | undefined {
+  const v = option(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new RangeError(`--${name} must be 1 or more, got ${v}`);
   }
+  return n;
+}
+const rounds = count("rounds") ?? 1;
+const reps = count("reps");
+const parts = new Set(option("only")?.split(",") ?? ["gomap", "syncmap", "workers"]);
+const filter = option("filter");
+const goFile = option("go");
+const jsonFile = option("json");
+const started = performance.now();
+
+// ---------------------------------------------------------------------------------------------
+// Measuring the one-thread cases.
+
+/**
+ * Measures `cases` and returns ns per op of each: the median of mitata's samples (each the mean
+ * over a batch of calls), which a shared machine's other work skews less than the mean.
+ */
+async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase, number>> {
+  const out = new Map<BenchCase, number>();
+  if (quick || rounds > 1) {
+    // Round after round over all cases; each keeps its lowest median, from the round that the
+    // machine's other work disturbed least.
+    for (let round = 0; round < rounds; round++) {
+      for (const c of cases) {
+        const stats = await measure(c.setup().op, quick ? { min_cpu_time: 100e6 } : {});
+        out.set(c, Math.min(out.get(c) ?? Infinity, stats.p50));
+      }
+    }
+    return out;
+  }
+  // One mitata group per case group, in the order of `cases`; each case is set up when its turn
+  // comes (a generator's code before `yield` runs once, untimed), so earlier cases' structures
+  // can be collected.
+  // The worker cases' groups get a bar chart too: their three structures differ most.
+  const order: BenchCase[] = [];
+  for (const name of new Set(cases.map((c) => `${c.section}: ${c.group}`))) {
+    const members = cases.filter((c) => `${c.section}: ${c.group}` === name);
+    const register = () =>
+      group(name, () => {
+        for (const c of members) {
+          order.push(c);
+          const b = bench(c.name, function* () {
+            yield c.setup().op;
+          });
+          if (c.baseline) b.baseline(true);
+        }
+      });
+    summary(() => compact(() => members[0].section === "workers" ? barplot(register) : register()));
+  }
+  const result = await run({ colors: useColors() });
+  result.benchmarks.forEach((trial, i) => {
+    const stats = trial.runs[0]?.stats;
+    if (stats === undefined) throw new Error(`${order[i].group} / ${order[i].name} failed`);
+    out.set(order[i], stats.p50);
+  });
   return out;
 }
 
-function table(rows: string[][]): void {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  for (const r of rows) {
-    console.log("| " + r.map((cell, c) => cell.padEnd(widths[c])).join(" | ") + " |");
+// ---------------------------------------------------------------------------------------------
+// Tables.
+
+function print(lines: string | string[]): void {
+  for (const l of typeof lines === "string" ? [lines] : lines) console.log(l);
+}
+
+function find(
+  results: Map<BenchCase, number>,
+  section: Section,
+  group: string,
+  name: string,
+): number | undefined {
+  for (const [c, ns] of results) {
+    if (c.section === section && c.group === group && c.name === name) return ns;
   }
+  return undefined;
 }
 
-function ns(x: number | undefined): string {
-  return x === undefined ? "-" : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0);
-}
-
-// ---- 1. GoMap against Map -----------------------------------------------------------------
-
-function goMapBenches(): void {
-  for (
-    const [label, keys, make] of [
-      ["int", intKeys(N), () => new GoMap<number, number>()],
-      ["string", stringKeys(N), () => new GoMap<string, number>()],
-    ] as const
-  ) {
-    const misses = label === "int"
-      ? keys.map((k) => (k as number) + 1e6)
-      : keys.map((k) => `${k}!`);
-    const gm = (make as () => GoMap<unknown, number>)();
-    const m = new Map<unknown, number>();
-    keys.forEach((k, i) => {
-      gm.set(k, i * 1.5);
-      m.set(k, i * 1.5);
-    });
-    group(`GoMap vs Map, ${label} keys (×${BATCH} ops)`, () => {
-      bench(`Map get hit ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) do_not_optimize(m.get(keys[i & (N - 1)]));
-      });
-      bench(`GoMap get hit ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) do_not_optimize(gm.get(keys[i & (N - 1)]));
-      });
-      bench(`Map get miss ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) do_not_optimize(m.get(misses[i & (N - 1)]));
-      });
-      bench(`GoMap get miss ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) do_not_optimize(gm.get(misses[i & (N - 1)]));
-      });
-      bench(`Map set overwrite ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) m.set(keys[i & (N - 1)], i);
-      });
-      bench(`GoMap set overwrite ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) gm.set(keys[i & (N - 1)], i);
-      });
-      // set new + delete: insert BATCH fresh keys, then delete them (both halves timed).
-      bench(`Map set new+delete ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) m.set(misses[i], i);
-        for (let i = 0; i < BATCH; i++) m.delete(misses[i]);
-      });
-      bench(`GoMap set new+delete ${label}`, () => {
-        for (let i = 0; i < BATCH; i++) gm.set(misses[i], i);
-        for (let i = 0; i < BATCH; i++) gm.delete(misses[i]);
-      });
-      bench(`Map iterate ${label}`, () => {
-        let s = 0;
-        for (const [, v] of m) s += v;
-        do_not_optimize(s);
-      });
-      bench(`GoMap iterate ${label}`, () => {
-        let s = 0;
-        for (const [, v] of gm) s += v;
-        do_not_optimize(s);
-      });
-    });
+function goMapTable(results: Map<BenchCase, number>): void {
+  const rows: string[][] = [];
+  for (const [c] of results) {
+    if (c.section !== "gomap" || c.name === "Map") continue;
+    const map = find(results, "gomap", c.group, "Map");
+    const ours = results.get(c)!;
+    const [op, keys] = c.group.split(", ");
+    rows.push([op, keys.replace(" keys", ""), c.name, fmt(map), fmt(ours), times(ours / map!)]);
   }
-  const f = new GoMap<number, number>({ keys: codecs.float64, values: codecs.float64 });
-  intKeys(N).forEach((k) => f.set(k, k));
-  group(`GoMap float64 codecs (×${BATCH} ops)`, () => {
-    bench("GoMap<float64,float64> get hit int", () => {
-      for (let i = 0; i < BATCH; i++) do_not_optimize(f.get(i & (N - 1)));
-    });
-  });
+  if (rows.length === 0) return;
+  print(["", "## GoMap against a native Map (one thread, 1,024 keys; ns per op)", ""]);
+  print(table(
+    ["operation", "keys", "structure", "Map", "GoMap", "GoMap / Map"],
+    rows,
+    [false, false, false, true, true, true],
+  ));
+  print([
+    "",
+    "Keys are numbers or 16-character strings; values are numbers; default codecs unless said.",
+    "set new / delete: a churn over the 1,024 keys, 512 present at any time; iterate: per entry.",
+  ]);
 }
 
-function heapUsed(): number {
-  const g = globalThis as unknown as { gc?: () => void; Bun?: { gc(force: boolean): void } };
-  if (g.Bun) g.Bun.gc(true);
-  else g.gc?.();
-  if (typeof Deno !== "undefined") return Deno.memoryUsage().heapUsed;
-  return (globalThis as unknown as { process: { memoryUsage(): { heapUsed: number } } }).process
-    .memoryUsage().heapUsed;
+function heapUsed(): number | undefined {
+  const g = globalThis as {
+    gc?: () => void;
+    Bun?: { gc(force: boolean): void };
+    Deno?: { memoryUsage(): { heapUsed: number } };
+    process?: { memoryUsage(): { heapUsed: number } };
+  };
+  if (g.Bun !== undefined) g.Bun.gc(true);
+  else if (g.gc !== undefined) g.gc();
+  else return undefined; // without a forced GC the heap's growth says little
+  return (g.Deno ?? g.process)!.memoryUsage().heapUsed;
 }
 
-/** Bytes per entry of an int → number map: GoMap's shared memory against Map's heap. */
-function bytesPerEntry(): string[][] {
-  const rows = [["entries", "Map bytes/entry (heap)", "GoMap bytes/entry (bytesUsed)", "GoMap B"]];
+/** Bytes per entry of a number → number map: GoMap's shared memory against Map's heap. */
+function bytesPerEntryTable(): string[][] {
+  const rows: string[][] = [];
   for (const n of [10_000, 100_000, 1_000_000]) {
     const before = heapUsed();
     const m = new Map<number, number>();
     for (let i = 0; i < n; i++) m.set(i, i + 0.5);
-    const mapBytes = (heapUsed() - before) / n;
+    const after = heapUsed();
     do_not_optimize(m);
     const gm = new GoMap<number, number>();
     const base = gm.stats().bytesUsed;
     for (let i = 0; i < n; i++) gm.set(i, i + 0.5);
     const s = gm.stats();
-    rows.push([String(n), mapBytes.toFixed(1), ((s.bytesUsed - base) / n).toFixed(1), String(s.B)]);
+    const mapBytes = before === undefined || after === undefined ? undefined : (after - before) / n;
+    rows.push([n.toLocaleString("en-US"), fmt(mapBytes), fmt((s.bytesUsed - base) / n), `${s.B}`]);
   }
+  print(["", "Bytes per entry, number keys and values:", ""]);
+  print(table(
+    ["entries", "Map (heap growth)", "GoMap (bytesUsed)", "GoMap's B"],
+    rows,
+    [true, true, true, true],
+  ));
+  print([
+    "",
+    "Map: heap growth after a forced GC (needs --expose-gc on Deno). GoMap: shared memory;",
+    "B is log2 of its bucket count, so bytes per entry depend on where the count falls.",
+  ]);
   return rows;
 }
 
-// ---- 2. SyncMap in Go's benchmark shapes --------------------------------------------------
+/** Go's ns/op by benchmark name ("LoadMostlyHits/*sync.Map"), and its provenance line. */
+function readGo(file: string): { ns: Map<string, number>; about: string } {
+  const text = readFileSync(file, "utf8");
+  const ns = new Map<string, number>();
+  let version = "Go", cpu = "";
+  for (const line of text.split("\n")) {
+    const m = /^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns\/op/.exec(line);
+    if (m !== null) ns.set(m[1], Math.min(ns.get(m[1]) ?? Infinity, Number(m[2]))); // -count N
+    const v = /^go version (go\S+)/.exec(line);
+    if (v !== null) version = v[1];
+    if (line.startsWith("cpu: ")) cpu = line.slice(5);
+  }
+  return { ns, about: `${version}, GOMAXPROCS=1, ${cpu}` };
+}
 
-function syncMapBenches(): void {
-  group(`SyncMap, Go's sync/map_bench_test.go shapes (×${BATCH} ops)`, () => {
-    {
-      const hits = 1023, misses = 1;
-      const m = new SyncMap<number, number>();
-      for (let i = 0; i < hits; i++) m.loadOrStore(i, i);
-      for (let i = 0; i < hits * 2; i++) m.load(i % hits);
-      let i = 0;
-      bench("LoadMostlyHits", () => {
-        for (let j = 0; j < BATCH; j++, i++) do_not_optimize(m.load(i % (hits + misses)));
-      });
-    }
-    {
-      const hits = 1, misses = 1023;
-      const m = new SyncMap<number, number>();
-      for (let i = 0; i < hits; i++) m.loadOrStore(i, i);
-      for (let i = 0; i < hits * 2; i++) m.load(i % hits);
-      let i = 0;
-      bench("LoadMostlyMisses", () => {
-        for (let j = 0; j < BATCH; j++, i++) do_not_optimize(m.load(i % (hits + misses)));
-      });
-    }
-    {
-      const hits = 128, misses = 128;
-      let m = new SyncMap<number, number>();
-      let i = 0;
-      bench("LoadOrStoreBalanced", () => {
-        // Go's shape stores ever new keys on a miss; start over now and then to bound memory.
-        if (i > 2_000_000 || i === 0) {
-          m = new SyncMap<number, number>();
-          for (let k = 0; k < hits; k++) m.loadOrStore(k, k);
-          i = 0;
-        }
-        for (let j = 0; j < BATCH; j++, i++) {
-          const k = i % (hits + misses);
-          if (k < hits) do_not_optimize(m.loadOrStore(k, i));
-          else do_not_optimize(m.loadOrStore(i + 1_000_000, i));
-        }
-      });
-    }
-    {
-      let m = new SyncMap<number, number>();
-      let i = 0;
-      bench("LoadOrStoreUnique", () => {
-        if (i > 2_000_000) {
-          m = new SyncMap<number, number>();
-          i = 0;
-        }
-        for (let j = 0; j < BATCH; j++, i++) do_not_optimize(m.loadOrStore(i, i));
-      });
-    }
-    {
-      const m = new SyncMap<number, number>();
-      m.loadOrStore(0, 0);
-      bench("LoadOrStoreCollision", () => {
-        for (let j = 0; j < BATCH; j++) do_not_optimize(m.loadOrStore(0, 0));
-      });
-    }
-    {
-      const hits = 128, misses = 128;
-      const m = new SyncMap<number, number>();
-      for (let k = 0; k < hits; k++) m.loadOrStore(k, k);
-      let i = 0;
-      bench("LoadAndDeleteBalanced", () => {
-        for (let j = 0; j < BATCH; j++, i++) {
-          const k = i % (hits + misses);
-          do_not_optimize(k < hits ? m.loadAndDelete(k) : m.loadAndDelete(i));
-        }
-      });
-    }
-    {
-      const m = new SyncMap<number, number>();
-      for (let k = 0; k < 1024; k++) m.store(k, k);
-      bench("Range (1024 keys) ×1", () => {
-        let n = 0;
-        m.range(() => {
-          n++;
-        });
-        do_not_optimize(n);
-      });
-    }
-    {
-      const m = new SyncMap<number, number>();
-      for (let k = 0; k < N; k++) m.store(k, k);
-      for (let k = 0; k < N; k++) m.load(k);
-      const next = xorshift(7);
-      bench("Store overwrite (read-table key)", () => {
-        for (let j = 0; j < BATCH; j++) m.store(next() & (N - 1), j);
-      });
-    }
-    {
-      const m = new Map<number, number>();
-      for (let k = 0; k < 1023; k++) m.set(k, k);
-      let i = 0;
-      bench("native Map get, LoadMostlyHits shape", () => {
-        for (let j = 0; j < BATCH; j++, i++) do_not_optimize(m.get(i % 1024));
-      });
-    }
+function goShapesTable(results: Map<BenchCase, number>): void {
+  const groups = [
+    ...new Set([...results.keys()].filter((c) => c.section === "syncmap").map((c) => c.group)),
+  ];
+  if (groups.length === 0) return;
+  const go = goFile === undefined ? undefined : readGo(goFile);
+  const goNs = (g: string, name: string) => {
+    const c = [...results.keys()].find((c) => c.group === g && c.name === name);
+    return c?.go === undefined ? undefined : go?.ns.get(c.go);
+  };
+  const rows = groups.map((g) => {
+    const sm = find(results, "syncmap", g, "SyncMap");
+    const rw = find(results, "syncmap", g, "GoMap+RWMutex");
+    const map = find(results, "syncmap", g, "Map");
+    if (go === undefined) return [g, fmt(sm), fmt(rw), fmt(map), times(sm! / rw!)];
+    const goSm = goNs(g, "SyncMap"), goRw = goNs(g, "GoMap+RWMutex");
+    return [
+      g,
+      fmt(sm),
+      fmt(goSm),
+      times(sm! / goSm!),
+      fmt(rw),
+      fmt(goRw),
+      times(rw! / goRw!),
+      fmt(map),
+    ];
   });
-}
-
-// ---- main ---------------------------------------------------------------------------------
-
-if (only === undefined || only === "gomap") goMapBenches();
-if (only === undefined || only === "syncmap") syncMapBenches();
-const results = await measure();
-
-console.log(`\n## Summary (${runtime}, ${new Date().toISOString().slice(0, 10)}, ns per op)\n`);
-if (only === undefined || only === "gomap") {
-  const rows = [["operation", "key", "Map", "GoMap", "GoMap / Map"]];
-  for (const op of ["get hit", "get miss", "set overwrite", "set new+delete", "iterate"]) {
-    for (const key of ["int", "string"]) {
-      const per = op === "iterate" ? N : op === "set new+delete" ? 2 : 1;
-      const m = results.get(`Map ${op} ${key}`)! * (op === "iterate" ? BATCH : 1) / per;
-      const g = results.get(`GoMap ${op} ${key}`)! * (op === "iterate" ? BATCH : 1) / per;
-      rows.push([op, key, ns(m), ns(g), (g / m).toFixed(2) + "x"]);
-    }
+  print(["", "## Go's sync/map_bench_test.go shapes, one thread (ns per op)", ""]);
+  if (go === undefined) {
+    print(table(
+      ["shape", "SyncMap", "GoMap+RWMutex", "Map", "SyncMap / GoMap+RWMutex"],
+      rows,
+      [false, true, true, true, true],
+    ));
+    print(["", "Go's own figures beside these: deno task bench:go (bench/go_baseline.sh)."]);
+  } else {
+    print(table(
+      ["shape", "SyncMap", "Go", "ratio", "GoMap+RW", "Go RW", "ratio", "Map"],
+      rows,
+      [false, true, true, true, true, true, true, true],
+    ));
+    print([
+      "",
+      "Go: Go's sync.Map; Go RW: Go's RWMutexMap (a map under a sync.RWMutex); measured in",
+      `the same sitting: ${go.about}.`,
+      "GoMap+RW: a GoMap under an RWMutex, as Go's RWMutexMap.",
+      "ratio: ours divided by Go's (below 1: faster than Go). -: this Go has no such benchmark.",
+    ]);
   }
-  table(rows);
-  console.log();
-  table(bytesPerEntry());
-  console.log();
-}
-if (only === undefined || only === "syncmap") {
-  const rows = [["benchmark", "SyncMap", "Go sync.Map (1 / 2 procs)", "SyncMap / Go (1 proc)"]];
-  for (const [name, [go1, go2]] of Object.entries(GO_SYNC_MAP)) {
-    const key = name.startsWith("Range") ? "Range (1024 keys) ×1" : name;
-    const ours = results.get(key)!;
-    rows.push([name, ns(ours), `${go1} / ${go2}`, (ours / go1).toFixed(2) + "x"]);
-  }
-  rows.push([
-    "Store overwrite (read-table key)",
-    ns(results.get("Store overwrite (read-table key)")),
-    "-",
-    "-",
+  print([
+    "Keys are numbers (default codecs) unless str16: 16-character strings. Range: 1,024 keys.",
+    "StoreDeleteChurn (not Go's): store and delete over 1,024 keys, 512 present at any time.",
   ]);
-  rows.push([
-    "native Map get (LoadMostlyHits shape)",
-    ns(results.get("native Map get, LoadMostlyHits shape")),
-    "-",
-    "-",
-  ]);
-  table(rows);
-  console.log();
 }
-if (only === undefined || only === "workers") await runWorkerBench({ quick });
+
+function workerCasesTable(results: Map<BenchCase, number>): void {
+  const groups = [
+    ...new Set([...results.keys()].filter((c) => c.section === "workers").map((c) => c.group)),
+  ];
+  if (groups.length === 0) return;
+  const rows = groups.map((g) => {
+    const sm = find(results, "workers", g, "SyncMap");
+    const lock = find(results, "workers", g, "GoMap+RWMutex") ??
+      find(results, "workers", g, "GoMap+Mutex");
+    const map = find(results, "workers", g, "Map");
+    return [g, fmt(sm), fmt(lock), fmt(map), times(sm! / lock!)];
+  });
+  print(["", "## The two sync.Map cases in one thread (ns per op)", ""]);
+  print(table(
+    ["case", "SyncMap", "GoMap+lock", "Map", "SyncMap / GoMap+lock"],
+    rows,
+    [false, true, true, true, true],
+  ));
+  print([
+    "",
+    "read-mostly: 99% loads of 1,024 keys, 1% stores (GoMap under an RWMutex); disjoint",
+    "writers: loads and stores of one's own keys, half and half (GoMap under a Mutex).",
+    "float64 codecs for number keys and values, string codec for str16 keys.",
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main.
+
+/** Whether this process may start workers (Deno needs read access to their modules). */
+function maySpawn(): boolean {
+  const d = (globalThis as {
+    Deno?: { permissions: { querySync(d: { name: "read"; path: URL }): { state: string } } };
+  }).Deno;
+  return d === undefined ||
+    d.permissions.querySync({ name: "read", path: new URL("./fixtures/", import.meta.url) })
+        .state === "granted";
+}
+
+const about = provenance("shmap benchmarks (bench/main.ts; median ns per operation unless said)");
+print(about);
+if (quick) print("  mode     --quick: 0.1 s of CPU time per case, no per-case lines");
+if (rounds > 1) {
+  print(`  mode     --rounds=${rounds}: each case's lowest median of ${rounds} rounds`);
+}
+print("");
+
+const cases = CASES.filter((c) =>
+  parts.has(c.section === "workers" ? "syncmap" : c.section) &&
+  (filter === undefined || `${c.group} / ${c.name}`.includes(filter))
+);
+const results = await measureCases(cases);
+goMapTable(results);
+const bytes = parts.has("gomap") && filter === undefined ? bytesPerEntryTable() : [];
+goShapesTable(results);
+workerCasesTable(results);
+
+let workerRows: WorkerBenchResult[] = [];
+if (parts.has("workers")) {
+  print("");
+  if (maySpawn()) {
+    workerRows = await runWorkerBench({ quick, reps });
+  } else {print(
+      "Skipped the workers: Deno needs read access to bench/fixtures/ to start them (-A).",
+    );}
+}
+if (jsonFile !== undefined) {
+  const report: JsonReport = {
+    provenance: about.slice(1).map((l) => l.trim()),
+    quick,
+    go: goFile === undefined ? undefined : Object.fromEntries(readGo(goFile).ns),
+    goAbout: goFile === undefined ? undefined : readGo(goFile).about,
+    cases: [...results].map(([c, ns]) => ({
+      section: c.section,
+      group: c.group,
+      name: c.name,
+      go: c.go,
+      ns,
+    })),
+    bytes,
+    workers: workerRows,
+  };
+  writeFileSync(jsonFile, JSON.stringify(report, null, 1));
+  print(`Wrote ${jsonFile}.`);
+}
+print([
+  "",
+  `(${((performance.now() - started) / 1000).toFixed(0)} s; load average at the end ` +
+  `${loadAverage()}; lines within ${WIDTH} columns)`,
+]);

@@ -4,8 +4,8 @@
  * sync.Map is made for, against what a JavaScript user has otherwise.
  *
  * Cases (keys and values are numbers unless said; see fixtures/bench_shared.ts):
- * - read-mostly int / read-mostly string: 1024 keys (0..1023, or "key:0".."key:1023"), shared
- *   by all workers. Each op loads a pseudo-random key (xorshift32); one op in 100 stores a new
+ * - read-mostly int / read-mostly string: 1024 keys (0..1023, or the 16-character strings
+ *   "key:000000000000".."key:000000001023"), shared by all workers. Each op loads a pseudo-random key (xorshift32); one op in 100 stores a new
  *   value for a random key instead.
  * - disjoint writers: worker w owns keys w*1024 .. w*1024+1023 and alternately loads one of
  *   them and stores a fresh value for one (50/50). The map holds 4 x 1024 keys at every N.
@@ -34,20 +34,20 @@
  * (read-mostly: the value belongs to the key; disjoint writers: exactly the last value the
  * worker stored), and any error in any worker fails the run.
  *
- * Run: `deno run -A bench/workers.ts [--quick]` or `bun bench/workers.ts [--quick]`.
+ * Output: per case, a table (total throughput, its spread, ns/op per worker, scaling against one
+ * worker, fairness) and a chart of total throughput against the number of workers (mitata's
+ * lineplot, one letter per structure); then SyncMap's throughput against each alternative's.
+ *
+ * Run: `deno run -A bench/workers.ts [--quick]` or `bun bench/workers.ts [--quick]` (and as
+ * part of bench/main.ts).
  *
  * @module
  */
 
-import { loadavg } from "node:os";
-import { type Codec, codecs } from "../src/codec.ts";
-import { GoMap } from "../src/maps/go_map.ts";
-import { SyncMap } from "../src/maps/sync_map.ts";
-import { Mutex } from "../src/sync/mutex.ts";
-import { RWMutex } from "../src/sync/rw_mutex.ts";
 import {
   type CaseName,
   CLOCK_EVERY,
+  CTRL,
   type FromOwner,
   type FromWorker,
   KEYS,
@@ -58,6 +58,8 @@ import {
   type ToOwner,
   type ToWorker,
 } from "./fixtures/bench_shared.ts";
+import { DISJOINT_WORKERS, makeShared, verifyShared } from "./fixtures/structures.ts";
+import { cliArgs, fmt, lineChart, loadAverage, provenance, table, times } from "./report.ts";
 
 /** Options for {@linkcode runWorkerBench}. */
 export interface WorkerBenchOptions {
@@ -98,7 +100,6 @@ export interface WorkerBenchResult {
 }
 
 const TIMEOUT_MS = 30_000;
-const DISJOINT_WORKERS = 4; // the disjoint map always holds keys for 4 workers
 
 const PLAN: readonly (readonly [CaseName, readonly StructureName[]])[] = [
   ["read-mostly int", ["SyncMap", "GoMap+RWMutex", "postMessage owner", "Map copy per worker"]],
@@ -124,11 +125,8 @@ export async function runWorkerBench(
   const counts = Array.from({ length: maxWorkers }, (_, i) => i + 1);
   const log = print ? (line: string) => console.log(line) : () => {};
   const started = performance.now();
-  log(
-    `shmap multi-worker benchmark: ${runtimeName()}, ${cores} hardware threads, ` +
-      `${durationMs} ms per run, median of ${reps}, workers 1..${maxWorkers}; ` +
-      `load average ${loadAverage()}`,
-  );
+  log(`## Workers: ${durationMs} ms per run, median of ${reps}, 1..${maxWorkers} workers`);
+  log(`(${cores} hardware threads; load average ${loadAverage()})`);
 
   const rows: WorkerBenchResult[] = [];
   rows.push(...yardsticks(durationMs, reps));
@@ -277,74 +275,6 @@ class Peer {
   }
 }
 
-/** The shared structures of one group, made and filled on the main thread. */
-interface Shared {
-  syncMap?: SyncMap<number | string, number>;
-  goMap?: GoMap<number | string, number>;
-  mutex?: Mutex;
-  rwMutex?: RWMutex;
-}
-
-function keyNames(c: CaseName): (number | string)[] {
-  if (c !== "disjoint writers") return readMostlyKeys(c);
-  return Array.from({ length: DISJOINT_WORKERS * KEYS }, (_, k) => k);
-}
-
-function makeShared(c: CaseName, s: StructureName): Shared {
-  const keys = keyNames(c);
-  // Number keys use the float64 codec (the maps' fast path), string keys the string codec.
-  const keyCodec = c === "read-mostly string" ? codecs.string : codecs.float64;
-  const options = {
-    keys: keyCodec as Codec<unknown> as Codec<number | string>,
-    values: codecs.float64,
-    hint: keys.length,
-  };
-  switch (s) {
-    case "SyncMap": {
-      const map = new SyncMap<number | string, number>(options);
-      keys.forEach((k, i) => map.store(k, i)); // i + (0 << 10): a valid first value
-      // Loads that miss the read table promote the dirty table once they reach its size.
-      for (let pass = 0; map.stats().amended || map.stats().readKeys !== keys.length; pass++) {
-        if (pass === 3) {
-          throw new Error(`SyncMap: keys not promoted: ${JSON.stringify(map.stats())}`);
-        }
-        for (const k of keys) map.load(k);
-      }
-      return { syncMap: map };
-    }
-    case "GoMap+RWMutex":
-    case "GoMap+Mutex": {
-      const map = new GoMap<number | string, number>(options);
-      keys.forEach((k, i) => map.set(k, i));
-      return s === "GoMap+Mutex" ? { goMap: map, mutex: new Mutex() } : {
-        goMap: map,
-        rwMutex: new RWMutex(),
-      };
-    }
-    default:
-      return {};
-  }
-}
-
-/** After a group: the map still holds every key, each with a value it may hold. */
-function verifyShared(c: CaseName, shared: Shared): void {
-  const map = shared.syncMap ?? shared.goMap;
-  if (map === undefined) return;
-  const keys = keyNames(c);
-  const load = shared.syncMap !== undefined
-    ? (k: number | string) => shared.syncMap!.load(k)
-    : (k: number | string) => shared.goMap!.get(k);
-  keys.forEach((k, i) => {
-    const v = load(k);
-    const ok = v !== undefined &&
-      (c === "disjoint writers"
-        ? v === i || Math.floor(v / 2 ** 40) === Math.floor(i / KEYS) + 1
-        : (v & (KEYS - 1)) === i);
-    if (!ok) throw new Error(`after ${c}: key ${k} holds ${v}`);
-  });
-  if (map.size !== keys.length) throw new Error(`after ${c}: size ${map.size}, not ${keys.length}`);
-}
-
 async function runGroup(
   c: CaseName,
   s: StructureName,
@@ -355,7 +285,7 @@ async function runGroup(
 ): Promise<WorkerBenchResult[]> {
   const pool = Math.max(...counts);
   const shared = makeShared(c, s);
-  const ctrl = new Int32Array(new SharedArrayBuffer(4));
+  const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL.LENGTH));
   const peers: Peer[] = [];
   let owner: Peer | undefined;
   try {
@@ -397,8 +327,8 @@ async function runGroup(
       generation++;
       for (const p of active) p.post({ type: "run", generation, durationMs: ms });
       await Promise.all(active.map((p) => p.expect("ready")));
-      Atomics.store(ctrl, 0, generation);
-      Atomics.notify(ctrl, 0);
+      Atomics.store(ctrl, CTRL.GENERATION, generation);
+      Atomics.notify(ctrl, CTRL.GENERATION);
       const results = await Promise.all(active.map((p) => p.expect("result", ms + TIMEOUT_MS)));
       return results.map((m) => {
         const r = m as Extract<FromWorker, { type: "result" }>;
@@ -466,30 +396,23 @@ function summarize(
 // ---------------------------------------------------------------------------------------------
 // Printing.
 
-/** Three significant digits, without exponents. */
-function fmt(x: number): string {
-  if (!Number.isFinite(x)) return "-";
-  if (x >= 100) return x.toFixed(0);
-  if (x === 0) return "0";
-  return x.toFixed(Math.max(0, 2 - Math.floor(Math.log10(Math.abs(x)))));
-}
-
-function table(header: string[], body: string[][], right: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((cell, i) => right[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))
-      .join("  ").trimEnd();
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join(
-    "\n",
-  );
-}
+const MARKS: Record<WorkerBenchResult["structure"], string> = {
+  "SyncMap": "S",
+  "GoMap+RWMutex": "G",
+  "GoMap+Mutex": "G",
+  "postMessage owner": "P",
+  "Map copy per worker": "C",
+  "native Map.get, int keys": "-",
+  "native Map.get, string keys": "-",
+};
 
 function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
   const find = (c: string, s: string, n: number) =>
     rows.find((r) => r.case === c && r.structure === s && r.workers === n);
+  const print = (lines: string[]) => lines.forEach((l) => console.log(l));
 
-  console.log("\nYardstick (main thread, same loop, loads only):");
-  console.log(table(
+  print(["", "Yardstick: native Map.get on the main thread, the same loop, loads only:", ""]);
+  print(table(
     ["structure", "Mops/s", "ns/op"],
     rows.filter((r) => r.case === "single thread").map((r) => [
       r.structure,
@@ -499,48 +422,63 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
     [false, true, true],
   ));
 
-  const body: string[][] = [];
-  for (const r of rows) {
-    if (r.case === "single thread") continue;
-    const one = find(r.case, r.structure, 1);
-    const spread = `${fmt(Math.min(...r.samples))}-${fmt(Math.max(...r.samples))}`;
-    body.push([
-      r.case,
-      r.structure,
-      String(r.workers),
-      String(r.threads),
-      fmt(r.mopsPerSec),
-      spread,
-      fmt(r.nsPerOpPerWorker),
-      one === undefined ? "-" : `${fmt(r.mopsPerSec / one.mopsPerSec)}x`,
-      r.fairness.toFixed(2),
-      r.oversubscribed ? `oversubscribed (${r.threads} threads > ${cores} cores)` : "",
-    ]);
+  for (const [c] of PLAN) {
+    const caseRows = rows.filter((r) => r.case === c);
+    if (caseRows.length === 0) continue;
+    print(["", `### ${c}: total throughput against workers`, ""]);
+    print(table(
+      ["structure", "workers", "Mops/s", "spread", "ns/op", "vs 1", "fairness"],
+      caseRows.map((r) => {
+        const one = find(r.case, r.structure, 1);
+        return [
+          r.structure,
+          r.oversubscribed ? `${r.workers}*` : String(r.workers),
+          fmt(r.mopsPerSec),
+          `${fmt(Math.min(...r.samples))}-${fmt(Math.max(...r.samples))}`,
+          fmt(r.nsPerOpPerWorker),
+          one === undefined ? "-" : times(r.mopsPerSec / one.mopsPerSec),
+          r.fairness.toFixed(2),
+        ];
+      }),
+      [false, true, true, true, true, true, true],
+    ));
+    const structures = [...new Set(caseRows.map((r) => r.structure))];
+    const counts = [...new Set(caseRows.map((r) => r.workers))];
+    print([""]);
+    print(lineChart(
+      structures.map((s) => {
+        const points = caseRows.filter((r) => r.structure === s);
+        return {
+          name: s,
+          mark: MARKS[s],
+          x: points.map((r) => r.workers),
+          y: points.map((r) => r.mopsPerSec),
+        };
+      }),
+      {
+        xLabels: [`${Math.min(...counts)} worker`, `${Math.max(...counts)} workers`],
+        unit: "Mops/s",
+      },
+    ));
   }
-  console.log("\nThroughput (medians; spread = min-max total over the repetitions):");
-  console.log(table(
-    [
-      "case",
-      "structure",
-      "workers",
-      "threads",
-      "total Mops/s",
-      "spread",
-      "ns/op per worker",
-      "vs 1 worker",
-      "fairness",
-      "note",
-    ],
-    body,
-    [false, false, true, true, true, true, true, true, true, false],
-  ));
+  print([
+    "",
+    "Mops/s: millions of operations a second, all workers together (median over repetitions);",
+    "spread: the lowest and highest total; ns/op: the time one op takes a worker (workers /",
+    "throughput); vs 1: throughput against one worker; fairness: slowest worker's rate /",
+    `fastest's. *: more busy threads than the ${cores} hardware threads (the postMessage owner`,
+    "is a thread too). Keys and values are numbers (float64 codec), or 16-character string keys.",
+    "postMessage owner: a worker owning a native Map, one request outstanding per client, every",
+    "op (stores too) a round trip. Map copy per worker: a private Map in each worker, stores",
+    "not shared: the ceiling, how far this machine scales the same loop.",
+  ]);
 
   const ratios: string[][] = [];
   for (const [c] of PLAN) {
     for (const sm of rows.filter((r) => r.case === c && r.structure === "SyncMap")) {
       const ratio = (...others: StructureName[]) => {
         const o = others.map((s) => find(c, s, sm.workers)).find((r) => r !== undefined);
-        return o === undefined ? "" : `${fmt(sm.mopsPerSec / o.mopsPerSec)}x`;
+        return o === undefined ? "-" : times(sm.mopsPerSec / o.mopsPerSec);
       };
       ratios.push([
         c,
@@ -551,42 +489,22 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
       ]);
     }
   }
-  console.log(
-    "\nNotes: values are numbers; int keys use codecs.float64, string keys codecs.string." +
-      "\n- postMessage owner: one extra worker owns a native Map; each client has one request" +
-      "\n  outstanding, and every op, stores included, is a round trip." +
-      "\n- Map copy per worker: a private native Map in each worker (stores are not shared):" +
-      "\n  the ceiling, how far this machine scales the same loop." +
-      "\n- fairness: slowest worker's rate / fastest's; oversubscribed rows have more busy" +
-      "\n  threads than hardware threads.",
-  );
   if (ratios.length === 0) return;
-  console.log("\nSyncMap total throughput / the alternative's, same case and worker count:");
-  console.log(table(
-    ["case", "workers", "/ GoMap+lock", "/ postMessage owner", "/ Map copy per worker"],
+  print([
+    "",
+    "SyncMap's total throughput divided by the alternative's, same case and worker count:",
+    "",
+  ]);
+  print(table(
+    ["case", "workers", "vs GoMap+lock", "vs postMessage", "vs Map copy"],
     ratios,
     [false, true, true, true, true],
   ));
 }
 
-function loadAverage(): string {
-  return loadavg().map((x) => x.toFixed(1)).join(" ");
-}
-
-function runtimeName(): string {
-  const g = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
-  if (g.Bun !== undefined) return `Bun ${g.Bun.version}`;
-  if (g.Deno !== undefined) return `Deno ${g.Deno.version.deno}`;
-  return "unknown runtime";
-}
-
-function cliArgs(): string[] {
-  const g = globalThis as { Deno?: { args: string[] }; process?: { argv: string[] } };
-  return g.Deno?.args ?? g.process?.argv.slice(2) ?? [];
-}
-
 if (import.meta.main) {
   const args = cliArgs();
   const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+  provenance("shmap multi-worker benchmark (bench/workers.ts)").forEach((l) => console.log(l));
   await runWorkerBench({ quick: args.includes("--quick"), only });
 }
