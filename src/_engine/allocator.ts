@@ -254,7 +254,9 @@ export function allocatorJournal(arena: Arena): Journal {
  */
 export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
   const me = ownerId();
-  const status = lockWord(arena.i32, H_ALLOC_LOCK, me, arena.onWait);
+  // No park hook (see SyncCore's): a step of the allocator never waits for anything else, so
+  // a stop of the world need not go on without the threads queued here.
+  const status = lockWord(arena.i32, H_ALLOC_LOCK, me);
   arena.reach(arena.buffer.byteLength);
   const j = allocatorJournal(arena);
   try {
@@ -673,10 +675,17 @@ export function newCache(arena: Arena): number {
   return cache;
 }
 
-/** Frees a cache block, flushing what it holds first. */
-export function freeCache(arena: Arena, cache: number): void {
+/**
+ * Frees a cache block, flushing what it holds first. `slotWord` is the word that points to
+ * it, cleared in the same allocator step as the free: a thread stopped in between leaves the
+ * word pointing to the cache or clear, never to a freed block.
+ */
+export function freeCache(arena: Arena, cache: number, slotWord: number): void {
   flushCache(arena, cache);
-  underLock(arena, (j) => release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j));
+  underLock(arena, (j) => {
+    j.set(slotWord, 0);
+    release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j);
+  });
 }
 
 /**
@@ -743,13 +752,14 @@ export function cachedBytes(arena: Arena, cache: number): number {
  * from the lists. Call it before flushing or freeing that cache.
  */
 export function repairCache(arena: Arena, cache: number): void {
+  // Its blocks may lie past this thread's views: another worker grew the buffer for them.
+  arena.reach(arena.buffer.byteLength);
   const i32 = arena.i32;
   let total = 0;
   for (let c = 0; c < NCLASSES; c++) {
     let n = 0;
     for (let b = i32[(cache >> 2) + 2 * c]; b !== 0; b = i32[b >> 2]) {
       if (++n > arena.bytes / 16) throw new RangeError("corrupt cache: its free list loops");
-      arena.reach(b + 4);
     }
     i32[(cache >> 2) + 2 * c + 1] = n;
     total += n * CLASS_SIZES[c];

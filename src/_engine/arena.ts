@@ -95,11 +95,6 @@ export class Arena {
   bytes: number;
   /** Copy of header word 3, immutable after creation. */
   readonly maxBytes: number;
-  /**
-   * Told when this thread is about to sleep in one of the arena's locks, and when it is done
-   * waiting (a SyncMap parks its participant meanwhile: reclaim.ts).
-   */
-  onWait: ((waiting: boolean) => void) | undefined;
   /** Copies of the hash key's two words, immutable after creation. */
   readonly seed0: number;
   readonly seed1: number;

@@ -25,12 +25,15 @@
  * takes the lock over and repairs what the owner left half-done. Each thread keeps a local copy
  * of the states it has read, so a lookup after the first costs one atomic load (the entry count).
  *
- * *Terminating* exists for Deno, whose `terminate()` is lost on a worker blocked in
- * `Atomics.wait`: such a worker wakes later and runs on. Its parent marks it terminating before
- * calling `terminate()`; every wait in shmap is bounded (see futex.ts) and checks this thread's
- * own state when it returns, so a worker woken after its terminate() stops touching shared
- * memory ({@linkcode TerminatedError}) instead of running on. The parent records it gone only
- * after that cannot matter any more (see the Deno adapter).
+ * *Terminating* exists for Deno, whose `terminate()` does not stop a worker running synchronous
+ * code: the worker runs on until its task ends (and one asleep in `Atomics.wait` wakes later and
+ * runs on), while a `node:worker_threads` Worker's `exit` event fires at once. Its parent marks
+ * it terminating before calling `terminate()`. Every call that may write shared memory begins
+ * with {@linkcode checkAlive} (plain reads while nothing changed), and every wait in shmap is
+ * bounded (see futex.ts) and checks this thread's own state when it returns, so such a zombie
+ * throws {@linkcode TerminatedError} at its next call, or as its wait returns, instead of
+ * running on. The parent records it gone only after a grace period that covers the one call it
+ * may be inside (see the Deno adapter).
  *
  * Census layout (32-bit words):
  *
@@ -123,6 +126,15 @@ class View {
 
 let views: View[] = [];
 let primary: View | undefined;
+/** The first words of each census this thread knows, read plainly by {@linkcode checkAlive}. */
+let heads: Int32Array[] = [];
+/** The sum of their entry counts when {@linkcode checkAlive} last looked. */
+let headsSeen = 0;
+
+function know(view: View): void {
+  views.push(view);
+  heads.push(new Int32Array(view.buffer, 0, C_ENTRIES));
+}
 /** This thread's owner id once known; 0 before. */
 let selfOwner = 0;
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
@@ -144,7 +156,7 @@ function newCensus(): SharedArrayBuffer {
 export function census(): SharedArrayBuffer {
   if (primary === undefined) {
     primary = new View(newCensus());
-    views.push(primary);
+    know(primary);
   }
   return primary.buffer;
 }
@@ -160,7 +172,7 @@ export function adoptCensus(buffer: unknown): boolean {
   if (Atomics.load(new Int32Array(buffer, 0, 1), C_MAGIC) !== CENSUS_MAGIC) return false;
   for (const view of views) if (view.buffer === buffer) return true;
   const view = new View(buffer);
-  views.push(view);
+  know(view);
   primary ??= view;
   return true;
 }
@@ -255,9 +267,22 @@ export function checkSelf(): void {
   if (stateOf(selfOwner - 1) !== 0) stop();
 }
 
-/** Throws {@linkcode TerminatedError} when this thread is stopped. One plain read. */
-export function checkStopped(): void {
+/**
+ * Called as every call that may write shared memory begins: throws {@linkcode TerminatedError}
+ * when this thread has been marked terminating or gone. This is what stops a Deno zombie (a
+ * worker whose `terminate()` came while it ran synchronous code: Deno lets it run until its
+ * task ends, and fires a `node:worker_threads` Worker's `exit` at once) at its next call. The
+ * fast path is plain reads: the stopped flag and each known census's entry count; only when a
+ * count moved is this thread's own state looked up.
+ */
+export function checkAlive(): void {
   if (stopped) throw new TerminatedError();
+  let total = 0;
+  for (let i = 0; i < heads.length; i++) total += heads[i][C_COUNT];
+  if (total !== headsSeen) {
+    headsSeen = total;
+    if (selfOwner !== 0 && stateOf(selfOwner - 1) !== 0) stop();
+  }
 }
 
 /**
@@ -286,6 +311,8 @@ function stop(): never {
 /** Test-only: forgets the censuses and the stopped state. */
 export function resetForTests(): void {
   views = [];
+  heads = [];
+  headsSeen = 0;
   primary = undefined;
   stopped = false;
 }

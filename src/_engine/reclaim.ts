@@ -50,7 +50,7 @@ import {
   repairCache,
 } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
-import { censusDeaths, checkSelf, onStop, ownerGone, ownerId } from "./census.ts";
+import { censusDeaths, checkAlive, checkSelf, onStop, ownerGone, ownerId } from "./census.ts";
 import { WAIT_SLICE_MS } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
 
@@ -131,6 +131,15 @@ function before(a: number, b: number): boolean {
 }
 
 /**
+ * Moves entry `from` of the retire list at word `w` into place `to`: the epoch first, then the
+ * tag (see Participant's #sweep for why this order).
+ */
+function moveEntry(i32: Int32Array, w: number, from: number, to: number): void {
+  i32[w + 3 + 2 * to] = i32[w + 3 + 2 * from];
+  i32[w + 2 + 2 * to] = i32[w + 2 + 2 * from];
+}
+
+/**
  * One attached SyncMap object's share in reclamation. Methods other than
  * {@linkcode releaseSlot} run on the owning thread only.
  */
@@ -191,6 +200,8 @@ export class Participant {
     this.#free = free;
     this.#slot = registry.slots + ticket.index * SLOT_WORDS;
     const list = arena.i32[this.#slot + LIST];
+    // A released slot's list may lie past this thread's views.
+    if (list !== 0) arena.reach(list + 8);
     this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
     this.#cache = arena.i32[this.#slot + CACHE];
@@ -286,15 +297,19 @@ export class Participant {
    * the map, or its worker ended); does nothing if that generation has passed. `graceMs` is for
    * owners that may still be running (Deno's terminate() does not stop a busy worker): the
    * slot is withdrawn at once but its announcement counts for that long. The owner's
-   * announcement is withdrawn so it no longer holds reclamation back. What it retired and did
-   * not free yet, and its allocation cache, stay in the slot for the other participants to
-   * sweep: the owner may still be running (see above), so nothing is freed here.
+   * announcement is then withdrawn so it no longer holds reclamation back. What it retired and
+   * did not free yet, and its allocation cache, stay in the slot for the other participants to
+   * sweep (as an orphan); both are repaired first, since an owner stopped midway through a
+   * list move or a cache push left them off (see {@linkcode repairList}). `onReleased` runs
+   * then too, before the slot is free: a SyncMap notes there that a sweep is due, for the
+   * blocks an owner stopped mid-operation held in hand.
    */
   static releaseSlot(
     registry: Registry,
     index: number,
     generation: number,
     graceMs = 0,
+    onReleased?: () => void,
   ): void {
     const i32 = registry.arena.i32;
     const at = registry.slots + index * SLOT_WORDS;
@@ -302,16 +317,20 @@ export class Participant {
     for (;;) {
       const old = Atomics.load(i32, at + CLAIM);
       if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) return;
-      const state = graceMs > 0 ? SLOT_RELEASING : SLOT_FREE;
-      if (Atomics.compareExchange(i32, at + CLAIM, old, next | state) === old) break;
+      // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
+      if (Atomics.compareExchange(i32, at + CLAIM, old, next | SLOT_RELEASING) === old) break;
     }
     const finish = (): void => {
+      const cache = i32[at + CACHE];
+      if (cache !== 0) repairCache(registry.arena, cache);
+      Participant.repairList(registry, index);
+      onReleased?.();
       Atomics.store(i32, at + OWNER, 0);
       Atomics.store(i32, at + PARKED, 0);
       Atomics.store(i32, at + ANNOUNCE, 0);
       // An orphan: a released slot with a retire list or a cache, for others to sweep.
       if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
-      if (graceMs > 0) Atomics.store(i32, at + CLAIM, next | SLOT_FREE);
+      Atomics.store(i32, at + CLAIM, next | SLOT_FREE);
     };
     // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
     // at its next call at once, while whatever call it is inside keeps its protection.
@@ -325,6 +344,7 @@ export class Participant {
    * for {@linkcode RETIRES_PER_OP} retirements, so it may throw MapFullError.
    */
   enter(): void {
+    checkAlive();
     // One plain read of this participant's own slot line: has the share been released?
     if (this.arena.i32[this.#slot + CLAIM] !== this.#token) this.#releasedError();
     if (--this.#countdown <= 0) this.#slowEnter();
@@ -378,8 +398,9 @@ export class Participant {
     }
     i32[block >> 2] = this.#pending;
     i32[(block >> 2) + 1] = grown;
-    i32[this.#slot + LIST] = block;
-    if (list !== 0) lockedRelease(a, list, 8 + 8 * capacity);
+    // The old list goes in the same allocator step as the word's switch to the new one.
+    if (list === 0) i32[this.#slot + LIST] = block;
+    else lockedRelease(a, list, 8 + 8 * capacity, [this.#slot + LIST, block]);
     this.#room = grown - this.#pending;
   }
 
@@ -473,19 +494,30 @@ export class Participant {
   close(): void {
     if (this.#closed) return;
     if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
-    if (this.#online) this.#offline();
+    if (this.arena.i32[this.#slot + CLAIM] !== this.#token) {
+      // Released already (the worker's share): the slot and what is in it are not ours.
+      this.#online = false;
+      this.#closed = true;
+      return;
+    }
+    // The cache and list go while this participant is announced, so that a stop of the world
+    // waits for them (see #offline).
+    if (!this.#online) this.#comeOnline();
+    this.#tidy();
     if (this.#cache !== 0) {
-      freeCache(this.arena, this.#cache);
-      this.arena.i32[this.#slot + CACHE] = 0;
+      freeCache(this.arena, this.#cache, this.#slot + CACHE);
       this.#cache = 0;
     }
     this.#closed = true;
     // The owner can free its empty retire list itself; anything left is swept by others.
     const list = this.arena.i32[this.#slot + LIST];
     if (list !== 0 && this.#pending === 0) {
-      this.arena.i32[this.#slot + LIST] = 0;
-      lockedRelease(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1]);
+      lockedRelease(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1], [
+        this.#slot + LIST,
+        0,
+      ]);
     }
+    this.#withdraw();
     Participant.releaseSlot(this.registry, this.index, this.#token >>> 2);
   }
 
@@ -526,13 +558,19 @@ export class Participant {
    * lowered, if another live thread is recovering already or if some participant does not park
    * within `timeoutMs` (it may sit in one long task): nothing is ever assumed of a live thread.
    */
+  /** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */
+  static blocker = "";
+
   static pauseWorld(registry: Registry, timeoutMs: number): boolean {
     const i32 = registry.arena.i32;
     const me = ownerId();
     for (;;) {
       const holder = Atomics.compareExchange(i32, registry.pauseWord, 0, me);
       if (holder === 0 || holder === me) break;
-      if (!ownerGone(holder)) return false;
+      if (!ownerGone(holder)) {
+        Participant.blocker = `thread ${holder - 1}, which is stopping the world itself`;
+        return false;
+      }
       // A recoverer died pausing: take its pause over.
       if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
     }
@@ -540,6 +578,7 @@ export class Participant {
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     for (;;) {
       let waiting = false;
+      Participant.blocker = "";
       const high = Atomics.load(i32, registry.highWord);
       for (let i = 0; i < high && !waiting; i++) {
         const at = registry.slots + i * SLOT_WORDS;
@@ -551,6 +590,7 @@ export class Participant {
           continue;
         }
         waiting = true;
+        Participant.blocker = `participant slot ${i} (thread ${owner - 1})`;
       }
       if (!waiting) return true;
       if (Date.now() > deadline) {
@@ -648,22 +688,50 @@ export class Participant {
     const a = this.arena;
     const w = list >> 2;
     let n = a.i32[w];
-    // Crash-consistent: an entry leaves the list (the last one takes its place) before its
-    // block is freed. Bun's terminate() stops a worker anywhere, even in the collect that ends
-    // its task; stopped between a free and the count's update, the old loop left freed blocks
-    // listed, and whoever swept the released slot freed them again. (Found by the cross-worker
-    // tests: a table freed twice, whose second clear() zero-filled from offset 0 over the
-    // arena header.) Stopped now, at worst one block leaks.
+    // An entry leaves the list (the last one takes its place) before its block is freed, so a
+    // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
+    // block either listed or freed, never both: at worst one block leaks, for the sweep. The
+    // move writes the epoch before the tag, so that a stop between the two leaves the entry's
+    // own block with a later epoch (freed later: harmless); a stop after the tag, before the
+    // count, leaves the last entry listed twice, which {@linkcode repairList} undoes before
+    // anyone frees the list's blocks.
     for (let j = n - 1; j >= 0; j--) {
       const tag = a.i32[w + 2 + 2 * j];
       if (!before(a.i32[w + 3 + 2 * j], oldest)) continue;
       n--;
-      a.i32[w + 2 + 2 * j] = a.i32[w + 2 + 2 * n];
-      a.i32[w + 3 + 2 * j] = a.i32[w + 3 + 2 * n];
+      moveEntry(a.i32, w, n, j);
       a.i32[w] = n;
       this.#free(tag);
     }
     return n;
+  }
+
+  /**
+   * Makes the retire list of slot `index`, whose owner is gone, consistent again: an owner
+   * stopped in the middle of moving an entry (see #sweep) left one block listed twice, which
+   * would be freed twice. Call it before the slot is released.
+   */
+  static repairList(registry: Registry, index: number): void {
+    // The list may lie past this thread's views (another worker grew the buffer for it).
+    const a = registry.arena;
+    a.reach(a.buffer.byteLength);
+    const i32 = a.i32;
+    const list = i32[registry.slots + index * SLOT_WORDS + LIST];
+    if (list === 0) return;
+    const w = list >> 2;
+    let n = i32[w];
+    const seen = new Set<number>();
+    for (let j = n - 1; j >= 0; j--) {
+      const tag = i32[w + 2 + 2 * j];
+      if (!seen.has(tag)) {
+        seen.add(tag);
+        continue;
+      }
+      // Stopped here, this leaves at worst another duplicate for the next repair.
+      n--;
+      moveEntry(i32, w, n, j);
+      i32[w] = n;
+    }
   }
 
   /**
@@ -685,17 +753,17 @@ export class Participant {
       if ((free & 3) !== SLOT_FREE) continue;
       if (Atomics.compareExchange(a.i32, at + CLAIM, free, free | SLOT_IN_USE) !== free) continue;
       Atomics.store(a.i32, at + OWNER, ownerId());
+      // Its list and cache may lie past this thread's views.
+      a.reach(a.buffer.byteLength);
       const cache = a.i32[at + CACHE];
       if (cache !== 0) {
         // Its owner may have died between a list write and the advisory counts.
         repairCache(a, cache);
-        freeCache(a, cache);
-        a.i32[at + CACHE] = 0;
+        freeCache(a, cache, at + CACHE);
       }
       const list = a.i32[at + LIST];
       if (list !== 0 && this.#sweep(list, oldest) === 0) {
-        a.i32[at + LIST] = 0;
-        lockedRelease(a, list, 8 + 8 * a.i32[(list >> 2) + 1]);
+        lockedRelease(a, list, 8 + 8 * a.i32[(list >> 2) + 1], [at + LIST, 0]);
       }
       if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
       Atomics.store(a.i32, at + OWNER, 0);
@@ -761,25 +829,42 @@ export class Participant {
 
   #offline(): void {
     if (!this.#online) return;
-    this.#online = false;
-    this.#countdown = 0;
     // A share released while its worker still ran (Deno's terminate() lets a synchronous task
     // finish, and the adapters release at once) is no longer this participant's: the slot, and
     // the retire list and cache in it, may have a new owner or be swept by others. Touch
     // nothing. (Found by the cross-worker tests: without this check, this microtask wiped the
     // announcement of the slot's next owner and swept the retire list and cache it had adopted,
     // corrupting the arena.)
-    if (Atomics.load(this.arena.i32, this.#slot + CLAIM) !== this.#token) return;
-    Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
-    // Offline, this participant holds nothing: a good moment to free what it retired, and
-    // what departed participants left behind.
+    if (Atomics.load(this.arena.i32, this.#slot + CLAIM) !== this.#token) {
+      this.#online = false;
+      this.#countdown = 0;
+      return;
+    }
+    // Holding nothing now: a good moment to free what this participant retired, and what
+    // departed participants left behind. Done while still announced: a stop of the world
+    // (pauseWorld) takes an unannounced participant for one that touches nothing, and a sweep
+    // running beside these frees would take a block between a retire list and a cache for a
+    // leak. A pause raised meanwhile is waited out first.
+    if (Atomics.load(this.arena.i32, this.registry.pauseWord) !== 0) this.#pause();
+    this.#tidy();
+    this.#withdraw();
+  }
+
+  /** Frees what can be freed, and gives back a retire list that grew for a burst. Announced. */
+  #tidy(): void {
     this.collect();
     // A retire list that grew for a burst (a clear() of many keys) and is empty again goes back.
     const list = this.arena.i32[this.#slot + LIST];
     if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
-      this.arena.i32[this.#slot + LIST] = 0;
-      lockedRelease(this.arena, list, 8 + 8 * this.#room);
+      lockedRelease(this.arena, list, 8 + 8 * this.#room, [this.#slot + LIST, 0]);
       this.#room = 0;
     }
+  }
+
+  /** Withdraws the announcement: from here until the next call, this holds nothing. */
+  #withdraw(): void {
+    this.#online = false;
+    this.#countdown = 0;
+    Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
   }
 }

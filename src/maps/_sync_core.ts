@@ -66,7 +66,7 @@ export class SyncCore {
   readonly tx: LockedTx;
   /** A record this object allocated and has not published yet (for a parked participant). */
   inflight = 0;
-  /** Called when the mutex had to be recovered or a dead participant is found (recovery). */
+  /** Called after a step whose lock had to be recovered from a dead holder (reclamation). */
   onDeadOwner: (() => void) | undefined;
   // Table views, remade when the tables are replaced.
   #read: Table | null = null;
@@ -81,10 +81,6 @@ export class SyncCore {
     this.participant = participant;
     this.registry = registryOf(arena);
     this.tx = new LockedTx(arena, new Journal(() => arena.i32, arena.i32[R_JOURNAL] >> 2));
-    arena.onWait = (waiting) => {
-      if (waiting) participant.park(this.inflight);
-      else participant.unpark();
-    };
   }
 
   // ---- Tables and entries --------------------------------------------------------------------
@@ -140,12 +136,12 @@ export class SyncCore {
   locked<T>(f: () => T): T {
     this.#lock();
     let done = false;
+    let result: T;
     try {
-      const result = f();
+      result = f();
       this.tx.journal.commit(this.tx.releaser);
       done = true;
       this.#afterCommit();
-      return result;
     } catch (error) {
       if (!done) {
         this.tx.journal.recover(this.tx.releaser);
@@ -157,11 +153,33 @@ export class SyncCore {
     } finally {
       unlockWord(this.arena.i32, R_MU, ownerId());
     }
+    // A recovery of the mutex found a dead holder: reclaim what it left, once unlocked (the
+    // reclaim takes the mutex itself).
+    if (this.#deadOwnerFound) {
+      this.#deadOwnerFound = false;
+      this.onDeadOwner?.();
+    }
+    return result;
   }
+
+  /** Set by {@linkcode recoverMutex}; acted on by {@linkcode locked} once unlocked. */
+  #deadOwnerFound = false;
+
+  /**
+   * Parks this participant while it sleeps in the mutex, so that a stop of the world (held by
+   * the mutex's holder) can go on without it. Every path that takes the mutex holds no block
+   * of its own then but `inflight`. The allocator's lock parks nothing: a thread sleeping in
+   * it may be midway through a lock-free step (freeing a retired table, replacing its retire
+   * list) with blocks in hand that a sweep would take for leaked.
+   */
+  readonly #onWait = (waiting: boolean): void => {
+    if (waiting) this.participant.park(this.inflight);
+    else this.participant.unpark();
+  };
 
   #lock(): void {
     const a = this.arena;
-    const status = lockWord(a.i32, R_MU, ownerId(), a.onWait);
+    const status = lockWord(a.i32, R_MU, ownerId(), this.#onWait);
     // Under the lock, cover memory other workers allocated since this worker's views were
     // made: the locked paths follow offsets without checking each against the views.
     a.reach(a.buffer.byteLength);
@@ -194,7 +212,7 @@ export class SyncCore {
     if (intent !== 0) journal.setIntent(0);
     this.#repairInvariants();
     clearPoison(a.i32, R_MU, ownerId());
-    this.onDeadOwner?.();
+    this.#deadOwnerFound = true;
   }
 
   /**

@@ -26,7 +26,6 @@ import {
   CACHE_BLOCK_BYTES,
   cacheBlock,
   lockedRelease,
-  repairCache,
   underLock,
   verifyCache,
   verifyHeap,
@@ -89,11 +88,7 @@ export function reapDead(core: SyncCore): void {
       }
     });
   } finally {
-    for (const { index, generation } of dead) {
-      const cache = Participant.slotBlocks(registry, index).cache;
-      if (cache !== 0) repairCache(core.arena, cache);
-      Participant.releaseSlot(registry, index, generation);
-    }
+    for (const { index, generation } of dead) Participant.releaseSlot(registry, index, generation);
   }
 }
 
@@ -103,6 +98,8 @@ interface Marks {
   readonly blocks: Map<number, number>;
   /** Keys with a value in the live tables. */
   readonly count: number;
+  /** What each block is (strict marking only), for error messages. */
+  readonly whats: Map<number, string>;
 }
 
 /**
@@ -114,6 +111,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
   a.reach(a.buffer.byteLength);
   const i32 = a.i32;
   const blocks = new Map<number, number>();
+  const whats = new Map<number, string>();
   const fail = (what: string): never => {
     throw new RangeError(`verify: SyncMap: ${what}`);
   };
@@ -122,10 +120,13 @@ function mark(core: SyncCore, strict: boolean): Marks {
     const bytes = blockSize(size);
     const had = blocks.get(offset);
     if (had !== undefined) {
-      if (strict || had !== bytes) fail(`${what} at ${offset} is owned twice`);
+      if (strict || had !== bytes) {
+        fail(`${what} at ${offset} is owned twice (also as ${whats.get(offset) ?? "?"})`);
+      }
       return;
     }
     blocks.set(offset, bytes);
+    whats.set(offset, what);
   };
   const record = (r: number, what: string): void => own(r, recordBytes(a, r), what);
   const entryKey = (e: number): void => {
@@ -177,7 +178,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
       const at = tag & ~15;
       switch (tag & 15) {
         case K_RECORD:
-          record(at, "a retired record");
+          record(at, `a retired record (slot ${i}, entry ${j} of ${n})`);
           break;
         case K_ENTRY:
           own(at, ENTRY_BYTES, "a retired entry");
@@ -203,7 +204,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
     }
   }
   if (core.inflight !== 0 && !blocks.has(core.inflight)) record(core.inflight, "this record");
-  return { blocks, count };
+  return { blocks, count, whats };
 }
 
 /** Frees what nothing reaches, and recounts the keys. Under the mutex, the world stopped. */
@@ -212,7 +213,9 @@ function sweep(core: SyncCore): void {
   const { blocks: reached, count } = mark(core, false);
   const heap = underLock(a, () => verifyHeap(a));
   const cached = new Set<number>();
-  for (const cache of caches(core)) for (const b of verifyCache(a, cache, heap)) cached.add(b);
+  for (const [, cache] of caches(core)) {
+    for (const b of verifyCache(a, cache, heap)) cached.add(b);
+  }
   for (const [offset, bytes] of heap.blocks) {
     if (reached.has(offset) || cached.has(offset)) continue;
     lockedRelease(a, offset, bytes);
@@ -220,12 +223,13 @@ function sweep(core: SyncCore): void {
   Atomics.store(a.i32, R_COUNT, count);
 }
 
-function caches(core: SyncCore): number[] {
-  const out: number[] = [];
+/** The caches of the participant slots: [slot, cache]. */
+function caches(core: SyncCore): [number, number][] {
+  const out: [number, number][] = [];
   const high = Atomics.load(core.arena.i32, core.registry.highWord);
   for (let i = 0; i < high; i++) {
     const cache = Participant.slotBlocks(core.registry, i).cache;
-    if (cache !== 0) out.push(cache);
+    if (cache !== 0) out.push([i, cache]);
   }
   return out;
 }
@@ -243,15 +247,25 @@ export function verifySyncMap(core: SyncCore): void {
   reapDead(core);
   core.locked(() => {
     if (!Participant.pauseWorld(core.registry, 5000)) {
-      fail("other workers kept using the map; verify() needs it quiet for a moment");
+      fail(
+        `${Participant.blocker} kept using the map for 5 s; verify() needs it quiet for a moment`,
+      );
     }
     try {
-      const { blocks, count } = mark(core, true);
+      // What dead participants left and no recovery could sweep yet is not an inconsistency:
+      // sweep it now, with the world stopped.
+      if (Atomics.load(i32, R_SWEEP_DUE) !== 0) {
+        sweep(core);
+        Atomics.store(i32, R_SWEEP_DUE, 0);
+      }
+      const { blocks, count, whats } = mark(core, true);
       const heap = underLock(a, () => verifyHeap(a));
       const cached = new Set<number>();
-      for (const cache of caches(core)) {
+      for (const [slot, cache] of caches(core)) {
         for (const b of verifyCache(a, cache, heap)) {
-          if (blocks.has(b)) fail(`block ${b} is both cached (free) and in use`);
+          if (blocks.has(b)) {
+            fail(`block ${b} is both free in slot ${slot}'s cache and in use as ${whats.get(b)}`);
+          }
           cached.add(b);
         }
       }

@@ -20,7 +20,7 @@ import {
   HEADROOM_BYTES,
   verifyHeap,
 } from "../_engine/allocator.ts";
-import { adoptCensus, census, checkStopped, ownerGone, ownerId } from "../_engine/census.ts";
+import { adoptCensus, census, checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import {
@@ -231,7 +231,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const initialBytes = bucketBytesForHint(hint);
       const fixedBytes = HEADER_BYTES + footprint(journalWords(JOURNAL_ENTRIES) * 4) +
         footprint(initialBytes) + HEADROOM_BYTES;
-      if (bucketsForHint(hint) > MAX_B || fixedBytes > maxBytes) {
+      // The bucket array may take half of maxBytes, leaving the rest for what the keys bring.
+      if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 2 || fixedBytes > maxBytes) {
         throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
       }
       const arena = Arena.create(
@@ -772,7 +773,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Takes the write sequence for this thread; returns the version it started from. */
   #beginWrite(): number {
-    checkStopped();
+    checkAlive();
     // Cover memory other workers allocated since this worker's views were made: a writer
     // follows offsets without checking each against its views.
     const a = this.#arena;

@@ -38,6 +38,7 @@ import {
   R_READ,
   R_SLOTS,
   R_SLOTS_BLOCK,
+  R_SWEEP_DUE,
   RECORD_HEADER,
   registryOf,
   S_ENTRY,
@@ -1301,8 +1302,23 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const registry = registryOf(a);
     const { index, generation } = Participant.reserve(registry);
     return {
-      handle: { kind: "SyncMap", buffer: a.buffer, participant: index, generation },
-      release: (graceMs = 0) => Participant.releaseSlot(registry, index, generation, graceMs),
+      handle: {
+        kind: "SyncMap",
+        buffer: a.buffer,
+        census: census(),
+        participant: index,
+        generation,
+      },
+      // A worker that ends without closing the map may have been stopped mid-operation with
+      // blocks in hand: a sweep is due (see _sync_recovery.ts).
+      release: (graceMs = 0) =>
+        Participant.releaseSlot(
+          registry,
+          index,
+          generation,
+          graceMs,
+          () => Atomics.store(a.i32, R_SWEEP_DUE, 1),
+        ),
     };
   }
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkStopped, ownerId } from "../_engine/census.ts";
+import { checkAlive, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -194,7 +194,7 @@ export class Mutex {
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
-    checkStopped();
+    checkAlive();
     if (lockWord(this.#block, LOCK_BASE, ownerId()) !== ACQUIRED) {
       throw new OwnerDeadError("Mutex", lastDeadOwner);
     }
@@ -218,7 +218,7 @@ export class Mutex {
    * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    checkStopped();
+    checkAlive();
     const status = tryLockWord(this.#block, LOCK_BASE, ownerId());
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("Mutex", lastDeadOwner);

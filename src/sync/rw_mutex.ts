@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkStopped, ownerId } from "../_engine/census.ts";
+import { checkAlive, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -243,7 +243,7 @@ export class RWMutex {
    * has marked it consistent since.
    */
   lock(): void {
-    checkStopped();
+    checkAlive();
     if (lock(this.#block, LOCK_BASE, ownerId()) !== ACQUIRED) {
       throw new OwnerDeadError("RWMutex", lastDeadOwner);
     }
@@ -270,7 +270,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    checkStopped();
+    checkAlive();
     const status = tryLock(this.#block, LOCK_BASE, ownerId());
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
@@ -318,7 +318,7 @@ export class RWMutex {
    * @throws {RangeError} when more threads read the lock than it has reader slots.
    */
   rLock(): void {
-    checkStopped();
+    checkAlive();
     const me = ownerId();
     if (rLock(this.#block, LOCK_BASE, this.#readerSlot(me), me) !== ACQUIRED) {
       throw new OwnerDeadError("RWMutex", lastDeadOwner);
@@ -349,7 +349,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    checkStopped();
+    checkAlive();
     const status = tryRLock(this.#block, LOCK_BASE, this.#readerSlot(ownerId()));
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);

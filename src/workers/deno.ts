@@ -143,7 +143,7 @@ if (inWorker) {
  * goodbye, the rest of its task runs). Its next call into a SyncMap throws at once; the call it
  * is inside, if any, keeps its protection this long.
  */
-const RELEASE_GRACE_MS = 1000;
+const RELEASE_GRACE_MS = 250;
 
 /**
  * A Deno worker has no exit event: its end is its `error` event, the `terminate()` that the

@@ -80,7 +80,7 @@ const inbox = listenForShare(
  * gone only after this grace (see census.ts). Node and Bun fire `exit` once the thread stopped.
  */
 const onDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-const DENO_GRACE_MS = 1000;
+const DENO_GRACE_MS = 250;
 
 /** A worker's end is its `exit` event, whatever ended it. */
 const adapter: Adapter<Worker> = {
@@ -147,7 +147,8 @@ let trackingAll = false;
  * Tracks every `node:worker_threads` Worker this thread starts from now on, through the
  * process's `worker` event (Node, Deno and Bun all emit it): the recipe for worker pools
  * (piscina, poolifier, tinypool), whose workers you never construct yourself. Call it once,
- * before the pool starts its workers; later calls do nothing.
+ * before the pool starts its workers; later calls do nothing. Bun reports its web Workers on
+ * that event too; they are left alone here (use `track` from `@shmap/shmap/bun` for those).
  *
  * @example A piscina pool whose workers may be killed on a task timeout
  * ```ts
@@ -160,7 +161,17 @@ let trackingAll = false;
 export function trackAll(): void {
   if (trackingAll) return;
   trackingAll = true;
-  process.on("worker", (worker: Worker) => track(worker));
+  process.on("worker", (worker: Worker) => {
+    // A listener that threw would break whoever started the worker: only node:worker_threads
+    // Workers that have not exited are watched.
+    if (
+      adapter.methods.every((m) =>
+        typeof (worker as unknown as Record<string, unknown>)[m] === "function"
+      ) && worker.threadId !== -1
+    ) {
+      track(worker);
+    }
+  });
 }
 
 /**
