@@ -212,8 +212,10 @@ describe("GoMap options", () => {
 
   test("a hint too big for maxBytes is a RangeError, however big", () => {
     assert.throws(() => new GoMap({ hint: 100_000, maxBytes: 65536 }), RangeError);
-    // Bucket arrays past 2^31 bytes must not wrap around in 32-bit arithmetic.
-    for (const hint of [2 ** 24, 2 ** 26, 2 ** 28, 2 ** 31, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+    // Bucket arrays past 2^31 bytes must not wrap around in 32-bit arithmetic. (2^24 keys
+    // need 2^22 buckets, which fit the default maxBytes of 1 GiB but not 256 MiB.)
+    assert.throws(() => new GoMap({ hint: 2 ** 24, maxBytes: 2 ** 28 }), RangeError);
+    for (const hint of [2 ** 26, 2 ** 28, 2 ** 31, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
       assert.throws(() => new GoMap({ hint }), RangeError, `hint ${hint}`);
     }
     // The bucket array may take half of maxBytes: with 1 MiB, 2^11 buckets (13312 keys) fit,

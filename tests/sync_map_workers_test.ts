@@ -6,7 +6,7 @@
 // happens-before that load returns. Linearizability has its own file.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { SyncMap } from "../mod.ts";
+import { SyncMap, threadGone } from "../mod.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import {
   checkValue,
@@ -504,15 +504,17 @@ describe("SyncMap memory with workers", () => {
         const shares = [0, 1].map(() => shareSyncMap(map as unknown as SyncMap<never, never>));
         await withWorkers(2, async (workers) => {
           // Two workers racing on the same new keys retire values and tables.
-          await Promise.all(
+          const attached = await Promise.all(
             workers.map((w, i) => w.run({ job: "attachIdle", handle: shares[i].handle, ops: 300 })),
           );
-          // At once: its end-of-task step may still be running. Released once it has stopped,
-          // as the adapters do where the runtime tells (Bun's close event).
+          // At once: its end-of-task step may still be running. Released and declared gone once
+          // it has stopped, as the adapters do where the runtime tells (Bun's close event): it
+          // may have died holding the allocator's lock, which the next locker then takes over.
           const stopped = workers[1].stopped();
           workers[1].terminate();
           await stopped;
           shares[1].release();
+          threadGone((attached[1] as { threadId: number }).threadId);
           // The other worker sweeps the released slot. (It, not this thread: had the
           // terminated worker died holding a lock, this thread would block for good, the
           // worker only until the test's timeout.)

@@ -1,0 +1,319 @@
+// Copyright the shmap authors. MIT license.
+// The termination storm: workers do random operations on one SyncMap, one GoMap under a Mutex
+// and an RWMutex-guarded pair (storm_worker.ts); the parent terminates a random worker at a
+// random moment, then starts a replacement in its slot. After each kill:
+//
+// - every write the killed worker completed is in the maps, and the one it had in flight is
+//   there wholly or not at all (each worker logs its writes in shared memory);
+// - SyncMap.verify() and GoMap.verify() pass, and the RWMutex's pair is whole;
+// - the replacement's first operations on every structure complete within 1 s;
+// - bytesUsed stays bounded: after the storm it is within a fresh map's holding the same data.
+//
+// STORM_KILLS kills per runtime (default 30); `--long` on the command line (after `--` under
+// `deno test`) or SHMAP_STORM=long makes it 1,000: `deno task test:storm`.
+
+import assert from "node:assert/strict";
+import process from "node:process";
+import { test } from "node:test";
+import { GoMap, Mutex, OwnerDeadError, RWMutex, SyncMap } from "../mod.ts";
+import { GONE, stateOf } from "../src/_engine/census.ts";
+import { deadline, sleep, until } from "./fixtures/harness.ts";
+import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
+import {
+  C_PAIR_A,
+  C_PAIR_B,
+  C_REPAIRS,
+  C_STOP,
+  C_TORN,
+  counterKey,
+  goKey,
+  INTENT_COUNTER,
+  INTENT_GO_DELETE,
+  INTENT_GO_SET,
+  INTENT_NONE,
+  INTENT_SYNC_DELETE,
+  INTENT_SYNC_STORE,
+  KEYS,
+  L_COUNTER,
+  L_GEN,
+  L_GO,
+  L_INTENT,
+  L_KEY,
+  L_OPS,
+  L_SYNC,
+  L_VALUE,
+  LOG_WORDS,
+  type StormProbe,
+  syncKey,
+} from "./fixtures/storm_protocol.ts";
+
+const args: readonly string[] = "Deno" in globalThis
+  ? (globalThis as unknown as { Deno: { args: string[] } }).Deno.args
+  : process.argv;
+const LONG = args.includes("--long") || process.env.SHMAP_STORM === "long";
+const KILLS = LONG ? 1000 : Number(process.env.STORM_KILLS ?? 30);
+const SLOTS = 3;
+/** How long a replacement's first operation on every structure may take. */
+const PROBE_LIMIT_MS = 1000;
+/** The Deno adapter's grace before a terminated worker is declared gone (src/workers/deno.ts). */
+const DENO_GRACE_MS = 250;
+const WORKER_URL = new URL("./fixtures/storm_worker.ts", import.meta.url);
+
+interface Slot {
+  worker?: TestWorker;
+  threadId: number;
+  log: Int32Array<SharedArrayBuffer>;
+}
+
+interface Report {
+  kills: number;
+  killedDuringStartup: number;
+  inFlight: Record<string, number>;
+  maxProbeMs: number;
+  ops: number;
+  repairs: number;
+  bytesUsed: { sync: number[]; go: number[] };
+}
+
+const INTENT_NAMES = [
+  "none",
+  "SyncMap store",
+  "SyncMap delete",
+  "counter",
+  "GoMap set",
+  "GoMap delete",
+];
+
+class Storm {
+  readonly s = new SyncMap<number | string, number>();
+  readonly g = new GoMap<number, number>();
+  readonly mu = new Mutex();
+  readonly rw = new RWMutex();
+  readonly ctrl = new Int32Array(new SharedArrayBuffer(64));
+  readonly slots: Slot[] = [];
+  readonly errors: string[] = [];
+  readonly report: Report = {
+    kills: 0,
+    killedDuringStartup: 0,
+    inFlight: {},
+    maxProbeMs: 0,
+    ops: 0,
+    repairs: 0,
+    bytesUsed: { sync: [], go: [] },
+  };
+
+  constructor() {
+    for (let i = 0; i < SLOTS; i++) {
+      this.slots.push({ threadId: 0, log: new Int32Array(new SharedArrayBuffer(LOG_WORDS * 4)) });
+    }
+  }
+
+  /** Starts a worker in `slot`; with `probe`, waits for its probe and checks how long it took. */
+  async start(index: number, probe = true): Promise<void> {
+    const slot = this.slots[index];
+    Atomics.add(slot.log, L_GEN, 1);
+    let answer: (p: StormProbe) => void = () => {};
+    const probed = new Promise<StormProbe>((resolve) => answer = resolve);
+    const worker = spawnWorker(WORKER_URL, { s: this.s, g: this.g, mu: this.mu, rw: this.rw }, {
+      message: (data) => answer(data as StormProbe),
+      error: (error) => {
+        // A worker terminated mid-call may report the TerminatedError it died of.
+        if (!/Terminated|terminated/.test(error.message)) {
+          this.errors.push(`slot ${index}: ${error.message}`);
+        }
+      },
+    });
+    slot.worker = worker;
+    slot.threadId = 0;
+    worker.postMessage({ slot: index, log: slot.log, ctrl: this.ctrl });
+    if (!probe) return;
+    const { probeMs, threadId } = await deadline(probed, 30_000, `slot ${index}'s probe`);
+    slot.threadId = threadId;
+    this.report.maxProbeMs = Math.max(this.report.maxProbeMs, probeMs);
+    assert.ok(
+      probeMs < PROBE_LIMIT_MS,
+      `a fresh worker took ${probeMs.toFixed(0)} ms for one operation on each structure`,
+    );
+  }
+
+  /** Terminates the worker in `slot` and waits until it is gone (its end declared). */
+  async kill(index: number): Promise<void> {
+    const slot = this.slots[index];
+    const worker = slot.worker!;
+    const intent = Atomics.load(slot.log, L_INTENT);
+    const name = INTENT_NAMES[intent];
+    this.report.inFlight[name] = (this.report.inFlight[name] ?? 0) + 1;
+    const stopped = worker.stopped(0);
+    worker.terminate();
+    await stopped;
+    // Deno's adapter declares a terminated worker gone after a grace period (Bun's and Node's
+    // at once, when it has stopped).
+    if (slot.threadId !== 0) {
+      await until(() => stateOf(slot.threadId) === GONE, `thread ${slot.threadId} is gone`);
+    } else if (runtime === "deno") {
+      await sleep(DENO_GRACE_MS + 250);
+    }
+    slot.worker = undefined;
+    this.report.kills++;
+  }
+
+  lockMutex(): void {
+    try {
+      this.mu.lock();
+    } catch (error) {
+      if (!(error instanceof OwnerDeadError)) throw error;
+      this.mu.markConsistent();
+    }
+  }
+
+  /** Checks what the killed worker of `slot` left: its writes, whole or absent. */
+  checkSlot(index: number): void {
+    const { log } = this.slots[index];
+    const intent = log[L_INTENT];
+    const key = log[L_KEY];
+    const inFlight = log[L_VALUE];
+    const allowed = (last: number, kinds: number[], k: number): number[] => {
+      const values = [last <= 0 ? undefined : last].map((v) => v ?? -1);
+      if (kinds.includes(intent) && (k < 0 || key === k)) values.push(inFlight);
+      return values;
+    };
+    const describe = (what: string, got: number | undefined, ok: number[]): string =>
+      `slot ${index}, ${what}: holds ${got ?? "nothing"}, expected ${
+        ok.map((v) => v === -1 ? "nothing" : v).join(" or ")
+      } (intent ${INTENT_NAMES[intent]} of key ${key})`;
+    for (let k = 0; k < KEYS; k++) {
+      const ok = allowed(log[L_SYNC + k], [INTENT_SYNC_STORE, INTENT_SYNC_DELETE], k);
+      const got = this.s.load(syncKey(index, k));
+      assert.ok(ok.includes(got ?? -1), describe(`SyncMap key ${k}`, got, ok));
+    }
+    const counter = log[L_COUNTER];
+    const okCounter = allowed(counter, [INTENT_COUNTER], -1);
+    const gotCounter = this.s.load(counterKey(index));
+    assert.ok(okCounter.includes(gotCounter ?? -1), describe("counter", gotCounter, okCounter));
+    this.lockMutex();
+    try {
+      for (let k = 0; k < KEYS; k++) {
+        const ok = allowed(log[L_GO + k], [INTENT_GO_SET, INTENT_GO_DELETE], k);
+        const got = this.g.get(goKey(index, k));
+        assert.ok(ok.includes(got ?? -1), describe(`GoMap key ${k}`, got, ok));
+      }
+      this.g.verify();
+      // The next worker of the slot starts from what is in the maps.
+      for (let k = 0; k < KEYS; k++) {
+        log[L_SYNC + k] = this.s.load(syncKey(index, k)) ?? -1;
+        log[L_GO + k] = this.g.get(goKey(index, k)) ?? -1;
+      }
+      log[L_COUNTER] = this.s.load(counterKey(index)) ?? 0;
+    } finally {
+      this.mu.unlock();
+    }
+    log[L_INTENT] = INTENT_NONE;
+  }
+
+  checkPair(): void {
+    try {
+      this.rw.lock();
+    } catch (error) {
+      if (!(error instanceof OwnerDeadError)) throw error;
+      // Repaired as the workers repair it: the killed writer was between the two halves.
+      this.ctrl[C_PAIR_B] = this.ctrl[C_PAIR_A];
+      this.rw.markConsistent();
+    }
+    try {
+      assert.equal(this.ctrl[C_PAIR_A], this.ctrl[C_PAIR_B], "the RWMutex pair is whole");
+    } finally {
+      this.rw.unlock();
+    }
+    assert.equal(Atomics.load(this.ctrl, C_TORN), 0, "no reader saw the pair torn");
+  }
+
+  async run(): Promise<Report> {
+    for (let i = 0; i < SLOTS; i++) await this.start(i);
+    while (this.report.kills < KILLS) {
+      await sleep(Math.random() * 20);
+      const index = Math.floor(Math.random() * SLOTS);
+      await this.kill(index);
+      this.checkSlot(index);
+      this.s.verify();
+      this.checkPair();
+      this.report.bytesUsed.sync.push(this.s.stats().bytesUsed);
+      this.report.bytesUsed.go.push(this.g.stats().bytesUsed);
+      assert.deepEqual(this.errors, []);
+      if (Math.random() < 0.1) {
+        // Killed while it loads and attaches.
+        await this.start(index, false);
+        await sleep(Math.random() * 50);
+        await this.kill(index);
+        this.report.killedDuringStartup++;
+        this.checkSlot(index);
+        this.s.verify();
+      }
+      await this.start(index);
+    }
+    Atomics.store(this.ctrl, C_STOP, 1);
+    for (let i = 0; i < SLOTS; i++) {
+      await this.kill(i);
+      this.checkSlot(i);
+      this.report.ops += this.slots[i].log[L_OPS];
+    }
+    this.report.repairs = this.ctrl[C_REPAIRS];
+    this.s.verify();
+    this.checkPair();
+    assert.deepEqual(this.errors, []);
+    return this.report;
+  }
+
+  /** bytesUsed against fresh maps holding the same entries. */
+  checkBounded(): void {
+    const fresh = new SyncMap<number | string, number>();
+    this.s.range((k, v) => {
+      fresh.store(k, v);
+      return true;
+    });
+    const freshGo = new GoMap<number, number>();
+    this.lockMutex();
+    try {
+      for (const [k, v] of this.g) freshGo.set(k, v);
+    } finally {
+      this.mu.unlock();
+    }
+    const sync = this.s.stats().bytesUsed;
+    const go = this.g.stats().bytesUsed;
+    // Within twice the fresh map's plus a span per size class: spare spans, the main thread's
+    // cache, retired blocks not yet freed.
+    const slack = 64 * 1024;
+    assert.ok(
+      sync <= 2 * fresh.stats().bytesUsed + slack,
+      `SyncMap bytesUsed ${sync} after the storm; a fresh map with the same entries uses ${fresh.stats().bytesUsed}`,
+    );
+    assert.ok(
+      go <= 2 * freshGo.stats().bytesUsed + slack,
+      `GoMap bytesUsed ${go} after the storm; a fresh map with the same entries uses ${freshGo.stats().bytesUsed}`,
+    );
+  }
+}
+
+test(
+  `termination storm: ${KILLS} kills of workers in the middle of SyncMap, GoMap and lock calls`,
+  { timeout: LONG ? 3_600_000 : 600_000 },
+  async () => {
+    const storm = new Storm();
+    try {
+      const report = await storm.run();
+      storm.checkBounded();
+      const sync = report.bytesUsed.sync;
+      console.log(
+        `[${runtime}] storm: ${report.kills} kills (${report.killedDuringStartup} during startup),` +
+          ` in flight at the kill: ${JSON.stringify(report.inFlight)}, ${report.ops} operations` +
+          ` logged, ${report.repairs} RWMutex repairs, slowest first call ${
+            report.maxProbeMs.toFixed(1)
+          } ms, SyncMap bytesUsed ${Math.min(...sync)}..${Math.max(...sync)}, GoMap bytesUsed ${
+            Math.min(...report.bytesUsed.go)
+          }..${Math.max(...report.bytesUsed.go)}`,
+      );
+    } finally {
+      Atomics.store(storm.ctrl, C_STOP, 1);
+      for (const slot of storm.slots) slot.worker?.terminate();
+    }
+  },
+);
