@@ -666,6 +666,12 @@ const REFILL = 16;
 const SPILL_AT = 64;
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
 const SPILL_BATCH = 32;
+/**
+ * Journal entries one block's free may take at most: the span's words, and when the span
+ * empties, its unlinking and its chunk's merge with both neighbours. A spill stops while the
+ * allocator's journal has less room than this, so that it never overflows.
+ */
+const FREE_ENTRIES_MAX = 64;
 
 /** Makes an empty cache block and returns its (64-byte aligned) offset. */
 export function newCache(arena: Arena): number {
@@ -792,7 +798,7 @@ function spill(arena: Arena, cache: number, c: number, n: number, j: Journal): v
   const w = (cache >> 2) + 2 * c;
   const bytes = CLASS_SIZES[c];
   let moved = 0;
-  for (; moved < n && arena.i32[w] !== 0; moved++) {
+  for (; moved < n && arena.i32[w] !== 0 && j.room > FREE_ENTRIES_MAX; moved++) {
     const block = arena.i32[w];
     j.set(w, arena.i32[block >> 2]);
     release(arena, block, bytes, j);

@@ -35,12 +35,12 @@
  */
 
 import { describe, withArticle } from "../_describe.ts";
-import { Journal } from "./journal.ts";
+import { Journal, journalWords } from "./journal.ts";
 
 /** "SMAP" read as a little-endian 32-bit word. */
 const MAGIC = 0x50414d53;
 /** Bumped whenever the shared layout changes incompatibly. */
-const LAYOUT_VERSION = 3;
+const LAYOUT_VERSION = 4;
 
 /** Kind word for a GoMap arena. */
 export const KIND_GO_MAP = 1;
@@ -70,7 +70,10 @@ export const H_ALLOC_JOURNAL = H_ROOT + ROOT_WORDS;
 /** Entries in the allocator's journal. */
 export const ALLOC_JOURNAL_ENTRIES = 512;
 /** Bytes of header; the allocator's heap starts after it. */
-export const HEADER_BYTES = roundUp((H_ALLOC_JOURNAL + 8 + 2 * ALLOC_JOURNAL_ENTRIES) * 4, 64);
+export const HEADER_BYTES = roundUp(
+  (H_ALLOC_JOURNAL + journalWords(ALLOC_JOURNAL_ENTRIES)) * 4,
+  64,
+);
 
 /** The largest maxBytes accepted: offsets stay positive 32-bit integers with room to spare. */
 const MAX_BYTES_LIMIT = 2 ** 30;

@@ -5,9 +5,9 @@
  * A mutation under a lock (a GoMap write, a SyncMap's locked step, an allocator operation)
  * writes shared words through its lock's journal: {@linkcode Journal.set} first appends the
  * word's index and old value, then writes the new value. When the lock's holder dies, the next
- * holder finds the lock poisoned (futex.ts) and calls {@linkcode Journal.rollback}, which writes
+ * holder finds the lock poisoned (futex.ts) and calls {@linkcode Journal.recover}, which writes
  * the old values back, newest first, so the structure is exactly as it was before the
- * mutation began. Committing is emptying the journal: one plain store of the count.
+ * mutation began. Committing is emptying the journal: the count, then the state.
  *
  * What needs no entry: writes into memory the mutation itself allocated (rolling back the
  * allocation makes it free again, and the allocator journals the words a free block needs, see
@@ -19,7 +19,10 @@
  * this mutation allocated, which a rollback gives back; DEFER entries name a block the mutation
  * frees, which must not be freed before the commit (a rollback would make it reachable again).
  * A commit with DEFER entries first sets state COMMITTING, after which recovery rolls
- * *forward*: it performs the remaining frees. Each free done by rollback or commit truncates the
+ * *forward*: it performs the remaining frees. A word that lock-free readers load (SyncMap's
+ * read-table word) is not written during the mutation at all: {@linkcode Journal.publishAtCommit}
+ * notes it, and the commit stores it once COMMITTING is set (recovery rolling forward stores it
+ * again), so no reader ever sees a value that a rollback would take back. Each free done by rollback or commit truncates the
  * journal inside the allocator's own journaled critical section (allocator.ts, `release`'s
  * `truncate` argument), so a free is never done twice however the thread dies.
  *
@@ -36,11 +39,16 @@
  * | 2        | state: IDLE, ACTIVE or COMMITTING                                  |
  * | 3        | intent: a multi-step operation under way (its owner's code), or 0 |
  * | 4..7     | the intent's arguments and progress                               |
- * | 8 + 2i   | entry i, first word: `(index << 2) \| kind`                       |
- * | 9 + 2i   | entry i, second word: the old value, an end index, or a size      |
+ * | 8        | word index to publish at commit, or 0                             |
+ * | 9        | the value to publish there                                        |
+ * | 10, 11   | unused                                                            |
+ * | 12 + 2i  | entry i, first word: `(index << 2) \| kind`                       |
+ * | 13 + 2i  | entry i, second word: the old value, an end index, or a size      |
  *
  * @module
  */
+
+import { MapFullError } from "../errors.ts";
 
 const J_COUNT = 0;
 const J_CAPACITY = 1;
@@ -49,7 +57,9 @@ const J_STATE = 2;
 export const J_INTENT = 3;
 /** First of the intent's four argument words. */
 export const J_ARGS = 4;
-const J_ENTRIES = 8;
+const J_PUBLISH = 8;
+const J_PUBLISH_VALUE = 9;
+const J_ENTRIES = 12;
 
 /** Not in a mutation. */
 export const IDLE = 0;
@@ -71,10 +81,15 @@ export function journalWords(capacity: number): number {
 /** Frees a block for a journal: `release(offset, size, countWord, count)` (see above). */
 export type JournalFree = (offset: number, size: number, countWord: number, count: number) => void;
 
-/** Thrown when a mutation needs more entries than its journal holds: it is then undone. */
-export class JournalFullError extends RangeError {
+/**
+ * Thrown when a mutation needs more entries than its journal holds. The mutation is then undone,
+ * as one that found no memory is, so callers see it as the {@linkcode MapFullError} it is: the
+ * map cannot take this write as it stands.
+ */
+export class JournalFullError extends MapFullError {
   constructor() {
-    super("internal: the mutation's journal is full");
+    super(0, 0);
+    this.message = "the mutation is larger than the map's journal can undo; it was not made";
     this.name = "JournalFullError";
   }
 }
@@ -160,17 +175,34 @@ export class Journal {
   }
 
   /**
-   * Commits: performs the deferred frees through `free` (which truncates the journal as it
-   * goes), then empties the journal.
+   * Notes that word `index` is to hold `value` from the commit on: it is stored (sequentially
+   * consistent) once the commit can no longer be rolled back. For words lock-free readers load.
+   */
+  publishAtCommit(index: number, value: number): void {
+    const i32 = this.#view();
+    i32[this.at + J_PUBLISH_VALUE] = value;
+    i32[this.at + J_PUBLISH] = index;
+  }
+
+  /**
+   * Commits: publishes the noted word, performs the deferred frees through `free` (which
+   * truncates the journal as it goes), then empties the journal.
    */
   commit(free?: JournalFree): void {
     const i32 = this.#view();
     const at = this.at;
-    if (free !== undefined) {
+    if (free !== undefined || i32[at + J_PUBLISH] !== 0) {
       i32[at + J_STATE] = COMMITTING;
       this.#forward(free);
     }
+    this.#finish();
+  }
+
+  #finish(): void {
+    const i32 = this.#view();
+    const at = this.at;
     i32[at + J_COUNT] = 0;
+    i32[at + J_PUBLISH] = 0;
     i32[at + J_STATE] = IDLE;
   }
 
@@ -183,9 +215,7 @@ export class Journal {
     const at = this.at;
     if (this.#view()[at + J_STATE] === COMMITTING) this.#forward(free);
     else this.rollbackTo(0, free);
-    const v = this.#view();
-    v[at + J_COUNT] = 0;
-    v[at + J_STATE] = IDLE;
+    this.#finish();
   }
 
   /** A savepoint: the mutation can be rolled back to here with {@linkcode rollbackTo}. */
@@ -232,9 +262,13 @@ export class Journal {
     outer.set(at + J_COUNT, n + 1);
   }
 
-  /** Performs the DEFER entries, newest first, truncating as it goes. */
+  /** Publishes the noted word, then performs the DEFER entries, newest first, truncating. */
   #forward(free: JournalFree | undefined): void {
     const at = this.at;
+    const view = this.#view();
+    if (view[at + J_PUBLISH] !== 0) {
+      Atomics.store(view, view[at + J_PUBLISH], view[at + J_PUBLISH_VALUE]);
+    }
     for (let n = this.#view()[at + J_COUNT]; n > 0; n = this.#view()[at + J_COUNT]) {
       const i32 = this.#view();
       const e = at + J_ENTRIES + 2 * (n - 1);
@@ -257,7 +291,11 @@ export class Journal {
     return this.#view()[this.at + J_ARGS + k];
   }
 
-  /** Sets the intent and its arguments (plain writes: the intent is the owner's to read). */
+  /**
+   * Sets the intent and its arguments with plain writes (the intent is the owner's to read). A
+   * step that must commit with its intent writes them through its transaction instead
+   * ({@linkcode intentWord}, {@linkcode argWord}).
+   */
   setIntent(intent: number, a = 0, b = 0, c = 0, d = 0): void {
     const i32 = this.#view();
     const w = this.at + J_ARGS;
@@ -268,6 +306,11 @@ export class Journal {
     i32[this.at + J_INTENT] = intent;
   }
 
+  /** Word index of the intent, for a journaled write. */
+  get intentWord(): number {
+    return this.at + J_INTENT;
+  }
+
   /** Word index of intent argument `k`, for journaled progress updates. */
   argWord(k: number): number {
     return this.at + J_ARGS + k;
@@ -276,5 +319,11 @@ export class Journal {
   /** Entries in use (for tests and verify). */
   get length(): number {
     return this.#view()[this.at + J_COUNT];
+  }
+
+  /** Entries still free: a mutation made of steps of known size stops while they fit. */
+  get room(): number {
+    const i32 = this.#view();
+    return i32[this.at + J_CAPACITY] - i32[this.at + J_COUNT];
   }
 }

@@ -43,6 +43,7 @@ import {
   cacheAllocate,
   cachedBytes,
   cacheRelease,
+  flushCache,
   freeCache,
   lockedAllocate,
   lockedRelease,
@@ -376,6 +377,28 @@ export class Participant {
   }
 
   /**
+   * Frees what is safe to free now, for a call that ran out of memory part-way and holds no
+   * shared reference (its locked step was rolled back), and gives the cache's blocks back.
+   * Returns false, doing nothing, when there is nothing to free or give back; retired blocks
+   * wait while a caller up the stack holds references (user code run by a call).
+   */
+  reclaimNow(): boolean {
+    let freed = false;
+    if (this.#holds === 0 && this.#pending !== 0) {
+      this.#pressure = false;
+      this.collect();
+      freed = true;
+    }
+    // Blocks cached for this participant's own allocations keep their spans from going back to
+    // the heap, where a table's buckets or another size class could use them.
+    if (this.#cache !== 0 && cachedBytes(this.arena, this.#cache) > 0) {
+      flushCache(this.arena, this.#cache);
+      freed = true;
+    }
+    return freed;
+  }
+
+  /**
    * Makes room in the retire list for `n` more blocks, first by freeing what is safe, then by
    * growing the list. Call it only where {@linkcode enter} may be called: before the operation
    * has changed anything, since it throws MapFullError when the arena is full.
@@ -474,6 +497,16 @@ export class Participant {
       }
       return cacheAllocate(this.arena, this.#cache, size);
     } catch (error) {
+      // The blocks this cache holds may be what keeps their spans from going back to the heap
+      // for another size: give them back and try once more.
+      if (error instanceof MapFullError && cachedBytes(this.arena, this.#cache) > 0) {
+        flushCache(this.arena, this.#cache);
+        try {
+          return cacheAllocate(this.arena, this.#cache, size);
+        } catch (again) {
+          if (!(again instanceof MapFullError)) throw again;
+        }
+      }
       // Out of memory, perhaps only because retired blocks are waiting: free them at the start
       // of the next call, so that a delete followed by a store can succeed in the same task.
       this.#pressure = true;

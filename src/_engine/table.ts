@@ -77,6 +77,11 @@ export const VALUE_WORDS = 16;
 const OVERFLOW = 136;
 /** The largest B: a bucket array of 144 * 2^B bytes must fit a 1 GiB arena. */
 export const MAX_B = 22;
+/**
+ * The longest chain, in buckets, an insert extends while the table cannot grow for want of
+ * memory. Evacuating a chain journals about five entries per bucket, and a step evacuates two.
+ */
+const FULL_CHAIN_MAX = 8;
 
 /** This slot and every later one, in this bucket and its overflow chain, are empty. */
 const EMPTY_REST = 0;
@@ -196,6 +201,14 @@ export class Table {
   /** The most buckets any chain may have: more means the chain loops. */
   #chainLimit(): number {
     return this.arena.buffer.byteLength / BUCKET_SIZE;
+  }
+
+  /** Whether any overflow bucket hangs off the bucket arrays (or an old array remains). */
+  get hasOverflow(): boolean {
+    const i32 = this.arena.i32;
+    const h = this.h;
+    return i32[h + T_NOVERFLOW] !== 0 || i32[h + T_OLDOVERFLOW] !== 0 ||
+      i32[h + T_OLDBUCKETS] !== 0;
   }
 
   /**
@@ -327,6 +340,7 @@ export class Table {
       let freeB = 0; // first empty slot seen: its bucket and index
       let freeI = 0;
       let last = b;
+      let chain = 0;
       let limit = this.#chainLimit();
       search: while (b !== 0) {
         a.reach(b + BUCKET_SIZE);
@@ -348,6 +362,7 @@ export class Table {
           }
         }
         last = b;
+        chain++;
         b = a.i32[(b + OVERFLOW) >> 2];
         if (--limit < 0) throw loops();
       }
@@ -364,9 +379,12 @@ export class Table {
           this.#hashGrow();
           continue;
         } catch (error) {
-          // No room to grow: insert into the table as it is, if that still fits.
+          // No room to grow: insert into the table as it is, if that still fits. Chains stay
+          // short (FULL_CHAIN_MAX buckets) so that evacuating one, when memory returns and the
+          // table can grow again, fits in one mutation's journal.
           if (!(error instanceof MapFullError)) throw error;
           tx.rollbackTo(point);
+          if (freeB === 0 && chain >= FULL_CHAIN_MAX) throw error;
         }
       }
       const keyLo = materialize ? p.materialize(a, (size) => tx.alloc(size, false)) : p.lo;
@@ -973,6 +991,20 @@ export class Table {
     }
     tx.set(this.h + counter, a.i32[this.h + counter] - n);
   }
+}
+
+/**
+ * The byte offset of bucket `bucket` in the current bucket array of the table whose header is
+ * at byte `headerOffset`, and the word index of its overflow link (for tests that corrupt a
+ * chain on purpose).
+ */
+export function bucketAt(
+  arena: Arena,
+  headerOffset: number,
+  bucket: number,
+): { offset: number; overflowWord: number } {
+  const offset = arena.i32[(headerOffset >> 2) + T_BUCKETS] + bucket * BUCKET_SIZE;
+  return { offset, overflowWord: (offset + OVERFLOW) >> 2 };
 }
 
 function loops(): RangeError {

@@ -58,6 +58,12 @@ const INTENT_CLEAR = 2;
 
 function noop(): void {}
 
+/**
+ * A new dirty table made from a read table with at least this many deleted keys, half of it or
+ * more, is promoted at once (see addLocked).
+ */
+const MOSTLY_DELETED_MIN = 64;
+
 /** The shared-memory state of one SyncMap object, and the steps taken under its mutex. */
 export class SyncCore {
   readonly arena: Arena;
@@ -71,10 +77,8 @@ export class SyncCore {
   // Table views, remade when the tables are replaced.
   #read: Table | null = null;
   #dirty: Table | null = null;
-  /** After a commit: the old read table whose owned entries must be marked (promotion). */
-  #markAfter = 0;
-  /** After a commit: the old tables a clear must empty. */
-  #clearAfter: [number, number] | null = null;
+  /** The read word this step will publish at its commit (see #setRead), or -1. */
+  #pendingRead = -1;
 
   constructor(arena: Arena, participant: Participant) {
     this.arena = arena;
@@ -146,11 +150,10 @@ export class SyncCore {
       if (!done) {
         this.tx.journal.recover(this.tx.releaser);
         this.participant.resync();
-        this.#markAfter = 0;
-        this.#clearAfter = null;
       }
       throw error;
     } finally {
+      this.#pendingRead = -1;
       unlockWord(this.arena.i32, R_MU, ownerId());
     }
     // A recovery of the mutex found a dead holder: reclaim what it left, once unlocked (the
@@ -256,22 +259,26 @@ export class SyncCore {
     }
   }
 
+  /** Carries out the intent the step committed with (see #intend), if any. */
   #afterCommit(): void {
     const journal = this.tx.journal;
-    const mark = this.#markAfter;
-    if (mark !== 0) {
-      this.#markAfter = 0;
-      journal.setIntent(INTENT_MARK, mark);
-      this.#markOwned(mark);
-      journal.setIntent(0);
-    }
-    const clear = this.#clearAfter;
-    if (clear !== null) {
-      this.#clearAfter = null;
-      journal.setIntent(INTENT_CLEAR, clear[0], clear[1]);
-      this.#kill(clear[0], clear[1]);
-      journal.setIntent(0);
-    }
+    const intent = journal.intent;
+    if (intent === 0) return;
+    if (intent === INTENT_MARK) this.#markOwned(journal.arg(0));
+    else if (intent === INTENT_CLEAR) this.#kill(journal.arg(0), journal.arg(1));
+    journal.setIntent(0);
+  }
+
+  /**
+   * Records an intent as part of this step (journaled), so that it commits with the step or is
+   * rolled back with it: a death right after the commit leaves it for the recoverer.
+   */
+  #intend(intent: number, a: number, b = 0): void {
+    const journal = this.tx.journal;
+    if (journal.intent !== 0) throw new Error("internal: two intents in one step");
+    this.tx.set(journal.argWord(0), a);
+    this.tx.set(journal.argWord(1), b);
+    this.tx.set(journal.intentWord, intent);
   }
 
   // ---- Steps under the mutex -----------------------------------------------------------------
@@ -282,22 +289,22 @@ export class SyncCore {
    */
   unexpungeLocked(e: number, probe: Probe): void {
     const a = this.arena;
-    if (Atomics.compareExchange(a.i32, e >> 2, EXPUNGED, NIL) !== EXPUNGED) return;
-    // Expunged entries exist only while there is a dirty table (dirtyLocked made them).
+    // An expunged entry changes only under the mutex: lock-free writers leave it alone.
+    if (Atomics.load(a.i32, e >> 2) !== EXPUNGED) return;
+    // Expunged entries exist only while there is a dirty table (dirtyLocked made them). The
+    // insert comes first: if it fails, the entry is as it was.
     const dirty = this.dirtyTable()!;
     let k: number;
     const lo = probe.lo;
     try {
       probe.lo = a.i32[(e >> 2) + E_KEY_LO];
       k = dirty.insert(probe, false);
-    } catch (error) {
-      Atomics.store(a.i32, e >> 2, EXPUNGED);
-      throw error;
     } finally {
       probe.lo = lo;
     }
     this.tx.set((k >> 2) + S_ENTRY, e);
     this.tx.set((k >> 2) + S_OWNS, 0);
+    Atomics.store(a.i32, e >> 2, NIL);
   }
 
   /**
@@ -308,7 +315,7 @@ export class SyncCore {
   addLocked(probe: Probe, record: number, read: number): void {
     const a = this.arena;
     const tx = this.tx;
-    if ((read & AMENDED) === 0) this.#dirtyLocked(read);
+    const promote = (read & AMENDED) === 0 && this.#dirtyLocked(read);
     const dirty = this.dirtyTable()!;
     const e = tx.alloc(ENTRY_BYTES, false);
     const keyLo = probe.materialize(a, (size) => tx.alloc(size, false));
@@ -327,24 +334,37 @@ export class SyncCore {
     i32[(e >> 2) + E_OWNER] = 0;
     tx.set((k >> 2) + S_ENTRY, e);
     tx.set((k >> 2) + S_OWNS, 0);
-    if ((read & AMENDED) === 0) this.#setRead(read | AMENDED);
+    // A read table of mostly deleted keys would otherwise stay, beside the dirty table, until
+    // enough loads miss (stores alone never promote): promote at once, so that its memory comes
+    // back. Promotion at any time is valid in Go's algorithm; the copy was paid already.
+    if (promote) this.promoteLocked();
+    else if ((read & AMENDED) === 0) this.#setRead(read | AMENDED);
   }
 
-  /** Journals and publishes a new read word. */
+  /**
+   * Sets the read word this step publishes: readers load it without the mutex, so it is stored
+   * only once the commit can no longer be rolled back (Journal.publishAtCommit). Until then the
+   * step sees it through {@linkcode readWord}.
+   */
   #setRead(word: number): void {
-    const journal = this.tx.journal;
-    journal.set(R_READ, word); // journaled; then published with a sequentially consistent store
-    Atomics.store(this.arena.i32, R_READ, word);
+    this.#pendingRead = word;
+    this.tx.journal.publishAtCommit(R_READ, word);
+  }
+
+  /** The read word as this step sees it: the one it will publish, or the published one. */
+  readWord(): number {
+    return this.#pendingRead !== -1 ? this.#pendingRead : Atomics.load(this.arena.i32, R_READ);
   }
 
   /**
    * Go's dirtyLocked: when there is no dirty table, makes one holding every entry of the read
    * table that is not deleted, expunging the deleted ones. The new table is fresh memory (its
    * inserts need no journal); the expunges are undone by recoverMutex's invariant repair.
+   * Returns whether most of the read table was deleted (see addLocked).
    */
-  #dirtyLocked(readWord: number): void {
+  #dirtyLocked(readWord: number): boolean {
     const a = this.arena;
-    if (a.i32[R_DIRTY] !== 0) return;
+    if (a.i32[R_DIRTY] !== 0) return false;
     const read = this.readTable(readWord);
     // Sized for the keys with a value: deleted entries are expunged, not copied.
     const header = this.tx.alloc(TABLE_HEADER_BYTES, true);
@@ -376,6 +396,7 @@ export class SyncCore {
     }
     this.tx.set(R_DIRTY, header);
     this.#dirty = dirty;
+    return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
   }
 
   /** Go's missLocked: counts a miss and promotes the dirty table once misses reach its size. */
@@ -397,14 +418,14 @@ export class SyncCore {
    */
   promoteLocked(): void {
     const a = this.arena;
-    const oldWord = Atomics.load(a.i32, R_READ);
+    const oldWord = this.readWord();
     this.#setRead(a.i32[R_DIRTY]);
     this.tx.set(R_DIRTY, 0);
     this.tx.set(R_MISSES, 0);
     const old = oldWord & ~AMENDED;
     if (old === 0) return;
     this.participant.retireTx(old | K_TABLE, this.tx);
-    this.#markAfter = old;
+    this.#intend(INTENT_MARK, old);
   }
 
   /**
@@ -429,7 +450,7 @@ export class SyncCore {
    */
   clearLocked(): void {
     const a = this.arena;
-    const readWord = Atomics.load(a.i32, R_READ);
+    const readWord = this.readWord();
     const read = readWord & ~AMENDED;
     const dirty = a.i32[R_DIRTY];
     if (read === 0 && dirty === 0) return;
@@ -438,7 +459,7 @@ export class SyncCore {
     this.tx.set(R_MISSES, 0);
     if (read !== 0) this.participant.retireTx(read | K_TABLE, this.tx);
     if (dirty !== 0) this.participant.retireTx(dirty | K_TABLE, this.tx);
-    this.#clearAfter = [read, dirty];
+    this.#intend(INTENT_CLEAR, read, dirty);
   }
 
   /**

@@ -54,7 +54,8 @@ const SEQ = H_ROOT;
 const LAST_SEQ = H_ROOT + 1;
 /** Byte offset of the writer's journal. */
 const JOURNAL = H_ROOT + 2;
-const TABLE_AT = (H_ROOT + 8) * 4;
+/** Internal: the byte offset of the table header in a GoMap's arena. */
+export const TABLE_AT = (H_ROOT + 8) * 4;
 /**
  * Entries in a GoMap writer's journal (8 KiB). A write touches a few dozen words; the most, an
  * insert that evacuates two old buckets, about 20 per bucket of their overflow chains.
@@ -456,6 +457,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       tx.begin();
       const removed = this.#table.remove(p);
       tx.commit();
+      // The last key gone: give back the overflow buckets too, as a clear does (Go keeps them
+      // until a growth, which a map short of memory may never afford). A map that never needed
+      // one does not pay for this.
+      if (removed && this.#table.count === 0 && this.#table.hasOverflow) {
+        tx.journal.setIntent(INTENT_CLEAR, 0);
+        this.#finishClear();
+      }
       return removed;
     } catch (error) {
       tx.abort();
@@ -503,7 +511,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     }
     tx.begin();
     this.#table.finishClear();
-    tx.set(journal.at + 3, 0); // the intent, cleared in the same transaction
+    tx.set(journal.intentWord, 0); // the intent, cleared in the same transaction
     tx.commit();
   }
 

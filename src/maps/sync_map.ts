@@ -23,6 +23,7 @@ import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
 import { describe, wrongKind } from "../_describe.ts";
 import { checkOptions } from "../_options.ts";
+import { MapFullError } from "../errors.ts";
 import { SyncCore } from "./_sync_core.ts";
 import {
   AMENDED,
@@ -510,7 +511,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // readable until this participant's next quiescent point (see #decodeRecord).
       core.inflight = record;
       let added = false;
-      const found = core.locked(() => {
+      const found = this.#lockedOrReclaim(() => {
         const read2 = Atomics.load(a.i32, R_READ);
         let e2 = core.findIn(core.readTable(read2), probe);
         if (e2 !== 0) {
@@ -1103,7 +1104,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       core.inflight = record;
       let added = false;
       const stored = record;
-      const previous = core.locked(() => {
+      const previous = this.#lockedOrReclaim(() => {
         const read2 = Atomics.load(a.i32, R_READ);
         let e2 = core.findIn(core.readTable(read2), probe);
         if (e2 !== 0) core.unexpungeLocked(e2, probe);
@@ -1288,12 +1289,26 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const core = this.#core;
     let read = Atomics.load(a.i32, R_READ);
     if ((read & AMENDED) !== 0) {
-      read = core.locked(() => {
+      core.locked(() => {
         if ((Atomics.load(a.i32, R_READ) & AMENDED) !== 0) core.promoteLocked();
-        return Atomics.load(a.i32, R_READ);
       });
+      read = Atomics.load(a.i32, R_READ);
     }
     return core.readTable(read);
+  }
+
+  /**
+   * `core.locked(f)`, run again once if it ran out of memory while retired blocks wait: they
+   * are freed first (the step was rolled back, so the call holds no shared reference). `f` must
+   * be safe to run twice.
+   */
+  #lockedOrReclaim<T>(f: () => T): T {
+    try {
+      return this.#core.locked(f);
+    } catch (error) {
+      if (!(error instanceof MapFullError) || !this.#participant.reclaimNow()) throw error;
+      return this.#core.locked(f);
+    }
   }
 
   /** Reserves a participant slot for a worker; see src/workers/_share.ts. */

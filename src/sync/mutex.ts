@@ -18,13 +18,7 @@ import {
   tryLockWord,
   unlockWord,
 } from "../_engine/futex.ts";
-import {
-  attachLockBlock,
-  LOCK_BASE,
-  type LockHandle,
-  lockHandle,
-  newLockBlock,
-} from "../_engine/lock_block.ts";
+import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
 import { OwnerDeadError } from "../errors.ts";
 
 /**
@@ -43,7 +37,7 @@ import { OwnerDeadError } from "../errors.ts";
  * console.log(Mutex.attach(copy.mu).tryLock()); // true
  * ```
  */
-export interface MutexHandle extends LockHandle<"Mutex"> {
+export interface MutexHandle {
   /** Always `"Mutex"`. */
   readonly kind: "Mutex";
   /** The shared memory the mutex lives in. */

@@ -14,13 +14,7 @@ import {
   NOT_ACQUIRED,
   OWNER_SHIFT,
 } from "../_engine/futex.ts";
-import {
-  attachLockBlock,
-  LOCK_BASE,
-  type LockHandle,
-  lockHandle,
-  newLockBlock,
-} from "../_engine/lock_block.ts";
+import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
 import {
   initRw,
   lock,
@@ -53,7 +47,7 @@ import { checkOptions } from "../_options.ts";
  * console.log(RWMutex.attach(copy.rw).tryRLock()); // true
  * ```
  */
-export interface RWMutexHandle extends LockHandle<"RWMutex"> {
+export interface RWMutexHandle {
   /** Always `"RWMutex"`. */
   readonly kind: "RWMutex";
   /** The shared memory the lock lives in. */

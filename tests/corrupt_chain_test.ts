@@ -1,0 +1,68 @@
+// Copyright the shmap authors. MIT license.
+// A corrupt overflow chain, made by one 4-byte write, is reported, never followed forever: every
+// walk along a chain (lookups, inserts, deletes, iteration, clear, verify) is bounded by the
+// number of buckets the arena could hold, so the corruption becomes a RangeError at once.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { GoMap } from "../mod.ts";
+import { Arena, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import { bucketAt } from "../src/_engine/table.ts";
+import { TABLE_AT } from "../src/maps/go_map.ts";
+
+/** A GoMap of one bucket (B = 0) holding `n` keys, whose bucket's overflow link points to itself. */
+function looped(n: number): GoMap<number, number> {
+  const map = new GoMap<number, number>();
+  for (let k = 0; k < n; k++) map.set(k, k);
+  assert.equal(map.stats().B, 0);
+  const arena = Arena.attach(map.handle.buffer, KIND_GO_MAP, false, "test");
+  const { offset, overflowWord } = bucketAt(arena, TABLE_AT, 0);
+  assert.equal(arena.i32[overflowWord], 0, "the bucket had no overflow bucket");
+  // The one write: the bucket's overflow link now names the bucket itself.
+  arena.i32[overflowWord] = offset;
+  return map;
+}
+
+const LOOPS = /overflow chain loops|corrupt/;
+
+describe("GoMap: an overflow chain that loops is an error, not a hang", () => {
+  // A full bucket: a lookup of a missing key, an insert of a new one and a clear all walk on
+  // past it, into the loop.
+  test("get and has of a missing key", () => {
+    const map = looped(8);
+    const start = performance.now();
+    assert.throws(() => map.get(1000), LOOPS);
+    assert.throws(() => map.has(1000), LOOPS);
+    assert.ok(performance.now() - start < 5000);
+  });
+
+  test("set of a new key", () => {
+    const map = looped(8);
+    const start = performance.now();
+    assert.throws(() => map.set(1000, 1), LOOPS);
+    assert.ok(performance.now() - start < 5000);
+  });
+
+  test("delete of a missing key, and iteration", () => {
+    const map = looped(8);
+    assert.throws(() => map.delete(1000), LOOPS);
+    assert.throws(() => [...map], LOOPS);
+  });
+
+  test("clear()", () => {
+    const map = looped(8);
+    const start = performance.now();
+    assert.throws(() => map.clear(), LOOPS);
+    assert.ok(performance.now() - start < 5000);
+  });
+
+  test("verify() names the loop", () => {
+    const map = looped(8);
+    assert.throws(() => map.verify(), RangeError);
+  });
+
+  test("keys found before the loop are still found", () => {
+    const map = looped(8);
+    for (let k = 0; k < 8; k++) assert.equal(map.get(k), k);
+  });
+});

@@ -1,0 +1,136 @@
+// Copyright the shmap authors. MIT license.
+// A map that ran out of memory recovers: clear() always succeeds, and once keys are deleted
+// (or cleared) at least 90% as many keys of the same shape fit again; memory freed by one size
+// of value serves other sizes, and the table's own growth.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { GoMap, MapFullError, SyncMap } from "../mod.ts";
+
+const MAX_BYTES = 256 * 1024;
+const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+interface Store<V> {
+  set(k: number, v: V): void;
+  delete(k: number): void;
+  clear(): void;
+  verify(): void;
+}
+
+function syncStore<V>(m: SyncMap<number, V>): Store<V> {
+  return {
+    set: (k, v) => m.store(k, v),
+    delete: (k) => m.delete(k),
+    clear: () => m.clear(),
+    verify: () => m.verify(),
+  };
+}
+
+/** Stores keys from `from` with `value(k)` until MapFullError; returns how many fit. */
+function fill<V>(m: Store<V>, from: number, value: (k: number) => V, limit = 1_000_000): number {
+  let n = 0;
+  try {
+    for (; n < limit; n++) m.set(from + n, value(from + n));
+  } catch (error) {
+    if (!(error instanceof MapFullError)) throw error;
+  }
+  return n;
+}
+
+const shapes = {
+  "int keys, 32-character strings": (k: number) => `${k}`.padStart(32, "v"),
+  "int keys, int values": (k: number) => k,
+  "int keys, 300-character strings": (k: number) => `${k}`.padStart(300, "w"),
+};
+
+/**
+ * What a GoMap cannot promise: its table is Go's, whose buckets are never freed by deletes, so
+ * a new key whose bucket chain is full needs a new overflow bucket. Deleting 100 keys frees
+ * their values' blocks but no bucket, so new keys fit only where their buckets have a slot.
+ * And clear() keeps the bucket array, as Go's does. A SyncMap's table is rebuilt on promotion,
+ * so it has neither limit.
+ */
+interface Limits {
+  deleteSome: boolean;
+  smallToLarge: boolean;
+}
+
+function bothMaps(
+  name: string,
+  body: (make: () => Store<unknown>, limits: Limits) => Promise<void>,
+): void {
+  describe(name, () => {
+    test("SyncMap", () =>
+      body(() => syncStore(new SyncMap<number, unknown>({ maxBytes: MAX_BYTES })), {
+        deleteSome: true,
+        smallToLarge: true,
+      }));
+    test("GoMap", () =>
+      body(() => new GoMap<number, unknown>({ maxBytes: MAX_BYTES }) as Store<unknown>, {
+        deleteSome: false,
+        smallToLarge: false,
+      }));
+  });
+}
+
+for (const [shape, value] of Object.entries(shapes)) {
+  bothMaps(`a full map recovers (${shape})`, async (make, limits) => {
+    const m = make();
+    const n = fill(m, 0, value);
+    assert.ok(n > 50, `only ${n} keys fit in ${MAX_BYTES} bytes`);
+    // clear() of a full map succeeds, and the same number fits again.
+    m.clear();
+    await tick();
+    const afterClear = fill(m, 0, value);
+    assert.ok(afterClear >= 0.9 * n, `${afterClear} keys fit after clear(), ${n} at first`);
+    // Deleting every key makes room for as many new ones (other keys: other buckets).
+    for (let k = 0; k < afterClear; k++) m.delete(k);
+    await tick();
+    const afterDelete = fill(m, 10_000_000, value);
+    assert.ok(
+      afterDelete >= 0.9 * n,
+      `${afterDelete} new keys fit after deleting all, ${n} at first`,
+    );
+    // Deleting 100 makes room for at least 90.
+    for (let k = 0; k < 100; k++) m.delete(10_000_000 + k);
+    await tick();
+    const after100 = fill(m, 20_000_000, value, 1000);
+    // Int values live in 32-byte records: 100 of them free less than a span (8 KiB), which a
+    // new key's overflow bucket may need. Larger values free enough.
+    if (limits.deleteSome && shape !== "int keys, int values") {
+      assert.ok(after100 >= 90, `${after100} new keys fit after deleting 100`);
+    }
+    m.verify();
+  });
+}
+
+bothMaps("memory freed by large values serves small ones and the table's growth", async (make) => {
+  const fresh = make();
+  const small = fill(fresh, 0, (k) => k);
+  const m = make();
+  const large = fill(m, 0, (k) => `${k}`.padStart(2000, "x"));
+  assert.ok(large > 10, `${large} large values fit`);
+  for (let k = 0; k < large; k++) m.delete(k);
+  await tick();
+  // Small values, and enough keys that the table grows several times over.
+  const got = fill(m, 1_000_000, (k) => k);
+  assert.ok(got >= 0.9 * small, `${got} small keys fit after freeing large values; ${small} fresh`);
+  m.verify();
+});
+
+bothMaps("memory freed by small values serves large ones", async (make, limits) => {
+  const fresh = make();
+  const large = fill(fresh, 0, (k) => `${k}`.padStart(2000, "x"));
+  const m = make();
+  const small = fill(m, 0, (k) => `${k}`.padStart(40, "s"));
+  assert.ok(small > 100, `${small} small values fit`);
+  m.clear();
+  await tick();
+  const got = fill(m, 1_000_000, (k) => `${k}`.padStart(2000, "x"));
+  // A GoMap keeps the bucket array the small keys grew, which large values then lack.
+  assert.ok(
+    got >= (limits.smallToLarge ? 0.9 : 0.75) * large,
+    `${got} large values fit after clearing small ones; ${large} fresh`,
+  );
+  m.verify();
+});
