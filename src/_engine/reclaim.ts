@@ -49,10 +49,11 @@ import {
   lockedRelease,
   newCache,
   repairCache,
+  underLock,
 } from "./allocator.ts";
-import type { Arena } from "./arena.ts";
+import { type Arena, H_ALLOC_LOCK } from "./arena.ts";
 import { censusDeaths, checkAlive, checkSelf, onStop, ownerGone, ownerId } from "./census.ts";
-import { WAIT_SLICE_MS } from "./futex.ts";
+import { ownerOf, WAIT_SLICE_MS } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
 
 /** Operations between two quiescent points of a participant. */
@@ -301,16 +302,17 @@ export class Participant {
    * announcement is then withdrawn so it no longer holds reclamation back. What it retired and
    * did not free yet, and its allocation cache, stay in the slot for the other participants to
    * sweep (as an orphan); both are repaired first, since an owner stopped midway through a
-   * list move or a cache push left them off (see {@linkcode repairList}). `onReleased` runs
-   * then too, before the slot is free: a SyncMap notes there that a sweep is due, for the
-   * blocks an owner stopped mid-operation held in hand.
+   * list move or a cache push left them off (see {@linkcode repairList}). Before the repairs,
+   * a lock the owner died holding is rolled back, and `onReleased` runs with the owner's thread
+   * id if it is gone (0 if not known gone): a SyncMap rolls back its mutex there and notes that
+   * a sweep is due, for the blocks an owner stopped mid-operation held in hand.
    */
   static releaseSlot(
     registry: Registry,
     index: number,
     generation: number,
     graceMs = 0,
-    onReleased?: () => void,
+    onReleased?: (deadOwner: number) => void,
   ): void {
     const i32 = registry.arena.i32;
     const at = registry.slots + index * SLOT_WORDS;
@@ -322,10 +324,20 @@ export class Participant {
       if (Atomics.compareExchange(i32, at + CLAIM, old, next | SLOT_RELEASING) === old) break;
     }
     const finish = (): void => {
+      // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
+      // lock's next holder, may restore words of its retire list and cache. Roll it back first
+      // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
+      // the orphan see the lists as the rollback leaves them, and never free a block the
+      // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
+      const owner = Atomics.load(i32, at + OWNER);
+      const gone = owner !== 0 && ownerGone(owner);
+      if (gone && ownerOf(Atomics.load(i32, H_ALLOC_LOCK)) === owner) {
+        underLock(registry.arena, () => {});
+      }
+      onReleased?.(gone ? owner : 0);
       const cache = i32[at + CACHE];
       if (cache !== 0) repairCache(registry.arena, cache);
       Participant.repairList(registry, index);
-      onReleased?.();
       Atomics.store(i32, at + OWNER, 0);
       Atomics.store(i32, at + PARKED, 0);
       Atomics.store(i32, at + ANNOUNCE, 0);

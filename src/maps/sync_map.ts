@@ -14,6 +14,7 @@ import {
   roundUp,
 } from "../_engine/arena.ts";
 import { adoptCensus, census } from "../_engine/census.ts";
+import { ownerOf } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import { Participant, RETIRES_PER_OP, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
@@ -35,6 +36,7 @@ import {
   R_EPOCH,
   R_JOURNAL,
   R_MISSES,
+  R_MU,
   R_NSLOTS,
   R_READ,
   R_SLOTS,
@@ -1332,7 +1334,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
           index,
           generation,
           graceMs,
-          () => Atomics.store(a.i32, R_SWEEP_DUE, 1),
+          (deadOwner) => {
+            // A holder that died mid-step is rolled back now, before its lists are repaired.
+            if (deadOwner !== 0 && ownerOf(Atomics.load(a.i32, R_MU)) === deadOwner) {
+              this.#core.locked(() => {});
+            }
+            Atomics.store(a.i32, R_SWEEP_DUE, 1);
+          },
         ),
     };
   }

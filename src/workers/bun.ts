@@ -80,8 +80,9 @@ const adapter: Adapter<Worker> = {
     const threadId = (worker as { threadId?: number }).threadId;
     // The thread has stopped when this event fires: no grace is needed.
     const end = (): void => {
-      endNow();
+      // Gone first: the slot's release then rolls back a lock the thread died holding.
       declareGone(threadId);
+      endNow();
     };
     worker.addEventListener("close", end);
     return {

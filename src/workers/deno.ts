@@ -162,8 +162,10 @@ const adapter: Adapter<Worker> = {
     const end = (): void => {
       if (ended) return;
       ended = true;
-      endNow(RELEASE_GRACE_MS);
+      // Gone first (timers of one delay fire in order): the slot's release then rolls back a
+      // lock the thread died holding.
       declareGone(threadId, RELEASE_GRACE_MS);
+      endNow(RELEASE_GRACE_MS);
     };
     const { port1, port2 } = new MessageChannel();
     // The port says goodbye and tells the worker's thread id: it must not keep the parent alive.

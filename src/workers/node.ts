@@ -95,8 +95,10 @@ const adapter: Adapter<Worker> = {
     const threadId = worker.threadId;
     const grace = onDeno ? DENO_GRACE_MS : 0;
     const end = (): void => {
-      endNow(grace);
+      // Gone first (timers of one delay fire in order): the slot's release then rolls back a
+      // lock the thread died holding.
       declareGone(threadId, grace);
+      endNow(grace);
     };
     if (onDeno) {
       const terminate = worker.terminate;
