@@ -37,8 +37,8 @@ export class ConcurrentMapWriteError extends Error {
 /**
  * Thrown when a map needs more shared memory than its `maxBytes` option allows. The operation
  * that threw had no effect: the map keeps its previous contents, stays consistent and holds no
- * lock. Deleting entries makes room for entries of about the same sizes (freed blocks are
- * reused by requests of their own size class, not split or merged).
+ * lock. Deleting entries makes room for new ones: freed memory goes back to a heap that merges
+ * neighbouring free chunks, so it serves other sizes and the table's growth too.
  *
  * @example
  * ```ts

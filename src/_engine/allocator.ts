@@ -7,18 +7,19 @@
  * multiple of 16, header included) with three flags in the low bits: INUSE, PREV_INUSE (the
  * chunk before it is in use) and SPAN (it holds a span, below). The block handed out is the
  * chunk's payload, 16 bytes in, so every block is 16-byte aligned. A free chunk keeps its
- * bin's list links in its first two payload words and its size in its last word (a footer), so
+ * bin's list links in header words 1 and 2 and its size in its last word (a footer), so
  * a chunk being freed finds a free neighbour on either side and merges with it: no two free
  * chunks are ever adjacent, and a free chunk that ends at the top becomes part of the
- * wilderness beyond it. Free chunks sit in 104 bins, four per power of two, with a bitmap of
+ * wilderness beyond it. Free chunks sit in 108 bins, four per power of two, with a bitmap of
  * the bins that are not empty. An allocation takes the first chunk that fits from its bin (a
  * bounded walk) or the next bin up, splitting off the rest, or else carves from the top,
  * growing the buffer up to maxBytes.
  *
- * **Spans.** Blocks of up to 1,024 bytes come in 20 size classes (16-byte steps to 128, then
- * four per power of two). A span is a heap chunk whose 8 KiB payload is aligned to 8 KiB: a
- * 64-byte header, then blocks of one class. A block's span is therefore its offset rounded down
- * to 8 KiB, which is how a free finds it without a header per block. The span header holds the
+ * **Spans.** Blocks of up to 1,024 bytes come in 23 size classes (16-byte steps to 128, then
+ * four per power of two, plus the sizes of small Go bucket arrays). A span is a heap chunk of
+ * 4 KiB (classes up to 256 bytes) or 8 KiB, aligned to its size: a header, then blocks of one
+ * class. A block's span is therefore its offset rounded down to its span size, which is how a
+ * free finds it without a header per block. The span header holds the
  * class, the blocks in use, a free list threaded through the free blocks' first words, a bump
  * offset for blocks never handed out, and links in its class's list of spans with room. A span
  * whose last block is freed goes back to the heap (one empty span per class is kept, so that a
@@ -298,11 +299,6 @@ export function lockedRelease(
     release(arena, offset, size, j);
     if (truncate !== undefined) j.set(truncate[0], truncate[1]);
   });
-}
-
-/** Whether `arena`'s allocator lock is held by a dead thread or poisoned, for recovery. */
-export function recoverAllocator(arena: Arena): void {
-  underLock(arena, () => {});
 }
 
 // ---- Small blocks ---------------------------------------------------------------------------

@@ -185,11 +185,6 @@ export function unlockWord(i32: Int32Array, index: number, me: number): void {
   if ((w & CONTENDED) !== 0) Atomics.notify(i32, index, 1);
 }
 
-/** Whether `me` holds the mutex at `i32[index]`. */
-export function holdsWord(i32: Int32Array, index: number, me: number): boolean {
-  return Atomics.load(i32, index) >>> OWNER_SHIFT === me;
-}
-
 /**
  * Clears POISONED on the mutex at `i32[index]`, held by `me`: what it guards is consistent
  * again. Throws if `me` does not hold it.
@@ -205,16 +200,4 @@ export function clearPoison(i32: Int32Array, index: number, me: number): void {
     if (found === w) return;
     w = found;
   }
-}
-
-/**
- * Releases the mutex at `i32[index]` on behalf of its owner `dead`, who is gone, leaving it
- * unlocked and poisoned. Returns whether it did (false if someone took it over first).
- */
-export function releaseDead(i32: Int32Array, index: number, dead: number): boolean {
-  const w = Atomics.load(i32, index);
-  if (w >>> OWNER_SHIFT !== dead) return false;
-  if (Atomics.compareExchange(i32, index, w, POISONED) !== w) return false;
-  if ((w & CONTENDED) !== 0) Atomics.notify(i32, index, 1);
-  return true;
 }

@@ -24,9 +24,11 @@
  *   goes offline at once and never holds reclamation back; a worker that is gone holds it back
  *   only until its slot is released (the worker adapters do that when the worker exits).
  *
- * Cost on the hot path: none in shared memory. An operation checks two local fields; one in
- * {@linkcode QUIESCE_EVERY} also loads the epoch and stores its announcement, and, when it has
- * retired blocks waiting, advances the epoch, scans the announcements and frees what is safe.
+ * Cost on the hot path: no atomic operation. An operation checks its thread's census state
+ * (checkAlive) and its own slot's claim word with plain reads, and counts down a local field;
+ * one in {@linkcode QUIESCE_EVERY} also loads the epoch and stores its announcement, and, when
+ * it has retired blocks waiting, advances the epoch, scans the announcements and frees what is
+ * safe.
  *
  * Bound: a participant frees its retired blocks at its quiescent points once every other online
  * participant has announced since, so the blocks waiting at any time are about what the
@@ -80,7 +82,7 @@ const CACHE = 3;
 const OWNER = 4;
 /**
  * 1 while the owner sleeps in a lock of the map: it holds no reference but its own record in
- * flight, INFLIGHT, so a stop of the world may proceed without it (see stopTheWorld).
+ * flight, INFLIGHT, so a pause of the world may proceed without it (see pauseWorld).
  */
 const PARKED = 5;
 /** The value record the owner had allocated and not yet published when it parked. */
@@ -545,7 +547,7 @@ export class Participant {
       this.#closed = true;
       return;
     }
-    // The cache and list go while this participant is announced, so that a stop of the world
+    // The cache and list go while this participant is announced, so that a pause of the world
     // waits for them (see #offline).
     if (!this.#online) this.#comeOnline();
     this.#tidy();
@@ -595,6 +597,9 @@ export class Participant {
     return dead;
   }
 
+  /** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */
+  static blocker = "";
+
   /**
    * Stops the world for a recovery: raises the pause word, after which every participant of
    * another live thread parks at its next quiescent point (every operation it was inside has
@@ -603,9 +608,6 @@ export class Participant {
    * lowered, if another live thread is recovering already or if some participant does not park
    * within `timeoutMs` (it may sit in one long task): nothing is ever assumed of a live thread.
    */
-  /** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */
-  static blocker = "";
-
   static pauseWorld(registry: Registry, timeoutMs: number): boolean {
     const i32 = registry.arena.i32;
     const me = ownerId();

@@ -109,7 +109,7 @@ export function readerSlot(i32: Int32Array, base: number, me: number): number {
   }
   throw new RangeError(
     `this RWMutex has ${n} reader slots, one per thread that reads it, and all belong to ` +
-      "live threads: create it with a larger maxReaders",
+      "live threads: create it with a larger maxReaderThreads",
   );
 }
 

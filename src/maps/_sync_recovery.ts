@@ -8,10 +8,10 @@
  * taken off a retire list and not yet freed, a count not yet adjusted. None of these corrupts
  * the map; each leaks a block or leaves the count off by one. {@linkcode reapDead} gives back the
  * dead participant's slot (its announcement no longer holds reclamation back; its retire list
- * and cache are swept by others as orphans), and then, if it can stop the world (every other
+ * and cache are swept by others as orphans), and then, if it can pause the world (every other
  * participant parked at a quiescent point or in a lock), sweeps: it marks every block the map
  * can reach, frees every block handed out that nothing reaches, and recounts the keys. Without
- * a stop of the world within a short wait (a live participant may sit in one long task), the
+ * a pause of the world within a short wait (a live participant may sit in one long task), the
  * sweep is left for a later quiescent point (R_SWEEP_DUE).
  *
  * {@linkcode verifySyncMap} runs the same marking as a check: every block reached once, of the

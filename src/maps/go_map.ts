@@ -52,7 +52,7 @@ import { checkOptions } from "../_options.ts";
 // SEQ), so that whoever recovers from a dead writer can publish the version after it.
 const SEQ = H_ROOT;
 const LAST_SEQ = H_ROOT + 1;
-/** Byte offset of the writer's journal. */
+/** Root word holding the byte offset of the writer's journal. */
 const JOURNAL = H_ROOT + 2;
 /** Internal: the byte offset of the table header in a GoMap's arena. */
 export const TABLE_AT = (H_ROOT + 8) * 4;

@@ -215,9 +215,10 @@ const adapter: Adapter<Worker> = {
  * Workers started with {@linkcode spawn} or shared with {@linkcode share} are watched already;
  * tracking one twice does nothing.
  *
- * As with every Deno worker, the end is declared a second after `terminate()` (or the error or
- * close), when the worker has certainly stopped; a worker that terminate() caught asleep in a
- * shmap lock stops touching shared memory as soon as it wakes.
+ * As with every Deno worker, the end is declared 250 ms after `terminate()` (or the error or
+ * close): Deno's terminate() does not stop a worker busy in synchronous code, and the grace
+ * covers the one shmap call it may be inside. Such a worker throws `TerminatedError` at its
+ * next shmap call, or as a shmap wait returns, instead of touching shared memory again.
  *
  * @example
  * ```ts no-eval
