@@ -172,9 +172,10 @@ class Attachment {
  *
  * const map = new GoMap<number, string>();
  * map.set(1, "one");
- * const worker = new Worker(new URL("./reader.ts", import.meta.url), { type: "module" });
- * worker.postMessage(map.handle);
- * // reader.ts: self.onmessage = (e) => console.log(GoMap.attach(e.data).get(1));
+ * // Post `map.handle` to a worker (or use an adapter's spawn/share); there, attach() gives the
+ * // same map over the same memory. Attached here, for the example:
+ * const same = GoMap.attach<number, string>(map.handle);
+ * console.log(same.get(1)); // "one"
  * ```
  *
  * @typeParam K The key type.
