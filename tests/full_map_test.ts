@@ -41,6 +41,7 @@ const shapes = {
   "int keys, 32-character strings": (k: number) => `${k}`.padStart(32, "v"),
   "int keys, int values": (k: number) => k,
   "int keys, 300-character strings": (k: number) => `${k}`.padStart(300, "w"),
+  "int keys, objects": (k: number) => ({ id: k, name: "x".repeat(100), tags: ["a", "b"] }),
 };
 
 /**
