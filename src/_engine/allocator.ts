@@ -663,7 +663,14 @@ const CACHE_RAW = CACHE_TOTAL + 1;
  */
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
-const SPILL_AT = 64;
+/**
+ * A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many. Twice a
+ * quiescent period (reclaim.ts: the blocks one participant's quiescent point frees at once, an
+ * operation retiring one), so that a participant that allocates and frees at the same rate, as
+ * a store that overwrites does, keeps its blocks between the refill at 0 and the spill: each
+ * refill or spill is a journaled step under the allocator lock.
+ */
+const SPILL_AT = 128;
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
 const SPILL_BATCH = 32;
 /**
@@ -731,7 +738,7 @@ export function cacheRelease(arena: Arena, cache: number, offset: number, size: 
   i32[w] = offset; // the push: one write, after the link
   i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
   if (++i32[w + 1] >= SPILL_AT) {
-    underLock(arena, (j) => spill(arena, cache, c, SPILL_AT / 2, j));
+    underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
   }
 }
 
