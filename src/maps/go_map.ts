@@ -9,6 +9,7 @@ import {
   checkMaxBytes,
   H_ALLOC_JOURNAL,
   H_ROOT,
+  H_TOP,
   HEADER_BYTES,
   KIND_GO_MAP,
 } from "../_engine/arena.ts";
@@ -20,7 +21,7 @@ import {
   HEADROOM_BYTES,
   verifyHeap,
 } from "../_engine/allocator.ts";
-import { adoptCensus, census, checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
+import { adoptCensus, census, liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import {
@@ -781,13 +782,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Takes the write sequence for this thread; returns the version it started from. */
   #beginWrite(): number {
-    checkAlive();
-    // Cover memory other workers allocated since this worker's views were made: a writer
-    // follows offsets without checking each against its views.
     const a = this.#arena;
-    a.reach(a.buffer.byteLength);
     const i32 = a.i32;
-    const mine = (ownerId() << 1) | 1;
+    const mine = (liveOwnerId() << 1) | 1;
     let seq = i32[SEQ];
     for (;;) {
       if ((seq & 1) !== 0) {
@@ -799,6 +796,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       seq = found; // a write finished since our plain read; try again from its value
     }
     i32[LAST_SEQ] = seq;
+    // Cover memory other workers allocated since this worker's views were made: a writer
+    // follows offsets without checking each against its views. Every block in use lies below
+    // the heap's top, which the previous writer published before its release of SEQ, read by
+    // the compare-exchange above; only when the top lies past the views is the buffer's
+    // length read (a call into the runtime for a growable buffer).
+    if (i32[H_TOP] > a.bytes) a.reach(a.buffer.byteLength);
     return seq;
   }
 
