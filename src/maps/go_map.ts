@@ -187,6 +187,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #keys: SlotCodec<K>;
   #values: SlotCodec<V>;
   #tx: WriterTx;
+  /**
+   * A value's blob allocated, and a replaced value's blob freed, in the current write. Made
+   * once: a closure written inside {@linkcode set} would make V8 allocate a context for the
+   * variables it captures on every call.
+   */
+  readonly #allocBlob = (size: number): number => this.#tx.alloc(size, false);
+  readonly #freeBlob = (offset: number, size: number): void => this.#tx.free(offset, size);
   /** Scratch for the key and the value of a call; a nested call makes its own (#inUser). */
   #probe = new Probe();
   #valueProbe = new Probe();
@@ -421,14 +428,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const tx = this.#tx;
     try {
       tx.begin();
-      const lo = v.materialize(a, (size) => tx.alloc(size, false));
+      const lo = v.materialize(a, this.#allocBlob);
       const k = this.#table.insert(p, true);
       const w = (k >> 2) + VALUE_WORDS;
       const oldLo = a.i32[w];
       const oldHi = a.i32[w + 1];
       tx.set(w, lo);
       tx.set(w + 1, v.hi);
-      if (!this.#table.inserted) freeSlot(a, oldHi, oldLo, (o, size) => tx.free(o, size));
+      if (!this.#table.inserted) freeSlot(a, oldHi, oldLo, this.#freeBlob);
       tx.commit();
     } catch (error) {
       tx.abort();
