@@ -75,6 +75,8 @@ export interface WorkerBenchOptions {
   only?: string;
   /** Print the tables (default true). */
   print?: boolean;
+  /** Measure the native Map.get yardsticks on the main thread first (default true). */
+  yardsticks?: boolean;
 }
 
 /** One row of the results. */
@@ -129,7 +131,7 @@ export async function runWorkerBench(
   log(`(${cores} hardware threads; load average ${loadAverage()})`);
 
   const rows: WorkerBenchResult[] = [];
-  rows.push(...yardsticks(durationMs, reps));
+  if (options.yardsticks ?? true) rows.push(...yardsticks(durationMs, reps));
   for (const [c, structures] of PLAN) {
     for (const s of structures) {
       if (options.only !== undefined && !`${c} / ${s}`.includes(options.only)) continue;

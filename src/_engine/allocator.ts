@@ -659,6 +659,7 @@ const CACHE_RAW = CACHE_TOTAL + 1;
  */
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
+/** A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many. */
 const SPILL_AT = 64;
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
 const SPILL_BATCH = 32;
@@ -700,7 +701,7 @@ export function cacheAllocate(arena: Arena, cache: number, size: number): number
   const w = (cache >> 2) + 2 * c;
   let head = arena.i32[w];
   if (head === 0) {
-    underLock(arena, (j) => refill(arena, cache, c, j));
+    lockedRefill(arena, cache, c);
     head = arena.i32[w];
   }
   const bytes = CLASS_SIZES[c];
@@ -726,9 +727,19 @@ export function cacheRelease(arena: Arena, cache: number, offset: number, size: 
   i32[offset >> 2] = i32[w];
   i32[w] = offset; // the push: one write, after the link
   i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
-  if (++i32[w + 1] >= SPILL_AT) {
-    underLock(arena, (j) => spill(arena, cache, c, SPILL_AT / 2, j));
-  }
+  if (++i32[w + 1] >= SPILL_AT) lockedSpill(arena, cache, c);
+}
+
+// The allocator steps of the two functions above, apart from them: the variables a closure
+// captures live in a context object that V8 makes as the enclosing function is entered, so a
+// closure written inline would cost an allocation on every call, not only on these paths.
+
+function lockedRefill(arena: Arena, cache: number, c: number): void {
+  underLock(arena, (j) => refill(arena, cache, c, j));
+}
+
+function lockedSpill(arena: Arena, cache: number, c: number): void {
+  underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
 }
 
 /**

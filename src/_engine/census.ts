@@ -130,10 +130,23 @@ let primary: View | undefined;
 let heads: Int32Array[] = [];
 /** The sum of their entry counts when {@linkcode checkAlive} last looked. */
 let headsSeen = 0;
+/** Stands in for a census's first words while this thread knows none: a count of 0. */
+const NO_CENSUS = new Int32Array(C_ENTRIES);
+/**
+ * {@linkcode checkAlive}'s fast path: it passes while `head[C_COUNT] === headSeen`. `head` is the
+ * first words of the one census this thread knows (or {@linkcode NO_CENSUS}), `headSeen` its
+ * entry count when this thread last looked. `headSeen` is -1, which no count equals, whenever
+ * the fast path must not pass: this thread is stopped, or knows more than one census, or has
+ * just met one.
+ */
+let head: Int32Array = NO_CENSUS;
+let headSeen = 0;
 
 function know(view: View): void {
   views.push(view);
   heads.push(new Int32Array(view.buffer, 0, C_ENTRIES));
+  head = heads[0];
+  headSeen = -1;
 }
 /** This thread's owner id once known; 0 before. */
 let selfOwner = 0;
@@ -198,7 +211,11 @@ export function selfThreadId(): number {
 
 /** This thread's owner id: its thread id plus one. Never 0. */
 export function ownerId(): number {
-  if (selfOwner !== 0) return selfOwner;
+  return selfOwner !== 0 ? selfOwner : firstOwnerId();
+}
+
+/** {@linkcode ownerId} the first time: small functions inline into the lock paths. */
+function firstOwnerId(): number {
   let id = runtimeThreadId;
   if (needsOwnId()) {
     census();
@@ -276,9 +293,29 @@ export function checkSelf(): void {
  * count moved is this thread's own state looked up.
  */
 export function checkAlive(): void {
+  // One plain read and a compare, inlined into every caller; the rest is out of line.
+  if (head[C_COUNT] !== headSeen) checkAliveSlow();
+}
+
+/**
+ * {@linkcode checkAlive}, then {@linkcode ownerId}: how every call that takes a lock begins. One
+ * small function with one compare on the fast path, so that it inlines into the lock paths.
+ */
+export function liveOwnerId(): number {
+  return head[C_COUNT] === headSeen && selfOwner !== 0 ? selfOwner : liveOwnerIdSlow();
+}
+
+function liveOwnerIdSlow(): number {
+  checkAlive();
+  return ownerId();
+}
+
+function checkAliveSlow(): void {
   if (stopped) throw new TerminatedError();
   let total = 0;
   for (let i = 0; i < heads.length; i++) total += heads[i][C_COUNT];
+  // The fast path may pass again only while this thread knows one census (see `head`).
+  headSeen = heads.length === 1 ? total : -1;
   if (total !== headsSeen) {
     headsSeen = total;
     if (selfOwner !== 0 && stateOf(selfOwner - 1) !== 0) stop();
@@ -304,6 +341,7 @@ export function onStop(hook: () => void): void {
 
 function stop(): never {
   stopped = true;
+  headSeen = -1;
   for (const hook of stopHooks) hook();
   throw new TerminatedError();
 }
@@ -313,6 +351,8 @@ export function resetForTests(): void {
   views = [];
   heads = [];
   headsSeen = 0;
+  head = NO_CENSUS;
+  headSeen = 0;
   primary = undefined;
   stopped = false;
 }

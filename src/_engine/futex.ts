@@ -84,9 +84,23 @@ export function lockWord(
   onWait?: (waiting: boolean) => void,
 ): number {
   if (Atomics.compareExchange(i32, index, 0, me << OWNER_SHIFT) === 0) return ACQUIRED;
-  if (onWait === undefined) return lockWordSlow(i32, index, me);
-  // `onWait` hears when the caller is about to sleep and when it is done waiting: a SyncMap
-  // participant sleeping in its map's lock holds no reference a recovery must respect.
+  return onWait === undefined
+    ? lockWordSlow(i32, index, me)
+    : lockWordWatched(i32, index, me, onWait);
+}
+
+/**
+ * The slow path with a watcher: `onWait` hears when the caller is about to sleep and when it is
+ * done waiting (a SyncMap participant sleeping in its map's lock holds no reference a recovery
+ * must respect). Apart from {@linkcode lockWord}, whose fast path must stay small enough for
+ * every engine to inline (JavaScriptCore inlines no function with a `try`).
+ */
+function lockWordWatched(
+  i32: Int32Array,
+  index: number,
+  me: number,
+  onWait: (waiting: boolean) => void,
+): number {
   try {
     return lockWordSlow(i32, index, me, onWait);
   } finally {

@@ -197,7 +197,9 @@ export function tryRLock(i32: Int32Array, base: number, slot: number): number {
  * @throws {Error} if that thread holds no read lock; the lock is left as it was.
  */
 export function rUnlock(i32: Int32Array, base: number, slot: number): void {
-  if (Atomics.load(i32, slot) <= 0) {
+  // A plain read: only the slot's own thread changes its count while that thread can run (a
+  // reaper clears it once the thread is gone), so this thread reads its own last write.
+  if (i32[slot] <= 0) {
     throw new Error("sync: RUnlock of unlocked RWMutex");
   }
   leave(i32, base, slot);
@@ -216,6 +218,8 @@ export function lock(i32: Int32Array, base: number, me: number): number {
 
 /** Waits until no reader holds the lock; WRITER is set, so no new reader gets in. */
 function drain(i32: Int32Array, base: number): void {
+  // Uncontended, no reader: done without reading the drain word, which only a wait needs.
+  if (readers(i32, base) === 0) return;
   let spins = 0;
   for (;;) {
     // Drain word first, then the slots: a reader that leaves after our scan bumps the drain

@@ -203,6 +203,15 @@ export class Table {
     return this.arena.buffer.byteLength / BUCKET_SIZE;
   }
 
+  /**
+   * Whether a walk that has made `hops` hops along one chain has gone round a loop. The lookup
+   * paths ask after every hop but read the buffer's size only past {@linkcode CHAIN_CHECK} hops:
+   * that read is a call into the runtime where the buffer is growable, dearer than a short walk.
+   */
+  #looped(hops: number): boolean {
+    return hops > CHAIN_CHECK && hops > this.#chainLimit();
+  }
+
   /** Whether any overflow bucket hangs off the bucket arrays (or an old array remains). */
   get hasOverflow(): boolean {
     const i32 = this.arena.i32;
@@ -222,7 +231,7 @@ export class Table {
     const top = tophash(hash);
     const head = this.#home(hash);
     let b = head;
-    let limit = this.#chainLimit();
+    let hops = 0;
     while (b !== 0) {
       if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
@@ -239,7 +248,7 @@ export class Table {
         }
       }
       b = a.i32[(b + OVERFLOW) >> 2];
-      if (--limit < 0) throw loops();
+      if (this.#looped(++hops)) throw loops();
     }
     return -1;
   }
@@ -283,7 +292,7 @@ export class Table {
         }
       }
       b = i32[(b + OVERFLOW) >> 2];
-      if (++hops > 64 && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
+      if (++hops > CHAIN_CHECK && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
     }
     return -1;
   }
@@ -341,7 +350,6 @@ export class Table {
       let freeI = 0;
       let last = b;
       let chain = 0;
-      let limit = this.#chainLimit();
       search: while (b !== 0) {
         a.reach(b + BUCKET_SIZE);
         const u8 = a.u8;
@@ -364,7 +372,7 @@ export class Table {
         last = b;
         chain++;
         b = a.i32[(b + OVERFLOW) >> 2];
-        if (--limit < 0) throw loops();
+        if (this.#looped(chain)) throw loops();
       }
       // Not present. Grow first if the table is due, then search again (Go's "goto again").
       const count = a.i32[h + T_COUNT];
@@ -1006,6 +1014,9 @@ export function bucketAt(
   const offset = arena.i32[(headerOffset >> 2) + T_BUCKETS] + bucket * BUCKET_SIZE;
   return { offset, overflowWord: (offset + OVERFLOW) >> 2 };
 }
+
+/** Hops a lookup makes along a chain before it checks the chain for a loop. */
+const CHAIN_CHECK = 64;
 
 function loops(): RangeError {
   return new RangeError("corrupt table: an overflow chain loops");

@@ -51,7 +51,13 @@ export interface Tx {
 export class WriterTx implements Tx {
   readonly arena: Arena;
   readonly journal: Journal;
+  /** The waiting frees, (offset, size) pairs, in `#frees[0, #nfrees)`. */
   #frees: number[] = [];
+  /**
+   * Words of `#frees` in use. A count rather than the array's length: setting an array's
+   * length is a call into the runtime in V8, and every write begins and commits.
+   */
+  #nfrees = 0;
 
   constructor(arena: Arena, journal: Journal) {
     this.arena = arena;
@@ -75,37 +81,40 @@ export class WriterTx implements Tx {
   }
 
   free(offset: number, size: number): void {
-    this.#frees.push(offset, size);
+    const n = this.#nfrees;
+    this.#frees[n] = offset;
+    this.#frees[n + 1] = size;
+    this.#nfrees = n + 2;
   }
 
   savepoint(): Savepoint {
-    return { mark: this.journal.mark, frees: this.#frees.length };
+    return { mark: this.journal.mark, frees: this.#nfrees };
   }
 
   rollbackTo(point: Savepoint): void {
     this.journal.rollbackTo(point.mark);
-    this.#frees.length = point.frees;
+    this.#nfrees = point.frees;
   }
 
   /** Begins a mutation. */
   begin(): void {
-    this.#frees.length = 0;
+    this.#nfrees = 0;
     this.journal.begin();
   }
 
   /** Performs the waiting frees (journaled), then commits. */
   commit(): void {
     const frees = this.#frees;
-    for (let i = 0; i < frees.length; i += 2) {
+    for (let i = 0; i < this.#nfrees; i += 2) {
       release(this.arena, frees[i], frees[i + 1], this.journal);
     }
-    frees.length = 0;
+    this.#nfrees = 0;
     this.journal.commit();
   }
 
   /** Undoes the whole mutation. */
   abort(): void {
-    this.#frees.length = 0;
+    this.#nfrees = 0;
     this.journal.recover();
   }
 }

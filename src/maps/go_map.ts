@@ -9,6 +9,7 @@ import {
   checkMaxBytes,
   H_ALLOC_JOURNAL,
   H_ROOT,
+  H_TOP,
   HEADER_BYTES,
   KIND_GO_MAP,
 } from "../_engine/arena.ts";
@@ -20,7 +21,7 @@ import {
   HEADROOM_BYTES,
   verifyHeap,
 } from "../_engine/allocator.ts";
-import { adoptCensus, census, checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
+import { adoptCensus, census, liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import {
@@ -187,6 +188,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #keys: SlotCodec<K>;
   #values: SlotCodec<V>;
   #tx: WriterTx;
+  /**
+   * A value's blob allocated, and a replaced value's blob freed, in the current write. Made
+   * once: a closure written inside {@linkcode set} would make V8 allocate a context for the
+   * variables it captures on every call.
+   */
+  readonly #allocBlob = (size: number): number => this.#tx.alloc(size, false);
+  readonly #freeBlob = (offset: number, size: number): void => this.#tx.free(offset, size);
   /** Scratch for the key and the value of a call; a nested call makes its own (#inUser). */
   #probe = new Probe();
   #valueProbe = new Probe();
@@ -421,14 +429,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const tx = this.#tx;
     try {
       tx.begin();
-      const lo = v.materialize(a, (size) => tx.alloc(size, false));
+      const lo = v.materialize(a, this.#allocBlob);
       const k = this.#table.insert(p, true);
       const w = (k >> 2) + VALUE_WORDS;
       const oldLo = a.i32[w];
       const oldHi = a.i32[w + 1];
       tx.set(w, lo);
       tx.set(w + 1, v.hi);
-      if (!this.#table.inserted) freeSlot(a, oldHi, oldLo, (o, size) => tx.free(o, size));
+      if (!this.#table.inserted) freeSlot(a, oldHi, oldLo, this.#freeBlob);
       tx.commit();
     } catch (error) {
       tx.abort();
@@ -782,13 +790,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Takes the write sequence for this thread; returns the version it started from. */
   #beginWrite(): number {
-    checkAlive();
-    // Cover memory other workers allocated since this worker's views were made: a writer
-    // follows offsets without checking each against its views.
     const a = this.#arena;
-    a.reach(a.buffer.byteLength);
     const i32 = a.i32;
-    const mine = (ownerId() << 1) | 1;
+    const mine = (liveOwnerId() << 1) | 1;
     let seq = i32[SEQ];
     for (;;) {
       if ((seq & 1) !== 0) {
@@ -800,6 +804,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       seq = found; // a write finished since our plain read; try again from its value
     }
     i32[LAST_SEQ] = seq;
+    // Cover memory other workers allocated since this worker's views were made: a writer
+    // follows offsets without checking each against its views. Every block in use lies below
+    // the heap's top, which the previous writer published before its release of SEQ, read by
+    // the compare-exchange above; only when the top lies past the views is the buffer's
+    // length read (a call into the runtime for a growable buffer).
+    if (i32[H_TOP] > a.bytes) a.reach(a.buffer.byteLength);
     return seq;
   }
 

@@ -49,6 +49,9 @@ import {
 } from "./_sync_layout.ts";
 import { reapDead, SYNC_JOURNAL_ENTRIES, verifySyncMap } from "./_sync_recovery.ts";
 
+/** What a locked step of a store returns when it added the key (records are above EXPUNGED). */
+const ADDED = -1;
+
 // The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
 //
 // - The read table holds the keys that may be read without the lock. It is immutable once
@@ -512,24 +515,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // code (a user codec), which may call this map and need the lock. The record stays
       // readable until this participant's next quiescent point (see #decodeRecord).
       core.inflight = record;
-      let added = false;
-      const found = this.#lockedOrReclaim(() => {
-        const read2 = Atomics.load(a.i32, R_READ);
-        let e2 = core.findIn(core.readTable(read2), probe);
-        if (e2 !== 0) {
-          core.unexpungeLocked(e2, probe);
-          return this.#tryLoadOrStore(e2, record);
-        }
-        e2 = core.findIn(core.dirtyTable(), probe);
-        if (e2 !== 0) {
-          const p = this.#tryLoadOrStore(e2, record);
-          core.missLocked();
-          return p;
-        }
-        core.addLocked(probe, record, read2);
-        added = true;
-        return NIL;
-      });
+      const step = this.#loadOrStoreLocked(probe, record);
+      const added = step === ADDED;
+      const found = added ? NIL : step;
       if (found === NIL) record = 0;
       if (added) core.count(1);
       return found === NIL ? [value, false] : [this.#decodeRecord(found), true];
@@ -537,6 +525,33 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       core.inflight = 0;
       if (record !== 0) core.freeRecord(record);
     }
+  }
+
+  /**
+   * {@linkcode loadOrStore}'s step under the lock, with the new value in `record`: returns what
+   * {@linkcode #tryLoadOrStore} does, or {@linkcode ADDED} when it added the key. A method of its
+   * own so that only this path makes the closure's context: the variables a closure captures
+   * live in a context object, which V8 makes as the enclosing function is entered, every call.
+   */
+  #loadOrStoreLocked(probe: Probe, record: number): number {
+    const a = this.#arena;
+    const core = this.#core;
+    return this.#lockedOrReclaim(() => {
+      const read2 = Atomics.load(a.i32, R_READ);
+      let e2 = core.findIn(core.readTable(read2), probe);
+      if (e2 !== 0) {
+        core.unexpungeLocked(e2, probe);
+        return this.#tryLoadOrStore(e2, record);
+      }
+      e2 = core.findIn(core.dirtyTable(), probe);
+      if (e2 !== 0) {
+        const p = this.#tryLoadOrStore(e2, record);
+        core.missLocked();
+        return p;
+      }
+      core.addLocked(probe, record, read2);
+      return ADDED;
+    });
   }
 
   /**
@@ -1104,22 +1119,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // The previous record is decoded once the lock is released: decoding may run user code
       // (a user codec), which may call this map and need the lock.
       core.inflight = record;
-      let added = false;
-      const stored = record;
-      const previous = this.#lockedOrReclaim(() => {
-        const read2 = Atomics.load(a.i32, R_READ);
-        let e2 = core.findIn(core.readTable(read2), probe);
-        if (e2 !== 0) core.unexpungeLocked(e2, probe);
-        else e2 = core.findIn(core.dirtyTable(), probe);
-        if (e2 !== 0) {
-          // The step's last act, after everything that can fail.
-          return this.#replaced(Atomics.exchange(a.i32, e2 >> 2, stored));
-        }
-        core.addLocked(probe, stored, read2);
-        added = true;
-        return NIL;
-      });
+      const step = this.#swapLocked(probe, record);
       record = 0;
+      const added = step === ADDED;
+      const previous = added ? NIL : step;
       if (added) core.count(1);
       if (!wantPrevious) return;
       return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
@@ -1127,6 +1130,28 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       core.inflight = 0;
       if (record !== 0) core.freeRecord(record);
     }
+  }
+
+  /**
+   * {@linkcode #swap}'s step under the lock: stores `stored` for `probe`'s key, adding the key if
+   * absent. Returns the replaced record (or NIL), or {@linkcode ADDED} when it added the key.
+   * Apart from #swap for the reason given at {@linkcode #loadOrStoreLocked}.
+   */
+  #swapLocked(probe: Probe, stored: number): number {
+    const a = this.#arena;
+    const core = this.#core;
+    return this.#lockedOrReclaim(() => {
+      const read2 = Atomics.load(a.i32, R_READ);
+      let e2 = core.findIn(core.readTable(read2), probe);
+      if (e2 !== 0) core.unexpungeLocked(e2, probe);
+      else e2 = core.findIn(core.dirtyTable(), probe);
+      if (e2 !== 0) {
+        // The step's last act, after everything that can fail.
+        return this.#replaced(Atomics.exchange(a.i32, e2 >> 2, stored));
+      }
+      core.addLocked(probe, stored, read2);
+      return ADDED;
+    });
   }
 
   /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkAlive, ownerId } from "../_engine/census.ts";
+import { liveOwnerId, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -188,8 +188,7 @@ export class Mutex {
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
-    checkAlive();
-    if (lockWord(this.#block, LOCK_BASE, ownerId()) !== ACQUIRED) {
+    if (lockWord(this.#block, LOCK_BASE, liveOwnerId()) !== ACQUIRED) {
       throw new OwnerDeadError("Mutex", lastDeadOwner);
     }
   }
@@ -212,8 +211,7 @@ export class Mutex {
    * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    checkAlive();
-    const status = tryLockWord(this.#block, LOCK_BASE, ownerId());
+    const status = tryLockWord(this.#block, LOCK_BASE, liveOwnerId());
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("Mutex", lastDeadOwner);
     return true;

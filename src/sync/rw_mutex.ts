@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkAlive, ownerId } from "../_engine/census.ts";
+import { liveOwnerId, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -237,8 +237,7 @@ export class RWMutex {
    * has marked it consistent since.
    */
   lock(): void {
-    checkAlive();
-    if (lock(this.#block, LOCK_BASE, ownerId()) !== ACQUIRED) {
+    if (lock(this.#block, LOCK_BASE, liveOwnerId()) !== ACQUIRED) {
       throw new OwnerDeadError("RWMutex", lastDeadOwner);
     }
   }
@@ -264,8 +263,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    checkAlive();
-    const status = tryLock(this.#block, LOCK_BASE, ownerId());
+    const status = tryLock(this.#block, LOCK_BASE, liveOwnerId());
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
     return true;
@@ -312,8 +310,7 @@ export class RWMutex {
    * @throws {RangeError} when more threads read the lock than it has reader slots.
    */
   rLock(): void {
-    checkAlive();
-    const me = ownerId();
+    const me = liveOwnerId();
     if (rLock(this.#block, LOCK_BASE, this.#readerSlot(me), me) !== ACQUIRED) {
       throw new OwnerDeadError("RWMutex", lastDeadOwner);
     }
@@ -343,8 +340,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    checkAlive();
-    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSlot(ownerId()));
+    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSlot(liveOwnerId()));
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
     return true;
@@ -367,7 +363,8 @@ export class RWMutex {
    * lock; the lock is left as it was.
    */
   rUnlock(): void {
-    rUnlock(this.#block, LOCK_BASE, this.#readerSlot(ownerId()));
+    const slot = this.#slot;
+    rUnlock(this.#block, LOCK_BASE, slot !== 0 ? slot : this.#readerSlot(ownerId()));
   }
 
   /**

@@ -1,0 +1,433 @@
+// Copyright the shmap authors. MIT license.
+/**
+ * Two or more versions of this library side by side in one process: the uncontended cost of
+ * the locks and of the maps' hot paths, and (with `--workers`) the multi-worker throughput of
+ * bench/workers.ts, as ratios measured in the same run.
+ *
+ * ```
+ * deno task bench:compare                      # git:f80971c against the working tree, on Deno
+ * deno run -A bench/compare_versions.ts git:f80971c ./mod.ts --old-hash --workers
+ * deno run -A tools/bun.ts bench/compare_versions.ts git:f80971c ./mod.ts --old-hash --workers
+ * ```
+ *
+ * A version is a path to a tree's mod.ts, or `git:REF` for the tree of a commit of this
+ * repository (extracted with `git archive`). Each version's `src/` and `mod.ts` are copied to a
+ * temporary directory, with this tree's `bench/` next to them, so that every version runs the
+ * same benchmark code. The first version is the baseline; every other is reported as a ratio
+ * to it. f80971c is the last commit before the engine learned to survive dead workers
+ * (owner-encoded lock words, journals, the census): issue 8 asks the single-thread costs to
+ * stay within 5% of it, and the throughput not to drop.
+ *
+ * Options:
+ * - `--old-hash` adds one more version: the last one with src/_engine/hash.ts swapped for the
+ *   MurmurHash3-style hash of tests/fixtures/murmur3_hash.ts, which the baseline used, so that
+ *   the last version and the baseline can be compared with the hash taken out of the difference.
+ * - `--workers` also runs bench/workers.ts's SyncMap and GoMap groups (read-mostly int and
+ *   string, disjoint writers) with 1 and 2 workers, each version's workers loading that
+ *   version only; `--workers-only` runs only those; `--worker-rounds=N` (default 5) and
+ *   `--worker-ms=N` (default 300, the wall time of one timed loop).
+ * - `--only=TEXT` keeps the cases (and worker groups) whose name contains TEXT.
+ * - `--rounds=N` (default 31) and `--sample-ms=N` (default 20) for the single-thread cases;
+ *   `--clock=wall` times their samples by wall time instead of the process's CPU time.
+ *
+ * Method, single thread: each (version, case) gets its own loop, made with the Function
+ * constructor so that its call sites see one class only (a loop shared by two versions'
+ * classes would measure a polymorphic call). After a warm-up, each round times one sample of
+ * every version for every case, rotating which version goes first; the report gives each
+ * version's median ns per op over the rounds and its ratio to the baseline's median, and the
+ * ratio of the fastest samples too (interference only ever adds time). Workers: each round runs
+ * every group once per version, rotating the order, each run on fresh workers (bench/workers.ts:
+ * a warm-up, then one timed loop with 1 worker and one with 2); the report gives the median
+ * total throughput over the rounds and its ratio to the baseline's (above 1: faster). The
+ * machine is shared and noisy: trust ratios from one run, and repeat the run.
+ *
+ * @module
+ */
+
+import { do_not_optimize } from "mitata";
+import { execFileSync } from "node:child_process";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { WorkerBenchOptions, WorkerBenchResult } from "./workers.ts";
+
+// deno-lint-ignore no-explicit-any
+type Lib = any;
+/** A loop of `n` operations. */
+type Body = (n: number) => void;
+
+const args = typeof Deno !== "undefined"
+  ? Deno.args
+  : (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
+const option = (name: string): string | undefined =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const positiveInt = (name: string, fallback: number): number => {
+  const text = option(name);
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new RangeError(`--${name} must be a positive integer, got ${text}`);
+  }
+  return n;
+};
+const ROUNDS = positiveInt("rounds", 31);
+const SAMPLE_MS = positiveInt("sample-ms", 20);
+const WORKER_ROUNDS = positiveInt("worker-rounds", 5);
+const WORKER_MS = positiveInt("worker-ms", 300);
+const only = option("only");
+const workersOnly = args.includes("--workers-only");
+const withWorkers = workersOnly || args.includes("--workers");
+const specs = args.filter((a) => !a.startsWith("--"));
+if (specs.length < 2) {
+  console.error(
+    "usage: compare_versions.ts BASELINE OTHER [...] [--old-hash] [--workers] [--rounds=N]\n" +
+      "  (a version is a path to a tree's mod.ts, or git:REF)",
+  );
+  throw new Error("compare_versions.ts needs at least two versions");
+}
+const runtime = typeof Deno !== "undefined"
+  ? `Deno ${Deno.version.deno}`
+  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+
+/** Number of keys in every map. */
+const N = 1024;
+
+/** This repository's root (the one this script is in). */
+const here = fileURLToPath(new URL("..", import.meta.url));
+/** Where the versions' trees are copied; removed when the run ends. */
+const scratch = mkdtempSync(join(tmpdir(), "shmap-compare-"));
+
+/**
+ * Makes the tree of version `spec` in `dir`: its src/ and mod.ts, this tree's bench/, and a
+ * link to this tree's node_modules (bench/report.ts imports mitata, which Bun resolves by
+ * walking up from the importing file). Returns the path of its mod.ts.
+ */
+function makeTree(spec: string, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  if (spec.startsWith("git:")) {
+    const ref = spec.slice(4);
+    const tar = execFileSync("git", ["-C", here, "archive", ref, "mod.ts", "src"], {
+      maxBuffer: 1 << 28,
+    });
+    execFileSync("tar", ["-x", "-C", dir], { input: tar });
+  } else {
+    const mod = resolve(spec);
+    if (!existsSync(mod)) throw new Error(`no such module: ${spec}`);
+    cpSync(join(dirname(mod), "src"), join(dir, "src"), { recursive: true });
+    copyFileSync(mod, join(dir, "mod.ts"));
+  }
+  cpSync(join(here, "bench"), join(dir, "bench"), { recursive: true });
+  if (existsSync(join(here, "node_modules"))) {
+    symlinkSync(join(here, "node_modules"), join(dir, "node_modules"), "dir");
+  }
+  return join(dir, "mod.ts");
+}
+
+/** Swaps the MurmurHash3-style hash into the tree at `dir`. */
+function swapInOldHash(dir: string): void {
+  const murmur = pathToFileURL(join(here, "tests/fixtures/murmur3_hash.ts")).href;
+  // The old functions take one seed word where the new take two: the second is ignored.
+  writeFileSync(join(dir, "src/_engine/hash.ts"), `export * from ${JSON.stringify(murmur)};\n`);
+}
+
+interface Version {
+  name: string;
+  /** The tree's mod.ts, imported. */
+  lib: Lib;
+  /** The tree's copy of bench/workers.ts, imported on first use. */
+  dir: string;
+}
+
+const versions: Version[] = [];
+for (const spec of specs) {
+  const dir = join(scratch, `v${versions.length}`);
+  const mod = makeTree(spec, dir);
+  versions.push({ name: spec, lib: await import(pathToFileURL(mod).href), dir });
+}
+if (args.includes("--old-hash")) {
+  const last = specs[specs.length - 1];
+  const dir = join(scratch, `v${versions.length}`);
+  const mod = makeTree(last, dir);
+  swapInOldHash(dir);
+  versions.push({
+    name: `${last} with the old hash`,
+    lib: await import(pathToFileURL(mod).href),
+    dir,
+  });
+}
+
+let loops = 0;
+
+/**
+ * A loop of `n` iterations of `step` (source text over `o` and the key array `keys`, with `i`
+ * the iteration), compiled afresh for each call so that every version has call sites of its own.
+ * Each source text is made unique by a comment: JavaScriptCore caches code by source text, so
+ * two loops of the same text would share their profiles (and their call sites would see both
+ * versions' classes).
+ */
+function loop(step: string, o: unknown, keys: readonly unknown[], mu?: unknown): Body {
+  return new Function(
+    "o",
+    "keys",
+    "sink",
+    "mu",
+    `/* loop ${loops++} */ return (n) => { for (let i = 0; i < n; i++) { ${step} } };`,
+  )(o, keys, do_not_optimize, mu) as Body;
+}
+
+const intKeys = Array.from({ length: N }, (_, i) => i);
+const missKeys = Array.from({ length: N }, (_, i) => N + i);
+const strKeys = Array.from({ length: N }, (_, i) => `user:${String(i).padStart(11, "0")}`);
+
+function filledSyncMap(lib: Lib, keys: readonly unknown[]): Lib {
+  const m = new lib.SyncMap();
+  keys.forEach((k, i) => m.store(k, i));
+  for (const k of keys) m.load(k); // promote: every key in the read table
+  return m;
+}
+
+function filledGoMap(lib: Lib, keys: readonly unknown[]): Lib {
+  const m = new lib.GoMap();
+  keys.forEach((k, i) => m.set(k, i));
+  return m;
+}
+
+/** The cases: a name and, for a version's library, its loop. */
+const cases: [string, (lib: Lib) => Body][] = [
+  ["Mutex lock+unlock", (lib) => loop("o.lock(); o.unlock();", new lib.Mutex(), [])],
+  ["RWMutex rLock+rUnlock", (lib) => loop("o.rLock(); o.rUnlock();", new lib.RWMutex(), [])],
+  ["RWMutex lock+unlock", (lib) => loop("o.lock(); o.unlock();", new lib.RWMutex(), [])],
+  [
+    "SyncMap.load hit, int",
+    (lib) => loop(`sink(o.load(keys[i & ${N - 1}]));`, filledSyncMap(lib, intKeys), intKeys),
+  ],
+  [
+    "SyncMap.load hit, str16",
+    (lib) => loop(`sink(o.load(keys[i & ${N - 1}]));`, filledSyncMap(lib, strKeys), strKeys),
+  ],
+  [
+    "SyncMap.load miss, int",
+    (lib) => loop(`sink(o.load(keys[i & ${N - 1}]));`, filledSyncMap(lib, intKeys), missKeys),
+  ],
+  [
+    "SyncMap.store overwrite, int",
+    (lib) => loop(`o.store(keys[i & ${N - 1}], i);`, filledSyncMap(lib, intKeys), intKeys),
+  ],
+  [
+    "SyncMap.loadOrStore hit, int",
+    (lib) =>
+      loop(`sink(o.loadOrStore(keys[i & ${N - 1}], i));`, filledSyncMap(lib, intKeys), intKeys),
+  ],
+  [
+    "GoMap.get hit, int",
+    (lib) => loop(`sink(o.get(keys[i & ${N - 1}]));`, filledGoMap(lib, intKeys), intKeys),
+  ],
+  [
+    "GoMap.get hit, str16",
+    (lib) => loop(`sink(o.get(keys[i & ${N - 1}]));`, filledGoMap(lib, strKeys), strKeys),
+  ],
+  [
+    "GoMap.set overwrite, int",
+    (lib) => loop(`o.set(keys[i & ${N - 1}], i);`, filledGoMap(lib, intKeys), intKeys),
+  ],
+  [
+    "Mutex+GoMap.get hit, int",
+    (lib) =>
+      loop(
+        `mu.lock(); sink(o.get(keys[i & ${N - 1}])); mu.unlock();`,
+        filledGoMap(lib, intKeys),
+        intKeys,
+        new lib.Mutex(),
+      ),
+  ],
+  [
+    "Mutex+GoMap.set overwrite, int",
+    (lib) =>
+      loop(
+        `mu.lock(); o.set(keys[i & ${N - 1}], i); mu.unlock();`,
+        filledGoMap(lib, intKeys),
+        intKeys,
+        new lib.Mutex(),
+      ),
+  ],
+];
+
+const useCpuClock = option("clock") !== "wall";
+if (option("clock") !== undefined && option("clock") !== "cpu" && option("clock") !== "wall") {
+  throw new RangeError(`--clock must be cpu or wall, got ${option("clock")}`);
+}
+
+/** CPU time this process has used, in ms (user and system, all its threads). */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/**
+ * ns per op of one call of `body`: by the process's CPU time, which leaves out the time other
+ * processes took the core (the machine is shared) but counts the engine's helper threads, or
+ * with `--clock=wall` by wall time.
+ */
+function sample(body: Body, n: number): number {
+  const now = useCpuClock ? cpuMs : () => performance.now();
+  const t0 = now();
+  body(n);
+  return (now() - t0) * 1e6 / n;
+}
+
+/** Operations per sample for `body`: a power of two that takes about SAMPLE_MS. */
+function calibrate(body: Body): number {
+  let n = 1 << 12;
+  while (n < 2 ** 28 && sample(body, n) * n < SAMPLE_MS * 1e6 / 4) n *= 2;
+  return n * 4;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (x: number): string => (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => "| " + r.map((s, c) => s.padEnd(widths[c])).join(" | ") + " |";
+  console.log(line(rows[0]));
+  console.log("| " + widths.map((w) => "-".repeat(w)).join(" | ") + " |");
+  for (const r of rows.slice(1)) console.log(line(r));
+}
+
+function listVersions(): void {
+  versions.forEach((v, i) => console.log(`- v${i}: ${v.name}`));
+  console.log();
+}
+
+function singleThread(): void {
+  const selected = cases.filter(([name]) => only === undefined || name.includes(only));
+  if (selected.length === 0) return;
+  const bodies = selected.map(([, make]) => versions.map((v) => make(v.lib)));
+  for (const row of bodies) for (let w = 0; w < 5; w++) for (const body of row) body(1 << 14);
+  const ops = bodies.map((row) => calibrate(row[0]));
+  const samples = bodies.map((row) => row.map((): number[] => []));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let c = 0; c < bodies.length; c++) {
+      const row = bodies[c];
+      for (let j = 0; j < row.length; j++) {
+        const v = (r + j) % row.length;
+        samples[c][v].push(sample(row[v], ops[c]));
+      }
+    }
+  }
+
+  console.log(
+    `\n## ${runtime}, one thread: ns per op, medians of ${ROUNDS} rounds of about ` +
+      `${SAMPLE_MS} ms (${useCpuClock ? "process CPU time" : "wall time"})\n`,
+  );
+  listVersions();
+  // With many versions, no ratio of the fastest samples: two columns each.
+  const compact = versions.length > 3;
+  const header = ["case", "v0"];
+  for (let i = 1; i < versions.length; i++) {
+    header.push(...(compact ? [`v${i}`, `v${i}/v0`] : [`v${i}`, `v${i}/v0`, `fastest v${i}/v0`]));
+  }
+  const rows = [header];
+  selected.forEach(([name], c) => {
+    const base = median(samples[c][0]);
+    const baseMin = Math.min(...samples[c][0]);
+    const row = [name, fmt(base)];
+    for (let i = 1; i < versions.length; i++) {
+      const m = median(samples[c][i]);
+      const ratio = (m / base).toFixed(3);
+      const fastest = (Math.min(...samples[c][i]) / baseMin).toFixed(3);
+      row.push(...(compact ? [fmt(m), ratio] : [fmt(m), ratio, fastest]));
+    }
+    rows.push(row);
+  });
+  printTable(rows);
+}
+
+/** The groups of bench/workers.ts compared: the ones that use this library. */
+const WORKER_GROUPS = [
+  "read-mostly int / SyncMap",
+  "read-mostly int / GoMap+RWMutex",
+  "read-mostly string / SyncMap",
+  "read-mostly string / GoMap+RWMutex",
+  "disjoint writers / SyncMap",
+  "disjoint writers / GoMap+Mutex",
+];
+const WORKER_COUNTS = [1, 2];
+
+type RunWorkerBench = (options: WorkerBenchOptions) => Promise<WorkerBenchResult[]>;
+
+async function workers(): Promise<void> {
+  const groups = WORKER_GROUPS.filter((g) => only === undefined || g.includes(only));
+  if (groups.length === 0) return;
+  const runs: RunWorkerBench[] = [];
+  for (const v of versions) {
+    const url = pathToFileURL(join(v.dir, "bench/workers.ts")).href;
+    runs.push((await import(url)).runWorkerBench);
+  }
+  // Mops/s by group, worker count and version: one per round.
+  const mops = groups.map(() => WORKER_COUNTS.map(() => versions.map((): number[] => [])));
+  for (let r = 0; r < WORKER_ROUNDS; r++) {
+    console.error(`workers: round ${r + 1} of ${WORKER_ROUNDS}`);
+    for (let g = 0; g < groups.length; g++) {
+      for (let j = 0; j < versions.length; j++) {
+        const v = (r + j) % versions.length;
+        const rows = await runs[v]({
+          only: groups[g],
+          maxWorkers: Math.max(...WORKER_COUNTS),
+          reps: 1,
+          durationMs: WORKER_MS,
+          print: false,
+          yardsticks: false,
+        });
+        WORKER_COUNTS.forEach((n, k) => {
+          const row = rows.find((x) =>
+            `${x.case} / ${x.structure}` === groups[g] && x.workers === n
+          );
+          if (row === undefined) throw new Error(`workers: no row for ${groups[g]}, ${n}`);
+          mops[g][k][v].push(row.mopsPerSec);
+        });
+      }
+    }
+  }
+  console.log(
+    `\n## ${runtime}, workers (bench/workers.ts): total Mops/s, medians of ${WORKER_ROUNDS} ` +
+      `rounds of ${WORKER_MS} ms, ${navigator.hardwareConcurrency} hardware threads\n`,
+  );
+  listVersions();
+  const header = ["case / structure", "workers", "v0"];
+  for (let i = 1; i < versions.length; i++) header.push(`v${i}`, `v${i}/v0`);
+  const rows = [header];
+  groups.forEach((group, g) => {
+    WORKER_COUNTS.forEach((n, k) => {
+      const base = median(mops[g][k][0]);
+      const row = [group, String(n), fmt(base)];
+      for (let i = 1; i < versions.length; i++) {
+        const m = median(mops[g][k][i]);
+        row.push(fmt(m), (m / base).toFixed(3));
+      }
+      rows.push(row);
+    });
+  });
+  printTable(rows);
+}
+
+try {
+  if (!workersOnly) singleThread();
+  if (withWorkers) await workers();
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
