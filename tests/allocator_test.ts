@@ -15,7 +15,10 @@ import {
 } from "../src/_engine/arena.ts";
 import {
   allocate,
+  allocateAtLeast,
+  blockSize,
   bytesUsed,
+  grantedBytes,
   lockedAllocate,
   lockedRelease,
   release,
@@ -148,6 +151,41 @@ test("allocator: freed small blocks serve a large request, and large ones small 
     for (const at of got) transaction(j, () => release(arena, at, size, j));
     assert.equal(bytesUsed(arena), 0);
   }
+  verifyHeap(arena);
+});
+
+test("allocator: a full arena serves allocateAtLeast from a larger class with room", () => {
+  const { arena, j } = setup(64 * KiB);
+  // Fill the arena with 320-byte blocks, then free every other one: the spans keep room for
+  // their class, and no span of any other class can be made.
+  const blocks: number[] = [];
+  for (;;) {
+    try {
+      blocks.push(transaction(j, () => allocate(arena, 320, false, j)));
+    } catch (error) {
+      assert.ok(error instanceof MapFullError);
+      break;
+    }
+  }
+  for (let i = 0; i < blocks.length; i += 2) {
+    transaction(j, () => release(arena, blocks[i], 320, j));
+  }
+  assert.throws(() => transaction(j, () => allocate(arena, 144, true, j)), MapFullError);
+  const before = bytesUsed(arena);
+  const got: number[] = [];
+  for (let i = 0; i < blocks.length; i += 2) {
+    got.push(transaction(j, () => allocateAtLeast(arena, 144, true, j)));
+    assert.equal(grantedBytes, blockSize(320));
+    assert.ok(arena.u8.subarray(got.at(-1)!, got.at(-1)! + grantedBytes).every((b) => b === 0));
+  }
+  assert.equal(bytesUsed(arena), before + got.length * blockSize(320));
+  // Served as a 320-byte block, freed as one.
+  for (const at of got) transaction(j, () => release(arena, at, grantedBytes, j));
+  assert.equal(bytesUsed(arena), before);
+  // With room for its own class, it is an ordinary allocation.
+  const { arena: fresh, j: fj } = setup(64 * KiB);
+  transaction(fj, () => allocateAtLeast(fresh, 144, false, fj));
+  assert.equal(grantedBytes, blockSize(144));
   verifyHeap(arena);
 });
 

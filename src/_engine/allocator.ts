@@ -205,6 +205,35 @@ export function allocate(arena: Arena, size: number, zero: boolean, j: Journal):
   return offset;
 }
 
+/**
+ * Bytes of the block the last {@linkcode allocateAtLeast} handed out. Read it right after the
+ * call, before anything else allocates.
+ */
+export let grantedBytes = 0;
+
+/**
+ * {@linkcode allocate} of at least `size` bytes, for a caller that records the size it got
+ * ({@linkcode grantedBytes}) and frees the block with that size. When memory has run out, a small
+ * request is served from the smallest larger class whose spans have room: a full map's buckets
+ * then use what deleted values of other sizes freed.
+ */
+export function allocateAtLeast(arena: Arena, size: number, zero: boolean, j: Journal): number {
+  try {
+    const offset = allocate(arena, size, zero, j);
+    grantedBytes = blockSize(size);
+    return offset;
+  } catch (error) {
+    if (!(error instanceof MapFullError) || size > SMALL_MAX) throw error;
+    for (let c = sizeClass(size) + 1; c < NCLASSES; c++) {
+      if (arena.i32[A_LISTS + c] === 0) continue;
+      const offset = allocate(arena, CLASS_SIZES[c], zero, j);
+      grantedBytes = CLASS_SIZES[c];
+      return offset;
+    }
+    throw error;
+  }
+}
+
 /** Frees the block at `offset`, allocated with `size`. Writes through `j`. */
 export function release(arena: Arena, offset: number, size: number, j: Journal): void {
   arena.reach(offset + 4);

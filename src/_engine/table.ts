@@ -46,6 +46,7 @@
  * @module
  */
 
+import { grantedBytes } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
 import { blobSize, hashStored, isBlob, MODE_INLINE, type Probe } from "./slots.ts";
@@ -75,6 +76,12 @@ const KEYS = 8;
 export const VALUE_WORDS = 16;
 /** Byte offset of the overflow link in a bucket. */
 const OVERFLOW = 136;
+/**
+ * Byte offset, in an overflow bucket, of the size of its block: a full arena may serve a bucket
+ * from a larger size class (allocator.ts allocateAtLeast), and it is freed with that size. 0
+ * (never written) in a bucket of an array.
+ */
+const BLOCK_BYTES = 140;
 /** The largest B: a bucket array of 144 * 2^B bytes must fit a 1 GiB arena. */
 export const MAX_B = 22;
 /**
@@ -511,7 +518,7 @@ export class Table {
     let limit = this.#chainLimit();
     while (next !== 0) {
       const after = a.i32[(next + OVERFLOW) >> 2];
-      free(next, BUCKET_SIZE);
+      free(next, this.#overflowBytes(next));
       next = after;
       if (--limit < 0) throw loops();
     }
@@ -597,7 +604,7 @@ export class Table {
       } else if (journaled) {
         b = this.#newOverflow(b);
       } else {
-        const overflow = tx.alloc(BUCKET_SIZE, true);
+        const overflow = this.#allocOverflow();
         a.i32[(b + OVERFLOW) >> 2] = overflow;
         a.i32[h + T_NOVERFLOW]++;
         b = overflow;
@@ -654,7 +661,7 @@ export class Table {
       let limit = this.#chainLimit();
       for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
         if (b !== first) {
-          block(b, BUCKET_SIZE);
+          block(b, this.#overflowBytes(b));
           if (mask >= 0) overflow++;
         }
         if (--limit < 0) fail("an overflow chain loops");
@@ -876,7 +883,7 @@ export class Table {
         m += BUCKET_SLOTS;
         const next = a.i32[(b + OVERFLOW) >> 2];
         if (b !== ob) {
-          tx.free(b, BUCKET_SIZE);
+          tx.free(b, this.#overflowBytes(b));
           tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - 1);
         }
         b = next;
@@ -886,9 +893,23 @@ export class Table {
     if (oldbucket === a.i32[h + T_NEVACUATE]) this.#advanceEvacuationMark(newbit);
   }
 
+  /** Allocates a zeroed overflow bucket, and records its block's size in it. */
+  #allocOverflow(): number {
+    const overflow = this.tx.allocAtLeast(BUCKET_SIZE, true);
+    // A plain write: the block is this mutation's own (a rollback frees it).
+    this.arena.i32[(overflow + BLOCK_BYTES) >> 2] = grantedBytes;
+    return overflow;
+  }
+
+  /** Bytes of the block of overflow bucket `b`, to free it with. */
+  #overflowBytes(b: number): number {
+    const bytes = this.arena.i32[(b + BLOCK_BYTES) >> 2];
+    return bytes === 0 ? BUCKET_SIZE : bytes;
+  }
+
   #newOverflow(b: number): number {
     const a = this.arena;
-    const overflow = this.tx.alloc(BUCKET_SIZE, true);
+    const overflow = this.#allocOverflow();
     this.tx.set((b + OVERFLOW) >> 2, overflow);
     this.tx.set(this.h + T_NOVERFLOW, a.i32[this.h + T_NOVERFLOW] + 1);
     return overflow;
@@ -992,7 +1013,7 @@ export class Table {
     let limit = this.#chainLimit();
     while (next !== 0) {
       const after = a.i32[(next + OVERFLOW) >> 2];
-      tx.free(next, BUCKET_SIZE);
+      tx.free(next, this.#overflowBytes(next));
       n++;
       next = after;
       if (--limit < 0) throw loops();

@@ -18,7 +18,14 @@
  */
 
 import type { Arena } from "./arena.ts";
-import { allocate, lockedRelease, release, underLock } from "./allocator.ts";
+import {
+  allocate,
+  allocateAtLeast,
+  grantedBytes,
+  lockedRelease,
+  release,
+  underLock,
+} from "./allocator.ts";
 import type { Journal } from "./journal.ts";
 
 /** A point a transaction can be rolled back to. */
@@ -39,6 +46,12 @@ export interface Tx {
   zeroed(start: number, end: number): void;
   /** Allocates a block of `size` bytes (zeroed when `zero`), given back by a rollback. */
   alloc(size: number, zero: boolean): number;
+  /**
+   * {@linkcode alloc} of at least `size` bytes: when memory has run out, perhaps a block of a
+   * larger class. Returns the offset; the block's size is then `grantedBytes` (allocator.ts),
+   * and the block must be freed with that size.
+   */
+  allocAtLeast(size: number, zero: boolean): number;
   /** Frees a block when the mutation commits. */
   free(offset: number, size: number): void;
   /** A savepoint for {@linkcode rollbackTo}. */
@@ -78,6 +91,10 @@ export class WriterTx implements Tx {
 
   alloc(size: number, zero: boolean): number {
     return allocate(this.arena, size, zero, this.journal);
+  }
+
+  allocAtLeast(size: number, zero: boolean): number {
+    return allocateAtLeast(this.arena, size, zero, this.journal);
   }
 
   free(offset: number, size: number): void {
@@ -145,6 +162,14 @@ export class LockedTx implements Tx {
     return underLock(this.arena, (j) => {
       const offset = allocate(this.arena, size, zero, j);
       this.journal.allocatedVia(offset, size, j);
+      return offset;
+    });
+  }
+
+  allocAtLeast(size: number, zero: boolean): number {
+    return underLock(this.arena, (j) => {
+      const offset = allocateAtLeast(this.arena, size, zero, j);
+      this.journal.allocatedVia(offset, grantedBytes, j);
       return offset;
     });
   }
