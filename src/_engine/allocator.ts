@@ -688,8 +688,15 @@ const CACHE_RAW = CACHE_TOTAL + 1;
  */
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
-/** A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many. */
-const SPILL_AT = 64;
+/**
+ * A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many. Twice a
+ * quiescent period (reclaim.ts: the blocks one participant's quiescent point frees at once, an
+ * operation retiring one), so that a participant that allocates and frees at the same rate, as
+ * a store that overwrites does, keeps its blocks between the refill at 0 and the spill: each
+ * refill or spill is a journaled step under the allocator lock. A write that runs out of memory
+ * gives the cache back first (reclaim.ts reclaimNow).
+ */
+const SPILL_AT = 128;
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
 const SPILL_BATCH = 32;
 /**
