@@ -4,10 +4,10 @@
  * `[Symbol.for("nodejs.util.inspect.custom")](depth, options, inspect)`. Each structure defines
  * both and hands them to the functions here, so that all four print alike on every runtime:
  *
- * - a map as a `Map` prints, `SyncMap(2) { "a" => 1, "b" => 2 }`, keys and values shown by the
- *   runtime's own inspect (its quotes, its colors), one entry a line when they do not fit on
- *   one, at most `maxArrayLength` (Node, Bun) or `iterableLimit` (Deno) entries, 100 by
- *   default, then `... N more items`;
+ * - a map as a `Map` prints, `SyncMap(2) { "a" => 1, "b" => 2 }`: the entries read are handed
+ *   to the runtime's own inspect as a native `Map` (its quotes, colors and line breaking), at
+ *   most `maxArrayLength` (Node, Bun) or `iterableLimit` (Deno) of them, 100 by default, then
+ *   `... N more items`;
  * - a lock as `Mutex { unlocked }`;
  * - either as `[SyncMap]` past the inspect depth, as a nested `Map` is.
  *
@@ -24,6 +24,8 @@ export const INSPECT_LIMIT = 100;
 export interface InspectRequest {
   /** Shows a key or value as the runtime would, one level deeper. */
   show(value: unknown): string;
+  /** Shows a native Map at this level as the runtime would; absent without its inspect. */
+  showMap?: (map: Map<unknown, unknown>) => string;
   /** Most entries to show. */
   limit: number;
   /** The depth is used up: show the name only. */
@@ -80,8 +82,10 @@ export function denoRequest(inspect: unknown, options: unknown): InspectRequest 
     getters: o.getters,
   };
   for (const key of Object.keys(nested)) if (nested[key] === undefined) delete nested[key];
+  const here = { ...nested, depth: depth - at, iterableLimit: Infinity };
   return {
     show: fn === undefined ? plain : (value) => fn(value, nested),
+    showMap: fn === undefined ? undefined : (map) => fn(map, here),
     limit: limitOf(o.iterableLimit, o.maxArrayLength),
     tooDeep: at > depth,
     breakLength: breakLengthOf(o),
@@ -97,8 +101,10 @@ export function nodeRequest(depth: unknown, options: unknown, inspect: unknown):
   const fn = typeof inspect === "function" ? inspect as InspectFn : undefined;
   const left = typeof depth === "number" ? depth : 2;
   const nested = { ...o, depth: o.depth === null ? null : left - 1 };
+  const here = { ...o, depth: o.depth === null ? null : left, maxArrayLength: Infinity };
   return {
     show: fn === undefined ? plain : (value) => fn(value, nested),
+    showMap: fn === undefined ? undefined : (map) => fn(map, here),
     limit: limitOf(o.maxArrayLength),
     tooDeep: left < 0,
     breakLength: breakLengthOf(o),
@@ -136,13 +142,26 @@ export function inspectMap(
     } catch (error) {
       return `${name}(${n}) { <${unreadable(error)}> }`;
     }
-    const parts = entries.map(([k, v]) => `${request.show(k)} => ${request.show(v)}`);
     // The count may have moved since it was read: never claim fewer entries than shown.
-    const more = Math.max(0, n - entries.length);
-    if (entries.length >= request.limit && more > 0) {
-      parts.push(`... ${more} more item${more === 1 ? "" : "s"}`);
-    }
+    let more = Math.max(0, n - entries.length);
+    if (entries.length < request.limit) more = 0;
+    const tail = more > 0 ? `... ${more} more item${more === 1 ? "" : "s"}` : "";
     const head = `${name}(${Math.max(n, entries.length)})`;
+    if (request.showMap !== undefined && entries.length > 0) {
+      // The runtime lays the entries out as it would a Map's; only the name, the count and
+      // the entries not read are this map's.
+      const text = request.showMap(new Map(entries));
+      const open = text.indexOf(" {");
+      if (text.startsWith("Map(") && open > 0 && text.endsWith("}")) {
+        const body = text.slice(open);
+        if (tail === "") return head + body;
+        if (body.includes("\n")) return `${head}${body.slice(0, -2)},\n  ${tail}\n}`;
+        const line = `${head}${body.slice(0, -2)}, ${tail} }`;
+        if (line.length <= request.breakLength) return line;
+      }
+    }
+    const parts = entries.map(([k, v]) => `${request.show(k)} => ${request.show(v)}`);
+    if (tail !== "") parts.push(tail);
     if (parts.length === 0) return `${head} {}`;
     const line = `${head} { ${parts.join(", ")} }`;
     if (line.length <= request.breakLength && !line.includes("\n")) return line;

@@ -18,6 +18,7 @@ import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine
 import {
   initRw,
   lock,
+  readers,
   readerSlot,
   rLock,
   rUnlock,
@@ -407,7 +408,10 @@ export class RWMutex {
     return "RWMutex";
   }
 
-  /** What `console.log` shows in Deno: `RWMutex { not write-locked }`, or who holds it. */
+  /**
+   * What `console.log` shows in Deno: `RWMutex { unlocked }`, `RWMutex { read-locked (2) }`
+   * (read locks held, over all threads), `RWMutex { write-locked by thread 3 }`.
+   */
   [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
     return inspectLock(denoRequest(inspect, options), "RWMutex", () => this.#state());
   }
@@ -423,9 +427,13 @@ export class RWMutex {
 
   #state(): string {
     const writer = (Atomics.load(this.#block, writerWord(LOCK_BASE)) >>> OWNER_SHIFT) - 1;
-    return `${writer < 0 ? "not write-locked" : `write-locked by thread ${writer}`}${
-      this.poisoned ? ", poisoned" : ""
-    }`;
+    const reading = readers(this.#block, LOCK_BASE);
+    const state = writer >= 0
+      ? `write-locked by thread ${writer}`
+      : reading > 0
+      ? `read-locked (${reading})`
+      : "unlocked";
+    return `${state}${this.poisoned ? ", poisoned" : ""}`;
   }
 
   #readerSlot(me: number): number {
