@@ -192,7 +192,12 @@ export class Participant {
    * of the process ended, and the structure may need to reclaim what it held.
    */
   onDeaths: (() => void) | undefined;
-  #goOffline = (): void => this.#offline();
+  #goOffline = (): void => {
+    this.#offlineQueued = false;
+    this.#offline();
+  };
+  /** The microtask that goes offline is queued: one is enough, however often this comes online. */
+  #offlineQueued = false;
 
   /** Becomes the owner of the slot `ticket` claimed. */
   constructor(registry: Registry, ticket: Ticket, free: Free) {
@@ -410,6 +415,27 @@ export class Participant {
       freed = true;
     }
     return freed;
+  }
+
+  /**
+   * Goes offline before the task ends, as the microtask {@linkcode enter} queued does at its
+   * end: the caller holds no reference into shared memory and is about to run code that may
+   * take long without calling the map (a loadOrCompute's `fn`, or a wait for another thread's).
+   * Until the next {@linkcode enter}, this participant holds reclamation back no longer, and a
+   * stop of the world goes on without it (an offline participant touches nothing; coming back
+   * online, it waits out a pause). Does nothing inside a {@linkcode hold}, whose caller holds
+   * references. Returns whether it went offline.
+   */
+  idle(): boolean {
+    if (!this.#online || this.#holds !== 0) return false;
+    // A share released meanwhile is no longer this participant's to write (see #offline).
+    if (Atomics.load(this.arena.i32, this.#slot + CLAIM) !== this.#token) {
+      this.#online = false;
+      this.#countdown = 0;
+      return false;
+    }
+    this.#withdraw();
+    return true;
   }
 
   /**
@@ -825,7 +851,10 @@ export class Participant {
     if (now === 0) now = 1;
     Atomics.store(i32, this.#slot + ANNOUNCE, now);
     this.#online = true;
-    queueMicrotask(this.#goOffline);
+    if (!this.#offlineQueued) {
+      this.#offlineQueued = true;
+      queueMicrotask(this.#goOffline);
+    }
     // After the announcement: a pauser that saw this slot offline sees it online now, or this
     // load sees its pause (both are sequentially consistent).
     if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();

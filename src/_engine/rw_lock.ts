@@ -237,8 +237,11 @@ function drain(i32: Int32Array, base: number): void {
   }
 }
 
-/** Read locks held, summed over the slots. */
-function readers(i32: Int32Array, base: number): number {
+/**
+ * Read locks held, summed over the slots. A snapshot: a reader turned away by a writer counts
+ * for the moment until it takes its increment back out.
+ */
+export function readers(i32: Int32Array, base: number): number {
   const high = Atomics.load(i32, base + HIGH);
   let n = 0;
   for (let i = 0; i < high; i++) n += Atomics.load(i32, base + SLOTS + i * SLOT_STRIDE + S_COUNT);

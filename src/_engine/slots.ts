@@ -144,6 +144,29 @@ export class Probe {
     return true;
   }
 
+  /**
+   * Makes this probe hold a copy of the stored slot (hi, lo), so that {@linkcode matches} can
+   * later tell whether a stored slot holds the same encoding, when the blob copied from may
+   * have been freed already. Returns this probe.
+   */
+  snapshot(arena: Arena, hi: number, lo: number): this {
+    this.hi = hi;
+    this.lo = lo;
+    if (!isBlob(hi)) {
+      this.mode = MODE_INLINE;
+    } else if (hi === TAG_STRING) {
+      this.str = readString(arena, lo);
+      this.mode = MODE_STRING;
+    } else {
+      arena.reach(lo + 4);
+      const count = arena.i32[lo >> 2];
+      arena.reach(lo + 4 + count);
+      this.bytes = arena.u8.slice(lo + 4, lo + 4 + count);
+      this.mode = MODE_BYTES;
+    }
+    return this;
+  }
+
   /** Bytes of the blob this probe needs: 0 when it fits in the slot. */
   blobBytes(): number {
     if (this.mode === MODE_INLINE) return 0;

@@ -308,9 +308,9 @@ export class SyncCore {
   }
 
   /**
-   * Adds a new key with value `record` to the dirty table, making the dirty table first if
-   * there is none (Go's dirtyLocked) and marking the read table amended. The caller counts the
-   * new key once the step has committed.
+   * Adds a new key with value `record` (or a pending `p`: _sync_compute.ts) to the dirty
+   * table, making the dirty table first if there is none (Go's dirtyLocked) and marking the
+   * read table amended. The caller counts the new key once the step has committed.
    */
   addLocked(probe: Probe, record: number, read: number): void {
     const a = this.arena;
@@ -358,8 +358,9 @@ export class SyncCore {
 
   /**
    * Go's dirtyLocked: when there is no dirty table, makes one holding every entry of the read
-   * table that is not deleted, expunging the deleted ones. The new table is fresh memory (its
-   * inserts need no journal); the expunges are undone by recoverMutex's invariant repair.
+   * table that is not deleted, expunging the deleted ones (NIL; a pending entry is copied, since
+   * its computation will store into it). The new table is fresh memory (its inserts need no
+   * journal); the expunges are undone by recoverMutex's invariant repair.
    * Returns whether most of the read table was deleted (see addLocked).
    */
   #dirtyLocked(readWord: number): boolean {
@@ -477,8 +478,10 @@ export class SyncCore {
       if (p > EXPUNGED) {
         Atomics.sub(i32, R_COUNT, 1);
         i32[(k >> 2) + S_OWNS] = p | 1;
-      } else if (i32[(k >> 2) + S_OWNS] === 0) {
-        i32[(k >> 2) + S_OWNS] = 1;
+      } else {
+        // A key being computed: its waiters look it up again (_sync_compute.ts).
+        if (p < NIL) Atomics.notify(i32, e >> 2);
+        if (i32[(k >> 2) + S_OWNS] === 0) i32[(k >> 2) + S_OWNS] = 1;
       }
       i32[(e >> 2) + E_OWNER] = table.h << 2;
     };

@@ -63,6 +63,15 @@ export const ENTRY_BYTES = 16;
 export const NIL = 0;
 /** Entry `p`: deleted and absent from the dirty table. */
 export const EXPUNGED = 1;
+// Entry `p` below 0: pending. The key has no value; the thread whose owner id (census.ts) is -p
+// is computing one (SyncMap.loadOrCompute; _sync_compute.ts). Record offsets are positive (and
+// 16-aligned), so the negative words are free, and every reader that takes `p <= EXPUNGED` for
+// "no value" reads a pending key as absent without a further test.
+
+/** The pending `p` of the thread with owner id `owner`. */
+export function pendingOf(owner: number): number {
+  return -owner;
+}
 
 // In a table, the value slot of a key holds its entry's offset (S_ENTRY words from the key
 // slot), and, once the table is retired, S_OWNS: bit 0 set when freeing the table frees that

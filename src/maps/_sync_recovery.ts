@@ -30,6 +30,7 @@ import {
   verifyCache,
   verifyHeap,
 } from "../_engine/allocator.ts";
+import { ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import { Participant, SLOT_WORDS } from "../_engine/reclaim.ts";
 import { blobSize, isBlob } from "../_engine/slots.ts";
@@ -44,6 +45,7 @@ import {
   K_ENTRY,
   K_RECORD,
   K_TABLE,
+  NIL,
   R_COUNT,
   R_DIRTY,
   R_JOURNAL,
@@ -104,7 +106,12 @@ interface Marks {
 
 /**
  * Marks every block a SyncMap reaches. With `strict`, a block reached twice (two owners) is an
- * error; without, it is noted once. Under the mutex, the world stopped.
+ * error, and so is a key pending for a thread that is gone (see below); without, a block
+ * reached twice is noted once, and such a key is given up. Under the mutex, the world stopped.
+ *
+ * A pending key (_sync_compute.ts) whose computing thread is gone would stay pending, holding
+ * its entry in every dirty table to come, until a loadOrCompute of it took it over: the sweep
+ * gives it up (NIL, its waiters woken), as the dead thread would have had its `fn` thrown.
  */
 function mark(core: SyncCore, strict: boolean): Marks {
   const a = core.arena;
@@ -155,6 +162,9 @@ function mark(core: SyncCore, strict: boolean): Marks {
       if (p > EXPUNGED) {
         record(p, "a value record");
         count++;
+      } else if (p < NIL && ownerGone(-p)) {
+        if (strict) fail(`a key is still being computed by thread ${-p - 1}, which is gone`);
+        if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) Atomics.notify(i32, e >> 2);
       }
     });
   };

@@ -39,6 +39,13 @@ import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import { describe, wrongKind } from "../_describe.ts";
+import {
+  denoRequest,
+  describeError,
+  inspectMap,
+  type InspectRequest,
+  nodeRequest,
+} from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
 
 // Root layout (docs/design.md, "GoMap root"):
@@ -379,6 +386,24 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
+   * Returns the value stored for `key` and whether the key is present, as Go's
+   * `value, ok := m[key]` does: unlike {@linkcode get}, it tells a stored `undefined` from a
+   * missing key. A read, with `get`'s cost and rules.
+   *
+   * @example
+   * ```ts
+   * import { GoMap } from "@shmap/shmap";
+   *
+   * const map = new GoMap<string, number | undefined>().set("set", undefined);
+   * console.log(map.getOk("set"), map.getOk("unset")); // [undefined, true] [undefined, false]
+   * ```
+   */
+  getOk(key: K): [value: V | undefined, ok: boolean] {
+    const value = this.#lookup(key);
+    return value === ABSENT ? [undefined, false] : [value, true];
+  }
+
+  /**
    * Whether `key` is present.
    *
    * @example
@@ -684,6 +709,43 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** "GoMap". */
   get [Symbol.toStringTag](): string {
     return "GoMap";
+  }
+
+  /**
+   * What `console.log` shows in Deno: the entries as a `Map`'s, `GoMap(2) { "a" => 1, ... }`,
+   * at most `iterableLimit` (100) of them. A read like any other: while another worker writes,
+   * it shows that instead of the entries. Never throws.
+   */
+  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
+    return this.#inspect(denoRequest(inspect, options));
+  }
+
+  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    depth?: unknown,
+    options?: unknown,
+    inspect?: unknown,
+  ): string {
+    return this.#inspect(nodeRequest(depth, options, inspect));
+  }
+
+  #inspect(request: InspectRequest): string {
+    return inspectMap(
+      request,
+      "GoMap",
+      () => this.size,
+      (limit) => {
+        const entries: [unknown, unknown][] = [];
+        if (limit <= 0) return entries;
+        for (const entry of this.#iterate()) {
+          entries.push(entry);
+          if (entries.length >= limit) break;
+        }
+        return entries;
+      },
+      (error) =>
+        error instanceof ConcurrentMapWriteError ? "a write is in progress" : describeError(error),
+    );
   }
 
   /** Looks `key` up, returning ABSENT when it is missing. */

@@ -13,7 +13,7 @@ import {
   KIND_SYNC_MAP,
   roundUp,
 } from "../_engine/arena.ts";
-import { adoptCensus, census } from "../_engine/census.ts";
+import { adoptCensus, census, ownerId } from "../_engine/census.ts";
 import { ownerOf } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
@@ -22,15 +22,35 @@ import { isNumberSlot, Probe, type SlotCodec, storesNumbers, UserSlots } from ".
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
+import { CANCEL, DELETE } from "../_computed.ts";
 import { describe, wrongKind } from "../_describe.ts";
+import {
+  denoRequest,
+  describeError,
+  inspectMap,
+  type InspectRequest,
+  nodeRequest,
+} from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
 import { MapFullError } from "../errors.ts";
+import {
+  abandon,
+  awaitSettled,
+  claim,
+  CLAIMED,
+  claimedEntry,
+  current,
+  replaceIf,
+  settle,
+  wakeWaiters,
+} from "./_sync_compute.ts";
 import { SyncCore } from "./_sync_core.ts";
 import {
   AMENDED,
   EXPUNGED,
   K_RECORD,
   NIL,
+  pendingOf,
   R_COUNT,
   R_DIRTY,
   R_EPOCH,
@@ -197,6 +217,36 @@ let reserveShare: (
  * @typeParam V The value type.
  */
 export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
+  /**
+   * Returned by a {@linkcode SyncMap.prototype.compute} callback: delete the key. The same
+   * symbol as `RedisSyncMap.DELETE`, so a callback works with either map.
+   *
+   * @example
+   * ```ts
+   * import { SyncMap } from "@shmap/shmap";
+   *
+   * const leases = new SyncMap<string, string>().set("job", "me");
+   * // Give the lease up if this worker holds it.
+   * leases.compute("job", (holder) => holder === "me" ? SyncMap.DELETE : SyncMap.CANCEL);
+   * console.log(leases.has("job")); // false
+   * ```
+   */
+  static readonly DELETE: typeof DELETE = DELETE;
+  /**
+   * Returned by a {@linkcode SyncMap.prototype.compute} callback: leave the key as it is. The
+   * same symbol as `RedisSyncMap.CANCEL`.
+   *
+   * @example
+   * ```ts
+   * import { SyncMap } from "@shmap/shmap";
+   *
+   * const flags = new SyncMap<string, boolean>().set("beta", true);
+   * console.log(flags.compute("beta", (_old, loaded) => loaded ? SyncMap.CANCEL : false));
+   * // [true, true]
+   * ```
+   */
+  static readonly CANCEL: typeof CANCEL = CANCEL;
+
   #arena: Arena;
   #core: SyncCore;
   #keys: SlotCodec<K>;
@@ -205,6 +255,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Scratch for a call's key, value and compare-and-X old value; see #inUser. */
   #probe = new Probe();
   #valueProbe = new Probe();
+  /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */
   #expectedProbe = new Probe();
   /**
    * How many calls of this object are running user code: a getter or Proxy trap read by the
@@ -437,6 +488,32 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
+   * Returns the value stored for `key` and whether there is one, as Go's
+   * `value, ok := m.Load(key)` does: unlike {@linkcode load}, it tells a stored `undefined`
+   * from a missing key. It costs what `load` costs (a key in the read table: two atomic loads,
+   * no lock) and has its guarantees.
+   *
+   * @example
+   * ```ts
+   * import { SyncMap } from "@shmap/shmap";
+   *
+   * const map = new SyncMap<string, number | undefined>();
+   * map.store("set", undefined);
+   * console.log(map.loadOk("set"), map.loadOk("unset")); // [undefined, true] [undefined, false]
+   * ```
+   */
+  loadOk(key: K): [value: V | undefined, ok: boolean] {
+    const part = this.#participant;
+    part.enter();
+    const e = typeof key === "number" && this.#numberKeys
+      ? this.#entryForNumber(key)
+      : this.#entryForRead(key);
+    if (e === 0) return [undefined, false];
+    const p = Atomics.load(this.#arena.i32, e >> 2);
+    return p <= EXPUNGED ? [undefined, false] : [this.#decodeRecord(p), true];
+  }
+
+  /**
    * Stores `value` for `key` (Go's Store).
    *
    * @example
@@ -498,7 +575,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (e !== 0) {
         const p = Atomics.load(a.i32, e >> 2);
         if (p > EXPUNGED) return [this.#decodeRecord(p), true];
-        if (p === NIL) {
+        if (p <= NIL) {
+          // Deleted, or pending (absent until its computation ends): store over it.
           record = core.newRecord(vp);
           const found = this.#tryLoadOrStore(e, record);
           if (found !== EXPUNGED) {
@@ -552,6 +630,128 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       core.addLocked(probe, record, read2);
       return ADDED;
     });
+  }
+
+  /**
+   * Returns the value of `key` if it has one; else calls `fn`, stores what it returns, and
+   * returns that with `loaded` false (xsync's LoadOrCompute). Across all workers, `fn` runs at
+   * most once for a key while the key is absent: a caller that finds another computing the
+   * key waits for it and returns its value with `loaded` true. Computing first and then
+   * calling {@linkcode loadOrStore} would instead compute in every worker that missed the key
+   * at once.
+   *
+   * Concurrency:
+   *
+   * - `fn` runs in the calling worker, outside every lock of the map, while this object holds
+   *   nothing in shared memory: it may take long (it holds back neither memory reclamation nor
+   *   {@linkcode verify}), and may call any method of the map.
+   * - While `fn` runs the key has no value, and every method but `loadOrCompute` sees it
+   *   absent: `load` and `loadOk` miss it, `has` is false, `range` and iteration skip it,
+   *   `delete`, `loadAndDelete` and the compare-and-X find nothing.
+   * - A `store`, `set`, `swap`, `loadOrStore` or `compute` of the key meanwhile wins: its
+   *   value stays, `fn`'s result is dropped, and this call (and every caller that waited)
+   *   returns the value found, `loaded` true. If the key was also deleted again, or the map
+   *   cleared, `fn`'s result is stored when it returns; callers that waited may then have
+   *   computed too.
+   * - If `fn` throws (or returns what the codec cannot encode, or the map is full), nothing is
+   *   stored, the error goes to this caller, and one of the callers waiting, if any, runs its
+   *   own `fn` (the others wait for that one).
+   * - If the worker running `fn` dies (its worker is terminated, see the worker adapters), a
+   *   waiting caller takes the key over within 50 ms of the death being recorded and runs its
+   *   own `fn`; without one, the next `loadOrCompute` of the key does.
+   * - Waiters sleep in `Atomics.wait` (allowed on the main thread of Deno, Bun and Node) in
+   *   50 ms slices, woken as soon as the key gets a value or is given up.
+   * - `fn` calling `loadOrCompute` of the same key, on this map in the same thread, throws an
+   *   Error instead of waiting for itself; other keys work. Workers whose `fn`s wait for each
+   *   other's keys deadlock, as with any two locks taken in opposite orders.
+   * - `fn` must return the value itself: a Promise it returns is a TypeError.
+   *
+   * @example
+   * ```ts
+   * import { SyncMap } from "@shmap/shmap";
+   *
+   * const squares = new SyncMap<number, number>();
+   * let calls = 0;
+   * const square = (n: number) => squares.loadOrCompute(n, () => (calls++, n * n));
+   * console.log(square(12), square(12), calls); // [144, false] [144, true] 1
+   * ```
+   */
+  loadOrCompute(key: K, fn: () => V): [actual: V, loaded: boolean] {
+    if (typeof fn !== "function") {
+      throw new TypeError(`SyncMap.loadOrCompute: fn must be a function, got ${describe(fn)}`);
+    }
+    const part = this.#participant;
+    part.enter();
+    const core = this.#core;
+    const nested = this.#inUser !== 0;
+    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
+    probe.storable(); // a key too large for maxBytes, refused before fn runs
+    const mine = pendingOf(ownerId());
+    for (;;) {
+      const found = claim(core, probe, mine);
+      if (found === CLAIMED) return this.#computeClaimed(probe, mine, fn, nested);
+      if (found > EXPUNGED) return [this.#decodeRecord(found), true];
+      if (found === mine) {
+        throw new Error(
+          "SyncMap.loadOrCompute: this thread is computing this key already (fn called " +
+            "loadOrCompute for its own key, which would wait for itself)",
+        );
+      }
+      // Another thread computes the key: wait for it holding nothing, then look again.
+      const e = claimedEntry();
+      part.idle();
+      awaitSettled(this.#arena.i32, e, found);
+      part.enter();
+    }
+  }
+
+  /** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
+  #computeClaimed(probe: Probe, mine: number, fn: () => V, nested: boolean): [V, boolean] {
+    const part = this.#participant;
+    const core = this.#core;
+    let record = 0;
+    try {
+      // Nothing is held across fn: it may run long without holding reclamation back or
+      // keeping a stop of the world waiting, and its calls of this map use fresh scratch.
+      part.idle();
+      let value: V;
+      this.#inUser++;
+      try {
+        value = fn();
+      } finally {
+        this.#inUser--;
+      }
+      if (value instanceof Promise) {
+        throw new TypeError(
+          "SyncMap.loadOrCompute: fn returned a Promise; it must return the value itself",
+        );
+      }
+      part.enter();
+      const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
+      record = core.newRecord(vp, true);
+      core.inflight = record;
+      const found = settle(core, probe, record);
+      core.inflight = 0;
+      if (found === NIL) {
+        record = 0;
+        return [value, false];
+      }
+      // Another method stored the key meanwhile: its value wins.
+      core.freeRecord(record);
+      record = 0;
+      return [this.#decodeRecord(found), true];
+    } catch (error) {
+      core.inflight = 0;
+      if (record !== 0) core.freeRecord(record);
+      try {
+        part.enter();
+        abandon(core, probe, mine);
+      } catch {
+        // The caller's error is the one to report. A claim left behind (this thread was
+        // terminated) is taken over once the thread is recorded gone.
+      }
+      throw error;
+    }
   }
 
   /**
@@ -669,6 +869,99 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         part.retire(p | K_RECORD);
         return true;
       }
+    }
+  }
+
+  /**
+   * Atomically replaces the value of `key` with what `fn(old, loaded)` returns, deletes the
+   * key if it returns {@linkcode SyncMap.DELETE}, or leaves it as it is if it returns
+   * {@linkcode SyncMap.CANCEL} (xsync's Compute; `loaded` says whether the key had a value).
+   * Returns the value the key then has and whether it has one: `[next, true]` after a store,
+   * `[undefined, false]` after a delete, `[old, loaded]` after a cancel. Its shape and
+   * sentinels are RedisSyncMap's.
+   *
+   * Optimistic, as the map's other writes are: it reads the key, calls `fn` outside every
+   * lock, and writes the result with one compare-exchange only if the key still holds what
+   * `fn` was given (compared by encoding, as {@linkcode compareAndSwap} compares); if another
+   * write got in between, it reads again and calls `fn` again. So no update is lost, a load
+   * never waits for `fn`, a key in the read table takes no lock, and `fn` may run more than
+   * once per call: it must have no effect but its result. (A pessimistic compute would hold
+   * a lock, the map's or the key's, while `fn` runs: user code under a lock, which this map
+   * never runs, and every write of the key, or load, would wait for it.)
+   *
+   * `fn` runs in the calling worker and may call any method of the map (a write of the same
+   * key makes this call run `fn` again). If it throws, nothing is written and the error goes
+   * to the caller. A key being computed by {@linkcode loadOrCompute} has no value: `fn` gets
+   * `(undefined, false)`, and a value it returns wins over the computation's. `fn` must
+   * return the value itself: a Promise is a TypeError.
+   *
+   * @example A counter no worker loses an increment of
+   * ```ts
+   * import { SyncMap } from "@shmap/shmap";
+   *
+   * const hits = new SyncMap<string, number>();
+   * hits.compute("/", (old, loaded) => loaded ? old! + 1 : 1);
+   * console.log(hits.compute("/", (old) => old! + 1)); // [2, true]
+   * console.log(hits.compute("/", () => SyncMap.DELETE)); // [undefined, false]
+   * ```
+   */
+  compute(
+    key: K,
+    fn: (old: V | undefined, loaded: boolean) => V | typeof SyncMap.DELETE | typeof SyncMap.CANCEL,
+  ): [value: V | undefined, ok: boolean] {
+    if (typeof fn !== "function") {
+      throw new TypeError(`SyncMap.compute: fn must be a function, got ${describe(fn)}`);
+    }
+    const part = this.#participant;
+    part.enter();
+    const a = this.#arena;
+    const core = this.#core;
+    const nested = this.#inUser !== 0;
+    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
+    const seen = nested ? new Probe() : this.#expectedProbe;
+    for (;;) {
+      const p = current(core, probe);
+      const loaded = p !== 0;
+      let old: V | undefined;
+      if (loaded) {
+        // A copy of the encoding, to compare with once fn returns: the record itself may be
+        // freed and reused by then.
+        a.reach(p + RECORD_HEADER);
+        seen.snapshot(a, a.i32[(p >> 2) + 1], a.i32[p >> 2]);
+        old = this.#decodeRecord(p);
+      }
+      let next: V | typeof DELETE | typeof CANCEL;
+      this.#inUser++;
+      try {
+        next = fn(old, loaded);
+      } finally {
+        this.#inUser--;
+      }
+      if (next === CANCEL) return [old, loaded];
+      if (next === DELETE && !loaded) return [undefined, false];
+      if (next instanceof Promise) {
+        throw new TypeError(
+          "SyncMap.compute: fn returned a Promise; it must return the value itself",
+        );
+      }
+      // fn's own calls may have left this participant offline (loadOrCompute waits so).
+      part.enter();
+      if (next === DELETE) {
+        if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
+        continue;
+      }
+      const vp = this.#encodeValue(next, nested ? new Probe() : this.#valueProbe);
+      probe.storable(); // a key too large for maxBytes
+      const record = core.newRecord(vp, true);
+      core.inflight = record;
+      let stored = false;
+      try {
+        stored = replaceIf(core, probe, loaded, seen, record);
+      } finally {
+        core.inflight = 0;
+        if (!stored) core.freeRecord(record);
+      }
+      if (stored) return [next, true];
     }
   }
 
@@ -940,6 +1233,46 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return "SyncMap";
   }
 
+  /**
+   * What `console.log` shows in Deno: the entries as a `Map`'s, `SyncMap(2) { "a" => 1, ... }`,
+   * at most `iterableLimit` (100) of them. Read as {@linkcode range} reads (no lock but a brief
+   * one to promote), and never throws.
+   */
+  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
+    return this.#inspect(denoRequest(inspect, options));
+  }
+
+  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    depth?: unknown,
+    options?: unknown,
+    inspect?: unknown,
+  ): string {
+    return this.#inspect(nodeRequest(depth, options, inspect));
+  }
+
+  #inspect(request: InspectRequest): string {
+    return inspectMap(
+      request,
+      "SyncMap",
+      () => this.size,
+      (limit) => {
+        const entries: [unknown, unknown][] = [];
+        if (limit > 0) {
+          this.range((key, value) => {
+            entries.push([key, value]);
+            return entries.length < limit;
+          });
+        }
+        return entries;
+      },
+      (error) =>
+        error instanceof TypeError && /closed|released/.test(error.message)
+          ? "closed"
+          : describeError(error),
+    );
+  }
+
   // ---- Entries -------------------------------------------------------------------------------
 
   /**
@@ -1064,7 +1397,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (e2 === 0 && (read2 & AMENDED) !== 0) {
         const dirty = core.dirtyTable();
         e2 = core.findIn(dirty, probe);
-        if (e2 !== 0 && remove) core.removeFromDirty(dirty!, probe, e2);
+        // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
+        // the lock's holder writes a dirty-only entry's `p`, so this test holds until unlock.
+        if (e2 !== 0 && remove && Atomics.load(a.i32, e2 >> 2) >= NIL) {
+          core.removeFromDirty(dirty!, probe, e2);
+        }
         // Count a miss whether or not the key was there: it takes the slow path until the
         // dirty table is promoted.
         core.missLocked();
@@ -1110,7 +1447,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
           if (p === EXPUNGED) break;
           if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
             record = 0;
-            const previous = this.#replaced(p);
+            const previous = this.#replaced(p, e);
             if (!wantPrevious) return;
             return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
           }
@@ -1147,7 +1484,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       else e2 = core.findIn(core.dirtyTable(), probe);
       if (e2 !== 0) {
         // The step's last act, after everything that can fail.
-        return this.#replaced(Atomics.exchange(a.i32, e2 >> 2, stored));
+        return this.#replaced(Atomics.exchange(a.i32, e2 >> 2, stored), e2);
       }
       core.addLocked(probe, stored, read2);
       return ADDED;
@@ -1155,14 +1492,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * After replacing record `p` (or nil): counts a new value, or retires `p`. Returns the
-   * record to report as the previous value, or NIL. The caller decodes it (outside the lock):
-   * it stays readable until this participant's next quiescent point, and it is retired first
-   * because decoding may run user code, which may use the room reserved for this.
+   * After replacing record `p` (or nil, or a pending key's `p`) of entry `e`: counts a new
+   * value, or retires `p`. Returns the record to report as the previous value, or NIL. The
+   * caller decodes it (outside the lock): it stays readable until this participant's next
+   * quiescent point, and it is retired first because decoding may run user code, which may use
+   * the room reserved for this.
    */
-  #replaced(p: number): number {
+  #replaced(p: number, e: number): number {
     if (p <= EXPUNGED) {
       this.#core.count(1);
+      // A pending key's waiters find the value stored over it.
+      if (p < NIL) wakeWaiters(this.#arena.i32, e);
       return NIL;
     }
     this.#participant.retire(p | K_RECORD);
@@ -1179,10 +1519,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const i32 = this.#arena.i32;
     let p = Atomics.load(i32, e >> 2);
     for (;;) {
-      if (p !== NIL) return p;
-      const found = Atomics.compareExchange(i32, e >> 2, NIL, record);
-      if (found === NIL) {
+      // A pending key has no value: it is stored over as NIL is, and its waiters woken.
+      if (p > NIL) return p;
+      const found = Atomics.compareExchange(i32, e >> 2, p, record);
+      if (found === p) {
         this.#core.count(1);
+        if (p < NIL) wakeWaiters(i32, e);
         return NIL;
       }
       p = found;

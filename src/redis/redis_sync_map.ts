@@ -6,6 +6,7 @@
 
 import type { Buffer } from "node:buffer";
 import { Wire } from "../_engine/wire.ts";
+import { CANCEL, DELETE } from "../_computed.ts";
 import { type Codec, slotCodecOf } from "../codec.ts";
 import { type Arg, Connection, type Node, type Reply } from "./connection.ts";
 import { RedisSyncMapError } from "./errors.ts";
@@ -88,7 +89,8 @@ const MAX_TIMER = 2 ** 31 - 1;
  */
 export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K, V]> {
   /**
-   * Returned by a {@linkcode compute} callback: delete the key.
+   * Returned by a {@linkcode compute} callback: delete the key. The same symbol as
+   * `SyncMap.DELETE`, so a callback works with either map.
    *
    * @example
    * ```ts ignore
@@ -99,9 +101,10 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * await leases.compute("job", (holder) => holder === "me" ? RedisSyncMap.DELETE : RedisSyncMap.CANCEL);
    * ```
    */
-  static readonly DELETE: unique symbol = Symbol("shmap.compute.delete");
+  static readonly DELETE: typeof DELETE = DELETE;
   /**
-   * Returned by a {@linkcode compute} callback: leave the key as it is.
+   * Returned by a {@linkcode compute} callback: leave the key as it is. The same symbol as
+   * `SyncMap.CANCEL`.
    *
    * @example
    * ```ts ignore
@@ -111,7 +114,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * await flags.compute("beta", (old, loaded) => loaded ? RedisSyncMap.CANCEL : false);
    * ```
    */
-  static readonly CANCEL: unique symbol = Symbol("shmap.compute.cancel");
+  static readonly CANCEL: typeof CANCEL = CANCEL;
 
   readonly #connection: Connection;
   readonly #layout: KeyLayout<K>;
@@ -220,6 +223,27 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       return Promise.reject(error);
     }
     return this.#connection.send("load", false, k, ["GET", k], this.#loadReply);
+  }
+
+  /**
+   * Resolves to the value stored for `key` and whether there is one, as Go's
+   * `value, ok := m.Load(key)` and `SyncMap.loadOk` do: unlike {@linkcode load}, it tells a
+   * stored `undefined` from a missing key. One GET.
+   *
+   * @example
+   * ```ts ignore
+   * await map.store("set", undefined);
+   * console.log(await map.loadOk("set"), await map.loadOk("unset")); // [undefined, true] [undefined, false]
+   * ```
+   */
+  loadOk(key: K): Promise<[value: V | undefined, ok: boolean]> {
+    let k: Buffer;
+    try {
+      k = this.#layout.encode(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#connection.send("loadOk", false, k, ["GET", k], this.#loadOkReply);
   }
 
   /**
@@ -708,6 +732,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   // the call's promise with their result (one promise a call, no async function around it).
   readonly #loadReply = (reply: Reply): V | undefined =>
     reply === null ? undefined : this.#decode("load", reply);
+  readonly #loadOkReply = (reply: Reply): [V | undefined, boolean] =>
+    reply === null ? [undefined, false] : [this.#decode("loadOk", reply), true];
   readonly #swapReply = (reply: Reply): [V | undefined, boolean] =>
     reply === null ? [undefined, false] : [this.#decode("swap", reply), true];
   readonly #loadAndDeleteReply = (reply: Reply): [V | undefined, boolean] =>

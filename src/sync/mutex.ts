@@ -20,6 +20,7 @@ import {
 } from "../_engine/futex.ts";
 import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
 import { OwnerDeadError } from "../errors.ts";
+import { denoRequest, inspectLock, nodeRequest } from "../_inspect.ts";
 
 /**
  * A structured-cloneable reference to a {@linkcode Mutex}, made by
@@ -283,20 +284,24 @@ export class Mutex {
     return ownerOf(Atomics.load(this.#block, LOCK_BASE)) - 1;
   }
 
-  /** What `console.log` shows in Deno. */
-  [Symbol.for("Deno.customInspect")](): string {
-    return this.#describe();
+  /** What `console.log` shows in Deno: `Mutex { unlocked }`, `Mutex { locked by thread 3 }`. */
+  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
+    return inspectLock(denoRequest(inspect, options), "Mutex", () => this.#state());
   }
 
-  /** What `console.log` shows in Node and Bun. */
-  [Symbol.for("nodejs.util.inspect.custom")](): string {
-    return this.#describe();
+  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    depth?: unknown,
+    options?: unknown,
+    inspect?: unknown,
+  ): string {
+    return inspectLock(nodeRequest(depth, options, inspect), "Mutex", () => this.#state());
   }
 
-  #describe(): string {
+  #state(): string {
     const holder = this.#holder;
-    return `Mutex { ${holder < 0 ? "unlocked" : `locked by thread ${holder}`}${
+    return `${holder < 0 ? "unlocked" : `locked by thread ${holder}`}${
       this.poisoned ? ", poisoned" : ""
-    } }`;
+    }`;
   }
 }

@@ -18,6 +18,7 @@ import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine
 import {
   initRw,
   lock,
+  readers,
   readerSlot,
   rLock,
   rUnlock,
@@ -30,6 +31,7 @@ import {
   writerWord,
 } from "../_engine/rw_lock.ts";
 import { OwnerDeadError } from "../errors.ts";
+import { denoRequest, inspectLock, nodeRequest } from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
 
 /**
@@ -406,21 +408,32 @@ export class RWMutex {
     return "RWMutex";
   }
 
-  /** What `console.log` shows in Deno. */
-  [Symbol.for("Deno.customInspect")](): string {
-    return this.#describe();
+  /**
+   * What `console.log` shows in Deno: `RWMutex { unlocked }`, `RWMutex { read-locked (2) }`
+   * (read locks held, over all threads), `RWMutex { write-locked by thread 3 }`.
+   */
+  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
+    return inspectLock(denoRequest(inspect, options), "RWMutex", () => this.#state());
   }
 
-  /** What `console.log` shows in Node and Bun. */
-  [Symbol.for("nodejs.util.inspect.custom")](): string {
-    return this.#describe();
+  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
+  [Symbol.for("nodejs.util.inspect.custom")](
+    depth?: unknown,
+    options?: unknown,
+    inspect?: unknown,
+  ): string {
+    return inspectLock(nodeRequest(depth, options, inspect), "RWMutex", () => this.#state());
   }
 
-  #describe(): string {
+  #state(): string {
     const writer = (Atomics.load(this.#block, writerWord(LOCK_BASE)) >>> OWNER_SHIFT) - 1;
-    return `RWMutex { ${writer < 0 ? "not write-locked" : `write-locked by thread ${writer}`}${
-      this.poisoned ? ", poisoned" : ""
-    } }`;
+    const reading = readers(this.#block, LOCK_BASE);
+    const state = writer >= 0
+      ? `write-locked by thread ${writer}`
+      : reading > 0
+      ? `read-locked (${reading})`
+      : "unlocked";
+    return `${state}${this.poisoned ? ", poisoned" : ""}`;
   }
 
   #readerSlot(me: number): number {

@@ -1,0 +1,642 @@
+// Copyright the shmap authors. MIT license.
+//
+// SyncMap.loadOrCompute, compute and loadOk in one thread: what each returns, what a key being
+// computed looks like to every other method (absent), what a callback calling the map does
+// (re-entrancy), errors, the paths through the read and the dirty table, and a model test
+// against a native Map. tests/sync_map_compute_workers_test.ts races them across workers.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { codecs, MapFullError, SyncMap } from "../mod.ts";
+
+const hex = (bytes: Uint8Array) =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+/** A value's encoding: how the map compares values. */
+const enc = (v: unknown) => hex(codecs.auto.encode(v));
+
+/** Loads of a missing key until the dirty table is promoted to be the read table. */
+function promote(m: SyncMap<unknown, unknown>): void {
+  for (let i = 0; i < 64 && m.stats().amended; i++) m.load("promote: a key never stored");
+  assert.equal(m.stats().amended, false, "promoted");
+}
+
+/** What every other method sees of `key`, asserted absent. */
+function assertAbsent(m: SyncMap<string, unknown>, key: string, size: number): void {
+  assert.equal(m.load(key), undefined);
+  assert.deepEqual(m.loadOk(key), [undefined, false]);
+  assert.equal(m.get(key), undefined);
+  assert.equal(m.has(key), false);
+  assert.equal(m.size, size, "a key being computed is not counted");
+  assert.ok(![...m.keys()].includes(key), "iteration skips it");
+  let ranged = false;
+  m.range((k) => {
+    if (k === key) ranged = true;
+  });
+  assert.equal(ranged, false, "range skips it");
+  assert.equal(m.compareAndSwap(key, undefined, 1), false);
+  assert.equal(m.compareAndDelete(key, undefined), false);
+}
+
+describe("SyncMap.loadOk", () => {
+  test("tells a stored undefined from a missing key, on every path", () => {
+    const m = new SyncMap<unknown, unknown>();
+    assert.deepEqual(m.loadOk("k"), [undefined, false]);
+    m.store("k", undefined);
+    m.store(1, undefined);
+    assert.deepEqual(m.loadOk("k"), [undefined, true], "dirty table");
+    assert.deepEqual(m.loadOk(1), [undefined, true], "number key, dirty table");
+    promote(m);
+    assert.deepEqual(m.loadOk("k"), [undefined, true], "read table");
+    assert.deepEqual(m.loadOk(1), [undefined, true], "number key, read table");
+    m.store("v", { a: [1n, null] });
+    assert.deepEqual(m.loadOk("v"), [{ a: [1n, null] }, true]);
+    m.delete("k");
+    assert.deepEqual(m.loadOk("k"), [undefined, false], "deleted in the read table");
+    assert.deepEqual(m.loadOk(NaN), [undefined, false]);
+    assert.throws(() => m.loadOk(Symbol() as unknown), TypeError);
+  });
+});
+
+describe("SyncMap.loadOrCompute", () => {
+  test("computes a missing key once, then loads it", () => {
+    const m = new SyncMap<string, { n: number }>();
+    let calls = 0;
+    const fn = () => ({ n: ++calls });
+    assert.deepEqual(m.loadOrCompute("a", fn), [{ n: 1 }, false]);
+    assert.deepEqual(m.loadOrCompute("a", fn), [{ n: 1 }, true]);
+    promote(m as SyncMap<unknown, unknown>);
+    assert.deepEqual(m.loadOrCompute("a", fn), [{ n: 1 }, true], "from the read table");
+    m.store("b", { n: 9 });
+    assert.deepEqual(m.loadOrCompute("b", fn), [{ n: 9 }, true], "a stored value");
+    assert.equal(calls, 1);
+    assert.equal(m.size, 2);
+    m.verify();
+  });
+
+  test("claims a key in each state it can be found in", () => {
+    const m = new SyncMap<string, number>();
+    let calls = 0;
+    const fn = () => 100 + ++calls;
+    // A new key, the map not amended: the dirty table is made.
+    assert.deepEqual(m.loadOrCompute("new", fn), [101, false]);
+    // A new key beside a dirty table.
+    assert.deepEqual(m.loadOrCompute("new2", fn), [102, false]);
+    promote(m as SyncMap<unknown, unknown>);
+    // Deleted in the read table (NIL): claimed without the lock.
+    m.delete("new");
+    assert.deepEqual(m.loadOrCompute("new", fn), [103, false]);
+    // Expunged: deleted, then a new key's store rebuilt the dirty table without it.
+    m.delete("new");
+    m.store("other", 0);
+    assert.deepEqual(m.loadOrCompute("new", fn), [104, false]);
+    // Only in the dirty table, deleted by compareAndDelete (which leaves the entry there).
+    m.store("dirtyOnly", 1);
+    assert.equal(m.compareAndDelete("dirtyOnly", 1), true);
+    assert.deepEqual(m.loadOrCompute("dirtyOnly", fn), [105, false]);
+    assert.equal(calls, 5);
+    assert.deepEqual(
+      [...m].sort(),
+      [["dirtyOnly", 105], ["new", 104], ["new2", 102], ["other", 0]],
+    );
+    m.verify();
+  });
+
+  test("while fn runs, the key is absent to every other method", () => {
+    for (const where of ["new", "read table", "dirty table"]) {
+      const m = new SyncMap<string, unknown>();
+      m.store("x", 1);
+      if (where !== "new") {
+        m.store("k", 0);
+        m.delete("k");
+        if (where === "read table") promote(m as SyncMap<unknown, unknown>);
+      }
+      const [value, loaded] = m.loadOrCompute("k", () => {
+        assertAbsent(m, "k", 1);
+        assert.equal(m.delete("k"), false);
+        assert.deepEqual(m.loadAndDelete("k"), [undefined, false]);
+        assert.equal(String(m), "[object SyncMap]");
+        m.verify(); // a key being computed by a live thread is consistent
+        return "computed";
+      });
+      assert.deepEqual([value, loaded], ["computed", false], where);
+      assert.equal(m.load("k"), "computed");
+      assert.equal(m.size, 2);
+      m.verify();
+    }
+  });
+
+  test("a delete inside fn leaves the claim in place, even in the dirty table", () => {
+    for (const promoted of [false, true]) {
+      const m = new SyncMap<string, number>();
+      if (promoted) {
+        m.store("k", 0);
+        promote(m as SyncMap<unknown, unknown>);
+        m.delete("k");
+      }
+      const result = m.loadOrCompute("k", () => {
+        assert.equal(m.delete("k"), false);
+        // The claim is still this thread's: a nested claim of the key refuses to wait.
+        assert.throws(() => m.loadOrCompute("k", () => 2), /computing this key already/);
+        return 1;
+      });
+      assert.deepEqual(result, [1, false]);
+      m.verify();
+    }
+  });
+
+  test("a store of the key inside fn wins: fn's result is dropped", () => {
+    const m = new SyncMap<string, number>();
+    assert.deepEqual(
+      m.loadOrCompute("k", () => {
+        m.store("k", 42);
+        return 1;
+      }),
+      [42, true],
+    );
+    assert.equal(m.load("k"), 42);
+    assert.deepEqual(
+      m.loadOrCompute("s", () => {
+        assert.deepEqual(m.swap("s", 5), [undefined, false], "swap finds no previous value");
+        return 1;
+      }),
+      [5, true],
+    );
+    assert.deepEqual(
+      m.loadOrCompute("l", () => {
+        assert.deepEqual(m.loadOrStore("l", 7), [7, false], "loadOrStore stores");
+        return 1;
+      }),
+      [7, true],
+    );
+    assert.deepEqual(
+      m.loadOrCompute("c", () => {
+        let seen: [unknown, boolean] | undefined;
+        assert.deepEqual(
+          m.compute("c", (old, loaded) => {
+            seen = [old, loaded];
+            return 8;
+          }),
+          [8, true],
+        );
+        assert.deepEqual(seen, [undefined, false], "compute sees no value");
+        return 1;
+      }),
+      [8, true],
+    );
+    assert.equal(m.size, 4);
+    m.verify();
+  });
+
+  test("a store and a delete, or a clear, inside fn: fn's result is stored", () => {
+    const m = new SyncMap<string, number>();
+    m.store("other", 0);
+    assert.deepEqual(
+      m.loadOrCompute("k", () => {
+        m.store("k", 42);
+        m.delete("k");
+        return 1;
+      }),
+      [1, false],
+    );
+    assert.deepEqual(
+      m.loadOrCompute("c", () => {
+        m.clear();
+        return 2;
+      }),
+      [2, false],
+    );
+    assert.deepEqual([...m].sort(), [["c", 2]]);
+    m.verify();
+  });
+
+  test("fn may call the map for other keys, and loadOrCompute them", () => {
+    const m = new SyncMap<number, number>();
+    const fib = (n: number): number =>
+      n < 2 ? n : m.loadOrCompute(n, () => fib(n - 1) + fib(n - 2))[0];
+    assert.equal(fib(40), 102334155);
+    assert.equal(m.size, 39);
+    m.verify();
+  });
+
+  test("fn calling loadOrCompute of its own key throws, through any object", () => {
+    const m = new SyncMap<string, number>();
+    const other = SyncMap.attach<string, number>(m.handle);
+    assert.throws(
+      () => m.loadOrCompute("k", () => m.loadOrCompute("k", () => 1)[0]),
+      (e: unknown) => e instanceof Error && /computing this key already/.test(e.message),
+    );
+    assert.equal(m.has("k"), false, "the outer call gave its claim up");
+    assert.throws(
+      () => m.loadOrCompute("k", () => other.loadOrCompute("k", () => 1)[0]),
+      /computing this key already/,
+    );
+    // Caught inside fn, the outer computation goes on.
+    assert.deepEqual(
+      m.loadOrCompute("k", () => {
+        assert.throws(() => m.loadOrCompute("k", () => 1), /already/);
+        return 2;
+      }),
+      [2, false],
+    );
+    other.close();
+    m.verify();
+  });
+
+  test("fn throwing: the error comes through, nothing is stored, the next call computes", () => {
+    const m = new SyncMap<string, number>();
+    m.store("x", 0);
+    const boom = new Error("no value");
+    assert.throws(() =>
+      m.loadOrCompute("k", () => {
+        throw boom;
+      }), (e) => e === boom);
+    assertAbsent(m as SyncMap<string, unknown>, "k", 1);
+    assert.deepEqual(m.loadOrCompute("k", () => 3), [3, false]);
+    m.verify();
+  });
+
+  test("a value fn returns that cannot be stored is an error, and nothing is stored", () => {
+    const m = new SyncMap<string, unknown>();
+    assert.throws(() => m.loadOrCompute("f", () => () => 1), TypeError);
+    assert.throws(
+      () => m.loadOrCompute("p", () => Promise.resolve(1)),
+      (e: unknown) => e instanceof TypeError && /Promise/.test(e.message),
+    );
+    assert.equal(m.size, 0);
+    assertAbsent(m as SyncMap<string, unknown>, "f", 0);
+    assertAbsent(m as SyncMap<string, unknown>, "p", 0);
+    const small = new SyncMap<string, string>({ maxBytes: 1 << 16 });
+    assert.throws(() => small.loadOrCompute("big", () => "x".repeat(40_000)), MapFullError);
+    assert.equal(small.has("big"), false);
+    small.verify();
+    m.verify();
+  });
+
+  test("bad arguments are refused before fn runs", () => {
+    const m = new SyncMap<unknown, unknown>({ maxBytes: 1 << 16 });
+    let calls = 0;
+    const fn = () => calls++;
+    assert.throws(() => m.loadOrCompute("k", 1 as unknown as () => unknown), TypeError);
+    assert.throws(() => m.loadOrCompute({}, fn), TypeError);
+    assert.throws(() => m.loadOrCompute("k".repeat(40_000), fn), MapFullError);
+    assert.equal(calls, 0);
+    assert.equal(m.size, 0);
+    m.verify();
+  });
+
+  test("fn cannot close the object it runs for", () => {
+    const m = new SyncMap<string, number>();
+    assert.throws(() =>
+      m.loadOrCompute("k", () => {
+        m.close();
+        return 1;
+      }), /cannot close/);
+    assert.equal(m.has("k"), false);
+    m.verify();
+  });
+});
+
+describe("SyncMap.compute", () => {
+  test("inserts, updates, deletes and cancels, as RedisSyncMap does", () => {
+    const m = new SyncMap<string, number>();
+    assert.deepEqual(m.compute("n", (old, loaded) => (loaded ? old! + 1 : 10)), [10, true]);
+    assert.deepEqual(m.compute("n", (old) => old! + 1), [11, true]);
+    assert.deepEqual(m.compute("n", () => SyncMap.CANCEL), [11, true]);
+    assert.deepEqual(m.compute("gone", () => SyncMap.CANCEL), [undefined, false]);
+    assert.equal(m.has("gone"), false);
+    assert.deepEqual(m.compute("n", () => SyncMap.DELETE), [undefined, false]);
+    assert.equal(m.has("n"), false);
+    assert.deepEqual(m.compute("n", () => SyncMap.DELETE), [undefined, false]);
+    let seen: [unknown, boolean] | undefined;
+    m.compute("n", (old, loaded) => {
+      seen = [old, loaded];
+      return SyncMap.CANCEL;
+    });
+    assert.deepEqual(seen, [undefined, false]);
+    m.store("u", undefined as unknown as number);
+    m.compute("u", (old, loaded) => {
+      seen = [old, loaded];
+      return SyncMap.CANCEL;
+    });
+    assert.deepEqual(seen, [undefined, true], "a stored undefined is loaded");
+    assert.equal(m.size, 1);
+    m.verify();
+  });
+
+  test("every path: new key, dirty table, read table, deleted, expunged", () => {
+    const m = new SyncMap<string, number>();
+    const inc = (old: number | undefined) => (old ?? 0) + 1;
+    assert.deepEqual(m.compute("a", inc), [1, true], "new, not amended");
+    assert.deepEqual(m.compute("b", inc), [1, true], "new, amended");
+    assert.deepEqual(m.compute("a", inc), [2, true], "dirty table");
+    promote(m as SyncMap<unknown, unknown>);
+    assert.deepEqual(m.compute("a", inc), [3, true], "read table");
+    assert.deepEqual(m.compute("a", () => SyncMap.DELETE), [undefined, false], "read delete");
+    assert.deepEqual(m.compute("a", inc), [1, true], "deleted in the read table");
+    m.delete("a");
+    m.store("c", 0); // rebuilds the dirty table: "a" is expunged
+    assert.deepEqual(m.compute("a", inc), [1, true], "expunged");
+    assert.deepEqual(m.compute("c", () => SyncMap.DELETE), [undefined, false], "dirty delete");
+    assert.deepEqual(m.compute("c", inc), [1, true], "deleted in the dirty table");
+    assert.deepEqual([...m].sort(), [["a", 1], ["b", 1], ["c", 1]]);
+    m.verify();
+  });
+
+  test("a conflicting write while fn runs makes fn run again on the new value", () => {
+    const m = new SyncMap<string, number>();
+    m.store("n", 0);
+    let calls = 0;
+    const result = m.compute("n", (old) => {
+      calls++;
+      if (calls === 1) m.store("n", 100);
+      return old! + 1;
+    });
+    assert.equal(calls, 2);
+    assert.deepEqual(result, [101, true]);
+    assert.equal(m.load("n"), 101);
+
+    // Deleted meanwhile: fn runs again with no value.
+    calls = 0;
+    const seen: [unknown, boolean][] = [];
+    assert.deepEqual(
+      m.compute("n", (old, loaded) => {
+        seen.push([old, loaded]);
+        if (++calls === 1) m.delete("n");
+        return loaded ? SyncMap.DELETE : 7;
+      }),
+      [7, true],
+    );
+    assert.deepEqual(seen, [[101, true], [undefined, false]]);
+
+    // Stored meanwhile, when fn saw none.
+    calls = 0;
+    assert.deepEqual(
+      m.compute("new", (old, loaded) => {
+        if (++calls === 1) m.store("new", 5);
+        return loaded ? old! * 2 : 1;
+      }),
+      [10, true],
+    );
+    assert.equal(calls, 2);
+
+    // A write of the same encoding is no conflict: values compare by encoding.
+    calls = 0;
+    m.store("same", 3);
+    assert.deepEqual(
+      m.compute("same", (old) => {
+        calls++;
+        m.store("same", 3);
+        return old! + 1;
+      }),
+      [4, true],
+    );
+    assert.equal(calls, 1);
+
+    // A DELETE whose value changed meanwhile runs again too.
+    calls = 0;
+    assert.deepEqual(
+      m.compute("same", (old) => {
+        if (++calls === 1) m.store("same", 40);
+        return old === 4 ? SyncMap.DELETE : SyncMap.CANCEL;
+      }),
+      [40, true],
+    );
+    assert.equal(m.load("same"), 40);
+    m.verify();
+  });
+
+  test("a nested compute of the same key lands first; the outer one runs again", () => {
+    const m = new SyncMap<string, number>();
+    m.store("n", 1);
+    let outer = 0;
+    const result = m.compute("n", (old) => {
+      if (++outer === 1) assert.deepEqual(m.compute("n", (v) => v! * 10), [10, true]);
+      return old! + 1;
+    });
+    assert.deepEqual(result, [11, true]);
+    assert.equal(outer, 2);
+    m.verify();
+  });
+
+  test("fn throwing writes nothing; bad values are refused", () => {
+    const m = new SyncMap<string, unknown>();
+    m.store("n", 1);
+    const boom = new Error("callback failed");
+    assert.throws(() =>
+      m.compute("n", () => {
+        throw boom;
+      }), (e) => e === boom);
+    assert.throws(() => m.compute("n", () => Symbol("v")), TypeError);
+    assert.throws(() => m.compute("n", () => Promise.resolve(2)), /Promise/);
+    assert.throws(() => m.compute("n", "f" as unknown as () => unknown), TypeError);
+    assert.throws(() => m.compute({} as string, () => 1), TypeError);
+    assert.equal(m.load("n"), 1, "a failed compute writes nothing");
+    assert.equal(m.size, 1);
+    m.verify();
+  });
+
+  test("values compare by encoding: objects, NaN and -0", () => {
+    const m = new SyncMap<string, unknown>();
+    m.store("o", { a: [1, 2] });
+    assert.deepEqual(
+      m.compute("o", (old) => ({ ...(old as object), b: true })),
+      [{ a: [1, 2], b: true }, true],
+    );
+    m.store("z", -0);
+    let calls = 0;
+    assert.deepEqual(
+      m.compute("z", (old) => {
+        if (++calls === 1) m.store("z", 0); // another encoding than -0
+        return Object.is(old, -0) ? "minus zero" : "zero";
+      }),
+      ["zero", true],
+    );
+    assert.equal(calls, 2);
+    m.verify();
+  });
+});
+
+describe("SyncMap: compute, loadOrCompute and loadOk against a Map model", () => {
+  type Inner =
+    | { op: "none" }
+    | { op: "storeSame" | "storeOther"; value: number }
+    | { op: "deleteSame" };
+  type Cmd =
+    | { op: "store"; key: number; value: number | undefined }
+    | { op: "delete" | "loadOk"; key: number }
+    | { op: "compute"; key: number; result: "inc" | "delete" | "cancel" | "throw"; inner: Inner }
+    | { op: "loadOrCompute"; key: number; value: number; throws: boolean; inner: Inner }
+    | { op: "misses" }
+    | { op: "clear" };
+  const key = fc.integer({ min: 0, max: 7 });
+  const inner: fc.Arbitrary<Inner> = fc.oneof(
+    { weight: 4, arbitrary: fc.constant({ op: "none" } as const) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constantFrom("storeSame" as const, "storeOther" as const),
+        value: fc.integer({ min: 0, max: 3 }),
+      }),
+    },
+    { weight: 1, arbitrary: fc.constant({ op: "deleteSame" } as const) },
+  );
+  const cmd: fc.Arbitrary<Cmd> = fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        op: fc.constant("store" as const),
+        key,
+        value: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+      }),
+    },
+    { weight: 2, arbitrary: fc.record({ op: fc.constantFrom("delete", "loadOk"), key }) },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        op: fc.constant("compute" as const),
+        key,
+        result: fc.constantFrom("inc", "inc", "delete", "cancel", "throw"),
+        inner,
+      }),
+    },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        op: fc.constant("loadOrCompute" as const),
+        key,
+        value: fc.integer({ min: 10, max: 13 }),
+        throws: fc.boolean(),
+        inner,
+      }),
+    },
+    { weight: 1, arbitrary: fc.constant({ op: "misses" } as const) },
+    { weight: 1, arbitrary: fc.constant({ op: "clear" } as const) },
+  );
+
+  const other = (k: number) => (k + 1) % 8;
+  const THROWN = new Error("fn threw");
+
+  test("random sequences agree with the model at every step", () => {
+    fc.assert(
+      fc.property(fc.array(cmd, { maxLength: 60 }), (cmds) => {
+        const m = new SyncMap<number, number | undefined>();
+        const model = new Map<number, number | undefined>();
+        // The inner write of a callback, on the map and the model alike.
+        const runInner = (k: number, op: Inner) => {
+          if (op.op === "storeSame" || op.op === "storeOther") {
+            const at = op.op === "storeSame" ? k : other(k);
+            m.store(at, op.value);
+            model.set(at, op.value);
+          } else if (op.op === "deleteSame") {
+            assert.equal(m.delete(k), model.delete(k));
+          }
+        };
+        for (const c of cmds) {
+          switch (c.op) {
+            case "store":
+              m.store(c.key, c.value);
+              model.set(c.key, c.value);
+              break;
+            case "delete":
+              assert.equal(m.delete(c.key), model.delete(c.key));
+              break;
+            case "loadOk":
+              assert.deepEqual(m.loadOk(c.key), [model.get(c.key), model.has(c.key)]);
+              break;
+            case "misses":
+              for (let i = 0; i < 20; i++) m.load(100 + i);
+              break;
+            case "clear":
+              m.clear();
+              model.clear();
+              break;
+            case "compute": {
+              let calls = 0;
+              let lastLoaded = false;
+              // The model: fn sees the state it is called with; a run whose inner write
+              // changed the key's encoding runs again (the inner write only the first time).
+              const before = model.has(c.key) ? enc(model.get(c.key)) : null;
+              const f = (old: number | undefined, loaded: boolean) => {
+                calls++;
+                lastLoaded = loaded;
+                assert.deepEqual([old, loaded], [model.get(c.key), model.has(c.key)]);
+                if (calls === 1) runInner(c.key, c.inner);
+                if (c.result === "throw") throw THROWN;
+                if (c.result === "cancel") return SyncMap.CANCEL;
+                if (c.result === "delete") return SyncMap.DELETE;
+                return (old ?? 0) + 1;
+              };
+              let result: [number | undefined, boolean] | undefined;
+              try {
+                result = m.compute(c.key, f);
+              } catch (error) {
+                assert.equal(error, THROWN);
+                assert.equal(calls, 1);
+                break;
+              }
+              // The model's run: after the inner write, did the key's encoding move?
+              const after = model.has(c.key) ? enc(model.get(c.key)) : null;
+              const modelCalls =
+                c.result !== "cancel" && !(c.result === "delete" && before === null) &&
+                  after !== before
+                  ? 2
+                  : 1;
+              assert.equal(calls, modelCalls, "fn runs again after a conflicting write");
+              if (c.result === "cancel") {
+                // Cancelled on the first run: the state fn was given.
+                assert.equal(calls, 1);
+              } else if (c.result === "delete") {
+                // Deleting a key that had no value when fn ran is a no-op.
+                if (lastLoaded) model.delete(c.key);
+                assert.deepEqual(result, [undefined, false]);
+              } else {
+                const next = (model.get(c.key) ?? 0) + 1;
+                model.set(c.key, next);
+                assert.deepEqual(result, [next, true]);
+              }
+              break;
+            }
+            case "loadOrCompute": {
+              const had = model.has(c.key);
+              const value = model.get(c.key);
+              let calls = 0;
+              let result: [number | undefined, boolean] | undefined;
+              try {
+                result = m.loadOrCompute(c.key, () => {
+                  calls++;
+                  assert.equal(m.has(c.key), false, "absent while computed");
+                  runInner(c.key, c.inner);
+                  if (c.throws) throw THROWN;
+                  return c.value;
+                });
+              } catch (error) {
+                assert.equal(error, THROWN);
+                assert.equal(had, false);
+                assert.equal(calls, 1);
+                break;
+              }
+              if (had) {
+                assert.equal(calls, 0);
+                assert.deepEqual(result, [value, true]);
+              } else if (model.has(c.key)) {
+                // The inner write stored the key: it wins.
+                assert.deepEqual(result, [model.get(c.key), true]);
+              } else {
+                model.set(c.key, c.value);
+                assert.deepEqual(result, [c.value, false]);
+              }
+              break;
+            }
+          }
+          assert.equal(m.size, model.size);
+        }
+        assert.deepEqual(
+          [...m].sort((a, b) => a[0] - b[0]),
+          [...model].sort((a, b) => a[0] - b[0]),
+        );
+        m.verify();
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

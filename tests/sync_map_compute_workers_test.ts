@@ -1,0 +1,267 @@
+// Copyright the shmap authors. MIT license.
+//
+// SyncMap.loadOrCompute and compute across workers, on real shared memory: fn runs exactly
+// once per key while four workers race for the same keys; no increment is lost through
+// compute; a worker whose fn throws, or that is terminated inside fn, hands the key to a
+// waiting worker, and the waiters neither hang nor hold up verify(); a dead worker's claim
+// is reclaimed.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { SyncMap } from "../mod.ts";
+import { GONE, stateOf } from "../src/_engine/census.ts";
+import {
+  CALLS,
+  type ComputeJob,
+  type ComputeReply,
+  GO,
+  RELEASE,
+  THROW,
+  WAITER_CALLS,
+} from "./fixtures/compute_protocol.ts";
+import { deadline, sleep, until } from "./fixtures/harness.ts";
+import { spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
+
+const TEST = { timeout: 120_000 };
+const WORKER_URL = new URL("./fixtures/compute_worker.ts", import.meta.url);
+
+type Map_ = SyncMap<number, number | string>;
+
+/** A compute_worker.ts worker and the replies it sent, taken in order. */
+class Computer {
+  readonly worker: TestWorker;
+  threadId = -1;
+  #queue: ComputeReply[] = [];
+  #waiting: ((m: ComputeReply) => void)[] = [];
+
+  constructor(map: Map_) {
+    this.worker = spawnWorker(WORKER_URL, { map }, {
+      message: (data) => this.#push(data as ComputeReply),
+      error: (error) => this.#push({ type: "error", message: error.message }),
+    });
+  }
+
+  #push(message: ComputeReply): void {
+    const w = this.#waiting.shift();
+    if (w) w(message);
+    else this.#queue.push(message);
+  }
+
+  /** The next reply, which must be of `type`. */
+  async next<T extends ComputeReply["type"]>(
+    type: T,
+    ms = 60_000,
+  ): Promise<Extract<ComputeReply, { type: T }>> {
+    const m = this.#queue.length > 0
+      ? this.#queue.shift()!
+      : await deadline(new Promise<ComputeReply>((r) => this.#waiting.push(r)), ms, type);
+    if (m.type !== type) {
+      throw new Error(`worker sent ${m.type} (${JSON.stringify(m)}), expected ${type}`);
+    }
+    return m as Extract<ComputeReply, { type: T }>;
+  }
+
+  /** Whether a reply is waiting to be taken. */
+  get replied(): boolean {
+    return this.#queue.length > 0;
+  }
+
+  async start(): Promise<this> {
+    this.threadId = (await this.next("ready")).threadId;
+    return this;
+  }
+
+  run(job: ComputeJob): void {
+    this.worker.postMessage(job);
+  }
+
+  /** Terminates the worker and waits until its end is recorded (the adapters record it). */
+  async kill(): Promise<void> {
+    const stopped = this.worker.stopped(0);
+    this.worker.terminate();
+    await stopped;
+    await until(() => stateOf(this.threadId) === GONE, `thread ${this.threadId} is gone`, 20_000);
+  }
+}
+
+const control = (words: number) => new Int32Array(new SharedArrayBuffer(words * 4));
+
+describe("SyncMap.loadOrCompute across workers", () => {
+  test("fn runs exactly once per key while 4 workers race for the same keys", TEST, async () => {
+    const map: Map_ = new SyncMap();
+    const keys = 1500;
+    const ctrl = control(CALLS + keys);
+    const workers = await Promise.all(
+      Array.from({ length: 4 }, () => new Computer(map).start()),
+    );
+    try {
+      workers.forEach((w, id) => w.run({ job: "once", ctrl, id, keys, spinUs: 20 }));
+      Atomics.store(ctrl, GO, 1);
+      Atomics.notify(ctrl, GO);
+      const reports = await Promise.all(workers.map((w) => w.next("once")));
+      const calls = Array.from(ctrl.subarray(CALLS, CALLS + keys));
+      const twice = calls.flatMap((n, k) => (n === 1 ? [] : [`key ${k}: ${n} calls`]));
+      assert.deepEqual(twice, [], "fn ran once per key");
+      const computedBy = new Map<number, number>();
+      for (const [id, report] of reports.entries()) {
+        for (const k of report.computed) {
+          assert.ok(
+            !computedBy.has(k),
+            `key ${k} computed by workers ${computedBy.get(k)} and ${id}`,
+          );
+          computedBy.set(k, id);
+        }
+      }
+      assert.equal(computedBy.size, keys, "every key computed by exactly one worker");
+      for (let k = 0; k < keys; k++) {
+        const value = map.load(k);
+        assert.equal(value, computedBy.get(k)! * 1e6 + k);
+        for (const report of reports) assert.equal(report.values[k], value, `key ${k}`);
+      }
+      // How the keys were shared out (printed only: it depends on scheduling).
+      const shares = reports.map((r) => r.computed.length);
+      assert.equal(map.size, keys);
+      map.verify();
+      console.log(`keys computed by each worker: ${shares.join(", ")}`);
+    } finally {
+      for (const w of workers) w.worker.terminate();
+    }
+  });
+
+  test("a worker whose fn throws hands the key to a waiting worker", TEST, async () => {
+    const map: Map_ = new SyncMap();
+    const ctrl = control(CALLS);
+    const [hanging, a, b] = await Promise.all(
+      [0, 1, 2].map(() => new Computer(map).start()),
+    );
+    try {
+      hanging.run({ job: "hang", ctrl, key: 7 });
+      await hanging.next("computing");
+      a.run({ job: "waiter", ctrl, key: 7, id: 1 });
+      b.run({ job: "waiter", ctrl, key: 7, id: 2 });
+      await a.next("waiting");
+      await b.next("waiting");
+      await sleep(150);
+      assert.equal(a.replied || b.replied, false, "the waiters wait");
+      Atomics.store(ctrl, THROW, 1);
+      Atomics.store(ctrl, RELEASE, 1);
+      Atomics.notify(ctrl, RELEASE);
+      const thrown = await hanging.next("error");
+      assert.match(thrown.message, /fn gave up/);
+      const results = [await a.next("result"), await b.next("result")];
+      assert.equal(Atomics.load(ctrl, WAITER_CALLS), 1, "one waiter computed");
+      const value = map.load(7);
+      assert.match(String(value), /^computed by waiter [12]$/);
+      assert.deepEqual(results.map((r) => r.value), [value, value]);
+      assert.deepEqual(results.map((r) => r.loaded).sort(), [false, true]);
+      map.verify();
+    } finally {
+      for (const w of [hanging, a, b]) w.worker.terminate();
+    }
+  });
+
+  test(
+    "a worker terminated inside fn: the waiters do not hang, and one of them computes",
+    TEST,
+    async () => {
+      const map: Map_ = new SyncMap();
+      const ctrl = control(CALLS);
+      const [hanging, a, b] = await Promise.all(
+        [0, 1, 2].map(() => new Computer(map).start()),
+      );
+      try {
+        hanging.run({ job: "hang", ctrl, key: 3 });
+        await hanging.next("computing");
+        a.run({ job: "waiter", ctrl, key: 3, id: 1 });
+        b.run({ job: "waiter", ctrl, key: 3, id: 2 });
+        await a.next("waiting");
+        await b.next("waiting");
+        await sleep(150);
+        assert.equal(a.replied || b.replied, false, "the waiters wait");
+        // Meanwhile the key is absent, and the map consistent: a claim of a live thread is
+        // fine, and neither the computing worker nor the waiters keep verify() waiting.
+        assert.equal(map.has(3), false);
+        const started = performance.now();
+        map.verify();
+        assert.ok(performance.now() - started < 2000, "verify() did not wait for the workers");
+        await hanging.kill();
+        const results = await Promise.all([a.next("result", 20_000), b.next("result", 20_000)]);
+        assert.equal(Atomics.load(ctrl, WAITER_CALLS), 1, "one waiter took over and computed");
+        const value = map.load(3);
+        assert.match(String(value), /^computed by waiter [12]$/);
+        assert.deepEqual(results.map((r) => r.value), [value, value]);
+        assert.deepEqual(results.map((r) => r.loaded).sort(), [false, true]);
+        map.verify();
+      } finally {
+        // A Deno worker that terminate() could not stop (it waits inside fn) returns now, and
+        // throws TerminatedError at its next step instead of writing.
+        Atomics.store(ctrl, RELEASE, 1);
+        Atomics.notify(ctrl, RELEASE);
+        for (const w of [hanging, a, b]) w.worker.terminate();
+      }
+    },
+  );
+
+  test("a dead worker's claim nobody waited for is reclaimed", TEST, async () => {
+    const map: Map_ = new SyncMap();
+    const ctrl = control(CALLS);
+    const hanging = await new Computer(map).start();
+    try {
+      hanging.run({ job: "hang", ctrl, key: 5 });
+      await hanging.next("computing");
+      await hanging.kill();
+      // The sweep that verify() runs for the dead worker gives its claim up.
+      map.verify();
+      assert.equal(map.has(5), false);
+      assert.deepEqual(map.loadOrCompute(5, () => "computed after the death"), [
+        "computed after the death",
+        false,
+      ]);
+      map.verify();
+    } finally {
+      Atomics.store(ctrl, RELEASE, 1);
+      Atomics.notify(ctrl, RELEASE);
+      hanging.worker.terminate();
+    }
+  });
+
+  test("a later loadOrCompute takes over a dead worker's claim", TEST, async () => {
+    const map: Map_ = new SyncMap();
+    const ctrl = control(CALLS);
+    const hanging = await new Computer(map).start();
+    try {
+      hanging.run({ job: "hang", ctrl, key: 6 });
+      await hanging.next("computing");
+      await hanging.kill();
+      assert.deepEqual(map.loadOrCompute(6, () => "taken over"), ["taken over", false]);
+      map.verify();
+    } finally {
+      Atomics.store(ctrl, RELEASE, 1);
+      Atomics.notify(ctrl, RELEASE);
+      hanging.worker.terminate();
+    }
+  });
+});
+
+describe("SyncMap.compute across workers", () => {
+  test("no increment is lost: 4 workers x 5,000 increments of one key", TEST, async () => {
+    const map: Map_ = new SyncMap();
+    const n = 5000;
+    const ctrl = control(CALLS);
+    const workers = await Promise.all(
+      Array.from({ length: 4 }, () => new Computer(map).start()),
+    );
+    try {
+      for (const w of workers) w.run({ job: "counter", ctrl, n });
+      Atomics.store(ctrl, GO, 1);
+      Atomics.notify(ctrl, GO);
+      const reports = await Promise.all(workers.map((w) => w.next("counter")));
+      const reruns = reports.reduce((sum, r) => sum + r.reruns, 0);
+      assert.equal(map.load(-1), 4 * n, `after ${reruns} reruns of fn`);
+      assert.equal(map.size, 1);
+      map.verify();
+      console.log(`compute reran fn ${reruns} times for ${4 * n} increments`);
+    } finally {
+      for (const w of workers) w.worker.terminate();
+    }
+  });
+});
