@@ -149,14 +149,16 @@ describe("futex", () => {
     assert.equal(tryLockWord(i32, 0, me), NOT_ACQUIRED);
     assert.equal(i32[0], (ghost + 1) << 3);
     record(ghost, GONE);
-    assert.equal(lockWord(i32, 0, me), ACQUIRED_POISONED);
+    // A try-lock here: a lock() that failed to take over would block this thread for good.
+    // (lock()'s takeover is tested with a waiter in a worker, below.)
+    assert.equal(tryLockWord(i32, 0, me), ACQUIRED_POISONED);
     assert.equal(lastDeadOwner, ghost);
     assert.equal(ownerOf(i32[0]), me);
     assert.equal(i32[0] & POISONED, POISONED);
     // Poison survives an unlock: the next holder must repair too.
     unlockWord(i32, 0, me);
     assert.equal(i32[0], POISONED);
-    assert.equal(tryLockWord(i32, 0, me), ACQUIRED_POISONED);
+    assert.equal(lockWord(i32, 0, me), ACQUIRED_POISONED, "free but poisoned");
     clearPoison(i32, 0, me);
     assert.equal(i32[0], me << 3);
     clearPoison(i32, 0, me); // idempotent
@@ -180,18 +182,23 @@ describe("futex", () => {
       try {
         const me = ownerId();
         const i32 = word();
+        const buffer = i32.buffer as SharedArrayBuffer;
         // The worker's own lock: its id in the word, and this thread may not unlock it.
         const held = await worker.ask({
           op: "hold",
-          buffer: i32.buffer as SharedArrayBuffer,
+          buffer,
           index: 0,
         });
         assert.equal(held.status, ACQUIRED);
         assert.equal(held.word, worker.owner << 3);
         assert.equal(tryLockWord(i32, 0, me), NOT_ACQUIRED, "held by a live worker");
         assert.throws(() => unlockWord(i32, 0, me), /held by another thread/);
+        // The worker locking again is told of the deadlock, in that worker, instead of sleeping.
+        const twice = await worker.ask({ op: "lockUnlock", buffer, index: 0 });
+        assert.match(twice.error ?? "", /deadlock/);
+        assert.equal(i32[0], worker.owner << 3);
         assert.equal(
-          (await worker.ask({ op: "unlock", buffer: i32.buffer as SharedArrayBuffer, index: 0 }))
+          (await worker.ask({ op: "unlock", buffer, index: 0 }))
             .error,
           undefined,
         );
@@ -210,7 +217,7 @@ describe("futex", () => {
           // wake: try a few times, needing one unlock that woke it.
           while (!woken.includes(1) && rounds++ < 10) {
             assert.equal(lockWord(i32, 0, me), ACQUIRED);
-            worker.send({ op: "lockUnlock", buffer: i32.buffer as SharedArrayBuffer, index: 0 });
+            worker.send({ op: "lockUnlock", buffer, index: 0 });
             await until(i32, (w) => (w & CONTENDED) !== 0, "the worker to mark the word contended");
             assert.equal(ownerOf(i32[0]), me);
             await sleep(10); // asleep in Atomics.wait by now
