@@ -336,15 +336,58 @@ describe("table", () => {
     }
   });
 
+  it("deleting every key leaves each chain marked empty-rest from its first slot", () => {
+    // Go's mapdelete turns trailing empty slots into empty-rest marks, walking back through the
+    // chain, so that a lookup in an emptied bucket stops at its first slot.
+    const s = setup(1024 * KiB);
+    const keys: number[] = [];
+    for (let key = 1; key <= 400; key++) {
+      set(s, key * 17, key);
+      keys.push(key * 17);
+    }
+    s.tx.begin();
+    s.table.finishGrowth();
+    s.tx.commit();
+    assert.ok(s.table.stats().overflowBuckets > 0, "some chains have overflow buckets");
+    // Deleted in an order unrelated to the slots: the marks must still reach the heads.
+    for (let i = 0; i < keys.length; i++) assert.ok(del(s, keys[(i * 263) % keys.length]));
+    assert.equal(s.table.count, 0);
+    for (let j = 0; j < s.table.stats().buckets; j++) {
+      const { offset, overflowWord } = bucketAt(s.arena, TABLE_AT, j);
+      assert.equal(s.arena.u8[offset], 0, `bucket ${j} starts with an empty-rest mark`);
+      for (let b = s.arena.i32[overflowWord]; b !== 0; b = s.arena.i32[(b + 136) >> 2]) {
+        assert.equal(s.arena.u8[b], 0, `an overflow bucket of bucket ${j}`);
+      }
+    }
+    audit(s);
+  });
+
   it("verify reports a looping or misdirected overflow link and a wrong count", () => {
     const filled = (): Setup => {
+      // At least 300 keys, and at least one overflow bucket on the current array.
       const s = setup(1024 * KiB);
-      for (let key = 1; key <= 300; key++) set(s, key, key);
+      for (let key = 1; key <= 300 || s.table.stats().overflowBuckets === 0; key++) {
+        set(s, key, key);
+        if (key > 300) {
+          s.tx.begin();
+          s.table.finishGrowth();
+          s.tx.commit();
+        }
+        assert.ok(key < 10_000);
+      }
       s.tx.begin();
       s.table.finishGrowth();
       s.tx.commit();
       audit(s);
       return s;
+    };
+    /** The first bucket of the current array that satisfies `ok`. */
+    const first = (s: Setup, ok: (offset: number, link: number) => boolean): number => {
+      for (let j = 0; j < s.table.stats().buckets; j++) {
+        const { offset, overflowWord } = bucketAt(s.arena, TABLE_AT, j);
+        if (ok(offset, s.arena.i32[overflowWord])) return j;
+      }
+      throw new Error("no such bucket");
     };
     const verify = (s: Setup): void => s.table.verify(() => {}, () => {});
     // A chain that loops back to its head.
@@ -352,8 +395,7 @@ describe("table", () => {
       // A bucket with an overflow bucket is full (no deletes happened), so no empty-rest mark
       // ends the walk: only the loop check does.
       const s = filled();
-      let j = 0;
-      while (s.arena.i32[bucketAt(s.arena, TABLE_AT, j).overflowWord] === 0) j++;
+      const j = first(s, (_, link) => link !== 0);
       const { offset, overflowWord } = bucketAt(s.arena, TABLE_AT, j);
       s.arena.i32[overflowWord] = offset;
       assert.throws(() => verify(s), /an overflow chain loops/);
@@ -367,29 +409,26 @@ describe("table", () => {
     }
     // A link into another bucket's chain: keys in the wrong bucket.
     {
-      // From a full bucket without a chain, so that the walk goes on into the other bucket.
+      // From a bucket with a chain (so full: no empty-rest mark stops the walk), whose overflow
+      // buckets are cut off, into the next bucket.
       const s = filled();
-      let j = 0;
-      const full = (j: number): boolean => {
-        const { offset, overflowWord } = bucketAt(s.arena, TABLE_AT, j);
-        return s.arena.u8[offset + 7] >= 5 && s.arena.i32[overflowWord] === 0;
-      };
-      while (!full(j)) j++;
+      const j = first(s, (_, link) => link !== 0);
       const a = bucketAt(s.arena, TABLE_AT, j);
-      const b = bucketAt(s.arena, TABLE_AT, j + 1);
+      const b = bucketAt(s.arena, TABLE_AT, (j + 1) % s.table.stats().buckets);
       s.arena.i32[a.overflowWord] = b.offset;
-      assert.throws(() => verify(s), /verify: table at \d+: .*(wrong bucket|overflow count)/);
+      assert.throws(() => verify(s), /verify: table at \d+: .*key in the wrong bucket/);
     }
     // A count that disagrees with the keys.
     {
       const s = filled();
+      const n = s.table.count;
       s.arena.i32[TABLE_AT >> 2] += 1;
-      assert.throws(() => verify(s), /count 301 but 300 keys found/);
+      assert.throws(() => verify(s), new RegExp(`count ${n + 1} but ${n} keys found`));
     }
     // A tophash byte that disagrees with its key.
     {
       const s = filled();
-      const { offset } = bucketAt(s.arena, TABLE_AT, 3);
+      const { offset } = bucketAt(s.arena, TABLE_AT, first(s, (offset) => s.arena.u8[offset] >= 5));
       s.arena.u8[offset] = s.arena.u8[offset] === 255 ? 254 : s.arena.u8[offset] + 1;
       assert.throws(() => verify(s), /tophash does not match|empty-rest/);
     }
