@@ -1,0 +1,392 @@
+// Engine unit tests of journals (src/_engine/journal.ts) on their own, over a plain shared
+// Int32Array: word, byte and zero-range entries undone by recover and by rollbackTo, commits
+// that empty the journal, words published only at commit (and by a recovery that rolls a
+// COMMITTING journal forward), FREE and DEFER entries, a full journal, and intents.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  ACTIVE,
+  COMMITTING,
+  IDLE,
+  J_ARGS,
+  J_INTENT,
+  Journal,
+  JournalFullError,
+  journalWords,
+} from "../src/_engine/journal.ts";
+import { MapFullError } from "../src/errors.ts";
+
+/** Words of data the journal guards: [0, DATA). */
+const DATA = 64;
+/** Where the journal lives. */
+const AT = 128;
+/** Journal word offsets the tests read directly (journal.ts's layout table). */
+const J_COUNT = 0;
+const J_CAPACITY = 1;
+const J_STATE = 2;
+
+interface Setup {
+  i32: Int32Array;
+  j: Journal;
+}
+
+/** A shared buffer with data words [0, DATA) and a journal of `capacity` entries at AT. */
+function setup(capacity = 32): Setup {
+  const i32 = new Int32Array(new SharedArrayBuffer((AT + journalWords(capacity) + 16) * 4));
+  Journal.format(i32, AT, capacity);
+  return { i32, j: new Journal(() => i32, AT) };
+}
+
+function data(i32: Int32Array): number[] {
+  return Array.from(i32.subarray(0, DATA));
+}
+
+/** Everything but the journal's entry area (garbage beyond the count is allowed). */
+function state(i32: Int32Array): number[] {
+  return Array.from(i32.subarray(0, AT + 12));
+}
+
+type Op =
+  | { kind: "set"; index: number; value: number }
+  | { kind: "byte"; offset: number; value: number }
+  | { kind: "zero"; start: number; length: number; fill: number };
+
+const ops: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant("set" as const),
+    index: fc.integer({ min: 0, max: DATA - 1 }),
+    value: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+  }),
+  fc.record({
+    kind: fc.constant("byte" as const),
+    offset: fc.integer({ min: 0, max: DATA * 4 - 1 }),
+    value: fc.integer({ min: 0, max: 255 }),
+  }),
+  fc.record({
+    kind: fc.constant("zero" as const),
+    start: fc.integer({ min: 0, max: DATA - 1 }),
+    length: fc.integer({ min: 1, max: 8 }),
+    fill: fc.integer({ min: 1, max: 1000 }),
+  }),
+);
+
+/**
+ * Applies `op` through the journal. A zero-range entry promises the range was zero: the op
+ * zeroes it first (outside the journal, as memory the mutation knows is empty), records the
+ * entry, then fills it with plain writes, as an evacuation fills empty buckets.
+ */
+function apply(s: Setup, op: Op): void {
+  const u8 = new Uint8Array(s.i32.buffer);
+  switch (op.kind) {
+    case "set":
+      s.j.set(op.index, op.value);
+      break;
+    case "byte":
+      s.j.setByte(u8, op.offset, op.value);
+      break;
+    case "zero": {
+      const end = Math.min(DATA, op.start + op.length);
+      // Only ranges that are zero before may be journaled as ZERO.
+      if (s.i32.subarray(op.start, end).some((w) => w !== 0)) break;
+      s.j.zeroed(op.start, end);
+      s.i32.fill(op.fill, op.start, end);
+      break;
+    }
+  }
+}
+
+/** Random initial data with some zero runs, so that ZERO entries get used. */
+const initial = fc.array(fc.oneof(fc.constant(0), fc.integer()), {
+  minLength: DATA,
+  maxLength: DATA,
+});
+
+describe("journal", () => {
+  it("recover undoes set, setByte and zeroed entries, newest first, to the exact prior data", () => {
+    fc.assert(
+      fc.property(initial, fc.array(ops, { minLength: 1, maxLength: 30 }), (init, steps) => {
+        const s = setup(32);
+        s.i32.set(init);
+        const before = state(s.i32);
+        s.j.begin();
+        assert.equal(s.i32[AT + J_STATE], ACTIVE);
+        for (const op of steps) apply(s, op);
+        assert.ok(s.j.dirty);
+        s.j.recover();
+        assert.deepEqual(state(s.i32), before);
+        assert.equal(s.j.length, 0);
+        assert.equal(s.j.dirty, false);
+        // Idempotent: a second recovery (a recoverer that died after finishing) changes nothing.
+        s.j.recover();
+        assert.deepEqual(state(s.i32), before);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("commit keeps the writes and empties the journal", () => {
+    fc.assert(
+      fc.property(initial, fc.array(ops, { minLength: 1, maxLength: 30 }), (init, steps) => {
+        const s = setup(32);
+        s.i32.set(init);
+        // The same ops on a copy without a journal give the expected data.
+        const model = setup(32);
+        model.i32.set(init);
+        model.j.begin();
+        for (const op of steps) apply(model, op);
+        const expected = data(model.i32);
+        s.j.begin();
+        for (const op of steps) apply(s, op);
+        s.j.commit();
+        assert.deepEqual(data(s.i32), expected);
+        assert.equal(s.j.length, 0);
+        assert.equal(s.i32[AT + J_STATE], IDLE);
+        assert.equal(s.j.dirty, false);
+        assert.equal(s.j.room, 32);
+        // A recovery of a committed journal undoes nothing.
+        s.j.recover();
+        assert.deepEqual(data(s.i32), expected);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("rollbackTo(mark) undoes only what came after the mark", () => {
+    fc.assert(
+      fc.property(
+        initial,
+        fc.array(ops, { maxLength: 15 }),
+        fc.array(ops, { minLength: 1, maxLength: 15 }),
+        (init, first, second) => {
+          const s = setup(32);
+          s.i32.set(init);
+          s.j.begin();
+          for (const op of first) apply(s, op);
+          const mark = s.j.mark;
+          const atMark = state(s.i32);
+          for (const op of second) apply(s, op);
+          s.j.rollbackTo(mark);
+          assert.deepEqual(state(s.i32), atMark);
+          assert.equal(s.j.length, mark);
+          assert.equal(s.i32[AT + J_STATE], ACTIVE, "still in the mutation");
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("begin on a journal in use throws", () => {
+    const s = setup();
+    s.j.begin();
+    assert.throws(() => s.j.begin(), /journal begun twice/);
+    s.j.set(3, 7);
+    s.j.commit();
+    s.j.begin(); // idle again
+  });
+
+  it("publishAtCommit stores the word only at commit, and a rollback never stores it", () => {
+    const s = setup();
+    s.i32[5] = 11;
+    s.j.begin();
+    s.j.set(6, 1);
+    s.j.publishAtCommit(5, 99);
+    assert.equal(s.i32[5], 11, "not before the commit");
+    s.j.commit();
+    assert.equal(s.i32[5], 99);
+    assert.equal(s.i32[6], 1);
+    assert.equal(s.j.dirty, false);
+
+    s.j.begin();
+    s.j.set(6, 2);
+    s.j.publishAtCommit(5, 123);
+    s.j.recover(); // the holder died before committing
+    assert.equal(s.i32[5], 99, "a rolled-back mutation publishes nothing");
+    assert.equal(s.i32[6], 1);
+    // The noted word does not leak into the next mutation.
+    s.j.begin();
+    s.j.commit();
+    assert.equal(s.i32[5], 99);
+  });
+
+  it("recovery of a COMMITTING journal rolls forward: publishes and performs the deferred frees", () => {
+    // A death at each point of a commit, made by a view function that throws on its n-th call:
+    // before COMMITTING is set the mutation is rolled back, after it the commit is finished.
+    const seen = { back: 0, forward: 0 };
+    for (let dieAt = 1;; dieAt++) {
+      const i32 = new Int32Array(new SharedArrayBuffer((AT + journalWords(16) + 16) * 4));
+      Journal.format(i32, AT, 16);
+      let calls = 0;
+      let armed = false;
+      class Killed extends Error {}
+      const j = new Journal(() => {
+        if (armed && ++calls === dieAt) throw new Killed();
+        return i32;
+      }, AT);
+      const freed: [number, number][] = [];
+      const free = (offset: number, size: number, countWord: number, count: number): void => {
+        freed.push([offset, size]);
+        i32[countWord] = count; // truncates, as the allocator step does
+      };
+      i32[1] = 10;
+      i32[2] = 20;
+      j.begin();
+      j.set(1, 11);
+      j.deferFree(1024, 48);
+      j.set(2, 21);
+      j.deferFree(2048, 4096);
+      j.publishAtCommit(3, 77);
+      armed = true;
+      let finished = false;
+      try {
+        j.commit(free);
+        finished = true;
+      } catch (error) {
+        if (!(error instanceof Killed)) throw error;
+      }
+      armed = false;
+      if (finished) {
+        assert.ok(
+          seen.back > 0 && seen.forward > 0,
+          `both kinds of death: ${JSON.stringify(seen)}`,
+        );
+        break;
+      }
+      const committing = i32[AT + J_STATE] === COMMITTING;
+      const publishedBefore = i32[3];
+      j.recover(free);
+      assert.equal(i32[AT + J_STATE], IDLE);
+      assert.equal(j.length, 0);
+      seen[committing ? "forward" : "back"]++;
+      if (committing) {
+        // Rolled forward: the writes stay, the word is published, every block freed once.
+        assert.deepEqual([i32[1], i32[2], i32[3]], [11, 21, 77], `death at call ${dieAt}`);
+        assert.deepEqual(freed.sort((a, b) => a[0] - b[0]), [[1024, 48], [2048, 4096]]);
+      } else {
+        assert.equal(publishedBefore, 0);
+        assert.deepEqual([i32[1], i32[2], i32[3]], [10, 20, 0], `death at call ${dieAt}`);
+        assert.deepEqual(freed, []);
+      }
+    }
+  });
+
+  it("a deferred free is not done by a rollback; an allocated block is freed by one", () => {
+    const s = setup();
+    const freed: [number, number][] = [];
+    const free = (offset: number, size: number, countWord: number, count: number): void => {
+      freed.push([offset, size]);
+      s.i32[countWord] = count;
+    };
+    s.j.begin();
+    s.j.allocated(4096, 64);
+    s.j.set(0, 5);
+    s.j.deferFree(8192, 32);
+    s.j.recover(free);
+    assert.deepEqual(freed, [[4096, 64]]);
+    assert.equal(s.i32[0], 0);
+    // A FREE entry with no free function is an internal error, not a silent leak.
+    s.j.begin();
+    s.j.allocated(4096, 64);
+    assert.throws(() => s.j.rollbackTo(0), /no free for a FREE entry/);
+  });
+
+  it("allocatedVia writes the FREE entry through the outer journal, so the outer rollback drops it", () => {
+    const i32 = new Int32Array(new SharedArrayBuffer((AT + 2 * journalWords(32) + 16) * 4));
+    Journal.format(i32, AT, 32);
+    const outerAt = AT + journalWords(32);
+    Journal.format(i32, outerAt, 8);
+    const inner = new Journal(() => i32, AT);
+    const alloc = new Journal(() => i32, outerAt);
+    inner.begin();
+    alloc.begin();
+    inner.allocatedVia(4096, 64, alloc);
+    assert.equal(inner.length, 1);
+    assert.equal(alloc.length, 3, "entry's two words and the count, journaled");
+    alloc.recover(); // the allocator step died: the FREE entry goes with it
+    assert.equal(inner.length, 0);
+    alloc.begin();
+    inner.allocatedVia(4096, 64, alloc);
+    alloc.commit();
+    const freed: number[][] = [];
+    inner.recover((offset, size, countWord, count) => {
+      freed.push([offset, size]);
+      i32[countWord] = count;
+    });
+    assert.deepEqual(freed, [[4096, 64]]);
+  });
+
+  it("a full journal throws JournalFullError, a MapFullError, and writes nothing", () => {
+    const s = setup(4);
+    s.j.begin();
+    for (let i = 0; i < 4; i++) s.j.set(i, 100 + i);
+    assert.equal(s.j.room, 0);
+    const before = state(s.i32);
+    for (
+      const attempt of [
+        () => s.j.set(10, 1),
+        () => s.j.setByte(new Uint8Array(s.i32.buffer), 44, 1),
+        () => s.j.zeroed(20, 30),
+        () => s.j.allocated(4096, 16),
+        () => s.j.deferFree(4096, 16),
+      ]
+    ) {
+      let error: unknown;
+      try {
+        attempt();
+      } catch (e) {
+        error = e;
+      }
+      assert.ok(error instanceof JournalFullError);
+      assert.ok(error instanceof MapFullError);
+      assert.ok(error instanceof RangeError);
+      assert.equal((error as Error).name, "JournalFullError");
+      assert.match((error as Error).message, /journal/);
+      assert.deepEqual(state(s.i32), before);
+    }
+    s.j.recover();
+    assert.deepEqual(data(s.i32), new Array(DATA).fill(0));
+    assert.equal(s.i32[AT + J_CAPACITY], 4);
+  });
+
+  it("intents and their arguments survive recover; journaled intent writes are undone", () => {
+    const s = setup();
+    s.j.setIntent(5, 1, 2, 3, -4);
+    assert.ok(s.j.dirty, "an intent under way is a dirty journal");
+    s.j.begin();
+    s.j.set(0, 9);
+    s.j.recover();
+    assert.equal(s.i32[0], 0);
+    assert.equal(s.j.intent, 5);
+    assert.deepEqual([0, 1, 2, 3].map((k) => s.j.arg(k)), [1, 2, 3, -4]);
+    assert.equal(s.j.intentWord, AT + J_INTENT);
+    assert.equal(s.j.argWord(2), AT + J_ARGS + 2);
+    // Progress written through the journal is undone with the step; committed progress stays.
+    s.j.begin();
+    s.j.set(s.j.argWord(0), 10);
+    s.j.commit();
+    s.j.begin();
+    s.j.set(s.j.argWord(0), 11);
+    s.j.set(s.j.intentWord, 0);
+    s.j.recover();
+    assert.equal(s.j.arg(0), 10);
+    assert.equal(s.j.intent, 5);
+    s.j.begin();
+    s.j.set(s.j.intentWord, 0);
+    s.j.commit();
+    assert.equal(s.j.intent, 0);
+    assert.equal(s.j.dirty, false);
+  });
+
+  it("format writes an empty journal of the given capacity, and the count leads the entries", () => {
+    const s = setup(7);
+    assert.equal(s.i32[AT + J_CAPACITY], 7);
+    assert.equal(s.i32[AT + J_COUNT], 0);
+    assert.equal(journalWords(7), 12 + 14);
+    s.j.begin();
+    for (let i = 0; i < 7; i++) s.j.set(i, i + 1);
+    // Entries stay inside journalWords(7): the word after the journal is untouched.
+    assert.equal(s.i32[AT + journalWords(7)], 0);
+    s.j.recover();
+  });
+});
