@@ -320,24 +320,37 @@ export class Table {
     const head = b;
     const t0 = hash >>> 24;
     const top = t0 < MIN_TOP_HASH ? t0 + MIN_TOP_HASH : t0;
+    // Local views as in findWords, taken again after matchesWords, which may remake them.
+    let i32 = a.i32;
+    let u8 = a.u8;
+    let bytes = u8.length;
     let hops = 0;
     while (b !== 0) {
-      if (b + BUCKET_SIZE > a.bytes) a.reach(b + BUCKET_SIZE);
-      // Views read afresh from the arena at each use: matchesWords may remake them.
+      if (b + BUCKET_SIZE > bytes) {
+        a.reach(b + BUCKET_SIZE);
+        i32 = a.i32;
+        u8 = a.u8;
+        bytes = u8.length;
+      }
       for (let i = 0; i < BUCKET_SLOTS; i++) {
-        const t = a.u8[b + i];
+        const t = u8[b + i];
         if (t === top) {
           const w = (b >> 2) + 2 + 2 * i;
-          if (a.i32[w + 1] === tag && p.matchesWords(a, a.i32[w])) {
-            this.foundBucket = b;
-            this.foundHead = head;
-            return w << 2;
+          if (i32[w + 1] === tag) {
+            if (p.matchesWords(a, i32[w])) {
+              this.foundBucket = b;
+              this.foundHead = head;
+              return w << 2;
+            }
+            i32 = a.i32;
+            u8 = a.u8;
+            bytes = u8.length;
           }
         } else if (t === EMPTY_REST) {
           return -1;
         }
       }
-      b = a.i32[(b + OVERFLOW) >> 2];
+      b = i32[(b + OVERFLOW) >> 2];
       if (++hops > CHAIN_CHECK && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
     }
     return -1;
