@@ -137,6 +137,44 @@ export function hashString(s: string, k0: number, k1: number): number {
   return finish(v0, v1, v2, v3, i < n ? (n << 25) | s.charCodeAt(i) : n << 25);
 }
 
+/**
+ * {@linkcode hashString}, also writing the units it reads to `out`, two to an int32 word as a
+ * little-endian Uint16Array would hold them (an odd last unit alone in its word, high half 0):
+ * `out` must have room for `(s.length + 1) >> 1` words. A lookup then compares a stored blob's
+ * units with `out` a word at a time instead of reading the string a second time.
+ */
+export function hashStringWords(s: string, k0: number, k1: number, out: Int32Array): number {
+  const n = s.length;
+  let v0 = k0;
+  let v1 = k1;
+  let v2 = k0 ^ IV2;
+  let v3 = k1 ^ IV3;
+  let i = 0;
+  let j = 0;
+  for (; i + 1 < n; i += 2, j++) {
+    const m = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    out[j] = m;
+    v3 ^= m;
+    v0 = (v0 + v1) | 0;
+    v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+    v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0;
+    v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+    v0 = (v0 + v3) | 0;
+    v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+    v2 = (v2 + v1) | 0;
+    v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+    v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
+  }
+  if (i < n) {
+    const last = s.charCodeAt(i);
+    out[j] = last;
+    return finish(v0, v1, v2, v3, (n << 25) | last);
+  }
+  return finish(v0, v1, v2, v3, n << 25);
+}
+
 /** Hashes `n` code units of `u16` from index `start`. */
 export function hashUnits(
   u16: Uint16Array,

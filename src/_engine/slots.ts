@@ -31,7 +31,7 @@
  */
 
 import type { Arena } from "./arena.ts";
-import { hashBytes, hashString, hashUnits, hashWords } from "./hash.ts";
+import { hashBytes, hashString, hashStringWords, hashUnits, hashWords } from "./hash.ts";
 import {
   decodeStructured,
   MAX_ENCODED_BYTES,
@@ -80,7 +80,7 @@ export function freeSlot(
 /** Probe mode: compare the two words only. */
 export const MODE_INLINE = 0;
 /** Probe mode: the slot is a string blob; compare with `Probe.str`. */
-const MODE_STRING = 1;
+export const MODE_STRING = 1;
 /** Probe mode: the slot is a bytes-like blob tagged `Probe.hi`; compare with `Probe.bytes`. */
 export const MODE_BYTES = 2;
 /**
@@ -91,6 +91,14 @@ export const MODE_BYTES = 2;
 const MODE_TOO_LARGE = 3;
 
 const EMPTY_BYTES = new Uint8Array(0);
+
+/**
+ * The most words of a probe's {@linkcode Probe.words}: string keys of up to twice as many units
+ * (4 KiB of scratch) are compared a word at a time; longer ones unit by unit, from the string.
+ */
+const MAX_WORDS = 1024;
+const FIRST_WORDS = 16;
+const EMPTY_WORDS = new Int32Array(0);
 
 /**
  * An encoded key or value, before it is written to shared memory. Lookups compare it with
@@ -115,6 +123,14 @@ export class Probe {
   /** In MODE_TOO_LARGE: the bytes the key's blob needs, and the limit it passes. */
   needed = 0;
   limit = 0;
+  /**
+   * Whether `words` holds the units of `str`, two to a word as a string blob holds them (an odd
+   * last unit alone, high half 0): set when a string key is hashed (see
+   * {@linkcode hashStringWords}), for keys of at most 2 * MAX_WORDS units.
+   */
+  hasWords = false;
+  /** Scratch for `hasWords`: grows, up to MAX_WORDS, with the longest key this probe has held. */
+  words: Int32Array = EMPTY_WORDS;
 
   /** Throws MapFullError if this key cannot be stored (it is too large for the map). */
   storable(): void {
@@ -128,6 +144,7 @@ export class Probe {
     arena.reach(lo + 4);
     const count = arena.i32[lo >> 2];
     if (this.mode === MODE_STRING) {
+      if (this.hasWords) return this.matchesWords(arena, lo);
       const s = this.str;
       if (count !== s.length) return false;
       arena.reach(lo + 4 + count * 2);
@@ -152,6 +169,8 @@ export class Probe {
   snapshot(arena: Arena, hi: number, lo: number): this {
     this.hi = hi;
     this.lo = lo;
+    // The string is held as a string: `words` is for keys hashed by setKeyString only.
+    this.hasWords = false;
     if (!isBlob(hi)) {
       this.mode = MODE_INLINE;
     } else if (hi === TAG_STRING) {
@@ -167,6 +186,35 @@ export class Probe {
     return this;
   }
 
+  /**
+   * Whether the string blob at `lo` holds this probe's string, whose units are in `words`
+   * (`hasWords`): the count, then the units a word at a time. Blocks are 16-byte aligned, so a
+   * blob's units start on a word, and its last word lies inside its block; an offset that is not
+   * word-aligned (only a corrupt one) is compared unit by unit.
+   */
+  matchesWords(arena: Arena, lo: number): boolean {
+    if (lo + 4 > arena.bytes) arena.reach(lo + 4);
+    const n = this.str.length;
+    if (arena.i32[lo >> 2] !== n) return false;
+    const end = lo + 4 + ((n + 1) >> 1) * 4;
+    if (end > arena.bytes) arena.reach(end);
+    const i32 = arena.i32;
+    const words = this.words;
+    const half = n >> 1;
+    if ((lo & 3) !== 0) {
+      const u16 = arena.u16;
+      const base = (lo + 4) >> 1;
+      for (let i = 0; i < n; i++) {
+        const m = words[i >> 1];
+        if (u16[base + i] !== ((i & 1) === 0 ? m & 0xffff : m >>> 16)) return false;
+      }
+      return true;
+    }
+    const base = (lo >> 2) + 1;
+    for (let j = 0; j < half; j++) if (i32[base + j] !== words[j]) return false;
+    return (n & 1) === 0 || (i32[base + half] & 0xffff) === words[half];
+  }
+
   /** Bytes of the blob this probe needs: 0 when it fits in the slot. */
   blobBytes(): number {
     if (this.mode === MODE_INLINE) return 0;
@@ -178,6 +226,16 @@ export class Probe {
     if (this.mode === MODE_STRING) {
       const s = this.str;
       arena.i32[at >> 2] = s.length;
+      if (this.hasWords && (at & 3) === 0) {
+        // Whole words, then an odd last unit alone: the block ends at 4 + 2n bytes.
+        const i32 = arena.i32;
+        const words = this.words;
+        const half = s.length >> 1;
+        const base = (at >> 2) + 1;
+        for (let j = 0; j < half; j++) i32[base + j] = words[j];
+        if ((s.length & 1) !== 0) arena.u16[(at + 4 + 4 * half) >> 1] = words[half];
+        return at;
+      }
       const u16 = arena.u16;
       const base = (at + 4) >> 1;
       for (let i = 0; i < s.length; i++) u16[base + i] = s.charCodeAt(i);
@@ -286,6 +344,7 @@ function tooLarge(p: Probe, bytes: number, limit: number, key: boolean): void {
 }
 
 function setString(p: Probe, s: string, limit: number, key: boolean): void {
+  p.hasWords = false;
   if (s.length <= 2) {
     p.hi = TAG_SHORT_STRING | s.length;
     p.lo = (s.charCodeAt(0) || 0) | (s.charCodeAt(1) || 0) << 16;
@@ -298,6 +357,32 @@ function setString(p: Probe, s: string, limit: number, key: boolean): void {
     p.str = s;
     p.mode = MODE_STRING;
   }
+}
+
+/**
+ * {@linkcode setString} for a key, and its hash: a blob string's units are read once, by
+ * {@linkcode hashStringWords}, which leaves them in the probe's `words` for the lookup to compare.
+ */
+function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number): void {
+  const n = s.length;
+  if (n <= 2 || 4 + 2 * n > limit || n > 2 * MAX_WORDS) {
+    setString(p, s, limit, true);
+    hashProbe(p, k0, k1);
+    return;
+  }
+  const need = (n + 1) >> 1;
+  let words = p.words;
+  if (words.length < need) {
+    words = p.words = new Int32Array(
+      Math.min(MAX_WORDS, Math.max(need, FIRST_WORDS, 2 * words.length)),
+    );
+  }
+  p.hi = TAG_STRING;
+  p.lo = 0;
+  p.str = s;
+  p.mode = MODE_STRING;
+  p.hash = hashStringWords(s, k0, k1, words);
+  p.hasWords = true;
 }
 
 // The built-in typed array getters, so that a typed array's own properties cannot lie to us.
@@ -437,8 +522,8 @@ export class AutoSlots implements SlotCodec<unknown> {
         setKeyNumber(p, key, k0, k1);
         return;
       case "string":
-        setString(p, key, this.limit, true);
-        break;
+        setKeyString(p, key, this.limit, k0, k1);
+        return;
       case "boolean":
         setInline(p, TAG_BOOL, key ? 1 : 0);
         break;
@@ -607,8 +692,7 @@ export class StringSlots implements SlotCodec<string> {
 
   toKey(key: string, p: Probe, k0: number, k1: number): void {
     if (typeof key !== "string") throw notA("string", key);
-    setString(p, key, this.limit, true);
-    hashProbe(p, k0, k1);
+    setKeyString(p, key, this.limit, k0, k1);
   }
 
   toValue(value: string, p: Probe): void {

@@ -49,7 +49,7 @@
 import { grantedBytes } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
-import { blobSize, hashStored, isBlob, MODE_INLINE, type Probe } from "./slots.ts";
+import { blobSize, hashStored, isBlob, MODE_INLINE, MODE_STRING, type Probe } from "./slots.ts";
 import type { Tx } from "./tx.ts";
 
 const T_COUNT = 0;
@@ -233,6 +233,7 @@ export class Table {
    */
   find(p: Probe): number {
     if (p.mode === MODE_INLINE) return this.findWords(p.lo, p.hi, p.hash);
+    if (p.mode === MODE_STRING && p.hasWords) return this.findString(p);
     const a = this.arena;
     const hash = p.hash;
     const top = tophash(hash);
@@ -293,6 +294,57 @@ export class Table {
             this.foundBucket = b;
             this.foundHead = head;
             return w << 2;
+          }
+        } else if (t === EMPTY_REST) {
+          return -1;
+        }
+      }
+      b = i32[(b + OVERFLOW) >> 2];
+      if (++hops > CHAIN_CHECK && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
+    }
+    return -1;
+  }
+
+  /**
+   * {@linkcode find} for a string key whose units the probe holds as words
+   * ({@linkcode Probe.hasWords}): {@linkcode findWords}'s walk, comparing the tag word and then
+   * the blob a word at a time ({@linkcode Probe.matchesWords}).
+   */
+  findString(p: Probe): number {
+    const a = this.arena;
+    const h = this.h;
+    const hash = p.hash;
+    const tag = p.hi;
+    let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    if (a.i32[h + T_OLDBUCKETS] !== 0) b = this.#home(hash);
+    const head = b;
+    const t0 = hash >>> 24;
+    const top = t0 < MIN_TOP_HASH ? t0 + MIN_TOP_HASH : t0;
+    // Local views as in findWords, taken again after matchesWords, which may remake them.
+    let i32 = a.i32;
+    let u8 = a.u8;
+    let bytes = u8.length;
+    let hops = 0;
+    while (b !== 0) {
+      if (b + BUCKET_SIZE > bytes) {
+        a.reach(b + BUCKET_SIZE);
+        i32 = a.i32;
+        u8 = a.u8;
+        bytes = u8.length;
+      }
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        const t = u8[b + i];
+        if (t === top) {
+          const w = (b >> 2) + 2 + 2 * i;
+          if (i32[w + 1] === tag) {
+            if (p.matchesWords(a, i32[w])) {
+              this.foundBucket = b;
+              this.foundHead = head;
+              return w << 2;
+            }
+            i32 = a.i32;
+            u8 = a.u8;
+            bytes = u8.length;
           }
         } else if (t === EMPTY_REST) {
           return -1;
