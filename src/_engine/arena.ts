@@ -171,9 +171,10 @@ export class Arena {
       );
     }
     if (i32[H_KIND] !== kind) {
-      const found = KIND_NAMES[i32[H_KIND]] ?? `unknown kind ${i32[H_KIND]}`;
+      const name = KIND_NAMES[i32[H_KIND]];
+      const found = name !== undefined ? withArticle(name) : `an unknown kind ${i32[H_KIND]}`;
       throw new TypeError(
-        `${what}: the handle is for ${withArticle(found)}, not ${withArticle(KIND_NAMES[kind])}`,
+        `${what}: the handle is for ${found}, not ${withArticle(KIND_NAMES[kind])}`,
       );
     }
     const max = i32[H_MAX_BYTES];
