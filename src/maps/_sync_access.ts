@@ -10,26 +10,23 @@
 import type { Arena } from "../_engine/arena.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
-import { isNumberSlot, Probe, type SlotCodec, storesNumbers, UserSlots } from "../_engine/slots.ts";
+import {
+  isNumberSlot,
+  keyNumberWords,
+  Probe,
+  type SlotCodec,
+  storesNumbers,
+  UserSlots,
+} from "../_engine/slots.ts";
 import { MapFullError } from "../errors.ts";
 import { SyncCore } from "./_sync_core.ts";
 import type { OpenedSyncMap } from "./_sync_open.ts";
 import { REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
 import { reapDead } from "./_sync_recovery.ts";
 
-// Scratch for splitting a number key into its slot words. Per thread, never shared.
+// Scratch for joining slot words into a number. Per thread, never shared.
 const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
-
-/**
- * Returns the slot words of number `key` compared by SameValueZero (-0 is 0, one NaN) in
- * `words`: `words[0]` the low word, `words[1]` the high one. The array is shared scratch: read
- * it before the next call.
- */
-export function numberWords(key: number): Int32Array {
-  f64[0] = key === 0 ? 0 : key === key ? key : NaN;
-  return w32;
-}
 
 /** The number whose slot words are (lo, hi). */
 function numberOf(hi: number, lo: number): number {
@@ -121,7 +118,7 @@ export class SyncAccess<K, V> {
    */
   keyProbe(key: K, probe: Probe): Probe {
     if (typeof key === "number" && this.numberKeys) {
-      const words = numberWords(key);
+      const words = keyNumberWords(key);
       probe.lo = words[0];
       probe.hi = words[1];
       probe.mode = 0;

@@ -23,10 +23,10 @@
 //   entries.
 
 import { hashWords } from "../_engine/hash.ts";
-import { Probe } from "../_engine/slots.ts";
+import { keyNumberWords, Probe } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
 import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
-import { numberWords, type SyncAccess } from "./_sync_access.ts";
+import type { SyncAccess } from "./_sync_access.ts";
 
 /**
  * Go's Load up to the entry for a number key (the codec stores it as a plain float64): the
@@ -37,7 +37,7 @@ export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const a = s.arena;
   const core = s.core;
   const read = Atomics.load(a.i32, R_READ);
-  const words = numberWords(key);
+  const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
   const table = core.readTable(read);
