@@ -310,6 +310,15 @@ export function isNumberSlot(hi: number): boolean {
 const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
 
+/**
+ * The slot words of number key `n` as keys compare (SameValueZero: -0 is 0, every NaN one
+ * NaN): `[lo, hi]`, in per-thread scratch to read before the next call.
+ */
+export function keyNumberWords(n: number): Int32Array {
+  f64[0] = n === 0 ? 0 : n === n ? n : NaN;
+  return w32;
+}
+
 function setNumber(p: Probe, n: number): void {
   f64[0] = n;
   p.lo = w32[0];

@@ -1,9 +1,9 @@
 /**
  * Internal. The steps of SyncMap's `loadOrCompute` and `compute` on shared memory: finding a
  * key's state, claiming an absent key for a computation, publishing or abandoning it, waiting
- * for another thread's, and replacing a state only if it is still the one a callback saw. The
- * public class (sync_map.ts) runs the user's callback between these steps, outside every lock,
- * and encodes and decodes.
+ * for another thread's, and replacing a state only if it is still the one a callback saw.
+ * _sync_store.ts runs the user's callback between these steps, outside every lock, and encodes
+ * and decodes.
  *
  * A claimed key's entry holds a pending `p` (below 0: `-owner`, see _sync_layout.ts) while its
  * owner runs `fn`. Every other method reads a pending key as absent, since `p <= EXPUNGED`

@@ -81,9 +81,15 @@ export function pendingOf(owner: number): number {
 // only its own slots. Readers never read S_OWNS.
 export const S_ENTRY = 16;
 export const S_OWNS = 17;
+/** A table slot's key words (lo, hi). */
+export const S_KEY_LO = 0;
+export const S_KEY_HI = 1;
 
 /** A value record: the value's slot words (lo, hi), then its blob, if any, inline. */
 export const RECORD_HEADER = 8;
+/** A record's slot words. */
+export const REC_LO = 0;
+export const REC_HI = 1;
 
 // Retired blocks are tagged with their kind in the low bits of their 16-aligned offset.
 export const K_RECORD = 0;

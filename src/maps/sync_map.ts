@@ -4,98 +4,39 @@
  * @module
  */
 
-import { allocate, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
-import {
-  Arena,
-  checkMaxBytes,
-  H_ALLOC_JOURNAL,
-  HEADER_BYTES,
-  KIND_SYNC_MAP,
-  roundUp,
-} from "../_engine/arena.ts";
-import { adoptCensus, census, ownerId } from "../_engine/census.ts";
-import { ownerOf } from "../_engine/futex.ts";
-import { hashWords } from "../_engine/hash.ts";
-import { Journal, journalWords } from "../_engine/journal.ts";
-import { Participant, RETIRES_PER_OP, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
-import { isNumberSlot, Probe, type SlotCodec, storesNumbers, UserSlots } from "../_engine/slots.ts";
-import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
-import { WriterTx } from "../_engine/tx.ts";
-import { attachCodec, type Codec, slotCodecOf } from "../codec.ts";
+import { census } from "../_engine/census.ts";
+import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
-import { describe, wrongKind } from "../_describe.ts";
+import { describe } from "../_describe.ts";
+import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
+import { inspectSyncMap, syncMapStats } from "./_sync_stats.ts";
+import { SyncAccess } from "./_sync_access.ts";
+import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
+import { batches, iterate } from "./_sync_iterate.ts";
+import { EXPUNGED, R_COUNT, R_DIRTY, R_READ } from "./_sync_layout.ts";
 import {
-  denoRequest,
-  describeError,
-  inspectMap,
-  type InspectRequest,
-  nodeRequest,
-} from "../_inspect.ts";
-import { checkOptions } from "../_options.ts";
-import { MapFullError } from "../errors.ts";
+  attachSyncMap,
+  createSyncMap,
+  OpenedSyncMap,
+  reserveShare as reserveSlot,
+} from "./_sync_open.ts";
+import { verifySyncMap } from "./_sync_recovery.ts";
 import {
-  abandon,
-  awaitSettled,
-  claim,
-  CLAIMED,
-  claimedEntry,
-  current,
-  replaceIf,
-  settle,
-  wakeWaiters,
-} from "./_sync_compute.ts";
-import { SyncCore } from "./_sync_core.ts";
-import {
-  AMENDED,
-  EXPUNGED,
-  K_RECORD,
-  NIL,
-  pendingOf,
-  R_COUNT,
-  R_DIRTY,
-  R_EPOCH,
-  R_JOURNAL,
-  R_MISSES,
-  R_MU,
-  R_NSLOTS,
-  R_READ,
-  R_SLOTS,
-  R_SLOTS_BLOCK,
-  R_SWEEP_DUE,
-  RECORD_HEADER,
-  registryOf,
-  S_ENTRY,
-  TABLE_HEADER_BYTES,
-} from "./_sync_layout.ts";
-import { reapDead, SYNC_JOURNAL_ENTRIES, verifySyncMap } from "./_sync_recovery.ts";
+  compareAndDelete,
+  compareAndSwap,
+  compute,
+  loadOrCompute,
+  loadOrStore,
+  swap,
+} from "./_sync_store.ts";
 
-/** What a locked step of a store returns when it added the key (records are above EXPUNGED). */
-const ADDED = -1;
-
-// The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
-//
-// - The read table holds the keys that may be read without the lock. It is immutable once
-//   published: only the table itself is never written, the entries it points to are. Its
-//   header offset and the `amended` bit ("the dirty table holds keys the read table lacks")
-//   share one word, so one atomic load gives a reader both.
-// - The dirty table, under the mutex, holds every key of the read table that is not expunged
-//   plus the keys added since, so promoting it is a pointer swap.
-// - An entry is one key's cell, shared by both tables: its `p` word is NIL (deleted, still in
-//   the read table), EXPUNGED (deleted and absent from the dirty table) or the offset of a value
-//   record. `p` changes only by atomic compare-exchange or exchange; a store to a key of the
-//   read table is one such exchange, with no lock, which is why disjoint writers scale.
-// - Misses (loads that had to lock) promote the dirty table once they reach its length; the
-//   next store of a new key rebuilds the dirty table from the read table, expunging deleted
-//   entries.
-//
-// This file holds the public class and the lock-free paths; _sync_core.ts the steps under the
-// mutex and their recovery; _sync_layout.ts the memory layout (docs/design.md tabulates it).
-
-const DEFAULT_PARTICIPANTS = 256;
-const MAX_PARTICIPANTS = 65536;
-
-const OPTIONS = ["hint", "keys", "values", "maxBytes", "maxParticipants"] as const;
-const ATTACH_OPTIONS = ["keys", "values"] as const;
+// The design is Go's (sync/map.go), in shared memory: _sync_entries.ts sums it up, and
+// docs/design.md tabulates the memory layout. This file holds the public class;
+// _sync_access.ts an object's state and its encoding and decoding; _sync_entries.ts the
+// lock-free paths to an entry and the atomic steps on it; _sync_store.ts the writes;
+// _sync_iterate.ts iteration; _sync_open.ts making, attaching and sharing; _sync_stats.ts
+// stats and inspection; _sync_core.ts the steps under the mutex and their recovery;
+// _sync_layout.ts the memory layout.
 
 /** Options for {@linkcode SyncMap}. */
 export interface SyncMapOptions<K, V> {
@@ -155,24 +96,8 @@ export interface SyncMapStats {
   bytesReserved: number;
 }
 
-/** An arena and a participant slot to attach with; only {@linkcode SyncMap.attach} makes one. */
-class Attachment {
-  readonly arena: Arena;
-  readonly ticket: Ticket;
-  readonly options: SyncMapAttachOptions<unknown, unknown>;
-  constructor(arena: Arena, ticket: Ticket, options: SyncMapAttachOptions<unknown, unknown>) {
-    this.arena = arena;
-    this.ticket = ticket;
-    this.options = options;
-  }
-}
-
-const f64 = new Float64Array(1);
-const w32 = new Int32Array(f64.buffer);
-/** Set by the static block: reserves a participant slot for a worker. */
-let reserveShare: (
-  map: SyncMap<never, never>,
-) => { handle: SyncMapHandle; release: (graceMs?: number) => void };
+/** Set by the static block: this object's state, for {@linkcode shareSyncMap}. */
+let accessOf: (map: SyncMap<never, never>) => SyncAccess<never, never>;
 
 /**
  * Go's `sync.Map` in a SharedArrayBuffer: safe for concurrent use by any number of workers
@@ -247,135 +172,20 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   static readonly CANCEL: typeof CANCEL = CANCEL;
 
-  #arena: Arena;
-  #core: SyncCore;
-  #keys: SlotCodec<K>;
-  #values: SlotCodec<V>;
-  #participant: Participant;
-  /** Scratch for a call's key, value and compare-and-X old value; see #inUser. */
-  #probe = new Probe();
-  #valueProbe = new Probe();
-  /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */
-  #expectedProbe = new Probe();
-  /**
-   * How many calls of this object are running user code: a getter or Proxy trap read by the
-   * default codec, or a user codec's encode or decode. That code may call this map again; the
-   * nested call must not touch the scratch (probes, and the default codec's writer inside them)
-   * the outer call is still using, so while this is nonzero calls use fresh probes. Raised only
-   * around what can run user code: number keys and values never pay for it. No user code runs
-   * while the mutex is held: values found under it are decoded after unlocking.
-   */
-  #inUser = 0;
-  #numberKeys: boolean;
-  #numberValues: boolean;
-  /** The codecs run user code when decoding (see Participant.hold). */
-  #userKeys: boolean;
-  #userValues: boolean;
+  /** This object's state: its participant slot, codecs and scratch (see _sync_access.ts). */
+  readonly #s: SyncAccess<K, V>;
 
   static {
-    reserveShare = (map) => map.#reserveShare();
+    accessOf = (map) => map.#s;
   }
 
   /** Makes a new, empty map in a new SharedArrayBuffer. */
   constructor(options: SyncMapOptions<K, V> = {}) {
-    let ticket: Ticket;
-    if (options instanceof Attachment) {
-      // Options checked by attach.
-      const given = options.options as SyncMapAttachOptions<K, V>;
-      this.#arena = options.arena;
-      this.#keys = attachCodec(given.keys, options.arena.keyCodecName, "keys");
-      this.#values = attachCodec(given.values, options.arena.valueCodecName, "values");
-      ticket = options.ticket;
-    } else {
-      options = checkOptions(options, OPTIONS, "SyncMap options");
-      const hint = options.hint ?? 0;
-      if (typeof hint !== "number") {
-        throw new TypeError(`hint must be a number, got ${describe(hint)}`);
-      }
-      if (!Number.isSafeInteger(hint) || hint < 0) {
-        throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
-      }
-      const slots = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
-      if (typeof slots !== "number") {
-        throw new TypeError(`maxParticipants must be a number, got ${describe(slots)}`);
-      }
-      if (!Number.isInteger(slots) || slots < 1 || slots > MAX_PARTICIPANTS) {
-        throw new RangeError(
-          `maxParticipants must be an integer in [1, ${MAX_PARTICIPANTS}], got ${slots}`,
-        );
-      }
-      const maxBytes = checkMaxBytes(options.maxBytes);
-      this.#keys = slotCodecOf(options.keys, "keys");
-      this.#values = slotCodecOf(options.values, "values");
-      // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (1e8, 2^31) made a table
-      // whose B its 16-byte array lacked.
-      const initialBytes = bucketBytesForHint(hint);
-      if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 4) {
-        throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
-      }
-      // What the map takes before its first key: the header, the participant slots, the
-      // mutex's journal and the hint's table. Too much for maxBytes is a bad pair of options,
-      // not a full map.
-      const slotBytes = slots * SLOT_WORDS * 4 + 64;
-      const journalBytes = journalWords(SYNC_JOURNAL_ENTRIES) * 4;
-      const fixedBytes = HEADER_BYTES + footprint(slotBytes) + footprint(journalBytes) +
-        (hint > 0 ? footprint(TABLE_HEADER_BYTES) + footprint(initialBytes) : 0) +
-        HEADROOM_BYTES;
-      if (fixedBytes > maxBytes) {
-        throw new RangeError(
-          `maxParticipants ${slots}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
-            `about ${fixedBytes} bytes to hold a few keys, more than maxBytes ${maxBytes}`,
-        );
-      }
-      const arena = Arena.create(
-        KIND_SYNC_MAP,
-        maxBytes,
-        initialBytes + slotBytes + journalBytes,
-        this.#keys.name,
-        this.#values.name,
-        true,
-      );
-      this.#arena = arena;
-      // Nothing can die half-way through making a map no one else has seen yet: these first
-      // allocations go through the allocator's idle journal, without its lock.
-      const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
-      boot.begin();
-      // One 64-byte line a slot, the array line-aligned: participants write their own slots.
-      const block = allocate(arena, slotBytes, true, boot);
-      arena.i32[R_SLOTS_BLOCK] = block;
-      arena.i32[R_SLOTS] = roundUp(block, 64) >> 2;
-      arena.i32[R_NSLOTS] = slots;
-      arena.i32[R_EPOCH] = 1;
-      const journal = allocate(arena, journalBytes, false, boot);
-      Journal.format(arena.i32, journal >> 2, SYNC_JOURNAL_ENTRIES);
-      arena.i32[R_JOURNAL] = journal;
-      if (hint > 0) {
-        // Go's zero Map starts empty; with a hint, start with a dirty table of that size.
-        const tx = new WriterTx(arena, boot);
-        const dirty = tx.alloc(TABLE_HEADER_BYTES, true);
-        Table.create(tx, arena, dirty, hint);
-        arena.i32[R_DIRTY] = dirty;
-      }
-      boot.commit();
-      census();
-      ticket = Participant.claim(registryOf(arena));
-    }
-    const participant = new Participant(
-      registryOf(this.#arena),
-      ticket,
-      (tag) => this.#core.free(tag),
-    );
-    this.#participant = participant;
-    this.#core = new SyncCore(this.#arena, participant);
-    participant.onDeaths = () => reapDead(this.#core);
-    this.#core.onDeadOwner = () => reapDead(this.#core);
-    // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
-    this.#keys.limit = this.#arena.maxBytes;
-    this.#values.limit = this.#arena.maxBytes;
-    this.#numberKeys = storesNumbers(this.#keys as SlotCodec<unknown>);
-    this.#numberValues = storesNumbers(this.#values as SlotCodec<unknown>);
-    this.#userKeys = this.#keys instanceof UserSlots;
-    this.#userValues = this.#values instanceof UserSlots;
+    // SyncMap.attach passes what it attached to in place of the options.
+    const opened = options instanceof OpenedSyncMap
+      ? options as OpenedSyncMap<K, V>
+      : createSyncMap(options);
+    this.#s = new SyncAccess(opened);
   }
 
   /**
@@ -399,38 +209,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     handle: SyncMapHandle,
     options: SyncMapAttachOptions<K, V> = {},
   ): SyncMap<K, V> {
-    if (typeof handle !== "object" || handle === null) {
-      throw new TypeError(
-        `SyncMap.attach: the handle must be the object SyncMap#handle returns, got ${
-          describe(handle)
-        }`,
-      );
-    }
-    const kind: unknown = handle.kind;
-    if (kind !== "SyncMap") throw wrongKind("SyncMap.attach", "SyncMap", kind);
-    // Checked before a participant slot is taken.
-    options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
-    const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
-    if (handle.census !== undefined) adoptCensus(handle.census);
-    const registry = registryOf(arena);
-    let ticket: Ticket;
-    if (handle.participant !== undefined) {
-      // A slot the worker adapters reserved for this worker: it becomes in use exactly once.
-      try {
-        ticket = Participant.adopt(registry, handle.participant, handle.generation ?? -1);
-      } catch (error) {
-        throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
-      }
-    } else {
-      ticket = Participant.claim(registry);
-    }
-    try {
-      const from = new Attachment(arena, ticket, options) as unknown as SyncMapOptions<K, V>;
-      return new SyncMap<K, V>(from);
-    } catch (error) {
-      Participant.releaseSlot(registry, ticket.index, ticket.word >>> 2);
-      throw error;
-    }
+    return attachSyncMap(
+      handle,
+      options,
+      (opened) => new SyncMap<K, V>(opened as unknown as SyncMapOptions<K, V>),
+    );
   }
 
   /**
@@ -445,7 +228,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get handle(): SyncMapHandle {
-    return { kind: "SyncMap", buffer: this.#arena.buffer, census: census() };
+    return { kind: "SyncMap", buffer: this.#s.arena.buffer, census: census() };
   }
 
   /**
@@ -460,7 +243,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get size(): number {
-    return Atomics.load(this.#arena.i32, R_COUNT);
+    return Atomics.load(this.#s.arena.i32, R_COUNT);
   }
 
   /**
@@ -477,14 +260,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   load(key: K): V | undefined {
-    const part = this.#participant;
+    const part = this.#s.participant;
     part.enter();
-    const e = typeof key === "number" && this.#numberKeys
-      ? this.#entryForNumber(key)
-      : this.#entryForRead(key);
+    const e = typeof key === "number" && this.#s.numberKeys
+      ? entryForNumber(this.#s, key)
+      : entryForRead(this.#s, key);
     if (e === 0) return undefined;
-    const p = Atomics.load(this.#arena.i32, e >> 2);
-    return p <= EXPUNGED ? undefined : this.#decodeRecord(p);
+    const p = Atomics.load(this.#s.arena.i32, e >> 2);
+    return p <= EXPUNGED ? undefined : this.#s.decodeRecord(p);
   }
 
   /**
@@ -503,14 +286,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadOk(key: K): [value: V | undefined, ok: boolean] {
-    const part = this.#participant;
+    const part = this.#s.participant;
     part.enter();
-    const e = typeof key === "number" && this.#numberKeys
-      ? this.#entryForNumber(key)
-      : this.#entryForRead(key);
+    const e = typeof key === "number" && this.#s.numberKeys
+      ? entryForNumber(this.#s, key)
+      : entryForRead(this.#s, key);
     if (e === 0) return [undefined, false];
-    const p = Atomics.load(this.#arena.i32, e >> 2);
-    return p <= EXPUNGED ? [undefined, false] : [this.#decodeRecord(p), true];
+    const p = Atomics.load(this.#s.arena.i32, e >> 2);
+    return p <= EXPUNGED ? [undefined, false] : [this.#s.decodeRecord(p), true];
   }
 
   /**
@@ -526,7 +309,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   store(key: K, value: V): void {
-    this.#swap(key, value, false);
+    swap(this.#s, key, value, false);
   }
 
   /**
@@ -543,7 +326,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   swap(key: K, value: V): [previous: V | undefined, loaded: boolean] {
-    return this.#swap(key, value, true);
+    return swap(this.#s, key, value, true);
   }
 
   /**
@@ -560,76 +343,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadOrStore(key: K, value: V): [actual: V, loaded: boolean] {
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const core = this.#core;
-    const nested = this.#inUser !== 0;
-    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
-    const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
-    probe.storable(); // a key too large for maxBytes
-    let record = 0;
-    try {
-      const read = Atomics.load(a.i32, R_READ);
-      const e = core.findIn(core.readTable(read), probe);
-      if (e !== 0) {
-        const p = Atomics.load(a.i32, e >> 2);
-        if (p > EXPUNGED) return [this.#decodeRecord(p), true];
-        if (p <= NIL) {
-          // Deleted, or pending (absent until its computation ends): store over it.
-          record = core.newRecord(vp);
-          const found = this.#tryLoadOrStore(e, record);
-          if (found !== EXPUNGED) {
-            if (found === NIL) {
-              record = 0;
-              return [value, false];
-            }
-            return [this.#decodeRecord(found), true];
-          }
-        }
-      }
-      if (record === 0) record = core.newRecord(vp);
-      // The record loaded under the lock is decoded once it is released: decoding may run user
-      // code (a user codec), which may call this map and need the lock. The record stays
-      // readable until this participant's next quiescent point (see #decodeRecord).
-      core.inflight = record;
-      const step = this.#loadOrStoreLocked(probe, record);
-      const added = step === ADDED;
-      const found = added ? NIL : step;
-      if (found === NIL) record = 0;
-      if (added) core.count(1);
-      return found === NIL ? [value, false] : [this.#decodeRecord(found), true];
-    } finally {
-      core.inflight = 0;
-      if (record !== 0) core.freeRecord(record);
-    }
-  }
-
-  /**
-   * {@linkcode loadOrStore}'s step under the lock, with the new value in `record`: returns what
-   * {@linkcode #tryLoadOrStore} does, or {@linkcode ADDED} when it added the key. A method of its
-   * own so that only this path makes the closure's context: the variables a closure captures
-   * live in a context object, which V8 makes as the enclosing function is entered, every call.
-   */
-  #loadOrStoreLocked(probe: Probe, record: number): number {
-    const a = this.#arena;
-    const core = this.#core;
-    return this.#lockedOrReclaim(() => {
-      const read2 = Atomics.load(a.i32, R_READ);
-      let e2 = core.findIn(core.readTable(read2), probe);
-      if (e2 !== 0) {
-        core.unexpungeLocked(e2, probe);
-        return this.#tryLoadOrStore(e2, record);
-      }
-      e2 = core.findIn(core.dirtyTable(), probe);
-      if (e2 !== 0) {
-        const p = this.#tryLoadOrStore(e2, record);
-        core.missLocked();
-        return p;
-      }
-      core.addLocked(probe, record, read2);
-      return ADDED;
-    });
+    return loadOrStore(this.#s, key, value);
   }
 
   /**
@@ -677,83 +391,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadOrCompute(key: K, fn: () => V): [actual: V, loaded: boolean] {
-    if (typeof fn !== "function") {
-      throw new TypeError(`SyncMap.loadOrCompute: fn must be a function, got ${describe(fn)}`);
-    }
-    const part = this.#participant;
-    part.enter();
-    const core = this.#core;
-    const nested = this.#inUser !== 0;
-    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
-    probe.storable(); // a key too large for maxBytes, refused before fn runs
-    const mine = pendingOf(ownerId());
-    for (;;) {
-      const found = claim(core, probe, mine);
-      if (found === CLAIMED) return this.#computeClaimed(probe, mine, fn, nested);
-      if (found > EXPUNGED) return [this.#decodeRecord(found), true];
-      if (found === mine) {
-        throw new Error(
-          "SyncMap.loadOrCompute: this thread is computing this key already (fn called " +
-            "loadOrCompute for its own key, which would wait for itself)",
-        );
-      }
-      // Another thread computes the key: wait for it holding nothing, then look again.
-      const e = claimedEntry();
-      part.idle();
-      awaitSettled(this.#arena.i32, e, found);
-      part.enter();
-    }
+    return loadOrCompute(this.#s, key, fn);
   }
 
   /** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
-  #computeClaimed(probe: Probe, mine: number, fn: () => V, nested: boolean): [V, boolean] {
-    const part = this.#participant;
-    const core = this.#core;
-    let record = 0;
-    try {
-      // Nothing is held across fn: it may run long without holding reclamation back or
-      // keeping a stop of the world waiting, and its calls of this map use fresh scratch.
-      part.idle();
-      let value: V;
-      this.#inUser++;
-      try {
-        value = fn();
-      } finally {
-        this.#inUser--;
-      }
-      if (value instanceof Promise) {
-        throw new TypeError(
-          "SyncMap.loadOrCompute: fn returned a Promise; it must return the value itself",
-        );
-      }
-      part.enter();
-      const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
-      record = core.newRecord(vp, true);
-      core.inflight = record;
-      const found = settle(core, probe, record);
-      core.inflight = 0;
-      if (found === NIL) {
-        record = 0;
-        return [value, false];
-      }
-      // Another method stored the key meanwhile: its value wins.
-      core.freeRecord(record);
-      record = 0;
-      return [this.#decodeRecord(found), true];
-    } catch (error) {
-      core.inflight = 0;
-      if (record !== 0) core.freeRecord(record);
-      try {
-        part.enter();
-        abandon(core, probe, mine);
-      } catch {
-        // The caller's error is the one to report. A claim left behind (this thread was
-        // terminated) is taken over once the thread is recorded gone.
-      }
-      throw error;
-    }
-  }
-
   /**
    * Deletes `key`, returning its previous value and whether there was one (Go's
    * LoadAndDelete).
@@ -769,13 +410,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadAndDelete(key: K): [value: V | undefined, loaded: boolean] {
-    const part = this.#participant;
+    const part = this.#s.participant;
     part.enter();
-    const e = this.#entryForDelete(key, true);
+    const e = entryForDelete(this.#s, key, true);
     if (e === 0) return [undefined, false];
-    const p = this.#deleteEntry(e);
+    const p = deleteEntry(this.#s, e);
     if (p === 0) return [undefined, false];
-    return [this.#decodeRecord(p), true];
+    return [this.#s.decodeRecord(p), true];
   }
 
   /**
@@ -790,10 +431,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): boolean {
-    const part = this.#participant;
+    const part = this.#s.participant;
     part.enter();
-    const e = this.#entryForDelete(key, true);
-    return e !== 0 && this.#deleteEntry(e) !== 0;
+    const e = entryForDelete(this.#s, key, true);
+    return e !== 0 && deleteEntry(this.#s, e) !== 0;
   }
 
   /**
@@ -812,31 +453,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   compareAndSwap(key: K, old: V, next: V): boolean {
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const core = this.#core;
-    const nested = this.#inUser !== 0;
-    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
-    // Two probes, so two writers: encoding `next` leaves `old`'s bytes alone.
-    const expected = this.#encodeValue(old, nested ? new Probe() : this.#expectedProbe);
-    const vp = this.#encodeValue(next, nested ? new Probe() : this.#valueProbe);
-    const read = Atomics.load(a.i32, R_READ);
-    const e = core.findIn(core.readTable(read), probe);
-    if (e !== 0) return this.#tryCompareAndSwap(e, expected, vp);
-    if ((read & AMENDED) === 0) return false;
-    return core.locked(() => {
-      const read2 = Atomics.load(a.i32, R_READ);
-      let e2 = core.findIn(core.readTable(read2), probe);
-      if (e2 !== 0) return this.#tryCompareAndSwap(e2, expected, vp);
-      e2 = core.findIn(core.dirtyTable(), probe);
-      if (e2 === 0) return false;
-      // The key needed the lock and the set of keys did not change: count a miss, so that the
-      // map moves on to its efficient state.
-      const swapped = this.#tryCompareAndSwap(e2, expected, vp);
-      core.missLocked();
-      return swapped;
-    });
+    return compareAndSwap(this.#s, key, old, next);
   }
 
   /**
@@ -853,23 +470,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   compareAndDelete(key: K, old: V): boolean {
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const core = this.#core;
-    const nested = this.#inUser !== 0;
-    const expected = this.#encodeValue(old, nested ? new Probe() : this.#expectedProbe);
-    const e = this.#entryForDelete(key, false);
-    if (e === 0) return false;
-    for (;;) {
-      const p = Atomics.load(a.i32, e >> 2);
-      if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
-      if (Atomics.compareExchange(a.i32, e >> 2, p, NIL) === p) {
-        core.count(-1);
-        part.retire(p | K_RECORD);
-        return true;
-      }
-    }
+    return compareAndDelete(this.#s, key, old);
   }
 
   /**
@@ -909,60 +510,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     key: K,
     fn: (old: V | undefined, loaded: boolean) => V | typeof SyncMap.DELETE | typeof SyncMap.CANCEL,
   ): [value: V | undefined, ok: boolean] {
-    if (typeof fn !== "function") {
-      throw new TypeError(`SyncMap.compute: fn must be a function, got ${describe(fn)}`);
-    }
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const core = this.#core;
-    const nested = this.#inUser !== 0;
-    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
-    const seen = nested ? new Probe() : this.#expectedProbe;
-    for (;;) {
-      const p = current(core, probe);
-      const loaded = p !== 0;
-      let old: V | undefined;
-      if (loaded) {
-        // A copy of the encoding, to compare with once fn returns: the record itself may be
-        // freed and reused by then.
-        a.reach(p + RECORD_HEADER);
-        seen.snapshot(a, a.i32[(p >> 2) + 1], a.i32[p >> 2]);
-        old = this.#decodeRecord(p);
-      }
-      let next: V | typeof DELETE | typeof CANCEL;
-      this.#inUser++;
-      try {
-        next = fn(old, loaded);
-      } finally {
-        this.#inUser--;
-      }
-      if (next === CANCEL) return [old, loaded];
-      if (next === DELETE && !loaded) return [undefined, false];
-      if (next instanceof Promise) {
-        throw new TypeError(
-          "SyncMap.compute: fn returned a Promise; it must return the value itself",
-        );
-      }
-      // fn's own calls may have left this participant offline (loadOrCompute waits so).
-      part.enter();
-      if (next === DELETE) {
-        if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
-        continue;
-      }
-      const vp = this.#encodeValue(next, nested ? new Probe() : this.#valueProbe);
-      probe.storable(); // a key too large for maxBytes
-      const record = core.newRecord(vp, true);
-      core.inflight = record;
-      let stored = false;
-      try {
-        stored = replaceIf(core, probe, loaded, seen, record);
-      } finally {
-        core.inflight = 0;
-        if (!stored) core.freeRecord(record);
-      }
-      if (stored) return [next, true];
-    }
+    return compute(this.#s, key, fn);
   }
 
   /**
@@ -990,7 +538,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (typeof f !== "function") {
       throw new TypeError(`SyncMap.range: f must be a function, got ${describe(f)}`);
     }
-    for (const [keys, values] of this.#batches()) {
+    for (const [keys, values] of batches(this.#s)) {
       for (let j = 0; j < keys.length; j++) if (f(keys[j], values[j]) === false) return;
     }
   }
@@ -1008,13 +556,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   clear(): void {
-    const part = this.#participant;
+    const part = this.#s.participant;
     part.enter();
-    const a = this.#arena;
+    const a = this.#s.arena;
     if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
     // Allocates nothing, so that a full map can always be cleared: the tables are retired
     // whole, with the values they held (see SyncCore.clearLocked).
-    this.#core.locked(() => this.#core.clearLocked());
+    this.#s.core.locked(() => this.#s.core.clearLocked());
   }
 
   /**
@@ -1043,7 +591,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   set(key: K, value: V): this {
-    this.#swap(key, value, false);
+    swap(this.#s, key, value, false);
     return this;
   }
 
@@ -1058,12 +606,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   has(key: K): boolean {
-    const part = this.#participant;
+    const part = this.#s.participant;
     part.enter();
-    const e = typeof key === "number" && this.#numberKeys
-      ? this.#entryForNumber(key)
-      : this.#entryForRead(key);
-    return e !== 0 && Atomics.load(this.#arena.i32, e >> 2) > EXPUNGED;
+    const e = typeof key === "number" && this.#s.numberKeys
+      ? entryForNumber(this.#s, key)
+      : entryForRead(this.#s, key);
+    return e !== 0 && Atomics.load(this.#s.arena.i32, e >> 2) > EXPUNGED;
   }
 
   /**
@@ -1077,7 +625,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   entries(): IterableIterator<[K, V]> {
-    return this.#iterate();
+    return iterate(this.#s);
   }
 
   /**
@@ -1091,7 +639,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   *keys(): IterableIterator<K> {
-    for (const [key] of this.#iterate()) yield key;
+    for (const [key] of iterate(this.#s)) yield key;
   }
 
   /**
@@ -1105,7 +653,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   *values(): IterableIterator<V> {
-    for (const [, value] of this.#iterate()) yield value;
+    for (const [, value] of iterate(this.#s)) yield value;
   }
 
   /**
@@ -1119,7 +667,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   [Symbol.iterator](): IterableIterator<[K, V]> {
-    return this.#iterate();
+    return iterate(this.#s);
   }
 
   /**
@@ -1160,8 +708,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   close(): void {
     // Inside user code run by a call of this object (a getter it is encoding, a codec), the
     // outer call still uses this object's participant slot.
-    if (this.#inUser !== 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
-    this.#participant.close();
+    if (this.#s.nested) throw new TypeError("cannot close a SyncMap inside one of its calls");
+    this.#s.participant.close();
   }
 
   /**
@@ -1186,8 +734,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   verify(): void {
-    this.#participant.enter();
-    verifySyncMap(this.#core);
+    this.#s.participant.enter();
+    verifySyncMap(this.#s.core);
   }
 
   /** Same as {@linkcode close}, for `using`. */
@@ -1207,25 +755,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   stats(): SyncMapStats {
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const core = this.#core;
-    return core.locked(() => {
-      const readWord = Atomics.load(a.i32, R_READ);
-      const dirty = core.dirtyTable();
-      return {
-        count: Atomics.load(a.i32, R_COUNT),
-        readKeys: core.readTable(readWord)?.count ?? 0,
-        dirtyKeys: dirty?.count ?? -1,
-        amended: (readWord & AMENDED) !== 0,
-        misses: a.i32[R_MISSES],
-        participants: Participant.inUse(core.registry),
-        retired: part.pending,
-        bytesUsed: core.bytesUsed(),
-        bytesReserved: a.buffer.byteLength,
-      };
-    });
+    return syncMapStats(this.#s);
   }
 
   /** "SyncMap". */
@@ -1252,464 +782,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   #inspect(request: InspectRequest): string {
-    return inspectMap(
-      request,
-      "SyncMap",
-      () => this.size,
-      (limit) => {
-        const entries: [unknown, unknown][] = [];
-        if (limit > 0) {
-          this.range((key, value) => {
-            entries.push([key, value]);
-            return entries.length < limit;
-          });
-        }
-        return entries;
-      },
-      (error) =>
-        error instanceof TypeError && /closed|released/.test(error.message)
-          ? "closed"
-          : describeError(error),
-    );
-  }
-
-  // ---- Entries -------------------------------------------------------------------------------
-
-  /**
-   * Encodes `key` into `probe`, hashed, and returns `probe`. Only a user's key codec runs user
-   * code here (the built-in ones take primitives and Uint8Arrays, checked by brand), so only it
-   * raises #inUser.
-   */
-  #keyProbe(key: K, probe: Probe): Probe {
-    if (typeof key === "number" && this.#numberKeys) {
-      f64[0] = key === 0 ? 0 : key === key ? key : NaN;
-      probe.lo = w32[0];
-      probe.hi = w32[1];
-      probe.mode = 0;
-      probe.hash = hashWords(probe.lo, probe.hi, this.#arena.seed0, this.#arena.seed1);
-    } else if (!this.#userKeys) {
-      this.#keys.toKey(key, probe, this.#arena.seed0, this.#arena.seed1);
-    } else {
-      this.#inUser++;
-      try {
-        this.#keys.toKey(key, probe, this.#arena.seed0, this.#arena.seed1);
-      } finally {
-        this.#inUser--;
-      }
-      this.#afterUserCode();
-    }
-    return probe;
-  }
-
-  /**
-   * Encodes `value` into `v` and returns `v`. User code can run for an object (the default
-   * codec reads its properties, which may be getters or a Proxy's traps) or under a user's
-   * codec. Called before the operation reads anything shared.
-   */
-  #encodeValue(value: V, v: Probe): Probe {
-    if (typeof value !== "object" && !this.#userValues) {
-      this.#values.toValue(value, v);
-      return v;
-    }
-    this.#inUser++;
-    try {
-      this.#values.toValue(value, v);
-    } finally {
-      this.#inUser--;
-    }
-    this.#afterUserCode();
-    return v;
-  }
-
-  /**
-   * After user code ran while this call encoded (before it read anything shared): the calls
-   * that code made entered and retired too, and may have used up the retire room this call's
-   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
-   */
-  #afterUserCode(): void {
-    this.#participant.reserve(RETIRES_PER_OP);
-  }
-
-  /**
-   * Go's Load up to the entry for a number key (the codec stores it as a plain float64): the
-   * hot path, one atomic load and no codec call when the key is in the read table. Kept apart
-   * from the general path so that engines inline all of it.
-   */
-  #entryForNumber(key: number): number {
-    const a = this.#arena;
-    const core = this.#core;
-    const read = Atomics.load(a.i32, R_READ);
-    f64[0] = key === 0 ? 0 : key === key ? key : NaN; // SameValueZero: -0 is 0, one NaN
-    const lo = w32[0];
-    const hi = w32[1];
-    const table = core.readTable(read);
-    const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
-    if (k >= 0) return core.entryAt(k);
-    if ((read & AMENDED) === 0) return 0;
-    return this.#entryForReadLocked(
-      this.#keyProbe(key as K, this.#inUser === 0 ? this.#probe : new Probe()),
-    );
-  }
-
-  /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
-  #entryForRead(key: K): number {
-    const a = this.#arena;
-    const core = this.#core;
-    // Encoded before anything shared is read: a user codec's encode may call this map.
-    const probe = this.#keyProbe(key, this.#inUser === 0 ? this.#probe : new Probe());
-    const read = Atomics.load(a.i32, R_READ);
-    const table = core.readTable(read);
-    const k = table === null ? -1 : table.find(probe);
-    if (k >= 0) return core.entryAt(k);
-    if ((read & AMENDED) === 0) return 0;
-    return this.#entryForReadLocked(probe);
-  }
-
-  /** The slow half of {@linkcode #entryForRead}: under the lock, and counting a miss. */
-  #entryForReadLocked(probe: Probe): number {
-    const a = this.#arena;
-    const core = this.#core;
-    return core.locked(() => {
-      const read = Atomics.load(a.i32, R_READ);
-      let e = core.findIn(core.readTable(read), probe);
-      if (e === 0 && (read & AMENDED) !== 0) {
-        e = core.findIn(core.dirtyTable(), probe);
-        core.missLocked();
-      }
-      return e;
-    });
-  }
-
-  /**
-   * Go's LoadAndDelete and CompareAndDelete up to the entry. With `remove`, a key found only
-   * in the dirty table is removed from it, and its entry retired once deleted.
-   */
-  #entryForDelete(key: K, remove: boolean): number {
-    const a = this.#arena;
-    const core = this.#core;
-    const probe = this.#keyProbe(key, this.#inUser === 0 ? this.#probe : new Probe());
-    const read = Atomics.load(a.i32, R_READ);
-    const e = core.findIn(core.readTable(read), probe);
-    if (e !== 0 || (read & AMENDED) === 0) return e;
-    return core.locked(() => {
-      const read2 = Atomics.load(a.i32, R_READ);
-      let e2 = core.findIn(core.readTable(read2), probe);
-      if (e2 === 0 && (read2 & AMENDED) !== 0) {
-        const dirty = core.dirtyTable();
-        e2 = core.findIn(dirty, probe);
-        // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
-        // the lock's holder writes a dirty-only entry's `p`, so this test holds until unlock.
-        if (e2 !== 0 && remove && Atomics.load(a.i32, e2 >> 2) >= NIL) {
-          core.removeFromDirty(dirty!, probe, e2);
-        }
-        // Count a miss whether or not the key was there: it takes the slow path until the
-        // dirty table is promoted.
-        core.missLocked();
-      }
-      return e2;
-    });
-  }
-
-  /** Sets an entry's value to nil; returns the record it held, or 0 (Go's entry.delete). */
-  #deleteEntry(e: number): number {
-    const i32 = this.#arena.i32;
-    for (;;) {
-      const p = Atomics.load(i32, e >> 2);
-      if (p <= EXPUNGED) return 0;
-      if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) {
-        this.#core.count(-1);
-        this.#participant.retire(p | K_RECORD);
-        return p;
-      }
-    }
-  }
-
-  /** Store and Swap. */
-  #swap(key: K, value: V, wantPrevious: true): [V | undefined, boolean];
-  #swap(key: K, value: V, wantPrevious: false): void;
-  #swap(key: K, value: V, wantPrevious: boolean): [V | undefined, boolean] | void {
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const core = this.#core;
-    const nested = this.#inUser !== 0;
-    const probe = this.#keyProbe(key, nested ? new Probe() : this.#probe);
-    const vp = this.#encodeValue(value, nested ? new Probe() : this.#valueProbe);
-    probe.storable(); // a key too large for maxBytes
-    let record = core.newRecord(vp, true);
-    try {
-      const read = Atomics.load(a.i32, R_READ);
-      const e = core.findIn(core.readTable(read), probe);
-      if (e !== 0) {
-        // trySwap: exchange unless expunged.
-        for (;;) {
-          const p = Atomics.load(a.i32, e >> 2);
-          if (p === EXPUNGED) break;
-          if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
-            record = 0;
-            const previous = this.#replaced(p, e);
-            if (!wantPrevious) return;
-            return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
-          }
-        }
-      }
-      // The previous record is decoded once the lock is released: decoding may run user code
-      // (a user codec), which may call this map and need the lock.
-      core.inflight = record;
-      const step = this.#swapLocked(probe, record);
-      record = 0;
-      const added = step === ADDED;
-      const previous = added ? NIL : step;
-      if (added) core.count(1);
-      if (!wantPrevious) return;
-      return previous === NIL ? [undefined, false] : [this.#decodeRecord(previous), true];
-    } finally {
-      core.inflight = 0;
-      if (record !== 0) core.freeRecord(record);
-    }
-  }
-
-  /**
-   * {@linkcode #swap}'s step under the lock: stores `stored` for `probe`'s key, adding the key if
-   * absent. Returns the replaced record (or NIL), or {@linkcode ADDED} when it added the key.
-   * Apart from #swap for the reason given at {@linkcode #loadOrStoreLocked}.
-   */
-  #swapLocked(probe: Probe, stored: number): number {
-    const a = this.#arena;
-    const core = this.#core;
-    return this.#lockedOrReclaim(() => {
-      const read2 = Atomics.load(a.i32, R_READ);
-      let e2 = core.findIn(core.readTable(read2), probe);
-      if (e2 !== 0) core.unexpungeLocked(e2, probe);
-      else e2 = core.findIn(core.dirtyTable(), probe);
-      if (e2 !== 0) {
-        // The step's last act, after everything that can fail.
-        return this.#replaced(Atomics.exchange(a.i32, e2 >> 2, stored), e2);
-      }
-      core.addLocked(probe, stored, read2);
-      return ADDED;
-    });
-  }
-
-  /**
-   * After replacing record `p` (or nil, or a pending key's `p`) of entry `e`: counts a new
-   * value, or retires `p`. Returns the record to report as the previous value, or NIL. The
-   * caller decodes it (outside the lock): it stays readable until this participant's next
-   * quiescent point, and it is retired first because decoding may run user code, which may use
-   * the room reserved for this.
-   */
-  #replaced(p: number, e: number): number {
-    if (p <= EXPUNGED) {
-      this.#core.count(1);
-      // A pending key's waiters find the value stored over it.
-      if (p < NIL) wakeWaiters(this.#arena.i32, e);
-      return NIL;
-    }
-    this.#participant.retire(p | K_RECORD);
-    return p;
-  }
-
-  /**
-   * Go's tryLoadOrStore on entry `e` with the new value already in `record`. Returns NIL when
-   * it stored `record`; EXPUNGED when it could not (the entry is expunged: Go's !ok); else the
-   * record already there (loaded), for the caller to decode, outside the lock if it holds it.
-   * The caller frees `record` unless it was stored.
-   */
-  #tryLoadOrStore(e: number, record: number): number {
-    const i32 = this.#arena.i32;
-    let p = Atomics.load(i32, e >> 2);
-    for (;;) {
-      // A pending key has no value: it is stored over as NIL is, and its waiters woken.
-      if (p > NIL) return p;
-      const found = Atomics.compareExchange(i32, e >> 2, p, record);
-      if (found === p) {
-        this.#core.count(1);
-        if (p < NIL) wakeWaiters(i32, e);
-        return NIL;
-      }
-      p = found;
-    }
-  }
-
-  /** Go's tryCompareAndSwap, with the new value encoded in `next`. */
-  #tryCompareAndSwap(e: number, expected: Probe, next: Probe): boolean {
-    const i32 = this.#arena.i32;
-    const core = this.#core;
-    let p = Atomics.load(i32, e >> 2);
-    if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
-    const record = core.newRecord(next);
-    for (;;) {
-      const found = Atomics.compareExchange(i32, e >> 2, p, record);
-      if (found === p) {
-        this.#participant.retire(p | K_RECORD);
-        return true;
-      }
-      p = found;
-      if (p <= EXPUNGED || !core.recordEquals(p, expected)) {
-        core.freeRecord(record);
-        return false;
-      }
-    }
-  }
-
-  // ---- Records -------------------------------------------------------------------------------
-
-  /**
-   * Decodes record `r`. Never under the mutex: a user codec's decode may call this map. The
-   * record must stay readable meanwhile: it does until this participant's next quiescent
-   * point, and the user's decode runs under Participant.hold, which defers that point.
-   */
-  #decodeRecord(r: number): V {
-    const a = this.#arena;
-    if (r + RECORD_HEADER > a.bytes) a.reach(r + RECORD_HEADER);
-    const hi = a.i32[(r >> 2) + 1];
-    if (this.#numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
-    const lo = a.i32[r >> 2];
-    if (this.#userValues) return this.#userDecode(this.#values, hi, lo);
-    return this.#values.decode(a, hi, lo);
-  }
-
-  /** Decodes the key in slot words (lo, hi). */
-  #decodeKey(hi: number, lo: number): K {
-    const a = this.#arena;
-    if (this.#numberKeys && isNumberSlot(hi)) {
-      w32[0] = lo;
-      w32[1] = hi;
-      return f64[0] as K;
-    }
-    if (this.#userKeys) return this.#userDecode(this.#keys, hi, lo);
-    return this.#keys.decode(a, hi, lo);
-  }
-
-  /** Runs a user codec's decode: no quiescent point meanwhile, nested calls on fresh scratch. */
-  #userDecode<T>(codec: SlotCodec<T>, hi: number, lo: number): T {
-    const a = this.#arena;
-    this.#inUser++;
-    try {
-      return this.#participant.hold(() => codec.decode(a, hi, lo));
-    } finally {
-      this.#inUser--;
-    }
-  }
-
-  // ---- Iteration and sharing -----------------------------------------------------------------
-
-  /**
-   * Iterates in batches, as GoMap does: keys are partitioned by the low `level` bits of their
-   * hash (the seed is the arena's, so every table of this map agrees), and each batch, one
-   * partition, is read from the read table as it is when the batch is read (the dirty table
-   * promoted first if it holds keys the read table lacks, as Go's Range does). A key is in one
-   * partition, so it is yielded at most once; a key present throughout is in the read table
-   * when its partition is read, so it is yielded. Entries are decoded before any is yielded:
-   * nothing is held in shared memory while the caller's code runs.
-   */
-  *#iterate(): Generator<[K, V], undefined, undefined> {
-    for (const [keys, values] of this.#batches()) {
-      for (let j = 0; j < keys.length; j++) yield [keys[j], values[j]];
-    }
-  }
-
-  /**
-   * Yields each batch of an iteration in turn, as decoded keys and values (the same two arrays,
-   * refilled: use a batch before asking for the next). A generator per batch, not per entry,
-   * so that range() pays for it once every few entries.
-   */
-  *#batches(): Generator<[K[], V[]], undefined, undefined> {
-    const level = this.#batchLevel();
-    const n = 1 << level;
-    const start = Math.floor(Math.random() * n);
-    const keys: K[] = [];
-    const values: V[] = [];
-    for (let step = 0; step < n; step++) {
-      keys.length = 0;
-      values.length = 0;
-      this.#readBatch(level, (start + step) & (n - 1), keys, values);
-      if (keys.length > 0) yield [keys, values];
-    }
-  }
-
-  /** The partition level for an iteration: B of the read table, promoted first. */
-  #batchLevel(): number {
-    const part = this.#participant;
-    part.enter();
-    return this.#promotedRead()?.B ?? 0;
-  }
-
-  #readBatch(level: number, i: number, keys: K[], values: V[]): void {
-    const part = this.#participant;
-    part.enter();
-    const a = this.#arena;
-    const read = this.#promotedRead();
-    // The batch reads entries without a per-entry check: cover what was allocated so far.
-    a.reach(a.buffer.byteLength);
-    read?.collect(level, i, (k) => {
-      const i32 = a.i32;
-      const e = i32[(k >> 2) + S_ENTRY];
-      const p = Atomics.load(i32, e >> 2);
-      if (p <= EXPUNGED) return;
-      keys.push(this.#decodeKey(i32[(k >> 2) + 1], i32[k >> 2]));
-      values.push(this.#decodeRecord(p));
-    });
-  }
-
-  /** The read table, after promoting the dirty table if the read table is amended. */
-  #promotedRead(): Table | null {
-    const a = this.#arena;
-    const core = this.#core;
-    let read = Atomics.load(a.i32, R_READ);
-    if ((read & AMENDED) !== 0) {
-      core.locked(() => {
-        if ((Atomics.load(a.i32, R_READ) & AMENDED) !== 0) core.promoteLocked();
-      });
-      read = Atomics.load(a.i32, R_READ);
-    }
-    return core.readTable(read);
-  }
-
-  /**
-   * `core.locked(f)`, run again once if it ran out of memory while retired blocks wait: they
-   * are freed first (the step was rolled back, so the call holds no shared reference). `f` must
-   * be safe to run twice.
-   */
-  #lockedOrReclaim<T>(f: () => T): T {
-    try {
-      return this.#core.locked(f);
-    } catch (error) {
-      if (!(error instanceof MapFullError) || !this.#participant.reclaimNow()) throw error;
-      return this.#core.locked(f);
-    }
-  }
-
-  /** Reserves a participant slot for a worker; see src/workers/_share.ts. */
-  #reserveShare(): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
-    const a = this.#arena;
-    const registry = registryOf(a);
-    const { index, generation } = Participant.reserve(registry);
-    return {
-      handle: {
-        kind: "SyncMap",
-        buffer: a.buffer,
-        census: census(),
-        participant: index,
-        generation,
-      },
-      // A worker that ends without closing the map may have been stopped mid-operation with
-      // blocks in hand: a sweep is due (see _sync_recovery.ts).
-      release: (graceMs = 0) =>
-        Participant.releaseSlot(
-          registry,
-          index,
-          generation,
-          graceMs,
-          (deadOwner) => {
-            // A holder that died mid-step is rolled back now, before its lists are repaired.
-            if (deadOwner !== 0 && ownerOf(Atomics.load(a.i32, R_MU)) === deadOwner) {
-              this.#core.locked(() => {});
-            }
-            Atomics.store(a.i32, R_SWEEP_DUE, 1);
-          },
-        ),
-    };
+    return inspectSyncMap(request, this as SyncMap<unknown, unknown>);
   }
 }
 
@@ -1721,5 +794,5 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 export function shareSyncMap(
   map: SyncMap<never, never>,
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
-  return reserveShare(map);
+  return reserveSlot(accessOf(map));
 }

@@ -1,0 +1,45 @@
+/**
+ * Internal. The memory layout of a GoMap's arena beyond the common header (arena.ts): its root
+ * words, and the words of a table slot it reads (docs/design.md, "GoMap root", tabulates them).
+ *
+ * @module
+ */
+
+import { H_ROOT } from "../_engine/arena.ts";
+import { journalWords } from "../_engine/journal.ts";
+import { VALUE_WORDS } from "../_engine/table.ts";
+
+// SEQ is a seqlock that also names the writer. Idle, it holds an even version. A writer moves
+// it to `(owner << 1) | 1` with a compare-exchange (failing if it is already odd: another
+// writer is inside), writes through its journal, then stores the next even version. A reader
+// notes the word before reading (odd: a writer is inside) and checks with an atomic load
+// afterwards that it has not moved; if it has, a write overlapped the read, which might have
+// seen torn data, and the read throws instead of returning it. LAST_SEQ keeps the version the
+// writer started from (a plain write after the compare-exchange: the owner id replaced it in
+// SEQ), so that whoever recovers from a dead writer can publish the version after it.
+// _go_writer.ts runs the protocol.
+export const SEQ = H_ROOT;
+export const LAST_SEQ = H_ROOT + 1;
+/** Root word holding the byte offset of the writer's journal. */
+export const JOURNAL = H_ROOT + 2;
+/** The byte offset of the table header in a GoMap's arena. */
+export const TABLE_AT = (H_ROOT + 8) * 4;
+
+/**
+ * Entries in a GoMap writer's journal (8 KiB). A write touches a few dozen words; the most, an
+ * insert that evacuates two old buckets, about 20 per bucket of their overflow chains.
+ */
+export const JOURNAL_ENTRIES = 1024;
+/** Bytes of the writer's journal block. */
+export const JOURNAL_BYTES: number = journalWords(JOURNAL_ENTRIES) * 4;
+/** Journal intent: a clear is under way; argument 0 is the next step (table.ts clearStep). */
+export const INTENT_CLEAR = 1;
+
+// A table slot at byte offset k: the key's slot words (lo, hi) at words k/4 + KEY_LO and + KEY_HI,
+// the value's VALUE_WORDS further on (table.ts lays buckets out).
+export const KEY_LO = 0;
+export const KEY_HI = 1;
+export const VALUE_LO: number = VALUE_WORDS;
+export const VALUE_HI: number = VALUE_WORDS + 1;
+/** Byte distance from a key slot to its value slot, for reading a number value as a float64. */
+export const VALUE_BYTES: number = VALUE_WORDS * 4;

@@ -1,0 +1,105 @@
+/**
+ * Internal. GoMap's writer protocol: the seqlock in its SEQ word (see _go_layout.ts) that
+ * serializes writers, lets readers detect an overlapping write, and names the writer so that
+ * a dead writer's write is rolled back from its journal (or its clear finished) by whoever
+ * finds it; and the steps of a clear, which runs as a resumable intent.
+ *
+ * @module
+ */
+
+import { H_TOP } from "../_engine/arena.ts";
+import { liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
+import { ConcurrentMapWriteError } from "../errors.ts";
+import type { GoAccess } from "./_go_access.ts";
+import { INTENT_CLEAR, LAST_SEQ, SEQ } from "./_go_layout.ts";
+
+/** Returns `result` once the read that began at `seq` is validated. */
+export function validated<K, V, T>(s: GoAccess<K, V>, seq: number, result: T): T {
+  if (Atomics.load(s.arena.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+  return result;
+}
+
+/** A read threw: blame an overlapping write if there was one, else rethrow as it is. */
+export function readFailure<K, V>(s: GoAccess<K, V>, seq: number, error: unknown): unknown {
+  return Atomics.load(s.arena.i32, SEQ) !== seq ? new ConcurrentMapWriteError("read") : error;
+}
+
+/** Takes the write sequence for this thread; returns the version it started from. */
+export function beginWrite<K, V>(s: GoAccess<K, V>): number {
+  const a = s.arena;
+  const i32 = a.i32;
+  const mine = (liveOwnerId() << 1) | 1;
+  let seq = i32[SEQ];
+  for (;;) {
+    if ((seq & 1) !== 0) {
+      seq = recoverWriter(s, seq);
+      if ((seq & 1) !== 0) throw new ConcurrentMapWriteError("write");
+    }
+    const found = Atomics.compareExchange(i32, SEQ, seq, mine);
+    if (found === seq) break;
+    seq = found; // a write finished since our plain read; try again from its value
+  }
+  i32[LAST_SEQ] = seq;
+  // Cover memory other workers allocated since this worker's views were made: a writer
+  // follows offsets without checking each against its views. Every block in use lies below
+  // the heap's top, which the previous writer published before its release of SEQ, read by
+  // the compare-exchange above; only when the top lies past the views is the buffer's
+  // length read (a call into the runtime for a growable buffer).
+  if (i32[H_TOP] > a.bytes) a.reach(a.buffer.byteLength);
+  return seq;
+}
+
+/** Publishes the version after `seq`, the one {@linkcode beginWrite} started from. */
+export function endWrite<K, V>(s: GoAccess<K, V>, seq: number): void {
+  Atomics.store(s.arena.i32, SEQ, (seq + 2) | 0);
+}
+
+/**
+ * The write sequence reads `seq`, odd: a writer is inside. If that writer's thread is gone
+ * (census.ts), takes the sequence over, rolls the interrupted write back from its journal
+ * (or finishes an interrupted clear), and publishes the version after the one the dead
+ * writer started from. Returns the sequence word to go on from: even if the map is
+ * writable now, odd if a live writer holds it.
+ */
+function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
+  const owner = seq >>> 1;
+  if (owner === ownerId() || !ownerGone(owner)) return seq;
+  const a = s.arena;
+  const i32 = a.i32;
+  const mine = (ownerId() << 1) | 1;
+  if (Atomics.compareExchange(i32, SEQ, seq, mine) !== seq) return Atomics.load(i32, SEQ);
+  a.reach(a.buffer.byteLength);
+  const journal = s.tx.journal;
+  journal.recover();
+  if (journal.intent === INTENT_CLEAR) finishClear(s);
+  const next = (i32[LAST_SEQ] + 2) | 0;
+  Atomics.store(i32, SEQ, next);
+  return next;
+}
+
+/**
+ * A reader found the write sequence odd: throws ConcurrentMapWriteError, unless the writer
+ * is gone, in which case the write it left is recovered and the read may start over.
+ */
+export function readerBlocked<K, V>(s: GoAccess<K, V>, seq: number, operation: string): number {
+  const next = recoverWriter(s, seq);
+  if ((next & 1) !== 0) throw new ConcurrentMapWriteError(operation);
+  return next;
+}
+
+/** Runs the remaining steps of the clear recorded in the journal's intent. */
+export function finishClear<K, V>(s: GoAccess<K, V>): void {
+  const tx = s.tx;
+  const journal = tx.journal;
+  const steps = s.table.clearSteps;
+  for (let step = journal.arg(0); step < steps; step++) {
+    tx.begin();
+    s.table.clearStep(step);
+    tx.set(journal.argWord(0), step + 1);
+    tx.commit();
+  }
+  tx.begin();
+  s.table.finishClear();
+  tx.set(journal.intentWord, 0); // the intent, cleared in the same transaction
+  tx.commit();
+}

@@ -1,0 +1,215 @@
+/**
+ * Internal. One SyncMap object's way into the shared map: its arena, its {@linkcode SyncCore},
+ * its participant slot, its codecs, and the scratch a call encodes into; and the encoding and
+ * decoding of keys, values and records that every path (_sync_entries.ts, _sync_store.ts,
+ * _sync_iterate.ts) goes through.
+ *
+ * @module
+ */
+
+import type { Arena } from "../_engine/arena.ts";
+import { hashWords } from "../_engine/hash.ts";
+import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
+import {
+  isNumberSlot,
+  keyNumberWords,
+  Probe,
+  type SlotCodec,
+  storesNumbers,
+  UserSlots,
+} from "../_engine/slots.ts";
+import { MapFullError } from "../errors.ts";
+import { SyncCore } from "./_sync_core.ts";
+import type { OpenedSyncMap } from "./_sync_open.ts";
+import { REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
+import { reapDead } from "./_sync_recovery.ts";
+
+// Scratch for joining slot words into a number. Per thread, never shared.
+const f64 = new Float64Array(1);
+const w32 = new Int32Array(f64.buffer);
+
+/** The number whose slot words are (lo, hi). */
+function numberOf(hi: number, lo: number): number {
+  w32[0] = lo;
+  w32[1] = hi;
+  return f64[0];
+}
+
+/** One SyncMap object's state: what it shares (arena, core, slot) and its own scratch. */
+export class SyncAccess<K, V> {
+  readonly arena: Arena;
+  readonly core: SyncCore;
+  readonly participant: Participant;
+  readonly keys: SlotCodec<K>;
+  readonly values: SlotCodec<V>;
+  /** Scratch for a call's key, value and compare-and-X old value; see {@linkcode nested}. */
+  readonly probe: Probe = new Probe();
+  readonly valueProbe: Probe = new Probe();
+  /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */
+  readonly expectedProbe: Probe = new Probe();
+  /** Number keys are plain float64 slots: look them up without calling the codec. */
+  readonly numberKeys: boolean;
+  /** Number values are plain float64 slots: read them without calling the codec. */
+  readonly numberValues: boolean;
+  /** The codecs run user code when decoding (see Participant.hold). */
+  readonly userKeys: boolean;
+  readonly userValues: boolean;
+  /**
+   * How many calls of this object are running user code: a getter or Proxy trap read by the
+   * default codec, or a user codec's encode or decode. That code may call this map again; the
+   * nested call must not touch the scratch (probes, and the default codec's writer inside them)
+   * the outer call is still using, so while this is nonzero calls use fresh probes. Raised only
+   * around what can run user code: number keys and values never pay for it. No user code runs
+   * while the mutex is held: values found under it are decoded after unlocking.
+   */
+  #inUser = 0;
+
+  constructor(opened: OpenedSyncMap<K, V>) {
+    this.arena = opened.arena;
+    this.keys = opened.keys;
+    this.values = opened.values;
+    const participant = new Participant(
+      registryOf(this.arena),
+      opened.ticket,
+      (tag) => this.core.free(tag),
+    );
+    this.participant = participant;
+    this.core = new SyncCore(this.arena, participant);
+    participant.onDeaths = () => reapDead(this.core);
+    this.core.onDeadOwner = () => reapDead(this.core);
+    // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
+    this.keys.limit = this.arena.maxBytes;
+    this.values.limit = this.arena.maxBytes;
+    this.numberKeys = storesNumbers(this.keys as SlotCodec<unknown>);
+    this.numberValues = storesNumbers(this.values as SlotCodec<unknown>);
+    this.userKeys = this.keys instanceof UserSlots;
+    this.userValues = this.values instanceof UserSlots;
+  }
+
+  /** Whether a call of this object is running user code: a call now uses fresh scratch. */
+  get nested(): boolean {
+    return this.#inUser !== 0;
+  }
+
+  /** Runs user code `f()` (a callback of the caller's), counted in {@linkcode nested}. */
+  callUser<R>(f: () => R): R {
+    this.#inUser++;
+    try {
+      return f();
+    } finally {
+      this.#inUser--;
+    }
+  }
+
+  /** Runs user code `f(a, b)`, counted in {@linkcode nested}. */
+  callUser2<A, B, R>(f: (a: A, b: B) => R, a: A, b: B): R {
+    this.#inUser++;
+    try {
+      return f(a, b);
+    } finally {
+      this.#inUser--;
+    }
+  }
+
+  /**
+   * Encodes `key` into `probe`, hashed, and returns `probe`. Only a user's key codec runs user
+   * code here (the built-in ones take primitives and Uint8Arrays, checked by brand), so only it
+   * is counted in {@linkcode nested}.
+   */
+  keyProbe(key: K, probe: Probe): Probe {
+    if (typeof key === "number" && this.numberKeys) {
+      const words = keyNumberWords(key);
+      probe.lo = words[0];
+      probe.hi = words[1];
+      probe.mode = 0;
+      probe.hash = hashWords(probe.lo, probe.hi, this.arena.seed0, this.arena.seed1);
+    } else if (!this.userKeys) {
+      this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
+    } else {
+      this.#inUser++;
+      try {
+        this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
+      } finally {
+        this.#inUser--;
+      }
+      this.#afterUserCode();
+    }
+    return probe;
+  }
+
+  /**
+   * Encodes `value` into `v` and returns `v`. User code can run for an object (the default
+   * codec reads its properties, which may be getters or a Proxy's traps) or under a user's
+   * codec. Called before the operation reads anything shared.
+   */
+  encodeValue(value: V, v: Probe): Probe {
+    if (typeof value !== "object" && !this.userValues) {
+      this.values.toValue(value, v);
+      return v;
+    }
+    this.#inUser++;
+    try {
+      this.values.toValue(value, v);
+    } finally {
+      this.#inUser--;
+    }
+    this.#afterUserCode();
+    return v;
+  }
+
+  /**
+   * After user code ran while this call encoded (before it read anything shared): the calls
+   * that code made entered and retired too, and may have used up the retire room this call's
+   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
+   */
+  #afterUserCode(): void {
+    this.participant.reserve(RETIRES_PER_OP);
+  }
+
+  /**
+   * Decodes record `r`. Never under the mutex: a user codec's decode may call this map. The
+   * record must stay readable meanwhile: it does until this participant's next quiescent
+   * point, and the user's decode runs under Participant.hold, which defers that point.
+   */
+  decodeRecord(r: number): V {
+    const a = this.arena;
+    if (r + RECORD_HEADER > a.bytes) a.reach(r + RECORD_HEADER);
+    const hi = a.i32[(r >> 2) + REC_HI];
+    if (this.numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
+    const lo = a.i32[(r >> 2) + REC_LO];
+    if (this.userValues) return this.#userDecode(this.values, hi, lo);
+    return this.values.decode(a, hi, lo);
+  }
+
+  /** Decodes the key in slot words (lo, hi). */
+  decodeKey(hi: number, lo: number): K {
+    if (this.numberKeys && isNumberSlot(hi)) return numberOf(hi, lo) as K;
+    if (this.userKeys) return this.#userDecode(this.keys, hi, lo);
+    return this.keys.decode(this.arena, hi, lo);
+  }
+
+  /** Runs a user codec's decode: no quiescent point meanwhile, nested calls on fresh scratch. */
+  #userDecode<T>(codec: SlotCodec<T>, hi: number, lo: number): T {
+    const a = this.arena;
+    this.#inUser++;
+    try {
+      return this.participant.hold(() => codec.decode(a, hi, lo));
+    } finally {
+      this.#inUser--;
+    }
+  }
+
+  /**
+   * `core.locked(f)`, run again once if it ran out of memory while retired blocks wait: they
+   * are freed first (the step was rolled back, so the call holds no shared reference). `f` must
+   * be safe to run twice.
+   */
+  lockedOrReclaim<T>(f: () => T): T {
+    try {
+      return this.core.locked(f);
+    } catch (error) {
+      if (!(error instanceof MapFullError) || !this.participant.reclaimNow()) throw error;
+      return this.core.locked(f);
+    }
+  }
+}

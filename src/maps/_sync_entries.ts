@@ -1,0 +1,187 @@
+/**
+ * Internal. SyncMap's paths to a key's entry (the read table without a lock, then the dirty
+ * table under it, as Go's sync.Map goes) and the atomic steps on an entry's `p` word that need
+ * no lock: Go's entry.delete, trySwap's aftermath, tryLoadOrStore and tryCompareAndSwap.
+ *
+ * @module
+ */
+
+// The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
+//
+// - The read table holds the keys that may be read without the lock. It is immutable once
+//   published: only the table itself is never written, the entries it points to are. Its
+//   header offset and the `amended` bit ("the dirty table holds keys the read table lacks")
+//   share one word, so one atomic load gives a reader both.
+// - The dirty table, under the mutex, holds every key of the read table that is not expunged
+//   plus the keys added since, so promoting it is a pointer swap.
+// - An entry is one key's cell, shared by both tables: its `p` word is NIL (deleted, still in
+//   the read table), EXPUNGED (deleted and absent from the dirty table) or the offset of a value
+//   record. `p` changes only by atomic compare-exchange or exchange; a store to a key of the
+//   read table is one such exchange, with no lock, which is why disjoint writers scale.
+// - Misses (loads that had to lock) promote the dirty table once they reach its length; the
+//   next store of a new key rebuilds the dirty table from the read table, expunging deleted
+//   entries.
+
+import { hashWords } from "../_engine/hash.ts";
+import { keyNumberWords, Probe } from "../_engine/slots.ts";
+import { wakeWaiters } from "./_sync_compute.ts";
+import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
+import type { SyncAccess } from "./_sync_access.ts";
+
+/**
+ * Go's Load up to the entry for a number key (the codec stores it as a plain float64): the
+ * hot path, one atomic load and no codec call when the key is in the read table. Kept apart
+ * from the general path so that engines inline all of it.
+ */
+export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+  const a = s.arena;
+  const core = s.core;
+  const read = Atomics.load(a.i32, R_READ);
+  const words = keyNumberWords(key);
+  const lo = words[0];
+  const hi = words[1];
+  const table = core.readTable(read);
+  const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
+  if (k >= 0) return core.entryAt(k);
+  if ((read & AMENDED) === 0) return 0;
+  return entryForReadLocked(s, s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
+}
+
+/** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
+export function entryForRead<K, V>(s: SyncAccess<K, V>, key: K): number {
+  const a = s.arena;
+  const core = s.core;
+  // Encoded before anything shared is read: a user codec's encode may call this map.
+  const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
+  const read = Atomics.load(a.i32, R_READ);
+  const table = core.readTable(read);
+  const k = table === null ? -1 : table.find(probe);
+  if (k >= 0) return core.entryAt(k);
+  if ((read & AMENDED) === 0) return 0;
+  return entryForReadLocked(s, probe);
+}
+
+/** The slow half of {@linkcode entryForRead}: under the lock, and counting a miss. */
+function entryForReadLocked<K, V>(s: SyncAccess<K, V>, probe: Probe): number {
+  const a = s.arena;
+  const core = s.core;
+  return core.locked(() => {
+    const read = Atomics.load(a.i32, R_READ);
+    let e = core.findIn(core.readTable(read), probe);
+    if (e === 0 && (read & AMENDED) !== 0) {
+      e = core.findIn(core.dirtyTable(), probe);
+      core.missLocked();
+    }
+    return e;
+  });
+}
+
+/**
+ * Go's LoadAndDelete and CompareAndDelete up to the entry. With `remove`, a key found only
+ * in the dirty table is removed from it, and its entry retired once deleted.
+ */
+export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolean): number {
+  const a = s.arena;
+  const core = s.core;
+  const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
+  const read = Atomics.load(a.i32, R_READ);
+  const e = core.findIn(core.readTable(read), probe);
+  if (e !== 0 || (read & AMENDED) === 0) return e;
+  return core.locked(() => {
+    const read2 = Atomics.load(a.i32, R_READ);
+    let e2 = core.findIn(core.readTable(read2), probe);
+    if (e2 === 0 && (read2 & AMENDED) !== 0) {
+      const dirty = core.dirtyTable();
+      e2 = core.findIn(dirty, probe);
+      // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
+      // the lock's holder writes a dirty-only entry's `p`, so this test holds until unlock.
+      if (e2 !== 0 && remove && Atomics.load(a.i32, e2 >> 2) >= NIL) {
+        core.removeFromDirty(dirty!, probe, e2);
+      }
+      // Count a miss whether or not the key was there: it takes the slow path until the
+      // dirty table is promoted.
+      core.missLocked();
+    }
+    return e2;
+  });
+}
+
+/** Sets an entry's value to nil; returns the record it held, or 0 (Go's entry.delete). */
+export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
+  const i32 = s.arena.i32;
+  for (;;) {
+    const p = Atomics.load(i32, e >> 2);
+    if (p <= EXPUNGED) return 0;
+    if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) {
+      s.core.count(-1);
+      s.participant.retire(p | K_RECORD);
+      return p;
+    }
+  }
+}
+
+/**
+ * After replacing record `p` (or nil, or a pending key's `p`) of entry `e`: counts a new
+ * value, or retires `p`. Returns the record to report as the previous value, or NIL. The
+ * caller decodes it (outside the lock): it stays readable until this participant's next
+ * quiescent point, and it is retired first because decoding may run user code, which may use
+ * the room reserved for this.
+ */
+export function replaced<K, V>(s: SyncAccess<K, V>, p: number, e: number): number {
+  if (p <= EXPUNGED) {
+    s.core.count(1);
+    // A pending key's waiters find the value stored over it.
+    if (p < NIL) wakeWaiters(s.arena.i32, e);
+    return NIL;
+  }
+  s.participant.retire(p | K_RECORD);
+  return p;
+}
+
+/**
+ * Go's tryLoadOrStore on entry `e` with the new value already in `record`. Returns NIL when
+ * it stored `record`; EXPUNGED when it could not (the entry is expunged: Go's !ok); else the
+ * record already there (loaded), for the caller to decode, outside the lock if it holds it.
+ * The caller frees `record` unless it was stored.
+ */
+export function tryLoadOrStore<K, V>(s: SyncAccess<K, V>, e: number, record: number): number {
+  const i32 = s.arena.i32;
+  let p = Atomics.load(i32, e >> 2);
+  for (;;) {
+    // A pending key has no value: it is stored over as NIL is, and its waiters woken.
+    if (p > NIL) return p;
+    const found = Atomics.compareExchange(i32, e >> 2, p, record);
+    if (found === p) {
+      s.core.count(1);
+      if (p < NIL) wakeWaiters(i32, e);
+      return NIL;
+    }
+    p = found;
+  }
+}
+
+/** Go's tryCompareAndSwap, with the new value encoded in `next`. */
+export function tryCompareAndSwap<K, V>(
+  s: SyncAccess<K, V>,
+  e: number,
+  expected: Probe,
+  next: Probe,
+): boolean {
+  const i32 = s.arena.i32;
+  const core = s.core;
+  let p = Atomics.load(i32, e >> 2);
+  if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
+  const record = core.newRecord(next);
+  for (;;) {
+    const found = Atomics.compareExchange(i32, e >> 2, p, record);
+    if (found === p) {
+      s.participant.retire(p | K_RECORD);
+      return true;
+    }
+    p = found;
+    if (p <= EXPUNGED || !core.recordEquals(p, expected)) {
+      core.freeRecord(record);
+      return false;
+    }
+  }
+}

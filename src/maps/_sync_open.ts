@@ -1,0 +1,227 @@
+/**
+ * Internal. How a SyncMap object comes to be: made new (the constructor's path, which lays the
+ * map out in a new arena and claims the first participant slot), attached from a handle
+ * (SyncMap.attach's path, which claims a slot or adopts one the worker adapters reserved), and
+ * the reservation of a slot for a worker about to attach.
+ *
+ * @module
+ */
+
+import { allocate, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
+import {
+  Arena,
+  checkMaxBytes,
+  H_ALLOC_JOURNAL,
+  HEADER_BYTES,
+  KIND_SYNC_MAP,
+  roundUp,
+} from "../_engine/arena.ts";
+import { adoptCensus, census } from "../_engine/census.ts";
+import { ownerOf } from "../_engine/futex.ts";
+import { Journal, journalWords } from "../_engine/journal.ts";
+import { Participant, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import type { SlotCodec } from "../_engine/slots.ts";
+import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
+import { WriterTx } from "../_engine/tx.ts";
+import { attachCodec, slotCodecOf } from "../codec.ts";
+import { describe, wrongKind } from "../_describe.ts";
+import { checkOptions } from "../_options.ts";
+import type { SyncAccess } from "./_sync_access.ts";
+import {
+  R_DIRTY,
+  R_EPOCH,
+  R_JOURNAL,
+  R_MU,
+  R_NSLOTS,
+  R_SLOTS,
+  R_SLOTS_BLOCK,
+  R_SWEEP_DUE,
+  registryOf,
+  TABLE_HEADER_BYTES,
+} from "./_sync_layout.ts";
+import { SYNC_JOURNAL_ENTRIES } from "./_sync_recovery.ts";
+import type { SyncMapAttachOptions, SyncMapHandle, SyncMapOptions } from "./sync_map.ts";
+
+const DEFAULT_PARTICIPANTS = 256;
+const MAX_PARTICIPANTS = 65536;
+
+const OPTIONS = ["hint", "keys", "values", "maxBytes", "maxParticipants"] as const;
+const ATTACH_OPTIONS = ["keys", "values"] as const;
+
+/**
+ * A map made or attached: its arena, this object's participant ticket and its codecs. Only
+ * {@linkcode createSyncMap} and {@linkcode attachSyncMap} make one; the SyncMap constructor
+ * takes one where it would take options, which is how SyncMap.attach reaches it.
+ */
+export class OpenedSyncMap<K, V> {
+  readonly arena: Arena;
+  readonly ticket: Ticket;
+  readonly keys: SlotCodec<K>;
+  readonly values: SlotCodec<V>;
+  constructor(arena: Arena, ticket: Ticket, keys: SlotCodec<K>, values: SlotCodec<V>) {
+    this.arena = arena;
+    this.ticket = ticket;
+    this.keys = keys;
+    this.values = values;
+  }
+}
+
+/**
+ * The create path: checks `options`, lays a new, empty map out in a new arena, and claims its
+ * first participant slot.
+ */
+export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMap<K, V> {
+  options = checkOptions(options, OPTIONS, "SyncMap options");
+  const hint = options.hint ?? 0;
+  if (typeof hint !== "number") {
+    throw new TypeError(`hint must be a number, got ${describe(hint)}`);
+  }
+  if (!Number.isSafeInteger(hint) || hint < 0) {
+    throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
+  }
+  const slots = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
+  if (typeof slots !== "number") {
+    throw new TypeError(`maxParticipants must be a number, got ${describe(slots)}`);
+  }
+  if (!Number.isInteger(slots) || slots < 1 || slots > MAX_PARTICIPANTS) {
+    throw new RangeError(
+      `maxParticipants must be an integer in [1, ${MAX_PARTICIPANTS}], got ${slots}`,
+    );
+  }
+  const maxBytes = checkMaxBytes(options.maxBytes);
+  const keys = slotCodecOf(options.keys, "keys");
+  const values = slotCodecOf(options.values, "values");
+  // Multiply, not shift: a shift wraps at 32 bits, so a huge hint (1e8, 2^31) made a table
+  // whose B its 16-byte array lacked.
+  const initialBytes = bucketBytesForHint(hint);
+  if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 4) {
+    throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
+  }
+  // What the map takes before its first key: the header, the participant slots, the
+  // mutex's journal and the hint's table. Too much for maxBytes is a bad pair of options,
+  // not a full map.
+  const slotBytes = slots * SLOT_WORDS * 4 + 64;
+  const journalBytes = journalWords(SYNC_JOURNAL_ENTRIES) * 4;
+  const fixedBytes = HEADER_BYTES + footprint(slotBytes) + footprint(journalBytes) +
+    (hint > 0 ? footprint(TABLE_HEADER_BYTES) + footprint(initialBytes) : 0) +
+    HEADROOM_BYTES;
+  if (fixedBytes > maxBytes) {
+    throw new RangeError(
+      `maxParticipants ${slots}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
+        `about ${fixedBytes} bytes to hold a few keys, more than maxBytes ${maxBytes}`,
+    );
+  }
+  const arena = Arena.create(
+    KIND_SYNC_MAP,
+    maxBytes,
+    initialBytes + slotBytes + journalBytes,
+    keys.name,
+    values.name,
+    true,
+  );
+  // Nothing can die half-way through making a map no one else has seen yet: these first
+  // allocations go through the allocator's idle journal, without its lock.
+  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
+  boot.begin();
+  // One 64-byte line a slot, the array line-aligned: participants write their own slots.
+  const block = allocate(arena, slotBytes, true, boot);
+  arena.i32[R_SLOTS_BLOCK] = block;
+  arena.i32[R_SLOTS] = roundUp(block, 64) >> 2;
+  arena.i32[R_NSLOTS] = slots;
+  arena.i32[R_EPOCH] = 1;
+  const journal = allocate(arena, journalBytes, false, boot);
+  Journal.format(arena.i32, journal >> 2, SYNC_JOURNAL_ENTRIES);
+  arena.i32[R_JOURNAL] = journal;
+  if (hint > 0) {
+    // Go's zero Map starts empty; with a hint, start with a dirty table of that size.
+    const tx = new WriterTx(arena, boot);
+    const dirty = tx.alloc(TABLE_HEADER_BYTES, true);
+    Table.create(tx, arena, dirty, hint);
+    arena.i32[R_DIRTY] = dirty;
+  }
+  boot.commit();
+  census();
+  return new OpenedSyncMap(arena, Participant.claim(registryOf(arena)), keys, values);
+}
+
+/**
+ * The attach path: checks `handle` and `options`, and takes a participant slot (one the
+ * worker adapters reserved for this worker, or a free one). `build` makes the object; if it
+ * throws, the slot is given back.
+ */
+export function attachSyncMap<K, V, M>(
+  handle: SyncMapHandle,
+  options: SyncMapAttachOptions<K, V>,
+  build: (opened: OpenedSyncMap<K, V>) => M,
+): M {
+  if (typeof handle !== "object" || handle === null) {
+    throw new TypeError(
+      `SyncMap.attach: the handle must be the object SyncMap#handle returns, got ${
+        describe(handle)
+      }`,
+    );
+  }
+  const kind: unknown = handle.kind;
+  if (kind !== "SyncMap") throw wrongKind("SyncMap.attach", "SyncMap", kind);
+  // Checked before a participant slot is taken.
+  options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
+  const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
+  if (handle.census !== undefined) adoptCensus(handle.census);
+  const registry = registryOf(arena);
+  let ticket: Ticket;
+  if (handle.participant !== undefined) {
+    // A slot the worker adapters reserved for this worker: it becomes in use exactly once.
+    try {
+      ticket = Participant.adopt(registry, handle.participant, handle.generation ?? -1);
+    } catch (error) {
+      throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
+    }
+  } else {
+    ticket = Participant.claim(registry);
+  }
+  try {
+    const keys = attachCodec(options.keys, arena.keyCodecName, "keys");
+    const values = attachCodec(options.values, arena.valueCodecName, "values");
+    return build(new OpenedSyncMap(arena, ticket, keys, values));
+  } catch (error) {
+    Participant.releaseSlot(registry, ticket.index, ticket.word >>> 2);
+    throw error;
+  }
+}
+
+/**
+ * Reserves a participant slot of the map `s` reaches for a worker about to attach; see
+ * src/workers/_share.ts.
+ */
+export function reserveShare<K, V>(
+  s: SyncAccess<K, V>,
+): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
+  const a = s.arena;
+  const registry = registryOf(a);
+  const { index, generation } = Participant.reserve(registry);
+  return {
+    handle: {
+      kind: "SyncMap",
+      buffer: a.buffer,
+      census: census(),
+      participant: index,
+      generation,
+    },
+    // A worker that ends without closing the map may have been stopped mid-operation with
+    // blocks in hand: a sweep is due (see _sync_recovery.ts).
+    release: (graceMs = 0) =>
+      Participant.releaseSlot(
+        registry,
+        index,
+        generation,
+        graceMs,
+        (deadOwner) => {
+          // A holder that died mid-step is rolled back now, before its lists are repaired.
+          if (deadOwner !== 0 && ownerOf(Atomics.load(a.i32, R_MU)) === deadOwner) {
+            s.core.locked(() => {});
+          }
+          Atomics.store(a.i32, R_SWEEP_DUE, 1);
+        },
+      ),
+  };
+}

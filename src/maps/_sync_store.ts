@@ -1,0 +1,383 @@
+/**
+ * Internal. SyncMap's writes: Go's Store, Swap, LoadOrStore, CompareAndSwap and
+ * CompareAndDelete, and xsync's Compute and LoadOrCompute. Each tries the read table's entry
+ * without a lock first (one compare-exchange on its `p` word), then takes the mutex for a step
+ * of _sync_core.ts. The public class (sync_map.ts) validates and documents them.
+ *
+ * @module
+ */
+
+import { ownerId } from "../_engine/census.ts";
+import { Probe } from "../_engine/slots.ts";
+import { CANCEL, DELETE } from "../_computed.ts";
+import { describe } from "../_describe.ts";
+import type { SyncAccess } from "./_sync_access.ts";
+import {
+  abandon,
+  awaitSettled,
+  claim,
+  CLAIMED,
+  claimedEntry,
+  current,
+  replaceIf,
+  settle,
+} from "./_sync_compute.ts";
+import { entryForDelete, replaced, tryCompareAndSwap, tryLoadOrStore } from "./_sync_entries.ts";
+import {
+  AMENDED,
+  EXPUNGED,
+  K_RECORD,
+  NIL,
+  pendingOf,
+  R_READ,
+  REC_HI,
+  REC_LO,
+  RECORD_HEADER,
+} from "./_sync_layout.ts";
+
+/** What a locked step of a store returns when it added the key (records are above EXPUNGED). */
+const ADDED = -1;
+
+/** Go's Store and Swap. */
+export function swap<K, V>(
+  s: SyncAccess<K, V>,
+  key: K,
+  value: V,
+  wantPrevious: true,
+): [V | undefined, boolean];
+export function swap<K, V>(s: SyncAccess<K, V>, key: K, value: V, wantPrevious: false): void;
+export function swap<K, V>(
+  s: SyncAccess<K, V>,
+  key: K,
+  value: V,
+  wantPrevious: boolean,
+): [V | undefined, boolean] | void {
+  const part = s.participant;
+  part.enter();
+  const a = s.arena;
+  const core = s.core;
+  const nested = s.nested;
+  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
+  const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+  probe.storable(); // a key too large for maxBytes
+  let record = core.newRecord(vp, true);
+  try {
+    const read = Atomics.load(a.i32, R_READ);
+    const e = core.findIn(core.readTable(read), probe);
+    if (e !== 0) {
+      // trySwap: exchange unless expunged.
+      for (;;) {
+        const p = Atomics.load(a.i32, e >> 2);
+        if (p === EXPUNGED) break;
+        if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
+          record = 0;
+          const previous = replaced(s, p, e);
+          if (!wantPrevious) return;
+          return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
+        }
+      }
+    }
+    // The previous record is decoded once the lock is released: decoding may run user code
+    // (a user codec), which may call this map and need the lock.
+    core.inflight = record;
+    const step = swapLocked(s, probe, record);
+    record = 0;
+    const added = step === ADDED;
+    const previous = added ? NIL : step;
+    if (added) core.count(1);
+    if (!wantPrevious) return;
+    return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
+  } finally {
+    core.inflight = 0;
+    if (record !== 0) core.freeRecord(record);
+  }
+}
+
+/**
+ * {@linkcode swap}'s step under the lock: stores `stored` for `probe`'s key, adding the key if
+ * absent. Returns the replaced record (or NIL), or {@linkcode ADDED} when it added the key.
+ * Apart from swap for the reason given at {@linkcode loadOrStoreLocked}.
+ */
+function swapLocked<K, V>(s: SyncAccess<K, V>, probe: Probe, stored: number): number {
+  const a = s.arena;
+  const core = s.core;
+  return s.lockedOrReclaim(() => {
+    const read2 = Atomics.load(a.i32, R_READ);
+    let e2 = core.findIn(core.readTable(read2), probe);
+    if (e2 !== 0) core.unexpungeLocked(e2, probe);
+    else e2 = core.findIn(core.dirtyTable(), probe);
+    if (e2 !== 0) {
+      // The step's last act, after everything that can fail.
+      return replaced(s, Atomics.exchange(a.i32, e2 >> 2, stored), e2);
+    }
+    core.addLocked(probe, stored, read2);
+    return ADDED;
+  });
+}
+
+/** Go's LoadOrStore. */
+export function loadOrStore<K, V>(
+  s: SyncAccess<K, V>,
+  key: K,
+  value: V,
+): [actual: V, loaded: boolean] {
+  const part = s.participant;
+  part.enter();
+  const a = s.arena;
+  const core = s.core;
+  const nested = s.nested;
+  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
+  const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+  probe.storable(); // a key too large for maxBytes
+  let record = 0;
+  try {
+    const read = Atomics.load(a.i32, R_READ);
+    const e = core.findIn(core.readTable(read), probe);
+    if (e !== 0) {
+      const p = Atomics.load(a.i32, e >> 2);
+      if (p > EXPUNGED) return [s.decodeRecord(p), true];
+      if (p <= NIL) {
+        // Deleted, or pending (absent until its computation ends): store over it.
+        record = core.newRecord(vp);
+        const found = tryLoadOrStore(s, e, record);
+        if (found !== EXPUNGED) {
+          if (found === NIL) {
+            record = 0;
+            return [value, false];
+          }
+          return [s.decodeRecord(found), true];
+        }
+      }
+    }
+    if (record === 0) record = core.newRecord(vp);
+    // The record loaded under the lock is decoded once it is released: decoding may run user
+    // code (a user codec), which may call this map and need the lock. The record stays
+    // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
+    core.inflight = record;
+    const step = loadOrStoreLocked(s, probe, record);
+    const added = step === ADDED;
+    const found = added ? NIL : step;
+    if (found === NIL) record = 0;
+    if (added) core.count(1);
+    return found === NIL ? [value, false] : [s.decodeRecord(found), true];
+  } finally {
+    core.inflight = 0;
+    if (record !== 0) core.freeRecord(record);
+  }
+}
+
+/**
+ * {@linkcode loadOrStore}'s step under the lock, with the new value in `record`: returns what
+ * {@linkcode tryLoadOrStore} does, or {@linkcode ADDED} when it added the key. A function of its
+ * own so that only this path makes the closure's context: the variables a closure captures
+ * live in a context object, which V8 makes as the enclosing function is entered, every call.
+ */
+function loadOrStoreLocked<K, V>(s: SyncAccess<K, V>, probe: Probe, record: number): number {
+  const a = s.arena;
+  const core = s.core;
+  return s.lockedOrReclaim(() => {
+    const read2 = Atomics.load(a.i32, R_READ);
+    let e2 = core.findIn(core.readTable(read2), probe);
+    if (e2 !== 0) {
+      core.unexpungeLocked(e2, probe);
+      return tryLoadOrStore(s, e2, record);
+    }
+    e2 = core.findIn(core.dirtyTable(), probe);
+    if (e2 !== 0) {
+      const p = tryLoadOrStore(s, e2, record);
+      core.missLocked();
+      return p;
+    }
+    core.addLocked(probe, record, read2);
+    return ADDED;
+  });
+}
+
+/** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
+function computeClaimed<K, V>(
+  s: SyncAccess<K, V>,
+  probe: Probe,
+  mine: number,
+  fn: () => V,
+  nested: boolean,
+): [V, boolean] {
+  const part = s.participant;
+  const core = s.core;
+  let record = 0;
+  try {
+    // Nothing is held across fn: it may run long without holding reclamation back or
+    // keeping a stop of the world waiting, and its calls of this map use fresh scratch.
+    part.idle();
+    const value = s.callUser(fn);
+    if (value instanceof Promise) {
+      throw new TypeError(
+        "SyncMap.loadOrCompute: fn returned a Promise; it must return the value itself",
+      );
+    }
+    part.enter();
+    const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+    record = core.newRecord(vp, true);
+    core.inflight = record;
+    const found = settle(core, probe, record);
+    core.inflight = 0;
+    if (found === NIL) {
+      record = 0;
+      return [value, false];
+    }
+    // Another method stored the key meanwhile: its value wins.
+    core.freeRecord(record);
+    record = 0;
+    return [s.decodeRecord(found), true];
+  } catch (error) {
+    core.inflight = 0;
+    if (record !== 0) core.freeRecord(record);
+    try {
+      part.enter();
+      abandon(core, probe, mine);
+    } catch {
+      // The caller's error is the one to report. A claim left behind (this thread was
+      // terminated) is taken over once the thread is recorded gone.
+    }
+    throw error;
+  }
+}
+
+/** Go's CompareAndSwap. */
+export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: V): boolean {
+  const part = s.participant;
+  part.enter();
+  const a = s.arena;
+  const core = s.core;
+  const nested = s.nested;
+  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
+  // Two probes, so two writers: encoding `next` leaves `old`'s bytes alone.
+  const expected = s.encodeValue(old, nested ? new Probe() : s.expectedProbe);
+  const vp = s.encodeValue(next, nested ? new Probe() : s.valueProbe);
+  const read = Atomics.load(a.i32, R_READ);
+  const e = core.findIn(core.readTable(read), probe);
+  if (e !== 0) return tryCompareAndSwap(s, e, expected, vp);
+  if ((read & AMENDED) === 0) return false;
+  return core.locked(() => {
+    const read2 = Atomics.load(a.i32, R_READ);
+    let e2 = core.findIn(core.readTable(read2), probe);
+    if (e2 !== 0) return tryCompareAndSwap(s, e2, expected, vp);
+    e2 = core.findIn(core.dirtyTable(), probe);
+    if (e2 === 0) return false;
+    // The key needed the lock and the set of keys did not change: count a miss, so that the
+    // map moves on to its efficient state.
+    const swapped = tryCompareAndSwap(s, e2, expected, vp);
+    core.missLocked();
+    return swapped;
+  });
+}
+
+/** Go's CompareAndDelete. */
+export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boolean {
+  const part = s.participant;
+  part.enter();
+  const a = s.arena;
+  const core = s.core;
+  const nested = s.nested;
+  const expected = s.encodeValue(old, nested ? new Probe() : s.expectedProbe);
+  const e = entryForDelete(s, key, false);
+  if (e === 0) return false;
+  for (;;) {
+    const p = Atomics.load(a.i32, e >> 2);
+    if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
+    if (Atomics.compareExchange(a.i32, e >> 2, p, NIL) === p) {
+      core.count(-1);
+      part.retire(p | K_RECORD);
+      return true;
+    }
+  }
+}
+
+/** xsync's Compute, optimistic: see SyncMap.compute. */
+export function compute<K, V>(
+  s: SyncAccess<K, V>,
+  key: K,
+  fn: (old: V | undefined, loaded: boolean) => V | typeof DELETE | typeof CANCEL,
+): [value: V | undefined, ok: boolean] {
+  if (typeof fn !== "function") {
+    throw new TypeError(`SyncMap.compute: fn must be a function, got ${describe(fn)}`);
+  }
+  const part = s.participant;
+  part.enter();
+  const a = s.arena;
+  const core = s.core;
+  const nested = s.nested;
+  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
+  const seen = nested ? new Probe() : s.expectedProbe;
+  for (;;) {
+    const p = current(core, probe);
+    const loaded = p !== 0;
+    let old: V | undefined;
+    if (loaded) {
+      // A copy of the encoding, to compare with once fn returns: the record itself may be
+      // freed and reused by then.
+      a.reach(p + RECORD_HEADER);
+      seen.snapshot(a, a.i32[(p >> 2) + REC_HI], a.i32[(p >> 2) + REC_LO]);
+      old = s.decodeRecord(p);
+    }
+    const next = s.callUser2(fn, old, loaded);
+    if (next === CANCEL) return [old, loaded];
+    if (next === DELETE && !loaded) return [undefined, false];
+    if (next instanceof Promise) {
+      throw new TypeError(
+        "SyncMap.compute: fn returned a Promise; it must return the value itself",
+      );
+    }
+    // fn's own calls may have left this participant offline (loadOrCompute waits so).
+    part.enter();
+    if (next === DELETE) {
+      if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
+      continue;
+    }
+    const vp = s.encodeValue(next, nested ? new Probe() : s.valueProbe);
+    probe.storable(); // a key too large for maxBytes
+    const record = core.newRecord(vp, true);
+    core.inflight = record;
+    let stored = false;
+    try {
+      stored = replaceIf(core, probe, loaded, seen, record);
+    } finally {
+      core.inflight = 0;
+      if (!stored) core.freeRecord(record);
+    }
+    if (stored) return [next, true];
+  }
+}
+
+/** xsync's LoadOrCompute: see SyncMap.loadOrCompute. */
+export function loadOrCompute<K, V>(
+  s: SyncAccess<K, V>,
+  key: K,
+  fn: () => V,
+): [actual: V, loaded: boolean] {
+  if (typeof fn !== "function") {
+    throw new TypeError(`SyncMap.loadOrCompute: fn must be a function, got ${describe(fn)}`);
+  }
+  const part = s.participant;
+  part.enter();
+  const core = s.core;
+  const nested = s.nested;
+  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
+  probe.storable(); // a key too large for maxBytes, refused before fn runs
+  const mine = pendingOf(ownerId());
+  for (;;) {
+    const found = claim(core, probe, mine);
+    if (found === CLAIMED) return computeClaimed(s, probe, mine, fn, nested);
+    if (found > EXPUNGED) return [s.decodeRecord(found), true];
+    if (found === mine) {
+      throw new Error(
+        "SyncMap.loadOrCompute: this thread is computing this key already (fn called " +
+          "loadOrCompute for its own key, which would wait for itself)",
+      );
+    }
+    // Another thread computes the key: wait for it holding nothing, then look again.
+    const e = claimedEntry();
+    part.idle();
+    awaitSettled(s.arena.i32, e, found);
+    part.enter();
+  }
+}
