@@ -17,7 +17,16 @@ import { adoptCensus, census, ownerId } from "../_engine/census.ts";
 import { ownerOf } from "../_engine/futex.ts";
 import { hashWords } from "../_engine/hash.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
-import { Participant, RETIRES_PER_OP, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
+import {
+  adoptSlot,
+  claimSlot,
+  releaseSlot,
+  reserveSlot,
+  SLOT_WORDS,
+  slotsInUse,
+  type Ticket,
+} from "../_engine/registry.ts";
 import { isNumberSlot, Probe, type SlotCodec, storesNumbers, UserSlots } from "../_engine/slots.ts";
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
@@ -358,7 +367,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       boot.commit();
       census();
-      ticket = Participant.claim(registryOf(arena));
+      ticket = claimSlot(registryOf(arena));
     }
     const participant = new Participant(
       registryOf(this.#arena),
@@ -417,18 +426,18 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (handle.participant !== undefined) {
       // A slot the worker adapters reserved for this worker: it becomes in use exactly once.
       try {
-        ticket = Participant.adopt(registry, handle.participant, handle.generation ?? -1);
+        ticket = adoptSlot(registry, handle.participant, handle.generation ?? -1);
       } catch (error) {
         throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
       }
     } else {
-      ticket = Participant.claim(registry);
+      ticket = claimSlot(registry);
     }
     try {
       const from = new Attachment(arena, ticket, options) as unknown as SyncMapOptions<K, V>;
       return new SyncMap<K, V>(from);
     } catch (error) {
-      Participant.releaseSlot(registry, ticket.index, ticket.word >>> 2);
+      releaseSlot(registry, ticket.index, ticket.word >>> 2);
       throw error;
     }
   }
@@ -1220,7 +1229,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         dirtyKeys: dirty?.count ?? -1,
         amended: (readWord & AMENDED) !== 0,
         misses: a.i32[R_MISSES],
-        participants: Participant.inUse(core.registry),
+        participants: slotsInUse(core.registry),
         retired: part.pending,
         bytesUsed: core.bytesUsed(),
         bytesReserved: a.buffer.byteLength,
@@ -1684,7 +1693,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   #reserveShare(): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
     const a = this.#arena;
     const registry = registryOf(a);
-    const { index, generation } = Participant.reserve(registry);
+    const { index, generation } = reserveSlot(registry);
     return {
       handle: {
         kind: "SyncMap",
@@ -1696,7 +1705,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // A worker that ends without closing the map may have been stopped mid-operation with
       // blocks in hand: a sweep is due (see _sync_recovery.ts).
       release: (graceMs = 0) =>
-        Participant.releaseSlot(
+        releaseSlot(
           registry,
           index,
           generation,
@@ -1716,7 +1725,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 /**
  * Internal: reserves a participant slot of `map` for a worker about to attach, and returns the
  * handle to post and the function that gives the slot back when the worker is gone (with a
- * grace in milliseconds when the worker may still be running; see Participant.releaseSlot).
+ * grace in milliseconds when the worker may still be running; see registry.ts releaseSlot).
  */
 export function shareSyncMap(
   map: SyncMap<never, never>,
