@@ -60,6 +60,7 @@ import {
   ANNOUNCE,
   CACHE,
   CLAIM,
+  generationOf,
   INFLIGHT,
   LIST,
   OWNER,
@@ -71,7 +72,7 @@ import {
   SLOT_WORDS,
   type Ticket,
 } from "./registry.ts";
-import { moveEntry } from "./retire_list.ts";
+import { epochAt, listBytes, moveEntry, RL_CAPACITY, RL_COUNT, tagAt } from "./retire_list.ts";
 
 /** Operations between two quiescent points of a participant. */
 export const QUIESCE_EVERY = 64;
@@ -158,8 +159,8 @@ export class Participant {
     const list = arena.i32[this.#slot + LIST];
     // A released slot's list may lie past this thread's views.
     if (list !== 0) arena.reach(list + 8);
-    this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
-    this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
+    this.#pending = list === 0 ? 0 : arena.i32[(list >> 2) + RL_COUNT];
+    this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
     this.#cache = arena.i32[this.#slot + CACHE];
     // A released slot's leftovers come with it: they are no longer an orphan's.
     if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
@@ -277,22 +278,22 @@ export class Participant {
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#slot + LIST];
-    const capacity = list === 0 ? 0 : a.i32[(list >> 2) + 1];
+    const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
     if (capacity - this.#pending >= n) {
       this.#room = capacity - this.#pending;
       return;
     }
     const grown = Math.max(RETIRE_BATCH * 2, capacity * 2, this.#pending + n);
-    const block = lockedAllocate(a, 8 + 8 * grown, false);
+    const block = lockedAllocate(a, listBytes(grown), false);
     const i32 = a.i32;
     if (this.#pending > 0) {
-      i32.copyWithin((block >> 2) + 2, (list >> 2) + 2, (list >> 2) + 2 + 2 * this.#pending);
+      i32.copyWithin(tagAt(block >> 2, 0), tagAt(list >> 2, 0), tagAt(list >> 2, this.#pending));
     }
-    i32[block >> 2] = this.#pending;
-    i32[(block >> 2) + 1] = grown;
+    i32[(block >> 2) + RL_COUNT] = this.#pending;
+    i32[(block >> 2) + RL_CAPACITY] = grown;
     // The old list goes in the same allocator step as the word's switch to the new one.
     if (list === 0) i32[this.#slot + LIST] = block;
-    else lockedRelease(a, list, 8 + 8 * capacity, [this.#slot + LIST, block]);
+    else lockedRelease(a, list, listBytes(capacity), [this.#slot + LIST, block]);
     this.#room = grown - this.#pending;
   }
 
@@ -305,10 +306,10 @@ export class Participant {
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;
-    const n = a.i32[w];
-    a.i32[w + 2 + 2 * n] = tag;
-    a.i32[w + 3 + 2 * n] = epoch;
-    a.i32[w] = n + 1;
+    const n = a.i32[w + RL_COUNT];
+    a.i32[tagAt(w, n)] = tag;
+    a.i32[epochAt(w, n)] = epoch;
+    a.i32[w + RL_COUNT] = n + 1;
     this.#pending = n + 1;
     this.#room--;
   }
@@ -323,10 +324,10 @@ export class Participant {
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;
-    const n = a.i32[w];
-    tx.set(w + 2 + 2 * n, tag);
-    tx.set(w + 3 + 2 * n, epoch);
-    tx.set(w, n + 1);
+    const n = a.i32[w + RL_COUNT];
+    tx.set(tagAt(w, n), tag);
+    tx.set(epochAt(w, n), epoch);
+    tx.set(w + RL_COUNT, n + 1);
     this.#pending = n + 1;
     this.#room--;
   }
@@ -336,7 +337,7 @@ export class Participant {
     const a = this.arena;
     const list = a.i32[this.#slot + LIST];
     if (list === 0) return;
-    const n = a.i32[list >> 2];
+    const n = a.i32[(list >> 2) + RL_COUNT];
     this.#room += this.#pending - n;
     this.#pending = n;
   }
@@ -414,13 +415,13 @@ export class Participant {
     // The owner can free its empty retire list itself; anything left is swept by others.
     const list = this.arena.i32[this.#slot + LIST];
     if (list !== 0 && this.#pending === 0) {
-      lockedRelease(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1], [
+      lockedRelease(this.arena, list, listBytes(this.arena.i32[(list >> 2) + RL_CAPACITY]), [
         this.#slot + LIST,
         0,
       ]);
     }
     this.#withdraw();
-    releaseSlot(this.registry, this.index, this.#token >>> 2);
+    releaseSlot(this.registry, this.index, generationOf(this.#token));
   }
 
   #releasedError(): never {
@@ -479,7 +480,7 @@ export class Participant {
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
-    let n = a.i32[w];
+    let n = a.i32[w + RL_COUNT];
     // An entry leaves the list (the last one takes its place) before its block is freed, so a
     // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
     // block either listed or freed, never both: at worst one block leaks, for the sweep. The
@@ -488,11 +489,11 @@ export class Participant {
     // count, leaves the last entry listed twice, which {@linkcode repairList} undoes before
     // anyone frees the list's blocks.
     for (let j = n - 1; j >= 0; j--) {
-      const tag = a.i32[w + 2 + 2 * j];
-      if (!before(a.i32[w + 3 + 2 * j], oldest)) continue;
+      const tag = a.i32[tagAt(w, j)];
+      if (!before(a.i32[epochAt(w, j)], oldest)) continue;
       n--;
       moveEntry(a.i32, w, n, j);
-      a.i32[w] = n;
+      a.i32[w + RL_COUNT] = n;
       this.#free(tag);
     }
     return n;
@@ -527,7 +528,7 @@ export class Participant {
       }
       const list = a.i32[at + LIST];
       if (list !== 0 && this.#sweep(list, oldest) === 0) {
-        lockedRelease(a, list, 8 + 8 * a.i32[(list >> 2) + 1], [at + LIST, 0]);
+        lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
       }
       if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
       Atomics.store(a.i32, at + OWNER, 0);
@@ -623,7 +624,7 @@ export class Participant {
     // A retire list that grew for a burst (a clear() of many keys) and is empty again goes back.
     const list = this.arena.i32[this.#slot + LIST];
     if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
-      lockedRelease(this.arena, list, 8 + 8 * this.#room, [this.#slot + LIST, 0]);
+      lockedRelease(this.arena, list, listBytes(this.#room), [this.#slot + LIST, 0]);
       this.#room = 0;
     }
   }

@@ -20,7 +20,7 @@ import { cachedBytes, repairCache, underLock } from "./allocator.ts";
 import { type Arena, H_ALLOC_LOCK } from "./arena.ts";
 import { ownerGone, ownerId } from "./census.ts";
 import { ownerOf } from "./futex.ts";
-import { moveEntry } from "./retire_list.ts";
+import { dropDuplicates } from "./retire_list.ts";
 
 /**
  * Words in one participant slot: claim, announcement, retire list, allocation cache, and
@@ -56,6 +56,11 @@ export const SLOT_IN_USE = 2;
  * `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
  */
 export const SLOT_RELEASING = 3;
+
+/** The generation of claim word `claim`. */
+export function generationOf(claim: number): number {
+  return claim >>> 2;
+}
 
 /** A claimed slot: its index and the claim word that proves the claim. */
 export interface Ticket {
@@ -209,20 +214,7 @@ export function repairList(registry: Registry, index: number): void {
   const i32 = a.i32;
   const list = i32[registry.slots + index * SLOT_WORDS + LIST];
   if (list === 0) return;
-  const w = list >> 2;
-  let n = i32[w];
-  const seen = new Set<number>();
-  for (let j = n - 1; j >= 0; j--) {
-    const tag = i32[w + 2 + 2 * j];
-    if (!seen.has(tag)) {
-      seen.add(tag);
-      continue;
-    }
-    // Stopped here, this leaves at worst another duplicate for the next repair.
-    n--;
-    moveEntry(i32, w, n, j);
-    i32[w] = n;
-  }
+  dropDuplicates(i32, list);
 }
 
 /**
