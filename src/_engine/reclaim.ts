@@ -47,11 +47,10 @@ import {
   cacheRelease,
   flushCache,
   freeCache,
-  lockedAllocate,
-  lockedRelease,
   newCache,
   repairCache,
-} from "./allocator.ts";
+} from "./alloc_cache.ts";
+import { lockedAllocate, lockedRelease } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { censusDeaths, checkAlive, checkSelf, onStop, ownerGone, ownerId } from "./census.ts";
 import { WAIT_SLICE_MS } from "./futex.ts";

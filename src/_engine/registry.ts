@@ -16,7 +16,8 @@
  * @module
  */
 
-import { cachedBytes, repairCache, underLock } from "./allocator.ts";
+import { cachedBytes, repairCache } from "./alloc_cache.ts";
+import { underLock } from "./allocator.ts";
 import { type Arena, H_ALLOC_LOCK } from "./arena.ts";
 import { ownerGone, ownerId } from "./census.ts";
 import { ownerOf } from "./futex.ts";

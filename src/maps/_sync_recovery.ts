@@ -21,15 +21,8 @@
  * @module
  */
 
-import {
-  blockSize,
-  CACHE_BLOCK_BYTES,
-  cacheBlock,
-  lockedRelease,
-  underLock,
-  verifyCache,
-  verifyHeap,
-} from "../_engine/allocator.ts";
+import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
+import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
 import { ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
