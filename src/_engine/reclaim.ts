@@ -1,6 +1,7 @@
 /**
  * Internal. Safe memory reclamation across workers: quiescent-state-based reclamation (QSBR)
- * with participant slots.
+ * with participant slots. The slots themselves (claiming, releasing, orphans, stopping the
+ * world) are the registry's (registry.ts); a slot's retire list is laid out in retire_list.ts.
  *
  * The problem: a SyncMap reader loads a pointer (the read table, an entry's value record) and
  * then reads the block behind it with plain reads, taking no lock. A writer that replaces the
@@ -69,6 +70,7 @@ import {
   SLOT_FREE,
   SLOT_IN_USE,
   SLOT_WORDS,
+  stateOf,
   type Ticket,
 } from "./registry.ts";
 import { epochAt, listBytes, moveEntry, RL_CAPACITY, RL_COUNT, tagAt } from "./retire_list.ts";
@@ -91,8 +93,8 @@ function before(a: number, b: number): boolean {
 }
 
 /**
- * One attached SyncMap object's share in reclamation. Methods other than
- * {@linkcode releaseSlot} run on the owning thread only.
+ * One attached SyncMap object's share in reclamation. Its methods run on the owning thread
+ * only (releaseSlot, in registry.ts, runs on any).
  */
 export class Participant {
   readonly arena: Arena;
@@ -457,7 +459,7 @@ export class Participant {
     const count = Atomics.load(i32, highWord);
     for (let i = 0; i < count; i++) {
       const at = slots + i * SLOT_WORDS;
-      if ((Atomics.load(i32, at + CLAIM) & 3) === SLOT_FREE) continue;
+      if (stateOf(Atomics.load(i32, at + CLAIM)) === SLOT_FREE) continue;
       const e = Atomics.load(i32, at + ANNOUNCE);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
@@ -485,7 +487,7 @@ export class Participant {
     // block either listed or freed, never both: at worst one block leaks, for the sweep. The
     // move writes the epoch before the tag, so that a stop between the two leaves the entry's
     // own block with a later epoch (freed later: harmless); a stop after the tag, before the
-    // count, leaves the last entry listed twice, which {@linkcode repairList} undoes before
+    // count, leaves the last entry listed twice, which repairList (registry.ts) undoes before
     // anyone frees the list's blocks.
     for (let j = n - 1; j >= 0; j--) {
       const tag = a.i32[tagAt(w, j)];
@@ -514,7 +516,7 @@ export class Participant {
       // Borrow the slot: a claim in this generation keeps new owners out meanwhile, and the
       // borrower's id in OWNER lets others reclaim the slot if the borrower dies meanwhile.
       const free = Atomics.load(a.i32, at + CLAIM);
-      if ((free & 3) !== SLOT_FREE) continue;
+      if (stateOf(free) !== SLOT_FREE) continue;
       if (Atomics.compareExchange(a.i32, at + CLAIM, free, free | SLOT_IN_USE) !== free) continue;
       Atomics.store(a.i32, at + OWNER, ownerId());
       // Its list and cache may lie past this thread's views.

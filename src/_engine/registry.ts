@@ -63,6 +63,11 @@ export function generationOf(claim: number): number {
   return claim >>> 2;
 }
 
+/** The state of claim word `claim`: SLOT_FREE, SLOT_RESERVED, SLOT_IN_USE or SLOT_RELEASING. */
+export function stateOf(claim: number): number {
+  return claim & 3;
+}
+
 /** A claimed slot: its index and the claim word that proves the claim. */
 export interface Ticket {
   readonly index: number;
