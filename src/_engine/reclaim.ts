@@ -1,6 +1,7 @@
 /**
  * Internal. Safe memory reclamation across workers: quiescent-state-based reclamation (QSBR)
- * with participant slots.
+ * with participant slots. The slots themselves (claiming, releasing, orphans, stopping the
+ * world) are the registry's (registry.ts); a slot's retire list is laid out in retire_list.ts.
  *
  * The problem: a SyncMap reader loads a pointer (the read table, an entry's value record) and
  * then reads the block behind it with plain reads, taking no lock. A writer that replaces the
@@ -47,16 +48,32 @@ import {
   cacheRelease,
   flushCache,
   freeCache,
-  lockedAllocate,
-  lockedRelease,
   newCache,
   repairCache,
-  underLock,
-} from "./allocator.ts";
-import { type Arena, H_ALLOC_LOCK } from "./arena.ts";
+} from "./alloc_cache.ts";
+import { lockedAllocate, lockedRelease } from "./allocator.ts";
+import type { Arena } from "./arena.ts";
 import { censusDeaths, checkAlive, checkSelf, onStop, ownerGone, ownerId } from "./census.ts";
-import { ownerOf, WAIT_SLICE_MS } from "./futex.ts";
+import { WAIT_SLICE_MS } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
+import {
+  ANNOUNCE,
+  CACHE,
+  CLAIM,
+  generationOf,
+  INFLIGHT,
+  LIST,
+  OWNER,
+  PARKED,
+  type Registry,
+  releaseSlot,
+  SLOT_FREE,
+  SLOT_IN_USE,
+  SLOT_WORDS,
+  stateOf,
+  type Ticket,
+} from "./registry.ts";
+import { epochAt, listBytes, moveEntry, RL_CAPACITY, RL_COUNT, tagAt } from "./retire_list.ts";
 
 /** Operations between two quiescent points of a participant. */
 export const QUIESCE_EVERY = 64;
@@ -68,84 +85,16 @@ const RETIRE_BATCH = 64;
  */
 export const RETIRES_PER_OP = 4;
 
-/**
- * Words in one participant slot: claim, announcement, retire list, allocation cache, and
- * padding to a 64-byte cache line, since every participant writes its own slot and reads the
- * others'.
- */
-export const SLOT_WORDS = 16;
-const CLAIM = 0;
-const ANNOUNCE = 1;
-const LIST = 2;
-const CACHE = 3;
-/** The owner id (census.ts) of the thread that holds the slot; 0 while unknown or free. */
-const OWNER = 4;
-/**
- * 1 while the owner sleeps in a lock of the map: it holds no reference but its own record in
- * flight, INFLIGHT, so a pause of the world may proceed without it (see pauseWorld).
- */
-const PARKED = 5;
-/** The value record the owner had allocated and not yet published when it parked. */
-const INFLIGHT = 6;
-// The claim word is a generation times four plus a state. Releasing a slot moves it to the next
-// generation, so whoever held the old one can tell: an owner that is still running after its
-// share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
-// its next call and throws, and a release for a generation that has passed does nothing.
-/** Claim state: nobody's. */
-const SLOT_FREE = 0;
-/** Claim state: reserved by a parent for a worker that has not attached yet. */
-const SLOT_RESERVED = 1;
-/** Claim state: owned by an attached object, or borrowed by a sweeper. */
-const SLOT_IN_USE = 2;
-/**
- * Claim state: released, but its owner may still be finishing a call (see releaseSlot's
- * `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
- */
-const SLOT_RELEASING = 3;
-
-/** A claimed slot: its index and the claim word that proves the claim. */
-export interface Ticket {
-  readonly index: number;
-  readonly word: number;
-}
-
 /** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
 export type Free = (tag: number) => void;
-
-/** Where a structure keeps its participants: all word indices into the arena. */
-export interface Registry {
-  readonly arena: Arena;
-  /** The global epoch. */
-  readonly epochWord: number;
-  /** Owner id of a thread stopping the world for a recovery, or 0 (see pauseWorld). */
-  readonly pauseWord: number;
-  /** How many released slots still hold retired blocks: a hint that a sweep is worthwhile. */
-  readonly orphanWord: number;
-  /** One past the highest slot index ever claimed: scans stop there. */
-  readonly highWord: number;
-  /** The first slot. */
-  readonly slots: number;
-  /** The number of slots. */
-  readonly count: number;
-}
-
 /** Serial-number comparison of epochs: whether `a` comes before `b`. */
 function before(a: number, b: number): boolean {
   return ((a - b) | 0) < 0;
 }
 
 /**
- * Moves entry `from` of the retire list at word `w` into place `to`: the epoch first, then the
- * tag (see Participant's #sweep for why this order).
- */
-function moveEntry(i32: Int32Array, w: number, from: number, to: number): void {
-  i32[w + 3 + 2 * to] = i32[w + 3 + 2 * from];
-  i32[w + 2 + 2 * to] = i32[w + 2 + 2 * from];
-}
-
-/**
- * One attached SyncMap object's share in reclamation. Methods other than
- * {@linkcode releaseSlot} run on the owning thread only.
+ * One attached SyncMap object's share in reclamation. Its methods run on the owning thread
+ * only (releaseSlot, in registry.ts, runs on any).
  */
 export class Participant {
   readonly arena: Arena;
@@ -211,8 +160,8 @@ export class Participant {
     const list = arena.i32[this.#slot + LIST];
     // A released slot's list may lie past this thread's views.
     if (list !== 0) arena.reach(list + 8);
-    this.#pending = list === 0 ? 0 : arena.i32[list >> 2];
-    this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + 1] - this.#pending;
+    this.#pending = list === 0 ? 0 : arena.i32[(list >> 2) + RL_COUNT];
+    this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
     this.#cache = arena.i32[this.#slot + CACHE];
     // A released slot's leftovers come with it: they are no longer an orphan's.
     if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
@@ -238,124 +187,6 @@ export class Participant {
   /** Ends {@linkcode park}. */
   unpark(): void {
     Atomics.store(this.arena.i32, this.#slot + PARKED, 0);
-  }
-
-  /** Claims a free slot for the caller. Throws RangeError when every slot is taken. */
-  static claim(registry: Registry): Ticket {
-    return Participant.#take(registry, SLOT_IN_USE);
-  }
-
-  /**
-   * Reserves a free slot for a worker that will {@linkcode adopt} it. Returns the slot and its
-   * generation, which the worker's handle carries.
-   */
-  static reserve(registry: Registry): { index: number; generation: number } {
-    const ticket = Participant.#take(registry, SLOT_RESERVED);
-    return { index: ticket.index, generation: ticket.word >>> 2 };
-  }
-
-  /** Takes over a slot reserved for this worker. Throws TypeError if it is not reserved. */
-  static adopt(registry: Registry, index: number, generation: number): Ticket {
-    if (!Number.isInteger(index) || index < 0 || index >= registry.count) {
-      throw new TypeError("the handle's participant slot is out of range");
-    }
-    const at = registry.slots + index * SLOT_WORDS + CLAIM;
-    const reserved = (generation << 2) | SLOT_RESERVED;
-    const word = (generation << 2) | SLOT_IN_USE;
-    if (Atomics.compareExchange(registry.arena.i32, at, reserved, word) !== reserved) {
-      throw new TypeError("this handle's share was already attached or has been released");
-    }
-    Atomics.store(registry.arena.i32, at - CLAIM + OWNER, ownerId());
-    return { index, word };
-  }
-
-  static #take(registry: Registry, state: number): Ticket {
-    const i32 = registry.arena.i32;
-    for (let i = 0; i < registry.count; i++) {
-      const at = registry.slots + i * SLOT_WORDS + CLAIM;
-      const old = Atomics.load(i32, at);
-      if ((old & 3) !== SLOT_FREE) continue;
-      const word = (old & ~3) | state;
-      if (Atomics.compareExchange(i32, at, old, word) === old) {
-        // A slot in use with no owner yet is never taken for a dead one's (deadSlots).
-        if (state === SLOT_IN_USE) Atomics.store(i32, at - CLAIM + OWNER, ownerId());
-        Participant.#raiseHigh(registry, i);
-        return { index: i, word };
-      }
-    }
-    throw new RangeError(
-      `all ${registry.count} participant slots of this SyncMap are taken: release the shares ` +
-        "of workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
-        "or create the map with a larger maxParticipants",
-    );
-  }
-
-  /** Records that slot `index` is in use, for scans that stop at the high-water mark. */
-  static #raiseHigh(registry: Registry, index: number): void {
-    const i32 = registry.arena.i32;
-    let high = Atomics.load(i32, registry.highWord);
-    while (high <= index) {
-      const found = Atomics.compareExchange(i32, registry.highWord, high, index + 1);
-      if (found === high) return;
-      high = found;
-    }
-  }
-
-  /**
-   * Gives up slot `index` of `generation`, from any thread, once its owner is gone (it closed
-   * the map, or its worker ended); does nothing if that generation has passed. `graceMs` is for
-   * owners that may still be running (Deno's terminate() does not stop a busy worker): the
-   * slot is withdrawn at once but its announcement counts for that long. The owner's
-   * announcement is then withdrawn so it no longer holds reclamation back. What it retired and
-   * did not free yet, and its allocation cache, stay in the slot for the other participants to
-   * sweep (as an orphan); both are repaired first, since an owner stopped midway through a
-   * list move or a cache push left them off (see {@linkcode repairList}). Before the repairs,
-   * a lock the owner died holding is rolled back, and `onReleased` runs with the owner's thread
-   * id if it is gone (0 if not known gone): a SyncMap rolls back its mutex there and notes that
-   * a sweep is due, for the blocks an owner stopped mid-operation held in hand.
-   */
-  static releaseSlot(
-    registry: Registry,
-    index: number,
-    generation: number,
-    graceMs = 0,
-    onReleased?: (deadOwner: number) => void,
-  ): void {
-    const i32 = registry.arena.i32;
-    const at = registry.slots + index * SLOT_WORDS;
-    const next = (generation + 1) << 2;
-    for (;;) {
-      const old = Atomics.load(i32, at + CLAIM);
-      if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) return;
-      // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
-      if (Atomics.compareExchange(i32, at + CLAIM, old, next | SLOT_RELEASING) === old) break;
-    }
-    const finish = (): void => {
-      // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
-      // lock's next holder, may restore words of its retire list and cache. Roll it back first
-      // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
-      // the orphan see the lists as the rollback leaves them, and never free a block the
-      // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
-      const owner = Atomics.load(i32, at + OWNER);
-      const gone = owner !== 0 && ownerGone(owner);
-      if (gone && ownerOf(Atomics.load(i32, H_ALLOC_LOCK)) === owner) {
-        underLock(registry.arena, () => {});
-      }
-      onReleased?.(gone ? owner : 0);
-      const cache = i32[at + CACHE];
-      if (cache !== 0) repairCache(registry.arena, cache);
-      Participant.repairList(registry, index);
-      Atomics.store(i32, at + OWNER, 0);
-      Atomics.store(i32, at + PARKED, 0);
-      Atomics.store(i32, at + ANNOUNCE, 0);
-      // An orphan: a released slot with a retire list or a cache, for others to sweep.
-      if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
-      Atomics.store(i32, at + CLAIM, next | SLOT_FREE);
-    };
-    // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
-    // at its next call at once, while whatever call it is inside keeps its protection.
-    if (graceMs > 0) setTimeout(finish, graceMs);
-    else finish();
   }
 
   /**
@@ -448,22 +279,22 @@ export class Participant {
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#slot + LIST];
-    const capacity = list === 0 ? 0 : a.i32[(list >> 2) + 1];
+    const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
     if (capacity - this.#pending >= n) {
       this.#room = capacity - this.#pending;
       return;
     }
     const grown = Math.max(RETIRE_BATCH * 2, capacity * 2, this.#pending + n);
-    const block = lockedAllocate(a, 8 + 8 * grown, false);
+    const block = lockedAllocate(a, listBytes(grown), false);
     const i32 = a.i32;
     if (this.#pending > 0) {
-      i32.copyWithin((block >> 2) + 2, (list >> 2) + 2, (list >> 2) + 2 + 2 * this.#pending);
+      i32.copyWithin(tagAt(block >> 2, 0), tagAt(list >> 2, 0), tagAt(list >> 2, this.#pending));
     }
-    i32[block >> 2] = this.#pending;
-    i32[(block >> 2) + 1] = grown;
+    i32[(block >> 2) + RL_COUNT] = this.#pending;
+    i32[(block >> 2) + RL_CAPACITY] = grown;
     // The old list goes in the same allocator step as the word's switch to the new one.
     if (list === 0) i32[this.#slot + LIST] = block;
-    else lockedRelease(a, list, 8 + 8 * capacity, [this.#slot + LIST, block]);
+    else lockedRelease(a, list, listBytes(capacity), [this.#slot + LIST, block]);
     this.#room = grown - this.#pending;
   }
 
@@ -476,10 +307,10 @@ export class Participant {
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;
-    const n = a.i32[w];
-    a.i32[w + 2 + 2 * n] = tag;
-    a.i32[w + 3 + 2 * n] = epoch;
-    a.i32[w] = n + 1;
+    const n = a.i32[w + RL_COUNT];
+    a.i32[tagAt(w, n)] = tag;
+    a.i32[epochAt(w, n)] = epoch;
+    a.i32[w + RL_COUNT] = n + 1;
     this.#pending = n + 1;
     this.#room--;
   }
@@ -494,10 +325,10 @@ export class Participant {
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;
-    const n = a.i32[w];
-    tx.set(w + 2 + 2 * n, tag);
-    tx.set(w + 3 + 2 * n, epoch);
-    tx.set(w, n + 1);
+    const n = a.i32[w + RL_COUNT];
+    tx.set(tagAt(w, n), tag);
+    tx.set(epochAt(w, n), epoch);
+    tx.set(w + RL_COUNT, n + 1);
     this.#pending = n + 1;
     this.#room--;
   }
@@ -507,7 +338,7 @@ export class Participant {
     const a = this.arena;
     const list = a.i32[this.#slot + LIST];
     if (list === 0) return;
-    const n = a.i32[list >> 2];
+    const n = a.i32[(list >> 2) + RL_COUNT];
     this.#room += this.#pending - n;
     this.#pending = n;
   }
@@ -585,13 +416,13 @@ export class Participant {
     // The owner can free its empty retire list itself; anything left is swept by others.
     const list = this.arena.i32[this.#slot + LIST];
     if (list !== 0 && this.#pending === 0) {
-      lockedRelease(this.arena, list, 8 + 8 * this.arena.i32[(list >> 2) + 1], [
+      lockedRelease(this.arena, list, listBytes(this.arena.i32[(list >> 2) + RL_CAPACITY]), [
         this.#slot + LIST,
         0,
       ]);
     }
     this.#withdraw();
-    Participant.releaseSlot(this.registry, this.index, this.#token >>> 2);
+    releaseSlot(this.registry, this.index, generationOf(this.#token));
   }
 
   #releasedError(): never {
@@ -603,116 +434,6 @@ export class Participant {
 
   #closedError(): never {
     throw new TypeError("this SyncMap object is closed; attach again to use the map");
-  }
-
-  /**
-   * Slots held by threads that are gone (census.ts): their owners will never release them.
-   * Slots being claimed (no owner yet) or in their release grace are left alone.
-   */
-  static deadSlots(registry: Registry): { index: number; generation: number }[] {
-    const i32 = registry.arena.i32;
-    const high = Atomics.load(i32, registry.highWord);
-    const dead: { index: number; generation: number }[] = [];
-    for (let i = 0; i < high; i++) {
-      const at = registry.slots + i * SLOT_WORDS;
-      const claim = Atomics.load(i32, at + CLAIM);
-      if ((claim & 3) !== SLOT_IN_USE) continue;
-      const owner = Atomics.load(i32, at + OWNER);
-      if (owner !== 0 && ownerGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
-    }
-    return dead;
-  }
-
-  /** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */
-  static blocker = "";
-
-  /**
-   * Stops the world for a recovery: raises the pause word, after which every participant of
-   * another live thread parks at its next quiescent point (every operation it was inside has
-   * then ended) or as it comes online, and waits until each is parked (in a pause or in a lock
-   * of the map) or offline. The caller holds the map's mutex. Returns false, with the pause
-   * lowered, if another live thread is recovering already or if some participant does not park
-   * within `timeoutMs` (it may sit in one long task): nothing is ever assumed of a live thread.
-   */
-  static pauseWorld(registry: Registry, timeoutMs: number): boolean {
-    const i32 = registry.arena.i32;
-    const me = ownerId();
-    for (;;) {
-      const holder = Atomics.compareExchange(i32, registry.pauseWord, 0, me);
-      if (holder === 0 || holder === me) break;
-      if (!ownerGone(holder)) {
-        Participant.blocker = `thread ${holder - 1}, which is stopping the world itself`;
-        return false;
-      }
-      // A recoverer died pausing: take its pause over.
-      if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
-    }
-    const deadline = Date.now() + timeoutMs;
-    const sleeper = new Int32Array(new SharedArrayBuffer(4));
-    for (;;) {
-      let waiting = false;
-      Participant.blocker = "";
-      const high = Atomics.load(i32, registry.highWord);
-      for (let i = 0; i < high && !waiting; i++) {
-        const at = registry.slots + i * SLOT_WORDS;
-        const state = Atomics.load(i32, at + CLAIM) & 3;
-        if (state === SLOT_FREE || state === SLOT_RESERVED) continue;
-        const owner = Atomics.load(i32, at + OWNER);
-        if (owner === me || owner === 0 || ownerGone(owner)) continue;
-        if (Atomics.load(i32, at + PARKED) === 1 || Atomics.load(i32, at + ANNOUNCE) === 0) {
-          continue;
-        }
-        waiting = true;
-        Participant.blocker = `participant slot ${i} (thread ${owner - 1})`;
-      }
-      if (!waiting) return true;
-      if (Date.now() > deadline) {
-        Participant.resumeWorld(registry);
-        return false;
-      }
-      Atomics.wait(sleeper, 0, 0, 1);
-    }
-  }
-
-  /** Lowers the pause word and wakes the parked participants. */
-  static resumeWorld(registry: Registry): void {
-    const i32 = registry.arena.i32;
-    Atomics.store(i32, registry.pauseWord, 0);
-    Atomics.notify(i32, registry.pauseWord);
-  }
-
-  /** The record a parked participant of slot `index` holds in flight, or 0. */
-  static inflight(registry: Registry, index: number): number {
-    const at = registry.slots + index * SLOT_WORDS;
-    const i32 = registry.arena.i32;
-    return Atomics.load(i32, at + PARKED) === 1 ? i32[at + INFLIGHT] : 0;
-  }
-
-  /** The retire list and cache blocks of slot `index` (0 when none), for ownership checks. */
-  static slotBlocks(registry: Registry, index: number): { list: number; cache: number } {
-    const at = registry.slots + index * SLOT_WORDS;
-    return { list: registry.arena.i32[at + LIST], cache: registry.arena.i32[at + CACHE] };
-  }
-
-  /** Slots in use or reserved (for stats). */
-  static inUse(registry: Registry): number {
-    const i32 = registry.arena.i32;
-    let n = 0;
-    for (let i = 0; i < registry.count; i++) {
-      if ((Atomics.load(i32, registry.slots + i * SLOT_WORDS + CLAIM) & 3) !== SLOT_FREE) n++;
-    }
-    return n;
-  }
-
-  /** Bytes sitting free in the allocation caches of every slot (for stats). */
-  static cachedBytes(registry: Registry): number {
-    const i32 = registry.arena.i32;
-    let total = 0;
-    for (let i = 0; i < registry.count; i++) {
-      const cache = i32[registry.slots + i * SLOT_WORDS + CACHE];
-      if (cache !== 0) total += cachedBytes(registry.arena, cache);
-    }
-    return total;
   }
 
   /** Retired blocks waiting to be freed. */
@@ -738,7 +459,7 @@ export class Participant {
     const count = Atomics.load(i32, highWord);
     for (let i = 0; i < count; i++) {
       const at = slots + i * SLOT_WORDS;
-      if ((Atomics.load(i32, at + CLAIM) & 3) === SLOT_FREE) continue;
+      if (stateOf(Atomics.load(i32, at + CLAIM)) === SLOT_FREE) continue;
       const e = Atomics.load(i32, at + ANNOUNCE);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
@@ -760,51 +481,23 @@ export class Participant {
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
-    let n = a.i32[w];
+    let n = a.i32[w + RL_COUNT];
     // An entry leaves the list (the last one takes its place) before its block is freed, so a
     // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
     // block either listed or freed, never both: at worst one block leaks, for the sweep. The
     // move writes the epoch before the tag, so that a stop between the two leaves the entry's
     // own block with a later epoch (freed later: harmless); a stop after the tag, before the
-    // count, leaves the last entry listed twice, which {@linkcode repairList} undoes before
+    // count, leaves the last entry listed twice, which repairList (registry.ts) undoes before
     // anyone frees the list's blocks.
     for (let j = n - 1; j >= 0; j--) {
-      const tag = a.i32[w + 2 + 2 * j];
-      if (!before(a.i32[w + 3 + 2 * j], oldest)) continue;
+      const tag = a.i32[tagAt(w, j)];
+      if (!before(a.i32[epochAt(w, j)], oldest)) continue;
       n--;
       moveEntry(a.i32, w, n, j);
-      a.i32[w] = n;
+      a.i32[w + RL_COUNT] = n;
       this.#free(tag);
     }
     return n;
-  }
-
-  /**
-   * Makes the retire list of slot `index`, whose owner is gone, consistent again: an owner
-   * stopped in the middle of moving an entry (see #sweep) left one block listed twice, which
-   * would be freed twice. Call it before the slot is released.
-   */
-  static repairList(registry: Registry, index: number): void {
-    // The list may lie past this thread's views (another worker grew the buffer for it).
-    const a = registry.arena;
-    a.reach(a.buffer.byteLength);
-    const i32 = a.i32;
-    const list = i32[registry.slots + index * SLOT_WORDS + LIST];
-    if (list === 0) return;
-    const w = list >> 2;
-    let n = i32[w];
-    const seen = new Set<number>();
-    for (let j = n - 1; j >= 0; j--) {
-      const tag = i32[w + 2 + 2 * j];
-      if (!seen.has(tag)) {
-        seen.add(tag);
-        continue;
-      }
-      // Stopped here, this leaves at worst another duplicate for the next repair.
-      n--;
-      moveEntry(i32, w, n, j);
-      i32[w] = n;
-    }
   }
 
   /**
@@ -823,7 +516,7 @@ export class Participant {
       // Borrow the slot: a claim in this generation keeps new owners out meanwhile, and the
       // borrower's id in OWNER lets others reclaim the slot if the borrower dies meanwhile.
       const free = Atomics.load(a.i32, at + CLAIM);
-      if ((free & 3) !== SLOT_FREE) continue;
+      if (stateOf(free) !== SLOT_FREE) continue;
       if (Atomics.compareExchange(a.i32, at + CLAIM, free, free | SLOT_IN_USE) !== free) continue;
       Atomics.store(a.i32, at + OWNER, ownerId());
       // Its list and cache may lie past this thread's views.
@@ -836,7 +529,7 @@ export class Participant {
       }
       const list = a.i32[at + LIST];
       if (list !== 0 && this.#sweep(list, oldest) === 0) {
-        lockedRelease(a, list, 8 + 8 * a.i32[(list >> 2) + 1], [at + LIST, 0]);
+        lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
       }
       if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
       Atomics.store(a.i32, at + OWNER, 0);
@@ -932,7 +625,7 @@ export class Participant {
     // A retire list that grew for a burst (a clear() of many keys) and is empty again goes back.
     const list = this.arena.i32[this.#slot + LIST];
     if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
-      lockedRelease(this.arena, list, 8 + 8 * this.#room, [this.#slot + LIST, 0]);
+      lockedRelease(this.arena, list, listBytes(this.#room), [this.#slot + LIST, 0]);
       this.#room = 0;
     }
   }

@@ -2,33 +2,9 @@
  * Internal. The hash table both maps are built on, laid out the way Go's runtime lays out a map
  * (runtime/map.go up to Go 1.23), in an arena.
  *
- * A table header (eight words, anywhere in the arena; docs/design.md tabulates who writes and
- * reads each):
- *
- * | word | meaning                                                          |
- * | ---- | ---------------------------------------------------------------- |
- * | 0    | count: live keys                                                 |
- * | 1    | flags: {@linkcode SAME_SIZE_GROW}                                |
- * | 2    | B: the bucket array has 2^B buckets                              |
- * | 3    | overflow buckets hanging off the current array                   |
- * | 4    | offset of the bucket array                                       |
- * | 5    | offset of the old bucket array while growing, else 0             |
- * | 6    | nevacuate: old buckets below it are all evacuated                |
- * | 7    | overflow buckets hanging off the old array                       |
- *
- * A bucket is 144 bytes: eight tophash bytes, eight 8-byte key slots, eight 8-byte value slots,
- * an overflow link and padding. A key's bucket is the low B bits of its hash; its tophash is the
- * hash's top byte, raised by {@linkcode MIN_TOP_HASH} when it falls on a mark. Lookups compare
- * tophash bytes first and whole keys only on a tophash match, and stop at an empty-rest mark,
- * which promises that the rest of the bucket and its overflow chain are empty.
- *
- * Growth follows Go. An insert that would take the count past 6.5 keys a bucket (and past 8)
- * doubles the array; one that finds as many overflow buckets as buckets grows to the same size,
- * which compacts chains left sparse by deletes. Growth is incremental: the old array stays, every
- * write evacuates the old bucket it touches plus the next unevacuated one, and lookups read an
- * old bucket until it is evacuated. Invariant: a key lives either in an unevacuated old bucket
- * or in the new array, never both, and a new bucket receives keys only after its old bucket is
- * evacuated (so it is empty until then). Deletes never shrink the array.
+ * The layout (header words, buckets, tophash marks) is in table_layout.ts; growth in
+ * table_grow.ts, clearing in table_clear.ts, iteration in table_iter.ts, and stats and
+ * verification in table_verify.ts. This file holds the lookups, inserts and deletes.
  *
  * Every mutation writes through a transaction (tx.ts): journaled, so that a writer that dies
  * part-way is rolled back by the next one, and so that a step that runs out of memory is
@@ -46,100 +22,61 @@
  * @module
  */
 
-import { grantedBytes } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
-import { blobSize, hashStored, isBlob, MODE_INLINE, MODE_STRING, type Probe } from "./slots.ts";
+import { MODE_INLINE, MODE_STRING, type Probe } from "./slots.ts";
 import type { Tx } from "./tx.ts";
+import {
+  allocOverflow,
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  bucketsForHint,
+  CHAIN_CHECK,
+  chainLimit,
+  EMPTY_ONE,
+  EMPTY_REST,
+  evacuated,
+  freeBlob,
+  type FreeValue,
+  FULL_CHAIN_MAX,
+  KEYS,
+  loops,
+  MAX_B,
+  MIN_TOP_HASH,
+  newOverflow,
+  oldBOf,
+  OVERFLOW,
+  overLoadFactor,
+  SAME_SIZE_GROW,
+  T_B,
+  T_BUCKETS,
+  T_COUNT,
+  T_FLAGS,
+  T_NOVERFLOW,
+  T_OLDBUCKETS,
+  T_OLDOVERFLOW,
+  TABLE_WORDS,
+  tophash,
+  VALUE_WORDS,
+} from "./table_layout.ts";
+import { clearStep, clearSteps, destroy, finishClear } from "./table_clear.ts";
+import { finishGrowth, growWork, hashGrow } from "./table_grow.ts";
+import { collect } from "./table_iter.ts";
+import { stats, type TableStats, verify } from "./table_verify.ts";
 
-const T_COUNT = 0;
-const T_FLAGS = 1;
-const T_B = 2;
-const T_NOVERFLOW = 3;
-const T_BUCKETS = 4;
-const T_OLDBUCKETS = 5;
-const T_NEVACUATE = 6;
-const T_OLDOVERFLOW = 7;
-/** Words in a table header. */
-export const TABLE_WORDS = 8;
-
-/** Flag: the current growth keeps the bucket count (it compacts overflow chains). */
-const SAME_SIZE_GROW = 1;
-
-/** Bytes in a bucket. */
-export const BUCKET_SIZE = 144;
-/** Slots in a bucket. */
-const BUCKET_SLOTS = 8;
-/** Byte offset of the key slots in a bucket. */
-const KEYS = 8;
-/** Word distance from a key slot to its value slot: eight 8-byte key slots. */
-export const VALUE_WORDS = 16;
-/** Byte offset of the overflow link in a bucket. */
-const OVERFLOW = 136;
-/**
- * Byte offset, in an overflow bucket, of the size of its block: a full arena may serve a bucket
- * from a larger size class (allocator.ts allocateAtLeast), and it is freed with that size. 0
- * (never written) in a bucket of an array.
- */
-const BLOCK_BYTES = 140;
-/** The largest B: a bucket array of 144 * 2^B bytes must fit a 1 GiB arena. */
-export const MAX_B = 22;
-/**
- * The longest chain, in buckets, an insert extends while the table cannot grow for want of
- * memory. Evacuating a chain journals about five entries per bucket, and a step evacuates two.
- */
-const FULL_CHAIN_MAX = 8;
-
-/** This slot and every later one, in this bucket and its overflow chain, are empty. */
-const EMPTY_REST = 0;
-/** This slot is empty. */
-const EMPTY_ONE = 1;
-/** Evacuated to the first half of the bigger array. */
-const EVACUATED_X = 2;
-/** Evacuated to the second half. */
-const EVACUATED_Y = 3;
-/** Was empty when its bucket was evacuated. */
-const EVACUATED_EMPTY = 4;
-/** The smallest tophash of a live key. */
-const MIN_TOP_HASH = 5;
-
-const LOAD_FACTOR = 6.5;
-
-/** The tophash byte of `hash`. */
-export function tophash(hash: number): number {
-  const top = hash >>> 24;
-  return top < MIN_TOP_HASH ? top + MIN_TOP_HASH : top;
-}
-
-/** The smallest B whose array holds `hint` keys without growing. */
-export function bucketsForHint(hint: number): number {
-  let b = 0;
-  while (overLoadFactor(hint, b)) b++;
-  return b;
-}
-
-/** Bytes of the bucket array of a table sized for `hint` keys (no shift: no wrap). */
-export function bucketBytesForHint(hint: number): number {
-  return BUCKET_SIZE * 2 ** bucketsForHint(hint);
-}
-
-function overLoadFactor(count: number, b: number): boolean {
-  return count > BUCKET_SLOTS && count > LOAD_FACTOR * 2 ** b;
-}
-
-/** What {@linkcode Table.stats} reports. */
-export interface TableStats {
-  count: number;
-  B: number;
-  buckets: number;
-  overflowBuckets: number;
-  growing: boolean;
-  sameSizeGrow: boolean;
-  nevacuate: number;
-}
-
-/** Frees whatever a deleted or cleared key's value slot owns. */
-export type FreeValue = (hi: number, lo: number, tx: Tx) => void;
+// The layout and the parts of a table live beside it; these are the table's public names.
+export {
+  BUCKET_SIZE,
+  bucketAt,
+  bucketBytesForHint,
+  bucketsForHint,
+  type FreeValue,
+  MAX_B,
+  TABLE_WORDS,
+  tophash,
+  VALUE_WORDS,
+} from "./table_layout.ts";
+export type { TableStats } from "./table_verify.ts";
 
 /**
  * A view of one table in an arena. Cheap to make; holds no state of its own beyond where the
@@ -164,8 +101,6 @@ export class Table {
   foundBucket = 0;
   /** Set with {@linkcode foundBucket}: the first bucket of that bucket's chain. */
   foundHead = 0;
-  // Scratch for evacuation decisions (X or Y per slot), reused to avoid allocation.
-  #sides: number[] = [];
 
   constructor(
     arena: Arena,
@@ -207,7 +142,7 @@ export class Table {
 
   /** The most buckets any chain may have: more means the chain loops. */
   #chainLimit(): number {
-    return this.arena.buffer.byteLength / BUCKET_SIZE;
+    return chainLimit(this.arena);
   }
 
   /**
@@ -494,127 +429,61 @@ export class Table {
     return true;
   }
 
-  /** Buckets a clear walks: the old array's (while growing), then the current array's. */
+  /** Buckets a clear walks (table_clear.ts). */
   get clearSteps(): number {
-    const i32 = this.arena.i32;
-    const old = i32[this.h + T_OLDBUCKETS] === 0 ? 0 : 1 << this.#oldB();
-    return old + (1 << i32[this.h + T_B]);
+    return clearSteps(this);
   }
 
-  /**
-   * One step of a clear: empties bucket `step` of {@linkcode clearSteps} (an old bucket first,
-   * then a current one), freeing what its keys own and its overflow chain. A clear is a row of
-   * such steps, each a transaction of its own, then {@linkcode finishClear}; the steps change
-   * no count, so a lookup between them may still find keys of buckets not yet cleared. The
-   * bucket count must not change between steps (nothing else writes meanwhile).
-   */
+  /** One step of a clear (table_clear.ts). */
   clearStep(step: number): void {
-    const a = this.arena;
-    const h = this.h;
-    const old = a.i32[h + T_OLDBUCKETS];
-    const oldBuckets = old === 0 ? 0 : 1 << this.#oldB();
-    if (step < oldBuckets) {
-      const ob = old + step * BUCKET_SIZE;
-      if (!this.#evacuated(ob)) this.#freeChainSlots(ob);
-      this.#freeOverflows(ob, T_OLDOVERFLOW);
-      return;
-    }
-    const b = a.i32[h + T_BUCKETS] + (step - oldBuckets) * BUCKET_SIZE;
-    this.#freeChainSlots(b);
-    this.#freeOverflows(b, T_NOVERFLOW);
-    a.reach(b + BUCKET_SIZE);
-    for (let w = b >> 2; w < (b + BUCKET_SIZE) >> 2; w++) {
-      if (a.i32[w] !== 0) this.tx.set(w, 0);
-    }
+    clearStep(this, step);
   }
 
-  /** The last step of a clear: the header says empty, and an old array is freed. Keeps B. */
+  /** The last step of a clear (table_clear.ts). */
   finishClear(): void {
-    const a = this.arena;
-    const h = this.h;
-    const tx = this.tx;
-    const old = a.i32[h + T_OLDBUCKETS];
-    if (old !== 0) tx.free(old, BUCKET_SIZE * 2 ** this.#oldB());
-    tx.set(h + T_COUNT, 0);
-    tx.set(h + T_FLAGS, 0);
-    tx.set(h + T_NOVERFLOW, 0);
-    tx.set(h + T_OLDBUCKETS, 0);
-    tx.set(h + T_NEVACUATE, 0);
-    tx.set(h + T_OLDOVERFLOW, 0);
+    finishClear(this);
   }
 
-  /**
-   * Frees every block of a table no one can reach any more, key blobs included when the table
-   * owns keys, through `free`; the header itself is the caller's. Not journaled: it runs when a
-   * retired table is reclaimed (reclaim.ts).
-   */
+  /** Frees every block of a table no one can reach any more (table_clear.ts). */
   destroy(free: (offset: number, size: number) => void): void {
-    const a = this.arena;
-    const h = this.h;
-    a.reach(a.buffer.byteLength);
-    const old = a.i32[h + T_OLDBUCKETS];
-    if (old !== 0) {
-      const n = 1 << this.#oldB();
-      for (let j = 0; j < n; j++) this.#freeChainOf(old + j * BUCKET_SIZE, free);
-      free(old, BUCKET_SIZE * n);
-    }
-    const n = 1 << a.i32[h + T_B];
-    const buckets = a.i32[h + T_BUCKETS];
-    for (let j = 0; j < n; j++) this.#freeChainOf(buckets + j * BUCKET_SIZE, free);
-    free(buckets, BUCKET_SIZE * n);
+    destroy(this, free);
   }
 
-  #freeChainOf(b: number, free: (offset: number, size: number) => void): void {
-    const a = this.arena;
-    let next = a.i32[(b + OVERFLOW) >> 2];
-    let limit = this.#chainLimit();
-    while (next !== 0) {
-      const after = a.i32[(next + OVERFLOW) >> 2];
-      free(next, this.#overflowBytes(next));
-      next = after;
-      if (--limit < 0) throw loops();
-    }
+  /** Visits every live key whose hash has `i` in its low `level` bits (table_iter.ts). */
+  collect(level: number, i: number, visit: (keySlot: number) => void): void {
+    collect(this, level, i, visit);
+  }
+
+  /** Shape and growth state, for stats() and tests (table_verify.ts). */
+  stats(): TableStats {
+    return stats(this);
+  }
+
+  /** Checks the table's invariants, visiting its blocks and live keys (table_verify.ts). */
+  verify(
+    block: (offset: number, bytes: number) => void,
+    slot: (keySlot: number) => void,
+    keys = true,
+  ): void {
+    verify(this, block, slot, keys);
+  }
+
+  /** Finishes any growth under way (table_grow.ts). */
+  finishGrowth(): void {
+    finishGrowth(this);
+  }
+
+  #hashGrow(): void {
+    hashGrow(this);
+  }
+
+  #growWork(bucket: number): void {
+    growWork(this, bucket);
   }
 
   /** The current B. Iterations partition keys by the low bits of B taken at their start. */
   get B(): number {
     return this.arena.i32[this.h + T_B];
-  }
-
-  /**
-   * Calls `visit(keySlot)` for every live key whose hash has `i` in its low `level` bits. Such
-   * a key lives in new buckets congruent to `i` modulo 2^level, or in the matching unevacuated
-   * old buckets, never both; the union over all `i` is every key exactly once, however far the
-   * table has grown since `level` was taken. `visit` must not mutate the table.
-   */
-  collect(level: number, i: number, visit: (keySlot: number) => void): void {
-    const a = this.arena;
-    const h = this.h;
-    const B = a.i32[h + T_B];
-    const buckets = a.i32[h + T_BUCKETS];
-    if (B >= level) {
-      for (let j = i; j < 1 << B; j += 1 << level) {
-        this.#visitChain(buckets + j * BUCKET_SIZE, -1, 0, visit);
-      }
-    } else {
-      // A smaller table than the one `level` was taken from (SyncMap replaces its tables).
-      const b = buckets + (i & ((1 << B) - 1)) * BUCKET_SIZE;
-      this.#visitChain(b, (1 << level) - 1, i, visit);
-    }
-    const old = a.i32[h + T_OLDBUCKETS];
-    if (old === 0) return;
-    const oldB = this.#oldB();
-    if (oldB >= level) {
-      for (let j = i; j < 1 << oldB; j += 1 << level) {
-        const ob = old + j * BUCKET_SIZE;
-        if (!this.#evacuated(ob)) this.#visitChain(ob, -1, 0, visit);
-      }
-    } else {
-      // The iteration began while this growth was under way: an old bucket holds the keys of
-      // two logical buckets, so keep only those hashing to `i`.
-      const ob = old + (i & ((1 << oldB) - 1)) * BUCKET_SIZE;
-      if (!this.#evacuated(ob)) this.#visitChain(ob, (1 << level) - 1, i, visit);
-    }
   }
 
   /**
@@ -665,325 +534,20 @@ export class Table {
     }
   }
 
-  /** Shape and growth state, for stats() and tests. */
-  stats(): TableStats {
-    const i32 = this.arena.i32;
-    const h = this.h;
-    return {
-      count: i32[h + T_COUNT],
-      B: i32[h + T_B],
-      buckets: 1 << i32[h + T_B],
-      overflowBuckets: i32[h + T_NOVERFLOW] + i32[h + T_OLDOVERFLOW],
-      growing: i32[h + T_OLDBUCKETS] !== 0,
-      sameSizeGrow: (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0,
-      nevacuate: i32[h + T_NEVACUATE],
-    };
-  }
-
-  /**
-   * Calls `block(offset, bytes)` for every block the table itself owns (bucket arrays and
-   * overflow buckets) and `slot(keySlot)` for every live key, checking the table's invariants
-   * on the way: header words in range, chains that end, counts that match, tophash marks, and
-   * keys in the right buckets. Throws a RangeError naming the first broken one. With `keys`
-   * false, keys are not rehashed (a retired SyncMap table's keys may point at freed blobs).
-   */
-  verify(
-    block: (offset: number, bytes: number) => void,
-    slot: (keySlot: number) => void,
-    keys = true,
-  ): void {
-    const a = this.arena;
-    const i32 = a.i32;
-    const h = this.h;
-    const fail = (what: string): never => {
-      throw new RangeError(`verify: table at ${h << 2}: ${what}`);
-    };
-    const B = i32[h + T_B];
-    if (B < 0 || B > MAX_B) fail(`B is ${B}`);
-    const buckets = i32[h + T_BUCKETS];
-    const n = 1 << B;
-    if (buckets <= 0 || buckets % 16 !== 0 || buckets + n * BUCKET_SIZE > a.buffer.byteLength) {
-      fail(`bucket array at ${buckets} is out of range`);
-    }
-    block(buckets, n * BUCKET_SIZE);
-    let live = 0;
-    let overflow = 0;
-    const walk = (first: number, check: (hash: number) => boolean, mask: number): void => {
-      let sawEmptyRest = false;
-      let limit = this.#chainLimit();
-      for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
-        if (b !== first) {
-          block(b, this.#overflowBytes(b));
-          if (mask >= 0) overflow++;
-        }
-        if (--limit < 0) fail("an overflow chain loops");
-        for (let i = 0; i < BUCKET_SLOTS; i++) {
-          const t = a.u8[b + i];
-          if (t === EMPTY_REST) {
-            sawEmptyRest = true;
-            continue;
-          }
-          if (sawEmptyRest && t !== EMPTY_REST) {
-            fail(`bucket ${b}: a slot after an empty-rest mark`);
-          }
-          if (t < MIN_TOP_HASH) {
-            if (t !== EMPTY_ONE) fail(`bucket ${b}: mark ${t} outside an evacuated bucket`);
-            continue;
-          }
-          const k = b + KEYS + 8 * i;
-          if (keys) {
-            const hash = hashStored(a, i32[(k >> 2) + 1], i32[k >> 2]);
-            if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
-            if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
-          }
-          live++;
-          slot(k);
-        }
-      }
-    };
-    for (let j = 0; j < n; j++) {
-      walk(buckets + j * BUCKET_SIZE, (hash) => (hash & (n - 1)) === j, 1);
-    }
-    const old = i32[h + T_OLDBUCKETS];
-    if (old !== 0) {
-      const oldB = this.#oldB();
-      const on = 1 << oldB;
-      block(old, on * BUCKET_SIZE);
-      const nev = i32[h + T_NEVACUATE];
-      if (nev < 0 || nev > on) fail(`nevacuate ${nev} out of range`);
-      let oldOverflow = 0;
-      for (let j = 0; j < on; j++) {
-        const ob = old + j * BUCKET_SIZE;
-        if (this.#evacuated(ob)) {
-          if (i32[(ob + OVERFLOW) >> 2] !== 0) fail(`evacuated old bucket ${j} keeps a chain`);
-          continue;
-        }
-        if (j < nev) fail(`old bucket ${j} is below nevacuate but not evacuated`);
-        // Its destinations must still be empty.
-        const same = (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
-        for (const d of same ? [j] : [j, j + on]) {
-          const db = buckets + d * BUCKET_SIZE;
-          if (a.u8[db] !== EMPTY_REST || i32[(db + OVERFLOW) >> 2] !== 0) {
-            fail(`new bucket ${d} holds keys before its old bucket ${j} was evacuated`);
-          }
-        }
-        const before = overflow;
-        walk(ob, (hash) => (hash & (on - 1)) === j, 1);
-        oldOverflow += overflow - before;
-        overflow = before;
-      }
-      if (oldOverflow !== i32[h + T_OLDOVERFLOW]) {
-        fail(`old overflow count ${i32[h + T_OLDOVERFLOW]} but ${oldOverflow} found`);
-      }
-    }
-    if (overflow !== i32[h + T_NOVERFLOW]) {
-      fail(`overflow count ${i32[h + T_NOVERFLOW]} but ${overflow} found`);
-    }
-    if (live !== i32[h + T_COUNT]) fail(`count ${i32[h + T_COUNT]} but ${live} keys found`);
-  }
-
-  /** Finishes any growth under way by evacuating every remaining old bucket. */
-  finishGrowth(): void {
-    const a = this.arena;
-    let limit = this.#chainLimit() + 1;
-    while (a.i32[this.h + T_OLDBUCKETS] !== 0) {
-      this.#evacuate(a.i32[this.h + T_NEVACUATE]);
-      if (--limit < 0) throw loops();
-    }
-  }
-
-  #visitChain(b: number, mask: number, want: number, visit: (keySlot: number) => void): void {
-    const a = this.arena;
-    let limit = this.#chainLimit();
-    while (b !== 0) {
-      a.reach(b + BUCKET_SIZE);
-      for (let i = 0; i < BUCKET_SLOTS; i++) {
-        const t = a.u8[b + i];
-        if (t < MIN_TOP_HASH) {
-          if (t === EMPTY_REST) return;
-          continue;
-        }
-        const k = b + KEYS + 8 * i;
-        if (mask >= 0) {
-          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
-          if ((hash & mask) !== want) continue;
-        }
-        visit(k);
-      }
-      b = a.i32[(b + OVERFLOW) >> 2];
-      if (--limit < 0) throw loops();
-    }
-  }
-
   #oldB(): number {
-    const i32 = this.arena.i32;
-    return i32[this.h + T_B] - ((i32[this.h + T_FLAGS] & SAME_SIZE_GROW) !== 0 ? 0 : 1);
+    return oldBOf(this);
   }
 
   #evacuated(b: number): boolean {
-    this.arena.reach(b + BUCKET_SIZE);
-    const t = this.arena.u8[b];
-    return t > EMPTY_ONE && t < MIN_TOP_HASH;
+    return evacuated(this.arena, b);
   }
 
-  /** Starts a growth: a bigger array when over the load factor, else one of the same size. */
-  #hashGrow(): void {
-    const a = this.arena;
-    const tx = this.tx;
-    const h = this.h;
-    const B = a.i32[h + T_B];
-    const bigger = overLoadFactor(a.i32[h + T_COUNT] + 1, B);
-    const newB = bigger ? B + 1 : B;
-    if (newB > MAX_B) throw new MapFullError(BUCKET_SIZE * 2 ** newB, a.maxBytes);
-    const buckets = tx.alloc(BUCKET_SIZE * 2 ** newB, true);
-    const i32 = a.i32;
-    tx.set(h + T_FLAGS, bigger ? 0 : SAME_SIZE_GROW);
-    tx.set(h + T_OLDBUCKETS, i32[h + T_BUCKETS]);
-    tx.set(h + T_BUCKETS, buckets);
-    tx.set(h + T_B, newB);
-    tx.set(h + T_NEVACUATE, 0);
-    tx.set(h + T_OLDOVERFLOW, i32[h + T_NOVERFLOW]);
-    tx.set(h + T_NOVERFLOW, 0);
-  }
-
-  /** Evacuates the old bucket a write to `bucket` needs, then one more to make progress. */
-  #growWork(bucket: number): void {
-    const a = this.arena;
-    this.#evacuate(bucket & ((1 << this.#oldB()) - 1));
-    if (a.i32[this.h + T_OLDBUCKETS] !== 0) this.#evacuate(a.i32[this.h + T_NEVACUATE]);
-  }
-
-  /**
-   * Moves old bucket `oldbucket` and its chain into the new array. Its destinations are empty
-   * (invariant), so one ZERO journal entry each covers every write into them; overflow buckets
-   * it adds are fresh blocks.
-   */
-  #evacuate(oldbucket: number): void {
-    const a = this.arena;
-    const tx = this.tx;
-    const h = this.h;
-    const old = a.i32[h + T_OLDBUCKETS];
-    const oldB = this.#oldB();
-    const newbit = 1 << oldB;
-    const sameSize = (a.i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
-    const ob = old + oldbucket * BUCKET_SIZE;
-    if (!this.#evacuated(ob)) {
-      const buckets = a.i32[h + T_BUCKETS];
-      const x = buckets + oldbucket * BUCKET_SIZE;
-      const y = sameSize ? 0 : buckets + (oldbucket + newbit) * BUCKET_SIZE;
-      // Another worker may have allocated the new array after growing the buffer, past this
-      // worker's views; a write there would be dropped silently and the keys lost. Cover it.
-      a.reach((y !== 0 ? y : x) + BUCKET_SIZE);
-      tx.zeroed(x >> 2, (x + BUCKET_SIZE) >> 2);
-      if (y !== 0) tx.zeroed(y >> 2, (y + BUCKET_SIZE) >> 2);
-      // Destination bucket and next free slot for each half.
-      let xb = x, xi = 0, yb = y, yi = 0;
-      const sides = this.#sides;
-      let n = 0;
-      let limit = this.#chainLimit();
-      for (let b = ob; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
-        if (--limit < 0) throw loops();
-        a.reach(b + BUCKET_SIZE);
-        for (let i = 0; i < BUCKET_SLOTS; i++) {
-          const top = a.u8[b + i];
-          if (top < MIN_TOP_HASH) {
-            sides[n++] = EVACUATED_EMPTY;
-            continue;
-          }
-          const k = b + KEYS + 8 * i;
-          let useY = false;
-          if (!sameSize) {
-            const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
-            useY = (hash & newbit) !== 0;
-          }
-          sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;
-          let db: number; // destination bucket and slot
-          let di: number;
-          if (useY) {
-            if (yi === BUCKET_SLOTS) {
-              yb = this.#newOverflow(yb);
-              yi = 0;
-            }
-            db = yb;
-            di = yi++;
-          } else {
-            if (xi === BUCKET_SLOTS) {
-              xb = this.#newOverflow(xb);
-              xi = 0;
-            }
-            db = xb;
-            di = xi++;
-          }
-          // Plain writes: the destination was empty (a ZERO entry) or is a fresh block.
-          a.u8[db + di] = top;
-          const from = k >> 2;
-          const to = (db + KEYS + 8 * di) >> 2;
-          const i32 = a.i32;
-          i32[to] = i32[from];
-          i32[to + 1] = i32[from + 1];
-          i32[to + VALUE_WORDS] = i32[from + VALUE_WORDS];
-          i32[to + VALUE_WORDS + 1] = i32[from + VALUE_WORDS + 1];
-        }
-      }
-      // Mark every old slot, in chain order, with where its key went, and free the old chain.
-      let m = 0;
-      for (let b = ob; b !== 0;) {
-        const w0 = sides[m] | sides[m + 1] << 8 | sides[m + 2] << 16 | sides[m + 3] << 24;
-        const w1 = sides[m + 4] | sides[m + 5] << 8 | sides[m + 6] << 16 | sides[m + 7] << 24;
-        tx.set(b >> 2, w0);
-        tx.set((b >> 2) + 1, w1);
-        m += BUCKET_SLOTS;
-        const next = a.i32[(b + OVERFLOW) >> 2];
-        if (b !== ob) {
-          tx.free(b, this.#overflowBytes(b));
-          tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - 1);
-        }
-        b = next;
-      }
-      tx.set((ob + OVERFLOW) >> 2, 0);
-    }
-    if (oldbucket === a.i32[h + T_NEVACUATE]) this.#advanceEvacuationMark(newbit);
-  }
-
-  /** Allocates a zeroed overflow bucket, and records its block's size in it. */
   #allocOverflow(): number {
-    const overflow = this.tx.allocAtLeast(BUCKET_SIZE, true);
-    // A plain write: the block is this mutation's own (a rollback frees it).
-    this.arena.i32[(overflow + BLOCK_BYTES) >> 2] = grantedBytes;
-    return overflow;
-  }
-
-  /** Bytes of the block of overflow bucket `b`, to free it with. */
-  #overflowBytes(b: number): number {
-    const bytes = this.arena.i32[(b + BLOCK_BYTES) >> 2];
-    return bytes === 0 ? BUCKET_SIZE : bytes;
+    return allocOverflow(this);
   }
 
   #newOverflow(b: number): number {
-    const a = this.arena;
-    const overflow = this.#allocOverflow();
-    this.tx.set((b + OVERFLOW) >> 2, overflow);
-    this.tx.set(this.h + T_NOVERFLOW, a.i32[this.h + T_NOVERFLOW] + 1);
-    return overflow;
-  }
-
-  #advanceEvacuationMark(newbit: number): void {
-    const a = this.arena;
-    const tx = this.tx;
-    const h = this.h;
-    let n = a.i32[h + T_NEVACUATE] + 1;
-    // Skip buckets already evacuated out of order, but bound the work (as Go does).
-    const stop = Math.min(n + 1024, newbit);
-    const old = a.i32[h + T_OLDBUCKETS];
-    while (n !== stop && this.#evacuated(old + n * BUCKET_SIZE)) n++;
-    tx.set(h + T_NEVACUATE, n);
-    if (n === newbit) {
-      // Growth is done: no old bucket holds a key any more.
-      tx.free(old, BUCKET_SIZE * newbit);
-      tx.set(h + T_OLDBUCKETS, 0);
-      tx.set(h + T_FLAGS, a.i32[h + T_FLAGS] & ~SAME_SIZE_GROW);
-      tx.set(h + T_OLDOVERFLOW, 0);
-    }
+    return newOverflow(this, b);
   }
 
   /**
@@ -1035,62 +599,6 @@ export class Table {
   }
 
   #freeBlob(hi: number, lo: number): void {
-    if (isBlob(hi)) this.tx.free(lo, blobSize(this.arena, hi, lo));
+    freeBlob(this, hi, lo);
   }
-
-  /** Frees what the live keys of the chain from `b` own (key blobs, values). */
-  #freeChainSlots(b: number): void {
-    const a = this.arena;
-    let limit = this.#chainLimit();
-    for (; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
-      if (--limit < 0) throw loops();
-      a.reach(b + BUCKET_SIZE);
-      for (let i = 0; i < BUCKET_SLOTS; i++) {
-        if (a.u8[b + i] < MIN_TOP_HASH) continue;
-        const w = (b + KEYS + 8 * i) >> 2;
-        if (this.ownsKeys) this.#freeBlob(a.i32[w + 1], a.i32[w]);
-        this.freeValue(a.i32[w + VALUE_WORDS + 1], a.i32[w + VALUE_WORDS], this.tx);
-      }
-    }
-  }
-
-  /** Frees the overflow buckets chained after bucket `b`, unlinks them, and counts them out. */
-  #freeOverflows(b: number, counter: number): void {
-    const a = this.arena;
-    const tx = this.tx;
-    let next = a.i32[(b + OVERFLOW) >> 2];
-    if (next === 0) return;
-    tx.set((b + OVERFLOW) >> 2, 0);
-    let n = 0;
-    let limit = this.#chainLimit();
-    while (next !== 0) {
-      const after = a.i32[(next + OVERFLOW) >> 2];
-      tx.free(next, this.#overflowBytes(next));
-      n++;
-      next = after;
-      if (--limit < 0) throw loops();
-    }
-    tx.set(this.h + counter, a.i32[this.h + counter] - n);
-  }
-}
-
-/**
- * The byte offset of bucket `bucket` in the current bucket array of the table whose header is
- * at byte `headerOffset`, and the word index of its overflow link (for tests that corrupt a
- * chain on purpose).
- */
-export function bucketAt(
-  arena: Arena,
-  headerOffset: number,
-  bucket: number,
-): { offset: number; overflowWord: number } {
-  const offset = arena.i32[(headerOffset >> 2) + T_BUCKETS] + bucket * BUCKET_SIZE;
-  return { offset, overflowWord: (offset + OVERFLOW) >> 2 };
-}
-
-/** Hops a lookup makes along a chain before it checks the chain for a loop. */
-const CHAIN_CHECK = 64;
-
-function loops(): RangeError {
-  return new RangeError("corrupt table: an overflow chain loops");
 }

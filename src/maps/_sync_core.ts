@@ -22,7 +22,8 @@ import type { Arena } from "../_engine/arena.ts";
 import { ownerId } from "../_engine/census.ts";
 import { ACQUIRED, clearPoison, lockWord, unlockWord } from "../_engine/futex.ts";
 import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
-import { Participant, type Registry } from "../_engine/reclaim.ts";
+import type { Participant } from "../_engine/reclaim.ts";
+import { type Registry, slotsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { LockedTx } from "../_engine/tx.ts";
@@ -579,7 +580,7 @@ export class SyncCore {
 
   /** Bytes in use, less what sits free in participants' caches. */
   bytesUsed(): number {
-    return bytesUsed(this.arena) - Participant.cachedBytes(this.registry);
+    return bytesUsed(this.arena) - slotsCachedBytes(this.registry);
   }
 
   /** Word index of the mutex journal's intent (for tests). */

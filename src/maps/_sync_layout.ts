@@ -8,7 +8,7 @@
 
 import type { Arena } from "../_engine/arena.ts";
 import { H_ROOT } from "../_engine/arena.ts";
-import type { Registry } from "../_engine/reclaim.ts";
+import type { Registry } from "../_engine/registry.ts";
 import { TABLE_WORDS } from "../_engine/table.ts";
 
 // The root is 64 words from H_ROOT, 64-byte aligned, grouped in cache lines by how often each
@@ -32,7 +32,7 @@ export const R_MU = H_ROOT + 16;
 export const R_DIRTY = H_ROOT + 17;
 /** Loads that took the lock since the last promotion. */
 export const R_MISSES = H_ROOT + 18;
-// Line 2: reclamation and recovery (reclaim.ts, _sync_recovery.ts).
+// Line 2: reclamation and recovery (registry.ts, reclaim.ts, _sync_recovery.ts).
 /** The global epoch. */
 export const R_EPOCH = H_ROOT + 32;
 /** Released slots still holding a retire list or a cache. */

@@ -19,7 +19,14 @@ import {
 import { adoptCensus, census } from "../_engine/census.ts";
 import { ownerOf } from "../_engine/futex.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
-import { Participant, SLOT_WORDS, type Ticket } from "../_engine/reclaim.ts";
+import {
+  adoptSlot,
+  claimSlot,
+  releaseSlot,
+  reserveSlot,
+  SLOT_WORDS,
+  type Ticket,
+} from "../_engine/registry.ts";
 import type { SlotCodec } from "../_engine/slots.ts";
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
@@ -141,7 +148,7 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
   }
   boot.commit();
   census();
-  return new OpenedSyncMap(arena, Participant.claim(registryOf(arena)), keys, values);
+  return new OpenedSyncMap(arena, claimSlot(registryOf(arena)), keys, values);
 }
 
 /**
@@ -172,19 +179,19 @@ export function attachSyncMap<K, V, M>(
   if (handle.participant !== undefined) {
     // A slot the worker adapters reserved for this worker: it becomes in use exactly once.
     try {
-      ticket = Participant.adopt(registry, handle.participant, handle.generation ?? -1);
+      ticket = adoptSlot(registry, handle.participant, handle.generation ?? -1);
     } catch (error) {
       throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
     }
   } else {
-    ticket = Participant.claim(registry);
+    ticket = claimSlot(registry);
   }
   try {
     const keys = attachCodec(options.keys, arena.keyCodecName, "keys");
     const values = attachCodec(options.values, arena.valueCodecName, "values");
     return build(new OpenedSyncMap(arena, ticket, keys, values));
   } catch (error) {
-    Participant.releaseSlot(registry, ticket.index, ticket.word >>> 2);
+    releaseSlot(registry, ticket.index, ticket.word >>> 2);
     throw error;
   }
 }
@@ -198,7 +205,7 @@ export function reserveShare<K, V>(
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
   const a = s.arena;
   const registry = registryOf(a);
-  const { index, generation } = Participant.reserve(registry);
+  const { index, generation } = reserveSlot(registry);
   return {
     handle: {
       kind: "SyncMap",
@@ -210,7 +217,7 @@ export function reserveShare<K, V>(
     // A worker that ends without closing the map may have been stopped mid-operation with
     // blocks in hand: a sweep is due (see _sync_recovery.ts).
     release: (graceMs = 0) =>
-      Participant.releaseSlot(
+      releaseSlot(
         registry,
         index,
         generation,

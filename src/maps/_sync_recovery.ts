@@ -21,18 +21,20 @@
  * @module
  */
 
-import {
-  blockSize,
-  CACHE_BLOCK_BYTES,
-  cacheBlock,
-  lockedRelease,
-  underLock,
-  verifyCache,
-  verifyHeap,
-} from "../_engine/allocator.ts";
+import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
+import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
 import { ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
-import { Participant, SLOT_WORDS } from "../_engine/reclaim.ts";
+import {
+  deadSlots,
+  pauseBlocker,
+  pauseWorld,
+  releaseSlot,
+  resumeWorld,
+  SLOT_WORDS,
+  slotBlocks,
+  slotInflight,
+} from "../_engine/registry.ts";
 import { blobSize, isBlob } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
@@ -72,7 +74,7 @@ export const SYNC_JOURNAL_ENTRIES = 512;
 export function reapDead(core: SyncCore): void {
   const registry = core.registry;
   const i32 = core.arena.i32;
-  const dead = Participant.deadSlots(registry);
+  const dead = deadSlots(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
   if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
   // Slots are given back first, whatever happens after: their announcements must stop
@@ -81,16 +83,16 @@ export function reapDead(core: SyncCore): void {
   Atomics.store(i32, R_SWEEP_DUE, 1);
   try {
     core.locked(() => {
-      if (!Participant.pauseWorld(registry, PAUSE_TIMEOUT_MS)) return;
+      if (!pauseWorld(registry, PAUSE_TIMEOUT_MS)) return;
       try {
         sweep(core);
         Atomics.store(i32, R_SWEEP_DUE, 0);
       } finally {
-        Participant.resumeWorld(registry);
+        resumeWorld(registry);
       }
     });
   } finally {
-    for (const { index, generation } of dead) Participant.releaseSlot(registry, index, generation);
+    for (const { index, generation } of dead) releaseSlot(registry, index, generation);
   }
 }
 
@@ -174,11 +176,11 @@ function mark(core: SyncCore, strict: boolean): Marks {
   const registry = core.registry;
   const high = Atomics.load(i32, registry.highWord);
   for (let i = 0; i < high; i++) {
-    const { list, cache } = Participant.slotBlocks(registry, i);
+    const { list, cache } = slotBlocks(registry, i);
     if (cache !== 0) {
       own(cacheBlock(a, cache), CACHE_BLOCK_BYTES, "a cache block");
     }
-    const inflight = Participant.inflight(registry, i);
+    const inflight = slotInflight(registry, i);
     if (inflight !== 0) record(inflight, "a record in flight");
     if (list === 0) continue;
     const n = i32[list >> 2];
@@ -238,7 +240,7 @@ function caches(core: SyncCore): [number, number][] {
   const out: [number, number][] = [];
   const high = Atomics.load(core.arena.i32, core.registry.highWord);
   for (let i = 0; i < high; i++) {
-    const cache = Participant.slotBlocks(core.registry, i).cache;
+    const cache = slotBlocks(core.registry, i).cache;
     if (cache !== 0) out.push([i, cache]);
   }
   return out;
@@ -256,9 +258,9 @@ export function verifySyncMap(core: SyncCore): void {
   };
   reapDead(core);
   core.locked(() => {
-    if (!Participant.pauseWorld(core.registry, 5000)) {
+    if (!pauseWorld(core.registry, 5000)) {
       fail(
-        `${Participant.blocker} kept using the map for 5 s; verify() needs it quiet for a moment`,
+        `${pauseBlocker} kept using the map for 5 s; verify() needs it quiet for a moment`,
       );
     }
     try {
@@ -292,11 +294,11 @@ export function verifySyncMap(core: SyncCore): void {
       const counted = Atomics.load(i32, R_COUNT);
       if (counted !== count) fail(`the count says ${counted} keys but ${count} have a value`);
       if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");
-      for (const { index } of Participant.deadSlots(core.registry)) {
+      for (const { index } of deadSlots(core.registry)) {
         fail(`participant slot ${index} still belongs to a thread that is gone`);
       }
     } finally {
-      Participant.resumeWorld(core.registry);
+      resumeWorld(core.registry);
     }
   });
 }

@@ -789,7 +789,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 /**
  * Internal: reserves a participant slot of `map` for a worker about to attach, and returns the
  * handle to post and the function that gives the slot back when the worker is gone (with a
- * grace in milliseconds when the worker may still be running; see Participant.releaseSlot).
+ * grace in milliseconds when the worker may still be running; see releaseSlot).
  */
 export function shareSyncMap(
   map: SyncMap<never, never>,

@@ -7,55 +7,15 @@
 import type { Buffer } from "node:buffer";
 import { Wire } from "../_engine/wire.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
-import { type Codec, slotCodecOf } from "../codec.ts";
+import { slotCodecOf } from "../codec.ts";
 import { type Arg, Connection, type Node, type Reply } from "./connection.ts";
 import { RedisSyncMapError } from "./errors.ts";
 import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
+import { checkOptions, type RedisSyncMapOptions } from "./options.ts";
+import { scanEntries, scanKeys } from "./scan.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
 
-/** Options for {@linkcode RedisSyncMap.open}: where, which map, codecs, and timeouts. */
-export interface RedisSyncMapOptions<K, V> {
-  /**
-   * A standalone server: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
-   * Give either this or {@linkcode cluster}.
-   */
-  url?: string;
-  /**
-   * Some nodes of a Redis Cluster, as `redis://` URLs (credentials in the first apply to every
-   * node); the client discovers the rest. Give either this or {@linkcode url}.
-   */
-  cluster?: readonly string[];
-  /**
-   * The map's name: 1 to 200 characters from `A-Z a-z 0-9 _ . : / -`. Its keys live under the
-   * Redis keys `shmap:<name>#...`; every program that opens the same name on the same server,
-   * with the same codecs, shares the map.
-   */
-  name: string;
-  /** Codec for keys; defaults to `codecs.auto`, as in SyncMap. */
-  keys?: Codec<K>;
-  /** Codec for values; defaults to `codecs.auto`, as in SyncMap. */
-  values?: Codec<V>;
-  /**
-   * Most milliseconds a command waits for its reply, and a call for a connection (default
-   * 5000). A call that sends several commands (`range`, `clear`, `size`, a `compute` that
-   * retries) bounds each of them.
-   */
-  timeout?: number;
-  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default: `timeout`). */
-  connectTimeout?: number;
-  /**
-   * Longest wait between two attempts to reconnect a dropped connection (default 2000). The
-   * client reconnects, backing off exponentially from 50 ms, for as long as the map is open.
-   */
-  maxReconnectDelay?: number;
-  /** The COUNT hint of the SCANs behind `range`, `clear` and `size` (default 1000). */
-  scanCount?: number;
-}
-
-const DEFAULT_TIMEOUT = 5000;
-const DEFAULT_MAX_RECONNECT_DELAY = 2000;
-const DEFAULT_SCAN_COUNT = 1000;
-const MAX_TIMER = 2 ** 31 - 1;
+export type { RedisSyncMapOptions } from "./options.ts";
 
 /**
  * Go's `sync.Map`, as {@linkcode SyncMap} has it, on a standalone Redis or a Redis Cluster, for
@@ -168,28 +128,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     const name = checkName(options.name);
     const layout = new KeyLayout(name, slotCodecOf(options.keys, "keys"));
     const values = new Wire(slotCodecOf(options.values, "values"), allocateBuffer);
-    const timeout = checkMs(options.timeout, DEFAULT_TIMEOUT, "timeout");
-    const connectTimeout = checkMs(options.connectTimeout, timeout, "connectTimeout");
-    const maxReconnectDelay = checkMs(
-      options.maxReconnectDelay,
-      DEFAULT_MAX_RECONNECT_DELAY,
-      "maxReconnectDelay",
+    const { url, cluster, timeout, connectTimeout, maxReconnectDelay, scanCount } = checkOptions(
+      options,
     );
-    const scanCount = options.scanCount ?? DEFAULT_SCAN_COUNT;
-    if (!Number.isSafeInteger(scanCount) || scanCount < 1) {
-      throw new RangeError(`scanCount must be a positive integer, got ${String(scanCount)}`);
-    }
-    const { url, cluster } = options;
-    if ((url === undefined) === (cluster === undefined)) {
-      throw new TypeError("RedisSyncMap.open needs either url (a server) or cluster (nodes)");
-    }
-    if (url !== undefined) checkUrl(url, "url");
-    if (cluster !== undefined) {
-      if (!Array.isArray(cluster) || cluster.length === 0) {
-        throw new TypeError("cluster must be a non-empty array of redis:// URLs");
-      }
-      for (const node of cluster) checkUrl(node, "cluster");
-    }
     const connection = await Connection.open({
       url,
       cluster: cluster === undefined ? undefined : [...cluster],
@@ -762,69 +703,26 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     );
   }
 
-  /** The map's keys on one master, a SCAN batch at a time; the next SCAN is sent early. */
-  async *#scan(op: string, node: Node): AsyncGenerator<Buffer[]> {
-    const scan = (cursor: string): Promise<Reply> =>
-      node.send(op, [
-        "SCAN",
-        cursor,
-        "MATCH",
-        this.#layout.pattern,
-        "COUNT",
-        String(this.#scanCount),
-      ]);
-    let pending = scan("0");
-    for (;;) {
-      const [cursor, keys] = (await pending) as [Buffer, Buffer[]];
-      const next = cursor.toString("latin1");
-      if (next !== "0") {
-        pending = scan(next);
-        // If the consumer stops early, nobody awaits the prefetched SCAN: keep its failure quiet.
-        pending.catch(() => {});
-      }
-      yield keys;
-      if (next === "0") return;
-    }
+  /** The map's keys on one master, a SCAN batch at a time (scan.ts). */
+  #scan(op: string, node: Node): AsyncGenerator<Buffer[]> {
+    return scanKeys(op, node, this.#layout.pattern, this.#scanCount);
   }
 
-  /** Every master's keys and values, a batch at a time, each key at most once. */
-  async *#batches(op: string): AsyncGenerator<[K[], V[]]> {
-    const conn = this.#connection;
-    const seen = new Set<string>();
-    for (const node of conn.masters()) {
-      for await (const found of this.#scan(op, node)) {
-        const fresh: Buffer[] = [];
-        for (const k of found) {
-          const id = k.toString("latin1");
-          if (seen.has(id)) continue;
-          seen.add(id);
-          fresh.push(k);
-        }
-        if (fresh.length === 0) continue;
-        let replies: Reply[];
-        if (conn.isCluster) {
-          replies = await Promise.all(fresh.map((k) => conn.send(op, false, k, ["GET", k])));
-        } else {
-          replies = (await conn.send(op, false, fresh[0], ["MGET", ...fresh])) as Reply[];
-        }
-        const keys: K[] = [];
-        const values: V[] = [];
-        for (let i = 0; i < fresh.length; i++) {
-          // Deleted between the SCAN and the read: not present, not visited.
-          if (replies[i] === null) continue;
-          let key: K;
-          try {
-            key = this.#layout.decode(fresh[i]);
-          } catch (error) {
-            throw this.#corrupt(op, "a key", error);
-          }
-          keys.push(key);
-          values.push(this.#decode(op, replies[i]));
-        }
-        yield [keys, values];
-      }
-    }
+  /** Every master's keys and values, a batch at a time, each key at most once (scan.ts). */
+  #batches(op: string): AsyncGenerator<[K[], V[]]> {
+    return scanEntries(this.#connection, op, this.#layout.pattern, this.#scanCount, this.#entry);
   }
+
+  /** Decodes a key and its value read by {@linkcode range} or {@linkcode entries}. */
+  readonly #entry = (op: string, k: Buffer, reply: Reply): [K, V] => {
+    let key: K;
+    try {
+      key = this.#layout.decode(k);
+    } catch (error) {
+      throw this.#corrupt(op, "a key", error);
+    }
+    return [key, this.#decode(op, reply)];
+  };
 }
 
 /**
@@ -843,30 +741,4 @@ function nothing(): void {}
 
 function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
-}
-
-function checkMs(value: unknown, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER) {
-    throw new RangeError(
-      `${name} must be a number of milliseconds in (0, 2^31), got ${String(value)}`,
-    );
-  }
-  return value;
-}
-
-function checkUrl(url: unknown, option: string): void {
-  let parsed: URL | undefined;
-  try {
-    parsed = typeof url === "string" ? new URL(url) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
-    throw new TypeError(
-      `${option} must be a redis:// or rediss:// URL, got ${
-        typeof url === "string" ? JSON.stringify(url) : typeof url
-      }`,
-    );
-  }
 }

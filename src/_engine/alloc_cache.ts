@@ -1,0 +1,226 @@
+/**
+ * Internal. Per-participant allocation caches of the allocator (allocator.ts).
+ *
+ * **Caches.** A SyncMap allocates and frees a record on every store. Each participant keeps its
+ * own lists of free small blocks in a cache block (like Go's per-P mcache), touched only by its
+ * owner without a lock, refilled from spans and spilled back to them in batches under the lock.
+ * Cached blocks count as in use for their spans and in `bytesUsed`.
+ *
+ * A cache block holds, for each small class, the head of a list of free blocks (threaded
+ * through their first words) and their number; then the bytes the cache holds, and the
+ * offset of the block as allocated. Only its owner touches it, with plain reads and writes,
+ * except in refill and spill, which run under the allocator lock and journal their writes
+ * with the lock's, so that a refill or spill cut short leaves the cache as it was. Between
+ * those, a pop or push is one write of the list head; the count and byte words are advisory,
+ * recomputed when a dead participant's cache is given back (see {@linkcode repairCache}).
+ *
+ * @module
+ */
+
+import { type Arena, roundUp } from "./arena.ts";
+import type { Journal } from "./journal.ts";
+import { MapFullError } from "../errors.ts";
+import { CLASS_SIZES, NCLASSES, sizeClass, SMALL_MAX } from "./alloc_layout.ts";
+import { allocate, lockedAllocate, lockedRelease, release, underLock } from "./allocator.ts";
+import type { HeapReport } from "./heap_verify.ts";
+
+const CACHE_TOTAL = 2 * NCLASSES;
+const CACHE_RAW = CACHE_TOTAL + 1;
+/**
+ * Bytes of a cache block as allocated: its words rounded up to whole 64-byte lines, plus a
+ * line of slack to align them. Its owner writes it on every allocation, so it must not share a
+ * cache line with anything another worker writes.
+ */
+const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
+const REFILL = 16;
+/**
+ * A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many. Twice a
+ * quiescent period (reclaim.ts: the blocks one participant's quiescent point frees at once, an
+ * operation retiring one), so that a participant that allocates and frees at the same rate, as
+ * a store that overwrites does, keeps its blocks between the refill at 0 and the spill: each
+ * refill or spill is a journaled step under the allocator lock. A write that runs out of memory
+ * gives the cache back first (reclaim.ts reclaimNow).
+ */
+const SPILL_AT = 128;
+/** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
+const SPILL_BATCH = 32;
+/**
+ * Journal entries one block's free may take at most: the span's words, and when the span
+ * empties, its unlinking and its chunk's merge with both neighbours. A spill stops while the
+ * allocator's journal has less room than this, so that it never overflows.
+ */
+const FREE_ENTRIES_MAX = 64;
+
+/** Makes an empty cache block and returns its (64-byte aligned) offset. */
+export function newCache(arena: Arena): number {
+  const raw = lockedAllocate(arena, CACHE_BYTES, true);
+  const cache = roundUp(raw, 64);
+  arena.i32[(cache >> 2) + CACHE_RAW] = raw;
+  return cache;
+}
+
+/**
+ * Frees a cache block, flushing what it holds first. `slotWord` is the word that points to
+ * it, cleared in the same allocator step as the free: a thread stopped in between leaves the
+ * word pointing to the cache or clear, never to a freed block.
+ */
+export function freeCache(arena: Arena, cache: number, slotWord: number): void {
+  flushCache(arena, cache);
+  underLock(arena, (j) => {
+    j.set(slotWord, 0);
+    release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j);
+  });
+}
+
+/**
+ * {@linkcode allocate} through the cache at `cache` (contents unspecified). Blocks above
+ * {@linkcode SMALL_MAX} go to the heap under the lock.
+ */
+export function cacheAllocate(arena: Arena, cache: number, size: number): number {
+  if (size > SMALL_MAX) return lockedAllocate(arena, size, false);
+  const c = sizeClass(size);
+  const w = (cache >> 2) + 2 * c;
+  let head = arena.i32[w];
+  if (head === 0) {
+    lockedRefill(arena, cache, c);
+    head = arena.i32[w];
+  }
+  const bytes = CLASS_SIZES[c];
+  if (head + bytes > arena.bytes) arena.reach(head + bytes);
+  const i32 = arena.i32;
+  i32[w] = i32[head >> 2]; // the pop: one write
+  i32[head >> 2] = 0;
+  i32[w + 1]--;
+  i32[(cache >> 2) + CACHE_TOTAL] -= bytes;
+  return head;
+}
+
+/** {@linkcode release} through the cache at `cache`. */
+export function cacheRelease(arena: Arena, cache: number, offset: number, size: number): void {
+  if (size > SMALL_MAX) {
+    lockedRelease(arena, offset, size);
+    return;
+  }
+  const c = sizeClass(size);
+  const w = (cache >> 2) + 2 * c;
+  arena.reach(offset + 4);
+  const i32 = arena.i32;
+  i32[offset >> 2] = i32[w];
+  i32[w] = offset; // the push: one write, after the link
+  i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
+  if (++i32[w + 1] >= SPILL_AT) lockedSpill(arena, cache, c);
+}
+
+// The allocator steps of the two functions above, apart from them: the variables a closure
+// captures live in a context object that V8 makes as the enclosing function is entered, so a
+// closure written inline would cost an allocation on every call, not only on these paths.
+
+function lockedRefill(arena: Arena, cache: number, c: number): void {
+  underLock(arena, (j) => refill(arena, cache, c, j));
+}
+
+function lockedSpill(arena: Arena, cache: number, c: number): void {
+  underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
+}
+
+/**
+ * Gives every cached block back to its span; the cache block stays, empty. A batch at a time,
+ * so that each allocator step fits its journal.
+ */
+export function flushCache(arena: Arena, cache: number): void {
+  for (let c = 0; c < NCLASSES; c++) {
+    while (arena.i32[(cache >> 2) + 2 * c] !== 0) {
+      underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
+    }
+  }
+}
+
+/** Bytes sitting in the cache at `cache`, free but not in their spans. */
+export function cachedBytes(arena: Arena, cache: number): number {
+  return arena.i32[(cache >> 2) + CACHE_TOTAL];
+}
+
+/**
+ * Makes a dead participant's cache consistent again: a pop or push cut short between its
+ * list-head write and the advisory count writes leaves the counts off, so they are recomputed
+ * from the lists. Call it before flushing or freeing that cache.
+ */
+export function repairCache(arena: Arena, cache: number): void {
+  // Its blocks may lie past this thread's views: another worker grew the buffer for them.
+  arena.reach(arena.buffer.byteLength);
+  const i32 = arena.i32;
+  let total = 0;
+  for (let c = 0; c < NCLASSES; c++) {
+    let n = 0;
+    for (let b = i32[(cache >> 2) + 2 * c]; b !== 0; b = i32[b >> 2]) {
+      if (++n > arena.bytes / 16) throw new RangeError("corrupt cache: its free list loops");
+    }
+    i32[(cache >> 2) + 2 * c + 1] = n;
+    total += n * CLASS_SIZES[c];
+  }
+  i32[(cache >> 2) + CACHE_TOTAL] = total;
+}
+
+/** Moves up to {@linkcode REFILL} blocks of class `c` into the cache. */
+function refill(arena: Arena, cache: number, c: number, j: Journal): void {
+  const w = (cache >> 2) + 2 * c;
+  const bytes = CLASS_SIZES[c];
+  let taken = 0;
+  for (; taken < REFILL; taken++) {
+    let block: number;
+    try {
+      block = allocate(arena, bytes, false, j);
+    } catch (error) {
+      if (taken > 0 && error instanceof MapFullError) break;
+      throw error;
+    }
+    j.set(block >> 2, arena.i32[w]);
+    j.set(w, block);
+  }
+  j.set(w + 1, arena.i32[w + 1] + taken);
+  j.set((cache >> 2) + CACHE_TOTAL, arena.i32[(cache >> 2) + CACHE_TOTAL] + taken * bytes);
+}
+
+/** Moves up to `n` blocks of class `c` from the cache back to their spans. */
+function spill(arena: Arena, cache: number, c: number, n: number, j: Journal): void {
+  const w = (cache >> 2) + 2 * c;
+  const bytes = CLASS_SIZES[c];
+  let moved = 0;
+  for (; moved < n && arena.i32[w] !== 0 && j.room > FREE_ENTRIES_MAX; moved++) {
+    const block = arena.i32[w];
+    j.set(w, arena.i32[block >> 2]);
+    release(arena, block, bytes, j);
+  }
+  j.set(w + 1, Math.max(0, arena.i32[w + 1] - moved));
+  j.set(
+    (cache >> 2) + CACHE_TOTAL,
+    Math.max(0, arena.i32[(cache >> 2) + CACHE_TOTAL] - moved * bytes),
+  );
+}
+
+/** Verifies a participant cache against the heap report: its blocks are handed out. */
+export function verifyCache(arena: Arena, cache: number, report: HeapReport): number[] {
+  const i32 = arena.i32;
+  const out: number[] = [];
+  for (let c = 0; c < NCLASSES; c++) {
+    let n = 0;
+    for (let b = i32[(cache >> 2) + 2 * c]; b !== 0; b = i32[b >> 2]) {
+      if (report.blocks.get(b) !== CLASS_SIZES[c]) {
+        throw new RangeError(
+          `verify: cache ${cache} holds ${b}, not a ${CLASS_SIZES[c]}-byte block`,
+        );
+      }
+      if (++n > report.blocks.size) throw new RangeError(`verify: cache ${cache}'s list loops`);
+      out.push(b);
+    }
+  }
+  return out;
+}
+
+/** The raw block of a cache (for ownership checks). */
+export function cacheBlock(arena: Arena, cache: number): number {
+  return arena.i32[(cache >> 2) + CACHE_RAW];
+}
+
+/** Bytes a cache block takes as allocated. */
+export const CACHE_BLOCK_BYTES: number = CACHE_BYTES;

@@ -1,0 +1,131 @@
+/**
+ * Internal. The allocator's layout (allocator.ts): its size classes, its words in the arena
+ * header, and the headers of heap chunks (heap.ts) and spans (spans.ts). The other allocator
+ * files reach these words only through the names defined here.
+ *
+ * @module
+ */
+
+import { H_ALLOC, roundUp } from "./arena.ts";
+
+// ---- Size classes ------------------------------------------------------------------------
+
+// 16-byte steps to 128, then four per power of two, plus 144, 288 and 576: a Go bucket array
+// of 1, 2 or 4 buckets (144 bytes each) fits its class exactly.
+export const CLASS_SIZES = [
+  16,
+  32,
+  48,
+  64,
+  80,
+  96,
+  112,
+  128,
+  144,
+  160,
+  192,
+  224,
+  256,
+  288,
+  320,
+  384,
+  448,
+  512,
+  576,
+  640,
+  768,
+  896,
+  1024,
+];
+export const NCLASSES = CLASS_SIZES.length;
+/** The largest block a span holds; larger ones are heap chunks. */
+export const SMALL_MAX = 1024;
+/** Class of a request, indexed by its size in 16-byte units, rounded up. */
+const CLASS_OF = new Uint8Array(SMALL_MAX / 16 + 1);
+for (let u = 0, c = 0; u <= SMALL_MAX / 16; u++) {
+  while (CLASS_SIZES[c] < u * 16) c++;
+  CLASS_OF[u] = c;
+}
+
+/** The size class of a small request of `size` bytes (1 <= size <= 1024). */
+export function sizeClass(size: number): number {
+  return CLASS_OF[(size + 15) >> 4];
+}
+
+/**
+ * Bytes of arena a lone block of `size` may take: a whole span for a small one (the first of
+ * its class), its heap chunk otherwise. For sizing checks.
+ */
+export function footprint(size: number): number {
+  return size <= SMALL_MAX ? spanBytes(sizeClass(size)) : chunkSizeFor(size);
+}
+
+/**
+ * Room a map needs beyond its fixed blocks to be of any use: spans for its first entries,
+ * records and keys, a participant's cache and retire list, and a table's growth.
+ */
+export const HEADROOM_BYTES = 32 * 1024;
+
+/** Bytes a block of `size` takes, as `bytesUsed` counts it: its class, or its heap chunk. */
+export function blockSize(size: number): number {
+  return size <= SMALL_MAX ? CLASS_SIZES[sizeClass(size)] : chunkSizeFor(size) - CHUNK_HEADER;
+}
+
+// ---- Allocator state in the arena header (words from H_ALLOC) -----------------------------
+
+/** Per class: the first span with room, 0 when none. */
+export const A_LISTS = H_ALLOC;
+/** Per class: an empty span kept for reuse, 0 when none. */
+export const A_SPARE = H_ALLOC + NCLASSES;
+export const NBINS = 108;
+export const A_BINS = H_ALLOC + 2 * NCLASSES;
+export const A_BITMAP = A_BINS + NBINS;
+export const BITMAP_WORDS = 4;
+
+// ---- Heap chunks ---------------------------------------------------------------------------
+
+export const CHUNK_HEADER = 16;
+/** A free chunk needs only its header: size, the two bin links, and (last word) its footer. */
+export const MIN_CHUNK = 16;
+/** Word of a free chunk's next link, from its first word. */
+export const C_NEXT = 1;
+/** Word of a free chunk's previous link. */
+export const C_PREV = 2;
+export const INUSE = 1;
+export const PREV_INUSE = 2;
+export const SPAN_FLAG = 4;
+export const FLAGS = 15;
+
+export function chunkSizeFor(size: number): number {
+  return roundUp(size + CHUNK_HEADER, 16);
+}
+
+export function binOf(size: number): number {
+  const k = 31 - Math.clz32(size); // 4 <= k <= 29
+  return 4 * (k - 4) + ((size >>> (k - 2)) & 3);
+}
+
+// ---- Spans --------------------------------------------------------------------------------
+
+/**
+ * Bytes of a span of class `c`: 4 KiB for blocks of up to 256 bytes (16 of them or more), 8 KiB
+ * above (7 to 14), so that a class used for a few blocks takes little memory in a small arena,
+ * and no span wastes more than an eighth of itself.
+ */
+export function spanBytes(c: number): number {
+  return CLASS_SIZES[c] <= 256 ? 4096 : 8192;
+}
+/** Blocks start this far into a span: the chunk header, then the span's header words. */
+export const SPAN_HEADER = 64;
+export const SP_CLASS = 0; // class + 1
+export const SP_INUSE = 1;
+export const SP_FREE = 2;
+export const SP_BUMP = 3;
+export const SP_NEXT = 4;
+export const SP_PREV = 5;
+export const SP_LISTED = 6;
+
+/** Word index of the header words of the span at `span` (after its chunk header). */
+export function spanWords(span: number): number {
+  return (span + CHUNK_HEADER) >> 2;
+}

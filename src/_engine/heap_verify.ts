@@ -1,0 +1,170 @@
+/**
+ * Internal. Verification of the allocator (allocator.ts): a walk of the whole heap and every span
+ * that checks their invariants, for `verify()` and the tests.
+ *
+ * @module
+ */
+
+import { type Arena, H_BYTES_USED, H_TOP, HEADER_BYTES } from "./arena.ts";
+import {
+  A_BINS,
+  A_BITMAP,
+  A_LISTS,
+  A_SPARE,
+  binOf,
+  C_NEXT,
+  C_PREV,
+  CHUNK_HEADER,
+  CLASS_SIZES,
+  FLAGS,
+  INUSE,
+  MIN_CHUNK,
+  NBINS,
+  NCLASSES,
+  PREV_INUSE,
+  SP_BUMP,
+  SP_CLASS,
+  SP_FREE,
+  SP_INUSE,
+  SP_LISTED,
+  SP_NEXT,
+  SP_PREV,
+  SPAN_FLAG,
+  SPAN_HEADER,
+  spanBytes,
+  spanWords,
+} from "./alloc_layout.ts";
+
+/** What {@linkcode verifyHeap} found. */
+export interface HeapReport {
+  /** Every block handed out and not freed: offset to bytes. Cached blocks included. */
+  readonly blocks: Map<number, number>;
+  /** Free bytes in bins and spans. */
+  readonly freeBytes: number;
+  /** Spans in use. */
+  readonly spans: number;
+}
+
+/**
+ * Walks the whole heap and every span and checks the allocator's invariants: chunk sizes and
+ * flags, footers, no adjacent free chunks, bins and their bitmap, span free lists, bump
+ * offsets, in-use counts and class lists, and `bytesUsed`. Throws a RangeError naming the first
+ * broken one. Call it with the structure quiet (no allocation under way).
+ */
+export function verifyHeap(arena: Arena): HeapReport {
+  arena.reach(arena.buffer.byteLength);
+  const i32 = arena.i32;
+  const fail = (what: string): never => {
+    throw new RangeError(`verify: allocator: ${what}`);
+  };
+  const top = i32[H_TOP];
+  if (top < HEADER_BYTES || top > arena.bytes || top % 16 !== 0) fail(`top ${top} out of range`);
+  const blocks = new Map<number, number>();
+  const freeChunks = new Set<number>();
+  const spans: number[] = [];
+  let freeBytes = 0;
+  let prevInUse = true;
+  for (let c = HEADER_BYTES; c < top;) {
+    const h = i32[c >> 2];
+    const size = h & ~FLAGS;
+    if (size < MIN_CHUNK || size % 16 !== 0 || c + size > top) {
+      fail(`chunk at ${c} has size ${size}`);
+    }
+    if (((h & PREV_INUSE) !== 0) !== prevInUse) fail(`chunk at ${c} has a wrong PREV_INUSE`);
+    const inUse = (h & INUSE) !== 0;
+    if (!inUse) {
+      if (!prevInUse) fail(`free chunks at ${c} and before it are not merged`);
+      if (i32[((c + size) >> 2) - 1] !== size) fail(`free chunk at ${c} has a wrong footer`);
+      if ((h & SPAN_FLAG) !== 0) fail(`free chunk at ${c} is flagged SPAN`);
+      freeChunks.add(c);
+      freeBytes += size;
+    } else if ((h & SPAN_FLAG) !== 0) {
+      spans.push(c);
+    } else {
+      blocks.set(c + CHUNK_HEADER, size - CHUNK_HEADER);
+    }
+    prevInUse = inUse;
+    c += size;
+  }
+  if (!prevInUse) fail("the chunk before the top is free (it should have merged into it)");
+  let listed = 0;
+  for (let b = 0; b < NBINS; b++) {
+    const bit = (i32[A_BITMAP + (b >> 5)] >>> (b & 31)) & 1;
+    let prev = 0;
+    let n = 0;
+    for (let c = i32[A_BINS + b]; c !== 0; c = i32[(c >> 2) + C_NEXT]) {
+      if (!freeChunks.has(c)) fail(`bin ${b} lists ${c}, which is not a free chunk`);
+      if (binOf(i32[c >> 2] & ~FLAGS) !== b) fail(`chunk ${c} sits in the wrong bin ${b}`);
+      if (i32[(c >> 2) + C_PREV] !== prev) fail(`bin ${b}: bad back link at ${c}`);
+      if (++n > freeChunks.size) fail(`bin ${b} loops`);
+      prev = c;
+    }
+    if ((n !== 0) !== (bit === 1)) fail(`bin ${b}: bitmap bit ${bit} but ${n} chunks`);
+    listed += n;
+  }
+  if (listed !== freeChunks.size) {
+    fail(`${freeChunks.size} free chunks but ${listed} in bins`);
+  }
+  let used = 0;
+  for (const size of blocks.values()) used += size;
+  const inLists = new Set<number>();
+  for (let c = 0; c < NCLASSES; c++) {
+    let prev = 0;
+    for (let s = i32[A_LISTS + c]; s !== 0; s = i32[spanWords(s) + SP_NEXT]) {
+      if (inLists.has(s)) fail(`class ${c}'s span list loops`);
+      if (i32[spanWords(s) + SP_PREV] !== prev) fail(`span ${s}: bad back link`);
+      if (i32[spanWords(s) + SP_CLASS] !== c + 1) fail(`span ${s} is in class ${c}'s list`);
+      inLists.add(s);
+      prev = s;
+    }
+  }
+  const spares = new Set<number>();
+  for (let c = 0; c < NCLASSES; c++) if (i32[A_SPARE + c] !== 0) spares.add(i32[A_SPARE + c]);
+  for (const s of spans) {
+    const h = spanWords(s);
+    const cls = i32[h + SP_CLASS] - 1;
+    if (cls < 0 || cls >= NCLASSES) fail(`span ${s} has class ${cls}`);
+    const span = spanBytes(cls);
+    if (s % span !== 0) fail(`span ${s} is not aligned`);
+    if ((i32[s >> 2] & ~FLAGS) !== span) fail(`span ${s} has a chunk of the wrong size`);
+    const size = CLASS_SIZES[cls];
+    const first = s + SPAN_HEADER;
+    const capacity = Math.floor((span - SPAN_HEADER) / size);
+    const bump = i32[h + SP_BUMP];
+    if (bump !== 0 && (bump < first || (bump - first) % size !== 0 || bump + size > s + span)) {
+      fail(`span ${s} has bump ${bump}`);
+    }
+    const bumped = bump === 0 ? capacity : (bump - first) / size;
+    const free = new Set<number>();
+    for (let b = i32[h + SP_FREE]; b !== 0; b = i32[b >> 2]) {
+      if (b < first || (b - first) % size !== 0 || b >= first + bumped * size) {
+        fail(`span ${s}: free block ${b} out of place`);
+      }
+      if (free.has(b)) fail(`span ${s}: its free list loops`);
+      free.add(b);
+      freeBytes += size;
+    }
+    const inUse = bumped - free.size;
+    if (i32[h + SP_INUSE] !== inUse) {
+      fail(`span ${s} counts ${i32[h + SP_INUSE]} blocks in use, but ${inUse} are`);
+    }
+    const room = free.size > 0 || bump !== 0;
+    const isSpare = spares.has(s);
+    if (isSpare && inUse !== 0) fail(`spare span ${s} has blocks in use`);
+    if ((i32[h + SP_LISTED] === 1) !== inLists.has(s)) fail(`span ${s}: listed flag is wrong`);
+    if (!isSpare && room !== inLists.has(s)) fail(`span ${s}: room ${room} but listed ${!room}`);
+    if (!isSpare && inUse === 0) fail(`empty span ${s} was not given back`);
+    freeBytes += (capacity - bumped) * size;
+    for (let k = 0; k < bumped; k++) {
+      const b = first + k * size;
+      if (!free.has(b)) {
+        blocks.set(b, size);
+        used += size;
+      }
+    }
+  }
+  if (used !== i32[H_BYTES_USED]) {
+    fail(`bytesUsed says ${i32[H_BYTES_USED]} but ${used} bytes are handed out`);
+  }
+  return { blocks, freeBytes, spans: spans.length };
+}

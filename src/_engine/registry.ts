@@ -1,0 +1,334 @@
+/**
+ * Internal. The participant registry: the slots through which the objects attached to a SyncMap
+ * take part in reclamation (reclaim.ts) and in recovery (src/maps/_sync_recovery.ts).
+ *
+ * A slot is claimed by an attached object, or reserved by a parent for a worker that adopts it
+ * when it attaches, and released when its owner closes the map or its worker ends. The claim
+ * word carries a generation, so that a late release, or an owner still running after its share
+ * was released, can tell its slot has moved on. A slot released with a retire list or an
+ * allocation cache in it is an orphan, which the other participants sweep (reclaim.ts). The
+ * registry also stops the world for a recovery: {@linkcode pauseWorld} waits until every
+ * participant of another live thread is parked or offline.
+ *
+ * The slot words are listed below (SLOT_WORDS and its offsets); docs/design.md has the table of
+ * who writes and reads each.
+ *
+ * @module
+ */
+
+import { cachedBytes, repairCache } from "./alloc_cache.ts";
+import { underLock } from "./allocator.ts";
+import { type Arena, H_ALLOC_LOCK } from "./arena.ts";
+import { ownerGone, ownerId } from "./census.ts";
+import { ownerOf } from "./futex.ts";
+import { dropDuplicates } from "./retire_list.ts";
+
+/**
+ * Words in one participant slot: claim, announcement, retire list, allocation cache, and
+ * padding to a 64-byte cache line, since every participant writes its own slot and reads the
+ * others'.
+ */
+export const SLOT_WORDS = 16;
+export const CLAIM = 0;
+export const ANNOUNCE = 1;
+export const LIST = 2;
+export const CACHE = 3;
+/** The owner id (census.ts) of the thread that holds the slot; 0 while unknown or free. */
+export const OWNER = 4;
+/**
+ * 1 while the owner sleeps in a lock of the map: it holds no reference but its own record in
+ * flight, INFLIGHT, so a pause of the world may proceed without it (see pauseWorld).
+ */
+export const PARKED = 5;
+/** The value record the owner had allocated and not yet published when it parked. */
+export const INFLIGHT = 6;
+// The claim word is a generation times four plus a state. Releasing a slot moves it to the next
+// generation, so whoever held the old one can tell: an owner that is still running after its
+// share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
+// its next call and throws, and a release for a generation that has passed does nothing.
+/** Claim state: nobody's. */
+export const SLOT_FREE = 0;
+/** Claim state: reserved by a parent for a worker that has not attached yet. */
+export const SLOT_RESERVED = 1;
+/** Claim state: owned by an attached object, or borrowed by a sweeper. */
+export const SLOT_IN_USE = 2;
+/**
+ * Claim state: released, but its owner may still be finishing a call (see releaseSlot's
+ * `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
+ */
+export const SLOT_RELEASING = 3;
+
+/** The generation of claim word `claim`. */
+export function generationOf(claim: number): number {
+  return claim >>> 2;
+}
+
+/** The state of claim word `claim`: SLOT_FREE, SLOT_RESERVED, SLOT_IN_USE or SLOT_RELEASING. */
+export function stateOf(claim: number): number {
+  return claim & 3;
+}
+
+/** A claimed slot: its index and the claim word that proves the claim. */
+export interface Ticket {
+  readonly index: number;
+  readonly word: number;
+}
+
+/** Where a structure keeps its participants: all word indices into the arena. */
+export interface Registry {
+  readonly arena: Arena;
+  /** The global epoch. */
+  readonly epochWord: number;
+  /** Owner id of a thread stopping the world for a recovery, or 0 (see pauseWorld). */
+  readonly pauseWord: number;
+  /** How many released slots still hold retired blocks: a hint that a sweep is worthwhile. */
+  readonly orphanWord: number;
+  /** One past the highest slot index ever claimed: scans stop there. */
+  readonly highWord: number;
+  /** The first slot. */
+  readonly slots: number;
+  /** The number of slots. */
+  readonly count: number;
+}
+/** Claims a free slot for the caller. Throws RangeError when every slot is taken. */
+export function claimSlot(registry: Registry): Ticket {
+  return take(registry, SLOT_IN_USE);
+}
+
+/**
+ * Reserves a free slot for a worker that will {@linkcode adoptSlot} it. Returns the slot and its
+ * generation, which the worker's handle carries.
+ */
+export function reserveSlot(registry: Registry): { index: number; generation: number } {
+  const ticket = take(registry, SLOT_RESERVED);
+  return { index: ticket.index, generation: ticket.word >>> 2 };
+}
+
+/** Takes over a slot reserved for this worker. Throws TypeError if it is not reserved. */
+export function adoptSlot(registry: Registry, index: number, generation: number): Ticket {
+  if (!Number.isInteger(index) || index < 0 || index >= registry.count) {
+    throw new TypeError("the handle's participant slot is out of range");
+  }
+  const at = registry.slots + index * SLOT_WORDS + CLAIM;
+  const reserved = (generation << 2) | SLOT_RESERVED;
+  const word = (generation << 2) | SLOT_IN_USE;
+  if (Atomics.compareExchange(registry.arena.i32, at, reserved, word) !== reserved) {
+    throw new TypeError("this handle's share was already attached or has been released");
+  }
+  Atomics.store(registry.arena.i32, at - CLAIM + OWNER, ownerId());
+  return { index, word };
+}
+
+function take(registry: Registry, state: number): Ticket {
+  const i32 = registry.arena.i32;
+  for (let i = 0; i < registry.count; i++) {
+    const at = registry.slots + i * SLOT_WORDS + CLAIM;
+    const old = Atomics.load(i32, at);
+    if ((old & 3) !== SLOT_FREE) continue;
+    const word = (old & ~3) | state;
+    if (Atomics.compareExchange(i32, at, old, word) === old) {
+      // A slot in use with no owner yet is never taken for a dead one's (deadSlots).
+      if (state === SLOT_IN_USE) Atomics.store(i32, at - CLAIM + OWNER, ownerId());
+      raiseHigh(registry, i);
+      return { index: i, word };
+    }
+  }
+  throw new RangeError(
+    `all ${registry.count} participant slots of this SyncMap are taken: release the shares ` +
+      "of workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
+      "or create the map with a larger maxParticipants",
+  );
+}
+
+/** Records that slot `index` is in use, for scans that stop at the high-water mark. */
+function raiseHigh(registry: Registry, index: number): void {
+  const i32 = registry.arena.i32;
+  let high = Atomics.load(i32, registry.highWord);
+  while (high <= index) {
+    const found = Atomics.compareExchange(i32, registry.highWord, high, index + 1);
+    if (found === high) return;
+    high = found;
+  }
+}
+
+/**
+ * Gives up slot `index` of `generation`, from any thread, once its owner is gone (it closed
+ * the map, or its worker ended); does nothing if that generation has passed. `graceMs` is for
+ * owners that may still be running (Deno's terminate() does not stop a busy worker): the
+ * slot is withdrawn at once but its announcement counts for that long. The owner's
+ * announcement is then withdrawn so it no longer holds reclamation back. What it retired and
+ * did not free yet, and its allocation cache, stay in the slot for the other participants to
+ * sweep (as an orphan); both are repaired first, since an owner stopped midway through a
+ * list move or a cache push left them off (see {@linkcode repairList}). Before the repairs,
+ * a lock the owner died holding is rolled back, and `onReleased` runs with the owner's thread
+ * id if it is gone (0 if not known gone): a SyncMap rolls back its mutex there and notes that
+ * a sweep is due, for the blocks an owner stopped mid-operation held in hand.
+ */
+export function releaseSlot(
+  registry: Registry,
+  index: number,
+  generation: number,
+  graceMs = 0,
+  onReleased?: (deadOwner: number) => void,
+): void {
+  const i32 = registry.arena.i32;
+  const at = registry.slots + index * SLOT_WORDS;
+  const next = (generation + 1) << 2;
+  for (;;) {
+    const old = Atomics.load(i32, at + CLAIM);
+    if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) return;
+    // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
+    if (Atomics.compareExchange(i32, at + CLAIM, old, next | SLOT_RELEASING) === old) break;
+  }
+  const finish = (): void => {
+    // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
+    // lock's next holder, may restore words of its retire list and cache. Roll it back first
+    // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
+    // the orphan see the lists as the rollback leaves them, and never free a block the
+    // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
+    const owner = Atomics.load(i32, at + OWNER);
+    const gone = owner !== 0 && ownerGone(owner);
+    if (gone && ownerOf(Atomics.load(i32, H_ALLOC_LOCK)) === owner) {
+      underLock(registry.arena, () => {});
+    }
+    onReleased?.(gone ? owner : 0);
+    const cache = i32[at + CACHE];
+    if (cache !== 0) repairCache(registry.arena, cache);
+    repairList(registry, index);
+    Atomics.store(i32, at + OWNER, 0);
+    Atomics.store(i32, at + PARKED, 0);
+    Atomics.store(i32, at + ANNOUNCE, 0);
+    // An orphan: a released slot with a retire list or a cache, for others to sweep.
+    if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
+    Atomics.store(i32, at + CLAIM, next | SLOT_FREE);
+  };
+  // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
+  // at its next call at once, while whatever call it is inside keeps its protection.
+  if (graceMs > 0) setTimeout(finish, graceMs);
+  else finish();
+}
+
+/**
+ * Makes the retire list of slot `index`, whose owner is gone, consistent again: an owner
+ * stopped in the middle of moving an entry (see #sweep) left one block listed twice, which
+ * would be freed twice. Call it before the slot is released.
+ */
+export function repairList(registry: Registry, index: number): void {
+  // The list may lie past this thread's views (another worker grew the buffer for it).
+  const a = registry.arena;
+  a.reach(a.buffer.byteLength);
+  const i32 = a.i32;
+  const list = i32[registry.slots + index * SLOT_WORDS + LIST];
+  if (list === 0) return;
+  dropDuplicates(i32, list);
+}
+
+/**
+ * Slots held by threads that are gone (census.ts): their owners will never release them.
+ * Slots being claimed (no owner yet) or in their release grace are left alone.
+ */
+export function deadSlots(registry: Registry): { index: number; generation: number }[] {
+  const i32 = registry.arena.i32;
+  const high = Atomics.load(i32, registry.highWord);
+  const dead: { index: number; generation: number }[] = [];
+  for (let i = 0; i < high; i++) {
+    const at = registry.slots + i * SLOT_WORDS;
+    const claim = Atomics.load(i32, at + CLAIM);
+    if ((claim & 3) !== SLOT_IN_USE) continue;
+    const owner = Atomics.load(i32, at + OWNER);
+    if (owner !== 0 && ownerGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
+  }
+  return dead;
+}
+
+/** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */
+export let pauseBlocker = "";
+
+/**
+ * Stops the world for a recovery: raises the pause word, after which every participant of
+ * another live thread parks at its next quiescent point (every operation it was inside has
+ * then ended) or as it comes online, and waits until each is parked (in a pause or in a lock
+ * of the map) or offline. The caller holds the map's mutex. Returns false, with the pause
+ * lowered, if another live thread is recovering already or if some participant does not park
+ * within `timeoutMs` (it may sit in one long task): nothing is ever assumed of a live thread.
+ */
+export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
+  const i32 = registry.arena.i32;
+  const me = ownerId();
+  for (;;) {
+    const holder = Atomics.compareExchange(i32, registry.pauseWord, 0, me);
+    if (holder === 0 || holder === me) break;
+    if (!ownerGone(holder)) {
+      pauseBlocker = `thread ${holder - 1}, which is stopping the world itself`;
+      return false;
+    }
+    // A recoverer died pausing: take its pause over.
+    if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
+  }
+  const deadline = Date.now() + timeoutMs;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let waiting = false;
+    pauseBlocker = "";
+    const high = Atomics.load(i32, registry.highWord);
+    for (let i = 0; i < high && !waiting; i++) {
+      const at = registry.slots + i * SLOT_WORDS;
+      const state = Atomics.load(i32, at + CLAIM) & 3;
+      if (state === SLOT_FREE || state === SLOT_RESERVED) continue;
+      const owner = Atomics.load(i32, at + OWNER);
+      if (owner === me || owner === 0 || ownerGone(owner)) continue;
+      if (Atomics.load(i32, at + PARKED) === 1 || Atomics.load(i32, at + ANNOUNCE) === 0) {
+        continue;
+      }
+      waiting = true;
+      pauseBlocker = `participant slot ${i} (thread ${owner - 1})`;
+    }
+    if (!waiting) return true;
+    if (Date.now() > deadline) {
+      resumeWorld(registry);
+      return false;
+    }
+    Atomics.wait(sleeper, 0, 0, 1);
+  }
+}
+
+/** Lowers the pause word and wakes the parked participants. */
+export function resumeWorld(registry: Registry): void {
+  const i32 = registry.arena.i32;
+  Atomics.store(i32, registry.pauseWord, 0);
+  Atomics.notify(i32, registry.pauseWord);
+}
+
+/** The record a parked participant of slot `index` holds in flight, or 0. */
+export function slotInflight(registry: Registry, index: number): number {
+  const at = registry.slots + index * SLOT_WORDS;
+  const i32 = registry.arena.i32;
+  return Atomics.load(i32, at + PARKED) === 1 ? i32[at + INFLIGHT] : 0;
+}
+
+/** The retire list and cache blocks of slot `index` (0 when none), for ownership checks. */
+export function slotBlocks(registry: Registry, index: number): { list: number; cache: number } {
+  const at = registry.slots + index * SLOT_WORDS;
+  return { list: registry.arena.i32[at + LIST], cache: registry.arena.i32[at + CACHE] };
+}
+
+/** Slots in use or reserved (for stats). */
+export function slotsInUse(registry: Registry): number {
+  const i32 = registry.arena.i32;
+  let n = 0;
+  for (let i = 0; i < registry.count; i++) {
+    if ((Atomics.load(i32, registry.slots + i * SLOT_WORDS + CLAIM) & 3) !== SLOT_FREE) n++;
+  }
+  return n;
+}
+
+/** Bytes sitting free in the allocation caches of every slot (for stats). */
+export function slotsCachedBytes(registry: Registry): number {
+  const i32 = registry.arena.i32;
+  let total = 0;
+  for (let i = 0; i < registry.count; i++) {
+    const cache = i32[registry.slots + i * SLOT_WORDS + CACHE];
+    if (cache !== 0) total += cachedBytes(registry.arena, cache);
+  }
+  return total;
+}

@@ -1,0 +1,66 @@
+/**
+ * Internal. The retire list: the block in which a participant (reclaim.ts) keeps the blocks it
+ * retired and has not freed yet, each with the epoch read after its unlink. Its slot's LIST word
+ * (registry.ts) points to it. Only the slot's holder (its owner, a sweeper that borrowed it, or
+ * the releaser of a slot whose owner is gone) reads or writes it, with plain reads and writes.
+ *
+ * | Word       | Holds                                             |
+ * | ---------- | ------------------------------------------------- |
+ * | 0          | count: the entries in use                         |
+ * | 1          | capacity: the entries the block has room for      |
+ * | 2 + 2j     | entry j's tag (what Participant.retire was given) |
+ * | 3 + 2j     | entry j's epoch                                   |
+ *
+ * @module
+ */
+
+/** Word of a retire list holding the number of entries in use. */
+export const RL_COUNT = 0;
+/** Word of a retire list holding the number of entries it has room for. */
+export const RL_CAPACITY = 1;
+
+/** Bytes of a retire list with room for `capacity` entries. */
+export function listBytes(capacity: number): number {
+  return 8 + 8 * capacity;
+}
+
+/** Word of entry `j`'s tag in the retire list at word `w`. */
+export function tagAt(w: number, j: number): number {
+  return w + 2 + 2 * j;
+}
+
+/** Word of entry `j`'s epoch in the retire list at word `w`. */
+export function epochAt(w: number, j: number): number {
+  return w + 3 + 2 * j;
+}
+
+/**
+ * Moves entry `from` of the retire list at word `w` into place `to`: the epoch first, then the
+ * tag (see Participant's #sweep for why this order).
+ */
+export function moveEntry(i32: Int32Array, w: number, from: number, to: number): void {
+  i32[epochAt(w, to)] = i32[epochAt(w, from)];
+  i32[tagAt(w, to)] = i32[tagAt(w, from)];
+}
+
+/**
+ * Removes from the retire list at byte `list` the entries whose tag another entry has too: an
+ * owner stopped in the middle of {@linkcode moveEntry} left one block listed twice, which would
+ * be freed twice.
+ */
+export function dropDuplicates(i32: Int32Array, list: number): void {
+  const w = list >> 2;
+  let n = i32[w + RL_COUNT];
+  const seen = new Set<number>();
+  for (let j = n - 1; j >= 0; j--) {
+    const tag = i32[tagAt(w, j)];
+    if (!seen.has(tag)) {
+      seen.add(tag);
+      continue;
+    }
+    // Stopped here, this leaves at worst another duplicate for the next repair.
+    n--;
+    moveEntry(i32, w, n, j);
+    i32[w + RL_COUNT] = n;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Internal. The spans of the allocator (allocator.ts), for small blocks.
+ *
+ * **Spans.** Blocks of up to 1,024 bytes come in 23 size classes (16-byte steps to 128, then
+ * four per power of two, plus the sizes of small Go bucket arrays). A span is a heap chunk of
+ * 4 KiB (classes up to 256 bytes) or 8 KiB, aligned to its size: a header, then blocks of one
+ * class. A block's span is therefore its offset rounded down to its span size, which is how a
+ * free finds it without a header per block. The span header holds the
+ * class, the blocks in use, a free list threaded through the free blocks' first words, a bump
+ * offset for blocks never handed out, and links in its class's list of spans with room. A span
+ * whose last block is freed goes back to the heap (one empty span per class is kept, so that a
+ * class hovering at a span boundary does not thrash).
+ *
+ * Words are named in alloc_layout.ts; every write goes through the journal (see allocator.ts).
+ *
+ * @module
+ */
+
+import type { Arena } from "./arena.ts";
+import type { Journal } from "./journal.ts";
+import {
+  A_LISTS,
+  A_SPARE,
+  CLASS_SIZES,
+  SP_BUMP,
+  SP_CLASS,
+  SP_FREE,
+  SP_INUSE,
+  SP_LISTED,
+  SP_NEXT,
+  SP_PREV,
+  SPAN_HEADER,
+  spanBytes,
+  spanWords,
+} from "./alloc_layout.ts";
+import { keepSpanHeader, largeFree, spanChunk } from "./heap.ts";
+
+export function smallAllocate(arena: Arena, c: number, j: Journal): number {
+  const size = CLASS_SIZES[c];
+  let span = arena.i32[A_LISTS + c];
+  if (span === 0) span = newSpan(arena, c, j);
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  const free = i32[h + SP_FREE];
+  let block: number;
+  if (free !== 0) {
+    block = free;
+    j.set(h + SP_FREE, i32[block >> 2]);
+    j.set(block >> 2, 0);
+  } else {
+    block = i32[h + SP_BUMP];
+    const next = block + size;
+    j.set(h + SP_BUMP, next + size <= span + spanBytes(c) ? next : 0);
+  }
+  j.set(h + SP_INUSE, i32[h + SP_INUSE] + 1);
+  if (i32[h + SP_FREE] === 0 && i32[h + SP_BUMP] === 0) unlinkSpan(arena, c, span, j);
+  return block;
+}
+
+export function smallFree(arena: Arena, c: number, block: number, j: Journal): void {
+  const span = block - (block % spanBytes(c));
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  const size = CLASS_SIZES[c];
+  if (
+    i32[h + SP_CLASS] !== c + 1 || (block - span - SPAN_HEADER) % size !== 0 ||
+    block < span + SPAN_HEADER || i32[h + SP_INUSE] <= 0
+  ) {
+    throw new RangeError(`corrupt heap: freeing a ${size}-byte block at ${block}`);
+  }
+  j.set(block >> 2, i32[h + SP_FREE]);
+  j.set(h + SP_FREE, block);
+  const inUse = i32[h + SP_INUSE] - 1;
+  j.set(h + SP_INUSE, inUse);
+  if (i32[h + SP_LISTED] === 0) linkSpan(arena, c, span, j);
+  if (inUse !== 0) return;
+  unlinkSpan(arena, c, span, j);
+  if (i32[A_SPARE + c] === 0) {
+    // Keep one empty span per class, reset: all its blocks are free again.
+    j.set(h + SP_FREE, 0);
+    j.set(h + SP_BUMP, span + SPAN_HEADER);
+    j.set(A_SPARE + c, span);
+  } else {
+    keepSpanHeader(j, i32, span);
+    j.set(h + SP_CLASS, 0);
+    largeFree(arena, span, j);
+  }
+}
+
+function newSpan(arena: Arena, c: number, j: Journal): number {
+  let span = arena.i32[A_SPARE + c];
+  if (span !== 0) {
+    j.set(A_SPARE + c, 0);
+  } else {
+    span = spanChunk(arena, spanBytes(c), j);
+    const h = spanWords(span);
+    j.set(h + SP_CLASS, c + 1);
+    j.set(h + SP_INUSE, 0);
+    j.set(h + SP_FREE, 0);
+    j.set(h + SP_BUMP, span + SPAN_HEADER);
+    j.set(h + SP_LISTED, 0);
+  }
+  linkSpan(arena, c, span, j);
+  return span;
+}
+
+function linkSpan(arena: Arena, c: number, span: number, j: Journal): void {
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  const head = i32[A_LISTS + c];
+  j.set(h + SP_NEXT, head);
+  j.set(h + SP_PREV, 0);
+  if (head !== 0) j.set(spanWords(head) + SP_PREV, span);
+  j.set(A_LISTS + c, span);
+  j.set(h + SP_LISTED, 1);
+}
+
+function unlinkSpan(arena: Arena, c: number, span: number, j: Journal): void {
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  if (i32[h + SP_LISTED] === 0) return;
+  const next = i32[h + SP_NEXT];
+  const prev = i32[h + SP_PREV];
+  if (prev !== 0) j.set(spanWords(prev) + SP_NEXT, next);
+  else j.set(A_LISTS + c, next);
+  if (next !== 0) j.set(spanWords(next) + SP_PREV, prev);
+  j.set(h + SP_LISTED, 0);
+}

@@ -1,0 +1,151 @@
+/**
+ * Internal. Emptying a table (table.ts): a clear, as a row of steps that each empty one bucket
+ * and free what its keys own, and the freeing of a whole table no one can reach any more.
+ *
+ * @module
+ */
+
+import {
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  chainLimit,
+  evacuated,
+  freeBlob,
+  KEYS,
+  loops,
+  MIN_TOP_HASH,
+  oldBOf,
+  OVERFLOW,
+  overflowBytes,
+  T_B,
+  T_BUCKETS,
+  T_COUNT,
+  T_FLAGS,
+  T_NEVACUATE,
+  T_NOVERFLOW,
+  T_OLDBUCKETS,
+  T_OLDOVERFLOW,
+  type TableView,
+  VALUE_WORDS,
+} from "./table_layout.ts";
+
+/** Buckets a clear walks: the old array's (while growing), then the current array's. */
+export function clearSteps(table: TableView): number {
+  const i32 = table.arena.i32;
+  const old = i32[table.h + T_OLDBUCKETS] === 0 ? 0 : 1 << oldBOf(table);
+  return old + (1 << i32[table.h + T_B]);
+}
+
+/**
+ * One step of a clear: empties bucket `step` of {@linkcode clearSteps} (an old bucket first,
+ * then a current one), freeing what its keys own and its overflow chain. A clear is a row of
+ * such steps, each a transaction of its own, then {@linkcode finishClear}; the steps change
+ * no count, so a lookup between them may still find keys of buckets not yet cleared. The
+ * bucket count must not change between steps (nothing else writes meanwhile).
+ */
+export function clearStep(table: TableView, step: number): void {
+  const a = table.arena;
+  const h = table.h;
+  const old = a.i32[h + T_OLDBUCKETS];
+  const oldBuckets = old === 0 ? 0 : 1 << oldBOf(table);
+  if (step < oldBuckets) {
+    const ob = old + step * BUCKET_SIZE;
+    if (!evacuated(table.arena, ob)) freeChainSlots(table, ob);
+    freeOverflows(table, ob, T_OLDOVERFLOW);
+    return;
+  }
+  const b = a.i32[h + T_BUCKETS] + (step - oldBuckets) * BUCKET_SIZE;
+  freeChainSlots(table, b);
+  freeOverflows(table, b, T_NOVERFLOW);
+  a.reach(b + BUCKET_SIZE);
+  for (let w = b >> 2; w < (b + BUCKET_SIZE) >> 2; w++) {
+    if (a.i32[w] !== 0) table.tx.set(w, 0);
+  }
+}
+
+/** The last step of a clear: the header says empty, and an old array is freed. Keeps B. */
+export function finishClear(table: TableView): void {
+  const a = table.arena;
+  const h = table.h;
+  const tx = table.tx;
+  const old = a.i32[h + T_OLDBUCKETS];
+  if (old !== 0) tx.free(old, BUCKET_SIZE * 2 ** oldBOf(table));
+  tx.set(h + T_COUNT, 0);
+  tx.set(h + T_FLAGS, 0);
+  tx.set(h + T_NOVERFLOW, 0);
+  tx.set(h + T_OLDBUCKETS, 0);
+  tx.set(h + T_NEVACUATE, 0);
+  tx.set(h + T_OLDOVERFLOW, 0);
+}
+
+/**
+ * Frees every block of a table no one can reach any more, key blobs included when the table
+ * owns keys, through `free`; the header itself is the caller's. Not journaled: it runs when a
+ * retired table is reclaimed (reclaim.ts).
+ */
+export function destroy(table: TableView, free: (offset: number, size: number) => void): void {
+  const a = table.arena;
+  const h = table.h;
+  a.reach(a.buffer.byteLength);
+  const old = a.i32[h + T_OLDBUCKETS];
+  if (old !== 0) {
+    const n = 1 << oldBOf(table);
+    for (let j = 0; j < n; j++) freeChainOf(table, old + j * BUCKET_SIZE, free);
+    free(old, BUCKET_SIZE * n);
+  }
+  const n = 1 << a.i32[h + T_B];
+  const buckets = a.i32[h + T_BUCKETS];
+  for (let j = 0; j < n; j++) freeChainOf(table, buckets + j * BUCKET_SIZE, free);
+  free(buckets, BUCKET_SIZE * n);
+}
+
+function freeChainOf(
+  table: TableView,
+  b: number,
+  free: (offset: number, size: number) => void,
+): void {
+  const a = table.arena;
+  let next = a.i32[(b + OVERFLOW) >> 2];
+  let limit = chainLimit(table.arena);
+  while (next !== 0) {
+    const after = a.i32[(next + OVERFLOW) >> 2];
+    free(next, overflowBytes(table.arena, next));
+    next = after;
+    if (--limit < 0) throw loops();
+  }
+}
+
+/** Frees what the live keys of the chain from `b` own (key blobs, values). */
+function freeChainSlots(table: TableView, b: number): void {
+  const a = table.arena;
+  let limit = chainLimit(table.arena);
+  for (; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+    if (--limit < 0) throw loops();
+    a.reach(b + BUCKET_SIZE);
+    for (let i = 0; i < BUCKET_SLOTS; i++) {
+      if (a.u8[b + i] < MIN_TOP_HASH) continue;
+      const w = (b + KEYS + 8 * i) >> 2;
+      if (table.ownsKeys) freeBlob(table, a.i32[w + 1], a.i32[w]);
+      table.freeValue(a.i32[w + VALUE_WORDS + 1], a.i32[w + VALUE_WORDS], table.tx);
+    }
+  }
+}
+
+/** Frees the overflow buckets chained after bucket `b`, unlinks them, and counts them out. */
+function freeOverflows(table: TableView, b: number, counter: number): void {
+  const a = table.arena;
+  const tx = table.tx;
+  let next = a.i32[(b + OVERFLOW) >> 2];
+  if (next === 0) return;
+  tx.set((b + OVERFLOW) >> 2, 0);
+  let n = 0;
+  let limit = chainLimit(table.arena);
+  while (next !== 0) {
+    const after = a.i32[(next + OVERFLOW) >> 2];
+    tx.free(next, overflowBytes(table.arena, next));
+    n++;
+    next = after;
+    if (--limit < 0) throw loops();
+  }
+  tx.set(table.h + counter, a.i32[table.h + counter] - n);
+}

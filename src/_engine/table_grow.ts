@@ -1,0 +1,198 @@
+/**
+ * Internal. Growth of a table (table.ts), as Go grows a map: a bigger (or same-size) bucket array,
+ * and the incremental evacuation of the old one, an old bucket (and its chain) at a time, as
+ * writes touch them.
+ *
+ * Growth follows Go. An insert that would take the count past 6.5 keys a bucket (and past 8)
+ * doubles the array; one that finds as many overflow buckets as buckets grows to the same size,
+ * which compacts chains left sparse by deletes. Growth is incremental: the old array stays, every
+ * write evacuates the old bucket it touches plus the next unevacuated one, and lookups read an
+ * old bucket until it is evacuated. Invariant: a key lives either in an unevacuated old bucket
+ * or in the new array, never both, and a new bucket receives keys only after its old bucket is
+ * evacuated (so it is empty until then). Deletes never shrink the array.
+ *
+ * @module
+ */
+
+import { MapFullError } from "../errors.ts";
+import { hashStored } from "./slots.ts";
+import {
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  chainLimit,
+  evacuated,
+  EVACUATED_EMPTY,
+  EVACUATED_X,
+  EVACUATED_Y,
+  KEYS,
+  loops,
+  MAX_B,
+  MIN_TOP_HASH,
+  newOverflow,
+  oldBOf,
+  OVERFLOW,
+  overflowBytes,
+  overLoadFactor,
+  SAME_SIZE_GROW,
+  T_B,
+  T_BUCKETS,
+  T_COUNT,
+  T_FLAGS,
+  T_NEVACUATE,
+  T_NOVERFLOW,
+  T_OLDBUCKETS,
+  T_OLDOVERFLOW,
+  type TableView,
+  VALUE_WORDS,
+} from "./table_layout.ts";
+
+/** Scratch for evacuation decisions (X or Y per slot), reused to avoid allocation. */
+const sideScratch: number[] = [];
+
+/** Starts a growth: a bigger array when over the load factor, else one of the same size. */
+export function hashGrow(table: TableView): void {
+  const a = table.arena;
+  const tx = table.tx;
+  const h = table.h;
+  const B = a.i32[h + T_B];
+  const bigger = overLoadFactor(a.i32[h + T_COUNT] + 1, B);
+  const newB = bigger ? B + 1 : B;
+  if (newB > MAX_B) throw new MapFullError(BUCKET_SIZE * 2 ** newB, a.maxBytes);
+  const buckets = tx.alloc(BUCKET_SIZE * 2 ** newB, true);
+  const i32 = a.i32;
+  tx.set(h + T_FLAGS, bigger ? 0 : SAME_SIZE_GROW);
+  tx.set(h + T_OLDBUCKETS, i32[h + T_BUCKETS]);
+  tx.set(h + T_BUCKETS, buckets);
+  tx.set(h + T_B, newB);
+  tx.set(h + T_NEVACUATE, 0);
+  tx.set(h + T_OLDOVERFLOW, i32[h + T_NOVERFLOW]);
+  tx.set(h + T_NOVERFLOW, 0);
+}
+
+/** Evacuates the old bucket a write to `bucket` needs, then one more to make progress. */
+export function growWork(table: TableView, bucket: number): void {
+  const a = table.arena;
+  evacuate(table, bucket & ((1 << oldBOf(table)) - 1));
+  if (a.i32[table.h + T_OLDBUCKETS] !== 0) evacuate(table, a.i32[table.h + T_NEVACUATE]);
+}
+
+/**
+ * Moves old bucket `oldbucket` and its chain into the new array. Its destinations are empty
+ * (invariant), so one ZERO journal entry each covers every write into them; overflow buckets
+ * it adds are fresh blocks.
+ */
+function evacuate(table: TableView, oldbucket: number): void {
+  const a = table.arena;
+  const tx = table.tx;
+  const h = table.h;
+  const old = a.i32[h + T_OLDBUCKETS];
+  const oldB = oldBOf(table);
+  const newbit = 1 << oldB;
+  const sameSize = (a.i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
+  const ob = old + oldbucket * BUCKET_SIZE;
+  if (!evacuated(table.arena, ob)) {
+    const buckets = a.i32[h + T_BUCKETS];
+    const x = buckets + oldbucket * BUCKET_SIZE;
+    const y = sameSize ? 0 : buckets + (oldbucket + newbit) * BUCKET_SIZE;
+    // Another worker may have allocated the new array after growing the buffer, past this
+    // worker's views; a write there would be dropped silently and the keys lost. Cover it.
+    a.reach((y !== 0 ? y : x) + BUCKET_SIZE);
+    tx.zeroed(x >> 2, (x + BUCKET_SIZE) >> 2);
+    if (y !== 0) tx.zeroed(y >> 2, (y + BUCKET_SIZE) >> 2);
+    // Destination bucket and next free slot for each half.
+    let xb = x, xi = 0, yb = y, yi = 0;
+    const sides = sideScratch;
+    let n = 0;
+    let limit = chainLimit(table.arena);
+    for (let b = ob; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+      if (--limit < 0) throw loops();
+      a.reach(b + BUCKET_SIZE);
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        const top = a.u8[b + i];
+        if (top < MIN_TOP_HASH) {
+          sides[n++] = EVACUATED_EMPTY;
+          continue;
+        }
+        const k = b + KEYS + 8 * i;
+        let useY = false;
+        if (!sameSize) {
+          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
+          useY = (hash & newbit) !== 0;
+        }
+        sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;
+        let db: number; // destination bucket and slot
+        let di: number;
+        if (useY) {
+          if (yi === BUCKET_SLOTS) {
+            yb = newOverflow(table, yb);
+            yi = 0;
+          }
+          db = yb;
+          di = yi++;
+        } else {
+          if (xi === BUCKET_SLOTS) {
+            xb = newOverflow(table, xb);
+            xi = 0;
+          }
+          db = xb;
+          di = xi++;
+        }
+        // Plain writes: the destination was empty (a ZERO entry) or is a fresh block.
+        a.u8[db + di] = top;
+        const from = k >> 2;
+        const to = (db + KEYS + 8 * di) >> 2;
+        const i32 = a.i32;
+        i32[to] = i32[from];
+        i32[to + 1] = i32[from + 1];
+        i32[to + VALUE_WORDS] = i32[from + VALUE_WORDS];
+        i32[to + VALUE_WORDS + 1] = i32[from + VALUE_WORDS + 1];
+      }
+    }
+    // Mark every old slot, in chain order, with where its key went, and free the old chain.
+    let m = 0;
+    for (let b = ob; b !== 0;) {
+      const w0 = sides[m] | sides[m + 1] << 8 | sides[m + 2] << 16 | sides[m + 3] << 24;
+      const w1 = sides[m + 4] | sides[m + 5] << 8 | sides[m + 6] << 16 | sides[m + 7] << 24;
+      tx.set(b >> 2, w0);
+      tx.set((b >> 2) + 1, w1);
+      m += BUCKET_SLOTS;
+      const next = a.i32[(b + OVERFLOW) >> 2];
+      if (b !== ob) {
+        tx.free(b, overflowBytes(table.arena, b));
+        tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - 1);
+      }
+      b = next;
+    }
+    tx.set((ob + OVERFLOW) >> 2, 0);
+  }
+  if (oldbucket === a.i32[h + T_NEVACUATE]) advanceEvacuationMark(table, newbit);
+}
+
+function advanceEvacuationMark(table: TableView, newbit: number): void {
+  const a = table.arena;
+  const tx = table.tx;
+  const h = table.h;
+  let n = a.i32[h + T_NEVACUATE] + 1;
+  // Skip buckets already evacuated out of order, but bound the work (as Go does).
+  const stop = Math.min(n + 1024, newbit);
+  const old = a.i32[h + T_OLDBUCKETS];
+  while (n !== stop && evacuated(table.arena, old + n * BUCKET_SIZE)) n++;
+  tx.set(h + T_NEVACUATE, n);
+  if (n === newbit) {
+    // Growth is done: no old bucket holds a key any more.
+    tx.free(old, BUCKET_SIZE * newbit);
+    tx.set(h + T_OLDBUCKETS, 0);
+    tx.set(h + T_FLAGS, a.i32[h + T_FLAGS] & ~SAME_SIZE_GROW);
+    tx.set(h + T_OLDOVERFLOW, 0);
+  }
+}
+
+/** Finishes any growth under way by evacuating every remaining old bucket. */
+export function finishGrowth(table: TableView): void {
+  const a = table.arena;
+  let limit = chainLimit(table.arena) + 1;
+  while (a.i32[table.h + T_OLDBUCKETS] !== 0) {
+    evacuate(table, a.i32[table.h + T_NEVACUATE]);
+    if (--limit < 0) throw loops();
+  }
+}

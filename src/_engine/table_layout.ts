@@ -1,0 +1,193 @@
+/**
+ * Internal. The layout of a table (table.ts): its header words, its buckets, the tophash marks,
+ * and the small steps on them that the table's parts share.
+ *
+ * A table header (eight words, anywhere in the arena; docs/design.md tabulates who writes and
+ * reads each):
+ *
+ * | word | meaning                                                          |
+ * | ---- | ---------------------------------------------------------------- |
+ * | 0    | count: live keys                                                 |
+ * | 1    | flags: {@linkcode SAME_SIZE_GROW}                                |
+ * | 2    | B: the bucket array has 2^B buckets                              |
+ * | 3    | overflow buckets hanging off the current array                   |
+ * | 4    | offset of the bucket array                                       |
+ * | 5    | offset of the old bucket array while growing, else 0             |
+ * | 6    | nevacuate: old buckets below it are all evacuated                |
+ * | 7    | overflow buckets hanging off the old array                       |
+ *
+ * A bucket is 144 bytes: eight tophash bytes, eight 8-byte key slots, eight 8-byte value slots,
+ * an overflow link and padding. A key's bucket is the low B bits of its hash; its tophash is the
+ * hash's top byte, raised by {@linkcode MIN_TOP_HASH} when it falls on a mark. Lookups compare
+ * tophash bytes first and whole keys only on a tophash match, and stop at an empty-rest mark,
+ * which promises that the rest of the bucket and its overflow chain are empty.
+ *
+ * @module
+ */
+
+import { grantedBytes } from "./allocator.ts";
+import type { Arena } from "./arena.ts";
+import { blobSize, isBlob } from "./slots.ts";
+import type { Tx } from "./tx.ts";
+
+/** Header word: live keys. */
+export const T_COUNT = 0;
+export const T_FLAGS = 1;
+export const T_B = 2;
+export const T_NOVERFLOW = 3;
+export const T_BUCKETS = 4;
+export const T_OLDBUCKETS = 5;
+export const T_NEVACUATE = 6;
+export const T_OLDOVERFLOW = 7;
+/** Words in a table header. */
+export const TABLE_WORDS = 8;
+
+/** Flag: the current growth keeps the bucket count (it compacts overflow chains). */
+export const SAME_SIZE_GROW = 1;
+
+/** Bytes in a bucket. */
+export const BUCKET_SIZE = 144;
+/** Slots in a bucket. */
+export const BUCKET_SLOTS = 8;
+/** Byte offset of the key slots in a bucket. */
+export const KEYS = 8;
+/** Word distance from a key slot to its value slot: eight 8-byte key slots. */
+export const VALUE_WORDS = 16;
+/** Byte offset of the overflow link in a bucket. */
+export const OVERFLOW = 136;
+/**
+ * Byte offset, in an overflow bucket, of the size of its block: a full arena may serve a bucket
+ * from a larger size class (allocator.ts allocateAtLeast), and it is freed with that size. 0
+ * (never written) in a bucket of an array.
+ */
+export const BLOCK_BYTES = 140;
+/** The largest B: a bucket array of 144 * 2^B bytes must fit a 1 GiB arena. */
+export const MAX_B = 22;
+/**
+ * The longest chain, in buckets, an insert extends while the table cannot grow for want of
+ * memory. Evacuating a chain journals about five entries per bucket, and a step evacuates two.
+ */
+export const FULL_CHAIN_MAX = 8;
+
+/** This slot and every later one, in this bucket and its overflow chain, are empty. */
+export const EMPTY_REST = 0;
+/** This slot is empty. */
+export const EMPTY_ONE = 1;
+/** Evacuated to the first half of the bigger array. */
+export const EVACUATED_X = 2;
+/** Evacuated to the second half. */
+export const EVACUATED_Y = 3;
+/** Was empty when its bucket was evacuated. */
+export const EVACUATED_EMPTY = 4;
+/** The smallest tophash of a live key. */
+export const MIN_TOP_HASH = 5;
+
+export const LOAD_FACTOR = 6.5;
+
+/** The tophash byte of `hash`. */
+export function tophash(hash: number): number {
+  const top = hash >>> 24;
+  return top < MIN_TOP_HASH ? top + MIN_TOP_HASH : top;
+}
+
+/** The smallest B whose array holds `hint` keys without growing. */
+export function bucketsForHint(hint: number): number {
+  let b = 0;
+  while (overLoadFactor(hint, b)) b++;
+  return b;
+}
+
+/** Bytes of the bucket array of a table sized for `hint` keys (no shift: no wrap). */
+export function bucketBytesForHint(hint: number): number {
+  return BUCKET_SIZE * 2 ** bucketsForHint(hint);
+}
+
+/** Whether `count` keys in 2^`b` buckets are over the load factor. */
+export function overLoadFactor(count: number, b: number): boolean {
+  return count > BUCKET_SLOTS && count > LOAD_FACTOR * 2 ** b;
+}
+
+/** Frees whatever a deleted or cleared key's value slot owns. */
+export type FreeValue = (hi: number, lo: number, tx: Tx) => void;
+
+/**
+ * What the table's parts (table_grow.ts, table_clear.ts, table_iter.ts, table_verify.ts) see of
+ * a Table (table.ts): where it is, how its slots are owned, and the transaction it writes
+ * through.
+ */
+export interface TableView {
+  readonly arena: Arena;
+  /** Word index of the header. */
+  readonly h: number;
+  readonly ownsKeys: boolean;
+  readonly freeValue: FreeValue;
+  readonly tx: Tx;
+}
+
+/** The most buckets any chain may have: more means the chain loops. */
+export function chainLimit(arena: Arena): number {
+  return arena.buffer.byteLength / BUCKET_SIZE;
+}
+
+/** The B of the old bucket array while the table grows. */
+export function oldBOf(table: TableView): number {
+  const i32 = table.arena.i32;
+  return i32[table.h + T_B] - ((i32[table.h + T_FLAGS] & SAME_SIZE_GROW) !== 0 ? 0 : 1);
+}
+
+/** Whether old bucket `b` has been evacuated (its first tophash byte is an EVACUATED mark). */
+export function evacuated(arena: Arena, b: number): boolean {
+  arena.reach(b + BUCKET_SIZE);
+  const t = arena.u8[b];
+  return t > EMPTY_ONE && t < MIN_TOP_HASH;
+}
+
+/** Allocates a zeroed overflow bucket, and records its block's size in it. */
+export function allocOverflow(table: TableView): number {
+  const overflow = table.tx.allocAtLeast(BUCKET_SIZE, true);
+  // A plain write: the block is this mutation's own (a rollback frees it).
+  table.arena.i32[(overflow + BLOCK_BYTES) >> 2] = grantedBytes;
+  return overflow;
+}
+
+/** Bytes of the block of overflow bucket `b`, to free it with. */
+export function overflowBytes(arena: Arena, b: number): number {
+  const bytes = arena.i32[(b + BLOCK_BYTES) >> 2];
+  return bytes === 0 ? BUCKET_SIZE : bytes;
+}
+
+/** Chains a new overflow bucket after bucket `b` and counts it; returns it. */
+export function newOverflow(table: TableView, b: number): number {
+  const a = table.arena;
+  const overflow = allocOverflow(table);
+  table.tx.set((b + OVERFLOW) >> 2, overflow);
+  table.tx.set(table.h + T_NOVERFLOW, a.i32[table.h + T_NOVERFLOW] + 1);
+  return overflow;
+}
+
+/** Frees the blob of a key stored as the slot words (lo, hi), if it has one. */
+export function freeBlob(table: TableView, hi: number, lo: number): void {
+  if (isBlob(hi)) table.tx.free(lo, blobSize(table.arena, hi, lo));
+}
+
+/**
+ * The byte offset of bucket `bucket` in the current bucket array of the table whose header is
+ * at byte `headerOffset`, and the word index of its overflow link (for tests that corrupt a
+ * chain on purpose).
+ */
+export function bucketAt(
+  arena: Arena,
+  headerOffset: number,
+  bucket: number,
+): { offset: number; overflowWord: number } {
+  const offset = arena.i32[(headerOffset >> 2) + T_BUCKETS] + bucket * BUCKET_SIZE;
+  return { offset, overflowWord: (offset + OVERFLOW) >> 2 };
+}
+
+/** Hops a lookup makes along a chain before it checks the chain for a loop. */
+export const CHAIN_CHECK = 64;
+
+/** The error for an overflow chain that loops. */
+export function loops(): RangeError {
+  return new RangeError("corrupt table: an overflow chain loops");
+}

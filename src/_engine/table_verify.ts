@@ -1,0 +1,162 @@
+/**
+ * Internal. The shape of a table (table.ts), for stats(), and the check of its invariants, for
+ * verify() and the tests.
+ *
+ * @module
+ */
+
+import { hashStored } from "./slots.ts";
+import {
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  chainLimit,
+  EMPTY_ONE,
+  EMPTY_REST,
+  evacuated,
+  KEYS,
+  MAX_B,
+  MIN_TOP_HASH,
+  oldBOf,
+  OVERFLOW,
+  overflowBytes,
+  SAME_SIZE_GROW,
+  T_B,
+  T_BUCKETS,
+  T_COUNT,
+  T_FLAGS,
+  T_NEVACUATE,
+  T_NOVERFLOW,
+  T_OLDBUCKETS,
+  T_OLDOVERFLOW,
+  type TableView,
+  tophash,
+} from "./table_layout.ts";
+
+/** What {@linkcode stats} reports. */
+export interface TableStats {
+  count: number;
+  B: number;
+  buckets: number;
+  overflowBuckets: number;
+  growing: boolean;
+  sameSizeGrow: boolean;
+  nevacuate: number;
+}
+
+/** Shape and growth state, for stats() and tests. */
+export function stats(table: TableView): TableStats {
+  const i32 = table.arena.i32;
+  const h = table.h;
+  return {
+    count: i32[h + T_COUNT],
+    B: i32[h + T_B],
+    buckets: 1 << i32[h + T_B],
+    overflowBuckets: i32[h + T_NOVERFLOW] + i32[h + T_OLDOVERFLOW],
+    growing: i32[h + T_OLDBUCKETS] !== 0,
+    sameSizeGrow: (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0,
+    nevacuate: i32[h + T_NEVACUATE],
+  };
+}
+
+/**
+ * Calls `block(offset, bytes)` for every block the table itself owns (bucket arrays and
+ * overflow buckets) and `slot(keySlot)` for every live key, checking the table's invariants
+ * on the way: header words in range, chains that end, counts that match, tophash marks, and
+ * keys in the right buckets. Throws a RangeError naming the first broken one. With `keys`
+ * false, keys are not rehashed (a retired SyncMap table's keys may point at freed blobs).
+ */
+export function verify(
+  table: TableView,
+  block: (offset: number, bytes: number) => void,
+  slot: (keySlot: number) => void,
+  keys = true,
+): void {
+  const a = table.arena;
+  const i32 = a.i32;
+  const h = table.h;
+  const fail = (what: string): never => {
+    throw new RangeError(`verify: table at ${h << 2}: ${what}`);
+  };
+  const B = i32[h + T_B];
+  if (B < 0 || B > MAX_B) fail(`B is ${B}`);
+  const buckets = i32[h + T_BUCKETS];
+  const n = 1 << B;
+  if (buckets <= 0 || buckets % 16 !== 0 || buckets + n * BUCKET_SIZE > a.buffer.byteLength) {
+    fail(`bucket array at ${buckets} is out of range`);
+  }
+  block(buckets, n * BUCKET_SIZE);
+  let live = 0;
+  let overflow = 0;
+  const walk = (first: number, check: (hash: number) => boolean, mask: number): void => {
+    let sawEmptyRest = false;
+    let limit = chainLimit(table.arena);
+    for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
+      if (b !== first) {
+        block(b, overflowBytes(table.arena, b));
+        if (mask >= 0) overflow++;
+      }
+      if (--limit < 0) fail("an overflow chain loops");
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        const t = a.u8[b + i];
+        if (t === EMPTY_REST) {
+          sawEmptyRest = true;
+          continue;
+        }
+        if (sawEmptyRest && t !== EMPTY_REST) {
+          fail(`bucket ${b}: a slot after an empty-rest mark`);
+        }
+        if (t < MIN_TOP_HASH) {
+          if (t !== EMPTY_ONE) fail(`bucket ${b}: mark ${t} outside an evacuated bucket`);
+          continue;
+        }
+        const k = b + KEYS + 8 * i;
+        if (keys) {
+          const hash = hashStored(a, i32[(k >> 2) + 1], i32[k >> 2]);
+          if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
+          if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
+        }
+        live++;
+        slot(k);
+      }
+    }
+  };
+  for (let j = 0; j < n; j++) {
+    walk(buckets + j * BUCKET_SIZE, (hash) => (hash & (n - 1)) === j, 1);
+  }
+  const old = i32[h + T_OLDBUCKETS];
+  if (old !== 0) {
+    const oldB = oldBOf(table);
+    const on = 1 << oldB;
+    block(old, on * BUCKET_SIZE);
+    const nev = i32[h + T_NEVACUATE];
+    if (nev < 0 || nev > on) fail(`nevacuate ${nev} out of range`);
+    let oldOverflow = 0;
+    for (let j = 0; j < on; j++) {
+      const ob = old + j * BUCKET_SIZE;
+      if (evacuated(table.arena, ob)) {
+        if (i32[(ob + OVERFLOW) >> 2] !== 0) fail(`evacuated old bucket ${j} keeps a chain`);
+        continue;
+      }
+      if (j < nev) fail(`old bucket ${j} is below nevacuate but not evacuated`);
+      // Its destinations must still be empty.
+      const same = (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
+      for (const d of same ? [j] : [j, j + on]) {
+        const db = buckets + d * BUCKET_SIZE;
+        if (a.u8[db] !== EMPTY_REST || i32[(db + OVERFLOW) >> 2] !== 0) {
+          fail(`new bucket ${d} holds keys before its old bucket ${j} was evacuated`);
+        }
+      }
+      const before = overflow;
+      walk(ob, (hash) => (hash & (on - 1)) === j, 1);
+      oldOverflow += overflow - before;
+      overflow = before;
+    }
+    if (oldOverflow !== i32[h + T_OLDOVERFLOW]) {
+      fail(`old overflow count ${i32[h + T_OLDOVERFLOW]} but ${oldOverflow} found`);
+    }
+  }
+  if (overflow !== i32[h + T_NOVERFLOW]) {
+    fail(`overflow count ${i32[h + T_NOVERFLOW]} but ${overflow} found`);
+  }
+  if (live !== i32[h + T_COUNT]) fail(`count ${i32[h + T_COUNT]} but ${live} keys found`);
+}

@@ -1,0 +1,118 @@
+/**
+ * Internal. The options of `RedisSyncMap.open` (redis_sync_map.ts), and their checks:
+ * a bad option is a TypeError or RangeError before anything is sent.
+ *
+ * @module
+ */
+
+import type { Codec } from "../codec.ts";
+
+/** Options for {@linkcode RedisSyncMap.open}: where, which map, codecs, and timeouts. */
+export interface RedisSyncMapOptions<K, V> {
+  /**
+   * A standalone server: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
+   * Give either this or {@linkcode cluster}.
+   */
+  url?: string;
+  /**
+   * Some nodes of a Redis Cluster, as `redis://` URLs (credentials in the first apply to every
+   * node); the client discovers the rest. Give either this or {@linkcode url}.
+   */
+  cluster?: readonly string[];
+  /**
+   * The map's name: 1 to 200 characters from `A-Z a-z 0-9 _ . : / -`. Its keys live under the
+   * Redis keys `shmap:<name>#...`; every program that opens the same name on the same server,
+   * with the same codecs, shares the map.
+   */
+  name: string;
+  /** Codec for keys; defaults to `codecs.auto`, as in SyncMap. */
+  keys?: Codec<K>;
+  /** Codec for values; defaults to `codecs.auto`, as in SyncMap. */
+  values?: Codec<V>;
+  /**
+   * Most milliseconds a command waits for its reply, and a call for a connection (default
+   * 5000). A call that sends several commands (`range`, `clear`, `size`, a `compute` that
+   * retries) bounds each of them.
+   */
+  timeout?: number;
+  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default: `timeout`). */
+  connectTimeout?: number;
+  /**
+   * Longest wait between two attempts to reconnect a dropped connection (default 2000). The
+   * client reconnects, backing off exponentially from 50 ms, for as long as the map is open.
+   */
+  maxReconnectDelay?: number;
+  /** The COUNT hint of the SCANs behind `range`, `clear` and `size` (default 1000). */
+  scanCount?: number;
+}
+
+const DEFAULT_TIMEOUT = 5000;
+const DEFAULT_MAX_RECONNECT_DELAY = 2000;
+const DEFAULT_SCAN_COUNT = 1000;
+const MAX_TIMER = 2 ** 31 - 1;
+
+/** The connection options and SCAN count of {@linkcode RedisSyncMapOptions}, checked. */
+export interface CheckedOptions {
+  readonly url: string | undefined;
+  readonly cluster: readonly string[] | undefined;
+  readonly timeout: number;
+  readonly connectTimeout: number;
+  readonly maxReconnectDelay: number;
+  readonly scanCount: number;
+}
+
+/**
+ * Checks the options other than the name and the codecs, in this order: the timeouts, the SCAN
+ * count, then `url` or `cluster`. Throws a TypeError or RangeError naming the first bad one.
+ */
+export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedOptions {
+  const timeout = checkMs(options.timeout, DEFAULT_TIMEOUT, "timeout");
+  const connectTimeout = checkMs(options.connectTimeout, timeout, "connectTimeout");
+  const maxReconnectDelay = checkMs(
+    options.maxReconnectDelay,
+    DEFAULT_MAX_RECONNECT_DELAY,
+    "maxReconnectDelay",
+  );
+  const scanCount = options.scanCount ?? DEFAULT_SCAN_COUNT;
+  if (!Number.isSafeInteger(scanCount) || scanCount < 1) {
+    throw new RangeError(`scanCount must be a positive integer, got ${String(scanCount)}`);
+  }
+  const { url, cluster } = options;
+  if ((url === undefined) === (cluster === undefined)) {
+    throw new TypeError("RedisSyncMap.open needs either url (a server) or cluster (nodes)");
+  }
+  if (url !== undefined) checkUrl(url, "url");
+  if (cluster !== undefined) {
+    if (!Array.isArray(cluster) || cluster.length === 0) {
+      throw new TypeError("cluster must be a non-empty array of redis:// URLs");
+    }
+    for (const node of cluster) checkUrl(node, "cluster");
+  }
+  return { url, cluster, timeout, connectTimeout, maxReconnectDelay, scanCount };
+}
+
+function checkMs(value: unknown, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER) {
+    throw new RangeError(
+      `${name} must be a number of milliseconds in (0, 2^31), got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkUrl(url: unknown, option: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === "string" ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
+    throw new TypeError(
+      `${option} must be a redis:// or rediss:// URL, got ${
+        typeof url === "string" ? JSON.stringify(url) : typeof url
+      }`,
+    );
+  }
+}
