@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
-import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
+import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
 import {
   collidingBytes,
   collidingKey,
@@ -764,17 +764,4 @@ describe("GoMap with typed codecs against a native Map", () => {
   });
 });
 
-describe("GoMap with re-entrant user code and huge sizes", () => {
-  // Explicit timeouts: Bun's default of 5 s is short on a loaded machine.
-  test("getters and a user codec's encode and decode calling the map agree with a model", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(reentrantProperty((options) => new GoMap(options), false), { numRuns: 300 });
-  });
-
-  test("any hint and maxBytes, values of any size: works, or a RangeError with no effect", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(hugeSizesProperty((options) => new GoMap(options)), { numRuns: 40 });
-  });
-});
+describeReentrantAndHuge("GoMap", (options) => new GoMap(options), false);

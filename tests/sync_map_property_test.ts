@@ -13,7 +13,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codecs, SyncMap, type SyncMapStats } from "../mod.ts";
-import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
+import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
 import { collidingKey, keysCollidingIn } from "./fixtures/colliding_keys.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -576,17 +576,4 @@ describe("SyncMap matches a model (Go's TestMapMatchesRWMutex)", () => {
   });
 });
 
-describe("SyncMap with re-entrant user code and huge sizes", () => {
-  // Explicit timeouts: Bun's default of 5 s is short on a loaded machine.
-  test("getters and a user codec's encode and decode calling the map agree with a model", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(reentrantProperty((options) => new SyncMap(options), true), { numRuns: 300 });
-  });
-
-  test("any hint and maxBytes, values of any size: works, or a RangeError with no effect", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(hugeSizesProperty((options) => new SyncMap(options)), { numRuns: 40 });
-  });
-});
+describeReentrantAndHuge("SyncMap", (options) => new SyncMap(options), true);
