@@ -7,10 +7,10 @@ import {
   COUNT_ITERATIONS,
   COUNT_WORKERS,
   countUnderLock,
+  heldOffUntilUnlock,
   shared,
   withWorkers,
 } from "./fixtures/lock_harness.ts";
-import { sleep, until } from "./fixtures/harness.ts";
 
 /** Control word: a worker's "I got the lock" mark. */
 const FLAG = 2;
@@ -124,19 +124,20 @@ test("Mutex: a worker blocks in lock() until another agent unlocks", async () =>
   const ctrl = shared(4);
   await withWorkers(1, async ([w]) => {
     mu.lock();
-    const run = w.run([
-      { op: "store", word: STARTED, value: 1 },
-      { op: "mu.tryLock" },
-      { op: "mu.lock" },
-      { op: "store", word: FLAG, value: 1 },
-      { op: "mu.unlock" },
-    ], { ctrl, mu: mu.handle });
-    await until(() => Atomics.load(ctrl, STARTED) === 1, "the worker starts its script");
-    await sleep(100);
-    assert.equal(Atomics.load(ctrl, FLAG), 0, "the worker got in while the main thread held it");
-    mu.unlock();
-    assert.deepEqual(await run, [false]);
-    assert.equal(Atomics.load(ctrl, FLAG), 1);
+    await heldOffUntilUnlock(
+      w,
+      { ctrl, mu: mu.handle },
+      { started: STARTED, flag: FLAG },
+      [
+        { op: "mu.tryLock" },
+        { op: "mu.lock" },
+        { op: "store", word: FLAG, value: 1 },
+        { op: "mu.unlock" },
+      ],
+      () => mu.unlock(),
+      [false],
+      "the worker got in while the main thread held it",
+    );
   });
   assert.equal(mu.tryLock(), true);
 });

@@ -7,6 +7,7 @@ import {
   COUNT_ITERATIONS,
   COUNT_WORKERS,
   countUnderLock,
+  heldOffUntilUnlock,
   shared,
   signal,
   TEST_TIMEOUT_MS,
@@ -24,6 +25,15 @@ const WRITER_TICKET = 5;
 const READER_TICKET = 6;
 /** Set by a worker as it starts its script: worker messages can be slow under load. */
 const STARTED = 7;
+
+/** Resolves once a writer waits for `rw`: from then on a new read lock is refused. */
+function writerWaits(rw: RWMutex): Promise<void> {
+  return until(() => {
+    if (!rw.tryRLock()) return true;
+    rw.rUnlock();
+    return false;
+  }, "the writer waits");
+}
 
 test("RWMutex: try-lock semantics on one thread", () => {
   const rw = new RWMutex();
@@ -198,20 +208,21 @@ test("RWMutex: a writer excludes readers until it unlocks", async () => {
   const ctrl = shared(8);
   await withWorkers(1, async ([w]) => {
     rw.lock();
-    const run = w.run([
-      { op: "store", word: STARTED, value: 1 },
-      { op: "rw.tryRLock" },
-      { op: "rw.tryLock" },
-      { op: "rw.rLock" },
-      { op: "store", word: FLAG, value: 1 },
-      { op: "rw.rUnlock" },
-    ], { ctrl, rw: rw.handle });
-    await until(() => Atomics.load(ctrl, STARTED) === 1, "the worker starts its script");
-    await sleep(100);
-    assert.equal(Atomics.load(ctrl, FLAG), 0, "a reader got in while the writer held the lock");
-    rw.unlock();
-    assert.deepEqual(await run, [false, false]);
-    assert.equal(Atomics.load(ctrl, FLAG), 1);
+    await heldOffUntilUnlock(
+      w,
+      { ctrl, rw: rw.handle },
+      { started: STARTED, flag: FLAG },
+      [
+        { op: "rw.tryRLock" },
+        { op: "rw.tryLock" },
+        { op: "rw.rLock" },
+        { op: "store", word: FLAG, value: 1 },
+        { op: "rw.rUnlock" },
+      ],
+      () => rw.unlock(),
+      [false, false],
+      "a reader got in while the writer held the lock",
+    );
   });
 });
 
@@ -229,11 +240,7 @@ test("RWMutex: readers exclude a writer until the last one leaves", async () => 
     ], { ctrl, rw: rw.handle });
     // Wait until the writer is pending (a new read lock is refused), so that its tryLock
     // above ran while both read locks were held.
-    await until(() => {
-      if (!rw.tryRLock()) return true;
-      rw.rUnlock();
-      return false;
-    }, "the writer waits");
+    await writerWaits(rw);
     rw.rUnlock();
     await sleep(50);
     assert.equal(Atomics.load(ctrl, FLAG), 0, "the writer got in with a reader inside");
@@ -255,11 +262,7 @@ test("RWMutex: a waiting writer holds back new readers (writer preference)", asy
     ], { ctrl, rw: rw.handle });
     // Wait until the writer is pending: from then on a new read lock is refused even
     // though only readers hold the lock.
-    await until(() => {
-      if (!rw.tryRLock()) return true;
-      rw.rUnlock();
-      return false;
-    }, "the writer waits");
+    await writerWaits(rw);
     assert.deepEqual(await reader.run([{ op: "rw.tryRLock" }], { ctrl, rw: rw.handle }), [false]);
     const read = reader.run([
       { op: "rw.rLock" },
