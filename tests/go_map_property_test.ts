@@ -10,6 +10,7 @@ import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
 import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
+import { EQUALITY_KEYS, INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 import {
   collidingBytes,
   collidingKey,
@@ -32,13 +33,7 @@ const longString = fc.tuple(fc.constantFrom("x", "é", "\u{1F600}", "\ud800"), f
 
 /** Keys every pool contains: the ones whose equality is easy to get wrong. */
 const SPECIAL_KEYS: readonly unknown[] = [
-  NaN,
-  -0,
-  0,
-  1,
-  1n,
-  "1",
-  "",
+  ...EQUALITY_KEYS,
   "\0",
   "\0\0",
   "ab",
@@ -52,10 +47,7 @@ const SPECIAL_KEYS: readonly unknown[] = [
   0.1,
   2 ** 53,
   -(2 ** 31),
-  2n ** 31n - 1n,
-  2n ** 31n,
-  -(2n ** 31n),
-  -(2n ** 31n) - 1n,
+  ...INT32_EDGE_BIGINTS,
   2n ** 64n,
   -(2n ** 64n),
   2n ** 100n + 7n,

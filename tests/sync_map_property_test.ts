@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codecs, SyncMap, type SyncMapStats } from "../mod.ts";
 import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
+import { EQUALITY_KEYS } from "./fixtures/special_keys.ts";
 import { collidingKey, keysCollidingIn } from "./fixtures/colliding_keys.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -23,13 +24,7 @@ const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0
 
 /** Keys whose equality is easy to get wrong, and a small pool so that keys collide. */
 const SPECIAL_KEYS: readonly unknown[] = [
-  NaN,
-  -0,
-  0,
-  1,
-  1n,
-  "1",
-  "",
+  ...EQUALITY_KEYS,
   "ab",
   "abc",
   true,
