@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import {
+  assertRefusesHandles,
   COUNT_ITERATIONS,
   COUNT_WORKERS,
   countUnderLock,
@@ -94,18 +95,7 @@ test("Mutex.attach rejects bad handles with a TypeError", () => {
       /is an RWMutex, not a Mutex/,
     ],
   ];
-  for (const [what, handle, message] of bad) {
-    assert.throws(
-      () => Mutex.attach(handle as MutexHandle),
-      (err: unknown) => {
-        assert.ok(err instanceof TypeError, `${what}: expected a TypeError, got ${err}`);
-        assert.match(err.message, /^Mutex\.attach: /, what);
-        assert.match(err.message, message, what);
-        return true;
-      },
-      what,
-    );
-  }
+  assertRefusesHandles("Mutex", (h) => Mutex.attach(h as MutexHandle), bad);
   // A failed attach leaves nothing behind: the next constructor makes a fresh mutex.
   const fresh = new Mutex();
   assert.notEqual(fresh.handle.buffer, good.buffer);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
+  assertRefusesHandles,
   COUNT_ITERATIONS,
   COUNT_WORKERS,
   countUnderLock,
@@ -110,18 +111,7 @@ test("RWMutex.attach rejects bad handles with a TypeError", () => {
       /bad magic word/,
     ],
   ];
-  for (const [what, handle, message] of bad) {
-    assert.throws(
-      () => RWMutex.attach(handle as RWMutexHandle),
-      (err: unknown) => {
-        assert.ok(err instanceof TypeError, `${what}: expected a TypeError, got ${err}`);
-        assert.match(err.message, /^RWMutex\.attach: /, what);
-        assert.match(err.message, message, what);
-        return true;
-      },
-      what,
-    );
-  }
+  assertRefusesHandles("RWMutex", (h) => RWMutex.attach(h as RWMutexHandle), bad);
   // A Mutex's memory padded out to RWMutex size still has the wrong kind word.
   const mu = new Mutex();
   const big = new SharedArrayBuffer(64);
