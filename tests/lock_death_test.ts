@@ -57,6 +57,35 @@ class Subject {
   }
 }
 
+/**
+ * A holder takes a lock with `hold`, a waiter then asks for it with `wait` and is asleep in it
+ * 200 ms later; the holder dies. Asserts that the waiter is woken and told the owner died, and
+ * returns how long that took after the kill began. `what` names the holder's lock, the waiter's
+ * start and the waiter's call, for the timeouts.
+ */
+async function wokenWhenHolderDies(
+  hold: DeathRequest,
+  wait: DeathRequest,
+  what: [locked: string, waiting: string, woken: string],
+): Promise<number> {
+  const holder = new Subject();
+  const waiter = new Subject();
+  try {
+    const id = await holder.id();
+    await holder.ask(hold, "started");
+    await holder.next(what[0]);
+    await waiter.ask(wait, what[1]);
+    await sleep(200); // the waiter is asleep in its call by now
+    const killed = Date.now();
+    await holder.kill(id);
+    assert.deepEqual(await waiter.next(what[2]), { result: "ownerDead" });
+    return Date.now() - killed;
+  } finally {
+    holder.worker.terminate();
+    waiter.worker.terminate();
+  }
+}
+
 test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TEST, async () => {
   const mu = new Mutex();
   const holder = new Subject();
@@ -85,25 +114,15 @@ test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TE
 
 test("Mutex: a waiter sleeping on a dead holder's lock is woken", TEST, async () => {
   const mu = new Mutex();
-  const holder = new Subject();
-  const waiter = new Subject();
-  try {
-    const id = await holder.id();
-    await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
-    await holder.next("locked");
-    await waiter.ask({ op: "lock", mu: mu.handle, then: "release" }, "waiter started");
-    await sleep(200); // the waiter is asleep in lock() by now
-    const woke = Date.now();
-    await holder.kill(id);
-    assert.deepEqual(await waiter.next("the waiter's lock()"), { result: "ownerDead" });
-    assert.ok(Date.now() - woke < 1000, `woken after ${Date.now() - woke} ms`);
-    // The waiter marked it consistent and unlocked.
-    assert.equal(mu.tryLock(), true);
-    mu.unlock();
-  } finally {
-    holder.worker.terminate();
-    waiter.worker.terminate();
-  }
+  const wokenMs = await wokenWhenHolderDies(
+    { op: "lock", mu: mu.handle, then: "hold" },
+    { op: "lock", mu: mu.handle, then: "release" },
+    ["locked", "waiter started", "the waiter's lock()"],
+  );
+  assert.ok(wokenMs < 1000, `woken after ${wokenMs} ms`);
+  // The waiter marked it consistent and unlocked.
+  assert.equal(mu.tryLock(), true);
+  mu.unlock();
 });
 
 test("RWMutex: a dead reader's read lock is released for a waiting writer", TEST, async () => {
@@ -146,20 +165,11 @@ test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, as
 
 test("RWMutex: readers waiting behind a dead writer are woken", TEST, async () => {
   const rw = new RWMutex();
-  const writer = new Subject();
-  const reader = new Subject();
-  try {
-    const id = await writer.id();
-    await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
-    await writer.next("write-locked");
-    await reader.ask({ op: "rLock", rw: rw.handle, then: "release" }, "reader started");
-    await sleep(200);
-    await writer.kill(id);
-    assert.deepEqual(await reader.next("the reader's rLock()"), { result: "ownerDead" });
-  } finally {
-    writer.worker.terminate();
-    reader.worker.terminate();
-  }
+  await wokenWhenHolderDies(
+    { op: "rwLock", rw: rw.handle, then: "hold" },
+    { op: "rLock", rw: rw.handle, then: "release" },
+    ["write-locked", "reader started", "the reader's rLock()"],
+  );
 });
 
 test(
