@@ -464,15 +464,18 @@ function withKeys(cmd: Cmd, f: (key: unknown) => unknown): Cmd {
 
 /** Runs `cmds` on the new map `m` and the models, with keys 0..11 replaced by `pool`'s keys. */
 function runWithPool(m: SyncMap<unknown, unknown>, cmds: readonly Cmd[], pool: unknown[]): void {
-  const run = newRun([m]);
   const f = (
     k: unknown,
   ) => (Number.isInteger(k) && (k as number) >= 0 && (k as number) < 12 ? pool[k as number] : k);
+  runOnOne(newRun([m]), m, cmds.map((cmd) => withKeys(cmd, f)));
+}
+
+/** Runs `cmds` on `m`, the one map of `run`, checking each step and the end; closes `m`. */
+function runOnOne(run: Run, m: SyncMap<unknown, unknown>, cmds: readonly Cmd[]): void {
   for (const cmd of cmds) {
-    const c = withKeys(cmd, f);
     run.step++;
-    apply(run, m, c, false);
-    checkStep(run, m, c);
+    apply(run, m, cmd, false);
+    checkStep(run, m, cmd);
   }
   checkFinal(run);
   addCounts(run.shadow);
@@ -493,14 +496,7 @@ describe("SyncMap matches a model (Go's TestMapMatchesRWMutex)", () => {
           const m = new SyncMap<unknown, unknown>(hinted ? { hint: 20 } : {});
           const run = newRun([m]);
           if (hinted) run.shadow.dirty = new Set();
-          for (const cmd of cmds) {
-            run.step++;
-            apply(run, m, cmd, false);
-            checkStep(run, m, cmd);
-          }
-          checkFinal(run);
-          addCounts(run.shadow);
-          m.close();
+          runOnOne(run, m, cmds);
         },
       ),
       { numRuns: 1000 },
