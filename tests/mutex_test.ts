@@ -13,11 +13,6 @@ import {
   withWorkers,
 } from "./fixtures/lock_harness.ts";
 
-/** Control word: a worker's "I got the lock" mark. */
-const FLAG = 2;
-/** Set by a worker as it starts its script: worker messages can be slow under load. */
-const STARTED = 3;
-
 test("Mutex: lock, unlock and tryLock on one thread", () => {
   const mu = new Mutex();
   assert.equal(mu.tryLock(), true);
@@ -111,24 +106,15 @@ test("Mutex: the main thread contends with the workers", async () => {
 
 test("Mutex: a worker blocks in lock() until another agent unlocks", async () => {
   const mu = new Mutex();
-  const ctrl = shared(4);
-  await withWorkers(1, async ([w]) => {
-    mu.lock();
-    await heldOffUntilUnlock(
-      w,
-      { ctrl, mu: mu.handle },
-      { started: STARTED, flag: FLAG },
-      [
-        { op: "mu.tryLock" },
-        { op: "mu.lock" },
-        { op: "store", word: FLAG, value: 1 },
-        { op: "mu.unlock" },
-      ],
-      () => mu.unlock(),
-      [false],
-      "the worker got in while the main thread held it",
-    );
-  });
+  await heldOffUntilUnlock(
+    { mu: mu.handle },
+    () => mu.lock(),
+    () => mu.unlock(),
+    [{ op: "mu.tryLock" }, { op: "mu.lock" }],
+    [{ op: "mu.unlock" }],
+    [false],
+    "the worker got in while the main thread held it",
+  );
   assert.equal(mu.tryLock(), true);
 });
 
