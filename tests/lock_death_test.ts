@@ -58,6 +58,24 @@ class Subject {
 }
 
 /**
+ * A worker takes a lock with `hold` (`locked` names that, for the timeout) and, once
+ * `whileAlive` has checked it holds the lock, is killed. Returns the dead worker's thread id.
+ */
+async function diesHolding(
+  hold: DeathRequest,
+  locked: string,
+  whileAlive: () => void | Promise<void>,
+): Promise<number> {
+  const holder = new Subject();
+  const id = await holder.id();
+  await holder.ask(hold, "started");
+  assert.deepEqual(await holder.next(locked), { result: "ok" });
+  await whileAlive();
+  await holder.kill(id);
+  return id;
+}
+
+/**
  * A holder takes a lock with `hold`, a waiter then asks for it with `wait` and is asleep in it
  * 200 ms later; the holder dies. Asserts that the waiter is woken and told the owner died, and
  * returns how long that took after the kill began. `what` names the holder's lock, the waiter's
@@ -88,14 +106,11 @@ async function wokenWhenHolderDies(
 
 test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TEST, async () => {
   const mu = new Mutex();
-  const holder = new Subject();
-  const id = await holder.id();
-  await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
-  assert.deepEqual(await holder.next("locked"), { result: "ok" });
-  assert.equal(mu.tryLock(), false, "held by a live worker");
-  await sleep(100);
-  assert.equal(mu.tryLock(), false, "a slow holder keeps its lock");
-  await holder.kill(id);
+  const id = await diesHolding({ op: "lock", mu: mu.handle, then: "hold" }, "locked", async () => {
+    assert.equal(mu.tryLock(), false, "held by a live worker");
+    await sleep(100);
+    assert.equal(mu.tryLock(), false, "a slow holder keeps its lock");
+  });
   assert.throws(() => mu.lock(), (error: unknown) => {
     assert.ok(error instanceof OwnerDeadError);
     assert.equal(error.threadId, id);
@@ -127,12 +142,9 @@ test("Mutex: a waiter sleeping on a dead holder's lock is woken", TEST, async ()
 
 test("RWMutex: a dead reader's read lock is released for a waiting writer", TEST, async () => {
   const rw = new RWMutex();
-  const reader = new Subject();
-  const id = await reader.id();
-  await reader.ask({ op: "rLock", rw: rw.handle, then: "hold" }, "started");
-  assert.deepEqual(await reader.next("read-locked"), { result: "ok" });
-  assert.equal(rw.tryLock(), false);
-  await reader.kill(id);
+  await diesHolding({ op: "rLock", rw: rw.handle, then: "hold" }, "read-locked", () => {
+    assert.equal(rw.tryLock(), false);
+  });
   const started = Date.now();
   rw.lock(); // drains: the dead reader's count is taken out
   assert.ok(Date.now() - started < 1000);
@@ -144,12 +156,9 @@ test("RWMutex: a dead reader's read lock is released for a waiting writer", TEST
 
 test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, async () => {
   const rw = new RWMutex();
-  const writer = new Subject();
-  const id = await writer.id();
-  await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
-  assert.deepEqual(await writer.next("write-locked"), { result: "ok" });
-  assert.equal(rw.tryRLock(), false);
-  await writer.kill(id);
+  await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", () => {
+    assert.equal(rw.tryRLock(), false);
+  });
   // A reader gets in, holding a read lock, and is told.
   assert.throws(() => rw.rLock(), OwnerDeadError);
   rw.rUnlock();
