@@ -86,33 +86,36 @@ class Computer {
 const control = (words: number) => new Int32Array(new SharedArrayBuffer(words * 4));
 
 /**
- * Starts three workers on `map`: one claims `key` and hangs inside fn, the other two wait for
- * that key. Once both wait (asserted), runs `body` with them, then lets a hanging fn return
- * (a Deno worker that terminate() could not stop, because it waits inside fn, returns then,
- * and throws TerminatedError at its next step instead of writing) and terminates all three,
- * whatever happened.
+ * Starts 1 + `waiters` workers on `map`: one claims `key` and hangs inside fn, the others (ids
+ * 1, 2, ...) wait for that key. Once they all wait (asserted), runs `body` with them, then lets
+ * a hanging fn return (a Deno worker that terminate() could not stop, because it waits inside
+ * fn, returns then, and throws TerminatedError at its next step instead of writing) and
+ * terminates them all, whatever happened.
  */
-async function withWaitersOnHang(
+async function withHangingClaim(
   map: Map_,
   ctrl: Int32Array<SharedArrayBuffer>,
   key: number,
-  body: (hanging: Computer, a: Computer, b: Computer) => Promise<void>,
+  waiters: number,
+  body: (hanging: Computer, waiters: Computer[]) => Promise<void>,
 ): Promise<void> {
-  const [hanging, a, b] = await Promise.all([0, 1, 2].map(() => new Computer(map).start()));
+  const [hanging, ...rest] = await Promise.all(
+    Array.from({ length: 1 + waiters }, () => new Computer(map).start()),
+  );
   try {
     hanging.run({ job: "hang", ctrl, key });
     await hanging.next("computing");
-    a.run({ job: "waiter", ctrl, key, id: 1 });
-    b.run({ job: "waiter", ctrl, key, id: 2 });
-    await a.next("waiting");
-    await b.next("waiting");
-    await sleep(150);
-    assert.equal(a.replied || b.replied, false, "the waiters wait");
-    await body(hanging, a, b);
+    rest.forEach((w, i) => w.run({ job: "waiter", ctrl, key, id: i + 1 }));
+    for (const w of rest) await w.next("waiting");
+    if (waiters > 0) {
+      await sleep(150);
+      assert.equal(rest.some((w) => w.replied), false, "the waiters wait");
+    }
+    await body(hanging, rest);
   } finally {
     Atomics.store(ctrl, RELEASE, 1);
     Atomics.notify(ctrl, RELEASE);
-    for (const w of [hanging, a, b]) w.worker.terminate();
+    for (const w of [hanging, ...rest]) w.worker.terminate();
   }
 }
 
@@ -180,7 +183,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
   test("a worker whose fn throws hands the key to a waiting worker", TEST, async () => {
     const map: Map_ = new SyncMap();
     const ctrl = control(CALLS);
-    await withWaitersOnHang(map, ctrl, 7, async (hanging, a, b) => {
+    await withHangingClaim(map, ctrl, 7, 2, async (hanging, [a, b]) => {
       Atomics.store(ctrl, THROW, 1);
       Atomics.store(ctrl, RELEASE, 1);
       Atomics.notify(ctrl, RELEASE);
@@ -197,7 +200,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
     async () => {
       const map: Map_ = new SyncMap();
       const ctrl = control(CALLS);
-      await withWaitersOnHang(map, ctrl, 3, async (hanging, a, b) => {
+      await withHangingClaim(map, ctrl, 3, 2, async (hanging, [a, b]) => {
         // Meanwhile the key is absent, and the map consistent: a claim of a live thread is
         // fine, and neither the computing worker nor the waiters keep verify() waiting.
         assert.equal(map.has(3), false);
@@ -214,10 +217,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
   test("a dead worker's claim nobody waited for is reclaimed", TEST, async () => {
     const map: Map_ = new SyncMap();
     const ctrl = control(CALLS);
-    const hanging = await new Computer(map).start();
-    try {
-      hanging.run({ job: "hang", ctrl, key: 5 });
-      await hanging.next("computing");
+    await withHangingClaim(map, ctrl, 5, 0, async (hanging) => {
       await hanging.kill();
       // The sweep that verify() runs for the dead worker gives its claim up.
       map.verify();
@@ -227,28 +227,17 @@ describe("SyncMap.loadOrCompute across workers", () => {
         false,
       ]);
       map.verify();
-    } finally {
-      Atomics.store(ctrl, RELEASE, 1);
-      Atomics.notify(ctrl, RELEASE);
-      hanging.worker.terminate();
-    }
+    });
   });
 
   test("a later loadOrCompute takes over a dead worker's claim", TEST, async () => {
     const map: Map_ = new SyncMap();
     const ctrl = control(CALLS);
-    const hanging = await new Computer(map).start();
-    try {
-      hanging.run({ job: "hang", ctrl, key: 6 });
-      await hanging.next("computing");
+    await withHangingClaim(map, ctrl, 6, 0, async (hanging) => {
       await hanging.kill();
       assert.deepEqual(map.loadOrCompute(6, () => "taken over"), ["taken over", false]);
       map.verify();
-    } finally {
-      Atomics.store(ctrl, RELEASE, 1);
-      Atomics.notify(ctrl, RELEASE);
-      hanging.worker.terminate();
-    }
+    });
   });
 });
 
