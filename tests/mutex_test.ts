@@ -5,9 +5,7 @@ import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import {
   assertRefusesHandles,
-  COUNT_ITERATIONS,
-  COUNT_WORKERS,
-  countUnderLock,
+  countingTests,
   heldOffUntilUnlock,
   shared,
   withWorkers,
@@ -96,13 +94,7 @@ test("Mutex.attach rejects bad handles with a TypeError", () => {
   assert.notEqual(fresh.handle.buffer, good.buffer);
 });
 
-test(`Mutex: ${COUNT_WORKERS} workers x ${COUNT_ITERATIONS} plain increments lose no update`, async () => {
-  await countUnderLock("mu", false);
-});
-
-test("Mutex: the main thread contends with the workers", async () => {
-  await countUnderLock("mu", true);
-});
+countingTests("Mutex", "mu", "workers");
 
 test("Mutex: a worker blocks in lock() until another agent unlocks", async () => {
   const mu = new Mutex();

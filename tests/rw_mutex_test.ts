@@ -5,9 +5,7 @@ import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
   assertRefusesHandles,
-  COUNT_ITERATIONS,
-  COUNT_WORKERS,
-  countUnderLock,
+  countingTests,
   heldOffUntilUnlock,
   shared,
   signal,
@@ -133,13 +131,7 @@ test("RWMutex: handle round-trips through structuredClone", () => {
   other.unlock();
 });
 
-test(`RWMutex: ${COUNT_WORKERS} writers x ${COUNT_ITERATIONS} plain increments lose no update`, async () => {
-  await countUnderLock("rw", false);
-});
-
-test("RWMutex: the main thread contends with the writers", async () => {
-  await countUnderLock("rw", true);
-});
+countingTests("RWMutex", "rw", "writers");
 
 test("RWMutex: readers never see a writer's half-done update", async () => {
   // Writers bump data[0] then data[1] under the write lock; readers check under the read
