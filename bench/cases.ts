@@ -370,6 +370,8 @@ interface Shape {
   readonly name: string;
   /** Whether a 16-character string-key variant runs too. */
   readonly strings?: boolean;
+  /** For the hits/misses shapes: how many of each 1,024 calls hit (the template's `hits`). */
+  readonly hits?: number;
   /** Go's setup: fills a new map. `keys` are the fixed key set. */
   fill(m: GoShapeMap, keys: readonly Key[]): void;
   /** The loop body as a template (see {@linkcode fresh}). */
@@ -378,6 +380,7 @@ interface Shape {
     keys: readonly Key[],
     keep: Keep,
     refill: () => GoShapeMap,
+    hits: number,
   ): () => unknown;
   /** Throws unless `results` (and the map after them) are what the shape does. */
   check(results: readonly unknown[], m: GoShapeMap, keys: readonly Key[]): void;
@@ -389,6 +392,22 @@ function fillHits(hits: number) {
     for (let i = 0; i < hits; i++) m.loadOrStore(keys[i], i);
     for (let i = 0; i < hits * 2; i++) m.load(keys[i % hits]);
   };
+}
+
+/**
+ * Go's XMostlyHits and XMostlyMisses (const hits, misses = 1023, 1 and 1, 1023), in that order:
+ * one shape `of(hits)` at the two hit counts, filled with the hit keys.
+ */
+function mostly(
+  name: string,
+  of: (hits: number) => Omit<Shape, "name" | "hits" | "fill">,
+): Shape[] {
+  return [1023, 1].map((hits) => ({
+    name: `${name}${hits === 1 ? "MostlyMisses" : "MostlyHits"}`,
+    hits,
+    fill: fillHits(hits),
+    ...of(hits),
+  }));
 }
 
 const fillNone = () => {};
@@ -403,26 +422,14 @@ function fillAll(m: GoShapeMap): void {
 
 /** Go's shapes, in the order of map_bench_test.go. */
 const SHAPES: readonly Shape[] = [
-  {
-    name: "LoadMostlyHits",
+  ...mostly("Load", (hits) => ({
     strings: true,
-    fill: fillHits(1023),
     template: (m, keys, keep) => {
       let i = 0;
       return () => keep(m.load(keys[i++ & 1023]));
     },
-    check: (rs) => expectEach(rs, (j) => j % 1024 < 1023 ? j % 1024 : undefined),
-  },
-  {
-    name: "LoadMostlyMisses",
-    strings: true,
-    fill: fillHits(1),
-    template: (m, keys, keep) => {
-      let i = 0;
-      return () => keep(m.load(keys[i++ & 1023]));
-    },
-    check: (rs) => expectEach(rs, (j) => j % 1024 < 1 ? 0 : undefined),
-  },
+    check: (rs) => expectEach(rs, (j) => j % 1024 < hits ? j % 1024 : undefined),
+  })),
   {
     name: "LoadOrStoreBalanced",
     fill: fillHits(128),
@@ -584,14 +591,12 @@ const SHAPES: readonly Shape[] = [
     template: (m, _keys, keep) => () => keep(m.swap(0, 0)),
     check: (rs) => expectEach(rs, () => [0, true]),
   },
-  {
-    name: "SwapMostlyHits",
-    fill: fillHits(1023),
-    template: (m, _keys, keep) => {
+  ...mostly("Swap", (hits) => ({
+    template: (m, _keys, keep, _refill, hits) => {
       let i = 0;
       return () => {
         let r;
-        if (i % 1024 < 1023) {
+        if (i % 1024 < hits) {
           const v = i % 1024;
           r = m.swap(v, v);
         } else {
@@ -603,33 +608,10 @@ const SHAPES: readonly Shape[] = [
       };
     },
     check: (rs, m) => {
-      expectEach(rs, (j) => j % 1024 < 1023 ? [j % 1024, true] : [undefined, false]);
-      expectEqual("size", m.size, 1023);
+      expectEach(rs, (j) => j % 1024 < hits ? [j % 1024, true] : [undefined, false]);
+      expectEqual("size", m.size, hits);
     },
-  },
-  {
-    name: "SwapMostlyMisses",
-    fill: fillHits(1),
-    template: (m, _keys, keep) => {
-      let i = 0;
-      return () => {
-        let r;
-        if (i % 1024 < 1) {
-          const v = i % 1024;
-          r = m.swap(v, v);
-        } else {
-          r = m.swap(i, i);
-          m.delete(i);
-        }
-        i++;
-        return keep(r);
-      };
-    },
-    check: (rs, m) => {
-      expectEach(rs, (j) => j % 1024 < 1 ? [0, true] : [undefined, false]);
-      expectEqual("size", m.size, 1);
-    },
-  },
+  })),
   {
     name: "CompareAndSwapCollision",
     fill: fillZero,
@@ -669,32 +651,17 @@ const SHAPES: readonly Shape[] = [
       expectEqual("load(0)", m.load(0), 0);
     },
   },
-  {
-    name: "CompareAndSwapMostlyHits",
-    fill: fillHits(1023),
-    template: (m, _keys, keep) => {
+  ...mostly("CompareAndSwap", (hits) => ({
+    template: (m, _keys, keep, _refill, hits) => {
       let i = 0;
       return () => {
-        const v = i % 1024 < 1023 ? i % 1024 : i;
+        const v = i % 1024 < hits ? i % 1024 : i;
         i++;
         return keep(m.compareAndSwap(v, v, v));
       };
     },
-    check: (rs) => expectEach(rs, (j) => j % 1024 < 1023),
-  },
-  {
-    name: "CompareAndSwapMostlyMisses",
-    fill: fillHits(1),
-    template: (m, _keys, keep) => {
-      let i = 0;
-      return () => {
-        const v = i % 1024 < 1 ? i % 1024 : i;
-        i++;
-        return keep(m.compareAndSwap(v, v, v));
-      };
-    },
-    check: (rs) => expectEach(rs, (j) => j % 1024 < 1),
-  },
+    check: (rs) => expectEach(rs, (j) => j % 1024 < hits),
+  })),
   {
     name: "CompareAndDeleteCollision",
     fill: fillZero,
@@ -705,13 +672,11 @@ const SHAPES: readonly Shape[] = [
     },
     check: (rs) => expectEach(rs, () => true),
   },
-  {
-    name: "CompareAndDeleteMostlyHits",
-    fill: fillHits(1023),
-    template: (m, _keys, keep) => {
+  ...mostly("CompareAndDelete", (hits) => ({
+    template: (m, _keys, keep, _refill, hits) => {
       let i = 0;
       return () => {
-        const v = i % 1024 < 1023 ? i % 1024 : i;
+        const v = i % 1024 < hits ? i % 1024 : i;
         i++;
         const r = m.compareAndDelete(v, v);
         if (r) m.store(v, v);
@@ -719,25 +684,10 @@ const SHAPES: readonly Shape[] = [
       };
     },
     check: (rs, m) => {
-      expectEach(rs, (j) => j % 1024 < 1023);
-      expectEqual("size", m.size, 1023);
+      expectEach(rs, (j) => j % 1024 < hits);
+      expectEqual("size", m.size, hits);
     },
-  },
-  {
-    name: "CompareAndDeleteMostlyMisses",
-    fill: fillHits(1),
-    template: (m, _keys, keep) => {
-      let i = 0;
-      return () => {
-        const v = i % 1024 < 1 ? i % 1024 : i;
-        i++;
-        const r = m.compareAndDelete(v, v);
-        if (r) m.store(v, v);
-        return keep(r);
-      };
-    },
-    check: (rs) => expectEach(rs, (j) => j % 1024 < 1),
-  },
+  })),
   {
     name: "Clear",
     fill: fillNone,
@@ -818,7 +768,13 @@ function goShapeCases(): BenchCase[] {
               return m;
             };
             const m = refill();
-            const op = fresh(shape.template, `${group} / ${s.name}`)(m, keys, keep, refill);
+            const op = fresh(shape.template, `${group} / ${s.name}`)(
+              m,
+              keys,
+              keep,
+              refill,
+              shape.hits ?? 0,
+            );
             return { op, check: (results) => shape.check(results, m, keys) };
           },
         });

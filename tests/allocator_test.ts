@@ -106,18 +106,23 @@ test("allocator: random allocations and frees match a model, blocks never overla
   );
 });
 
+/** Allocates `size`-byte blocks until the arena is full (a MapFullError); returns them. */
+function fillWith(arena: Arena, j: Journal, size: number): number[] {
+  const blocks: number[] = [];
+  for (;;) {
+    try {
+      blocks.push(transaction(j, () => allocate(arena, size, false, j)));
+    } catch (error) {
+      assert.ok(error instanceof MapFullError);
+      return blocks;
+    }
+  }
+}
+
 test("allocator: freed small blocks serve a large request, and large ones small requests", () => {
   const { arena, j } = setup(256 * KiB);
   // Fill the arena with 16-byte blocks.
-  const small: number[] = [];
-  for (;;) {
-    try {
-      small.push(transaction(j, () => allocate(arena, 16, false, j)));
-    } catch (error) {
-      assert.ok(error instanceof MapFullError);
-      break;
-    }
-  }
+  const small = fillWith(arena, j, 16);
   assert.throws(() => transaction(j, () => allocate(arena, 40_000, false, j)), MapFullError);
   for (const at of small) transaction(j, () => release(arena, at, 16, j));
   assert.equal(bytesUsed(arena), 0);
@@ -125,27 +130,13 @@ test("allocator: freed small blocks serve a large request, and large ones small 
   const big = transaction(j, () => allocate(arena, 150_000, false, j));
   transaction(j, () => release(arena, big, 150_000, j));
   // And the other way round: big blocks freed, small ones of every class fit again.
-  const bigs: number[] = [];
-  for (;;) {
-    try {
-      bigs.push(transaction(j, () => allocate(arena, 30_000, false, j)));
-    } catch {
-      break;
-    }
-  }
+  const bigs = fillWith(arena, j, 30_000);
   assert.ok(bigs.length >= 4);
   for (const at of bigs) transaction(j, () => release(arena, at, 30_000, j));
   // Small blocks of any class take their spans out of the memory the big blocks had.
   const heap = 256 * KiB - HEADER_BYTES;
   for (const size of [96, 640]) {
-    const got: number[] = [];
-    for (;;) {
-      try {
-        got.push(transaction(j, () => allocate(arena, size, false, j)));
-      } catch {
-        break;
-      }
-    }
+    const got = fillWith(arena, j, size);
     const filled = got.length * size;
     assert.ok(filled > 0.85 * heap, `only ${filled} of ${heap} bytes refilled with ${size}s`);
     for (const at of got) transaction(j, () => release(arena, at, size, j));
@@ -158,15 +149,7 @@ test("allocator: a full arena serves allocateAtLeast from a larger class with ro
   const { arena, j } = setup(64 * KiB);
   // Fill the arena with 320-byte blocks, then free every other one: the spans keep room for
   // their class, and no span of any other class can be made.
-  const blocks: number[] = [];
-  for (;;) {
-    try {
-      blocks.push(transaction(j, () => allocate(arena, 320, false, j)));
-    } catch (error) {
-      assert.ok(error instanceof MapFullError);
-      break;
-    }
-  }
+  const blocks = fillWith(arena, j, 320);
   for (let i = 0; i < blocks.length; i += 2) {
     transaction(j, () => release(arena, blocks[i], 320, j));
   }

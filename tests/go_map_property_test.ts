@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
-import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
+import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
+import { EQUALITY_KEYS, INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 import {
   collidingBytes,
   collidingKey,
@@ -32,13 +33,7 @@ const longString = fc.tuple(fc.constantFrom("x", "é", "\u{1F600}", "\ud800"), f
 
 /** Keys every pool contains: the ones whose equality is easy to get wrong. */
 const SPECIAL_KEYS: readonly unknown[] = [
-  NaN,
-  -0,
-  0,
-  1,
-  1n,
-  "1",
-  "",
+  ...EQUALITY_KEYS,
   "\0",
   "\0\0",
   "ab",
@@ -52,10 +47,7 @@ const SPECIAL_KEYS: readonly unknown[] = [
   0.1,
   2 ** 53,
   -(2 ** 31),
-  2n ** 31n - 1n,
-  2n ** 31n,
-  -(2n ** 31n),
-  -(2n ** 31n) - 1n,
+  ...INT32_EDGE_BIGINTS,
   2n ** 64n,
   -(2n ** 64n),
   2n ** 100n + 7n,
@@ -764,17 +756,4 @@ describe("GoMap with typed codecs against a native Map", () => {
   });
 });
 
-describe("GoMap with re-entrant user code and huge sizes", () => {
-  // Explicit timeouts: Bun's default of 5 s is short on a loaded machine.
-  test("getters and a user codec's encode and decode calling the map agree with a model", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(reentrantProperty((options) => new GoMap(options), false), { numRuns: 300 });
-  });
-
-  test("any hint and maxBytes, values of any size: works, or a RangeError with no effect", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(hugeSizesProperty((options) => new GoMap(options)), { numRuns: 40 });
-  });
-});
+describeReentrantAndHuge("GoMap", (options) => new GoMap(options), false);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { codecs, GoMap, type GoMapHandle } from "../mod.ts";
 import { H_SEED0, H_SEED1 } from "../src/_engine/arena.ts";
 import { hashWords } from "../src/_engine/hash.ts";
+import { INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 
 /** Runs `body` on a fresh iterator over `map`, then checks Go's iteration rule. */
 function iterateWith<K, V>(
@@ -104,10 +105,7 @@ describe("GoMap basics", () => {
       0n,
       1n,
       -1n,
-      2n ** 31n - 1n,
-      2n ** 31n,
-      -(2n ** 31n),
-      -(2n ** 31n) - 1n,
+      ...INT32_EDGE_BIGINTS,
       2n ** 32n,
       -(2n ** 32n),
       2n ** 64n,

@@ -7,7 +7,7 @@
 // under random keys, bounded where random keys fail with negligible probability.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Codec, GoMap } from "../mod.ts";
+import { type Codec, GoMap, type GoMapStats } from "../mod.ts";
 import { hashBytes, hashString, hashUnits, hashWords } from "../src/_engine/hash.ts";
 import * as murmur3 from "./fixtures/murmur3_hash.ts";
 import {
@@ -93,36 +93,38 @@ describe("the crafted keys collide under the old hash, whatever the seed", () =>
   });
 });
 
+/** Stores keys[i] = i for the 1,024 `keys` and reads them back; returns the map's stats. */
+function storeAll<K>(map: GoMap<K, number>, keys: readonly K[]): GoMapStats {
+  keys.forEach((k, i) => map.set(k, i));
+  assert.equal(map.size, 1024);
+  keys.forEach((k, i) => assert.equal(map.get(k), i));
+  return map.stats();
+}
+
+/** Asserts the keys needed no more overflow buckets than random keys would. */
+function assertSpread(s: GoMapStats): void {
+  assert.ok(s.overflowBuckets < OVERFLOW_BOUND, `${s.overflowBuckets} overflow buckets`);
+}
+
 describe("crafted keys spread like random keys under the keyed hash", () => {
   test("GoMap: 1024 crafted strings need no more overflow buckets than random keys", () => {
     const keys = craftedStrings(10);
     const map = new GoMap<string, number>();
-    keys.forEach((k, i) => map.set(k, i));
-    assert.equal(map.size, 1024);
-    keys.forEach((k, i) => assert.equal(map.get(k), i));
-    const s = map.stats();
+    const s = storeAll(map, keys);
     assert.equal(s.B, 8);
-    assert.ok(s.overflowBuckets < OVERFLOW_BOUND, `${s.overflowBuckets} overflow buckets`);
+    assertSpread(s);
   });
 
   test("GoMap: 1024 crafted byte keys (a user codec) need no more than random keys", () => {
     const keys = craftedBytes(10, { prefix: Uint8Array.of(1, 2, 3, 4) });
     const map = new GoMap<Uint8Array, number>({ keys: rawBytes });
-    keys.forEach((k, i) => map.set(k, i));
-    assert.equal(map.size, 1024);
-    keys.forEach((k, i) => assert.equal(map.get(k), i));
-    const s = map.stats();
-    assert.ok(s.overflowBuckets < OVERFLOW_BOUND, `${s.overflowBuckets} overflow buckets`);
+    assertSpread(storeAll(map, keys));
   });
 
   test("GoMap: 1024 crafted big bigints need no more overflow buckets than random keys", () => {
     const keys = craftedBigints(10);
     const map = new GoMap<bigint, number>();
-    keys.forEach((k, i) => map.set(k, i));
-    assert.equal(map.size, 1024);
-    keys.forEach((k, i) => assert.equal(map.get(k), i));
-    const s = map.stats();
-    assert.ok(s.overflowBuckets < OVERFLOW_BOUND, `${s.overflowBuckets} overflow buckets`);
+    assertSpread(storeAll(map, keys));
   });
 
   test("bucket and tophash bytes of crafted strings, units, bytes and bigints are uniform", () => {

@@ -8,21 +8,12 @@ import { WriterTx } from "../src/_engine/tx.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Codec, codecs, GoMap, MapFullError, SyncMap } from "../mod.ts";
+import { type Codec, codecs, MapFullError, SyncMap } from "../mod.ts";
 import { Arena, H_ALLOC_JOURNAL, KIND_GO_MAP } from "../src/_engine/arena.ts";
 import { bytesUsed } from "../src/_engine/allocator.ts";
 import { Table } from "../src/_engine/table.ts";
 import { deadline } from "./fixtures/harness.ts";
-
-type AnyMap = GoMap<unknown, unknown> | SyncMap<unknown, unknown>;
-const KINDS = {
-  GoMap: (options?: object) => new GoMap<unknown, unknown>(options),
-  SyncMap: (options?: object) => new SyncMap<unknown, unknown>(options),
-} as const;
-type Kind = keyof typeof KINDS;
-
-const keyOrder = (k: unknown) => JSON.stringify(typeof k === "bigint" ? `${k}n` : k);
-const sorted = (map: AnyMap) => [...map].sort((a, b) => (keyOrder(a[0]) < keyOrder(b[0]) ? -1 : 1));
+import { type AnyMap, keyOrder, type Kind, KINDS, sorted } from "./fixtures/map_kinds.ts";
 
 /** What a failed operation must leave as it was. */
 function snapshot(map: AnyMap): unknown {

@@ -57,16 +57,60 @@ class Subject {
   }
 }
 
-test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TEST, async () => {
-  const mu = new Mutex();
+/**
+ * A worker takes a lock with `hold` (`locked` names that, for the timeout) and, once
+ * `whileAlive` has checked it holds the lock, is killed. Returns the dead worker's thread id.
+ */
+async function diesHolding(
+  hold: DeathRequest,
+  locked: string,
+  whileAlive: () => void | Promise<void>,
+): Promise<number> {
   const holder = new Subject();
   const id = await holder.id();
-  await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
-  assert.deepEqual(await holder.next("locked"), { result: "ok" });
-  assert.equal(mu.tryLock(), false, "held by a live worker");
-  await sleep(100);
-  assert.equal(mu.tryLock(), false, "a slow holder keeps its lock");
+  await holder.ask(hold, "started");
+  assert.deepEqual(await holder.next(locked), { result: "ok" });
+  await whileAlive();
   await holder.kill(id);
+  return id;
+}
+
+/**
+ * A holder takes a lock with `hold`, a waiter then asks for it with `wait` and is asleep in it
+ * 200 ms later; the holder dies. Asserts that the waiter is woken and told the owner died, and
+ * returns how long that took after the kill began. `what` names the holder's lock, the waiter's
+ * start and the waiter's call, for the timeouts.
+ */
+async function wokenWhenHolderDies(
+  hold: DeathRequest,
+  wait: DeathRequest,
+  what: [locked: string, waiting: string, woken: string],
+): Promise<number> {
+  const holder = new Subject();
+  const waiter = new Subject();
+  try {
+    const id = await holder.id();
+    await holder.ask(hold, "started");
+    await holder.next(what[0]);
+    await waiter.ask(wait, what[1]);
+    await sleep(200); // the waiter is asleep in its call by now
+    const killed = Date.now();
+    await holder.kill(id);
+    assert.deepEqual(await waiter.next(what[2]), { result: "ownerDead" });
+    return Date.now() - killed;
+  } finally {
+    holder.worker.terminate();
+    waiter.worker.terminate();
+  }
+}
+
+test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TEST, async () => {
+  const mu = new Mutex();
+  const id = await diesHolding({ op: "lock", mu: mu.handle, then: "hold" }, "locked", async () => {
+    assert.equal(mu.tryLock(), false, "held by a live worker");
+    await sleep(100);
+    assert.equal(mu.tryLock(), false, "a slow holder keeps its lock");
+  });
   assert.throws(() => mu.lock(), (error: unknown) => {
     assert.ok(error instanceof OwnerDeadError);
     assert.equal(error.threadId, id);
@@ -85,35 +129,22 @@ test("Mutex: a holder that dies hands the lock to the next lock(), poisoned", TE
 
 test("Mutex: a waiter sleeping on a dead holder's lock is woken", TEST, async () => {
   const mu = new Mutex();
-  const holder = new Subject();
-  const waiter = new Subject();
-  try {
-    const id = await holder.id();
-    await holder.ask({ op: "lock", mu: mu.handle, then: "hold" }, "started");
-    await holder.next("locked");
-    await waiter.ask({ op: "lock", mu: mu.handle, then: "release" }, "waiter started");
-    await sleep(200); // the waiter is asleep in lock() by now
-    const woke = Date.now();
-    await holder.kill(id);
-    assert.deepEqual(await waiter.next("the waiter's lock()"), { result: "ownerDead" });
-    assert.ok(Date.now() - woke < 1000, `woken after ${Date.now() - woke} ms`);
-    // The waiter marked it consistent and unlocked.
-    assert.equal(mu.tryLock(), true);
-    mu.unlock();
-  } finally {
-    holder.worker.terminate();
-    waiter.worker.terminate();
-  }
+  const wokenMs = await wokenWhenHolderDies(
+    { op: "lock", mu: mu.handle, then: "hold" },
+    { op: "lock", mu: mu.handle, then: "release" },
+    ["locked", "waiter started", "the waiter's lock()"],
+  );
+  assert.ok(wokenMs < 1000, `woken after ${wokenMs} ms`);
+  // The waiter marked it consistent and unlocked.
+  assert.equal(mu.tryLock(), true);
+  mu.unlock();
 });
 
 test("RWMutex: a dead reader's read lock is released for a waiting writer", TEST, async () => {
   const rw = new RWMutex();
-  const reader = new Subject();
-  const id = await reader.id();
-  await reader.ask({ op: "rLock", rw: rw.handle, then: "hold" }, "started");
-  assert.deepEqual(await reader.next("read-locked"), { result: "ok" });
-  assert.equal(rw.tryLock(), false);
-  await reader.kill(id);
+  await diesHolding({ op: "rLock", rw: rw.handle, then: "hold" }, "read-locked", () => {
+    assert.equal(rw.tryLock(), false);
+  });
   const started = Date.now();
   rw.lock(); // drains: the dead reader's count is taken out
   assert.ok(Date.now() - started < 1000);
@@ -125,12 +156,9 @@ test("RWMutex: a dead reader's read lock is released for a waiting writer", TEST
 
 test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, async () => {
   const rw = new RWMutex();
-  const writer = new Subject();
-  const id = await writer.id();
-  await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
-  assert.deepEqual(await writer.next("write-locked"), { result: "ok" });
-  assert.equal(rw.tryRLock(), false);
-  await writer.kill(id);
+  await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", () => {
+    assert.equal(rw.tryRLock(), false);
+  });
   // A reader gets in, holding a read lock, and is told.
   assert.throws(() => rw.rLock(), OwnerDeadError);
   rw.rUnlock();
@@ -146,20 +174,11 @@ test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, as
 
 test("RWMutex: readers waiting behind a dead writer are woken", TEST, async () => {
   const rw = new RWMutex();
-  const writer = new Subject();
-  const reader = new Subject();
-  try {
-    const id = await writer.id();
-    await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "started");
-    await writer.next("write-locked");
-    await reader.ask({ op: "rLock", rw: rw.handle, then: "release" }, "reader started");
-    await sleep(200);
-    await writer.kill(id);
-    assert.deepEqual(await reader.next("the reader's rLock()"), { result: "ownerDead" });
-  } finally {
-    writer.worker.terminate();
-    reader.worker.terminate();
-  }
+  await wokenWhenHolderDies(
+    { op: "rwLock", rw: rw.handle, then: "hold" },
+    { op: "rLock", rw: rw.handle, then: "release" },
+    ["write-locked", "reader started", "the reader's rLock()"],
+  );
 });
 
 test(

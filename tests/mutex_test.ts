@@ -4,18 +4,12 @@ import assert from "node:assert/strict";
 import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import {
-  COUNT_ITERATIONS,
-  COUNT_WORKERS,
-  countUnderLock,
+  assertRefusesHandles,
+  countingTests,
+  heldOffUntilUnlock,
   shared,
   withWorkers,
 } from "./fixtures/lock_harness.ts";
-import { sleep, until } from "./fixtures/harness.ts";
-
-/** Control word: a worker's "I got the lock" mark. */
-const FLAG = 2;
-/** Set by a worker as it starts its script: worker messages can be slow under load. */
-const STARTED = 3;
 
 test("Mutex: lock, unlock and tryLock on one thread", () => {
   const mu = new Mutex();
@@ -94,50 +88,25 @@ test("Mutex.attach rejects bad handles with a TypeError", () => {
       /is an RWMutex, not a Mutex/,
     ],
   ];
-  for (const [what, handle, message] of bad) {
-    assert.throws(
-      () => Mutex.attach(handle as MutexHandle),
-      (err: unknown) => {
-        assert.ok(err instanceof TypeError, `${what}: expected a TypeError, got ${err}`);
-        assert.match(err.message, /^Mutex\.attach: /, what);
-        assert.match(err.message, message, what);
-        return true;
-      },
-      what,
-    );
-  }
+  assertRefusesHandles("Mutex", (h) => Mutex.attach(h as MutexHandle), bad);
   // A failed attach leaves nothing behind: the next constructor makes a fresh mutex.
   const fresh = new Mutex();
   assert.notEqual(fresh.handle.buffer, good.buffer);
 });
 
-test(`Mutex: ${COUNT_WORKERS} workers x ${COUNT_ITERATIONS} plain increments lose no update`, async () => {
-  await countUnderLock("mu", false);
-});
-
-test("Mutex: the main thread contends with the workers", async () => {
-  await countUnderLock("mu", true);
-});
+countingTests("Mutex", "mu", "workers");
 
 test("Mutex: a worker blocks in lock() until another agent unlocks", async () => {
   const mu = new Mutex();
-  const ctrl = shared(4);
-  await withWorkers(1, async ([w]) => {
-    mu.lock();
-    const run = w.run([
-      { op: "store", word: STARTED, value: 1 },
-      { op: "mu.tryLock" },
-      { op: "mu.lock" },
-      { op: "store", word: FLAG, value: 1 },
-      { op: "mu.unlock" },
-    ], { ctrl, mu: mu.handle });
-    await until(() => Atomics.load(ctrl, STARTED) === 1, "the worker starts its script");
-    await sleep(100);
-    assert.equal(Atomics.load(ctrl, FLAG), 0, "the worker got in while the main thread held it");
-    mu.unlock();
-    assert.deepEqual(await run, [false]);
-    assert.equal(Atomics.load(ctrl, FLAG), 1);
-  });
+  await heldOffUntilUnlock(
+    { mu: mu.handle },
+    () => mu.lock(),
+    () => mu.unlock(),
+    [{ op: "mu.tryLock" }, { op: "mu.lock" }],
+    [{ op: "mu.unlock" }],
+    [false],
+    "the worker got in while the main thread held it",
+  );
   assert.equal(mu.tryLock(), true);
 });
 

@@ -13,18 +13,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import process from "node:process";
-import { type Codec, codecs, GoMap, SyncMap } from "../mod.ts";
-
-type AnyMap = GoMap<unknown, unknown> | SyncMap<unknown, unknown>;
-const KINDS = {
-  GoMap: (options?: object) => new GoMap<unknown, unknown>(options),
-  SyncMap: (options?: object) => new SyncMap<unknown, unknown>(options),
-} as const;
-type Kind = keyof typeof KINDS;
-
-const keyOrder = (k: unknown) => JSON.stringify(typeof k === "bigint" ? `${k}n` : k);
-const sorted = (pairs: Iterable<[unknown, unknown]>) =>
-  [...pairs].sort((a, b) => (keyOrder(a[0]) < keyOrder(b[0]) ? -1 : 1));
+import { type Codec, codecs, type GoMap, SyncMap } from "../mod.ts";
+import { type AnyMap, keyOrder, type Kind, KINDS, sorted } from "./fixtures/map_kinds.ts";
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16)).join(",");
 /** Whether the model has `key` with a value encoded as `value` is (how compare-and-X compare). */

@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
-  COUNT_ITERATIONS,
-  COUNT_WORKERS,
-  countUnderLock,
+  assertRefusesHandles,
+  countingTests,
+  heldOffUntilUnlock,
   shared,
   signal,
   TEST_TIMEOUT_MS,
@@ -22,8 +22,15 @@ const FLAG = 3;
 const SEQ = 4; // ticket dispenser
 const WRITER_TICKET = 5;
 const READER_TICKET = 6;
-/** Set by a worker as it starts its script: worker messages can be slow under load. */
-const STARTED = 7;
+
+/** Resolves once a writer waits for `rw`: from then on a new read lock is refused. */
+function writerWaits(rw: RWMutex): Promise<void> {
+  return until(() => {
+    if (!rw.tryRLock()) return true;
+    rw.rUnlock();
+    return false;
+  }, "the writer waits");
+}
 
 test("RWMutex: try-lock semantics on one thread", () => {
   const rw = new RWMutex();
@@ -100,18 +107,7 @@ test("RWMutex.attach rejects bad handles with a TypeError", () => {
       /bad magic word/,
     ],
   ];
-  for (const [what, handle, message] of bad) {
-    assert.throws(
-      () => RWMutex.attach(handle as RWMutexHandle),
-      (err: unknown) => {
-        assert.ok(err instanceof TypeError, `${what}: expected a TypeError, got ${err}`);
-        assert.match(err.message, /^RWMutex\.attach: /, what);
-        assert.match(err.message, message, what);
-        return true;
-      },
-      what,
-    );
-  }
+  assertRefusesHandles("RWMutex", (h) => RWMutex.attach(h as RWMutexHandle), bad);
   // A Mutex's memory padded out to RWMutex size still has the wrong kind word.
   const mu = new Mutex();
   const big = new SharedArrayBuffer(64);
@@ -135,13 +131,7 @@ test("RWMutex: handle round-trips through structuredClone", () => {
   other.unlock();
 });
 
-test(`RWMutex: ${COUNT_WORKERS} writers x ${COUNT_ITERATIONS} plain increments lose no update`, async () => {
-  await countUnderLock("rw", false);
-});
-
-test("RWMutex: the main thread contends with the writers", async () => {
-  await countUnderLock("rw", true);
-});
+countingTests("RWMutex", "rw", "writers");
 
 test("RWMutex: readers never see a writer's half-done update", async () => {
   // Writers bump data[0] then data[1] under the write lock; readers check under the read
@@ -195,24 +185,15 @@ test("RWMutex: readers hold the lock at the same time", async () => {
 
 test("RWMutex: a writer excludes readers until it unlocks", async () => {
   const rw = new RWMutex();
-  const ctrl = shared(8);
-  await withWorkers(1, async ([w]) => {
-    rw.lock();
-    const run = w.run([
-      { op: "store", word: STARTED, value: 1 },
-      { op: "rw.tryRLock" },
-      { op: "rw.tryLock" },
-      { op: "rw.rLock" },
-      { op: "store", word: FLAG, value: 1 },
-      { op: "rw.rUnlock" },
-    ], { ctrl, rw: rw.handle });
-    await until(() => Atomics.load(ctrl, STARTED) === 1, "the worker starts its script");
-    await sleep(100);
-    assert.equal(Atomics.load(ctrl, FLAG), 0, "a reader got in while the writer held the lock");
-    rw.unlock();
-    assert.deepEqual(await run, [false, false]);
-    assert.equal(Atomics.load(ctrl, FLAG), 1);
-  });
+  await heldOffUntilUnlock(
+    { rw: rw.handle },
+    () => rw.lock(),
+    () => rw.unlock(),
+    [{ op: "rw.tryRLock" }, { op: "rw.tryLock" }, { op: "rw.rLock" }],
+    [{ op: "rw.rUnlock" }],
+    [false, false],
+    "a reader got in while the writer held the lock",
+  );
 });
 
 test("RWMutex: readers exclude a writer until the last one leaves", async () => {
@@ -229,11 +210,7 @@ test("RWMutex: readers exclude a writer until the last one leaves", async () => 
     ], { ctrl, rw: rw.handle });
     // Wait until the writer is pending (a new read lock is refused), so that its tryLock
     // above ran while both read locks were held.
-    await until(() => {
-      if (!rw.tryRLock()) return true;
-      rw.rUnlock();
-      return false;
-    }, "the writer waits");
+    await writerWaits(rw);
     rw.rUnlock();
     await sleep(50);
     assert.equal(Atomics.load(ctrl, FLAG), 0, "the writer got in with a reader inside");
@@ -255,11 +232,7 @@ test("RWMutex: a waiting writer holds back new readers (writer preference)", asy
     ], { ctrl, rw: rw.handle });
     // Wait until the writer is pending: from then on a new read lock is refused even
     // though only readers hold the lock.
-    await until(() => {
-      if (!rw.tryRLock()) return true;
-      rw.rUnlock();
-      return false;
-    }, "the writer waits");
+    await writerWaits(rw);
     assert.deepEqual(await reader.run([{ op: "rw.tryRLock" }], { ctrl, rw: rw.handle }), [false]);
     const read = reader.run([
       { op: "rw.rLock" },

@@ -85,6 +85,59 @@ class Computer {
 
 const control = (words: number) => new Int32Array(new SharedArrayBuffer(words * 4));
 
+/**
+ * Starts 1 + `waiters` workers on `map`: one claims `key` and hangs inside fn, the others (ids
+ * 1, 2, ...) wait for that key. Once they all wait (asserted), runs `body` with them, then lets
+ * a hanging fn return (a Deno worker that terminate() could not stop, because it waits inside
+ * fn, returns then, and throws TerminatedError at its next step instead of writing) and
+ * terminates them all, whatever happened.
+ */
+async function withHangingClaim(
+  map: Map_,
+  ctrl: Int32Array<SharedArrayBuffer>,
+  key: number,
+  waiters: number,
+  body: (hanging: Computer, waiters: Computer[]) => Promise<void>,
+): Promise<void> {
+  const [hanging, ...rest] = await Promise.all(
+    Array.from({ length: 1 + waiters }, () => new Computer(map).start()),
+  );
+  try {
+    hanging.run({ job: "hang", ctrl, key });
+    await hanging.next("computing");
+    rest.forEach((w, i) => w.run({ job: "waiter", ctrl, key, id: i + 1 }));
+    for (const w of rest) await w.next("waiting");
+    if (waiters > 0) {
+      await sleep(150);
+      assert.equal(rest.some((w) => w.replied), false, "the waiters wait");
+    }
+    await body(hanging, rest);
+  } finally {
+    Atomics.store(ctrl, RELEASE, 1);
+    Atomics.notify(ctrl, RELEASE);
+    for (const w of [hanging, ...rest]) w.worker.terminate();
+  }
+}
+
+/**
+ * Asserts that exactly one of the two waiters computed `key` (`what` says how), that both got
+ * its value, one as computed and one as loaded, and that `map` is consistent.
+ */
+function checkOneWaiterComputed(
+  map: Map_,
+  ctrl: Int32Array,
+  key: number,
+  results: readonly Extract<ComputeReply, { type: "result" }>[],
+  what: string,
+): void {
+  assert.equal(Atomics.load(ctrl, WAITER_CALLS), 1, what);
+  const value = map.load(key);
+  assert.match(String(value), /^computed by waiter [12]$/);
+  assert.deepEqual(results.map((r) => r.value), [value, value]);
+  assert.deepEqual(results.map((r) => r.loaded).sort(), [false, true]);
+  map.verify();
+}
+
 describe("SyncMap.loadOrCompute across workers", () => {
   test("fn runs exactly once per key while 4 workers race for the same keys", TEST, async () => {
     const map: Map_ = new SyncMap();
@@ -130,33 +183,15 @@ describe("SyncMap.loadOrCompute across workers", () => {
   test("a worker whose fn throws hands the key to a waiting worker", TEST, async () => {
     const map: Map_ = new SyncMap();
     const ctrl = control(CALLS);
-    const [hanging, a, b] = await Promise.all(
-      [0, 1, 2].map(() => new Computer(map).start()),
-    );
-    try {
-      hanging.run({ job: "hang", ctrl, key: 7 });
-      await hanging.next("computing");
-      a.run({ job: "waiter", ctrl, key: 7, id: 1 });
-      b.run({ job: "waiter", ctrl, key: 7, id: 2 });
-      await a.next("waiting");
-      await b.next("waiting");
-      await sleep(150);
-      assert.equal(a.replied || b.replied, false, "the waiters wait");
+    await withHangingClaim(map, ctrl, 7, 2, async (hanging, [a, b]) => {
       Atomics.store(ctrl, THROW, 1);
       Atomics.store(ctrl, RELEASE, 1);
       Atomics.notify(ctrl, RELEASE);
       const thrown = await hanging.next("error");
       assert.match(thrown.message, /fn gave up/);
       const results = [await a.next("result"), await b.next("result")];
-      assert.equal(Atomics.load(ctrl, WAITER_CALLS), 1, "one waiter computed");
-      const value = map.load(7);
-      assert.match(String(value), /^computed by waiter [12]$/);
-      assert.deepEqual(results.map((r) => r.value), [value, value]);
-      assert.deepEqual(results.map((r) => r.loaded).sort(), [false, true]);
-      map.verify();
-    } finally {
-      for (const w of [hanging, a, b]) w.worker.terminate();
-    }
+      checkOneWaiterComputed(map, ctrl, 7, results, "one waiter computed");
+    });
   });
 
   test(
@@ -165,18 +200,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
     async () => {
       const map: Map_ = new SyncMap();
       const ctrl = control(CALLS);
-      const [hanging, a, b] = await Promise.all(
-        [0, 1, 2].map(() => new Computer(map).start()),
-      );
-      try {
-        hanging.run({ job: "hang", ctrl, key: 3 });
-        await hanging.next("computing");
-        a.run({ job: "waiter", ctrl, key: 3, id: 1 });
-        b.run({ job: "waiter", ctrl, key: 3, id: 2 });
-        await a.next("waiting");
-        await b.next("waiting");
-        await sleep(150);
-        assert.equal(a.replied || b.replied, false, "the waiters wait");
+      await withHangingClaim(map, ctrl, 3, 2, async (hanging, [a, b]) => {
         // Meanwhile the key is absent, and the map consistent: a claim of a live thread is
         // fine, and neither the computing worker nor the waiters keep verify() waiting.
         assert.equal(map.has(3), false);
@@ -185,29 +209,15 @@ describe("SyncMap.loadOrCompute across workers", () => {
         assert.ok(performance.now() - started < 2000, "verify() did not wait for the workers");
         await hanging.kill();
         const results = await Promise.all([a.next("result", 20_000), b.next("result", 20_000)]);
-        assert.equal(Atomics.load(ctrl, WAITER_CALLS), 1, "one waiter took over and computed");
-        const value = map.load(3);
-        assert.match(String(value), /^computed by waiter [12]$/);
-        assert.deepEqual(results.map((r) => r.value), [value, value]);
-        assert.deepEqual(results.map((r) => r.loaded).sort(), [false, true]);
-        map.verify();
-      } finally {
-        // A Deno worker that terminate() could not stop (it waits inside fn) returns now, and
-        // throws TerminatedError at its next step instead of writing.
-        Atomics.store(ctrl, RELEASE, 1);
-        Atomics.notify(ctrl, RELEASE);
-        for (const w of [hanging, a, b]) w.worker.terminate();
-      }
+        checkOneWaiterComputed(map, ctrl, 3, results, "one waiter took over and computed");
+      });
     },
   );
 
   test("a dead worker's claim nobody waited for is reclaimed", TEST, async () => {
     const map: Map_ = new SyncMap();
     const ctrl = control(CALLS);
-    const hanging = await new Computer(map).start();
-    try {
-      hanging.run({ job: "hang", ctrl, key: 5 });
-      await hanging.next("computing");
+    await withHangingClaim(map, ctrl, 5, 0, async (hanging) => {
       await hanging.kill();
       // The sweep that verify() runs for the dead worker gives its claim up.
       map.verify();
@@ -217,28 +227,17 @@ describe("SyncMap.loadOrCompute across workers", () => {
         false,
       ]);
       map.verify();
-    } finally {
-      Atomics.store(ctrl, RELEASE, 1);
-      Atomics.notify(ctrl, RELEASE);
-      hanging.worker.terminate();
-    }
+    });
   });
 
   test("a later loadOrCompute takes over a dead worker's claim", TEST, async () => {
     const map: Map_ = new SyncMap();
     const ctrl = control(CALLS);
-    const hanging = await new Computer(map).start();
-    try {
-      hanging.run({ job: "hang", ctrl, key: 6 });
-      await hanging.next("computing");
+    await withHangingClaim(map, ctrl, 6, 0, async (hanging) => {
       await hanging.kill();
       assert.deepEqual(map.loadOrCompute(6, () => "taken over"), ["taken over", false]);
       map.verify();
-    } finally {
-      Atomics.store(ctrl, RELEASE, 1);
-      Atomics.notify(ctrl, RELEASE);
-      hanging.worker.terminate();
-    }
+    });
   });
 });
 

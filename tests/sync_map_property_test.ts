@@ -13,7 +13,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codecs, SyncMap, type SyncMapStats } from "../mod.ts";
-import { hugeSizesProperty, reentrantProperty } from "./fixtures/reentrant_model.ts";
+import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
+import { EQUALITY_KEYS } from "./fixtures/special_keys.ts";
 import { collidingKey, keysCollidingIn } from "./fixtures/colliding_keys.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -23,13 +24,7 @@ const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0
 
 /** Keys whose equality is easy to get wrong, and a small pool so that keys collide. */
 const SPECIAL_KEYS: readonly unknown[] = [
-  NaN,
-  -0,
-  0,
-  1,
-  1n,
-  "1",
-  "",
+  ...EQUALITY_KEYS,
   "ab",
   "abc",
   true,
@@ -469,15 +464,18 @@ function withKeys(cmd: Cmd, f: (key: unknown) => unknown): Cmd {
 
 /** Runs `cmds` on the new map `m` and the models, with keys 0..11 replaced by `pool`'s keys. */
 function runWithPool(m: SyncMap<unknown, unknown>, cmds: readonly Cmd[], pool: unknown[]): void {
-  const run = newRun([m]);
   const f = (
     k: unknown,
   ) => (Number.isInteger(k) && (k as number) >= 0 && (k as number) < 12 ? pool[k as number] : k);
+  runOnOne(newRun([m]), m, cmds.map((cmd) => withKeys(cmd, f)));
+}
+
+/** Runs `cmds` on `m`, the one map of `run`, checking each step and the end; closes `m`. */
+function runOnOne(run: Run, m: SyncMap<unknown, unknown>, cmds: readonly Cmd[]): void {
   for (const cmd of cmds) {
-    const c = withKeys(cmd, f);
     run.step++;
-    apply(run, m, c, false);
-    checkStep(run, m, c);
+    apply(run, m, cmd, false);
+    checkStep(run, m, cmd);
   }
   checkFinal(run);
   addCounts(run.shadow);
@@ -498,14 +496,7 @@ describe("SyncMap matches a model (Go's TestMapMatchesRWMutex)", () => {
           const m = new SyncMap<unknown, unknown>(hinted ? { hint: 20 } : {});
           const run = newRun([m]);
           if (hinted) run.shadow.dirty = new Set();
-          for (const cmd of cmds) {
-            run.step++;
-            apply(run, m, cmd, false);
-            checkStep(run, m, cmd);
-          }
-          checkFinal(run);
-          addCounts(run.shadow);
-          m.close();
+          runOnOne(run, m, cmds);
         },
       ),
       { numRuns: 1000 },
@@ -576,17 +567,4 @@ describe("SyncMap matches a model (Go's TestMapMatchesRWMutex)", () => {
   });
 });
 
-describe("SyncMap with re-entrant user code and huge sizes", () => {
-  // Explicit timeouts: Bun's default of 5 s is short on a loaded machine.
-  test("getters and a user codec's encode and decode calling the map agree with a model", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(reentrantProperty((options) => new SyncMap(options), true), { numRuns: 300 });
-  });
-
-  test("any hint and maxBytes, values of any size: works, or a RangeError with no effect", {
-    timeout: 60_000,
-  }, () => {
-    fc.assert(hugeSizesProperty((options) => new SyncMap(options)), { numRuns: 40 });
-  });
-});
+describeReentrantAndHuge("SyncMap", (options) => new SyncMap(options), true);

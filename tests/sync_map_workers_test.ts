@@ -14,6 +14,7 @@ import {
   DONE,
   FAILED,
   makeValue,
+  type MapWorker,
   PARK,
   PARKED,
   PROGRESS,
@@ -205,27 +206,21 @@ test(
     const [writers, readers] = await withWorkers(
       TORN_WRITERS + TORN_READERS,
       async (workers) => {
-        const writerRuns = writerIds.map((id, i) =>
-          workers[i].run<TornWriterResult>({
-            job: "tornWriter",
+        const torn = <R>(job: "tornWriter" | "tornReader", w: MapWorker, id: number) =>
+          w.run<R>({
+            job,
             handle: map.handle,
             ctrl,
             id,
             keys: TORN_KEYS,
             transient: TORN_TRANSIENT,
             maxMs: 22_000,
-          })
+          });
+        const writerRuns = writerIds.map((id, i) =>
+          torn<TornWriterResult>("tornWriter", workers[i], id)
         );
         const readerRuns = readerIds.map((id, i) =>
-          workers[TORN_WRITERS + i].run<TornReaderResult>({
-            job: "tornReader",
-            handle: map.handle,
-            ctrl,
-            id,
-            keys: TORN_KEYS,
-            transient: TORN_TRANSIENT,
-            maxMs: 22_000,
-          })
+          torn<TornReaderResult>("tornReader", workers[TORN_WRITERS + i], id)
         );
         await startTogether(ctrl, TORN_WRITERS + TORN_READERS);
         // The main thread reads too, and watches memory, until everyone has done enough.

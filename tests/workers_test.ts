@@ -92,16 +92,30 @@ function startNode(
   return { worker, box };
 }
 
+/**
+ * Spawns a web worker in "roundtrip" mode that ends by `end`, checks its report, then runs
+ * `body` with the worker and the probe lock; terminates the worker whatever happens, and fails
+ * after TIMEOUT_MS.
+ */
+async function webRoundtrip(
+  end: AdapterMode["end"],
+  body: (worker: Worker, probe: Mutex) => Promise<void>,
+): Promise<void> {
+  const { values, probe } = roundtripValues();
+  let worker: Worker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    const started = startWeb(values, { mode: "roundtrip", end });
+    worker = started.worker;
+    checkRoundtrip((await started.box.next()) as Report, values.map);
+    await body(worker, probe);
+  }, () => worker?.terminate());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The runtime's web-Worker adapter.
 
 webTest(`${webName}: spawn and receive a GoMap and a Mutex; terminate releases once`, async () => {
-  const { values, probe } = roundtripValues();
-  let worker: Worker | undefined;
-  await within(TIMEOUT_MS, async () => {
-    const started = startWeb(values, { mode: "roundtrip", end: "stay" });
-    worker = started.worker;
-    checkRoundtrip((await started.box.next()) as Report, values.map);
+  await webRoundtrip("stay", async (worker, probe) => {
     await sleep(100);
     assert.equal(releasesOf(probe), 0, "released while the worker is alive");
     worker.terminate();
@@ -110,7 +124,7 @@ webTest(`${webName}: spawn and receive a GoMap and a Mutex; terminate releases o
     worker.terminate();
     await sleep(50);
     assert.equal(releasesOf(probe), 1, "a second terminate() released again");
-  }, () => worker?.terminate());
+  });
 });
 
 const webEndings: AdapterMode["end"][] = isBun
@@ -119,17 +133,12 @@ const webEndings: AdapterMode["end"][] = isBun
 
 for (const end of webEndings) {
   webTest(`${webName}: a worker that ends by "${end}" is released once`, async () => {
-    const { values, probe } = roundtripValues();
-    let worker: Worker | undefined;
-    await within(TIMEOUT_MS, async () => {
-      const started = startWeb(values, { mode: "roundtrip", end });
-      worker = started.worker;
-      checkRoundtrip((await started.box.next()) as Report, values.map);
+    await webRoundtrip(end, async (worker, probe) => {
       await expectOneRelease(probe, `the worker's "${end}"`);
       worker.terminate();
       await sleep(50);
       assert.equal(releasesOf(probe), 1, "terminate() after the end released again");
-    }, () => worker?.terminate());
+    });
   });
 }
 
@@ -137,17 +146,12 @@ if (!isBun) {
   webTest(
     "deno.ts: a Deno worker that runs out of work lives on, and is not released",
     async () => {
-      const { values, probe } = roundtripValues();
-      let worker: Worker | undefined;
-      await within(TIMEOUT_MS, async () => {
-        const started = startWeb(values, { mode: "roundtrip", end: "natural" });
-        worker = started.worker;
-        checkRoundtrip((await started.box.next()) as Report, values.map);
+      await webRoundtrip("natural", async (worker, probe) => {
         await sleep(200);
         assert.equal(releasesOf(probe), 0);
         worker.terminate();
         await expectOneRelease(probe, "terminate()");
-      }, () => worker?.terminate());
+      });
     },
   );
 }
