@@ -174,6 +174,15 @@ export class Participant {
   }
 
   /**
+   * Makes the next quiescent point call {@linkcode onDeaths} whether or not the census changed
+   * since the last, and makes the next {@linkcode enter} take the slow path toward it.
+   */
+  deathsDue(): void {
+    this.#deaths = -1;
+    this.#countdown = 0;
+  }
+
+  /**
    * Marks this participant parked, in a lock of the map, holding no shared reference but
    * `inflight`, a record it allocated and has not published (0: none). Lets a stop of the world
    * go on without it.

@@ -18,9 +18,8 @@
 
 import { cachedBytes, repairCache } from "./alloc_cache.ts";
 import { underLock } from "./allocator.ts";
-import { type Arena, H_ALLOC_LOCK } from "./arena.ts";
+import type { Arena } from "./arena.ts";
 import { ownerGone, ownerId } from "./census.ts";
-import { ownerOf } from "./futex.ts";
 import { dropDuplicates } from "./retire_list.ts";
 
 /**
@@ -188,9 +187,9 @@ export function releaseSlot(
     // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
     const owner = Atomics.load(i32, at + OWNER);
     const gone = owner !== 0 && ownerGone(owner);
-    if (gone && ownerOf(Atomics.load(i32, H_ALLOC_LOCK)) === owner) {
-      underLock(registry.arena, () => {});
-    }
+    // Taken whoever holds it: another thread may be rolling the owner's step back right now,
+    // and the repairs below must see the words it restores.
+    if (gone) underLock(registry.arena, () => {});
     onReleased?.(gone ? owner : 0);
     const cache = i32[at + CACHE];
     if (cache !== 0) repairCache(registry.arena, cache);

@@ -191,6 +191,24 @@ export class LockedTx implements Tx {
     lockedRelease(this.arena, offset, size, [countWord, count]);
   };
 
+  /**
+   * Recovers the journal of a holder that died: rolls its step back (or forward, if it was
+   * committing).
+   *
+   * Invariant: this journal is read only once the allocator has no step cut short. Its FREE
+   * entries are appended, and its count truncated as each entry's block is freed, inside
+   * allocator steps (allocatedVia, {@linkcode lockedRelease}'s `truncate`). A holder that died
+   * inside such a step left the allocator's lock poisoned, and the step's writes to this
+   * journal in place until the allocator's next holder rolls them back. Read before that, the
+   * journal names a block the rollback will give back to the allocator (freeing it again is a
+   * double free: the block is later handed out twice) or a count the rollback will raise again
+   * (an entry never acted on). Taking the allocator's lock first rolls such a step back.
+   */
+  recover(): void {
+    underLock(this.arena, () => {});
+    this.journal.recover(this.#release);
+  }
+
   /** The free function recovery and commit use. */
   get releaser(): (offset: number, size: number, countWord: number, count: number) => void {
     return this.#release;

@@ -76,7 +76,15 @@ export class SyncAccess<K, V> {
     this.participant = participant;
     this.core = new SyncCore(this.arena, participant);
     participant.onDeaths = () => reapDead(this.core);
-    this.core.onDeadOwner = () => reapDead(this.core);
+    // A mutex recovered from a dead holder: the reap waits for this participant's next
+    // quiescent point. Invariant: a sweep (reapDead) runs only where its own thread holds
+    // nothing the marking cannot see. The marking reaches what is published, retired, cached
+    // or declared in flight; an operation under way may hold more (a delete, between the step
+    // that retires a dirty-only entry and its taking the value out of it, holds a record that
+    // only that retired entry points to), and the sweep's pause of the world skips this
+    // thread's own participants. Swept from inside the operation, such a record was freed, and
+    // freed again once the operation retired it: a double free.
+    this.core.onDeadOwner = () => participant.deathsDue();
     // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
     this.keys.limit = this.arena.maxBytes;
     this.values.limit = this.arena.maxBytes;

@@ -73,7 +73,10 @@ export class SyncCore {
   readonly tx: LockedTx;
   /** A record this object allocated and has not published yet (for a parked participant). */
   inflight = 0;
-  /** Called after a step whose lock had to be recovered from a dead holder (reclamation). */
+  /**
+   * Called after a step whose lock had to be recovered from a dead holder (reclamation), in
+   * the middle of the operation that took the lock.
+   */
   onDeadOwner: (() => void) | undefined;
   // Table views, remade when the tables are replaced.
   #read: Table | null = null;
@@ -157,8 +160,9 @@ export class SyncCore {
       this.#pendingRead = -1;
       unlockWord(this.arena.i32, R_MU, ownerId());
     }
-    // A recovery of the mutex found a dead holder: reclaim what it left, once unlocked (the
-    // reclaim takes the mutex itself).
+    // A recovery of the mutex found a dead holder: have what it left reclaimed, once unlocked
+    // (the reclaim takes the mutex itself). The caller is in the middle of an operation here:
+    // the hook must not sweep now (see _sync_access.ts).
     if (this.#deadOwnerFound) {
       this.#deadOwnerFound = false;
       this.onDeadOwner?.();
@@ -207,7 +211,7 @@ export class SyncCore {
   recoverMutex(): void {
     const a = this.arena;
     const journal = this.tx.journal;
-    journal.recover(this.tx.releaser);
+    this.tx.recover();
     this.#read = null;
     this.#dirty = null;
     const intent = journal.intent;

@@ -68,8 +68,10 @@ export const SYNC_JOURNAL_ENTRIES = 512;
 
 /**
  * Gives back the participant slots of gone threads, and sweeps what they left when the world
- * can be stopped. Called at quiescent points when the census changed, and after the mutex was
- * recovered. Does nothing quickly when nothing is dead and no sweep is due.
+ * can be stopped. Called at quiescent points when the census changed or after the mutex was
+ * recovered, and by verify: only where the calling thread holds nothing the marking cannot see,
+ * since the pause of the world skips its own participants. Does nothing quickly when nothing
+ * is dead and no sweep is due.
  */
 export function reapDead(core: SyncCore): void {
   const registry = core.registry;
@@ -222,8 +224,12 @@ function mark(core: SyncCore, strict: boolean): Marks {
 /** Frees what nothing reaches, and recounts the keys. Under the mutex, the world stopped. */
 function sweep(core: SyncCore): void {
   const a = core.arena;
-  const { blocks: reached, count } = mark(core, false);
+  // The heap first: taking the allocator lock rolls back a step a dead thread cut short, and
+  // such a step may have switched a slot's retire list or cache word (Participant.reserve,
+  // freeCache). Marked before, the word as the dead thread left it would be followed, and the
+  // block the rollback makes the slot's again would be freed as unreached.
   const heap = underLock(a, () => verifyHeap(a));
+  const { blocks: reached, count } = mark(core, false);
   const cached = new Set<number>();
   for (const [, cache] of caches(core)) {
     for (const b of verifyCache(a, cache, heap)) cached.add(b);
@@ -270,8 +276,9 @@ export function verifySyncMap(core: SyncCore): void {
         sweep(core);
         Atomics.store(i32, R_SWEEP_DUE, 0);
       }
-      const { blocks, count, whats } = mark(core, true);
+      // The heap first, as in sweep: a dead thread's allocator step is rolled back before marking.
       const heap = underLock(a, () => verifyHeap(a));
+      const { blocks, count, whats } = mark(core, true);
       const cached = new Set<number>();
       for (const [slot, cache] of caches(core)) {
         for (const b of verifyCache(a, cache, heap)) {
