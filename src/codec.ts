@@ -9,11 +9,11 @@ import {
   BytesSlots,
   Float64Slots,
   Int32Slots,
-  ownBytes,
   type SlotCodec,
   StringSlots,
   UserSlots,
 } from "./_engine/slots.ts";
+import { ownBytes } from "./_engine/structured.ts";
 import { decodeStructured, StructuredWriter } from "./_engine/structured.ts";
 import { describe } from "./_describe.ts";
 

@@ -32,13 +32,7 @@
 
 import type { Arena } from "./arena.ts";
 import { hashBytes, hashString, hashStringWords, hashUnits, hashWords } from "./hash.ts";
-import {
-  decodeStructured,
-  MAX_ENCODED_BYTES,
-  StructuredWriter,
-  typedArrayByteLength,
-  typedArrayTag,
-} from "./structured.ts";
+import { decodeStructured, MAX_ENCODED_BYTES, ownBytes, StructuredWriter } from "./structured.ts";
 import { describe, withArticle } from "../_describe.ts";
 import { MapFullError } from "../errors.ts";
 
@@ -392,31 +386,6 @@ function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number
   p.mode = MODE_STRING;
   p.hash = hashStringWords(s, k0, k1, words);
   p.hasWords = true;
-}
-
-// The built-in typed array getters, so that a typed array's own properties cannot lie to us.
-const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
-const typedArrayBuffer = Object.getOwnPropertyDescriptor(typedArrayPrototype, "buffer")!
-  .get as (this: ArrayBufferView) => ArrayBufferLike;
-const typedArrayOffset = Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteOffset")!
-  .get as (this: ArrayBufferView) => number;
-
-/**
- * A fresh fixed-length view of the bytes of `value`, a Uint8Array (checked by brand, so not a
- * Proxy), or undefined when it is not one. The engine reads the view while it holds locks or
- * writes the map, so it must run no user code and keep its length: a Proxy's traps, an own
- * `length` accessor (allowed on a typed array) or a length-tracking view could do either, and
- * a length that changed between sizing a blob and writing it would write past the block.
- */
-export function ownBytes(value: unknown): Uint8Array | undefined {
-  // isView first: engines inline it, and it rules out plain objects and arrays cheaply.
-  if (!ArrayBuffer.isView(value) || typedArrayTag.call(value) !== "Uint8Array") return undefined;
-  const view = value as Uint8Array;
-  return new Uint8Array(
-    typedArrayBuffer.call(view),
-    typedArrayOffset.call(view),
-    typedArrayByteLength.call(view),
-  );
 }
 
 function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {

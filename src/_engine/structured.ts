@@ -132,6 +132,28 @@ export const typedArrayByteLength = Object.getOwnPropertyDescriptor(
   typedArrayPrototype,
   "byteLength",
 )!.get as (this: ArrayBufferView) => number;
+const typedArrayBuffer = Object.getOwnPropertyDescriptor(typedArrayPrototype, "buffer")!
+  .get as (this: ArrayBufferView) => ArrayBufferLike;
+const typedArrayOffset = Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteOffset")!
+  .get as (this: ArrayBufferView) => number;
+
+/**
+ * A fresh fixed-length view of the bytes of `value`, a Uint8Array (checked by brand, so not a
+ * Proxy), or undefined when it is not one. The engine reads the view while it holds locks or
+ * writes the map, so it must run no user code and keep its length: a Proxy's traps, an own
+ * `length` accessor (allowed on a typed array) or a length-tracking view could do either, and
+ * a length that changed between sizing a blob and writing it would write past the block.
+ */
+export function ownBytes(value: unknown): Uint8Array | undefined {
+  // isView first: engines inline it, and it rules out plain objects and arrays cheaply.
+  if (!ArrayBuffer.isView(value) || typedArrayTag.call(value) !== "Uint8Array") return undefined;
+  const view = value as Uint8Array;
+  return new Uint8Array(
+    typedArrayBuffer.call(view),
+    typedArrayOffset.call(view),
+    typedArrayByteLength.call(view),
+  );
+}
 
 /** Makes the error for an encoding of at least `needed` bytes against `limit`. */
 export type TooLarge = (needed: number, limit: number) => Error;
