@@ -248,18 +248,13 @@ export class Participant {
       this.collect();
       freed = true;
     }
-    return this.#giveBackCache() || freed;
-  }
-
-  /**
-   * Gives the blocks of this participant's cache back to their spans; returns whether it held
-   * any. Cached blocks keep their spans from going back to the heap, where a table's buckets or
-   * another size class could use them. No cache yet (its block could not be allocated): nothing.
-   */
-  #giveBackCache(): boolean {
-    if (this.#cache === 0 || cachedBytes(this.arena, this.#cache) === 0) return false;
-    flushCache(this.arena, this.#cache);
-    return true;
+    // Blocks cached for this participant's own allocations keep their spans from going back to
+    // the heap, where a table's buckets or another size class could use them.
+    if (this.#cache !== 0 && cachedBytes(this.arena, this.#cache) > 0) {
+      flushCache(this.arena, this.#cache);
+      freed = true;
+    }
+    return freed;
   }
 
   /**
@@ -384,7 +379,8 @@ export class Participant {
     } catch (error) {
       // The blocks this cache holds may be what keeps their spans from going back to the heap
       // for another size: give them back and try once more.
-      if (error instanceof MapFullError && this.#giveBackCache()) {
+      if (error instanceof MapFullError && cachedBytes(this.arena, this.#cache) > 0) {
+        flushCache(this.arena, this.#cache);
         try {
           return cacheAllocate(this.arena, this.#cache, size);
         } catch (again) {
