@@ -6,9 +6,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SyncMap } from "../mod.ts";
-import { GONE, record } from "../src/_engine/census.ts";
+import { census, GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
-import { R_DIRTY, R_MU, R_READ, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { OWNER, SLOT_WORDS } from "../src/_engine/registry.ts";
+import { R_DIRTY, R_MU, R_READ, R_SLOTS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { shareSyncMap } from "../src/maps/sync_map.ts";
+import type { FutexReply } from "./fixtures/futex_worker.ts";
+import { deadline } from "./fixtures/harness.ts";
+import { startWorker } from "./fixtures/spawn.ts";
 
 /** Makes the map's mutex held by a thread that is gone, as if it had died holding it. */
 function dieHoldingMutex(map: SyncMap<unknown, unknown>, threadId: number): void {
@@ -38,6 +43,50 @@ test("SyncMap: a delete that recovers a dead holder's mutex frees the deleted va
     for (let n = 0; n < 1000; n++) map.delete(`n${n}`);
     map.verify();
     assert.deepEqual([...map.keys()], ["other"]);
+    map.close();
+  }
+});
+
+// A worker ends while another thread holds the map's mutex, say one that took it over from the
+// worker and is rolling the worker's step back: that step's journal may name words of the
+// worker's retire list. Its share must not be released (its list repaired, then adopted or
+// swept and freed) before that holder is done, or the rollback would write into freed memory.
+test("SyncMap: a dead worker's share is released only once the mutex's holder is done", async () => {
+  const map = new SyncMap<string, number>();
+  const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
+  const share = SyncMap.attach<string, number>(handle);
+  share.store("k", 1);
+  // The share's owner died: its slot names a thread that is gone.
+  const ghost = 2 ** 27 + 400 + Math.floor(Math.random() * 1000);
+  record(ghost, GONE);
+  const i32 = new Int32Array(map.handle.buffer);
+  const ownerWord = i32[R_SLOTS] + handle.participant! * SLOT_WORDS + OWNER;
+  Atomics.store(i32, ownerWord, ghost + 1);
+  // A live thread holds the mutex for a while.
+  const replies: ((reply: FutexReply) => void)[] = [];
+  const worker = startWorker(new URL("./fixtures/futex_worker.ts", import.meta.url), {
+    message: (data) => replies.shift()?.(data as FutexReply),
+    error: (error) => replies.shift()?.({ op: "error", error: String(error) }),
+  });
+  const ask = (req: unknown): Promise<FutexReply> => {
+    const reply = new Promise<FutexReply>((resolve) => replies.push(resolve));
+    worker.postMessage(req);
+    return deadline(reply, 30_000, "the worker's reply");
+  };
+  try {
+    assert.equal((await ask({ op: "init", census: census() })).error, undefined);
+    const HOLD_MS = 300;
+    const held = await ask({ op: "holdFor", buffer: map.handle.buffer, index: R_MU, ms: HOLD_MS });
+    assert.equal(held.error, undefined);
+    const start = performance.now();
+    release();
+    const waited = performance.now() - start;
+    assert.ok(waited >= HOLD_MS / 2, `released after ${waited.toFixed(0)} ms, with the mutex held`);
+    assert.equal(Atomics.load(i32, ownerWord), 0, "the slot is released");
+    assert.equal(map.load("k"), 1);
+    map.verify();
+  } finally {
+    worker.terminate();
     map.close();
   }
 });

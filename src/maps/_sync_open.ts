@@ -17,7 +17,6 @@ import {
   roundUp,
 } from "../_engine/arena.ts";
 import { adoptCensus, census } from "../_engine/census.ts";
-import { ownerOf } from "../_engine/futex.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import {
   adoptSlot,
@@ -38,7 +37,6 @@ import {
   R_DIRTY,
   R_EPOCH,
   R_JOURNAL,
-  R_MU,
   R_NSLOTS,
   R_SLOTS,
   R_SLOTS_BLOCK,
@@ -223,10 +221,12 @@ export function reserveShare<K, V>(
         generation,
         graceMs,
         (deadOwner) => {
-          // A holder that died mid-step is rolled back now, before its lists are repaired.
-          if (deadOwner !== 0 && ownerOf(Atomics.load(a.i32, R_MU)) === deadOwner) {
-            s.core.locked(() => {});
-          }
+          // The mutex's journal may name words of the dead owner's retire list (retireTx): a
+          // step it died in must be rolled back before the list is repaired, and adopted or
+          // swept by others, or the rollback would write into a list that may have been freed
+          // and reused by then. Taken whoever holds it: the dead owner (recovered here), or a
+          // thread that took it over and is rolling the step back right now.
+          if (deadOwner !== 0) s.core.locked(() => {});
           Atomics.store(a.i32, R_SWEEP_DUE, 1);
         },
       ),
