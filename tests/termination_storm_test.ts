@@ -35,7 +35,6 @@ import {
   INTENT_SYNC_STORE,
   KEYS,
   L_COUNTER,
-  L_GEN,
   L_GO,
   L_INTENT,
   L_KEY,
@@ -43,7 +42,6 @@ import {
   L_SYNC,
   L_VALUE,
   LOG_WORDS,
-  MAX_GENERATIONS,
   type StormProbe,
   syncKey,
 } from "./fixtures/storm_protocol.ts";
@@ -112,8 +110,6 @@ class Storm {
   /** Starts a worker in `slot`; with `probe`, waits for its probe and checks how long it took. */
   async start(index: number, probe = true): Promise<void> {
     const slot = this.slots[index];
-    const generation = Atomics.add(slot.log, L_GEN, 1) + 1;
-    assert.ok(generation <= MAX_GENERATIONS, `slot ${index}: its log ran out of generations`);
     let answer: (p: StormProbe) => void = () => {};
     const probed = new Promise<StormProbe>((resolve) => answer = resolve);
     const worker = spawnWorker(WORKER_URL, { s: this.s, g: this.g, mu: this.mu, rw: this.rw }, {
