@@ -60,6 +60,7 @@ import {
   ANNOUNCE,
   CACHE,
   CLAIM,
+  claimFree,
   generationOf,
   INFLIGHT,
   LIST,
@@ -524,10 +525,9 @@ export class Participant {
       if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;
       // Borrow the slot: a claim in this generation keeps new owners out meanwhile, and the
       // borrower's id in OWNER lets others reclaim the slot if the borrower dies meanwhile.
-      const free = Atomics.load(a.i32, at + CLAIM);
-      if (stateOf(free) !== SLOT_FREE) continue;
-      if (Atomics.compareExchange(a.i32, at + CLAIM, free, free | SLOT_IN_USE) !== free) continue;
-      Atomics.store(a.i32, at + OWNER, ownerId());
+      const claim = claimFree(a.i32, at, SLOT_IN_USE);
+      if (claim === -1) continue;
+      const free = claim & ~3;
       // Its list and cache may lie past this thread's views.
       a.reach(a.buffer.byteLength);
       const cache = a.i32[at + CACHE];

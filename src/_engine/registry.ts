@@ -32,7 +32,10 @@ export const CLAIM = 0;
 export const ANNOUNCE = 1;
 export const LIST = 2;
 export const CACHE = 3;
-/** The owner id (census.ts) of the thread that holds the slot; 0 while unknown or free. */
+/**
+ * The owner id (census.ts) of the thread that holds the slot, or is claiming it (claimFree); 0
+ * when none.
+ */
 export const OWNER = 4;
 /**
  * 1 while the owner sleeps in a lock of the map: it holds no reference but its own record in
@@ -121,22 +124,49 @@ export function adoptSlot(registry: Registry, index: number, generation: number)
 function take(registry: Registry, state: number): Ticket {
   const i32 = registry.arena.i32;
   for (let i = 0; i < registry.count; i++) {
-    const at = registry.slots + i * SLOT_WORDS + CLAIM;
-    const old = Atomics.load(i32, at);
-    if ((old & 3) !== SLOT_FREE) continue;
-    const word = (old & ~3) | state;
-    if (Atomics.compareExchange(i32, at, old, word) === old) {
-      // A slot in use with no owner yet is never taken for a dead one's (deadSlots).
-      if (state === SLOT_IN_USE) Atomics.store(i32, at - CLAIM + OWNER, ownerId());
-      raiseHigh(registry, i);
-      return { index: i, word };
-    }
+    const at = registry.slots + i * SLOT_WORDS;
+    const word = claimFree(i32, at, state);
+    if (word === -1) continue;
+    // A reserved slot has no owner until its worker adopts it (adoptSlot): never the parent,
+    // whose death must not release a live worker's slot.
+    if (state === SLOT_RESERVED) Atomics.store(i32, at + OWNER, 0);
+    raiseHigh(registry, i);
+    return { index: i, word };
   }
   throw new RangeError(
     `all ${registry.count} participant slots of this SyncMap are taken: release the shares ` +
       "of workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
       "or create the map with a larger maxParticipants",
   );
+}
+
+/**
+ * Claims the slot at word `at` if it is free, as `state`, for the calling thread; returns the
+ * new claim word, or -1 if the slot is not free or another live thread is claiming it.
+ *
+ * The caller's owner id goes into OWNER *before* the claim, by compare-exchange from 0, so that
+ * a claimer stopped anywhere leaves a slot someone can recover: stopped before its claim, a free
+ * slot whose OWNER names a gone thread, which the next claimer takes over; stopped after, a slot
+ * in use by a gone thread, which deadSlots finds. (With the owner stored after the claim, a
+ * claimer stopped in between left a slot in use by nobody, lost for good with whatever orphan
+ * list and cache it held.) Whoever frees a slot clears OWNER first.
+ */
+export function claimFree(i32: Int32Array, at: number, state: number): number {
+  const old = Atomics.load(i32, at + CLAIM);
+  if ((old & 3) !== SLOT_FREE) return -1;
+  const me = ownerId();
+  const owner = Atomics.compareExchange(i32, at + OWNER, 0, me);
+  if (owner !== 0 && owner !== me) {
+    // Another claimer is at it, or was when it died: take over only a gone one's place.
+    if (!ownerGone(owner)) return -1;
+    if (Atomics.compareExchange(i32, at + OWNER, owner, me) !== owner) return -1;
+  }
+  const word = (old & ~3) | state;
+  if (Atomics.compareExchange(i32, at + CLAIM, old, word) !== old) {
+    Atomics.compareExchange(i32, at + OWNER, me, 0);
+    return -1;
+  }
+  return word;
 }
 
 /** Records that slot `index` is in use, for scans that stop at the high-water mark. */
