@@ -138,7 +138,22 @@ function makeTree(spec: string, dir: string): string {
 function swapInOldHash(dir: string): void {
   const murmur = pathToFileURL(join(here, "tests/fixtures/murmur3_hash.ts")).href;
   // The old functions take one seed word where the new take two: the second is ignored.
-  writeFileSync(join(dir, "src/_engine/hash.ts"), `export * from ${JSON.stringify(murmur)};\n`);
+  // hashStringWords (the string probe's hash that also leaves the units in `out`) came after the
+  // old hash: it is the old hashString plus that copy.
+  writeFileSync(
+    join(dir, "src/_engine/hash.ts"),
+    `export * from ${JSON.stringify(murmur)};
+import { hashString } from ${JSON.stringify(murmur)};
+export function hashStringWords(s: string, k0: number, _k1: number, out: Int32Array): number {
+  const n = s.length;
+  let j = 0;
+  for (let i = 0; i < n; i += 2, j++) {
+    out[j] = s.charCodeAt(i) | (i + 1 < n ? s.charCodeAt(i + 1) << 16 : 0);
+  }
+  return hashString(s, k0);
+}
+`,
+  );
 }
 
 interface Version {

@@ -133,23 +133,26 @@ let headsSeen = 0;
 /** Stands in for a census's first words while this thread knows none: a count of 0. */
 const NO_CENSUS = new Int32Array(C_ENTRIES);
 /**
- * {@linkcode checkAlive}'s fast path: it passes while `head[C_COUNT] === headSeen`. `head` is the
- * first words of the one census this thread knows (or {@linkcode NO_CENSUS}), `headSeen` its
- * entry count when this thread last looked. `headSeen` is -1, which no count equals, whenever
- * the fast path must not pass: this thread is stopped, or knows more than one census, or has
- * just met one.
+ * The fast paths' state, in one object: every field is one load off a constant (module `let`s
+ * cost more: each read is a scope lookup and a TDZ check, which JavaScriptCore does not fold).
+ *
+ * - `head`: the first words of the one census this thread knows (or {@linkcode NO_CENSUS}).
+ * - `seen`: {@linkcode checkAlive} passes while `head[C_COUNT] === seen`: the entry count when
+ *   this thread last looked, or -1, which no count equals, whenever the fast path must not pass
+ *   (this thread is stopped, or knows more than one census, or has just met one).
+ * - `liveSeen`: {@linkcode liveOwnerId} passes while `head[C_COUNT] === liveSeen`: `seen`, or -1
+ *   while this thread's owner id is not known yet.
+ * - `owner`: this thread's owner id once known; 0 before.
  */
-let head: Int32Array = NO_CENSUS;
-let headSeen = 0;
+const fast = { head: NO_CENSUS as Int32Array, seen: 0, liveSeen: -1, owner: 0 };
 
 function know(view: View): void {
   views.push(view);
   heads.push(new Int32Array(view.buffer, 0, C_ENTRIES));
-  head = heads[0];
-  headSeen = -1;
+  fast.head = heads[0];
+  fast.seen = -1;
+  fast.liveSeen = -1;
 }
-/** This thread's owner id once known; 0 before. */
-let selfOwner = 0;
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
 let stopped = false;
 
@@ -211,7 +214,8 @@ export function selfThreadId(): number {
 
 /** This thread's owner id: its thread id plus one. Never 0. */
 export function ownerId(): number {
-  return selfOwner !== 0 ? selfOwner : firstOwnerId();
+  const owner = fast.owner;
+  return owner !== 0 ? owner : firstOwnerId();
 }
 
 /** {@linkcode ownerId} the first time: small functions inline into the lock paths. */
@@ -222,8 +226,8 @@ function firstOwnerId(): number {
     id = Atomics.add(primary!.i32, C_NEXT_ID, 1);
   }
   if (!isThreadId(id)) throw new RangeError(`thread id ${id} is out of range`);
-  selfOwner = id + 1;
-  return selfOwner;
+  fast.owner = id + 1;
+  return id + 1;
 }
 
 /**
@@ -231,8 +235,8 @@ function firstOwnerId(): number {
  * gives a web worker the id its parent reserved for it). Returns the id in force.
  */
 export function claimThreadId(threadId: number): number {
-  if (selfOwner === 0 && isThreadId(threadId)) selfOwner = threadId + 1;
-  return selfOwner - 1;
+  if (fast.owner === 0 && isThreadId(threadId)) fast.owner = threadId + 1;
+  return fast.owner - 1;
 }
 
 /** Reserves an id for a thread that has none of its own (a Deno web worker about to start). */
@@ -280,8 +284,8 @@ export function record(threadId: number, state: number): void {
  */
 export function checkSelf(): void {
   if (stopped) throw new TerminatedError();
-  if (selfOwner === 0 || views.length === 0) return;
-  if (stateOf(selfOwner - 1) !== 0) stop();
+  if (fast.owner === 0 || views.length === 0) return;
+  if (stateOf(fast.owner - 1) !== 0) stop();
 }
 
 /**
@@ -294,7 +298,8 @@ export function checkSelf(): void {
  */
 export function checkAlive(): void {
   // One plain read and a compare, inlined into every caller; the rest is out of line.
-  if (head[C_COUNT] !== headSeen) checkAliveSlow();
+  const f = fast;
+  if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
 }
 
 /**
@@ -302,23 +307,27 @@ export function checkAlive(): void {
  * small function with one compare on the fast path, so that it inlines into the lock paths.
  */
 export function liveOwnerId(): number {
-  return head[C_COUNT] === headSeen && selfOwner !== 0 ? selfOwner : liveOwnerIdSlow();
+  const f = fast;
+  return f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
 }
 
 function liveOwnerIdSlow(): number {
-  checkAlive();
-  return ownerId();
+  const owner = ownerId();
+  checkAliveSlow();
+  return owner;
 }
 
 function checkAliveSlow(): void {
   if (stopped) throw new TerminatedError();
   let total = 0;
   for (let i = 0; i < heads.length; i++) total += heads[i][C_COUNT];
-  // The fast path may pass again only while this thread knows one census (see `head`).
-  headSeen = heads.length === 1 ? total : -1;
+  // The fast path may pass again only while this thread knows one census (see `fast`).
+  const seen = heads.length === 1 ? total : -1;
+  fast.seen = seen;
+  fast.liveSeen = fast.owner !== 0 ? seen : -1;
   if (total !== headsSeen) {
     headsSeen = total;
-    if (selfOwner !== 0 && stateOf(selfOwner - 1) !== 0) stop();
+    if (fast.owner !== 0 && stateOf(fast.owner - 1) !== 0) stop();
   }
 }
 
@@ -341,7 +350,8 @@ export function onStop(hook: () => void): void {
 
 function stop(): never {
   stopped = true;
-  headSeen = -1;
+  fast.seen = -1;
+  fast.liveSeen = -1;
   for (const hook of stopHooks) hook();
   throw new TerminatedError();
 }
@@ -351,8 +361,9 @@ export function resetForTests(): void {
   views = [];
   heads = [];
   headsSeen = 0;
-  head = NO_CENSUS;
-  headSeen = 0;
+  fast.head = NO_CENSUS;
+  fast.seen = 0;
+  fast.liveSeen = -1;
   primary = undefined;
   stopped = false;
 }

@@ -108,7 +108,11 @@ function lockWordWatched(
   }
 }
 
-function lockWordSlow(
+/**
+ * {@linkcode lockWord} after its compare-exchange failed: spins, sleeps, takes the lock over
+ * from a dead owner. For callers that inline the fast path themselves (the public Mutex).
+ */
+export function lockWordSlow(
   i32: Int32Array,
   index: number,
   me: number,
@@ -181,7 +185,14 @@ export function tryLockWord(i32: Int32Array, index: number, me: number): number 
  */
 export function unlockWord(i32: Int32Array, index: number, me: number): void {
   const mine = me << OWNER_SHIFT;
-  if (Atomics.compareExchange(i32, index, mine, 0) === mine) return;
+  if (Atomics.compareExchange(i32, index, mine, 0) !== mine) unlockWordSlow(i32, index, me);
+}
+
+/**
+ * {@linkcode unlockWord} after its compare-exchange failed: the word has flags set, or `me`
+ * does not hold it (which throws). Out of line, so that the fast path inlines into its callers.
+ */
+export function unlockWordSlow(i32: Int32Array, index: number, me: number): void {
   let w = Atomics.load(i32, index);
   for (;;) {
     const owner = w >>> OWNER_SHIFT;

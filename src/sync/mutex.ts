@@ -11,12 +11,13 @@ import {
   ACQUIRED_POISONED,
   clearPoison,
   lastDeadOwner,
-  lockWord,
+  lockWordSlow,
   NOT_ACQUIRED,
+  OWNER_SHIFT,
   ownerOf,
   POISONED,
   tryLockWord,
-  unlockWord,
+  unlockWordSlow,
 } from "../_engine/futex.ts";
 import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
 import { OwnerDeadError } from "../errors.ts";
@@ -47,6 +48,13 @@ export interface MutexHandle {
   readonly byteOffset: number;
   /** The census of ended threads of the process that made the mutex (internal). */
   readonly census?: SharedArrayBuffer;
+}
+
+/** {@linkcode Mutex.prototype.lock} once its compare-exchange failed. */
+function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
+  if (lockWordSlow(block, LOCK_BASE, me) !== ACQUIRED) {
+    throw new OwnerDeadError("Mutex", lastDeadOwner);
+  }
 }
 
 /** A block of shared memory to attach to; only {@linkcode Mutex.attach} makes one. */
@@ -189,8 +197,11 @@ export class Mutex {
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
-    if (lockWord(this.#block, LOCK_BASE, liveOwnerId()) !== ACQUIRED) {
-      throw new OwnerDeadError("Mutex", lastDeadOwner);
+    // lockWord's fast path, written out: one compare-exchange that takes the lock and records
+    // the owner; the rest is out of line (JavaScriptCore inlines only small functions).
+    const me = liveOwnerId();
+    if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, me << OWNER_SHIFT) !== 0) {
+      lockSlow(this.#block, me);
     }
   }
 
@@ -237,7 +248,11 @@ export class Mutex {
    * another thread holds it; the lock is left as it was.
    */
   unlock(): void {
-    unlockWord(this.#block, LOCK_BASE, ownerId());
+    // unlockWord's fast path, written out: one compare-exchange, which also checks the owner.
+    const mine = ownerId() << OWNER_SHIFT;
+    if (Atomics.compareExchange(this.#block, LOCK_BASE, mine, 0) !== mine) {
+      unlockWordSlow(this.#block, LOCK_BASE, ownerId());
+    }
   }
 
   /**
