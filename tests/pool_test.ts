@@ -15,6 +15,7 @@ import type { Worker } from "node:worker_threads";
 import { GONE, stateOf, TERMINATING } from "../src/_engine/census.ts";
 import { trackAll } from "../src/workers/node.ts";
 import { until } from "./fixtures/harness.ts";
+import { diagnoseSyncMap } from "./fixtures/map_diagnosis.ts";
 import { runtime } from "./fixtures/spawn.ts";
 import { type PoolTask, step } from "./fixtures/pool_task.ts";
 
@@ -129,7 +130,7 @@ test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`,
   assert.ok(
     used <= 2 * fresh.stats().bytesUsed + 64 * 1024,
     `bytesUsed ${used} (${before} before this thread went offline); a fresh map with the same ` +
-      `entries uses ${fresh.stats().bytesUsed}`,
+      `entries uses ${fresh.stats().bytesUsed}; ${diagnoseSyncMap(s.handle.buffer)}`,
   );
   console.log(
     `[${runtime}] piscina: ${aborted} of ${TASKS} first runs aborted, ${killedMidway} of them ` +

@@ -20,9 +20,8 @@ import { inspect } from "node:util";
 import { H_ALLOC_LOCK } from "../src/_engine/arena.ts";
 import { GONE, stateOf } from "../src/_engine/census.ts";
 import { ownerOf } from "../src/_engine/futex.ts";
-import { ANNOUNCE, CLAIM, OWNER, PARKED, SLOT_WORDS } from "../src/_engine/registry.ts";
-import { R_MU, R_NSLOTS, R_PAUSE, R_SLOTS } from "../src/maps/_sync_layout.ts";
 import { deadline, sleep, until } from "./fixtures/harness.ts";
+import { diagnoseSyncMap, who } from "./fixtures/map_diagnosis.ts";
 import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 import {
   C_PAIR_A,
@@ -144,23 +143,7 @@ class Storm {
 
   /** Who holds what, for a probe that does not complete: each lock's owner and its state. */
   diagnose(): string {
-    const who = (owner: number): string =>
-      owner === 0 ? "nobody" : `thread ${owner - 1} (census state ${stateOf(owner - 1)})`;
-    const i32 = new Int32Array(this.s.handle.buffer);
-    const slots: string[] = [];
-    for (let i = 0; i < i32[R_NSLOTS]; i++) {
-      const at = i32[R_SLOTS] + i * SLOT_WORDS;
-      if (i32[at + CLAIM] & 3) {
-        slots.push(
-          `${i}: claim ${i32[at + CLAIM]} owner ${who(i32[at + OWNER])} parked ${
-            i32[at + PARKED]
-          } announce ${i32[at + ANNOUNCE]}`,
-        );
-      }
-    }
-    return `SyncMap mutex: ${who(ownerOf(i32[R_MU]))}; SyncMap allocator: ${
-      who(ownerOf(i32[H_ALLOC_LOCK]))
-    }; pause: ${who(i32[R_PAUSE])}; participants: ${slots.join(", ")}; GoMap allocator: ${
+    return `${diagnoseSyncMap(this.s.handle.buffer)}; GoMap allocator: ${
       who(ownerOf(new Int32Array(this.g.handle.buffer)[H_ALLOC_LOCK]))
     }; ${inspect(this.mu)}; ${inspect(this.rw)}; workers: ${
       this.slots.map((s, i) => `${i}: thread ${s.threadId}`).join(", ")

@@ -258,8 +258,32 @@ export function stateOf(threadId: number): number {
 
 /** Whether the thread with owner id `owner` is gone. Slow paths only. */
 export function ownerGone(owner: number): boolean {
-  return views.length !== 0 && stateOf(owner - 1) === GONE;
+  if (views.length === 0) return false;
+  const state = stateOf(owner - 1);
+  if (state === GONE) return true;
+  if (state !== TERMINATING) return false;
+  // Terminating: its parent called terminate(). The end event that declares it gone is
+  // delivered by the parent's event loop, which may be blocked by this very call (the parent
+  // waiting for a lock the worker held): the thread counts as gone once it has been seen
+  // terminating for the grace, the delay the Deno adapter declares the end after. Until then,
+  // a still-running thread stops at its next call (checkAlive), so only one call in progress
+  // can outlive the grace.
+  const now = performance.now();
+  const since = terminatingSince.get(owner);
+  if (since === undefined) {
+    terminatingSince.set(owner, now);
+    return false;
+  }
+  return now - since >= TERMINATE_GRACE_MS;
 }
+
+/**
+ * How long a thread marked terminating may still run, at most, before it counts as gone (see
+ * {@linkcode ownerGone}); the worker adapters declare a Deno worker's end after it too.
+ */
+export const TERMINATE_GRACE_MS = 250;
+/** When this thread first saw each terminating owner as such (performance.now()). */
+const terminatingSince = new Map<number, number>();
 
 /** Records `state` for `threadId` in every census this thread knows (making one if none). */
 export function record(threadId: number, state: number): void {

@@ -91,6 +91,28 @@ export function markTerminating(threadId: number | undefined): void {
 }
 
 /**
+ * Makes `worker.terminate()` (this instance's, whoever calls it: the user, or a pool on a task
+ * timeout) record the thread as terminating before it asks the runtime to stop it. From then
+ * on the thread's next call into shmap throws, and a thread waiting for a lock the worker holds
+ * takes it over once the grace has passed (census.ts), without waiting for the end event: the
+ * waiter may be the very thread whose event loop would deliver that event.
+ */
+export function markOnTerminate(
+  worker: { terminate(): unknown },
+  threadId: number | undefined,
+): void {
+  const terminate = worker.terminate;
+  Object.defineProperty(worker, "terminate", {
+    configurable: true,
+    writable: true,
+    value: function (this: unknown): unknown {
+      markTerminating(threadId);
+      return terminate.call(this);
+    },
+  });
+}
+
+/**
  * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
  * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
  * in a SyncMap reclaimed.

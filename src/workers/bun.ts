@@ -50,6 +50,7 @@ import {
   type Adapter,
   declareGone,
   listenForShare,
+  markOnTerminate,
   type MessageSource,
   type ReceiveOptions,
   type Shareable,
@@ -84,6 +85,7 @@ const adapter: Adapter<Worker> = {
       declareGone(threadId);
       endNow();
     };
+    markOnTerminate(worker, threadId);
     worker.addEventListener("close", end);
     return {
       post: (message) => worker.postMessage(message),

@@ -61,6 +61,7 @@
  * @module
  */
 
+import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import {
   type Adapter,
   answerThreadId,
@@ -143,7 +144,7 @@ if (inWorker) {
  * goodbye, the rest of its task runs). Its next call into a SyncMap throws at once; the call it
  * is inside, if any, keeps its protection this long.
  */
-const RELEASE_GRACE_MS = 250;
+const RELEASE_GRACE_MS = TERMINATE_GRACE_MS;
 
 /**
  * A Deno worker has no exit event: its end is its `error` event, the `terminate()` that the

@@ -50,11 +50,12 @@
 
 import process from "node:process";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
+import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import {
   type Adapter,
   declareGone,
   listenForShare,
-  markTerminating,
+  markOnTerminate,
   type MessageSource,
   type ReceiveOptions,
   type Shareable,
@@ -80,7 +81,7 @@ const inbox = listenForShare(
  * gone only after this grace (see census.ts). Node and Bun fire `exit` once the thread stopped.
  */
 const onDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-const DENO_GRACE_MS = 250;
+const DENO_GRACE_MS = TERMINATE_GRACE_MS;
 
 /** A worker's end is its `exit` event, whatever ended it. */
 const adapter: Adapter<Worker> = {
@@ -100,17 +101,7 @@ const adapter: Adapter<Worker> = {
       declareGone(threadId, grace);
       endNow(grace);
     };
-    if (onDeno) {
-      const terminate = worker.terminate;
-      Object.defineProperty(worker, "terminate", {
-        configurable: true,
-        writable: true,
-        value: function (this: Worker): Promise<number> {
-          markTerminating(threadId);
-          return terminate.call(this);
-        },
-      });
-    }
+    markOnTerminate(worker, threadId);
     worker.on("exit", end);
     return {
       post: (message) => worker.postMessage(message),
