@@ -1,8 +1,9 @@
 // Copyright the shmap authors. MIT license.
-// Engine unit tests of the participant registry's claim protocol (src/_engine/registry.ts): a
-// claimer records itself as OWNER before it claims, so a claimer stopped at any point leaves a
-// slot that is claimed again or found dead, never one lost for good. The states a stopped
-// claimer leaves are written by hand into a real SyncMap's slots.
+// Engine unit tests of the participant registry's claim and release protocols
+// (src/_engine/registry.ts): a claimer records itself as OWNER before it claims, and a releaser
+// as RELEASER before it releases, so a thread stopped at any point of either leaves a slot that
+// someone else claims, finds dead, or finishes releasing, never one lost for good. The states a
+// stopped thread leaves are written by hand into a real SyncMap's slots.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -10,16 +11,21 @@ import { SyncMap } from "../mod.ts";
 import type { Arena } from "../src/_engine/arena.ts";
 import { GONE, ownerId, record } from "../src/_engine/census.ts";
 import {
+  ANNOUNCE,
   CLAIM,
   claimSlot,
   deadSlots,
   OWNER,
+  RELEASER,
   SLOT_FREE,
   SLOT_IN_USE,
+  SLOT_RELEASING,
   SLOT_WORDS,
   stateOf,
+  stuckReleases,
 } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
+import { shareSyncMap } from "../src/maps/sync_map.ts";
 
 /** Thread ids far from any real one, each recorded gone. */
 let ghosts = 2 ** 27 + 5000 + Math.floor(Math.random() * 10_000) * 8;
@@ -82,6 +88,48 @@ describe("participant registry: claims", () => {
       [ticket.index],
       "the slot of a claimer gone after its claim is found",
     );
+    map.close();
+  });
+});
+
+describe("participant registry: releases", () => {
+  it("finishes a release whose releaser died midway, so its announcement stops holding memory", () => {
+    const { map, i32, word } = setup(4);
+    const { handle } = shareSyncMap(map as SyncMap<never, never>);
+    const share = SyncMap.attach<string, number>(handle);
+    share.store("k", 1);
+    const slot = handle.participant!;
+    // The share's owner and then its releaser died: the releaser had moved the claim to
+    // RELEASING in the next generation and stopped there, the owner's announcement still up.
+    const claim = Atomics.load(i32, word(slot, CLAIM));
+    Atomics.store(i32, word(slot, OWNER), ghostOwner());
+    Atomics.store(i32, word(slot, ANNOUNCE), 1);
+    Atomics.store(i32, word(slot, RELEASER), ghostOwner());
+    Atomics.store(i32, word(slot, CLAIM), (((claim >>> 2) + 1) << 2) | SLOT_RELEASING);
+    assert.equal(map.stats().participants, 2);
+    // Any reclamation step finishes it; verify() runs one, then checks the slots.
+    map.verify();
+    assert.equal(stateOf(Atomics.load(i32, word(slot, CLAIM))), SLOT_FREE);
+    assert.equal(Atomics.load(i32, word(slot, RELEASER)), 0);
+    assert.equal(Atomics.load(i32, word(slot, ANNOUNCE)), 0);
+    assert.equal(map.stats().participants, 1);
+    assert.equal(map.load("k"), 1);
+    map.close();
+  });
+
+  it("leaves a release whose releaser is alive to it", () => {
+    const { map, i32, registry, word } = setup(4);
+    const ticket = claimSlot(registry);
+    const live = 2 ** 27 + 1 + Math.floor(Math.random() * 1000);
+    Atomics.store(i32, word(ticket.index, RELEASER), live);
+    const claim = (((ticket.word >>> 2) + 1) << 2) | SLOT_RELEASING;
+    Atomics.store(i32, word(ticket.index, CLAIM), claim);
+    assert.deepEqual(stuckReleases(registry), []);
+    assert.equal(Atomics.load(i32, word(ticket.index, CLAIM)), claim);
+    assert.equal(Atomics.load(i32, word(ticket.index, RELEASER)), live);
+    // As if its releaser had finished, so that the map closes cleanly.
+    Atomics.store(i32, word(ticket.index, RELEASER), 0);
+    Atomics.store(i32, word(ticket.index, CLAIM), claim & ~3);
     map.close();
   });
 });

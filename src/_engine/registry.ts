@@ -44,6 +44,12 @@ export const OWNER = 4;
 export const PARKED = 5;
 /** The value record the owner had allocated and not yet published when it parked. */
 export const INFLIGHT = 6;
+/**
+ * The owner id of the thread releasing the slot (releaseSlot), from before its claim moves to
+ * RELEASING until after it is FREE: a releaser that dies midway is known, and another thread
+ * finishes the release (stuckReleases, finishRelease).
+ */
+export const RELEASER = 7;
 // The claim word is a generation times four plus a state. Releasing a slot moves it to the next
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
@@ -203,38 +209,92 @@ export function releaseSlot(
   const i32 = registry.arena.i32;
   const at = registry.slots + index * SLOT_WORDS;
   const next = (generation + 1) << 2;
+  // The releaser is recorded first (as a claimer records itself, see claimFree), so that one
+  // that dies anywhere from here on leaves a release others can finish.
+  if (!takeRelease(i32, at)) return;
   for (;;) {
     const old = Atomics.load(i32, at + CLAIM);
-    if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) return;
+    if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) {
+      Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
+      return;
+    }
     // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
     if (Atomics.compareExchange(i32, at + CLAIM, old, next | SLOT_RELEASING) === old) break;
   }
-  const finish = (): void => {
-    // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
-    // lock's next holder, may restore words of its retire list and cache. Roll it back first
-    // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
-    // the orphan see the lists as the rollback leaves them, and never free a block the
-    // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
-    const owner = Atomics.load(i32, at + OWNER);
-    const gone = owner !== 0 && ownerGone(owner);
-    // Taken whoever holds it: another thread may be rolling the owner's step back right now,
-    // and the repairs below must see the words it restores.
-    if (gone) underLock(registry.arena, () => {});
-    onReleased?.(gone ? owner : 0);
-    const cache = i32[at + CACHE];
-    if (cache !== 0) repairCache(registry.arena, cache);
-    repairList(registry, index);
-    Atomics.store(i32, at + OWNER, 0);
-    Atomics.store(i32, at + PARKED, 0);
-    Atomics.store(i32, at + ANNOUNCE, 0);
-    // An orphan: a released slot with a retire list or a cache, for others to sweep.
-    if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
-    Atomics.store(i32, at + CLAIM, next | SLOT_FREE);
-  };
+  const finish = (): void => finishRelease(registry, index, onReleased);
   // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
   // at its next call at once, while whatever call it is inside keeps its protection.
   if (graceMs > 0) setTimeout(finish, graceMs);
   else finish();
+}
+
+/**
+ * Makes the calling thread the releaser of the slot at word `at`: RELEASER from 0, or from a
+ * releaser that is gone, to the caller. False when a live thread is releasing it.
+ */
+function takeRelease(i32: Int32Array, at: number): boolean {
+  const me = ownerId();
+  const releaser = Atomics.compareExchange(i32, at + RELEASER, 0, me);
+  if (releaser === 0 || releaser === me) return true;
+  return ownerGone(releaser) &&
+    Atomics.compareExchange(i32, at + RELEASER, releaser, me) === releaser;
+}
+
+/**
+ * The second half of {@linkcode releaseSlot}, for the slot `index` in RELEASING whose releaser
+ * is the caller. Each step can be done again: a releaser that dies in here leaves the rest to
+ * whoever takes the release over ({@linkcode stuckReleases}). (R_ORPHANS, a hint, may then be
+ * raised twice for one slot: it only makes sweeps look once more.)
+ */
+export function finishRelease(
+  registry: Registry,
+  index: number,
+  onReleased?: (deadOwner: number) => void,
+): void {
+  const i32 = registry.arena.i32;
+  const at = registry.slots + index * SLOT_WORDS;
+  const claim = Atomics.load(i32, at + CLAIM);
+  if ((claim & 3) !== SLOT_RELEASING) return;
+  // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
+  // lock's next holder, may restore words of its retire list and cache. Roll it back first
+  // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
+  // the orphan see the lists as the rollback leaves them, and never free a block the
+  // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
+  const owner = Atomics.load(i32, at + OWNER);
+  const gone = owner !== 0 && ownerGone(owner);
+  // Taken whoever holds it: another thread may be rolling the owner's step back right now,
+  // and the repairs below must see the words it restores.
+  if (gone) underLock(registry.arena, () => {});
+  onReleased?.(gone ? owner : 0);
+  const cache = i32[at + CACHE];
+  if (cache !== 0) repairCache(registry.arena, cache);
+  repairList(registry, index);
+  Atomics.store(i32, at + OWNER, 0);
+  Atomics.store(i32, at + PARKED, 0);
+  Atomics.store(i32, at + ANNOUNCE, 0);
+  // An orphan: a released slot with a retire list or a cache, for others to sweep.
+  if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
+  Atomics.store(i32, at + CLAIM, (claim & ~3) | SLOT_FREE);
+  Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
+}
+
+/**
+ * Slots left RELEASING by a releaser that is gone, each taken over by the caller, who must
+ * then {@linkcode finishRelease} it: left alone, such a slot's announcement would hold
+ * reclamation back for good.
+ */
+export function stuckReleases(registry: Registry): number[] {
+  const i32 = registry.arena.i32;
+  const high = Atomics.load(i32, registry.highWord);
+  const stuck: number[] = [];
+  for (let i = 0; i < high; i++) {
+    const at = registry.slots + i * SLOT_WORDS;
+    if ((Atomics.load(i32, at + CLAIM) & 3) !== SLOT_RELEASING) continue;
+    const releaser = Atomics.load(i32, at + RELEASER);
+    if (releaser === 0 || releaser === ownerId() || !ownerGone(releaser)) continue;
+    if (takeRelease(i32, at)) stuck.push(i);
+  }
+  return stuck;
 }
 
 /**

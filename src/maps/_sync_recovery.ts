@@ -27,6 +27,7 @@ import { ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
   deadSlots,
+  finishRelease,
   pauseBlocker,
   pauseWorld,
   releaseSlot,
@@ -34,6 +35,7 @@ import {
   SLOT_WORDS,
   slotBlocks,
   slotInflight,
+  stuckReleases,
 } from "../_engine/registry.ts";
 import { blobSize, isBlob } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
@@ -76,6 +78,15 @@ export const SYNC_JOURNAL_ENTRIES = 512;
 export function reapDead(core: SyncCore): void {
   const registry = core.registry;
   const i32 = core.arena.i32;
+  // Releases whose releaser died midway first: until finished, each slot's announcement holds
+  // reclamation back. The mutex is taken first, as a share's release does (_sync_open.ts):
+  // its journal may name words of the dead owner's retire list.
+  for (const index of stuckReleases(registry)) {
+    finishRelease(registry, index, (deadOwner) => {
+      if (deadOwner !== 0) core.locked(() => {});
+      Atomics.store(i32, R_SWEEP_DUE, 1);
+    });
+  }
   const dead = deadSlots(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
   if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
