@@ -147,7 +147,7 @@ class Storm {
       who(ownerOf(new Int32Array(this.g.handle.buffer)[H_ALLOC_LOCK]))
     }; ${inspect(this.mu)}; ${inspect(this.rw)}; workers: ${
       this.slots.map((s, i) => `${i}: thread ${s.threadId}`).join(", ")
-    }`;
+    }; worker errors: ${JSON.stringify(this.errors)}`;
   }
 
   /** Terminates the worker in `slot` and waits until it is gone (its end declared). */
