@@ -161,6 +161,11 @@ export function largeFree(arena: Arena, chunk: number, j: Journal): void {
     keep(j, i32, (chunk >> 2) - 1);
     start = chunk - psize;
     binUnlink(arena, start, psize, j);
+    // The free chunk before stays the merged chunk's start, but merged into the top its header
+    // and links stop being metadata, and the memory may be handed out in this transaction.
+    keep(j, i32, start >> 2);
+    keep(j, i32, (start >> 2) + C_NEXT);
+    keep(j, i32, (start >> 2) + C_PREV);
     size += psize;
     prevFlag = i32[start >> 2] & PREV_INUSE;
   }
