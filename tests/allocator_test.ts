@@ -26,6 +26,7 @@ import {
 } from "../src/_engine/allocator.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { MapFullError } from "../src/errors.ts";
+import { diesAt } from "./fixtures/journal_death.ts";
 
 const KiB = 1024;
 
@@ -182,14 +183,12 @@ test("allocator: sizes beyond maxBytes are MapFullError with nothing changed", (
 });
 
 test("allocator: a death at any write of an operation is rolled back to the state before it", () => {
-  class Killed extends Error {}
   fc.assert(
     fc.property(
       fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 30 }),
       (steps) => {
         const { arena, j } = setup(2 * 1024 * KiB);
         const live = new Map<number, number>();
-        const set = j.set.bind(j);
         for (const [alloc, size, pick] of steps) {
           const keys = [...live.keys()];
           const freeing = !alloc && keys.length > 0 ? keys[pick % keys.length] : -1;
@@ -200,23 +199,11 @@ test("allocator: a death at any write of an operation is rolled back to the stat
           const before = snapshot(arena);
           // Kill the operation after each of its writes in turn, and roll it back.
           for (let killAt = 0;; killAt++) {
-            let writes = 0;
-            j.set = (index, value) => {
-              if (writes++ === killAt) throw new Killed();
-              set(index, value);
-            };
             j.begin();
-            let finished = false;
-            try {
-              op();
-              finished = true;
-            } catch (error) {
-              if (!(error instanceof Killed)) throw error;
-            }
-            j.set = set;
+            const died = diesAt(j, killAt, op);
             j.recover(); // what the next holder does; also undoes the finished run
             assert.equal(snapshot(arena), before, `after a death at write ${killAt}`);
-            if (finished) break;
+            if (!died) break;
           }
           j.begin();
           const at = op();
