@@ -71,10 +71,17 @@ const sizes = fc.oneof(
   fc.integer({ min: 1025, max: 20_000 }),
 );
 
+/**
+ * Up to `most` random steps: [allocate (else free), size to allocate, which live block to free
+ * (modulo their number)].
+ */
+const randomSteps = (most: number) =>
+  fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: most });
+
 test("allocator: random allocations and frees match a model, blocks never overlap", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 300 }),
+      randomSteps(300),
       (steps) => {
         const { arena, j } = setup(4 * 1024 * KiB);
         const live = new Map<number, number>(); // offset -> requested size
@@ -185,7 +192,7 @@ test("allocator: sizes beyond maxBytes are MapFullError with nothing changed", (
 test("allocator: a death at any write of an operation is rolled back to the state before it", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 30 }),
+      randomSteps(30),
       (steps) => {
         const { arena, j } = setup(2 * 1024 * KiB);
         const live = new Map<number, number>();
@@ -236,7 +243,7 @@ test("allocator: a transaction of many allocations and frees rolls back exactly"
   fc.assert(
     fc.property(
       fc.array(sizes, { minLength: 5, maxLength: 80 }),
-      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 40 }),
+      randomSteps(40),
       (setup, steps) => {
         const { arena, j } = setup_(64 * KiB);
         const live = new Map<number, number>();

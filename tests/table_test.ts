@@ -80,6 +80,14 @@ function del(s: Setup, key: number): boolean {
   return removed;
 }
 
+/** Performs the writes among `ops`, each as a transaction of its own; gets are skipped. */
+function apply(s: Setup, ops: readonly Op[]): void {
+  for (const [kind, key, value] of ops) {
+    if (kind === "set") set(s, key, value);
+    else if (kind === "delete") del(s, key);
+  }
+}
+
 function get(s: Setup, key: number): number | undefined {
   const k = s.table.find(probe(s, key));
   if (k < 0) return undefined;
@@ -442,10 +450,7 @@ describe("table", () => {
         fc.array(op, { minLength: 1, maxLength: 60 }),
         (prefix, batch) => {
           const s = setup(256 * KiB);
-          for (const [kind, key, value] of prefix) {
-            if (kind === "set") set(s, key, value);
-            else if (kind === "delete") del(s, key);
-          }
+          apply(s, prefix);
           const before = snapshot(s);
           s.tx.begin();
           for (const [kind, key, value] of batch) {
@@ -468,10 +473,7 @@ describe("table", () => {
         fc.array(op, { minLength: 1, maxLength: 8 }),
         (prefix, tail) => {
           const s = setup(256 * KiB);
-          for (const [kind, key, value] of prefix) {
-            if (kind === "set") set(s, key, value);
-            else if (kind === "delete") del(s, key);
-          }
+          apply(s, prefix);
           for (const [kind, key, value] of tail) {
             if (kind === "get") continue;
             const before = snapshot(s);
