@@ -58,14 +58,13 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { WorkerBenchOptions, WorkerBenchResult } from "./workers.ts";
+import { type Body, calibrate, cpuMs, median, sample, wallMs } from "./fixtures/timing.ts";
 
 // deno-lint-ignore no-explicit-any
 type Lib = any;
 /** A loop of `n` operations. */
-type Body = (n: number) => void;
 
 const args = typeof Deno !== "undefined"
   ? Deno.args
@@ -283,36 +282,13 @@ if (option("clock") !== undefined && option("clock") !== "cpu" && option("clock"
   throw new RangeError(`--clock must be cpu or wall, got ${option("clock")}`);
 }
 
-/** CPU time this process has used, in ms (user and system, all its threads). */
-function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-}
-
 /**
- * ns per op of one call of `body`: by the process's CPU time, which leaves out the time other
+ * What the samples are timed by: the process's CPU time, which leaves out the time other
  * processes took the core (the machine is shared) but counts the engine's helper threads, or
- * with `--clock=wall` by wall time.
+ * with `--clock=wall` wall time.
  */
-function sample(body: Body, n: number): number {
-  const now = useCpuClock ? cpuMs : () => performance.now();
-  const t0 = now();
-  body(n);
-  return (now() - t0) * 1e6 / n;
-}
+const clock = useCpuClock ? cpuMs : wallMs;
 
-/** Operations per sample for `body`: a power of two that takes about SAMPLE_MS. */
-function calibrate(body: Body): number {
-  let n = 1 << 12;
-  while (n < 2 ** 28 && sample(body, n) * n < SAMPLE_MS * 1e6 / 4) n *= 2;
-  return n * 4;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fmt = (x: number): string => (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
 
 function printTable(rows: string[][]): void {
@@ -333,14 +309,14 @@ function singleThread(): void {
   if (selected.length === 0) return;
   const bodies = selected.map(([, make]) => versions.map((v) => make(v.lib)));
   for (const row of bodies) for (let w = 0; w < 5; w++) for (const body of row) body(1 << 14);
-  const ops = bodies.map((row) => calibrate(row[0]));
+  const ops = bodies.map((row) => calibrate(row[0], SAMPLE_MS, 2 ** 28, clock));
   const samples = bodies.map((row) => row.map((): number[] => []));
   for (let r = 0; r < ROUNDS; r++) {
     for (let c = 0; c < bodies.length; c++) {
       const row = bodies[c];
       for (let j = 0; j < row.length; j++) {
         const v = (r + j) % row.length;
-        samples[c][v].push(sample(row[v], ops[c]));
+        samples[c][v].push(sample(row[v], ops[c], clock));
       }
     }
   }

@@ -22,13 +22,12 @@
  */
 
 import { do_not_optimize } from "mitata";
-import process from "node:process";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { type Body, calibrate, cpuMs, median, sample } from "./fixtures/timing.ts";
 
 // deno-lint-ignore no-explicit-any
 type Lib = any;
-type Body = (n: number) => void;
 
 const args = typeof Deno !== "undefined"
   ? Deno.args
@@ -102,29 +101,6 @@ function casesFor(lib: Lib, tree: number): Case[] {
   return out;
 }
 
-const cpuMs = (): number => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
-
-function sample(body: Body, n: number): number {
-  const t0 = cpuMs();
-  body(n);
-  return (cpuMs() - t0) * 1e6 / n;
-}
-
-function calibrate(body: Body): number {
-  let n = 1 << 12;
-  while (n < 2 ** 26 && sample(body, n) * n < SAMPLE_MS * 1e6 / 4) n *= 2;
-  return n * 4;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 const paths = trees.length === 0 ? [new URL("../mod.ts", import.meta.url).href] : trees;
 const libs: Lib[] = [];
 for (const p of paths) {
@@ -132,12 +108,12 @@ for (const p of paths) {
 }
 const cases = libs.flatMap((lib, t) => casesFor(lib, t));
 for (let w = 0; w < 5; w++) for (const c of cases) c.body(1 << 14);
-const ops = cases.map((c) => calibrate(c.body));
+const ops = cases.map((c) => calibrate(c.body, SAMPLE_MS, 2 ** 26, cpuMs));
 const samples = cases.map((): number[] => []);
 for (let r = 0; r < ROUNDS; r++) {
   for (let j = 0; j < cases.length; j++) {
     const c = (j + r) % cases.length;
-    samples[c].push(sample(cases[c].body, ops[c]));
+    samples[c].push(sample(cases[c].body, ops[c], cpuMs));
   }
 }
 

@@ -59,6 +59,7 @@ import {
   type ToWorker,
 } from "./fixtures/bench_shared.ts";
 import { DISJOINT_WORKERS, makeShared, verifyShared } from "./fixtures/structures.ts";
+import { median } from "./fixtures/timing.ts";
 import { cliArgs, fmt, lineChart, loadAverage, provenance, table, times } from "./report.ts";
 
 /** Options for {@linkcode runWorkerBench}. */
@@ -360,12 +361,6 @@ async function runGroup(
     for (const p of peers) p.terminate();
     owner?.terminate();
   }
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function summarize(

@@ -1,6 +1,7 @@
 /**
  * Internal. Checks an options object: an object (or undefined) whose own enumerable keys are all
- * known, so that a misspelt option (`maxbytes`) is an error instead of silently ignored.
+ * known, so that a misspelt option (`maxbytes`) is an error instead of silently ignored; and the
+ * `hint` option both maps take.
  *
  * @module
  */
@@ -30,4 +31,20 @@ export function checkOptions<T extends object>(
     }
   }
   return options;
+}
+
+/**
+ * Checks a map's `hint` option (undefined or null means 0) and returns it: a non-negative safe
+ * integer. Throws TypeError for a non-number, RangeError for any other bad number. Whether the
+ * hint fits the map's `maxBytes` is the caller's check.
+ */
+export function checkHint(option: number | undefined): number {
+  const hint = option ?? 0;
+  if (typeof hint !== "number") {
+    throw new TypeError(`hint must be a number, got ${describe(hint)}`);
+  }
+  if (!Number.isSafeInteger(hint) || hint < 0) {
+    throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
+  }
+  return hint;
 }

@@ -26,6 +26,7 @@ import {
 } from "../src/_engine/allocator.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { MapFullError } from "../src/errors.ts";
+import { diesAt } from "./fixtures/journal_death.ts";
 
 const KiB = 1024;
 
@@ -70,10 +71,17 @@ const sizes = fc.oneof(
   fc.integer({ min: 1025, max: 20_000 }),
 );
 
+/**
+ * Up to `most` random steps: [allocate (else free), size to allocate, which live block to free
+ * (modulo their number)].
+ */
+const randomSteps = (most: number) =>
+  fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: most });
+
 test("allocator: random allocations and frees match a model, blocks never overlap", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 300 }),
+      randomSteps(300),
       (steps) => {
         const { arena, j } = setup(4 * 1024 * KiB);
         const live = new Map<number, number>(); // offset -> requested size
@@ -182,14 +190,12 @@ test("allocator: sizes beyond maxBytes are MapFullError with nothing changed", (
 });
 
 test("allocator: a death at any write of an operation is rolled back to the state before it", () => {
-  class Killed extends Error {}
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 30 }),
+      randomSteps(30),
       (steps) => {
         const { arena, j } = setup(2 * 1024 * KiB);
         const live = new Map<number, number>();
-        const set = j.set.bind(j);
         for (const [alloc, size, pick] of steps) {
           const keys = [...live.keys()];
           const freeing = !alloc && keys.length > 0 ? keys[pick % keys.length] : -1;
@@ -200,23 +206,11 @@ test("allocator: a death at any write of an operation is rolled back to the stat
           const before = snapshot(arena);
           // Kill the operation after each of its writes in turn, and roll it back.
           for (let killAt = 0;; killAt++) {
-            let writes = 0;
-            j.set = (index, value) => {
-              if (writes++ === killAt) throw new Killed();
-              set(index, value);
-            };
             j.begin();
-            let finished = false;
-            try {
-              op();
-              finished = true;
-            } catch (error) {
-              if (!(error instanceof Killed)) throw error;
-            }
-            j.set = set;
+            const died = diesAt(j, killAt, op);
             j.recover(); // what the next holder does; also undoes the finished run
             assert.equal(snapshot(arena), before, `after a death at write ${killAt}`);
-            if (finished) break;
+            if (!died) break;
           }
           j.begin();
           const at = op();
@@ -249,7 +243,7 @@ test("allocator: a transaction of many allocations and frees rolls back exactly"
   fc.assert(
     fc.property(
       fc.array(sizes, { minLength: 5, maxLength: 80 }),
-      fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: 40 }),
+      randomSteps(40),
       (setup, steps) => {
         const { arena, j } = setup_(64 * KiB);
         const live = new Map<number, number>();

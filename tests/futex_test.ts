@@ -21,7 +21,8 @@ import {
 } from "../src/_engine/futex.ts";
 import { threadGone } from "../src/threads.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
-import { deadline, sleep } from "./fixtures/harness.ts";
+import { sleep } from "./fixtures/harness.ts";
+import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker, type TestWorker } from "./fixtures/spawn.ts";
 
 const TEST = { timeout: 60_000 };
@@ -37,18 +38,13 @@ class Locker {
   readonly worker: TestWorker;
   id = -1;
   owner = 0;
-  #queue: FutexReply[] = [];
-  #waiters: ((m: FutexReply) => void)[] = [];
+  #replies = new ReplyQueue<FutexReply>();
 
   constructor() {
-    this.worker = startWorker(new URL("./fixtures/futex_worker.ts", import.meta.url), {
-      message: (data) => {
-        const w = this.#waiters.shift();
-        if (w) w(data as FutexReply);
-        else this.#queue.push(data as FutexReply);
-      },
-      error: (error) => this.#queue.push({ op: "error", error: String(error) }),
-    });
+    this.worker = startWorker(
+      new URL("./fixtures/futex_worker.ts", import.meta.url),
+      this.#replies.listeners((error) => ({ op: "error", error: String(error) })),
+    );
   }
 
   /** Sends the census, and learns the worker's thread id and owner id. */
@@ -67,9 +63,7 @@ class Locker {
   }
 
   next(what = "a reply"): Promise<FutexReply> {
-    const m = this.#queue.shift();
-    if (m !== undefined) return Promise.resolve(m);
-    return deadline(new Promise((resolve) => this.#waiters.push(resolve)), 30_000, what);
+    return this.#replies.take(30_000, what);
   }
 
   ask(req: FutexRequest): Promise<FutexReply> {

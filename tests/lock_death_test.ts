@@ -8,35 +8,25 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
 import type { DeathRequest } from "./fixtures/death_worker.ts";
-import { deadline, sleep } from "./fixtures/harness.ts";
+import { sleep } from "./fixtures/harness.ts";
+import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker, type TestWorker } from "./fixtures/spawn.ts";
 
 const TEST = { timeout: 60_000 };
 
 class Subject {
   readonly worker: TestWorker;
-  #queue: unknown[] = [];
-  #waiters: ((m: unknown) => void)[] = [];
+  #replies = new ReplyQueue<Record<string, unknown>>();
 
   constructor() {
-    this.worker = startWorker(new URL("./fixtures/death_worker.ts", import.meta.url), {
-      message: (data) => {
-        const w = this.#waiters.shift();
-        if (w) w(data);
-        else this.#queue.push(data);
-      },
-      error: (error) => this.#queue.push({ error: String(error) }),
-    });
+    this.worker = startWorker(
+      new URL("./fixtures/death_worker.ts", import.meta.url),
+      this.#replies.listeners((error) => ({ error: String(error) })),
+    );
   }
 
   next(what: string): Promise<Record<string, unknown>> {
-    const m = this.#queue.shift();
-    if (m !== undefined) return Promise.resolve(m as Record<string, unknown>);
-    return deadline(
-      new Promise((resolve) => this.#waiters.push(resolve as (m: unknown) => void)),
-      30_000,
-      what,
-    ) as Promise<Record<string, unknown>>;
+    return this.#replies.take(30_000, what);
   }
 
   async ask(req: DeathRequest, what: string): Promise<Record<string, unknown>> {

@@ -20,8 +20,7 @@ import { GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
 import { Journal, journalWords } from "../src/_engine/journal.ts";
 import { LockedTx } from "../src/_engine/tx.ts";
-
-class Killed extends Error {}
+import { diesAt } from "./fixtures/journal_death.ts";
 
 /** Thread ids for the dead holders, recorded gone (never real threads of this process). */
 let nextDead = 2 ** 27;
@@ -56,22 +55,9 @@ function dieInAllocatorStep(arena: Arena, killAt: number, step: (j: Journal) => 
   const j = allocatorJournal(arena);
   const owner = deadOwner();
   Atomics.store(arena.i32, H_ALLOC_LOCK, (owner << OWNER_SHIFT) | POISONED);
-  const set = j.set;
-  let writes = 0;
-  j.set = function (index, value) {
-    if (writes++ === killAt) throw new Killed();
-    set.call(this, index, value);
-  };
   j.begin();
-  try {
-    step(j);
-    return false; // ran to its end, and died before its commit
-  } catch (error) {
-    if (!(error instanceof Killed)) throw error;
-    return true;
-  } finally {
-    j.set = set;
-  }
+  // Not dying there, it ran to its end, and died before its commit.
+  return diesAt(j, killAt, () => step(j));
 }
 
 test("LockedTx: a holder dying inside the allocation that records a FREE entry is recovered exactly", () => {

@@ -18,7 +18,8 @@ import {
   THROW,
   WAITER_CALLS,
 } from "./fixtures/compute_protocol.ts";
-import { deadline, sleep, until } from "./fixtures/harness.ts";
+import { sleep, until } from "./fixtures/harness.ts";
+import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 
 const TEST = { timeout: 120_000 };
@@ -30,20 +31,14 @@ type Map_ = SyncMap<number, number | string>;
 class Computer {
   readonly worker: TestWorker;
   threadId = -1;
-  #queue: ComputeReply[] = [];
-  #waiting: ((m: ComputeReply) => void)[] = [];
+  #replies = new ReplyQueue<ComputeReply>();
 
   constructor(map: Map_) {
-    this.worker = spawnWorker(WORKER_URL, { map }, {
-      message: (data) => this.#push(data as ComputeReply),
-      error: (error) => this.#push({ type: "error", message: error.message }),
-    });
-  }
-
-  #push(message: ComputeReply): void {
-    const w = this.#waiting.shift();
-    if (w) w(message);
-    else this.#queue.push(message);
+    this.worker = spawnWorker(
+      WORKER_URL,
+      { map },
+      this.#replies.listeners((error) => ({ type: "error", message: error.message })),
+    );
   }
 
   /** The next reply, which must be of `type`. */
@@ -51,9 +46,7 @@ class Computer {
     type: T,
     ms = 60_000,
   ): Promise<Extract<ComputeReply, { type: T }>> {
-    const m = this.#queue.length > 0
-      ? this.#queue.shift()!
-      : await deadline(new Promise<ComputeReply>((r) => this.#waiting.push(r)), ms, type);
+    const m = await this.#replies.take(ms, type);
     if (m.type !== type) {
       throw new Error(`worker sent ${m.type} (${JSON.stringify(m)}), expected ${type}`);
     }
@@ -62,7 +55,7 @@ class Computer {
 
   /** Whether a reply is waiting to be taken. */
   get replied(): boolean {
-    return this.#queue.length > 0;
+    return this.#replies.queued;
   }
 
   async start(): Promise<this> {

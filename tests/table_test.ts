@@ -13,6 +13,7 @@ import { Journal, journalWords } from "../src/_engine/journal.ts";
 import { Float64Slots, Probe } from "../src/_engine/slots.ts";
 import { bucketAt, Table, VALUE_WORDS } from "../src/_engine/table.ts";
 import { WriterTx } from "../src/_engine/tx.ts";
+import { diesAt } from "./fixtures/journal_death.ts";
 
 const KiB = 1024;
 /** Where the table header lives: in the root area, as GoMap puts it. */
@@ -77,6 +78,14 @@ function del(s: Setup, key: number): boolean {
   const removed = s.table.remove(probe(s, key));
   s.tx.commit();
   return removed;
+}
+
+/** Performs the writes among `ops`, each as a transaction of its own; gets are skipped. */
+function apply(s: Setup, ops: readonly Op[]): void {
+  for (const [kind, key, value] of ops) {
+    if (kind === "set") set(s, key, value);
+    else if (kind === "delete") del(s, key);
+  }
 }
 
 function get(s: Setup, key: number): number | undefined {
@@ -441,10 +450,7 @@ describe("table", () => {
         fc.array(op, { minLength: 1, maxLength: 60 }),
         (prefix, batch) => {
           const s = setup(256 * KiB);
-          for (const [kind, key, value] of prefix) {
-            if (kind === "set") set(s, key, value);
-            else if (kind === "delete") del(s, key);
-          }
+          apply(s, prefix);
           const before = snapshot(s);
           s.tx.begin();
           for (const [kind, key, value] of batch) {
@@ -461,40 +467,24 @@ describe("table", () => {
   });
 
   it("a death at any journaled write of a write is rolled back by the journal alone", () => {
-    class Killed extends Error {}
     fc.assert(
       fc.property(
         fc.array(op, { minLength: 20, maxLength: 120 }),
         fc.array(op, { minLength: 1, maxLength: 8 }),
         (prefix, tail) => {
           const s = setup(256 * KiB);
-          for (const [kind, key, value] of prefix) {
-            if (kind === "set") set(s, key, value);
-            else if (kind === "delete") del(s, key);
-          }
-          const journal = s.tx.journal;
-          const plainSet = journal.set.bind(journal);
+          apply(s, prefix);
           for (const [kind, key, value] of tail) {
             if (kind === "get") continue;
             const before = snapshot(s);
             for (let killAt = 0;; killAt++) {
-              let writes = 0;
-              journal.set = (index, v) => {
-                if (writes++ === killAt) throw new Killed();
-                plainSet(index, v);
-              };
-              let finished = false;
-              try {
+              const died = diesAt(s.tx.journal, killAt, () => {
                 s.tx.begin();
                 if (kind === "set") put(s, key, value);
                 else s.table.remove(probe(s, key));
                 s.tx.commit();
-                finished = true;
-              } catch (error) {
-                if (!(error instanceof Killed)) throw error;
-              }
-              journal.set = plainSet;
-              if (finished) break;
+              });
+              if (!died) break;
               // What the next writer does on finding the writer dead: recover its journal.
               new Journal(() => s.arena.i32, s.journalAt >> 2).recover();
               assert.equal(snapshot(s), before, `death at write ${killAt} of ${kind} ${key}`);

@@ -60,17 +60,13 @@ export interface Tx {
   rollbackTo(point: Savepoint): void;
 }
 
-/** A GoMap writer's transaction: one journal for the table and the allocator. */
-export class WriterTx implements Tx {
+/**
+ * The writes both kinds of transaction make alike: through the journal, into the arena. The
+ * kinds differ in how they allocate and free.
+ */
+class JournaledWrites {
   readonly arena: Arena;
   readonly journal: Journal;
-  /** The waiting frees, (offset, size) pairs, in `#frees[0, #nfrees)`. */
-  #frees: number[] = [];
-  /**
-   * Words of `#frees` in use. A count rather than the array's length: setting an array's
-   * length is a call into the runtime in V8, and every write begins and commits.
-   */
-  #nfrees = 0;
 
   constructor(arena: Arena, journal: Journal) {
     this.arena = arena;
@@ -88,6 +84,17 @@ export class WriterTx implements Tx {
   zeroed(start: number, end: number): void {
     this.journal.zeroed(start, end);
   }
+}
+
+/** A GoMap writer's transaction: one journal for the table and the allocator. */
+export class WriterTx extends JournaledWrites implements Tx {
+  /** The waiting frees, (offset, size) pairs, in `#frees[0, #nfrees)`. */
+  #frees: number[] = [];
+  /**
+   * Words of `#frees` in use. A count rather than the array's length: setting an array's
+   * length is a call into the runtime in V8, and every write begins and commits.
+   */
+  #nfrees = 0;
 
   alloc(size: number, zero: boolean): number {
     return allocate(this.arena, size, zero, this.journal);
@@ -137,27 +144,7 @@ export class WriterTx implements Tx {
 }
 
 /** A SyncMap locked step's transaction: its own journal, the allocator under its own lock. */
-export class LockedTx implements Tx {
-  readonly arena: Arena;
-  readonly journal: Journal;
-
-  constructor(arena: Arena, journal: Journal) {
-    this.arena = arena;
-    this.journal = journal;
-  }
-
-  set(index: number, value: number): void {
-    this.journal.set(index, value);
-  }
-
-  setByte(offset: number, value: number): void {
-    this.journal.setByte(this.arena.u8, offset, value);
-  }
-
-  zeroed(start: number, end: number): void {
-    this.journal.zeroed(start, end);
-  }
-
+export class LockedTx extends JournaledWrites implements Tx {
   alloc(size: number, zero: boolean): number {
     return underLock(this.arena, (j) => {
       const offset = allocate(this.arena, size, zero, j);

@@ -20,7 +20,7 @@ import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/tab
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
 import { describe, wrongKind } from "../_describe.ts";
-import { checkOptions } from "../_options.ts";
+import { checkHint, checkOptions } from "../_options.ts";
 import { JOURNAL, JOURNAL_BYTES, JOURNAL_ENTRIES, TABLE_AT } from "./_go_layout.ts";
 import type { AttachOptions, GoMapHandle, GoMapOptions } from "./go_map.ts";
 
@@ -46,13 +46,7 @@ export class OpenedGoMap<K, V> {
 /** The create path: checks `options` and lays a new, empty map out in a new arena. */
 export function createGoMap<K, V>(options: GoMapOptions<K, V>): OpenedGoMap<K, V> {
   options = checkOptions(options, OPTIONS, "GoMap options");
-  const hint = options.hint ?? 0;
-  if (typeof hint !== "number") {
-    throw new TypeError(`hint must be a number, got ${describe(hint)}`);
-  }
-  if (!Number.isSafeInteger(hint) || hint < 0) {
-    throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
-  }
+  const hint = checkHint(options.hint);
   const maxBytes = checkMaxBytes(options.maxBytes);
   const keys = slotCodecOf(options.keys, "keys");
   const values = slotCodecOf(options.values, "values");

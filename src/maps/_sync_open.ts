@@ -31,7 +31,7 @@ import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/tab
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
 import { describe, wrongKind } from "../_describe.ts";
-import { checkOptions } from "../_options.ts";
+import { checkHint, checkOptions } from "../_options.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   R_DIRTY,
@@ -77,13 +77,7 @@ export class OpenedSyncMap<K, V> {
  */
 export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMap<K, V> {
   options = checkOptions(options, OPTIONS, "SyncMap options");
-  const hint = options.hint ?? 0;
-  if (typeof hint !== "number") {
-    throw new TypeError(`hint must be a number, got ${describe(hint)}`);
-  }
-  if (!Number.isSafeInteger(hint) || hint < 0) {
-    throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
-  }
+  const hint = checkHint(options.hint);
   const slots = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
   if (typeof slots !== "number") {
     throw new TypeError(`maxParticipants must be a number, got ${describe(slots)}`);

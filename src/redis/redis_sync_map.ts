@@ -157,13 +157,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   load(key: K): Promise<V | undefined> {
-    let k: Buffer;
-    try {
-      k = this.#layout.encode(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("load", false, k, ["GET", k], this.#loadReply);
+    return this.#sendKey("load", false, key, "GET", this.#loadReply);
   }
 
   /**
@@ -178,13 +172,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   loadOk(key: K): Promise<[value: V | undefined, ok: boolean]> {
-    let k: Buffer;
-    try {
-      k = this.#layout.encode(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("loadOk", false, k, ["GET", k], this.#loadOkReply);
+    return this.#sendKey("loadOk", false, key, "GET", this.#loadOkReply);
   }
 
   /**
@@ -196,14 +184,11 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   store(key: K, value: V): Promise<void> {
-    let k: Buffer, v: Buffer;
-    try {
-      k = this.#layout.encode(key);
-      v = this.#encode(value);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("store", true, k, ["SET", k, v], nothing);
+    return this.#encoded(
+      key,
+      [value],
+      (k, [v]) => this.#connection.send("store", true, k, ["SET", k, v], nothing),
+    );
   }
 
   /**
@@ -217,14 +202,11 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   swap(key: K, value: V): Promise<[previous: V | undefined, loaded: boolean]> {
-    let k: Buffer, v: Buffer;
-    try {
-      k = this.#layout.encode(key);
-      v = this.#encode(value);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("swap", true, k, ["SET", k, v, "GET"], this.#swapReply);
+    return this.#encoded(
+      key,
+      [value],
+      (k, [v]) => this.#connection.send("swap", true, k, ["SET", k, v, "GET"], this.#swapReply),
+    );
   }
 
   /**
@@ -239,21 +221,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   loadOrStore(key: K, value: V): Promise<[actual: V, loaded: boolean]> {
-    let k: Buffer, v: Buffer;
-    try {
-      k = this.#layout.encode(key);
-      v = this.#encode(value);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send(
-      "loadOrStore",
-      true,
-      k,
-      ["SET", k, v, "NX", "GET"],
-      (reply): [V, boolean] =>
-        reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true],
-    );
+    return this.#encoded(key, [value], (k, [v]) =>
+      this.#connection.send(
+        "loadOrStore",
+        true,
+        k,
+        ["SET", k, v, "NX", "GET"],
+        (reply): [V, boolean] =>
+          reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true],
+      ));
   }
 
   /**
@@ -268,13 +244,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   loadAndDelete(key: K): Promise<[value: V | undefined, loaded: boolean]> {
-    let k: Buffer;
-    try {
-      k = this.#layout.encode(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("loadAndDelete", true, k, ["GETDEL", k], this.#loadAndDeleteReply);
+    return this.#sendKey("loadAndDelete", true, key, "GETDEL", this.#loadAndDeleteReply);
   }
 
   /**
@@ -288,13 +258,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   delete(key: K): Promise<boolean> {
-    let k: Buffer;
-    try {
-      k = this.#layout.encode(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("delete", true, k, ["DEL", k], isOne);
+    return this.#sendKey("delete", true, key, "DEL", isOne);
   }
 
   /**
@@ -309,15 +273,11 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   compareAndSwap(key: K, old: V, next: V): Promise<boolean> {
-    let k: Buffer, o: Buffer, n: Buffer;
-    try {
-      k = this.#layout.encode(key);
-      o = this.#encode(old);
-      n = this.#encode(next);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.script("compareAndSwap", COMPARE_AND_SWAP, k, [o, n], isOne);
+    return this.#encoded(
+      key,
+      [old, next],
+      (k, vs) => this.#connection.script("compareAndSwap", COMPARE_AND_SWAP, k, vs, isOne),
+    );
   }
 
   /**
@@ -332,14 +292,11 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   compareAndDelete(key: K, old: V): Promise<boolean> {
-    let k: Buffer, o: Buffer;
-    try {
-      k = this.#layout.encode(key);
-      o = this.#encode(old);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.script("compareAndDelete", COMPARE_AND_DELETE, k, [o], isOne);
+    return this.#encoded(
+      key,
+      [old],
+      (k, vs) => this.#connection.script("compareAndDelete", COMPARE_AND_DELETE, k, vs, isOne),
+    );
   }
 
   /**
@@ -561,13 +518,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   has(key: K): Promise<boolean> {
-    let k: Buffer;
-    try {
-      k = this.#layout.encode(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#connection.send("has", false, k, ["EXISTS", k], isOne);
+    return this.#sendKey("has", false, key, "EXISTS", isOne);
   }
 
   /**
@@ -682,6 +633,37 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
 
   #encode(value: V): Buffer {
     return this.#values.value(value) as Buffer;
+  }
+
+  /** Sends `command` with `key`'s encoding as its one argument (a bad key rejects). */
+  #sendKey<T>(
+    op: string,
+    write: boolean,
+    key: K,
+    command: string,
+    then: (reply: Reply) => T,
+  ): Promise<T> {
+    return this.#encoded(key, [], (k) => this.#connection.send(op, write, k, [command, k], then));
+  }
+
+  /**
+   * Encodes `key`, then `values` in order, and returns what `send` makes of them. A key or value
+   * that cannot be encoded rejects the promise instead of throwing, as every method that
+   * returns a promise does.
+   */
+  #encoded<T>(
+    key: K,
+    values: readonly V[],
+    send: (k: Buffer, vs: Buffer[]) => Promise<T>,
+  ): Promise<T> {
+    let k: Buffer, vs: Buffer[];
+    try {
+      k = this.#layout.encode(key);
+      vs = values.map((v) => this.#encode(v));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return send(k, vs);
   }
 
   #decode(op: string, reply: Reply): V {
