@@ -11,8 +11,8 @@ import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { OWNER, SLOT_WORDS } from "../src/_engine/registry.ts";
 import { R_DIRTY, R_MU, R_READ, R_SLOTS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
-import type { FutexReply } from "./fixtures/futex_worker.ts";
-import { deadline } from "./fixtures/harness.ts";
+import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
+import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
 /** Makes the map's mutex held by a thread that is gone, as if it had died holding it. */
@@ -63,15 +63,14 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
   const ownerWord = i32[R_SLOTS] + handle.participant! * SLOT_WORDS + OWNER;
   Atomics.store(i32, ownerWord, ghost + 1);
   // A live thread holds the mutex for a while.
-  const replies: ((reply: FutexReply) => void)[] = [];
-  const worker = startWorker(new URL("./fixtures/futex_worker.ts", import.meta.url), {
-    message: (data) => replies.shift()?.(data as FutexReply),
-    error: (error) => replies.shift()?.({ op: "error", error: String(error) }),
-  });
-  const ask = (req: unknown): Promise<FutexReply> => {
-    const reply = new Promise<FutexReply>((resolve) => replies.push(resolve));
+  const replies = new ReplyQueue<FutexReply>();
+  const worker = startWorker(
+    new URL("./fixtures/futex_worker.ts", import.meta.url),
+    replies.listeners((error) => ({ op: "error", error: String(error) })),
+  );
+  const ask = (req: FutexRequest): Promise<FutexReply> => {
     worker.postMessage(req);
-    return deadline(reply, 30_000, "the worker's reply");
+    return replies.take(30_000, `the worker's reply to ${req.op}`);
   };
   try {
     assert.equal((await ask({ op: "init", census: census() })).error, undefined);

@@ -99,15 +99,22 @@ export function markTerminating(threadId: number | undefined): void {
  */
 export function markOnTerminate(
   worker: { terminate(): unknown },
-  threadId: number | undefined,
+  threadId: () => number | undefined,
+  after?: () => void,
 ): void {
   const terminate = worker.terminate;
   Object.defineProperty(worker, "terminate", {
     configurable: true,
     writable: true,
     value: function (this: unknown): unknown {
-      markTerminating(threadId);
-      return terminate.call(this);
+      // Marked first: if terminate() cannot stop the worker (Deno's, while it sleeps in
+      // Atomics.wait), it stops touching shared memory when it wakes (census.ts).
+      markTerminating(threadId());
+      try {
+        return terminate.call(this);
+      } finally {
+        after?.();
+      }
     },
   });
 }

@@ -85,7 +85,7 @@ const adapter: Adapter<Worker> = {
       declareGone(threadId);
       endNow();
     };
-    markOnTerminate(worker, threadId);
+    markOnTerminate(worker, () => threadId);
     worker.addEventListener("close", end);
     return {
       post: (message) => worker.postMessage(message),

@@ -69,7 +69,7 @@ import {
   declareGone,
   isTrackMessage,
   listenForShare,
-  markTerminating,
+  markOnTerminate,
   type ReceiveOptions,
   reserveId,
   type Shareable,
@@ -176,21 +176,7 @@ const adapter: Adapter<Worker> = {
     };
     (port1 as { unref?: () => void }).unref?.();
     worker.addEventListener("error", end);
-    const terminate = worker.terminate;
-    Object.defineProperty(worker, "terminate", {
-      configurable: true,
-      writable: true,
-      value: function (this: Worker): void {
-        // Marked first: if terminate() cannot stop the worker (it sleeps in Atomics.wait), it
-        // stops touching shared memory when it wakes (census.ts).
-        markTerminating(threadId);
-        try {
-          terminate.call(this);
-        } finally {
-          end();
-        }
-      },
-    });
+    markOnTerminate(worker, () => threadId, end);
     return {
       post: (message) =>
         worker.postMessage({ ...message, port: port2, threadId: reserved }, [port2]),

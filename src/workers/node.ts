@@ -101,7 +101,7 @@ const adapter: Adapter<Worker> = {
       declareGone(threadId, grace);
       endNow(grace);
     };
-    markOnTerminate(worker, threadId);
+    markOnTerminate(worker, () => threadId);
     worker.on("exit", end);
     return {
       post: (message) => worker.postMessage(message),
