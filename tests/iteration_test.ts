@@ -35,7 +35,10 @@ for (const kind of Object.keys(KINDS) as Kind[]) {
     test("they inherit %IteratorPrototype%, and are their own iterables", () => {
       const m = filled(kind, 10);
       for (const it of [m.entries(), m.keys(), m.values(), m[Symbol.iterator]()]) {
-        assert.ok(iteratorPrototype.isPrototypeOf(it), "not an %IteratorPrototype% object");
+        assert.ok(
+          Object.prototype.isPrototypeOf.call(iteratorPrototype, it),
+          "not an %IteratorPrototype% object",
+        );
         assert.equal(it[Symbol.iterator](), it);
         assert.equal(Object.prototype.toString.call(it), `[object ${kind} Iterator]`);
       }
