@@ -275,7 +275,24 @@ const cases: [string, (lib: Lib) => Body][] = [
         new lib.Mutex(),
       ),
   ],
+  // Iteration, per key: a Range over the 1,024 keys every 1,024 ops, or one next() of an
+  // iterator that starts over at its end (Map's, the same in every version, is the yardstick).
+  [
+    "SyncMap.range per key, int",
+    (lib) => loop(`if ((i & ${N - 1}) === 0) o.range(sink);`, filledSyncMap(lib, intKeys), []),
+  ],
+  ["SyncMap.entries per key, int", (lib) => iterateLoop(filledSyncMap(lib, intKeys))],
+  ["GoMap.entries per key, int", (lib) => iterateLoop(filledGoMap(lib, intKeys))],
+  ["GoMap.entries per key, str16", (lib) => iterateLoop(filledGoMap(lib, strKeys))],
+  ["Map.entries per key, int", () => iterateLoop(new Map(intKeys.map((k, i) => [k, i])))],
 ];
+
+/** One `next()` a op of `m.entries()`, started over at its end. */
+function iterateLoop(m: Lib): Body {
+  const step = "let r = o.it.next(); if (r.done) { o.it = o.m.entries(); r = o.it.next(); } " +
+    "sink(r.value);";
+  return loop(step, { m, it: m.entries() }, []);
+}
 
 const useCpuClock = option("clock") !== "wall";
 if (option("clock") !== undefined && option("clock") !== "cpu" && option("clock") !== "wall") {

@@ -24,10 +24,8 @@ import {
 } from "./table_layout.ts";
 
 /**
- * Calls `visit(keySlot)` for every live key whose hash has `i` in its low `level` bits. Such
- * a key lives in new buckets congruent to `i` modulo 2^level, or in the matching unevacuated
- * old buckets, never both; the union over all `i` is every key exactly once, however far the
- * table has grown since `level` was taken. `visit` must not mutate the table.
+ * Calls `visit(keySlot)` for every live key whose hash has `i` in its low `level` bits (see
+ * {@linkcode collectSlots}, which gathers them first). `visit` must not mutate the table.
  */
 export function collect(
   table: TableView,
@@ -35,50 +33,76 @@ export function collect(
   i: number,
   visit: (keySlot: number) => void,
 ): void {
+  const slots: number[] = [];
+  const count = collectSlots(table, level, i, slots);
+  for (let j = 0; j < count; j++) visit(slots[j]);
+}
+
+/**
+ * Writes into `out`, from index 0, the key slot of every live key whose hash has `i` in its low
+ * `level` bits, and returns how many it wrote (`out` may be longer: its length is left alone,
+ * so that a caller reusing it keeps its capacity). Such a key lives in new buckets congruent to
+ * `i` modulo 2^level, or in the matching unevacuated old buckets, never both; the union over
+ * all `i` is every key exactly once, however far the table has grown or shrunk since `level`
+ * was taken. A plain walk with no call per key: iteration's batches read through it.
+ */
+export function collectSlots(table: TableView, level: number, i: number, out: number[]): number {
   const a = table.arena;
   const h = table.h;
+  // Taken once: the buffer's byteLength is not a cheap read.
+  const limit = chainLimit(a);
   const B = a.i32[h + T_B];
   const buckets = a.i32[h + T_BUCKETS];
+  let n = 0;
   if (B >= level) {
     for (let j = i; j < 1 << B; j += 1 << level) {
-      visitChain(table, buckets + j * BUCKET_SIZE, -1, 0, visit);
+      n = chainSlots(table, buckets + j * BUCKET_SIZE, -1, 0, limit, out, n);
     }
   } else {
-    // A smaller table than the one `level` was taken from (SyncMap replaces its tables).
+    // A smaller table than the one `level` was taken from (SyncMap replaces its tables, and a
+    // clear shrinks a GoMap's).
     const b = buckets + (i & ((1 << B) - 1)) * BUCKET_SIZE;
-    visitChain(table, b, (1 << level) - 1, i, visit);
+    n = chainSlots(table, b, (1 << level) - 1, i, limit, out, n);
   }
   const old = a.i32[h + T_OLDBUCKETS];
-  if (old === 0) return;
+  if (old === 0) return n;
   const oldB = oldBOf(table);
   if (oldB >= level) {
     for (let j = i; j < 1 << oldB; j += 1 << level) {
       const ob = old + j * BUCKET_SIZE;
-      if (!evacuated(table.arena, ob)) visitChain(table, ob, -1, 0, visit);
+      if (!evacuated(a, ob)) n = chainSlots(table, ob, -1, 0, limit, out, n);
     }
   } else {
     // The iteration began while this growth was under way: an old bucket holds the keys of
     // two logical buckets, so keep only those hashing to `i`.
     const ob = old + (i & ((1 << oldB) - 1)) * BUCKET_SIZE;
-    if (!evacuated(table.arena, ob)) visitChain(table, ob, (1 << level) - 1, i, visit);
+    if (!evacuated(a, ob)) n = chainSlots(table, ob, (1 << level) - 1, i, limit, out, n);
   }
+  return n;
 }
 
-function visitChain(
+/**
+ * Writes the live key slots of the chain from bucket `b` into `out` from index `n` (only those
+ * whose hash has `want` under `mask`, unless `mask` is -1) and returns the new count. `limit`
+ * is the most buckets a chain may have.
+ */
+function chainSlots(
   table: TableView,
   b: number,
   mask: number,
   want: number,
-  visit: (keySlot: number) => void,
-): void {
+  limit: number,
+  out: number[],
+  n: number,
+): number {
   const a = table.arena;
-  let limit = chainLimit(table.arena);
   while (b !== 0) {
     a.reach(b + BUCKET_SIZE);
+    const u8 = a.u8;
     for (let i = 0; i < BUCKET_SLOTS; i++) {
-      const t = a.u8[b + i];
+      const t = u8[b + i];
       if (t < MIN_TOP_HASH) {
-        if (t === EMPTY_REST) return;
+        if (t === EMPTY_REST) return n;
         continue;
       }
       const k = b + KEYS + 8 * i;
@@ -86,9 +110,10 @@ function visitChain(
         const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
         if ((hash & mask) !== want) continue;
       }
-      visit(k);
+      out[n++] = k;
     }
     b = a.i32[(b + OVERFLOW) >> 2];
     if (--limit < 0) throw loops();
   }
+  return n;
 }

@@ -10,6 +10,7 @@ import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { SEQ } from "./_go_layout.ts";
 import { readerBlocked, readFailure, validated } from "./_go_writer.ts";
+import { batchLevel, IteratorBase } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");
@@ -33,40 +34,136 @@ export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
   return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
 }
 
+/** What a {@linkcode GoIterator} yields: [key, value] pairs, keys or values. */
+export type Yield = typeof ENTRIES | typeof KEYS | typeof VALUES;
+export const ENTRIES = 0;
+export const KEYS = 1;
+export const VALUES = 2;
+
 /**
  * Iterates in batches. Keys are partitioned by the low `level` bits of their hash, `level`
- * being B at the start; each batch is one such logical bucket, read whole and validated like a
- * lookup, so a batch is never torn. Batches are visited once each from a random start, so a
- * key is yielded at most once however the table grows. If the map was written between reading
- * a batch and yielding one of its entries, the entry is looked up again: skipped if deleted,
- * yielded with its current value otherwise.
+ * taken from B at the start (_iteration.ts batchLevel); each batch is one such partition, read
+ * whole and validated like a lookup, so a batch is never torn. Batches are visited once each
+ * from a random start, and each is yielded from a random rotation, so a key is yielded at most
+ * once however the table grows. If the map was written between reading a batch and yielding
+ * one of its entries, the entry is looked up again: skipped if deleted, yielded with its
+ * current value otherwise.
+ *
+ * A class, not a generator: no generator resumption per entry. Like a generator, it starts on
+ * its first `next()`, is done for good once it has finished, thrown or been returned, and
+ * throws a TypeError when `next()` is called from inside its own `next()` (a user codec's
+ * decode may call anything).
  */
-export function* iterate<K, V>(s: GoAccess<K, V>): Generator<[K, V], undefined, undefined> {
-  const a = s.arena;
-  const level = s.table.B;
-  const n = 1 << level;
-  const start = Math.floor(Math.random() * n);
-  const rotate = Math.floor(Math.random() * 8);
-  // Decoded keys and values; for a user codec, copies of its bytes until the batch is
-  // validated, then decoded (see GoAccess.readValue).
-  const keys: unknown[] = [];
-  const values: unknown[] = [];
-  const collect = (k: number): void => {
-    keys.push(s.readKey(k));
-    values.push(s.readValue(k));
-  };
-  for (let step = 0; step < n; step++) {
+export class GoIterator<K, V, T> extends IteratorBase implements IterableIterator<T> {
+  /** The map; null once done. */
+  #s: GoAccess<K, V> | null;
+  readonly #yield: Yield;
+  /** The partition level, -1 until the first `next()`. */
+  #level = -1;
+  #start = 0;
+  #rotate = 0;
+  /** Partitions read so far. */
+  #step = 0;
+  /** The write sequence the current batch was read and validated at. */
+  #seq = 0;
+  /**
+   * The current batch: decoded keys and values, refilled in place (they keep their capacity),
+   * and the key slots it was read from.
+   */
+  #keys: unknown[] = [];
+  #values: unknown[] = [];
+  #slots: number[] = [];
+  /** Entries in the current batch, and how many of them were yielded. */
+  #count = 0;
+  #j = 0;
+  /** Inside next(). */
+  #running = false;
+
+  constructor(s: GoAccess<K, V>, what: Yield) {
+    super();
+    this.#s = s;
+    this.#yield = what;
+  }
+
+  next(): IteratorResult<T, undefined> {
+    const j = this.#j;
+    const count = this.#count;
+    // A write since the batch was read can only be this thread's own (another worker's would
+    // have overlapped the read, or be misuse), so a plain read of the word sees it.
+    if (j >= count || this.#s!.arena.i32[SEQ] !== this.#seq) return this.#slowNext();
+    this.#j = j + 1;
+    let at = j + this.#rotate;
+    if (at >= count) at %= count;
+    return this.#result(this.#keys[at] as K, this.#values[at] as V);
+  }
+
+  /** next() at the end of a batch, or after a write: reads batches, or looks entries up. */
+  #slowNext(): IteratorResult<T, undefined> {
+    const s = this.#s;
+    if (s === null) return { value: undefined, done: true };
+    if (this.#running) throw new TypeError("GoMap iterator: next() called from inside next()");
+    this.#running = true;
+    try {
+      for (;;) {
+        while (this.#j < this.#count) {
+          const count = this.#count;
+          let at = this.#j++ + this.#rotate;
+          if (at >= count) at %= count;
+          const key = this.#keys[at] as K;
+          if (s.arena.i32[SEQ] === this.#seq) return this.#result(key, this.#values[at] as V);
+          const value = lookup(s, key);
+          if (value !== ABSENT) return this.#result(key, value);
+        }
+        if (!this.#read(s)) return this.#finish();
+      }
+    } catch (error) {
+      this.#finish();
+      throw error;
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  #result(key: K, value: V): IteratorResult<T, undefined> {
+    const what = this.#yield;
+    return {
+      value: (what === ENTRIES ? [key, value] : what === KEYS ? key : value) as T,
+      done: false,
+    };
+  }
+
+  /** Reads the next batch, or returns false when every partition has been read. */
+  #read(s: GoAccess<K, V>): boolean {
+    const a = s.arena;
+    if (this.#level < 0) {
+      this.#level = batchLevel(s.table.B);
+      this.#start = Math.floor(Math.random() * (1 << this.#level));
+      this.#rotate = Math.floor(Math.random() * 8);
+    }
+    const n = 1 << this.#level;
+    if (this.#step >= n) return false;
+    const i = (this.#start + this.#step++) & (n - 1);
+    this.#j = 0;
+    this.#count = 0;
     let seq = a.i32[SEQ];
     if ((seq & 1) !== 0) seq = readerBlocked(s, seq, "iteration");
-    keys.length = 0;
-    values.length = 0;
+    // Decoded keys and values; for a user codec, copies of its bytes until the batch is
+    // validated, then decoded (see GoAccess.readValue).
+    const keys = this.#keys;
+    const values = this.#values;
+    const slots = this.#slots;
+    let count = 0;
     try {
-      s.table.collect(level, (start + step) & (n - 1), collect);
+      count = s.table.collectSlots(this.#level, i, slots);
+      for (let j = 0; j < count; j++) {
+        const k = slots[j];
+        keys[j] = s.readKey(k);
+        values[j] = s.readValue(k);
+      }
     } catch (error) {
       throw readFailure(s, seq, error);
     }
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("iteration");
-    const count = keys.length;
     const userKeys = s.userKeys;
     const userValues = s.userValues;
     if (userKeys !== null) {
@@ -75,17 +172,35 @@ export function* iterate<K, V>(s: GoAccess<K, V>): Generator<[K, V], undefined, 
     if (userValues !== null) {
       for (let j = 0; j < count; j++) values[j] = s.decodeCopy(userValues, values[j]);
     }
-    for (let j = 0; j < count; j++) {
-      const at = (j + rotate) % count;
-      const key = keys[at] as K;
-      // A write since the batch was read can only be this thread's own (another worker's
-      // would have overlapped the read, or be misuse), so a plain read of the word sees it.
-      if (a.i32[SEQ] === seq) {
-        yield [key, values[at] as V];
-      } else {
-        const value = lookup(s, key);
-        if (value !== ABSENT) yield [key, value];
-      }
-    }
+    this.#seq = seq;
+    this.#count = count;
+    return true;
+  }
+
+  /**
+   * Ends the iteration (a `for...of` calls it on `break`), as a generator's return does; like
+   * it, throws a TypeError when called from inside `next()`.
+   */
+  return(value?: undefined): IteratorResult<T, undefined> {
+    if (this.#running) throw new TypeError("GoMap iterator: return() called from inside next()");
+    this.#finish();
+    return { value, done: true };
+  }
+
+  /** Done for good: every later next() returns done. */
+  #finish(): IteratorResult<T, undefined> {
+    this.#s = null;
+    this.#keys = [];
+    this.#values = [];
+    this.#count = 0;
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "GoMap Iterator";
   }
 }

@@ -3,75 +3,204 @@
  * batches, one hash partition each, the dirty table promoted first when it holds keys the read
  * table lacks.
  *
+ * Keys are partitioned by the low `level` bits of their hash (the seed is the arena's, so every
+ * table of this map agrees), `level` chosen at the start from the read table's size
+ * (_iteration.ts batchLevel), and each batch, one partition, is read from the read table as it
+ * is when the batch is read (the dirty table promoted first if it holds keys the read table
+ * lacks, as Go's Range does). Partitions are visited once each from a random start. A key is
+ * in one partition, so it is yielded at most once; a key present throughout is in the read
+ * table when its partition is read, so it is yielded. Each batch is decoded whole before any of
+ * it is yielded: nothing is held in shared memory while the caller's code runs, and the
+ * participant may pass a quiescent point between batches.
+ *
  * @module
  */
 
+import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
+import { batchLevel, IteratorBase } from "./_iteration.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { AMENDED, EXPUNGED, R_READ, S_ENTRY, S_KEY_HI, S_KEY_LO } from "./_sync_layout.ts";
 
-/**
- * Iterates in batches, as GoMap does: keys are partitioned by the low `level` bits of their
- * hash (the seed is the arena's, so every table of this map agrees), and each batch, one
- * partition, is read from the read table as it is when the batch is read (the dirty table
- * promoted first if it holds keys the read table lacks, as Go's Range does). A key is in one
- * partition, so it is yielded at most once; a key present throughout is in the read table
- * when its partition is read, so it is yielded. Entries are decoded before any is yielded:
- * nothing is held in shared memory while the caller's code runs.
- */
-export function* iterate<K, V>(s: SyncAccess<K, V>): Generator<[K, V], undefined, undefined> {
-  for (const [keys, values] of batches(s)) {
-    for (let j = 0; j < keys.length; j++) yield [keys[j], values[j]];
-  }
+/** One batch's decoded keys and values, refilled in place (the arrays keep their capacity). */
+class Batch<K, V> {
+  readonly keys: K[] = [];
+  readonly values: V[] = [];
+  /** Key slots, the scratch of {@linkcode readBatch}. */
+  readonly slots: number[] = [];
 }
 
 /**
- * Yields each batch of an iteration in turn, as decoded keys and values (the same two arrays,
- * refilled: use a batch before asking for the next). A generator per batch, not per entry,
- * so that range() pays for it once every few entries.
+ * Calls `f(key, value)` for every entry until it returns `false` (SyncMap.range): a plain loop
+ * over the batches.
  */
-export function* batches<K, V>(s: SyncAccess<K, V>): Generator<[K[], V[]], undefined, undefined> {
-  const level = batchLevel(s);
+export function rangeOver<K, V>(
+  s: SyncAccess<K, V>,
+  f: (key: K, value: V) => boolean | void,
+): void {
+  const level = startLevel(s);
   const n = 1 << level;
   const start = Math.floor(Math.random() * n);
-  const keys: K[] = [];
-  const values: V[] = [];
+  const batch = new Batch<K, V>();
+  const { keys, values } = batch;
   for (let step = 0; step < n; step++) {
-    keys.length = 0;
-    values.length = 0;
-    readBatch(s, level, (start + step) & (n - 1), keys, values);
-    if (keys.length > 0) yield [keys, values];
+    const count = readBatch(s, level, (start + step) & (n - 1), batch);
+    for (let j = 0; j < count; j++) if (f(keys[j], values[j]) === false) return;
   }
 }
 
-/** The partition level for an iteration: B of the read table, promoted first. */
-function batchLevel<K, V>(s: SyncAccess<K, V>): number {
-  const part = s.participant;
-  part.enter();
-  return promotedRead(s)?.B ?? 0;
+/** What a {@linkcode SyncIterator} yields: [key, value] pairs, keys or values. */
+export type Yield = typeof ENTRIES | typeof KEYS | typeof VALUES;
+export const ENTRIES = 0;
+export const KEYS = 1;
+export const VALUES = 2;
+
+/**
+ * The Map-like iterators (entries, keys, values): {@linkcode range}'s loop, one entry a
+ * `next()`. Like a generator, it starts on its first `next()`, is done for good once it has
+ * finished, thrown or been returned, and throws a TypeError when `next()` is called from inside
+ * its own `next()` (a user codec's decode may call anything).
+ */
+export class SyncIterator<K, V, T> extends IteratorBase implements IterableIterator<T> {
+  /** The map; null once done. */
+  #s: SyncAccess<K, V> | null;
+  readonly #yield: Yield;
+  /** The partition level, -1 until the first `next()`. */
+  #level = -1;
+  #start = 0;
+  /** Partitions read so far. */
+  #step = 0;
+  #batch: Batch<K, V> = new Batch();
+  /** Entries in the current batch, and the next one to yield. */
+  #count = 0;
+  #j = 0;
+  /** Inside next(), reading a batch. */
+  #running = false;
+
+  constructor(s: SyncAccess<K, V>, what: Yield) {
+    super();
+    this.#s = s;
+    this.#yield = what;
+  }
+
+  next(): IteratorResult<T, undefined> {
+    const j = this.#j;
+    if (j >= this.#count) return this.#nextBatch();
+    this.#j = j + 1;
+    return this.#result(j);
+  }
+
+  #result(j: number): IteratorResult<T, undefined> {
+    const what = this.#yield;
+    const b = this.#batch;
+    const value = what === ENTRIES
+      ? [b.keys[j], b.values[j]]
+      : what === KEYS
+      ? b.keys[j]
+      : b.values[j];
+    return { value: value as T, done: false };
+  }
+
+  /** next() at the end of a batch: reads batches until one has entries, or finishes. */
+  #nextBatch(): IteratorResult<T, undefined> {
+    const s = this.#s;
+    if (s === null) return { value: undefined, done: true };
+    if (this.#running) throw new TypeError("SyncMap iterator: next() called from inside next()");
+    this.#running = true;
+    try {
+      do {
+        if (this.#level < 0) {
+          this.#level = startLevel(s);
+          this.#start = Math.floor(Math.random() * (1 << this.#level));
+        }
+        const n = 1 << this.#level;
+        if (this.#step >= n) return this.#finish();
+        const i = (this.#start + this.#step++) & (n - 1);
+        this.#j = 0;
+        this.#count = 0; // in case readBatch throws, or a nested next() comes meanwhile
+        this.#count = readBatch(s, this.#level, i, this.#batch);
+      } while (this.#count === 0);
+    } catch (error) {
+      this.#finish();
+      throw error;
+    } finally {
+      this.#running = false;
+    }
+    this.#j = 1;
+    return this.#result(0);
+  }
+
+  /**
+   * Ends the iteration (a `for...of` calls it on `break`), as a generator's return does; like
+   * it, throws a TypeError when called from inside `next()`.
+   */
+  return(value?: undefined): IteratorResult<T, undefined> {
+    if (this.#running) throw new TypeError("SyncMap iterator: return() called from inside next()");
+    this.#finish();
+    return { value, done: true };
+  }
+
+  /** Done for good: every later next() returns done. */
+  #finish(): IteratorResult<T, undefined> {
+    this.#s = null;
+    this.#batch = new Batch();
+    this.#count = 0;
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return "SyncMap Iterator";
+  }
 }
 
+/** The partition level for an iteration, from the read table's size, promoted first. */
+function startLevel<K, V>(s: SyncAccess<K, V>): number {
+  s.participant.enter();
+  return batchLevel(promotedRead(s)?.B ?? 0);
+}
+
+/**
+ * Reads partition `i` of `level` from the read table, promoted first, and decodes its live
+ * entries into `batch`; returns how many. Key slots are gathered first, then each entry's
+ * record read and decoded: the table and the records stay readable until this participant's
+ * next quiescent point, which a user codec's decode defers (SyncAccess.decodeKey), and number
+ * keys and values are read here without a call.
+ */
 function readBatch<K, V>(
   s: SyncAccess<K, V>,
   level: number,
   i: number,
-  keys: K[],
-  values: V[],
-): void {
-  const part = s.participant;
-  part.enter();
-  const a = s.arena;
+  batch: Batch<K, V>,
+): number {
+  s.participant.enter();
   const read = promotedRead(s);
+  if (read === null) return 0;
+  const a = s.arena;
   // The batch reads entries without a per-entry check: cover what was allocated so far.
   a.reach(a.buffer.byteLength);
-  read?.collect(level, i, (k) => {
+  const slots = batch.slots;
+  const found = read.collectSlots(level, i, slots);
+  const { keys, values } = batch;
+  const numberKeys = s.numberKeys;
+  let count = 0;
+  for (let j = 0; j < found; j++) {
+    const k = slots[j];
+    // The views again for each entry: a user codec's decode may have grown the buffer.
     const i32 = a.i32;
-    const e = i32[(k >> 2) + S_ENTRY];
-    const p = Atomics.load(i32, e >> 2);
-    if (p <= EXPUNGED) return;
-    keys.push(s.decodeKey(i32[(k >> 2) + S_KEY_HI], i32[(k >> 2) + S_KEY_LO]));
-    values.push(s.decodeRecord(p));
-  });
+    const p = Atomics.load(i32, i32[(k >> 2) + S_ENTRY] >> 2);
+    if (p <= EXPUNGED) continue;
+    const hi = i32[(k >> 2) + S_KEY_HI];
+    keys[count] = numberKeys && isNumberSlot(hi)
+      ? a.f64[k >> 3] as K
+      : s.decodeKey(hi, i32[(k >> 2) + S_KEY_LO]);
+    values[count] = s.decodeRecord(p);
+    count++;
+  }
+  return count;
 }
 
 /** The read table, after promoting the dirty table if the read table is amended. */

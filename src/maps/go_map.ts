@@ -38,7 +38,7 @@ import {
   VALUE_LO,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, iterate, lookup } from "./_go_read.ts";
+import { ABSENT, ENTRIES, GoIterator, KEYS, lookup, VALUES } from "./_go_read.ts";
 import {
   beginWrite,
   endWrite,
@@ -125,7 +125,7 @@ export interface GoMapStats {
  * Keys and values are copied in and out through codecs (see {@linkcode codecs}); a caller never
  * holds a reference into shared memory. Keys compare by SameValueZero, like a `Map`.
  *
- * Iteration starts at a random bucket, so its order is not stable. An iteration during which
+ * Iteration starts at a random place, so its order is not stable. An iteration during which
  * the map grows or is written (by the iterating worker) yields every key present at its start
  * and not deleted since exactly once, and no key twice; keys added meanwhile may or may not
  * appear.
@@ -426,7 +426,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   entries(): IterableIterator<[K, V]> {
-    return iterate(this.#s);
+    return new GoIterator(this.#s, ENTRIES);
   }
 
   /**
@@ -439,8 +439,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log([...new GoMap().set("a", 1).keys()]); // ["a"]
    * ```
    */
-  *keys(): IterableIterator<K> {
-    for (const [key] of iterate(this.#s)) yield key;
+  keys(): IterableIterator<K> {
+    return new GoIterator(this.#s, KEYS);
   }
 
   /**
@@ -453,8 +453,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log([...new GoMap().set("a", 1).values()]); // [1]
    * ```
    */
-  *values(): IterableIterator<V> {
-    for (const [, value] of iterate(this.#s)) yield value;
+  values(): IterableIterator<V> {
+    return new GoIterator(this.#s, VALUES);
   }
 
   /**
@@ -469,7 +469,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   [Symbol.iterator](): IterableIterator<[K, V]> {
-    return iterate(this.#s);
+    return new GoIterator(this.#s, ENTRIES);
   }
 
   /**
@@ -488,7 +488,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         `GoMap.forEach: the callback must be a function, got ${describe(callback)}`,
       );
     }
-    for (const [key, value] of iterate(this.#s)) callback.call(thisArg, value, key, this);
+    const entries = new GoIterator<K, V, [K, V]>(this.#s, ENTRIES);
+    for (const [key, value] of entries) callback.call(thisArg, value, key, this);
   }
 
   /**
@@ -604,7 +605,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       (limit) => {
         const entries: [unknown, unknown][] = [];
         if (limit <= 0) return entries;
-        for (const entry of iterate(this.#s)) {
+        for (const entry of new GoIterator<K, V, [K, V]>(this.#s, ENTRIES)) {
           entries.push(entry);
           if (entries.length >= limit) break;
         }

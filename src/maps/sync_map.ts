@@ -12,7 +12,7 @@ import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
 import { inspectSyncMap, syncMapStats } from "./_sync_stats.ts";
 import { SyncAccess } from "./_sync_access.ts";
 import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
-import { batches, iterate } from "./_sync_iterate.ts";
+import { ENTRIES, KEYS, rangeOver, SyncIterator, VALUES } from "./_sync_iterate.ts";
 import { EXPUNGED, R_COUNT, R_DIRTY, R_READ } from "./_sync_layout.ts";
 import {
   attachSyncMap,
@@ -538,9 +538,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (typeof f !== "function") {
       throw new TypeError(`SyncMap.range: f must be a function, got ${describe(f)}`);
     }
-    for (const [keys, values] of batches(this.#s)) {
-      for (let j = 0; j < keys.length; j++) if (f(keys[j], values[j]) === false) return;
-    }
+    rangeOver(this.#s, f);
   }
 
   /**
@@ -625,7 +623,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   entries(): IterableIterator<[K, V]> {
-    return iterate(this.#s);
+    return new SyncIterator(this.#s, ENTRIES);
   }
 
   /**
@@ -638,8 +636,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log([...new SyncMap().set("a", 1).keys()]); // ["a"]
    * ```
    */
-  *keys(): IterableIterator<K> {
-    for (const [key] of iterate(this.#s)) yield key;
+  keys(): IterableIterator<K> {
+    return new SyncIterator(this.#s, KEYS);
   }
 
   /**
@@ -652,8 +650,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log([...new SyncMap().set("a", 1).values()]); // [1]
    * ```
    */
-  *values(): IterableIterator<V> {
-    for (const [, value] of iterate(this.#s)) yield value;
+  values(): IterableIterator<V> {
+    return new SyncIterator(this.#s, VALUES);
   }
 
   /**
@@ -667,7 +665,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   [Symbol.iterator](): IterableIterator<[K, V]> {
-    return iterate(this.#s);
+    return new SyncIterator(this.#s, ENTRIES);
   }
 
   /**

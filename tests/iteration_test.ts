@@ -1,0 +1,175 @@
+// Copyright the shmap authors. MIT license.
+// The iterators of both maps as objects (what a generator's gave: iterator helpers, return(),
+// done for good, no re-entry), and SyncMap.range's and the iterators' batches across a clear,
+// a shrink below the partition level, growth and promotion.
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { type Codec, SyncMap } from "../mod.ts";
+import { type AnyMap, type Kind, KINDS } from "./fixtures/map_kinds.ts";
+
+/** %IteratorPrototype%, which generators' and Maps' iterators inherit from. */
+const iteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
+
+function filled(kind: Kind, n: number): AnyMap {
+  const m = KINDS[kind]();
+  for (let i = 0; i < n; i++) m.set(i, i * 3);
+  return m;
+}
+
+for (const kind of Object.keys(KINDS) as Kind[]) {
+  describe(`${kind} iterators`, () => {
+    test("entries, keys and values yield every entry once, over many batches", () => {
+      const n = 5000;
+      const m = filled(kind, n);
+      const entries = [...m.entries()];
+      assert.equal(entries.length, n);
+      assert.equal(new Set(entries.map(([k]) => k)).size, n);
+      for (const [k, v] of entries) assert.equal(v, (k as number) * 3);
+      const keys = [...m.keys()] as number[];
+      assert.deepStrictEqual(keys.sort((a, b) => a - b), [...Array(n).keys()]);
+      const values = [...m.values()] as number[];
+      assert.deepStrictEqual(values.sort((a, b) => a - b), [...Array(n).keys()].map((i) => i * 3));
+    });
+
+    test("they inherit %IteratorPrototype%, and are their own iterables", () => {
+      const m = filled(kind, 10);
+      for (const it of [m.entries(), m.keys(), m.values(), m[Symbol.iterator]()]) {
+        assert.ok(
+          Object.prototype.isPrototypeOf.call(iteratorPrototype, it),
+          "not an %IteratorPrototype% object",
+        );
+        assert.equal(it[Symbol.iterator](), it);
+        assert.equal(Object.prototype.toString.call(it), `[object ${kind} Iterator]`);
+      }
+      // Iterator helpers, where the runtime has them (Deno, Bun and Node 24 do).
+      const helpers = m.keys() as unknown as {
+        map?: (f: (k: number) => number) => Iterable<number>;
+      };
+      if (typeof helpers.map === "function") {
+        assert.deepStrictEqual([...helpers.map((k) => k * 2)].sort((a, b) => a - b), [
+          0,
+          2,
+          4,
+          6,
+          8,
+          10,
+          12,
+          14,
+          16,
+          18,
+        ]);
+      }
+    });
+
+    test("it starts on its first next(); return() and the end leave it done for good", () => {
+      const m = filled(kind, 100);
+      const it = m.keys();
+      m.set(1000, 0); // before the first next(): seen
+      let count = 0;
+      for (let r = it.next(); !r.done; r = it.next()) count++;
+      assert.equal(count, 101);
+      m.set(1001, 0);
+      assert.deepStrictEqual(it.next(), { value: undefined, done: true });
+      const partial = m.entries();
+      assert.equal(partial.next().done, false);
+      assert.deepStrictEqual(partial.return!(), { value: undefined, done: true });
+      assert.deepStrictEqual(partial.next(), { value: undefined, done: true });
+      // A for...of that breaks calls return().
+      const broken = m.values();
+      for (const _ of broken) break;
+      assert.deepStrictEqual(broken.next(), { value: undefined, done: true });
+    });
+
+    test("next() or return() from inside its own next() is a TypeError", () => {
+      let it: Iterator<unknown> | undefined;
+      let call: "next" | "return" = "next";
+      const errors: unknown[] = [];
+      const codec: Codec<string> = {
+        name: "reenter",
+        encode: (v) => new TextEncoder().encode(v),
+        decode: (b) => {
+          if (it !== undefined) {
+            try {
+              if (call === "next") it.next();
+              else it.return!();
+            } catch (error) {
+              errors.push(error);
+            }
+          }
+          return new TextDecoder().decode(b);
+        },
+      };
+      const m = KINDS[kind]({ values: codec });
+      for (let i = 0; i < 50; i++) m.set(i, `v${i}`);
+      for (const which of ["next", "return"] as const) {
+        call = which;
+        errors.length = 0;
+        it = m.entries();
+        const first = it.next();
+        it = undefined;
+        assert.equal(first.done, false);
+        assert.ok(errors.length > 0, `the decode never ran inside ${which}()`);
+        for (const error of errors) assert.ok(error instanceof TypeError, String(error));
+      }
+    });
+  });
+}
+
+describe("SyncMap.range and iterators across table changes", () => {
+  test("a clear mid-range, then fewer keys than the partition level's tables hold", () => {
+    for (let trial = 0; trial < 10; trial++) {
+      const m = new SyncMap<number, number>();
+      const n = 3000; // a read table of 2^9 buckets: 32 partitions
+      for (let i = 0; i < n; i++) m.store(i, i);
+      let calls = 0;
+      const before: number[] = [];
+      const after: number[] = [];
+      m.range((k, v) => {
+        assert.equal(v, k < n ? k : -k);
+        if (++calls === 1) {
+          before.push(k);
+          m.clear();
+          // A one-bucket table: later partitions are read from it by hash.
+          for (let j = 0; j < 6; j++) m.store(n + j, -(n + j));
+          m.load(-1); // misses, till the dirty table is promoted
+          m.load(-1);
+          m.load(-1);
+          m.load(-1);
+          m.load(-1);
+          m.load(-1);
+          m.load(-1);
+        } else {
+          after.push(k);
+        }
+      });
+      assert.equal(before.length, 1);
+      // After the clear, only the new keys, each at most once, and no key from before: the
+      // rest of the first batch was decoded before the callback ran, so it may be yielded.
+      const late = after.filter((k) => k >= n);
+      assert.equal(new Set(late).size, late.length, `a key yielded twice: ${late}`);
+      assert.ok(late.length <= 6);
+      const firstBatch = after.filter((k) => k < n);
+      assert.ok(firstBatch.length < 200, `${firstBatch.length} old keys after the clear`);
+      assert.equal(new Set([...before, ...after]).size, 1 + after.length);
+      assert.equal(m.size, 6);
+    }
+  });
+
+  test("keys stored during a range that grow and promote the tables: each at most once", () => {
+    const m = new SyncMap<number, number>();
+    for (let i = 0; i < 100; i++) m.store(i, i);
+    const seen = new Set<number>();
+    let next = 100;
+    const it = m.keys();
+    for (let r = it.next(); !r.done; r = it.next()) {
+      assert.ok(!seen.has(r.value), `key ${r.value} yielded twice`);
+      seen.add(r.value);
+      // 40 new keys a step, loads that miss to promote them: B grows past the start's level.
+      for (let j = 0; j < 40; j++) m.store(next++, 0);
+      for (let j = 0; j < 60; j++) m.load(-1);
+    }
+    for (let i = 0; i < 100; i++) assert.ok(seen.has(i), `key ${i} present throughout`);
+    assert.ok(m.stats().readKeys > 1000, "the read table did not grow");
+  });
+});
