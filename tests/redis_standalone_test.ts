@@ -36,7 +36,10 @@ describe("RedisSyncMap on a standalone server", () => {
       });
       await m.store("before", 1);
       own.signal("SIGKILL");
-      await new Promise((r) => setTimeout(r, 50));
+      // Once the process is gone its sockets are closed; the client hears of it as its event
+      // loop runs. A call sent before it heard would be written to a dead socket and fail.
+      await own.exited();
+      await new Promise((r) => setTimeout(r, 200));
       // Sent while there is no server: each waits, unsent, for the client to reconnect.
       const during = [m.store("during", 2), m.loadOrStore("other", 3), m.load("before")];
       await new Promise((r) => setTimeout(r, 300));
