@@ -84,7 +84,10 @@ async function concurrentRange(how: "range" | "iterator", churn: boolean): Promi
     await until(() => ids.every((id) => Atomics.load(ctrl, PROGRESS + id) > 0), "writers run");
     const before = progress(ctrl, ids);
     const deadline = Date.now() + 8_000;
-    for (; ranges < RANGES && Date.now() < deadline && !failed(ctrl); ranges++) {
+    // At least RANGES iterations, and more until the writers have made progress meanwhile:
+    // on a loaded machine RANGES fast iterations can all run while no writer is scheduled.
+    const more = (): boolean => ranges < RANGES || progress(ctrl, ids) === before;
+    for (; more() && Date.now() < deadline && !failed(ctrl); ranges++) {
       const seen = new Set<number>();
       const visit = (k: number, v: number) => {
         seenTotal++;
