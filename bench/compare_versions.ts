@@ -285,6 +285,7 @@ const cases: [string, (lib: Lib) => Body][] = [
   ["GoMap.entries per key, int", (lib) => iterateLoop(filledGoMap(lib, intKeys))],
   ["GoMap.entries per key, str16", (lib) => iterateLoop(filledGoMap(lib, strKeys))],
   ["Map.entries per key, int", () => iterateLoop(new Map(intKeys.map((k, i) => [k, i])))],
+  ["Map.entries per key, str16", () => iterateLoop(new Map(strKeys.map((k, i) => [k, i])))],
 ];
 
 /** One `next()` a op of `m.entries()`, started over at its end. */
