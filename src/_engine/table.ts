@@ -61,7 +61,7 @@ import {
 } from "./table_layout.ts";
 import { clearStep, clearSteps, destroy, finishClear } from "./table_clear.ts";
 import { finishGrowth, growWork, hashGrow } from "./table_grow.ts";
-import { collect, collectSlots } from "./table_iter.ts";
+import { forEachKeySlot, gatherKeySlots } from "./table_iter.ts";
 import { stats, type TableStats, verify } from "./table_verify.ts";
 
 // The layout and the parts of a table live beside it; these are the table's public names.
@@ -450,16 +450,16 @@ export class Table {
   }
 
   /** Visits every live key whose hash has `i` in its low `level` bits (table_iter.ts). */
-  collect(level: number, i: number, visit: (keySlot: number) => void): void {
-    collect(this, level, i, visit);
+  forEachKeySlot(level: number, i: number, visit: (keySlot: number) => void): void {
+    forEachKeySlot(this, level, i, visit);
   }
 
   /**
-   * Writes into `out` the key slots that {@linkcode collect} would visit and returns how many
-   * (table_iter.ts collectSlots).
+   * Writes into `out` the key slots that {@linkcode forEachKeySlot} would visit and returns how
+   * many (table_iter.ts gatherKeySlots).
    */
-  collectSlots(level: number, i: number, out: number[]): number {
-    return collectSlots(this, level, i, out);
+  gatherKeySlots(level: number, i: number, out: number[]): number {
+    return gatherKeySlots(this, level, i, out);
   }
 
   /** Shape and growth state, for stats() and tests (table_verify.ts). */

@@ -235,7 +235,7 @@ export class SyncCore {
     if (read === null) return;
     const dirty = this.dirtyTable();
     const missing: number[] = [];
-    read.collect(0, 0, (k) => {
+    read.forEachKeySlot(0, 0, (k) => {
       const e = a.i32[(k >> 2) + S_ENTRY];
       if (dirty === null) {
         Atomics.compareExchange(a.i32, e >> 2, EXPUNGED, NIL);
@@ -245,7 +245,7 @@ export class SyncCore {
     });
     if (dirty === null || missing.length === 0) return;
     const present = new Set<number>();
-    dirty.collect(0, 0, (k) => present.add(a.i32[(k >> 2) + S_ENTRY]));
+    dirty.forEachKeySlot(0, 0, (k) => present.add(a.i32[(k >> 2) + S_ENTRY]));
     const journal = this.tx.journal;
     journal.begin();
     try {
@@ -378,7 +378,7 @@ export class SyncCore {
     const dirty = new Table(a, header, false, noop, this.tx);
     const expunged: number[] = [];
     try {
-      read?.collect(0, 0, (k) => {
+      read?.forEachKeySlot(0, 0, (k) => {
         const i32 = a.i32;
         const e = i32[(k >> 2) + S_ENTRY];
         // tryExpungeLocked
@@ -442,7 +442,7 @@ export class SyncCore {
   #markOwned(header: number): void {
     const a = this.arena;
     const old = new Table(a, header, false, noop, this.tx);
-    old.collect(0, 0, (k) => {
+    old.forEachKeySlot(0, 0, (k) => {
       const e = a.i32[(k >> 2) + S_ENTRY];
       const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
       if (owns) a.i32[(e >> 2) + E_OWNER] = header;
@@ -492,11 +492,11 @@ export class SyncCore {
     };
     if (readHeader !== 0) {
       const read = new Table(a, readHeader, false, noop, this.tx);
-      read.collect(0, 0, (k) => kill(read, k));
+      read.forEachKeySlot(0, 0, (k) => kill(read, k));
     }
     if (dirtyHeader !== 0) {
       const dirty = new Table(a, dirtyHeader, false, noop, this.tx);
-      dirty.collect(0, 0, (k) => {
+      dirty.forEachKeySlot(0, 0, (k) => {
         const e = a.i32[(k >> 2) + S_ENTRY];
         const owner = a.i32[(e >> 2) + E_OWNER];
         // An entry also in the read table is that table's to free.
@@ -567,7 +567,7 @@ export class SyncCore {
       const a = this.arena;
       const table = new Table(a, at, false, noop, this.tx);
       // Only what this table owns (S_OWNS): the other entries may be gone already.
-      table.collect(0, 0, (k) => {
+      table.forEachKeySlot(0, 0, (k) => {
         const owns = a.i32[(k >> 2) + S_OWNS];
         if ((owns & 1) !== 0) this.#freeEntry(a.i32[(k >> 2) + S_ENTRY]);
         if ((owns & ~15) !== 0) this.freeRecord(owns & ~15);

@@ -183,7 +183,7 @@ function readBatch<K, V>(
   // The batch reads entries without a per-entry check: cover what was allocated so far.
   a.reach(a.buffer.byteLength);
   const slots = batch.slots;
-  const found = read.collectSlots(level, i, slots);
+  const found = read.gatherKeySlots(level, i, slots);
   const { keys, values } = batch;
   const numberKeys = s.numberKeys;
   let count = 0;
