@@ -218,14 +218,14 @@ export class Participant {
       this.#pressure = false;
       this.collect();
     }
-    if (this.#room < 2 * RETIRES_PER_OP) this.reserve(2 * RETIRES_PER_OP);
+    if (this.#room < 2 * RETIRES_PER_OP) this.makeRoom(2 * RETIRES_PER_OP);
     this.#countdown = Math.min(QUIESCE_EVERY, Math.floor(this.#room / RETIRES_PER_OP));
   }
 
   /**
    * Runs `f`, user code, while the caller holds shared references: no quiescent point is made
    * until it returns. Retire what the operation must retire before calling this, since calls
-   * `f` makes may use up the room reserved for the operation.
+   * `f` makes may use up the room made for the operation.
    */
   hold<T>(f: () => T): T {
     this.#holds++;
@@ -284,7 +284,7 @@ export class Participant {
    * growing the list. Call it only where {@linkcode enter} may be called: before the operation
    * has changed anything, since it throws MapFullError when the arena is full.
    */
-  reserve(n: number): void {
+  makeRoom(n: number): void {
     if (this.#room >= n) return;
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
@@ -313,7 +313,7 @@ export class Participant {
    * that the caller has just made unreachable. It will be passed to `free` once safe.
    */
   retire(tag: number): void {
-    if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
+    if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;
@@ -331,7 +331,7 @@ export class Participant {
    * in this thread).
    */
   retireTx(tag: number, tx: { set(index: number, value: number): void }): void {
-    if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
+    if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const w = a.i32[this.#slot + LIST] >> 2;

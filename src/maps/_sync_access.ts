@@ -171,7 +171,7 @@ export class SyncAccess<K, V> {
    * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
    */
   #afterUserCode(): void {
-    this.participant.reserve(RETIRES_PER_OP);
+    this.participant.makeRoom(RETIRES_PER_OP);
   }
 
   /**

@@ -236,7 +236,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
 function sweep(core: SyncCore): void {
   const a = core.arena;
   // The heap first: taking the allocator lock rolls back a step a dead thread cut short, and
-  // such a step may have switched a slot's retire list or cache word (Participant.reserve,
+  // such a step may have switched a slot's retire list or cache word (Participant.makeRoom,
   // freeCache). Marked before, the word as the dead thread left it would be followed, and the
   // block the rollback makes the slot's again would be freed as unreached.
   const heap = underLock(a, () => verifyHeap(a));
