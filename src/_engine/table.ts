@@ -184,7 +184,7 @@ export class Table {
           continue;
         }
         const w = (b + KEYS + 8 * i) >> 2;
-        if (p.matches(a, a.i32[w + 1], a.i32[w])) {
+        if (p.matches(a, a.i32[w], a.i32[w + 1])) {
           this.foundBucket = b;
           this.foundHead = head;
           return w << 2;
@@ -358,7 +358,7 @@ export class Table {
             continue;
           }
           const k = b + KEYS + 8 * i;
-          if (p.matches(a, a.i32[(k >> 2) + 1], a.i32[k >> 2])) {
+          if (p.matches(a, a.i32[k >> 2], a.i32[(k >> 2) + 1])) {
             this.inserted = false;
             return k;
           }
@@ -567,8 +567,8 @@ export class Table {
     const tx = this.tx;
     const w = k >> 2;
     const i32 = a.i32;
-    if (this.ownsKeys) this.#freeBlob(i32[w + 1], i32[w]);
-    this.freeValue(i32[w + VALUE_WORDS + 1], i32[w + VALUE_WORDS], tx);
+    if (this.ownsKeys) this.#freeBlob(i32[w], i32[w + 1]);
+    this.freeValue(i32[w + VALUE_WORDS], i32[w + VALUE_WORDS + 1], tx);
     tx.set(w, 0);
     tx.set(w + 1, 0);
     tx.set(w + VALUE_WORDS, 0);
@@ -606,7 +606,7 @@ export class Table {
     }
   }
 
-  #freeBlob(hi: number, lo: number): void {
-    freeBlob(this, hi, lo);
+  #freeBlob(lo: number, hi: number): void {
+    freeBlob(this, lo, hi);
   }
 }

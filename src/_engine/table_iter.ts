@@ -107,7 +107,7 @@ function chainSlots(
       }
       const k = b + KEYS + 8 * i;
       if (mask >= 0) {
-        const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
+        const hash = hashStored(a, a.i32[k >> 2], a.i32[(k >> 2) + 1]);
         if ((hash & mask) !== want) continue;
       }
       out[n++] = k;

@@ -29,7 +29,7 @@ const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
 
 /** The number whose slot words are (lo, hi). */
-function numberOf(hi: number, lo: number): number {
+function numberOf(lo: number, hi: number): number {
   w32[0] = lo;
   w32[1] = hi;
   return f64[0];
@@ -185,23 +185,23 @@ export class SyncAccess<K, V> {
     const hi = a.i32[(r >> 2) + REC_HI];
     if (this.numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
     const lo = a.i32[(r >> 2) + REC_LO];
-    if (this.userValues) return this.#userDecode(this.values, hi, lo);
-    return this.values.decode(a, hi, lo);
+    if (this.userValues) return this.#userDecode(this.values, lo, hi);
+    return this.values.decode(a, lo, hi);
   }
 
   /** Decodes the key in slot words (lo, hi). */
-  decodeKey(hi: number, lo: number): K {
-    if (this.numberKeys && isNumberSlot(hi)) return numberOf(hi, lo) as K;
-    if (this.userKeys) return this.#userDecode(this.keys, hi, lo);
-    return this.keys.decode(this.arena, hi, lo);
+  decodeKey(lo: number, hi: number): K {
+    if (this.numberKeys && isNumberSlot(hi)) return numberOf(lo, hi) as K;
+    if (this.userKeys) return this.#userDecode(this.keys, lo, hi);
+    return this.keys.decode(this.arena, lo, hi);
   }
 
   /** Runs a user codec's decode: no quiescent point meanwhile, nested calls on fresh scratch. */
-  #userDecode<T>(codec: SlotCodec<T>, hi: number, lo: number): T {
+  #userDecode<T>(codec: SlotCodec<T>, lo: number, hi: number): T {
     const a = this.arena;
     this.#inUser++;
     try {
-      return this.participant.hold(() => codec.decode(a, hi, lo));
+      return this.participant.hold(() => codec.decode(a, lo, hi));
     } finally {
       this.#inUser--;
     }

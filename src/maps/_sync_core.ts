@@ -253,7 +253,7 @@ export class SyncCore {
         if (present.has(e)) continue;
         const lo = a.i32[(e >> 2) + E_KEY_LO];
         const hi = a.i32[(e >> 2) + E_KEY_HI];
-        const k = dirty.insertUnique(lo, hi, hashStored(a, hi, lo), true);
+        const k = dirty.insertUnique(lo, hi, hashStored(a, lo, hi), true);
         this.tx.set((k >> 2) + S_ENTRY, e);
         this.tx.set((k >> 2) + S_OWNS, 0);
       }
@@ -393,7 +393,7 @@ export class SyncCore {
         if (p === EXPUNGED) return;
         const lo = i32[k >> 2];
         const hi = i32[(k >> 2) + 1];
-        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo));
+        const slot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
         a.i32[(slot >> 2) + S_ENTRY] = e;
       });
     } catch (error) {
@@ -536,7 +536,7 @@ export class SyncCore {
   recordEquals(r: number, v: Probe): boolean {
     const a = this.arena;
     a.reach(r + RECORD_HEADER);
-    return v.matches(a, a.i32[(r >> 2) + 1], a.i32[r >> 2]);
+    return v.matches(a, a.i32[r >> 2], a.i32[(r >> 2) + 1]);
   }
 
   freeRecord(r: number): void {
@@ -548,8 +548,8 @@ export class SyncCore {
     a.reach(e + ENTRY_BYTES);
     freeSlot(
       a,
-      a.i32[(e >> 2) + E_KEY_HI],
       a.i32[(e >> 2) + E_KEY_LO],
+      a.i32[(e >> 2) + E_KEY_HI],
       (offset, size) => this.participant.release(offset, size),
     );
     this.participant.release(e, ENTRY_BYTES);
@@ -602,5 +602,5 @@ export class SyncCore {
 export function recordBytes(arena: Arena, r: number): number {
   arena.reach(r + RECORD_HEADER);
   const hi = arena.i32[(r >> 2) + 1];
-  return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, hi, r + RECORD_HEADER) : 0);
+  return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, r + RECORD_HEADER, hi) : 0);
 }

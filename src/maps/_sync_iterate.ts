@@ -196,7 +196,7 @@ function readBatch<K, V>(
     const hi = i32[(k >> 2) + S_KEY_HI];
     keys[count] = numberKeys && isNumberSlot(hi)
       ? a.f64[k >> 3] as K
-      : s.decodeKey(hi, i32[(k >> 2) + S_KEY_LO]);
+      : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
     values[count] = s.decodeRecord(p);
     count++;
   }

@@ -154,7 +154,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
   const entryKey = (e: number): void => {
     const hi = i32[(e >> 2) + E_KEY_HI];
     const lo = i32[(e >> 2) + E_KEY_LO];
-    if (isBlob(hi)) own(lo, blobSize(a, hi, lo), "a key blob");
+    if (isBlob(hi)) own(lo, blobSize(a, lo, hi), "a key blob");
   };
   // Fixed blocks.
   const nslots = i32[R_NSLOTS];
