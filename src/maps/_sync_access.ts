@@ -1,6 +1,6 @@
 /**
  * Internal. One SyncMap object's way into the shared map: its arena, its {@linkcode SyncCore},
- * its participant slot, its codecs, and the scratch a call encodes into; and the encoding and
+ * its participant seat, its codecs, and the scratch a call encodes into; and the encoding and
  * decoding of keys, values and records that every path (_sync_entries.ts, _sync_store.ts,
  * _sync_iterate.ts) goes through.
  *
@@ -35,7 +35,7 @@ function numberOf(lo: number, hi: number): number {
   return f64[0];
 }
 
-/** One SyncMap object's state: what it shares (arena, core, slot) and its own scratch. */
+/** One SyncMap object's state: what it shares (arena, core, seat) and its own scratch. */
 export class SyncAccess<K, V> {
   readonly arena: Arena;
   readonly core: SyncCore;

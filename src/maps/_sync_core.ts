@@ -23,7 +23,7 @@ import { ownerId } from "../_engine/census.ts";
 import { ACQUIRED, clearPoison, lockWord, unlockWord } from "../_engine/futex.ts";
 import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
-import { type Registry, slotsCachedBytes } from "../_engine/registry.ts";
+import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { LockedTx } from "../_engine/tx.ts";
@@ -393,8 +393,8 @@ export class SyncCore {
         if (p === EXPUNGED) return;
         const lo = i32[k >> 2];
         const hi = i32[(k >> 2) + 1];
-        const slot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
-        a.i32[(slot >> 2) + S_ENTRY] = e;
+        const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
+        a.i32[(keySlot >> 2) + S_ENTRY] = e;
       });
     } catch (error) {
       for (const e of expunged) Atomics.store(a.i32, e >> 2, NIL);
@@ -584,7 +584,7 @@ export class SyncCore {
 
   /** Bytes in use, less what sits free in participants' caches. */
   bytesUsed(): number {
-    return bytesUsed(this.arena) - slotsCachedBytes(this.registry);
+    return bytesUsed(this.arena) - seatsCachedBytes(this.registry);
   }
 
   /** Word index of the mutex journal's intent (for tests). */
