@@ -104,7 +104,7 @@ const SHORT_STRING = 16;
 const STRING_CHUNK = 4096;
 /** Object keys up to this length are cached by the decoder. */
 const MAX_CACHED_KEY = 32;
-/** Number of slots in the decoder's key cache (a power of two). */
+/** Number of strings the decoder's key cache holds (a power of two). */
 const KEY_CACHE_SIZE = 512;
 /** Bigints whose magnitude fits in this many bytes are converted through a `number`. */
 const SMALL_BIGINT_BYTES = 6;
@@ -706,10 +706,10 @@ function readKey(): string {
   if (length > end - pos) corrupt();
   const source = src;
   const p = pos;
-  const slot = length === 0
+  const at = length === 0
     ? 0
     : (source[p] * 0x3b + source[p + length - 1] * 0x61 + length) & (KEY_CACHE_SIZE - 1);
-  const cached = keyCache[slot];
+  const cached = keyCache[at];
   if (cached.length === length) {
     let i = 0;
     while (i < length && cached.charCodeAt(i) === source[p + i]) i++;
@@ -718,7 +718,7 @@ function readKey(): string {
       return cached;
     }
   }
-  return keyCache[slot] = readStringBody(header);
+  return keyCache[at] = readStringBody(header);
 }
 
 /** Reads the units of a string payload whose `header` has been read. */
