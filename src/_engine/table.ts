@@ -307,7 +307,7 @@ export class Table {
   /**
    * Finds or adds the key `p` (hashed) and returns its key slot. Sets {@linkcode inserted}.
    * A new key's slot words come from `p.materialize` when `materialize` is set (the table then
-   * owns its blob), else from `p.hi` and `p.lo` as they are. The new key's value slot is left for
+   * owns its blob), else from `p.lo` and `p.hi` as they are. The new key's value slot is left for
    * the caller to write. Throws MapFullError with the table's contents unchanged.
    */
   insert(p: Probe, materialize: boolean): number {
