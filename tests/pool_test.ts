@@ -15,7 +15,7 @@ import type { Worker } from "node:worker_threads";
 import { GONE, stateOf, TERMINATING } from "../src/_engine/census.ts";
 import { trackAll } from "../src/workers/node.ts";
 import { until } from "./fixtures/harness.ts";
-import { diagnoseSyncMap } from "./fixtures/map_diagnosis.ts";
+import { diagnoseSyncMap, sharesOfEnded } from "./fixtures/map_diagnosis.ts";
 import { runtime } from "./fixtures/spawn.ts";
 import { type PoolTask, step } from "./fixtures/pool_task.ts";
 
@@ -100,7 +100,13 @@ test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`,
       else model.set(key, value);
     }
   }
+  // verify() releases the shares of pool workers that are gone (a reclamation step does), and
+  // then none may be left: a share still held, or still releasing, holds reclamation back.
   s.verify();
+  await until(
+    () => sharesOfEnded(s.handle.buffer) === 0,
+    () => `every pool worker's share is released (${diagnoseSyncMap(s.handle.buffer)})`,
+  );
   try {
     mu.lock();
   } catch (error) {

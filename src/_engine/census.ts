@@ -261,13 +261,13 @@ export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;
   const state = stateOf(owner - 1);
   if (state === GONE) return true;
-  if (state !== TERMINATING) return false;
-  // Terminating: its parent called terminate(). The end event that declares it gone is
-  // delivered by the parent's event loop, which may be blocked by this very call (the parent
-  // waiting for a lock the worker held): the thread counts as gone once it has been seen
-  // terminating for the grace, the delay the Deno adapter declares the end after. Until then,
-  // a still-running thread stops at its next call (checkAlive), so only one call in progress
-  // can outlive the grace.
+  // Terminating, by this thread's terminate(): the end event that declares it gone is delivered
+  // by this thread's event loop, which may be blocked by this very call (waiting for a lock the
+  // worker held). Such a thread counts as gone once it has been seen terminating for the grace,
+  // the delay the Deno adapter declares the end after; a still-running one stops at its next
+  // call (checkAlive), so only a call in progress can outlive the grace. Other threads wait for
+  // the end event, which this thread's loop delivers: what they learn is exact.
+  if (state !== TERMINATING || !terminatedHere.has(owner - 1)) return false;
   const now = performance.now();
   const since = terminatingSince.get(owner);
   if (since === undefined) {
@@ -284,6 +284,18 @@ export function ownerGone(owner: number): boolean {
 export const TERMINATE_GRACE_MS = 250;
 /** When this thread first saw each terminating owner as such (performance.now()). */
 const terminatingSince = new Map<number, number>();
+/** Threads this thread marked terminating (see {@linkcode markTerminatingHere}). */
+const terminatedHere = new Set<number>();
+
+/**
+ * Records that this thread is terminating thread `threadId` (it is about to call its
+ * `terminate()`): its next call into shmap throws, and a wait of this thread for a lock it holds
+ * ends after the grace (see {@linkcode ownerGone}).
+ */
+export function markTerminatingHere(threadId: number): void {
+  terminatedHere.add(threadId);
+  record(threadId, TERMINATING);
+}
 
 /** Records `state` for `threadId` in every census this thread knows (making one if none). */
 export function record(threadId: number, state: number): void {

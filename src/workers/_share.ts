@@ -14,7 +14,13 @@
  * @module
  */
 
-import { claimThreadId, GONE, record, reserveThreadId, TERMINATING } from "../_engine/census.ts";
+import {
+  claimThreadId,
+  GONE,
+  markTerminatingHere,
+  record,
+  reserveThreadId,
+} from "../_engine/census.ts";
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
 import { describe } from "../_describe.ts";
 import { checkOptions } from "../_options.ts";
@@ -87,7 +93,7 @@ export function reserveId(): number {
  * when it wakes (census.ts).
  */
 export function markTerminating(threadId: number | undefined): void {
-  if (threadId !== undefined && threadId >= 0) record(threadId, TERMINATING);
+  if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
 }
 
 /**
