@@ -96,7 +96,7 @@ describe("options that are not objects", () => {
       TypeError,
       /SyncMap\.attach options must be an object, got null/,
     );
-    assert.equal(sync.stats().participants, 1, "no slot was taken");
+    assert.equal(sync.stats().participants, 1, "no seat was taken");
   });
 
   test("constructors", () => {
@@ -107,7 +107,7 @@ describe("options that are not objects", () => {
 });
 
 describe("options that cannot work together are an options RangeError", () => {
-  test("maxParticipants whose slots do not fit in maxBytes", () => {
+  test("maxParticipants whose seats do not fit in maxBytes", () => {
     for (const [maxParticipants, maxBytes] of [[65536, 65536], [65536, 2 ** 22], [2048, 65536]]) {
       assert.throws(
         () => new SyncMap({ maxParticipants, maxBytes }),

@@ -1,9 +1,9 @@
 // Copyright the shmap authors. MIT license.
 // Engine unit tests of the participant registry's claim and release protocols
 // (src/_engine/registry.ts): a claimer records itself as OWNER before it claims, and a releaser
-// as RELEASER before it releases, so a thread stopped at any point of either leaves a slot that
+// as RELEASER before it releases, so a thread stopped at any point of either leaves a seat that
 // someone else claims, finds dead, or finishes releasing, never one lost for good. The states a
-// stopped thread leaves are written by hand into a real SyncMap's slots.
+// stopped thread leaves are written by hand into a real SyncMap's seats.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -13,14 +13,14 @@ import { GONE, ownerId, record } from "../src/_engine/census.ts";
 import {
   ANNOUNCE,
   CLAIM,
-  claimSlot,
-  deadSlots,
+  claimSeat,
+  deadSeats,
   OWNER,
   RELEASER,
-  SLOT_FREE,
-  SLOT_IN_USE,
-  SLOT_RELEASING,
-  SLOT_WORDS,
+  SEAT_FREE,
+  SEAT_IN_USE,
+  SEAT_RELEASING,
+  SEAT_WORDS,
   stateOf,
   stuckReleases,
 } from "../src/_engine/registry.ts";
@@ -35,58 +35,58 @@ function ghostOwner(): number {
   return id + 1;
 }
 
-/** A map with `n` participant slots, the first taken by the map itself. */
+/** A map with `n` participant seats, the first taken by the map itself. */
 function setup(n: number) {
   const map = new SyncMap<string, number>({ maxParticipants: n });
   const i32 = new Int32Array(map.handle.buffer);
-  // Claims and deadSlots read only the words (no growth, no allocation).
+  // Claims and deadSeats read only the words (no growth, no allocation).
   const registry = registryOf({ i32 } as unknown as Arena);
-  const word = (slot: number, w: number): number => registry.slots + slot * SLOT_WORDS + w;
+  const word = (seat: number, w: number): number => registry.seats + seat * SEAT_WORDS + w;
   return { map, i32, registry, word };
 }
 
 describe("participant registry: claims", () => {
-  it("records the claimer as OWNER of the slot it claims", () => {
+  it("records the claimer as OWNER of the seat it claims", () => {
     const { map, i32, registry, word } = setup(4);
-    const ticket = claimSlot(registry);
+    const ticket = claimSeat(registry);
     assert.equal(Atomics.load(i32, word(ticket.index, OWNER)), ownerId());
-    assert.equal(stateOf(Atomics.load(i32, word(ticket.index, CLAIM))), SLOT_IN_USE);
+    assert.equal(stateOf(Atomics.load(i32, word(ticket.index, CLAIM))), SEAT_IN_USE);
     map.close();
   });
 
-  it("takes over a free slot whose OWNER names a claimer that died before claiming", () => {
+  it("takes over a free seat whose OWNER names a claimer that died before claiming", () => {
     const { map, i32, registry, word } = setup(2);
-    // Slot 0 is the map's; slot 1 is the only one left, left by a dead claimer.
-    assert.equal(stateOf(Atomics.load(i32, word(1, CLAIM))), SLOT_FREE);
+    // Seat 0 is the map's; seat 1 is the only one left, left by a dead claimer.
+    assert.equal(stateOf(Atomics.load(i32, word(1, CLAIM))), SEAT_FREE);
     Atomics.store(i32, word(1, OWNER), ghostOwner());
-    const ticket = claimSlot(registry);
+    const ticket = claimSeat(registry);
     assert.equal(ticket.index, 1);
     assert.equal(Atomics.load(i32, word(1, OWNER)), ownerId());
     map.close();
   });
 
-  it("leaves alone a free slot that a live thread is claiming", () => {
+  it("leaves alone a free seat that a live thread is claiming", () => {
     const { map, i32, registry, word } = setup(3);
     // A live claimer (this test stands in for it with the id of a thread never recorded gone)
-    // has written OWNER of slot 1 and not yet claimed it: the next claimer takes slot 2.
+    // has written OWNER of seat 1 and not yet claimed it: the next claimer takes seat 2.
     const live = 2 ** 27 + 1 + Math.floor(Math.random() * 1000);
     Atomics.store(i32, word(1, OWNER), live);
-    const ticket = claimSlot(registry);
+    const ticket = claimSeat(registry);
     assert.equal(ticket.index, 2);
     assert.equal(Atomics.load(i32, word(1, OWNER)), live, "the live claimer's OWNER stays");
     map.close();
   });
 
-  it("names a claimer that died after claiming among the dead slots", () => {
+  it("names a claimer that died after claiming among the dead seats", () => {
     const { map, i32, registry, word } = setup(3);
-    const ticket = claimSlot(registry);
+    const ticket = claimSeat(registry);
     // The claim and its OWNER are written; then the claimer dies.
     const owner = ghostOwner();
     Atomics.store(i32, word(ticket.index, OWNER), owner);
     assert.deepEqual(
-      deadSlots(registry).map((d) => d.index),
+      deadSeats(registry).map((d) => d.index),
       [ticket.index],
-      "the slot of a claimer gone after its claim is found",
+      "the seat of a claimer gone after its claim is found",
     );
     map.close();
   });
@@ -98,20 +98,20 @@ describe("participant registry: releases", () => {
     const { handle } = shareSyncMap(map as SyncMap<never, never>);
     const share = SyncMap.attach<string, number>(handle);
     share.store("k", 1);
-    const slot = handle.participant!;
+    const seat = handle.participant!;
     // The share's owner and then its releaser died: the releaser had moved the claim to
     // RELEASING in the next generation and stopped there, the owner's announcement still up.
-    const claim = Atomics.load(i32, word(slot, CLAIM));
-    Atomics.store(i32, word(slot, OWNER), ghostOwner());
-    Atomics.store(i32, word(slot, ANNOUNCE), 1);
-    Atomics.store(i32, word(slot, RELEASER), ghostOwner());
-    Atomics.store(i32, word(slot, CLAIM), (((claim >>> 2) + 1) << 2) | SLOT_RELEASING);
+    const claim = Atomics.load(i32, word(seat, CLAIM));
+    Atomics.store(i32, word(seat, OWNER), ghostOwner());
+    Atomics.store(i32, word(seat, ANNOUNCE), 1);
+    Atomics.store(i32, word(seat, RELEASER), ghostOwner());
+    Atomics.store(i32, word(seat, CLAIM), (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
     assert.equal(map.stats().participants, 2);
-    // Any reclamation step finishes it; verify() runs one, then checks the slots.
+    // Any reclamation step finishes it; verify() runs one, then checks the seats.
     map.verify();
-    assert.equal(stateOf(Atomics.load(i32, word(slot, CLAIM))), SLOT_FREE);
-    assert.equal(Atomics.load(i32, word(slot, RELEASER)), 0);
-    assert.equal(Atomics.load(i32, word(slot, ANNOUNCE)), 0);
+    assert.equal(stateOf(Atomics.load(i32, word(seat, CLAIM))), SEAT_FREE);
+    assert.equal(Atomics.load(i32, word(seat, RELEASER)), 0);
+    assert.equal(Atomics.load(i32, word(seat, ANNOUNCE)), 0);
     assert.equal(map.stats().participants, 1);
     assert.equal(map.load("k"), 1);
     map.close();
@@ -119,10 +119,10 @@ describe("participant registry: releases", () => {
 
   it("leaves a release whose releaser is alive to it", () => {
     const { map, i32, registry, word } = setup(4);
-    const ticket = claimSlot(registry);
+    const ticket = claimSeat(registry);
     const live = 2 ** 27 + 1 + Math.floor(Math.random() * 1000);
     Atomics.store(i32, word(ticket.index, RELEASER), live);
-    const claim = (((ticket.word >>> 2) + 1) << 2) | SLOT_RELEASING;
+    const claim = (((ticket.word >>> 2) + 1) << 2) | SEAT_RELEASING;
     Atomics.store(i32, word(ticket.index, CLAIM), claim);
     assert.deepEqual(stuckReleases(registry), []);
     assert.equal(Atomics.load(i32, word(ticket.index, CLAIM)), claim);

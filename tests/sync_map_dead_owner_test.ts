@@ -8,8 +8,8 @@ import { test } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { census, GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
-import { OWNER, SLOT_WORDS } from "../src/_engine/registry.ts";
-import { R_DIRTY, R_MU, R_READ, R_SLOTS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
+import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
@@ -56,11 +56,11 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
   const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
   const share = SyncMap.attach<string, number>(handle);
   share.store("k", 1);
-  // The share's owner died: its slot names a thread that is gone.
+  // The share's owner died: its seat names a thread that is gone.
   const ghost = 2 ** 27 + 400 + Math.floor(Math.random() * 1000);
   record(ghost, GONE);
   const i32 = new Int32Array(map.handle.buffer);
-  const ownerWord = i32[R_SLOTS] + handle.participant! * SLOT_WORDS + OWNER;
+  const ownerWord = i32[R_SEATS] + handle.participant! * SEAT_WORDS + OWNER;
   Atomics.store(i32, ownerWord, ghost + 1);
   // A live thread holds the mutex for a while.
   const replies = new ReplyQueue<FutexReply>();
@@ -81,7 +81,7 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
     release();
     const waited = performance.now() - start;
     assert.ok(waited >= HOLD_MS / 2, `released after ${waited.toFixed(0)} ms, with the mutex held`);
-    assert.equal(Atomics.load(i32, ownerWord), 0, "the slot is released");
+    assert.equal(Atomics.load(i32, ownerWord), 0, "the seat is released");
     assert.equal(map.load("k"), 1);
     map.verify();
   } finally {

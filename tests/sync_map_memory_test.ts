@@ -286,7 +286,7 @@ describe("SyncMap memory: clear and other participants", () => {
   });
 });
 
-test("a share released with a grace stops its owner at once and frees its slot after", async () => {
+test("a share released with a grace stops its owner at once and frees its seat after", async () => {
   const map = new SyncMap<number, number>();
   map.store(1, 1);
   const share = shareSyncMap(map as SyncMap<never, never>);
@@ -296,13 +296,13 @@ test("a share released with a grace stops its owner at once and frees its slot a
   share.release(50);
   // The owner (in real use, a worker its runtime has not stopped yet) cannot make another call.
   assert.throws(() => view.load(1), /released/);
-  // Its slot is withdrawn but still counts, protecting whatever call it may be inside...
+  // Its seat is withdrawn but still counts, protecting whatever call it may be inside...
   assert.equal(map.stats().participants, 2);
   share.release(50); // a second release of the same share does nothing
   // ...until the grace ends.
   await new Promise((resolve) => setTimeout(resolve, 120));
   assert.equal(map.stats().participants, 1);
-  // The slot is reusable and the map intact.
+  // The seat is reusable and the map intact.
   const again = SyncMap.attach<number, number>(map.handle);
   assert.equal(again.load(1), 1);
   again.close();

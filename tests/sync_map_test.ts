@@ -835,19 +835,19 @@ describe("SyncMap: handles, attach and close", () => {
       ["participant 1.5", { ...m.handle, participant: 1.5 }],
       ["participant out of range", { ...m.handle, participant: 256 }],
       ["participant not a number", { ...m.handle, participant: "0" }],
-      // Slot 0 is the creator's: in use, not reserved.
-      ["a slot in use", { ...m.handle, participant: 0 }],
-      // Slot 5 is free: only a reserved slot can be attached by index.
-      ["a free slot", { ...m.handle, participant: 5 }],
+      // Seat 0 is the creator's: in use, not reserved.
+      ["a seat in use", { ...m.handle, participant: 0 }],
+      // Seat 5 is free: only a reserved seat can be attached by index.
+      ["a free seat", { ...m.handle, participant: 5 }],
     ];
     for (const [name, handle] of bad) {
       assert.throws(() => SyncMap.attach(handle as SyncMapHandle), TypeError, name);
     }
-    // Nothing leaked a participant slot.
+    // Nothing leaked a participant seat.
     assert.equal(m.stats().participants, 1);
   });
 
-  test("a reserved participant slot attaches exactly once", () => {
+  test("a reserved participant seat attaches exactly once", () => {
     const m = new SyncMap<string, number>();
     m.store("x", 1);
     const share = shareSyncMap(m as SyncMap<never, never>);
@@ -869,7 +869,7 @@ describe("SyncMap: handles, attach and close", () => {
     assert.throws(
       () => SyncMap.attach(m.handle),
       (e: unknown) =>
-        e instanceof RangeError && /participant slots/.test(e.message) &&
+        e instanceof RangeError && /participant seats/.test(e.message) &&
         /maxParticipants/.test(e.message),
     );
     assert.throws(() => shareSyncMap(m as SyncMap<never, never>), RangeError);

@@ -341,7 +341,7 @@ describe("SyncMap memory with workers", () => {
       );
       assert.ok(max <= initial + MEMORY_SLACK, `bytes in use grew from ${initial} to ${max}`);
       assert.equal(await w.run<boolean>({ job: "close" }), true);
-      assert.equal(map.stats().participants, 1, "close gave the slot back");
+      assert.equal(map.stats().participants, 1, "close gave the seat back");
     });
     assert.equal(map.size, MEMORY_KEYS);
   });
@@ -395,7 +395,7 @@ describe("SyncMap memory with workers", () => {
               `${busyMax} to ${held} only`,
           );
           release();
-          assert.equal(map.stats().participants, 1, "release gave the slot back");
+          assert.equal(map.stats().participants, 1, "release gave the seat back");
           overwrite(map, OVERWRITES, 2_000_000);
           // Overwrite a little more, so the last batch retired is also freed.
           const after = overwrite(map, 10_000, 3_000_000);
@@ -552,7 +552,7 @@ describe("SyncMap memory with workers", () => {
       const view = SyncMap.attach<number, number>(map.handle);
       assert.equal(map.stats().participants, 3);
       shares[0].release();
-      assert.equal(map.stats().participants, 3, "releasing a closed share freed another's slot");
+      assert.equal(map.stats().participants, 3, "releasing a closed share freed another's seat");
       view.close();
       assert.equal(map.stats().participants, 2);
       // The other is terminated without closing; its share is taken until released.

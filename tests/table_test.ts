@@ -92,7 +92,7 @@ function get(s: Setup, key: number): number | undefined {
   const k = s.table.find(probe(s, key));
   if (k < 0) return undefined;
   const w = (k >> 2) + VALUE_WORDS;
-  return codec.decode(s.arena, s.arena.i32[w + 1], s.arena.i32[w]);
+  return codec.decode(s.arena, s.arena.i32[w], s.arena.i32[w + 1]);
 }
 
 /**

@@ -60,14 +60,14 @@ export function newCache(arena: Arena): number {
 }
 
 /**
- * Frees a cache block, flushing what it holds first. `slotWord` is the word that points to
+ * Frees a cache block, flushing what it holds first. `seatWord` is the word that points to
  * it, cleared in the same allocator step as the free: a thread stopped in between leaves the
  * word pointing to the cache or clear, never to a freed block.
  */
-export function freeCache(arena: Arena, cache: number, slotWord: number): void {
+export function freeCache(arena: Arena, cache: number, seatWord: number): void {
   flushCache(arena, cache);
   underLock(arena, (j) => {
-    j.set(slotWord, 0);
+    j.set(seatWord, 0);
     release(arena, arena.i32[(cache >> 2) + CACHE_RAW], CACHE_BYTES, j);
   });
 }

@@ -7,7 +7,7 @@
  * | 0      | {@linkcode LOCK_MAGIC}, so that `attach` can tell a lock from other memory |
  * | 1      | the kind (1 Mutex, 2 RWMutex), so one kind is not attached as the other |
  * | 2      | words in the block                                                  |
- * | 3..15  | unused (the RWMutex's reader slots start on a 64-byte line)         |
+ * | 3..15  | unused (the RWMutex's reader seats start on a 64-byte line)         |
  * | 16..   | the lock words: a mutex word (futex.ts) or reader/writer words (rw_lock.ts) |
  *
  * The header is written before the block is shared; posting the buffer to another thread

@@ -1,7 +1,7 @@
 /**
  * Internal. Safe memory reclamation across workers: quiescent-state-based reclamation (QSBR)
- * with participant slots. The slots themselves (claiming, releasing, orphans, stopping the
- * world) are the registry's (registry.ts); a slot's retire list is laid out in retire_list.ts.
+ * with participant seats. The seats themselves (claiming, releasing, orphans, stopping the
+ * world) are the registry's (registry.ts); a seat's retire list is laid out in retire_list.ts.
  *
  * The problem: a SyncMap reader loads a pointer (the read table, an entry's value record) and
  * then reads the block behind it with plain reads, taking no lock. A writer that replaces the
@@ -11,7 +11,7 @@
  * The scheme:
  *
  * - A global epoch counter lives in the arena (word {@linkcode epochWord}).
- * - Every attached SyncMap object owns a participant slot: a claim word, an announcement word,
+ * - Every attached SyncMap object owns a participant seat: a claim word, an announcement word,
  *   and a retire list. The announcement is 0 while the participant is offline (between tasks:
  *   it holds no reference into shared memory) and otherwise the epoch it read at its last
  *   quiescent point, a moment between two operations when it held no reference either.
@@ -23,10 +23,10 @@
  *   countdown, no atomics in between), and go offline in a microtask queued when they come
  *   online, that is when the current task ends. A worker that stops calling the map therefore
  *   goes offline at once and never holds reclamation back; a worker that is gone holds it back
- *   only until its slot is released (the worker adapters do that when the worker exits).
+ *   only until its seat is released (the worker adapters do that when the worker exits).
  *
  * Cost on the hot path: no atomic operation. An operation checks its thread's census state
- * (checkAlive) and its own slot's claim word with plain reads, and counts down a local field;
+ * (checkAlive) and its own seat's claim word with plain reads, and counts down a local field;
  * one in {@linkcode QUIESCE_EVERY} also loads the epoch and stores its announcement, and, when
  * it has retired blocks waiting, advances the epoch, scans the announcements and frees what is
  * safe.
@@ -67,10 +67,10 @@ import {
   OWNER,
   PARKED,
   type Registry,
-  releaseSlot,
-  SLOT_FREE,
-  SLOT_IN_USE,
-  SLOT_WORDS,
+  releaseSeat,
+  SEAT_FREE,
+  SEAT_IN_USE,
+  SEAT_WORDS,
   stateOf,
   type Ticket,
 } from "./registry.ts";
@@ -95,12 +95,12 @@ function before(a: number, b: number): boolean {
 
 /**
  * One attached SyncMap object's share in reclamation. Its methods run on the owning thread
- * only (releaseSlot, in registry.ts, runs on any).
+ * only (releaseSeat, in registry.ts, runs on any).
  */
 export class Participant {
   readonly arena: Arena;
   readonly registry: Registry;
-  /** Index of this participant's slot. */
+  /** Index of this participant's seat. */
   readonly index: number;
   #free: Free;
   #online = false;
@@ -117,8 +117,8 @@ export class Participant {
    */
   #holds = 0;
   #closed = false;
-  /** Word index of this slot. */
-  #slot: number;
+  /** Word index of this seat. */
+  #seat: number;
   /** Retired blocks waiting, as a local copy of the shared list's length. */
   #pending = 0;
   /** Free places in the retire list, a local copy. */
@@ -131,7 +131,7 @@ export class Participant {
   #collectAt = RETIRE_BATCH;
   /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
   #cache = 0;
-  /** The claim word of this participant's slot while it owns it. */
+  /** The claim word of this participant's seat while it owns it. */
   #token: number;
   /** An allocation failed: free what can be freed at the next quiescent point. */
   #pressure = false;
@@ -149,7 +149,7 @@ export class Participant {
   /** The microtask that goes offline is queued: one is enough, however often this comes online. */
   #offlineQueued = false;
 
-  /** Becomes the owner of the slot `ticket` claimed. */
+  /** Becomes the owner of the seat `ticket` claimed. */
   constructor(registry: Registry, ticket: Ticket, free: Free) {
     const arena = registry.arena;
     this.arena = arena;
@@ -157,14 +157,14 @@ export class Participant {
     this.index = ticket.index;
     this.#token = ticket.word;
     this.#free = free;
-    this.#slot = registry.slots + ticket.index * SLOT_WORDS;
-    const list = arena.i32[this.#slot + LIST];
-    // A released slot's list may lie past this thread's views.
+    this.#seat = registry.seats + ticket.index * SEAT_WORDS;
+    const list = arena.i32[this.#seat + LIST];
+    // A released seat's list may lie past this thread's views.
     if (list !== 0) arena.reach(list + 8);
     this.#pending = list === 0 ? 0 : arena.i32[(list >> 2) + RL_COUNT];
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
-    this.#cache = arena.i32[this.#slot + CACHE];
-    // A released slot's leftovers come with it: they are no longer an orphan's.
+    this.#cache = arena.i32[this.#seat + CACHE];
+    // A released seat's leftovers come with it: they are no longer an orphan's.
     if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
     // A thread found terminated stops using shared memory at its next call (census.ts).
     const self = new WeakRef(this);
@@ -190,13 +190,13 @@ export class Participant {
    */
   park(inflight: number): void {
     const i32 = this.arena.i32;
-    i32[this.#slot + INFLIGHT] = inflight;
-    Atomics.store(i32, this.#slot + PARKED, 1);
+    i32[this.#seat + INFLIGHT] = inflight;
+    Atomics.store(i32, this.#seat + PARKED, 1);
   }
 
   /** Ends {@linkcode park}. */
   unpark(): void {
-    Atomics.store(this.arena.i32, this.#slot + PARKED, 0);
+    Atomics.store(this.arena.i32, this.#seat + PARKED, 0);
   }
 
   /**
@@ -206,8 +206,8 @@ export class Participant {
    */
   enter(): void {
     checkAlive();
-    // One plain read of this participant's own slot line: has the share been released?
-    if (this.arena.i32[this.#slot + CLAIM] !== this.#token) this.#releasedError();
+    // One plain read of this participant's own seat line: has the share been released?
+    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
     if (--this.#countdown <= 0) this.#slowEnter();
   }
 
@@ -218,14 +218,14 @@ export class Participant {
       this.#pressure = false;
       this.collect();
     }
-    if (this.#room < 2 * RETIRES_PER_OP) this.reserve(2 * RETIRES_PER_OP);
+    if (this.#room < 2 * RETIRES_PER_OP) this.makeRoom(2 * RETIRES_PER_OP);
     this.#countdown = Math.min(QUIESCE_EVERY, Math.floor(this.#room / RETIRES_PER_OP));
   }
 
   /**
    * Runs `f`, user code, while the caller holds shared references: no quiescent point is made
    * until it returns. Retire what the operation must retire before calling this, since calls
-   * `f` makes may use up the room reserved for the operation.
+   * `f` makes may use up the room made for the operation.
    */
   hold<T>(f: () => T): T {
     this.#holds++;
@@ -270,7 +270,7 @@ export class Participant {
   idle(): boolean {
     if (!this.#online || this.#holds !== 0) return false;
     // A share released meanwhile is no longer this participant's to write (see #offline).
-    if (Atomics.load(this.arena.i32, this.#slot + CLAIM) !== this.#token) {
+    if (Atomics.load(this.arena.i32, this.#seat + CLAIM) !== this.#token) {
       this.#online = false;
       this.#countdown = 0;
       return false;
@@ -284,11 +284,11 @@ export class Participant {
    * growing the list. Call it only where {@linkcode enter} may be called: before the operation
    * has changed anything, since it throws MapFullError when the arena is full.
    */
-  reserve(n: number): void {
+  makeRoom(n: number): void {
     if (this.#room >= n) return;
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
-    const list = a.i32[this.#slot + LIST];
+    const list = a.i32[this.#seat + LIST];
     const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
     if (capacity - this.#pending >= n) {
       this.#room = capacity - this.#pending;
@@ -303,8 +303,8 @@ export class Participant {
     i32[(block >> 2) + RL_COUNT] = this.#pending;
     i32[(block >> 2) + RL_CAPACITY] = grown;
     // The old list goes in the same allocator step as the word's switch to the new one.
-    if (list === 0) i32[this.#slot + LIST] = block;
-    else lockedRelease(a, list, listBytes(capacity), [this.#slot + LIST, block]);
+    if (list === 0) i32[this.#seat + LIST] = block;
+    else lockedRelease(a, list, listBytes(capacity), [this.#seat + LIST, block]);
     this.#room = grown - this.#pending;
   }
 
@@ -313,10 +313,10 @@ export class Participant {
    * that the caller has just made unreachable. It will be passed to `free` once safe.
    */
   retire(tag: number): void {
-    if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
+    if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
-    const w = a.i32[this.#slot + LIST] >> 2;
+    const w = a.i32[this.#seat + LIST] >> 2;
     const n = a.i32[w + RL_COUNT];
     a.i32[tagAt(w, n)] = tag;
     a.i32[epochAt(w, n)] = epoch;
@@ -331,10 +331,10 @@ export class Participant {
    * in this thread).
    */
   retireTx(tag: number, tx: { set(index: number, value: number): void }): void {
-    if (this.#room <= 0) throw new Error("internal error: retire without reserved room");
+    if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
-    const w = a.i32[this.#slot + LIST] >> 2;
+    const w = a.i32[this.#seat + LIST] >> 2;
     const n = a.i32[w + RL_COUNT];
     tx.set(tagAt(w, n), tag);
     tx.set(epochAt(w, n), epoch);
@@ -346,7 +346,7 @@ export class Participant {
   /** Rereads the retire list's length after a locked step was rolled back in this thread. */
   resync(): void {
     const a = this.arena;
-    const list = a.i32[this.#slot + LIST];
+    const list = a.i32[this.#seat + LIST];
     if (list === 0) return;
     const n = a.i32[(list >> 2) + RL_COUNT];
     this.#room += this.#pending - n;
@@ -374,7 +374,7 @@ export class Participant {
     try {
       if (this.#cache === 0) {
         this.#cache = newCache(this.arena);
-        this.arena.i32[this.#slot + CACHE] = this.#cache;
+        this.arena.i32[this.#seat + CACHE] = this.#cache;
       }
       return cacheAllocate(this.arena, this.#cache, size);
     } catch (error) {
@@ -403,13 +403,13 @@ export class Participant {
   }
 
   /**
-   * Withdraws this participant and gives its slot back; {@linkcode enter} throws from then on.
+   * Withdraws this participant and gives its seat back; {@linkcode enter} throws from then on.
    */
   close(): void {
     if (this.#closed) return;
     if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
-    if (this.arena.i32[this.#slot + CLAIM] !== this.#token) {
-      // Released already (the worker's share): the slot and what is in it are not ours.
+    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) {
+      // Released already (the worker's share): the seat and what is in it are not ours.
       this.#online = false;
       this.#closed = true;
       return;
@@ -419,20 +419,20 @@ export class Participant {
     if (!this.#online) this.#comeOnline();
     this.#tidy();
     if (this.#cache !== 0) {
-      freeCache(this.arena, this.#cache, this.#slot + CACHE);
+      freeCache(this.arena, this.#cache, this.#seat + CACHE);
       this.#cache = 0;
     }
     this.#closed = true;
     // The owner can free its empty retire list itself; anything left is swept by others.
-    const list = this.arena.i32[this.#slot + LIST];
+    const list = this.arena.i32[this.#seat + LIST];
     if (list !== 0 && this.#pending === 0) {
       lockedRelease(this.arena, list, listBytes(this.arena.i32[(list >> 2) + RL_CAPACITY]), [
-        this.#slot + LIST,
+        this.#seat + LIST,
         0,
       ]);
     }
     this.#withdraw();
-    releaseSlot(this.registry, this.index, generationOf(this.#token));
+    releaseSeat(this.registry, this.index, generationOf(this.#token));
   }
 
   #releasedError(): never {
@@ -462,18 +462,18 @@ export class Participant {
     const epochWord = this.registry.epochWord;
     let now = (Atomics.add(i32, epochWord, 1) + 1) | 0;
     if (now === 0) now = (Atomics.add(i32, epochWord, 1) + 1) | 0; // 0 means offline
-    if (this.#online) Atomics.store(i32, this.#slot + ANNOUNCE, now);
+    if (this.#online) Atomics.store(i32, this.#seat + ANNOUNCE, now);
     let oldest = now;
     const orphans = Atomics.load(i32, this.registry.orphanWord) > 0;
-    const { slots, highWord } = this.registry;
+    const { seats, highWord } = this.registry;
     const count = Atomics.load(i32, highWord);
     for (let i = 0; i < count; i++) {
-      const at = slots + i * SLOT_WORDS;
-      if (stateOf(Atomics.load(i32, at + CLAIM)) === SLOT_FREE) continue;
+      const at = seats + i * SEAT_WORDS;
+      if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) continue;
       const e = Atomics.load(i32, at + ANNOUNCE);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
-    const kept = this.#sweep(a.i32[this.#slot + LIST], oldest);
+    const kept = this.#sweep(a.i32[this.#seat + LIST], oldest);
     this.#room += this.#pending - kept;
     this.#pending = kept;
     // Try again once half as many more have been retired. A collect can free only what was
@@ -511,21 +511,21 @@ export class Participant {
   }
 
   /**
-   * Sweeps the retire lists left in released slots, so that what a closed or departed
-   * participant retired is freed without waiting for the slot's next owner. A slot is borrowed
+   * Sweeps the retire lists left in released seats, so that what a closed or departed
+   * participant retired is freed without waiting for the seat's next owner. A seat is borrowed
    * for the sweep by claiming it, so no new owner can take it meanwhile; an empty list is freed
    * with it.
    */
   #sweepReleased(oldest: number): void {
     const a = this.arena;
-    const { slots, highWord, orphanWord } = this.registry;
+    const { seats, highWord, orphanWord } = this.registry;
     const count = Atomics.load(a.i32, highWord);
     for (let i = 0; i < count; i++) {
-      const at = slots + i * SLOT_WORDS;
+      const at = seats + i * SEAT_WORDS;
       if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;
-      // Borrow the slot: a claim in this generation keeps new owners out meanwhile, and the
-      // borrower's id in OWNER lets others reclaim the slot if the borrower dies meanwhile.
-      const claim = claimFree(a.i32, at, SLOT_IN_USE);
+      // Borrow the seat: a claim in this generation keeps new owners out meanwhile, and the
+      // borrower's id in OWNER lets others reclaim the seat if the borrower dies meanwhile.
+      const claim = claimFree(a.i32, at, SEAT_IN_USE);
       if (claim === -1) continue;
       const free = claim & ~3;
       // Its list and cache may lie past this thread's views.
@@ -551,13 +551,13 @@ export class Participant {
     const i32 = this.arena.i32;
     let now = Atomics.load(i32, this.registry.epochWord);
     if (now === 0) now = 1;
-    Atomics.store(i32, this.#slot + ANNOUNCE, now);
+    Atomics.store(i32, this.#seat + ANNOUNCE, now);
     this.#online = true;
     if (!this.#offlineQueued) {
       this.#offlineQueued = true;
       queueMicrotask(this.#goOffline);
     }
-    // After the announcement: a pauser that saw this slot offline sees it online now, or this
+    // After the announcement: a pauser that saw this seat offline sees it online now, or this
     // load sees its pause (both are sequentially consistent).
     if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
   }
@@ -602,18 +602,18 @@ export class Participant {
     }
     let now = Atomics.load(i32, this.registry.epochWord);
     if (now === 0) now = 1;
-    Atomics.store(i32, this.#slot + ANNOUNCE, now);
+    Atomics.store(i32, this.#seat + ANNOUNCE, now);
   }
 
   #offline(): void {
     if (!this.#online) return;
     // A share released while its worker still ran (Deno's terminate() lets a synchronous task
-    // finish, and the adapters release at once) is no longer this participant's: the slot, and
+    // finish, and the adapters release at once) is no longer this participant's: the seat, and
     // the retire list and cache in it, may have a new owner or be swept by others. Touch
     // nothing. (Found by the cross-worker tests: without this check, this microtask wiped the
-    // announcement of the slot's next owner and swept the retire list and cache it had adopted,
+    // announcement of the seat's next owner and swept the retire list and cache it had adopted,
     // corrupting the arena.)
-    if (Atomics.load(this.arena.i32, this.#slot + CLAIM) !== this.#token) {
+    if (Atomics.load(this.arena.i32, this.#seat + CLAIM) !== this.#token) {
       this.#online = false;
       this.#countdown = 0;
       return;
@@ -632,9 +632,9 @@ export class Participant {
   #tidy(): void {
     this.collect();
     // A retire list that grew for a burst (a clear() of many keys) and is empty again goes back.
-    const list = this.arena.i32[this.#slot + LIST];
+    const list = this.arena.i32[this.#seat + LIST];
     if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
-      lockedRelease(this.arena, list, listBytes(this.#room), [this.#slot + LIST, 0]);
+      lockedRelease(this.arena, list, listBytes(this.#room), [this.#seat + LIST, 0]);
       this.#room = 0;
     }
   }
@@ -643,6 +643,6 @@ export class Participant {
   #withdraw(): void {
     this.#online = false;
     this.#countdown = 0;
-    Atomics.store(this.arena.i32, this.#slot + ANNOUNCE, 0);
+    Atomics.store(this.arena.i32, this.#seat + ANNOUNCE, 0);
   }
 }

@@ -1,16 +1,16 @@
 /**
- * Internal. The participant registry: the slots through which the objects attached to a SyncMap
+ * Internal. The participant registry: the seats through which the objects attached to a SyncMap
  * take part in reclamation (reclaim.ts) and in recovery (src/maps/_sync_recovery.ts).
  *
- * A slot is claimed by an attached object, or reserved by a parent for a worker that adopts it
+ * A seat is claimed by an attached object, or reserved by a parent for a worker that adopts it
  * when it attaches, and released when its owner closes the map or its worker ends. The claim
  * word carries a generation, so that a late release, or an owner still running after its share
- * was released, can tell its slot has moved on. A slot released with a retire list or an
+ * was released, can tell its seat has moved on. A seat released with a retire list or an
  * allocation cache in it is an orphan, which the other participants sweep (reclaim.ts). The
  * registry also stops the world for a recovery: {@linkcode pauseWorld} waits until every
  * participant of another live thread is parked or offline.
  *
- * The slot words are listed below (SLOT_WORDS and its offsets); docs/design.md has the table of
+ * The seat words are listed below (SEAT_WORDS and its offsets); docs/design.md has the table of
  * who writes and reads each.
  *
  * @module
@@ -23,17 +23,17 @@ import { ownerGone, ownerId } from "./census.ts";
 import { dropDuplicates } from "./retire_list.ts";
 
 /**
- * Words in one participant slot: claim, announcement, retire list, allocation cache, and
- * padding to a 64-byte cache line, since every participant writes its own slot and reads the
+ * Words in one participant seat: claim, announcement, retire list, allocation cache, and
+ * padding to a 64-byte cache line, since every participant writes its own seat and reads the
  * others'.
  */
-export const SLOT_WORDS = 16;
+export const SEAT_WORDS = 16;
 export const CLAIM = 0;
 export const ANNOUNCE = 1;
 export const LIST = 2;
 export const CACHE = 3;
 /**
- * The owner id (census.ts) of the thread that holds the slot, or is claiming it (claimFree); 0
+ * The owner id (census.ts) of the thread that holds the seat, or is claiming it (claimFree); 0
  * when none.
  */
 export const OWNER = 4;
@@ -45,38 +45,38 @@ export const PARKED = 5;
 /** The value record the owner had allocated and not yet published when it parked. */
 export const INFLIGHT = 6;
 /**
- * The owner id of the thread releasing the slot (releaseSlot), from before its claim moves to
+ * The owner id of the thread releasing the seat (releaseSeat), from before its claim moves to
  * RELEASING until after it is FREE: a releaser that dies midway is known, and another thread
  * finishes the release (stuckReleases, finishRelease).
  */
 export const RELEASER = 7;
-// The claim word is a generation times four plus a state. Releasing a slot moves it to the next
+// The claim word is a generation times four plus a state. Releasing a seat moves it to the next
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
 // its next call and throws, and a release for a generation that has passed does nothing.
 /** Claim state: nobody's. */
-export const SLOT_FREE = 0;
+export const SEAT_FREE = 0;
 /** Claim state: reserved by a parent for a worker that has not attached yet. */
-export const SLOT_RESERVED = 1;
+export const SEAT_RESERVED = 1;
 /** Claim state: owned by an attached object, or borrowed by a sweeper. */
-export const SLOT_IN_USE = 2;
+export const SEAT_IN_USE = 2;
 /**
- * Claim state: released, but its owner may still be finishing a call (see releaseSlot's
+ * Claim state: released, but its owner may still be finishing a call (see releaseSeat's
  * `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
  */
-export const SLOT_RELEASING = 3;
+export const SEAT_RELEASING = 3;
 
 /** The generation of claim word `claim`. */
 export function generationOf(claim: number): number {
   return claim >>> 2;
 }
 
-/** The state of claim word `claim`: SLOT_FREE, SLOT_RESERVED, SLOT_IN_USE or SLOT_RELEASING. */
+/** The state of claim word `claim`: SEAT_FREE, SEAT_RESERVED, SEAT_IN_USE or SEAT_RELEASING. */
 export function stateOf(claim: number): number {
   return claim & 3;
 }
 
-/** A claimed slot: its index and the claim word that proves the claim. */
+/** A claimed seat: its index and the claim word that proves the claim. */
 export interface Ticket {
   readonly index: number;
   readonly word: number;
@@ -89,37 +89,37 @@ export interface Registry {
   readonly epochWord: number;
   /** Owner id of a thread stopping the world for a recovery, or 0 (see pauseWorld). */
   readonly pauseWord: number;
-  /** How many released slots still hold retired blocks: a hint that a sweep is worthwhile. */
+  /** How many released seats still hold retired blocks: a hint that a sweep is worthwhile. */
   readonly orphanWord: number;
-  /** One past the highest slot index ever claimed: scans stop there. */
+  /** One past the highest seat index ever claimed: scans stop there. */
   readonly highWord: number;
-  /** The first slot. */
-  readonly slots: number;
-  /** The number of slots. */
+  /** The first seat. */
+  readonly seats: number;
+  /** The number of seats. */
   readonly count: number;
 }
-/** Claims a free slot for the caller. Throws RangeError when every slot is taken. */
-export function claimSlot(registry: Registry): Ticket {
-  return take(registry, SLOT_IN_USE);
+/** Claims a free seat for the caller. Throws RangeError when every seat is taken. */
+export function claimSeat(registry: Registry): Ticket {
+  return take(registry, SEAT_IN_USE);
 }
 
 /**
- * Reserves a free slot for a worker that will {@linkcode adoptSlot} it. Returns the slot and its
+ * Reserves a free seat for a worker that will {@linkcode adoptSeat} it. Returns the seat and its
  * generation, which the worker's handle carries.
  */
-export function reserveSlot(registry: Registry): { index: number; generation: number } {
-  const ticket = take(registry, SLOT_RESERVED);
+export function reserveSeat(registry: Registry): { index: number; generation: number } {
+  const ticket = take(registry, SEAT_RESERVED);
   return { index: ticket.index, generation: ticket.word >>> 2 };
 }
 
-/** Takes over a slot reserved for this worker. Throws TypeError if it is not reserved. */
-export function adoptSlot(registry: Registry, index: number, generation: number): Ticket {
+/** Takes over a seat reserved for this worker. Throws TypeError if it is not reserved. */
+export function adoptSeat(registry: Registry, index: number, generation: number): Ticket {
   if (!Number.isInteger(index) || index < 0 || index >= registry.count) {
-    throw new TypeError("the handle's participant slot is out of range");
+    throw new TypeError("the handle's participant seat is out of range");
   }
-  const at = registry.slots + index * SLOT_WORDS + CLAIM;
-  const reserved = (generation << 2) | SLOT_RESERVED;
-  const word = (generation << 2) | SLOT_IN_USE;
+  const at = registry.seats + index * SEAT_WORDS + CLAIM;
+  const reserved = (generation << 2) | SEAT_RESERVED;
+  const word = (generation << 2) | SEAT_IN_USE;
   if (Atomics.compareExchange(registry.arena.i32, at, reserved, word) !== reserved) {
     throw new TypeError("this handle's share was already attached or has been released");
   }
@@ -130,36 +130,36 @@ export function adoptSlot(registry: Registry, index: number, generation: number)
 function take(registry: Registry, state: number): Ticket {
   const i32 = registry.arena.i32;
   for (let i = 0; i < registry.count; i++) {
-    const at = registry.slots + i * SLOT_WORDS;
+    const at = registry.seats + i * SEAT_WORDS;
     const word = claimFree(i32, at, state);
     if (word === -1) continue;
-    // A reserved slot has no owner until its worker adopts it (adoptSlot): never the parent,
-    // whose death must not release a live worker's slot.
-    if (state === SLOT_RESERVED) Atomics.store(i32, at + OWNER, 0);
+    // A reserved seat has no owner until its worker adopts it (adoptSeat): never the parent,
+    // whose death must not release a live worker's seat.
+    if (state === SEAT_RESERVED) Atomics.store(i32, at + OWNER, 0);
     raiseHigh(registry, i);
     return { index: i, word };
   }
   throw new RangeError(
-    `all ${registry.count} participant slots of this SyncMap are taken: release the shares ` +
+    `all ${registry.count} participant seats of this SyncMap are taken: release the shares ` +
       "of workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
       "or create the map with a larger maxParticipants",
   );
 }
 
 /**
- * Claims the slot at word `at` if it is free, as `state`, for the calling thread; returns the
- * new claim word, or -1 if the slot is not free or another live thread is claiming it.
+ * Claims the seat at word `at` if it is free, as `state`, for the calling thread; returns the
+ * new claim word, or -1 if the seat is not free or another live thread is claiming it.
  *
  * The caller's owner id goes into OWNER *before* the claim, by compare-exchange from 0, so that
- * a claimer stopped anywhere leaves a slot someone can recover: stopped before its claim, a free
- * slot whose OWNER names a gone thread, which the next claimer takes over; stopped after, a slot
- * in use by a gone thread, which deadSlots finds. (With the owner stored after the claim, a
- * claimer stopped in between left a slot in use by nobody, lost for good with whatever orphan
- * list and cache it held.) Whoever frees a slot clears OWNER first.
+ * a claimer stopped anywhere leaves a seat someone can recover: stopped before its claim, a free
+ * seat whose OWNER names a gone thread, which the next claimer takes over; stopped after, a seat
+ * in use by a gone thread, which deadSeats finds. (With the owner stored after the claim, a
+ * claimer stopped in between left a seat in use by nobody, lost for good with whatever orphan
+ * list and cache it held.) Whoever frees a seat clears OWNER first.
  */
 export function claimFree(i32: Int32Array, at: number, state: number): number {
   const old = Atomics.load(i32, at + CLAIM);
-  if ((old & 3) !== SLOT_FREE) return -1;
+  if ((old & 3) !== SEAT_FREE) return -1;
   const me = ownerId();
   const owner = Atomics.compareExchange(i32, at + OWNER, 0, me);
   if (owner !== 0 && owner !== me) {
@@ -175,7 +175,7 @@ export function claimFree(i32: Int32Array, at: number, state: number): number {
   return word;
 }
 
-/** Records that slot `index` is in use, for scans that stop at the high-water mark. */
+/** Records that seat `index` is in use, for scans that stop at the high-water mark. */
 function raiseHigh(registry: Registry, index: number): void {
   const i32 = registry.arena.i32;
   let high = Atomics.load(i32, registry.highWord);
@@ -187,19 +187,19 @@ function raiseHigh(registry: Registry, index: number): void {
 }
 
 /**
- * Gives up slot `index` of `generation`, from any thread, once its owner is gone (it closed
+ * Gives up seat `index` of `generation`, from any thread, once its owner is gone (it closed
  * the map, or its worker ended); does nothing if that generation has passed. `graceMs` is for
  * owners that may still be running (Deno's terminate() does not stop a busy worker): the
- * slot is withdrawn at once but its announcement counts for that long. The owner's
+ * seat is withdrawn at once but its announcement counts for that long. The owner's
  * announcement is then withdrawn so it no longer holds reclamation back. What it retired and
- * did not free yet, and its allocation cache, stay in the slot for the other participants to
+ * did not free yet, and its allocation cache, stay in the seat for the other participants to
  * sweep (as an orphan); both are repaired first, since an owner stopped midway through a
  * list move or a cache push left them off (see {@linkcode repairList}). Before the repairs,
  * a lock the owner died holding is rolled back, and `onReleased` runs with the owner's thread
  * id if it is gone (0 if not known gone): a SyncMap rolls back its mutex there and notes that
  * a sweep is due, for the blocks an owner stopped mid-operation held in hand.
  */
-export function releaseSlot(
+export function releaseSeat(
   registry: Registry,
   index: number,
   generation: number,
@@ -207,19 +207,19 @@ export function releaseSlot(
   onReleased?: (deadOwner: number) => void,
 ): void {
   const i32 = registry.arena.i32;
-  const at = registry.slots + index * SLOT_WORDS;
+  const at = registry.seats + index * SEAT_WORDS;
   const next = (generation + 1) << 2;
   // The releaser is recorded first (as a claimer records itself, see claimFree), so that one
   // that dies anywhere from here on leaves a release others can finish.
   if (!takeRelease(i32, at)) return;
   for (;;) {
     const old = Atomics.load(i32, at + CLAIM);
-    if (old >>> 2 !== generation || (old & 3) === SLOT_FREE) {
+    if (old >>> 2 !== generation || (old & 3) === SEAT_FREE) {
       Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
       return;
     }
     // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
-    if (Atomics.compareExchange(i32, at + CLAIM, old, next | SLOT_RELEASING) === old) break;
+    if (Atomics.compareExchange(i32, at + CLAIM, old, next | SEAT_RELEASING) === old) break;
   }
   const finish = (): void => finishRelease(registry, index, onReleased);
   // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
@@ -229,7 +229,7 @@ export function releaseSlot(
 }
 
 /**
- * Makes the calling thread the releaser of the slot at word `at`: RELEASER from 0, or from a
+ * Makes the calling thread the releaser of the seat at word `at`: RELEASER from 0, or from a
  * releaser that is gone, to the caller. False when a live thread is releasing it.
  */
 function takeRelease(i32: Int32Array, at: number): boolean {
@@ -241,10 +241,10 @@ function takeRelease(i32: Int32Array, at: number): boolean {
 }
 
 /**
- * The second half of {@linkcode releaseSlot}, for the slot `index` in RELEASING whose releaser
+ * The second half of {@linkcode releaseSeat}, for the seat `index` in RELEASING whose releaser
  * is the caller. Each step can be done again: a releaser that dies in here leaves the rest to
  * whoever takes the release over ({@linkcode stuckReleases}). (R_ORPHANS, a hint, may then be
- * raised twice for one slot: it only makes sweeps look once more.)
+ * raised twice for one seat: it only makes sweeps look once more.)
  */
 export function finishRelease(
   registry: Registry,
@@ -252,9 +252,9 @@ export function finishRelease(
   onReleased?: (deadOwner: number) => void,
 ): void {
   const i32 = registry.arena.i32;
-  const at = registry.slots + index * SLOT_WORDS;
+  const at = registry.seats + index * SEAT_WORDS;
   const claim = Atomics.load(i32, at + CLAIM);
-  if ((claim & 3) !== SLOT_RELEASING) return;
+  if ((claim & 3) !== SEAT_RELEASING) return;
   // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
   // lock's next holder, may restore words of its retire list and cache. Roll it back first
   // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
@@ -272,15 +272,15 @@ export function finishRelease(
   Atomics.store(i32, at + OWNER, 0);
   Atomics.store(i32, at + PARKED, 0);
   Atomics.store(i32, at + ANNOUNCE, 0);
-  // An orphan: a released slot with a retire list or a cache, for others to sweep.
+  // An orphan: a released seat with a retire list or a cache, for others to sweep.
   if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
-  Atomics.store(i32, at + CLAIM, (claim & ~3) | SLOT_FREE);
+  Atomics.store(i32, at + CLAIM, (claim & ~3) | SEAT_FREE);
   Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
 }
 
 /**
- * Slots left RELEASING by a releaser that is gone, each taken over by the caller, who must
- * then {@linkcode finishRelease} it: left alone, such a slot's announcement would hold
+ * Seats left RELEASING by a releaser that is gone, each taken over by the caller, who must
+ * then {@linkcode finishRelease} it: left alone, such a seat's announcement would hold
  * reclamation back for good.
  */
 export function stuckReleases(registry: Registry): number[] {
@@ -288,8 +288,8 @@ export function stuckReleases(registry: Registry): number[] {
   const high = Atomics.load(i32, registry.highWord);
   const stuck: number[] = [];
   for (let i = 0; i < high; i++) {
-    const at = registry.slots + i * SLOT_WORDS;
-    if ((Atomics.load(i32, at + CLAIM) & 3) !== SLOT_RELEASING) continue;
+    const at = registry.seats + i * SEAT_WORDS;
+    if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
     const releaser = Atomics.load(i32, at + RELEASER);
     if (releaser === 0 || releaser === ownerId() || !ownerGone(releaser)) continue;
     if (takeRelease(i32, at)) stuck.push(i);
@@ -298,32 +298,32 @@ export function stuckReleases(registry: Registry): number[] {
 }
 
 /**
- * Makes the retire list of slot `index`, whose owner is gone, consistent again: an owner
+ * Makes the retire list of seat `index`, whose owner is gone, consistent again: an owner
  * stopped in the middle of moving an entry (see #sweep) left one block listed twice, which
- * would be freed twice. Call it before the slot is released.
+ * would be freed twice. Call it before the seat is released.
  */
 export function repairList(registry: Registry, index: number): void {
   // The list may lie past this thread's views (another worker grew the buffer for it).
   const a = registry.arena;
   a.reach(a.buffer.byteLength);
   const i32 = a.i32;
-  const list = i32[registry.slots + index * SLOT_WORDS + LIST];
+  const list = i32[registry.seats + index * SEAT_WORDS + LIST];
   if (list === 0) return;
   dropDuplicates(i32, list);
 }
 
 /**
- * Slots held by threads that are gone (census.ts): their owners will never release them.
- * Slots being claimed (no owner yet) or in their release grace are left alone.
+ * Seats held by threads that are gone (census.ts): their owners will never release them.
+ * Seats being claimed (no owner yet) or in their release grace are left alone.
  */
-export function deadSlots(registry: Registry): { index: number; generation: number }[] {
+export function deadSeats(registry: Registry): { index: number; generation: number }[] {
   const i32 = registry.arena.i32;
   const high = Atomics.load(i32, registry.highWord);
   const dead: { index: number; generation: number }[] = [];
   for (let i = 0; i < high; i++) {
-    const at = registry.slots + i * SLOT_WORDS;
+    const at = registry.seats + i * SEAT_WORDS;
     const claim = Atomics.load(i32, at + CLAIM);
-    if ((claim & 3) !== SLOT_IN_USE) continue;
+    if ((claim & 3) !== SEAT_IN_USE) continue;
     const owner = Atomics.load(i32, at + OWNER);
     if (owner !== 0 && ownerGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
@@ -361,16 +361,16 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
     pauseBlocker = "";
     const high = Atomics.load(i32, registry.highWord);
     for (let i = 0; i < high && !waiting; i++) {
-      const at = registry.slots + i * SLOT_WORDS;
+      const at = registry.seats + i * SEAT_WORDS;
       const state = Atomics.load(i32, at + CLAIM) & 3;
-      if (state === SLOT_FREE || state === SLOT_RESERVED) continue;
+      if (state === SEAT_FREE || state === SEAT_RESERVED) continue;
       const owner = Atomics.load(i32, at + OWNER);
       if (owner === me || owner === 0 || ownerGone(owner)) continue;
       if (Atomics.load(i32, at + PARKED) === 1 || Atomics.load(i32, at + ANNOUNCE) === 0) {
         continue;
       }
       waiting = true;
-      pauseBlocker = `participant slot ${i} (thread ${owner - 1})`;
+      pauseBlocker = `participant seat ${i} (thread ${owner - 1})`;
     }
     if (!waiting) return true;
     if (Date.now() > deadline) {
@@ -388,35 +388,35 @@ export function resumeWorld(registry: Registry): void {
   Atomics.notify(i32, registry.pauseWord);
 }
 
-/** The record a parked participant of slot `index` holds in flight, or 0. */
-export function slotInflight(registry: Registry, index: number): number {
-  const at = registry.slots + index * SLOT_WORDS;
+/** The record a parked participant of seat `index` holds in flight, or 0. */
+export function seatInflight(registry: Registry, index: number): number {
+  const at = registry.seats + index * SEAT_WORDS;
   const i32 = registry.arena.i32;
   return Atomics.load(i32, at + PARKED) === 1 ? i32[at + INFLIGHT] : 0;
 }
 
-/** The retire list and cache blocks of slot `index` (0 when none), for ownership checks. */
-export function slotBlocks(registry: Registry, index: number): { list: number; cache: number } {
-  const at = registry.slots + index * SLOT_WORDS;
+/** The retire list and cache blocks of seat `index` (0 when none), for ownership checks. */
+export function seatBlocks(registry: Registry, index: number): { list: number; cache: number } {
+  const at = registry.seats + index * SEAT_WORDS;
   return { list: registry.arena.i32[at + LIST], cache: registry.arena.i32[at + CACHE] };
 }
 
-/** Slots in use or reserved (for stats). */
-export function slotsInUse(registry: Registry): number {
+/** Seats in use or reserved (for stats). */
+export function seatsInUse(registry: Registry): number {
   const i32 = registry.arena.i32;
   let n = 0;
   for (let i = 0; i < registry.count; i++) {
-    if ((Atomics.load(i32, registry.slots + i * SLOT_WORDS + CLAIM) & 3) !== SLOT_FREE) n++;
+    if ((Atomics.load(i32, registry.seats + i * SEAT_WORDS + CLAIM) & 3) !== SEAT_FREE) n++;
   }
   return n;
 }
 
-/** Bytes sitting free in the allocation caches of every slot (for stats). */
-export function slotsCachedBytes(registry: Registry): number {
+/** Bytes sitting free in the allocation caches of every seat (for stats). */
+export function seatsCachedBytes(registry: Registry): number {
   const i32 = registry.arena.i32;
   let total = 0;
   for (let i = 0; i < registry.count; i++) {
-    const cache = i32[registry.slots + i * SLOT_WORDS + CACHE];
+    const cache = i32[registry.seats + i * SEAT_WORDS + CACHE];
     if (cache !== 0) total += cachedBytes(registry.arena, cache);
   }
   return total;

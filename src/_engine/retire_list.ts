@@ -1,8 +1,8 @@
 /**
  * Internal. The retire list: the block in which a participant (reclaim.ts) keeps the blocks it
- * retired and has not freed yet, each with the epoch read after its unlink. Its slot's LIST word
- * (registry.ts) points to it. Only the slot's holder (its owner, a sweeper that borrowed it, or
- * the releaser of a slot whose owner is gone) reads or writes it, with plain reads and writes.
+ * retired and has not freed yet, each with the epoch read after its unlink. Its seat's LIST word
+ * (registry.ts) points to it. Only the seat's holder (its owner, a sweeper that borrowed it, or
+ * the releaser of a seat whose owner is gone) reads or writes it, with plain reads and writes.
  *
  * | Word       | Holds                                             |
  * | ---------- | ------------------------------------------------- |

@@ -8,25 +8,25 @@
  * | base + 0      | state: WRITER (bit 0), READERS_WAITING (bit 1)                       |
  * | base + 1      | writer mutex: a mutex word (futex.ts); its POISONED is the lock's    |
  * | base + 2      | drain sequence: bumped when a reader leaves while WRITER is set      |
- * | base + 3      | reader slots claimed so far (a high-water mark for scans)            |
- * | base + 4      | number of reader slots                                               |
- * | base + 16 + 16i | reader slot i: owner id of the thread it belongs to, 0 when free  |
- * | base + 17 + 16i | reader slot i: read locks that thread holds                       |
+ * | base + 3      | reader seats claimed so far (a high-water mark for scans)            |
+ * | base + 4      | number of reader seats                                               |
+ * | base + 16 + 16i | reader seat i: owner id of the thread it belongs to, 0 when free  |
+ * | base + 17 + 16i | reader seat i: read locks that thread holds                       |
  *
- * Readers count themselves in a slot of their own thread, not in a shared counter: a thread's
+ * Readers count themselves in a seat of their own thread, not in a shared counter: a thread's
  * read locks are then known, so when it dies its count can be taken out (a shared counter
  * could not tell whose increments it holds), and readers on different cores write different
- * cache lines (a slot is 64 bytes). A thread claims its slot (one compare-exchange) the first
+ * cache lines (a seat is 64 bytes). A thread claims its seat (one compare-exchange) the first
  * time it reads; the lock object remembers it.
  *
  * The protocol is a Dekker handshake made of sequentially consistent atomics: a reader adds one
- * to its slot and then loads the state; a writer sets WRITER and then loads every slot. One of
+ * to its seat and then loads the state; a writer sets WRITER and then loads every seat. One of
  * the two sees the other: either the reader sees WRITER and takes its increment back out, or
  * the writer sees the reader's count and waits for it to drain. So `rLock` costs one add and
  * one load, `rUnlock` one sub and one load, and no two readers write the same line.
  *
  * Writers take the writer mutex first (so one writer at a time), then set WRITER, which turns
- * new readers away (writer preference, as Go's RWMutex), then wait until every slot reads 0.
+ * new readers away (writer preference, as Go's RWMutex), then wait until every seat reads 0.
  * The last reader to leave while WRITER is set bumps the drain word and notifies it; the writer
  * sleeps on the drain word, readers turned away sleep on the state word (with READERS_WAITING
  * set, so that the writer's unlock knows to notify them). All sleeps are bounded: after each,
@@ -56,9 +56,9 @@ const STATE = 0;
 const WRITER_MU = 1;
 const DRAIN = 2;
 const HIGH = 3;
-const NSLOTS = 4;
-const SLOTS = 16;
-const SLOT_STRIDE = 16;
+const NSEATS = 4;
+const SEATS = 16;
+const SEAT_STRIDE = 16;
 const S_OWNER = 0;
 const S_COUNT = 1;
 
@@ -66,36 +66,36 @@ const WRITER = 1;
 const READERS_WAITING = 2;
 const SPIN = 100;
 
-/** Words a reader/writer lock with `slots` reader slots occupies. */
-export function rwWords(slots: number): number {
-  return SLOTS + slots * SLOT_STRIDE;
+/** Words a reader/writer lock with `seats` reader seats occupies. */
+export function rwWords(seats: number): number {
+  return SEATS + seats * SEAT_STRIDE;
 }
 
-/** Writes an unlocked reader/writer lock with `slots` reader slots at `base`. */
-export function initRw(i32: Int32Array, base: number, slots: number): void {
-  i32[base + NSLOTS] = slots;
+/** Writes an unlocked reader/writer lock with `seats` reader seats at `base`. */
+export function initRw(i32: Int32Array, base: number, seats: number): void {
+  i32[base + NSEATS] = seats;
 }
 
-/** The number of reader slots of the lock at `base`. */
-export function rwSlots(i32: Int32Array, base: number): number {
-  return i32[base + NSLOTS];
+/** The number of reader seats of the lock at `base`. */
+export function rwSeats(i32: Int32Array, base: number): number {
+  return i32[base + NSEATS];
 }
 
 /**
- * The reader slot of thread `me` in the lock at `base` (a word index: its count word), claimed
- * now if it has none. Throws RangeError when every slot belongs to a live thread.
+ * The reader seat of thread `me` in the lock at `base` (a word index: its count word), claimed
+ * now if it has none. Throws RangeError when every seat belongs to a live thread.
  */
-export function readerSlot(i32: Int32Array, base: number, me: number): number {
-  const n = i32[base + NSLOTS];
+export function readerSeat(i32: Int32Array, base: number, me: number): number {
+  const n = i32[base + NSEATS];
   let high = Atomics.load(i32, base + HIGH);
   for (let i = 0; i < high; i++) {
-    if (Atomics.load(i32, base + SLOTS + i * SLOT_STRIDE + S_OWNER) === me) {
-      return base + SLOTS + i * SLOT_STRIDE + S_COUNT;
+    if (Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_OWNER) === me) {
+      return base + SEATS + i * SEAT_STRIDE + S_COUNT;
     }
   }
   for (let pass = 0; pass < 2; pass++) {
     for (let i = 0; i < n; i++) {
-      const at = base + SLOTS + i * SLOT_STRIDE;
+      const at = base + SEATS + i * SEAT_STRIDE;
       if (Atomics.compareExchange(i32, at + S_OWNER, 0, me) === 0) {
         while (high <= i) {
           const found = Atomics.compareExchange(i32, base + HIGH, high, i + 1);
@@ -104,11 +104,11 @@ export function readerSlot(i32: Int32Array, base: number, me: number): number {
         return at + S_COUNT;
       }
     }
-    // Full: give back the slots of threads that are gone, then look again.
+    // Full: give back the seats of threads that are gone, then look again.
     reapReaders(i32, base);
   }
   throw new RangeError(
-    `this RWMutex has ${n} reader slots, one per thread that reads it, and all belong to ` +
+    `this RWMutex has ${n} reader seats, one per thread that reads it, and all belong to ` +
       "live threads: create it with a larger maxReaderThreads",
   );
 }
@@ -119,20 +119,20 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
 }
 
 /**
- * Acquires a read lock for the thread whose slot count word is `slot`. Returns ACQUIRED or
+ * Acquires a read lock for the thread whose seat count word is `seat`. Returns ACQUIRED or
  * ACQUIRED_POISONED (the read lock is held either way).
  */
-export function rLock(i32: Int32Array, base: number, slot: number, me: number): number {
-  Atomics.add(i32, slot, 1);
-  if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) rLockSlow(i32, base, slot, me);
+export function rLock(i32: Int32Array, base: number, seat: number, me: number): number {
+  Atomics.add(i32, seat, 1);
+  if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) rLockSlow(i32, base, seat, me);
   return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
 }
 
-function rLockSlow(i32: Int32Array, base: number, slot: number, me: number): void {
+function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): void {
   let spins = 0;
   for (;;) {
     // Turned away: a writer holds the lock or waits for it. Take the increment back out.
-    leave(i32, base, slot);
+    leave(i32, base, seat);
     for (;;) {
       let s = Atomics.load(i32, base + STATE);
       if ((s & WRITER) === 0) break;
@@ -153,7 +153,7 @@ function rLockSlow(i32: Int32Array, base: number, slot: number, me: number): voi
       Atomics.wait(i32, base + STATE, s, WAIT_SLICE_MS);
       checkSelf();
     }
-    Atomics.add(i32, slot, 1);
+    Atomics.add(i32, seat, 1);
     if ((Atomics.load(i32, base + STATE) & WRITER) === 0) return;
   }
 }
@@ -170,9 +170,9 @@ function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
   unlockWord(i32, base + WRITER_MU, me);
 }
 
-/** Takes one read lock out of `slot`, waking a draining writer if it was the last. */
-function leave(i32: Int32Array, base: number, slot: number): void {
-  if (Atomics.sub(i32, slot, 1) === 1 && (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+/** Takes one read lock out of `seat`, waking a draining writer if it was the last. */
+function leave(i32: Int32Array, base: number, seat: number): void {
+  if (Atomics.sub(i32, seat, 1) === 1 && (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
     Atomics.add(i32, base + DRAIN, 1);
     Atomics.notify(i32, base + DRAIN);
   }
@@ -182,27 +182,27 @@ function leave(i32: Int32Array, base: number, slot: number): void {
  * Tries to acquire a read lock without blocking: fails while a writer holds the lock or waits
  * for it. Returns NOT_ACQUIRED, ACQUIRED or ACQUIRED_POISONED.
  */
-export function tryRLock(i32: Int32Array, base: number, slot: number): number {
-  Atomics.add(i32, slot, 1);
+export function tryRLock(i32: Int32Array, base: number, seat: number): number {
+  Atomics.add(i32, seat, 1);
   if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) {
-    leave(i32, base, slot);
+    leave(i32, base, seat);
     return NOT_ACQUIRED;
   }
   return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
 }
 
 /**
- * Releases one read lock of the thread whose slot count word is `slot`.
+ * Releases one read lock of the thread whose seat count word is `seat`.
  *
  * @throws {Error} if that thread holds no read lock; the lock is left as it was.
  */
-export function rUnlock(i32: Int32Array, base: number, slot: number): void {
-  // A plain read: only the slot's own thread changes its count while that thread can run (a
+export function rUnlock(i32: Int32Array, base: number, seat: number): void {
+  // A plain read: only the seat's own thread changes its count while that thread can run (a
   // reaper clears it once the thread is gone), so this thread reads its own last write.
-  if (i32[slot] <= 0) {
+  if (i32[seat] <= 0) {
     throw new Error("sync: RUnlock of unlocked RWMutex");
   }
-  leave(i32, base, slot);
+  leave(i32, base, seat);
 }
 
 /**
@@ -222,7 +222,7 @@ function drain(i32: Int32Array, base: number): void {
   if (readers(i32, base) === 0) return;
   let spins = 0;
   for (;;) {
-    // Drain word first, then the slots: a reader that leaves after our scan bumps the drain
+    // Drain word first, then the seats: a reader that leaves after our scan bumps the drain
     // word after its decrement, so our wait either sees the bump or is woken by its notify.
     const seq = Atomics.load(i32, base + DRAIN);
     if (readers(i32, base) === 0) return;
@@ -238,25 +238,25 @@ function drain(i32: Int32Array, base: number): void {
 }
 
 /**
- * Read locks held, summed over the slots. A snapshot: a reader turned away by a writer counts
+ * Read locks held, summed over the seats. A snapshot: a reader turned away by a writer counts
  * for the moment until it takes its increment back out.
  */
 export function readers(i32: Int32Array, base: number): number {
   const high = Atomics.load(i32, base + HIGH);
   let n = 0;
-  for (let i = 0; i < high; i++) n += Atomics.load(i32, base + SLOTS + i * SLOT_STRIDE + S_COUNT);
+  for (let i = 0; i < high; i++) n += Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT);
   return n;
 }
 
 /**
- * Takes out the read locks of dead threads and frees their slots. A dead thread's count is
+ * Takes out the read locks of dead threads and frees their seats. A dead thread's count is
  * stable: only its own thread ever changed it. Returns whether it took any out.
  */
 function reapReaders(i32: Int32Array, base: number): boolean {
   const high = Atomics.load(i32, base + HIGH);
   let reaped = false;
   for (let i = 0; i < high; i++) {
-    const at = base + SLOTS + i * SLOT_STRIDE;
+    const at = base + SEATS + i * SEAT_STRIDE;
     const owner = Atomics.load(i32, at + S_OWNER);
     if (owner === 0 || !ownerGone(owner)) continue;
     if (Atomics.exchange(i32, at + S_COUNT, 0) !== 0) reaped = true;

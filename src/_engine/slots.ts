@@ -55,7 +55,7 @@ export function isBlob(hi: number): boolean {
 }
 
 /** Bytes of the blob at `offset` whose slot has `hi`, as allocated. */
-export function blobSize(arena: Arena, hi: number, offset: number): number {
+export function blobSize(arena: Arena, offset: number, hi: number): number {
   arena.reach(offset + 4);
   const count = arena.i32[offset >> 2] >>> 0;
   return 4 + (hi === TAG_STRING ? count * 2 : count);
@@ -64,11 +64,11 @@ export function blobSize(arena: Arena, hi: number, offset: number): number {
 /** Frees, through `free`, the blob a slot points to, if it has one. */
 export function freeSlot(
   arena: Arena,
-  hi: number,
   lo: number,
+  hi: number,
   free: (offset: number, size: number) => void,
 ): void {
-  if (isBlob(hi)) free(lo, blobSize(arena, hi, lo));
+  if (isBlob(hi)) free(lo, blobSize(arena, lo, hi));
 }
 
 /** Probe mode: compare the two words only. */
@@ -131,8 +131,8 @@ export class Probe {
     if (this.mode === MODE_TOO_LARGE) throw new MapFullError(this.needed, this.limit);
   }
 
-  /** Whether the stored slot (hi, lo) holds this key. */
-  matches(arena: Arena, hi: number, lo: number): boolean {
+  /** Whether the stored slot (lo, hi) holds this key. */
+  matches(arena: Arena, lo: number, hi: number): boolean {
     if (this.mode === MODE_INLINE) return hi === this.hi && lo === this.lo;
     if (hi !== this.hi) return false;
     arena.reach(lo + 4);
@@ -156,11 +156,11 @@ export class Probe {
   }
 
   /**
-   * Makes this probe hold a copy of the stored slot (hi, lo), so that {@linkcode matches} can
+   * Makes this probe hold a copy of the stored slot (lo, hi), so that {@linkcode matches} can
    * later tell whether a stored slot holds the same encoding, when the blob copied from may
    * have been freed already. Returns this probe.
    */
-  snapshot(arena: Arena, hi: number, lo: number): this {
+  snapshot(arena: Arena, lo: number, hi: number): this {
     this.hi = hi;
     this.lo = lo;
     // The string is held as a string: `words` is for keys hashed by setKeyString only.
@@ -252,7 +252,7 @@ export class Probe {
 }
 
 /** The hash of a stored key slot under the arena's key; equals the hash its probe had. */
-export function hashStored(arena: Arena, hi: number, lo: number): number {
+export function hashStored(arena: Arena, lo: number, hi: number): number {
   const k0 = arena.seed0;
   const k1 = arena.seed1;
   if (!isBlob(hi)) return hashWords(lo, hi, k0, k1);
@@ -282,8 +282,8 @@ export interface SlotCodec<T> {
   toKey(key: T, p: Probe, k0: number, k1: number): void;
   /** Encodes a value. */
   toValue(value: T, p: Probe): void;
-  /** Decodes the slot (hi, lo). The result holds no reference into shared memory. */
-  decode(arena: Arena, hi: number, lo: number): T;
+  /** Decodes the slot (lo, hi). The result holds no reference into shared memory. */
+  decode(arena: Arena, lo: number, hi: number): T;
 }
 
 /**
@@ -431,7 +431,7 @@ function setBigint(p: Probe, n: bigint, limit: number, key: boolean): void {
   p.mode = MODE_BYTES;
 }
 
-function setInline(p: Probe, hi: number, lo: number): void {
+function setInline(p: Probe, lo: number, hi: number): void {
   p.hi = hi;
   p.lo = lo;
   p.mode = MODE_INLINE;
@@ -654,17 +654,17 @@ export class AutoSlots implements SlotCodec<unknown> {
         setKeyString(p, key, this.limit, k0, k1);
         return;
       case "boolean":
-        setInline(p, TAG_BOOL, key ? 1 : 0);
+        setInline(p, key ? 1 : 0, TAG_BOOL);
         break;
       case "bigint":
         setBigint(p, key, this.limit, true);
         break;
       case "undefined":
-        setInline(p, TAG_UNDEFINED, 0);
+        setInline(p, 0, TAG_UNDEFINED);
         break;
       default:
         if (key === null) {
-          setInline(p, TAG_NULL, 0);
+          setInline(p, 0, TAG_NULL);
           break;
         }
         throw new TypeError(
@@ -684,17 +684,17 @@ export class AutoSlots implements SlotCodec<unknown> {
         setString(p, value, this.limit, false);
         return;
       case "boolean":
-        setInline(p, TAG_BOOL, value ? 1 : 0);
+        setInline(p, value ? 1 : 0, TAG_BOOL);
         return;
       case "bigint":
         setBigint(p, value, this.limit, false);
         return;
       case "undefined":
-        setInline(p, TAG_UNDEFINED, 0);
+        setInline(p, 0, TAG_UNDEFINED);
         return;
       case "object":
         if (value === null) {
-          setInline(p, TAG_NULL, 0);
+          setInline(p, 0, TAG_NULL);
           return;
         }
         {
@@ -725,7 +725,7 @@ export class AutoSlots implements SlotCodec<unknown> {
     }
   }
 
-  decode(arena: Arena, hi: number, lo: number): unknown {
+  decode(arena: Arena, lo: number, hi: number): unknown {
     if ((hi >>> 20) !== 0xfff || (hi & 0xf0000) === 0) {
       w32[0] = lo;
       w32[1] = hi;
@@ -780,7 +780,7 @@ export class Float64Slots implements SlotCodec<number> {
     setNumber(p, value === value ? value : NaN);
   }
 
-  decode(_arena: Arena, hi: number, lo: number): number {
+  decode(_arena: Arena, lo: number, hi: number): number {
     w32[0] = lo;
     w32[1] = hi;
     return f64[0];
@@ -800,7 +800,7 @@ export class Int32Slots implements SlotCodec<number> {
     setNumber(p, checkInt32(value));
   }
 
-  decode(_arena: Arena, hi: number, lo: number): number {
+  decode(_arena: Arena, lo: number, hi: number): number {
     w32[0] = lo;
     w32[1] = hi;
     return f64[0];
@@ -829,7 +829,7 @@ export class StringSlots implements SlotCodec<string> {
     setString(p, value, this.limit, false);
   }
 
-  decode(arena: Arena, hi: number, lo: number): string {
+  decode(arena: Arena, lo: number, hi: number): string {
     if (hi === TAG_STRING) return readString(arena, lo);
     const n = hi & 0xffff;
     return n === 0 ? "" : n === 1 ? String.fromCharCode(lo & 0xffff) : String.fromCharCode(
@@ -857,7 +857,7 @@ export class BytesSlots implements SlotCodec<Uint8Array> {
     setBytes(p, bytes, this.limit, false);
   }
 
-  decode(arena: Arena, _hi: number, lo: number): Uint8Array {
+  decode(arena: Arena, lo: number, _hi: number): Uint8Array {
     return readBytes(arena, lo);
   }
 }
@@ -900,7 +900,7 @@ export class UserSlots<T> implements SlotCodec<T> {
     return bytes;
   }
 
-  decode(arena: Arena, _hi: number, lo: number): T {
+  decode(arena: Arena, lo: number, _hi: number): T {
     return this.#codec.decode(readBytes(arena, lo));
   }
 

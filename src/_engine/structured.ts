@@ -104,7 +104,7 @@ const SHORT_STRING = 16;
 const STRING_CHUNK = 4096;
 /** Object keys up to this length are cached by the decoder. */
 const MAX_CACHED_KEY = 32;
-/** Number of slots in the decoder's key cache (a power of two). */
+/** Number of strings the decoder's key cache holds (a power of two). */
 const KEY_CACHE_SIZE = 512;
 /** Bigints whose magnitude fits in this many bytes are converted through a `number`. */
 const SMALL_BIGINT_BYTES = 6;
@@ -253,9 +253,9 @@ export class StructuredWriter {
 
   /**
    * Makes room for `n` more bytes at `#pos`, at least doubling the scratch when it grows, but
-   * not far past the limit (a worst-case reservation may exceed it when the result will not).
+   * not far past the limit (a worst-case estimate may exceed it when the result will not).
    */
-  #reserve(n: number): void {
+  #makeRoom(n: number): void {
     const needed = this.#pos + n;
     if (needed <= this.#buffer.length) return;
     // Past the limit already (short strings are not checked one by one): stop here.
@@ -267,7 +267,7 @@ export class StructuredWriter {
     this.#view = new DataView(grown.buffer);
   }
 
-  /** Writes an unsigned varint of `n < 2^32`; the caller has reserved 5 bytes. */
+  /** Writes an unsigned varint of `n < 2^32`; the caller has made room for 5 bytes. */
   #varint(n: number): void {
     const buffer = this.#buffer;
     let pos = this.#pos;
@@ -282,18 +282,18 @@ export class StructuredWriter {
   #value(value: unknown, depth: number): void {
     switch (typeof value) {
       case "undefined":
-        this.#reserve(1);
+        this.#makeRoom(1);
         this.#buffer[this.#pos++] = TAG_UNDEFINED;
         return;
       case "boolean":
-        this.#reserve(1);
+        this.#makeRoom(1);
         this.#buffer[this.#pos++] = value ? TAG_TRUE : TAG_FALSE;
         return;
       case "number":
         this.#number(value);
         return;
       case "string":
-        this.#reserve(1);
+        this.#makeRoom(1);
         this.#buffer[this.#pos++] = TAG_STRING;
         this.#string(value);
         return;
@@ -302,7 +302,7 @@ export class StructuredWriter {
         return;
       case "object":
         if (value === null) {
-          this.#reserve(1);
+          this.#makeRoom(1);
           this.#buffer[this.#pos++] = TAG_NULL;
         } else if (Array.isArray(value)) {
           this.#enter(value, depth);
@@ -328,7 +328,7 @@ export class StructuredWriter {
   }
 
   #number(value: number): void {
-    this.#reserve(9);
+    this.#makeRoom(9);
     // `(value | 0) === value` selects int32 values, which include 0 but not -0 (1 / -0 < 0).
     if ((value | 0) === value && (value !== 0 || 1 / value > 0)) {
       this.#buffer[this.#pos++] = TAG_INT;
@@ -353,7 +353,7 @@ export class StructuredWriter {
     if (length > SHORT_STRING && this.#pos + 1 + length > this.#limit) {
       this.#tooBig(this.#pos + 1 + length);
     }
-    this.#reserve(5 + 2 * length);
+    this.#makeRoom(5 + 2 * length);
     const buffer = this.#buffer;
     const header = this.#pos;
     this.#varint(length * 2);
@@ -387,7 +387,7 @@ export class StructuredWriter {
     const magnitude = negative ? -value : value;
     if (magnitude <= SMALL_BIGINT_LIMIT) {
       let n = Number(magnitude);
-      this.#reserve(2 + SMALL_BIGINT_BYTES);
+      this.#makeRoom(2 + SMALL_BIGINT_BYTES);
       const buffer = this.#buffer;
       buffer[this.#pos++] = negative ? TAG_BIGINT_NEGATIVE : TAG_BIGINT_POSITIVE;
       const countAt = this.#pos++;
@@ -404,7 +404,7 @@ export class StructuredWriter {
     const hex = magnitude.toString(16);
     const count = (hex.length + 1) >>> 1;
     if (this.#pos + 2 + count > this.#limit) this.#tooBig(this.#pos + 2 + count);
-    this.#reserve(6 + count);
+    this.#makeRoom(6 + count);
     const buffer = this.#buffer;
     buffer[this.#pos++] = negative ? TAG_BIGINT_NEGATIVE : TAG_BIGINT_POSITIVE;
     this.#varint(count);
@@ -422,7 +422,7 @@ export class StructuredWriter {
     // `set` below copies the real length.
     const length = typedArrayByteLength.call(value);
     if (this.#pos + 2 + length > this.#limit) this.#tooBig(this.#pos + 2 + length);
-    this.#reserve(6 + length);
+    this.#makeRoom(6 + length);
     this.#buffer[this.#pos++] = TAG_BYTES;
     this.#varint(length);
     this.#buffer.set(value, this.#pos);
@@ -439,7 +439,7 @@ export class StructuredWriter {
       );
     }
     if (this.#pos + 2 + length > this.#limit) this.#tooBig(this.#pos + 2 + length);
-    this.#reserve(6);
+    this.#makeRoom(6);
     this.#buffer[this.#pos++] = TAG_ARRAY;
     this.#varint(length);
     const keys = this.#keys;
@@ -454,7 +454,7 @@ export class StructuredWriter {
     const count = names.length;
     // Each entry takes at least two bytes: its key's header and its value's tag.
     if (this.#pos + 2 + 2 * count > this.#limit) this.#tooBig(this.#pos + 2 + 2 * count);
-    this.#reserve(6);
+    this.#makeRoom(6);
     this.#buffer[this.#pos++] = TAG_OBJECT;
     this.#varint(count);
     const keys = this.#keys;
@@ -706,10 +706,10 @@ function readKey(): string {
   if (length > end - pos) corrupt();
   const source = src;
   const p = pos;
-  const slot = length === 0
+  const at = length === 0
     ? 0
     : (source[p] * 0x3b + source[p + length - 1] * 0x61 + length) & (KEY_CACHE_SIZE - 1);
-  const cached = keyCache[slot];
+  const cached = keyCache[at];
   if (cached.length === length) {
     let i = 0;
     while (i < length && cached.charCodeAt(i) === source[p + i]) i++;
@@ -718,7 +718,7 @@ function readKey(): string {
       return cached;
     }
   }
-  return keyCache[slot] = readStringBody(header);
+  return keyCache[at] = readStringBody(header);
 }
 
 /** Reads the units of a string payload whose `header` has been read. */

@@ -61,7 +61,7 @@ import {
 } from "./table_layout.ts";
 import { clearStep, clearSteps, destroy, finishClear } from "./table_clear.ts";
 import { finishGrowth, growWork, hashGrow } from "./table_grow.ts";
-import { collect, collectSlots } from "./table_iter.ts";
+import { forEachKeySlot, gatherKeySlots } from "./table_iter.ts";
 import { stats, type TableStats, verify } from "./table_verify.ts";
 
 // The layout and the parts of a table live beside it; these are the table's public names.
@@ -184,7 +184,7 @@ export class Table {
           continue;
         }
         const w = (b + KEYS + 8 * i) >> 2;
-        if (p.matches(a, a.i32[w + 1], a.i32[w])) {
+        if (p.matches(a, a.i32[w], a.i32[w + 1])) {
           this.foundBucket = b;
           this.foundHead = head;
           return w << 2;
@@ -307,7 +307,7 @@ export class Table {
   /**
    * Finds or adds the key `p` (hashed) and returns its key slot. Sets {@linkcode inserted}.
    * A new key's slot words come from `p.materialize` when `materialize` is set (the table then
-   * owns its blob), else from `p.hi` and `p.lo` as they are. The new key's value slot is left for
+   * owns its blob), else from `p.lo` and `p.hi` as they are. The new key's value slot is left for
    * the caller to write. Throws MapFullError with the table's contents unchanged.
    */
   insert(p: Probe, materialize: boolean): number {
@@ -358,7 +358,7 @@ export class Table {
             continue;
           }
           const k = b + KEYS + 8 * i;
-          if (p.matches(a, a.i32[(k >> 2) + 1], a.i32[k >> 2])) {
+          if (p.matches(a, a.i32[k >> 2], a.i32[(k >> 2) + 1])) {
             this.inserted = false;
             return k;
           }
@@ -450,16 +450,16 @@ export class Table {
   }
 
   /** Visits every live key whose hash has `i` in its low `level` bits (table_iter.ts). */
-  collect(level: number, i: number, visit: (keySlot: number) => void): void {
-    collect(this, level, i, visit);
+  forEachKeySlot(level: number, i: number, visit: (keySlot: number) => void): void {
+    forEachKeySlot(this, level, i, visit);
   }
 
   /**
-   * Writes into `out` the key slots that {@linkcode collect} would visit and returns how many
-   * (table_iter.ts collectSlots).
+   * Writes into `out` the key slots that {@linkcode forEachKeySlot} would visit and returns how
+   * many (table_iter.ts gatherKeySlots).
    */
-  collectSlots(level: number, i: number, out: number[]): number {
-    return collectSlots(this, level, i, out);
+  gatherKeySlots(level: number, i: number, out: number[]): number {
+    return gatherKeySlots(this, level, i, out);
   }
 
   /** Shape and growth state, for stats() and tests (table_verify.ts). */
@@ -567,8 +567,8 @@ export class Table {
     const tx = this.tx;
     const w = k >> 2;
     const i32 = a.i32;
-    if (this.ownsKeys) this.#freeBlob(i32[w + 1], i32[w]);
-    this.freeValue(i32[w + VALUE_WORDS + 1], i32[w + VALUE_WORDS], tx);
+    if (this.ownsKeys) this.#freeBlob(i32[w], i32[w + 1]);
+    this.freeValue(i32[w + VALUE_WORDS], i32[w + VALUE_WORDS + 1], tx);
     tx.set(w, 0);
     tx.set(w + 1, 0);
     tx.set(w + VALUE_WORDS, 0);
@@ -606,7 +606,7 @@ export class Table {
     }
   }
 
-  #freeBlob(hi: number, lo: number): void {
-    freeBlob(this, hi, lo);
+  #freeBlob(lo: number, hi: number): void {
+    freeBlob(this, lo, hi);
   }
 }

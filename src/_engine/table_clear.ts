@@ -125,8 +125,8 @@ function freeChainSlots(table: TableView, b: number): void {
     for (let i = 0; i < BUCKET_SLOTS; i++) {
       if (a.u8[b + i] < MIN_TOP_HASH) continue;
       const w = (b + KEYS + 8 * i) >> 2;
-      if (table.ownsKeys) freeBlob(table, a.i32[w + 1], a.i32[w]);
-      table.freeValue(a.i32[w + VALUE_WORDS + 1], a.i32[w + VALUE_WORDS], table.tx);
+      if (table.ownsKeys) freeBlob(table, a.i32[w], a.i32[w + 1]);
+      table.freeValue(a.i32[w + VALUE_WORDS], a.i32[w + VALUE_WORDS + 1], table.tx);
     }
   }
 }

@@ -116,7 +116,7 @@ function evacuate(table: TableView, oldbucket: number): void {
         const k = b + KEYS + 8 * i;
         let useY = false;
         if (!sameSize) {
-          const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
+          const hash = hashStored(a, a.i32[k >> 2], a.i32[(k >> 2) + 1]);
           useY = (hash & newbit) !== 0;
         }
         sides[n++] = useY ? EVACUATED_Y : EVACUATED_X;

@@ -25,16 +25,16 @@ import {
 
 /**
  * Calls `visit(keySlot)` for every live key whose hash has `i` in its low `level` bits (see
- * {@linkcode collectSlots}, which gathers them first). `visit` must not mutate the table.
+ * {@linkcode gatherKeySlots}, which gathers them first). `visit` must not mutate the table.
  */
-export function collect(
+export function forEachKeySlot(
   table: TableView,
   level: number,
   i: number,
   visit: (keySlot: number) => void,
 ): void {
   const slots: number[] = [];
-  const count = collectSlots(table, level, i, slots);
+  const count = gatherKeySlots(table, level, i, slots);
   for (let j = 0; j < count; j++) visit(slots[j]);
 }
 
@@ -46,7 +46,7 @@ export function collect(
  * all `i` is every key exactly once, however far the table has grown or shrunk since `level`
  * was taken. A plain walk with no call per key: iteration's batches read through it.
  */
-export function collectSlots(table: TableView, level: number, i: number, out: number[]): number {
+export function gatherKeySlots(table: TableView, level: number, i: number, out: number[]): number {
   const a = table.arena;
   const h = table.h;
   // Taken once: the buffer's byteLength is not a cheap read.
@@ -107,7 +107,7 @@ function chainSlots(
       }
       const k = b + KEYS + 8 * i;
       if (mask >= 0) {
-        const hash = hashStored(a, a.i32[(k >> 2) + 1], a.i32[k >> 2]);
+        const hash = hashStored(a, a.i32[k >> 2], a.i32[(k >> 2) + 1]);
         if ((hash & mask) !== want) continue;
       }
       out[n++] = k;

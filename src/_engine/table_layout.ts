@@ -108,7 +108,7 @@ export function overLoadFactor(count: number, b: number): boolean {
 }
 
 /** Frees whatever a deleted or cleared key's value slot owns. */
-export type FreeValue = (hi: number, lo: number, tx: Tx) => void;
+export type FreeValue = (lo: number, hi: number, tx: Tx) => void;
 
 /**
  * What the table's parts (table_grow.ts, table_clear.ts, table_iter.ts, table_verify.ts) see of
@@ -166,8 +166,8 @@ export function newOverflow(table: TableView, b: number): number {
 }
 
 /** Frees the blob of a key stored as the slot words (lo, hi), if it has one. */
-export function freeBlob(table: TableView, hi: number, lo: number): void {
-  if (isBlob(hi)) table.tx.free(lo, blobSize(table.arena, hi, lo));
+export function freeBlob(table: TableView, lo: number, hi: number): void {
+  if (isBlob(hi)) table.tx.free(lo, blobSize(table.arena, lo, hi));
 }
 
 /**

@@ -111,7 +111,7 @@ export function verify(
         }
         const k = b + KEYS + 8 * i;
         if (keys) {
-          const hash = hashStored(a, i32[(k >> 2) + 1], i32[k >> 2]);
+          const hash = hashStored(a, i32[k >> 2], i32[(k >> 2) + 1]);
           if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
           if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
         }

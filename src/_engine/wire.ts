@@ -80,12 +80,12 @@ export class Wire<T> {
     const hi = readInt32(bytes, from + 4);
     if (!isBlob(hi)) {
       if (length !== WORDS) throw corrupt(`${length} bytes for an inline slot`);
-      return this.#codec.decode(NO_ARENA, hi, lo);
+      return this.#codec.decode(NO_ARENA, lo, hi);
     }
     const payload = length - WORDS;
     const units = hi === TAG_STRING;
     if (units && (payload & 1) !== 0) throw corrupt("an odd number of bytes for a string");
-    return this.#codec.decode(blobArena(bytes, from + WORDS, payload, units), hi, 0);
+    return this.#codec.decode(blobArena(bytes, from + WORDS, payload, units), 0, hi);
   }
 
   #write(head: Uint8Array): Uint8Array {

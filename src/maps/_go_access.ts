@@ -77,8 +77,8 @@ export class GoAccess<K, V> {
     this.numberValues = storesNumbers(this.values as SlotCodec<unknown>);
     this.userKeys = this.keys instanceof UserSlots ? this.keys : null;
     this.userValues = this.values instanceof UserSlots ? this.values : null;
-    this.table = new Table(arena, TABLE_AT, true, (hi, lo, tx) => {
-      freeSlot(arena, hi, lo, (offset, size) => tx.free(offset, size));
+    this.table = new Table(arena, TABLE_AT, true, (lo, hi, tx) => {
+      freeSlot(arena, lo, hi, (offset, size) => tx.free(offset, size));
     }, this.tx);
   }
 
@@ -98,7 +98,7 @@ export class GoAccess<K, V> {
     const hi = a.i32[(k >> 2) + VALUE_HI];
     if (this.numberValues && isNumberSlot(hi)) return a.f64[(k + VALUE_BYTES) >> 3];
     const lo = a.i32[(k >> 2) + VALUE_LO];
-    return this.userValues === null ? this.values.decode(a, hi, lo) : this.userValues.copy(a, lo);
+    return this.userValues === null ? this.values.decode(a, lo, hi) : this.userValues.copy(a, lo);
   }
 
   /** The key of slot `k`, read as {@linkcode readValue} reads values. */
@@ -107,7 +107,7 @@ export class GoAccess<K, V> {
     const hi = a.i32[(k >> 2) + KEY_HI];
     if (this.numberKeys && isNumberSlot(hi)) return a.f64[k >> 3];
     const lo = a.i32[(k >> 2) + KEY_LO];
-    return this.userKeys === null ? this.keys.decode(a, hi, lo) : this.userKeys.copy(a, lo);
+    return this.userKeys === null ? this.keys.decode(a, lo, hi) : this.userKeys.copy(a, lo);
   }
 
   /** Runs the user's decode on bytes a validated read copied out. */

@@ -154,7 +154,7 @@ export class GoIterator<K, V, T> extends IteratorBase implements IterableIterato
     const slots = this.#slots;
     let count = 0;
     try {
-      count = s.table.collectSlots(this.#level, i, slots);
+      count = s.table.gatherKeySlots(this.#level, i, slots);
       for (let j = 0; j < count; j++) {
         const k = slots[j];
         keys[j] = s.readKey(k);

@@ -16,7 +16,7 @@ const BATCH_BUCKETS_LOG = 4;
 /**
  * The partition level of an iteration over a table of 2^`B` buckets: its keys are split by the
  * low bits of their hash into 2^level batches of about 2^{@linkcode BATCH_BUCKETS_LOG} buckets
- * each. Any level is correct (table_iter.ts collectSlots reads a partition at any level from a
+ * each. Any level is correct (table_iter.ts gatherKeySlots reads a partition at any level from a
  * table of any size); this one only sets the batch size.
  */
 export function batchLevel(B: number): number {

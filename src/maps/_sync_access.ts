@@ -1,6 +1,6 @@
 /**
  * Internal. One SyncMap object's way into the shared map: its arena, its {@linkcode SyncCore},
- * its participant slot, its codecs, and the scratch a call encodes into; and the encoding and
+ * its participant seat, its codecs, and the scratch a call encodes into; and the encoding and
  * decoding of keys, values and records that every path (_sync_entries.ts, _sync_store.ts,
  * _sync_iterate.ts) goes through.
  *
@@ -29,13 +29,13 @@ const f64 = new Float64Array(1);
 const w32 = new Int32Array(f64.buffer);
 
 /** The number whose slot words are (lo, hi). */
-function numberOf(hi: number, lo: number): number {
+function numberOf(lo: number, hi: number): number {
   w32[0] = lo;
   w32[1] = hi;
   return f64[0];
 }
 
-/** One SyncMap object's state: what it shares (arena, core, slot) and its own scratch. */
+/** One SyncMap object's state: what it shares (arena, core, seat) and its own scratch. */
 export class SyncAccess<K, V> {
   readonly arena: Arena;
   readonly core: SyncCore;
@@ -171,7 +171,7 @@ export class SyncAccess<K, V> {
    * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
    */
   #afterUserCode(): void {
-    this.participant.reserve(RETIRES_PER_OP);
+    this.participant.makeRoom(RETIRES_PER_OP);
   }
 
   /**
@@ -185,23 +185,23 @@ export class SyncAccess<K, V> {
     const hi = a.i32[(r >> 2) + REC_HI];
     if (this.numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
     const lo = a.i32[(r >> 2) + REC_LO];
-    if (this.userValues) return this.#userDecode(this.values, hi, lo);
-    return this.values.decode(a, hi, lo);
+    if (this.userValues) return this.#userDecode(this.values, lo, hi);
+    return this.values.decode(a, lo, hi);
   }
 
   /** Decodes the key in slot words (lo, hi). */
-  decodeKey(hi: number, lo: number): K {
-    if (this.numberKeys && isNumberSlot(hi)) return numberOf(hi, lo) as K;
-    if (this.userKeys) return this.#userDecode(this.keys, hi, lo);
-    return this.keys.decode(this.arena, hi, lo);
+  decodeKey(lo: number, hi: number): K {
+    if (this.numberKeys && isNumberSlot(hi)) return numberOf(lo, hi) as K;
+    if (this.userKeys) return this.#userDecode(this.keys, lo, hi);
+    return this.keys.decode(this.arena, lo, hi);
   }
 
   /** Runs a user codec's decode: no quiescent point meanwhile, nested calls on fresh scratch. */
-  #userDecode<T>(codec: SlotCodec<T>, hi: number, lo: number): T {
+  #userDecode<T>(codec: SlotCodec<T>, lo: number, hi: number): T {
     const a = this.arena;
     this.#inUser++;
     try {
-      return this.participant.hold(() => codec.decode(a, hi, lo));
+      return this.participant.hold(() => codec.decode(a, lo, hi));
     } finally {
       this.#inUser--;
     }

@@ -23,7 +23,7 @@ import { ownerId } from "../_engine/census.ts";
 import { ACQUIRED, clearPoison, lockWord, unlockWord } from "../_engine/futex.ts";
 import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
-import { type Registry, slotsCachedBytes } from "../_engine/registry.ts";
+import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { LockedTx } from "../_engine/tx.ts";
@@ -235,7 +235,7 @@ export class SyncCore {
     if (read === null) return;
     const dirty = this.dirtyTable();
     const missing: number[] = [];
-    read.collect(0, 0, (k) => {
+    read.forEachKeySlot(0, 0, (k) => {
       const e = a.i32[(k >> 2) + S_ENTRY];
       if (dirty === null) {
         Atomics.compareExchange(a.i32, e >> 2, EXPUNGED, NIL);
@@ -245,7 +245,7 @@ export class SyncCore {
     });
     if (dirty === null || missing.length === 0) return;
     const present = new Set<number>();
-    dirty.collect(0, 0, (k) => present.add(a.i32[(k >> 2) + S_ENTRY]));
+    dirty.forEachKeySlot(0, 0, (k) => present.add(a.i32[(k >> 2) + S_ENTRY]));
     const journal = this.tx.journal;
     journal.begin();
     try {
@@ -253,7 +253,7 @@ export class SyncCore {
         if (present.has(e)) continue;
         const lo = a.i32[(e >> 2) + E_KEY_LO];
         const hi = a.i32[(e >> 2) + E_KEY_HI];
-        const k = dirty.insertUnique(lo, hi, hashStored(a, hi, lo), true);
+        const k = dirty.insertUnique(lo, hi, hashStored(a, lo, hi), true);
         this.tx.set((k >> 2) + S_ENTRY, e);
         this.tx.set((k >> 2) + S_OWNS, 0);
       }
@@ -378,7 +378,7 @@ export class SyncCore {
     const dirty = new Table(a, header, false, noop, this.tx);
     const expunged: number[] = [];
     try {
-      read?.collect(0, 0, (k) => {
+      read?.forEachKeySlot(0, 0, (k) => {
         const i32 = a.i32;
         const e = i32[(k >> 2) + S_ENTRY];
         // tryExpungeLocked
@@ -393,8 +393,8 @@ export class SyncCore {
         if (p === EXPUNGED) return;
         const lo = i32[k >> 2];
         const hi = i32[(k >> 2) + 1];
-        const slot = dirty.insertUnique(lo, hi, hashStored(a, hi, lo));
-        a.i32[(slot >> 2) + S_ENTRY] = e;
+        const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
+        a.i32[(keySlot >> 2) + S_ENTRY] = e;
       });
     } catch (error) {
       for (const e of expunged) Atomics.store(a.i32, e >> 2, NIL);
@@ -442,7 +442,7 @@ export class SyncCore {
   #markOwned(header: number): void {
     const a = this.arena;
     const old = new Table(a, header, false, noop, this.tx);
-    old.collect(0, 0, (k) => {
+    old.forEachKeySlot(0, 0, (k) => {
       const e = a.i32[(k >> 2) + S_ENTRY];
       const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
       if (owns) a.i32[(e >> 2) + E_OWNER] = header;
@@ -492,11 +492,11 @@ export class SyncCore {
     };
     if (readHeader !== 0) {
       const read = new Table(a, readHeader, false, noop, this.tx);
-      read.collect(0, 0, (k) => kill(read, k));
+      read.forEachKeySlot(0, 0, (k) => kill(read, k));
     }
     if (dirtyHeader !== 0) {
       const dirty = new Table(a, dirtyHeader, false, noop, this.tx);
-      dirty.collect(0, 0, (k) => {
+      dirty.forEachKeySlot(0, 0, (k) => {
         const e = a.i32[(k >> 2) + S_ENTRY];
         const owner = a.i32[(e >> 2) + E_OWNER];
         // An entry also in the read table is that table's to free.
@@ -536,7 +536,7 @@ export class SyncCore {
   recordEquals(r: number, v: Probe): boolean {
     const a = this.arena;
     a.reach(r + RECORD_HEADER);
-    return v.matches(a, a.i32[(r >> 2) + 1], a.i32[r >> 2]);
+    return v.matches(a, a.i32[r >> 2], a.i32[(r >> 2) + 1]);
   }
 
   freeRecord(r: number): void {
@@ -548,8 +548,8 @@ export class SyncCore {
     a.reach(e + ENTRY_BYTES);
     freeSlot(
       a,
-      a.i32[(e >> 2) + E_KEY_HI],
       a.i32[(e >> 2) + E_KEY_LO],
+      a.i32[(e >> 2) + E_KEY_HI],
       (offset, size) => this.participant.release(offset, size),
     );
     this.participant.release(e, ENTRY_BYTES);
@@ -567,7 +567,7 @@ export class SyncCore {
       const a = this.arena;
       const table = new Table(a, at, false, noop, this.tx);
       // Only what this table owns (S_OWNS): the other entries may be gone already.
-      table.collect(0, 0, (k) => {
+      table.forEachKeySlot(0, 0, (k) => {
         const owns = a.i32[(k >> 2) + S_OWNS];
         if ((owns & 1) !== 0) this.#freeEntry(a.i32[(k >> 2) + S_ENTRY]);
         if ((owns & ~15) !== 0) this.freeRecord(owns & ~15);
@@ -584,7 +584,7 @@ export class SyncCore {
 
   /** Bytes in use, less what sits free in participants' caches. */
   bytesUsed(): number {
-    return bytesUsed(this.arena) - slotsCachedBytes(this.registry);
+    return bytesUsed(this.arena) - seatsCachedBytes(this.registry);
   }
 
   /** Word index of the mutex journal's intent (for tests). */
@@ -602,5 +602,5 @@ export class SyncCore {
 export function recordBytes(arena: Arena, r: number): number {
   arena.reach(r + RECORD_HEADER);
   const hi = arena.i32[(r >> 2) + 1];
-  return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, hi, r + RECORD_HEADER) : 0);
+  return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, r + RECORD_HEADER, hi) : 0);
 }

@@ -183,7 +183,7 @@ function readBatch<K, V>(
   // The batch reads entries without a per-entry check: cover what was allocated so far.
   a.reach(a.buffer.byteLength);
   const slots = batch.slots;
-  const found = read.collectSlots(level, i, slots);
+  const found = read.gatherKeySlots(level, i, slots);
   const { keys, values } = batch;
   const numberKeys = s.numberKeys;
   let count = 0;
@@ -196,7 +196,7 @@ function readBatch<K, V>(
     const hi = i32[(k >> 2) + S_KEY_HI];
     keys[count] = numberKeys && isNumberSlot(hi)
       ? a.f64[k >> 3] as K
-      : s.decodeKey(hi, i32[(k >> 2) + S_KEY_LO]);
+      : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
     values[count] = s.decodeRecord(p);
     count++;
   }

@@ -17,12 +17,12 @@ import { TABLE_WORDS } from "../_engine/table.ts";
 // Line 0: read by every operation, written rarely.
 /** Read table header offset, with AMENDED in bit 0; 0 when empty and not amended. */
 export const R_READ = H_ROOT;
-/** Word index of the participant slots. */
-export const R_SLOTS = H_ROOT + 1;
-/** Number of participant slots. */
-export const R_NSLOTS = H_ROOT + 2;
-/** The participant slots' block as allocated (they start at the next 64-byte line in it). */
-export const R_SLOTS_BLOCK = H_ROOT + 3;
+/** Word index of the participant seats. */
+export const R_SEATS = H_ROOT + 1;
+/** Number of participant seats. */
+export const R_NSEATS = H_ROOT + 2;
+/** The participant seats' block as allocated (they start at the next 64-byte line in it). */
+export const R_SEATS_BLOCK = H_ROOT + 3;
 /** Byte offset of the mutex's journal. */
 export const R_JOURNAL = H_ROOT + 4;
 // Line 1: the mutex and what it guards.
@@ -35,10 +35,10 @@ export const R_MISSES = H_ROOT + 18;
 // Line 2: reclamation and recovery (registry.ts, reclaim.ts, _sync_recovery.ts).
 /** The global epoch. */
 export const R_EPOCH = H_ROOT + 32;
-/** Released slots still holding a retire list or a cache. */
+/** Released seats still holding a retire list or a cache. */
 export const R_ORPHANS = H_ROOT + 33;
-/** One past the highest participant slot ever claimed. */
-export const R_SLOTS_HIGH = H_ROOT + 34;
+/** One past the highest participant seat ever claimed. */
+export const R_SEATS_HIGH = H_ROOT + 34;
 /** Owner id of the thread stopping the world for a recovery; 0 when none. */
 export const R_PAUSE = H_ROOT + 35;
 /** 1 when a dead participant's leftovers still await a stop of the world to be swept. */
@@ -105,9 +105,9 @@ export function registryOf(arena: Arena): Registry {
     arena,
     epochWord: R_EPOCH,
     orphanWord: R_ORPHANS,
-    highWord: R_SLOTS_HIGH,
+    highWord: R_SEATS_HIGH,
     pauseWord: R_PAUSE,
-    slots: arena.i32[R_SLOTS],
-    count: arena.i32[R_NSLOTS],
+    seats: arena.i32[R_SEATS],
+    count: arena.i32[R_NSEATS],
   };
 }

@@ -1,8 +1,8 @@
 /**
  * Internal. How a SyncMap object comes to be: made new (the constructor's path, which lays the
- * map out in a new arena and claims the first participant slot), attached from a handle
- * (SyncMap.attach's path, which claims a slot or adopts one the worker adapters reserved), and
- * the reservation of a slot for a worker about to attach.
+ * map out in a new arena and claims the first participant seat), attached from a handle
+ * (SyncMap.attach's path, which claims a seat or adopts one the worker adapters reserved), and
+ * the reservation of a seat for a worker about to attach.
  *
  * @module
  */
@@ -19,11 +19,11 @@ import {
 import { adoptCensus, census } from "../_engine/census.ts";
 import { Journal, journalWords } from "../_engine/journal.ts";
 import {
-  adoptSlot,
-  claimSlot,
-  releaseSlot,
-  reserveSlot,
-  SLOT_WORDS,
+  adoptSeat,
+  claimSeat,
+  releaseSeat,
+  reserveSeat,
+  SEAT_WORDS,
   type Ticket,
 } from "../_engine/registry.ts";
 import type { SlotCodec } from "../_engine/slots.ts";
@@ -37,9 +37,9 @@ import {
   R_DIRTY,
   R_EPOCH,
   R_JOURNAL,
-  R_NSLOTS,
-  R_SLOTS,
-  R_SLOTS_BLOCK,
+  R_NSEATS,
+  R_SEATS,
+  R_SEATS_BLOCK,
   R_SWEEP_DUE,
   registryOf,
   TABLE_HEADER_BYTES,
@@ -73,18 +73,18 @@ export class OpenedSyncMap<K, V> {
 
 /**
  * The create path: checks `options`, lays a new, empty map out in a new arena, and claims its
- * first participant slot.
+ * first participant seat.
  */
 export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMap<K, V> {
   options = checkOptions(options, OPTIONS, "SyncMap options");
   const hint = checkHint(options.hint);
-  const slots = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
-  if (typeof slots !== "number") {
-    throw new TypeError(`maxParticipants must be a number, got ${describe(slots)}`);
+  const seats = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
+  if (typeof seats !== "number") {
+    throw new TypeError(`maxParticipants must be a number, got ${describe(seats)}`);
   }
-  if (!Number.isInteger(slots) || slots < 1 || slots > MAX_PARTICIPANTS) {
+  if (!Number.isInteger(seats) || seats < 1 || seats > MAX_PARTICIPANTS) {
     throw new RangeError(
-      `maxParticipants must be an integer in [1, ${MAX_PARTICIPANTS}], got ${slots}`,
+      `maxParticipants must be an integer in [1, ${MAX_PARTICIPANTS}], got ${seats}`,
     );
   }
   const maxBytes = checkMaxBytes(options.maxBytes);
@@ -96,24 +96,24 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
   if (bucketsForHint(hint) > MAX_B || initialBytes > maxBytes / 4) {
     throw new RangeError(`hint ${hint} needs more memory than maxBytes ${maxBytes} allows`);
   }
-  // What the map takes before its first key: the header, the participant slots, the
+  // What the map takes before its first key: the header, the participant seats, the
   // mutex's journal and the hint's table. Too much for maxBytes is a bad pair of options,
   // not a full map.
-  const slotBytes = slots * SLOT_WORDS * 4 + 64;
+  const seatBytes = seats * SEAT_WORDS * 4 + 64;
   const journalBytes = journalWords(SYNC_JOURNAL_ENTRIES) * 4;
-  const fixedBytes = HEADER_BYTES + footprint(slotBytes) + footprint(journalBytes) +
+  const fixedBytes = HEADER_BYTES + footprint(seatBytes) + footprint(journalBytes) +
     (hint > 0 ? footprint(TABLE_HEADER_BYTES) + footprint(initialBytes) : 0) +
     HEADROOM_BYTES;
   if (fixedBytes > maxBytes) {
     throw new RangeError(
-      `maxParticipants ${slots}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
+      `maxParticipants ${seats}${hint > 0 ? ` and hint ${hint} need` : " needs"} ` +
         `about ${fixedBytes} bytes to hold a few keys, more than maxBytes ${maxBytes}`,
     );
   }
   const arena = Arena.create(
     KIND_SYNC_MAP,
     maxBytes,
-    initialBytes + slotBytes + journalBytes,
+    initialBytes + seatBytes + journalBytes,
     keys.name,
     values.name,
     true,
@@ -122,11 +122,11 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
   // allocations go through the allocator's idle journal, without its lock.
   const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
   boot.begin();
-  // One 64-byte line a slot, the array line-aligned: participants write their own slots.
-  const block = allocate(arena, slotBytes, true, boot);
-  arena.i32[R_SLOTS_BLOCK] = block;
-  arena.i32[R_SLOTS] = roundUp(block, 64) >> 2;
-  arena.i32[R_NSLOTS] = slots;
+  // One 64-byte line a seat, the array line-aligned: participants write their own seats.
+  const block = allocate(arena, seatBytes, true, boot);
+  arena.i32[R_SEATS_BLOCK] = block;
+  arena.i32[R_SEATS] = roundUp(block, 64) >> 2;
+  arena.i32[R_NSEATS] = seats;
   arena.i32[R_EPOCH] = 1;
   const journal = allocate(arena, journalBytes, false, boot);
   Journal.format(arena.i32, journal >> 2, SYNC_JOURNAL_ENTRIES);
@@ -140,13 +140,13 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
   }
   boot.commit();
   census();
-  return new OpenedSyncMap(arena, claimSlot(registryOf(arena)), keys, values);
+  return new OpenedSyncMap(arena, claimSeat(registryOf(arena)), keys, values);
 }
 
 /**
- * The attach path: checks `handle` and `options`, and takes a participant slot (one the
+ * The attach path: checks `handle` and `options`, and takes a participant seat (one the
  * worker adapters reserved for this worker, or a free one). `build` makes the object; if it
- * throws, the slot is given back.
+ * throws, the seat is given back.
  */
 export function attachSyncMap<K, V, M>(
   handle: SyncMapHandle,
@@ -162,34 +162,34 @@ export function attachSyncMap<K, V, M>(
   }
   const kind: unknown = handle.kind;
   if (kind !== "SyncMap") throw wrongKind("SyncMap.attach", "SyncMap", kind);
-  // Checked before a participant slot is taken.
+  // Checked before a participant seat is taken.
   options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
   const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
   if (handle.census !== undefined) adoptCensus(handle.census);
   const registry = registryOf(arena);
   let ticket: Ticket;
   if (handle.participant !== undefined) {
-    // A slot the worker adapters reserved for this worker: it becomes in use exactly once.
+    // A seat the worker adapters reserved for this worker: it becomes in use exactly once.
     try {
-      ticket = adoptSlot(registry, handle.participant, handle.generation ?? -1);
+      ticket = adoptSeat(registry, handle.participant, handle.generation ?? -1);
     } catch (error) {
       throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
     }
   } else {
-    ticket = claimSlot(registry);
+    ticket = claimSeat(registry);
   }
   try {
     const keys = attachCodec(options.keys, arena.keyCodecName, "keys");
     const values = attachCodec(options.values, arena.valueCodecName, "values");
     return build(new OpenedSyncMap(arena, ticket, keys, values));
   } catch (error) {
-    releaseSlot(registry, ticket.index, ticket.word >>> 2);
+    releaseSeat(registry, ticket.index, ticket.word >>> 2);
     throw error;
   }
 }
 
 /**
- * Reserves a participant slot of the map `s` reaches for a worker about to attach; see
+ * Reserves a participant seat of the map `s` reaches for a worker about to attach; see
  * src/workers/_share.ts.
  */
 export function reserveShare<K, V>(
@@ -197,7 +197,7 @@ export function reserveShare<K, V>(
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
   const a = s.arena;
   const registry = registryOf(a);
-  const { index, generation } = reserveSlot(registry);
+  const { index, generation } = reserveSeat(registry);
   return {
     handle: {
       kind: "SyncMap",
@@ -209,7 +209,7 @@ export function reserveShare<K, V>(
     // A worker that ends without closing the map may have been stopped mid-operation with
     // blocks in hand: a sweep is due (see _sync_recovery.ts).
     release: (graceMs = 0) =>
-      releaseSlot(
+      releaseSeat(
         registry,
         index,
         generation,

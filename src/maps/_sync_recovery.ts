@@ -7,7 +7,7 @@
  * a record allocated and not yet published, a record replaced and not yet retired, a block
  * taken off a retire list and not yet freed, a count not yet adjusted. None of these corrupts
  * the map; each leaks a block or leaves the count off by one. {@linkcode reapDead} gives back the
- * dead participant's slot (its announcement no longer holds reclamation back; its retire list
+ * dead participant's seat (its announcement no longer holds reclamation back; its retire list
  * and cache are swept by others as orphans), and then, if it can pause the world (every other
  * participant parked at a quiescent point or in a lock), sweeps: it marks every block the map
  * can reach, frees every block handed out that nothing reaches, and recounts the keys. Without
@@ -26,15 +26,15 @@ import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allo
 import { ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
-  deadSlots,
+  deadSeats,
   finishRelease,
   pauseBlocker,
   pauseWorld,
-  releaseSlot,
+  releaseSeat,
   resumeWorld,
-  SLOT_WORDS,
-  slotBlocks,
-  slotInflight,
+  SEAT_WORDS,
+  seatBlocks,
+  seatInflight,
   stuckReleases,
 } from "../_engine/registry.ts";
 import { blobSize, isBlob } from "../_engine/slots.ts";
@@ -53,10 +53,10 @@ import {
   R_COUNT,
   R_DIRTY,
   R_JOURNAL,
-  R_NSLOTS,
+  R_NSEATS,
   R_PAUSE,
   R_READ,
-  R_SLOTS_BLOCK,
+  R_SEATS_BLOCK,
   R_SWEEP_DUE,
   S_ENTRY,
   S_OWNS,
@@ -69,7 +69,7 @@ const PAUSE_TIMEOUT_MS = 250;
 export const SYNC_JOURNAL_ENTRIES = 512;
 
 /**
- * Gives back the participant slots of gone threads, and sweeps what they left when the world
+ * Gives back the participant seats of gone threads, and sweeps what they left when the world
  * can be stopped. Called at quiescent points when the census changed or after the mutex was
  * recovered, and by verify: only where the calling thread holds nothing the marking cannot see,
  * since the pause of the world skips its own participants. Does nothing quickly when nothing
@@ -78,7 +78,7 @@ export const SYNC_JOURNAL_ENTRIES = 512;
 export function reapDead(core: SyncCore): void {
   const registry = core.registry;
   const i32 = core.arena.i32;
-  // Releases whose releaser died midway first: until finished, each slot's announcement holds
+  // Releases whose releaser died midway first: until finished, each seat's announcement holds
   // reclamation back. The mutex is taken first, as a share's release does (_sync_open.ts):
   // its journal may name words of the dead owner's retire list.
   for (const index of stuckReleases(registry)) {
@@ -87,10 +87,10 @@ export function reapDead(core: SyncCore): void {
       Atomics.store(i32, R_SWEEP_DUE, 1);
     });
   }
-  const dead = deadSlots(registry);
+  const dead = deadSeats(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
   if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
-  // Slots are given back first, whatever happens after: their announcements must stop
+  // Seats are given back first, whatever happens after: their announcements must stop
   // holding reclamation back. The sweep needs them still marked dead, so it runs first when
   // it can; the release follows in any case.
   Atomics.store(i32, R_SWEEP_DUE, 1);
@@ -105,7 +105,7 @@ export function reapDead(core: SyncCore): void {
       }
     });
   } finally {
-    for (const { index, generation } of dead) releaseSlot(registry, index, generation);
+    for (const { index, generation } of dead) releaseSeat(registry, index, generation);
   }
 }
 
@@ -154,11 +154,11 @@ function mark(core: SyncCore, strict: boolean): Marks {
   const entryKey = (e: number): void => {
     const hi = i32[(e >> 2) + E_KEY_HI];
     const lo = i32[(e >> 2) + E_KEY_LO];
-    if (isBlob(hi)) own(lo, blobSize(a, hi, lo), "a key blob");
+    if (isBlob(hi)) own(lo, blobSize(a, lo, hi), "a key blob");
   };
   // Fixed blocks.
-  const nslots = i32[R_NSLOTS];
-  own(i32[R_SLOTS_BLOCK], nslots * SLOT_WORDS * 4 + 64, "the participant slots");
+  const nseats = i32[R_NSEATS];
+  own(i32[R_SEATS_BLOCK], nseats * SEAT_WORDS * 4 + 64, "the participant seats");
   own(i32[R_JOURNAL], journalWords(SYNC_JOURNAL_ENTRIES) * 4, "the mutex's journal");
   // Live tables: entries may be shared by both; records belong to their entry.
   const entries = new Set<number>();
@@ -189,11 +189,11 @@ function mark(core: SyncCore, strict: boolean): Marks {
   const registry = core.registry;
   const high = Atomics.load(i32, registry.highWord);
   for (let i = 0; i < high; i++) {
-    const { list, cache } = slotBlocks(registry, i);
+    const { list, cache } = seatBlocks(registry, i);
     if (cache !== 0) {
       own(cacheBlock(a, cache), CACHE_BLOCK_BYTES, "a cache block");
     }
-    const inflight = slotInflight(registry, i);
+    const inflight = seatInflight(registry, i);
     if (inflight !== 0) record(inflight, "a record in flight");
     if (list === 0) continue;
     const n = i32[list >> 2];
@@ -203,7 +203,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
       const at = tag & ~15;
       switch (tag & 15) {
         case K_RECORD:
-          record(at, `a retired record (slot ${i}, entry ${j} of ${n})`);
+          record(at, `a retired record (seat ${i}, entry ${j} of ${n})`);
           break;
         case K_ENTRY:
           own(at, ENTRY_BYTES, "a retired entry");
@@ -236,9 +236,9 @@ function mark(core: SyncCore, strict: boolean): Marks {
 function sweep(core: SyncCore): void {
   const a = core.arena;
   // The heap first: taking the allocator lock rolls back a step a dead thread cut short, and
-  // such a step may have switched a slot's retire list or cache word (Participant.reserve,
+  // such a step may have switched a seat's retire list or cache word (Participant.makeRoom,
   // freeCache). Marked before, the word as the dead thread left it would be followed, and the
-  // block the rollback makes the slot's again would be freed as unreached.
+  // block the rollback makes the seat's again would be freed as unreached.
   const heap = underLock(a, () => verifyHeap(a));
   const { blocks: reached, count } = mark(core, false);
   const cached = new Set<number>();
@@ -252,12 +252,12 @@ function sweep(core: SyncCore): void {
   Atomics.store(a.i32, R_COUNT, count);
 }
 
-/** The caches of the participant slots: [slot, cache]. */
+/** The caches of the participant seats: [seat, cache]. */
 function caches(core: SyncCore): [number, number][] {
   const out: [number, number][] = [];
   const high = Atomics.load(core.arena.i32, core.registry.highWord);
   for (let i = 0; i < high; i++) {
-    const cache = slotBlocks(core.registry, i).cache;
+    const cache = seatBlocks(core.registry, i).cache;
     if (cache !== 0) out.push([i, cache]);
   }
   return out;
@@ -291,10 +291,10 @@ export function verifySyncMap(core: SyncCore): void {
       const heap = underLock(a, () => verifyHeap(a));
       const { blocks, count, whats } = mark(core, true);
       const cached = new Set<number>();
-      for (const [slot, cache] of caches(core)) {
+      for (const [seat, cache] of caches(core)) {
         for (const b of verifyCache(a, cache, heap)) {
           if (blocks.has(b)) {
-            fail(`block ${b} is both free in slot ${slot}'s cache and in use as ${whats.get(b)}`);
+            fail(`block ${b} is both free in seat ${seat}'s cache and in use as ${whats.get(b)}`);
           }
           cached.add(b);
         }
@@ -312,8 +312,8 @@ export function verifySyncMap(core: SyncCore): void {
       const counted = Atomics.load(i32, R_COUNT);
       if (counted !== count) fail(`the count says ${counted} keys but ${count} have a value`);
       if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");
-      for (const { index } of deadSlots(core.registry)) {
-        fail(`participant slot ${index} still belongs to a thread that is gone`);
+      for (const { index } of deadSeats(core.registry)) {
+        fail(`participant seat ${index} still belongs to a thread that is gone`);
       }
     } finally {
       resumeWorld(core.registry);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { slotsInUse } from "../_engine/registry.ts";
+import { seatsInUse } from "../_engine/registry.ts";
 import { describeError, inspectMap, type InspectRequest } from "../_inspect.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { AMENDED, R_COUNT, R_MISSES, R_READ } from "./_sync_layout.ts";
@@ -25,7 +25,7 @@ export function syncMapStats<K, V>(s: SyncAccess<K, V>): SyncMapStats {
       dirtyKeys: dirty?.count ?? -1,
       amended: (readWord & AMENDED) !== 0,
       misses: a.i32[R_MISSES],
-      participants: slotsInUse(core.registry),
+      participants: seatsInUse(core.registry),
       retired: part.pending,
       bytesUsed: core.bytesUsed(),
       bytesReserved: a.buffer.byteLength,

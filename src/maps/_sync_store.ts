@@ -316,7 +316,7 @@ export function compute<K, V>(
       // A copy of the encoding, to compare with once fn returns: the record itself may be
       // freed and reused by then.
       a.reach(p + RECORD_HEADER);
-      seen.snapshot(a, a.i32[(p >> 2) + REC_HI], a.i32[(p >> 2) + REC_LO]);
+      seen.snapshot(a, a.i32[(p >> 2) + REC_LO], a.i32[(p >> 2) + REC_HI]);
       old = s.decodeRecord(p);
     }
     const next = s.callUser2(fn, old, loaded);

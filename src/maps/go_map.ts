@@ -341,7 +341,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const oldHi = a.i32[w + VALUE_HI];
       tx.set(w + VALUE_LO, lo);
       tx.set(w + VALUE_HI, v.hi);
-      if (!s.table.inserted) freeSlot(a, oldHi, oldLo, s.freeBlob);
+      if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
       tx.commit();
     } catch (error) {
       tx.abort();
@@ -550,13 +550,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         blocks.set(offset, blockSize(bytes));
       };
       own(a.i32[JOURNAL], JOURNAL_BYTES, "the writer's journal");
-      const blob = (hi: number, lo: number, what: string): void => {
-        if (isBlob(hi)) own(lo, blobSize(a, hi, lo), what);
+      const blob = (lo: number, hi: number, what: string): void => {
+        if (isBlob(hi)) own(lo, blobSize(a, lo, hi), what);
       };
       s.table.verify((offset, bytes) => own(offset, bytes, "a table block"), (k) => {
         const w = k >> 2;
-        blob(a.i32[w + KEY_HI], a.i32[w + KEY_LO], "a key blob");
-        blob(a.i32[w + VALUE_HI], a.i32[w + VALUE_LO], "a value blob");
+        blob(a.i32[w + KEY_LO], a.i32[w + KEY_HI], "a key blob");
+        blob(a.i32[w + VALUE_LO], a.i32[w + VALUE_HI], "a value blob");
       });
       const heap = verifyHeap(a);
       for (const [offset, bytes] of blocks) {

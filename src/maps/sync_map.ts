@@ -18,7 +18,7 @@ import {
   attachSyncMap,
   createSyncMap,
   OpenedSyncMap,
-  reserveShare as reserveSlot,
+  reserveShare as reserveSeat,
 } from "./_sync_open.ts";
 import { verifySyncMap } from "./_sync_recovery.ts";
 import {
@@ -66,9 +66,9 @@ export interface SyncMapHandle {
   readonly kind: "SyncMap";
   /** The map's shared memory. */
   readonly buffer: SharedArrayBuffer;
-  /** A participant slot reserved for the attaching worker by the worker adapters. */
+  /** A participant seat reserved for the attaching worker by the worker adapters. */
   readonly participant?: number;
-  /** The generation of that slot's reservation. */
+  /** The generation of that seat's reservation. */
   readonly generation?: number;
   /** The census of ended threads of the process that made the handle (internal). */
   readonly census?: SharedArrayBuffer;
@@ -86,7 +86,7 @@ export interface SyncMapStats {
   amended: boolean;
   /** Loads that took the lock since the last promotion. */
   misses: number;
-  /** Participant slots in use (attached SyncMap objects, and shares reserved for workers). */
+  /** Participant seats in use (attached SyncMap objects, and shares reserved for workers). */
   participants: number;
   /** Blocks this object retired that are not yet freed. */
   retired: number;
@@ -172,7 +172,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   static readonly CANCEL: typeof CANCEL = CANCEL;
 
-  /** This object's state: its participant slot, codecs and scratch (see _sync_access.ts). */
+  /** This object's state: its participant seat, codecs and scratch (see _sync_access.ts). */
   readonly #s: SyncAccess<K, V>;
 
   static {
@@ -189,7 +189,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Attaches to a map made elsewhere, from its {@linkcode handle}, taking a participant slot
+   * Attaches to a map made elsewhere, from its {@linkcode handle}, taking a participant seat
    * (give it back with {@linkcode close} when this object is no longer used, or let the worker
    * adapters do it). Built-in codecs are found by name; a map made with a user codec needs the
    * same codec again. Throws TypeError for anything that is not a live SyncMap handle.
@@ -690,7 +690,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Gives back this object's participant slot. Call it when this object will not be used
+   * Gives back this object's participant seat. Call it when this object will not be used
    * again (the worker adapters do it for you when a worker ends); the object throws afterwards.
    * The map itself lives on for every other object attached to it.
    *
@@ -705,7 +705,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   close(): void {
     // Inside user code run by a call of this object (a getter it is encoding, a codec), the
-    // outer call still uses this object's participant slot.
+    // outer call still uses this object's participant seat.
     if (this.#s.nested) throw new TypeError("cannot close a SyncMap inside one of its calls");
     this.#s.participant.close();
   }
@@ -715,7 +715,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * one broken: the tables (counts, chains, tophash marks, keys in their buckets), that every
    * block the map reaches is reached once and was handed out with its size, that no block is
    * handed out and unreachable (leaked), the key count, the allocator's heap, spans, free lists
-   * and the participants' caches, and that no participant slot still belongs to a thread that
+   * and the participants' caches, and that no participant seat still belongs to a thread that
    * is gone. Threads that are gone are reclaimed first, as any call would.
    *
    * It stops the other workers for the check (each parks at its next quiescent point), so call
@@ -785,12 +785,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 }
 
 /**
- * Internal: reserves a participant slot of `map` for a worker about to attach, and returns the
- * handle to post and the function that gives the slot back when the worker is gone (with a
- * grace in milliseconds when the worker may still be running; see releaseSlot).
+ * Internal: reserves a participant seat of `map` for a worker about to attach, and returns the
+ * handle to post and the function that gives the seat back when the worker is gone (with a
+ * grace in milliseconds when the worker may still be running; see releaseSeat).
  */
 export function shareSyncMap(
   map: SyncMap<never, never>,
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
-  return reserveSlot(accessOf(map));
+  return reserveSeat(accessOf(map));
 }

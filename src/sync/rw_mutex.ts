@@ -19,11 +19,11 @@ import {
   initRw,
   lock,
   readers,
-  readerSlot,
+  readerSeat,
   rLock,
   rUnlock,
   rwPoisoned,
-  rwSlots,
+  rwSeats,
   rwWords,
   tryLock,
   tryRLock,
@@ -72,8 +72,8 @@ export interface RWMutexHandle {
  */
 export interface RWMutexOptions {
   /**
-   * How many threads may read the lock over its life, each taking a reader slot (64 bytes) on
-   * its first `rLock`; a gone thread's slot is reused. Default 64.
+   * How many threads may read the lock over its life, each taking a reader seat (64 bytes) on
+   * its first `rLock`; a gone thread's seat is reused. Default 64.
    */
   maxReaderThreads?: number;
 }
@@ -102,7 +102,7 @@ class Attachment {
  * - When a writer unlocks, readers that were waiting get in before the next writer.
  *
  * And, as {@linkcode Mutex}, it survives dead threads: the lock records which threads hold it
- * (each reading thread counts its read locks in a slot of its own), so only a holder may
+ * (each reading thread counts its read locks in a seat of its own), so only a holder may
  * unlock, the read locks of a thread that died are released, and when the writer's thread died
  * holding the write lock, the next acquisition (read or write) takes it over and throws
  * {@linkcode OwnerDeadError} while holding the lock. A writer repairs the data and calls
@@ -111,7 +111,7 @@ class Attachment {
  *
  * Costs: `rLock()` and `rUnlock()` are one atomic add and one atomic load each, on the reading
  * thread's own cache line (readers on different cores do not contend); `lock()` is a
- * compare-and-swap, an `or`, and a scan of the reader slots. A blocked call spins briefly, then
+ * compare-and-swap, an `or`, and a scan of the reader seats. A blocked call spins briefly, then
  * sleeps with `Atomics.wait` (allowed on the main thread by Deno, Bun and Node).
  *
  * @example A table read by many workers and written by few
@@ -134,8 +134,8 @@ class Attachment {
 export class RWMutex {
   /** The lock block; the reader/writer words start at {@linkcode LOCK_BASE}. */
   readonly #block: Int32Array<SharedArrayBuffer>;
-  /** This thread's reader slot (its count word), claimed on the first read lock. */
-  #slot = 0;
+  /** This thread's reader seat (its count word), claimed on the first read lock. */
+  #seat = 0;
 
   /**
    * Creates an unlocked reader/writer mutex in a new, small `SharedArrayBuffer`.
@@ -160,14 +160,14 @@ export class RWMutex {
       return;
     }
     const checked = checkOptions(options, ["maxReaderThreads"], "RWMutex options");
-    const slots = checked.maxReaderThreads ?? DEFAULT_READER_THREADS;
-    if (!Number.isInteger(slots) || slots < 1 || slots > MAX_READER_THREADS) {
+    const seats = checked.maxReaderThreads ?? DEFAULT_READER_THREADS;
+    if (!Number.isInteger(seats) || seats < 1 || seats > MAX_READER_THREADS) {
       throw new RangeError(
-        `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${String(slots)}`,
+        `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${String(seats)}`,
       );
     }
-    this.#block = newLockBlock("RWMutex", rwWords(slots));
-    initRw(this.#block, LOCK_BASE, slots);
+    this.#block = newLockBlock("RWMutex", rwWords(seats));
+    initRw(this.#block, LOCK_BASE, seats);
   }
 
   /**
@@ -193,10 +193,10 @@ export class RWMutex {
   static attach(handle: RWMutexHandle): RWMutex {
     const block = attachLockBlock(handle, "RWMutex");
     if (
-      rwSlots(block, LOCK_BASE) < 1 ||
-      rwWords(rwSlots(block, LOCK_BASE)) + LOCK_BASE !== block.length
+      rwSeats(block, LOCK_BASE) < 1 ||
+      rwWords(rwSeats(block, LOCK_BASE)) + LOCK_BASE !== block.length
     ) {
-      throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader slot count)");
+      throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader seat count)");
     }
     return new RWMutex(new Attachment(block) as RWMutexOptions);
   }
@@ -309,11 +309,11 @@ export class RWMutex {
    *
    * @throws {OwnerDeadError} holding a read lock, when a writer died holding the lock and
    * nobody has marked it consistent since.
-   * @throws {RangeError} when more threads read the lock than it has reader slots.
+   * @throws {RangeError} when more threads read the lock than it has reader seats.
    */
   rLock(): void {
     const me = liveOwnerId();
-    if (rLock(this.#block, LOCK_BASE, this.#readerSlot(me), me) !== ACQUIRED) {
+    if (rLock(this.#block, LOCK_BASE, this.#readerSeat(me), me) !== ACQUIRED) {
       throw new OwnerDeadError("RWMutex", lastDeadOwner);
     }
   }
@@ -342,7 +342,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSlot(liveOwnerId()));
+    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSeat(liveOwnerId()));
     if (status === NOT_ACQUIRED) return false;
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
     return true;
@@ -365,8 +365,8 @@ export class RWMutex {
    * lock; the lock is left as it was.
    */
   rUnlock(): void {
-    const slot = this.#slot;
-    rUnlock(this.#block, LOCK_BASE, slot !== 0 ? slot : this.#readerSlot(ownerId()));
+    const seat = this.#seat;
+    rUnlock(this.#block, LOCK_BASE, seat !== 0 ? seat : this.#readerSeat(ownerId()));
   }
 
   /**
@@ -436,8 +436,8 @@ export class RWMutex {
     return `${state}${this.poisoned ? ", poisoned" : ""}`;
   }
 
-  #readerSlot(me: number): number {
-    if (this.#slot !== 0) return this.#slot;
-    return this.#slot = readerSlot(this.#block, LOCK_BASE, me);
+  #readerSeat(me: number): number {
+    if (this.#seat !== 0) return this.#seat;
+    return this.#seat = readerSeat(this.#block, LOCK_BASE, me);
   }
 }

@@ -3,7 +3,7 @@
  *
  * The parent calls {@linkcode shareAll} with named structures; it gets a message to post and a
  * `release` to call once the worker is gone. A structure whose workers hold a share of it (a
- * SyncMap participant slot) claims that share here, in the parent, so the parent can release
+ * SyncMap participant seat) claims that share here, in the parent, so the parent can release
  * it however the worker ends: normally, by an uncaught error, or by `terminate()`. The worker
  * keeps the message in an {@linkcode Inbox} and calls {@linkcode attachAll} on it when asked.
  *
@@ -204,14 +204,14 @@ export function shareAll(values: Readonly<Record<string, Shareable>>): Grant {
     );
   }
   const handles: Record<string, AnyHandle> = {};
-  // Shares claimed so far (SyncMap participant slots), given back if a later value is bad.
+  // Shares claimed so far (SyncMap participant seats), given back if a later value is bad.
   const releases: ((graceMs?: number) => void)[] = [];
   try {
     for (const [name, value] of Object.entries(values)) {
       if (value instanceof GoMap || value instanceof Mutex || value instanceof RWMutex) {
         handles[name] = value.handle;
       } else if (value instanceof SyncMap) {
-        // The worker's participant slot is reserved here, in the parent, so that the parent can
+        // The worker's participant seat is reserved here, in the parent, so that the parent can
         // give it back however the worker ends.
         const share = shareSyncMap(value as SyncMap<never, never>);
         releases.push(share.release);

@@ -81,7 +81,7 @@ const adapter: Adapter<Worker> = {
     const threadId = (worker as { threadId?: number }).threadId;
     // The thread has stopped when this event fires: no grace is needed.
     const end = (): void => {
-      // Gone first: the slot's release then rolls back a lock the thread died holding.
+      // Gone first: the seat's release then rolls back a lock the thread died holding.
       declareGone(threadId);
       endNow();
     };

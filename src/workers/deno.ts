@@ -163,7 +163,7 @@ const adapter: Adapter<Worker> = {
     const end = (): void => {
       if (ended) return;
       ended = true;
-      // Gone first (timers of one delay fire in order): the slot's release then rolls back a
+      // Gone first (timers of one delay fire in order): the seat's release then rolls back a
       // lock the thread died holding.
       declareGone(threadId, RELEASE_GRACE_MS);
       endNow(RELEASE_GRACE_MS);

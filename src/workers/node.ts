@@ -96,7 +96,7 @@ const adapter: Adapter<Worker> = {
     const threadId = worker.threadId;
     const grace = onDeno ? DENO_GRACE_MS : 0;
     const end = (): void => {
-      // Gone first (timers of one delay fire in order): the slot's release then rolls back a
+      // Gone first (timers of one delay fire in order): the seat's release then rolls back a
       // lock the thread died holding.
       declareGone(threadId, grace);
       endNow(grace);
