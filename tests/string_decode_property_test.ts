@@ -1,6 +1,6 @@
 // Copyright the shmap authors. MIT license.
 //
-// Strings read back out of shared memory (readString in src/_engine/slots.ts) are built by a
+// Strings read back out of shared memory (readString in src/_engine/read_string.ts) are built by a
 // fixed-arity `fromCharCode` up to 16 units and by `fromCharCode.apply` beyond. These
 // properties round-trip strings of every length from 0 to 300, made of any UTF-16 code units
 // (lone surrogates, surrogate pairs, NUL, Latin-1, the rest of the BMP), through GoMap and
