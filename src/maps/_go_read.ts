@@ -10,7 +10,7 @@ import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { SEQ } from "./_go_layout.ts";
 import { readerBlocked, readFailure, validated } from "./_go_writer.ts";
-import { batchLevel, IteratorBase } from "./_iteration.ts";
+import { batchLevel, ENTRIES, IteratorBase, KEYS, type Yield } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");
@@ -33,12 +33,6 @@ export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
   if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
   return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
 }
-
-/** What a {@linkcode GoIterator} yields: [key, value] pairs, keys or values. */
-export type Yield = typeof ENTRIES | typeof KEYS | typeof VALUES;
-export const ENTRIES = 0;
-export const KEYS = 1;
-export const VALUES = 2;
 
 /**
  * Iterates in batches. Keys are partitioned by the low `level` bits of their hash, `level`

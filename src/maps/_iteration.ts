@@ -36,3 +36,9 @@ const iteratorPrototype: object = Object.getPrototypeOf(
  */
 export const IteratorBase = function IteratorBase() {} as unknown as new () => object;
 IteratorBase.prototype = iteratorPrototype;
+
+/** What an iterator of either map yields: [key, value] pairs, keys or values. */
+export type Yield = typeof ENTRIES | typeof KEYS | typeof VALUES;
+export const ENTRIES = 0;
+export const KEYS = 1;
+export const VALUES = 2;

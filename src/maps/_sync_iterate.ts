@@ -18,7 +18,7 @@
 
 import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
-import { batchLevel, IteratorBase } from "./_iteration.ts";
+import { batchLevel, ENTRIES, IteratorBase, KEYS, type Yield } from "./_iteration.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { AMENDED, EXPUNGED, R_READ, S_ENTRY, S_KEY_HI, S_KEY_LO } from "./_sync_layout.ts";
 
@@ -48,12 +48,6 @@ export function rangeOver<K, V>(
     for (let j = 0; j < count; j++) if (f(keys[j], values[j]) === false) return;
   }
 }
-
-/** What a {@linkcode SyncIterator} yields: [key, value] pairs, keys or values. */
-export type Yield = typeof ENTRIES | typeof KEYS | typeof VALUES;
-export const ENTRIES = 0;
-export const KEYS = 1;
-export const VALUES = 2;
 
 /**
  * The Map-like iterators (entries, keys, values): {@linkcode range}'s loop, one entry a

@@ -38,7 +38,8 @@ import {
   VALUE_LO,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, ENTRIES, GoIterator, KEYS, lookup, VALUES } from "./_go_read.ts";
+import { ABSENT, GoIterator, lookup } from "./_go_read.ts";
+import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
   beginWrite,
   endWrite,

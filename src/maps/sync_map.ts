@@ -12,7 +12,8 @@ import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
 import { inspectSyncMap, syncMapStats } from "./_sync_stats.ts";
 import { SyncAccess } from "./_sync_access.ts";
 import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
-import { ENTRIES, KEYS, rangeOver, SyncIterator, VALUES } from "./_sync_iterate.ts";
+import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
+import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
 import { EXPUNGED, R_COUNT, R_DIRTY, R_READ } from "./_sync_layout.ts";
 import {
   attachSyncMap,
