@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SyncMap } from "../mod.ts";
 import type { Arena } from "../src/_engine/arena.ts";
-import { GONE, ownerId, record } from "../src/_engine/census.ts";
+import { GONE, ownerId, record, stateOf as threadState } from "../src/_engine/census.ts";
 import {
   ANNOUNCE,
   CLAIM,
@@ -33,6 +33,14 @@ function ghostOwner(): number {
   const id = ghosts++;
   record(id, GONE);
   return id + 1;
+}
+
+/** The owner id of a thread no census knows as ended: a live claimer or releaser stand-in. */
+function liveOwner(): number {
+  for (;;) {
+    const id = 2 ** 26 + Math.floor(Math.random() * 2 ** 20);
+    if (threadState(id) === 0) return id + 1;
+  }
 }
 
 /** A map with `n` participant seats, the first taken by the map itself. */
@@ -69,7 +77,7 @@ describe("participant registry: claims", () => {
     const { map, i32, registry, word } = setup(3);
     // A live claimer (this test stands in for it with the id of a thread never recorded gone)
     // has written OWNER of seat 1 and not yet claimed it: the next claimer takes seat 2.
-    const live = 2 ** 27 + 1 + Math.floor(Math.random() * 1000);
+    const live = liveOwner();
     Atomics.store(i32, word(1, OWNER), live);
     const ticket = claimSeat(registry);
     assert.equal(ticket.index, 2);
@@ -120,7 +128,7 @@ describe("participant registry: releases", () => {
   it("leaves a release whose releaser is alive to it", () => {
     const { map, i32, registry, word } = setup(4);
     const ticket = claimSeat(registry);
-    const live = 2 ** 27 + 1 + Math.floor(Math.random() * 1000);
+    const live = liveOwner();
     Atomics.store(i32, word(ticket.index, RELEASER), live);
     const claim = (((ticket.word >>> 2) + 1) << 2) | SEAT_RELEASING;
     Atomics.store(i32, word(ticket.index, CLAIM), claim);
