@@ -541,8 +541,9 @@ export class Participant {
         lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
       }
       if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
-      Atomics.store(a.i32, at + OWNER, 0);
+      // Free first, then OWNER (see claimFree).
       Atomics.store(a.i32, at + CLAIM, free);
+      Atomics.compareExchange(a.i32, at + OWNER, ownerId(), 0);
     }
   }
 

@@ -153,26 +153,33 @@ function take(registry: Registry, state: number): Ticket {
  * The caller's owner id goes into OWNER *before* the claim, by compare-exchange from 0, so that
  * a claimer stopped anywhere leaves a seat someone can recover: stopped before its claim, a free
  * seat whose OWNER names a gone thread, which the next claimer takes over; stopped after, a seat
- * in use by a gone thread, which deadSeats finds. (With the owner stored after the claim, a
- * claimer stopped in between left a seat in use by nobody, lost for good with whatever orphan
- * list and cache it held.) Whoever frees a seat clears OWNER first.
+ * in use by a gone thread, which deadSeats finds. A borrower gives the seat back in the
+ * other order, FREE first and then OWNER cleared, so that stopped in between it too leaves a
+ * free seat whose OWNER is gone.
  */
 export function claimFree(i32: Int32Array, at: number, state: number): number {
   const old = Atomics.load(i32, at + CLAIM);
   if ((old & 3) !== SEAT_FREE) return -1;
-  const me = ownerId();
-  const owner = Atomics.compareExchange(i32, at + OWNER, 0, me);
-  if (owner !== 0 && owner !== me) {
-    // Another claimer is at it, or was when it died: take over only a gone one's place.
-    if (!ownerGone(owner)) return -1;
-    if (Atomics.compareExchange(i32, at + OWNER, owner, me) !== owner) return -1;
-  }
+  // Another claimer is at it, or was when it died: take over only a gone one's place.
+  if (!takeWord(i32, at + OWNER)) return -1;
   const word = (old & ~3) | state;
   if (Atomics.compareExchange(i32, at + CLAIM, old, word) !== old) {
-    Atomics.compareExchange(i32, at + OWNER, me, 0);
+    Atomics.compareExchange(i32, at + OWNER, ownerId(), 0);
     return -1;
   }
   return word;
+}
+
+/**
+ * Makes the calling thread the one word `w` names (a seat's OWNER or RELEASER, written before
+ * the step it guards): from 0, or from a thread that is gone, which died at that step. False
+ * when a live thread holds it.
+ */
+function takeWord(i32: Int32Array, w: number): boolean {
+  const me = ownerId();
+  const held = Atomics.compareExchange(i32, w, 0, me);
+  if (held === 0 || held === me) return true;
+  return ownerGone(held) && Atomics.compareExchange(i32, w, held, me) === held;
 }
 
 /** Records that seat `index` is in use, for scans that stop at the high-water mark. */
@@ -211,7 +218,7 @@ export function releaseSeat(
   const next = (generation + 1) << 2;
   // The releaser is recorded first (as a claimer records itself, see claimFree), so that one
   // that dies anywhere from here on leaves a release others can finish.
-  if (!takeRelease(i32, at)) return;
+  if (!takeWord(i32, at + RELEASER)) return;
   for (;;) {
     const old = Atomics.load(i32, at + CLAIM);
     if (old >>> 2 !== generation || (old & 3) === SEAT_FREE) {
@@ -226,18 +233,6 @@ export function releaseSeat(
   // at its next call at once, while whatever call it is inside keeps its protection.
   if (graceMs > 0) setTimeout(finish, graceMs);
   else finish();
-}
-
-/**
- * Makes the calling thread the releaser of the seat at word `at`: RELEASER from 0, or from a
- * releaser that is gone, to the caller. False when a live thread is releasing it.
- */
-function takeRelease(i32: Int32Array, at: number): boolean {
-  const me = ownerId();
-  const releaser = Atomics.compareExchange(i32, at + RELEASER, 0, me);
-  if (releaser === 0 || releaser === me) return true;
-  return ownerGone(releaser) &&
-    Atomics.compareExchange(i32, at + RELEASER, releaser, me) === releaser;
 }
 
 /**
@@ -292,7 +287,7 @@ export function stuckReleases(registry: Registry): number[] {
     if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
     const releaser = Atomics.load(i32, at + RELEASER);
     if (releaser === 0 || releaser === ownerId() || !ownerGone(releaser)) continue;
-    if (takeRelease(i32, at)) stuck.push(i);
+    if (takeWord(i32, at + RELEASER)) stuck.push(i);
   }
   return stuck;
 }
