@@ -40,11 +40,10 @@ import {
   R_NSEATS,
   R_SEATS,
   R_SEATS_BLOCK,
-  R_SWEEP_DUE,
   registryOf,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
-import { SYNC_JOURNAL_ENTRIES } from "./_sync_recovery.ts";
+import { seatReleased, SYNC_JOURNAL_ENTRIES } from "./_sync_recovery.ts";
 import type { SyncMapAttachOptions, SyncMapHandle, SyncMapOptions } from "./sync_map.ts";
 
 const DEFAULT_PARTICIPANTS = 256;
@@ -206,23 +205,14 @@ export function reserveShare<K, V>(
       participant: index,
       generation,
     },
-    // A worker that ends without closing the map may have been stopped mid-operation with
-    // blocks in hand: a sweep is due (see _sync_recovery.ts).
+    // The mutex rolled back and a sweep marked due as the seat is released (seatReleased).
     release: (graceMs = 0) =>
       releaseSeat(
         registry,
         index,
         generation,
         graceMs,
-        (deadOwner) => {
-          // The mutex's journal may name words of the dead owner's retire list (retireTx): a
-          // step it died in must be rolled back before the list is repaired, and adopted or
-          // swept by others, or the rollback would write into a list that may have been freed
-          // and reused by then. Taken whoever holds it: the dead owner (recovered here), or a
-          // thread that took it over and is rolling the step back right now.
-          if (deadOwner !== 0) s.core.locked(() => {});
-          Atomics.store(a.i32, R_SWEEP_DUE, 1);
-        },
+        (deadOwner) => seatReleased(s.core, deadOwner),
       ),
   };
 }

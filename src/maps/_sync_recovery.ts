@@ -79,13 +79,9 @@ export function reapDead(core: SyncCore): void {
   const registry = core.registry;
   const i32 = core.arena.i32;
   // Releases whose releaser died midway first: until finished, each seat's announcement holds
-  // reclamation back. The mutex is taken first, as a share's release does (_sync_open.ts):
-  // its journal may name words of the dead owner's retire list.
+  // reclamation back.
   for (const index of stuckReleases(registry)) {
-    finishRelease(registry, index, (deadOwner) => {
-      if (deadOwner !== 0) core.locked(() => {});
-      Atomics.store(i32, R_SWEEP_DUE, 1);
-    });
+    finishRelease(registry, index, (deadOwner) => seatReleased(core, deadOwner));
   }
   const dead = deadSeats(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
@@ -107,6 +103,20 @@ export function reapDead(core: SyncCore): void {
   } finally {
     for (const { index, generation } of dead) releaseSeat(registry, index, generation);
   }
+}
+
+/**
+ * What a SyncMap does as a seat is released (releaseSeat's `onReleased`), `deadOwner` its gone
+ * owner or 0. The mutex's journal may name words of the dead owner's retire list (retireTx): a
+ * step it died in must be rolled back before the list is repaired, and adopted or swept by
+ * others, or the rollback would write into a list that may have been freed and reused by then.
+ * So the mutex is taken whoever holds it: the dead owner (recovered here), or a thread that took
+ * it over and is rolling the step back right now. And a sweep is due: an owner that ended
+ * without closing the map may have been stopped mid-operation with blocks in hand.
+ */
+export function seatReleased(core: SyncCore, deadOwner: number): void {
+  if (deadOwner !== 0) core.locked(() => {});
+  Atomics.store(core.arena.i32, R_SWEEP_DUE, 1);
 }
 
 /** What the marking found: every block the map reaches. */
