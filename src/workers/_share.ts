@@ -92,7 +92,7 @@ export function reserveId(): number {
  * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
  * when it wakes (census.ts).
  */
-export function markTerminating(threadId: number | undefined): void {
+function markTerminating(threadId: number | undefined): void {
   if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
 }
 
