@@ -161,17 +161,20 @@ export function largeFree(arena: Arena, chunk: number, j: Journal): void {
     keep(j, i32, (chunk >> 2) - 1);
     start = chunk - psize;
     binUnlink(arena, start, psize, j);
-    // The free chunk before stays the merged chunk's start, but merged into the top its header
-    // and links stop being metadata, and the memory may be handed out in this transaction.
-    keep(j, i32, start >> 2);
-    keep(j, i32, (start >> 2) + C_NEXT);
-    keep(j, i32, (start >> 2) + C_PREV);
     size += psize;
     prevFlag = i32[start >> 2] & PREV_INUSE;
   }
   const next = chunk + (h & ~FLAGS);
   const top = i32[H_TOP];
   if (next === top) {
+    // Merged into the top, a free chunk before this one stops being a chunk too: its header
+    // and links are no one's metadata now. (Merged into a free chunk instead, they are written
+    // below, journaled.)
+    if (start !== chunk) {
+      keep(j, i32, start >> 2);
+      keep(j, i32, (start >> 2) + C_NEXT);
+      keep(j, i32, (start >> 2) + C_PREV);
+    }
     j.set(H_TOP, start);
     return;
   }
