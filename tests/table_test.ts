@@ -419,11 +419,16 @@ describe("table", () => {
     // A link into another bucket's chain: keys in the wrong bucket.
     {
       // From a bucket with a chain (so full: no empty-rest mark stops the walk), whose overflow
-      // buckets are cut off, into the next bucket.
+      // buckets are cut off, into another bucket that holds a key in its first slot (an empty
+      // one would end the walk at once, and only the count would disagree).
       const s = filled();
       const j = first(s, (_, link) => link !== 0);
       const a = bucketAt(s.arena, TABLE_AT, j);
-      const b = bucketAt(s.arena, TABLE_AT, (j + 1) % s.table.stats().buckets);
+      const b = bucketAt(
+        s.arena,
+        TABLE_AT,
+        first(s, (offset) => offset !== a.offset && s.arena.u8[offset] >= 5),
+      );
       s.arena.i32[a.overflowWord] = b.offset;
       assert.throws(() => verify(s), /verify: table at \d+: .*key in the wrong bucket/);
     }
