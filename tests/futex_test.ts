@@ -19,6 +19,8 @@ import {
   tryLockWord,
   unlockWord,
 } from "../src/_engine/futex.ts";
+import { LOCK_BASE } from "../src/_engine/lock_block.ts";
+import { Mutex } from "../src/sync/mutex.ts";
 import { threadGone } from "../src/threads.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
 import { sleep } from "./fixtures/harness.ts";
@@ -227,6 +229,49 @@ describe("futex", () => {
           Atomics.notify = notify;
         }
         assert.ok(woken.includes(1), `no unlock woke the sleeper: ${woken}`);
+      } finally {
+        worker.worker.terminate();
+      }
+    },
+  );
+
+  it(
+    "the public Mutex's unlock (its fast path written out) wakes a worker sleeping on it",
+    TEST,
+    async () => {
+      const worker = await new Locker().init();
+      try {
+        const mu = new Mutex();
+        const { buffer, byteOffset } = mu.handle;
+        const index = byteOffset / 4 + LOCK_BASE;
+        const lockWordView = new Int32Array(buffer, index * 4, 1);
+        const notify = Atomics.notify;
+        const woken: number[] = [];
+        let rounds = 0;
+        try {
+          Atomics.notify = (view, at, count) => {
+            const n = notify(view as Int32Array, at, count);
+            woken.push(n);
+            return n;
+          };
+          while (!woken.includes(1) && rounds++ < 10) {
+            mu.lock();
+            worker.send({ op: "lockUnlock", buffer, index });
+            await until(lockWordView, (w) => (w & CONTENDED) !== 0, "the worker to sleep");
+            await sleep(10); // asleep in Atomics.wait by now
+            mu.unlock();
+            const got = await worker.next("the worker's lock");
+            assert.equal(got.error, undefined);
+            assert.equal(got.word, (worker.owner << 3) | CONTENDED);
+          }
+        } finally {
+          Atomics.notify = notify;
+        }
+        assert.ok(woken.includes(1), `no unlock woke the sleeper: ${woken}`);
+        // The exchange cleared the whole word; a poisoned word keeps its poison through unlock.
+        assert.equal(lockWordView[0], 0);
+        assert.equal(mu.tryLock(), true);
+        mu.unlock();
       } finally {
         worker.worker.terminate();
       }
