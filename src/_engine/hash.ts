@@ -78,7 +78,12 @@ function finish(v0: number, v1: number, v2: number, v3: number, b: number): numb
   return v1 ^ v3;
 }
 
-/** Hashes the 64-bit slot value (lo, hi) under the key (k0, k1): 8 bytes, lo first. */
+/**
+ * Hashes the 64-bit slot value (lo, hi) under the key (k0, k1): 8 bytes, lo first. The six
+ * rounds (two words, the length block, three finalization rounds) are written out: with
+ * {@linkcode finish} called, JavaScriptCore did not inline it, and the call cost more than the
+ * rounds' work.
+ */
 export function hashWords(lo: number, hi: number, k0: number, k1: number): number {
   let v0 = k0;
   let v1 = k1;
@@ -107,7 +112,50 @@ export function hashWords(lo: number, hi: number, k0: number, k1: number): numbe
   v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
   v2 = (v2 << 16) | (v2 >>> 16);
   v0 ^= hi;
-  return finish(v0, v1, v2, v3, 8 << 24);
+  v3 ^= 8 << 24;
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  v0 ^= 8 << 24;
+  v2 ^= 0xff;
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  v0 = (v0 + v1) | 0;
+  v1 = ((v1 << 5) | (v1 >>> 27)) ^ v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = ((v3 << 8) | (v3 >>> 24)) ^ v2;
+  v0 = (v0 + v3) | 0;
+  v3 = ((v3 << 7) | (v3 >>> 25)) ^ v0;
+  v2 = (v2 + v1) | 0;
+  v1 = ((v1 << 13) | (v1 >>> 19)) ^ v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+  return v1 ^ v3;
 }
 
 /** Hashes the UTF-16 code units of `s`. Equals {@linkcode hashUnits} over the same units. */
