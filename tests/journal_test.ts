@@ -389,4 +389,55 @@ describe("journal", () => {
     assert.equal(s.i32[AT + journalWords(7)], 0);
     s.j.recover();
   });
+
+  it("setPair: a death after any of its writes leaves both words old or both new", () => {
+    const OLD = [111, 222];
+    const NEW = [-5, 7];
+    let died = 0;
+    for (let killAt = 0;; killAt++) {
+      const s = setup();
+      s.i32[10] = OLD[0];
+      s.i32[11] = OLD[1];
+      // The dying thread's view: write number `killAt` throws instead of writing.
+      let writes = 0;
+      const dying = new Proxy(s.i32, {
+        set(target, key, value) {
+          if (writes++ === killAt) throw new Error("killed");
+          return Reflect.set(target, key, value);
+        },
+        get(target, key) {
+          const v = Reflect.get(target, key);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      const threw = (() => {
+        try {
+          new Journal(() => dying, AT).setPair(10, NEW[0], NEW[1]);
+          return false;
+        } catch {
+          return true;
+        }
+      })();
+      // The next holder recovers.
+      s.j.recover();
+      const words = [s.i32[10], s.i32[11]];
+      assert.ok(
+        (words[0] === OLD[0] && words[1] === OLD[1]) ||
+          (words[0] === NEW[0] && words[1] === NEW[1]),
+        `death at write ${killAt}: words ${words}`,
+      );
+      assert.equal(s.i32[AT + J_COUNT], 0);
+      assert.equal(s.i32[AT + J_STATE], IDLE);
+      if (!threw) {
+        assert.deepEqual(words, NEW, "a setPair that completed is kept");
+        break;
+      }
+      died++;
+    }
+    assert.ok(died >= 7, `only ${died} death points`);
+    // From a journal in use, it refuses like begin.
+    const s = setup();
+    s.j.begin();
+    assert.throws(() => s.j.setPair(10, 1, 2), /journal begun twice/);
+  });
 });

@@ -142,6 +142,30 @@ export class Journal {
     i32[index] = value;
   }
 
+  /**
+   * A whole mutation of two adjacent words, `index` and `index + 1`, from an idle journal:
+   * {@linkcode begin}, two {@linkcode set}s and {@linkcode commit} in one call (a GoMap
+   * overwrite of an inline value, its hot path). Both entries and the count go in before either
+   * word changes; a death before the count returns to 0 is rolled back like any mutation.
+   */
+  setPair(index: number, lo: number, hi: number): void {
+    const i32 = this.#view();
+    const at = this.at;
+    if (i32[at + J_COUNT] !== 0 || i32[at + J_STATE] !== IDLE) {
+      throw new Error("internal: journal begun twice");
+    }
+    if (i32[at + J_CAPACITY] < 2) throw new JournalFullError();
+    const e = at + J_ENTRIES;
+    i32[e] = index << 2; // K_WORD
+    i32[e + 1] = i32[index];
+    i32[e + 2] = (index + 1) << 2; // K_WORD
+    i32[e + 3] = i32[index + 1];
+    i32[at + J_COUNT] = 2;
+    i32[index] = lo;
+    i32[index + 1] = hi;
+    i32[at + J_COUNT] = 0;
+  }
+
   /** Writes byte `offset` of the arena, remembering the word that holds it. */
   setByte(u8: Uint8Array, offset: number, value: number): void {
     this.set(offset >> 2, this.#view()[offset >> 2]);

@@ -154,6 +154,11 @@ export class Table {
     return hops > CHAIN_CHECK && hops > this.#chainLimit();
   }
 
+  /** Whether the table is growing: an old bucket array remains to be evacuated. */
+  get growing(): boolean {
+    return this.arena.i32[this.h + T_OLDBUCKETS] !== 0;
+  }
+
   /** Whether any overflow bucket hangs off the bucket arrays (or an old array remains). */
   get hasOverflow(): boolean {
     const i32 = this.arena.i32;

@@ -13,6 +13,7 @@ import {
   isBlob,
   isNumberSlot,
   keyNumberWords,
+  MODE_INLINE,
   Probe,
 } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
@@ -110,6 +111,24 @@ export interface GoMapStats {
   bytesUsed: number;
   /** Bytes of shared memory the buffer currently spans. */
   bytesReserved: number;
+}
+
+/**
+ * GoMap.set's hot path: when `p`'s key is present, its old value and the new one `v` are both
+ * inline (no blob to free or allocate) and the table is not growing (a write then owes an
+ * evacuation step), overwrites the value's two words as one journaled mutation and returns
+ * true. Otherwise returns false, having written nothing: the general path does the write.
+ * Called inside the write sequence.
+ */
+function overwriteInline<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): boolean {
+  const table = s.table;
+  if (table.growing) return false;
+  const k = table.find(p);
+  if (k < 0) return false;
+  const w = k >> 2;
+  if (isBlob(s.arena.i32[w + VALUE_HI])) return false;
+  s.tx.journal.setPair(w + VALUE_LO, v.lo, v.hi);
+  return true;
 }
 
 /**
@@ -334,6 +353,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const seq = beginWrite(s);
     const tx = s.tx;
     try {
+      if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) return this;
       tx.begin();
       const lo = v.materialize(a, s.allocBlob);
       const k = s.table.insert(p, true);
