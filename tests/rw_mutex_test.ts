@@ -2,6 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Mutex } from "../src/sync/mutex.ts";
+import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
   assertRefusesHandles,
@@ -194,6 +195,54 @@ test("RWMutex: a writer excludes readers until it unlocks", async () => {
     [false, false],
     "a reader got in while the writer held the lock",
   );
+});
+
+test("RWMutex: a reader on its fast path (its seat read through before) is held off by a writer", async () => {
+  const rw = new RWMutex();
+  const ctrl = shared(8);
+  await withWorkers(1, async ([w]) => {
+    // The worker's first read lock makes its seat's handshake; the second, after the main
+    // thread has write-locked, takes the fast path: one add on its seat, which the writer flagged.
+    const run = w.run([
+      { op: "rw.rLock" },
+      { op: "rw.rUnlock" },
+      { op: "store", word: READY, value: 1 },
+      { op: "waitFor", word: GO, atLeast: 1, timeoutMs: TEST_TIMEOUT_MS },
+      { op: "rw.rLock" },
+      { op: "store", word: INSIDE, value: 1 },
+      { op: "rw.rUnlock" },
+    ], { ctrl, rw: rw.handle });
+    await until(() => Atomics.load(ctrl, READY) === 1, "the worker's first read lock");
+    rw.lock();
+    signal(ctrl, GO, 1);
+    await sleep(100);
+    assert.equal(Atomics.load(ctrl, INSIDE), 0, "a reader got in while the writer held the lock");
+    rw.unlock();
+    await run;
+    assert.equal(Atomics.load(ctrl, INSIDE), 1);
+  });
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
+});
+
+test("RWMutex: a thread's read locks are bounded; going past the bound throws and changes nothing", () => {
+  const rw = new RWMutex();
+  rw.rLock(); // claims this thread's seat
+  const { buffer, byteOffset } = rw.handle;
+  const words = new Int32Array(buffer, byteOffset);
+  // Seat 0's count word (rw_lock.ts: the seats start 16 words in, owner then count), the
+  // first seat claimed on a fresh lock.
+  const seat = LOCK_BASE + 16 + 1;
+  assert.equal(words[seat], 1);
+  const bound = 2 ** 29;
+  words[seat] = bound; // as if this thread held that many read locks
+  assert.throws(() => rw.rLock(), { name: "RangeError", message: /at most 536870912 read locks/ });
+  assert.throws(() => rw.tryRLock(), RangeError);
+  assert.equal(words[seat], bound);
+  words[seat] = 1;
+  rw.rUnlock();
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
 });
 
 test("RWMutex: readers exclude a writer until the last one leaves", async () => {

@@ -11,7 +11,8 @@
  * | base + 3      | reader seats claimed so far (a high-water mark for scans)            |
  * | base + 4      | number of reader seats                                               |
  * | base + 16 + 16i | reader seat i: owner id of the thread it belongs to, 0 when free  |
- * | base + 17 + 16i | reader seat i: read locks that thread holds                       |
+ * | base + 17 + 16i | reader seat i: read locks that thread holds (bits 0-29), and   |
+ * |                 | SEAT_WRITER (bit 30): a writer holds the lock or waits for it     |
  *
  * Readers count themselves in a seat of their own thread, not in a shared counter: a thread's
  * read locks are then known, so when it dies its count can be taken out (a shared counter
@@ -19,21 +20,29 @@
  * cache lines (a seat is 64 bytes). A thread claims its seat (one compare-exchange) the first
  * time it reads; the lock object remembers it.
  *
- * The protocol is a Dekker handshake made of sequentially consistent atomics: a reader adds one
- * to its seat and then loads the state; a writer sets WRITER and then loads every seat. One of
- * the two sees the other: either the reader sees WRITER and takes its increment back out, or
- * the writer sees the reader's count and waits for it to drain. So `rLock` costs one add and
- * one load, `rUnlock` one sub and one load, and no two readers write the same line.
+ * A writer takes the writer mutex (so one writer at a time), sets WRITER in the state word,
+ * then sets SEAT_WRITER in the count word of every seat claimed so far (up to the high-water
+ * mark), then waits until every seat's count is 0. A reader's read lock is then one atomic add
+ * on its own seat: the value it returns says whether a writer is there (the add and the
+ * writer's `or` are read-modify-writes of one word, so one comes first: either the reader sees
+ * SEAT_WRITER and takes its increment back out, or the writer's drain sees the count). Its
+ * unlock is one atomic sub, whose old value says whether a draining writer must be woken. So
+ * `rLock` and `rUnlock` cost one read-modify-write each, on a line no other reader writes.
  *
- * Writers take the writer mutex first (so one writer at a time), then set WRITER, which turns
- * new readers away (writer preference, as Go's RWMutex), then wait until every seat reads 0.
- * The last reader to leave while WRITER is set bumps the drain word and notifies it; the writer
- * sleeps on the drain word, readers turned away sleep on the state word (with READERS_WAITING
- * set, so that the writer's unlock knows to notify them). All sleeps are bounded: after each,
- * a waiter looks for dead threads. A writer takes out the counts of dead readers; a reader
- * waiting on a dead writer takes the writer mutex over, clears WRITER and leaves the lock
- * unlocked and poisoned. A poisoned lock makes every acquisition report it (the public
- * `RWMutex` throws `OwnerDeadError`), until a writer marks it consistent.
+ * A seat claimed while a writer is at work was not flagged by it. Its thread's first read lock
+ * therefore also loads the state word after its add: a Dekker handshake of sequentially
+ * consistent atomics with the writer, which set WRITER before it read the high-water mark that
+ * the claimer raised before its add. Either the writer read the raised mark and flagged the
+ * seat, or the claimer sees WRITER and waits until the writer has unlocked. A writer unlocks by
+ * clearing SEAT_WRITER on every seat, then WRITER, so no seat is left flagged without WRITER.
+ *
+ * The last reader to leave while a writer drains bumps the drain word and notifies it; the
+ * writer sleeps on the drain word, readers turned away sleep on the state word (with
+ * READERS_WAITING set, so that the writer's unlock knows to notify them). All sleeps are
+ * bounded: after each, a waiter looks for dead threads. A writer takes out the counts of dead
+ * readers; a reader waiting on a dead writer takes the writer mutex over, clears the flags and
+ * WRITER, and leaves the lock unlocked and poisoned. A poisoned lock makes every acquisition
+ * report it (the public `RWMutex` throws `OwnerDeadError`), until a writer marks it consistent.
  *
  * @module
  */
@@ -64,6 +73,15 @@ const S_COUNT = 1;
 
 const WRITER = 1;
 const READERS_WAITING = 2;
+/** In a seat's count word: a writer holds the lock or waits for it. */
+const SEAT_WRITER = 1 << 30;
+/** The read lock count in a seat's count word. */
+const COUNT_MASK = SEAT_WRITER - 1;
+/**
+ * Read locks one thread may hold on one lock at once. A seat word below it has no SEAT_WRITER
+ * and room for one more, so the read lock's fast path is one compare.
+ */
+const MAX_READS = 1 << 29;
 const SPIN = 100;
 
 /** Words a reader/writer lock with `seats` reader seats occupies. */
@@ -120,19 +138,37 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
 
 /**
  * Acquires a read lock for the thread whose seat count word is `seat`. Returns ACQUIRED or
- * ACQUIRED_POISONED (the read lock is held either way).
+ * ACQUIRED_POISONED (the read lock is held either way). Only for a seat its thread has read
+ * through before: the first read lock after {@linkcode readerSeat} is {@linkcode rLockFirst}'s.
  */
 export function rLock(i32: Int32Array, base: number, seat: number, me: number): number {
-  Atomics.add(i32, seat, 1);
-  if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) rLockSlow(i32, base, seat, me);
+  if (Atomics.add(i32, seat, 1) >= MAX_READS) rLockSlow(i32, base, seat, me);
   return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
 }
 
+/**
+ * {@linkcode rLock} for the first read lock through a seat just found or claimed, which a
+ * writer already at work may not have flagged: it also loads the state word (see above).
+ */
+export function rLockFirst(i32: Int32Array, base: number, seat: number, me: number): number {
+  const prev = Atomics.add(i32, seat, 1);
+  if (prev >= MAX_READS || (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+    rLockSlow(i32, base, seat, me);
+  }
+  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+}
+
+/**
+ * The read lock's add found SEAT_WRITER (or WRITER, on a first lock), or too many read locks:
+ * takes the increment back out, waits for the writer to leave, and tries again, each time as a
+ * first lock does, until it holds the read lock.
+ */
 function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): void {
   let spins = 0;
   for (;;) {
-    // Turned away: a writer holds the lock or waits for it. Take the increment back out.
     leave(i32, base, seat);
+    if ((Atomics.load(i32, seat) & COUNT_MASK) >= MAX_READS) throw tooManyReads();
+    // Turned away: a writer holds the lock or waits for it.
     for (;;) {
       let s = Atomics.load(i32, base + STATE);
       if ((s & WRITER) === 0) break;
@@ -153,39 +189,75 @@ function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): voi
       Atomics.wait(i32, base + STATE, s, WAIT_SLICE_MS);
       checkSelf();
     }
-    Atomics.add(i32, seat, 1);
-    if ((Atomics.load(i32, base + STATE) & WRITER) === 0) return;
+    const prev = Atomics.add(i32, seat, 1);
+    if (prev < MAX_READS && (Atomics.load(i32, base + STATE) & WRITER) === 0) return;
   }
 }
 
 /**
- * Takes the writer mutex over from its dead owner, clears WRITER (waking turned-away readers)
- * and leaves the lock unlocked and poisoned. Holding the writer mutex while clearing WRITER
- * keeps a live writer from setting WRITER in between and having it cleared under it.
+ * Takes the writer mutex over from its dead owner, clears the seats' flags and WRITER (waking
+ * turned-away readers), and leaves the lock unlocked and poisoned. Holding the writer mutex
+ * while clearing keeps a live writer from setting them in between and having them cleared
+ * under it.
  */
 function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
   if (tryLockWord(i32, base + WRITER_MU, me) === NOT_ACQUIRED) return;
+  writerLeaves(i32, base);
+  unlockWord(i32, base + WRITER_MU, me);
+}
+
+function tooManyReads(): RangeError {
+  return new RangeError(`a thread may hold at most ${MAX_READS} read locks of one RWMutex at once`);
+}
+
+/** Sets SEAT_WRITER in every seat claimed so far. */
+function flagSeats(i32: Int32Array, base: number): void {
+  const high = Atomics.load(i32, base + HIGH);
+  for (let i = 0; i < high; i++) {
+    Atomics.or(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, SEAT_WRITER);
+  }
+}
+
+/**
+ * The writer, holding the writer mutex, is done (or backs out): clears SEAT_WRITER in every
+ * seat, then WRITER, and wakes the readers that wait for it. Repeatable.
+ */
+function writerLeaves(i32: Int32Array, base: number): void {
+  const high = Atomics.load(i32, base + HIGH);
+  for (let i = 0; i < high; i++) {
+    Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
+  }
   const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
   if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
-  unlockWord(i32, base + WRITER_MU, me);
 }
 
 /** Takes one read lock out of `seat`, waking a draining writer if it was the last. */
 function leave(i32: Int32Array, base: number, seat: number): void {
-  if (Atomics.sub(i32, seat, 1) === 1 && (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
-    Atomics.add(i32, base + DRAIN, 1);
-    Atomics.notify(i32, base + DRAIN);
+  const prev = Atomics.sub(i32, seat, 1);
+  if ((prev & COUNT_MASK) === 1 && ((prev & SEAT_WRITER) !== 0 || writerIn(i32, base))) {
+    wakeWriter(i32, base);
   }
+}
+
+function writerIn(i32: Int32Array, base: number): boolean {
+  return (Atomics.load(i32, base + STATE) & WRITER) !== 0;
+}
+
+/** Bumps the drain word and wakes the writer sleeping on it. */
+function wakeWriter(i32: Int32Array, base: number): void {
+  Atomics.add(i32, base + DRAIN, 1);
+  Atomics.notify(i32, base + DRAIN);
 }
 
 /**
  * Tries to acquire a read lock without blocking: fails while a writer holds the lock or waits
- * for it. Returns NOT_ACQUIRED, ACQUIRED or ACQUIRED_POISONED.
+ * for it. Returns NOT_ACQUIRED, ACQUIRED or ACQUIRED_POISONED. Any seat, first lock or not.
  */
 export function tryRLock(i32: Int32Array, base: number, seat: number): number {
-  Atomics.add(i32, seat, 1);
-  if ((Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+  const prev = Atomics.add(i32, seat, 1);
+  if (prev >= MAX_READS || writerIn(i32, base)) {
     leave(i32, base, seat);
+    if ((prev & COUNT_MASK) >= MAX_READS) throw tooManyReads();
     return NOT_ACQUIRED;
   }
   return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
@@ -198,11 +270,15 @@ export function tryRLock(i32: Int32Array, base: number, seat: number): number {
  */
 export function rUnlock(i32: Int32Array, base: number, seat: number): void {
   // A plain read: only the seat's own thread changes its count while that thread can run (a
-  // reaper clears it once the thread is gone), so this thread reads its own last write.
-  if (i32[seat] <= 0) {
+  // reaper clears it once the thread is gone; writers change only SEAT_WRITER), so this thread
+  // reads its own last count.
+  if ((i32[seat] & COUNT_MASK) === 0) {
     throw new Error("sync: RUnlock of unlocked RWMutex");
   }
-  leave(i32, base, seat);
+  const prev = Atomics.sub(i32, seat, 1);
+  // The last read lock of this seat, and a writer flagged it: it may be draining. (A writer that
+  // did not flag this seat yet will read its count as 0.)
+  if (prev === (SEAT_WRITER | 1)) wakeWriter(i32, base);
 }
 
 /**
@@ -212,11 +288,12 @@ export function rUnlock(i32: Int32Array, base: number, seat: number): void {
 export function lock(i32: Int32Array, base: number, me: number): number {
   const status = lockWord(i32, base + WRITER_MU, me);
   Atomics.or(i32, base + STATE, WRITER);
+  flagSeats(i32, base);
   drain(i32, base);
   return status;
 }
 
-/** Waits until no reader holds the lock; WRITER is set, so no new reader gets in. */
+/** Waits until no reader holds the lock; every seat is flagged, so no new reader gets in. */
 function drain(i32: Int32Array, base: number): void {
   // Uncontended, no reader: done without reading the drain word, which only a wait needs.
   if (readers(i32, base) === 0) return;
@@ -244,13 +321,16 @@ function drain(i32: Int32Array, base: number): void {
 export function readers(i32: Int32Array, base: number): number {
   const high = Atomics.load(i32, base + HIGH);
   let n = 0;
-  for (let i = 0; i < high; i++) n += Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT);
+  for (let i = 0; i < high; i++) {
+    n += Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT) & COUNT_MASK;
+  }
   return n;
 }
 
 /**
- * Takes out the read locks of dead threads and frees their seats. A dead thread's count is
- * stable: only its own thread ever changed it. Returns whether it took any out.
+ * Takes out the read locks of dead threads and frees their seats, keeping each seat's
+ * SEAT_WRITER. A dead thread's count is stable: only its own thread ever changed it. Returns
+ * whether it took any out.
  */
 function reapReaders(i32: Int32Array, base: number): boolean {
   const high = Atomics.load(i32, base + HIGH);
@@ -259,7 +339,15 @@ function reapReaders(i32: Int32Array, base: number): boolean {
     const at = base + SEATS + i * SEAT_STRIDE;
     const owner = Atomics.load(i32, at + S_OWNER);
     if (owner === 0 || !ownerGone(owner)) continue;
-    if (Atomics.exchange(i32, at + S_COUNT, 0) !== 0) reaped = true;
+    let w = Atomics.load(i32, at + S_COUNT);
+    while ((w & COUNT_MASK) !== 0) {
+      const found = Atomics.compareExchange(i32, at + S_COUNT, w, w & SEAT_WRITER);
+      if (found === w) {
+        reaped = true;
+        break;
+      }
+      w = found; // a writer flagged or unflagged the seat meanwhile
+    }
     Atomics.compareExchange(i32, at + S_OWNER, owner, 0);
   }
   return reaped;
@@ -273,12 +361,12 @@ export function tryLock(i32: Int32Array, base: number, me: number): number {
   const status = tryLockWord(i32, base + WRITER_MU, me);
   if (status === NOT_ACQUIRED) return status;
   Atomics.or(i32, base + STATE, WRITER);
+  flagSeats(i32, base);
   if (readers(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
     return status;
   }
   // Readers are in: back out, waking readers we turned away meanwhile.
-  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
-  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  writerLeaves(i32, base);
   unlockWord(i32, base + WRITER_MU, me);
   return NOT_ACQUIRED;
 }
@@ -297,8 +385,7 @@ export function unlock(i32: Int32Array, base: number, me: number): void {
         : "sync: Unlock of an RWMutex write-locked by another thread",
     );
   }
-  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
-  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  writerLeaves(i32, base);
   unlockWord(i32, base + WRITER_MU, me);
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { liveOwnerId, ownerId } from "../_engine/census.ts";
+import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -21,6 +21,7 @@ import {
   readers,
   readerSeat,
   rLock,
+  rLockFirst,
   rUnlock,
   rwPoisoned,
   rwSeats,
@@ -136,6 +137,12 @@ export class RWMutex {
   readonly #block: Int32Array<SharedArrayBuffer>;
   /** This thread's reader seat (its count word), claimed on the first read lock. */
   #seat = 0;
+  /**
+   * {@linkcode #seat} once a read lock through it has succeeded with the first lock's
+   * handshake (rw_lock.ts): from then on every writer flags it, and read locks take the fast
+   * path. 0 before.
+   */
+  #readSeat = 0;
 
   /**
    * Creates an unlocked reader/writer mutex in a new, small `SharedArrayBuffer`.
@@ -312,10 +319,12 @@ export class RWMutex {
    * @throws {RangeError} when more threads read the lock than it has reader seats.
    */
   rLock(): void {
-    const me = liveOwnerId();
-    if (rLock(this.#block, LOCK_BASE, this.#readerSeat(me), me) !== ACQUIRED) {
-      throw new OwnerDeadError("RWMutex", lastDeadOwner);
-    }
+    // liveOwnerId written out, as in Mutex.lock (census.ts, `fast`).
+    const f = fast;
+    const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
+    const seat = this.#readSeat;
+    const status = seat !== 0 ? rLock(this.#block, LOCK_BASE, seat, me) : this.#rLockFirst(me);
+    if (status !== ACQUIRED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
   }
 
   /**
@@ -342,8 +351,10 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSeat(liveOwnerId()));
+    const seat = this.#readerSeat(liveOwnerId());
+    const status = tryRLock(this.#block, LOCK_BASE, seat);
     if (status === NOT_ACQUIRED) return false;
+    this.#readSeat = seat; // tryRLock makes the first lock's handshake
     if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
     return true;
   }
@@ -439,5 +450,16 @@ export class RWMutex {
   #readerSeat(me: number): number {
     if (this.#seat !== 0) return this.#seat;
     return this.#seat = readerSeat(this.#block, LOCK_BASE, me);
+  }
+
+  /**
+   * The first read lock through this object's seat, with rw_lock.ts's handshake for a seat a
+   * writer at work may not have flagged; once it succeeds, later read locks take the fast path.
+   */
+  #rLockFirst(me: number): number {
+    const seat = this.#readerSeat(me);
+    const status = rLockFirst(this.#block, LOCK_BASE, seat, me);
+    this.#readSeat = seat;
+    return status;
   }
 }
