@@ -145,10 +145,10 @@ const NO_CENSUS = new Int32Array(C_ENTRIES);
  *   while this thread's owner id is not known yet.
  * - `owner`: this thread's owner id once known; 0 before.
  *
- * Exported for the public Mutex, whose lock and unlock write {@linkcode liveOwnerId}'s fast
- * path out: JavaScriptCore does not inline a call to an imported function there (each call
- * loads the binding with its TDZ check), and the call cost about 1 ns of a 5 ns lock+unlock.
- * Every other reader goes through the functions below.
+ * Exported for the hottest callers (the public locks, Participant.enter), which write
+ * {@linkcode liveOwnerId}'s or {@linkcode checkAlive}'s fast path out: the engines left those
+ * calls in place there (JavaScriptCore in the locks, where the call cost about 1 ns of a 5 ns
+ * lock+unlock; V8 in the large SyncMap paths). Every other reader goes through the functions.
  */
 export const fast = { head: NO_CENSUS as Int32Array, seen: 0, liveSeen: -1, owner: 0 };
 
@@ -360,7 +360,8 @@ export function liveOwnerIdSlow(): number {
   return owner;
 }
 
-function checkAliveSlow(): void {
+/** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
+export function checkAliveSlow(): void {
   if (stopped) throw new TerminatedError();
   let total = 0;
   for (let i = 0; i < heads.length; i++) total += heads[i][C_COUNT];

@@ -1,0 +1,68 @@
+// Copyright the shmap authors. MIT license.
+// A thread marked terminating (as every adapter's terminate() marks its worker, and as Deno
+// leaves a worker that spins in synchronous code running: a zombie) stops at its next call of
+// every hot path, with TerminatedError, instead of touching shared memory again. Each hot path
+// writes the census check out (census.ts, `fast`), so each is checked on its own, in a real
+// worker that is running the path in a loop when it is marked.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { record, TERMINATING } from "../src/_engine/census.ts";
+import { GoMap } from "../src/maps/go_map.ts";
+import { SyncMap } from "../src/maps/sync_map.ts";
+import { Mutex } from "../src/sync/mutex.ts";
+import { RWMutex } from "../src/sync/rw_mutex.ts";
+import { threadGone } from "../src/threads.ts";
+import type { ZombiePath, ZombieReply, ZombieRequest } from "./fixtures/zombie_worker.ts";
+import { until } from "./fixtures/harness.ts";
+import { startWorker } from "./fixtures/spawn.ts";
+
+const PATHS: ZombiePath[] = ["SyncMap.store", "SyncMap.load", "Mutex+GoMap.set", "RWMutex.rLock"];
+
+describe("a worker marked terminating stops at its next call", () => {
+  for (const path of PATHS) {
+    it(path, { timeout: 60_000 }, async () => {
+      const sync = new SyncMap<number, number>();
+      for (let i = 0; i < 64; i++) sync.store(i, i);
+      const go = new GoMap<number, number>();
+      const mu = new Mutex();
+      const rw = new RWMutex();
+      const ctrl = new Int32Array(new SharedArrayBuffer(16));
+      const { promise, resolve, reject } = Promise.withResolvers<ZombieReply>();
+      const worker = startWorker(new URL("./fixtures/zombie_worker.ts", import.meta.url), {
+        message: (data) => resolve(data as ZombieReply),
+        error: reject,
+      });
+      try {
+        worker.postMessage(
+          {
+            path,
+            ctrl,
+            syncMap: sync.handle,
+            goMap: go.handle,
+            mutex: mu.handle,
+            rwMutex: rw.handle,
+          } satisfies ZombieRequest,
+        );
+        await until(() => Atomics.load(ctrl, 0) !== 0, "the worker runs its path", 30_000);
+        const threadId = Atomics.load(ctrl, 0) - 1;
+        record(threadId, TERMINATING);
+        const reply = await promise;
+        assert.equal(reply.error, "TerminatedError", `after ${reply.calls} calls`);
+        // Everything it used is whole and free: it stopped before touching shared memory.
+        const stopped = worker.stopped(100);
+        worker.terminate();
+        await stopped;
+        threadGone(threadId);
+        sync.verify();
+        go.verify();
+        assert.equal(mu.tryLock(), true);
+        mu.unlock();
+        assert.equal(rw.tryLock(), true);
+        rw.unlock();
+      } finally {
+        worker.terminate();
+      }
+    });
+  }
+});
