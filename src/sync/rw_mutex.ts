@@ -6,15 +6,15 @@
  */
 
 import { liveOwnerId, ownerId } from "../_engine/census.ts";
+import { ACQUIRED, clearPoison, lastDeadOwner, OWNER_SHIFT } from "../_engine/futex.ts";
 import {
-  ACQUIRED,
-  ACQUIRED_POISONED,
-  clearPoison,
-  lastDeadOwner,
-  NOT_ACQUIRED,
-  OWNER_SHIFT,
-} from "../_engine/futex.ts";
-import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
+  attachLockBlock,
+  LOCK_BASE,
+  LockAttachment,
+  lockHandle,
+  newLockBlock,
+  tried,
+} from "../_engine/lock_block.ts";
 import {
   initRw,
   lock,
@@ -80,14 +80,6 @@ export interface RWMutexOptions {
 
 const DEFAULT_READER_THREADS = 64;
 const MAX_READER_THREADS = 65536;
-
-/** A block of shared memory to attach to; only {@linkcode RWMutex.attach} makes one. */
-class Attachment {
-  readonly block: Int32Array<SharedArrayBuffer>;
-  constructor(block: Int32Array<SharedArrayBuffer>) {
-    this.block = block;
-  }
-}
 
 /**
  * A reader/writer mutual exclusion lock in shared memory, usable from every worker (and the
@@ -155,7 +147,7 @@ export class RWMutex {
    * @throws {RangeError} for a `maxReaderThreads` that is not an integer in [1, 65536].
    */
   constructor(options: RWMutexOptions = {}) {
-    if (options instanceof Attachment) {
+    if (options instanceof LockAttachment) {
       this.#block = options.block;
       return;
     }
@@ -198,7 +190,7 @@ export class RWMutex {
     ) {
       throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader seat count)");
     }
-    return new RWMutex(new Attachment(block) as RWMutexOptions);
+    return new RWMutex(new LockAttachment(block) as RWMutexOptions);
   }
 
   /**
@@ -265,10 +257,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    const status = tryLock(this.#block, LOCK_BASE, liveOwnerId());
-    if (status === NOT_ACQUIRED) return false;
-    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
-    return true;
+    return tried(tryLock(this.#block, LOCK_BASE, liveOwnerId()), "RWMutex");
   }
 
   /**
@@ -342,10 +331,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    const status = tryRLock(this.#block, LOCK_BASE, this.#readerSeat(liveOwnerId()));
-    if (status === NOT_ACQUIRED) return false;
-    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
-    return true;
+    return tried(tryRLock(this.#block, LOCK_BASE, this.#readerSeat(liveOwnerId())), "RWMutex");
   }
 
   /**
