@@ -41,6 +41,7 @@ import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
 import { ABSENT, GoIterator, lookup } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
+  beginRead,
   beginWrite,
   endWrite,
   finishClear,
@@ -294,19 +295,16 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const s = this.#s;
-    const a = s.arena;
     // Encoded before the read begins: a user codec's encode may write the map.
     const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
-    let seq = a.i32[SEQ];
-    if ((seq & 1) !== 0) seq = readerBlocked(s, seq, "read");
+    const seq = beginRead(s, "read");
     let found: boolean;
     try {
       found = s.table.find(p) >= 0;
     } catch (error) {
       throw readFailure(s, seq, error);
     }
-    if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-    return found;
+    return validated(s, seq, found);
   }
 
   /**
