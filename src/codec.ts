@@ -72,7 +72,8 @@ const structured = new StructuredWriter();
 
 /** `value`, checked to be of `type` (a codec's encode takes whatever the caller passes). */
 function checkType<T>(value: T, type: "number" | "string"): T {
-  if (typeof value !== type) throw new TypeError(`expected a ${type}, got ${describe(value)}`);
+  const actual: string = typeof value;
+  if (actual !== type) throw new TypeError(`expected a ${type}, got ${describe(value)}`);
   return value;
 }
 
