@@ -55,6 +55,16 @@ export function withArticle(name: string): string {
 const KINDS = ["GoMap", "SyncMap", "Mutex", "RWMutex"];
 
 /**
+ * Throws the TypeError `${where}: ${name} must be a function, got …` unless `value` is one
+ * (`name` is the parameter's, as the documentation calls it).
+ */
+export function checkFunction(value: unknown, where: string, name: string): void {
+  if (typeof value !== "function") {
+    throw new TypeError(`${where}: ${name} must be a function, got ${describe(value)}`);
+  }
+}
+
+/**
  * Checks the handle passed to `GoMap.attach` or `SyncMap.attach` (`kind` names the map): an
  * object of that kind, else a TypeError that says what it is instead.
  */

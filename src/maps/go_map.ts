@@ -17,7 +17,7 @@ import {
 } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
-import { describe } from "../_describe.ts";
+import { checkFunction } from "../_describe.ts";
 import {
   denoRequest,
   describeError,
@@ -482,11 +482,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   forEach(callback: (value: V, key: K, map: GoMap<K, V>) => void, thisArg?: unknown): void {
-    if (typeof callback !== "function") {
-      throw new TypeError(
-        `GoMap.forEach: the callback must be a function, got ${describe(callback)}`,
-      );
-    }
+    checkFunction(callback, "GoMap.forEach", "the callback");
     const entries = new GoIterator<K, V, [K, V]>(this.#s, ENTRIES);
     for (const [key, value] of entries) callback.call(thisArg, value, key, this);
   }
