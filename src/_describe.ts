@@ -55,10 +55,35 @@ export function withArticle(name: string): string {
 const KINDS = ["GoMap", "SyncMap", "Mutex", "RWMutex"];
 
 /**
+ * Throws the TypeError `${where}: ${name} must be a function, got …` unless `value` is one
+ * (`name` is the parameter's, as the documentation calls it).
+ */
+export function checkFunction(value: unknown, where: string, name: string): void {
+  if (typeof value !== "function") {
+    throw new TypeError(`${where}: ${name} must be a function, got ${describe(value)}`);
+  }
+}
+
+/**
+ * Checks the handle passed to `GoMap.attach` or `SyncMap.attach` (`kind` names the map): an
+ * object of that kind, else a TypeError that says what it is instead.
+ */
+export function checkHandle(handle: unknown, kind: "GoMap" | "SyncMap"): void {
+  const where = `${kind}.attach`;
+  if (typeof handle !== "object" || handle === null) {
+    throw new TypeError(
+      `${where}: the handle must be the object ${kind}#handle returns, got ${describe(handle)}`,
+    );
+  }
+  const found: unknown = (handle as { kind?: unknown }).kind;
+  if (found !== kind) throw wrongKind(where, kind, found);
+}
+
+/**
  * The TypeError for a handle, passed to `where` (e.g. "GoMap.attach"), whose `kind` is not
  * `expected`.
  */
-export function wrongKind(where: string, expected: string, kind: unknown): TypeError {
+function wrongKind(where: string, expected: string, kind: unknown): TypeError {
   if (typeof kind === "string" && KINDS.includes(kind)) {
     return new TypeError(
       `${where}: the handle is for ${withArticle(kind)}, not ${withArticle(expected)}`,

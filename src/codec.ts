@@ -70,8 +70,10 @@ function builtin<T>(
 
 const structured = new StructuredWriter();
 
-function checkNumber(value: number): number {
-  if (typeof value !== "number") throw new TypeError(`expected a number, got ${describe(value)}`);
+/** `value`, checked to be of `type` (a codec's encode takes whatever the caller passes). */
+function checkType<T>(value: T, type: "number" | "string"): T {
+  const actual: string = typeof value;
+  if (actual !== type) throw new TypeError(`expected a ${type}, got ${describe(value)}`);
   return value;
 }
 
@@ -126,17 +128,16 @@ export const codecs: {
   float64: builtin<number>(
     "float64",
     () => new Float64Slots(),
-    (value) => new Uint8Array(new Float64Array([checkNumber(value)]).buffer),
+    (value) => new Uint8Array(new Float64Array([checkType(value, "number")]).buffer),
     (bytes) => new Float64Array(bytes.slice(0, 8).buffer)[0],
   ),
   int32: builtin<number>(
     "int32",
     () => new Int32Slots(),
     (value) => {
-      if (typeof value !== "number") {
-        throw new TypeError(`expected a number, got ${describe(value)}`);
+      if ((checkType(value, "number") | 0) !== value) {
+        throw new RangeError(`not an int32: ${String(value)}`);
       }
-      if ((value | 0) !== value) throw new RangeError(`not an int32: ${String(value)}`);
       return new Uint8Array(new Int32Array([value]).buffer);
     },
     (bytes) => new Int32Array(bytes.slice(0, 4).buffer)[0],
@@ -145,9 +146,7 @@ export const codecs: {
     "string",
     () => new StringSlots(),
     (value) => {
-      if (typeof value !== "string") {
-        throw new TypeError(`expected a string, got ${describe(value)}`);
-      }
+      checkType(value, "string");
       const units = new Uint16Array(value.length);
       for (let i = 0; i < value.length; i++) units[i] = value.charCodeAt(i);
       return new Uint8Array(units.buffer);

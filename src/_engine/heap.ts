@@ -56,6 +56,16 @@ export function binInsert(arena: Arena, chunk: number, size: number, j: Journal)
   if ((arena.i32[m] & bit) === 0) j.set(m, arena.i32[m] | bit);
 }
 
+/**
+ * Makes the `size` bytes at `chunk` a free chunk: its header (the size with `flags`, the
+ * PREV_INUSE of the chunk before it), its footer, and its place in its bin.
+ */
+function addFreeChunk(arena: Arena, chunk: number, size: number, flags: number, j: Journal): void {
+  j.set(chunk >> 2, size | flags);
+  j.set(((chunk + size) >> 2) - 1, size);
+  binInsert(arena, chunk, size, j);
+}
+
 export function binUnlink(arena: Arena, chunk: number, size: number, j: Journal): void {
   const i32 = arena.i32;
   const b = binOf(size);
@@ -98,10 +108,7 @@ export function takeChunk(
   const rest = csize - need;
   if (rest !== 0) {
     j.set(chunk >> 2, need | INUSE | prevFlag);
-    const r = chunk + need;
-    j.set(r >> 2, rest | PREV_INUSE);
-    j.set(((r + rest) >> 2) - 1, rest);
-    binInsert(arena, r, rest, j);
+    addFreeChunk(arena, chunk + need, rest, PREV_INUSE, j);
   } else {
     // The free chunk's footer becomes the caller's payload: remember it.
     j.set(((chunk + csize) >> 2) - 1, 0);
@@ -189,9 +196,7 @@ export function largeFree(arena: Arena, chunk: number, j: Journal): void {
   } else {
     j.set(next >> 2, nh & ~PREV_INUSE);
   }
-  j.set(start >> 2, size | prevFlag);
-  j.set(((start + size) >> 2) - 1, size);
-  binInsert(arena, start, size, j);
+  addFreeChunk(arena, start, size, prevFlag, j);
 }
 
 /** Records word `w`'s value in the journal without changing it. */
@@ -233,9 +238,7 @@ export function spanChunk(arena: Arena, bytes: number, j: Journal): number {
   let prevFlag = PREV_INUSE;
   if (lead !== 0) {
     // The gap before the aligned span becomes a free chunk.
-    j.set(top >> 2, lead | PREV_INUSE);
-    j.set((span >> 2) - 1, lead);
-    binInsert(arena, top, lead, j);
+    addFreeChunk(arena, top, lead, PREV_INUSE, j);
     prevFlag = 0;
   }
   j.set(span >> 2, bytes | INUSE | SPAN_FLAG | prevFlag);
@@ -276,18 +279,13 @@ function carveSpan(
   let prevFlag = i32[c >> 2] & PREV_INUSE;
   const lead = span - c;
   if (lead !== 0) {
-    j.set(c >> 2, lead | prevFlag);
-    j.set((span >> 2) - 1, lead);
-    binInsert(arena, c, lead, j);
+    addFreeChunk(arena, c, lead, prevFlag, j);
     prevFlag = 0;
   }
   const end = c + csize;
   const tail = end - (span + bytes);
   if (tail !== 0) {
-    const r = span + bytes;
-    j.set(r >> 2, tail | PREV_INUSE);
-    j.set((end >> 2) - 1, tail);
-    binInsert(arena, r, tail, j);
+    addFreeChunk(arena, span + bytes, tail, PREV_INUSE, j);
   } else if (end !== i32[H_TOP]) {
     j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
   }

@@ -19,6 +19,8 @@
  */
 
 import { adoptCensus, census } from "./census.ts";
+import { ACQUIRED_POISONED, lastDeadOwner, NOT_ACQUIRED } from "./futex.ts";
+import { OwnerDeadError } from "../errors.ts";
 import { describe } from "../_describe.ts";
 
 /** "shml" in little-endian byte order: a shmap lock block. */
@@ -39,6 +41,28 @@ export interface LockHandle<K extends LockKind> {
   readonly buffer: SharedArrayBuffer;
   readonly byteOffset: number;
   readonly census?: SharedArrayBuffer;
+}
+
+/**
+ * A lock block to wrap, checked by {@linkcode attachLockBlock}: what `Mutex.attach` and
+ * `RWMutex.attach` pass their constructor, which no one else can make one for (this module is
+ * not public).
+ */
+export class LockAttachment {
+  readonly block: Int32Array<SharedArrayBuffer>;
+  constructor(block: Int32Array<SharedArrayBuffer>) {
+    this.block = block;
+  }
+}
+
+/**
+ * A public try-acquire's answer for `status` (futex.ts): whether the caller now holds the lock
+ * of `kind`. Acquired from a dead holder, the caller holds it and gets an OwnerDeadError.
+ */
+export function tried(status: number, kind: LockKind): boolean {
+  if (status === NOT_ACQUIRED) return false;
+  if (status === ACQUIRED_POISONED) throw new OwnerDeadError(kind, lastDeadOwner);
+  return true;
 }
 
 /** Makes a block of `kind` with `words` lock words in a fresh SharedArrayBuffer. */

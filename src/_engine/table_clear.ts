@@ -90,29 +90,40 @@ export function destroy(table: TableView, free: (offset: number, size: number) =
   const old = a.i32[h + T_OLDBUCKETS];
   if (old !== 0) {
     const n = 1 << oldBOf(table);
-    for (let j = 0; j < n; j++) freeChainOf(table, old + j * BUCKET_SIZE, free);
+    for (let b = old; b < old + BUCKET_SIZE * n; b += BUCKET_SIZE) {
+      freeOverflowChain(table, a.i32[(b + OVERFLOW) >> 2], free);
+    }
     free(old, BUCKET_SIZE * n);
   }
   const n = 1 << a.i32[h + T_B];
   const buckets = a.i32[h + T_BUCKETS];
-  for (let j = 0; j < n; j++) freeChainOf(table, buckets + j * BUCKET_SIZE, free);
+  for (let b = buckets; b < buckets + BUCKET_SIZE * n; b += BUCKET_SIZE) {
+    freeOverflowChain(table, a.i32[(b + OVERFLOW) >> 2], free);
+  }
   free(buckets, BUCKET_SIZE * n);
 }
 
-function freeChainOf(
+/**
+ * Frees, through `free`, the chain of overflow buckets from `first` (0: none); returns how
+ * many it freed.
+ */
+function freeOverflowChain(
   table: TableView,
-  b: number,
+  first: number,
   free: (offset: number, size: number) => void,
-): void {
+): number {
   const a = table.arena;
-  let next = a.i32[(b + OVERFLOW) >> 2];
+  let next = first;
+  let n = 0;
   let limit = chainLimit(table.arena);
   while (next !== 0) {
     const after = a.i32[(next + OVERFLOW) >> 2];
     free(next, overflowBytes(table.arena, next));
+    n++;
     next = after;
     if (--limit < 0) throw loops();
   }
+  return n;
 }
 
 /** Frees what the live keys of the chain from `b` own (key blobs, values). */
@@ -135,17 +146,9 @@ function freeChainSlots(table: TableView, b: number): void {
 function freeOverflows(table: TableView, b: number, counter: number): void {
   const a = table.arena;
   const tx = table.tx;
-  let next = a.i32[(b + OVERFLOW) >> 2];
-  if (next === 0) return;
+  const first = a.i32[(b + OVERFLOW) >> 2];
+  if (first === 0) return;
   tx.set((b + OVERFLOW) >> 2, 0);
-  let n = 0;
-  let limit = chainLimit(table.arena);
-  while (next !== 0) {
-    const after = a.i32[(next + OVERFLOW) >> 2];
-    tx.free(next, overflowBytes(table.arena, next));
-    n++;
-    next = after;
-    if (--limit < 0) throw loops();
-  }
+  const n = freeOverflowChain(table, first, (offset, size) => tx.free(offset, size));
   tx.set(table.h + counter, a.i32[table.h + counter] - n);
 }

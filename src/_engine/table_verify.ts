@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { GoMapStats } from "../maps/go_map.ts";
 import { hashStored } from "./slots.ts";
 import {
   BUCKET_SIZE,
@@ -32,16 +33,8 @@ import {
   tophash,
 } from "./table_layout.ts";
 
-/** What {@linkcode stats} reports. */
-export interface TableStats {
-  count: number;
-  B: number;
-  buckets: number;
-  overflowBuckets: number;
-  growing: boolean;
-  sameSizeGrow: boolean;
-  nevacuate: number;
-}
+/** What {@linkcode stats} reports: the fields of GoMap.stats() that the table alone knows. */
+export type TableStats = Omit<GoMapStats, "bytesUsed" | "bytesReserved">;
 
 /** Shape and growth state, for stats() and tests. */
 export function stats(table: TableView): TableStats {

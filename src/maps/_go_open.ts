@@ -19,7 +19,7 @@ import type { SlotCodec } from "../_engine/slots.ts";
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
-import { describe, wrongKind } from "../_describe.ts";
+import { checkHandle } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
 import { JOURNAL, JOURNAL_BYTES, JOURNAL_ENTRIES, TABLE_AT } from "./_go_layout.ts";
 import type { AttachOptions, GoMapHandle, GoMapOptions } from "./go_map.ts";
@@ -85,13 +85,7 @@ export function attachGoMap<K, V>(
   handle: GoMapHandle,
   options: AttachOptions<K, V>,
 ): OpenedGoMap<K, V> {
-  if (typeof handle !== "object" || handle === null) {
-    throw new TypeError(
-      `GoMap.attach: the handle must be the object GoMap#handle returns, got ${describe(handle)}`,
-    );
-  }
-  const kind: unknown = handle.kind;
-  if (kind !== "GoMap") throw wrongKind("GoMap.attach", "GoMap", kind);
+  checkHandle(handle, "GoMap");
   options = checkOptions(options, ATTACH_OPTIONS, "GoMap.attach options");
   const arena = Arena.attach(handle.buffer, KIND_GO_MAP, false, "GoMap.attach");
   if (handle.census !== undefined) adoptCensus(handle.census);

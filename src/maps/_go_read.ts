@@ -9,7 +9,7 @@ import { Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { SEQ } from "./_go_layout.ts";
-import { readerBlocked, readFailure, validated } from "./_go_writer.ts";
+import { beginRead, readFailure, validated } from "./_go_writer.ts";
 import { batchLevel, ENTRIES, IteratorBase, KEYS, type Yield } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
@@ -17,11 +17,9 @@ export const ABSENT: unique symbol = Symbol("absent");
 
 /** Looks `key` up, returning ABSENT when it is missing. */
 export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
-  const a = s.arena;
   // Encoded before the read begins: a user codec's encode may write the map.
   const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
-  let seq = a.i32[SEQ];
-  if ((seq & 1) !== 0) seq = readerBlocked(s, seq, "read");
+  const seq = beginRead(s, "read");
   let value: unknown;
   try {
     const k = s.table.find(p);
@@ -30,8 +28,8 @@ export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
   } catch (error) {
     throw readFailure(s, seq, error);
   }
-  if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-  return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
+  const read = validated(s, seq, value);
+  return s.userValues === null ? read as V : s.decodeCopy(s.userValues, read);
 }
 
 /**
@@ -139,8 +137,7 @@ export class GoIterator<K, V, T> extends IteratorBase implements IterableIterato
     const i = (this.#start + this.#step++) & (n - 1);
     this.#j = 0;
     this.#count = 0;
-    let seq = a.i32[SEQ];
-    if ((seq & 1) !== 0) seq = readerBlocked(s, seq, "iteration");
+    const seq = beginRead(s, "iteration");
     // Decoded keys and values; for a user codec, copies of its bytes until the batch is
     // validated, then decoded (see GoAccess.readValue).
     const keys = this.#keys;

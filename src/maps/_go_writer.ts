@@ -78,6 +78,16 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
 }
 
 /**
+ * Starts a read (`operation` names it in errors): returns the even write sequence to validate
+ * the read against, once a writer that is gone has been recovered (see
+ * {@linkcode readerBlocked}). GoMap.get writes it out on its number-key path.
+ */
+export function beginRead<K, V>(s: GoAccess<K, V>, operation: string): number {
+  const seq = s.arena.i32[SEQ];
+  return (seq & 1) === 0 ? seq : readerBlocked(s, seq, operation);
+}
+
+/**
  * A reader found the write sequence odd: throws ConcurrentMapWriteError, unless the writer
  * is gone, in which case the write it left is recovered and the read may start over.
  */

@@ -30,7 +30,7 @@ import type { SlotCodec } from "../_engine/slots.ts";
 import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
-import { describe, wrongKind } from "../_describe.ts";
+import { checkHandle, describe } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
@@ -152,15 +152,7 @@ export function attachSyncMap<K, V, M>(
   options: SyncMapAttachOptions<K, V>,
   build: (opened: OpenedSyncMap<K, V>) => M,
 ): M {
-  if (typeof handle !== "object" || handle === null) {
-    throw new TypeError(
-      `SyncMap.attach: the handle must be the object SyncMap#handle returns, got ${
-        describe(handle)
-      }`,
-    );
-  }
-  const kind: unknown = handle.kind;
-  if (kind !== "SyncMap") throw wrongKind("SyncMap.attach", "SyncMap", kind);
+  checkHandle(handle, "SyncMap");
   // Checked before a participant seat is taken.
   options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
   const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");

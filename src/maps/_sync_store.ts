@@ -10,7 +10,7 @@
 import { ownerId } from "../_engine/census.ts";
 import { Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
-import { describe } from "../_describe.ts";
+import { checkFunction } from "../_describe.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   abandon,
@@ -298,9 +298,7 @@ export function compute<K, V>(
   key: K,
   fn: (old: V | undefined, loaded: boolean) => V | typeof DELETE | typeof CANCEL,
 ): [value: V | undefined, ok: boolean] {
-  if (typeof fn !== "function") {
-    throw new TypeError(`SyncMap.compute: fn must be a function, got ${describe(fn)}`);
-  }
+  checkFunction(fn, "SyncMap.compute", "fn");
   const part = s.participant;
   part.enter();
   const a = s.arena;
@@ -354,9 +352,7 @@ export function loadOrCompute<K, V>(
   key: K,
   fn: () => V,
 ): [actual: V, loaded: boolean] {
-  if (typeof fn !== "function") {
-    throw new TypeError(`SyncMap.loadOrCompute: fn must be a function, got ${describe(fn)}`);
-  }
+  checkFunction(fn, "SyncMap.loadOrCompute", "fn");
   const part = s.participant;
   part.enter();
   const core = s.core;

@@ -18,7 +18,7 @@ import {
 } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
-import { describe } from "../_describe.ts";
+import { checkFunction } from "../_describe.ts";
 import {
   denoRequest,
   describeError,
@@ -42,6 +42,7 @@ import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
 import { ABSENT, GoIterator, lookup } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
+  beginRead,
   beginWrite,
   endWrite,
   finishClear,
@@ -313,19 +314,16 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const s = this.#s;
-    const a = s.arena;
     // Encoded before the read begins: a user codec's encode may write the map.
     const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
-    let seq = a.i32[SEQ];
-    if ((seq & 1) !== 0) seq = readerBlocked(s, seq, "read");
+    const seq = beginRead(s, "read");
     let found: boolean;
     try {
       found = s.table.find(p) >= 0;
     } catch (error) {
       throw readFailure(s, seq, error);
     }
-    if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-    return found;
+    return validated(s, seq, found);
   }
 
   /**
@@ -504,11 +502,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   forEach(callback: (value: V, key: K, map: GoMap<K, V>) => void, thisArg?: unknown): void {
-    if (typeof callback !== "function") {
-      throw new TypeError(
-        `GoMap.forEach: the callback must be a function, got ${describe(callback)}`,
-      );
-    }
+    checkFunction(callback, "GoMap.forEach", "the callback");
     const entries = new GoIterator<K, V, [K, V]>(this.#s, ENTRIES);
     for (const [key, value] of entries) callback.call(thisArg, value, key, this);
   }

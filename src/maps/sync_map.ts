@@ -9,7 +9,7 @@ import { hashWords } from "../_engine/hash.ts";
 import { keyNumberWords } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
-import { describe } from "../_describe.ts";
+import { checkFunction } from "../_describe.ts";
 import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
 import { inspectSyncMap, syncMapStats } from "./_sync_stats.ts";
 import { SyncAccess } from "./_sync_access.ts";
@@ -556,9 +556,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   range(f: (key: K, value: V) => boolean | void): void {
-    if (typeof f !== "function") {
-      throw new TypeError(`SyncMap.range: f must be a function, got ${describe(f)}`);
-    }
+    checkFunction(f, "SyncMap.range", "f");
     rangeOver(this.#s, f);
   }
 
@@ -700,11 +698,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   forEach(callback: (value: V, key: K, map: SyncMap<K, V>) => void, thisArg?: unknown): void {
-    if (typeof callback !== "function") {
-      throw new TypeError(
-        `SyncMap.forEach: the callback must be a function, got ${describe(callback)}`,
-      );
-    }
+    checkFunction(callback, "SyncMap.forEach", "the callback");
     this.range((key, value) => {
       callback.call(thisArg, value, key, this);
     });

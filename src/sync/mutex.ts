@@ -8,18 +8,23 @@
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
-  ACQUIRED_POISONED,
   clearPoison,
   lastDeadOwner,
   lockWordSlow,
-  NOT_ACQUIRED,
   OWNER_SHIFT,
   ownerOf,
   POISONED,
   tryLockWord,
   unlockWordSlow,
 } from "../_engine/futex.ts";
-import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
+import {
+  attachLockBlock,
+  LOCK_BASE,
+  LockAttachment,
+  lockHandle,
+  newLockBlock,
+  tried,
+} from "../_engine/lock_block.ts";
 import { OwnerDeadError } from "../errors.ts";
 import { denoRequest, inspectLock, nodeRequest } from "../_inspect.ts";
 
@@ -54,14 +59,6 @@ export interface MutexHandle {
 function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
   if (lockWordSlow(block, LOCK_BASE, me) !== ACQUIRED) {
     throw new OwnerDeadError("Mutex", lastDeadOwner);
-  }
-}
-
-/** A block of shared memory to attach to; only {@linkcode Mutex.attach} makes one. */
-class Attachment {
-  readonly block: Int32Array<SharedArrayBuffer>;
-  constructor(block: Int32Array<SharedArrayBuffer>) {
-    this.block = block;
   }
 }
 
@@ -129,7 +126,7 @@ export class Mutex {
    */
   constructor() {
     const from = (arguments as IArguments)[0];
-    this.#block = from instanceof Attachment ? from.block : newLockBlock("Mutex", 1);
+    this.#block = from instanceof LockAttachment ? from.block : newLockBlock("Mutex", 1);
   }
 
   /**
@@ -156,7 +153,7 @@ export class Mutex {
    */
   static attach(handle: MutexHandle): Mutex {
     const block = attachLockBlock(handle, "Mutex");
-    return new (Mutex as unknown as new (from: Attachment) => Mutex)(new Attachment(block));
+    return new (Mutex as unknown as new (from: LockAttachment) => Mutex)(new LockAttachment(block));
   }
 
   /**
@@ -225,10 +222,7 @@ export class Mutex {
    * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    const status = tryLockWord(this.#block, LOCK_BASE, liveOwnerId());
-    if (status === NOT_ACQUIRED) return false;
-    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("Mutex", lastDeadOwner);
-    return true;
+    return tried(tryLockWord(this.#block, LOCK_BASE, liveOwnerId()), "Mutex");
   }
 
   /**

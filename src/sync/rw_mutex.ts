@@ -8,13 +8,19 @@
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
-  ACQUIRED_POISONED,
   clearPoison,
   lastDeadOwner,
   NOT_ACQUIRED,
   OWNER_SHIFT,
 } from "../_engine/futex.ts";
-import { attachLockBlock, LOCK_BASE, lockHandle, newLockBlock } from "../_engine/lock_block.ts";
+import {
+  attachLockBlock,
+  LOCK_BASE,
+  LockAttachment,
+  lockHandle,
+  newLockBlock,
+  tried,
+} from "../_engine/lock_block.ts";
 import {
   initRw,
   lock,
@@ -81,14 +87,6 @@ export interface RWMutexOptions {
 
 const DEFAULT_READER_THREADS = 64;
 const MAX_READER_THREADS = 65536;
-
-/** A block of shared memory to attach to; only {@linkcode RWMutex.attach} makes one. */
-class Attachment {
-  readonly block: Int32Array<SharedArrayBuffer>;
-  constructor(block: Int32Array<SharedArrayBuffer>) {
-    this.block = block;
-  }
-}
 
 /**
  * A reader/writer mutual exclusion lock in shared memory, usable from every worker (and the
@@ -162,7 +160,7 @@ export class RWMutex {
    * @throws {RangeError} for a `maxReaderThreads` that is not an integer in [1, 65536].
    */
   constructor(options: RWMutexOptions = {}) {
-    if (options instanceof Attachment) {
+    if (options instanceof LockAttachment) {
       this.#block = options.block;
       return;
     }
@@ -205,7 +203,7 @@ export class RWMutex {
     ) {
       throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader seat count)");
     }
-    return new RWMutex(new Attachment(block) as RWMutexOptions);
+    return new RWMutex(new LockAttachment(block) as RWMutexOptions);
   }
 
   /**
@@ -272,10 +270,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    const status = tryLock(this.#block, LOCK_BASE, liveOwnerId());
-    if (status === NOT_ACQUIRED) return false;
-    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
-    return true;
+    return tried(tryLock(this.#block, LOCK_BASE, liveOwnerId()), "RWMutex");
   }
 
   /**
@@ -353,10 +348,9 @@ export class RWMutex {
   tryRLock(): boolean {
     const seat = this.#readerSeat(liveOwnerId());
     const status = tryRLock(this.#block, LOCK_BASE, seat);
-    if (status === NOT_ACQUIRED) return false;
-    this.#readSeat = seat; // tryRLock makes the first lock's handshake
-    if (status === ACQUIRED_POISONED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
-    return true;
+    // tryRLock makes the first lock's handshake: a read lock it gives opens the fast path.
+    if (status !== NOT_ACQUIRED) this.#readSeat = seat;
+    return tried(status, "RWMutex");
   }
 
   /**
