@@ -95,7 +95,7 @@ const adapter: Adapter<Worker> = {
  * pool's), use `track` from `@shmap/shmap/node`.
  *
  * @example
- * ```ts no-eval
+ * ```ts
  * import { track } from "@shmap/shmap/bun";
  *
  * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
