@@ -20,7 +20,7 @@ import {
   receiveParent,
   STAND_IN,
   WORKER_FILE,
-  workerSource,
+  workerFiles,
 } from "./fixtures/doc_examples.ts";
 import { makeProjectWith, runCommand } from "./fixtures/examples.ts";
 import { runtime } from "./fixtures/spawn.ts";
@@ -43,10 +43,8 @@ async function runProject(
   worker: string,
   stdout: string,
 ): Promise<void> {
-  const dir = makeProjectWith(runtime, {
-    "main.ts": main,
-    [WORKER_FILE[adapter]]: workerSource(adapter, worker),
-  }, { sources: true });
+  const files = { "main.ts": main, ...workerFiles(adapter, worker) };
+  const dir = makeProjectWith(runtime, files, { sources: true });
   try {
     const run = await runCommand(COMMAND[runtime], dir, process.execPath, 15_000);
     assert.equal(run.stderr, "", `${what} wrote to stderr`);
