@@ -46,11 +46,10 @@
  * @module
  */
 
+import { watchEndEvent } from "./_end_event.ts";
 import {
   type Adapter,
-  declareGone,
   listenForShare,
-  markOnTerminate,
   type MessageSource,
   type ReceiveOptions,
   type Shareable,
@@ -77,20 +76,13 @@ const adapter: Adapter<Worker> = {
   methods: ["postMessage", "addEventListener"],
   shared: new WeakSet(),
   watch(worker, endNow) {
-    // Bun gives a web Worker the thread id the worker sees in node:worker_threads.
+    // Bun gives a web Worker the thread id the worker sees in node:worker_threads. The thread
+    // has stopped when `close` fires: no grace is needed.
     const threadId = (worker as { threadId?: number }).threadId;
-    // The thread has stopped when this event fires: no grace is needed.
-    const end = (): void => {
-      // Gone first: the seat's release then rolls back a lock the thread died holding.
-      declareGone(threadId);
-      endNow();
-    };
-    markOnTerminate(worker, () => threadId);
-    worker.addEventListener("close", end);
-    return {
-      post: (message) => worker.postMessage(message),
-      stop: () => worker.removeEventListener("close", end),
-    };
+    return watchEndEvent(worker, threadId, 0, endNow, (end) => {
+      worker.addEventListener("close", end);
+      return () => worker.removeEventListener("close", end);
+    });
   },
 };
 
@@ -103,7 +95,7 @@ const adapter: Adapter<Worker> = {
  * pool's), use `track` from `@shmap/shmap/node`.
  *
  * @example
- * ```ts no-eval
+ * ```ts
  * import { track } from "@shmap/shmap/bun";
  *
  * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });

@@ -208,7 +208,7 @@ const adapter: Adapter<Worker> = {
  * next shmap call, or as a shmap wait returns, instead of touching shared memory again.
  *
  * @example
- * ```ts no-eval
+ * ```ts
  * import { track } from "@shmap/shmap/deno";
  *
  * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });

@@ -51,11 +51,10 @@
 import process from "node:process";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
+import { watchEndEvent } from "./_end_event.ts";
 import {
   type Adapter,
-  declareGone,
   listenForShare,
-  markOnTerminate,
   type MessageSource,
   type ReceiveOptions,
   type Shareable,
@@ -94,19 +93,10 @@ const adapter: Adapter<Worker> = {
   watch(worker, endNow) {
     // Taken now: a worker that has exited reports -1.
     const threadId = worker.threadId;
-    const grace = onDeno ? DENO_GRACE_MS : 0;
-    const end = (): void => {
-      // Gone first (timers of one delay fire in order): the seat's release then rolls back a
-      // lock the thread died holding.
-      declareGone(threadId, grace);
-      endNow(grace);
-    };
-    markOnTerminate(worker, () => threadId);
-    worker.on("exit", end);
-    return {
-      post: (message) => worker.postMessage(message),
-      stop: () => worker.off("exit", end),
-    };
+    return watchEndEvent(worker, threadId, onDeno ? DENO_GRACE_MS : 0, endNow, (end) => {
+      worker.on("exit", end);
+      return () => worker.off("exit", end);
+    });
   },
 };
 

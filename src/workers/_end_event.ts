@@ -1,0 +1,38 @@
+/**
+ * Internal. The watch of a worker whose end is one event of the worker object: Bun's web
+ * `Worker` fires `close`, a `node:worker_threads` Worker fires `exit`. (A Deno web worker has no
+ * such event; deno.ts watches it otherwise.)
+ *
+ * @module
+ */
+
+import { declareGone, markOnTerminate, type ShareMessage } from "./_share.ts";
+
+/** What {@linkcode watchEndEvent} needs of a worker. */
+export interface EventfulWorker {
+  postMessage(message: ShareMessage): void;
+  terminate(): unknown;
+}
+
+/**
+ * Watches `worker`, thread `threadId`, for its end event: `listen(end)` starts listening and
+ * returns how to stop. At the end the thread is declared gone and then `endNow` releases the
+ * share, both after `graceMs` (0 where the event fires once the thread has stopped). The share
+ * message is posted as it is.
+ */
+export function watchEndEvent(
+  worker: EventfulWorker,
+  threadId: number | undefined,
+  graceMs: number,
+  endNow: (graceMs?: number) => void,
+  listen: (end: () => void) => () => void,
+): { post(message: ShareMessage): void; stop(): void } {
+  const end = (): void => {
+    // Gone first (timers of one delay fire in order): the seat's release then rolls back a
+    // lock the thread died holding.
+    declareGone(threadId, graceMs);
+    endNow(graceMs);
+  };
+  markOnTerminate(worker, () => threadId);
+  return { post: (message) => worker.postMessage(message), stop: listen(end) };
+}
