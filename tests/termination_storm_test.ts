@@ -247,9 +247,16 @@ class Storm {
       await sleep(Math.random() * 20);
       const index = Math.floor(Math.random() * SLOTS);
       await this.kill(index);
-      this.checkSlot(index);
-      this.s.verify();
-      this.checkPair();
+      try {
+        this.checkSlot(index);
+        this.s.verify();
+        this.checkPair();
+      } catch (error) {
+        const { log } = this.slots[index];
+        (error as Error).message += ` (after kill ${this.report.kills}: slot ${index}'s worker ` +
+          `was in ${INTENT_NAMES[log[L_INTENT]]} of key ${log[L_KEY]})`;
+        throw error;
+      }
       this.report.bytesUsed.sync.push(this.s.stats().bytesUsed);
       this.report.bytesUsed.go.push(this.g.stats().bytesUsed);
       assert.deepEqual(this.errors, []);
