@@ -583,20 +583,29 @@ export class Participant {
     const word = this.registry.pauseWord;
     const me = ownerId();
     let holder = Atomics.load(i32, word);
-    if (holder === 0 || holder === me) return;
-    this.park(0);
-    try {
-      while (holder !== 0) {
-        if (ownerGone(holder)) {
-          Atomics.compareExchange(i32, word, holder, 0);
-        } else {
-          Atomics.wait(i32, word, holder, WAIT_SLICE_MS);
-          checkSelf();
+    while (holder !== 0 && holder !== me) {
+      this.park(0);
+      try {
+        while (holder !== 0 && holder !== me) {
+          if (ownerGone(holder)) {
+            Atomics.compareExchange(i32, word, holder, 0);
+          } else {
+            Atomics.wait(i32, word, holder, WAIT_SLICE_MS);
+            checkSelf();
+          }
+          holder = Atomics.load(i32, word);
         }
-        holder = Atomics.load(i32, word);
+      } finally {
+        this.unpark();
       }
-    } finally {
-      this.unpark();
+      // Invariant: this participant goes on only after it has read no pause *after* clearing
+      // PARKED. Between this thread's read of 0 above and its unpark, another thread may have
+      // raised a new pause and read PARKED still 1, taking this participant for paused: it is
+      // sweeping now, and an operation run beside its sweep would have its records freed and
+      // the count recounted under it. Both sides are sequentially consistent (the pauser
+      // raises the word, then reads PARKED; this thread clears PARKED, then reads the word),
+      // so this read sees such a pause, and parks again.
+      holder = Atomics.load(i32, word);
     }
   }
 
