@@ -8,7 +8,28 @@ import { seatsInUse } from "../_engine/registry.ts";
 import { describeError, inspectMap, type InspectRequest } from "../_inspect.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { AMENDED, R_COUNT, R_MISSES, R_READ } from "./_sync_layout.ts";
-import type { SyncMapStats } from "./sync_map.ts";
+
+/** What `SyncMap.stats()` reports. */
+export interface SyncMapStats {
+  /** Keys with a value. */
+  count: number;
+  /** Keys in the read table, deleted ones included. */
+  readKeys: number;
+  /** Keys in the dirty table, or -1 when there is none. */
+  dirtyKeys: number;
+  /** Whether the dirty table holds keys the read table lacks. */
+  amended: boolean;
+  /** Loads that took the lock since the last promotion. */
+  misses: number;
+  /** Participant seats in use (attached SyncMap objects, and shares reserved for workers). */
+  participants: number;
+  /** Blocks this object retired that are not yet freed. */
+  retired: number;
+  /** Bytes of shared memory allocated and not freed. */
+  bytesUsed: number;
+  /** Bytes of shared memory the buffer currently spans. */
+  bytesReserved: number;
+}
 
 /** SyncMap.stats: the state of the two tables and of memory, read under the mutex. */
 export function syncMapStats<K, V>(s: SyncAccess<K, V>): SyncMapStats {

@@ -11,7 +11,9 @@ import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
 import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
-import { inspectSyncMap, syncMapStats } from "./_sync_stats.ts";
+import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
+
+export type { SyncMapStats };
 import { SyncAccess } from "./_sync_access.ts";
 import {
   deleteEntry,
@@ -81,28 +83,6 @@ export interface SyncMapHandle {
   readonly generation?: number;
   /** The census of ended threads of the process that made the handle (internal). */
   readonly census?: SharedArrayBuffer;
-}
-
-/** What {@linkcode SyncMap.stats} reports. */
-export interface SyncMapStats {
-  /** Keys with a value. */
-  count: number;
-  /** Keys in the read table, deleted ones included. */
-  readKeys: number;
-  /** Keys in the dirty table, or -1 when there is none. */
-  dirtyKeys: number;
-  /** Whether the dirty table holds keys the read table lacks. */
-  amended: boolean;
-  /** Loads that took the lock since the last promotion. */
-  misses: number;
-  /** Participant seats in use (attached SyncMap objects, and shares reserved for workers). */
-  participants: number;
-  /** Blocks this object retired that are not yet freed. */
-  retired: number;
-  /** Bytes of shared memory allocated and not freed. */
-  bytesUsed: number;
-  /** Bytes of shared memory the buffer currently spans. */
-  bytesReserved: number;
 }
 
 /** Set by the static block: this object's state, for {@linkcode shareSyncMap}. */
