@@ -42,7 +42,8 @@
  * | 0    | magic, {@linkcode CENSUS_MAGIC}                                         |
  * | 1    | entries reserved (an entry index is taken with an atomic add)           |
  * | 2    | the next id for threads without one of their own (Deno web workers)     |
- * | 3..7 | unused                                                                  |
+ * | 3, 4 | a random 64-bit identity, written before the magic (see adoptCensus)    |
+ * | 5..7 | unused                                                                  |
  * | 8..  | entries: `(threadId << 2) \| state`, 0 while the entry is being written |
  *
  * @module
@@ -56,6 +57,8 @@ const C_MAGIC = 0;
 /** Word of a census's entry count, which {@linkcode fast}'s `seen` is compared with. */
 export const C_COUNT = 1;
 const C_NEXT_ID = 2;
+const C_ID_LO = 3;
+const C_ID_HI = 4;
 const C_ENTRIES = 8;
 const INITIAL_BYTES = 4096;
 const MAX_BYTES = 64 * 1024 * 1024;
@@ -73,6 +76,8 @@ const ID_RANGE = 2 ** 16;
 /** One census as this thread sees it: its buffer, and the states read from it so far. */
 class View {
   readonly buffer: SharedArrayBuffer;
+  /** The census's identity (its words C_ID_LO and C_ID_HI), the same through any buffer object. */
+  readonly id: string;
   #i32: Int32Array;
   #seen = 0;
   readonly states = new Map<number, number>();
@@ -80,6 +85,7 @@ class View {
   constructor(buffer: SharedArrayBuffer) {
     this.buffer = buffer;
     this.#i32 = new Int32Array(buffer, 0, buffer.byteLength >> 2);
+    this.id = censusId(this.#i32);
   }
 
   get i32(): Int32Array {
@@ -170,8 +176,17 @@ function newCensus(): SharedArrayBuffer {
   // A random range of ids, so that two censuses made apart (by threads that had not met yet)
   // almost never hand out the same id.
   i32[C_NEXT_ID] = 2 ** 24 + (word[0] % ((MAX_THREAD_ID + 1 - 2 ** 24) / ID_RANGE - 1)) * ID_RANGE;
+  const id = new Int32Array(2);
+  crypto.getRandomValues(id);
+  i32[C_ID_LO] = id[0];
+  i32[C_ID_HI] = id[1];
   Atomics.store(i32, C_MAGIC, CENSUS_MAGIC);
   return buffer;
+}
+
+/** A census's identity, from its header words `i32` (read after its magic). */
+function censusId(i32: Int32Array): string {
+  return `${i32[C_ID_LO]}:${i32[C_ID_HI]}`;
 }
 
 /** The census this thread writes new structures' handles with; made on first use. */
@@ -191,8 +206,13 @@ export function adoptCensus(buffer: unknown): boolean {
   if (!(buffer instanceof SharedArrayBuffer) || !buffer.growable || buffer.byteLength < 64) {
     return false;
   }
-  if (Atomics.load(new Int32Array(buffer, 0, 1), C_MAGIC) !== CENSUS_MAGIC) return false;
-  for (const view of views) if (view.buffer === buffer) return true;
+  const head = new Int32Array(buffer, 0, C_ENTRIES);
+  if (Atomics.load(head, C_MAGIC) !== CENSUS_MAGIC) return false;
+  // Every postMessage of a handle brings a new SharedArrayBuffer object for the same memory:
+  // known by its identity, a census met again is not a second census (the fast paths pass only
+  // while this thread knows one).
+  const id = censusId(head);
+  for (const view of views) if (view.buffer === buffer || view.id === id) return true;
   const view = new View(buffer);
   know(view);
   primary ??= view;
@@ -398,6 +418,11 @@ function stop(): never {
   fast.liveSeen = -1;
   for (const hook of stopHooks) hook();
   throw new TerminatedError();
+}
+
+/** Test-only: how many censuses this thread knows (one, once it has met any, in a process). */
+export function knownCensuses(): number {
+  return views.length;
 }
 
 /** Test-only: forgets the censuses and the stopped state. */
