@@ -91,6 +91,26 @@ async function until(i32: Int32Array, ok: (w: number) => boolean, what: string):
   }
 }
 
+/**
+ * Runs `round` (an unlock that should wake a sleeping worker) until one of its unlocks woke a
+ * thread, at most 10 times, counting the threads each Atomics.notify woke; fails if none did.
+ */
+async function untilAWakeUp(round: () => Promise<void>): Promise<void> {
+  const notify = Atomics.notify;
+  const woken: number[] = [];
+  try {
+    Atomics.notify = (view, index, count) => {
+      const n = notify(view as Int32Array, index, count);
+      woken.push(n);
+      return n;
+    };
+    for (let rounds = 0; !woken.includes(1) && rounds < 10; rounds++) await round();
+  } finally {
+    Atomics.notify = notify;
+  }
+  assert.ok(woken.includes(1), `no unlock woke the sleeper: ${woken}`);
+}
+
 describe("futex", () => {
   it("lock writes the owner id into the word; unlock clears it", () => {
     const i32 = word();
@@ -199,36 +219,23 @@ describe("futex", () => {
           undefined,
         );
         assert.equal(i32[0], 0);
-        // This thread holds the lock; the worker blocks, marks the word and sleeps.
-        const notify = Atomics.notify;
-        const woken: number[] = [];
-        let rounds = 0;
-        try {
-          Atomics.notify = (view, index, count) => {
-            const n = notify(view as Int32Array, index, count);
-            woken.push(n);
-            return n;
-          };
-          // The unlock may land between two of the sleeper's bounded sleeps, with nobody to
-          // wake: try a few times, needing one unlock that woke it.
-          while (!woken.includes(1) && rounds++ < 10) {
-            assert.equal(lockWord(i32, 0, me), ACQUIRED);
-            worker.send({ op: "lockUnlock", buffer, index: 0 });
-            await until(i32, (w) => (w & CONTENDED) !== 0, "the worker to mark the word contended");
-            assert.equal(ownerOf(i32[0]), me);
-            await sleep(10); // asleep in Atomics.wait by now
-            unlockWord(i32, 0, me);
-            const got = await worker.next("the worker's lock");
-            assert.equal(got.error, undefined);
-            assert.equal(got.status, ACQUIRED);
-            // A woken thread keeps CONTENDED: others may sleep still.
-            assert.equal(got.word, (worker.owner << 3) | CONTENDED);
-            assert.equal(i32[0], 0, "unlocked by the worker");
-          }
-        } finally {
-          Atomics.notify = notify;
-        }
-        assert.ok(woken.includes(1), `no unlock woke the sleeper: ${woken}`);
+        // This thread holds the lock; the worker blocks, marks the word and sleeps. The unlock
+        // may land between two of the sleeper's bounded sleeps, with nobody to wake: try a few
+        // times, needing one unlock that woke it.
+        await untilAWakeUp(async () => {
+          assert.equal(lockWord(i32, 0, me), ACQUIRED);
+          worker.send({ op: "lockUnlock", buffer, index: 0 });
+          await until(i32, (w) => (w & CONTENDED) !== 0, "the worker to mark the word contended");
+          assert.equal(ownerOf(i32[0]), me);
+          await sleep(10); // asleep in Atomics.wait by now
+          unlockWord(i32, 0, me);
+          const got = await worker.next("the worker's lock");
+          assert.equal(got.error, undefined);
+          assert.equal(got.status, ACQUIRED);
+          // A woken thread keeps CONTENDED: others may sleep still.
+          assert.equal(got.word, (worker.owner << 3) | CONTENDED);
+          assert.equal(i32[0], 0, "unlocked by the worker");
+        });
       } finally {
         worker.worker.terminate();
       }
@@ -245,30 +252,17 @@ describe("futex", () => {
         const { buffer, byteOffset } = mu.handle;
         const index = byteOffset / 4 + LOCK_BASE;
         const lockWordView = new Int32Array(buffer, index * 4, 1);
-        const notify = Atomics.notify;
-        const woken: number[] = [];
-        let rounds = 0;
-        try {
-          Atomics.notify = (view, at, count) => {
-            const n = notify(view as Int32Array, at, count);
-            woken.push(n);
-            return n;
-          };
-          while (!woken.includes(1) && rounds++ < 10) {
-            mu.lock();
-            worker.send({ op: "lockUnlock", buffer, index });
-            await until(lockWordView, (w) => (w & CONTENDED) !== 0, "the worker to sleep");
-            await sleep(10); // asleep in Atomics.wait by now
-            mu.unlock();
-            const got = await worker.next("the worker's lock");
-            assert.equal(got.error, undefined);
-            assert.equal(got.word, (worker.owner << 3) | CONTENDED);
-          }
-        } finally {
-          Atomics.notify = notify;
-        }
-        assert.ok(woken.includes(1), `no unlock woke the sleeper: ${woken}`);
-        // The exchange cleared the whole word; a poisoned word keeps its poison through unlock.
+        await untilAWakeUp(async () => {
+          mu.lock();
+          worker.send({ op: "lockUnlock", buffer, index });
+          await until(lockWordView, (w) => (w & CONTENDED) !== 0, "the worker to sleep");
+          await sleep(10); // asleep in Atomics.wait by now
+          mu.unlock();
+          const got = await worker.next("the worker's lock");
+          assert.equal(got.error, undefined);
+          assert.equal(got.word, (worker.owner << 3) | CONTENDED);
+        });
+        // Unlocked whole: the worker took the lock and released it.
         assert.equal(lockWordView[0], 0);
         assert.equal(mu.tryLock(), true);
         mu.unlock();
