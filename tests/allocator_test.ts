@@ -24,6 +24,7 @@ import {
   release,
   verifyHeap,
 } from "../src/_engine/allocator.ts";
+import { CHUNK_HEADER, chunkSizeFor, SPAN_HEADER } from "../src/_engine/alloc_layout.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { MapFullError } from "../src/errors.ts";
 import { diesAt } from "./fixtures/journal_death.ts";
@@ -233,6 +234,31 @@ test("allocator: the locked allocator of a SyncMap arena", () => {
   lockedRelease(arena, b, 5000);
   assert.equal(bytesUsed(arena), 0);
   verifyHeap(arena);
+});
+
+test("allocator: a rollback restores the footer of a free chunk a span was carved from to its end", () => {
+  // A free chunk that ends on a 4 KiB boundary, with room for a 4 KiB span at its end: the
+  // span's last block then covers the chunk's footer. The transaction fills every block of
+  // the span (28 of 144 bytes, a GoMap overflow bucket's size) and rolls back.
+  const { arena, j } = setup();
+  const first = transaction(j, () => allocate(arena, 2000, false, j));
+  const start = first - CHUNK_HEADER + chunkSizeFor(2000); // where the next chunk starts
+  const end = Math.ceil((start + 4096 + 64) / 4096) * 4096;
+  const payload = end - start - CHUNK_HEADER;
+  const f = transaction(j, () => allocate(arena, payload, false, j));
+  const guard = transaction(j, () => allocate(arena, 2000, false, j));
+  assert.equal(guard - CHUNK_HEADER, end, "the chunk ends on the boundary");
+  transaction(j, () => release(arena, f, payload, j));
+  const before = snapshot(arena);
+  j.begin();
+  let last = 0;
+  for (let k = 0; k < (4096 - SPAN_HEADER) / 144; k++) {
+    last = allocate(arena, 144, false, j);
+    arena.u8.fill(0xee, last, last + 144);
+  }
+  assert.equal(last + 144, end, "the span's last block ends where the free chunk ended");
+  j.recover();
+  assert.equal(snapshot(arena), before);
 });
 
 test("allocator: a transaction of many allocations and frees rolls back exactly", () => {

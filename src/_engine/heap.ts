@@ -286,8 +286,11 @@ function carveSpan(
   const tail = end - (span + bytes);
   if (tail !== 0) {
     addFreeChunk(arena, span + bytes, tail, PREV_INUSE, j);
-  } else if (end !== i32[H_TOP]) {
-    j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
+  } else {
+    // The free chunk's footer becomes the span's last block, which the same mutation may
+    // write: remember it (a rollback restores the chunk, footer included), as takeChunk does.
+    j.set((end >> 2) - 1, 0);
+    if (end !== i32[H_TOP]) j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
   }
   j.set(span >> 2, bytes | INUSE | SPAN_FLAG | prevFlag);
   return span;
