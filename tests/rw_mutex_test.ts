@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Mutex } from "../src/sync/mutex.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
+import { seatCountWord } from "../src/_engine/rw_lock.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
   assertRefusesHandles,
@@ -230,9 +231,7 @@ test("RWMutex: a thread's read locks are bounded; going past the bound throws an
   rw.rLock(); // claims this thread's seat
   const { buffer, byteOffset } = rw.handle;
   const words = new Int32Array(buffer, byteOffset);
-  // Seat 0's count word (rw_lock.ts: the seats start 16 words in, owner then count), the
-  // first seat claimed on a fresh lock.
-  const seat = LOCK_BASE + 16 + 1;
+  const seat = seatCountWord(LOCK_BASE, 0); // the first seat claimed on a fresh lock
   assert.equal(words[seat], 1);
   const bound = 2 ** 29;
   words[seat] = bound; // as if this thread held that many read locks

@@ -131,6 +131,11 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   );
 }
 
+/** The count word of reader seat `i` of the lock at `base` (for tests and inspection). */
+export function seatCountWord(base: number, i: number): number {
+  return base + SEATS + i * SEAT_STRIDE + S_COUNT;
+}
+
 /** Whether the lock at `base` is poisoned (a writer died holding it). One plain read. */
 export function rwPoisoned(i32: Int32Array, base: number): boolean {
   return (i32[base + WRITER_MU] & POISONED) !== 0;
