@@ -215,12 +215,18 @@ function tooManyReads(): RangeError {
   return new RangeError(`a thread may hold at most ${MAX_READS} read locks of one RWMutex at once`);
 }
 
-/** Sets SEAT_WRITER in every seat claimed so far. */
-function flagSeats(i32: Int32Array, base: number): void {
+/**
+ * Sets SEAT_WRITER in every seat claimed so far; returns the read locks they held as it did.
+ * When that is 0 the writer is in: a reader that adds to a flagged seat afterwards sees the flag,
+ * and one on a seat claimed after the high-water mark was read sees WRITER (rw_lock.ts's header).
+ */
+function flagSeats(i32: Int32Array, base: number): number {
   const high = Atomics.load(i32, base + HIGH);
+  let held = 0;
   for (let i = 0; i < high; i++) {
-    Atomics.or(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, SEAT_WRITER);
+    held += Atomics.or(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, SEAT_WRITER) & COUNT_MASK;
   }
+  return held;
 }
 
 /**
@@ -293,8 +299,7 @@ export function rUnlock(i32: Int32Array, base: number, seat: number): void {
 export function lock(i32: Int32Array, base: number, me: number): number {
   const status = lockWord(i32, base + WRITER_MU, me);
   Atomics.or(i32, base + STATE, WRITER);
-  flagSeats(i32, base);
-  drain(i32, base);
+  if (flagSeats(i32, base) !== 0) drain(i32, base);
   return status;
 }
 
@@ -366,8 +371,7 @@ export function tryLock(i32: Int32Array, base: number, me: number): number {
   const status = tryLockWord(i32, base + WRITER_MU, me);
   if (status === NOT_ACQUIRED) return status;
   Atomics.or(i32, base + STATE, WRITER);
-  flagSeats(i32, base);
-  if (readers(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
+  if (flagSeats(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
     return status;
   }
   // Readers are in: back out, waking readers we turned away meanwhile.
@@ -382,7 +386,8 @@ export function tryLock(i32: Int32Array, base: number, me: number): number {
  * @throws {Error} if `me` does not hold it; the lock is left as it was.
  */
 export function unlock(i32: Int32Array, base: number, me: number): void {
-  const w = Atomics.load(i32, base + WRITER_MU);
+  // A plain read: a writer mutex word that names `me` stays so until `me` unlocks it.
+  const w = i32[base + WRITER_MU];
   if (w >>> OWNER_SHIFT !== me) {
     throw new Error(
       w >>> OWNER_SHIFT === 0
