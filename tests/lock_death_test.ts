@@ -162,6 +162,32 @@ test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, as
   rw.unlock();
 });
 
+test(
+  "RWMutex: a reader on its fast path gets in after the writer that flagged its seat died",
+  TEST,
+  async () => {
+    const rw = new RWMutex();
+    const go = new Int32Array(new SharedArrayBuffer(4));
+    const reader = new Subject();
+    try {
+      await reader.ask({ op: "rLockAgain", rw: rw.handle, go }, "the reader's first read lock");
+      // The writer flags every seat, the reader's included, and dies holding the lock.
+      await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", () => {});
+      Atomics.store(go, 0, 1);
+      Atomics.notify(go, 0);
+      // The flag must go with the dead writer: the reader gets in, told the writer died.
+      assert.deepEqual(await reader.next("the reader's fast-path read lock"), {
+        result: "ownerDead",
+      });
+    } finally {
+      reader.worker.terminate();
+    }
+    assert.throws(() => rw.lock(), OwnerDeadError);
+    rw.markConsistent();
+    rw.unlock();
+  },
+);
+
 test("RWMutex: readers waiting behind a dead writer are woken", TEST, async () => {
   const rw = new RWMutex();
   await wokenWhenHolderDies(
