@@ -42,14 +42,7 @@ export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const hi = words[1];
   const table = core.readTable(read);
   const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
-  return k >= 0 ? core.entryAt(k) : entryForNumberMissed(s, key, read);
-}
-
-/**
- * {@linkcode entryForNumber} once the read table (as of the read word `read`) lacks the key:
- * the dirty table under the lock when it is amended, else 0.
- */
-export function entryForNumberMissed<K, V>(s: SyncAccess<K, V>, key: number, read: number): number {
+  if (k >= 0) return core.entryAt(k);
   if ((read & AMENDED) === 0) return 0;
   return entryForReadLocked(s, s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
 }

@@ -5,8 +5,6 @@
  */
 
 import { census } from "../_engine/census.ts";
-import { hashWords } from "../_engine/hash.ts";
-import { keyNumberWords } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
@@ -15,13 +13,7 @@ import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.t
 
 export type { SyncMapStats };
 import { SyncAccess } from "./_sync_access.ts";
-import {
-  deleteEntry,
-  entryForDelete,
-  entryForNumber,
-  entryForNumberMissed,
-  entryForRead,
-} from "./_sync_entries.ts";
+import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
 import { EXPUNGED, R_COUNT, R_DIRTY, R_READ } from "./_sync_layout.ts";
@@ -249,26 +241,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   load(key: K): V | undefined {
-    const s = this.#s;
-    s.participant.enter();
-    const a = s.arena;
-    let e: number;
-    if (typeof key === "number" && s.numberKeys) {
-      // entryForNumber's read-table half written out, the hottest path of all: JavaScriptCore
-      // inlined only part of it through the call.
-      const read = Atomics.load(a.i32, R_READ);
-      const words = keyNumberWords(key);
-      const lo = words[0];
-      const hi = words[1];
-      const table = s.core.readTable(read);
-      const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
-      e = k >= 0 ? s.core.entryAt(k) : entryForNumberMissed(s, key, read);
-    } else {
-      e = entryForRead(s, key);
-    }
+    const part = this.#s.participant;
+    part.enter();
+    const e = typeof key === "number" && this.#s.numberKeys
+      ? entryForNumber(this.#s, key)
+      : entryForRead(this.#s, key);
     if (e === 0) return undefined;
-    const p = Atomics.load(a.i32, e >> 2);
-    return p <= EXPUNGED ? undefined : s.decodeRecord(p);
+    const p = Atomics.load(this.#s.arena.i32, e >> 2);
+    return p <= EXPUNGED ? undefined : this.#s.decodeRecord(p);
   }
 
   /**
