@@ -148,7 +148,7 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
  */
 export function rLock(i32: Int32Array, base: number, seat: number, me: number): number {
   if (Atomics.add(i32, seat, 1) >= MAX_READS) rLockSlow(i32, base, seat, me);
-  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+  return readStatus(i32, base);
 }
 
 /**
@@ -156,11 +156,13 @@ export function rLock(i32: Int32Array, base: number, seat: number, me: number): 
  * writer already at work may not have flagged: it also loads the state word (see above).
  */
 export function rLockFirst(i32: Int32Array, base: number, seat: number, me: number): number {
-  const prev = Atomics.add(i32, seat, 1);
-  if (prev >= MAX_READS || (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
-    rLockSlow(i32, base, seat, me);
-  }
-  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+  if (Atomics.add(i32, seat, 1) >= MAX_READS || writerIn(i32, base)) rLockSlow(i32, base, seat, me);
+  return readStatus(i32, base);
+}
+
+/** What a read lock just taken reports: ACQUIRED, or ACQUIRED_POISONED (see rwPoisoned). */
+function readStatus(i32: Int32Array, base: number): number {
+  return rwPoisoned(i32, base) ? ACQUIRED_POISONED : ACQUIRED;
 }
 
 /**
@@ -194,8 +196,7 @@ function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): voi
       Atomics.wait(i32, base + STATE, s, WAIT_SLICE_MS);
       checkSelf();
     }
-    const prev = Atomics.add(i32, seat, 1);
-    if (prev < MAX_READS && (Atomics.load(i32, base + STATE) & WRITER) === 0) return;
+    if (Atomics.add(i32, seat, 1) < MAX_READS && !writerIn(i32, base)) return;
   }
 }
 
@@ -271,7 +272,7 @@ export function tryRLock(i32: Int32Array, base: number, seat: number): number {
     if ((prev & COUNT_MASK) >= MAX_READS) throw tooManyReads();
     return NOT_ACQUIRED;
   }
-  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+  return readStatus(i32, base);
 }
 
 /**

@@ -108,9 +108,10 @@ const MAX_READER_THREADS = 65536;
  * {@linkcode RWMutex.prototype.markConsistent}; until then every acquisition reports the
  * poisoning. Death is learned from the worker adapters or `threadGone()`, never guessed.
  *
- * Costs: `rLock()` and `rUnlock()` are one atomic add and one atomic load each, on the reading
+ * Costs: `rLock()` is one atomic add and `rUnlock()` one atomic subtract, on the reading
  * thread's own cache line (readers on different cores do not contend); `lock()` is a
- * compare-and-swap, an `or`, and a scan of the reader seats. A blocked call spins briefly, then
+ * compare-and-swap, an `or`, and an `or` on each reader seat in use (`unlock()` the same with
+ * `and`s). A blocked call spins briefly, then
  * sleeps with `Atomics.wait` (allowed on the main thread by Deno, Bun and Node).
  *
  * @example A table read by many workers and written by few
