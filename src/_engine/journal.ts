@@ -123,10 +123,15 @@ export class Journal {
   /** Starts a mutation. The journal must be idle. */
   begin(): void {
     const i32 = this.#view();
+    this.#checkIdle(i32);
+    i32[this.at + J_STATE] = ACTIVE;
+  }
+
+  /** Throws unless the journal is idle: no entries, no mutation under way. */
+  #checkIdle(i32: Int32Array): void {
     if (i32[this.at + J_COUNT] !== 0 || i32[this.at + J_STATE] !== IDLE) {
       throw new Error("internal: journal begun twice");
     }
-    i32[this.at + J_STATE] = ACTIVE;
   }
 
   /** Writes `value` to word `index`, remembering the old value. */
@@ -151,9 +156,7 @@ export class Journal {
   setPair(index: number, lo: number, hi: number): void {
     const i32 = this.#view();
     const at = this.at;
-    if (i32[at + J_COUNT] !== 0 || i32[at + J_STATE] !== IDLE) {
-      throw new Error("internal: journal begun twice");
-    }
+    this.#checkIdle(i32);
     if (i32[at + J_CAPACITY] < 2) throw new JournalFullError();
     const e = at + J_ENTRIES;
     i32[e] = index << 2; // K_WORD
