@@ -23,7 +23,7 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { SyncMap } from "../mod.ts";
-import { cpuMs, median } from "./fixtures/timing.ts";
+import { type Body, cpuMs, median, sample } from "./fixtures/timing.ts";
 
 const KEYS = 1024;
 const LOADS = 1_000_000;
@@ -38,25 +38,26 @@ const option = (name: string, fallback: number): number => {
   return n;
 };
 
-/** Times `LOADS` hits on `map`: ns per load. */
-function timeLoads(map: SyncMap<number, number>): number {
-  let sum = 0;
-  const start = cpuMs();
-  for (let i = 0; i < LOADS; i++) sum += map.load(i & (KEYS - 1))!;
-  const ms = cpuMs() - start;
-  if (sum < 0) throw new Error("unreachable");
-  return (ms * 1e6) / LOADS;
+/** Loads of `n` keys present in `map` (SyncMap's `load`), for {@linkcode sample}. */
+function syncLoads(map: SyncMap<number, number>): Body {
+  return (n) => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += map.load(i & (KEYS - 1))!;
+    if (sum < 0) throw new Error("unreachable");
+  };
 }
 
-/** Times `LOADS` hits on a native `Map` of the same keys: the machine's speed right now. */
-function timeNative(map: Map<number, number>): number {
-  let sum = 0;
-  const start = cpuMs();
-  for (let i = 0; i < LOADS; i++) sum += map.get(i & (KEYS - 1))!;
-  const ms = cpuMs() - start;
-  if (sum < 0) throw new Error("unreachable");
-  return (ms * 1e6) / LOADS;
+/** The same on a native `Map` of the same keys: the machine's speed right now. */
+function nativeLoads(map: Map<number, number>): Body {
+  return (n) => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += map.get(i & (KEYS - 1))!;
+    if (sum < 0) throw new Error("unreachable");
+  };
 }
+
+/** ns per load of one sample of `body`, by this process's CPU time. */
+const time = (body: Body): number => sample(body, LOADS, cpuMs);
 
 /**
  * A child: the median ns per load of each of its maps, then of a native `Map` timed between
@@ -64,8 +65,8 @@ function timeNative(map: Map<number, number>): number {
  * SyncMaps only), as one JSON line.
  */
 function child(rounds: number): void {
-  const native = new Map<number, number>();
-  for (let i = 0; i < KEYS; i++) native.set(i, i);
+  const nativeMap = new Map<number, number>();
+  for (let i = 0; i < KEYS; i++) nativeMap.set(i, i);
   const maps = Array.from({ length: MAPS }, () => {
     const map = new SyncMap<number, number>();
     for (let i = 0; i < KEYS; i++) map.store(i, i);
@@ -73,15 +74,14 @@ function child(rounds: number): void {
     for (let pass = 0; pass < 2; pass++) for (let i = 0; i < KEYS; i++) map.load(i);
     return map;
   });
-  for (let r = 0; r < 3; r++) {
-    for (const map of maps) timeLoads(map); // warm-up
-    timeNative(native);
-  }
+  const bodies = maps.map(syncLoads);
+  const native = nativeLoads(nativeMap);
+  for (let r = 0; r < 3; r++) [...bodies, native].forEach(time); // warm-up
   const times: number[][] = maps.map(() => []);
   const nativeTimes: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    maps.forEach((map, k) => times[k].push(timeLoads(map)));
-    nativeTimes.push(timeNative(native));
+    bodies.forEach((body, k) => times[k].push(time(body)));
+    nativeTimes.push(time(native));
   }
   console.log(JSON.stringify({ maps: times.map(median), native: median(nativeTimes) }));
 }
