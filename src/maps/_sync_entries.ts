@@ -29,21 +29,31 @@ import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 
 /**
- * Go's Load up to the entry for a number key (the codec stores it as a plain float64): the
- * hot path, one atomic load and no codec call when the key is in the read table. Kept apart
- * from the general path so that engines inline all of it.
+ * The read table's entry for number key `key` (the codec stores it as a plain float64), read
+ * word `read` (Go's `read.m[key]`): 0 when the read table lacks it. No codec call and no
+ * atomic: the hot path of every operation on a number key, kept small so that engines inline
+ * it.
  */
-export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key: number): number {
   const a = s.arena;
   const core = s.core;
-  const read = Atomics.load(a.i32, R_READ);
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
   const table = core.readTable(read);
   const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
-  if (k >= 0) return core.entryAt(k);
-  if ((read & AMENDED) === 0) return 0;
+  return k < 0 ? 0 : core.entryAt(k);
+}
+
+/**
+ * Go's Load up to the entry for a number key: {@linkcode readEntryForNumber}, one atomic load,
+ * when the key is in the read table; {@linkcode entryForRead}'s locked half when it is not and
+ * the dirty table holds keys the read table lacks.
+ */
+export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+  const read = Atomics.load(s.arena.i32, R_READ);
+  const e = readEntryForNumber(s, read, key);
+  if (e !== 0 || (read & AMENDED) === 0) return e;
   return entryForReadLocked(s, s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
 }
 
@@ -83,6 +93,11 @@ function entryForReadLocked<K, V>(s: SyncAccess<K, V>, probe: Probe): number {
 export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolean): number {
   const a = s.arena;
   const core = s.core;
+  if (typeof key === "number" && s.numberKeys) {
+    const read = Atomics.load(a.i32, R_READ);
+    const e = readEntryForNumber(s, read, key);
+    if (e !== 0 || (read & AMENDED) === 0) return e;
+  }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
   const read = Atomics.load(a.i32, R_READ);
   const e = core.findIn(core.readTable(read), probe);

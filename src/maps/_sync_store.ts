@@ -22,7 +22,13 @@ import {
   replaceIf,
   settle,
 } from "./_sync_compute.ts";
-import { entryForDelete, replaced, tryCompareAndSwap, tryLoadOrStore } from "./_sync_entries.ts";
+import {
+  entryForDelete,
+  readEntryForNumber,
+  replaced,
+  tryCompareAndSwap,
+  tryLoadOrStore,
+} from "./_sync_entries.ts";
 import {
   AMENDED,
   EXPUNGED,
@@ -125,6 +131,13 @@ export function loadOrStore<K, V>(
   part.enter();
   const a = s.arena;
   const core = s.core;
+  if (typeof key === "number" && s.numberKeys && typeof value === "number" && s.numberValues) {
+    // A hit needs neither the key's probe nor the value's encoding, which for a number key
+    // and value can neither fail nor run user code, so skipping them changes nothing else.
+    const e = readEntryForNumber(s, Atomics.load(a.i32, R_READ), key);
+    const p = e === 0 ? 0 : Atomics.load(a.i32, e >> 2);
+    if (p > EXPUNGED) return [s.decodeRecord(p), true];
+  }
   const nested = s.nested;
   const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
   const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
