@@ -20,7 +20,16 @@ import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
 import { batchLevel, ENTRIES, IteratorBase, KEYS, type Yield } from "./_iteration.ts";
 import type { SyncAccess } from "./_sync_access.ts";
-import { AMENDED, EXPUNGED, R_READ, S_ENTRY, S_KEY_HI, S_KEY_LO } from "./_sync_layout.ts";
+import {
+  AMENDED,
+  EXPUNGED,
+  R_READ,
+  REC_HI,
+  RECORD_HEADER,
+  S_ENTRY,
+  S_KEY_HI,
+  S_KEY_LO,
+} from "./_sync_layout.ts";
 
 /** One batch's decoded keys and values, refilled in place (the arrays keep their capacity). */
 class Batch<K, V> {
@@ -180,6 +189,7 @@ function readBatch<K, V>(
   const found = read.gatherKeySlots(level, i, slots);
   const { keys, values } = batch;
   const numberKeys = s.numberKeys;
+  const numberValues = s.numberValues;
   let count = 0;
   for (let j = 0; j < found; j++) {
     const k = slots[j];
@@ -191,7 +201,12 @@ function readBatch<K, V>(
     keys[count] = numberKeys && isNumberSlot(hi)
       ? a.f64[k >> 3] as K
       : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
-    values[count] = s.decodeRecord(p);
+    // SyncAccess.decodeRecord's number path, here without a call; a record stored since the
+    // views were taken may lie past them, and goes the general way.
+    values[count] = numberValues && p + RECORD_HEADER <= a.bytes &&
+        isNumberSlot(a.i32[(p >> 2) + REC_HI])
+      ? a.f64[p >> 3] as V
+      : s.decodeRecord(p);
     count++;
   }
   return count;
