@@ -32,10 +32,6 @@ import { diesAt } from "./fixtures/journal_death.ts";
 const KiB = 1024;
 
 /** An arena and a journal to write through (the allocator lock's own, used here unlocked). */
-function setup_(maxBytes = 256 * KiB): { arena: Arena; j: Journal } {
-  return setup(maxBytes);
-}
-
 function setup(maxBytes = 256 * KiB): { arena: Arena; j: Journal } {
   const arena = Arena.create(KIND_GO_MAP, maxBytes, 0, "auto", "auto", false);
   return { arena, j: new Journal(() => arena.i32, H_ALLOC_JOURNAL) };
@@ -79,40 +75,63 @@ const sizes = fc.oneof(
 const randomSteps = (most: number) =>
   fc.array(fc.tuple(fc.boolean(), sizes, fc.nat()), { minLength: 1, maxLength: most });
 
-test("allocator: random allocations and frees match a model, blocks never overlap", () => {
+/**
+ * Checks `property` on `numRuns` random workloads of up to `most` steps (randomSteps), each on a
+ * fresh arena of `maxBytes`. `property` does the steps: a step frees the live block that
+ * `toFree` picks, or allocates when there is none.
+ */
+function checkWorkloads(
+  most: number,
+  maxBytes: number,
+  numRuns: number,
+  property: (arena: Arena, j: Journal, steps: [boolean, number, number][]) => void,
+): void {
   fc.assert(
-    fc.property(
-      randomSteps(300),
-      (steps) => {
-        const { arena, j } = setup(4 * 1024 * KiB);
-        const live = new Map<number, number>(); // offset -> requested size
-        for (const [alloc, size, pick] of steps) {
-          if (alloc || live.size === 0) {
-            const at = transaction(j, () => allocate(arena, size, true, j));
-            assert.equal(at % 16, 0);
-            for (let k = 0; k < size; k++) assert.equal(arena.u8[at + k], 0);
-            arena.u8.fill(0xab, at, at + size); // the caller's data
-            live.set(at, size);
-          } else {
-            const keys = [...live.keys()];
-            const at = keys[pick % keys.length];
-            transaction(j, () => release(arena, at, live.get(at)!, j));
-            live.delete(at);
-          }
-          const report = verifyHeap(arena);
-          // Every live block is handed out, and they do not overlap.
-          const spans = [...live].map(([at, size]) => [at, at + size]).sort((a, b) => a[0] - b[0]);
-          for (let i = 1; i < spans.length; i++) assert.ok(spans[i - 1][1] <= spans[i][0]);
-          for (const [at, size] of live) assert.ok(report.blocks.get(at)! >= size);
-          assert.equal(report.blocks.size, live.size);
-        }
-        for (const [at, size] of live) transaction(j, () => release(arena, at, size, j));
-        assert.equal(bytesUsed(arena), 0);
-        verifyHeap(arena);
-      },
-    ),
-    { numRuns: 60 },
+    fc.property(randomSteps(most), (steps) => {
+      const { arena, j } = setup(maxBytes);
+      property(arena, j, steps);
+    }),
+    { numRuns },
   );
+}
+
+/**
+ * The block of `live` (offset -> requested size) that a step [alloc, size, pick] frees, or -1
+ * when it allocates: every step allocates while nothing is live.
+ */
+function toFree(live: Map<number, number>, [alloc, , pick]: [boolean, number, number]): number {
+  if (alloc || live.size === 0) return -1;
+  const keys = [...live.keys()];
+  return keys[pick % keys.length];
+}
+
+test("allocator: random allocations and frees match a model, blocks never overlap", () => {
+  checkWorkloads(300, 4 * 1024 * KiB, 60, (arena, j, steps) => {
+    const live = new Map<number, number>(); // offset -> requested size
+    for (const step of steps) {
+      const size = step[1];
+      const freeing = toFree(live, step);
+      if (freeing < 0) {
+        const at = transaction(j, () => allocate(arena, size, true, j));
+        assert.equal(at % 16, 0);
+        for (let k = 0; k < size; k++) assert.equal(arena.u8[at + k], 0);
+        arena.u8.fill(0xab, at, at + size); // the caller's data
+        live.set(at, size);
+      } else {
+        transaction(j, () => release(arena, freeing, live.get(freeing)!, j));
+        live.delete(freeing);
+      }
+      const report = verifyHeap(arena);
+      // Every live block is handed out, and they do not overlap.
+      const spans = [...live].map(([at, size]) => [at, at + size]).sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) assert.ok(spans[i - 1][1] <= spans[i][0]);
+      for (const [at, size] of live) assert.ok(report.blocks.get(at)! >= size);
+      assert.equal(report.blocks.size, live.size);
+    }
+    for (const [at, size] of live) transaction(j, () => release(arena, at, size, j));
+    assert.equal(bytesUsed(arena), 0);
+    verifyHeap(arena);
+  });
 });
 
 /** Allocates `size`-byte blocks until the arena is full (a MapFullError); returns them. */
@@ -191,38 +210,31 @@ test("allocator: sizes beyond maxBytes are MapFullError with nothing changed", (
 });
 
 test("allocator: a death at any write of an operation is rolled back to the state before it", () => {
-  fc.assert(
-    fc.property(
-      randomSteps(30),
-      (steps) => {
-        const { arena, j } = setup(2 * 1024 * KiB);
-        const live = new Map<number, number>();
-        for (const [alloc, size, pick] of steps) {
-          const keys = [...live.keys()];
-          const freeing = !alloc && keys.length > 0 ? keys[pick % keys.length] : -1;
-          const op = (): number =>
-            freeing >= 0
-              ? (release(arena, freeing, live.get(freeing)!, j), -1)
-              : allocate(arena, size, false, j);
-          const before = snapshot(arena);
-          // Kill the operation after each of its writes in turn, and roll it back.
-          for (let killAt = 0;; killAt++) {
-            j.begin();
-            const died = diesAt(j, killAt, op);
-            j.recover(); // what the next holder does; also undoes the finished run
-            assert.equal(snapshot(arena), before, `after a death at write ${killAt}`);
-            if (!died) break;
-          }
-          j.begin();
-          const at = op();
-          j.commit();
-          if (freeing >= 0) live.delete(freeing);
-          else live.set(at, size);
-        }
-      },
-    ),
-    { numRuns: 40 },
-  );
+  checkWorkloads(30, 2 * 1024 * KiB, 40, (arena, j, steps) => {
+    const live = new Map<number, number>();
+    for (const step of steps) {
+      const size = step[1];
+      const freeing = toFree(live, step);
+      const op = (): number =>
+        freeing >= 0
+          ? (release(arena, freeing, live.get(freeing)!, j), -1)
+          : allocate(arena, size, false, j);
+      const before = snapshot(arena);
+      // Kill the operation after each of its writes in turn, and roll it back.
+      for (let killAt = 0;; killAt++) {
+        j.begin();
+        const died = diesAt(j, killAt, op);
+        j.recover(); // what the next holder does; also undoes the finished run
+        assert.equal(snapshot(arena), before, `after a death at write ${killAt}`);
+        if (!died) break;
+      }
+      j.begin();
+      const at = op();
+      j.commit();
+      if (freeing >= 0) live.delete(freeing);
+      else live.set(at, size);
+    }
+  });
 });
 
 test("allocator: the locked allocator of a SyncMap arena", () => {
@@ -270,10 +282,10 @@ test("allocator: a transaction of many allocations and frees rolls back exactly"
     fc.property(
       fc.array(sizes, { minLength: 5, maxLength: 80 }),
       randomSteps(40),
-      (setup, steps) => {
-        const { arena, j } = setup_(64 * KiB);
+      (initial, steps) => {
+        const { arena, j } = setup(64 * KiB);
         const live = new Map<number, number>();
-        for (const size of setup) {
+        for (const size of initial) {
           try {
             const at = transaction(j, () => allocate(arena, size, false, j));
             arena.u8.fill(at & 255, at, at + size);

@@ -82,6 +82,21 @@ class Locker {
   }
 }
 
+/** Starts `n` Lockers, runs `body` with them, and terminates them all, whatever happens. */
+async function withLockers(n: number, body: (lockers: Locker[]) => Promise<void>): Promise<void> {
+  const lockers: Locker[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const locker = new Locker();
+      lockers.push(locker);
+      await locker.init();
+    }
+    await body(lockers);
+  } finally {
+    for (const locker of lockers) locker.worker.terminate();
+  }
+}
+
 /** Waits, without blocking this thread, until `i32[0]` satisfies `ok`. */
 async function until(i32: Int32Array, ok: (w: number) => boolean, what: string): Promise<void> {
   const end = Date.now() + 20_000;
@@ -194,8 +209,7 @@ describe("futex", () => {
     "a worker's lock carries its owner id; an unlock wakes a worker sleeping on the word",
     TEST,
     async () => {
-      const worker = await new Locker().init();
-      try {
+      await withLockers(1, async ([worker]) => {
         const me = ownerId();
         const i32 = word();
         const buffer = i32.buffer as SharedArrayBuffer;
@@ -236,9 +250,7 @@ describe("futex", () => {
           assert.equal(got.word, (worker.owner << 3) | CONTENDED);
           assert.equal(i32[0], 0, "unlocked by the worker");
         });
-      } finally {
-        worker.worker.terminate();
-      }
+      });
     },
   );
 
@@ -246,8 +258,7 @@ describe("futex", () => {
     "the public Mutex's unlock (its fast path written out) wakes a worker sleeping on it",
     TEST,
     async () => {
-      const worker = await new Locker().init();
-      try {
+      await withLockers(1, async ([worker]) => {
         const mu = new Mutex();
         const { buffer, byteOffset } = mu.handle;
         const index = byteOffset / 4 + LOCK_BASE;
@@ -266,16 +277,12 @@ describe("futex", () => {
         assert.equal(lockWordView[0], 0);
         assert.equal(mu.tryLock(), true);
         mu.unlock();
-      } finally {
-        worker.worker.terminate();
-      }
+      });
     },
   );
 
   it("a worker sleeping on a lock whose holder dies takes it over, poisoned", TEST, async () => {
-    const holder = await new Locker().init();
-    const waiter = await new Locker().init();
-    try {
+    await withLockers(2, async ([holder, waiter]) => {
       const me = ownerId();
       const i32 = word();
       const buffer = i32.buffer as SharedArrayBuffer;
@@ -300,9 +307,6 @@ describe("futex", () => {
       const again = await waiter.ask({ op: "lockUnlock", buffer, index: 0 });
       assert.equal(again.status, ACQUIRED, "repaired: no longer poisoned");
       assert.equal(again.word, waiter.owner << 3);
-    } finally {
-      holder.worker.terminate();
-      waiter.worker.terminate();
-    }
+    });
   });
 });

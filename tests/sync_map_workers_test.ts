@@ -26,6 +26,7 @@ import {
   startTogether,
   STOP,
   tornKey,
+  TornTally,
   until,
   withWorkers,
   WORKER_TEST,
@@ -201,9 +202,7 @@ test(
     const writerIds = [1, 2, 3].slice(0, TORN_WRITERS);
     const readerIds = [4, 5, 6].slice(0, TORN_READERS);
     let mainLoads = 0;
-    let mainVerified = 0;
-    let mainBad = 0;
-    let mainFirstBad = "";
+    const main = new TornTally("main");
     let maxBytes = initial;
     let samples = 0;
     const [writers, readers] = await withWorkers(
@@ -229,13 +228,7 @@ test(
         // The main thread reads too, and watches memory, until everyone has done enough.
         const random = rng(7);
         const check = (k: number, v: unknown) => {
-          if (v === undefined) return;
-          mainVerified++;
-          const why = checkValue(k, v);
-          if (why !== null) {
-            mainBad++;
-            mainFirstBad ||= `main, key ${k}: ${why}`;
-          }
+          if (v !== undefined) main.check(k, v);
         };
         const enough = () =>
           readerIds.every((id) => Atomics.load(ctrl, PROGRESS + id) >= TORN_LOADS) &&
@@ -265,7 +258,7 @@ test(
     // Every value read back, by anyone, was whole and of its key.
     for (const r of readers) assert.equal(r.bad, 0, r.firstBad);
     for (const w of writers) assert.equal(w.bad, 0, w.firstBad);
-    assert.equal(mainBad, 0, mainFirstBad);
+    assert.equal(main.bad, 0, main.firstBad);
     // The map ends consistent: every key holds a well-formed value or none.
     for (let k = 0; k < TORN_KEYS; k++) {
       const v = map.load(tornKey(k));
@@ -280,7 +273,7 @@ test(
       `torn reads: ${writes} writes, ${loads} worker loads (${
         readers.map((r) => r.verified).join(" + ")
       } values verified, ${readers.map((r) => r.ranges).join(" + ")} ranges), main ${mainLoads} ` +
-        `loads (${mainVerified} verified); bytes in use: ${initial} at start, max ${maxBytes} ` +
+        `loads (${main.verified} verified); bytes in use: ${initial} at start, max ${maxBytes} ` +
         `in ${samples} samples, ${end.bytesUsed} at end`,
     );
     for (const r of readers) {

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { test } from "node:test";
-import { GoMap, Mutex, OwnerDeadError, RWMutex, SyncMap } from "../mod.ts";
+import { GoMap, Mutex, RWMutex, SyncMap } from "../mod.ts";
 import { inspect } from "node:util";
 import { H_ALLOC_LOCK } from "../src/_engine/arena.ts";
 import { GONE, stateOf } from "../src/_engine/census.ts";
@@ -24,28 +24,14 @@ import { deadline, sleep, until } from "./fixtures/harness.ts";
 import { diagnoseSyncMap, who } from "./fixtures/map_diagnosis.ts";
 import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 import {
-  C_PAIR_A,
-  C_PAIR_B,
-  C_REPAIRS,
-  C_STOP,
-  C_TORN,
   counterKey,
+  CTRL,
   goKey,
-  INTENT_COUNTER,
-  INTENT_GO_DELETE,
-  INTENT_GO_SET,
-  INTENT_NONE,
-  INTENT_SYNC_DELETE,
-  INTENT_SYNC_STORE,
+  INTENT,
   KEYS,
-  L_COUNTER,
-  L_GO,
-  L_INTENT,
-  L_KEY,
-  L_OPS,
-  L_SYNC,
-  L_VALUE,
-  LOG_WORDS,
+  lockGoMap,
+  lockPair,
+  LOG,
   type StormProbe,
   syncKey,
 } from "./fixtures/storm_protocol.ts";
@@ -107,7 +93,7 @@ class Storm {
 
   constructor() {
     for (let i = 0; i < SLOTS; i++) {
-      this.slots.push({ threadId: 0, log: new Int32Array(new SharedArrayBuffer(LOG_WORDS * 4)) });
+      this.slots.push({ threadId: 0, log: new Int32Array(new SharedArrayBuffer(LOG.WORDS * 4)) });
     }
   }
 
@@ -154,7 +140,7 @@ class Storm {
   async kill(index: number): Promise<void> {
     const slot = this.slots[index];
     const worker = slot.worker!;
-    const intent = Atomics.load(slot.log, L_INTENT);
+    const intent = Atomics.load(slot.log, LOG.INTENT);
     const name = INTENT_NAMES[intent];
     this.report.inFlight[name] = (this.report.inFlight[name] ?? 0) + 1;
     const stopped = worker.stopped(0);
@@ -171,21 +157,12 @@ class Storm {
     this.report.kills++;
   }
 
-  lockMutex(): void {
-    try {
-      this.mu.lock();
-    } catch (error) {
-      if (!(error instanceof OwnerDeadError)) throw error;
-      this.mu.markConsistent();
-    }
-  }
-
   /** Checks what the killed worker of `slot` left: its writes, whole or absent. */
   checkSlot(index: number): void {
     const { log } = this.slots[index];
-    const intent = log[L_INTENT];
-    const key = log[L_KEY];
-    const inFlight = log[L_VALUE];
+    const intent = log[LOG.INTENT];
+    const key = log[LOG.KEY];
+    const inFlight = log[LOG.VALUE];
     const allowed = (last: number, kinds: number[], k: number): number[] => {
       const values = [last <= 0 ? undefined : last].map((v) => v ?? -1);
       if (kinds.includes(intent) && (k < 0 || key === k)) values.push(inFlight);
@@ -196,49 +173,43 @@ class Storm {
         ok.map((v) => v === -1 ? "nothing" : v).join(" or ")
       } (intent ${INTENT_NAMES[intent]} of key ${key})`;
     for (let k = 0; k < KEYS; k++) {
-      const ok = allowed(log[L_SYNC + k], [INTENT_SYNC_STORE, INTENT_SYNC_DELETE], k);
+      const ok = allowed(log[LOG.SYNC + k], [INTENT.SYNC_STORE, INTENT.SYNC_DELETE], k);
       const got = this.s.load(syncKey(index, k));
       assert.ok(ok.includes(got ?? -1), describe(`SyncMap key ${k}`, got, ok));
     }
-    const counter = log[L_COUNTER];
-    const okCounter = allowed(counter, [INTENT_COUNTER], -1);
+    const counter = log[LOG.COUNTER];
+    const okCounter = allowed(counter, [INTENT.COUNTER], -1);
     const gotCounter = this.s.load(counterKey(index));
     assert.ok(okCounter.includes(gotCounter ?? -1), describe("counter", gotCounter, okCounter));
-    this.lockMutex();
+    lockGoMap(this.mu);
     try {
       for (let k = 0; k < KEYS; k++) {
-        const ok = allowed(log[L_GO + k], [INTENT_GO_SET, INTENT_GO_DELETE], k);
+        const ok = allowed(log[LOG.GO + k], [INTENT.GO_SET, INTENT.GO_DELETE], k);
         const got = this.g.get(goKey(index, k));
         assert.ok(ok.includes(got ?? -1), describe(`GoMap key ${k}`, got, ok));
       }
       this.g.verify();
       // The next worker of the slot starts from what is in the maps.
       for (let k = 0; k < KEYS; k++) {
-        log[L_SYNC + k] = this.s.load(syncKey(index, k)) ?? -1;
-        log[L_GO + k] = this.g.get(goKey(index, k)) ?? -1;
+        log[LOG.SYNC + k] = this.s.load(syncKey(index, k)) ?? -1;
+        log[LOG.GO + k] = this.g.get(goKey(index, k)) ?? -1;
       }
-      log[L_COUNTER] = this.s.load(counterKey(index)) ?? 0;
+      log[LOG.COUNTER] = this.s.load(counterKey(index)) ?? 0;
     } finally {
       this.mu.unlock();
     }
-    log[L_INTENT] = INTENT_NONE;
+    log[LOG.INTENT] = INTENT.NONE;
   }
 
   checkPair(): void {
+    // Repaired as the workers repair it: the killed writer was between the two halves.
+    lockPair(this.rw, this.ctrl);
     try {
-      this.rw.lock();
-    } catch (error) {
-      if (!(error instanceof OwnerDeadError)) throw error;
-      // Repaired as the workers repair it: the killed writer was between the two halves.
-      this.ctrl[C_PAIR_B] = this.ctrl[C_PAIR_A];
-      this.rw.markConsistent();
-    }
-    try {
-      assert.equal(this.ctrl[C_PAIR_A], this.ctrl[C_PAIR_B], "the RWMutex pair is whole");
+      assert.equal(this.ctrl[CTRL.PAIR_A], this.ctrl[CTRL.PAIR_B], "the RWMutex pair is whole");
     } finally {
       this.rw.unlock();
     }
-    assert.equal(Atomics.load(this.ctrl, C_TORN), 0, "no reader saw the pair torn");
+    assert.equal(Atomics.load(this.ctrl, CTRL.TORN), 0, "no reader saw the pair torn");
   }
 
   async run(): Promise<Report> {
@@ -254,7 +225,7 @@ class Storm {
       } catch (error) {
         const { log } = this.slots[index];
         (error as Error).message += ` (after kill ${this.report.kills}: slot ${index}'s worker ` +
-          `was in ${INTENT_NAMES[log[L_INTENT]]} of key ${log[L_KEY]})`;
+          `was in ${INTENT_NAMES[log[LOG.INTENT]]} of key ${log[LOG.KEY]})`;
         throw error;
       }
       this.report.bytesUsed.sync.push(this.s.stats().bytesUsed);
@@ -271,13 +242,13 @@ class Storm {
       }
       await this.start(index);
     }
-    Atomics.store(this.ctrl, C_STOP, 1);
+    Atomics.store(this.ctrl, CTRL.STOP, 1);
     for (let i = 0; i < SLOTS; i++) {
       await this.kill(i);
       this.checkSlot(i);
-      this.report.ops += this.slots[i].log[L_OPS];
+      this.report.ops += this.slots[i].log[LOG.OPS];
     }
-    this.report.repairs = this.ctrl[C_REPAIRS];
+    this.report.repairs = this.ctrl[CTRL.REPAIRS];
     this.s.verify();
     this.checkPair();
     assert.deepEqual(this.errors, []);
@@ -292,7 +263,7 @@ class Storm {
       return true;
     });
     const freshGo = new GoMap<number, number>();
-    this.lockMutex();
+    lockGoMap(this.mu);
     try {
       for (const [k, v] of this.g) freshGo.set(k, v);
     } finally {
@@ -333,7 +304,7 @@ test(
           }..${Math.max(...report.bytesUsed.go)}`,
       );
     } finally {
-      Atomics.store(storm.ctrl, C_STOP, 1);
+      Atomics.store(storm.ctrl, CTRL.STOP, 1);
       for (const slot of storm.slots) slot.worker?.terminate();
     }
   },
