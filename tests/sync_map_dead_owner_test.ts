@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { census, GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
-import { OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
+import { ANNOUNCE, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
@@ -88,4 +88,48 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
     worker.terminate();
     map.close();
   }
+});
+
+// A recovery that cannot stop the world (a live participant of another thread sits in one long
+// task, online) leaves its sweep due. Participants retry it at their quiescent points, so the
+// sweep happens once that task ends, with no further death and no verify() to prompt it.
+// Deterministic, in one thread: a second object's seat plays the busy participant, its owner
+// word naming a thread that is alive and not this one.
+test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent point", () => {
+  const map = new SyncMap<number, number>();
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const busy = SyncMap.attach<number, number>(handle);
+  busy.store(1, 1); // online, announced, until this task ends
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const mine = Atomics.load(i32, seat + OWNER);
+  assert.notEqual(Atomics.load(i32, seat + ANNOUNCE), 0, "the busy seat is announced");
+  const someoneElse = 2 ** 27 + 700 + Math.floor(Math.random() * 1000);
+  Atomics.store(i32, seat + OWNER, someoneElse + 1);
+  // A thread died (the census changes), leaving a sweep due.
+  record(2 ** 27 + 1800 + Math.floor(Math.random() * 1000), GONE);
+  Atomics.store(i32, R_SWEEP_DUE, 1);
+  try {
+    // The next quiescent point reaps: it waits for the busy participant, in vain.
+    const start = performance.now();
+    for (let n = 0; n < 200; n++) map.store(n, n);
+    assert.ok(performance.now() - start >= 200, "the reap waited for the busy participant");
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "the sweep is left due");
+    // Still busy: a retry gives up quickly, and the sweep stays due.
+    const spin = performance.now();
+    while (performance.now() - spin < 150) map.load(1);
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "still due while the participant is busy");
+    // Its task ends: it withdraws its announcement.
+    Atomics.store(i32, seat + ANNOUNCE, 0);
+    const end = performance.now() + 5_000;
+    while (Atomics.load(i32, R_SWEEP_DUE) !== 0 && performance.now() < end) map.load(1);
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "a later quiescent point swept");
+    assert.ok(performance.now() < end - 4_000, "within a second of the task's end");
+  } finally {
+    Atomics.store(i32, seat + OWNER, mine);
+  }
+  for (let n = 0; n < 200; n++) assert.equal(map.load(n), n);
+  map.verify();
+  busy.close();
+  map.close();
 });

@@ -95,6 +95,13 @@ const RETIRE_BATCH = 64;
  */
 export const RETIRES_PER_OP = 4;
 
+/**
+ * The first retry of a deferred sweep comes this long after the attempt that could not stop
+ * the world; each retry that fails doubles the delay, up to {@linkcode SWEEP_RETRY_MAX_MS}.
+ */
+const SWEEP_RETRY_MIN_MS = 100;
+const SWEEP_RETRY_MAX_MS = 10_000;
+
 /** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
 export type Free = (tag: number) => void;
 /** Serial-number comparison of epochs: whether `a` comes before `b`. */
@@ -151,6 +158,16 @@ export class Participant {
    * of the process ended, and the structure may need to reclaim what it held.
    */
   onDeaths: (() => void) | undefined;
+  /**
+   * Called at a quiescent point while the registry's sweep word says a sweep is due and the
+   * backoff allows: the structure tries again the sweep that an earlier recovery could not
+   * run (a live participant sat in one long task and could not be stopped). Without it, the
+   * blocks a dead participant held stay allocated until the census changes again.
+   */
+  onSweepDue: (() => void) | undefined;
+  /** When, by `performance.now()`, this participant may next call {@linkcode onSweepDue}. */
+  #sweepRetryAt = 0;
+  #sweepDelay = SWEEP_RETRY_MIN_MS;
   #goOffline = (): void => {
     this.#offlineQueued = false;
     this.#offline();
@@ -616,6 +633,12 @@ export class Participant {
     if (deaths !== this.#deaths) {
       this.#deaths = deaths;
       this.onDeaths?.();
+      // A sweep this left due is retried after the shortest delay.
+      this.#sweepDelay = SWEEP_RETRY_MIN_MS;
+      this.#sweepRetryAt = performance.now() + SWEEP_RETRY_MIN_MS;
+    } else if (i32[this.registry.sweepWord] !== 0) {
+      // A plain read: the word is a hint, which the retry reads again atomically.
+      this.#retrySweep();
     }
     if (this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0) {
       this.collect();
@@ -624,6 +647,15 @@ export class Participant {
     let now = Atomics.load(i32, this.registry.epochWord);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
+  }
+
+  /** Calls {@linkcode onSweepDue} when the backoff allows, and doubles the backoff. */
+  #retrySweep(): void {
+    const now = performance.now();
+    if (now < this.#sweepRetryAt) return;
+    this.#sweepRetryAt = now + this.#sweepDelay;
+    this.#sweepDelay = Math.min(this.#sweepDelay * 2, SWEEP_RETRY_MAX_MS);
+    this.onSweepDue?.();
   }
 
   #offline(): void {

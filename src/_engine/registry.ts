@@ -91,6 +91,12 @@ export interface Registry {
   readonly pauseWord: number;
   /** How many released seats still hold retired blocks: a hint that a sweep is worthwhile. */
   readonly orphanWord: number;
+  /**
+   * Nonzero while the structure has a sweep of what dead participants left due that could
+   * not be run yet (no stop of the world in time): participants retry it at their quiescent
+   * points, with a backoff ({@linkcode Participant.onSweepDue} in reclaim.ts).
+   */
+  readonly sweepWord: number;
   /** One past the highest seat index ever claimed: scans stop there. */
   readonly highWord: number;
   /** The first seat. */

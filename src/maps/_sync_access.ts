@@ -22,7 +22,7 @@ import { MapFullError } from "../errors.ts";
 import { SyncCore } from "./_sync_core.ts";
 import type { OpenedSyncMap } from "./_sync_open.ts";
 import { REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
-import { reapDead } from "./_sync_recovery.ts";
+import { reapDead, retrySweep } from "./_sync_recovery.ts";
 
 // Scratch for joining slot words into a number. Per thread, never shared.
 const f64 = new Float64Array(1);
@@ -76,6 +76,7 @@ export class SyncAccess<K, V> {
     this.participant = participant;
     this.core = new SyncCore(this.arena, participant);
     participant.onDeaths = () => reapDead(this.core);
+    participant.onSweepDue = () => retrySweep(this.core);
     // A mutex recovered from a dead holder: the reap waits for this participant's next
     // quiescent point. Invariant: a sweep (reapDead) runs only where its own thread holds
     // nothing the marking cannot see. The marking reaches what is published, retired, cached

@@ -105,6 +105,7 @@ export function registryOf(arena: Arena): Registry {
     arena,
     epochWord: R_EPOCH,
     orphanWord: R_ORPHANS,
+    sweepWord: R_SWEEP_DUE,
     highWord: R_SEATS_HIGH,
     pauseWord: R_PAUSE,
     seats: arena.i32[R_SEATS],

@@ -65,6 +65,8 @@ import {
 
 /** How long a recovery waits for the other participants to park before it gives up for now. */
 const PAUSE_TIMEOUT_MS = 250;
+/** The same for a retry of a sweep left due ({@linkcode retrySweep}). */
+const RETRY_PAUSE_MS = 10;
 /** Entries of the mutex's journal (sync_map.ts makes it). */
 export const SYNC_JOURNAL_ENTRIES = 512;
 
@@ -91,18 +93,40 @@ export function reapDead(core: SyncCore): void {
   // it can; the release follows in any case.
   Atomics.store(i32, R_SWEEP_DUE, 1);
   try {
-    core.locked(() => {
-      if (!pauseWorld(registry, PAUSE_TIMEOUT_MS)) return;
-      try {
-        sweep(core);
-        Atomics.store(i32, R_SWEEP_DUE, 0);
-      } finally {
-        resumeWorld(registry);
-      }
-    });
+    sweepDue(core, PAUSE_TIMEOUT_MS);
   } finally {
     for (const { index, generation } of dead) releaseSeat(registry, index, generation);
   }
+}
+
+/**
+ * A participant's retry of a sweep left due (Participant.onSweepDue, at its quiescent points,
+ * with a backoff): the dead are reaped as ever first, then the sweep is tried, waiting at most
+ * {@linkcode RETRY_PAUSE_MS} for the world to stop, so that a participant still sitting in one
+ * long task costs the retrying thread little.
+ */
+export function retrySweep(core: SyncCore): void {
+  const i32 = core.arena.i32;
+  if (Atomics.load(i32, R_SWEEP_DUE) === 0 || Atomics.load(i32, R_PAUSE) !== 0) return;
+  sweepDue(core, RETRY_PAUSE_MS);
+}
+
+/**
+ * Under the mutex, stops the world (waiting at most `timeoutMs`) and sweeps, if a sweep is
+ * still due then; lowers R_SWEEP_DUE once swept. Without a stop of the world, it stays raised.
+ */
+function sweepDue(core: SyncCore, timeoutMs: number): void {
+  const i32 = core.arena.i32;
+  core.locked(() => {
+    if (Atomics.load(i32, R_SWEEP_DUE) === 0) return;
+    if (!pauseWorld(core.registry, timeoutMs)) return;
+    try {
+      sweep(core);
+      Atomics.store(i32, R_SWEEP_DUE, 0);
+    } finally {
+      resumeWorld(core.registry);
+    }
+  });
 }
 
 /**
