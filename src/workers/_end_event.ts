@@ -6,7 +6,7 @@
  * @module
  */
 
-import { declareGone, markOnTerminate, type ShareMessage } from "./_share.ts";
+import { declareGone, markOnTerminate, type ShareMessage, type Watch } from "./_share.ts";
 
 /** What {@linkcode watchEndEvent} needs of a worker. */
 export interface EventfulWorker {
@@ -26,7 +26,7 @@ export function watchEndEvent(
   graceMs: number,
   endNow: (graceMs?: number) => void,
   listen: (end: () => void) => () => void,
-): { post(message: ShareMessage): void; stop(): void } {
+): Watch {
   const end = (): void => {
     // Gone first (timers of one delay fire in order): the seat's release then rolls back a
     // lock the thread died holding.

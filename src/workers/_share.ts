@@ -404,6 +404,16 @@ export interface Grant {
   readonly release: (graceMs?: number) => void;
 }
 
+/** Parent side: the watch of one worker's end, as an {@linkcode Adapter} starts it. */
+export interface Watch {
+  /** Posts the share message to the worker. */
+  post(message: ShareMessage): void;
+  /** Stops watching, once the worker has ended. */
+  stop(): void;
+  /** Asks the worker for its thread id, where the runtime does not tell it (Deno). */
+  track?(): void;
+}
+
 /** Parent side: what sharing with a worker takes in one runtime. */
 export interface Adapter<W extends object> {
   /** What `share()` expected, for its TypeError: "a Worker". */
@@ -417,10 +427,7 @@ export interface Adapter<W extends object> {
    * pass a grace when the worker may still be running), and says how to post the share message
    * to it and how to stop watching once it has ended.
    */
-  readonly watch: (
-    worker: W,
-    end: (graceMs?: number) => void,
-  ) => { post(message: ShareMessage): void; stop(): void; track?(): void };
+  readonly watch: (worker: W, end: (graceMs?: number) => void) => Watch;
   /** The workers shared with or tracked so far. */
   readonly shared: WeakSet<W>;
 }
@@ -433,23 +440,11 @@ export interface Adapter<W extends object> {
 export function trackWith<W extends object>(
   adapter: Adapter<W>,
   worker: W,
-): { post(message: ShareMessage): void; stop(): void; track?(): void } | undefined {
-  if (
-    typeof worker !== "object" || worker === null ||
-    adapter.methods.some((method) => typeof worker[method] !== "function")
-  ) {
-    throw new TypeError(`track: expected ${adapter.expected}, got ${describe(worker)}`);
-  }
+): Watch | undefined {
+  checkWorker(adapter, worker, "track");
   if (adapter.shared.has(worker)) return undefined;
   adapter.check?.(worker);
-  let ended = false;
-  const watch = adapter.watch(worker, () => {
-    if (ended) return;
-    ended = true;
-    watch.stop();
-  });
-  adapter.shared.add(worker);
-  return watch;
+  return watchOnce(adapter, worker).watch;
 }
 
 /** Parent side: `share()`. Checks `worker`, then shares `values` with it. */
@@ -458,15 +453,23 @@ export function shareWith<W extends object>(
   worker: W,
   values: Readonly<Record<string, Shareable>>,
 ): void {
-  if (
-    typeof worker !== "object" || worker === null ||
-    adapter.methods.some((method) => typeof worker[method] !== "function")
-  ) {
-    throw new TypeError(`share: expected ${adapter.expected}, got ${describe(worker)}`);
-  }
+  checkWorker(adapter, worker, "share");
   if (adapter.shared.has(worker)) throw new Error("share: this worker was already shared with");
   adapter.check?.(worker);
   connect(adapter, worker, shareAll(values));
+}
+
+/** Whether `worker` is an object with every method `adapter` needs of a worker. */
+export function isWorkerOf<W extends object>(adapter: Adapter<W>, worker: unknown): worker is W {
+  return typeof worker === "object" && worker !== null &&
+    adapter.methods.every((method) => typeof (worker as W)[method] === "function");
+}
+
+/** Throws TypeError, in the words of `caller`, unless {@linkcode isWorkerOf}. */
+function checkWorker<W extends object>(adapter: Adapter<W>, worker: W, caller: string): void {
+  if (!isWorkerOf(adapter, worker)) {
+    throw new TypeError(`${caller}: expected ${adapter.expected}, got ${describe(worker)}`);
+  }
 }
 
 /**
@@ -492,19 +495,32 @@ export function spawnWith<W extends object>(
 
 /** Posts the share message to `worker` and releases the grant once it has ended. */
 function connect<W extends object>(adapter: Adapter<W>, worker: W, grant: Grant): void {
-  let ended = false;
-  const end = (graceMs?: number): void => {
-    if (ended) return;
-    ended = true;
-    watch.stop();
-    grant.release(graceMs);
-  };
-  const watch = adapter.watch(worker, end);
-  adapter.shared.add(worker);
+  const { watch, end } = watchOnce(adapter, worker, grant.release);
   try {
     watch.post(grant.message);
   } catch (error) {
     end();
     throw error;
   }
+}
+
+/**
+ * Starts watching `worker` and counts it as shared with. Its end, however often it is seen,
+ * stops the watch and calls `release` once; `end` is that end, for the caller to call itself.
+ */
+function watchOnce<W extends object>(
+  adapter: Adapter<W>,
+  worker: W,
+  release?: (graceMs?: number) => void,
+): { watch: Watch; end: (graceMs?: number) => void } {
+  let ended = false;
+  const end = (graceMs?: number): void => {
+    if (ended) return;
+    ended = true;
+    watch.stop();
+    release?.(graceMs);
+  };
+  const watch = adapter.watch(worker, end);
+  adapter.shared.add(worker);
+  return { watch, end };
 }
