@@ -14,13 +14,7 @@
  * @module
  */
 
-import {
-  claimThreadId,
-  GONE,
-  markTerminatingHere,
-  record,
-  reserveThreadId,
-} from "../_engine/census.ts";
+import { claimThreadId, reserveThreadId } from "../_engine/census.ts";
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
 import { describe } from "../_describe.ts";
 import { checkOptions } from "../_options.ts";
@@ -85,62 +79,6 @@ export function answerThreadId(port: MessagePort | undefined, reserved: number |
 /** Parent side, Deno: reserves a thread id for a web worker that has none of its own. */
 export function reserveId(): number {
   return reserveThreadId();
-}
-
-/**
- * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
- * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
- * when it wakes (census.ts).
- */
-function markTerminating(threadId: number | undefined): void {
-  if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
-}
-
-/**
- * Makes `worker.terminate()` (this instance's, whoever calls it: the user, or a pool on a task
- * timeout) record the thread as terminating before it asks the runtime to stop it. From then
- * on the thread's next call into shmap throws, and a thread waiting for a lock the worker holds
- * takes it over once the grace has passed (census.ts), without waiting for the end event: the
- * waiter may be the very thread whose event loop would deliver that event.
- */
-export function markOnTerminate(
-  worker: { terminate(): unknown },
-  threadId: () => number | undefined,
-  after?: () => void,
-): void {
-  const terminate = worker.terminate;
-  Object.defineProperty(worker, "terminate", {
-    configurable: true,
-    writable: true,
-    value: function (this: unknown): unknown {
-      // Marked first: if terminate() cannot stop the worker (Deno's, while it sleeps in
-      // Atomics.wait), it stops touching shared memory when it wakes (census.ts).
-      markTerminating(threadId());
-      try {
-        return terminate.call(this);
-      } finally {
-        after?.();
-      }
-    },
-  });
-}
-
-/**
- * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
- * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
- * in a SyncMap reclaimed.
- */
-export function declareGone(threadId: number | undefined, graceMs = 0): void {
-  if (threadId === undefined || threadId < 0) return;
-  if (graceMs <= 0) {
-    record(threadId, GONE);
-    return;
-  }
-  const timer = setTimeout(() => record(threadId, GONE), graceMs);
-  // The declaration must not keep the process alive once everything else is done.
-  const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
-  if (unref !== undefined) unref(timer as unknown as number);
-  else (timer as { unref?(): void }).unref?.();
 }
 
 /** A structure the adapters can share: one of the library's exported classes. */

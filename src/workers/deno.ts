@@ -66,10 +66,8 @@ import {
   type Adapter,
   answerThreadId,
   BYE,
-  declareGone,
   isTrackMessage,
   listenForShare,
-  markOnTerminate,
   type ReceiveOptions,
   reserveId,
   type Shareable,
@@ -79,6 +77,7 @@ import {
   type TrackMessage,
   trackWith,
 } from "./_share.ts";
+import { endOfThread, markOnTerminate } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable };
 
@@ -159,15 +158,7 @@ const adapter: Adapter<Worker> = {
     // the one it already uses on the port.
     const reserved = reserveId();
     let threadId = reserved;
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      // Gone first (timers of one delay fire in order): the seat's release then rolls back a
-      // lock the thread died holding.
-      declareGone(threadId, RELEASE_GRACE_MS);
-      endNow(RELEASE_GRACE_MS);
-    };
+    const end = endOfThread(() => threadId, RELEASE_GRACE_MS, endNow);
     const { port1, port2 } = new MessageChannel();
     // The port says goodbye and tells the worker's thread id: it must not keep the parent alive.
     port1.onmessage = (event) => {
