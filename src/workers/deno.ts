@@ -94,15 +94,18 @@ const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceo
 /** Where to say goodbye: the port of the share message, once it is here. */
 let byePort: MessagePort | undefined;
 
+/** Worker side, on a share or track message: keeps its port for the goodbye, and answers on it. */
+function answerParent(port: MessagePort | undefined, reserved: number | undefined): void {
+  byePort ??= port;
+  answerThreadId(port, reserved);
+}
+
 // Listen from the moment the worker imports this module: Deno drops messages that arrive while
 // nobody listens, as they can during the worker's top-level awaits.
 const inbox = listenForShare(
   inWorker ? scope : null,
   "receive() must be called in a worker started by spawn() or share()",
-  (message) => {
-    byePort ??= message.port;
-    answerThreadId(message.port, message.threadId);
-  },
+  (message) => answerParent(message.port, message.threadId),
 );
 
 if (inWorker) {
@@ -111,8 +114,7 @@ if (inWorker) {
     const data = (event as MessageEvent).data;
     if (!isTrackMessage(data)) return;
     event.stopImmediatePropagation();
-    byePort ??= data.port;
-    answerThreadId(data.port, data.threadId);
+    answerParent(data.port, data.threadId);
   });
 }
 
