@@ -91,7 +91,7 @@ const scope = globalThis as unknown as WorkerScope;
 const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
 const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
 
-/** Where to say goodbye: the port of the share message, once it is here. */
+/** Where to say goodbye: the port of the first share or track message, once one is here. */
 let byePort: MessagePort | undefined;
 
 /** Worker side, on a share or track message: keeps its port for the goodbye, and answers on it. */
