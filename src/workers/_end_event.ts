@@ -6,7 +6,8 @@
  * @module
  */
 
-import { declareGone, markOnTerminate, type ShareMessage } from "./_share.ts";
+import type { ShareMessage, Watch } from "./_share.ts";
+import { endOfThread, markOnTerminate } from "./_thread_end.ts";
 
 /** What {@linkcode watchEndEvent} needs of a worker. */
 export interface EventfulWorker {
@@ -26,13 +27,8 @@ export function watchEndEvent(
   graceMs: number,
   endNow: (graceMs?: number) => void,
   listen: (end: () => void) => () => void,
-): { post(message: ShareMessage): void; stop(): void } {
-  const end = (): void => {
-    // Gone first (timers of one delay fire in order): the seat's release then rolls back a
-    // lock the thread died holding.
-    declareGone(threadId, graceMs);
-    endNow(graceMs);
-  };
+): Watch {
   markOnTerminate(worker, () => threadId);
+  const end = endOfThread(() => threadId, graceMs, endNow);
   return { post: (message) => worker.postMessage(message), stop: listen(end) };
 }

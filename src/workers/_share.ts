@@ -14,13 +14,7 @@
  * @module
  */
 
-import {
-  claimThreadId,
-  GONE,
-  markTerminatingHere,
-  record,
-  reserveThreadId,
-} from "../_engine/census.ts";
+import { claimThreadId, reserveThreadId } from "../_engine/census.ts";
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
 import { describe } from "../_describe.ts";
 import { checkOptions } from "../_options.ts";
@@ -85,62 +79,6 @@ export function answerThreadId(port: MessagePort | undefined, reserved: number |
 /** Parent side, Deno: reserves a thread id for a web worker that has none of its own. */
 export function reserveId(): number {
   return reserveThreadId();
-}
-
-/**
- * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
- * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
- * when it wakes (census.ts).
- */
-function markTerminating(threadId: number | undefined): void {
-  if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
-}
-
-/**
- * Makes `worker.terminate()` (this instance's, whoever calls it: the user, or a pool on a task
- * timeout) record the thread as terminating before it asks the runtime to stop it. From then
- * on the thread's next call into shmap throws, and a thread waiting for a lock the worker holds
- * takes it over once the grace has passed (census.ts), without waiting for the end event: the
- * waiter may be the very thread whose event loop would deliver that event.
- */
-export function markOnTerminate(
-  worker: { terminate(): unknown },
-  threadId: () => number | undefined,
-  after?: () => void,
-): void {
-  const terminate = worker.terminate;
-  Object.defineProperty(worker, "terminate", {
-    configurable: true,
-    writable: true,
-    value: function (this: unknown): unknown {
-      // Marked first: if terminate() cannot stop the worker (Deno's, while it sleeps in
-      // Atomics.wait), it stops touching shared memory when it wakes (census.ts).
-      markTerminating(threadId());
-      try {
-        return terminate.call(this);
-      } finally {
-        after?.();
-      }
-    },
-  });
-}
-
-/**
- * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
- * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
- * in a SyncMap reclaimed.
- */
-export function declareGone(threadId: number | undefined, graceMs = 0): void {
-  if (threadId === undefined || threadId < 0) return;
-  if (graceMs <= 0) {
-    record(threadId, GONE);
-    return;
-  }
-  const timer = setTimeout(() => record(threadId, GONE), graceMs);
-  // The declaration must not keep the process alive once everything else is done.
-  const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
-  if (unref !== undefined) unref(timer as unknown as number);
-  else (timer as { unref?(): void }).unref?.();
 }
 
 /** A structure the adapters can share: one of the library's exported classes. */
@@ -404,6 +342,16 @@ export interface Grant {
   readonly release: (graceMs?: number) => void;
 }
 
+/** Parent side: the watch of one worker's end, as an {@linkcode Adapter} starts it. */
+export interface Watch {
+  /** Posts the share message to the worker. */
+  post(message: ShareMessage): void;
+  /** Stops watching, once the worker has ended. */
+  stop(): void;
+  /** Asks the worker for its thread id, where the runtime does not tell it (Deno). */
+  track?(): void;
+}
+
 /** Parent side: what sharing with a worker takes in one runtime. */
 export interface Adapter<W extends object> {
   /** What `share()` expected, for its TypeError: "a Worker". */
@@ -417,10 +365,7 @@ export interface Adapter<W extends object> {
    * pass a grace when the worker may still be running), and says how to post the share message
    * to it and how to stop watching once it has ended.
    */
-  readonly watch: (
-    worker: W,
-    end: (graceMs?: number) => void,
-  ) => { post(message: ShareMessage): void; stop(): void; track?(): void };
+  readonly watch: (worker: W, end: (graceMs?: number) => void) => Watch;
   /** The workers shared with or tracked so far. */
   readonly shared: WeakSet<W>;
 }
@@ -433,23 +378,11 @@ export interface Adapter<W extends object> {
 export function trackWith<W extends object>(
   adapter: Adapter<W>,
   worker: W,
-): { post(message: ShareMessage): void; stop(): void; track?(): void } | undefined {
-  if (
-    typeof worker !== "object" || worker === null ||
-    adapter.methods.some((method) => typeof worker[method] !== "function")
-  ) {
-    throw new TypeError(`track: expected ${adapter.expected}, got ${describe(worker)}`);
-  }
+): Watch | undefined {
+  checkWorker(adapter, worker, "track");
   if (adapter.shared.has(worker)) return undefined;
   adapter.check?.(worker);
-  let ended = false;
-  const watch = adapter.watch(worker, () => {
-    if (ended) return;
-    ended = true;
-    watch.stop();
-  });
-  adapter.shared.add(worker);
-  return watch;
+  return watchOnce(adapter, worker).watch;
 }
 
 /** Parent side: `share()`. Checks `worker`, then shares `values` with it. */
@@ -458,15 +391,23 @@ export function shareWith<W extends object>(
   worker: W,
   values: Readonly<Record<string, Shareable>>,
 ): void {
-  if (
-    typeof worker !== "object" || worker === null ||
-    adapter.methods.some((method) => typeof worker[method] !== "function")
-  ) {
-    throw new TypeError(`share: expected ${adapter.expected}, got ${describe(worker)}`);
-  }
+  checkWorker(adapter, worker, "share");
   if (adapter.shared.has(worker)) throw new Error("share: this worker was already shared with");
   adapter.check?.(worker);
   connect(adapter, worker, shareAll(values));
+}
+
+/** Whether `worker` is an object with every method `adapter` needs of a worker. */
+export function isWorkerOf<W extends object>(adapter: Adapter<W>, worker: unknown): worker is W {
+  return typeof worker === "object" && worker !== null &&
+    adapter.methods.every((method) => typeof (worker as W)[method] === "function");
+}
+
+/** Throws TypeError, in the words of `caller`, unless {@linkcode isWorkerOf}. */
+function checkWorker<W extends object>(adapter: Adapter<W>, worker: W, caller: string): void {
+  if (!isWorkerOf(adapter, worker)) {
+    throw new TypeError(`${caller}: expected ${adapter.expected}, got ${describe(worker)}`);
+  }
 }
 
 /**
@@ -492,19 +433,32 @@ export function spawnWith<W extends object>(
 
 /** Posts the share message to `worker` and releases the grant once it has ended. */
 function connect<W extends object>(adapter: Adapter<W>, worker: W, grant: Grant): void {
-  let ended = false;
-  const end = (graceMs?: number): void => {
-    if (ended) return;
-    ended = true;
-    watch.stop();
-    grant.release(graceMs);
-  };
-  const watch = adapter.watch(worker, end);
-  adapter.shared.add(worker);
+  const { watch, end } = watchOnce(adapter, worker, grant.release);
   try {
     watch.post(grant.message);
   } catch (error) {
     end();
     throw error;
   }
+}
+
+/**
+ * Starts watching `worker` and counts it as shared with. Its end, however often it is seen,
+ * stops the watch and calls `release` once; `end` is that end, for the caller to call itself.
+ */
+function watchOnce<W extends object>(
+  adapter: Adapter<W>,
+  worker: W,
+  release?: (graceMs?: number) => void,
+): { watch: Watch; end: (graceMs?: number) => void } {
+  let ended = false;
+  const end = (graceMs?: number): void => {
+    if (ended) return;
+    ended = true;
+    watch.stop();
+    release?.(graceMs);
+  };
+  const watch = adapter.watch(worker, end);
+  adapter.shared.add(worker);
+  return { watch, end };
 }

@@ -66,10 +66,8 @@ import {
   type Adapter,
   answerThreadId,
   BYE,
-  declareGone,
   isTrackMessage,
   listenForShare,
-  markOnTerminate,
   type ReceiveOptions,
   reserveId,
   type Shareable,
@@ -79,6 +77,7 @@ import {
   type TrackMessage,
   trackWith,
 } from "./_share.ts";
+import { endOfThread, markOnTerminate } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable };
 
@@ -92,18 +91,21 @@ const scope = globalThis as unknown as WorkerScope;
 const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
 const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
 
-/** Where to say goodbye: the port of the share message, once it is here. */
+/** Where to say goodbye: the port of the first share or track message, once one is here. */
 let byePort: MessagePort | undefined;
+
+/** Worker side, on a share or track message: keeps its port for the goodbye, and answers on it. */
+function answerParent(port: MessagePort | undefined, reserved: number | undefined): void {
+  byePort ??= port;
+  answerThreadId(port, reserved);
+}
 
 // Listen from the moment the worker imports this module: Deno drops messages that arrive while
 // nobody listens, as they can during the worker's top-level awaits.
 const inbox = listenForShare(
   inWorker ? scope : null,
   "receive() must be called in a worker started by spawn() or share()",
-  (message) => {
-    byePort ??= message.port;
-    answerThreadId(message.port, message.threadId);
-  },
+  (message) => answerParent(message.port, message.threadId),
 );
 
 if (inWorker) {
@@ -112,8 +114,7 @@ if (inWorker) {
     const data = (event as MessageEvent).data;
     if (!isTrackMessage(data)) return;
     event.stopImmediatePropagation();
-    byePort ??= data.port;
-    answerThreadId(data.port, data.threadId);
+    answerParent(data.port, data.threadId);
   });
 }
 
@@ -159,15 +160,7 @@ const adapter: Adapter<Worker> = {
     // the one it already uses on the port.
     const reserved = reserveId();
     let threadId = reserved;
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      // Gone first (timers of one delay fire in order): the seat's release then rolls back a
-      // lock the thread died holding.
-      declareGone(threadId, RELEASE_GRACE_MS);
-      endNow(RELEASE_GRACE_MS);
-    };
+    const end = endOfThread(() => threadId, RELEASE_GRACE_MS, endNow);
     const { port1, port2 } = new MessageChannel();
     // The port says goodbye and tells the worker's thread id: it must not keep the parent alive.
     port1.onmessage = (event) => {

@@ -54,6 +54,7 @@ import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { watchEndEvent } from "./_end_event.ts";
 import {
   type Adapter,
+  isWorkerOf,
   listenForShare,
   type MessageSource,
   type ReceiveOptions,
@@ -147,13 +148,7 @@ export function trackAll(): void {
   process.on("worker", (worker: Worker) => {
     // A listener that threw would break whoever started the worker: only node:worker_threads
     // Workers that have not exited are watched.
-    if (
-      adapter.methods.every((m) =>
-        typeof (worker as unknown as Record<string, unknown>)[m] === "function"
-      ) && worker.threadId !== -1
-    ) {
-      track(worker);
-    }
+    if (isWorkerOf(adapter, worker) && worker.threadId !== -1) track(worker);
   });
 }
 

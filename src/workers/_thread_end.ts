@@ -1,0 +1,87 @@
+/**
+ * Internal. How a parent tells the census (src/_engine/census.ts) that a worker's thread is
+ * ending: marked terminating as `terminate()` is called, then gone, then its share released.
+ * The adapters differ only in when they see the end; what they do then is here.
+ *
+ * @module
+ */
+
+import { GONE, markTerminatingHere, record } from "../_engine/census.ts";
+
+/**
+ * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
+ * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
+ * when it wakes (census.ts).
+ */
+function markTerminating(threadId: number | undefined): void {
+  if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
+}
+
+/**
+ * Makes `worker.terminate()` (this instance's, whoever calls it: the user, or a pool on a task
+ * timeout) record the thread as terminating before it asks the runtime to stop it. From then
+ * on the thread's next call into shmap throws, and a thread waiting for a lock the worker holds
+ * takes it over once the grace has passed (census.ts), without waiting for the end event: the
+ * waiter may be the very thread whose event loop would deliver that event.
+ */
+export function markOnTerminate(
+  worker: { terminate(): unknown },
+  threadId: () => number | undefined,
+  after?: () => void,
+): void {
+  const terminate = worker.terminate;
+  Object.defineProperty(worker, "terminate", {
+    configurable: true,
+    writable: true,
+    value: function (this: unknown): unknown {
+      // Marked first: if terminate() cannot stop the worker (Deno's, while it sleeps in
+      // Atomics.wait), it stops touching shared memory when it wakes (census.ts).
+      markTerminating(threadId());
+      try {
+        return terminate.call(this);
+      } finally {
+        after?.();
+      }
+    },
+  });
+}
+
+/**
+ * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
+ * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
+ * in a SyncMap reclaimed.
+ */
+function declareGone(threadId: number | undefined, graceMs = 0): void {
+  if (threadId === undefined || threadId < 0) return;
+  if (graceMs <= 0) {
+    record(threadId, GONE);
+    return;
+  }
+  const timer = setTimeout(() => record(threadId, GONE), graceMs);
+  // The declaration must not keep the process alive once everything else is done.
+  const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
+  if (unref !== undefined) unref(timer as unknown as number);
+  else (timer as { unref?(): void }).unref?.();
+}
+
+/**
+ * The end of the worker on thread `threadId()`, for an adapter to call wherever it sees it:
+ * declares the thread gone, then releases the worker's share with `release`, both after
+ * `graceMs` (0 where the end is seen once the thread has stopped). Calls after the first do
+ * nothing: the census is append-only, and each declaration would add an entry.
+ */
+export function endOfThread(
+  threadId: () => number | undefined,
+  graceMs: number,
+  release: (graceMs?: number) => void,
+): () => void {
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    // Gone first (timers of one delay fire in order): the seat's release then rolls back a
+    // lock the thread died holding.
+    declareGone(threadId(), graceMs);
+    release(graceMs);
+  };
+}
