@@ -262,7 +262,18 @@ webTest(`${webName}: sharing a non-structure is a TypeError, and posts nothing`,
       `spawn with ${what}`,
     );
   }
-  assert.throws(() => web.share({} as Worker, { map }), TypeError, "share with a non-worker");
+  // A non-worker is named as such (not failed on further in): each adapter tests for the
+  // methods it uses.
+  const notWorkers: [string, unknown][] = [
+    ["an object", {}],
+    ["an object with postMessage only", { postMessage() {} }],
+    ["null", null],
+  ];
+  for (const [what, notWorker] of notWorkers) {
+    const named = { name: "TypeError", message: /: expected a Worker, got / };
+    assert.throws(() => web.share(notWorker as Worker, { map }), named, `share with ${what}`);
+    assert.throws(() => web.track(notWorker as Worker), named, `track with ${what}`);
+  }
   const { values, probe } = roundtripValues();
   let worker: Worker | undefined;
   await within(TIMEOUT_MS, async () => {
@@ -344,7 +355,9 @@ test("node.ts: user codecs, a share with a worker made by hand, and bad input", 
       () => nodeAdapter.share(worker!, { rw: new RWMutex(), x: 2 } as never),
       TypeError,
     );
-    assert.throws(() => nodeAdapter.share({} as NodeWorker, { points }), TypeError);
+    const notWorker = { name: "TypeError", message: /: expected a node:worker_threads Worker/ };
+    assert.throws(() => nodeAdapter.share({} as NodeWorker, { points }), notWorker);
+    assert.throws(() => nodeAdapter.track({ postMessage() {} } as never), notWorker);
     assert.throws(() => nodeAdapter.spawn(NODE_WORKER, { x: {} } as never), TypeError);
     nodeAdapter.share(worker, { points, probe });
     assert.throws(() => nodeAdapter.share(worker!, { points }), /already shared/);
