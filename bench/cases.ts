@@ -99,8 +99,7 @@ export function fresh<A extends unknown[], R>(
   template: (...args: A) => R,
   tag: string,
 ): (...args: A) => R {
-  // The tag makes the source text unique: engines cache compiled code by source text.
-  return new Function(`"use strict";\nreturn (${template.toString()}); // ${tag}`)();
+  return compile(template.toString(), tag) as (...args: A) => R;
 }
 
 /** Throws unless `got` equals `want`: same primitive, or arrays of the same primitives. */
