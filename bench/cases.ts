@@ -30,9 +30,17 @@
 import { codecs, GoMap, type Mutex, RWMutex, SyncMap } from "../mod.ts";
 import {
   type CaseName,
+  checkedLoad,
+  compile,
+  DISJOINT_STATE,
+  disjointLoad,
+  DisjointState,
+  disjointStore,
   KEYS,
-  MASK,
+  LOAD_STORE,
+  READ_MOSTLY_STATE,
   readMostlyKeys,
+  readMostlyOp,
   seedFor,
   stringKey,
   type StructureName,
@@ -91,8 +99,7 @@ export function fresh<A extends unknown[], R>(
   template: (...args: A) => R,
   tag: string,
 ): (...args: A) => R {
-  // The tag makes the source text unique: engines cache compiled code by source text.
-  return new Function(`"use strict";\nreturn (${template.toString()}); // ${tag}`)();
+  return compile(template.toString(), tag) as (...args: A) => R;
 }
 
 /** Throws unless `got` equals `want`: same primitive, or arrays of the same primitives. */
@@ -939,73 +946,47 @@ export interface LoadStore {
   store(key: Key, value: number): void;
 }
 
-/**
- * read-mostly, one op per call: load a pseudo-random key (xorshift32) and check its value; one
- * call in `writeEvery` stores a new value for the key instead.
- */
-function readMostlyTemplate(
-  m: LoadStore,
-  keys: readonly Key[],
-  seed: number,
-  mask: number,
-  writeEvery: number,
-  keep: Keep,
-): () => unknown {
-  let x = seed | 0;
-  let untilWrite = writeEvery;
-  let stamp = 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const i = x & mask;
-    if (--untilWrite === 0) {
-      untilWrite = writeEvery;
-      m.store(keys[i], i + (stamp << 10));
-      stamp = (stamp + 1) & 0xfffff;
-      return undefined;
-    }
-    const v = m.load(keys[i]);
-    if (v === undefined || (v & mask) !== i) throw new Error(`load(${keys[i]}) returned ${v}`);
-    return keep(v);
-  };
+/** Source: `load`, which loads into `v`, then returns `keep(v)`. */
+function keptLoad(load: string): string {
+  return `${load}
+        return keep(v);`;
 }
 
 /**
- * disjoint writers, one op per call, as worker `index` (keys index*1024 ..): even calls load one
- * of its keys and check the value is the last it stored; odd calls store a fresh value for one.
+ * read-mostly, one op per call (bench/fixtures/bench_shared.ts's op): load a pseudo-random key
+ * (xorshift32) and check its value; one call in WRITE_EVERY stores a new value for the key
+ * instead.
  */
-function disjointTemplate(
-  m: LoadStore,
-  index: number,
-  seed: number,
-  mask: number,
-  keep: Keep,
-): () => unknown {
-  const base = index * (mask + 1);
-  const last = new Float64Array(mask + 1);
-  for (let i = 0; i <= mask; i++) last[i] = base + i; // the values the map is filled with
-  let next = (index + 1) * 2 ** 40; // fresh values never collide across workers
-  let x = seed | 0;
+const READ_MOSTLY_STEP = readMostlyOp(
+  LOAD_STORE.store,
+  "return undefined;",
+  (k) => keptLoad(checkedLoad(LOAD_STORE, k)),
+);
+const READ_MOSTLY_OP = `function (map, keys, seed, keep) {
+  ${READ_MOSTLY_STATE}
+  return () => {
+    ${READ_MOSTLY_STEP}
+  };
+}`;
+
+/**
+ * disjoint writers, one op per call, as the worker of {@linkcode DisjointState} `s`: even calls
+ * load one of its keys and check the value is the last it stored; odd calls store a fresh value
+ * for one.
+ */
+const DISJOINT_OP = `function (map, s, keep) {
+  ${DISJOINT_STATE}
   let load = true;
   return () => {
     if (load) {
       load = false;
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      const i = x & mask;
-      const v = m.load(base + i);
-      if (v !== last[i]) throw new Error(`load(${base + i}) returned ${v}, want ${last[i]}`);
-      return keep(v);
+      ${keptLoad(disjointLoad(LOAD_STORE))}
     }
     load = true;
-    const j = (x >>> 10) & mask;
-    m.store(base + j, ++next);
-    last[j] = next;
+    ${disjointStore(LOAD_STORE)}
     return undefined;
   };
-}
+}`;
 
 /** The structure `s` of `shared` as a {@linkcode LoadStore}. */
 export function loadStoreOf(s: StructureName, shared: Shared, c: CaseName): LoadStore {
@@ -1032,9 +1013,21 @@ export function loadStoreOf(s: StructureName, shared: Shared, c: CaseName): Load
  * compiled apart for `tag`.
  */
 export function workerCaseOp(c: CaseName, m: LoadStore, index: number, tag: string): () => unknown {
-  const seed = seedFor(index);
-  if (c === "disjoint writers") return fresh(disjointTemplate, tag)(m, index, seed, MASK, keep);
-  return fresh(readMostlyTemplate, tag)(m, readMostlyKeys(c), seed, MASK, WRITE_EVERY, keep);
+  if (c === "disjoint writers") {
+    const make = compile(DISJOINT_OP, tag) as (
+      m: LoadStore,
+      s: DisjointState,
+      k: Keep,
+    ) => () => unknown;
+    return make(m, new DisjointState(index), keep);
+  }
+  const make = compile(READ_MOSTLY_OP, tag) as (
+    m: LoadStore,
+    keys: readonly Key[],
+    seed: number,
+    k: Keep,
+  ) => () => unknown;
+  return make(m, readMostlyKeys(c), seedFor(index), keep);
 }
 
 /** The structures the one-thread worker cases compare, by case. */

@@ -217,70 +217,67 @@ function filledGoMap(lib: Lib, keys: readonly unknown[]): Lib {
   return m;
 }
 
-/** The cases: a name and, for a version's library, its loop. */
-const cases: [string, (lib: Lib) => Body][] = [
+/** A case: its name and, for a version's library, its loop. */
+type Case = [string, (lib: Lib) => Body];
+
+/** The key of iteration `i` in a loop's step: `keys[i & (N - 1)]`. */
+const KEY = `keys[i & ${N - 1}]`;
+
+/**
+ * The case `name`: `step` on a map that `filled` makes with the keys `filledWith`, the loop's
+ * `keys` being `keys`, and its `mu` what `mu` makes, if anything.
+ */
+function mapCase(
+  name: string,
+  filled: (lib: Lib, keys: readonly unknown[]) => Lib,
+  step: string,
+  keys: readonly unknown[] = intKeys,
+  filledWith: readonly unknown[] = keys,
+  mu?: (lib: Lib) => unknown,
+): Case {
+  return [name, (lib) => loop(step, filled(lib, filledWith), keys, mu?.(lib))];
+}
+
+const newMutex = (lib: Lib): unknown => new lib.Mutex();
+
+/** The cases. */
+const cases: Case[] = [
   ["Mutex lock+unlock", (lib) => loop("o.lock(); o.unlock();", new lib.Mutex(), [])],
   ["RWMutex rLock+rUnlock", (lib) => loop("o.rLock(); o.rUnlock();", new lib.RWMutex(), [])],
   ["RWMutex lock+unlock", (lib) => loop("o.lock(); o.unlock();", new lib.RWMutex(), [])],
-  [
-    "SyncMap.load hit, int",
-    (lib) => loop(`sink(o.load(keys[i & ${N - 1}]));`, filledSyncMap(lib, intKeys), intKeys),
-  ],
-  [
-    "SyncMap.load hit, str16",
-    (lib) => loop(`sink(o.load(keys[i & ${N - 1}]));`, filledSyncMap(lib, strKeys), strKeys),
-  ],
-  [
-    "SyncMap.load miss, int",
-    (lib) => loop(`sink(o.load(keys[i & ${N - 1}]));`, filledSyncMap(lib, intKeys), missKeys),
-  ],
-  [
-    "SyncMap.store overwrite, int",
-    (lib) => loop(`o.store(keys[i & ${N - 1}], i);`, filledSyncMap(lib, intKeys), intKeys),
-  ],
-  [
-    "SyncMap.loadOrStore hit, int",
-    (lib) =>
-      loop(`sink(o.loadOrStore(keys[i & ${N - 1}], i));`, filledSyncMap(lib, intKeys), intKeys),
-  ],
-  [
-    "GoMap.get hit, int",
-    (lib) => loop(`sink(o.get(keys[i & ${N - 1}]));`, filledGoMap(lib, intKeys), intKeys),
-  ],
-  [
-    "GoMap.get hit, str16",
-    (lib) => loop(`sink(o.get(keys[i & ${N - 1}]));`, filledGoMap(lib, strKeys), strKeys),
-  ],
-  [
-    "GoMap.set overwrite, int",
-    (lib) => loop(`o.set(keys[i & ${N - 1}], i);`, filledGoMap(lib, intKeys), intKeys),
-  ],
-  [
+  mapCase("SyncMap.load hit, int", filledSyncMap, `sink(o.load(${KEY}));`),
+  mapCase("SyncMap.load hit, str16", filledSyncMap, `sink(o.load(${KEY}));`, strKeys),
+  mapCase("SyncMap.load miss, int", filledSyncMap, `sink(o.load(${KEY}));`, missKeys, intKeys),
+  mapCase("SyncMap.store overwrite, int", filledSyncMap, `o.store(${KEY}, i);`),
+  mapCase("SyncMap.loadOrStore hit, int", filledSyncMap, `sink(o.loadOrStore(${KEY}, i));`),
+  mapCase("GoMap.get hit, int", filledGoMap, `sink(o.get(${KEY}));`),
+  mapCase("GoMap.get hit, str16", filledGoMap, `sink(o.get(${KEY}));`, strKeys),
+  mapCase("GoMap.set overwrite, int", filledGoMap, `o.set(${KEY}, i);`),
+  mapCase(
     "Mutex+GoMap.get hit, int",
-    (lib) =>
-      loop(
-        `mu.lock(); sink(o.get(keys[i & ${N - 1}])); mu.unlock();`,
-        filledGoMap(lib, intKeys),
-        intKeys,
-        new lib.Mutex(),
-      ),
-  ],
-  [
+    filledGoMap,
+    `mu.lock(); sink(o.get(${KEY})); mu.unlock();`,
+    intKeys,
+    intKeys,
+    newMutex,
+  ),
+  mapCase(
     "Mutex+GoMap.set overwrite, int",
-    (lib) =>
-      loop(
-        `mu.lock(); o.set(keys[i & ${N - 1}], i); mu.unlock();`,
-        filledGoMap(lib, intKeys),
-        intKeys,
-        new lib.Mutex(),
-      ),
-  ],
+    filledGoMap,
+    `mu.lock(); o.set(${KEY}, i); mu.unlock();`,
+    intKeys,
+    intKeys,
+    newMutex,
+  ),
   // Iteration, per key: a Range over the 1,024 keys every 1,024 ops, or one next() of an
   // iterator that starts over at its end (Map's, the same in every version, is the yardstick).
-  [
+  mapCase(
     "SyncMap.range per key, int",
-    (lib) => loop(`if ((i & ${N - 1}) === 0) o.range(sink);`, filledSyncMap(lib, intKeys), []),
-  ],
+    filledSyncMap,
+    `if ((i & ${N - 1}) === 0) o.range(sink);`,
+    [],
+    intKeys,
+  ),
   ["SyncMap.entries per key, int", (lib) => iterateLoop(filledSyncMap(lib, intKeys))],
   ["GoMap.entries per key, int", (lib) => iterateLoop(filledGoMap(lib, intKeys))],
   ["GoMap.entries per key, str16", (lib) => iterateLoop(filledGoMap(lib, strKeys))],

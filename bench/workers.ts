@@ -46,12 +46,13 @@
 
 import {
   type CaseName,
-  CLOCK_EVERY,
   CTRL,
   type FromOwner,
   type FromWorker,
   KEYS,
+  loadsLoop,
   type LoopResult,
+  NATIVE_MAP,
   readMostlyKeys,
   seedFor,
   type StructureName,
@@ -149,49 +150,7 @@ export async function runWorkerBench(
 
 // ---------------------------------------------------------------------------------------------
 // Yardsticks: native Map.get on the main thread, same key scheme and loop shape, loads only.
-// Two functions, so that each `map.get` call site sees one key type.
-
-function mapGetInt(map: Map<number, number>, keys: readonly number[], ms: number): LoopResult {
-  let x = seedFor(99);
-  let ops = 0;
-  const start = performance.now();
-  const end = start + ms;
-  let now = start;
-  do {
-    for (let n = 0; n < CLOCK_EVERY; n++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      const i = x & (KEYS - 1);
-      const v = map.get(keys[i]);
-      if (v === undefined || (v & (KEYS - 1)) !== i) throw new Error(`Map.get(${i}): ${v}`);
-    }
-    ops += CLOCK_EVERY;
-    now = performance.now();
-  } while (now < end);
-  return { ops, ms: now - start };
-}
-
-function mapGetString(map: Map<string, number>, keys: readonly string[], ms: number): LoopResult {
-  let x = seedFor(99);
-  let ops = 0;
-  const start = performance.now();
-  const end = start + ms;
-  let now = start;
-  do {
-    for (let n = 0; n < CLOCK_EVERY; n++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      const i = x & (KEYS - 1);
-      const v = map.get(keys[i]);
-      if (v === undefined || (v & (KEYS - 1)) !== i) throw new Error(`Map.get(${i}): ${v}`);
-    }
-    ops += CLOCK_EVERY;
-    now = performance.now();
-  } while (now < end);
-  return { ops, ms: now - start };
-}
+// One loop compiled twice, so that each `map.get` call site sees one key type.
 
 function yardsticks(durationMs: number, reps: number): WorkerBenchResult[] {
   const intKeys = readMostlyKeys("read-mostly int") as number[];
@@ -199,9 +158,12 @@ function yardsticks(durationMs: number, reps: number): WorkerBenchResult[] {
   const intMap = new Map(intKeys.map((k, i) => [k, i]));
   const strMap = new Map(strKeys.map((k, i) => [k, i]));
   const out: WorkerBenchResult[] = [];
+  const seed = seedFor(99);
+  const getInt = loadsLoop(NATIVE_MAP, "Map");
+  const getString = loadsLoop(NATIVE_MAP, "Map");
   const runs: [WorkerBenchResult["structure"], () => LoopResult][] = [
-    ["native Map.get, int keys", () => mapGetInt(intMap, intKeys, durationMs)],
-    ["native Map.get, string keys", () => mapGetString(strMap, strKeys, durationMs)],
+    ["native Map.get, int keys", () => getInt(intMap, undefined, intKeys, seed, durationMs)],
+    ["native Map.get, string keys", () => getString(strMap, undefined, strKeys, seed, durationMs)],
   ];
   for (const [structure, run] of runs) {
     run(); // warm-up
