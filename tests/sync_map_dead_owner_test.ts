@@ -133,3 +133,33 @@ test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent 
   busy.close();
   map.close();
 });
+
+// A participant that died online, in a thread nobody released a share for (a tracked worker
+// that attached by hand): its death must be noticed by participants that make one call a task,
+// which never reach a quiescent point inside a task, or its announcement holds reclamation back
+// for good and every overwrite leaks its old record.
+test("SyncMap: a dead participant is reaped by a thread that makes one call a task", async () => {
+  const map = new SyncMap<number, number>();
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const doomed = SyncMap.attach<number, number>(handle);
+  doomed.store(0, 0);
+  await null; // its task ends: it goes offline
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  // It died online, with an old announcement, in a thread now recorded gone.
+  const ghost = 2 ** 27 + 2900 + Math.floor(Math.random() * 1000);
+  Atomics.store(i32, seat + OWNER, ghost + 1);
+  Atomics.store(i32, seat + ANNOUNCE, 1);
+  record(ghost, GONE);
+  const before = map.stats().bytesUsed;
+  for (let i = 0; i < 3000; i++) {
+    map.store(i % 8, i);
+    await null; // one call a task
+  }
+  assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+  const grown = map.stats().bytesUsed - before;
+  assert.ok(grown < 16_384, `bytesUsed grew ${grown} bytes over 3000 overwrites of 8 keys`);
+  for (let k = 0; k < 8; k++) assert.equal(map.load(k), 2992 + k);
+  map.verify();
+  map.close();
+});

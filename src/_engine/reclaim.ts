@@ -154,8 +154,9 @@ export class Participant {
   /** The census's change count when this participant last looked (census.ts). */
   #deaths = -1;
   /**
-   * Called at a quiescent point when the census has changed since the last one: some thread
-   * of the process ended, and the structure may need to reclaim what it held.
+   * Called at a quiescent point, or as this participant comes online, when the census has
+   * changed since the last look: some thread of the process ended, and the structure may need
+   * to reclaim what it held.
    */
   onDeaths: (() => void) | undefined;
   /**
@@ -240,8 +241,12 @@ export class Participant {
   }
 
   #slowEnter(): void {
-    if (!this.#online) this.#comeOnline();
-    else if (this.#holds === 0) this.#quiesce();
+    if (!this.#online) {
+      this.#comeOnline();
+      // Also here, not only at quiescent points: a participant that makes a few calls a task
+      // never reaches one inside a task, and would never reap the dead.
+      if (this.#holds === 0) this.#lookForDeaths();
+    } else if (this.#holds === 0) this.#quiesce();
     if (this.#pressure && this.#holds === 0) {
       this.#pressure = false;
       this.collect();
@@ -629,17 +634,7 @@ export class Participant {
   #quiesce(): void {
     const i32 = this.arena.i32;
     if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
-    const deaths = censusDeaths();
-    if (deaths !== this.#deaths) {
-      this.#deaths = deaths;
-      this.onDeaths?.();
-      // A sweep this left due is retried after the shortest delay.
-      this.#sweepDelay = SWEEP_RETRY_MIN_MS;
-      this.#sweepRetryAt = performance.now() + SWEEP_RETRY_MIN_MS;
-    } else if (i32[this.registry.sweepWord] !== 0) {
-      // A plain read: the word is a hint, which the retry reads again atomically.
-      this.#retrySweep();
-    }
+    this.#lookForDeaths();
     if (this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0) {
       this.collect();
       return;
@@ -647,6 +642,25 @@ export class Participant {
     let now = Atomics.load(i32, this.registry.epochWord);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
+  }
+
+  /**
+   * Calls {@linkcode onDeaths} when the census changed since the last look, else
+   * {@linkcode onSweepDue} when a sweep is due and the backoff allows. Only where this
+   * participant holds nothing: at a quiescent point, or coming online.
+   */
+  #lookForDeaths(): void {
+    const deaths = censusDeaths();
+    if (deaths !== this.#deaths) {
+      this.#deaths = deaths;
+      this.onDeaths?.();
+      // A sweep this left due is retried after the shortest delay.
+      this.#sweepDelay = SWEEP_RETRY_MIN_MS;
+      this.#sweepRetryAt = performance.now() + SWEEP_RETRY_MIN_MS;
+    } else if (this.arena.i32[this.registry.sweepWord] !== 0) {
+      // A plain read: the word is a hint, which the retry reads again atomically.
+      this.#retrySweep();
+    }
   }
 
   /** Calls {@linkcode onSweepDue} when the backoff allows, and doubles the backoff. */

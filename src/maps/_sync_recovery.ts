@@ -72,8 +72,8 @@ export const SYNC_JOURNAL_ENTRIES = 512;
 
 /**
  * Gives back the participant seats of gone threads, and sweeps what they left when the world
- * can be stopped. Called at quiescent points when the census changed or after the mutex was
- * recovered, and by verify: only where the calling thread holds nothing the marking cannot see,
+ * can be stopped. Called at quiescent points and as participants come online, when the census
+ * changed or after the mutex was recovered, and by verify: only where the calling thread holds nothing the marking cannot see,
  * since the pause of the world skips its own participants. Does nothing quickly when nothing
  * is dead and no sweep is due.
  */
