@@ -78,6 +78,9 @@ export {
 } from "./table_layout.ts";
 export type { TableStats } from "./table_verify.ts";
 
+/** Whether this platform stores a word's low byte first, as findWords' mark matching assumes. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * A view of one table in an arena. Cheap to make; holds no state of its own beyond where the
  * table is, how its slots are owned, and the transaction its mutations write through.
@@ -202,17 +205,59 @@ export class Table {
   }
 
   /**
-   * {@linkcode find} for a key stored inline as the words (lo, hi): the hot path of a lookup,
-   * kept small so that engines inline it.
+   * {@linkcode find} for a key stored inline as the words (lo, hi): the hot path of a lookup.
+   * A key in its home bucket, or absent from it and its chain ending there, is found or missed
+   * in straight-line code: the bucket's eight tophash marks read as two words and matched four
+   * at a time (little-endian: slot i's mark is byte i). The rest of a chain, a table that is
+   * growing, and a bucket past this worker's views take {@linkcode #findWordsFrom}.
    */
   findWords(lo: number, hi: number, hash: number): number {
     const a = this.arena;
+    const i32 = a.i32;
     const h = this.h;
-    let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
-    if (a.i32[h + T_OLDBUCKETS] !== 0) b = this.#home(hash);
-    const head = b;
     const t0 = hash >>> 24;
     const top = t0 < MIN_TOP_HASH ? t0 + MIN_TOP_HASH : t0;
+    const b = i32[h + T_BUCKETS] + (hash & ((1 << i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    if (i32[h + T_OLDBUCKETS] !== 0 || b + BUCKET_SIZE > a.bytes || !LITTLE_ENDIAN) {
+      return this.#findWordsFrom(this.#home(hash), lo, hi, top);
+    }
+    // Buckets are word-aligned (blocks are 16-byte aligned, BUCKET_SIZE is 144): the marks
+    // are words w and w + 1.
+    const w = b >> 2;
+    const tops = top * 0x01010101;
+    for (let j = 0; j < 2; j++) {
+      const t = i32[w + j];
+      // `rest` flags exactly the first EMPTY_REST mark (0) of the four; `hits` flags every
+      // mark equal to `top` below it, and may flag more above a true one (a borrow), so each
+      // is checked against its mark.
+      const rest = (t - 0x01010101) & ~t & 0x80808080;
+      const x = t ^ tops;
+      let hits = (x - 0x01010101) & ~x & 0x80808080;
+      if (rest !== 0) hits &= (rest & -rest) - 1;
+      while (hits !== 0) {
+        const bit = 31 - Math.clz32(hits & -hits);
+        const k = w + 2 + 2 * (4 * j + (bit >> 3));
+        if (((t >>> (bit - 7)) & 0xff) === top && i32[k] === lo && i32[k + 1] === hi) {
+          this.foundBucket = b;
+          this.foundHead = b;
+          return k << 2;
+        }
+        hits &= hits - 1;
+      }
+      if (rest !== 0) return -1;
+    }
+    const next = i32[(b + OVERFLOW) >> 2];
+    return next === 0 ? -1 : this.#findWordsFrom(b, lo, hi, top);
+  }
+
+  /**
+   * {@linkcode findWords}'s walk along the chain from bucket `head`, the first of its chain
+   * (findWords passes the home bucket it has just looked at when the chain goes on), a mark at
+   * a time, every bucket brought into this worker's views first.
+   */
+  #findWordsFrom(head: number, lo: number, hi: number, top: number): number {
+    const a = this.arena;
+    let b = head;
     // Local views, taken after #home (which may remake the arena's views) and checked against
     // their own length: a local view older than `a.bytes` would read past its end as undefined.
     let i32 = a.i32;
