@@ -94,6 +94,12 @@ const RETIRE_BATCH = 64;
  * the operation changes anything, so that retiring never allocates and never fails.
  */
 export const RETIRES_PER_OP = 4;
+/**
+ * The capacity a retire list starts with, and keeps between bursts: room for a whole quiescent
+ * period's retirements, so that the countdown to the next quiescent point (which stops where
+ * the room could run out) is not cut short for calls that retire nothing, such as loads.
+ */
+const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
 
 /**
  * The first retry of a deferred sweep comes this long after the attempt that could not stop
@@ -327,7 +333,7 @@ export class Participant {
       this.#room = capacity - this.#pending;
       return;
     }
-    const grown = Math.max(RETIRE_BATCH * 2, capacity * 2, this.#pending + n);
+    const grown = Math.max(LIST_MIN, capacity * 2, this.#pending + n);
     const block = lockedAllocate(a, listBytes(grown), false);
     const i32 = a.i32;
     if (this.#pending > 0) {
@@ -700,7 +706,7 @@ export class Participant {
     this.collect();
     // A retire list that grew for a burst (a clear() of many keys) and is empty again goes back.
     const list = this.arena.i32[this.#seat + LIST];
-    if (this.#pending === 0 && list !== 0 && this.#room > 2 * RETIRE_BATCH) {
+    if (this.#pending === 0 && list !== 0 && this.#room > LIST_MIN) {
       lockedRelease(this.arena, list, listBytes(this.#room), [this.#seat + LIST, 0]);
       this.#room = 0;
     }
