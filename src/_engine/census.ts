@@ -400,8 +400,9 @@ export function checkAliveSlow(): void {
  * compare it with the last value they saw, one atomic load per census.
  */
 export function censusDeaths(): number {
-  let n = views.length;
-  for (const view of views) n += Atomics.load(view.i32, C_COUNT);
+  let n = heads.length;
+  // The header views: a census's whole-buffer view checks the growable buffer's length.
+  for (let i = 0; i < heads.length; i++) n += Atomics.load(heads[i], C_COUNT);
   return n;
 }
 
