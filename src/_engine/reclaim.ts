@@ -108,6 +108,21 @@ const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
 const SWEEP_RETRY_MIN_MS = 100;
 const SWEEP_RETRY_MAX_MS = 10_000;
 
+/**
+ * Holds under way in this thread, over all its participants ({@linkcode Participant.hold}).
+ * While one is, no participant of this thread reaps or sweeps: a stop of the world skips every
+ * participant of the calling thread, and the sweep's marking sees only its own structure's
+ * record in flight, so a sweep run from user code nested in one participant's call (a second
+ * SyncMap object of the same map, called from a user codec's decode) would free a record the
+ * outer call still holds unpublished.
+ */
+let threadHolds = 0;
+
+/** Whether some participant of this thread is inside a {@linkcode Participant.hold}. */
+export function holding(): boolean {
+  return threadHolds !== 0;
+}
+
 /** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
 export type Free = (tag: number) => void;
 /** Serial-number comparison of epochs: whether `a` comes before `b`. */
@@ -268,10 +283,12 @@ export class Participant {
    */
   hold<T>(f: () => T): T {
     this.#holds++;
+    threadHolds++;
     try {
       return f();
     } finally {
       this.#holds--;
+      threadHolds--;
     }
   }
 
@@ -653,9 +670,12 @@ export class Participant {
   /**
    * Calls {@linkcode onDeaths} when the census changed since the last look, else
    * {@linkcode onSweepDue} when a sweep is due and the backoff allows. Only where this
-   * participant holds nothing: at a quiescent point, or coming online.
+   * participant holds nothing (at a quiescent point, or coming online), and no other
+   * participant of this thread is inside a hold.
    */
   #lookForDeaths(): void {
+    // Left for the next look, the census count unrecorded (see threadHolds).
+    if (threadHolds !== 0) return;
     const deaths = censusDeaths();
     if (deaths !== this.#deaths) {
       this.#deaths = deaths;

@@ -5,6 +5,7 @@
  */
 
 import { census } from "../_engine/census.ts";
+import { holding } from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
@@ -695,7 +696,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    *
    * It stops the other workers for the check (each parks at its next quiescent point), so call
    * it when the map is quiet, in tests or after an incident; it throws if another worker keeps
-   * using the map for five seconds. It costs time in proportion to the map's size.
+   * using the map for five seconds. It costs time in proportion to the map's size. It throws a
+   * TypeError when called from a user codec's decode (the outer call holds a record that the
+   * check's sweep would take for a leak).
    *
    * @example
    * ```ts
@@ -707,6 +710,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   verify(): void {
+    // It sweeps what dead threads left, which must not run beside a call of this thread that
+    // holds a record (reclaim.ts threadHolds).
+    if (holding()) throw new TypeError("cannot verify a SyncMap inside a user codec's decode");
     this.#s.participant.enter();
     verifySyncMap(this.#s.core);
   }

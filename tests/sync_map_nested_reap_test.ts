@@ -1,0 +1,132 @@
+// A user codec's decode, run by one SyncMap object's call that holds a record in flight,
+// calls a second object of the same map in the same thread. That call must not reap or sweep:
+// the stop of the world skips every participant of this thread, and the sweep's marking sees
+// only its own object's record in flight, so the outer call's unpublished record would be freed
+// as unreached, then freed again by the outer call (a double free the allocator check finds).
+// The census change and R_SWEEP_DUE stored inside the decode stand for another thread releasing
+// a terminated worker's share at that moment, as sync_map_dead_owner_test.ts simulates them.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type Codec, SyncMap } from "../mod.ts";
+import { GONE, record } from "../src/_engine/census.ts";
+import { ANNOUNCE, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
+import { R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { shareSyncMap } from "../src/maps/sync_map.ts";
+
+test("SyncMap: a second object called from a decode does not reap over the outer call's record", async () => {
+  const late: { second?: SyncMap<string, string>; i32?: Int32Array } = {};
+  let armed = false;
+  const codec: Codec<string> = {
+    name: "nested-reap",
+    encode: (v) => new TextEncoder().encode(v),
+    decode: (b) => {
+      const v = new TextDecoder().decode(b);
+      if (armed && late.second !== undefined) {
+        armed = false;
+        // Another thread releases a terminated worker's share now.
+        record(2 ** 27 + 3000 + Math.floor(Math.random() * 1000), GONE);
+        Atomics.store(late.i32!, R_SWEEP_DUE, 1);
+        late.second.load("other"); // its first call this task
+      }
+      return v;
+    },
+  };
+  const map = new SyncMap<string, string>({ values: codec });
+  late.i32 = new Int32Array(map.handle.buffer);
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const second = late.second = SyncMap.attach<string, string>(handle, { values: codec });
+  second.load("nothing"); // looks at the census once
+  map.store("k", "a value long enough to live in a record of its own");
+  await null; // both go offline
+  armed = true;
+  // "k" is in the dirty table only: loadOrStore allocates its record, finds "k" under the
+  // mutex, and decodes the value found with its own record still in flight.
+  const [v, loaded] = map.loadOrStore("k", "another value, also in a record of its own");
+  assert.equal(armed, false, "the nested call ran");
+  assert.equal(loaded, true);
+  assert.equal(v, "a value long enough to live in a record of its own");
+  await null;
+  map.verify();
+  for (let n = 0; n < 500; n++) map.store(`n${n}`, `value number ${n} `.repeat(3));
+  for (let n = 0; n < 500; n++) {
+    assert.equal(map.load(`n${n}`), `value number ${n} `.repeat(3));
+  }
+  map.verify();
+  second.close();
+  map.close();
+});
+
+// The same, with nothing stored during the decode: a sweep left due (a participant of another
+// thread was busy), the first object's retry held off by its backoff, the second's not. The
+// second object's first call of the task, from inside the first's decode, retries the sweep.
+test("SyncMap: a second object called from a decode does not retry a sweep over it", async () => {
+  const late: { second?: SyncMap<string, string> } = {};
+  let armed = false;
+  const codec: Codec<string> = {
+    name: "nested-retry",
+    encode: (v) => new TextEncoder().encode(v),
+    decode: (b) => {
+      const v = new TextDecoder().decode(b);
+      if (armed && late.second !== undefined) {
+        armed = false;
+        late.second.load("other"); // its first call this task
+      }
+      return v;
+    },
+  };
+  const map = new SyncMap<string, string>({ values: codec });
+  const i32 = new Int32Array(map.handle.buffer);
+  const one = shareSyncMap(map as SyncMap<never, never>);
+  const two = shareSyncMap(map as SyncMap<never, never>);
+  const busy = SyncMap.attach<string, string>(one.handle, { values: codec });
+  const second = late.second = SyncMap.attach<string, string>(two.handle, { values: codec });
+  second.load("nothing"); // looks at the census; its backoff runs out 100 ms from now
+  map.store("k", "a value long enough to live in a record of its own");
+  await new Promise((r) => setTimeout(r, 150));
+  // A participant of "another thread" is busy: the first object's retry cannot stop the world.
+  busy.stats(); // online, announced, until this task ends
+  const seat = i32[R_SEATS] + one.handle.participant! * SEAT_WORDS;
+  const mine = Atomics.load(i32, seat + OWNER);
+  Atomics.store(i32, seat + OWNER, 2 ** 27 + 4000 + Math.floor(Math.random() * 1000) + 1);
+  Atomics.store(i32, R_SWEEP_DUE, 1); // left due by an earlier recovery
+  map.stats(); // comes online: retries (10 ms, in vain), and backs off for 100 ms
+  assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "still due");
+  Atomics.store(i32, seat + OWNER, mine);
+  await null; // the busy task ends
+  assert.equal(Atomics.load(i32, seat + ANNOUNCE), 0);
+  assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "still due as the task starts");
+  armed = true;
+  const [v, loaded] = map.loadOrStore("k", "another value, also in a record of its own");
+  assert.equal(armed, false, "the nested call ran");
+  assert.equal(loaded, true);
+  assert.equal(v, "a value long enough to live in a record of its own");
+  await null;
+  map.verify();
+  busy.close();
+  second.close();
+  map.close();
+});
+
+test("SyncMap: verify() inside a user codec's decode is a TypeError", () => {
+  const late: { map?: SyncMap<string, string> } = {};
+  let seen: unknown;
+  const codec: Codec<string> = {
+    name: "nested-verify",
+    encode: (v) => new TextEncoder().encode(v),
+    decode: (b) => {
+      try {
+        late.map!.verify();
+      } catch (error) {
+        seen = error;
+      }
+      return new TextDecoder().decode(b);
+    },
+  };
+  const map = late.map = new SyncMap<string, string>({ values: codec });
+  map.store("k", "v");
+  assert.equal(map.load("k"), "v");
+  assert.ok(seen instanceof TypeError, `verify() inside a decode threw ${seen}`);
+  map.verify();
+  map.close();
+});
