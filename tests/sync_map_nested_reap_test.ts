@@ -14,40 +14,54 @@ import { ANNOUNCE, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
 import { R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 
+const FIRST = "a value long enough to live in a record of its own";
+
+/** A string codec whose decode calls `onDecode` first: user code run inside the map's calls. */
+function hookedCodec(name: string, onDecode: () => void): Codec<string> {
+  return {
+    name,
+    encode: (v) => new TextEncoder().encode(v),
+    decode: (b) => {
+      onDecode();
+      return new TextDecoder().decode(b);
+    },
+  };
+}
+
+/**
+ * `loadOrStore` of "k", stored in the dirty table only: it allocates its record, finds "k" under
+ * the mutex, and decodes the value found (running the codec's hook) with its own record still in
+ * flight. Then the map must be whole.
+ */
+async function loadOrStoreInFlight(map: SyncMap<string, string>): Promise<void> {
+  const [v, loaded] = map.loadOrStore("k", "another value, also in a record of its own");
+  assert.equal(loaded, true);
+  assert.equal(v, FIRST);
+  await null;
+  map.verify();
+}
+
 test("SyncMap: a second object called from a decode does not reap over the outer call's record", async () => {
   const late: { second?: SyncMap<string, string>; i32?: Int32Array } = {};
   let armed = false;
-  const codec: Codec<string> = {
-    name: "nested-reap",
-    encode: (v) => new TextEncoder().encode(v),
-    decode: (b) => {
-      const v = new TextDecoder().decode(b);
-      if (armed && late.second !== undefined) {
-        armed = false;
-        // Another thread releases a terminated worker's share now.
-        record(2 ** 27 + 3000 + Math.floor(Math.random() * 1000), GONE);
-        Atomics.store(late.i32!, R_SWEEP_DUE, 1);
-        late.second.load("other"); // its first call this task
-      }
-      return v;
-    },
-  };
+  const codec = hookedCodec("nested-reap", () => {
+    if (!armed || late.second === undefined) return;
+    armed = false;
+    // Another thread releases a terminated worker's share now.
+    record(2 ** 27 + 3000 + Math.floor(Math.random() * 1000), GONE);
+    Atomics.store(late.i32!, R_SWEEP_DUE, 1);
+    late.second.load("other"); // its first call this task
+  });
   const map = new SyncMap<string, string>({ values: codec });
   late.i32 = new Int32Array(map.handle.buffer);
   const { handle } = shareSyncMap(map as SyncMap<never, never>);
   const second = late.second = SyncMap.attach<string, string>(handle, { values: codec });
   second.load("nothing"); // looks at the census once
-  map.store("k", "a value long enough to live in a record of its own");
+  map.store("k", FIRST);
   await null; // both go offline
   armed = true;
-  // "k" is in the dirty table only: loadOrStore allocates its record, finds "k" under the
-  // mutex, and decodes the value found with its own record still in flight.
-  const [v, loaded] = map.loadOrStore("k", "another value, also in a record of its own");
+  await loadOrStoreInFlight(map);
   assert.equal(armed, false, "the nested call ran");
-  assert.equal(loaded, true);
-  assert.equal(v, "a value long enough to live in a record of its own");
-  await null;
-  map.verify();
   for (let n = 0; n < 500; n++) map.store(`n${n}`, `value number ${n} `.repeat(3));
   for (let n = 0; n < 500; n++) {
     assert.equal(map.load(`n${n}`), `value number ${n} `.repeat(3));
@@ -63,18 +77,11 @@ test("SyncMap: a second object called from a decode does not reap over the outer
 test("SyncMap: a second object called from a decode does not retry a sweep over it", async () => {
   const late: { second?: SyncMap<string, string> } = {};
   let armed = false;
-  const codec: Codec<string> = {
-    name: "nested-retry",
-    encode: (v) => new TextEncoder().encode(v),
-    decode: (b) => {
-      const v = new TextDecoder().decode(b);
-      if (armed && late.second !== undefined) {
-        armed = false;
-        late.second.load("other"); // its first call this task
-      }
-      return v;
-    },
-  };
+  const codec = hookedCodec("nested-retry", () => {
+    if (!armed || late.second === undefined) return;
+    armed = false;
+    late.second.load("other"); // its first call this task
+  });
   const map = new SyncMap<string, string>({ values: codec });
   const i32 = new Int32Array(map.handle.buffer);
   const one = shareSyncMap(map as SyncMap<never, never>);
@@ -82,7 +89,7 @@ test("SyncMap: a second object called from a decode does not retry a sweep over 
   const busy = SyncMap.attach<string, string>(one.handle, { values: codec });
   const second = late.second = SyncMap.attach<string, string>(two.handle, { values: codec });
   second.load("nothing"); // looks at the census; its backoff runs out 100 ms from now
-  map.store("k", "a value long enough to live in a record of its own");
+  map.store("k", FIRST);
   await new Promise((r) => setTimeout(r, 150));
   // A participant of "another thread" is busy: the first object's retry cannot stop the world.
   busy.stats(); // online, announced, until this task ends
@@ -97,12 +104,8 @@ test("SyncMap: a second object called from a decode does not retry a sweep over 
   assert.equal(Atomics.load(i32, seat + ANNOUNCE), 0);
   assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "still due as the task starts");
   armed = true;
-  const [v, loaded] = map.loadOrStore("k", "another value, also in a record of its own");
+  await loadOrStoreInFlight(map);
   assert.equal(armed, false, "the nested call ran");
-  assert.equal(loaded, true);
-  assert.equal(v, "a value long enough to live in a record of its own");
-  await null;
-  map.verify();
   busy.close();
   second.close();
   map.close();
@@ -111,18 +114,13 @@ test("SyncMap: a second object called from a decode does not retry a sweep over 
 test("SyncMap: verify() inside a user codec's decode is a TypeError", () => {
   const late: { map?: SyncMap<string, string> } = {};
   let seen: unknown;
-  const codec: Codec<string> = {
-    name: "nested-verify",
-    encode: (v) => new TextEncoder().encode(v),
-    decode: (b) => {
-      try {
-        late.map!.verify();
-      } catch (error) {
-        seen = error;
-      }
-      return new TextDecoder().decode(b);
-    },
-  };
+  const codec = hookedCodec("nested-verify", () => {
+    try {
+      late.map!.verify();
+    } catch (error) {
+      seen = error;
+    }
+  });
   const map = late.map = new SyncMap<string, string>({ values: codec });
   map.store("k", "v");
   assert.equal(map.load("k"), "v");
