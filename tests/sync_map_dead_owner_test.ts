@@ -8,7 +8,9 @@ import { test } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { census, GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
-import { ANNOUNCE, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
+import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { lockedAllocate } from "../src/_engine/allocator.ts";
+import { ANNOUNCE, INFLIGHT, OWNER, PARKED, SEAT_WORDS } from "../src/_engine/registry.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
@@ -161,5 +163,30 @@ test("SyncMap: a dead participant is reaped by a thread that makes one call a ta
   assert.ok(grown < 16_384, `bytesUsed grew ${grown} bytes over 3000 overwrites of 8 keys`);
   for (let k = 0; k < 8; k++) assert.equal(map.load(k), 2992 + k);
   map.verify();
+  map.close();
+});
+
+// A participant that died asleep in the map's mutex, with the record it meant to store in
+// flight (its seat PARKED, INFLIGHT naming the record): it never publishes the record, so the
+// sweep that reaps it must free the record, not keep it as a live sleeper's.
+test("SyncMap: a record in flight of a participant that died asleep in the mutex is swept", () => {
+  const map = new SyncMap<number, number>();
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const doomed = SyncMap.attach<number, number>(handle);
+  doomed.store(0, 0);
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  // Its record, allocated and not published.
+  const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+  const inflight = lockedAllocate(arena, 16, false);
+  const ghost = 2 ** 27 + 5000 + Math.floor(Math.random() * 1000);
+  i32[seat + INFLIGHT] = inflight;
+  Atomics.store(i32, seat + PARKED, 1);
+  Atomics.store(i32, seat + OWNER, ghost + 1);
+  record(ghost, GONE);
+  // verify() reaps it first (a sweep), then checks that no block is handed out and unreached.
+  map.verify();
+  assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+  assert.equal(map.load(0), 0);
   map.close();
 });

@@ -28,6 +28,7 @@ import { journalWords } from "../_engine/journal.ts";
 import {
   deadSeats,
   finishRelease,
+  OWNER,
   pauseBlocker,
   pauseWorld,
   releaseSeat,
@@ -93,7 +94,7 @@ export function reapDead(core: SyncCore): void {
   // it can; the release follows in any case.
   Atomics.store(i32, R_SWEEP_DUE, 1);
   try {
-    sweepDue(core, PAUSE_TIMEOUT_MS);
+    sweepDue(core, PAUSE_TIMEOUT_MS, true);
   } finally {
     for (const { index, generation } of dead) releaseSeat(registry, index, generation);
   }
@@ -108,18 +109,23 @@ export function reapDead(core: SyncCore): void {
 export function retrySweep(core: SyncCore): void {
   const i32 = core.arena.i32;
   if (Atomics.load(i32, R_SWEEP_DUE) === 0 || Atomics.load(i32, R_PAUSE) !== 0) return;
-  sweepDue(core, RETRY_PAUSE_MS);
+  sweepDue(core, RETRY_PAUSE_MS, false);
 }
 
 /**
- * Under the mutex, stops the world (waiting at most `timeoutMs`) and sweeps, if a sweep is
- * still due then; lowers R_SWEEP_DUE once swept. Without a stop of the world, it stays raised.
+ * Under the mutex, stops the world (waiting at most `timeoutMs`) and sweeps; lowers R_SWEEP_DUE
+ * once swept. Unless `always` (a reap, for deaths it has just seen), only if a sweep is still due
+ * then. Without a stop of the world, it raises R_SWEEP_DUE again: a sweep that lowered it while
+ * this thread waited for the mutex may have begun before the deaths this one is for.
  */
-function sweepDue(core: SyncCore, timeoutMs: number): void {
+function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): void {
   const i32 = core.arena.i32;
   core.locked(() => {
-    if (Atomics.load(i32, R_SWEEP_DUE) === 0) return;
-    if (!pauseWorld(core.registry, timeoutMs)) return;
+    if (!always && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
+    if (!pauseWorld(core.registry, timeoutMs)) {
+      Atomics.store(i32, R_SWEEP_DUE, 1);
+      return;
+    }
     try {
       sweep(core);
       Atomics.store(i32, R_SWEEP_DUE, 0);
@@ -227,8 +233,14 @@ function mark(core: SyncCore, strict: boolean): Marks {
     if (cache !== 0) {
       own(cacheBlock(a, cache), CACHE_BLOCK_BYTES, "a cache block");
     }
+    // A parked participant's record in flight, unless its owner is gone: a thread that died
+    // asleep in the mutex never publishes it (it would have unparked first), so it is garbage,
+    // as a dead unparked participant's is.
     const inflight = seatInflight(registry, i);
-    if (inflight !== 0) record(inflight, "a record in flight");
+    const owner = Atomics.load(i32, registry.seats + i * SEAT_WORDS + OWNER);
+    if (inflight !== 0 && (owner === 0 || !ownerGone(owner))) {
+      record(inflight, "a record in flight");
+    }
     if (list === 0) continue;
     const n = i32[list >> 2];
     own(list, 8 + 8 * i32[(list >> 2) + 1], "a retire list");
