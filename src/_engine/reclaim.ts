@@ -182,9 +182,10 @@ export class Participant {
   onDeaths: (() => void) | undefined;
   /**
    * Called at a quiescent point, or as this participant comes online, while the registry's
-   * sweep word says a sweep is due and the backoff allows: the structure tries again the sweep that an earlier recovery could not
-   * run (a live participant sat in one long task and could not be stopped). Without it, the
-   * blocks a dead participant held stay allocated until the census changes again.
+   * sweep word says a sweep is due and the backoff allows: the structure tries again the sweep
+   * that an earlier recovery could not run (a live participant sat in one long task and could
+   * not be stopped). Without it, the blocks a dead participant held stay allocated until the
+   * census changes again.
    */
   onSweepDue: (() => void) | undefined;
   /** When, by `performance.now()`, this participant may next call {@linkcode onSweepDue}. */

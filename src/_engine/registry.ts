@@ -94,7 +94,7 @@ export interface Registry {
   /**
    * Nonzero while the structure has a sweep of what dead participants left due that could
    * not be run yet (no stop of the world in time): participants retry it at their quiescent
-   * points, with a backoff ({@linkcode Participant.onSweepDue} in reclaim.ts).
+   * points and as they come online, with a backoff (Participant.onSweepDue in reclaim.ts).
    */
   readonly sweepWord: number;
   /** One past the highest seat index ever claimed: scans stop there. */

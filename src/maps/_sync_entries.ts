@@ -46,15 +46,23 @@ export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key:
 }
 
 /**
- * Go's Load up to the entry for a number key: {@linkcode readEntryForNumber}, one atomic load,
- * when the key is in the read table; {@linkcode entryForRead}'s locked half when it is not and
- * the dirty table holds keys the read table lacks.
+ * Number key `key`'s entry as far as it can be found without the lock: the read table's entry
+ * ({@linkcode readEntryForNumber}, one atomic load), 0 when absent from a read table that is not
+ * amended, or -1 when the dirty table must be looked at under the lock.
  */
-export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const read = Atomics.load(s.arena.i32, R_READ);
   const e = readEntryForNumber(s, read, key);
-  if (e !== 0 || (read & AMENDED) === 0) return e;
-  return entryForReadLocked(s, s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
+  return e !== 0 || (read & AMENDED) === 0 ? e : -1;
+}
+
+/**
+ * Go's Load up to the entry for a number key: {@linkcode unlockedEntryForNumber}, then
+ * {@linkcode entryForRead}'s locked half when the dirty table must be looked at.
+ */
+export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+  const e = unlockedEntryForNumber(s, key);
+  return e >= 0 ? e : entryForReadLocked(s, s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
 }
 
 /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
@@ -94,9 +102,8 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
   const a = s.arena;
   const core = s.core;
   if (typeof key === "number" && s.numberKeys) {
-    const read = Atomics.load(a.i32, R_READ);
-    const e = readEntryForNumber(s, read, key);
-    if (e !== 0 || (read & AMENDED) === 0) return e;
+    const e = unlockedEntryForNumber(s, key);
+    if (e >= 0) return e;
   }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
   const read = Atomics.load(a.i32, R_READ);

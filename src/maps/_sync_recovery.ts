@@ -74,9 +74,9 @@ export const SYNC_JOURNAL_ENTRIES = 512;
 /**
  * Gives back the participant seats of gone threads, and sweeps what they left when the world
  * can be stopped. Called at quiescent points and as participants come online, when the census
- * changed or after the mutex was recovered, and by verify: only where the calling thread holds nothing the marking cannot see,
- * since the pause of the world skips its own participants. Does nothing quickly when nothing
- * is dead and no sweep is due.
+ * changed or after the mutex was recovered, and by verify: only where the calling thread holds
+ * nothing the marking cannot see, since the pause of the world skips its own participants.
+ * Does nothing quickly when nothing is dead and no sweep is due.
  */
 export function reapDead(core: SyncCore): void {
   const registry = core.registry;
@@ -101,8 +101,8 @@ export function reapDead(core: SyncCore): void {
 }
 
 /**
- * A participant's retry of a sweep left due (Participant.onSweepDue, at its quiescent points,
- * with a backoff): the dead are reaped as ever first, then the sweep is tried, waiting at most
+ * A participant's retry of a sweep left due (Participant.onSweepDue, with a backoff): the sweep
+ * alone, the dead seats having been released by the reap that left it due, waiting at most
  * {@linkcode RETRY_PAUSE_MS} for the world to stop, so that a participant still sitting in one
  * long task costs the retrying thread little.
  */

@@ -11,8 +11,6 @@ import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
 import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
 import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
-
-export type { SyncMapStats };
 import { SyncAccess } from "./_sync_access.ts";
 import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
@@ -33,6 +31,8 @@ import {
   loadOrStore,
   swap,
 } from "./_sync_store.ts";
+
+export type { SyncMapStats };
 
 // The design is Go's (sync/map.go), in shared memory: _sync_entries.ts sums it up, and
 // docs/design.md tabulates the memory layout. This file holds the public class;
