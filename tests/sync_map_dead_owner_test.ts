@@ -92,6 +92,25 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
   }
 });
 
+/**
+ * A second object on `map`, attached through a share so that its participant seat is known,
+ * after one store (0 -> 0): it is online and announced until this task ends.
+ */
+function secondObject(map: SyncMap<number, number>) {
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const other = SyncMap.attach<number, number>(handle);
+  other.store(0, 0);
+  const i32 = new Int32Array(map.handle.buffer);
+  return { other, i32, seat: i32[R_SEATS] + handle.participant! * SEAT_WORDS };
+}
+
+/** Makes seat `seat` owned by a thread that is recorded gone, as if its owner had died. */
+function ownedByGone(i32: Int32Array, seat: number): void {
+  const ghost = 2 ** 27 + 2900 + Math.floor(Math.random() * 10_000);
+  Atomics.store(i32, seat + OWNER, ghost + 1);
+  record(ghost, GONE);
+}
+
 // A recovery that cannot stop the world (a live participant of another thread sits in one long
 // task, online) leaves its sweep due. Participants retry it at their quiescent points, so the
 // sweep happens once that task ends, with no further death and no verify() to prompt it.
@@ -99,11 +118,7 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
 // word naming a thread that is alive and not this one.
 test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent point", () => {
   const map = new SyncMap<number, number>();
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const busy = SyncMap.attach<number, number>(handle);
-  busy.store(1, 1); // online, announced, until this task ends
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const { other: busy, i32, seat } = secondObject(map);
   const mine = Atomics.load(i32, seat + OWNER);
   assert.notEqual(Atomics.load(i32, seat + ANNOUNCE), 0, "the busy seat is announced");
   const someoneElse = 2 ** 27 + 700 + Math.floor(Math.random() * 1000);
@@ -119,12 +134,12 @@ test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent 
     assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "the sweep is left due");
     // Still busy: a retry gives up quickly, and the sweep stays due.
     const spin = performance.now();
-    while (performance.now() - spin < 150) map.load(1);
+    while (performance.now() - spin < 150) map.load(0);
     assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "still due while the participant is busy");
     // Its task ends: it withdraws its announcement.
     Atomics.store(i32, seat + ANNOUNCE, 0);
     const end = performance.now() + 5_000;
-    while (Atomics.load(i32, R_SWEEP_DUE) !== 0 && performance.now() < end) map.load(1);
+    while (Atomics.load(i32, R_SWEEP_DUE) !== 0 && performance.now() < end) map.load(0);
     assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "a later quiescent point swept");
     assert.ok(performance.now() < end - 4_000, "within a second of the task's end");
   } finally {
@@ -142,17 +157,11 @@ test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent 
 // for good and every overwrite leaks its old record.
 test("SyncMap: a dead participant is reaped by a thread that makes one call a task", async () => {
   const map = new SyncMap<number, number>();
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const doomed = SyncMap.attach<number, number>(handle);
-  doomed.store(0, 0);
+  const { i32, seat } = secondObject(map);
   await null; // its task ends: it goes offline
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
   // It died online, with an old announcement, in a thread now recorded gone.
-  const ghost = 2 ** 27 + 2900 + Math.floor(Math.random() * 1000);
-  Atomics.store(i32, seat + OWNER, ghost + 1);
   Atomics.store(i32, seat + ANNOUNCE, 1);
-  record(ghost, GONE);
+  ownedByGone(i32, seat);
   const before = map.stats().bytesUsed;
   for (let i = 0; i < 3000; i++) {
     map.store(i % 8, i);
@@ -171,19 +180,13 @@ test("SyncMap: a dead participant is reaped by a thread that makes one call a ta
 // sweep that reaps it must free the record, not keep it as a live sleeper's.
 test("SyncMap: a record in flight of a participant that died asleep in the mutex is swept", () => {
   const map = new SyncMap<number, number>();
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const doomed = SyncMap.attach<number, number>(handle);
-  doomed.store(0, 0);
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const { i32, seat } = secondObject(map);
   // Its record, allocated and not published.
   const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
   const inflight = lockedAllocate(arena, 16, false);
-  const ghost = 2 ** 27 + 5000 + Math.floor(Math.random() * 1000);
   i32[seat + INFLIGHT] = inflight;
   Atomics.store(i32, seat + PARKED, 1);
-  Atomics.store(i32, seat + OWNER, ghost + 1);
-  record(ghost, GONE);
+  ownedByGone(i32, seat);
   // verify() reaps it first (a sweep), then checks that no block is handed out and unreached.
   map.verify();
   assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
