@@ -95,6 +95,11 @@ class View {
     return this.#i32;
   }
 
+  /** Entries read so far: those reserved, but for any not yet written. */
+  get read(): number {
+    return this.#seen;
+  }
+
   /** Reads the entries written since the last call. */
   sync(): void {
     let i32 = this.#i32;
@@ -135,8 +140,8 @@ let views: View[] = [];
 let primary: View | undefined;
 /** The first words of each census this thread knows, read plainly by {@linkcode checkAlive}. */
 let heads: Int32Array[] = [];
-/** The sum of their entry counts when {@linkcode checkAlive} last looked. */
-let headsSeen = 0;
+/** Entries of every census read when {@linkcode checkAlive} last looked (see View.read). */
+let entriesRead = 0;
 /** Stands in for a census's first words while this thread knows none: a count of 0. */
 const NO_CENSUS = new Int32Array(C_ENTRIES);
 /**
@@ -144,9 +149,10 @@ const NO_CENSUS = new Int32Array(C_ENTRIES);
  * cost more: each read is a scope lookup and a TDZ check, which JavaScriptCore does not fold).
  *
  * - `head`: the first words of the one census this thread knows (or {@linkcode NO_CENSUS}).
- * - `seen`: {@linkcode checkAlive} passes while `head[C_COUNT] === seen`: the entry count when
- *   this thread last looked, or -1, which no count equals, whenever the fast path must not pass
- *   (this thread is stopped, or knows more than one census, or has just met one).
+ * - `seen`: {@linkcode checkAlive} passes while `head[C_COUNT] === seen`: the entries this
+ *   thread had read when it last looked (fewer than the count while one reserved is not yet
+ *   written), or -1, which no count equals, whenever the fast path must not pass (this thread
+ *   is stopped, or knows more than one census, or has just met one).
  * - `liveSeen`: {@linkcode liveOwnerId} passes while `head[C_COUNT] === liveSeen`: `seen`, or -1
  *   while this thread's owner id is not known yet.
  * - `owner`: this thread's owner id once known; 0 before.
@@ -383,16 +389,22 @@ export function liveOwnerIdSlow(): number {
 /** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
 export function checkAliveSlow(): void {
   if (stopped) throw new TerminatedError();
-  let total = 0;
-  for (let i = 0; i < heads.length; i++) total += heads[i][C_COUNT];
-  // The fast path may pass again only while this thread knows one census (see `fast`).
-  const seen = heads.length === 1 ? total : -1;
-  fast.seen = seen;
-  fast.liveSeen = fast.owner !== 0 ? seen : -1;
-  if (total !== headsSeen) {
-    headsSeen = total;
+  // Entries read, not entries reserved: one reserved and not yet written (its word still 0) is
+  // read at a later call, and until then the fast path must not pass (the count it compares
+  // stays ahead), or this thread would miss its own TERMINATING for good.
+  let read = 0;
+  for (const view of views) {
+    view.sync();
+    read += view.read;
+  }
+  if (read !== entriesRead) {
+    entriesRead = read;
     if (fast.owner !== 0 && stateOf(fast.owner - 1) !== 0) stop();
   }
+  // The fast path may pass again only while this thread knows one census (see `fast`).
+  const seen = views.length === 1 ? read : -1;
+  fast.seen = seen;
+  fast.liveSeen = fast.owner !== 0 ? seen : -1;
 }
 
 /**
@@ -430,7 +442,7 @@ export function knownCensuses(): number {
 export function resetForTests(): void {
   views = [];
   heads = [];
-  headsSeen = 0;
+  entriesRead = 0;
   fast.head = NO_CENSUS;
   fast.seen = 0;
   fast.liveSeen = -1;
