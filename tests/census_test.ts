@@ -6,12 +6,17 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TERMINATING } from "../src/_engine/census.ts";
+import { census, GONE, ownerId, stateOf, TERMINATING } from "../src/_engine/census.ts";
+import { ACQUIRED_POISONED, NOT_ACQUIRED, tryLockWord } from "../src/_engine/futex.ts";
+import { threadGone } from "../src/threads.ts";
 import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
 import type { CensusMessage, CensusReply } from "./fixtures/census_worker.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
+
+/** Made-up thread ids, far from any real one, for threads this test declares gone. */
+let ghostIds = 9_000_000;
 
 test("census: handles of one census in separate messages make one census, fast path kept", async () => {
   const mu = new Mutex();
@@ -42,12 +47,27 @@ test("census: handles of one census in separate messages make one census, fast p
   }
 });
 
-// A thread that reads the census while an entry is reserved and not yet written (its word still
-// 0: the appender is between its add and its store) must read that entry at a later call. The
-// fast path compares the census's count with what this thread has read, so it must not pass
-// until then; a worker that took the count for read never saw its own TERMINATING, and ran on
-// as a zombie (the CI's zombie test: 57.8 M SyncMap stores in 20 s after it was marked).
-test("census: an entry written after a thread looked is still seen by its next call", async () => {
+/** Word indexes of the census layout (src/_engine/census.ts). */
+const C_COUNT = 1;
+const C_ENTRIES = 8;
+
+/**
+ * Cuts an append short where a dying appender would stop: entry `count` written, the count not
+ * yet moved past it. Returns the entry's index.
+ */
+function writeUncounted(census: SharedArrayBuffer, threadId: number, state: number): number {
+  const i32 = new Int32Array(census);
+  const count = Atomics.load(i32, C_COUNT);
+  assert.ok(C_ENTRIES + count < i32.length, "the entry lies in the census as it is");
+  assert.equal(Atomics.compareExchange(i32, C_ENTRIES + count, 0, (threadId << 2) | state), 0);
+  return count;
+}
+
+// An appender that dies after writing its entry and before moving the count on must lose
+// nothing: the next append counts the entry first and writes its own after it. (An append that
+// reserved its index before writing would take the written entry's index and overwrite it: the
+// worker below would never learn it was terminating.)
+test("census: an append cut short after its entry is written is counted by the next", async () => {
   const mu = new Mutex();
   const replies = new ReplyQueue<CensusReply>();
   const worker = startWorker(
@@ -61,18 +81,66 @@ test("census: an entry written after a thread looked is still seen by its next c
   try {
     const { threadId, error } = await ask({ mutex: mu.handle }, "the first lock");
     assert.equal(error, undefined);
-    // An appender reserves an entry, and has not written it yet.
-    const i32 = new Int32Array(mu.handle.census!);
-    const index = Atomics.add(i32, 1, 1); // C_COUNT
-    assert.ok(8 + index < i32.length, "the entry lies in the census as it is");
-    const looked = await ask({ lock: true }, "the lock while the entry is being written");
-    assert.equal(looked.error, undefined);
-    assert.equal(looked.fastPath, false, "the fast path waits for the entry");
-    // The appender writes it: the worker is terminating.
-    Atomics.store(i32, 8 + index, (threadId << 2) | TERMINATING); // C_ENTRIES + index
-    const stopped = await ask({ lock: true }, "the lock after the entry is written");
+    const census = mu.handle.census!;
+    const at = writeUncounted(census, threadId, TERMINATING);
+    // The next appender: another thread declared gone.
+    threadGone(ghostIds++);
+    const i32 = new Int32Array(census);
+    assert.equal(Atomics.load(i32, C_COUNT), at + 2, "both entries counted");
+    assert.equal(Atomics.load(i32, C_ENTRIES + at) >>> 2, threadId, "the cut entry is kept");
+    const stopped = await ask({ lock: true }, "the lock after the next append");
     assert.equal(stopped.error, "TerminatedError");
   } finally {
     worker.terminate();
+  }
+});
+
+// A lock whose owner's GONE entry was written by an appender that died before counting it is
+// taken over by the next thread that looks, with no later append: the looker counts the entry.
+test("census: a lock's looker counts a dead appender's entry, and takes the lock over", () => {
+  const i32 = new Int32Array(new SharedArrayBuffer(4));
+  const ghost = ghostIds++;
+  i32[0] = (ghost + 1) << 3; // held by a thread this one knows nothing about
+  const me = ownerId();
+  assert.equal(tryLockWord(i32, 0, me), NOT_ACQUIRED, "a live stranger's lock is not taken");
+  const at = writeUncounted(census(), ghost, GONE);
+  assert.equal(tryLockWord(i32, 0, me), ACQUIRED_POISONED, "the gone owner's lock is taken");
+  assert.equal(Atomics.load(new Int32Array(census()), C_COUNT), at + 1);
+  assert.equal(stateOf(ghost), GONE);
+});
+
+// Appenders in several threads at once: every entry is counted once, none is lost.
+test("census: appends racing from several workers are all counted, none lost", async () => {
+  const mu = new Mutex();
+  const workers = 3;
+  const each = 300;
+  const first = ghostIds;
+  ghostIds += workers * each;
+  const before = Atomics.load(new Int32Array(mu.handle.census!), C_COUNT);
+  const replies = new ReplyQueue<CensusReply>();
+  const started = Array.from({ length: workers }, () =>
+    startWorker(
+      new URL("./fixtures/census_worker.ts", import.meta.url),
+      replies.listeners(() => ({ censuses: -1, fastPath: false, threadId: -1 })),
+    ));
+  try {
+    for (const w of started) w.postMessage({ mutex: mu.handle } satisfies CensusMessage);
+    for (let i = 0; i < workers; i++) await replies.take(30_000, `attach ${i}`);
+    started.forEach((w, i) => {
+      const from = first + i * each;
+      w.postMessage({ gone: [from, from + each] } satisfies CensusMessage);
+    });
+    for (let i = 0; i < workers; i++) {
+      assert.equal((await replies.take(60_000, `appends ${i}`)).error, undefined);
+    }
+    const i32 = new Int32Array(mu.handle.census!);
+    const count = Atomics.load(i32, C_COUNT);
+    assert.equal(count - before, workers * each, "one counted entry per append");
+    const ids = new Set<number>();
+    for (let i = before; i < count; i++) ids.add(Atomics.load(i32, C_ENTRIES + i) >>> 2);
+    assert.equal(ids.size, workers * each, "every append's own entry");
+    for (let id = first; id < first + workers * each; id++) assert.equal(stateOf(id), GONE);
+  } finally {
+    for (const w of started) w.terminate();
   }
 });

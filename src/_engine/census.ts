@@ -40,11 +40,11 @@
  * | word | meaning                                                                |
  * | ---- | ---------------------------------------------------------------------- |
  * | 0    | magic, {@linkcode CENSUS_MAGIC}                                         |
- * | 1    | entries reserved (an entry index is taken with an atomic add)           |
+ * | 1    | entries written and counted (see View.append)                          |
  * | 2    | the next id for threads without one of their own (Deno web workers)     |
  * | 3, 4 | a random 64-bit identity, written before the magic (see adoptCensus)    |
  * | 5..7 | unused                                                                  |
- * | 8..  | entries: `(threadId << 2) \| state`, 0 while the entry is being written |
+ * | 8..  | entries: `(threadId << 2) \| state`; 0 past the last written one       |
  *
  * @module
  */
@@ -95,33 +95,60 @@ class View {
     return this.#i32;
   }
 
-  /** Entries read so far: those reserved, but for any not yet written. */
+  /** Entries read so far: the census's count when this thread last synced. */
   get read(): number {
     return this.#seen;
   }
 
   /** Reads the entries written since the last call. */
   sync(): void {
-    let i32 = this.#i32;
-    const count = Atomics.load(i32, C_COUNT);
+    // An appender that died between writing its entry and moving the count on left the entry
+    // just past the count: move the count on for it, as the next appender would.
+    const count = this.#advance(Atomics.load(this.#i32, C_COUNT));
     if (count === this.#seen) return;
-    i32 = this.i32;
-    while (this.#seen < count) {
-      const at = C_ENTRIES + this.#seen;
-      if (at >= i32.length) break; // reserved, not yet grown into
-      const entry = Atomics.load(i32, at);
-      if (entry === 0) break; // being written; read it next time
+    const i32 = this.i32;
+    for (; this.#seen < count; this.#seen++) {
+      const entry = Atomics.load(i32, C_ENTRIES + this.#seen);
       const id = entry >>> 2;
       const state = entry & 3;
       if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
-      this.#seen++;
     }
   }
 
-  /** Appends an entry. */
+  /**
+   * Moves the count on past every written entry from `count`, and returns the count it leaves.
+   * Only a written entry is ever counted, so readers never wait behind a reserved one.
+   */
+  #advance(count: number): number {
+    const i32 = this.i32;
+    while (C_ENTRIES + count < i32.length && Atomics.load(i32, C_ENTRIES + count) !== 0) {
+      const seen = Atomics.compareExchange(i32, C_COUNT, count, count + 1);
+      count = seen === count ? count + 1 : seen;
+    }
+    return count;
+  }
+
+  /**
+   * Appends an entry. Lock-free, in two steps of which either may be the last a dying appender
+   * takes: write the first free entry (the one at the count) with a compare-exchange from 0, then
+   * move the count past it. Whoever finds a written entry at the count (the next appender, or a
+   * reader's sync) moves the count on, so a death between the steps loses nothing and blocks
+   * nobody, and a death before the first changes nothing.
+   */
   append(id: number, state: number): void {
-    const index = Atomics.add(this.#i32, C_COUNT, 1);
-    const need = (C_ENTRIES + index + 1) * 4;
+    const value = (id << 2) | state;
+    for (;;) {
+      const count = Atomics.load(this.#i32, C_COUNT);
+      this.#reach((C_ENTRIES + count + 1) * 4);
+      const won = Atomics.compareExchange(this.i32, C_ENTRIES + count, 0, value) === 0;
+      this.#advance(count);
+      if (won) break;
+    }
+    Atomics.notify(this.#i32, C_COUNT);
+  }
+
+  /** Grows the census to at least `need` bytes. */
+  #reach(need: number): void {
     while (this.buffer.byteLength < need) {
       const want = Math.min(MAX_BYTES, Math.max(need, this.buffer.byteLength * 2));
       if (want < need) throw new RangeError("the census of ended threads is full");
@@ -131,8 +158,6 @@ class View {
         // Another thread grew it meanwhile (grow refuses to shrink); look again.
       }
     }
-    Atomics.store(this.i32, C_ENTRIES + index, (id << 2) | state);
-    Atomics.notify(this.i32, C_COUNT);
   }
 }
 
@@ -150,9 +175,8 @@ const NO_CENSUS = new Int32Array(C_ENTRIES);
  *
  * - `head`: the first words of the one census this thread knows (or {@linkcode NO_CENSUS}).
  * - `seen`: {@linkcode checkAlive} passes while `head[C_COUNT] === seen`: the entries this
- *   thread had read when it last looked (fewer than the count while one reserved is not yet
- *   written), or -1, which no count equals, whenever the fast path must not pass (this thread
- *   is stopped, or knows more than one census, or has just met one).
+ *   thread had read when it last looked, or -1, which no count equals, whenever the fast path
+ *   must not pass (this thread is stopped, or knows more than one census, or has just met one).
  * - `liveSeen`: {@linkcode liveOwnerId} passes while `head[C_COUNT] === liveSeen`: `seen`, or -1
  *   while this thread's owner id is not known yet.
  * - `owner`: this thread's owner id once known; 0 before.
@@ -389,9 +413,7 @@ export function liveOwnerIdSlow(): number {
 /** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
 export function checkAliveSlow(): void {
   if (stopped) throw new TerminatedError();
-  // Entries read, not entries reserved: one reserved and not yet written (its word still 0) is
-  // read at a later call, and until then the fast path must not pass (the count it compares
-  // stays ahead), or this thread would miss its own TERMINATING for good.
+  // The counts as this thread synced them: the fast path passes while they stand.
   let read = 0;
   for (const view of views) {
     view.sync();
