@@ -1,7 +1,8 @@
 // Copyright the shmap authors. MIT license.
-// A real worker pool (piscina) whose tasks time out: each task's first run gets an abort signal
-// that fires 1-60 ms in, and piscina terminates the worker running it, in the middle of its map
-// operations; the task is then run again to its end, as a caller retrying it would. The pool's
+// Real worker pools (piscina, and tinypool, its fork that Vitest uses) whose tasks time out: each
+// task's first run gets an abort signal that fires 1-60 ms in, and the pool terminates the worker
+// running it, in the middle of its map operations; the task is then run again to its end, as a
+// caller retrying it would. The pool's
 // workers attach by hand, and trackAll() is the only other thing the user adds. Afterwards the
 // maps hold exactly what the tasks' steps, replayed on a plain Map, give; verify() passes on
 // both; and bytesUsed is within a fresh map's holding the same entries.
@@ -9,6 +10,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Piscina } from "piscina";
+import { Tinypool } from "tinypool";
 import { GoMap, Mutex, OwnerDeadError, SyncMap } from "../mod.ts";
 import process from "node:process";
 import type { Worker } from "node:worker_threads";
@@ -23,9 +25,39 @@ const TASKS = 30;
 const STEPS = 20_000;
 const THREADS = 2;
 
-test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`, {
-  timeout: 300_000,
-}, async () => {
+/** What the test needs of a pool: run a task, with an abort signal or none, and end. */
+interface Pool {
+  run(task: PoolTask, options?: { signal: AbortSignal }): Promise<number>;
+  destroy(): Promise<void>;
+}
+
+const filename = new URL("./fixtures/pool_task.ts", import.meta.url).href;
+const pools: Record<string, () => Pool> = {
+  piscina: () => new Piscina({ filename, minThreads: THREADS, maxThreads: THREADS }),
+  tinypool: () => new Tinypool({ filename, minThreads: THREADS, maxThreads: THREADS }),
+};
+
+// Under Deno 2.9, tinypool itself loses tasks once it has terminated a worker: a task given to a
+// replacement is never run (its promise never settles), with no shmap call in the workers and no
+// trackAll() (reproduced with a task module that only imports fast-check and counts). Bun and
+// Node run tinypool; piscina runs everywhere.
+const unsupported: Record<string, string | undefined> = {
+  tinypool: runtime === "deno" ? "tinypool loses tasks under Deno after a terminate" : undefined,
+};
+
+for (const [name, makePool] of Object.entries(pools)) {
+  test(`${name}: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`, {
+    timeout: 300_000,
+    skip: unsupported[name],
+  }, () => abortedTasks(name, makePool));
+}
+
+/** Whether a task failed because its worker was terminated under it (tinypool's words). */
+function killedWithItsWorker(error: unknown): boolean {
+  return error instanceof Error && error.message === "Terminating worker thread";
+}
+
+async function abortedTasks(name: string, makePool: () => Pool): Promise<void> {
   trackAll();
   const threads: number[] = [];
   const exited = new Set<number>();
@@ -39,11 +71,7 @@ test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`,
   const g = new GoMap<number, number>();
   const mu = new Mutex();
   const progress = new Int32Array(new SharedArrayBuffer(4 * TASKS));
-  const pool = new Piscina({
-    filename: new URL("./fixtures/pool_task.ts", import.meta.url).href,
-    minThreads: THREADS,
-    maxThreads: THREADS,
-  });
+  const pool = makePool();
   let killedMidway = 0;
   let aborted = 0;
   try {
@@ -69,7 +97,17 @@ test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`,
             aborted++;
             const done = Atomics.load(progress, t);
             if (done > 0 && done < STEPS) killedMidway++;
-            assert.equal(await pool.run(task(t)), STEPS);
+            // Retried until it runs to its end: tinypool may give a retry to a worker that is
+            // busy with the other task of the wave, and an abort of that task terminates the
+            // worker, retry and all.
+            for (let attempt = 1;; attempt++) {
+              try {
+                assert.equal(await pool.run(task(t)), STEPS);
+                break;
+              } catch (error) {
+                if (!killedWithItsWorker(error) || attempt === 5) throw error;
+              }
+            }
           }
         })());
       }
@@ -80,7 +118,7 @@ test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`,
     process.off("worker", onWorker);
   }
   // Deno's adapter declares a terminated worker gone after a grace period (it may still run).
-  // (Under Deno, piscina's destroy() sometimes leaves a worker running: alive and idle, it is
+  // (Under Deno, a pool's destroy() sometimes leaves a worker running: alive and idle, it is
   // neither terminated nor gone, and holds nothing back.)
   const pending = (): number[] =>
     threads.filter((id) => stateOf(id) === TERMINATING || (exited.has(id) && stateOf(id) !== GONE));
@@ -139,9 +177,9 @@ test(`piscina: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`,
       `entries uses ${fresh.stats().bytesUsed}; ${diagnoseSyncMap(s.handle.buffer)}`,
   );
   console.log(
-    `[${runtime}] piscina: ${aborted} of ${TASKS} first runs aborted, ${killedMidway} of them ` +
+    `[${runtime}] ${name}: ${aborted} of ${TASKS} first runs aborted, ${killedMidway} of them ` +
       `midway through their steps; bytesUsed ${used}, ${before} before going offline ` +
       `(fresh: ${fresh.stats().bytesUsed})`,
   );
   assert.ok(killedMidway > 0, "some worker was killed in the middle of its map operations");
-});
+}
