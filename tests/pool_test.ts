@@ -1,18 +1,23 @@
 // Copyright the shmap authors. MIT license.
-// Real worker pools (piscina, and tinypool, its fork that Vitest uses) whose tasks time out: each
-// task's first run gets an abort signal that fires 1-60 ms in, and the pool terminates the worker
-// running it, in the middle of its map operations; the task is then run again to its end, as a
-// caller retrying it would. The pool's
-// workers attach by hand, and trackAll() is the only other thing the user adds. Afterwards the
-// maps hold exactly what the tasks' steps, replayed on a plain Map, give; verify() passes on
-// both; and bytesUsed is within a fresh map's holding the same entries.
+// Real worker pools kill workers in the middle of their map operations, and the maps come out
+// exact. piscina and tinypool (its fork, which Vitest uses) terminate a worker when its task's
+// abort signal fires: each task's first run gets one that fires 1-60 ms in, and the task is then
+// run again to its end, as a caller retrying it would. poolifier's aborts are cooperative (a
+// synchronous task runs on), but its destroy() terminates workers whose tasks outlast
+// `tasksFinishedTimeout`: pools are destroyed 5-60 ms into their tasks, and a new pool runs the
+// unfinished ones again. The pools' workers attach by hand, and trackAll() is the only other
+// thing the user adds. Afterwards the maps hold exactly what the tasks' steps, replayed on a
+// plain Map, give; verify() passes on both; and bytesUsed is within a fresh map's holding the
+// same entries.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Piscina } from "piscina";
+import { FixedThreadPool } from "poolifier";
 import { Tinypool } from "tinypool";
 import { GoMap, Mutex, OwnerDeadError, SyncMap } from "../mod.ts";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
 import { GONE, stateOf, TERMINATING } from "../src/_engine/census.ts";
 import { trackAll } from "../src/workers/node.ts";
@@ -25,14 +30,14 @@ const TASKS = 30;
 const STEPS = 20_000;
 const THREADS = 2;
 
-/** What the test needs of a pool: run a task, with an abort signal or none, and end. */
-interface Pool {
+/** What the test needs of piscina and tinypool: run a task, with an abort signal or none, and end. */
+interface AbortingPool {
   run(task: PoolTask, options?: { signal: AbortSignal }): Promise<number>;
   destroy(): Promise<void>;
 }
 
 const filename = new URL("./fixtures/pool_task.ts", import.meta.url).href;
-const pools: Record<string, () => Pool> = {
+const abortingPools: Record<string, () => AbortingPool> = {
   piscina: () => new Piscina({ filename, minThreads: THREADS, maxThreads: THREADS }),
   tinypool: () => new Tinypool({ filename, minThreads: THREADS, maxThreads: THREADS }),
 };
@@ -45,44 +50,36 @@ const unsupported: Record<string, string | undefined> = {
   tinypool: runtime === "deno" ? "tinypool loses tasks under Deno after a terminate" : undefined,
 };
 
-for (const [name, makePool] of Object.entries(pools)) {
+for (const [name, makePool] of Object.entries(abortingPools)) {
   test(`${name}: ${TASKS} tasks, each first run aborted 1-60 ms in, then retried`, {
     timeout: 300_000,
     skip: unsupported[name],
-  }, () => abortedTasks(name, makePool));
+  }, () => withPoolWorkers(name, (task) => abortedTasks(makePool, task)));
 }
+
+test(`poolifier: ${TASKS} tasks, pools destroyed 5-60 ms in, unfinished tasks run again`, {
+  timeout: 300_000,
+}, () => withPoolWorkers("poolifier", destroyedPools));
 
 /** Whether a task failed because its worker was terminated under it (tinypool's words). */
 function killedWithItsWorker(error: unknown): boolean {
   return error instanceof Error && error.message === "Terminating worker thread";
 }
 
-async function abortedTasks(name: string, makePool: () => Pool): Promise<void> {
-  trackAll();
-  const threads: number[] = [];
-  const exited = new Set<number>();
-  const onWorker = (worker: Worker): void => {
-    const id = worker.threadId;
-    threads.push(id);
-    worker.once("exit", () => exited.add(id));
-  };
-  process.on("worker", onWorker);
-  const s = new SyncMap<number, number>();
-  const g = new GoMap<number, number>();
-  const mu = new Mutex();
-  const progress = new Int32Array(new SharedArrayBuffer(4 * TASKS));
+/** Task `t`, as posted to a pool: the maps' handles, its number and its progress word. */
+type TaskOf = (t: number) => PoolTask;
+
+/** What a pool run reports: tasks killed, and of those, how many midway through their steps. */
+interface Kills {
+  killed: number;
+  midway: number;
+}
+
+/** Each task's first run aborted 1-60 ms in, in waves of THREADS, then retried to its end. */
+async function abortedTasks(makePool: () => AbortingPool, task: TaskOf): Promise<Kills> {
+  const kills = { killed: 0, midway: 0 };
   const pool = makePool();
-  let killedMidway = 0;
-  let aborted = 0;
   try {
-    const task = (t: number): PoolTask => ({
-      s: s.handle,
-      g: g.handle,
-      mu: mu.handle,
-      t,
-      n: STEPS,
-      progress,
-    });
     // In waves of THREADS, so that each timer runs while its task does.
     for (let first = 0; first < TASKS; first += THREADS) {
       const wave = [];
@@ -94,9 +91,7 @@ async function abortedTasks(name: string, makePool: () => Pool): Promise<void> {
             });
           } catch (error) {
             if ((error as Error).name !== "AbortError") throw error;
-            aborted++;
-            const done = Atomics.load(progress, t);
-            if (done > 0 && done < STEPS) killedMidway++;
+            countKill(kills, task(t));
             // Retried until it runs to its end: tinypool may give a retry to a worker that is
             // busy with the other task of the wave, and an abort of that task terminates the
             // worker, retry and all.
@@ -115,6 +110,84 @@ async function abortedTasks(name: string, makePool: () => Pool): Promise<void> {
     }
   } finally {
     await pool.destroy();
+  }
+  return kills;
+}
+
+/**
+ * Pools of THREADS poolifier workers, each given the unfinished tasks and destroyed 5-60 ms
+ * later: destroy() waits `tasksFinishedTimeout` (1 ms) for the running tasks, then terminates
+ * their workers. A task killed so never settles; the next pool runs it again. The last pool
+ * runs what is left to its end.
+ */
+async function destroyedPools(task: TaskOf): Promise<Kills> {
+  const kills = { killed: 0, midway: 0 };
+  const workerFile = fileURLToPath(new URL("./fixtures/pool_task_poolifier.ts", import.meta.url));
+  const finished = new Set<number>();
+  for (let round = 0; finished.size < TASKS; round++) {
+    const last = round >= 8;
+    const pool = new FixedThreadPool<PoolTask, number>(THREADS, workerFile, {
+      tasksQueueOptions: { tasksFinishedTimeout: 1 },
+      enableTasksQueue: true,
+    });
+    const runs = [];
+    for (let t = 0; t < TASKS; t++) {
+      if (finished.has(t)) continue;
+      runs.push(
+        pool.execute(task(t)).then((n) => {
+          assert.equal(n, STEPS);
+          finished.add(t);
+        }),
+      );
+    }
+    if (last) await Promise.all(runs);
+    else await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 55));
+    await pool.destroy();
+    for (let t = 0; t < TASKS && !last; t++) if (!finished.has(t)) countKill(kills, task(t));
+  }
+  return kills;
+}
+
+/** Counts task `task`'s run as killed, and as killed midway if it had begun its steps. */
+function countKill(kills: Kills, task: PoolTask): void {
+  kills.killed++;
+  const done = Atomics.load(task.progress, task.t);
+  if (done > 0 && done < STEPS) kills.midway++;
+}
+
+/**
+ * Makes a SyncMap, a GoMap and its Mutex, tracks every worker the process starts, runs `drive`
+ * on them, and then checks that the maps hold exactly what the tasks' steps give.
+ */
+async function withPoolWorkers(
+  name: string,
+  drive: (task: TaskOf) => Promise<Kills>,
+): Promise<void> {
+  trackAll();
+  const threads: number[] = [];
+  const exited = new Set<number>();
+  const onWorker = (worker: Worker): void => {
+    const id = worker.threadId;
+    threads.push(id);
+    worker.once("exit", () => exited.add(id));
+  };
+  process.on("worker", onWorker);
+  const s = new SyncMap<number, number>();
+  const g = new GoMap<number, number>();
+  const mu = new Mutex();
+  const progress = new Int32Array(new SharedArrayBuffer(4 * TASKS));
+  const task = (t: number): PoolTask => ({
+    s: s.handle,
+    g: g.handle,
+    mu: mu.handle,
+    t,
+    n: STEPS,
+    progress,
+  });
+  let kills: Kills;
+  try {
+    kills = await drive(task);
+  } finally {
     process.off("worker", onWorker);
   }
   // Deno's adapter declares a terminated worker gone after a grace period (it may still run).
@@ -177,9 +250,9 @@ async function abortedTasks(name: string, makePool: () => Pool): Promise<void> {
       `entries uses ${fresh.stats().bytesUsed}; ${diagnoseSyncMap(s.handle.buffer)}`,
   );
   console.log(
-    `[${runtime}] ${name}: ${aborted} of ${TASKS} first runs aborted, ${killedMidway} of them ` +
-      `midway through their steps; bytesUsed ${used}, ${before} before going offline ` +
+    `[${runtime}] ${name}: ${kills.killed} runs of ${TASKS} tasks killed, ${kills.midway} of ` +
+      `them midway through their steps; bytesUsed ${used}, ${before} before going offline ` +
       `(fresh: ${fresh.stats().bytesUsed})`,
   );
-  assert.ok(killedMidway > 0, "some worker was killed in the middle of its map operations");
+  assert.ok(kills.midway > 0, "some worker was killed in the middle of its map operations");
 }
