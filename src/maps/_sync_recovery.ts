@@ -38,6 +38,7 @@ import {
   seatInflight,
   stuckReleases,
 } from "../_engine/registry.ts";
+import { listBytes, RL_CAPACITY, RL_COUNT, tagAt } from "../_engine/retire_list.ts";
 import { blobSize, isBlob } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
@@ -242,10 +243,11 @@ function mark(core: SyncCore, strict: boolean): Marks {
       record(inflight, "a record in flight");
     }
     if (list === 0) continue;
-    const n = i32[list >> 2];
-    own(list, 8 + 8 * i32[(list >> 2) + 1], "a retire list");
+    const w = list >> 2;
+    const n = i32[w + RL_COUNT];
+    own(list, listBytes(i32[w + RL_CAPACITY]), "a retire list");
     for (let j = 0; j < n; j++) {
-      const tag = i32[(list >> 2) + 2 + 2 * j];
+      const tag = i32[tagAt(w, j)];
       const at = tag & ~15;
       switch (tag & 15) {
         case K_RECORD:
