@@ -87,14 +87,13 @@ export const BITMAP_WORDS = 4;
 export const CHUNK_HEADER = 16;
 /** A free chunk needs only its header: size, the two bin links, and (last word) its footer. */
 export const MIN_CHUNK = 16;
-/** Word of a free chunk's next link, from its first word. */
-export const C_NEXT = 1;
-/** Word of a free chunk's previous link. */
-export const C_PREV = 2;
-export const INUSE = 1;
-export const PREV_INUSE = 2;
-export const SPAN_FLAG = 4;
-export const FLAGS = 15;
+/** Words of a free chunk's next and previous links in its bin, from its first word. */
+export const C_NEXT = 1, C_PREV = 2;
+/**
+ * The flags in the low bits of a chunk's size word: in use, the chunk before it in use, a span;
+ * FLAGS masks them all.
+ */
+export const INUSE = 1, PREV_INUSE = 2, SPAN_FLAG = 4, FLAGS = 15;
 
 export function chunkSizeFor(size: number): number {
   return roundUp(size + CHUNK_HEADER, 16);
@@ -117,13 +116,13 @@ export function spanBytes(c: number): number {
 }
 /** Blocks start this far into a span: the chunk header, then the span's header words. */
 export const SPAN_HEADER = 64;
-export const SP_CLASS = 0; // class + 1
-export const SP_INUSE = 1;
-export const SP_FREE = 2;
-export const SP_BUMP = 3;
-export const SP_NEXT = 4;
-export const SP_PREV = 5;
-export const SP_LISTED = 6;
+/**
+ * A span's header words, from {@linkcode spanWords}: its class + 1, its blocks in use, its free
+ * list, its bump offset (0: no block left that was never handed out), its links in its class's
+ * list of spans with room, and whether it is in that list.
+ */
+export const SP_CLASS = 0, SP_INUSE = 1, SP_FREE = 2, SP_BUMP = 3;
+export const SP_NEXT = 4, SP_PREV = 5, SP_LISTED = 6;
 
 /** Word index of the header words of the span at `span` (after its chunk header). */
 export function spanWords(span: number): number {

@@ -47,20 +47,15 @@ export const KIND_GO_MAP = 1;
 /** Kind word for a SyncMap arena. */
 export const KIND_SYNC_MAP = 2;
 
+// The header's words, as the table above lays them out; H_ALLOC is the first word of the
+// allocator's state (allocator.ts).
 const H_MAGIC = 0;
-export const H_VERSION = 1;
-export const H_KIND = 2;
-export const H_MAX_BYTES = 3;
-export const H_ALLOC_LOCK = 4;
-export const H_TOP = 5;
-export const H_BYTES_USED = 6;
-export const H_SEED0 = 7;
-const H_KEY_CODEC = 8;
-const H_VALUE_CODEC = 25;
+export const H_VERSION = 1, H_KIND = 2, H_MAX_BYTES = 3, H_ALLOC_LOCK = 4, H_TOP = 5;
+export const H_BYTES_USED = 6, H_SEED0 = 7;
+const H_KEY_CODEC = 8, H_VALUE_CODEC = 25;
+export const H_ALLOC = 42, H_SEED1 = 234;
+/** UTF-16 units a codec name may have. */
 const CODEC_NAME_UNITS = 32;
-/** First word of the allocator's state (allocator.ts). */
-export const H_ALLOC = 42;
-export const H_SEED1 = 234;
 /** First word of the structure's root area. */
 export const H_ROOT = 256;
 /** Words available in the root area. */

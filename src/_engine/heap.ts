@@ -92,27 +92,29 @@ function nextBin(arena: Arena, b: number): number {
 }
 
 /**
- * Marks free chunk `chunk` (of `csize` bytes, unlinked) in use for its first `need` bytes,
- * splitting off the rest as a free chunk when it is big enough, and journals the words the
+ * Marks free chunk `chunk` (of `csize` bytes, unlinked) in use for its first `need` bytes, its
+ * header flagged INUSE and `flags` (PREV_INUSE as the chunk before it is, and SPAN_FLAG for a
+ * span), splitting off the rest as a free chunk when there is any, and journals the words the
  * caller will overwrite. Returns `chunk`.
  */
-export function takeChunk(
+function takeChunk(
   arena: Arena,
   chunk: number,
   csize: number,
   need: number,
+  flags: number,
   j: Journal,
 ): number {
   const i32 = arena.i32;
-  const prevFlag = i32[chunk >> 2] & PREV_INUSE;
   const rest = csize - need;
   if (rest !== 0) {
-    j.set(chunk >> 2, need | INUSE | prevFlag);
+    j.set(chunk >> 2, need | INUSE | flags);
     addFreeChunk(arena, chunk + need, rest, PREV_INUSE, j);
   } else {
-    // The free chunk's footer becomes the caller's payload: remember it.
+    // The free chunk's footer becomes the caller's payload (a span's last block, which the same
+    // mutation may write): remember it, so that a rollback restores the chunk, footer included.
     j.set(((chunk + csize) >> 2) - 1, 0);
-    j.set(chunk >> 2, csize | INUSE | prevFlag);
+    j.set(chunk >> 2, csize | INUSE | flags);
     const next = chunk + csize;
     if (next !== i32[H_TOP]) j.set(next >> 2, i32[next >> 2] | PREV_INUSE);
   }
@@ -128,7 +130,7 @@ export function largeAllocate(arena: Arena, need: number, j: Journal): number {
     const csize = i32[c >> 2] & ~FLAGS;
     if (csize >= need) {
       binUnlink(arena, c, csize, j);
-      return takeChunk(arena, c, csize, need, j);
+      return takeChunk(arena, c, csize, need, i32[c >> 2] & PREV_INUSE, j);
     }
     c = i32[(c >> 2) + C_NEXT];
   }
@@ -137,7 +139,7 @@ export function largeAllocate(arena: Arena, need: number, j: Journal): number {
     c = i32[A_BINS + b];
     const csize = i32[c >> 2] & ~FLAGS;
     binUnlink(arena, c, csize, j);
-    return takeChunk(arena, c, csize, need, j);
+    return takeChunk(arena, c, csize, need, i32[c >> 2] & PREV_INUSE, j);
   }
   const top = i32[H_TOP];
   if (!arena.grow(top + need)) {
@@ -223,7 +225,14 @@ export function spanChunk(arena: Arena, bytes: number, j: Journal): number {
       const placed = placeSpan(c, csize, bytes);
       if (placed >= 0) {
         binUnlink(arena, c, csize, j);
-        return carveSpan(arena, c, csize, placed, bytes, j);
+        // The gap before the aligned span, if any, stays a free chunk.
+        const lead = placed - c;
+        let prevFlag = i32[c >> 2] & PREV_INUSE;
+        if (lead !== 0) {
+          addFreeChunk(arena, c, lead, prevFlag, j);
+          prevFlag = 0;
+        }
+        return takeChunk(arena, placed, csize - lead, bytes, SPAN_FLAG | prevFlag, j);
       }
       c = i32[(c >> 2) + C_NEXT];
     }
@@ -265,33 +274,4 @@ function releaseSpares(arena: Arena, j: Journal): boolean {
 function placeSpan(c: number, csize: number, bytes: number): number {
   const span = roundUp(c, bytes);
   return span + bytes <= c + csize ? span : -1;
-}
-
-function carveSpan(
-  arena: Arena,
-  c: number,
-  csize: number,
-  span: number,
-  bytes: number,
-  j: Journal,
-): number {
-  const i32 = arena.i32;
-  let prevFlag = i32[c >> 2] & PREV_INUSE;
-  const lead = span - c;
-  if (lead !== 0) {
-    addFreeChunk(arena, c, lead, prevFlag, j);
-    prevFlag = 0;
-  }
-  const end = c + csize;
-  const tail = end - (span + bytes);
-  if (tail !== 0) {
-    addFreeChunk(arena, span + bytes, tail, PREV_INUSE, j);
-  } else {
-    // The free chunk's footer becomes the span's last block, which the same mutation may
-    // write: remember it (a rollback restores the chunk, footer included), as takeChunk does.
-    j.set((end >> 2) - 1, 0);
-    if (end !== i32[H_TOP]) j.set(end >> 2, i32[end >> 2] | PREV_INUSE);
-  }
-  j.set(span >> 2, bytes | INUSE | SPAN_FLAG | prevFlag);
-  return span;
 }

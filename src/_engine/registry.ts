@@ -28,10 +28,7 @@ import { dropDuplicates } from "./retire_list.ts";
  * others'.
  */
 export const SEAT_WORDS = 16;
-export const CLAIM = 0;
-export const ANNOUNCE = 1;
-export const LIST = 2;
-export const CACHE = 3;
+export const CLAIM = 0, ANNOUNCE = 1, LIST = 2, CACHE = 3;
 /**
  * The owner id (census.ts) of the thread that holds the seat, or is claiming it (claimFree); 0
  * when none.
@@ -54,17 +51,16 @@ export const RELEASER = 7;
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
 // its next call and throws, and a release for a generation that has passed does nothing.
-/** Claim state: nobody's. */
-export const SEAT_FREE = 0;
-/** Claim state: reserved by a parent for a worker that has not attached yet. */
-export const SEAT_RESERVED = 1;
-/** Claim state: owned by an attached object, or borrowed by a sweeper. */
-export const SEAT_IN_USE = 2;
 /**
- * Claim state: released, but its owner may still be finishing a call (see releaseSeat's
- * `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
+ * The claim states:
+ *
+ * - SEAT_FREE: nobody's.
+ * - SEAT_RESERVED: reserved by a parent for a worker that has not attached yet.
+ * - SEAT_IN_USE: owned by an attached object, or borrowed by a sweeper.
+ * - SEAT_RELEASING: released, but its owner may still be finishing a call (see releaseSeat's
+ *   `graceMs`): its announcement still counts and nobody may claim or sweep it yet.
  */
-export const SEAT_RELEASING = 3;
+export const SEAT_FREE = 0, SEAT_RESERVED = 1, SEAT_IN_USE = 2, SEAT_RELEASING = 3;
 
 /** The generation of claim word `claim`. */
 export function generationOf(claim: number): number {

@@ -438,6 +438,19 @@ function setInline(p: Probe, lo: number, hi: number): void {
   p.mode = MODE_INLINE;
 }
 
+/**
+ * Encodes `v` if it is a boolean, a bigint (`key`: as a key), undefined or null, the primitives
+ * keys and values encode alike; returns false, the probe untouched, for anything else.
+ */
+function setAtom(p: Probe, v: unknown, limit: number, key: boolean): boolean {
+  if (typeof v === "boolean") setInline(p, v ? 1 : 0, TAG_BOOL);
+  else if (typeof v === "bigint") setBigint(p, v, limit, key);
+  else if (v === undefined) setInline(p, 0, TAG_UNDEFINED);
+  else if (v === null) setInline(p, 0, TAG_NULL);
+  else return false;
+  return true;
+}
+
 /** Copies the payload of a bytes-like blob at `offset` out of shared memory. */
 function readBytes(arena: Arena, offset: number): Uint8Array {
   arena.reach(offset + 4);
@@ -476,82 +489,42 @@ export class AutoSlots implements SlotCodec<unknown> {
   limit = MAX_ENCODED_BYTES;
 
   toKey(key: unknown, p: Probe, k0: number, k1: number): void {
-    switch (typeof key) {
-      case "number":
-        setKeyNumber(p, key, k0, k1);
-        return;
-      case "string":
-        setKeyString(p, key, this.limit, k0, k1);
-        return;
-      case "boolean":
-        setInline(p, key ? 1 : 0, TAG_BOOL);
-        break;
-      case "bigint":
-        setBigint(p, key, this.limit, true);
-        break;
-      case "undefined":
-        setInline(p, 0, TAG_UNDEFINED);
-        break;
-      default:
-        if (key === null) {
-          setInline(p, 0, TAG_NULL);
-          break;
-        }
-        throw new TypeError(
-          `cannot use ${describe(key)} as a key: the default codec takes strings, numbers, ` +
-            "bigints, booleans, null and undefined as keys (pass a `keys` codec for others)",
-        );
+    if (typeof key === "number") setKeyNumber(p, key, k0, k1);
+    else if (typeof key === "string") setKeyString(p, key, this.limit, k0, k1);
+    else if (setAtom(p, key, this.limit, true)) hashProbe(p, k0, k1);
+    else {
+      throw new TypeError(
+        `cannot use ${describe(key)} as a key: the default codec takes strings, numbers, ` +
+          "bigints, booleans, null and undefined as keys (pass a `keys` codec for others)",
+      );
     }
-    hashProbe(p, k0, k1);
   }
 
   toValue(value: unknown, p: Probe): void {
-    switch (typeof value) {
-      case "number":
-        setNumber(p, value === value ? value : NaN);
+    if (typeof value === "number") setNumber(p, value === value ? value : NaN);
+    else if (typeof value === "string") setString(p, value, this.limit, false);
+    else if (setAtom(p, value, this.limit, false)) return;
+    else if (typeof value === "object") {
+      const bytes = ownBytes(value);
+      if (bytes !== undefined) {
+        setBytes(p, bytes, this.limit, false);
         return;
-      case "string":
-        setString(p, value, this.limit, false);
-        return;
-      case "boolean":
-        setInline(p, value ? 1 : 0, TAG_BOOL);
-        return;
-      case "bigint":
-        setBigint(p, value, this.limit, false);
-        return;
-      case "undefined":
-        setInline(p, 0, TAG_UNDEFINED);
-        return;
-      case "object":
-        if (value === null) {
-          setInline(p, 0, TAG_NULL);
-          return;
-        }
-        {
-          const bytes = ownBytes(value);
-          if (bytes !== undefined) {
-            setBytes(p, bytes, this.limit, false);
-            return;
-          }
-        }
-        {
-          // The writer belongs to the probe: a getter that calls the map while this one is
-          // being read gets a fresh probe, and so a writer of its own.
-          let writer = p.writer;
-          if (writer === undefined || writer.busy) {
-            writer = p.writer = new StructuredWriter(mapFull);
-          }
-          // Throws TypeError for what it cannot encode; MapFullError, before the work where it
-          // can, for what cannot fit in maxBytes (4 bytes are the blob's count).
-          writer.encode(value, this.limit - 4);
-          p.hi = TAG_STRUCT;
-          p.lo = 0;
-          p.bytes = writer.bytes;
-          p.mode = MODE_BYTES;
-        }
-        return;
-      default:
-        throw new TypeError(`cannot store ${describe(value)}: the default codec cannot encode it`);
+      }
+      // The writer belongs to the probe: a getter that calls the map while this one is being
+      // read gets a fresh probe, and so a writer of its own.
+      let writer = p.writer;
+      if (writer === undefined || writer.busy) {
+        writer = p.writer = new StructuredWriter(mapFull);
+      }
+      // Throws TypeError for what it cannot encode; MapFullError, before the work where it can,
+      // for what cannot fit in maxBytes (4 bytes are the blob's count).
+      writer.encode(value, this.limit - 4);
+      p.hi = TAG_STRUCT;
+      p.lo = 0;
+      p.bytes = writer.bytes;
+      p.mode = MODE_BYTES;
+    } else {
+      throw new TypeError(`cannot store ${describe(value)}: the default codec cannot encode it`);
     }
   }
 

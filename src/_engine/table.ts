@@ -44,7 +44,6 @@ import {
   MAX_B,
   MIN_TOP_HASH,
   newOverflow,
-  oldBOf,
   OVERFLOW,
   overLoadFactor,
   SAME_SIZE_GROW,
@@ -384,9 +383,7 @@ export class Table {
             this.inserted = false;
             return k;
           }
-          const old = a.i32[h + T_OLDBUCKETS];
-          const mask = (1 << this.#oldB()) - 1;
-          if (old !== 0 && !this.#evacuated(old + (bucket & mask) * BUCKET_SIZE)) throw error;
+          if (this.#home(hash) !== a.i32[h + T_BUCKETS] + bucket * BUCKET_SIZE) throw error;
         }
       }
       let b = a.i32[h + T_BUCKETS] + bucket * BUCKET_SIZE;
@@ -428,7 +425,7 @@ export class Table {
         grew = true;
         const point = tx.savepoint();
         try {
-          this.#hashGrow();
+          this.#hashGrow(overLoadFactor(count + 1, B));
           continue;
         } catch (error) {
           // No room to grow: insert into the table as it is, if that still fits. Chains stay
@@ -531,8 +528,8 @@ export class Table {
     finishGrowth(this);
   }
 
-  #hashGrow(): void {
-    hashGrow(this);
+  #hashGrow(bigger: boolean): void {
+    hashGrow(this, bigger);
   }
 
   #growWork(bucket: number): void {
@@ -590,10 +587,6 @@ export class Table {
       }
       if (--limit < 0) throw loops();
     }
-  }
-
-  #oldB(): number {
-    return oldBOf(this);
   }
 
   #evacuated(b: number): boolean {

@@ -19,12 +19,10 @@ import {
   overflowBytes,
   T_B,
   T_BUCKETS,
-  T_COUNT,
-  T_FLAGS,
-  T_NEVACUATE,
   T_NOVERFLOW,
   T_OLDBUCKETS,
   T_OLDOVERFLOW,
+  TABLE_WORDS,
   type TableView,
   VALUE_WORDS,
 } from "./table_layout.ts";
@@ -63,19 +61,17 @@ export function clearStep(table: TableView, step: number): void {
   }
 }
 
-/** The last step of a clear: the header says empty, and an old array is freed. Keeps B. */
+/**
+ * The last step of a clear: an old array is freed, and the header says empty: every word but B
+ * and the bucket array's offset is 0.
+ */
 export function finishClear(table: TableView): void {
   const a = table.arena;
   const h = table.h;
   const tx = table.tx;
   const old = a.i32[h + T_OLDBUCKETS];
   if (old !== 0) tx.free(old, BUCKET_SIZE * 2 ** oldBOf(table));
-  tx.set(h + T_COUNT, 0);
-  tx.set(h + T_FLAGS, 0);
-  tx.set(h + T_NOVERFLOW, 0);
-  tx.set(h + T_OLDBUCKETS, 0);
-  tx.set(h + T_NEVACUATE, 0);
-  tx.set(h + T_OLDOVERFLOW, 0);
+  for (let w = 0; w < TABLE_WORDS; w++) if (w !== T_B && w !== T_BUCKETS) tx.set(h + w, 0);
 }
 
 /**

@@ -32,11 +32,9 @@ import {
   oldBOf,
   OVERFLOW,
   overflowBytes,
-  overLoadFactor,
   SAME_SIZE_GROW,
   T_B,
   T_BUCKETS,
-  T_COUNT,
   T_FLAGS,
   T_NEVACUATE,
   T_NOVERFLOW,
@@ -49,13 +47,15 @@ import {
 /** Scratch for evacuation decisions (X or Y per slot), reused to avoid allocation. */
 const sideScratch: number[] = [];
 
-/** Starts a growth: a bigger array when over the load factor, else one of the same size. */
-export function hashGrow(table: TableView): void {
+/**
+ * Starts a growth: a bigger array when `bigger` (the table is over the load factor), else one of
+ * the same size.
+ */
+export function hashGrow(table: TableView, bigger: boolean): void {
   const a = table.arena;
   const tx = table.tx;
   const h = table.h;
   const B = a.i32[h + T_B];
-  const bigger = overLoadFactor(a.i32[h + T_COUNT] + 1, B);
   const newB = bigger ? B + 1 : B;
   if (newB > MAX_B) throw new MapFullError(BUCKET_SIZE * 2 ** newB, a.maxBytes);
   const buckets = tx.alloc(BUCKET_SIZE * 2 ** newB, true);

@@ -69,16 +69,15 @@ export const MAX_B = 22;
  */
 export const FULL_CHAIN_MAX = 8;
 
-/** This slot and every later one, in this bucket and its overflow chain, are empty. */
-export const EMPTY_REST = 0;
-/** This slot is empty. */
-export const EMPTY_ONE = 1;
-/** Evacuated to the first half of the bigger array. */
-export const EVACUATED_X = 2;
-/** Evacuated to the second half. */
-export const EVACUATED_Y = 3;
-/** Was empty when its bucket was evacuated. */
-export const EVACUATED_EMPTY = 4;
+/**
+ * The marks a tophash byte holds in place of a live key's tophash:
+ *
+ * - EMPTY_REST: this slot and every later one, in this bucket and its overflow chain, are empty.
+ * - EMPTY_ONE: this slot is empty.
+ * - EVACUATED_X, EVACUATED_Y: evacuated to the first, or the second, half of the bigger array.
+ * - EVACUATED_EMPTY: was empty when its bucket was evacuated.
+ */
+export const EMPTY_REST = 0, EMPTY_ONE = 1, EVACUATED_X = 2, EVACUATED_Y = 3, EVACUATED_EMPTY = 4;
 /** The smallest tophash of a live key. */
 export const MIN_TOP_HASH = 5;
 
@@ -122,6 +121,34 @@ export interface TableView {
   readonly ownsKeys: boolean;
   readonly freeValue: FreeValue;
   readonly tx: Tx;
+}
+
+/** A table header's words, named as Go's hmap names them, as {@linkcode readHeader} reads them. */
+export interface TableHeader {
+  count: number;
+  flags: number;
+  B: number;
+  noverflow: number;
+  buckets: number;
+  oldbuckets: number;
+  nevacuate: number;
+  oldoverflow: number;
+}
+
+/** The header words of `table`, read plainly (for stats() and verify(), not for lookups). */
+export function readHeader(table: TableView): TableHeader {
+  const i32 = table.arena.i32;
+  const h = table.h;
+  return {
+    count: i32[h + T_COUNT],
+    flags: i32[h + T_FLAGS],
+    B: i32[h + T_B],
+    noverflow: i32[h + T_NOVERFLOW],
+    buckets: i32[h + T_BUCKETS],
+    oldbuckets: i32[h + T_OLDBUCKETS],
+    nevacuate: i32[h + T_NEVACUATE],
+    oldoverflow: i32[h + T_OLDOVERFLOW],
+  };
 }
 
 /** The most buckets any chain may have: more means the chain loops. */

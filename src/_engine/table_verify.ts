@@ -20,15 +20,8 @@ import {
   oldBOf,
   OVERFLOW,
   overflowBytes,
+  readHeader,
   SAME_SIZE_GROW,
-  T_B,
-  T_BUCKETS,
-  T_COUNT,
-  T_FLAGS,
-  T_NEVACUATE,
-  T_NOVERFLOW,
-  T_OLDBUCKETS,
-  T_OLDOVERFLOW,
   type TableView,
   tophash,
 } from "./table_layout.ts";
@@ -38,16 +31,15 @@ export type TableStats = Omit<GoMapStats, "bytesUsed" | "bytesReserved">;
 
 /** Shape and growth state, for stats() and tests. */
 export function stats(table: TableView): TableStats {
-  const i32 = table.arena.i32;
-  const h = table.h;
+  const hd = readHeader(table);
   return {
-    count: i32[h + T_COUNT],
-    B: i32[h + T_B],
-    buckets: 1 << i32[h + T_B],
-    overflowBuckets: i32[h + T_NOVERFLOW] + i32[h + T_OLDOVERFLOW],
-    growing: i32[h + T_OLDBUCKETS] !== 0,
-    sameSizeGrow: (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0,
-    nevacuate: i32[h + T_NEVACUATE],
+    count: hd.count,
+    B: hd.B,
+    buckets: 1 << hd.B,
+    overflowBuckets: hd.noverflow + hd.oldoverflow,
+    growing: hd.oldbuckets !== 0,
+    sameSizeGrow: (hd.flags & SAME_SIZE_GROW) !== 0,
+    nevacuate: hd.nevacuate,
   };
 }
 
@@ -66,13 +58,13 @@ export function verify(
 ): void {
   const a = table.arena;
   const i32 = a.i32;
-  const h = table.h;
+  const hd = readHeader(table);
   const fail = (what: string): never => {
-    throw new RangeError(`verify: table at ${h << 2}: ${what}`);
+    throw new RangeError(`verify: table at ${table.h << 2}: ${what}`);
   };
-  const B = i32[h + T_B];
+  const B = hd.B;
   if (B < 0 || B > MAX_B) fail(`B is ${B}`);
-  const buckets = i32[h + T_BUCKETS];
+  const buckets = hd.buckets;
   const n = 1 << B;
   if (buckets <= 0 || buckets % 16 !== 0 || buckets + n * BUCKET_SIZE > a.buffer.byteLength) {
     fail(`bucket array at ${buckets} is out of range`);
@@ -116,12 +108,12 @@ export function verify(
   for (let j = 0; j < n; j++) {
     walk(buckets + j * BUCKET_SIZE, (hash) => (hash & (n - 1)) === j, 1);
   }
-  const old = i32[h + T_OLDBUCKETS];
+  const old = hd.oldbuckets;
   if (old !== 0) {
     const oldB = oldBOf(table);
     const on = 1 << oldB;
     block(old, on * BUCKET_SIZE);
-    const nev = i32[h + T_NEVACUATE];
+    const nev = hd.nevacuate;
     if (nev < 0 || nev > on) fail(`nevacuate ${nev} out of range`);
     let oldOverflow = 0;
     for (let j = 0; j < on; j++) {
@@ -132,7 +124,7 @@ export function verify(
       }
       if (j < nev) fail(`old bucket ${j} is below nevacuate but not evacuated`);
       // Its destinations must still be empty.
-      const same = (i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
+      const same = (hd.flags & SAME_SIZE_GROW) !== 0;
       for (const d of same ? [j] : [j, j + on]) {
         const db = buckets + d * BUCKET_SIZE;
         if (a.u8[db] !== EMPTY_REST || i32[(db + OVERFLOW) >> 2] !== 0) {
@@ -144,12 +136,12 @@ export function verify(
       oldOverflow += overflow - before;
       overflow = before;
     }
-    if (oldOverflow !== i32[h + T_OLDOVERFLOW]) {
-      fail(`old overflow count ${i32[h + T_OLDOVERFLOW]} but ${oldOverflow} found`);
+    if (oldOverflow !== hd.oldoverflow) {
+      fail(`old overflow count ${hd.oldoverflow} but ${oldOverflow} found`);
     }
   }
-  if (overflow !== i32[h + T_NOVERFLOW]) {
-    fail(`overflow count ${i32[h + T_NOVERFLOW]} but ${overflow} found`);
+  if (overflow !== hd.noverflow) {
+    fail(`overflow count ${hd.noverflow} but ${overflow} found`);
   }
-  if (live !== i32[h + T_COUNT]) fail(`count ${i32[h + T_COUNT]} but ${live} keys found`);
+  if (live !== hd.count) fail(`count ${hd.count} but ${live} keys found`);
 }

@@ -15,34 +15,21 @@ import { TABLE_WORDS } from "../_engine/table.ts";
 // word is written, so that writing one does not evict the read-mostly words every load needs.
 
 // Line 0: read by every operation, written rarely.
-/** Read table header offset, with AMENDED in bit 0; 0 when empty and not amended. */
-export const R_READ = H_ROOT;
-/** Word index of the participant seats. */
-export const R_SEATS = H_ROOT + 1;
-/** Number of participant seats. */
-export const R_NSEATS = H_ROOT + 2;
-/** The participant seats' block as allocated (they start at the next 64-byte line in it). */
-export const R_SEATS_BLOCK = H_ROOT + 3;
-/** Byte offset of the mutex's journal. */
-export const R_JOURNAL = H_ROOT + 4;
+export const R_READ = H_ROOT, // read table header offset | AMENDED; 0: empty and not amended
+  R_SEATS = H_ROOT + 1, // word index of the participant seats
+  R_NSEATS = H_ROOT + 2, // number of participant seats
+  R_SEATS_BLOCK = H_ROOT + 3, // the seats' block as allocated (they start at its next 64-byte line)
+  R_JOURNAL = H_ROOT + 4; // byte offset of the mutex's journal
 // Line 1: the mutex and what it guards.
-/** The mutex (a mutex word, futex.ts). */
-export const R_MU = H_ROOT + 16;
-/** Dirty table header offset; 0 when there is none. */
-export const R_DIRTY = H_ROOT + 17;
-/** Loads that took the lock since the last promotion. */
-export const R_MISSES = H_ROOT + 18;
+export const R_MU = H_ROOT + 16, // the mutex (a mutex word, futex.ts)
+  R_DIRTY = H_ROOT + 17, // dirty table header offset; 0 when there is none
+  R_MISSES = H_ROOT + 18; // loads that took the lock since the last promotion
 // Line 2: reclamation and recovery (registry.ts, reclaim.ts, _sync_recovery.ts).
-/** The global epoch. */
-export const R_EPOCH = H_ROOT + 32;
-/** Released seats still holding a retire list or a cache. */
-export const R_ORPHANS = H_ROOT + 33;
-/** One past the highest participant seat ever claimed. */
-export const R_SEATS_HIGH = H_ROOT + 34;
-/** Owner id of the thread stopping the world for a recovery; 0 when none. */
-export const R_PAUSE = H_ROOT + 35;
-/** 1 when a dead participant's leftovers still await a stop of the world to be swept. */
-export const R_SWEEP_DUE = H_ROOT + 36;
+export const R_EPOCH = H_ROOT + 32, // the global epoch
+  R_ORPHANS = H_ROOT + 33, // released seats still holding a retire list or a cache
+  R_SEATS_HIGH = H_ROOT + 34, // one past the highest participant seat ever claimed
+  R_PAUSE = H_ROOT + 35, // owner id of the thread stopping the world for a recovery; 0 when none
+  R_SWEEP_DUE = H_ROOT + 36; // 1 when a dead participant's leftovers await a stop of the world
 // Line 3: written by every operation that changes the number of keys.
 /** Keys with a value. */
 export const R_COUNT = H_ROOT + 48;
