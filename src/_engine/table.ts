@@ -235,7 +235,7 @@ export class Table {
       if (rest !== 0) hits &= (rest & -rest) - 1;
       while (hits !== 0) {
         const bit = 31 - Math.clz32(hits & -hits);
-        const k = w + 2 + 2 * (4 * j + (bit >> 3));
+        const k = w + (KEYS >> 2) + 2 * (4 * j + (bit >> 3));
         if (((t >>> (bit - 7)) & 0xff) === top && i32[k] === lo && i32[k + 1] === hi) {
           this.foundBucket = b;
           this.foundHead = b;
@@ -273,7 +273,7 @@ export class Table {
       for (let i = 0; i < BUCKET_SLOTS; i++) {
         const t = u8[b + i];
         if (t === top) {
-          const w = (b >> 2) + 2 + 2 * i;
+          const w = (b >> 2) + (KEYS >> 2) + 2 * i;
           if (i32[w] === lo && i32[w + 1] === hi) {
             this.foundBucket = b;
             this.foundHead = head;
@@ -319,7 +319,7 @@ export class Table {
       for (let i = 0; i < BUCKET_SLOTS; i++) {
         const t = u8[b + i];
         if (t === top) {
-          const w = (b >> 2) + 2 + 2 * i;
+          const w = (b >> 2) + (KEYS >> 2) + 2 * i;
           if (i32[w + 1] === tag) {
             if (p.matchesWords(a, i32[w])) {
               this.foundBucket = b;
