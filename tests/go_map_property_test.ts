@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
+import { type Point, pointCodec } from "./fixtures/point_codec.ts";
 import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
 import { EQUALITY_KEYS, INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 import {
@@ -612,21 +613,6 @@ test("GoMap: three views of one map, used in turn, agree with one model as the b
 
 const hex = (bytes: Uint8Array): string =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-
-interface Point {
-  x: number;
-  y: number;
-}
-
-/** A user codec: points as two int32s. */
-const pointCodec: Codec<Point> = {
-  name: "test-point",
-  encode: (p) => new Uint8Array(new Int32Array([p.x, p.y]).buffer),
-  decode: (bytes) => {
-    const [x, y] = new Int32Array(bytes.slice().buffer);
-    return { x, y };
-  },
-};
 
 /** A user codec for values: JSON through UTF-8. */
 const jsonCodec: Codec<unknown> = {
