@@ -21,6 +21,7 @@ import {
 import {
   CTRL_WORDS,
   rng,
+  runEach,
   shared,
   startTogether,
   withWorkers,
@@ -372,19 +373,14 @@ async function runRound(
   const map = new SyncMap<string, unknown>();
   const ctrl = shared(CTRL_WORDS);
   const flats = await withWorkers(WORKERS, async (workers) => {
-    const runs = workers.map((w, id) =>
-      w.run<Float64Array>({
-        job: "history",
-        handle: map.handle,
-        ctrl,
-        id: id + 1,
-        hotKeys: HOT_KEYS,
-        noiseKeys: NOISE_KEYS,
-        ops: OPS_PER_WORKER,
-        stringValues,
-        seed: round * 1000 + id,
-      })
-    );
+    const runs = runEach<Float64Array>(workers, map.handle, ctrl, (i) => ({
+      job: "history",
+      hotKeys: HOT_KEYS,
+      noiseKeys: NOISE_KEYS,
+      ops: OPS_PER_WORKER,
+      stringValues,
+      seed: round * 1000 + i,
+    }));
     await startTogether(ctrl, WORKERS);
     return await Promise.all(runs);
   });
