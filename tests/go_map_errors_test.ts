@@ -8,18 +8,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, ConcurrentMapWriteError, GoMap, MapFullError, Mutex } from "../mod.ts";
-import {
-  H_KIND,
-  H_MAX_BYTES,
-  H_ROOT,
-  H_SEED0,
-  H_SEED1,
-  H_TOP,
-  H_VERSION,
-} from "../src/_engine/arena.ts";
+import { H_KIND, H_MAX_BYTES, H_ROOT, H_TOP, H_VERSION } from "../src/_engine/arena.ts";
 import { failAllocationsForTests } from "../src/_engine/allocator.ts";
-import { hashWords } from "../src/_engine/hash.ts";
-import { BUCKET_BYTES, bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
+import { BUCKET_BYTES, bucketBytes, numbersInBucket, runs } from "./fixtures/go_map_helpers.ts";
 
 /** Everything observable about a map, to compare before and after a failed operation. */
 function snapshot(map: GoMap<unknown, unknown>): unknown {
@@ -446,16 +437,7 @@ describe("GoMap running out of maxBytes", () => {
     model: Map<unknown, unknown>;
   } {
     const map = new GoMap<number, unknown>({ maxBytes: 65536 });
-    const i32 = words(map as GoMap<unknown, unknown>);
-    const k0 = i32[H_SEED0];
-    const k1 = i32[H_SEED1];
-    const f64 = new Float64Array(1);
-    const w = new Int32Array(f64.buffer);
-    const keys: number[] = [];
-    for (let k = 1; keys.length < 40; k++) {
-      f64[0] = k;
-      if ((hashWords(w[0], w[1], k0, k1) & 3) === 0) keys.push(k);
-    }
+    const keys = numbersInBucket(map, 3, 0, 40);
     const model = new Map<unknown, unknown>();
     for (const key of keys.slice(0, 13)) {
       map.set(key, 0);

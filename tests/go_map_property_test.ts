@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap, type GoMapOptions } from "../mod.ts";
 import { bucketBytes, runs } from "./fixtures/go_map_helpers.ts";
+import { type Point, pointCodec } from "./fixtures/point_codec.ts";
 import { describeReentrantAndHuge } from "./fixtures/reentrant_model.ts";
 import { EQUALITY_KEYS, INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 import {
@@ -132,7 +133,8 @@ function show(value: unknown): string {
   return Object.is(value, -0) ? "-0" : String(value);
 }
 
-const canonicalNumber = (k: unknown): unknown => (k === 0 ? 0 : k);
+/** -0 as 0: the key a map gives back for either zero. */
+const canonicalNumber = <T>(k: T): T => (k === 0 ? 0 : k) as T;
 
 const AUTO: Flavour<unknown, unknown> = {
   name: "auto",
@@ -459,20 +461,35 @@ function poolArb<K>(special: readonly K[], key: fc.Arbitrary<K>): fc.Arbitrary<K
   ) => [...special, ...keys]);
 }
 
+/**
+ * Runs `numRuns` random pools of keys (`special` ones, then some of `key`) with up to `maxOps`
+ * random operations on them, each on a fresh map of `flavour` against a native Map.
+ */
+function modelProperty<K, V>(
+  flavour: Flavour<K, V>,
+  special: readonly K[],
+  key: fc.Arbitrary<K>,
+  value: fc.Arbitrary<V>,
+  numRuns: number,
+  maxOps = 100,
+): void {
+  fc.assert(
+    fc.property(
+      poolArb(special, key),
+      fc.array(opArb(value), { maxLength: maxOps, size: "max" }),
+      (pool, ops) => {
+        new Checked(flavour).run(pool, ops);
+      },
+    ),
+    runs(numRuns),
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 
 describe("GoMap against a native Map", () => {
   test("random operations with the default codecs, tricky keys and values", () => {
-    fc.assert(
-      fc.property(
-        poolArb(SPECIAL_KEYS, autoKey),
-        fc.array(opArb(autoValue), { maxLength: 120, size: "max" }),
-        (pool, ops) => {
-          new Checked(AUTO).run(pool, ops);
-        },
-      ),
-      runs(300),
-    );
+    modelProperty(AUTO, SPECIAL_KEYS, autoKey, autoValue, 300, 120);
   });
 
   test("thousands of keys with hint variations: growth under every operation", () => {
@@ -613,21 +630,6 @@ test("GoMap: three views of one map, used in turn, agree with one model as the b
 const hex = (bytes: Uint8Array): string =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
-interface Point {
-  x: number;
-  y: number;
-}
-
-/** A user codec: points as two int32s. */
-const pointCodec: Codec<Point> = {
-  name: "test-point",
-  encode: (p) => new Uint8Array(new Int32Array([p.x, p.y]).buffer),
-  decode: (bytes) => {
-    const [x, y] = new Int32Array(bytes.slice().buffer);
-    return { x, y };
-  },
-};
-
 /** A user codec for values: JSON through UTF-8. */
 const jsonCodec: Codec<unknown> = {
   name: "test-json",
@@ -635,36 +637,29 @@ const jsonCodec: Codec<unknown> = {
   decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
 };
 
-function typedProperty<K, V>(
-  flavour: Flavour<K, V>,
-  special: readonly K[],
-  key: fc.Arbitrary<K>,
-  value: fc.Arbitrary<V>,
-  numRuns: number,
-): void {
-  fc.assert(
-    fc.property(
-      poolArb(special, key),
-      fc.array(opArb(value), { maxLength: 100, size: "max" }),
-      (pool, ops) => {
-        new Checked(flavour).run(pool, ops);
-      },
-    ),
-    runs(numRuns),
-  );
+/**
+ * The flavour of a built-in codec for keys and values alike: keys compare as they are, or by
+ * `modelKey`, and the map gives them back as they are, but for -0 (given back as 0).
+ */
+function sameCodec<T>(
+  codec: Codec<T>,
+  flavour:
+    & Pick<Flavour<T, T>, "freshKey" | "freshValue">
+    & Partial<Pick<Flavour<T, T>, "modelKey">>,
+): Flavour<T, T> {
+  return {
+    name: codec.name,
+    options: { keys: codec, values: codec },
+    modelKey: (k) => k,
+    decodedKey: canonicalNumber,
+    ...flavour,
+  };
 }
 
 describe("GoMap with typed codecs against a native Map", () => {
   test("float64 keys and values", () => {
-    typedProperty<number, number>(
-      {
-        name: "float64",
-        options: { keys: codecs.float64, values: codecs.float64 },
-        modelKey: (k) => k,
-        decodedKey: (k) => (k === 0 ? 0 : k),
-        freshKey: (n) => 1e12 + n,
-        freshValue: (n) => -n,
-      },
+    modelProperty(
+      sameCodec(codecs.float64, { freshKey: (n) => 1e12 + n, freshValue: (n) => -n }),
       [NaN, -0, 0, 1, -1, Infinity, -Infinity, Number.MIN_VALUE, Number.MAX_VALUE, 0.1 + 0.2],
       fc.oneof(fc.double(), fc.integer({ min: -3, max: 3 })),
       fc.oneof(fc.double(), fc.constantFrom(-0, NaN)),
@@ -673,15 +668,8 @@ describe("GoMap with typed codecs against a native Map", () => {
   });
 
   test("int32 keys and values", () => {
-    typedProperty<number, number>(
-      {
-        name: "int32",
-        options: { keys: codecs.int32, values: codecs.int32 },
-        modelKey: (k) => k,
-        decodedKey: (k) => (k === 0 ? 0 : k),
-        freshKey: (n) => 1_000_000_000 + n,
-        freshValue: (n) => n,
-      },
+    modelProperty(
+      sameCodec(codecs.int32, { freshKey: (n) => 1_000_000_000 + n, freshValue: (n) => n }),
       [0, -0, 1, -1, 2 ** 31 - 1, -(2 ** 31)],
       fc.oneof(fc.integer(), fc.integer({ min: -3, max: 3 })),
       fc.integer(),
@@ -690,15 +678,11 @@ describe("GoMap with typed codecs against a native Map", () => {
   });
 
   test("string keys and values", () => {
-    typedProperty<string, string>(
-      {
-        name: "string",
-        options: { keys: codecs.string, values: codecs.string },
-        modelKey: (k) => k,
-        decodedKey: (k) => k,
+    modelProperty(
+      sameCodec(codecs.string, {
         freshKey: (n) => `fresh ${n}`,
         freshValue: (n) => "v".repeat(n % 120),
-      },
+      }),
       ["", "1", "a", "ab", "abc", "\ud800", "\udfff\ud800", "x".repeat(200), "é", "\u{1F600}"],
       fc.oneof(
         fc.string({ maxLength: 3 }),
@@ -713,15 +697,12 @@ describe("GoMap with typed codecs against a native Map", () => {
   });
 
   test("bytes keys and values", () => {
-    typedProperty<Uint8Array, Uint8Array>(
-      {
-        name: "bytes",
-        options: { keys: codecs.bytes, values: codecs.bytes },
+    modelProperty(
+      sameCodec(codecs.bytes, {
         modelKey: hex,
-        decodedKey: (k) => k,
         freshKey: (n) => new Uint8Array(new Float64Array([n]).buffer),
         freshValue: (n) => new Uint8Array(n % 50),
-      },
+      }),
       [
         new Uint8Array(0),
         new Uint8Array(1),
@@ -736,7 +717,7 @@ describe("GoMap with typed codecs against a native Map", () => {
   });
 
   test("a user codec for keys and another for values", () => {
-    typedProperty<Point, unknown>(
+    modelProperty<Point, unknown>(
       {
         name: "user",
         options: { keys: pointCodec, values: jsonCodec },

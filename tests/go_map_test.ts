@@ -5,8 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { codecs, GoMap, type GoMapHandle } from "../mod.ts";
-import { H_SEED0, H_SEED1 } from "../src/_engine/arena.ts";
-import { hashWords } from "../src/_engine/hash.ts";
+import { numbersInBucket } from "./fixtures/go_map_helpers.ts";
 import { INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 
 /** Runs `body` on a fresh iterator over `map`, then checks Go's iteration rule. */
@@ -284,21 +283,8 @@ describe("GoMap.attach in the same thread", () => {
     const a = new GoMap<number, unknown>({ hint: 100 });
     assert.equal(a.stats().B, 4);
     const b = GoMap.attach<number, unknown>(a.handle);
-    const header = new Int32Array(a.handle.buffer);
-    const k0 = header[H_SEED0];
-    const k1 = header[H_SEED1];
-    const f64 = new Float64Array(1);
-    const w = new Int32Array(f64.buffer);
-    const inBucket = (bucket: number): number[] => {
-      const keys: number[] = [];
-      for (let k = 1; keys.length < 9; k++) {
-        f64[0] = k;
-        if ((hashWords(w[0], w[1], k0, k1) & 15) === bucket) keys.push(k);
-      }
-      return keys;
-    };
-    const ones = inBucket(1);
-    const zeros = inBucket(0);
+    const ones = numbersInBucket(a, 15, 1, 9);
+    const zeros = numbersInBucket(a, 15, 0, 9);
     for (const k of ones) a.set(k, k);
     const reserved = a.stats().bytesReserved;
     a.set(ones[0], new Uint8Array(reserved + 1000)); // grows the buffer

@@ -22,10 +22,12 @@ import { MapFullError } from "../src/errors.ts";
 const DATA = 64;
 /** Where the journal lives. */
 const AT = 128;
-/** Journal word offsets the tests read directly (journal.ts's layout table). */
-const J_COUNT = 0;
-const J_CAPACITY = 1;
-const J_STATE = 2;
+
+/** The journal's header words the tests read directly: journal.ts's layout, from AT on. */
+function header(i32: Int32Array): { count: number; capacity: number; state: number } {
+  const [count, capacity, state] = i32.subarray(AT, AT + 3);
+  return { count, capacity, state };
+}
 
 interface Setup {
   i32: Int32Array;
@@ -111,7 +113,7 @@ describe("journal", () => {
         s.i32.set(init);
         const before = state(s.i32);
         s.j.begin();
-        assert.equal(s.i32[AT + J_STATE], ACTIVE);
+        assert.equal(header(s.i32).state, ACTIVE);
         for (const op of steps) apply(s, op);
         assert.ok(s.j.dirty);
         s.j.recover();
@@ -142,7 +144,7 @@ describe("journal", () => {
         s.j.commit();
         assert.deepEqual(data(s.i32), expected);
         assert.equal(s.j.length, 0);
-        assert.equal(s.i32[AT + J_STATE], IDLE);
+        assert.equal(header(s.i32).state, IDLE);
         assert.equal(s.j.dirty, false);
         assert.equal(s.j.room, 32);
         // A recovery of a committed journal undoes nothing.
@@ -170,7 +172,7 @@ describe("journal", () => {
           s.j.rollbackTo(mark);
           assert.deepEqual(state(s.i32), atMark);
           assert.equal(s.j.length, mark);
-          assert.equal(s.i32[AT + J_STATE], ACTIVE, "still in the mutation");
+          assert.equal(header(s.i32).state, ACTIVE, "still in the mutation");
         },
       ),
       { numRuns: 200 },
@@ -215,8 +217,7 @@ describe("journal", () => {
     // before COMMITTING is set the mutation is rolled back, after it the commit is finished.
     const seen = { back: 0, forward: 0 };
     for (let dieAt = 1;; dieAt++) {
-      const i32 = new Int32Array(new SharedArrayBuffer((AT + journalWords(16) + 16) * 4));
-      Journal.format(i32, AT, 16);
+      const { i32 } = setup(16);
       let calls = 0;
       let armed = false;
       class Killed extends Error {}
@@ -253,10 +254,10 @@ describe("journal", () => {
         );
         break;
       }
-      const committing = i32[AT + J_STATE] === COMMITTING;
+      const committing = header(i32).state === COMMITTING;
       const publishedBefore = i32[3];
       j.recover(free);
-      assert.equal(i32[AT + J_STATE], IDLE);
+      assert.equal(header(i32).state, IDLE);
       assert.equal(j.length, 0);
       seen[committing ? "forward" : "back"]++;
       if (committing) {
@@ -346,7 +347,7 @@ describe("journal", () => {
     }
     s.j.recover();
     assert.deepEqual(data(s.i32), new Array(DATA).fill(0));
-    assert.equal(s.i32[AT + J_CAPACITY], 4);
+    assert.equal(header(s.i32).capacity, 4);
   });
 
   it("intents and their arguments survive recover; journaled intent writes are undone", () => {
@@ -380,8 +381,8 @@ describe("journal", () => {
 
   it("format writes an empty journal of the given capacity, and the count leads the entries", () => {
     const s = setup(7);
-    assert.equal(s.i32[AT + J_CAPACITY], 7);
-    assert.equal(s.i32[AT + J_COUNT], 0);
+    assert.equal(header(s.i32).capacity, 7);
+    assert.equal(header(s.i32).count, 0);
     assert.equal(journalWords(7), 12 + 14);
     s.j.begin();
     for (let i = 0; i < 7; i++) s.j.set(i, i + 1);
@@ -426,8 +427,8 @@ describe("journal", () => {
           (words[0] === NEW[0] && words[1] === NEW[1]),
         `death at write ${killAt}: words ${words}`,
       );
-      assert.equal(s.i32[AT + J_COUNT], 0);
-      assert.equal(s.i32[AT + J_STATE], IDLE);
+      assert.equal(header(s.i32).count, 0);
+      assert.equal(header(s.i32).state, IDLE);
       if (!threw) {
         assert.deepEqual(words, NEW, "a setPair that completed is kept");
         break;

@@ -22,43 +22,44 @@ function throwsWith(fn: () => unknown, type: ErrorConstructor, ...patterns: RegE
   });
 }
 
+/** The options each call knows, as its message for an unknown one lists them. */
+const KNOWN = {
+  GoMap: "hint, keys, values, maxBytes",
+  SyncMap: "hint, keys, values, maxBytes, maxParticipants",
+  "GoMap.attach": "keys, values",
+  "SyncMap.attach": "keys, values",
+};
+
+/** Asserts `fn` throws a TypeError naming `where`'s options, the `unknown` one and the known. */
+function refusesUnknown(fn: () => unknown, where: keyof typeof KNOWN, unknown: string): void {
+  const escaped = (text: string) => text.replace(/[.]/g, "\\.");
+  throwsWith(
+    fn,
+    TypeError,
+    new RegExp(`${escaped(where)} options`),
+    new RegExp(`"${unknown}"`),
+    new RegExp(KNOWN[where]),
+  );
+}
+
 describe("unknown options are a TypeError naming them and the known ones", () => {
   test("GoMap", () => {
-    throwsWith(
-      () => new GoMap({ maxbytes: 1 } as never),
-      TypeError,
-      /GoMap options/,
-      /"maxbytes"/,
-      /hint, keys, values, maxBytes/,
-    );
-    throwsWith(() => new GoMap({ hint: 1, Hint: 2 } as never), TypeError, /"Hint"/);
+    refusesUnknown(() => new GoMap({ maxbytes: 1 } as never), "GoMap", "maxbytes");
+    refusesUnknown(() => new GoMap({ hint: 1, Hint: 2 } as never), "GoMap", "Hint");
   });
 
   test("SyncMap", () => {
-    throwsWith(
-      () => new SyncMap({ maxParticipant: 4 } as never),
-      TypeError,
-      /SyncMap options/,
-      /"maxParticipant"/,
-      /hint, keys, values, maxBytes, maxParticipants/,
-    );
+    refusesUnknown(() => new SyncMap({ maxParticipant: 4 } as never), "SyncMap", "maxParticipant");
   });
 
   test("GoMap.attach and SyncMap.attach: only keys and values; no slot is taken", () => {
     const go = new GoMap();
-    throwsWith(
-      () => GoMap.attach(go.handle, { hint: 4 } as never),
-      TypeError,
-      /GoMap\.attach options/,
-      /"hint"/,
-      /keys, values/,
-    );
+    refusesUnknown(() => GoMap.attach(go.handle, { hint: 4 } as never), "GoMap.attach", "hint");
     const sync = new SyncMap({ maxParticipants: 2 });
-    throwsWith(
+    refusesUnknown(
       () => SyncMap.attach(sync.handle, { maxBytes: 1 << 20 } as never),
-      TypeError,
-      /SyncMap\.attach options/,
-      /"maxBytes"/,
+      "SyncMap.attach",
+      "maxBytes",
     );
     // The one free slot is still free.
     assert.equal(sync.stats().participants, 1);

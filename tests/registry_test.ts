@@ -43,54 +43,61 @@ function liveOwner(): number {
   }
 }
 
-/** A map with `n` participant seats, the first taken by the map itself. */
+/**
+ * A map with `n` participant seats, the first taken by the map itself, and atomic access to
+ * word `w` (OWNER, CLAIM, ...) of its seat `seat`.
+ */
 function setup(n: number) {
   const map = new SyncMap<string, number>({ maxParticipants: n });
   const i32 = new Int32Array(map.handle.buffer);
   // Claims and deadSeats read only the words (no growth, no allocation).
   const registry = registryOf({ i32 } as unknown as Arena);
   const word = (seat: number, w: number): number => registry.seats + seat * SEAT_WORDS + w;
-  return { map, i32, registry, word };
+  const load = (seat: number, w: number): number => Atomics.load(i32, word(seat, w));
+  const store = (seat: number, w: number, value: number): void => {
+    Atomics.store(i32, word(seat, w), value);
+  };
+  return { map, registry, load, store };
 }
 
 describe("participant registry: claims", () => {
   it("records the claimer as OWNER of the seat it claims", () => {
-    const { map, i32, registry, word } = setup(4);
+    const { map, registry, load } = setup(4);
     const ticket = claimSeat(registry);
-    assert.equal(Atomics.load(i32, word(ticket.index, OWNER)), ownerId());
-    assert.equal(stateOf(Atomics.load(i32, word(ticket.index, CLAIM))), SEAT_IN_USE);
+    assert.equal(load(ticket.index, OWNER), ownerId());
+    assert.equal(stateOf(load(ticket.index, CLAIM)), SEAT_IN_USE);
     map.close();
   });
 
   it("takes over a free seat whose OWNER names a claimer that died before claiming", () => {
-    const { map, i32, registry, word } = setup(2);
+    const { map, registry, load, store } = setup(2);
     // Seat 0 is the map's; seat 1 is the only one left, left by a dead claimer.
-    assert.equal(stateOf(Atomics.load(i32, word(1, CLAIM))), SEAT_FREE);
-    Atomics.store(i32, word(1, OWNER), ghostOwner());
+    assert.equal(stateOf(load(1, CLAIM)), SEAT_FREE);
+    store(1, OWNER, ghostOwner());
     const ticket = claimSeat(registry);
     assert.equal(ticket.index, 1);
-    assert.equal(Atomics.load(i32, word(1, OWNER)), ownerId());
+    assert.equal(load(1, OWNER), ownerId());
     map.close();
   });
 
   it("leaves alone a free seat that a live thread is claiming", () => {
-    const { map, i32, registry, word } = setup(3);
+    const { map, registry, load, store } = setup(3);
     // A live claimer (this test stands in for it with the id of a thread never recorded gone)
     // has written OWNER of seat 1 and not yet claimed it: the next claimer takes seat 2.
     const live = liveOwner();
-    Atomics.store(i32, word(1, OWNER), live);
+    store(1, OWNER, live);
     const ticket = claimSeat(registry);
     assert.equal(ticket.index, 2);
-    assert.equal(Atomics.load(i32, word(1, OWNER)), live, "the live claimer's OWNER stays");
+    assert.equal(load(1, OWNER), live, "the live claimer's OWNER stays");
     map.close();
   });
 
   it("names a claimer that died after claiming among the dead seats", () => {
-    const { map, i32, registry, word } = setup(3);
+    const { map, registry, store } = setup(3);
     const ticket = claimSeat(registry);
     // The claim and its OWNER are written; then the claimer dies.
     const owner = ghostOwner();
-    Atomics.store(i32, word(ticket.index, OWNER), owner);
+    store(ticket.index, OWNER, owner);
     assert.deepEqual(
       deadSeats(registry).map((d) => d.index),
       [ticket.index],
@@ -102,42 +109,42 @@ describe("participant registry: claims", () => {
 
 describe("participant registry: releases", () => {
   it("finishes a release whose releaser died midway, so its announcement stops holding memory", () => {
-    const { map, i32, word } = setup(4);
+    const { map, load, store } = setup(4);
     const { handle } = shareSyncMap(map as SyncMap<never, never>);
     const share = SyncMap.attach<string, number>(handle);
     share.store("k", 1);
     const seat = handle.participant!;
     // The share's owner and then its releaser died: the releaser had moved the claim to
     // RELEASING in the next generation and stopped there, the owner's announcement still up.
-    const claim = Atomics.load(i32, word(seat, CLAIM));
-    Atomics.store(i32, word(seat, OWNER), ghostOwner());
-    Atomics.store(i32, word(seat, ANNOUNCE), 1);
-    Atomics.store(i32, word(seat, RELEASER), ghostOwner());
-    Atomics.store(i32, word(seat, CLAIM), (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
+    const claim = load(seat, CLAIM);
+    store(seat, OWNER, ghostOwner());
+    store(seat, ANNOUNCE, 1);
+    store(seat, RELEASER, ghostOwner());
+    store(seat, CLAIM, (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
     // Any reclamation step finishes it (the next call's, the census having changed); verify()
     // runs one, then checks the seats.
     map.verify();
-    assert.equal(stateOf(Atomics.load(i32, word(seat, CLAIM))), SEAT_FREE);
-    assert.equal(Atomics.load(i32, word(seat, RELEASER)), 0);
-    assert.equal(Atomics.load(i32, word(seat, ANNOUNCE)), 0);
+    assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE);
+    assert.equal(load(seat, RELEASER), 0);
+    assert.equal(load(seat, ANNOUNCE), 0);
     assert.equal(map.stats().participants, 1);
     assert.equal(map.load("k"), 1);
     map.close();
   });
 
   it("leaves a release whose releaser is alive to it", () => {
-    const { map, i32, registry, word } = setup(4);
+    const { map, registry, load, store } = setup(4);
     const ticket = claimSeat(registry);
     const live = liveOwner();
-    Atomics.store(i32, word(ticket.index, RELEASER), live);
+    store(ticket.index, RELEASER, live);
     const claim = (((ticket.word >>> 2) + 1) << 2) | SEAT_RELEASING;
-    Atomics.store(i32, word(ticket.index, CLAIM), claim);
+    store(ticket.index, CLAIM, claim);
     assert.deepEqual(stuckReleases(registry), []);
-    assert.equal(Atomics.load(i32, word(ticket.index, CLAIM)), claim);
-    assert.equal(Atomics.load(i32, word(ticket.index, RELEASER)), live);
+    assert.equal(load(ticket.index, CLAIM), claim);
+    assert.equal(load(ticket.index, RELEASER), live);
     // As if its releaser had finished, so that the map closes cleanly.
-    Atomics.store(i32, word(ticket.index, RELEASER), 0);
-    Atomics.store(i32, word(ticket.index, CLAIM), claim & ~3);
+    store(ticket.index, RELEASER, 0);
+    store(ticket.index, CLAIM, claim & ~3);
     map.close();
   });
 });

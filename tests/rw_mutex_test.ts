@@ -6,7 +6,7 @@ import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import { seatCountWord } from "../src/_engine/rw_lock.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
-  assertRefusesHandles,
+  assertRefusesBadHandles,
   countingTests,
   heldOffUntilUnlock,
   shared,
@@ -84,32 +84,7 @@ test("RWMutex: unbalanced unlocks throw Go's messages and leave the lock usable"
 
 test("RWMutex.attach rejects bad handles with a TypeError", () => {
   const good = new RWMutex().handle;
-  const bad: [string, unknown, RegExp][] = [
-    ["null", null, /got null/],
-    ["an empty object", {}, /handle\.kind must be "RWMutex"/],
-    ["an array", [], /got an Array/],
-    ["a wrong kind", { ...good, kind: "rwmutex" }, /got a string "rwmutex"/],
-    ["a Mutex handle", new Mutex().handle, /got a string "Mutex" \(use Mutex\.attach\)/],
-    [
-      "a Mutex's memory labelled as an RWMutex",
-      { ...new Mutex().handle, kind: "RWMutex" },
-      /out of range|is a Mutex, not an RWMutex/,
-    ],
-    [
-      "a non-shared ArrayBuffer",
-      { ...good, buffer: new ArrayBuffer(32) },
-      /must be a SharedArrayBuffer, got an ArrayBuffer/,
-    ],
-    ["a string offset", { ...good, byteOffset: "0" }, /non-negative integer, got a string "0"/],
-    ["a misaligned offset", { ...good, byteOffset: 4 }, /not a multiple of 64/],
-    ["an out-of-range offset", { ...good, byteOffset: 1 << 20 }, /out of range/],
-    [
-      "memory that holds no lock",
-      { kind: "RWMutex", buffer: new SharedArrayBuffer(64), byteOffset: 0 },
-      /bad magic word/,
-    ],
-  ];
-  assertRefusesHandles("RWMutex", (h) => RWMutex.attach(h as RWMutexHandle), bad);
+  assertRefusesBadHandles(good, new Mutex().handle, (h) => RWMutex.attach(h as RWMutexHandle));
   // A Mutex's memory padded out to RWMutex size still has the wrong kind word.
   const mu = new Mutex();
   const big = new SharedArrayBuffer(64);
@@ -188,9 +163,8 @@ test("RWMutex: readers hold the lock at the same time", async () => {
 test("RWMutex: a writer excludes readers until it unlocks", async () => {
   const rw = new RWMutex();
   await heldOffUntilUnlock(
-    { rw: rw.handle },
-    () => rw.lock(),
-    () => rw.unlock(),
+    "rw",
+    rw,
     [{ op: "rw.tryRLock" }, { op: "rw.tryLock" }, { op: "rw.rLock" }],
     [{ op: "rw.rUnlock" }],
     [false, false],

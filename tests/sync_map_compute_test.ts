@@ -37,6 +37,22 @@ function assertAbsent(m: SyncMap<string, unknown>, key: string, size: number): v
   assert.equal(m.compareAndDelete(key, undefined), false);
 }
 
+/** A map holding `key`: `value`. */
+function mapWith<V = number>(key: string, value: V): SyncMap<string, V> {
+  const m = new SyncMap<string, V>();
+  m.store(key, value);
+  return m;
+}
+
+/** Asserts that `call(fn)`, given an fn that throws, throws fn's error itself. */
+function assertThrowsFnError(call: (fn: () => never) => unknown): void {
+  const fnError = new Error("fn failed");
+  assert.throws(() =>
+    call(() => {
+      throw fnError;
+    }), (e) => e === fnError);
+}
+
 describe("SyncMap.loadOk", () => {
   test("tells a stored undefined from a missing key, on every path", () => {
     const m = new SyncMap<unknown, unknown>();
@@ -103,8 +119,7 @@ describe("SyncMap.loadOrCompute", () => {
 
   test("while fn runs, the key is absent to every other method", () => {
     for (const where of ["new", "read table", "dirty table"]) {
-      const m = new SyncMap<string, unknown>();
-      m.store("x", 1);
+      const m = mapWith<unknown>("x", 1);
       if (where !== "new") {
         m.store("k", 0);
         m.delete("k");
@@ -188,8 +203,7 @@ describe("SyncMap.loadOrCompute", () => {
   });
 
   test("a store and a delete, or a clear, inside fn: fn's result is stored", () => {
-    const m = new SyncMap<string, number>();
-    m.store("other", 0);
+    const m = mapWith("other", 0);
     assert.deepEqual(
       m.loadOrCompute("k", () => {
         m.store("k", 42);
@@ -243,13 +257,8 @@ describe("SyncMap.loadOrCompute", () => {
   });
 
   test("fn throwing: the error comes through, nothing is stored, the next call computes", () => {
-    const m = new SyncMap<string, number>();
-    m.store("x", 0);
-    const boom = new Error("no value");
-    assert.throws(() =>
-      m.loadOrCompute("k", () => {
-        throw boom;
-      }), (e) => e === boom);
+    const m = mapWith("x", 0);
+    assertThrowsFnError((fn) => m.loadOrCompute("k", fn));
     assertAbsent(m as SyncMap<string, unknown>, "k", 1);
     assert.deepEqual(m.loadOrCompute("k", () => 3), [3, false]);
     m.verify();
@@ -343,8 +352,7 @@ describe("SyncMap.compute", () => {
   });
 
   test("a conflicting write while fn runs makes fn run again on the new value", () => {
-    const m = new SyncMap<string, number>();
-    m.store("n", 0);
+    const m = mapWith("n", 0);
     let calls = 0;
     const result = m.compute("n", (old) => {
       calls++;
@@ -406,8 +414,7 @@ describe("SyncMap.compute", () => {
   });
 
   test("a nested compute of the same key lands first; the outer one runs again", () => {
-    const m = new SyncMap<string, number>();
-    m.store("n", 1);
+    const m = mapWith("n", 1);
     let outer = 0;
     const result = m.compute("n", (old) => {
       if (++outer === 1) assert.deepEqual(m.compute("n", (v) => v! * 10), [10, true]);
@@ -419,13 +426,8 @@ describe("SyncMap.compute", () => {
   });
 
   test("fn throwing writes nothing; bad values are refused", () => {
-    const m = new SyncMap<string, unknown>();
-    m.store("n", 1);
-    const boom = new Error("callback failed");
-    assert.throws(() =>
-      m.compute("n", () => {
-        throw boom;
-      }), (e) => e === boom);
+    const m = mapWith<unknown>("n", 1);
+    assertThrowsFnError((fn) => m.compute("n", fn));
     assert.throws(() => m.compute("n", () => Symbol("v")), TypeError);
     assert.throws(() => m.compute("n", () => Promise.resolve(2)), /Promise/);
     assert.throws(() => m.compute("n", "f" as unknown as () => unknown), TypeError);
@@ -436,8 +438,7 @@ describe("SyncMap.compute", () => {
   });
 
   test("values compare by encoding: objects, NaN and -0", () => {
-    const m = new SyncMap<string, unknown>();
-    m.store("o", { a: [1, 2] });
+    const m = mapWith<unknown>("o", { a: [1, 2] });
     assert.deepEqual(
       m.compute("o", (old) => ({ ...(old as object), b: true })),
       [{ a: [1, 2], b: true }, true],

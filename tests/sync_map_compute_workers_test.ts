@@ -9,15 +9,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SyncMap } from "../mod.ts";
 import { GONE, stateOf } from "../src/_engine/census.ts";
-import {
-  CALLS,
-  type ComputeJob,
-  type ComputeReply,
-  GO,
-  RELEASE,
-  THROW,
-  WAITER_CALLS,
-} from "./fixtures/compute_protocol.ts";
+import { type ComputeJob, type ComputeReply, CTRL, raise } from "./fixtures/compute_protocol.ts";
 import { sleep, until } from "./fixtures/harness.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
@@ -106,8 +98,7 @@ async function withHangingClaim(
     }
     await body(hanging, rest);
   } finally {
-    Atomics.store(ctrl, RELEASE, 1);
-    Atomics.notify(ctrl, RELEASE);
+    raise(ctrl, CTRL.RELEASE);
     for (const w of [hanging, ...rest]) w.worker.terminate();
   }
 }
@@ -123,7 +114,7 @@ function checkOneWaiterComputed(
   results: readonly Extract<ComputeReply, { type: "result" }>[],
   what: string,
 ): void {
-  assert.equal(Atomics.load(ctrl, WAITER_CALLS), 1, what);
+  assert.equal(Atomics.load(ctrl, CTRL.WAITER_CALLS), 1, what);
   const value = map.load(key);
   assert.match(String(value), /^computed by waiter [12]$/);
   assert.deepEqual(results.map((r) => r.value), [value, value]);
@@ -135,16 +126,15 @@ describe("SyncMap.loadOrCompute across workers", () => {
   test("fn runs exactly once per key while 4 workers race for the same keys", TEST, async () => {
     const map: Map_ = new SyncMap();
     const keys = 1500;
-    const ctrl = control(CALLS + keys);
+    const ctrl = control(CTRL.CALLS + keys);
     const workers = await Promise.all(
       Array.from({ length: 4 }, () => new Computer(map).start()),
     );
     try {
       workers.forEach((w, id) => w.run({ job: "once", ctrl, id, keys, spinUs: 20 }));
-      Atomics.store(ctrl, GO, 1);
-      Atomics.notify(ctrl, GO);
+      raise(ctrl, CTRL.GO);
       const reports = await Promise.all(workers.map((w) => w.next("once")));
-      const calls = Array.from(ctrl.subarray(CALLS, CALLS + keys));
+      const calls = Array.from(ctrl.subarray(CTRL.CALLS, CTRL.CALLS + keys));
       const twice = calls.flatMap((n, k) => (n === 1 ? [] : [`key ${k}: ${n} calls`]));
       assert.deepEqual(twice, [], "fn ran once per key");
       const computedBy = new Map<number, number>();
@@ -175,11 +165,10 @@ describe("SyncMap.loadOrCompute across workers", () => {
 
   test("a worker whose fn throws hands the key to a waiting worker", TEST, async () => {
     const map: Map_ = new SyncMap();
-    const ctrl = control(CALLS);
+    const ctrl = control(CTRL.CALLS);
     await withHangingClaim(map, ctrl, 7, 2, async (hanging, [a, b]) => {
-      Atomics.store(ctrl, THROW, 1);
-      Atomics.store(ctrl, RELEASE, 1);
-      Atomics.notify(ctrl, RELEASE);
+      Atomics.store(ctrl, CTRL.THROW, 1);
+      raise(ctrl, CTRL.RELEASE);
       const thrown = await hanging.next("error");
       assert.match(thrown.message, /fn gave up/);
       const results = [await a.next("result"), await b.next("result")];
@@ -192,7 +181,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
     TEST,
     async () => {
       const map: Map_ = new SyncMap();
-      const ctrl = control(CALLS);
+      const ctrl = control(CTRL.CALLS);
       await withHangingClaim(map, ctrl, 3, 2, async (hanging, [a, b]) => {
         // Meanwhile the key is absent, and the map consistent: a claim of a live thread is
         // fine, and neither the computing worker nor the waiters keep verify() waiting.
@@ -209,7 +198,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
 
   test("a dead worker's claim nobody waited for is reclaimed", TEST, async () => {
     const map: Map_ = new SyncMap();
-    const ctrl = control(CALLS);
+    const ctrl = control(CTRL.CALLS);
     await withHangingClaim(map, ctrl, 5, 0, async (hanging) => {
       await hanging.kill();
       // The sweep that verify() runs for the dead worker gives its claim up.
@@ -225,7 +214,7 @@ describe("SyncMap.loadOrCompute across workers", () => {
 
   test("a later loadOrCompute takes over a dead worker's claim", TEST, async () => {
     const map: Map_ = new SyncMap();
-    const ctrl = control(CALLS);
+    const ctrl = control(CTRL.CALLS);
     await withHangingClaim(map, ctrl, 6, 0, async (hanging) => {
       await hanging.kill();
       assert.deepEqual(map.loadOrCompute(6, () => "taken over"), ["taken over", false]);
@@ -238,14 +227,13 @@ describe("SyncMap.compute across workers", () => {
   test("no increment is lost: 4 workers x 5,000 increments of one key", TEST, async () => {
     const map: Map_ = new SyncMap();
     const n = 5000;
-    const ctrl = control(CALLS);
+    const ctrl = control(CTRL.CALLS);
     const workers = await Promise.all(
       Array.from({ length: 4 }, () => new Computer(map).start()),
     );
     try {
       for (const w of workers) w.run({ job: "counter", ctrl, n });
-      Atomics.store(ctrl, GO, 1);
-      Atomics.notify(ctrl, GO);
+      raise(ctrl, CTRL.GO);
       const reports = await Promise.all(workers.map((w) => w.next("counter")));
       const reruns = reports.reduce((sum, r) => sum + r.reruns, 0);
       assert.equal(map.load(-1), 4 * n, `after ${reruns} reruns of fn`);

@@ -21,6 +21,7 @@ import {
 import {
   CTRL_WORDS,
   rng,
+  runEach,
   shared,
   startTogether,
   withWorkers,
@@ -46,6 +47,21 @@ function o(
     inv,
     res,
   };
+}
+
+/**
+ * loadOrStore(1) by worker 0 and loadOrStore(2) by worker 1, returning `first` and `second`
+ * (value, loaded), called and returning at `times`.
+ */
+function loadOrStores(
+  first: [number, number],
+  second: [number, number],
+  times: [[number, number], [number, number]],
+): Operation[] {
+  return [
+    o(0, OP.loadOrStore, [1], first, times[0]),
+    o(1, OP.loadOrStore, [2], second, times[1]),
+  ];
 }
 
 function assertLinearizable(ops: Operation[], what: string): void {
@@ -174,10 +190,7 @@ describe("linearizability checker", () => {
     ], "load misses a concurrent store");
     // Two overlapping loadOrStores: one stores, the other loads what it stored, whatever the
     // order of their calls.
-    assertLinearizable([
-      o(0, OP.loadOrStore, [1], [2, 1], [1, 4]),
-      o(1, OP.loadOrStore, [2], [2, 0], [2, 3]),
-    ], "loadOrStore race");
+    assertLinearizable(loadOrStores([2, 1], [2, 0], [[1, 4], [2, 3]]), "loadOrStore race");
     // Two concurrent stores; sequential loads afterwards see the one linearized last, and a
     // load overlapping both may see the other. The order must be the one the later call
     // suggests only if nothing forces it.
@@ -214,43 +227,37 @@ describe("linearizability checker", () => {
   });
 
   test("rejects two sequential loads that see two sequential stores in the wrong order", () => {
-    assertViolation([
-      o(0, OP.store, [1], [], [1, 2]),
-      o(0, OP.store, [2], [], [3, 4]),
-      o(1, OP.load, [], [2], [5, 6]),
-      o(1, OP.load, [], [1], [7, 8]),
-    ], "stale load");
+    // Stores of 1 and 2 by `writers` at `times`, then loads by `reader` that see 2, then 1.
+    const storesThenLoads = (
+      writers: [number, number],
+      times: [[number, number], [number, number]],
+      reader: number,
+    ) => [
+      o(writers[0], OP.store, [1], [], times[0]),
+      o(writers[1], OP.store, [2], [], times[1]),
+      o(reader, OP.load, [], [2], [5, 6]),
+      o(reader, OP.load, [], [1], [7, 8]),
+    ];
+    assertViolation(storesThenLoads([0, 0], [[1, 2], [3, 4]], 1), "stale load");
     // Concurrent stores, but both loads come after both: the loads must agree.
-    assertViolation([
-      o(0, OP.store, [1], [], [1, 4]),
-      o(1, OP.store, [2], [], [2, 3]),
-      o(2, OP.load, [], [2], [5, 6]),
-      o(2, OP.load, [], [1], [7, 8]),
-    ], "loads disagree after the stores");
+    assertViolation(
+      storesThenLoads([0, 1], [[1, 4], [2, 3]], 2),
+      "loads disagree after the stores",
+    );
     // The same loads overlapping the stores would be fine: the checker must tell them apart.
-    assertLinearizable([
-      o(0, OP.store, [1], [], [1, 10]),
-      o(1, OP.store, [2], [], [2, 9]),
-      o(2, OP.load, [], [2], [5, 6]),
-      o(2, OP.load, [], [1], [7, 8]),
-    ], "loads during the stores");
+    assertLinearizable(storesThenLoads([0, 1], [[1, 10], [2, 9]], 2), "loads during the stores");
   });
 
   test("rejects loadOrStore storing twice with no delete between", () => {
-    assertViolation([
-      o(0, OP.loadOrStore, [1], [1, 0], [1, 2]),
-      o(1, OP.loadOrStore, [2], [2, 0], [3, 4]),
-    ], "two stores by loadOrStore, sequential");
-    assertViolation([
-      o(0, OP.loadOrStore, [1], [1, 0], [1, 4]),
-      o(1, OP.loadOrStore, [2], [2, 0], [2, 3]),
-    ], "two stores by loadOrStore, concurrent");
+    const bothStored = (times: [[number, number], [number, number]]) =>
+      loadOrStores([1, 0], [2, 0], times);
+    assertViolation(bothStored([[1, 2], [3, 4]]), "two stores by loadOrStore, sequential");
+    assertViolation(bothStored([[1, 4], [2, 3]]), "two stores by loadOrStore, concurrent");
     // With a delete that may fall between them, it is fine.
-    assertLinearizable([
-      o(0, OP.loadOrStore, [1], [1, 0], [1, 4]),
-      o(1, OP.loadOrStore, [2], [2, 0], [2, 6]),
-      o(2, OP.delete, [], [undefined, 1], [3, 5]),
-    ], "a delete between");
+    assertLinearizable(
+      [...bothStored([[1, 4], [2, 6]]), o(2, OP.delete, [], [undefined, 1], [3, 5])],
+      "a delete between",
+    );
   });
 
   test("rejects wrong results of every other operation", () => {
@@ -372,19 +379,14 @@ async function runRound(
   const map = new SyncMap<string, unknown>();
   const ctrl = shared(CTRL_WORDS);
   const flats = await withWorkers(WORKERS, async (workers) => {
-    const runs = workers.map((w, id) =>
-      w.run<Float64Array>({
-        job: "history",
-        handle: map.handle,
-        ctrl,
-        id: id + 1,
-        hotKeys: HOT_KEYS,
-        noiseKeys: NOISE_KEYS,
-        ops: OPS_PER_WORKER,
-        stringValues,
-        seed: round * 1000 + id,
-      })
-    );
+    const runs = runEach<Float64Array>(workers, map.handle, ctrl, (i) => ({
+      job: "history",
+      hotKeys: HOT_KEYS,
+      noiseKeys: NOISE_KEYS,
+      ops: OPS_PER_WORKER,
+      stringValues,
+      seed: round * 1000 + i,
+    }));
     await startTogether(ctrl, WORKERS);
     return await Promise.all(runs);
   });

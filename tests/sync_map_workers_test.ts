@@ -18,15 +18,19 @@ import {
   PARK,
   PARKED,
   PROGRESS,
+  type RangeWriterResult,
   rng,
   ROUND,
+  runEach,
   shared,
   signal,
   sleep,
   startTogether,
   STOP,
   tornKey,
+  type TornReaderResult,
   TornTally,
+  type TornWriterResult,
   until,
   withWorkers,
   WORKER_TEST,
@@ -48,12 +52,6 @@ const RANGE_KEYS = 128;
 const RANGE_WRITERS = 3;
 const RANGES = 400;
 
-interface WriterResult {
-  rounds: number;
-  bad: number;
-  firstBad: string;
-}
-
 /**
  * Go's TestConcurrentRange: writers store key * n for every key 1..N, for n = 1, 2, ..., while
  * the main thread iterates. Every value seen must be a multiple of its key, every key is seen
@@ -70,17 +68,12 @@ async function concurrentRange(how: "range" | "iterator", churn: boolean): Promi
   let seenTotal = 0;
   let during = 0;
   const results = await withWorkers(RANGE_WRITERS, async (workers) => {
-    const runs = workers.map((w, i) =>
-      w.run<WriterResult>({
-        job: "rangeWriter",
-        handle: map.handle,
-        ctrl,
-        id: ids[i],
-        keys: RANGE_KEYS,
-        churn,
-        maxMs: 20_000,
-      })
-    );
+    const runs = runEach<RangeWriterResult>(workers, map.handle, ctrl, () => ({
+      job: "rangeWriter",
+      keys: RANGE_KEYS,
+      churn,
+      maxMs: 20_000,
+    }));
     await startTogether(ctrl, RANGE_WRITERS);
     await until(() => ids.every((id) => Atomics.load(ctrl, PROGRESS + id) > 0), "writers run");
     const before = progress(ctrl, ids);
@@ -174,21 +167,6 @@ const TORN_WRITES = 450_000;
  * what the others retire meanwhile. Without reclamation the run would use 45 MiB or more.
  */
 const TORN_BOUND = 24 * 2 ** 20;
-
-interface TornWriterResult {
-  writes: number;
-  verified: number;
-  bad: number;
-  firstBad: string;
-}
-
-interface TornReaderResult {
-  loads: number;
-  verified: number;
-  ranges: number;
-  bad: number;
-  firstBad: string;
-}
 
 test(
   `SyncMap: ${TORN_READERS} readers and the main thread never see a torn or reused value ` +

@@ -29,7 +29,8 @@ import {
 import { sleep, within } from "./fixtures/harness.ts";
 import { runtime } from "./fixtures/spawn.ts";
 import type { Smoke } from "./fixtures/adapter_node_smoke.ts";
-import { type AdapterMode, pointCodec, type Report } from "./fixtures/adapter_protocol.ts";
+import type { AdapterMode, Report } from "./fixtures/adapter_protocol.ts";
+import { pointCodec } from "./fixtures/point_codec.ts";
 
 const web = isBun ? bunAdapter : denoAdapter;
 const webName = isBun ? "bun.ts" : "deno.ts";

@@ -56,10 +56,10 @@ describe("a worker marked terminating stops at its next call", () => {
         threadGone(threadId);
         sync.verify();
         go.verify();
-        assert.equal(mu.tryLock(), true);
-        mu.unlock();
-        assert.equal(rw.tryLock(), true);
-        rw.unlock();
+        for (const lock of [mu, rw]) {
+          assert.equal(lock.tryLock(), true);
+          lock.unlock();
+        }
       } finally {
         worker.terminate();
       }
