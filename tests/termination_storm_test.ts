@@ -26,14 +26,13 @@ import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 import {
   counterKey,
   CTRL,
-  goKey,
   INTENT,
   KEYS,
   lockGoMap,
   lockPair,
   LOG,
+  slotKey,
   type StormProbe,
-  syncKey,
 } from "./fixtures/storm_protocol.ts";
 
 const args: readonly string[] = "Deno" in globalThis
@@ -174,7 +173,7 @@ class Storm {
       } (intent ${INTENT_NAMES[intent]} of key ${key})`;
     for (let k = 0; k < KEYS; k++) {
       const ok = allowed(log[LOG.SYNC + k], [INTENT.SYNC_STORE, INTENT.SYNC_DELETE], k);
-      const got = this.s.load(syncKey(index, k));
+      const got = this.s.load(slotKey(index, k));
       assert.ok(ok.includes(got ?? -1), describe(`SyncMap key ${k}`, got, ok));
     }
     const counter = log[LOG.COUNTER];
@@ -185,14 +184,14 @@ class Storm {
     try {
       for (let k = 0; k < KEYS; k++) {
         const ok = allowed(log[LOG.GO + k], [INTENT.GO_SET, INTENT.GO_DELETE], k);
-        const got = this.g.get(goKey(index, k));
+        const got = this.g.get(slotKey(index, k));
         assert.ok(ok.includes(got ?? -1), describe(`GoMap key ${k}`, got, ok));
       }
       this.g.verify();
       // The next worker of the slot starts from what is in the maps.
       for (let k = 0; k < KEYS; k++) {
-        log[LOG.SYNC + k] = this.s.load(syncKey(index, k)) ?? -1;
-        log[LOG.GO + k] = this.g.get(goKey(index, k)) ?? -1;
+        log[LOG.SYNC + k] = this.s.load(slotKey(index, k)) ?? -1;
+        log[LOG.GO + k] = this.g.get(slotKey(index, k)) ?? -1;
       }
       log[LOG.COUNTER] = this.s.load(counterKey(index)) ?? 0;
     } finally {
