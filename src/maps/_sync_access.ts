@@ -63,6 +63,10 @@ export class SyncAccess<K, V> {
    * while the mutex is held: values found under it are decoded after unlocking.
    */
   #inUser = 0;
+  /** A user codec's encodes, for {@linkcode callUser2}: made once, not a closure per call. */
+  readonly #toKey = (key: K, p: Probe): void =>
+    this.keys.toKey(key, p, this.arena.seed0, this.arena.seed1);
+  readonly #toValue = (value: V, p: Probe): void => this.values.toValue(value, p);
 
   constructor(opened: OpenedSyncMap<K, V>) {
     this.arena = opened.arena;
@@ -135,13 +139,7 @@ export class SyncAccess<K, V> {
     } else if (!this.userKeys) {
       this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
     } else {
-      this.#inUser++;
-      try {
-        this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
-      } finally {
-        this.#inUser--;
-      }
-      this.#afterUserCode();
+      this.#encodeUser(this.#toKey, key, probe);
     }
     return probe;
   }
@@ -152,27 +150,23 @@ export class SyncAccess<K, V> {
    * codec. Called before the operation reads anything shared.
    */
   encodeValue(value: V, v: Probe): Probe {
-    if (typeof value !== "object" && !this.userValues) {
-      this.values.toValue(value, v);
-      return v;
+    if (typeof value === "object" || this.userValues) {
+      return this.#encodeUser(this.#toValue, value, v);
     }
-    this.#inUser++;
-    try {
-      this.values.toValue(value, v);
-    } finally {
-      this.#inUser--;
-    }
-    this.#afterUserCode();
+    this.values.toValue(value, v);
     return v;
   }
 
   /**
-   * After user code ran while this call encoded (before it read anything shared): the calls
-   * that code made entered and retired too, and may have used up the retire room this call's
-   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
+   * Encodes `x` into `p` with `encode`, which may run user code (counted in
+   * {@linkcode nested}), and returns `p`. That code's calls of this map entered and retired
+   * too, and may have used up the retire room this call's enter() made: it is made again. (It
+   * may free what is safe to free: the call holds nothing before it reads anything shared.)
    */
-  #afterUserCode(): void {
+  #encodeUser<T>(encode: (x: T, p: Probe) => void, x: T, p: Probe): Probe {
+    this.callUser2(encode, x, p);
     this.participant.makeRoom(RETIRES_PER_OP);
+    return p;
   }
 
   /**
