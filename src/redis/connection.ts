@@ -230,17 +230,16 @@ export class Connection {
 
   /**
    * Runs `script` on `key` by EVALSHA, and by EVAL, within the same deadline, where the server
-   * lacks it (NOSCRIPT); resolves to `then` of its reply.
+   * lacks it (NOSCRIPT); resolves to `then` of its reply. Errors name the script's operation.
    */
   script<T = Reply>(
-    op: string,
     script: Script,
     key: Buffer,
     args: Arg[],
     then?: (reply: Reply) => T,
   ): Promise<T> {
     return this.#call(
-      op,
+      script.op,
       true,
       key,
       ["EVALSHA", script.sha, "1", key, ...args],
