@@ -63,9 +63,7 @@ export class SyncAccess<K, V> {
    * while the mutex is held: values found under it are decoded after unlocking.
    */
   #inUser = 0;
-  /** A user codec's encodes, for {@linkcode callUser2}: made once, not a closure per call. */
-  readonly #toKey = (key: K, p: Probe): void =>
-    this.keys.toKey(key, p, this.arena.seed0, this.arena.seed1);
+  /** The value codec's encode, for {@linkcode callUser2}: made once, not a closure per call. */
   readonly #toValue = (value: V, p: Probe): void => this.values.toValue(value, p);
 
   constructor(opened: OpenedSyncMap<K, V>) {
@@ -139,9 +137,37 @@ export class SyncAccess<K, V> {
     } else if (!this.userKeys) {
       this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
     } else {
-      this.#encodeUser(this.#toKey, key, probe);
+      this.#inUser++;
+      try {
+        this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
+      } finally {
+        this.#inUser--;
+      }
+      this.#afterUserCode();
     }
     return probe;
+  }
+
+  /**
+   * {@linkcode keyProbe} into this object's key scratch, or into a fresh probe for a nested
+   * call (one inside user code of an outer call, whose scratch is in use).
+   */
+  probeKey(key: K): Probe {
+    return this.keyProbe(key, this.nested ? new Probe() : this.probe);
+  }
+
+  /** {@linkcode encodeValue} into this object's value scratch, or a fresh probe when nested. */
+  probeValue(value: V): Probe {
+    return this.encodeValue(value, this.nested ? new Probe() : this.valueProbe);
+  }
+
+  /**
+   * {@linkcode encodeValue} into the scratch of a compare-and-X's old value, apart from the
+   * value scratch (encoding the new value leaves the old one's bytes alone), or a fresh probe
+   * when nested.
+   */
+  probeExpected(old: V): Probe {
+    return this.encodeValue(old, this.nested ? new Probe() : this.expectedProbe);
   }
 
   /**
@@ -151,22 +177,26 @@ export class SyncAccess<K, V> {
    */
   encodeValue(value: V, v: Probe): Probe {
     if (typeof value === "object" || this.userValues) {
-      return this.#encodeUser(this.#toValue, value, v);
+      return this.#encodeUser(value, v);
     }
     this.values.toValue(value, v);
     return v;
   }
 
+  /** Encodes `value` into `v` where user code can run (counted in {@linkcode nested}). */
+  #encodeUser(value: V, v: Probe): Probe {
+    this.callUser2(this.#toValue, value, v);
+    this.#afterUserCode();
+    return v;
+  }
+
   /**
-   * Encodes `x` into `p` with `encode`, which may run user code (counted in
-   * {@linkcode nested}), and returns `p`. That code's calls of this map entered and retired
-   * too, and may have used up the retire room this call's enter() made: it is made again. (It
-   * may free what is safe to free: the call holds nothing before it reads anything shared.)
+   * After user code ran while this call encoded (before it read anything shared): the calls
+   * that code made entered and retired too, and may have used up the retire room this call's
+   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
    */
-  #encodeUser<T>(encode: (x: T, p: Probe) => void, x: T, p: Probe): Probe {
-    this.callUser2(encode, x, p);
+  #afterUserCode(): void {
     this.participant.makeRoom(RETIRES_PER_OP);
-    return p;
   }
 
   /**
