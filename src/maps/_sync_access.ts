@@ -63,13 +63,18 @@ export class SyncAccess<K, V> {
    * while the mutex is held: values found under it are decoded after unlocking.
    */
   #inUser = 0;
-  /** The value codec's encode, for {@linkcode callUser2}: made once, not a closure per call. */
-  readonly #toValue = (value: V, p: Probe): void => this.values.toValue(value, p);
+  /**
+   * The value codec's encode, for {@linkcode callUser2}: made once, not a closure per call.
+   * Typed over `unknown`, so that a SyncMap of any V is still a `SyncMap<unknown, unknown>`.
+   */
+  readonly #toValue: (value: unknown, p: Probe) => void;
 
   constructor(opened: OpenedSyncMap<K, V>) {
     this.arena = opened.arena;
     this.keys = opened.keys;
     this.values = opened.values;
+    const values = this.values as SlotCodec<unknown>;
+    this.#toValue = (value, p) => values.toValue(value, p);
     const participant = new Participant(
       registryOf(this.arena),
       opened.ticket,
