@@ -5,12 +5,13 @@
  * @module
  */
 
+import type { Arena } from "../_engine/arena.ts";
 import { Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { SEQ } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
-import { BatchIterator, batchLevel } from "./_iteration.ts";
+import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");
@@ -45,6 +46,8 @@ export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
  * otherwise (see BatchIterator).
  */
 export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
+  /** The map's arena, for next()'s check of the write sequence without a call. */
+  readonly #arena: Arena;
   /** The partition level, -1 until the first `next()`. */
   #level = -1;
   #start = 0;
@@ -66,12 +69,17 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
 
   protected readonly kind = "GoMap";
 
+  constructor(s: GoAccess<K, V>, what: Yield) {
+    super(s, what);
+    this.#arena = s.arena;
+  }
+
   next(): IteratorResult<T, undefined> {
     const j = this.#j;
     const count = this.#count;
     // A write since the batch was read can only be this thread's own (another worker's would
     // have overlapped the read, or be misuse), so a plain read of the word sees it.
-    if (j >= count || this.map!.arena.i32[SEQ] !== this.#seq) return this.readOn();
+    if (j >= count || this.#arena.i32[SEQ] !== this.#seq) return this.readOn();
     this.#j = j + 1;
     let at = j + this.#rotate;
     if (at >= count) at %= count;

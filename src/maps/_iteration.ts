@@ -67,11 +67,6 @@ export abstract class BatchIterator<S, T> extends IteratorBase implements Iterab
   /** "GoMap" or "SyncMap", for errors and the string tag. */
   protected abstract readonly kind: string;
 
-  /** The map; null once done. */
-  protected get map(): S | null {
-    return this.#s;
-  }
-
   abstract next(): IteratorResult<T, undefined>;
 
   /** The result that yields the entry (`key`, `value`) as this iterator yields it. */
