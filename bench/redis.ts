@@ -17,13 +17,14 @@ import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { bench, do_not_optimize, run } from "mitata";
-import { createClient, createCluster, RESP_TYPES } from "@redis/client";
+import { createClient, createCluster } from "@redis/client";
 import { SyncMap } from "../mod.ts";
 import { slotCodecOf } from "../src/codec.ts";
 import { Wire } from "../src/_engine/wire.ts";
 import { KeyLayout } from "../src/redis/key_layout.ts";
 import { COMPARE_AND_SWAP } from "../src/redis/scripts.ts";
 import { RedisSyncMap } from "../src/redis/mod.ts";
+import { COMMAND_OPTIONS, NODE_OPTIONS } from "../src/redis/connection.ts";
 import { RedisCluster, RedisServer } from "../tests/fixtures/redis_servers.ts";
 
 const args = process.argv.slice(2);
@@ -79,7 +80,6 @@ const target: { cluster: string[] } | { url: string } = cluster !== undefined
 try {
   const version = execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim();
   const map = await RedisSyncMap.open<number, number>({ ...target, name: "bench" });
-  const typeMapping = { [RESP_TYPES.BLOB_STRING]: Buffer };
   // The raw client, set up as the map sets up its own (src/redis/connection.ts).
   type Send = (key: Buffer, args: (string | Buffer)[]) => Promise<unknown>;
   let send: Send;
@@ -87,9 +87,9 @@ try {
   if ("cluster" in target) {
     const raw = createCluster({
       rootNodes: target.cluster.map((url) => ({ url })),
-      defaults: { disableOfflineQueue: true, maintNotifications: "disabled" },
+      defaults: NODE_OPTIONS,
       RESP: 3,
-      commandOptions: { typeMapping, timeout: 0 },
+      commandOptions: COMMAND_OPTIONS,
     });
     await raw.connect();
     send = (key, a) => raw.sendCommand(key, false, a);
@@ -98,9 +98,8 @@ try {
     const raw = createClient({
       url: target.url,
       RESP: 3,
-      disableOfflineQueue: true,
-      maintNotifications: "disabled",
-      commandOptions: { typeMapping, timeout: 0 },
+      ...NODE_OPTIONS,
+      commandOptions: COMMAND_OPTIONS,
     });
     await raw.connect();
     send = (_key, a) => raw.sendCommand(a);

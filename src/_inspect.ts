@@ -1,8 +1,9 @@
 /**
  * Internal. What `console.log` and the runtimes' inspect functions show for shmap's
  * structures: Deno calls `[Symbol.for("Deno.customInspect")](inspect, options)`, Node and Bun
- * `[Symbol.for("nodejs.util.inspect.custom")](depth, options, inspect)`. Each structure defines
- * both and hands them to the functions here, so that all four print alike on every runtime:
+ * `[Symbol.for("nodejs.util.inspect.custom")](depth, options, inspect)`. Each structure gets
+ * both from {@linkcode defineInspect} and formats itself with the functions here, so that all
+ * four print alike on every runtime:
  *
  * - a map as a `Map` prints, `SyncMap(2) { "a" => 1, "b" => 2 }`: the entries read are handed
  *   to the runtime's own inspect as a native `Map` (its quotes, colors and line breaking), at
@@ -111,21 +112,62 @@ export function nodeRequest(depth: unknown, options: unknown, inspect: unknown):
   };
 }
 
+/**
+ * Gives the instances of the class whose prototype is `proto` both runtimes' inspect hooks:
+ * each reads its runtime's arguments and returns `show(instance, request)`. Like methods of a
+ * class body, the hooks are not enumerable.
+ */
+export function defineInspect<T>(
+  proto: T,
+  show: (self: T, request: InspectRequest) => string,
+): void {
+  Object.defineProperties(proto, {
+    [Symbol.for("Deno.customInspect")]: {
+      configurable: true,
+      writable: true,
+      value(this: T, inspect?: unknown, options?: unknown): string {
+        return show(this, denoRequest(inspect, options));
+      },
+    },
+    [Symbol.for("nodejs.util.inspect.custom")]: {
+      configurable: true,
+      writable: true,
+      value(this: T, depth?: unknown, options?: unknown, inspect?: unknown): string {
+        return show(this, nodeRequest(depth, options, inspect));
+      },
+    },
+  });
+}
+
 /** Indents the lines after the first of `text` by two spaces. */
 function indent(text: string): string {
   return text.replaceAll("\n", "\n  ");
 }
 
+/** The first `limit` entries of `iterate()`; `iterate` is not called when `limit` is 0. */
+function firstEntries(
+  iterate: () => Iterable<[unknown, unknown]>,
+  limit: number,
+): [unknown, unknown][] {
+  const entries: [unknown, unknown][] = [];
+  if (limit <= 0) return entries;
+  for (const entry of iterate()) {
+    entries.push(entry);
+    if (entries.length >= limit) break;
+  }
+  return entries;
+}
+
 /**
- * Formats a map: `name(size) { key => value, ... }`. `read(limit)` returns at most `limit`
- * entries, or throws; `unreadable(error)` says why it could not read them (in place of the
- * entries). Never throws.
+ * Formats a map: `name(size) { key => value, ... }`. `iterate()` gives its entries (the first
+ * ones are read, as many as the request shows), or throws; `unreadable(error)` says why they
+ * could not be read (in place of the entries). Never throws.
  */
 export function inspectMap(
   request: InspectRequest,
   name: string,
   size: () => number,
-  read: (limit: number) => [unknown, unknown][],
+  iterate: () => Iterable<[unknown, unknown]>,
   unreadable: (error: unknown) => string,
 ): string {
   try {
@@ -138,7 +180,7 @@ export function inspectMap(
     }
     let entries: [unknown, unknown][];
     try {
-      entries = read(request.limit);
+      entries = firstEntries(iterate, request.limit);
     } catch (error) {
       return `${name}(${n}) { <${unreadable(error)}> }`;
     }

@@ -5,12 +5,13 @@
  * @module
  */
 
+import type { Arena } from "../_engine/arena.ts";
 import { Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { SEQ } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
-import { batchLevel, ENTRIES, IteratorBase, KEYS, type Yield } from "./_iteration.ts";
+import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");
@@ -41,15 +42,12 @@ export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
  * one of its entries, the entry is looked up again: skipped if deleted, yielded with its
  * current value otherwise.
  *
- * A class, not a generator: no generator resumption per entry. Like a generator, it starts on
- * its first `next()`, is done for good once it has finished, thrown or been returned, and
- * throws a TypeError when `next()` is called from inside its own `next()` (a user codec's
- * decode may call anything).
+ * A class, not a generator: no generator resumption per entry. It behaves as a generator does
+ * otherwise (see BatchIterator).
  */
-export class GoIterator<K, V, T> extends IteratorBase implements IterableIterator<T> {
-  /** The map; null once done. */
-  #s: GoAccess<K, V> | null;
-  readonly #yield: Yield;
+export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
+  /** The map's arena, for next()'s check of the write sequence without a call. */
+  readonly #arena: Arena;
   /** The partition level, -1 until the first `next()`. */
   #level = -1;
   #start = 0;
@@ -68,13 +66,12 @@ export class GoIterator<K, V, T> extends IteratorBase implements IterableIterato
   /** Entries in the current batch, and how many of them were yielded. */
   #count = 0;
   #j = 0;
-  /** Inside next(). */
-  #running = false;
+
+  protected readonly kind = "GoMap";
 
   constructor(s: GoAccess<K, V>, what: Yield) {
-    super();
-    this.#s = s;
-    this.#yield = what;
+    super(s, what);
+    this.#arena = s.arena;
   }
 
   next(): IteratorResult<T, undefined> {
@@ -82,50 +79,31 @@ export class GoIterator<K, V, T> extends IteratorBase implements IterableIterato
     const count = this.#count;
     // A write since the batch was read can only be this thread's own (another worker's would
     // have overlapped the read, or be misuse), so a plain read of the word sees it.
-    if (j >= count || this.#s!.arena.i32[SEQ] !== this.#seq) return this.#slowNext();
+    if (j >= count || this.#arena.i32[SEQ] !== this.#seq) return this.readOn();
     this.#j = j + 1;
     let at = j + this.#rotate;
     if (at >= count) at %= count;
-    return this.#result(this.#keys[at] as K, this.#values[at] as V);
+    return this.result(this.#keys[at] as K, this.#values[at] as V);
   }
 
   /** next() at the end of a batch, or after a write: reads batches, or looks entries up. */
-  #slowNext(): IteratorResult<T, undefined> {
-    const s = this.#s;
-    if (s === null) return { value: undefined, done: true };
-    if (this.#running) throw new TypeError("GoMap iterator: next() called from inside next()");
-    this.#running = true;
-    try {
-      for (;;) {
-        while (this.#j < this.#count) {
-          const count = this.#count;
-          let at = this.#j++ + this.#rotate;
-          if (at >= count) at %= count;
-          const key = this.#keys[at] as K;
-          if (s.arena.i32[SEQ] === this.#seq) return this.#result(key, this.#values[at] as V);
-          const value = lookup(s, key);
-          if (value !== ABSENT) return this.#result(key, value);
-        }
-        if (!this.#read(s)) return this.#finish();
+  protected read(s: GoAccess<K, V>): IteratorResult<T, undefined> {
+    for (;;) {
+      while (this.#j < this.#count) {
+        const count = this.#count;
+        let at = this.#j++ + this.#rotate;
+        if (at >= count) at %= count;
+        const key = this.#keys[at] as K;
+        if (s.arena.i32[SEQ] === this.#seq) return this.result(key, this.#values[at] as V);
+        const value = lookup(s, key);
+        if (value !== ABSENT) return this.result(key, value);
       }
-    } catch (error) {
-      this.#finish();
-      throw error;
-    } finally {
-      this.#running = false;
+      if (!this.#readBatch(s)) return this.finish();
     }
   }
 
-  #result(key: K, value: V): IteratorResult<T, undefined> {
-    const what = this.#yield;
-    return {
-      value: (what === ENTRIES ? [key, value] : what === KEYS ? key : value) as T,
-      done: false,
-    };
-  }
-
   /** Reads the next batch, or returns false when every partition has been read. */
-  #read(s: GoAccess<K, V>): boolean {
+  #readBatch(s: GoAccess<K, V>): boolean {
     const a = s.arena;
     if (this.#level < 0) {
       this.#level = batchLevel(s.table.B);
@@ -168,30 +146,9 @@ export class GoIterator<K, V, T> extends IteratorBase implements IterableIterato
     return true;
   }
 
-  /**
-   * Ends the iteration (a `for...of` calls it on `break`), as a generator's return does; like
-   * it, throws a TypeError when called from inside `next()`.
-   */
-  return(value?: undefined): IteratorResult<T, undefined> {
-    if (this.#running) throw new TypeError("GoMap iterator: return() called from inside next()");
-    this.#finish();
-    return { value, done: true };
-  }
-
-  /** Done for good: every later next() returns done. */
-  #finish(): IteratorResult<T, undefined> {
-    this.#s = null;
+  protected drop(): void {
     this.#keys = [];
     this.#values = [];
     this.#count = 0;
-    return { value: undefined, done: true };
-  }
-
-  [Symbol.iterator](): this {
-    return this;
-  }
-
-  get [Symbol.toStringTag](): string {
-    return "GoMap Iterator";
   }
 }

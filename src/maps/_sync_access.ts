@@ -63,11 +63,18 @@ export class SyncAccess<K, V> {
    * while the mutex is held: values found under it are decoded after unlocking.
    */
   #inUser = 0;
+  /**
+   * The value codec's encode, for {@linkcode callUser2}: made once, not a closure per call.
+   * Typed over `unknown`, so that a SyncMap of any V is still a `SyncMap<unknown, unknown>`.
+   */
+  readonly #toValue: (value: unknown, p: Probe) => void;
 
   constructor(opened: OpenedSyncMap<K, V>) {
     this.arena = opened.arena;
     this.keys = opened.keys;
     this.values = opened.values;
+    const values = this.values as SlotCodec<unknown>;
+    this.#toValue = (value, p) => values.toValue(value, p);
     const participant = new Participant(
       registryOf(this.arena),
       opened.ticket,
@@ -147,21 +154,43 @@ export class SyncAccess<K, V> {
   }
 
   /**
+   * {@linkcode keyProbe} into this object's key scratch, or into a fresh probe for a nested
+   * call (one inside user code of an outer call, whose scratch is in use).
+   */
+  probeKey(key: K): Probe {
+    return this.keyProbe(key, this.nested ? new Probe() : this.probe);
+  }
+
+  /** {@linkcode encodeValue} into this object's value scratch, or a fresh probe when nested. */
+  probeValue(value: V): Probe {
+    return this.encodeValue(value, this.nested ? new Probe() : this.valueProbe);
+  }
+
+  /**
+   * {@linkcode encodeValue} into the scratch of a compare-and-X's old value, apart from the
+   * value scratch (encoding the new value leaves the old one's bytes alone), or a fresh probe
+   * when nested.
+   */
+  probeExpected(old: V): Probe {
+    return this.encodeValue(old, this.nested ? new Probe() : this.expectedProbe);
+  }
+
+  /**
    * Encodes `value` into `v` and returns `v`. User code can run for an object (the default
    * codec reads its properties, which may be getters or a Proxy's traps) or under a user's
    * codec. Called before the operation reads anything shared.
    */
   encodeValue(value: V, v: Probe): Probe {
-    if (typeof value !== "object" && !this.userValues) {
-      this.values.toValue(value, v);
-      return v;
+    if (typeof value === "object" || this.userValues) {
+      return this.#encodeUser(value, v);
     }
-    this.#inUser++;
-    try {
-      this.values.toValue(value, v);
-    } finally {
-      this.#inUser--;
-    }
+    this.values.toValue(value, v);
+    return v;
+  }
+
+  /** Encodes `value` into `v` where user code can run (counted in {@linkcode nested}). */
+  #encodeUser(value: V, v: Probe): Probe {
+    this.callUser2(this.#toValue, value, v);
     this.#afterUserCode();
     return v;
   }

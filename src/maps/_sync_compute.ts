@@ -165,15 +165,8 @@ export function current(core: SyncCore, probe: Probe): number {
   const e = core.findIn(core.readTable(read), probe);
   if (e !== 0) return valueOf(Atomics.load(a.i32, e >> 2));
   if ((read & AMENDED) === 0) return 0;
-  return core.locked(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
-    let e2 = core.findIn(core.readTable(read2), probe);
-    if (e2 === 0 && (read2 & AMENDED) !== 0) {
-      e2 = core.findIn(core.dirtyTable(), probe);
-      core.missLocked();
-    }
-    return e2 === 0 ? 0 : valueOf(Atomics.load(a.i32, e2 >> 2));
-  });
+  const e2 = core.entryLocked(probe);
+  return e2 === 0 ? 0 : valueOf(Atomics.load(a.i32, e2 >> 2));
 }
 
 function valueOf(p: number): number {

@@ -405,6 +405,22 @@ export class SyncCore {
     return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
   }
 
+  /**
+   * Go's Load after the read table missed `probe`'s key while amended: under the mutex, the
+   * read table again, then the dirty table, counting a miss. Returns the entry, or 0.
+   */
+  entryLocked(probe: Probe): number {
+    return this.locked(() => {
+      const read = Atomics.load(this.arena.i32, R_READ);
+      let e = this.findIn(this.readTable(read), probe);
+      if (e === 0 && (read & AMENDED) !== 0) {
+        e = this.findIn(this.dirtyTable(), probe);
+        this.missLocked();
+      }
+      return e;
+    });
+  }
+
   /** Go's missLocked: counts a miss and promotes the dirty table once misses reach its size. */
   missLocked(): void {
     const a = this.arena;

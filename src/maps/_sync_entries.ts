@@ -58,11 +58,11 @@ function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number 
 
 /**
  * Go's Load up to the entry for a number key: {@linkcode unlockedEntryForNumber}, then
- * {@linkcode entryForRead}'s locked half when the dirty table must be looked at.
+ * SyncCore.entryLocked when the dirty table must be looked at.
  */
 export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const e = unlockedEntryForNumber(s, key);
-  return e >= 0 ? e : entryForReadLocked(s, s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
+  return e >= 0 ? e : s.core.entryLocked(s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
 }
 
 /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
@@ -76,22 +76,7 @@ export function entryForRead<K, V>(s: SyncAccess<K, V>, key: K): number {
   const k = table === null ? -1 : table.find(probe);
   if (k >= 0) return core.entryAt(k);
   if ((read & AMENDED) === 0) return 0;
-  return entryForReadLocked(s, probe);
-}
-
-/** The slow half of {@linkcode entryForRead}: under the lock, and counting a miss. */
-function entryForReadLocked<K, V>(s: SyncAccess<K, V>, probe: Probe): number {
-  const a = s.arena;
-  const core = s.core;
-  return core.locked(() => {
-    const read = Atomics.load(a.i32, R_READ);
-    let e = core.findIn(core.readTable(read), probe);
-    if (e === 0 && (read & AMENDED) !== 0) {
-      e = core.findIn(core.dirtyTable(), probe);
-      core.missLocked();
-    }
-    return e;
-  });
+  return core.entryLocked(probe);
 }
 
 /**

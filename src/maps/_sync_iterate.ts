@@ -18,7 +18,7 @@
 
 import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
-import { batchLevel, ENTRIES, IteratorBase, KEYS, type Yield } from "./_iteration.ts";
+import { BatchIterator, batchLevel } from "./_iteration.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   AMENDED,
@@ -60,14 +60,9 @@ export function rangeOver<K, V>(
 
 /**
  * The Map-like iterators (entries, keys, values): {@linkcode range}'s loop, one entry a
- * `next()`. Like a generator, it starts on its first `next()`, is done for good once it has
- * finished, thrown or been returned, and throws a TypeError when `next()` is called from inside
- * its own `next()` (a user codec's decode may call anything).
+ * `next()`, behaving as a generator does (see BatchIterator).
  */
-export class SyncIterator<K, V, T> extends IteratorBase implements IterableIterator<T> {
-  /** The map; null once done. */
-  #s: SyncAccess<K, V> | null;
-  readonly #yield: Yield;
+export class SyncIterator<K, V, T> extends BatchIterator<SyncAccess<K, V>, T> {
   /** The partition level, -1 until the first `next()`. */
   #level = -1;
   #start = 0;
@@ -77,86 +72,42 @@ export class SyncIterator<K, V, T> extends IteratorBase implements IterableItera
   /** Entries in the current batch, and the next one to yield. */
   #count = 0;
   #j = 0;
-  /** Inside next(), reading a batch. */
-  #running = false;
 
-  constructor(s: SyncAccess<K, V>, what: Yield) {
-    super();
-    this.#s = s;
-    this.#yield = what;
-  }
+  protected readonly kind = "SyncMap";
 
   next(): IteratorResult<T, undefined> {
     const j = this.#j;
-    if (j >= this.#count) return this.#nextBatch();
+    if (j >= this.#count) return this.readOn();
     this.#j = j + 1;
     return this.#result(j);
   }
 
   #result(j: number): IteratorResult<T, undefined> {
-    const what = this.#yield;
     const b = this.#batch;
-    const value = what === ENTRIES
-      ? [b.keys[j], b.values[j]]
-      : what === KEYS
-      ? b.keys[j]
-      : b.values[j];
-    return { value: value as T, done: false };
+    return this.result(b.keys[j], b.values[j]);
   }
 
   /** next() at the end of a batch: reads batches until one has entries, or finishes. */
-  #nextBatch(): IteratorResult<T, undefined> {
-    const s = this.#s;
-    if (s === null) return { value: undefined, done: true };
-    if (this.#running) throw new TypeError("SyncMap iterator: next() called from inside next()");
-    this.#running = true;
-    try {
-      do {
-        if (this.#level < 0) {
-          this.#level = startLevel(s);
-          this.#start = Math.floor(Math.random() * (1 << this.#level));
-        }
-        const n = 1 << this.#level;
-        if (this.#step >= n) return this.#finish();
-        const i = (this.#start + this.#step++) & (n - 1);
-        this.#j = 0;
-        this.#count = 0; // in case readBatch throws, or a nested next() comes meanwhile
-        this.#count = readBatch(s, this.#level, i, this.#batch);
-      } while (this.#count === 0);
-    } catch (error) {
-      this.#finish();
-      throw error;
-    } finally {
-      this.#running = false;
-    }
+  protected read(s: SyncAccess<K, V>): IteratorResult<T, undefined> {
+    do {
+      if (this.#level < 0) {
+        this.#level = startLevel(s);
+        this.#start = Math.floor(Math.random() * (1 << this.#level));
+      }
+      const n = 1 << this.#level;
+      if (this.#step >= n) return this.finish();
+      const i = (this.#start + this.#step++) & (n - 1);
+      this.#j = 0;
+      this.#count = 0; // in case readBatch throws, or a nested next() comes meanwhile
+      this.#count = readBatch(s, this.#level, i, this.#batch);
+    } while (this.#count === 0);
     this.#j = 1;
     return this.#result(0);
   }
 
-  /**
-   * Ends the iteration (a `for...of` calls it on `break`), as a generator's return does; like
-   * it, throws a TypeError when called from inside `next()`.
-   */
-  return(value?: undefined): IteratorResult<T, undefined> {
-    if (this.#running) throw new TypeError("SyncMap iterator: return() called from inside next()");
-    this.#finish();
-    return { value, done: true };
-  }
-
-  /** Done for good: every later next() returns done. */
-  #finish(): IteratorResult<T, undefined> {
-    this.#s = null;
+  protected drop(): void {
     this.#batch = new Batch();
     this.#count = 0;
-    return { value: undefined, done: true };
-  }
-
-  [Symbol.iterator](): this {
-    return this;
-  }
-
-  get [Symbol.toStringTag](): string {
-    return "SyncMap Iterator";
   }
 }
 

@@ -9,15 +9,14 @@
 
 import { allocate, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
 import {
-  Arena,
+  type Arena,
   checkMaxBytes,
-  H_ALLOC_JOURNAL,
   HEADER_BYTES,
   KIND_SYNC_MAP,
   roundUp,
 } from "../_engine/arena.ts";
-import { adoptCensus, census } from "../_engine/census.ts";
-import { Journal, journalWords } from "../_engine/journal.ts";
+import { census } from "../_engine/census.ts";
+import { journalWords } from "../_engine/journal.ts";
 import {
   adoptSeat,
   claimSeat,
@@ -32,6 +31,7 @@ import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
 import { checkHandle, describe } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
+import { attachArena, bootJournal, newArena, OpenedMap } from "./_open.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   R_DIRTY,
@@ -57,16 +57,11 @@ const ATTACH_OPTIONS = ["keys", "values"] as const;
  * {@linkcode createSyncMap} and {@linkcode attachSyncMap} make one; the SyncMap constructor
  * takes one where it would take options, which is how SyncMap.attach reaches it.
  */
-export class OpenedSyncMap<K, V> {
-  readonly arena: Arena;
+export class OpenedSyncMap<K, V> extends OpenedMap<K, V> {
   readonly ticket: Ticket;
-  readonly keys: SlotCodec<K>;
-  readonly values: SlotCodec<V>;
   constructor(arena: Arena, ticket: Ticket, keys: SlotCodec<K>, values: SlotCodec<V>) {
-    this.arena = arena;
+    super(arena, keys, values);
     this.ticket = ticket;
-    this.keys = keys;
-    this.values = values;
   }
 }
 
@@ -109,27 +104,15 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
         `about ${fixedBytes} bytes to hold a few keys, more than maxBytes ${maxBytes}`,
     );
   }
-  const arena = Arena.create(
-    KIND_SYNC_MAP,
-    maxBytes,
-    initialBytes + seatBytes + journalBytes,
-    keys.name,
-    values.name,
-    true,
-  );
-  // Nothing can die half-way through making a map no one else has seen yet: these first
-  // allocations go through the allocator's idle journal, without its lock.
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
-  boot.begin();
+  const bytes = initialBytes + seatBytes + journalBytes;
+  const { arena, boot } = newArena(KIND_SYNC_MAP, maxBytes, bytes, { keys, values }, true);
   // One 64-byte line a seat, the array line-aligned: participants write their own seats.
   const block = allocate(arena, seatBytes, true, boot);
   arena.i32[R_SEATS_BLOCK] = block;
   arena.i32[R_SEATS] = roundUp(block, 64) >> 2;
   arena.i32[R_NSEATS] = seats;
   arena.i32[R_EPOCH] = 1;
-  const journal = allocate(arena, journalBytes, false, boot);
-  Journal.format(arena.i32, journal >> 2, SYNC_JOURNAL_ENTRIES);
-  arena.i32[R_JOURNAL] = journal;
+  bootJournal(arena, boot, journalBytes, SYNC_JOURNAL_ENTRIES, R_JOURNAL);
   if (hint > 0) {
     // Go's zero Map starts empty; with a hint, start with a dirty table of that size.
     const tx = new WriterTx(arena, boot);
@@ -155,8 +138,7 @@ export function attachSyncMap<K, V, M>(
   checkHandle(handle, "SyncMap");
   // Checked before a participant seat is taken.
   options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
-  const arena = Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "SyncMap.attach");
-  if (handle.census !== undefined) adoptCensus(handle.census);
+  const arena = attachArena(handle, KIND_SYNC_MAP, true, "SyncMap.attach");
   const registry = registryOf(arena);
   let ticket: Ticket;
   if (handle.participant !== undefined) {

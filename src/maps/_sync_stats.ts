@@ -54,25 +54,16 @@ export function syncMapStats<K, V>(s: SyncAccess<K, V>): SyncMapStats {
   });
 }
 
-/** What a SyncMap shows for `request`: its entries as a `Map`'s, read with `range`. */
+/** What a SyncMap shows for `request`: its entries as a `Map`'s, read as `range` reads. */
 export function inspectSyncMap(
   request: InspectRequest,
-  map: { readonly size: number; range(f: (key: unknown, value: unknown) => boolean): void },
+  map: { readonly size: number; entries(): Iterable<[unknown, unknown]> },
 ): string {
   return inspectMap(
     request,
     "SyncMap",
     () => map.size,
-    (limit) => {
-      const entries: [unknown, unknown][] = [];
-      if (limit > 0) {
-        map.range((key, value) => {
-          entries.push([key, value]);
-          return entries.length < limit;
-        });
-      }
-      return entries;
-    },
+    () => map.entries(),
     (error) =>
       error instanceof TypeError && /closed|released/.test(error.message)
         ? "closed"

@@ -12,6 +12,7 @@ import { Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
 import type { SyncAccess } from "./_sync_access.ts";
+import type { SyncCore } from "./_sync_core.ts";
 import {
   abandon,
   awaitSettled,
@@ -58,13 +59,11 @@ export function swap<K, V>(
   value: V,
   wantPrevious: boolean,
 ): [V | undefined, boolean] | void {
-  const part = s.participant;
-  part.enter();
+  s.participant.enter();
   const a = s.arena;
   const core = s.core;
-  const nested = s.nested;
-  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
-  const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+  const probe = s.probeKey(key);
+  const vp = s.probeValue(value);
   probe.storable(); // a key too large for maxBytes
   let record = core.newRecord(vp, true);
   try {
@@ -86,11 +85,8 @@ export function swap<K, V>(
     // The previous record is decoded once the lock is released: decoding may run user code
     // (a user codec), which may call this map and need the lock.
     core.inflight = record;
-    const step = swapLocked(s, probe, record);
+    const previous = counted(core, storeLocked(s, probe, record, false));
     record = 0;
-    const added = step === ADDED;
-    const previous = added ? NIL : step;
-    if (added) core.count(1);
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } finally {
@@ -99,36 +95,13 @@ export function swap<K, V>(
   }
 }
 
-/**
- * {@linkcode swap}'s step under the lock: stores `stored` for `probe`'s key, adding the key if
- * absent. Returns the replaced record (or NIL), or {@linkcode ADDED} when it added the key.
- * Apart from swap for the reason given at {@linkcode loadOrStoreLocked}.
- */
-function swapLocked<K, V>(s: SyncAccess<K, V>, probe: Probe, stored: number): number {
-  const a = s.arena;
-  const core = s.core;
-  return s.lockedOrReclaim(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
-    let e2 = core.findIn(core.readTable(read2), probe);
-    if (e2 !== 0) core.unexpungeLocked(e2, probe);
-    else e2 = core.findIn(core.dirtyTable(), probe);
-    if (e2 !== 0) {
-      // The step's last act, after everything that can fail.
-      return replaced(s, Atomics.exchange(a.i32, e2 >> 2, stored), e2);
-    }
-    core.addLocked(probe, stored, read2);
-    return ADDED;
-  });
-}
-
 /** Go's LoadOrStore. */
 export function loadOrStore<K, V>(
   s: SyncAccess<K, V>,
   key: K,
   value: V,
 ): [actual: V, loaded: boolean] {
-  const part = s.participant;
-  part.enter();
+  s.participant.enter();
   const a = s.arena;
   const core = s.core;
   if (typeof key === "number" && s.numberKeys && typeof value === "number" && s.numberValues) {
@@ -138,9 +111,8 @@ export function loadOrStore<K, V>(
     const p = e === 0 ? 0 : Atomics.load(a.i32, e >> 2);
     if (p > EXPUNGED) return [s.decodeRecord(p), true];
   }
-  const nested = s.nested;
-  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
-  const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+  const probe = s.probeKey(key);
+  const vp = s.probeValue(value);
   probe.storable(); // a key too large for maxBytes
   let record = 0;
   try {
@@ -167,11 +139,8 @@ export function loadOrStore<K, V>(
     // code (a user codec), which may call this map and need the lock. The record stays
     // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
     core.inflight = record;
-    const step = loadOrStoreLocked(s, probe, record);
-    const added = step === ADDED;
-    const found = added ? NIL : step;
+    const found = counted(core, storeLocked(s, probe, record, true));
     if (found === NIL) record = 0;
-    if (added) core.count(1);
     return found === NIL ? [value, false] : [s.decodeRecord(found), true];
   } finally {
     core.inflight = 0;
@@ -180,30 +149,45 @@ export function loadOrStore<K, V>(
 }
 
 /**
- * {@linkcode loadOrStore}'s step under the lock, with the new value in `record`: returns what
- * {@linkcode tryLoadOrStore} does, or {@linkcode ADDED} when it added the key. A function of its
- * own so that only this path makes the closure's context: the variables a closure captures
- * live in a context object, which V8 makes as the enclosing function is entered, every call.
+ * The step under the lock of {@linkcode swap} and, when `loadOrStore`, of
+ * {@linkcode loadOrStore}, with the new value in `record`: adds the key if absent, returning
+ * {@linkcode ADDED}; otherwise swap stores `record` and returns the replaced record (or NIL),
+ * and loadOrStore returns what {@linkcode tryLoadOrStore} does (and counts a miss when the key
+ * was in the dirty table only). A function of its own so that only this path makes the
+ * closure's context: the variables a closure captures live in a context object, which V8 makes
+ * as the enclosing function is entered, every call.
  */
-function loadOrStoreLocked<K, V>(s: SyncAccess<K, V>, probe: Probe, record: number): number {
+function storeLocked<K, V>(
+  s: SyncAccess<K, V>,
+  probe: Probe,
+  record: number,
+  loadOrStore: boolean,
+): number {
   const a = s.arena;
   const core = s.core;
   return s.lockedOrReclaim(() => {
     const read2 = Atomics.load(a.i32, R_READ);
     let e2 = core.findIn(core.readTable(read2), probe);
-    if (e2 !== 0) {
-      core.unexpungeLocked(e2, probe);
-      return tryLoadOrStore(s, e2, record);
+    const inRead = e2 !== 0;
+    if (inRead) core.unexpungeLocked(e2, probe);
+    else e2 = core.findIn(core.dirtyTable(), probe);
+    if (e2 === 0) {
+      core.addLocked(probe, record, read2);
+      return ADDED;
     }
-    e2 = core.findIn(core.dirtyTable(), probe);
-    if (e2 !== 0) {
-      const p = tryLoadOrStore(s, e2, record);
-      core.missLocked();
-      return p;
-    }
-    core.addLocked(probe, record, read2);
-    return ADDED;
+    // Swap's last act, after everything that can fail.
+    if (!loadOrStore) return replaced(s, Atomics.exchange(a.i32, e2 >> 2, record), e2);
+    const p = tryLoadOrStore(s, e2, record);
+    if (!inRead) core.missLocked();
+    return p;
   });
+}
+
+/** What a store's locked `step` found: NIL when it added the key, which it counts. */
+function counted(core: SyncCore, step: number): number {
+  if (step !== ADDED) return step;
+  core.count(1);
+  return NIL;
 }
 
 /** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
@@ -212,7 +196,6 @@ function computeClaimed<K, V>(
   probe: Probe,
   mine: number,
   fn: () => V,
-  nested: boolean,
 ): [V, boolean] {
   const part = s.participant;
   const core = s.core;
@@ -228,7 +211,7 @@ function computeClaimed<K, V>(
       );
     }
     part.enter();
-    const vp = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+    const vp = s.probeValue(value);
     record = core.newRecord(vp, true);
     core.inflight = record;
     const found = settle(core, probe, record);
@@ -257,15 +240,12 @@ function computeClaimed<K, V>(
 
 /** Go's CompareAndSwap. */
 export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: V): boolean {
-  const part = s.participant;
-  part.enter();
+  s.participant.enter();
   const a = s.arena;
   const core = s.core;
-  const nested = s.nested;
-  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
-  // Two probes, so two writers: encoding `next` leaves `old`'s bytes alone.
-  const expected = s.encodeValue(old, nested ? new Probe() : s.expectedProbe);
-  const vp = s.encodeValue(next, nested ? new Probe() : s.valueProbe);
+  const probe = s.probeKey(key);
+  const expected = s.probeExpected(old);
+  const vp = s.probeValue(next);
   const read = Atomics.load(a.i32, R_READ);
   const e = core.findIn(core.readTable(read), probe);
   if (e !== 0) return tryCompareAndSwap(s, e, expected, vp);
@@ -290,8 +270,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   part.enter();
   const a = s.arena;
   const core = s.core;
-  const nested = s.nested;
-  const expected = s.encodeValue(old, nested ? new Probe() : s.expectedProbe);
+  const expected = s.probeExpected(old);
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
   for (;;) {
@@ -316,9 +295,9 @@ export function compute<K, V>(
   part.enter();
   const a = s.arena;
   const core = s.core;
-  const nested = s.nested;
-  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
-  const seen = nested ? new Probe() : s.expectedProbe;
+  const probe = s.probeKey(key);
+  // Where the value read is copied: the old-value scratch, or a fresh probe when nested.
+  const seen = s.nested ? new Probe() : s.expectedProbe;
   for (;;) {
     const p = current(core, probe);
     const loaded = p !== 0;
@@ -344,7 +323,7 @@ export function compute<K, V>(
       if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
       continue;
     }
-    const vp = s.encodeValue(next, nested ? new Probe() : s.valueProbe);
+    const vp = s.probeValue(next);
     probe.storable(); // a key too large for maxBytes
     const record = core.newRecord(vp, true);
     core.inflight = record;
@@ -369,13 +348,12 @@ export function loadOrCompute<K, V>(
   const part = s.participant;
   part.enter();
   const core = s.core;
-  const nested = s.nested;
-  const probe = s.keyProbe(key, nested ? new Probe() : s.probe);
+  const probe = s.probeKey(key);
   probe.storable(); // a key too large for maxBytes, refused before fn runs
   const mine = pendingOf(ownerId());
   for (;;) {
     const found = claim(core, probe, mine);
-    if (found === CLAIMED) return computeClaimed(s, probe, mine, fn, nested);
+    if (found === CLAIMED) return computeClaimed(s, probe, mine, fn);
     if (found > EXPUNGED) return [s.decodeRecord(found), true];
     if (found === mine) {
       throw new Error(

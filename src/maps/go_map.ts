@@ -19,13 +19,7 @@ import {
 import type { Codec } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import { checkFunction } from "../_describe.ts";
-import {
-  denoRequest,
-  describeError,
-  inspectMap,
-  type InspectRequest,
-  nodeRequest,
-} from "../_inspect.ts";
+import { defineInspect, describeError, inspectMap } from "../_inspect.ts";
 import { GoAccess } from "./_go_access.ts";
 import {
   INTENT_CLEAR,
@@ -594,40 +588,21 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return "GoMap";
   }
 
-  /**
-   * What `console.log` shows in Deno: the entries as a `Map`'s, `GoMap(2) { "a" => 1, ... }`,
-   * at most `iterableLimit` (100) of them. A read like any other: while another worker writes,
-   * it shows that instead of the entries. Never throws.
-   */
-  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
-    return this.#inspect(denoRequest(inspect, options));
-  }
-
-  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
-  [Symbol.for("nodejs.util.inspect.custom")](
-    depth?: unknown,
-    options?: unknown,
-    inspect?: unknown,
-  ): string {
-    return this.#inspect(nodeRequest(depth, options, inspect));
-  }
-
-  #inspect(request: InspectRequest): string {
-    return inspectMap(
-      request,
-      "GoMap",
-      () => this.size,
-      (limit) => {
-        const entries: [unknown, unknown][] = [];
-        if (limit <= 0) return entries;
-        for (const entry of new GoIterator<K, V, [K, V]>(this.#s, ENTRIES)) {
-          entries.push(entry);
-          if (entries.length >= limit) break;
-        }
-        return entries;
-      },
-      (error) =>
-        error instanceof ConcurrentMapWriteError ? "a write is in progress" : describeError(error),
-    );
+  // What `console.log` shows, in every runtime: the entries as a `Map`'s,
+  // `GoMap(2) { "a" => 1, ... }`, at most the runtime's limit (100 by default) of them. A read
+  // like any other: while another worker writes, it shows that instead of the entries. Never
+  // throws.
+  static {
+    defineInspect(this.prototype, (map, request) =>
+      inspectMap(
+        request,
+        "GoMap",
+        () => map.size,
+        () => map.entries(),
+        (error) =>
+          error instanceof ConcurrentMapWriteError
+            ? "a write is in progress"
+            : describeError(error),
+      ));
   }
 }

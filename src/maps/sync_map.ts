@@ -9,7 +9,7 @@ import { holding } from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
-import { denoRequest, type InspectRequest, nodeRequest } from "../_inspect.ts";
+import { defineInspect } from "../_inspect.ts";
 import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
 import { SyncAccess } from "./_sync_access.ts";
 import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
@@ -742,26 +742,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return "SyncMap";
   }
 
-  /**
-   * What `console.log` shows in Deno: the entries as a `Map`'s, `SyncMap(2) { "a" => 1, ... }`,
-   * at most `iterableLimit` (100) of them. Read as {@linkcode range} reads (no lock but a brief
-   * one to promote), and never throws.
-   */
-  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
-    return this.#inspect(denoRequest(inspect, options));
-  }
-
-  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
-  [Symbol.for("nodejs.util.inspect.custom")](
-    depth?: unknown,
-    options?: unknown,
-    inspect?: unknown,
-  ): string {
-    return this.#inspect(nodeRequest(depth, options, inspect));
-  }
-
-  #inspect(request: InspectRequest): string {
-    return inspectSyncMap(request, this as SyncMap<unknown, unknown>);
+  // What `console.log` shows, in every runtime: the entries as a `Map`'s,
+  // `SyncMap(2) { "a" => 1, ... }`, at most the runtime's limit (100 by default) of them. Read as
+  // range reads (no lock but a brief one to promote), and never throws.
+  static {
+    defineInspect(this.prototype, (map, request) => inspectSyncMap(request, map));
   }
 }
 

@@ -68,7 +68,15 @@ export interface ConnectionOptions {
 // written only behind a full socket; if its deadline passes there, its caller is told that it
 // may have been applied.)
 const TYPE_MAPPING = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
-const COMMAND_OPTIONS = { typeMapping: TYPE_MAPPING, timeout: 0 };
+/** The command options of every connection the map opens (and of bench/redis.ts's raw client). */
+export const COMMAND_OPTIONS = { typeMapping: TYPE_MAPPING, timeout: 0 };
+/**
+ * What every connection to a Redis server is opened with, besides its socket and credentials:
+ * no offline queue (a command sent while disconnected fails at once, and the map's own retry
+ * and deadline take over), and no Redis Enterprise maintenance notices (nothing to negotiate
+ * with Redis itself).
+ */
+export const NODE_OPTIONS = { disableOfflineQueue: true, maintNotifications: "disabled" } as const;
 // How often a command waiting for the client to reconnect looks again.
 const OFFLINE_RETRY_MS = 20;
 const MIN_REDIS_MAJOR = 7;
@@ -142,13 +150,7 @@ export class Connection {
       const { username, password } = credentials(options.cluster[0]);
       const cluster = createCluster({
         rootNodes: options.cluster.map((url) => ({ url })),
-        defaults: {
-          disableOfflineQueue: true,
-          maintNotifications: "disabled",
-          socket,
-          username,
-          password,
-        },
+        defaults: { ...NODE_OPTIONS, socket, username, password },
         RESP: 3,
         commandOptions: COMMAND_OPTIONS,
       });
@@ -173,9 +175,7 @@ export class Connection {
       const client = createClient({
         url: options.url,
         RESP: 3,
-        disableOfflineQueue: true,
-        // Redis Enterprise's maintenance notices: nothing to negotiate with Redis itself.
-        maintNotifications: "disabled",
+        ...NODE_OPTIONS,
         socket,
         commandOptions: COMMAND_OPTIONS,
       });
@@ -230,17 +230,16 @@ export class Connection {
 
   /**
    * Runs `script` on `key` by EVALSHA, and by EVAL, within the same deadline, where the server
-   * lacks it (NOSCRIPT); resolves to `then` of its reply.
+   * lacks it (NOSCRIPT); resolves to `then` of its reply. Errors name the script's operation.
    */
   script<T = Reply>(
-    op: string,
     script: Script,
     key: Buffer,
     args: Arg[],
     then?: (reply: Reply) => T,
   ): Promise<T> {
     return this.#call(
-      op,
+      script.op,
       true,
       key,
       ["EVALSHA", script.sha, "1", key, ...args],

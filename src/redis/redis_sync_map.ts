@@ -276,7 +276,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     return this.#encoded(
       key,
       [old, next],
-      (k, vs) => this.#connection.script("compareAndSwap", COMPARE_AND_SWAP, k, vs, isOne),
+      (k, vs) => this.#connection.script(COMPARE_AND_SWAP, k, vs, isOne),
     );
   }
 
@@ -295,7 +295,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     return this.#encoded(
       key,
       [old],
-      (k, vs) => this.#connection.script("compareAndDelete", COMPARE_AND_DELETE, k, vs, isOne),
+      (k, vs) => this.#connection.script(COMPARE_AND_DELETE, k, vs, isOne),
     );
   }
 
@@ -331,7 +331,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       if (next === RedisSyncMap.CANCEL) return [old, loaded];
       if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
       const write: Arg[] = next === RedisSyncMap.DELETE ? ["d"] : ["s", this.#encode(next as V)];
-      const reply = await this.#connection.script("compute", COMPUTE, k, [
+      const reply = await this.#connection.script(COMPUTE, k, [
         current === null ? "0" : "1",
         current ?? "",
         ...write,

@@ -14,12 +14,15 @@ import { createHash } from "node:crypto";
 
 /** A Lua script, run by its SHA-1 (EVALSHA), loaded by EVAL where a server lacks it. */
 export class Script {
+  /** The map's operation the script does, as errors name it. */
+  readonly op: string;
   /** The Lua source. */
   readonly lua: string;
   /** The SHA-1 of the source, hex, as EVALSHA takes it. */
   readonly sha: string;
 
-  constructor(lua: string) {
+  constructor(op: string, lua: string) {
+    this.op = op;
     this.lua = lua;
     this.sha = createHash("sha1").update(lua).digest("hex");
   }
@@ -27,11 +30,13 @@ export class Script {
 
 /** KEYS[1]; ARGV: old, new. Sets new if the value is old. Replies 1 if it did, else 0. */
 export const COMPARE_AND_SWAP: Script = new Script(
+  "compareAndSwap",
   "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0",
 );
 
 /** KEYS[1]; ARGV: old. Deletes the key if its value is old. Replies 1 if it did, else 0. */
 export const COMPARE_AND_DELETE: Script = new Script(
+  "compareAndDelete",
   "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end return 0",
 );
 
@@ -43,6 +48,7 @@ export const COMPARE_AND_DELETE: Script = new Script(
  * that compute can run again without another read.
  */
 export const COMPUTE: Script = new Script(
+  "compute",
   [
     "local v = redis.call('GET', KEYS[1])",
     "if (ARGV[1] == '1' and v ~= ARGV[2]) or (ARGV[1] == '0' and v) then",

@@ -26,7 +26,7 @@ import {
   tried,
 } from "../_engine/lock_block.ts";
 import { OwnerDeadError } from "../errors.ts";
-import { denoRequest, inspectLock, nodeRequest } from "../_inspect.ts";
+import { defineInspect, inspectLock } from "../_inspect.ts";
 
 /**
  * A structured-cloneable reference to a {@linkcode Mutex}, made by
@@ -303,18 +303,10 @@ export class Mutex {
     return ownerOf(Atomics.load(this.#block, LOCK_BASE)) - 1;
   }
 
-  /** What `console.log` shows in Deno: `Mutex { unlocked }`, `Mutex { locked by thread 3 }`. */
-  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
-    return inspectLock(denoRequest(inspect, options), "Mutex", () => this.#state());
-  }
-
-  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
-  [Symbol.for("nodejs.util.inspect.custom")](
-    depth?: unknown,
-    options?: unknown,
-    inspect?: unknown,
-  ): string {
-    return inspectLock(nodeRequest(depth, options, inspect), "Mutex", () => this.#state());
+  // What `console.log` shows, in every runtime: `Mutex { unlocked }`,
+  // `Mutex { locked by thread 3 }`.
+  static {
+    defineInspect(this.prototype, (m, request) => inspectLock(request, "Mutex", () => m.#state()));
   }
 
   #state(): string {

@@ -38,7 +38,7 @@ import {
   writerWord,
 } from "../_engine/rw_lock.ts";
 import { OwnerDeadError } from "../errors.ts";
-import { denoRequest, inspectLock, nodeRequest } from "../_inspect.ts";
+import { defineInspect, inspectLock } from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
 
 /**
@@ -414,21 +414,14 @@ export class RWMutex {
     return "RWMutex";
   }
 
-  /**
-   * What `console.log` shows in Deno: `RWMutex { unlocked }`, `RWMutex { read-locked (2) }`
-   * (read locks held, over all threads), `RWMutex { write-locked by thread 3 }`.
-   */
-  [Symbol.for("Deno.customInspect")](inspect?: unknown, options?: unknown): string {
-    return inspectLock(denoRequest(inspect, options), "RWMutex", () => this.#state());
-  }
-
-  /** What `util.inspect` and `console.log` show in Node and Bun; see the Deno hook. */
-  [Symbol.for("nodejs.util.inspect.custom")](
-    depth?: unknown,
-    options?: unknown,
-    inspect?: unknown,
-  ): string {
-    return inspectLock(nodeRequest(depth, options, inspect), "RWMutex", () => this.#state());
+  // What `console.log` shows, in every runtime: `RWMutex { unlocked }`,
+  // `RWMutex { read-locked (2) }` (read locks held, over all threads),
+  // `RWMutex { write-locked by thread 3 }`.
+  static {
+    defineInspect(
+      this.prototype,
+      (m, request) => inspectLock(request, "RWMutex", () => m.#state()),
+    );
   }
 
   #state(): string {

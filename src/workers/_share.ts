@@ -8,8 +8,8 @@
  * keeps the message in an {@linkcode Inbox} and calls {@linkcode attachAll} on it when asked.
  *
  * The runtimes' adapters differ only in how a worker gets its messages and how the parent sees
- * a worker end: given those, {@linkcode listenForShare} (worker side), {@linkcode shareWith} and
- * {@linkcode spawnWith} (parent side) do the rest.
+ * a worker end: given those, {@linkcode listenForShare} (worker side) and
+ * {@linkcode WorkerAdapter} (parent side) do the rest.
  *
  * @module
  */
@@ -85,6 +85,20 @@ export function reserveId(): number {
 export type Shareable = GoMap<unknown, unknown> | SyncMap<unknown, unknown> | Mutex | RWMutex;
 
 /**
+ * What `share()` and `spawn()` take: the structures, by the names the worker receives them
+ * under.
+ *
+ * @example
+ * ```ts
+ * import { GoMap, Mutex } from "@shmap/shmap";
+ * import type { Shareables } from "@shmap/shmap/deno";
+ *
+ * const values: Shareables = { hits: new GoMap<string, number>(), lock: new Mutex() };
+ * ```
+ */
+export type Shareables = Readonly<Record<string, Shareable>>;
+
+/**
  * Options for `receive()` in a worker.
  *
  * @example A map made with a user codec for its keys
@@ -135,7 +149,7 @@ export function setReleaseHook(hook: ((message: ShareMessage) => void) | undefin
  * Makes the message for `values` and the function that releases the worker's shares. Throws
  * TypeError, having claimed nothing, if a value is not a shmap structure.
  */
-export function shareAll(values: Readonly<Record<string, Shareable>>): Grant {
+export function shareAll(values: Shareables): Grant {
   if (typeof values !== "object" || values === null || Array.isArray(values)) {
     throw new TypeError(
       `share: pass an object of named shmap structures, got ${describe(values)}`,
@@ -342,7 +356,7 @@ export interface Grant {
   readonly release: (graceMs?: number) => void;
 }
 
-/** Parent side: the watch of one worker's end, as an {@linkcode Adapter} starts it. */
+/** Parent side: the watch of one worker's end, as an {@linkcode AdapterSpec} starts it. */
 export interface Watch {
   /** Posts the share message to the worker. */
   post(message: ShareMessage): void;
@@ -353,7 +367,7 @@ export interface Watch {
 }
 
 /** Parent side: what sharing with a worker takes in one runtime. */
-export interface Adapter<W extends object> {
+export interface AdapterSpec<W extends object> {
   /** What `share()` expected, for its TypeError: "a Worker". */
   readonly expected: string;
   /** The methods `share()` checks that a worker has. */
@@ -366,99 +380,96 @@ export interface Adapter<W extends object> {
    * to it and how to stop watching once it has ended.
    */
   readonly watch: (worker: W, end: (graceMs?: number) => void) => Watch;
+}
+
+/** Parent side: `track()`, `share()` and `spawn()` for the workers of one runtime. */
+export class WorkerAdapter<W extends object> {
+  readonly #spec: AdapterSpec<W>;
   /** The workers shared with or tracked so far. */
-  readonly shared: WeakSet<W>;
-}
+  readonly #shared = new WeakSet<W>();
 
-/**
- * Parent side: `track()`. Watches `worker` so that its end is declared to shmap (its locks
- * taken over, what it held in a SyncMap reclaimed), for workers started elsewhere, such as a
- * pool's. Returns the watch, or undefined for a worker already shared with or tracked.
- */
-export function trackWith<W extends object>(
-  adapter: Adapter<W>,
-  worker: W,
-): Watch | undefined {
-  checkWorker(adapter, worker, "track");
-  if (adapter.shared.has(worker)) return undefined;
-  adapter.check?.(worker);
-  return watchOnce(adapter, worker).watch;
-}
-
-/** Parent side: `share()`. Checks `worker`, then shares `values` with it. */
-export function shareWith<W extends object>(
-  adapter: Adapter<W>,
-  worker: W,
-  values: Readonly<Record<string, Shareable>>,
-): void {
-  checkWorker(adapter, worker, "share");
-  if (adapter.shared.has(worker)) throw new Error("share: this worker was already shared with");
-  adapter.check?.(worker);
-  connect(adapter, worker, shareAll(values));
-}
-
-/** Whether `worker` is an object with every method `adapter` needs of a worker. */
-export function isWorkerOf<W extends object>(adapter: Adapter<W>, worker: unknown): worker is W {
-  return typeof worker === "object" && worker !== null &&
-    adapter.methods.every((method) => typeof (worker as W)[method] === "function");
-}
-
-/** Throws TypeError, in the words of `caller`, unless {@linkcode isWorkerOf}. */
-function checkWorker<W extends object>(adapter: Adapter<W>, worker: W, caller: string): void {
-  if (!isWorkerOf(adapter, worker)) {
-    throw new TypeError(`${caller}: expected ${adapter.expected}, got ${describe(worker)}`);
+  constructor(spec: AdapterSpec<W>) {
+    this.#spec = spec;
   }
-}
 
-/**
- * Parent side: `spawn()`. Claims the shares of `values`, then starts the worker with `create`
- * and shares them with it; gives them back if `create` throws.
- */
-export function spawnWith<W extends object>(
-  adapter: Adapter<W>,
-  values: Readonly<Record<string, Shareable>>,
-  create: () => W,
-): W {
-  const grant = shareAll(values);
-  let worker: W;
-  try {
-    worker = create();
-  } catch (error) {
-    grant.release();
-    throw error;
+  /** Whether `worker` is an object with every method the runtime needs of a worker. */
+  isWorker(worker: unknown): worker is W {
+    return typeof worker === "object" && worker !== null &&
+      this.#spec.methods.every((method) => typeof (worker as W)[method] === "function");
   }
-  connect(adapter, worker, grant);
-  return worker;
-}
 
-/** Posts the share message to `worker` and releases the grant once it has ended. */
-function connect<W extends object>(adapter: Adapter<W>, worker: W, grant: Grant): void {
-  const { watch, end } = watchOnce(adapter, worker, grant.release);
-  try {
-    watch.post(grant.message);
-  } catch (error) {
-    end();
-    throw error;
+  /**
+   * `track()`. Watches `worker` so that its end is declared to shmap (its locks taken over,
+   * what it held in a SyncMap reclaimed), for workers started elsewhere, such as a pool's.
+   * Returns the watch, or undefined for a worker already shared with or tracked.
+   */
+  track(worker: W): Watch | undefined {
+    this.#checkWorker(worker, "track");
+    if (this.#shared.has(worker)) return undefined;
+    this.#spec.check?.(worker);
+    return this.#watchOnce(worker).watch;
   }
-}
 
-/**
- * Starts watching `worker` and counts it as shared with. Its end, however often it is seen,
- * stops the watch and calls `release` once; `end` is that end, for the caller to call itself.
- */
-function watchOnce<W extends object>(
-  adapter: Adapter<W>,
-  worker: W,
-  release?: (graceMs?: number) => void,
-): { watch: Watch; end: (graceMs?: number) => void } {
-  let ended = false;
-  const end = (graceMs?: number): void => {
-    if (ended) return;
-    ended = true;
-    watch.stop();
-    release?.(graceMs);
-  };
-  const watch = adapter.watch(worker, end);
-  adapter.shared.add(worker);
-  return { watch, end };
+  /** `share()`. Checks `worker`, then shares `values` with it. */
+  share(worker: W, values: Shareables): void {
+    this.#checkWorker(worker, "share");
+    if (this.#shared.has(worker)) throw new Error("share: this worker was already shared with");
+    this.#spec.check?.(worker);
+    this.#connect(worker, shareAll(values));
+  }
+
+  /**
+   * `spawn()`. Claims the shares of `values`, then starts the worker with `create` and shares
+   * them with it; gives them back if `create` throws.
+   */
+  spawn(values: Shareables, create: () => W): W {
+    const grant = shareAll(values);
+    let worker: W;
+    try {
+      worker = create();
+    } catch (error) {
+      grant.release();
+      throw error;
+    }
+    this.#connect(worker, grant);
+    return worker;
+  }
+
+  /** Throws TypeError, in the words of `caller`, unless {@linkcode isWorker}. */
+  #checkWorker(worker: W, caller: string): void {
+    if (!this.isWorker(worker)) {
+      throw new TypeError(`${caller}: expected ${this.#spec.expected}, got ${describe(worker)}`);
+    }
+  }
+
+  /** Posts the share message to `worker` and releases the grant once it has ended. */
+  #connect(worker: W, grant: Grant): void {
+    const { watch, end } = this.#watchOnce(worker, grant.release);
+    try {
+      watch.post(grant.message);
+    } catch (error) {
+      end();
+      throw error;
+    }
+  }
+
+  /**
+   * Starts watching `worker` and counts it as shared with. Its end, however often it is seen,
+   * stops the watch and calls `release` once; `end` is that end, for the caller to call itself.
+   */
+  #watchOnce(
+    worker: W,
+    release?: (graceMs?: number) => void,
+  ): { watch: Watch; end: (graceMs?: number) => void } {
+    let ended = false;
+    const end = (graceMs?: number): void => {
+      if (ended) return;
+      ended = true;
+      watch.stop();
+      release?.(graceMs);
+    };
+    const watch = this.#spec.watch(worker, end);
+    this.#shared.add(worker);
+    return { watch, end };
+  }
 }

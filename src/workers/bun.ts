@@ -47,18 +47,9 @@
  */
 
 import { watchEndEvent } from "./_end_event.ts";
-import {
-  type Adapter,
-  listenForShare,
-  type MessageSource,
-  type ReceiveOptions,
-  type Shareable,
-  shareWith,
-  spawnWith,
-  trackWith,
-} from "./_share.ts";
+import { listenForShare, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 
-export type { ReceiveOptions, Shareable };
+export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
 const bun = (globalThis as { Bun?: { isMainThread?: boolean } }).Bun;
 
@@ -66,15 +57,14 @@ const bun = (globalThis as { Bun?: { isMainThread?: boolean } }).Bun;
 // listens, as they can during the worker's top-level awaits, are dropped. The listener keeps
 // the worker alive until the share message comes, then goes, so the worker can end by itself.
 const inbox = listenForShare(
-  bun?.isMainThread === false ? globalThis as unknown as MessageSource : null,
+  bun?.isMainThread === false ? globalThis : null,
   "receive() must be called in a Bun worker started by spawn() or share()",
 );
 
 /** Bun fires `close` once the worker's thread has stopped, however it ended. */
-const adapter: Adapter<Worker> = {
+const adapter = new WorkerAdapter<Worker>({
   expected: "a Worker",
   methods: ["postMessage", "addEventListener"],
-  shared: new WeakSet(),
   watch(worker, endNow) {
     // Bun gives a web Worker the thread id the worker sees in node:worker_threads. The thread
     // has stopped when `close` fires: no grace is needed.
@@ -84,7 +74,7 @@ const adapter: Adapter<Worker> = {
       return () => worker.removeEventListener("close", end);
     });
   },
-};
+});
 
 /**
  * Watches a Bun `Worker` started elsewhere, so that shmap learns when it ends: a Mutex or
@@ -106,7 +96,7 @@ const adapter: Adapter<Worker> = {
  * @throws {TypeError} if `worker` is not a Worker.
  */
 export function track(worker: Worker): void {
-  trackWith(adapter, worker);
+  adapter.track(worker);
 }
 
 /**
@@ -131,8 +121,8 @@ export function track(worker: Worker): void {
  * @param worker A web `Worker`.
  * @param values The structures, by the names the worker will receive them under.
  */
-export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
-  shareWith(adapter, worker, values);
+export function share(worker: Worker, values: Shareables): void {
+  adapter.share(worker, values);
 }
 
 /**
@@ -153,12 +143,8 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * @param options Worker options; `type` is always "module".
  * @returns The started worker.
  */
-export function spawn(
-  url: string | URL,
-  values: Readonly<Record<string, Shareable>>,
-  options: WorkerOptions = {},
-): Worker {
-  return spawnWith(adapter, values, () => new Worker(url, { ...options, type: "module" }));
+export function spawn(url: string | URL, values: Shareables, options: WorkerOptions = {}): Worker {
+  return adapter.spawn(values, () => new Worker(url, { ...options, type: "module" }));
 }
 
 /**

@@ -63,23 +63,20 @@
 
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import {
-  type Adapter,
   answerThreadId,
   BYE,
   isTrackMessage,
   listenForShare,
   type ReceiveOptions,
   reserveId,
-  type Shareable,
-  shareWith,
-  spawnWith,
+  type Shareables,
   TRACK_TAG,
   type TrackMessage,
-  trackWith,
+  WorkerAdapter,
 } from "./_share.ts";
 import { endOfThread, markOnTerminate } from "./_thread_end.ts";
 
-export type { ReceiveOptions, Shareable };
+export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
 interface WorkerScope {
   addEventListener(type: string, listener: (event: Event) => void): void;
@@ -151,10 +148,9 @@ const RELEASE_GRACE_MS = TERMINATE_GRACE_MS;
  * A Deno worker has no exit event: its end is its `error` event, the `terminate()` that the
  * adapter wraps, or the goodbye it posts on the share message's port when it closes itself.
  */
-const adapter: Adapter<Worker> = {
+const adapter = new WorkerAdapter<Worker>({
   expected: "a Worker",
   methods: ["postMessage", "terminate", "addEventListener"],
-  shared: new WeakSet(),
   watch(worker, endNow) {
     // A Deno web worker has no thread id of its own: it takes the one reserved here, or tells
     // the one it already uses on the port.
@@ -184,7 +180,7 @@ const adapter: Adapter<Worker> = {
       },
     };
   },
-};
+});
 
 /**
  * Watches a Deno `Worker` started elsewhere, so that shmap learns when it ends (terminated,
@@ -212,7 +208,7 @@ const adapter: Adapter<Worker> = {
  * @throws {TypeError} if `worker` is not a Worker.
  */
 export function track(worker: Worker): void {
-  trackWith(adapter, worker)?.track?.();
+  adapter.track(worker)?.track?.();
 }
 
 /**
@@ -236,8 +232,8 @@ export function track(worker: Worker): void {
  * @param worker A web `Worker`.
  * @param values The structures, by the names the worker will receive them under.
  */
-export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
-  shareWith(adapter, worker, values);
+export function share(worker: Worker, values: Shareables): void {
+  adapter.share(worker, values);
 }
 
 /**
@@ -259,12 +255,8 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * @param options Worker options; `type` is always "module".
  * @returns The started worker.
  */
-export function spawn(
-  url: string | URL,
-  values: Readonly<Record<string, Shareable>>,
-  options: WorkerOptions = {},
-): Worker {
-  return spawnWith(adapter, values, () => new Worker(url, { ...options, type: "module" }));
+export function spawn(url: string | URL, values: Shareables, options: WorkerOptions = {}): Worker {
+  return adapter.spawn(values, () => new Worker(url, { ...options, type: "module" }));
 }
 
 /**

@@ -52,26 +52,16 @@ import process from "node:process";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { watchEndEvent } from "./_end_event.ts";
-import {
-  type Adapter,
-  isWorkerOf,
-  listenForShare,
-  type MessageSource,
-  type ReceiveOptions,
-  type Shareable,
-  shareWith,
-  spawnWith,
-  trackWith,
-} from "./_share.ts";
+import { listenForShare, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 
-export type { ReceiveOptions, Shareable };
+export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
 // Listen from the moment the worker imports this module, so that the share message is not
 // missed when the worker's own listeners come later, or (in Deno) when it arrives during a
 // top-level await. The listener keeps the worker alive until the share message comes, then
 // goes, so the worker can exit by itself.
 const inbox = listenForShare(
-  parentPort as unknown as MessageSource | null,
+  parentPort,
   "receive() must be called in a worker started by spawn() or share()",
 );
 
@@ -84,13 +74,12 @@ const onDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const DENO_GRACE_MS = TERMINATE_GRACE_MS;
 
 /** A worker's end is its `exit` event, whatever ended it. */
-const adapter: Adapter<Worker> = {
+const adapter = new WorkerAdapter<Worker>({
   expected: "a node:worker_threads Worker",
   methods: ["postMessage", "once", "on", "off"],
   check(worker) {
     if (worker.threadId === -1) throw new Error("this worker has exited");
   },
-  shared: new WeakSet(),
   watch(worker, endNow) {
     // Taken now: a worker that has exited reports -1.
     const threadId = worker.threadId;
@@ -99,7 +88,7 @@ const adapter: Adapter<Worker> = {
       return () => worker.off("exit", end);
     });
   },
-};
+});
 
 /**
  * Watches a `node:worker_threads` Worker started elsewhere, such as one of a pool's (piscina,
@@ -122,7 +111,7 @@ const adapter: Adapter<Worker> = {
  * @throws {TypeError} if `worker` is not a Worker; Error if it has exited.
  */
 export function track(worker: Worker): void {
-  trackWith(adapter, worker);
+  adapter.track(worker);
 }
 
 let trackingAll = false;
@@ -148,7 +137,7 @@ export function trackAll(): void {
   process.on("worker", (worker: Worker) => {
     // A listener that threw would break whoever started the worker: only node:worker_threads
     // Workers that have not exited are watched.
-    if (isWorkerOf(adapter, worker) && worker.threadId !== -1) track(worker);
+    if (adapter.isWorker(worker) && worker.threadId !== -1) track(worker);
   });
 }
 
@@ -174,8 +163,8 @@ export function trackAll(): void {
  * @param worker A `node:worker_threads` Worker.
  * @param values The structures, by the names the worker will receive them under.
  */
-export function share(worker: Worker, values: Readonly<Record<string, Shareable>>): void {
-  shareWith(adapter, worker, values);
+export function share(worker: Worker, values: Shareables): void {
+  adapter.share(worker, values);
 }
 
 /**
@@ -196,12 +185,8 @@ export function share(worker: Worker, values: Readonly<Record<string, Shareable>
  * @param options Options for `new Worker()`.
  * @returns The started worker.
  */
-export function spawn(
-  url: string | URL,
-  values: Readonly<Record<string, Shareable>>,
-  options: WorkerOptions = {},
-): Worker {
-  return spawnWith(adapter, values, () => new Worker(url, options));
+export function spawn(url: string | URL, values: Shareables, options: WorkerOptions = {}): Worker {
+  return adapter.spawn(values, () => new Worker(url, options));
 }
 
 /**
