@@ -45,6 +45,8 @@ import {
   R_MISSES,
   R_MU,
   R_READ,
+  REC_HI,
+  REC_LO,
   RECORD_HEADER,
   registryOf,
   S_ENTRY,
@@ -543,8 +545,8 @@ export class SyncCore {
     const a = this.arena;
     const r = this.participant.allocate(RECORD_HEADER + v.blobBytes(), quiescent);
     const i32 = a.i32;
-    i32[r >> 2] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
-    i32[(r >> 2) + 1] = v.hi;
+    i32[(r >> 2) + REC_LO] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
+    i32[(r >> 2) + REC_HI] = v.hi;
     return r;
   }
 
@@ -552,7 +554,7 @@ export class SyncCore {
   recordEquals(r: number, v: Probe): boolean {
     const a = this.arena;
     a.reach(r + RECORD_HEADER);
-    return v.matches(a, a.i32[r >> 2], a.i32[(r >> 2) + 1]);
+    return v.matches(a, a.i32[(r >> 2) + REC_LO], a.i32[(r >> 2) + REC_HI]);
   }
 
   freeRecord(r: number): void {
@@ -617,6 +619,6 @@ export class SyncCore {
 /** Bytes of the record at `r`, as allocated. */
 export function recordBytes(arena: Arena, r: number): number {
   arena.reach(r + RECORD_HEADER);
-  const hi = arena.i32[(r >> 2) + 1];
+  const hi = arena.i32[(r >> 2) + REC_HI];
   return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, r + RECORD_HEADER, hi) : 0);
 }
