@@ -54,32 +54,19 @@ import {
   mkdtempSync,
   rmSync,
   symlinkSync,
-  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { WorkerBenchOptions, WorkerBenchResult } from "./workers.ts";
+import { args, option, positiveInt, runtimeName } from "./fixtures/cli.ts";
+import { swapInOldHash } from "./fixtures/old_hash.ts";
 import { type Body, calibrate, cpuMs, median, sample, wallMs } from "./fixtures/timing.ts";
 
 // deno-lint-ignore no-explicit-any
 type Lib = any;
 /** A loop of `n` operations. */
 
-const args = typeof Deno !== "undefined"
-  ? Deno.args
-  : (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string): string | undefined =>
-  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const positiveInt = (name: string, fallback: number): number => {
-  const text = option(name);
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new RangeError(`--${name} must be a positive integer, got ${text}`);
-  }
-  return n;
-};
 const ROUNDS = positiveInt("rounds", 31);
 const SAMPLE_MS = positiveInt("sample-ms", 20);
 const WORKER_ROUNDS = positiveInt("worker-rounds", 5);
@@ -95,9 +82,7 @@ if (specs.length < 2) {
   );
   throw new Error("compare_versions.ts needs at least two versions");
 }
-const runtime = typeof Deno !== "undefined"
-  ? `Deno ${Deno.version.deno}`
-  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+const runtime = runtimeName;
 
 /** Number of keys in every map. */
 const N = 1024;
@@ -131,28 +116,6 @@ function makeTree(spec: string, dir: string): string {
     symlinkSync(join(here, "node_modules"), join(dir, "node_modules"), "dir");
   }
   return join(dir, "mod.ts");
-}
-
-/** Swaps the MurmurHash3-style hash into the tree at `dir`. */
-function swapInOldHash(dir: string): void {
-  const murmur = pathToFileURL(join(here, "tests/fixtures/murmur3_hash.ts")).href;
-  // The old functions take one seed word where the new take two: the second is ignored.
-  // hashStringWords (the string probe's hash that also leaves the units in `out`) came after the
-  // old hash: it is the old hashString plus that copy.
-  writeFileSync(
-    join(dir, "src/_engine/hash.ts"),
-    `export * from ${JSON.stringify(murmur)};
-import { hashString } from ${JSON.stringify(murmur)};
-export function hashStringWords(s: string, k0: number, _k1: number, out: Int32Array): number {
-  const n = s.length;
-  let j = 0;
-  for (let i = 0; i < n; i += 2, j++) {
-    out[j] = s.charCodeAt(i) | (i + 1 < n ? s.charCodeAt(i + 1) << 16 : 0);
-  }
-  return hashString(s, k0);
-}
-`,
-  );
 }
 
 interface Version {

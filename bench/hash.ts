@@ -21,30 +21,23 @@
  */
 
 import { do_not_optimize } from "mitata";
-import { copyFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as current from "../mod.ts";
 import { craftedStrings } from "../tests/fixtures/crafted_keys.ts";
+import { option, positiveInt, runtimeName } from "./fixtures/cli.ts";
+import { swapInOldHash } from "./fixtures/old_hash.ts";
 
 type Lib = typeof current;
 
-const args = typeof Deno !== "undefined"
-  ? Deno.args
-  : (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string, fallback: number): number => {
-  const arg = args.find((a) => a.startsWith(`--${name}=`));
-  return arg === undefined ? fallback : Number(arg.slice(name.length + 3));
-};
-const ROUNDS = option("rounds", 21);
-const PAIRS = option("pairs", 13);
-const REPS = option("reps", 7);
-const OLD_REPS = option("old-reps", 2);
-const only = args.find((a) => a.startsWith("--only="))?.slice(7);
-const runtime = typeof Deno !== "undefined"
-  ? `Deno ${Deno.version.deno}`
-  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+const ROUNDS = positiveInt("rounds", 21);
+const PAIRS = positiveInt("pairs", 13);
+const REPS = positiveInt("reps", 7);
+const OLD_REPS = positiveInt("old-reps", 2);
+const only = option("only");
+const runtime = runtimeName;
 
 /** This library with the old hash, from a temporary copy; removed again before returning. */
 async function importOld(): Promise<Lib> {
@@ -53,9 +46,7 @@ async function importOld(): Promise<Lib> {
   try {
     cpSync(join(root, "src"), join(dir, "src"), { recursive: true });
     copyFileSync(join(root, "mod.ts"), join(dir, "mod.ts"));
-    const murmur = pathToFileURL(join(root, "tests/fixtures/murmur3_hash.ts")).href;
-    // The old functions take one seed word where the new take two: the second is ignored.
-    writeFileSync(join(dir, "src/_engine/hash.ts"), `export * from ${JSON.stringify(murmur)};\n`);
+    swapInOldHash(dir);
     return await import(pathToFileURL(join(dir, "mod.ts")).href) as Lib;
   } finally {
     rmSync(dir, { recursive: true, force: true });

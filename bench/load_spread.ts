@@ -24,19 +24,11 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { SyncMap } from "../mod.ts";
 import { type Body, cpuMs, median, sample } from "./fixtures/timing.ts";
+import { args, positiveInt } from "./fixtures/cli.ts";
 
 const KEYS = 1024;
 const LOADS = 1_000_000;
 const MAPS = 4;
-
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-  (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const found = args.find((a) => a.startsWith(`--${name}=`));
-  const n = found === undefined ? fallback : Number(found.slice(name.length + 3));
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer`);
-  return n;
-};
 
 /** Loads of `n` keys present in `map` (SyncMap's `load`), for {@linkcode sample}. */
 function syncLoads(map: SyncMap<number, number>): Body {
@@ -89,10 +81,10 @@ function child(rounds: number): void {
 const spread = (xs: readonly number[]): number => Math.max(...xs) / Math.min(...xs) - 1;
 
 if (args.includes("--child")) {
-  child(option("rounds", 7));
+  child(positiveInt("rounds", 7));
 } else {
-  const processes = option("processes", 10);
-  const rounds = option("rounds", 7);
+  const processes = positiveInt("processes", 10);
+  const rounds = positiveInt("rounds", 7);
   const runtime = "Deno" in globalThis ? "Deno" : "Bun" in globalThis ? "Bun" : "Node";
   const self = fileURLToPath(import.meta.url);
   const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;

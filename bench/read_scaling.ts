@@ -19,25 +19,13 @@
  */
 
 import { GoMap, SyncMap } from "../mod.ts";
+import { positiveInt, runtimeName } from "./fixtures/cli.ts";
 import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read_scaling_worker.ts";
 
-const args = typeof Deno !== "undefined"
-  ? Deno.args
-  : (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string, fallback: number): number => {
-  const arg = args.find((a) => a.startsWith(`--${name}=`));
-  const n = arg === undefined ? fallback : Number(arg.slice(name.length + 3));
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new RangeError(`--${name} must be a positive integer`);
-  }
-  return n;
-};
-const MS = option("ms", 1000);
-const REPS = option("reps", 3);
+const MS = positiveInt("ms", 1000);
+const REPS = positiveInt("reps", 3);
 const KEYS = 1024;
-const runtime = typeof Deno !== "undefined"
-  ? `Deno ${Deno.version.deno}`
-  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+const runtime = runtimeName;
 
 const words = new Int32Array(new SharedArrayBuffer(16 * 1024));
 for (let i = 0; i < words.length; i++) words[i] = i;

@@ -24,28 +24,16 @@
 import { do_not_optimize } from "mitata";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { args, positiveInt, runtimeName } from "./fixtures/cli.ts";
 import { type Body, calibrate, cpuMs, median, sample } from "./fixtures/timing.ts";
 
 // deno-lint-ignore no-explicit-any
 type Lib = any;
 
-const args = typeof Deno !== "undefined"
-  ? Deno.args
-  : (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string, fallback: number): number => {
-  const arg = args.find((a) => a.startsWith(`--${name}=`));
-  const n = arg === undefined ? fallback : Number(arg.slice(name.length + 3));
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new RangeError(`--${name} must be a positive integer`);
-  }
-  return n;
-};
-const ROUNDS = option("rounds", 21);
-const SAMPLE_MS = option("sample-ms", 20);
+const ROUNDS = positiveInt("rounds", 21);
+const SAMPLE_MS = positiveInt("sample-ms", 20);
 const trees = args.filter((a) => !a.startsWith("--"));
-const runtime = typeof Deno !== "undefined"
-  ? `Deno ${Deno.version.deno}`
-  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+const runtime = runtimeName;
 
 const N = 1024;
 const LENGTHS = [3, 8, 16, 64];
