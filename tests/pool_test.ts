@@ -3,9 +3,8 @@
 // exact. piscina and tinypool (its fork, which Vitest uses) terminate a worker when its task's
 // abort signal fires: each task's first run gets one that fires 1-60 ms in, and the task is then
 // run again to its end, as a caller retrying it would. poolifier's aborts are cooperative (a
-// synchronous task runs on), but its destroy() terminates workers whose tasks outlast
-// `tasksFinishedTimeout`: pools are destroyed 5-60 ms into their tasks, and a new pool runs the
-// unfinished ones again. The pools' workers attach by hand, and trackAll() is the only other
+// synchronous task runs on), so its workers are terminated from outside while they run tasks, as
+// a crash would end them, and a new pool runs the unfinished tasks again. The pools' workers attach by hand, and trackAll() is the only other
 // thing the user adds. Afterwards the maps hold exactly what the tasks' steps, replayed on a
 // plain Map, give; verify() passes on both; and bytesUsed is within a fresh map's holding the
 // same entries.
@@ -57,7 +56,7 @@ for (const [name, makePool] of Object.entries(abortingPools)) {
   }, () => withPoolWorkers(name, (task) => abortedTasks(makePool, task)));
 }
 
-test(`poolifier: ${TASKS} tasks, pools destroyed 5-60 ms in, unfinished tasks run again`, {
+test(`poolifier: ${TASKS} tasks, pools' workers terminated mid-task, unfinished tasks run again`, {
   timeout: 300_000,
 }, () => withPoolWorkers("poolifier", destroyedPools));
 
@@ -115,35 +114,55 @@ async function abortedTasks(makePool: () => AbortingPool, task: TaskOf): Promise
 }
 
 /**
- * Pools of THREADS poolifier workers, each given the unfinished tasks and destroyed 5-60 ms
- * later: destroy() waits `tasksFinishedTimeout` (1 ms) for the running tasks, then terminates
- * their workers. A task killed so never settles; the next pool runs it again. The last pool
- * runs what is left to its end.
+ * Pools of THREADS poolifier workers, each given the unfinished tasks and killed while they run
+ * them: once a task is under way, and 0-20 ms later, the pool is told to stop (so that it starts
+ * no replacement) and its workers are terminated, as a crash or an out-of-memory kill would end
+ * them (poolifier's own aborts are cooperative, and its destroy() lets a synchronous task run to
+ * its end). A task killed so never settles; the next pool runs it again. The last pool runs
+ * what is left to its end.
  */
 async function destroyedPools(task: TaskOf): Promise<Kills> {
   const kills = { killed: 0, midway: 0 };
   const workerFile = fileURLToPath(new URL("./fixtures/pool_task_poolifier.ts", import.meta.url));
   const finished = new Set<number>();
-  for (let round = 0; finished.size < TASKS; round++) {
-    const last = round >= 8;
-    const pool = new FixedThreadPool<PoolTask, number>(THREADS, workerFile, {
-      tasksQueueOptions: { tasksFinishedTimeout: 1 },
-      enableTasksQueue: true,
-    });
-    const runs = [];
-    for (let t = 0; t < TASKS; t++) {
-      if (finished.has(t)) continue;
-      runs.push(
-        pool.execute(task(t)).then((n) => {
-          assert.equal(n, STEPS);
-          finished.add(t);
-        }),
+  let started: Worker[] = [];
+  const onWorker = (worker: Worker): void => void started.push(worker);
+  process.on("worker", onWorker);
+  try {
+    for (let round = 0; finished.size < TASKS; round++) {
+      const last = round >= 4;
+      started = [];
+      const pool = new FixedThreadPool<PoolTask, number>(THREADS, workerFile);
+      const runs = [];
+      for (let t = 0; t < TASKS; t++) {
+        if (finished.has(t)) continue;
+        Atomics.store(task(t).progress, t, 0);
+        runs.push(
+          pool.execute(task(t)).then((n) => {
+            assert.equal(n, STEPS);
+            finished.add(t);
+          }),
+        );
+      }
+      if (last) {
+        await Promise.all(runs);
+        await pool.destroy();
+        break;
+      }
+      const progress = task(0).progress;
+      await until(
+        () => progress.some((done) => done > 0 && done < STEPS),
+        () => "a poolifier task under way",
       );
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+      const destroyed = pool.destroy().catch(() => {});
+      await Promise.all(started.map((w) => w.terminate()));
+      // destroy() waits for answers the terminated workers never give: not past a bound.
+      await Promise.race([destroyed, new Promise((resolve) => setTimeout(resolve, 200))]);
+      for (let t = 0; t < TASKS; t++) if (!finished.has(t)) countKill(kills, task(t));
     }
-    if (last) await Promise.all(runs);
-    else await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 55));
-    await pool.destroy();
-    for (let t = 0; t < TASKS && !last; t++) if (!finished.has(t)) countKill(kills, task(t));
+  } finally {
+    process.off("worker", onWorker);
   }
   return kills;
 }
