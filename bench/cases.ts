@@ -13,7 +13,7 @@
  * Sections:
  * - `gomap`: GoMap against a native Map, 1,024 keys, numbers or 16-character strings, with the
  *   default codecs (and one GoMap with float64 codecs).
- * - `syncmap`: the shapes of Go's sync/map_bench_test.go (Go 1.19 to 1.23) on a SyncMap, on a
+ * - `syncmap`: the shapes of Go's sync/map_bench_test.go (as of Go 1.23) on a SyncMap, on a
  *   GoMap under an RWMutex (Go's RWMutexMap from map_reference_test.go, the map those benchmarks
  *   compare sync.Map with) and on a native Map; a store/delete churn of a fixed key set; and
  *   16-character string-key variants. `go test -bench` with GOMAXPROCS=1 runs Go's in one

@@ -6,7 +6,7 @@
  * @module
  */
 
-// The design is Go's (sync/map.go, Go 1.20-1.23), in shared memory:
+// The design is Go's (sync/map.go, Go 1.23), in shared memory:
 //
 // - The read table holds the keys that may be read without the lock. It is immutable once
 //   published: only the table itself is never written, the entries it points to are. Its
