@@ -303,9 +303,14 @@ export function reserveThreadId(): number {
 
 /** The state recorded for `threadId` in any census this thread knows: 0, TERMINATING or GONE. */
 export function stateOf(threadId: number): number {
+  for (const view of views) view.sync();
+  return stateRead(threadId);
+}
+
+/** {@linkcode stateOf} as of the entries this thread has read, without reading new ones. */
+function stateRead(threadId: number): number {
   let state = 0;
   for (const view of views) {
-    view.sync();
     const s = view.states.get(threadId) ?? 0;
     if (s > state) state = s;
   }
@@ -421,7 +426,7 @@ export function checkAliveSlow(): void {
   }
   if (read !== entriesRead) {
     entriesRead = read;
-    if (fast.owner !== 0 && stateOf(fast.owner - 1) !== 0) stop();
+    if (fast.owner !== 0 && stateRead(fast.owner - 1) !== 0) stop();
   }
   // The fast path may pass again only while this thread knows one census (see `fast`).
   const seen = views.length === 1 ? read : -1;
