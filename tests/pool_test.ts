@@ -58,7 +58,7 @@ for (const [name, makePool] of Object.entries(abortingPools)) {
 
 test(`poolifier: ${TASKS} tasks, pools' workers terminated mid-task, unfinished tasks run again`, {
   timeout: 300_000,
-}, () => withPoolWorkers("poolifier", destroyedPools));
+}, () => withPoolWorkers("poolifier", killedPools));
 
 /** Whether a task failed because its worker was terminated under it (tinypool's words). */
 function killedWithItsWorker(error: unknown): boolean {
@@ -121,7 +121,7 @@ async function abortedTasks(makePool: () => AbortingPool, task: TaskOf): Promise
  * its end). A task killed so never settles; the next pool runs it again. The last pool runs
  * what is left to its end.
  */
-async function destroyedPools(task: TaskOf): Promise<Kills> {
+async function killedPools(task: TaskOf): Promise<Kills> {
   const kills = { killed: 0, midway: 0 };
   const workerFile = fileURLToPath(new URL("./fixtures/pool_task_poolifier.ts", import.meta.url));
   const finished = new Set<number>();
