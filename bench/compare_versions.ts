@@ -82,7 +82,6 @@ if (specs.length < 2) {
   );
   throw new Error("compare_versions.ts needs at least two versions");
 }
-const runtime = runtimeName;
 
 /** Number of keys in every map. */
 const N = 1024;
@@ -300,7 +299,7 @@ function singleThread(): void {
   }
 
   console.log(
-    `\n## ${runtime}, one thread: ns per op, medians of ${ROUNDS} rounds of about ` +
+    `\n## ${runtimeName}, one thread: ns per op, medians of ${ROUNDS} rounds of about ` +
       `${SAMPLE_MS} ms (${useCpuClock ? "process CPU time" : "wall time"})\n`,
   );
   listVersions();
@@ -373,7 +372,7 @@ async function workers(): Promise<void> {
     }
   }
   console.log(
-    `\n## ${runtime}, workers (bench/workers.ts): total Mops/s, medians of ${WORKER_ROUNDS} ` +
+    `\n## ${runtimeName}, workers (bench/workers.ts): total Mops/s, medians of ${WORKER_ROUNDS} ` +
       `rounds of ${WORKER_MS} ms, ${navigator.hardwareConcurrency} hardware threads\n`,
   );
   listVersions();

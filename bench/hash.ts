@@ -37,7 +37,6 @@ const PAIRS = positiveInt("pairs", 13);
 const REPS = positiveInt("reps", 7);
 const OLD_REPS = positiveInt("old-reps", 2);
 const only = option("only");
-const runtime = runtimeName;
 
 /** This library with the old hash, from a temporary copy; removed again before returning. */
 async function importOld(): Promise<Lib> {
@@ -147,7 +146,9 @@ function lookups(old: Lib): void {
       ]);
     }
   }
-  console.log(`\n## Lookups (${runtime}, ns per op, medians of ${ROUNDS} alternating rounds)\n`);
+  console.log(
+    `\n## Lookups (${runtimeName}, ns per op, medians of ${ROUNDS} alternating rounds)\n`,
+  );
   table(rows);
 }
 
@@ -222,7 +223,7 @@ function flooding(old: Lib): void {
     }
   }
   console.log(
-    `\n## Flooding (${runtime}): ${crafted.length} keys of ${crafted[0].length} units, ` +
+    `\n## Flooding (${runtimeName}): ${crafted.length} keys of ${crafted[0].length} units, ` +
       `ms, fastest of ${REPS} runs (old: ${OLD_REPS})\n`,
   );
   table(rows);

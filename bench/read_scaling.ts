@@ -20,12 +20,12 @@
 
 import { GoMap, SyncMap } from "../mod.ts";
 import { positiveInt, runtimeName } from "./fixtures/cli.ts";
+import { median } from "./fixtures/timing.ts";
 import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read_scaling_worker.ts";
 
 const MS = positiveInt("ms", 1000);
 const REPS = positiveInt("reps", 3);
 const KEYS = 1024;
-const runtime = runtimeName;
 
 const words = new Int32Array(new SharedArrayBuffer(16 * 1024));
 for (let i = 0; i < words.length; i++) words[i] = i;
@@ -72,9 +72,7 @@ async function run(mode: ReadMode, workers: number): Promise<number> {
   }
 }
 
-const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
-
-console.log(`${runtime}: total loads per µs, median of ${REPS} runs of ${MS} ms\n`);
+console.log(`${runtimeName}: total loads per µs, median of ${REPS} runs of ${MS} ms\n`);
 console.log("| loop | 1 worker | 2 workers | 2 / 1 |");
 console.log("| --- | ---: | ---: | ---: |");
 for (const mode of READ_MODES) {

@@ -33,7 +33,6 @@ type Lib = any;
 const ROUNDS = positiveInt("rounds", 21);
 const SAMPLE_MS = positiveInt("sample-ms", 20);
 const trees = args.filter((a) => !a.startsWith("--"));
-const runtime = runtimeName;
 
 const N = 1024;
 const LENGTHS = [3, 8, 16, 64];
@@ -106,7 +105,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 
 console.log(
-  `\n## ${runtime}: ns per op (medians of ${ROUNDS} rounds of about ${SAMPLE_MS} ms, ` +
+  `\n## ${runtimeName}: ns per op (medians of ${ROUNDS} rounds of about ${SAMPLE_MS} ms, ` +
     `process CPU time), and string / int\n`,
 );
 paths.forEach((p, t) => console.log(`- t${t}: ${p}`));
