@@ -5,10 +5,11 @@
  *
  * | word          | meaning                                                             |
  * | ------------- | ------------------------------------------------------------------- |
- * | base + 0      | state: WRITER (bit 0), READERS_WAITING (bit 1)                       |
+ * | base + 0      | state: WRITER (bit 0), READERS_WAITING (bit 1), and from bit 2 the   |
+ * |               | high-water mark: reader seats claimed so far, the bound of scans     |
  * | base + 1      | writer mutex: a mutex word (futex.ts); its POISONED is the lock's    |
  * | base + 2      | drain sequence: bumped when a reader leaves while WRITER is set      |
- * | base + 3      | reader seats claimed so far (a high-water mark for scans)            |
+ * | base + 3      | seats the write lock's holder flagged (its own; no one else reads it) |
  * | base + 4      | number of reader seats                                               |
  * | base + 16 + 16i | reader seat i: owner id of the thread it belongs to, 0 when free  |
  * | base + 17 + 16i | reader seat i: read locks that thread holds (bits 0-29), and   |
@@ -22,7 +23,10 @@
  *
  * A writer takes the writer mutex (so one writer at a time), sets WRITER in the state word,
  * then sets SEAT_WRITER in the count word of every seat claimed so far (up to the high-water
- * mark), then waits until every seat's count is 0. A reader's read lock is then one atomic add
+ * mark, which the `or` that set WRITER returned with the state), then waits until every seat's
+ * count is 0. It notes in its own word how many seats it flagged, so its unlock clears them
+ * without loading the mark again (no one else flags a seat while it holds the writer mutex, and
+ * the mark never falls, so those are all the flagged seats). A reader's read lock is then one atomic add
  * on its own seat: the value it returns says whether a writer is there (the add and the
  * writer's `or` are read-modify-writes of one word, so one comes first: either the reader sees
  * SEAT_WRITER and takes its increment back out, or the writer's drain sees the count). Its
@@ -30,10 +34,11 @@
  * `rLock` and `rUnlock` cost one read-modify-write each, on a line no other reader writes.
  *
  * A seat claimed while a writer is at work was not flagged by it. Its thread's first read lock
- * therefore also loads the state word after its add: a Dekker handshake of sequentially
- * consistent atomics with the writer, which set WRITER before it read the high-water mark that
- * the claimer raised before its add. Either the writer read the raised mark and flagged the
- * seat, or the claimer sees WRITER and waits until the writer has unlocked. A writer unlocks by
+ * therefore also loads the state word after its add. The claimer raised the mark (a
+ * compare-exchange of the state word) before its add; the writer set WRITER and read the mark
+ * in one `or` of that word. The two read-modify-writes of one word are ordered: either the
+ * writer's `or` saw the raised mark and flagged the seat, or it came first and the claimer's
+ * load after its add sees WRITER, and it waits until the writer has unlocked. A writer unlocks by
  * clearing SEAT_WRITER on every seat, then WRITER, so no seat is left flagged without WRITER.
  *
  * The last reader to leave while a writer drains bumps the drain word and notifies it; the
@@ -56,6 +61,7 @@ import {
   OWNER_SHIFT,
   POISONED,
   relax,
+  releaseWord,
   tryLockWord,
   unlockWord,
   WAIT_SLICE_MS,
@@ -64,7 +70,7 @@ import {
 const STATE = 0;
 const WRITER_MU = 1;
 const DRAIN = 2;
-const HIGH = 3;
+const FLAGGED = 3;
 const NSEATS = 4;
 const SEATS = 16;
 const SEAT_STRIDE = 16;
@@ -73,6 +79,8 @@ const S_COUNT = 1;
 
 const WRITER = 1;
 const READERS_WAITING = 2;
+/** The high-water mark's place in the state word: `state >>> HIGH_SHIFT`. */
+const HIGH_SHIFT = 2;
 /** In a seat's count word: a writer holds the lock or waits for it. */
 const SEAT_WRITER = 1 << 30;
 /** The read lock count in a seat's count word. */
@@ -105,7 +113,7 @@ export function rwSeats(i32: Int32Array, base: number): number {
  */
 export function readerSeat(i32: Int32Array, base: number, me: number): number {
   const n = i32[base + NSEATS];
-  let high = Atomics.load(i32, base + HIGH);
+  const high = highMark(i32, base);
   for (let i = 0; i < high; i++) {
     if (Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_OWNER) === me) {
       return base + SEATS + i * SEAT_STRIDE + S_COUNT;
@@ -115,10 +123,7 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
       if (Atomics.compareExchange(i32, at + S_OWNER, 0, me) === 0) {
-        while (high <= i) {
-          const found = Atomics.compareExchange(i32, base + HIGH, high, i + 1);
-          high = found === high ? i + 1 : found;
-        }
+        raiseHigh(i32, base, i + 1);
         return at + S_COUNT;
       }
     }
@@ -129,6 +134,22 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     `this RWMutex has ${n} reader seats, one per thread that reads it, and all belong to ` +
       "live threads: create it with a larger maxReaderThreads",
   );
+}
+
+/** The high-water mark: reader seats claimed so far (every seat in use is below it). */
+function highMark(i32: Int32Array, base: number): number {
+  return Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+}
+
+/** Raises the high-water mark to at least `high`, keeping the state word's flags. */
+function raiseHigh(i32: Int32Array, base: number, high: number): void {
+  let s = Atomics.load(i32, base + STATE);
+  while (s >>> HIGH_SHIFT < high) {
+    const want = (s & ((1 << HIGH_SHIFT) - 1)) | (high << HIGH_SHIFT);
+    const found = Atomics.compareExchange(i32, base + STATE, s, want);
+    if (found === s) return;
+    s = found; // flags or the mark changed meanwhile
+  }
 }
 
 /** The count word of reader seat `i` of the lock at `base` (for tests and inspection). */
@@ -208,7 +229,8 @@ function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): voi
  */
 function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
   if (tryLockWord(i32, base + WRITER_MU, me) === NOT_ACQUIRED) return;
-  writerLeaves(i32, base);
+  // The dead writer's note of what it flagged may be unwritten: clear up to the mark.
+  writerLeaves(i32, base, highMark(i32, base));
   unlockWord(i32, base + WRITER_MU, me);
 }
 
@@ -217,12 +239,15 @@ function tooManyReads(): RangeError {
 }
 
 /**
- * Sets SEAT_WRITER in every seat claimed so far; returns the read locks they held as it did.
- * When that is 0 the writer is in: a reader that adds to a flagged seat afterwards sees the flag,
- * and one on a seat claimed after the high-water mark was read sees WRITER (rw_lock.ts's header).
+ * Sets WRITER, then SEAT_WRITER in every seat claimed so far, and notes how many it flagged;
+ * returns the read locks those seats held as it did. When that is 0 the writer is in: a reader
+ * that adds to a flagged seat afterwards sees the flag, and one on a seat claimed after the `or`
+ * read the high-water mark sees WRITER (rw_lock.ts's header). Only the writer mutex's holder.
  */
 function flagSeats(i32: Int32Array, base: number): number {
-  const high = Atomics.load(i32, base + HIGH);
+  const high = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
+  // A plain write: only the writer mutex's holder writes or reads it (see unlock).
+  i32[base + FLAGGED] = high;
   let held = 0;
   for (let i = 0; i < high; i++) {
     held += Atomics.or(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, SEAT_WRITER) & COUNT_MASK;
@@ -231,11 +256,11 @@ function flagSeats(i32: Int32Array, base: number): number {
 }
 
 /**
- * The writer, holding the writer mutex, is done (or backs out): clears SEAT_WRITER in every
- * seat, then WRITER, and wakes the readers that wait for it. Repeatable.
+ * The writer, holding the writer mutex, is done (or backs out): clears SEAT_WRITER in the first
+ * `high` seats (at least every flagged one), then WRITER, and wakes the readers that wait for
+ * it. Repeatable.
  */
-function writerLeaves(i32: Int32Array, base: number): void {
-  const high = Atomics.load(i32, base + HIGH);
+function writerLeaves(i32: Int32Array, base: number, high: number): void {
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
   }
@@ -299,7 +324,6 @@ export function rUnlock(i32: Int32Array, base: number, seat: number): void {
  */
 export function lock(i32: Int32Array, base: number, me: number): number {
   const status = lockWord(i32, base + WRITER_MU, me);
-  Atomics.or(i32, base + STATE, WRITER);
   if (flagSeats(i32, base) !== 0) drain(i32, base);
   return status;
 }
@@ -330,7 +354,7 @@ function drain(i32: Int32Array, base: number): void {
  * for the moment until it takes its increment back out.
  */
 export function readers(i32: Int32Array, base: number): number {
-  const high = Atomics.load(i32, base + HIGH);
+  const high = highMark(i32, base);
   let n = 0;
   for (let i = 0; i < high; i++) {
     n += Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT) & COUNT_MASK;
@@ -344,7 +368,7 @@ export function readers(i32: Int32Array, base: number): number {
  * whether it took any out.
  */
 function reapReaders(i32: Int32Array, base: number): boolean {
-  const high = Atomics.load(i32, base + HIGH);
+  const high = highMark(i32, base);
   let reaped = false;
   for (let i = 0; i < high; i++) {
     const at = base + SEATS + i * SEAT_STRIDE;
@@ -371,12 +395,11 @@ function reapReaders(i32: Int32Array, base: number): boolean {
 export function tryLock(i32: Int32Array, base: number, me: number): number {
   const status = tryLockWord(i32, base + WRITER_MU, me);
   if (status === NOT_ACQUIRED) return status;
-  Atomics.or(i32, base + STATE, WRITER);
   if (flagSeats(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
     return status;
   }
   // Readers are in: back out, waking readers we turned away meanwhile.
-  writerLeaves(i32, base);
+  writerLeaves(i32, base, i32[base + FLAGGED]);
   unlockWord(i32, base + WRITER_MU, me);
   return NOT_ACQUIRED;
 }
@@ -396,8 +419,9 @@ export function unlock(i32: Int32Array, base: number, me: number): void {
         : "sync: Unlock of an RWMutex write-locked by another thread",
     );
   }
-  writerLeaves(i32, base);
-  unlockWord(i32, base + WRITER_MU, me);
+  // A plain read of this thread's own note, written under the writer mutex it still holds.
+  writerLeaves(i32, base, i32[base + FLAGGED]);
+  releaseWord(i32, base + WRITER_MU, me, w);
 }
 
 /** The word index of the writer mutex (for clearing the poison). */
