@@ -24,11 +24,13 @@
  * The profilers: Deno's and Bun's (1.4.5) `--cpu-prof --cpu-prof-dir=DIR --cpu-prof-name=NAME
  * --cpu-prof-interval=µs`, a sample every 250 µs; both write Chrome's `.cpuprofile` with each
  * function's line in the TypeScript source (Node's flags are the same, and the script runs under
- * Node 24 too). They differ on inlined code: Deno's charges it to the inlined function, Bun's
- * (and Node's) to the function it was inlined into, so there a row is a compiled function and
- * all it inlined. `--no-inline` turns inlining off in the child (V8's `--no-turbo-inlining
+ * Node 24 too). They differ on inlined code. Deno's charges it to the inlined function. Node's
+ * charges it to the function it was inlined into. Bun's charges a compiled function's ticks to
+ * the inlined frames of the last call it made: when `f` inlines `g`, then `h`, which calls `k`,
+ * the ticks of `g` go to `h`; so a Bun row can hold the work of functions inlined beside it.
+ * `--no-inline` turns inlining off in the child (V8's `--no-turbo-inlining
  * --no-maglev-inlining`, JavaScriptCore's `BUN_JSC_maximumInliningDepth=0`): every function is
- * charged its own ticks, but the code profiled is slower, so compare shares within a run.
+ * then charged its own ticks, but the code profiled is slower, so compare shares within a run.
  *
  * The ns per op is of the profiled run, by wall time: sampling adds to it, and the machine is
  * shared, so read the percentages. "other" in the window is JavaScript whose stack the profiler
@@ -169,7 +171,7 @@ function childCommand(
   return [process.execPath, [...runtime, self], env];
 }
 
-/** Options: `--name=a,b` as a list of workloads (all of them when absent). */
+/** The workloads `--only=a,b` names, in its order (all of them when it is absent). */
 function workloadsOption(): Workload[] {
   const text = option("only");
   if (text === undefined) return Object.keys(WORKLOADS) as Workload[];
