@@ -110,9 +110,9 @@ const MAX_READER_THREADS = 65536;
  *
  * Costs: `rLock()` is one atomic add and `rUnlock()` one atomic subtract, on the reading
  * thread's own cache line (readers on different cores do not contend); `lock()` is a
- * compare-and-swap, an `or`, and an `or` on each reader seat in use (`unlock()` the same with
- * `and`s). A blocked call spins briefly, then
- * sleeps with `Atomics.wait` (allowed on the main thread by Deno, Bun and Node).
+ * compare-and-swap, an `or`, and an `or` on each reader seat in use (`unlock()` an `and` on
+ * each of those seats, an `and` and an exchange). A blocked call spins briefly, then sleeps with
+ * `Atomics.wait` (allowed on the main thread by Deno, Bun and Node).
  *
  * @example A table read by many workers and written by few
  * ```ts
