@@ -179,6 +179,13 @@ function filledGoMap(lib: Lib, keys: readonly unknown[]): Lib {
   return m;
 }
 
+/** A SyncMap holding key 0, as Go's Collision shapes start. */
+function oneKey(lib: Lib): Lib {
+  const m = new lib.SyncMap();
+  m.store(0, 0);
+  return m;
+}
+
 /** A case: its name and, for a version's library, its loop. */
 type Case = [string, (lib: Lib) => Body];
 
@@ -231,6 +238,49 @@ const cases: Case[] = [
     intKeys,
     newMutex,
   ),
+  // Go's shapes where SyncMap is furthest behind Go (bench/cases_go_shapes.ts has them all):
+  // one key for everyone, and the churn that rebuilds the dirty table.
+  ["SyncMap LoadOrStoreCollision", (lib) => loop("sink(o.loadOrStore(0, 0));", oneKey(lib), [])],
+  [
+    "SyncMap LoadAndDeleteCollision",
+    (lib) => loop("sink(o.loadAndDelete(0));", oneKey(lib), []),
+  ],
+  [
+    "SyncMap AdversarialAlloc",
+    (lib) =>
+      loop(
+        "sink(o.m.load(o.i)); if (++o.since > o.stores) { o.m.loadOrStore(o.i, o.stores); " +
+          "o.since = 0; o.stores++; } o.i++;",
+        { m: new lib.SyncMap(), i: 0, stores: 0, since: 0 },
+        [],
+      ),
+  ],
+  [
+    "SyncMap AdversarialDelete",
+    (lib) => {
+      const o = { m: filledSyncMap(lib, intKeys), i: 0, deleteFirst: (_k: unknown) => false };
+      o.deleteFirst = (k) => (o.m.delete(k), false);
+      return loop(
+        "sink(o.m.load(o.i)); if (o.i % 1024 === 0) { o.m.range(o.deleteFirst); " +
+          "o.m.store(o.i, o.i); } o.i++;",
+        o,
+        [],
+      );
+    },
+  ],
+  [
+    "SyncMap StoreDeleteChurn, int",
+    (lib) => {
+      const m = new lib.SyncMap();
+      for (let k = N / 2; k < N; k++) m.store(k, k);
+      return loop(
+        `const k = i >> 1; if ((i & 1) === 0) o.store(k & ${N - 1}, k); ` +
+          `else o.delete((k + ${N / 2}) & ${N - 1});`,
+        m,
+        [],
+      );
+    },
+  ],
   // Iteration, per key: a Range over the 1,024 keys every 1,024 ops, or one next() of an
   // iterator that starts over at its end (Map's, the same in every version, is the yardstick).
   mapCase(

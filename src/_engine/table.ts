@@ -554,7 +554,7 @@ export class Table {
     const h = this.h;
     if (journaled && a.i32[h + T_OLDBUCKETS] !== 0) this.finishGrowth();
     let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
-    let limit = this.#chainLimit();
+    let hops = 0;
     for (;;) {
       a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
@@ -585,7 +585,7 @@ export class Table {
         a.i32[h + T_NOVERFLOW]++;
         b = overflow;
       }
-      if (--limit < 0) throw loops();
+      if (this.#looped(++hops)) throw loops();
     }
   }
 
@@ -630,7 +630,8 @@ export class Table {
     } else if (a.u8[b + i + 1] !== EMPTY_REST) {
       return;
     }
-    const limit = this.#chainLimit();
+    // The views cover the buffer (above): its size in buckets, without reading it again.
+    const limit = a.bytes / BUCKET_SIZE;
     for (;;) {
       tx.setByte(b + i, EMPTY_REST);
       if (i === 0) {
