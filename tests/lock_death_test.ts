@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
+import { LOCK_BASE } from "../src/_engine/lock_block.ts";
+import { seatCountWord } from "../src/_engine/rw_lock.ts";
 import type { DeathRequest } from "./fixtures/death_worker.ts";
 import { sleep } from "./fixtures/harness.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
@@ -32,6 +34,11 @@ class Subject {
   async ask(req: DeathRequest, what: string): Promise<Record<string, unknown>> {
     this.worker.postMessage(req);
     return await this.next(what);
+  }
+
+  /** Whether a reply is waiting to be taken. */
+  get replied(): boolean {
+    return this.#replies.queued;
   }
 
   async id(): Promise<number> {
@@ -225,3 +232,154 @@ test("threadGone() rejects what is not a thread id, and the caller's own", () =>
   }
   assert.throws(() => threadGone(0), RangeError, "the main thread is thread 0");
 });
+
+/** Each reader seat claimed so far in `rw`: its count word (read locks, and bit 30: flagged). */
+function seatWords(rw: RWMutex): number[] {
+  const { buffer, byteOffset } = rw.handle;
+  const words = new Int32Array(buffer, byteOffset);
+  const claimed = Atomics.load(words, LOCK_BASE) >>> 2; // the state word's high-water mark
+  return Array.from(
+    { length: claimed },
+    (_, i) => Atomics.load(words, seatCountWord(LOCK_BASE, i)),
+  );
+}
+
+const FLAG = 1 << 30; // SEAT_WRITER
+
+/**
+ * Three reader workers, then the main thread, each claim a reader seat of `rw` and read through it
+ * once; a writer worker write-locks it, flagging every seat, runs `whileHeld` and dies holding
+ * it. Then `recover` runs with the readers, each waiting on `go` to take a read lock through its
+ * seat again (on its fast path) and report it. The readers are terminated afterwards.
+ */
+async function writerDiesWithSeatsFlagged(
+  rw: RWMutex,
+  recover: (readers: Subject[], go: Int32Array<SharedArrayBuffer>) => Promise<void>,
+  whileHeld: () => Promise<void> = async () => {},
+): Promise<void> {
+  const go = new Int32Array(new SharedArrayBuffer(4));
+  const readers = Array.from({ length: 3 }, () => new Subject());
+  try {
+    for (const r of readers) {
+      await r.ask({ op: "rLockAgain", rw: rw.handle, go }, "a reader's first read lock");
+    }
+    rw.rLock();
+    rw.rUnlock();
+    assert.deepEqual(seatWords(rw), [0, 0, 0, 0], "four seats claimed, none held");
+    await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", async () => {
+      assert.deepEqual(seatWords(rw), [FLAG, FLAG, FLAG, FLAG], "the writer flagged every seat");
+      await whileHeld();
+    });
+    await recover(readers, go);
+  } finally {
+    for (const r of readers) r.worker.terminate();
+  }
+}
+
+/** Lets the readers of writerDiesWithSeatsFlagged read and asserts what each reports. */
+async function readersRead(
+  readers: Subject[],
+  go: Int32Array<SharedArrayBuffer>,
+  result: string,
+): Promise<void> {
+  Atomics.store(go, 0, 1);
+  Atomics.notify(go, 0);
+  for (const r of readers) {
+    assert.deepEqual(await r.next("a reader's read lock through its flagged seat"), { result });
+  }
+}
+
+/**
+ * After a reader took over the lock of writerDiesWithSeatsFlagged (`seats` claimed): no seat is
+ * flagged; the lock stays poisoned for the main thread's reader and writer; once the writer
+ * repairs it, every seat reads again, unpoisoned.
+ */
+async function repairedAfterReaders(
+  rw: RWMutex,
+  readers: Subject[],
+  go: Int32Array<SharedArrayBuffer>,
+  seats: number,
+): Promise<void> {
+  const free = Array(seats).fill(0);
+  assert.deepEqual(seatWords(rw), free, "no flag outlives the dead writer");
+  assert.throws(() => rw.rLock(), OwnerDeadError);
+  rw.rUnlock();
+  assert.throws(() => rw.lock(), OwnerDeadError);
+  rw.markConsistent();
+  rw.unlock();
+  assert.deepEqual(seatWords(rw), free, "the writer's unlock cleared its flags");
+  // Each reader finds its seat again by its owner word, and reads through it twice.
+  for (const r of readers) {
+    await r.ask({ op: "rLockAgain", rw: rw.handle, go }, "a reader's read lock");
+    assert.deepEqual(await r.next("a reader's second read lock"), { result: "ok" });
+  }
+  rw.rLock();
+  rw.rUnlock();
+}
+
+test(
+  "RWMutex: a writer dies with every seat flagged; readers take it over, then a writer",
+  TEST,
+  async () => {
+    const rw = new RWMutex();
+    await writerDiesWithSeatsFlagged(rw, async (readers, go) => {
+      await readersRead(readers, go, "ownerDead");
+      await repairedAfterReaders(rw, readers, go, 4);
+    });
+  },
+);
+
+test(
+  "RWMutex: a reader that claims a seat while a writer holds the lock is kept out, and takes it over when the writer dies",
+  TEST,
+  async () => {
+    const rw = new RWMutex();
+    const late = new Subject();
+    try {
+      await writerDiesWithSeatsFlagged(
+        rw,
+        async (readers, go) => {
+          assert.deepEqual(await late.next("the late reader's read lock"), {
+            result: "ownerDead",
+          });
+          await readersRead(readers, go, "ownerDead");
+          await repairedAfterReaders(rw, readers, go, 5);
+        },
+        async () => {
+          // A fifth seat, claimed after the writer flagged the others: the first read lock
+          // through it sees WRITER and waits.
+          await late.ask({ op: "rLock", rw: rw.handle, then: "release" }, "the late reader");
+          await sleep(200);
+          assert.equal(
+            late.replied,
+            false,
+            "a reader on a seat claimed late got in past the writer",
+          );
+          assert.deepEqual(seatWords(rw), [FLAG, FLAG, FLAG, FLAG, 0], "five seats, four flagged");
+        },
+      );
+    } finally {
+      late.worker.terminate();
+    }
+  },
+);
+
+test(
+  "RWMutex: a writer dies with every seat flagged; a writer takes it over, then the readers",
+  TEST,
+  async () => {
+    const rw = new RWMutex();
+    await writerDiesWithSeatsFlagged(rw, async (readers, go) => {
+      assert.throws(() => rw.lock(), OwnerDeadError);
+      assert.deepEqual(seatWords(rw), [FLAG, FLAG, FLAG, FLAG], "held: every seat flagged");
+      rw.markConsistent();
+      rw.unlock();
+      assert.deepEqual(seatWords(rw), [0, 0, 0, 0], "the writer's unlock cleared every flag");
+      await readersRead(readers, go, "ok");
+      rw.rLock();
+      rw.rUnlock();
+      assert.equal(rw.tryLock(), true);
+      rw.unlock();
+    });
+  },
+);
