@@ -6,10 +6,10 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { Probe } from "../_engine/slots.ts";
+import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { SEQ } from "./_go_layout.ts";
+import { KEY_HI, SEQ, VALUE_BYTES, VALUE_HI } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
 import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 
@@ -124,10 +124,17 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     let count = 0;
     try {
       count = s.table.gatherKeySlots(this.#level, i, slots);
+      // GoAccess.readKey's and readValue's number paths, here without a call per entry.
+      const numberKeys = s.numberKeys;
+      const numberValues = s.numberValues;
+      const i32 = a.i32;
+      const f64 = a.f64;
       for (let j = 0; j < count; j++) {
         const k = slots[j];
-        keys[j] = s.readKey(k);
-        values[j] = s.readValue(k);
+        keys[j] = numberKeys && isNumberSlot(i32[(k >> 2) + KEY_HI]) ? f64[k >> 3] : s.readKey(k);
+        values[j] = numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
+          ? f64[(k + VALUE_BYTES) >> 3]
+          : s.readValue(k);
       }
     } catch (error) {
       throw readFailure(s, seq, error);
