@@ -89,7 +89,7 @@ const COUNT_MASK = SEAT_WRITER - 1;
  * Read locks one thread may hold on one lock at once. A seat word below it has no SEAT_WRITER
  * and room for one more, so the read lock's fast path is one compare.
  */
-const MAX_READS = 1 << 29;
+export const MAX_READS = 1 << 29;
 const SPIN = 100;
 
 /** Words a reader/writer lock with `seats` reader seats occupies. */
@@ -163,18 +163,12 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
 }
 
 /**
- * Acquires a read lock for the thread whose seat count word is `seat`. Returns ACQUIRED or
- * ACQUIRED_POISONED (the read lock is held either way). Only for a seat its thread has read
- * through before: the first read lock after {@linkcode readerSeat} is {@linkcode rLockFirst}'s.
- */
-export function rLock(i32: Int32Array, base: number, seat: number, me: number): number {
-  if (Atomics.add(i32, seat, 1) >= MAX_READS) rLockSlow(i32, base, seat, me);
-  return readStatus(i32, base);
-}
-
-/**
- * {@linkcode rLock} for the first read lock through a seat just found or claimed, which a
- * writer already at work may not have flagged: it also loads the state word (see above).
+ * The first read lock through a seat just found or claimed (`seat`, its count word), which a
+ * writer already at work may not have flagged: one add on the seat, then a load of the state
+ * word (see above). Returns ACQUIRED or ACQUIRED_POISONED (the read lock is held either way).
+ * Later read locks through the seat are the add alone, written out in RWMutex.rLock: the add,
+ * {@linkcode rLockSlow} when its old value is {@linkcode MAX_READS} or more, then the poison
+ * bit ({@linkcode rwPoisoned}).
  */
 export function rLockFirst(i32: Int32Array, base: number, seat: number, me: number): number {
   if (Atomics.add(i32, seat, 1) >= MAX_READS || writerIn(i32, base)) rLockSlow(i32, base, seat, me);
@@ -191,7 +185,7 @@ function readStatus(i32: Int32Array, base: number): number {
  * takes the increment back out, waits for the writer to leave, and tries again, each time as a
  * first lock does, until it holds the read lock.
  */
-function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): void {
+export function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): void {
   let spins = 0;
   for (;;) {
     leave(i32, base, seat);

@@ -12,6 +12,7 @@ import {
   lastDeadOwner,
   NOT_ACQUIRED,
   OWNER_SHIFT,
+  POISONED,
 } from "../_engine/futex.ts";
 import {
   attachLockBlock,
@@ -24,10 +25,11 @@ import {
 import {
   initRw,
   lock,
+  MAX_READS,
   readers,
   readerSeat,
-  rLock,
   rLockFirst,
+  rLockSlow,
   rUnlock,
   rwPoisoned,
   rwSeats,
@@ -322,8 +324,16 @@ export class RWMutex {
     const f = fast;
     const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
     const seat = this.#readSeat;
-    const status = seat !== 0 ? rLock(this.#block, LOCK_BASE, seat, me) : this.#rLockFirst(me);
-    if (status !== ACQUIRED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
+    if (seat === 0) {
+      if (this.#rLockFirst(me) !== ACQUIRED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
+      return;
+    }
+    // rw_lock.ts rLock, written out: one add on this thread's seat, then the poison bit.
+    const block = this.#block;
+    if (Atomics.add(block, seat, 1) >= MAX_READS) rLockSlow(block, LOCK_BASE, seat, me);
+    if ((block[writerWord(LOCK_BASE)] & POISONED) !== 0) {
+      throw new OwnerDeadError("RWMutex", lastDeadOwner);
+    }
   }
 
   /**
