@@ -12,7 +12,6 @@ import {
   lastDeadOwner,
   NOT_ACQUIRED,
   OWNER_SHIFT,
-  POISONED,
 } from "../_engine/futex.ts";
 import {
   attachLockBlock,
@@ -247,7 +246,8 @@ export class RWMutex {
    * has marked it consistent since.
    */
   lock(): void {
-    // liveOwnerId written out, as in Mutex.lock (census.ts, `fast`).
+    // liveOwnerId written out, as in Mutex.lock (census.ts, `fast`): JavaScriptCore leaves the
+    // call in place here, about 1 ns of a 12 ns lock+unlock on Bun.
     const f = fast;
     const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
     if (lock(this.#block, LOCK_BASE, me) !== ACQUIRED) {
@@ -328,10 +328,11 @@ export class RWMutex {
       if (this.#rLockFirst(me) !== ACQUIRED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
       return;
     }
-    // rw_lock.ts rLock, written out: one add on this thread's seat, then the poison bit.
+    // The later read locks' fast path, written out as Mutex.lock's is: one add on this thread's
+    // seat (rw_lock.ts rLockFirst's doc), then the poison bit.
     const block = this.#block;
     if (Atomics.add(block, seat, 1) >= MAX_READS) rLockSlow(block, LOCK_BASE, seat, me);
-    if ((block[writerWord(LOCK_BASE)] & POISONED) !== 0) {
+    if (rwPoisoned(block, LOCK_BASE)) {
       throw new OwnerDeadError("RWMutex", lastDeadOwner);
     }
   }
