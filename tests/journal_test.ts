@@ -292,6 +292,44 @@ describe("journal", () => {
     assert.throws(() => s.j.rollbackTo(0), /no free for a FREE entry/);
   });
 
+  it("a commit frees exactly the deferred blocks, with or without a word to publish", () => {
+    for (const publish of [false, true]) {
+      const s = setup();
+      const freed: [number, number][] = [];
+      const free = (offset: number, size: number, countWord: number, count: number): void => {
+        freed.push([offset, size]);
+        s.i32[countWord] = count;
+      };
+      // A commit with no DEFER entry frees nothing, allocations included.
+      s.j.begin();
+      s.j.allocated(4096, 64);
+      s.j.set(0, 5);
+      s.j.commit(free);
+      assert.deepEqual(freed, []);
+      // Deferred frees among other entries, the last one followed by more entries.
+      s.j.begin();
+      s.j.set(1, 6);
+      s.j.deferFree(8192, 32);
+      s.j.allocated(12288, 16);
+      s.j.zeroed(8, 12);
+      s.j.deferFree(16384, 48);
+      s.j.set(2, 7);
+      if (publish) s.j.publishAtCommit(3, 9);
+      s.j.commit(free);
+      assert.deepEqual(freed, [[16384, 48], [8192, 32]], "newest first, each once");
+      assert.deepEqual([s.i32[0], s.i32[1], s.i32[2], s.i32[3]], [5, 6, 7, publish ? 9 : 0]);
+      assert.deepEqual(header(s.i32), { count: 0, capacity: 32, state: IDLE });
+      // A DEFER entry rolled back to a savepoint is not freed by the commit after it.
+      freed.length = 0;
+      s.j.begin();
+      const mark = s.j.mark;
+      s.j.deferFree(20480, 16);
+      s.j.rollbackTo(mark, free);
+      s.j.set(4, 1);
+      s.j.commit(free);
+      assert.deepEqual(freed, []);
+    }
+  });
   it("allocatedVia writes the FREE entry through the outer journal, so the outer rollback drops it", () => {
     const i32 = new Int32Array(new SharedArrayBuffer((AT + 2 * journalWords(32) + 16) * 4));
     Journal.format(i32, AT, 32);

@@ -152,7 +152,7 @@ export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
   // No park hook (see SyncCore's): a step of the allocator never waits for anything else, so
   // a stop of the world need not go on without the threads queued here.
   const status = lockWord(arena.i32, H_ALLOC_LOCK, me);
-  arena.reach(arena.buffer.byteLength);
+  arena.reachTop();
   const j = allocatorJournal(arena);
   try {
     if (status !== ACQUIRED) {

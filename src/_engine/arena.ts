@@ -207,6 +207,18 @@ export class Arena {
   }
 
   /**
+   * Ensures the views cover every block in use, all of which lie below the heap's top (header
+   * word H_TOP), for a caller that has just taken a lock ordered after the allocations it will
+   * follow: the allocator lock itself, or a structure's lock whose earlier holders allocated
+   * what it references. The top those allocations raised is then visible to a plain read, and
+   * the buffer's length (a call into the runtime for a growable buffer) is read only when the
+   * top lies past the views.
+   */
+  reachTop(): void {
+    if (this.i32[H_TOP] > this.bytes) this.reach(this.buffer.byteLength);
+  }
+
+  /**
    * Grows the buffer to hold at least `end` bytes. The caller holds the allocator lock, or has
    * exclusive access to the arena. Returns false when maxBytes forbids it.
    */

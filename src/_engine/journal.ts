@@ -101,6 +101,12 @@ export class JournalFullError extends MapFullError {
 export class Journal {
   readonly at: number;
   readonly #view: () => Int32Array;
+  /**
+   * Whether this thread appended a DEFER entry since the journal was last emptied: a commit
+   * without one (and with nothing to publish) has nothing to roll forward. Local, since only
+   * the lock's holder appends; a stale true (the entry was rolled back) only costs a walk.
+   */
+  #defers = false;
 
   constructor(view: () => Int32Array, at: number) {
     this.#view = view;
@@ -188,6 +194,7 @@ export class Journal {
   /** Frees a block when the mutation commits, not before. */
   deferFree(offset: number, size: number): void {
     this.#append(((offset >> 2) << 2) | K_DEFER, size);
+    this.#defers = true;
   }
 
   #append(first: number, second: number): void {
@@ -218,7 +225,7 @@ export class Journal {
   commit(free?: JournalFree): void {
     const i32 = this.#view();
     const at = this.at;
-    if (free !== undefined || i32[at + J_PUBLISH] !== 0) {
+    if (this.#defers || i32[at + J_PUBLISH] !== 0) {
       i32[at + J_STATE] = COMMITTING;
       this.#forward(free);
     }
@@ -228,6 +235,7 @@ export class Journal {
   #finish(): void {
     const i32 = this.#view();
     const at = this.at;
+    this.#defers = false;
     i32[at + J_COUNT] = 0;
     i32[at + J_PUBLISH] = 0;
     i32[at + J_STATE] = IDLE;
@@ -289,22 +297,24 @@ export class Journal {
     outer.set(at + J_COUNT, n + 1);
   }
 
-  /** Publishes the noted word, then performs the DEFER entries, newest first, truncating. */
+  /**
+   * Publishes the noted word, then performs the DEFER entries, newest first. The other entries
+   * need nothing done and are passed over without a write: each free truncates the journal to
+   * below its own entry (dropping those above it too), and the caller empties it after. A death
+   * part-way leaves COMMITTING and a count below which lie exactly the frees not yet done.
+   */
   #forward(free: JournalFree | undefined): void {
     const at = this.at;
-    const view = this.#view();
-    if (view[at + J_PUBLISH] !== 0) {
-      Atomics.store(view, view[at + J_PUBLISH], view[at + J_PUBLISH_VALUE]);
+    let i32 = this.#view();
+    if (i32[at + J_PUBLISH] !== 0) {
+      Atomics.store(i32, i32[at + J_PUBLISH], i32[at + J_PUBLISH_VALUE]);
     }
-    for (let n = this.#view()[at + J_COUNT]; n > 0; n = this.#view()[at + J_COUNT]) {
-      const i32 = this.#view();
+    for (let n = i32[at + J_COUNT]; n > 0; n--) {
       const e = at + J_ENTRIES + 2 * (n - 1);
-      if ((i32[e] & 3) === K_DEFER) {
-        if (free === undefined) throw new Error("internal: no free for a DEFER entry");
-        free((i32[e] >>> 2) << 2, i32[e + 1], at + J_COUNT, n - 1);
-      } else {
-        i32[at + J_COUNT] = n - 1;
-      }
+      if ((i32[e] & 3) !== K_DEFER) continue;
+      if (free === undefined) throw new Error("internal: no free for a DEFER entry");
+      free((i32[e] >>> 2) << 2, i32[e + 1], at + J_COUNT, n - 1);
+      i32 = this.#view(); // the free may have grown the buffer
     }
   }
 

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { H_TOP } from "../_engine/arena.ts";
 import { liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
@@ -41,11 +40,9 @@ export function beginWrite<K, V>(s: GoAccess<K, V>): number {
   }
   i32[LAST_SEQ] = seq;
   // Cover memory other workers allocated since this worker's views were made: a writer
-  // follows offsets without checking each against its views. Every block in use lies below
-  // the heap's top, which the previous writer published before its release of SEQ, read by
-  // the compare-exchange above; only when the top lies past the views is the buffer's
-  // length read (a call into the runtime for a growable buffer).
-  if (i32[H_TOP] > a.bytes) a.reach(a.buffer.byteLength);
+  // follows offsets without checking each against its views. The previous writer published
+  // the heap's top before its release of SEQ, read by the compare-exchange above.
+  a.reachTop();
   return seq;
 }
 

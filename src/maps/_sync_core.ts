@@ -191,8 +191,9 @@ export class SyncCore {
     const a = this.arena;
     const status = lockWord(a.i32, R_MU, ownerId(), this.#onWait);
     // Under the lock, cover memory other workers allocated since this worker's views were
-    // made: the locked paths follow offsets without checking each against the views.
-    a.reach(a.buffer.byteLength);
+    // made: the locked paths follow offsets without checking each against the views. (Records,
+    // which lock-free stores publish, are checked one by one as they are decoded.)
+    a.reachTop();
     if (status !== ACQUIRED) {
       try {
         this.recoverMutex();
