@@ -612,16 +612,14 @@ export class Table {
     const i32 = a.i32;
     if (this.ownsKeys) this.#freeBlob(i32[w], i32[w + 1]);
     this.freeValue(i32[w + VALUE_WORDS], i32[w + VALUE_WORDS + 1], tx);
-    tx.set(w, 0);
-    tx.set(w + 1, 0);
-    tx.set(w + VALUE_WORDS, 0);
-    tx.set(w + VALUE_WORDS + 1, 0);
+    // The key and value words stay as they are: nothing reads the words of a slot whose mark
+    // is below MIN_TOP_HASH (table_layout.ts), so the mark alone empties the slot.
     let i = (k - b - KEYS) >> 3;
     tx.setByte(b + i, EMPTY_ONE);
     // The walk below follows overflow links without a reach() per bucket, so first make the
-    // views cover the whole buffer: another worker may have grown it since this worker's views
-    // were made.
-    a.reach(a.buffer.byteLength);
+    // views cover every block: another worker may have grown the buffer since this worker's
+    // views were made. Removal is a locked mutation, so reachTop's condition holds.
+    a.reachTop();
     // If this slot ends the live run, turn the trailing empty-one marks into empty-rest, walking
     // back through the chain, so lookups stop early (Go's mapdelete does the same).
     if (i === BUCKET_SLOTS - 1) {

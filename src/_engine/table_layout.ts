@@ -20,7 +20,9 @@
  * an overflow link and padding. A key's bucket is the low B bits of its hash; its tophash is the
  * hash's top byte, raised by {@linkcode MIN_TOP_HASH} when it falls on a mark. Lookups compare
  * tophash bytes first and whole keys only on a tophash match, and stop at an empty-rest mark,
- * which promises that the rest of the bucket and its overflow chain are empty.
+ * which promises that the rest of the bucket and its overflow chain are empty. The key and value
+ * words of a slot whose mark is below {@linkcode MIN_TOP_HASH} (empty or evacuated) are never
+ * read, and hold whatever they last held: a delete writes only the mark.
  *
  * @module
  */
