@@ -31,6 +31,7 @@
  */
 
 import type { Arena } from "./arena.ts";
+import { KeyHashCache, MAX_UNITS as CACHED_UNITS_MAX } from "./key_hash_cache.ts";
 import { readString } from "./read_string.ts";
 import { hashBytes, hashString, hashStringWords, hashUnits, hashWords } from "./hash.ts";
 import { decodeStructured, MAX_ENCODED_BYTES, ownBytes, StructuredWriter } from "./structured.ts";
@@ -126,6 +127,8 @@ export class Probe {
   hasWords = false;
   /** Scratch for `hasWords`: grows, up to MAX_WORDS, with the longest key this probe has held. */
   words: Int32Array = EMPTY_WORDS;
+  /** The hashes of short string keys this probe has held (a map handle's key probe only). */
+  keyCache: KeyHashCache | null = null;
 
   /** Throws MapFullError if this key cannot be stored (it is too large for the map). */
   storable(): void {
@@ -385,8 +388,29 @@ function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number
   p.lo = 0;
   p.str = s;
   p.mode = MODE_STRING;
-  p.hash = hashStringWords(s, k0, k1, words);
   p.hasWords = true;
+  const cache = p.keyCache;
+  if (cache === null || n > CACHED_UNITS_MAX) {
+    p.hash = hashStringWords(s, k0, k1, words);
+    return;
+  }
+  const at = cache.find(s, k0, k1);
+  if (at >= 0) {
+    p.hash = cache.load(at, words, need);
+    return;
+  }
+  p.hash = hashStringWords(s, k0, k1, words);
+  cache.add(s, k0, k1, p.hash, words, need);
+}
+
+/**
+ * A probe for a map handle's keys: one that caches the hashes of the short string keys it is
+ * given (key_hash_cache.ts). Nested calls' fresh probes go without.
+ */
+export function keyProbe(): Probe {
+  const p = new Probe();
+  p.keyCache = new KeyHashCache();
+  return p;
 }
 
 function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {

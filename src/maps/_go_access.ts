@@ -12,6 +12,7 @@ import { Journal } from "../_engine/journal.ts";
 import {
   freeSlot,
   isNumberSlot,
+  keyProbe,
   Probe,
   type SlotCodec,
   storesNumbers,
@@ -45,7 +46,7 @@ export class GoAccess<K, V> {
   readonly allocBlob = (size: number): number => this.tx.alloc(size, false);
   readonly freeBlob = (offset: number, size: number): void => this.tx.free(offset, size);
   /** Scratch for the key and the value of a call; a nested call makes its own (see nested). */
-  readonly probe: Probe = new Probe();
+  readonly probe: Probe = keyProbe();
   readonly valueProbe: Probe = new Probe();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;

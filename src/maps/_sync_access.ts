@@ -13,6 +13,7 @@ import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
 import {
   isNumberSlot,
   keyNumberWords,
+  keyProbe,
   Probe,
   type SlotCodec,
   storesNumbers,
@@ -43,7 +44,7 @@ export class SyncAccess<K, V> {
   readonly keys: SlotCodec<K>;
   readonly values: SlotCodec<V>;
   /** Scratch for a call's key, value and compare-and-X old value; see {@linkcode nested}. */
-  readonly probe: Probe = new Probe();
+  readonly probe: Probe = keyProbe();
   readonly valueProbe: Probe = new Probe();
   /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */
   readonly expectedProbe: Probe = new Probe();

@@ -1,0 +1,106 @@
+/**
+ * Internal. A map handle's cache of the string keys it has hashed: each string's keyed hash and
+ * its units packed two to a word, as slots.ts `setKeyString` computes them (hash.ts
+ * `hashStringWords`).
+ *
+ * Hashing a key reads every unit of it through `charCodeAt`, which is most of what a lookup of
+ * a short string key costs (about 30 ns of a 16-unit key's on Deno). The cache finds a string
+ * again through a JavaScript `Map`, whose lookups use the hash the engine keeps inside every
+ * string, so a key seen before costs one such lookup and a copy of its words. What it holds is
+ * a pure function of the string and the map's hash key, so a stale or evicted entry can cost
+ * time, never a wrong answer; the hash key is checked on every lookup all the same, so the
+ * cache can never answer for another map's key.
+ *
+ * Bounds: {@linkcode CAPACITY} strings of at most {@linkcode MAX_UNITS} units (about 100 KB at
+ * most, allocated on the first string); full, it starts over empty. A working set larger than
+ * that would make most lookups misses that also pay an insert, so the cache watches its hit
+ * rate: when fewer than half of a window of {@linkcode WINDOW} lookups hit, it turns itself off
+ * for {@linkcode OFF_CALLS} calls (each then costs a decrement), then tries again.
+ *
+ * Each instance belongs to one probe of one thread (probes are never shared, see slots.ts
+ * Probe), so nothing here is shared memory.
+ *
+ * @module
+ */
+
+/** Strings cached at most; a full cache starts over. */
+export const CAPACITY = 1024;
+/** The longest string cached, in UTF-16 units. */
+export const MAX_UNITS = 32;
+/** Lookups per hit-rate window. */
+export const WINDOW = 4096;
+/** Calls the cache stays off after a window with fewer hits than misses. */
+export const OFF_CALLS = 65536;
+
+/** Words per entry: the hash, then up to MAX_UNITS / 2 words of units. */
+const STRIDE = 1 + MAX_UNITS / 2;
+
+/** The cache of one probe; see the module documentation. */
+export class KeyHashCache {
+  #index = new Map<string, number>();
+  #slab: Int32Array | null = null;
+  #next = 0;
+  #k0 = 0;
+  #k1 = 0;
+  #lookups = 0;
+  #hits = 0;
+  #off = 0;
+
+  /** Whether the cache is in use (false while its hit rate has switched it off). */
+  get on(): boolean {
+    return this.#off === 0;
+  }
+
+  /** Strings held now. */
+  get size(): number {
+    return this.#index.size;
+  }
+
+  /**
+   * The entry of string `s` hashed under (k0, k1), or -1 when there is none (or the cache is
+   * off). `s` must have at most {@linkcode MAX_UNITS} units.
+   */
+  find(s: string, k0: number, k1: number): number {
+    if (this.#off !== 0) {
+      this.#off--;
+      return -1;
+    }
+    const at = this.#index.get(s);
+    const hit = at !== undefined && k0 === this.#k0 && k1 === this.#k1;
+    if (hit) this.#hits++;
+    if (++this.#lookups === WINDOW) {
+      if (2 * this.#hits < WINDOW) this.#off = OFF_CALLS;
+      this.#lookups = 0;
+      this.#hits = 0;
+    }
+    return hit ? at : -1;
+  }
+
+  /** The hash of entry `at`; copies its `need` words of units into `words`. */
+  load(at: number, words: Int32Array, need: number): number {
+    const slab = this.#slab!;
+    for (let j = 0; j < need; j++) words[j] = slab[at + 1 + j];
+    return slab[at];
+  }
+
+  /**
+   * Adds string `s`, hashed to `hash` under (k0, k1), with its units in `words[0, need)`.
+   * Does nothing while the cache is off.
+   */
+  add(s: string, k0: number, k1: number, hash: number, words: Int32Array, need: number): void {
+    if (this.#off !== 0) return;
+    if (this.#slab === null) this.#slab = new Int32Array(CAPACITY * STRIDE);
+    if (k0 !== this.#k0 || k1 !== this.#k1 || this.#next === CAPACITY * STRIDE) {
+      this.#index.clear();
+      this.#next = 0;
+      this.#k0 = k0;
+      this.#k1 = k1;
+    }
+    const at = this.#next;
+    this.#next = at + STRIDE;
+    const slab = this.#slab;
+    slab[at] = hash;
+    for (let j = 0; j < need; j++) slab[at + 1 + j] = words[j];
+    this.#index.set(s, at);
+  }
+}
