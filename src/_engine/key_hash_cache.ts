@@ -30,7 +30,7 @@ export const MAX_UNITS = 32;
 /** Lookups per hit-rate window. */
 export const WINDOW = 4096;
 /** Calls the cache stays off after a window with fewer hits than misses. */
-export const OFF_CALLS = 65536;
+export const OFF_CALLS = 262144;
 
 /** Words per entry: the hash, then up to MAX_UNITS / 2 words of units. */
 const STRIDE = 1 + MAX_UNITS / 2;
