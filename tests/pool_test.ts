@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
 import { GONE, stateOf, TERMINATING } from "../src/_engine/census.ts";
 import { trackAll } from "../src/workers/node.ts";
-import { until } from "./fixtures/harness.ts";
+import { deadline, until } from "./fixtures/harness.ts";
 import { diagnoseSyncMap, sharesOfEnded } from "./fixtures/map_diagnosis.ts";
 import { runtime } from "./fixtures/spawn.ts";
 import { type PoolTask, step } from "./fixtures/pool_task.ts";
@@ -146,7 +146,9 @@ async function killedPools(task: TaskOf): Promise<Kills> {
       }
       if (last) {
         await Promise.all(runs);
-        await pool.destroy();
+        // Bounded, so that a destroy() that never settles fails the test instead of hanging
+        // it: see why its workers are kept alive in pool_task_poolifier.ts.
+        await deadline(pool.destroy(), 30_000, "the last poolifier pool's destroy()");
         break;
       }
       const progress = task(0).progress;
