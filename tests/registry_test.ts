@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SyncMap } from "../mod.ts";
-import type { Arena } from "../src/_engine/arena.ts";
+import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
 import { GONE, ownerId, record, stateOf as threadState } from "../src/_engine/census.ts";
 import {
   ANNOUNCE,
@@ -17,6 +17,7 @@ import {
   deadSeats,
   OWNER,
   RELEASER,
+  releaseSeat,
   SEAT_FREE,
   SEAT_IN_USE,
   SEAT_RELEASING,
@@ -127,6 +128,32 @@ describe("participant registry: releases", () => {
     assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE);
     assert.equal(load(seat, RELEASER), 0);
     assert.equal(load(seat, ANNOUNCE), 0);
+    assert.equal(map.stats().participants, 1);
+    assert.equal(map.load("k"), 1);
+    map.close();
+  });
+
+  it("finishes a dead releaser's release when a later release of the same seat comes", () => {
+    // Two threads reaping one dead seat: the first moved the claim to RELEASING and died in
+    // finishRelease; the second, which found the seat dead before that, releases the same
+    // generation. It takes RELEASER over from the dead releaser and must finish the release:
+    // a seat left RELEASING with no RELEASER is never finished (nor looked at again).
+    const { map, load, store } = setup(4);
+    const { handle } = shareSyncMap(map as SyncMap<never, never>);
+    const share = SyncMap.attach<string, number>(handle);
+    share.store("k", 1);
+    const seat = handle.participant!;
+    const claim = load(seat, CLAIM);
+    store(seat, OWNER, ghostOwner());
+    store(seat, ANNOUNCE, 1);
+    store(seat, RELEASER, ghostOwner());
+    store(seat, CLAIM, (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
+    const registry = registryOf(Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "test"));
+    releaseSeat(registry, seat, claim >>> 2);
+    assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE, "the release is finished");
+    assert.equal(load(seat, RELEASER), 0);
+    assert.equal(load(seat, ANNOUNCE), 0, "the dead owner's announcement is withdrawn");
+    map.verify();
     assert.equal(map.stats().participants, 1);
     assert.equal(map.load("k"), 1);
     map.close();

@@ -220,11 +220,22 @@ export function releaseSeat(
   const next = (generation + 1) << 2;
   // The releaser is recorded first (as a claimer records itself, see claimFree), so that one
   // that dies anywhere from here on leaves a release others can finish.
+  const me = ownerId();
+  const held = Atomics.load(i32, at + RELEASER);
   if (!takeWord(i32, at + RELEASER)) return;
   for (;;) {
     const old = Atomics.load(i32, at + CLAIM);
     if (old >>> 2 !== generation || (old & 3) === SEAT_FREE) {
-      Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
+      if ((old & 3) === SEAT_RELEASING) {
+        // A release under way (of this generation, or a later one). This thread's own (a
+        // grace's timer, or a call up the stack) is left to finish. One whose releaser died,
+        // taken over just now, this call finishes: dropped, RELEASING with no RELEASER, nobody
+        // would (stuckReleases looks only for releasers that are gone). A reap that found the
+        // seat dead before that releaser began comes here.
+        if (held !== me) finishRelease(registry, index, onReleased);
+        return;
+      }
+      Atomics.compareExchange(i32, at + RELEASER, me, 0);
       return;
     }
     // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
