@@ -13,7 +13,7 @@ import { GONE, markTerminatingHere, record } from "../_engine/census.ts";
  * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
  * when it wakes (census.ts).
  */
-function markTerminating(threadId: number | undefined): void {
+export function markTerminating(threadId: number | undefined): void {
   if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
 }
 
@@ -51,7 +51,7 @@ export function markOnTerminate(
  * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
  * in a SyncMap reclaimed.
  */
-function declareGone(threadId: number | undefined, graceMs = 0): void {
+export function declareGone(threadId: number | undefined, graceMs = 0): void {
   if (threadId === undefined || threadId < 0) return;
   if (graceMs <= 0) {
     record(threadId, GONE);

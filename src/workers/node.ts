@@ -53,6 +53,7 @@ import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { watchEndEvent } from "./_end_event.ts";
 import { listenForShare, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
+import { declareGone, markTerminating } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
@@ -122,6 +123,9 @@ let trackingAll = false;
  * (piscina, poolifier, tinypool), whose workers you never construct yourself. Call it once,
  * before the pool starts its workers; later calls do nothing. Bun reports its web Workers on
  * that event too; they are left alone here (use `track` from `@shmap/shmap/bun` for those).
+ * Deno emits that event late, possibly after the pool has terminated the worker, so there
+ * trackAll() also wraps the `terminate` and `emit` methods of `Worker.prototype`, and so sees
+ * the end of every Worker of this thread, however soon it comes.
  *
  * @example A piscina pool whose workers may be killed on a task timeout
  * ```ts
@@ -134,10 +138,46 @@ let trackingAll = false;
 export function trackAll(): void {
   if (trackingAll) return;
   trackingAll = true;
+  if (onDeno) watchEveryEnd();
   process.on("worker", (worker: Worker) => {
     // A listener that threw would break whoever started the worker: only node:worker_threads
     // Workers that have not exited are watched.
     if (adapter.isWorker(worker) && worker.threadId !== -1) track(worker);
+  });
+}
+
+/**
+ * Deno (2.9) emits the process's `worker` event late, after timers and the worker's own events
+ * have run, so a pool may terminate a worker before trackAll() hears of it (piscina does, when a
+ * task's abort signal fires early): the worker would be marked terminating too late to stop it
+ * running on (Deno's terminate() does not stop a busy worker), and its `exit`, which Deno emits
+ * inside terminate(), would come before anyone listened, leaving its end undeclared and a lock it
+ * held never taken over. So on Deno, trackAll() also watches every Worker through the class:
+ * `terminate()` marks the thread terminating first, and `exit` declares it gone after the grace,
+ * as the per-worker watch does (the census keeps one entry per state, so the two agree).
+ * Deno's `threadId` stays readable after the end, unlike Node's, which the watch reads earlier.
+ */
+function watchEveryEnd(): void {
+  const proto = Worker.prototype as Worker & {
+    emit(event: string | symbol, ...args: unknown[]): boolean;
+  };
+  const terminate = proto.terminate;
+  const emit = proto.emit;
+  Object.defineProperty(proto, "terminate", {
+    configurable: true,
+    writable: true,
+    value: function (this: Worker, ...args: unknown[]): unknown {
+      markTerminating(this.threadId);
+      return (terminate as (...args: unknown[]) => unknown).apply(this, args);
+    },
+  });
+  Object.defineProperty(proto, "emit", {
+    configurable: true,
+    writable: true,
+    value: function (this: Worker, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === "exit") declareGone(this.threadId, DENO_GRACE_MS);
+      return emit.call(this, event, ...args);
+    },
   });
 }
 
