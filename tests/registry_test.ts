@@ -9,7 +9,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
-import { GONE, ownerId, record, stateOf as threadState } from "../src/_engine/census.ts";
+import {
+  GONE,
+  ownerId,
+  record,
+  stateOf as threadState,
+  TERMINATING,
+} from "../src/_engine/census.ts";
 import {
   ANNOUNCE,
   CLAIM,
@@ -27,6 +33,9 @@ import {
 } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
+import type { PauseMessage, PauseReply } from "./fixtures/pause_world_worker.ts";
+import { ReplyQueue } from "./fixtures/reply_queue.ts";
+import { startWorker } from "./fixtures/spawn.ts";
 
 /** Thread ids far from any real one, each recorded gone. */
 let ghosts = 2 ** 27 + 5000 + Math.floor(Math.random() * 10_000) * 8;
@@ -173,5 +182,40 @@ describe("participant registry: releases", () => {
     store(ticket.index, RELEASER, 0);
     store(ticket.index, CLAIM, claim & ~3);
     map.close();
+  });
+});
+
+describe("participant registry: stopping the world", () => {
+  it("a stopper found terminated as it waits gives up at once, its pause lowered", async () => {
+    // A thread terminated while it waits for the world to stop (Deno's terminate() does not
+    // stop a busy worker) must not wait on and then sweep: its end is declared after a grace
+    // of 250 ms, from when others take its pause, its releases and its seat over.
+    const { map, registry, store } = setup(4);
+    // A participant of a live thread in one long task: it never parks.
+    const blocker = claimSeat(registry);
+    store(blocker.index, OWNER, liveOwner());
+    store(blocker.index, ANNOUNCE, 1);
+    const replies = new ReplyQueue<PauseReply>();
+    const worker = startWorker(
+      new URL("./fixtures/pause_world_worker.ts", import.meta.url),
+      replies.listeners((error) => ({ error: error.message })),
+    );
+    try {
+      worker.postMessage({ map: map.handle } satisfies PauseMessage);
+      const { threadId, error } = await replies.take(30_000, "the worker's thread id");
+      assert.equal(error, undefined);
+      record(threadId!, TERMINATING);
+      worker.postMessage({ pauseMs: 5_000 } satisfies PauseMessage);
+      const reply = await replies.take(30_000, "what pauseWorld did");
+      assert.equal(reply.outcome, "threw TerminatedError");
+      assert.ok(reply.ms! < 2_000, `it gave up after ${reply.ms} ms`);
+      assert.equal(reply.pause, 0, "the pause is lowered");
+      assert.equal(Atomics.load(new Int32Array(map.handle.buffer), registry.pauseWord), 0);
+    } finally {
+      worker.terminate();
+      store(blocker.index, ANNOUNCE, 0);
+      store(blocker.index, OWNER, ownerId());
+      map.close();
+    }
   });
 });

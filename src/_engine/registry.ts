@@ -19,7 +19,7 @@
 import { cachedBytes, repairCache } from "./alloc_cache.ts";
 import { underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
-import { ownerGone, ownerId } from "./census.ts";
+import { checkSelf, ownerGone, ownerId } from "./census.ts";
 import { dropDuplicates } from "./retire_list.ts";
 
 /**
@@ -348,6 +348,7 @@ export let pauseBlocker = "";
  * of the map) or offline. The caller holds the map's mutex. Returns false, with the pause
  * lowered, if another live thread is recovering already or if some participant does not park
  * within `timeoutMs` (it may sit in one long task): nothing is ever assumed of a live thread.
+ * Throws TerminatedError, with the pause lowered, if the caller is found terminated as it waits.
  */
 export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
   const i32 = registry.arena.i32;
@@ -386,6 +387,15 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
       return false;
     }
     Atomics.wait(sleeper, 0, 0, 1);
+    // As after every wait in shmap: a thread terminated meanwhile goes no further (census.ts).
+    // It would otherwise wait on, up to `timeoutMs`, and sweep past the grace after which its
+    // end is declared and others take its pause, its releases and its seat over.
+    try {
+      checkSelf();
+    } catch (error) {
+      resumeWorld(registry);
+      throw error;
+    }
   }
 }
 
