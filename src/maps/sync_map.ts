@@ -5,6 +5,8 @@
  */
 
 import { census } from "../_engine/census.ts";
+import { hashWords } from "../_engine/hash.ts";
+import { isNumberSlot, keyNumberWords } from "../_engine/slots.ts";
 import { holding } from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
@@ -15,7 +17,15 @@ import { SyncAccess } from "./_sync_access.ts";
 import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
-import { EXPUNGED, R_COUNT, R_DIRTY, R_READ } from "./_sync_layout.ts";
+import {
+  AMENDED,
+  EXPUNGED,
+  R_COUNT,
+  R_DIRTY,
+  R_READ,
+  REC_HI,
+  RECORD_HEADER,
+} from "./_sync_layout.ts";
 import {
   attachSyncMap,
   createSyncMap,
@@ -242,14 +252,34 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   load(key: K): V | undefined {
-    const part = this.#s.participant;
-    part.enter();
-    const e = typeof key === "number" && this.#s.numberKeys
-      ? entryForNumber(this.#s, key)
-      : entryForRead(this.#s, key);
+    const s = this.#s;
+    s.participant.enter();
+    // The number-key hit, Go's LoadMostlyHits, written out: entryForNumber's read-table lookup
+    // and decodeRecord's number path, which V8 left as calls (5 to 8 ns of a hit on Deno).
+    let e: number;
+    if (typeof key === "number" && s.numberKeys) {
+      const a = s.arena;
+      const read = Atomics.load(a.i32, R_READ);
+      const words = keyNumberWords(key);
+      const lo = words[0];
+      const hi = words[1];
+      const table = s.core.readTable(read);
+      const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
+      if (k >= 0) e = s.core.entryAt(k);
+      else if ((read & AMENDED) === 0) return undefined;
+      else e = entryForNumber(s, key);
+    } else {
+      e = entryForRead(s, key);
+    }
     if (e === 0) return undefined;
-    const p = Atomics.load(this.#s.arena.i32, e >> 2);
-    return p <= EXPUNGED ? undefined : this.#s.decodeRecord(p);
+    const a = s.arena;
+    const p = Atomics.load(a.i32, e >> 2);
+    if (p <= EXPUNGED) return undefined;
+    // A record is immutable once published; the load above ordered its words before us.
+    if (s.numberValues && p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])) {
+      return a.f64[p >> 3] as V;
+    }
+    return s.decodeRecord(p);
   }
 
   /**
