@@ -62,13 +62,28 @@ export function swap<K, V>(
   s.participant.enter();
   const a = s.arena;
   const core = s.core;
-  const probe = s.probeKey(key);
-  const vp = s.probeValue(value);
-  probe.storable(); // a key too large for maxBytes
-  let record = core.newRecord(vp, true);
+  // A number key and value (codecs that store numbers as plain float64 slots: they can neither
+  // fail nor run user code) need no probe to write the record and search the read table; the
+  // key's probe is made only for the locked step. Otherwise both are encoded first, as user
+  // code may run then.
+  const numbers = typeof key === "number" && typeof value === "number" && s.numberKeys &&
+    s.numberValues;
+  let probe: Probe | null = null;
+  let record: number;
+  if (numbers) {
+    record = s.participant.allocate(RECORD_HEADER, true);
+    a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+  } else {
+    probe = s.probeKey(key);
+    const vp = s.probeValue(value);
+    probe.storable(); // a key too large for maxBytes
+    record = core.newRecord(vp, true);
+  }
   try {
     const read = Atomics.load(a.i32, R_READ);
-    const e = core.findIn(core.readTable(read), probe);
+    const e = probe === null
+      ? readEntryForNumber(s, read, key as number)
+      : core.findIn(core.readTable(read), probe);
     if (e !== 0) {
       // trySwap: exchange unless expunged.
       for (;;) {
@@ -84,6 +99,7 @@ export function swap<K, V>(
     }
     // The previous record is decoded once the lock is released: decoding may run user code
     // (a user codec), which may call this map and need the lock.
+    if (probe === null) probe = s.probeKey(key);
     core.inflight = record;
     const previous = counted(core, storeLocked(s, probe, record, false));
     record = 0;

@@ -406,7 +406,6 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return loadOrCompute(this.#s, key, fn);
   }
 
-  /** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
   /**
    * Deletes `key`, returning its previous value and whether there was one (Go's
    * LoadAndDelete).
