@@ -317,14 +317,16 @@ export function keyNumberWords(n: number): Int32Array {
   return w32;
 }
 
-function setNumber(p: Probe, n: number): void {
+/** Makes `p` the slot of number `n`, a value (its float64 as it is). */
+export function setNumber(p: Probe, n: number): void {
   f64[0] = n;
   p.lo = w32[0];
   p.hi = w32[1];
   p.mode = MODE_INLINE;
 }
 
-function setKeyNumber(p: Probe, n: number, k0: number, k1: number): void {
+/** Makes `p` the probe of number key `n` (SameValueZero) under the hash key (k0, k1). */
+export function setKeyNumber(p: Probe, n: number, k0: number, k1: number): void {
   if (n === 0) n = 0; // -0 and 0 are one key
   else if (n !== n) n = NaN; // every NaN is one key
   f64[0] = n;

@@ -15,6 +15,8 @@ import {
   keyNumberWords,
   MODE_INLINE,
   Probe,
+  setKeyNumber,
+  setNumber,
 } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
@@ -338,9 +340,20 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const s = this.#s;
     const a = s.arena;
     const nested = s.nested;
-    const p = s.encodeKey(key, nested ? new Probe() : s.probe);
-    const v = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
-    p.storable(); // a key too large for maxBytes, refused before the table changes
+    let p: Probe;
+    let v: Probe;
+    if (typeof key === "number" && typeof value === "number" && s.numberKeys && s.numberValues) {
+      // What the codecs do with numbers (they store them as plain float64 slots), without their
+      // calls; a number key always fits.
+      p = nested ? new Probe() : s.probe;
+      setKeyNumber(p, key, a.seed0, a.seed1);
+      v = nested ? new Probe() : s.valueProbe;
+      setNumber(v, value === value ? value : NaN);
+    } else {
+      p = s.encodeKey(key, nested ? new Probe() : s.probe);
+      v = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
+      p.storable(); // a key too large for maxBytes, refused before the table changes
+    }
     // From here on no user code runs: the probes refer to nothing user code can reach.
     const seq = beginWrite(s);
     const tx = s.tx;
