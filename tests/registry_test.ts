@@ -32,7 +32,7 @@ import {
   stuckReleases,
 } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { shareSyncMap, type SyncMapHandle } from "../src/maps/sync_map.ts";
 import type { PauseMessage, PauseReply } from "./fixtures/pause_world_worker.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
@@ -68,6 +68,27 @@ function setup(n: number) {
     Atomics.store(i32, word(seat, w), value);
   };
   return { map, registry, load, store };
+}
+
+/**
+ * Shares `map` (from setup) with a by-hand attach that stores "k", then stages what a dead
+ * owner and a dead releaser of that share leave: the releaser had moved the claim to RELEASING
+ * in the next generation and stopped there, the owner's announcement still up. Returns the seat
+ * and its claim word before the release.
+ */
+function deadReleaserMidway(
+  { map, load, store }: ReturnType<typeof setup>,
+): { handle: SyncMapHandle; seat: number; claim: number } {
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const share = SyncMap.attach<string, number>(handle);
+  share.store("k", 1);
+  const seat = handle.participant!;
+  const claim = load(seat, CLAIM);
+  store(seat, OWNER, ghostOwner());
+  store(seat, ANNOUNCE, 1);
+  store(seat, RELEASER, ghostOwner());
+  store(seat, CLAIM, (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
+  return { handle, seat, claim };
 }
 
 describe("participant registry: claims", () => {
@@ -119,18 +140,10 @@ describe("participant registry: claims", () => {
 
 describe("participant registry: releases", () => {
   it("finishes a release whose releaser died midway, so its announcement stops holding memory", () => {
-    const { map, load, store } = setup(4);
-    const { handle } = shareSyncMap(map as SyncMap<never, never>);
-    const share = SyncMap.attach<string, number>(handle);
-    share.store("k", 1);
-    const seat = handle.participant!;
-    // The share's owner and then its releaser died: the releaser had moved the claim to
-    // RELEASING in the next generation and stopped there, the owner's announcement still up.
-    const claim = load(seat, CLAIM);
-    store(seat, OWNER, ghostOwner());
-    store(seat, ANNOUNCE, 1);
-    store(seat, RELEASER, ghostOwner());
-    store(seat, CLAIM, (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
+    const staged = setup(4);
+    const { map, load } = staged;
+    // The share's owner and then its releaser died midway.
+    const { seat } = deadReleaserMidway(staged);
     // Any reclamation step finishes it (the next call's, the census having changed); verify()
     // runs one, then checks the seats.
     map.verify();
@@ -147,16 +160,9 @@ describe("participant registry: releases", () => {
     // finishRelease; the second, which found the seat dead before that, releases the same
     // generation. It takes RELEASER over from the dead releaser and must finish the release:
     // a seat left RELEASING with no RELEASER is never finished (nor looked at again).
-    const { map, load, store } = setup(4);
-    const { handle } = shareSyncMap(map as SyncMap<never, never>);
-    const share = SyncMap.attach<string, number>(handle);
-    share.store("k", 1);
-    const seat = handle.participant!;
-    const claim = load(seat, CLAIM);
-    store(seat, OWNER, ghostOwner());
-    store(seat, ANNOUNCE, 1);
-    store(seat, RELEASER, ghostOwner());
-    store(seat, CLAIM, (((claim >>> 2) + 1) << 2) | SEAT_RELEASING);
+    const staged = setup(4);
+    const { map, load } = staged;
+    const { handle, seat, claim } = deadReleaserMidway(staged);
     const registry = registryOf(Arena.attach(handle.buffer, KIND_SYNC_MAP, true, "test"));
     releaseSeat(registry, seat, claim >>> 2);
     assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE, "the release is finished");
