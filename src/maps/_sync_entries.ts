@@ -62,7 +62,15 @@ function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number 
  */
 export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const e = unlockedEntryForNumber(s, key);
-  return e >= 0 ? e : s.core.entryLocked(s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
+  return e >= 0 ? e : lockedEntryForNumber(s, key);
+}
+
+/**
+ * Number key `key`'s entry once the read table lacked it and was amended: SyncCore.entryLocked,
+ * which looks at both tables again under the lock.
+ */
+export function lockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+  return s.core.entryLocked(s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
 }
 
 /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */

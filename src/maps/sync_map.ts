@@ -14,7 +14,13 @@ import { checkFunction } from "../_describe.ts";
 import { defineInspect } from "../_inspect.ts";
 import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
 import { SyncAccess } from "./_sync_access.ts";
-import { deleteEntry, entryForDelete, entryForNumber, entryForRead } from "./_sync_entries.ts";
+import {
+  deleteEntry,
+  entryForDelete,
+  entryForNumber,
+  entryForRead,
+  lockedEntryForNumber,
+} from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
 import {
@@ -267,7 +273,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
       if (k >= 0) e = s.core.entryAt(k);
       else if ((read & AMENDED) === 0) return undefined;
-      else e = entryForNumber(s, key);
+      else e = lockedEntryForNumber(s, key);
     } else {
       e = entryForRead(s, key);
     }
