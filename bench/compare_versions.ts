@@ -219,7 +219,9 @@ const cases: Case[] = [
   mapCase("SyncMap.load miss, int", filledSyncMap, `sink(o.load(${KEY}));`, missKeys, intKeys),
   mapCase("SyncMap.store overwrite, int", filledSyncMap, `o.store(${KEY}, i);`),
   mapCase("SyncMap.loadOrStore hit, int", filledSyncMap, `sink(o.loadOrStore(${KEY}, i));`),
+  mapCase("SyncMap.has hit, int", filledSyncMap, `sink(o.has(${KEY}));`),
   mapCase("GoMap.get hit, int", filledGoMap, `sink(o.get(${KEY}));`),
+  mapCase("GoMap.has hit, int", filledGoMap, `sink(o.has(${KEY}));`),
   mapCase("GoMap.get hit, str16", filledGoMap, `sink(o.get(${KEY}));`, strKeys),
   mapCase("GoMap.set overwrite, int", filledGoMap, `o.set(${KEY}, i);`),
   mapCase(

@@ -6,7 +6,8 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { isNumberSlot, Probe } from "../_engine/slots.ts";
+import { hashWords } from "../_engine/hash.ts";
+import { isNumberSlot, keyNumberWords, Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { KEY_HI, SEQ, VALUE_BYTES, VALUE_HI } from "./_go_layout.ts";
@@ -16,8 +17,41 @@ import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");
 
+/**
+ * The key slot of number key `key` (SameValueZero: -0 is 0, one NaN), or -1: the lookup of
+ * get, getOk and has for a map whose keys use the built-in codec, made without a codec call or
+ * a probe. The caller reads under the write sequence, and blames a throw on an overlapping
+ * write (readFailure).
+ */
+export function findNumber<K, V>(s: GoAccess<K, V>, key: number): number {
+  const a = s.arena;
+  const words = keyNumberWords(key);
+  const lo = words[0];
+  const hi = words[1];
+  return s.table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
+}
+
+/** {@linkcode lookup} of a number key in a map whose keys use the built-in codec. */
+export function lookupNumber<K, V>(s: GoAccess<K, V>, key: number): V | typeof ABSENT {
+  const a = s.arena;
+  const seq = beginRead(s, "read");
+  let value: unknown;
+  try {
+    const k = findNumber(s, key);
+    if (k < 0) return validated(s, seq, ABSENT);
+    value = s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])
+      ? a.f64[(k + VALUE_BYTES) >> 3]
+      : s.readValue(k);
+  } catch (error) {
+    throw readFailure(s, seq, error);
+  }
+  if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+  return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
+}
+
 /** Looks `key` up, returning ABSENT when it is missing. */
 export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
+  if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key);
   // Encoded before the read begins: a user codec's encode may write the map.
   const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
   const seq = beginRead(s, "read");

@@ -6,13 +6,10 @@
 
 import { blockSize, bytesUsed, verifyHeap } from "../_engine/allocator.ts";
 import { census } from "../_engine/census.ts";
-import { hashWords } from "../_engine/hash.ts";
 import {
   blobSize,
   freeSlot,
   isBlob,
-  isNumberSlot,
-  keyNumberWords,
   MODE_INLINE,
   Probe,
   setKeyNumber,
@@ -29,20 +26,17 @@ import {
   JOURNAL_BYTES,
   KEY_HI,
   KEY_LO,
-  SEQ,
-  VALUE_BYTES,
   VALUE_HI,
   VALUE_LO,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, GoIterator, lookup } from "./_go_read.ts";
+import { ABSENT, findNumber, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
   beginRead,
   beginWrite,
   endWrite,
   finishClear,
-  readerBlocked,
   readFailure,
   validated,
 } from "./_go_writer.ts";
@@ -253,29 +247,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get(key: K): V | undefined {
     const s = this.#s;
-    if (typeof key === "number" && s.numberKeys) {
-      // The hot path: no codec call, no probe object.
-      const a = s.arena;
-      let seq = a.i32[SEQ];
-      if ((seq & 1) !== 0) seq = readerBlocked(s, seq, "read");
-      const words = keyNumberWords(key); // SameValueZero: -0 is 0, one NaN
-      const lo = words[0];
-      const hi = words[1];
-      let value: unknown;
-      try {
-        const k = s.table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
-        if (k < 0) return validated(s, seq, undefined);
-        const vhi = a.i32[(k >> 2) + VALUE_HI];
-        value = s.numberValues && isNumberSlot(vhi)
-          ? a.f64[(k + VALUE_BYTES) >> 3]
-          : s.readValue(k);
-      } catch (error) {
-        throw readFailure(s, seq, error);
-      }
-      if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-      return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
-    }
-    const value = lookup(s, key);
+    // The hot path, for a number key under the built-in codec: no codec call, no probe object.
+    const value = typeof key === "number" && s.numberKeys ? lookupNumber(s, key) : lookup(s, key);
     return value === ABSENT ? undefined : value;
   }
 
@@ -310,6 +283,16 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const s = this.#s;
+    if (typeof key === "number" && s.numberKeys) {
+      const seq = beginRead(s, "read");
+      let k: number;
+      try {
+        k = findNumber(s, key);
+      } catch (error) {
+        throw readFailure(s, seq, error);
+      }
+      return validated(s, seq, k >= 0);
+    }
     // Encoded before the read begins: a user codec's encode may write the map.
     const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
     const seq = beginRead(s, "read");
