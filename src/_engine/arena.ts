@@ -34,6 +34,7 @@
  * @module
  */
 
+import { HashMemo } from "./hash_memo.ts";
 import { describe, withArticle } from "../_describe.ts";
 import { Journal, journalWords } from "./journal.ts";
 
@@ -96,6 +97,8 @@ export class Arena {
   /** Copies of the hash key's two words, immutable after creation. */
   readonly seed0: number;
   readonly seed1: number;
+  /** This thread's memo of number keys' hashes under that key (hash_memo.ts). */
+  readonly memo: HashMemo;
 
   private constructor(buffer: SharedArrayBuffer, locking: boolean) {
     this.buffer = buffer;
@@ -108,6 +111,7 @@ export class Arena {
     this.maxBytes = this.i32[H_MAX_BYTES];
     this.seed0 = this.i32[H_SEED0];
     this.seed1 = this.i32[H_SEED1];
+    this.memo = new HashMemo(this.seed0, this.seed1);
   }
 
   /** Makes a new arena for a structure of `kind`, recording the codec names in the header. */

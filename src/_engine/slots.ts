@@ -30,6 +30,7 @@
  * @module
  */
 
+import type { HashMemo } from "./hash_memo.ts";
 import type { Arena } from "./arena.ts";
 import { KeyHashCache, MAX_UNITS as CACHED_UNITS_MAX } from "./key_hash_cache.ts";
 import { readString } from "./read_string.ts";
@@ -327,15 +328,23 @@ export function setNumber(p: Probe, n: number): void {
 
 /** Makes `p` the probe of number key `n` (SameValueZero) under the hash key (k0, k1). */
 export function setKeyNumber(p: Probe, n: number, k0: number, k1: number): void {
-  if (n === 0) n = 0; // -0 and 0 are one key
-  else if (n !== n) n = NaN; // every NaN is one key
-  f64[0] = n;
-  const lo = w32[0];
-  const hi = w32[1];
-  p.lo = lo;
-  p.hi = hi;
+  const words = keyNumberWords(n);
+  p.lo = words[0];
+  p.hi = words[1];
   p.mode = MODE_INLINE;
-  p.hash = hashWords(lo, hi, k0, k1);
+  p.hash = hashWords(p.lo, p.hi, k0, k1);
+}
+
+/**
+ * {@linkcode setKeyNumber} with the hash taken from `memo`, the thread's memo of the map's
+ * number keys (the maps' own number paths).
+ */
+export function setKeyNumberMemo(p: Probe, n: number, memo: HashMemo): void {
+  const words = keyNumberWords(n);
+  p.lo = words[0];
+  p.hi = words[1];
+  p.mode = MODE_INLINE;
+  p.hash = memo.hash(p.lo, p.hi);
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   isNumberSlot,
   keyProbe,
   Probe,
+  setKeyNumberMemo,
   type SlotCodec,
   storesNumbers,
   UserSlots,
@@ -127,6 +128,10 @@ export class GoAccess<K, V> {
    * in {@linkcode nested}.
    */
   encodeKey(key: K, p: Probe): Probe {
+    if (typeof key === "number" && this.numberKeys) {
+      setKeyNumberMemo(p, key, this.arena.memo); // the codec's probe, hashed through the memo
+      return p;
+    }
     if (this.userKeys === null) {
       this.keys.toKey(key, p, this.arena.seed0, this.arena.seed1);
       return p;

@@ -6,7 +6,6 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { hashWords } from "../_engine/hash.ts";
 import { isNumberSlot, keyNumberWords, Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
@@ -28,7 +27,7 @@ export function findNumber<K, V>(s: GoAccess<K, V>, key: number): number {
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
-  return s.table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
+  return s.table.findWords(lo, hi, a.memo.hash(lo, hi));
 }
 
 /** {@linkcode lookup} of a number key in a map whose keys use the built-in codec. */

@@ -8,13 +8,12 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { hashWords } from "../_engine/hash.ts";
 import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
 import {
   isNumberSlot,
-  keyNumberWords,
   keyProbe,
   Probe,
+  setKeyNumberMemo,
   type SlotCodec,
   storesNumbers,
   UserSlots,
@@ -135,11 +134,7 @@ export class SyncAccess<K, V> {
    */
   keyProbe(key: K, probe: Probe): Probe {
     if (typeof key === "number" && this.numberKeys) {
-      const words = keyNumberWords(key);
-      probe.lo = words[0];
-      probe.hi = words[1];
-      probe.mode = 0;
-      probe.hash = hashWords(probe.lo, probe.hi, this.arena.seed0, this.arena.seed1);
+      setKeyNumberMemo(probe, key, this.arena.memo);
     } else if (!this.userKeys) {
       this.keys.toKey(key, probe, this.arena.seed0, this.arena.seed1);
     } else {

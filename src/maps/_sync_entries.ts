@@ -22,7 +22,6 @@
 //   next store of a new key rebuilds the dirty table from the read table, expunging deleted
 //   entries.
 
-import { hashWords } from "../_engine/hash.ts";
 import { keyNumberWords, Probe } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
 import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
@@ -41,7 +40,7 @@ export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key:
   const lo = words[0];
   const hi = words[1];
   const table = core.readTable(read);
-  const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
+  const k = table === null ? -1 : table.findWords(lo, hi, a.memo.hash(lo, hi));
   return k < 0 ? 0 : core.entryAt(k);
 }
 

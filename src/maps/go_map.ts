@@ -12,7 +12,7 @@ import {
   isBlob,
   MODE_INLINE,
   Probe,
-  setKeyNumber,
+  setKeyNumberMemo,
   setNumber,
 } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
@@ -329,7 +329,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       // What the codecs do with numbers (they store them as plain float64 slots), without their
       // calls; a number key always fits.
       p = nested ? new Probe() : s.probe;
-      setKeyNumber(p, key, a.seed0, a.seed1);
+      setKeyNumberMemo(p, key, a.memo);
       v = nested ? new Probe() : s.valueProbe;
       setNumber(v, value === value ? value : NaN);
     } else {

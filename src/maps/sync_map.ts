@@ -5,7 +5,6 @@
  */
 
 import { census } from "../_engine/census.ts";
-import { hashWords } from "../_engine/hash.ts";
 import { isNumberSlot, keyNumberWords } from "../_engine/slots.ts";
 import { holding } from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
@@ -270,7 +269,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const lo = words[0];
       const hi = words[1];
       const table = s.core.readTable(read);
-      const k = table === null ? -1 : table.findWords(lo, hi, hashWords(lo, hi, a.seed0, a.seed1));
+      const k = table === null ? -1 : table.findWords(lo, hi, a.memo.hash(lo, hi));
       if (k >= 0) e = s.core.entryAt(k);
       else if ((read & AMENDED) === 0) return undefined;
       else e = lockedEntryForNumber(s, key);
