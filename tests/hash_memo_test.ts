@@ -8,17 +8,8 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { GoMap, SyncMap } from "../mod.ts";
 import { hashWords } from "../src/_engine/hash.ts";
+import { numberOf } from "./fixtures/crafted_keys.ts";
 import { HashMemo, MEMO_SLOTS, OFF_CALLS, WINDOW } from "../src/_engine/hash_memo.ts";
-
-const f64 = new Float64Array(1);
-const w32 = new Int32Array(f64.buffer);
-
-/** The number whose float64 has the words (lo, hi). */
-function numberOf(lo: number, hi: number): number {
-  w32[0] = lo;
-  w32[1] = hi;
-  return f64[0];
-}
 
 /**
  * `count` pairs of words that all share one memo slot (their lo ^ hi is equal), each a finite
