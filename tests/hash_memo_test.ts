@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { GoMap, SyncMap } from "../mod.ts";
 import { hashWords } from "../src/_engine/hash.ts";
 import { numberOf } from "./fixtures/crafted_keys.ts";
-import { HashMemo, MEMO_SLOTS, OFF_CALLS, WINDOW } from "../src/_engine/hash_memo.ts";
+import { HashMemo, MEMO_SLOTS, OFF_CALLS, WARMUP, WINDOW } from "../src/_engine/hash_memo.ts";
 
 /**
  * `count` pairs of words that all share one memo slot (their lo ^ hi is equal), each a finite
@@ -40,6 +40,7 @@ describe("hash memo", () => {
     fc.assert(
       fc.property(word, word, fc.array(pair, { minLength: 1, maxLength: 200 }), (k0, k1, pairs) => {
         const memo = new HashMemo(k0, k1);
+        for (let j = 0; j < WARMUP; j++) memo.hash(j, -j); // past the warm-up: the table in use
         for (const [lo, hi] of [...pairs, ...pairs.toReversed(), ...pairs]) {
           assert.equal(memo.hash(lo, hi), hashWords(lo, hi, k0, k1), `(${lo}, ${hi})`);
           assert.ok(memo.holds(lo, hi), "a pair just hashed is held");
@@ -49,21 +50,27 @@ describe("hash memo", () => {
     );
   });
 
-  it("a fresh memo holds nothing but (0, 0), with its true hash", () => {
+  it("a fresh memo makes its table after WARMUP lookups, holding (0, 0) with its true hash", () => {
     const memo = new HashMemo(0x12345678, -0x789abcd);
-    assert.equal(memo.holds(0, 0), false, "no table before the first lookup");
-    assert.equal(memo.hash(5, 7), hashWords(5, 7, 0x12345678, -0x789abcd));
+    const hash = (lo: number, hi: number) => hashWords(lo, hi, 0x12345678, -0x789abcd);
+    for (let j = 0; j < WARMUP - 1; j++) assert.equal(memo.hash(j, 3), hash(j, 3));
+    assert.equal(memo.on, false, "no table before WARMUP lookups");
+    assert.equal(memo.holds(0, 0), false);
+    assert.equal(memo.hash(5, 7), hash(5, 7));
+    assert.equal(memo.on, true, "the table is made at the WARMUP-th lookup");
     assert.equal(memo.holds(0, 0), true);
-    assert.equal(memo.hash(0, 0), hashWords(0, 0, 0x12345678, -0x789abcd));
+    assert.equal(memo.hash(0, 0), hash(0, 0));
     // Every other slot also starts as (0, 0): a pair mapping there is not taken for it.
     for (const [lo, hi] of slotSharers(8, 0x5a5a5)) {
       assert.equal(memo.holds(lo, hi), false);
-      assert.equal(memo.hash(lo, hi), hashWords(lo, hi, 0x12345678, -0x789abcd));
+      assert.equal(memo.hash(lo, hi), hash(lo, hi));
+      assert.equal(memo.holds(lo, hi), true);
     }
   });
 
   it("pairs sharing a slot evict one another and are each hashed right", () => {
     const memo = new HashMemo(1, 2);
+    for (let j = 0; j < WARMUP; j++) memo.hash(j, 0x40000000);
     const pairs = slotSharers(4, 0x1234567);
     for (let round = 0; round < 3; round++) {
       for (const [lo, hi] of pairs) {
@@ -75,6 +82,7 @@ describe("hash memo", () => {
 
   it("a working set far larger than the memo switches it off, and it comes back", () => {
     const memo = new HashMemo(7, 9);
+    for (let j = 0; j < WARMUP; j++) memo.hash(j, 0x40000000);
     // A working set that fits: hits outnumber misses in every window; the memo stays on.
     for (let round = 0; round < 8; round++) {
       for (let j = 0; j < 1024; j++) {

@@ -21,7 +21,8 @@
  * which is the words (0, 0) in every slot, and the slot that (0, 0) maps to (slot 0) is given
  * its hash. A lookup of (0, 0) only ever reads slot 0, so the other slots' (0, 0) never match
  * anything; no pair of words, key or not, can read a hash that is not its own. The table, 48 KB,
- * is made at the first lookup, so a map whose keys are not numbers pays nothing for it.
+ * is made after {@linkcode WARMUP} lookups, so a map whose keys are not numbers, or a handle that
+ * is attached for a few calls and dropped, pays nothing for it.
  *
  * A working set much larger than the memo makes most lookups misses, each a read of a slot out
  * of cache and three writes on top of the hash (8% to 14% of a `get` among 2^20 random keys), so
@@ -36,6 +37,8 @@ import { hashWords } from "./hash.ts";
 
 /** Slots of the memo, a power of two: 4,096 slots of three words, 48 KB. */
 export const MEMO_SLOTS = 4096;
+/** Lookups hashed without a table before the table is made. */
+export const WARMUP = 1024;
 /** Misses per hit-rate window. */
 export const WINDOW = 4096;
 /** Lookups the memo stays off for after a window with fewer hits than misses. */
@@ -51,15 +54,15 @@ const NONE = new Int32Array(0);
 export class HashMemo {
   readonly #k0: number;
   readonly #k1: number;
-  /** The table: three words per slot (lo, hi, hash); null until the first lookup. */
+  /** The table: three words per slot (lo, hi, hash); null until {@linkcode WARMUP} lookups. */
   #table: Int32Array | null = null;
   /** The table while the memo is on, else {@linkcode NONE}. */
   #words: Int32Array = NONE;
   /** Hits and misses in the current window. */
   #hits = 0;
   #misses = 0;
-  /** Lookups left while switched off. */
-  #off = 0;
+  /** Lookups left while switched off, or before the table is made. */
+  #off = WARMUP;
 
   /** A memo of hashes under the hash key (k0, k1). */
   constructor(k0: number, k1: number) {
@@ -84,7 +87,7 @@ export class HashMemo {
     return h;
   }
 
-  /** Whether the memo is in use (false while its hit rate has switched it off). */
+  /** Whether the memo is in use (false before its table is made, and while switched off). */
   get on(): boolean {
     return this.#off === 0;
   }
@@ -96,17 +99,16 @@ export class HashMemo {
     return w.length !== 0 && w[i] === lo && w[i + 1] === hi;
   }
 
-  /** A lookup with no table in use: the first one (which makes it), or one while off. */
+  /** A lookup with no table in use: before it is made, or while the memo is off. */
   #bypass(lo: number, hi: number): number {
-    if (this.#table === null) {
-      // Zeroed: (0, 0) in every slot, with its true hash in slot 0, the one it maps to.
-      const w = new Int32Array(3 * MEMO_SLOTS);
-      w[2] = hashWords(0, 0, this.#k0, this.#k1);
-      this.#table = w;
-      this.#words = w;
-      return this.hash(lo, hi);
+    if (--this.#off === 0) {
+      if (this.#table === null) {
+        // Zeroed: (0, 0) in every slot, with its true hash in slot 0, the one it maps to.
+        this.#table = new Int32Array(3 * MEMO_SLOTS);
+        this.#table[2] = hashWords(0, 0, this.#k0, this.#k1);
+      }
+      this.#words = this.#table;
     }
-    if (--this.#off === 0) this.#words = this.#table;
     return hashWords(lo, hi, this.#k0, this.#k1);
   }
 
