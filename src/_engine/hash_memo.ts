@@ -17,10 +17,10 @@
  * no memo. The memo is this thread's own JavaScript memory, never shared: nothing in it is
  * seen by another worker, and no user code runs while it is read or written.
  *
- * Every slot holds a key's words and their hash from the start: the table is made zeroed,
- * which is the words (0, 0) in every slot, and the slot that (0, 0) maps to (slot 0) is given
- * its hash. A lookup of (0, 0) only ever reads slot 0, so the other slots' (0, 0) never match
- * anything; no pair of words, key or not, can read a hash that is not its own. The table, 48 KB,
+ * The table is made zeroed, so every slot starts as the words (0, 0), and slot 0, the one
+ * (0, 0) maps to, is given their true hash. A lookup of (0, 0) only ever reads slot 0, so the
+ * other slots' (0, 0) match nothing: no pair of words, key or not, can read a hash that is not
+ * its own. The table, 48 KB,
  * is made after {@linkcode WARMUP} lookups, so a map whose keys are not numbers, or a handle that
  * is attached for a few calls and dropped, pays nothing for it.
  *
