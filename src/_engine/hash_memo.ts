@@ -20,9 +20,8 @@
  * The table is made zeroed, so every slot starts as the words (0, 0), and slot 0, the one
  * (0, 0) maps to, is given their true hash. A lookup of (0, 0) only ever reads slot 0, so the
  * other slots' (0, 0) match nothing: no pair of words, key or not, can read a hash that is not
- * its own. The table, 48 KB,
- * is made after {@linkcode WARMUP} lookups, so a map whose keys are not numbers, or a handle that
- * is attached for a few calls and dropped, pays nothing for it.
+ * its own. The table, 48 KB, is made after {@linkcode WARMUP} lookups, so a map whose keys are
+ * not numbers, or a handle that is attached for a few calls and dropped, pays nothing for it.
  *
  * A working set much larger than the memo makes most lookups misses, each a read of a slot out
  * of cache and three writes on top of the hash (8% to 14% of a `get` among 2^20 random keys), so
@@ -47,6 +46,11 @@ export const OFF_CALLS = 262144;
 const SHIFT = 32 - Math.log2(MEMO_SLOTS);
 /** The multiplier: 2^32 over the golden ratio, odd (Knuth's multiplicative hashing). */
 const GOLDEN = 0x9e3779b1 | 0;
+/** The first word of (lo, hi)'s slot in the table. */
+function slotOf(lo: number, hi: number): number {
+  return (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) * 3;
+}
+
 /** The words of a memo that has no table yet, or is switched off: no slot to read. */
 const NONE = new Int32Array(0);
 
@@ -74,7 +78,7 @@ export class HashMemo {
   hash(lo: number, hi: number): number {
     const w = this.#words;
     if (w.length === 0) return this.#bypass(lo, hi);
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) * 3;
+    const i = slotOf(lo, hi);
     if (w[i] === lo && w[i + 1] === hi) {
       this.#hits++;
       return w[i + 2];
@@ -94,7 +98,7 @@ export class HashMemo {
 
   /** Whether the memo holds the hash of (lo, hi) now (for tests). */
   holds(lo: number, hi: number): boolean {
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) * 3;
+    const i = slotOf(lo, hi);
     const w = this.#words;
     return w.length !== 0 && w[i] === lo && w[i + 1] === hi;
   }
