@@ -500,3 +500,58 @@ test("codecs.auto.encode may be called from a getter it is reading", () => {
   const bytes = codecs.auto.encode(value);
   assert.deepStrictEqual(codecs.auto.decode(bytes), { x: { inner: [1, 2] }, y: "after" });
 });
+
+describe("bytes a codec hands over are copied before the map relies on them", () => {
+  /** A codec of strings that returns views of one scratch buffer, rewritten by every encode. */
+  function scratchCodec(): Codec<string> {
+    const scratch = new Uint8Array(256);
+    const text = new TextEncoder();
+    return {
+      name: "scratch",
+      encode: (s) => scratch.subarray(0, text.encodeInto(s, scratch).written),
+      decode: (bytes) => new TextDecoder().decode(bytes),
+    };
+  }
+
+  for (const kind of ["GoMap", "SyncMap"] as const) {
+    test(`${kind}: a user codec reusing its output buffer for keys and values`, () => {
+      const codec = scratchCodec(); // one buffer for keys and values
+      const options = { keys: codec, values: codec };
+      const twin = new Twin(KINDS[kind](options));
+      for (let i = 0; i < 40; i++) twin.set(`key ${i}`, `value ${i} ${"v".repeat(i)}`);
+      twin.set("alpha", "omega");
+      twin.set("alpha", "omega 2");
+      twin.get("alpha");
+      twin.delete("key 3");
+      twin.check("after writes whose value encode rewrote the key's bytes");
+      twin.map.verify();
+      if (kind === "SyncMap") {
+        // The old and the new value encoded by one codec, one after the other.
+        const m = twin.map as unknown as SyncMap<string, string>;
+        assert.equal(m.compareAndSwap("alpha", "not it", "swapped"), false);
+        assert.equal(m.load("alpha"), "omega 2");
+        assert.equal(m.compareAndSwap("alpha", "omega 2", "swapped"), true);
+        assert.equal(m.load("alpha"), "swapped");
+        m.verify();
+      }
+    });
+
+    test(`${kind}: a value's getter writing the bytes of the key being stored`, () => {
+      const twin = new Twin(KINDS[kind]({ keys: codecs.bytes }));
+      const key = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const stored = key.slice();
+      const value = {
+        get x() {
+          key[0] = 99; // after the key was encoded and hashed
+          return 1;
+        },
+      };
+      twin.map.set(key, value);
+      twin.model.set(stored, { x: 1 });
+      twin.map.verify();
+      assert.deepStrictEqual([...twin.map.keys()], [stored]);
+      assert.deepStrictEqual(twin.map.get(stored), { x: 1 });
+      assert.equal(twin.map.get(key), undefined, "the key as it is now is another key");
+    });
+  }
+});

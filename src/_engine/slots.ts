@@ -35,7 +35,13 @@ import type { Arena } from "./arena.ts";
 import { KeyHashCache, MAX_UNITS as CACHED_UNITS_MAX } from "./key_hash_cache.ts";
 import { readString } from "./read_string.ts";
 import { hashBytes, hashString, hashStringWords, hashUnits, hashWords } from "./hash.ts";
-import { decodeStructured, MAX_ENCODED_BYTES, ownBytes, StructuredWriter } from "./structured.ts";
+import {
+  copyBytes,
+  decodeStructured,
+  MAX_ENCODED_BYTES,
+  ownBytes,
+  StructuredWriter,
+} from "./structured.ts";
 import { describe, withArticle } from "../_describe.ts";
 import { MapFullError } from "../errors.ts";
 
@@ -686,6 +692,9 @@ export class BytesSlots implements SlotCodec<Uint8Array> {
     const bytes = ownBytes(key);
     if (bytes === undefined) throw notA("Uint8Array", key);
     setBytes(p, bytes, this.limit, true);
+    // A copy: a getter of the value, encoded after the key was hashed, may write the key's
+    // memory (copyBytes).
+    if (p.mode === MODE_BYTES) p.bytes = copyBytes(p.bytes);
     hashProbe(p, k0, k1);
   }
 
@@ -718,13 +727,16 @@ export class UserSlots<T> implements SlotCodec<T> {
     this.#codec = codec;
   }
 
+  // The codec's bytes are copied once their size is checked: see copyBytes.
   toKey(key: T, p: Probe, k0: number, k1: number): void {
     setBytes(p, this.#encode(key), this.limit, true);
+    if (p.mode === MODE_BYTES) p.bytes = copyBytes(p.bytes);
     hashProbe(p, k0, k1);
   }
 
   toValue(value: T, p: Probe): void {
     setBytes(p, this.#encode(value), this.limit, false);
+    p.bytes = copyBytes(p.bytes);
   }
 
   #encode(value: T): Uint8Array {

@@ -155,6 +155,24 @@ export function ownBytes(value: unknown): Uint8Array | undefined {
   );
 }
 
+const typedArraySet = typedArrayPrototype.set as (
+  this: Uint8Array,
+  source: ArrayLike<number>,
+  offset?: number,
+) => void;
+
+/**
+ * A copy of `bytes` (a view {@linkcode ownBytes} made) in memory of its own. A user codec may
+ * hand back a view of a buffer it reuses for the next encode, or of memory another thread
+ * writes: what the engine hashed must be what it stores, so it keeps a copy, made with the
+ * built-in `set` (a patched prototype runs no code here).
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(typedArrayByteLength.call(bytes));
+  typedArraySet.call(copy, bytes);
+  return copy;
+}
+
 /** Makes the error for an encoding of at least `needed` bytes against `limit`. */
 export type TooLarge = (needed: number, limit: number) => Error;
 
