@@ -425,6 +425,70 @@ describe("SyncMap.compute", () => {
     m.verify();
   });
 
+  test("fn writing its own key every time throws instead of running for good", () => {
+    const m = mapWith("n", 0);
+    const other = SyncMap.attach<string, number>(m.handle);
+    const selfWrite = /fn wrote the key it computes in \d+ rounds in a row/;
+    let calls = 0;
+    // A store of the key in every round: each round is lost to the round's own write.
+    assert.throws(() =>
+      m.compute("n", (old) => {
+        if (++calls > 10_000) throw new Error("still running");
+        m.store("n", old! + 100);
+        return old! + 1;
+      }), selfWrite);
+    assert.ok(calls > 1 && calls < 1_000, `fn ran ${calls} times`);
+    m.verify();
+    // The same through another object of the map, and through a nested compute.
+    calls = 0;
+    assert.throws(() =>
+      m.compute("n", (old) => {
+        if (++calls > 10_000) throw new Error("still running");
+        other.store("n", old! + 1);
+        return old! + 1;
+      }), selfWrite);
+    assert.throws(() =>
+      m.compute("n", (old) => {
+        m.compute("n", (v) => v! + 1);
+        return old! + 1;
+      }), selfWrite);
+    // Written only while it is small: rounds stop once fn sees a large enough value, and the
+    // last round's result is stored.
+    m.store("n", 0);
+    calls = 0;
+    assert.deepEqual(
+      m.compute("n", (old) => {
+        calls++;
+        if (old! < 20) m.store("n", old! + 1);
+        return -old!;
+      }),
+      [-20, true],
+    );
+    assert.equal(calls, 21);
+    // Writes of other keys in every round, with a lost round in between, are no self-write.
+    let rounds = 0;
+    assert.deepEqual(
+      m.compute("n", (old) => {
+        m.store(`other ${rounds}`, rounds);
+        if (++rounds === 1) other.store("n", 5); // as another worker's write would
+        return old! * 2;
+      }),
+      [10, true],
+    );
+    // After a throw, nothing is left noted: a later compute's lost rounds start from zero.
+    m.store("n", 0);
+    calls = 0;
+    assert.deepEqual(
+      m.compute("n", (old) => {
+        if (++calls <= 3) m.store("n", old! + 1);
+        return old! + 10;
+      }),
+      [13, true],
+    );
+    other.close();
+    m.verify();
+  });
+
   test("fn throwing writes nothing; bad values are refused", () => {
     const m = mapWith<unknown>("n", 1);
     assertThrowsFnError((fn) => m.compute("n", fn));

@@ -27,6 +27,7 @@ import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { LockedTx } from "../_engine/tx.ts";
+import { noteRecord } from "./_compute_watch.ts";
 import {
   AMENDED,
   E_KEY_HI,
@@ -548,6 +549,7 @@ export class SyncCore {
     const i32 = a.i32;
     i32[(r >> 2) + REC_LO] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
     i32[(r >> 2) + REC_HI] = v.hi;
+    noteRecord(a.buffer, r);
     return r;
   }
 

@@ -10,6 +10,13 @@
 import { ownerId } from "../_engine/census.ts";
 import { Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
+import {
+  endCompute,
+  enterCallback,
+  exitCallback,
+  madeSince,
+  SELF_WRITES_MAX,
+} from "./_compute_watch.ts";
 import { checkFunction } from "../_describe.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { SyncCore } from "./_sync_core.ts";
@@ -307,13 +314,32 @@ export function compute<K, V>(
   fn: (old: V | undefined, loaded: boolean) => V | typeof DELETE | typeof CANCEL,
 ): [value: V | undefined, ok: boolean] {
   checkFunction(fn, "SyncMap.compute", "fn");
-  const part = s.participant;
-  part.enter();
-  const a = s.arena;
-  const core = s.core;
+  s.participant.enter();
   const probe = s.probeKey(key);
   // Where the value read is copied: the old-value scratch, or a fresh probe when nested.
   const seen = s.nested ? new Probe() : s.expectedProbe;
+  try {
+    return computeRounds(s, probe, seen, fn);
+  } finally {
+    endCompute();
+  }
+}
+
+/**
+ * compute's loop: one round a run of `fn`, until a round's result is stored. Rounds lost to
+ * `fn`'s own writes of the key are counted (_compute_watch.ts); SELF_WRITES_MAX of them in a
+ * row throw, since `fn` would go on writing the key it computes for good.
+ */
+function computeRounds<K, V>(
+  s: SyncAccess<K, V>,
+  probe: Probe,
+  seen: Probe,
+  fn: (old: V | undefined, loaded: boolean) => V | typeof DELETE | typeof CANCEL,
+): [value: V | undefined, ok: boolean] {
+  const part = s.participant;
+  const a = s.arena;
+  const core = s.core;
+  let selfWrites = 0;
   for (;;) {
     const p = current(core, probe);
     const loaded = p !== 0;
@@ -325,7 +351,13 @@ export function compute<K, V>(
       seen.snapshot(a, a.i32[(p >> 2) + REC_LO], a.i32[(p >> 2) + REC_HI]);
       old = s.decodeRecord(p);
     }
-    const next = s.callUser2(fn, old, loaded);
+    const mark = enterCallback();
+    let next;
+    try {
+      next = s.callUser2(fn, old, loaded);
+    } finally {
+      exitCallback();
+    }
     if (next === CANCEL) return [old, loaded];
     if (next === DELETE && !loaded) return [undefined, false];
     if (next instanceof Promise) {
@@ -337,21 +369,33 @@ export function compute<K, V>(
     part.enter();
     if (next === DELETE) {
       if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
-      continue;
+    } else {
+      const vp = s.probeValue(next);
+      probe.storable(); // a key too large for maxBytes
+      const record = core.newRecord(vp, true);
+      core.inflight = record;
+      let stored = false;
+      try {
+        stored = replaceIf(core, probe, loaded, seen, record);
+      } finally {
+        core.inflight = 0;
+        if (!stored) core.freeRecord(record);
+      }
+      if (stored) return [next, true];
     }
-    const vp = s.probeValue(next);
-    probe.storable(); // a key too large for maxBytes
-    const record = core.newRecord(vp, true);
-    core.inflight = record;
-    let stored = false;
-    try {
-      stored = replaceIf(core, probe, loaded, seen, record);
-    } finally {
-      core.inflight = 0;
-      if (!stored) core.freeRecord(record);
-    }
-    if (stored) return [next, true];
+    // Lost: to another writer, or to fn's own write of the key in this round.
+    const now = current(core, probe);
+    if (now === 0 || !madeSince(mark, a.buffer, now)) selfWrites = 0;
+    else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError();
   }
+}
+
+function selfWriteError(): Error {
+  return new Error(
+    `SyncMap.compute: fn wrote the key it computes in ${SELF_WRITES_MAX} rounds in a row ` +
+      "(each write changes the value fn was given, so fn runs again, for good); fn must " +
+      "return the new value, not store it",
+  );
 }
 
 /** xsync's LoadOrCompute: see SyncMap.loadOrCompute. */

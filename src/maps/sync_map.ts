@@ -507,8 +507,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * never runs, and every write of the key, or load, would wait for it.)
    *
    * `fn` runs in the calling worker and may call any method of the map (a write of the same
-   * key makes this call run `fn` again). If it throws, nothing is written and the error goes
-   * to the caller. A key being computed by {@linkcode loadOrCompute} has no value: `fn` gets
+   * key makes this call run `fn` again; `fn` writing it in every round, which would run for
+   * good, throws an Error after 64 rounds). If it throws, nothing is written and the error
+   * goes to the caller. A key being computed by {@linkcode loadOrCompute} has no value: `fn` gets
    * `(undefined, false)`, and a value it returns wins over the computation's. `fn` must
    * return the value itself: a Promise is a TypeError.
    *

@@ -13,6 +13,7 @@ import { RedisSyncMapError } from "./errors.ts";
 import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
 import { checkOptions, type RedisSyncMapOptions } from "./options.ts";
 import { scanEntries, scanKeys } from "./scan.ts";
+import { insideCallback, noteWrite, runCallback, SELF_WRITES_MAX } from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
 
 export type { RedisSyncMapOptions } from "./options.ts";
@@ -308,7 +309,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * It reads the key (GET), calls `fn`, and writes with a Lua script only if the key is still
    * as read (compared by encoding); if another process wrote it meanwhile, `fn` runs again on
    * the new value (an optimistic loop: some writer always succeeds). So `fn` may run more than
-   * once, and must have no effect but its result; no update is ever lost.
+   * once, and must have no effect but its result; no update is ever lost. A write of the key
+   * by `fn` itself makes it run again too; `fn` writing it in 64 rounds in a row, which would
+   * loop for good, rejects with an Error (as SyncMap's `compute` throws).
    *
    * @example A counter no process loses an increment of
    * ```ts ignore
@@ -322,11 +325,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   ): Promise<[value: V | undefined, ok: boolean]> {
     const k = this.#layout.encode(key);
     if (typeof fn !== "function") throw new TypeError("compute needs a function");
+    const id = k.toString("latin1");
     let current = (await this.#connection.send("compute", false, k, ["GET", k])) as Buffer | null;
+    let selfWrites = 0;
     for (;;) {
       const loaded = current !== null;
       const old = current === null ? undefined : this.#decode("compute", current);
-      let next = fn(old, loaded);
+      // fn's own calls see the frame: a write of this key by one of them is noted in it.
+      let [next, frame] = runCallback(this.#computing, id, "compute", () => fn(old, loaded));
       if (isThenable(next)) next = await next;
       if (next === RedisSyncMap.CANCEL) return [old, loaded];
       if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
@@ -339,6 +345,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       if (reply === 1) return next === RedisSyncMap.DELETE ? [undefined, false] : [next as V, true];
       const now = reply as Reply[];
       current = now.length === 0 ? null : now[0] as Buffer;
+      // Lost: to another writer, or to fn's own write of the key, which would go on for good.
+      if (!frame.wrote) selfWrites = 0;
+      else if (++selfWrites >= SELF_WRITES_MAX) {
+        throw new Error(
+          `${this.#label}: compute: fn wrote the key it computes in ${SELF_WRITES_MAX} rounds ` +
+            "in a row (each write changes the value fn was given, so fn runs again, for good); " +
+            "fn must return the new value, not store it",
+        );
+      }
     }
   }
 
@@ -353,7 +368,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * and every caller gets that one. (A cross-process guarantee would need a lock key with a
    * lease, and a crashed holder would stall every caller for the lease: use
    * {@linkcode loadOrStore} semantics and make `fn` safe to run twice instead.) If `fn` throws,
-   * nothing is stored and the call rejects with its error.
+   * nothing is stored and the call rejects with its error. `fn` calling `loadOrCompute` of its
+   * own key (directly, or from anything it awaits or schedules) rejects that call with an Error
+   * instead of waiting for itself, as SyncMap's throws.
    *
    * @example
    * ```ts ignore
@@ -372,6 +389,12 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       if (reply !== null) return [this.#decode("loadOrCompute", reply), true];
       const running = this.#computing.get(id);
       if (running !== undefined) {
+        if (insideCallback(this.#computing, id, "loadOrCompute")) {
+          throw new Error(
+            `${this.#label}: loadOrCompute: this call's fn is computing this key already (fn ` +
+              "called loadOrCompute for its own key, which would wait for itself)",
+          );
+        }
         // Another call of this object is computing the key: wait for it, then read again.
         await running.catch(() => {});
         continue;
@@ -387,7 +410,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   async #computeAndStore(k: Buffer, fn: () => V | Promise<V>): Promise<[V, boolean]> {
-    let value = fn();
+    let [value] = runCallback(this.#computing, k.toString("latin1"), "loadOrCompute", fn);
     if (isThenable(value)) value = await value;
     const reply = await this.#connection.send("loadOrCompute", true, k, [
       "SET",
@@ -663,6 +686,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     } catch (error) {
       return Promise.reject(error);
     }
+    // A value written (or compared), maybe inside a compute callback of this key.
+    if (vs.length !== 0) noteWrite(this.#computing, () => k.toString("latin1"));
     return send(k, vs);
   }
 

@@ -1,0 +1,76 @@
+/**
+ * Internal. How `SyncMap.compute` tells a retry its own callback caused from one another
+ * writer caused.
+ *
+ * `compute` runs `fn` and stores its result only if the key still holds what `fn` was given;
+ * when `fn` itself writes the key (a nested `store`, or a nested `compute` of it), the key has
+ * changed by the time `fn` returns, so `compute` runs `fn` again, which writes again: a loop
+ * that never ends. Another worker's writes cannot do that (each lost round is another writer's
+ * success), so only this thread's own writes need telling apart, and this file does it: while
+ * a `compute` callback runs on this thread, every value record any SyncMap call of this thread
+ * makes is noted as (buffer, offset). After a lost round, the record the key holds is looked
+ * up among those made during that round's `fn`: if it is one, this thread's own callback wrote
+ * the key. `compute` allows a few such rounds in a row ({@linkcode SELF_WRITES_MAX}: a callback
+ * may write its key conditionally, and the value it then sees stops it), then throws.
+ *
+ * A record noted may have been replaced and freed since, its offset reused by another worker's
+ * record for the same key: a false "own write", which can only count towards the limit, and
+ * needs that to happen {@linkcode SELF_WRITES_MAX} rounds in a row. Writes made through another
+ * SyncMap object of the same map whose buffer object differs are not recognised: `compute`
+ * then runs `fn` on as before.
+ *
+ * Thread-local JavaScript state; nothing here is shared memory.
+ *
+ * @module
+ */
+
+/** Rounds in a row lost to the callback's own writes of its key before `compute` throws. */
+export const SELF_WRITES_MAX = 64;
+
+/** Records noted at most in one outermost `compute`; past it every lost round counts as own. */
+const NOTED_MAX = 1 << 16;
+
+/** `compute` callbacks running on this thread now (nested computes each count). */
+let depth = 0;
+/** (buffer, record offset) pairs made while a callback ran, since the outermost compute began. */
+const made: (SharedArrayBuffer | ArrayBuffer | number)[] = [];
+/** Whether more than NOTED_MAX records were made: {@linkcode madeSince} then says yes. */
+let overflowed = false;
+
+/** Notes record `r` of the map in `buffer`, when a compute callback is running (newRecord). */
+export function noteRecord(buffer: SharedArrayBuffer | ArrayBuffer, r: number): void {
+  if (depth === 0) return;
+  if (made.length >= 2 * NOTED_MAX) overflowed = true;
+  else made.push(buffer, r);
+}
+
+/** Marks the start of one run of a callback; returns the mark for {@linkcode madeSince}. */
+export function enterCallback(): number {
+  depth++;
+  return made.length;
+}
+
+/** Marks the end of a run begun by {@linkcode enterCallback}. */
+export function exitCallback(): void {
+  depth--;
+}
+
+/** Whether record `r` of the map in `buffer` was noted since `mark` (a run's own write). */
+export function madeSince(
+  mark: number,
+  buffer: SharedArrayBuffer | ArrayBuffer,
+  r: number,
+): boolean {
+  if (overflowed) return true;
+  for (let i = mark; i < made.length; i += 2) {
+    if (made[i + 1] === r && made[i] === buffer) return true;
+  }
+  return false;
+}
+
+/** Forgets the notes once the outermost compute has returned or thrown. */
+export function endCompute(): void {
+  if (depth !== 0) return;
+  made.length = 0;
+  overflowed = false;
+}
