@@ -6,7 +6,8 @@
  *
  * - **A deadline on every command.** The client's own command timeout covers only the wait to
  *   be written; a written command whose server stops answering would wait for good. Here every
- *   command settles within `timeout` milliseconds (deadlines.ts), with a clear error.
+ *   command settles within `timeout` milliseconds of the end of the event-loop turn that issued
+ *   it (deadlines.ts), with a clear error.
  * - **No offline queue.** While the client reconnects, a command is not queued to be sent
  *   whenever the connection comes back (possibly after its caller was told it failed): it waits
  *   here, unsent, for the connection, and fails as "not sent" if the deadline comes first.
@@ -266,16 +267,12 @@ export class Connection {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const waited = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#deadlines.timeout);
-      });
       try {
-        // close() waits for every reply the client still expects, including those of calls
-        // already failed by their deadline: bounded by the timeout, then cut.
-        await Promise.race([this.#handle.close().catch(() => {}), waited]);
+        // The client's close() waits for every reply it still expects, including those of
+        // calls already failed by their deadline; the calls themselves all settle by their
+        // deadlines. Once they have, nothing is left to wait for.
+        await Promise.race([this.#handle.close().catch(() => {}), this.#deadlines.idle()]);
       } finally {
-        clearTimeout(timer);
         this.#handle.destroy();
         this.#deadlines.stop();
       }
@@ -311,8 +308,7 @@ export class Connection {
 
   #replied(call: Call, reply: Reply): void {
     if (call.settled) return;
-    call.settled = true;
-    this.#deadlines.trim();
+    this.#deadlines.settle(call);
     if (call.then === undefined) {
       call.resolve(reply);
       return;
@@ -333,17 +329,14 @@ export class Connection {
       this.#attempt(call);
       return;
     }
-    // Refused before it was written: wait for the client to reconnect, then send.
-    if (
-      error instanceof ClientOfflineError && this.#closing === undefined &&
-      performance.now() + OFFLINE_RETRY_MS < call.at
-    ) {
+    // Refused before it was written: wait for the client to reconnect, then send. The deadline
+    // ends the wait (#attempt does nothing for a settled call).
+    if (error instanceof ClientOfflineError && this.#closing === undefined) {
       call.offline = true;
       setTimeout(() => this.#attempt(call), OFFLINE_RETRY_MS);
       return;
     }
-    call.settled = true;
-    this.#deadlines.trim();
+    this.#deadlines.settle(call);
     call.reject(this.#error(call.op, call.write, error));
   }
 

@@ -31,7 +31,12 @@ export interface RedisSyncMapOptions<K, V> {
   values?: Codec<V>;
   /**
    * Most milliseconds a command waits for its reply, and a call for a connection (default
-   * 5000). A call that sends several commands (`range`, `clear`, `size`, a `compute` that
+   * 5000), counted from when the command can first be sent: the end of the event-loop turn
+   * that made the call. (The client writes the commands of a turn together, once the code that
+   * made them and the microtasks queued behind it have run; synchronous work after a call, in
+   * the same turn, delays its write and does not count against its timeout.) A call fails for
+   * want of a reply or a connection no sooner than that, and soon after unless the event loop
+   * is busy. A call that sends several commands (`range`, `clear`, `size`, a `compute` that
    * retries) bounds each of them.
    */
   timeout?: number;

@@ -1,0 +1,103 @@
+// Copyright the shmap authors. MIT license.
+// RedisSyncMap's limits and failures on standalone redis-servers started for this file
+// (fixtures/redis_servers.ts), each on a free loopback port, some with a config of their own:
+// when a timeout starts, how long open may take, what error messages show of a URL, values
+// over the server's bulk limit, and the codes of the errors that close() and a wrong server
+// give.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
+import { RedisServer } from "./fixtures/redis_servers.ts";
+
+/** Per test: Bun's default of 5 s is too short for a server stopped or restarted. */
+const SLOW = { timeout: 120_000 };
+
+let sequence = 0;
+const uniqueName = (what: string) => `failures:${what}:${Date.now().toString(36)}:${++sequence}`;
+
+/** Keeps the thread busy for `ms` milliseconds: synchronous work, no turn of the event loop. */
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // Spin.
+  }
+}
+
+/** How `promise` settled, and when (performance.now()). */
+async function settled(
+  promise: Promise<unknown>,
+): Promise<{ ok: boolean; value?: unknown; error?: unknown; at: number }> {
+  try {
+    const value = await promise;
+    return { ok: true, value, at: performance.now() };
+  } catch (error) {
+    return { ok: false, error, at: performance.now() };
+  }
+}
+
+describe("RedisSyncMap: limits and failures", () => {
+  let server: RedisServer | undefined;
+  before(async () => {
+    server = await RedisServer.start();
+  }, { timeout: 60_000 });
+  after(() => server?.stop());
+
+  test(
+    "synchronous work after a call, in the same turn, does not count against its timeout",
+    SLOW,
+    async () => {
+      const m = await RedisSyncMap.open<number, number>({
+        url: server!.url,
+        name: uniqueName("turn"),
+        timeout: 300,
+      });
+      try {
+        // Issued, then the turn goes on for twice the timeout before the client can write it.
+        const first = m.load(1);
+        busy(600);
+        // Issued after that work, in the same turn.
+        const second = m.store(2, 2);
+        busy(600);
+        assert.deepEqual(await Promise.all([first, second]), [undefined, undefined]);
+        assert.equal(await m.load(2), 2);
+      } finally {
+        await m.close();
+      }
+    },
+  );
+
+  test(
+    "a call to a server that stopped answering times out timeout after its turn ended",
+    SLOW,
+    async () => {
+      const own = await RedisServer.start();
+      const timeout = 400;
+      try {
+        const m = await RedisSyncMap.open<number, number>({
+          url: own.url,
+          name: uniqueName("late"),
+          timeout,
+        });
+        try {
+          own.signal("SIGSTOP");
+          const call = settled(m.store(1, 1));
+          busy(500);
+          const turnEnded = performance.now();
+          const outcome = await call;
+          own.signal("SIGCONT");
+          assert.equal(outcome.ok, false);
+          const error = outcome.error as RedisSyncMapError;
+          assert.ok(error instanceof RedisSyncMapError && error.code === "timeout", String(error));
+          assert.equal(error.maybeApplied, true);
+          const ms = outcome.at - turnEnded;
+          assert.ok(ms >= timeout - 5 && ms < timeout + 300, `failed ${ms} ms after its turn`);
+        } finally {
+          own.signal("SIGCONT");
+          await m.close();
+        }
+      } finally {
+        own.stop();
+      }
+    },
+  );
+});
