@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
-import { RedisServer } from "./fixtures/redis_servers.ts";
+import { freePort, RedisServer } from "./fixtures/redis_servers.ts";
 
 /** Per test: Bun's default of 5 s is too short for a server stopped or restarted. */
 const SLOW = { timeout: 120_000 };
@@ -22,6 +22,9 @@ function busy(ms: number): void {
     // Spin.
   }
 }
+
+/** Allowed lateness of a timer on a loaded machine. */
+const LATE_MS = 250;
 
 /** How `promise` settled, and when (performance.now()). */
 async function settled(
@@ -95,6 +98,47 @@ describe("RedisSyncMap: limits and failures", () => {
           own.signal("SIGCONT");
           await m.close();
         }
+      } finally {
+        own.stop();
+      }
+    },
+  );
+
+  test("open gives up within connectTimeout, whatever the backoff", SLOW, async () => {
+    const connectTimeout = 1000;
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const start = performance.now();
+    // A backoff of up to 5 s must not carry a retry past the deadline.
+    const outcome = await settled(
+      RedisSyncMap.open({ url, name: "m", connectTimeout, maxReconnectDelay: 5000 }),
+    );
+    const ms = outcome.at - start;
+    const error = outcome.error as RedisSyncMapError;
+    assert.ok(error instanceof RedisSyncMapError && error.code === "connection", String(error));
+    assert.ok(ms >= connectTimeout - 5 && ms < connectTimeout + LATE_MS, `rejected after ${ms} ms`);
+    assert.match(error.message, /within connectTimeout \(1000 ms\): connect ECONNREFUSED/);
+  });
+
+  test(
+    "open of a server that accepts but does not answer gives up at connectTimeout",
+    SLOW,
+    async () => {
+      const own = await RedisServer.start();
+      try {
+        own.signal("SIGSTOP");
+        const connectTimeout = 300;
+        const start = performance.now();
+        const outcome = await settled(
+          RedisSyncMap.open({ url: own.url, name: "m", timeout: 5000, connectTimeout }),
+        );
+        const ms = outcome.at - start;
+        const error = outcome.error as RedisSyncMapError;
+        assert.ok(error instanceof RedisSyncMapError && error.code === "connection", String(error));
+        assert.ok(
+          ms >= connectTimeout - 5 && ms < connectTimeout + LATE_MS,
+          `rejected after ${ms} ms`,
+        );
+        assert.match(error.message, /within connectTimeout \(300 ms\): no answer from the server/);
       } finally {
         own.stop();
       }

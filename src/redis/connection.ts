@@ -125,20 +125,29 @@ export class Connection {
 
   /**
    * Connects, checks that every server runs Redis 7.0 or later in the expected mode, and
-   * resolves once commands can be sent. Rejects with a RedisSyncMapError within about
-   * `connectTimeout` milliseconds otherwise.
+   * resolves once commands can be sent. Otherwise rejects with a RedisSyncMapError, at the
+   * latest once `connectTimeout` milliseconds have passed (plus the time its timer may take to
+   * run): the connection, its retries and the checks all count against it.
    */
   static async open(options: ConnectionOptions): Promise<Connection> {
-    const started = performance.now();
+    const deadline = performance.now() + options.connectTimeout;
     let ready = false;
+    let outOfTime = false;
     let lastError: Error | undefined;
-    // Before the first connection, give up once connectTimeout has passed; after it, retry for
-    // as long as the map is open (commands meanwhile fail by their deadlines).
+    // Before the first connection, no retry is scheduled past the deadline, and none is made
+    // after it; once connected, the client retries for as long as the map is open (commands
+    // meanwhile fail by their deadlines).
     const reconnectStrategy = (retries: number, cause: Error): number | Error => {
       lastError = cause;
-      if (!ready && performance.now() - started >= options.connectTimeout) return cause;
       const backoff = Math.min(50 * 2 ** Math.min(retries, 16), options.maxReconnectDelay);
-      return Math.round(backoff * (0.75 + Math.random() * 0.25));
+      const jittered = Math.round(backoff * (0.75 + Math.random() * 0.25));
+      if (ready) return jittered;
+      const left = Math.floor(deadline - performance.now());
+      if (left <= 0) {
+        outOfTime = true;
+        return cause;
+      }
+      return Math.min(jittered, left);
     };
     const socket = { connectTimeout: options.connectTimeout, reconnectStrategy };
     let connection: Connection | undefined;
@@ -194,23 +203,42 @@ export class Connection {
       );
       connecting = client.connect();
     }
-    try {
-      await bound(connecting, options.connectTimeout + 1000);
+    const opened = connection;
+    const opening = (async () => {
+      await connecting;
       ready = true;
-      await connection.#checkServers();
+      await opened.#checkServers();
+    })();
+    try {
+      await until(opening, deadline);
       return connection;
     } catch (error) {
       connection.#handle.destroy();
+      connection.#deadlines.stop();
       if (error instanceof RedisSyncMapError) throw error;
-      const cause = lastError ?? error;
-      throw new RedisSyncMapError(
-        "connection",
-        "open",
-        `${options.label}: could not connect to ${connection.description} within ${options.connectTimeout} ms: ${
-          message(cause)
-        }`,
-        { cause },
-      );
+      const where = `${options.label}: could not connect to ${connection.description}`;
+      const budget = `within connectTimeout (${options.connectTimeout} ms)`;
+      if (error === TIMED_OUT && ready) {
+        throw new RedisSyncMapError(
+          "connection",
+          "open",
+          `${options.label}: connected to ${connection.description}, but it did not answer ${budget}`,
+        );
+      }
+      if (error === TIMED_OUT || outOfTime) {
+        throw new RedisSyncMapError(
+          "connection",
+          "open",
+          `${where} ${budget}: ${
+            lastError === undefined ? "no answer from the server" : message(lastError)
+          }`,
+          { cause: lastError },
+        );
+      }
+      // The client gave up before the deadline.
+      throw new RedisSyncMapError("connection", "open", `${where}: ${message(error)}`, {
+        cause: error,
+      });
     }
   }
 
@@ -436,14 +464,21 @@ function credentials(url: string): { username?: string; password?: string } {
   };
 }
 
-/** Settles like `promise`, or rejects after `ms`. */
-async function bound<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** What {@linkcode until} rejects with when the deadline comes first. */
+const TIMED_OUT = new Error("timed out");
+
+/**
+ * Settles like `promise`, or rejects with TIMED_OUT at `deadline` (`performance.now()`
+ * milliseconds). A rejection of `promise` after that is dropped.
+ */
+async function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  promise.catch(() => {});
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no connection after ${ms} ms`)), ms);
+        timer = setTimeout(() => reject(TIMED_OUT), Math.max(0, deadline - performance.now()));
       }),
     ]);
   } finally {

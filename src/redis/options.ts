@@ -40,7 +40,11 @@ export interface RedisSyncMapOptions<K, V> {
    * retries) bounds each of them.
    */
   timeout?: number;
-  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default: `timeout`). */
+  /**
+   * Most milliseconds {@linkcode RedisSyncMap.open} takes to connect, retrying a refused
+   * connection, and to check the servers (default: `timeout`); once they have passed, it
+   * rejects.
+   */
   connectTimeout?: number;
   /**
    * Longest wait between two attempts to reconnect a dropped connection (default 2000). The
