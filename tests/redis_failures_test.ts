@@ -144,4 +144,70 @@ describe("RedisSyncMap: limits and failures", () => {
       }
     },
   );
+
+  test("no message shows the user or password of a URL", SLOW, async () => {
+    // In redis.conf's quoting: the password is p@ss:w/rd%x, percent-encoded in URLs.
+    const own = await RedisServer.start({ config: ['requirepass "p@ss:w/rd%x"'] });
+    const secrets = /s3cret|p%40ss|p@ss|default:/;
+    const noSecret = (error: unknown): string => {
+      assert.ok(error instanceof Error, String(error));
+      assert.doesNotMatch(error.message, secrets);
+      return error.message;
+    };
+    try {
+      const wrong = await settled(
+        RedisSyncMap.open({
+          url: `redis://default:s3cret@127.0.0.1:${own.port}`,
+          name: "m",
+          connectTimeout: 300,
+        }),
+      );
+      assert.match(noSecret(wrong.error), new RegExp(`redis://127\\.0\\.0\\.1:${own.port}\\b`));
+      assert.match((wrong.error as Error).message, /WRONGPASS/);
+
+      const m = await RedisSyncMap.open<string, number>({
+        url: `redis://default:p%40ss%3Aw%2Frd%25x@127.0.0.1:${own.port}`,
+        name: uniqueName("secret"),
+        timeout: 300,
+      });
+      try {
+        await m.store("k", 1);
+        own.signal("SIGSTOP");
+        const late = await settled(m.load("k"));
+        own.signal("SIGCONT");
+        assert.match(noSecret(late.error), /got no reply within 300 ms/);
+      } finally {
+        own.signal("SIGCONT");
+        await m.close();
+      }
+
+      const dead = await freePort();
+      const cluster = await settled(
+        RedisSyncMap.open({
+          cluster: [
+            `redis://default:s3cret@127.0.0.1:${dead}`,
+            `redis://:s3cret@127.0.0.1:${dead}`,
+          ],
+          name: "m",
+          connectTimeout: 300,
+        }),
+      );
+      assert.match(
+        noSecret(cluster.error),
+        new RegExp(
+          `Redis Cluster \\(redis://127\\.0\\.0\\.1:${dead}, redis://127\\.0\\.0\\.1:${dead}\\)`,
+        ),
+      );
+
+      for (
+        const url of ["http://default:s3cret@127.0.0.1:1", "redis://default:s3/cret@127.0.0.1:x"]
+      ) {
+        const bad = await settled(RedisSyncMap.open({ url, name: "m" }));
+        assert.ok(bad.error instanceof TypeError);
+        noSecret(bad.error);
+      }
+    } finally {
+      own.stop();
+    }
+  });
 });

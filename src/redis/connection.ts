@@ -30,6 +30,7 @@ import {
 } from "@redis/client";
 import { Deadline, Deadlines } from "./deadlines.ts";
 import { RedisSyncMapError } from "./errors.ts";
+import { redactUrl } from "./options.ts";
 import { isNoScript, type Script } from "./scripts.ts";
 
 /** A command argument: bytes, or ASCII text. */
@@ -94,11 +95,16 @@ interface NodeClient {
 
 /** A connection to a standalone Redis or a Redis Cluster; see the module doc. */
 export class Connection {
-  /** `redis://host:port`, or `Redis Cluster (redis://a, redis://b)`: for error messages. */
+  /**
+   * `redis://host:port`, or `Redis Cluster (redis://a, redis://b)`: for error messages, with
+   * no user or password.
+   */
   readonly description: string;
   /** Whether it talks to a Cluster. */
   readonly isCluster: boolean;
   readonly #label: string;
+  // The userinfo of each URL, as given: never in a message.
+  readonly #secrets: readonly string[];
   readonly #deadlines: Deadlines;
   readonly #handle: Closable;
   readonly #send: Send;
@@ -113,9 +119,11 @@ export class Connection {
     masters: (self: Connection) => Node[],
   ) {
     this.isCluster = options.cluster !== undefined;
+    const urls = options.cluster ?? [String(options.url)];
     this.description = options.cluster !== undefined
-      ? `Redis Cluster (${options.cluster.join(", ")})`
-      : String(options.url);
+      ? `Redis Cluster (${urls.map(redactUrl).join(", ")})`
+      : redactUrl(urls[0]);
+    this.#secrets = secrets(urls);
     this.#label = options.label;
     this.#deadlines = new Deadlines(options.timeout);
     this.#handle = handle;
@@ -190,7 +198,7 @@ export class Connection {
         commandOptions: COMMAND_OPTIONS,
       });
       client.on("error", onError);
-      const address = String(options.url);
+      const address = redactUrl(String(options.url));
       connection = new Connection(
         options,
         client,
@@ -230,13 +238,13 @@ export class Connection {
           "connection",
           "open",
           `${where} ${budget}: ${
-            lastError === undefined ? "no answer from the server" : message(lastError)
+            lastError === undefined ? "no answer from the server" : connection.#text(lastError)
           }`,
           { cause: lastError },
         );
       }
       // The client gave up before the deadline.
-      throw new RedisSyncMapError("connection", "open", `${where}: ${message(error)}`, {
+      throw new RedisSyncMapError("connection", "open", `${where}: ${connection.#text(error)}`, {
         cause: error,
       });
     }
@@ -401,7 +409,7 @@ export class Connection {
   #error(op: string, write: boolean, error: unknown): RedisSyncMapError {
     const where = `${this.#label}: ${op} on ${this.description}`;
     if (error instanceof ErrorReply || error instanceof MaxCommandRedirectionsError) {
-      return new RedisSyncMapError("server", op, `${where} failed: ${message(error)}`, {
+      return new RedisSyncMapError("server", op, `${where} failed: ${this.#text(error)}`, {
         cause: error,
       });
     }
@@ -416,7 +424,7 @@ export class Connection {
     return new RedisSyncMapError(
       "connection",
       op,
-      `${where} failed: the connection dropped (${message(error)})${
+      `${where} failed: the connection dropped (${this.#text(error)})${
         write ? "; the write may or may not have taken effect" : ""
       }`,
       { cause: error, maybeApplied: write },
@@ -435,13 +443,20 @@ export class Connection {
   }
 
   #offlineError(op: string): RedisSyncMapError {
-    const last = this.#lastError === undefined ? "" : ` (${message(this.#lastError)})`;
+    const last = this.#lastError === undefined ? "" : ` (${this.#text(this.#lastError)})`;
     return new RedisSyncMapError(
       "connection",
       op,
       `${this.#label}: ${op} was not sent: no connection to ${this.description} for ${this.#deadlines.timeout} ms${last}`,
       { cause: this.#lastError },
     );
+  }
+
+  /** The message of `error`, a client's or server's, with no URL's user or password. */
+  #text(error: unknown): string {
+    let text = message(error);
+    for (const secret of this.#secrets) text = text.replaceAll(secret, "");
+    return text;
   }
 
   #closedError(op: string): RedisSyncMapError {
@@ -453,6 +468,23 @@ function message(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) return message(error.errors[0]);
   if (error instanceof Error) return error.message || error.name;
   return String(error);
+}
+
+/**
+ * The userinfo of each of `urls` that has one, as written, with its `@`: what
+ * {@linkcode redactUrl} takes out of a URL, to take out of any other text too.
+ */
+function secrets(urls: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const url of urls) {
+    const redacted = redactUrl(url);
+    if (redacted === url) continue;
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:(?:\/\/)?/.exec(url)![0];
+    const userinfo = url.slice(scheme.length, url.length - redacted.length + scheme.length);
+    // A lone `@` is no credential, and taking every `@` out of messages would garble them.
+    if (userinfo !== "@") found.push(userinfo);
+  }
+  return found;
 }
 
 /** The credentials in a Cluster node's URL, for the connections to every node. */

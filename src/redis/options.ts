@@ -110,6 +110,15 @@ function checkMs(value: unknown, fallback: number, name: string): number {
   return value;
 }
 
+/**
+ * `url` without its userinfo (user and password), for messages: `redis://u:p@host:6379/1` is
+ * `redis://host:6379/1`. All from the scheme to the last `@` goes, so a password holding an
+ * unencoded `/` or `@` does too, in a URL that parses or not.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/)?)[^]*@/, "$1");
+}
+
 function checkUrl(url: unknown, option: string): void {
   let parsed: URL | undefined;
   try {
@@ -120,7 +129,7 @@ function checkUrl(url: unknown, option: string): void {
   if (parsed === undefined || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
     throw new TypeError(
       `${option} must be a redis:// or rediss:// URL, got ${
-        typeof url === "string" ? JSON.stringify(url) : typeof url
+        typeof url === "string" ? JSON.stringify(redactUrl(url)) : typeof url
       }`,
     );
   }
