@@ -6,6 +6,8 @@
 // give.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { codecs } from "../mod.ts";
+import { Connection, DEFAULT_MAX_BULK } from "../src/redis/connection.ts";
 import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
 import { freePort, RedisServer } from "./fixtures/redis_servers.ts";
 
@@ -210,4 +212,87 @@ describe("RedisSyncMap: limits and failures", () => {
       own.stop();
     }
   });
+
+  test(
+    "a key or value over proto-max-bulk-len is a RangeError, and nothing is sent",
+    SLOW,
+    async () => {
+      const own = await RedisServer.start({ config: ["proto-max-bulk-len 1mb"] });
+      const limit = 1024 * 1024;
+      try {
+        const m = await RedisSyncMap.open<string, Uint8Array>({
+          url: own.url,
+          name: uniqueName("bulk"),
+          values: codecs.bytes,
+          keys: codecs.string,
+          timeout: 2000,
+        });
+        try {
+          const small = new Uint8Array([1]);
+          const fits = new Uint8Array(limit - 1000);
+          const big = new Uint8Array(limit + 1);
+          await m.store("small", small);
+          const tooLarge = (e: unknown) =>
+            e instanceof RangeError && /was not sent: its value takes \d+ bytes/.test(e.message) &&
+            e.message.includes(`more than the ${limit} bytes`);
+          // Calls in flight on the same connection, before and after the big one, are unaffected.
+          const before = Array.from({ length: 20 }, () => m.load("small"));
+          const refused = settled(m.store("big", big));
+          const after = Array.from({ length: 5 }, () => m.load("small"));
+          const outcome = await refused;
+          assert.ok(tooLarge(outcome.error), String(outcome.error));
+          for (const v of await Promise.all([...before, ...after])) assert.deepEqual(v, small);
+
+          await assert.rejects(m.swap("big", big), tooLarge);
+          await assert.rejects(m.loadOrStore("big", big), tooLarge);
+          await assert.rejects(m.compareAndSwap("small", small, big), tooLarge);
+          await assert.rejects(m.compareAndDelete("small", big), tooLarge);
+          await assert.rejects(m.compute("small", () => big), tooLarge);
+          await assert.rejects(m.loadOrCompute("big", () => big), tooLarge);
+          await assert.rejects(
+            m.load("k".repeat(limit)),
+            (e: unknown) => e instanceof RangeError && /its key takes/.test(e.message),
+          );
+          assert.equal(await m.has("big"), false);
+          assert.deepEqual(await m.load("small"), small);
+          // Under the limit, a long value goes through.
+          await m.store("fits", fits);
+          assert.equal((await m.load("fits"))?.length, fits.length);
+        } finally {
+          await m.close();
+        }
+      } finally {
+        own.stop();
+      }
+    },
+  );
+
+  test(
+    "the bulk limit is read at open, and is Redis's default where CONFIG is refused",
+    SLOW,
+    async () => {
+      const refusing = await RedisServer.start({
+        config: ['rename-command CONFIG ""', "proto-max-bulk-len 2mb"],
+      });
+      const options = { timeout: 2000, connectTimeout: 2000, maxReconnectDelay: 100, label: "t" };
+      try {
+        const told = await Connection.open({ url: server!.url, ...options });
+        const refused = await Connection.open({ url: refusing.url, ...options });
+        try {
+          assert.equal(told.maxBulk, DEFAULT_MAX_BULK);
+          assert.equal(refused.maxBulk, DEFAULT_MAX_BULK);
+        } finally {
+          await told.close();
+          await refused.close();
+        }
+        await server!.command("CONFIG", "SET", "proto-max-bulk-len", "3mb");
+        const lowered = await Connection.open({ url: server!.url, ...options });
+        await lowered.close();
+        assert.equal(lowered.maxBulk, 3 * 1024 * 1024);
+      } finally {
+        await server!.command("CONFIG", "SET", "proto-max-bulk-len", String(DEFAULT_MAX_BULK));
+        refusing.stop();
+      }
+    },
+  );
 });

@@ -82,6 +82,11 @@ export const NODE_OPTIONS = { disableOfflineQueue: true, maintNotifications: "di
 // How often a command waiting for the client to reconnect looks again.
 const OFFLINE_RETRY_MS = 20;
 const MIN_REDIS_MAJOR = 7;
+/**
+ * Redis's default `proto-max-bulk-len`: the longest argument a server takes, where it does not
+ * say (managed services refuse CONFIG).
+ */
+export const DEFAULT_MAX_BULK = 512 * 1024 * 1024;
 
 type Send = (key: Buffer, write: boolean, args: Arg[]) => Promise<unknown>;
 // The part of a client or cluster this module uses.
@@ -111,6 +116,7 @@ export class Connection {
   readonly #masters: () => Node[];
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
+  #maxBulk = DEFAULT_MAX_BULK;
 
   private constructor(
     options: ConnectionOptions,
@@ -292,6 +298,17 @@ export class Connection {
     return this.#masters();
   }
 
+  /**
+   * The most bytes one argument of a command may take: the least `proto-max-bulk-len` of the
+   * servers, read by `open` (Redis's default, 512 MiB, from a server that refuses CONFIG).
+   * Redis drops the connection of a client that sends a longer one, failing every command in
+   * flight on it, so the map refuses such a call before sending it. A limit lowered later by
+   * CONFIG SET is not seen.
+   */
+  get maxBulk(): number {
+    return this.#maxBulk;
+  }
+
   /** Whether {@linkcode close} has been called. */
   get closed(): boolean {
     return this.#closing !== undefined;
@@ -327,6 +344,13 @@ export class Connection {
     script?: Script,
   ): Promise<T> {
     if (this.#closing !== undefined) return Promise.reject(this.#closedError(op));
+    // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s
+    // (a script's source replaces its SHA-1 on a retry, a few hundred bytes).
+    for (const arg of args) {
+      if (typeof arg !== "string" && arg.length > this.#maxBulk) {
+        return Promise.reject(this.#tooLarge(op, arg === key ? "key" : "value", arg.length));
+      }
+    }
     return new Promise<T>((resolve, reject) => {
       const call = new Call(this.#expired, op, write, key, args, run, then, resolve, reject);
       call.script = script;
@@ -383,8 +407,21 @@ export class Connection {
   };
 
   async #checkServers(): Promise<void> {
+    let maxBulk = Infinity;
     for (const node of this.#masters()) {
-      const info = String(await node.send("open", ["INFO", "server"]));
+      const [reply, limit] = await Promise.all([
+        node.send("open", ["INFO", "server"]),
+        node.send("open", ["CONFIG", "GET", "proto-max-bulk-len"]).then(
+          bulkLimit,
+          (error: unknown) => {
+            // Refused (a managed service): the default.
+            if (error instanceof RedisSyncMapError && error.code === "server") return undefined;
+            throw error;
+          },
+        ),
+      ]);
+      maxBulk = Math.min(maxBulk, limit ?? DEFAULT_MAX_BULK);
+      const info = String(reply);
       const version = /redis_version:(\d+)\.(\d+)\.(\d+)/.exec(info);
       const mode = /redis_mode:(\w+)/.exec(info)?.[1];
       if (version === null || Number(version[1]) < MIN_REDIS_MAJOR) {
@@ -404,6 +441,7 @@ export class Connection {
         );
       }
     }
+    if (maxBulk !== Infinity) this.#maxBulk = maxBulk;
   }
 
   #error(op: string, write: boolean, error: unknown): RedisSyncMapError {
@@ -459,9 +497,28 @@ export class Connection {
     return text;
   }
 
+  #tooLarge(op: string, what: string, bytes: number): RangeError {
+    return new RangeError(
+      `${this.#label}: ${op} was not sent: its ${what} takes ${bytes} bytes encoded, more than the ${this.#maxBulk} bytes ${this.description} takes in one argument (proto-max-bulk-len)`,
+    );
+  }
+
   #closedError(op: string): RedisSyncMapError {
     return new RedisSyncMapError("closed", op, `${this.#label}: ${op} after close()`);
   }
+}
+
+/**
+ * The value of a `CONFIG GET proto-max-bulk-len` reply: a RESP3 map (an object or a Map, as the
+ * client gives it) or a RESP2 [name, value] array. Undefined if it holds no positive integer.
+ */
+function bulkLimit(reply: unknown): number | undefined {
+  let value: unknown;
+  if (Array.isArray(reply)) value = reply[1];
+  else if (reply instanceof Map) value = reply.values().next().value;
+  else if (typeof reply === "object" && reply !== null) value = Object.values(reply)[0];
+  const n = Number(String(value));
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 function message(error: unknown): string {

@@ -32,8 +32,9 @@ export type RedisSyncMapErrorCode =
 
 /**
  * A {@linkcode RedisSyncMap} call failed because of Redis or the connection to it. Bad input
- * (a key or value the codec cannot encode, a bad option) is a `TypeError` instead, and nothing
- * is sent.
+ * is a `TypeError` (a key or value the codec cannot encode, a bad option) or a `RangeError` (a
+ * bad option, or a key or value whose encoding is longer than the server's
+ * `proto-max-bulk-len`) instead, and nothing is sent.
  *
  * @example Telling a timeout from a server error
  * ```ts
