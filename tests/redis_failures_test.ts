@@ -295,4 +295,41 @@ describe("RedisSyncMap: limits and failures", () => {
       }
     },
   );
+
+  test(
+    "close() while calls wait for a connection: they reject as closed, not sent",
+    SLOW,
+    async () => {
+      const own = await RedisServer.start();
+      try {
+        const m = await RedisSyncMap.open<string, number>({
+          url: own.url,
+          name: uniqueName("closedown"),
+          timeout: 2000,
+          maxReconnectDelay: 100,
+        });
+        await m.store("k", 1);
+        own.signal("SIGKILL");
+        await own.exited();
+        // Once the client has heard the socket close, calls wait for it to reconnect.
+        await new Promise((r) => setTimeout(r, 200));
+        const waiting = [m.load("k"), m.store("k", 2), m.range(() => {})].map(settled);
+        await new Promise((r) => setTimeout(r, 100));
+        // And calls made in the turn that closes.
+        const closing = [m.compareAndSwap("k", 1, 3), m.has("k")].map(settled);
+        const start = performance.now();
+        await m.close();
+        for (const outcome of await Promise.all([...waiting, ...closing])) {
+          const error = outcome.error as RedisSyncMapError;
+          assert.ok(error instanceof RedisSyncMapError, String(outcome.error ?? outcome.value));
+          assert.equal(error.code, "closed", error.message);
+          assert.equal(error.maybeApplied, false);
+          assert.match(error.message, /was not sent: the map was closed while it waited/);
+          assert.ok(outcome.at - start < LATE_MS, `settled ${outcome.at - start} ms after close()`);
+        }
+      } finally {
+        own.stop();
+      }
+    },
+  );
 });

@@ -230,6 +230,19 @@ export class Connection {
       connection.#handle.destroy();
       connection.#deadlines.stop();
       if (error instanceof RedisSyncMapError) throw error;
+      const notCluster = [error, lastError].find(isClusterDisabled);
+      if (notCluster !== undefined) {
+        throw new RedisSyncMapError(
+          "unsupported",
+          "open",
+          `${options.label}: { cluster: [${
+            (options.cluster ?? []).map(redactUrl).join(", ")
+          }] } reached a standalone server, not a Cluster node (${
+            connection.#text(notCluster)
+          }): open a standalone server with { url }`,
+          { cause: notCluster },
+        );
+      }
       const where = `${options.label}: could not connect to ${connection.description}`;
       const budget = `within connectTimeout (${options.connectTimeout} ms)`;
       if (error === TIMED_OUT && ready) {
@@ -316,7 +329,8 @@ export class Connection {
 
   /**
    * Lets the calls in flight finish (each within its deadline), then closes the connection.
-   * Later calls reject with a "closed" error.
+   * Calls waiting for a connection are not sent, and reject with a "closed" error, as later
+   * calls do.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -361,6 +375,12 @@ export class Connection {
 
   #attempt(call: Call): void {
     if (call.settled) return;
+    // close() ends the wait for a connection: the call is not sent.
+    if (call.offline && this.#closing !== undefined) {
+      this.#deadlines.settle(call);
+      call.reject(this.#closedError(call.op, "while it waited for a connection"));
+      return;
+    }
     call.offline = false;
     const sent = call.run !== undefined ? call.run() : this.#send(call.key!, call.write, call.args);
     sent.then((reply) => this.#replied(call, reply as Reply), (error) => this.#failed(call, error));
@@ -453,12 +473,17 @@ export class Connection {
     }
     if (error instanceof ClientClosedError) {
       return this.#closing !== undefined
-        ? this.#closedError(op)
+        ? this.#closedError(op, "before it could be")
         : new RedisSyncMapError("connection", op, `${where} failed: the client gave up`, {
           cause: error,
         });
     }
-    if (error instanceof ClientOfflineError) return this.#offlineError(op);
+    if (error instanceof ClientOfflineError) {
+      // Only while closing: otherwise the call waits for the client to reconnect (#failed).
+      return this.#closing !== undefined
+        ? this.#closedError(op, "while it waited for a connection")
+        : this.#offlineError(op);
+    }
     return new RedisSyncMapError(
       "connection",
       op,
@@ -503,8 +528,18 @@ export class Connection {
     );
   }
 
-  #closedError(op: string): RedisSyncMapError {
-    return new RedisSyncMapError("closed", op, `${this.#label}: ${op} after close()`);
+  /**
+   * The error of a call made after close() (`when` undefined), or of one that close() kept
+   * from being sent (`when` says when it was closed).
+   */
+  #closedError(op: string, when?: string): RedisSyncMapError {
+    return new RedisSyncMapError(
+      "closed",
+      op,
+      when === undefined
+        ? `${this.#label}: ${op} after close()`
+        : `${this.#label}: ${op} was not sent: the map was closed ${when}`,
+    );
   }
 }
 
@@ -519,6 +554,12 @@ function bulkLimit(reply: unknown): number | undefined {
   else if (typeof reply === "object" && reply !== null) value = Object.values(reply)[0];
   const n = Number(String(value));
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/** Whether `error` is a standalone server's refusal of the Cluster commands, or holds one. */
+function isClusterDisabled(error: unknown): boolean {
+  if (error instanceof AggregateError) return error.errors.some(isClusterDisabled);
+  return error instanceof ErrorReply && /cluster support disabled/i.test(error.message);
 }
 
 function message(error: unknown): string {

@@ -16,8 +16,10 @@
  * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or not in
  *   the map's codec (another program wrote it, or the map was opened with other codecs).
  * - `"unsupported"`: the server is older than Redis 7.0, or is a Cluster node opened with
- *   `url` (or the reverse).
- * - `"closed"`: the map was closed.
+ *   `url`, or a standalone server opened with `cluster`.
+ * - `"closed"`: the map was closed before the command was sent: the call came after
+ *   `close()`, or was waiting for a connection when `close()` was called. It did not take
+ *   effect.
  *
  * {@linkcode RedisSyncMapError.maybeApplied} says whether a call that changes the map may have
  * taken effect.

@@ -593,9 +593,10 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   /**
-   * Lets the calls in flight finish (each within `timeout`), then closes the connection. Later
-   * calls reject with a {@linkcode RedisSyncMapError} of code `"closed"`. The map's data stays
-   * in Redis.
+   * Lets the calls in flight finish (each within `timeout`), then closes the connection. Calls
+   * waiting for a connection (the server is down) are not sent, and reject at once, as later
+   * calls do, with a {@linkcode RedisSyncMapError} of code `"closed"`. The map's data stays in
+   * Redis.
    *
    * @example
    * ```ts ignore
