@@ -236,12 +236,15 @@ describe("RedisSyncMap: limits and failures", () => {
             e instanceof RangeError && /was not sent: its value takes \d+ bytes/.test(e.message) &&
             e.message.includes(`more than the ${limit} bytes`);
           // Calls in flight on the same connection, before and after the big one, are unaffected.
-          const before = Array.from({ length: 20 }, () => m.load("small"));
+          const before = Array.from({ length: 20 }, () => settled(m.load("small")));
           const refused = settled(m.store("big", big));
-          const after = Array.from({ length: 5 }, () => m.load("small"));
+          const after = Array.from({ length: 5 }, () => settled(m.load("small")));
           const outcome = await refused;
           assert.ok(tooLarge(outcome.error), String(outcome.error));
-          for (const v of await Promise.all([...before, ...after])) assert.deepEqual(v, small);
+          for (const other of await Promise.all([...before, ...after])) {
+            assert.ok(other.ok, String(other.error));
+            assert.deepEqual(other.value, small);
+          }
 
           await assert.rejects(m.swap("big", big), tooLarge);
           await assert.rejects(m.loadOrStore("big", big), tooLarge);
