@@ -6,7 +6,8 @@
  *
  * - **A deadline on every command.** The client's own command timeout covers only the wait to
  *   be written; a written command whose server stops answering would wait for good. Here every
- *   command settles within `timeout` milliseconds (deadlines.ts), with a clear error.
+ *   command settles within `timeout` milliseconds of the end of the event-loop turn that issued
+ *   it (deadlines.ts), with a clear error.
  * - **No offline queue.** While the client reconnects, a command is not queued to be sent
  *   whenever the connection comes back (possibly after its caller was told it failed): it waits
  *   here, unsent, for the connection, and fails as "not sent" if the deadline comes first.
@@ -29,6 +30,7 @@ import {
 } from "@redis/client";
 import { Deadline, Deadlines } from "./deadlines.ts";
 import { RedisSyncMapError } from "./errors.ts";
+import { redactUrl } from "./options.ts";
 import { isNoScript, type Script } from "./scripts.ts";
 
 /** A command argument: bytes, or ASCII text. */
@@ -80,6 +82,11 @@ export const NODE_OPTIONS = { disableOfflineQueue: true, maintNotifications: "di
 // How often a command waiting for the client to reconnect looks again.
 const OFFLINE_RETRY_MS = 20;
 const MIN_REDIS_MAJOR = 7;
+/**
+ * Redis's default `proto-max-bulk-len`: the longest argument a server takes, where it does not
+ * say (managed services refuse CONFIG).
+ */
+export const DEFAULT_MAX_BULK = 512 * 1024 * 1024;
 
 type Send = (key: Buffer, write: boolean, args: Arg[]) => Promise<unknown>;
 // The part of a client or cluster this module uses.
@@ -93,17 +100,23 @@ interface NodeClient {
 
 /** A connection to a standalone Redis or a Redis Cluster; see the module doc. */
 export class Connection {
-  /** `redis://host:port`, or `Redis Cluster (redis://a, redis://b)`: for error messages. */
+  /**
+   * `redis://host:port`, or `Redis Cluster (redis://a, redis://b)`: for error messages, with
+   * no user or password.
+   */
   readonly description: string;
   /** Whether it talks to a Cluster. */
   readonly isCluster: boolean;
   readonly #label: string;
+  // The userinfo of each URL, as given: never in a message.
+  readonly #secrets: readonly string[];
   readonly #deadlines: Deadlines;
   readonly #handle: Closable;
   readonly #send: Send;
   readonly #masters: () => Node[];
   #lastError: Error | undefined;
   #closing: Promise<void> | undefined;
+  #maxBulk = DEFAULT_MAX_BULK;
 
   private constructor(
     options: ConnectionOptions,
@@ -112,9 +125,11 @@ export class Connection {
     masters: (self: Connection) => Node[],
   ) {
     this.isCluster = options.cluster !== undefined;
+    const urls = options.cluster ?? [String(options.url)];
     this.description = options.cluster !== undefined
-      ? `Redis Cluster (${options.cluster.join(", ")})`
-      : String(options.url);
+      ? `Redis Cluster (${urls.map(redactUrl).join(", ")})`
+      : redactUrl(urls[0]);
+    this.#secrets = secrets(urls);
     this.#label = options.label;
     this.#deadlines = new Deadlines(options.timeout);
     this.#handle = handle;
@@ -124,20 +139,29 @@ export class Connection {
 
   /**
    * Connects, checks that every server runs Redis 7.0 or later in the expected mode, and
-   * resolves once commands can be sent. Rejects with a RedisSyncMapError within about
-   * `connectTimeout` milliseconds otherwise.
+   * resolves once commands can be sent. Otherwise rejects with a RedisSyncMapError, at the
+   * latest once `connectTimeout` milliseconds have passed (plus the time its timer may take to
+   * run): the connection, its retries and the checks all count against it.
    */
   static async open(options: ConnectionOptions): Promise<Connection> {
-    const started = performance.now();
+    const deadline = performance.now() + options.connectTimeout;
     let ready = false;
+    let outOfTime = false;
     let lastError: Error | undefined;
-    // Before the first connection, give up once connectTimeout has passed; after it, retry for
-    // as long as the map is open (commands meanwhile fail by their deadlines).
+    // Before the first connection, no retry is scheduled past the deadline, and none is made
+    // after it; once connected, the client retries for as long as the map is open (commands
+    // meanwhile fail by their deadlines).
     const reconnectStrategy = (retries: number, cause: Error): number | Error => {
       lastError = cause;
-      if (!ready && performance.now() - started >= options.connectTimeout) return cause;
       const backoff = Math.min(50 * 2 ** Math.min(retries, 16), options.maxReconnectDelay);
-      return Math.round(backoff * (0.75 + Math.random() * 0.25));
+      const jittered = Math.round(backoff * (0.75 + Math.random() * 0.25));
+      if (ready) return jittered;
+      const left = Math.floor(deadline - performance.now());
+      if (left <= 0) {
+        outOfTime = true;
+        return cause;
+      }
+      return Math.min(jittered, left);
     };
     const socket = { connectTimeout: options.connectTimeout, reconnectStrategy };
     let connection: Connection | undefined;
@@ -180,7 +204,7 @@ export class Connection {
         commandOptions: COMMAND_OPTIONS,
       });
       client.on("error", onError);
-      const address = String(options.url);
+      const address = redactUrl(String(options.url));
       connection = new Connection(
         options,
         client,
@@ -193,23 +217,55 @@ export class Connection {
       );
       connecting = client.connect();
     }
-    try {
-      await bound(connecting, options.connectTimeout + 1000);
+    const opened = connection;
+    const opening = (async () => {
+      await connecting;
       ready = true;
-      await connection.#checkServers();
+      await opened.#checkServers();
+    })();
+    try {
+      await until(opening, deadline);
       return connection;
     } catch (error) {
       connection.#handle.destroy();
+      connection.#deadlines.stop();
       if (error instanceof RedisSyncMapError) throw error;
-      const cause = lastError ?? error;
-      throw new RedisSyncMapError(
-        "connection",
-        "open",
-        `${options.label}: could not connect to ${connection.description} within ${options.connectTimeout} ms: ${
-          message(cause)
-        }`,
-        { cause },
-      );
+      const notCluster = [error, lastError].find(isClusterDisabled);
+      if (notCluster !== undefined) {
+        throw new RedisSyncMapError(
+          "unsupported",
+          "open",
+          `${options.label}: { cluster: [${
+            (options.cluster ?? []).map(redactUrl).join(", ")
+          }] } reached a standalone server, not a Cluster node (${
+            connection.#text(notCluster)
+          }): open a standalone server with { url }`,
+          { cause: notCluster },
+        );
+      }
+      const where = `${options.label}: could not connect to ${connection.description}`;
+      const budget = `within connectTimeout (${options.connectTimeout} ms)`;
+      if (error === TIMED_OUT && ready) {
+        throw new RedisSyncMapError(
+          "connection",
+          "open",
+          `${options.label}: connected to ${connection.description}, but it did not answer ${budget}`,
+        );
+      }
+      if (error === TIMED_OUT || outOfTime) {
+        throw new RedisSyncMapError(
+          "connection",
+          "open",
+          `${where} ${budget}: ${
+            lastError === undefined ? "no answer from the server" : connection.#text(lastError)
+          }`,
+          { cause: lastError },
+        );
+      }
+      // The client gave up before the deadline.
+      throw new RedisSyncMapError("connection", "open", `${where}: ${connection.#text(error)}`, {
+        cause: error,
+      });
     }
   }
 
@@ -255,6 +311,17 @@ export class Connection {
     return this.#masters();
   }
 
+  /**
+   * The most bytes one argument of a command may take: the least `proto-max-bulk-len` of the
+   * servers, read by `open` (Redis's default, 512 MiB, from a server that refuses CONFIG).
+   * Redis drops the connection of a client that sends a longer one, failing every command in
+   * flight on it, so the map refuses such a call before sending it. A limit lowered later by
+   * CONFIG SET is not seen.
+   */
+  get maxBulk(): number {
+    return this.#maxBulk;
+  }
+
   /** Whether {@linkcode close} has been called. */
   get closed(): boolean {
     return this.#closing !== undefined;
@@ -262,20 +329,17 @@ export class Connection {
 
   /**
    * Lets the calls in flight finish (each within its deadline), then closes the connection.
-   * Later calls reject with a "closed" error.
+   * Calls waiting for a connection are not sent, and reject with a "closed" error, as later
+   * calls do.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const waited = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#deadlines.timeout);
-      });
       try {
-        // close() waits for every reply the client still expects, including those of calls
-        // already failed by their deadline: bounded by the timeout, then cut.
-        await Promise.race([this.#handle.close().catch(() => {}), waited]);
+        // The client's close() waits for every reply it still expects, including those of
+        // calls already failed by their deadline; the calls themselves all settle by their
+        // deadlines. Once they have, nothing is left to wait for.
+        await Promise.race([this.#handle.close().catch(() => {}), this.#deadlines.idle()]);
       } finally {
-        clearTimeout(timer);
         this.#handle.destroy();
         this.#deadlines.stop();
       }
@@ -294,6 +358,13 @@ export class Connection {
     script?: Script,
   ): Promise<T> {
     if (this.#closing !== undefined) return Promise.reject(this.#closedError(op));
+    // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s
+    // (a script's source replaces its SHA-1 on a retry, a few hundred bytes).
+    for (const arg of args) {
+      if (typeof arg !== "string" && arg.length > this.#maxBulk) {
+        return Promise.reject(this.#tooLarge(op, arg === key ? "key" : "value", arg.length));
+      }
+    }
     return new Promise<T>((resolve, reject) => {
       const call = new Call(this.#expired, op, write, key, args, run, then, resolve, reject);
       call.script = script;
@@ -304,6 +375,12 @@ export class Connection {
 
   #attempt(call: Call): void {
     if (call.settled) return;
+    // close() ends the wait for a connection: the call is not sent.
+    if (call.offline && this.#closing !== undefined) {
+      this.#deadlines.settle(call);
+      call.reject(this.#closedError(call.op, "while it waited for a connection"));
+      return;
+    }
     call.offline = false;
     const sent = call.run !== undefined ? call.run() : this.#send(call.key!, call.write, call.args);
     sent.then((reply) => this.#replied(call, reply as Reply), (error) => this.#failed(call, error));
@@ -311,8 +388,7 @@ export class Connection {
 
   #replied(call: Call, reply: Reply): void {
     if (call.settled) return;
-    call.settled = true;
-    this.#deadlines.trim();
+    this.#deadlines.settle(call);
     if (call.then === undefined) {
       call.resolve(reply);
       return;
@@ -333,17 +409,14 @@ export class Connection {
       this.#attempt(call);
       return;
     }
-    // Refused before it was written: wait for the client to reconnect, then send.
-    if (
-      error instanceof ClientOfflineError && this.#closing === undefined &&
-      performance.now() + OFFLINE_RETRY_MS < call.at
-    ) {
+    // Refused before it was written: wait for the client to reconnect, then send. The deadline
+    // ends the wait (#attempt does nothing for a settled call).
+    if (error instanceof ClientOfflineError && this.#closing === undefined) {
       call.offline = true;
       setTimeout(() => this.#attempt(call), OFFLINE_RETRY_MS);
       return;
     }
-    call.settled = true;
-    this.#deadlines.trim();
+    this.#deadlines.settle(call);
     call.reject(this.#error(call.op, call.write, error));
   }
 
@@ -354,8 +427,21 @@ export class Connection {
   };
 
   async #checkServers(): Promise<void> {
+    let maxBulk = Infinity;
     for (const node of this.#masters()) {
-      const info = String(await node.send("open", ["INFO", "server"]));
+      const [reply, limit] = await Promise.all([
+        node.send("open", ["INFO", "server"]),
+        node.send("open", ["CONFIG", "GET", "proto-max-bulk-len"]).then(
+          bulkLimit,
+          (error: unknown) => {
+            // Refused (a managed service): the default.
+            if (error instanceof RedisSyncMapError && error.code === "server") return undefined;
+            throw error;
+          },
+        ),
+      ]);
+      maxBulk = Math.min(maxBulk, limit ?? DEFAULT_MAX_BULK);
+      const info = String(reply);
       const version = /redis_version:(\d+)\.(\d+)\.(\d+)/.exec(info);
       const mode = /redis_mode:(\w+)/.exec(info)?.[1];
       if (version === null || Number(version[1]) < MIN_REDIS_MAJOR) {
@@ -375,27 +461,33 @@ export class Connection {
         );
       }
     }
+    if (maxBulk !== Infinity) this.#maxBulk = maxBulk;
   }
 
   #error(op: string, write: boolean, error: unknown): RedisSyncMapError {
     const where = `${this.#label}: ${op} on ${this.description}`;
     if (error instanceof ErrorReply || error instanceof MaxCommandRedirectionsError) {
-      return new RedisSyncMapError("server", op, `${where} failed: ${message(error)}`, {
+      return new RedisSyncMapError("server", op, `${where} failed: ${this.#text(error)}`, {
         cause: error,
       });
     }
     if (error instanceof ClientClosedError) {
       return this.#closing !== undefined
-        ? this.#closedError(op)
+        ? this.#closedError(op, "before it could be")
         : new RedisSyncMapError("connection", op, `${where} failed: the client gave up`, {
           cause: error,
         });
     }
-    if (error instanceof ClientOfflineError) return this.#offlineError(op);
+    if (error instanceof ClientOfflineError) {
+      // Only while closing: otherwise the call waits for the client to reconnect (#failed).
+      return this.#closing !== undefined
+        ? this.#closedError(op, "while it waited for a connection")
+        : this.#offlineError(op);
+    }
     return new RedisSyncMapError(
       "connection",
       op,
-      `${where} failed: the connection dropped (${message(error)})${
+      `${where} failed: the connection dropped (${this.#text(error)})${
         write ? "; the write may or may not have taken effect" : ""
       }`,
       { cause: error, maybeApplied: write },
@@ -414,7 +506,7 @@ export class Connection {
   }
 
   #offlineError(op: string): RedisSyncMapError {
-    const last = this.#lastError === undefined ? "" : ` (${message(this.#lastError)})`;
+    const last = this.#lastError === undefined ? "" : ` (${this.#text(this.#lastError)})`;
     return new RedisSyncMapError(
       "connection",
       op,
@@ -423,15 +515,74 @@ export class Connection {
     );
   }
 
-  #closedError(op: string): RedisSyncMapError {
-    return new RedisSyncMapError("closed", op, `${this.#label}: ${op} after close()`);
+  /** The message of `error`, a client's or server's, with no URL's user or password. */
+  #text(error: unknown): string {
+    let text = message(error);
+    for (const secret of this.#secrets) text = text.replaceAll(secret, "");
+    return text;
   }
+
+  #tooLarge(op: string, what: string, bytes: number): RangeError {
+    return new RangeError(
+      `${this.#label}: ${op} was not sent: its ${what} takes ${bytes} bytes encoded, more than the ${this.#maxBulk} bytes ${this.description} takes in one argument (proto-max-bulk-len)`,
+    );
+  }
+
+  /**
+   * The error of a call made after close() (`when` undefined), or of one that close() kept
+   * from being sent (`when` says when it was closed).
+   */
+  #closedError(op: string, when?: string): RedisSyncMapError {
+    return new RedisSyncMapError(
+      "closed",
+      op,
+      when === undefined
+        ? `${this.#label}: ${op} after close()`
+        : `${this.#label}: ${op} was not sent: the map was closed ${when}`,
+    );
+  }
+}
+
+/**
+ * The value of a `CONFIG GET proto-max-bulk-len` reply: a RESP3 map (an object or a Map, as the
+ * client gives it) or a RESP2 [name, value] array. Undefined if it holds no positive integer.
+ */
+function bulkLimit(reply: unknown): number | undefined {
+  let value: unknown;
+  if (Array.isArray(reply)) value = reply[1];
+  else if (reply instanceof Map) value = reply.values().next().value;
+  else if (typeof reply === "object" && reply !== null) value = Object.values(reply)[0];
+  const n = Number(String(value));
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+/** Whether `error` is a standalone server's refusal of the Cluster commands, or holds one. */
+function isClusterDisabled(error: unknown): boolean {
+  if (error instanceof AggregateError) return error.errors.some(isClusterDisabled);
+  return error instanceof ErrorReply && /cluster support disabled/i.test(error.message);
 }
 
 function message(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) return message(error.errors[0]);
   if (error instanceof Error) return error.message || error.name;
   return String(error);
+}
+
+/**
+ * The userinfo of each of `urls` that has one, as written, with its `@`: what
+ * {@linkcode redactUrl} takes out of a URL, to take out of any other text too.
+ */
+function secrets(urls: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const url of urls) {
+    const redacted = redactUrl(url);
+    if (redacted === url) continue;
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:(?:\/\/)?/.exec(url)![0];
+    const userinfo = url.slice(scheme.length, url.length - redacted.length + scheme.length);
+    // A lone `@` is no credential, and taking every `@` out of messages would garble them.
+    if (userinfo !== "@") found.push(userinfo);
+  }
+  return found;
 }
 
 /** The credentials in a Cluster node's URL, for the connections to every node. */
@@ -443,14 +594,21 @@ function credentials(url: string): { username?: string; password?: string } {
   };
 }
 
-/** Settles like `promise`, or rejects after `ms`. */
-async function bound<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** What {@linkcode until} rejects with when the deadline comes first. */
+const TIMED_OUT = new Error("timed out");
+
+/**
+ * Settles like `promise`, or rejects with TIMED_OUT at `deadline` (`performance.now()`
+ * milliseconds). A rejection of `promise` after that is dropped.
+ */
+async function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  promise.catch(() => {});
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no connection after ${ms} ms`)), ms);
+        timer = setTimeout(() => reject(TIMED_OUT), Math.max(0, deadline - performance.now()));
       }),
     ]);
   } finally {

@@ -3,21 +3,38 @@
  *
  * The client bounds only the time a command waits to be written: once written, a command whose
  * server stopped answering (stopped process, dropped packets) would wait for good. Every command
- * therefore takes a deadline here. All deadlines of a connection are "start + timeout" for one
- * timeout, so they expire in the order they were taken: a FIFO queue, whose head alone the
- * timer watches, is a priority queue. A settled entry stays queued until it reaches the head;
- * replies mostly come back in order, so the queue holds little more than the commands in flight.
+ * therefore takes a deadline here, `timeout` milliseconds after the command can first be sent.
+ *
+ * The client writes the commands issued in one turn of the event loop together, from a
+ * `setImmediate` callback: after the code that issued them, and the microtasks queued behind
+ * it, have run. A deadline is therefore taken unstamped (`at` is Infinity), and one
+ * `setImmediate` callback per turn, queued by the turn's first deadline and so ahead of the
+ * client's write, stamps every unstamped deadline with one clock read. Synchronous work after a
+ * call, in the turn that made it, never counts against its timeout (it delays the write as
+ * much), and the calls of a loop share one `performance.now()` (300 ns on Deno here, more than
+ * the rest of a deadline costs).
+ *
+ * Stamps never decrease, and each stamps every deadline taken before it, so deadlines expire in
+ * the order they were taken: a FIFO queue, whose head alone the timer watches, is a priority
+ * queue. A settled entry stays queued until it reaches the head; replies mostly come back in
+ * order, so the queue holds little more than the commands in flight.
  *
  * @module
  */
 
+import { setImmediate } from "node:timers";
+
 /**
  * One command's deadline: extended by the connection's call record, which says what to do when
- * it passes (`expired`) and marks `settled` when the command's reply or error arrives first.
+ * it passes (`expired`). Settled through {@linkcode Deadlines.settle} when the command's reply
+ * or error arrives first.
  */
 export abstract class Deadline {
-  /** When it expires, in `performance.now()` milliseconds; set by {@linkcode Deadlines.track}. */
-  at = 0;
+  /**
+   * When it expires, in `performance.now()` milliseconds: Infinity until the turn that took it
+   * ends (see the module doc), so an unstamped deadline never expires.
+   */
+  at = Infinity;
   /** Whether the command has settled, or its deadline has passed. */
   settled = false;
 
@@ -25,12 +42,22 @@ export abstract class Deadline {
   abstract expired(): void;
 }
 
-/** The deadlines of one connection, all `timeout` milliseconds after they were taken. */
+/**
+ * The deadlines of one connection, each `timeout` milliseconds after the end of the event-loop
+ * turn that took it.
+ */
 export class Deadlines {
   readonly timeout: number;
+  // Entries before #head are settled and dropped; entries from #unstamped on await the stamp.
   #queue: Deadline[] = [];
   #head = 0;
+  #unstamped = 0;
+  #stamping = false;
+  // Deadlines tracked and not settled, and who waits for that count to reach 0.
+  #live = 0;
+  #idle: (() => void)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
 
   constructor(timeout: number) {
     this.timeout = timeout;
@@ -38,85 +65,100 @@ export class Deadlines {
 
   /** Commands whose deadline has not passed and that have not settled. */
   get pending(): number {
-    let n = 0;
-    for (let i = this.#head; i < this.#queue.length; i++) if (!this.#queue[i].settled) n++;
-    return n;
+    return this.#live;
   }
 
-  /** Sets `d` to expire `timeout` milliseconds from now. */
+  /** Queues `d`, to expire `timeout` milliseconds after the end of the current turn. */
   track(d: Deadline): void {
-    d.at = this.#now() + this.timeout;
     this.#queue.push(d);
-    if (this.#timer === undefined) this.#arm(d.at);
+    this.#live++;
+    if (!this.#stamping) {
+      this.#stamping = true;
+      setImmediate(this.#stamp);
+    }
   }
 
-  /** Drops settled entries from the head; call after settling one. */
-  trim(): void {
+  /** Marks `d`, which has not settled, settled: its command got a reply or failed. */
+  settle(d: Deadline): void {
+    d.settled = true;
+    this.#live--;
     const q = this.#queue;
     let h = this.#head;
     while (h < q.length && q[h].settled) h++;
     this.#compact(h);
+    if (this.#live === 0) this.#wake();
   }
+
+  /** Resolves once every deadline tracked so far has settled or passed. */
+  idle(): Promise<void> {
+    if (this.#live === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Stops the timer; for a connection that is closed. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  readonly #stamp = (): void => {
+    this.#stamping = false;
+    const q = this.#queue;
+    const at = performance.now() + this.timeout;
+    for (let i = Math.max(this.#unstamped, this.#head); i < q.length; i++) q[i].at = at;
+    this.#unstamped = q.length;
+    if (this.#timer === undefined && this.#head < q.length) this.#arm(q[this.#head].at);
+  };
 
   #compact(h: number): void {
     const q = this.#queue;
     if (h === q.length) {
       q.length = 0;
       h = 0;
+      this.#unstamped = 0;
     } else if (h > 1024 && h * 2 > q.length) {
       q.splice(0, h);
+      this.#unstamped = Math.max(0, this.#unstamped - h);
       h = 0;
     }
     this.#head = h;
   }
 
-  // The clock, read once per synchronous run of calls: performance.now() costs more than the
-  // rest of a deadline (300 ns on Deno here), and the calls a loop issues share a start. A
-  // deadline taken from this clock is never later than `timeout` after its call began, only
-  // earlier by the synchronous work done before the call in the same run.
-  #clock = 0;
-  #clockValid = false;
-  #invalidate = (): void => {
-    this.#clockValid = false;
-  };
-
-  #now(): number {
-    if (!this.#clockValid) {
-      this.#clock = performance.now();
-      this.#clockValid = true;
-      queueMicrotask(this.#invalidate);
-    }
-    return this.#clock;
-  }
-
-  /** Stops the timer; for a connection that is closed. */
-  stop(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+  #wake(): void {
+    const waiting = this.#idle;
+    this.#idle = [];
+    for (const resolve of waiting) resolve();
   }
 
   // The timer stays armed when the queue empties (one setTimeout per `timeout` milliseconds of
   // traffic, not one per call), and is unref'd, so it never keeps a process alive by itself.
+  // It is armed only for a stamped head: an unstamped one is armed for by its stamp.
   #arm(at: number): void {
+    if (this.#stopped || at === Infinity) return;
     this.#timer = setTimeout(this.#fire, Math.max(0, at - performance.now()));
     unref(this.#timer);
   }
 
-  #fire = (): void => {
+  readonly #fire = (): void => {
     this.#timer = undefined;
     const q = this.#queue;
     const now = performance.now();
     let h = this.#head;
+    let expired = false;
     // Timers may fire a little early; expire only what is due, by the clock.
     for (; h < q.length && (q[h].settled || q[h].at <= now); h++) {
       const d = q[h];
       if (!d.settled) {
         d.settled = true;
+        this.#live--;
+        expired = true;
         d.expired();
       }
     }
     this.#compact(h);
     if (this.#head < q.length) this.#arm(q[this.#head].at);
+    if (expired && this.#live === 0) this.#wake();
   };
 }
 

@@ -16,8 +16,10 @@
  * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or not in
  *   the map's codec (another program wrote it, or the map was opened with other codecs).
  * - `"unsupported"`: the server is older than Redis 7.0, or is a Cluster node opened with
- *   `url` (or the reverse).
- * - `"closed"`: the map was closed.
+ *   `url`, or a standalone server opened with `cluster`.
+ * - `"closed"`: the map was closed before the command was sent: the call came after
+ *   `close()`, or was waiting for a connection when `close()` was called. It did not take
+ *   effect.
  *
  * {@linkcode RedisSyncMapError.maybeApplied} says whether a call that changes the map may have
  * taken effect.
@@ -32,8 +34,9 @@ export type RedisSyncMapErrorCode =
 
 /**
  * A {@linkcode RedisSyncMap} call failed because of Redis or the connection to it. Bad input
- * (a key or value the codec cannot encode, a bad option) is a `TypeError` instead, and nothing
- * is sent.
+ * is a `TypeError` (a key or value the codec cannot encode, a bad option) or a `RangeError` (a
+ * bad option, or a key or value whose encoding is longer than the server's
+ * `proto-max-bulk-len`) instead, and nothing is sent.
  *
  * @example Telling a timeout from a server error
  * ```ts

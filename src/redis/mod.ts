@@ -37,9 +37,13 @@
  *
  * **Failure.** A call rejects with a {@linkcode RedisSyncMapError} (`code` says what, and
  * `maybeApplied` whether a write may have taken effect) when Redis reports an error, when
- * the connection drops under it, or when no reply comes within `timeout`: never a hang. While
- * the connection is down, calls wait for the client to reconnect, unsent, until their
- * `timeout`. A key or value the codec cannot encode is a TypeError, and nothing is sent.
+ * the connection drops under it, or when no reply comes within `timeout`: never a hang. The
+ * `timeout` of a call counts from the end of the event-loop turn that made it, when the client
+ * writes the turn's commands together, so work done after a call in the same turn never makes
+ * it time out. While the connection is down, calls wait for the client to reconnect, unsent,
+ * until their `timeout`. A key or value the codec cannot encode is a TypeError; one whose
+ * encoding is longer than the server takes in one argument (`proto-max-bulk-len`, read at open;
+ * 512 MiB by default) is a RangeError; either way nothing is sent.
  *
  * **The client** is node-redis (`@redis/client`, pinned), chosen over ioredis and Bun's
  * built-in client after trying all three on Deno 2.9 and Bun 1.4 against Redis 7.0:

@@ -31,11 +31,20 @@ export interface RedisSyncMapOptions<K, V> {
   values?: Codec<V>;
   /**
    * Most milliseconds a command waits for its reply, and a call for a connection (default
-   * 5000). A call that sends several commands (`range`, `clear`, `size`, a `compute` that
+   * 5000), counted from when the command can first be sent: the end of the event-loop turn
+   * that made the call. (The client writes the commands of a turn together, once the code that
+   * made them and the microtasks queued behind it have run; synchronous work after a call, in
+   * the same turn, delays its write and does not count against its timeout.) A call fails for
+   * want of a reply or a connection no sooner than that, and soon after unless the event loop
+   * is busy. A call that sends several commands (`range`, `clear`, `size`, a `compute` that
    * retries) bounds each of them.
    */
   timeout?: number;
-  /** Most milliseconds {@linkcode RedisSyncMap.open} tries to connect (default: `timeout`). */
+  /**
+   * Most milliseconds {@linkcode RedisSyncMap.open} takes to connect, retrying a refused
+   * connection, and to check the servers (default: `timeout`); once they have passed, it
+   * rejects.
+   */
   connectTimeout?: number;
   /**
    * Longest wait between two attempts to reconnect a dropped connection (default 2000). The
@@ -101,6 +110,15 @@ function checkMs(value: unknown, fallback: number, name: string): number {
   return value;
 }
 
+/**
+ * `url` without its userinfo (user and password), for messages: `redis://u:p@host:6379/1` is
+ * `redis://host:6379/1`. All from the scheme to the last `@` goes, so a password holding an
+ * unencoded `/` or `@` does too, in a URL that parses or not.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/)?)[^]*@/, "$1");
+}
+
 function checkUrl(url: unknown, option: string): void {
   let parsed: URL | undefined;
   try {
@@ -111,7 +129,7 @@ function checkUrl(url: unknown, option: string): void {
   if (parsed === undefined || (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")) {
     throw new TypeError(
       `${option} must be a redis:// or rediss:// URL, got ${
-        typeof url === "string" ? JSON.stringify(url) : typeof url
+        typeof url === "string" ? JSON.stringify(redactUrl(url)) : typeof url
       }`,
     );
   }

@@ -31,8 +31,11 @@ export type { RedisSyncMapOptions } from "./options.ts";
  * of processes. Calls of one map object are pipelined: many may be in flight at once.
  *
  * A call fails (rejects) with a {@linkcode RedisSyncMapError} when Redis does, or gives no
- * reply within `timeout`; with a TypeError, before anything is sent, for a key or value the
- * codec cannot encode.
+ * reply within `timeout`. It fails before anything is sent with a TypeError for a key or value
+ * the codec cannot encode, and with a RangeError (as SyncMap's MapFullError is one) for a key
+ * or value whose encoding is longer than one argument of a command may be: the server's
+ * `proto-max-bulk-len`, read at open (512 MiB by default, and where CONFIG is refused). Redis
+ * would drop the connection on such a command, and every call in flight with it.
  *
  * @example Open, use, close
  * ```ts ignore
@@ -613,9 +616,10 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   /**
-   * Lets the calls in flight finish (each within `timeout`), then closes the connection. Later
-   * calls reject with a {@linkcode RedisSyncMapError} of code `"closed"`. The map's data stays
-   * in Redis.
+   * Lets the calls in flight finish (each within `timeout`), then closes the connection. Calls
+   * waiting for a connection (the server is down) are not sent, and reject at once, as later
+   * calls do, with a {@linkcode RedisSyncMapError} of code `"closed"`. The map's data stays in
+   * Redis.
    *
    * @example
    * ```ts ignore
