@@ -69,6 +69,7 @@ describe("SyncMap: handles, attach and close", () => {
       ["values", () => [...v.values()]],
       ["forEach", () => v.forEach(() => {})],
       ["stats", () => v.stats()],
+      ["size", () => v.size],
     ];
     for (const [name, op] of ops) assert.throws(op, TypeError, name);
     assert.equal(m.load("a"), 1);

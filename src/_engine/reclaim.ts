@@ -492,6 +492,11 @@ export class Participant {
     releaseSeat(this.registry, this.index, generationOf(this.#token));
   }
 
+  /** Throws the closed error when this participant was closed (for calls that read only). */
+  checkOpen(): void {
+    if (this.#closed) this.#closedError();
+  }
+
   #releasedError(): never {
     if (this.#closed) this.#closedError();
     throw new TypeError(

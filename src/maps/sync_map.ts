@@ -240,6 +240,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get size(): number {
+    this.#s.participant.checkOpen();
     return Atomics.load(this.#s.arena.i32, R_COUNT);
   }
 
