@@ -10,6 +10,7 @@ import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import { seatCountWord } from "../src/_engine/rw_lock.ts";
 import type { DeathRequest } from "./fixtures/death_worker.ts";
+import { runChild } from "./fixtures/child.ts";
 import { sleep } from "./fixtures/harness.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker, type TestWorker } from "./fixtures/spawn.ts";
@@ -222,6 +223,27 @@ test(
       assert.equal(rw.tryRLock(), false);
     } finally {
       holder.worker.terminate();
+    }
+  },
+);
+
+test(
+  "a worker that ends by itself holding a Mutex: a lock() from its end handler takes it over",
+  TEST,
+  async () => {
+    // The handler blocks the event loop that would declare the worker gone (after the grace,
+    // on Deno): the lock must come all the same. Run in a child, so a hang fails the test.
+    const web = "Bun" in globalThis || "Deno" in globalThis;
+    const hows = ["throw", "throw-error-handler", "exit"].concat(
+      web ? ["web-throw", "web-close"] : [],
+    );
+    const script = new URL("./fixtures/lock_at_end.ts", import.meta.url);
+    for (const how of hows) {
+      const { code, stdout, stderr, timedOut } = await runChild(script, [how], 20_000);
+      assert.equal(timedOut, false, `${how}: the lock() never returned`);
+      assert.equal(code, 0, `${how}: the child failed:\n${stderr}`);
+      const report = JSON.parse(stdout.trim().split("\n").pop()!) as { poisoned: boolean };
+      assert.equal(report.poisoned, true, `${how}: the lock was taken over, poisoned`);
     }
   },
 );

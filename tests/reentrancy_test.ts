@@ -11,9 +11,8 @@
 // (fixtures/reentrant_decode.ts), so that a regression fails instead of hanging the suite.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
 import { type Codec, codecs, type GoMap, SyncMap } from "../mod.ts";
+import { runChild } from "./fixtures/child.ts";
 import { type AnyMap, keyOrder, type Kind, KINDS, sorted } from "./fixtures/map_kinds.ts";
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16)).join(",");
@@ -446,9 +445,7 @@ describe("a SyncMap user decode that calls the map runs outside the mutex", () =
     timeout: 60_000,
   }, async () => {
     const script = new URL("./fixtures/reentrant_decode.ts", import.meta.url);
-    const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-    const args = isDeno ? ["run", "-A", "--no-check", script.pathname] : [script.pathname];
-    const { code, stdout, stderr, timedOut } = await run(process.execPath, args, 30_000);
+    const { code, stdout, stderr, timedOut } = await runChild(script, [], 30_000);
     assert.equal(timedOut, false, `the child hung (a decode waiting on the map's mutex)`);
     assert.equal(code, 0, `the child failed:\n${stderr}`);
     const report = JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, unknown>;
@@ -461,34 +458,6 @@ describe("a SyncMap user decode that calls the map runs outside the mutex", () =
     });
   });
 });
-
-/** Runs a command, killing it after `timeoutMs`. */
-function run(
-  cmd: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    child.stdout!.on("data", (chunk) => void (stdout += chunk));
-    child.stderr!.on("data", (chunk) => void (stderr += chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
 
 test("codecs.auto.encode may be called from a getter it is reading", () => {
   const value = {

@@ -322,13 +322,14 @@ export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;
   const state = stateOf(owner - 1);
   if (state === GONE) return true;
-  // Terminating, by this thread's terminate(): the end event that declares it gone is delivered
-  // by this thread's event loop, which may be blocked by this very call (waiting for a lock the
-  // worker held). Such a thread counts as gone once it has been seen terminating for the grace,
-  // the delay the Deno adapter declares the end after; a still-running one stops at its next
-  // call (checkAlive), so only a call in progress can outlive the grace. Other threads wait for
-  // the end event, which this thread's loop delivers: what they learn is exact.
-  if (state !== TERMINATING || !terminatedHere.has(owner - 1)) return false;
+  // Terminating: the end has been learned (terminate() was called, or the worker's end event
+  // seen), and the declaration that it is gone comes after the grace, from the event loop of the
+  // thread that learned it. That loop may be blocked by this very call (waiting for a lock the
+  // worker held), or by a wait for another thread that waits for this one; so every thread
+  // counts a terminating one as gone once it has itself seen it terminating for the grace. A
+  // worker still running stops at its next call (checkAlive), so only a call in progress can
+  // outlive the grace, as it can the declaration.
+  if (state !== TERMINATING) return false;
   const now = performance.now();
   const since = terminatingSince.get(owner);
   if (since === undefined) {
@@ -345,16 +346,12 @@ export function ownerGone(owner: number): boolean {
 export const TERMINATE_GRACE_MS = 250;
 /** When this thread first saw each terminating owner as such (performance.now()). */
 const terminatingSince = new Map<number, number>();
-/** Threads this thread marked terminating (see {@linkcode markTerminatingHere}). */
-const terminatedHere = new Set<number>();
-
 /**
- * Records that this thread is terminating thread `threadId` (it is about to call its
- * `terminate()`): its next call into shmap throws, and a wait of this thread for a lock it holds
- * ends after the grace (see {@linkcode ownerGone}).
+ * Records that thread `threadId` is terminating (it is about to be terminated, or its end was
+ * seen and its declaration as gone waits for the grace): its next call into shmap throws, and a
+ * wait for a lock it holds ends after the grace (see {@linkcode ownerGone}).
  */
-export function markTerminatingHere(threadId: number): void {
-  terminatedHere.add(threadId);
+export function markTerminating(threadId: number): void {
   record(threadId, TERMINATING);
 }
 

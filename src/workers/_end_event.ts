@@ -7,7 +7,7 @@
  */
 
 import type { ShareMessage, Watch } from "./_share.ts";
-import { endOfThread, markOnTerminate } from "./_thread_end.ts";
+import { endOfThread, markOnTerminate, markTerminating } from "./_thread_end.ts";
 
 /** What {@linkcode watchEndEvent} needs of a worker. */
 export interface EventfulWorker {
@@ -16,19 +16,25 @@ export interface EventfulWorker {
 }
 
 /**
- * Watches `worker`, thread `threadId`, for its end event: `listen(end)` starts listening and
- * returns how to stop. At the end the thread is declared gone and then `endNow` releases the
- * share, both after `graceMs` (0 where the event fires once the thread has stopped). The share
- * message is posted as it is.
+ * Watches `worker`, thread `threadId`, for its end event: `listen(end, ending)` starts
+ * listening and returns how to stop. At the end the thread is declared gone and then `endNow`
+ * releases the share, both after `graceMs` (0 where the event fires once the thread has
+ * stopped). The share message is posted as it is.
+ *
+ * `ending` is for the worker's error event, which comes first when an uncaught error ends it:
+ * it marks the thread terminating, so that a handler of that event which waits for a lock the
+ * worker held (holding up the end event behind it) takes the lock over after the grace
+ * (census.ts ownerGone) instead of waiting for good.
  */
 export function watchEndEvent(
   worker: EventfulWorker,
   threadId: number | undefined,
   graceMs: number,
   endNow: (graceMs?: number) => void,
-  listen: (end: () => void) => () => void,
+  listen: (end: () => void, ending: () => void) => () => void,
 ): Watch {
   markOnTerminate(worker, () => threadId);
   const end = endOfThread(() => threadId, graceMs, endNow);
-  return { post: (message) => worker.postMessage(message), stop: listen(end) };
+  const ending = () => markTerminating(threadId);
+  return { post: (message) => worker.postMessage(message), stop: listen(end, ending) };
 }

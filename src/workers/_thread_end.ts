@@ -6,7 +6,7 @@
  * @module
  */
 
-import { GONE, markTerminatingHere, record } from "../_engine/census.ts";
+import { GONE, markTerminating as markCensus, record } from "../_engine/census.ts";
 
 /**
  * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
@@ -14,7 +14,7 @@ import { GONE, markTerminatingHere, record } from "../_engine/census.ts";
  * when it wakes (census.ts).
  */
 export function markTerminating(threadId: number | undefined): void {
-  if (threadId !== undefined && threadId >= 0) markTerminatingHere(threadId);
+  if (threadId !== undefined && threadId >= 0) markCensus(threadId);
 }
 
 /**
@@ -57,6 +57,9 @@ export function declareGone(threadId: number | undefined, graceMs = 0): void {
     record(threadId, GONE);
     return;
   }
+  // Terminating until then: a thread that blocks meanwhile waiting for a lock the worker held
+  // (this one, whose loop runs the timer, included) takes it over after the grace (census.ts).
+  markCensus(threadId);
   const timer = setTimeout(() => record(threadId, GONE), graceMs);
   // The declaration must not keep the process alive once everything else is done.
   const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;

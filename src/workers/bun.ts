@@ -69,9 +69,14 @@ const adapter = new WorkerAdapter<Worker>({
     // Bun gives a web Worker the thread id the worker sees in node:worker_threads. The thread
     // has stopped when `close` fires: no grace is needed.
     const threadId = (worker as { threadId?: number }).threadId;
-    return watchEndEvent(worker, threadId, 0, endNow, (end) => {
+    return watchEndEvent(worker, threadId, 0, endNow, (end, ending) => {
+      // An uncaught error ends a Bun worker: `error` fires, then `close`.
+      worker.addEventListener("error", ending);
       worker.addEventListener("close", end);
-      return () => worker.removeEventListener("close", end);
+      return () => {
+        worker.removeEventListener("error", ending);
+        worker.removeEventListener("close", end);
+      };
     });
   },
 });

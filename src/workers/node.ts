@@ -49,6 +49,7 @@
  */
 
 import process from "node:process";
+import { errorMonitor } from "node:events";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { watchEndEvent } from "./_end_event.ts";
@@ -77,16 +78,25 @@ const DENO_GRACE_MS = TERMINATE_GRACE_MS;
 /** A worker's end is its `exit` event, whatever ended it. */
 const adapter = new WorkerAdapter<Worker>({
   expected: "a node:worker_threads Worker",
-  methods: ["postMessage", "once", "on", "off"],
+  methods: ["postMessage", "once", "on", "off", "prependListener"],
   check(worker) {
     if (worker.threadId === -1) throw new Error("this worker has exited");
   },
   watch(worker, endNow) {
     // Taken now: a worker that has exited reports -1.
     const threadId = worker.threadId;
-    return watchEndEvent(worker, threadId, onDeno ? DENO_GRACE_MS : 0, endNow, (end) => {
-      worker.on("exit", end);
-      return () => worker.off("exit", end);
+    return watchEndEvent(worker, threadId, onDeno ? DENO_GRACE_MS : 0, endNow, (end, ending) => {
+      // An uncaught error ends the worker: `error`, then `exit`. Through errorMonitor, which
+      // sees the error without handling it: with no `error` listener of the user's, it still
+      // goes up as uncaught.
+      worker.on(errorMonitor, ending);
+      // First among the exit listeners: one of the user's that waits for a lock the worker
+      // held, added before track(), then finds the worker gone.
+      worker.prependListener("exit", end);
+      return () => {
+        worker.off(errorMonitor, ending);
+        worker.off("exit", end);
+      };
     });
   },
 });
@@ -176,6 +186,7 @@ function watchEveryEnd(): void {
     writable: true,
     value: function (this: Worker, event: string | symbol, ...args: unknown[]): boolean {
       if (event === "exit") declareGone(this.threadId, DENO_GRACE_MS);
+      else if (event === "error") markTerminating(this.threadId);
       return emit.call(this, event, ...args);
     },
   });
