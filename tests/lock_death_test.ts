@@ -170,6 +170,56 @@ test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, as
   rw.unlock();
 });
 
+test("RWMutex: a writer that dies waiting for readers to leave poisons nothing", TEST, async () => {
+  for (const next of ["rLock", "lock", "tryLock"] as const) {
+    const rw = new RWMutex();
+    rw.rLock(); // the writer will wait for this read lock
+    const writer = new Subject();
+    try {
+      const id = await writer.id();
+      await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "writer started");
+      await sleep(200); // asleep in its drain, holding the writer mutex
+      assert.equal(writer.replied, false, "the writer is still waiting");
+      await writer.kill(id);
+    } finally {
+      writer.worker.terminate();
+    }
+    rw.rUnlock();
+    // Whoever comes next takes the writer mutex over from the dead waiter, unpoisoned: the
+    // data was never in its hands.
+    if (next === "rLock") {
+      rw.rLock();
+      rw.rUnlock();
+    } else if (next === "lock") {
+      rw.lock();
+      rw.unlock();
+    } else {
+      assert.equal(rw.tryLock(), true);
+      rw.unlock();
+    }
+    assert.equal(rw.poisoned, false, `after ${next}`);
+    rw.lock();
+    rw.unlock();
+  }
+  // A writer that was poisoned already when it began to wait leaves the lock poisoned.
+  const rw = new RWMutex();
+  await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", () => {});
+  assert.throws(() => rw.rLock(), OwnerDeadError); // poisoned, and a read lock held
+  const writer = new Subject();
+  try {
+    const id = await writer.id();
+    await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "writer started");
+    await sleep(200);
+    await writer.kill(id);
+  } finally {
+    writer.worker.terminate();
+  }
+  rw.rUnlock();
+  assert.throws(() => rw.lock(), OwnerDeadError);
+  rw.markConsistent();
+  rw.unlock();
+});
+
 test(
   "RWMutex: a reader on its fast path gets in after the writer that flagged its seat died",
   TEST,

@@ -11,6 +11,8 @@
  * | base + 2      | drain sequence: bumped when a reader leaves while WRITER is set      |
  * | base + 3      | seats the write lock's holder flagged (its own; no one else reads it) |
  * | base + 4      | number of reader seats                                               |
+ * | base + 5      | drain note: the writer mutex's holder is waiting for readers to leave |
+ * |               | (D_WAITING), and took the mutex unpoisoned (D_CLEAN)                  |
  * | base + 16 + 16i | reader seat i: owner id of the thread it belongs to, 0 when free  |
  * | base + 17 + 16i | reader seat i: read locks that thread holds (bits 0-29), and   |
  * |                 | SEAT_WRITER (bit 30): a writer holds the lock or waits for it     |
@@ -49,6 +51,14 @@
  * WRITER, and leaves the lock unlocked and poisoned. A poisoned lock makes every acquisition
  * report it (the public `RWMutex` throws `OwnerDeadError`), until a writer marks it consistent.
  *
+ * A writer that dies while it waits for readers to leave holds the writer mutex but never held
+ * the lock: the data it guards was never in its hands, so its death poisons nothing. It says so
+ * in the drain note (base + 5) while it waits, with whether it took the mutex unpoisoned; whoever
+ * takes the mutex over from it reads the note, and where the mutex was clean before, clears the
+ * poison its takeover set ({@linkcode waitedOnly}). A writer that dies anywhere else holding the
+ * mutex (between taking it and flagging the seats, or once in) poisons the lock, as it may have
+ * written. The note is written only on the waiting path, so the uncontended lock pays nothing.
+ *
  * @module
  */
 
@@ -72,6 +82,7 @@ const WRITER_MU = 1;
 const DRAIN = 2;
 const FLAGGED = 3;
 const NSEATS = 4;
+const DRAIN_NOTE = 5;
 const SEATS = 16;
 const SEAT_STRIDE = 16;
 const S_OWNER = 0;
@@ -81,6 +92,10 @@ const WRITER = 1;
 const READERS_WAITING = 2;
 /** The high-water mark's place in the state word: `state >>> HIGH_SHIFT`. */
 const HIGH_SHIFT = 2;
+/** In the drain note: the writer mutex's holder waits for readers to leave. */
+const D_WAITING = 1;
+/** In the drain note: and it took the writer mutex unpoisoned. */
+const D_CLEAN = 2;
 /** In a seat's count word: a writer holds the lock or waits for it. */
 const SEAT_WRITER = 1 << 30;
 /** The read lock count in a seat's count word. */
@@ -222,7 +237,9 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
  * under it.
  */
 function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
-  if (tryLockWord(i32, base + WRITER_MU, me) === NOT_ACQUIRED) return;
+  const status = tryLockWord(i32, base + WRITER_MU, me);
+  if (status === NOT_ACQUIRED) return;
+  waitedOnly(i32, base, status);
   // The dead writer's note of what it flagged may be unwritten: clear up to the mark.
   writerLeaves(i32, base, highMark(i32, base));
   unlockWord(i32, base + WRITER_MU, me);
@@ -317,9 +334,31 @@ export function rUnlock(i32: Int32Array, base: number, seat: number): void {
  * Returns ACQUIRED or ACQUIRED_POISONED.
  */
 export function lock(i32: Int32Array, base: number, me: number): number {
-  const status = lockWord(i32, base + WRITER_MU, me);
-  if (flagSeats(i32, base) !== 0) drain(i32, base);
+  const status = waitedOnly(i32, base, lockWord(i32, base + WRITER_MU, me));
+  if (flagSeats(i32, base) !== 0) {
+    // Atomic stores: the thread that takes the mutex over if this one dies reads the note.
+    Atomics.store(i32, base + DRAIN_NOTE, D_WAITING | (status === ACQUIRED ? D_CLEAN : 0));
+    drain(i32, base);
+    Atomics.store(i32, base + DRAIN_NOTE, 0);
+  }
   return status;
+}
+
+/**
+ * After taking the writer mutex (`status`, from lockWord or tryLockWord): if it was taken over
+ * from a writer that died waiting for readers, with the mutex clean before it took it, clears
+ * the poison the takeover set, and returns ACQUIRED; else returns `status`. Clears the note of
+ * a dead waiter either way. Only the writer mutex's holder.
+ */
+function waitedOnly(i32: Int32Array, base: number, status: number): number {
+  if (status !== ACQUIRED_POISONED) return status;
+  const note = Atomics.load(i32, base + DRAIN_NOTE);
+  if (note === 0) return status;
+  Atomics.store(i32, base + DRAIN_NOTE, 0);
+  if ((note & D_CLEAN) === 0) return status;
+  // An atomic and: waiters may set CONTENDED in the word meanwhile.
+  Atomics.and(i32, base + WRITER_MU, ~POISONED);
+  return ACQUIRED;
 }
 
 /** Waits until no reader holds the lock; every seat is flagged, so no new reader gets in. */
@@ -387,7 +426,7 @@ function reapReaders(i32: Int32Array, base: number): boolean {
  * ACQUIRED_POISONED.
  */
 export function tryLock(i32: Int32Array, base: number, me: number): number {
-  const status = tryLockWord(i32, base + WRITER_MU, me);
+  const status = waitedOnly(i32, base, tryLockWord(i32, base + WRITER_MU, me));
   if (status === NOT_ACQUIRED) return status;
   if (flagSeats(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
     return status;
