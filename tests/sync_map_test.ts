@@ -560,8 +560,11 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     m.clear();
     assert.equal(m.size, 0);
     // Both tables retired whole, with every value and entry they held: a clear allocates
-    // nothing (it must work in a full map).
-    assert.ok(m.stats().retired >= 2, "both tables retired");
+    // nothing (it must work in a full map). They own many keys, so they are freed as the next
+    // call begins, this being the only participant online: no need to wait for the task's end.
+    const next = m.stats();
+    assert.equal(next.retired, 0);
+    assert.ok(next.bytesUsed - empty <= 8 * 600, `${next.bytesUsed} vs empty ${empty}`);
     assert.deepStrictEqual(rangeEntries(m), []);
     await tick();
     // Everything the map held is freed: the same bytes as before the first store, give or

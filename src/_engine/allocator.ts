@@ -26,6 +26,7 @@ import { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
 import {
   A_LISTS,
+  A_SPARE,
   blockSize,
   CHUNK_HEADER,
   chunkSizeFor,
@@ -37,7 +38,7 @@ import {
   SMALL_MAX,
   SPAN_FLAG,
 } from "./alloc_layout.ts";
-import { largeAllocate, largeFree } from "./heap.ts";
+import { largeAllocate, largeFree, releaseSpare } from "./heap.ts";
 import { smallAllocate, smallFree } from "./spans.ts";
 
 // The layout's sizing functions and the heap check are part of the allocator's entry points.
@@ -193,4 +194,20 @@ export function lockedRelease(
     release(arena, offset, size, j);
     if (truncate !== undefined) j.set(truncate[0], truncate[1]);
   });
+}
+
+/**
+ * Gives every empty span kept for reuse (one per class) back to the heap, each in its own step
+ * under the allocator lock. For after a bulk free: the spans it emptied would otherwise stay
+ * where they were, spares, and the next allocations of their classes would reuse them there,
+ * between free chunks that each fall short of what a table's growth needs (a large chunk, or an
+ * 8 KiB span on an 8 KiB boundary). Given back, they merge with their free neighbours, and new
+ * spans are carved from the merged memory side by side. A step cut short by its thread's death
+ * is rolled back by the lock's next holder: the spare stays one, as before the step.
+ */
+export function lockedReleaseSpares(arena: Arena): void {
+  for (let c = 0; c < NCLASSES; c++) {
+    // A plain read as a hint; the step reads the word again under the lock.
+    if (arena.i32[A_SPARE + c] !== 0) underLock(arena, (j) => releaseSpare(arena, c, j));
+  }
 }

@@ -258,16 +258,22 @@ export function spanChunk(arena: Arena, bytes: number, j: Journal): number {
 /** Gives every empty span kept for reuse back to the heap; returns whether there was any. */
 function releaseSpares(arena: Arena, j: Journal): boolean {
   let any = false;
-  for (let c = 0; c < NCLASSES; c++) {
-    const span = arena.i32[A_SPARE + c];
-    if (span === 0) continue;
-    j.set(A_SPARE + c, 0);
-    keepSpanHeader(j, arena.i32, span);
-    j.set(spanWords(span) + SP_CLASS, 0);
-    largeFree(arena, span, j);
-    any = true;
-  }
+  for (let c = 0; c < NCLASSES; c++) any = releaseSpare(arena, c, j) || any;
   return any;
+}
+
+/**
+ * Gives the empty span kept for reuse by class `c` back to the heap; returns whether there was
+ * one. About 30 journal entries.
+ */
+export function releaseSpare(arena: Arena, c: number, j: Journal): boolean {
+  const span = arena.i32[A_SPARE + c];
+  if (span === 0) return false;
+  j.set(A_SPARE + c, 0);
+  keepSpanHeader(j, arena.i32, span);
+  j.set(spanWords(span) + SP_CLASS, 0);
+  largeFree(arena, span, j);
+  return true;
 }
 
 /** Where an aligned span fits inside free chunk `c` of `csize` bytes, or -1. */

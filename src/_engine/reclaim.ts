@@ -51,7 +51,7 @@ import {
   newCache,
   repairCache,
 } from "./alloc_cache.ts";
-import { lockedAllocate, lockedRelease } from "./allocator.ts";
+import { lockedAllocate, lockedRelease, lockedReleaseSpares } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import {
   C_COUNT,
@@ -123,8 +123,12 @@ export function holding(): boolean {
   return threadHolds !== 0;
 }
 
-/** Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. */
-export type Free = (tag: number) => void;
+/**
+ * Frees a retired block; `tag` is what {@linkcode Participant.retire} was given. Returns true
+ * when the free was a bulk one, many blocks at once (a table with the many keys it owns), after
+ * which the collect gives its cache and the spare spans back (Participant's #giveBack).
+ */
+export type Free = (tag: number) => boolean;
 /** Serial-number comparison of epochs: whether `a` comes before `b`. */
 function before(a: number, b: number): boolean {
   return ((a - b) | 0) < 0;
@@ -170,8 +174,13 @@ export class Participant {
   #cache = 0;
   /** The claim word of this participant's seat while it owns it. */
   #token: number;
-  /** An allocation failed: free what can be freed at the next quiescent point. */
-  #pressure = false;
+  /**
+   * Free what can be freed at the start of the next call: an allocation failed, or a step
+   * retired much memory at once ({@linkcode collectSoon}).
+   */
+  #collectDue = false;
+  /** A free of the collect under way was a bulk one (see {@linkcode Free}). */
+  #bulkFreed = false;
   /** The census's change count when this participant last looked (census.ts). */
   #deaths = -1;
   /**
@@ -269,12 +278,26 @@ export class Participant {
       // never reaches one inside a task, and would never reap the dead.
       if (this.#holds === 0) this.#lookForDeaths();
     } else if (this.#holds === 0) this.#quiesce();
-    if (this.#pressure && this.#holds === 0) {
-      this.#pressure = false;
+    if (this.#collectDue && this.#holds === 0) {
+      this.#collectDue = false;
       this.collect();
     }
     if (this.#room < 2 * RETIRES_PER_OP) this.makeRoom(2 * RETIRES_PER_OP);
     this.#countdown = Math.min(QUIESCE_EVERY, Math.floor(this.#room / RETIRES_PER_OP));
+  }
+
+  /**
+   * Makes the next call collect as it begins, where this participant holds nothing: for after
+   * a step that retired much memory in a few blocks (a table that owns many keys: a clear(), or
+   * a promotion after many deletes). Left to the usual quiescent points, a retirement or two
+   * never reaches the threshold, and the memory waits until the task ends or an allocation
+   * fails; the calls made meanwhile place their blocks in the room left around it, and pin the
+   * spans it will free: a full map cleared and refilled in one task holds fewer keys than
+   * before. Freed first (at once, when no other participant is online), it is carved anew.
+   */
+  collectSoon(): void {
+    this.#collectDue = true;
+    this.#countdown = 0;
   }
 
   /**
@@ -302,7 +325,7 @@ export class Participant {
   reclaimNow(): boolean {
     let freed = false;
     if (this.#holds === 0 && this.#pending !== 0) {
-      this.#pressure = false;
+      this.#collectDue = false;
       this.collect();
       freed = true;
     }
@@ -423,7 +446,7 @@ export class Participant {
         if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
           throw error;
         }
-        this.#pressure = false;
+        this.#collectDue = false;
         this.collect();
         return this.allocate(size);
       }
@@ -447,7 +470,7 @@ export class Participant {
       }
       // Out of memory, perhaps only because retired blocks are waiting: free them at the start
       // of the next call, so that a delete followed by a store can succeed in the same task.
-      this.#pressure = true;
+      this.#collectDue = true;
       this.#countdown = 0;
       throw error;
     }
@@ -546,6 +569,34 @@ export class Participant {
     // grows by half at every try that does not: amortized O(1) per retirement either way.
     this.#collectAt = kept + Math.max(RETIRE_BATCH, kept >> 1);
     if (orphans) this.#sweepReleased(oldest);
+    if (this.#bulkFreed) {
+      this.#bulkFreed = false;
+      this.#giveBack();
+    }
+  }
+
+  /**
+   * After a bulk free (a retired table, with the entries, keys and values it owns: see
+   * {@linkcode Free}), gives back what would keep that memory from serving anything but more
+   * blocks of the same sizes: the blocks the free left in this participant's cache, which count
+   * as in use for their spans (so no span they sit in can empty) and which the next allocations
+   * would hand out scattered over all those spans, and the empty spans kept for reuse (see
+   * lockedReleaseSpares). Then the spans the free emptied go back to the heap and merge, and a
+   * table's regrowth finds the large and aligned chunks it needs: after a clear(), as many keys
+   * fit as before. Once per collect, however many tables it freed.
+   *
+   * Each step is one the allocator already takes, journaled, under its lock: a spill
+   * (flushCache) or a spare's release. A death between two leaves blocks in the cache, a
+   * consistent one (each spill moves its list head in its own step), which its seat's next
+   * owner adopts or a borrower flushes and frees once the seat is released; or a spare kept,
+   * which goes back whenever the heap cannot grow. Either is as if the give-back had stopped
+   * there. A death inside a step is rolled back by the lock's next holder. Nothing is left for
+   * the sweep.
+   */
+  #giveBack(): void {
+    const a = this.arena;
+    if (this.#cache !== 0 && cachedBytes(a, this.#cache) > 0) flushCache(a, this.#cache);
+    lockedReleaseSpares(a);
   }
 
   /** Frees the entries of retire list `list` older than `oldest`; returns how many remain. */
@@ -567,7 +618,7 @@ export class Participant {
       n--;
       moveEntry(a.i32, w, n, j);
       a.i32[w + RL_COUNT] = n;
-      this.#free(tag);
+      if (this.#free(tag)) this.#bulkFreed = true;
     }
     return n;
   }

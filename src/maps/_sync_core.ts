@@ -68,6 +68,21 @@ function noop(): void {}
  */
 const MOSTLY_DELETED_MIN = 64;
 
+/**
+ * A retired table that owns at least this many keys' blocks (their entries and key blobs, and
+ * the values a clear took out) is a bulk free. The step that retires it has its participant
+ * collect at its next call (Participant.collectSoon), and the free has the participant give
+ * its cache and the spare spans back (reclaim.ts Free). Otherwise the freed blocks would sit in
+ * the cache, counted in use by their spans, and be handed out scattered over all the spans
+ * they came from, while the calls made before the free place their own blocks in the room left
+ * around them: no span empties, and a table growing again finds no large or aligned chunk for
+ * its buckets. A map cleared when full, or emptied by deletes, would then hold far fewer keys
+ * than before (README: "A full map recovers"). Below this, the blocks freed are about what a
+ * cache absorbs from ordinary churn, and both would cost a map cleared at every call (Go's
+ * Clear benchmark) a collect, a flush and refills at each clear.
+ */
+const BULK_KEYS = 64;
+
 /** The shared-memory state of one SyncMap object, and the steps taken under its mutex. */
 export class SyncCore {
   readonly arena: Arena;
@@ -462,12 +477,17 @@ export class SyncCore {
   #markOwned(header: number): void {
     const a = this.arena;
     const old = new Table(a, header, false, noop, this.tx);
+    let owned = 0;
     old.forEachKeySlot(0, 0, (k) => {
       const e = a.i32[(k >> 2) + S_ENTRY];
       const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
-      if (owns) a.i32[(e >> 2) + E_OWNER] = header;
+      if (owns) {
+        a.i32[(e >> 2) + E_OWNER] = header;
+        owned++;
+      }
       a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
     });
+    if (owned >= BULK_KEYS) this.participant.collectSoon();
   }
 
   /**
@@ -480,12 +500,15 @@ export class SyncCore {
     const read = readWord & ~AMENDED;
     const dirty = a.i32[R_DIRTY];
     if (read === 0 && dirty === 0) return;
+    // The tables own every key between them: at least as many as the larger holds.
+    const keys = Math.max(this.readTable(readWord)?.count ?? 0, this.dirtyTable()?.count ?? 0);
     this.#setRead(0);
     this.tx.set(R_DIRTY, 0);
     this.tx.set(R_MISSES, 0);
     if (read !== 0) this.participant.retireTx(read | K_TABLE, this.tx);
     if (dirty !== 0) this.participant.retireTx(dirty | K_TABLE, this.tx);
     this.#intend(INTENT_CLEAR, read, dirty);
+    if (keys >= BULK_KEYS) this.participant.collectSoon();
   }
 
   /**
@@ -576,8 +599,11 @@ export class SyncCore {
     this.participant.release(e, ENTRY_BYTES);
   }
 
-  /** Frees a retired block: called by the participant once no one can be reading it. */
-  free(tag: number): void {
+  /**
+   * Frees a retired block: called by the participant once no one can be reading it. Returns
+   * whether the free was a bulk one (a table owning {@linkcode BULK_KEYS} keys or more).
+   */
+  free(tag: number): boolean {
     const kind = tag & 15;
     const at = tag & ~15;
     if (kind === K_RECORD) {
@@ -587,15 +613,19 @@ export class SyncCore {
     } else {
       const a = this.arena;
       const table = new Table(a, at, false, noop, this.tx);
+      let owned = 0;
       // Only what this table owns (S_OWNS): the other entries may be gone already.
       table.forEachKeySlot(0, 0, (k) => {
         const owns = a.i32[(k >> 2) + S_OWNS];
         if ((owns & 1) !== 0) this.#freeEntry(a.i32[(k >> 2) + S_ENTRY]);
         if ((owns & ~15) !== 0) this.freeRecord(owns & ~15);
+        if (owns !== 0) owned++;
       });
       table.destroy((offset, size) => this.participant.release(offset, size));
       this.participant.release(at, TABLE_HEADER_BYTES);
+      return owned >= BULK_KEYS;
     }
+    return false;
   }
 
   /** Counts `delta` keys (atomic: lock-free paths count too). */
