@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Worker as NodeWorker } from "node:worker_threads";
 import { GoMap } from "../src/maps/go_map.ts";
+import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import * as bunAdapter from "../src/workers/bun.ts";
@@ -372,6 +373,36 @@ test("node.ts: user codecs, a share with a worker made by hand, and bad input", 
     await expectOneRelease(probe, "the worker's natural exit");
   }, () => void worker?.terminate());
 });
+
+test("node.ts: a worker that has exited is refused by share() and track(), leaking nothing", async () => {
+  const map = new SyncMap<string, number>();
+  const mu = new Mutex();
+  await within(TIMEOUT_MS, async () => {
+    const worker = new NodeWorker("process.exit(0)", { eval: true });
+    await new Promise((resolve) => worker.once("exit", resolve));
+    const before = map.stats().participants;
+    assert.throws(() => nodeAdapter.share(worker, { map, mu }), /this worker has exited/);
+    assert.throws(() => nodeAdapter.track(worker), /this worker has exited/);
+    assert.equal(map.stats().participants, before, "no seat reserved for it");
+  });
+  map.verify();
+});
+
+if (isBun) {
+  test("bun.ts: a web Worker that has closed is refused by share() and track()", async () => {
+    const map = new SyncMap<string, number>();
+    await within(TIMEOUT_MS, async () => {
+      const url = URL.createObjectURL(new Blob(["process.exit(0);"], { type: "text/javascript" }));
+      const worker = new Worker(url);
+      await new Promise((resolve) => worker.addEventListener("close", resolve));
+      const before = map.stats().participants;
+      assert.throws(() => bunAdapter.share(worker, { map }), /this worker has exited/);
+      assert.throws(() => bunAdapter.track(worker), /this worker has exited/);
+      assert.equal(map.stats().participants, before, "no seat reserved for it");
+    });
+    map.verify();
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // node.ts on Node.js itself, in a process of its own (its release hook is its own): every way a

@@ -65,6 +65,12 @@ const inbox = listenForShare(
 const adapter = new WorkerAdapter<Worker>({
   expected: "a Worker",
   methods: ["postMessage", "addEventListener"],
+  check(worker) {
+    // Bun reports -1 once the worker has closed, which then fires no `close` event again.
+    if ((worker as { threadId?: number }).threadId === -1) {
+      throw new Error("this worker has exited");
+    }
+  },
   watch(worker, endNow) {
     // Bun gives a web Worker the thread id the worker sees in node:worker_threads. The thread
     // has stopped when `close` fires: no grace is needed.
@@ -97,8 +103,8 @@ const adapter = new WorkerAdapter<Worker>({
  * track(worker);
  * ```
  *
- * @param worker A web `Worker`.
- * @throws {TypeError} if `worker` is not a Worker.
+ * @param worker A web `Worker` that has not closed.
+ * @throws {TypeError} if `worker` is not a Worker; Error if it has closed.
  */
 export function track(worker: Worker): void {
   adapter.track(worker);
@@ -110,8 +116,8 @@ export function track(worker: Worker): void {
  * `close` event, whatever ended it.
  *
  * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
- * RWMutex, and Error if `worker` was already shared with. Share with a worker before it can
- * end: a worker that has already closed fires no `close` event, and its share stays claimed.
+ * RWMutex, and Error if `worker` was already shared with or has closed (it would fire no
+ * `close` event, and its share would stay claimed).
  *
  * @example
  * ```ts

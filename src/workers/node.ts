@@ -75,12 +75,36 @@ const inbox = listenForShare(
 const onDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const DENO_GRACE_MS = TERMINATE_GRACE_MS;
 
+/**
+ * Workers of this thread that have emitted `exit`, on Deno, which keeps an exited Worker's
+ * `threadId` readable (Node and Bun report -1): `share` and `track` refuse them, since a
+ * worker that has ended fires no end event, and its share would be claimed for good. Noted
+ * from when this module is loaded, through `Worker.prototype.emit`.
+ */
+const exited = new WeakSet<Worker>();
+if (onDeno) noteExits();
+
+function noteExits(): void {
+  const proto = Worker.prototype as Worker & {
+    emit(event: string | symbol, ...args: unknown[]): boolean;
+  };
+  const emit = proto.emit;
+  Object.defineProperty(proto, "emit", {
+    configurable: true,
+    writable: true,
+    value: function (this: Worker, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === "exit") exited.add(this);
+      return emit.call(this, event, ...args);
+    },
+  });
+}
+
 /** A worker's end is its `exit` event, whatever ended it. */
 const adapter = new WorkerAdapter<Worker>({
   expected: "a node:worker_threads Worker",
   methods: ["postMessage", "once", "on", "off", "prependListener"],
   check(worker) {
-    if (worker.threadId === -1) throw new Error("this worker has exited");
+    if (worker.threadId === -1 || exited.has(worker)) throw new Error("this worker has exited");
   },
   watch(worker, endNow) {
     // Taken now: a worker that has exited reports -1.
