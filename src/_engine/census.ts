@@ -49,7 +49,8 @@
  * @module
  */
 
-import { threadId as runtimeThreadId } from "node:worker_threads";
+import process from "node:process";
+import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
 
 const CENSUS_MAGIC = 0x534e4543; // "CENS"
@@ -449,11 +450,24 @@ export function onStop(hook: () => void): void {
   stopHooks.push(hook);
 }
 
+/**
+ * Whether this thread is a `node:worker_threads` worker under Deno (a Deno web worker has no
+ * parent port there), whose `terminate()` does not stop it while it runs synchronous code.
+ */
+const denoNodeWorker = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" &&
+  parentPort !== null;
+
 function stop(): never {
   stopped = true;
   fast.seen = -1;
   fast.liveSeen = -1;
   for (const hook of stopHooks) hook();
+  // A terminated node:worker_threads worker under Deno runs on to the end of its task, and
+  // whatever it does then reaches its parent: a pool's worker would post the result of the task
+  // it was terminated in (a TerminatedError), which the pool, having ended that task, takes for
+  // a protocol error. It exits here instead, as Node's terminate() would have stopped it; it
+  // holds nothing of shmap's that a death at this point does not leave to the others to repair.
+  if (denoNodeWorker) process.exit(1);
   throw new TerminatedError();
 }
 
