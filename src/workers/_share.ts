@@ -405,16 +405,16 @@ export class WorkerAdapter<W extends object> {
    */
   track(worker: W): Watch | undefined {
     this.#checkWorker(worker, "track");
-    if (this.#shared.has(worker)) return undefined;
     this.#spec.check?.(worker);
+    if (this.#shared.has(worker)) return undefined;
     return this.#watchOnce(worker).watch;
   }
 
   /** `share()`. Checks `worker`, then shares `values` with it. */
   share(worker: W, values: Shareables): void {
     this.#checkWorker(worker, "share");
-    if (this.#shared.has(worker)) throw new Error("share: this worker was already shared with");
     this.#spec.check?.(worker);
+    if (this.#shared.has(worker)) throw new Error("share: this worker was already shared with");
     this.#connect(worker, shareAll(values));
   }
 
