@@ -51,6 +51,7 @@ import {
   registryOf,
   S_ENTRY,
   S_OWNS,
+  SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
@@ -90,7 +91,14 @@ export class SyncCore {
     this.arena = arena;
     this.participant = participant;
     this.registry = registryOf(arena);
-    this.tx = new LockedTx(arena, new Journal(() => arena.i32, arena.i32[R_JOURNAL] >> 2));
+    this.tx = new LockedTx(
+      arena,
+      new Journal(
+        () => arena.i32,
+        arena.i32[R_JOURNAL] >> 2,
+        SYNC_JOURNAL_ENTRIES,
+      ),
+    );
   }
 
   // ---- Tables and entries --------------------------------------------------------------------

@@ -34,6 +34,9 @@ export const R_EPOCH = H_ROOT + 32, // the global epoch
 /** Keys with a value. */
 export const R_COUNT = H_ROOT + 48;
 
+/** Entries of the mutex's journal, whose byte offset R_JOURNAL holds. */
+export const SYNC_JOURNAL_ENTRIES = 512;
+
 /** Bit 0 of R_READ: the dirty table holds keys the read table lacks. */
 export const AMENDED = 1;
 

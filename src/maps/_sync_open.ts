@@ -41,9 +41,10 @@ import {
   R_SEATS,
   R_SEATS_BLOCK,
   registryOf,
+  SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
-import { seatReleased, SYNC_JOURNAL_ENTRIES } from "./_sync_recovery.ts";
+import { seatReleased } from "./_sync_recovery.ts";
 import type { SyncMapAttachOptions, SyncMapHandle, SyncMapOptions } from "./sync_map.ts";
 
 const DEFAULT_PARTICIPANTS = 256;

@@ -62,6 +62,7 @@ import {
   R_SWEEP_DUE,
   S_ENTRY,
   S_OWNS,
+  SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
@@ -69,9 +70,6 @@ import {
 const PAUSE_TIMEOUT_MS = 250;
 /** The same for a retry of a sweep left due ({@linkcode retrySweep}). */
 const RETRY_PAUSE_MS = 10;
-/** Entries of the mutex's journal (sync_map.ts makes it). */
-export const SYNC_JOURNAL_ENTRIES = 512;
-
 /**
  * Gives back the participant seats of gone threads, and sweeps what they left when the world
  * can be stopped. Called at quiescent points and as participants come online, when the census
