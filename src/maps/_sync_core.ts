@@ -202,15 +202,15 @@ export class SyncCore {
     // made: the locked paths follow offsets without checking each against the views. (Records,
     // which lock-free stores publish, are checked one by one as they are decoded.)
     a.reachTop();
-    if (status !== ACQUIRED) {
-      try {
-        this.recoverMutex();
-      } catch (error) {
-        unlockWord(a.i32, R_MU, ownerId());
-        throw error;
-      }
+    // A recovery or a begin that throws (a corrupt journal is a RangeError) leaves the mutex
+    // unlocked: held, it would stop every other thread's calls for good.
+    try {
+      if (status !== ACQUIRED) this.recoverMutex();
+      this.tx.journal.begin();
+    } catch (error) {
+      unlockWord(a.i32, R_MU, ownerId());
+      throw error;
     }
-    this.tx.journal.begin();
   }
 
   /**
