@@ -184,6 +184,21 @@ function takeWord(i32: Int32Array, w: number): boolean {
   return ownerGone(held) && Atomics.compareExchange(i32, w, held, me) === held;
 }
 
+/**
+ * One past the highest seat ever claimed (the high-water mark, where every scan of the seats
+ * stops), checked against the number of seats: a corrupt mark is a RangeError, not a scan of
+ * the words past the seats, which the scans would take for seats and write.
+ */
+export function seatHigh(registry: Registry): number {
+  const high = Atomics.load(registry.arena.i32, registry.highWord);
+  if (!(high >= 0 && high <= registry.count)) {
+    throw new RangeError(
+      `corrupt participant registry: high-water mark ${high} of ${registry.count} seats`,
+    );
+  }
+  return high;
+}
+
 /** Records that seat `index` is in use, for scans that stop at the high-water mark. */
 function raiseHigh(registry: Registry, index: number): void {
   const i32 = registry.arena.i32;
@@ -293,7 +308,7 @@ export function finishRelease(
  */
 export function stuckReleases(registry: Registry): number[] {
   const i32 = registry.arena.i32;
-  const high = Atomics.load(i32, registry.highWord);
+  const high = seatHigh(registry);
   const stuck: number[] = [];
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
@@ -314,10 +329,9 @@ export function repairList(registry: Registry, index: number): void {
   // The list may lie past this thread's views (another worker grew the buffer for it).
   const a = registry.arena;
   a.reach(a.buffer.byteLength);
-  const i32 = a.i32;
-  const list = i32[registry.seats + index * SEAT_WORDS + LIST];
+  const list = a.i32[registry.seats + index * SEAT_WORDS + LIST];
   if (list === 0) return;
-  dropDuplicates(i32, list);
+  dropDuplicates(a, list);
 }
 
 /**
@@ -326,7 +340,7 @@ export function repairList(registry: Registry, index: number): void {
  */
 export function deadSeats(registry: Registry): { index: number; generation: number }[] {
   const i32 = registry.arena.i32;
-  const high = Atomics.load(i32, registry.highWord);
+  const high = seatHigh(registry);
   const dead: { index: number; generation: number }[] = [];
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
@@ -368,7 +382,13 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
   for (;;) {
     let waiting = false;
     pauseBlocker = "";
-    const high = Atomics.load(i32, registry.highWord);
+    let high: number;
+    try {
+      high = seatHigh(registry);
+    } catch (error) {
+      resumeWorld(registry); // raised, the pause would park every other participant for good
+      throw error;
+    }
     for (let i = 0; i < high && !waiting; i++) {
       const at = registry.seats + i * SEAT_WORDS;
       const state = Atomics.load(i32, at + CLAIM) & 3;
