@@ -200,10 +200,28 @@ export class Participant {
   /** When, by `performance.now()`, this participant may next call {@linkcode onSweepDue}. */
   #sweepRetryAt = 0;
   #sweepDelay = SWEEP_RETRY_MIN_MS;
+  /**
+   * The microtask queued on coming online. It must not throw: no caller of the map can catch
+   * what a microtask throws, and the host ends the process for it. What going offline throws
+   * (a RangeError for corrupt memory, TerminatedError for a thread found terminated in a pause)
+   * is kept for this participant's next call ({@linkcode defer}), and the participant goes
+   * offline all the same, since it holds nothing between tasks: left announced, it would hold
+   * reclamation back, and every stop of the world, for good.
+   */
   #goOffline = (): void => {
     this.#offlineQueued = false;
-    this.#offline();
+    try {
+      this.#offline();
+    } catch (error) {
+      this.#withdraw();
+      this.defer(error);
+    }
   };
+  /**
+   * An error of work done for this participant outside its calls, thrown by the next call's
+   * {@linkcode enter} (see {@linkcode defer}); null when none.
+   */
+  #deferred: { readonly error: unknown } | null = null;
   /** The microtask that goes offline is queued: one is enough, however often this comes online. */
   #offlineQueued = false;
 
@@ -229,6 +247,18 @@ export class Participant {
       const participant = self.deref();
       if (participant !== undefined) participant.#token = -1;
     });
+  }
+
+  /**
+   * Keeps `error`, thrown by work done for this participant where no caller could catch it (a
+   * microtask, a timer, a worker's end event), for this participant's next call on this
+   * thread to throw as it begins, before it touches shared memory. The first such error is
+   * kept until then; later ones are dropped, and so is any when no call comes. Costs the fast
+   * path nothing: the countdown set to 0 sends the next call down the slow path, which throws.
+   */
+  defer(error: unknown): void {
+    this.#deferred ??= { error };
+    this.#countdown = 0;
   }
 
   /**
@@ -271,6 +301,11 @@ export class Participant {
   }
 
   #slowEnter(): void {
+    const deferred = this.#deferred;
+    if (deferred !== null) {
+      this.#deferred = null;
+      throw deferred.error;
+    }
     if (!this.#online) {
       this.#comeOnline();
       // Also here, not only at quiescent points: a participant that makes a few calls a task

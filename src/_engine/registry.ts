@@ -222,6 +222,11 @@ function raiseHigh(registry: Registry, index: number): void {
  * a lock the owner died holding is rolled back, and `onReleased` runs with the owner's thread
  * id if it is gone (0 if not known gone): a SyncMap rolls back its mutex there and notes that
  * a sweep is due, for the blocks an owner stopped mid-operation held in hand.
+ *
+ * With a grace, the rest of the release runs in a timer, which must not throw (the host would
+ * end the process): what it throws (a RangeError for corrupt memory) goes to `onError`, or is
+ * dropped without one. Every lock it takes is released as the error passes; the seat stays
+ * RELEASING, its announcement counting until a release finishes it.
  */
 export function releaseSeat(
   registry: Registry,
@@ -229,6 +234,7 @@ export function releaseSeat(
   generation: number,
   graceMs = 0,
   onReleased?: (deadOwner: number) => void,
+  onError?: (error: unknown) => void,
 ): void {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
@@ -256,11 +262,19 @@ export function releaseSeat(
     // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
     if (Atomics.compareExchange(i32, at + CLAIM, old, next | SEAT_RELEASING) === old) break;
   }
-  const finish = (): void => finishRelease(registry, index, onReleased);
   // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
   // at its next call at once, while whatever call it is inside keeps its protection.
-  if (graceMs > 0) setTimeout(finish, graceMs);
-  else finish();
+  if (graceMs > 0) {
+    setTimeout(() => {
+      try {
+        finishRelease(registry, index, onReleased);
+      } catch (error) {
+        onError?.(error);
+      }
+    }, graceMs);
+  } else {
+    finishRelease(registry, index, onReleased);
+  }
 }
 
 /**

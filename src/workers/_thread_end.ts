@@ -50,18 +50,31 @@ export function markOnTerminate(
  * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
  * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
  * in a SyncMap reclaimed.
+ *
+ * Never throws: it runs in a worker's end event or a timer, where no caller could catch it. A
+ * census that cannot take the entry (full, or corrupt: a RangeError) leaves the thread
+ * undeclared, as one nobody watches is; there is no call to hand the error to, and a corrupt
+ * census throws from every shmap call that reads it (checkAlive) anyway.
  */
 export function declareGone(threadId: number | undefined, graceMs = 0): void {
   if (threadId === undefined || threadId < 0) return;
   if (graceMs <= 0) {
-    record(threadId, GONE);
+    recordGone(threadId);
     return;
   }
-  const timer = setTimeout(() => record(threadId, GONE), graceMs);
+  const timer = setTimeout(() => recordGone(threadId), graceMs);
   // The declaration must not keep the process alive once everything else is done.
   const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
   if (unref !== undefined) unref(timer as unknown as number);
   else (timer as { unref?(): void }).unref?.();
+}
+
+function recordGone(threadId: number): void {
+  try {
+    record(threadId, GONE);
+  } catch {
+    // See declareGone.
+  }
 }
 
 /**
