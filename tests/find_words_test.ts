@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Arena, H_ALLOC_JOURNAL, H_ROOT, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import {
+  ALLOC_JOURNAL_ENTRIES,
+  Arena,
+  H_ALLOC_JOURNAL,
+  H_ROOT,
+  KIND_GO_MAP,
+} from "../src/_engine/arena.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { BUCKET_SIZE, Table } from "../src/_engine/table.ts";
 import { WriterTx } from "../src/_engine/tx.ts";
@@ -25,7 +31,7 @@ const OVERFLOW = 136;
 /** A table of two buckets (B = 1) in a fresh arena, nothing in it. */
 function twoBuckets(): { arena: Arena; table: Table; buckets: number } {
   const arena = Arena.create(KIND_GO_MAP, 256 * KiB, 0, "float64", "float64", false);
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
+  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
   boot.begin();
   const tx = new WriterTx(arena, boot);
   Table.create(tx, arena, TABLE_AT, 13);

@@ -22,6 +22,11 @@ import { MapFullError } from "../src/errors.ts";
 const DATA = 64;
 /** Where the journal lives. */
 const AT = 128;
+/**
+ * Words of the test buffer: past the journal, room for the blocks that FREE and DEFER entries
+ * name, which a journal checks lie inside its view.
+ */
+const WORDS = 16384;
 
 /** The journal's header words the tests read directly: journal.ts's layout, from AT on. */
 function header(i32: Int32Array): { count: number; capacity: number; state: number } {
@@ -36,9 +41,9 @@ interface Setup {
 
 /** A shared buffer with data words [0, DATA) and a journal of `capacity` entries at AT. */
 function setup(capacity = 32): Setup {
-  const i32 = new Int32Array(new SharedArrayBuffer((AT + journalWords(capacity) + 16) * 4));
+  const i32 = new Int32Array(new SharedArrayBuffer(WORDS * 4));
   Journal.format(i32, AT, capacity);
-  return { i32, j: new Journal(() => i32, AT) };
+  return { i32, j: new Journal(() => i32, AT, capacity) };
 }
 
 function data(i32: Int32Array): number[] {
@@ -179,10 +184,10 @@ describe("journal", () => {
     );
   });
 
-  it("begin on a journal in use throws", () => {
+  it("begin on a journal in use throws a RangeError: the journal is corrupt", () => {
     const s = setup();
     s.j.begin();
-    assert.throws(() => s.j.begin(), /journal begun twice/);
+    assert.throws(() => s.j.begin(), { name: "RangeError", message: /corrupt journal/ });
     s.j.set(3, 7);
     s.j.commit();
     s.j.begin(); // idle again
@@ -221,10 +226,14 @@ describe("journal", () => {
       let calls = 0;
       let armed = false;
       class Killed extends Error {}
-      const j = new Journal(() => {
-        if (armed && ++calls === dieAt) throw new Killed();
-        return i32;
-      }, AT);
+      const j = new Journal(
+        () => {
+          if (armed && ++calls === dieAt) throw new Killed();
+          return i32;
+        },
+        AT,
+        16,
+      );
       const freed: [number, number][] = [];
       const free = (offset: number, size: number, countWord: number, count: number): void => {
         freed.push([offset, size]);
@@ -286,10 +295,13 @@ describe("journal", () => {
     s.j.recover(free);
     assert.deepEqual(freed, [[4096, 64]]);
     assert.equal(s.i32[0], 0);
-    // A FREE entry with no free function is an internal error, not a silent leak.
+    // A FREE entry in a journal with no free function (a GoMap's, the allocator's) is
+    // corrupt: an error before anything is written, not a silent leak.
     s.j.begin();
+    s.j.set(1, 9);
     s.j.allocated(4096, 64);
-    assert.throws(() => s.j.rollbackTo(0), /no free for a FREE entry/);
+    assert.throws(() => s.j.rollbackTo(0), { name: "RangeError", message: /entry 1 is/ });
+    assert.equal(s.i32[1], 9, "nothing rolled back");
   });
 
   it("a commit frees exactly the deferred blocks, with or without a word to publish", () => {
@@ -331,12 +343,12 @@ describe("journal", () => {
     }
   });
   it("allocatedVia writes the FREE entry through the outer journal, so the outer rollback drops it", () => {
-    const i32 = new Int32Array(new SharedArrayBuffer((AT + 2 * journalWords(32) + 16) * 4));
+    const i32 = new Int32Array(new SharedArrayBuffer(WORDS * 4));
     Journal.format(i32, AT, 32);
     const outerAt = AT + journalWords(32);
     Journal.format(i32, outerAt, 8);
-    const inner = new Journal(() => i32, AT);
-    const alloc = new Journal(() => i32, outerAt);
+    const inner = new Journal(() => i32, AT, 32);
+    const alloc = new Journal(() => i32, outerAt, 8);
     inner.begin();
     alloc.begin();
     inner.allocatedVia(4096, 64, alloc);
@@ -451,7 +463,7 @@ describe("journal", () => {
       });
       const threw = (() => {
         try {
-          new Journal(() => dying, AT).setPair(10, NEW[0], NEW[1]);
+          new Journal(() => dying, AT, 32).setPair(10, NEW[0], NEW[1]);
           return false;
         } catch {
           return true;
@@ -477,6 +489,148 @@ describe("journal", () => {
     // From a journal in use, it refuses like begin.
     const s = setup();
     s.j.begin();
-    assert.throws(() => s.j.setPair(10, 1, 2), /journal begun twice/);
+    assert.throws(() => s.j.setPair(10, 1, 2), { name: "RangeError", message: /corrupt journal/ });
+  });
+});
+
+describe("journal: corrupt words are a RangeError, and nothing is written", () => {
+  /** A journal in the middle of a mutation: two WORD entries over data words 1 and 2. */
+  function midway(): Setup {
+    const s = setup(8);
+    s.i32[1] = 10;
+    s.i32[2] = 20;
+    s.j.begin();
+    s.j.set(1, 11);
+    s.j.set(2, 21);
+    return s;
+  }
+
+  /** Asserts that `f` throws a RangeError about the journal, and that no word changed. */
+  function refused(s: Setup, f: () => void, message: RegExp): void {
+    const before = Array.from(s.i32);
+    const start = performance.now();
+    assert.throws(f, (error: unknown) => {
+      assert.ok(error instanceof RangeError, `a RangeError, got ${error}`);
+      assert.match((error as Error).message, /^corrupt journal at word \d+: /);
+      assert.match((error as Error).message, message);
+      return true;
+    });
+    assert.ok(performance.now() - start < 1000, "at once");
+    assert.deepEqual(Array.from(s.i32), before, "nothing written");
+  }
+
+  const free = (): void => {
+    throw new Error("a corrupt journal frees nothing");
+  };
+
+  it("a count past the capacity, or below 0, as recover, rollbackTo and set read it", () => {
+    for (const count of [9, 1501647360, -1, -(2 ** 31)]) {
+      const s = midway();
+      s.i32[AT] = count;
+      refused(s, () => s.j.recover(free), new RegExp(`count ${count}`));
+      refused(s, () => s.j.rollbackTo(0, free), new RegExp(`count ${count}`));
+      refused(s, () => s.j.set(3, 1), new RegExp(`count ${count}`));
+      refused(s, () => s.j.deferFree(4096, 16), new RegExp(`count ${count}`));
+    }
+  });
+
+  it("a count below the savepoint", () => {
+    const s = midway();
+    const mark = s.j.mark;
+    s.j.set(3, 1);
+    s.i32[AT] = 1;
+    refused(s, () => s.j.rollbackTo(mark), /count 1, expected 2 to 8/);
+  });
+
+  it("an idle journal with entries: its count was overwritten, its entries are stale", () => {
+    const s = setup(8);
+    s.j.begin();
+    s.j.set(1, 11);
+    s.j.commit();
+    s.i32[AT] = 1; // the stale entry would put 0 back into word 1
+    refused(s, () => s.j.recover(), /count 1, expected 0 while idle/);
+    refused(s, () => s.j.begin(), /count 1 as a mutation begins/);
+    refused(s, () => s.j.setPair(5, 1, 2), /count 1 as a mutation begins/);
+    assert.equal(s.i32[1], 11);
+  });
+
+  it("a state that is none of the three, and a capacity word that changed", () => {
+    const s = midway();
+    s.i32[AT + 2] = 7;
+    refused(s, () => s.j.recover(), /state 7/);
+    const t = midway();
+    t.i32[AT + 1] = 1 << 20;
+    refused(t, () => t.j.recover(), /capacity 1048576, made with 8/);
+    // Appends are bounded by the capacity the journal was made with, not by the word.
+    for (let i = 2; i < 8; i++) t.j.set(3, i);
+    assert.throws(() => t.j.set(3, 9), JournalFullError);
+    t.i32[AT] = 0;
+    t.i32[AT + 2] = IDLE;
+    refused(t, () => t.j.begin(), /capacity 1048576, made with 8/);
+  });
+
+  it("entries naming words outside the view or inside the journal's bookkeeping", () => {
+    const words = WORDS;
+    for (
+      const [first, second, what] of [
+        [words << 2, 0, "a word past the view"], // K_WORD
+        [((words - 1) << 2) | 1, words + 1, "a zero range past the view"], // K_ZERO
+        [(9 << 2) | 1, 3, "a zero range that ends before it starts"],
+        [AT << 2, 0, "the journal's own count"],
+        [(AT + 12) << 2, 0, "the journal's own entries"],
+        [(AT + 10) << 2 | 1, AT + 14, "a zero range over the journal's entries"],
+      ] as const
+    ) {
+      const s = midway();
+      // A third entry, newest: the rollback would apply it first.
+      s.i32[AT + 12 + 4] = first;
+      s.i32[AT + 12 + 5] = second;
+      s.i32[AT] = 3;
+      refused(s, () => s.j.recover(), /entry 2 is/);
+      assert.deepEqual([s.i32[1], s.i32[2]], [11, 21], what);
+    }
+    // Its intent and argument words are written through it, and rolled back.
+    const s = midway();
+    s.j.set(s.j.argWord(3), 5);
+    s.j.recover();
+    assert.deepEqual([s.i32[1], s.i32[2], s.j.arg(3)], [10, 20, 0]);
+  });
+
+  it("FREE and DEFER entries: blocks outside the view or misaligned, or in a journal without a free", () => {
+    for (
+      const [offset, size, withFree] of [
+        [WORDS * 4, 16, true],
+        [(WORDS - 2) * 4, 16, true],
+        [4104, 16, true],
+        [4096, 0, true],
+        [4096, -16, true],
+        [4096, 16, false],
+      ] as const
+    ) {
+      for (const kind of ["allocated", "deferFree"] as const) {
+        const s = midway();
+        s.j[kind](offset, size);
+        const call = withFree ? () => s.j.recover(free) : () => s.j.recover();
+        refused(s, call, /entry 2 is/);
+        if (kind === "deferFree") {
+          s.i32[AT + 2] = COMMITTING; // a death in the commit: the roll-forward checks too
+          refused(s, call, /entry 2 is/);
+        }
+      }
+    }
+  });
+
+  it("a word to publish outside the view", () => {
+    const s = midway();
+    s.j.publishAtCommit(WORDS + 5, 1);
+    s.i32[AT + 2] = COMMITTING;
+    refused(s, () => s.j.recover(free), /word to publish/);
+  });
+
+  it("a journal that does not fit in the view is refused when it is made", () => {
+    const i32 = new Int32Array(new SharedArrayBuffer(1024));
+    assert.throws(() => new Journal(() => i32, 200, 64), RangeError);
+    assert.throws(() => new Journal(() => i32, -4, 1), RangeError);
+    assert.throws(() => new Journal(() => i32, 0, 1), RangeError);
   });
 });

@@ -9,7 +9,12 @@ import { Journal } from "../src/_engine/journal.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, codecs, MapFullError, SyncMap } from "../mod.ts";
-import { Arena, H_ALLOC_JOURNAL, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import {
+  ALLOC_JOURNAL_ENTRIES,
+  Arena,
+  H_ALLOC_JOURNAL,
+  KIND_GO_MAP,
+} from "../src/_engine/arena.ts";
 import { bytesUsed } from "../src/_engine/allocator.ts";
 import { Table } from "../src/_engine/table.ts";
 import { deadline } from "./fixtures/harness.ts";
@@ -96,7 +101,10 @@ describe("Table.create: a bucket array that cannot fit is a MapFullError, alloca
   for (const hint of [1e8, 1e9, 2 ** 31]) {
     test(`hint ${hint}`, () => {
       const arena = Arena.create(KIND_GO_MAP, 2 ** 20, 0, "auto", "auto", false);
-      const tx = new WriterTx(arena, new Journal(() => arena.i32, H_ALLOC_JOURNAL));
+      const tx = new WriterTx(
+        arena,
+        new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES),
+      );
       const before = bytesUsed(arena);
       tx.begin();
       assert.throws(() => Table.create(tx, arena, 2048, hint), MapFullError);

@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Arena, H_ALLOC_JOURNAL, H_ROOT, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import {
+  ALLOC_JOURNAL_ENTRIES,
+  Arena,
+  H_ALLOC_JOURNAL,
+  H_ROOT,
+  KIND_GO_MAP,
+} from "../src/_engine/arena.ts";
 import { allocate, blockSize, verifyHeap } from "../src/_engine/allocator.ts";
 import { Journal, journalWords } from "../src/_engine/journal.ts";
 import { Float64Slots, Probe } from "../src/_engine/slots.ts";
@@ -46,13 +52,13 @@ interface Setup {
 /** An empty table in a fresh arena, made the way GoMap's constructor makes one. */
 function setup(maxBytes = 256 * KiB, hint = 0): Setup {
   const arena = Arena.create(KIND_GO_MAP, maxBytes, 0, "float64", "float64", false);
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
+  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
   boot.begin();
   const journalAt = allocate(arena, journalWords(JOURNAL_ENTRIES) * 4, false, boot);
   Journal.format(arena.i32, journalAt >> 2, JOURNAL_ENTRIES);
   Table.create(new WriterTx(arena, boot), arena, TABLE_AT, hint);
   boot.commit();
-  const tx = new WriterTx(arena, new Journal(() => arena.i32, journalAt >> 2));
+  const tx = new WriterTx(arena, new Journal(() => arena.i32, journalAt >> 2, JOURNAL_ENTRIES));
   const freed = { values: 0 };
   const table = new Table(arena, TABLE_AT, true, () => void freed.values++, tx);
   return { arena, tx, table, journalAt, freed };
@@ -569,7 +575,7 @@ describe("table", () => {
               });
               if (!died) break;
               // What the next writer does on finding the writer dead: recover its journal.
-              new Journal(() => s.arena.i32, s.journalAt >> 2).recover();
+              new Journal(() => s.arena.i32, s.journalAt >> 2, JOURNAL_ENTRIES).recover();
               assert.equal(snapshot(s), before, `death at write ${killAt} of ${kind} ${key}`);
             }
             audit(s);

@@ -19,7 +19,14 @@
  * @module
  */
 
-import { type Arena, H_ALLOC_JOURNAL, H_ALLOC_LOCK, H_BYTES_USED, HEADER_BYTES } from "./arena.ts";
+import {
+  ALLOC_JOURNAL_ENTRIES,
+  type Arena,
+  H_ALLOC_JOURNAL,
+  H_ALLOC_LOCK,
+  H_BYTES_USED,
+  HEADER_BYTES,
+} from "./arena.ts";
 import { ownerId } from "./census.ts";
 import { ACQUIRED, clearPoison, lockWord, unlockWord } from "./futex.ts";
 import { Journal } from "./journal.ts";
@@ -140,6 +147,7 @@ export function allocatorJournal(arena: Arena): Journal {
   return (arena as { allocJournal?: Journal }).allocJournal ??= new Journal(
     () => arena.i32,
     H_ALLOC_JOURNAL,
+    ALLOC_JOURNAL_ENTRIES,
   );
 }
 

@@ -30,6 +30,14 @@
  * recovery runs in a thread that learned of the death through the census, after the dead
  * thread stopped, so it sees every write the dead thread made.
  *
+ * A journal's words are shared memory, which a bug or a stray write elsewhere may have
+ * corrupted. Nothing read from them is trusted: the count is bounded by the capacity the
+ * journal was made with (kept locally, and the capacity word checked against it), an idle
+ * journal has no entries, and a rollback or roll-forward checks every entry it will act on
+ * (each word inside the arena and outside the journal's own bookkeeping, each block inside the
+ * arena and of a kind this journal may hold) before it writes anything. Corruption is a
+ * RangeError naming the journal's word and what is wrong with it, thrown with nothing written.
+ *
  * Layout (32-bit words from `at`):
  *
  * | word     | meaning                                                           |
@@ -100,6 +108,11 @@ export class JournalFullError extends MapFullError {
  */
 export class Journal {
   readonly at: number;
+  /**
+   * Entries the journal was made with. Every bound on the count is this local copy, never the
+   * shared capacity word, which is only checked against it.
+   */
+  readonly capacity: number;
   readonly #view: () => Int32Array;
   /**
    * Whether this thread appended a DEFER entry since the journal was last emptied: a commit
@@ -108,9 +121,21 @@ export class Journal {
    */
   #defers = false;
 
-  constructor(view: () => Int32Array, at: number) {
+  /**
+   * The journal of `capacity` entries at word `at` of `view()`. Throws RangeError when its words
+   * do not lie inside the view (a corrupt offset: the view covers every block in use).
+   */
+  constructor(view: () => Int32Array, at: number, capacity: number) {
     this.#view = view;
     this.at = at;
+    this.capacity = capacity;
+    const length = view().length;
+    if (!(at > 0 && at + journalWords(capacity) <= length)) {
+      throw new RangeError(
+        `corrupt journal offset: words ${at} to ${at + journalWords(capacity)} lie outside ` +
+          `the arena's ${length} words`,
+      );
+    }
   }
 
   /** Writes an empty journal of `capacity` entries at `at` of `i32`. */
@@ -133,11 +158,46 @@ export class Journal {
     i32[this.at + J_STATE] = ACTIVE;
   }
 
-  /** Throws unless the journal is idle: no entries, no mutation under way. */
+  /**
+   * Throws RangeError unless the journal is idle: no entries, no mutation under way, its
+   * capacity word intact. Only the lock's holder begins a mutation, and every mutation (or its
+   * recovery) ends idle, so a journal found otherwise here is corrupt.
+   */
   #checkIdle(i32: Int32Array): void {
-    if (i32[this.at + J_COUNT] !== 0 || i32[this.at + J_STATE] !== IDLE) {
-      throw new Error("internal: journal begun twice");
+    const at = this.at;
+    if (
+      i32[at + J_COUNT] !== 0 || i32[at + J_STATE] !== IDLE ||
+      i32[at + J_CAPACITY] !== this.capacity
+    ) {
+      const capacity = i32[at + J_CAPACITY];
+      if (capacity !== this.capacity) throw this.#corrupt(J_CAPACITY, this.#badCapacity(capacity));
+      const count = i32[at + J_COUNT];
+      if (count !== 0) {
+        throw this.#corrupt(J_COUNT, `count ${count} as a mutation begins, expected 0`);
+      }
+      throw this.#corrupt(
+        J_STATE,
+        `state ${i32[at + J_STATE]} as a mutation begins, expected ${IDLE} (idle)`,
+      );
     }
+  }
+
+  /** The error for journal word `word` (relative to the journal) found holding `what`. */
+  #corrupt(word: number, what: string): RangeError {
+    return new RangeError(`corrupt journal at word ${this.at + word}: ${what}`);
+  }
+
+  #badCapacity(capacity: number): string {
+    return `capacity ${capacity}, made with ${this.capacity}`;
+  }
+
+  /**
+   * The error for count `n`, read as a mutation appends: JournalFullError when the journal is
+   * full, RangeError when `n` lies outside 0..capacity.
+   */
+  #full(n: number): RangeError {
+    if (n === this.capacity) return new JournalFullError();
+    return this.#corrupt(J_COUNT, `count ${n}, capacity ${this.capacity}`);
   }
 
   /** Writes `value` to word `index`, remembering the old value. */
@@ -145,7 +205,8 @@ export class Journal {
     const i32 = this.#view();
     const at = this.at;
     const n = i32[at + J_COUNT];
-    if (n >= i32[at + J_CAPACITY]) throw new JournalFullError();
+    // Unsigned: a negative count (corrupt) fails the same compare.
+    if (n >>> 0 >= this.capacity) throw this.#full(n);
     const e = at + J_ENTRIES + 2 * n;
     i32[e] = index << 2; // K_WORD
     i32[e + 1] = i32[index];
@@ -157,13 +218,15 @@ export class Journal {
    * A whole mutation of two adjacent words, `index` and `index + 1`, from an idle journal:
    * {@linkcode begin}, two {@linkcode set}s and {@linkcode commit} in one call (a GoMap
    * overwrite of an inline value, its hot path). Both entries and the count go in before either
-   * word changes; a death before the count returns to 0 is rolled back like any mutation.
+   * word changes; a death before the count returns to 0 is rolled back like any mutation. It
+   * sets ACTIVE as begin does, so that an idle journal never has entries (see #checked).
    */
   setPair(index: number, lo: number, hi: number): void {
     const i32 = this.#view();
     const at = this.at;
     this.#checkIdle(i32);
-    if (i32[at + J_CAPACITY] < 2) throw new JournalFullError();
+    if (this.capacity < 2) throw new JournalFullError();
+    i32[at + J_STATE] = ACTIVE;
     const e = at + J_ENTRIES;
     i32[e] = index << 2; // K_WORD
     i32[e + 1] = i32[index];
@@ -173,6 +236,7 @@ export class Journal {
     i32[index] = lo;
     i32[index + 1] = hi;
     i32[at + J_COUNT] = 0;
+    i32[at + J_STATE] = IDLE;
   }
 
   /** Writes byte `offset` of the arena, remembering the word that holds it. */
@@ -201,7 +265,7 @@ export class Journal {
     const i32 = this.#view();
     const at = this.at;
     const n = i32[at + J_COUNT];
-    if (n >= i32[at + J_CAPACITY]) throw new JournalFullError();
+    if (n >>> 0 >= this.capacity) throw this.#full(n);
     const e = at + J_ENTRIES + 2 * n;
     i32[e] = first;
     i32[e + 1] = second;
@@ -244,7 +308,8 @@ export class Journal {
   /**
    * Puts the structure back as it was before the interrupted mutation (or, if it was
    * committing, finishes the commit). Idempotent: a rollback cut short by another death is
-   * finished by the next one. The intent words are left for the owner to act on.
+   * finished by the next one. The intent words are left for the owner to act on. Throws
+   * RangeError, having written nothing, when the journal is corrupt (see #checked).
    */
   recover(free?: JournalFree): void {
     const at = this.at;
@@ -258,10 +323,14 @@ export class Journal {
     return this.#view()[this.at + J_COUNT];
   }
 
-  /** Undoes the entries after savepoint `mark`, newest first, and drops them. */
+  /**
+   * Undoes the entries after savepoint `mark`, newest first, and drops them. Throws RangeError,
+   * having written nothing, when the journal is corrupt (see #checked).
+   */
   rollbackTo(mark: number, free?: JournalFree): void {
     const at = this.at;
-    for (let n = this.#view()[at + J_COUNT]; n > mark; n = this.#view()[at + J_COUNT]) {
+    const count = this.#checked(this.#view(), mark, free);
+    for (let n = count; n > mark; n--) {
       const i32 = this.#view();
       const e = at + J_ENTRIES + 2 * (n - 1);
       const first = i32[e];
@@ -274,12 +343,76 @@ export class Journal {
           i32.fill(0, first >>> 2, second);
           break;
         case K_FREE:
-          if (free === undefined) throw new Error("internal: no free for a FREE entry");
-          free((first >>> 2) << 2, second, at + J_COUNT, n - 1);
+          free!((first >>> 2) << 2, second, at + J_COUNT, n - 1);
           continue; // free() truncated the journal
       }
       this.#view()[at + J_COUNT] = n - 1;
     }
+  }
+
+  /**
+   * Checks everything a rollback to `mark` or a roll-forward will read before it writes
+   * anything, and returns the count. The header: the capacity word is the one the journal was
+   * made with, the state is one of the three, the count lies in mark..capacity, and an idle
+   * journal has none (every mutation sets ACTIVE before its first entry, and its end stores
+   * count 0 before IDLE). The word to publish, if any, and each entry above `mark`: a WORD or
+   * ZERO entry's words lie inside the view and outside this journal's bookkeeping (only its
+   * intent and argument words are written through it), and a FREE or DEFER entry, which only a
+   * journal with a `free` holds, names a 16-aligned block of positive size inside the view.
+   *
+   * What this cannot tell: a count corrupted to another value inside the bounds makes stale
+   * entries look live. Stale entries were written by the same code, so they are well-formed,
+   * and their writes stay inside the arena.
+   */
+  #checked(i32: Int32Array, mark: number, free: JournalFree | undefined): number {
+    const at = this.at;
+    const capacity = i32[at + J_CAPACITY];
+    if (capacity !== this.capacity) throw this.#corrupt(J_CAPACITY, this.#badCapacity(capacity));
+    const state = i32[at + J_STATE];
+    if (state !== IDLE && state !== ACTIVE && state !== COMMITTING) {
+      throw this.#corrupt(J_STATE, `state ${state}`);
+    }
+    const n = i32[at + J_COUNT];
+    if (!(n >= mark && n <= capacity) || (state === IDLE && n !== 0)) {
+      const expected = state === IDLE ? "0 while idle" : `${mark} to ${capacity}`;
+      throw this.#corrupt(J_COUNT, `count ${n}, expected ${expected}`);
+    }
+    const publish = i32[at + J_PUBLISH];
+    if (publish !== 0 && !this.#writable(i32, publish, publish + 1)) {
+      throw this.#corrupt(J_PUBLISH, `word to publish ${publish}`);
+    }
+    for (let k = mark; k < n; k++) {
+      const e = at + J_ENTRIES + 2 * k;
+      const first = i32[e];
+      const second = i32[e + 1];
+      const start = first >>> 2;
+      let ok: boolean;
+      switch (first & 3) {
+        case K_WORD:
+          ok = this.#writable(i32, start, start + 1);
+          break;
+        case K_ZERO:
+          ok = start <= second && this.#writable(i32, start, second);
+          break;
+        default: // K_FREE, K_DEFER: byte offset start * 4, second bytes
+          ok = free !== undefined && (start & 3) === 0 && start > 0 && second > 0 &&
+            start + (second >> 2) <= i32.length;
+      }
+      if (!ok) throw this.#corrupt(J_ENTRIES + 2 * k, `entry ${k} is (${first}, ${second})`);
+    }
+    return n;
+  }
+
+  /**
+   * Whether a rollback may write words [start, end): inside the view, and not this journal's
+   * count, capacity, state, publish words or entries, which a write would turn into
+   * unchecked entries; its intent and argument words are written through it.
+   */
+  #writable(i32: Int32Array, start: number, end: number): boolean {
+    const at = this.at;
+    if (!(start >= 0 && end <= i32.length)) return false;
+    if (end <= at || start >= at + journalWords(this.capacity)) return true;
+    return start >= at + J_INTENT && end <= at + J_ARGS + 4;
   }
 
   /**
@@ -290,7 +423,7 @@ export class Journal {
     const i32 = this.#view();
     const at = this.at;
     const n = i32[at + J_COUNT];
-    if (n >= i32[at + J_CAPACITY]) throw new JournalFullError();
+    if (n >>> 0 >= this.capacity) throw this.#full(n);
     const e = at + J_ENTRIES + 2 * n;
     outer.set(e, ((offset >> 2) << 2) | K_FREE);
     outer.set(e + 1, size);
@@ -306,14 +439,14 @@ export class Journal {
   #forward(free: JournalFree | undefined): void {
     const at = this.at;
     let i32 = this.#view();
+    const count = this.#checked(i32, 0, free);
     if (i32[at + J_PUBLISH] !== 0) {
       Atomics.store(i32, i32[at + J_PUBLISH], i32[at + J_PUBLISH_VALUE]);
     }
-    for (let n = i32[at + J_COUNT]; n > 0; n--) {
+    for (let n = count; n > 0; n--) {
       const e = at + J_ENTRIES + 2 * (n - 1);
       if ((i32[e] & 3) !== K_DEFER) continue;
-      if (free === undefined) throw new Error("internal: no free for a DEFER entry");
-      free((i32[e] >>> 2) << 2, i32[e + 1], at + J_COUNT, n - 1);
+      free!((i32[e] >>> 2) << 2, i32[e + 1], at + J_COUNT, n - 1);
       i32 = this.#view(); // the free may have grown the buffer
     }
   }
@@ -360,7 +493,6 @@ export class Journal {
 
   /** Entries still free: a mutation made of steps of known size stops while they fit. */
   get room(): number {
-    const i32 = this.#view();
-    return i32[this.at + J_CAPACITY] - i32[this.at + J_COUNT];
+    return this.capacity - this.#view()[this.at + J_COUNT];
   }
 }

@@ -80,10 +80,19 @@ import {
   SEAT_FREE,
   SEAT_IN_USE,
   SEAT_WORDS,
+  seatHigh,
   stateOf,
   type Ticket,
 } from "./registry.ts";
-import { epochAt, listBytes, moveEntry, RL_CAPACITY, RL_COUNT, tagAt } from "./retire_list.ts";
+import {
+  epochAt,
+  listBytes,
+  listCount,
+  moveEntry,
+  RL_CAPACITY,
+  RL_COUNT,
+  tagAt,
+} from "./retire_list.ts";
 
 /** Operations between two quiescent points of a participant. */
 export const QUIESCE_EVERY = 64;
@@ -200,10 +209,28 @@ export class Participant {
   /** When, by `performance.now()`, this participant may next call {@linkcode onSweepDue}. */
   #sweepRetryAt = 0;
   #sweepDelay = SWEEP_RETRY_MIN_MS;
+  /**
+   * The microtask queued on coming online. It must not throw: no caller of the map can catch
+   * what a microtask throws, and the host ends the process for it. What going offline throws
+   * (a RangeError for corrupt memory, TerminatedError for a thread found terminated in a pause)
+   * is kept for this participant's next call ({@linkcode defer}), and the participant goes
+   * offline all the same, since it holds nothing between tasks: left announced, it would hold
+   * reclamation back, and every stop of the world, for good.
+   */
   #goOffline = (): void => {
     this.#offlineQueued = false;
-    this.#offline();
+    try {
+      this.#offline();
+    } catch (error) {
+      this.#withdraw();
+      this.defer(error);
+    }
   };
+  /**
+   * An error of work done for this participant outside its calls, thrown by the next call's
+   * {@linkcode enter} (see {@linkcode defer}); null when none.
+   */
+  #deferred: { readonly error: unknown } | null = null;
   /** The microtask that goes offline is queued: one is enough, however often this comes online. */
   #offlineQueued = false;
 
@@ -217,9 +244,8 @@ export class Participant {
     this.#free = free;
     this.#seat = registry.seats + ticket.index * SEAT_WORDS;
     const list = arena.i32[this.#seat + LIST];
-    // A released seat's list may lie past this thread's views.
-    if (list !== 0) arena.reach(list + 8);
-    this.#pending = list === 0 ? 0 : arena.i32[(list >> 2) + RL_COUNT];
+    // A released seat's list may lie past this thread's views (listCount reaches it).
+    this.#pending = list === 0 ? 0 : listCount(arena, list);
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
     this.#cache = arena.i32[this.#seat + CACHE];
     // A released seat's leftovers come with it: they are no longer an orphan's.
@@ -230,6 +256,18 @@ export class Participant {
       const participant = self.deref();
       if (participant !== undefined) participant.#token = -1;
     });
+  }
+
+  /**
+   * Keeps `error`, thrown by work done for this participant where no caller could catch it (a
+   * microtask, a timer, a worker's end event), for this participant's next call on this
+   * thread to throw as it begins, before it touches shared memory. The first such error is
+   * kept until then; later ones are dropped, and so is any when no call comes. Costs the fast
+   * path nothing: the countdown set to 0 sends the next call down the slow path, which throws.
+   */
+  defer(error: unknown): void {
+    this.#deferred ??= { error };
+    this.#countdown = 0;
   }
 
   /**
@@ -272,6 +310,11 @@ export class Participant {
   }
 
   #slowEnter(): void {
+    const deferred = this.#deferred;
+    if (deferred !== null) {
+      this.#deferred = null;
+      throw deferred.error;
+    }
     if (!this.#online) {
       this.#comeOnline();
       // Also here, not only at quiescent points: a participant that makes a few calls a task
@@ -369,6 +412,7 @@ export class Participant {
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
+    if (list !== 0) listCount(a, list);
     const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
     if (capacity - this.#pending >= n) {
       this.#room = capacity - this.#pending;
@@ -396,8 +440,9 @@ export class Participant {
     if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
-    const w = a.i32[this.#seat + LIST] >> 2;
-    const n = a.i32[w + RL_COUNT];
+    const list = a.i32[this.#seat + LIST];
+    const n = listCount(a, list, 1);
+    const w = list >> 2;
     a.i32[tagAt(w, n)] = tag;
     a.i32[epochAt(w, n)] = epoch;
     a.i32[w + RL_COUNT] = n + 1;
@@ -414,8 +459,9 @@ export class Participant {
     if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
     const epoch = Atomics.load(a.i32, this.registry.epochWord);
-    const w = a.i32[this.#seat + LIST] >> 2;
-    const n = a.i32[w + RL_COUNT];
+    const list = a.i32[this.#seat + LIST];
+    const n = listCount(a, list, 1);
+    const w = list >> 2;
     tx.set(tagAt(w, n), tag);
     tx.set(epochAt(w, n), epoch);
     tx.set(w + RL_COUNT, n + 1);
@@ -428,7 +474,7 @@ export class Participant {
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
     if (list === 0) return;
-    const n = a.i32[(list >> 2) + RL_COUNT];
+    const n = listCount(a, list);
     this.#room += this.#pending - n;
     this.#pending = n;
   }
@@ -550,8 +596,8 @@ export class Participant {
     if (this.#online) Atomics.store(i32, this.#seat + ANNOUNCE, now);
     let oldest = now;
     const orphans = Atomics.load(i32, this.registry.orphanWord) > 0;
-    const { seats, highWord } = this.registry;
-    const count = Atomics.load(i32, highWord);
+    const seats = this.registry.seats;
+    const count = seatHigh(this.registry);
     for (let i = 0; i < count; i++) {
       const at = seats + i * SEAT_WORDS;
       if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) continue;
@@ -604,7 +650,7 @@ export class Participant {
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
-    let n = a.i32[w + RL_COUNT];
+    let n = listCount(a, list);
     // An entry leaves the list (the last one takes its place) before its block is freed, so a
     // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
     // block either listed or freed, never both: at worst one block leaks, for the sweep. The
@@ -631,8 +677,8 @@ export class Participant {
    */
   #sweepReleased(oldest: number): void {
     const a = this.arena;
-    const { seats, highWord, orphanWord } = this.registry;
-    const count = Atomics.load(a.i32, highWord);
+    const { seats, orphanWord } = this.registry;
+    const count = seatHigh(this.registry);
     for (let i = 0; i < count; i++) {
       const at = seats + i * SEAT_WORDS;
       if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;

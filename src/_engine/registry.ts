@@ -184,6 +184,21 @@ function takeWord(i32: Int32Array, w: number): boolean {
   return ownerGone(held) && Atomics.compareExchange(i32, w, held, me) === held;
 }
 
+/**
+ * One past the highest seat ever claimed (the high-water mark, where every scan of the seats
+ * stops), checked against the number of seats: a corrupt mark is a RangeError, not a scan of
+ * the words past the seats, which the scans would take for seats and write.
+ */
+export function seatHigh(registry: Registry): number {
+  const high = Atomics.load(registry.arena.i32, registry.highWord);
+  if (!(high >= 0 && high <= registry.count)) {
+    throw new RangeError(
+      `corrupt participant registry: high-water mark ${high} of ${registry.count} seats`,
+    );
+  }
+  return high;
+}
+
 /** Records that seat `index` is in use, for scans that stop at the high-water mark. */
 function raiseHigh(registry: Registry, index: number): void {
   const i32 = registry.arena.i32;
@@ -207,6 +222,11 @@ function raiseHigh(registry: Registry, index: number): void {
  * a lock the owner died holding is rolled back, and `onReleased` runs with the owner's thread
  * id if it is gone (0 if not known gone): a SyncMap rolls back its mutex there and notes that
  * a sweep is due, for the blocks an owner stopped mid-operation held in hand.
+ *
+ * With a grace, the rest of the release runs in a timer, which must not throw (the host would
+ * end the process): what it throws (a RangeError for corrupt memory) goes to `onError`, or is
+ * dropped without one. Every lock it takes is released as the error passes; the seat stays
+ * RELEASING, its announcement counting until a release finishes it.
  */
 export function releaseSeat(
   registry: Registry,
@@ -214,6 +234,7 @@ export function releaseSeat(
   generation: number,
   graceMs = 0,
   onReleased?: (deadOwner: number) => void,
+  onError?: (error: unknown) => void,
 ): void {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
@@ -241,11 +262,19 @@ export function releaseSeat(
     // Releasing until finished: no borrower (#sweepReleased) or new owner takes it meanwhile.
     if (Atomics.compareExchange(i32, at + CLAIM, old, next | SEAT_RELEASING) === old) break;
   }
-  const finish = (): void => finishRelease(registry, index, onReleased);
   // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
   // at its next call at once, while whatever call it is inside keeps its protection.
-  if (graceMs > 0) setTimeout(finish, graceMs);
-  else finish();
+  if (graceMs > 0) {
+    setTimeout(() => {
+      try {
+        finishRelease(registry, index, onReleased);
+      } catch (error) {
+        onError?.(error);
+      }
+    }, graceMs);
+  } else {
+    finishRelease(registry, index, onReleased);
+  }
 }
 
 /**
@@ -293,7 +322,7 @@ export function finishRelease(
  */
 export function stuckReleases(registry: Registry): number[] {
   const i32 = registry.arena.i32;
-  const high = Atomics.load(i32, registry.highWord);
+  const high = seatHigh(registry);
   const stuck: number[] = [];
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
@@ -314,10 +343,9 @@ export function repairList(registry: Registry, index: number): void {
   // The list may lie past this thread's views (another worker grew the buffer for it).
   const a = registry.arena;
   a.reach(a.buffer.byteLength);
-  const i32 = a.i32;
-  const list = i32[registry.seats + index * SEAT_WORDS + LIST];
+  const list = a.i32[registry.seats + index * SEAT_WORDS + LIST];
   if (list === 0) return;
-  dropDuplicates(i32, list);
+  dropDuplicates(a, list);
 }
 
 /**
@@ -326,7 +354,7 @@ export function repairList(registry: Registry, index: number): void {
  */
 export function deadSeats(registry: Registry): { index: number; generation: number }[] {
   const i32 = registry.arena.i32;
-  const high = Atomics.load(i32, registry.highWord);
+  const high = seatHigh(registry);
   const dead: { index: number; generation: number }[] = [];
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
@@ -368,7 +396,13 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
   for (;;) {
     let waiting = false;
     pauseBlocker = "";
-    const high = Atomics.load(i32, registry.highWord);
+    let high: number;
+    try {
+      high = seatHigh(registry);
+    } catch (error) {
+      resumeWorld(registry); // raised, the pause would park every other participant for good
+      throw error;
+    }
     for (let i = 0; i < high && !waiting; i++) {
       const at = registry.seats + i * SEAT_WORDS;
       const state = Atomics.load(i32, at + CLAIM) & 3;

@@ -3,6 +3,8 @@
  * retired and has not freed yet, each with the epoch read after its unlink. Its seat's LIST word
  * (registry.ts) points to it. Only the seat's holder (its owner, a sweeper that borrowed it, or
  * the releaser of a seat whose owner is gone) reads or writes it, with plain reads and writes.
+ * Its offset, count and capacity are shared memory, read through {@linkcode listCount}, which
+ * checks them before anyone indexes the list with them.
  *
  * | Word       | Holds                                             |
  * | ---------- | ------------------------------------------------- |
@@ -14,10 +16,36 @@
  * @module
  */
 
+import type { Arena } from "./arena.ts";
+
 /** Word of a retire list holding the number of entries in use. */
 export const RL_COUNT = 0;
 /** Word of a retire list holding the number of entries it has room for. */
 export const RL_CAPACITY = 1;
+
+/**
+ * The count of the retire list at byte `list`, checked: the list is a 16-aligned block inside
+ * the arena (whose views are made to cover it), and its count lies within its capacity, with
+ * room for `append` more entries. Every walk of the list and every append is bounded by it,
+ * so a corrupt list is a RangeError naming it instead of a walk over, or writes into,
+ * whatever lies past it.
+ */
+export function listCount(arena: Arena, list: number, append = 0): number {
+  if (!(list > 0 && (list & 15) === 0)) throw corruptList(list, "not a block offset");
+  arena.reach(list + 8);
+  const w = list >> 2;
+  const count = arena.i32[w + RL_COUNT];
+  const capacity = arena.i32[w + RL_CAPACITY];
+  if (!(capacity >= 0 && count >= 0 && count <= capacity - append)) {
+    throw corruptList(list, `count ${count}, capacity ${capacity}`);
+  }
+  arena.reach(list + listBytes(capacity));
+  return count;
+}
+
+function corruptList(list: number, what: string): RangeError {
+  return new RangeError(`corrupt retire list at byte ${list}: ${what}`);
+}
 
 /** Bytes of a retire list with room for `capacity` entries. */
 export function listBytes(capacity: number): number {
@@ -48,9 +76,10 @@ export function moveEntry(i32: Int32Array, w: number, from: number, to: number):
  * owner stopped in the middle of {@linkcode moveEntry} left one block listed twice, which would
  * be freed twice.
  */
-export function dropDuplicates(i32: Int32Array, list: number): void {
+export function dropDuplicates(arena: Arena, list: number): void {
+  let n = listCount(arena, list);
+  const i32 = arena.i32;
   const w = list >> 2;
-  let n = i32[w + RL_COUNT];
   const seen = new Set<number>();
   for (let j = n - 1; j >= 0; j--) {
     const tag = i32[tagAt(w, j)];

@@ -24,6 +24,7 @@ import { WriterTx } from "../_engine/tx.ts";
 import type { OpenedGoMap } from "./_go_open.ts";
 import {
   JOURNAL,
+  JOURNAL_ENTRIES,
   KEY_HI,
   KEY_LO,
   TABLE_AT,
@@ -71,7 +72,10 @@ export class GoAccess<K, V> {
     this.arena = arena;
     this.keys = opened.keys;
     this.values = opened.values;
-    this.tx = new WriterTx(arena, new Journal(() => arena.i32, arena.i32[JOURNAL] >> 2));
+    this.tx = new WriterTx(
+      arena,
+      new Journal(() => arena.i32, arena.i32[JOURNAL] >> 2, JOURNAL_ENTRIES),
+    );
     // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
     this.keys.limit = arena.maxBytes;
     this.values.limit = arena.maxBytes;

@@ -56,7 +56,10 @@ export function endWrite<K, V>(s: GoAccess<K, V>, seq: number): void {
  * (census.ts), takes the sequence over, rolls the interrupted write back from its journal
  * (or finishes an interrupted clear), and publishes the version after the one the dead
  * writer started from. Returns the sequence word to go on from: even if the map is
- * writable now, odd if a live writer holds it.
+ * writable now, odd if a live writer holds it. A recovery that throws (a corrupt journal is
+ * a RangeError) gives the sequence back to the dead writer, so that every caller after it
+ * tries the recovery again and meets the same error, instead of a sequence this thread
+ * holds for good.
  */
 function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   const owner = seq >>> 1;
@@ -65,10 +68,15 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   const i32 = a.i32;
   const mine = (ownerId() << 1) | 1;
   if (Atomics.compareExchange(i32, SEQ, seq, mine) !== seq) return Atomics.load(i32, SEQ);
-  a.reach(a.buffer.byteLength);
-  const journal = s.tx.journal;
-  journal.recover();
-  if (journal.intent === INTENT_CLEAR) finishClear(s);
+  try {
+    a.reach(a.buffer.byteLength);
+    const journal = s.tx.journal;
+    journal.recover();
+    if (journal.intent === INTENT_CLEAR) finishClear(s);
+  } catch (error) {
+    Atomics.store(i32, SEQ, seq);
+    throw error;
+  }
   const next = (i32[LAST_SEQ] + 2) | 0;
   Atomics.store(i32, SEQ, next);
   return next;
@@ -94,19 +102,41 @@ export function readerBlocked<K, V>(s: GoAccess<K, V>, seq: number, operation: s
   return next;
 }
 
-/** Runs the remaining steps of the clear recorded in the journal's intent. */
+/**
+ * Runs the remaining steps of the clear recorded in the journal's intent. Throws RangeError
+ * when the intent's progress word is not a step of this clear (corrupt): a step outside the
+ * bucket arrays would clear words that are not buckets.
+ */
 export function finishClear<K, V>(s: GoAccess<K, V>): void {
   const tx = s.tx;
   const journal = tx.journal;
   const steps = s.table.clearSteps;
-  for (let step = journal.arg(0); step < steps; step++) {
+  const from = journal.arg(0);
+  if (!(from >= 0 && from <= steps)) {
+    throw new RangeError(
+      `corrupt journal at word ${journal.argWord(0)}: a clear at step ${from} of ${steps}`,
+    );
+  }
+  // Each step is undone if it throws (a corrupt chain is a RangeError), leaving the journal
+  // idle and the intent at that step: the writes after this one can begin.
+  for (let step = from; step < steps; step++) {
     tx.begin();
-    s.table.clearStep(step);
-    tx.set(journal.argWord(0), step + 1);
-    tx.commit();
+    try {
+      s.table.clearStep(step);
+      tx.set(journal.argWord(0), step + 1);
+      tx.commit();
+    } catch (error) {
+      tx.abort();
+      throw error;
+    }
   }
   tx.begin();
-  s.table.finishClear();
-  tx.set(journal.intentWord, 0); // the intent, cleared in the same transaction
-  tx.commit();
+  try {
+    s.table.finishClear();
+    tx.set(journal.intentWord, 0); // the intent, cleared in the same transaction
+    tx.commit();
+  } catch (error) {
+    tx.abort();
+    throw error;
+  }
 }

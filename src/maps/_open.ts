@@ -6,7 +6,7 @@
  */
 
 import { allocate } from "../_engine/allocator.ts";
-import { Arena, H_ALLOC_JOURNAL } from "../_engine/arena.ts";
+import { ALLOC_JOURNAL_ENTRIES, Arena, H_ALLOC_JOURNAL } from "../_engine/arena.ts";
 import { adoptCensus } from "../_engine/census.ts";
 import { Journal } from "../_engine/journal.ts";
 import type { SlotCodec } from "../_engine/slots.ts";
@@ -38,7 +38,7 @@ export function newArena(
 ): { arena: Arena; boot: Journal } {
   const { keys, values } = codecs;
   const arena = Arena.create(kind, maxBytes, initialBytes, keys.name, values.name, locking);
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL);
+  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
   boot.begin();
   return { arena, boot };
 }

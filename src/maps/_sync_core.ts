@@ -52,6 +52,7 @@ import {
   registryOf,
   S_ENTRY,
   S_OWNS,
+  SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
@@ -106,7 +107,14 @@ export class SyncCore {
     this.arena = arena;
     this.participant = participant;
     this.registry = registryOf(arena);
-    this.tx = new LockedTx(arena, new Journal(() => arena.i32, arena.i32[R_JOURNAL] >> 2));
+    this.tx = new LockedTx(
+      arena,
+      new Journal(
+        () => arena.i32,
+        arena.i32[R_JOURNAL] >> 2,
+        SYNC_JOURNAL_ENTRIES,
+      ),
+    );
   }
 
   // ---- Tables and entries --------------------------------------------------------------------
@@ -210,15 +218,15 @@ export class SyncCore {
     // made: the locked paths follow offsets without checking each against the views. (Records,
     // which lock-free stores publish, are checked one by one as they are decoded.)
     a.reachTop();
-    if (status !== ACQUIRED) {
-      try {
-        this.recoverMutex();
-      } catch (error) {
-        unlockWord(a.i32, R_MU, ownerId());
-        throw error;
-      }
+    // A recovery or a begin that throws (a corrupt journal is a RangeError) leaves the mutex
+    // unlocked: held, it would stop every other thread's calls for good.
+    try {
+      if (status !== ACQUIRED) this.recoverMutex();
+      this.tx.journal.begin();
+    } catch (error) {
+      unlockWord(a.i32, R_MU, ownerId());
+      throw error;
     }
-    this.tx.journal.begin();
   }
 
   /**

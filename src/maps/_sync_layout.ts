@@ -8,7 +8,7 @@
 
 import type { Arena } from "../_engine/arena.ts";
 import { H_ROOT } from "../_engine/arena.ts";
-import type { Registry } from "../_engine/registry.ts";
+import { type Registry, SEAT_WORDS } from "../_engine/registry.ts";
 import { TABLE_WORDS } from "../_engine/table.ts";
 
 // The root is 64 words from H_ROOT, 64-byte aligned, grouped in cache lines by how often each
@@ -33,6 +33,9 @@ export const R_EPOCH = H_ROOT + 32, // the global epoch
 // Line 3: written by every operation that changes the number of keys.
 /** Keys with a value. */
 export const R_COUNT = H_ROOT + 48;
+
+/** Entries of the mutex's journal, whose byte offset R_JOURNAL holds. */
+export const SYNC_JOURNAL_ENTRIES = 512;
 
 /** Bit 0 of R_READ: the dirty table holds keys the read table lacks. */
 export const AMENDED = 1;
@@ -86,8 +89,16 @@ export const K_TABLE = 2;
 /** Bytes of a table header block. */
 export const TABLE_HEADER_BYTES = TABLE_WORDS * 4;
 
-/** Where a SyncMap arena keeps its participants. */
+/**
+ * Where a SyncMap arena keeps its participants. Throws RangeError when the root's seat words
+ * (written once, as the map is made) do not name seats inside the arena.
+ */
 export function registryOf(arena: Arena): Registry {
+  const seats = arena.i32[R_SEATS];
+  const count = arena.i32[R_NSEATS];
+  if (!(count > 0 && seats > 0 && seats + count * SEAT_WORDS <= arena.i32.length)) {
+    throw new RangeError(`corrupt SyncMap root: ${count} participant seats at word ${seats}`);
+  }
   return {
     arena,
     epochWord: R_EPOCH,
@@ -95,7 +106,7 @@ export function registryOf(arena: Arena): Registry {
     sweepWord: R_SWEEP_DUE,
     highWord: R_SEATS_HIGH,
     pauseWord: R_PAUSE,
-    seats: arena.i32[R_SEATS],
-    count: arena.i32[R_NSEATS],
+    seats,
+    count,
   };
 }

@@ -41,9 +41,10 @@ import {
   R_SEATS,
   R_SEATS_BLOCK,
   registryOf,
+  SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
-import { seatReleased, SYNC_JOURNAL_ENTRIES } from "./_sync_recovery.ts";
+import { seatReleased } from "./_sync_recovery.ts";
 import type { SyncMapAttachOptions, SyncMapHandle, SyncMapOptions } from "./sync_map.ts";
 
 const DEFAULT_PARTICIPANTS = 256;
@@ -163,7 +164,10 @@ export function attachSyncMap<K, V, M>(
 
 /**
  * Reserves a participant seat of the map `s` reaches for a worker about to attach; see
- * src/workers/_share.ts.
+ * src/workers/_share.ts. The release never throws: the adapters call it from a worker's end
+ * event or a timer, where no caller could catch it, so what it throws (a RangeError for
+ * corrupt memory) is thrown instead by the next call of `s`'s object on this thread
+ * (Participant.defer).
  */
 export function reserveShare<K, V>(
   s: SyncAccess<K, V>,
@@ -180,13 +184,20 @@ export function reserveShare<K, V>(
       generation,
     },
     // The mutex rolled back and a sweep marked due as the seat is released (seatReleased).
-    release: (graceMs = 0) =>
-      releaseSeat(
-        registry,
-        index,
-        generation,
-        graceMs,
-        (deadOwner) => seatReleased(s.core, deadOwner),
-      ),
+    release: (graceMs = 0) => {
+      const deferError = (error: unknown): void => s.participant.defer(error);
+      try {
+        releaseSeat(
+          registry,
+          index,
+          generation,
+          graceMs,
+          (deadOwner) => seatReleased(s.core, deadOwner),
+          deferError,
+        );
+      } catch (error) {
+        deferError(error);
+      }
+    },
   };
 }

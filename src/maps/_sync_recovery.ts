@@ -35,10 +35,11 @@ import {
   resumeWorld,
   SEAT_WORDS,
   seatBlocks,
+  seatHigh,
   seatInflight,
   stuckReleases,
 } from "../_engine/registry.ts";
-import { listBytes, RL_CAPACITY, RL_COUNT, tagAt } from "../_engine/retire_list.ts";
+import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
 import { blobSize, isBlob } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
@@ -62,6 +63,7 @@ import {
   R_SWEEP_DUE,
   S_ENTRY,
   S_OWNS,
+  SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
@@ -69,9 +71,6 @@ import {
 const PAUSE_TIMEOUT_MS = 250;
 /** The same for a retry of a sweep left due ({@linkcode retrySweep}). */
 const RETRY_PAUSE_MS = 10;
-/** Entries of the mutex's journal (sync_map.ts makes it). */
-export const SYNC_JOURNAL_ENTRIES = 512;
-
 /**
  * Gives back the participant seats of gone threads, and sweeps what they left when the world
  * can be stopped. Called at quiescent points and as participants come online, when the census
@@ -228,7 +227,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
   live(i32[R_DIRTY], "dirty");
   // Participants: retire lists and what they hold, caches, records in flight.
   const registry = core.registry;
-  const high = Atomics.load(i32, registry.highWord);
+  const high = seatHigh(registry);
   for (let i = 0; i < high; i++) {
     const { list, cache } = seatBlocks(registry, i);
     if (cache !== 0) {
@@ -244,8 +243,8 @@ function mark(core: SyncCore, strict: boolean): Marks {
     }
     if (list === 0) continue;
     const w = list >> 2;
-    const n = i32[w + RL_COUNT];
-    own(list, listBytes(i32[w + RL_CAPACITY]), "a retire list");
+    const n = listCount(a, list);
+    own(list, listBytes(a.i32[w + RL_CAPACITY]), "a retire list");
     for (let j = 0; j < n; j++) {
       const tag = i32[tagAt(w, j)];
       const at = tag & ~15;
@@ -303,7 +302,7 @@ function sweep(core: SyncCore): void {
 /** The caches of the participant seats: [seat, cache]. */
 function caches(core: SyncCore): [number, number][] {
   const out: [number, number][] = [];
-  const high = Atomics.load(core.arena.i32, core.registry.highWord);
+  const high = seatHigh(core.registry);
   for (let i = 0; i < high; i++) {
     const cache = seatBlocks(core.registry, i).cache;
     if (cache !== 0) out.push([i, cache]);

@@ -373,6 +373,10 @@ export class Connection {
     });
   }
 
+  /**
+   * Sends `call`. Never throws: a retry runs it from a timer, where no caller could catch it, so
+   * a send that throws instead of rejecting fails the call as a rejection does.
+   */
   #attempt(call: Call): void {
     if (call.settled) return;
     // close() ends the wait for a connection: the call is not sent.
@@ -382,7 +386,13 @@ export class Connection {
       return;
     }
     call.offline = false;
-    const sent = call.run !== undefined ? call.run() : this.#send(call.key!, call.write, call.args);
+    let sent: Promise<unknown>;
+    try {
+      sent = call.run !== undefined ? call.run() : this.#send(call.key!, call.write, call.args);
+    } catch (error) {
+      this.#failed(call, error);
+      return;
+    }
     sent.then((reply) => this.#replied(call, reply as Reply), (error) => this.#failed(call, error));
   }
 

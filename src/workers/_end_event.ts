@@ -7,7 +7,7 @@
  */
 
 import type { ShareMessage, Watch } from "./_share.ts";
-import { endOfThread, markOnTerminate, markTerminating } from "./_thread_end.ts";
+import { endOfThread, markEnding, markOnTerminate } from "./_thread_end.ts";
 
 /** What {@linkcode watchEndEvent} needs of a worker. */
 export interface EventfulWorker {
@@ -35,6 +35,6 @@ export function watchEndEvent(
 ): Watch {
   markOnTerminate(worker, () => threadId);
   const end = endOfThread(() => threadId, graceMs, endNow);
-  const ending = () => markTerminating(threadId);
+  const ending = () => markEnding(threadId);
   return { post: (message) => worker.postMessage(message), stop: listen(end, ending) };
 }

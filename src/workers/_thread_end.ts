@@ -6,7 +6,7 @@
  * @module
  */
 
-import { GONE, markTerminating as markCensus, record } from "../_engine/census.ts";
+import { GONE, markTerminating as markCensus, record, TERMINATING } from "../_engine/census.ts";
 
 /**
  * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
@@ -50,21 +50,47 @@ export function markOnTerminate(
  * Records that thread `threadId` is gone, now or after `graceMs` (when the runtime gives no
  * event once the thread has stopped: Deno). Its locks are then taken over, and what it held
  * in a SyncMap reclaimed.
+ *
+ * Never throws: it runs in a worker's end event or a timer, where no caller could catch it. A
+ * census that cannot take the entry (full, or corrupt: a RangeError) leaves the thread
+ * undeclared, as one nobody watches is; there is no call to hand the error to, and a corrupt
+ * census throws from every shmap call that reads it (checkAlive) anyway.
  */
 export function declareGone(threadId: number | undefined, graceMs = 0): void {
   if (threadId === undefined || threadId < 0) return;
   if (graceMs <= 0) {
-    record(threadId, GONE);
+    recordGone(threadId);
     return;
   }
   // Terminating until then: a thread that blocks meanwhile waiting for a lock the worker held
   // (this one, whose loop runs the timer, included) takes it over after the grace (census.ts).
-  markCensus(threadId);
-  const timer = setTimeout(() => record(threadId, GONE), graceMs);
+  recordQuietly(threadId, TERMINATING);
+  const timer = setTimeout(() => recordGone(threadId), graceMs);
   // The declaration must not keep the process alive once everything else is done.
   const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
   if (unref !== undefined) unref(timer as unknown as number);
   else (timer as { unref?(): void }).unref?.();
+}
+
+function recordGone(threadId: number): void {
+  recordQuietly(threadId, GONE);
+}
+
+/** Records `state` for `threadId` in the census, dropping an error (see declareGone). */
+function recordQuietly(threadId: number, state: number): void {
+  try {
+    record(threadId, state);
+  } catch {
+    // See declareGone.
+  }
+}
+
+/**
+ * Marks thread `threadId` terminating from a worker's `error` event, whose end event follows
+ * (see _end_event.ts): never throws, as {@linkcode declareGone}.
+ */
+export function markEnding(threadId: number | undefined): void {
+  if (threadId !== undefined && threadId >= 0) recordQuietly(threadId, TERMINATING);
 }
 
 /**

@@ -54,7 +54,7 @@ import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { watchEndEvent } from "./_end_event.ts";
 import { listenForShare, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
-import { declareGone, markTerminating } from "./_thread_end.ts";
+import { declareGone, markEnding, markTerminating } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
@@ -210,7 +210,7 @@ function watchEveryEnd(): void {
     writable: true,
     value: function (this: Worker, event: string | symbol, ...args: unknown[]): boolean {
       if (event === "exit") declareGone(this.threadId, DENO_GRACE_MS);
-      else if (event === "error") markTerminating(this.threadId);
+      else if (event === "error") markEnding(this.threadId);
       return emit.call(this, event, ...args);
     },
   });
