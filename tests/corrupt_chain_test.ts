@@ -5,8 +5,10 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { GoMap } from "../mod.ts";
-import { Arena, KIND_GO_MAP } from "../src/_engine/arena.ts";
+import { GoMap, SyncMap } from "../mod.ts";
+import { Arena, H_ROOT, KIND_GO_MAP, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { T_BUCKETS } from "../src/_engine/table_layout.ts";
+import { AMENDED, R_READ } from "../src/maps/_sync_layout.ts";
 import { bucketAt } from "../src/_engine/table.ts";
 import { TABLE_AT } from "../src/maps/go_map.ts";
 
@@ -68,4 +70,37 @@ describe("GoMap: an overflow chain that loops is an error, not a hang", () => {
     const map = looped(8);
     for (let k = 0; k < 8; k++) assert.equal(map.get(k), k);
   });
+});
+
+describe("a table whose bucket array lies outside the heap is an error, never a write there", () => {
+  /** The words before the root: the arena's header and the allocator's state. */
+  const headerWords = (arena: Arena) => Array.from(arena.i32.subarray(0, H_ROOT));
+
+  for (const buckets of [-1, 64]) {
+    test(`GoMap: bucket array at ${buckets}`, () => {
+      const map = new GoMap<number, number>();
+      for (let k = 0; k < 100; k++) map.set(k, k);
+      const arena = Arena.attach(map.handle.buffer, KIND_GO_MAP, false, "test");
+      arena.i32[(TABLE_AT >> 2) + T_BUCKETS] = buckets;
+      const before = headerWords(arena);
+      const outside = /bucket arrays lie outside the heap/;
+      assert.throws(() => map.set(1000, 1), outside);
+      assert.throws(() => map.delete(5), outside);
+      assert.throws(() => map.clear(), outside);
+      assert.deepEqual(headerWords(arena), before, "nothing written into the header");
+    });
+
+    test(`SyncMap: read table's bucket array at ${buckets}, then clear()`, () => {
+      const map = new SyncMap<number, number>();
+      for (let k = 0; k < 100; k++) map.store(k, k);
+      for (let i = 0; i < 200 && map.stats().amended; i++) map.load(-1); // promote
+      const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, false, "test");
+      const table = Atomics.load(arena.i32, R_READ) & ~AMENDED;
+      assert.notEqual(table, 0);
+      arena.i32[(table >> 2) + T_BUCKETS] = buckets;
+      const before = headerWords(arena);
+      assert.throws(() => map.clear(), RangeError);
+      assert.deepEqual(headerWords(arena), before, "nothing written into the header");
+    });
+  }
 });

@@ -33,6 +33,8 @@ import {
   bucketsForHint,
   CHAIN_CHECK,
   chainLimit,
+  checkBucketArrays,
+  checkedNext,
   EMPTY_ONE,
   EMPTY_REST,
   evacuated,
@@ -197,7 +199,7 @@ export class Table {
           return w << 2;
         }
       }
-      b = a.i32[(b + OVERFLOW) >> 2];
+      b = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
       if (this.#looped(++hops)) throw loops();
     }
     return -1;
@@ -363,6 +365,7 @@ export class Table {
     const a = this.arena;
     const tx = this.tx;
     const h = this.h;
+    checkBucketArrays(this);
     const hash = p.hash;
     const top = tophash(hash);
     let grew = false;
@@ -412,7 +415,7 @@ export class Table {
         }
         last = b;
         chain++;
-        b = a.i32[(b + OVERFLOW) >> 2];
+        b = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
         if (this.#looped(chain)) throw loops();
       }
       // Not present. Grow first if the table is due, then search again (Go's "goto again").
@@ -460,6 +463,7 @@ export class Table {
     const a = this.arena;
     const h = this.h;
     const hash = p.hash;
+    checkBucketArrays(this);
     if (a.i32[h + T_OLDBUCKETS] !== 0) {
       const point = this.tx.savepoint();
       try {
@@ -574,7 +578,7 @@ export class Table {
           return w << 2;
         }
       }
-      const next = a.i32[(b + OVERFLOW) >> 2];
+      const next = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
       if (next !== 0) {
         b = next;
       } else if (journaled) {
@@ -637,7 +641,8 @@ export class Table {
         let prev = first;
         for (let hops = 0; a.i32[(prev + OVERFLOW) >> 2] !== b; hops++) {
           if (hops > limit) throw loops();
-          prev = a.i32[(prev + OVERFLOW) >> 2];
+          prev = checkedNext(a.i32[(prev + OVERFLOW) >> 2]);
+          if (prev === 0) throw loops();
         }
         b = prev;
         i = BUCKET_SLOTS - 1;

@@ -9,6 +9,8 @@ import {
   BUCKET_SIZE,
   BUCKET_SLOTS,
   chainLimit,
+  checkBucketArrays,
+  checkedNext,
   evacuated,
   freeBlob,
   KEYS,
@@ -42,6 +44,7 @@ export function clearSteps(table: TableView): number {
  * bucket count must not change between steps (nothing else writes meanwhile).
  */
 export function clearStep(table: TableView, step: number): void {
+  checkBucketArrays(table);
   const a = table.arena;
   const h = table.h;
   const old = a.i32[h + T_OLDBUCKETS];
@@ -113,6 +116,8 @@ function freeOverflowChain(
   let n = 0;
   let limit = chainLimit(table.arena);
   while (next !== 0) {
+    checkedNext(next);
+    a.reach(next + BUCKET_SIZE);
     const after = a.i32[(next + OVERFLOW) >> 2];
     free(next, overflowBytes(table.arena, next));
     n++;
@@ -126,7 +131,7 @@ function freeOverflowChain(
 function freeChainSlots(table: TableView, b: number): void {
   const a = table.arena;
   let limit = chainLimit(table.arena);
-  for (; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+  for (; b !== 0; b = checkedNext(a.i32[(b + OVERFLOW) >> 2])) {
     if (--limit < 0) throw loops();
     a.reach(b + BUCKET_SIZE);
     for (let i = 0; i < BUCKET_SLOTS; i++) {

@@ -20,6 +20,7 @@ import {
   BUCKET_SIZE,
   BUCKET_SLOTS,
   chainLimit,
+  checkedNext,
   evacuated,
   EVACUATED_EMPTY,
   EVACUATED_X,
@@ -104,7 +105,7 @@ function evacuate(table: TableView, oldbucket: number): void {
     const sides = sideScratch;
     let n = 0;
     let limit = chainLimit(table.arena);
-    for (let b = ob; b !== 0; b = a.i32[(b + OVERFLOW) >> 2]) {
+    for (let b = ob; b !== 0; b = checkedNext(a.i32[(b + OVERFLOW) >> 2])) {
       if (--limit < 0) throw loops();
       a.reach(b + BUCKET_SIZE);
       for (let i = 0; i < BUCKET_SLOTS; i++) {
@@ -156,7 +157,7 @@ function evacuate(table: TableView, oldbucket: number): void {
       tx.set(b >> 2, w0);
       tx.set((b >> 2) + 1, w1);
       m += BUCKET_SLOTS;
-      const next = a.i32[(b + OVERFLOW) >> 2];
+      const next = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
       if (b !== ob) {
         tx.free(b, overflowBytes(table.arena, b));
         tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - 1);

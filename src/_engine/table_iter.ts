@@ -10,6 +10,8 @@ import {
   BUCKET_SIZE,
   BUCKET_SLOTS,
   chainLimit,
+  checkBucketArrays,
+  checkedNext,
   EMPTY_REST,
   evacuated,
   KEYS,
@@ -47,6 +49,7 @@ export function forEachKeySlot(
  * was taken. A plain walk with no call per key: iteration's batches read through it.
  */
 export function gatherKeySlots(table: TableView, level: number, i: number, out: number[]): number {
+  checkBucketArrays(table);
   const a = table.arena;
   const h = table.h;
   // Taken once: the buffer's byteLength is not a cheap read.
@@ -112,7 +115,7 @@ function chainSlots(
       }
       out[n++] = k;
     }
-    b = a.i32[(b + OVERFLOW) >> 2];
+    b = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
     if (--limit < 0) throw loops();
   }
   return n;

@@ -28,7 +28,7 @@
  */
 
 import { grantedBytes } from "./allocator.ts";
-import type { Arena } from "./arena.ts";
+import { type Arena, HEADER_BYTES } from "./arena.ts";
 import { blobSize, isBlob } from "./slots.ts";
 import type { Tx } from "./tx.ts";
 
@@ -151,6 +151,47 @@ export function readHeader(table: TableView): TableHeader {
     nevacuate: i32[h + T_NEVACUATE],
     oldoverflow: i32[h + T_OLDOVERFLOW],
   };
+}
+
+/**
+ * Throws a RangeError unless the table's bucket arrays (the current one, and the old one while
+ * it grows) lie in the heap: above the arena's header, 16-byte aligned, and inside the buffer.
+ * Every bucket address a walk derives from them is then a heap address; called before a walk
+ * that writes what it finds (an insert, a delete, a clear step, a gather whose caller writes the
+ * entries it names), so that a corrupt header is an error and never a write into the arena's
+ * own words. Plain reads and compares, and the views' length (reach throws past the buffer).
+ */
+export function checkBucketArrays(table: TableView): void {
+  const a = table.arena;
+  const i32 = a.i32;
+  const h = table.h;
+  const B = i32[h + T_B];
+  if (B >= 0 && B <= 30 && inHeap(a, i32[h + T_BUCKETS], BUCKET_SIZE * 2 ** B)) {
+    const old = i32[h + T_OLDBUCKETS];
+    if (old === 0) return;
+    const oldB = oldBOf(table);
+    if (oldB >= 0 && inHeap(a, old, BUCKET_SIZE * 2 ** oldB)) return;
+  }
+  throw new RangeError(`corrupt table at ${h << 2}: its bucket arrays lie outside the heap`);
+}
+
+/** Whether `bytes` at `at` lie in the heap, aligned as every block is (see checkBucketArrays). */
+function inHeap(a: Arena, at: number, bytes: number): boolean {
+  if (at < HEADER_BYTES || (at & 15) !== 0) return false;
+  a.reach(at + bytes);
+  return true;
+}
+
+/**
+ * `b`, the next bucket of a chain (an overflow pointer read from shared memory), or a
+ * RangeError when it is not 0 and not a heap address: a walk that writes never follows a
+ * corrupt pointer into the arena's header. (Past the buffer, the walk's reach throws.)
+ */
+export function checkedNext(b: number): number {
+  if (b !== 0 && (b < HEADER_BYTES || (b & 15) !== 0)) {
+    throw new RangeError(`corrupt table: an overflow pointer (${b}) lies outside the heap`);
+  }
+  return b;
 }
 
 /** The most buckets any chain may have: more means the chain loops. */
