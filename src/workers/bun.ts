@@ -161,7 +161,10 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
 /**
  * In a worker: resolves with the structures the parent shared, attached and ready to use, once
  * the share message arrives. Other messages still reach your own listeners; the share message
- * does not reach listeners added after this module was imported.
+ * does not reach listeners added after this module was imported. Import this module statically
+ * (at the top of the worker's module): it starts listening as it loads, and a share message that
+ * arrives before then, during a top-level `await` that comes before a dynamic `import()` of it,
+ * reaches no listener on Bun, so `receive()` would wait for good (pass a `signal`).
  *
  * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
  * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
