@@ -7,7 +7,6 @@
 // throws into the host, which would end the process: the map's next call throws instead.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, test } from "node:test";
 import { GoMap, SyncMap, threadGone } from "../mod.ts";
 import { Arena, H_ALLOC_JOURNAL, H_ALLOC_LOCK, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
@@ -15,6 +14,7 @@ import { pauseWorld } from "../src/_engine/registry.ts";
 import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
 import { JOURNAL, LAST_SEQ, SEQ } from "../src/maps/_go_layout.ts";
 import { R_JOURNAL, R_MU, R_PAUSE, R_SEATS_HIGH, registryOf } from "../src/maps/_sync_layout.ts";
+import { runChild } from "./fixtures/child.ts";
 
 /** A thread id nothing in this process uses, declared gone: the "dead" holder of a lock. */
 const DEAD = 2 ** 28 - 2;
@@ -191,9 +191,7 @@ describe("work done outside any call never throws into the host", () => {
     timeout: 60_000,
   }, async () => {
     const script = new URL("./fixtures/corrupt_deferred.ts", import.meta.url);
-    const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-    const args = isDeno ? ["run", "-A", "--no-check", script.pathname] : [script.pathname];
-    const { code, stdout, stderr, timedOut } = await run(process.execPath, args, 30_000);
+    const { code, stdout, stderr, timedOut } = await runChild(script, [], 30_000);
     assert.equal(timedOut, false, "the child hung");
     assert.equal(code, 0, `the child died:\n${stderr}`);
     assert.equal(stderr, "");
@@ -206,31 +204,3 @@ describe("work done outside any call never throws into the host", () => {
     assert.equal(report.alive, "yes");
   });
 });
-
-/** Runs a command, killing it after `timeoutMs`. */
-function run(
-  cmd: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    child.stdout!.on("data", (chunk) => void (stdout += chunk));
-    child.stderr!.on("data", (chunk) => void (stderr += chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
