@@ -10,12 +10,12 @@
  * a `compute` callback runs on this thread, every value record any SyncMap call of this thread
  * makes is noted as (buffer, offset). After a lost round, the record the key holds is looked
  * up among those made during that round's `fn`: if it is one, this thread's own callback wrote
- * the key. `compute` allows a few such rounds in a row ({@linkcode SELF_WRITES_MAX}: a callback
+ * the key. `compute` allows a few such rounds in a row (_computed.ts `SELF_WRITES_MAX`: a callback
  * may write its key conditionally, and the value it then sees stops it), then throws.
  *
  * A record noted may have been replaced and freed since, its offset reused by another worker's
  * record for the same key: a false "own write", which can only count towards the limit, and
- * needs that to happen {@linkcode SELF_WRITES_MAX} rounds in a row. Writes made through another
+ * needs that to happen `SELF_WRITES_MAX` rounds in a row. Writes made through another
  * SyncMap object of the same map whose buffer object differs are not recognised: `compute`
  * then runs `fn` on as before.
  *
@@ -23,9 +23,6 @@
  *
  * @module
  */
-
-/** Rounds in a row lost to the callback's own writes of its key before `compute` throws. */
-export const SELF_WRITES_MAX = 64;
 
 /** Records noted at most in one outermost `compute`; past it every lost round counts as own. */
 const NOTED_MAX = 1 << 16;

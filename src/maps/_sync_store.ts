@@ -9,14 +9,8 @@
 
 import { ownerId } from "../_engine/census.ts";
 import { Probe } from "../_engine/slots.ts";
-import { CANCEL, DELETE } from "../_computed.ts";
-import {
-  endCompute,
-  enterCallback,
-  exitCallback,
-  madeSince,
-  SELF_WRITES_MAX,
-} from "./_compute_watch.ts";
+import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
+import { endCompute, enterCallback, exitCallback, madeSince } from "./_compute_watch.ts";
 import { checkFunction } from "../_describe.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { SyncCore } from "./_sync_core.ts";
@@ -386,16 +380,8 @@ function computeRounds<K, V>(
     // Lost: to another writer, or to fn's own write of the key in this round.
     const now = current(core, probe);
     if (now === 0 || !madeSince(mark, a.buffer, now)) selfWrites = 0;
-    else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError();
+    else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError("SyncMap.compute");
   }
-}
-
-function selfWriteError(): Error {
-  return new Error(
-    `SyncMap.compute: fn wrote the key it computes in ${SELF_WRITES_MAX} rounds in a row ` +
-      "(each write changes the value fn was given, so fn runs again, for good); fn must " +
-      "return the new value, not store it",
-  );
 }
 
 /** xsync's LoadOrCompute: see SyncMap.loadOrCompute. */

@@ -14,9 +14,6 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 
-/** Rounds in a row a `compute` may lose to its own callback's writes of its key. */
-export const SELF_WRITES_MAX = 64;
-
 /** One running callback: of which call, for which key of which map object. */
 export class Frame {
   /** The map object, by a private object of its own. */

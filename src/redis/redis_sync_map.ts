@@ -6,14 +6,14 @@
 
 import type { Buffer } from "node:buffer";
 import { Wire } from "../_engine/wire.ts";
-import { CANCEL, DELETE } from "../_computed.ts";
+import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
 import { slotCodecOf } from "../codec.ts";
 import { type Arg, Connection, type Node, type Reply } from "./connection.ts";
 import { RedisSyncMapError } from "./errors.ts";
 import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
 import { checkOptions, type RedisSyncMapOptions } from "./options.ts";
 import { scanEntries, scanKeys } from "./scan.ts";
-import { insideCallback, noteWrite, runCallback, SELF_WRITES_MAX } from "./_callbacks.ts";
+import { insideCallback, noteWrite, runCallback } from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
 
 export type { RedisSyncMapOptions } from "./options.ts";
@@ -350,13 +350,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       current = now.length === 0 ? null : now[0] as Buffer;
       // Lost: to another writer, or to fn's own write of the key, which would go on for good.
       if (!frame.wrote) selfWrites = 0;
-      else if (++selfWrites >= SELF_WRITES_MAX) {
-        throw new Error(
-          `${this.#label}: compute: fn wrote the key it computes in ${SELF_WRITES_MAX} rounds ` +
-            "in a row (each write changes the value fn was given, so fn runs again, for good); " +
-            "fn must return the new value, not store it",
-        );
-      }
+      else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError(`${this.#label}: compute`);
     }
   }
 
