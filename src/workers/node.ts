@@ -79,11 +79,17 @@ const DENO_GRACE_MS = TERMINATE_GRACE_MS;
  * Workers of this thread that have emitted `exit`, on Deno, which keeps an exited Worker's
  * `threadId` readable (Node and Bun report -1): `share` and `track` refuse them, since a
  * worker that has ended fires no end event, and its share would be claimed for good. Noted
- * from when this module is loaded, through `Worker.prototype.emit`.
+ * from when this module is loaded, through `Worker.prototype.emit` (see noteExits).
  */
 const exited = new WeakSet<Worker>();
+/** Whether trackAll() has been called. */
+let trackingAll = false;
 if (onDeno) noteExits();
 
+/**
+ * On Deno: wraps `Worker.prototype.emit`, once, to note every Worker's exit ({@linkcode exited})
+ * and, once trackAll() has been called, to declare every Worker's end (watchEveryEnd).
+ */
 function noteExits(): void {
   const proto = Worker.prototype as Worker & {
     emit(event: string | symbol, ...args: unknown[]): boolean;
@@ -93,7 +99,12 @@ function noteExits(): void {
     configurable: true,
     writable: true,
     value: function (this: Worker, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === "exit") exited.add(this);
+      if (event === "exit") {
+        exited.add(this);
+        if (trackingAll) declareGone(this.threadId, DENO_GRACE_MS);
+      } else if (event === "error" && trackingAll) {
+        markEnding(this.threadId);
+      }
       return emit.call(this, event, ...args);
     },
   });
@@ -149,8 +160,6 @@ export function track(worker: Worker): void {
   adapter.track(worker);
 }
 
-let trackingAll = false;
-
 /**
  * Tracks every `node:worker_threads` Worker this thread starts from now on, through the
  * process's `worker` event (Node, Deno and Bun all emit it): the recipe for worker pools
@@ -187,16 +196,14 @@ export function trackAll(): void {
  * running on (Deno's terminate() does not stop a busy worker), and its `exit`, which Deno emits
  * inside terminate(), would come before anyone listened, leaving its end undeclared and a lock it
  * held never taken over. So on Deno, trackAll() also watches every Worker through the class:
- * `terminate()` marks the thread terminating first, and `exit` declares it gone after the grace,
+ * `terminate()` marks the thread terminating first, and `exit` declares it gone after the grace
+ * (through the `emit` wrapper noteExits installs),
  * as the per-worker watch does (the census keeps one entry per state, so the two agree).
  * Deno's `threadId` stays readable after the end, unlike Node's, which the watch reads earlier.
  */
 function watchEveryEnd(): void {
-  const proto = Worker.prototype as Worker & {
-    emit(event: string | symbol, ...args: unknown[]): boolean;
-  };
+  const proto = Worker.prototype;
   const terminate = proto.terminate;
-  const emit = proto.emit;
   Object.defineProperty(proto, "terminate", {
     configurable: true,
     writable: true,
@@ -205,15 +212,7 @@ function watchEveryEnd(): void {
       return (terminate as (...args: unknown[]) => unknown).apply(this, args);
     },
   });
-  Object.defineProperty(proto, "emit", {
-    configurable: true,
-    writable: true,
-    value: function (this: Worker, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === "exit") declareGone(this.threadId, DENO_GRACE_MS);
-      else if (event === "error") markEnding(this.threadId);
-      return emit.call(this, event, ...args);
-    },
-  });
+  // The ends themselves: noteExits' wrapper of `emit` declares them once trackingAll is set.
 }
 
 /**
