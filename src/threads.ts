@@ -5,6 +5,7 @@
  */
 
 import { GONE, isThreadId, record, selfThreadId } from "./_engine/census.ts";
+import { declareChildrenGone } from "./workers/_thread_end.ts";
 
 /**
  * Declares the thread `threadId` gone: it will never run again. Locks it held are then taken
@@ -18,6 +19,9 @@ import { GONE, isThreadId, record, selfThreadId } from "./_engine/census.ts";
  * `exit` event of a `node:worker_threads` Worker (Node and Bun fire it after the thread
  * stopped) or Bun's `close` event. Never call it for a thread that is only slow: a thread
  * declared gone that still runs would share locks with their new holders.
+ *
+ * The workers the gone thread started or tracked through an adapter ended with it (the
+ * runtimes end nested workers with their parent): they are declared gone too, 250 ms later.
  *
  * `threadId` is the worker's `threadId` as `node:worker_threads` gives it (the `threadId`
  * property of a `Worker` object, or the value of {@linkcode currentThreadId} in the worker).
@@ -45,6 +49,7 @@ export function threadGone(threadId: number): void {
     throw new RangeError("threadGone: a thread cannot declare itself gone");
   }
   record(threadId, GONE);
+  declareChildrenGone(threadId);
 }
 
 /**

@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { census, GONE, ownerId, stateOf, TERMINATING } from "../src/_engine/census.ts";
+import { census, GONE, ownerId, recordChild, stateOf, TERMINATING } from "../src/_engine/census.ts";
+import { until } from "./fixtures/harness.ts";
 import { ACQUIRED_POISONED, NOT_ACQUIRED, tryLockWord } from "../src/_engine/futex.ts";
 import { threadGone } from "../src/threads.ts";
 import { SyncMap } from "../src/maps/sync_map.ts";
@@ -50,6 +51,10 @@ test("census: handles of one census in separate messages make one census, fast p
 /** Word indexes of the census layout (src/_engine/census.ts). */
 const C_COUNT = 1;
 const C_ENTRIES = 8;
+/** Words per entry: the thread id and state, then a child's watcher. */
+const ENTRY_WORDS = 2;
+/** The entry kind of a watched worker (census.ts CHILD). */
+const CHILD = 3;
 
 /**
  * Cuts an append short where a dying appender would stop: entry `count` written, the count not
@@ -58,8 +63,9 @@ const C_ENTRIES = 8;
 function writeUncounted(census: SharedArrayBuffer, threadId: number, state: number): number {
   const i32 = new Int32Array(census);
   const count = Atomics.load(i32, C_COUNT);
-  assert.ok(C_ENTRIES + count < i32.length, "the entry lies in the census as it is");
-  assert.equal(Atomics.compareExchange(i32, C_ENTRIES + count, 0, (threadId << 2) | state), 0);
+  const at = C_ENTRIES + count * ENTRY_WORDS;
+  assert.ok(at + ENTRY_WORDS <= i32.length, "the entry lies in the census as it is");
+  assert.equal(Atomics.compareExchange(i32, at, 0, (threadId << 2) | state), 0);
   return count;
 }
 
@@ -87,7 +93,11 @@ test("census: an append cut short after its entry is written is counted by the n
     threadGone(ghostIds++);
     const i32 = new Int32Array(census);
     assert.equal(Atomics.load(i32, C_COUNT), at + 2, "both entries counted");
-    assert.equal(Atomics.load(i32, C_ENTRIES + at) >>> 2, threadId, "the cut entry is kept");
+    assert.equal(
+      Atomics.load(i32, C_ENTRIES + at * ENTRY_WORDS) >>> 2,
+      threadId,
+      "the cut entry is kept",
+    );
     const stopped = await ask({ lock: true }, "the lock after the next append");
     assert.equal(stopped.error, "TerminatedError");
   } finally {
@@ -137,10 +147,56 @@ test("census: appends racing from several workers are all counted, none lost", a
     const count = Atomics.load(i32, C_COUNT);
     assert.equal(count - before, workers * each, "one counted entry per append");
     const ids = new Set<number>();
-    for (let i = before; i < count; i++) ids.add(Atomics.load(i32, C_ENTRIES + i) >>> 2);
+    for (let i = before; i < count; i++) {
+      ids.add(Atomics.load(i32, C_ENTRIES + i * ENTRY_WORDS) >>> 2);
+    }
     assert.equal(ids.size, workers * each, "every append's own entry");
     for (let id = first; id < first + workers * each; id++) assert.equal(stateOf(id), GONE);
   } finally {
     for (const w of started) w.terminate();
   }
+});
+
+/**
+ * Appends a child entry as a worker's watch does (census.ts recordChild, which the main thread
+ * never does), with the watcher written after the count moved past the entry when `late`: a
+ * reader that synced in between finds it at its next sync.
+ */
+function appendChild(child: number, watcher: number, late = false): void {
+  const at = writeUncounted(census(), child, CHILD);
+  const i32 = new Int32Array(census());
+  const word = C_ENTRIES + at * ENTRY_WORDS + 1;
+  if (late) {
+    assert.equal(Atomics.compareExchange(i32, C_COUNT, at, at + 1), at);
+    assert.equal(stateOf(child), 0, "read before its watcher is known");
+  }
+  Atomics.store(i32, word, watcher + 1);
+  if (!late) assert.equal(Atomics.compareExchange(i32, C_COUNT, at, at + 1), at);
+}
+
+// A worker's nested workers end with it (tests/nested_workers_test.ts runs real ones): a
+// thread whose watcher, or whose watcher's watcher, is terminating or gone counts as
+// terminating itself, and the declaration of a watcher's end goes on down to its children.
+test("census: a watched thread is terminating once its watcher is, down the nesting", async () => {
+  const mid = ghostIds++, leaf = ghostIds++, grand = ghostIds++, other = ghostIds++;
+  appendChild(leaf, mid);
+  appendChild(grand, leaf, true);
+  appendChild(other, ghostIds++);
+  for (const id of [mid, leaf, grand, other]) assert.equal(stateOf(id), 0);
+  threadGone(mid);
+  assert.equal(stateOf(mid), GONE);
+  assert.equal(stateOf(leaf), TERMINATING, "a child of a gone thread");
+  assert.equal(stateOf(grand), TERMINATING, "a grandchild, whose watcher came late");
+  assert.equal(stateOf(other), 0, "another watcher's child");
+  // Declared gone after the grace, the child first, then its own child.
+  await until(() => stateOf(grand) === GONE, "the nested workers are declared gone", 5_000);
+  assert.equal(stateOf(leaf), GONE);
+  assert.equal(stateOf(other), 0);
+});
+
+test("census: the main thread records no children", () => {
+  const before = Atomics.load(new Int32Array(census()), C_COUNT);
+  recordChild(ghostIds++);
+  assert.equal(Atomics.load(new Int32Array(census()), C_COUNT), before);
+  assert.throws(() => recordChild(-1), TypeError);
 });

@@ -15,6 +15,14 @@
  * `threadGone()` call) appends to it. Nothing is ever guessed: a thread that is only slow is
  * never in the census.
  *
+ * A third kind of entry, *child*, records that a worker was started or tracked by a thread
+ * other than the main one: its *watcher*, the only thread that learns of its end. The runtimes
+ * end a worker's nested workers with it (Node, Bun and Deno all do, on every kind of end), and
+ * the watcher's own end events then never run; so a thread whose watcher is terminating or gone
+ * counts as terminating itself ({@linkcode stateOf}): its next call throws, and a lock it holds
+ * is taken over once the grace has passed, as for any terminating thread. The main thread
+ * records no children: its end is the process's.
+ *
  * A thread reaches a census through the handles of the structures it attaches (every handle
  * carries the census of the thread that made the structure), so the threads that share a
  * structure share its census. A thread that meets a second census (it made structures before it
@@ -44,7 +52,11 @@
  * | 2    | the next id for threads without one of their own (Deno web workers)     |
  * | 3, 4 | a random 64-bit identity, written before the magic (see adoptCensus)    |
  * | 5..7 | unused                                                                  |
- * | 8..  | entries: `(threadId << 2) \| state`; 0 past the last written one       |
+ * | 8..  | entries, two words each (below); 0 past the last written one           |
+ *
+ * An entry is `(threadId << 2) | state` ({@linkcode TERMINATING}, {@linkcode GONE} or
+ * {@linkcode CHILD}), then for a child the owner id of its watcher, written by the appender
+ * right after the first word (0 until then, and for good if the appender died between the two).
  *
  * @module
  */
@@ -53,7 +65,7 @@ import process from "node:process";
 import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
 
-const CENSUS_MAGIC = 0x534e4543; // "CENS"
+const CENSUS_MAGIC = 0x32534e43; // "CNS2"
 const C_MAGIC = 0;
 /** Word of a census's entry count, which {@linkcode fast}'s `seen` is compared with. */
 export const C_COUNT = 1;
@@ -61,6 +73,8 @@ const C_NEXT_ID = 2;
 const C_ID_LO = 3;
 const C_ID_HI = 4;
 const C_ENTRIES = 8;
+/** Words per entry: the thread id and state, then the watcher of a child. */
+const ENTRY_WORDS = 2;
 const INITIAL_BYTES = 4096;
 const MAX_BYTES = 64 * 1024 * 1024;
 
@@ -68,6 +82,10 @@ const MAX_BYTES = 64 * 1024 * 1024;
 export const TERMINATING = 1;
 /** Census state: the thread will never run again. */
 export const GONE = 2;
+/** Census entry kind: the thread is watched by (and ends with) the thread in its second word. */
+const CHILD = 3;
+/** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
+const MAX_NESTING = 64;
 
 /** The largest thread id a census can hold (ids ride in 30-bit fields). */
 const MAX_THREAD_ID = 2 ** 28 - 1;
@@ -81,7 +99,12 @@ class View {
   readonly id: string;
   #i32: Int32Array;
   #seen = 0;
+  /** The highest state read for each thread (TERMINATING or GONE). */
   readonly states = new Map<number, number>();
+  /** The watcher's thread id of each child read (see CHILD). */
+  readonly watchers = new Map<number, number>();
+  /** Child entries read before their appender wrote the watcher: looked at again each sync. */
+  #unfinished: number[] = [];
 
   constructor(buffer: SharedArrayBuffer) {
     this.buffer = buffer;
@@ -106,14 +129,29 @@ class View {
     // An appender that died between writing its entry and moving the count on left the entry
     // just past the count: move the count on for it, as the next appender would.
     const count = this.#advance(Atomics.load(this.#i32, C_COUNT));
-    if (count === this.#seen) return;
+    if (count === this.#seen && this.#unfinished.length === 0) return;
     const i32 = this.i32;
     for (; this.#seen < count; this.#seen++) {
-      const entry = Atomics.load(i32, C_ENTRIES + this.#seen);
+      const at = C_ENTRIES + this.#seen * ENTRY_WORDS;
+      const entry = Atomics.load(i32, at);
       const id = entry >>> 2;
       const state = entry & 3;
-      if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
+      if (state === CHILD) {
+        if (!this.#readWatcher(id, at)) this.#unfinished.push(at);
+      } else if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
     }
+    if (this.#unfinished.length === 0) return;
+    this.#unfinished = this.#unfinished.filter((at) =>
+      !this.#readWatcher(Atomics.load(i32, at) >>> 2, at)
+    );
+  }
+
+  /** Reads the watcher of the child entry at word `at`; false while it is not written. */
+  #readWatcher(id: number, at: number): boolean {
+    const watcher = Atomics.load(this.i32, at + 1);
+    if (watcher === 0) return false;
+    this.watchers.set(id, watcher - 1);
+    return true;
   }
 
   /**
@@ -122,7 +160,10 @@ class View {
    */
   #advance(count: number): number {
     const i32 = this.i32;
-    while (C_ENTRIES + count < i32.length && Atomics.load(i32, C_ENTRIES + count) !== 0) {
+    while (
+      C_ENTRIES + (count + 1) * ENTRY_WORDS <= i32.length &&
+      Atomics.load(i32, C_ENTRIES + count * ENTRY_WORDS) !== 0
+    ) {
       const seen = Atomics.compareExchange(i32, C_COUNT, count, count + 1);
       count = seen === count ? count + 1 : seen;
     }
@@ -134,14 +175,18 @@ class View {
    * takes: write the first free entry (the one at the count) with a compare-exchange from 0, then
    * move the count past it. Whoever finds a written entry at the count (the next appender, or a
    * reader's sync) moves the count on, so a death between the steps loses nothing and blocks
-   * nobody, and a death before the first changes nothing.
+   * nobody, and a death before the first changes nothing. A child's watcher (`second`) is
+   * written between the two steps; readers that find it still 0 look again at their next sync,
+   * and a death before it leaves an entry that says nothing.
    */
-  append(id: number, state: number): void {
+  append(id: number, state: number, second = 0): void {
     const value = (id << 2) | state;
     for (;;) {
       const count = Atomics.load(this.#i32, C_COUNT);
-      this.#reach((C_ENTRIES + count + 1) * 4);
-      const won = Atomics.compareExchange(this.i32, C_ENTRIES + count, 0, value) === 0;
+      const at = C_ENTRIES + count * ENTRY_WORDS;
+      this.#reach((at + ENTRY_WORDS) * 4);
+      const won = Atomics.compareExchange(this.i32, at, 0, value) === 0;
+      if (won && second !== 0) Atomics.store(this.i32, at + 1, second);
       this.#advance(count);
       if (won) break;
     }
@@ -302,7 +347,11 @@ export function reserveThreadId(): number {
   return Atomics.add(primary!.i32, C_NEXT_ID, 1);
 }
 
-/** The state recorded for `threadId` in any census this thread knows: 0, TERMINATING or GONE. */
+/**
+ * The state of `threadId` as the censuses this thread knows record it: 0, TERMINATING or GONE;
+ * at least TERMINATING when its watcher, or the watcher's watcher, and so on, is terminating
+ * or gone (see CHILD).
+ */
 export function stateOf(threadId: number): number {
   for (const view of views) view.sync();
   return stateRead(threadId);
@@ -310,12 +359,50 @@ export function stateOf(threadId: number): number {
 
 /** {@linkcode stateOf} as of the entries this thread has read, without reading new ones. */
 function stateRead(threadId: number): number {
+  let state = recorded(threadId);
+  let id = threadId;
+  for (let depth = 0; depth < MAX_NESTING && state === 0; depth++) {
+    const watcher = watcherOf(id);
+    if (watcher === undefined) break;
+    if (recorded(watcher) !== 0) state = TERMINATING;
+    id = watcher;
+  }
+  return state;
+}
+
+/** The highest state entered for `threadId` itself in the censuses this thread has read. */
+function recorded(threadId: number): number {
   let state = 0;
   for (const view of views) {
     const s = view.states.get(threadId) ?? 0;
     if (s > state) state = s;
   }
   return state;
+}
+
+/**
+ * The threads that `threadId` watches (see CHILD) and that no census records gone yet: they
+ * ended with it, and whoever declares it gone declares them gone too (after a grace, since
+ * a Deno worker may run on for a while).
+ */
+export function childrenOf(threadId: number): number[] {
+  const children = new Set<number>();
+  for (const view of views) {
+    view.sync();
+    for (const [child, watcher] of view.watchers) {
+      if (watcher === threadId && recorded(child) !== GONE) children.add(child);
+    }
+  }
+  return [...children];
+}
+
+/** The watcher of `threadId` (see CHILD) as read so far, if it has one. */
+function watcherOf(threadId: number): number | undefined {
+  for (const view of views) {
+    const watcher = view.watchers.get(threadId);
+    if (watcher !== undefined) return watcher;
+  }
+  return undefined;
 }
 
 /** Whether the thread with owner id `owner` is gone. Slow paths only. */
@@ -368,6 +455,28 @@ export function record(threadId: number, state: number): void {
     view.sync();
     if ((view.states.get(threadId) ?? 0) >= state) continue;
     view.append(threadId, state);
+    view.sync();
+  }
+}
+
+/**
+ * Records that thread `threadId` is watched by this thread, which is not the main thread: it
+ * ends when this thread ends, and is then counted terminating (see CHILD). Does nothing on the
+ * main thread, or when the census says so already.
+ */
+export function recordChild(threadId: number): void {
+  if (!isThreadId(threadId)) {
+    throw new TypeError(
+      `expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`,
+    );
+  }
+  const watcher = selfThreadId();
+  if (watcher === 0 || watcher === threadId) return;
+  census();
+  for (const view of views) {
+    view.sync();
+    if (view.watchers.get(threadId) === watcher) continue;
+    view.append(threadId, CHILD, watcher + 1);
     view.sync();
   }
 }

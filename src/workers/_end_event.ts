@@ -7,7 +7,7 @@
  */
 
 import type { ShareMessage, Watch } from "./_share.ts";
-import { endOfThread, markEnding, markOnTerminate } from "./_thread_end.ts";
+import { endOfThread, markEnding, markOnTerminate, noteWatched } from "./_thread_end.ts";
 
 /** What {@linkcode watchEndEvent} needs of a worker. */
 export interface EventfulWorker {
@@ -33,6 +33,7 @@ export function watchEndEvent(
   endNow: (graceMs?: number) => void,
   listen: (end: () => void, ending: () => void) => () => void,
 ): Watch {
+  noteWatched(threadId);
   markOnTerminate(worker, () => threadId);
   const end = endOfThread(() => threadId, graceMs, endNow);
   const ending = () => markEnding(threadId);

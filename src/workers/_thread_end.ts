@@ -6,7 +6,15 @@
  * @module
  */
 
-import { GONE, markTerminating as markCensus, record, TERMINATING } from "../_engine/census.ts";
+import {
+  childrenOf,
+  GONE,
+  markTerminating as markCensus,
+  record,
+  recordChild,
+  TERMINATE_GRACE_MS,
+  TERMINATING,
+} from "../_engine/census.ts";
 
 /**
  * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
@@ -74,6 +82,24 @@ export function declareGone(threadId: number | undefined, graceMs = 0): void {
 
 function recordGone(threadId: number): void {
   recordQuietly(threadId, GONE);
+  declareChildrenGone(threadId);
+}
+
+/**
+ * Declares gone, after the grace, the workers that thread `threadId`, now gone, watched (census.ts,
+ * CHILD): the runtime ended them with it. They count as terminating from the moment it did;
+ * the declaration is what makes every participant of a SyncMap look for their seats (it
+ * looks when the census changes), and it goes on down to the workers they watched. Never
+ * throws, as {@linkcode declareGone}.
+ */
+export function declareChildrenGone(threadId: number): void {
+  let children: number[];
+  try {
+    children = childrenOf(threadId);
+  } catch {
+    return; // See declareGone.
+  }
+  for (const child of children) declareGone(child, TERMINATE_GRACE_MS);
 }
 
 /** Records `state` for `threadId` in the census, dropping an error (see declareGone). */
@@ -82,6 +108,22 @@ function recordQuietly(threadId: number, state: number): void {
     record(threadId, state);
   } catch {
     // See declareGone.
+  }
+}
+
+/**
+ * Records that this thread watches the worker on thread `threadId`, as every watch begins: if
+ * this thread is a worker itself, the runtime ends that worker with it, and the census then
+ * counts it terminating (census.ts, CHILD), since this thread's watch will never see the end.
+ * Never throws, as {@linkcode declareGone}: a census that cannot take the entry leaves the
+ * worker as one nobody watches.
+ */
+export function noteWatched(threadId: number | undefined): void {
+  if (threadId === undefined || threadId < 0) return;
+  try {
+    recordChild(threadId);
+  } catch {
+    // See above.
   }
 }
 

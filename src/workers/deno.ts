@@ -74,7 +74,7 @@ import {
   type TrackMessage,
   WorkerAdapter,
 } from "./_share.ts";
-import { endOfThread, markOnTerminate } from "./_thread_end.ts";
+import { endOfThread, markOnTerminate, noteWatched } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
@@ -156,12 +156,16 @@ const adapter = new WorkerAdapter<Worker>({
     // the one it already uses on the port.
     const reserved = reserveId();
     let threadId = reserved;
+    noteWatched(threadId);
     const end = endOfThread(() => threadId, RELEASE_GRACE_MS, endNow);
     const { port1, port2 } = new MessageChannel();
     // The port says goodbye and tells the worker's thread id: it must not keep the parent alive.
     port1.onmessage = (event) => {
       if (event.data === BYE) end();
-      else if (typeof event.data?.threadId === "number") threadId = event.data.threadId;
+      else if (typeof event.data?.threadId === "number" && event.data.threadId !== threadId) {
+        threadId = event.data.threadId;
+        noteWatched(threadId);
+      }
     };
     (port1 as { unref?: () => void }).unref?.();
     worker.addEventListener("error", end);
