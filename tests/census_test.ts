@@ -6,7 +6,15 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { census, GONE, ownerId, recordChild, stateOf, TERMINATING } from "../src/_engine/census.ts";
+import {
+  census,
+  GONE,
+  newCensus,
+  ownerId,
+  recordChild,
+  stateOf,
+  TERMINATING,
+} from "../src/_engine/census.ts";
 import { until } from "./fixtures/harness.ts";
 import { ACQUIRED_POISONED, NOT_ACQUIRED, tryLockWord } from "../src/_engine/futex.ts";
 import { threadGone } from "../src/threads.ts";
@@ -199,4 +207,19 @@ test("census: the main thread records no children", () => {
   recordChild(ghostIds++);
   assert.equal(Atomics.load(new Int32Array(census()), C_COUNT), before);
   assert.throws(() => recordChild(-1), TypeError);
+});
+
+// A thread that takes its id from a census it made itself (a Deno web worker that asks for its
+// id before attaching anything) must not share it with another such thread: ids are a thread's
+// identity in every lock word and census entry. Two censuses' first ids must almost never meet.
+test("census: censuses made apart hand out different ids", () => {
+  const C_NEXT_ID = 2;
+  const firsts = new Set<number>();
+  for (let i = 0; i < 2_000; i++) {
+    const first = new Int32Array(newCensus())[C_NEXT_ID];
+    assert.ok(first >= 2 ** 24 && first + 2 ** 20 <= 2 ** 28, `first id ${first} out of range`);
+    firsts.add(first);
+  }
+  // 2,000 draws from 2^28 - 2^24 - 2^20 values meet about once in 125.
+  assert.ok(firsts.size >= 1_998, `${2_000 - firsts.size} ids handed out twice`);
 });

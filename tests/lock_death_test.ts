@@ -201,6 +201,23 @@ test("RWMutex: a writer that dies waiting for readers to leave poisons nothing",
     rw.lock();
     rw.unlock();
   }
+  // A writer that was poisoned already when it began to wait leaves the lock poisoned.
+  const rw = new RWMutex();
+  await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", () => {});
+  assert.throws(() => rw.rLock(), OwnerDeadError); // poisoned, and a read lock held
+  const writer = new Subject();
+  try {
+    const id = await writer.id();
+    await writer.ask({ op: "rwLock", rw: rw.handle, then: "hold" }, "writer started");
+    await sleep(200);
+    await writer.kill(id);
+  } finally {
+    writer.worker.terminate();
+  }
+  rw.rUnlock();
+  assert.throws(() => rw.lock(), OwnerDeadError);
+  rw.markConsistent();
+  rw.unlock();
 });
 
 test(

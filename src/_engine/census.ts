@@ -89,8 +89,10 @@ const MAX_NESTING = 64;
 
 /** The largest thread id a census can hold (ids ride in 30-bit fields). */
 const MAX_THREAD_ID = 2 ** 28 - 1;
-/** Ids handed out by a census start at a random multiple of this, at or above 2^24. */
-const ID_RANGE = 2 ** 16;
+/** The lowest id a census hands out: above every `threadId` a runtime counts up to. */
+const MIN_CENSUS_ID = 2 ** 24;
+/** Ids a census may hand out before it reaches {@linkcode MAX_THREAD_ID}. */
+const CENSUS_IDS = 2 ** 20;
 
 /** One census as this thread sees it: its buffer, and the states read from it so far. */
 class View {
@@ -244,14 +246,20 @@ function know(view: View): void {
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
 let stopped = false;
 
-function newCensus(): SharedArrayBuffer {
+/**
+ * Test-only export: a new census. Its ids start anywhere in [2^24, 2^28 - 2^20): two censuses
+ * made apart (by threads that had not met yet, such as Deno web workers that asked for their id
+ * before attaching anything) hand out the same id only if their ranges overlap, about once in
+ * 2^28 / (the ids both handed out). A thread's id is its identity in every lock word and census
+ * entry, so two live threads with one id would each unlock the other's locks, and the end of
+ * one would end the other.
+ */
+export function newCensus(): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(INITIAL_BYTES, { maxByteLength: MAX_BYTES });
   const i32 = new Int32Array(buffer);
   const word = new Uint32Array(1);
   crypto.getRandomValues(word);
-  // A random range of ids, so that two censuses made apart (by threads that had not met yet)
-  // almost never hand out the same id.
-  i32[C_NEXT_ID] = 2 ** 24 + (word[0] % ((MAX_THREAD_ID + 1 - 2 ** 24) / ID_RANGE - 1)) * ID_RANGE;
+  i32[C_NEXT_ID] = MIN_CENSUS_ID + word[0] % (MAX_THREAD_ID + 1 - CENSUS_IDS - MIN_CENSUS_ID);
   const id = new Int32Array(2);
   crypto.getRandomValues(id);
   i32[C_ID_LO] = id[0];
