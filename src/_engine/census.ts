@@ -18,10 +18,15 @@
  * A third kind of entry, *child*, records that a worker was started or tracked by a thread
  * other than the main one: its *watcher*, the only thread that learns of its end. The runtimes
  * end a worker's nested workers with it (Node, Bun and Deno all do, on every kind of end), and
- * the watcher's own end events then never run; so a thread whose watcher is terminating or gone
- * counts as terminating itself ({@linkcode stateOf}): its next call throws, and a lock it holds
- * is taken over once the grace has passed, as for any terminating thread. The main thread
- * records no children: its end is the process's.
+ * the watcher's own end events then never run; so a thread whose watcher has ended counts as
+ * terminating itself ({@linkcode stateOf}): its next call throws, and a lock it holds is taken
+ * over once the grace has passed, as for any terminating thread. "Ended" is *gone* on Node and
+ * Bun, whose end events fire once the thread has stopped, its nested workers with it: a worker
+ * merely terminating may sit in a blocking call (`execSync`) for seconds before it stops, while
+ * the workers it started run on, healthy. On Deno it is *terminating*: no event there says
+ * when a thread has stopped (a worker declared gone may still run), so the nested workers of a
+ * terminated one are treated as it is, a zombie to be, stopped at its next call. The main
+ * thread records no children: its end is the process's.
  *
  * A thread reaches a census through the handles of the structures it attaches (every handle
  * carries the census of the thread that made the structure), so the threads that share a
@@ -86,6 +91,13 @@ export const GONE = 2;
 const CHILD = 3;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
+/**
+ * The state of a watcher from which the threads it watches count as terminating (see CHILD):
+ * gone where the end events fire once a thread has stopped, terminating on Deno.
+ */
+const WATCHER_ENDED = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
+  ? TERMINATING
+  : GONE;
 
 /** The largest thread id a census can hold (ids ride in 30-bit fields). */
 const MAX_THREAD_ID = 2 ** 28 - 1;
@@ -357,8 +369,8 @@ export function reserveThreadId(): number {
 
 /**
  * The state of `threadId` as the censuses this thread knows record it: 0, TERMINATING or GONE;
- * at least TERMINATING when its watcher, or the watcher's watcher, and so on, is terminating
- * or gone (see CHILD).
+ * at least TERMINATING when its watcher, or the watcher's watcher, and so on, has ended (see
+ * CHILD).
  */
 export function stateOf(threadId: number): number {
   for (const view of views) view.sync();
@@ -372,7 +384,7 @@ function stateRead(threadId: number): number {
   for (let depth = 0; depth < MAX_NESTING && state === 0; depth++) {
     const watcher = watcherOf(id);
     if (watcher === undefined) break;
-    if (recorded(watcher) !== 0) state = TERMINATING;
+    if (recorded(watcher) >= WATCHER_ENDED) state = TERMINATING;
     id = watcher;
   }
   return state;
