@@ -192,7 +192,11 @@ export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotC
     codec.name.length === 0 || typeof codec.encode !== "function" ||
     typeof codec.decode !== "function"
   ) {
-    throw new TypeError(`${role} must be a Codec: { name: string, encode(value), decode(bytes) }`);
+    throw new TypeError(
+      `${role} must be a Codec: { name: string, encode(value), decode(bytes) }, got ${
+        describe(codec)
+      }`,
+    );
   }
   if (Object.hasOwn(BUILTINS, codec.name)) {
     throw new TypeError(`${role}: the codec name "${codec.name}" is reserved for a built-in codec`);

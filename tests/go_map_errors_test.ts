@@ -280,7 +280,10 @@ describe("GoMap options", () => {
     );
     assert.throws(() => new GoMap({ values: { name: "auto", ...noop } }), /reserved/);
     assert.throws(() => new GoMap({ keys: null as never }), /keys must be a Codec/);
-    assert.throws(() => new GoMap({ values: 42 as never }), /values must be a Codec/);
+    assert.throws(
+      () => new GoMap({ values: 42 as never }),
+      /values must be a Codec: .*, got a number 42/,
+    );
     // A 32-character name is fine.
     const map = new GoMap({ keys: { name: "y".repeat(32), ...noop } });
     assert.equal(map.size, 0);

@@ -60,6 +60,19 @@ const DEFAULT_MAX_RECONNECT_DELAY = 2000;
 const DEFAULT_SCAN_COUNT = 1000;
 const MAX_TIMER = 2 ** 31 - 1;
 
+/** Every option of {@linkcode RedisSyncMapOptions}: any other is a TypeError, as in SyncMap. */
+export const OPTION_NAMES: readonly (keyof RedisSyncMapOptions<unknown, unknown>)[] = [
+  "url",
+  "cluster",
+  "name",
+  "keys",
+  "values",
+  "timeout",
+  "connectTimeout",
+  "maxReconnectDelay",
+  "scanCount",
+];
+
 /** The connection options and SCAN count of {@linkcode RedisSyncMapOptions}, checked. */
 export interface CheckedOptions {
   readonly url: string | undefined;

@@ -11,7 +11,8 @@ import { slotCodecOf } from "../codec.ts";
 import { type Arg, Connection, type Node, type Reply } from "./connection.ts";
 import { RedisSyncMapError } from "./errors.ts";
 import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
-import { checkOptions, type RedisSyncMapOptions } from "./options.ts";
+import { checkOptions as checkKnown } from "../_options.ts";
+import { checkOptions, OPTION_NAMES, type RedisSyncMapOptions } from "./options.ts";
 import { scanEntries, scanKeys } from "./scan.ts";
 import { insideCallback, noteWrite, runCallback } from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
@@ -129,6 +130,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     if (typeof options !== "object" || options === null) {
       throw new TypeError("RedisSyncMap.open needs an options object: { url or cluster, name }");
     }
+    checkKnown(options, OPTION_NAMES, "RedisSyncMap options");
     const name = checkName(options.name);
     const layout = new KeyLayout(name, slotCodecOf(options.keys, "keys"));
     const values = new Wire(slotCodecOf(options.values, "values"), allocateBuffer);
