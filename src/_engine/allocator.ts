@@ -28,7 +28,7 @@ import {
   HEADER_BYTES,
 } from "./arena.ts";
 import { ownerId } from "./census.ts";
-import { ACQUIRED, clearPoison, lockWord, unlockWord } from "./futex.ts";
+import { ACQUIRED, clearPoison, CONTENDED, lockWord, OWNER_SHIFT, POISONED } from "./futex.ts";
 import { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
 import {
@@ -158,28 +158,56 @@ export function allocatorJournal(arena: Arena): Journal {
  */
 export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
   const me = ownerId();
+  // Taken before the lock: the release below must make no call (see the finally).
+  const i32 = arena.i32;
   // No park hook (see SyncCore's): a step of the allocator never waits for anything else, so
   // a stop of the world need not go on without the threads queued here.
-  const status = lockWord(arena.i32, H_ALLOC_LOCK, me);
-  arena.reachTop();
-  const j = allocatorJournal(arena);
+  const status = lockWord(i32, H_ALLOC_LOCK, me);
+  // Whether the journal is idle again, the step committed or rolled back. Until then the lock
+  // is released poisoned, whatever threw (a stack overflow can throw from any call, the
+  // rollback's included), so that its next holder rolls the step back as a dead holder's.
+  let settled = false;
   try {
+    arena.reachTop();
+    const j = allocatorJournal(arena);
     if (status !== ACQUIRED) {
       j.recover();
       clearPoison(arena.i32, H_ALLOC_LOCK, me);
     }
+    // A begin that throws (a corrupt journal) has written nothing: released clean.
+    settled = true;
     j.begin();
+    settled = false;
     let result: T;
     try {
       result = f(j);
     } catch (error) {
       j.recover();
+      settled = true;
       throw error;
     }
     j.commit();
+    settled = true;
     return result;
   } finally {
-    unlockWord(arena.i32, H_ALLOC_LOCK, me);
+    // The release, written out with builtins alone: a stack overflow is checked for as a
+    // function of ours is entered, and this release must not fail (the lock would be held for
+    // good by a thread that goes on). Unsettled, it leaves the lock poisoned: the next holder
+    // rolls the step back as a dead holder's.
+    let w = Atomics.load(i32, H_ALLOC_LOCK);
+    while (w >>> OWNER_SHIFT === me) {
+      const found = Atomics.compareExchange(
+        i32,
+        H_ALLOC_LOCK,
+        w,
+        settled ? w & POISONED : POISONED,
+      );
+      if (found === w) {
+        if ((w & CONTENDED) !== 0) Atomics.notify(i32, H_ALLOC_LOCK, 1);
+        break;
+      }
+      w = found;
+    }
   }
 }
 

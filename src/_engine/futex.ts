@@ -101,11 +101,22 @@ function lockWordWatched(
   me: number,
   onWait: (waiting: boolean) => void,
 ): number {
+  let status: number;
   try {
-    return lockWordSlow(i32, index, me, onWait);
-  } finally {
+    status = lockWordSlow(i32, index, me, onWait);
+  } catch (error) {
     onWait(false);
+    throw error;
   }
+  try {
+    onWait(false);
+  } catch (error) {
+    // Taken, but the caller, who gets the error, cannot know: give it back as it was (a
+    // poisoned lock stays poisoned). A stack overflow can throw from any call.
+    unlockWordSlow(i32, index, me);
+    throw error;
+  }
+  return status;
 }
 
 /**

@@ -59,10 +59,24 @@ export class LockAttachment {
  * A public try-acquire's answer for `status` (futex.ts): whether the caller now holds the lock
  * of `kind`. Acquired from a dead holder, the caller holds it and gets an OwnerDeadError.
  */
-export function tried(status: number, kind: LockKind): boolean {
+export function tried(status: number, kind: LockKind, release: () => void): boolean {
   if (status === NOT_ACQUIRED) return false;
-  if (status === ACQUIRED_POISONED) throw new OwnerDeadError(kind, lastDeadOwner);
+  if (status === ACQUIRED_POISONED) throw ownerDead(kind, release);
   return true;
+}
+
+/**
+ * The OwnerDeadError a public lock of `kind` throws while the caller holds it. If making it
+ * throws instead (a stack overflow can throw from any call), the caller would hold the lock
+ * without knowing: `release` gives it back, still poisoned, and the error goes on.
+ */
+export function ownerDead(kind: LockKind, release: () => void): OwnerDeadError {
+  try {
+    return new OwnerDeadError(kind, lastDeadOwner);
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 /** Makes a block of `kind` with `words` lock words in a fresh SharedArrayBuffer. */

@@ -62,10 +62,12 @@
  * @module
  */
 
+import { TerminatedError } from "../errors.ts";
 import { checkSelf, ownerGone } from "./census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
+  CONTENDED,
   lockWord,
   NOT_ACQUIRED,
   OWNER_SHIFT,
@@ -334,14 +336,69 @@ export function rUnlock(i32: Int32Array, base: number, seat: number): void {
  * Returns ACQUIRED or ACQUIRED_POISONED.
  */
 export function lock(i32: Int32Array, base: number, me: number): number {
-  const status = waitedOnly(i32, base, lockWord(i32, base + WRITER_MU, me));
-  if (flagSeats(i32, base) !== 0) {
-    // Atomic stores: the thread that takes the mutex over if this one dies reads the note.
-    Atomics.store(i32, base + DRAIN_NOTE, D_WAITING | (status === ACQUIRED ? D_CLEAN : 0));
-    drain(i32, base);
-    Atomics.store(i32, base + DRAIN_NOTE, 0);
+  // Whether this thread held the writer mutex already: lockWord then throws, and nothing it
+  // holds may be backed out.
+  const already = i32[base + WRITER_MU] >>> OWNER_SHIFT === me;
+  try {
+    return takeWriteLock(i32, base, me);
+  } catch (error) {
+    // takeWriteLock backs out of what it took when it throws; if the back-out threw too (a
+    // stack overflow), once more here, a frame nearer the stack's base, and with no call of
+    // a function of ours (whose entry is where the stack is checked): backOut written out.
+    if (
+      !already && !(error instanceof TerminatedError) &&
+      i32[base + WRITER_MU] >>> OWNER_SHIFT === me
+    ) {
+      const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+      for (let i = 0; i < high; i++) {
+        Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
+      }
+      const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+      if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+      Atomics.store(i32, base + DRAIN_NOTE, 0);
+      // Released as unlockWordSlow does: POISONED kept, a sleeper woken.
+      let w = Atomics.load(i32, base + WRITER_MU);
+      for (;;) {
+        const found = Atomics.compareExchange(i32, base + WRITER_MU, w, w & POISONED);
+        if (found === w) break;
+        w = found;
+      }
+      if ((w & CONTENDED) !== 0) Atomics.notify(i32, base + WRITER_MU, 1);
+    }
+    throw error;
   }
-  return status;
+}
+
+/** {@linkcode lock}'s work: the writer mutex, then the seats flagged and drained. */
+function takeWriteLock(i32: Int32Array, base: number, me: number): number {
+  const taken = lockWord(i32, base + WRITER_MU, me);
+  try {
+    const status = waitedOnly(i32, base, taken);
+    if (flagSeats(i32, base) !== 0) {
+      // Atomic stores: the thread that takes the mutex over if this one dies reads the note.
+      Atomics.store(i32, base + DRAIN_NOTE, D_WAITING | (status === ACQUIRED ? D_CLEAN : 0));
+      drain(i32, base);
+      Atomics.store(i32, base + DRAIN_NOTE, 0);
+    }
+    return status;
+  } catch (error) {
+    // Given up before getting in (a stack overflow can throw from any call): back out, as a
+    // writer that died waiting is backed out by whoever takes its mutex over. Not a thread
+    // found terminated: it must not touch shared memory again, and is backed out when gone.
+    if (!(error instanceof TerminatedError)) backOut(i32, base, me);
+    throw error;
+  }
+}
+
+/**
+ * The writer `me`, holding the writer mutex, backs out before it got in: unflags the seats up
+ * to the high-water mark (its note of what it flagged may be unwritten), drops its drain note
+ * and releases the mutex, poisoned only if it was before.
+ */
+function backOut(i32: Int32Array, base: number, me: number): void {
+  writerLeaves(i32, base, highMark(i32, base));
+  Atomics.store(i32, base + DRAIN_NOTE, 0);
+  unlockWord(i32, base + WRITER_MU, me);
 }
 
 /**

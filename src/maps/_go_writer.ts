@@ -39,21 +39,52 @@ export function beginWrite<K, V>(s: GoAccess<K, V>): number {
     seq = found; // a write finished since our plain read; try again from its value
   }
   i32[LAST_SEQ] = seq;
-  // Cover memory other workers allocated since this worker's views were made: a writer
-  // follows offsets without checking each against its views. The previous writer published
-  // the heap's top before its release of SEQ, read by the compare-exchange above.
-  a.reachTop();
+  try {
+    // Cover memory other workers allocated since this worker's views were made: a writer
+    // follows offsets without checking each against its views. The previous writer published
+    // the heap's top before its release of SEQ, read by the compare-exchange above.
+    a.reachTop();
+  } catch (error) {
+    Atomics.store(i32, SEQ, seq); // nothing written yet: the version it started from
+    throw error;
+  }
   return seq;
 }
 
-/** Publishes the version after `seq`, the one {@linkcode beginWrite} started from. */
-export function endWrite<K, V>(s: GoAccess<K, V>, seq: number): void {
-  Atomics.store(s.arena.i32, SEQ, (seq + 2) | 0);
+/**
+ * SEQ of a write its live writer abandoned (owner 0, which names no thread): whoever meets it
+ * recovers the write as a dead writer's (recoverWriter).
+ */
+const ABANDONED = 1;
+
+/**
+ * Ends the write that began at `seq`. `settled`: the write committed, or rolled back, and left
+ * no clear to finish; the version after `seq` is published. Otherwise (whatever threw cut the
+ * write short and its rollback too: a stack overflow can throw from any call) the write is
+ * {@linkcode ABANDONED}: published, the map would show readers and the next writer a write
+ * half done, and held, it would shut every other thread out for good.
+ */
+export function endWrite<K, V>(s: GoAccess<K, V>, seq: number, settled: boolean): void {
+  Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED);
+}
+
+/**
+ * Whether a write whose clear (the intent CLEAR) threw `error` may be published as it stands: only when the error is corrupt memory's (a RangeError
+ * whose message begins "corrupt"), which no one could ever finish the clear past. The intent is
+ * dropped then, so that no later recovery finishes it by surprise, and the map goes on, cleared
+ * up to that bucket. Any other error (a stack overflow) leaves the write to be abandoned, and
+ * the clear is finished by whoever comes next.
+ */
+export function clearBroken<K, V>(s: GoAccess<K, V>, error: unknown): boolean {
+  const journal = s.tx.journal;
+  if (!(error instanceof RangeError) || !error.message.startsWith("corrupt")) return false;
+  journal.setIntent(0);
+  return true;
 }
 
 /**
  * The write sequence reads `seq`, odd: a writer is inside. If that writer's thread is gone
- * (census.ts), takes the sequence over, rolls the interrupted write back from its journal
+ * (census.ts), or the write was {@linkcode ABANDONED}, takes the sequence over, rolls the interrupted write back from its journal
  * (or finishes an interrupted clear), and publishes the version after the one the dead
  * writer started from. Returns the sequence word to go on from: even if the map is
  * writable now, odd if a live writer holds it. A recovery that throws (a corrupt journal is
@@ -63,7 +94,7 @@ export function endWrite<K, V>(s: GoAccess<K, V>, seq: number): void {
  */
 function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   const owner = seq >>> 1;
-  if (owner === ownerId() || !ownerGone(owner)) return seq;
+  if (owner !== 0 && (owner === ownerId() || !ownerGone(owner))) return seq;
   const a = s.arena;
   const i32 = a.i32;
   const mine = (ownerId() << 1) | 1;

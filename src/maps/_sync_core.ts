@@ -20,7 +20,15 @@
 import { bytesUsed } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { ownerId } from "../_engine/census.ts";
-import { ACQUIRED, clearPoison, lockWord, unlockWord } from "../_engine/futex.ts";
+import {
+  ACQUIRED,
+  clearPoison,
+  CONTENDED,
+  lockWord,
+  NOT_ACQUIRED,
+  OWNER_SHIFT,
+  POISONED,
+} from "../_engine/futex.ts";
 import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
@@ -168,23 +176,45 @@ export class SyncCore {
    * it throws, then finishes the intents the commit left (marking, clearing) and unlocks.
    */
   locked<T>(f: () => T): T {
-    this.#lock();
+    // Taken before the lock: the release below must make no call (see the finally).
+    const i32 = this.arena.i32;
+    const me = ownerId();
+    this.#lock(i32, me);
     let done = false;
+    // Whether the step is over: committed and its intents carried out, or rolled back. Until
+    // then the mutex is released poisoned, whatever threw (a stack overflow can throw from any
+    // call, the rollback's included), so that its next holder recovers the step as a dead
+    // holder's (recoverMutex) instead of meeting a journal still begun.
+    let settled = false;
     let result: T;
     try {
       result = f();
       this.tx.journal.commit(this.tx.releaser);
       done = true;
       this.#afterCommit();
+      settled = true;
     } catch (error) {
       if (!done) {
         this.tx.journal.recover(this.tx.releaser);
+        settled = true;
         this.participant.resync();
       }
       throw error;
     } finally {
       this.#pendingRead = -1;
-      unlockWord(this.arena.i32, R_MU, ownerId());
+      // The release, written out with builtins alone: a stack overflow is checked for as a
+      // function of ours is entered, and this release must not fail (the mutex would be held
+      // for good by a thread that goes on). Unsettled, it leaves the mutex poisoned: the next
+      // holder recovers the step as a dead holder's.
+      let w = Atomics.load(i32, R_MU);
+      while (w >>> OWNER_SHIFT === me) {
+        const found = Atomics.compareExchange(i32, R_MU, w, settled ? w & POISONED : POISONED);
+        if (found === w) {
+          if ((w & CONTENDED) !== 0) Atomics.notify(i32, R_MU, 1);
+          break;
+        }
+        w = found;
+      }
     }
     // A recovery of the mutex found a dead holder: have what it left reclaimed, once unlocked
     // (the reclaim takes the mutex itself). The caller is in the middle of an operation here:
@@ -211,20 +241,36 @@ export class SyncCore {
     else this.participant.unpark();
   };
 
-  #lock(): void {
+  #lock(i32: Int32Array, me: number): void {
     const a = this.arena;
-    const status = lockWord(a.i32, R_MU, ownerId(), this.#onWait);
-    // Under the lock, cover memory other workers allocated since this worker's views were
-    // made: the locked paths follow offsets without checking each against the views. (Records,
-    // which lock-free stores publish, are checked one by one as they are decoded.)
-    a.reachTop();
-    // A recovery or a begin that throws (a corrupt journal is a RangeError) leaves the mutex
-    // unlocked: held, it would stop every other thread's calls for good.
+    // Whether this thread held the mutex already (lockWord then throws): not to be released.
+    const already = i32[R_MU] >>> OWNER_SHIFT === me;
+    let status = NOT_ACQUIRED;
+    let clean = false;
+    // A recovery or a begin that throws (a corrupt journal is a RangeError, and a stack
+    // overflow can throw from any call) leaves the mutex unlocked, poisoned: held, it would
+    // stop every other thread's calls for good; the next holder recovers whatever was left.
     try {
+      status = lockWord(i32, R_MU, me, this.#onWait);
+      // Under the lock, cover memory other workers allocated since this worker's views were
+      // made: the locked paths follow offsets without checking each against the views.
+      // (Records, which lock-free stores publish, are checked one by one as they are decoded.)
+      a.reachTop();
       if (status !== ACQUIRED) this.recoverMutex();
+      clean = true; // a begin that throws (a corrupt journal) has written nothing
       this.tx.journal.begin();
     } catch (error) {
-      unlockWord(a.i32, R_MU, ownerId());
+      // Released, written out as in locked(), poisoned unless nothing was left half-done; also
+      // after a lockWord that took the mutex and then threw.
+      let w = Atomics.load(i32, R_MU);
+      while (!already && w >>> OWNER_SHIFT === me) {
+        const found = Atomics.compareExchange(i32, R_MU, w, clean ? w & POISONED : POISONED);
+        if (found === w) {
+          if ((w & CONTENDED) !== 0) Atomics.notify(i32, R_MU, 1);
+          break;
+        }
+        w = found;
+      }
       throw error;
     }
   }

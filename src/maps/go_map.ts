@@ -35,6 +35,7 @@ import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
   beginRead,
   beginWrite,
+  clearBroken,
   endWrite,
   finishClear,
   readFailure,
@@ -340,9 +341,15 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // From here on no user code runs: the probes refer to nothing user code can reach.
     const seq = beginWrite(s);
     const tx = s.tx;
+    let settled = false; // see endWrite
+    let begun = false; // a begin that throws (a corrupt journal) has written nothing
     try {
-      if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) return this;
+      if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
+        settled = true;
+        return this;
+      }
       tx.begin();
+      begun = true;
       const lo = v.materialize(a, s.allocBlob);
       const k = s.table.insert(p, true);
       const w = k >> 2;
@@ -352,11 +359,13 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       tx.set(w + VALUE_HI, v.hi);
       if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
       tx.commit();
+      settled = true;
     } catch (error) {
-      tx.abort();
+      if (begun) tx.abort();
+      settled = true;
       throw error;
     } finally {
-      endWrite(s, seq);
+      endWrite(s, seq, settled);
     }
     return this;
   }
@@ -377,8 +386,11 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
     const seq = beginWrite(s);
     const tx = s.tx;
+    let settled = false; // see endWrite
+    let begun = false; // as in set
     try {
       tx.begin();
+      begun = true;
       const removed = s.table.remove(p);
       tx.commit();
       // The last key gone: give back the overflow buckets too, as a clear does (Go keeps them
@@ -388,12 +400,15 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         tx.journal.setIntent(INTENT_CLEAR, 0);
         finishClear(s);
       }
+      settled = true;
       return removed;
     } catch (error) {
-      tx.abort();
+      if (begun) tx.abort();
+      // A clear's step that threw was rolled back (finishClear), the clear left to finish.
+      settled = tx.journal.intent === 0 || clearBroken(s, error);
       throw error;
     } finally {
-      endWrite(s, seq);
+      endWrite(s, seq, settled);
     }
   }
 
@@ -412,14 +427,20 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   clear(): void {
     const s = this.#s;
     const seq = beginWrite(s);
+    let settled = false; // see endWrite
     try {
       // A clear frees every key's memory: too much for one journal. It runs as a row of small
       // transactions, one bucket each, recorded as an intent: a writer that dies part-way
       // leaves the intent, and whoever recovers finishes the clear (docs/design.md).
       s.tx.journal.setIntent(INTENT_CLEAR, 0);
       finishClear(s);
+      settled = true;
+    } catch (error) {
+      // Cut short, the clear is finished by whoever comes next (see clearBroken).
+      settled = clearBroken(s, error);
+      throw error;
     } finally {
-      endWrite(s, seq);
+      endWrite(s, seq, settled);
     }
   }
 
@@ -575,7 +596,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }
       }
     } finally {
-      endWrite(s, seq);
+      endWrite(s, seq, true); // verify writes nothing
     }
   }
 

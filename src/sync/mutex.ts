@@ -9,7 +9,6 @@ import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine
 import {
   ACQUIRED,
   clearPoison,
-  lastDeadOwner,
   lockWordSlow,
   OWNER_SHIFT,
   ownerOf,
@@ -23,9 +22,9 @@ import {
   LockAttachment,
   lockHandle,
   newLockBlock,
+  ownerDead,
   tried,
 } from "../_engine/lock_block.ts";
-import { OwnerDeadError } from "../errors.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
 
 /**
@@ -58,7 +57,7 @@ export interface MutexHandle {
 /** {@linkcode Mutex.prototype.lock} once its compare-exchange failed. */
 function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
   if (lockWordSlow(block, LOCK_BASE, me) !== ACQUIRED) {
-    throw new OwnerDeadError("Mutex", lastDeadOwner);
+    throw ownerDead("Mutex", () => unlockWordSlow(block, LOCK_BASE, me));
   }
 }
 
@@ -222,7 +221,12 @@ export class Mutex {
    * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    return tried(tryLockWord(this.#block, LOCK_BASE, liveOwnerId()), "Mutex");
+    const me = liveOwnerId();
+    return tried(
+      tryLockWord(this.#block, LOCK_BASE, me),
+      "Mutex",
+      () => unlockWordSlow(this.#block, LOCK_BASE, me),
+    );
   }
 
   /**

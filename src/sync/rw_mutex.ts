@@ -6,19 +6,14 @@
  */
 
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
-import {
-  ACQUIRED,
-  clearPoison,
-  lastDeadOwner,
-  NOT_ACQUIRED,
-  OWNER_SHIFT,
-} from "../_engine/futex.ts";
+import { ACQUIRED, clearPoison, NOT_ACQUIRED, OWNER_SHIFT } from "../_engine/futex.ts";
 import {
   attachLockBlock,
   LOCK_BASE,
   LockAttachment,
   lockHandle,
   newLockBlock,
+  ownerDead,
   tried,
 } from "../_engine/lock_block.ts";
 import {
@@ -38,7 +33,7 @@ import {
   unlock,
   writerWord,
 } from "../_engine/rw_lock.ts";
-import { OwnerDeadError } from "../errors.ts";
+import type { OwnerDeadError } from "../errors.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
 
@@ -251,7 +246,7 @@ export class RWMutex {
     const f = fast;
     const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
     if (lock(this.#block, LOCK_BASE, me) !== ACQUIRED) {
-      throw new OwnerDeadError("RWMutex", lastDeadOwner);
+      throw ownerDead("RWMutex", () => unlock(this.#block, LOCK_BASE, me));
     }
   }
 
@@ -276,7 +271,12 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    return tried(tryLock(this.#block, LOCK_BASE, liveOwnerId()), "RWMutex");
+    const me = liveOwnerId();
+    return tried(
+      tryLock(this.#block, LOCK_BASE, me),
+      "RWMutex",
+      () => unlock(this.#block, LOCK_BASE, me),
+    );
   }
 
   /**
@@ -325,16 +325,14 @@ export class RWMutex {
     const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
     const seat = this.#readSeat;
     if (seat === 0) {
-      if (this.#rLockFirst(me) !== ACQUIRED) throw new OwnerDeadError("RWMutex", lastDeadOwner);
+      if (this.#rLockFirst(me) !== ACQUIRED) throw this.#readerDead();
       return;
     }
     // The later read locks' fast path, written out as Mutex.lock's is: one add on this thread's
     // seat (rw_lock.ts rLockFirst's doc), then the poison bit.
     const block = this.#block;
     if (Atomics.add(block, seat, 1) >= MAX_READS) rLockSlow(block, LOCK_BASE, seat, me);
-    if (rwPoisoned(block, LOCK_BASE)) {
-      throw new OwnerDeadError("RWMutex", lastDeadOwner);
-    }
+    if (rwPoisoned(block, LOCK_BASE)) throw this.#readerDead();
   }
 
   /**
@@ -365,7 +363,7 @@ export class RWMutex {
     const status = tryRLock(this.#block, LOCK_BASE, seat);
     // tryRLock makes the first lock's handshake: a read lock it gives opens the fast path.
     if (status !== NOT_ACQUIRED) this.#readSeat = seat;
-    return tried(status, "RWMutex");
+    return tried(status, "RWMutex", () => this.rUnlock());
   }
 
   /**
@@ -384,6 +382,11 @@ export class RWMutex {
    * @throws {Error} `sync: RUnlock of unlocked RWMutex` if the calling thread holds no read
    * lock; the lock is left as it was.
    */
+  /** The OwnerDeadError of a read lock the caller holds (see ownerDead). */
+  #readerDead(): OwnerDeadError {
+    return ownerDead("RWMutex", () => this.rUnlock());
+  }
+
   rUnlock(): void {
     const seat = this.#seat;
     rUnlock(this.#block, LOCK_BASE, seat !== 0 ? seat : this.#readerSeat(ownerId()));

@@ -1,0 +1,192 @@
+// Copyright the shmap authors. MIT license.
+// A stack overflow can throw from any call, inside shmap too, when user code that recurses
+// deeply calls a map or a lock near the stack's limit: the caller catches a RangeError, and
+// the structure must be as a call cut short by any other error leaves it (whole, usable, no
+// lock held). The sweeps call each structure at every depth near the limit, so that the
+// overflow comes at every point of its paths in turn, the rollbacks and unlocks included; the
+// injected cases make a step's rollback itself fail, deterministically: the lock it held must
+// go to the next caller marked for repair (poisoned, or the write abandoned), not as if the
+// step were whole, and the next caller repairs it.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Journal } from "../src/_engine/journal.ts";
+import { MapFullError } from "../src/errors.ts";
+import { GoMap } from "../src/maps/go_map.ts";
+import { SyncMap } from "../src/maps/sync_map.ts";
+import { Mutex } from "../src/sync/mutex.ts";
+import { RWMutex } from "../src/sync/rw_mutex.ts";
+
+const isOverflow = (error: unknown): boolean =>
+  error instanceof RangeError && /call stack/i.test(error.message);
+
+/**
+ * Recurses to the stack's limit, then on the way back calls `call` in each of the `window`
+ * frames nearest the limit (one call per depth). Returns how many calls overflowed; any other
+ * error is thrown once the stack has unwound. `pad` changes the recursing frame's size, so
+ * that sweeps with different pads reach the paths' calls at different stack offsets.
+ */
+function sweep(call: (i: number) => void, pad: number, window = 1_500): number {
+  let overflows = 0;
+  let other: unknown;
+  let i = 0;
+  const down = (n: number, a: number, b: number, c: number): number => {
+    let limit: number;
+    try {
+      limit = pad === 0 ? down(n + 1, a, b, c) : down(n + 1, a + 1, b + a, c + b);
+    } catch {
+      limit = n;
+    }
+    if (limit - n < window && other === undefined) {
+      try {
+        call(i++);
+      } catch (error) {
+        if (isOverflow(error)) overflows++;
+        else other = error;
+      }
+    }
+    return limit + ((a + b + c) & 0);
+  };
+  down(0, pad, pad, pad);
+  if (other !== undefined) throw other;
+  return overflows;
+}
+
+const PADS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+describe("a stack overflow inside a call leaves the structure whole and usable", () => {
+  it("SyncMap: store, delete, clear", () => {
+    for (const pad of PADS) {
+      const map = new SyncMap<number, string>();
+      const overflows = sweep((i) => {
+        map.store(i % 300, `value ${i}`);
+        map.delete((i * 7) % 300);
+        if (i % 97 === 0) map.clear();
+      }, pad);
+      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+      map.verify();
+      for (let i = 0; i < 500; i++) map.store(i, `after ${i}`);
+      assert.equal(map.load(499), "after 499");
+      map.verify();
+    }
+  });
+
+  it("GoMap: set, delete, clear", () => {
+    for (const pad of PADS) {
+      const map = new GoMap<number, string>();
+      const overflows = sweep((i) => {
+        map.set(i % 300, `value ${i}`);
+        map.delete((i * 7) % 300);
+        if (i % 97 === 0) map.clear();
+      }, pad);
+      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+      map.verify();
+      for (let i = 0; i < 500; i++) map.set(i, `after ${i}`);
+      assert.equal(map.get(499), "after 499");
+      map.verify();
+    }
+  });
+
+  it("Mutex and RWMutex: no lock is left held", () => {
+    for (const pad of PADS) {
+      const mu = new Mutex();
+      const rw = new RWMutex();
+      // Which lock the last call left held: its unlock overflowed, and it is retried.
+      let held = 0;
+      const release = (): void => {
+        if (held === 1) mu.unlock();
+        if (held === 2) rw.unlock();
+        if (held === 3) rw.rUnlock();
+        held = 0;
+      };
+      const overflows = sweep(() => {
+        // A lock call that overflows took nothing; an unlock that overflows released nothing.
+        release();
+        mu.lock();
+        held = 1;
+        release();
+        rw.lock();
+        held = 2;
+        release();
+        rw.rLock();
+        held = 3;
+        release();
+      }, pad);
+      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+      release();
+      assert.equal(mu.tryLock(), true, "the Mutex is free");
+      mu.unlock();
+      assert.equal(rw.tryLock(), true, "the RWMutex is free");
+      rw.unlock();
+      assert.equal(rw.tryRLock(), true, "the RWMutex takes readers");
+      rw.rUnlock();
+    }
+  });
+});
+
+/** Makes the next `Journal.recover` throw as an overflow would; returns how to undo that. */
+function failNextRecover(): { calls: () => number; restore: () => void } {
+  const recover = Journal.prototype.recover;
+  let calls = 0;
+  Journal.prototype.recover = function (this: Journal, ...args) {
+    calls++;
+    if (calls === 1) throw new RangeError("Maximum call stack size exceeded (injected)");
+    return recover.apply(this, args);
+  };
+  return { calls: () => calls, restore: () => Journal.prototype.recover = recover };
+}
+
+/** Fills `write` until MapFullError; returns the keys written. */
+function fill(write: (i: number) => void): number {
+  for (let i = 0;; i++) {
+    try {
+      write(i);
+    } catch (error) {
+      if (error instanceof MapFullError) return i;
+      throw error;
+    }
+  }
+}
+
+describe("a step whose rollback fails is repaired by the next caller", () => {
+  it("SyncMap: a store that fails, then fails to roll back", () => {
+    const map = new SyncMap<number, string>({ maxBytes: 65536 });
+    const n = fill((i) => map.store(i, "v".repeat(40 + (i % 7))));
+    const before = new Map(map.entries());
+    const injected = failNextRecover();
+    try {
+      assert.throws(() => map.store(n + 1, "x".repeat(2_000)), /injected/);
+      assert.ok(injected.calls() >= 1);
+    } finally {
+      injected.restore();
+    }
+    // The next call repairs the step as a dead holder's: the failed store is not applied.
+    map.verify();
+    assert.deepEqual(new Map(map.entries()), before);
+    map.delete(0);
+    map.store(0, "w".repeat(40)); // the size of the value deleted
+    assert.equal(map.load(0), "w".repeat(40));
+    map.verify();
+  });
+
+  it("GoMap: a set that fails, then fails to roll back", () => {
+    const map = new GoMap<number, string>({ maxBytes: 65536 });
+    const n = fill((i) => map.set(i, "v".repeat(40 + (i % 7))));
+    const before = new Map(map.entries());
+    const injected = failNextRecover();
+    try {
+      assert.throws(() => map.set(n + 1, "x".repeat(2_000)), /injected/);
+      assert.equal(injected.calls(), 1);
+    } finally {
+      injected.restore();
+    }
+    // Abandoned, not published: the next call (a read) rolls the write back.
+    assert.equal(map.get(n + 1), undefined);
+    map.verify();
+    assert.deepEqual(new Map(map.entries()), before);
+    map.delete(0);
+    map.set(0, "w".repeat(40)); // the size of the value deleted
+    assert.equal(map.get(0), "w".repeat(40));
+    map.verify();
+  });
+});
