@@ -366,6 +366,11 @@ export class RWMutex {
     return tried(status, "RWMutex", () => this.rUnlock());
   }
 
+  /** The OwnerDeadError of a read lock the caller holds (see ownerDead). */
+  #readerDead(): OwnerDeadError {
+    return ownerDead("RWMutex", () => this.rUnlock());
+  }
+
   /**
    * Releases one read lock of the calling thread. When the last reader leaves while a writer
    * waits, the writer is woken.
@@ -382,11 +387,6 @@ export class RWMutex {
    * @throws {Error} `sync: RUnlock of unlocked RWMutex` if the calling thread holds no read
    * lock; the lock is left as it was.
    */
-  /** The OwnerDeadError of a read lock the caller holds (see ownerDead). */
-  #readerDead(): OwnerDeadError {
-    return ownerDead("RWMutex", () => this.rUnlock());
-  }
-
   rUnlock(): void {
     const seat = this.#seat;
     rUnlock(this.#block, LOCK_BASE, seat !== 0 ? seat : this.#readerSeat(ownerId()));
