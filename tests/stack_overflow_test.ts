@@ -55,37 +55,44 @@ function sweep(call: (i: number) => void, pad: number, window = 1_500): number {
 const PADS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
 describe("a stack overflow inside a call leaves the structure whole and usable", () => {
-  it("SyncMap: store, delete, clear", () => {
-    for (const pad of PADS) {
+  /** A map's writes, as the sweeps make them. */
+  interface Writes {
+    set(key: number, value: string): void;
+    delete(key: number): void;
+    clear(): void;
+    get(key: number): string | undefined;
+    verify(): void;
+  }
+  const MAPS: [string, () => Writes][] = [
+    ["SyncMap: store, delete, clear", () => {
       const map = new SyncMap<number, string>();
-      const overflows = sweep((i) => {
-        map.store(i % 300, `value ${i}`);
-        map.delete((i * 7) % 300);
-        if (i % 97 === 0) map.clear();
-      }, pad);
-      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
-      map.verify();
-      for (let i = 0; i < 500; i++) map.store(i, `after ${i}`);
-      assert.equal(map.load(499), "after 499");
-      map.verify();
-    }
-  });
-
-  it("GoMap: set, delete, clear", () => {
-    for (const pad of PADS) {
-      const map = new GoMap<number, string>();
-      const overflows = sweep((i) => {
-        map.set(i % 300, `value ${i}`);
-        map.delete((i * 7) % 300);
-        if (i % 97 === 0) map.clear();
-      }, pad);
-      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
-      map.verify();
-      for (let i = 0; i < 500; i++) map.set(i, `after ${i}`);
-      assert.equal(map.get(499), "after 499");
-      map.verify();
-    }
-  });
+      return {
+        set: (k, v) => map.store(k, v),
+        delete: (k) => map.delete(k),
+        clear: () => map.clear(),
+        get: (k) => map.load(k),
+        verify: () => map.verify(),
+      };
+    }],
+    ["GoMap: set, delete, clear", () => new GoMap<number, string>()],
+  ];
+  for (const [name, make] of MAPS) {
+    it(name, () => {
+      for (const pad of PADS) {
+        const map = make();
+        const overflows = sweep((i) => {
+          map.set(i % 300, `value ${i}`);
+          map.delete((i * 7) % 300);
+          if (i % 97 === 0) map.clear();
+        }, pad);
+        assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+        map.verify();
+        for (let i = 0; i < 500; i++) map.set(i, `after ${i}`);
+        assert.equal(map.get(499), "after 499");
+        map.verify();
+      }
+    });
+  }
 
   it("Mutex and RWMutex: no lock is left held", () => {
     for (const pad of PADS) {
