@@ -80,7 +80,8 @@ import {
 } from "./futex.ts";
 
 const STATE = 0;
-const WRITER_MU = 1;
+/** The writer mutex's word, from the lock's base (RWMutex.rLock reads its POISONED bit). */
+export const WRITER_MU = 1;
 const DRAIN = 2;
 const FLAGGED = 3;
 const NSEATS = 4;

@@ -6,7 +6,7 @@
  */
 
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
-import { ACQUIRED, clearPoison, NOT_ACQUIRED, OWNER_SHIFT } from "../_engine/futex.ts";
+import { ACQUIRED, clearPoison, NOT_ACQUIRED, OWNER_SHIFT, POISONED } from "../_engine/futex.ts";
 import {
   attachLockBlock,
   LOCK_BASE,
@@ -31,6 +31,7 @@ import {
   tryLock,
   tryRLock,
   unlock,
+  WRITER_MU,
   writerWord,
 } from "../_engine/rw_lock.ts";
 import type { OwnerDeadError } from "../errors.ts";
@@ -332,7 +333,9 @@ export class RWMutex {
     // seat (rw_lock.ts rLockFirst's doc), then the poison bit.
     const block = this.#block;
     if (Atomics.add(block, seat, 1) >= MAX_READS) rLockSlow(block, LOCK_BASE, seat, me);
-    if (rwPoisoned(block, LOCK_BASE)) throw this.#readerDead();
+    // rwPoisoned, written out: from the add on, no call of ours (where a stack overflow is
+    // checked for) may throw before the caller learns it holds the read lock.
+    if ((block[LOCK_BASE + WRITER_MU] & POISONED) !== 0) throw this.#readerDead();
   }
 
   /**
