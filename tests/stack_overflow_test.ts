@@ -196,4 +196,34 @@ describe("a step whose rollback fails is repaired by the next caller", () => {
     assert.equal(map.get(0), "w".repeat(40));
     map.verify();
   });
+
+  // An allocator step inside a SyncMap step whose commit fails: the allocator's lock is left
+  // poisoned with its step begun, and the SyncMap step's rollback must roll the allocator's
+  // step back first (it may have written the SyncMap journal's entries): read before that, the
+  // journal frees a block twice.
+  it("SyncMap: an allocation inside a store fails to commit", () => {
+    const map = new SyncMap<number, string>();
+    for (let i = 0; i < 50; i++) map.store(i, `v${i}`);
+    const commit = Journal.prototype.commit;
+    let armed = true;
+    Journal.prototype.commit = function (this: Journal, ...args) {
+      const stack = new Error().stack ?? "";
+      if (armed && stack.includes("underLock") && stack.includes("locked")) {
+        armed = false;
+        throw new RangeError("Maximum call stack size exceeded (injected)");
+      }
+      return commit.apply(this, args);
+    };
+    try {
+      assert.throws(() => map.store(1000, "a new key"), /injected/);
+      assert.equal(armed, false, "the allocator's commit was reached");
+    } finally {
+      Journal.prototype.commit = commit;
+    }
+    map.verify();
+    assert.equal(map.load(1000), undefined);
+    for (let i = 0; i < 400; i++) map.store(2000 + i, "w".repeat(i % 50));
+    for (let i = 0; i < 400; i++) assert.equal(map.load(2000 + i), "w".repeat(i % 50));
+    map.verify();
+  });
 });

@@ -19,7 +19,7 @@
  */
 
 import { adoptCensus, census } from "./census.ts";
-import { ACQUIRED_POISONED, lastDeadOwner, NOT_ACQUIRED } from "./futex.ts";
+import { lastDeadOwner } from "./futex.ts";
 import { OwnerDeadError } from "../errors.ts";
 import { describe } from "../_describe.ts";
 
@@ -53,16 +53,6 @@ export class LockAttachment {
   constructor(block: Int32Array<SharedArrayBuffer>) {
     this.block = block;
   }
-}
-
-/**
- * A public try-acquire's answer for `status` (futex.ts): whether the caller now holds the lock
- * of `kind`. Acquired from a dead holder, the caller holds it and gets an OwnerDeadError.
- */
-export function tried(status: number, kind: LockKind, release: () => void): boolean {
-  if (status === NOT_ACQUIRED) return false;
-  if (status === ACQUIRED_POISONED) throw ownerDead(kind, release);
-  return true;
 }
 
 /**

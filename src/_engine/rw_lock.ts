@@ -356,9 +356,9 @@ export function lock(i32: Int32Array, base: number, me: number): number {
       }
       const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
       if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
-      Atomics.store(i32, base + DRAIN_NOTE, 0);
-      // Released as unlockWordSlow does: POISONED kept, a sleeper woken.
+      // Released as unlockWordSlow does: POISONED kept, a sleeper woken; the note as backOut.
       let w = Atomics.load(i32, base + WRITER_MU);
+      if ((w & POISONED) === 0) Atomics.store(i32, base + DRAIN_NOTE, 0);
       for (;;) {
         const found = Atomics.compareExchange(i32, base + WRITER_MU, w, w & POISONED);
         if (found === w) break;
@@ -397,8 +397,13 @@ function takeWriteLock(i32: Int32Array, base: number, me: number): number {
  * and releases the mutex, poisoned only if it was before.
  */
 function backOut(i32: Int32Array, base: number, me: number): void {
+  const w = Atomics.load(i32, base + WRITER_MU);
+  // Not ours (declared gone meanwhile, and taken over): the flags are the new holder's.
+  if (w >>> OWNER_SHIFT !== me) return;
   writerLeaves(i32, base, highMark(i32, base));
-  Atomics.store(i32, base + DRAIN_NOTE, 0);
+  // Poisoned, the note is for the next taker, who gets the lock poisoned and reads it: a dead
+  // waiter's that this thread had not read yet, or its own, which says the lock was not clean.
+  if ((w & POISONED) === 0) Atomics.store(i32, base + DRAIN_NOTE, 0);
   unlockWord(i32, base + WRITER_MU, me);
 }
 

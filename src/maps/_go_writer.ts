@@ -54,19 +54,16 @@ export function beginWrite<K, V>(s: GoAccess<K, V>): number {
 /**
  * SEQ of a write its live writer abandoned (owner 0, which names no thread): whoever meets it
  * recovers the write as a dead writer's (recoverWriter).
+ *
+ * A write ends by storing SEQ, written out where each write ends (GoMap.set, delete, clear):
+ * `settled ? (seq + 2) | 0 : ABANDONED`, with no call of ours there (a stack overflow is checked
+ * for as one is entered, and this store must not fail). `settled`: the write committed, or
+ * rolled back, and left no clear to finish; the version after `seq` is published. Otherwise
+ * (whatever threw cut the write short and its rollback too) the write is abandoned: published,
+ * the map would show readers and the next writer a write half done, and held, it would shut
+ * every other thread out for good.
  */
-const ABANDONED = 1;
-
-/**
- * Ends the write that began at `seq`. `settled`: the write committed, or rolled back, and left
- * no clear to finish; the version after `seq` is published. Otherwise (whatever threw cut the
- * write short and its rollback too: a stack overflow can throw from any call) the write is
- * {@linkcode ABANDONED}: published, the map would show readers and the next writer a write
- * half done, and held, it would shut every other thread out for good.
- */
-export function endWrite<K, V>(s: GoAccess<K, V>, seq: number, settled: boolean): void {
-  Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED);
-}
+export const ABANDONED = 1;
 
 /**
  * Whether a write whose clear (the intent CLEAR) threw `error` may be published as it stands: only when the error is corrupt memory's (a RangeError

@@ -195,7 +195,9 @@ export class SyncCore {
       settled = true;
     } catch (error) {
       if (!done) {
-        this.tx.journal.recover(this.tx.releaser);
+        // Through the transaction: an allocator step cut short inside this one (released
+        // poisoned) is rolled back first, before this journal's FREE entries are read.
+        this.tx.recover();
         settled = true;
         this.participant.resync();
       }
@@ -332,7 +334,7 @@ export class SyncCore {
       }
       journal.commit(this.tx.releaser);
     } catch (error) {
-      journal.recover(this.tx.releaser);
+      this.tx.recover(); // the allocator first, as in locked()
       throw error;
     }
   }

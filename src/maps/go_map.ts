@@ -26,6 +26,7 @@ import {
   JOURNAL_BYTES,
   KEY_HI,
   KEY_LO,
+  SEQ,
   VALUE_HI,
   VALUE_LO,
 } from "./_go_layout.ts";
@@ -33,10 +34,10 @@ import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
 import { ABSENT, findNumber, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
+  ABANDONED,
   beginRead,
   beginWrite,
   clearBroken,
-  endWrite,
   finishClear,
   readFailure,
   validated,
@@ -341,7 +342,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // From here on no user code runs: the probes refer to nothing user code can reach.
     const seq = beginWrite(s);
     const tx = s.tx;
-    let settled = false; // see endWrite
+    let settled = false; // see ABANDONED
     let begun = false; // a begin that throws (a corrupt journal) has written nothing
     try {
       if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
@@ -365,7 +366,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       settled = true;
       throw error;
     } finally {
-      endWrite(s, seq, settled);
+      Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
     }
     return this;
   }
@@ -386,7 +387,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
     const seq = beginWrite(s);
     const tx = s.tx;
-    let settled = false; // see endWrite
+    let settled = false; // see ABANDONED
     let begun = false; // as in set
     try {
       tx.begin();
@@ -408,7 +409,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       settled = tx.journal.intent === 0 || clearBroken(s, error);
       throw error;
     } finally {
-      endWrite(s, seq, settled);
+      Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
     }
   }
 
@@ -427,7 +428,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   clear(): void {
     const s = this.#s;
     const seq = beginWrite(s);
-    let settled = false; // see endWrite
+    let settled = false; // see ABANDONED
     try {
       // A clear frees every key's memory: too much for one journal. It runs as a row of small
       // transactions, one bucket each, recorded as an intent: a writer that dies part-way
@@ -440,7 +441,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       settled = clearBroken(s, error);
       throw error;
     } finally {
-      endWrite(s, seq, settled);
+      Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
     }
   }
 
@@ -596,7 +597,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }
       }
     } finally {
-      endWrite(s, seq, true); // verify writes nothing
+      Atomics.store(s.arena.i32, SEQ, (seq + 2) | 0); // verify writes nothing
     }
   }
 

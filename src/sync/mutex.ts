@@ -8,6 +8,7 @@
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
+  ACQUIRED_POISONED,
   clearPoison,
   lockWordSlow,
   OWNER_SHIFT,
@@ -23,7 +24,6 @@ import {
   lockHandle,
   newLockBlock,
   ownerDead,
-  tried,
 } from "../_engine/lock_block.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
 
@@ -222,11 +222,11 @@ export class Mutex {
    */
   tryLock(): boolean {
     const me = liveOwnerId();
-    return tried(
-      tryLockWord(this.#block, LOCK_BASE, me),
-      "Mutex",
-      () => unlockWordSlow(this.#block, LOCK_BASE, me),
-    );
+    const status = tryLockWord(this.#block, LOCK_BASE, me);
+    if (status === ACQUIRED_POISONED) {
+      throw ownerDead("Mutex", () => unlockWordSlow(this.#block, LOCK_BASE, me));
+    }
+    return status === ACQUIRED;
   }
 
   /**

@@ -6,7 +6,14 @@
  */
 
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
-import { ACQUIRED, clearPoison, NOT_ACQUIRED, OWNER_SHIFT, POISONED } from "../_engine/futex.ts";
+import {
+  ACQUIRED,
+  ACQUIRED_POISONED,
+  clearPoison,
+  NOT_ACQUIRED,
+  OWNER_SHIFT,
+  POISONED,
+} from "../_engine/futex.ts";
 import {
   attachLockBlock,
   LOCK_BASE,
@@ -14,7 +21,6 @@ import {
   lockHandle,
   newLockBlock,
   ownerDead,
-  tried,
 } from "../_engine/lock_block.ts";
 import {
   initRw,
@@ -273,11 +279,11 @@ export class RWMutex {
    */
   tryLock(): boolean {
     const me = liveOwnerId();
-    return tried(
-      tryLock(this.#block, LOCK_BASE, me),
-      "RWMutex",
-      () => unlock(this.#block, LOCK_BASE, me),
-    );
+    const status = tryLock(this.#block, LOCK_BASE, me);
+    if (status === ACQUIRED_POISONED) {
+      throw ownerDead("RWMutex", () => unlock(this.#block, LOCK_BASE, me));
+    }
+    return status === ACQUIRED;
   }
 
   /**
@@ -366,7 +372,8 @@ export class RWMutex {
     const status = tryRLock(this.#block, LOCK_BASE, seat);
     // tryRLock makes the first lock's handshake: a read lock it gives opens the fast path.
     if (status !== NOT_ACQUIRED) this.#readSeat = seat;
-    return tried(status, "RWMutex", () => this.rUnlock());
+    if (status === ACQUIRED_POISONED) throw this.#readerDead();
+    return status === ACQUIRED;
   }
 
   /** The OwnerDeadError of a read lock the caller holds (see ownerDead). */
