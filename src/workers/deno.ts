@@ -13,8 +13,8 @@
  * - the worker dies of an uncaught error or unhandled rejection, or fails to load (its `error`
  *   event in the parent; the worker is gone whether or not a listener calls `preventDefault`);
  * - the worker calls `self.close()` (importing this module in the worker wraps `close` so it
- *   tells the parent first; the rest of the task that called it still runs, so do not use the
- *   structures after `close()`);
+ *   tells the parent first, and records itself ending: the rest of the task that called it still
+ *   runs, and its calls into shmap throw `TerminatedError` from then on);
  * - the worker calls `Deno.exit()` or `process.exit()` (its `unload` event tells the parent).
  *
  * A Deno worker does not end by itself when it runs out of work: it lives, and keeps the
@@ -61,7 +61,7 @@
  * @module
  */
 
-import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
+import { selfThreadId, TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import {
   answerThreadId,
   BYE,
@@ -74,7 +74,7 @@ import {
   type TrackMessage,
   WorkerAdapter,
 } from "./_share.ts";
-import { endOfThread, markOnTerminate, noteWatched } from "./_thread_end.ts";
+import { endOfThread, markEnding, markOnTerminate, noteWatched } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
@@ -116,6 +116,14 @@ if (inWorker) {
 }
 
 function sayBye(): void {
+  // Terminating, from now: a parent that waits for a lock this worker holds may be blocking the
+  // very event loop that would read the goodbye below, and takes the lock over after the grace
+  // all the same (census.ts ownerGone). This worker's own calls from here on throw.
+  try {
+    markEnding(selfThreadId());
+  } catch {
+    // No id to record (out of range): the goodbye below still tells the parent.
+  }
   const port = byePort;
   byePort = undefined;
   try {
