@@ -321,6 +321,15 @@ export function isThreadId(threadId: unknown): threadId is number {
     (threadId as number) <= MAX_THREAD_ID;
 }
 
+/** Throws TypeError unless {@linkcode isThreadId}: what the census's writers take. */
+function checkThreadId(threadId: number): void {
+  if (!isThreadId(threadId)) {
+    throw new TypeError(
+      `expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`,
+    );
+  }
+}
+
 /** A Deno web worker: `threadId` is 0 there, as on the main thread. */
 function needsOwnId(): boolean {
   const g = globalThis as { Deno?: unknown; WorkerGlobalScope?: unknown };
@@ -465,11 +474,7 @@ export function markTerminating(threadId: number): void {
 
 /** Records `state` for `threadId` in every census this thread knows (making one if none). */
 export function record(threadId: number, state: number): void {
-  if (!isThreadId(threadId)) {
-    throw new TypeError(
-      `expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`,
-    );
-  }
+  checkThreadId(threadId);
   census();
   for (const view of views) {
     view.sync();
@@ -485,11 +490,7 @@ export function record(threadId: number, state: number): void {
  * main thread, or when the census says so already.
  */
 export function recordChild(threadId: number): void {
-  if (!isThreadId(threadId)) {
-    throw new TypeError(
-      `expected a thread id (an integer in [0, ${MAX_THREAD_ID}]), got ${threadId}`,
-    );
-  }
+  checkThreadId(threadId);
   const watcher = selfThreadId();
   if (watcher === 0 || watcher === threadId) return;
   census();

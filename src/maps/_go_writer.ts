@@ -66,28 +66,28 @@ export function beginWrite<K, V>(s: GoAccess<K, V>): number {
 export const ABANDONED = 1;
 
 /**
- * Whether a write whose clear (the intent CLEAR) threw `error` may be published as it stands: only when the error is corrupt memory's (a RangeError
- * whose message begins "corrupt"), which no one could ever finish the clear past. The intent is
- * dropped then, so that no later recovery finishes it by surprise, and the map goes on, cleared
- * up to that bucket. Any other error (a stack overflow) leaves the write to be abandoned, and
- * the clear is finished by whoever comes next.
+ * Whether a write whose clear (the intent CLEAR) threw `error` may be published as it stands:
+ * only when the error is corrupt memory's (a RangeError whose message begins "corrupt"), which
+ * no one could ever finish the clear past. The intent is dropped then, so that no later
+ * recovery finishes it by surprise, and the map goes on, cleared up to that bucket. Any other
+ * error (a stack overflow) leaves the write to be abandoned, and the clear is finished by
+ * whoever comes next.
  */
 export function clearBroken<K, V>(s: GoAccess<K, V>, error: unknown): boolean {
-  const journal = s.tx.journal;
   if (!(error instanceof RangeError) || !error.message.startsWith("corrupt")) return false;
-  journal.setIntent(0);
+  s.tx.journal.setIntent(0);
   return true;
 }
 
 /**
  * The write sequence reads `seq`, odd: a writer is inside. If that writer's thread is gone
- * (census.ts), or the write was {@linkcode ABANDONED}, takes the sequence over, rolls the interrupted write back from its journal
- * (or finishes an interrupted clear), and publishes the version after the one the dead
- * writer started from. Returns the sequence word to go on from: even if the map is
- * writable now, odd if a live writer holds it. A recovery that throws (a corrupt journal is
- * a RangeError) gives the sequence back to the dead writer, so that every caller after it
- * tries the recovery again and meets the same error, instead of a sequence this thread
- * holds for good.
+ * (census.ts), or the write was {@linkcode ABANDONED}, takes the sequence over, rolls the
+ * interrupted write back from its journal (or finishes an interrupted clear), and publishes
+ * the version after the one the dead writer started from. Returns the sequence word to go on
+ * from: even if the map is writable now, odd if a live writer holds it. A recovery that throws
+ * (a corrupt journal is a RangeError) gives the sequence back to the dead writer, so that
+ * every caller after it tries the recovery again and meets the same error, instead of a
+ * sequence this thread holds for good.
  */
 function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   const owner = seq >>> 1;

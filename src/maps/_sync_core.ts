@@ -25,7 +25,6 @@ import {
   clearPoison,
   CONTENDED,
   lockWord,
-  NOT_ACQUIRED,
   OWNER_SHIFT,
   POISONED,
 } from "../_engine/futex.ts";
@@ -247,13 +246,12 @@ export class SyncCore {
     const a = this.arena;
     // Whether this thread held the mutex already (lockWord then throws): not to be released.
     const already = i32[R_MU] >>> OWNER_SHIFT === me;
-    let status = NOT_ACQUIRED;
     let clean = false;
     // A recovery or a begin that throws (a corrupt journal is a RangeError, and a stack
     // overflow can throw from any call) leaves the mutex unlocked, poisoned: held, it would
     // stop every other thread's calls for good; the next holder recovers whatever was left.
     try {
-      status = lockWord(i32, R_MU, me, this.#onWait);
+      const status = lockWord(i32, R_MU, me, this.#onWait);
       // Under the lock, cover memory other workers allocated since this worker's views were
       // made: the locked paths follow offsets without checking each against the views.
       // (Records, which lock-free stores publish, are checked one by one as they are decoded.)

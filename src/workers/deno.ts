@@ -61,7 +61,7 @@
  * @module
  */
 
-import { selfThreadId, TERMINATE_GRACE_MS } from "../_engine/census.ts";
+import { fast, TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import {
   answerThreadId,
   BYE,
@@ -118,12 +118,9 @@ if (inWorker) {
 function sayBye(): void {
   // Terminating, from now: a parent that waits for a lock this worker holds may be blocking the
   // very event loop that would read the goodbye below, and takes the lock over after the grace
-  // all the same (census.ts ownerGone). This worker's own calls from here on throw.
-  try {
-    markEnding(selfThreadId());
-  } catch {
-    // No id to record (out of range): the goodbye below still tells the parent.
-  }
+  // all the same (census.ts ownerGone). This worker's own calls from here on throw. A worker
+  // that never took an id never used shmap, and holds nothing.
+  if (fast.owner !== 0) markEnding(fast.owner - 1);
   const port = byePort;
   byePort = undefined;
   try {
