@@ -51,6 +51,25 @@ test("Mutex: handle is a plain structured-cloneable object", () => {
   other.unlock();
 });
 
+test("Mutex: two objects of one lock in one thread lock and unlock for each other", () => {
+  // The fast paths keep the caller's owner word in the object: an object that never locked
+  // must still unlock what its thread holds, and then lock as the owner it is.
+  const mu = new Mutex();
+  const other = Mutex.attach(mu.handle);
+  mu.lock();
+  other.unlock(); // `other` has never locked
+  assert.equal(other.tryLock(), true);
+  mu.unlock();
+  other.lock();
+  mu.unlock();
+  assert.throws(() => other.unlock(), { message: "sync: unlock of unlocked mutex" });
+  mu.lock();
+  assert.throws(() => other.lock(), /already holds/);
+  other.unlock();
+  assert.equal(mu.tryLock(), true);
+  mu.unlock();
+});
+
 test("Mutex.attach rejects bad handles with a TypeError", () => {
   const good = new Mutex().handle;
   assertRefusesBadHandles(good, new RWMutex().handle, (h) => Mutex.attach(h as MutexHandle));

@@ -109,6 +109,12 @@ function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
 export class Mutex {
   /** The lock block; the mutex word is at {@linkcode LOCK_BASE}. */
   readonly #block: Int32Array<SharedArrayBuffer>;
+  /**
+   * This thread's lock word (its owner id shifted into place), or 0 until this object's first
+   * lock. An object lives in one thread's heap, and a thread's owner id never changes, so the
+   * word is set once. Read by the fast paths instead of `fast.owner`.
+   */
+  #mine = 0;
 
   /**
    * Creates an unlocked mutex in a new, small `SharedArrayBuffer`.
@@ -193,11 +199,23 @@ export class Mutex {
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
-    // liveOwnerId and lockWord's fast path, written out (census.ts, `fast`): a plain read of
-    // the census count, and one compare-exchange that takes the lock and records the owner;
-    // the rest is out of line.
+    // checkAlive's fast path written out (census.ts, `fast`: a plain read of the census count),
+    // then one compare-exchange that takes the lock and records the owner; the rest is out of
+    // line. The owner word comes from this object, not from `fast`: on V8 that load is the
+    // cheaper one (Mutex lock+unlock 1.10x f80971c's against 1.21x, median of 8 runs).
     const f = fast;
-    const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
+    const mine = this.#mine;
+    if (f.head[C_COUNT] !== f.liveSeen || mine === 0) {
+      this.#lockChecked();
+    } else if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, mine) !== 0) {
+      lockSlow(this.#block, mine >>> OWNER_SHIFT);
+    }
+  }
+
+  /** {@linkcode lock} when the census moved, or on this object's first lock. */
+  #lockChecked(): void {
+    const me = liveOwnerIdSlow();
+    this.#mine = me << OWNER_SHIFT;
     if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, me << OWNER_SHIFT) !== 0) {
       lockSlow(this.#block, me);
     }
@@ -253,9 +271,9 @@ export class Mutex {
     // until we release it (only its holder clears the owner, and nobody takes over from a live
     // holder), so only CONTENDED can be set meanwhile, and the exchange returns it. POISONED
     // cannot be set meanwhile either; a poisoned word reads other than `mine` and goes the
-    // slow way, which keeps the bit.
+    // slow way, which keeps the bit. An object never locked yet (`mine` 0) goes the slow way.
     const block = this.#block;
-    const mine = fast.owner << OWNER_SHIFT;
+    const mine = this.#mine;
     if (mine === 0 || block[LOCK_BASE] !== mine) {
       unlockWordSlow(block, LOCK_BASE, ownerId());
     } else if (Atomics.exchange(block, LOCK_BASE, 0) !== mine) {
