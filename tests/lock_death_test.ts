@@ -278,14 +278,17 @@ test(
 );
 
 test(
-  "a worker that ends by itself holding a Mutex: a lock() from its end handler takes it over",
+  "a worker that ends by itself holding a Mutex: a lock() from its end handler, or one blocked before its end, takes it over",
   TEST,
   async () => {
     // The handler blocks the event loop that would declare the worker gone (after the grace,
-    // on Deno): the lock must come all the same. Run in a child, so a hang fails the test.
+    // on Deno): the lock must come all the same. In a "-blocked" case the parent blocks in
+    // lock() as soon as the worker holds the Mutex, before it ends: only what the worker
+    // recorded as it exited can let the lock come. Run in a child, so a hang fails the test.
     const web = "Bun" in globalThis || "Deno" in globalThis;
-    const hows = ["throw", "throw-error-handler", "exit"].concat(
+    const hows = ["throw", "throw-error-handler", "exit", "throw-blocked", "exit-blocked"].concat(
       web ? ["web-throw", "web-close"] : [],
+      "Bun" in globalThis ? ["web-throw-blocked", "web-exit-blocked"] : [],
     );
     const script = new URL("./fixtures/lock_at_end.ts", import.meta.url);
     for (const how of hows) {
@@ -297,6 +300,26 @@ test(
     }
   },
 );
+
+test("a worker's shmap calls from its own exit handlers still work", TEST, async () => {
+  // The worker records itself terminating as its process `exit` event runs (census.ts); that
+  // must not make it stop itself: it is ending, not a zombie.
+  const { spawn } = await import("../src/workers/node.ts");
+  const { SyncMap } = await import("../mod.ts");
+  for (const how of ["exit", "natural"]) {
+    const mu = new Mutex();
+    const results = new SyncMap<string, string>();
+    const w = spawn(new URL("./fixtures/exit_hook_worker.ts", import.meta.url), { mu, results }, {
+      workerData: how,
+    });
+    await new Promise((resolve) => w.once("exit", resolve));
+    assert.equal(results.load("outcome"), "ok", how);
+    assert.equal(results.load("stored"), "in the exit handler", how);
+    assert.equal(mu.tryLock(), true, `${how}: the handler unlocked`);
+    mu.unlock();
+    results.close();
+  }
+});
 
 test("threadGone() rejects what is not a thread id, and the caller's own", () => {
   for (const bad of [-1, 1.5, NaN, "3", 2 ** 40]) {

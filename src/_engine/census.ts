@@ -358,6 +358,7 @@ function firstOwnerId(): number {
   }
   if (!isThreadId(id)) throw new RangeError(`thread id ${id} is out of range`);
   fast.owner = id + 1;
+  watchOwnExit();
   return id + 1;
 }
 
@@ -366,8 +367,46 @@ function firstOwnerId(): number {
  * gives a web worker the id its parent reserved for it). Returns the id in force.
  */
 export function claimThreadId(threadId: number): number {
-  if (fast.owner === 0 && isThreadId(threadId)) fast.owner = threadId + 1;
+  if (fast.owner === 0 && isThreadId(threadId)) {
+    fast.owner = threadId + 1;
+    watchOwnExit();
+  }
   return fast.owner - 1;
+}
+
+/**
+ * Set while this worker's process `exit` event runs, once {@linkcode recordOwnExit} has recorded
+ * it terminating: the thread is ending of its own accord, not a zombie, so its own calls from
+ * exit handlers (a last `unlock()`, a `close()`) still work.
+ */
+let exiting = false;
+
+/**
+ * As a worker takes its owner id: records the worker terminating when it exits by itself
+ * (`process.exit()`, an uncaught error, its work done; Node, Bun and Deno fire the worker's
+ * process `exit` event for each, Deno's web workers for `process.exit()` and `Deno.exit()`
+ * only, the rest being deno.ts's goodbye). Its parent learns the end from an event its event
+ * loop delivers, and a parent blocked in `lock()` for a lock the worker held delivers nothing:
+ * this entry is what its wait then sees, and it takes the lock over after the grace. The main
+ * thread's exit ends the process, and every thread with it.
+ */
+function watchOwnExit(): void {
+  if (fast.owner !== 1) process.on("exit", recordOwnExit);
+}
+
+/** {@linkcode watchOwnExit}'s listener. Never throws: the thread is exiting. */
+function recordOwnExit(): void {
+  // A thread that knows no census never shared anything; one stopped, or already recorded
+  // ending by another thread, keeps the rule that its calls throw.
+  if (views.length === 0 || stopped) return;
+  try {
+    const me = fast.owner - 1;
+    if (stateOf(me) !== 0) return;
+    exiting = true;
+    record(me, TERMINATING);
+  } catch {
+    // A census that cannot take the entry: the parent's end event still declares the worker.
+  }
 }
 
 /** Reserves an id for a thread that has none of its own (a Deno web worker about to start). */
@@ -509,7 +548,7 @@ export function recordChild(threadId: number): void {
  */
 export function checkSelf(): void {
   if (stopped) throw new TerminatedError();
-  if (fast.owner === 0 || views.length === 0) return;
+  if (fast.owner === 0 || views.length === 0 || exiting) return;
   if (stateOf(fast.owner - 1) !== 0) stop();
 }
 
@@ -554,7 +593,7 @@ export function checkAliveSlow(): void {
   }
   if (read !== entriesRead) {
     entriesRead = read;
-    if (fast.owner !== 0 && stateRead(fast.owner - 1) !== 0) stop();
+    if (fast.owner !== 0 && !exiting && stateRead(fast.owner - 1) !== 0) stop();
   }
   // The fast path may pass again only while this thread knows one census (see `fast`).
   const seen = views.length === 1 ? read : -1;
