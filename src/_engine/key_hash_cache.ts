@@ -6,13 +6,14 @@
  * Hashing a key reads every unit of it through `charCodeAt`, which is most of what a lookup of
  * a short string key costs (about 30 ns of a 16-unit key's on Deno). The cache finds a string
  * again through a JavaScript `Map`, whose lookups use the hash the engine keeps inside every
- * string, so a key seen before costs one such lookup and a copy of its words. What it holds is
+ * string, so a key seen before costs one such lookup: the probe then reads the entry's words in
+ * place (entries are never written once made, so a probe may keep one). What it holds is
  * a pure function of the string and the map's hash key, so a stale or evicted entry can cost
  * time, never a wrong answer; the hash key is checked on every lookup all the same, so the
  * cache can never answer for another map's key.
  *
- * Bounds: {@linkcode CAPACITY} strings of at most {@linkcode MAX_UNITS} units (about 100 KB at
- * most, allocated on the first string); full, it starts over empty. A working set larger than
+ * Bounds: {@linkcode CAPACITY} strings of at most {@linkcode MAX_UNITS} units, each entry a small
+ * `Int32Array` of its own (about 200 KB at most); full, it starts over empty. A working set larger than
  * that would make most lookups misses that also pay an insert, so the cache watches its hit
  * rate: when fewer than half of a window of {@linkcode WINDOW} lookups hit, it turns itself off
  * for {@linkcode OFF_CALLS} calls (each then costs a decrement), then tries again.
@@ -32,14 +33,10 @@ export const WINDOW = 4096;
 /** Calls the cache stays off after a window with fewer hits than misses. */
 export const OFF_CALLS = 262144;
 
-/** Words per entry: the hash, then up to MAX_UNITS / 2 words of units. */
-const STRIDE = 1 + MAX_UNITS / 2;
-
 /** The cache of one probe; see the module documentation. */
 export class KeyHashCache {
-  #index = new Map<string, number>();
-  #slab: Int32Array | null = null;
-  #next = 0;
+  /** Each string's entry: its units two to a word, then its hash (the last word). */
+  #index = new Map<string, Int32Array>();
   #k0 = 0;
   #k1 = 0;
   #lookups = 0;
@@ -57,30 +54,24 @@ export class KeyHashCache {
   }
 
   /**
-   * The entry of string `s` hashed under (k0, k1), or -1 when there is none (or the cache is
-   * off). `s` must have at most {@linkcode MAX_UNITS} units.
+   * The entry of string `s` hashed under (k0, k1), or null when there is none (or the cache is
+   * off): `s`'s units two to a word (as slots.ts `setKeyString` packs them), then its hash. The
+   * caller reads it and never writes it. `s` must have at most {@linkcode MAX_UNITS} units.
    */
-  find(s: string, k0: number, k1: number): number {
+  find(s: string, k0: number, k1: number): Int32Array | null {
     if (this.#off !== 0) {
       this.#off--;
-      return -1;
+      return null;
     }
-    const at = this.#index.get(s);
-    const hit = at !== undefined && k0 === this.#k0 && k1 === this.#k1;
+    const entry = this.#index.get(s);
+    const hit = entry !== undefined && k0 === this.#k0 && k1 === this.#k1;
     if (hit) this.#hits++;
     if (++this.#lookups === WINDOW) {
       if (2 * this.#hits < WINDOW) this.#off = OFF_CALLS;
       this.#lookups = 0;
       this.#hits = 0;
     }
-    return hit ? at : -1;
-  }
-
-  /** The hash of entry `at`; copies its `need` words of units into `words`. */
-  load(at: number, words: Int32Array, need: number): number {
-    const slab = this.#slab!;
-    for (let j = 0; j < need; j++) words[j] = slab[at + 1 + j];
-    return slab[at];
+    return hit ? entry : null;
   }
 
   /**
@@ -89,18 +80,14 @@ export class KeyHashCache {
    */
   add(s: string, k0: number, k1: number, hash: number, words: Int32Array, need: number): void {
     if (this.#off !== 0) return;
-    if (this.#slab === null) this.#slab = new Int32Array(CAPACITY * STRIDE);
-    if (k0 !== this.#k0 || k1 !== this.#k1 || this.#next === CAPACITY * STRIDE) {
+    if (k0 !== this.#k0 || k1 !== this.#k1 || this.#index.size === CAPACITY) {
       this.#index.clear();
-      this.#next = 0;
       this.#k0 = k0;
       this.#k1 = k1;
     }
-    const at = this.#next;
-    this.#next = at + STRIDE;
-    const slab = this.#slab;
-    slab[at] = hash;
-    for (let j = 0; j < need; j++) slab[at + 1 + j] = words[j];
-    this.#index.set(s, at);
+    const entry = new Int32Array(need + 1);
+    for (let j = 0; j < need; j++) entry[j] = words[j];
+    entry[need] = hash;
+    this.#index.set(s, entry);
   }
 }

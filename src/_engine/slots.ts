@@ -132,8 +132,13 @@ export class Probe {
    * {@linkcode hashStringWords}), for keys of at most 2 * MAX_WORDS units.
    */
   hasWords = false;
-  /** Scratch for `hasWords`: grows, up to MAX_WORDS, with the longest key this probe has held. */
+  /**
+   * The units for `hasWords`: {@linkcode scratch}, or the words of a {@linkcode keyCache} entry,
+   * which nothing writes through this probe.
+   */
   words: Int32Array = EMPTY_WORDS;
+  /** Scratch for `words`: grows, up to MAX_WORDS, with the longest key this probe has hashed. */
+  scratch: Int32Array = EMPTY_WORDS;
   /** The hashes of short string keys this probe has held (a map handle's key probe only). */
   keyCache: KeyHashCache | null = null;
 
@@ -394,30 +399,31 @@ function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number
     hashProbe(p, k0, k1);
     return;
   }
-  const need = (n + 1) >> 1;
-  let words = p.words;
-  if (words.length < need) {
-    words = p.words = new Int32Array(
-      Math.min(MAX_WORDS, Math.max(need, FIRST_WORDS, 2 * words.length)),
-    );
-  }
   p.hi = TAG_STRING;
   p.lo = 0;
   p.str = s;
   p.mode = MODE_STRING;
   p.hasWords = true;
-  const cache = p.keyCache;
-  if (cache === null || n > CACHED_UNITS_MAX) {
-    p.hash = hashStringWords(s, k0, k1, words);
-    return;
+  const cache = n <= CACHED_UNITS_MAX ? p.keyCache : null;
+  const need = (n + 1) >> 1;
+  if (cache !== null) {
+    const entry = cache.find(s, k0, k1);
+    if (entry !== null) {
+      // The entry's words, read in place: the cache never changes an entry it has handed out.
+      p.words = entry;
+      p.hash = entry[need];
+      return;
+    }
   }
-  const at = cache.find(s, k0, k1);
-  if (at >= 0) {
-    p.hash = cache.load(at, words, need);
-    return;
+  let words = p.scratch;
+  if (words.length < need) {
+    words = p.scratch = new Int32Array(
+      Math.min(MAX_WORDS, Math.max(need, FIRST_WORDS, 2 * words.length)),
+    );
   }
+  p.words = words;
   p.hash = hashStringWords(s, k0, k1, words);
-  cache.add(s, k0, k1, p.hash, words, need);
+  if (cache !== null) cache.add(s, k0, k1, p.hash, words, need);
 }
 
 /**
