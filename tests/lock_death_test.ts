@@ -288,6 +288,7 @@ test(
     const web = "Bun" in globalThis || "Deno" in globalThis;
     const hows = ["throw", "throw-error-handler", "exit", "throw-blocked", "exit-blocked"].concat(
       web ? ["web-throw", "web-close"] : [],
+      "Deno" in globalThis ? ["web-throw-blocked"] : [],
       "Bun" in globalThis ? ["web-throw-blocked", "web-exit-blocked"] : [],
     );
     const script = new URL("./fixtures/lock_at_end.ts", import.meta.url);
@@ -320,6 +321,33 @@ test("a worker's shmap calls from its own exit handlers still work", TEST, async
     results.close();
   }
 });
+
+test(
+  "Deno: a web worker that cancels its own uncaught error lives on, and is not recorded ending",
+  { ...TEST, skip: !("Deno" in globalThis) && "Deno web workers only" },
+  async () => {
+    // The Deno adapter records a worker ending when an uncaught error's event goes uncancelled
+    // (deno.ts `dying`): a listener or `onerror` of the worker's own that cancels it must keep
+    // the worker's calls working, past the grace in which its locks would be taken over.
+    const { spawn } = await import("../src/workers/deno.ts");
+    const { SyncMap } = await import("../mod.ts");
+    for (const how of ["listener", "onerror"]) {
+      const mu = new Mutex();
+      const results = new SyncMap<string, string>().set("how", how);
+      const url = new URL("./fixtures/error_survivor_deno_worker.ts", import.meta.url);
+      const w = spawn(url, { mu, results });
+      try {
+        const deadline = performance.now() + 10_000;
+        while (results.load("outcome") === undefined && performance.now() < deadline) {
+          await sleep(20);
+        }
+        assert.equal(results.load("outcome"), "ok", how);
+      } finally {
+        w.terminate();
+      }
+    }
+  },
+);
 
 test("threadGone() rejects what is not a thread id, and the caller's own", () => {
   for (const bad of [-1, 1.5, NaN, "3", 2 ** 40]) {

@@ -25,8 +25,11 @@
  * share is released then, not when it stops. Let such loops check a stop flag in shared memory.
  *
  * Importing this module in a worker starts listening for the share message at once (Deno drops
- * messages that arrive while nobody listens, as during top-level awaits), wraps `self.close`, and
- * listens for `unload`.
+ * messages that arrive while nobody listens, as during top-level awaits), wraps `self.close`,
+ * listens for `unload`, and keeps a listener of its own last on `error` and
+ * `unhandledrejection` (it wraps `self.addEventListener` for that): an uncaught error that no
+ * listener cancels ends the worker, which then records itself ending, so that a parent blocked
+ * in `lock()` for a lock it held gets the lock.
  *
  * @example Parent: share a map and a lock with a worker
  * ```ts
@@ -79,7 +82,7 @@ import { endOfThread, markEnding, markOnTerminate, noteWatched } from "./_thread
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
 interface WorkerScope {
-  addEventListener(type: string, listener: (event: Event) => void): void;
+  addEventListener(type: string, listener: (event: Event) => void, options?: unknown): void;
   removeEventListener(type: string, listener: (event: Event) => void): void;
   close(): void;
 }
@@ -139,6 +142,40 @@ if (inWorker) {
     return close.call(this);
   };
   scope.addEventListener("unload", sayBye);
+  keepLast(["error", "unhandledrejection"], dying);
+}
+
+/**
+ * Worker side: an uncaught error or unhandled rejection that no listener cancels ends a Deno
+ * worker as its event is dispatched (nothing of it runs afterwards, not even a microtask), and
+ * the parent learns it from an `error` event its own event loop delivers: a parent blocked in
+ * `lock()` for a lock this worker holds would wait for good. So the worker records itself
+ * ending here, once every other listener has had its say; a cancelled event (the worker lives
+ * on) records nothing. Deno marks neither its own events nor ones a program dispatches as
+ * trusted, and dispatches its own through `dispatchEvent` too: a worker that dispatches an
+ * uncancelled `error` or `unhandledrejection` event on its own scope is taken at its word, and
+ * its shmap calls throw `TerminatedError` from then on.
+ */
+function dying(event: Event): void {
+  if (!event.defaultPrevented && fast.owner !== 0) markEnding(fast.owner - 1);
+}
+
+/**
+ * Keeps `listener` the last listener of each of `types` on the worker's scope: it is added
+ * now, and moved back to the end whenever another is added through `addEventListener` (which
+ * the `on...` handler properties use too).
+ */
+function keepLast(types: string[], listener: (event: Event) => void): void {
+  const add = scope.addEventListener;
+  const moveLast = (type: string) => {
+    scope.removeEventListener(type, listener);
+    add.call(scope, type, listener);
+  };
+  for (const type of types) moveLast(type);
+  scope.addEventListener = function (this: unknown, type, other, options): void {
+    add.call(this, type, other, options);
+    if (this === scope && types.includes(type) && other !== listener) moveLast(type);
+  };
 }
 
 /**
