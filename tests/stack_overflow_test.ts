@@ -10,12 +10,16 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Journal } from "../src/_engine/journal.ts";
-import { MapFullError } from "../src/errors.ts";
+import { LOCK_BASE } from "../src/_engine/lock_block.ts";
+import { COUNT_MASK, seatCountWord, WRITER_MU } from "../src/_engine/rw_lock.ts";
+import { MapFullError, OwnerDeadError } from "../src/errors.ts";
 import { GoMap } from "../src/maps/go_map.ts";
 import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
+import { threadGone } from "../src/threads.ts";
 
 const isOverflow = (error: unknown): boolean =>
   error instanceof RangeError && /call stack/i.test(error.message);
@@ -128,6 +132,51 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
       assert.equal(rw.tryRLock(), true, "the RWMutex takes readers");
       rw.rUnlock();
     }
+  });
+
+  it("RWMutex: a read lock through its slow path is never left held unknown", () => {
+    // A writer that died holding the lock: the main thread write-locks it, then its words
+    // name a thread declared gone as the writer. Every call starts from that state afresh and
+    // read-locks through a fresh object: the first lock's add, turned away, the slow path, the
+    // dead writer's release, the second add, and the OwnerDeadError, each cut short by the
+    // overflow in turn. A call that overflowed must hold no read lock; one that got its
+    // OwnerDeadError holds one, released at the next call.
+    const DEAD = 999_999;
+    threadGone(DEAD);
+    let leaks = 0;
+    let poisoned = 0;
+    for (const pad of PADS) {
+      const rw = new RWMutex();
+      rw.lock();
+      const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+      const mu = LOCK_BASE + WRITER_MU;
+      words[mu] = ((DEAD + 1) << OWNER_SHIFT) | (words[mu] & ((1 << OWNER_SHIFT) - 1));
+      const state = words.slice();
+      const seats = [0, 1, 2, 3].map((i) => seatCountWord(LOCK_BASE, i));
+      let held: RWMutex | null = null;
+      const overflows = sweep(() => {
+        if (held !== null) {
+          held.rUnlock(); // an overflow here leaves it for the next call
+          held = null;
+        }
+        words.set(state);
+        const reader = RWMutex.attach(rw.handle);
+        try {
+          reader.rLock();
+          held = reader;
+        } catch (error) {
+          if (!(error instanceof OwnerDeadError)) {
+            for (const w of seats) if ((words[w] & COUNT_MASK) !== 0) leaks++;
+            throw error;
+          }
+          held = reader;
+          poisoned++;
+        }
+      }, pad);
+      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+    }
+    assert.ok(poisoned > 0, "some calls took the read lock over the dead writer");
+    assert.equal(leaks, 0, "read locks left held by calls that threw an overflow");
   });
 });
 

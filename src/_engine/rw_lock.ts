@@ -82,7 +82,8 @@ import {
 const STATE = 0;
 /** The writer mutex's word, from the lock's base (RWMutex.rLock reads its POISONED bit). */
 export const WRITER_MU = 1;
-const DRAIN = 2;
+/** The drain word, from the lock's base: bumped as a reader leaves a writer's way (RWMutex). */
+export const DRAIN = 2;
 const FLAGGED = 3;
 const NSEATS = 4;
 const DRAIN_NOTE = 5;
@@ -102,7 +103,7 @@ const D_CLEAN = 2;
 /** In a seat's count word: a writer holds the lock or waits for it. */
 const SEAT_WRITER = 1 << 30;
 /** The read lock count in a seat's count word. */
-const COUNT_MASK = SEAT_WRITER - 1;
+export const COUNT_MASK = SEAT_WRITER - 1;
 /**
  * Read locks one thread may hold on one lock at once. A seat word below it has no SEAT_WRITER
  * and room for one more, so the read lock's fast path is one compare.
@@ -189,24 +190,33 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
  * bit ({@linkcode rwPoisoned}).
  */
 export function rLockFirst(i32: Int32Array, base: number, seat: number, me: number): number {
-  if (Atomics.add(i32, seat, 1) >= MAX_READS || writerIn(i32, base)) rLockSlow(i32, base, seat, me);
-  return readStatus(i32, base);
-}
-
-/** What a read lock just taken reports: ACQUIRED, or ACQUIRED_POISONED (see rwPoisoned). */
-function readStatus(i32: Int32Array, base: number): number {
-  return rwPoisoned(i32, base) ? ACQUIRED_POISONED : ACQUIRED;
+  // From the add on, until the return, no call of ours while the add counts: a call's entry is
+  // where the engines check the stack, and an overflow there would leave the read lock held
+  // with the caller unaware (design.md, "A live holder whose step cannot be undone").
+  const prev = Atomics.add(i32, seat, 1);
+  if (prev >= MAX_READS || (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+    // Turned away: the add taken back out, written out (so too in tryRLock, rLockSlow,
+    // RWMutex.rLock and tryRLock), waking the draining writer whenever the seat empties: a
+    // writer is at work here, and a spare wake only makes the writer count again.
+    const was = Atomics.sub(i32, seat, 1);
+    if ((was & COUNT_MASK) === 1) {
+      Atomics.add(i32, base + DRAIN, 1);
+      Atomics.notify(i32, base + DRAIN);
+    }
+    rLockSlow(i32, base, seat, me);
+  }
+  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
 }
 
 /**
- * The read lock's add found SEAT_WRITER (or WRITER, on a first lock), or too many read locks:
- * takes the increment back out, waits for the writer to leave, and tries again, each time as a
- * first lock does, until it holds the read lock.
+ * The read lock's add found SEAT_WRITER (or WRITER, on a first lock), or too many read locks,
+ * and was taken back out by the caller, who holds nothing now: waits for the writer to leave
+ * and tries again, each time as a first lock does, until it holds the read lock. Between its
+ * own add and its return (or the add's taking back) it calls nothing of ours, as rLockFirst.
  */
 export function rLockSlow(i32: Int32Array, base: number, seat: number, me: number): void {
   let spins = 0;
   for (;;) {
-    leave(i32, base, seat);
     if ((Atomics.load(i32, seat) & COUNT_MASK) >= MAX_READS) throw tooManyReads();
     // Turned away: a writer holds the lock or waits for it.
     for (;;) {
@@ -229,7 +239,13 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
       Atomics.wait(i32, base + STATE, s, WAIT_SLICE_MS);
       checkSelf();
     }
-    if (Atomics.add(i32, seat, 1) < MAX_READS && !writerIn(i32, base)) return;
+    const prev = Atomics.add(i32, seat, 1);
+    if (prev < MAX_READS && (Atomics.load(i32, base + STATE) & WRITER) === 0) return;
+    const was = Atomics.sub(i32, seat, 1); // taken back out, as in rLockFirst
+    if ((was & COUNT_MASK) === 1) {
+      Atomics.add(i32, base + DRAIN, 1);
+      Atomics.notify(i32, base + DRAIN);
+    }
   }
 }
 
@@ -282,18 +298,6 @@ function writerLeaves(i32: Int32Array, base: number, high: number): void {
   if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
 }
 
-/** Takes one read lock out of `seat`, waking a draining writer if it was the last. */
-function leave(i32: Int32Array, base: number, seat: number): void {
-  const prev = Atomics.sub(i32, seat, 1);
-  if ((prev & COUNT_MASK) === 1 && ((prev & SEAT_WRITER) !== 0 || writerIn(i32, base))) {
-    wakeWriter(i32, base);
-  }
-}
-
-function writerIn(i32: Int32Array, base: number): boolean {
-  return (Atomics.load(i32, base + STATE) & WRITER) !== 0;
-}
-
 /** Bumps the drain word and wakes the writer sleeping on it. */
 function wakeWriter(i32: Int32Array, base: number): void {
   Atomics.add(i32, base + DRAIN, 1);
@@ -305,13 +309,18 @@ function wakeWriter(i32: Int32Array, base: number): void {
  * for it. Returns NOT_ACQUIRED, ACQUIRED or ACQUIRED_POISONED. Any seat, first lock or not.
  */
 export function tryRLock(i32: Int32Array, base: number, seat: number): number {
+  // No call of ours while the add counts, as in rLockFirst.
   const prev = Atomics.add(i32, seat, 1);
-  if (prev >= MAX_READS || writerIn(i32, base)) {
-    leave(i32, base, seat);
+  if (prev >= MAX_READS || (Atomics.load(i32, base + STATE) & WRITER) !== 0) {
+    const was = Atomics.sub(i32, seat, 1); // taken back out, as in rLockFirst
+    if ((was & COUNT_MASK) === 1) {
+      Atomics.add(i32, base + DRAIN, 1);
+      Atomics.notify(i32, base + DRAIN);
+    }
     if ((prev & COUNT_MASK) >= MAX_READS) throw tooManyReads();
     return NOT_ACQUIRED;
   }
-  return readStatus(i32, base);
+  return (i32[base + WRITER_MU] & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
 }
 
 /**

@@ -23,6 +23,8 @@ import {
   ownerDead,
 } from "../_engine/lock_block.ts";
 import {
+  COUNT_MASK,
+  DRAIN,
   initRw,
   lock,
   MAX_READS,
@@ -40,7 +42,7 @@ import {
   WRITER_MU,
   writerWord,
 } from "../_engine/rw_lock.ts";
-import type { OwnerDeadError } from "../errors.ts";
+import { OwnerDeadError } from "../errors.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
 
@@ -90,6 +92,11 @@ export interface RWMutexOptions {
 
 const DEFAULT_READER_THREADS = 64;
 const MAX_READER_THREADS = 65536;
+/**
+ * ownerDead's `release` for a read lock: nothing, since the read lock's callers give it back
+ * themselves, written out, when the error cannot be made (see RWMutex.rLock).
+ */
+const noRelease = (): void => {};
 
 /**
  * A reader/writer mutual exclusion lock in shared memory, usable from every worker (and the
@@ -330,18 +337,41 @@ export class RWMutex {
     // liveOwnerId written out, as in Mutex.lock (census.ts, `fast`).
     const f = fast;
     const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
-    const seat = this.#readSeat;
-    if (seat === 0) {
-      if (this.#rLockFirst(me) !== ACQUIRED) throw this.#readerDead();
-      return;
-    }
-    // The later read locks' fast path, written out as Mutex.lock's is: one add on this thread's
-    // seat (rw_lock.ts rLockFirst's doc), then the poison bit.
     const block = this.#block;
-    if (Atomics.add(block, seat, 1) >= MAX_READS) rLockSlow(block, LOCK_BASE, seat, me);
-    // rwPoisoned, written out: from the add on, no call of ours (where a stack overflow is
-    // checked for) may throw before the caller learns it holds the read lock.
-    if ((block[LOCK_BASE + WRITER_MU] & POISONED) !== 0) throw this.#readerDead();
+    let seat = this.#readSeat;
+    if (seat === 0) {
+      if (this.#rLockFirst(me) === ACQUIRED) return;
+      seat = this.#readSeat;
+    } else {
+      // The later read locks' fast path, written out as Mutex.lock's is: one add on this
+      // thread's seat (rw_lock.ts rLockFirst's doc), then the poison bit. From the add on, no
+      // call of ours (where a stack overflow is checked for) while the add counts and the
+      // caller does not know it holds the read lock: turned away, the add is taken back out
+      // here, written out (rw_lock.ts rLockFirst), before rLockSlow is called.
+      if (Atomics.add(block, seat, 1) >= MAX_READS) {
+        if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
+          Atomics.add(block, LOCK_BASE + DRAIN, 1);
+          Atomics.notify(block, LOCK_BASE + DRAIN);
+        }
+        rLockSlow(block, LOCK_BASE, seat, me);
+      }
+      if ((block[LOCK_BASE + WRITER_MU] & POISONED) === 0) return;
+    }
+    // Poisoned: the caller holds the read lock and learns it from the OwnerDeadError. If that
+    // cannot be made (a stack overflow can throw from any call, ownerDead's entry included),
+    // the read lock is given back, written out, and the overflow goes on: the caller would
+    // otherwise hold a read lock without knowing. The same in tryRLock.
+    try {
+      throw ownerDead("RWMutex", noRelease);
+    } catch (error) {
+      if (!(error instanceof OwnerDeadError)) {
+        if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
+          Atomics.add(block, LOCK_BASE + DRAIN, 1);
+          Atomics.notify(block, LOCK_BASE + DRAIN);
+        }
+      }
+      throw error;
+    }
   }
 
   /**
@@ -372,13 +402,20 @@ export class RWMutex {
     const status = tryRLock(this.#block, LOCK_BASE, seat);
     // tryRLock makes the first lock's handshake: a read lock it gives opens the fast path.
     if (status !== NOT_ACQUIRED) this.#readSeat = seat;
-    if (status === ACQUIRED_POISONED) throw this.#readerDead();
-    return status === ACQUIRED;
-  }
-
-  /** The OwnerDeadError of a read lock the caller holds (see ownerDead). */
-  #readerDead(): OwnerDeadError {
-    return ownerDead("RWMutex", () => this.rUnlock());
+    if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
+    try {
+      throw ownerDead("RWMutex", noRelease);
+    } catch (error) {
+      // As in rLock: a read lock whose OwnerDeadError cannot be made is given back.
+      if (!(error instanceof OwnerDeadError)) {
+        const block = this.#block;
+        if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
+          Atomics.add(block, LOCK_BASE + DRAIN, 1);
+          Atomics.notify(block, LOCK_BASE + DRAIN);
+        }
+      }
+      throw error;
+    }
   }
 
   /**
