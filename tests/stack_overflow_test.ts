@@ -134,6 +134,50 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     }
   });
 
+  /** A thread declared gone, which the next cases make hold their locks. */
+  const DEAD = 999_999;
+
+  it("Mutex: a lock taken over from a dead holder is never left held unknown", () => {
+    // Every call starts afresh from a Mutex held by a thread that is gone and locks it through
+    // a fresh object (lock() or tryLock()): the take-over and the OwnerDeadError, each cut
+    // short by the overflow in turn. A call that overflowed must not hold the lock; one that
+    // got its OwnerDeadError holds it, released at the next call.
+    threadGone(DEAD);
+    let leaks = 0;
+    let poisoned = 0;
+    for (const pad of PADS) {
+      const mu = new Mutex();
+      const words = new Int32Array(mu.handle.buffer, mu.handle.byteOffset);
+      words[LOCK_BASE] = (DEAD + 1) << OWNER_SHIFT;
+      const state = words.slice();
+      let held: Mutex | null = null;
+      const overflows = sweep((i) => {
+        if (held !== null) {
+          held.unlock(); // an overflow here leaves it for the next call
+          held = null;
+        }
+        words.set(state);
+        const locker = Mutex.attach(mu.handle);
+        try {
+          if (i % 2 === 0) locker.lock();
+          else locker.tryLock();
+          held = locker;
+        } catch (error) {
+          if (!(error instanceof OwnerDeadError)) {
+            const owner = words[LOCK_BASE] >>> OWNER_SHIFT;
+            if (owner !== 0 && owner !== DEAD + 1) leaks++;
+            throw error;
+          }
+          held = locker;
+          poisoned++;
+        }
+      }, pad);
+      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+    }
+    assert.ok(poisoned > 0, "some calls took the lock over from the dead holder");
+    assert.equal(leaks, 0, "locks left held by calls that threw an overflow");
+  });
+
   it("RWMutex: a read lock through its slow path is never left held unknown", () => {
     // A writer that died holding the lock: the main thread write-locks it, then its words
     // name a thread declared gone as the writer. Every call starts from that state afresh and
@@ -141,7 +185,6 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     // dead writer's release, the second add, and the OwnerDeadError, each cut short by the
     // overflow in turn. A call that overflowed must hold no read lock; one that got its
     // OwnerDeadError holds one, released at the next call.
-    const DEAD = 999_999;
     threadGone(DEAD);
     let leaks = 0;
     let poisoned = 0;

@@ -10,6 +10,7 @@ import {
   ACQUIRED,
   ACQUIRED_POISONED,
   clearPoison,
+  CONTENDED,
   lockWordSlow,
   OWNER_SHIFT,
   ownerOf,
@@ -25,6 +26,7 @@ import {
   newLockBlock,
   ownerDead,
 } from "../_engine/lock_block.ts";
+import { OwnerDeadError } from "../errors.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
 
 /**
@@ -54,12 +56,31 @@ export interface MutexHandle {
   readonly census?: SharedArrayBuffer;
 }
 
-/** {@linkcode Mutex.prototype.lock} once its compare-exchange failed. */
+/**
+ * {@linkcode Mutex.prototype.lock} once its compare-exchange failed. A lock taken over from a
+ * dead holder comes poisoned, and the caller learns it holds it from the OwnerDeadError. If
+ * that cannot be made (a stack overflow can throw from any call, ownerDead's entry included),
+ * the lock is given back, still poisoned, and the overflow goes on: the caller would otherwise
+ * hold the lock without knowing. From the take-over to the `try`, no call of ours; the give-back
+ * is written out with builtins alone (a call's entry is where the stack is checked again). The
+ * same in tryLock.
+ */
 function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
-  if (lockWordSlow(block, LOCK_BASE, me) !== ACQUIRED) {
-    throw ownerDead("Mutex", () => unlockWordSlow(block, LOCK_BASE, me));
+  if (lockWordSlow(block, LOCK_BASE, me) === ACQUIRED) return;
+  try {
+    throw ownerDead("Mutex", noRelease);
+  } catch (error) {
+    if (!(error instanceof OwnerDeadError)) {
+      if ((Atomics.exchange(block, LOCK_BASE, POISONED) & CONTENDED) !== 0) {
+        Atomics.notify(block, LOCK_BASE, 1);
+      }
+    }
+    throw error;
   }
 }
+
+/** ownerDead's `release`: nothing, as lockSlow and tryLock give the lock back themselves. */
+const noRelease = (): void => {};
 
 /**
  * A mutual exclusion lock in shared memory, usable from every worker (and the main thread)
@@ -240,11 +261,20 @@ export class Mutex {
    */
   tryLock(): boolean {
     const me = liveOwnerId();
-    const status = tryLockWord(this.#block, LOCK_BASE, me);
-    if (status === ACQUIRED_POISONED) {
-      throw ownerDead("Mutex", () => unlockWordSlow(this.#block, LOCK_BASE, me));
+    const block = this.#block;
+    const status = tryLockWord(block, LOCK_BASE, me);
+    if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
+    try {
+      throw ownerDead("Mutex", noRelease);
+    } catch (error) {
+      // As in lockSlow: a lock whose OwnerDeadError cannot be made is given back, poisoned.
+      if (!(error instanceof OwnerDeadError)) {
+        if ((Atomics.exchange(block, LOCK_BASE, POISONED) & CONTENDED) !== 0) {
+          Atomics.notify(block, LOCK_BASE, 1);
+        }
+      }
+      throw error;
     }
-    return status === ACQUIRED;
   }
 
   /**
