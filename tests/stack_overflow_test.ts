@@ -119,6 +119,8 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
         rw.lock();
         held = 2;
         release();
+        if (rw.tryLock()) held = 2;
+        release();
         rw.rLock();
         held = 3;
         release();

@@ -62,8 +62,9 @@
  * @module
  */
 
-import { TerminatedError } from "../errors.ts";
+import { OwnerDeadError, TerminatedError } from "../errors.ts";
 import { checkSelf, ownerGone } from "./census.ts";
+import { ownerDead } from "./lock_block.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -343,20 +344,43 @@ export function rUnlock(i32: Int32Array, base: number, seat: number): void {
 
 /**
  * Acquires the write lock for `me`, blocking until the current readers and writer have left.
- * Returns ACQUIRED or ACQUIRED_POISONED.
+ *
+ * @throws {OwnerDeadError} holding the write lock, when it comes poisoned.
  */
-export function lock(i32: Int32Array, base: number, me: number): number {
+export function lock(i32: Int32Array, base: number, me: number): void {
+  writeLock(i32, base, me, true);
+}
+
+/**
+ * Tries to acquire the write lock without blocking; returns whether it did.
+ *
+ * @throws {OwnerDeadError} holding the write lock, when it comes poisoned.
+ */
+export function tryLock(i32: Int32Array, base: number, me: number): boolean {
+  return writeLock(i32, base, me, false) === ACQUIRED;
+}
+
+/**
+ * {@linkcode lock} (`wait`) and {@linkcode tryLock}: takes the write lock, and throws the
+ * OwnerDeadError of a poisoned one, all inside one `try`, whose `catch` backs a writer out of
+ * whatever it holds when anything else cut it short: the caller must never hold the write lock
+ * without knowing. Returns ACQUIRED or NOT_ACQUIRED.
+ */
+function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): number {
   // Whether this thread held the writer mutex already: lockWord then throws, and nothing it
   // holds may be backed out.
   const already = i32[base + WRITER_MU] >>> OWNER_SHIFT === me;
   try {
-    return takeWriteLock(i32, base, me);
+    const status = wait ? takeWriteLock(i32, base, me) : tryTakeWriteLock(i32, base, me);
+    if (status === ACQUIRED_POISONED) throw ownerDead("RWMutex", noRelease);
+    return status;
   } catch (error) {
     // takeWriteLock backs out of what it took when it throws; if the back-out threw too (a
-    // stack overflow), once more here, a frame nearer the stack's base, and with no call of
-    // a function of ours (whose entry is where the stack is checked): backOut written out.
+    // stack overflow), or the step that threw had none (tryTakeWriteLock's, ownerDead's entry),
+    // once more here, a frame nearer the stack's base, and with no call of a function of ours
+    // (whose entry is where the stack is checked): backOut written out.
     if (
-      !already && !(error instanceof TerminatedError) &&
+      !already && !(error instanceof TerminatedError) && !(error instanceof OwnerDeadError) &&
       i32[base + WRITER_MU] >>> OWNER_SHIFT === me
     ) {
       const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
@@ -378,6 +402,9 @@ export function lock(i32: Int32Array, base: number, me: number): number {
     throw error;
   }
 }
+
+/** ownerDead's `release`: nothing, as {@linkcode writeLock} backs the writer out itself. */
+const noRelease = (): void => {};
 
 /** {@linkcode lock}'s work: the writer mutex, then the seats flagged and drained. */
 function takeWriteLock(i32: Int32Array, base: number, me: number): number {
@@ -494,10 +521,10 @@ function reapReaders(i32: Int32Array, base: number): boolean {
 }
 
 /**
- * Tries to acquire the write lock without blocking. Returns NOT_ACQUIRED, ACQUIRED or
- * ACQUIRED_POISONED.
+ * {@linkcode tryLock}'s work: the writer mutex, if free, then the seats flagged; backs out if
+ * readers are in. Returns NOT_ACQUIRED, ACQUIRED or ACQUIRED_POISONED.
  */
-export function tryLock(i32: Int32Array, base: number, me: number): number {
+function tryTakeWriteLock(i32: Int32Array, base: number, me: number): number {
   const status = waitedOnly(i32, base, tryLockWord(i32, base + WRITER_MU, me));
   if (status === NOT_ACQUIRED) return status;
   if (flagSeats(i32, base) === 0 || (reapReaders(i32, base) && readers(i32, base) === 0)) {
