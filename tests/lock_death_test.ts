@@ -322,6 +322,32 @@ test("a worker's shmap calls from its own exit handlers still work", TEST, async
   }
 });
 
+test("a worker's exit handlers keep the locks it holds until they are done", TEST, async () => {
+  // The worker records itself ending from the last of its exit listeners (census.ts
+  // watchOwnExit): a parent blocked in lock() for a lock the worker exits holding, and uses in
+  // an exit handler of its own, gets it from that handler's unlock, not poisoned 250 ms in.
+  const { spawn } = await import("../src/workers/node.ts");
+  const { SyncMap } = await import("../mod.ts");
+  const mu = new Mutex();
+  const results = new SyncMap<string, string>();
+  const w = spawn(new URL("./fixtures/exit_hook_worker.ts", import.meta.url), { mu, results }, {
+    workerData: "slow-exit",
+  });
+  const exited = new Promise((resolve) => w.once("exit", resolve));
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = performance.now() + 10_000;
+  while (results.load("locked") !== "yes" && performance.now() < deadline) {
+    Atomics.wait(nap, 0, 0, 1);
+  }
+  const t0 = performance.now();
+  mu.lock(); // blocking this thread: the worker's end event cannot be delivered meanwhile
+  const waited = performance.now() - t0;
+  mu.unlock();
+  await exited;
+  assert.equal(results.load("busy"), "yes", "the exit handler ran");
+  assert.ok(waited >= 400, `the lock came after ${waited.toFixed(0)} ms, the handler still busy`);
+});
+
 test(
   "Deno: a web worker that cancels its own uncaught error lives on, and is not recorded ending",
   { ...TEST, skip: !("Deno" in globalThis) && "Deno web workers only" },
@@ -331,7 +357,7 @@ test(
     // the worker's calls working, past the grace in which its locks would be taken over.
     const { spawn } = await import("../src/workers/deno.ts");
     const { SyncMap } = await import("../mod.ts");
-    for (const how of ["listener", "onerror"]) {
+    for (const how of ["listener", "onerror", "bare", "process"]) {
       const mu = new Mutex();
       const results = new SyncMap<string, string>().set("how", how);
       const url = new URL("./fixtures/error_survivor_deno_worker.ts", import.meta.url);

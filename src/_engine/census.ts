@@ -357,8 +357,10 @@ function firstOwnerId(): number {
     id = Atomics.add(primary!.i32, C_NEXT_ID, 1);
   }
   if (!isThreadId(id)) throw new RangeError(`thread id ${id} is out of range`);
+  // Watched first: should this throw (a stack overflow), the id is not taken yet, and the next
+  // call tries again.
+  if (id !== 0) watchOwnExit();
   fast.owner = id + 1;
-  watchOwnExit();
   return id + 1;
 }
 
@@ -368,8 +370,8 @@ function firstOwnerId(): number {
  */
 export function claimThreadId(threadId: number): number {
   if (fast.owner === 0 && isThreadId(threadId)) {
+    if (threadId !== 0) watchOwnExit();
     fast.owner = threadId + 1;
-    watchOwnExit();
   }
   return fast.owner - 1;
 }
@@ -381,17 +383,40 @@ export function claimThreadId(threadId: number): number {
  */
 let exiting = false;
 
+/** Whether {@linkcode watchOwnExit} has added its listener. */
+let exitWatched = false;
+
 /**
- * As a worker takes its owner id: records the worker terminating when it exits by itself
- * (`process.exit()`, an uncaught error, its work done; Node, Bun and Deno fire the worker's
- * process `exit` event for each, Deno's web workers for `process.exit()` and `Deno.exit()`
- * only, the rest being deno.ts's goodbye). Its parent learns the end from an event its event
- * loop delivers, and a parent blocked in `lock()` for a lock the worker held delivers nothing:
- * this entry is what its wait then sees, and it takes the lock over after the grace. The main
- * thread's exit ends the process, and every thread with it.
+ * As a worker (not the main thread, whose exit ends the process and every thread with it) takes
+ * its owner id: records the worker terminating when it exits by itself (`process.exit()`, an
+ * uncaught error, its work done; Node, Bun and Deno fire the worker's process `exit` event for
+ * each, Deno's web workers for `process.exit()` and `Deno.exit()` only, the rest being deno.ts's
+ * goodbye). Its parent learns the end from an event its event loop delivers, and a parent
+ * blocked in `lock()` for a lock the worker held delivers nothing: this entry is what its wait
+ * then sees, and it takes the lock over after the grace.
+ *
+ * The listener is kept the last of the `exit` listeners (moved back to the end whenever one is
+ * added through `on`, `addListener` or `once`), so that the worker's own exit handlers, which
+ * may still hold and use locks, have all run when the grace begins.
  */
 function watchOwnExit(): void {
-  if (fast.owner !== 1) process.on("exit", recordOwnExit);
+  if (exitWatched) return;
+  const emitter = process as unknown as Record<string, (event: unknown, f: unknown) => unknown>;
+  const on = emitter.on;
+  const off = emitter.off;
+  on.call(process, "exit", recordOwnExit);
+  exitWatched = true;
+  for (const name of ["on", "addListener", "once"]) {
+    const add = emitter[name];
+    emitter[name] = function (this: unknown, event: unknown, f: unknown): unknown {
+      const result = add.call(this, event, f);
+      if (event === "exit" && f !== recordOwnExit && this === process) {
+        off.call(process, "exit", recordOwnExit);
+        on.call(process, "exit", recordOwnExit);
+      }
+      return result;
+    };
+  }
 }
 
 /** {@linkcode watchOwnExit}'s listener. Never throws: the thread is exiting. */

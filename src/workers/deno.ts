@@ -64,6 +64,7 @@
  * @module
  */
 
+import process from "node:process";
 import { fast, TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import {
   answerThreadId,
@@ -157,7 +158,13 @@ if (inWorker) {
  * its shmap calls throw `TerminatedError` from then on.
  */
 function dying(event: Event): void {
-  if (!event.defaultPrevented && fast.owner !== 0) markEnding(fast.owner - 1);
+  if (event.defaultPrevented || fast.owner === 0) return;
+  // Deno's `process` cancels the event itself when it has listeners of its own for it, from a
+  // listener of its own added as they come, so after this one: a worker with such listeners
+  // lives on.
+  const nodeName = event.type === "error" ? "uncaughtException" : "unhandledRejection";
+  if (process.listenerCount(nodeName) > 0) return;
+  markEnding(fast.owner - 1);
 }
 
 /**
@@ -174,7 +181,10 @@ function keepLast(types: string[], listener: (event: Event) => void): void {
   for (const type of types) moveLast(type);
   scope.addEventListener = function (this: unknown, type, other, options): void {
     add.call(this, type, other, options);
-    if (this === scope && types.includes(type) && other !== listener) moveLast(type);
+    // `this` is undefined for a bare `addEventListener(...)`, which adds to the scope.
+    if ((this === scope || this === undefined) && types.includes(type) && other !== listener) {
+      moveLast(type);
+    }
   };
 }
 
