@@ -57,16 +57,18 @@ export interface MutexHandle {
 }
 
 /**
- * {@linkcode Mutex.prototype.lock} once its compare-exchange failed. A lock taken over from a
- * dead holder comes poisoned, and the caller learns it holds it from the OwnerDeadError. If
- * that cannot be made (a stack overflow can throw from any call, ownerDead's entry included),
- * the lock is given back, still poisoned, and the overflow goes on: the caller would otherwise
- * hold the lock without knowing. From the take-over to the `try`, no call of ours; the give-back
- * is written out with builtins alone (a call's entry is where the stack is checked again). The
- * same in tryLock.
+ * Takes the mutex in `block` for `me`, waiting for it (`wait`: {@linkcode Mutex.prototype.lock}
+ * once its compare-exchange failed) or not ({@linkcode Mutex.prototype.tryLock}); returns
+ * whether it took it. A lock taken over from a dead holder comes poisoned, and the caller
+ * learns it holds it from the OwnerDeadError. If that cannot be made (a stack overflow can throw
+ * from any call, ownerDead's entry included), the lock is given back, still poisoned, and the
+ * overflow goes on: the caller would otherwise hold the lock without knowing. From the take-over
+ * to the `try`, no call of ours; the give-back is written out with builtins alone (a call's
+ * entry is where the stack is checked again).
  */
-function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
-  if (lockWordSlow(block, LOCK_BASE, me) === ACQUIRED) return;
+function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean): boolean {
+  const status = wait ? lockWordSlow(block, LOCK_BASE, me) : tryLockWord(block, LOCK_BASE, me);
+  if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
   try {
     throw ownerDead("Mutex", noRelease);
   } catch (error) {
@@ -79,7 +81,7 @@ function lockSlow(block: Int32Array<SharedArrayBuffer>, me: number): void {
   }
 }
 
-/** ownerDead's `release`: nothing, as lockSlow and tryLock give the lock back themselves. */
+/** ownerDead's `release`: nothing, as {@linkcode acquire} gives the lock back itself. */
 const noRelease = (): void => {};
 
 /**
@@ -229,7 +231,7 @@ export class Mutex {
     if (f.head[C_COUNT] !== f.liveSeen || mine === 0) {
       this.#lockChecked();
     } else if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, mine) !== 0) {
-      lockSlow(this.#block, mine >>> OWNER_SHIFT);
+      acquire(this.#block, mine >>> OWNER_SHIFT, true);
     }
   }
 
@@ -238,7 +240,7 @@ export class Mutex {
     const me = liveOwnerIdSlow();
     this.#mine = me << OWNER_SHIFT;
     if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, me << OWNER_SHIFT) !== 0) {
-      lockSlow(this.#block, me);
+      acquire(this.#block, me, true);
     }
   }
 
@@ -260,21 +262,7 @@ export class Mutex {
    * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    const me = liveOwnerId();
-    const block = this.#block;
-    const status = tryLockWord(block, LOCK_BASE, me);
-    if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
-    try {
-      throw ownerDead("Mutex", noRelease);
-    } catch (error) {
-      // As in lockSlow: a lock whose OwnerDeadError cannot be made is given back, poisoned.
-      if (!(error instanceof OwnerDeadError)) {
-        if ((Atomics.exchange(block, LOCK_BASE, POISONED) & CONTENDED) !== 0) {
-          Atomics.notify(block, LOCK_BASE, 1);
-        }
-      }
-      throw error;
-    }
+    return acquire(this.#block, liveOwnerId(), false);
   }
 
   /**
