@@ -188,9 +188,10 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     // A writer that died holding the lock: the main thread write-locks it, then its words
     // name a thread declared gone as the writer. Every call starts from that state afresh and
     // read-locks through a fresh object: the first lock's add, turned away, the slow path, the
-    // dead writer's release, the second add, and the OwnerDeadError, each cut short by the
-    // overflow in turn. A call that overflowed must hold no read lock; one that got its
-    // OwnerDeadError holds one, released at the next call.
+    // dead writer's release (the reader holds the writer mutex meanwhile), the second add, and
+    // the OwnerDeadError, each cut short by the overflow in turn. A call that overflowed must
+    // hold no read lock, nor the writer mutex; one that got its OwnerDeadError holds a read
+    // lock, released at the next call.
     threadGone(DEAD);
     let leaks = 0;
     let poisoned = 0;
@@ -216,6 +217,9 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
         } catch (error) {
           if (!(error instanceof OwnerDeadError)) {
             for (const w of seats) if ((words[w] & COUNT_MASK) !== 0) leaks++;
+            // Nor the writer mutex, which the reader takes to release the dead writer.
+            const writer = words[mu] >>> OWNER_SHIFT;
+            if (writer !== 0 && writer !== DEAD + 1) leaks++;
             throw error;
           }
           held = reader;

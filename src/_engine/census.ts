@@ -404,15 +404,22 @@ function watchOwnExit(): void {
   const emitter = process as unknown as Record<string, (event: unknown, f: unknown) => unknown>;
   const on = emitter.on;
   const off = emitter.off;
-  on.call(process, "exit", recordOwnExit);
+  // Each move adds a fresh copy of the listener before it removes the one in place: the watch is
+  // never lost to a call cut short (a stack overflow), at worst left twice (recording is
+  // idempotent).
+  let current = (): void => recordOwnExit();
+  on.call(process, "exit", current);
   exitWatched = true;
   for (const name of ["on", "addListener", "once"]) {
     const add = emitter[name];
     emitter[name] = function (this: unknown, event: unknown, f: unknown): unknown {
       const result = add.call(this, event, f);
-      if (event === "exit" && f !== recordOwnExit && this === process) {
-        off.call(process, "exit", recordOwnExit);
-        on.call(process, "exit", recordOwnExit);
+      if (event === "exit" && f !== current && this === process) {
+        const previous = current;
+        const next = (): void => recordOwnExit();
+        on.call(process, "exit", next);
+        current = next;
+        off.call(process, "exit", previous);
       }
       return result;
     };

@@ -259,10 +259,31 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
 function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
   const status = tryLockWord(i32, base + WRITER_MU, me);
   if (status === NOT_ACQUIRED) return;
-  waitedOnly(i32, base, status);
-  // The dead writer's note of what it flagged may be unwritten: clear up to the mark.
-  writerLeaves(i32, base, highMark(i32, base));
-  unlockWord(i32, base + WRITER_MU, me);
+  try {
+    waitedOnly(i32, base, status);
+    // The dead writer's note of what it flagged may be unwritten: clear up to the mark.
+    writerLeaves(i32, base, highMark(i32, base));
+    unlockWord(i32, base + WRITER_MU, me);
+  } catch (error) {
+    // Cut short (a stack overflow): this reader holds the writer mutex without its caller
+    // knowing, so the release is finished here, written out as writeLock's back-out is.
+    if (i32[base + WRITER_MU] >>> OWNER_SHIFT === me) {
+      const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+      for (let i = 0; i < high; i++) {
+        Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
+      }
+      const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+      if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+      let w = Atomics.load(i32, base + WRITER_MU);
+      for (;;) {
+        const found = Atomics.compareExchange(i32, base + WRITER_MU, w, w & POISONED);
+        if (found === w) break;
+        w = found;
+      }
+      if ((w & CONTENDED) !== 0) Atomics.notify(i32, base + WRITER_MU, 1);
+    }
+    throw error;
+  }
 }
 
 function tooManyReads(): RangeError {

@@ -159,6 +159,10 @@ if (inWorker) {
  */
 function dying(event: Event): void {
   if (event.defaultPrevented || fast.owner === 0) return;
+  // An error of a worker this one started, which went uncancelled there, comes here too, with a
+  // null `error` (the error itself stays in the thread it was thrown in): it ends this worker
+  // only through the rejection Deno raises next, which comes here in turn.
+  if (event.type === "error" && (event as ErrorEvent).error === null) return;
   // Deno's `process` cancels the event itself when it has listeners of its own for it, from a
   // listener of its own added as they come, so after this one: a worker with such listeners
   // lives on.
@@ -174,15 +178,24 @@ function dying(event: Event): void {
  */
 function keepLast(types: string[], listener: (event: Event) => void): void {
   const add = scope.addEventListener;
+  // Each move adds a fresh copy of the listener before it removes the one in place: a copy is
+  // never lost to a call cut short (a stack overflow), at worst left twice.
+  const copies = new Map<string, (event: Event) => void>();
   const moveLast = (type: string) => {
-    scope.removeEventListener(type, listener);
-    add.call(scope, type, listener);
+    const next = (event: Event) => listener(event);
+    add.call(scope, type, next);
+    const previous = copies.get(type);
+    copies.set(type, next);
+    if (previous !== undefined) scope.removeEventListener(type, previous);
   };
   for (const type of types) moveLast(type);
   scope.addEventListener = function (this: unknown, type, other, options): void {
     add.call(this, type, other, options);
     // `this` is undefined for a bare `addEventListener(...)`, which adds to the scope.
-    if ((this === scope || this === undefined) && types.includes(type) && other !== listener) {
+    if (
+      (this === scope || this === undefined) && types.includes(type) &&
+      other !== copies.get(type)
+    ) {
       moveLast(type);
     }
   };
