@@ -357,7 +357,7 @@ test(
     // the worker's calls working, past the grace in which its locks would be taken over.
     const { spawn } = await import("../src/workers/deno.ts");
     const { SyncMap } = await import("../mod.ts");
-    for (const how of ["listener", "onerror", "bare", "process", "child"]) {
+    for (const how of ["listener", "onerror", "bare", "process", "child", "cut"]) {
       const mu = new Mutex();
       const results = new SyncMap<string, string>().set("how", how);
       const url = new URL("./fixtures/error_survivor_deno_worker.ts", import.meta.url);

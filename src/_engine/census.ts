@@ -404,21 +404,30 @@ function watchOwnExit(): void {
   const emitter = process as unknown as Record<string, (event: unknown, f: unknown) => unknown>;
   const on = emitter.on;
   const off = emitter.off;
-  // Each move adds a fresh copy of the listener before it removes the one in place: the watch is
-  // never lost to a call cut short (a stack overflow), at worst left twice (recording is
-  // idempotent).
-  let current = (): void => recordOwnExit();
-  on.call(process, "exit", current);
+  // Each move adds a fresh copy of the listener before it removes the one in place, and only
+  // the latest copy acts: a move cut short (a stack overflow) never loses the watch, and a copy
+  // it leaves behind, before exit handlers added since, does nothing. No call of ours between a
+  // copy's adding and its becoming the latest.
+  let latest: () => void = () => {};
+  const copy = (): () => void => {
+    const self = (): void => {
+      if (latest === self) recordOwnExit();
+    };
+    return self;
+  };
+  const first = copy();
+  on.call(process, "exit", first);
+  latest = first;
   exitWatched = true;
   for (const name of ["on", "addListener", "once"]) {
     const add = emitter[name];
     emitter[name] = function (this: unknown, event: unknown, f: unknown): unknown {
       const result = add.call(this, event, f);
-      if (event === "exit" && f !== current && this === process) {
-        const previous = current;
-        const next = (): void => recordOwnExit();
+      if (event === "exit" && f !== latest && this === process) {
+        const previous = latest;
+        const next = copy();
         on.call(process, "exit", next);
-        current = next;
+        latest = next;
         off.call(process, "exit", previous);
       }
       return result;

@@ -275,12 +275,15 @@ function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
       const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
       if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
       let w = Atomics.load(i32, base + WRITER_MU);
-      for (;;) {
+      // The owner checked at every turn, as unlockWordSlow does.
+      while (w >>> OWNER_SHIFT === me) {
         const found = Atomics.compareExchange(i32, base + WRITER_MU, w, w & POISONED);
-        if (found === w) break;
+        if (found === w) {
+          if ((w & CONTENDED) !== 0) Atomics.notify(i32, base + WRITER_MU, 1);
+          break;
+        }
         w = found;
       }
-      if ((w & CONTENDED) !== 0) Atomics.notify(i32, base + WRITER_MU, 1);
     }
     throw error;
   }
@@ -413,12 +416,15 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
       // Released as unlockWordSlow does: POISONED kept, a sleeper woken; the note as backOut.
       let w = Atomics.load(i32, base + WRITER_MU);
       if ((w & POISONED) === 0) Atomics.store(i32, base + DRAIN_NOTE, 0);
-      for (;;) {
+      // The owner checked at every turn, as unlockWordSlow does.
+      while (w >>> OWNER_SHIFT === me) {
         const found = Atomics.compareExchange(i32, base + WRITER_MU, w, w & POISONED);
-        if (found === w) break;
+        if (found === w) {
+          if ((w & CONTENDED) !== 0) Atomics.notify(i32, base + WRITER_MU, 1);
+          break;
+        }
         w = found;
       }
-      if ((w & CONTENDED) !== 0) Atomics.notify(i32, base + WRITER_MU, 1);
     }
     throw error;
   }

@@ -178,14 +178,18 @@ function dying(event: Event): void {
  */
 function keepLast(types: string[], listener: (event: Event) => void): void {
   const add = scope.addEventListener;
-  // Each move adds a fresh copy of the listener before it removes the one in place: a copy is
-  // never lost to a call cut short (a stack overflow), at worst left twice.
-  const copies = new Map<string, (event: Event) => void>();
+  // Each move adds a fresh copy of the listener before it removes the one in place, and only
+  // the latest copy acts: a move cut short (a stack overflow) never loses the listener, and a
+  // copy it leaves behind, before a listener added since, does nothing. No call of ours between
+  // a copy's adding and its becoming the latest.
+  const latest: Record<string, (event: Event) => void> = {};
   const moveLast = (type: string) => {
-    const next = (event: Event) => listener(event);
+    const next = (event: Event) => {
+      if (latest[type] === next) listener(event);
+    };
     add.call(scope, type, next);
-    const previous = copies.get(type);
-    copies.set(type, next);
+    const previous = latest[type];
+    latest[type] = next;
     if (previous !== undefined) scope.removeEventListener(type, previous);
   };
   for (const type of types) moveLast(type);
@@ -193,8 +197,7 @@ function keepLast(types: string[], listener: (event: Event) => void): void {
     add.call(this, type, other, options);
     // `this` is undefined for a bare `addEventListener(...)`, which adds to the scope.
     if (
-      (this === scope || this === undefined) && types.includes(type) &&
-      other !== copies.get(type)
+      (this === scope || this === undefined) && types.includes(type) && other !== latest[type]
     ) {
       moveLast(type);
     }
