@@ -56,17 +56,14 @@ export class LockAttachment {
 }
 
 /**
- * The OwnerDeadError a public lock of `kind` throws while the caller holds it. If making it
- * throws instead (a stack overflow can throw from any call), the caller would hold the lock
- * without knowing: `release` gives it back, still poisoned, and the error goes on.
+ * The OwnerDeadError a public lock of `kind` throws while the caller holds it. Making it can
+ * throw instead (a stack overflow can throw from any call, this one's entry included), so each
+ * caller makes it inside a `try` in the frame that took the lock, whose `catch` gives the lock
+ * back, still poisoned, written out (Mutex `acquire`, rw_lock.ts `writeLock`, RWMutex `rLock`
+ * and `tryRLock`).
  */
-export function ownerDead(kind: LockKind, release: () => void): OwnerDeadError {
-  try {
-    return new OwnerDeadError(kind, lastDeadOwner);
-  } catch (error) {
-    release();
-    throw error;
-  }
+export function ownerDead(kind: LockKind): OwnerDeadError {
+  return new OwnerDeadError(kind, lastDeadOwner);
 }
 
 /** Makes a block of `kind` with `words` lock words in a fresh SharedArrayBuffer. */

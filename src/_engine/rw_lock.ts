@@ -396,7 +396,7 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
   const already = i32[base + WRITER_MU] >>> OWNER_SHIFT === me;
   try {
     const status = wait ? takeWriteLock(i32, base, me) : tryTakeWriteLock(i32, base, me);
-    if (status === ACQUIRED_POISONED) throw ownerDead("RWMutex", noRelease);
+    if (status === ACQUIRED_POISONED) throw ownerDead("RWMutex");
     return status;
   } catch (error) {
     // takeWriteLock backs out of what it took when it throws; if the back-out threw too (a
@@ -429,9 +429,6 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
     throw error;
   }
 }
-
-/** ownerDead's `release`: nothing, as {@linkcode writeLock} backs the writer out itself. */
-const noRelease = (): void => {};
 
 /** {@linkcode lock}'s work: the writer mutex, then the seats flagged and drained. */
 function takeWriteLock(i32: Int32Array, base: number, me: number): number {

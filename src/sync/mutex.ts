@@ -70,7 +70,7 @@ function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean
   const status = wait ? lockWordSlow(block, LOCK_BASE, me) : tryLockWord(block, LOCK_BASE, me);
   if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
   try {
-    throw ownerDead("Mutex", noRelease);
+    throw ownerDead("Mutex");
   } catch (error) {
     if (!(error instanceof OwnerDeadError)) {
       if ((Atomics.exchange(block, LOCK_BASE, POISONED) & CONTENDED) !== 0) {
@@ -80,9 +80,6 @@ function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean
     throw error;
   }
 }
-
-/** ownerDead's `release`: nothing, as {@linkcode acquire} gives the lock back itself. */
-const noRelease = (): void => {};
 
 /**
  * A mutual exclusion lock in shared memory, usable from every worker (and the main thread)

@@ -93,12 +93,6 @@ export interface RWMutexOptions {
 const DEFAULT_READER_THREADS = 64;
 const MAX_READER_THREADS = 65536;
 /**
- * ownerDead's `release` for a read lock: nothing, since the read lock's callers give it back
- * themselves, written out, when the error cannot be made (see RWMutex.rLock).
- */
-const noRelease = (): void => {};
-
-/**
  * A reader/writer mutual exclusion lock in shared memory, usable from every worker (and the
  * main thread) that holds it. Any number of readers may hold it at once, or one writer. The
  * semantics are those of Go's `sync.RWMutex`:
@@ -357,7 +351,7 @@ export class RWMutex {
     // the read lock is given back, written out, and the overflow goes on: the caller would
     // otherwise hold a read lock without knowing. The same in tryRLock.
     try {
-      throw ownerDead("RWMutex", noRelease);
+      throw ownerDead("RWMutex");
     } catch (error) {
       if (!(error instanceof OwnerDeadError)) {
         if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
@@ -399,7 +393,7 @@ export class RWMutex {
     if (status !== NOT_ACQUIRED) this.#readSeat = seat;
     if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
     try {
-      throw ownerDead("RWMutex", noRelease);
+      throw ownerDead("RWMutex");
     } catch (error) {
       // As in rLock: a read lock whose OwnerDeadError cannot be made is given back.
       if (!(error instanceof OwnerDeadError)) {
