@@ -61,6 +61,7 @@ const WORKLOADS = {
   strings: `SyncMap.load hit, ${KEYS_TEXT} 16-unit string keys`,
   store: `SyncMap.store overwrite, ${KEYS_TEXT} int keys`,
   range: `SyncMap.range over ${KEYS_TEXT} int keys (one op: the whole range)`,
+  churn: `SyncMap store of an absent int key, then delete of a present one (StoreDeleteChurn)`,
 } as const;
 type Workload = keyof typeof WORKLOADS;
 
@@ -112,6 +113,18 @@ function bodyOf(workload: Workload): Body {
       return function ranges(n) {
         for (let i = 0; i < n; i++) map.range(visit);
         if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "churn": {
+      // Half the keys present at any time: each store adds the key deleted 512 calls ago.
+      const map = new SyncMap<number, number>();
+      for (let k = KEYS / 2; k < KEYS; k++) map.store(k, k);
+      let k = 0;
+      return function storeDeleteChurn(n) {
+        for (let i = 0; i < n; i++, k++) {
+          map.store(k & (KEYS - 1), k);
+          map.delete((k + KEYS / 2) & (KEYS - 1));
+        }
       };
     }
   }

@@ -68,6 +68,46 @@ describe("a worker marked terminating stops at its next call", () => {
   }
 });
 
+// A read (load, loadOk, has) does not check the census as it begins (Participant.enterRead):
+// a thread declared gone is stopped by its seat's claim check once its seat is released, with
+// the error the census check would have thrown, not the TypeError of a released share.
+describe("a worker declared gone whose seat was released", () => {
+  it("stops at its next load with TerminatedError", { timeout: 60_000 }, async () => {
+    const sync = new SyncMap<number, number>();
+    for (let i = 0; i < 64; i++) sync.store(i, i);
+    const ctrl = new Int32Array(new SharedArrayBuffer(16));
+    const { promise, resolve, reject } = Promise.withResolvers<ZombieReply>();
+    const worker = startWorker(new URL("./fixtures/zombie_worker.ts", import.meta.url), {
+      message: (data) => resolve(data as ZombieReply),
+      error: reject,
+    });
+    try {
+      const handles = { goMap: new GoMap().handle, mutex: new Mutex().handle };
+      worker.postMessage(
+        {
+          path: "SyncMap.load once released",
+          ctrl,
+          syncMap: sync.handle,
+          rwMutex: new RWMutex().handle,
+          ...handles,
+        } satisfies ZombieRequest,
+      );
+      await until(() => Atomics.load(ctrl, 0) !== 0, "the worker loads", 30_000);
+      assert.equal(sync.stats().participants, 2);
+      threadGone(Atomics.load(ctrl, 0) - 1);
+      // Reaped at this thread's next quiescent point (one call in 64).
+      for (let i = 0; i < 200; i++) sync.load(i & 63);
+      assert.equal(sync.stats().participants, 1, "its seat is released");
+      Atomics.store(ctrl, 1, 1);
+      Atomics.notify(ctrl, 1);
+      assert.equal((await promise).error, "TerminatedError");
+      sync.verify();
+    } finally {
+      worker.terminate();
+    }
+  });
+});
+
 // Deno only: Node's and Bun's terminate() stop the worker themselves.
 const onDeno = "Deno" in globalThis && !("Bun" in globalThis);
 if (onDeno) {

@@ -26,7 +26,8 @@
  *   only until its seat is released (the worker adapters do that when the worker exits).
  *
  * Cost on the hot path: no atomic operation. An operation checks its thread's census state
- * (checkAlive) and its own seat's claim word with plain reads, and counts down a local field;
+ * (checkAlive; a read leaves it to its quiescent points, see enterRead) and its own seat's
+ * claim word with plain reads, and counts down a local field;
  * one in {@linkcode QUIESCE_EVERY} also loads the epoch and stores its announcement, and, when
  * it has retired blocks waiting, advances the epoch, scans the announcements and frees what is
  * safe.
@@ -309,7 +310,29 @@ export class Participant {
     if (--this.#countdown <= 0) this.#slowEnter();
   }
 
+  /**
+   * {@linkcode enter} for an operation that writes no shared memory unless it takes the mutex
+   * (SyncMap `load`, `loadOk`, `has`), without the census check: a thread marked terminating
+   * (a Deno zombie) may go on reading, which harms no one, and it is still stopped
+   *
+   * - at the mutex: SyncCore.entryLocked checks the census before it locks;
+   * - at its next quiescent point, one call in {@linkcode QUIESCE_EVERY} (#slowEnter checks),
+   *   before it writes its announcement;
+   * - at the claim check below once its seat is released (after the grace), where
+   *   #releasedError stops it as the census check would have: from then on its announcement
+   *   no longer holds back the blocks it could read.
+   *
+   * Until its seat is released, what it reads is protected as any participant's reads are.
+   */
+  enterRead(): void {
+    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
+    if (--this.#countdown <= 0) this.#slowEnter();
+  }
+
   #slowEnter(): void {
+    // enterRead does not check the census: a quiescent point writes this seat's announcement.
+    const f = fast;
+    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
     const deferred = this.#deferred;
     if (deferred !== null) {
       this.#deferred = null;
@@ -568,6 +591,9 @@ export class Participant {
 
   #releasedError(): never {
     if (this.#closed) this.#closedError();
+    // A terminated worker's seat is released after the grace: stop it as checkAlive would
+    // (a node:worker_threads zombie on Deno exits), rather than with a TypeError.
+    checkSelf();
     throw new TypeError(
       "this SyncMap object's share was released (its worker was terminated); it cannot be used",
     );

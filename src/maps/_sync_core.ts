@@ -19,7 +19,7 @@
 
 import { bytesUsed } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
-import { ownerId } from "../_engine/census.ts";
+import { checkAlive, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   clearPoison,
@@ -483,6 +483,8 @@ export class SyncCore {
    * read table again, then the dirty table, counting a miss. Returns the entry, or 0.
    */
   entryLocked(probe: Probe): number {
+    // The read paths enter without the census check (Participant.enterRead): the mutex has it.
+    checkAlive();
     return this.locked(() => {
       const read = Atomics.load(this.arena.i32, R_READ);
       let e = this.findIn(this.readTable(read), probe);

@@ -259,7 +259,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   load(key: K): V | undefined {
     const s = this.#s;
-    s.participant.enter();
+    s.participant.enterRead();
     // The number-key hit, Go's LoadMostlyHits, written out: entryForNumber's read-table lookup
     // and decodeRecord's number path, which V8 left as calls (5 to 8 ns of a hit on Deno).
     let e: number;
@@ -305,7 +305,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   loadOk(key: K): [value: V | undefined, ok: boolean] {
     const part = this.#s.participant;
-    part.enter();
+    part.enterRead();
     const e = typeof key === "number" && this.#s.numberKeys
       ? entryForNumber(this.#s, key)
       : entryForRead(this.#s, key);
@@ -621,7 +621,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   has(key: K): boolean {
     const part = this.#s.participant;
-    part.enter();
+    part.enterRead();
     const e = typeof key === "number" && this.#s.numberKeys
       ? entryForNumber(this.#s, key)
       : entryForRead(this.#s, key);
