@@ -53,6 +53,7 @@ import {
   R_MISSES,
   R_MU,
   R_READ,
+  R_SERIAL,
   REC_HI,
   REC_LO,
   RECORD_HEADER,
@@ -60,6 +61,7 @@ import {
   S_ENTRY,
   S_OWNS,
   SYNC_JOURNAL_ENTRIES,
+  T_SERIAL,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
@@ -516,7 +518,15 @@ export class SyncCore {
   promoteLocked(): void {
     const a = this.arena;
     const oldWord = this.readWord();
-    this.#setRead(a.i32[R_DIRTY]);
+    const dirty = a.i32[R_DIRTY];
+    // A fresh serial for the new read table: 64 bits, so that none ever repeats.
+    const lo = (a.i32[R_SERIAL] + 1) | 0;
+    const hi = lo === 0 ? (a.i32[R_SERIAL + 1] + 1) | 0 : a.i32[R_SERIAL + 1];
+    this.tx.set(R_SERIAL, lo);
+    if (lo === 0) this.tx.set(R_SERIAL + 1, hi);
+    this.tx.set((dirty >> 2) + T_SERIAL, lo);
+    this.tx.set((dirty >> 2) + T_SERIAL + 1, hi);
+    this.#setRead(dirty);
     this.tx.set(R_DIRTY, 0);
     this.tx.set(R_MISSES, 0);
     const old = oldWord & ~AMENDED;

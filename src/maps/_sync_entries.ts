@@ -24,14 +24,16 @@
 
 import { keyNumberWords, Probe } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
-import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, T_SERIAL } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
+import type { Table } from "../_engine/table.ts";
 
 /**
  * The read table's entry for number key `key` (the codec stores it as a plain float64), read
  * word `read` (Go's `read.m[key]`): 0 when the read table lacks it. No codec call and no
- * atomic: the hot path of every operation on a number key, kept small so that engines inline
- * it.
+ * atomic: the hot path of every operation on a number key. The handle's entry memo answers for
+ * a key looked up in this read table before (_sync_entry_memo.ts); SyncMap.load writes this
+ * out.
  */
 export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key: number): number {
   const a = s.arena;
@@ -40,8 +42,27 @@ export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key:
   const lo = words[0];
   const hi = words[1];
   const table = core.readTable(read);
-  const k = table === null ? -1 : table.findWords(lo, hi, a.memo.hash(lo, hi));
-  return k < 0 ? 0 : core.entryAt(k);
+  if (table === null) return 0;
+  const th = table.h;
+  const e = s.entries.find(lo, hi, a.i32[th + T_SERIAL], a.i32[th + T_SERIAL + 1]);
+  return e >= 0 ? e : walkReadTable(s, table, lo, hi);
+}
+
+/**
+ * The entry of key words (lo, hi) in read table `table`, found by hashing the key and walking
+ * the table, and noted in the handle's entry memo: 0 when the table lacks the key. The memo's
+ * miss, kept out of line so that its callers stay small.
+ */
+export function walkReadTable<K, V>(
+  s: SyncAccess<K, V>,
+  table: Table,
+  lo: number,
+  hi: number,
+): number {
+  const k = table.findWords(lo, hi, s.arena.memo.hash(lo, hi));
+  const e = k < 0 ? 0 : s.core.entryAt(k);
+  s.entries.remember(lo, hi, e);
+  return e;
 }
 
 /**

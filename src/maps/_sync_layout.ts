@@ -23,7 +23,8 @@ export const R_READ = H_ROOT, // read table header offset | AMENDED; 0: empty an
 // Line 1: the mutex and what it guards.
 export const R_MU = H_ROOT + 16, // the mutex (a mutex word, futex.ts)
   R_DIRTY = H_ROOT + 17, // dirty table header offset; 0 when there is none
-  R_MISSES = H_ROOT + 18; // loads that took the lock since the last promotion
+  R_MISSES = H_ROOT + 18, // loads that took the lock since the last promotion
+  R_SERIAL = H_ROOT + 19; // and + 20: the serial (lo, hi) of the last table made the read table
 // Line 2: reclamation and recovery (registry.ts, reclaim.ts, _sync_recovery.ts).
 export const R_EPOCH = H_ROOT + 32, // the global epoch
   R_ORPHANS = H_ROOT + 33, // released seats still holding a retire list or a cache
@@ -86,8 +87,15 @@ export const K_RECORD = 0;
 export const K_ENTRY = 1;
 export const K_TABLE = 2;
 
-/** Bytes of a table header block. */
-export const TABLE_HEADER_BYTES = TABLE_WORDS * 4;
+/**
+ * Header words (lo, hi) after the generic table header: the table's serial, stamped from
+ * R_SERIAL when it is made the read table, so that no two read tables ever share one (a header
+ * offset is reused once its table is freed). 0 while the table is dirty.
+ */
+export const T_SERIAL = TABLE_WORDS;
+
+/** Bytes of a table header block: the generic header and the serial. */
+export const TABLE_HEADER_BYTES = (TABLE_WORDS + 2) * 4;
 
 /**
  * Where a SyncMap arena keeps its participants. Throws RangeError when the root's seat words

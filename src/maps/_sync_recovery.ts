@@ -60,10 +60,12 @@ import {
   R_PAUSE,
   R_READ,
   R_SEATS_BLOCK,
+  R_SERIAL,
   R_SWEEP_DUE,
   S_ENTRY,
   S_OWNS,
   SYNC_JOURNAL_ENTRIES,
+  T_SERIAL,
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
@@ -223,8 +225,19 @@ function mark(core: SyncCore, strict: boolean): Marks {
       }
     });
   };
-  live(Atomics.load(i32, R_READ) & ~AMENDED, "read");
+  const read = Atomics.load(i32, R_READ) & ~AMENDED;
+  live(read, "read");
   live(i32[R_DIRTY], "dirty");
+  // Serials: the read table was the last made one (handles' entry memos trust that no two read
+  // tables share a serial); a dirty table has none yet.
+  const serial = (h: number) => `${i32[(h >> 2) + T_SERIAL + 1]}:${i32[(h >> 2) + T_SERIAL] >>> 0}`;
+  const last = `${i32[R_SERIAL + 1]}:${i32[R_SERIAL] >>> 0}`;
+  if (read !== 0 && serial(read) !== last) {
+    fail(`the read table's serial ${serial(read)} is not the last one made, ${last}`);
+  }
+  if (i32[R_DIRTY] !== 0 && serial(i32[R_DIRTY]) !== "0:0") {
+    fail(`the dirty table has a serial (${serial(i32[R_DIRTY])}); it was made the read table`);
+  }
   // Participants: retire lists and what they hold, caches, records in flight.
   const registry = core.registry;
   const high = seatHigh(registry);

@@ -19,6 +19,7 @@ import {
   entryForNumber,
   entryForRead,
   lockedEntryForNumber,
+  walkReadTable,
 } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
@@ -30,6 +31,7 @@ import {
   R_READ,
   REC_HI,
   RECORD_HEADER,
+  T_SERIAL,
 } from "./_sync_layout.ts";
 import {
   attachSyncMap,
@@ -270,10 +272,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const lo = words[0];
       const hi = words[1];
       const table = s.core.readTable(read);
-      const k = table === null ? -1 : table.findWords(lo, hi, a.memo.hash(lo, hi));
-      if (k >= 0) e = s.core.entryAt(k);
-      else if ((read & AMENDED) === 0) return undefined;
-      else e = lockedEntryForNumber(s, key);
+      if (table === null) e = 0;
+      else {
+        const th = table.h;
+        e = s.entries.find(lo, hi, a.i32[th + T_SERIAL], a.i32[th + T_SERIAL + 1]);
+        if (e < 0) e = walkReadTable(s, table, lo, hi);
+      }
+      if (e === 0) {
+        if ((read & AMENDED) === 0) return undefined;
+        e = lockedEntryForNumber(s, key);
+      }
     } else {
       e = entryForRead(s, key);
     }

@@ -1,0 +1,129 @@
+/**
+ * Internal. One SyncMap handle's memo of the entries its number-key lookups found in the read
+ * table: the hot path of `load`, `has`, and a `store` of a key the read table holds.
+ *
+ * A read table never changes once published (it is replaced, never written: Go's `read`), so
+ * what a lookup of key words (lo, hi) found in it, an entry's offset or nothing, holds for as
+ * long as that table is the read table. Each table is stamped with a serial as it is made the
+ * read table (T_SERIAL, from R_SERIAL under the mutex; 64 bits, so no two read tables ever share
+ * one, though a freed table's header offset is reused). A lookup that loaded R_READ reads the
+ * table's serial; while it is the one the memo was filled under, a slot holding (lo, hi) gives
+ * the entry without hashing the key or walking the table. When the serial moves, the memo's
+ * generation does, and every slot of an older generation stops matching at once.
+ *
+ * An entry named by a slot is as safe to read as one the walk would have found: it is the
+ * current read table's (the serial says so), loaded after R_READ, so the caller's participant
+ * holds it until its next quiescent point, as it would hold one it found by walking.
+ *
+ * The memo is this handle's own JavaScript memory, never shared: nothing in it comes from
+ * another thread's writes but offsets and serials this thread read, and a slot is picked by an
+ * unkeyed multiplicative hash of the key's words, so keys an attacker makes to share a slot
+ * only evict each other (a miss: the lookup walks the table as if there were no memo). It makes
+ * its table after {@linkcode WARMUP} lookups, and switches itself off for {@linkcode OFF_CALLS}
+ * lookups when a window of {@linkcode WINDOW} misses saw fewer hits, as the hash memo does
+ * (hash_memo.ts): a working set much larger than the memo pays a decrement then.
+ *
+ * @module
+ */
+
+/** Slots, a power of two: 2,048 slots of four words (lo, hi, generation, entry), 32 KB. */
+export const ENTRY_MEMO_SLOTS = 2048;
+/** Lookups made without a table before the table is made. */
+export const WARMUP = 1024;
+/** Misses per hit-rate window. */
+export const WINDOW = 4096;
+/** Lookups the memo stays off for after a window with fewer hits than misses. */
+export const OFF_CALLS = 262144;
+/** Right shift that takes a slot number from the top bits of the 32-bit product. */
+const SHIFT = 32 - Math.log2(ENTRY_MEMO_SLOTS);
+/** 2^32 over the golden ratio, odd (Knuth's multiplicative hashing), as hash_memo.ts. */
+const GOLDEN = 0x9e3779b1 | 0;
+/** No table: the memo is warming up or switched off. */
+const NONE = new Int32Array(0);
+
+/** The memo of one SyncMap handle; see the module documentation. */
+export class EntryMemo {
+  /** Four words a slot; {@linkcode NONE} while warming up or switched off. */
+  #words: Int32Array = NONE;
+  #table: Int32Array | null = null;
+  /** The generation of the slots that match: it stands for the serial (#lo, #hi). */
+  #gen = 1;
+  #lo = 0;
+  #hi = 0;
+  #hits = 0;
+  #misses = 0;
+  #off = WARMUP;
+
+  /**
+   * The entry the read table with serial (serialLo, serialHi) holds for key words (lo, hi):
+   * its offset, 0 when the table lacks the key, or -1 when the memo does not know (then look it
+   * up and {@linkcode remember} it).
+   */
+  find(lo: number, hi: number, serialLo: number, serialHi: number): number {
+    const w = this.#words;
+    if (w.length === 0) {
+      if (--this.#off === 0) this.#switchOn();
+      return -1;
+    }
+    if (serialLo !== this.#lo || serialHi !== this.#hi) {
+      this.#newTable(serialLo, serialHi);
+      return -1;
+    }
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) << 2;
+    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === this.#gen) {
+      this.#hits++;
+      return w[i + 3];
+    }
+    return -1;
+  }
+
+  /**
+   * Notes that the read table {@linkcode find} was last asked about holds entry `e` (0: none)
+   * for key words (lo, hi).
+   */
+  remember(lo: number, hi: number, e: number): void {
+    const w = this.#words;
+    if (w.length === 0) return;
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) << 2;
+    w[i] = lo;
+    w[i + 1] = hi;
+    w[i + 2] = this.#gen;
+    w[i + 3] = e;
+    if (++this.#misses === WINDOW) this.#endWindow();
+  }
+
+  /** Whether the memo is in use (for tests). */
+  get on(): boolean {
+    return this.#words.length !== 0;
+  }
+
+  /** The read table changed: slots of the old generation stop matching. */
+  #newTable(serialLo: number, serialHi: number): void {
+    this.#lo = serialLo;
+    this.#hi = serialHi;
+    this.#gen = (this.#gen + 1) | 0;
+    // After 2^32 tables the generation comes round: forget every slot rather than let one
+    // written 2^32 tables ago match.
+    if (this.#gen === 0) {
+      this.#words.fill(0);
+      this.#gen = 1;
+    }
+  }
+
+  #switchOn(): void {
+    if (this.#table === null) this.#table = new Int32Array(4 * ENTRY_MEMO_SLOTS);
+    // Whatever the table held was filled under some older serial: start a generation.
+    this.#words = this.#table;
+    this.#newTable(0, 0);
+  }
+
+  /** A window of {@linkcode WINDOW} misses is over: fewer hits than misses switch it off. */
+  #endWindow(): void {
+    if (this.#hits < this.#misses) {
+      this.#off = OFF_CALLS;
+      this.#words = NONE;
+    }
+    this.#hits = 0;
+    this.#misses = 0;
+  }
+}

@@ -1,0 +1,177 @@
+// Copyright the shmap authors. MIT license.
+//
+// The entry memo (src/maps/_sync_entry_memo.ts): a handle's number-key lookups answered from
+// what it found in the same read table before. Unit tests of the memo's rules, then a model test
+// that runs random operations through two handles of one map, one of them warmed up so that its
+// memo is on, while promotions replace the read table under it: a memo that kept an entry of an
+// older read table (a table's serial not moving, or a slot of an older generation matching)
+// answers with a deleted or moved key's old entry, and the model catches it.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { SyncMap } from "../mod.ts";
+import { EntryMemo, WARMUP } from "../src/maps/_sync_entry_memo.ts";
+import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
+
+/** A memo past its warm-up. */
+function warmMemo(): EntryMemo {
+  const memo = new EntryMemo();
+  for (let i = 0; i < WARMUP; i++) assert.equal(memo.find(1, 2, 1, 0), -1);
+  assert.equal(memo.on, true);
+  return memo;
+}
+
+describe("EntryMemo", () => {
+  test("knows nothing until its warm-up is over", () => {
+    const memo = new EntryMemo();
+    memo.remember(7, 0, 64);
+    assert.equal(memo.find(7, 0, 1, 0), -1);
+    assert.equal(memo.on, false);
+  });
+
+  test("answers for the read table it was filled under, absent keys included", () => {
+    const memo = warmMemo();
+    assert.equal(memo.find(7, 0, 5, 0), -1);
+    memo.remember(7, 0, 64);
+    assert.equal(memo.find(8, 0, 5, 0), -1);
+    memo.remember(8, 0, 0);
+    assert.equal(memo.find(7, 0, 5, 0), 64);
+    assert.equal(memo.find(8, 0, 5, 0), 0, "absent, as remembered");
+    assert.equal(memo.find(7, 1, 5, 0), -1, "other words");
+  });
+
+  test("forgets everything when the serial moves, and does not take an old one back", () => {
+    const memo = warmMemo();
+    assert.equal(memo.find(7, 0, 5, 0), -1);
+    memo.remember(7, 0, 64);
+    assert.equal(memo.find(7, 0, 6, 0), -1, "a new read table");
+    assert.equal(memo.find(7, 0, 5, 0), -1, "the old serial again: a new generation");
+    assert.equal(memo.find(7, 0, 5, 1), -1, "the serial's high word counts too");
+  });
+
+  test("switches itself off when most lookups miss, and on again later", () => {
+    const memo = warmMemo();
+    assert.equal(memo.find(0, 0, 9, 0), -1);
+    // Distinct keys, each looked up once: every lookup a miss.
+    for (let i = 1; memo.on; i++) {
+      assert.equal(memo.find(i, 0, 9, 0), -1);
+      memo.remember(i, 0, 16 * i);
+      assert.ok(i <= 4096, "off after one window of misses");
+    }
+    assert.equal(memo.find(1, 0, 9, 0), -1, "off: no answers");
+  });
+});
+
+type Op =
+  | { op: "load" | "has" | "delete" | "loadAndDelete"; key: number; via: 0 | 1 }
+  | { op: "store" | "loadOrStore" | "swap"; key: number; value: number; via: 0 | 1 };
+
+// Half the keys are stored before the memo warms up; the others are new to the read table, so
+// storing them makes a dirty table, which expunges the deleted keys, and misses promote it.
+const key = fc.integer({ min: 0, max: 31 });
+const via = fc.constantFrom<0 | 1>(0, 0, 0, 1);
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ op: fc.constant("load" as const), key, via }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("has" as const), key, via }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("delete" as const), key, via }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("loadAndDelete" as const), key, via }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constantFrom("store" as const, "loadOrStore" as const, "swap" as const),
+      key,
+      value: fc.integer({ min: 0, max: 1000 }),
+      via,
+    }),
+  },
+);
+
+describe("SyncMap with its entry memo on", () => {
+  test("agrees with a Map through promotions, by two handles of one map", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 300 }), (ops) => {
+        const map = new SyncMap<number, number>();
+        const other = SyncMap.attach<number, number>(map.handle);
+        try {
+          for (let k = 0; k < 16; k++) map.store(k, k);
+          // Past the memo's warm-up, every key in the read table.
+          for (let i = 0; i < 2 * WARMUP; i++) map.load(i & 15);
+          const model = new Map<number, number>();
+          for (let k = 0; k < 16; k++) model.set(k, k);
+          for (const o of ops) {
+            const m = o.via === 0 ? map : other;
+            const where = `${o.op}(${o.key}) via ${o.via}`;
+            switch (o.op) {
+              case "load":
+                assert.equal(m.load(o.key), model.get(o.key), where);
+                break;
+              case "has":
+                assert.equal(m.has(o.key), model.has(o.key), where);
+                break;
+              case "delete":
+                m.delete(o.key);
+                model.delete(o.key);
+                break;
+              case "loadAndDelete":
+                assert.deepEqual(m.loadAndDelete(o.key), [model.get(o.key), model.has(o.key)]);
+                model.delete(o.key);
+                break;
+              case "store":
+                m.store(o.key, o.value);
+                model.set(o.key, o.value);
+                break;
+              case "loadOrStore": {
+                const had = model.has(o.key);
+                const [value, loaded] = m.loadOrStore(o.key, o.value);
+                assert.deepEqual([value, loaded], [had ? model.get(o.key) : o.value, had], where);
+                if (!had) model.set(o.key, o.value);
+                break;
+              }
+              case "swap": {
+                const before = [model.get(o.key), model.has(o.key)];
+                assert.deepEqual(m.swap(o.key, o.value), before, where);
+                model.set(o.key, o.value);
+                break;
+              }
+            }
+          }
+          for (let k = 0; k < 32; k++) {
+            assert.equal(map.load(k), model.get(k), `load(${k}) at the end`);
+            assert.equal(other.load(k), model.get(k), `other.load(${k}) at the end`);
+          }
+          map.verify();
+        } finally {
+          other.close();
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe("SyncMap.verify and table serials", () => {
+  test("the read table carries the last serial made, and a dirty table none", () => {
+    const map = new SyncMap<number, number>();
+    const i32 = new Int32Array(map.handle.buffer);
+    const serial = () => [i32[R_SERIAL], i32[R_SERIAL + 1]];
+    assert.deepEqual(serial(), [0, 0], "no table made the read table yet");
+    map.store(1, 1);
+    for (let i = 0; i < 4; i++) map.load(1); // misses promote the dirty table
+    const read = (Atomics.load(i32, R_READ) & ~1) >> 2;
+    assert.notEqual(read, 0);
+    assert.deepEqual(serial(), [1, 0]);
+    assert.deepEqual([i32[read + T_SERIAL], i32[read + T_SERIAL + 1]], [1, 0]);
+    map.verify();
+    // A read table stamped with a serial not the last made: two read tables might share one.
+    i32[read + T_SERIAL] = 7;
+    assert.throws(() => map.verify(), /read table's serial 0:7 is not the last one made, 0:1/);
+    i32[read + T_SERIAL] = 1;
+    map.store(2, 2); // a dirty table again
+    const dirty = i32[R_DIRTY] >> 2;
+    assert.notEqual(dirty, 0);
+    i32[dirty + T_SERIAL + 1] = 3;
+    assert.throws(() => map.verify(), /dirty table has a serial \(3:0\)/);
+    i32[dirty + T_SERIAL + 1] = 0;
+    map.verify();
+  });
+});
