@@ -10,13 +10,23 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SyncMap } from "../mod.ts";
-import { EntryMemo, WARMUP } from "../src/maps/_sync_entry_memo.ts";
+import { EntryMemo, slotsFor, WARMUP } from "../src/maps/_sync_entry_memo.ts";
+import { T_COUNT } from "../src/_engine/table_layout.ts";
 import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
+
+/** A table header's words as the memo reads them: serial (lo, hi) and a count of keys. */
+function header(serialLo: number, serialHi: number, keys = 16): Int32Array {
+  const h = new Int32Array(T_SERIAL + 2);
+  h[T_COUNT] = keys;
+  h[T_SERIAL] = serialLo;
+  h[T_SERIAL + 1] = serialHi;
+  return h;
+}
 
 /** A memo past its warm-up. */
 function warmMemo(): EntryMemo {
   const memo = new EntryMemo();
-  for (let i = 0; i < WARMUP; i++) assert.equal(memo.find(1, 2, 1, 0), -1);
+  for (let i = 0; i < WARMUP; i++) assert.equal(memo.find(1, 2, header(1, 0), 0), -1);
   assert.equal(memo.on, true);
   return memo;
 }
@@ -25,40 +35,58 @@ describe("EntryMemo", () => {
   test("knows nothing until its warm-up is over", () => {
     const memo = new EntryMemo();
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(7, 0, 1, 0), -1);
+    assert.equal(memo.find(7, 0, header(1, 0), 0), -1);
     assert.equal(memo.on, false);
+    assert.equal(memo.slots, 0, "no table made");
   });
 
   test("answers for the read table it was filled under, absent keys included", () => {
     const memo = warmMemo();
-    assert.equal(memo.find(7, 0, 5, 0), -1);
+    const t = header(5, 0);
+    assert.equal(memo.find(7, 0, t, 0), -1);
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(8, 0, 5, 0), -1);
+    assert.equal(memo.find(8, 0, t, 0), -1);
     memo.remember(8, 0, 0);
-    assert.equal(memo.find(7, 0, 5, 0), 64);
-    assert.equal(memo.find(8, 0, 5, 0), 0, "absent, as remembered");
-    assert.equal(memo.find(7, 1, 5, 0), -1, "other words");
+    assert.equal(memo.find(7, 0, t, 0), 64);
+    assert.equal(memo.find(8, 0, t, 0), 0, "absent, as remembered");
+    assert.equal(memo.find(7, 1, t, 0), -1, "other words");
   });
 
   test("forgets everything when the serial moves, and does not take an old one back", () => {
     const memo = warmMemo();
-    assert.equal(memo.find(7, 0, 5, 0), -1);
+    assert.equal(memo.find(7, 0, header(5, 0), 0), -1);
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(7, 0, 6, 0), -1, "a new read table");
-    assert.equal(memo.find(7, 0, 5, 0), -1, "the old serial again: a new generation");
-    assert.equal(memo.find(7, 0, 5, 1), -1, "the serial's high word counts too");
+    const gen = memo.generation(header(5, 0), 0);
+    assert.equal(memo.find(7, 0, header(6, 0), 0), -1, "a new read table");
+    assert.equal(memo.find(7, 0, header(5, 0), 0), -1, "the old serial again: a new generation");
+    assert.equal(memo.find(7, 0, header(5, 1), 0), -1, "the serial's high word counts too");
+    assert.ok(memo.generation(header(5, 1), 0) > gen, "generations only go up");
+  });
+
+  test("sizes its table for the read table, four slots a key, and grows with it", () => {
+    assert.deepEqual([0, 1, 16, 17, 1024, 5000].map(slotsFor), [64, 64, 64, 128, 4096, 4096]);
+    const memo = warmMemo();
+    memo.find(7, 0, header(2, 0, 100), 0);
+    assert.equal(memo.slots, 512);
+    memo.remember(7, 0, 64);
+    assert.equal(memo.find(7, 0, header(2, 0, 100), 0), 64);
+    memo.find(7, 0, header(3, 0, 10), 0);
+    assert.equal(memo.slots, 512, "a smaller read table keeps it");
+    memo.find(7, 0, header(4, 0, 1000), 0);
+    assert.equal(memo.slots, 4096);
   });
 
   test("switches itself off when most lookups miss, and on again later", () => {
     const memo = warmMemo();
-    assert.equal(memo.find(0, 0, 9, 0), -1);
+    const t = header(9, 0, 5000);
+    assert.equal(memo.find(0, 0, t, 0), -1);
     // Distinct keys, each looked up once: every lookup a miss.
     for (let i = 1; memo.on; i++) {
-      assert.equal(memo.find(i, 0, 9, 0), -1);
+      assert.equal(memo.find(i, 0, t, 0), -1);
       memo.remember(i, 0, 16 * i);
       assert.ok(i <= 4096, "off after one window of misses");
     }
-    assert.equal(memo.find(1, 0, 9, 0), -1, "off: no answers");
+    assert.equal(memo.find(1, 0, t, 0), -1, "off: no answers");
   });
 });
 
@@ -86,67 +114,80 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
+/** Key `i` of a run: a number, or a 16-unit string (kept in the key hash cache with its memo). */
+const KINDS = {
+  number: (i: number): number | string => i,
+  string: (i: number): number | string => "user:" + "-".repeat(9) + String(i).padStart(2, "0"),
+};
+
 describe("SyncMap with its entry memo on", () => {
-  test("agrees with a Map through promotions, by two handles of one map", () => {
-    fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 300 }), (ops) => {
-        const map = new SyncMap<number, number>();
-        const other = SyncMap.attach<number, number>(map.handle);
-        try {
-          for (let k = 0; k < 16; k++) map.store(k, k);
-          // Past the memo's warm-up, every key in the read table.
-          for (let i = 0; i < 2 * WARMUP; i++) map.load(i & 15);
-          const model = new Map<number, number>();
-          for (let k = 0; k < 16; k++) model.set(k, k);
-          for (const o of ops) {
-            const m = o.via === 0 ? map : other;
-            const where = `${o.op}(${o.key}) via ${o.via}`;
-            switch (o.op) {
-              case "load":
-                assert.equal(m.load(o.key), model.get(o.key), where);
-                break;
-              case "has":
-                assert.equal(m.has(o.key), model.has(o.key), where);
-                break;
-              case "delete":
-                m.delete(o.key);
-                model.delete(o.key);
-                break;
-              case "loadAndDelete":
-                assert.deepEqual(m.loadAndDelete(o.key), [model.get(o.key), model.has(o.key)]);
-                model.delete(o.key);
-                break;
-              case "store":
-                m.store(o.key, o.value);
-                model.set(o.key, o.value);
-                break;
-              case "loadOrStore": {
-                const had = model.has(o.key);
-                const [value, loaded] = m.loadOrStore(o.key, o.value);
-                assert.deepEqual([value, loaded], [had ? model.get(o.key) : o.value, had], where);
-                if (!had) model.set(o.key, o.value);
-                break;
-              }
-              case "swap": {
-                const before = [model.get(o.key), model.has(o.key)];
-                assert.deepEqual(m.swap(o.key, o.value), before, where);
-                model.set(o.key, o.value);
-                break;
+  for (const [kind, keyOf] of Object.entries(KINDS)) {
+    test(`agrees with a Map through promotions, by two handles of one map: ${kind} keys`, () => {
+      fc.assert(
+        fc.property(fc.array(opArb, { minLength: 1, maxLength: 300 }), (ops) => {
+          const map = new SyncMap<number | string, number>();
+          const other = SyncMap.attach<number | string, number>(map.handle);
+          try {
+            for (let k = 0; k < 16; k++) map.store(keyOf(k), k);
+            // Past the memo's warm-up, every key in the read table and in the key hash cache.
+            for (let i = 0; i < 2 * WARMUP; i++) map.load(keyOf(i & 15));
+            const model = new Map<number | string, number>();
+            for (let k = 0; k < 16; k++) model.set(keyOf(k), k);
+            for (const o of ops) {
+              const m = o.via === 0 ? map : other;
+              const key = keyOf(o.key);
+              const where = `${o.op}(${key}) via ${o.via}`;
+              switch (o.op) {
+                case "load":
+                  assert.equal(m.load(key), model.get(key), where);
+                  break;
+                case "has":
+                  assert.equal(m.has(key), model.has(key), where);
+                  break;
+                case "delete":
+                  m.delete(key);
+                  model.delete(key);
+                  break;
+                case "loadAndDelete":
+                  assert.deepEqual(m.loadAndDelete(key), [model.get(key), model.has(key)], where);
+                  model.delete(key);
+                  break;
+                case "store":
+                  m.store(key, o.value);
+                  model.set(key, o.value);
+                  break;
+                case "loadOrStore": {
+                  const had = model.has(key);
+                  const [value, loaded] = m.loadOrStore(key, o.value);
+                  assert.deepEqual([value, loaded], [had ? model.get(key) : o.value, had], where);
+                  if (!had) model.set(key, o.value);
+                  break;
+                }
+                case "swap": {
+                  const before = [model.get(key), model.has(key)];
+                  assert.deepEqual(m.swap(key, o.value), before, where);
+                  model.set(key, o.value);
+                  break;
+                }
               }
             }
+            for (let k = 0; k < 32; k++) {
+              assert.equal(map.load(keyOf(k)), model.get(keyOf(k)), `load(${k}) at the end`);
+              assert.equal(
+                other.load(keyOf(k)),
+                model.get(keyOf(k)),
+                `other.load(${k}) at the end`,
+              );
+            }
+            map.verify();
+          } finally {
+            other.close();
           }
-          for (let k = 0; k < 32; k++) {
-            assert.equal(map.load(k), model.get(k), `load(${k}) at the end`);
-            assert.equal(other.load(k), model.get(k), `other.load(${k}) at the end`);
-          }
-          map.verify();
-        } finally {
-          other.close();
-        }
-      }),
-      { numRuns: 150 },
-    );
-  });
+        }),
+        { numRuns: 150 },
+      );
+    });
+  }
 });
 
 describe("SyncMap.verify and table serials", () => {

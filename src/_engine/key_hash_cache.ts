@@ -7,7 +7,10 @@
  * a short string key costs (about 30 ns of a 16-unit key's on Deno). The cache finds a string
  * again through a JavaScript `Map`, whose lookups use the hash the engine keeps inside every
  * string, so a key seen before costs one such lookup: the probe then reads the entry's words in
- * place (entries are never written once made, so a probe may keep one). What it holds is
+ * place (an entry's units and hash are never written once made, so a probe may keep one). Two
+ * more words follow the hash, for a SyncMap handle's entry memo: the generation and the entry
+ * its lookup of the string found in the read table (maps/_sync_entry_memo.ts); they are the
+ * memo's, never read as the key's. What it holds is
  * a pure function of the string and the map's hash key, so a stale or evicted entry can cost
  * time, never a wrong answer; the hash key is checked on every lookup all the same, so the
  * cache can never answer for another map's key.
@@ -33,9 +36,15 @@ export const WINDOW = 4096;
 /** Calls the cache stays off after a window with fewer hits than misses. */
 export const OFF_CALLS = 262144;
 
+/** Words after an entry's hash that belong to the SyncMap entry memo: generation, entry. */
+export const MEMO_WORDS = 2;
+
 /** The cache of one probe; see the module documentation. */
 export class KeyHashCache {
-  /** Each string's entry: its units two to a word, then its hash (the last word). */
+  /**
+   * Each string's entry: its units two to a word, then its hash, then the entry memo's two
+   * words ({@linkcode MEMO_WORDS}, made 0: no generation).
+   */
   #index = new Map<string, Int32Array>();
   #k0 = 0;
   #k1 = 0;
@@ -78,6 +87,11 @@ export class KeyHashCache {
    * Adds string `s`, hashed to `hash` under (k0, k1), with its units in `words[0, need)`.
    * Does nothing while the cache is off.
    */
+  /** Forgets every string (and so every entry memo word kept with one). */
+  clear(): void {
+    this.#index.clear();
+  }
+
   add(s: string, k0: number, k1: number, hash: number, words: Int32Array, need: number): void {
     if (this.#off !== 0) return;
     if (k0 !== this.#k0 || k1 !== this.#k1 || this.#index.size === CAPACITY) {
@@ -85,7 +99,7 @@ export class KeyHashCache {
       this.#k0 = k0;
       this.#k1 = k1;
     }
-    const entry = new Int32Array(need + 1);
+    const entry = new Int32Array(need + 1 + MEMO_WORDS);
     for (let j = 0; j < need; j++) entry[j] = words[j];
     entry[need] = hash;
     this.#index.set(s, entry);

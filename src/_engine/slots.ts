@@ -141,6 +141,11 @@ export class Probe {
   scratch: Int32Array = EMPTY_WORDS;
   /** The hashes of short string keys this probe has held (a map handle's key probe only). */
   keyCache: KeyHashCache | null = null;
+  /**
+   * While `hasWords`: the index in `words` of the entry memo's two words when `words` is a
+   * {@linkcode keyCache} entry (maps/_sync_entry_memo.ts), else -1.
+   */
+  memoAt = -1;
 
   /** Throws MapFullError if this key cannot be stored (it is too large for the map). */
   storable(): void {
@@ -409,12 +414,15 @@ function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number
   if (cache !== null) {
     const entry = cache.find(s, k0, k1);
     if (entry !== null) {
-      // The entry's words, read in place: the cache never changes an entry it has handed out.
+      // The entry's words, read in place: the cache never changes the units or the hash of an
+      // entry it has handed out.
       p.words = entry;
       p.hash = entry[need];
+      p.memoAt = need + 1;
       return;
     }
   }
+  p.memoAt = -1;
   let words = p.scratch;
   if (words.length < need) {
     words = p.scratch = new Int32Array(

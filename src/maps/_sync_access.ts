@@ -85,6 +85,7 @@ export class SyncAccess<K, V> {
     );
     this.participant = participant;
     this.core = new SyncCore(this.arena, participant);
+    this.entries.onWrap = () => this.probe.keyCache?.clear();
     participant.onDeaths = () => reapDead(this.core);
     participant.onSweepDue = () => retrySweep(this.core);
     // A mutex recovered from a dead holder: the reap waits for this participant's next

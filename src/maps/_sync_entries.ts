@@ -22,9 +22,9 @@
 //   next store of a new key rebuilds the dirty table from the read table, expunging deleted
 //   entries.
 
-import { keyNumberWords, Probe } from "../_engine/slots.ts";
+import { keyNumberWords, MODE_STRING, Probe } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
-import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, T_SERIAL } from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { Table } from "../_engine/table.ts";
 
@@ -43,8 +43,7 @@ export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key:
   const hi = words[1];
   const table = core.readTable(read);
   if (table === null) return 0;
-  const th = table.h;
-  const e = s.entries.find(lo, hi, a.i32[th + T_SERIAL], a.i32[th + T_SERIAL + 1]);
+  const e = s.entries.find(lo, hi, a.i32, table.h);
   return e >= 0 ? e : walkReadTable(s, table, lo, hi);
 }
 
@@ -100,11 +99,31 @@ export function entryForRead<K, V>(s: SyncAccess<K, V>, key: K): number {
   // Encoded before anything shared is read: a user codec's encode may call this map.
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
   const read = Atomics.load(a.i32, R_READ);
-  const table = core.readTable(read);
-  const k = table === null ? -1 : table.find(probe);
-  if (k >= 0) return core.entryAt(k);
-  if ((read & AMENDED) === 0) return 0;
+  const e = readEntry(s, read, probe);
+  if (e !== 0 || (read & AMENDED) === 0) return e;
   return core.entryLocked(probe);
+}
+
+/**
+ * The entry of `probe`'s key in the read table of read word `read`, which the caller loaded
+ * atomically (a published table, never one a step under the mutex may still roll back): 0 when
+ * the table lacks it. A string key found in the handle's key hash cache keeps what this found
+ * in the cache entry's memo words, under the entry memo's generation for the table's serial
+ * (_sync_entry_memo.ts), and is answered from them while the read table stands.
+ */
+export function readEntry<K, V>(s: SyncAccess<K, V>, read: number, probe: Probe): number {
+  const core = s.core;
+  const table = core.readTable(read);
+  if (table === null) return 0;
+  const at = probe.memoAt;
+  if (at < 0 || !probe.hasWords || probe.mode !== MODE_STRING) return core.findIn(table, probe);
+  const gen = s.entries.generation(s.arena.i32, table.h);
+  const w = probe.words;
+  if (w[at] === gen) return w[at + 1];
+  const e = core.findIn(table, probe);
+  w[at] = gen;
+  w[at + 1] = e;
+  return e;
 }
 
 /**
@@ -120,7 +139,7 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
   }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
   const read = Atomics.load(a.i32, R_READ);
-  const e = core.findIn(core.readTable(read), probe);
+  const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
   return core.locked(() => {
     const read2 = Atomics.load(a.i32, R_READ);

@@ -19,33 +19,51 @@
  * another thread's writes but offsets and serials this thread read, and a slot is picked by an
  * unkeyed multiplicative hash of the key's words, so keys an attacker makes to share a slot
  * only evict each other (a miss: the lookup walks the table as if there were no memo). It makes
- * its table after {@linkcode WARMUP} lookups, and switches itself off for {@linkcode OFF_CALLS}
- * lookups when a window of {@linkcode WINDOW} misses saw fewer hits, as the hash memo does
- * (hash_memo.ts): a working set much larger than the memo pays a decrement then.
+ * its table after {@linkcode WARMUP} lookups, sized for the read table (four slots a key, from
+ * {@linkcode MIN_SLOTS} to {@linkcode MAX_SLOTS}), and grows it when a larger read table comes,
+ * which starts a generation anyway. It switches itself off for {@linkcode OFF_CALLS} lookups when
+ * a window of {@linkcode WINDOW} misses saw fewer hits, as the hash memo does (hash_memo.ts): a
+ * working set much larger than the memo pays a decrement then.
  *
  * @module
  */
 
-/** Slots, a power of two: 2,048 slots of four words (lo, hi, generation, entry), 32 KB. */
-export const ENTRY_MEMO_SLOTS = 2048;
+import { T_COUNT } from "../_engine/table_layout.ts";
+import { T_SERIAL } from "./_sync_layout.ts";
+
+/**
+ * Slots at most: 4,096 of four words (lo, hi, generation, entry), 64 KB, for read tables of
+ * 1,024 keys or more. Fewer slots a key make more keys share one: at two a key, 1,024 keys met
+ * each other in a fifth of the slots, and `load` hits took 1.2x the time they take at four.
+ */
+export const MAX_SLOTS = 4096;
+/** Slots at least (1 KB). */
+export const MIN_SLOTS = 64;
 /** Lookups made without a table before the table is made. */
 export const WARMUP = 1024;
 /** Misses per hit-rate window. */
 export const WINDOW = 4096;
 /** Lookups the memo stays off for after a window with fewer hits than misses. */
 export const OFF_CALLS = 262144;
-/** Right shift that takes a slot number from the top bits of the 32-bit product. */
-const SHIFT = 32 - Math.log2(ENTRY_MEMO_SLOTS);
 /** 2^32 over the golden ratio, odd (Knuth's multiplicative hashing), as hash_memo.ts. */
 const GOLDEN = 0x9e3779b1 | 0;
 /** No table: the memo is warming up or switched off. */
 const NONE = new Int32Array(0);
+
+/** The slots for a read table of `keys` keys: four a key, a power of two, within the bounds. */
+export function slotsFor(keys: number): number {
+  let n = MIN_SLOTS;
+  while (n < MAX_SLOTS && n < 4 * keys) n *= 2;
+  return n;
+}
 
 /** The memo of one SyncMap handle; see the module documentation. */
 export class EntryMemo {
   /** Four words a slot; {@linkcode NONE} while warming up or switched off. */
   #words: Int32Array = NONE;
   #table: Int32Array | null = null;
+  /** Right shift that takes a slot number from the top bits of the 32-bit product. */
+  #shift = 32;
   /** The generation of the slots that match: it stands for the serial (#lo, #hi). */
   #gen = 1;
   #lo = 0;
@@ -55,21 +73,22 @@ export class EntryMemo {
   #off = WARMUP;
 
   /**
-   * The entry the read table with serial (serialLo, serialHi) holds for key words (lo, hi):
-   * its offset, 0 when the table lacks the key, or -1 when the memo does not know (then look it
-   * up and {@linkcode remember} it).
+   * The entry that the read table whose header is at word `th` of `i32` holds for key words
+   * (lo, hi): its offset, 0 when the table lacks the key, or -1 when the memo does not know
+   * (then look it up and {@linkcode remember} it). The caller loaded the table's offset from
+   * R_READ atomically: a published table, never one a step under the mutex may roll back.
    */
-  find(lo: number, hi: number, serialLo: number, serialHi: number): number {
+  find(lo: number, hi: number, i32: Int32Array, th: number): number {
     const w = this.#words;
     if (w.length === 0) {
       if (--this.#off === 0) this.#switchOn();
       return -1;
     }
-    if (serialLo !== this.#lo || serialHi !== this.#hi) {
-      this.#newTable(serialLo, serialHi);
+    if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
+      this.#newTable(i32, th);
       return -1;
     }
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) << 2;
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
     if (w[i] === lo && w[i + 1] === hi && w[i + 2] === this.#gen) {
       this.#hits++;
       return w[i + 3];
@@ -84,7 +103,7 @@ export class EntryMemo {
   remember(lo: number, hi: number, e: number): void {
     const w = this.#words;
     if (w.length === 0) return;
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> SHIFT) << 2;
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
     w[i] = lo;
     w[i + 1] = hi;
     w[i + 2] = this.#gen;
@@ -92,29 +111,62 @@ export class EntryMemo {
     if (++this.#misses === WINDOW) this.#endWindow();
   }
 
-  /** Whether the memo is in use (for tests). */
+  /**
+   * The generation of the read table whose header is at word `th` of `i32` (published, as for
+   * {@linkcode find}): a number at least 1 that nothing filled under another read table holds,
+   * until the generation comes round after 2^32 tables, when {@linkcode onWrap} is called.
+   * String keys keep their memo words with their key hash cache entries under it (slots.ts
+   * `Probe.memoAt`), whether or not this memo's own table is in use.
+   */
+  generation(i32: Int32Array, th: number): number {
+    if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
+      this.#newTable(i32, th);
+    }
+    return this.#gen;
+  }
+
+  /** Called when the generation comes round: forget what is kept elsewhere under old ones. */
+  onWrap: () => void = () => {};
+
+  /** Whether the memo's own table is in use (for tests). */
   get on(): boolean {
     return this.#words.length !== 0;
   }
 
+  /** Slots of the memo's table (for tests): 0 before it is made. */
+  get slots(): number {
+    return (this.#table?.length ?? 0) >> 2;
+  }
+
   /** The read table changed: slots of the old generation stop matching. */
-  #newTable(serialLo: number, serialHi: number): void {
-    this.#lo = serialLo;
-    this.#hi = serialHi;
+  #newTable(i32: Int32Array, th: number): void {
+    this.#lo = i32[th + T_SERIAL];
+    this.#hi = i32[th + T_SERIAL + 1];
+    // A larger read table: a larger memo (when in use), empty as a new generation wants it.
+    if (this.#words.length !== 0) {
+      const slots = slotsFor(i32[th + T_COUNT]);
+      if (4 * slots > this.#words.length) this.#words = this.#make(slots);
+    }
     this.#gen = (this.#gen + 1) | 0;
     // After 2^32 tables the generation comes round: forget every slot rather than let one
     // written 2^32 tables ago match.
     if (this.#gen === 0) {
       this.#words.fill(0);
       this.#gen = 1;
+      this.onWrap();
     }
   }
 
+  #make(slots: number): Int32Array {
+    this.#shift = 32 - Math.log2(slots);
+    return (this.#table = new Int32Array(4 * slots));
+  }
+
   #switchOn(): void {
-    if (this.#table === null) this.#table = new Int32Array(4 * ENTRY_MEMO_SLOTS);
-    // Whatever the table held was filled under some older serial: start a generation.
-    this.#words = this.#table;
-    this.#newTable(0, 0);
+    // Sized, and a generation started, by the next lookup: no read table has the serial 0:0.
+    this.#words = this.#table ?? this.#make(MIN_SLOTS);
+    this.#lo = 0;
+    this.#hi = 0;
   }
 
   /** A window of {@linkcode WINDOW} misses is over: fewer hits than misses switch it off. */

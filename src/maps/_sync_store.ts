@@ -26,6 +26,7 @@ import {
 } from "./_sync_compute.ts";
 import {
   entryForDelete,
+  readEntry,
   readEntryForNumber,
   replaced,
   tryCompareAndSwap,
@@ -84,7 +85,7 @@ export function swap<K, V>(
     const read = Atomics.load(a.i32, R_READ);
     const e = probe === null
       ? readEntryForNumber(s, read, key as number)
-      : core.findIn(core.readTable(read), probe);
+      : readEntry(s, read, probe);
     if (e !== 0) {
       // trySwap: exchange unless expunged.
       for (;;) {
@@ -134,7 +135,7 @@ export function loadOrStore<K, V>(
   let record = 0;
   try {
     const read = Atomics.load(a.i32, R_READ);
-    const e = core.findIn(core.readTable(read), probe);
+    const e = readEntry(s, read, probe);
     if (e !== 0) {
       const p = Atomics.load(a.i32, e >> 2);
       if (p > EXPUNGED) return [s.decodeRecord(p), true];

@@ -31,7 +31,6 @@ import {
   R_READ,
   REC_HI,
   RECORD_HEADER,
-  T_SERIAL,
 } from "./_sync_layout.ts";
 import {
   attachSyncMap,
@@ -274,8 +273,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const table = s.core.readTable(read);
       if (table === null) e = 0;
       else {
-        const th = table.h;
-        e = s.entries.find(lo, hi, a.i32[th + T_SERIAL], a.i32[th + T_SERIAL + 1]);
+        e = s.entries.find(lo, hi, a.i32, table.h);
         if (e < 0) e = walkReadTable(s, table, lo, hi);
       }
       if (e === 0) {
