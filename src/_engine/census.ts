@@ -42,7 +42,8 @@
  * code: the worker runs on until its task ends (and one asleep in `Atomics.wait` wakes later and
  * runs on), while a `node:worker_threads` Worker's `exit` event fires at once. Its parent marks
  * it terminating before calling `terminate()`. Every call that may write shared memory begins
- * with {@linkcode checkAlive} (plain reads while nothing changed), and every wait in shmap is
+ * with {@linkcode checkAlive} (plain reads while nothing changed; a SyncMap read, which writes
+ * nothing shared, checks at its quiescent points and before it locks), and every wait in shmap is
  * bounded (see futex.ts) and checks this thread's own state when it returns, so such a zombie
  * throws {@linkcode TerminatedError} at its next call, or as its wait returns, instead of
  * running on. The parent records it gone only after a grace period that covers the one call it
@@ -524,8 +525,9 @@ export function ownerGone(owner: number): boolean {
   // thread that learned it. That loop may be blocked by this very call (waiting for a lock the
   // worker held), or by a wait for another thread that waits for this one; so every thread
   // counts a terminating one as gone once it has itself seen it terminating for the grace. A
-  // worker still running stops at its next call (checkAlive), so only a call in progress can
-  // outlive the grace, as it can the declaration.
+  // worker still running stops at its next call (checkAlive), so only a call in progress (or a
+  // SyncMap read, which writes nothing, up to 63 of them) can outlive the grace, as it can the
+  // declaration.
   if (state !== TERMINATING) return false;
   const now = performance.now();
   const since = terminatingSince.get(owner);

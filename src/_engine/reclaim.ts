@@ -57,6 +57,7 @@ import type { Arena } from "./arena.ts";
 import {
   C_COUNT,
   censusDeaths,
+  checkAlive,
   checkAliveSlow,
   checkSelf,
   fast,
@@ -223,7 +224,8 @@ export class Participant {
     try {
       this.#offline();
     } catch (error) {
-      this.#withdraw();
+      if (this.#ours()) this.#withdraw();
+      else this.#leave();
       this.defer(error);
     }
   };
@@ -557,9 +559,10 @@ export class Participant {
   close(): void {
     if (this.#closed) return;
     if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
-    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) {
-      // Released already (the worker's share): the seat and what is in it are not ours.
-      this.#online = false;
+    if (!this.#ours()) {
+      // Released already (the worker's share), or this thread is terminated: the seat and what
+      // is in it are not ours to touch.
+      this.#leave();
       this.#closed = true;
       return;
     }
@@ -592,7 +595,9 @@ export class Participant {
   #releasedError(): never {
     if (this.#closed) this.#closedError();
     // A terminated worker's seat is released after the grace: stop it as checkAlive would
-    // (a node:worker_threads zombie on Deno exits), rather than with a TypeError.
+    // (a node:worker_threads zombie on Deno exits), rather than with a TypeError. The claim
+    // loaded atomically first: the census entry was written before the release, so it is seen.
+    Atomics.load(this.arena.i32, this.#seat + CLAIM);
     checkSelf();
     throw new TypeError(
       "this SyncMap object's share was released (its worker was terminated); it cannot be used",
@@ -834,10 +839,10 @@ export class Participant {
     // the retire list and cache in it, may have a new owner or be swept by others. Touch
     // nothing. (Found by the cross-worker tests: without this check, this microtask wiped the
     // announcement of the seat's next owner and swept the retire list and cache it had adopted,
-    // corrupting the arena.)
-    if (Atomics.load(this.arena.i32, this.#seat + CLAIM) !== this.#token) {
-      this.#online = false;
-      this.#countdown = 0;
+    // corrupting the arena.) Nor does a thread marked terminating or gone, whose last calls may
+    // have been reads (enterRead does not check the census): the others may be reaping its seat.
+    if (!this.#ours()) {
+      this.#leave();
       return;
     }
     // Holding nothing now: a good moment to free what this participant retired, and what
@@ -859,6 +864,27 @@ export class Participant {
       lockedRelease(this.arena, list, listBytes(this.#room), [this.#seat + LIST, 0]);
       this.#room = 0;
     }
+  }
+
+  /**
+   * Whether the seat is still this participant's to write: its claim still holds this
+   * participant's token, and the census does not mark this thread terminating or gone (checked
+   * here, for work done outside a call or after reads only: a marked thread is stopped, which
+   * also invalidates the token, so the claim compare then fails and this says no).
+   */
+  #ours(): boolean {
+    try {
+      checkAlive();
+    } catch {
+      // Stopped: every later call throws TerminatedError as it begins.
+    }
+    return Atomics.load(this.arena.i32, this.#seat + CLAIM) === this.#token;
+  }
+
+  /** Goes offline without touching the seat, which is no longer this participant's. */
+  #leave(): void {
+    this.#online = false;
+    this.#countdown = 0;
   }
 
   /** Withdraws the announcement: from here until the next call, this holds nothing. */

@@ -14,7 +14,8 @@
  *   event in the parent; the worker is gone whether or not a listener calls `preventDefault`);
  * - the worker calls `self.close()` (importing this module in the worker wraps `close` so it
  *   tells the parent first, and records itself ending: the rest of the task that called it still
- *   runs, and its calls into shmap throw `TerminatedError` from then on);
+ *   runs, and its calls into shmap throw `TerminatedError` from then on, SyncMap reads within
+ *   64 calls);
  * - the worker calls `Deno.exit()` or `process.exit()` (its `unload` event tells the parent).
  *
  * A Deno worker does not end by itself when it runs out of work: it lives, and keeps the
@@ -155,7 +156,7 @@ if (inWorker) {
  * on) records nothing. Deno marks neither its own events nor ones a program dispatches as
  * trusted, and dispatches its own through `dispatchEvent` too: a worker that dispatches an
  * uncancelled `error` or `unhandledrejection` event on its own scope is taken at its word, and
- * its shmap calls throw `TerminatedError` from then on.
+ * its shmap calls throw `TerminatedError` from then on (SyncMap reads within 64 calls).
  */
 function dying(event: Event): void {
   if (event.defaultPrevented || fast.owner === 0) return;
