@@ -76,6 +76,29 @@ describe("EntryMemo", () => {
     assert.equal(memo.slots, 4096);
   });
 
+  test("when its generation comes round, forgets its slots, also while switched off", () => {
+    const memo = warmMemo();
+    const t = header(5, 0);
+    assert.equal(memo.find(7, 0, t, 0), -1);
+    memo.remember(7, 0, 64);
+    assert.equal(memo.find(7, 0, t, 0), 64);
+    const gen = memo.generation(t, 0);
+    // Switched off by a window of misses: key 3 never remembered, key 8 remembered again and
+    // again (in a slot of its own: key 7's stays).
+    memo.remember(8, 0, 0);
+    assert.equal(memo.find(7, 0, t, 0), 64, "keys 7 and 8 have slots of their own");
+    while (memo.on) {
+      assert.equal(memo.find(3, 0, t, 0), -1);
+      memo.remember(8, 0, 0);
+    }
+    // 2^32 tables later (the generation set just short of coming round), one short of `gen`.
+    memo.setGenerationForTests(-1);
+    for (let s = 7; memo.generation(header(s, 0), 0) !== gen - 1; s++);
+    while (!memo.on) memo.find(1, 0, header(99, 0), 0); // back on
+    assert.equal(memo.find(7, 0, header(100, 0), 0), -1, "a new read table: generation `gen`");
+    assert.equal(memo.find(7, 0, header(100, 0), 0), -1, "the slot of 2^32 tables ago");
+  });
+
   test("switches itself off when most lookups miss, and on again later", () => {
     const memo = warmMemo();
     const t = header(9, 0, 5000);
@@ -91,27 +114,42 @@ describe("EntryMemo", () => {
 });
 
 type Op =
-  | { op: "load" | "has" | "delete" | "loadAndDelete"; key: number; via: 0 | 1 }
-  | { op: "store" | "loadOrStore" | "swap"; key: number; value: number; via: 0 | 1 };
+  | { op: "load" | "has" | "delete" | "loadAndDelete" | "range" | "clear"; key: number; via: 0 | 1 }
+  | { op: "store" | "loadOrStore" | "swap"; key: number; value: number; via: 0 | 1 }
+  | { op: "compareAndSwap" | "compareAndDelete"; key: number; value: number; via: 0 | 1 };
 
 // Half the keys are stored before the memo warms up; the others are new to the read table, so
 // storing them makes a dirty table, which expunges the deleted keys, and misses promote it.
 const key = fc.integer({ min: 0, max: 31 });
 const via = fc.constantFrom<0 | 1>(0, 0, 0, 1);
+// Values from a small range, so that a compare-and-X often compares equal.
+const value = fc.integer({ min: 0, max: 40 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant("load" as const), key, via }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant("has" as const), key, via }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant("delete" as const), key, via }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("loadAndDelete" as const), key, via }) },
+  { weight: 25, arbitrary: fc.record({ op: fc.constant("load" as const), key, via }) },
+  { weight: 10, arbitrary: fc.record({ op: fc.constant("has" as const), key, via }) },
+  { weight: 10, arbitrary: fc.record({ op: fc.constant("delete" as const), key, via }) },
+  { weight: 5, arbitrary: fc.record({ op: fc.constant("loadAndDelete" as const), key, via }) },
   {
-    weight: 3,
+    weight: 15,
     arbitrary: fc.record({
       op: fc.constantFrom("store" as const, "loadOrStore" as const, "swap" as const),
       key,
-      value: fc.integer({ min: 0, max: 1000 }),
+      value,
       via,
     }),
   },
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      op: fc.constantFrom("compareAndSwap" as const, "compareAndDelete" as const),
+      key,
+      value,
+      via,
+    }),
+  },
+  // range promotes the dirty table first; clear unpublishes both tables.
+  { weight: 5, arbitrary: fc.record({ op: fc.constant("range" as const), key, via }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("clear" as const), key, via }) },
 );
 
 /** Key `i` of a run: a number, or a 16-unit string (kept in the key hash cache with its memo). */
@@ -129,8 +167,10 @@ describe("SyncMap with its entry memo on", () => {
           const other = SyncMap.attach<number | string, number>(map.handle);
           try {
             for (let k = 0; k < 16; k++) map.store(keyOf(k), k);
-            // Past the memo's warm-up, every key in the read table and in the key hash cache.
+            // Past the memo's warm-up, every key in the read table and in the key hash cache,
+            // for both handles.
             for (let i = 0; i < 2 * WARMUP; i++) map.load(keyOf(i & 15));
+            for (let i = 0; i < 2 * WARMUP; i++) other.load(keyOf(i & 15));
             const model = new Map<number | string, number>();
             for (let k = 0; k < 16; k++) model.set(keyOf(k), k);
             for (const o of ops) {
@@ -169,6 +209,28 @@ describe("SyncMap with its entry memo on", () => {
                   model.set(key, o.value);
                   break;
                 }
+                case "compareAndSwap": {
+                  const equal = model.get(key) === o.value;
+                  assert.equal(m.compareAndSwap(key, o.value, o.value + 1), equal, where);
+                  if (equal) model.set(key, o.value + 1);
+                  break;
+                }
+                case "compareAndDelete": {
+                  const equal = model.get(key) === o.value;
+                  assert.equal(m.compareAndDelete(key, o.value), equal, where);
+                  if (equal) model.delete(key);
+                  break;
+                }
+                case "range": {
+                  const seen = new Map<number | string, number>();
+                  m.range((k, v) => void seen.set(k, v));
+                  assert.deepEqual(seen, model, where);
+                  break;
+                }
+                case "clear":
+                  m.clear();
+                  model.clear();
+                  break;
               }
             }
             for (let k = 0; k < 32; k++) {

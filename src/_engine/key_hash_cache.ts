@@ -83,15 +83,15 @@ export class KeyHashCache {
     return hit ? entry : null;
   }
 
-  /**
-   * Adds string `s`, hashed to `hash` under (k0, k1), with its units in `words[0, need)`.
-   * Does nothing while the cache is off.
-   */
   /** Forgets every string (and so every entry memo word kept with one). */
   clear(): void {
     this.#index.clear();
   }
 
+  /**
+   * Adds string `s`, hashed to `hash` under (k0, k1), with its units in `words[0, need)`.
+   * Does nothing while the cache is off.
+   */
   add(s: string, k0: number, k1: number, hash: number, words: Int32Array, need: number): void {
     if (this.#off !== 0) return;
     if (k0 !== this.#k0 || k1 !== this.#k1 || this.#index.size === CAPACITY) {

@@ -133,6 +133,11 @@ export class EntryMemo {
     return this.#words.length !== 0;
   }
 
+  /** Sets the generation (for tests: a wrap is 2^32 read tables away). */
+  setGenerationForTests(gen: number): void {
+    this.#gen = gen | 0;
+  }
+
   /** Slots of the memo's table (for tests): 0 before it is made. */
   get slots(): number {
     return (this.#table?.length ?? 0) >> 2;
@@ -151,7 +156,9 @@ export class EntryMemo {
     // After 2^32 tables the generation comes round: forget every slot rather than let one
     // written 2^32 tables ago match.
     if (this.#gen === 0) {
-      this.#words.fill(0);
+      // The table itself, also while switched off (#words is NONE then): switched on again, it
+      // would answer from slots of the generation this one comes round to.
+      this.#table?.fill(0);
       this.#gen = 1;
       this.onWrap();
     }

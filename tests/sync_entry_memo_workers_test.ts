@@ -1,0 +1,60 @@
+// Copyright the shmap authors. MIT license.
+// The entry memo across workers: a reader whose memo is warm keeps reading the right entries
+// while a writer in another worker replaces the read table all the time (tests/fixtures/
+// entry_memo_worker.ts has the protocol). A memo that answered for a read table no longer
+// current returns a deleted key's value, or a moved key's old one, and the reader reports it.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SyncMap } from "../src/maps/sync_map.ts";
+import {
+  CTRL_WORDS,
+  type EntryMemoReply,
+  type EntryMemoRequest,
+  keyOf,
+  N,
+  OPS,
+  STOP,
+  VAL,
+} from "./fixtures/entry_memo_worker.ts";
+import { startWorker } from "./fixtures/spawn.ts";
+
+const RUN_MS = 1500;
+
+test(
+  "a reader's entry memo follows a writer's read table changes",
+  { timeout: 60_000 },
+  async () => {
+    const map = new SyncMap<number | string, number>();
+    const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+    for (let i = 0; i < N; i++) {
+      map.store(keyOf(i), 1024 + i);
+      Atomics.store(ctrl, VAL + i, 1);
+    }
+    const workers = (["writer", "reader"] as const).map((role, n) => {
+      const { promise, resolve, reject } = Promise.withResolvers<EntryMemoReply>();
+      const worker = startWorker(new URL("./fixtures/entry_memo_worker.ts", import.meta.url), {
+        message: (data) => resolve(data as EntryMemoReply),
+        error: reject,
+      });
+      worker.postMessage(
+        { role, handle: map.handle, ctrl, seed: 0x9e37 * (n + 1) } satisfies EntryMemoRequest,
+      );
+      return { worker, promise };
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, RUN_MS));
+      Atomics.store(ctrl, STOP, 1);
+      const [writer, reader] = await Promise.all(workers.map((w) => w.promise));
+      assert.equal(writer.error, undefined, writer.error);
+      assert.equal(reader.error, undefined, reader.error);
+      assert.deepEqual(reader.failures, []);
+      assert.ok(writer.ops > 1000, `the writer made ${writer.ops} operations`);
+      assert.ok(reader.exact > 1000, `the reader checked ${reader.exact} reads exactly`);
+      assert.equal(Atomics.load(ctrl, OPS), 0); // unused: the writer reports its count
+      map.verify();
+    } finally {
+      for (const { worker } of workers) worker.terminate();
+    }
+  },
+);
