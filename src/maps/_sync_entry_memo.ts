@@ -28,6 +28,9 @@
  * @module
  */
 
+// The hash memo's policy: made after WARMUP lookups, off for OFF_CALLS after a WINDOW of misses
+// that saw fewer hits.
+import { OFF_CALLS, WARMUP, WINDOW } from "../_engine/hash_memo.ts";
 import { T_COUNT } from "../_engine/table_layout.ts";
 import { T_SERIAL } from "./_sync_layout.ts";
 
@@ -39,12 +42,7 @@ import { T_SERIAL } from "./_sync_layout.ts";
 export const MAX_SLOTS = 4096;
 /** Slots at least (1 KB). */
 export const MIN_SLOTS = 64;
-/** Lookups made without a table before the table is made. */
-export const WARMUP = 1024;
-/** Misses per hit-rate window. */
-export const WINDOW = 4096;
-/** Lookups the memo stays off for after a window with fewer hits than misses. */
-export const OFF_CALLS = 262144;
+export { WARMUP };
 /** 2^32 over the golden ratio, odd (Knuth's multiplicative hashing), as hash_memo.ts. */
 const GOLDEN = 0x9e3779b1 | 0;
 /** No table: the memo is warming up or switched off. */
