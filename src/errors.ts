@@ -117,9 +117,9 @@ export class OwnerDeadError extends Error {
  * on. Such a worker must not touch shared structures again, because its parent is about to
  * declare it gone and let other threads take over what it held, so every shmap call in it
  * throws this error from then on (a SyncMap read, which writes nothing shared, within 64
- * calls, at once when it must take the map's mutex). (A `node:worker_threads` worker under Deno exits at that
- * call instead: what it did after catching the error, such as a pool's worker posting the
- * result of the task it was terminated in, would reach its parent.)
+ * calls, at once when it must take the map's mutex). (A `node:worker_threads` worker under
+ * Deno exits at that call instead: what it did after catching the error, such as a pool's
+ * worker posting the result of the task it was terminated in, would reach its parent.)
  *
  * @example
  * ```ts

@@ -1,6 +1,7 @@
 /**
- * Internal. One SyncMap handle's memo of the entries its number-key lookups found in the read
- * table: the hot path of `load`, `has`, and a `store` of a key the read table holds.
+ * Internal. One SyncMap handle's memo of the entries its lookups found in the read table: the
+ * hot path of `load`, `has`, and a `store` of a key the read table holds. Number keys are kept
+ * in the memo's own slots; string keys in their key hash cache entries, under its generation.
  *
  * A read table never changes once published (it is replaced, never written: Go's `read`), so
  * what a lookup of key words (lo, hi) found in it, an entry's offset or nothing, holds for as
@@ -77,6 +78,8 @@ export class EntryMemo {
    * R_READ atomically: a published table, never one a step under the mutex may roll back.
    */
   find(lo: number, hi: number, i32: Int32Array, th: number): number {
+    // generation()'s serial check, written out: calling it cost int hits 1.05x to 1.16x and
+    // misses 1.1x to 1.3x (Deno and Bun, two runs each).
     const w = this.#words;
     if (w.length === 0) {
       if (--this.#off === 0) this.#switchOn();
