@@ -45,7 +45,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { SyncMap } from "../mod.ts";
+import { GoMap, SyncMap } from "../mod.ts";
 import { args, option, positiveInt, runtimeName } from "./fixtures/cli.ts";
 import { type CpuProfile, location, selfTime } from "./fixtures/cpu_profile.ts";
 import { type Body, sample, wallMs } from "./fixtures/timing.ts";
@@ -62,6 +62,8 @@ const WORKLOADS = {
   store: `SyncMap.store overwrite, ${KEYS_TEXT} int keys`,
   range: `SyncMap.range over ${KEYS_TEXT} int keys (one op: the whole range)`,
   churn: `SyncMap store of an absent int key, then delete of a present one (StoreDeleteChurn)`,
+  get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
+  getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
 } as const;
 type Workload = keyof typeof WORKLOADS;
 
@@ -75,10 +77,40 @@ function filled<K>(keys: readonly K[]): SyncMap<K, number> {
   return map;
 }
 
+/** 16-unit string keys: "user:---------" then i in two base-64 digits, made at run time. */
+function stringKeys(ints: readonly number[]): string[] {
+  const prefix = "user:".padEnd(14, "-");
+  return ints.map((i) => prefix + DIGITS[i >> 6] + DIGITS[i & 63]);
+}
+
+/** A GoMap of `keys`, each key i mapped to i. */
+function goFilled<K>(keys: readonly K[]): GoMap<K, number> {
+  const map = new GoMap<K, number>();
+  keys.forEach((k, i) => map.set(k, i));
+  return map;
+}
+
 /** The loop body of `workload`, on a map of its own. */
 function bodyOf(workload: Workload): Body {
   const ints = Array.from({ length: KEYS }, (_, i) => i);
   switch (workload) {
+    case "get": {
+      const map = goFilled(ints);
+      return function getHits(n) {
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += map.get(i & (KEYS - 1))!;
+        if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "getStrings": {
+      const keys = stringKeys(ints);
+      const map = goFilled(keys);
+      return function getStringHits(n) {
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += map.get(keys[i & (KEYS - 1)])!;
+        if (sum < 0) throw new Error("unreachable");
+      };
+    }
     case "load": {
       const map = filled(ints);
       return function loadHits(n) {
@@ -88,9 +120,7 @@ function bodyOf(workload: Workload): Body {
       };
     }
     case "strings": {
-      // "user:---------" then i in two base-64 digits: 16 units, concatenated at run time.
-      const prefix = "user:".padEnd(14, "-");
-      const keys = ints.map((i) => prefix + DIGITS[i >> 6] + DIGITS[i & 63]);
+      const keys = stringKeys(ints);
       const map = filled(keys);
       return function loadStringHits(n) {
         let sum = 0;

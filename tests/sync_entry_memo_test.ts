@@ -1,6 +1,6 @@
 // Copyright the shmap authors. MIT license.
 //
-// The entry memo (src/maps/_sync_entry_memo.ts): a handle's number-key lookups answered from
+// The entry memo (src/maps/_entry_memo.ts): a handle's number-key lookups answered from
 // what it found in the same read table before. Unit tests of the memo's rules, then a model test
 // that runs random operations through two handles of one map, one of them warmed up so that its
 // memo is on, while promotions replace the read table under it: a memo that kept an entry of an
@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SyncMap } from "../mod.ts";
-import { EntryMemo, slotsFor, WARMUP } from "../src/maps/_sync_entry_memo.ts";
+import { EntryMemo, slotsFor, WARMUP } from "../src/maps/_entry_memo.ts";
 import { T_COUNT } from "../src/_engine/table_layout.ts";
 import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
 

@@ -9,7 +9,7 @@
  * string, so a key seen before costs one such lookup: the probe then reads the entry's words in
  * place (an entry's units and hash are never written once made, so a probe may keep one). Two
  * more words follow the hash, for a SyncMap handle's entry memo: the generation and the entry
- * its lookup of the string found in the read table (maps/_sync_entry_memo.ts); they are the
+ * its lookup of the string found in the read table (maps/_entry_memo.ts); they are the
  * memo's, never read as the key's. What it holds is
  * a pure function of the string and the map's hash key, so a stale or evicted entry can cost
  * time, never a wrong answer; the hash key is checked on every lookup all the same, so the

@@ -143,7 +143,7 @@ export class Probe {
   keyCache: KeyHashCache | null = null;
   /**
    * While `hasWords`: the index in `words` of the entry memo's two words when `words` is a
-   * {@linkcode keyCache} entry (maps/_sync_entry_memo.ts), else -1.
+   * {@linkcode keyCache} entry (maps/_entry_memo.ts), else -1.
    */
   memoAt = -1;
 

@@ -21,6 +21,7 @@ import {
 } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
+import { EntryMemo } from "./_entry_memo.ts";
 import type { OpenedGoMap } from "./_go_open.ts";
 import {
   JOURNAL,
@@ -50,6 +51,12 @@ export class GoAccess<K, V> {
   /** Scratch for the key and the value of a call; a nested call makes its own (see nested). */
   readonly probe: Probe = keyProbe();
   readonly valueProbe: Probe = new Probe();
+  /**
+   * The key slots this object's lookups found, by version of the map (_entry_memo.ts); string
+   * keys keep theirs in the probe's key hash cache entries, forgotten when its generation
+   * comes round.
+   */
+  readonly found: EntryMemo = new EntryMemo();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
   /** Number values are plain float64 slots: read them without calling the codec. */
@@ -83,6 +90,7 @@ export class GoAccess<K, V> {
     this.numberValues = storesNumbers(this.values as SlotCodec<unknown>);
     this.userKeys = this.keys instanceof UserSlots ? this.keys : null;
     this.userValues = this.values instanceof UserSlots ? this.values : null;
+    this.found.onWrap = () => this.probe.keyCache?.clear();
     this.table = new Table(arena, TABLE_AT, true, (lo, hi, tx) => {
       freeSlot(arena, lo, hi, (offset, size) => tx.free(offset, size));
     }, this.tx);

@@ -22,6 +22,14 @@ export const SEQ = H_ROOT;
 export const LAST_SEQ = H_ROOT + 1;
 /** Root word holding the byte offset of the writer's journal. */
 export const JOURNAL = H_ROOT + 2;
+// WRAPS counts the times SEQ came round: a writer that starts from the version before 0 (-2)
+// adds one to it before it writes anything, and so does whoever recovers such a write (the
+// writer may have died before it did). (SEQ, WRAPS) is the serial of a handle's entry memo
+// (_entry_memo.ts): a version of SEQ comes again after 2^31 writes, the pair never does.
+// Written under the write sequence, read by readers under it as the table is.
+export const WRAPS = H_ROOT + 3;
+/** The version of SEQ whose next version is 0: a writer starting from it moves WRAPS. */
+export const SEQ_BEFORE_WRAP = -2;
 /** The byte offset of the table header in a GoMap's arena. */
 export const TABLE_AT = (H_ROOT + 8) * 4;
 

@@ -6,10 +6,10 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { isNumberSlot, keyNumberWords, Probe } from "../_engine/slots.ts";
+import { isNumberSlot, keyNumberWords, MODE_STRING, Probe } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { KEY_HI, SEQ, VALUE_BYTES, VALUE_HI } from "./_go_layout.ts";
+import { KEY_HI, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
 import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 
@@ -17,53 +17,147 @@ import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 export const ABSENT: unique symbol = Symbol("absent");
 
 /**
- * The key slot of number key `key` (SameValueZero: -0 is 0, one NaN), or -1: the lookup of
- * get, getOk and has for a map whose keys use the built-in codec, made without a codec call or
- * a probe. The caller reads under the write sequence, and blames a throw on an overlapping
- * write (readFailure).
+ * {@linkcode lookup} of a number key in a map whose keys use the built-in codec, returning
+ * `missing` for a missing key (GoMap.get passes undefined): no codec call and no probe. The
+ * handle's entry memo answers for a key looked up at this version of the map before
+ * (_entry_memo.ts); otherwise {@linkcode walkNumber} hashes the key and walks the table. A
+ * number value is returned from its own branch, so that it is never boxed to share a variable
+ * with a symbol.
  */
-export function findNumber<K, V>(s: GoAccess<K, V>, key: number): number {
+export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M): V | M {
   const a = s.arena;
+  const seq = beginRead(s, "read");
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
-  return s.table.findWords(lo, hi, a.memo.hash(lo, hi));
+  const k = s.found.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
+  if (k < 0) return walkNumber(s, seq, lo, hi, missing);
+  if (k === 0) return validated(s, seq, missing);
+  // The slot holds the key at this version: a plain read of its value cannot fault, and is
+  // returned only if the version still stands.
+  if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
+    const value = a.f64[(k + VALUE_BYTES) >> 3];
+    if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+    return value as V;
+  }
+  return slotValue(s, seq, k);
 }
 
-/** {@linkcode lookup} of a number key in a map whose keys use the built-in codec. */
-export function lookupNumber<K, V>(s: GoAccess<K, V>, key: number): V | typeof ABSENT {
+/**
+ * {@linkcode lookupNumber} when the memo does not know the key: hashes it and walks the table,
+ * and once the read is validated tells the memo what it found (an unvalidated answer may be
+ * torn, and the serial it was read under, WRAPS included, may come again), before decode's
+ * user code runs.
+ */
+function walkNumber<K, V, M>(
+  s: GoAccess<K, V>,
+  seq: number,
+  lo: number,
+  hi: number,
+  missing: M,
+): V | M {
   const a = s.arena;
-  const seq = beginRead(s, "read");
+  let k: number;
   let value: unknown;
   try {
-    const k = findNumber(s, key);
-    if (k < 0) return validated(s, seq, ABSENT);
-    value = s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])
-      ? a.f64[(k + VALUE_BYTES) >> 3]
-      : s.readValue(k);
+    k = s.table.findWords(lo, hi, a.memo.hash(lo, hi));
+    if (k >= 0) value = s.readValue(k);
   } catch (error) {
     throw readFailure(s, seq, error);
   }
   if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-  return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
+  s.found.remember(lo, hi, k >= 0 ? k : 0);
+  return k < 0 ? missing : s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
 }
 
-/** Looks `key` up, returning ABSENT when it is missing. */
-export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
-  if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key);
-  // Encoded before the read begins: a user codec's encode may write the map.
-  const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
-  const seq = beginRead(s, "read");
+/** The value in slot `k`, which holds the key at version `seq`: read, validated, decoded. */
+function slotValue<K, V>(s: GoAccess<K, V>, seq: number, k: number): V {
   let value: unknown;
   try {
-    const k = s.table.find(p);
-    if (k < 0) return validated(s, seq, ABSENT);
     value = s.readValue(k);
   } catch (error) {
     throw readFailure(s, seq, error);
   }
-  const read = validated(s, seq, value);
-  return s.userValues === null ? read as V : s.decodeCopy(s.userValues, read);
+  validated(s, seq, value);
+  return s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
+}
+
+/** GoMap.has of a number key in a map whose keys use the built-in codec: {@linkcode lookupNumber} without the value. */
+export function hasNumber<K, V>(s: GoAccess<K, V>, key: number): boolean {
+  const a = s.arena;
+  const seq = beginRead(s, "read");
+  const words = keyNumberWords(key);
+  const lo = words[0];
+  const hi = words[1];
+  const known = s.found.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
+  let k = known;
+  if (known < 0) {
+    try {
+      k = s.table.findWords(lo, hi, a.memo.hash(lo, hi));
+    } catch (error) {
+      throw readFailure(s, seq, error);
+    }
+  }
+  if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+  if (known < 0) s.found.remember(lo, hi, k > 0 ? k : 0);
+  return k > 0;
+}
+
+/** What {@linkcode find} returns for a present key when asked for no value. */
+const PRESENT: unique symbol = Symbol("present");
+
+/** Looks `key` up, returning ABSENT when it is missing. */
+export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
+  return find(s, key, true) as V | typeof ABSENT;
+}
+
+/** Whether `key` is present: GoMap.has. */
+export function contains<K, V>(s: GoAccess<K, V>, key: K): boolean {
+  if (typeof key === "number" && s.numberKeys) return hasNumber(s, key);
+  return find(s, key, false) === PRESENT;
+}
+
+/**
+ * Looks `key` up, returning its value (with `valued` false, {@linkcode PRESENT}) or ABSENT when
+ * it is missing. A string key found in the handle's key hash cache keeps the slot this found in
+ * its cache entry's memo words, under the entry memo's generation for this version of the map
+ * (_entry_memo.ts), written once the read is validated and before decode's user code runs.
+ */
+function find<K, V>(
+  s: GoAccess<K, V>,
+  key: K,
+  valued: boolean,
+): V | typeof ABSENT | typeof PRESENT {
+  if (typeof key === "number" && s.numberKeys) {
+    return valued ? lookupNumber(s, key, ABSENT) : hasNumber(s, key) ? PRESENT : ABSENT;
+  }
+  // Encoded before the read begins: a user codec's encode may write the map.
+  const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
+  const seq = beginRead(s, "read");
+  const at = p.memoAt;
+  const memo = at >= 0 && p.hasWords && p.mode === MODE_STRING;
+  let gen = 0;
+  let known = false;
+  let k: number;
+  let value: unknown = ABSENT;
+  try {
+    if (memo) {
+      gen = s.found.generationAt(seq, s.arena.i32[WRAPS], s.table);
+      known = p.words[at] === gen;
+    }
+    k = known ? p.words[at + 1] : s.table.find(p);
+    if (k >= 0) value = valued ? s.readValue(k) : PRESENT;
+  } catch (error) {
+    throw readFailure(s, seq, error);
+  }
+  validated(s, seq, value);
+  if (memo && !known) {
+    p.words[at] = gen;
+    p.words[at + 1] = k;
+  }
+  return value === ABSENT || value === PRESENT || s.userValues === null
+    ? value as V | typeof ABSENT | typeof PRESENT
+    : s.decodeCopy(s.userValues, value);
 }
 
 /**

@@ -10,7 +10,7 @@
 import { liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { INTENT_CLEAR, LAST_SEQ, SEQ } from "./_go_layout.ts";
+import { INTENT_CLEAR, LAST_SEQ, SEQ, SEQ_BEFORE_WRAP, WRAPS } from "./_go_layout.ts";
 
 /** Returns `result` once the read that began at `seq` is validated. */
 export function validated<K, V, T>(s: GoAccess<K, V>, seq: number, result: T): T {
@@ -39,6 +39,7 @@ export function beginWrite<K, V>(s: GoAccess<K, V>): number {
     seq = found; // a write finished since our plain read; try again from its value
   }
   i32[LAST_SEQ] = seq;
+  if (seq === SEQ_BEFORE_WRAP) i32[WRAPS] = (i32[WRAPS] + 1) | 0; // before any write: see WRAPS
   try {
     // Cover memory other workers allocated since this worker's views were made: a writer
     // follows offsets without checking each against its views. The previous writer published
@@ -106,6 +107,8 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
     throw error;
   }
   const next = (i32[LAST_SEQ] + 2) | 0;
+  // The dead writer may have died before it moved WRAPS; moving it twice is harmless.
+  if (next === 0) i32[WRAPS] = (i32[WRAPS] + 1) | 0;
   Atomics.store(i32, SEQ, next);
   return next;
 }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { EntryMemo } from "./_sync_entry_memo.ts";
+import { EntryMemo } from "./_entry_memo.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
 import {
@@ -45,7 +45,7 @@ export class SyncAccess<K, V> {
   readonly values: SlotCodec<V>;
   /** Scratch for a call's key, value and compare-and-X old value; see {@linkcode nested}. */
   readonly probe: Probe = keyProbe();
-  /** The entries this handle's lookups found in the read table (_sync_entry_memo.ts). */
+  /** The entries this handle's lookups found in the read table (_entry_memo.ts). */
   readonly entries: EntryMemo = new EntryMemo();
   readonly valueProbe: Probe = new Probe();
   /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */

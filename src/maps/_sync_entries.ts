@@ -32,7 +32,7 @@ import type { Table } from "../_engine/table.ts";
  * The read table's entry for number key `key` (the codec stores it as a plain float64), read
  * word `read` (Go's `read.m[key]`): 0 when the read table lacks it. No codec call and no
  * atomic: the hot path of every operation on a number key. The handle's entry memo answers for
- * a key looked up in this read table before (_sync_entry_memo.ts); SyncMap.load writes this
+ * a key looked up in this read table before (_entry_memo.ts); SyncMap.load writes this
  * out.
  */
 export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key: number): number {
@@ -109,7 +109,7 @@ export function entryForRead<K, V>(s: SyncAccess<K, V>, key: K): number {
  * atomically (a published table, never one a step under the mutex may still roll back): 0 when
  * the table lacks it. A string key found in the handle's key hash cache keeps what this found
  * in the cache entry's memo words, under the entry memo's generation for the table's serial
- * (_sync_entry_memo.ts), and is answered from them while the read table stands.
+ * (_entry_memo.ts), and is answered from them while the read table stands.
  */
 export function readEntry<K, V>(s: SyncAccess<K, V>, read: number, probe: Probe): number {
   const core = s.core;

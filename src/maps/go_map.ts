@@ -31,17 +31,9 @@ import {
   VALUE_LO,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, findNumber, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
+import { ABSENT, contains, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
-import {
-  ABANDONED,
-  beginRead,
-  beginWrite,
-  clearBroken,
-  finishClear,
-  readFailure,
-  validated,
-} from "./_go_writer.ts";
+import { ABANDONED, beginWrite, clearBroken, finishClear } from "./_go_writer.ts";
 
 // This file holds the public class; _go_access.ts an object's state and its encoding and
 // decoding; _go_writer.ts the writer protocol (a seqlock) and clear's steps; _go_read.ts
@@ -250,7 +242,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   get(key: K): V | undefined {
     const s = this.#s;
     // The hot path, for a number key under the built-in codec: no codec call, no probe object.
-    const value = typeof key === "number" && s.numberKeys ? lookupNumber(s, key) : lookup(s, key);
+    if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key, undefined);
+    const value = lookup(s, key);
     return value === ABSENT ? undefined : value;
   }
 
@@ -284,27 +277,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   has(key: K): boolean {
-    const s = this.#s;
-    if (typeof key === "number" && s.numberKeys) {
-      const seq = beginRead(s, "read");
-      let k: number;
-      try {
-        k = findNumber(s, key);
-      } catch (error) {
-        throw readFailure(s, seq, error);
-      }
-      return validated(s, seq, k >= 0);
-    }
-    // Encoded before the read begins: a user codec's encode may write the map.
-    const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
-    const seq = beginRead(s, "read");
-    let found: boolean;
-    try {
-      found = s.table.find(p) >= 0;
-    } catch (error) {
-      throw readFailure(s, seq, error);
-    }
-    return validated(s, seq, found);
+    return contains(this.#s, key);
   }
 
   /**

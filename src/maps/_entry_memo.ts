@@ -1,7 +1,9 @@
 /**
- * Internal. One SyncMap handle's memo of the entries its lookups found in the read table: the
- * hot path of `load`, `has`, and a `store` of a key the read table holds. Number keys are kept
- * in the memo's own slots; string keys in their key hash cache entries, under its generation.
+ * Internal. One map handle's memo of what its lookups found in a table that cannot change while
+ * a serial stands. For a SyncMap, the entries found in the read table: the hot path of `load`,
+ * `has`, and a `store` of a key the read table holds. For a GoMap, the key slots found while the
+ * write sequence stood still (see "GoMap" below). Number keys are kept in the memo's own slots;
+ * string keys in their key hash cache entries, under its generation.
  *
  * A read table never changes once published (it is replaced, never written: Go's `read`), so
  * what a lookup of key words (lo, hi) found in it, an entry's offset or nothing, holds for as
@@ -26,6 +28,14 @@
  * a window of {@linkcode WINDOW} misses saw fewer hits, as the hash memo does (hash_memo.ts): a
  * working set much larger than the memo pays a decrement then.
  *
+ * GoMap: nothing in a GoMap's table changes while its write sequence (SEQ) holds one even
+ * version: every write moves SEQ to odd first, and publishes a version it never held before,
+ * except that a write which wrote nothing (a writer that died before its first write, or a
+ * begin that failed) may publish again the version it found. SEQ is 32 bits and comes round
+ * after 2^31 writes, so the serial is (SEQ, WRAPS), WRAPS counting the times it came round
+ * (_go_layout.ts). A lookup answered from the memo still reads the value and validates SEQ
+ * afterwards, as a walked lookup does.
+ *
  * @module
  */
 
@@ -48,6 +58,11 @@ export { WARMUP };
 const GOLDEN = 0x9e3779b1 | 0;
 /** No table: the memo is warming up or switched off. */
 const NONE = new Int32Array(0);
+
+/** What sizes the memo: the table's key count. */
+export interface Sized {
+  readonly count: number;
+}
 
 /** The slots for a read table of `keys` keys: four a key, a power of two, within the bounds. */
 export function slotsFor(keys: number): number {
@@ -86,7 +101,32 @@ export class EntryMemo {
       return -1;
     }
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
-      this.#newTable(i32, th);
+      this.#newSerial(i32[th + T_SERIAL], i32[th + T_SERIAL + 1], i32[th + T_COUNT]);
+      return -1;
+    }
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
+    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === this.#gen) {
+      this.#hits++;
+      return w[i + 3];
+    }
+    return -1;
+  }
+
+  /**
+   * {@linkcode find} for a GoMap: what the table held for key words (lo, hi) while the serial was
+   * (`serialLo`, `serialHi`), a key slot's offset or 0, or -1 when the memo does not know. The
+   * caller read the serial before the lookup and validates it after reading the slot; `table`
+   * sizes the memo when the serial moves. Written out beside find rather than shared: find is
+   * SyncMap's hottest path, and its serial is read from the table there.
+   */
+  findAt(lo: number, hi: number, serialLo: number, serialHi: number, table: Sized): number {
+    const w = this.#words;
+    if (w.length === 0) {
+      if (--this.#off === 0) this.#switchOn();
+      return -1;
+    }
+    if (serialLo !== this.#lo || serialHi !== this.#hi) {
+      this.#newSerial(serialLo, serialHi, table.count);
       return -1;
     }
     const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
@@ -121,7 +161,15 @@ export class EntryMemo {
    */
   generation(i32: Int32Array, th: number): number {
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
-      this.#newTable(i32, th);
+      this.#newSerial(i32[th + T_SERIAL], i32[th + T_SERIAL + 1], i32[th + T_COUNT]);
+    }
+    return this.#gen;
+  }
+
+  /** {@linkcode generation} for a GoMap's serial, as {@linkcode findAt} takes it. */
+  generationAt(serialLo: number, serialHi: number, table: Sized): number {
+    if (serialLo !== this.#lo || serialHi !== this.#hi) {
+      this.#newSerial(serialLo, serialHi, table.count);
     }
     return this.#gen;
   }
@@ -144,15 +192,22 @@ export class EntryMemo {
     return (this.#table?.length ?? 0) >> 2;
   }
 
-  /** The read table changed: slots of the old generation stop matching. */
-  #newTable(i32: Int32Array, th: number): void {
-    this.#lo = i32[th + T_SERIAL];
-    this.#hi = i32[th + T_SERIAL + 1];
-    // A larger read table: a larger memo (when in use), empty as a new generation wants it.
+  /**
+   * The serial moved to (`lo`, `hi`), its table holding `keys` keys: slots of the old generation
+   * stop matching.
+   */
+  #newSerial(lo: number, hi: number, keys: number): void {
+    this.#lo = lo;
+    this.#hi = hi;
+    // A larger table: a larger memo (when in use), empty as a new generation wants it.
     if (this.#words.length !== 0) {
-      const slots = slotsFor(i32[th + T_COUNT]);
+      const slots = slotsFor(keys);
       if (4 * slots > this.#words.length) this.#words = this.#make(slots);
     }
+    this.#nextGeneration();
+  }
+
+  #nextGeneration(): void {
     this.#gen = (this.#gen + 1) | 0;
     // After 2^32 tables the generation comes round: forget every slot rather than let one
     // written 2^32 tables ago match.
@@ -171,10 +226,13 @@ export class EntryMemo {
   }
 
   #switchOn(): void {
-    // Sized, and a generation started, by the next lookup: no read table has the serial 0:0.
+    // Sized by the next lookup, whose serial differs from 0:0 (no SyncMap read table has that
+    // one). A GoMap never written has it: a generation of its own keeps the slots filled before
+    // the memo was switched off, under whatever serial, from matching.
     this.#words = this.#table ?? this.#make(MIN_SLOTS);
     this.#lo = 0;
     this.#hi = 0;
+    this.#nextGeneration();
   }
 
   /** A window of {@linkcode WINDOW} misses is over: fewer hits than misses switch it off. */
