@@ -32,7 +32,7 @@
 
 import type { HashMemo } from "./hash_memo.ts";
 import type { Arena } from "./arena.ts";
-import { KeyHashCache, MAX_UNITS as CACHED_UNITS_MAX } from "./key_hash_cache.ts";
+import { KeyHashCache, MAX_UNITS as CACHED_UNITS_MAX, MEMO_WORDS } from "./key_hash_cache.ts";
 import { readString } from "./read_string.ts";
 import { hashBytes, hashString, hashStringWords, hashUnits, hashWords } from "./hash.ts";
 import {
@@ -316,6 +316,14 @@ export function storesNumbers(codec: SlotCodec<unknown>): boolean {
   return codec instanceof AutoSlots || codec instanceof Float64Slots;
 }
 
+/**
+ * Whether `codec` makes string keys' probes with `setKeyString` (through the probe's key hash
+ * cache), so that a map may take the cache's entry for a string key without calling it.
+ */
+export function cachesStringKeys(codec: SlotCodec<unknown>): boolean {
+  return codec instanceof AutoSlots || codec instanceof StringSlots;
+}
+
 /** Whether the slot with this `hi` word holds a plain number. */
 export function isNumberSlot(hi: number): boolean {
   return (hi >>> 20) !== 0xfff || (hi & 0xf0000) === 0;
@@ -391,6 +399,34 @@ function setString(p: Probe, s: string, limit: number, key: boolean): void {
     p.str = s;
     p.mode = MODE_STRING;
   }
+}
+
+/**
+ * The key hash cache entry of string key `s` in `p`'s cache (hashed under k0, k1), or null:
+ * none, the cache is off, or `s` is not a key the cache takes (of 3 to 32 units). A map's fast
+ * path for string keys under a built-in codec asks this first, then reads the entry's memo
+ * words, and makes the probe with {@linkcode setCachedKeyString} only when it must walk.
+ */
+export function cachedKeyString(p: Probe, s: string, k0: number, k1: number): Int32Array | null {
+  const n = s.length;
+  const cache = p.keyCache;
+  return n > 2 && n <= CACHED_UNITS_MAX && cache !== null ? cache.find(s, k0, k1) : null;
+}
+
+/**
+ * Makes `p` the probe of string key `s` from its key hash cache entry `entry`
+ * ({@linkcode cachedKeyString}), as {@linkcode setKeyString} makes it when the cache holds `s`.
+ */
+export function setCachedKeyString(p: Probe, s: string, entry: Int32Array): void {
+  const need = entry.length - 1 - MEMO_WORDS;
+  p.hi = TAG_STRING;
+  p.lo = 0;
+  p.str = s;
+  p.mode = MODE_STRING;
+  p.hasWords = true;
+  p.words = entry;
+  p.hash = entry[need];
+  p.memoAt = need + 1;
 }
 
 /**

@@ -10,6 +10,7 @@
 import type { Arena } from "../_engine/arena.ts";
 import { Journal } from "../_engine/journal.ts";
 import {
+  cachesStringKeys,
   freeSlot,
   isNumberSlot,
   keyProbe,
@@ -59,6 +60,8 @@ export class GoAccess<K, V> {
   readonly found: EntryMemo = new EntryMemo();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
+  /** String keys' probes come from the key hash cache: a get may take its entry directly. */
+  readonly stringKeys: boolean;
   /** Number values are plain float64 slots: read them without calling the codec. */
   readonly numberValues: boolean;
   /** The key codec when it is a user's (its encode and decode run user code), else null. */
@@ -88,6 +91,7 @@ export class GoAccess<K, V> {
     this.values.limit = arena.maxBytes;
     this.numberKeys = storesNumbers(this.keys as SlotCodec<unknown>);
     this.numberValues = storesNumbers(this.values as SlotCodec<unknown>);
+    this.stringKeys = cachesStringKeys(this.keys as SlotCodec<unknown>);
     this.userKeys = this.keys instanceof UserSlots ? this.keys : null;
     this.userValues = this.values instanceof UserSlots ? this.values : null;
     this.found.onWrap = () => this.probe.keyCache?.clear();

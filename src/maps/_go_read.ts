@@ -6,7 +6,15 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { isNumberSlot, keyNumberWords, MODE_STRING, Probe } from "../_engine/slots.ts";
+import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
+import {
+  cachedKeyString,
+  isNumberSlot,
+  keyNumberWords,
+  MODE_STRING,
+  Probe,
+  setCachedKeyString,
+} from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { KEY_HI, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } from "./_go_layout.ts";
@@ -103,6 +111,38 @@ export function hasNumber<K, V>(s: GoAccess<K, V>, key: number): boolean {
   return k > 0;
 }
 
+/**
+ * {@linkcode lookup} of a string key under a built-in codec, returning `missing` for a missing
+ * key (GoMap.get passes undefined). A key the handle's key hash cache holds is answered from its
+ * cache entry's memo words when they were written at this version of the map, without making a
+ * probe; otherwise the walk starts from the entry. Any other string takes {@linkcode find}'s
+ * path, as does a nested call (its scratch is not the handle's).
+ */
+export function lookupString<K, V, M>(s: GoAccess<K, V>, key: string, missing: M): V | M {
+  const a = s.arena;
+  const p = s.probe;
+  const entry = s.nested ? null : cachedKeyString(p, key, a.seed0, a.seed1);
+  if (entry === null) {
+    const value = find(s, key as K, true);
+    return value === ABSENT ? missing : value as V;
+  }
+  const seq = beginRead(s, "read");
+  const at = entry.length - MEMO_WORDS;
+  if (entry[at] === s.found.generationAt(seq, a.i32[WRAPS], s.table)) {
+    const k = entry[at + 1];
+    if (k < 0) return validated(s, seq, missing);
+    if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
+      const value = a.f64[(k + VALUE_BYTES) >> 3];
+      if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+      return value as V;
+    }
+    return slotValue(s, seq, k);
+  }
+  setCachedKeyString(p, key, entry);
+  const value = findFrom(s, p, seq, true);
+  return value === ABSENT ? missing : value as V;
+}
+
 /** What {@linkcode find} returns for a present key when asked for no value. */
 const PRESENT: unique symbol = Symbol("present");
 
@@ -133,7 +173,16 @@ function find<K, V>(
   }
   // Encoded before the read begins: a user codec's encode may write the map.
   const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);
-  const seq = beginRead(s, "read");
+  return findFrom(s, p, beginRead(s, "read"), valued);
+}
+
+/** {@linkcode find} once `p` holds the key and the read has begun at version `seq`. */
+function findFrom<K, V>(
+  s: GoAccess<K, V>,
+  p: Probe,
+  seq: number,
+  valued: boolean,
+): V | typeof ABSENT | typeof PRESENT {
   const at = p.memoAt;
   const memo = at >= 0 && p.hasWords && p.mode === MODE_STRING;
   let gen = 0;

@@ -11,6 +11,7 @@ import { EntryMemo } from "./_entry_memo.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
 import {
+  cachesStringKeys,
   isNumberSlot,
   keyProbe,
   Probe,
@@ -52,6 +53,8 @@ export class SyncAccess<K, V> {
   readonly expectedProbe: Probe = new Probe();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
+  /** String keys' probes come from the key hash cache: a read may take its entry directly. */
+  readonly stringKeys: boolean;
   /** Number values are plain float64 slots: read them without calling the codec. */
   readonly numberValues: boolean;
   /** The codecs run user code when decoding (see Participant.hold). */
@@ -102,6 +105,7 @@ export class SyncAccess<K, V> {
     this.values.limit = this.arena.maxBytes;
     this.numberKeys = storesNumbers(this.keys as SlotCodec<unknown>);
     this.numberValues = storesNumbers(this.values as SlotCodec<unknown>);
+    this.stringKeys = cachesStringKeys(this.keys as SlotCodec<unknown>);
     this.userKeys = this.keys instanceof UserSlots;
     this.userValues = this.values instanceof UserSlots;
   }

@@ -22,7 +22,14 @@
 //   next store of a new key rebuilds the dirty table from the read table, expunging deleted
 //   entries.
 
-import { keyNumberWords, MODE_STRING, Probe } from "../_engine/slots.ts";
+import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
+import {
+  cachedKeyString,
+  keyNumberWords,
+  MODE_STRING,
+  Probe,
+  setCachedKeyString,
+} from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
 import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
@@ -94,6 +101,40 @@ export function lockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): nu
 
 /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
 export function entryForRead<K, V>(s: SyncAccess<K, V>, key: K): number {
+  if (typeof key === "string" && s.stringKeys) return entryForString(s, key);
+  return entryThroughProbe(s, key);
+}
+
+/**
+ * {@linkcode entryForRead} of a string key under a built-in codec. A key the handle's key hash
+ * cache holds is answered from its cache entry's memo words when they were written under the
+ * read table's serial, without making a probe (as {@linkcode readEntry} would answer once it had
+ * one); otherwise the probe is made from the cache entry. Any other string takes the probe's
+ * path, as does a nested call (its scratch is not the handle's).
+ */
+function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
+  const a = s.arena;
+  const p = s.probe;
+  const cached = s.nested ? null : cachedKeyString(p, key, a.seed0, a.seed1);
+  if (cached === null) return entryThroughProbe(s, key as K);
+  const read = Atomics.load(a.i32, R_READ);
+  const table = s.core.readTable(read);
+  let e = 0;
+  if (table !== null) {
+    const at = cached.length - MEMO_WORDS;
+    if (cached[at] === s.entries.generation(a.i32, table.h)) e = cached[at + 1];
+    else {
+      setCachedKeyString(p, key, cached);
+      e = readEntry(s, read, p);
+    }
+  }
+  if (e !== 0 || (read & AMENDED) === 0) return e;
+  setCachedKeyString(p, key, cached);
+  return s.core.entryLocked(p);
+}
+
+/** {@linkcode entryForRead} through the key's probe. */
+function entryThroughProbe<K, V>(s: SyncAccess<K, V>, key: K): number {
   const a = s.arena;
   const core = s.core;
   // Encoded before anything shared is read: a user codec's encode may call this map.

@@ -31,7 +31,7 @@ import {
   VALUE_LO,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, contains, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
+import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupString } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { ABANDONED, beginWrite, clearBroken, finishClear } from "./_go_writer.ts";
 
@@ -243,6 +243,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const s = this.#s;
     // The hot path, for a number key under the built-in codec: no codec call, no probe object.
     if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key, undefined);
+    if (typeof key === "string" && s.stringKeys) return lookupString(s, key, undefined);
     const value = lookup(s, key);
     return value === ABSENT ? undefined : value;
   }
