@@ -74,16 +74,29 @@ function casesFor(lib: Lib, tree: number): Case[] {
     const keys = keysOf(length, false);
     const misses = keysOf(length, true);
     if (new Set(keys).size !== N) throw new Error(`keys of ${length} units are not distinct`);
-    const s = new lib.SyncMap();
-    keys.forEach((k, i) => s.store(k, i));
-    for (const k of keys) s.load(k); // promote: every key in the read table
-    const g = new lib.GoMap();
-    keys.forEach((k, i) => g.set(k, i));
+    // A map each: a handle's key hash cache holds 1,024 strings, so hits and misses sharing one
+    // handle would measure each other's evictions (a working set of 2,048 strings), not the op.
+    const syncMap = () => {
+      const s = new lib.SyncMap();
+      keys.forEach((k, i) => s.store(k, i));
+      for (const k of keys) s.load(k); // promote: every key in the read table
+      return s;
+    };
+    const goMap = () => {
+      const g = new lib.GoMap();
+      keys.forEach((k, i) => g.set(k, i));
+      return g;
+    };
     const step = (m: string) => `sink(o.${m}(keys[i & ${N - 1}]));`;
-    out.push({ tree, op: "SyncMap.load hit", length, body: loop(step("load"), s, keys) });
-    out.push({ tree, op: "SyncMap.load miss", length, body: loop(step("load"), s, misses) });
-    out.push({ tree, op: "GoMap.get hit", length, body: loop(step("get"), g, keys) });
-    out.push({ tree, op: "GoMap.get miss", length, body: loop(step("get"), g, misses) });
+    out.push({ tree, op: "SyncMap.load hit", length, body: loop(step("load"), syncMap(), keys) });
+    out.push({
+      tree,
+      op: "SyncMap.load miss",
+      length,
+      body: loop(step("load"), syncMap(), misses),
+    });
+    out.push({ tree, op: "GoMap.get hit", length, body: loop(step("get"), goMap(), keys) });
+    out.push({ tree, op: "GoMap.get miss", length, body: loop(step("get"), goMap(), misses) });
   }
   return out;
 }
