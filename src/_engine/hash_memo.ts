@@ -87,13 +87,13 @@ export class HashMemo {
     w[i] = lo;
     w[i + 1] = hi;
     w[i + 2] = h;
-    if (++this.#misses === WINDOW) this.#endWindow();
+    if (++this.#misses >= WINDOW) this.#endWindow(); // >=: an #endWindow cut short comes again
     return h;
   }
 
   /** Whether the memo is in use (false before its table is made, and while switched off). */
   get on(): boolean {
-    return this.#off === 0;
+    return this.#words.length !== 0;
   }
 
   /** Whether the memo holds the hash of (lo, hi) now (for tests). */
@@ -105,7 +105,8 @@ export class HashMemo {
 
   /** A lookup with no table in use: before it is made, or while the memo is off. */
   #bypass(lo: number, hi: number): number {
-    if (--this.#off === 0) {
+    // <= 0: a switch-on cut short (a stack overflow in the allocation) is tried again.
+    if (--this.#off <= 0) {
       if (this.#table === null) {
         // Zeroed: (0, 0) in every slot, with its true hash in slot 0, the one it maps to.
         this.#table = new Int32Array(3 * MEMO_SLOTS);

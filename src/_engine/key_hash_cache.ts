@@ -83,8 +83,13 @@ export class KeyHashCache {
     return hit ? entry : null;
   }
 
-  /** Forgets every string (and so every entry memo word kept with one). */
+  /**
+   * Forgets every string, and zeroes every entry's memo words first: an entry a lookup already
+   * holds (its probe took it before the entry memo's generation came round, which is when this is
+   * called) must not keep words that the generation coming round would make match again.
+   */
   clear(): void {
+    for (const entry of this.#index.values()) entry.fill(0, entry.length - MEMO_WORDS);
     this.#index.clear();
   }
 

@@ -97,7 +97,7 @@ export class EntryMemo {
     // misses 1.1x to 1.3x (Deno and Bun, two runs each).
     const w = this.#words;
     if (w.length === 0) {
-      if (--this.#off === 0) this.#switchOn();
+      if (--this.#off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
       return -1;
     }
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
@@ -122,7 +122,7 @@ export class EntryMemo {
   findAt(lo: number, hi: number, serialLo: number, serialHi: number, table: Sized): number {
     const w = this.#words;
     if (w.length === 0) {
-      if (--this.#off === 0) this.#switchOn();
+      if (--this.#off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
       return -1;
     }
     if (serialLo !== this.#lo || serialHi !== this.#hi) {
@@ -149,7 +149,7 @@ export class EntryMemo {
     w[i + 1] = hi;
     w[i + 2] = this.#gen;
     w[i + 3] = e;
-    if (++this.#misses === WINDOW) this.#endWindow();
+    if (++this.#misses >= WINDOW) this.#endWindow(); // >=: as #off's <= 0
   }
 
   /**
@@ -194,30 +194,39 @@ export class EntryMemo {
 
   /**
    * The serial moved to (`lo`, `hi`), its table holding `keys` keys: slots of the old generation
-   * stop matching.
+   * stop matching. The serial is stored last: a call cut short before it (a stack overflow can
+   * throw from any call) leaves the old serial standing with a generation at least as new as
+   * its slots, and the next lookup comes here again; stored first, it would let the slots of
+   * the old serial answer for the new one.
    */
   #newSerial(lo: number, hi: number, keys: number): void {
-    this.#lo = lo;
-    this.#hi = hi;
     // A larger table: a larger memo (when in use), empty as a new generation wants it.
     if (this.#words.length !== 0) {
       const slots = slotsFor(keys);
       if (4 * slots > this.#words.length) this.#words = this.#make(slots);
     }
     this.#nextGeneration();
+    this.#lo = lo;
+    this.#hi = hi;
   }
 
+  /**
+   * Moves the generation on. After 2^32 serials it comes round: every slot is forgotten rather
+   * than let one written 2^32 serials ago match, and so is what is kept elsewhere (onWrap),
+   * before the generation is moved, so that a call cut short in between leaves the old one, under
+   * which nothing matches any more (the table zeroed holds generation 0, never in use).
+   */
   #nextGeneration(): void {
-    this.#gen = (this.#gen + 1) | 0;
-    // After 2^32 tables the generation comes round: forget every slot rather than let one
-    // written 2^32 tables ago match.
-    if (this.#gen === 0) {
-      // The table itself, also while switched off (#words is NONE then): switched on again, it
-      // would answer from slots of the generation this one comes round to.
-      this.#table?.fill(0);
-      this.#gen = 1;
-      this.onWrap();
+    const next = (this.#gen + 1) | 0;
+    if (next !== 0) {
+      this.#gen = next;
+      return;
     }
+    // The table itself, also while switched off (#words is NONE then): switched on again, it
+    // would answer from slots of the generation this one comes round to.
+    this.#table?.fill(0);
+    this.onWrap();
+    this.#gen = 1;
   }
 
   #make(slots: number): Int32Array {
@@ -229,10 +238,10 @@ export class EntryMemo {
     // Sized by the next lookup, whose serial differs from 0:0 (no SyncMap read table has that
     // one). A GoMap never written has it: a generation of its own keeps the slots filled before
     // the memo was switched off, under whatever serial, from matching.
+    this.#nextGeneration();
     this.#words = this.#table ?? this.#make(MIN_SLOTS);
     this.#lo = 0;
     this.#hi = 0;
-    this.#nextGeneration();
   }
 
   /** A window of {@linkcode WINDOW} misses is over: fewer hits than misses switch it off. */

@@ -128,7 +128,9 @@ export function lookupString<K, V, M>(s: GoAccess<K, V>, key: string, missing: M
   }
   const seq = beginRead(s, "read");
   const at = entry.length - MEMO_WORDS;
-  if (entry[at] === s.found.generationAt(seq, a.i32[WRAPS], s.table)) {
+  // The generation first: coming round, it zeroes the memo words of every cached entry.
+  const gen = s.found.generationAt(seq, a.i32[WRAPS], s.table);
+  if (entry[at] === gen) {
     const k = entry[at + 1];
     if (k < 0) return validated(s, seq, missing);
     if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
@@ -183,7 +185,11 @@ function findFrom<K, V>(
   seq: number,
   valued: boolean,
 ): V | typeof ABSENT | typeof PRESENT {
+  // The memo words are held here, not looked up through `p` after the read: the built-in
+  // decode in readValue can run user code (a setter on Object.prototype) that calls this
+  // handle again, and that call makes `p` another key's probe.
   const at = p.memoAt;
+  const w = p.words;
   const memo = at >= 0 && p.hasWords && p.mode === MODE_STRING;
   let gen = 0;
   let known = false;
@@ -192,17 +198,17 @@ function findFrom<K, V>(
   try {
     if (memo) {
       gen = s.found.generationAt(seq, s.arena.i32[WRAPS], s.table);
-      known = p.words[at] === gen;
+      known = w[at] === gen;
     }
-    k = known ? p.words[at + 1] : s.table.find(p);
+    k = known ? w[at + 1] : s.table.find(p);
     if (k >= 0) value = valued ? s.readValue(k) : PRESENT;
   } catch (error) {
     throw readFailure(s, seq, error);
   }
   validated(s, seq, value);
   if (memo && !known) {
-    p.words[at] = gen;
-    p.words[at + 1] = k;
+    w[at] = gen;
+    w[at + 1] = k;
   }
   return value === ABSENT || value === PRESENT || s.userValues === null
     ? value as V | typeof ABSENT | typeof PRESENT

@@ -122,7 +122,9 @@ function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
   let e = 0;
   if (table !== null) {
     const at = cached.length - MEMO_WORDS;
-    if (cached[at] === s.entries.generation(a.i32, table.h)) e = cached[at + 1];
+    // The generation first: coming round, it zeroes the memo words of every cached entry.
+    const gen = s.entries.generation(a.i32, table.h);
+    if (cached[at] === gen) e = cached[at + 1];
     else {
       setCachedKeyString(p, key, cached);
       e = readEntry(s, read, p);
