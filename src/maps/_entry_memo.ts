@@ -101,7 +101,7 @@ export class EntryMemo {
       return -1;
     }
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
-      this.#newSerial(i32[th + T_SERIAL], i32[th + T_SERIAL + 1], i32[th + T_COUNT]);
+      this.#newTable(i32, th);
       return -1;
     }
     const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
@@ -161,7 +161,7 @@ export class EntryMemo {
    */
   generation(i32: Int32Array, th: number): number {
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
-      this.#newSerial(i32[th + T_SERIAL], i32[th + T_SERIAL + 1], i32[th + T_COUNT]);
+      this.#newTable(i32, th);
     }
     return this.#gen;
   }
@@ -190,6 +190,15 @@ export class EntryMemo {
   /** Slots of the memo's table (for tests): 0 before it is made. */
   get slots(): number {
     return (this.#table?.length ?? 0) >> 2;
+  }
+
+  /**
+   * {@linkcode find}'s and {@linkcode generation}'s way to {@linkcode #newSerial}: the read table
+   * at word `th` of `i32` holds a new serial. A call of its own keeps those two as small as the
+   * engines' inlining budgets want them (find is inlined into SyncMap's hottest paths).
+   */
+  #newTable(i32: Int32Array, th: number): void {
+    this.#newSerial(i32[th + T_SERIAL], i32[th + T_SERIAL + 1], i32[th + T_COUNT]);
   }
 
   /**
