@@ -150,6 +150,7 @@ const PRESENT: unique symbol = Symbol("present");
 
 /** Looks `key` up, returning ABSENT when it is missing. */
 export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
+  if (typeof key === "string" && s.stringKeys) return lookupString(s, key, ABSENT);
   return find(s, key, true) as V | typeof ABSENT;
 }
 
