@@ -440,6 +440,13 @@ function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number
     hashProbe(p, k0, k1);
     return;
   }
+  const entry = cachedKeyString(p, s, k0, k1);
+  if (entry !== null) {
+    // The entry's words, read in place: the cache never changes the units or the hash of an
+    // entry it has handed out.
+    setCachedKeyString(p, s, entry);
+    return;
+  }
   p.hi = TAG_STRING;
   p.lo = 0;
   p.str = s;
@@ -447,17 +454,6 @@ function setKeyString(p: Probe, s: string, limit: number, k0: number, k1: number
   p.hasWords = true;
   const cache = n <= CACHED_UNITS_MAX ? p.keyCache : null;
   const need = (n + 1) >> 1;
-  if (cache !== null) {
-    const entry = cache.find(s, k0, k1);
-    if (entry !== null) {
-      // The entry's words, read in place: the cache never changes the units or the hash of an
-      // entry it has handed out.
-      p.words = entry;
-      p.hash = entry[need];
-      p.memoAt = need + 1;
-      return;
-    }
-  }
   p.memoAt = -1;
   let words = p.scratch;
   if (words.length < need) {
