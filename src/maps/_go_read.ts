@@ -42,7 +42,9 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
   if (k < 0) return walkNumber(s, seq, lo, hi, missing);
   if (k === 0) return validated(s, seq, missing);
   // The slot holds the key at this version: a plain read of its value cannot fault, and is
-  // returned only if the version still stands.
+  // returned only if the version still stands. Written out here and in lookupString rather than
+  // in slotValue: JavaScriptCore leaves slotValue (it has a try) a call, and a GoMap.get hit of
+  // an int key took 1.12x to 1.28x on Bun with the branch moved there (two runs).
   if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
     const value = a.f64[(k + VALUE_BYTES) >> 3];
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
