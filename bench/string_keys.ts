@@ -1,12 +1,12 @@
 // Copyright the shmap authors. MIT license.
 /**
  * String keys against int keys, in one process: `SyncMap.load` and `GoMap.get` hits and
- * misses over 1,024 keys, for int keys and for strings of 3, 8, 16 and 64 units, reported as
+ * misses over 1,024 keys (`--keys=N`), for int keys and for strings of 3, 8, 16 and 64 units, reported as
  * ns per op and as the ratio string / int (issue 11 asks at most 1.3 for 16 units).
  *
  * ```
  * deno task bench:strings
- * deno run -A bench/string_keys.ts [MOD.ts ...] [--rounds=N] [--sample-ms=N]
+ * deno run -A bench/string_keys.ts [MOD.ts ...] [--rounds=N] [--sample-ms=N] [--keys=N]
  * deno run -A tools/bun.ts bench/string_keys.ts [MOD.ts ...]
  * ```
  *
@@ -34,7 +34,11 @@ const ROUNDS = positiveInt("rounds", 21);
 const SAMPLE_MS = positiveInt("sample-ms", 20);
 const trees = args.filter((a) => !a.startsWith("--"));
 
-const N = 1024;
+/** Keys per map, a power of two (`--keys`; past 1,024 the handles' key hash caches are full). */
+const N = positiveInt("keys", 1024);
+if ((N & (N - 1)) !== 0 || N > 4096) {
+  throw new RangeError("--keys must be a power of two, at most 4096");
+}
 const LENGTHS = [3, 8, 16, 64];
 
 const DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -100,6 +100,40 @@ describe("key hash cache", () => {
     assert.equal(cache.on, true);
   });
 
+  it("a key cycle somewhat larger than the cache keeps hitting on the part the cache holds", () => {
+    const p = keyProbe();
+    const cache = p.keyCache!;
+    const cycle = Array.from({ length: CAPACITY + CAPACITY / 4 }, (_, i) => `cycling key ${i}`);
+    const expected = cycle.map((s) => reference(s, 3, 4));
+    for (let i = 0; i < 3 * WINDOW; i++) {
+      const j = i % cycle.length;
+      assert.deepEqual(keyed(p, cycle[j], 3, 4), expected[j], `call ${i}`);
+    }
+    // Starting over when full would make a cycle longer than the cache miss on every lookup.
+    assert.equal(cache.on, true, "four in five lookups hit: it stays on");
+    assert.equal(cache.size, CAPACITY, "full, it keeps what it holds");
+  });
+
+  it("a full cache whose working set moved on learns the new one after its off period", () => {
+    const p = keyProbe();
+    const cache = p.keyCache!;
+    const before = Array.from({ length: CAPACITY }, (_, i) => `earlier key ${i}`);
+    for (let i = 0; i < 2 * WINDOW; i++) keyed(p, before[i % before.length], 5, 6);
+    assert.equal(cache.size, CAPACITY);
+    assert.equal(cache.on, true);
+    const now = Array.from({ length: 64 }, (_, i) => `later key ${i}`);
+    let i = 0;
+    while (cache.on && i < 2 * WINDOW) keyed(p, now[i++ % now.length], 5, 6);
+    assert.equal(cache.on, false, "a window of misses switches it off");
+    for (let j = 0; j < OFF_CALLS; j++) keyed(p, now[j % now.length], 5, 6);
+    assert.equal(cache.on, true);
+    for (let j = 0; j < 2 * WINDOW; j++) {
+      assert.deepEqual(keyed(p, now[j % now.length], 5, 6), reference(now[j % now.length], 5, 6));
+    }
+    assert.equal(cache.on, true, "the new working set is learned: the cache stays on");
+    assert.equal(cache.size, now.length);
+  });
+
   it("maps with string keys find every key, short and long, through their cached probes", () => {
     const keys = Array.from(
       { length: 3 * CAPACITY },

@@ -16,10 +16,13 @@
  * cache can never answer for another map's key.
  *
  * Bounds: {@linkcode CAPACITY} strings of at most {@linkcode MAX_UNITS} units, each entry a small
- * `Int32Array` of its own (about 200 KB at most); full, it starts over empty. A working set larger than
- * that would make most lookups misses that also pay an insert, so the cache watches its hit
- * rate: when fewer than half of a window of {@linkcode WINDOW} lookups hit, it turns itself off
- * for {@linkcode OFF_CALLS} calls (each then costs a decrement), then tries again.
+ * `Int32Array` of its own (about 200 KB at most). Full, it keeps what it holds and adds nothing,
+ * so a working set somewhat larger than the cache still hits on the part it holds (starting over
+ * would make a cycle of more than CAPACITY strings miss on every lookup, each miss also paying an
+ * insert). Full, it watches its hit rate: when fewer than half of a window of {@linkcode WINDOW}
+ * lookups hit, it empties itself, so that a working set that moved on is learned afresh, and
+ * turns itself off for {@linkcode OFF_CALLS} calls (each then costs a decrement), then tries
+ * again.
  *
  * Each instance belongs to one probe of one thread (probes are never shared, see slots.ts
  * Probe), so nothing here is shared memory.
@@ -27,7 +30,7 @@
  * @module
  */
 
-/** Strings cached at most; a full cache starts over. */
+/** Strings cached at most; a full cache adds no more until a poor window empties it. */
 export const CAPACITY = 1024;
 /** The longest string cached, in UTF-16 units. */
 export const MAX_UNITS = 32;
@@ -51,6 +54,8 @@ export class KeyHashCache {
   #lookups = 0;
   #hits = 0;
   #off = 0;
+  /** The string of the last lookup, when it missed and nothing was looked up since. */
+  #missed: string | null = null;
 
   /** Whether the cache is in use (false while its hit rate has switched it off). */
   get on(): boolean {
@@ -72,11 +77,28 @@ export class KeyHashCache {
       this.#off--;
       return null;
     }
+    // A map's fast path that missed here goes on to the probe's own lookup (slots.ts
+    // setKeyString), which asks again: answered from the note, a miss is looked up and counted
+    // once.
+    const missed = this.#missed;
+    if (missed !== null) {
+      this.#missed = null;
+      if (missed === s) return null;
+    }
     const entry = this.#index.get(s);
     const hit = entry !== undefined && k0 === this.#k0 && k1 === this.#k1;
-    if (hit) this.#hits++;
+    if (hit) {
+      this.#hits++;
+    } else {
+      this.#missed = s;
+    }
     if (++this.#lookups === WINDOW) {
-      if (2 * this.#hits < WINDOW) this.#off = OFF_CALLS;
+      // Judged full only: the misses of a filling cache are it learning (one insert each, at
+      // most CAPACITY of them), and the window restarts as it fills (see add).
+      if (2 * this.#hits < WINDOW && this.#index.size === CAPACITY) {
+        this.#off = OFF_CALLS;
+        this.clear();
+      }
       this.#lookups = 0;
       this.#hits = 0;
     }
@@ -91,6 +113,7 @@ export class KeyHashCache {
   clear(): void {
     for (const entry of this.#index.values()) entry.fill(0, entry.length - MEMO_WORDS);
     this.#index.clear();
+    this.#missed = null;
   }
 
   /**
@@ -99,14 +122,21 @@ export class KeyHashCache {
    */
   add(s: string, k0: number, k1: number, hash: number, words: Int32Array, need: number): void {
     if (this.#off !== 0) return;
-    if (k0 !== this.#k0 || k1 !== this.#k1 || this.#index.size === CAPACITY) {
+    if (k0 !== this.#k0 || k1 !== this.#k1) {
       this.#index.clear();
       this.#k0 = k0;
       this.#k1 = k1;
+    } else if (this.#index.size === CAPACITY) {
+      return;
     }
     const entry = new Int32Array(need + 1 + MEMO_WORDS);
     for (let j = 0; j < need; j++) entry[j] = words[j];
     entry[need] = hash;
     this.#index.set(s, entry);
+    this.#missed = null;
+    if (this.#index.size === CAPACITY) {
+      this.#lookups = 0;
+      this.#hits = 0;
+    }
   }
 }
