@@ -1,8 +1,8 @@
 // Copyright the shmap authors. MIT license.
 /**
  * String keys against int keys, in one process: `SyncMap.load` and `GoMap.get` hits and
- * misses over 1,024 keys (`--keys=N`), for int keys and for strings of 3, 8, 16 and 64 units, reported as
- * ns per op and as the ratio string / int (issue 11 asks at most 1.3 for 16 units).
+ * misses over 1,024 keys (`--keys=N`), for int keys and for strings of 3, 8, 16 and 64 units,
+ * reported as ns per op and as the ratio string / int (issue 11 asks at most 1.3 for 16 units).
  *
  * ```
  * deno task bench:strings
