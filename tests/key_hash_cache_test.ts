@@ -65,7 +65,7 @@ describe("key hash cache", () => {
     );
   });
 
-  it("keeps answering exactly through restarts: more strings than it holds, each seen often", () => {
+  it("keeps answering exactly with more strings than it holds, each seen often", () => {
     const p = keyProbe();
     const strings = Array.from(
       { length: CAPACITY + 300 },
