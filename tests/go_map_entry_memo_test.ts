@@ -389,3 +389,38 @@ describe("GoMap entry memo: SEQ coming round", () => {
     });
   }
 });
+
+describe("GoMap entry memo: what a number key's lookup reads", () => {
+  /** Runs `fn` and counts its calls of Atomics.load. */
+  function atomicLoads(fn: () => void): number {
+    const load = Atomics.load;
+    let calls = 0;
+    Atomics.load = ((...args: Parameters<typeof Atomics.load>) => {
+      calls++;
+      return load(...args);
+    }) as typeof Atomics.load;
+    try {
+      fn();
+    } finally {
+      Atomics.load = load;
+    }
+    return calls;
+  }
+
+  test("a number value or an absent key known at this version takes no atomic load", () => {
+    const map = new GoMap<number, unknown>().set(1, 1.5).set(2, "two").set(3, -0);
+    for (let i = 0; i < 2 * WARMUP; i++) map.get(i & 3);
+    const read =
+      (): unknown[] => [map.get(1), map.get(2), map.get(3), map.get(0), map.has(1), map.has(0)];
+    let got: unknown[] = [];
+    assert.equal(atomicLoads(() => got = read()), 1, "only the string value is validated");
+    assert.deepEqual(got, [1.5, "two", -0, undefined, true, false]);
+    map.set(1, 7);
+    // The gets at the new version walk the table, each validated; the has calls after them
+    // find what the gets learnt.
+    assert.equal(atomicLoads(() => got = read()), 4);
+    assert.deepEqual(got, [7, "two", -0, undefined, true, false]);
+    assert.equal(atomicLoads(() => got = read()), 1);
+    assert.deepEqual(got, [7, "two", -0, undefined, true, false]);
+  });
+});

@@ -63,6 +63,37 @@ describe("EntryMemo", () => {
     assert.ok(memo.generation(header(5, 1), 0) > gen, "generations only go up");
   });
 
+  test("keeps two keys of one bucket, and a third in the second slot", () => {
+    // The memo's bucket of key words (k, 0) in a table of 64 slots, 32 buckets of two: the top
+    // five bits of the product with 2^32 over the golden ratio (white-box: _entry_memo.ts).
+    const bucket = (k: number) => Math.imul(k, 0x9e3779b1) >>> 27;
+    const [a, b, c] = Array.from({ length: 200 }, (_, k) => k + 1)
+      .filter((k) => bucket(k) === bucket(1));
+    assert.ok(c !== undefined, "three keys of one bucket");
+    const memo = warmMemo();
+    const t = header(5, 0);
+    assert.equal(memo.find(a, 0, t, 0), -1);
+    assert.equal(memo.slots, 64);
+    memo.remember(a, 0, 8);
+    memo.remember(b, 0, 16);
+    assert.equal(memo.find(a, 0, t, 0), 8, "the first slot");
+    assert.equal(memo.find(b, 0, t, 0), 16, "the second slot");
+    memo.remember(c, 0, 24);
+    assert.equal(memo.find(c, 0, t, 0), 24, "the second slot, taken over");
+    assert.equal(memo.find(a, 0, t, 0), 8, "the first slot stays");
+    assert.equal(memo.find(b, 0, t, 0), -1, "evicted");
+    memo.remember(a, 0, 32);
+    assert.equal(memo.find(a, 0, t, 0), 32, "a key remembered again keeps its slot");
+    assert.equal(memo.find(c, 0, t, 0), 24);
+    // A new read table: the first slot is free again, whatever the old generation left.
+    assert.equal(memo.find(b, 0, header(6, 0), 0), -1);
+    memo.remember(b, 0, 40);
+    memo.remember(c, 0, 48);
+    assert.equal(memo.find(b, 0, header(6, 0), 0), 40);
+    assert.equal(memo.find(c, 0, header(6, 0), 0), 48);
+    assert.equal(memo.find(a, 0, header(6, 0), 0), -1, "an old generation's key");
+  });
+
   test("sizes its table for the read table, four slots a key, and grows with it", () => {
     assert.deepEqual([0, 1, 16, 17, 1024, 5000].map(slotsFor), [64, 64, 64, 128, 4096, 4096]);
     const memo = warmMemo();

@@ -19,9 +19,12 @@
  * holds it until its next quiescent point, as it would hold one it found by walking.
  *
  * The memo is this handle's own JavaScript memory, never shared: nothing in it comes from
- * another thread's writes but offsets and serials this thread read, and a slot is picked by an
- * unkeyed multiplicative hash of the key's words, so keys an attacker makes to share a slot
- * only evict each other (a miss: the lookup walks the table as if there were no memo). It makes
+ * another thread's writes but offsets and serials this thread read. A key has a bucket of two
+ * slots, picked by an unkeyed multiplicative hash of its words, so keys an attacker makes to
+ * share a bucket only evict each other (a miss: the lookup walks the table as if there were no
+ * memo). A key is remembered in its bucket's first slot when that slot is free (of an older
+ * generation) or holds the key, else in the second; a third key of the bucket takes the second
+ * slot, so the first stays put for the generation. It makes
  * its table after {@linkcode WARMUP} lookups, sized for the read table (four slots a key, from
  * {@linkcode MIN_SLOTS} to {@linkcode MAX_SLOTS}), and grows it when a larger read table comes,
  * which starts a generation anyway. It switches itself off for {@linkcode OFF_CALLS} lookups when
@@ -47,8 +50,9 @@ import { T_SERIAL } from "./_sync_layout.ts";
 
 /**
  * Slots at most: 4,096 of four words (lo, hi, generation, entry), 64 KB, for read tables of
- * 1,024 keys or more. Fewer slots a key make more keys share one: at two a key, 1,024 keys met
- * each other in a fifth of the slots, and `load` hits took 1.2x the time they take at four.
+ * 1,024 keys or more. Fewer slots a key make more keys share a bucket. One slot a bucket
+ * (direct-mapped), 1,024 keys in 4,096 slots missed on a fifth of their lookups, each a walk:
+ * two slots a bucket miss on about 6% (three keys in a bucket: the second slot goes round).
  */
 export const MAX_SLOTS = 4096;
 /** Slots at least (1 KB). */
@@ -58,6 +62,13 @@ export { WARMUP };
 const GOLDEN = 0x9e3779b1 | 0;
 /** No table: the memo is warming up or switched off. */
 const NONE = new Int32Array(0);
+const NO_NUMBERS = new Float64Array(0);
+
+/**
+ * The flag of a GoMap slot's entry word (a key slot's offset, a multiple of 8) that says the
+ * memo holds the key's number value: a lookup returns it without reading the map.
+ */
+export const HELD = 1;
 
 /** What sizes the memo: the table's key count. */
 export interface Sized {
@@ -73,10 +84,10 @@ export function slotsFor(keys: number): number {
 
 /** The memo of one SyncMap handle; see the module documentation. */
 export class EntryMemo {
-  /** Four words a slot; {@linkcode NONE} while warming up or switched off. */
+  /** Four words a slot, two slots a bucket; {@linkcode NONE} while warming up or switched off. */
   #words: Int32Array = NONE;
   #table: Int32Array | null = null;
-  /** Right shift that takes a slot number from the top bits of the 32-bit product. */
+  /** Right shift that takes a bucket number from the top bits of the 32-bit product. */
   #shift = 32;
   /** The generation of the slots that match: it stands for the serial (#lo, #hi). */
   #gen = 1;
@@ -85,6 +96,15 @@ export class EntryMemo {
   #hits = 0;
   #misses = 0;
   #off = WARMUP;
+  /** Whether {@linkcode keepNumber} keeps values (a GoMap's memo). */
+  readonly #keepsNumbers: boolean;
+  /** The number value of each slot whose entry word has {@linkcode HELD}; one a slot. */
+  #numbers: Float64Array = NO_NUMBERS;
+
+  /** `keepsNumbers`: the memo keeps number values with its slots (a GoMap's). */
+  constructor(keepsNumbers = false) {
+    this.#keepsNumbers = keepsNumbers;
+  }
 
   /**
    * The entry that the read table whose header is at word `th` of `i32` holds for key words
@@ -104,18 +124,23 @@ export class EntryMemo {
       this.#newTable(i32, th);
       return -1;
     }
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
-    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === this.#gen) {
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
+    const gen = this.#gen;
+    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
       this.#hits++;
       return w[i + 3];
+    }
+    if (w[i + 4] === lo && w[i + 5] === hi && w[i + 6] === gen) {
+      this.#hits++;
+      return w[i + 7];
     }
     return -1;
   }
 
   /**
-   * {@linkcode find} for a GoMap: what the table held for key words (lo, hi) while the serial was
-   * (`serialLo`, `serialHi`), a key slot's offset or 0, or -1 when the memo does not know. The
-   * caller read the serial before the lookup and validates it after reading the slot; `table`
+   * {@linkcode find} for a GoMap: the memo slot that knows what the table held for key words
+   * (lo, hi) while the serial was (`serialLo`, `serialHi`), as a word index for
+   * {@linkcode entryAt} and {@linkcode numberAt}, or -1 when the memo does not know. `table`
    * sizes the memo when the serial moves. Written out beside find rather than shared: find is
    * SyncMap's hottest path, and its serial is read from the table there.
    */
@@ -129,27 +154,64 @@ export class EntryMemo {
       this.#newSerial(serialLo, serialHi, table.count);
       return -1;
     }
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
-    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === this.#gen) {
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
+    const gen = this.#gen;
+    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
       this.#hits++;
-      return w[i + 3];
+      return i;
+    }
+    if (w[i + 4] === lo && w[i + 5] === hi && w[i + 6] === gen) {
+      this.#hits++;
+      return i + 4;
     }
     return -1;
   }
 
   /**
-   * Notes that the read table {@linkcode find} was last asked about holds entry `e` (0: none)
-   * for key words (lo, hi).
+   * The entry word of the slot at word `j` that {@linkcode findAt} or {@linkcode remember} gave:
+   * a GoMap key slot's offset, 0 for an absent key; with {@linkcode HELD} set, the memo holds
+   * the key's value too ({@linkcode numberAt}).
    */
-  remember(lo: number, hi: number, e: number): void {
+  entryAt(j: number): number {
+    return this.#words[j + 3];
+  }
+
+  /** The number value kept with the slot at word `j`, whose entry word has {@linkcode HELD}. */
+  numberAt(j: number): number {
+    return this.#numbers[j >> 2];
+  }
+
+  /**
+   * Keeps number `value` with the slot at word `j` that {@linkcode remember} just filled: the
+   * value the key had at the slot's serial, read and validated at it. The flag is set after
+   * the value, so a call cut short leaves a slot that sends its lookups to the table. Only a
+   * memo made to keep numbers keeps them.
+   */
+  keepNumber(j: number, value: number): void {
+    const numbers = this.#numbers;
+    if (numbers.length === 0) return;
+    numbers[j >> 2] = value;
+    this.#words[j + 3] |= HELD;
+  }
+
+  /**
+   * Notes that the read table {@linkcode find} was last asked about holds entry `e` (0: none)
+   * for key words (lo, hi). Returns the slot's word index, or -1 when the memo is not in use.
+   */
+  remember(lo: number, hi: number, e: number): number {
     const w = this.#words;
-    if (w.length === 0) return;
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 2;
+    if (w.length === 0) return -1;
+    const gen = this.#gen;
+    let i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
+    // The first slot if it is free or holds this key, else the second. Within a generation the
+    // second is filled only while the first holds another key, so no key is in both.
+    if (w[i + 2] === gen && (w[i] !== lo || w[i + 1] !== hi)) i += 4;
     w[i] = lo;
     w[i + 1] = hi;
-    w[i + 2] = this.#gen;
+    w[i + 2] = gen;
     w[i + 3] = e;
     if (++this.#misses >= WINDOW) this.#endWindow(); // >=: as #off's <= 0
+    return i;
   }
 
   /**
@@ -239,7 +301,8 @@ export class EntryMemo {
   }
 
   #make(slots: number): Int32Array {
-    this.#shift = 32 - Math.log2(slots);
+    this.#shift = 33 - Math.log2(slots); // a bucket for every two slots
+    if (this.#keepsNumbers) this.#numbers = new Float64Array(slots);
     return (this.#table = new Int32Array(4 * slots));
   }
 

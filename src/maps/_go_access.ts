@@ -57,7 +57,7 @@ export class GoAccess<K, V> {
    * keys keep theirs in the probe's key hash cache entries, forgotten when its generation
    * comes round.
    */
-  readonly found: EntryMemo = new EntryMemo();
+  readonly found: EntryMemo = new EntryMemo(true);
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
   /** String keys' probes come from the key hash cache: a get may take its entry directly. */

@@ -7,6 +7,7 @@
 
 import type { Arena } from "../_engine/arena.ts";
 import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
+import { HELD } from "./_entry_memo.ts";
 import {
   cachedKeyString,
   isNumberSlot,
@@ -31,6 +32,12 @@ export const ABSENT: unique symbol = Symbol("absent");
  * (_entry_memo.ts); otherwise {@linkcode walkNumber} hashes the key and walks the table. A
  * number value is returned from its own branch, so that it is never boxed to share a variable
  * with a symbol.
+ *
+ * When the memo knows the key is absent, or holds its number value, nothing of the map is read
+ * but SEQ and WRAPS: the answer is what the map held at that version, read and validated when
+ * the memo learnt it, so there is no read to validate and no atomic operation. (A thread that
+ * waits for another's write must synchronize with it, as Go's rules require of every GoMap
+ * reader: a loop of plain reads may be left to see an old version.)
  */
 export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M): V | M {
   const a = s.arena;
@@ -38,9 +45,12 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
-  const k = s.found.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
-  if (k < 0) return walkNumber(s, seq, lo, hi, missing);
-  if (k === 0) return validated(s, seq, missing);
+  const memo = s.found;
+  const j = memo.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
+  if (j < 0) return walkNumber(s, seq, lo, hi, missing);
+  const k = memo.entryAt(j);
+  if ((k & HELD) !== 0) return memo.numberAt(j) as V;
+  if (k === 0) return missing;
   // The slot holds the key at this version: a plain read of its value cannot fault, and is
   // returned only if the version still stands. Written out here and in lookupString rather than
   // in slotValue: JavaScriptCore leaves slotValue (it has a try) a call, and a GoMap.get hit of
@@ -56,8 +66,8 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
 /**
  * {@linkcode lookupNumber} when the memo does not know the key: hashes it and walks the table,
  * and once the read is validated tells the memo what it found (an unvalidated answer may be
- * torn, and the serial it was read under, WRAPS included, may come again), before decode's
- * user code runs.
+ * torn, and the serial it was read under, WRAPS included, may come again), with the value when
+ * it is a number, before decode's user code runs.
  */
 function walkNumber<K, V, M>(
   s: GoAccess<K, V>,
@@ -76,8 +86,11 @@ function walkNumber<K, V, M>(
     throw readFailure(s, seq, error);
   }
   if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-  s.found.remember(lo, hi, k >= 0 ? k : 0);
-  return k < 0 ? missing : s.userValues === null ? value as V : s.decodeCopy(s.userValues, value);
+  const j = s.found.remember(lo, hi, k >= 0 ? k : 0);
+  if (k < 0) return missing;
+  if (s.userValues !== null) return s.decodeCopy(s.userValues, value);
+  if (typeof value === "number" && j >= 0) s.found.keepNumber(j, value);
+  return value as V;
 }
 
 /** The value in slot `k`, which holds the key at version `seq`: read, validated, decoded. */
@@ -99,17 +112,16 @@ export function hasNumber<K, V>(s: GoAccess<K, V>, key: number): boolean {
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
-  const known = s.found.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
-  let k = known;
-  if (known < 0) {
-    try {
-      k = s.table.findWords(lo, hi, a.memo.hash(lo, hi));
-    } catch (error) {
-      throw readFailure(s, seq, error);
-    }
+  const j = s.found.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
+  if (j >= 0) return s.found.entryAt(j) !== 0; // known at this version: nothing to validate
+  let k: number;
+  try {
+    k = s.table.findWords(lo, hi, a.memo.hash(lo, hi));
+  } catch (error) {
+    throw readFailure(s, seq, error);
   }
   if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-  if (known < 0) s.found.remember(lo, hi, k > 0 ? k : 0);
+  s.found.remember(lo, hi, k > 0 ? k : 0);
   return k > 0;
 }
 

@@ -229,7 +229,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Returns the value stored for `key`, or undefined. Takes one atomic load.
+   * Returns the value stored for `key`, or undefined. Takes one atomic load, or none when this
+   * handle looked the number key up before at the same version of the map and found it absent
+   * or holding a number (the answer is then remembered, not read).
    *
    * @example
    * ```ts
