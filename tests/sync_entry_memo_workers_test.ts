@@ -14,6 +14,7 @@ import {
   keyOf,
   N,
   OPS,
+  READY,
   STOP,
   VAL,
 } from "./fixtures/entry_memo_worker.ts";
@@ -43,6 +44,12 @@ test(
       return { worker, promise };
     });
     try {
+      // The run starts when both workers do: loading a worker's modules may take seconds on a
+      // loaded machine.
+      const deadline = Date.now() + 30_000;
+      while (Atomics.load(ctrl, READY) < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       await new Promise((resolve) => setTimeout(resolve, RUN_MS));
       Atomics.store(ctrl, STOP, 1);
       const [writer, reader] = await Promise.all(workers.map((w) => w.promise));
