@@ -390,7 +390,7 @@ describe("GoMap entry memo: SEQ coming round", () => {
   }
 });
 
-describe("GoMap entry memo: what a number key's lookup reads", () => {
+describe("GoMap entry memo: what a lookup known at this version reads", () => {
   /** Runs `fn` and counts its calls of Atomics.load. */
   function atomicLoads(fn: () => void): number {
     const load = Atomics.load;
@@ -422,5 +422,31 @@ describe("GoMap entry memo: what a number key's lookup reads", () => {
     assert.deepEqual(got, [7, "two", -0, undefined, true, false]);
     assert.equal(atomicLoads(() => got = read()), 1);
     assert.deepEqual(got, [7, "two", -0, undefined, true, false]);
+  });
+
+  test("a cached string key's number value, or its absence, known at this version, too", () => {
+    const [one, two, three] = [1, 2, 3].map((i) => str16("key:", i));
+    const map = new GoMap<string, unknown>().set(one, -0).set(two, "two");
+    for (let i = 0; i < 2 * WARMUP; i++) map.get([one, two, three][i % 3]);
+    const read = (): unknown[] => [map.get(one), map.get(two), map.get(three), map.getOk(one)];
+    let got: unknown[] = [];
+    assert.equal(atomicLoads(() => got = read()), 1, "only the string value is validated");
+    assert.deepEqual(got, [-0, "two", undefined, [-0, true]]);
+    map.set(one, NaN);
+    assert.equal(atomicLoads(() => got = read()), 3, "a new version: the gets walk");
+    assert.deepEqual(got, [NaN, "two", undefined, [NaN, true]]);
+    assert.equal(atomicLoads(() => got = read()), 1);
+    assert.deepEqual(got, [NaN, "two", undefined, [NaN, true]]);
+  });
+
+  test("a value that a has did not learn is read once, then kept", () => {
+    for (const key of [5, str16("key:", 5)]) {
+      const map = new GoMap<number | string, number>().set(key, 1.25);
+      for (let i = 0; i < 2 * WARMUP; i++) map.get(key);
+      map.set(-1, 0); // a new version
+      assert.equal(atomicLoads(() => assert.equal(map.has(key), true)), 1, `has(${key}) walks`);
+      assert.equal(atomicLoads(() => assert.equal(map.get(key), 1.25)), 1, `get(${key}) reads`);
+      assert.equal(atomicLoads(() => assert.equal(map.get(key), 1.25)), 0, `get(${key}) kept`);
+    }
   });
 });

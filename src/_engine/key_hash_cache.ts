@@ -7,13 +7,13 @@
  * a short string key costs (about 30 ns of a 16-unit key's on Deno). The cache finds a string
  * again through a JavaScript `Map`, whose lookups use the hash the engine keeps inside every
  * string, so a key seen before costs one such lookup: the probe then reads the entry's words in
- * place (an entry's units and hash are never written once made, so a probe may keep one). Two
- * more words follow the hash, for a SyncMap handle's entry memo: the generation and the entry
- * its lookup of the string found in the read table (maps/_entry_memo.ts); they are the
- * memo's, never read as the key's. What it holds is
- * a pure function of the string and the map's hash key, so a stale or evicted entry can cost
- * time, never a wrong answer; the hash key is checked on every lookup all the same, so the
- * cache can never answer for another map's key.
+ * place (an entry's units and hash are never written once made, so a probe may keep one). Four
+ * more words follow the hash, for the map handle's entry memo (maps/_entry_memo.ts): the
+ * generation, the entry (a SyncMap's) or the key slot (a GoMap's) its lookup of the string
+ * found, and a GoMap's number value in two words; they are the memo's, never read as the key's.
+ * What it holds is a pure function of the string and the map's hash key, so a stale or evicted
+ * entry can cost time, never a wrong answer; the hash key is checked on every lookup all the
+ * same, so the cache can never answer for another map's key.
  *
  * Bounds: {@linkcode CAPACITY} strings of at most {@linkcode MAX_UNITS} units, each entry a small
  * `Int32Array` of its own (about 200 KB at most). Full, it keeps what it holds and adds nothing,
@@ -39,13 +39,16 @@ export const WINDOW = 4096;
 /** Calls the cache stays off after a window with fewer hits than misses. */
 export const OFF_CALLS = 262144;
 
-/** Words after an entry's hash that belong to the SyncMap entry memo: generation, entry. */
-export const MEMO_WORDS = 2;
+/**
+ * Words after an entry's hash that belong to the entry memo: generation, entry or slot, and a
+ * GoMap's number value (low word, high word).
+ */
+export const MEMO_WORDS = 4;
 
 /** The cache of one probe; see the module documentation. */
 export class KeyHashCache {
   /**
-   * Each string's entry: its units two to a word, then its hash, then the entry memo's two
+   * Each string's entry: its units two to a word, then its hash, then the entry memo's
    * words ({@linkcode MEMO_WORDS}, made 0: no generation).
    */
   #index = new Map<string, Int32Array>();

@@ -142,7 +142,7 @@ export class Probe {
   /** The hashes of short string keys this probe has held (a map handle's key probe only). */
   keyCache: KeyHashCache | null = null;
   /**
-   * While `hasWords`: the index in `words` of the entry memo's two words when `words` is a
+   * While `hasWords`: the index in `words` of the entry memo's words when `words` is a
    * {@linkcode keyCache} entry (maps/_entry_memo.ts), else -1.
    */
   memoAt = -1;

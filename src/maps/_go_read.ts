@@ -58,9 +58,26 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
   if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
     const value = a.f64[(k + VALUE_BYTES) >> 3];
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+    memo.keepNumber(j, value); // the slot was learnt by a has, without the value
     return value as V;
   }
   return slotValue(s, seq, k);
+}
+
+// Scratch for a number value's words, kept in a string key's memo words. Per thread.
+const valueF64 = new Float64Array(1);
+const valueI32 = new Int32Array(valueF64.buffer);
+
+/**
+ * Keeps number `value`, read and validated at the generation of the memo words at `at` of `w`
+ * (a string key's cache entry), with their slot word `k`: the value's words first, then the
+ * slot word with {@linkcode HELD}, so that a call cut short leaves a slot word without it.
+ */
+function holdNumber(w: Int32Array, at: number, k: number, value: number): void {
+  valueF64[0] = value;
+  w[at + 2] = valueI32[0];
+  w[at + 3] = valueI32[1];
+  w[at + 1] = k | HELD;
 }
 
 /**
@@ -145,11 +162,19 @@ export function lookupString<K, V, M>(s: GoAccess<K, V>, key: string, missing: M
   // The generation first: coming round, it zeroes the memo words of every cached entry.
   const gen = s.found.generationAt(seq, a.i32[WRAPS], s.table);
   if (entry[at] === gen) {
+    // Known at this version: absent, or a number value held (nothing of the map to read, so
+    // nothing to validate, as in lookupNumber), or the slot to read the value from.
     const k = entry[at + 1];
-    if (k < 0) return validated(s, seq, missing);
+    if (k < 0) return missing;
+    if ((k & HELD) !== 0) {
+      valueI32[0] = entry[at + 2];
+      valueI32[1] = entry[at + 3];
+      return valueF64[0] as V;
+    }
     if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
       const value = a.f64[(k + VALUE_BYTES) >> 3];
       if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
+      holdNumber(entry, at, k, value);
       return value as V;
     }
     return slotValue(s, seq, k);
@@ -215,7 +240,7 @@ function findFrom<K, V>(
       gen = s.found.generationAt(seq, s.arena.i32[WRAPS], s.table);
       known = w[at] === gen;
     }
-    k = known ? w[at + 1] : s.table.find(p);
+    k = known ? w[at + 1] & ~HELD : s.table.find(p); // -1, absent, stays negative
     if (k >= 0) value = valued ? s.readValue(k) : PRESENT;
   } catch (error) {
     throw readFailure(s, seq, error);
@@ -224,6 +249,7 @@ function findFrom<K, V>(
   if (memo && !known) {
     w[at] = gen;
     w[at + 1] = k;
+    if (typeof value === "number" && s.userValues === null) holdNumber(w, at, k, value);
   }
   return value === ABSENT || value === PRESENT || s.userValues === null
     ? value as V | typeof ABSENT | typeof PRESENT
