@@ -425,18 +425,25 @@ describe("GoMap entry memo: what a lookup known at this version reads", () => {
   });
 
   test("a cached string key's number value, or its absence, known at this version, too", () => {
-    const [one, two, three] = [1, 2, 3].map((i) => str16("key:", i));
-    const map = new GoMap<string, unknown>().set(one, -0).set(two, "two");
-    for (let i = 0; i < 2 * WARMUP; i++) map.get([one, two, three][i % 3]);
-    const read = (): unknown[] => [map.get(one), map.get(two), map.get(three), map.getOk(one)];
+    // -0, NaN and 2^31 are kept as float64 words; 42 and -7 as int32 words.
+    const [one, two, three, four, five] = [1, 2, 3, 4, 5].map((i) => str16("key:", i));
+    const map = new GoMap<string, unknown>().set(one, -0).set(two, "two").set(four, 42)
+      .set(five, -7);
+    const keys = [one, two, three, four, five];
+    for (let i = 0; i < 2 * WARMUP; i++) map.get(keys[i % 5]);
+    const read = (): unknown[] => [...keys.map((k) => map.get(k)), map.getOk(one)];
     let got: unknown[] = [];
     assert.equal(atomicLoads(() => got = read()), 1, "only the string value is validated");
-    assert.deepEqual(got, [-0, "two", undefined, [-0, true]]);
-    map.set(one, NaN);
-    assert.equal(atomicLoads(() => got = read()), 3, "a new version: the gets walk");
-    assert.deepEqual(got, [NaN, "two", undefined, [NaN, true]]);
+    assert.deepEqual(got, [-0, "two", undefined, 42, -7, [-0, true]]);
+    map.set(one, NaN).set(four, 2 ** 31);
+    assert.equal(atomicLoads(() => got = read()), 5, "a new version: the gets walk");
+    assert.deepEqual(got, [NaN, "two", undefined, 2 ** 31, -7, [NaN, true]]);
     assert.equal(atomicLoads(() => got = read()), 1);
-    assert.deepEqual(got, [NaN, "two", undefined, [NaN, true]]);
+    assert.deepEqual(got, [NaN, "two", undefined, 2 ** 31, -7, [NaN, true]]);
+    map.set(one, 0).set(four, -(2 ** 31));
+    for (let i = 0; i < 2; i++) read();
+    assert.equal(atomicLoads(() => got = read()), 1);
+    assert.deepEqual(got, [0, "two", undefined, -(2 ** 31), -7, [0, true]]);
   });
 
   test("a value that a has did not learn is read once, then kept", () => {
