@@ -446,6 +446,22 @@ describe("GoMap entry memo: what a lookup known at this version reads", () => {
     assert.deepEqual(got, [0, "two", undefined, -(2 ** 31), -7, [0, true]]);
   });
 
+  test("a has of a cached string key known at this version takes no atomic load", () => {
+    const [one, two] = [1, 2].map((i) => str16("key:", i));
+    const map = new GoMap<string, unknown>().set(one, "one");
+    for (let i = 0; i < 2 * WARMUP; i++) map.get(i & 1 ? one : two);
+    const read = (): unknown[] => [map.has(one), map.has(two)];
+    let got: unknown[] = [];
+    assert.equal(atomicLoads(() => got = read()), 0);
+    assert.deepEqual(got, [true, false]);
+    map.delete(one);
+    map.set(two, 2);
+    assert.equal(atomicLoads(() => got = read()), 2, "a new version: the has calls walk");
+    assert.deepEqual(got, [false, true]);
+    assert.equal(atomicLoads(() => got = read()), 0);
+    assert.deepEqual(got, [false, true]);
+  });
+
   test("a value that a has did not learn is read once, then kept", () => {
     for (const key of [5, str16("key:", 5)]) {
       const map = new GoMap<number | string, number>().set(key, 1.25);

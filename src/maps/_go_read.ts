@@ -200,6 +200,23 @@ export function lookupString<K, V, M>(s: GoAccess<K, V>, key: string, missing: M
   return value === ABSENT ? missing : value as V;
 }
 
+/**
+ * GoMap.has of a string key under a built-in codec: {@linkcode lookupString} without the value.
+ * A key known at this version is answered from its memo words, with nothing of the map read.
+ */
+export function hasString<K, V>(s: GoAccess<K, V>, key: string): boolean {
+  const a = s.arena;
+  const p = s.probe;
+  const entry = s.nested ? null : cachedKeyString(p, key, a.seed0, a.seed1);
+  if (entry === null) return find(s, key as K, false) === PRESENT;
+  const seq = beginRead(s, "read");
+  const at = entry.length - MEMO_WORDS;
+  const gen = s.found.generationAt(seq, a.i32[WRAPS], s.table);
+  if (entry[at] === gen) return entry[at + 1] >= 0; // a slot, flagged or not; -1: absent
+  setCachedKeyString(p, key, entry);
+  return findFrom(s, p, seq, false) === PRESENT;
+}
+
 /** What {@linkcode find} returns for a present key when asked for no value. */
 const PRESENT: unique symbol = Symbol("present");
 
@@ -212,6 +229,7 @@ export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
 /** Whether `key` is present: GoMap.has. */
 export function contains<K, V>(s: GoAccess<K, V>, key: K): boolean {
   if (typeof key === "number" && s.numberKeys) return hasNumber(s, key);
+  if (typeof key === "string" && s.stringKeys) return hasString(s, key);
   return find(s, key, false) === PRESENT;
 }
 
@@ -261,7 +279,9 @@ function findFrom<K, V>(
   } catch (error) {
     throw readFailure(s, seq, error);
   }
-  validated(s, seq, value);
+  // Known at this version, with nothing of the map read (an absent key, or a has): as in
+  // lookupNumber, nothing to validate.
+  if (!known || (valued && k >= 0)) validated(s, seq, value);
   if (memo && !known) {
     w[at] = gen;
     w[at + 1] = k;
