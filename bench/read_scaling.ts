@@ -7,13 +7,15 @@
  *
  * ```
  * deno task bench:readers
- * deno run -A tools/bun.ts bench/read_scaling.ts [--ms=N] [--reps=N]
+ * deno run -A tools/bun.ts bench/read_scaling.ts [--ms=N] [--reps=N] [--ready-ms=N]
  * ```
  *
  * JavaScriptCore (Bun) takes a cache line exclusively for an `Atomics.load`, as for a store, so
  * there readers of the same lines slow each other down; V8 (Deno) loads plainly. Each figure is
  * the median of `--reps` runs of `--ms` each, fresh workers every run. Needs two idle cores:
- * read the 2-worker column against the ceiling's, measured in the same run.
+ * read the 2-worker column against the ceiling's, measured in the same run. A run whose workers
+ * are not all ready within `--ready-ms` (default 60,000), or do not report within that much more
+ * than `--ms`, fails with an error naming its loop instead of waiting for good.
  *
  * @module
  */
@@ -26,6 +28,8 @@ import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read
 const MS = positiveInt("ms", 1000);
 const REPS = positiveInt("reps", 3);
 const KEYS = 1024;
+/** How long the workers of a run may take to load and warm up before the run gives up. */
+const READY_MS = positiveInt("ready-ms", 60_000);
 
 const words = new Int32Array(new SharedArrayBuffer(16 * 1024));
 for (let i = 0; i < words.length; i++) words[i] = i;
@@ -63,10 +67,32 @@ async function run(mode: ReadMode, workers: number): Promise<number> {
         } satisfies ReadScalingTask,
       )
     );
-    while (Atomics.load(ctrl, 0) < workers) await new Promise((r) => setTimeout(r, 5));
+    // A worker that never starts (or fails before it is ready: its error rejects `rates`) must
+    // not leave the run waiting for good.
+    const deadline = Date.now() + READY_MS;
+    while (Atomics.load(ctrl, 0) < workers) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${mode}: ${workers - Atomics.load(ctrl, 0)} of ${workers} workers not ready ` +
+            `after ${READY_MS} ms`,
+        );
+      }
+      await Promise.race([new Promise((r) => setTimeout(r, 5)), ...rates]);
+    }
     Atomics.store(ctrl, 1, 1);
     Atomics.notify(ctrl, 1);
-    return (await Promise.all(rates)).reduce((a, b) => a + b, 0);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${mode}: a worker did not report within ${MS + READY_MS} ms`)),
+        MS + READY_MS,
+      );
+    });
+    try {
+      return (await Promise.race([Promise.all(rates), late])).reduce((a, b) => a + b, 0);
+    } finally {
+      clearTimeout(timer);
+    }
   } finally {
     for (const w of started) w.terminate();
   }
