@@ -230,8 +230,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * Returns the value stored for `key`, or undefined. Takes one atomic load, or none when this
-   * handle looked the number key up before at the same version of the map and found it absent
-   * or holding a number (the answer is then remembered, not read).
+   * handle looked the key (a number, or a string of 3 to 32 units) up before at the same version
+   * of the map and found it absent or holding a number: the answer is then remembered, not read.
    *
    * @example
    * ```ts
@@ -270,7 +270,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Whether `key` is present.
+   * Whether `key` is present. Costs what {@linkcode get} costs, without reading the value: none
+   * of its atomic load when this handle looked the key up before at the same version of the map.
    *
    * @example
    * ```ts
