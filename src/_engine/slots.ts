@@ -342,6 +342,27 @@ export function keyNumberWords(n: number): Int32Array {
   return w32;
 }
 
+/**
+ * The slot words of number `n` as a value holds them (its float64 as it is): `[lo, hi]`, in the
+ * scratch {@linkcode keyNumberWords} uses, to read before the next call.
+ */
+export function numberWords(n: number): Int32Array {
+  f64[0] = n;
+  return w32;
+}
+
+// Scratch for joining words into a number, apart from the splitting scratch above: a caller may
+// still hold the words keyNumberWords or numberWords returned.
+const joinF64 = new Float64Array(1);
+const joinW32 = new Int32Array(joinF64.buffer);
+
+/** The number whose slot words are (lo, hi). */
+export function numberOf(lo: number, hi: number): number {
+  joinW32[0] = lo;
+  joinW32[1] = hi;
+  return joinF64[0];
+}
+
 /** Makes `p` the slot of number `n`, a value (its float64 as it is). */
 export function setNumber(p: Probe, n: number): void {
   f64[0] = n;

@@ -71,6 +71,15 @@ const NO_NUMBERS = new Float64Array(0);
  * memo holds the key's number value: a lookup returns it without reading the map.
  */
 export const HELD = 1;
+/**
+ * The flag of a string key's slot word in its key hash cache entry (GoMap) that says the value
+ * is an int32, kept in the memo word after the slot word. Read back as it is: a float64 put
+ * together from two words goes through memory, where the 64-bit load waits for the two 32-bit
+ * stores (x86 cannot forward them), about 4 ns of a 30 ns `get` on Deno.
+ */
+export const HELD_INT = 2;
+/** Either flag. */
+export const HELD_ANY: number = HELD | HELD_INT;
 
 /** What sizes the memo: the table's key count. */
 export interface Sized {

@@ -7,12 +7,14 @@
 
 import type { Arena } from "../_engine/arena.ts";
 import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
-import { HELD } from "./_entry_memo.ts";
+import { HELD, HELD_ANY, HELD_INT } from "./_entry_memo.ts";
 import {
   cachedKeyString,
   isNumberSlot,
   keyNumberWords,
   MODE_STRING,
+  numberOf,
+  numberWords,
   Probe,
   setCachedKeyString,
 } from "../_engine/slots.ts";
@@ -64,20 +66,6 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
   return slotValue(s, seq, k);
 }
 
-// Scratch for a number value's words, kept in a string key's memo words. Per thread.
-const valueF64 = new Float64Array(1);
-const valueI32 = new Int32Array(valueF64.buffer);
-
-/**
- * A string key's slot word flag (beside {@linkcode HELD}, a key slot's offset being a multiple
- * of 8): the value is an int32, kept in the memo word after the slot word. Read back as it is:
- * a float64 put together from two words goes through memory, where the 64-bit load waits for
- * the two 32-bit stores (x86 cannot forward them), about 4 ns of a 30 ns `get` on Deno.
- */
-const HELD_INT = 2;
-/** Either flag. */
-const HELD_ANY = HELD | HELD_INT;
-
 /**
  * Keeps number `value`, read and validated at the generation of the memo words at `at` of `w`
  * (a string key's cache entry), with their slot word `k`: the value's words first, then the
@@ -89,9 +77,9 @@ function holdNumber(w: Int32Array, at: number, k: number, value: number): void {
     w[at + 1] = k | HELD_INT;
     return;
   }
-  valueF64[0] = value;
-  w[at + 2] = valueI32[0];
-  w[at + 3] = valueI32[1];
+  const words = numberWords(value);
+  w[at + 2] = words[0];
+  w[at + 3] = words[1];
   w[at + 1] = k | HELD;
 }
 
@@ -183,9 +171,7 @@ export function lookupString<K, V, M>(s: GoAccess<K, V>, key: string, missing: M
     if (k < 0) return missing;
     if ((k & HELD_ANY) !== 0) {
       if ((k & HELD_INT) !== 0) return entry[at + 2] as V;
-      valueI32[0] = entry[at + 2];
-      valueI32[1] = entry[at + 3];
-      return valueF64[0] as V;
+      return numberOf(entry[at + 2], entry[at + 3]) as V;
     }
     if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
       const value = a.f64[(k + VALUE_BYTES) >> 3];

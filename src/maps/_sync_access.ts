@@ -14,6 +14,7 @@ import {
   cachesStringKeys,
   isNumberSlot,
   keyProbe,
+  numberOf,
   Probe,
   setKeyNumberMemo,
   type SlotCodec,
@@ -25,17 +26,6 @@ import { SyncCore } from "./_sync_core.ts";
 import type { OpenedSyncMap } from "./_sync_open.ts";
 import { REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
 import { reapDead, retrySweep } from "./_sync_recovery.ts";
-
-// Scratch for joining slot words into a number. Per thread, never shared.
-const f64 = new Float64Array(1);
-const w32 = new Int32Array(f64.buffer);
-
-/** The number whose slot words are (lo, hi). */
-function numberOf(lo: number, hi: number): number {
-  w32[0] = lo;
-  w32[1] = hi;
-  return f64[0];
-}
 
 /** One SyncMap object's state: what it shares (arena, core, seat) and its own scratch. */
 export class SyncAccess<K, V> {
