@@ -23,6 +23,7 @@
 import { GoMap, SyncMap } from "../mod.ts";
 import { positiveInt, runtimeName } from "./fixtures/cli.ts";
 import { median } from "./fixtures/timing.ts";
+import { deadline, until } from "../tests/fixtures/harness.ts";
 import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read_scaling_worker.ts";
 
 const MS = positiveInt("ms", 1000);
@@ -69,30 +70,12 @@ async function run(mode: ReadMode, workers: number): Promise<number> {
     );
     // A worker that never starts (or fails before it is ready: its error rejects `rates`) must
     // not leave the run waiting for good.
-    const deadline = Date.now() + READY_MS;
-    while (Atomics.load(ctrl, 0) < workers) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `${mode}: ${workers - Atomics.load(ctrl, 0)} of ${workers} workers not ready ` +
-            `after ${READY_MS} ms`,
-        );
-      }
-      await Promise.race([new Promise((r) => setTimeout(r, 5)), ...rates]);
-    }
+    const ready = () => Atomics.load(ctrl, 0) >= workers;
+    await Promise.race([until(ready, `the workers of "${mode}" are ready`, READY_MS), ...rates]);
     Atomics.store(ctrl, 1, 1);
     Atomics.notify(ctrl, 1);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${mode}: a worker did not report within ${MS + READY_MS} ms`)),
-        MS + READY_MS,
-      );
-    });
-    try {
-      return (await Promise.race([Promise.all(rates), late])).reduce((a, b) => a + b, 0);
-    } finally {
-      clearTimeout(timer);
-    }
+    const reported = await deadline(Promise.all(rates), MS + READY_MS, `the rates of "${mode}"`);
+    return reported.reduce((a, b) => a + b, 0);
   } finally {
     for (const w of started) w.terminate();
   }

@@ -18,6 +18,7 @@ import {
   STOP,
   VAL,
 } from "./fixtures/entry_memo_worker.ts";
+import { until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
 const RUN_MS = 1500;
@@ -46,10 +47,7 @@ test(
     try {
       // The run starts when both workers do: loading a worker's modules may take seconds on a
       // loaded machine.
-      const deadline = Date.now() + 30_000;
-      while (Atomics.load(ctrl, READY) < 2 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await until(() => Atomics.load(ctrl, READY) >= 2, "both workers are ready", 30_000);
       await new Promise((resolve) => setTimeout(resolve, RUN_MS));
       Atomics.store(ctrl, STOP, 1);
       const [writer, reader] = await Promise.all(workers.map((w) => w.promise));
