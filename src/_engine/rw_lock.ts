@@ -323,6 +323,67 @@ function writerLeaves(i32: Int32Array, base: number, high: number): void {
   if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
 }
 
+/**
+ * RWMutex.lock's fast path: the write lock taken when nobody holds it or waits for it. Takes
+ * the writer mutex for `me` if its word is 0 (free, clean, not this thread's), then sets WRITER
+ * and flags the seats as {@linkcode takeWriteLock} does, with the same writes in the same order;
+ * returns true when no reader held the lock, and the caller then holds the write lock. Returns
+ * false holding nothing otherwise, for {@linkcode lock} to take the lock the long way: when the
+ * mutex word is not 0, untouched; when readers are inside, after backing out (below).
+ *
+ * No function of ours is called from the compare-exchange on (the engines check the stack at a
+ * function's entry, so a stack overflow cannot cut this short), and nothing here throws: the
+ * caller never holds the lock without knowing. A death at any step leaves what a death at the
+ * same step of takeWriteLock leaves, repaired the same way: the next taker of the writer mutex
+ * finds it held by a dead thread, poisons it, and clears the flags up to the high-water mark.
+ *
+ * Backing out, readers being inside: the drain note goes up first, as takeWriteLock's does
+ * before it waits, so that a death while backing out does not poison the lock (the thread never
+ * got in); then {@linkcode writerLeaves} over the seats it flagged, the note down, and the mutex
+ * released (a waiting writer woken), as {@linkcode backOut} does.
+ */
+export function lockFast(i32: Int32Array, base: number, me: number): boolean {
+  const mine = me << OWNER_SHIFT;
+  if (Atomics.compareExchange(i32, base + WRITER_MU, 0, mine) !== 0) return false;
+  const high = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
+  i32[base + FLAGGED] = high; // a plain write, as flagSeats's
+  let held = 0;
+  for (let i = 0; i < high; i++) {
+    held += Atomics.or(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, SEAT_WRITER) & COUNT_MASK;
+  }
+  if (held === 0) return true;
+  Atomics.store(i32, base + DRAIN_NOTE, D_WAITING | D_CLEAN);
+  for (let i = 0; i < high; i++) {
+    Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
+  }
+  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  Atomics.store(i32, base + DRAIN_NOTE, 0);
+  if (Atomics.exchange(i32, base + WRITER_MU, 0) !== mine) Atomics.notify(i32, base + WRITER_MU, 1);
+  return false;
+}
+
+/**
+ * RWMutex.unlock's fast path: {@linkcode unlock} when the writer mutex word is exactly `mine`
+ * (this thread's owner word, no flag set): {@linkcode writerLeaves} over the seats its lock
+ * flagged, then the mutex released with one exchange, whose old value says whether a writer
+ * sleeps (CONTENDED, the one flag another thread may set meanwhile). Returns false, having
+ * changed nothing, for any other word (a poisoned lock, sleepers, not this thread's), which
+ * {@linkcode unlock} handles. Calls no function of ours once it has read the word, as
+ * {@linkcode lockFast}.
+ */
+export function unlockFast(i32: Int32Array, base: number, mine: number): boolean {
+  if (mine === 0 || i32[base + WRITER_MU] !== mine) return false;
+  const high = i32[base + FLAGGED];
+  for (let i = 0; i < high; i++) {
+    Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
+  }
+  const prev = Atomics.and(i32, base + STATE, ~(WRITER | READERS_WAITING));
+  if ((prev & READERS_WAITING) !== 0) Atomics.notify(i32, base + STATE);
+  if (Atomics.exchange(i32, base + WRITER_MU, 0) !== mine) Atomics.notify(i32, base + WRITER_MU, 1);
+  return true;
+}
+
 /** Bumps the drain word and wakes the writer sleeping on it. */
 function wakeWriter(i32: Int32Array, base: number): void {
   Atomics.add(i32, base + DRAIN, 1);
