@@ -3,6 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
+import { CONTENDED } from "../src/_engine/futex.ts";
+import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import {
   assertRefusesBadHandles,
   countingTests,
@@ -31,6 +33,43 @@ test("Mutex: unlock of an unlocked mutex throws Go's message and leaves it usabl
   assert.throws(() => mu.unlock(), { message: "sync: unlock of unlocked mutex" });
   assert.equal(mu.tryLock(), true);
   mu.unlock();
+});
+
+/**
+ * Runs `f` with `Atomics.notify` counted: the (index, count) of each call on `words`'s buffer.
+ */
+function notifiesOn(words: Int32Array, f: () => void): Array<[number, number]> {
+  const calls: Array<[number, number]> = [];
+  const notify = Atomics.notify;
+  Atomics.notify = ((array: Int32Array, index: number, count?: number) => {
+    if (array.buffer === words.buffer) calls.push([index, count ?? Infinity]);
+    return notify(array, index, count);
+  }) as typeof Atomics.notify;
+  try {
+    f();
+  } finally {
+    Atomics.notify = notify;
+  }
+  return calls;
+}
+
+test("Mutex: an unlock with a sleeper flagged releases the lock and wakes one", () => {
+  // A sleeper sets CONTENDED before it waits (futex.ts lockWordSlow); set here by hand, so that
+  // the test tells a woken sleeper from one that would only wake at its wait's time limit.
+  const mu = new Mutex();
+  const { buffer, byteOffset } = mu.handle;
+  const words = new Int32Array(buffer, byteOffset);
+  for (let round = 0; round < 2; round++) { // the second: the object knows its owner word
+    mu.lock();
+    const held = words[LOCK_BASE];
+    assert.notEqual(held, 0);
+    words[LOCK_BASE] = held | CONTENDED;
+    const calls = notifiesOn(words, () => mu.unlock());
+    assert.equal(words[LOCK_BASE], 0, "released");
+    assert.deepEqual(calls, [[LOCK_BASE, 1]], "one sleeper woken");
+    assert.equal(mu.tryLock(), true);
+    mu.unlock();
+  }
 });
 
 test("Mutex: handle is a plain structured-cloneable object", () => {

@@ -84,9 +84,11 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     }
   });
 
-  test("unlockFast leaves any word but the caller's own, flag-free, to the long way", () => {
+  test("unlockFast leaves any word but the caller's own, CONTENDED aside, to the long way", () => {
     const mine = ME << OWNER_SHIFT;
-    for (const word of [0, OTHER << OWNER_SHIFT, mine | CONTENDED, mine | POISONED]) {
+    for (
+      const word of [0, OTHER << OWNER_SHIFT, OTHER << OWNER_SHIFT | CONTENDED, mine | POISONED]
+    ) {
       const i32 = block();
       assert.equal(lockFast(i32, BASE, ME), true);
       i32[BASE + WRITER_MU] = word;
@@ -97,6 +99,27 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const i32 = block();
     assert.equal(lockFast(i32, BASE, ME), true);
     assert.equal(unlockFast(i32, BASE, 0), false, "an object that never learnt its owner word");
+  });
+
+  test("unlockFast of a word with a sleeper flagged releases it and wakes one", () => {
+    const i32 = block();
+    readerSeat(i32, BASE, OTHER);
+    const before = words(i32);
+    assert.equal(lockFast(i32, BASE, ME), true);
+    i32[BASE + WRITER_MU] |= CONTENDED; // as a writer that went to sleep on the mutex sets it
+    const calls: Array<[number, number | undefined]> = [];
+    const notify = Atomics.notify;
+    Atomics.notify = ((array: Int32Array, index: number, count?: number) => {
+      if (array === i32) calls.push([index, count]);
+      return notify(array, index, count);
+    }) as typeof Atomics.notify;
+    try {
+      assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), true);
+    } finally {
+      Atomics.notify = notify;
+    }
+    assert.deepEqual(calls, [[BASE + WRITER_MU, 1]]);
+    assert.deepEqual(words(i32), before);
   });
 
   test("a seat claimed after the writer got in stays unflagged, and the unlock clears the rest", () => {

@@ -364,16 +364,16 @@ export function lockFast(i32: Int32Array, base: number, me: number): boolean {
 }
 
 /**
- * RWMutex.unlock's fast path: {@linkcode unlock} when the writer mutex word is exactly `mine`
- * (this thread's owner word, no flag set): {@linkcode writerLeaves} over the seats its lock
- * flagged, then the mutex released with one exchange, whose old value says whether a writer
- * sleeps (CONTENDED, the one flag another thread may set meanwhile). Returns false, having
- * changed nothing, for any other word (a poisoned lock, sleepers, not this thread's), which
- * {@linkcode unlock} handles. Calls no function of ours once it has read the word, as
- * {@linkcode lockFast}.
+ * RWMutex.unlock's fast path: {@linkcode unlock} when the writer mutex word is `mine` (this
+ * thread's owner word), with no flag but CONTENDED: {@linkcode writerLeaves} over the seats its
+ * lock flagged, then the mutex released with one exchange, whose old value says whether a
+ * writer sleeps (CONTENDED, the one flag another thread may set meanwhile), to be woken.
+ * Returns false, having changed nothing, for any other word (a poisoned lock, not this
+ * thread's), which {@linkcode unlock} handles. Calls no function of ours once it has read the
+ * word, as {@linkcode lockFast}.
  */
 export function unlockFast(i32: Int32Array, base: number, mine: number): boolean {
-  if (mine === 0 || i32[base + WRITER_MU] !== mine) return false;
+  if (mine === 0 || (i32[base + WRITER_MU] & ~CONTENDED) !== mine) return false;
   const high = i32[base + FLAGGED];
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
