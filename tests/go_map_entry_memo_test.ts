@@ -27,6 +27,7 @@ import { GoMap } from "../mod.ts";
 import { WARMUP } from "../src/maps/_entry_memo.ts";
 import { LAST_SEQ, SEQ, SEQ_BEFORE_WRAP, WRAPS } from "../src/maps/_go_layout.ts";
 import { ABANDONED } from "../src/maps/_go_writer.ts";
+import { atomicsCalls } from "./fixtures/atomics_calls.ts";
 import { runs } from "./fixtures/go_map_helpers.ts";
 
 type Key = number | string;
@@ -393,18 +394,7 @@ describe("GoMap entry memo: SEQ coming round", () => {
 describe("GoMap entry memo: what a lookup known at this version reads", () => {
   /** Runs `fn` and counts its calls of Atomics.load. */
   function atomicLoads(fn: () => void): number {
-    const load = Atomics.load;
-    let calls = 0;
-    Atomics.load = ((...args: Parameters<typeof Atomics.load>) => {
-      calls++;
-      return load(...args);
-    }) as typeof Atomics.load;
-    try {
-      fn();
-    } finally {
-      Atomics.load = load;
-    }
-    return calls;
+    return atomicsCalls("load", fn).length;
   }
 
   test("a number value or an absent key known at this version takes no atomic load", () => {

@@ -5,6 +5,7 @@ import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import { CONTENDED } from "../src/_engine/futex.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
+import { notifiesOn } from "./fixtures/atomics_calls.ts";
 import {
   assertRefusesBadHandles,
   countingTests,
@@ -34,24 +35,6 @@ test("Mutex: unlock of an unlocked mutex throws Go's message and leaves it usabl
   assert.equal(mu.tryLock(), true);
   mu.unlock();
 });
-
-/**
- * Runs `f` with `Atomics.notify` counted: the (index, count) of each call on `words`'s buffer.
- */
-function notifiesOn(words: Int32Array, f: () => void): Array<[number, number]> {
-  const calls: Array<[number, number]> = [];
-  const notify = Atomics.notify;
-  Atomics.notify = ((array: Int32Array, index: number, count?: number) => {
-    if (array.buffer === words.buffer) calls.push([index, count ?? Infinity]);
-    return notify(array, index, count);
-  }) as typeof Atomics.notify;
-  try {
-    f();
-  } finally {
-    Atomics.notify = notify;
-  }
-  return calls;
-}
 
 test("Mutex: an unlock with a sleeper flagged releases the lock and wakes one", () => {
   // A sleeper sets CONTENDED before it waits (futex.ts lockWordSlow); set here by hand, so that

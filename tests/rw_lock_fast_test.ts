@@ -19,6 +19,7 @@ import {
   unlockFast,
   WRITER_MU,
 } from "../src/_engine/rw_lock.ts";
+import { notifiesOn } from "./fixtures/atomics_calls.ts";
 
 const BASE = 4;
 const SEATS = 4;
@@ -107,17 +108,9 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const before = words(i32);
     assert.equal(lockFast(i32, BASE, ME), true);
     i32[BASE + WRITER_MU] |= CONTENDED; // as a writer that went to sleep on the mutex sets it
-    const calls: Array<[number, number | undefined]> = [];
-    const notify = Atomics.notify;
-    Atomics.notify = ((array: Int32Array, index: number, count?: number) => {
-      if (array === i32) calls.push([index, count]);
-      return notify(array, index, count);
-    }) as typeof Atomics.notify;
-    try {
+    const calls = notifiesOn(i32, () => {
       assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), true);
-    } finally {
-      Atomics.notify = notify;
-    }
+    });
     assert.deepEqual(calls, [[BASE + WRITER_MU, 1]]);
     assert.deepEqual(words(i32), before);
   });
