@@ -201,15 +201,15 @@ export function unlockWord(i32: Int32Array, index: number, me: number): void {
 
 /**
  * Releases the mutex at `i32[index]` for its holder `me`, who has just read the word as `w`
- * (plainly: a word that names `me` stays so until `me` releases it). When `w` is the held word
- * with no flag but CONTENDED, one exchange releases it (cheaper than a compare-exchange on V8):
- * only CONTENDED can have been set since, and the exchange returns it, so a sleeper is woken.
- * Any other `w` goes {@linkcode unlockWordSlow}'s way, which keeps POISONED and throws for a word
+ * (plainly: a word that names `me` stays so until `me` releases it). When `w` is exactly the
+ * held word with no flag, one exchange releases it (cheaper than a compare-exchange on V8): only
+ * CONTENDED can have been set since, and the exchange returns it, so a sleeper is woken. Any
+ * other `w` goes {@linkcode unlockWordSlow}'s way, which keeps POISONED and throws for a word
  * `me` does not hold.
  */
 export function releaseWord(i32: Int32Array, index: number, me: number, w: number): void {
   const mine = me << OWNER_SHIFT;
-  if ((w & ~CONTENDED) !== mine || mine === 0) unlockWordSlow(i32, index, me);
+  if (w !== mine || mine === 0) unlockWordSlow(i32, index, me);
   else if (Atomics.exchange(i32, index, 0) !== mine) Atomics.notify(i32, index, 1);
 }
 

@@ -51,13 +51,15 @@
  * WRITER, and leaves the lock unlocked and poisoned. A poisoned lock makes every acquisition
  * report it (the public `RWMutex` throws `OwnerDeadError`), until a writer marks it consistent.
  *
- * A writer that dies while it waits for readers to leave holds the writer mutex but never held
- * the lock: the data it guards was never in its hands, so its death poisons nothing. It says so
- * in the drain note (base + 5) while it waits, with whether it took the mutex unpoisoned; whoever
- * takes the mutex over from it reads the note, and where the mutex was clean before, clears the
- * poison its takeover set ({@linkcode waitedOnly}). A writer that dies anywhere else holding the
- * mutex (between taking it and flagging the seats, or once in) poisons the lock, as it may have
- * written. The note is written only on the waiting path, so the uncontended lock pays nothing.
+ * A writer that dies while it waits for readers to leave, or while it backs out on finding them
+ * in ({@linkcode lockFast}), holds the writer mutex but never held the lock: the data it guards
+ * was never in its hands, so its death poisons nothing. It says so in the drain note (base + 5)
+ * meanwhile, with whether it took the mutex unpoisoned; whoever takes the mutex over from it
+ * reads the note, and where the mutex was clean before, clears the poison its takeover set
+ * ({@linkcode waitedOnly}). A writer that dies anywhere else holding the mutex (between taking
+ * it and flagging the seats, once in, or between taking its note down and releasing the mutex)
+ * poisons the lock, as it may have written: the taker cannot tell. The note is written only on
+ * those two paths, so the uncontended lock pays nothing.
  *
  * @module
  */
@@ -340,7 +342,11 @@ function writerLeaves(i32: Int32Array, base: number, high: number): void {
  * Backing out, readers being inside: the drain note goes up first, as takeWriteLock's does
  * before it waits, so that a death while backing out does not poison the lock (the thread never
  * got in); then {@linkcode writerLeaves} over the seats it flagged, the note down, and the mutex
- * released (a waiting writer woken), as {@linkcode backOut} does.
+ * released (a waiting writer woken), as {@linkcode backOut} does. Between the note's going down
+ * and the release, a death poisons the lock (backOut's window, the same): the note cannot come
+ * down after the release, where the next clean taker would not clear it, and a death of that
+ * taker inside would then leave the lock unpoisoned. tests/rw_lock_fast_test.ts stops a writer
+ * after each step.
  */
 export function lockFast(i32: Int32Array, base: number, me: number): boolean {
   const mine = me << OWNER_SHIFT;
@@ -364,16 +370,16 @@ export function lockFast(i32: Int32Array, base: number, me: number): boolean {
 }
 
 /**
- * RWMutex.unlock's fast path: {@linkcode unlock} when the writer mutex word is `mine` (this
- * thread's owner word), with no flag but CONTENDED: {@linkcode writerLeaves} over the seats its
- * lock flagged, then the mutex released with one exchange, whose old value says whether a
- * writer sleeps (CONTENDED, the one flag another thread may set meanwhile), to be woken.
- * Returns false, having changed nothing, for any other word (a poisoned lock, not this
- * thread's), which {@linkcode unlock} handles. Calls no function of ours once it has read the
- * word, as {@linkcode lockFast}.
+ * RWMutex.unlock's fast path: {@linkcode unlock} when the writer mutex word is exactly `mine`
+ * (this thread's owner word, no flag set): {@linkcode writerLeaves} over the seats its lock
+ * flagged, then the mutex released with one exchange, whose old value says whether a writer
+ * sleeps (CONTENDED, the one flag another thread may set meanwhile). Returns false, having
+ * changed nothing, for any other word (a poisoned lock, sleepers, not this thread's), which
+ * {@linkcode unlock} handles. Calls no function of ours once it has read the word, as
+ * {@linkcode lockFast}.
  */
 export function unlockFast(i32: Int32Array, base: number, mine: number): boolean {
-  if (mine === 0 || (i32[base + WRITER_MU] & ~CONTENDED) !== mine) return false;
+  if (mine === 0 || i32[base + WRITER_MU] !== mine) return false;
   const high = i32[base + FLAGGED];
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);

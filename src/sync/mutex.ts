@@ -282,16 +282,14 @@ export class Mutex {
    */
   unlock(): void {
     // unlockWord's fast path, written out, with one exchange rather than a compare-exchange
-    // (cheaper on V8). The plain read checks the owner: a word that reads `mine`, CONTENDED
-    // aside, stays ours until we release it (only its holder clears the owner, and nobody takes
-    // over from a live holder), so only CONTENDED can be set meanwhile, and the exchange
-    // returns it: then a sleeper is woken. So a contended unlock is one exchange and a notify,
-    // as an uncontended one is the exchange alone. POISONED cannot be set meanwhile either; a
-    // poisoned word reads other than `mine` and goes the slow way, which keeps the bit. An
-    // object never locked yet (`mine` 0) goes the slow way.
+    // (cheaper on V8). The plain read checks the owner: a word that reads `mine` stays ours
+    // until we release it (only its holder clears the owner, and nobody takes over from a live
+    // holder), so only CONTENDED can be set meanwhile, and the exchange returns it. POISONED
+    // cannot be set meanwhile either; a poisoned word reads other than `mine` and goes the
+    // slow way, which keeps the bit. An object never locked yet (`mine` 0) goes the slow way.
     const block = this.#block;
     const mine = this.#mine;
-    if (mine === 0 || (block[LOCK_BASE] & ~CONTENDED) !== mine) {
+    if (mine === 0 || block[LOCK_BASE] !== mine) {
       unlockWordSlow(block, LOCK_BASE, ownerId());
     } else if (Atomics.exchange(block, LOCK_BASE, 0) !== mine) {
       Atomics.notify(block, LOCK_BASE, 1); // CONTENDED was set: wake one sleeper
