@@ -195,9 +195,8 @@ export class EntryMemo {
   /**
    * Keeps number `value` with the slot at word `j` that {@linkcode findAt} or
    * {@linkcode remember} just gave: the value the key had at the slot's serial, read and
-   * validated at it. The flag is set after
-   * the value, so a call cut short leaves a slot that sends its lookups to the table. Only a
-   * memo made to keep numbers keeps them.
+   * validated at it. The flag is set after the value, so a call cut short leaves a slot that
+   * sends its lookups to the table. Only a memo made to keep numbers keeps them.
    */
   keepNumber(j: number, value: number): void {
     const numbers = this.#numbers;
