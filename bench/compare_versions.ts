@@ -233,6 +233,31 @@ const cases: Case[] = [
     newMutex,
   ),
   mapCase(
+    "RWMutex+GoMap.get hit, int",
+    filledGoMap,
+    `mu.rLock(); sink(o.get(${KEY})); mu.rUnlock();`,
+    intKeys,
+    intKeys,
+    (lib) => new lib.RWMutex(),
+  ),
+  mapCase(
+    "RWMutex+GoMap.get hit, int, scattered",
+    filledGoMap,
+    `const k = keys[Math.imul(i, 0x9e3779b1) >>> 22]; mu.rLock(); sink(o.get(k)); mu.rUnlock();`,
+    intKeys,
+    intKeys,
+    (lib) => new lib.RWMutex(),
+  ),
+  mapCase(
+    "RWMutex+GoMap.get, 1% set, int, scattered",
+    filledGoMap,
+    `const k = keys[Math.imul(i, 0x9e3779b1) >>> 22]; if (i % 100 === 0) { mu.lock(); ` +
+      `o.set(k, i); mu.unlock(); } else { mu.rLock(); sink(o.get(k)); mu.rUnlock(); }`,
+    intKeys,
+    intKeys,
+    (lib) => new lib.RWMutex(),
+  ),
+  mapCase(
     "Mutex+GoMap.set overwrite, int",
     filledGoMap,
     `mu.lock(); o.set(${KEY}, i); mu.unlock();`,

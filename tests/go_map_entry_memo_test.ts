@@ -25,7 +25,17 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { GoMap } from "../mod.ts";
 import { WARMUP } from "../src/maps/_entry_memo.ts";
-import { LAST_SEQ, SEQ, SEQ_BEFORE_WRAP, WRAPS } from "../src/maps/_go_layout.ts";
+import { J_ARGS, J_INTENT } from "../src/_engine/journal.ts";
+import {
+  INTENT_CLEAR,
+  JOURNAL,
+  LAST_SEQ,
+  LAYOUT,
+  LAYOUT_WRAPS,
+  SEQ,
+  SEQ_BEFORE_WRAP,
+  WRAPS,
+} from "../src/maps/_go_layout.ts";
 import { ABANDONED } from "../src/maps/_go_writer.ts";
 import { atomicsCalls } from "./fixtures/atomics_calls.ts";
 import { runs } from "./fixtures/go_map_helpers.ts";
@@ -375,6 +385,28 @@ describe("GoMap entry memo: SEQ coming round", () => {
       w.verify();
     });
 
+    test(`${kindName} keys: a value overwritten as SEQ wraps is new at the memo's old version`, () => {
+      // Overwrites alone keep the layout stamp, and a number value the memo keeps holds at the
+      // version of SEQ it was read at. An overwrite that wraps SEQ must stamp the layout anyway:
+      // otherwise, SEQ back at S after 2^31 overwrites, the memo would answer with the value
+      // it kept at S in the old round.
+      const { w, r, i32, S } = warmReader(key, other, absent);
+      const stamp = [i32[LAYOUT], i32[LAYOUT_WRAPS]];
+      pokeBeforeWrap(i32);
+      w.set(key, 7);
+      assert.deepEqual([i32[LAYOUT], i32[LAYOUT_WRAPS]], [0, 1], "the wrap stamped the layout");
+      for (let j = 0; i32[SEQ] !== S; j++) {
+        assert.ok(j < 1000, "SEQ comes back to S");
+        w.set(other, j); // an overwrite in place
+      }
+      assert.deepEqual([i32[LAYOUT], i32[LAYOUT_WRAPS]], [0, 1], "overwrites keep the stamp");
+      assert.notDeepEqual(stamp, [0, 1]);
+      assert.equal(r.get(key), 7);
+      assert.deepEqual(r.getOk(key), [7, true]);
+      assert.equal(r.has(absent), false);
+      w.verify();
+    });
+
     test(`${kindName} keys (control): with WRAPS held still, the same steps reach the memo`, () => {
       // What WRAPS is for: the first test's steps, with WRAPS put back after the wrap, leave the
       // map at the very serial the reader's memo was filled under, and the reader answers from
@@ -385,10 +417,87 @@ describe("GoMap entry memo: SEQ coming round", () => {
       assert.equal(w.delete(key), true);
       writeUntil(w, i32, S, keyOf);
       i32[WRAPS] = 0;
+      i32[LAYOUT_WRAPS] = 0;
       assert.equal(r.has(key), true, "answered from the memo: the serial is the one it knows");
       assert.equal(w.has(key), false, "the writer handle's memo never saw (S, 0) with the key");
     });
   }
+});
+
+describe("GoMap entry memo: the layout stamp", () => {
+  /** The stamp (LAYOUT, LAYOUT_WRAPS) of the map `w` is a handle of. */
+  const stampOf = (w: GoMap<Key, unknown>) => {
+    const i32 = words(w);
+    return [i32[LAYOUT], i32[LAYOUT_WRAPS]];
+  };
+
+  test("only an overwrite in place, in a table not growing, keeps it", () => {
+    const w = new GoMap<Key, unknown>();
+    const moves = (what: string, write: () => void, moved: boolean) => {
+      const before = stampOf(w);
+      write();
+      const after = stampOf(w);
+      assert.equal(after[0] !== before[0], moved, `${what}: ${before} -> ${after}`);
+      if (moved) assert.equal(after[0], words(w)[SEQ], `${what} stamps the version it publishes`);
+    };
+    moves("an insert", () => w.set(1, 1), true);
+    moves("an overwrite with a number", () => w.set(1, 2), false);
+    moves("an overwrite with a string of its own block", () => w.set(1, "x".repeat(40)), false);
+    moves("an overwrite with an object", () => w.set(1, { a: [1, 2] }), false);
+    moves("an overwrite of a string key", () => w.set("k", 1), true);
+    moves("the same, again", () => w.set("k", "v"), false);
+    moves("a delete", () => w.delete(1), true);
+    moves("a delete of an absent key", () => w.delete(1), false);
+    moves("a clear", () => w.clear(), true);
+    // Grow the table, then overwrite while it is still growing: the write evacuates buckets.
+    let i = 0;
+    while (!w.stats().growing) w.set(100 + i++, i);
+    moves("an overwrite while the table grows", () => w.set(100, -1), true);
+    while (!w.stats().growing) w.set(100 + i++, i);
+    moves("a delete of an absent key while the table grows", () => w.delete(-5), true);
+    w.verify();
+  });
+
+  test("a clear that a dead writer left is finished under a new stamp", () => {
+    for (const key of [5, str16("key:", 5)]) {
+      const w = new GoMap<number | string, unknown>().set(key, 1);
+      const r = GoMap.attach<number | string, unknown>(w.handle);
+      for (let i = 0; i < 2 * WARMUP; i++) r.get(key);
+      const i32 = words(w);
+      const stamp = stampOf(w);
+      // A writer that began a clear and was abandoned before its first step: its intent is
+      // recorded, SEQ names no live writer. Whoever reads next finishes the clear.
+      const journal = i32[JOURNAL] >> 2;
+      i32[journal + J_INTENT] = INTENT_CLEAR;
+      i32[journal + J_ARGS] = 0; // the next step: the first
+      i32[LAST_SEQ] = i32[SEQ];
+      Atomics.store(i32, SEQ, ABANDONED);
+      assert.equal(r.has(key), false, `${key}: the memo's slot is not the map's`);
+      assert.equal(r.get(key), undefined);
+      assert.notDeepEqual(stampOf(w), stamp);
+      assert.equal(stampOf(w)[0], i32[SEQ]);
+      w.verify();
+    }
+  });
+
+  test("a reader's memo outlives overwrites: absent keys and slots stay known", () => {
+    for (const key of [5, str16("key:", 5)]) {
+      const absent = typeof key === "number" ? 6 : str16("key:", 6);
+      const w = new GoMap<number | string, unknown>().set(key, 1.25);
+      const r = GoMap.attach<number | string, unknown>(w.handle);
+      for (let i = 0; i < 2 * WARMUP; i++) r.get(i & 1 ? key : absent);
+      w.set(key, 2.5); // an overwrite: a new version, the same layout
+      const loads = (fn: () => void) => atomicsCalls("load", fn).length;
+      assert.equal(loads(() => assert.equal(r.has(absent), false)), 0, `${key}: absent, known`);
+      assert.equal(loads(() => assert.equal(r.get(absent), undefined)), 0);
+      assert.equal(loads(() => assert.equal(r.has(key), true)), 0, `${key}: present, known`);
+      assert.equal(loads(() => assert.equal(r.get(key), 2.5)), 1, `${key}: its slot read`);
+      assert.equal(loads(() => assert.equal(r.get(key), 2.5)), 0, `${key}: the value kept`);
+      w.set(absent, 3); // an insert: a new layout
+      assert.equal(loads(() => assert.equal(r.get(absent), 3)), 1, `${key}: a walk`);
+      assert.equal(loads(() => assert.equal(r.get(key), 2.5)), 1);
+    }
+  });
 });
 
 describe("GoMap entry memo: what a lookup known at this version reads", () => {
@@ -406,9 +515,10 @@ describe("GoMap entry memo: what a lookup known at this version reads", () => {
     assert.equal(atomicLoads(() => got = read()), 1, "only the string value is validated");
     assert.deepEqual(got, [1.5, "two", -0, undefined, true, false]);
     map.set(1, 7);
-    // The gets at the new version walk the table, each validated; the has calls after them
-    // find what the gets learnt.
-    assert.equal(atomicLoads(() => got = read()), 4);
+    // An overwrite keeps the layout stamp: the memo still knows where 1, 2 and 3 are and that 0
+    // is absent, but the number values it kept were read at the old version, so the gets of 1
+    // and 3 read their slots, each validated, as the get of 2 does.
+    assert.equal(atomicLoads(() => got = read()), 3);
     assert.deepEqual(got, [7, "two", -0, undefined, true, false]);
     assert.equal(atomicLoads(() => got = read()), 1);
     assert.deepEqual(got, [7, "two", -0, undefined, true, false]);
@@ -426,7 +536,11 @@ describe("GoMap entry memo: what a lookup known at this version reads", () => {
     assert.equal(atomicLoads(() => got = read()), 1, "only the string value is validated");
     assert.deepEqual(got, [-0, "two", undefined, 42, -7, [-0, true]]);
     map.set(one, NaN).set(four, 2 ** 31);
-    assert.equal(atomicLoads(() => got = read()), 5, "a new version: the gets walk");
+    assert.equal(
+      atomicLoads(() => got = read()),
+      4,
+      "a new version: each number value is read from its slot again",
+    );
     assert.deepEqual(got, [NaN, "two", undefined, 2 ** 31, -7, [NaN, true]]);
     assert.equal(atomicLoads(() => got = read()), 1);
     assert.deepEqual(got, [NaN, "two", undefined, 2 ** 31, -7, [NaN, true]]);

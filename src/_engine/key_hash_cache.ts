@@ -41,9 +41,9 @@ export const OFF_CALLS = 262144;
 
 /**
  * Words after an entry's hash that belong to the entry memo: generation, entry or slot, and a
- * GoMap's number value (low word, high word).
+ * GoMap's number value (low word, high word) with the version of SEQ it was read at.
  */
-export const MEMO_WORDS = 4;
+export const MEMO_WORDS = 5;
 
 /** The cache of one probe; see the module documentation. */
 export class KeyHashCache {

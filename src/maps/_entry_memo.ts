@@ -1,8 +1,8 @@
 /**
- * Internal. One map handle's memo of what its lookups found in a table that cannot change while
- * a serial stands. For a SyncMap, the entries found in the read table: the hot path of `load`,
+ * Internal. One map handle's memo of where its lookups found keys, or found none, in a table
+ * whose keys cannot move while a serial stands. For a SyncMap, the entries found in the read table: the hot path of `load`,
  * `has`, and a `store` of a key the read table holds. For a GoMap, the key slots found while the
- * write sequence stood still (see "GoMap" below). Number keys are kept in the memo's own slots;
+ * layout stamp stood still (see "GoMap" below). Number keys are kept in the memo's own slots;
  * string keys in their key hash cache entries, under its generation.
  *
  * A read table never changes once published (it is replaced, never written: Go's `read`), so
@@ -31,13 +31,14 @@
  * a window of {@linkcode WINDOW} misses saw fewer hits, as the hash memo does (hash_memo.ts): a
  * working set much larger than the memo pays a decrement then.
  *
- * GoMap: nothing in a GoMap's table changes while its write sequence (SEQ) holds one even
- * version: every write moves SEQ to odd first, and publishes a version it never held before,
- * except that a write which wrote nothing (a writer that died before its first write, or a
- * begin that failed) may publish again the version it found. SEQ is 32 bits and comes round
- * after 2^31 writes, so the serial is (SEQ, WRAPS), WRAPS counting the times it came round
- * (_go_layout.ts). A lookup answered from the memo still reads the value and validates SEQ
- * afterwards, as a walked lookup does.
+ * GoMap: no key of a GoMap's table moves, comes or goes while its layout stamp (LAYOUT and
+ * LAYOUT_WRAPS, _go_layout.ts) stands: every write that may move one stamps the version of SEQ it
+ * publishes, and no version comes again (SEQ is 32 bits, so a version is (SEQ, WRAPS), WRAPS
+ * counting the times it came round). The stamp is the memo's serial, so what the memo knows, a
+ * key's slot or its absence, outlives writes that only replace values, as a read-mostly cache's
+ * are. A number value kept with a slot ({@linkcode HELD}) holds at one version of SEQ only, kept
+ * beside it ({@linkcode EntryMemo.heldAt}); at any other version the lookup reads the slot. A
+ * lookup that reads the slot's value validates SEQ afterwards, as a walked lookup does.
  *
  * @module
  */
@@ -109,7 +110,10 @@ export class EntryMemo {
   #off = WARMUP;
   /** Whether {@linkcode keepNumber} keeps values (a GoMap's memo). */
   readonly #keepsNumbers: boolean;
-  /** The number value of each slot whose entry word has {@linkcode HELD}; one a slot. */
+  /**
+   * Two a slot: the number value of each slot whose entry word has {@linkcode HELD}, and the
+   * version of SEQ it was read at.
+   */
   #numbers: Float64Array = NO_NUMBERS;
 
   /** `keepsNumbers`: the memo keeps number values with its slots (a GoMap's). */
@@ -189,19 +193,30 @@ export class EntryMemo {
 
   /** The number value kept with the slot at word `j`, whose entry word has {@linkcode HELD}. */
   numberAt(j: number): number {
-    return this.#numbers[j >> 2];
+    return this.#numbers[j >> 1];
+  }
+
+  /**
+   * The version of SEQ at which the number value kept with the slot at word `j` was read: the
+   * value is the key's while SEQ holds it.
+   */
+  heldAt(j: number): number {
+    return this.#numbers[(j >> 1) + 1];
   }
 
   /**
    * Keeps number `value` with the slot at word `j` that {@linkcode findAt} or
-   * {@linkcode remember} just gave: the value the key had at the slot's serial, read and
-   * validated at it. The flag is set after the value, so a call cut short leaves a slot that
-   * sends its lookups to the table. Only a memo made to keep numbers keeps them.
+   * {@linkcode remember} just gave: the value the key had at version `seq` of SEQ, read and
+   * validated at it. The value, then its version, then the flag: a call cut short leaves a slot
+   * without the flag, or with one whose version is not `seq` (a slot kept at an older version),
+   * which the version never comes back to while the layout stamp stands; either sends its lookups
+   * to the table. Only a memo made to keep numbers keeps them.
    */
-  keepNumber(j: number, value: number): void {
+  keepNumber(j: number, value: number, seq: number): void {
     const numbers = this.#numbers;
     if (numbers.length === 0) return;
-    numbers[j >> 2] = value;
+    numbers[j >> 1] = value;
+    numbers[(j >> 1) + 1] = seq;
     this.#words[j + 3] |= HELD;
   }
 
@@ -313,7 +328,9 @@ export class EntryMemo {
 
   #make(slots: number): Int32Array {
     this.#shift = 33 - Math.log2(slots); // a bucket for every two slots
-    if (this.#keepsNumbers) this.#numbers = new Float64Array(slots);
+    if (this.#keepsNumbers) {
+      this.#numbers = new Float64Array(2 * slots);
+    }
     return (this.#table = new Int32Array(4 * slots));
   }
 

@@ -24,10 +24,21 @@ export const LAST_SEQ = H_ROOT + 1;
 export const JOURNAL = H_ROOT + 2;
 // WRAPS counts the times SEQ came round: a writer that starts from the version before 0 (-2)
 // adds one to it before it writes anything, and so does whoever recovers such a write (the
-// writer may have died before it did). (SEQ, WRAPS) is the serial of a handle's entry memo
-// (_entry_memo.ts): a version of SEQ comes again after 2^31 writes, the pair never does.
+// writer may have died before it did). A version of SEQ comes again after 2^31 writes; the
+// pair (SEQ, WRAPS) never does.
 // Written under the write sequence, read by readers under it as the table is.
 export const WRAPS = H_ROOT + 3;
+// LAYOUT and LAYOUT_WRAPS stamp the table's layout, where its keys are: the (SEQ, WRAPS) that the
+// last write which may have moved a key published. A write that only replaced values, in place,
+// in a table that was not growing, and did not move WRAPS, leaves the stamp; every other write
+// (an insert, a delete, a growth step, a clear, a wrap, a recovered write) stamps its own version
+// before it publishes it. The stamp is the serial of a handle's entry memo (_entry_memo.ts):
+// where a key's slot is, and whether the key is there at all, holds for as long as the stamp
+// stands, so a read-mostly map's lookups keep their memo across overwrites. Written under the
+// write sequence, LAYOUT_WRAPS first, both plain, before the release of SEQ; read plainly by
+// readers after their read of SEQ, as WRAPS is. Like SEQ's versions, no stamp comes again.
+export const LAYOUT = H_ROOT + 4;
+export const LAYOUT_WRAPS = H_ROOT + 5;
 /** The version of SEQ whose next version is 0: a writer starting from it moves WRAPS. */
 export const SEQ_BEFORE_WRAP = -2;
 /** The byte offset of the table header in a GoMap's arena. */

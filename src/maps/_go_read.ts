@@ -20,7 +20,7 @@ import {
 } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { KEY_HI, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } from "./_go_layout.ts";
+import { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
 import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 
@@ -35,9 +35,10 @@ export const ABSENT: unique symbol = Symbol("absent");
  * number value is returned from its own branch, so that it is never boxed to share a variable
  * with a symbol.
  *
- * When the memo knows the key is absent, or holds its number value, nothing of the map is read
- * but SEQ and WRAPS: the answer is what the map held at that version, read and validated when
- * the memo learnt it, so there is no read to validate and no atomic operation. (A thread that
+ * When the memo knows the key is absent at this layout stamp, or holds its number value at this
+ * version of SEQ, nothing of the map is read but SEQ and the stamp: the answer is what the map
+ * held then, read and validated when the memo learnt it, so there is no read to validate and no
+ * atomic operation. (A thread that
  * waits for another's write must synchronize with it, as Go's rules require of every GoMap
  * reader: a loop of plain reads may be left to see an old version.)
  */
@@ -48,10 +49,13 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
   const lo = words[0];
   const hi = words[1];
   const memo = s.found;
-  const j = memo.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
+  const j = memo.findAt(lo, hi, a.i32[LAYOUT], a.i32[LAYOUT_WRAPS], s.table);
   if (j < 0) return walkNumber(s, seq, lo, hi, missing);
-  const k = memo.entryAt(j);
-  if ((k & HELD) !== 0) return memo.numberAt(j) as V;
+  let k = memo.entryAt(j);
+  if ((k & HELD) !== 0) {
+    if (memo.heldAt(j) === seq) return memo.numberAt(j) as V;
+    k ^= HELD; // kept at another version: read the slot
+  }
   if (k === 0) return missing;
   // The slot holds the key at this version: a plain read of its value cannot fault, and is
   // returned only if the version still stands. Written out here and in lookupString rather than
@@ -60,34 +64,39 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
   if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
     const value = a.f64[(k + VALUE_BYTES) >> 3];
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-    memo.keepNumber(j, value); // the slot was learnt by a has, without the value
+    memo.keepNumber(j, value, seq); // learnt by a has, or kept at another version
     return value as V;
   }
   return slotValue(s, seq, k);
 }
 
 /**
- * Keeps number `value`, read and validated at the generation of the memo words at `at` of `w`
- * (a string key's cache entry), with their slot word `k`: the value's words first, then the
- * slot word with a flag, so that a call cut short leaves a slot word without one.
+ * Keeps number `value`, read and validated at version `seq` of SEQ, in the memo words at `at`
+ * of `w` (a string key's cache entry) with their slot word `k` (unflagged): the slot word without
+ * a flag first, then the value's words, then `seq`, then the slot word with its flag. A call cut
+ * short leaves a slot word without a flag, or one whose flag and words are older than `seq`,
+ * which SEQ never comes back to while the layout stamp stands.
  */
-function holdNumber(w: Int32Array, at: number, k: number, value: number): void {
+function holdNumber(w: Int32Array, at: number, k: number, value: number, seq: number): void {
+  w[at + 1] = k;
   if ((value | 0) === value && (value !== 0 || 1 / value > 0)) { // an int32, not -0
     w[at + 2] = value;
+    w[at + 4] = seq;
     w[at + 1] = k | HELD_INT;
     return;
   }
   const words = numberWords(value);
   w[at + 2] = words[0];
   w[at + 3] = words[1];
+  w[at + 4] = seq;
   w[at + 1] = k | HELD;
 }
 
 /**
  * {@linkcode lookupNumber} when the memo does not know the key: hashes it and walks the table,
  * and once the read is validated tells the memo what it found (an unvalidated answer may be
- * torn, and the serial it was read under, WRAPS included, may come again), with the value when
- * it is a number, before decode's user code runs.
+ * torn, and the layout stamp it was read under may not be the one the table had), with the value
+ * and its version when it is a number, before decode's user code runs.
  */
 function walkNumber<K, V, M>(
   s: GoAccess<K, V>,
@@ -109,7 +118,7 @@ function walkNumber<K, V, M>(
   const j = s.found.remember(lo, hi, k >= 0 ? k : 0);
   if (k < 0) return missing;
   if (s.userValues !== null) return s.decodeCopy(s.userValues, value);
-  if (typeof value === "number" && j >= 0) s.found.keepNumber(j, value);
+  if (typeof value === "number" && j >= 0) s.found.keepNumber(j, value, seq);
   return value as V;
 }
 
@@ -132,8 +141,8 @@ export function hasNumber<K, V>(s: GoAccess<K, V>, key: number): boolean {
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
-  const j = s.found.findAt(lo, hi, seq, a.i32[WRAPS], s.table);
-  if (j >= 0) return s.found.entryAt(j) !== 0; // known at this version: nothing to validate
+  const j = s.found.findAt(lo, hi, a.i32[LAYOUT], a.i32[LAYOUT_WRAPS], s.table);
+  if (j >= 0) return s.found.entryAt(j) !== 0; // known at this layout: nothing to validate
   let k: number;
   try {
     k = s.table.findWords(lo, hi, a.memo.hash(lo, hi));
@@ -163,20 +172,23 @@ export function lookupString<K, V, M>(s: GoAccess<K, V>, key: string, missing: M
   const seq = beginRead(s, "read");
   const at = entry.length - MEMO_WORDS;
   // The generation first: coming round, it zeroes the memo words of every cached entry.
-  const gen = s.found.generationAt(seq, a.i32[WRAPS], s.table);
+  const gen = s.found.generationAt(a.i32[LAYOUT], a.i32[LAYOUT_WRAPS], s.table);
   if (entry[at] === gen) {
-    // Known at this version: absent, or a number value held (nothing of the map to read, so
-    // nothing to validate, as in lookupNumber), or the slot to read the value from.
-    const k = entry[at + 1];
+    // Known at this layout: absent, or a number value held at this version (nothing of the
+    // map to read, so nothing to validate, as in lookupNumber), or the slot to read from.
+    let k = entry[at + 1];
     if (k < 0) return missing;
     if ((k & HELD_ANY) !== 0) {
-      if ((k & HELD_INT) !== 0) return entry[at + 2] as V;
-      return numberOf(entry[at + 2], entry[at + 3]) as V;
+      if (entry[at + 4] === seq) {
+        if ((k & HELD_INT) !== 0) return entry[at + 2] as V;
+        return numberOf(entry[at + 2], entry[at + 3]) as V;
+      }
+      k &= ~HELD_ANY; // held at another version: read the slot
     }
     if (s.numberValues && isNumberSlot(a.i32[(k >> 2) + VALUE_HI])) {
       const value = a.f64[(k + VALUE_BYTES) >> 3];
       if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-      holdNumber(entry, at, k, value);
+      holdNumber(entry, at, k, value, seq);
       return value as V;
     }
     return slotValue(s, seq, k);
@@ -197,7 +209,7 @@ export function hasString<K, V>(s: GoAccess<K, V>, key: string): boolean {
   if (entry === null) return find(s, key as K, false) === PRESENT;
   const seq = beginRead(s, "read");
   const at = entry.length - MEMO_WORDS;
-  const gen = s.found.generationAt(seq, a.i32[WRAPS], s.table);
+  const gen = s.found.generationAt(a.i32[LAYOUT], a.i32[LAYOUT_WRAPS], s.table);
   if (entry[at] === gen) return entry[at + 1] >= 0; // a slot, flagged or not; -1: absent
   setCachedKeyString(p, key, entry);
   return findFrom(s, p, seq, false) === PRESENT;
@@ -257,7 +269,8 @@ function findFrom<K, V>(
   let value: unknown = ABSENT;
   try {
     if (memo) {
-      gen = s.found.generationAt(seq, s.arena.i32[WRAPS], s.table);
+      const i32 = s.arena.i32;
+      gen = s.found.generationAt(i32[LAYOUT], i32[LAYOUT_WRAPS], s.table);
       known = w[at] === gen;
     }
     k = known ? w[at + 1] & ~HELD_ANY : s.table.find(p); // -1, absent, stays negative
@@ -271,7 +284,7 @@ function findFrom<K, V>(
   if (memo && !known) {
     w[at] = gen;
     w[at + 1] = k;
-    if (typeof value === "number" && s.userValues === null) holdNumber(w, at, k, value);
+    if (typeof value === "number" && s.userValues === null) holdNumber(w, at, k, value, seq);
   }
   return value === ABSENT || value === PRESENT || s.userValues === null
     ? value as V | typeof ABSENT | typeof PRESENT

@@ -10,7 +10,15 @@
 import { liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { INTENT_CLEAR, LAST_SEQ, SEQ, SEQ_BEFORE_WRAP, WRAPS } from "./_go_layout.ts";
+import {
+  INTENT_CLEAR,
+  LAST_SEQ,
+  LAYOUT,
+  LAYOUT_WRAPS,
+  SEQ,
+  SEQ_BEFORE_WRAP,
+  WRAPS,
+} from "./_go_layout.ts";
 
 /** Returns `result` once the read that began at `seq` is validated. */
 export function validated<K, V, T>(s: GoAccess<K, V>, seq: number, result: T): T {
@@ -109,6 +117,9 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   const next = (i32[LAST_SEQ] + 2) | 0;
   // The dead writer may have died before it moved WRAPS; moving it twice is harmless.
   if (next === 0) i32[WRAPS] = (i32[WRAPS] + 1) | 0;
+  // Whatever the dead writer did, a new layout stamp (the rollback or the clear moved keys).
+  i32[LAYOUT_WRAPS] = i32[WRAPS];
+  i32[LAYOUT] = next;
   Atomics.store(i32, SEQ, next);
   return next;
 }

@@ -26,9 +26,13 @@ import {
   JOURNAL_BYTES,
   KEY_HI,
   KEY_LO,
+  LAYOUT,
+  LAYOUT_WRAPS,
   SEQ,
+  SEQ_BEFORE_WRAP,
   VALUE_HI,
   VALUE_LO,
+  WRAPS,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
 import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupString } from "./_go_read.ts";
@@ -321,6 +325,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const tx = s.tx;
     let settled = false; // see ABANDONED
     let begun = false; // a begin that throws (a corrupt journal) has written nothing
+    // Whether a key moved or came (an insert, an evacuation): the layout is stamped anew
+    // (LAYOUT), as it is when SEQ wraps. A write undone or refused moved nothing.
+    let moved = false;
     try {
       if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
         settled = true;
@@ -329,6 +336,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       tx.begin();
       begun = true;
       const lo = v.materialize(a, s.allocBlob);
+      const growing = s.table.growing; // an insert into a growing table evacuates buckets
       const k = s.table.insert(p, true);
       const w = k >> 2;
       const oldLo = a.i32[w + VALUE_LO];
@@ -338,12 +346,18 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
       tx.commit();
       settled = true;
+      moved = growing || s.table.inserted;
     } catch (error) {
       if (begun) tx.abort();
       settled = true;
       throw error;
     } finally {
-      Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
+      const i32 = s.arena.i32;
+      if (moved || seq === SEQ_BEFORE_WRAP) {
+        i32[LAYOUT_WRAPS] = i32[WRAPS];
+        i32[LAYOUT] = (seq + 2) | 0;
+      }
+      Atomics.store(i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
     }
     return this;
   }
@@ -366,11 +380,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const tx = s.tx;
     let settled = false; // see ABANDONED
     let begun = false; // as in set
+    let moved = false; // as in set: a key went, or buckets were evacuated
     try {
       tx.begin();
       begun = true;
+      const growing = s.table.growing;
       const removed = s.table.remove(p);
       tx.commit();
+      moved = removed || growing;
       // The last key gone: give back the overflow buckets too, as a clear does (Go keeps them
       // until a growth, which a map short of memory may never afford). A map that never needed
       // one does not pay for this.
@@ -386,7 +403,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       settled = tx.journal.intent === 0 || clearBroken(s, error);
       throw error;
     } finally {
-      Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
+      const i32 = s.arena.i32;
+      if (moved || seq === SEQ_BEFORE_WRAP) {
+        i32[LAYOUT_WRAPS] = i32[WRAPS];
+        i32[LAYOUT] = (seq + 2) | 0;
+      }
+      Atomics.store(i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
     }
   }
 
@@ -418,7 +440,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       settled = clearBroken(s, error);
       throw error;
     } finally {
-      Atomics.store(s.arena.i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
+      const i32 = s.arena.i32;
+      i32[LAYOUT_WRAPS] = i32[WRAPS];
+      i32[LAYOUT] = (seq + 2) | 0;
+      Atomics.store(i32, SEQ, settled ? (seq + 2) | 0 : ABANDONED); // see ABANDONED
     }
   }
 
