@@ -407,6 +407,21 @@ describe("GoMap entry memo: SEQ coming round", () => {
       w.verify();
     });
 
+    test(`${kindName} keys: a verify that wraps SEQ stamps the layout too`, () => {
+      // verify() takes the write sequence and writes nothing; started from the version before
+      // 0, it still moves WRAPS, so it must stamp like any write that wraps.
+      const { w, r, i32, S } = warmReader(key, other, absent);
+      pokeBeforeWrap(i32);
+      w.verify();
+      assert.deepEqual([i32[LAYOUT], i32[LAYOUT_WRAPS]], [0, 1]);
+      w.set(key, 7);
+      for (let j = 0; i32[SEQ] !== S; j++) {
+        assert.ok(j < 1000, "SEQ comes back to S");
+        w.set(other, j);
+      }
+      assert.equal(r.get(key), 7);
+    });
+
     test(`${kindName} keys (control): with WRAPS held still, the same steps reach the memo`, () => {
       // What WRAPS is for: the first test's steps, with WRAPS put back after the wrap, leave the
       // map at the very serial the reader's memo was filled under, and the reader answers from
@@ -476,6 +491,25 @@ describe("GoMap entry memo: the layout stamp", () => {
       assert.equal(r.get(key), undefined);
       assert.notDeepEqual(stampOf(w), stamp);
       assert.equal(stampOf(w)[0], i32[SEQ]);
+      w.verify();
+    }
+  });
+
+  test("a set writes the key's own slot when the handle's memo names another", () => {
+    // A writer that does not stamp (a build before the stamp, or a stamp a weaker CPU showed out
+    // of order): the handle's memo names a slot that no longer holds its key. A set finds the
+    // key in the table itself, never through the memo, and so never writes there.
+    for (const [one, two] of [[1, 2], [str16("key:", 1), str16("key:", 2)]] as const) {
+      const w = new GoMap<Key, unknown>().set(one, 1).set(two, 2);
+      const h = GoMap.attach<Key, unknown>(w.handle);
+      for (let i = 0; i < 2 * WARMUP; i++) h.get(i & 1 ? one : two);
+      const i32 = words(w);
+      const stamp = [i32[LAYOUT], i32[LAYOUT_WRAPS]];
+      w.delete(one);
+      [i32[LAYOUT], i32[LAYOUT_WRAPS]] = stamp; // as if the delete had not stamped
+      h.set(one, 5);
+      assert.equal(w.get(one), 5, `${one}: the set is seen by another handle`);
+      assert.equal(w.size, 2);
       w.verify();
     }
   });

@@ -35,7 +35,6 @@ import {
   WRAPS,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { HELD } from "./_entry_memo.ts";
 import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupString } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { ABANDONED, beginWrite, clearBroken, finishClear } from "./_go_writer.ts";
@@ -114,22 +113,8 @@ function overwriteInline<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): boolean {
   const table = s.table;
   if (table.growing) return false;
   const i32 = s.arena.i32;
-  // The handle's entry memo, when it knows where the key is under the layout stamp (which
-  // cannot move while this thread holds the write sequence): no walk. A key walked to is
-  // remembered, as a lookup's would be.
-  let k: number;
-  if (p.mode !== MODE_INLINE) {
-    k = table.find(p);
-  } else {
-    const j = s.found.findAt(p.lo, p.hi, i32[LAYOUT], i32[LAYOUT_WRAPS], table);
-    if (j >= 0) {
-      k = s.found.entryAt(j) & ~HELD;
-    } else {
-      k = table.find(p);
-      if (k > 0) s.found.remember(p.lo, p.hi, k);
-    }
-  }
-  if (k <= 0) return false; // absent (-1 walked, 0 known): the general path inserts it
+  const k = table.find(p);
+  if (k < 0) return false;
   const w = k >> 2;
   if (isBlob(i32[w + VALUE_HI])) return false;
   s.tx.journal.setPair(w + VALUE_LO, v.lo, v.hi);
@@ -615,7 +600,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }
       }
     } finally {
-      Atomics.store(s.arena.i32, SEQ, (seq + 2) | 0); // verify writes nothing
+      // verify writes nothing, but a start from the version before 0 moved WRAPS: stamp, as any
+      // write that wraps SEQ does (LAYOUT).
+      const i32 = s.arena.i32;
+      if (seq === SEQ_BEFORE_WRAP) {
+        i32[LAYOUT_WRAPS] = i32[WRAPS];
+        i32[LAYOUT] = (seq + 2) | 0;
+      }
+      Atomics.store(i32, SEQ, (seq + 2) | 0);
     }
   }
 
