@@ -463,7 +463,7 @@ describe("journal", () => {
       });
       const threw = (() => {
         try {
-          new Journal(() => dying, AT, 32).setPair(10, NEW[0], NEW[1]);
+          new Journal(() => dying, AT, 32).setPair(dying, 10, NEW[0], NEW[1]);
           return false;
         } catch {
           return true;
@@ -489,7 +489,10 @@ describe("journal", () => {
     // From a journal in use, it refuses like begin.
     const s = setup();
     s.j.begin();
-    assert.throws(() => s.j.setPair(10, 1, 2), { name: "RangeError", message: /corrupt journal/ });
+    assert.throws(() => s.j.setPair(s.i32, 10, 1, 2), {
+      name: "RangeError",
+      message: /corrupt journal/,
+    });
   });
 });
 
@@ -550,7 +553,7 @@ describe("journal: corrupt words are a RangeError, and nothing is written", () =
     s.i32[AT] = 1; // the stale entry would put 0 back into word 1
     refused(s, () => s.j.recover(), /count 1, expected 0 while idle/);
     refused(s, () => s.j.begin(), /count 1 as a mutation begins/);
-    refused(s, () => s.j.setPair(5, 1, 2), /count 1 as a mutation begins/);
+    refused(s, () => s.j.setPair(s.i32, 5, 1, 2), /count 1 as a mutation begins/);
     assert.equal(s.i32[1], 11);
   });
 

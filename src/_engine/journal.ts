@@ -220,9 +220,11 @@ export class Journal {
    * overwrite of an inline value, its hot path). Both entries and the count go in before either
    * word changes; a death before the count returns to 0 is rolled back like any mutation. It
    * sets ACTIVE as begin does, so that an idle journal never has entries (see #checked).
+   * `i32` is the view this journal's `view()` gives now, passed in by a caller that holds it:
+   * a call of the view function from here is a call through several closures (one per kind of
+   * journal), which the engines leave a call (GoMap overwrite 0.93x on Bun, 0.97x on Deno).
    */
-  setPair(index: number, lo: number, hi: number): void {
-    const i32 = this.#view();
+  setPair(i32: Int32Array, index: number, lo: number, hi: number): void {
     const at = this.at;
     this.#checkIdle(i32);
     if (this.capacity < 2) throw new JournalFullError();

@@ -117,7 +117,7 @@ function overwriteInline<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): boolean {
   if (k < 0) return false;
   const w = k >> 2;
   if (isBlob(i32[w + VALUE_HI])) return false;
-  s.tx.journal.setPair(w + VALUE_LO, v.lo, v.hi);
+  s.tx.journal.setPair(i32, w + VALUE_LO, v.lo, v.hi);
   return true;
 }
 
