@@ -1,9 +1,10 @@
 /**
  * Internal. One map handle's memo of where its lookups found keys, or found none, in a table
- * whose keys cannot move while a serial stands. For a SyncMap, the entries found in the read table: the hot path of `load`,
- * `has`, and a `store` of a key the read table holds. For a GoMap, the key slots found while the
- * layout stamp stood still (see "GoMap" below). Number keys are kept in the memo's own slots;
- * string keys in their key hash cache entries, under its generation.
+ * whose keys cannot move while a serial stands. For a SyncMap, the entries found in the read
+ * table: the hot path of `load`, `has`, and a `store` of a key the read table holds. For a GoMap,
+ * the key slots found while the layout stamp stood still (see "GoMap" below). Number keys are
+ * kept in the memo's own slots; string keys in their key hash cache entries, under its
+ * generation.
  *
  * A read table never changes once published (it is replaced, never written: Go's `read`), so
  * what a lookup of key words (lo, hi) found in it, an entry's offset or nothing, holds for as
@@ -328,9 +329,7 @@ export class EntryMemo {
 
   #make(slots: number): Int32Array {
     this.#shift = 33 - Math.log2(slots); // a bucket for every two slots
-    if (this.#keepsNumbers) {
-      this.#numbers = new Float64Array(2 * slots);
-    }
+    if (this.#keepsNumbers) this.#numbers = new Float64Array(2 * slots);
     return (this.#table = new Int32Array(4 * slots));
   }
 

@@ -38,9 +38,8 @@ export const ABSENT: unique symbol = Symbol("absent");
  * When the memo knows the key is absent at this layout stamp, or holds its number value at this
  * version of SEQ, nothing of the map is read but SEQ and the stamp: the answer is what the map
  * held then, read and validated when the memo learnt it, so there is no read to validate and no
- * atomic operation. (A thread that
- * waits for another's write must synchronize with it, as Go's rules require of every GoMap
- * reader: a loop of plain reads may be left to see an old version.)
+ * atomic operation. (A thread that waits for another's write must synchronize with it, as Go's
+ * rules require of every GoMap reader: a loop of plain reads may be left to see an old version.)
  */
 export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M): V | M {
   const a = s.arena;

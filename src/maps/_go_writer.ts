@@ -47,7 +47,14 @@ export function beginWrite<K, V>(s: GoAccess<K, V>): number {
     seq = found; // a write finished since our plain read; try again from its value
   }
   i32[LAST_SEQ] = seq;
-  if (seq === SEQ_BEFORE_WRAP) i32[WRAPS] = (i32[WRAPS] + 1) | 0; // before any write: see WRAPS
+  if (seq === SEQ_BEFORE_WRAP) {
+    // Before any write: see WRAPS. A write that wraps SEQ stamps the layout with the version it
+    // will publish, 0, whatever else it does (LAYOUT), so that within one stamp WRAPS is fixed.
+    const wraps = (i32[WRAPS] + 1) | 0;
+    i32[WRAPS] = wraps;
+    i32[LAYOUT_WRAPS] = wraps;
+    i32[LAYOUT] = 0;
+  }
   try {
     // Cover memory other workers allocated since this worker's views were made: a writer
     // follows offsets without checking each against its views. The previous writer published

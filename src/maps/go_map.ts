@@ -29,7 +29,6 @@ import {
   LAYOUT,
   LAYOUT_WRAPS,
   SEQ,
-  SEQ_BEFORE_WRAP,
   VALUE_HI,
   VALUE_LO,
   WRAPS,
@@ -327,7 +326,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     let settled = false; // see ABANDONED
     let begun = false; // a begin that throws (a corrupt journal) has written nothing
     // Whether a key moved or came (an insert, an evacuation): the layout is stamped anew
-    // (LAYOUT), as it is when SEQ wraps. A write undone or refused moved nothing.
+    // (LAYOUT; beginWrite stamps a write that wraps SEQ). A write undone or refused moved nothing.
     let moved = false;
     try {
       if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
@@ -354,7 +353,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       throw error;
     } finally {
       const i32 = s.arena.i32;
-      if (moved || seq === SEQ_BEFORE_WRAP) {
+      if (moved) {
         i32[LAYOUT_WRAPS] = i32[WRAPS];
         i32[LAYOUT] = (seq + 2) | 0;
       }
@@ -405,7 +404,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       throw error;
     } finally {
       const i32 = s.arena.i32;
-      if (moved || seq === SEQ_BEFORE_WRAP) {
+      if (moved) {
         i32[LAYOUT_WRAPS] = i32[WRAPS];
         i32[LAYOUT] = (seq + 2) | 0;
       }
@@ -600,14 +599,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         }
       }
     } finally {
-      // verify writes nothing, but a start from the version before 0 moved WRAPS: stamp, as any
-      // write that wraps SEQ does (LAYOUT).
-      const i32 = s.arena.i32;
-      if (seq === SEQ_BEFORE_WRAP) {
-        i32[LAYOUT_WRAPS] = i32[WRAPS];
-        i32[LAYOUT] = (seq + 2) | 0;
-      }
-      Atomics.store(i32, SEQ, (seq + 2) | 0);
+      Atomics.store(s.arena.i32, SEQ, (seq + 2) | 0); // verify writes nothing
     }
   }
 
