@@ -55,6 +55,7 @@ describe("RedisSyncMap: limits and failures", () => {
         url: server!.url,
         name: uniqueName("turn"),
         timeout: 300,
+        connectTimeout: 5000, // the case measures calls, not the connect (a loaded machine)
       });
       try {
         // Issued, then the turn goes on for twice the timeout before the client can write it.
@@ -82,6 +83,7 @@ describe("RedisSyncMap: limits and failures", () => {
           url: own.url,
           name: uniqueName("late"),
           timeout,
+          connectTimeout: 5000, // as above
         });
         try {
           own.signal("SIGSTOP");
@@ -161,7 +163,7 @@ describe("RedisSyncMap: limits and failures", () => {
         RedisSyncMap.open({
           url: `redis://default:s3cret@127.0.0.1:${own.port}`,
           name: "m",
-          connectTimeout: 300,
+          connectTimeout: 1500, // retried to the end: room for a first WRONGPASS on a loaded machine
         }),
       );
       assert.match(noSecret(wrong.error), new RegExp(`redis://127\\.0\\.0\\.1:${own.port}\\b`));
@@ -171,6 +173,7 @@ describe("RedisSyncMap: limits and failures", () => {
         url: `redis://default:p%40ss%3Aw%2Frd%25x@127.0.0.1:${own.port}`,
         name: uniqueName("secret"),
         timeout: 300,
+        connectTimeout: 5000, // as above
       });
       try {
         await m.store("k", 1);
