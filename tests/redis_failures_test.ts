@@ -25,8 +25,11 @@ function busy(ms: number): void {
   }
 }
 
-/** Allowed lateness of a timer on a loaded machine. */
-const LATE_MS = 250;
+/**
+ * Allowed lateness of a timer on a loaded machine (CI's, shared, has stalled a turn for several
+ * hundred ms): well below the backoffs and timeouts a wrong deadline would wait out instead.
+ */
+const LATE_MS = 1000;
 
 /** How `promise` settled, and when (performance.now()). */
 async function settled(
@@ -97,7 +100,7 @@ describe("RedisSyncMap: limits and failures", () => {
           assert.ok(error instanceof RedisSyncMapError && error.code === "timeout", String(error));
           assert.equal(error.maybeApplied, true);
           const ms = outcome.at - turnEnded;
-          assert.ok(ms >= timeout - 5 && ms < timeout + 300, `failed ${ms} ms after its turn`);
+          assert.ok(ms >= timeout - 5 && ms < timeout + LATE_MS, `failed ${ms} ms after its turn`);
         } finally {
           own.signal("SIGCONT");
           await m.close();

@@ -31,7 +31,7 @@ describe("RedisSyncMap on a standalone server", () => {
       const m = await RedisSyncMap.open<string, number>({
         url: own.url,
         name: "restart",
-        timeout: 4000,
+        timeout: 10_000, // room for the restart below on a loaded machine
         maxReconnectDelay: 100,
       });
       await m.store("before", 1);
