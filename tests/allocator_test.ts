@@ -35,7 +35,7 @@ const KiB = 1024;
 /** An arena and a journal to write through (the allocator lock's own, used here unlocked). */
 function setup(maxBytes = 256 * KiB): { arena: Arena; j: Journal } {
   const arena = Arena.create(KIND_GO_MAP, maxBytes, 0, "auto", "auto", false);
-  return { arena, j: new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES) };
+  return { arena, j: new Journal(arena, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES) };
 }
 
 function transaction<T>(j: Journal, f: () => T): T {

@@ -180,7 +180,7 @@ describe("arena", () => {
 
   it("attach accepts a live arena and sees the same header", () => {
     const a = make(128 * KiB);
-    allocate(a, 100, true, new Journal(() => a.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES)); // moves the top
+    allocate(a, 100, true, new Journal(a, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES)); // moves the top
     const b = Arena.attach(a.buffer, KIND_GO_MAP, true, "Z");
     assert.equal(b.buffer, a.buffer);
     assert.equal(b.maxBytes, a.maxBytes);
@@ -246,7 +246,7 @@ describe("arena", () => {
 
   it("an allocation past maxBytes is a MapFullError, and the arena stops growing there", () => {
     const a = make(64 * KiB);
-    const j = new Journal(() => a.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
+    const j = new Journal(a, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
     let n = 0;
     for (;;) {
       j.begin();
@@ -272,7 +272,7 @@ describe("arena", () => {
     assert.ok(H_ALLOC < H_SEED1 && H_SEED1 < H_ROOT && H_ROOT < H_ALLOC_JOURNAL);
     const a = make();
     assert.equal(a.i32[H_ALLOC_JOURNAL + 1], ALLOC_JOURNAL_ENTRIES, "formatted, with capacity");
-    const j = new Journal(() => a.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
+    const j = new Journal(a, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
     // A block right at the start of the heap, filled with a pattern.
     j.begin();
     const first = allocate(a, 64, false, j);

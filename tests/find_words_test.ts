@@ -31,7 +31,7 @@ const OVERFLOW = 136;
 /** A table of two buckets (B = 1) in a fresh arena, nothing in it. */
 function twoBuckets(): { arena: Arena; table: Table; buckets: number } {
   const arena = Arena.create(KIND_GO_MAP, 256 * KiB, 0, "float64", "float64", false);
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
+  const boot = new Journal(arena, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
   boot.begin();
   const tx = new WriterTx(arena, boot);
   Table.create(tx, arena, TABLE_AT, 13);

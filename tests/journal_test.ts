@@ -43,7 +43,7 @@ interface Setup {
 function setup(capacity = 32): Setup {
   const i32 = new Int32Array(new SharedArrayBuffer(WORDS * 4));
   Journal.format(i32, AT, capacity);
-  return { i32, j: new Journal(() => i32, AT, capacity) };
+  return { i32, j: new Journal({ i32 }, AT, capacity) };
 }
 
 function data(i32: Int32Array): number[] {
@@ -218,7 +218,7 @@ describe("journal", () => {
   });
 
   it("recovery of a COMMITTING journal rolls forward: publishes and performs the deferred frees", () => {
-    // A death at each point of a commit, made by a view function that throws on its n-th call:
+    // A death at each point of a commit, made by a view source whose i32 throws on its n-th read:
     // before COMMITTING is set the mutation is rolled back, after it the commit is finished.
     const seen = { back: 0, forward: 0 };
     for (let dieAt = 1;; dieAt++) {
@@ -227,9 +227,11 @@ describe("journal", () => {
       let armed = false;
       class Killed extends Error {}
       const j = new Journal(
-        () => {
-          if (armed && ++calls === dieAt) throw new Killed();
-          return i32;
+        {
+          get i32() {
+            if (armed && ++calls === dieAt) throw new Killed();
+            return i32;
+          },
         },
         AT,
         16,
@@ -347,8 +349,8 @@ describe("journal", () => {
     Journal.format(i32, AT, 32);
     const outerAt = AT + journalWords(32);
     Journal.format(i32, outerAt, 8);
-    const inner = new Journal(() => i32, AT, 32);
-    const alloc = new Journal(() => i32, outerAt, 8);
+    const inner = new Journal({ i32 }, AT, 32);
+    const alloc = new Journal({ i32 }, outerAt, 8);
     inner.begin();
     alloc.begin();
     inner.allocatedVia(4096, 64, alloc);
@@ -463,7 +465,7 @@ describe("journal", () => {
       });
       const threw = (() => {
         try {
-          new Journal(() => dying, AT, 32).setPair(dying, 10, NEW[0], NEW[1]);
+          new Journal({ i32: dying }, AT, 32).setPair(dying, 10, NEW[0], NEW[1]);
           return false;
         } catch {
           return true;
@@ -632,8 +634,8 @@ describe("journal: corrupt words are a RangeError, and nothing is written", () =
 
   it("a journal that does not fit in the view is refused when it is made", () => {
     const i32 = new Int32Array(new SharedArrayBuffer(1024));
-    assert.throws(() => new Journal(() => i32, 200, 64), RangeError);
-    assert.throws(() => new Journal(() => i32, -4, 1), RangeError);
-    assert.throws(() => new Journal(() => i32, 0, 1), RangeError);
+    assert.throws(() => new Journal({ i32 }, 200, 64), RangeError);
+    assert.throws(() => new Journal({ i32 }, -4, 1), RangeError);
+    assert.throws(() => new Journal({ i32 }, 0, 1), RangeError);
   });
 });

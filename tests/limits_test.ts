@@ -103,7 +103,7 @@ describe("Table.create: a bucket array that cannot fit is a MapFullError, alloca
       const arena = Arena.create(KIND_GO_MAP, 2 ** 20, 0, "auto", "auto", false);
       const tx = new WriterTx(
         arena,
-        new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES),
+        new Journal(arena, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES),
       );
       const before = bytesUsed(arena);
       tx.begin();

@@ -43,7 +43,7 @@ function setup(): { arena: Arena; tx: LockedTx } {
   const arena = Arena.create(2, 1024 * 1024, 0, "auto", "auto", true);
   const at = lockedAllocate(arena, journalWords(64) * 4, false);
   Journal.format(arena.i32, at >> 2, 64);
-  return { arena, tx: new LockedTx(arena, new Journal(() => arena.i32, at >> 2, 64)) };
+  return { arena, tx: new LockedTx(arena, new Journal(arena, at >> 2, 64)) };
 }
 
 /**

@@ -52,13 +52,13 @@ interface Setup {
 /** An empty table in a fresh arena, made the way GoMap's constructor makes one. */
 function setup(maxBytes = 256 * KiB, hint = 0): Setup {
   const arena = Arena.create(KIND_GO_MAP, maxBytes, 0, "float64", "float64", false);
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
+  const boot = new Journal(arena, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
   boot.begin();
   const journalAt = allocate(arena, journalWords(JOURNAL_ENTRIES) * 4, false, boot);
   Journal.format(arena.i32, journalAt >> 2, JOURNAL_ENTRIES);
   Table.create(new WriterTx(arena, boot), arena, TABLE_AT, hint);
   boot.commit();
-  const tx = new WriterTx(arena, new Journal(() => arena.i32, journalAt >> 2, JOURNAL_ENTRIES));
+  const tx = new WriterTx(arena, new Journal(arena, journalAt >> 2, JOURNAL_ENTRIES));
   const freed = { values: 0 };
   const table = new Table(arena, TABLE_AT, true, () => void freed.values++, tx);
   return { arena, tx, table, journalAt, freed };
@@ -575,7 +575,7 @@ describe("table", () => {
               });
               if (!died) break;
               // What the next writer does on finding the writer dead: recover its journal.
-              new Journal(() => s.arena.i32, s.journalAt >> 2, JOURNAL_ENTRIES).recover();
+              new Journal(s.arena, s.journalAt >> 2, JOURNAL_ENTRIES).recover();
               assert.equal(snapshot(s), before, `death at write ${killAt} of ${kind} ${key}`);
             }
             audit(s);

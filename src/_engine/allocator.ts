@@ -145,7 +145,7 @@ export function bytesUsed(arena: Arena): number {
 /** The allocator lock's journal of a locking arena. */
 export function allocatorJournal(arena: Arena): Journal {
   return (arena as { allocJournal?: Journal }).allocJournal ??= new Journal(
-    () => arena.i32,
+    arena,
     H_ALLOC_JOURNAL,
     ALLOC_JOURNAL_ENTRIES,
   );

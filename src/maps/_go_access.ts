@@ -84,7 +84,7 @@ export class GoAccess<K, V> {
     this.values = opened.values;
     this.tx = new WriterTx(
       arena,
-      new Journal(() => arena.i32, arena.i32[JOURNAL] >> 2, JOURNAL_ENTRIES),
+      new Journal(arena, arena.i32[JOURNAL] >> 2, JOURNAL_ENTRIES),
     );
     // Sizes are checked when encoding: what cannot fit in maxBytes fails before the work.
     this.keys.limit = arena.maxBytes;

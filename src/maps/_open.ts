@@ -38,7 +38,7 @@ export function newArena(
 ): { arena: Arena; boot: Journal } {
   const { keys, values } = codecs;
   const arena = Arena.create(kind, maxBytes, initialBytes, keys.name, values.name, locking);
-  const boot = new Journal(() => arena.i32, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
+  const boot = new Journal(arena, H_ALLOC_JOURNAL, ALLOC_JOURNAL_ENTRIES);
   boot.begin();
   return { arena, boot };
 }

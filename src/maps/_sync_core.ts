@@ -119,7 +119,7 @@ export class SyncCore {
     this.tx = new LockedTx(
       arena,
       new Journal(
-        () => arena.i32,
+        arena,
         arena.i32[R_JOURNAL] >> 2,
         SYNC_JOURNAL_ENTRIES,
       ),
