@@ -34,14 +34,22 @@ const CACHE_RAW = CACHE_TOTAL + 1;
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
 /**
- * A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many. Twice a
- * quiescent period (reclaim.ts: the blocks one participant's quiescent point frees at once, an
- * operation retiring one), so that a participant that allocates and frees at the same rate, as
- * a store that overwrites does, keeps its blocks between the refill at 0 and the spill: each
- * refill or spill is a journaled step under the allocator lock. A write that runs out of memory
+ * A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many: 8 KiB of
+ * blocks, and never fewer than 128 (twice a quiescent period: reclaim.ts, the blocks one
+ * participant's quiescent point frees at once, an operation retiring one). A participant that
+ * allocates and frees at the same rate, as a store that overwrites does, should keep its blocks
+ * between the refill at 0 and the spill, since each refill or spill is a journaled step under
+ * the allocator lock, which every worker shares. Its frees come in bursts, though: a collect
+ * frees only what every other participant's announcement has passed, so with a second worker
+ * storing, a burst may be several periods' worth. At 128 for the 16-byte class (a SyncMap's
+ * number records), two workers storing disjoint keys refilled once in about 115 stores and
+ * spilled once in 230, and two workers did less than one; at 512, 1.1x to 1.2x one worker's
+ * throughput (scratch measurement in the commit that set it). A write that runs out of memory
  * gives the cache back first (reclaim.ts reclaimNow).
  */
-const SPILL_AT = 128;
+const SPILL_AT: readonly number[] = CLASS_SIZES.map((size) =>
+  Math.max(128, Math.floor(8192 / size))
+);
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
 const SPILL_BATCH = 32;
 /**
@@ -108,7 +116,7 @@ export function cacheRelease(arena: Arena, cache: number, offset: number, size: 
   i32[offset >> 2] = i32[w];
   i32[w] = offset; // the push: one write, after the link
   i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
-  if (++i32[w + 1] >= SPILL_AT) lockedSpill(arena, cache, c);
+  if (++i32[w + 1] >= SPILL_AT[c]) lockedSpill(arena, cache, c);
 }
 
 // The allocator steps of the two functions above, apart from them: the variables a closure
