@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { codecs } from "../mod.ts";
 import { Connection, DEFAULT_MAX_BULK } from "../src/redis/connection.ts";
 import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
-import { freePort, RedisServer } from "./fixtures/redis_servers.ts";
+import { CONNECT_MS, freePort, LATE_MS, RedisServer } from "./fixtures/redis_servers.ts";
 
 /** Per test: Bun's default of 5 s is too short for a server stopped or restarted. */
 const SLOW = { timeout: 120_000 };
@@ -24,12 +24,6 @@ function busy(ms: number): void {
     // Spin.
   }
 }
-
-/**
- * Allowed lateness of a timer on a loaded machine (CI's, shared, has stalled a turn for several
- * hundred ms): well below the backoffs and timeouts a wrong deadline would wait out instead.
- */
-const LATE_MS = 1000;
 
 /** How `promise` settled, and when (performance.now()). */
 async function settled(
@@ -58,7 +52,7 @@ describe("RedisSyncMap: limits and failures", () => {
         url: server!.url,
         name: uniqueName("turn"),
         timeout: 300,
-        connectTimeout: 5000, // the case measures calls, not the connect (a loaded machine)
+        connectTimeout: CONNECT_MS,
       });
       try {
         // Issued, then the turn goes on for twice the timeout before the client can write it.
@@ -86,7 +80,7 @@ describe("RedisSyncMap: limits and failures", () => {
           url: own.url,
           name: uniqueName("late"),
           timeout,
-          connectTimeout: 5000, // as above
+          connectTimeout: CONNECT_MS,
         });
         try {
           own.signal("SIGSTOP");
@@ -176,7 +170,7 @@ describe("RedisSyncMap: limits and failures", () => {
         url: `redis://default:p%40ss%3Aw%2Frd%25x@127.0.0.1:${own.port}`,
         name: uniqueName("secret"),
         timeout: 300,
-        connectTimeout: 5000, // as above
+        connectTimeout: CONNECT_MS,
       });
       try {
         await m.store("k", 1);
