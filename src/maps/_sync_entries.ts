@@ -59,7 +59,7 @@ export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key:
  * the table, and noted in the handle's entry memo: 0 when the table lacks the key. The memo's
  * miss, kept out of line so that its callers stay small.
  */
-export function walkReadTable<K, V>(
+function walkReadTable<K, V>(
   s: SyncAccess<K, V>,
   table: Table,
   lo: number,
@@ -72,13 +72,74 @@ export function walkReadTable<K, V>(
 }
 
 /**
+ * What the handle's entry memo knows of key words (lo, hi) in the read table of read word
+ * `read`, which the caller read plainly (see "The plain read of R_READ" in docs/design.md):
+ * the entry, 0 when that table lacks the key or there is none, or -1 when the memo does not
+ * know. On -1 the caller loads R_READ atomically and walks ({@linkcode readEntryForNumber}),
+ * never walking the table of a plain read.
+ *
+ * The table's serial is read at an offset computed from `read` itself, so that the read is
+ * ordered after the load of `read` on every CPU (an address dependency), and the serial it
+ * reads is the one the table was published with. While that serial is the memo's, the memo's
+ * answer is one this thread found by walking that table after an atomic load.
+ */
+export function memoEntry<K, V>(
+  s: SyncAccess<K, V>,
+  read: number,
+  lo: number,
+  hi: number,
+): number {
+  const th = (read & ~AMENDED) >> 2;
+  return th === 0 ? 0 : s.entries.find(lo, hi, s.arena.i32, th);
+}
+
+/**
+ * {@linkcode memoEntry}'s -1 for number key `key`: its entry in the read table of `read`, which
+ * the caller has just loaded atomically, 0 when that table lacks it. When `read` is the word
+ * the memo was asked about (`plain`), the memo already stands at that table's serial, and the
+ * table is walked at once; otherwise the memo is asked again first.
+ */
+export function entryAfterMemo<K, V>(
+  s: SyncAccess<K, V>,
+  read: number,
+  plain: number,
+  key: number,
+): number {
+  if (read !== plain) return readEntryForNumber(s, read, key);
+  const table = s.core.readTable(read);
+  if (table === null) return 0;
+  const words = keyNumberWords(key);
+  return walkReadTable(s, table, words[0], words[1]);
+}
+
+/**
+ * The read table's entry for number key `key` ({@linkcode readEntryForNumber}) with R_READ
+ * read plainly when the handle's entry memo knows the key ({@linkcode memoEntry}), else loaded
+ * atomically: 0 when the read table lacks it. For the callers that need no `amended` bit.
+ */
+export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+  const words = keyNumberWords(key);
+  const plain = s.arena.i32[R_READ];
+  const e = memoEntry(s, plain, words[0], words[1]);
+  return e >= 0 ? e : entryAfterMemo(s, Atomics.load(s.arena.i32, R_READ), plain, key);
+}
+
+/**
  * Number key `key`'s entry as far as it can be found without the lock: the read table's entry
- * ({@linkcode readEntryForNumber}, one atomic load), 0 when absent from a read table that is not
- * amended, or -1 when the dirty table must be looked at under the lock.
+ * (through the memo, else {@linkcode readEntryForNumber}), 0 when absent from a read table that
+ * is not amended, or -1 when the dirty table must be looked at under the lock. The `amended`
+ * bit tested is the one of the read word the answer came from.
  */
 function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
-  const read = Atomics.load(s.arena.i32, R_READ);
-  const e = readEntryForNumber(s, read, key);
+  const a = s.arena;
+  const words = keyNumberWords(key);
+  const plain = a.i32[R_READ];
+  let read = plain;
+  let e = memoEntry(s, plain, words[0], words[1]);
+  if (e < 0) {
+    read = Atomics.load(a.i32, R_READ);
+    e = entryAfterMemo(s, read, plain, key);
+  }
   return e !== 0 || (read & AMENDED) === 0 ? e : -1;
 }
 
@@ -117,16 +178,19 @@ function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
   const p = s.probe;
   const cached = s.nested ? null : cachedKeyString(p, key, a.seed0, a.seed1);
   if (cached === null) return entryThroughProbe(s, key as K);
-  const read = Atomics.load(a.i32, R_READ);
-  const table = s.core.readTable(read);
+  // R_READ read plainly while the memo words answer, as memoEntry does: the serial's offset is
+  // computed from the word read. A walk loads it atomically first.
+  let read = a.i32[R_READ];
+  const th = (read & ~AMENDED) >> 2;
   let e = 0;
-  if (table !== null) {
+  if (th !== 0) {
     const at = cached.length - MEMO_WORDS;
     // The generation first: coming round, it zeroes the memo words of every cached entry.
-    const gen = s.entries.generation(a.i32, table.h);
+    const gen = s.entries.generation(a.i32, th);
     if (cached[at] === gen) e = cached[at + 1];
     else {
       setCachedKeyString(p, key, cached);
+      read = Atomics.load(a.i32, R_READ);
       e = readEntry(s, read, p);
     }
   }

@@ -25,9 +25,9 @@ import {
   settle,
 } from "./_sync_compute.ts";
 import {
+  currentEntryForNumber,
   entryForDelete,
   readEntry,
-  readEntryForNumber,
   replaced,
   tryCompareAndSwap,
   tryLoadOrStore,
@@ -82,10 +82,9 @@ export function swap<K, V>(
     record = core.newRecord(vp, true);
   }
   try {
-    const read = Atomics.load(a.i32, R_READ);
     const e = probe === null
-      ? readEntryForNumber(s, read, key as number)
-      : readEntry(s, read, probe);
+      ? currentEntryForNumber(s, key as number)
+      : readEntry(s, Atomics.load(a.i32, R_READ), probe);
     if (e !== 0) {
       // trySwap: exchange unless expunged.
       for (;;) {
@@ -125,7 +124,7 @@ export function loadOrStore<K, V>(
   if (typeof key === "number" && s.numberKeys && typeof value === "number" && s.numberValues) {
     // A hit needs neither the key's probe nor the value's encoding, which for a number key
     // and value can neither fail nor run user code, so skipping them changes nothing else.
-    const e = readEntryForNumber(s, Atomics.load(a.i32, R_READ), key);
+    const e = currentEntryForNumber(s, key);
     const p = e === 0 ? 0 : Atomics.load(a.i32, e >> 2);
     if (p > EXPUNGED) return [s.decodeRecord(p), true];
   }
