@@ -5,7 +5,8 @@
  *   of workers may read it at once; writes are the caller's to serialize, and a concurrent
  *   write is reported as a {@linkcode ConcurrentMapWriteError}, never silent corruption.
  * - {@linkcode SyncMap}: Go's `sync.Map`, safe for concurrent use by any number of workers with
- *   no user locking: loads of keys in its read table take no lock and two atomic loads.
+ *   no user locking: loads of keys in its read table take no lock and, once warm, no atomic
+ *   operation.
  * - {@linkcode Mutex} and {@linkcode RWMutex}: Go's locks over shared memory, usable from the
  *   main thread and from workers.
  * - {@linkcode codecs} and {@linkcode Codec}: how keys and values are copied into shared memory.

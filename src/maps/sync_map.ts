@@ -105,9 +105,10 @@ let accessOf: (map: SyncMap<never, never>) => SyncAccess<never, never>;
  *
  * The design is Go's: a read table read without a lock, a dirty table under a mutex, entries
  * shared by both whose value pointer is updated atomically, and a miss counter that promotes
- * the dirty table to be the read table. A load of a key in the read table takes two atomic
- * loads and no lock; so does finding the entry for a store, swap, compareAndSwap or delete of
- * such a key, which then takes one atomic compare-exchange.
+ * the dirty table to be the read table. A load of a key in the read table takes no lock, and
+ * no atomic operation once this object has looked the key up there; finding the entry for a
+ * store, swap, compareAndSwap or delete of such a key takes one atomic load of its value
+ * pointer, then one atomic compare-exchange.
  *
  * Every operation is linearizable, and a store that another worker's load observes
  * happens-before that load returns (Go's "synchronizes before"). Keys and values are copied in
@@ -247,7 +248,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * Returns the value stored for `key`, or undefined (Go's Load). A key in the read table
-   * costs one atomic load and no lock (two the first time this object looks it up there).
+   * costs no atomic operation and no lock (one the first time this object looks it up there).
    *
    * @example
    * ```ts
@@ -286,9 +287,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     }
     if (e === 0) return undefined;
     const a = s.arena;
-    const p = Atomics.load(a.i32, e >> 2);
+    // E_P read plainly, and the record through it (docs/design.md, "The plain reads of a
+    // lookup"): a record is immutable once published, and its words are read at offsets
+    // computed from the word read.
+    const p = a.i32[e >> 2];
     if (p <= EXPUNGED) return undefined;
-    // A record is immutable once published; the load above ordered its words before us.
     if (s.numberValues && p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])) {
       return a.f64[p >> 3] as V;
     }
@@ -298,8 +301,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /**
    * Returns the value stored for `key` and whether there is one, as Go's
    * `value, ok := m.Load(key)` does: unlike {@linkcode load}, it tells a stored `undefined`
-   * from a missing key. It costs what `load` costs (a key in the read table: one atomic load,
-   * no lock) and has its guarantees.
+   * from a missing key. It costs what `load` costs (a key in the read table: no atomic
+   * operation, no lock) and has its guarantees.
    *
    * @example
    * ```ts
@@ -317,7 +320,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       ? entryForNumber(this.#s, key)
       : entryForRead(this.#s, key);
     if (e === 0) return [undefined, false];
-    const p = Atomics.load(this.#s.arena.i32, e >> 2);
+    const p = this.#s.arena.i32[e >> 2]; // plainly, as load reads it
     return p <= EXPUNGED ? [undefined, false] : [this.#s.decodeRecord(p), true];
   }
 
@@ -632,7 +635,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const e = typeof key === "number" && this.#s.numberKeys
       ? entryForNumber(this.#s, key)
       : entryForRead(this.#s, key);
-    return e !== 0 && Atomics.load(this.#s.arena.i32, e >> 2) > EXPUNGED;
+    return e !== 0 && this.#s.arena.i32[e >> 2] > EXPUNGED; // plainly, as load reads it
   }
 
   /**
