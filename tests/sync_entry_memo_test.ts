@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SyncMap } from "../mod.ts";
 import { EntryMemo, slotsFor, WARMUP } from "../src/maps/_entry_memo.ts";
+import { MEMO_NOT_ASKED, memoEntry } from "../src/maps/_sync_entries.ts";
 import { T_COUNT } from "../src/_engine/table_layout.ts";
 import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
 
@@ -307,5 +308,31 @@ describe("SyncMap.verify and table serials", () => {
     assert.throws(() => map.verify(), /dirty table has a serial \(3:0\)/);
     i32[dirty + T_SERIAL + 1] = 0;
     map.verify();
+  });
+});
+
+describe("memoEntry and a read table past this worker's views", () => {
+  test("does not ask the memo of a header past the views, which reads as undefined", () => {
+    // Another worker grew the buffer and made the read table there: this worker's fixed-length
+    // views end before its header. Asked there, the memo would read its serial as undefined,
+    // twice alike, and answer for one such table from another. memoEntry must leave such a
+    // table to the atomic load and the walk, which reach it first.
+    const i32 = new Int32Array(new SharedArrayBuffer(4096));
+    let asked = 0;
+    const entries = {
+      find: (_lo: number, _hi: number, view: Int32Array, th: number) => {
+        asked++;
+        return view[th + T_SERIAL] === undefined ? 12345 : -1;
+      },
+    };
+    const s = { arena: { bytes: i32.byteLength, i32 }, entries } as unknown as Parameters<
+      typeof memoEntry
+    >[0];
+    assert.equal(memoEntry(s, 8192 | 1, 1, 2), MEMO_NOT_ASKED);
+    assert.equal(memoEntry(s, 4096, 1, 2), MEMO_NOT_ASKED);
+    assert.equal(asked, 0);
+    assert.equal(memoEntry(s, 0 | 1, 1, 2), 0, "no read table, amended");
+    assert.equal(memoEntry(s, 1024, 1, 2), -1, "a table in the views is asked about");
+    assert.equal(asked, 1);
   });
 });

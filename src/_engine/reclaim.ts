@@ -751,7 +751,7 @@ export class Participant {
     // After the announcement: a pauser that saw this seat offline sees it online now, or this
     // load sees its pause (both are sequentially consistent). It also keeps a SyncMap's plain
     // read of R_READ after the announcement, on every CPU: a plain read may pass a store, not an
-    // atomic load (docs/design.md, "The plain read of R_READ").
+    // atomic load (docs/design.md, "The plain reads of a lookup").
     if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
   }
 

@@ -125,8 +125,10 @@ export class EntryMemo {
   /**
    * The entry that the read table whose header is at word `th` of `i32` holds for key words
    * (lo, hi): its offset, 0 when the table lacks the key, or -1 when the memo does not know
-   * (then look it up and {@linkcode remember} it). The caller loaded the table's offset from
-   * R_READ atomically: a published table, never one a step under the mutex may roll back.
+   * (then look it up and {@linkcode remember} it). The caller read the table's offset from
+   * R_READ (plainly, on SyncMap's lock-free paths: _sync_entries.ts, memoEntry), so `th` names
+   * a published table, never one a step under the mutex may roll back, and lies within `i32`:
+   * a header past the views is never passed here.
    */
   find(lo: number, hi: number, i32: Int32Array, th: number): number {
     // generation()'s serial check, written out: calling it cost int hits 1.05x to 1.16x and

@@ -11,7 +11,7 @@
 // - The read table holds the keys that may be read without the lock. It is immutable once
 //   published: only the table itself is never written, the entries it points to are. Its
 //   header offset and the `amended` bit ("the dirty table holds keys the read table lacks")
-//   share one word, so one atomic load gives a reader both.
+//   share one word, so one read gives a reader both.
 // - The dirty table, under the mutex, holds every key of the read table that is not expunged
 //   plus the keys added since, so promoting it is a pointer swap.
 // - An entry is one key's cell, shared by both tables: its `p` word is NIL (deleted, still in
@@ -31,7 +31,7 @@ import {
   setCachedKeyString,
 } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
-import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { Table } from "../_engine/table.ts";
 
@@ -71,12 +71,19 @@ function walkReadTable<K, V>(
   return e;
 }
 
+/** {@linkcode memoEntry}'s answer when the memo does not know the key. */
+export const MEMO_UNKNOWN = -1;
+/** {@linkcode memoEntry}'s answer when it did not ask the memo: the table is past the views. */
+export const MEMO_NOT_ASKED = -2;
+
 /**
  * What the handle's entry memo knows of key words (lo, hi) in the read table of read word
- * `read`, which the caller read plainly (see "The plain read of R_READ" in docs/design.md):
- * the entry, 0 when that table lacks the key or there is none, or -1 when the memo does not
- * know. On -1 the caller loads R_READ atomically and walks ({@linkcode readEntryForNumber}),
- * never walking the table of a plain read.
+ * `read`, which the caller read plainly (docs/design.md, "The plain reads of a lookup"): the
+ * entry, 0 when that table lacks the key or there is none, {@linkcode MEMO_UNKNOWN}, or
+ * {@linkcode MEMO_NOT_ASKED} when the table's header lies past this worker's views (another
+ * worker grew the buffer and made the table there): nothing is read there before the atomic
+ * load that lets readTable reach it. On either, the caller loads R_READ atomically and calls
+ * {@linkcode entryAfterMemo}, never walking the table of a plain read.
  *
  * The table's serial is read at an offset computed from `read` itself, so that the read is
  * ordered after the load of `read` on every CPU (an address dependency), and the serial it
@@ -89,23 +96,27 @@ export function memoEntry<K, V>(
   lo: number,
   hi: number,
 ): number {
-  const th = (read & ~AMENDED) >> 2;
-  return th === 0 ? 0 : s.entries.find(lo, hi, s.arena.i32, th);
+  const h = read & ~AMENDED;
+  if (h === 0) return 0;
+  if (h + TABLE_HEADER_BYTES > s.arena.bytes) return MEMO_NOT_ASKED;
+  return s.entries.find(lo, hi, s.arena.i32, h >> 2);
 }
 
 /**
- * {@linkcode memoEntry}'s -1 for number key `key`: its entry in the read table of `read`, which
- * the caller has just loaded atomically, 0 when that table lacks it. When `read` is the word
- * the memo was asked about (`plain`), the memo already stands at that table's serial, and the
- * table is walked at once; otherwise the memo is asked again first.
+ * {@linkcode memoEntry}'s answer `memo` (negative) for number key `key`: its entry in the read
+ * table of `read`, which the caller has just loaded atomically, 0 when that table lacks it.
+ * When the memo was asked of this same word (`plain`) and did not know, it stands at that
+ * table's serial (or is switched off), and the table is walked at once; otherwise the memo is
+ * asked first, of this table.
  */
 export function entryAfterMemo<K, V>(
   s: SyncAccess<K, V>,
   read: number,
   plain: number,
+  memo: number,
   key: number,
 ): number {
-  if (read !== plain) return readEntryForNumber(s, read, key);
+  if (read !== plain || memo !== MEMO_UNKNOWN) return readEntryForNumber(s, read, key);
   const table = s.core.readTable(read);
   if (table === null) return 0;
   const words = keyNumberWords(key);
@@ -121,7 +132,7 @@ export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): n
   const words = keyNumberWords(key);
   const plain = s.arena.i32[R_READ];
   const e = memoEntry(s, plain, words[0], words[1]);
-  return e >= 0 ? e : entryAfterMemo(s, Atomics.load(s.arena.i32, R_READ), plain, key);
+  return e >= 0 ? e : entryAfterMemo(s, Atomics.load(s.arena.i32, R_READ), plain, e, key);
 }
 
 /**
@@ -138,7 +149,7 @@ function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number 
   let e = memoEntry(s, plain, words[0], words[1]);
   if (e < 0) {
     read = Atomics.load(a.i32, R_READ);
-    e = entryAfterMemo(s, read, plain, key);
+    e = entryAfterMemo(s, read, plain, e, key);
   }
   return e !== 0 || (read & AMENDED) === 0 ? e : -1;
 }
@@ -179,15 +190,16 @@ function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
   const cached = s.nested ? null : cachedKeyString(p, key, a.seed0, a.seed1);
   if (cached === null) return entryThroughProbe(s, key as K);
   // R_READ read plainly while the memo words answer, as memoEntry does: the serial's offset is
-  // computed from the word read. A walk loads it atomically first.
+  // computed from the word read, and a header past the views is not read (generation 0, never
+  // in use, stands for it). A walk loads the word atomically first.
   let read = a.i32[R_READ];
-  const th = (read & ~AMENDED) >> 2;
+  const h = read & ~AMENDED;
   let e = 0;
-  if (th !== 0) {
+  if (h !== 0) {
     const at = cached.length - MEMO_WORDS;
     // The generation first: coming round, it zeroes the memo words of every cached entry.
-    const gen = s.entries.generation(a.i32, th);
-    if (cached[at] === gen) e = cached[at + 1];
+    const gen = h + TABLE_HEADER_BYTES > a.bytes ? 0 : s.entries.generation(a.i32, h >> 2);
+    if (gen !== 0 && cached[at] === gen) e = cached[at + 1];
     else {
       setCachedKeyString(p, key, cached);
       read = Atomics.load(a.i32, R_READ);

@@ -20,6 +20,7 @@ import {
   entryForNumber,
   entryForRead,
   lockedEntryForNumber,
+  memoEntry,
 } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
@@ -272,11 +273,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const plain = a.i32[R_READ];
       let read = plain;
       const words = keyNumberWords(key);
-      const th = (plain & ~AMENDED) >> 2;
-      e = th === 0 ? 0 : s.entries.find(words[0], words[1], a.i32, th);
+      e = memoEntry(s, plain, words[0], words[1]);
       if (e < 0) {
         read = Atomics.load(a.i32, R_READ);
-        e = entryAfterMemo(s, read, plain, key);
+        e = entryAfterMemo(s, read, plain, e, key);
       }
       if (e === 0) {
         if ((read & AMENDED) === 0) return undefined;
