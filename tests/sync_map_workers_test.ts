@@ -561,43 +561,47 @@ describe("SyncMap memory with workers", () => {
 
 // ---- A spinning load sees the store ----------------------------------------------------------
 
-test(
-  "SyncMap: a worker spinning on load alone sees another thread's store, on every path",
-  WORKER_TEST,
-  async () => {
-    // Each key in turn: a number key absent (its store amends the read table: the locked
-    // path), a number key of the read table whose value changes (lock-free), and the same two
-    // for string keys. The worker's loop holds nothing but the load, so a shared word read
-    // once for the whole loop would leave it spinning to its cap.
-    const map = new SyncMap<number | string, number>();
-    map.store(3, 0);
-    map.store("s3", 0);
-    map.range(() => {}); // promotes: 3 and "s3" are in the read table, which is not amended
-    assert.equal(map.stats().amended, false);
-    const keys = [7, 3, "s7", "s3"];
-    const want = [1, 2, 1, 2];
-    const ctrl = shared(CTRL_WORDS);
-    await withWorkers(1, async ([w]) => {
-      const run = w.run<SpinLoadResult>({
-        job: "spinLoad",
-        handle: map.handle,
-        ctrl,
-        id: 1,
-        keys,
-        want,
-        cap: 300_000_000,
+for (const op of ["load", "loadOk", "has"] as const) {
+  test(
+    `SyncMap: a worker spinning on ${op} alone sees another thread's store, on every path`,
+    WORKER_TEST,
+    async () => {
+      // Each key in turn: a number key absent (its store amends the read table: the locked
+      // path), a number key of the read table whose value changes (lock-free), and the same two
+      // for string keys. The worker's loop holds nothing but the lookup, so a shared word read
+      // once for the whole loop would leave it spinning to its cap.
+      const map = new SyncMap<number | string, number>();
+      map.store(3, 0);
+      map.store("s3", 0);
+      map.range(() => {}); // promotes: 3 and "s3" are in the read table, which is not amended
+      assert.equal(map.stats().amended, false);
+      // `has` sees presence only: its keys are the two absent ones.
+      const keys = op === "has" ? [7, "s7"] : [7, 3, "s7", "s3"];
+      const want = op === "has" ? [1, 1] : [1, 2, 1, 2];
+      const ctrl = shared(CTRL_WORDS);
+      await withWorkers(1, async ([w]) => {
+        const run = w.run<SpinLoadResult>({
+          job: "spinLoad",
+          op,
+          handle: map.handle,
+          ctrl,
+          id: 1,
+          keys,
+          want,
+          cap: 300_000_000,
+        });
+        await until(() => Atomics.load(ctrl, READY) === 1, "the worker is spinning");
+        for (let i = 0; i < keys.length; i++) {
+          await sleep(20); // the worker spins on keys[i] meanwhile
+          map.store(keys[i], want[i]);
+        }
+        const { spins, seen } = await run;
+        console.log(`spinning ${op}: ${keys.map((k, i) => `${k}: ${spins[i]}`).join(", ")}`);
+        assert.deepEqual(seen, keys.map(() => true), `${op} calls spun: ${spins.join(", ")}`);
       });
-      await until(() => Atomics.load(ctrl, READY) === 1, "the worker is spinning");
-      for (let i = 0; i < keys.length; i++) {
-        await sleep(20); // the worker spins on keys[i] meanwhile
-        map.store(keys[i], want[i]);
-      }
-      const { spins, seen } = await run;
-      console.log(`spinning loads: ${keys.map((k, i) => `${k}: ${spins[i]}`).join(", ")}`);
-      assert.deepEqual(seen, [true, true, true, true], `loads spun: ${spins.join(", ")}`);
-    });
-  },
-);
+    },
+  );
+}
 
 // ---- Happens-before ---------------------------------------------------------------------------
 
