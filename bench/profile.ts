@@ -15,11 +15,12 @@
  * the read table, as in a warmed-up Go LoadMostlyHits): `load`, hits on int keys; `strings`,
  * hits on 16-unit string keys (made by concatenation, as bench/string_keys.ts makes them);
  * `store`, overwrites of the int keys; `range`, one `range` over all the int keys an
- * operation. A child warms its loop up for about 300 ms, then runs it in `measuredLoop` for
- * `--ms` of wall time, and reports the operations and the time; only the samples with
- * `measuredLoop` on the stack count as the workload's (bench/fixtures/cpu_profile.ts). Ticks of
- * the loop's window outside JavaScript (garbage collection, V8's "(program)", idle) are counted
- * apart, as a share of the window.
+ * operation; `churn`, `adversarialDelete`, `get` and `getStrings` as WORKLOADS says. A child
+ * warms its loop up for about 300 ms, then runs it in `measuredLoop` for `--ms` of wall time,
+ * and reports the operations and the time; only the samples with `measuredLoop` on the stack
+ * count as the workload's (bench/fixtures/cpu_profile.ts). Ticks of the loop's window outside
+ * JavaScript (garbage collection, V8's "(program)", idle) are counted apart, as a share of the
+ * window.
  *
  * The profilers: Deno's and Bun's (1.4.5) `--cpu-prof --cpu-prof-dir=DIR --cpu-prof-name=NAME
  * --cpu-prof-interval=µs`, a sample every 250 µs; both write Chrome's `.cpuprofile` with each
@@ -62,6 +63,8 @@ const WORKLOADS = {
   store: `SyncMap.store overwrite, ${KEYS_TEXT} int keys`,
   range: `SyncMap.range over ${KEYS_TEXT} int keys (one op: the whole range)`,
   churn: `SyncMap store of an absent int key, then delete of a present one (StoreDeleteChurn)`,
+  adversarialDelete:
+    `SyncMap load misses, a range-delete-store every ${KEYS_TEXT} (AdversarialDelete)`,
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
 } as const;
@@ -142,6 +145,24 @@ function bodyOf(workload: Workload): Body {
       };
       return function ranges(n) {
         for (let i = 0; i < n; i++) map.range(visit);
+        if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "adversarialDelete": {
+      // Go's AdversarialDelete: each load misses but one in KEYS; every KEYS calls, a range
+      // deletes the first key it meets and a new key is stored, so the dirty table is rebuilt.
+      const map = filled(ints);
+      let i = 0;
+      const deleteFirst = (key: number) => (map.delete(key), false);
+      return function adversarialDelete(n) {
+        let sum = 0;
+        for (let j = 0; j < n; j++, i++) {
+          sum += map.load(i) ?? 0;
+          if (i % KEYS === 0) {
+            map.range(deleteFirst);
+            map.store(i, i);
+          }
+        }
         if (sum < 0) throw new Error("unreachable");
       };
     }

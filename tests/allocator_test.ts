@@ -25,13 +25,14 @@ import {
   release,
   verifyHeap,
 } from "../src/_engine/allocator.ts";
-import { CHUNK_HEADER, chunkSizeFor, SPAN_HEADER } from "../src/_engine/alloc_layout.ts";
+import { CHUNK_HEADER, chunkSizeFor, sizeClass, SPAN_HEADER } from "../src/_engine/alloc_layout.ts";
 import {
   cacheAllocate,
   cachedBytes,
   cacheRelease,
   flushCache,
   newCache,
+  spillAt,
 } from "../src/_engine/alloc_cache.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { MapFullError } from "../src/errors.ts";
@@ -348,18 +349,27 @@ test("allocator: a transaction of many allocations and frees rolls back exactly"
   );
 });
 
-test("allocator cache: a class holds 8 KiB of freed blocks (128 at least) before it spills", () => {
-  // A collect frees its retired blocks in bursts (with a second writer, of several quiescent
-  // periods); a cache that spilled and refilled across every burst took the allocator lock,
-  // which every worker shares, once in about a hundred stores.
-  for (const [size, holds] of [[16, 512], [64, 128], [1024, 128]]) {
-    const arena = Arena.create(2, 4096 * KiB, 0, "auto", "auto", true);
+test("allocator cache: a class holds 64 KiB of freed blocks, a 64th of maxBytes in a small map", () => {
+  // A collect frees its retired blocks in bursts (with a second writer, the backlog of that
+  // writer's lag); a cache that spilled and refilled across every burst took the allocator lock,
+  // which every worker shares, once in about twenty stores.
+  const cases: [maxBytes: number, size: number, holds: number][] = [
+    [4096 * KiB, 16, 4096],
+    [4096 * KiB, 64, 1024],
+    [4096 * KiB, 1024, 64],
+    [256 * KiB, 16, 256],
+    [256 * KiB, 1024, 4],
+  ];
+  for (const [maxBytes, size, holds] of cases) {
+    const what = `class ${size} of a ${maxBytes / KiB} KiB map`;
+    assert.equal(spillAt(maxBytes, sizeClass(size)), holds, what);
+    const arena = Arena.create(2, maxBytes, 0, "auto", "auto", true);
     const cache = newCache(arena);
     const blocks = Array.from({ length: holds }, () => lockedAllocate(arena, size, false));
     for (let i = 0; i < holds - 1; i++) cacheRelease(arena, cache, blocks[i], size);
-    assert.equal(cachedBytes(arena, cache), (holds - 1) * size, `class ${size}: kept them all`);
+    assert.equal(cachedBytes(arena, cache), (holds - 1) * size, `${what}: kept them all`);
     cacheRelease(arena, cache, blocks[holds - 1], size);
-    assert.equal(cachedBytes(arena, cache), (holds - 32) * size, `class ${size}: spilled 32`);
+    assert.equal(cachedBytes(arena, cache), Math.max(0, holds - 32) * size, `${what}: spilled 32`);
     // Drained, the cache pops what it holds, then refills from the spans.
     for (let i = 0; i < holds; i++) cacheAllocate(arena, cache, size);
     flushCache(arena, cache);

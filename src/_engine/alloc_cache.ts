@@ -34,22 +34,36 @@ const CACHE_RAW = CACHE_TOTAL + 1;
 const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
 /**
- * A class's cache spills {@linkcode SPILL_BATCH} blocks when it reaches this many: 8 KiB of
- * blocks, and never fewer than 128 (twice a quiescent period: reclaim.ts, the blocks one
- * participant's quiescent point frees at once, an operation retiring one). A participant that
- * allocates and frees at the same rate, as a store that overwrites does, should keep its blocks
- * between the refill at 0 and the spill, since each refill or spill is a journaled step under
- * the allocator lock, which every worker shares. Its frees come in bursts, though: a collect
- * frees only what every other participant's announcement has passed, so with a second worker
- * storing, a burst may be several periods' worth. At 128 for the 16-byte class (a SyncMap's
- * number records), two workers storing disjoint keys refilled once in about 115 stores and
- * spilled once in 230, and two workers did less than one; at 512, 1.1x to 1.2x one worker's
- * throughput (scratch measurement in the commit that set it). A write that runs out of memory
- * gives the cache back first (reclaim.ts reclaimNow).
+ * Bytes of one class a cache holds at most before it spills ({@linkcode spillAt}): 64 KiB, or a
+ * 64th of maxBytes in a smaller map.
+ *
+ * A participant that allocates and frees at the same rate, as a store that overwrites does,
+ * should keep its blocks between the refill at 0 and the spill: each refill or spill is a
+ * journaled step under the allocator lock, which every worker shares, on span words that other
+ * workers' steps write too. Its frees come in bursts, though. A collect frees only what every
+ * other participant's announcement has passed (reclaim.ts), and a second writer's announcement
+ * lags whenever that writer is descheduled or waits for the allocator lock: meanwhile the first
+ * writer's retired blocks pile up, its allocations drain the cache and refill it from the spans,
+ * and once the lag ends the burst of frees overflows the cache back into them. The swing is the
+ * backlog of a lag, thousands of blocks. Measured with two workers storing disjoint number keys
+ * (records of the 16-byte class) at 8 KiB a class: a refill in about 20 stores and a spill in 45
+ * on Bun, and each worker spent a third of its time inside the allocator lock or waiting for it.
+ * At 64 KiB, the two-worker throughput of bench/workers.ts's disjoint writers rose 1.54x on Deno
+ * and 1.33x on Bun (same-run medians). A write that runs out of memory gives the cache back
+ * first (reclaim.ts reclaimNow), and a small map keeps a small cache.
  */
-const SPILL_AT: readonly number[] = CLASS_SIZES.map((size) =>
-  Math.max(128, Math.floor(8192 / size))
-);
+const CACHE_CLASS_BYTES = 64 * 1024;
+
+/**
+ * Blocks of class `c` a cache of an arena of `maxBytes` holds at most: it spills
+ * {@linkcode SPILL_BATCH} of them when it reaches this many ({@linkcode CACHE_CLASS_BYTES}),
+ * never fewer than one.
+ */
+export function spillAt(maxBytes: number, c: number): number {
+  const budget = Math.min(CACHE_CLASS_BYTES, Math.floor(maxBytes / 64));
+  return Math.max(1, Math.floor(budget / CLASS_SIZES[c]));
+}
+
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
 const SPILL_BATCH = 32;
 /**
@@ -116,7 +130,7 @@ export function cacheRelease(arena: Arena, cache: number, offset: number, size: 
   i32[offset >> 2] = i32[w];
   i32[w] = offset; // the push: one write, after the link
   i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
-  if (++i32[w + 1] >= SPILL_AT[c]) lockedSpill(arena, cache, c);
+  if (++i32[w + 1] >= spillAt(arena.maxBytes, c)) lockedSpill(arena, cache, c);
 }
 
 // The allocator steps of the two functions above, apart from them: the variables a closure
