@@ -15,10 +15,12 @@
  *   and a retire list. The announcement is 0 while the participant is offline (between tasks:
  *   it holds no reference into shared memory) and otherwise the epoch it read at its last
  *   quiescent point, a moment between two operations when it held no reference either.
- * - A block unlinked from every shared structure is retired: appended to its retirer's own list
- *   with the epoch read after the unlink. It may be freed once every online participant has
- *   announced a later epoch: such an announcement was made after the block became unreachable,
- *   so nothing that participant reads afterwards can lead to it.
+ * - A block unlinked from every shared structure is retired: appended to its retirer's own list,
+ *   and stamped with an epoch loaded after the unlink, at the retirer's next quiescent point or
+ *   collect (#stamp: the load made there anyway dates every retirement since). It may be freed
+ *   once every online participant has announced a later epoch: such an announcement was made
+ *   after the block became unreachable, so nothing that participant reads afterwards can lead
+ *   to it.
  * - Participants announce at the start of one operation in {@linkcode QUIESCE_EVERY} (a local
  *   countdown, no atomics in between), and go offline in a microtask queued when they come
  *   online, that is when the current task ends. A worker that stops calling the map therefore
@@ -34,9 +36,9 @@
  *
  * Bound: a participant frees its retired blocks at its quiescent points once every other online
  * participant has announced since, so the blocks waiting at any time are about what the
- * participants retired over two of their quiescent periods, {@linkcode QUIESCE_EVERY}
- * operations each, plus anything retired while some participant was inside one long
- * synchronous task without calling the map.
+ * participants retired over three of their quiescent periods (one more while its retirements
+ * wait to be stamped), {@linkcode QUIESCE_EVERY} operations each, plus anything retired while
+ * some participant was inside one long synchronous task without calling the map.
  *
  * Epochs are 32-bit and compared with serial-number arithmetic, so they may wrap.
  *
@@ -100,6 +102,11 @@ import {
 export const QUIESCE_EVERY = 64;
 /** Retired blocks a participant lets accumulate before it tries to free them early. */
 const RETIRE_BATCH = 64;
+/**
+ * The epoch word of a retire-list entry not yet stamped (see Participant's #stamp). No stamp is
+ * 0: an epoch loaded as 0 is stamped 1, as it is announced.
+ */
+const UNSTAMPED = 0;
 /**
  * Most blocks one operation retires. {@linkcode Participant.enter} makes room for them before
  * the operation changes anything, so that retiring never allocates and never fails.
@@ -173,6 +180,11 @@ export class Participant {
   #seat: number;
   /** Retired blocks waiting, as a local copy of the shared list's length. */
   #pending = 0;
+  /**
+   * Entries of the retire list below this index carry their epoch; those from it to
+   * {@linkcode #pending} are {@linkcode UNSTAMPED} until {@linkcode #stamp} gives them one.
+   */
+  #stamped = 0;
   /** Free places in the retire list, a local copy. */
   #room = 0;
   /**
@@ -249,6 +261,9 @@ export class Participant {
     const list = arena.i32[this.#seat + LIST];
     // A released seat's list may lie past this thread's views (listCount reaches it).
     this.#pending = list === 0 ? 0 : listCount(arena, list);
+    // An entry of a released seat's list that its owner left unstamped is stamped by the sweep
+    // that meets it (#sweep).
+    this.#stamped = this.#pending;
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
     this.#cache = arena.i32[this.#seat + CACHE];
     // A released seat's leftovers come with it: they are no longer an orphan's.
@@ -437,7 +452,9 @@ export class Participant {
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
-    if (list !== 0) listCount(a, list);
+    // Copied by the list's own count, never by a #pending left above it (a rollback that threw
+    // before resync): entries past the count may name blocks that are not retired.
+    if (list !== 0) this.resync();
     const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
     if (capacity - this.#pending >= n) {
       this.#room = capacity - this.#pending;
@@ -460,16 +477,21 @@ export class Participant {
   /**
    * Retires the block `tag` (an offset, 16-byte aligned, with a kind in its low four bits)
    * that the caller has just made unreachable. It will be passed to `free` once safe.
+   *
+   * The entry's epoch is not loaded here but at this participant's next quiescent point or
+   * collect ({@linkcode #stamp}): an atomic load that comes after the unlink as surely as one
+   * made here would, and one this participant makes there anyway. On Bun, a load here made two
+   * workers storing disjoint keys 1.24x slower: JavaScriptCore's `Atomics.load` takes the
+   * epoch's cache line exclusively, so every store passed the line to the other worker.
    */
   retire(tag: number): void {
     if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
-    const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const list = a.i32[this.#seat + LIST];
     const n = listCount(a, list, 1);
     const w = list >> 2;
     a.i32[tagAt(w, n)] = tag;
-    a.i32[epochAt(w, n)] = epoch;
+    a.i32[epochAt(w, n)] = UNSTAMPED;
     a.i32[w + RL_COUNT] = n + 1;
     this.#pending = n + 1;
     this.#room--;
@@ -478,17 +500,20 @@ export class Participant {
   /**
    * {@linkcode retire}, as part of the locked step `tx`: the list's words are journaled, so a
    * rollback of the step takes the retirement back too (call {@linkcode resync} after a rollback
-   * in this thread).
+   * in this thread). The entry must not be dated before the step commits: the step's unlink is
+   * R_READ's publication, made at the commit (Journal.publishAtCommit), and an epoch loaded
+   * before it would let a reader that announced after that load, and then read the old R_READ,
+   * lose the block under it. Left unstamped, it is stamped at the next quiescent point or
+   * collect, after the commit: no locked step makes either.
    */
   retireTx(tag: number, tx: { set(index: number, value: number): void }): void {
     if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
-    const epoch = Atomics.load(a.i32, this.registry.epochWord);
     const list = a.i32[this.#seat + LIST];
     const n = listCount(a, list, 1);
     const w = list >> 2;
     tx.set(tagAt(w, n), tag);
-    tx.set(epochAt(w, n), epoch);
+    tx.set(epochAt(w, n), UNSTAMPED);
     tx.set(w + RL_COUNT, n + 1);
     this.#pending = n + 1;
     this.#room--;
@@ -502,6 +527,7 @@ export class Participant {
     const n = listCount(a, list);
     this.#room += this.#pending - n;
     this.#pending = n;
+    if (this.#stamped > n) this.#stamped = n;
   }
 
   /**
@@ -622,7 +648,9 @@ export class Participant {
     if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) return;
     // Advance the epoch so that announcements made from now on postdate every retirement so far.
     const epochWord = this.registry.epochWord;
-    let now = (Atomics.add(i32, epochWord, 1) + 1) | 0;
+    const previous = Atomics.add(i32, epochWord, 1);
+    this.#stamp(previous); // the value of its day, loaded after every unlink so far
+    let now = (previous + 1) | 0;
     if (now === 0) now = (Atomics.add(i32, epochWord, 1) + 1) | 0; // 0 means offline
     if (this.#online) Atomics.store(i32, this.#seat + ANNOUNCE, now);
     let oldest = now;
@@ -635,9 +663,15 @@ export class Participant {
       const e = Atomics.load(i32, at + ANNOUNCE);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
-    const kept = this.#sweep(a.i32[this.#seat + LIST], oldest);
-    this.#room += this.#pending - kept;
-    this.#pending = kept;
+    try {
+      this.#sweep(a.i32[this.#seat + LIST], oldest);
+    } finally {
+      // From the list itself, however the sweep ended: a free that threw left it shorter than
+      // #pending says, and makeRoom, a retirement, or the next stamp must not go by #pending.
+      this.resync();
+      this.#stamped = this.#pending; // stamped before the sweep moved them
+    }
+    const kept = this.#pending;
     // Try again once half as many more have been retired. A collect can free only what was
     // retired before the previous one (the others' announcements must postdate it), so in a
     // steady state `kept` is what came in since the last try: with `2 * kept` here it never
@@ -676,7 +710,13 @@ export class Participant {
     lockedReleaseSpares(a);
   }
 
-  /** Frees the entries of retire list `list` older than `oldest`; returns how many remain. */
+  /**
+   * Frees the entries of retire list `list` older than `oldest`; returns how many remain. An
+   * {@linkcode UNSTAMPED} entry is stamped instead, with an epoch loaded after reading it, and
+   * kept: one of a list whose owner is gone or was released (a list changes hands without its
+   * entries being stamped; the release and the claim that handed it over come after the owner's
+   * unlinks), or, defensively, one its owner left below {@linkcode #stamped}.
+   */
   #sweep(list: number, oldest: number): number {
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
@@ -691,7 +731,12 @@ export class Participant {
     // anyone frees the list's blocks.
     for (let j = n - 1; j >= 0; j--) {
       const tag = a.i32[tagAt(w, j)];
-      if (!before(a.i32[epochAt(w, j)], oldest)) continue;
+      const e = a.i32[epochAt(w, j)];
+      if (e === UNSTAMPED) {
+        a.i32[epochAt(w, j)] = Atomics.load(a.i32, this.registry.epochWord) || 1;
+        continue;
+      }
+      if (!before(e, oldest)) continue;
       n--;
       moveEntry(a.i32, w, n, j);
       a.i32[w + RL_COUNT] = n;
@@ -741,6 +786,8 @@ export class Participant {
     if (this.#closed) this.#closedError();
     const i32 = this.arena.i32;
     let now = Atomics.load(i32, this.registry.epochWord);
+    // Entries left unstamped while offline (idle(), or a going offline that threw).
+    this.#stamp(now);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
     this.#online = true;
@@ -799,8 +846,31 @@ export class Participant {
       return;
     }
     let now = Atomics.load(i32, this.registry.epochWord);
+    this.#stamp(now);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
+  }
+
+  /**
+   * Gives the entries retired since the last stamp (from {@linkcode #stamped} to the list's end)
+   * the epoch `epoch`, which the caller loaded atomically after their unlinks, as retire would
+   * have: every unlink is an atomic write (an entry's compare-exchange or exchange, R_READ's
+   * publication at a commit) or a plain write under the mutex that its release, an atomic
+   * compare-exchange, publishes (a dirty-only entry's removal), all before this load in the
+   * same thread, which therefore reads an epoch at least as late as one read right after the
+   * unlink. A later epoch only makes a block wait longer. An epoch of 0 is stamped 1, as it is
+   * announced: 0 marks an entry {@linkcode UNSTAMPED}, and 1 is the later of the two.
+   */
+  #stamp(epoch: number): void {
+    if (epoch === 0) epoch = 1;
+    const n = this.#pending;
+    if (this.#stamped >= n) return;
+    const a = this.arena;
+    const list = a.i32[this.#seat + LIST];
+    if (list === 0) return; // defensive: word 0 is the arena's magic number, not a list
+    const w = list >> 2;
+    for (let j = this.#stamped; j < n; j++) a.i32[epochAt(w, j)] = epoch;
+    this.#stamped = n;
   }
 
   /**

@@ -1,8 +1,11 @@
 /**
  * Internal. The retire list: the block in which a participant (reclaim.ts) keeps the blocks it
- * retired and has not freed yet, each with the epoch read after its unlink. Its seat's LIST word
- * (registry.ts) points to it. Only the seat's holder (its owner, a sweeper that borrowed it, or
- * the releaser of a seat whose owner is gone) reads or writes it, with plain reads and writes.
+ * retired and has not freed yet, each with an epoch loaded after its unlink. Its owner writes
+ * that epoch lazily, at its next quiescent point or collect (Participant's #stamp); until then an
+ * entry's epoch word is 0, which no stamp is, and whoever sweeps the list stamps such an entry
+ * instead of freeing it. Its seat's LIST word (registry.ts) points to it. Only the seat's holder
+ * (its owner, a sweeper that borrowed it, or the releaser of a seat whose owner is gone) reads
+ * or writes it, with plain reads and writes.
  * Its offset, count and capacity are shared memory, read through {@linkcode listCount}, which
  * checks them before anyone indexes the list with them.
  *
