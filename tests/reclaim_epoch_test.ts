@@ -131,8 +131,8 @@ describe("reclamation epochs", () => {
     one.p.enter();
     one.p.retire(X);
     one.p.retire(Y);
-    // The sweep takes Y off the list, then its free throws: the local count stays above the
-    // list's, and the next retirement lands below it.
+    // The sweep takes Y off the list, then its free throws: the participant's counts must
+    // follow the list, or the next retirement would land where no stamp reaches it.
     assert.throws(() => one.p.collect(), RangeError);
     one.p.retire(Z);
     collectAll(one.p);
@@ -147,8 +147,8 @@ describe("reclamation epochs", () => {
     two.p.enter();
     two.p.retire(X);
     releaseSeat(registry, two.ticket.index, two.ticket.word >>> 2);
-    // The owner's call in progress (a Deno zombie's, past its grace) retires into the list the
-    // release stamped; the orphan's borrowers must still free it, and the list must empty.
+    // The owner's call in progress (a Deno zombie's, past its grace) retires into the released
+    // list, unstamped; the orphan's borrowers must still free it, and the list must empty.
     two.p.retire(Y);
     collectAll(one.p);
     assert.ok(one.freed.includes(X) && one.freed.includes(Y), `freed: ${hex(one.freed)}`);
@@ -156,6 +156,7 @@ describe("reclamation epochs", () => {
     one.p.close();
     map.close();
   });
+
   it("never stamps 0: a retirement dated in the instant the epoch wraps through 0", async () => {
     const { map, registry, ps: [q, p] } = await setup(2);
     const i32 = registry.arena.i32;
