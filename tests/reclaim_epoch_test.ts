@@ -55,6 +55,21 @@ function collectAll(p: Participant): void {
 
 const hex = (tags: number[]): string => tags.map((t) => t.toString(16)).join(", ");
 
+type Seat = Awaited<ReturnType<typeof setup>>["ps"][number];
+
+/**
+ * Asserts that `retirer`'s collect keeps `tag`, which it retired after `reader`'s last
+ * announcement (`why` names what a free would break), until `reader` announces again, and then
+ * frees it.
+ */
+function freedOnlyOnceAnnounced(retirer: Seat, reader: Seat, tag: number, why: string): void {
+  retirer.p.collect();
+  assert.deepEqual(retirer.freed, [], why);
+  quiesce(reader.p);
+  retirer.p.collect();
+  assert.deepEqual(retirer.freed, [tag]);
+}
+
 const X = 0x100; // a tag: a 16-aligned "offset" with kind 0
 const Y = 0x200;
 const Z = 0x300;
@@ -66,22 +81,18 @@ describe("reclamation epochs", () => {
     one.p.enter();
     two.p.enter();
     // One retires and collects: the epoch advances past what two loaded, and one announces it.
-    one.p.retire(0x200);
+    one.p.retire(Y);
     one.p.collect();
     // Two retires now, after that advance: one's announcement came before this unlink, so one
     // may still be reading the block. An epoch stamped from what two loaded before the advance
-    // would let two's collect free it at once.
+    // would let two's collect free it at once. Once one announces again, it is safe to free.
     two.p.retire(X);
-    two.p.collect();
-    assert.deepEqual(
-      two.freed,
-      [],
+    freedOnlyOnceAnnounced(
+      two,
+      one,
+      X,
       "freed while a participant that announced before it may read it",
     );
-    // One announces again, after the unlink: now the block is safe to free.
-    quiesce(one.p);
-    two.p.collect();
-    assert.deepEqual(two.freed, [X]);
     one.p.close();
     two.p.close();
     map.close();
@@ -93,8 +104,8 @@ describe("reclamation epochs", () => {
     two.p.enter();
     two.p.retire(X);
     // Two's seat is released before any quiescent point or collect of its own stamped X (as a
-    // dead worker's is): the release stamps its list, and another participant's collect frees
-    // the orphan's blocks. Left unstamped, X would wait for good.
+    // dead worker's is): the collect that borrows the orphan's list stamps X, and a later one
+    // frees it. Taken for stamped, or never stamped, X would be freed early or wait for good.
     releaseSeat(registry, two.ticket.index, two.ticket.word >>> 2);
     one.p.collect();
     quiesce(one.p);
@@ -103,6 +114,7 @@ describe("reclamation epochs", () => {
     one.p.close();
     map.close();
   });
+
   it("dates a retirement of a locked step after the step, whose unlink is its commit", async () => {
     const { map, registry, ps: [one, two] } = await setup(2);
     one.p.enter();
@@ -116,11 +128,12 @@ describe("reclamation epochs", () => {
     one.p.collect();
     // The commit publishes the new R_READ (nothing to do here). Dated at the retirement, X
     // would be freed now, while one may still walk the old table.
-    two.p.collect();
-    assert.deepEqual(two.freed, [], "freed before a participant that read the old table moved on");
-    quiesce(one.p);
-    two.p.collect();
-    assert.deepEqual(two.freed, [X]);
+    freedOnlyOnceAnnounced(
+      two,
+      one,
+      X,
+      "freed before a participant that read the old table moved on",
+    );
     one.p.close();
     two.p.close();
     map.close();
@@ -171,11 +184,12 @@ describe("reclamation epochs", () => {
     quiesce(p.p);
     // The collector's second add. Dated 0, X would be older than Q's announcement of 1.
     Atomics.store(i32, registry.epochWord, 1);
-    p.p.collect();
-    assert.deepEqual(p.freed, [], "freed while Q, which announced before its unlink, may read it");
-    quiesce(q.p);
-    p.p.collect();
-    assert.deepEqual(p.freed, [X]);
+    freedOnlyOnceAnnounced(
+      p,
+      q,
+      X,
+      "freed while Q, which announced before its unlink, may read it",
+    );
     q.p.close();
     p.p.close();
     map.close();
