@@ -14,6 +14,11 @@ import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import { threadGone } from "../src/threads.ts";
 import type { ZombiePath, ZombieReply, ZombieRequest } from "./fixtures/zombie_worker.ts";
+import type {
+  ZombieStep,
+  ZombieStepReply,
+  ZombieStepRequest,
+} from "./fixtures/zombie_step_worker.ts";
 import { until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 import { spawn as nodeSpawn } from "../src/workers/node.ts";
@@ -61,6 +66,38 @@ describe("a worker marked terminating stops at its next call", () => {
           assert.equal(lock.tryLock(), true);
           lock.unlock();
         }
+      } finally {
+        worker.terminate();
+      }
+    });
+  }
+});
+
+// A zombie may be inside a long engine call when it is marked: a collect freeing a backlog of
+// thousands of retirements, a flush of its cache, a sweep's frees, a dirty table's rebuild. It
+// must stop there too, at its next free or allocator step, long before the grace after which
+// the others take its locks over and its seat is released: one that ran on past the grace wrote
+// into an allocator step another thread had taken over (the pool test saw a corrupt heap).
+describe("a worker marked terminating inside a long engine call stops at its next step", () => {
+  const cases: { step: ZombieStep; done: number; what: string }[] = [
+    { step: "collect", done: 1, what: "tags freed: none after the one whose free marked it" },
+    { step: "allocator step", done: 0, what: "steps run: none" },
+  ];
+  for (const { step, done, what } of cases) {
+    it(step, { timeout: 60_000 }, async () => {
+      // A map of its own: the collect's tags name no block, so it is dropped unswept.
+      const map = new SyncMap<number, number>();
+      const { promise, resolve, reject } = Promise.withResolvers<ZombieStepReply>();
+      const worker = startWorker(new URL("./fixtures/zombie_step_worker.ts", import.meta.url), {
+        message: (data) => resolve(data as ZombieStepReply),
+        error: reject,
+      });
+      try {
+        worker.postMessage({ step, map: map.handle } satisfies ZombieStepRequest);
+        const reply = await promise;
+        assert.equal(reply.error, "TerminatedError");
+        assert.equal(reply.done, done, what);
+        assert.equal(reply.lock, 0, "the allocator lock is free");
       } finally {
         worker.terminate();
       }

@@ -27,7 +27,7 @@ import {
   H_BYTES_USED,
   HEADER_BYTES,
 } from "./arena.ts";
-import { ownerId } from "./census.ts";
+import { liveOwnerId } from "./census.ts";
 import { ACQUIRED, clearPoison, CONTENDED, lockWord, OWNER_SHIFT, POISONED } from "./futex.ts";
 import { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
@@ -154,10 +154,14 @@ export function allocatorJournal(arena: Arena): Journal {
 /**
  * Runs `f` under the allocator lock with the lock's journal begun, committing it after, and
  * rolling it back if `f` throws. A lock left by a dead thread is taken over and its operation
- * rolled back first.
+ * rolled back first. In a thread marked terminating, throws TerminatedError before the lock.
  */
 export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
-  const me = ownerId();
+  // A thread marked terminating stops here (TerminatedError, or a Deno zombie's exit), before
+  // the lock: a zombie in a long loop of steps (a collect's spills, a flush, a sweep's frees,
+  // a rebuild's allocations) must not reach a step after the grace, when a waiter takes the
+  // lock over and rolls back the journal it is still writing (census.ts, ownerGone).
+  const me = liveOwnerId();
   // Taken before the lock: the release below must make no call (see the finally).
   const i32 = arena.i32;
   // No park hook (see SyncCore's): a step of the allocator never waits for anything else, so

@@ -730,6 +730,9 @@ export class Participant {
     // count, leaves the last entry listed twice, which repairList (registry.ts) undoes before
     // anyone frees the list's blocks.
     for (let j = n - 1; j >= 0; j--) {
+      // A thread marked terminating stops between two frees: a backlog of thousands takes
+      // longer than the grace after which its seat is released to others (census.ts).
+      checkAlive();
       const tag = a.i32[tagAt(w, j)];
       const e = a.i32[epochAt(w, j)];
       if (e === UNSTAMPED) {

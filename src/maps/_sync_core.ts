@@ -19,7 +19,7 @@
 
 import { bytesUsed } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
-import { checkAlive, ownerId } from "../_engine/census.ts";
+import { checkAlive, liveOwnerId, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
   clearPoison,
@@ -179,7 +179,9 @@ export class SyncCore {
   locked<T>(f: () => T): T {
     // Taken before the lock: the release below must make no call (see the finally).
     const i32 = this.arena.i32;
-    const me = ownerId();
+    // A thread marked terminating stops before the mutex, as before an allocator step
+    // (allocator.ts underLock): a step of a long call of a zombie's (a reap) is one.
+    const me = liveOwnerId();
     this.#lock(i32, me);
     let done = false;
     // Whether the step is over: committed and its intents carried out, or rolled back. Until

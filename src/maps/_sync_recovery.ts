@@ -23,7 +23,7 @@
 
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
-import { ownerGone } from "../_engine/census.ts";
+import { checkAlive, ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
   deadSeats,
@@ -306,6 +306,10 @@ function sweep(core: SyncCore): void {
   for (const [, cache] of caches(core)) {
     for (const b of verifyCache(a, cache, heap)) cached.add(b);
   }
+  // The walks above write nothing and may take longer than the grace after which a thread
+  // marked terminating counts as gone: one marked meanwhile stops before its first write.
+  // Each free checks again (underLock).
+  checkAlive();
   for (const [offset, bytes] of heap.blocks) {
     if (reached.has(offset) || cached.has(offset)) continue;
     lockedRelease(a, offset, bytes);
