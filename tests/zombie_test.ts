@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { record, TERMINATING } from "../src/_engine/census.ts";
+import { POISONED } from "../src/_engine/futex.ts";
 import { GoMap } from "../src/maps/go_map.ts";
 import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
@@ -75,35 +76,64 @@ describe("a worker marked terminating stops at its next call", () => {
 
 // A zombie may be inside a long engine call when it is marked: a collect freeing a backlog of
 // thousands of retirements, a flush of its cache, a sweep's frees, a dirty table's rebuild. It
-// must stop there too, at its next free or allocator step, long before the grace after which
-// the others take its locks over and its seat is released: one that ran on past the grace wrote
-// into an allocator step another thread had taken over (the pool test saw a corrupt heap).
+// must stop there too, at its next free, allocator step or step under the mutex, long before the
+// grace after which the others take its locks over and its seat is released: one that ran on
+// past the grace wrote into an allocator step another thread had taken over (the pool test saw
+// a corrupt heap). A step whose commit has begun has taken effect, though: it returns, and what
+// is left of its commit is finished by the mutex's next holder (its caller would otherwise free
+// what it published).
 describe("a worker marked terminating inside a long engine call stops at its next step", () => {
-  const cases: { step: ZombieStep; done: number; what: string }[] = [
+  const stops: { step: ZombieStep; done: number; what: string }[] = [
     { step: "collect", done: 1, what: "tags freed: none after the one whose free marked it" },
     { step: "allocator step", done: 0, what: "steps run: none" },
+    { step: "mutex step", done: 0, what: "steps run: none" },
   ];
-  for (const { step, done, what } of cases) {
+  for (const { step, done, what } of stops) {
     it(step, { timeout: 60_000 }, async () => {
-      // A map of its own: the collect's tags name no block, so it is dropped unswept.
-      const map = new SyncMap<number, number>();
-      const { promise, resolve, reject } = Promise.withResolvers<ZombieStepReply>();
-      const worker = startWorker(new URL("./fixtures/zombie_step_worker.ts", import.meta.url), {
-        message: (data) => resolve(data as ZombieStepReply),
-        error: reject,
-      });
-      try {
-        worker.postMessage({ step, map: map.handle } satisfies ZombieStepRequest);
-        const reply = await promise;
-        assert.equal(reply.error, "TerminatedError");
-        assert.equal(reply.done, done, what);
-        assert.equal(reply.lock, 0, "the allocator lock is free");
-      } finally {
-        worker.terminate();
-      }
+      const reply = await runStep(step);
+      assert.equal(reply.error, "TerminatedError");
+      assert.equal(reply.done, done, what);
+      assert.deepEqual([reply.lock, reply.mutex], [0, 0], "the allocator lock and mutex are free");
     });
   }
+
+  it("but a step whose commit began returns, and its commit is finished", {
+    timeout: 60_000,
+  }, async () => {
+    const map = new SyncMap<number, number>();
+    const reply = await runStep("commit", map);
+    // The commit's deferred free met the check, so the step went no further: it is left to the
+    // mutex's next holder, released poisoned. The caller still gets the result: the step had
+    // taken effect (a store's caller would otherwise free the record it had just published).
+    assert.equal(reply.error, "none", "the step took effect: it returns");
+    assert.equal(reply.done, 42);
+    assert.equal(reply.lock, 0, "the allocator lock is free");
+    assert.equal(reply.mutex, POISONED, "the mutex is free, poisoned for its next holder");
+    assert.ok(reply.leftover > 0, "the block the commit frees is not freed yet");
+    // The next holder (this store) rolls the commit forward: the block is freed, and no block
+    // is left that nothing reaches.
+    map.store(1, 1);
+    map.verify();
+  });
 });
+
+/** Runs `step` in a worker of its own, on a map of its own, which is dropped unswept. */
+async function runStep(
+  step: ZombieStep,
+  map = new SyncMap<number, number>(),
+): Promise<ZombieStepReply> {
+  const { promise, resolve, reject } = Promise.withResolvers<ZombieStepReply>();
+  const worker = startWorker(new URL("./fixtures/zombie_step_worker.ts", import.meta.url), {
+    message: (data) => resolve(data as ZombieStepReply),
+    error: reject,
+  });
+  try {
+    worker.postMessage({ step, map: map.handle } satisfies ZombieStepRequest);
+    return await promise;
+  } finally {
+    worker.terminate();
+  }
+}
 
 // A read (load, loadOk, has) does not check the census as it begins (Participant.enterRead):
 // a thread declared gone is stopped by its seat's claim check once its seat is released, with

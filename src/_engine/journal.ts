@@ -462,6 +462,14 @@ export class Journal {
     }
   }
 
+  /**
+   * Whether a commit has begun (state COMMITTING): the mutation has taken effect, and a
+   * recovery rolls it forward.
+   */
+  get committing(): boolean {
+    return this.#src.i32[this.at + J_STATE] === COMMITTING;
+  }
+
   /** The intent under way (0: none). */
   get intent(): number {
     return this.#src.i32[this.at + J_INTENT];

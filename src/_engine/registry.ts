@@ -433,10 +433,12 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
   }
 }
 
-/** Lowers the pause word and wakes the parked participants. */
+/** Lowers the pause word, if this thread's, and wakes the parked participants. */
 export function resumeWorld(registry: Registry): void {
   const i32 = registry.arena.i32;
-  Atomics.store(i32, registry.pauseWord, 0);
+  // Only this thread's own pause: one that outlived the grace (a zombie) may find another
+  // thread's in the word, taken over from it as a dead pauser's.
+  if (Atomics.compareExchange(i32, registry.pauseWord, ownerId(), 0) !== ownerId()) return;
   Atomics.notify(i32, registry.pauseWord);
 }
 

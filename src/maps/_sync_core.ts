@@ -34,6 +34,7 @@ import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { LockedTx } from "../_engine/tx.ts";
+import { TerminatedError } from "../errors.ts";
 import { noteRecord } from "./_compute_watch.ts";
 import {
   AMENDED,
@@ -175,6 +176,10 @@ export class SyncCore {
   /**
    * Runs `f` under the mutex as one transaction: commits it if `f` returns, rolls it back if
    * it throws, then finishes the intents the commit left (marking, clearing) and unlocks.
+   * Returns `f`'s result once the step has taken effect (its commit begun), if a
+   * TerminatedError came after that: a caller that saw the error would undo what the step
+   * published (free its record in flight). What is left of the commit is then finished here if
+   * this thread can, else by the mutex's next holder, the mutex released poisoned.
    */
   locked<T>(f: () => T): T {
     // Taken before the lock: the release below must make no call (see the finally).
@@ -183,13 +188,14 @@ export class SyncCore {
     // (allocator.ts underLock): a step of a long call of a zombie's (a reap) is one.
     const me = liveOwnerId();
     this.#lock(i32, me);
+    // Whether the step took effect: its commit done (or begun, in the catch).
     let done = false;
     // Whether the step is over: committed and its intents carried out, or rolled back. Until
     // then the mutex is released poisoned, whatever threw (a stack overflow can throw from any
     // call, the rollback's included), so that its next holder recovers the step as a dead
     // holder's (recoverMutex) instead of meeting a journal still begun.
     let settled = false;
-    let result: T;
+    let result!: T;
     try {
       result = f();
       this.tx.journal.commit(this.tx.releaser);
@@ -197,14 +203,34 @@ export class SyncCore {
       this.#afterCommit();
       settled = true;
     } catch (error) {
-      if (!done) {
-        // Through the transaction: an allocator step cut short inside this one (released
-        // poisoned) is rolled back first, before this journal's FREE entries are read.
+      if (!done && !this.tx.journal.committing) {
+        // Rolled back: the step never took effect. Through the transaction: an allocator step
+        // cut short inside this one (released poisoned) is rolled back first, before this
+        // journal's FREE entries are read.
         this.tx.recover();
         settled = true;
         this.participant.resync();
+        throw error;
       }
-      throw error;
+      // The step took effect: what threw came after its commit began (its deferred frees, or
+      // its intents). A thread marked terminating meets a check at each free and in the
+      // intents' walks (and a stack overflow may come again): the rest is left to the mutex's
+      // next holder, which rolls the commit forward and finishes the intents.
+      if (!done) {
+        done = true;
+        try {
+          this.tx.recover();
+          this.#afterCommit();
+          settled = true;
+        } catch {
+          // Left to the next holder.
+        }
+        this.participant.resync();
+      }
+      // The caller gets the result, as from a step that took effect, when the error is the
+      // census check's: this thread stops at its next call. Any other error (corrupt memory, a
+      // stack overflow) still reaches it, as it did before this thread was checked here.
+      if (!(error instanceof TerminatedError)) throw error;
     } finally {
       this.#pendingRead = -1;
       // The release, written out with builtins alone: a stack overflow is checked for as a
@@ -456,6 +482,9 @@ export class SyncCore {
     const expunged: number[] = [];
     try {
       read?.forEachKeySlot(0, 0, (k) => {
+        // A rebuild of a large map can outlast the grace after which a thread marked
+        // terminating counts as gone: one marked meanwhile stops (the step rolled back).
+        checkAlive();
         const i32 = a.i32;
         const e = i32[(k >> 2) + S_ENTRY];
         // tryExpungeLocked
@@ -547,6 +576,7 @@ export class SyncCore {
     const old = new Table(a, header, false, noop, this.tx);
     let owned = 0;
     old.forEachKeySlot(0, 0, (k) => {
+      checkAlive(); // as in #dirtyLocked; the mutex's next holder marks again
       const e = a.i32[(k >> 2) + S_ENTRY];
       const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
       if (owns) {
@@ -588,6 +618,7 @@ export class SyncCore {
   #kill(readHeader: number, dirtyHeader: number): void {
     const a = this.arena;
     const kill = (table: Table, k: number): void => {
+      checkAlive(); // as in #dirtyLocked; the mutex's next holder kills again
       const i32 = a.i32;
       const e = i32[(k >> 2) + S_ENTRY];
       const p = Atomics.exchange(i32, e >> 2, EXPUNGED);

@@ -306,9 +306,10 @@ function sweep(core: SyncCore): void {
   for (const [, cache] of caches(core)) {
     for (const b of verifyCache(a, cache, heap)) cached.add(b);
   }
-  // The walks above write nothing and may take longer than the grace after which a thread
-  // marked terminating counts as gone: one marked meanwhile stops before its first write.
-  // Each free checks again (underLock).
+  // The walks above may take longer than the grace after which a thread marked terminating
+  // counts as gone: one marked meanwhile stops here, before the frees (each free checks again,
+  // in underLock). What the walks wrote is harmless whoever wrote it: a gone computer's claim
+  // given up (NIL), as any thread may give it up.
   checkAlive();
   for (const [offset, bytes] of heap.blocks) {
     if (reached.has(offset) || cached.has(offset)) continue;
