@@ -8,7 +8,7 @@
  */
 
 import { ownerId } from "../_engine/census.ts";
-import { Probe } from "../_engine/slots.ts";
+import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
 import { endCompute, enterCallback, exitCallback, madeSince } from "./_compute_watch.ts";
 import { checkFunction } from "../_describe.ts";
@@ -124,9 +124,18 @@ export function loadOrStore<K, V>(
   if (typeof key === "number" && s.numberKeys && typeof value === "number" && s.numberValues) {
     // A hit needs neither the key's probe nor the value's encoding, which for a number key
     // and value can neither fail nor run user code, so skipping them changes nothing else.
+    // The hit is a load, read as load reads it (docs/design.md, "The plain reads of a
+    // lookup"), with decodeRecord's number path written out as there.
     const e = currentEntryForNumber(s, key);
-    const p = e === 0 ? 0 : Atomics.load(a.i32, e >> 2);
-    if (p > EXPUNGED) return [s.decodeRecord(p), true];
+    if (e !== 0) {
+      const p = a.i32[e >> 2];
+      if (p > EXPUNGED) {
+        if (p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])) {
+          return [a.f64[p >> 3] as V, true];
+        }
+        return [s.decodeRecord(p), true];
+      }
+    }
   }
   const probe = s.probeKey(key);
   const vp = s.probeValue(value);
