@@ -146,7 +146,9 @@ function readBatch<K, V>(
     const k = slots[j];
     // The views again for each entry: a user codec's decode may have grown the buffer.
     const i32 = a.i32;
-    const p = Atomics.load(i32, i32[(k >> 2) + S_ENTRY] >> 2);
+    // E_P read plainly, as load reads it (docs/design.md, "The plain reads of a lookup"): the
+    // batch began with an atomic load of R_READ, and the record is read through the word read.
+    const p = i32[i32[(k >> 2) + S_ENTRY] >> 2];
     if (p <= EXPUNGED) continue;
     const hi = i32[(k >> 2) + S_KEY_HI];
     keys[count] = numberKeys && isNumberSlot(hi)
