@@ -24,6 +24,7 @@ import {
   OWNER,
   RELEASER,
   releaseSeat,
+  resumeWorld,
   SEAT_FREE,
   SEAT_IN_USE,
   SEAT_RELEASING,
@@ -192,6 +193,25 @@ describe("participant registry: releases", () => {
 });
 
 describe("participant registry: stopping the world", () => {
+  it("resumeWorld lowers only this thread's own pause", () => {
+    // A stopper that ran on past the grace (a Deno zombie) finds its pause taken over by
+    // another thread, as a dead pauser's is: its resumeWorld must not lower that one.
+    const { map, registry } = setup(4);
+    const i32 = new Int32Array(map.handle.buffer);
+    const other = liveOwner();
+    try {
+      Atomics.store(i32, registry.pauseWord, other);
+      resumeWorld(registry);
+      assert.equal(Atomics.load(i32, registry.pauseWord), other, "another thread's pause stays");
+      Atomics.store(i32, registry.pauseWord, ownerId());
+      resumeWorld(registry);
+      assert.equal(Atomics.load(i32, registry.pauseWord), 0, "its own is lowered");
+    } finally {
+      Atomics.store(i32, registry.pauseWord, 0);
+      map.close();
+    }
+  });
+
   it("a stopper found terminated as it waits gives up at once, its pause lowered", async () => {
     // A thread terminated while it waits for the world to stop (Deno's terminate() does not
     // stop a busy worker) must not wait on and then sweep: its end is declared after a grace
