@@ -438,7 +438,8 @@ export function resumeWorld(registry: Registry): void {
   const i32 = registry.arena.i32;
   // Only this thread's own pause: one that outlived the grace (a zombie) may find another
   // thread's in the word, taken over from it as a dead pauser's.
-  if (Atomics.compareExchange(i32, registry.pauseWord, ownerId(), 0) !== ownerId()) return;
+  const me = ownerId();
+  if (Atomics.compareExchange(i32, registry.pauseWord, me, 0) !== me) return;
   Atomics.notify(i32, registry.pauseWord);
 }
 
