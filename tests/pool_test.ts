@@ -14,7 +14,7 @@ import { test } from "node:test";
 import { Piscina } from "piscina";
 import { FixedThreadPool } from "poolifier";
 import { Tinypool } from "tinypool";
-import { GoMap, Mutex, OwnerDeadError, SyncMap } from "../mod.ts";
+import { GoMap, Mutex, OwnerDeadError, SyncMap, TerminatedError } from "../mod.ts";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -100,6 +100,11 @@ function killedWithItsWorker(error: unknown): boolean {
   return error instanceof Error && error.message === "Terminating worker thread";
 }
 
+/** Whether a task failed because its worker, told to terminate, met its next shmap call. */
+function terminatedUnder(error: unknown): boolean {
+  return error instanceof Error && error.message === new TerminatedError().message;
+}
+
 /** Task `t`, as posted to a pool: the maps' handles, its number and its progress word. */
 type TaskOf = (t: number) => PoolTask;
 
@@ -134,7 +139,8 @@ async function abortedTasks(makePool: () => AbortingPool, task: TaskOf): Promise
                 assert.equal(await pool.run(task(t)), STEPS);
                 break;
               } catch (error) {
-                if (!killedWithItsWorker(error) || attempt === 5) throw error;
+                const killed = killedWithItsWorker(error) || terminatedUnder(error);
+                if (!killed || attempt === 5) throw error;
               }
             }
           }
@@ -160,6 +166,7 @@ async function killedPools(task: TaskOf): Promise<Kills> {
   const kills = { killed: 0, midway: 0 };
   const workerFile = fileURLToPath(new URL("./fixtures/pool_task_poolifier.ts", import.meta.url));
   const finished = new Set<number>();
+  const failures: unknown[] = [];
   let started: Worker[] = [];
   const onWorker = (worker: Worker): void => void started.push(worker);
   process.on("worker", onWorker);
@@ -176,6 +183,11 @@ async function killedPools(task: TaskOf): Promise<Kills> {
           pool.execute(task(t)).then((n) => {
             assert.equal(n, STEPS);
             finished.add(t);
+          }, (error) => {
+            // A worker told to terminate stops at its next shmap call with TerminatedError, and
+            // poolifier may pass that on as the task's failure before the worker is gone. Any
+            // other failure, or one in the last pool (which kills nothing), fails the test.
+            if (last || !terminatedUnder(error)) failures.push(error);
           }),
         );
       }
@@ -198,6 +210,7 @@ async function killedPools(task: TaskOf): Promise<Kills> {
       await Promise.race([destroyed, new Promise((resolve) => setTimeout(resolve, 200))]);
       for (let t = 0; t < TASKS; t++) if (!finished.has(t)) countKill(kills, task(t));
     }
+    if (failures.length > 0) throw failures[0];
   } finally {
     process.off("worker", onWorker);
   }
