@@ -97,6 +97,21 @@ describe("a worker marked terminating inside a long engine call stops at its nex
     });
   }
 
+  it("GoMap clear: the zombie stops before its next bucket, the next writer finishes", {
+    timeout: 60_000,
+  }, async () => {
+    const go = new GoMap<number, number>();
+    for (let i = 0; i < 4096; i++) go.set(i, i);
+    const buckets = go.stats().buckets;
+    const reply = await runStep("clear", new SyncMap<number, number>(), go);
+    assert.equal(reply.error, "TerminatedError");
+    assert.equal(reply.done, 1, `buckets emptied of ${buckets}: none after the one that marked it`);
+    // The clear was cut short between steps: the next write finishes it from its intent.
+    go.set(-1, -1);
+    go.verify();
+    assert.deepEqual([...go], [[-1, -1]]);
+  });
+
   it("but a step whose commit began returns, and its commit is finished", {
     timeout: 60_000,
   }, async () => {
@@ -121,6 +136,7 @@ describe("a worker marked terminating inside a long engine call stops at its nex
 async function runStep(
   step: ZombieStep,
   map = new SyncMap<number, number>(),
+  go?: GoMap<number, number>,
 ): Promise<ZombieStepReply> {
   const { promise, resolve, reject } = Promise.withResolvers<ZombieStepReply>();
   const worker = startWorker(new URL("./fixtures/zombie_step_worker.ts", import.meta.url), {
@@ -128,7 +144,7 @@ async function runStep(
     error: reject,
   });
   try {
-    worker.postMessage({ step, map: map.handle } satisfies ZombieStepRequest);
+    worker.postMessage({ step, map: map.handle, go: go?.handle } satisfies ZombieStepRequest);
     return await promise;
   } finally {
     worker.terminate();

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
+import { checkAlive, liveOwnerId, ownerGone, ownerId } from "../_engine/census.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import {
@@ -167,8 +167,12 @@ export function finishClear<K, V>(s: GoAccess<K, V>): void {
     );
   }
   // Each step is undone if it throws (a corrupt chain is a RangeError), leaving the journal
-  // idle and the intent at that step: the writes after this one can begin.
+  // idle and the intent at that step: the writes after this one can begin. A thread marked
+  // terminating stops before its next step (a Deno zombie clearing a large map would otherwise
+  // run on past the grace, into a clear another writer has taken over); the next writer
+  // finishes the clear from the intent.
   for (let step = from; step < steps; step++) {
+    checkAlive();
     tx.begin();
     try {
       s.table.clearStep(step);
