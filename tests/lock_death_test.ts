@@ -132,7 +132,8 @@ test("Mutex: a waiter sleeping on a dead holder's lock is woken", TEST, async ()
     { op: "lock", mu: mu.handle, then: "release" },
     ["locked", "waiter started", "the waiter's lock()"],
   );
-  assert.ok(wokenMs < 1000, `woken after ${wokenMs} ms`);
+  // Woken, not left asleep: the bound leaves room for a loaded machine.
+  assert.ok(wokenMs < 5000, `woken after ${wokenMs} ms`);
   // The waiter marked it consistent and unlocked.
   assert.equal(mu.tryLock(), true);
   mu.unlock();

@@ -129,7 +129,12 @@ async function abortedTasks(makePool: () => AbortingPool, task: TaskOf): Promise
               signal: AbortSignal.timeout(1 + Math.floor(Math.random() * 60)),
             });
           } catch (error) {
-            if ((error as Error).name !== "AbortError") throw error;
+            // tinypool may also give a first run to a worker it is terminating (one whose
+            // TerminatedError reply for an aborted task came in before it ended), as it may a
+            // retry (below): that run is killed as an aborted one is.
+            const killed = (error as Error).name === "AbortError" || killedWithItsWorker(error) ||
+              terminatedUnder(error);
+            if (!killed) throw error;
             countKill(kills, task(t));
             // Retried until it runs to its end: tinypool may give a retry to a worker that is
             // busy with the other task of the wave, and an abort of that task terminates the

@@ -70,7 +70,12 @@ function startWeb(
   mode: AdapterMode,
 ): { worker: Worker; box: Mailbox } {
   const worker = web.spawn(WEB_WORKER, values);
-  const box = webMailbox(worker);
+  // The "throw" and "reject" endings fail the worker on purpose once it has reported; Deno
+  // delivers errors and messages on channels of their own, so the error can come first.
+  const box = webMailbox(
+    worker,
+    mode.end === "throw" || mode.end === "reject" ? /on purpose/ : undefined,
+  );
   worker.postMessage(mode);
   return { worker, box };
 }
