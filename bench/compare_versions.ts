@@ -273,6 +273,10 @@ const cases: Case[] = [
     (lib) => loop("sink(o.loadAndDelete(0));", oneKey(lib), []),
   ],
   [
+    "SyncMap LoadAndDelete+Store, one key",
+    (lib) => loop("if (o.loadAndDelete(0)[1]) o.store(0, 0);", oneKey(lib), []),
+  ],
+  [
     "SyncMap AdversarialAlloc",
     (lib) =>
       loop(

@@ -40,6 +40,9 @@ echo "== Go: go test sync -run NONE -bench ... -benchtime $benchtime -count $cou
 go version | tee "$out"
 GOMAXPROCS=1 go test sync -run NONE -benchtime "$benchtime" -count "$count" \
   -bench '/(\*sync\.Map|\*sync_test\.RWMutexMap)$' | tee -a "$out"
+# Our shapes that Go's benchmarks lack (StoreDeleteChurn), written for Go in bench/go.
+(cd bench/go && GOMAXPROCS=1 go test -run NONE -benchtime "$benchtime" -count "$count" -bench .) |
+  tee -a "$out"
 
 echo
 echo "== Deno"

@@ -15,7 +15,7 @@
  * the read table, as in a warmed-up Go LoadMostlyHits): `load`, hits on int keys; `strings`,
  * hits on 16-unit string keys (made by concatenation, as bench/string_keys.ts makes them);
  * `store`, overwrites of the int keys; `range`, one `range` over all the int keys an
- * operation; `churn`, `adversarialDelete`, `get` and `getStrings` as WORKLOADS says. A child
+ * operation; `churn`, `recreate`, `adversarialDelete`, `get` and `getStrings` as WORKLOADS says. A child
  * warms its loop up for about 300 ms, then runs it in `measuredLoop` for `--ms` of wall time,
  * and reports the operations and the time; only the samples with `measuredLoop` on the stack
  * count as the workload's (bench/fixtures/cpu_profile.ts). Ticks of the loop's window outside
@@ -65,6 +65,7 @@ const WORKLOADS = {
   churn: `SyncMap store of an absent int key, then delete of a present one (StoreDeleteChurn)`,
   adversarialDelete:
     `SyncMap load misses, a range-delete-store every ${KEYS_TEXT} (AdversarialDelete)`,
+  recreate: `SyncMap loadAndDelete of its one key, then a store of it again`,
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
 } as const;
@@ -164,6 +165,14 @@ function bodyOf(workload: Workload): Body {
           }
         }
         if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "recreate": {
+      // One key, deleted and stored again: every call rebuilds or promotes a table.
+      const map = new SyncMap<number, number>();
+      map.store(0, 0);
+      return function recreate(n) {
+        for (let i = 0; i < n; i++) if (map.loadAndDelete(0)[1]) map.store(0, i);
       };
     }
     case "churn": {

@@ -1,0 +1,3 @@
+module shmapbench
+
+go 1.19
