@@ -160,13 +160,15 @@ describe("SyncMap: a corrupt journal leaves its lock free", () => {
     const { map, i32 } = syncMap();
     i32[H_ALLOC_JOURNAL + J_COUNT] = HUGE;
     const corrupt = new RegExp(`corrupt journal at word ${H_ALLOC_JOURNAL}: count ${HUGE}`);
-    // A new key allocates its entry under the allocator's lock, inside the mutex.
-    throwsSoon(() => map.store(1000, "x"), corrupt);
+    // A new key of more than 1 KiB allocates its blob from the heap under the allocator's lock,
+    // inside the mutex (a small block would come from this thread's cache).
+    const keys = map as unknown as SyncMap<string, string>;
+    throwsSoon(() => keys.store("k".repeat(600), "x"), corrupt);
     assert.equal(Atomics.load(i32, H_ALLOC_LOCK), 0, "the allocator's lock is free");
     // The mutex's step could not be rolled back (its rollback takes the allocator's lock, whose
     // journal is corrupt): it is free, poisoned, for the next holder to try again.
     assert.equal(Atomics.load(i32, R_MU) >>> OWNER_SHIFT, 0, "the mutex is free");
-    throwsSoon(() => map.store(1001, "y"), corrupt);
+    throwsSoon(() => keys.store("j".repeat(600), "y"), corrupt);
     assert.equal(Atomics.load(i32, R_MU) >>> OWNER_SHIFT, 0, "the mutex is free again");
   });
 });

@@ -9,13 +9,18 @@ import { SyncMap } from "../mod.ts";
 import { census, GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
-import { lockedAllocate } from "../src/_engine/allocator.ts";
 import { ANNOUNCE, INFLIGHT, OWNER, PARKED, SEAT_WORDS } from "../src/_engine/registry.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
+import type {
+  CachedAllocDeathReply,
+  CachedAllocDeathRequest,
+} from "./fixtures/cached_alloc_death_worker.ts";
+import { lockedAllocate, verifyHeap } from "../src/_engine/allocator.ts";
+import { threadGone } from "../src/threads.ts";
 
 /** Makes the map's mutex held by a thread that is gone, as if it had died holding it. */
 function dieHoldingMutex(map: SyncMap<unknown, unknown>, threadId: number): void {
@@ -193,4 +198,42 @@ test("SyncMap: a record in flight of a participant that died asleep in the mutex
   assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
   assert.equal(map.load(0), 0);
   map.close();
+});
+
+// A locked step takes a small block from its thread's cache, then records it in the mutex's
+// journal (tx.ts LockedTx.alloc). A holder that dies between the two leaves the block popped
+// and unrecorded: the rollback cannot give it back, and only the sweep that follows a
+// participant's death online can. A real worker stops there, holding the mutex, and is declared
+// gone; the next store takes the mutex over, and the map must come out whole, the block freed.
+test("SyncMap: a holder that died between a cached block's pop and its journal entry", async () => {
+  const map = new SyncMap<number, number>();
+  for (let i = 0; i < 100; i++) map.store(i, i);
+  const ctrl = new Int32Array(new SharedArrayBuffer(4));
+  const replies = new ReplyQueue<CachedAllocDeathReply | { error: string }>();
+  const worker = startWorker(
+    new URL("./fixtures/cached_alloc_death_worker.ts", import.meta.url),
+    replies.listeners((error) => ({ error: String(error) })),
+  );
+  try {
+    worker.postMessage({ map: map.handle, key: 1000, ctrl } satisfies CachedAllocDeathRequest);
+    const reply = await replies.take(30_000, "the worker inside its step");
+    assert.ok(!("error" in reply), "error" in reply ? reply.error : "");
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    assert.equal(
+      verifyHeap(arena).blocks.get(reply.offset) !== undefined,
+      true,
+      "the popped block is handed out",
+    );
+    threadGone(reply.thread);
+    map.store(100, 100); // takes the mutex over: the step is rolled back
+    map.verify(); // a sweep first, then every invariant: no block handed out and unreached
+    assert.equal(map.load(1000), undefined, "the dead step's key is not there");
+    assert.equal(map.load(-1), -1);
+    assert.equal(map.size, 102);
+  } finally {
+    Atomics.store(ctrl, 0, 1);
+    Atomics.notify(ctrl, 0);
+    worker.terminate();
+    map.close();
+  }
 });

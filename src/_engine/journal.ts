@@ -261,6 +261,27 @@ export class Journal {
     this.#append((start << 2) | K_ZERO, end);
   }
 
+  /**
+   * Allocates a block with `pop` (a pop from the thread's cache) and appends its FREE entry.
+   * The room is checked first, so a full journal throws with nothing popped. After `pop`
+   * returns come only plain writes, with no call between the pop and the count (a call is
+   * where a stack overflow throws: thrown there, the block would be out of the cache and named
+   * by no entry, leaked by a live thread). A death between the pop and the count leaves that
+   * block stray, for the sweep (tx.ts LockedTx.alloc).
+   */
+  allocatedFrom(pop: (size: number) => number, size: number): number {
+    const at = this.at;
+    const n = this.#src.i32[at + J_COUNT];
+    if (n >>> 0 >= this.capacity) throw this.#full(n);
+    const offset = pop(size);
+    const i32 = this.#src.i32; // again: the pop may have grown this thread's views
+    const e = at + J_ENTRIES + 2 * n;
+    i32[e] = ((offset >> 2) << 2) | K_FREE;
+    i32[e + 1] = size;
+    i32[at + J_COUNT] = n + 1;
+    return offset;
+  }
+
   /** Remembers a block this mutation allocated, for a rollback to free. */
   allocated(offset: number, size: number): void {
     this.#append(((offset >> 2) << 2) | K_FREE, size);

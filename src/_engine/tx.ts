@@ -11,12 +11,14 @@
  *   the freed block live again while the new owner's writes to it were not journaled).
  * - {@linkcode LockedTx}, for a SyncMap's locked steps: the allocator has its own lock and
  *   journal, so allocations are recorded as FREE entries (given back by a rollback) and frees as
- *   DEFER entries (done at commit), each in the same allocator step as the allocation or free
- *   it records.
+ *   DEFER entries (done at commit). A small block comes from the stepping thread's own cache,
+ *   its FREE entry appended just after; a larger one from the heap, its FREE entry appended in
+ *   the same allocator step as the allocation (see {@linkcode LockedTx.alloc}).
  *
  * @module
  */
 
+import { SMALL_MAX } from "./alloc_layout.ts";
 import type { Arena } from "./arena.ts";
 import {
   allocate,
@@ -145,7 +147,31 @@ export class WriterTx extends JournaledWrites implements Tx {
 
 /** A SyncMap locked step's transaction: its own journal, the allocator under its own lock. */
 export class LockedTx extends JournaledWrites implements Tx {
+  /** Allocates a small block from the stepping thread's cache (its participant's), or null. */
+  readonly #cached: ((size: number) => number) | null;
+
+  constructor(arena: Arena, journal: Journal, cached: ((size: number) => number) | null = null) {
+    super(arena, journal);
+    this.#cached = cached;
+  }
+
+  /**
+   * Allocates a block for the step, recorded as a FREE entry that a rollback gives back to
+   * the heap. A small block (the entry of a new key, its blob, a table's header and first
+   * buckets) is popped from this thread's cache and its entry appended after, with no call
+   * between (Journal.allocatedFrom): no allocator lock. A death between the pop and the
+   * entry's count leaves the block stray, reachable from nowhere: the step is rolled back by
+   * the mutex's next holder, and the sweep that follows a participant's death online
+   * (_sync_recovery.ts) frees what nothing reaches. A larger block comes from the heap in one
+   * allocator step that also appends its entry.
+   */
   alloc(size: number, zero: boolean): number {
+    const cached = this.#cached;
+    if (cached !== null && size > 0 && size <= SMALL_MAX) {
+      const offset = this.journal.allocatedFrom(cached, size);
+      if (zero) this.arena.i32.fill(0, offset >> 2, (offset + size + 3) >> 2);
+      return offset;
+    }
     return underLock(this.arena, (j) => {
       const offset = allocate(this.arena, size, zero, j);
       this.journal.allocatedVia(offset, size, j);
@@ -183,8 +209,10 @@ export class LockedTx extends JournaledWrites implements Tx {
    * committing).
    *
    * Invariant: this journal is read only once the allocator has no step cut short. Its FREE
-   * entries are appended, and its count truncated as each entry's block is freed, inside
-   * allocator steps (allocatedVia, {@linkcode lockedRelease}'s `truncate`). A holder that died
+   * entries of heap blocks are appended, and its count truncated as each entry's block is
+   * freed, inside allocator steps (allocatedVia, {@linkcode lockedRelease}'s `truncate`); those
+   * of cached blocks are appended by the step itself once the pop (and any refill's allocator
+   * step) is done (see {@linkcode alloc}). A holder that died
    * inside such a step left the allocator's lock poisoned, and the step's writes to this
    * journal in place until the allocator's next holder rolls them back. Read before that, the
    * journal names a block the rollback will give back to the allocator (freeing it again is a

@@ -124,6 +124,7 @@ export class SyncCore {
         arena.i32[R_JOURNAL] >> 2,
         SYNC_JOURNAL_ENTRIES,
       ),
+      (size) => participant.allocate(size),
     );
   }
 
