@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { codecs } from "../mod.ts";
 import { Connection, DEFAULT_MAX_BULK } from "../src/redis/connection.ts";
 import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
-import { CONNECT_MS, freePort, LATE_MS, RedisServer } from "./fixtures/redis_servers.ts";
+import { CONNECT_MS, deadPort, LATE_MS, RedisServer } from "./fixtures/redis_servers.ts";
 
 /** Per test: Bun's default of 5 s is too short for a server stopped or restarted. */
 const SLOW = { timeout: 120_000 };
@@ -107,7 +107,7 @@ describe("RedisSyncMap: limits and failures", () => {
 
   test("open gives up within connectTimeout, whatever the backoff", SLOW, async () => {
     const connectTimeout = 1000;
-    const url = `redis://127.0.0.1:${await freePort()}`;
+    const url = `redis://127.0.0.1:${await deadPort()}`;
     const start = performance.now();
     // A backoff of up to 5 s must not carry a retry past the deadline.
     const outcome = await settled(
@@ -183,7 +183,7 @@ describe("RedisSyncMap: limits and failures", () => {
         await m.close();
       }
 
-      const dead = await freePort();
+      const dead = await deadPort();
       const cluster = await settled(
         RedisSyncMap.open({
           cluster: [
