@@ -291,7 +291,7 @@ describe("journal", () => {
       s.i32[countWord] = count;
     };
     s.j.begin();
-    s.j.allocated(4096, 64);
+    s.j.allocatedFrom(() => 4096, 64);
     s.j.set(0, 5);
     s.j.deferFree(8192, 32);
     s.j.recover(free);
@@ -301,7 +301,7 @@ describe("journal", () => {
     // corrupt: an error before anything is written, not a silent leak.
     s.j.begin();
     s.j.set(1, 9);
-    s.j.allocated(4096, 64);
+    s.j.allocatedFrom(() => 4096, 64);
     assert.throws(() => s.j.rollbackTo(0), { name: "RangeError", message: /entry 1 is/ });
     assert.equal(s.i32[1], 9, "nothing rolled back");
   });
@@ -316,7 +316,7 @@ describe("journal", () => {
       };
       // A commit with no DEFER entry frees nothing, allocations included.
       s.j.begin();
-      s.j.allocated(4096, 64);
+      s.j.allocatedFrom(() => 4096, 64);
       s.j.set(0, 5);
       s.j.commit(free);
       assert.deepEqual(freed, []);
@@ -324,7 +324,7 @@ describe("journal", () => {
       s.j.begin();
       s.j.set(1, 6);
       s.j.deferFree(8192, 32);
-      s.j.allocated(12288, 16);
+      s.j.allocatedFrom(() => 12288, 16);
       s.j.zeroed(8, 12);
       s.j.deferFree(16384, 48);
       s.j.set(2, 7);
@@ -380,7 +380,7 @@ describe("journal", () => {
         () => s.j.set(10, 1),
         () => s.j.setByte(new Uint8Array(s.i32.buffer), 44, 1),
         () => s.j.zeroed(20, 30),
-        () => s.j.allocated(4096, 16),
+        () => s.j.allocatedFrom(() => 4096, 16),
         () => s.j.deferFree(4096, 16),
       ]
     ) {
@@ -612,9 +612,10 @@ describe("journal: corrupt words are a RangeError, and nothing is written", () =
         [4096, 16, false],
       ] as const
     ) {
-      for (const kind of ["allocated", "deferFree"] as const) {
+      for (const kind of ["allocatedFrom", "deferFree"] as const) {
         const s = midway();
-        s.j[kind](offset, size);
+        if (kind === "allocatedFrom") s.j.allocatedFrom(() => offset, size);
+        else s.j.deferFree(offset, size);
         const call = withFree ? () => s.j.recover(free) : () => s.j.recover();
         refused(s, call, /entry 2 is/);
         if (kind === "deferFree") {

@@ -282,11 +282,6 @@ export class Journal {
     return offset;
   }
 
-  /** Remembers a block this mutation allocated, for a rollback to free. */
-  allocated(offset: number, size: number): void {
-    this.#append(((offset >> 2) << 2) | K_FREE, size);
-  }
-
   /** Frees a block when the mutation commits, not before. */
   deferFree(offset: number, size: number): void {
     this.#append(((offset >> 2) << 2) | K_DEFER, size);

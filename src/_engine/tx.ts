@@ -145,7 +145,10 @@ export class WriterTx extends JournaledWrites implements Tx {
   }
 }
 
-/** A SyncMap locked step's transaction: its own journal, the allocator under its own lock. */
+/**
+ * A SyncMap locked step's transaction: its own journal; small blocks from the thread's cache,
+ * larger ones from the allocator under its own lock.
+ */
 export class LockedTx extends JournaledWrites implements Tx {
   /** Allocates a small block from the stepping thread's cache (its participant's), or null. */
   readonly #cached: ((size: number) => number) | null;
@@ -212,9 +215,9 @@ export class LockedTx extends JournaledWrites implements Tx {
    * entries of heap blocks are appended, and its count truncated as each entry's block is
    * freed, inside allocator steps (allocatedVia, {@linkcode lockedRelease}'s `truncate`); those
    * of cached blocks are appended by the step itself once the pop (and any refill's allocator
-   * step) is done (see {@linkcode alloc}). A holder that died
-   * inside such a step left the allocator's lock poisoned, and the step's writes to this
-   * journal in place until the allocator's next holder rolls them back. Read before that, the
+   * step) is done (see {@linkcode alloc}). A holder that died inside such a step left the
+   * allocator's lock poisoned, and the step's writes to this journal in place until the
+   * allocator's next holder rolls them back. Read before that, the
    * journal names a block the rollback will give back to the allocator (freeing it again is a
    * double free: the block is later handed out twice) or a count the rollback will raise again
    * (an entry never acted on). Taking the allocator's lock first rolls such a step back.
