@@ -73,8 +73,23 @@ function newCtrl(): Int32Array<SharedArrayBuffer> {
 }
 
 /** Waits until `n` workers are at the start line, then lets them all go at once. */
-async function startTogether(ctrl: Int32Array, n: number): Promise<void> {
-  await until(() => Atomics.load(ctrl, READY) === n, `${n} workers are at the start line`, 10_000);
+async function startTogether(
+  ctrl: Int32Array,
+  n: number,
+  runs: readonly Promise<unknown>[],
+): Promise<void> {
+  try {
+    await until(
+      () => Atomics.load(ctrl, READY) === n,
+      `${n} workers are at the start line`,
+      10_000,
+    );
+  } catch (error) {
+    // The test fails with this error; the runs, rejected when their workers are stopped, are
+    // observed here so that their rejections do not add failures of their own.
+    for (const run of runs) run.catch(() => {});
+    throw error;
+  }
   Atomics.store(ctrl, GO, 1);
   Atomics.notify(ctrl, GO);
 }
@@ -117,7 +132,7 @@ test("GoMap: four workers reading one map all see what the main thread sees", as
   await withWorkers(4, { map }, async (workers) => {
     const ctrl = newCtrl();
     const results = workers.map((w) => w.run({ op: "digest", ctrl, n, rounds: 2 }));
-    await startTogether(ctrl, workers.length);
+    await startTogether(ctrl, workers.length, results);
     for (const result of await Promise.all(results)) assert.deepEqual(result, expected);
   });
   // Reading changed nothing.
@@ -133,7 +148,7 @@ test("GoMap: two workers writing at once get ConcurrentMapWriteError; the map st
     const results = workers.map((w, i) =>
       w.run<WriteResult>({ op: "write", ctrl, prefix: prefixes[i], keys, ms: RACE_MS + 4_000 })
     );
-    await startTogether(ctrl, 2);
+    await startTogether(ctrl, 2, results);
     await raceUntilError(ctrl, 100);
     const [a, b] = await Promise.all(results);
     assert.ok(a.ops > 0 && b.ops > 0, "both workers wrote");
@@ -174,7 +189,7 @@ test("GoMap: a reader overlapping a writer gets ConcurrentMapWriteError, never a
     const ms = RACE_MS + 4_000;
     const read = reader.run<ReadResult>({ op: "read", ctrl, prefix: "r:", keys, ms });
     const write = writer.run<WriteResult>({ op: "write", ctrl, prefix: "r:", keys, ms });
-    await startTogether(ctrl, 2);
+    await startTogether(ctrl, 2, [read, write]);
     // Only the reader can count errors here: there is one writer.
     await raceUntilError(ctrl, 100);
     const [r, w] = await Promise.all([read, write]);
@@ -209,7 +224,7 @@ for (const lock of ["mu", "rw"] as const) {
       const results = ws.map((w) =>
         w.run<CountResult>({ op: "count", ctrl, lock, keys, iterations, readEvery: 7 })
       );
-      await startTogether(ctrl, workers);
+      await startTogether(ctrl, workers, results);
       for (const r of await Promise.all(results)) {
         assert.deepEqual(r, { done: iterations, concurrentErrors: 0, readErrors: 0 });
       }
