@@ -170,13 +170,11 @@ export class Participant {
    */
   #countdown = 0;
   /**
-   * Calls into user code (a user codec's decode, a `range` callback) under way while this
-   * participant holds references into shared memory. That code may call the map; while it runs, no quiescent
+   * Calls into user code (a user codec's decode) under way while this participant holds
+   * references into shared memory. That code may call the map; while it runs, no quiescent
    * point may be made, since the caller still holds its references.
    */
   #holds = 0;
-  /** Whether a quiescent point fell due while {@linkcode hold} held it back. */
-  #quiesceHeld = false;
   #closed = false;
   /** Word index of this seat. */
   #seat: number;
@@ -363,7 +361,6 @@ export class Participant {
       // never reaches one inside a task, and would never reap the dead.
       if (this.#holds === 0) this.#lookForDeaths();
     } else if (this.#holds === 0) this.#quiesce();
-    else this.#quiesceHeld = true;
     if (this.#collectDue && this.#holds === 0) {
       this.#collectDue = false;
       this.collect();
@@ -397,14 +394,8 @@ export class Participant {
     try {
       return f();
     } finally {
+      this.#holds--;
       threadHolds--;
-      if (--this.#holds === 0 && this.#quiesceHeld) {
-        // A quiescent point fell due meanwhile: the next call makes it, not one QUIESCE_EVERY
-        // calls later (a range's callback that writes would otherwise pass one only when the
-        // count ran out between two partitions, and what it retired would wait meanwhile).
-        this.#quiesceHeld = false;
-        this.#countdown = 0;
-      }
     }
   }
 

@@ -9,16 +9,9 @@
  * is when the batch is read (the dirty table promoted first if it holds keys the read table
  * lacks, as Go's Range does). Partitions are visited once each from a random start. A key is
  * in one partition, so it is yielded at most once; a key present throughout is in the read
- * table when its partition is read, so it is yielded.
- *
- * Between partitions the participant may pass a quiescent point, so that what the caller's code
- * retires meanwhile is freed as it goes. Within one, the two ways differ:
- * - `range` gathers the partition's key slots, then calls `f` on each entry as it reads it,
- *   holding the participant (Participant.hold: no quiescent point until the partition is done),
- *   so the table and records it reads stay allocated while `f` runs, whatever `f` calls. No
- *   copy of the batch is made, and each value is read as the caller reaches it.
- * - The iterators decode a partition whole into a batch before yielding any of it: the caller's
- *   code runs between two `next()` calls, outside any call of ours, where nothing may be held.
+ * table when its partition is read, so it is yielded. Each batch is decoded whole before any of
+ * it is yielded: nothing is held in shared memory while the caller's code runs, and the
+ * participant may pass a quiescent point between batches.
  *
  * @module
  */
@@ -47,8 +40,8 @@ class Batch<K, V> {
 }
 
 /**
- * Calls `f(key, value)` for every entry until it returns `false` (SyncMap.range): each
- * partition's key slots gathered, then visited under a hold (see the module doc).
+ * Calls `f(key, value)` for every entry until it returns `false` (SyncMap.range): a plain loop
+ * over the batches.
  */
 export function rangeOver<K, V>(
   s: SyncAccess<K, V>,
@@ -57,48 +50,12 @@ export function rangeOver<K, V>(
   const level = startLevel(s);
   const n = 1 << level;
   const start = Math.floor(Math.random() * n);
-  const slots: number[] = [];
-  const participant = s.participant;
+  const batch = new Batch<K, V>();
+  const { keys, values } = batch;
   for (let step = 0; step < n; step++) {
-    const found = gatherPartition(s, level, (start + step) & (n - 1), slots);
-    if (found !== 0 && participant.hold(() => visitSlots(s, slots, found, f))) return;
+    const count = readBatch(s, level, (start + step) & (n - 1), batch);
+    for (let j = 0; j < count; j++) if (f(keys[j], values[j]) === false) return;
   }
-}
-
-/**
- * Calls `f` on the live entries of the first `found` key slots of `slots`, read and decoded one
- * at a time; returns true when `f` returned `false`. Called under a hold, after the gather that
- * read R_READ: the slots, entries and records stay allocated however far `f` gets, and the
- * views are read again for each entry, since a call `f` makes may have grown the buffer.
- */
-function visitSlots<K, V>(
-  s: SyncAccess<K, V>,
-  slots: number[],
-  found: number,
-  f: (key: K, value: V) => boolean | void,
-): boolean {
-  const a = s.arena;
-  const numberKeys = s.numberKeys;
-  const numberValues = s.numberValues;
-  for (let j = 0; j < found; j++) {
-    const k = slots[j];
-    const i32 = a.i32;
-    // E_P read plainly, as load reads it (docs/design.md, "The plain reads of a lookup").
-    const p = i32[i32[(k >> 2) + S_ENTRY] >> 2];
-    if (p <= EXPUNGED) continue;
-    const hi = i32[(k >> 2) + S_KEY_HI];
-    const key = numberKeys && isNumberSlot(hi)
-      ? a.f64[k >> 3] as K
-      : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
-    // SyncAccess.decodeRecord's number path, here without a call; a record stored since the
-    // views were taken may lie past them, and goes the general way.
-    const value = numberValues && p + RECORD_HEADER <= a.bytes &&
-        isNumberSlot(a.i32[(p >> 2) + REC_HI])
-      ? a.f64[p >> 3] as V
-      : s.decodeRecord(p);
-    if (f(key, value) === false) return true;
-  }
-  return false;
 }
 
 /**
@@ -162,10 +119,10 @@ function startLevel<K, V>(s: SyncAccess<K, V>): number {
 
 /**
  * Reads partition `i` of `level` from the read table, promoted first, and decodes its live
- * entries into `batch`; returns how many. {@linkcode visitSlots}'s loop, copying instead of
- * calling: a visitSlots shared with it would call two callbacks from one site, and V8 then
- * compiled both paths slower (range 1.10x, the iterators 1.20x, in one same-run comparison).
- * Decoding through a user codec holds the participant (SyncAccess.decodeKey) while it runs.
+ * entries into `batch`; returns how many. Key slots are gathered first, then each entry's
+ * record read and decoded: the table and the records stay readable until this participant's
+ * next quiescent point, which a user codec's decode defers (SyncAccess.decodeKey), and number
+ * keys and values are read here without a call.
  */
 function readBatch<K, V>(
   s: SyncAccess<K, V>,
@@ -173,22 +130,32 @@ function readBatch<K, V>(
   i: number,
   batch: Batch<K, V>,
 ): number {
-  const { keys, values, slots } = batch;
-  const found = gatherPartition(s, level, i, slots);
+  s.participant.enter();
+  const read = promotedRead(s);
+  if (read === null) return 0;
   const a = s.arena;
+  // The batch reads entries without a per-entry check: cover what was allocated so far.
+  a.reach(a.buffer.byteLength);
+  const slots = batch.slots;
+  const found = read.gatherKeySlots(level, i, slots);
+  const { keys, values } = batch;
   const numberKeys = s.numberKeys;
   const numberValues = s.numberValues;
   let count = 0;
   for (let j = 0; j < found; j++) {
     const k = slots[j];
-    // As in visitSlots.
+    // The views again for each entry: a user codec's decode may have grown the buffer.
     const i32 = a.i32;
+    // E_P read plainly, as load reads it (docs/design.md, "The plain reads of a lookup"): the
+    // batch began with an atomic load of R_READ, and the record is read through the word read.
     const p = i32[i32[(k >> 2) + S_ENTRY] >> 2];
     if (p <= EXPUNGED) continue;
     const hi = i32[(k >> 2) + S_KEY_HI];
     keys[count] = numberKeys && isNumberSlot(hi)
       ? a.f64[k >> 3] as K
       : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
+    // SyncAccess.decodeRecord's number path, here without a call; a record stored since the
+    // views were taken may lie past them, and goes the general way.
     values[count] = numberValues && p + RECORD_HEADER <= a.bytes &&
         isNumberSlot(a.i32[(p >> 2) + REC_HI])
       ? a.f64[p >> 3] as V
@@ -196,25 +163,6 @@ function readBatch<K, V>(
     count++;
   }
   return count;
-}
-
-/**
- * Writes the key slots of partition `i` of `level` of the read table, promoted first, into
- * `slots`; returns how many. Begins an operation (the participant's enter), and covers with the
- * views what was allocated so far: the entries of the slots are then read without a check.
- */
-function gatherPartition<K, V>(
-  s: SyncAccess<K, V>,
-  level: number,
-  i: number,
-  slots: number[],
-): number {
-  s.participant.enter();
-  const read = promotedRead(s);
-  if (read === null) return 0;
-  const a = s.arena;
-  a.reach(a.buffer.byteLength);
-  return read.gatherKeySlots(level, i, slots);
 }
 
 /** The read table, after promoting the dirty table if the read table is amended. */
