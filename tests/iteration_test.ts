@@ -173,3 +173,64 @@ describe("SyncMap.range and iterators across table changes", () => {
     assert.ok(m.stats().readKeys > 1000, "the read table did not grow");
   });
 });
+
+// What a range callback may do, as any code between two calls may: the callback runs between
+// partitions' reads, holding nothing, so the calls it makes reclaim memory, stop the world and
+// go offline as they would anywhere else. (A range that held the participant while its callback
+// ran failed each of these.)
+describe("SyncMap.range: the callback runs holding nothing", () => {
+  test("stores in the callback of a full map reuse what the callback's own writes retire", () => {
+    for (const maxBytes of [64 * 1024, 256 * 1024]) {
+      const m = new SyncMap<number, string>({ maxBytes });
+      let n = 0;
+      try {
+        for (;; n++) m.store(n, `v0:${n}`.padEnd(100, "a"));
+      } catch (error) {
+        assert.equal((error as Error).name, "MapFullError");
+      }
+      m.delete(n - 1);
+      m.delete(n - 2);
+      n -= 2;
+      m.range(() => {}); // promoted: each store below retires the value it replaces
+      let visited = 0;
+      m.range((k) => {
+        m.store(k, `v1:${k}`.padEnd(100, "b"));
+        visited++;
+      });
+      assert.equal(visited, n);
+      for (let k = 0; k < n; k++) assert.equal(m.load(k), `v1:${k}`.padEnd(100, "b"));
+      m.verify();
+      m.close();
+    }
+  });
+
+  test("a callback that rewrites one value thousands of times in a small map", () => {
+    const m = new SyncMap<number, string>({ maxBytes: 64 * 1024 });
+    for (let k = 0; k < 10; k++) m.store(k, "x".repeat(100));
+    m.range(() => {});
+    let stores = 0;
+    m.range((k) => {
+      for (let i = 0; i < 2000; i++, stores++) m.store(k, `${i}`.padEnd(200, "y"));
+    });
+    assert.equal(stores, 10 * 2000);
+    for (let k = 0; k < 10; k++) assert.equal(m.load(k), "1999".padEnd(200, "y"));
+    m.verify();
+    m.close();
+  });
+
+  test("verify() of the map, or of another, in the callback", () => {
+    const m = new SyncMap<number, number>();
+    const other = new SyncMap<number, number>();
+    for (let k = 0; k < 300; k++) m.store(k, k);
+    other.store(1, 1);
+    let calls = 0;
+    m.range(() => {
+      m.verify();
+      other.verify();
+      calls++;
+    });
+    assert.equal(calls, 300);
+    m.close();
+    other.close();
+  });
+});
