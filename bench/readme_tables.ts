@@ -7,7 +7,7 @@
  * ```sh
  * go version > /tmp/go.txt && GOMAXPROCS=1 go test sync -run NONE -bench \
  *   '/(\*sync\.Map|\*sync_test\.RWMutexMap)$' >> /tmp/go.txt
- * (cd bench/go && GOMAXPROCS=1 go test -run NONE -bench .) >> /tmp/go.txt   # StoreDeleteChurn
+ * (cd bench/go && GOMAXPROCS=1 go test -run NONE -bench StoreDeleteChurn) >> /tmp/go.txt
  * deno task bench --go=/tmp/go.txt --json=/tmp/deno.json
  * deno task bench:bun --go=/tmp/go.txt --json=/tmp/bun.json
  * deno run -A bench/readme_tables.ts /tmp/deno.json /tmp/bun.json > /tmp/tables.md
