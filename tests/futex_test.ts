@@ -11,7 +11,7 @@ import {
   ACQUIRED_POISONED,
   clearPoison,
   CONTENDED,
-  lastDeadOwner,
+  deadOwnerOf,
   lockWord,
   NOT_ACQUIRED,
   ownerOf,
@@ -183,7 +183,7 @@ describe("futex", () => {
     // A try-lock here: a lock() that failed to take over would block this thread for good.
     // (lock()'s takeover is tested with a waiter in a worker, below.)
     assert.equal(tryLockWord(i32, 0, me), ACQUIRED_POISONED);
-    assert.equal(lastDeadOwner, ghost);
+    assert.equal(deadOwnerOf(i32, 0), ghost);
     assert.equal(ownerOf(i32[0]), me);
     assert.equal(i32[0] & POISONED, POISONED);
     // Poison survives an unlock: the next holder must repair too.
@@ -202,7 +202,7 @@ describe("futex", () => {
     threadGone(other);
     assert.equal(tryLockWord(i32, 0, me), ACQUIRED_POISONED);
     assert.equal(i32[0], (me << 3) | POISONED | CONTENDED);
-    assert.equal(lastDeadOwner, other);
+    assert.equal(deadOwnerOf(i32, 0), other);
   });
 
   it(

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
-import { seatCountWord } from "../src/_engine/rw_lock.ts";
+import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
+import { seatCountWord, WRITER_MU } from "../src/_engine/rw_lock.ts";
 import type { DeathRequest } from "./fixtures/death_worker.ts";
 import { runChild } from "./fixtures/child.ts";
 import { sleep } from "./fixtures/harness.ts";
@@ -533,3 +534,36 @@ test(
     });
   },
 );
+
+test("OwnerDeadError names the dead holder only for a lock this thread took over from it", () => {
+  // Thread ids no live thread has, declared gone; their owner ids are one more.
+  const dead = 900_001;
+  threadGone(dead);
+  const mu = new Mutex();
+  const words = new Int32Array(mu.handle.buffer, mu.handle.byteOffset);
+  words[LOCK_BASE] = (dead + 1) << OWNER_SHIFT; // held by `dead` (owner ids are thread ids + 1)
+  assert.throws(
+    () => mu.tryLock(),
+    (e: unknown) => e instanceof OwnerDeadError && e.threadId === dead,
+  );
+  mu.unlock(); // still poisoned
+  // A lock poisoned by a take-over this thread did not make: the holder is unknown here.
+  const rw = new RWMutex();
+  const rwWords = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+  rwWords[LOCK_BASE + WRITER_MU] = POISONED; // its writer mutex: free, and poisoned
+  assert.throws(() => rw.rLock(), (e: unknown) => e instanceof OwnerDeadError && e.threadId === -1);
+  rw.rUnlock();
+  assert.throws(
+    () => rw.tryLock(),
+    (e: unknown) => e instanceof OwnerDeadError && e.threadId === -1,
+  );
+  rw.markConsistent();
+  rw.unlock();
+  // The Mutex, taken again free and poisoned, still names the holder this thread took it from.
+  assert.throws(
+    () => mu.lock(),
+    (e: unknown) => e instanceof OwnerDeadError && e.threadId === dead,
+  );
+  mu.markConsistent();
+  mu.unlock();
+});

@@ -97,6 +97,17 @@ test("Mutex.attach rejects bad handles with a TypeError", () => {
   assert.notEqual(new Mutex().handle.buffer, good.buffer);
 });
 
+test("Mutex.attach refuses a block with no room for its lock word", () => {
+  const { buffer, byteOffset } = new Mutex().handle;
+  const copy = new SharedArrayBuffer(buffer.byteLength);
+  new Int32Array(copy).set(new Int32Array(buffer, byteOffset));
+  new Int32Array(copy)[2] -= 1; // its size in words, header included
+  assert.throws(() => Mutex.attach({ kind: "Mutex", buffer: copy, byteOffset: 0 }), {
+    name: "TypeError",
+    message: /corrupt \(bad size\)/,
+  });
+});
+
 countingTests("Mutex", "mu", "workers");
 
 test("Mutex: a worker blocks in lock() until another agent unlocks", async () => {

@@ -76,7 +76,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const before = words(i32);
     assert.equal(lockFast(i32, BASE, ME), false);
     assert.deepEqual(words(i32), before);
-    rUnlock(i32, BASE, seat);
+    rUnlock(i32, BASE, seat, OTHER);
     assert.equal(lockFast(i32, BASE, ME), true, "in once the reader has left");
   });
 
@@ -189,7 +189,7 @@ describe("a writer stopped at each step of lockFast's back-out", () => {
         assert.equal(lockFast(i32, LOCK_BASE, writer), false);
       });
       assert.equal(stopped, n < 8, "stopped, or backed out whole");
-      rUnlock(i32, LOCK_BASE, seat);
+      rUnlock(i32, LOCK_BASE, seat, reader);
       threadGone(writer - 1); // owner ids are thread ids plus one
       let poisoned = false;
       try {

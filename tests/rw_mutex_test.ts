@@ -95,6 +95,26 @@ test("RWMutex.attach rejects bad handles with a TypeError", () => {
   );
 });
 
+test("RWMutex: a high-water mark past the seats is refused by attach, and bounded by the lock", () => {
+  const rw = new RWMutex({ maxReaderThreads: 1 });
+  const { buffer, byteOffset } = rw.handle;
+  const state = new Int32Array(buffer, byteOffset)[LOCK_BASE]; // the state word
+  new Int32Array(buffer, byteOffset)[LOCK_BASE] = state | (1000 << 2); // 1,000 seats claimed
+  assert.throws(() => RWMutex.attach(rw.handle), {
+    name: "TypeError",
+    message: /more seats claimed than it has/,
+  });
+  // Written under an object attached before: its scans stop at the lock's one seat, so the
+  // write lock works and is released, rather than throw holding the writer mutex.
+  rw.lock();
+  rw.unlock();
+  rw.rLock();
+  assert.equal(rw.tryLock(), false);
+  rw.rUnlock();
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
+});
+
 test("RWMutex: handle round-trips through structuredClone", () => {
   const rw = new RWMutex();
   const other = RWMutex.attach(structuredClone(rw.handle));

@@ -231,6 +231,35 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     assert.ok(poisoned > 0, "some calls took the read lock over the dead writer");
     assert.equal(leaks, 0, "read locks left held by calls that threw an overflow");
   });
+
+  it("RWMutex: a first read lock's seat claim cut short leaves the thread one seat", () => {
+    // A thread's first read lock of a lock claims a reader seat and raises the lock's
+    // high-water mark, the bound of every scan of the seats, its own lookup of its seat
+    // included. An overflow between the two must not leave a seat of this thread that the
+    // lookup cannot find: its next read lock would claim a second seat.
+    let cut = 0;
+    for (const pad of PADS) {
+      const locks: RWMutex[] = [];
+      sweep(() => {
+        const rw = new RWMutex({ maxReaderThreads: 2 });
+        locks.push(rw);
+        rw.rLock();
+        rw.rUnlock();
+      }, pad);
+      for (const rw of locks) {
+        const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+        const owners = () =>
+          [0, 1].filter((i) => words[seatCountWord(LOCK_BASE, i) - 1] !== 0).length;
+        if (owners() === 0) continue; // cut short before the claim, or never begun
+        cut++;
+        const again = RWMutex.attach(rw.handle);
+        again.rLock();
+        again.rUnlock();
+        assert.equal(owners(), 1, "the thread claimed a second seat");
+      }
+    }
+    assert.ok(cut > 0, "some calls claimed a seat");
+  });
 });
 
 /** Makes the next `Journal.recover` throw as an overflow would; returns how to undo that. */

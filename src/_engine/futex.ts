@@ -68,8 +68,20 @@ export function ownerOf(word: number): number {
   return word >>> OWNER_SHIFT;
 }
 
-/** The thread id of the last dead owner a lock of this thread took over from (for messages). */
-export let lastDeadOwner = -1;
+// The last take-over by this thread from a dead owner, for OwnerDeadError's threadId: the buffer
+// and byte offset of the lock word, and the dead owner's thread id.
+let deadBuffer: ArrayBufferLike | null = null;
+let deadByte = -1;
+let deadThread = -1;
+
+/**
+ * The thread id of the dead holder this thread took the lock word at `i32[index]` over from,
+ * when its last take-over was of this word; -1 otherwise (the word was poisoned by another
+ * thread's take-over, or this thread's last take-over was of another lock).
+ */
+export function deadOwnerOf(i32: Int32Array, index: number): number {
+  return i32.buffer === deadBuffer && i32.byteOffset + index * 4 === deadByte ? deadThread : -1;
+}
 
 /**
  * Acquires the mutex at `i32[index]` for owner `me`, blocking until it is available. Returns
@@ -153,7 +165,11 @@ export function lockWordSlow(
       // The owner will never unlock: take the lock over, poisoned.
       const next = (me << OWNER_SHIFT) | POISONED | (w & CONTENDED);
       if (Atomics.compareExchange(i32, index, w, next) === w) {
-        lastDeadOwner = owner - 1;
+        // Noted without a call: the caller learns it holds the lock only from the return, and
+        // a call's entry is where a stack overflow can throw (Mutex `acquire`).
+        deadBuffer = i32.buffer;
+        deadByte = i32.byteOffset + index * 4;
+        deadThread = owner - 1;
         return ACQUIRED_POISONED;
       }
       continue;
@@ -182,7 +198,11 @@ export function tryLockWord(i32: Int32Array, index: number, me: number): number 
     const poisoned = owner !== 0 || (w & POISONED) !== 0;
     const next = (me << OWNER_SHIFT) | (poisoned ? POISONED : 0) | (w & CONTENDED);
     if (Atomics.compareExchange(i32, index, w, next) === w) {
-      if (owner !== 0) lastDeadOwner = owner - 1;
+      if (owner !== 0) { // noted without a call, as in lockWordSlow
+        deadBuffer = i32.buffer;
+        deadByte = i32.byteOffset + index * 4;
+        deadThread = owner - 1;
+      }
       return poisoned ? ACQUIRED_POISONED : ACQUIRED;
     }
   }

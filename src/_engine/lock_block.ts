@@ -19,7 +19,7 @@
  */
 
 import { adoptCensus, census } from "./census.ts";
-import { lastDeadOwner } from "./futex.ts";
+import { deadOwnerOf } from "./futex.ts";
 import { OwnerDeadError } from "../errors.ts";
 import { describe } from "../_describe.ts";
 
@@ -56,14 +56,16 @@ export class LockAttachment {
 }
 
 /**
- * The OwnerDeadError a public lock of `kind` throws while the caller holds it. Making it can
+ * The OwnerDeadError a public lock of `kind`, whose poisoned word is `i32[index]`, throws while
+ * the caller holds it; it names the dead holder when this thread took the word over from it
+ * ({@linkcode deadOwnerOf}). Making it can
  * throw instead (a stack overflow can throw from any call, this one's entry included), so each
  * caller makes it inside a `try` in the frame that took the lock, whose `catch` gives the lock
  * back, still poisoned, written out (Mutex `acquire`, rw_lock.ts `writeLock`, RWMutex `rLock`
  * and `tryRLock`).
  */
-export function ownerDead(kind: LockKind): OwnerDeadError {
-  return new OwnerDeadError(kind, lastDeadOwner);
+export function ownerDead(kind: LockKind, i32: Int32Array, index: number): OwnerDeadError {
+  return new OwnerDeadError(kind, deadOwnerOf(i32, index));
 }
 
 /** Makes a block of `kind` with `words` lock words in a fresh SharedArrayBuffer. */

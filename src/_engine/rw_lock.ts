@@ -65,7 +65,7 @@
  */
 
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
-import { checkSelf, ownerGone } from "./census.ts";
+import { checkSelf, ownerGone, ownerId } from "./census.ts";
 import { ownerDead } from "./lock_block.ts";
 import {
   ACQUIRED,
@@ -134,20 +134,19 @@ export function rwSeats(i32: Int32Array, base: number): number {
  * now if it has none. Throws RangeError when every seat belongs to a live thread.
  */
 export function readerSeat(i32: Int32Array, base: number, me: number): number {
+  const own = ownSeat(i32, base, me);
+  if (own !== 0) return own;
   const n = i32[base + NSEATS];
-  const high = highMark(i32, base);
-  for (let i = 0; i < high; i++) {
-    if (Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_OWNER) === me) {
-      return base + SEATS + i * SEAT_STRIDE + S_COUNT;
-    }
-  }
   for (let pass = 0; pass < 2; pass++) {
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
-      if (Atomics.compareExchange(i32, at + S_OWNER, 0, me) === 0) {
-        raiseHigh(i32, base, i + 1);
-        return at + S_COUNT;
-      }
+      if (Atomics.load(i32, at + S_OWNER) !== 0) continue;
+      // The mark first, then the claim: a claim cut short after the mark (a stack overflow can
+      // throw from any call) leaves a free seat below the mark, which costs scans a seat; the
+      // other order would leave a seat of this thread above it, which ownSeat, bounded by the
+      // mark, would not find, and the thread's next claim would take a second seat.
+      raiseHigh(i32, base, i + 1);
+      if (Atomics.compareExchange(i32, at + S_OWNER, 0, me) === 0) return at + S_COUNT;
     }
     // Full: give back the seats of threads that are gone, then look again.
     reapReaders(i32, base);
@@ -158,9 +157,32 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   );
 }
 
-/** The high-water mark: reader seats claimed so far (every seat in use is below it). */
+/** The seat count word of thread `me` in the lock at `base`, or 0 when it has no seat. */
+export function ownSeat(i32: Int32Array, base: number, me: number): number {
+  const high = highMark(i32, base);
+  for (let i = 0; i < high; i++) {
+    if (Atomics.load(i32, base + SEATS + i * SEAT_STRIDE + S_OWNER) === me) {
+      return base + SEATS + i * SEAT_STRIDE + S_COUNT;
+    }
+  }
+  return 0;
+}
+
+/**
+ * The high-water mark: reader seats claimed so far (every seat in use is below it), never more
+ * than the lock's seats. A mark past them comes only from memory written from outside; bounded
+ * here, no scan reads past the lock's words, and the lock works on (a scan that threw there
+ * would throw from a writer's lock holding the writer mutex, and leave it held for good).
+ */
 function highMark(i32: Int32Array, base: number): number {
-  return Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+  const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+  const seats = i32[base + NSEATS];
+  return high < seats ? high : seats;
+}
+
+/** Whether the lock's high-water mark lies within its seats (RWMutex.attach checks it). */
+export function highMarkValid(i32: Int32Array, base: number): boolean {
+  return Atomics.load(i32, base + STATE) >>> HIGH_SHIFT <= i32[base + NSEATS];
 }
 
 /** Raises the high-water mark to at least `high`, keeping the state word's flags. */
@@ -270,7 +292,8 @@ function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
     // Cut short (a stack overflow): this reader holds the writer mutex without its caller
     // knowing, so the release is finished here, written out as writeLock's back-out is.
     if (i32[base + WRITER_MU] >>> OWNER_SHIFT === me) {
-      const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+      const mark = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+      const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // highMark, written out
       for (let i = 0; i < high; i++) {
         Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
       }
@@ -302,7 +325,8 @@ function tooManyReads(): RangeError {
  * read the high-water mark sees WRITER (rw_lock.ts's header). Only the writer mutex's holder.
  */
 function flagSeats(i32: Int32Array, base: number): number {
-  const high = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
+  const mark = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
+  const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // bounded as by highMark
   // A plain write: only the writer mutex's holder writes or reads it (see unlock).
   i32[base + FLAGGED] = high;
   let held = 0;
@@ -351,7 +375,8 @@ function writerLeaves(i32: Int32Array, base: number, high: number): void {
 export function lockFast(i32: Int32Array, base: number, me: number): boolean {
   const mine = me << OWNER_SHIFT;
   if (Atomics.compareExchange(i32, base + WRITER_MU, 0, mine) !== 0) return false;
-  const high = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
+  const mark = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
+  const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // bounded as by highMark
   i32[base + FLAGGED] = high; // a plain write, as flagSeats's
   let held = 0;
   for (let i = 0; i < high; i++) {
@@ -416,15 +441,19 @@ export function tryRLock(i32: Int32Array, base: number, seat: number): number {
 }
 
 /**
- * Releases one read lock of the thread whose seat count word is `seat`.
+ * Releases one read lock of thread `me`, whose seat count word is `seat`.
  *
- * @throws {Error} if that thread holds no read lock; the lock is left as it was.
+ * @throws {TerminatedError} if this thread was terminated, and the seat is no longer its own.
+ * @throws {Error} if `me` holds no read lock there; the lock is left as it was.
  */
-export function rUnlock(i32: Int32Array, base: number, seat: number): void {
-  // A plain read: only the seat's own thread changes its count while that thread can run (a
-  // reaper clears it once the thread is gone; writers change only SEAT_WRITER), so this thread
-  // reads its own last count.
-  if ((i32[seat] & COUNT_MASK) === 0) {
+export function rUnlock(i32: Int32Array, base: number, seat: number, me: number): void {
+  // Plain reads of the seat's line. Its owner word names `me` for as long as `me` can run: only
+  // a reaper changes it, once `me` is gone. So a thread declared gone that still runs (a Deno
+  // zombie) and whose seat was reaped, and maybe claimed by another thread, finds another owner
+  // there and takes nothing from that thread's count. Only the seat's own thread changes its
+  // count while it can run (writers change only SEAT_WRITER), so it reads its own last count.
+  if (i32[seat + S_OWNER - S_COUNT] !== me || (i32[seat] & COUNT_MASK) === 0) {
+    checkSelf(); // a terminated thread learns it here, not as a misuse
     throw new Error("sync: RUnlock of unlocked RWMutex");
   }
   const prev = Atomics.sub(i32, seat, 1);
@@ -463,7 +492,7 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
   const already = i32[base + WRITER_MU] >>> OWNER_SHIFT === me;
   try {
     const status = wait ? takeWriteLock(i32, base, me) : tryTakeWriteLock(i32, base, me);
-    if (status === ACQUIRED_POISONED) throw ownerDead("RWMutex");
+    if (status === ACQUIRED_POISONED) throw ownerDead("RWMutex", i32, base + WRITER_MU);
     return status;
   } catch (error) {
     // takeWriteLock backs out of what it took when it throws; if the back-out threw too (a
@@ -474,7 +503,8 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
       !already && !(error instanceof TerminatedError) && !(error instanceof OwnerDeadError) &&
       i32[base + WRITER_MU] >>> OWNER_SHIFT === me
     ) {
-      const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+      const mark = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+      const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // highMark, written out
       for (let i = 0; i < high; i++) {
         Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
       }
@@ -587,16 +617,29 @@ export function readers(i32: Int32Array, base: number): number {
 
 /**
  * Takes out the read locks of dead threads and frees their seats, keeping each seat's
- * SEAT_WRITER. A dead thread's count is stable: only its own thread ever changed it. Returns
- * whether it took any out.
+ * SEAT_WRITER. Returns whether it took any out.
+ *
+ * A seat is reaped in three steps. Its owner word goes from the dead owner to this reaper's
+ * mark (minus its owner id), so that no thread claims the seat meanwhile (a claim is a
+ * compare-exchange from 0) and no other reaper reaps it; then its count is taken out, which is
+ * stable (only the dead thread changed it; writers change only SEAT_WRITER); then the owner
+ * word goes to 0. Read straight from the owner word instead, the count could be a new
+ * thread's: another reaper frees the seat, a new reader claims it and locks, and this reaper,
+ * which had found the old owner gone, zeroes the new reader's count under it, and a writer
+ * gets in beside the reader. A reaper that stops between the steps (it died, or a stack
+ * overflow threw) leaves its mark: whoever meets the mark of a gone reaper, or this reaper
+ * meeting its own, finishes the reap.
  */
 function reapReaders(i32: Int32Array, base: number): boolean {
   const high = highMark(i32, base);
+  const me = ownerId();
   let reaped = false;
   for (let i = 0; i < high; i++) {
     const at = base + SEATS + i * SEAT_STRIDE;
     const owner = Atomics.load(i32, at + S_OWNER);
-    if (owner === 0 || !ownerGone(owner)) continue;
+    if (owner === 0) continue;
+    if (owner > 0 ? !ownerGone(owner) : owner !== -me && !ownerGone(-owner)) continue;
+    if (Atomics.compareExchange(i32, at + S_OWNER, owner, -me) !== owner) continue;
     let w = Atomics.load(i32, at + S_COUNT);
     while ((w & COUNT_MASK) !== 0) {
       const found = Atomics.compareExchange(i32, at + S_COUNT, w, w & SEAT_WRITER);
@@ -606,7 +649,7 @@ function reapReaders(i32: Int32Array, base: number): boolean {
       }
       w = found; // a writer flagged or unflagged the seat meanwhile
     }
-    Atomics.compareExchange(i32, at + S_OWNER, owner, 0);
+    Atomics.store(i32, at + S_OWNER, 0);
   }
   return reaped;
 }

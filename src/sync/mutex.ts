@@ -70,7 +70,7 @@ function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean
   const status = wait ? lockWordSlow(block, LOCK_BASE, me) : tryLockWord(block, LOCK_BASE, me);
   if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
   try {
-    throw ownerDead("Mutex");
+    throw ownerDead("Mutex", block, LOCK_BASE);
   } catch (error) {
     if (!(error instanceof OwnerDeadError)) {
       if ((Atomics.exchange(block, LOCK_BASE, POISONED) & CONTENDED) !== 0) {
@@ -87,7 +87,8 @@ function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean
  * across workers that can die:
  *
  * - The lock records which thread holds it. Only that thread may unlock it (Go allows any
- *   goroutine to); an unlock from another thread throws, as Go's "unlock of unlocked mutex".
+ *   goroutine to); an unlock from another thread throws, as Go's "unlock of unlocked mutex"
+ *   does for a mutex nobody holds.
  * - When the holder's thread dies (its worker is terminated by a pool on a timeout, dies of an
  *   uncaught error, or is declared gone with `threadGone()`), the next `lock()` takes the lock
  *   over and throws {@linkcode OwnerDeadError} **while holding it**: the data it guards may be
@@ -178,6 +179,9 @@ export class Mutex {
    */
   static attach(handle: MutexHandle): Mutex {
     const block = attachLockBlock(handle, "Mutex");
+    if (block.length !== LOCK_BASE + 1) {
+      throw new TypeError("Mutex.attach: the lock is corrupt (bad size)");
+    }
     return new (Mutex as unknown as new (from: LockAttachment) => Mutex)(new LockAttachment(block));
   }
 
@@ -277,8 +281,9 @@ export class Mutex {
    * assert.throws(() => mu.unlock(), /sync: unlock of unlocked mutex/);
    * ```
    *
-   * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked, or if
-   * another thread holds it; the lock is left as it was.
+   * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked, or
+   * `sync: unlock of a mutex held by another thread` if another thread holds it; the lock is
+   * left as it was either way.
    */
   unlock(): void {
     // unlockWord's fast path, written out, with one exchange rather than a compare-exchange

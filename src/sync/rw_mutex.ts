@@ -25,10 +25,12 @@ import {
 import {
   COUNT_MASK,
   DRAIN,
+  highMarkValid,
   initRw,
   lock,
   lockFast,
   MAX_READS,
+  ownSeat,
   readers,
   readerSeat,
   rLockFirst,
@@ -216,6 +218,9 @@ export class RWMutex {
     ) {
       throw new TypeError("RWMutex.attach: the lock is corrupt (bad reader seat count)");
     }
+    if (!highMarkValid(block, LOCK_BASE)) {
+      throw new TypeError("RWMutex.attach: the lock is corrupt (more seats claimed than it has)");
+    }
     return new RWMutex(new LockAttachment(block) as RWMutexOptions);
   }
 
@@ -367,7 +372,7 @@ export class RWMutex {
     // the read lock is given back, written out, and the overflow goes on: the caller would
     // otherwise hold a read lock without knowing. The same in tryRLock.
     try {
-      throw ownerDead("RWMutex");
+      throw ownerDead("RWMutex", block, LOCK_BASE + WRITER_MU);
     } catch (error) {
       if (!(error instanceof OwnerDeadError)) {
         if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
@@ -409,7 +414,7 @@ export class RWMutex {
     if (status !== NOT_ACQUIRED) this.#readSeat = seat;
     if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
     try {
-      throw ownerDead("RWMutex");
+      throw ownerDead("RWMutex", this.#block, LOCK_BASE + WRITER_MU);
     } catch (error) {
       // As in rLock: a read lock whose OwnerDeadError cannot be made is given back.
       if (!(error instanceof OwnerDeadError)) {
@@ -441,7 +446,17 @@ export class RWMutex {
    */
   rUnlock(): void {
     const seat = this.#seat;
-    rUnlock(this.#block, LOCK_BASE, seat !== 0 ? seat : this.#readerSeat(ownerId()));
+    if (seat !== 0) {
+      // `fast.owner`: this thread's owner id, which it has had since it claimed the seat.
+      rUnlock(this.#block, LOCK_BASE, seat, fast.owner);
+    } else {
+      // Another object of this thread may hold the read lock: look its seat up without claiming
+      // one, so that an rUnlock without a read lock leaves every word as it was.
+      const id = ownerId();
+      const own = ownSeat(this.#block, LOCK_BASE, id);
+      if (own === 0) throw new Error("sync: RUnlock of unlocked RWMutex");
+      rUnlock(this.#block, LOCK_BASE, this.#seat = own, id);
+    }
   }
 
   /**

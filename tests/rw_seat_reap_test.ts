@@ -1,0 +1,136 @@
+// Copyright the shmap authors. MIT license.
+// RWMutex reader seats of dead threads: a reaper frees a dead reader's seat (its read locks
+// taken out) without ever touching a seat that a live thread has claimed since, a reap cut
+// short is finished by the next reaper, and an rUnlock takes only from a seat its thread still
+// owns (a zombie's, reaped and claimed again, is refused) and claims none. On one thread, with
+// the engine's functions and made-up owner ids for the other threads; the interleavings are
+// forced by running the other thread's steps inside the reaper's look at the census (the clock
+// read of its grace check).
+
+import assert from "node:assert/strict";
+import { afterEach, describe, test } from "node:test";
+import {
+  census,
+  GONE,
+  markTerminating,
+  ownerId,
+  record,
+  TERMINATE_GRACE_MS,
+} from "../src/_engine/census.ts";
+import { LOCK_BASE, newLockBlock } from "../src/_engine/lock_block.ts";
+import { RWMutex } from "../src/sync/rw_mutex.ts";
+import {
+  initRw,
+  readers,
+  readerSeat,
+  rLockFirst,
+  rUnlock,
+  rwWords,
+  seatCountWord,
+  tryLock,
+  unlock,
+} from "../src/_engine/rw_lock.ts";
+
+const base = LOCK_BASE;
+// Owner ids (thread id + 1) of threads that do not exist: this test plays them.
+const DEAD = 1_000_001;
+const NEWCOMER = 2_000_001;
+const WRITER = 3_000_001;
+const GONE_REAPER = 4_000_001;
+
+const realNow = performance.now;
+
+afterEach(() => {
+  performance.now = realNow;
+});
+
+/** A lock of one reader seat, which DEAD holds with one read lock and is now terminating. */
+function lockOfDeadReader(): Int32Array {
+  census();
+  const i32 = newLockBlock("RWMutex", rwWords(1)) as Int32Array;
+  initRw(i32, base, 1);
+  rLockFirst(i32, base, readerSeat(i32, base, DEAD), DEAD);
+  markTerminating(DEAD - 1);
+  return i32;
+}
+
+/** The owner word of seat 0 (the word before its count). */
+function seatOwner(i32: Int32Array): number {
+  return Atomics.load(i32, seatCountWord(base, 0) - 1);
+}
+
+describe("RWMutex reader seats of dead threads", () => {
+  test("a seat freed and claimed by a new reader while another reaper looks keeps its read lock", () => {
+    const i32 = lockOfDeadReader();
+    // The first look starts DEAD's grace; past it, every look says gone. Inside the reaper's
+    // look that says gone, a newcomer reaps the seat itself, claims it and read-locks.
+    let looks = 0;
+    let newcomerSeat = -1;
+    performance.now = () => {
+      looks++;
+      if (looks === 2) {
+        newcomerSeat = readerSeat(i32, base, NEWCOMER);
+        assert.equal(rLockFirst(i32, base, newcomerSeat, NEWCOMER), 1);
+      }
+      return realNow.call(performance) + (looks >= 2 ? 2 * TERMINATE_GRACE_MS : 0);
+    };
+    assert.throws(() => readerSeat(i32, base, ownerId()), /reader seats/); // sees the grace begin
+    assert.throws(() => readerSeat(i32, base, ownerId()), /reader seats/); // reaps: too late
+    performance.now = realNow;
+    assert.ok(newcomerSeat > 0, "the newcomer ran inside the reaper's look at the census");
+    assert.equal(seatOwner(i32), NEWCOMER);
+    assert.equal(readers(i32, base), 1, "the newcomer's read lock was taken out under it");
+    assert.equal(tryLock(i32, base, WRITER), false, "a writer got in beside a reader");
+    rUnlock(i32, base, newcomerSeat, NEWCOMER);
+    assert.equal(tryLock(i32, base, WRITER), true);
+    unlock(i32, base, WRITER);
+  });
+
+  test("a reap cut short (its reaper gone, or this thread's own) is finished by the next", () => {
+    census();
+    record(GONE_REAPER - 1, GONE);
+    const i32 = newLockBlock("RWMutex", rwWords(1)) as Int32Array;
+    initRw(i32, base, 1);
+    readerSeat(i32, base, DEAD); // seat 0 claimed: below the high-water mark from now on
+    for (const reaper of [GONE_REAPER, ownerId()]) {
+      // The reaper marked the seat, then stopped before taking the dead reader's count out.
+      Atomics.store(i32, seatCountWord(base, 0) - 1, -reaper);
+      Atomics.store(i32, seatCountWord(base, 0), 1);
+      const seat = readerSeat(i32, base, NEWCOMER);
+      assert.equal(seatOwner(i32), NEWCOMER, `reaper ${reaper}'s seat was not taken back`);
+      assert.equal(Atomics.load(i32, seat), 0, "the dead reader's count was taken out");
+      Atomics.store(i32, seat - 1, 0); // give the seat back for the next round
+    }
+  });
+
+  test("an rUnlock by a thread whose seat was reaped and claimed again takes nothing", () => {
+    // DEAD (here: still running, as a Deno zombie may be once declared gone) read-locked, lost
+    // its seat to a reaper, and NEWCOMER claimed it and read-locked. DEAD's rUnlock, which
+    // names the seat DEAD's lock object remembers, must refuse, not end NEWCOMER's read lock.
+    const i32 = lockOfDeadReader();
+    const seat = seatCountWord(base, 0);
+    performance.now = () => realNow.call(performance) + 2 * TERMINATE_GRACE_MS;
+    readers(i32, base); // (a look at the census: DEAD's grace begins, and is over at once)
+    assert.equal(readerSeat(i32, base, NEWCOMER), seat, "the newcomer reaped DEAD's seat");
+    performance.now = realNow;
+    assert.equal(rLockFirst(i32, base, seat, NEWCOMER), 1);
+    assert.throws(() => rUnlock(i32, base, seat, DEAD), /RUnlock of unlocked RWMutex/);
+    assert.equal(Atomics.load(i32, seat), 1, "the newcomer's read lock stands");
+    assert.equal(tryLock(i32, base, WRITER), false);
+    rUnlock(i32, base, seat, NEWCOMER);
+  });
+
+  test("an rUnlock without a read lock changes no word (it claims no seat)", () => {
+    const rw = new RWMutex({ maxReaderThreads: 2 });
+    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+    const before = words.slice();
+    assert.throws(() => rw.rUnlock(), /RUnlock of unlocked RWMutex/);
+    assert.deepEqual(words.slice(), before);
+    // Through another object of the thread that holds a read lock, it releases that one.
+    const other = RWMutex.attach(rw.handle);
+    other.rLock();
+    rw.rUnlock();
+    assert.equal(rw.tryLock(), true);
+    rw.unlock();
+  });
+});
