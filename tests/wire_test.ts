@@ -94,3 +94,21 @@ test("bad input throws the codec's TypeError", () => {
   assert.throws(() => w.key({ a: 1 }, NONE), TypeError);
   assert.throws(() => wire(codecs.string).value(1 as unknown as string), TypeError);
 });
+
+test("a key too large for the codec is a RangeError, never an encoding", () => {
+  // Each such key used to encode to the same few bytes (the codec's placeholder for a key that
+  // fits no map), so two of them were one Redis key. The limit, 2^30 bytes in use, is lowered
+  // here so that the keys can be small.
+  for (const codec of [codecs.bytes, codecs.string, undefined]) {
+    const slots = slotCodecOf(codec as Codec<unknown> | undefined, "keys");
+    slots.limit = 16;
+    const w = new Wire(slots);
+    const big = codec === codecs.bytes ? new Uint8Array(100) : "k".repeat(100);
+    assert.throws(() => w.key(big, NONE), {
+      name: "RangeError",
+      message: /key of \d+ bytes is too large to encode/,
+    });
+    const small = codec === codecs.bytes ? new Uint8Array(4) : "k";
+    assert.deepEqual(w.decode(w.key(small, NONE)), small);
+  }
+});

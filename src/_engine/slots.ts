@@ -91,7 +91,7 @@ export const MODE_BYTES = 2;
  * stored key matches it (its `hi` is {@linkcode TAG_TOO_LARGE}), so a lookup finds nothing;
  * storing it throws MapFullError ({@linkcode Probe.storable}). Hashed as 0, unread.
  */
-const MODE_TOO_LARGE = 3;
+export const MODE_TOO_LARGE = 3;
 
 const EMPTY_BYTES = new Uint8Array(0);
 

@@ -19,7 +19,15 @@
  */
 
 import type { Arena } from "./arena.ts";
-import { isBlob, MODE_BYTES, MODE_INLINE, Probe, type SlotCodec, TAG_STRING } from "./slots.ts";
+import {
+  isBlob,
+  MODE_BYTES,
+  MODE_INLINE,
+  MODE_TOO_LARGE,
+  Probe,
+  type SlotCodec,
+  TAG_STRING,
+} from "./slots.ts";
 
 const WORDS = 8;
 
@@ -59,7 +67,15 @@ export class Wire<T> {
    * the codec's RangeError) for a key the codec cannot encode.
    */
   key(key: T, head: Uint8Array): Uint8Array {
-    this.#codec.toKey(key, this.#probe, 0, 0);
+    const p = this.#probe;
+    this.#codec.toKey(key, p, 0, 0);
+    // A key too large for the codec is a probe that matches nothing in a map, and writes no
+    // blob: its encoding would be the same few bytes for every such key.
+    if (p.mode === MODE_TOO_LARGE) {
+      throw new RangeError(
+        `a key of ${p.needed} bytes is too large to encode (the codec takes at most ${p.limit})`,
+      );
+    }
     return this.#write(head);
   }
 

@@ -55,6 +55,15 @@ export function insideCallback(owner: object, id: string, kind: Frame["kind"]): 
   return false;
 }
 
+/** The keys of the `kind` callbacks of `owner` this call runs inside, innermost first. */
+export function callbackKeys(owner: object, kind: Frame["kind"]): string[] {
+  const keys: string[] = [];
+  for (let f = frames.getStore(); f !== undefined; f = f.parent) {
+    if (f.owner === owner && f.kind === kind) keys.push(f.id);
+  }
+  return keys;
+}
+
 /** Notes a write of key `id` of `owner` made now, for the `compute` callbacks it runs inside. */
 export function noteWrite(owner: object, id: () => string): void {
   let f = frames.getStore();

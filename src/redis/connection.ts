@@ -218,8 +218,18 @@ export class Connection {
       connecting = client.connect();
     }
     const opened = connection;
+    let abandoned = false;
     const opening = (async () => {
       await connecting;
+      if (abandoned) {
+        // Given up already, and destroyed: a Cluster's slot discovery that outlived the destroy
+        // goes on to connect a client to every master, and its connect() then resolves. Those
+        // are destroyed too, or they would keep the process alive, reconnecting for good.
+        try {
+          opened.#handle.destroy();
+        } catch { /* closed already */ }
+        return;
+      }
       ready = true;
       await opened.#checkServers();
     })();
@@ -227,6 +237,7 @@ export class Connection {
       await until(opening, deadline);
       return connection;
     } catch (error) {
+      abandoned = true;
       connection.#handle.destroy();
       connection.#deadlines.stop();
       if (error instanceof RedisSyncMapError) throw error;

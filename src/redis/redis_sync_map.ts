@@ -14,7 +14,7 @@ import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
 import { checkOptions as checkKnown } from "../_options.ts";
 import { checkOptions, OPTION_NAMES, type RedisSyncMapOptions } from "./options.ts";
 import { scanEntries, scanKeys } from "./scan.ts";
-import { insideCallback, noteWrite, runCallback } from "./_callbacks.ts";
+import { callbackKeys, insideCallback, noteWrite, runCallback } from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
 
 export type { RedisSyncMapOptions } from "./options.ts";
@@ -88,6 +88,12 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   readonly #scanCount: number;
   // loadOrCompute calls in flight in this object, by Redis key (latin1): one fn at a time.
   readonly #computing = new Map<string, Promise<unknown>>();
+  /**
+   * For each key whose `loadOrCompute` callback (or a callback running inside it) waits for
+   * other keys' computations, those keys, once per wait: the edges a cycle of waits would
+   * follow.
+   */
+  readonly #waitsFor = new Map<string, string[]>();
 
   private constructor(
     connection: Connection,
@@ -342,6 +348,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       if (next === RedisSyncMap.CANCEL) return [old, loaded];
       if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
       const write: Arg[] = next === RedisSyncMap.DELETE ? ["d"] : ["s", this.#encode(next as V)];
+      // A write of the key, maybe inside a compute callback of it (a nested compute).
+      noteWrite(this.#computing, () => id);
       const reply = await this.#connection.script(COMPUTE, k, [
         current === null ? "0" : "1",
         current ?? "",
@@ -369,7 +377,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * {@linkcode loadOrStore} semantics and make `fn` safe to run twice instead.) If `fn` throws,
    * nothing is stored and the call rejects with its error. `fn` calling `loadOrCompute` of its
    * own key (directly, or from anything it awaits or schedules) rejects that call with an Error
-   * instead of waiting for itself, as SyncMap's throws.
+   * instead of waiting for itself, as SyncMap's throws; so does a call whose wait would close a
+   * cycle of `fn`s of this object waiting for each other's keys (SyncMap's would deadlock).
    *
    * @example
    * ```ts ignore
@@ -394,8 +403,26 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
               "called loadOrCompute for its own key, which would wait for itself)",
           );
         }
-        // Another call of this object is computing the key: wait for it, then read again.
-        await running.catch(() => {});
+        // Another call of this object is computing the key: wait for it, then read again;
+        // unless that computation waits, through others maybe, for one this call runs inside,
+        // which would never end.
+        const inside = callbackKeys(this.#computing, "loadOrCompute");
+        if (inside.length !== 0 && this.#waitsReach(id, inside)) {
+          throw new Error(
+            `${this.#label}: loadOrCompute: the fn computing this key waits for a key whose ` +
+              "computation this call runs inside (fns that wait for each other's keys)",
+          );
+        }
+        for (const k of inside) this.#waitsFor.set(k, [...(this.#waitsFor.get(k) ?? []), id]);
+        try {
+          await running.catch(() => {});
+        } finally {
+          for (const k of inside) {
+            const edges = this.#waitsFor.get(k)!;
+            edges.splice(edges.indexOf(id), 1);
+            if (edges.length === 0) this.#waitsFor.delete(k);
+          }
+        }
         continue;
       }
       const mine = this.#computeAndStore(k, fn);
@@ -408,9 +435,23 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     }
   }
 
+  /** Whether the computation of key `from` waits, through any chain of waits, for one of `keys`. */
+  #waitsReach(from: string, keys: readonly string[]): boolean {
+    const seen = new Set<string>();
+    const todo = [from];
+    for (let k = todo.pop(); k !== undefined; k = todo.pop()) {
+      if (keys.includes(k)) return true;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      todo.push(...(this.#waitsFor.get(k) ?? []));
+    }
+    return false;
+  }
+
   async #computeAndStore(k: Buffer, fn: () => V | Promise<V>): Promise<[V, boolean]> {
     let [value] = runCallback(this.#computing, k.toString("latin1"), "loadOrCompute", fn);
     if (isThenable(value)) value = await value;
+    noteWrite(this.#computing, () => k.toString("latin1")); // as in compute
     const reply = await this.#connection.send("loadOrCompute", true, k, [
       "SET",
       k,
