@@ -185,13 +185,21 @@ export class Connection {
         cluster,
         (key, write, args) => cluster.sendCommand(key, !write, args),
         (self) =>
-          cluster.masters.map((master) => ({
-            address: master.address,
+          cluster.masters.map(({ address }) => ({
+            address,
+            // The node as the client knows it now, looked up for each command: a failover or a
+            // resharding since the snapshot replaces node objects, and a client made for a stale
+            // one (nodeClient makes one on demand) is one the cluster does not track, nor close.
             send: (op: string, args: Arg[]) =>
-              self.#call(op, false, undefined, args, () =>
-                cluster.nodeClient(master).then((client) =>
+              self.#call(op, false, undefined, args, () => {
+                const node = cluster.nodeByAddress.get(address);
+                if (node === undefined) {
+                  throw new Error(`${address} left the Cluster during the scan`);
+                }
+                return cluster.nodeClient(node).then((client) =>
                   (client as NodeClient).sendCommand(args, COMMAND_OPTIONS)
-                )),
+                );
+              }),
           })),
       );
       connecting = cluster.connect();
