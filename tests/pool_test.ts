@@ -22,6 +22,7 @@ import { GONE, stateOf } from "../src/_engine/census.ts";
 import { trackAll } from "../src/workers/node.ts";
 import { deadline, until } from "./fixtures/harness.ts";
 import { diagnoseSyncMap, sharesOfEnded } from "./fixtures/map_diagnosis.ts";
+import { runChild } from "./fixtures/child.ts";
 import { runtime } from "./fixtures/spawn.ts";
 import { type PoolTask, step } from "./fixtures/pool_task.ts";
 
@@ -93,6 +94,16 @@ test("a pool worker terminated before trackAll() hears of it: its end is still d
     Atomics.store(flag, 0, 2);
     Atomics.notify(flag, 0);
   }
+});
+
+test("workers terminated before trackAll() hears of them are passed over without an error", async () => {
+  // Deno keeps an exited worker's threadId readable: trackAll()'s listener, coming late, would
+  // track an exited worker, and throw, uncaught, from the process's event.
+  const script = new URL("./fixtures/track_all_early_exit.ts", import.meta.url);
+  const { code, stdout, stderr, timedOut } = await runChild(script, [], 30_000);
+  assert.equal(timedOut, false);
+  assert.equal(code, 0, `${stdout}${stderr}`);
+  assert.match(stdout, /ended normally/);
 });
 
 /** Whether a task failed because its worker was terminated under it (tinypool's words). */

@@ -184,8 +184,10 @@ export function trackAll(): void {
   if (onDeno) watchEveryEnd();
   process.on("worker", (worker: Worker) => {
     // A listener that threw would break whoever started the worker: only node:worker_threads
-    // Workers that have not exited are watched.
-    if (adapter.isWorker(worker) && worker.threadId !== -1) track(worker);
+    // Workers that have not exited are watched. On Deno, whose event comes late, a worker may
+    // have exited already while its threadId stays readable: its end was declared through the
+    // class (watchEveryEnd), and track() would throw "this worker has exited" here, uncaught.
+    if (adapter.isWorker(worker) && worker.threadId !== -1 && !exited.has(worker)) track(worker);
   });
 }
 
