@@ -95,6 +95,36 @@ async function seatsBack(map: SyncMap<string, number>): Promise<void> {
 }
 
 describe("a nested worker ends with the worker that started it", () => {
+  it("one that had not attached yet gives back the seat its parent reserved", {
+    timeout: 60_000,
+  }, async () => {
+    // The parent reserves the worker's seat as it shares the map; the parent's adapter would
+    // give it back at the worker's end, but it ends with the parent. The seat names the parent
+    // as its reserver, and goes back once the parent is known to be gone.
+    const map = new SyncMap<string, number>();
+    let ready = false;
+    const errors: string[] = [];
+    const mid = spawnWorker(new URL("./fixtures/nested_slow_mid_worker.ts", import.meta.url), {
+      map,
+    }, {
+      message: (data) => {
+        const reply = data as { mid?: string; error?: string };
+        if (reply.mid === "ready") ready = true;
+        if (reply.error !== undefined) errors.push(reply.error);
+      },
+      error: (error) => errors.push(error.message),
+    });
+    await until(() => ready || errors.length > 0, "the middle worker starts the leaf", 30_000);
+    assert.deepEqual(errors, []);
+    assert.equal(map.stats().participants, 3, "this thread, the middle worker, the leaf's seat");
+    const stopped = mid.stopped(300);
+    mid.terminate();
+    await stopped;
+    await seatsBack(map);
+    map.verify();
+    assert.equal(map.load("mid"), 1);
+  });
+
   it("a Mutex it held is taken over, with OwnerDeadError naming it", {
     timeout: 60_000,
   }, async () => {

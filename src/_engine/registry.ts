@@ -47,6 +47,13 @@ export const INFLIGHT = 6;
  * finishes the release (stuckReleases, finishRelease).
  */
 export const RELEASER = 7;
+/**
+ * The owner id of the thread that reserved the seat for a worker (a parent sharing the map),
+ * stored as it reserves and read while the seat waits for the worker to adopt it: the worker
+ * cannot attach once its parent is gone (the runtimes end a worker with the thread that started
+ * it), so a reservation whose reserver is gone is a dead seat (deadSeats).
+ */
+export const RESERVER = 8;
 // The claim word is a generation times four plus a state. Releasing a seat moves it to the next
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
@@ -136,8 +143,13 @@ function take(registry: Registry, state: number): Ticket {
     const word = claimFree(i32, at, state);
     if (word === -1) continue;
     // A reserved seat has no owner until its worker adopts it (adoptSeat): never the parent,
-    // whose death must not release a live worker's seat.
-    if (state === SEAT_RESERVED) Atomics.store(i32, at + OWNER, 0);
+    // whose death must not release a live worker's seat. The parent is its RESERVER, written
+    // before OWNER is cleared, so that a parent stopped anywhere here leaves its id in one of
+    // the two for deadSeats.
+    if (state === SEAT_RESERVED) {
+      Atomics.store(i32, at + RESERVER, ownerId());
+      Atomics.store(i32, at + OWNER, 0);
+    }
     raiseHigh(registry, i);
     return { index: i, word };
   }
@@ -349,8 +361,11 @@ export function repairList(registry: Registry, index: number): void {
 }
 
 /**
- * Seats held by threads that are gone (census.ts): their owners will never release them.
- * Seats being claimed (no owner yet) or in their release grace are left alone.
+ * Seats held by threads that are gone (census.ts): their owners will never release them. So
+ * too a seat reserved for a worker whose parent, its RESERVER, is gone, and one its worker was
+ * adopting (IN_USE, no OWNER yet) when both had gone: the adapter of the parent, which would have
+ * released it, went with the parent. Seats being claimed or in their release grace are left
+ * alone.
  */
 export function deadSeats(registry: Registry): { index: number; generation: number }[] {
   const i32 = registry.arena.i32;
@@ -359,8 +374,10 @@ export function deadSeats(registry: Registry): { index: number; generation: numb
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
     const claim = Atomics.load(i32, at + CLAIM);
-    if ((claim & 3) !== SEAT_IN_USE) continue;
-    const owner = Atomics.load(i32, at + OWNER);
+    const state = claim & 3;
+    if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
+    let owner = Atomics.load(i32, at + OWNER);
+    if (owner === 0) owner = Atomics.load(i32, at + RESERVER);
     if (owner !== 0 && ownerGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
   return dead;
