@@ -25,13 +25,16 @@ import { declareChildrenGone } from "./workers/_thread_end.ts";
  *
  * `threadId` is the worker's `threadId` as `node:worker_threads` gives it (the `threadId`
  * property of a `Worker` object, or the value of {@linkcode currentThreadId} in the worker).
+ * Read the property while the worker runs: once it has exited, Node and Bun report -1.
  *
  * @example A worker's end, seen by its parent
  * ```ts
  * import { threadGone } from "@shmap/shmap";
  *
- * // With a node:worker_threads Worker:
- * //   worker.on("exit", () => threadGone(worker.threadId)) -- or use track() from an adapter.
+ * // With a node:worker_threads Worker, its id taken while it runs (inside `exit`, Node and Bun
+ * // already report -1):
+ * //   const id = worker.threadId;
+ * //   worker.on("exit", () => threadGone(id)); -- or use track() from an adapter.
  * threadGone(123_456); // a thread that never existed: harmless
  * ```
  *

@@ -261,6 +261,12 @@ const adapter = new WorkerAdapter<Worker>({
  * thread that locks it (with `OwnerDeadError`), a map's internal lock it held is repaired, and a
  * SyncMap it attached by hand gives back its share. The worker must import this module (it
  * answers `track()` with its thread id, which a Deno web worker does not otherwise have).
+ *
+ * Track a worker before it first uses shmap (right after `new Worker`, or before it is given
+ * any handle). A worker that took an id already (it attached a map or a lock before) is known
+ * by that id only once it has answered track's message; terminated before it answers, its end
+ * is declared under the id reserved for it, not its own, and a lock it holds is not taken over.
+ * The same holds for {@linkcode share} to a worker that used shmap before.
  * Workers started with {@linkcode spawn} or shared with {@linkcode share} are watched already;
  * tracking one twice does nothing.
  *
