@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
+import { GoMap } from "../mod.ts";
 import { decodeStructured, StructuredWriter } from "../src/_engine/structured.ts";
 
 const writer = new StructuredWriter();
@@ -515,4 +516,38 @@ test("structured: corrupted encodings decode or throw RangeError, in bounded tim
   );
   assert.ok(decoded > 0 && rejected > 0, `decoded ${decoded}, rejected ${rejected}`);
   assert.ok(performance.now() - started < 20_000, "corruption checks took too long");
+});
+
+test("structured: decoding runs no setter or method a program put on the prototypes", () => {
+  // A setter on Object.prototype (a polyfill's, say) would be called by plain assignment, and
+  // would swallow the property; a replaced Array.prototype.push would be called for each element.
+  // Either is user code inside a map's read, which may call the map and find the decoder's
+  // state reset under it. The properties are defined instead, as JSON.parse defines them.
+  const m = new GoMap<string, unknown>();
+  m.set("obj", { hook: 1, after: [1, 2], constructor: 3 });
+  m.set("inner", { z: 1 });
+  let setterCalls = 0;
+  let pushCalls = 0;
+  const push = Array.prototype.push;
+  Object.defineProperty(Object.prototype, "hook", {
+    configurable: true,
+    set() {
+      setterCalls++;
+      m.get("inner"); // a nested read, as such user code may make
+    },
+  });
+  Array.prototype.push = function (this: unknown[], ...items: unknown[]) {
+    pushCalls++;
+    return push.apply(this, items);
+  };
+  try {
+    const got = m.get("obj") as Record<string, unknown>;
+    assert.deepEqual(Object.entries(got), [["hook", 1], ["after", [1, 2]], ["constructor", 3]]);
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).hook;
+    Array.prototype.push = push;
+  }
+  assert.equal(setterCalls, 0);
+  assert.equal(pushCalls, 0);
+  m.verify();
 });

@@ -558,8 +558,11 @@ function describeObject(value: object): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decoding. The decoder never calls user code, so its state lives in module variables that each
-// call to `decodeStructured` resets; this avoids allocating a reader per call.
+// Decoding. The decoder's state lives in module variables (no reader allocated per call), saved
+// and restored by each call to `decodeStructured`: the decoder calls no user code of its own
+// (properties are defined, not assigned, wherever an inherited setter could run), but a nested
+// decode is still possible (another map's getter, run by the caller between two decodes, or a
+// test), and must not leave the outer one reading another value's bytes.
 
 const EMPTY = new Uint8Array(0);
 let src: Uint8Array = EMPTY;
@@ -593,6 +596,9 @@ export function decodeStructured(source: Uint8Array, offset: number, length: num
       `structured value range ${offset}+${length} is outside a source of ${source.length} bytes`,
     );
   }
+  const outer = src;
+  const outerPos = pos;
+  const outerEnd = end;
   src = source;
   pos = offset;
   end = offset + length;
@@ -601,8 +607,11 @@ export function decodeStructured(source: Uint8Array, offset: number, length: num
     if (pos !== end) corrupt();
     return value;
   } finally {
-    // Do not keep the caller's (possibly large, shared) buffer alive.
-    src = EMPTY;
+    // Back to the outer decode's state, or EMPTY: the caller's (possibly large, shared) buffer
+    // is not kept alive.
+    src = outer;
+    pos = outerPos;
+    end = outerEnd;
   }
 }
 
@@ -667,8 +676,9 @@ function readValue(depth: number): unknown {
     case TAG_ARRAY: {
       if (depth >= MAX_DEPTH) corrupt();
       const count = readCount(1);
+      // Appended by index, not push(), which a program may have replaced.
       const array: unknown[] = [];
-      for (let i = 0; i < count; i++) array.push(readValue(depth + 1));
+      for (let i = 0; i < count; i++) array[i] = readValue(depth + 1);
       return array;
     }
     case TAG_OBJECT: {
@@ -678,8 +688,10 @@ function readValue(depth: number): unknown {
       for (let i = 0; i < count; i++) {
         const key = readKey();
         const value = readValue(depth + 1);
-        if (key === "__proto__") {
-          // Plain assignment would call the inherited `__proto__` setter instead.
+        if (key in Object.prototype) {
+          // Plain assignment would call an inherited setter instead (`__proto__`'s, or one a
+          // program defined on Object.prototype: user code, which would also not create the
+          // property); defined, as JSON.parse defines its properties.
           Object.defineProperty(object, key, {
             value,
             writable: true,
