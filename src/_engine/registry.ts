@@ -21,6 +21,7 @@ import { underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { checkSelf, ownerGone, ownerId } from "./census.ts";
 import { dropDuplicates } from "./retire_list.ts";
+import { unrefTimer } from "./unref_timer.ts";
 
 /**
  * Words in one participant seat: claim, announcement, retire list, allocation cache, and
@@ -277,13 +278,15 @@ export function releaseSeat(
   // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
   // at its next call at once, while whatever call it is inside keeps its protection.
   if (graceMs > 0) {
-    setTimeout(() => {
+    const timer = setTimeout(() => {
       try {
         finishRelease(registry, index, onReleased);
       } catch (error) {
         onError?.(error);
       }
     }, graceMs);
+    // Nothing left to release for once the process is done: it must not keep it alive.
+    unrefTimer(timer);
   } else {
     finishRelease(registry, index, onReleased);
   }

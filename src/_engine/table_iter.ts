@@ -62,8 +62,7 @@ export function gatherKeySlots(table: TableView, level: number, i: number, out: 
       n = chainSlots(table, buckets + j * BUCKET_SIZE, -1, 0, limit, out, n);
     }
   } else {
-    // A smaller table than the one `level` was taken from (SyncMap replaces its tables, and a
-    // clear shrinks a GoMap's).
+    // A smaller table than the one `level` was taken from (SyncMap replaces its tables).
     const b = buckets + (i & ((1 << B) - 1)) * BUCKET_SIZE;
     n = chainSlots(table, b, (1 << level) - 1, i, limit, out, n);
   }

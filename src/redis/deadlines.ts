@@ -23,6 +23,7 @@
  */
 
 import { setImmediate } from "node:timers";
+import { unrefTimer } from "../_engine/unref_timer.ts";
 
 /**
  * One command's deadline: extended by the connection's call record, which says what to do when
@@ -137,7 +138,7 @@ export class Deadlines {
   #arm(at: number): void {
     if (this.#stopped || at === Infinity) return;
     this.#timer = setTimeout(this.#fire, Math.max(0, at - performance.now()));
-    unref(this.#timer);
+    unrefTimer(this.#timer);
   }
 
   readonly #fire = (): void => {
@@ -160,17 +161,4 @@ export class Deadlines {
     if (this.#head < q.length) this.#arm(q[this.#head].at);
     if (expired && this.#live === 0) this.#wake();
   };
-}
-
-/**
- * Lets the process exit while a deadline is pending: the commands in flight hold their socket,
- * which keeps the process alive as long as it needs to be.
- */
-function unref(timer: ReturnType<typeof setTimeout>): void {
-  if (typeof timer === "object" && timer !== null && "unref" in timer) {
-    (timer as { unref(): void }).unref();
-    return;
-  }
-  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno;
-  deno?.unrefTimer?.(timer as unknown as number);
 }

@@ -15,6 +15,7 @@ import {
   TERMINATE_GRACE_MS,
   TERMINATING,
 } from "../_engine/census.ts";
+import { unrefTimer } from "../_engine/unref_timer.ts";
 
 /**
  * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
@@ -75,9 +76,7 @@ export function declareGone(threadId: number | undefined, graceMs = 0): void {
   recordQuietly(threadId, TERMINATING);
   const timer = setTimeout(() => recordGone(threadId), graceMs);
   // The declaration must not keep the process alive once everything else is done.
-  const unref = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer;
-  if (unref !== undefined) unref(timer as unknown as number);
-  else (timer as { unref?(): void }).unref?.();
+  unrefTimer(timer);
 }
 
 function recordGone(threadId: number): void {
