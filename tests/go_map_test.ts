@@ -5,6 +5,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { codecs, GoMap, type GoMapHandle } from "../mod.ts";
+import { H_SEED0, H_SEED1 } from "../src/_engine/arena.ts";
+import { hashString } from "../src/_engine/hash.ts";
 import { numbersInBucket } from "./fixtures/go_map_helpers.ts";
 import { INT32_EDGE_BIGINTS } from "./fixtures/special_keys.ts";
 
@@ -602,4 +604,27 @@ describe("GoMap iteration", () => {
     const after = yielded.slice(10);
     assert.ok(after.every((k) => k === 1000), `yielded ${after} after clear()`);
   });
+});
+
+test("GoMap: a clear of one bucket's chain of 300 keys, crafted with the map's hash key", () => {
+  // A clear step used to empty a bucket and its whole overflow chain in one journaled step: a
+  // chain of about 100 keys with blobs overflowed the journal, and the clear and every call
+  // after it threw JournalFullError. Now a step takes one overflow bucket at a time.
+  const m = new GoMap<string, string>();
+  const header = new Int32Array(m.handle.buffer, 0, H_SEED1 + 1);
+  const [k0, k1] = [header[H_SEED0], header[H_SEED1]];
+  const keys: string[] = [];
+  for (let i = 0; keys.length < 300; i++) {
+    const key = `key${i}`;
+    if ((hashString(key, k0, k1) & 1023) === 5) keys.push(key);
+  }
+  for (const key of keys) m.set(key, `value of ${key}`);
+  assert.ok(m.stats().overflowBuckets >= 30, "the keys share one bucket's chain");
+  m.clear();
+  assert.equal(m.size, 0);
+  for (const key of keys) assert.equal(m.get(key), undefined);
+  m.verify();
+  m.set("after", "works");
+  assert.equal(m.get("after"), "works");
+  m.verify();
 });

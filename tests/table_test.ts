@@ -404,9 +404,9 @@ describe("table", () => {
       const steps = s.table.clearSteps;
       assert.equal(steps, 2 ** B + (growing ? 2 ** (B - 1) : 0), "old buckets, then current ones");
       s.freed.values = 0;
-      for (let step = 0; step < steps; step++) {
+      for (let step = 0; step < steps;) {
         s.tx.begin();
-        s.table.clearStep(step);
+        if (s.table.clearStep(step)) step++;
         s.tx.commit();
         // Steps change no count: keys of buckets not yet cleared may still be found.
         assert.equal(s.table.count, model.size);

@@ -527,8 +527,8 @@ export class Table {
   }
 
   /** One step of a clear (table_clear.ts). */
-  clearStep(step: number): void {
-    clearStep(this, step);
+  clearStep(step: number): boolean {
+    return clearStep(this, step);
   }
 
   /** The last step of a clear (table_clear.ts). */

@@ -38,12 +38,18 @@ export function clearSteps(table: TableView): number {
 
 /**
  * One step of a clear: empties bucket `step` of {@linkcode clearSteps} (an old bucket first,
- * then a current one), freeing what its keys own and its overflow chain. A clear is a row of
- * such steps, each a transaction of its own, then {@linkcode finishClear}; the steps change
- * no count, so a lookup between them may still find keys of buckets not yet cleared. The
- * bucket count must not change between steps (nothing else writes meanwhile).
+ * then a current one) part of the way, and returns whether it is empty now. A step frees the
+ * last overflow bucket of the bucket's chain and what its keys own; once no overflow bucket is
+ * left, the bucket's own keys, and a current bucket's words. So a step journals at most what
+ * one bucket's 8 keys own, however long the chain: a clear step that took a whole chain ran out
+ * of journal on a chain of about 100 keys with blobs (keys crafted to collide), and every call
+ * after it, retrying it, failed the same way. A clear is a row of such steps, each a
+ * transaction of its own, repeated on one bucket until it returns true, then
+ * {@linkcode finishClear}; the steps change no count, so a lookup between them may still find
+ * keys of buckets not yet cleared. The bucket count must not change between steps (nothing else
+ * writes meanwhile).
  */
-export function clearStep(table: TableView, step: number): void {
+export function clearStep(table: TableView, step: number): boolean {
   checkBucketArrays(table);
   const a = table.arena;
   const h = table.h;
@@ -51,17 +57,20 @@ export function clearStep(table: TableView, step: number): void {
   const oldBuckets = old === 0 ? 0 : 1 << oldBOf(table);
   if (step < oldBuckets) {
     const ob = old + step * BUCKET_SIZE;
-    if (!evacuated(table.arena, ob)) freeChainSlots(table, ob);
-    freeOverflows(table, ob, T_OLDOVERFLOW);
-    return;
+    // An evacuated bucket's keys, and its chain's, are the new array's now.
+    const owns = !evacuated(table.arena, ob);
+    if (freeLastOverflow(table, ob, T_OLDOVERFLOW, owns)) return false;
+    if (owns) freeSlots(table, ob);
+    return true;
   }
   const b = a.i32[h + T_BUCKETS] + (step - oldBuckets) * BUCKET_SIZE;
-  freeChainSlots(table, b);
-  freeOverflows(table, b, T_NOVERFLOW);
+  if (freeLastOverflow(table, b, T_NOVERFLOW, true)) return false;
+  freeSlots(table, b);
   a.reach(b + BUCKET_SIZE);
   for (let w = b >> 2; w < (b + BUCKET_SIZE) >> 2; w++) {
     if (a.i32[w] !== 0) table.tx.set(w, 0);
   }
+  return true;
 }
 
 /**
@@ -127,29 +136,41 @@ function freeOverflowChain(
   return n;
 }
 
-/** Frees what the live keys of the chain from `b` own (key blobs, values). */
-function freeChainSlots(table: TableView, b: number): void {
+/** Frees what the live keys of bucket `b` alone own (key blobs, values). */
+function freeSlots(table: TableView, b: number): void {
   const a = table.arena;
-  let limit = chainLimit(table.arena);
-  for (; b !== 0; b = checkedNext(a.i32[(b + OVERFLOW) >> 2])) {
-    if (--limit < 0) throw loops();
-    a.reach(b + BUCKET_SIZE);
-    for (let i = 0; i < BUCKET_SLOTS; i++) {
-      if (a.u8[b + i] < MIN_TOP_HASH) continue;
-      const w = (b + KEYS + 8 * i) >> 2;
-      if (table.ownsKeys) freeBlob(table, a.i32[w], a.i32[w + 1]);
-      table.freeValue(a.i32[w + VALUE_WORDS], a.i32[w + VALUE_WORDS + 1], table.tx);
-    }
+  a.reach(b + BUCKET_SIZE);
+  for (let i = 0; i < BUCKET_SLOTS; i++) {
+    if (a.u8[b + i] < MIN_TOP_HASH) continue;
+    const w = (b + KEYS + 8 * i) >> 2;
+    if (table.ownsKeys) freeBlob(table, a.i32[w], a.i32[w + 1]);
+    table.freeValue(a.i32[w + VALUE_WORDS], a.i32[w + VALUE_WORDS + 1], table.tx);
   }
 }
 
-/** Frees the overflow buckets chained after bucket `b`, unlinks them, and counts them out. */
-function freeOverflows(table: TableView, b: number, counter: number): void {
+/**
+ * Frees the last overflow bucket chained after bucket `b`, and first what its keys own when
+ * `owns`; unlinks it and counts it out of the header's `counter`. Returns false, doing nothing,
+ * when `b` has no overflow bucket.
+ */
+function freeLastOverflow(table: TableView, b: number, counter: number, owns: boolean): boolean {
   const a = table.arena;
   const tx = table.tx;
-  const first = a.i32[(b + OVERFLOW) >> 2];
-  if (first === 0) return;
-  tx.set((b + OVERFLOW) >> 2, 0);
-  const n = freeOverflowChain(table, first, (offset, size) => tx.free(offset, size));
-  tx.set(table.h + counter, a.i32[table.h + counter] - n);
+  let before = b;
+  let last = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
+  if (last === 0) return false;
+  let limit = chainLimit(table.arena);
+  for (;;) {
+    a.reach(last + BUCKET_SIZE);
+    const next = checkedNext(a.i32[(last + OVERFLOW) >> 2]);
+    if (next === 0) break;
+    before = last;
+    last = next;
+    if (--limit < 0) throw loops();
+  }
+  if (owns) freeSlots(table, last);
+  tx.set((before + OVERFLOW) >> 2, 0);
+  tx.free(last, overflowBytes(table.arena, last));
+  tx.set(table.h + counter, a.i32[table.h + counter] - 1);
+  return true;
 }

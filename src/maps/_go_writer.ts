@@ -171,12 +171,13 @@ export function finishClear<K, V>(s: GoAccess<K, V>): void {
   // terminating stops before its next step (a Deno zombie clearing a large map would otherwise
   // run on past the grace, into a clear another writer has taken over); the next writer
   // finishes the clear from the intent.
-  for (let step = from; step < steps; step++) {
+  // A step frees one overflow bucket's worth at a time (table_clear.ts clearStep): the intent
+  // moves on to the next bucket only with the step that empties this one.
+  for (let step = from; step < steps;) {
     checkAlive();
     tx.begin();
     try {
-      s.table.clearStep(step);
-      tx.set(journal.argWord(0), step + 1);
+      if (s.table.clearStep(step)) tx.set(journal.argWord(0), ++step);
       tx.commit();
     } catch (error) {
       tx.abort();
