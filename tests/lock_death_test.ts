@@ -566,4 +566,9 @@ test("OwnerDeadError names the dead holder only for a lock this thread took over
   );
   mu.markConsistent();
   mu.unlock();
+  // Once marked consistent, a new poisoning (another thread's take-over) is not that holder's.
+  words[LOCK_BASE] = POISONED;
+  assert.throws(() => mu.lock(), (e: unknown) => e instanceof OwnerDeadError && e.threadId === -1);
+  mu.markConsistent();
+  mu.unlock();
 });

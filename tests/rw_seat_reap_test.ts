@@ -133,4 +133,26 @@ describe("RWMutex reader seats of dead threads", () => {
     assert.equal(rw.tryLock(), true);
     rw.unlock();
   });
+
+  test("a claimer that finds the only seat being reaped waits for the reap, not a RangeError", () => {
+    // A reaper (here a thread marked terminating, its grace not over: live) has marked the only
+    // seat; it finishes (its mark becomes 0) while the claimer looks on.
+    census();
+    const reaper = 6_000_001;
+    markTerminating(reaper - 1);
+    const i32 = newLockBlock("RWMutex", rwWords(1)) as Int32Array;
+    initRw(i32, base, 1);
+    readerSeat(i32, base, DEAD); // claimed once: below the high-water mark
+    Atomics.store(i32, seatCountWord(base, 0) - 1, -reaper);
+    let looks = 0;
+    performance.now = () => {
+      if (++looks === 3) Atomics.store(i32, seatCountWord(base, 0) - 1, 0); // the reap is done
+      return realNow.call(performance);
+    };
+    const seat = readerSeat(i32, base, NEWCOMER);
+    performance.now = realNow;
+    assert.ok(looks >= 3, "the claimer looked at the reaper's mark more than twice");
+    assert.equal(seatOwner(i32), NEWCOMER);
+    assert.equal(seat, seatCountWord(base, 0));
+  });
 });

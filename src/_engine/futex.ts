@@ -267,7 +267,12 @@ export function clearPoison(i32: Int32Array, index: number, me: number): void {
     }
     if ((w & POISONED) === 0) return;
     const found = Atomics.compareExchange(i32, index, w, w & ~POISONED);
-    if (found === w) return;
+    if (found === w) {
+      // This thread's take-over of the word, if it was the last, named a holder whose damage is
+      // repaired now: a later poisoning is another's.
+      if (deadOwnerOf(i32, index) >= 0) deadBuffer = null;
+      return;
+    }
     w = found;
   }
 }

@@ -137,10 +137,21 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   const own = ownSeat(i32, base, me);
   if (own !== 0) return own;
   const n = i32[base + NSEATS];
-  for (let pass = 0; pass < 2; pass++) {
+  // Two passes, a reap between them; and more while another thread is reaping a seat (its mark,
+  // a negative owner, is there for a few atomic operations), each after a 1 ms sleep, up to
+  // REAP_WAIT_PASSES: that seat is about to be free, and the table is not full.
+  for (
+    let pass = 0, reaping = 0;
+    pass < 2 || (reaping > 0 && pass < 2 + REAP_WAIT_PASSES);
+    pass++
+  ) {
+    if (pass >= 2) Atomics.wait(napWord, 0, 0, 1);
+    reaping = 0;
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
-      if (Atomics.load(i32, at + S_OWNER) !== 0) continue;
+      const owner = Atomics.load(i32, at + S_OWNER);
+      if (owner < 0) reaping++;
+      if (owner !== 0) continue;
       // The mark first, then the claim: a claim cut short after the mark (a stack overflow can
       // throw from any call) leaves a free seat below the mark, which costs scans a seat; the
       // other order would leave a seat of this thread above it, which ownSeat, bounded by the
@@ -156,6 +167,11 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
       "live threads: create it with a larger maxReaderThreads",
   );
 }
+
+/** Extra passes {@linkcode readerSeat} makes, 1 ms apart, while another thread reaps a seat. */
+const REAP_WAIT_PASSES = 200;
+/** A word nobody notifies: readerSeat's 1 ms sleeps. */
+const napWord = new Int32Array(new SharedArrayBuffer(4));
 
 /** The seat count word of thread `me` in the lock at `base`, or 0 when it has no seat. */
 export function ownSeat(i32: Int32Array, base: number, me: number): number {

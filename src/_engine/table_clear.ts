@@ -149,7 +149,9 @@ function freeSlots(table: TableView, b: number): void {
 }
 
 /**
- * Frees the last overflow bucket chained after bucket `b`, and first what its keys own when
+ * Frees the last overflow bucket chained after bucket `b` (the walk to it, bounded, is what finds
+ * a chain that loops: freeing the first instead would free a looping chain's blocks twice, as
+ * the cycle came round), and first what its keys own when
  * `owns`; unlinks it and counts it out of the header's `counter`. Returns false, doing nothing,
  * when `b` has no overflow bucket.
  */
