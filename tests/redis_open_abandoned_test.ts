@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import { runChild } from "./fixtures/child.ts";
+import { deadPort } from "./fixtures/redis_servers.ts";
 
 /** The commands in `buffer` (RESP arrays of bulk strings), and what is left of it unparsed. */
 function parse(buffer: string): [string[][], string] {
@@ -33,9 +34,17 @@ function parse(buffer: string): [string[][], string] {
   }
 }
 
-test("a Cluster open given up during slot discovery leaves the process free to exit", {
-  timeout: 30_000,
-}, async () => {
+for (const extra of [false, true]) {
+  // With `extra`, the discovery also names a second master, on a port nobody listens on: its
+  // client fails, and the late connect() rejects rather than resolves.
+  const name = extra ? ", a second master down" : "";
+  test(`a Cluster open given up during slot discovery leaves the process free to exit${name}`, {
+    timeout: 30_000,
+  }, () => abandonedOpen(extra));
+}
+
+async function abandonedOpen(extra: boolean): Promise<void> {
+  const down = extra ? await deadPort() : 0;
   const sockets = new Set<Socket>();
   let discoveries = 0;
   const node = createServer((socket) => {
@@ -53,8 +62,11 @@ test("a Cluster open given up during slot discovery leaves the process free to e
         } else if (name === "CLUSTER SLOTS") {
           discoveries++;
           const { port } = node.address() as { port: number };
-          const slots =
-            `*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:${port}\r\n$2\r\nid\r\n`;
+          const shard = (from: number, to: number, at: number, id: string) =>
+            `*3\r\n:${from}\r\n:${to}\r\n*3\r\n$9\r\n127.0.0.1\r\n:${at}\r\n$2\r\n${id}\r\n`;
+          const slots = extra
+            ? `*2\r\n${shard(0, 8191, port, "i1")}${shard(8192, 16383, down, "i2")}`
+            : `*1\r\n${shard(0, 16383, port, "i1")}`;
           setTimeout(() => socket.destroyed || socket.write(slots), 1_000);
         } else {
           socket.write("+OK\r\n");
@@ -74,4 +86,4 @@ test("a Cluster open given up during slot discovery leaves the process free to e
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => node.close(resolve));
   }
-});
+}

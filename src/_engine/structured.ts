@@ -559,10 +559,11 @@ function describeObject(value: object): string {
 
 // ---------------------------------------------------------------------------------------------
 // Decoding. The decoder's state lives in module variables (no reader allocated per call), saved
-// and restored by each call to `decodeStructured`: the decoder calls no user code of its own
-// (properties are defined, not assigned, wherever an inherited setter could run), but a nested
-// decode is still possible (another map's getter, run by the caller between two decodes, or a
-// test), and must not leave the outer one reading another value's bytes.
+// and restored by each call to `decodeStructured`, so that a nested decode leaves the outer one
+// reading its own bytes. User code a program put on the prototypes: an object's key that exists on
+// Object.prototype is defined rather than assigned, so an inherited setter there does not run (nor
+// swallow the property); array elements are appended by index, so a replaced `push` does not run.
+// An index setter put on Array.prototype or Object.prototype would still run, and may decode.
 
 const EMPTY = new Uint8Array(0);
 let src: Uint8Array = EMPTY;

@@ -25,6 +25,11 @@ export class Frame {
   readonly parent: Frame | undefined;
   /** Set when a call made inside the callback wrote its key (a `compute` round's own loss). */
   wrote = false;
+  /**
+   * Set once the callback has returned (its promise settled): what it scheduled and runs later
+   * still sees the frame, but is no part of the computation any more.
+   */
+  done = false;
 
   constructor(owner: object, id: string, kind: Frame["kind"], parent: Frame | undefined) {
     this.owner = owner;
@@ -47,19 +52,22 @@ export function runCallback<R>(
   return [frames.run(frame, fn), frame];
 }
 
-/** Whether this call runs inside a `kind` callback of `owner` for key `id`. */
+/** Whether this call runs inside a `kind` callback of `owner` for key `id` still running. */
 export function insideCallback(owner: object, id: string, kind: Frame["kind"]): boolean {
   for (let f = frames.getStore(); f !== undefined; f = f.parent) {
-    if (f.owner === owner && f.id === id && f.kind === kind) return true;
+    if (f.owner === owner && f.id === id && f.kind === kind && !f.done) return true;
   }
   return false;
 }
 
-/** The keys of the `kind` callbacks of `owner` this call runs inside, innermost first. */
+/**
+ * The keys of the `kind` callbacks of `owner` this call runs inside and that are still running,
+ * innermost first.
+ */
 export function callbackKeys(owner: object, kind: Frame["kind"]): string[] {
   const keys: string[] = [];
   for (let f = frames.getStore(); f !== undefined; f = f.parent) {
-    if (f.owner === owner && f.kind === kind) keys.push(f.id);
+    if (f.owner === owner && f.kind === kind && !f.done) keys.push(f.id);
   }
   return keys;
 }

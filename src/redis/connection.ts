@@ -228,16 +228,20 @@ export class Connection {
     const opened = connection;
     let abandoned = false;
     const opening = (async () => {
-      await connecting;
-      if (abandoned) {
-        // Given up already, and destroyed: a Cluster's slot discovery that outlived the destroy
-        // goes on to connect a client to every master, and its connect() then resolves. Those
-        // are destroyed too, or they would keep the process alive, reconnecting for good.
-        try {
-          opened.#handle.destroy();
-        } catch { /* closed already */ }
-        return;
+      try {
+        await connecting;
+      } finally {
+        if (abandoned) {
+          // Given up already, and destroyed: a Cluster's slot discovery that outlived the
+          // destroy goes on to connect a client to every master, and its connect() then settles
+          // (rejected, if one of them failed). Those are destroyed too, or they would keep the
+          // process alive, reconnecting for good.
+          try {
+            opened.#handle.destroy();
+          } catch { /* closed already */ }
+        }
       }
+      if (abandoned) return;
       ready = true;
       await opened.#checkServers();
     })();

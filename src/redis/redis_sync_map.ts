@@ -449,8 +449,12 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   async #computeAndStore(k: Buffer, fn: () => V | Promise<V>): Promise<[V, boolean]> {
-    let [value] = runCallback(this.#computing, k.toString("latin1"), "loadOrCompute", fn);
-    if (isThenable(value)) value = await value;
+    let [value, frame] = runCallback(this.#computing, k.toString("latin1"), "loadOrCompute", fn);
+    try {
+      if (isThenable(value)) value = await value;
+    } finally {
+      frame.done = true; // what fn left scheduled waits for nothing of this computation
+    }
     noteWrite(this.#computing, () => k.toString("latin1")); // as in compute
     const reply = await this.#connection.send("loadOrCompute", true, k, [
       "SET",
