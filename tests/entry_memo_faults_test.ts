@@ -109,10 +109,11 @@ function memoOf(method: MemoMethod, read: () => void): EntryMemo {
 }
 
 describe("a GoMap get whose decode runs user code that reads the same handle", () => {
+  const TRAP = "the element that runs the setter";
   test("leaves every key with its own value, and the map whole", () => {
     const map = new GoMap<string, unknown>();
     const LONG = "longer-key-0123456789";
-    map.set("keyA1", { trap: 1 }); // 5 units: its memo words where keyB1's are
+    map.set("keyA1", [TRAP, 1]); // 5 units: its memo words where keyB1's are
     map.set("keyB1", "value of keyB1");
     map.set(LONG, "value of the long key"); // 21 units: memo words past a short key's
     // The key hash cache learns the three strings: their lookups start from its entries.
@@ -124,13 +125,17 @@ describe("a GoMap get whose decode runs user code that reads the same handle", (
     let nestedKey = "keyB1";
     const nested: unknown[] = [];
     let inTrap = 0;
-    // The built-in decode makes an object by `object[key] = value`: an inherited setter runs.
-    Object.defineProperty(Object.prototype, "trap", {
+    // The built-in decode fills an array by index: an index setter put on Array.prototype runs
+    // (the one user code a decode still meets; an object's keys are defined, not assigned). It
+    // reads the map only for the element TRAP, and makes every element as an assignment would.
+    Object.defineProperty(Array.prototype, "0", {
       configurable: true,
-      set(this: object, v: unknown) {
-        if (inTrap++ === 0) nested.push(map.get(nestedKey)); // the same handle, from user code
-        inTrap--;
-        Object.defineProperty(this, "trap", {
+      set(this: unknown[], v: unknown) {
+        if (v === TRAP && inTrap++ === 0) {
+          nested.push(map.get(nestedKey)); // the same handle, from user code
+          inTrap--;
+        }
+        Object.defineProperty(this, "0", {
           value: v,
           writable: true,
           enumerable: true,
@@ -142,7 +147,7 @@ describe("a GoMap get whose decode runs user code that reads the same handle", (
       assert.equal(map.get("keyB1"), "value of keyB1");
       // A new version: the outer lookup of keyA1 walks, then writes its memo words.
       map.set("other", 0);
-      assert.deepEqual(map.get("keyA1"), { trap: 1 });
+      assert.deepEqual(map.get("keyA1"), [TRAP, 1]);
       assert.deepEqual(nested, ["value of keyB1"], "the nested get read keyB1");
       assert.equal(map.get("keyB1"), "value of keyB1", "keyB1, after the get that read it");
       assert.equal(map.has("keyB1"), true);
@@ -150,24 +155,24 @@ describe("a GoMap get whose decode runs user code that reads the same handle", (
       // A shorter outer key and a longer nested one: the outer's memo words would land among
       // the nested key's units in its cache entry.
       nestedKey = LONG;
-      map.set("abc", { trap: 2 }); // 3 units
+      map.set("abc", [TRAP, 2]); // 3 units
       for (let i = 0; i < 3; i++) map.get("abc");
-      map.set("abc", { trap: 3 }); // a new version: the memo words of "abc" are stale
-      assert.deepEqual(map.get("abc"), { trap: 3 });
+      map.set("abc", [TRAP, 3]); // a new version: the memo words of "abc" are stale
+      assert.deepEqual(map.get("abc"), [TRAP, 3]);
       assert.equal(nested[nested.length - 1], "value of the long key", "the nested get read LONG");
       assert.equal(map.get(LONG), "value of the long key");
       map.set(LONG, "rewritten");
     } finally {
-      delete (Object.prototype as Record<string, unknown>).trap;
+      delete (Array.prototype as unknown as Record<string, unknown>)[0];
     }
     assert.equal(map.size, 5);
     assert.deepEqual([...map.keys()].sort(), ["abc", "keyA1", "keyB1", LONG, "other"].sort());
     const expected = new Map<string, unknown>([
-      ["keyA1", { trap: 1 }],
+      ["keyA1", [TRAP, 1]],
       ["keyB1", "value of keyB1"],
       [LONG, "rewritten"],
       ["other", 0],
-      ["abc", { trap: 3 }],
+      ["abc", [TRAP, 3]],
     ]);
     for (const [key, value] of expected) {
       assert.deepEqual(map.get(key), value, key);

@@ -257,7 +257,7 @@ function findFrom<K, V>(
   valued: boolean,
 ): V | typeof ABSENT | typeof PRESENT {
   // The memo words are held here, not looked up through `p` after the read: the built-in
-  // decode in readValue can run user code (a setter on Object.prototype) that calls this
+  // decode in readValue can run user code (an index setter on Array.prototype) that calls this
   // handle again, and that call makes `p` another key's probe.
   const at = p.memoAt;
   const w = p.words;
