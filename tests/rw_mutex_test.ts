@@ -113,6 +113,13 @@ test("RWMutex: a high-water mark past the seats is refused by attach, and bounde
   rw.rUnlock();
   assert.equal(rw.tryLock(), true);
   rw.unlock();
+  // The count of seats a writer flagged, written past them while it holds the lock: its unlock
+  // clears only the lock's seats, and releases the lock.
+  rw.lock();
+  new Int32Array(buffer, byteOffset)[LOCK_BASE + 3] = 1000; // FLAGGED
+  rw.unlock();
+  assert.equal(rw.tryLock(), true);
+  rw.unlock();
 });
 
 test("RWMutex: handle round-trips through structuredClone", () => {

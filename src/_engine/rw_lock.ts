@@ -357,7 +357,9 @@ function flagSeats(i32: Int32Array, base: number): number {
  * `high` seats (at least every flagged one), then WRITER, and wakes the readers that wait for
  * it. Repeatable.
  */
-function writerLeaves(i32: Int32Array, base: number, high: number): void {
+function writerLeaves(i32: Int32Array, base: number, flagged: number): void {
+  // Bounded by the seats, as the mark is (highMark): FLAGGED is a word of the lock too.
+  const high = flagged < i32[base + NSEATS] ? flagged : i32[base + NSEATS];
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
   }
@@ -421,7 +423,8 @@ export function lockFast(i32: Int32Array, base: number, me: number): boolean {
  */
 export function unlockFast(i32: Int32Array, base: number, mine: number): boolean {
   if (mine === 0 || i32[base + WRITER_MU] !== mine) return false;
-  const high = i32[base + FLAGGED];
+  const flagged = i32[base + FLAGGED];
+  const high = flagged < i32[base + NSEATS] ? flagged : i32[base + NSEATS]; // as writerLeaves
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
   }
