@@ -191,9 +191,17 @@ export function ownSeat(i32: Int32Array, base: number, me: number): number {
  * would throw from a writer's lock holding the writer mutex, and leave it held for good).
  */
 function highMark(i32: Int32Array, base: number): number {
-  const high = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
+  return withinSeats(i32, base, Atomics.load(i32, base + STATE) >>> HIGH_SHIFT);
+}
+
+/**
+ * `n` seats, or the lock's number of seats if fewer: the bound of every scan of the seats, by a
+ * count read from the lock's words (the mark, FLAGGED). Written out where no call may be made
+ * (lockFast, unlockFast, and the catch blocks that finish a release cut short).
+ */
+function withinSeats(i32: Int32Array, base: number, n: number): number {
   const seats = i32[base + NSEATS];
-  return high < seats ? high : seats;
+  return n < seats ? n : seats;
 }
 
 /** Whether the lock's high-water mark lies within its seats (RWMutex.attach checks it). */
@@ -309,7 +317,7 @@ function releaseDeadWriter(i32: Int32Array, base: number, me: number): void {
     // knowing, so the release is finished here, written out as writeLock's back-out is.
     if (i32[base + WRITER_MU] >>> OWNER_SHIFT === me) {
       const mark = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
-      const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // highMark, written out
+      const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // withinSeats
       for (let i = 0; i < high; i++) {
         Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
       }
@@ -341,8 +349,7 @@ function tooManyReads(): RangeError {
  * read the high-water mark sees WRITER (rw_lock.ts's header). Only the writer mutex's holder.
  */
 function flagSeats(i32: Int32Array, base: number): number {
-  const mark = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
-  const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // bounded as by highMark
+  const high = withinSeats(i32, base, Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT);
   // A plain write: only the writer mutex's holder writes or reads it (see unlock).
   i32[base + FLAGGED] = high;
   let held = 0;
@@ -358,8 +365,8 @@ function flagSeats(i32: Int32Array, base: number): number {
  * it. Repeatable.
  */
 function writerLeaves(i32: Int32Array, base: number, flagged: number): void {
-  // Bounded by the seats, as the mark is (highMark): FLAGGED is a word of the lock too.
-  const high = flagged < i32[base + NSEATS] ? flagged : i32[base + NSEATS];
+  const high = withinSeats(i32, base, flagged); // FLAGGED is a word of the lock too
+
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
   }
@@ -394,7 +401,7 @@ export function lockFast(i32: Int32Array, base: number, me: number): boolean {
   const mine = me << OWNER_SHIFT;
   if (Atomics.compareExchange(i32, base + WRITER_MU, 0, mine) !== 0) return false;
   const mark = Atomics.or(i32, base + STATE, WRITER) >>> HIGH_SHIFT;
-  const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // bounded as by highMark
+  const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // withinSeats
   i32[base + FLAGGED] = high; // a plain write, as flagSeats's
   let held = 0;
   for (let i = 0; i < high; i++) {
@@ -424,7 +431,7 @@ export function lockFast(i32: Int32Array, base: number, me: number): boolean {
 export function unlockFast(i32: Int32Array, base: number, mine: number): boolean {
   if (mine === 0 || i32[base + WRITER_MU] !== mine) return false;
   const flagged = i32[base + FLAGGED];
-  const high = flagged < i32[base + NSEATS] ? flagged : i32[base + NSEATS]; // as writerLeaves
+  const high = flagged < i32[base + NSEATS] ? flagged : i32[base + NSEATS]; // withinSeats
   for (let i = 0; i < high; i++) {
     Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
   }
@@ -523,7 +530,7 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
       i32[base + WRITER_MU] >>> OWNER_SHIFT === me
     ) {
       const mark = Atomics.load(i32, base + STATE) >>> HIGH_SHIFT;
-      const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // highMark, written out
+      const high = mark < i32[base + NSEATS] ? mark : i32[base + NSEATS]; // withinSeats
       for (let i = 0; i < high; i++) {
         Atomics.and(i32, base + SEATS + i * SEAT_STRIDE + S_COUNT, ~SEAT_WRITER);
       }
