@@ -52,14 +52,6 @@ export function runCallback<R>(
   return [frames.run(frame, fn), frame];
 }
 
-/** Whether this call runs inside a `kind` callback of `owner` for key `id` still running. */
-export function insideCallback(owner: object, id: string, kind: Frame["kind"]): boolean {
-  for (let f = frames.getStore(); f !== undefined; f = f.parent) {
-    if (f.owner === owner && f.id === id && f.kind === kind && !f.done) return true;
-  }
-  return false;
-}
-
 /**
  * The keys of the `kind` callbacks of `owner` this call runs inside and that are still running,
  * innermost first.

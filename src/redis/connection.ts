@@ -187,9 +187,10 @@ export class Connection {
         (self) =>
           cluster.masters.map(({ address }) => ({
             address,
-            // The node as the client knows it now, looked up for each command: a failover or a
-            // resharding since the snapshot replaces node objects, and a client made for a stale
-            // one (nodeClient makes one on demand) is one the cluster does not track, nor close.
+            // The node as the client knows it now, looked up for each command: a rediscovery
+            // (after a failover or a resharding) drops the objects of nodes that left, and a
+            // client nodeClient makes on demand for a dropped one is one the cluster does not
+            // track, nor close.
             send: (op: string, args: Arg[]) =>
               self.#call(op, false, undefined, args, () => {
                 const node = cluster.nodeByAddress.get(address);

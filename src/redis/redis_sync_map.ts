@@ -14,7 +14,7 @@ import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
 import { checkOptions as checkKnown } from "../_options.ts";
 import { checkOptions, OPTION_NAMES, type RedisSyncMapOptions } from "./options.ts";
 import { scanEntries, scanKeys } from "./scan.ts";
-import { callbackKeys, insideCallback, noteWrite, runCallback } from "./_callbacks.ts";
+import { callbackKeys, noteWrite, runCallback } from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
 
 export type { RedisSyncMapOptions } from "./options.ts";
@@ -398,7 +398,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       if (reply !== null) return [this.#decode("loadOrCompute", reply), true];
       const running = this.#computing.get(id);
       if (running !== undefined) {
-        if (insideCallback(this.#computing, id, "loadOrCompute")) {
+        // The keys whose loadOrCompute callbacks this call runs inside, still running.
+        const inside = callbackKeys(this.#computing, "loadOrCompute");
+        if (inside.includes(id)) {
           throw new Error(
             `${this.#label}: loadOrCompute: this call's fn is computing this key already (fn ` +
               "called loadOrCompute for its own key, which would wait for itself)",
@@ -407,21 +409,22 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
         // Another call of this object is computing the key: wait for it, then read again;
         // unless that computation waits, through others maybe, for one this call runs inside,
         // which would never end.
-        const inside = callbackKeys(this.#computing, "loadOrCompute");
         if (inside.length !== 0 && this.#waitsReach(id, inside)) {
           throw new Error(
             `${this.#label}: loadOrCompute: the fn computing this key waits for a key whose ` +
               "computation this call runs inside (fns that wait for each other's keys)",
           );
         }
-        for (const k of inside) this.#waitsFor.set(k, [...(this.#waitsFor.get(k) ?? []), id]);
+        for (const waiter of inside) {
+          this.#waitsFor.set(waiter, [...(this.#waitsFor.get(waiter) ?? []), id]);
+        }
         try {
           await running.catch(() => {});
         } finally {
-          for (const k of inside) {
-            const edges = this.#waitsFor.get(k)!;
+          for (const waiter of inside) {
+            const edges = this.#waitsFor.get(waiter)!;
             edges.splice(edges.indexOf(id), 1);
-            if (edges.length === 0) this.#waitsFor.delete(k);
+            if (edges.length === 0) this.#waitsFor.delete(waiter);
           }
         }
         continue;
