@@ -224,6 +224,19 @@ const cases: Case[] = [
   mapCase("GoMap.has hit, int", filledGoMap, `sink(o.has(${KEY}));`),
   mapCase("GoMap.get hit, str16", filledGoMap, `sink(o.get(${KEY}));`, strKeys),
   mapCase("GoMap.set overwrite, int", filledGoMap, `o.set(${KEY}, i);`),
+  // A churn (bench/cases_gomap.ts's "set new / delete"): even calls set an absent key, odd
+  // calls delete a present one, 512 of the 1,024 keys present at any time. The call count
+  // lives in `mu`, as a sample's `i` starts at 0 each time.
+  mapCase(
+    "GoMap set new / delete, int",
+    filledGoMap,
+    `const j = mu.calls++;
+    if ((j & 1) === 0) o.set(keys[(j >> 1) & ${N - 1}], j);
+    else o.delete(keys[((j >> 1) + ${N / 2}) & ${N - 1}]);`,
+    intKeys,
+    intKeys.slice(N / 2),
+    () => ({ calls: 0 }),
+  ),
   mapCase(
     "Mutex+GoMap.get hit, int",
     filledGoMap,

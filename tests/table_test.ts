@@ -21,9 +21,11 @@ import { bucketAt, Table, VALUE_WORDS } from "../src/_engine/table.ts";
 import {
   BUCKET_SIZE,
   BUCKET_SLOTS,
+  bucketsForHint,
   EMPTY_ONE,
   KEYS,
   OVERFLOW,
+  pow2,
   SAME_SIZE_GROW,
   T_B,
   T_BUCKETS,
@@ -279,6 +281,13 @@ describe("table", () => {
     for (let n = 1; n <= 500; n++) set(hinted, n, n);
     assert.equal(hinted.table.stats().growing, false);
     assert.equal(hinted.table.B, goB(500));
+  });
+
+  it("pow2 is 2 ** n past 31 bits too, and a hint of any size gets Go's B", () => {
+    for (let n = -3; n <= 60; n++) assert.equal(pow2(n), 2 ** n, `pow2(${n})`);
+    for (const hint of [0, 8, 9, 13, 14, 2 ** 20, 6.5 * 2 ** 30, 6.5 * 2 ** 30 + 1, 2 ** 40]) {
+      assert.equal(bucketsForHint(hint), goB(hint), `hint ${hint}`);
+    }
   });
 
   it("incremental evacuation moves every old bucket and finishes, one or two buckets a write", () => {

@@ -48,6 +48,7 @@ import {
   newOverflow,
   OVERFLOW,
   overLoadFactor,
+  pow2,
   SAME_SIZE_GROW,
   T_B,
   T_BUCKETS,
@@ -129,7 +130,7 @@ export class Table {
     const b = bucketsForHint(hint);
     // Multiply, not shift: `BUCKET_SIZE << b` wraps at 32 bits (b >= 24), and a wrapped size
     // made a table whose B its array lacked.
-    const bytes = BUCKET_SIZE * 2 ** b;
+    const bytes = BUCKET_SIZE * pow2(b);
     if (b > MAX_B || bytes > arena.maxBytes) throw new MapFullError(bytes, arena.maxBytes);
     const buckets = tx.alloc(bytes, true);
     const i32 = arena.i32;
@@ -464,7 +465,7 @@ export class Table {
       const B = a.i32[h + T_B];
       if (
         !grew && a.i32[h + T_OLDBUCKETS] === 0 &&
-        (overLoadFactor(count + 1, B) || a.i32[h + T_NOVERFLOW] >= 2 ** Math.min(B, 30))
+        (overLoadFactor(count + 1, B) || a.i32[h + T_NOVERFLOW] >= pow2(Math.min(B, 30)))
       ) {
         grew = true;
         const point = tx.savepoint();

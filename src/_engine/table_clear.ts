@@ -19,6 +19,7 @@ import {
   oldBOf,
   OVERFLOW,
   overflowBytes,
+  pow2,
   T_B,
   T_BUCKETS,
   T_NOVERFLOW,
@@ -82,7 +83,7 @@ export function finishClear(table: TableView): void {
   const h = table.h;
   const tx = table.tx;
   const old = a.i32[h + T_OLDBUCKETS];
-  if (old !== 0) tx.free(old, BUCKET_SIZE * 2 ** oldBOf(table));
+  if (old !== 0) tx.free(old, BUCKET_SIZE * pow2(oldBOf(table)));
   for (let w = 0; w < TABLE_WORDS; w++) if (w !== T_B && w !== T_BUCKETS) tx.set(h + w, 0);
 }
 
@@ -94,7 +95,9 @@ export function finishClear(table: TableView): void {
 export function destroy(table: TableView, free: (offset: number, size: number) => void): void {
   const a = table.arena;
   const h = table.h;
-  a.reach(a.buffer.byteLength);
+  // Its blocks may lie past this thread's views; all lie below the top, which the table's
+  // retirement (an atomic write after its last allocation) makes visible here.
+  a.reachTop();
   const old = a.i32[h + T_OLDBUCKETS];
   if (old !== 0) {
     const n = 1 << oldBOf(table);

@@ -33,6 +33,7 @@ import {
   oldBOf,
   OVERFLOW,
   overflowBytes,
+  pow2,
   SAME_SIZE_GROW,
   T_B,
   T_BUCKETS,
@@ -59,7 +60,7 @@ export function hashGrow(table: TableView, bigger: boolean): void {
   const B = a.i32[h + T_B];
   const newB = bigger ? B + 1 : B;
   if (newB > MAX_B) throw new MapFullError(BUCKET_SIZE * 2 ** newB, a.maxBytes);
-  const buckets = tx.alloc(BUCKET_SIZE * 2 ** newB, true);
+  const buckets = tx.alloc(BUCKET_SIZE * pow2(newB), true);
   const i32 = a.i32;
   tx.set(h + T_FLAGS, bigger ? 0 : SAME_SIZE_GROW);
   tx.set(h + T_OLDBUCKETS, i32[h + T_BUCKETS]);

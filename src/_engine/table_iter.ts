@@ -52,7 +52,7 @@ export function gatherKeySlots(table: TableView, level: number, i: number, out: 
   checkBucketArrays(table);
   const a = table.arena;
   const h = table.h;
-  // Taken once: the buffer's byteLength is not a cheap read.
+  // Taken once for the batch.
   const limit = chainLimit(a);
   const B = a.i32[h + T_B];
   const buckets = a.i32[h + T_BUCKETS];
