@@ -5,7 +5,7 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Codec, SyncMap } from "../mod.ts";
+import { type Codec, GoMap, SyncMap } from "../mod.ts";
 import { type AnyMap, type Kind, KINDS } from "./fixtures/map_kinds.ts";
 
 /** %IteratorPrototype%, which generators' and Maps' iterators inherit from. */
@@ -232,5 +232,37 @@ describe("SyncMap.range: the callback runs holding nothing", () => {
     assert.equal(calls, 300);
     m.close();
     other.close();
+  });
+});
+
+describe("iteration through a handle whose views predate the buffer's growth", () => {
+  // Two handles of one map in one thread have views of their own: the second's were made at
+  // 64 KiB, and the first then grows the buffer to megabytes. The batches must reach the
+  // memory the table, its entries, records and key blobs lie in before reading them.
+  test("SyncMap range and entries, GoMap entries", () => {
+    const sync = new SyncMap<string, string>();
+    const late = SyncMap.attach<string, string>(sync.handle);
+    late.range(() => {});
+    const value = "v".repeat(40);
+    for (let k = 0; k < 20_000; k++) sync.store(`key ${k}`, value);
+    for (let k = 0; k < 20_000; k++) sync.load(`key ${k}`); // promote: all in the read table
+    assert.ok(sync.stats().bytesReserved > 1 << 20, "the buffer grew");
+    let n = 0;
+    late.range((k, v) => {
+      assert.equal(v, value, k);
+      n++;
+    });
+    assert.equal(n, 20_000);
+    assert.equal([...late.keys()].length, 20_000);
+    late.close();
+    sync.close();
+
+    const go = new GoMap<string, string>();
+    const lateGo = GoMap.attach<string, string>(go.handle);
+    assert.equal([...lateGo.entries()].length, 0);
+    for (let k = 0; k < 20_000; k++) go.set(`key ${k}`, value);
+    const entries = [...lateGo.entries()];
+    assert.equal(entries.length, 20_000);
+    assert.ok(entries.every(([, v]) => v === value));
   });
 });

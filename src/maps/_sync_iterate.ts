@@ -134,8 +134,10 @@ function readBatch<K, V>(
   const read = promotedRead(s);
   if (read === null) return 0;
   const a = s.arena;
-  // The batch reads entries without a per-entry check: cover what was allocated so far.
-  a.reach(a.buffer.byteLength);
+  // The batch reads key slots, entries and key blobs without a per-entry check: all were
+  // allocated before the table was published, so below the heap's top as the atomic load of
+  // R_READ above makes it visible (records stored since are checked one by one below).
+  a.reachTop();
   const slots = batch.slots;
   const found = read.gatherKeySlots(level, i, slots);
   const { keys, values } = batch;
