@@ -11,8 +11,17 @@ import { test } from "node:test";
 import { type Codec, SyncMap } from "../mod.ts";
 import { GONE, record } from "../src/_engine/census.ts";
 import { ANNOUNCE, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
-import { R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { R_MU, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
+import {
+  ATTACHED,
+  CTRL_WORDS,
+  IN_DECODE,
+  type SweepSignalledReply,
+  type SweepSignalledRequest,
+} from "./fixtures/sweep_signalled_worker.ts";
+import { startWorker } from "./fixtures/spawn.ts";
+import { until } from "./fixtures/harness.ts";
 
 const FIRST = "a value long enough to live in a record of its own";
 
@@ -108,6 +117,51 @@ test("SyncMap: a second object called from a decode does not retry a sweep over 
   assert.equal(armed, false, "the nested call ran");
   busy.close();
   second.close();
+  map.close();
+});
+
+// The same record in flight, and a sweep by another thread: the decode's nested call sleeps in
+// the mutex (parked, with its own record in flight) while a worker stops the world and sweeps.
+// The outer call's record must not be in flight by then: the sweep would free it as unreached,
+// and the outer call would free it again.
+test("SyncMap: a sweep by another thread while a decode's nested call is parked", async () => {
+  const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+  let i32: Int32Array | undefined;
+  let late: SyncMap<string, string> | undefined;
+  const codec = hookedCodec("nested-parked", () => {
+    if (late === undefined) return;
+    const map = late;
+    late = undefined;
+    Atomics.store(ctrl, IN_DECODE, 1);
+    Atomics.notify(ctrl, IN_DECODE);
+    // The worker's verify() holds the mutex while it waits for this thread to park.
+    while (Atomics.load(i32!, R_MU) === 0) Atomics.wait(ctrl, ATTACHED, 1, 1);
+    map.store("nested new key", "y");
+  });
+  const map = new SyncMap<string, string>({ values: codec });
+  i32 = new Int32Array(map.handle.buffer);
+  const { promise, resolve, reject } = Promise.withResolvers<SweepSignalledReply>();
+  const worker = startWorker(new URL("./fixtures/sweep_signalled_worker.ts", import.meta.url), {
+    message: (data) => resolve(data as SweepSignalledReply),
+    error: reject,
+  });
+  try {
+    worker.postMessage(
+      { handle: map.handle, ctrl, codec: "nested-parked" } satisfies SweepSignalledRequest,
+    );
+    await until(() => Atomics.load(ctrl, ATTACHED) === 1, "the worker attached", 30_000);
+    map.store("k", FIRST); // in the dirty table only: loadOrStore finds it under the mutex
+    late = map;
+    await loadOrStoreInFlight(map);
+    assert.equal(late, undefined, "the nested call ran");
+    assert.deepEqual(await promise, {}, "the worker's verify");
+    assert.equal(map.load("nested new key"), "y");
+    for (let n = 0; n < 50; n++) map.store(`n${n}`, `value number ${n} `.repeat(3));
+    for (let n = 0; n < 50; n++) assert.equal(map.load(`n${n}`), `value number ${n} `.repeat(3));
+    map.verify();
+  } finally {
+    worker.terminate();
+  }
   map.close();
 });
 

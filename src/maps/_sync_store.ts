@@ -156,7 +156,9 @@ export function loadOrStore<K, V>(
             record = 0;
             return [value, false];
           }
-          return [s.decodeRecord(found), true];
+          const unused = record;
+          record = 0;
+          return [loadedAfter(core, unused, s, found), true];
         }
       }
     }
@@ -166,12 +168,30 @@ export function loadOrStore<K, V>(
     // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
     core.inflight = record;
     const found = counted(core, storeLocked(s, probe, record, true));
-    if (found === NIL) record = 0;
-    return found === NIL ? [value, false] : [s.decodeRecord(found), true];
+    if (found === NIL) {
+      record = 0;
+      return [value, false];
+    }
+    const unused = record;
+    record = 0;
+    return [loadedAfter(core, unused, s, found), true];
   } finally {
     core.inflight = 0;
     if (record !== 0) core.freeRecord(record);
   }
+}
+
+/**
+ * The value of record `found`, which a loadOrStore loaded, once its own record `unused` is
+ * freed. Freed first: decoding may run user code (a user codec) whose nested calls park this
+ * participant in the mutex with a record of their own in flight, and a sweep that pauses the
+ * world meanwhile sees only that one, so it would free `unused` as unreached, and the caller's
+ * free would be a second.
+ */
+function loadedAfter<K, V>(core: SyncCore, unused: number, s: SyncAccess<K, V>, found: number): V {
+  core.inflight = 0;
+  core.freeRecord(unused);
+  return s.decodeRecord(found);
 }
 
 /**
