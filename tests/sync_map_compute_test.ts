@@ -452,6 +452,18 @@ describe("SyncMap.compute", () => {
         m.compute("n", (v) => v! + 1);
         return old! + 1;
       }), selfWrite);
+    // A number key and value, whose store takes its own path to a record.
+    const numbers = new SyncMap<number, number>();
+    numbers.store(1, 0);
+    calls = 0;
+    assert.throws(() =>
+      numbers.compute(1, (old) => {
+        if (++calls > 10_000) throw new Error("still running");
+        numbers.store(1, old! + 100);
+        return old! + 1;
+      }), selfWrite);
+    numbers.verify();
+    numbers.close();
     // Written only while it is small: rounds stop once fn sees a large enough value, and the
     // last round's result is stored.
     m.store("n", 0);

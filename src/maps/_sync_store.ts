@@ -10,7 +10,13 @@
 import { ownerId } from "../_engine/census.ts";
 import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
-import { endCompute, enterCallback, exitCallback, madeSince } from "./_compute_watch.ts";
+import {
+  endCompute,
+  enterCallback,
+  exitCallback,
+  madeSince,
+  noteRecord,
+} from "./_compute_watch.ts";
 import { checkFunction } from "../_describe.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { SyncCore } from "./_sync_core.ts";
@@ -75,6 +81,7 @@ export function swap<K, V>(
   if (numbers) {
     record = s.participant.allocate(RECORD_HEADER, true);
     a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+    noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
   } else {
     probe = s.probeKey(key);
     const vp = s.probeValue(value);
