@@ -13,6 +13,7 @@ import {
   allocatorJournal,
   bytesUsed,
   lockedAllocate,
+  lockedRelease,
   release,
   verifyHeap,
 } from "../src/_engine/allocator.ts";
@@ -108,5 +109,31 @@ test("LockedTx: a recoverer dying inside the free of a FREE entry is recovered e
     assert.equal(tx.journal.length, 0);
     void a;
     if (!killed) break;
+  }
+});
+
+// The dying step grew the buffer and journaled a write at the old end of the buffer (a new
+// span's or chunk's first word) before its journaled write of the heap's top. The lock's next
+// holder is another worker whose views end at the old length, and the top it reads is the old
+// one: its recovery must cover the whole buffer before the rollback reads the journal.
+test("LockedTx: a holder dying in an allocation that grew the buffer past another's views", () => {
+  for (const size of [16, 5000]) {
+    for (let killAt = 0; killAt < 16; killAt++) {
+      const grower = Arena.create(2, 1024 * 1024, 0, "auto", "auto", true);
+      // The top just below 64 KiB, the buffer's first length.
+      lockedAllocate(grower, 65536 - 5440 - (size === 16 ? 2000 : 16), false);
+      const other = Arena.attach(grower.buffer, 2, true, "test");
+      const before = snapshot(other);
+      const killed = dieInAllocatorStep(
+        grower,
+        killAt,
+        (j) => void allocate(grower, size, false, j),
+      );
+      if (!killed) continue;
+      const at = lockedAllocate(other, 16, false);
+      assert.ok(at > 0, `killAt ${killAt}: allocated ${at}`);
+      lockedRelease(other, at, 16);
+      assert.equal(snapshot(other), before, `size ${size}, killAt ${killAt}: rolled back exactly`);
+    }
   }
 });

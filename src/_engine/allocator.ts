@@ -175,6 +175,10 @@ export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
     arena.reachTop();
     const j = allocatorJournal(arena);
     if (status !== ACQUIRED) {
+      // The dead holder may have grown the buffer and journaled writes past these views
+      // before it raised the top (a new span's first word lies at the old end): cover the
+      // whole buffer, or the rollback would take those entries for corrupt ones.
+      arena.reach(arena.buffer.byteLength);
       j.recover();
       clearPoison(arena.i32, H_ALLOC_LOCK, me);
     }

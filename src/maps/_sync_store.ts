@@ -8,6 +8,7 @@
  */
 
 import { ownerId } from "../_engine/census.ts";
+import { MapFullError } from "../errors.ts";
 import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
 import {
@@ -281,7 +282,13 @@ function computeClaimed<K, V>(
     core.inflight = 0;
     if (record !== 0) core.freeRecord(record);
     try {
-      part.enter();
+      try {
+        part.enter();
+      } catch (enterError) {
+        // Online by then, short only of room to retire in: the abandon retires nothing, and a
+        // claim left by a live thread would keep every waiter of the key waiting.
+        if (!(enterError instanceof MapFullError)) throw enterError;
+      }
       abandon(core, probe, mine);
     } catch {
       // The caller's error is the one to report. A claim left behind (this thread was
