@@ -281,6 +281,41 @@ describe("SyncMap.loadOrCompute", () => {
     m.verify();
   });
 
+  test("a map too full to retire in once fn returns: the claim is given up all the same", async () => {
+    // Another object online holds reclamation back for this task, so fn's deletes only retire,
+    // until this object's next call finds no room left to retire in: MapFullError as fn
+    // returns. The key must not stay claimed by this live thread.
+    const m = new SyncMap<number, string>({ maxBytes: 256 * 1024 });
+    const other = SyncMap.attach<number, string>(m.handle);
+    other.load(-1);
+    let n = 0;
+    try {
+      for (;; n++) m.store(n, "x".repeat(100));
+    } catch (error) {
+      if (!(error instanceof MapFullError)) throw error;
+    }
+    let full = false;
+    assert.throws(() =>
+      m.loadOrCompute(1e9, () => {
+        for (let i = 0; i < n && !full; i++) {
+          try {
+            m.delete(i);
+          } catch (error) {
+            if (!(error instanceof MapFullError)) throw error;
+            full = true;
+          }
+        }
+        return "computed";
+      }), MapFullError);
+    assert.ok(full, "fn's deletes ran out of room");
+    other.close();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // a new task: reclamation
+    assert.equal(m.has(1e9), false);
+    assert.deepEqual(m.loadOrCompute(1e9, () => "again"), ["again", false]);
+    m.verify();
+    m.close();
+  });
+
   test("bad arguments are refused before fn runs", () => {
     const m = new SyncMap<unknown, unknown>({ maxBytes: 1 << 16 });
     let calls = 0;
