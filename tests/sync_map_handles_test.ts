@@ -371,4 +371,22 @@ describe("SyncMap: bad input", () => {
     m.store(0, -1);
     assert.equal(m.load(0), -1);
   });
+
+  test("MapFullError after the dirty table's build: deleted keys can be stored again", () => {
+    // The build expunges the read table's deleted keys; the new key's blob then cannot fit,
+    // and the step is rolled back, the build with it. Its expunges must be undone too: an
+    // expunged key with no dirty table has no table to be put back in.
+    const m = new SyncMap<string, number>({ maxBytes: 256 * 1024 });
+    for (let i = 0; i < 8; i++) m.store(`k${i}`, i);
+    for (let i = 0; i < 50; i++) m.load(`missing ${i}`); // misses promote: no dirty table
+    m.delete("k0");
+    assert.equal(m.stats().dirtyKeys, -1, "no dirty table");
+    assert.throws(() => m.store("x".repeat(120 * 1024), 1), MapFullError);
+    m.store("k0", 42);
+    assert.equal(m.load("k0"), 42);
+    assert.equal(m.loadOrStore("k1", 5)[0], 1);
+    m.delete("k2");
+    assert.deepEqual(m.loadOrCompute("k2", () => 7), [7, false]);
+    m.verify();
+  });
 });

@@ -94,6 +94,9 @@ const MOSTLY_DELETED_MIN = 64;
  */
 const BULK_KEYS = 64;
 
+/** SyncCore's list of entries a step expunged, when it expunged none. */
+const NONE_EXPUNGED: readonly number[] = Object.freeze([]);
+
 /** The shared-memory state of one SyncMap object, and the steps taken under its mutex. */
 export class SyncCore {
   readonly arena: Arena;
@@ -209,6 +212,7 @@ export class SyncCore {
         // cut short inside this one (released poisoned) is rolled back first, before this
         // journal's FREE entries are read.
         this.tx.recover();
+        this.#unexpungeRolledBack();
         settled = true;
         this.participant.resync();
         throw error;
@@ -234,6 +238,7 @@ export class SyncCore {
       if (!(error instanceof TerminatedError)) throw error;
     } finally {
       this.#pendingRead = -1;
+      this.#expunged = NONE_EXPUNGED;
       // The release, written out with builtins alone: a stack overflow is checked for as a
       // function of ours is entered, and this release must not fail (the mutex would be held
       // for good by a thread that goes on). Unsettled, it leaves the mutex poisoned: the next
@@ -260,6 +265,20 @@ export class SyncCore {
 
   /** Set by {@linkcode recoverMutex}; acted on by {@linkcode locked} once unlocked. */
   #deadOwnerFound = false;
+
+  /**
+   * The entries this step's dirty-table build expunged. Their `p` words are not journaled, so
+   * a rollback of the step (the build, or what came after it in the step, ran out of memory)
+   * leaves them expunged with no dirty table, where a store of their keys would find no table
+   * to put them back in: {@linkcode locked} turns them back to NIL, as recoverMutex's
+   * invariant repair does after a death.
+   */
+  #expunged: readonly number[] = NONE_EXPUNGED;
+
+  #unexpungeRolledBack(): void {
+    const i32 = this.arena.i32;
+    for (const e of this.#expunged) Atomics.compareExchange(i32, e >> 2, EXPUNGED, NIL);
+  }
 
   /**
    * Parks this participant while it sleeps in the mutex, so that a stop of the world (held by
@@ -402,7 +421,13 @@ export class SyncCore {
     if (Atomics.load(a.i32, e >> 2) !== EXPUNGED) return;
     // Expunged entries exist only while there is a dirty table (dirtyLocked made them). The
     // insert comes first: if it fails, the entry is as it was.
-    const dirty = this.dirtyTable()!;
+    const dirty = this.dirtyTable();
+    if (dirty === null) {
+      // Broken (written from outside, or by a path that failed to restore its expunges): as
+      // recoverMutex's repair does, the entry goes back to NIL, in the read table.
+      Atomics.store(a.i32, e >> 2, NIL);
+      return;
+    }
     let k: number;
     const lo = probe.lo;
     try {
@@ -509,6 +534,7 @@ export class SyncCore {
     }
     this.tx.set(R_DIRTY, header);
     this.#dirty = dirty;
+    this.#expunged = expunged;
     return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
   }
 
