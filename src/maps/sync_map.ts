@@ -233,7 +233,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * The number of keys with a value. Exact when no other worker is writing; otherwise a value
-   * the count had at some moment during the call.
+   * the count had at some moment during the call, or 0 where that was below 0 (a new key is
+   * counted just after its step, so a delete of it by another worker may be counted first).
    *
    * @example
    * ```ts
@@ -244,7 +245,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get size(): number {
     this.#s.participant.checkOpen();
-    return Atomics.load(this.#s.arena.i32, R_COUNT);
+    return Math.max(0, Atomics.load(this.#s.arena.i32, R_COUNT));
   }
 
   /**
