@@ -372,6 +372,31 @@ describe("SyncMap: bad input", () => {
     assert.equal(m.load(0), -1);
   });
 
+  test("a second object's first allocation, on a full map, is a MapFullError", () => {
+    // Its cache's own block cannot be had: nothing may be flushed for want of a cache.
+    const options = { keys: codecs.int32, values: codecs.bytes };
+    const m = new SyncMap<number, Uint8Array>({ ...options, maxBytes: 128 * 1024 });
+    const b = SyncMap.attach<number, Uint8Array>(m.handle, options);
+    b.load(0); // online once: no cache yet
+    m.store(1, new Uint8Array(64));
+    let k = 2;
+    for (const size of [4000, 2000, 1000, 600, 400, 230, 200, 150, 120, 100]) {
+      for (;;) {
+        try {
+          m.store(k++, new Uint8Array(size));
+        } catch (error) {
+          assert.ok(error instanceof MapFullError, String(error));
+          break;
+        }
+      }
+    }
+    assert.throws(() => b.store(-1, new Uint8Array(64)), MapFullError);
+    m.verify();
+    m.store(-2, new Uint8Array(64));
+    assert.equal(m.load(-2)?.length, 64);
+    b.close();
+  });
+
   test("MapFullError after the dirty table's build: deleted keys can be stored again", () => {
     // The build expunges the read table's deleted keys; the new key's blob then cannot fit,
     // and the step is rolled back, the build with it. Its expunges must be undone too: an

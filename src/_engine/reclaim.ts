@@ -557,7 +557,11 @@ export class Participant {
     } catch (error) {
       // The blocks this cache holds may be what keeps their spans from going back to the heap
       // for another size: give them back and try once more.
-      if (error instanceof MapFullError && cachedBytes(this.arena, this.#cache) > 0) {
+      // (No cache yet: its own block could not be had, and 0 names the arena's header.)
+      if (
+        error instanceof MapFullError && this.#cache !== 0 &&
+        cachedBytes(this.arena, this.#cache) > 0
+      ) {
         flushCache(this.arena, this.#cache);
         try {
           return cacheAllocate(this.arena, this.#cache, size);
