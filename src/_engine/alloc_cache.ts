@@ -239,6 +239,11 @@ export function verifyCache(arena: Arena, cache: number, report: HeapReport): nu
   return out;
 }
 
+/** Makes the views cover the words of cache `cache` (an adopted cache may lie past them). */
+export function reachCache(arena: Arena, cache: number): void {
+  arena.reach(cache + (CACHE_RAW + 1) * 4);
+}
+
 /** The raw block of a cache (for ownership checks). */
 export function cacheBlock(arena: Arena, cache: number): number {
   return arena.i32[(cache >> 2) + CACHE_RAW];

@@ -52,6 +52,7 @@ import {
   flushCache,
   freeCache,
   newCache,
+  reachCache,
   repairCache,
 } from "./alloc_cache.ts";
 import { lockedAllocate, lockedRelease, lockedReleaseSpares } from "./allocator.ts";
@@ -266,6 +267,8 @@ export class Participant {
     this.#stamped = this.#pending;
     this.#room = list === 0 ? 0 : arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
     this.#cache = arena.i32[this.#seat + CACHE];
+    // So may its cache: the cache's reads and writes do not reach it block by block.
+    if (this.#cache !== 0) reachCache(arena, this.#cache);
     // A released seat's leftovers come with it: they are no longer an orphan's.
     if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
     // A thread found terminated stops using shared memory at its next call (census.ts).

@@ -738,6 +738,8 @@ export class SyncCore {
       this.#freeEntry(at);
     } else {
       const a = this.arena;
+      // A retire list adopted with a released seat may name a table past this thread's views.
+      a.reach(at + TABLE_HEADER_BYTES);
       const table = new Table(a, at, false, noop, this.tx);
       let owned = 0;
       // Only what this table owns (S_OWNS): the other entries may be gone already.
