@@ -119,7 +119,21 @@ export function verifyHeap(arena: Arena): HeapReport {
     }
   }
   const spares = new Set<number>();
-  for (let c = 0; c < NCLASSES; c++) if (i32[A_SPARE + c] !== 0) spares.add(i32[A_SPARE + c]);
+  const allSpans = new Set(spans);
+  for (let c = 0; c < NCLASSES; c++) {
+    const s = i32[A_SPARE + c];
+    if (s === 0) continue;
+    // The allocator takes a spare for a new span of its class as it stands: it must be one,
+    // empty, off the lists, never carved.
+    const h = spanWords(s);
+    if (
+      !allSpans.has(s) || i32[h + SP_CLASS] !== c + 1 || i32[h + SP_LISTED] !== 0 ||
+      i32[h + SP_FREE] !== 0 || i32[h + SP_BUMP] !== s + SPAN_HEADER || spares.has(s)
+    ) {
+      fail(`class ${c}'s spare span ${s} is not an empty span of that class`);
+    }
+    spares.add(s);
+  }
   for (const s of spans) {
     const h = spanWords(s);
     const cls = i32[h + SP_CLASS] - 1;

@@ -287,6 +287,24 @@ export function hashStored(arena: Arena, lo: number, hi: number): number {
   return hashBytes(arena.u8, lo + 4, count, k0, k1);
 }
 
+/** Whether stored key slots (lo, hi) and (lo2, hi2) hold the same key (verify's check). */
+export function sameStored(
+  arena: Arena,
+  lo: number,
+  hi: number,
+  lo2: number,
+  hi2: number,
+): boolean {
+  if (hi !== hi2) return false;
+  if (lo === lo2 || !isBlob(hi)) return lo === lo2;
+  const bytes = blobSize(arena, lo, hi);
+  if (blobSize(arena, lo2, hi) !== bytes) return false;
+  arena.reach(Math.max(lo, lo2) + bytes);
+  const u8 = arena.u8;
+  for (let i = 4; i < bytes; i++) if (u8[lo + i] !== u8[lo2 + i]) return false;
+  return true;
+}
+
 /**
  * The engine's side of a codec: encodes into a {@linkcode Probe} and decodes from a slot. Keys
  * use {@linkcode toKey}, which also hashes; values use {@linkcode toValue}.

@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { Arena } from "./arena.ts";
+import { type Arena, HEADER_BYTES } from "./arena.ts";
 import type { Journal } from "./journal.ts";
 import {
   A_LISTS,
@@ -90,6 +90,16 @@ export function smallFree(arena: Arena, c: number, block: number, j: Journal): v
 function newSpan(arena: Arena, c: number, j: Journal): number {
   let span = arena.i32[A_SPARE + c];
   if (span !== 0) {
+    // Taken as it stands: check it is what releaseSpare left, an empty span of this class.
+    const i32 = arena.i32;
+    const h = spanWords(span);
+    if (
+      span < HEADER_BYTES || span % spanBytes(c) !== 0 || span + spanBytes(c) > arena.bytes ||
+      i32[h + SP_CLASS] !== c + 1 || i32[h + SP_INUSE] !== 0 || i32[h + SP_FREE] !== 0 ||
+      i32[h + SP_BUMP] !== span + SPAN_HEADER
+    ) {
+      throw new RangeError(`corrupt heap: class ${c}'s spare span at ${span}`);
+    }
     j.set(A_SPARE + c, 0);
   } else {
     span = spanChunk(arena, spanBytes(c), j);

@@ -90,6 +90,11 @@ function evacuate(table: TableView, oldbucket: number): void {
   const old = a.i32[h + T_OLDBUCKETS];
   const oldB = oldBOf(table);
   const newbit = 1 << oldB;
+  // nevacuate, the bucket a growth step evacuates, is read from shared memory: past the old
+  // array (written from outside), the step would write evacuation marks beyond it.
+  if (!(oldbucket >= 0 && oldbucket < newbit)) {
+    throw new RangeError(`corrupt table: old bucket ${oldbucket} of ${newbit} to evacuate`);
+  }
   const sameSize = (a.i32[h + T_FLAGS] & SAME_SIZE_GROW) !== 0;
   const ob = old + oldbucket * BUCKET_SIZE;
   if (!evacuated(table.arena, ob)) {

@@ -6,7 +6,8 @@
  */
 
 import type { GoMapStats } from "../maps/go_map.ts";
-import { hashStored } from "./slots.ts";
+import { hashStored, sameStored } from "./slots.ts";
+import { HEADER_BYTES } from "./arena.ts";
 import {
   BUCKET_SIZE,
   BUCKET_SLOTS,
@@ -57,27 +58,36 @@ export function verify(
   keys = true,
 ): void {
   const a = table.arena;
+  // The whole buffer, once: every offset below is checked against it before it is read.
+  a.reach(a.buffer.byteLength);
   const i32 = a.i32;
+  const end = a.bytes;
   const hd = readHeader(table);
   const fail = (what: string): never => {
     throw new RangeError(`verify: table at ${table.h << 2}: ${what}`);
   };
+  /** Whether `bytes` at `at` lie in the heap, 16-byte aligned as every block is. */
+  const inHeap = (at: number, bytes: number) =>
+    at >= HEADER_BYTES && at % 16 === 0 && at + bytes <= end;
   const B = hd.B;
   if (B < 0 || B > MAX_B) fail(`B is ${B}`);
   const buckets = hd.buckets;
   const n = 1 << B;
-  if (buckets <= 0 || buckets % 16 !== 0 || buckets + n * BUCKET_SIZE > a.buffer.byteLength) {
-    fail(`bucket array at ${buckets} is out of range`);
-  }
+  if (!inHeap(buckets, n * BUCKET_SIZE)) fail(`bucket array at ${buckets} is out of range`);
   block(buckets, n * BUCKET_SIZE);
   let live = 0;
   let overflow = 0;
+  // The key slots of the chain being walked, each with its tophash: no key may be in two of
+  // them (a key's chain is the only place it can be, so this finds every key stored twice).
+  const seen: number[] = [];
   const walk = (first: number, check: (hash: number) => boolean, mask: number): void => {
     let sawEmptyRest = false;
-    let limit = chainLimit(table.arena);
+    let limit = chainLimit(a);
+    seen.length = 0;
     for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
       if (b !== first) {
-        block(b, overflowBytes(table.arena, b));
+        if (!inHeap(b, BUCKET_SIZE)) fail(`an overflow link (${b}) lies outside the heap`);
+        block(b, overflowBytes(a, b));
         if (mask >= 0) overflow++;
       }
       if (--limit < 0) fail("an overflow chain loops");
@@ -96,9 +106,19 @@ export function verify(
         }
         const k = b + KEYS + 8 * i;
         if (keys) {
-          const hash = hashStored(a, i32[k >> 2], i32[(k >> 2) + 1]);
+          const lo = i32[k >> 2];
+          const hi = i32[(k >> 2) + 1];
+          const hash = hashStored(a, lo, hi);
           if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
           if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
+          for (let s = 0; s < seen.length; s += 2) {
+            const k2 = seen[s];
+            if (k2 === k) fail("an overflow chain loops"); // the walk came round to this slot
+            if (seen[s + 1] === t && sameStored(a, lo, hi, i32[k2 >> 2], i32[(k2 >> 2) + 1])) {
+              fail(`bucket ${b} slot ${i}: its key is also in the slot at ${k2}`);
+            }
+          }
+          seen.push(k, t);
         }
         live++;
         slot(k);
@@ -112,9 +132,13 @@ export function verify(
   if (old !== 0) {
     const oldB = oldBOf(table);
     const on = 1 << oldB;
+    if (oldB < 0 || !inHeap(old, on * BUCKET_SIZE)) {
+      fail(`old bucket array at ${old} is out of range`);
+    }
     block(old, on * BUCKET_SIZE);
+    // Below `on`: the step that evacuates the last old bucket also drops the old array.
     const nev = hd.nevacuate;
-    if (nev < 0 || nev > on) fail(`nevacuate ${nev} out of range`);
+    if (nev < 0 || nev >= on) fail(`nevacuate ${nev} out of range for ${on} old buckets`);
     let oldOverflow = 0;
     for (let j = 0; j < on; j++) {
       const ob = old + j * BUCKET_SIZE;

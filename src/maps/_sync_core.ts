@@ -577,6 +577,10 @@ export class SyncCore {
     const a = this.arena;
     const oldWord = this.readWord();
     const dirty = a.i32[R_DIRTY];
+    // Callers promote only while the read word is amended, which a dirty table always is.
+    if (dirty === 0) {
+      throw new RangeError("corrupt SyncMap: amended, with no dirty table to promote");
+    }
     // A fresh serial for the new read table: 64 bits, so that none ever repeats.
     const lo = (a.i32[R_SERIAL] + 1) | 0;
     const hi = lo === 0 ? (a.i32[R_SERIAL + 1] + 1) | 0 : a.i32[R_SERIAL + 1];

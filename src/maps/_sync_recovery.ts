@@ -23,6 +23,7 @@
 
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
+import { HEADER_BYTES } from "../_engine/arena.ts";
 import { checkAlive, ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
@@ -43,6 +44,7 @@ import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list
 import { blobSize, isBlob } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
+import { checkTables } from "./_sync_tables_verify.ts";
 import {
   AMENDED,
   E_KEY_HI,
@@ -179,9 +181,16 @@ function mark(core: SyncCore, strict: boolean): Marks {
   const fail = (what: string): never => {
     throw new RangeError(`verify: SyncMap: ${what}`);
   };
+  // Every block is 16-byte aligned, in the heap: checked before any of its words is read.
+  const start = (offset: number, bytes: number, what: string): number => {
+    if (offset < HEADER_BYTES || offset % 16 !== 0 || offset + bytes > a.bytes) {
+      fail(`${what} at ${offset}: not a block of the heap`);
+    }
+    return offset;
+  };
   const own = (offset: number, size: number, what: string): void => {
-    if (offset <= 0) fail(`${what} at ${offset}: not a block`);
     const bytes = blockSize(size);
+    start(offset, bytes, what);
     const had = blocks.get(offset);
     if (had !== undefined) {
       if (strict || had !== bytes) {
@@ -192,11 +201,14 @@ function mark(core: SyncCore, strict: boolean): Marks {
     blocks.set(offset, bytes);
     whats.set(offset, what);
   };
-  const record = (r: number, what: string): void => own(r, recordBytes(a, r), what);
+  // A record's and a blob's size is read from their first words.
+  const record = (r: number, what: string): void => {
+    own(start(r, 16, what), recordBytes(a, r), what);
+  };
   const entryKey = (e: number): void => {
     const hi = i32[(e >> 2) + E_KEY_HI];
     const lo = i32[(e >> 2) + E_KEY_LO];
-    if (isBlob(hi)) own(lo, blobSize(a, lo, hi), "a key blob");
+    if (isBlob(hi)) own(start(lo, 16, "a key blob"), blobSize(a, lo, hi), "a key blob");
   };
   // Fixed blocks.
   const nseats = i32[R_NSEATS];
@@ -239,6 +251,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
   if (strict && i32[R_DIRTY] !== 0 && serial(i32[R_DIRTY]) !== "0:0") {
     fail(`the dirty table has a serial (${serial(i32[R_DIRTY])}); it was made the read table`);
   }
+  if (strict) checkTables(core, Atomics.load(i32, R_READ), fail);
   // Participants: retire lists and what they hold, caches, records in flight.
   const registry = core.registry;
   const high = seatHigh(registry);

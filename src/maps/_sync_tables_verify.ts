@@ -1,0 +1,97 @@
+/**
+ * Internal. SyncMap.verify's check that the read and the dirty table agree with each other and
+ * with their entries, as the lock-free paths and the steps under the mutex rely on (Go's
+ * sync.Map invariants, and what recoverMutex's repair restores after a death):
+ *
+ * - the read word is amended exactly while there is a dirty table;
+ * - an entry is expunged only while there is a dirty table, and an expunged entry is in no
+ *   dirty table; every other entry of the read table is in the dirty table, if there is one;
+ * - a live table's slots own nothing (S_OWNS is written only once a table is retired), hold
+ *   their entry's key words, and no two share an entry; a live entry is owned by no retired
+ *   table (E_OWNER 0).
+ *
+ * @module
+ */
+
+import { Table } from "../_engine/table.ts";
+import type { SyncCore } from "./_sync_core.ts";
+import {
+  AMENDED,
+  E_KEY_HI,
+  E_KEY_LO,
+  E_OWNER,
+  EXPUNGED,
+  R_DIRTY,
+  S_ENTRY,
+  S_KEY_HI,
+  S_KEY_LO,
+  S_OWNS,
+} from "./_sync_layout.ts";
+
+/**
+ * Checks the invariants above for read word `readWord`, calling `fail` with the first broken
+ * one. Under the mutex, the world stopped, after the marking has checked every table and entry
+ * offset.
+ */
+export function checkTables(core: SyncCore, readWord: number, fail: (what: string) => never): void {
+  const a = core.arena;
+  const i32 = a.i32;
+  const dirtyHeader = i32[R_DIRTY];
+  const amended = (readWord & AMENDED) !== 0;
+  if (amended !== (dirtyHeader !== 0)) {
+    fail(
+      amended
+        ? "the read word is amended, but there is no dirty table"
+        : "there is a dirty table, but the read word is not amended",
+    );
+  }
+  const read = entriesOf(core, readWord & ~AMENDED, "read", fail);
+  const dirty = dirtyHeader === 0 ? null : entriesOf(core, dirtyHeader, "dirty", fail);
+  if (dirty !== null) {
+    for (const e of dirty.keys()) {
+      if (Atomics.load(i32, e >> 2) === EXPUNGED) {
+        fail(`the dirty table's entry at ${e} is expunged`);
+      }
+    }
+  }
+  for (const e of read.keys()) {
+    const expunged = Atomics.load(i32, e >> 2) === EXPUNGED;
+    if (dirty === null && expunged) {
+      fail(`the read table's entry at ${e} is expunged, but there is no dirty table`);
+    }
+    if (dirty !== null && !expunged && !dirty.has(e)) {
+      fail(`the read table's entry at ${e} is missing from the dirty table`);
+    }
+  }
+}
+
+/** The entries of the live table at `header` (0: none), each with its key slot. */
+function entriesOf(
+  core: SyncCore,
+  header: number,
+  what: string,
+  fail: (what: string) => never,
+): Map<number, number> {
+  const entries = new Map<number, number>();
+  if (header === 0) return entries;
+  const i32 = core.arena.i32;
+  new Table(core.arena, header, false, () => {}, core.tx).forEachKeySlot(0, 0, (k) => {
+    const e = i32[(k >> 2) + S_ENTRY];
+    const other = entries.get(e);
+    if (other !== undefined) fail(`the ${what} table's slots at ${other} and ${k} share an entry`);
+    entries.set(e, k);
+    const owns = i32[(k >> 2) + S_OWNS];
+    if (owns !== 0) {
+      fail(`the ${what} table's slot at ${k} owns ${owns}, as only a retired one may`);
+    }
+    if (
+      i32[(k >> 2) + S_KEY_LO] !== i32[(e >> 2) + E_KEY_LO] ||
+      i32[(k >> 2) + S_KEY_HI] !== i32[(e >> 2) + E_KEY_HI]
+    ) {
+      fail(`the ${what} table's slot at ${k} holds a key other than its entry's (at ${e})`);
+    }
+    const owner = i32[(e >> 2) + E_OWNER];
+    if (owner !== 0) fail(`the ${what} table's entry at ${e} is marked as owned by ${owner}`);
+  });
+  return entries;
+}

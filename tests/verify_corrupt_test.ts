@@ -1,0 +1,199 @@
+// Copyright the shmap authors. MIT license.
+// verify() names each broken invariant the maps' calls rely on, so that a structure it passes is
+// one the next call can use. Each case below writes a few words from outside, as corrupt memory
+// would, into a state the calls cannot reach themselves; verify() must name it with its clear
+// RangeError, and where the case says, the call that would trip on it must throw a RangeError
+// rather than write outside the structure.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { GoMap, SyncMap } from "../mod.ts";
+import { A_SPARE, CHUNK_HEADER, sizeClass } from "../src/_engine/alloc_layout.ts";
+import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { Table } from "../src/_engine/table.ts";
+import {
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  EMPTY_ONE,
+  KEYS,
+  MIN_TOP_HASH,
+  T_B,
+  T_BUCKETS,
+  T_COUNT,
+  T_NEVACUATE,
+  T_OLDBUCKETS,
+} from "../src/_engine/table_layout.ts";
+import { TABLE_AT } from "../src/maps/_go_layout.ts";
+import {
+  AMENDED,
+  E_KEY_LO,
+  E_OWNER,
+  EXPUNGED,
+  NIL,
+  R_DIRTY,
+  R_READ,
+  S_ENTRY,
+  S_OWNS,
+} from "../src/maps/_sync_layout.ts";
+
+/** Asserts that `map.verify()` throws a RangeError whose message matches `message`. */
+function named(map: { verify(): void }, message: RegExp): void {
+  assert.throws(() => map.verify(), (error: unknown) => {
+    assert.ok(error instanceof RangeError, `a RangeError, got ${error}`);
+    assert.match((error as Error).message, /^verify: /);
+    assert.match((error as Error).message, message);
+    return true;
+  });
+}
+
+/** A SyncMap of keys 0..n-1 (i → i), all in the read table, no dirty table. */
+function promoted(n = 20): { map: SyncMap<number, number>; arena: Arena } {
+  const map = new SyncMap<number, number>();
+  for (let i = 0; i < n; i++) map.store(i, i);
+  for (let r = 0; r < 3 * n; r++) map.load(1000 + r); // misses promote the dirty table
+  const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+  assert.equal(arena.i32[R_DIRTY], 0);
+  return { map, arena };
+}
+
+/** The key slots of the table at `header`, by their number key. */
+function slots(arena: Arena, header: number): Map<number, number> {
+  const out = new Map<number, number>();
+  const table = new Table(arena, header & ~AMENDED, false, () => {}, undefined as never);
+  table.forEachKeySlot(0, 0, (k) => void out.set(arena.f64[k >> 3], k));
+  return out;
+}
+
+describe("SyncMap: verify() checks how the tables and entries fit together", () => {
+  test("the read word amended with no dirty table; a promotion refuses it", () => {
+    const { map, arena } = promoted();
+    map.verify();
+    Atomics.or(arena.i32, R_READ, AMENDED);
+    named(map, /amended, but there is no dirty table/);
+    const header = Array.from(arena.i32.subarray(0, 64));
+    assert.throws(() => map.range(() => {}), /corrupt SyncMap: amended/);
+    assert.deepEqual(Array.from(arena.i32.subarray(0, 64)), header, "nothing written");
+  });
+
+  test("an expunged read entry with no dirty table; a store of its key repairs it", () => {
+    const { map, arena } = promoted();
+    map.delete(5);
+    const k = slots(arena, arena.i32[R_READ]).get(5)!;
+    const e = arena.i32[(k >> 2) + S_ENTRY];
+    assert.equal(arena.i32[e >> 2], NIL);
+    arena.i32[e >> 2] = EXPUNGED;
+    named(map, /expunged, but there is no dirty table/);
+    map.store(5, 55);
+    assert.equal(map.load(5), 55);
+    map.verify();
+  });
+
+  test("a read entry missing from the dirty table", () => {
+    const { map, arena } = promoted();
+    map.store(100, 100); // a dirty table: the read keys and 100
+    const dirty = arena.i32[R_DIRTY];
+    const k = slots(arena, dirty).get(7)!;
+    // Key 7's slot in the dirty table marked empty (EMPTY_ONE), its count one less.
+    const B = arena.i32[(dirty >> 2) + T_B];
+    const buckets = arena.i32[(dirty >> 2) + T_BUCKETS];
+    let cleared = false;
+    for (let j = 0; j < 1 << B; j++) {
+      const b = buckets + j * BUCKET_SIZE;
+      for (let i = 0; i < BUCKET_SLOTS; i++) {
+        if (b + KEYS + 8 * i === k) {
+          arena.u8[b + i] = EMPTY_ONE;
+          cleared = true;
+        }
+      }
+    }
+    assert.ok(cleared, "key 7's slot is in the bucket array");
+    arena.i32[(dirty >> 2) + T_COUNT]--;
+    named(map, /entry at \d+ is missing from the dirty table/);
+  });
+
+  test("a live slot that owns a record, one whose key is not its entry's, an entry marked owned", () => {
+    {
+      const { map, arena } = promoted();
+      const k = slots(arena, arena.i32[R_READ]).get(5)!;
+      arena.i32[(k >> 2) + S_OWNS] = 1;
+      named(map, /slot at \d+ owns 1, as only a retired one may/);
+    }
+    {
+      const { map, arena } = promoted();
+      const k = slots(arena, arena.i32[R_READ]).get(5)!;
+      const e = arena.i32[(k >> 2) + S_ENTRY];
+      arena.i32[(e >> 2) + E_KEY_LO] ^= 1;
+      named(map, /holds a key other than its entry's/);
+    }
+    {
+      const { map, arena } = promoted();
+      const k = slots(arena, arena.i32[R_READ]).get(5)!;
+      const e = arena.i32[(k >> 2) + S_ENTRY];
+      arena.i32[(e >> 2) + E_OWNER] = 4096;
+      named(map, /entry at \d+ is marked as owned by 4096/);
+    }
+  });
+
+  test("an entry offset past the buffer is named, not read", () => {
+    const { map, arena } = promoted();
+    const k = slots(arena, arena.i32[R_READ]).get(3)!;
+    arena.i32[(k >> 2) + S_ENTRY] = 0x3fff0000;
+    named(map, /an entry at 1073676288: not a block of the heap/);
+  });
+});
+
+describe("GoMap: verify() checks the table for what its writes rely on", () => {
+  test("a key stored twice", () => {
+    const map = new GoMap<number, number>().set(1, 10).set(2, 20);
+    const u8 = new Uint8Array(map.handle.buffer);
+    const i32 = new Int32Array(map.handle.buffer);
+    const f64 = new Float64Array(map.handle.buffer);
+    const b = i32[(TABLE_AT >> 2) + T_BUCKETS];
+    const slotOf = (key: number) =>
+      [...Array(BUCKET_SLOTS).keys()].find((i) =>
+        u8[b + i] >= MIN_TOP_HASH && f64[(b + KEYS + 8 * i) >> 3] === key
+      )!;
+    const [s1, s2] = [slotOf(1), slotOf(2)];
+    f64[(b + KEYS + 8 * s2) >> 3] = 1;
+    u8[b + s2] = u8[b + s1];
+    named(map, /its key is also in the slot at/);
+  });
+
+  test("nevacuate at the end of the old array while it is kept: the next write refuses it", () => {
+    const map = new GoMap<number, number>();
+    const i32 = () => new Int32Array(map.handle.buffer);
+    const h = TABLE_AT >> 2;
+    let n = 0;
+    while (i32()[h + T_OLDBUCKETS] === 0 || i32()[h + T_B] < 3) map.set(n, n++);
+    map.verify();
+    const oldBuckets = 1 << (i32()[h + T_B] - 1);
+    i32()[h + T_NEVACUATE] = oldBuckets;
+    named(map, new RegExp(`nevacuate ${oldBuckets} out of range for ${oldBuckets} old buckets`));
+    assert.throws(() => {
+      for (let k = n; k < n + 50; k++) map.set(k, k);
+    }, /corrupt table: old bucket \d+ of \d+ to evacuate/);
+    // The write was rolled back: the same state, every key still there.
+    named(map, /nevacuate/);
+    for (let k = 0; k < n; k++) assert.equal(map.get(k), k);
+  });
+
+  test("an old bucket array past the buffer is named", () => {
+    const map = new GoMap<number, number>();
+    for (let i = 0; i < 100; i++) map.set(i, i);
+    new Int32Array(map.handle.buffer)[(TABLE_AT >> 2) + T_OLDBUCKETS] = 0x3fff0000;
+    named(map, /old bucket array at 1073676288 is out of range/);
+  });
+
+  test("a spare span that is a table's bucket array: verify names it, an allocation refuses it", () => {
+    const map = new GoMap<number, unknown>();
+    for (let i = 0; i < 100; i++) map.set(i, i);
+    const i32 = new Int32Array(map.handle.buffer);
+    const value = "x".repeat(100);
+    const c = sizeClass(4 + 2 * value.length);
+    assert.equal(i32[A_SPARE + c], 0);
+    i32[A_SPARE + c] = i32[(TABLE_AT >> 2) + T_BUCKETS] - CHUNK_HEADER;
+    named(map, new RegExp(`class ${c}'s spare span \\d+ is not an empty span of that class`));
+    assert.throws(() => map.set(1000, value), /corrupt heap: class \d+'s spare span/);
+    for (let i = 0; i < 100; i++) assert.equal(map.get(i), i);
+  });
+});
