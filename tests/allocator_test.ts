@@ -10,6 +10,7 @@ import {
   Arena,
   H_ALLOC,
   H_ALLOC_JOURNAL,
+  H_ALLOC_LOCK,
   H_TOP,
   HEADER_BYTES,
   KIND_GO_MAP,
@@ -25,7 +26,15 @@ import {
   release,
   verifyHeap,
 } from "../src/_engine/allocator.ts";
-import { CHUNK_HEADER, chunkSizeFor, sizeClass, SPAN_HEADER } from "../src/_engine/alloc_layout.ts";
+import {
+  A_BITMAP,
+  CHUNK_HEADER,
+  chunkSizeFor,
+  sizeClass,
+  SP_FREE,
+  SPAN_HEADER,
+  spanWords,
+} from "../src/_engine/alloc_layout.ts";
 import {
   cacheAllocate,
   cachedBytes,
@@ -375,5 +384,52 @@ test("allocator cache: a class holds 64 KiB of freed blocks, a 64th of maxBytes 
     flushCache(arena, cache);
     assert.equal(cachedBytes(arena, cache), 0);
     verifyHeap(arena);
+  }
+});
+
+test("allocator: a corrupt bitmap bit, span word or cache head is an error, never the header handed out", () => {
+  const magic = (arena: Arena) => arena.i32[0];
+  const locked = (arena: Arena) => Atomics.load(arena.i32, H_ALLOC_LOCK);
+  // A bitmap bit set over an empty bin: its head, 0, would be taken for a chunk at byte 0.
+  {
+    const arena = Arena.create(2, 1024 * KiB, 0, "auto", "auto", true);
+    lockedAllocate(arena, 5000, false);
+    const before = magic(arena);
+    arena.i32[A_BITMAP + 3] |= 1 << 10;
+    assert.throws(() => lockedAllocate(arena, 3000, false), /corrupt heap: a bin lists 0/);
+    assert.equal(magic(arena), before);
+    assert.equal(locked(arena), 0, "the allocator lock is free");
+    arena.i32[A_BITMAP + 3] &= ~(1 << 10);
+    lockedAllocate(arena, 3000, false);
+    verifyHeap(arena);
+  }
+  // A span's free-list head naming the header.
+  {
+    const arena = Arena.create(2, 1024 * KiB, 0, "auto", "auto", true);
+    const first = lockedAllocate(arena, 64, false);
+    const second = lockedAllocate(arena, 64, false);
+    lockedRelease(arena, first, 64); // the span's free list: first
+    const span = first - SPAN_HEADER;
+    const word = spanWords(span) + SP_FREE;
+    assert.equal(arena.i32[word], first);
+    arena.i32[word] = 16;
+    assert.throws(() => lockedAllocate(arena, 64, false), /corrupt heap: class \d+'s span/);
+    assert.equal(locked(arena), 0, "the allocator lock is free");
+    arena.i32[word] = first;
+    assert.equal(lockedAllocate(arena, 64, false), first);
+    lockedRelease(arena, second, 64);
+  }
+  // A cache's list head naming the header.
+  {
+    const arena = Arena.create(2, 1024 * KiB, 0, "auto", "auto", true);
+    const cache = newCache(arena);
+    cacheRelease(arena, cache, lockedAllocate(arena, 64, false), 64);
+    const w = (cache >> 2) + 2 * sizeClass(64);
+    const head = arena.i32[w];
+    arena.i32[w] = 16;
+    assert.throws(() => cacheAllocate(arena, cache, 64), /corrupt cache/);
+    assert.equal(magic(arena) !== 0, true);
+    arena.i32[w] = head;
+    assert.equal(cacheAllocate(arena, cache, 64), head);
   }
 });

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type Arena, roundUp } from "./arena.ts";
+import { type Arena, HEADER_BYTES, roundUp } from "./arena.ts";
 import type { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
 import { CLASS_SIZES, NCLASSES, sizeClass, SMALL_MAX } from "./alloc_layout.ts";
@@ -108,6 +108,11 @@ export function cacheAllocate(arena: Arena, cache: number, size: number): number
     head = arena.i32[w];
   }
   const bytes = CLASS_SIZES[c];
+  // A shared word: a corrupt head must not hand out the arena's header (past the buffer, reach
+  // throws).
+  if (head < HEADER_BYTES || (head & 15) !== 0) {
+    throw new RangeError(`corrupt cache: class ${c}'s list begins at ${head}`);
+  }
   if (head + bytes > arena.bytes) arena.reach(head + bytes);
   const i32 = arena.i32;
   i32[w] = i32[head >> 2]; // the pop: one write

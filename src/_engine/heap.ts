@@ -20,7 +20,7 @@
  * @module
  */
 
-import { type Arena, H_TOP, roundUp } from "./arena.ts";
+import { type Arena, H_TOP, HEADER_BYTES, roundUp } from "./arena.ts";
 import type { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
 import {
@@ -82,6 +82,22 @@ export function binUnlink(arena: Arena, chunk: number, size: number, j: Journal)
 }
 
 /** The first bin at or above `b` that is not empty, or -1. */
+/**
+ * The size of `c`, a chunk read from a bin's head or link, or a RangeError when it is not a free
+ * chunk of the heap: the bins, their links and the bitmap are shared words, and one corrupt bit
+ * or link must not hand out the arena's header (a set bit over an empty bin reads chunk 0).
+ */
+function freeChunkSize(arena: Arena, c: number): number {
+  const i32 = arena.i32;
+  const top = i32[H_TOP];
+  if (c >= HEADER_BYTES && (c & 15) === 0 && c < top) {
+    const word = i32[c >> 2];
+    const csize = word & ~FLAGS;
+    if ((word & INUSE) === 0 && csize > 0 && (csize & 15) === 0 && c + csize <= top) return csize;
+  }
+  throw new RangeError(`corrupt heap: a bin lists ${c}, which is not a free chunk`);
+}
+
 function nextBin(arena: Arena, b: number): number {
   for (let w = b >> 5; w < BITMAP_WORDS; w++) {
     let bits = arena.i32[A_BITMAP + w];
@@ -127,7 +143,7 @@ export function largeAllocate(arena: Arena, need: number, j: Journal): number {
   // The chunk's own bin may hold smaller chunks: look at a few. Any chunk of a bin above fits.
   let c = i32[A_BINS + b];
   for (let n = 0; c !== 0 && n < BIN_WALK; n++) {
-    const csize = i32[c >> 2] & ~FLAGS;
+    const csize = freeChunkSize(arena, c);
     if (csize >= need) {
       binUnlink(arena, c, csize, j);
       return takeChunk(arena, c, csize, need, i32[c >> 2] & PREV_INUSE, j);
@@ -137,7 +153,7 @@ export function largeAllocate(arena: Arena, need: number, j: Journal): number {
   b = nextBin(arena, b + 1);
   if (b >= 0) {
     c = i32[A_BINS + b];
-    const csize = i32[c >> 2] & ~FLAGS;
+    const csize = freeChunkSize(arena, c);
     binUnlink(arena, c, csize, j);
     return takeChunk(arena, c, csize, need, i32[c >> 2] & PREV_INUSE, j);
   }
@@ -220,8 +236,9 @@ export function spanChunk(arena: Arena, bytes: number, j: Journal): number {
   const i32 = arena.i32;
   for (let b = nextBin(arena, binOf(bytes)); b >= 0; b = nextBin(arena, b + 1)) {
     let c = i32[A_BINS + b];
+    if (c === 0) freeChunkSize(arena, c); // a bit set over an empty bin
     for (let n = 0; c !== 0 && n < BIN_WALK; n++) {
-      const csize = i32[c >> 2] & ~FLAGS;
+      const csize = freeChunkSize(arena, c);
       const placed = placeSpan(c, csize, bytes);
       if (placed >= 0) {
         binUnlink(arena, c, csize, j);

@@ -45,16 +45,35 @@ export function smallAllocate(arena: Arena, c: number, j: Journal): number {
   let block: number;
   if (free !== 0) {
     block = free;
+    checkBlock(arena, c, span, block);
     j.set(h + SP_FREE, i32[block >> 2]);
     j.set(block >> 2, 0);
   } else {
     block = i32[h + SP_BUMP];
+    checkBlock(arena, c, span, block);
     const next = block + size;
     j.set(h + SP_BUMP, next + size <= span + spanBytes(c) ? next : 0);
   }
   j.set(h + SP_INUSE, i32[h + SP_INUSE] + 1);
   if (i32[h + SP_FREE] === 0 && i32[h + SP_BUMP] === 0) unlinkSpan(arena, c, span, j);
   return block;
+}
+
+/**
+ * Throws a RangeError unless `block`, read from span `span`'s free list or bump word (shared
+ * words), is a block of that span of class `c`, in a span of that class in the heap: one
+ * corrupt word must not hand out memory outside the span.
+ */
+function checkBlock(arena: Arena, c: number, span: number, block: number): void {
+  const bytes = spanBytes(c);
+  const first = span + SPAN_HEADER;
+  if (
+    span < HEADER_BYTES || span % bytes !== 0 || span + bytes > arena.bytes ||
+    arena.i32[spanWords(span) + SP_CLASS] !== c + 1 || block < first ||
+    block + CLASS_SIZES[c] > span + bytes || (block - first) % CLASS_SIZES[c] !== 0
+  ) {
+    throw new RangeError(`corrupt heap: class ${c}'s span ${span} hands out ${block}`);
+  }
 }
 
 export function smallFree(arena: Arena, c: number, block: number, j: Journal): void {
