@@ -12,6 +12,7 @@ import { SyncMap } from "../mod.ts";
 import { H_ROOT } from "../src/_engine/arena.ts";
 import { QUIESCE_EVERY, RETIRES_PER_OP } from "../src/_engine/reclaim.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { R_EPOCH, R_ORPHANS } from "../src/maps/_sync_layout.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -272,6 +273,31 @@ describe("SyncMap memory: clear and other participants", () => {
     const { initial, max } = overwrite(m, (n) => n, WAITING * 16 + RETIRE_LIST_BYTES, 1_000_000);
     assert.ok(max <= initial * 1.5);
     assert.equal(m.stats().participants, 1);
+    m.close();
+  });
+
+  test("a reservation released unadopted does not count an orphan's leftovers twice", async () => {
+    // While R_ORPHANS is above 0, every quiescent point collects (an epoch increment and two
+    // scans of the seats): a count left high for good would cost every call of every worker.
+    const m = new SyncMap<number, number>();
+    const i32 = new Int32Array(m.handle.buffer);
+    const b = SyncMap.attach<number, number>(m.handle);
+    for (let i = 0; i < 10; i++) b.store(i, i);
+    for (let i = 0; i < 10; i++) b.store(i, i + 1); // retirements: b's list is not empty
+    m.load(0); // online: b's retirements cannot all be freed as it closes
+    b.close();
+    assert.equal(i32[R_ORPHANS], 1, "b's seat is an orphan");
+    shareSyncMap(m as SyncMap<never, never>).release(); // reserves that seat, never attached
+    assert.equal(i32[R_ORPHANS], 1, "counted once");
+    for (let t = 0; t < 3; t++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 200; i++) m.store(i, i);
+    }
+    assert.equal(i32[R_ORPHANS], 0, "swept");
+    const epoch = i32[R_EPOCH];
+    for (let i = 0; i < 6400; i++) m.load(1);
+    assert.ok(i32[R_EPOCH] - epoch <= 2, `${i32[R_EPOCH] - epoch} collects over 6,400 loads`);
+    m.verify();
     m.close();
   });
 

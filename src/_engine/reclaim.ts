@@ -269,8 +269,6 @@ export class Participant {
     this.#cache = arena.i32[this.#seat + CACHE];
     // So may its cache: the cache's reads and writes do not reach it block by block.
     if (this.#cache !== 0) reachCache(arena, this.#cache);
-    // A released seat's leftovers come with it: they are no longer an orphan's.
-    if (list !== 0 || this.#cache !== 0) Atomics.sub(arena.i32, registry.orphanWord, 1);
     // A thread found terminated stops using shared memory at its next call (census.ts).
     const self = new WeakRef(this);
     onStop(() => {

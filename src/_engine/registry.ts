@@ -143,6 +143,10 @@ function take(registry: Registry, state: number): Ticket {
     const at = registry.seats + i * SEAT_WORDS;
     const word = claimFree(i32, at, state);
     if (word === -1) continue;
+    // A released seat's leftovers (an orphan's list or cache) now belong to the taker: its
+    // participant, or the worker it reserves the seat for. A reservation released unadopted
+    // counts them again (finishRelease).
+    if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.sub(i32, registry.orphanWord, 1);
     // A reserved seat has no owner until its worker adopts it (adoptSeat): never the parent,
     // whose death must not release a live worker's seat. The parent is its RESERVER, written
     // before OWNER is cleared, so that a parent stopped anywhere here leaves its id in one of
