@@ -28,6 +28,7 @@ import {
 } from "../src/_engine/allocator.ts";
 import {
   A_BITMAP,
+  C_NEXT,
   CHUNK_HEADER,
   chunkSizeFor,
   sizeClass,
@@ -401,6 +402,22 @@ test("allocator: a corrupt bitmap bit, span word or cache head is an error, neve
     assert.equal(locked(arena), 0, "the allocator lock is free");
     arena.i32[A_BITMAP + 3] &= ~(1 << 10);
     lockedAllocate(arena, 3000, false);
+    verifyHeap(arena);
+  }
+  // A free chunk's link naming the header: unlinking it would write through the link.
+  {
+    const arena = Arena.create(2, 1024 * KiB, 0, "auto", "auto", true);
+    const a = lockedAllocate(arena, 5000, false);
+    lockedAllocate(arena, 5000, false); // keeps `a` from merging into the top
+    lockedRelease(arena, a, 5000);
+    const top = arena.i32[H_TOP];
+    const link = ((a - CHUNK_HEADER) >> 2) + C_NEXT;
+    arena.i32[link] = 12;
+    assert.throws(() => lockedAllocate(arena, 5000, false), /corrupt heap: the bin links/);
+    assert.equal(arena.i32[H_TOP], top, "nothing written through the link");
+    assert.equal(locked(arena), 0, "the allocator lock is free");
+    arena.i32[link] = 0;
+    assert.equal(lockedAllocate(arena, 5000, false), a);
     verifyHeap(arena);
   }
   // A span's free-list head naming the header.

@@ -47,6 +47,9 @@ export function binInsert(arena: Arena, chunk: number, size: number, j: Journal)
   const b = binOf(size);
   const w = chunk >> 2;
   const head = arena.i32[A_BINS + b];
+  if (head !== 0 && (!inHeap(arena, head) || arena.i32[(head >> 2) + C_PREV] !== 0)) {
+    throw new RangeError(`corrupt heap: bin ${b} begins at ${head}`);
+  }
   j.set(w + C_NEXT, head);
   j.set(w + C_PREV, 0);
   if (head !== 0) j.set((head >> 2) + C_PREV, chunk);
@@ -72,6 +75,16 @@ export function binUnlink(arena: Arena, chunk: number, size: number, j: Journal)
   const w = chunk >> 2;
   const next = i32[w + C_NEXT];
   const prev = i32[w + C_PREV];
+  // Safe unlinking, as glibc's: the links are shared words, written through below, so each
+  // neighbour must name this chunk back (and a chunk with none before it must head its bin).
+  if (
+    (prev === 0
+      ? i32[A_BINS + b] !== chunk
+      : !inHeap(arena, prev) || i32[(prev >> 2) + C_NEXT] !== chunk) ||
+    (next !== 0 && (!inHeap(arena, next) || i32[(next >> 2) + C_PREV] !== chunk))
+  ) {
+    throw new RangeError(`corrupt heap: the bin links around chunk ${chunk}`);
+  }
   if (prev !== 0) j.set((prev >> 2) + C_NEXT, next);
   else j.set(A_BINS + b, next);
   if (next !== 0) j.set((next >> 2) + C_PREV, prev);
@@ -82,6 +95,11 @@ export function binUnlink(arena: Arena, chunk: number, size: number, j: Journal)
 }
 
 /** The first bin at or above `b` that is not empty, or -1. */
+/** Whether `c` may be a chunk of the heap: aligned, above the arena's header, below the top. */
+function inHeap(arena: Arena, c: number): boolean {
+  return c >= HEADER_BYTES && (c & 15) === 0 && c < arena.i32[H_TOP];
+}
+
 /**
  * The size of `c`, a chunk read from a bin's head or link, or a RangeError when it is not a free
  * chunk of the heap: the bins, their links and the bitmap are shared words, and one corrupt bit
@@ -90,7 +108,7 @@ export function binUnlink(arena: Arena, chunk: number, size: number, j: Journal)
 function freeChunkSize(arena: Arena, c: number): number {
   const i32 = arena.i32;
   const top = i32[H_TOP];
-  if (c >= HEADER_BYTES && (c & 15) === 0 && c < top) {
+  if (inHeap(arena, c)) {
     const word = i32[c >> 2];
     const csize = word & ~FLAGS;
     if ((word & INUSE) === 0 && csize > 0 && (csize & 15) === 0 && c + csize <= top) return csize;

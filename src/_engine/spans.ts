@@ -68,9 +68,8 @@ function checkBlock(arena: Arena, c: number, span: number, block: number): void 
   const bytes = spanBytes(c);
   const first = span + SPAN_HEADER;
   if (
-    span < HEADER_BYTES || span % bytes !== 0 || span + bytes > arena.bytes ||
-    arena.i32[spanWords(span) + SP_CLASS] !== c + 1 || block < first ||
-    block + CLASS_SIZES[c] > span + bytes || (block - first) % CLASS_SIZES[c] !== 0
+    !isSpan(arena, c, span) || block < first || block + CLASS_SIZES[c] > span + bytes ||
+    (block - first) % CLASS_SIZES[c] !== 0
   ) {
     throw new RangeError(`corrupt heap: class ${c}'s span ${span} hands out ${block}`);
   }
@@ -113,9 +112,8 @@ function newSpan(arena: Arena, c: number, j: Journal): number {
     const i32 = arena.i32;
     const h = spanWords(span);
     if (
-      span < HEADER_BYTES || span % spanBytes(c) !== 0 || span + spanBytes(c) > arena.bytes ||
-      i32[h + SP_CLASS] !== c + 1 || i32[h + SP_INUSE] !== 0 || i32[h + SP_FREE] !== 0 ||
-      i32[h + SP_BUMP] !== span + SPAN_HEADER
+      !isSpan(arena, c, span) || i32[h + SP_INUSE] !== 0 || i32[h + SP_FREE] !== 0 ||
+      i32[h + SP_BUMP] !== span + SPAN_HEADER || i32[h + SP_LISTED] !== 0
     ) {
       throw new RangeError(`corrupt heap: class ${c}'s spare span at ${span}`);
     }
@@ -133,10 +131,21 @@ function newSpan(arena: Arena, c: number, j: Journal): number {
   return span;
 }
 
+/** Whether `span` may be a span of class `c`: aligned to its size, in the views, of that class. */
+function isSpan(arena: Arena, c: number, span: number): boolean {
+  const bytes = spanBytes(c);
+  return span >= HEADER_BYTES && span % bytes === 0 && span + bytes <= arena.bytes &&
+    arena.i32[spanWords(span) + SP_CLASS] === c + 1;
+}
+
 function linkSpan(arena: Arena, c: number, span: number, j: Journal): void {
   const i32 = arena.i32;
   const h = spanWords(span);
   const head = i32[A_LISTS + c];
+  // The list's words are shared, and written through: see unlinkSpan.
+  if (head !== 0 && (!isSpan(arena, c, head) || i32[spanWords(head) + SP_PREV] !== 0)) {
+    throw new RangeError(`corrupt heap: class ${c}'s span list begins at ${head}`);
+  }
   j.set(h + SP_NEXT, head);
   j.set(h + SP_PREV, 0);
   if (head !== 0) j.set(spanWords(head) + SP_PREV, span);
@@ -150,6 +159,15 @@ function unlinkSpan(arena: Arena, c: number, span: number, j: Journal): void {
   if (i32[h + SP_LISTED] === 0) return;
   const next = i32[h + SP_NEXT];
   const prev = i32[h + SP_PREV];
+  // Safe unlinking (heap.ts binUnlink): each neighbour must name this span back.
+  if (
+    (prev === 0
+      ? i32[A_LISTS + c] !== span
+      : !isSpan(arena, c, prev) || i32[spanWords(prev) + SP_NEXT] !== span) ||
+    (next !== 0 && (!isSpan(arena, c, next) || i32[spanWords(next) + SP_PREV] !== span))
+  ) {
+    throw new RangeError(`corrupt heap: the span links around span ${span}`);
+  }
   if (prev !== 0) j.set(spanWords(prev) + SP_NEXT, next);
   else j.set(A_LISTS + c, next);
   if (next !== 0) j.set(spanWords(next) + SP_PREV, prev);
