@@ -120,50 +120,77 @@ test("SyncMap: a second object called from a decode does not retry a sweep over 
   map.close();
 });
 
-// The same record in flight, and a sweep by another thread: the decode's nested call sleeps in
-// the mutex (parked, with its own record in flight) while a worker stops the world and sweeps.
-// The outer call's record must not be in flight by then: the sweep would free it as unreached,
-// and the outer call would free it again.
-test("SyncMap: a sweep by another thread while a decode's nested call is parked", async () => {
-  const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
-  let i32: Int32Array | undefined;
-  let late: SyncMap<string, string> | undefined;
-  const codec = hookedCodec("nested-parked", () => {
-    if (late === undefined) return;
-    const map = late;
-    late = undefined;
-    Atomics.store(ctrl, IN_DECODE, 1);
-    Atomics.notify(ctrl, IN_DECODE);
-    // The worker's verify() holds the mutex while it waits for this thread to park.
-    while (Atomics.load(i32!, R_MU) === 0) Atomics.wait(ctrl, ATTACHED, 1, 1);
-    map.store("nested new key", "y");
+// A record in flight across a user codec's decode, and a stop of the world by another thread:
+// the decode's nested call sleeps in the mutex (parked) while a worker stops the world and
+// sweeps (a sweep left due), then verifies. What the parked participant shows as in flight must
+// be exactly what is: a loadOrStore's own record, unpublished, must not be in flight by then
+// (the nested store shows its own, so the sweep would free the outer one as unreached, and the
+// outer call would free it again); a swap's record, published, must not still show as in flight
+// (the nested load shows none of its own, and verify, with no sweep due, would find the record
+// owned twice).
+for (
+  const [op, nested] of [
+    ["loadOrStore", "store"],
+    ["swap", "load"],
+  ] as const
+) {
+  test(`SyncMap: a stop of the world by another thread while a ${op}'s decode's nested ${nested} is parked`, async () => {
+    const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+    let i32: Int32Array | undefined;
+    let late: SyncMap<string, string> | undefined;
+    const name = `nested-parked-${op}`;
+    const codec = hookedCodec(name, () => {
+      if (late === undefined) return;
+      const map = late;
+      late = undefined;
+      Atomics.store(ctrl, IN_DECODE, 1);
+      Atomics.notify(ctrl, IN_DECODE);
+      // The worker's verify() holds the mutex while it waits for this thread to park.
+      while (Atomics.load(i32!, R_MU) === 0) Atomics.wait(ctrl, ATTACHED, 1, 1);
+      if (nested === "store") map.store("nested new key", "y");
+      else assert.equal(map.load("a missing key: the map is amended"), undefined);
+    });
+    const map = new SyncMap<string, string>({ values: codec });
+    i32 = new Int32Array(map.handle.buffer);
+    const { promise, resolve, reject } = Promise.withResolvers<SweepSignalledReply>();
+    const worker = startWorker(new URL("./fixtures/sweep_signalled_worker.ts", import.meta.url), {
+      message: (data) => resolve(data as SweepSignalledReply),
+      error: reject,
+    });
+    try {
+      worker.postMessage(
+        {
+          handle: map.handle,
+          ctrl,
+          codec: name,
+          sweep: op === "loadOrStore",
+        } satisfies SweepSignalledRequest,
+      );
+      await until(() => Atomics.load(ctrl, ATTACHED) === 1, "the worker attached", 30_000);
+      map.store("k", FIRST); // in the dirty table only: the call finds it under the mutex
+      late = map;
+      if (op === "loadOrStore") {
+        await loadOrStoreInFlight(map);
+      } else {
+        assert.deepEqual(map.swap("k", "a second value, also in a record of its own"), [
+          FIRST,
+          true,
+        ]);
+      }
+      assert.equal(late, undefined, "the nested call ran");
+      assert.deepEqual(await promise, {}, "the worker's verify");
+      if (nested === "store") assert.equal(map.load("nested new key"), "y");
+      for (let n = 0; n < 50; n++) map.store(`n${n}`, `value number ${n} `.repeat(3));
+      for (let n = 0; n < 50; n++) {
+        assert.equal(map.load(`n${n}`), `value number ${n} `.repeat(3));
+      }
+      map.verify();
+    } finally {
+      worker.terminate();
+    }
+    map.close();
   });
-  const map = new SyncMap<string, string>({ values: codec });
-  i32 = new Int32Array(map.handle.buffer);
-  const { promise, resolve, reject } = Promise.withResolvers<SweepSignalledReply>();
-  const worker = startWorker(new URL("./fixtures/sweep_signalled_worker.ts", import.meta.url), {
-    message: (data) => resolve(data as SweepSignalledReply),
-    error: reject,
-  });
-  try {
-    worker.postMessage(
-      { handle: map.handle, ctrl, codec: "nested-parked" } satisfies SweepSignalledRequest,
-    );
-    await until(() => Atomics.load(ctrl, ATTACHED) === 1, "the worker attached", 30_000);
-    map.store("k", FIRST); // in the dirty table only: loadOrStore finds it under the mutex
-    late = map;
-    await loadOrStoreInFlight(map);
-    assert.equal(late, undefined, "the nested call ran");
-    assert.deepEqual(await promise, {}, "the worker's verify");
-    assert.equal(map.load("nested new key"), "y");
-    for (let n = 0; n < 50; n++) map.store(`n${n}`, `value number ${n} `.repeat(3));
-    for (let n = 0; n < 50; n++) assert.equal(map.load(`n${n}`), `value number ${n} `.repeat(3));
-    map.verify();
-  } finally {
-    worker.terminate();
-  }
-  map.close();
-});
+}
 
 test("SyncMap: verify() inside a user codec's decode is a TypeError", () => {
   const late: { map?: SyncMap<string, string> } = {};

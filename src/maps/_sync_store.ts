@@ -111,7 +111,10 @@ export function swap<K, V>(
     if (probe === null) probe = s.probeKey(key);
     core.inflight = record;
     const previous = counted(core, storeLocked(s, probe, record, false));
+    // Published: no longer in flight, before a decode whose nested calls may park this
+    // participant (a stop of the world would then take it for in flight and reachable both).
     record = 0;
+    core.inflight = 0;
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } finally {
