@@ -6,7 +6,7 @@
  */
 
 import type { GoMapStats } from "../maps/go_map.ts";
-import { hashStored, sameStored } from "./slots.ts";
+import { hashStored, storedKeyText } from "./slots.ts";
 import { HEADER_BYTES } from "./arena.ts";
 import {
   BUCKET_SIZE,
@@ -77,13 +77,14 @@ export function verify(
   block(buckets, n * BUCKET_SIZE);
   let live = 0;
   let overflow = 0;
-  // The key slots of the chain being walked, each with its tophash: no key may be in two of
-  // them (a key's chain is the only place it can be, so this finds every key stored twice).
-  const seen: number[] = [];
+  // The keys of the chain being walked, each with its slot: no key may be in two slots (a key's
+  // chain is the only place it can be, so this finds every key stored twice). By the key's
+  // text, not by comparing pairs: a chain of crafted colliding keys may be long.
+  const seen = new Map<string, number>();
   const walk = (first: number, check: (hash: number) => boolean, mask: number): void => {
     let sawEmptyRest = false;
     let limit = chainLimit(a);
-    seen.length = 0;
+    seen.clear();
     for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
       if (b !== first) {
         if (!inHeap(b, BUCKET_SIZE)) fail(`an overflow link (${b}) lies outside the heap`);
@@ -111,14 +112,13 @@ export function verify(
           const hash = hashStored(a, lo, hi);
           if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
           if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
-          for (let s = 0; s < seen.length; s += 2) {
-            const k2 = seen[s];
-            if (k2 === k) fail("an overflow chain loops"); // the walk came round to this slot
-            if (seen[s + 1] === t && sameStored(a, lo, hi, i32[k2 >> 2], i32[(k2 >> 2) + 1])) {
-              fail(`bucket ${b} slot ${i}: its key is also in the slot at ${k2}`);
-            }
+          const text = storedKeyText(a, lo, hi);
+          const other = seen.get(text);
+          if (other === k) fail("an overflow chain loops"); // the walk came round to this slot
+          if (other !== undefined) {
+            fail(`bucket ${b} slot ${i}: its key is also in the slot at ${other}`);
           }
-          seen.push(k, t);
+          seen.set(text, k);
         }
         live++;
         slot(k);
