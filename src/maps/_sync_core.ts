@@ -413,7 +413,10 @@ export class SyncCore {
 
   /**
    * Go's unexpungeLocked: an expunged entry of the read table is not in the dirty table; put
-   * it back there before storing into it.
+   * it back there before storing into it. Its NIL is not journaled, and a lock-free store may
+   * fill the entry at once: nothing after it in a step may fail but on corrupt memory (the
+   * callers' swaps and compare-and-swaps cannot), or a live rollback would leave a key with a
+   * value missing from the dirty table (a death is repaired by recoverMutex).
    */
   unexpungeLocked(e: number, probe: Probe): void {
     const a = this.arena;
