@@ -159,6 +159,18 @@ describe("GoMap: verify() checks the table for what its writes rely on", () => {
     named(map, /its key is also in the slot at/);
   });
 
+  test("keys that are not the same pass the check, whatever their words spell", () => {
+    // A number whose low word is the string tag, beside a string whose UTF-16 bytes read as
+    // that number's high word in decimal; and two keys too large for a text, compared apart.
+    const number = new Float64Array(new Int32Array([0xfff60000 | 0, 0x40000000]).buffer)[0];
+    const map = new GoMap<unknown, number>();
+    map.set(number, 1).set("\u3031\u3337\u3437\u3831\u3432", 2);
+    map.set("a".repeat(600_000), 3).set("b".repeat(600_000), 4).set("a".repeat(599_999) + "b", 5);
+    map.verify();
+    assert.equal(map.get(number), 1);
+    assert.equal(map.size, 5);
+  });
+
   test("nevacuate at the end of the old array while it is kept: the next write refuses it", () => {
     const map = new GoMap<number, number>();
     const i32 = () => new Int32Array(map.handle.buffer);

@@ -94,7 +94,6 @@ export function binUnlink(arena: Arena, chunk: number, size: number, j: Journal)
   }
 }
 
-/** The first bin at or above `b` that is not empty, or -1. */
 /** Whether `c` may be a chunk of the heap: aligned, above the arena's header, below the top. */
 function inHeap(arena: Arena, c: number): boolean {
   return c >= HEADER_BYTES && (c & 15) === 0 && c < arena.i32[H_TOP];
@@ -116,6 +115,7 @@ function freeChunkSize(arena: Arena, c: number): number {
   throw new RangeError(`corrupt heap: a bin lists ${c}, which is not a free chunk`);
 }
 
+/** The first bin at or above `b` that is not empty, or -1. */
 function nextBin(arena: Arena, b: number): number {
   for (let w = b >> 5; w < BITMAP_WORDS; w++) {
     let bits = arena.i32[A_BITMAP + w];

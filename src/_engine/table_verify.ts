@@ -6,7 +6,7 @@
  */
 
 import type { GoMapStats } from "../maps/go_map.ts";
-import { hashStored, storedKeyText } from "./slots.ts";
+import { hashStored, sameStored, storedKeyText } from "./slots.ts";
 import { HEADER_BYTES } from "./arena.ts";
 import {
   BUCKET_SIZE,
@@ -81,10 +81,13 @@ export function verify(
   // chain is the only place it can be, so this finds every key stored twice). By the key's
   // text, not by comparing pairs: a chain of crafted colliding keys may be long.
   const seen = new Map<string, number>();
+  // Slots of the chain whose keys are too large for a text: compared with one another.
+  const large: number[] = [];
   const walk = (first: number, check: (hash: number) => boolean, mask: number): void => {
     let sawEmptyRest = false;
     let limit = chainLimit(a);
     seen.clear();
+    large.length = 0;
     for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
       if (b !== first) {
         if (!inHeap(b, BUCKET_SIZE)) fail(`an overflow link (${b}) lies outside the heap`);
@@ -113,12 +116,20 @@ export function verify(
           if (tophash(hash) !== t) fail(`bucket ${b} slot ${i}: tophash does not match its key`);
           if (!check(hash)) fail(`bucket ${b} slot ${i}: key in the wrong bucket`);
           const text = storedKeyText(a, lo, hi);
-          const other = seen.get(text);
+          let other: number | undefined;
+          if (text !== null) {
+            other = seen.get(text);
+            seen.set(text, k);
+          } else {
+            other = large.find((k2) =>
+              k2 === k || sameStored(a, lo, hi, i32[k2 >> 2], i32[(k2 >> 2) + 1])
+            );
+            large.push(k);
+          }
           if (other === k) fail("an overflow chain loops"); // the walk came round to this slot
           if (other !== undefined) {
             fail(`bucket ${b} slot ${i}: its key is also in the slot at ${other}`);
           }
-          seen.set(text, k);
         }
         live++;
         slot(k);

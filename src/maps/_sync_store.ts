@@ -110,11 +110,13 @@ export function swap<K, V>(
     // (a user codec), which may call this map and need the lock.
     if (probe === null) probe = s.probeKey(key);
     core.inflight = record;
-    const previous = counted(core, storeLocked(s, probe, record, false));
-    // Published: no longer in flight, before a decode whose nested calls may park this
+    const step = storeLocked(s, probe, record, false);
+    // Published: no longer ours to free, with no call before (a stack overflow can throw from
+    // any), and no longer in flight, before a decode whose nested calls may park this
     // participant (a stop of the world would then take it for in flight and reachable both).
     record = 0;
     core.inflight = 0;
+    const previous = counted(core, step);
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } finally {
@@ -178,11 +180,11 @@ export function loadOrStore<K, V>(
     // code (a user codec), which may call this map and need the lock. The record stays
     // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
     core.inflight = record;
-    const found = counted(core, storeLocked(s, probe, record, true));
-    if (found === NIL) {
-      record = 0;
-      return [value, false];
-    }
+    const step = storeLocked(s, probe, record, true);
+    // Added, or stored over a deleted entry: published, no longer ours to free (see swap).
+    if (step === ADDED || step === NIL) record = 0;
+    const found = counted(core, step);
+    if (found === NIL) return [value, false];
     const unused = record;
     record = 0;
     return [loadedAfter(core, unused, s, found), true];
