@@ -136,7 +136,6 @@ for (
 ) {
   test(`SyncMap: a stop of the world by another thread while a ${op}'s decode's nested ${nested} is parked`, async () => {
     const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
-    let i32: Int32Array | undefined;
     let late: SyncMap<string, string> | undefined;
     const name = `nested-parked-${op}`;
     const codec = hookedCodec(name, () => {
@@ -146,12 +145,12 @@ for (
       Atomics.store(ctrl, IN_DECODE, 1);
       Atomics.notify(ctrl, IN_DECODE);
       // The worker's verify() holds the mutex while it waits for this thread to park.
-      while (Atomics.load(i32!, R_MU) === 0) Atomics.wait(ctrl, ATTACHED, 1, 1);
+      const i32 = new Int32Array(map.handle.buffer);
+      while (Atomics.load(i32, R_MU) === 0) Atomics.wait(ctrl, ATTACHED, 1, 1);
       if (nested === "store") map.store("nested new key", "y");
       else assert.equal(map.load("a missing key: the map is amended"), undefined);
     });
     const map = new SyncMap<string, string>({ values: codec });
-    i32 = new Int32Array(map.handle.buffer);
     const { promise, resolve, reject } = Promise.withResolvers<SweepSignalledReply>();
     const worker = startWorker(new URL("./fixtures/sweep_signalled_worker.ts", import.meta.url), {
       message: (data) => resolve(data as SweepSignalledReply),
