@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { record, TERMINATING } from "../src/_engine/census.ts";
 import { POISONED } from "../src/_engine/futex.ts";
+import { QUIESCE_EVERY } from "../src/_engine/reclaim.ts";
 import { GoMap } from "../src/maps/go_map.ts";
 import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
@@ -27,10 +28,15 @@ import { spawn as nodeSpawn } from "../src/workers/node.ts";
 const PATHS: ZombiePath[] = ["SyncMap.store", "SyncMap.load", "Mutex+GoMap.set", "RWMutex.rLock"];
 
 describe("a worker marked terminating stops at its next call", () => {
-  for (const path of PATHS) {
-    it(path, { timeout: 60_000 }, async () => {
+  for (const [path, waitForMark] of PATHS.flatMap((p) => [[p, false], [p, true]] as const)) {
+    const name = waitForMark ? `${path}, its first call after the mark` : `${path}, in a loop`;
+    it(name, { timeout: 60_000 }, async () => {
       const sync = new SyncMap<number, number>();
       for (let i = 0; i < 64; i++) sync.store(i, i);
+      // Misses promote the keys into the read table: the worker's stores are then lock-free
+      // (in the dirty table only, each would take the mutex, whose own check would stop it).
+      for (let i = 0; i < 128; i++) sync.load(-1);
+      assert.equal(sync.stats().dirtyKeys, -1, "every key in the read table");
       const go = new GoMap<number, number>();
       const mu = new Mutex();
       const rw = new RWMutex();
@@ -49,13 +55,20 @@ describe("a worker marked terminating stops at its next call", () => {
             goMap: go.handle,
             mutex: mu.handle,
             rwMutex: rw.handle,
+            waitForMark,
           } satisfies ZombieRequest,
         );
         await until(() => Atomics.load(ctrl, 0) !== 0, "the worker runs its path", 30_000);
         const threadId = Atomics.load(ctrl, 0) - 1;
         record(threadId, TERMINATING);
+        Atomics.store(ctrl, 2, 1);
+        Atomics.notify(ctrl, 2);
         const reply = await promise;
         assert.equal(reply.error, "TerminatedError", `after ${reply.calls} calls`);
+        // The very next call stops, on every path that writes; a load, which checks at its
+        // quiescent points only (Participant.enterRead), within QUIESCE_EVERY calls.
+        const bound = path === "SyncMap.load" ? QUIESCE_EVERY : 0;
+        assert.ok(reply.after <= bound, `${reply.after} calls returned after the mark`);
         // Everything it used is whole and free: it stopped before touching shared memory.
         const stopped = worker.stopped(100);
         worker.terminate();
@@ -172,6 +185,7 @@ describe("a worker declared gone whose seat was released", () => {
           ctrl,
           syncMap: sync.handle,
           rwMutex: new RWMutex().handle,
+          waitForMark: false,
           ...handles,
         } satisfies ZombieRequest,
       );
