@@ -84,13 +84,31 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     it(name, () => {
       for (const pad of PADS) {
         const map = make();
+        // What each key may hold: a call that returned is applied; one cut short by the
+        // overflow is applied wholly or not at all. Widened before each call and narrowed after
+        // it returns, so an overflow in this bookkeeping only leaves a key with more choices.
+        const allowed = new Map<number, Set<string | undefined>>();
+        const choices = (k: number) => allowed.get(k) ?? new Set([undefined]);
+        const write = (k: number, v: string | undefined, op: () => void): void => {
+          allowed.set(k, new Set([...choices(k), v]));
+          op();
+          allowed.set(k, new Set([v]));
+        };
         const overflows = sweep((i) => {
-          map.set(i % 300, `value ${i}`);
-          map.delete((i * 7) % 300);
-          if (i % 97 === 0) map.clear();
+          write(i % 300, `value ${i}`, () => map.set(i % 300, `value ${i}`));
+          write((i * 7) % 300, undefined, () => map.delete((i * 7) % 300));
+          if (i % 97 === 0) {
+            for (let k = 0; k < 300; k++) allowed.set(k, new Set([...choices(k), undefined]));
+            map.clear();
+            allowed.clear();
+          }
         }, pad);
         assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
         map.verify();
+        for (let k = 0; k < 300; k++) {
+          const got = map.get(k);
+          assert.ok(choices(k).has(got), `key ${k} holds ${got}, not one of ${[...choices(k)]}`);
+        }
         for (let i = 0; i < 500; i++) map.set(i, `after ${i}`);
         assert.equal(map.get(499), "after 499");
         map.verify();
