@@ -346,6 +346,36 @@ describe("a step whose rollback fails is repaired by the next caller", () => {
     map.verify();
   });
 
+  it("GoMap: size and stats() of a set abandoned after its count was written", () => {
+    const map = new GoMap<number, number>();
+    for (let i = 0; i < 5; i++) map.set(i, i);
+    // The journaled writes of one insert, then the same insert cut short before its last two.
+    const set = Journal.prototype.set;
+    let writes = 0;
+    let failAt = -1;
+    Journal.prototype.set = function (this: Journal, ...args) {
+      if (writes++ === failAt) throw new RangeError("Maximum call stack size exceeded (injected)");
+      return set.apply(this, args);
+    };
+    const injected = failNextRecover();
+    try {
+      map.set(100, 1);
+      const n = writes;
+      map.delete(100);
+      writes = 0;
+      failAt = n - 2;
+      assert.throws(() => map.set(7, 7), /injected/);
+    } finally {
+      Journal.prototype.set = set;
+      injected.restore();
+    }
+    // Abandoned, never published: size and stats() roll it back before they count.
+    assert.equal(map.size, 5);
+    assert.equal(map.stats().count, 5);
+    assert.equal(map.has(7), false);
+    map.verify();
+  });
+
   // An allocator step inside a SyncMap step whose commit fails: the allocator's lock is left
   // poisoned with its step begun, and the SyncMap step's rollback must roll the allocator's
   // step back first (it may have written the SyncMap journal's entries): read before that, the

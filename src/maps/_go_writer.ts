@@ -132,6 +132,17 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
 }
 
 /**
+ * Rolls back, or finishes, a write that SEQ shows in progress when its writer is gone or
+ * abandoned it: for `size` and `stats()`, which read the table's words without validating them
+ * against SEQ, so that they never report the count of a write that was never published. A
+ * live writer's write is left alone: reading meanwhile is the caller's race, as in Go.
+ */
+export function settleDeadWrite<K, V>(s: GoAccess<K, V>): void {
+  const seq = s.arena.i32[SEQ];
+  if ((seq & 1) !== 0) recoverWriter(s, seq);
+}
+
+/**
  * Starts a read (`operation` names it in errors): returns the even write sequence to validate
  * the read against, once a writer that is gone has been recovered (see
  * {@linkcode readerBlocked}). GoMap.get writes it out on its number-key path.

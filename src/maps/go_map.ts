@@ -36,7 +36,7 @@ import {
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
 import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupString } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
-import { ABANDONED, beginWrite, clearBroken, finishClear } from "./_go_writer.ts";
+import { ABANDONED, beginWrite, clearBroken, finishClear, settleDeadWrite } from "./_go_writer.ts";
 
 // This file holds the public class; _go_access.ts an object's state and its encoding and
 // decoding; _go_writer.ts the writer protocol (a seqlock) and clear's steps; _go_read.ts
@@ -229,6 +229,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get size(): number {
     const s = this.#s;
+    settleDeadWrite(s);
     return s.table.count;
   }
 
@@ -535,6 +536,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   stats(): GoMapStats {
     const s = this.#s;
+    settleDeadWrite(s);
     return {
       ...s.table.stats(),
       // The writer's journal is fixed bookkeeping, not the map's data.
