@@ -267,11 +267,11 @@ export class SyncCore {
   #deadOwnerFound = false;
 
   /**
-   * The entries this step's dirty-table build expunged. Their `p` words are not journaled, so
-   * a rollback of the step (the build, or what came after it in the step, ran out of memory)
+   * The entries this step's dirty-table build expunged, so far. Their `p` words are not
+   * journaled, so a rollback of the step (the build, or what came after it in the step, failed)
    * leaves them expunged with no dirty table, where a store of their keys would find no table
    * to put them back in: {@linkcode locked} turns them back to NIL, as recoverMutex's
-   * invariant repair does after a death.
+   * invariant repair does after a death (and does when this thread's rollback itself fails).
    */
   #expunged: readonly number[] = NONE_EXPUNGED;
 
@@ -497,7 +497,8 @@ export class SyncCore {
    * Go's dirtyLocked: when there is no dirty table, makes one holding every entry of the read
    * table that is not deleted, expunging the deleted ones (NIL; a pending entry is copied, since
    * its computation will store into it). The new table is fresh memory (its inserts need no
-   * journal); the expunges are undone by recoverMutex's invariant repair.
+   * journal); the expunges are undone by {@linkcode locked}'s rollback (see #expunged), and
+   * after a death by recoverMutex's invariant repair.
    * Returns whether most of the read table was deleted (see addLocked).
    */
   #dirtyLocked(readWord: number): boolean {
@@ -508,36 +509,32 @@ export class SyncCore {
     const header = this.tx.alloc(TABLE_HEADER_BYTES, true);
     Table.create(this.tx, a, header, Math.min(read?.count ?? 0, Atomics.load(a.i32, R_COUNT)));
     const dirty = new Table(a, header, false, noop, this.tx);
+    // Known to locked() as they are made: a rollback of the step turns them back to NIL.
     const expunged: number[] = [];
-    try {
-      read?.forEachKeySlot(0, 0, (k) => {
-        // A rebuild of a large map can outlast the grace after which a thread marked
-        // terminating counts as gone: one marked meanwhile stops (the step rolled back).
-        checkAlive();
-        const i32 = a.i32;
-        const e = i32[(k >> 2) + S_ENTRY];
-        // tryExpungeLocked
-        let p = Atomics.load(i32, e >> 2);
-        while (p === NIL) {
-          p = Atomics.compareExchange(i32, e >> 2, NIL, EXPUNGED);
-          if (p === NIL) {
-            expunged.push(e);
-            return;
-          }
+    this.#expunged = expunged;
+    read?.forEachKeySlot(0, 0, (k) => {
+      // A rebuild of a large map can outlast the grace after which a thread marked
+      // terminating counts as gone: one marked meanwhile stops (the step rolled back).
+      checkAlive();
+      const i32 = a.i32;
+      const e = i32[(k >> 2) + S_ENTRY];
+      // tryExpungeLocked
+      let p = Atomics.load(i32, e >> 2);
+      while (p === NIL) {
+        p = Atomics.compareExchange(i32, e >> 2, NIL, EXPUNGED);
+        if (p === NIL) {
+          expunged.push(e);
+          return;
         }
-        if (p === EXPUNGED) return;
-        const lo = i32[k >> 2];
-        const hi = i32[(k >> 2) + 1];
-        const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
-        a.i32[(keySlot >> 2) + S_ENTRY] = e;
-      });
-    } catch (error) {
-      for (const e of expunged) Atomics.store(a.i32, e >> 2, NIL);
-      throw error;
-    }
+      }
+      if (p === EXPUNGED) return;
+      const lo = i32[k >> 2];
+      const hi = i32[(k >> 2) + 1];
+      const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
+      a.i32[(keySlot >> 2) + S_ENTRY] = e;
+    });
     this.tx.set(R_DIRTY, header);
     this.#dirty = dirty;
-    this.#expunged = expunged;
     return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
   }
 
