@@ -262,6 +262,15 @@ export function checkMaxBytes(maxBytes: number | undefined): number {
   return maxBytes;
 }
 
+/**
+ * Whether `bytes` at byte `at` lie where a block of the heap can: 16-byte aligned (as every
+ * block is), above the arena's header, inside this thread's views. A check made before an
+ * offset read from shared memory is followed.
+ */
+export function inViews(arena: Arena, at: number, bytes: number): boolean {
+  return at >= HEADER_BYTES && at % 16 === 0 && at + bytes <= arena.bytes;
+}
+
 /** Rounds `n` up to a multiple of the power of two `to`. */
 export function roundUp(n: number, to: number): number {
   // Arithmetic on doubles, not `& -to`: sizes may pass 2^31 before they are rejected.

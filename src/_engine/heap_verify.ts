@@ -34,6 +34,7 @@ import {
   spanBytes,
   spanWords,
 } from "./alloc_layout.ts";
+import { isSpareSpan } from "./spans.ts";
 
 /** What {@linkcode verifyHeap} found. */
 export interface HeapReport {
@@ -123,13 +124,8 @@ export function verifyHeap(arena: Arena): HeapReport {
   for (let c = 0; c < NCLASSES; c++) {
     const s = i32[A_SPARE + c];
     if (s === 0) continue;
-    // The allocator takes a spare for a new span of its class as it stands: it must be one,
-    // empty, off the lists, never carved.
-    const h = spanWords(s);
-    if (
-      !allSpans.has(s) || i32[h + SP_CLASS] !== c + 1 || i32[h + SP_LISTED] !== 0 ||
-      i32[h + SP_FREE] !== 0 || i32[h + SP_BUMP] !== s + SPAN_HEADER || spares.has(s)
-    ) {
+    // The allocator takes a spare for a new span of its class as it stands (newSpan).
+    if (!allSpans.has(s) || spares.has(s) || !isSpareSpan(arena, c, s)) {
       fail(`class ${c}'s spare span ${s} is not an empty span of that class`);
     }
     spares.add(s);
@@ -164,7 +160,6 @@ export function verifyHeap(arena: Arena): HeapReport {
     }
     const room = free.size > 0 || bump !== 0;
     const isSpare = spares.has(s);
-    if (isSpare && inUse !== 0) fail(`spare span ${s} has blocks in use`);
     if ((i32[h + SP_LISTED] === 1) !== inLists.has(s)) fail(`span ${s}: listed flag is wrong`);
     if (!isSpare && room !== inLists.has(s)) fail(`span ${s}: room ${room} but listed ${!room}`);
     if (!isSpare && inUse === 0) fail(`empty span ${s} was not given back`);

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { type Arena, HEADER_BYTES } from "./arena.ts";
+import { type Arena, inViews } from "./arena.ts";
 import type { Journal } from "./journal.ts";
 import {
   A_LISTS,
@@ -108,13 +108,8 @@ export function smallFree(arena: Arena, c: number, block: number, j: Journal): v
 function newSpan(arena: Arena, c: number, j: Journal): number {
   let span = arena.i32[A_SPARE + c];
   if (span !== 0) {
-    // Taken as it stands: check it is what releaseSpare left, an empty span of this class.
-    const i32 = arena.i32;
-    const h = spanWords(span);
-    if (
-      !isSpan(arena, c, span) || i32[h + SP_INUSE] !== 0 || i32[h + SP_FREE] !== 0 ||
-      i32[h + SP_BUMP] !== span + SPAN_HEADER || i32[h + SP_LISTED] !== 0
-    ) {
+    // Taken as it stands: it must be what smallFree left.
+    if (!isSpareSpan(arena, c, span)) {
       throw new RangeError(`corrupt heap: class ${c}'s spare span at ${span}`);
     }
     j.set(A_SPARE + c, 0);
@@ -131,10 +126,21 @@ function newSpan(arena: Arena, c: number, j: Journal): number {
   return span;
 }
 
+/**
+ * Whether `span` is what a spare of class `c` must be (smallFree makes one so): a span of that
+ * class, off the class's list, with no block in use and every block free by its bump word.
+ */
+export function isSpareSpan(arena: Arena, c: number, span: number): boolean {
+  const i32 = arena.i32;
+  const h = spanWords(span);
+  return isSpan(arena, c, span) && i32[h + SP_INUSE] === 0 && i32[h + SP_FREE] === 0 &&
+    i32[h + SP_BUMP] === span + SPAN_HEADER && i32[h + SP_LISTED] === 0;
+}
+
 /** Whether `span` may be a span of class `c`: aligned to its size, in the views, of that class. */
 function isSpan(arena: Arena, c: number, span: number): boolean {
   const bytes = spanBytes(c);
-  return span >= HEADER_BYTES && span % bytes === 0 && span + bytes <= arena.bytes &&
+  return inViews(arena, span, bytes) && span % bytes === 0 &&
     arena.i32[spanWords(span) + SP_CLASS] === c + 1;
 }
 

@@ -7,7 +7,7 @@
 
 import type { GoMapStats } from "../maps/go_map.ts";
 import { hashStored, sameStored, storedKeyText } from "./slots.ts";
-import { HEADER_BYTES } from "./arena.ts";
+import { inViews } from "./arena.ts";
 import {
   BUCKET_SIZE,
   BUCKET_SLOTS,
@@ -61,19 +61,15 @@ export function verify(
   // The whole buffer, once: every offset below is checked against it before it is read.
   a.reach(a.buffer.byteLength);
   const i32 = a.i32;
-  const end = a.bytes;
   const hd = readHeader(table);
   const fail = (what: string): never => {
     throw new RangeError(`verify: table at ${table.h << 2}: ${what}`);
   };
-  /** Whether `bytes` at `at` lie in the heap, 16-byte aligned as every block is. */
-  const inHeap = (at: number, bytes: number) =>
-    at >= HEADER_BYTES && at % 16 === 0 && at + bytes <= end;
   const B = hd.B;
   if (B < 0 || B > MAX_B) fail(`B is ${B}`);
   const buckets = hd.buckets;
   const n = 1 << B;
-  if (!inHeap(buckets, n * BUCKET_SIZE)) fail(`bucket array at ${buckets} is out of range`);
+  if (!inViews(a, buckets, n * BUCKET_SIZE)) fail(`bucket array at ${buckets} is out of range`);
   block(buckets, n * BUCKET_SIZE);
   let live = 0;
   let overflow = 0;
@@ -90,7 +86,7 @@ export function verify(
     large.length = 0;
     for (let b = first; b !== 0; b = i32[(b + OVERFLOW) >> 2]) {
       if (b !== first) {
-        if (!inHeap(b, BUCKET_SIZE)) fail(`an overflow link (${b}) lies outside the heap`);
+        if (!inViews(a, b, BUCKET_SIZE)) fail(`an overflow link (${b}) lies outside the heap`);
         block(b, overflowBytes(a, b));
         if (mask >= 0) overflow++;
       }
@@ -143,7 +139,7 @@ export function verify(
   if (old !== 0) {
     const oldB = oldBOf(table);
     const on = 1 << oldB;
-    if (oldB < 0 || !inHeap(old, on * BUCKET_SIZE)) {
+    if (oldB < 0 || !inViews(a, old, on * BUCKET_SIZE)) {
       fail(`old bucket array at ${old} is out of range`);
     }
     block(old, on * BUCKET_SIZE);

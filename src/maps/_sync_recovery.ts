@@ -23,7 +23,7 @@
 
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
-import { HEADER_BYTES } from "../_engine/arena.ts";
+import { inViews } from "../_engine/arena.ts";
 import { checkAlive, ownerGone } from "../_engine/census.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
@@ -183,9 +183,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
   };
   // Every block is 16-byte aligned, in the heap: checked before any of its words is read.
   const start = (offset: number, bytes: number, what: string): number => {
-    if (offset < HEADER_BYTES || offset % 16 !== 0 || offset + bytes > a.bytes) {
-      fail(`${what} at ${offset}: not a block of the heap`);
-    }
+    if (!inViews(a, offset, bytes)) fail(`${what} at ${offset}: not a block of the heap`);
     return offset;
   };
   const own = (offset: number, size: number, what: string): void => {
