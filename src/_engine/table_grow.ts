@@ -17,6 +17,7 @@
 import { MapFullError } from "../errors.ts";
 import { hashStored } from "./slots.ts";
 import {
+  allocOverflow,
   BUCKET_SIZE,
   BUCKET_SLOTS,
   chainLimit,
@@ -29,7 +30,6 @@ import {
   loops,
   MAX_B,
   MIN_TOP_HASH,
-  newOverflow,
   oldBOf,
   OVERFLOW,
   overflowBytes,
@@ -108,6 +108,7 @@ function evacuate(table: TableView, oldbucket: number): void {
     if (y !== 0) tx.zeroed(y >> 2, (y + BUCKET_SIZE) >> 2);
     // Destination bucket and next free slot for each half.
     let xb = x, xi = 0, yb = y, yi = 0;
+    let added = 0; // overflow buckets chained to the destinations
     const sides = sideScratch;
     let n = 0;
     let limit = chainLimit(table.arena);
@@ -131,14 +132,16 @@ function evacuate(table: TableView, oldbucket: number): void {
         let di: number;
         if (useY) {
           if (yi === BUCKET_SLOTS) {
-            yb = newOverflow(table, yb);
+            yb = chainFresh(table, yb);
+            added++;
             yi = 0;
           }
           db = yb;
           di = yi++;
         } else {
           if (xi === BUCKET_SLOTS) {
-            xb = newOverflow(table, xb);
+            xb = chainFresh(table, xb);
+            added++;
             xi = 0;
           }
           db = xb;
@@ -155,24 +158,35 @@ function evacuate(table: TableView, oldbucket: number): void {
         i32[to + VALUE_WORDS + 1] = i32[from + VALUE_WORDS + 1];
       }
     }
-    // Mark every old slot, in chain order, with where its key went, and free the old chain.
-    let m = 0;
-    for (let b = ob; b !== 0;) {
-      const w0 = sides[m] | sides[m + 1] << 8 | sides[m + 2] << 16 | sides[m + 3] << 24;
-      const w1 = sides[m + 4] | sides[m + 5] << 8 | sides[m + 6] << 16 | sides[m + 7] << 24;
-      tx.set(b >> 2, w0);
-      tx.set((b >> 2) + 1, w1);
-      m += BUCKET_SLOTS;
+    // Mark the old bucket's slots with where their keys went (its first mark is what says it
+    // is evacuated), and free its overflow chain at commit. The chain's buckets keep no marks:
+    // they are freed, and only a reader validated against the write sequence still reads them.
+    // Each count is written once, so that a chain costs its journal one entry per bucket freed
+    // and one per bucket allocated, plus the allocator's own: crafted keys make chains long.
+    tx.set(ob >> 2, sides[0] | sides[1] << 8 | sides[2] << 16 | sides[3] << 24);
+    tx.set((ob >> 2) + 1, sides[4] | sides[5] << 8 | sides[6] << 16 | sides[7] << 24);
+    let freed = 0;
+    for (let b = checkedNext(a.i32[(ob + OVERFLOW) >> 2]); b !== 0; freed++) {
       const next = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
-      if (b !== ob) {
-        tx.free(b, overflowBytes(table.arena, b));
-        tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - 1);
-      }
+      tx.free(b, overflowBytes(table.arena, b));
       b = next;
     }
     tx.set((ob + OVERFLOW) >> 2, 0);
+    if (freed !== 0) tx.set(h + T_OLDOVERFLOW, a.i32[h + T_OLDOVERFLOW] - freed);
+    if (added !== 0) tx.set(h + T_NOVERFLOW, a.i32[h + T_NOVERFLOW] + added);
   }
   if (oldbucket === a.i32[h + T_NEVACUATE]) advanceEvacuationMark(table, newbit);
+}
+
+/**
+ * Chains a new overflow bucket after destination bucket `b` and returns it. The link is a plain
+ * write: `b` is a destination this evacuation made empty (covered by its ZERO entry) or a bucket
+ * it allocated (freed by a rollback). The caller counts the buckets it adds.
+ */
+function chainFresh(table: TableView, b: number): number {
+  const overflow = allocOverflow(table);
+  table.arena.i32[(b + OVERFLOW) >> 2] = overflow;
+  return overflow;
 }
 
 function advanceEvacuationMark(table: TableView, newbit: number): void {
