@@ -187,9 +187,12 @@ export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotC
     ? (codec as Partial<BuiltinCodec<T>>)[SLOTS]
     : undefined;
   if (typeof slots === "function") return slots();
+  // The name is read once: a getter could pass these checks with one name and be recorded in
+  // the map's header under another (a built-in's, whose decoder would then read its bytes).
+  const name = typeof codec === "object" && codec !== null ? codec.name : undefined;
   if (
-    typeof codec !== "object" || codec === null || typeof codec.name !== "string" ||
-    codec.name.length === 0 || typeof codec.encode !== "function" ||
+    typeof codec !== "object" || codec === null || typeof name !== "string" ||
+    name.length === 0 || typeof codec.encode !== "function" ||
     typeof codec.decode !== "function"
   ) {
     throw new TypeError(
@@ -198,10 +201,10 @@ export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotC
       }`,
     );
   }
-  if (Object.hasOwn(BUILTINS, codec.name)) {
-    throw new TypeError(`${role}: the codec name "${codec.name}" is reserved for a built-in codec`);
+  if (Object.hasOwn(BUILTINS, name)) {
+    throw new TypeError(`${role}: the codec name "${name}" is reserved for a built-in codec`);
   }
-  return new UserSlots(codec);
+  return new UserSlots(codec, name);
 }
 
 /**

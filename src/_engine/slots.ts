@@ -41,6 +41,8 @@ import {
   MAX_ENCODED_BYTES,
   ownBytes,
   StructuredWriter,
+  typedArrayByteLength,
+  typedArraySet,
 } from "./structured.ts";
 import { describe, withArticle } from "../_describe.ts";
 import { MapFullError } from "../errors.ts";
@@ -54,7 +56,11 @@ const TAG_SHORT_STRING: number = tag(5);
 export const TAG_STRING: number = tag(6);
 const TAG_BIGINT: number = tag(7);
 export const TAG_BYTES: number = tag(8);
-const TAG_STRUCT: number = tag(9);
+/**
+ * The tag of a structured value's blob. Its decode can run user code: the built-in decoder fills
+ * arrays and objects by assignment, which setters on `Array.prototype` or `Object.prototype` see.
+ */
+export const TAG_STRUCT: number = tag(9);
 /** The tag of a key too large for its map: never stored, so it matches no stored key. */
 const TAG_TOO_LARGE: number = tag(15);
 
@@ -169,7 +175,7 @@ export class Probe {
       return true;
     }
     const b = this.bytes;
-    if (count !== b.length) return false;
+    if (count !== typedArrayByteLength.call(b)) return false;
     arena.reach(lo + 4 + count);
     const u8 = arena.u8;
     for (let i = 0; i < count; i++) if (u8[lo + 4 + i] !== b[i]) return false;
@@ -233,7 +239,10 @@ export class Probe {
   /** Bytes of the blob this probe needs: 0 when it fits in the slot. */
   blobBytes(): number {
     if (this.mode === MODE_INLINE) return 0;
-    return 4 + (this.mode === MODE_STRING ? this.str.length * 2 : this.bytes.length);
+    // The built-in byteLength: a patched prototype's `length` could size the block for fewer
+    // bytes than writeBlob copies.
+    return 4 +
+      (this.mode === MODE_STRING ? this.str.length * 2 : typedArrayByteLength.call(this.bytes));
   }
 
   /** Writes this probe's blob at `at` (which has {@linkcode blobBytes} bytes) and returns `at`. */
@@ -255,8 +264,9 @@ export class Probe {
       const base = (at + 4) >> 1;
       for (let i = 0; i < s.length; i++) u16[base + i] = s.charCodeAt(i);
     } else {
-      arena.i32[at >> 2] = this.bytes.length;
-      arena.u8.set(this.bytes, at + 4);
+      // Built-ins only, as blobBytes: the count and the copy must be the bytes the block holds.
+      arena.i32[at >> 2] = typedArrayByteLength.call(this.bytes);
+      typedArraySet.call(arena.u8, this.bytes, at + 4);
     }
     return at;
   }
@@ -537,8 +547,9 @@ export function keyProbe(): Probe {
 }
 
 function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {
-  // byteLength, not length: see typedArrayByteLength on V8's 2 GiB typed arrays.
-  const n = bytes.byteLength;
+  // The built-in byteLength, not length: see typedArrayByteLength (V8's 2 GiB typed arrays, and
+  // a patched prototype, which could make the size checked differ from the size written).
+  const n = typedArrayByteLength.call(bytes);
   if (4 + n > limit) return tooLarge(p, 4 + n, limit, key);
   p.hi = TAG_BYTES;
   p.lo = 0;
@@ -549,8 +560,9 @@ function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): voi
 function hashProbe(p: Probe, k0: number, k1: number): void {
   if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, k0, k1);
   else if (p.mode === MODE_STRING) p.hash = hashString(p.str, k0, k1);
-  else if (p.mode === MODE_BYTES) p.hash = hashBytes(p.bytes, 0, p.bytes.length, k0, k1);
-  else p.hash = 0;
+  else if (p.mode === MODE_BYTES) {
+    p.hash = hashBytes(p.bytes, 0, typedArrayByteLength.call(p.bytes), k0, k1);
+  } else p.hash = 0;
 }
 
 function setBigint(p: Probe, n: bigint, limit: number, key: boolean): void {
@@ -828,8 +840,9 @@ export class UserSlots<T> implements SlotCodec<T> {
   limit = MAX_ENCODED_BYTES;
   #codec: BytesCodec<T>;
 
-  constructor(codec: BytesCodec<T>) {
-    this.name = codec.name;
+  /** `name`: the codec's name as read once and checked (slotCodecOf). */
+  constructor(codec: BytesCodec<T>, name: string) {
+    this.name = name;
     this.#codec = codec;
   }
 

@@ -155,7 +155,8 @@ export function ownBytes(value: unknown): Uint8Array | undefined {
   );
 }
 
-const typedArraySet = typedArrayPrototype.set as (
+/** The built-in `set` of typed arrays, which a patched prototype cannot replace. */
+export const typedArraySet = typedArrayPrototype.set as (
   this: Uint8Array,
   source: ArrayLike<number>,
   offset?: number,
@@ -353,7 +354,8 @@ export class StructuredWriter {
       this.#varint(((value << 1) ^ (value >> 31)) >>> 0);
     } else {
       this.#buffer[this.#pos++] = TAG_FLOAT64;
-      this.#view.setFloat64(this.#pos, value, true);
+      // One NaN: V8 keeps a NaN's payload bits inside an array, and values compare by bytes.
+      this.#view.setFloat64(this.#pos, value === value ? value : NaN, true);
       this.#pos += 8;
     }
   }

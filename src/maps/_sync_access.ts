@@ -19,6 +19,7 @@ import {
   setKeyNumberMemo,
   type SlotCodec,
   storesNumbers,
+  TAG_STRUCT,
   UserSlots,
 } from "../_engine/slots.ts";
 import { MapFullError } from "../errors.ts";
@@ -201,7 +202,9 @@ export class SyncAccess<K, V> {
   /**
    * Decodes record `r`. Never under the mutex: a user codec's decode may call this map. The
    * record must stay readable meanwhile: it does until this participant's next quiescent
-   * point, and the user's decode runs under Participant.hold, which defers that point.
+   * point, and the user's decode runs under Participant.hold, which defers that point. So does
+   * the built-in decode of a structured value, where setters on the prototypes can run (a
+   * nested store could otherwise free the record and reuse its memory under the decoder).
    */
   decodeRecord(r: number): V {
     const a = this.arena;
@@ -209,14 +212,14 @@ export class SyncAccess<K, V> {
     const hi = a.i32[(r >> 2) + REC_HI];
     if (this.numberValues && isNumberSlot(hi)) return a.f64[r >> 3] as V;
     const lo = a.i32[(r >> 2) + REC_LO];
-    if (this.userValues) return this.#userDecode(this.values, lo, hi);
+    if (this.userValues || hi === TAG_STRUCT) return this.#userDecode(this.values, lo, hi);
     return this.values.decode(a, lo, hi);
   }
 
-  /** Decodes the key in slot words (lo, hi). */
+  /** Decodes the key in slot words (lo, hi); user code may run as in {@linkcode decodeRecord}. */
   decodeKey(lo: number, hi: number): K {
     if (this.numberKeys && isNumberSlot(hi)) return numberOf(lo, hi) as K;
-    if (this.userKeys) return this.#userDecode(this.keys, lo, hi);
+    if (this.userKeys || hi === TAG_STRUCT) return this.#userDecode(this.keys, lo, hi);
     return this.keys.decode(this.arena, lo, hi);
   }
 

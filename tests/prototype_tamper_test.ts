@@ -1,0 +1,111 @@
+// User code reached through patched built-ins: setters on Array.prototype that the structured
+// decoder's assignments run, a lying %TypedArray%.prototype.length, a codec name getter that
+// changes its answer, and NaNs with payload bits inside a value. Each test puts the prototypes
+// back before it ends, pass or fail.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type Codec, GoMap, SyncMap } from "../mod.ts";
+
+test("SyncMap.load of a structured value whose decode, through an Array.prototype setter, stores again", () => {
+  // The nested stores retire the record being decoded; before the decode held the participant
+  // (no quiescent point), its memory was freed and reused under the decoder, and load returned
+  // an array mixing the old value with bytes of later records.
+  const m = new SyncMap<string, string[]>();
+  const big = (c: string) => [c.repeat(200), c.repeat(200), c.repeat(200)];
+  m.store("k", big("a"));
+  let hook: (() => void) | null = () => {
+    for (let i = 0; i < 300; i++) {
+      m.store("k", big("b"));
+      m.store(`x${i % 5}`, big("c"));
+    }
+  };
+  Object.defineProperty(Array.prototype, "0", {
+    configurable: true,
+    set(v) {
+      Object.defineProperty(this, "0", {
+        value: v,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+      const h = hook;
+      hook = null;
+      h?.();
+    },
+  });
+  let got: string[] | undefined;
+  try {
+    got = m.load("k");
+  } finally {
+    delete (Array.prototype as unknown as Record<string, unknown>)["0"];
+  }
+  assert.equal(hook, null, "the setter ran inside the decode");
+  assert.deepEqual(got, big("a"));
+  assert.deepEqual(m.load("k"), big("b"));
+  assert.equal(m.size, 6);
+  m.verify();
+});
+
+test("a %TypedArray%.prototype.length that lies sizes no blob smaller than what is copied", () => {
+  const TA = Object.getPrototypeOf(Uint8Array.prototype);
+  const real = Object.getOwnPropertyDescriptor(TA, "length")!;
+  Object.defineProperty(TA, "length", {
+    configurable: true,
+    get() {
+      const n = real.get!.call(this);
+      return n === 200 ? 4 : n;
+    },
+  });
+  try {
+    for (const kind of ["GoMap", "SyncMap"]) {
+      const go = kind === "GoMap" ? new GoMap<unknown, Uint8Array>() : null;
+      const sync = go === null ? new SyncMap<unknown, Uint8Array>() : null;
+      const set = (k: unknown, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
+      const get = (k: unknown) => go !== null ? go.get(k) : sync!.load(k);
+      // Blobs of the victim's lied-about size class, with holes between live ones.
+      for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
+      for (let i = 0; i < 20; i++) (go ?? sync)!.delete(2 * i);
+      set("victim", new Uint8Array(200).fill(0xff));
+      for (let i = 1; i < 40; i += 2) {
+        assert.deepEqual(
+          Array.from(get(i)!),
+          Array.from(new Uint8Array(8).fill(i)),
+          `${kind} ${i}`,
+        );
+      }
+      const victim = get("victim")!;
+      assert.equal(real.get!.call(victim), 200);
+      assert.ok(Array.from(victim).every((b) => b === 0xff));
+      (go ?? sync)!.verify();
+    }
+  } finally {
+    Object.defineProperty(TA, "length", real);
+  }
+});
+
+test("a NaN with payload bits inside a value compares equal to NaN, as a top-level one does", () => {
+  // V8 keeps the payload of a NaN stored in an array; the encoder wrote those bits as they came.
+  const weird = new Float64Array(new Uint32Array([1, 0xfff10000]).buffer)[0];
+  const m = new SyncMap<string, unknown>();
+  m.store("a", [NaN]);
+  assert.equal(m.compareAndDelete("a", [weird]), true);
+  m.store("o", { x: weird });
+  assert.equal(m.compareAndSwap("o", { x: NaN }, 1), true);
+  assert.equal(m.load("o"), 1);
+});
+
+test("a codec whose name getter changes its answer is recorded under the name it was checked by", () => {
+  let reads = 0;
+  const codec = {
+    get name() {
+      return ++reads <= 1 ? "mine" : "auto";
+    },
+    encode: (v: string) => new TextEncoder().encode(v),
+    decode: (b: Uint8Array) => new TextDecoder().decode(b),
+  } as Codec<string>;
+  const m = new GoMap<string, number>({ keys: codec });
+  m.set("hello", 1);
+  // The header says "mine": attaching without that codec must not decode the bytes as auto.
+  assert.throws(() => GoMap.attach(m.handle), /use the codec "mine"/);
+});
