@@ -88,6 +88,34 @@ test("decode rejects bytes that are not an encoding, with a RangeError", () => {
   assert.equal(w.decode(prefixed, 3), "abc");
 });
 
+test("decode rejects another codec's encoding, with a RangeError, rather than misread it", () => {
+  // RedisSyncMap reports such a value as "corrupt" only if decode throws.
+  const auto = wire<unknown>();
+  const str = wire(codecs.string);
+  const bytes = wire(codecs.bytes);
+  const f64 = wire(codecs.float64);
+  const i32 = wire(codecs.int32);
+  const point = wire<unknown>({ name: "point", encode: () => new Uint8Array(1), decode: () => 0 });
+  for (const foreign of [auto.value(true), auto.value(5), auto.value(new Uint8Array([65, 0]))]) {
+    assert.throws(() => str.decode(foreign), RangeError);
+  }
+  assert.throws(() => bytes.decode(auto.value("hello")), RangeError);
+  assert.throws(() => point.decode(auto.value("hello")), RangeError);
+  assert.throws(() => f64.decode(auto.value(true)), RangeError);
+  assert.throws(() => i32.decode(auto.value(1.5)), RangeError);
+  assert.throws(() => i32.decode(f64.value(2 ** 31)), RangeError);
+  // A short string of more than two units is no encoding at all.
+  const three = str.value("ab");
+  three[4] = 3;
+  assert.throws(() => str.decode(three), RangeError);
+  assert.throws(() => auto.decode(three), RangeError);
+  // What each codec writes, it reads; auto reads every kind the typed codecs write.
+  assert.equal(i32.decode(auto.value(7)), 7);
+  assert.equal(f64.decode(i32.value(-3)), -3);
+  assert.equal(auto.decode(str.value("xy")), "xy");
+  assert.deepEqual([...auto.decode(bytes.value(new Uint8Array([9]))) as Uint8Array], [9]);
+});
+
 test("bad input throws the codec's TypeError", () => {
   const w = wire<unknown>();
   assert.throws(() => w.value(() => 1), TypeError);

@@ -21,11 +21,14 @@
 import type { Arena } from "./arena.ts";
 import {
   isBlob,
+  isNumberSlot,
   MODE_BYTES,
   MODE_INLINE,
   MODE_TOO_LARGE,
   Probe,
   type SlotCodec,
+  TAG_BYTES,
+  TAG_SHORT_STRING,
   TAG_STRING,
 } from "./slots.ts";
 
@@ -94,6 +97,11 @@ export class Wire<T> {
     if (length < WORDS) throw corrupt(`${length} bytes`);
     const lo = readInt32(bytes, from);
     const hi = readInt32(bytes, from + 4);
+    // Bytes written by another program, or with another codec, are refused rather than read as
+    // this codec's kind (a string codec would read `true` as "", an int32 one return 1.5).
+    if (!accepts(this.#codec.name, lo, hi)) {
+      throw corrupt(`a slot of kind 0x${(hi >>> 0).toString(16)} for codec "${this.#codec.name}"`);
+    }
     if (!isBlob(hi)) {
       if (length !== WORDS) throw corrupt(`${length} bytes for an inline slot`);
       return this.#codec.decode(NO_ARENA, lo, hi);
@@ -136,6 +144,30 @@ export class Wire<T> {
 }
 
 const EMPTY = new Uint8Array(0);
+
+// Scratch for reading a number slot's value.
+const f64 = new Float64Array(1);
+const w32 = new Int32Array(f64.buffer);
+
+/** Whether a slot (lo, hi) is one the codec named `name` writes. */
+function accepts(name: string, lo: number, hi: number): boolean {
+  const shortString = (hi & 0xffff0000) === TAG_SHORT_STRING && (hi & 0xffff) <= 2;
+  switch (name) {
+    case "auto":
+      return isNumberSlot(hi) || (hi & 0xffff0000) !== TAG_SHORT_STRING || shortString;
+    case "float64":
+      return isNumberSlot(hi);
+    case "int32":
+      if (!isNumberSlot(hi)) return false;
+      w32[0] = lo;
+      w32[1] = hi;
+      return (f64[0] | 0) === f64[0];
+    case "string":
+      return hi === TAG_STRING || shortString;
+    default: // "bytes", and every user codec
+      return hi === TAG_BYTES;
+  }
+}
 
 function readInt32(b: Uint8Array, at: number): number {
   return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24);
