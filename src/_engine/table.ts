@@ -25,7 +25,7 @@
 import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
 import { MODE_INLINE, MODE_STRING, type Probe } from "./slots.ts";
-import type { Tx } from "./tx.ts";
+import type { Savepoint, Tx } from "./tx.ts";
 import {
   allocOverflow,
   BUCKET_SIZE,
@@ -411,6 +411,10 @@ export class Table {
     const hash = p.hash;
     const top = tophash(hash);
     let grew = false;
+    // The savepoint before the growth this insert began, until its first evacuation is done.
+    let growPoint: Savepoint | null = null;
+    // Why this insert could not grow the table, when it could not.
+    let noGrowth: MapFullError | null = null;
     for (;;) {
       const bucket = hash & ((1 << a.i32[h + T_B]) - 1);
       if (a.i32[h + T_OLDBUCKETS] !== 0) {
@@ -419,6 +423,15 @@ export class Table {
           this.#growWork(bucket);
         } catch (error) {
           if (!(error instanceof MapFullError)) throw error;
+          if (growPoint !== null) {
+            // The growth this insert began found no memory for its first evacuation: undo the
+            // growth too, and insert into the table as it was, as when the growth itself
+            // found none (a new key must not wait for an evacuation that cannot be made).
+            tx.rollbackTo(growPoint);
+            growPoint = null;
+            noGrowth = error;
+            continue;
+          }
           // The evacuation this write owes needed memory the arena lacks: undo it. An existing
           // key is still overwritten in place, wherever it lives: an overwrite needs no memory.
           // A new key may enter the new array only once its old bucket is evacuated.
@@ -431,6 +444,7 @@ export class Table {
           if (this.#home(hash) !== a.i32[h + T_BUCKETS] + bucket * BUCKET_SIZE) throw error;
         }
       }
+      growPoint = null;
       let b = a.i32[h + T_BUCKETS] + bucket * BUCKET_SIZE;
       let freeB = 0; // first empty slot seen: its bucket and index
       let freeI = 0;
@@ -471,16 +485,18 @@ export class Table {
         const point = tx.savepoint();
         try {
           this.#hashGrow(overLoadFactor(count + 1, B));
+          growPoint = point;
           continue;
         } catch (error) {
-          // No room to grow: insert into the table as it is, if that still fits. Chains stay
-          // short (FULL_CHAIN_MAX buckets) so that evacuating one, when memory returns and the
-          // table can grow again, fits in one mutation's journal.
           if (!(error instanceof MapFullError)) throw error;
           tx.rollbackTo(point);
-          if (freeB === 0 && chain >= FULL_CHAIN_MAX) throw error;
+          noGrowth = error;
         }
       }
+      // No room to grow: insert into the table as it is, if that still fits. Chains stay short
+      // (FULL_CHAIN_MAX buckets) so that evacuating one, when memory returns and the table can
+      // grow again, fits in one mutation's journal.
+      if (noGrowth !== null && freeB === 0 && chain >= FULL_CHAIN_MAX) throw noGrowth;
       const keyLo = materialize ? p.materialize(a, (size) => tx.alloc(size, false)) : p.lo;
       if (freeB === 0) {
         freeB = this.#newOverflow(last);
@@ -569,7 +585,7 @@ export class Table {
     verify(this, block, slot, keys);
   }
 
-  /** Finishes any growth under way (table_grow.ts). */
+  /** Finishes any growth under way (table_grow.ts; for tests). */
   finishGrowth(): void {
     finishGrowth(this);
   }
@@ -598,7 +614,12 @@ export class Table {
     const a = this.arena;
     const tx = this.tx;
     const h = this.h;
-    if (journaled && a.i32[h + T_OLDBUCKETS] !== 0) this.finishGrowth();
+    // A journaled insert may meet a growth under way (SyncMap's repair after a death): the key's
+    // old bucket is evacuated first, so that its new bucket may take keys. Finishing the whole
+    // growth instead overflowed the journal for tables of a few hundred keys and up.
+    if (journaled && a.i32[h + T_OLDBUCKETS] !== 0) {
+      this.#growWork(hash & ((1 << a.i32[h + T_B]) - 1));
+    }
     let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
     let hops = 0;
     for (;;) {

@@ -237,7 +237,11 @@ function store(
     } else {
       e2 = core.findIn(core.dirtyTable(), probe);
     }
-    if (e2 !== 0) return tryStore(core, e2, next, conditional, hadValue, seen);
+    if (e2 !== 0) {
+      const found = tryStore(core, e2, next, conditional, hadValue, seen);
+      if (found === NIL && next !== NIL) core.published = next;
+      return found;
+    }
     if (next === NIL || (conditional && hadValue)) return MISMATCH;
     core.addLocked(probe, next, read2);
     added = true;
@@ -272,7 +276,8 @@ function tryStore(
     if (found === p) break;
     p = found;
   }
-  // The compare-exchange is the step's last act: nothing after it can fail.
+  // The compare-exchange is the step's last act: nothing after it can fail but, under the
+  // lock, the commit (see SyncCore.published).
   if (p > EXPUNGED) {
     core.participant.retire(p | K_RECORD);
     if (next === NIL) core.count(-1);

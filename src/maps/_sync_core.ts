@@ -106,6 +106,14 @@ export class SyncCore {
   /** A record this object allocated and has not published yet (for a parked participant). */
   inflight = 0;
   /**
+   * The record the current step stored into an existing entry, or 0. That store (an exchange
+   * or compare-exchange of E_P) is not journaled: when the step's commit throws in a live
+   * thread (a stack overflow) and the step is rolled back, the record stays published, and
+   * the caller must not free it. Cleared as each step begins, and by the caller once read (a
+   * stale value could name a block freed and allocated again since).
+   */
+  published = 0;
+  /**
    * Called after a step whose lock had to be recovered from a dead holder (reclamation), in
    * the middle of the operation that took the lock.
    */
@@ -191,6 +199,7 @@ export class SyncCore {
     // A thread marked terminating stops before the mutex, as before an allocator step
     // (allocator.ts underLock): a step of a long call of a zombie's (a reap) is one.
     const me = liveOwnerId();
+    this.published = 0;
     this.#lock(i32, me);
     // Whether the step took effect: its commit done (or begun, in the catch).
     let done = false;
@@ -213,6 +222,15 @@ export class SyncCore {
         // journal's FREE entries are read.
         this.tx.recover();
         this.#unexpungeRolledBack();
+        if (this.#unexpunged) {
+          // The step put an expunged entry back (NIL, not journaled), and its dirty-table
+          // insert was undone: a lock-free store may fill the entry meanwhile, and a value
+          // missing from the dirty table would be lost at the next promotion. Repaired as
+          // after a death (a stack overflow, say, cut the step short past its unexpunge).
+          this.#read = null;
+          this.#dirty = null;
+          this.#repairInvariants();
+        }
         settled = true;
         this.participant.resync();
         throw error;
@@ -239,6 +257,7 @@ export class SyncCore {
     } finally {
       this.#pendingRead = -1;
       this.#expunged = NONE_EXPUNGED;
+      this.#unexpunged = false;
       // The release, written out with builtins alone: a stack overflow is checked for as a
       // function of ours is entered, and this release must not fail (the mutex would be held
       // for good by a thread that goes on). Unsettled, it leaves the mutex poisoned: the next
@@ -274,6 +293,9 @@ export class SyncCore {
    * invariant repair does after a death (and does when this thread's rollback itself fails).
    */
   #expunged: readonly number[] = NONE_EXPUNGED;
+
+  /** Whether this step made an expunged entry NIL again (unexpungeLocked); see locked(). */
+  #unexpunged = false;
 
   #unexpungeRolledBack(): void {
     const i32 = this.arena.i32;
@@ -414,9 +436,9 @@ export class SyncCore {
   /**
    * Go's unexpungeLocked: an expunged entry of the read table is not in the dirty table; put
    * it back there before storing into it. Its NIL is not journaled, and a lock-free store may
-   * fill the entry at once: nothing after it in a step may fail but on corrupt memory (the
-   * callers' swaps and compare-and-swaps cannot), or a live rollback would leave a key with a
-   * value missing from the dirty table (a death is repaired by recoverMutex).
+   * fill the entry at once: a rollback of the step leaves a key whose value is missing from the
+   * dirty table. Nothing after it in a step fails but on corrupt memory or a stack overflow;
+   * either way the repair runs (locked() after a live rollback, recoverMutex after a death).
    */
   unexpungeLocked(e: number, probe: Probe): void {
     const a = this.arena;
@@ -441,6 +463,7 @@ export class SyncCore {
     }
     this.tx.set((k >> 2) + S_ENTRY, e);
     this.tx.set((k >> 2) + S_OWNS, 0);
+    this.#unexpunged = true;
     Atomics.store(a.i32, e >> 2, NIL);
   }
 

@@ -121,7 +121,9 @@ export function swap<K, V>(
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } finally {
     core.inflight = 0;
-    if (record !== 0) core.freeRecord(record);
+    // Not when a step published it and then failed to commit (see core.published).
+    if (record !== 0 && record !== core.published) core.freeRecord(record);
+    core.published = 0;
   }
 }
 
@@ -190,7 +192,9 @@ export function loadOrStore<K, V>(
     return [loadedAfter(core, unused, s, found), true];
   } finally {
     core.inflight = 0;
-    if (record !== 0) core.freeRecord(record);
+    // Not when a step published it and then failed to commit (see core.published).
+    if (record !== 0 && record !== core.published) core.freeRecord(record);
+    core.published = 0;
   }
 }
 
@@ -234,9 +238,14 @@ function storeLocked<K, V>(
       core.addLocked(probe, record, read2);
       return ADDED;
     }
-    // Swap's last act, after everything that can fail.
-    if (!loadOrStore) return replaced(s, Atomics.exchange(a.i32, e2 >> 2, record), e2);
+    // Swap's last act, after everything that can fail but the commit (see core.published).
+    if (!loadOrStore) {
+      const previous = Atomics.exchange(a.i32, e2 >> 2, record);
+      core.published = record;
+      return replaced(s, previous, e2);
+    }
     const p = tryLoadOrStore(s, e2, record);
+    if (p === NIL) core.published = record;
     if (!inRead) core.missLocked();
     return p;
   });
@@ -285,7 +294,8 @@ function computeClaimed<K, V>(
     return [s.decodeRecord(found), true];
   } catch (error) {
     core.inflight = 0;
-    if (record !== 0) core.freeRecord(record);
+    if (record !== 0 && record !== core.published) core.freeRecord(record);
+    core.published = 0;
     try {
       try {
         part.enter();
@@ -421,7 +431,8 @@ function computeRounds<K, V>(
         stored = replaceIf(core, probe, loaded, seen, record);
       } finally {
         core.inflight = 0;
-        if (!stored) core.freeRecord(record);
+        if (!stored && record !== core.published) core.freeRecord(record);
+        core.published = 0;
       }
       if (stored) return [next, true];
     }

@@ -1,0 +1,146 @@
+// A SyncMap step that put an expunged entry back (unexpungeLocked: NIL, not journaled, then a
+// journaled insert into the dirty table) and was then cut short. Two ways:
+// - the thread dies before the commit, while the dirty table is part-way through a growth: the
+//   mutex's next holder rolls the step back and re-inserts the entry. That insert used to finish
+//   the whole growth in one step, which overflowed the mutex's journal for tables of a few
+//   hundred keys, so every later locked call threw JournalFullError for good;
+// - the commit throws in a live thread (a stack overflow): the rollback left a value missing
+//   from the dirty table, lost at the next promotion.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SyncMap, threadGone } from "../mod.ts";
+import { Journal } from "../src/_engine/journal.ts";
+import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
+import { T_OLDBUCKETS } from "../src/_engine/table_layout.ts";
+import { R_DIRTY, R_MU } from "../src/maps/_sync_layout.ts";
+
+class Injected extends Error {}
+
+/**
+ * Makes the next commit of a SyncMap step (the one commit given a releaser; an allocator step's
+ * commit takes none) throw `error()` first; returns how to undo that.
+ */
+function failNextCommit(before: () => void, error: () => Error, skip = 0): () => void {
+  const commit = Journal.prototype.commit;
+  let armed = true;
+  Journal.prototype.commit = function (this: Journal, ...args) {
+    if (armed && args[0] !== undefined && skip-- === 0) {
+      armed = false;
+      before();
+      throw error();
+    }
+    return commit.apply(this, args);
+  };
+  return () => Journal.prototype.commit = commit;
+}
+
+/**
+ * A map of `n` keys promoted to the read table, key 0 deleted, then new keys until the dirty
+ * table (built with key 0 expunged) is growing.
+ */
+function growingWithExpunged(n: number): SyncMap<number, number> {
+  const m = new SyncMap<number, number>();
+  for (let k = 0; k < n; k++) m.store(k, k);
+  for (let i = 0; i < 3 && m.stats().amended; i++) for (let k = 0; k < n; k++) m.load(k);
+  assert.equal(m.stats().amended, false, "promoted");
+  m.delete(0);
+  const i32 = new Int32Array(m.handle.buffer);
+  let extra = n;
+  m.store(extra++, 1); // builds the dirty table: key 0's entry expunged
+  while (i32[(i32[R_DIRTY] >> 2) + T_OLDBUCKETS] === 0) m.store(extra++, 1);
+  return m;
+}
+
+test("SyncMap: a death after an unexpunge, in a growing dirty table of 1,600 keys, is repaired", () => {
+  const dead = 999_001;
+  threadGone(dead);
+  const m = growingWithExpunged(1600);
+  const before = m.size;
+  const buffer = m.handle.buffer;
+  let image: Uint8Array | null = null;
+  // The death: memory as it was the instant before the commit, the mutex held by a gone thread.
+  const restore = failNextCommit(
+    () => image = new Uint8Array(buffer).slice(),
+    () => new Injected(),
+  );
+  try {
+    assert.throws(() => m.store(0, 42), Injected);
+  } finally {
+    restore();
+  }
+  new Uint8Array(buffer).set(image!);
+  const i32 = new Int32Array(buffer);
+  i32[R_MU] = ((dead + 1) << OWNER_SHIFT) | (i32[R_MU] & POISONED);
+  // Every call goes on. The store's exchange of the entry's value is not journaled, so the
+  // value it stored stands, counted (its dirty-table insert is what the recovery redoes).
+  for (let i = 0; i < 3; i++) m.store(123_456 + i, i);
+  assert.equal(m.load(123_456), 0);
+  m.verify();
+  assert.equal(m.load(0), 42);
+  assert.equal(m.size, before + 3 + 1);
+  m.store(0, 7);
+  assert.equal(m.load(0), 7);
+  for (let k = 1; k < 1600; k += 37) assert.equal(m.load(k), k);
+  m.verify();
+});
+
+test("SyncMap: a commit that throws after an unexpunge leaves the value in the dirty table", () => {
+  const m = growingWithExpunged(200);
+  const restore = failNextCommit(
+    () => {},
+    () => new RangeError("Maximum call stack size exceeded (injected)"),
+  );
+  try {
+    assert.throws(() => m.store(0, 42), /injected/);
+  } finally {
+    restore();
+  }
+  // E_P is not journaled: the value stands, and must be in the dirty table too.
+  m.verify();
+  assert.equal(m.load(0), 42);
+  // Promote the dirty table (misses), and the key is still there.
+  for (let i = 0; i < 3 && m.stats().amended; i++) {
+    for (let k = 0; k < 2 * m.size; k++) m.load(-1 - k);
+  }
+  assert.equal(m.stats().amended, false, "promoted");
+  assert.equal(m.load(0), 42);
+  m.verify();
+});
+
+test("SyncMap: a commit that throws after a locked store's exchange keeps its record alive", () => {
+  // A key only in the dirty table is stored under the mutex by an exchange of its entry's
+  // value: not journaled, so a rollback leaves the new record published, and the caller freed
+  // it as unused (a block both in a cache and in use). Each of the call's steps fails in turn.
+  for (const op of ["store", "swap", "compute"] as const) {
+    for (let skip = 0; skip < 3; skip++) {
+      const m = new SyncMap<number, string>();
+      m.store(1, "one");
+      assert.equal(m.stats().readKeys, 0, "only in the dirty table");
+      const restore = failNextCommit(
+        () => {},
+        () => new RangeError("Maximum call stack size exceeded (injected)"),
+        skip,
+      );
+      let threw = false;
+      try {
+        if (op === "store") m.store(1, "two");
+        else if (op === "swap") m.swap(1, "two");
+        else m.compute(1, () => "two");
+      } catch (error) {
+        assert.match(String(error), /injected/);
+        threw = true;
+      } finally {
+        restore();
+      }
+      m.verify();
+      const now = m.load(1);
+      // A store's one step is its exchange: it stands. A compute's may be its claim.
+      if (op !== "compute" || !threw) assert.equal(now, "two", `${op} ${skip}`);
+      else assert.ok(now === "one" || now === "two", `${op} ${skip}: ${now}`);
+      for (let i = 0; i < 100; i++) m.store(100 + i, `v${i}`); // reuse of freed blocks
+      assert.equal(m.load(1), now, `${op} ${skip}`);
+      m.verify();
+    }
+  }
+});
