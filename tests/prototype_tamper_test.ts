@@ -109,3 +109,44 @@ test("a codec whose name getter changes its answer is recorded under the name it
   // The header says "mine": attaching without that codec must not decode the bytes as auto.
   assert.throws(() => GoMap.attach(m.handle), /use the codec "mine"/);
 });
+
+test("a patched Function.prototype.call cannot stand in for the built-in byteLength", () => {
+  // The built-ins were called as `getter.call(view)`, which looks `call` up at every use.
+  const byteLength = Object.getOwnPropertyDescriptor(
+    Object.getPrototypeOf(Uint8Array.prototype),
+    "byteLength",
+  )!.get!;
+  const realCall = Function.prototype.call;
+  let reads = 0;
+  Object.defineProperty(Function.prototype, "call", {
+    configurable: true,
+    writable: true,
+    value: function (this: (...a: unknown[]) => unknown, self: unknown, ...args: unknown[]) {
+      const r = Reflect.apply(this, self, args);
+      // Lies about the 200-byte value, once some reads in: the size a blob is allocated by.
+      return this === byteLength && r === 200 && ++reads >= 2 ? 4 : r;
+    },
+  });
+  try {
+    for (const kind of ["SyncMap", "GoMap"]) {
+      const go = kind === "GoMap" ? new GoMap<unknown, Uint8Array>() : null;
+      const sync = go === null ? new SyncMap<unknown, Uint8Array>() : null;
+      const set = (k: unknown, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
+      const get = (k: unknown) => go !== null ? go.get(k) : sync!.load(k);
+      for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
+      for (let i = 0; i < 20; i++) (go ?? sync)!.delete(2 * i);
+      reads = 0;
+      set("victim", new Uint8Array(200).fill(0xff));
+      for (let i = 1; i < 40; i += 2) {
+        assert.ok(Array.from(get(i)!).every((b) => b === i), `${kind}: neighbour ${i}`);
+      }
+      (go ?? sync)!.verify();
+    }
+  } finally {
+    Object.defineProperty(Function.prototype, "call", {
+      configurable: true,
+      writable: true,
+      value: realCall,
+    });
+  }
+});

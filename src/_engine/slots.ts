@@ -175,7 +175,7 @@ export class Probe {
       return true;
     }
     const b = this.bytes;
-    if (count !== typedArrayByteLength.call(b)) return false;
+    if (count !== typedArrayByteLength(b)) return false;
     arena.reach(lo + 4 + count);
     const u8 = arena.u8;
     for (let i = 0; i < count; i++) if (u8[lo + 4 + i] !== b[i]) return false;
@@ -242,7 +242,7 @@ export class Probe {
     // The built-in byteLength: a patched prototype's `length` could size the block for fewer
     // bytes than writeBlob copies.
     return 4 +
-      (this.mode === MODE_STRING ? this.str.length * 2 : typedArrayByteLength.call(this.bytes));
+      (this.mode === MODE_STRING ? this.str.length * 2 : typedArrayByteLength(this.bytes));
   }
 
   /** Writes this probe's blob at `at` (which has {@linkcode blobBytes} bytes) and returns `at`. */
@@ -265,8 +265,8 @@ export class Probe {
       for (let i = 0; i < s.length; i++) u16[base + i] = s.charCodeAt(i);
     } else {
       // Built-ins only, as blobBytes: the count and the copy must be the bytes the block holds.
-      arena.i32[at >> 2] = typedArrayByteLength.call(this.bytes);
-      typedArraySet.call(arena.u8, this.bytes, at + 4);
+      arena.i32[at >> 2] = typedArrayByteLength(this.bytes);
+      typedArraySet(arena.u8, this.bytes, at + 4);
     }
     return at;
   }
@@ -549,7 +549,7 @@ export function keyProbe(): Probe {
 function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): void {
   // The built-in byteLength, not length: see typedArrayByteLength (V8's 2 GiB typed arrays, and
   // a patched prototype, which could make the size checked differ from the size written).
-  const n = typedArrayByteLength.call(bytes);
+  const n = typedArrayByteLength(bytes);
   if (4 + n > limit) return tooLarge(p, 4 + n, limit, key);
   p.hi = TAG_BYTES;
   p.lo = 0;
@@ -561,7 +561,7 @@ function hashProbe(p: Probe, k0: number, k1: number): void {
   if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, k0, k1);
   else if (p.mode === MODE_STRING) p.hash = hashString(p.str, k0, k1);
   else if (p.mode === MODE_BYTES) {
-    p.hash = hashBytes(p.bytes, 0, typedArrayByteLength.call(p.bytes), k0, k1);
+    p.hash = hashBytes(p.bytes, 0, typedArrayByteLength(p.bytes), k0, k1);
   } else p.hash = 0;
 }
 

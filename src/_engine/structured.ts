@@ -114,28 +114,49 @@ const INITIAL_CAPACITY = 256;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+
+/**
+ * `f` as a function of its receiver and arguments, bound now: calling it looks nothing up, so
+ * a patched `Function.prototype.call` (user code) cannot stand in for a built-in here.
+ */
+// deno-lint-ignore no-explicit-any
+const uncurry = <F extends (this: any, ...args: any[]) => any>(f: F) =>
+  Function.prototype.call.bind(f) as (
+    self: ThisParameterType<F>,
+    ...args: Parameters<F>
+  ) => ReturnType<F>;
+
 /**
  * Brand check for typed arrays: returns e.g. `"Uint8Array"`, or `undefined` for other values.
  * It reads an internal slot, so it runs no user code: a Proxy is not a typed array.
  */
-export const typedArrayTag = Object.getOwnPropertyDescriptor(
-  typedArrayPrototype,
-  Symbol.toStringTag,
-)!.get as (this: unknown) => string | undefined;
+export const typedArrayTag: (value: unknown) => string | undefined = uncurry(
+  Object.getOwnPropertyDescriptor(typedArrayPrototype, Symbol.toStringTag)!.get as (
+    this: unknown,
+  ) => string | undefined,
+);
 /**
- * The built-in `byteLength` getter of typed arrays: an own property cannot lie to it. For a
- * Uint8Array it is the length. (Not `length`: V8 15's Maglev compiles a typed array's `length`
- * of 2^31 or more, once the code has seen small ones, as a negative int32, so `4 + length >
- * limit` came out false for a 2 GiB array; `byteLength` is not affected.)
+ * The built-in `byteLength` getter of typed arrays: an own property cannot lie to it, nor a
+ * patched prototype. For a Uint8Array it is the length. (Not `length`: V8 15's Maglev compiles
+ * a typed array's `length` of 2^31 or more, once the code has seen small ones, as a negative
+ * int32, so `4 + length > limit` came out false for a 2 GiB array; `byteLength` is not
+ * affected.)
  */
-export const typedArrayByteLength = Object.getOwnPropertyDescriptor(
-  typedArrayPrototype,
-  "byteLength",
-)!.get as (this: ArrayBufferView) => number;
-const typedArrayBuffer = Object.getOwnPropertyDescriptor(typedArrayPrototype, "buffer")!
-  .get as (this: ArrayBufferView) => ArrayBufferLike;
-const typedArrayOffset = Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteOffset")!
-  .get as (this: ArrayBufferView) => number;
+export const typedArrayByteLength: (view: ArrayBufferView) => number = uncurry(
+  Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteLength")!.get as (
+    this: ArrayBufferView,
+  ) => number,
+);
+const typedArrayBuffer: (view: ArrayBufferView) => ArrayBufferLike = uncurry(
+  Object.getOwnPropertyDescriptor(typedArrayPrototype, "buffer")!.get as (
+    this: ArrayBufferView,
+  ) => ArrayBufferLike,
+);
+const typedArrayOffset: (view: ArrayBufferView) => number = uncurry(
+  Object.getOwnPropertyDescriptor(typedArrayPrototype, "byteOffset")!.get as (
+    this: ArrayBufferView,
+  ) => number,
+);
 
 /**
  * A fresh fixed-length view of the bytes of `value`, a Uint8Array (checked by brand, so not a
@@ -146,21 +167,23 @@ const typedArrayOffset = Object.getOwnPropertyDescriptor(typedArrayPrototype, "b
  */
 export function ownBytes(value: unknown): Uint8Array | undefined {
   // isView first: engines inline it, and it rules out plain objects and arrays cheaply.
-  if (!ArrayBuffer.isView(value) || typedArrayTag.call(value) !== "Uint8Array") return undefined;
+  if (!ArrayBuffer.isView(value) || typedArrayTag(value) !== "Uint8Array") return undefined;
   const view = value as Uint8Array;
   return new Uint8Array(
-    typedArrayBuffer.call(view),
-    typedArrayOffset.call(view),
-    typedArrayByteLength.call(view),
+    typedArrayBuffer(view),
+    typedArrayOffset(view),
+    typedArrayByteLength(view),
   );
 }
 
 /** The built-in `set` of typed arrays, which a patched prototype cannot replace. */
-export const typedArraySet = typedArrayPrototype.set as (
-  this: Uint8Array,
+export const typedArraySet: (
+  target: Uint8Array,
   source: ArrayLike<number>,
   offset?: number,
-) => void;
+) => void = uncurry(
+  typedArrayPrototype.set as (this: Uint8Array, source: ArrayLike<number>, offset?: number) => void,
+);
 
 /**
  * A copy of `bytes` (a view {@linkcode ownBytes} made) in memory of its own. A user codec may
@@ -169,8 +192,8 @@ export const typedArraySet = typedArrayPrototype.set as (
  * built-in `set` (a patched prototype runs no code here).
  */
 export function copyBytes(bytes: Uint8Array): Uint8Array {
-  const copy = new Uint8Array(typedArrayByteLength.call(bytes));
-  typedArraySet.call(copy, bytes);
+  const copy = new Uint8Array(typedArrayByteLength(bytes));
+  typedArraySet(copy, bytes);
   return copy;
 }
 
@@ -333,7 +356,7 @@ export class StructuredWriter {
             this.#enter(value, depth);
             this.#object(value as Record<string, unknown>, depth);
             this.#leave(value, depth);
-          } else if (typedArrayTag.call(value) === "Uint8Array") {
+          } else if (typedArrayTag(value) === "Uint8Array") {
             this.#uint8Array(value as Uint8Array);
           } else {
             throw new TypeError(`cannot encode ${describeObject(value)} at ${this.#path(depth)}`);
@@ -440,7 +463,7 @@ export class StructuredWriter {
   #uint8Array(value: Uint8Array): void {
     // The built-in getter: an own `length` property (allowed on a typed array) could lie, and
     // `set` below copies the real length.
-    const length = typedArrayByteLength.call(value);
+    const length = typedArrayByteLength(value);
     if (this.#pos + 2 + length > this.#limit) this.#tooBig(this.#pos + 2 + length);
     this.#makeRoom(6 + length);
     this.#buffer[this.#pos++] = TAG_BYTES;
@@ -536,7 +559,7 @@ function hexDigit(code: number): number {
 
 /** Names an unsupported object for an error message, e.g. "a Date" or "an Int16Array". */
 function describeObject(value: object): string {
-  let name: string | undefined = typedArrayTag.call(value);
+  let name: string | undefined = typedArrayTag(value);
   try {
     name ??= Object.prototype.toString.call(value).slice(8, -1);
     if (name === "Object") {

@@ -216,7 +216,6 @@ function advanceEvacuationMark(table: TableView, newbit: number): void {
     tx.set(h + T_OLDBUCKETS, 0);
     tx.set(h + T_FLAGS, a.i32[h + T_FLAGS] & ~SAME_SIZE_GROW);
     tx.set(h + T_OLDOVERFLOW, 0);
-    tx.set(h + T_NEVACUATE, 0); // read as "no growth under way" by stats()
   }
 }
 

@@ -243,7 +243,12 @@ export class SyncAccess<K, V> {
     try {
       return this.core.locked(f);
     } catch (error) {
-      if (!(error instanceof MapFullError) || !this.participant.reclaimNow()) throw error;
+      // Not run again when the step published a record and then failed (SyncCore.published):
+      // the record is the entry's now.
+      if (
+        !(error instanceof MapFullError) || this.core.published !== 0 ||
+        !this.participant.reclaimNow()
+      ) throw error;
       return this.core.locked(f);
     }
   }

@@ -227,7 +227,6 @@ function store(
   } else if ((read & AMENDED) === 0 && conditional && hadValue) {
     return MISMATCH; // no such key: not the value the callback saw
   }
-  let added = false;
   const found = core.locked(() => {
     const read2 = Atomics.load(a.i32, R_READ);
     let e2 = core.findIn(core.readTable(read2), probe);
@@ -237,18 +236,13 @@ function store(
     } else {
       e2 = core.findIn(core.dirtyTable(), probe);
     }
-    if (e2 !== 0) {
-      const found = tryStore(core, e2, next, conditional, hadValue, seen);
-      if (found === NIL && next !== NIL) core.published = next;
-      return found;
-    }
+    if (e2 !== 0) return tryStore(core, e2, next, conditional, hadValue, seen);
     if (next === NIL || (conditional && hadValue)) return MISMATCH;
     core.addLocked(probe, next, read2);
-    added = true;
+    core.addedRecord = next;
     return NIL;
   });
-  if (added) core.count(1);
-  return found;
+  return found; // an added key was counted as its step took effect (SyncCore.addedRecord)
 }
 
 /**
@@ -273,7 +267,10 @@ function tryStore(
       return p;
     }
     const found = Atomics.compareExchange(i32, e >> 2, p, next);
-    if (found === p) break;
+    if (found === p) {
+      if (next !== NIL) core.published = next; // before any call: see SyncCore.published
+      break;
+    }
     p = found;
   }
   // The compare-exchange is the step's last act: nothing after it can fail but, under the

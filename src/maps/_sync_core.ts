@@ -109,10 +109,19 @@ export class SyncCore {
    * The record the current step stored into an existing entry, or 0. That store (an exchange
    * or compare-exchange of E_P) is not journaled: when the step's commit throws in a live
    * thread (a stack overflow) and the step is rolled back, the record stays published, and
-   * the caller must not free it. Cleared as each step begins, and by the caller once read (a
-   * stale value could name a block freed and allocated again since).
+   * the caller must not free it. So too the record of a key the step added (`addedRecord`),
+   * once the step has taken effect: its commit done, even if what follows the commit throws.
+   * Cleared as each step begins, and by the caller once read (a stale value could name a block
+   * freed and allocated again since).
    */
   published = 0;
+  /**
+   * The record of the key this step added (set by the caller of addLocked), published and
+   * counted by locked() as the step takes effect (see `published`): not by the caller after the
+   * step returns, which something thrown after the commit (its intents, a stack overflow)
+   * would skip.
+   */
+  addedRecord = 0;
   /**
    * Called after a step whose lock had to be recovered from a dead holder (reclamation), in
    * the middle of the operation that took the lock.
@@ -200,6 +209,7 @@ export class SyncCore {
     // (allocator.ts underLock): a step of a long call of a zombie's (a reap) is one.
     const me = liveOwnerId();
     this.published = 0;
+    this.addedRecord = 0;
     this.#lock(i32, me);
     // Whether the step took effect: its commit done (or begun, in the catch).
     let done = false;
@@ -213,6 +223,13 @@ export class SyncCore {
       result = f();
       this.tx.journal.commit(this.tx.releaser);
       done = true;
+      if (this.addedRecord !== 0) {
+        // Inline, no call of ours (a stack overflow can strike at any call's entry): the
+        // record is the entry's now, and the key is counted (see addedRecord).
+        this.published = this.addedRecord;
+        this.addedRecord = 0;
+        Atomics.add(i32, R_COUNT, 1);
+      }
       this.#afterCommit();
       settled = true;
     } catch (error) {
@@ -222,17 +239,24 @@ export class SyncCore {
         // journal's FREE entries are read.
         this.tx.recover();
         this.#unexpungeRolledBack();
+        this.participant.resync();
         if (this.#unexpunged) {
           // The step put an expunged entry back (NIL, not journaled), and its dirty-table
           // insert was undone: a lock-free store may fill the entry meanwhile, and a value
           // missing from the dirty table would be lost at the next promotion. Repaired as
-          // after a death (a stack overflow, say, cut the step short past its unexpunge).
+          // after a death (a stack overflow, say, cut the step short past its unexpunge). A
+          // repair that fails leaves the mutex poisoned, for the next holder to repair, and
+          // the caller gets the step's own error (a MapFullError of the repair's would have
+          // the caller run the step again).
           this.#read = null;
           this.#dirty = null;
-          this.#repairInvariants();
+          try {
+            this.#repairInvariants();
+          } catch {
+            throw error;
+          }
         }
         settled = true;
-        this.participant.resync();
         throw error;
       }
       // The step took effect: what threw came after its commit began (its deferred frees, or
@@ -241,6 +265,13 @@ export class SyncCore {
       // next holder, which rolls the commit forward and finishes the intents.
       if (!done) {
         done = true;
+        if (this.addedRecord !== 0) {
+          // Inline, no call of ours (a stack overflow can strike at any call's entry): the
+          // record is the entry's now, and the key is counted (see addedRecord).
+          this.published = this.addedRecord;
+          this.addedRecord = 0;
+          Atomics.add(i32, R_COUNT, 1);
+        }
         try {
           this.tx.recover();
           this.#afterCommit();

@@ -328,6 +328,7 @@ export function tryLoadOrStore<K, V>(s: SyncAccess<K, V>, e: number, record: num
     if (p > NIL) return p;
     const found = Atomics.compareExchange(i32, e >> 2, p, record);
     if (found === p) {
+      s.core.published = record; // before any call: see SyncCore.published
       s.core.count(1);
       if (p < NIL) wakeWaiters(i32, e);
       return NIL;

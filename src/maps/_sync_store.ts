@@ -69,6 +69,7 @@ export function swap<K, V>(
   wantPrevious: boolean,
 ): [V | undefined, boolean] | void {
   s.participant.enter();
+  s.core.published = 0; // read by the free in the finally: see SyncCore.published
   const a = s.arena;
   const core = s.core;
   // A number key and value (codecs that store numbers as plain float64 slots: they can neither
@@ -116,7 +117,7 @@ export function swap<K, V>(
     // participant (a stop of the world would then take it for in flight and reachable both).
     record = 0;
     core.inflight = 0;
-    const previous = counted(core, step);
+    const previous = counted(step);
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } finally {
@@ -134,6 +135,7 @@ export function loadOrStore<K, V>(
   value: V,
 ): [actual: V, loaded: boolean] {
   s.participant.enter();
+  s.core.published = 0; // read by the free in the finally: see SyncCore.published
   const a = s.arena;
   const core = s.core;
   if (typeof key === "number" && s.numberKeys && typeof value === "number" && s.numberValues) {
@@ -185,7 +187,7 @@ export function loadOrStore<K, V>(
     const step = storeLocked(s, probe, record, true);
     // Added, or stored over a deleted entry: published, no longer ours to free (see swap).
     if (step === ADDED || step === NIL) record = 0;
-    const found = counted(core, step);
+    const found = counted(step);
     if (found === NIL) return [value, false];
     const unused = record;
     record = 0;
@@ -236,6 +238,7 @@ function storeLocked<K, V>(
     else e2 = core.findIn(core.dirtyTable(), probe);
     if (e2 === 0) {
       core.addLocked(probe, record, read2);
+      core.addedRecord = record;
       return ADDED;
     }
     // Swap's last act, after everything that can fail but the commit (see core.published).
@@ -245,17 +248,14 @@ function storeLocked<K, V>(
       return replaced(s, previous, e2);
     }
     const p = tryLoadOrStore(s, e2, record);
-    if (p === NIL) core.published = record;
     if (!inRead) core.missLocked();
     return p;
   });
 }
 
-/** What a store's locked `step` found: NIL when it added the key, which it counts. */
-function counted(core: SyncCore, step: number): number {
-  if (step !== ADDED) return step;
-  core.count(1);
-  return NIL;
+/** What a store's locked `step` found: NIL when it added the key (counted by locked()). */
+function counted(step: number): number {
+  return step === ADDED ? NIL : step;
 }
 
 /** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
@@ -281,6 +281,7 @@ function computeClaimed<K, V>(
     part.enter();
     const vp = s.probeValue(value);
     record = core.newRecord(vp, true);
+    core.published = 0; // read by the free below: see SyncCore.published
     core.inflight = record;
     const found = settle(core, probe, record);
     core.inflight = 0;
@@ -425,6 +426,7 @@ function computeRounds<K, V>(
       const vp = s.probeValue(next);
       probe.storable(); // a key too large for maxBytes
       const record = core.newRecord(vp, true);
+      core.published = 0; // read by the free below: see SyncCore.published
       core.inflight = record;
       let stored = false;
       try {
