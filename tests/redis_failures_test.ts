@@ -1,14 +1,17 @@
 // Copyright the shmap authors. MIT license.
 // RedisSyncMap's limits and failures on standalone redis-servers started for this file
 // (fixtures/redis_servers.ts), each on a free loopback port, some with a config of their own:
-// when a timeout starts, how long open may take, what error messages show of a URL, values
-// over the server's bulk limit, and the codes of the errors that close() and a wrong server
-// give.
+// when a timeout starts, and what a stall of the event loop does to it, how long open may take,
+// what error messages show of a URL, values over the server's bulk limit, what close() lets
+// finish, and the codes of the errors that close(), a wrong server and a failing clear give.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import type { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import { codecs } from "../mod.ts";
-import { Connection, DEFAULT_MAX_BULK } from "../src/redis/connection.ts";
+import { Connection, DEFAULT_MAX_BULK, type Node } from "../src/redis/connection.ts";
 import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
+import { deadline, sleep } from "./fixtures/harness.ts";
 import { CONNECT_MS, deadPort, LATE_MS, RedisServer } from "./fixtures/redis_servers.ts";
 
 /** Per test: Bun's default of 5 s is too short for a server stopped or restarted. */
@@ -36,6 +39,26 @@ async function settled(
     return { ok: false, error, at: performance.now() };
   }
 }
+
+/**
+ * Runs `body` with every master a map scans (range, clear, size) wrapped by `wrap`: a test's
+ * way to act between the commands of one call, where no caller can. Restores
+ * Connection.prototype.masters after.
+ */
+async function withMasters(wrap: (node: Node) => Node, body: () => Promise<void>): Promise<void> {
+  const masters = Connection.prototype.masters;
+  Connection.prototype.masters = function (this: Connection, op: string): Node[] {
+    return masters.call(this, op).map(wrap);
+  };
+  try {
+    await body();
+  } finally {
+    Connection.prototype.masters = masters;
+  }
+}
+
+/** A SCAN reply's keys. */
+const scanned = (reply: unknown): Buffer[] => (reply as [Buffer, Buffer[]])[1];
 
 describe("RedisSyncMap: limits and failures", () => {
   let server: RedisServer | undefined;
@@ -101,6 +124,34 @@ describe("RedisSyncMap: limits and failures", () => {
         }
       } finally {
         own.stop();
+      }
+    },
+  );
+
+  test(
+    "a reply that came in time is a reply after a stall of the event loop, not a timeout",
+    SLOW,
+    async () => {
+      const m = await RedisSyncMap.open<string, number>({
+        url: server!.url,
+        name: uniqueName("stall"),
+        timeout: 300,
+        connectTimeout: CONNECT_MS,
+      });
+      try {
+        await m.store("a", 1);
+        const read = settled(m.load("a"));
+        const write = settled(m.store("b", 2));
+        // Queued behind the client's write of both commands: their replies come in during the
+        // stall, and wait unread while their deadlines pass, until the timers have run.
+        setImmediate(() => busy(900));
+        const [loaded, stored] = await Promise.all([read, write]);
+        assert.ok(loaded.ok, `load: ${String(loaded.error)}`);
+        assert.equal(loaded.value, 1);
+        assert.ok(stored.ok, `store: ${String(stored.error)}`);
+        assert.equal(await m.load("b"), 2);
+      } finally {
+        await m.close();
       }
     },
   );
@@ -335,4 +386,194 @@ describe("RedisSyncMap: limits and failures", () => {
       }
     },
   );
+
+  test(
+    "close() lets the calls in flight finish, with the commands they send after it",
+    SLOW,
+    async () => {
+      const name = uniqueName("drain");
+      const options = { url: server!.url, scanCount: 10, connectTimeout: CONNECT_MS };
+      const m = await RedisSyncMap.open<string | number, number>({ ...options, name });
+      const other = await RedisSyncMap.open<number, number>({
+        ...options,
+        name: uniqueName("drainclear"),
+      });
+      const check = await RedisSyncMap.open<string | number, number>({ ...options, name });
+      try {
+        const keys = Array.from({ length: 50 }, (_, i) => i);
+        await Promise.all(keys.map((i) => m.store(i, i)));
+        await Promise.all(keys.map((i) => other.store(i, i)));
+        // compareAndSwap's EVALSHA finds no script: its EVAL goes out after close().
+        await server!.command("SCRIPT", "FLUSH");
+        const visited = new Set<unknown>();
+        const calls = Promise.allSettled([
+          // Several SCAN batches, and a callback that waits for a timer at every key.
+          m.range(async (key) => {
+            visited.add(key);
+            await sleep(1);
+          }),
+          m.size(),
+          m.compareAndSwap(0, 0, 100),
+          m.compute("c", async () => {
+            await sleep(10);
+            return 1;
+          }),
+          // Its callback's own call, made after close(), is part of it.
+          m.loadOrCompute("d", async () => {
+            await sleep(10);
+            return (await m.load(1))! + 1;
+          }),
+          other.clear(),
+        ]);
+        const closing = Promise.all([m.close(), other.close()]);
+        const outcomes = await calls;
+        await closing;
+        for (const [i, o] of outcomes.entries()) {
+          assert.equal(
+            o.status,
+            "fulfilled",
+            `call ${i}: ${String((o as PromiseRejectedResult).reason)}`,
+          );
+        }
+        const values = outcomes.map((o) => (o as PromiseFulfilledResult<unknown>).value);
+        assert.ok(keys.every((k) => visited.has(k)), `range visited ${visited.size} keys`);
+        assert.ok((values[1] as number) >= keys.length, `size ${values[1]}`);
+        assert.deepEqual(values.slice(2), [true, [1, true], [2, false], undefined]);
+        assert.equal(await check.load(0), 100);
+        assert.equal(await check.load("c"), 1);
+        assert.equal(await check.load("d"), 2);
+        await assert.rejects(
+          m.load(0),
+          (e: unknown) => e instanceof RedisSyncMapError && e.code === "closed",
+        );
+        const cleared = await RedisSyncMap.open({ ...options, name: other.name });
+        assert.equal(await cleared.size(), 0, "clear went on to the end");
+        await cleared.close();
+      } finally {
+        await check.clear();
+        await Promise.all([m.close(), other.close(), check.close()]);
+      }
+    },
+  );
+
+  test(
+    "close() called from a callback does not wait for the call the callback is part of",
+    SLOW,
+    async () => {
+      const options = { url: server!.url, scanCount: 10, connectTimeout: CONNECT_MS };
+      const ranging = await RedisSyncMap.open<number, number>({
+        ...options,
+        name: uniqueName("closeinside"),
+      });
+      await Promise.all(Array.from({ length: 50 }, (_, i) => ranging.store(i, i)));
+      let closes = 0;
+      // The range's later batches, and compute's write, come after the close: refused.
+      const outcome = await deadline(
+        settled(ranging.range(async () => {
+          if (closes++ === 0) await ranging.close();
+        })),
+        10_000,
+        "range",
+      );
+      const computing = await RedisSyncMap.open<string, number>({
+        ...options,
+        name: uniqueName("closeinside"),
+      });
+      const computed = await deadline(
+        settled(computing.compute("k", async () => {
+          await computing.close();
+          return 1;
+        })),
+        10_000,
+        "compute",
+      );
+      const admin = await RedisSyncMap.open({ ...options, name: ranging.name });
+      try {
+        for (const [op, o] of [["range", outcome], ["compute", computed]] as const) {
+          const error = o.error as RedisSyncMapError;
+          assert.ok(error instanceof RedisSyncMapError, `${op}: ${String(o.error ?? o.value)}`);
+          assert.equal(error.code, "closed", error.message);
+          assert.equal(error.operation, op);
+        }
+      } finally {
+        await admin.clear();
+        await admin.close();
+      }
+    },
+  );
+
+  test("a clear that fails after deleting keys says it may have taken effect", SLOW, async () => {
+    const m = await RedisSyncMap.open<number, number>({
+      url: server!.url,
+      name: uniqueName("clearfail"),
+      scanCount: 10,
+      connectTimeout: CONNECT_MS,
+    });
+    try {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => m.store(i, i)));
+      // The SCAN after the first batch that holds keys of the map (clear unlinks them before
+      // it reads that SCAN's reply) gets a cursor the server never gave, and an error.
+      let found = false;
+      let refused = false;
+      await withMasters((node) => ({
+        address: node.address,
+        send: async (op, args) => {
+          if (args[0] !== "SCAN") return node.send(op, args);
+          if (found && !refused) {
+            refused = true;
+            return node.send(op, ["SCAN", "no-cursor", ...args.slice(2)]);
+          }
+          const reply = await node.send(op, args);
+          if (scanned(reply).length !== 0) found = true;
+          return reply;
+        },
+      }), async () => {
+        await assert.rejects(m.clear(), (e: unknown) => {
+          assert.ok(e instanceof RedisSyncMapError, String(e));
+          assert.equal(e.code, "server", e.message);
+          assert.equal(e.operation, "clear");
+          assert.equal(e.maybeApplied, true, e.message);
+          assert.match(e.message, /invalid cursor.*; clear had deleted keys of the map before$/);
+          return true;
+        });
+      });
+      assert.ok(refused);
+      const left = await m.size();
+      assert.ok(left > 0 && left < 50, `${left} keys left`);
+    } finally {
+      await m.clear();
+      await m.close();
+    }
+  });
+
+  test("range passes over a key deleted between its SCAN and its read", SLOW, async () => {
+    const m = await RedisSyncMap.open<number, number>({
+      url: server!.url,
+      name: uniqueName("gone"),
+      scanCount: 10,
+      connectTimeout: CONNECT_MS,
+    });
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => m.store(i, i)));
+      let gone: string | undefined;
+      let visited = 0;
+      await withMasters((node) => ({
+        address: node.address,
+        send: async (op, args) => {
+          const reply = await node.send(op, args);
+          // Deleted before the range reads its value: MGET and then GET find nothing.
+          if (args[0] === "SCAN" && gone === undefined && scanned(reply).length !== 0) {
+            gone = scanned(reply)[0].toString("latin1");
+            await server!.command("DEL", gone);
+          }
+          return reply;
+        },
+      }), () => m.range(() => void visited++));
+      assert.ok(gone !== undefined);
+      assert.equal(visited, 19);
+    } finally {
+      await m.clear();
+      await m.close();
+    }
+  });
 });

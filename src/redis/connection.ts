@@ -91,7 +91,6 @@ export const DEFAULT_MAX_BULK = 512 * 1024 * 1024;
 type Send = (key: Buffer, write: boolean, args: Arg[]) => Promise<unknown>;
 // The part of a client or cluster this module uses.
 interface Closable {
-  close(): Promise<void>;
   destroy(): void;
 }
 interface NodeClient {
@@ -115,7 +114,10 @@ export class Connection {
   readonly #send: Send;
   readonly #masters: () => Node[];
   #lastError: Error | undefined;
+  // Set by close(): no call waits for a connection any more.
   #closing: Promise<void> | undefined;
+  // Set once close() has let the calls in progress finish: no command is sent any more.
+  #shut = false;
   #maxBulk = DEFAULT_MAX_BULK;
 
   private constructor(
@@ -329,9 +331,12 @@ export class Connection {
     );
   }
 
-  /** The masters, each to be scanned: the one server of a standalone Redis. */
-  masters(): Node[] {
-    if (this.#closing !== undefined) throw this.#closedError("range");
+  /**
+   * The masters, each to be scanned for the map's operation `op`: the one server of a
+   * standalone Redis.
+   */
+  masters(op: string): Node[] {
+    if (this.#shut) throw this.#closedError(op);
     return this.#masters();
   }
 
@@ -351,19 +356,30 @@ export class Connection {
     return this.#closing !== undefined;
   }
 
+  /** The error of a call `op` made after close(), for the map to refuse one with. */
+  closedError(op: string): RedisSyncMapError {
+    return this.#closedError(op);
+  }
+
   /**
-   * Lets the calls in flight finish (each within its deadline), then closes the connection.
-   * Calls waiting for a connection are not sent, and reject with a "closed" error, as later
-   * calls do.
+   * Closes the connection once `drained` has resolved (the map's calls in progress, which may
+   * send commands until then) and every command sent has settled (each within its deadline).
+   * Calls waiting for a connection are not sent, and reject with a "closed" error at once; so
+   * does a command that finds no connection meanwhile. Commands sent after that reject with a
+   * "closed" error too.
    */
-  close(): Promise<void> {
+  close(drained: Promise<void> = Promise.resolve()): Promise<void> {
     this.#closing ??= (async () => {
       try {
-        // The client's close() waits for every reply it still expects, including those of
-        // calls already failed by their deadline; the calls themselves all settle by their
-        // deadlines. Once they have, nothing is left to wait for.
-        await Promise.race([this.#handle.close().catch(() => {}), this.#deadlines.idle()]);
+        await drained;
+        // The commands in flight, and the retries of those that get NOSCRIPT (EVAL, through
+        // the client, which would refuse it once closing), all settle by their deadlines; a
+        // command sent meanwhile joins them. The client's close() would wait for the replies
+        // of commands failed by their deadline too: once these have settled, nothing is left
+        // to wait for, and the client is destroyed.
+        while (this.#deadlines.pending !== 0) await this.#deadlines.idle();
       } finally {
+        this.#shut = true;
         this.#handle.destroy();
         this.#deadlines.stop();
       }
@@ -381,7 +397,7 @@ export class Connection {
     then?: (reply: Reply) => T,
     script?: Script,
   ): Promise<T> {
-    if (this.#closing !== undefined) return Promise.reject(this.#closedError(op));
+    if (this.#shut) return Promise.reject(this.#closedError(op));
     // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s
     // (a script's source replaces its SHA-1 on a retry, a few hundred bytes).
     for (const arg of args) {

@@ -19,6 +19,12 @@
  * queue. A settled entry stays queued until it reaches the head; replies mostly come back in
  * order, so the queue holds little more than the commands in flight.
  *
+ * A deadline that has passed expires once the runtime has read the sockets after the timer
+ * found it due, if its command has not settled by then. After a stall of the event loop
+ * (synchronous work, a long GC pause) the runtimes run due timers before they read the
+ * sockets, and a reply that came in time, waiting unread, would otherwise count as none: a
+ * read reported as a timeout, a write as one that may or may not have taken effect.
+ *
  * @module
  */
 
@@ -58,6 +64,8 @@ export class Deadlines {
   #live = 0;
   #idle: (() => void)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  // The clock reading of the last #fire that found entries due: #expire expires those.
+  #due = 0;
   #stopped = false;
 
   constructor(timeout: number) {
@@ -144,11 +152,35 @@ export class Deadlines {
   readonly #fire = (): void => {
     this.#timer = undefined;
     const q = this.#queue;
+    let h = this.#head;
+    while (h < q.length && q[h].settled) h++;
+    this.#compact(h);
+    if (this.#head === q.length) return;
     const now = performance.now();
+    // Timers may fire a little early; expire only what is due, by the clock.
+    if (q[this.#head].at > now) {
+      this.#arm(q[this.#head].at);
+      return;
+    }
+    // Due, unless its reply came in time and waits unread: after a stall of the event loop
+    // (synchronous work, a long GC pause), the runtimes run due timers before they read the
+    // sockets. So what is due now expires only after a turn of I/O, if its reply did not come
+    // in it, from a timer of its own: a zero-delay timer runs after the next read of the
+    // sockets on Deno, Node and Bun alike (a setImmediate callback runs before that read on
+    // Deno and Bun). It stands in #timer meanwhile, so no stamp arms another, and stop() clears
+    // it.
+    this.#due = now;
+    this.#timer = setTimeout(this.#expire, 0);
+    unrefTimer(this.#timer);
+  };
+
+  // Expires what was due when #fire ran (`#due`) and has not settled since.
+  readonly #expire = (): void => {
+    this.#timer = undefined;
+    const q = this.#queue;
     let h = this.#head;
     let expired = false;
-    // Timers may fire a little early; expire only what is due, by the clock.
-    for (; h < q.length && (q[h].settled || q[h].at <= now); h++) {
+    for (; h < q.length && (q[h].settled || q[h].at <= this.#due); h++) {
       const d = q[h];
       if (!d.settled) {
         d.settled = true;

@@ -12,17 +12,18 @@
  * - `"connection"`: the connection dropped while the command was in flight (it may or may not
  *   have taken effect), or there was no connection for the whole `timeout` (it was not sent).
  * - `"server"`: Redis answered with an error (a key under the map's prefix holding another
- *   type, out of memory, a cluster that is down...). It did not take effect.
+ *   type, out of memory, a cluster that is down...). The command did not take effect.
  * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or not in
- *   the map's codec (another program wrote it, or the map was opened with other codecs).
+ *   the map's codec (another program wrote it, or the map was opened with other codecs). A
+ *   `swap` or `loadAndDelete` that read it as the value it replaced took effect all the same.
  * - `"unsupported"`: the server is older than Redis 7.0, or is a Cluster node opened with
  *   `url`, or a standalone server opened with `cluster`.
  * - `"closed"`: the map was closed before the command was sent: the call came after
- *   `close()`, or was waiting for a connection when `close()` was called. It did not take
- *   effect.
+ *   `close()`, or was waiting for a connection when `close()` was called, or found none
+ *   after. The command did not take effect.
  *
  * {@linkcode RedisSyncMapError.maybeApplied} says whether a call that changes the map may have
- * taken effect.
+ * taken effect, whatever the code: a `clear` that fails after deleting keys has, in part.
  */
 export type RedisSyncMapErrorCode =
   | "timeout"
@@ -55,9 +56,10 @@ export class RedisSyncMapError extends Error {
   /** The map operation that failed, like `"load"` or `"range"`. */
   readonly operation: string;
   /**
-   * Whether the call changes the map and its command may have reached the server: then it may
-   * or may not have taken effect. False for reads, and for calls whose command was not sent or
-   * was refused.
+   * Whether the call changes the map and may have taken effect: its command may have reached
+   * the server (then it may or may not have), or did and took effect (a `swap` or
+   * `loadAndDelete` whose old value is corrupt), or a `clear` deleted keys before it failed.
+   * False for reads, and for calls whose command was not sent or was refused.
    */
   readonly maybeApplied: boolean;
 

@@ -14,7 +14,14 @@ import { allocateBuffer, checkName, KeyLayout } from "./key_layout.ts";
 import { checkOptions as checkKnown } from "../_options.ts";
 import { checkOptions, OPTION_NAMES, type RedisSyncMapOptions } from "./options.ts";
 import { scanEntries, scanKeys } from "./scan.ts";
-import { callbackKeys, noteWrite, runCallback } from "./_callbacks.ts";
+import {
+  callbackKeys,
+  enclosingCalls,
+  type Frame,
+  noteWrite,
+  runCall,
+  runCallback,
+} from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
 
 export type { RedisSyncMapOptions } from "./options.ts";
@@ -94,6 +101,13 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * follow.
    */
   readonly #waitsFor = new Map<string, string[]>();
+  /**
+   * The calls in progress that send several commands (range, clear, size, compute,
+   * loadOrCompute, an iterator's fetch of a batch), each with a promise that resolves once it
+   * has settled and left this map: what close() waits for (#run).
+   */
+  readonly #running = new Map<Frame, Promise<void>>();
+  #closing: Promise<void> | undefined;
 
   private constructor(
     connection: Connection,
@@ -197,6 +211,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    */
   store(key: K, value: V): Promise<void> {
     return this.#encoded(
+      "store",
       key,
       [value],
       (k, [v]) => this.#connection.send("store", true, k, ["SET", k, v], nothing),
@@ -215,6 +230,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    */
   swap(key: K, value: V): Promise<[previous: V | undefined, loaded: boolean]> {
     return this.#encoded(
+      "swap",
       key,
       [value],
       (k, [v]) => this.#connection.send("swap", true, k, ["SET", k, v, "GET"], this.#swapReply),
@@ -233,7 +249,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   loadOrStore(key: K, value: V): Promise<[actual: V, loaded: boolean]> {
-    return this.#encoded(key, [value], (k, [v]) =>
+    return this.#encoded("loadOrStore", key, [value], (k, [v]) =>
       this.#connection.send(
         "loadOrStore",
         true,
@@ -286,6 +302,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    */
   compareAndSwap(key: K, old: V, next: V): Promise<boolean> {
     return this.#encoded(
+      "compareAndSwap",
       key,
       [old, next],
       (k, vs) => this.#connection.script(COMPARE_AND_SWAP, k, vs, isOne),
@@ -305,6 +322,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    */
   compareAndDelete(key: K, old: V): Promise<boolean> {
     return this.#encoded(
+      "compareAndDelete",
       key,
       [old],
       (k, vs) => this.#connection.script(COMPARE_AND_DELETE, k, vs, isOne),
@@ -330,7 +348,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * await hits.compute("/", (old, loaded) => loaded ? old! + 1 : 1);
    * ```
    */
-  async compute(
+  compute(
+    key: K,
+    fn: (old: V | undefined, loaded: boolean) => V | Computed | Promise<V | Computed>,
+  ): Promise<[value: V | undefined, ok: boolean]> {
+    return this.#run("compute", () => this.#compute(key, fn));
+  }
+
+  async #compute(
     key: K,
     fn: (old: V | undefined, loaded: boolean) => V | Computed | Promise<V | Computed>,
   ): Promise<[value: V | undefined, ok: boolean]> {
@@ -386,7 +411,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * const [user] = await users.loadOrCompute(id, () => fetchUser(id));
    * ```
    */
-  async loadOrCompute(
+  loadOrCompute(
+    key: K,
+    fn: () => V | Promise<V>,
+  ): Promise<[actual: V, loaded: boolean]> {
+    return this.#run("loadOrCompute", () => this.#loadOrCompute(key, fn));
+  }
+
+  async #loadOrCompute(
     key: K,
     fn: () => V | Promise<V>,
   ): Promise<[actual: V, loaded: boolean]> {
@@ -480,7 +512,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * It SCANs every master (MATCH on the map's prefix, COUNT `scanCount`) and fetches each
    * batch's values (MGET on a standalone server, pipelined GETs on a Cluster). SCAN walks the
    * server's whole keyspace, so a range costs time in proportion to all keys on the servers,
-   * not only the map's, and remembers the keys it visited (SCAN may return one twice).
+   * not only the map's, and remembers the keys it visited (SCAN may return one twice). A key
+   * under the map's prefix that holds no string (another program's hash, list...) fails it
+   * with a `"server"` error (WRONGTYPE), as it fails {@linkcode load}.
    *
    * @example
    * ```ts ignore
@@ -490,15 +524,17 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * });
    * ```
    */
-  async range(f: (key: K, value: V) => boolean | void | Promise<boolean | void>): Promise<void> {
-    if (typeof f !== "function") throw new TypeError("range needs a function");
-    for await (const [keys, values] of this.#batches("range")) {
-      for (let i = 0; i < keys.length; i++) {
-        let go = f(keys[i], values[i]);
-        if (isThenable(go)) go = await go;
-        if (go === false) return;
+  range(f: (key: K, value: V) => boolean | void | Promise<boolean | void>): Promise<void> {
+    if (typeof f !== "function") return Promise.reject(new TypeError("range needs a function"));
+    return this.#run("range", async () => {
+      for await (const [keys, values] of this.#batches("range")) {
+        for (let i = 0; i < keys.length; i++) {
+          let go = f(keys[i], values[i]);
+          if (isThenable(go)) go = await go;
+          if (go === false) return;
+        }
       }
-    }
+    });
   }
 
   /**
@@ -509,7 +545,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * one-key deletions. Every key present when `clear` starts, and not stored again during it,
    * is deleted; a store that starts after `clear` resolves is kept; a store racing `clear`
    * may be kept or deleted, its key then holding either the stored value or none. No other
-   * map's key is touched.
+   * map's key is touched. A `clear` that fails after deleting keys rejects with
+   * `maybeApplied` true, whatever the error's code.
    *
    * @example
    * ```ts ignore
@@ -517,18 +554,41 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.size()); // 0
    * ```
    */
-  async clear(): Promise<void> {
+  clear(): Promise<void> {
+    return this.#run("clear", () => this.#clear());
+  }
+
+  async #clear(): Promise<void> {
     const conn = this.#connection;
-    for (const node of conn.masters()) {
-      for await (const keys of this.#scan("clear", node)) {
-        if (keys.length === 0) continue;
-        if (conn.isCluster) {
-          // UNLINK takes keys of one slot at once in a Cluster; one each, pipelined.
-          await Promise.all(keys.map((k) => conn.send("clear", true, k, ["UNLINK", k])));
-        } else {
-          await conn.send("clear", true, keys[0], ["UNLINK", ...keys]);
+    // Whether a key has been deleted: then a failure later on leaves the map part cleared.
+    let deleted = false;
+    const unlinked = (reply: Reply): void => {
+      if (reply !== 0) deleted = true;
+    };
+    try {
+      for (const node of conn.masters("clear")) {
+        for await (const keys of this.#scan("clear", node)) {
+          if (keys.length === 0) continue;
+          if (conn.isCluster) {
+            // UNLINK takes keys of one slot at once in a Cluster; one each, pipelined. All
+            // settle before a failure is thrown, so `deleted` counts every one that deleted.
+            const outcomes = await Promise.allSettled(
+              keys.map((k) => conn.send("clear", true, k, ["UNLINK", k], unlinked)),
+            );
+            for (const o of outcomes) if (o.status === "rejected") throw o.reason;
+          } else {
+            await conn.send("clear", true, keys[0], ["UNLINK", ...keys], unlinked);
+          }
         }
       }
+    } catch (error) {
+      if (!deleted || !(error instanceof RedisSyncMapError) || error.maybeApplied) throw error;
+      throw new RedisSyncMapError(
+        error.code,
+        "clear",
+        `${error.message}; clear had deleted keys of the map before`,
+        { cause: error, maybeApplied: true },
+      );
     }
   }
 
@@ -545,14 +605,16 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.size()); // 1
    * ```
    */
-  async size(): Promise<number> {
-    const seen = new Set<string>();
-    for (const node of this.#connection.masters()) {
-      for await (const keys of this.#scan("size", node)) {
-        for (const k of keys) seen.add(k.toString("latin1"));
+  size(): Promise<number> {
+    return this.#run("size", async () => {
+      const seen = new Set<string>();
+      for (const node of this.#connection.masters("size")) {
+        for await (const keys of this.#scan("size", node)) {
+          for (const k of keys) seen.add(k.toString("latin1"));
+        }
       }
-    }
-    return seen.size;
+      return seen.size;
+    });
   }
 
   /**
@@ -593,20 +655,26 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   /**
-   * Calls `callback(value, key, map)` for each entry, like `Map.prototype.forEach`, with
-   * {@linkcode range}'s guarantees. An async callback is awaited before the next entry.
+   * Calls `callback(value, key, map)` for each entry, with `thisArg` as its `this`, like
+   * `Map.prototype.forEach` and `SyncMap.forEach`, with {@linkcode range}'s guarantees. An
+   * async callback is awaited before the next entry.
    *
    * @example
    * ```ts ignore
    * await map.forEach((value, key) => console.log(key, value));
+   * const totals = { sum: 0 };
+   * await map.forEach(function (this: { sum: number }, value) {
+   *   this.sum += value;
+   * }, totals);
    * ```
    */
   async forEach(
     callback: (value: V, key: K, map: RedisSyncMap<K, V>) => void | Promise<void>,
+    thisArg?: unknown,
   ): Promise<void> {
     if (typeof callback !== "function") throw new TypeError("forEach needs a function");
     await this.range(async (key, value) => {
-      await callback(value, key, this);
+      await callback.call(thisArg, value, key, this);
     });
   }
 
@@ -619,8 +687,18 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   async *entries(): AsyncIterableIterator<[K, V]> {
-    for await (const [keys, values] of this.#batches("entries")) {
-      for (let i = 0; i < keys.length; i++) yield [keys[i], values[i]];
+    const batches = this.#batches("entries");
+    try {
+      for (;;) {
+        // Only the fetch of a batch is a call in progress: close() does not wait for the
+        // consumer of an entry to ask for the next.
+        const batch = await this.#run("entries", () => batches.next());
+        if (batch.done) return;
+        const [keys, values] = batch.value;
+        for (let i = 0; i < keys.length; i++) yield [keys[i], values[i]];
+      }
+    } finally {
+      await batches.return(undefined);
     }
   }
 
@@ -661,18 +739,25 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   /**
-   * Lets the calls in flight finish (each within `timeout`), then closes the connection. Calls
-   * waiting for a connection (the server is down) are not sent, and reject at once, as later
-   * calls do, with a {@linkcode RedisSyncMapError} of code `"closed"`. The map's data stays in
-   * Redis.
+   * Lets the calls in flight finish (each command within `timeout`), then closes the
+   * connection; calls made after it reject with a {@linkcode RedisSyncMapError} of code
+   * `"closed"`. A call made before it goes on to its end: a `range`, `clear` or `compute` sends
+   * its later commands, and runs its callbacks, whose own calls of the map are part of it. An
+   * iterator (`entries`, `for await`) is in flight only while it fetches a batch: a later batch
+   * rejects. Commands that wait for a connection (the server is down), or find none meanwhile,
+   * are not sent, and reject at once with code `"closed"`. Called from inside a callback of the
+   * map's, it does not wait for the call the callback is part of (which waits for it). The
+   * map's data stays in Redis.
    *
    * @example
    * ```ts ignore
+   * const counting = map.size(); // in flight: it finishes
    * await map.close();
+   * console.log(await counting);
    * ```
    */
   close(): Promise<void> {
-    return this.#connection.close();
+    return this.#closing ??= this.#connection.close(this.#drain());
   }
 
   /**
@@ -692,16 +777,57 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     return "RedisSyncMap";
   }
 
+  /**
+   * Runs `body`, the call `op` that sends several commands, as a call in progress: close()
+   * waits for it to settle. After close(), rejects with a "closed" error instead, unless made
+   * inside a call in progress (by a callback of it, directly or not), which it is part of.
+   */
+  #run<T>(op: string, body: () => Promise<T>): Promise<T> {
+    if (this.#closing !== undefined && this.#refused()) {
+      return Promise.reject(this.#connection.closedError(op));
+    }
+    // Inside a frame of its own: close() called from a callback knows not to wait for it.
+    const [result, frame] = runCall(this.#computing, op, body);
+    const left = (): void => {
+      frame.done = true;
+      this.#running.delete(frame);
+    };
+    this.#running.set(frame, result.then(left, left));
+    return result;
+  }
+
+  /** Whether a call made now, after close(), is refused: it is part of no call in progress. */
+  #refused(): boolean {
+    return enclosingCalls(this.#computing).length === 0;
+  }
+
+  /**
+   * Resolves once every call in progress has settled, but for those that close() is called
+   * inside (from a callback), which wait for it; calls made meanwhile inside the others (by
+   * their callbacks) are waited for too.
+   */
+  async #drain(): Promise<void> {
+    const inside = new Set(enclosingCalls(this.#computing));
+    for (;;) {
+      const others: Promise<void>[] = [];
+      for (const [frame, left] of this.#running) if (!inside.has(frame)) others.push(left);
+      if (others.length === 0) return;
+      await Promise.all(others);
+    }
+  }
+
   // Reply decoders, made once: the single-key calls pass them to the connection, which settles
   // the call's promise with their result (one promise a call, no async function around it).
   readonly #loadReply = (reply: Reply): V | undefined =>
     reply === null ? undefined : this.#decode("load", reply);
   readonly #loadOkReply = (reply: Reply): [V | undefined, boolean] =>
     reply === null ? [undefined, false] : [this.#decode("loadOk", reply), true];
+  // The replies of swap and loadAndDelete are the value their write replaced: a corrupt one
+  // says the write took effect.
   readonly #swapReply = (reply: Reply): [V | undefined, boolean] =>
-    reply === null ? [undefined, false] : [this.#decode("swap", reply), true];
+    reply === null ? [undefined, false] : [this.#decode("swap", reply, true), true];
   readonly #loadAndDeleteReply = (reply: Reply): [V | undefined, boolean] =>
-    reply === null ? [undefined, false] : [this.#decode("loadAndDelete", reply), true];
+    reply === null ? [undefined, false] : [this.#decode("loadAndDelete", reply, true), true];
 
   #encode(value: V): Buffer {
     return this.#values.value(value) as Buffer;
@@ -715,15 +841,21 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     command: string,
     then: (reply: Reply) => T,
   ): Promise<T> {
-    return this.#encoded(key, [], (k) => this.#connection.send(op, write, k, [command, k], then));
+    return this.#encoded(
+      op,
+      key,
+      [],
+      (k) => this.#connection.send(op, write, k, [command, k], then),
+    );
   }
 
   /**
-   * Encodes `key`, then `values` in order, and returns what `send` makes of them. A key or value
-   * that cannot be encoded rejects the promise instead of throwing, as every method that
-   * returns a promise does.
+   * Encodes `key`, then `values` in order, and returns what `send` makes of them, for the
+   * single-key call `op`. A key or value that cannot be encoded rejects the promise instead of
+   * throwing, as every method that returns a promise does; so does a call after close().
    */
   #encoded<T>(
+    op: string,
     key: K,
     values: readonly V[],
     send: (k: Buffer, vs: Buffer[]) => Promise<T>,
@@ -735,27 +867,35 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     } catch (error) {
       return Promise.reject(error);
     }
+    // A single-key call needs no record here: close() waits for its command by its deadline.
+    if (this.#closing !== undefined && this.#refused()) {
+      return Promise.reject(this.#connection.closedError(op));
+    }
     // A value written (or compared), maybe inside a compute callback of this key.
     if (vs.length !== 0) noteWrite(this.#computing, () => k.toString("latin1"));
     return send(k, vs);
   }
 
-  #decode(op: string, reply: Reply): V {
+  /**
+   * Decodes a value read by `op`. `applied` says that the reply is the value a write of `op`
+   * replaced (`swap`, `loadAndDelete`): the write took effect whether the value decodes or not.
+   */
+  #decode(op: string, reply: Reply, applied = false): V {
     try {
       return this.#values.decode(reply as Buffer);
     } catch (error) {
-      throw this.#corrupt(op, "a value", error);
+      throw this.#corrupt(op, "a value", error, applied);
     }
   }
 
-  #corrupt(op: string, what: string, error: unknown): RedisSyncMapError {
+  #corrupt(op: string, what: string, error: unknown, applied = false): RedisSyncMapError {
     return new RedisSyncMapError(
       "corrupt",
       op,
       `${this.#label}: ${op} read ${what} that is not in this map's encoding (written by another program, or with other codecs): ${
         error instanceof Error ? error.message : String(error)
-      }`,
-      { cause: error },
+      }${applied ? "; the write took effect" : ""}`,
+      { cause: error, maybeApplied: applied },
     );
   }
 

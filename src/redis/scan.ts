@@ -40,7 +40,8 @@ export async function* scanKeys(
 
 /**
  * Every master's keys and values, a batch at a time, each key at most once, read by GET
- * (Cluster) or MGET and decoded by `decode`.
+ * (Cluster) or MGET and decoded by `decode`. A key that holds no string fails the walk with
+ * Redis's WRONGTYPE error on either.
  */
 export async function* scanEntries<K, V>(
   conn: Connection,
@@ -50,7 +51,7 @@ export async function* scanEntries<K, V>(
   decode: (op: string, key: Buffer, value: Reply) => [K, V],
 ): AsyncGenerator<[K[], V[]]> {
   const seen = new Set<string>();
-  for (const node of conn.masters()) {
+  for (const node of conn.masters(op)) {
     for await (const found of scanKeys(op, node, pattern, count)) {
       const fresh: Buffer[] = [];
       for (const k of found) {
@@ -65,11 +66,24 @@ export async function* scanEntries<K, V>(
         replies = await Promise.all(fresh.map((k) => conn.send(op, false, k, ["GET", k])));
       } else {
         replies = (await conn.send(op, false, fresh[0], ["MGET", ...fresh])) as Reply[];
+        // MGET answers nil for a key deleted since the SCAN, and for a key that holds no string
+        // (a hash, a list: another program's), where GET, a Cluster's read, fails with
+        // WRONGTYPE. Each such key is read again by GET, so that the two fail alike, as load
+        // does, and only a key that is gone is passed over.
+        const missing: number[] = [];
+        for (let i = 0; i < fresh.length; i++) if (replies[i] === null) missing.push(i);
+        if (missing.length !== 0) {
+          const again = await Promise.all(
+            missing.map((i) => conn.send(op, false, fresh[i], ["GET", fresh[i]])),
+          );
+          for (let j = 0; j < missing.length; j++) replies[missing[j]] = again[j];
+        }
       }
       const keys: K[] = [];
       const values: V[] = [];
       for (let i = 0; i < fresh.length; i++) {
-        // Deleted between the SCAN and the read: not present, not visited.
+        // Deleted between the SCAN and the read: not present, not visited. (A key stored again
+        // between the MGET and the GET is visited: it was present for part of the call.)
         if (replies[i] === null) continue;
         const [key, value] = decode(op, fresh[i], replies[i]);
         keys.push(key);
