@@ -7,7 +7,9 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { GoMap, SyncMap } from "../mod.ts";
+import { GoMap, MapFullError, SyncMap } from "../mod.ts";
+import { H_SEED0, H_SEED1 } from "../src/_engine/arena.ts";
+import { hashWords } from "../src/_engine/hash.ts";
 import { numbersInBucket } from "./fixtures/go_map_helpers.ts";
 
 const CRAFTED = 750;
@@ -30,3 +32,33 @@ for (const kind of ["GoMap", "SyncMap"] as const) {
     });
   });
 }
+
+test("GoMap: a chain too long to evacuate holds back only the keys of its own bucket", () => {
+  // 1,400 crafted keys make old bucket 5's chain too long for one write's journal, so the
+  // growth that reaches it stops there. Writes used to attempt that evacuation as their
+  // progress step and fail whole (JournalFullError at the commit, where its frees did not
+  // fit): nearly every new key was refused. Now the progress step is skipped when the journal
+  // lacks room, and only keys whose own old bucket is that one are refused.
+  const m = new GoMap<number, number>();
+  const crafted = numbersInBucket(m as GoMap<number, number>, 4095, 5, 1400);
+  for (const k of crafted) m.set(k, 1);
+  const header = new Int32Array(m.handle.buffer, 0, H_SEED1 + 1);
+  const f64 = new Float64Array(1);
+  const w = new Int32Array(f64.buffer);
+  const stored: number[] = [];
+  for (let k = -1; k >= -6000; k--) {
+    try {
+      m.set(k, k);
+      stored.push(k);
+    } catch (error) {
+      assert.ok(error instanceof MapFullError, String(error));
+      f64[0] = k;
+      const hash = hashWords(w[0], w[1], header[H_SEED0], header[H_SEED1]);
+      assert.equal(hash & 255, 5, `key ${k} refused, though its bucket is not the crafted one`);
+    }
+  }
+  assert.ok(stored.length >= 5900, `${stored.length} of 6,000 stored`);
+  assert.equal(m.size, 1400 + stored.length);
+  for (const k of stored) assert.equal(m.get(k), k);
+  m.verify();
+});

@@ -72,20 +72,54 @@ export function hashGrow(table: TableView, bigger: boolean): void {
 }
 
 /**
+ * Journal entries the rest of a write may need after its growth work: the insert itself, an
+ * overflow bucket, a value's blob, with room to spare.
+ */
+const WRITE_SPARE = 96;
+
+/** Journal entries counted for each overflow bucket an evacuation allocates, or frees. */
+const ENTRIES_PER_BUCKET = 6;
+
+/** The overflow buckets chained to old bucket `oldbucket`, a bounded walk. */
+function overflowCount(table: TableView, oldbucket: number): number {
+  const a = table.arena;
+  const old = a.i32[table.h + T_OLDBUCKETS];
+  const ob = old + oldbucket * BUCKET_SIZE;
+  let n = 0;
+  let limit = chainLimit(a);
+  a.reach(ob + BUCKET_SIZE);
+  for (let b = checkedNext(a.i32[(ob + OVERFLOW) >> 2]); b !== 0; n++) {
+    if (--limit < 0) throw loops();
+    a.reach(b + BUCKET_SIZE);
+    b = checkedNext(a.i32[(b + OVERFLOW) >> 2]);
+  }
+  return n;
+}
+
+/**
  * Evacuates the old bucket a write to `bucket` needs, then one more to make progress. The
- * second is only progress: when it finds no memory (or no journal room) it is undone alone,
- * and the first stands, so the write can go on into its new bucket.
+ * second is only progress: when it finds no memory, or would leave the journal too little
+ * room for the frees it defers to the commit and the rest of the write (a chain of keys
+ * crafted to share a bucket), it is undone alone, and the first stands, so the write can go on
+ * into its new bucket. (The growth then waits for a write to that bucket, whose own evacuation
+ * it is.)
  */
 export function growWork(table: TableView, bucket: number): void {
   const a = table.arena;
   evacuate(table, bucket & ((1 << oldBOf(table)) - 1));
   if (a.i32[table.h + T_OLDBUCKETS] === 0) return;
-  const point = table.tx.savepoint();
+  const tx = table.tx;
+  const next = a.i32[table.h + T_NEVACUATE];
+  // A chain too long for the room left is not tried at all: each write would otherwise copy it
+  // and roll the copy back. (Its buckets' allocations and frees, counted alike.)
+  if (!tx.hasRoom(WRITE_SPARE + 2 * ENTRIES_PER_BUCKET * overflowCount(table, next))) return;
+  const point = tx.savepoint();
   try {
-    evacuate(table, a.i32[table.h + T_NEVACUATE]);
+    evacuate(table, next);
+    if (!tx.hasRoom(WRITE_SPARE)) tx.rollbackTo(point);
   } catch (error) {
     if (!(error instanceof MapFullError)) throw error;
-    table.tx.rollbackTo(point);
+    tx.rollbackTo(point);
   }
 }
 

@@ -60,7 +60,21 @@ export interface Tx {
   savepoint(): Savepoint;
   /** Undoes everything done since `point`. */
   rollbackTo(point: Savepoint): void;
+  /**
+   * Whether the journal surely has `spare` entries left once the commit has performed the frees
+   * deferred so far: what a step that is only progress (growWork's second evacuation) checks
+   * before it lets the mutation go on with its frees.
+   */
+  hasRoom(spare: number): boolean;
 }
+
+/**
+ * Journal entries a GoMap writer's deferred free is counted for by `hasRoom`: a small block's
+ * free writes about four (its link, the span's free list and count, the bytes in use), more
+ * when its span is linked or unlinked or a large chunk merges with its neighbours (measured: at
+ * most 4.6 each over 112 frees of an evacuated chain, up to 30 for one).
+ */
+const FREE_ENTRIES = 6;
 
 /**
  * The writes both kinds of transaction make alike: through the journal, into the arena. The
@@ -115,6 +129,11 @@ export class WriterTx extends JournaledWrites implements Tx {
 
   savepoint(): Savepoint {
     return { mark: this.journal.mark, frees: this.#nfrees };
+  }
+
+  hasRoom(spare: number): boolean {
+    const j = this.journal;
+    return j.capacity - j.mark - (this.#nfrees >> 1) * FREE_ENTRIES >= spare;
   }
 
   rollbackTo(point: Savepoint): void {
@@ -196,6 +215,11 @@ export class LockedTx extends JournaledWrites implements Tx {
 
   savepoint(): Savepoint {
     return { mark: this.journal.mark, frees: 0 };
+  }
+
+  /** A deferred free is its DEFER entry, already counted; the commit frees it elsewhere. */
+  hasRoom(spare: number): boolean {
+    return this.journal.capacity - this.journal.mark >= spare;
   }
 
   rollbackTo(point: Savepoint): void {
