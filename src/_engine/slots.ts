@@ -126,6 +126,12 @@ export class Probe {
   mode = MODE_INLINE;
   str = "";
   bytes: Uint8Array = EMPTY_BYTES;
+  /**
+   * The length of `bytes`, taken once, as it is set, from the built-in byteLength (or known to
+   * the code that made the array): a blob is sized, written and compared by this count, never
+   * by a `length` a patched prototype could answer differently from one read to the next.
+   */
+  byteCount = 0;
   hash = 0;
   /** The default codec's scratch for structured values; `bytes` may be a view of it. */
   writer: StructuredWriter | undefined = undefined;
@@ -175,7 +181,7 @@ export class Probe {
       return true;
     }
     const b = this.bytes;
-    if (count !== typedArrayByteLength(b)) return false;
+    if (count !== this.byteCount) return false;
     arena.reach(lo + 4 + count);
     const u8 = arena.u8;
     for (let i = 0; i < count; i++) if (u8[lo + 4 + i] !== b[i]) return false;
@@ -202,6 +208,7 @@ export class Probe {
       const count = arena.i32[lo >> 2];
       arena.reach(lo + 4 + count);
       this.bytes = arena.u8.slice(lo + 4, lo + 4 + count);
+      this.byteCount = count;
       this.mode = MODE_BYTES;
     }
     return this;
@@ -239,10 +246,7 @@ export class Probe {
   /** Bytes of the blob this probe needs: 0 when it fits in the slot. */
   blobBytes(): number {
     if (this.mode === MODE_INLINE) return 0;
-    // The built-in byteLength: a patched prototype's `length` could size the block for fewer
-    // bytes than writeBlob copies.
-    return 4 +
-      (this.mode === MODE_STRING ? this.str.length * 2 : typedArrayByteLength(this.bytes));
+    return 4 + (this.mode === MODE_STRING ? this.str.length * 2 : this.byteCount);
   }
 
   /** Writes this probe's blob at `at` (which has {@linkcode blobBytes} bytes) and returns `at`. */
@@ -265,7 +269,9 @@ export class Probe {
       for (let i = 0; i < s.length; i++) u16[base + i] = s.charCodeAt(i);
     } else {
       // Built-ins only, as blobBytes: the count and the copy must be the bytes the block holds.
-      arena.i32[at >> 2] = typedArrayByteLength(this.bytes);
+      // The count the block was sized by (blobBytes), and the built-in set: a patched
+      // prototype must not decide what is written into shared memory.
+      arena.i32[at >> 2] = this.byteCount;
       typedArraySet(arena.u8, this.bytes, at + 4);
     }
     return at;
@@ -554,6 +560,7 @@ function setBytes(p: Probe, bytes: Uint8Array, limit: number, key: boolean): voi
   p.hi = TAG_BYTES;
   p.lo = 0;
   p.bytes = bytes;
+  p.byteCount = n;
   p.mode = MODE_BYTES;
 }
 
@@ -561,7 +568,7 @@ function hashProbe(p: Probe, k0: number, k1: number): void {
   if (p.mode === MODE_INLINE) p.hash = hashWords(p.lo, p.hi, k0, k1);
   else if (p.mode === MODE_STRING) p.hash = hashString(p.str, k0, k1);
   else if (p.mode === MODE_BYTES) {
-    p.hash = hashBytes(p.bytes, 0, typedArrayByteLength(p.bytes), k0, k1);
+    p.hash = hashBytes(p.bytes, 0, p.byteCount, k0, k1);
   } else p.hash = 0;
 }
 
@@ -588,6 +595,7 @@ function setBigint(p: Probe, n: bigint, limit: number, key: boolean): void {
   p.hi = TAG_BIGINT;
   p.lo = 0;
   p.bytes = bytes;
+  p.byteCount = 1 + count;
   p.mode = MODE_BYTES;
 }
 
@@ -681,6 +689,7 @@ export class AutoSlots implements SlotCodec<unknown> {
       p.hi = TAG_STRUCT;
       p.lo = 0;
       p.bytes = writer.bytes;
+      p.byteCount = writer.length;
       p.mode = MODE_BYTES;
     } else {
       throw new TypeError(`cannot store ${describe(value)}: the default codec cannot encode it`);

@@ -124,6 +124,7 @@ export class Wire<T> {
       out.set(b, at + WORDS);
       // The codec may have encoded into scratch space its next call reuses: drop the reference.
       p.bytes = EMPTY;
+      p.byteCount = 0;
     } else {
       const s = p.str;
       out = this.#allocate(at + WORDS + s.length * 2);
