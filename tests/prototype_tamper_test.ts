@@ -150,3 +150,79 @@ test("a patched Function.prototype.call cannot stand in for the built-in byteLen
     });
   }
 });
+
+test("a Uint8Array[Symbol.species] subclass hands the writer no longer array than it sized", () => {
+  // The default codec's encoding was a subarray of its scratch: species let a subclass return
+  // a longer array, copied whole into a block sized by the encoding's length.
+  for (const kind of ["GoMap", "SyncMap"]) {
+    const go = kind === "GoMap" ? new GoMap<string, unknown>() : null;
+    const sync = go === null ? new SyncMap<string, unknown>() : null;
+    const set = (k: string, v: unknown) => go !== null ? go.set(k, v) : sync!.store(k, v);
+    const get = (k: string) => go !== null ? go.get(k) : sync!.load(k);
+    const value = (i: number) => ({ a: i, s: "abcdefgh" });
+    for (let i = 0; i < 200; i++) set(`k${i}`, value(i));
+    for (let i = 50; i < 150; i += 2) (go ?? sync)!.delete(`k${i}`);
+    let armed = false;
+    class Longer extends Uint8Array {
+      constructor(buffer: ArrayBuffer, offset?: number, length?: number) {
+        if (armed && typeof length === "number") {
+          armed = false;
+          super(length + 256);
+          this.fill(0xab);
+        } else {
+          super(buffer, offset, length);
+        }
+      }
+    }
+    Object.defineProperty(Uint8Array, Symbol.species, { configurable: true, get: () => Longer });
+    try {
+      for (let j = 0; j < 20; j++) {
+        armed = true;
+        set(`victim${j}`, { a: j });
+      }
+    } finally {
+      delete (Uint8Array as unknown as Record<symbol, unknown>)[Symbol.species];
+    }
+    for (let i = 0; i < 200; i++) {
+      if (i >= 50 && i < 150 && i % 2 === 0) continue;
+      assert.deepEqual(get(`k${i}`), value(i), `${kind}: k${i}`);
+    }
+    for (let j = 0; j < 20; j++) assert.deepEqual(get(`victim${j}`), { a: j });
+    (go ?? sync)!.verify();
+  }
+});
+
+test("the built-ins the maps call cannot be given another own call", () => {
+  // On Bun each built-in's own `call` is pinned to the built-in one as the module loads (a bound
+  // call, which V8 prefers, is slow there); an own `call` put on it later changes nothing either
+  // way: the maps call the built-in.
+  const byteLength = Object.getOwnPropertyDescriptor(
+    Object.getPrototypeOf(Uint8Array.prototype),
+    "byteLength",
+  )!.get!;
+  const realCall = Function.prototype.call;
+  let assigned = false;
+  try {
+    (byteLength as unknown as Record<string, unknown>).call = function (this: unknown) {
+      return 4; // a lie about every length
+    };
+    assigned = true;
+  } catch (error) {
+    assert.ok(error instanceof TypeError); // pinned
+  }
+  try {
+    for (const kind of ["GoMap", "SyncMap"]) {
+      const go = kind === "GoMap" ? new GoMap<number, Uint8Array>() : null;
+      const sync = go === null ? new SyncMap<number, Uint8Array>() : null;
+      const set = (k: number, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
+      const get = (k: number) => go !== null ? go.get(k) : sync!.load(k);
+      for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
+      set(100, new Uint8Array(400).fill(0xcd));
+      for (let i = 0; i < 40; i++) assert.ok(Array.from(get(i)!).every((b) => b === i));
+      assert.equal(realCall.call(byteLength, get(100)!), 400);
+      (go ?? sync)!.verify();
+    }
+  } finally {
+    if (assigned) delete (byteLength as unknown as Record<string, unknown>).call;
+  }
+});

@@ -487,6 +487,22 @@ describe("RedisSyncMap: limits and failures", () => {
         10_000,
         "compute",
       );
+      // A loadOrCompute of the same key waits for the one whose callback closes: close() must
+      // not wait for it (it waited, through it, for itself).
+      const waiting = await RedisSyncMap.open<string, number>({
+        ...options,
+        name: uniqueName("closeinside"),
+      });
+      const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      const first = settled(waiting.loadOrCompute("k", async () => {
+        await pause(60); // the second call starts waiting meanwhile
+        await waiting.close();
+        return 1;
+      }));
+      await pause(10);
+      const second = settled(waiting.loadOrCompute("k", () => 2));
+      await deadline(first, 10_000, "loadOrCompute whose callback closes");
+      await deadline(second, 10_000, "loadOrCompute waiting for it");
       const admin = await RedisSyncMap.open({ ...options, name: ranging.name });
       try {
         for (const [op, o] of [["range", outcome], ["compute", computed]] as const) {

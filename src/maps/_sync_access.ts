@@ -225,11 +225,13 @@ export class SyncAccess<K, V> {
 
   /** Runs a user codec's decode: no quiescent point meanwhile, nested calls on fresh scratch. */
   #userDecode<T>(codec: SlotCodec<T>, lo: number, hi: number): T {
-    const a = this.arena;
+    const part = this.participant;
     this.#inUser++;
+    part.holdBegin(); // Participant.hold, with no closure
     try {
-      return this.participant.hold(() => codec.decode(a, lo, hi));
+      return codec.decode(this.arena, lo, hi);
     } finally {
+      part.holdEnd();
       this.#inUser--;
     }
   }

@@ -746,8 +746,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * iterator (`entries`, `for await`) is in flight only while it fetches a batch: a later batch
    * rejects. Commands that wait for a connection (the server is down), or find none meanwhile,
    * are not sent, and reject at once with code `"closed"`. Called from inside a callback of the
-   * map's, it does not wait for the call the callback is part of (which waits for it). The
-   * map's data stays in Redis.
+   * map's, it waits for no call: the call the callback is part of waits for it, and so may
+   * others, through that one. The map's data stays in Redis.
    *
    * @example
    * ```ts ignore
@@ -802,15 +802,16 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   /**
-   * Resolves once every call in progress has settled, but for those that close() is called
-   * inside (from a callback), which wait for it; calls made meanwhile inside the others (by
-   * their callbacks) are waited for too.
+   * Resolves once every call in progress has settled; calls made meanwhile inside them (by
+   * their callbacks) are waited for too. Called from inside a call in progress (from a
+   * callback), at once: that call waits for close(), and so may others, through it (a
+   * loadOrCompute of the key it computes), so waiting for any of them could wait for ever.
    */
   async #drain(): Promise<void> {
-    const inside = new Set(enclosingCalls(this.#computing));
+    if (enclosingCalls(this.#computing).length !== 0) return;
     for (;;) {
       const others: Promise<void>[] = [];
-      for (const [frame, left] of this.#running) if (!inside.has(frame)) others.push(left);
+      for (const left of this.#running.values()) others.push(left);
       if (others.length === 0) return;
       await Promise.all(others);
     }
