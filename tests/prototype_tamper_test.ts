@@ -165,13 +165,15 @@ test("a Uint8Array[Symbol.species] subclass hands the writer no longer array tha
     let armed = false;
     class Longer extends Uint8Array {
       constructor(buffer: ArrayBuffer, offset?: number, length?: number) {
-        if (armed && typeof length === "number") {
-          armed = false;
-          super(length + 256);
-          this.fill(0xab);
-        } else {
-          super(buffer, offset, length);
-        }
+        // Once armed: 256 more bytes than asked for, filled with 0xab.
+        const longer = armed && typeof length === "number";
+        if (longer) armed = false;
+        super(
+          longer ? new ArrayBuffer(length! + 256) : buffer,
+          longer ? 0 : offset,
+          longer ? length! + 256 : length,
+        );
+        if (longer) this.fill(0xab);
       }
     }
     Object.defineProperty(Uint8Array, Symbol.species, { configurable: true, get: () => Longer });
