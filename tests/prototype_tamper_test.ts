@@ -90,8 +90,10 @@ test("a NaN with payload bits inside a value compares equal to NaN, as a top-lev
   const m = new SyncMap<string, unknown>();
   m.store("a", [NaN]);
   assert.equal(m.compareAndDelete("a", [weird]), true);
-  m.store("o", { x: weird });
-  assert.equal(m.compareAndSwap("o", { x: NaN }, 1), true);
+  // (Bun makes every NaN in an array the one NaN, so there this holds whatever the encoder does;
+  // V8 keeps the payload in an array, not in an object's property.)
+  m.store("o", { x: [weird] });
+  assert.equal(m.compareAndSwap("o", { x: [NaN] }, 1), true);
   assert.equal(m.load("o"), 1);
 });
 
@@ -99,7 +101,8 @@ test("a codec whose name getter changes its answer is recorded under the name it
   let reads = 0;
   const codec = {
     get name() {
-      return ++reads <= 1 ? "mine" : "auto";
+      // "mine" for the checks, "auto" from the fourth read: what the old code recorded.
+      return ++reads <= 3 ? "mine" : "auto";
     },
     encode: (v: string) => new TextEncoder().encode(v),
     decode: (b: Uint8Array) => new TextDecoder().decode(b),

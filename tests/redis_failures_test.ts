@@ -461,50 +461,43 @@ describe("RedisSyncMap: limits and failures", () => {
     SLOW,
     async () => {
       const options = { url: server!.url, scanCount: 10, connectTimeout: CONNECT_MS };
-      const ranging = await RedisSyncMap.open<number, number>({
-        ...options,
-        name: uniqueName("closeinside"),
-      });
-      await Promise.all(Array.from({ length: 50 }, (_, i) => ranging.store(i, i)));
-      let closes = 0;
-      // The range's later batches, and compute's write, come after the close: refused.
-      const outcome = await deadline(
-        settled(ranging.range(async () => {
-          if (closes++ === 0) await ranging.close();
-        })),
-        10_000,
-        "range",
-      );
-      const computing = await RedisSyncMap.open<string, number>({
-        ...options,
-        name: uniqueName("closeinside"),
-      });
-      const computed = await deadline(
-        settled(computing.compute("k", async () => {
-          await computing.close();
-          return 1;
-        })),
-        10_000,
-        "compute",
-      );
-      // A loadOrCompute of the same key waits for the one whose callback closes: close() must
-      // not wait for it (it waited, through it, for itself).
-      const waiting = await RedisSyncMap.open<string, number>({
-        ...options,
-        name: uniqueName("closeinside"),
-      });
-      const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      const first = settled(waiting.loadOrCompute("k", async () => {
-        await pause(60); // the second call starts waiting meanwhile
-        await waiting.close();
-        return 1;
-      }));
-      await pause(10);
-      const second = settled(waiting.loadOrCompute("k", () => 2));
-      await deadline(first, 10_000, "loadOrCompute whose callback closes");
-      await deadline(second, 10_000, "loadOrCompute waiting for it");
+      const open = <K, V>() =>
+        RedisSyncMap.open<K, V>({ ...options, name: uniqueName("closeinside") });
+      const ranging = await open<number, number>();
+      const computing = await open<string, number>();
+      const waiting = await open<string, number>();
       const admin = await RedisSyncMap.open({ ...options, name: ranging.name });
       try {
+        await Promise.all(Array.from({ length: 50 }, (_, i) => ranging.store(i, i)));
+        let closes = 0;
+        // The range's later batches, and compute's write, come after the close: refused.
+        const outcome = await deadline(
+          settled(ranging.range(async () => {
+            if (closes++ === 0) await ranging.close();
+          })),
+          10_000,
+          "range",
+        );
+        const computed = await deadline(
+          settled(computing.compute("k", async () => {
+            await computing.close();
+            return 1;
+          })),
+          10_000,
+          "compute",
+        );
+        // A loadOrCompute of the same key waits for the one whose callback closes: close()
+        // must not wait for it (it waited, through it, for itself).
+        const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+        const first = settled(waiting.loadOrCompute("k", async () => {
+          await pause(60); // the second call starts waiting meanwhile
+          await waiting.close();
+          return 1;
+        }));
+        await pause(10);
+        const second = settled(waiting.loadOrCompute("k", () => 2));
+        await deadline(first, 10_000, "loadOrCompute whose callback closes");
+        await deadline(second, 10_000, "loadOrCompute waiting for it");
         for (const [op, o] of [["range", outcome], ["compute", computed]] as const) {
           const error = o.error as RedisSyncMapError;
           assert.ok(error instanceof RedisSyncMapError, `${op}: ${String(o.error ?? o.value)}`);
@@ -513,7 +506,12 @@ describe("RedisSyncMap: limits and failures", () => {
         }
       } finally {
         await admin.clear();
-        await admin.close();
+        // Closed already, unless the test failed first: bounded, should a close hang.
+        await deadline(
+          Promise.allSettled([ranging, computing, waiting, admin].map((m) => m.close())),
+          10_000,
+          "close",
+        );
       }
     },
   );

@@ -97,8 +97,9 @@ export class Wire<T> {
     if (length < WORDS) throw corrupt(`${length} bytes`);
     const lo = readInt32(bytes, from);
     const hi = readInt32(bytes, from + 4);
-    // Bytes written by another program, or with another codec, are refused rather than read as
-    // this codec's kind (a string codec would read `true` as "", an int32 one return 1.5).
+    // A slot of a kind this codec does not write (another program's bytes, another codec's) is
+    // refused rather than read as this codec's kind (a string codec would read `true` as "", an
+    // int32 one return 1.5). The bytes codec and user codecs share one kind: bytes.
     if (!accepts(this.#codec.name, lo, hi)) {
       throw corrupt(`a slot of kind 0x${(hi >>> 0).toString(16)} for codec "${this.#codec.name}"`);
     }

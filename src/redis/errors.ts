@@ -13,14 +13,19 @@
  *   have taken effect), or there was no connection for the whole `timeout` (it was not sent).
  * - `"server"`: Redis answered with an error (a key under the map's prefix holding another
  *   type, out of memory, a cluster that is down...). The command did not take effect.
- * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or not in
- *   the map's codec (another program wrote it, or the map was opened with other codecs). A
- *   `swap` or `loadAndDelete` that read it as the value it replaced took effect all the same.
+ * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or is of a
+ *   kind the map's codec does not write (a number where strings are stored: another program
+ *   wrote it, or the map was opened with other codecs), or a user codec's `decode` threw on it.
+ *   (The `bytes` codec and user codecs all store bytes: one reads the other's values, as the
+ *   user's `decode` does.) A `swap` or `loadAndDelete` that read it as the value it replaced
+ *   took effect all the same.
  * - `"unsupported"`: the server is older than Redis 7.0, or is a Cluster node opened with
  *   `url`, or a standalone server opened with `cluster`.
  * - `"closed"`: the map was closed before the command was sent: the call came after
  *   `close()`, or was waiting for a connection when `close()` was called, or found none
- *   after. The command did not take effect.
+ *   after, or a later command of a call in progress came after a `close()` called from a
+ *   callback. That command did not take effect (a `clear` that had deleted keys before says so
+ *   with `maybeApplied`).
  *
  * {@linkcode RedisSyncMapError.maybeApplied} says whether a call that changes the map may have
  * taken effect, whatever the code: a `clear` that fails after deleting keys has, in part.

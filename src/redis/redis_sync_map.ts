@@ -746,8 +746,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * iterator (`entries`, `for await`) is in flight only while it fetches a batch: a later batch
    * rejects. Commands that wait for a connection (the server is down), or find none meanwhile,
    * are not sent, and reject at once with code `"closed"`. Called from inside a callback of the
-   * map's, it waits for no call: the call the callback is part of waits for it, and so may
-   * others, through that one. The map's data stays in Redis.
+   * map's, it waits for no call, only for the commands already sent (the call the callback is
+   * part of waits for it, and so may others, through that one); the later commands of every
+   * call in progress then reject with `"closed"`. The map's data stays in Redis.
    *
    * @example
    * ```ts ignore
