@@ -7,6 +7,40 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, GoMap, SyncMap } from "../mod.ts";
 
+const apply = Reflect.apply;
+const byteLengthGetter = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  "byteLength",
+)!.get!;
+
+/**
+ * On a GoMap and on a SyncMap: stores a `size`-byte value of 0xff beside 20 live 8-byte values,
+ * with holes between them where a block sized too small would land, `armed` run just before;
+ * then checks that every value reads back whole (lengths by the built-in getter, through a
+ * Reflect.apply taken as this file loaded) and that `verify()` passes.
+ */
+function storeBesideNeighbours(size: number, armed: () => void = () => {}): void {
+  for (const kind of ["GoMap", "SyncMap"]) {
+    const go = kind === "GoMap" ? new GoMap<unknown, Uint8Array>() : null;
+    const sync = go === null ? new SyncMap<unknown, Uint8Array>() : null;
+    const set = (k: unknown, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
+    const get = (k: unknown) => go !== null ? go.get(k) : sync!.load(k);
+    for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
+    for (let i = 0; i < 20; i++) (go ?? sync)!.delete(2 * i);
+    armed();
+    set("victim", new Uint8Array(size).fill(0xff));
+    for (let i = 1; i < 40; i += 2) {
+      const v = get(i)!;
+      assert.equal(apply(byteLengthGetter, v, []), 8, `${kind}: neighbour ${i}`);
+      for (let j = 0; j < 8; j++) assert.equal(v[j], i, `${kind}: neighbour ${i}`);
+    }
+    const victim = get("victim")!;
+    assert.equal(apply(byteLengthGetter, victim, []), size, kind);
+    for (let j = 0; j < size; j++) assert.equal(victim[j], 0xff, kind);
+    (go ?? sync)!.verify();
+  }
+}
+
 test("SyncMap.load of a structured value whose decode, through an Array.prototype setter, stores again", () => {
   // The nested stores retire the record being decoded; before the decode held the participant
   // (no quiescent point), its memory was freed and reused under the decoder, and load returned
@@ -58,27 +92,7 @@ test("a %TypedArray%.prototype.length that lies sizes no blob smaller than what 
     },
   });
   try {
-    for (const kind of ["GoMap", "SyncMap"]) {
-      const go = kind === "GoMap" ? new GoMap<unknown, Uint8Array>() : null;
-      const sync = go === null ? new SyncMap<unknown, Uint8Array>() : null;
-      const set = (k: unknown, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
-      const get = (k: unknown) => go !== null ? go.get(k) : sync!.load(k);
-      // Blobs of the victim's lied-about size class, with holes between live ones.
-      for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
-      for (let i = 0; i < 20; i++) (go ?? sync)!.delete(2 * i);
-      set("victim", new Uint8Array(200).fill(0xff));
-      for (let i = 1; i < 40; i += 2) {
-        assert.deepEqual(
-          Array.from(get(i)!),
-          Array.from(new Uint8Array(8).fill(i)),
-          `${kind} ${i}`,
-        );
-      }
-      const victim = get("victim")!;
-      assert.equal(real.get!.call(victim), 200);
-      assert.ok(Array.from(victim).every((b) => b === 0xff));
-      (go ?? sync)!.verify();
-    }
+    storeBesideNeighbours(200);
   } finally {
     Object.defineProperty(TA, "length", real);
   }
@@ -115,36 +129,19 @@ test("a codec whose name getter changes its answer is recorded under the name it
 
 test("a patched Function.prototype.call cannot stand in for the built-in byteLength", () => {
   // The built-ins were called as `getter.call(view)`, which looks `call` up at every use.
-  const byteLength = Object.getOwnPropertyDescriptor(
-    Object.getPrototypeOf(Uint8Array.prototype),
-    "byteLength",
-  )!.get!;
   const realCall = Function.prototype.call;
   let reads = 0;
   Object.defineProperty(Function.prototype, "call", {
     configurable: true,
     writable: true,
     value: function (this: (...a: unknown[]) => unknown, self: unknown, ...args: unknown[]) {
-      const r = Reflect.apply(this, self, args);
+      const r = apply(this, self, args);
       // Lies about the 200-byte value, once some reads in: the size a blob is allocated by.
-      return this === byteLength && r === 200 && ++reads >= 2 ? 4 : r;
+      return this === byteLengthGetter && r === 200 && ++reads >= 2 ? 4 : r;
     },
   });
   try {
-    for (const kind of ["SyncMap", "GoMap"]) {
-      const go = kind === "GoMap" ? new GoMap<unknown, Uint8Array>() : null;
-      const sync = go === null ? new SyncMap<unknown, Uint8Array>() : null;
-      const set = (k: unknown, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
-      const get = (k: unknown) => go !== null ? go.get(k) : sync!.load(k);
-      for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
-      for (let i = 0; i < 20; i++) (go ?? sync)!.delete(2 * i);
-      reads = 0;
-      set("victim", new Uint8Array(200).fill(0xff));
-      for (let i = 1; i < 40; i += 2) {
-        assert.ok(Array.from(get(i)!).every((b) => b === i), `${kind}: neighbour ${i}`);
-      }
-      (go ?? sync)!.verify();
-    }
+    storeBesideNeighbours(200, () => reads = 0);
   } finally {
     Object.defineProperty(Function.prototype, "call", {
       configurable: true,
@@ -201,14 +198,9 @@ test("the built-ins the maps call cannot be given another own call", () => {
   // On Bun each built-in's own `call` is pinned to the built-in one as the module loads (a bound
   // call, which V8 prefers, is slow there); an own `call` put on it later changes nothing either
   // way: the maps call the built-in.
-  const byteLength = Object.getOwnPropertyDescriptor(
-    Object.getPrototypeOf(Uint8Array.prototype),
-    "byteLength",
-  )!.get!;
-  const realCall = Function.prototype.call;
   let assigned = false;
   try {
-    (byteLength as unknown as Record<string, unknown>).call = function (this: unknown) {
+    (byteLengthGetter as unknown as Record<string, unknown>).call = function () {
       return 4; // a lie about every length
     };
     assigned = true;
@@ -216,18 +208,8 @@ test("the built-ins the maps call cannot be given another own call", () => {
     assert.ok(error instanceof TypeError); // pinned
   }
   try {
-    for (const kind of ["GoMap", "SyncMap"]) {
-      const go = kind === "GoMap" ? new GoMap<number, Uint8Array>() : null;
-      const sync = go === null ? new SyncMap<number, Uint8Array>() : null;
-      const set = (k: number, v: Uint8Array) => go !== null ? go.set(k, v) : sync!.store(k, v);
-      const get = (k: number) => go !== null ? go.get(k) : sync!.load(k);
-      for (let i = 0; i < 40; i++) set(i, new Uint8Array(8).fill(i));
-      set(100, new Uint8Array(400).fill(0xcd));
-      for (let i = 0; i < 40; i++) assert.ok(Array.from(get(i)!).every((b) => b === i));
-      assert.equal(realCall.call(byteLength, get(100)!), 400);
-      (go ?? sync)!.verify();
-    }
+    storeBesideNeighbours(400);
   } finally {
-    if (assigned) delete (byteLength as unknown as Record<string, unknown>).call;
+    if (assigned) delete (byteLengthGetter as unknown as Record<string, unknown>).call;
   }
 });
