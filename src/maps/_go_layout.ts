@@ -39,6 +39,13 @@ export const WRAPS = H_ROOT + 3;
 // readers after their read of SEQ, as WRAPS is. Like SEQ's versions, no stamp comes again.
 export const LAYOUT = H_ROOT + 4;
 export const LAYOUT_WRAPS = H_ROOT + 5;
+// RECOVERING names the thread (owner id) recovering a dead or abandoned writer's write while it
+// holds SEQ for that, and is 0 otherwise: a reader that finds SEQ odd, held by a live thread,
+// waits for a recovery to end rather than take it for a write overlapping its read (two
+// readers that meet a dead writer's write at once: one recovers it, the other waits). Stored
+// atomically by the recoverer once it holds SEQ and again (0) before it releases SEQ; loaded
+// atomically by such a reader.
+export const RECOVERING = H_ROOT + 6;
 /** The version of SEQ whose next version is 0: a writer starting from it moves WRAPS. */
 export const SEQ_BEFORE_WRAP = -2;
 /** The byte offset of the table header in a GoMap's arena. */

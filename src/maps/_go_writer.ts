@@ -15,6 +15,7 @@ import {
   LAST_SEQ,
   LAYOUT,
   LAYOUT_WRAPS,
+  RECOVERING,
   SEQ,
   SEQ_BEFORE_WRAP,
   WRAPS,
@@ -110,14 +111,18 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   if (owner !== 0 && (owner === ownerId() || !ownerGone(owner))) return seq;
   const a = s.arena;
   const i32 = a.i32;
-  const mine = (ownerId() << 1) | 1;
+  const me = ownerId();
+  const mine = (me << 1) | 1;
   if (Atomics.compareExchange(i32, SEQ, seq, mine) !== seq) return Atomics.load(i32, SEQ);
+  // Readers that meet SEQ held by this thread now wait for the recovery (RECOVERING).
+  Atomics.store(i32, RECOVERING, me);
   try {
     a.reach(a.buffer.byteLength);
     const journal = s.tx.journal;
     journal.recover();
     if (journal.intent === INTENT_CLEAR) finishClear(s);
   } catch (error) {
+    Atomics.store(i32, RECOVERING, 0);
     Atomics.store(i32, SEQ, seq);
     throw error;
   }
@@ -127,7 +132,9 @@ function recoverWriter<K, V>(s: GoAccess<K, V>, seq: number): number {
   // Whatever the dead writer did, a new layout stamp (the rollback or the clear moved keys).
   i32[LAYOUT_WRAPS] = i32[WRAPS];
   i32[LAYOUT] = next;
+  Atomics.store(i32, RECOVERING, 0);
   Atomics.store(i32, SEQ, next);
+  Atomics.notify(i32, SEQ); // readers waiting for the recovery (readerBlocked)
   return next;
 }
 
@@ -154,12 +161,22 @@ export function beginRead<K, V>(s: GoAccess<K, V>, operation: string): number {
 
 /**
  * A reader found the write sequence odd: throws ConcurrentMapWriteError, unless the writer
- * is gone, in which case the write it left is recovered and the read may start over.
+ * is gone, in which case the write it left is recovered and the read may start over; or
+ * unless another thread is recovering it (RECOVERING names the holder), in which case the read
+ * waits for that recovery to end (a recoverer that dies meanwhile is itself a gone writer).
  */
 export function readerBlocked<K, V>(s: GoAccess<K, V>, seq: number, operation: string): number {
-  const next = recoverWriter(s, seq);
-  if ((next & 1) !== 0) throw new ConcurrentMapWriteError(operation);
-  return next;
+  const i32 = s.arena.i32;
+  for (;;) {
+    const next = recoverWriter(s, seq);
+    if ((next & 1) === 0) return next;
+    if (Atomics.load(i32, RECOVERING) !== next >>> 1) throw new ConcurrentMapWriteError(operation);
+    // A recovery, however long (a clear of a large table), ends with a notify: the timeout only
+    // bounds each sleep, for a recoverer that dies without one.
+    Atomics.wait(i32, SEQ, next, 10);
+    seq = Atomics.load(i32, SEQ);
+    if ((seq & 1) === 0) return seq;
+  }
 }
 
 /**
