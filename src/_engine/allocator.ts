@@ -189,12 +189,16 @@ export function underLock<T>(arena: Arena, f: (j: Journal) => T): T {
     let result: T;
     try {
       result = f(j);
+      // Inside the try: a commit that throws (a stack overflow as it is entered, before it
+      // writes) is rolled back here too, before the caller goes on. Released unsettled
+      // instead, the step would wait for the lock's next holder while this thread went on
+      // with what it wrote (a refilled cache's list, whose blocks the spans still count free).
+      j.commit();
     } catch (error) {
-      j.recover();
+      j.recover(); // back, or forward if the commit had begun (the step then took effect)
       settled = true;
       throw error;
     }
-    j.commit();
     settled = true;
     return result;
   } finally {

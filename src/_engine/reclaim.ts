@@ -619,16 +619,21 @@ export class Participant {
       this.#cache = 0;
     }
     this.#closed = true;
-    // The owner can free its empty retire list itself; anything left is swept by others.
-    const list = this.arena.i32[this.#seat + LIST];
-    if (list !== 0 && this.#pending === 0) {
-      lockedRelease(this.arena, list, listBytes(this.arena.i32[(list >> 2) + RL_CAPACITY]), [
-        this.#seat + LIST,
-        0,
-      ]);
+    try {
+      // The owner can free its empty retire list itself; anything left is swept by others.
+      const list = this.arena.i32[this.#seat + LIST];
+      if (list !== 0 && this.#pending === 0) {
+        lockedRelease(this.arena, list, listBytes(this.arena.i32[(list >> 2) + RL_CAPACITY]), [
+          this.#seat + LIST,
+          0,
+        ]);
+      }
+      this.#withdraw();
+    } finally {
+      // Whatever threw (a stack overflow), the seat goes back: closed, this participant will
+      // not come again to give it back, and a list left in it is an orphan others sweep.
+      releaseSeat(this.registry, this.index, generationOf(this.#token));
     }
-    this.#withdraw();
-    releaseSeat(this.registry, this.index, generationOf(this.#token));
   }
 
   /** Throws the closed error when this participant was closed (for calls that read only). */
@@ -781,25 +786,33 @@ export class Participant {
       if (a.i32[at + LIST] === 0 && a.i32[at + CACHE] === 0) continue;
       // Borrow the seat: a claim in this generation keeps new owners out meanwhile, and the
       // borrower's id in OWNER lets others reclaim the seat if the borrower dies meanwhile.
+      const me = ownerId();
       const claim = claimFree(a.i32, at, SEAT_IN_USE);
       if (claim === -1) continue;
       const free = claim & ~3;
-      // Its list and cache may lie past this thread's views.
-      a.reach(a.buffer.byteLength);
-      const cache = a.i32[at + CACHE];
-      if (cache !== 0) {
-        // Its owner may have died between a list write and the advisory counts.
-        repairCache(a, cache);
-        freeCache(a, cache, at + CACHE);
+      try {
+        // Its list and cache may lie past this thread's views.
+        a.reach(a.buffer.byteLength);
+        const cache = a.i32[at + CACHE];
+        if (cache !== 0) {
+          // Its owner may have died between a list write and the advisory counts.
+          repairCache(a, cache);
+          freeCache(a, cache, at + CACHE);
+        }
+        const list = a.i32[at + LIST];
+        if (list !== 0 && this.#sweep(list, oldest) === 0) {
+          lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
+        }
+        if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) {
+          Atomics.sub(a.i32, orphanWord, 1);
+        }
+      } finally {
+        // Given back whatever threw (a stack overflow): this thread is alive, so nobody else
+        // would, and what is left in the seat stays an orphan for the next sweep. Free first,
+        // then OWNER (see claimFree); builtins alone, as a release must not fail.
+        Atomics.store(a.i32, at + CLAIM, free);
+        Atomics.compareExchange(a.i32, at + OWNER, me, 0);
       }
-      const list = a.i32[at + LIST];
-      if (list !== 0 && this.#sweep(list, oldest) === 0) {
-        lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
-      }
-      if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) Atomics.sub(a.i32, orphanWord, 1);
-      // Free first, then OWNER (see claimFree).
-      Atomics.store(a.i32, at + CLAIM, free);
-      Atomics.compareExchange(a.i32, at + OWNER, ownerId(), 0);
     }
   }
 

@@ -100,7 +100,12 @@ export function reapDead(core: SyncCore): void {
   try {
     sweepDue(core, PAUSE_TIMEOUT_MS, true);
   } finally {
-    for (const { index, generation } of dead) releaseSeat(registry, index, generation);
+    // With the mutex taken first (seatReleased): the sweep's own locked step may have thrown
+    // before it took it, and a dead owner's step still in the mutex's journal may name words of
+    // the seat's retire list, which the release hands to others.
+    for (const { index, generation } of dead) {
+      releaseSeat(registry, index, generation, 0, (deadOwner) => seatReleased(core, deadOwner));
+    }
   }
 }
 
