@@ -134,6 +134,24 @@ describe("RWMutex reader seats of dead threads", () => {
     rw.unlock();
   });
 
+  test("a claimer that finds every seat held by a thread just recorded terminating waits", () => {
+    // This thread looks at `ending` for the first time now: the grace runs from here. It used
+    // to find every seat live and throw RangeError; it waits out the grace and takes the seat.
+    census();
+    const ending = 7_000_001;
+    const i32 = newLockBlock("RWMutex", rwWords(1)) as Int32Array;
+    initRw(i32, base, 1);
+    rLockFirst(i32, base, readerSeat(i32, base, ending), ending);
+    markTerminating(ending - 1);
+    const started = realNow.call(performance);
+    const seat = readerSeat(i32, base, ownerId());
+    assert.ok(realNow.call(performance) - started >= TERMINATE_GRACE_MS - 5, "waited the grace");
+    assert.equal(seatOwner(i32), ownerId());
+    assert.equal(rLockFirst(i32, base, seat, ownerId()), 1);
+    rUnlock(i32, base, seat, ownerId());
+    assert.equal(readers(i32, base), 0);
+  });
+
   test("a claimer that finds the only seat being reaped waits for the reap, not a RangeError", () => {
     // A reaper (here a thread marked terminating, its grace not over: live) has marked the only
     // seat; it finishes (its mark becomes 0) while the claimer looks on.

@@ -515,6 +515,14 @@ function watcherOf(threadId: number): number | undefined {
   return undefined;
 }
 
+/**
+ * Whether the thread with owner id `owner` is recorded terminating and not yet gone: what it
+ * holds is freed once {@linkcode ownerGone} says so, within the grace. Slow paths only.
+ */
+export function ownerEnding(owner: number): boolean {
+  return views.length !== 0 && stateOf(owner - 1) === TERMINATING;
+}
+
 /** Whether the thread with owner id `owner` is gone. Slow paths only. */
 export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;

@@ -76,11 +76,17 @@ let deadThread = -1;
 
 /**
  * The thread id of the dead holder this thread took the lock word at `i32[index]` over from,
- * when its last take-over was of this word; -1 otherwise (the word was poisoned by another
- * thread's take-over, or this thread's last take-over was of another lock).
+ * when its last take-over was of this word and has not been reported yet; -1 otherwise (the
+ * word was poisoned by another thread's take-over, this thread's last take-over was of another
+ * lock, or it was reported already). Reported once: the OwnerDeadError that follows the
+ * take-over names the dead holder, and a later acquisition of the word, still poisoned, names
+ * none (another thread may have repaired that death and unlocked since, and a later death be
+ * another's).
  */
 export function deadOwnerOf(i32: Int32Array, index: number): number {
-  return i32.buffer === deadBuffer && i32.byteOffset + index * 4 === deadByte ? deadThread : -1;
+  if (i32.buffer !== deadBuffer || i32.byteOffset + index * 4 !== deadByte) return -1;
+  deadBuffer = null;
+  return deadThread;
 }
 
 /**
@@ -268,9 +274,9 @@ export function clearPoison(i32: Int32Array, index: number, me: number): void {
     if ((w & POISONED) === 0) return;
     const found = Atomics.compareExchange(i32, index, w, w & ~POISONED);
     if (found === w) {
-      // This thread's take-over of the word, if it was the last, named a holder whose damage is
-      // repaired now: a later poisoning is another's.
-      if (deadOwnerOf(i32, index) >= 0) deadBuffer = null;
+      // This thread's take-over of the word, if it was the last and is not reported yet, named
+      // a holder whose damage is repaired now: a later poisoning is another's.
+      deadOwnerOf(i32, index);
       return;
     }
     w = found;

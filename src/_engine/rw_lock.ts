@@ -65,7 +65,7 @@
  */
 
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
-import { checkSelf, ownerGone, ownerId } from "./census.ts";
+import { checkSelf, ownerEnding, ownerGone, ownerId, TERMINATE_GRACE_MS } from "./census.ts";
 import { ownerDead } from "./lock_block.ts";
 import {
   ACQUIRED,
@@ -137,20 +137,25 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   const own = ownSeat(i32, base, me);
   if (own !== 0) return own;
   const n = i32[base + NSEATS];
-  // Two passes, a reap between them; and more while another thread is reaping a seat (its mark,
-  // a negative owner, is there for a few atomic operations), each after a 1 ms sleep, up to
-  // REAP_WAIT_PASSES: that seat is about to be free, and the table is not full.
-  for (
-    let pass = 0, reaping = 0;
-    pass < 2 || (reaping > 0 && pass < 2 + REAP_WAIT_PASSES);
-    pass++
-  ) {
-    if (pass >= 2) Atomics.wait(napWord, 0, 0, 1);
-    reaping = 0;
+  // Two passes, a reap between them; and more, each after a 1 ms sleep, while a seat is about
+  // to be free: another thread is reaping it (its mark, a negative owner, is there for a few
+  // atomic operations), or its owner is recorded terminating and counts as gone within the
+  // grace (ownerGone starts that clock at this thread's first look, so a thread that meets the
+  // end only now would otherwise find every seat live and throw). Bounded by twice the grace.
+  let deadline = 0;
+  for (let pass = 0, soon = 0; pass < 2 || soon > 0; pass++) {
+    if (pass >= 2) {
+      const now = performance.now();
+      if (deadline === 0) deadline = now + 2 * TERMINATE_GRACE_MS;
+      else if (now > deadline) break;
+      checkSelf(); // a thread itself ending stops rather than wait
+      Atomics.wait(napWord, 0, 0, 1);
+    }
+    soon = 0;
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
       const owner = Atomics.load(i32, at + S_OWNER);
-      if (owner < 0) reaping++;
+      if (owner < 0 || (owner > 0 && ownerEnding(owner))) soon++;
       if (owner !== 0) continue;
       // The mark first, then the claim: a claim cut short after the mark (a stack overflow can
       // throw from any call) leaves a free seat below the mark, which costs scans a seat; the
@@ -168,8 +173,6 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   );
 }
 
-/** Extra passes {@linkcode readerSeat} makes, 1 ms apart, while another thread reaps a seat. */
-const REAP_WAIT_PASSES = 200;
 /** A word nobody notifies: readerSeat's 1 ms sleeps. */
 const napWord = new Int32Array(new SharedArrayBuffer(4));
 
