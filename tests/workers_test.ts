@@ -379,6 +379,33 @@ test("node.ts: user codecs, a share with a worker made by hand, and bad input", 
   }, () => void worker?.terminate());
 });
 
+test("node.ts: a worker tracked first is shared with later, and released once", async () => {
+  // track() (or trackAll()) and share() kept one set: a tracked worker was refused as "already
+  // shared with".
+  const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
+  points.set({ x: 1, y: 2 }, "from parent");
+  const probe = newProbe();
+  let worker: NodeWorker | undefined;
+  await within(TIMEOUT_MS, async () => {
+    worker = new NodeWorker(NODE_WORKER, { workerData: { mode: "codec", end: "natural" } });
+    const box = new Mailbox();
+    worker.on("message", box.put);
+    worker.on("error", (e: Error) => box.fail(e));
+    nodeAdapter.track(worker);
+    nodeAdapter.track(worker); // again: nothing more
+    nodeAdapter.share(worker, { points, probe });
+    assert.throws(() => nodeAdapter.share(worker!, { points }), /already shared/);
+    assert.deepEqual(await box.next(), {
+      ok: true,
+      value: "from parent",
+      sharesSeen: 0,
+      userMessages: 0,
+    });
+    assert.equal(points.get({ x: 3, y: 4 }), "from worker");
+    await expectOneRelease(probe, "the tracked worker's natural exit");
+  }, () => void worker?.terminate());
+});
+
 test("node.ts: a worker that has exited is refused by share() and track(), leaking nothing", async () => {
   const map = new SyncMap<string, number>();
   const mu = new Mutex();

@@ -382,11 +382,23 @@ export interface AdapterSpec<W extends object> {
   readonly watch: (worker: W, end: (graceMs?: number) => void) => Watch;
 }
 
+/** A worker watched for its end: by `track()`, a share, or both. */
+interface Watched {
+  readonly watch: Watch;
+  /** The worker's end, seen (or declared by the caller): stops the watch, runs `releases`. */
+  readonly end: (graceMs?: number) => void;
+  /** What to give back at the end: each share's grant. */
+  readonly releases: ((graceMs?: number) => void)[];
+  /** Whether something was shared with it (a second share is refused). */
+  shared: boolean;
+  ended: boolean;
+}
+
 /** Parent side: `track()`, `share()` and `spawn()` for the workers of one runtime. */
 export class WorkerAdapter<W extends object> {
   readonly #spec: AdapterSpec<W>;
-  /** The workers shared with or tracked so far. */
-  readonly #shared = new WeakSet<W>();
+  /** The workers watched so far: tracked, shared with, or both. */
+  readonly #watched = new WeakMap<W, Watched>();
 
   constructor(spec: AdapterSpec<W>) {
     this.#spec = spec;
@@ -406,16 +418,21 @@ export class WorkerAdapter<W extends object> {
   track(worker: W): Watch | undefined {
     this.#checkWorker(worker, "track");
     this.#spec.check?.(worker);
-    if (this.#shared.has(worker)) return undefined;
-    return this.#watchOnce(worker).watch;
+    if (this.#watched.has(worker)) return undefined;
+    return this.#watch(worker).watch;
   }
 
-  /** `share()`. Checks `worker`, then shares `values` with it. */
+  /**
+   * `share()`. Checks `worker`, then shares `values` with it. A worker tracked before (by
+   * `track()` or `trackAll()`) is shared with through the watch it has.
+   */
   share(worker: W, values: Shareables): void {
     this.#checkWorker(worker, "share");
     this.#spec.check?.(worker);
-    if (this.#shared.has(worker)) throw new Error("share: this worker was already shared with");
-    this.#connect(worker, shareAll(values));
+    const watched = this.#watched.get(worker);
+    if (watched?.shared) throw new Error("share: this worker was already shared with");
+    if (watched?.ended) throw new Error("share: this worker has ended");
+    this.#connect(worker, shareAll(values), watched);
   }
 
   /**
@@ -431,7 +448,7 @@ export class WorkerAdapter<W extends object> {
       grant.release();
       throw error;
     }
-    this.#connect(worker, grant);
+    this.#connect(worker, grant, this.#watched.get(worker));
     return worker;
   }
 
@@ -442,34 +459,45 @@ export class WorkerAdapter<W extends object> {
     }
   }
 
-  /** Posts the share message to `worker` and releases the grant once it has ended. */
-  #connect(worker: W, grant: Grant): void {
-    const { watch, end } = this.#watchOnce(worker, grant.release);
+  /**
+   * Posts the share message to `worker`, watched already or now, and releases the grant once
+   * it has ended. A post that fails gives the grant back at once; a worker watched only for
+   * this share stops being watched then, one tracked before stays tracked.
+   */
+  #connect(worker: W, grant: Grant, watched: Watched | undefined): void {
+    const entry = watched ?? this.#watch(worker);
+    entry.shared = true;
+    entry.releases.push(grant.release);
     try {
-      watch.post(grant.message);
+      entry.watch.post(grant.message);
     } catch (error) {
-      end();
+      entry.releases.pop();
+      entry.shared = false;
+      if (watched === undefined) entry.end();
+      grant.release();
       throw error;
     }
   }
 
   /**
-   * Starts watching `worker` and counts it as shared with. Its end, however often it is seen,
-   * stops the watch and calls `release` once; `end` is that end, for the caller to call itself.
+   * Starts watching `worker`. Its end, however often it is seen, stops the watch and runs the
+   * releases once.
    */
-  #watchOnce(
-    worker: W,
-    release?: (graceMs?: number) => void,
-  ): { watch: Watch; end: (graceMs?: number) => void } {
-    let ended = false;
-    const end = (graceMs?: number): void => {
-      if (ended) return;
-      ended = true;
-      watch.stop();
-      release?.(graceMs);
+  #watch(worker: W): Watched {
+    const entry: Watched = {
+      watch: undefined as unknown as Watch,
+      end: (graceMs?: number): void => {
+        if (entry.ended) return;
+        entry.ended = true;
+        entry.watch.stop();
+        for (const release of entry.releases) release(graceMs);
+      },
+      releases: [],
+      shared: false,
+      ended: false,
     };
-    const watch = this.#spec.watch(worker, end);
-    this.#shared.add(worker);
-    return { watch, end };
+    (entry as { watch: Watch }).watch = this.#spec.watch(worker, entry.end);
+    this.#watched.set(worker, entry);
+    return entry;
   }
 }

@@ -117,7 +117,8 @@ export function track(worker: Worker): void {
  *
  * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
  * RWMutex, and Error if `worker` was already shared with or has closed (it would fire no
- * `close` event, and its share would stay claimed).
+ * `close` event, and its share would stay claimed). A worker tracked before (`track()`) may be
+ * shared with once, as any other.
  *
  * @example
  * ```ts

@@ -223,7 +223,8 @@ function watchEveryEnd(): void {
  * `exit` event, whatever ended it.
  *
  * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
- * RWMutex, and Error if `worker` was already shared with or has exited.
+ * RWMutex, and Error if `worker` was already shared with or has exited. A worker tracked before
+ * (`track()`, `trackAll()`) may be shared with once, as any other.
  *
  * @example
  * ```ts
