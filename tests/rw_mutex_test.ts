@@ -1,9 +1,10 @@
 // Copyright the shmap authors. MIT license.
-import { test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Mutex } from "../src/sync/mutex.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
-import { seatCountWord } from "../src/_engine/rw_lock.ts";
+import { SEAT_WRITER, seatCountWord, STATE, WRITER, WRITER_MU } from "../src/_engine/rw_lock.ts";
+import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
   assertRefusesBadHandles,
@@ -298,4 +299,51 @@ test("RWMutex: a waiting writer holds back new readers (writer preference)", asy
   });
   assert.equal(rw.tryLock(), true);
   rw.unlock();
+});
+
+describe("RWMutex waits that could never end throw instead", () => {
+  // Go's RWMutex deadlocks in each of these; this one would too, holding every other thread
+  // up with it (WRITER set, or the writer mutex held).
+  test("lock() by a thread that holds a read lock", () => {
+    const rw = new RWMutex();
+    rw.rLock();
+    assert.throws(() => rw.lock(), /holds a read lock of it \(deadlock\)/);
+    rw.rUnlock();
+    rw.lock(); // backed out: nothing left held or flagged
+    rw.unlock();
+    assert.equal(rw.tryRLock(), true);
+    rw.rUnlock();
+  });
+
+  test("rLock() by the thread that holds the write lock", () => {
+    const rw = new RWMutex();
+    rw.lock();
+    assert.throws(() => rw.rLock(), /holds its write lock \(deadlock\)/);
+    rw.unlock();
+    rw.rLock();
+    rw.rUnlock();
+  });
+
+  test("rLock() again by a reader while a writer waits for it", () => {
+    const rw = new RWMutex();
+    rw.rLock();
+    // Another thread's writer, waiting for this reader: it holds the writer mutex, WRITER is
+    // set and the seats flagged.
+    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+    const other = 8_000_001; // an owner id no thread has, not recorded gone: live
+    const seat = seatCountWord(LOCK_BASE, 0);
+    Atomics.store(words, LOCK_BASE + WRITER_MU, other << OWNER_SHIFT);
+    Atomics.or(words, LOCK_BASE + STATE, WRITER);
+    Atomics.or(words, seat, SEAT_WRITER);
+    try {
+      assert.throws(() => rw.rLock(), /again by a reader while a writer waits/);
+    } finally {
+      Atomics.and(words, seat, ~SEAT_WRITER);
+      Atomics.and(words, LOCK_BASE + STATE, ~WRITER);
+      Atomics.store(words, LOCK_BASE + WRITER_MU, 0);
+    }
+    rw.rUnlock(); // the first read lock, still held
+    rw.lock();
+    rw.unlock();
+  });
 });

@@ -82,7 +82,8 @@ import {
   WAIT_SLICE_MS,
 } from "./futex.ts";
 
-const STATE = 0;
+/** The state word, from the lock's base: WRITER, READERS_WAITING, the high-water mark. */
+export const STATE = 0;
 /** The writer mutex's word, from the lock's base (RWMutex.rLock reads its POISONED bit). */
 export const WRITER_MU = 1;
 /** The drain word, from the lock's base: bumped as a reader leaves a writer's way (RWMutex). */
@@ -95,7 +96,8 @@ const SEAT_STRIDE = 16;
 const S_OWNER = 0;
 const S_COUNT = 1;
 
-const WRITER = 1;
+/** STATE's bit: a writer holds the lock or waits for readers to leave. */
+export const WRITER = 1;
 const READERS_WAITING = 2;
 /** The high-water mark's place in the state word: `state >>> HIGH_SHIFT`. */
 const HIGH_SHIFT = 2;
@@ -104,7 +106,8 @@ const D_WAITING = 1;
 /** In the drain note: and it took the writer mutex unpoisoned. */
 const D_CLEAN = 2;
 /** In a seat's count word: a writer holds the lock or waits for it. */
-const SEAT_WRITER = 1 << 30;
+/** A seat's flag: a writer holds or waits (new read locks go the slow way). */
+export const SEAT_WRITER = 1 << 30;
 /** The read lock count in a seat's count word. */
 export const COUNT_MASK = SEAT_WRITER - 1;
 /**
@@ -274,6 +277,20 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
     for (;;) {
       let s = Atomics.load(i32, base + STATE);
       if ((s & WRITER) === 0) break;
+      if (spins === 0) {
+        // Waits that could never end, and would hold every other thread up with them (Go's
+        // RWMutex deadlocks here; this one throws, holding nothing more than before): this
+        // thread holds the write lock; or it holds a read lock, which the writer now waiting
+        // waits for (read locks are not reentrant).
+        if (Atomics.load(i32, base + WRITER_MU) >>> OWNER_SHIFT === me) {
+          throw new Error("sync: RWMutex.rLock by the thread that holds its write lock (deadlock)");
+        }
+        if ((Atomics.load(i32, seat) & COUNT_MASK) !== 0) {
+          throw new Error(
+            "sync: RWMutex.rLock again by a reader while a writer waits for it (deadlock)",
+          );
+        }
+      }
       if (spins < SPIN) {
         spins++;
         relax();
@@ -564,7 +581,7 @@ function takeWriteLock(i32: Int32Array, base: number, me: number): number {
     if (flagSeats(i32, base) !== 0) {
       // Atomic stores: the thread that takes the mutex over if this one dies reads the note.
       Atomics.store(i32, base + DRAIN_NOTE, D_WAITING | (status === ACQUIRED ? D_CLEAN : 0));
-      drain(i32, base);
+      drain(i32, base, me);
       Atomics.store(i32, base + DRAIN_NOTE, 0);
     }
     return status;
@@ -611,9 +628,15 @@ function waitedOnly(i32: Int32Array, base: number, status: number): number {
 }
 
 /** Waits until no reader holds the lock; every seat is flagged, so no new reader gets in. */
-function drain(i32: Int32Array, base: number): void {
+function drain(i32: Int32Array, base: number, me: number): void {
   // Uncontended, no reader: done without reading the drain word, which only a wait needs.
   if (readers(i32, base) === 0) return;
+  // A read lock of this very thread would never leave: it would wait for itself for ever, with
+  // WRITER set, so every other thread too. Thrown, the caller backs out (takeWriteLock).
+  const own = ownSeat(i32, base, me);
+  if (own !== 0 && (Atomics.load(i32, own) & COUNT_MASK) !== 0) {
+    throw new Error("sync: RWMutex.lock by a thread that holds a read lock of it (deadlock)");
+  }
   let spins = 0;
   for (;;) {
     // Drain word first, then the seats: a reader that leaves after our scan bumps the drain

@@ -112,7 +112,10 @@ const WRITER_WORD = LOCK_BASE + WRITER_MU;
  *   new readers block (and {@linkcode RWMutex.prototype.tryRLock} fails) until that writer
  *   has had its turn, so a steady stream of readers cannot starve writers. It follows that
  *   read locks are not reentrant: a reader that calls `rLock()` again while a writer waits
- *   deadlocks.
+ *   would wait for that writer, which waits for it. Go deadlocks there; this lock throws an
+ *   `Error` instead, as it does for `lock()` by a thread holding a read lock and `rLock()` by
+ *   the thread holding the write lock (each wait would never end, and would hold every other
+ *   thread up).
  * - When a writer unlocks, readers that were waiting get in before the next writer.
  *
  * And, as {@linkcode Mutex}, it survives dead threads: the lock records which threads hold it
