@@ -4,7 +4,7 @@
  * @module
  */
 
-import { GONE, isThreadId, record, selfThreadId } from "./_engine/census.ts";
+import { GONE, isThreadId, MAX_THREAD_ID, record, selfThreadId } from "./_engine/census.ts";
 import { declareChildrenGone } from "./workers/_thread_end.ts";
 
 /**
@@ -39,17 +39,22 @@ import { declareChildrenGone } from "./workers/_thread_end.ts";
  * ```
  *
  * @param threadId The thread id of the thread that ended.
- * @throws {TypeError} if `threadId` is not a non-negative integer thread id.
- * @throws {RangeError} if `threadId` is the calling thread's own.
+ * @throws {TypeError} if `threadId` is not a thread id: an integer from 0 to 2^28 - 1.
+ * @throws {RangeError} if `threadId` is the calling thread's own, or 0, the main thread's (no
+ * worker outlives it).
  */
 export function threadGone(threadId: number): void {
   if (!isThreadId(threadId)) {
     throw new TypeError(
-      `threadGone: expected a thread id (a non-negative integer), got ${threadId}`,
+      `threadGone: expected a thread id (an integer from 0 to ${MAX_THREAD_ID}), got ${threadId}`,
     );
   }
   if (threadId === selfThreadId()) {
     throw new RangeError("threadGone: a thread cannot declare itself gone");
+  }
+  if (threadId === 0) {
+    // The main thread: its end ends the process, and every worker with it.
+    throw new RangeError("threadGone: thread 0 is the main thread, which no worker outlives");
   }
   record(threadId, GONE);
   declareChildrenGone(threadId);

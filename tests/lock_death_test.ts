@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
@@ -384,6 +385,46 @@ test("threadGone() rejects what is not a thread id, and the caller's own", () =>
     assert.throws(() => threadGone(bad as number), TypeError);
   }
   assert.throws(() => threadGone(0), RangeError, "the main thread is thread 0");
+  assert.throws(() => threadGone(2 ** 28), /an integer from 0 to 268435455/);
+});
+
+test("threadGone(0) from a worker is refused: no worker outlives the main thread", async () => {
+  // It was accepted, and every lock the main thread held counted as a dead holder's.
+  const worker = new Worker(new URL("./fixtures/thread_gone_zero_worker.ts", import.meta.url));
+  try {
+    const answer = await new Promise((resolve, reject) => {
+      worker.once("message", resolve);
+      worker.once("error", reject);
+    });
+    assert.match(String(answer), /^RangeError: threadGone: thread 0 is the main thread/);
+  } finally {
+    await worker.terminate();
+  }
+  const mu = new Mutex();
+  mu.lock(); // the main thread is not gone
+  mu.unlock();
+});
+
+test("poisoned is true while a dead holder has not been taken over yet", () => {
+  const dead = 900_003;
+  threadGone(dead);
+  const mu = new Mutex();
+  const words = new Int32Array(mu.handle.buffer, mu.handle.byteOffset);
+  words[LOCK_BASE] = (dead + 1) << OWNER_SHIFT;
+  assert.equal(mu.poisoned, true);
+  assert.throws(() => mu.lock(), OwnerDeadError);
+  assert.equal(mu.poisoned, true);
+  mu.markConsistent();
+  assert.equal(mu.poisoned, false);
+  mu.unlock();
+  const rw = new RWMutex();
+  const rwWords = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+  rwWords[LOCK_BASE + WRITER_MU] = (dead + 1) << OWNER_SHIFT;
+  assert.equal(rw.poisoned, true);
+  assert.throws(() => rw.lock(), OwnerDeadError);
+  rw.markConsistent();
+  rw.unlock();
+  assert.equal(rw.poisoned, false);
 });
 
 /** Each reader seat claimed so far in `rw`: its count word (read locks, and bit 30: flagged). */

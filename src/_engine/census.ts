@@ -101,7 +101,7 @@ const WATCHER_ENDED = typeof (globalThis as { Deno?: unknown }).Deno !== "undefi
   : GONE;
 
 /** The largest thread id a census can hold (ids ride in 30-bit fields). */
-const MAX_THREAD_ID = 2 ** 28 - 1;
+export const MAX_THREAD_ID = 2 ** 28 - 1;
 /** The lowest id a census hands out: above every `threadId` a runtime counts up to. */
 const MIN_CENSUS_ID = 2 ** 24;
 /** Ids a census may hand out before it reaches {@linkcode MAX_THREAD_ID}. */

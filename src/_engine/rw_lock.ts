@@ -233,7 +233,9 @@ export function seatCountWord(base: number, i: number): number {
 
 /** Whether the lock at `base` is poisoned (a writer died holding it). One plain read. */
 export function rwPoisoned(i32: Int32Array, base: number): boolean {
-  return (i32[base + WRITER_MU] & POISONED) !== 0;
+  // Also while a dead writer has not been taken over yet: the next acquisition will be.
+  const w = Atomics.load(i32, base + WRITER_MU);
+  return (w & POISONED) !== 0 || (w >>> OWNER_SHIFT !== 0 && ownerGone(w >>> OWNER_SHIFT));
 }
 
 /**
@@ -242,7 +244,7 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
  * word (see above). Returns ACQUIRED or ACQUIRED_POISONED (the read lock is held either way).
  * Later read locks through the seat are the add alone, written out in RWMutex.rLock: the add,
  * {@linkcode rLockSlow} when its old value is {@linkcode MAX_READS} or more, then the poison
- * bit ({@linkcode rwPoisoned}).
+ * bit (WRITER_MU's POISONED).
  */
 export function rLockFirst(i32: Int32Array, base: number, seat: number, me: number): number {
   // From the add on, until the return, no call of ours while the add counts: a call's entry is

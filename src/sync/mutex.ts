@@ -5,7 +5,14 @@
  * @module
  */
 
-import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
+import {
+  C_COUNT,
+  fast,
+  liveOwnerId,
+  liveOwnerIdSlow,
+  ownerGone,
+  ownerId,
+} from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -332,7 +339,9 @@ export class Mutex {
    * ```
    */
   get poisoned(): boolean {
-    return (Atomics.load(this.#block, LOCK_BASE) & POISONED) !== 0;
+    // Also while its dead holder has not been taken over yet: the next lock() will be.
+    const w = Atomics.load(this.#block, LOCK_BASE);
+    return (w & POISONED) !== 0 || (ownerOf(w) !== 0 && ownerGone(ownerOf(w)));
   }
 
   /** "Mutex". */
