@@ -10,7 +10,7 @@ import { Worker } from "node:worker_threads";
 import { Mutex, OwnerDeadError, RWMutex, threadGone } from "../mod.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
-import { seatCountWord, WRITER_MU } from "../src/_engine/rw_lock.ts";
+import { DRAIN_NOTE, seatCountWord, WRITER_MU } from "../src/_engine/rw_lock.ts";
 import type { DeathRequest } from "./fixtures/death_worker.ts";
 import { runChild } from "./fixtures/child.ts";
 import { sleep } from "./fixtures/harness.ts";
@@ -617,4 +617,19 @@ test("OwnerDeadError names the dead holder only for a lock this thread took over
   assert.throws(() => mu.lock(), (e: unknown) => e instanceof OwnerDeadError && e.threadId === -1);
   mu.markConsistent();
   mu.unlock();
+});
+
+test("an RWMutex whose writer died only waiting for readers is not poisoned", () => {
+  // Its take-over clears the poison (the lock was clean, and the writer never got in): poisoned
+  // read true until then, and lock() got in with no OwnerDeadError.
+  const dead = 900_004;
+  threadGone(dead);
+  const rw = new RWMutex();
+  const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+  words[LOCK_BASE + WRITER_MU] = (dead + 1) << OWNER_SHIFT;
+  words[LOCK_BASE + DRAIN_NOTE] = 1 | 2; // D_WAITING | D_CLEAN
+  assert.equal(rw.poisoned, false);
+  rw.lock(); // no OwnerDeadError
+  assert.equal(rw.poisoned, false);
+  rw.unlock();
 });

@@ -1,9 +1,18 @@
 // Copyright the shmap authors. MIT license.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Worker } from "node:worker_threads";
 import { Mutex } from "../src/sync/mutex.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
-import { SEAT_WRITER, seatCountWord, STATE, WRITER, WRITER_MU } from "../src/_engine/rw_lock.ts";
+import {
+  D_DRAINING,
+  DRAIN_NOTE,
+  SEAT_WRITER,
+  seatCountWord,
+  STATE,
+  WRITER,
+  WRITER_MU,
+} from "../src/_engine/rw_lock.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { RWMutex, type RWMutexHandle } from "../src/sync/rw_mutex.ts";
 import {
@@ -327,22 +336,69 @@ describe("RWMutex waits that could never end throw instead", () => {
   test("rLock() again by a reader while a writer waits for it", () => {
     const rw = new RWMutex();
     rw.rLock();
-    // Another thread's writer, waiting for this reader: it holds the writer mutex, WRITER is
-    // set and the seats flagged.
+    // Another thread's lock(), draining for this reader: it holds the writer mutex, WRITER is
+    // set, the seats flagged, and its note says it drains for good.
     const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
     const other = 8_000_001; // an owner id no thread has, not recorded gone: live
     const seat = seatCountWord(LOCK_BASE, 0);
     Atomics.store(words, LOCK_BASE + WRITER_MU, other << OWNER_SHIFT);
     Atomics.or(words, LOCK_BASE + STATE, WRITER);
     Atomics.or(words, seat, SEAT_WRITER);
+    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | D_DRAINING); // D_WAITING too
     try {
       assert.throws(() => rw.rLock(), /again by a reader while a writer waits/);
     } finally {
+      Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 0);
       Atomics.and(words, seat, ~SEAT_WRITER);
       Atomics.and(words, LOCK_BASE + STATE, ~WRITER);
       Atomics.store(words, LOCK_BASE + WRITER_MU, 0);
     }
     rw.rUnlock(); // the first read lock, still held
+    rw.lock();
+    rw.unlock();
+  });
+
+  test("rLock() again while a writer only tries (tryLock) waits for it to back out", async () => {
+    // The flags of a tryLock, or of lock()'s fast path backing out: no D_DRAINING. A nested
+    // read lock waits (as Go's does for TryLock, which never blocks readers for long).
+    const rw = new RWMutex();
+    rw.rLock();
+    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+    const other = 8_000_002;
+    const seat = seatCountWord(LOCK_BASE, 0);
+    Atomics.store(words, LOCK_BASE + WRITER_MU, other << OWNER_SHIFT);
+    Atomics.or(words, LOCK_BASE + STATE, WRITER);
+    Atomics.or(words, seat, SEAT_WRITER);
+    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | 2); // D_WAITING | D_CLEAN: lockFast's
+    // The back-out, 100 ms later, from a worker: this thread waits in rLock meanwhile.
+    const worker = new Worker(
+      `const { workerData: { buffer, offset, base, seat, note } } = require("node:worker_threads");
+       const w = new Int32Array(buffer, offset);
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+       Atomics.store(w, base + note, 0);
+       Atomics.and(w, seat, ~(1 << 30));
+       Atomics.and(w, base, ~1);
+       Atomics.store(w, base + 1, 0);
+       Atomics.notify(w, base);`,
+      {
+        eval: true,
+        workerData: {
+          buffer: rw.handle.buffer,
+          offset: rw.handle.byteOffset,
+          base: LOCK_BASE,
+          seat,
+          note: DRAIN_NOTE,
+        },
+      },
+    );
+    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    try {
+      rw.rLock(); // nested: waits for the back-out, then gets in
+      rw.rUnlock();
+    } finally {
+      await exited;
+    }
+    rw.rUnlock();
     rw.lock();
     rw.unlock();
   });

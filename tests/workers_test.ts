@@ -149,6 +149,25 @@ for (const end of webEndings) {
   });
 }
 
+if (runtime === "deno") {
+  test("deno.ts: a worker tracked first is shared with later", async () => {
+    // The tracking message carried the worker's goodbye port, and the share tried to send the
+    // same port again: DataCloneError.
+    const worker = new Worker(new URL("./fixtures/deno_receive_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    try {
+      denoAdapter.track(worker);
+      const got = new Promise((resolve) => worker.onmessage = (e) => resolve(e.data));
+      denoAdapter.share(worker, { lock: new Mutex() });
+      assert.equal(await within(TIMEOUT_MS, () => got), "received lock");
+      assert.throws(() => denoAdapter.share(worker, { lock: new Mutex() }), /already shared/);
+    } finally {
+      worker.terminate();
+    }
+  });
+}
+
 if (!isBun) {
   webTest(
     "deno.ts: a Deno worker that runs out of work lives on, and is not released",

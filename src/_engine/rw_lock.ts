@@ -12,7 +12,8 @@
  * | base + 3      | seats the write lock's holder flagged (its own; no one else reads it) |
  * | base + 4      | number of reader seats                                               |
  * | base + 5      | drain note: the writer mutex's holder is waiting for readers to leave |
- * |               | (D_WAITING), and took the mutex unpoisoned (D_CLEAN)                  |
+ * |               | (D_WAITING), and took the mutex unpoisoned (D_CLEAN); a lock() drains  |
+ * |               | for good, past its own checks (D_DRAINING: never a tryLock or lockFast) |
  * | base + 16 + 16i | reader seat i: owner id of the thread it belongs to, 0 when free  |
  * | base + 17 + 16i | reader seat i: read locks that thread holds (bits 0-29), and   |
  * |                 | SEAT_WRITER (bit 30): a writer holds the lock or waits for it     |
@@ -71,6 +72,7 @@ import {
   ACQUIRED,
   ACQUIRED_POISONED,
   CONTENDED,
+  deadOwnerOf,
   lockWord,
   NOT_ACQUIRED,
   OWNER_SHIFT,
@@ -90,7 +92,8 @@ export const WRITER_MU = 1;
 export const DRAIN = 2;
 const FLAGGED = 3;
 const NSEATS = 4;
-const DRAIN_NOTE = 5;
+/** The drain note, from the lock's base (see the table above). */
+export const DRAIN_NOTE = 5;
 const SEATS = 16;
 const SEAT_STRIDE = 16;
 const S_OWNER = 0;
@@ -105,6 +108,12 @@ const HIGH_SHIFT = 2;
 const D_WAITING = 1;
 /** In the drain note: and it took the writer mutex unpoisoned. */
 const D_CLEAN = 2;
+/**
+ * In the drain note: a lock() (takeWriteLock) waits for readers to leave, and will not back
+ * out (it checked that this thread holds no read lock): a reader of it that read-locks again
+ * would wait for it for ever. tryLock and lockFast back out, and never set it.
+ */
+export const D_DRAINING = 4;
 /** In a seat's count word: a writer holds the lock or waits for it. */
 /** A seat's flag: a writer holds or waits (new read locks go the slow way). */
 export const SEAT_WRITER = 1 << 30;
@@ -233,9 +242,13 @@ export function seatCountWord(base: number, i: number): number {
 
 /** Whether the lock at `base` is poisoned (a writer died holding it). One plain read. */
 export function rwPoisoned(i32: Int32Array, base: number): boolean {
-  // Also while a dead writer has not been taken over yet: the next acquisition will be.
   const w = Atomics.load(i32, base + WRITER_MU);
-  return (w & POISONED) !== 0 || (w >>> OWNER_SHIFT !== 0 && ownerGone(w >>> OWNER_SHIFT));
+  if ((w & POISONED) !== 0) return true;
+  // Also while a dead writer has not been taken over yet, unless it died only waiting for
+  // readers, with the lock clean before (its take-over clears the poison: waitedOnly).
+  if (w >>> OWNER_SHIFT === 0 || !ownerGone(w >>> OWNER_SHIFT)) return false;
+  const note = Atomics.load(i32, base + DRAIN_NOTE);
+  return (note & (D_WAITING | D_CLEAN)) !== (D_WAITING | D_CLEAN);
 }
 
 /**
@@ -279,20 +292,6 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
     for (;;) {
       let s = Atomics.load(i32, base + STATE);
       if ((s & WRITER) === 0) break;
-      if (spins === 0) {
-        // Waits that could never end, and would hold every other thread up with them (Go's
-        // RWMutex deadlocks here; this one throws, holding nothing more than before): this
-        // thread holds the write lock; or it holds a read lock, which the writer now waiting
-        // waits for (read locks are not reentrant).
-        if (Atomics.load(i32, base + WRITER_MU) >>> OWNER_SHIFT === me) {
-          throw new Error("sync: RWMutex.rLock by the thread that holds its write lock (deadlock)");
-        }
-        if ((Atomics.load(i32, seat) & COUNT_MASK) !== 0) {
-          throw new Error(
-            "sync: RWMutex.rLock again by a reader while a writer waits for it (deadlock)",
-          );
-        }
-      }
       if (spins < SPIN) {
         spins++;
         relax();
@@ -302,6 +301,22 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
       if (w >>> OWNER_SHIFT !== 0 && ownerGone(w >>> OWNER_SHIFT)) {
         releaseDeadWriter(i32, base, me);
         continue;
+      }
+      // Waits that could never end, and would hold every other thread up with them (Go's
+      // RWMutex deadlocks here; this one throws, holding nothing more than before): this
+      // thread holds the writer mutex; or it holds a read lock, which a live lock() now drains
+      // for (D_DRAINING: not a tryLock or a back-out, which would end). Read locks are not
+      // reentrant.
+      if (w >>> OWNER_SHIFT === me) {
+        throw new Error("sync: RWMutex.rLock by the thread that holds its write lock (deadlock)");
+      }
+      if (
+        (Atomics.load(i32, seat) & COUNT_MASK) !== 0 &&
+        (Atomics.load(i32, base + DRAIN_NOTE) & D_DRAINING) !== 0
+      ) {
+        throw new Error(
+          "sync: RWMutex.rLock again by a reader while a writer waits for it (deadlock)",
+        );
       }
       if ((s & READERS_WAITING) === 0) {
         if (Atomics.compareExchange(i32, base + STATE, s, s | READERS_WAITING) !== s) continue;
@@ -577,13 +592,24 @@ function writeLock(i32: Int32Array, base: number, me: number, wait: boolean): nu
 
 /** {@linkcode lock}'s work: the writer mutex, then the seats flagged and drained. */
 function takeWriteLock(i32: Int32Array, base: number, me: number): number {
+  // A read lock of this very thread would never leave, and the writer would wait for it for
+  // ever, as would every other thread (WRITER set, or the writer mutex held by another writer
+  // draining for it): thrown before anything is taken. Go deadlocks here.
+  const own = ownSeat(i32, base, me);
+  if (own !== 0 && (Atomics.load(i32, own) & COUNT_MASK) !== 0) {
+    throw new Error("sync: RWMutex.lock by a thread that holds a read lock of it (deadlock)");
+  }
   const taken = lockWord(i32, base + WRITER_MU, me);
   try {
     const status = waitedOnly(i32, base, taken);
     if (flagSeats(i32, base) !== 0) {
       // Atomic stores: the thread that takes the mutex over if this one dies reads the note.
-      Atomics.store(i32, base + DRAIN_NOTE, D_WAITING | (status === ACQUIRED ? D_CLEAN : 0));
-      drain(i32, base, me);
+      Atomics.store(
+        i32,
+        base + DRAIN_NOTE,
+        D_WAITING | D_DRAINING | (status === ACQUIRED ? D_CLEAN : 0),
+      );
+      drain(i32, base);
       Atomics.store(i32, base + DRAIN_NOTE, 0);
     }
     return status;
@@ -626,19 +652,14 @@ function waitedOnly(i32: Int32Array, base: number, status: number): number {
   if ((note & D_CLEAN) === 0) return status;
   // An atomic and: waiters may set CONTENDED in the word meanwhile.
   Atomics.and(i32, base + WRITER_MU, ~POISONED);
+  deadOwnerOf(i32, base + WRITER_MU); // a take-over with nothing to report: its record goes
   return ACQUIRED;
 }
 
 /** Waits until no reader holds the lock; every seat is flagged, so no new reader gets in. */
-function drain(i32: Int32Array, base: number, me: number): void {
+function drain(i32: Int32Array, base: number): void {
   // Uncontended, no reader: done without reading the drain word, which only a wait needs.
   if (readers(i32, base) === 0) return;
-  // A read lock of this very thread would never leave: it would wait for itself for ever, with
-  // WRITER set, so every other thread too. Thrown, the caller backs out (takeWriteLock).
-  const own = ownSeat(i32, base, me);
-  if (own !== 0 && (Atomics.load(i32, own) & COUNT_MASK) !== 0) {
-    throw new Error("sync: RWMutex.lock by a thread that holds a read lock of it (deadlock)");
-  }
   let spins = 0;
   for (;;) {
     // Drain word first, then the seats: a reader that leaves after our scan bumps the drain

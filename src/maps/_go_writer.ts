@@ -170,7 +170,21 @@ export function readerBlocked<K, V>(s: GoAccess<K, V>, seq: number, operation: s
   for (;;) {
     const next = recoverWriter(s, seq);
     if ((next & 1) === 0) return next;
-    if (Atomics.load(i32, RECOVERING) !== next >>> 1) throw new ConcurrentMapWriteError(operation);
+    const holder = next >>> 1;
+    // Not this thread's own recovery (nothing in one reads the map, but a wait would be for
+    // ever). The recoverer stores RECOVERING just after it took SEQ: a reader that came
+    // between the two looks again, a few times, before it takes the holder for a writer.
+    let recovering = holder !== ownerId() && Atomics.load(i32, RECOVERING) === holder;
+    for (let k = 0; !recovering && k < 64 && holder !== ownerId(); k++) {
+      if (Atomics.load(i32, SEQ) !== next) break;
+      recovering = Atomics.load(i32, RECOVERING) === holder;
+    }
+    if (!recovering) {
+      seq = Atomics.load(i32, SEQ);
+      if ((seq & 1) === 0) return seq; // released meanwhile
+      if (seq !== next) continue; // taken by another meanwhile: look again
+      throw new ConcurrentMapWriteError(operation);
+    }
     // A recovery, however long (a clear of a large table), ends with a notify: the timeout only
     // bounds each sleep, for a recoverer that dies without one.
     Atomics.wait(i32, SEQ, next, 10);

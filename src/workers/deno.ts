@@ -239,12 +239,22 @@ const adapter = new WorkerAdapter<Worker>({
     (port1 as { unref?: () => void }).unref?.();
     worker.addEventListener("error", end);
     markOnTerminate(worker, () => threadId, end);
+    // The port goes over once: with the track message, or the share's. A share after a track
+    // goes without it (the worker keeps the first port it got).
+    let portSent = false;
     return {
-      post: (message) =>
-        worker.postMessage({ ...message, port: port2, threadId: reserved }, [port2]),
+      post: (message) => {
+        if (portSent) {
+          worker.postMessage({ ...message, threadId: reserved });
+          return;
+        }
+        worker.postMessage({ ...message, port: port2, threadId: reserved }, [port2]);
+        portSent = true;
+      },
       track: () => {
         const message: TrackMessage = { [TRACK_TAG]: 1, port: port2, threadId: reserved };
         worker.postMessage(message, [port2]);
+        portSent = true;
       },
       stop: () => {
         worker.removeEventListener("error", end);
