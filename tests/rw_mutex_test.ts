@@ -7,6 +7,7 @@ import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import {
   D_DRAINING,
   DRAIN_NOTE,
+  DRAINER_SHIFT,
   SEAT_WRITER,
   seatCountWord,
   STATE,
@@ -344,7 +345,8 @@ describe("RWMutex waits that could never end throw instead", () => {
     Atomics.store(words, LOCK_BASE + WRITER_MU, other << OWNER_SHIFT);
     Atomics.or(words, LOCK_BASE + STATE, WRITER);
     Atomics.or(words, seat, SEAT_WRITER);
-    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | D_DRAINING); // D_WAITING too
+    // D_WAITING too, and the drainer's owner id.
+    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | D_DRAINING | (other << DRAINER_SHIFT));
     try {
       assert.throws(() => rw.rLock(), /again by a reader while a writer waits/);
     } finally {
@@ -356,6 +358,49 @@ describe("RWMutex waits that could never end throw instead", () => {
     rw.rUnlock(); // the first read lock, still held
     rw.lock();
     rw.unlock();
+  });
+
+  test("rLock() again does not throw for a drain note the writer mutex's holder did not write", async () => {
+    // A thread that took a dead drainer over clears the note a moment later: meanwhile the note
+    // is the dead writer's, and the new holder (only releasing it) drains for nobody.
+    const rw = new RWMutex();
+    rw.rLock();
+    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+    const taker = 8_000_003;
+    const deadDrainer = 8_000_004;
+    const seat = seatCountWord(LOCK_BASE, 0);
+    Atomics.store(words, LOCK_BASE + WRITER_MU, taker << OWNER_SHIFT);
+    Atomics.or(words, LOCK_BASE + STATE, WRITER);
+    Atomics.or(words, seat, SEAT_WRITER);
+    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | D_DRAINING | (deadDrainer << DRAINER_SHIFT));
+    const worker = new Worker(
+      `const { workerData: { buffer, offset, base, seat, note } } = require("node:worker_threads");
+       const w = new Int32Array(buffer, offset);
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+       Atomics.store(w, base + note, 0);
+       Atomics.and(w, seat, ~(1 << 30));
+       Atomics.and(w, base, ~1);
+       Atomics.store(w, base + 1, 0);
+       Atomics.notify(w, base);`,
+      {
+        eval: true,
+        workerData: {
+          buffer: rw.handle.buffer,
+          offset: rw.handle.byteOffset,
+          base: LOCK_BASE,
+          seat,
+          note: DRAIN_NOTE,
+        },
+      },
+    );
+    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    try {
+      rw.rLock(); // waits for the taker to let go, then gets in
+      rw.rUnlock();
+    } finally {
+      await exited;
+    }
+    rw.rUnlock();
   });
 
   test("rLock() again while a writer only tries (tryLock) waits for it to back out", async () => {

@@ -14,6 +14,7 @@
  * | base + 5      | drain note: the writer mutex's holder is waiting for readers to leave |
  * |               | (D_WAITING), and took the mutex unpoisoned (D_CLEAN); a lock() drains  |
  * |               | for good, past its own checks (D_DRAINING: never a tryLock or lockFast) |
+ * |               | and its owner id (bits 3 and up, with D_DRAINING)                     |
  * | base + 16 + 16i | reader seat i: owner id of the thread it belongs to, 0 when free  |
  * | base + 17 + 16i | reader seat i: read locks that thread holds (bits 0-29), and   |
  * |                 | SEAT_WRITER (bit 30): a writer holds the lock or waits for it     |
@@ -114,6 +115,12 @@ const D_CLEAN = 2;
  * would wait for it for ever. tryLock and lockFast back out, and never set it.
  */
 export const D_DRAINING = 4;
+/**
+ * In the drain note, with D_DRAINING: the draining writer's owner id, from this bit on. A note
+ * is believed only while that writer holds the mutex: another thread that took a dead drainer
+ * over (and clears the note a moment later) is no drainer.
+ */
+export const DRAINER_SHIFT = 3;
 /** In a seat's count word: a writer holds the lock or waits for it. */
 /** A seat's flag: a writer holds or waits (new read locks go the slow way). */
 export const SEAT_WRITER = 1 << 30;
@@ -310,9 +317,10 @@ export function rLockSlow(i32: Int32Array, base: number, seat: number, me: numbe
       if (w >>> OWNER_SHIFT === me) {
         throw new Error("sync: RWMutex.rLock by the thread that holds its write lock (deadlock)");
       }
+      const note = Atomics.load(i32, base + DRAIN_NOTE);
       if (
-        (Atomics.load(i32, seat) & COUNT_MASK) !== 0 &&
-        (Atomics.load(i32, base + DRAIN_NOTE) & D_DRAINING) !== 0
+        (Atomics.load(i32, seat) & COUNT_MASK) !== 0 && (note & D_DRAINING) !== 0 &&
+        note >>> DRAINER_SHIFT === w >>> OWNER_SHIFT // the note is the mutex holder's own
       ) {
         throw new Error(
           "sync: RWMutex.rLock again by a reader while a writer waits for it (deadlock)",
@@ -607,7 +615,7 @@ function takeWriteLock(i32: Int32Array, base: number, me: number): number {
       Atomics.store(
         i32,
         base + DRAIN_NOTE,
-        D_WAITING | D_DRAINING | (status === ACQUIRED ? D_CLEAN : 0),
+        D_WAITING | D_DRAINING | (status === ACQUIRED ? D_CLEAN : 0) | (me << DRAINER_SHIFT),
       );
       drain(i32, base);
       Atomics.store(i32, base + DRAIN_NOTE, 0);
