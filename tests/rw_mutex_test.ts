@@ -311,6 +311,54 @@ test("RWMutex: a waiting writer holds back new readers (writer preference)", asy
   rw.unlock();
 });
 
+/**
+ * Plays another thread's writer on `rw`, which this thread read-locked once: owner id `holder`
+ * holds the writer mutex, WRITER is set, seat 0 (this thread's) flagged, and the drain note is
+ * `note`. Returns the undo, which a worker may run instead (see {@linkcode letGoLater}).
+ */
+function heldByAnotherWriter(rw: RWMutex, holder: number, note: number): () => void {
+  const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+  const seat = seatCountWord(LOCK_BASE, 0);
+  Atomics.store(words, LOCK_BASE + WRITER_MU, holder << OWNER_SHIFT);
+  Atomics.or(words, LOCK_BASE + STATE, WRITER);
+  Atomics.or(words, seat, SEAT_WRITER);
+  Atomics.store(words, LOCK_BASE + DRAIN_NOTE, note);
+  return () => {
+    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 0);
+    Atomics.and(words, seat, ~SEAT_WRITER);
+    Atomics.and(words, LOCK_BASE + STATE, ~WRITER);
+    Atomics.store(words, LOCK_BASE + WRITER_MU, 0);
+  };
+}
+
+/**
+ * The undo of {@linkcode heldByAnotherWriter}, run by a worker 100 ms from now (with a notify
+ * of the readers that wait), while this thread waits in rLock. Resolves once the worker exits.
+ */
+function letGoLater(rw: RWMutex): Promise<unknown> {
+  const worker = new Worker(
+    `const { workerData: { buffer, offset, base, seat, note } } = require("node:worker_threads");
+     const w = new Int32Array(buffer, offset);
+     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+     Atomics.store(w, base + note, 0);
+     Atomics.and(w, seat, ~(1 << 30));
+     Atomics.and(w, base, ~1);
+     Atomics.store(w, base + 1, 0);
+     Atomics.notify(w, base);`,
+    {
+      eval: true,
+      workerData: {
+        buffer: rw.handle.buffer,
+        offset: rw.handle.byteOffset,
+        base: LOCK_BASE,
+        seat: seatCountWord(LOCK_BASE, 0),
+        note: DRAIN_NOTE,
+      },
+    },
+  );
+  return new Promise((resolve) => worker.once("exit", resolve));
+}
+
 describe("RWMutex waits that could never end throw instead", () => {
   // Go's RWMutex deadlocks in each of these; this one would too, holding every other thread
   // up with it (WRITER set, or the writer mutex held).
@@ -338,22 +386,14 @@ describe("RWMutex waits that could never end throw instead", () => {
     const rw = new RWMutex();
     rw.rLock();
     // Another thread's lock(), draining for this reader: it holds the writer mutex, WRITER is
-    // set, the seats flagged, and its note says it drains for good.
-    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+    // set, the seats flagged, and its note says it drains for good (D_WAITING too, and the
+    // drainer's owner id).
     const other = 8_000_001; // an owner id no thread has, not recorded gone: live
-    const seat = seatCountWord(LOCK_BASE, 0);
-    Atomics.store(words, LOCK_BASE + WRITER_MU, other << OWNER_SHIFT);
-    Atomics.or(words, LOCK_BASE + STATE, WRITER);
-    Atomics.or(words, seat, SEAT_WRITER);
-    // D_WAITING too, and the drainer's owner id.
-    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | D_DRAINING | (other << DRAINER_SHIFT));
+    const undo = heldByAnotherWriter(rw, other, 1 | D_DRAINING | (other << DRAINER_SHIFT));
     try {
       assert.throws(() => rw.rLock(), /again by a reader while a writer waits/);
     } finally {
-      Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 0);
-      Atomics.and(words, seat, ~SEAT_WRITER);
-      Atomics.and(words, LOCK_BASE + STATE, ~WRITER);
-      Atomics.store(words, LOCK_BASE + WRITER_MU, 0);
+      undo();
     }
     rw.rUnlock(); // the first read lock, still held
     rw.lock();
@@ -365,35 +405,10 @@ describe("RWMutex waits that could never end throw instead", () => {
     // is the dead writer's, and the new holder (only releasing it) drains for nobody.
     const rw = new RWMutex();
     rw.rLock();
-    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
     const taker = 8_000_003;
     const deadDrainer = 8_000_004;
-    const seat = seatCountWord(LOCK_BASE, 0);
-    Atomics.store(words, LOCK_BASE + WRITER_MU, taker << OWNER_SHIFT);
-    Atomics.or(words, LOCK_BASE + STATE, WRITER);
-    Atomics.or(words, seat, SEAT_WRITER);
-    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | D_DRAINING | (deadDrainer << DRAINER_SHIFT));
-    const worker = new Worker(
-      `const { workerData: { buffer, offset, base, seat, note } } = require("node:worker_threads");
-       const w = new Int32Array(buffer, offset);
-       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-       Atomics.store(w, base + note, 0);
-       Atomics.and(w, seat, ~(1 << 30));
-       Atomics.and(w, base, ~1);
-       Atomics.store(w, base + 1, 0);
-       Atomics.notify(w, base);`,
-      {
-        eval: true,
-        workerData: {
-          buffer: rw.handle.buffer,
-          offset: rw.handle.byteOffset,
-          base: LOCK_BASE,
-          seat,
-          note: DRAIN_NOTE,
-        },
-      },
-    );
-    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    heldByAnotherWriter(rw, taker, 1 | D_DRAINING | (deadDrainer << DRAINER_SHIFT));
+    const exited = letGoLater(rw);
     try {
       rw.rLock(); // waits for the taker to let go, then gets in
       rw.rUnlock();
@@ -408,35 +423,9 @@ describe("RWMutex waits that could never end throw instead", () => {
     // read lock waits (as Go's does for TryLock, which never blocks readers for long).
     const rw = new RWMutex();
     rw.rLock();
-    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
-    const other = 8_000_002;
-    const seat = seatCountWord(LOCK_BASE, 0);
-    Atomics.store(words, LOCK_BASE + WRITER_MU, other << OWNER_SHIFT);
-    Atomics.or(words, LOCK_BASE + STATE, WRITER);
-    Atomics.or(words, seat, SEAT_WRITER);
-    Atomics.store(words, LOCK_BASE + DRAIN_NOTE, 1 | 2); // D_WAITING | D_CLEAN: lockFast's
+    heldByAnotherWriter(rw, 8_000_002, 1 | 2); // D_WAITING | D_CLEAN: lockFast's
     // The back-out, 100 ms later, from a worker: this thread waits in rLock meanwhile.
-    const worker = new Worker(
-      `const { workerData: { buffer, offset, base, seat, note } } = require("node:worker_threads");
-       const w = new Int32Array(buffer, offset);
-       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-       Atomics.store(w, base + note, 0);
-       Atomics.and(w, seat, ~(1 << 30));
-       Atomics.and(w, base, ~1);
-       Atomics.store(w, base + 1, 0);
-       Atomics.notify(w, base);`,
-      {
-        eval: true,
-        workerData: {
-          buffer: rw.handle.buffer,
-          offset: rw.handle.byteOffset,
-          base: LOCK_BASE,
-          seat,
-          note: DRAIN_NOTE,
-        },
-      },
-    );
-    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    const exited = letGoLater(rw);
     try {
       rw.rLock(); // nested: waits for the back-out, then gets in
       rw.rUnlock();
