@@ -366,7 +366,12 @@ test("node.ts: receive() outside a worker rejects at once", async () => {
   await assert.rejects(nodeAdapter.receive(), { name: "Error", message: /in a worker/ });
 });
 
-test("node.ts: user codecs, a share with a worker made by hand, and bad input", async () => {
+/**
+ * Shares a GoMap with a user codec, and a release probe, with a node:worker_threads Worker made
+ * by hand (the "codec" mode of the worker fixture), after `before(worker)`; checks the worker's
+ * answer, a second share refused, and one release at its natural exit.
+ */
+async function codecShareByHand(before: (worker: NodeWorker) => void): Promise<void> {
   const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
   points.set({ x: 1, y: 2 }, "from parent");
   const probe = newProbe();
@@ -376,15 +381,7 @@ test("node.ts: user codecs, a share with a worker made by hand, and bad input", 
     const box = new Mailbox();
     worker.on("message", box.put);
     worker.on("error", (e: Error) => box.fail(e));
-    assert.throws(() => nodeAdapter.share(worker!, { map: points.handle } as never), TypeError);
-    assert.throws(
-      () => nodeAdapter.share(worker!, { rw: new RWMutex(), x: 2 } as never),
-      TypeError,
-    );
-    const notWorker = { name: "TypeError", message: /: expected a node:worker_threads Worker/ };
-    assert.throws(() => nodeAdapter.share({} as NodeWorker, { points }), notWorker);
-    assert.throws(() => nodeAdapter.track({ postMessage() {} } as never), notWorker);
-    assert.throws(() => nodeAdapter.spawn(NODE_WORKER, { x: {} } as never), TypeError);
+    before(worker);
     nodeAdapter.share(worker, { points, probe });
     assert.throws(() => nodeAdapter.share(worker!, { points }), /already shared/);
     assert.deepEqual(await box.next(), {
@@ -396,33 +393,30 @@ test("node.ts: user codecs, a share with a worker made by hand, and bad input", 
     assert.equal(points.get({ x: 3, y: 4 }), "from worker");
     await expectOneRelease(probe, "the worker's natural exit");
   }, () => void worker?.terminate());
+}
+
+test("node.ts: user codecs, a share with a worker made by hand, and bad input", async () => {
+  await codecShareByHand((worker) => {
+    const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
+    assert.throws(() => nodeAdapter.share(worker, { map: points.handle } as never), TypeError);
+    assert.throws(
+      () => nodeAdapter.share(worker, { rw: new RWMutex(), x: 2 } as never),
+      TypeError,
+    );
+    const notWorker = { name: "TypeError", message: /: expected a node:worker_threads Worker/ };
+    assert.throws(() => nodeAdapter.share({} as NodeWorker, { points }), notWorker);
+    assert.throws(() => nodeAdapter.track({ postMessage() {} } as never), notWorker);
+    assert.throws(() => nodeAdapter.spawn(NODE_WORKER, { x: {} } as never), TypeError);
+  });
 });
 
 test("node.ts: a worker tracked first is shared with later, and released once", async () => {
   // track() (or trackAll()) and share() kept one set: a tracked worker was refused as "already
   // shared with".
-  const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
-  points.set({ x: 1, y: 2 }, "from parent");
-  const probe = newProbe();
-  let worker: NodeWorker | undefined;
-  await within(TIMEOUT_MS, async () => {
-    worker = new NodeWorker(NODE_WORKER, { workerData: { mode: "codec", end: "natural" } });
-    const box = new Mailbox();
-    worker.on("message", box.put);
-    worker.on("error", (e: Error) => box.fail(e));
+  await codecShareByHand((worker) => {
     nodeAdapter.track(worker);
     nodeAdapter.track(worker); // again: nothing more
-    nodeAdapter.share(worker, { points, probe });
-    assert.throws(() => nodeAdapter.share(worker!, { points }), /already shared/);
-    assert.deepEqual(await box.next(), {
-      ok: true,
-      value: "from parent",
-      sharesSeen: 0,
-      userMessages: 0,
-    });
-    assert.equal(points.get({ x: 3, y: 4 }), "from worker");
-    await expectOneRelease(probe, "the tracked worker's natural exit");
-  }, () => void worker?.terminate());
+  });
 });
 
 test("node.ts: a worker that has exited is refused by share() and track(), leaking nothing", async () => {
