@@ -760,6 +760,17 @@ export class SyncCore {
     return r;
   }
 
+  /**
+   * Ends a step's hold on `record` (0 for none): no longer in flight, and freed unless the
+   * step published it (see `published`), which is then cleared. Called in the finally of every
+   * step that allocated a record, whether it returned or threw.
+   */
+  releaseUnpublished(record: number): void {
+    this.inflight = 0;
+    if (record !== 0 && record !== this.published) this.freeRecord(record);
+    this.published = 0;
+  }
+
   /** Whether record `r` holds the encoded value `v`. */
   recordEquals(r: number, v: Probe): boolean {
     const a = this.arena;

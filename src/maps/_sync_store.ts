@@ -121,10 +121,7 @@ export function swap<K, V>(
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } finally {
-    core.inflight = 0;
-    // Not when a step published it and then failed to commit (see core.published).
-    if (record !== 0 && record !== core.published) core.freeRecord(record);
-    core.published = 0;
+    core.releaseUnpublished(record);
   }
 }
 
@@ -193,10 +190,7 @@ export function loadOrStore<K, V>(
     record = 0;
     return [loadedAfter(core, unused, s, found), true];
   } finally {
-    core.inflight = 0;
-    // Not when a step published it and then failed to commit (see core.published).
-    if (record !== 0 && record !== core.published) core.freeRecord(record);
-    core.published = 0;
+    core.releaseUnpublished(record);
   }
 }
 
@@ -294,9 +288,7 @@ function computeClaimed<K, V>(
     record = 0;
     return [s.decodeRecord(found), true];
   } catch (error) {
-    core.inflight = 0;
-    if (record !== 0 && record !== core.published) core.freeRecord(record);
-    core.published = 0;
+    core.releaseUnpublished(record);
     try {
       try {
         part.enter();
@@ -432,9 +424,7 @@ function computeRounds<K, V>(
       try {
         stored = replaceIf(core, probe, loaded, seen, record);
       } finally {
-        core.inflight = 0;
-        if (!stored && record !== core.published) core.freeRecord(record);
-        core.published = 0;
+        core.releaseUnpublished(stored ? 0 : record);
       }
       if (stored) return [next, true];
     }
