@@ -54,8 +54,10 @@ export class KeyHashCache {
   #index = new Map<string, Int32Array>();
   #k0 = 0;
   #k1 = 0;
-  #lookups = 0;
-  #hits = 0;
+  /** Lookups left in this hit-rate window. */
+  #left = WINDOW;
+  /** Lookups of this window that missed. */
+  #misses = 0;
   #off = 0;
   /** The string of the last lookup, when it missed and nothing was looked up since. */
   #missed: string | null = null;
@@ -90,22 +92,26 @@ export class KeyHashCache {
     }
     const entry = this.#index.get(s);
     const hit = entry !== undefined && k0 === this.#k0 && k1 === this.#k1;
-    if (hit) {
-      this.#hits++;
-    } else {
+    if (!hit) {
+      this.#misses++;
       this.#missed = s;
     }
-    if (++this.#lookups === WINDOW) {
-      // Judged full only: the misses of a filling cache are it learning (one insert each, at
-      // most CAPACITY of them), and the window restarts as it fills (see add).
-      if (2 * this.#hits < WINDOW && this.#index.size === CAPACITY) {
-        this.#off = OFF_CALLS;
-        this.clear();
-      }
-      this.#lookups = 0;
-      this.#hits = 0;
-    }
+    if (--this.#left === 0) this.#endWindow();
     return hit ? entry : null;
+  }
+
+  /**
+   * Judges the window just ended: judged full only, since the misses of a filling cache are it
+   * learning (one insert each, at most CAPACITY of them), and the window restarts as it fills
+   * (see add).
+   */
+  #endWindow(): void {
+    if (2 * this.#misses > WINDOW && this.#index.size === CAPACITY) {
+      this.#off = OFF_CALLS;
+      this.clear();
+    }
+    this.#left = WINDOW;
+    this.#misses = 0;
   }
 
   /**
@@ -138,8 +144,8 @@ export class KeyHashCache {
     this.#index.set(s, entry);
     this.#missed = null;
     if (this.#index.size === CAPACITY) {
-      this.#lookups = 0;
-      this.#hits = 0;
+      this.#left = WINDOW;
+      this.#misses = 0;
     }
   }
 }
