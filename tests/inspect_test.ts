@@ -9,6 +9,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import util from "node:util";
 import { currentThreadId, GoMap, Mutex, RWMutex, SyncMap } from "../mod.ts";
+import { attachOwnSeat } from "../src/maps/sync_map.ts";
 
 type DenoInspect = (value: unknown, options?: Record<string, unknown>) => string;
 const denoInspect = (globalThis as { Deno?: { inspect: DenoInspect } }).Deno?.inspect;
@@ -141,7 +142,7 @@ describe("SyncMap inspect of a closed object", () => {
   test("says it is closed in place of the entries", () => {
     const m = new SyncMap<string, number>();
     m.store("k", 1);
-    const other = SyncMap.attach<string, number>(m.handle);
+    const other = attachOwnSeat<string, number>(m.handle);
     other.close();
     assert.match(show(other), /^SyncMap(\(1\))? \{ <closed> \}$/);
     assert.equal(show(m), asMap([["k", 1]], "SyncMap"), "the map itself is fine");

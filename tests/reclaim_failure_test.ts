@@ -12,7 +12,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SyncMap } from "../mod.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { GONE, record } from "../src/_engine/census.ts";
@@ -54,7 +54,7 @@ test("an allocator step whose commit throws is rolled back before its thread goe
 test("close() that throws part-way still gives its seat back", async () => {
   for (let failAt = 1; failAt <= 12; failAt++) {
     const m = new SyncMap<number, string>({ maxParticipants: 2 });
-    const m2 = SyncMap.attach<number, string>(m.handle);
+    const m2 = attachOwnSeat<number, string>(m.handle);
     for (let i = 0; i < 20; i++) m2.store(i, `value ${i}`);
     await tick();
     const restore = failAllocatorCommits((n) => n === failAt);
@@ -70,7 +70,7 @@ test("close() that throws part-way still gives its seat back", async () => {
     m2.close(); // does nothing, whatever the first did
     await tick();
     assert.equal(m.stats().participants, 1, `failAt ${failAt}`);
-    SyncMap.attach(m.handle).close(); // the seat is free for another
+    attachOwnSeat(m.handle).close(); // the seat is free for another
     m.verify();
     if (!threw) return; // every commit of close() has failed in turn
   }
@@ -81,7 +81,7 @@ test("a sweep of a borrowed seat that throws gives the seat back", async () => {
   const m = new SyncMap<number, string>({ maxParticipants: 2 });
   for (let k = 0; k < 50; k++) m.store(k, `v${k}`);
   for (let i = 0; i < 200; i++) m.load(i % 50);
-  const m2 = SyncMap.attach<number, string>(m.handle);
+  const m2 = attachOwnSeat<number, string>(m.handle);
   for (let i = 0; i < 100; i++) m2.store(i % 50, `w${i}`); // retirements m2 leaves behind
   m2.close(); // m is announced: m2's seat is released holding its retire list
   const free = SyncCore.prototype.free;
@@ -107,7 +107,7 @@ test("a sweep of a borrowed seat that throws gives the seat back", async () => {
     for (let i = 0; i < 300; i++) m.load(i % 50);
   }
   assert.equal(m.stats().participants, 1);
-  SyncMap.attach(m.handle).close(); // the borrowed seat is free again
+  attachOwnSeat(m.handle).close(); // the borrowed seat is free again
   // (The block whose free threw is left to a sweep: it left the list first, so it is never
   // freed twice.)
 });
@@ -117,7 +117,7 @@ test("a reap whose sweep throws before the mutex releases no seat the mutex's st
   for (let i = 0; i < 10; i++) m.store(`r${i}`, "x");
   for (let i = 0; i < 40; i++) m.load(`missing${i}`); // promoted: the r keys are read keys
   const { handle } = shareSyncMap(m as SyncMap<never, never>);
-  const m2 = SyncMap.attach<string, string>(handle);
+  const m2 = attachOwnSeat<string, string>(handle);
   m2.store("k", "a value of k"); // in the dirty table only
   const buffer = m.handle.buffer;
   const i32 = new Int32Array(buffer);

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { codecs, MapFullError, SyncMap } from "../mod.ts";
+import { attachOwnSeat } from "../src/maps/sync_map.ts";
 
 const hex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -234,7 +235,7 @@ describe("SyncMap.loadOrCompute", () => {
 
   test("fn calling loadOrCompute of its own key throws, through any object", () => {
     const m = new SyncMap<string, number>();
-    const other = SyncMap.attach<string, number>(m.handle);
+    const other = attachOwnSeat<string, number>(m.handle);
     assert.throws(
       () => m.loadOrCompute("k", () => m.loadOrCompute("k", () => 1)[0]),
       (e: unknown) => e instanceof Error && /computing this key already/.test(e.message),
@@ -286,7 +287,7 @@ describe("SyncMap.loadOrCompute", () => {
     // until this object's next call finds no room left to retire in: MapFullError as fn
     // returns. The key must not stay claimed by this live thread.
     const m = new SyncMap<number, string>({ maxBytes: 256 * 1024 });
-    const other = SyncMap.attach<number, string>(m.handle);
+    const other = attachOwnSeat<number, string>(m.handle);
     other.load(-1);
     let n = 0;
     try {
@@ -462,7 +463,7 @@ describe("SyncMap.compute", () => {
 
   test("fn writing its own key every time throws instead of running for good", () => {
     const m = mapWith("n", 0);
-    const other = SyncMap.attach<string, number>(m.handle);
+    const other = attachOwnSeat<string, number>(m.handle);
     const selfWrite = /fn wrote the key it computes in \d+ rounds in a row/;
     let calls = 0;
     // A store of the key in every round: each round is lost to the round's own write.

@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, codecs, GoMap, MapFullError, SyncMap, type SyncMapHandle } from "../mod.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import { H_ALLOC_LOCK } from "../src/_engine/arena.ts";
 import { sleep } from "./fixtures/harness.ts";
 import { sorted } from "./fixtures/map_pairs.ts";
@@ -19,7 +19,8 @@ describe("SyncMap: handles, attach and close", () => {
     const handle = m.handle;
     assert.equal(handle.kind, "SyncMap");
     assert.ok(handle.buffer instanceof SharedArrayBuffer);
-    const other = SyncMap.attach<string, unknown>(structuredClone(handle));
+    // A seat of its own, as another worker's object would have.
+    const other = attachOwnSeat<string, unknown>(structuredClone(handle));
     assert.equal(m.stats().participants, 2);
     assert.equal(other.load("a"), 1);
     other.store("b", { x: [1] });
@@ -45,7 +46,7 @@ describe("SyncMap: handles, attach and close", () => {
   test("after close every operation throws TypeError; the map lives on", () => {
     const m = new SyncMap<string, number>();
     m.store("a", 1);
-    const v = SyncMap.attach<string, number>(m.handle);
+    const v = attachOwnSeat<string, number>(m.handle);
     v.load("a");
     v.close();
     v.close(); // twice is fine
@@ -76,7 +77,7 @@ describe("SyncMap: handles, attach and close", () => {
     assert.equal(m.size, 1);
     assert.equal(m.stats().participants, 1);
     // The creating object may close too; an attached one keeps the map.
-    const w = SyncMap.attach<string, number>(m.handle);
+    const w = attachOwnSeat<string, number>(m.handle);
     m[Symbol.dispose]();
     assert.throws(() => m.load("a"), TypeError);
     assert.equal(w.load("a"), 1);
@@ -124,8 +125,13 @@ describe("SyncMap: handles, attach and close", () => {
     assert.equal(m.stats().participants, 2, "a reserved share counts");
     const w = SyncMap.attach<string, number>(structuredClone(share.handle));
     assert.equal(w.load("x"), 1);
-    assert.throws(() => SyncMap.attach(share.handle), TypeError);
+    // Attached again in the thread that adopted it: the same object, one attach more.
+    assert.equal(SyncMap.attach(structuredClone(share.handle)), w);
+    assert.equal(m.stats().participants, 2);
     w.close();
+    assert.equal(w.load("x"), 1, "one attach of two closed");
+    w.close();
+    assert.throws(() => w.load("x"), TypeError);
     assert.throws(() => SyncMap.attach(share.handle), TypeError, "released");
     const again = shareSyncMap(m as SyncMap<never, never>);
     again.release();
@@ -135,21 +141,21 @@ describe("SyncMap: handles, attach and close", () => {
 
   test("maxParticipants bounds the attached objects, with a clear RangeError", () => {
     const m = new SyncMap<string, number>({ maxParticipants: 2 });
-    const a = SyncMap.attach(m.handle);
+    const a = attachOwnSeat(m.handle);
     assert.throws(
-      () => SyncMap.attach(m.handle),
+      () => attachOwnSeat(m.handle),
       (e: unknown) =>
         e instanceof RangeError && /participant seats/.test(e.message) &&
         /maxParticipants/.test(e.message),
     );
     assert.throws(() => shareSyncMap(m as SyncMap<never, never>), RangeError);
     a.close();
-    const b = SyncMap.attach<string, number>(m.handle);
+    const b = attachOwnSeat<string, number>(m.handle);
     b.store("k", 1);
     assert.equal(m.load("k"), 1);
     b.close();
     const one = new SyncMap({ maxParticipants: 1 });
-    assert.throws(() => SyncMap.attach(one.handle), RangeError);
+    assert.throws(() => attachOwnSeat(one.handle), RangeError);
     one.close();
     const c = SyncMap.attach(one.handle);
     assert.equal(c.size, 0);
@@ -376,7 +382,7 @@ describe("SyncMap: bad input", () => {
     // Its cache's own block cannot be had: nothing may be flushed for want of a cache.
     const options = { keys: codecs.int32, values: codecs.bytes };
     const m = new SyncMap<number, Uint8Array>({ ...options, maxBytes: 128 * 1024 });
-    const b = SyncMap.attach<number, Uint8Array>(m.handle, options);
+    const b = attachOwnSeat<number, Uint8Array>(m.handle, options);
     b.load(0); // online once: no cache yet
     m.store(1, new Uint8Array(64));
     let k = 2;

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { SyncMap } from "../mod.ts";
 import { H_ROOT } from "../src/_engine/arena.ts";
 import { QUIESCE_EVERY, RETIRES_PER_OP } from "../src/_engine/reclaim.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import { R_EPOCH, R_ORPHANS } from "../src/maps/_sync_layout.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -169,7 +169,7 @@ describe("SyncMap memory: churn over changing keys", () => {
 
   test("the same churn across tasks, on two attached objects, stays bounded", async () => {
     const a = new SyncMap<number, number[]>();
-    const b = SyncMap.attach<number, number[]>(a.handle);
+    const b = attachOwnSeat<number, number[]>(a.handle);
     const live = 300;
     let warm = 0;
     let max = 0;
@@ -227,7 +227,7 @@ describe("SyncMap memory: clear and other participants", () => {
 
   test("an attached object that is idle does not hold reclamation back", async () => {
     const m = new SyncMap<number, number>();
-    const idle = SyncMap.attach<number, number>(m.handle);
+    const idle = attachOwnSeat<number, number>(m.handle);
     for (let i = 0; i < KEYS; i++) idle.store(i, i); // it was busy in an earlier task
     idle.range(() => {});
     await tick();
@@ -240,7 +240,7 @@ describe("SyncMap memory: clear and other participants", () => {
 
   test("an object busy in the same task holds it back until the task ends (control)", async () => {
     const m = new SyncMap<number, number>();
-    const busy = SyncMap.attach<number, number>(m.handle);
+    const busy = attachOwnSeat<number, number>(m.handle);
     for (let i = 0; i < KEYS; i++) m.store(i, i);
     m.range(() => {});
     await tick();
@@ -267,7 +267,7 @@ describe("SyncMap memory: clear and other participants", () => {
 
   test("a closed object does not hold reclamation back, even within its task", () => {
     const m = new SyncMap<number, number>();
-    const other = SyncMap.attach<number, number>(m.handle);
+    const other = attachOwnSeat<number, number>(m.handle);
     other.load(0); // online in this task...
     other.close(); // ...and withdrawn
     const { initial, max } = overwrite(m, (n) => n, WAITING * 16 + RETIRE_LIST_BYTES, 1_000_000);
@@ -281,7 +281,7 @@ describe("SyncMap memory: clear and other participants", () => {
     // scans of the seats): a count left high for good would cost every call of every worker.
     const m = new SyncMap<number, number>();
     const i32 = new Int32Array(m.handle.buffer);
-    const b = SyncMap.attach<number, number>(m.handle);
+    const b = attachOwnSeat<number, number>(m.handle);
     for (let i = 0; i < 10; i++) b.store(i, i);
     for (let i = 0; i < 10; i++) b.store(i, i + 1); // retirements: b's list is not empty
     m.load(0); // online: b's retirements cannot all be freed as it closes
@@ -307,7 +307,7 @@ describe("SyncMap memory: clear and other participants", () => {
     // frees T1. Freeing T1 must not read those entries: their blocks may hold new data. Here a
     // value record lands in one of them, with T1's offset where an entry keeps its owner.
     const a = new SyncMap<string, unknown>();
-    const b = SyncMap.attach<string, unknown>(a.handle);
+    const b = attachOwnSeat<string, unknown>(a.handle);
     const root = new Int32Array(a.handle.buffer, 0, H_ROOT + 8);
     a.store("k0", 1);
     a.store("k1", 1);
@@ -354,7 +354,7 @@ test("a share released with a grace stops its owner at once and frees its seat a
   await new Promise((resolve) => setTimeout(resolve, 120));
   assert.equal(map.stats().participants, 1);
   // The seat is reusable and the map intact.
-  const again = SyncMap.attach<number, number>(map.handle);
+  const again = attachOwnSeat<number, number>(map.handle);
   assert.equal(again.load(1), 1);
   again.close();
 });

@@ -8,6 +8,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, codecs, SyncMap } from "../mod.ts";
+import { attachOwnSeat } from "../src/maps/sync_map.ts";
 import { sleep } from "./fixtures/harness.ts";
 import { rangeEntries, sorted } from "./fixtures/map_pairs.ts";
 
@@ -720,7 +721,7 @@ describe("SyncMap: range with nested calls", () => {
   test("close inside a range callback ends the range with a TypeError", () => {
     const m = new SyncMap<number, number>();
     for (let i = 0; i < 5000; i++) m.store(i, i);
-    const view = SyncMap.attach<number, number>(m.handle);
+    const view = attachOwnSeat<number, number>(m.handle);
     let calls = 0;
     assert.throws(() =>
       view.range(() => {

@@ -7,7 +7,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SyncMap, threadGone } from "../mod.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import {
   checkValue,
   CTRL_WORDS,
@@ -402,7 +402,7 @@ describe("SyncMap memory with workers", () => {
 
   test("once a stalled participant moves on, what waited for it is freed", () => {
     const map = memoryMap();
-    const other = SyncMap.attach<number, number>(map.handle);
+    const other = attachOwnSeat<number, number>(map.handle);
     try {
       other.load(0); // online now, and silent while this thread overwrites: a stall
       let i = 0;
@@ -437,7 +437,7 @@ describe("SyncMap memory with workers", () => {
     share.release();
     assert.throws(() => zombie.store(0, 0), TypeError, "a released share's object must throw");
     // The freed slot finds a new owner within the same task, with the zombie's leftovers.
-    const heir = SyncMap.attach<number, number>(map.handle);
+    const heir = attachOwnSeat<number, number>(map.handle);
     assert.equal(heir.load(0), 1900);
     // The task ends: the zombie's end-of-task step runs, then the heir's.
     await sleep(0);
@@ -449,20 +449,20 @@ describe("SyncMap memory with workers", () => {
     heir.close();
     assert.equal(map.stats().participants, 1);
     // The arena's header is intact: attaching checks it.
-    SyncMap.attach(map.handle).close();
+    attachOwnSeat(map.handle).close();
   });
 
   test("what a closed object left behind is swept by the others", async () => {
     const map = new SyncMap<number, number>();
     for (let k = 0; k < 100; k++) map.store(k, k);
-    const other = SyncMap.attach<number, number>(map.handle);
+    const other = attachOwnSeat<number, number>(map.handle);
     for (let i = 0; i < 1000; i++) other.store(i % 100, 1000 + i); // retires
     other.close(); // leaves what it could not free yet for others to sweep
     await sleep(0); // this task's end: `map` goes offline and sweeps
     assert.equal(map.load(7), 1907);
     await sleep(0);
     // The arena's header is intact (attaching checks it) and the map works.
-    SyncMap.attach(map.handle).close();
+    attachOwnSeat(map.handle).close();
     for (let i = 0; i < 10_000; i++) map.store(i % 100, i);
     for (let k = 0; k < 100; k++) assert.equal(map.load(k), 9900 + k);
     assert.equal(map.stats().participants, 1);
@@ -501,7 +501,7 @@ describe("SyncMap memory with workers", () => {
         });
         await sleep(0);
         // The arena's header is intact (attaching checks it) and the map still works.
-        SyncMap.attach(map.handle).close();
+        attachOwnSeat(map.handle).close();
         for (let k = 0; k < 300; k++) map.store(k, -k);
         for (let k = 0; k < 300; k++) assert.equal(map.load(k), -k);
         assert.equal(map.stats().participants, 1);
@@ -529,7 +529,7 @@ describe("SyncMap memory with workers", () => {
       assert.equal(map.stats().participants, 2);
       // The slot is free for the next attach; releasing the closed share afterwards (as a
       // parent does when the worker exits) must not take the slot from its new owner.
-      const view = SyncMap.attach<number, number>(map.handle);
+      const view = attachOwnSeat<number, number>(map.handle);
       assert.equal(map.stats().participants, 3);
       shares[0].release();
       assert.equal(map.stats().participants, 3, "releasing a closed share freed another's seat");
@@ -552,7 +552,7 @@ describe("SyncMap memory with workers", () => {
       assert.equal(map.stats().participants, 1);
     });
     // A plain attach in this thread takes a slot and close gives it back.
-    const view = SyncMap.attach<number, number>(map.handle);
+    const view = attachOwnSeat<number, number>(map.handle);
     assert.equal(map.stats().participants, 2);
     view.close();
     assert.equal(map.stats().participants, 1);

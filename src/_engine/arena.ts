@@ -18,7 +18,9 @@
  * | 25..41    | value codec name                                               |
  * | 42..233   | allocator state (allocator.ts: span lists, heap bins)          |
  * | 234       | hash key, high word                                            |
- * | 235..255  | unused                                                         |
+ * | 235       | alias probe: a random word, written to tell whether two views  |
+ * |           | are of one memory ({@linkcode sameMemory})                     |
+ * | 236..255  | unused                                                         |
  * | 256..319  | root: the structure's own header (a table, sync.Map fields)    |
  * | 320..1351 | the allocator's journal (journal.ts), for locking arenas       |
  *
@@ -55,6 +57,7 @@ export const H_VERSION = 1, H_KIND = 2, H_MAX_BYTES = 3, H_ALLOC_LOCK = 4, H_TOP
 export const H_BYTES_USED = 6, H_SEED0 = 7;
 const H_KEY_CODEC = 8, H_VALUE_CODEC = 25;
 export const H_ALLOC = 42, H_SEED1 = 234;
+const H_ALIAS = 235;
 /** UTF-16 units a codec name may have. */
 const CODEC_NAME_UNITS = 32;
 /** First word of the structure's root area. */
@@ -301,4 +304,19 @@ function readName(i32: Int32Array, at: number): string {
     name += String.fromCharCode(i & 1 ? word >>> 16 : word & 0xffff);
   }
   return name;
+}
+
+/**
+ * Whether arenas `a` and `b` view one memory: a random word is stored through `a`'s view and
+ * read back through `b`'s, twice. A buffer copied from another holds its bytes, seeds and claim
+ * words included, but not its memory. Another thread's probe of `a` in between can make the
+ * answer false, never wrongly true: that needs `b`'s word to hold both random values.
+ */
+export function sameMemory(a: Arena, b: Arena): boolean {
+  for (let i = 0; i < 2; i++) {
+    const r = (Math.random() * 2 ** 32) | 0;
+    Atomics.store(a.i32, H_ALIAS, r);
+    if (Atomics.load(b.i32, H_ALIAS) !== r) return false;
+  }
+  return true;
 }

@@ -636,6 +636,16 @@ export class Participant {
     }
   }
 
+  /** Whether this participant is not closed and its seat is still its own. */
+  get holdsSeat(): boolean {
+    return !this.#closed && Atomics.load(this.arena.i32, this.#seat + CLAIM) === this.#token;
+  }
+
+  /** The generation of the seat claim this participant holds. */
+  get generation(): number {
+    return generationOf(this.#token);
+  }
+
   /** Throws the closed error when this participant was closed (for calls that read only). */
   checkOpen(): void {
     if (this.#closed) this.#closedError();

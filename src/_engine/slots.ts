@@ -855,6 +855,11 @@ export class UserSlots<T> implements SlotCodec<T> {
     this.#codec = codec;
   }
 
+  /** The user's codec this wraps (two objects attached with the same one may share a seat). */
+  get codec(): BytesCodec<T> {
+    return this.#codec;
+  }
+
   // The codec's bytes are copied once their size is checked: see copyBytes.
   toKey(key: T, p: Probe, k0: number, k1: number): void {
     setBytes(p, this.#encode(key), this.limit, true);

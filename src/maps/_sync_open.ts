@@ -33,6 +33,7 @@ import { checkHandle, describe } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
 import { attachArena, bootJournal, newArena, OpenedMap } from "./_open.ts";
 import type { SyncAccess } from "./_sync_access.ts";
+import { attachedAgain } from "./_sync_attached.ts";
 import {
   R_DIRTY,
   R_EPOCH,
@@ -127,25 +128,35 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
 }
 
 /**
- * The attach path: checks `handle` and `options`, and takes a participant seat (one the
- * worker adapters reserved for this worker, or a free one). `build` makes the object; if it
- * throws, the seat is given back.
+ * The attach path: checks `handle` and `options`, then gives back this thread's live object for
+ * the same map and codecs, counted attached once more (maps/_sync_attached.ts), or takes a
+ * participant seat (one the worker adapters reserved for this worker, or a free one) and has
+ * `build` make the object; if it throws, the seat is given back. `again` false always takes a
+ * seat (tests play several participants in one thread so).
  */
 export function attachSyncMap<K, V, M>(
   handle: SyncMapHandle,
   options: SyncMapAttachOptions<K, V>,
   build: (opened: OpenedSyncMap<K, V>) => M,
+  again = true,
 ): M {
   checkHandle(handle, "SyncMap");
   // Checked before a participant seat is taken.
   options = checkOptions(options, ATTACH_OPTIONS, "SyncMap.attach options");
   const arena = attachArena(handle, KIND_SYNC_MAP, true, "SyncMap.attach");
   const registry = registryOf(arena);
+  const keys = attachCodec(options.keys, arena.keyCodecName, "keys");
+  const values = attachCodec(options.values, arena.valueCodecName, "values");
+  const reserved = handle.participant === undefined
+    ? undefined
+    : { index: handle.participant, generation: handle.generation ?? -1 };
+  const found = again ? attachedAgain(arena, keys, values, reserved) : undefined;
+  if (found !== undefined) return found as M;
   let ticket: Ticket;
-  if (handle.participant !== undefined) {
+  if (reserved !== undefined) {
     // A seat the worker adapters reserved for this worker: it becomes in use exactly once.
     try {
-      ticket = adoptSeat(registry, handle.participant, handle.generation ?? -1);
+      ticket = adoptSeat(registry, reserved.index, reserved.generation);
     } catch (error) {
       throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
     }
@@ -153,8 +164,6 @@ export function attachSyncMap<K, V, M>(
     ticket = claimSeat(registry);
   }
   try {
-    const keys = attachCodec(options.keys, arena.keyCodecName, "keys");
-    const values = attachCodec(options.values, arena.valueCodecName, "values");
     return build(new OpenedSyncMap(arena, ticket, keys, values));
   } catch (error) {
     releaseSeat(registry, ticket.index, ticket.word >>> 2);

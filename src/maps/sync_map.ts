@@ -13,6 +13,7 @@ import { checkFunction } from "../_describe.ts";
 import { defineInspect } from "../_inspect.ts";
 import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
 import { SyncAccess } from "./_sync_access.ts";
+import { closeAttach, lastAttach, noteAttached } from "./_sync_attached.ts";
 import {
   deleteEntry,
   entryAfterMemo,
@@ -186,13 +187,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       ? options as OpenedSyncMap<K, V>
       : createSyncMap(options);
     this.#s = new SyncAccess(opened);
+    noteAttached(this, this.#s, opened.keys, opened.values);
   }
 
   /**
    * Attaches to a map made elsewhere, from its {@linkcode handle}, taking a participant seat
    * (give it back with {@linkcode close} when this object is no longer used, or let the worker
-   * adapters do it). Built-in codecs are found by name; a map made with a user codec needs the
-   * same codec again. Throws TypeError for anything that is not a live SyncMap handle.
+   * adapters do it). A thread that already has a live object for the map, with the same codecs,
+   * gets that object back, with one more attach counted, and no new seat: a pool's task may
+   * attach the handle it is given on every task. Built-in codecs are found by name; a map made
+   * with a user codec needs the same codec again (and shares an object only with the same codec
+   * object). Throws TypeError for anything that is not a live SyncMap handle.
    *
    * @example
    * ```ts
@@ -713,24 +718,37 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Gives back this object's participant seat. Call it when this object will not be used
-   * again (the worker adapters do it for you when a worker ends); the object throws afterwards.
-   * The map itself lives on for every other object attached to it.
+   * Closes one attach of this object (its construction counts as one, and each
+   * {@linkcode SyncMap.attach} that gave it back as one more); the last gives back its
+   * participant seat, and the object throws afterwards. Call it when this object will not be
+   * used again (the worker adapters do it for you when a worker ends). The map itself lives on
+   * for every other object attached to it. Close once per attach: the object is shared by
+   * every attach of its thread, so a close too many closes it for the others. Closing an object
+   * closed for good does nothing.
    *
    * @example
    * ```ts
    * import { SyncMap } from "@shmap/shmap";
+   * import assert from "node:assert/strict";
    *
-   * const map = new SyncMap();
-   * const view = SyncMap.attach(map.handle);
-   * view.close();
+   * const map = new SyncMap<string, number>();
+   * const same = SyncMap.attach<string, number>(map.handle); // this thread's object again
+   * assert.equal(same, map);
+   * same.close(); // one attach of two
+   * map.store("a", 1);
+   * map.close(); // the last: the seat goes back
+   * assert.throws(() => map.load("a"), TypeError);
    * ```
    */
   close(): void {
     // Inside user code run by a call of this object (a getter it is encoding, a codec), the
-    // outer call still uses this object's participant seat.
-    if (this.#s.nested) throw new TypeError("cannot close a SyncMap inside one of its calls");
-    this.#s.participant.close();
+    // outer call still uses this object's participant seat: only the last attach's close, which
+    // gives the seat back, is refused there (and counts nothing). An attach and close in a
+    // helper that such user code calls are an attach more, and close as one.
+    if (this.#s.nested && lastAttach(this)) {
+      throw new TypeError("cannot close a SyncMap inside one of its calls");
+    }
+    if (closeAttach(this)) this.#s.participant.close();
   }
 
   /**
@@ -806,4 +824,20 @@ export function shareSyncMap(
   map: SyncMap<never, never>,
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
   return reserveSeat(accessOf(map));
+}
+
+/**
+ * Internal, for tests: {@linkcode SyncMap.attach} that takes a participant seat of its own even
+ * in a thread that has an object for the map, so that one thread can play several participants.
+ */
+export function attachOwnSeat<K = unknown, V = unknown>(
+  handle: SyncMapHandle,
+  options: SyncMapAttachOptions<K, V> = {},
+): SyncMap<K, V> {
+  return attachSyncMap(
+    handle,
+    options,
+    (opened) => new SyncMap<K, V>(opened as unknown as SyncMapOptions<K, V>),
+    false,
+  );
 }

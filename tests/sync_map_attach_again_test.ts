@@ -1,0 +1,170 @@
+// Copyright the shmap authors. MIT license.
+// Attaching a map the thread already uses gives back the object it has: a thread takes one
+// participant seat a map, however often its code attaches, and `close()` counts the attaches
+// down (src/maps/_sync_attached.ts). A pool's tasks attach the handle of every message they
+// get and rarely close it; each attach used to take a seat of its own, so a worker's 256th task
+// (maxParticipants' default) failed with a RangeError.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Piscina } from "piscina";
+import { type Codec, SyncMap } from "../mod.ts";
+import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
+
+describe("SyncMap.attach in a thread that has an object for the map", () => {
+  test("gives back that object, however many times, on one seat", () => {
+    const m = new SyncMap<number, number>({ maxParticipants: 2 });
+    for (let i = 0; i < 1_000; i++) {
+      const again = SyncMap.attach<number, number>(structuredClone(m.handle));
+      assert.equal(again, m, `attach ${i}`);
+      again.store(i, i);
+    }
+    assert.equal(m.stats().participants, 1);
+    assert.equal(m.size, 1_000);
+    m.verify();
+  });
+
+  test("close() counts the attaches down: the seat goes back with the last", () => {
+    const m = new SyncMap<string, number>();
+    m.store("a", 1);
+    const a = SyncMap.attach<string, number>(m.handle);
+    const b = SyncMap.attach<string, number>(m.handle);
+    assert.equal(a, m);
+    assert.equal(b, m);
+    a.close();
+    b.close();
+    assert.equal(m.load("a"), 1, "the creator's attach is still open");
+    assert.equal(m.stats().participants, 1);
+    m.close();
+    assert.throws(() => m.load("a"), TypeError, "the last close closes it");
+    m.close(); // closing a closed object does nothing
+    // The memory lives on: a new attach makes a new object, on a new seat.
+    const c = SyncMap.attach<string, number>(m.handle);
+    assert.notEqual(c, m);
+    assert.equal(c.load("a"), 1);
+    assert.equal(c.stats().participants, 1);
+    c.close();
+  });
+
+  test("a helper's attach and close inside user code of a call count as one attach", () => {
+    const m = new SyncMap<string, unknown>();
+    m.store("a", 1);
+    const handle = m.handle;
+    const helper = (): unknown => {
+      const v = SyncMap.attach<string, unknown>(handle); // m itself, one attach more
+      try {
+        return v.load("a");
+      } finally {
+        v.close();
+      }
+    };
+    m.store("g", {
+      get x() {
+        return helper();
+      },
+    });
+    assert.deepEqual(m.load("g"), { x: 1 });
+    assert.deepEqual(m.loadOrCompute("c", () => helper()), [1, false]);
+    // The last attach's close is still refused inside a call: the call uses the seat.
+    assert.throws(() =>
+      m.store("z", {
+        get x() {
+          m.close();
+          return 1;
+        },
+      }), TypeError);
+    assert.equal(m.load("z"), undefined);
+    m.close(); // the creator's attach was the only one left
+    assert.throws(() => m.load("a"), TypeError);
+  });
+
+  test("a user codec shares the object only as the same codec object", () => {
+    const upper = (): Codec<string> => ({
+      name: "upper",
+      encode: (s) => new TextEncoder().encode(s.toUpperCase()),
+      decode: (b) => new TextDecoder().decode(b),
+    });
+    const codec = upper();
+    const u = new SyncMap<string, string>({ keys: codec, values: codec });
+    u.store("k", "v");
+    assert.equal(SyncMap.attach(u.handle, { keys: codec, values: codec }), u);
+    const other = SyncMap.attach<string, string>(u.handle, { keys: upper(), values: codec });
+    assert.notEqual(other, u, "another codec object may encode otherwise: a seat of its own");
+    assert.equal(other.load("K"), "V");
+    assert.equal(u.stats().participants, 2);
+    other.close();
+    u.close();
+    u.close();
+  });
+
+  test("never gives back an object of another map, even one whose memory was copied", () => {
+    const a = new SyncMap<string, number>();
+    const b = new SyncMap<string, number>();
+    a.store("k", 1);
+    assert.equal(SyncMap.attach(a.handle), a);
+    assert.equal(SyncMap.attach(b.handle), b);
+    // A buffer with a's bytes (its seeds, its seats' claim words) is another map.
+    const buffer = a.handle.buffer;
+    const copy = new SharedArrayBuffer(buffer.byteLength, { maxByteLength: buffer.maxByteLength });
+    new Uint8Array(copy).set(new Uint8Array(buffer));
+    const c = SyncMap.attach<string, number>({ ...a.handle, buffer: copy });
+    assert.notEqual(c, a);
+    c.store("k", 2);
+    assert.equal(a.load("k"), 1, "a write to the copy is not a write to a");
+    assert.equal(c.load("k"), 2);
+  });
+
+  test("an object whose seat was released is not given back", () => {
+    const m = new SyncMap<string, number>();
+    m.store("x", 1);
+    const share = shareSyncMap(m as SyncMap<never, never>);
+    const w = SyncMap.attach<string, number>(share.handle);
+    assert.notEqual(w, m, "a reserved seat is adopted by an object of its own");
+    assert.equal(SyncMap.attach(share.handle), w, "and attached again, it is that object");
+    share.release(); // as an adapter does for a worker that ended
+    assert.throws(() => SyncMap.attach(share.handle), TypeError);
+    assert.throws(() => w.load("x"), TypeError);
+    assert.equal(SyncMap.attach(m.handle), m);
+    m.close();
+    m.close();
+  });
+
+  test("attachOwnSeat (tests only) still takes a seat of its own", () => {
+    const m = new SyncMap<string, number>({ maxParticipants: 2 });
+    const own = attachOwnSeat<string, number>(m.handle);
+    assert.notEqual(own, m);
+    assert.equal(m.stats().participants, 2);
+    assert.throws(() => attachOwnSeat(m.handle), RangeError);
+    const again = SyncMap.attach(m.handle);
+    assert.ok(again === m || again === own, "attach finds one of the thread's objects, not a seat");
+    again.close();
+    own.close();
+    m.close();
+  });
+});
+
+test("a pool whose tasks attach the map on every task and never close it", {
+  timeout: 120_000,
+}, async () => {
+  const TASKS = 300;
+  const map = new SyncMap<number, number>({ maxParticipants: 4 });
+  const pool = new Piscina({
+    filename: new URL("./fixtures/attach_per_task.ts", import.meta.url).href,
+    minThreads: 2,
+    maxThreads: 2,
+  });
+  try {
+    const seen: number[] = [];
+    for (let key = 0; key < TASKS; key += 10) {
+      const batch = [];
+      for (let k = key; k < key + 10; k++) batch.push(pool.run({ handle: map.handle, key: k }));
+      seen.push(...await Promise.all(batch));
+    }
+    assert.equal(map.size, TASKS);
+    for (let k = 0; k < TASKS; k++) assert.equal(map.load(k), 2 * k);
+    assert.ok(Math.max(...seen) <= 3, `seats in use: at most the parent's and 2 workers'`);
+  } finally {
+    await pool.destroy();
+  }
+  map.verify();
+});
