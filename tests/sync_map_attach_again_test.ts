@@ -7,6 +7,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { Piscina } from "piscina";
 import { type Codec, SyncMap } from "../mod.ts";
 import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
@@ -141,6 +143,31 @@ describe("SyncMap.attach in a thread that has an object for the map", () => {
     own.close();
     m.close();
   });
+});
+
+/** A full garbage collection where the runtime offers one (Bun; V8 through its flags). */
+function collector(): () => void {
+  const bun = (globalThis as { Bun?: { gc(full: boolean): void } }).Bun;
+  if (bun !== undefined) return () => bun.gc(true);
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as () => void;
+}
+
+test("objects attached and dropped without close() give their seats back when collected", async () => {
+  const gc = collector();
+  const m = new SyncMap<number, number>({ maxParticipants: 4 });
+  const handle = m.handle;
+  m.close();
+  for (let i = 0; i < 50; i++) {
+    SyncMap.attach<number, number>(structuredClone(handle)).store(i, i);
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the finalizers' turn
+  }
+  const v = SyncMap.attach<number, number>(handle);
+  assert.equal(v.size, 50);
+  assert.ok(v.stats().participants <= 2, `${v.stats().participants} seats in use`);
+  v.verify();
+  v.close();
 });
 
 test("a pool whose tasks attach the map on every task and never close it", {

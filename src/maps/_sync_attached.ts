@@ -33,7 +33,7 @@ import type { Participant } from "../_engine/reclaim.ts";
 import { type SlotCodec, UserSlots } from "../_engine/slots.ts";
 
 interface Attached {
-  /** Weak: an object nobody holds goes, as it would without this list (its seat stays taken). */
+  /** Weak: an object nobody holds goes (and its seat with it: see `collected`). */
   readonly object: WeakRef<object>;
   /** The object's participant and arena; weak as well (the object holds them). */
   readonly state: WeakRef<{ readonly participant: Participant; readonly arena: Arena }>;
@@ -47,6 +47,22 @@ interface Attached {
 
 const live: Attached[] = [];
 
+/**
+ * Closes the participant of an object collected without its last `close()`: otherwise its seat
+ * would stay taken until its thread ends, and a thread whose tasks attach and drop the map
+ * would take a seat every time the collector ran. The participant does not reach its object
+ * (the object reaches it), so holding it here does not keep the object. A finalizer runs as a
+ * task of its own, never inside a call. What its close throws has no caller to reach: the
+ * seat is then left to the thread's end, as before.
+ */
+const collected = new FinalizationRegistry<Participant>((participant) => {
+  try {
+    participant.close();
+  } catch {
+    // See above.
+  }
+});
+
 /** What makes two codecs the same for reuse: null for any built-in, else the user's codec. */
 function codecIdentity(slots: SlotCodec<unknown>): unknown {
   return slots instanceof UserSlots ? slots.codec : null;
@@ -59,6 +75,7 @@ export function noteAttached(
   keys: SlotCodec<unknown>,
   values: SlotCodec<unknown>,
 ): void {
+  collected.register(object, state.participant, object);
   live.push({
     object: new WeakRef(object),
     state: new WeakRef(state),
@@ -128,8 +145,8 @@ export function lastAttach(object: object): boolean {
  */
 export function closeAttach(object: object): boolean {
   const at = entryOf(object);
-  if (at === undefined) return true;
-  if (--at.attaches > 0) return false;
-  live.splice(live.indexOf(at), 1);
+  if (at !== undefined && --at.attaches > 0) return false;
+  if (at !== undefined) live.splice(live.indexOf(at), 1);
+  collected.unregister(object);
   return true;
 }
