@@ -197,6 +197,47 @@ describe("SyncMap: bad input", () => {
     return { size: m.size, bytesUsed: s.bytesUsed, count: s.count, entries: sorted(m) };
   }
 
+  test("an old value too large for maxBytes equals no stored value: compare-and-X is false", () => {
+    const m = new SyncMap<unknown, unknown>({ maxBytes: 65536 });
+    m.store("k", { a: 1 });
+    const before = snapshot(m);
+    const huge = [
+      "x".repeat(40_000),
+      new Uint8Array(100_000),
+      2n ** 600_000n,
+      { s: "x".repeat(20_000), t: "y".repeat(20_000) },
+    ];
+    for (const old of huge) {
+      assert.equal(m.compareAndSwap("k", old, 2), false);
+      assert.equal(m.compareAndDelete("k", old), false);
+      assert.equal(m.compareAndSwap("absent", old, 2), false);
+      // Stored, it is still refused.
+      assert.throws(() => m.store("k", old), MapFullError);
+    }
+    assert.deepStrictEqual(snapshot(m), before);
+    // A user codec's encoding, and inside a getter (a nested call's probe).
+    const user = new SyncMap<string, string>({
+      maxBytes: 65536,
+      values: {
+        name: "utf8",
+        encode: (s) => new TextEncoder().encode(s),
+        decode: (b) => new TextDecoder().decode(b),
+      },
+    });
+    user.store("k", "v");
+    assert.equal(user.compareAndDelete("k", "z".repeat(100_000)), false);
+    m.store("g", {
+      get x() {
+        return m.compareAndSwap("k", huge[0], 3);
+      },
+    });
+    assert.deepEqual(m.load("g"), { x: false });
+    assert.deepEqual(m.load("k"), { a: 1 });
+    assert.equal(m.compareAndSwap("k", { a: 1 }, 3), true, "an old value that fits still matches");
+    m.verify();
+    user.verify();
+  });
+
   test("unsupported keys and values throw TypeError and change nothing", () => {
     const m = new SyncMap<unknown, unknown>();
     for (let i = 0; i < 20; i++) m.store(i, { i });

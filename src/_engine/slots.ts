@@ -139,6 +139,12 @@ export class Probe {
   needed = 0;
   limit = 0;
   /**
+   * A value encoded only to be compared with stored ones (a compare-and-X's old value): one too
+   * large for maxBytes becomes MODE_TOO_LARGE, as a key does, which matches nothing, instead of
+   * a MapFullError: no stored value can equal it.
+   */
+  compareOnly = false;
+  /**
    * Whether `words` holds the units of `str`, two to a word as a string blob holds them (an odd
    * last unit alone, high half 0): set when a string key is hashed (see
    * {@linkcode hashStringWords}), for keys of at most 2 * MAX_WORDS units.
@@ -449,11 +455,11 @@ export function setKeyNumberMemo(p: Probe, n: number, memo: HashMemo): void {
 
 /**
  * A blob of `bytes` bytes cannot fit `limit`: a value is a MapFullError, before anything is
- * written; a key becomes a probe that matches nothing (a lookup finds nothing) and that
- * {@linkcode Probe.storable} refuses.
+ * written; a key, or a value only compared ({@linkcode Probe.compareOnly}), becomes a probe that
+ * matches nothing (a lookup finds nothing) and that {@linkcode Probe.storable} refuses.
  */
 function tooLarge(p: Probe, bytes: number, limit: number, key: boolean): void {
-  if (!key) throw new MapFullError(bytes, limit);
+  if (!key && !p.compareOnly) throw new MapFullError(bytes, limit);
   p.hi = TAG_TOO_LARGE;
   p.lo = 0;
   p.mode = MODE_TOO_LARGE;
@@ -650,6 +656,15 @@ function mapFull(needed: number, limit: number): Error {
   return new MapFullError(needed + 4, limit + 4);
 }
 
+/**
+ * What a compare-only probe's writer throws for an encoding past its limit, caught where it
+ * encodes (module-private: no user code can throw it).
+ */
+const PAST_LIMIT = new RangeError("past the limit");
+function pastLimit(): Error {
+  return PAST_LIMIT;
+}
+
 /** The default codec: every JavaScript primitive, Uint8Array, arrays and plain objects. */
 export class AutoSlots implements SlotCodec<unknown> {
   readonly name = "auto";
@@ -681,11 +696,18 @@ export class AutoSlots implements SlotCodec<unknown> {
       // read gets a fresh probe, and so a writer of its own.
       let writer = p.writer;
       if (writer === undefined || writer.busy) {
-        writer = p.writer = new StructuredWriter(mapFull);
+        writer = p.writer = new StructuredWriter(p.compareOnly ? pastLimit : mapFull);
       }
       // Throws TypeError for what it cannot encode; MapFullError, before the work where it can,
-      // for what cannot fit in maxBytes (4 bytes are the blob's count).
-      writer.encode(value, this.limit - 4);
+      // for what cannot fit in maxBytes (4 bytes are the blob's count); PAST_LIMIT instead for a
+      // value only compared, which then matches nothing.
+      try {
+        writer.encode(value, this.limit - 4);
+      } catch (error) {
+        if (error !== PAST_LIMIT) throw error;
+        tooLarge(p, this.limit + 1, this.limit, false);
+        return;
+      }
       p.hi = TAG_STRUCT;
       p.lo = 0;
       p.bytes = writer.bytes;
@@ -869,7 +891,7 @@ export class UserSlots<T> implements SlotCodec<T> {
 
   toValue(value: T, p: Probe): void {
     setBytes(p, this.#encode(value), this.limit, false);
-    p.bytes = copyBytes(p.bytes);
+    if (p.mode === MODE_BYTES) p.bytes = copyBytes(p.bytes);
   }
 
   #encode(value: T): Uint8Array {

@@ -41,7 +41,7 @@ export class SyncAccess<K, V> {
   readonly entries: EntryMemo = new EntryMemo();
   readonly valueProbe: Probe = new Probe();
   /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */
-  readonly expectedProbe: Probe = new Probe();
+  readonly expectedProbe: Probe = compareOnlyProbe();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
   /** String keys' probes come from the key hash cache: a read may take its entry directly. */
@@ -167,7 +167,7 @@ export class SyncAccess<K, V> {
    * when nested.
    */
   probeExpected(old: V): Probe {
-    return this.encodeValue(old, this.nested ? new Probe() : this.expectedProbe);
+    return this.encodeValue(old, this.nested ? compareOnlyProbe() : this.expectedProbe);
   }
 
   /**
@@ -254,4 +254,11 @@ export class SyncAccess<K, V> {
       return this.core.locked(f);
     }
   }
+}
+
+/** A probe for a compare-and-X's old value: one too large to store matches nothing. */
+function compareOnlyProbe(): Probe {
+  const p = new Probe();
+  p.compareOnly = true;
+  return p;
 }
