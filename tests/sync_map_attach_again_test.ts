@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import v8 from "node:v8";
 import vm from "node:vm";
+import { Worker } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { type Codec, SyncMap } from "../mod.ts";
 import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
@@ -145,6 +146,37 @@ describe("SyncMap.attach in a thread that has an object for the map", () => {
   });
 });
 
+test("two workers attaching at once each get their own object back every time", {
+  timeout: 60_000,
+}, async () => {
+  // Their probes of the same memory interleave (arena.ts sameMemory): one taken for "another
+  // map" would make a new object on a new seat, and four seats would soon be used up.
+  const map = new SyncMap<number, number>({ maxParticipants: 4 });
+  const url = new URL("./fixtures/attach_burst_worker.ts", import.meta.url);
+  const go = new Int32Array(new SharedArrayBuffer(8));
+  const done = Promise.all(
+    [0, 1].map(() =>
+      new Promise<{ other: number; participants: number }>((resolve, reject) => {
+        const worker = new Worker(url, { workerData: { handle: map.handle, n: 50_000, go } });
+        worker.once("message", (result) => {
+          resolve(result);
+          void worker.terminate();
+        });
+        worker.once("error", reject);
+      })
+    ),
+  );
+  // Both ready before either starts: their bursts overlap.
+  while (Atomics.load(go, 1) < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  Atomics.store(go, 0, 1);
+  Atomics.notify(go, 0);
+  const results = await done;
+  for (const { other, participants } of results) {
+    assert.equal(other, 0, "attaches that made another object");
+    assert.ok(participants <= 3, `${participants} seats in use`);
+  }
+});
+
 /** A full garbage collection where the runtime offers one (Bun; V8 through its flags). */
 function collector(): () => void {
   const bun = (globalThis as { Bun?: { gc(full: boolean): void } }).Bun;
@@ -152,6 +184,24 @@ function collector(): () => void {
   v8.setFlagsFromString("--expose-gc");
   return vm.runInNewContext("gc") as () => void;
 }
+
+test("an iterator keeps its object alive across awaits and collections", async () => {
+  const gc = collector();
+  const maker = new SyncMap<number, number>();
+  for (let i = 0; i < 2_000; i++) maker.store(i, i);
+  const handle = maker.handle;
+  maker.close();
+  let n = 0;
+  for (const [k, v] of SyncMap.attach<number, number>(structuredClone(handle))) {
+    assert.equal(v, k);
+    if (++n % 200 === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 0)); // the finalizers' turn
+    }
+  }
+  assert.equal(n, 2_000);
+});
 
 test("objects attached and dropped without close() give their seats back when collected", async () => {
   const gc = collector();

@@ -76,6 +76,10 @@ export function noteAttached(
   values: SlotCodec<unknown>,
 ): void {
   collected.register(object, state.participant, object);
+  // Entries of collected objects go here too, not only when an attach walks the list.
+  for (let i = live.length - 1; i >= 0; i--) {
+    if (live[i].object.deref() === undefined) live.splice(i, 1);
+  }
   live.push({
     object: new WeakRef(object),
     state: new WeakRef(state),

@@ -18,7 +18,7 @@
 
 import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
-import { BatchIterator, batchLevel } from "./_iteration.ts";
+import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   AMENDED,
@@ -74,6 +74,17 @@ export class SyncIterator<K, V, T> extends BatchIterator<SyncAccess<K, V>, T> {
   #j = 0;
 
   protected readonly kind = "SyncMap";
+  /**
+   * The SyncMap object iterated, held so that it lives as long as this iterator: dropped, it
+   * would be collected and its participant closed (maps/_sync_attached.ts) under a loop that
+   * awaits between entries.
+   */
+  readonly #owner: object;
+
+  constructor(s: SyncAccess<K, V>, what: Yield, owner: object) {
+    super(s, what);
+    this.#owner = owner;
+  }
 
   next(): IteratorResult<T, undefined> {
     const j = this.#j;

@@ -655,7 +655,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   entries(): IterableIterator<[K, V]> {
-    return new SyncIterator(this.#s, ENTRIES);
+    return new SyncIterator(this.#s, ENTRIES, this);
   }
 
   /**
@@ -669,7 +669,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   keys(): IterableIterator<K> {
-    return new SyncIterator(this.#s, KEYS);
+    return new SyncIterator(this.#s, KEYS, this);
   }
 
   /**
@@ -683,7 +683,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   values(): IterableIterator<V> {
-    return new SyncIterator(this.#s, VALUES);
+    return new SyncIterator(this.#s, VALUES, this);
   }
 
   /**
@@ -697,7 +697,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   [Symbol.iterator](): IterableIterator<[K, V]> {
-    return new SyncIterator(this.#s, ENTRIES);
+    return new SyncIterator(this.#s, ENTRIES, this);
   }
 
   /**
@@ -823,8 +823,21 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 export function shareSyncMap(
   map: SyncMap<never, never>,
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
-  return reserveSeat(accessOf(map));
+  const { handle, release } = reserveSeat(accessOf(map));
+  // The release may run the map's steps after the caller dropped `map` (a worker that ended
+  // holding its mutex is rolled back): it holds `map`, so that no finalizer closes the
+  // participant under it first (maps/_sync_attached.ts).
+  return {
+    handle,
+    release: (graceMs?: number) => {
+      keep(map);
+      release(graceMs);
+    },
+  };
 }
+
+/** Does nothing with `object`: a closure that calls it holds it. */
+function keep(_object: object): void {}
 
 /**
  * Internal, for tests: {@linkcode SyncMap.attach} that takes a participant seat of its own even
