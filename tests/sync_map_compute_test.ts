@@ -265,6 +265,25 @@ describe("SyncMap.loadOrCompute", () => {
     m.verify();
   });
 
+  test("fn failing for ever new keys leaves nothing behind: the map does not fill up", () => {
+    // Each claim adds its key to the dirty table; one given up goes with it, as a delete of a
+    // dirty-only key does, else NIL entries no promotion drops would fill maxBytes.
+    const m = new SyncMap<string, number>({ maxBytes: 65536 });
+    const before = m.stats().bytesUsed;
+    for (let i = 0; i < 5_000; i++) {
+      assert.throws(() =>
+        m.loadOrCompute(`key-${i}`, () => {
+          throw new Error("fn failed");
+        }), /fn failed/);
+    }
+    const after = m.stats();
+    assert.equal(after.count, 0);
+    assert.ok(after.dirtyKeys <= 0, `${after.dirtyKeys} keys left in the dirty table`);
+    assert.ok(after.bytesUsed <= before + 4096, `bytesUsed ${before} -> ${after.bytesUsed}`);
+    assert.deepEqual(m.loadOrCompute("key-1", () => 1), [1, false]);
+    m.verify();
+  });
+
   test("a value fn returns that cannot be stored is an error, and nothing is stored", () => {
     const m = new SyncMap<string, unknown>();
     assert.throws(() => m.loadOrCompute("f", () => () => 1), TypeError);
@@ -534,6 +553,43 @@ describe("SyncMap.compute", () => {
       [13, true],
     );
     other.close();
+    m.verify();
+  });
+
+  test("fn deleting its key on one round and storing it on the next throws too", () => {
+    // The rounds it loses to its delete (the key then has no value) count as its own, as those
+    // it loses to its store do; else the two alternate for good.
+    const m = mapWith("k", 0);
+    let calls = 0;
+    assert.throws(
+      () =>
+        m.compute("k", (_old, loaded) => {
+          if (++calls > 1_000) return SyncMap.CANCEL; // the bug this guards: rounds for good
+          if (loaded) m.delete("k");
+          else m.store("k", 1);
+          return 2;
+        }),
+      /fn wrote the key it computes in \d+ rounds in a row/,
+    );
+    assert.ok(calls <= 64, `${calls} rounds`);
+    // A clear on alternate rounds is the same.
+    calls = 0;
+    assert.throws(() =>
+      m.compute("k", (_old, loaded) => {
+        if (++calls > 1_000) return SyncMap.CANCEL;
+        if (loaded) m.clear();
+        else m.store("k", 1);
+        return 2;
+      }), /rounds in a row/);
+    m.verify();
+  });
+
+  test("a key too large for maxBytes is refused before fn runs", () => {
+    const m = new SyncMap<string, number>({ maxBytes: 65536 });
+    let ran = 0;
+    assert.throws(() => m.compute("k".repeat(70_000), () => ++ran), MapFullError);
+    assert.throws(() => m.loadOrCompute("k".repeat(70_000), () => ++ran), MapFullError);
+    assert.equal(ran, 0);
     m.verify();
   });
 

@@ -8,9 +8,10 @@
  * that never ends. Another worker's writes cannot do that (each lost round is another writer's
  * success), so only this thread's own writes need telling apart, and this file does it: while
  * a `compute` callback runs on this thread, every value record any SyncMap call of this thread
- * makes is noted as (buffer, offset). After a lost round, the record the key holds is looked
- * up among those made during that round's `fn`: if it is one, this thread's own callback wrote
- * the key. `compute` allows a few such rounds in a row (_computed.ts `SELF_WRITES_MAX`: a callback
+ * makes is noted as (buffer, offset), and every value it takes out (a delete, a clear) as
+ * (buffer, 0). After a lost round, the record the key holds is looked up among those made during
+ * that round's `fn` (or, when the key has no value, a removal): if it is one, this thread's own
+ * callback wrote the key. `compute` allows a few such rounds in a row (_computed.ts `SELF_WRITES_MAX`: a callback
  * may write its key conditionally, and the value it then sees stops it), then throws.
  *
  * A record noted may have been replaced and freed since, its offset reused by another worker's
@@ -41,6 +42,17 @@ export function noteRecord(buffer: SharedArrayBuffer | ArrayBuffer, r: number): 
   else made.push(buffer, r);
 }
 
+/**
+ * Notes that a value of the map in `buffer` was taken out (a delete, a clear), when a compute
+ * callback is running: noted as record 0, which no record is, and which {@linkcode madeSince}
+ * is asked about when the key has no value once a round is lost. A callback that deletes its
+ * own key on one round and stores it on the next would otherwise never count a round as its
+ * own. Another key's deletion by the callback counts too: it can only count towards the limit.
+ */
+export function noteRemoval(buffer: SharedArrayBuffer | ArrayBuffer): void {
+  noteRecord(buffer, 0);
+}
+
 /** Marks the start of one run of a callback; returns the mark for {@linkcode madeSince}. */
 export function enterCallback(): number {
   depth++;
@@ -52,7 +64,10 @@ export function exitCallback(): void {
   depth--;
 }
 
-/** Whether record `r` of the map in `buffer` was noted since `mark` (a run's own write). */
+/**
+ * Whether record `r` of the map in `buffer` was noted since `mark` (a run's own write); for `r`
+ * 0 (the key has no value), whether a value of that map was taken out since `mark`.
+ */
 export function madeSince(
   mark: number,
   buffer: SharedArrayBuffer | ArrayBuffer,

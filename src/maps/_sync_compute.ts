@@ -147,10 +147,20 @@ export function abandon(core: SyncCore, probe: Probe, mine: number): void {
   if ((read & AMENDED) === 0) return;
   core.locked(() => {
     let e2 = core.findIn(core.readTable(Atomics.load(a.i32, R_READ)), probe);
-    if (e2 === 0) e2 = core.findIn(core.dirtyTable(), probe);
-    if (e2 !== 0 && Atomics.compareExchange(a.i32, e2 >> 2, mine, NIL) === mine) {
-      wakeWaiters(a.i32, e2);
+    if (e2 !== 0) {
+      if (Atomics.compareExchange(a.i32, e2 >> 2, mine, NIL) === mine) wakeWaiters(a.i32, e2);
+      return;
     }
+    const dirty = core.dirtyTable();
+    e2 = core.findIn(dirty, probe);
+    if (e2 === 0 || Atomics.compareExchange(a.i32, e2 >> 2, mine, NIL) !== mine) return;
+    // A dirty-only key goes with its claim: claims of fresh keys whose fn fails would
+    // otherwise fill the dirty table with NIL entries that no promotion comes to drop (the
+    // claims count no miss). No miss is counted here either: a promotion of the table each
+    // time made the heap churn. Only the lock's holder writes a dirty-only entry's `p`, so it
+    // is still NIL. Its waiters look the key up again and find it absent.
+    core.removeFromDirty(dirty!, probe, e2);
+    wakeWaiters(a.i32, e2);
   });
 }
 

@@ -35,7 +35,7 @@ import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/s
 import { Table } from "../_engine/table.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
-import { noteRecord } from "./_compute_watch.ts";
+import { noteRecord, noteRemoval } from "./_compute_watch.ts";
 import {
   AMENDED,
   E_KEY_HI,
@@ -683,6 +683,7 @@ export class SyncCore {
     const read = readWord & ~AMENDED;
     const dirty = a.i32[R_DIRTY];
     if (read === 0 && dirty === 0) return;
+    noteRemoval(a.buffer); // a compute's fn that clears the map
     // The tables own every key between them: at least as many as the larger holds.
     const keys = Math.max(this.readTable(readWord)?.count ?? 0, this.dirtyTable()?.count ?? 0);
     this.#setRead(0);
@@ -828,6 +829,7 @@ export class SyncCore {
   /** Counts `delta` keys (atomic: lock-free paths count too). */
   count(delta: number): void {
     Atomics.add(this.arena.i32, R_COUNT, delta);
+    if (delta < 0) noteRemoval(this.arena.buffer); // a compute's fn that deletes its own key
   }
 
   /** Bytes in use, less what sits free in participants' caches. */

@@ -361,6 +361,7 @@ export function compute<K, V>(
   checkFunction(fn, "SyncMap.compute", "fn");
   s.participant.enter();
   const probe = s.probeKey(key);
+  probe.storable(); // a key too large for maxBytes, refused before fn runs (as loadOrCompute)
   // Where the value read is copied: the old-value scratch, or a fresh probe when nested.
   const seen = s.nested ? new Probe() : s.expectedProbe;
   try {
@@ -416,7 +417,6 @@ function computeRounds<K, V>(
       if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
     } else {
       const vp = s.probeValue(next);
-      probe.storable(); // a key too large for maxBytes
       const record = core.newRecord(vp, true);
       core.published = 0; // read by the free below: see SyncCore.published
       core.inflight = record;
@@ -429,8 +429,7 @@ function computeRounds<K, V>(
       if (stored) return [next, true];
     }
     // Lost: to another writer, or to fn's own write of the key in this round.
-    const now = current(core, probe);
-    if (now === 0 || !madeSince(mark, a.buffer, now)) selfWrites = 0;
+    if (!madeSince(mark, a.buffer, current(core, probe))) selfWrites = 0;
     else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError("SyncMap.compute");
   }
 }
