@@ -511,6 +511,11 @@ export class Participant {
     this.#room--;
   }
 
+  /** Whether a retirement can be made now without making room first (a full map may lack it). */
+  get canRetire(): boolean {
+    return this.#room > 0;
+  }
+
   /**
    * {@linkcode retire}, as part of the locked step `tx`: the list's words are journaled, so a
    * rollback of the step takes the retirement back too (call {@linkcode resync} after a rollback

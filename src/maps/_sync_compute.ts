@@ -103,19 +103,18 @@ function tryClaim(i32: Int32Array, e: number, mine: number): number {
 }
 
 /**
- * Waits, outside every lock and holding nothing, until entry `e` no longer holds the pending
- * `p` or its owner is gone; then the caller looks the key up again. In bounded slices, so
- * that an owner's death (which nobody signals) is seen within one, and this thread learns if
- * it was itself terminated meanwhile (`checkSelf` throws). The entry may be freed meanwhile
- * (a `clear`): reading and waiting on its word is harmless, and a slice bounds the wait.
+ * Waits, outside every lock and holding nothing, for one slice at most, while entry `e` holds
+ * the pending `p` of a live owner; then the caller looks the key up again, and comes back if
+ * it is still pending. The slice bounds the wait, so that an owner's death (which nobody
+ * signals) is seen within one, and this thread learns if it was itself terminated meanwhile
+ * (`checkSelf` throws). The entry may be freed meanwhile (a `clear`, an abandon that drops a
+ * dirty-only key), and even reused for another key's claim with the same `p`: so the word is
+ * trusted for one slice only, and the key is looked up afresh after each.
  */
 export function awaitSettled(i32: Int32Array, e: number, p: number): void {
-  const owner = -p;
-  for (;;) {
-    if (Atomics.load(i32, e >> 2) !== p || ownerGone(owner)) return;
-    Atomics.wait(i32, e >> 2, p, WAIT_SLICE_MS);
-    checkSelf();
-  }
+  if (Atomics.load(i32, e >> 2) !== p || ownerGone(-p)) return;
+  Atomics.wait(i32, e >> 2, p, WAIT_SLICE_MS);
+  checkSelf();
 }
 
 /**
@@ -154,12 +153,14 @@ export function abandon(core: SyncCore, probe: Probe, mine: number): void {
     const dirty = core.dirtyTable();
     e2 = core.findIn(dirty, probe);
     if (e2 === 0 || Atomics.compareExchange(a.i32, e2 >> 2, mine, NIL) !== mine) return;
+    // An abandon after a MapFullError for want of retire room (computeClaimed) leaves the NIL
+    // entry in place, as before: its removal would retire it.
     // A dirty-only key goes with its claim: claims of fresh keys whose fn fails would
     // otherwise fill the dirty table with NIL entries that no promotion comes to drop (the
     // claims count no miss). No miss is counted here either: a promotion of the table each
     // time made the heap churn. Only the lock's holder writes a dirty-only entry's `p`, so it
     // is still NIL. Its waiters look the key up again and find it absent.
-    core.removeFromDirty(dirty!, probe, e2);
+    if (core.participant.canRetire) core.removeFromDirty(dirty!, probe, e2);
     wakeWaiters(a.i32, e2);
   });
 }

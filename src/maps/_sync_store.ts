@@ -293,8 +293,9 @@ function computeClaimed<K, V>(
       try {
         part.enter();
       } catch (enterError) {
-        // Online by then, short only of room to retire in: the abandon retires nothing, and a
-        // claim left by a live thread would keep every waiter of the key waiting.
+        // Online by then, short only of room to retire in: the abandon then retires nothing
+        // (it leaves a dirty-only key's NIL entry in place), and a claim left by a live thread
+        // would keep every waiter of the key waiting.
         if (!(enterError instanceof MapFullError)) throw enterError;
       }
       abandon(core, probe, mine);
