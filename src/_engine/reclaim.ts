@@ -304,6 +304,9 @@ export class Participant {
    * go on without it.
    */
   park(inflight: number): void {
+    // A closed participant's seat may be another's by now (a share's release that rolls a
+    // dead worker's step back runs on the object that shared it, closed or not).
+    if (this.#closed) return;
     const i32 = this.arena.i32;
     i32[this.#seat + INFLIGHT] = inflight;
     Atomics.store(i32, this.#seat + PARKED, 1);
@@ -311,6 +314,7 @@ export class Participant {
 
   /** Ends {@linkcode park}. */
   unpark(): void {
+    if (this.#closed) return; // as park
     Atomics.store(this.arena.i32, this.#seat + PARKED, 0);
   }
 
