@@ -15,7 +15,7 @@
  * the read table, as in a warmed-up Go LoadMostlyHits): `load`, hits on int keys; `strings`,
  * hits on 16-unit string keys (made by concatenation, as bench/string_keys.ts makes them);
  * `store`, overwrites of the int keys; `range`, one `range` over all the int keys an
- * operation; `churn`, `recreate`, `adversarialDelete`, `get` and `getStrings` as WORKLOADS
+ * operation; `churn`, `recreate`, `adversarialDelete`, `get`, `getStrings` and `iterate` as WORKLOADS
  * says. A child warms its loop up for about 300 ms, then runs it in `measuredLoop` for `--ms` of
  * wall time, and reports the operations and the time; only the samples with `measuredLoop` on
  * the stack count as the workload's (bench/fixtures/cpu_profile.ts). Ticks of the loop's window outside
@@ -68,6 +68,7 @@ const WORKLOADS = {
   recreate: `SyncMap loadAndDelete of its one key, then a store of it again`,
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
+  iterate: `GoMap entries over ${KEYS_TEXT} int keys (one op: one entry)`,
 } as const;
 type Workload = keyof typeof WORKLOADS;
 
@@ -112,6 +113,14 @@ function bodyOf(workload: Workload): Body {
       return function getStringHits(n) {
         let sum = 0;
         for (let i = 0; i < n; i++) sum += map.get(keys[i & (KEYS - 1)])!;
+        if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "iterate": {
+      const map = goFilled(ints);
+      return function iterateEntries(n) {
+        let sum = 0;
+        for (let done = 0; done < n; done += KEYS) for (const [k, v] of map) sum += k + v;
         if (sum < 0) throw new Error("unreachable");
       };
     }
