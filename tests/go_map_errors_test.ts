@@ -7,7 +7,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Codec, codecs, ConcurrentMapWriteError, GoMap, MapFullError, Mutex } from "../mod.ts";
+import {
+  type Codec,
+  codecs,
+  ConcurrentMapWriteError,
+  GoMap,
+  MapFullError,
+  Mutex,
+  SyncMap,
+} from "../mod.ts";
 import { H_KIND, H_MAX_BYTES, H_ROOT, H_TOP, H_VERSION } from "../src/_engine/arena.ts";
 import { failAllocationsForTests } from "../src/_engine/allocator.ts";
 import { BUCKET_BYTES, bucketBytes, numbersInBucket, runs } from "./fixtures/go_map_helpers.ts";
@@ -328,6 +336,36 @@ function assertMapFull(error: unknown): true {
 }
 
 describe("GoMap running out of maxBytes", () => {
+  test("a key too large for maxBytes is refused before the value is encoded", () => {
+    // The value's getters are user code: they must not run for a write that cannot happen.
+    const map = new GoMap<string, unknown>({ maxBytes: 65536 });
+    let ran = 0;
+    const value = {
+      get x() {
+        ran++;
+        map.set("side", 1);
+        return 1;
+      },
+    };
+    assert.throws(() => map.set("k".repeat(40_000), value), MapFullError);
+    assert.equal(ran, 0);
+    assert.equal(map.has("side"), false);
+    const sync = new SyncMap<string, unknown>({ maxBytes: 65536 });
+    for (
+      const write of [
+        () => sync.store("k".repeat(40_000), value),
+        () => sync.swap("k".repeat(40_000), value),
+        () => sync.loadOrStore("k".repeat(40_000), value),
+      ]
+    ) {
+      assert.throws(write, MapFullError);
+    }
+    assert.equal(ran, 0);
+    assert.equal(map.size + sync.size, 0);
+    map.verify();
+    sync.verify();
+  });
+
   test("MapFullError is exported and is a RangeError", () => {
     const error = new MapFullError(10, 65536);
     assert.ok(error instanceof RangeError && error instanceof Error);

@@ -86,8 +86,8 @@ export function swap<K, V>(
     noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
   } else {
     probe = s.probeKey(key);
+    probe.storable(); // a key too large for maxBytes, refused before the value is encoded
     const vp = s.probeValue(value);
-    probe.storable(); // a key too large for maxBytes
     record = core.newRecord(vp, true);
   }
   try {
@@ -152,8 +152,8 @@ export function loadOrStore<K, V>(
     }
   }
   const probe = s.probeKey(key);
+  probe.storable(); // a key too large for maxBytes, refused before the value is encoded
   const vp = s.probeValue(value);
-  probe.storable(); // a key too large for maxBytes
   let record = 0;
   try {
     const read = Atomics.load(a.i32, R_READ);

@@ -318,8 +318,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       setNumber(v, value === value ? value : NaN);
     } else {
       p = s.encodeKey(key, nested ? new Probe() : s.probe);
+      // A key too large for maxBytes, refused before the value is encoded (its getters and
+      // codec are user code) and before the table changes.
+      p.storable();
       v = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
-      p.storable(); // a key too large for maxBytes, refused before the table changes
     }
     // From here on no user code runs: the probes refer to nothing user code can reach.
     const seq = beginWrite(s);
