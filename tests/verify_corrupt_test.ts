@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { GoMap, SyncMap } from "../mod.ts";
+import { currentThreadId, GoMap, SyncMap } from "../mod.ts";
 import { A_SPARE, CHUNK_HEADER, sizeClass } from "../src/_engine/alloc_layout.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
 import { Table } from "../src/_engine/table.ts";
@@ -23,7 +23,9 @@ import {
   T_NEVACUATE,
   T_OLDBUCKETS,
 } from "../src/_engine/table_layout.ts";
-import { TABLE_AT } from "../src/maps/_go_layout.ts";
+import { OWNER_SHIFT } from "../src/_engine/futex.ts";
+import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
+import { runChild } from "./fixtures/child.ts";
 import {
   AMENDED,
   E_KEY_LO,
@@ -31,7 +33,10 @@ import {
   EXPUNGED,
   NIL,
   R_DIRTY,
+  R_MU,
   R_READ,
+  REC_LO,
+  RECORD_HEADER,
   S_ENTRY,
   S_OWNS,
 } from "../src/maps/_sync_layout.ts";
@@ -207,5 +212,68 @@ describe("GoMap: verify() checks the table for what its writes rely on", () => {
     named(map, new RegExp(`class ${c}'s spare span \\d+ is not an empty span of that class`));
     assert.throws(() => map.set(1000, value), /corrupt heap: class \d+'s spare span/);
     for (let i = 0; i < 100; i++) assert.equal(map.get(i), i);
+  });
+});
+
+describe("verify() names what the later calls would trip on, and never hangs", () => {
+  test("SyncMap: a mutex word naming a thread that does not exist fails verify within 5 s", async () => {
+    // In a child: a regression would wait for that thread for good.
+    const child = await runChild(
+      new URL("./fixtures/verify_stuck_mutex.ts", import.meta.url),
+      [],
+      30_000,
+    );
+    assert.equal(child.timedOut, false, "verify() returned");
+    assert.match(
+      child.stdout,
+      /RangeError: verify: SyncMap: the mutex has been held by thread 60000 for 5 s/,
+    );
+  });
+
+  test("SyncMap: a mutex word naming this very thread, which holds no step, is corrupt", () => {
+    const { map, arena } = promoted();
+    const word = Atomics.load(arena.i32, R_MU);
+    Atomics.store(arena.i32, R_MU, (currentThreadId() + 1) << OWNER_SHIFT);
+    try {
+      named(map, /the mutex word \d+ names this thread/);
+    } finally {
+      Atomics.store(arena.i32, R_MU, word);
+    }
+    map.verify();
+  });
+
+  test("SyncMap: a blob record whose header points away from its blob", () => {
+    const map = new SyncMap<number, string>();
+    map.store(1, "a value long enough to be a blob");
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    const e =
+      [...slots(arena, Atomics.load(arena.i32, R_DIRTY)).values()].map((k) =>
+        arena.i32[(k >> 2) + S_ENTRY]
+      )[0];
+    const r = Atomics.load(arena.i32, e >> 2);
+    assert.equal(arena.i32[(r >> 2) + REC_LO], r + RECORD_HEADER);
+    arena.i32[(r >> 2) + REC_LO] += 16;
+    named(
+      map,
+      new RegExp(`a value record at ${r} points to its blob at ${r + RECORD_HEADER + 16}`),
+    );
+    arena.i32[(r >> 2) + REC_LO] -= 16;
+    map.verify();
+  });
+
+  test("GoMap: a journal whose capacity word or publish word is off", () => {
+    const map = new GoMap<number, number>();
+    map.set(1, 1);
+    const i32 = new Int32Array(map.handle.buffer);
+    const journal = i32[JOURNAL] >> 2; // a byte offset
+    const capacity = i32[journal + 1];
+    i32[journal + 1] = capacity + 1;
+    named(map, new RegExp(`journal has capacity word ${capacity + 1}, made with ${capacity}`));
+    i32[journal + 1] = capacity;
+    i32[journal + 8] = 77;
+    named(map, /journal notes word 77 to publish/);
+    i32[journal + 8] = 0;
+    map.verify();
+    assert.equal(map.get(1), 1);
   });
 });

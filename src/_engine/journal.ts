@@ -161,6 +161,22 @@ export class Journal {
       i32[this.at + J_INTENT] !== 0;
   }
 
+  /**
+   * What is wrong with this journal for one that no mutation is using (for `verify()`): not
+   * empty, not idle, an intent left, a word noted to publish, or a capacity word other than the
+   * one it was made with. Null when nothing is.
+   */
+  idleProblem(): string | null {
+    const i32 = this.#src.i32;
+    const at = this.at;
+    if (this.dirty) return "is not empty";
+    if (i32[at + J_CAPACITY] !== this.capacity) {
+      return `has capacity word ${i32[at + J_CAPACITY]}, made with ${this.capacity}`;
+    }
+    if (i32[at + J_PUBLISH] !== 0) return `notes word ${i32[at + J_PUBLISH]} to publish`;
+    return null;
+  }
+
   /** Starts a mutation. The journal must be idle. */
   begin(): void {
     const i32 = this.#src.i32;

@@ -24,7 +24,8 @@
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
 import { inViews } from "../_engine/arena.ts";
-import { checkAlive, ownerGone } from "../_engine/census.ts";
+import { checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
+import { OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
   deadSeats,
@@ -58,12 +59,16 @@ import {
   R_COUNT,
   R_DIRTY,
   R_JOURNAL,
+  R_MU,
   R_NSEATS,
   R_PAUSE,
   R_READ,
   R_SEATS_BLOCK,
   R_SERIAL,
   R_SWEEP_DUE,
+  REC_HI,
+  REC_LO,
+  RECORD_HEADER,
   S_ENTRY,
   S_OWNS,
   SYNC_JOURNAL_ENTRIES,
@@ -207,6 +212,12 @@ function mark(core: SyncCore, strict: boolean): Marks {
   // A record's and a blob's size is read from their first words.
   const record = (r: number, what: string): void => {
     own(start(r, 16, what), recordBytes(a, r), what);
+    // A blob value's words follow its record's header, and the header's lo word says so.
+    if (strict && isBlob(i32[(r >> 2) + REC_HI]) && i32[(r >> 2) + REC_LO] !== r + RECORD_HEADER) {
+      fail(
+        `${what} at ${r} points to its blob at ${i32[(r >> 2) + REC_LO]}, not ${r + RECORD_HEADER}`,
+      );
+    }
   };
   const entryKey = (e: number): void => {
     const hi = i32[(e >> 2) + E_KEY_HI];
@@ -349,6 +360,31 @@ function caches(core: SyncCore): [number, number][] {
  * Checks every invariant of a SyncMap and throws a RangeError naming the first broken one (see
  * SyncMap.verify). Stops the world for the check; throws if it cannot within a while.
  */
+/**
+ * Waits up to `ms` for the map's mutex to be free, or its holder gone, before verify() takes it:
+ * a holder that never lets it go (a live thread stuck, or a mutex word corrupted to name a thread
+ * that does not exist) fails verify() instead of hanging it. The word naming this thread is
+ * corrupt: verify() runs in no step of the mutex (user code never runs under it).
+ */
+function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): void {
+  const i32 = core.arena.i32;
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const w = Atomics.load(i32, R_MU);
+    const owner = w >>> OWNER_SHIFT;
+    if (owner === 0 || ownerGone(owner)) return;
+    if (owner === ownerId()) fail(`the mutex word ${w} names this thread, which holds no step`);
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      fail(
+        `the mutex has been held by thread ${owner - 1} for ${ms / 1000} s (a thread that ` +
+          "never lets it go, or a corrupt mutex word)",
+      );
+    }
+    Atomics.wait(i32, R_MU, w, Math.min(left, 50));
+  }
+}
+
 export function verifySyncMap(core: SyncCore): void {
   const a = core.arena;
   const i32 = a.i32;
@@ -356,6 +392,7 @@ export function verifySyncMap(core: SyncCore): void {
     throw new RangeError(`verify: SyncMap: ${what}`);
   };
   reapDead(core);
+  awaitMutex(core, 5000, fail);
   core.locked(() => {
     if (!pauseWorld(core.registry, 5000)) {
       fail(

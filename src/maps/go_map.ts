@@ -575,7 +575,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       const fail = (what: string): never => {
         throw new RangeError(`verify: GoMap: ${what}`);
       };
-      if (s.tx.journal.dirty) fail("the writer's journal is not empty");
+      const journal = s.tx.journal.idleProblem();
+      if (journal !== null) fail(`the writer's journal ${journal}`);
       const blocks = new Map<number, number>();
       const own = (offset: number, bytes: number, what: string): void => {
         if (offset <= 0) fail(`${what} at ${offset}: not a block`);
