@@ -8,7 +8,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { currentThreadId, GoMap, SyncMap } from "../mod.ts";
-import { A_SPARE, CHUNK_HEADER, sizeClass } from "../src/_engine/alloc_layout.ts";
+import {
+  A_BITMAP,
+  A_LISTS,
+  A_SPARE,
+  BITMAP_WORDS,
+  CHUNK_HEADER,
+  sizeClass,
+} from "../src/_engine/alloc_layout.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
 import { Table } from "../src/_engine/table.ts";
 import {
@@ -17,11 +24,14 @@ import {
   EMPTY_ONE,
   KEYS,
   MIN_TOP_HASH,
+  SAME_SIZE_GROW,
   T_B,
   T_BUCKETS,
   T_COUNT,
+  T_FLAGS,
   T_NEVACUATE,
   T_OLDBUCKETS,
+  T_OLDOVERFLOW,
 } from "../src/_engine/table_layout.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
@@ -258,6 +268,37 @@ describe("verify() names what the later calls would trip on, and never hangs", (
       new RegExp(`a value record at ${r} points to its blob at ${r + RECORD_HEADER + 16}`),
     );
     arena.i32[(r >> 2) + REC_LO] -= 16;
+    map.verify();
+  });
+
+  test("a class's span list holding what is not a span, and a bitmap bit past the bins", () => {
+    const map = new GoMap<number, string>();
+    for (let i = 0; i < 50; i++) map.set(i, `value ${i}`);
+    const i32 = new Int32Array(map.handle.buffer);
+    const c = 3;
+    const head = i32[A_LISTS + c];
+    i32[A_LISTS + c] = 16; // into the arena's header
+    named(map, new RegExp(`class ${c}'s span list holds 16, which is not a span`));
+    i32[A_LISTS + c] = head;
+    const last = A_BITMAP + BITMAP_WORDS - 1;
+    i32[last] ^= 1 << 30;
+    named(map, new RegExp(`bitmap bit ${(BITMAP_WORDS - 1) * 32 + 30} is set`));
+    i32[last] ^= 1 << 30;
+    map.verify();
+  });
+
+  test("GoMap: a table that is not growing but says it is, or counts old overflow buckets", () => {
+    const map = new GoMap<number, number>();
+    map.set(1, 1);
+    const i32 = new Int32Array(map.handle.buffer);
+    const h = TABLE_AT >> 2;
+    assert.equal(i32[h + T_OLDBUCKETS], 0);
+    i32[h + T_FLAGS] |= SAME_SIZE_GROW;
+    named(map, /a table that is not growing is flagged SAME_SIZE_GROW/);
+    i32[h + T_FLAGS] &= ~SAME_SIZE_GROW;
+    i32[h + T_OLDOVERFLOW] = 7;
+    named(map, /a table that is not growing counts 7 old overflow buckets/);
+    i32[h + T_OLDOVERFLOW] = 0;
     map.verify();
   });
 

@@ -12,6 +12,7 @@ import {
   A_LISTS,
   A_SPARE,
   binOf,
+  BITMAP_WORDS,
   C_NEXT,
   C_PREV,
   CHUNK_HEADER,
@@ -106,12 +107,20 @@ export function verifyHeap(arena: Arena): HeapReport {
   if (listed !== freeChunks.size) {
     fail(`${freeChunks.size} free chunks but ${listed} in bins`);
   }
+  // The bitmap's bits past the last bin belong to no bin: one set would send a search for a
+  // free chunk to a bin that is not there.
+  for (let b = NBINS; b < BITMAP_WORDS * 32; b++) {
+    if (((i32[A_BITMAP + (b >> 5)] >>> (b & 31)) & 1) !== 0) fail(`bitmap bit ${b} is set`);
+  }
   let used = 0;
   for (const size of blocks.values()) used += size;
   const inLists = new Set<number>();
+  const spanChunks = new Set(spans);
   for (let c = 0; c < NCLASSES; c++) {
     let prev = 0;
     for (let s = i32[A_LISTS + c]; s !== 0; s = i32[spanWords(s) + SP_NEXT]) {
+      // Before its words are read as a span's: a list may only hold span chunks.
+      if (!spanChunks.has(s)) fail(`class ${c}'s span list holds ${s}, which is not a span`);
       if (inLists.has(s)) fail(`class ${c}'s span list loops`);
       if (i32[spanWords(s) + SP_PREV] !== prev) fail(`span ${s}: bad back link`);
       if (i32[spanWords(s) + SP_CLASS] !== c + 1) fail(`span ${s} is in class ${c}'s list`);
