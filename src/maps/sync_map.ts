@@ -214,11 +214,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     handle: SyncMapHandle,
     options: SyncMapAttachOptions<K, V> = {},
   ): SyncMap<K, V> {
-    return attachSyncMap(
-      handle,
-      options,
-      (opened) => new SyncMap<K, V>(opened as unknown as SyncMapOptions<K, V>),
-    );
+    return attachObject(handle, options, true);
   }
 
   /**
@@ -847,10 +843,19 @@ export function attachOwnSeat<K = unknown, V = unknown>(
   handle: SyncMapHandle,
   options: SyncMapAttachOptions<K, V> = {},
 ): SyncMap<K, V> {
+  return attachObject(handle, options, false);
+}
+
+/** {@linkcode SyncMap.attach}; with `again` false, always on a seat of its own. */
+function attachObject<K, V>(
+  handle: SyncMapHandle,
+  options: SyncMapAttachOptions<K, V>,
+  again: boolean,
+): SyncMap<K, V> {
   return attachSyncMap(
     handle,
     options,
     (opened) => new SyncMap<K, V>(opened as unknown as SyncMapOptions<K, V>),
-    false,
+    again,
   );
 }
