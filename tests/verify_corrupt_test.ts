@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { currentThreadId, GoMap, SyncMap } from "../mod.ts";
 import {
   A_BITMAP,
@@ -238,6 +239,41 @@ describe("verify() names what the later calls would trip on, and never hangs", (
       child.stdout,
       /RangeError: verify: SyncMap: the mutex has been held by thread 60000 for 5 s/,
     );
+  });
+
+  test("SyncMap: two threads verifying at once both pass, neither waiting out the other", async () => {
+    // Each waits for the mutex the other holds while it stops the world: the waiter must count
+    // as parked, or the holder waits for it, and both fail after 5 s.
+    const map = new SyncMap<number, number>();
+    for (let i = 0; i < 20_000; i++) map.store(i, i);
+    const go = new Int32Array(new SharedArrayBuffer(8));
+    const worker = new Worker(new URL("./fixtures/verify_worker.ts", import.meta.url), {
+      workerData: { handle: map.handle, times: 4, go },
+    });
+    const theirs = new Promise<string[]>((resolve, reject) => {
+      worker.once("message", resolve);
+      worker.once("error", reject);
+    });
+    while (Atomics.load(go, 0) < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    Atomics.add(go, 0, 1);
+    const ours: string[] = [];
+    const started = Date.now();
+    for (let i = 0; i < 4; i++) {
+      try {
+        map.verify();
+        ours.push("ok");
+      } catch (error) {
+        ours.push((error as Error).message);
+      }
+    }
+    const elapsed = Date.now() - started;
+    try {
+      assert.deepEqual(ours, ["ok", "ok", "ok", "ok"]);
+      assert.deepEqual(await theirs, ["ok", "ok", "ok", "ok"]);
+      assert.ok(elapsed < 4_000, `${elapsed} ms for four verify() calls`);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   test("SyncMap: a mutex word naming this very thread, which holds no step, is corrupt", () => {

@@ -76,6 +76,9 @@ import {
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
+/** The longest verify() sleeps between looks at a mutex another thread holds (awaitMutex). */
+const WAIT_SLICE = 10;
+
 /** How long a recovery waits for the other participants to park before it gives up for now. */
 const PAUSE_TIMEOUT_MS = 250;
 /** The same for a retry of a sweep left due ({@linkcode retrySweep}). */
@@ -357,34 +360,48 @@ function caches(core: SyncCore): [number, number][] {
 }
 
 /**
- * Checks every invariant of a SyncMap and throws a RangeError naming the first broken one (see
- * SyncMap.verify). Stops the world for the check; throws if it cannot within a while.
- */
-/**
  * Waits up to `ms` for the map's mutex to be free, or its holder gone, before verify() takes it:
  * a holder that never lets it go (a live thread stuck, or a mutex word corrupted to name a thread
- * that does not exist) fails verify() instead of hanging it. The word naming this thread is
- * corrupt: verify() runs in no step of the mutex (user code never runs under it).
+ * that does not exist) fails verify() instead of hanging it. It fails only when every look, one
+ * each WAIT_SLICE at most, found the same holder for `ms`; a mutex that changes hands starts the
+ * count again. Parked meanwhile, as a waiter in the mutex is (SyncCore's lock): the holder may
+ * be stopping the world (its own verify(), a recovery), which must not wait for this thread. The
+ * word naming this thread is corrupt: verify() runs in no step of the mutex (user code never
+ * runs under it).
  */
 function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): void {
   const i32 = core.arena.i32;
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const w = Atomics.load(i32, R_MU);
-    const owner = w >>> OWNER_SHIFT;
-    if (owner === 0 || ownerGone(owner)) return;
-    if (owner === ownerId()) fail(`the mutex word ${w} names this thread, which holds no step`);
-    const left = deadline - Date.now();
-    if (left <= 0) {
-      fail(
-        `the mutex has been held by thread ${owner - 1} for ${ms / 1000} s (a thread that ` +
-          "never lets it go, or a corrupt mutex word)",
-      );
+  const part = core.participant;
+  part.park(core.inflight);
+  try {
+    let holder = 0;
+    let since = 0;
+    for (;;) {
+      const w = Atomics.load(i32, R_MU);
+      const owner = w >>> OWNER_SHIFT;
+      if (owner === 0 || ownerGone(owner)) return;
+      if (owner === ownerId()) fail(`the mutex word ${w} names this thread, which holds no step`);
+      const now = Date.now();
+      if (owner !== holder) {
+        holder = owner;
+        since = now;
+      } else if (now - since >= ms) {
+        fail(
+          `the mutex has been held by thread ${owner - 1} for ${ms / 1000} s (a thread that ` +
+            "never lets it go, or a corrupt mutex word)",
+        );
+      }
+      Atomics.wait(i32, R_MU, w, WAIT_SLICE);
     }
-    Atomics.wait(i32, R_MU, w, Math.min(left, 50));
+  } finally {
+    part.unpark();
   }
 }
 
+/**
+ * Checks every invariant of a SyncMap and throws a RangeError naming the first broken one (see
+ * SyncMap.verify). Stops the world for the check; throws if it cannot within a while.
+ */
 export function verifySyncMap(core: SyncCore): void {
   const a = core.arena;
   const i32 = a.i32;
