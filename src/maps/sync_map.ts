@@ -778,7 +778,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     verifySyncMap(this.#s.core);
   }
 
-  /** Same as {@linkcode close}, for `using`. */
+  /**
+   * Same as {@linkcode close}, for `using`: it closes one attach, so an object bound with
+   * `using` is not closed by hand as well (that would be a close too many, which closes the
+   * thread's shared object for the rest of its code).
+   */
   [Symbol.dispose](): void {
     this.close();
   }
