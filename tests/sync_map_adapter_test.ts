@@ -4,7 +4,9 @@
 // a while).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SyncMap } from "../mod.ts";
+import { type Codec, GoMap, SyncMap } from "../mod.ts";
+import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { attachAll, SHARE_TAG, type ShareMessage } from "../src/workers/_share.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { until } from "./fixtures/harness.ts";
 import { runtime, spawnWorker } from "./fixtures/spawn.ts";
@@ -34,4 +36,31 @@ test("a SyncMap shared by spawn() is written by the worker and released when it 
   assert.equal(cache.load(42), 4242);
   cache.store(42, 1);
   assert.equal(cache.load(42), 1);
+});
+
+test("a receive() that failed on a missing codec can be tried again: the reserved seats stay", () => {
+  // attachAll is what receive() runs on the share message; here in one thread, on handles whose
+  // SyncMap seat is reserved as a parent reserves it for a worker.
+  const point: Codec<number> = {
+    name: "point",
+    encode: (x) => new Uint8Array([x]),
+    decode: (bytes) => bytes[0],
+  };
+  const s = new SyncMap<string, number>();
+  s.store("k", 1);
+  const g = new GoMap<number, number>({ keys: point });
+  g.set(7, 70);
+  const share = shareSyncMap(s as SyncMap<never, never>);
+  const message: ShareMessage = { [SHARE_TAG]: 1, handles: { s: share.handle, g: g.handle } };
+  assert.throws(() => attachAll(message), /use the codec "point"/);
+  const out = attachAll(message, { g: { keys: point } }) as {
+    s: SyncMap<string, number>;
+    g: GoMap<number, number>;
+  };
+  assert.equal(out.s.load("k"), 1);
+  assert.equal(out.g.get(7), 70);
+  assert.equal(s.stats().participants, 2, "the reserved seat, adopted once");
+  share.release();
+  assert.equal(s.stats().participants, 1);
+  s.verify();
 });

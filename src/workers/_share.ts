@@ -216,13 +216,12 @@ export function attachAll(
     }
   }
   const out: Record<string, unknown> = {};
-  try {
-    attachEach(message, codecs, out);
-  } catch (error) {
-    // Give back the shares of the SyncMaps attached before the failure.
-    for (const value of Object.values(out)) if (value instanceof SyncMap) value.close();
-    throw error;
-  }
+  // A failure (a codec missing or wrong) leaves the SyncMaps attached before it open: each holds
+  // the seat its parent reserved, which can be adopted once only, so a receive() tried again
+  // with the right codecs gets them back (SyncMap.attach finds this thread's object for a
+  // seat). Closed, they would give their seats back for good, and the retry would fail. Not
+  // retried, they are released with the worker's share when it ends.
+  attachEach(message, codecs, out);
   return out;
 }
 
