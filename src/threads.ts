@@ -5,6 +5,7 @@
  */
 
 import { GONE, isThreadId, MAX_THREAD_ID, record, selfThreadId } from "./_engine/census.ts";
+import { describe } from "./_describe.ts";
 import { declareChildrenGone } from "./workers/_thread_end.ts";
 
 /**
@@ -46,7 +47,9 @@ import { declareChildrenGone } from "./workers/_thread_end.ts";
 export function threadGone(threadId: number): void {
   if (!isThreadId(threadId)) {
     throw new TypeError(
-      `threadGone: expected a thread id (an integer from 0 to ${MAX_THREAD_ID}), got ${threadId}`,
+      `threadGone: expected a thread id (an integer from 0 to ${MAX_THREAD_ID}), got ${
+        describe(threadId)
+      }`,
     );
   }
   if (threadId === selfThreadId()) {

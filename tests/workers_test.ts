@@ -296,7 +296,11 @@ webTest(`${webName}: sharing a non-structure is a TypeError, and posts nothing`,
     ["null", null],
   ];
   for (const [what, notWorker] of notWorkers) {
-    const named = { name: "TypeError", message: /: expected a Worker, got / };
+    const named = {
+      name: "TypeError",
+      message:
+        /: expected a Worker \(a web Worker: a node:worker_threads one goes to @shmap\/shmap\/node\), got /,
+    };
     assert.throws(() => web.share(notWorker as Worker, { map }), named, `share with ${what}`);
     assert.throws(() => web.track(notWorker as Worker), named, `track with ${what}`);
   }

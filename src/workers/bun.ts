@@ -63,7 +63,7 @@ const inbox = listenForShare(
 
 /** Bun fires `close` once the worker's thread has stopped, however it ended. */
 const adapter = new WorkerAdapter<Worker>({
-  expected: "a Worker",
+  expected: "a Worker (a web Worker: a node:worker_threads one goes to @shmap/shmap/node)",
   methods: ["postMessage", "addEventListener"],
   check(worker) {
     // Bun reports -1 once the worker has closed, which then fires no `close` event again.

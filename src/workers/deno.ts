@@ -218,7 +218,7 @@ const RELEASE_GRACE_MS = TERMINATE_GRACE_MS;
  * adapter wraps, or the goodbye it posts on the share message's port when it closes itself.
  */
 const adapter = new WorkerAdapter<Worker>({
-  expected: "a Worker",
+  expected: "a Worker (a web Worker: a node:worker_threads one goes to @shmap/shmap/node)",
   methods: ["postMessage", "terminate", "addEventListener"],
   watch(worker, endNow) {
     // A Deno web worker has no thread id of its own: it takes the one reserved here, or tells
