@@ -223,6 +223,21 @@ webTest(`${webName}: share() with a worker made by hand; twice is an error`, asy
   }, () => worker?.terminate());
 });
 
+// Deno: a terminated web Worker fires nothing more, so a share with it would be held for good.
+// (Bun's adapter refuses a closed worker by its threadId; Node's, an exited one.)
+test("deno.ts: share() and track() with a worker already terminated are refused and take nothing", {
+  skip: runtime !== "deno" ? "Deno's web Worker only" : undefined,
+}, () => {
+  const map = new SyncMap<string, number>();
+  const worker = new Worker(WEB_WORKER, { type: "module" });
+  worker.terminate();
+  const ended = { name: "Error", message: /this worker has been terminated/ };
+  assert.throws(() => denoAdapter.share(worker, { map }), ended);
+  assert.throws(() => denoAdapter.track(worker), ended);
+  assert.equal(map.stats().participants, 1, "no seat reserved");
+  map.verify();
+});
+
 webTest(`${webName}: user codecs are given to receive() by name`, async () => {
   const points = new GoMap<{ x: number; y: number }, string>({ keys: pointCodec });
   points.set({ x: 1, y: 2 }, "from parent");

@@ -214,12 +214,30 @@ function keepLast(types: string[], listener: (event: Event) => void): void {
 const RELEASE_GRACE_MS = TERMINATE_GRACE_MS;
 
 /**
+ * The Workers of this thread terminated since this module was loaded, noted through
+ * `Worker.prototype.terminate` (wrapped once, here): `share()` and `track()` refuse them, since
+ * a terminated worker fires no error, exit or goodbye that would release what it was given.
+ */
+const terminated = new WeakSet<Worker>();
+if (typeof Worker === "function" && typeof Worker.prototype.terminate === "function") {
+  const terminate = Worker.prototype.terminate;
+  Worker.prototype.terminate = function (this: Worker): void {
+    terminated.add(this);
+    return terminate.call(this);
+  };
+}
+
+/**
  * A Deno worker has no exit event: its end is its `error` event, the `terminate()` that the
  * adapter wraps, or the goodbye it posts on the share message's port when it closes itself.
  */
 const adapter = new WorkerAdapter<Worker>({
   expected: "a Worker (a web Worker: a node:worker_threads one goes to @shmap/shmap/node)",
   methods: ["postMessage", "terminate", "addEventListener"],
+  check(worker) {
+    // A terminated worker fires nothing more: its share would be held for good.
+    if (terminated.has(worker)) throw new Error("this worker has been terminated");
+  },
   watch(worker, endNow) {
     // A Deno web worker has no thread id of its own: it takes the one reserved here, or tells
     // the one it already uses on the port.
