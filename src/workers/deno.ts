@@ -312,7 +312,7 @@ const adapter = new WorkerAdapter<Worker>({
  * ```
  *
  * @param worker A web `Worker`.
- * @throws {TypeError} if `worker` is not a Worker.
+ * @throws {TypeError} if `worker` is not a Worker; Error if it has been terminated.
  */
 export function track(worker: Worker): void {
   adapter.track(worker)?.track?.();
@@ -324,7 +324,7 @@ export function track(worker: Worker): void {
  * terminated, dies of an uncaught error, or closes itself (see the module documentation).
  *
  * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
- * RWMutex, and Error if `worker` was already shared with. A worker tracked before (`track()`)
+ * RWMutex, and Error if `worker` was already shared with, or has been terminated. A worker tracked before (`track()`)
  * may be shared with once, as any other.
  *
  * @example
