@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, GoMap, SyncMap } from "../mod.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import { attachAll, SHARE_TAG, type ShareMessage } from "../src/workers/_share.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { until } from "./fixtures/harness.ts";
@@ -63,4 +63,16 @@ test("a receive() that failed on a missing codec can be tried again: the reserve
   share.release();
   assert.equal(s.stats().participants, 1);
   s.verify();
+});
+
+test("a closed SyncMap object cannot be shared: TypeError, and no seat is reserved", () => {
+  const map = new SyncMap<string, number>();
+  const other = attachOwnSeat<string, number>(map.handle);
+  other.close();
+  assert.throws(() => shareSyncMap(other as SyncMap<never, never>), {
+    name: "TypeError",
+    message: /closed/,
+  });
+  assert.equal(map.stats().participants, 1);
+  map.verify();
 });

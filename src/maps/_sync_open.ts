@@ -181,6 +181,9 @@ export function attachSyncMap<K, V, M>(
 export function reserveShare<K, V>(
   s: SyncAccess<K, V>,
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
+  // A closed object shares nothing, as it does nothing else: a release's deferred error would
+  // land on it and be lost.
+  s.participant.checkOpen();
   const a = s.arena;
   const registry = registryOf(a);
   const { index, generation } = reserveSeat(registry);
