@@ -35,6 +35,8 @@ import {
   T_OLDOVERFLOW,
 } from "../src/_engine/table_layout.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
+import { Participant } from "../src/_engine/reclaim.ts";
+import { ANNOUNCE } from "../src/_engine/registry.ts";
 import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
 import { runChild } from "./fixtures/child.ts";
 import {
@@ -48,6 +50,7 @@ import {
   R_READ,
   REC_LO,
   RECORD_HEADER,
+  registryOf,
   S_ENTRY,
   S_OWNS,
 } from "../src/maps/_sync_layout.ts";
@@ -284,6 +287,27 @@ describe("verify() names what the later calls would trip on, and never hangs", (
       named(map, /the mutex word \d+ names this thread/);
     } finally {
       Atomics.store(arena.i32, R_MU, word);
+    }
+    map.verify();
+  });
+
+  test("SyncMap: a participant seat announcing an epoch after the map's", () => {
+    const { map, arena } = promoted();
+    const registry = registryOf(arena);
+    const at = registry.seats + ANNOUNCE; // seat 0: this map object's
+    const epoch = Atomics.load(arena.i32, registry.epochWord);
+    // verify() comes online first, which writes the seat's announcement: so the word is set from
+    // inside that, as corrupt memory would have it by then.
+    const enter = Participant.prototype.enter;
+    Participant.prototype.enter = function (this: Participant) {
+      enter.call(this);
+      Atomics.store(arena.i32, at, epoch + 1000);
+    };
+    try {
+      named(map, new RegExp(`participant seat 0 announces epoch ${epoch + 1000}, after the map's`));
+    } finally {
+      Participant.prototype.enter = enter;
+      Atomics.store(arena.i32, at, Atomics.load(arena.i32, registry.epochWord));
     }
     map.verify();
   });

@@ -28,6 +28,8 @@ import { checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
 import { OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
+  ANNOUNCE,
+  CLAIM,
   deadSeats,
   finishRelease,
   OWNER,
@@ -35,10 +37,12 @@ import {
   pauseWorld,
   releaseSeat,
   resumeWorld,
+  SEAT_FREE,
   SEAT_WORDS,
   seatBlocks,
   seatHigh,
   seatInflight,
+  stateOf,
   stuckReleases,
 } from "../_engine/registry.ts";
 import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
@@ -450,6 +454,18 @@ export function verifySyncMap(core: SyncCore): void {
       if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");
       for (const { index } of deadSeats(core.registry)) {
         fail(`participant seat ${index} still belongs to a thread that is gone`);
+      }
+      // An announcement is an epoch read from the epoch word (or 0: offline), never one after
+      // it: a seat announcing the future would let a collect free what a reader still holds.
+      const registry = core.registry;
+      const epoch = Atomics.load(i32, registry.epochWord);
+      for (let index = 0; index < seatHigh(registry); index++) {
+        const at = registry.seats + index * SEAT_WORDS;
+        if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) continue;
+        const announced = Atomics.load(i32, at + ANNOUNCE);
+        if (announced !== 0 && ((epoch - announced) | 0) < 0) {
+          fail(`participant seat ${index} announces epoch ${announced}, after the map's ${epoch}`);
+        }
       }
     } finally {
       resumeWorld(core.registry);
