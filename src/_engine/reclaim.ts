@@ -82,11 +82,10 @@ import {
   PARKED,
   type Registry,
   releaseSeat,
-  SEAT_FREE,
   SEAT_IN_USE,
   SEAT_WORDS,
+  seatAnnouncement,
   seatHigh,
-  stateOf,
   type Ticket,
 } from "./registry.ts";
 import {
@@ -697,12 +696,9 @@ export class Participant {
     if (this.#online) Atomics.store(i32, this.#seat + ANNOUNCE, now);
     let oldest = now;
     const orphans = Atomics.load(i32, this.registry.orphanWord) > 0;
-    const seats = this.registry.seats;
     const count = seatHigh(this.registry);
     for (let i = 0; i < count; i++) {
-      const at = seats + i * SEAT_WORDS;
-      if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) continue;
-      const e = Atomics.load(i32, at + ANNOUNCE);
+      const e = seatAnnouncement(this.registry, i);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
     try {

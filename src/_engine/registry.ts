@@ -467,6 +467,15 @@ export function resumeWorld(registry: Registry): void {
   Atomics.notify(i32, registry.pauseWord);
 }
 
+/** The epoch seat `index` announces: 0 when the seat is free or its participant offline. */
+export function seatAnnouncement(registry: Registry, index: number): number {
+  const at = registry.seats + index * SEAT_WORDS;
+  const i32 = registry.arena.i32;
+  return stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE
+    ? 0
+    : Atomics.load(i32, at + ANNOUNCE);
+}
+
 /** The record a parked participant of seat `index` holds in flight, or 0. */
 export function seatInflight(registry: Registry, index: number): number {
   const at = registry.seats + index * SEAT_WORDS;

@@ -28,8 +28,6 @@ import { checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
 import { OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
-  ANNOUNCE,
-  CLAIM,
   deadSeats,
   finishRelease,
   OWNER,
@@ -37,12 +35,11 @@ import {
   pauseWorld,
   releaseSeat,
   resumeWorld,
-  SEAT_FREE,
   SEAT_WORDS,
+  seatAnnouncement,
   seatBlocks,
   seatHigh,
   seatInflight,
-  stateOf,
   stuckReleases,
 } from "../_engine/registry.ts";
 import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
@@ -460,9 +457,7 @@ export function verifySyncMap(core: SyncCore): void {
       const registry = core.registry;
       const epoch = Atomics.load(i32, registry.epochWord);
       for (let index = 0; index < seatHigh(registry); index++) {
-        const at = registry.seats + index * SEAT_WORDS;
-        if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) continue;
-        const announced = Atomics.load(i32, at + ANNOUNCE);
+        const announced = seatAnnouncement(registry, index);
         if (announced !== 0 && ((epoch - announced) | 0) < 0) {
           fail(`participant seat ${index} announces epoch ${announced}, after the map's ${epoch}`);
         }
