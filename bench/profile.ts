@@ -15,8 +15,8 @@
  * the read table, as in a warmed-up Go LoadMostlyHits): `load`, hits on int keys; `strings`,
  * hits on 16-unit string keys (made by concatenation, as bench/string_keys.ts makes them);
  * `store`, overwrites of the int keys; `range`, one `range` over all the int keys an
- * operation; `churn`, `recreate`, `adversarialDelete`, `get`, `getStrings` and `iterate` as WORKLOADS
- * says. A child warms its loop up for about 300 ms, then runs it in `measuredLoop` for `--ms` of
+ * operation; `churn`, `recreate`, `adversarialDelete`, `get`, `getStrings` and `iterate` as
+ * WORKLOADS says. A child warms its loop up for about 300 ms, then runs it in `measuredLoop` for `--ms` of
  * wall time, and reports the operations and the time; only the samples with `measuredLoop` on
  * the stack count as the workload's (bench/fixtures/cpu_profile.ts). Ticks of the loop's window outside
  * JavaScript (garbage collection, V8's "(program)", idle) are counted apart, as a share of the

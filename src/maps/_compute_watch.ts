@@ -11,8 +11,9 @@
  * makes is noted as (buffer, offset), and every value it takes out (a delete, a clear) as
  * (buffer, 0). After a lost round, the record the key holds is looked up among those made during
  * that round's `fn` (or, when the key has no value, a removal): if it is one, this thread's own
- * callback wrote the key. `compute` allows a few such rounds in a row (_computed.ts `SELF_WRITES_MAX`: a callback
- * may write its key conditionally, and the value it then sees stops it), then throws.
+ * callback wrote the key. `compute` allows a few such rounds in a row (_computed.ts
+ * `SELF_WRITES_MAX`: a callback may write its key conditionally, and the value it then sees
+ * stops it), then throws.
  *
  * A record noted may have been replaced and freed since, its offset reused by another worker's
  * record for the same key: a false "own write", which can only count towards the limit, and

@@ -153,13 +153,12 @@ export function abandon(core: SyncCore, probe: Probe, mine: number): void {
     const dirty = core.dirtyTable();
     e2 = core.findIn(dirty, probe);
     if (e2 === 0 || Atomics.compareExchange(a.i32, e2 >> 2, mine, NIL) !== mine) return;
-    // An abandon after a MapFullError for want of retire room (computeClaimed) leaves the NIL
-    // entry in place, as before: its removal would retire it.
     // A dirty-only key goes with its claim: claims of fresh keys whose fn fails would
     // otherwise fill the dirty table with NIL entries that no promotion comes to drop (the
     // claims count no miss). No miss is counted here either: a promotion of the table each
     // time made the heap churn. Only the lock's holder writes a dirty-only entry's `p`, so it
-    // is still NIL. Its waiters look the key up again and find it absent.
+    // is still NIL. Its waiters look the key up again and find it absent. An abandon short of
+    // retire room (after a MapFullError in computeClaimed) leaves the NIL entry in place.
     if (core.participant.canRetire) core.removeFromDirty(dirty!, probe, e2);
     wakeWaiters(a.i32, e2);
   });

@@ -324,8 +324,8 @@ export function track(worker: Worker): void {
  * terminated, dies of an uncaught error, or closes itself (see the module documentation).
  *
  * Throws TypeError, before posting anything, if a value is not a GoMap, SyncMap, Mutex or
- * RWMutex, and Error if `worker` was already shared with, or has been terminated. A worker tracked before (`track()`)
- * may be shared with once, as any other.
+ * RWMutex, and Error if `worker` was already shared with, or has been terminated. A worker
+ * tracked before (`track()`) may be shared with once, as any other.
  *
  * @example
  * ```ts
