@@ -16,6 +16,7 @@ import { runChild } from "./fixtures/child.ts";
 import { sleep } from "./fixtures/harness.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker, type TestWorker } from "./fixtures/spawn.ts";
+import { lockWords } from "./fixtures/lock_harness.ts";
 
 const TEST = { timeout: 60_000 };
 
@@ -405,12 +406,21 @@ test("threadGone(0) from a worker is refused: no worker outlives the main thread
   mu.unlock();
 });
 
+/**
+ * The lock word of a holder `dead`, a thread id no live thread has, declared gone here (owner
+ * ids are thread ids + 1).
+ */
+function heldByGone(dead: number): number {
+  threadGone(dead);
+  return (dead + 1) << OWNER_SHIFT;
+}
+
 test("poisoned is true while a dead holder has not been taken over yet", () => {
   const dead = 900_003;
-  threadGone(dead);
+  const held = heldByGone(dead);
   const mu = new Mutex();
-  const words = new Int32Array(mu.handle.buffer, mu.handle.byteOffset);
-  words[LOCK_BASE] = (dead + 1) << OWNER_SHIFT;
+  const words = lockWords(mu);
+  words[LOCK_BASE] = held;
   assert.equal(mu.poisoned, true);
   assert.throws(() => mu.lock(), OwnerDeadError);
   assert.equal(mu.poisoned, true);
@@ -418,8 +428,8 @@ test("poisoned is true while a dead holder has not been taken over yet", () => {
   assert.equal(mu.poisoned, false);
   mu.unlock();
   const rw = new RWMutex();
-  const rwWords = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
-  rwWords[LOCK_BASE + WRITER_MU] = (dead + 1) << OWNER_SHIFT;
+  const rwWords = lockWords(rw);
+  rwWords[LOCK_BASE + WRITER_MU] = held;
   assert.equal(rw.poisoned, true);
   assert.throws(() => rw.lock(), OwnerDeadError);
   rw.markConsistent();
@@ -579,12 +589,10 @@ test(
 );
 
 test("OwnerDeadError names the dead holder only for a lock this thread took over from it", () => {
-  // Thread ids no live thread has, declared gone; their owner ids are one more.
   const dead = 900_001;
-  threadGone(dead);
   const mu = new Mutex();
-  const words = new Int32Array(mu.handle.buffer, mu.handle.byteOffset);
-  words[LOCK_BASE] = (dead + 1) << OWNER_SHIFT; // held by `dead` (owner ids are thread ids + 1)
+  const words = lockWords(mu);
+  words[LOCK_BASE] = heldByGone(dead);
   assert.throws(
     () => mu.tryLock(),
     (e: unknown) => e instanceof OwnerDeadError && e.threadId === dead,
@@ -592,7 +600,7 @@ test("OwnerDeadError names the dead holder only for a lock this thread took over
   mu.unlock(); // still poisoned
   // A lock poisoned by a take-over this thread did not make: the holder is unknown here.
   const rw = new RWMutex();
-  const rwWords = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+  const rwWords = lockWords(rw);
   rwWords[LOCK_BASE + WRITER_MU] = POISONED; // its writer mutex: free, and poisoned
   assert.throws(() => rw.rLock(), (e: unknown) => e instanceof OwnerDeadError && e.threadId === -1);
   rw.rUnlock();
@@ -622,11 +630,9 @@ test("OwnerDeadError names the dead holder only for a lock this thread took over
 test("an RWMutex whose writer died only waiting for readers is not poisoned", () => {
   // Its take-over clears the poison (the lock was clean, and the writer never got in): poisoned
   // read true until then, and lock() got in with no OwnerDeadError.
-  const dead = 900_004;
-  threadGone(dead);
   const rw = new RWMutex();
-  const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
-  words[LOCK_BASE + WRITER_MU] = (dead + 1) << OWNER_SHIFT;
+  const words = lockWords(rw);
+  words[LOCK_BASE + WRITER_MU] = heldByGone(900_004);
   words[LOCK_BASE + DRAIN_NOTE] = 1 | 2; // D_WAITING | D_CLEAN
   assert.equal(rw.poisoned, false);
   rw.lock(); // no OwnerDeadError

@@ -20,6 +20,7 @@ import {
   assertRefusesBadHandles,
   countingTests,
   heldOffUntilUnlock,
+  lockWords,
   shared,
   signal,
   TEST_TIMEOUT_MS,
@@ -317,7 +318,7 @@ test("RWMutex: a waiting writer holds back new readers (writer preference)", asy
  * `note`. Returns the undo, which a worker may run instead (see {@linkcode letGoLater}).
  */
 function heldByAnotherWriter(rw: RWMutex, holder: number, note: number): () => void {
-  const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+  const words = lockWords(rw);
   const seat = seatCountWord(LOCK_BASE, 0);
   Atomics.store(words, LOCK_BASE + WRITER_MU, holder << OWNER_SHIFT);
   Atomics.or(words, LOCK_BASE + STATE, WRITER);

@@ -30,6 +30,7 @@ import {
   tryLock,
   unlock,
 } from "../src/_engine/rw_lock.ts";
+import { lockWords } from "./fixtures/lock_harness.ts";
 
 const base = LOCK_BASE;
 // Owner ids (thread id + 1) of threads that do not exist: this test plays them.
@@ -122,7 +123,7 @@ describe("RWMutex reader seats of dead threads", () => {
 
   test("an rUnlock without a read lock changes no word (it claims no seat)", () => {
     const rw = new RWMutex({ maxReaderThreads: 2 });
-    const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+    const words = lockWords(rw);
     const before = words.slice();
     assert.throws(() => rw.rUnlock(), /RUnlock of unlocked RWMutex/);
     assert.deepEqual(words.slice(), before);

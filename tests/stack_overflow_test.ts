@@ -20,6 +20,7 @@ import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import { threadGone } from "../src/threads.ts";
+import { lockWords } from "./fixtures/lock_harness.ts";
 
 const isOverflow = (error: unknown): boolean =>
   error instanceof RangeError && /call stack/i.test(error.message);
@@ -171,7 +172,7 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     let poisoned = 0;
     for (const pad of PADS) {
       const mu = new Mutex();
-      const words = new Int32Array(mu.handle.buffer, mu.handle.byteOffset);
+      const words = lockWords(mu);
       words[LOCK_BASE] = (DEAD + 1) << OWNER_SHIFT;
       const state = words.slice();
       let held: Mutex | null = null;
@@ -216,7 +217,7 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     for (const pad of PADS) {
       const rw = new RWMutex();
       rw.lock();
-      const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+      const words = lockWords(rw);
       const mu = LOCK_BASE + WRITER_MU;
       words[mu] = ((DEAD + 1) << OWNER_SHIFT) | (words[mu] & ((1 << OWNER_SHIFT) - 1));
       const state = words.slice();
@@ -265,7 +266,7 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
         rw.rUnlock();
       }, pad);
       for (const rw of locks) {
-        const words = new Int32Array(rw.handle.buffer, rw.handle.byteOffset);
+        const words = lockWords(rw);
         const owners = () =>
           [0, 1].filter((i) => words[seatCountWord(LOCK_BASE, i) - 1] !== 0).length;
         if (owners() === 0) continue; // cut short before the claim, or never begun
