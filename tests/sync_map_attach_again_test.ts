@@ -13,6 +13,7 @@ import { Worker } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { type Codec, SyncMap } from "../mod.ts";
 import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
+import { start, startLine } from "./fixtures/start_line.ts";
 
 describe("SyncMap.attach in a thread that has an object for the map", () => {
   test("gives back that object, however many times, on one seat", () => {
@@ -153,7 +154,7 @@ test("two workers attaching at once each get their own object back every time", 
   // map" would make a new object on a new seat, and four seats would soon be used up.
   const map = new SyncMap<number, number>({ maxParticipants: 4 });
   const url = new URL("./fixtures/attach_burst_worker.ts", import.meta.url);
-  const go = new Int32Array(new SharedArrayBuffer(8));
+  const go = startLine();
   const done = Promise.all(
     [0, 1].map(() =>
       new Promise<{ other: number; participants: number }>((resolve, reject) => {
@@ -167,9 +168,7 @@ test("two workers attaching at once each get their own object back every time", 
     ),
   );
   // Both ready before either starts: their bursts overlap.
-  while (Atomics.load(go, 1) < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-  Atomics.store(go, 0, 1);
-  Atomics.notify(go, 0);
+  await start(go, 2);
   const results = await done;
   for (const { other, participants } of results) {
     assert.equal(other, 0, "attaches that made another object");

@@ -39,6 +39,7 @@ import { Participant } from "../src/_engine/reclaim.ts";
 import { ANNOUNCE } from "../src/_engine/registry.ts";
 import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
 import { runChild } from "./fixtures/child.ts";
+import { start, startLine } from "./fixtures/start_line.ts";
 import {
   AMENDED,
   E_KEY_LO,
@@ -249,7 +250,7 @@ describe("verify() names what the later calls would trip on, and never hangs", (
     // as parked, or the holder waits for it, and both fail after 5 s.
     const map = new SyncMap<number, number>();
     for (let i = 0; i < 20_000; i++) map.store(i, i);
-    const go = new Int32Array(new SharedArrayBuffer(8));
+    const go = startLine();
     const worker = new Worker(new URL("./fixtures/verify_worker.ts", import.meta.url), {
       workerData: { handle: map.handle, times: 4, go },
     });
@@ -257,8 +258,7 @@ describe("verify() names what the later calls would trip on, and never hangs", (
       worker.once("message", resolve);
       worker.once("error", reject);
     });
-    while (Atomics.load(go, 0) < 1) await new Promise((resolve) => setTimeout(resolve, 5));
-    Atomics.add(go, 0, 1);
+    await start(go, 1);
     const ours: string[] = [];
     const started = Date.now();
     for (let i = 0; i < 4; i++) {
