@@ -256,6 +256,18 @@ function know(view: View): void {
   fast.seen = -1;
   fast.liveSeen = -1;
 }
+/**
+ * Whether this thread can run on after its parent's `terminate()`: a Deno worker (a web worker,
+ * or a `node:worker_threads` one). Deno's `terminate()` stops neither a worker running
+ * synchronous code nor one asleep in `Atomics.wait`; Node's and Bun's stop either within
+ * microseconds (tests/zombie_test.ts measures both), and nothing terminates the main thread. A
+ * thread marked terminating that cannot run on has nothing to be stopped from, so the public
+ * locks check the census on their fast paths only where this is true (Mutex.lock); every other
+ * path checks everywhere, as the census's doc says.
+ */
+export const mayRunTerminated: boolean = typeof (globalThis as { Deno?: unknown }).Deno !==
+    "undefined" && (runtimeThreadId !== 0 || needsOwnId());
+
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
 let stopped = false;
 

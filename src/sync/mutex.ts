@@ -10,6 +10,7 @@ import {
   fast,
   liveOwnerId,
   liveOwnerIdSlow,
+  mayRunTerminated,
   ownerGone,
   ownerId,
 } from "../_engine/census.ts";
@@ -62,6 +63,12 @@ export interface MutexHandle {
   /** The census of ended threads of the process that made the mutex (internal). */
   readonly census?: SharedArrayBuffer;
 }
+
+/**
+ * {@linkcode Mutex}'s lock word before it knows this thread's: never a lock word, since its owner
+ * field (2^29 - 1) is above every owner id.
+ */
+const NO_WORD = -1;
 
 /**
  * Takes the mutex in `block` for `me`, waiting for it (`wait`: {@linkcode Mutex.prototype.lock}
@@ -138,11 +145,13 @@ export class Mutex {
   /** The lock block; the mutex word is at {@linkcode LOCK_BASE}. */
   readonly #block: Int32Array<SharedArrayBuffer>;
   /**
-   * This thread's lock word (its owner id shifted into place), or 0 until this object's first
-   * lock. An object lives in one thread's heap, and a thread's owner id never changes, so the
-   * word is set once. Read by the fast paths instead of `fast.owner`.
+   * This thread's lock word (its owner id shifted into place). An object lives in one thread's
+   * heap, and a thread's owner id never changes, so the word is set once: as the object is made,
+   * or, in a thread that may run on after `terminate()` (census.ts, mayRunTerminated: a Deno
+   * worker, whose id may be given by its parent's adapter later), at its first lock, and
+   * {@linkcode NO_WORD} until then. Read by the fast paths instead of `fast.owner`.
    */
-  #mine = 0;
+  #mine: number;
 
   /**
    * Creates an unlocked mutex in a new, small `SharedArrayBuffer`.
@@ -160,6 +169,7 @@ export class Mutex {
   constructor() {
     const from = (arguments as IArguments)[0];
     this.#block = from instanceof LockAttachment ? from.block : newLockBlock("Mutex", 1);
+    this.#mine = mayRunTerminated ? NO_WORD : ownerId() << OWNER_SHIFT;
   }
 
   /**
@@ -230,21 +240,37 @@ export class Mutex {
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
-    // checkAlive's fast path written out (census.ts, `fast`: a plain read of the census count),
-    // then one compare-exchange that takes the lock and records the owner; the rest is out of
-    // line. The owner word comes from this object, not from `fast`: on V8 that load is the
-    // cheaper one (Mutex lock+unlock 1.10x f80971c's against 1.21x, median of 8 runs).
-    const f = fast;
-    const mine = this.#mine;
-    if (f.head[C_COUNT] !== f.liveSeen || mine === 0) {
-      this.#lockChecked();
-    } else if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, mine) !== 0) {
-      acquire(this.#block, mine >>> OWNER_SHIFT, true);
+    // One compare-exchange that takes the lock and records the owner; the rest is out of line.
+    // The owner word comes from this object: on V8 that load is cheaper than `fast.owner`. No
+    // census check: this thread's runtime stops it at terminate() (census.ts,
+    // mayRunTerminated); one that can run on after it has the `lock` of the static block below.
+    if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, this.#mine) !== 0) this.#lockSlow();
+  }
+
+  // In a thread that may run on after `terminate()` (a Deno worker), `lock` is this instead:
+  // checkAlive's fast path written out first (census.ts, `fast`: a plain read of the census
+  // count), so that such a zombie throws TerminatedError rather than take the lock. It costs
+  // about 1 ns a lock (docs/design.md, "Zombies").
+  static {
+    if (mayRunTerminated) {
+      const lock = function lock(this: Mutex): void {
+        const f = fast;
+        const mine = this.#mine;
+        if (f.head[C_COUNT] !== f.liveSeen || mine === NO_WORD) {
+          this.#lockSlow();
+        } else if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, mine) !== 0) {
+          acquire(this.#block, mine >>> OWNER_SHIFT, true);
+        }
+      };
+      Object.defineProperty(this.prototype, "lock", { value: lock });
     }
   }
 
-  /** {@linkcode lock} when the census moved, or on this object's first lock. */
-  #lockChecked(): void {
+  /**
+   * {@linkcode lock} past its fast path: on this object's first lock, when the lock is taken,
+   * or (in a thread that may run on after `terminate()`) when the census moved. Checks this thread is alive first.
+   */
+  #lockSlow(): void {
     const me = liveOwnerIdSlow();
     this.#mine = me << OWNER_SHIFT;
     if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, me << OWNER_SHIFT) !== 0) {
@@ -293,18 +319,15 @@ export class Mutex {
    * left as it was either way.
    */
   unlock(): void {
-    // unlockWord's fast path, written out, with one exchange rather than a compare-exchange
-    // (cheaper on V8). The plain read checks the owner: a word that reads `mine` stays ours
-    // until we release it (only its holder clears the owner, and nobody takes over from a live
-    // holder), so only CONTENDED can be set meanwhile, and the exchange returns it. POISONED
-    // cannot be set meanwhile either; a poisoned word reads other than `mine` and goes the
-    // slow way, which keeps the bit. An object never locked yet (`mine` 0) goes the slow way.
+    // unlockWord's fast path, written out: one compare-exchange from exactly `mine`, so that a
+    // word with CONTENDED or POISONED set, or held by another thread, or free, goes the slow
+    // way, which wakes a sleeper, keeps POISONED, or throws. NO_WORD is never a lock word. (A
+    // plain read of the owner and then an exchange, which V8 ran as fast on AMD, cost Bun 1.4x
+    // f80971c's lock+unlock on Intel, against 1.06x for this.)
     const block = this.#block;
     const mine = this.#mine;
-    if (mine === 0 || block[LOCK_BASE] !== mine) {
+    if (Atomics.compareExchange(block, LOCK_BASE, mine, 0) !== mine) {
       unlockWordSlow(block, LOCK_BASE, ownerId());
-    } else if (Atomics.exchange(block, LOCK_BASE, 0) !== mine) {
-      Atomics.notify(block, LOCK_BASE, 1); // CONTENDED was set: wake one sleeper
     }
   }
 
