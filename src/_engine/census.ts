@@ -43,7 +43,8 @@
  * runs on), while a `node:worker_threads` Worker's `exit` event fires at once. Its parent marks
  * it terminating before calling `terminate()`. Every call that may write shared memory begins
  * with {@linkcode checkAlive} (plain reads while nothing changed; a SyncMap read, which writes
- * nothing shared, checks at its quiescent points and before it locks), and every wait in shmap is
+ * nothing shared, checks at its quiescent points and before it locks; `Mutex.lock` only in a thread
+ * that can run after `terminate()`, {@linkcode mayRunTerminated}), and every wait in shmap is
  * bounded (see futex.ts) and checks this thread's own state when it returns, so such a zombie
  * throws {@linkcode TerminatedError} at its next call, or as its wait returns, instead of
  * running on. The parent records it gone only after a grace period that covers the one call it
@@ -257,16 +258,24 @@ function know(view: View): void {
   fast.liveSeen = -1;
 }
 /**
- * Whether this thread can run on after its parent's `terminate()`: a Deno worker (a web worker,
- * or a `node:worker_threads` one). Deno's `terminate()` stops neither a worker running
- * synchronous code nor one asleep in `Atomics.wait`; Node's and Bun's stop either within
- * microseconds (tests/zombie_test.ts measures both), and nothing terminates the main thread. A
- * thread marked terminating that cannot run on has nothing to be stopped from, so the public
- * locks check the census on their fast paths only where this is true (Mutex.lock); every other
- * path checks everywhere, as the census's doc says.
+ * Whether this thread can run JavaScript after its parent's `terminate()`: a worker on Deno or
+ * Bun. Deno's `terminate()` stops neither a worker running synchronous code nor one asleep in
+ * `Atomics.wait`. Bun's stops running JavaScript at its next check, but a worker inside a long
+ * native call (`Bun.sleepSync`, `crypto.pbkdf2Sync`, a blocking read) returns from it and runs a
+ * few statements first: enough for an inlined `lock()` and the start of a critical section
+ * (tests/terminated_in_native_call_test.ts). Node's stops a worker in every such case before
+ * it runs another statement, and nothing terminates a main thread. The public locks check the
+ * census on their fast paths only where this is true (Mutex.lock); every other path checks in
+ * every thread, as this file's doc says.
  */
-export const mayRunTerminated: boolean = typeof (globalThis as { Deno?: unknown }).Deno !==
-    "undefined" && (runtimeThreadId !== 0 || needsOwnId());
+export const mayRunTerminated: boolean = runningOn() !== "node" &&
+  (runtimeThreadId !== 0 || needsOwnId());
+
+/** The runtime: Bun and Deno each define a global of that name; Node neither. */
+function runningOn(): "deno" | "bun" | "node" {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  return g.Bun !== undefined ? "bun" : g.Deno !== undefined ? "deno" : "node";
+}
 
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
 let stopped = false;

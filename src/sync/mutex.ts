@@ -147,8 +147,9 @@ export class Mutex {
   /**
    * This thread's lock word (its owner id shifted into place). An object lives in one thread's
    * heap, and a thread's owner id never changes, so the word is set once: as the object is made,
-   * or, in a thread that may run on after `terminate()` (census.ts, mayRunTerminated: a Deno
-   * worker, whose id may be given by its parent's adapter later), at its first lock, and
+   * or, in a thread that can run after `terminate()` (census.ts, mayRunTerminated: a Deno or Bun
+   * worker; a Deno web worker's id may be given by its parent's adapter later), at its first
+   * lock, and
    * {@linkcode NO_WORD} until then. Read by the fast paths instead of `fast.owner`.
    */
   #mine: number;
@@ -242,25 +243,29 @@ export class Mutex {
   lock(): void {
     // One compare-exchange that takes the lock and records the owner; the rest is out of line.
     // The owner word comes from this object: on V8 that load is cheaper than `fast.owner`. No
-    // census check: this thread's runtime stops it at terminate() (census.ts,
-    // mayRunTerminated); one that can run on after it has the `lock` of the static block below.
+    // census check: this thread runs no JavaScript after terminate() (census.ts,
+    // mayRunTerminated: Node's workers, every main thread); a thread that can has the `lock` of
+    // the static block below.
     if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, this.#mine) !== 0) this.#lockSlow();
   }
 
-  // In a thread that may run on after `terminate()` (a Deno worker), `lock` is this instead:
+  // In a thread that can run after `terminate()` (a Deno or Bun worker), `lock` is this instead:
   // checkAlive's fast path written out first (census.ts, `fast`: a plain read of the census
   // count), so that such a zombie throws TerminatedError rather than take the lock. It costs
-  // about 1 ns a lock (docs/design.md, "Zombies").
+  // about 1 ns a lock (docs/design.md, "Deno's zombies"). A method, as `lock` is: not a
+  // constructor.
   static {
     if (mayRunTerminated) {
-      const lock = function lock(this: Mutex): void {
-        const f = fast;
-        const mine = this.#mine;
-        if (f.head[C_COUNT] !== f.liveSeen || mine === NO_WORD) {
-          this.#lockSlow();
-        } else if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, mine) !== 0) {
-          acquire(this.#block, mine >>> OWNER_SHIFT, true);
-        }
+      const { lock } = {
+        lock(this: Mutex): void {
+          const f = fast;
+          const mine = this.#mine;
+          if (f.head[C_COUNT] !== f.liveSeen || mine === NO_WORD) {
+            this.#lockSlow();
+          } else if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, mine) !== 0) {
+            acquire(this.#block, mine >>> OWNER_SHIFT, true);
+          }
+        },
       };
       Object.defineProperty(this.prototype, "lock", { value: lock });
     }
@@ -268,7 +273,8 @@ export class Mutex {
 
   /**
    * {@linkcode lock} past its fast path: on this object's first lock, when the lock is taken,
-   * or (in a thread that may run on after `terminate()`) when the census moved. Checks this thread is alive first.
+   * or (in a thread that can run after `terminate()`) when the census moved. Checks that this
+   * thread is alive first.
    */
   #lockSlow(): void {
     const me = liveOwnerIdSlow();
