@@ -120,6 +120,18 @@ export const RETIRES_PER_OP = 4;
 const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
 
 /**
+ * Back-pressure (Participant's #awaitLaggards): a retire list that must grow while it is at
+ * least this share of the map's `maxBytes` (1/64: 2,048 entries in a 1 MiB map) makes its
+ * owner wait for the participants that hold its entries back, up to
+ * {@linkcode BACKLOG_WAIT_MS}, before it grows.
+ */
+const BACKLOG_SHARE = 64;
+/** The longest one back-pressure wait lasts; the list then grows as it would have. */
+const BACKLOG_WAIT_MS = 20;
+/** What a back-pressure wait sleeps on: nobody wakes it, each sleep ends at its timeout. */
+const nap = new Int32Array(new SharedArrayBuffer(4));
+
+/**
  * The first retry of a deferred sweep comes this long after the attempt that could not stop
  * the world; each retry that fails doubles the delay, up to {@linkcode SWEEP_RETRY_MAX_MS}.
  */
@@ -466,7 +478,10 @@ export class Participant {
    */
   makeRoom(n: number): void {
     if (this.#room >= n) return;
-    if (this.#pending > 0 && this.#holds === 0) this.collect();
+    if (this.#pending > 0 && this.#holds === 0) {
+      this.collect();
+      if (this.#room < n) this.#awaitLaggards(n);
+    }
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
     // Copied by the list's own count, never by a #pending left above it (a rollback that threw
@@ -489,6 +504,35 @@ export class Participant {
     if (list === 0) i32[this.#seat + LIST] = block;
     else lockedRelease(a, list, listBytes(capacity), [this.#seat + LIST, block]);
     this.#room = grown - this.#pending;
+  }
+
+  /**
+   * Back-pressure, before a large retire list grows: waits for the participants whose old
+   * announcements hold its entries back, sleeping a millisecond at a time and collecting after
+   * each sleep, until the list has room for `n` more or {@linkcode BACKLOG_WAIT_MS} have passed.
+   * Such a laggard is most often a thread the system descheduled in the middle of a call, with
+   * more busy workers than cores: it needs a core to reach its next quiescent point, and a
+   * writer that goes on retiring meanwhile only grows its list, and holds the memory the list
+   * names, until the map is full (a 1 MiB map with 40 keys and 4 workers on 2 cores failed
+   * with MapFullError that way). Sleeping gives the laggard that core. A laggard that sits
+   * online in a long task of its own costs each writer one wait per doubling of its list.
+   *
+   * Only for a list of at least 1/{@linkcode BACKLOG_SHARE} of `maxBytes`, and only where
+   * nothing of this thread holds references (a laggard in this thread could not move while it
+   * sleeps). A quiescent point: this participant holds nothing. It stays online, with the
+   * announcement its last collect made, so a stop of the world waits for it at most this long.
+   * After each sleep, as after every wait in shmap, a thread terminated meanwhile stops.
+   */
+  #awaitLaggards(n: number): void {
+    if (threadHolds !== 0 || listBytes(this.#pending) * BACKLOG_SHARE < this.arena.maxBytes) {
+      return;
+    }
+    const deadline = performance.now() + BACKLOG_WAIT_MS;
+    while (this.#room < n && performance.now() < deadline) {
+      Atomics.wait(nap, 0, 0, 1);
+      checkSelf();
+      this.collect();
+    }
   }
 
   /**
