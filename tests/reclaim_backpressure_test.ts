@@ -1,10 +1,10 @@
 // Copyright the shmap authors. MIT license.
-// Back-pressure (src/_engine/reclaim.ts, Participant's #awaitLaggards): a writer whose retired
-// blocks another participant holds back waits for it, a millisecond at a time, before its
-// retire list grows past 1/64 of the map. The laggard here is a worker that stays online and
-// reaches a quiescent point every 10 ms, as a worker the system deschedules in the middle of a
-// call does with more busy workers than cores. Without the wait the writer's list, and the
-// memory it names, grew until the map was full.
+// Back-pressure (src/_engine/reclaim.ts, Participant's #awaitLaggards): a writer that finds the
+// map full while another participant holds its retired blocks back waits for it, a millisecond
+// at a time, up to 20 ms, before it throws MapFullError. The laggard here is a worker that
+// stays online and reaches a quiescent point every 10 ms, as a worker the system deschedules in
+// the middle of a call does with more busy workers than cores. Without the wait the writer's
+// retired memory filled the map.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -13,7 +13,7 @@ import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
-test("a writer held back by a lagging participant waits for it rather than fill the map", {
+test("a writer held back by a lagging participant waits for it rather than find the map full", {
   timeout: 120_000,
 }, async () => {
   const map = new SyncMap<number, string>({ maxBytes: 256 * 1024 });

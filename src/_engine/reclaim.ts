@@ -120,13 +120,10 @@ export const RETIRES_PER_OP = 4;
 const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
 
 /**
- * Back-pressure (Participant's #awaitLaggards): a retire list that must grow while it is at
- * least this share of the map's `maxBytes` (1/64: 2,048 entries in a 1 MiB map) makes its
- * owner wait for the participants that hold its entries back, up to
- * {@linkcode BACKLOG_WAIT_MS}, before it grows.
+ * The longest one back-pressure wait lasts (Participant's #awaitLaggards): an allocation at a
+ * quiescent point that found the map full, with retired blocks waiting, waits this long at most
+ * for the participants that hold them back before it throws MapFullError.
  */
-const BACKLOG_SHARE = 64;
-/** The longest one back-pressure wait lasts; the list then grows as it would have. */
 const BACKLOG_WAIT_MS = 20;
 /** What a back-pressure wait sleeps on: nobody wakes it, each sleep ends at its timeout. */
 const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -478,10 +475,7 @@ export class Participant {
    */
   makeRoom(n: number): void {
     if (this.#room >= n) return;
-    if (this.#pending > 0 && this.#holds === 0) {
-      this.collect();
-      if (this.#room < n) this.#awaitLaggards(n);
-    }
+    if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
     // Copied by the list's own count, never by a #pending left above it (a rollback that threw
@@ -493,7 +487,20 @@ export class Participant {
       return;
     }
     const grown = Math.max(LIST_MIN, capacity * 2, this.#pending + n);
-    const block = lockedAllocate(a, listBytes(grown), false);
+    let block: number;
+    for (let deadline = 0;;) {
+      try {
+        block = lockedAllocate(a, listBytes(grown), false);
+        break;
+      } catch (error) {
+        // The map is full: wait for what others hold back (#awaitLaggards), which may make
+        // room in the list itself, and try again. #pending only drops meanwhile: `grown` holds.
+        if (!(error instanceof MapFullError) || this.#holds !== 0) throw error;
+        if (deadline === 0) deadline = performance.now() + BACKLOG_WAIT_MS;
+        if (!this.#awaitLaggards(deadline)) throw error;
+        if (this.#room >= n) return;
+      }
+    }
     const i32 = a.i32;
     if (this.#pending > 0) {
       i32.copyWithin(tagAt(block >> 2, 0), tagAt(list >> 2, 0), tagAt(list >> 2, this.#pending));
@@ -507,32 +514,61 @@ export class Participant {
   }
 
   /**
-   * Back-pressure, before a large retire list grows: waits for the participants whose old
-   * announcements hold its entries back, sleeping a millisecond at a time and collecting after
-   * each sleep, until the list has room for `n` more or {@linkcode BACKLOG_WAIT_MS} have passed.
-   * Such a laggard is most often a thread the system descheduled in the middle of a call, with
-   * more busy workers than cores: it needs a core to reach its next quiescent point, and a
-   * writer that goes on retiring meanwhile only grows its list, and holds the memory the list
-   * names, until the map is full (a 1 MiB map with 40 keys and 4 workers on 2 cores failed
-   * with MapFullError that way). Sleeping gives the laggard that core. A laggard that sits
-   * online in a long task of its own costs each writer one wait per doubling of its list.
+   * Back-pressure, for an allocation at a quiescent point that found the map full: waits one
+   * millisecond for the participants whose old announcements hold retired blocks back, then
+   * collects, and returns true (the caller tries again); returns false, having done nothing,
+   * once `deadline` (a `performance.now()` time) has passed, or when waiting cannot help:
+   * this thread holds references (a participant of its own could not move while it sleeps),
+   * another thread stops the world (the participants it parks keep their announcements), or
+   * nothing is retired or no participant of another live thread is online (#worthWaiting).
    *
-   * Only for a list of at least 1/{@linkcode BACKLOG_SHARE} of `maxBytes`, and only where
-   * nothing of this thread holds references (a laggard in this thread could not move while it
-   * sleeps). A quiescent point: this participant holds nothing. It stays online, with the
-   * announcement its last collect made, so a stop of the world waits for it at most this long.
-   * After each sleep, as after every wait in shmap, a thread terminated meanwhile stops.
+   * Such a laggard is most often a worker the system descheduled in the middle of a call, with
+   * more busy workers than cores: it needs a core to reach its next quiescent point, and a
+   * writer that retires on meanwhile holds ever more memory in its list until the map is full
+   * (a 1 MiB map with 40 keys, overwritten by 4 workers on 2 cores, was full in 10 runs of 10).
+   * Sleeping gives the laggard that core. Only where the map is full, so a writer in a map with
+   * room never waits. The caller is at a quiescent point and holds nothing; it stays online with
+   * the announcement of its last collect, so a stop of the world waits for it at most one sleep
+   * (it then sees the pause and stops waiting). After the sleep, as after every wait in shmap, a
+   * thread terminated meanwhile stops.
    */
-  #awaitLaggards(n: number): void {
-    if (threadHolds !== 0 || listBytes(this.#pending) * BACKLOG_SHARE < this.arena.maxBytes) {
-      return;
+  #awaitLaggards(deadline: number): boolean {
+    if (threadHolds !== 0 || performance.now() > deadline) return false;
+    const i32 = this.arena.i32;
+    if (Atomics.load(i32, this.registry.pauseWord) !== 0 || !this.#worthWaiting()) return false;
+    Atomics.wait(nap, 0, 0, 1);
+    checkSelf();
+    this.collect();
+    return true;
+  }
+
+  /**
+   * Whether waiting can free memory: some participant has retired blocks waiting (this one, or
+   * another, whose next collect frees them), and a participant of another thread, not gone, is
+   * online: one whose announcement can move while this thread sleeps, or which collects. Parked
+   * ones count: asleep in the map's mutex, each moves on when it gets it (with more busy
+   * workers than cores, all the others may be asleep there whenever this thread looks). Other
+   * lists' counts are read plainly, as a hint: a list may be changing hands.
+   */
+  #worthWaiting(): boolean {
+    const a = this.arena;
+    const i32 = a.i32;
+    const me = ownerId();
+    const count = seatHigh(this.registry);
+    let retired = this.#pending !== 0;
+    let online = false;
+    for (let i = 0; i < count && !(retired && online); i++) {
+      const at = this.registry.seats + i * SEAT_WORDS;
+      if (at === this.#seat || seatAnnouncement(this.registry, i) === 0) continue;
+      const list = i32[at + LIST];
+      if (!retired && list > 0 && (list & 15) === 0 && list + 8 <= a.bytes) {
+        retired = i32[(list >> 2) + RL_COUNT] > 0;
+      }
+      if (online) continue;
+      const owner = Atomics.load(i32, at + OWNER);
+      online = owner !== 0 && owner !== me && !ownerGone(owner);
     }
-    const deadline = performance.now() + BACKLOG_WAIT_MS;
-    while (this.#room < n && performance.now() < deadline) {
-      Atomics.wait(nap, 0, 0, 1);
-      checkSelf();
-      this.collect();
-    }
+    return retired && online;
   }
 
   /**
@@ -606,12 +642,22 @@ export class Participant {
       try {
         return this.allocate(size);
       } catch (error) {
-        if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
+        if (this.#holds !== 0 || !(error instanceof MapFullError)) throw error;
+        const deadline = performance.now() + BACKLOG_WAIT_MS;
+        if (this.#pending !== 0) {
+          this.#collectDue = false;
+          this.collect();
+        } else if (!this.#awaitLaggards(deadline)) {
           throw error;
         }
-        this.#collectDue = false;
-        this.collect();
-        return this.allocate(size);
+        for (;;) {
+          try {
+            return this.allocate(size);
+          } catch (again) {
+            // Still full: wait for what others hold back (#awaitLaggards), then try again.
+            if (!(again instanceof MapFullError) || !this.#awaitLaggards(deadline)) throw again;
+          }
+        }
       }
     }
     try {
