@@ -25,7 +25,7 @@ test("a writer held back by a lagging participant waits for it rather than find 
     error: box.fail,
   });
   try {
-    worker.postMessage({ handle: map.handle, ctrl });
+    worker.postMessage({ handle: map.handle, ctrl, every: 10 });
     await until(() => Atomics.load(ctrl, 0) === 1, "the laggard online", 30_000);
     let full = 0;
     const stores = 100_000;
@@ -47,3 +47,59 @@ test("a writer held back by a lagging participant waits for it rather than find 
     worker.terminate();
   }
 });
+
+// A laggard that never reaches a quiescent point (busy in a long task of its own) cannot be
+// waited out: the first wait gives up after its 20 ms, and later calls do not wait until a
+// collect frees something. A full map then answers MapFullError promptly, as a cache that
+// evicts on MapFullError needs (each call waiting its 20 ms took 40 s here), and a load, which
+// retires nothing, never throws it (a load that found its retire list out of room and the map
+// full did, 156,183 times in one such run).
+test(
+  "a full map whose retired memory a busy laggard holds fails promptly, not after a wait each time",
+  {
+    timeout: 120_000,
+  },
+  async () => {
+    const map = new SyncMap<number, string>({ maxBytes: 128 * 1024 });
+    const ctrl = new Int32Array(new SharedArrayBuffer(8));
+    const box = new Mailbox();
+    const worker = startWorker(new URL("./fixtures/laggard_worker.ts", import.meta.url), {
+      message: box.put,
+      error: box.fail,
+    });
+    try {
+      worker.postMessage({ handle: map.handle, ctrl, every: 0 });
+      await until(() => Atomics.load(ctrl, 0) === 1, "the laggard online", 30_000);
+      let next = 0;
+      let oldest = 0;
+      let full = 0;
+      const start = performance.now();
+      // Store new keys, deleting the oldest whenever the map is full, as an evicting cache does;
+      // and read, which a full map never fails.
+      while (full < 2_000 && performance.now() - start < 60_000) {
+        for (let i = 0; i < 8; i++) map.load(next - 1 - i);
+        try {
+          map.store(next, `a value of key ${next}`);
+          next++;
+        } catch (error) {
+          if (!(error instanceof MapFullError)) throw error;
+          full++;
+          try {
+            map.delete(oldest++);
+          } catch (again) {
+            if (!(again instanceof MapFullError)) throw again;
+          }
+        }
+      }
+      const ms = performance.now() - start;
+      assert.equal(full, 2_000, "the map stays full while the laggard holds its memory");
+      assert.ok(ms < 5_000, `2,000 full stores took ${ms.toFixed(0)} ms`);
+      Atomics.store(ctrl, 1, 1);
+      Atomics.notify(ctrl, 1);
+      assert.equal(await box.next(30_000), "done");
+      map.verify();
+    } finally {
+      worker.terminate();
+    }
+  },
+);

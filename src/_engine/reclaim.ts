@@ -213,6 +213,12 @@ export class Participant {
   #collectDue = false;
   /** A free of the collect under way was a bulk one (see {@linkcode Free}). */
   #bulkFreed = false;
+  /**
+   * Set when a whole back-pressure wait (#awaitLaggards, {@linkcode BACKLOG_WAIT_MS}) freed
+   * nothing of this participant's: its laggard is not waiting for a core but busy elsewhere (a
+   * long task of its own). No wait is made again until a collect frees something.
+   */
+  #waitedInVain = false;
   /** The census's change count when this participant last looked (census.ts). */
   #deaths = -1;
   /**
@@ -356,10 +362,16 @@ export class Participant {
    */
   enterRead(): void {
     if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
-    if (--this.#countdown <= 0) this.#slowEnter();
+    if (--this.#countdown <= 0) this.#slowEnter(true);
   }
 
-  #slowEnter(): void {
+  /**
+   * A quiescent point, and room for the calls up to the next. `read`: for a call that retires
+   * nothing (enterRead), which a full map must not fail: room it cannot make is left for the
+   * next call that needs it (the countdown counts only the room there is), and it waits for no
+   * laggard.
+   */
+  #slowEnter(read = false): void {
     // enterRead does not check the census: a quiescent point writes this seat's announcement.
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
@@ -378,7 +390,13 @@ export class Participant {
       this.#collectDue = false;
       this.collect();
     }
-    if (this.#room < 2 * RETIRES_PER_OP) this.makeRoom(2 * RETIRES_PER_OP);
+    if (this.#room < 2 * RETIRES_PER_OP) {
+      try {
+        this.makeRoom(2 * RETIRES_PER_OP, !read);
+      } catch (error) {
+        if (!read || !(error instanceof MapFullError)) throw error;
+      }
+    }
     this.#countdown = Math.min(QUIESCE_EVERY, Math.floor(this.#room / RETIRES_PER_OP));
   }
 
@@ -471,9 +489,11 @@ export class Participant {
   /**
    * Makes room in the retire list for `n` more blocks, first by freeing what is safe, then by
    * growing the list. Call it only where {@linkcode enter} may be called: before the operation
-   * has changed anything, since it throws MapFullError when the arena is full.
+   * has changed anything, since it throws MapFullError when the arena is full. `wait`: whether,
+   * the arena full, it may first wait for the participants that hold its retired blocks back
+   * (#awaitLaggards).
    */
-  makeRoom(n: number): void {
+  makeRoom(n: number, wait = true): void {
     if (this.#room >= n) return;
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
@@ -495,7 +515,7 @@ export class Participant {
       } catch (error) {
         // The map is full: wait for what others hold back (#awaitLaggards), which may make
         // room in the list itself, and try again. #pending only drops meanwhile: `grown` holds.
-        if (!(error instanceof MapFullError) || this.#holds !== 0) throw error;
+        if (!(error instanceof MapFullError) || this.#holds !== 0 || !wait) throw error;
         if (deadline === 0) deadline = performance.now() + BACKLOG_WAIT_MS;
         if (!this.#awaitLaggards(deadline)) throw error;
         if (this.#room >= n) return;
@@ -514,61 +534,65 @@ export class Participant {
   }
 
   /**
-   * Back-pressure, for an allocation at a quiescent point that found the map full: waits one
-   * millisecond for the participants whose old announcements hold retired blocks back, then
-   * collects, and returns true (the caller tries again); returns false, having done nothing,
-   * once `deadline` (a `performance.now()` time) has passed, or when waiting cannot help:
-   * this thread holds references (a participant of its own could not move while it sleeps),
-   * another thread stops the world (the participants it parks keep their announcements), or
-   * nothing is retired or no participant of another live thread is online (#worthWaiting).
+   * Back-pressure, for an allocation at a quiescent point that found the map full while blocks
+   * it retired wait: sleeps a millisecond at a time, collecting after each sleep, until the
+   * collect frees some of them (returns true: the caller tries again). Returns false, having
+   * given up, once `deadline` (a `performance.now()` time) has passed (and, if this wait freed
+   * nothing, makes no wait again until a collect frees something: #waitedInVain), or at once
+   * when waiting cannot help: nothing of its own is
+   * retired, this thread holds references, another thread stops the world (the participants it
+   * parks keep their announcements), or #worthWaiting says no.
    *
    * Such a laggard is most often a worker the system descheduled in the middle of a call, with
    * more busy workers than cores: it needs a core to reach its next quiescent point, and a
    * writer that retires on meanwhile holds ever more memory in its list until the map is full
    * (a 1 MiB map with 40 keys, overwritten by 4 workers on 2 cores, was full in 10 runs of 10).
-   * Sleeping gives the laggard that core. Only where the map is full, so a writer in a map with
+   * Sleeping gives the laggard that core. Only where an allocation failed: a call in a map with
    * room never waits. The caller is at a quiescent point and holds nothing; it stays online with
    * the announcement of its last collect, so a stop of the world waits for it at most one sleep
-   * (it then sees the pause and stops waiting). After the sleep, as after every wait in shmap, a
-   * thread terminated meanwhile stops.
+   * (it then gives up, and its call throws MapFullError). After each sleep, as after every wait
+   * in shmap, a thread terminated meanwhile stops.
    */
   #awaitLaggards(deadline: number): boolean {
-    if (threadHolds !== 0 || performance.now() > deadline) return false;
+    if (this.#waitedInVain || this.#pending === 0 || threadHolds !== 0) return false;
+    const pause = this.registry.pauseWord;
     const i32 = this.arena.i32;
-    if (Atomics.load(i32, this.registry.pauseWord) !== 0 || !this.#worthWaiting()) return false;
-    Atomics.wait(nap, 0, 0, 1);
-    checkSelf();
-    this.collect();
-    return true;
+    if (performance.now() > deadline || Atomics.load(i32, pause) !== 0) return false;
+    if (!this.#worthWaiting()) return false;
+    const had = this.#pending;
+    for (;;) {
+      Atomics.wait(nap, 0, 0, 1);
+      checkSelf();
+      this.collect();
+      if (this.#pending < had) return true;
+      if (Atomics.load(this.arena.i32, pause) !== 0) return false;
+      if (performance.now() > deadline) break;
+    }
+    this.#waitedInVain = true;
+    return false;
   }
 
   /**
-   * Whether waiting can free memory: some participant has retired blocks waiting (this one, or
-   * another, whose next collect frees them), and a participant of another thread, not gone, is
-   * online: one whose announcement can move while this thread sleeps, or which collects. Parked
-   * ones count: asleep in the map's mutex, each moves on when it gets it (with more busy
-   * workers than cores, all the others may be asleep there whenever this thread looks). Other
-   * lists' counts are read plainly, as a hint: a list may be changing hands.
+   * Whether a sleep can let this participant's retired blocks go: a participant of another
+   * thread, not gone, is online (one whose announcement can move while this thread sleeps;
+   * parked ones count: asleep in the map's mutex, each moves on when it gets it, and with more
+   * busy workers than cores all the others may be asleep there whenever this thread looks), and
+   * none of this thread's other participants is (its announcement cannot move while this thread
+   * sleeps: a map attached twice with different codec objects).
    */
   #worthWaiting(): boolean {
-    const a = this.arena;
-    const i32 = a.i32;
+    const i32 = this.arena.i32;
     const me = ownerId();
     const count = seatHigh(this.registry);
-    let retired = this.#pending !== 0;
     let online = false;
-    for (let i = 0; i < count && !(retired && online); i++) {
+    for (let i = 0; i < count; i++) {
       const at = this.registry.seats + i * SEAT_WORDS;
       if (at === this.#seat || seatAnnouncement(this.registry, i) === 0) continue;
-      const list = i32[at + LIST];
-      if (!retired && list > 0 && (list & 15) === 0 && list + 8 <= a.bytes) {
-        retired = i32[(list >> 2) + RL_COUNT] > 0;
-      }
-      if (online) continue;
       const owner = Atomics.load(i32, at + OWNER);
-      online = owner !== 0 && owner !== me && !ownerGone(owner);
+      if (owner === me) return false;
+      if (owner !== 0 && !ownerGone(owner)) online = true;
     }
-    return retired && online;
+    return online;
   }
 
   /**
@@ -642,14 +666,12 @@ export class Participant {
       try {
         return this.allocate(size);
       } catch (error) {
-        if (this.#holds !== 0 || !(error instanceof MapFullError)) throw error;
-        const deadline = performance.now() + BACKLOG_WAIT_MS;
-        if (this.#pending !== 0) {
-          this.#collectDue = false;
-          this.collect();
-        } else if (!this.#awaitLaggards(deadline)) {
+        if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
           throw error;
         }
+        this.#collectDue = false;
+        this.collect();
+        const deadline = performance.now() + BACKLOG_WAIT_MS;
         for (;;) {
           try {
             return this.allocate(size);
@@ -777,6 +799,7 @@ export class Participant {
     const a = this.arena;
     const i32 = a.i32;
     if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) return;
+    const had = this.#pending;
     // Advance the epoch so that announcements made from now on postdate every retirement so far.
     const epochWord = this.registry.epochWord;
     const previous = Atomics.add(i32, epochWord, 1);
@@ -800,6 +823,7 @@ export class Participant {
       this.#stamped = this.#pending; // stamped before the sweep moved them
     }
     const kept = this.#pending;
+    if (kept < had) this.#waitedInVain = false;
     // Try again once half as many more have been retired. A collect can free only what was
     // retired before the previous one (the others' announcements must postdate it), so in a
     // steady state `kept` is what came in since the last try: with `2 * kept` here it never
