@@ -13,20 +13,41 @@ import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
-test("a writer held back by a lagging participant waits for it rather than find the map full", {
-  timeout: 120_000,
-}, async () => {
-  const map = new SyncMap<number, string>({ maxBytes: 256 * 1024 });
-  for (let k = 0; k < 8; k++) map.store(k, "first");
+/**
+ * Starts tests/fixtures/laggard_worker.ts on `map`, quiescent every `every` ms (0: never), and
+ * resolves once it is online; `stop()` ends it and waits for its "done".
+ */
+async function startLaggard(map: SyncMap<number, string>, every: number) {
   const ctrl = new Int32Array(new SharedArrayBuffer(8));
   const box = new Mailbox();
   const worker = startWorker(new URL("./fixtures/laggard_worker.ts", import.meta.url), {
     message: box.put,
     error: box.fail,
   });
+  worker.postMessage({ handle: map.handle, ctrl, every });
   try {
-    worker.postMessage({ handle: map.handle, ctrl, every: 10 });
     await until(() => Atomics.load(ctrl, 0) === 1, "the laggard online", 30_000);
+  } catch (error) {
+    worker.terminate();
+    throw error;
+  }
+  return {
+    async stop(): Promise<void> {
+      Atomics.store(ctrl, 1, 1);
+      Atomics.notify(ctrl, 1);
+      assert.equal(await box.next(30_000), "done");
+    },
+    terminate: () => worker.terminate(),
+  };
+}
+
+test("a writer held back by a lagging participant waits for it rather than find the map full", {
+  timeout: 120_000,
+}, async () => {
+  const map = new SyncMap<number, string>({ maxBytes: 256 * 1024 });
+  for (let k = 0; k < 8; k++) map.store(k, "first");
+  const laggard = await startLaggard(map, 10);
+  try {
     let full = 0;
     const stores = 100_000;
     for (let i = 0; i < stores; i++) {
@@ -37,14 +58,12 @@ test("a writer held back by a lagging participant waits for it rather than find 
         full++;
       }
     }
-    Atomics.store(ctrl, 1, 1);
-    Atomics.notify(ctrl, 1);
-    assert.equal(await box.next(30_000), "done");
+    await laggard.stop();
     assert.equal(full, 0, `${full} of ${stores} stores found the map full`);
     map.verify();
     assert.equal(map.load(7), `value number ${stores - 1}`);
   } finally {
-    worker.terminate();
+    laggard.terminate();
   }
 });
 
@@ -61,15 +80,8 @@ test(
   },
   async () => {
     const map = new SyncMap<number, string>({ maxBytes: 128 * 1024 });
-    const ctrl = new Int32Array(new SharedArrayBuffer(8));
-    const box = new Mailbox();
-    const worker = startWorker(new URL("./fixtures/laggard_worker.ts", import.meta.url), {
-      message: box.put,
-      error: box.fail,
-    });
+    const laggard = await startLaggard(map, 0);
     try {
-      worker.postMessage({ handle: map.handle, ctrl, every: 0 });
-      await until(() => Atomics.load(ctrl, 0) === 1, "the laggard online", 30_000);
       let next = 0;
       let oldest = 0;
       let full = 0;
@@ -94,12 +106,10 @@ test(
       const ms = performance.now() - start;
       assert.equal(full, 2_000, "the map stays full while the laggard holds its memory");
       assert.ok(ms < 5_000, `2,000 full stores took ${ms.toFixed(0)} ms`);
-      Atomics.store(ctrl, 1, 1);
-      Atomics.notify(ctrl, 1);
-      assert.equal(await box.next(30_000), "done");
+      await laggard.stop();
       map.verify();
     } finally {
-      worker.terminate();
+      laggard.terminate();
     }
   },
 );
