@@ -539,9 +539,9 @@ export class Participant {
    * collect frees some of them (returns true: the caller tries again). Returns false, having
    * given up, once `deadline` (a `performance.now()` time) has passed (and, if this wait freed
    * nothing, makes no wait again until a collect frees something: #waitedInVain), or at once
-   * when waiting cannot help: nothing of its own is
-   * retired, this thread holds references, another thread stops the world (the participants it
-   * parks keep their announcements), or #worthWaiting says no.
+   * when waiting cannot help: nothing of its own is retired, this thread holds references,
+   * another thread stops the world (the participants it parks keep their announcements), or
+   * #worthWaiting says no.
    *
    * Such a laggard is most often a worker the system descheduled in the middle of a call, with
    * more busy workers than cores: it needs a core to reach its next quiescent point, and a
