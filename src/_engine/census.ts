@@ -93,13 +93,17 @@ export const GONE = 2;
 const CHILD = 3;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
+/** The runtime: Bun and Deno each define a global of that name; Node neither. */
+const RUNTIME: "deno" | "bun" | "node" = (globalThis as { Bun?: unknown }).Bun !== undefined
+  ? "bun"
+  : (globalThis as { Deno?: unknown }).Deno !== undefined
+  ? "deno"
+  : "node";
 /**
  * The state of a watcher from which the threads it watches count as terminating (see CHILD):
  * gone where the end events fire once a thread has stopped, terminating on Deno.
  */
-const WATCHER_ENDED = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
-  ? TERMINATING
-  : GONE;
+const WATCHER_ENDED = RUNTIME === "deno" ? TERMINATING : GONE;
 
 /** The largest thread id a census can hold (ids ride in 30-bit fields). */
 export const MAX_THREAD_ID = 2 ** 28 - 1;
@@ -268,14 +272,8 @@ function know(view: View): void {
  * census on their fast paths only where this is true (Mutex.lock); every other path checks in
  * every thread, as this file's doc says.
  */
-export const mayRunTerminated: boolean = runningOn() !== "node" &&
+export const mayRunTerminated: boolean = RUNTIME !== "node" &&
   (runtimeThreadId !== 0 || needsOwnId());
-
-/** The runtime: Bun and Deno each define a global of that name; Node neither. */
-function runningOn(): "deno" | "bun" | "node" {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  return g.Bun !== undefined ? "bun" : g.Deno !== undefined ? "deno" : "node";
-}
 
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
 let stopped = false;
@@ -354,8 +352,8 @@ function checkThreadId(threadId: number): void {
 
 /** A Deno web worker: `threadId` is 0 there, as on the main thread. */
 function needsOwnId(): boolean {
-  const g = globalThis as { Deno?: unknown; WorkerGlobalScope?: unknown };
-  return runtimeThreadId === 0 && g.Deno !== undefined &&
+  const g = globalThis as { WorkerGlobalScope?: unknown };
+  return runtimeThreadId === 0 && RUNTIME === "deno" &&
     typeof g.WorkerGlobalScope === "function" &&
     globalThis instanceof (g.WorkerGlobalScope as abstract new () => unknown);
 }
@@ -695,8 +693,7 @@ export function onStop(hook: () => void): void {
  * Whether this thread is a `node:worker_threads` worker under Deno (a Deno web worker has no
  * parent port there), whose `terminate()` does not stop it while it runs synchronous code.
  */
-const denoNodeWorker = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" &&
-  parentPort !== null;
+const denoNodeWorker = RUNTIME === "deno" && parentPort !== null;
 
 function stop(): never {
   stopped = true;

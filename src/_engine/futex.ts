@@ -52,6 +52,18 @@ export const ACQUIRED_POISONED = 2;
 /** Longest single sleep: how soon a sleeper notices its lock's owner died, at worst. */
 export const WAIT_SLICE_MS = 50;
 
+/** The word {@linkcode nap} sleeps on: nobody notifies it, so each sleep lasts its timeout. */
+const napWord = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Sleeps about a millisecond, giving the core up: for the waits that poll shared state no one
+ * notifies of (a reader seat coming free, a stop of the world's participants parking, a laggard's
+ * announcement moving). Callers check the census (checkSelf) around it, as after every wait.
+ */
+export function nap(): void {
+  Atomics.wait(napWord, 0, 0, 1);
+}
+
 /** Times a blocked caller re-reads the word before it sleeps: critical sections are short. */
 const SPIN = 100;
 

@@ -68,7 +68,7 @@ import {
   ownerGone,
   ownerId,
 } from "./census.ts";
-import { WAIT_SLICE_MS } from "./futex.ts";
+import { nap, WAIT_SLICE_MS } from "./futex.ts";
 import { MapFullError } from "../errors.ts";
 import {
   ANNOUNCE,
@@ -125,8 +125,6 @@ const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
  * for the participants that hold them back before it throws MapFullError.
  */
 const BACKLOG_WAIT_MS = 20;
-/** What a back-pressure wait sleeps on: nobody wakes it, each sleep ends at its timeout. */
-const nap = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * The first retry of a deferred sweep comes this long after the attempt that could not stop
@@ -561,7 +559,7 @@ export class Participant {
     if (!this.#worthWaiting()) return false;
     const had = this.#pending;
     for (;;) {
-      Atomics.wait(nap, 0, 0, 1);
+      nap();
       checkSelf();
       this.collect();
       if (this.#pending < had) return true;

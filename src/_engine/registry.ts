@@ -20,6 +20,7 @@ import { cachedBytes, repairCache } from "./alloc_cache.ts";
 import { underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import { checkSelf, ownerGone, ownerId } from "./census.ts";
+import { nap } from "./futex.ts";
 import { dropDuplicates } from "./retire_list.ts";
 import { unrefTimer } from "./unref_timer.ts";
 
@@ -416,7 +417,6 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
     if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
   }
   const deadline = Date.now() + timeoutMs;
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
     let waiting = false;
     pauseBlocker = "";
@@ -444,7 +444,7 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
       resumeWorld(registry);
       return false;
     }
-    Atomics.wait(sleeper, 0, 0, 1);
+    nap();
     // As after every wait in shmap: a thread terminated meanwhile goes no further (census.ts).
     // It would otherwise wait on, up to `timeoutMs`, and sweep past the grace after which its
     // end is declared and others take its pause, its releases and its seat over.

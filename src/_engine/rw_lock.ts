@@ -75,6 +75,7 @@ import {
   CONTENDED,
   deadOwnerOf,
   lockWord,
+  nap,
   NOT_ACQUIRED,
   OWNER_SHIFT,
   POISONED,
@@ -168,7 +169,7 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
       if (deadline === 0) deadline = now + 2 * TERMINATE_GRACE_MS;
       else if (now > deadline) break;
       checkSelf(); // a thread itself ending stops rather than wait
-      Atomics.wait(napWord, 0, 0, 1);
+      nap();
     }
     soon = 0;
     for (let i = 0; i < n; i++) {
@@ -191,9 +192,6 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
       "live threads: create it with a larger maxReaderThreads",
   );
 }
-
-/** A word nobody notifies: readerSeat's 1 ms sleeps. */
-const napWord = new Int32Array(new SharedArrayBuffer(4));
 
 /** The seat count word of thread `me` in the lock at `base`, or 0 when it has no seat. */
 export function ownSeat(i32: Int32Array, base: number, me: number): number {

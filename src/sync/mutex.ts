@@ -149,8 +149,7 @@ export class Mutex {
    * heap, and a thread's owner id never changes, so the word is set once: as the object is made,
    * or, in a thread that can run after `terminate()` (census.ts, mayRunTerminated: a Deno or Bun
    * worker; a Deno web worker's id may be given by its parent's adapter later), at its first
-   * lock, and
-   * {@linkcode NO_WORD} until then. Read by the fast paths instead of `fast.owner`.
+   * lock, and {@linkcode NO_WORD} until then. Read by the fast paths instead of `fast.owner`.
    */
   #mine: number;
 
