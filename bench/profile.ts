@@ -66,6 +66,8 @@ const WORKLOADS = {
   adversarialDelete:
     `SyncMap load misses, a range-delete-store every ${KEYS_TEXT} (AdversarialDelete)`,
   recreate: `SyncMap loadAndDelete of its one key, then a store of it again`,
+  loadOrStoreCollision: `SyncMap loadOrStore of its one key, present (LoadOrStoreCollision)`,
+  deleteCollision: `SyncMap loadAndDelete of its one key, deleted (LoadAndDeleteCollision)`,
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
   iterate: `GoMap entries over ${KEYS_TEXT} int keys (one op: one entry)`,
@@ -182,6 +184,24 @@ function bodyOf(workload: Workload): Body {
       map.store(0, 0);
       return function recreate(n) {
         for (let i = 0; i < n; i++) if (map.loadAndDelete(0)[1]) map.store(0, i);
+      };
+    }
+    case "loadOrStoreCollision": {
+      const map = filled([0]);
+      return function loadOrStoreCollision(n) {
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += map.loadOrStore(0, 0)[0];
+        if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "deleteCollision": {
+      // Go 1.19's LoadAndDeleteCollision: the first call deletes, every later one finds the
+      // key's entry in the read table with no value.
+      const map = filled([0]);
+      return function loadAndDeleteCollision(n) {
+        let loaded = 0;
+        for (let i = 0; i < n; i++) if (map.loadAndDelete(0)[1]) loaded++;
+        if (loaded > 1) throw new Error("unreachable");
       };
     }
     case "churn": {

@@ -6,15 +6,7 @@
 
 import { blockSize, bytesUsed, verifyHeap } from "../_engine/allocator.ts";
 import { census } from "../_engine/census.ts";
-import {
-  blobSize,
-  freeSlot,
-  isBlob,
-  MODE_INLINE,
-  Probe,
-  setKeyNumberMemo,
-  setNumber,
-} from "../_engine/slots.ts";
+import { blobSize, freeSlot, isBlob, MODE_INLINE, Probe } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import { checkFunction } from "../_describe.ts";
@@ -36,7 +28,16 @@ import {
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
 import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupString } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
-import { ABANDONED, beginWrite, clearBroken, finishClear, settleDeadWrite } from "./_go_writer.ts";
+import {
+  ABANDONED,
+  beginWrite,
+  clearBroken,
+  finishClear,
+  NOT_BEGUN,
+  overwriteNumber,
+  OVERWRITTEN,
+  settleDeadWrite,
+} from "./_go_writer.ts";
 
 // This file holds the public class; _go_access.ts an object's state and its encoding and
 // decoding; _go_writer.ts the writer protocol (a seqlock) and clear's steps; _go_read.ts
@@ -309,13 +310,15 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const nested = s.nested;
     let p: Probe;
     let v: Probe;
+    let seq = NOT_BEGUN;
     if (typeof key === "number" && typeof value === "number" && s.numberKeys && s.numberValues) {
       // What the codecs do with numbers (they store them as plain float64 slots), without their
-      // calls; a number key always fits.
+      // calls; a number key always fits. An overwrite is done there and then; otherwise SEQ may
+      // be held from here, and nothing but plain steps comes before the `try`.
       p = nested ? new Probe() : s.probe;
-      setKeyNumberMemo(p, key, a.memo);
       v = nested ? new Probe() : s.valueProbe;
-      setNumber(v, value === value ? value : NaN);
+      seq = overwriteNumber(s, key, value, p, v);
+      if (seq === OVERWRITTEN) return this;
     } else {
       p = s.encodeKey(key, nested ? new Probe() : s.probe);
       // A key too large for maxBytes, refused before the value is encoded (its getters and
@@ -324,7 +327,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       v = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
     }
     // From here on no user code runs: the probes refer to nothing user code can reach.
-    const seq = beginWrite(s);
+    // overwriteNumber found no inline value to overwrite in place if it began the write.
+    const tryInline = seq === NOT_BEGUN && v.mode === MODE_INLINE;
+    if (seq === NOT_BEGUN) seq = beginWrite(s);
     const tx = s.tx;
     let settled = false; // see ABANDONED
     let begun = false; // a begin that throws (a corrupt journal) has written nothing
@@ -332,7 +337,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // (LAYOUT; beginWrite stamps a write that wraps SEQ). A write undone or refused moved nothing.
     let moved = false;
     try {
-      if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
+      a.reachTop(); // beginWrite's, for a write overwriteNumber began
+      if (tryInline && overwriteInline(s, p, v)) {
         settled = true;
         return this;
       }
