@@ -240,7 +240,8 @@ export function tryLockWord(i32: Int32Array, index: number, me: number): number 
  */
 export function unlockWord(i32: Int32Array, index: number, me: number): void {
   const mine = me << OWNER_SHIFT;
-  if (Atomics.compareExchange(i32, index, mine, 0) !== mine) unlockWordSlow(i32, index, me);
+  const w = Atomics.compareExchange(i32, index, mine, 0);
+  if (w !== mine) unlockWordSlow(i32, index, me, w);
 }
 
 /**
@@ -259,10 +260,16 @@ export function releaseWord(i32: Int32Array, index: number, me: number, w: numbe
 
 /**
  * {@linkcode unlockWord} after its compare-exchange failed: the word has flags set, or `me`
- * does not hold it (which throws). Out of line, so that the fast path inlines into its callers.
+ * does not hold it (which throws). `w` is the word as last seen (the failed compare-exchange
+ * returns it), loaded when not given. Out of line, so that the fast path inlines into its
+ * callers.
  */
-export function unlockWordSlow(i32: Int32Array, index: number, me: number): void {
-  let w = Atomics.load(i32, index);
+export function unlockWordSlow(
+  i32: Int32Array,
+  index: number,
+  me: number,
+  w: number = Atomics.load(i32, index),
+): void {
   for (;;) {
     const owner = w >>> OWNER_SHIFT;
     if (owner !== me) {

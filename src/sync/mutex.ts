@@ -331,9 +331,8 @@ export class Mutex {
     // f80971c's lock+unlock on Intel, against 1.06x for this.)
     const block = this.#block;
     const mine = this.#mine;
-    if (Atomics.compareExchange(block, LOCK_BASE, mine, 0) !== mine) {
-      unlockWordSlow(block, LOCK_BASE, ownerId());
-    }
+    const w = Atomics.compareExchange(block, LOCK_BASE, mine, 0);
+    if (w !== mine) unlockWordSlow(block, LOCK_BASE, ownerId(), w);
   }
 
   /**
