@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { GoMap, SyncMap } from "../mod.ts";
-import { Arena, H_ROOT, KIND_GO_MAP, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
-import { T_BUCKETS } from "../src/_engine/table_layout.ts";
+import { Arena, H_ROOT, H_TOP, KIND_GO_MAP, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { Probe, setKeyNumber } from "../src/_engine/slots.ts";
+import { KEYS, MIN_TOP_HASH, T_BUCKETS } from "../src/_engine/table_layout.ts";
 import { AMENDED, R_READ } from "../src/maps/_sync_layout.ts";
 import { bucketAt } from "../src/_engine/table.ts";
 import { TABLE_AT } from "../src/maps/go_map.ts";
@@ -69,6 +70,43 @@ describe("GoMap: an overflow chain that loops is an error, not a hang", () => {
   test("keys found before the loop are still found", () => {
     const map = looped(8);
     for (let k = 0; k < 8; k++) assert.equal(map.get(k), k);
+  });
+});
+
+describe("an overflow link that names no bucket is an error, never followed", () => {
+  // A full home bucket (B = 0) whose overflow link names a crafted bucket 4 bytes past a block's
+  // start (links are 16-byte aligned), in free memory above the heap's top, holding key 1000:
+  // followed, a write of key 1000's value would land over the words of the two blocks it
+  // straddles.
+  function misaligned(): { map: GoMap<number, unknown>; arena: Arena; fake: number } {
+    const map = new GoMap<number, unknown>();
+    for (let k = 0; k < 8; k++) map.set(k, k);
+    const arena = Arena.attach(map.handle.buffer, KIND_GO_MAP, false, "test");
+    const { overflowWord } = bucketAt(arena, TABLE_AT, 0);
+    // Far enough above the top that a string value's blob is not allocated over it.
+    const fake = ((arena.i32[H_TOP] + 2048) & ~15) + 4;
+    assert.ok(fake + 144 <= arena.bytes, "the crafted bucket lies within the buffer");
+    const p = new Probe();
+    setKeyNumber(p, 1000, arena.seed0, arena.seed1);
+    const t0 = p.hash >>> 24;
+    arena.u8[fake] = t0 < MIN_TOP_HASH ? t0 + MIN_TOP_HASH : t0;
+    arena.i32[(fake + KEYS) >> 2] = p.lo;
+    arena.i32[(fake + KEYS + 4) >> 2] = p.hi;
+    arena.i32[overflowWord] = fake;
+    return { map, arena, fake };
+  }
+  const CORRUPT = /corrupt table: an overflow pointer \(\d+\) lies outside the heap/;
+
+  test("GoMap: get, and set of a number or a string, refuse it and write nothing there", () => {
+    for (const value of [1.5, "a string"]) {
+      const { map, arena, fake } = misaligned();
+      const before = Array.from(arena.i32.subarray(fake >> 2, (fake >> 2) + 40));
+      assert.throws(() => map.get(1000), CORRUPT);
+      assert.throws(() => map.set(1000, value), CORRUPT);
+      assert.deepEqual(Array.from(arena.i32.subarray(fake >> 2, (fake >> 2) + 40)), before);
+      map.set(3, 33); // the write sequence is free
+      assert.equal(map.get(3), 33);
+    }
   });
 });
 

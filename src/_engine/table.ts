@@ -287,7 +287,7 @@ export class Table {
           return -1;
         }
       }
-      b = i32[(b + OVERFLOW) >> 2];
+      b = checkedNext(i32[(b + OVERFLOW) >> 2]);
       if (++hops > CHAIN_CHECK && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
     }
     return -1;
@@ -378,7 +378,7 @@ export class Table {
           return -1;
         }
       }
-      b = i32[(b + OVERFLOW) >> 2];
+      b = checkedNext(i32[(b + OVERFLOW) >> 2]);
       if (++hops > CHAIN_CHECK && hops * BUCKET_SIZE > a.buffer.byteLength) throw loops();
     }
     return -1;
