@@ -238,5 +238,24 @@ if (onDeno) {
       map.verify();
       assert.equal(map.stats().participants, 1, "its seat is released");
     });
+
+    // Its `lock` is the checking one (census.ts mayRunTerminated: a worker, not on Node): with
+    // the bare compare-exchange it would lock and unlock on for good after terminate().
+    it("stops at its next Mutex.lock, and leaves the mutex free", { timeout: 60_000 }, async () => {
+      const mu = new Mutex();
+      const ctrl = new Int32Array(new SharedArrayBuffer(8));
+      const url = new URL("./fixtures/zombie_node_worker.ts", import.meta.url);
+      const worker = nodeSpawn(url, { mu }, { workerData: ctrl });
+      await until(() => Atomics.load(ctrl, 0) > 100_000, "the worker's locks", 30_000);
+      worker.terminate(); // marks it terminating first (the adapter's wrapper)
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const count = Atomics.load(ctrl, 0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(Atomics.load(ctrl, 1), 0, "it never saw the TerminatedError: it exited");
+      assert.equal(Atomics.load(ctrl, 0), count, "nothing runs in it any more");
+      assert.equal(mu.poisoned, false, "it stopped between two critical sections");
+      assert.equal(mu.tryLock(), true, "the mutex is free");
+      mu.unlock();
+    });
   });
 }
