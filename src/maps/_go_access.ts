@@ -7,6 +7,7 @@
  * @module
  */
 
+import { SlotStrings } from "../_engine/slot_strings.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Journal } from "../_engine/journal.ts";
 import {
@@ -94,7 +95,10 @@ export class GoAccess<K, V> {
     this.stringKeys = cachesStringKeys(this.keys as SlotCodec<unknown>);
     this.userKeys = this.keys instanceof UserSlots ? this.keys : null;
     this.userValues = this.values instanceof UserSlots ? this.values : null;
-    this.found.onWrap = () => this.probe.keyCache?.clear();
+    this.found.onWrap = () => {
+      this.probe.keyCache?.clear();
+      this.#slotStrings?.clear();
+    };
     this.table = new Table(arena, TABLE_AT, true, (lo, hi, tx) => {
       freeSlot(arena, lo, hi, (offset, size) => tx.free(offset, size));
     }, this.tx);
@@ -118,6 +122,17 @@ export class GoAccess<K, V> {
     const lo = a.i32[(k >> 2) + VALUE_LO];
     return this.userValues === null ? this.values.decode(a, lo, hi) : this.userValues.copy(a, lo);
   }
+
+  /**
+   * The handle's cache of decoded string keys by slot (slot_strings.ts), made at the first
+   * iteration that asks; null for a user key codec, whose keys are copies decoded later.
+   */
+  slotStrings(): SlotStrings | null {
+    if (this.userKeys !== null) return null;
+    return this.#slotStrings ??= new SlotStrings();
+  }
+
+  #slotStrings: SlotStrings | undefined;
 
   /** The key of slot `k`, read as {@linkcode readValue} reads values. */
   readKey(k: number): unknown {

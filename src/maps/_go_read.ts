@@ -379,6 +379,9 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     const values = this.#values;
     const slots = this.#slots;
     let count = 0;
+    // Strings decoded from a slot under this layout's generation (slot_strings.ts).
+    const strings = s.slotStrings();
+    let gen = 0;
     try {
       count = s.table.gatherKeySlots(this.#level, i, slots);
       // GoAccess.readKey's and readValue's number paths, here without a call per entry.
@@ -386,9 +389,11 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
       const numberValues = s.numberValues;
       const i32 = a.i32;
       const f64 = a.f64;
+      if (strings !== null) gen = s.found.generationAt(i32[LAYOUT], i32[LAYOUT_WRAPS], s.table);
       for (let j = 0; j < count; j++) {
         const k = slots[j];
-        keys[j] = numberKeys && isNumberSlot(i32[(k >> 2) + KEY_HI]) ? f64[k >> 3] : s.readKey(k);
+        if (numberKeys && isNumberSlot(i32[(k >> 2) + KEY_HI])) keys[j] = f64[k >> 3];
+        else keys[j] = strings?.get(k, gen) ?? s.readKey(k);
         values[j] = numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
           ? f64[(k + VALUE_BYTES) >> 3]
           : s.readValue(k);
@@ -397,6 +402,13 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
       throw readFailure(s, seq, error);
     }
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("iteration");
+    // Kept only once validated: a read that overlapped a write keeps nothing.
+    if (strings !== null) {
+      for (let j = 0; j < count; j++) {
+        const key = keys[j];
+        if (typeof key === "string") strings.set(slots[j], gen, key);
+      }
+    }
     const userKeys = s.userKeys;
     const userValues = s.userValues;
     if (userKeys !== null) {
