@@ -10,7 +10,10 @@
  *
  * Direct-mapped: {@linkcode SLOTS} entries of (slot offset, generation, string), the slot found
  * from the offset's bits; a miss decodes as before. It is this thread's own JavaScript memory,
- * bounded (at most SLOTS strings kept), never shared. Slot offset 0 lies in the arena's header,
+ * bounded (at most SLOTS strings of at most {@linkcode MAX_UNITS} units), never shared. A handle
+ * makes it once an iteration has read a string key, and uses it while the map holds at most
+ * SLOTS keys: past that, most slots would share an entry with another (a repeated iteration of
+ * 4,096 keys hit 55% of the time, of 16,384 keys 6% to 12%). Slot offset 0 lies in the arena's header,
  * never a key slot, so the zeroed table matches nothing; generation 0 is never in use.
  * {@linkcode clear} empties it when the generations come round (EntryMemo.onWrap).
  *
@@ -18,8 +21,14 @@
  */
 
 /** Entries, a power of two: 4,096 keys, 64 KiB with their strings' references. */
-const SLOTS = 4096;
+export const SLOTS = 4096;
 const MASK = SLOTS - 1;
+/**
+ * The longest string kept, in UTF-16 units, as the key hash cache's: the table then holds at
+ * most 256 KiB of strings, whatever keys the map held once, and a long key's making costs
+ * little against reading its units anyway.
+ */
+export const MAX_UNITS = 32;
 
 /** See the module documentation. */
 export class SlotStrings {
@@ -33,8 +42,12 @@ export class SlotStrings {
     return this.#slots[i] === k && this.#gens[i] === gen ? this.#strings[i] : undefined;
   }
 
-  /** Keeps `s`, the key of slot `k` read and validated under generation `gen`. */
+  /**
+   * Keeps `s`, the key of slot `k` read and validated under generation `gen`, unless it is
+   * longer than {@linkcode MAX_UNITS}.
+   */
   set(k: number, gen: number, s: string): void {
+    if (s.length > MAX_UNITS) return;
     const i = (k >>> 3) & MASK;
     this.#slots[i] = k;
     this.#gens[i] = gen;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { SlotStrings } from "../_engine/slot_strings.ts";
+import { SLOTS, SlotStrings } from "../_engine/slot_strings.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Journal } from "../_engine/journal.ts";
 import {
@@ -124,15 +124,20 @@ export class GoAccess<K, V> {
   }
 
   /**
-   * The handle's cache of decoded string keys by slot (slot_strings.ts), made at the first
-   * iteration that asks; null for a user key codec, whose keys are copies decoded later.
+   * The handle's cache of decoded string keys by slot (slot_strings.ts), once an iteration has
+   * read a string key ({@linkcode keepSlotStrings}); null before, and while the map holds more
+   * keys than it has entries.
    */
   slotStrings(): SlotStrings | null {
-    if (this.userKeys !== null) return null;
-    return this.#slotStrings ??= new SlotStrings();
+    return this.table.count <= SLOTS ? this.#slotStrings : null;
   }
 
-  #slotStrings: SlotStrings | undefined;
+  /** Makes the cache of {@linkcode slotStrings}, but for a user key codec's keys (copies). */
+  keepSlotStrings(): void {
+    if (this.userKeys === null) this.#slotStrings ??= new SlotStrings();
+  }
+
+  #slotStrings: SlotStrings | null = null;
 
   /** The key of slot `k`, read as {@linkcode readValue} reads values. */
   readKey(k: number): unknown {

@@ -382,6 +382,7 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     // Strings decoded from a slot under this layout's generation (slot_strings.ts).
     const strings = s.slotStrings();
     let gen = 0;
+    let sawString = false;
     try {
       count = s.table.gatherKeySlots(this.#level, i, slots);
       // GoAccess.readKey's and readValue's number paths, here without a call per entry.
@@ -393,7 +394,11 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
       for (let j = 0; j < count; j++) {
         const k = slots[j];
         if (numberKeys && isNumberSlot(i32[(k >> 2) + KEY_HI])) keys[j] = f64[k >> 3];
-        else keys[j] = strings?.get(k, gen) ?? s.readKey(k);
+        else {
+          const key = strings?.get(k, gen) ?? s.readKey(k);
+          keys[j] = key;
+          if (typeof key === "string") sawString = true;
+        }
         values[j] = numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
           ? f64[(k + VALUE_BYTES) >> 3]
           : s.readValue(k);
@@ -402,12 +407,16 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
       throw readFailure(s, seq, error);
     }
     if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("iteration");
-    // Kept only once validated: a read that overlapped a write keeps nothing.
+    // Kept only once validated: a read that overlapped a write keeps nothing. The first batch
+    // with a string key makes the cache, for the next batches, which read their generation
+    // first; a map that holds no string key never makes it.
     if (strings !== null) {
       for (let j = 0; j < count; j++) {
         const key = keys[j];
         if (typeof key === "string") strings.set(slots[j], gen, key);
       }
+    } else if (sawString) {
+      s.keepSlotStrings();
     }
     const userKeys = s.userKeys;
     const userValues = s.userValues;
