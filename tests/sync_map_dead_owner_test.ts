@@ -81,14 +81,22 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
   };
   try {
     assert.equal((await ask({ op: "init", census: census() })).error, undefined);
-    // Long beside the "held" reply's trip, which a loaded machine may stretch past 100 ms.
+    // Long beside the "held" reply's trip, which a loaded machine may stretch past 100 ms. The
+    // worker sets `done` just before it unlocks: a release that did not wait for the holder
+    // finds it unset (a duration would not tell, on a machine that delays the reply past the
+    // hold: CI once saw "released after 0 ms").
     const HOLD_MS = 1000;
-    const held = await ask({ op: "holdFor", buffer: map.handle.buffer, index: R_MU, ms: HOLD_MS });
+    const done = new Int32Array(new SharedArrayBuffer(4));
+    const held = await ask({
+      op: "holdFor",
+      buffer: map.handle.buffer,
+      index: R_MU,
+      ms: HOLD_MS,
+      done,
+    });
     assert.equal(held.error, undefined);
-    const start = performance.now();
     release();
-    const waited = performance.now() - start;
-    assert.ok(waited >= HOLD_MS / 4, `released after ${waited.toFixed(0)} ms, with the mutex held`);
+    assert.equal(Atomics.load(done, 0), 1, "released only after the mutex's holder unlocked");
     assert.equal(Atomics.load(i32, ownerWord), 0, "the seat is released");
     assert.equal(map.load("k"), 1);
     map.verify();
