@@ -222,18 +222,30 @@ if (onDeno) {
     // Deno's terminate() lets it run to the end of its task; what it would do after a
     // TerminatedError (a pool's worker posting the result of the task it was terminated in)
     // would reach its parent, so it exits instead, as Node's terminate() stops it.
-    it("stops counting, and never reports a TerminatedError", { timeout: 60_000 }, async () => {
-      const map = new SyncMap<number, number>();
+    /**
+     * Starts fixtures/zombie_node_worker.ts on `values` (a map to store into, or a mutex to lock),
+     * lets it count past `warm`, terminates it, and checks that it exited: it stopped counting
+     * and never saw the TerminatedError.
+     */
+    async function terminated(
+      values: { map: SyncMap<number, number> } | { mu: Mutex },
+      warm: number,
+    ) {
       const ctrl = new Int32Array(new SharedArrayBuffer(8));
       const url = new URL("./fixtures/zombie_node_worker.ts", import.meta.url);
-      const worker = nodeSpawn(url, { map }, { workerData: ctrl });
-      await until(() => Atomics.load(ctrl, 0) > 1000, "the worker's stores", 30_000);
+      const worker = nodeSpawn(url, values, { workerData: ctrl });
+      await until(() => Atomics.load(ctrl, 0) > warm, "the worker's count", 30_000);
       worker.terminate(); // marks it terminating first (the adapter's wrapper)
       await new Promise((resolve) => setTimeout(resolve, 300));
       const count = Atomics.load(ctrl, 0);
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.equal(Atomics.load(ctrl, 1), 0, "it never saw the TerminatedError: it exited");
       assert.equal(Atomics.load(ctrl, 0), count, "nothing runs in it any more");
+    }
+
+    it("stops counting, and never reports a TerminatedError", { timeout: 60_000 }, async () => {
+      const map = new SyncMap<number, number>();
+      await terminated({ map }, 1000);
       await new Promise((resolve) => setTimeout(resolve, 300)); // the grace
       map.verify();
       assert.equal(map.stats().participants, 1, "its seat is released");
@@ -243,16 +255,7 @@ if (onDeno) {
     // the bare compare-exchange it would lock and unlock on for good after terminate().
     it("stops at its next Mutex.lock, and leaves the mutex free", { timeout: 60_000 }, async () => {
       const mu = new Mutex();
-      const ctrl = new Int32Array(new SharedArrayBuffer(8));
-      const url = new URL("./fixtures/zombie_node_worker.ts", import.meta.url);
-      const worker = nodeSpawn(url, { mu }, { workerData: ctrl });
-      await until(() => Atomics.load(ctrl, 0) > 100_000, "the worker's locks", 30_000);
-      worker.terminate(); // marks it terminating first (the adapter's wrapper)
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const count = Atomics.load(ctrl, 0);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(Atomics.load(ctrl, 1), 0, "it never saw the TerminatedError: it exited");
-      assert.equal(Atomics.load(ctrl, 0), count, "nothing runs in it any more");
+      await terminated({ mu }, 100_000);
       assert.equal(mu.poisoned, false, "it stopped between two critical sections");
       assert.equal(mu.tryLock(), true, "the mutex is free");
       mu.unlock();
