@@ -327,9 +327,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       v = s.encodeValue(value, nested ? new Probe() : s.valueProbe);
     }
     // From here on no user code runs: the probes refer to nothing user code can reach.
-    // overwriteNumber found no inline value to overwrite in place if it began the write.
-    const tryInline = seq === NOT_BEGUN && v.mode === MODE_INLINE;
-    if (seq === NOT_BEGUN) seq = beginWrite(s);
+    // A write overwriteNumber began has found no inline value to overwrite in place, and owes
+    // beginWrite's reachTop (below, inside the `try`).
+    const handedOver = seq !== NOT_BEGUN;
+    if (!handedOver) seq = beginWrite(s);
     const tx = s.tx;
     let settled = false; // see ABANDONED
     let begun = false; // a begin that throws (a corrupt journal) has written nothing
@@ -337,8 +338,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // (LAYOUT; beginWrite stamps a write that wraps SEQ). A write undone or refused moved nothing.
     let moved = false;
     try {
-      a.reachTop(); // beginWrite's, for a write overwriteNumber began
-      if (tryInline && overwriteInline(s, p, v)) {
+      if (handedOver) a.reachTop();
+      else if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
         settled = true;
         return this;
       }
