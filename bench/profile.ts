@@ -71,6 +71,7 @@ const WORKLOADS = {
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
   iterate: `GoMap entries over ${KEYS_TEXT} int keys (one op: one entry)`,
+  goChurn: `GoMap set of an absent int key, then delete of a present one`,
 } as const;
 type Workload = keyof typeof WORKLOADS;
 
@@ -202,6 +203,18 @@ function bodyOf(workload: Workload): Body {
         let loaded = 0;
         for (let i = 0; i < n; i++) if (map.loadAndDelete(0)[1]) loaded++;
         if (loaded > 1) throw new Error("unreachable");
+      };
+    }
+    case "goChurn": {
+      // As churn, on a GoMap: each set inserts, each delete removes; no growth once warm.
+      const map = new GoMap<number, number>();
+      for (let k = KEYS / 2; k < KEYS; k++) map.set(k, k);
+      let k = 0;
+      return function goSetDeleteChurn(n) {
+        for (let i = 0; i < n; i++, k++) {
+          map.set(k & (KEYS - 1), k);
+          map.delete((k + KEYS / 2) & (KEYS - 1));
+        }
       };
     }
     case "churn": {

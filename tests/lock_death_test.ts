@@ -174,6 +174,28 @@ test("RWMutex: a dead writer poisons the lock for readers and writers", TEST, as
   rw.unlock();
 });
 
+test(
+  "RWMutex: a dead writer's poison reaches a reader already past its first read lock",
+  TEST,
+  async () => {
+    const rw = new RWMutex();
+    rw.rLock(); // the first read lock: later ones take rLock's fast path
+    rw.rUnlock();
+    await diesHolding({ op: "rwLock", rw: rw.handle, then: "hold" }, "write-locked", () => {});
+    // Told on every read lock, each time holding it, until a writer marks the lock consistent.
+    for (let n = 0; n < 2; n++) {
+      assert.throws(() => rw.rLock(), OwnerDeadError);
+      assert.equal(rw.tryLock(), false, "the read lock is held");
+      rw.rUnlock();
+    }
+    assert.throws(() => rw.lock(), OwnerDeadError);
+    rw.markConsistent();
+    rw.unlock();
+    rw.rLock();
+    rw.rUnlock();
+  },
+);
+
 test("RWMutex: a writer that dies waiting for readers to leave poisons nothing", TEST, async () => {
   for (const next of ["rLock", "lock", "tryLock"] as const) {
     const rw = new RWMutex();

@@ -26,7 +26,7 @@ import {
   WRAPS,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupString } from "./_go_read.ts";
+import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupOther } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
   ABANDONED,
@@ -251,9 +251,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const s = this.#s;
     // The hot path, for a number key under the built-in codec: no codec call, no probe object.
     if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key, undefined);
-    if (typeof key === "string" && s.stringKeys) return lookupString(s, key, undefined);
-    const value = lookup(s, key);
-    return value === ABSENT ? undefined : value;
+    return lookupOther(s, key, undefined);
   }
 
   /**

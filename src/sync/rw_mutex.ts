@@ -34,7 +34,6 @@ import {
   readers,
   readerSeat,
   rLockFirst,
-  rLockSlow,
   rUnlock,
   rwPoisoned,
   rwSeats,
@@ -354,37 +353,50 @@ export class RWMutex {
    * @throws {RangeError} when more threads read the lock than it has reader seats.
    */
   rLock(): void {
-    // liveOwnerId written out, as in Mutex.lock (census.ts, `fast`).
+    // The fast path, written out as Mutex.lock's is: a thread whose census check holds (no
+    // call: liveOwnerId's test, census.ts `fast`) and whose seat has made the first lock's
+    // handshake (rw_lock.ts rLockFirst's doc) adds one on its seat, then reads the poison bit.
+    // From the add on, no call of ours while the add counts and the caller does not know it
+    // holds the read lock (a call's entry is where a stack overflow throws): turned away by a
+    // writer, or poisoned, the add is taken back out here, written out, and #rLockSlow takes
+    // the read lock from the start. Kept small (V8 inlines a caller's calls up to a shared
+    // bytecode budget: with the slow paths in it, this was left a call beside a GoMap get).
     const f = fast;
-    const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
-    const block = this.#block;
-    let seat = this.#readSeat;
-    if (seat === 0) {
-      if (this.#rLockFirst(me) === ACQUIRED) return;
-      seat = this.#readSeat;
-    } else {
-      // The later read locks' fast path, written out as Mutex.lock's is: one add on this
-      // thread's seat (rw_lock.ts rLockFirst's doc), then the poison bit. From the add on, no
-      // call of ours (where a stack overflow is checked for) while the add counts and the
-      // caller does not know it holds the read lock: turned away, the add is taken back out
-      // here, written out (rw_lock.ts rLockFirst), before rLockSlow is called.
-      if (Atomics.add(block, seat, 1) >= MAX_READS) {
-        if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
-          Atomics.add(block, LOCK_BASE + DRAIN, 1);
-          Atomics.notify(block, LOCK_BASE + DRAIN);
-        }
-        rLockSlow(block, LOCK_BASE, seat, me);
+    const seat = this.#readSeat;
+    if (seat !== 0 && f.head[C_COUNT] === f.liveSeen) {
+      const block = this.#block;
+      if (
+        Atomics.add(block, seat, 1) < MAX_READS &&
+        (block[LOCK_BASE + WRITER_MU] & POISONED) === 0
+      ) return;
+      if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
+        Atomics.add(block, LOCK_BASE + DRAIN, 1);
+        Atomics.notify(block, LOCK_BASE + DRAIN);
       }
-      if ((block[LOCK_BASE + WRITER_MU] & POISONED) === 0) return;
     }
+    this.#rLockSlow();
+  }
+
+  /**
+   * {@linkcode rLock} past its fast path, holding nothing yet: the census checked (a thread
+   * marked terminating throws TerminatedError here), the seat claimed if need be, and the read
+   * lock taken as a first lock takes it (rw_lock.ts rLockFirst, which waits out a writer).
+   */
+  #rLockSlow(): void {
+    const me = liveOwnerId();
+    const seat = this.#readerSeat(me);
+    const status = rLockFirst(this.#block, LOCK_BASE, seat, me);
+    this.#readSeat = seat;
+    if (status === ACQUIRED) return;
     // Poisoned: the caller holds the read lock and learns it from the OwnerDeadError. If that
     // cannot be made (a stack overflow can throw from any call, ownerDead's entry included),
     // the read lock is given back, written out, and the overflow goes on: the caller would
     // otherwise hold a read lock without knowing. The same in tryRLock.
     try {
-      throw ownerDead("RWMutex", block, WRITER_WORD);
+      throw ownerDead("RWMutex", this.#block, WRITER_WORD);
     } catch (error) {
       if (!(error instanceof OwnerDeadError)) {
+        const block = this.#block;
         if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
           Atomics.add(block, LOCK_BASE + DRAIN, 1);
           Atomics.notify(block, LOCK_BASE + DRAIN);
@@ -456,17 +468,21 @@ export class RWMutex {
    */
   rUnlock(): void {
     const seat = this.#seat;
-    if (seat !== 0) {
-      // `fast.owner`: this thread's owner id, which it has had since it claimed the seat.
-      rUnlock(this.#block, LOCK_BASE, seat, fast.owner);
-    } else {
-      // Another object of this thread may hold the read lock: look its seat up without claiming
-      // one, so that an rUnlock without a read lock leaves every word as it was.
-      const id = ownerId();
-      const own = ownSeat(this.#block, LOCK_BASE, id);
-      if (own === 0) throw new Error("sync: RUnlock of unlocked RWMutex");
-      rUnlock(this.#block, LOCK_BASE, this.#seat = own, id);
-    }
+    // `fast.owner`: this thread's owner id, which it has had since it claimed the seat.
+    if (seat !== 0) rUnlock(this.#block, LOCK_BASE, seat, fast.owner);
+    else this.#rUnlockUnseated();
+  }
+
+  /**
+   * {@linkcode rUnlock} by an object that has no seat yet: another object of this thread may
+   * hold the read lock. Its seat is looked up without claiming one, so that an rUnlock without
+   * a read lock leaves every word as it was.
+   */
+  #rUnlockUnseated(): void {
+    const id = ownerId();
+    const own = ownSeat(this.#block, LOCK_BASE, id);
+    if (own === 0) throw new Error("sync: RUnlock of unlocked RWMutex");
+    rUnlock(this.#block, LOCK_BASE, this.#seat = own, id);
   }
 
   /**
@@ -532,16 +548,5 @@ export class RWMutex {
   #readerSeat(me: number): number {
     if (this.#seat !== 0) return this.#seat;
     return this.#seat = readerSeat(this.#block, LOCK_BASE, me);
-  }
-
-  /**
-   * The first read lock through this object's seat, with rw_lock.ts's handshake for a seat a
-   * writer at work may not have flagged; once it succeeds, later read locks take the fast path.
-   */
-  #rLockFirst(me: number): number {
-    const seat = this.#readerSeat(me);
-    const status = rLockFirst(this.#block, LOCK_BASE, seat, me);
-    this.#readSeat = seat;
-    return status;
   }
 }
