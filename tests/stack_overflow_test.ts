@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { OWNER_SHIFT } from "../src/_engine/futex.ts";
+import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
 import { COUNT_MASK, seatCountWord, WRITER_MU } from "../src/_engine/rw_lock.ts";
@@ -248,6 +248,44 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
       assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
     }
     assert.ok(poisoned > 0, "some calls took the read lock over the dead writer");
+    assert.equal(leaks, 0, "read locks left held by calls that threw an overflow");
+  });
+
+  it("RWMutex: a later read lock of a poisoned lock is never left held unknown", () => {
+    // One object, past its first read lock, so that every call takes rLock's fast path: the
+    // add, the poison bit, the add given back, then #rLockSlow (the census, the first lock's
+    // add, the OwnerDeadError), each cut short by the overflow in turn. A call that got its
+    // OwnerDeadError holds one more read lock; one that overflowed holds none more.
+    let leaks = 0;
+    let poisoned = 0;
+    for (const pad of PADS) {
+      const rw = new RWMutex();
+      rw.rLock();
+      rw.rUnlock();
+      const words = lockWords(rw);
+      const seat = seatCountWord(LOCK_BASE, 0);
+      words[LOCK_BASE + WRITER_MU] |= POISONED;
+      const overflows = sweep(() => {
+        const before = words[seat] & COUNT_MASK;
+        try {
+          rw.rLock();
+          leaks++; // a poisoned lock must throw
+        } catch (error) {
+          const after = words[seat] & COUNT_MASK;
+          if (error instanceof OwnerDeadError) {
+            if (after !== before + 1) leaks++;
+            poisoned++;
+            rw.rUnlock();
+            return;
+          }
+          if (after !== before) leaks++;
+          throw error;
+        }
+      }, pad);
+      assert.ok(overflows > 0, "the sweep reached the stack's limit inside the calls");
+      assert.equal(words[seat] & COUNT_MASK, 0, "every read lock given back");
+    }
+    assert.ok(poisoned > 0, "some calls got the read lock and its OwnerDeadError");
     assert.equal(leaks, 0, "read locks left held by calls that threw an overflow");
   });
 

@@ -261,8 +261,8 @@ export function rwPoisoned(i32: Int32Array, base: number): boolean {
  * writer already at work may not have flagged: one add on the seat, then a load of the state
  * word (see above). Returns ACQUIRED or ACQUIRED_POISONED (the read lock is held either way).
  * Later read locks through the seat are the add alone, written out in RWMutex.rLock: the add,
- * {@linkcode rLockSlow} when its old value is {@linkcode MAX_READS} or more, then the poison
- * bit (WRITER_MU's POISONED).
+ * then the poison bit (WRITER_MU's POISONED); an old value of {@linkcode MAX_READS} or more, or
+ * the bit set, and the add is given back and the lock taken through this function again.
  */
 export function rLockFirst(i32: Int32Array, base: number, seat: number, me: number): number {
   // From the add on, until the return, no call of ours while the add counts: a call's entry is

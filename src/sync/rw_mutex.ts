@@ -97,8 +97,8 @@ const DEFAULT_READER_THREADS = 64;
 const MAX_READER_THREADS = 65536;
 /**
  * The writer mutex's word in the lock block, whose POISONED is the lock's. A constant of this
- * module: written out as `LOCK_BASE + WRITER_MU` (two imports) inside `rLock`, it made that
- * method too large for V8 to inline, and rLock+rUnlock took 1.11x the time.
+ * module: written out as `LOCK_BASE + WRITER_MU` (two imports), it costs `rLock`'s fast path
+ * bytecode, which V8 counts against the budget to which it inlines a caller's calls.
  */
 const WRITER_WORD = LOCK_BASE + WRITER_MU;
 
@@ -367,7 +367,7 @@ export class RWMutex {
       const block = this.#block;
       if (
         Atomics.add(block, seat, 1) < MAX_READS &&
-        (block[LOCK_BASE + WRITER_MU] & POISONED) === 0
+        (block[WRITER_WORD] & POISONED) === 0
       ) return;
       if ((Atomics.sub(block, seat, 1) & COUNT_MASK) === 1) {
         Atomics.add(block, LOCK_BASE + DRAIN, 1);
