@@ -9,7 +9,14 @@ import { SyncMap } from "../mod.ts";
 import { census, GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
-import { ANNOUNCE, INFLIGHT, OWNER, PARKED, SEAT_WORDS } from "../src/_engine/registry.ts";
+import {
+  ANNOUNCE,
+  INFLIGHT,
+  OWNER,
+  PARKED,
+  pauseBlocker,
+  SEAT_WORDS,
+} from "../src/_engine/registry.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
@@ -129,7 +136,8 @@ function ownedByGone(i32: Int32Array, seat: number): void {
 // task, online) leaves its sweep due. Participants retry it at their quiescent points, so the
 // sweep happens once that task ends, with no further death and no verify() to prompt it.
 // Deterministic, in one thread: a second object's seat plays the busy participant, its owner
-// word naming a thread that is alive and not this one.
+// word naming a thread that is alive and not this one. The wall clock steps an hour ahead while
+// the reap waits: the wait runs on the monotonic clock, and lasts as long all the same.
 test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent point", () => {
   const map = new SyncMap<number, number>();
   const { other: busy, i32, seat } = secondObject(map);
@@ -143,8 +151,20 @@ test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent 
   try {
     // The next quiescent point reaps: it waits for the busy participant, in vain.
     const start = performance.now();
-    for (let n = 0; n < 200; n++) map.store(n, n);
-    assert.ok(performance.now() - start >= 200, "the reap waited for the busy participant");
+    const wallClock = Date.now;
+    let reads = 0;
+    Date.now = () => wallClock() + (reads++ > 0 ? 3_600_000 : 0);
+    try {
+      for (let n = 0; n < 200; n++) map.store(n, n);
+    } finally {
+      Date.now = wallClock;
+    }
+    const waited = performance.now() - start;
+    assert.ok(
+      waited >= 200,
+      `the reap waited for the busy participant: ${waited.toFixed(1)} ms, sweep due ` +
+        `${Atomics.load(i32, R_SWEEP_DUE)}, last blocker "${pauseBlocker}"`,
+    );
     assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "the sweep is left due");
     // Still busy: a retry gives up quickly, and the sweep stays due.
     const spin = performance.now();

@@ -416,7 +416,9 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
     // A recoverer died pausing: take its pause over.
     if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
   }
-  const deadline = Date.now() + timeoutMs;
+  // The monotonic clock: a step of the wall clock (NTP, a VM resumed) must neither cut the wait
+  // short nor stretch it, while this thread holds the map's mutex.
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     let waiting = false;
     pauseBlocker = "";
@@ -440,7 +442,7 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
       pauseBlocker = `participant seat ${i} (thread ${owner - 1})`;
     }
     if (!waiting) return true;
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       resumeWorld(registry);
       return false;
     }

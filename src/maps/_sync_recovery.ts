@@ -382,7 +382,7 @@ function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): 
       const owner = w >>> OWNER_SHIFT;
       if (owner === 0 || ownerGone(owner)) return;
       if (owner === ownerId()) fail(`the mutex word ${w} names this thread, which holds no step`);
-      const now = Date.now();
+      const now = performance.now(); // monotonic, as every wait's clock in shmap
       if (owner !== holder) {
         holder = owner;
         since = now;
