@@ -99,9 +99,9 @@ async function withLockers(n: number, body: (lockers: Locker[]) => Promise<void>
 
 /** Waits, without blocking this thread, until `i32[0]` satisfies `ok`. */
 async function until(i32: Int32Array, ok: (w: number) => boolean, what: string): Promise<void> {
-  const end = Date.now() + 20_000;
+  const end = performance.now() + 20_000;
   while (!ok(Atomics.load(i32, 0))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(2);
   }
 }

@@ -99,9 +99,9 @@ async function startTogether(
  * least `minMs`), or for RACE_MS, then tells them to stop.
  */
 async function raceUntilError(ctrl: Int32Array, minMs: number): Promise<void> {
-  const start = Date.now();
-  while (Date.now() - start < RACE_MS) {
-    if (Atomics.load(ctrl, ERRORS) > 0 && Date.now() - start >= minMs) break;
+  const start = performance.now();
+  while (performance.now() - start < RACE_MS) {
+    if (Atomics.load(ctrl, ERRORS) > 0 && performance.now() - start >= minMs) break;
     await sleep(5);
   }
   Atomics.store(ctrl, STOP, 1);

@@ -109,11 +109,11 @@ test(
       let settled = false;
       all.then(() => settled = true, () => settled = true);
       let seen = -1;
-      let since = Date.now();
+      let since = performance.now();
       while (!settled) {
         const now = Atomics.load(ctrl, DONE) + Atomics.load(ctrl, PROGRESS);
-        if (now !== seen) [seen, since] = [now, Date.now()];
-        else if (Date.now() - since > STALL_MS) {
+        if (now !== seen) [seen, since] = [now, performance.now()];
+        else if (performance.now() - since > STALL_MS) {
           throw new Error(
             `no reader got on for ${STALL_MS} ms (${Atomics.load(ctrl, DONE)} first-phase ` +
               `reads done); stuck: ${stuck(locks).join("; ") || "no lock"}`,

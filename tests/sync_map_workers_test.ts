@@ -79,11 +79,11 @@ async function concurrentRange(how: "range" | "iterator", churn: boolean): Promi
     await startTogether(ctrl, RANGE_WRITERS);
     await until(() => ids.every((id) => Atomics.load(ctrl, PROGRESS + id) > 0), "writers run");
     const before = progress(ctrl, ids);
-    const deadline = Date.now() + 8_000;
+    const deadline = performance.now() + 8_000;
     // At least RANGES iterations, and more until the writers have made progress meanwhile:
     // on a loaded machine RANGES fast iterations can all run while no writer is scheduled.
     const more = (): boolean => ranges < RANGES || progress(ctrl, ids) === before;
-    for (; more() && Date.now() < deadline && !failed(ctrl); ranges++) {
+    for (; more() && performance.now() < deadline && !failed(ctrl); ranges++) {
       const seen = new Set<number>();
       const visit = (k: number, v: number) => {
         seenTotal++;
@@ -219,8 +219,8 @@ test(
         const enough = () =>
           readerIds.every((id) => Atomics.load(ctrl, PROGRESS + id) >= TORN_LOADS) &&
           progress(ctrl, writerIds) >= TORN_WRITES;
-        const deadline = Date.now() + TORN_MS;
-        while (!enough() && Date.now() < deadline && !failed(ctrl)) {
+        const deadline = performance.now() + TORN_MS;
+        while (!enough() && performance.now() < deadline && !failed(ctrl)) {
           for (let i = 0; i < 512; i++) {
             const k = random() < 0.85
               ? Math.floor(random() * TORN_KEYS)
@@ -633,7 +633,7 @@ test(
         words: HB_WORDS,
         maxMs: 20_000,
       });
-      const deadline = Date.now() + 15_000;
+      const deadline = performance.now() + 15_000;
       for (let r = 1; r <= HB_ROUNDS; r++) {
         const key = `hb-${r}`;
         // Watch the key first, then let the worker write: the load races the publication.
@@ -641,7 +641,7 @@ test(
         let v: number | undefined;
         while ((v = map.load(key)) !== r) {
           if (v !== undefined && v !== 0) assert.fail(`round ${r}: loaded ${v}`);
-          if (++spins % 1024 === 0 && (Date.now() > deadline || failed(ctrl))) {
+          if (++spins % 1024 === 0 && (performance.now() > deadline || failed(ctrl))) {
             if (failed(ctrl)) await run; // rejects with the worker's error
             assert.fail(`round ${r}: timed out`);
           }
