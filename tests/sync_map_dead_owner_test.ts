@@ -104,6 +104,10 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
     assert.equal(held.error, undefined);
     release();
     assert.equal(Atomics.load(done, 0), 1, "released only after the mutex's holder unlocked");
+    // Reachable until here: collected, `share` would close its participant, releasing the seat
+    // (whose owner word this test forged) before `release()`, which then had nothing to wait
+    // for (CI saw it on Bun: "released after 0 ms", then the flag unset).
+    assert.equal(share.size, 1);
     assert.equal(Atomics.load(i32, ownerWord), 0, "the seat is released");
     assert.equal(map.load("k"), 1);
     map.verify();
