@@ -195,7 +195,7 @@ test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent 
 // for good and every overwrite leaks its old record.
 test("SyncMap: a dead participant is reaped by a thread that makes one call a task", async () => {
   const map = new SyncMap<number, number>();
-  const { i32, seat } = secondObject(map);
+  const { other, i32, seat } = secondObject(map);
   await null; // its task ends: it goes offline
   // It died online, with an old announcement, in a thread now recorded gone.
   Atomics.store(i32, seat + ANNOUNCE, 1);
@@ -206,6 +206,8 @@ test("SyncMap: a dead participant is reaped by a thread that makes one call a ta
     await null; // one call a task
   }
   assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+  // By the reap, not by `other`'s finalizer: reachable until here, it is not collected.
+  assert.ok(other instanceof SyncMap);
   const grown = map.stats().bytesUsed - before;
   assert.ok(grown < 16_384, `bytesUsed grew ${grown} bytes over 3000 overwrites of 8 keys`);
   for (let k = 0; k < 8; k++) assert.equal(map.load(k), 2992 + k);
