@@ -218,20 +218,15 @@ export function hasString<K, V>(s: GoAccess<K, V>, key: string): boolean {
 const PRESENT: unique symbol = Symbol("present");
 
 /**
- * GoMap.get of a key {@linkcode lookupNumber} does not take: `missing` when absent. Apart from
- * `get`, so that `get` stays small: V8 inlines a loop's calls up to a shared bytecode budget,
- * and a `get` beside a lock's calls was left a call.
+ * Looks `key` up, returning `missing` when it is absent: GoMap.get past its number-key path
+ * (it calls {@linkcode lookupNumber} itself), getOk, and an iteration that meets a write. Apart
+ * from `get`, so that `get` stays small: V8 inlines a loop's calls up to a shared bytecode
+ * budget, and a `get` beside a lock's calls was left a call.
  */
-export function lookupOther<K, V, M>(s: GoAccess<K, V>, key: K, missing: M): V | M {
+export function lookup<K, V, M>(s: GoAccess<K, V>, key: K, missing: M): V | M {
   if (typeof key === "string" && s.stringKeys) return lookupString(s, key, missing);
   const value = find(s, key, true);
   return value === ABSENT ? missing : value as V;
-}
-
-/** Looks `key` up, returning ABSENT when it is missing. */
-export function lookup<K, V>(s: GoAccess<K, V>, key: K): V | typeof ABSENT {
-  if (typeof key === "string" && s.stringKeys) return lookupString(s, key, ABSENT);
-  return find(s, key, true) as V | typeof ABSENT;
 }
 
 /** Whether `key` is present: GoMap.has. */
@@ -363,7 +358,7 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
         if (at >= count) at %= count;
         const key = this.#keys[at] as K;
         if (s.arena.i32[SEQ] === this.#seq) return this.result(key, this.#values[at] as V);
-        const value = lookup(s, key);
+        const value = lookup(s, key, ABSENT);
         if (value !== ABSENT) return this.result(key, value);
       }
       if (!this.#readBatch(s)) return this.finish();

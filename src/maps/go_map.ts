@@ -26,7 +26,7 @@ import {
   WRAPS,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, contains, GoIterator, lookup, lookupNumber, lookupOther } from "./_go_read.ts";
+import { ABSENT, contains, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
   ABANDONED,
@@ -251,7 +251,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const s = this.#s;
     // The hot path, for a number key under the built-in codec: no codec call, no probe object.
     if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key, undefined);
-    return lookupOther(s, key, undefined);
+    return lookup(s, key, undefined);
   }
 
   /**
@@ -269,7 +269,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   getOk(key: K): [value: V | undefined, ok: boolean] {
     const s = this.#s;
-    const value = lookup(s, key);
+    const value = lookup(s, key, ABSENT);
     return value === ABSENT ? [undefined, false] : [value, true];
   }
 
