@@ -39,7 +39,7 @@ const N = positiveInt("keys", 1024);
 if ((N & (N - 1)) !== 0 || N > 4096) {
   throw new RangeError("--keys must be a power of two, at most 4096");
 }
-const LENGTHS = [3, 8, 16, 64];
+const LENGTHS = [3, 8, 16, 36, 64];
 
 const DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

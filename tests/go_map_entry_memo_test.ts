@@ -5,7 +5,7 @@
 // the same version answer from the handle's memo (the key slot found then) instead of hashing
 // the key and walking the table. The memo's serial is (SEQ, WRAPS): SEQ is the seqlock word,
 // WRAPS counts the times SEQ came round past 2^31 writes. Number keys use the memo's own slot
-// table (made after WARMUP lookups); string keys of a few to 32 units keep two memo words, a
+// table (made after WARMUP lookups); string keys of a few to 256 units keep two memo words, a
 // generation and the slot, in the handle's key hash cache entries.
 //
 // A memo that answers for a version of the map that is no longer current returns a deleted

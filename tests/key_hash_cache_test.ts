@@ -8,7 +8,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { GoMap, SyncMap } from "../mod.ts";
-import { CAPACITY, MAX_UNITS, OFF_CALLS, WINDOW } from "../src/_engine/key_hash_cache.ts";
+import {
+  CAPACITY,
+  MAX_UNITS,
+  OFF_CALLS,
+  WINDOW,
+  WORD_BUDGET,
+} from "../src/_engine/key_hash_cache.ts";
 import { keyProbe, Probe, StringSlots } from "../src/_engine/slots.ts";
 
 const codec = new StringSlots();
@@ -112,6 +118,33 @@ describe("key hash cache", () => {
     // Starting over when full would make a cycle longer than the cache miss on every lookup.
     assert.equal(cache.on, true, "four in five lookups hit: it stays on");
     assert.equal(cache.size, CAPACITY, "full, it keeps what it holds");
+  });
+
+  it("holds strings up to its longest, and long strings only up to its word budget", () => {
+    const p = keyProbe();
+    const cache = p.keyCache!;
+    // A UUID-sized key and the longest cached one are held; one unit more is not.
+    const uuid = "2f1c9a54-7d3e-4b8a-9c61-0e5f4a7b2d19";
+    for (const s of [uuid, "L".repeat(MAX_UNITS), "M".repeat(MAX_UNITS + 1)]) {
+      assert.deepEqual(keyed(p, s, 1, 2), reference(s, 1, 2));
+    }
+    assert.equal(cache.size, 2, "a string longer than MAX_UNITS is not held");
+    // Long strings fill the word budget long before CAPACITY, and stay exact past it.
+    const long = Array.from({ length: 600 }, (_, i) => `${i}:`.padEnd(MAX_UNITS - (i % 7), "~"));
+    const expected = long.map((s) => reference(s, 1, 2));
+    for (let round = 0; round < 2; round++) {
+      for (const [i, s] of long.entries()) {
+        assert.deepEqual(keyed(p, s, 1, 2), expected[i], `round ${round}, string ${i}`);
+      }
+    }
+    assert.ok(cache.words <= WORD_BUDGET, `${cache.words} words held`);
+    assert.ok(cache.words > WORD_BUDGET - MAX_UNITS, `full by words: ${cache.words} held`);
+    assert.ok(cache.size < CAPACITY / 2, `${cache.size} strings held`);
+    assert.equal(cache.on, true, "the strings it holds hit: it stays on");
+    cache.clear();
+    assert.equal(cache.words, 0);
+    assert.deepEqual(keyed(p, long[0], 1, 2), expected[0]);
+    assert.equal(cache.size, 1, "emptied, it learns again");
   });
 
   it("a full cache whose working set moved on learns the new one after its off period", () => {

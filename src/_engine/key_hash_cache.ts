@@ -16,7 +16,12 @@
  * same, so the cache can never answer for another map's key.
  *
  * Bounds: {@linkcode CAPACITY} strings of at most {@linkcode MAX_UNITS} units, each entry a small
- * `Int32Array` of its own (about 200 KB at most). Full, it keeps what it holds and adds nothing,
+ * `Int32Array` of its own, and {@linkcode WORD_BUDGET} words in all (with the entries' own
+ * overhead, about 300 KB at most). The units bound is generous on purpose: the cache's lookup
+ * costs about the same for a string of any length (the engine hashes a string once and keeps
+ * its hash inside it), while hashing a key costs about 3.5 ns per two units on Deno, so a
+ * UUID-sized key (36 units) costs three to five times as much uncached. Full (by count or by
+ * words), it keeps what it holds and adds nothing,
  * so a working set somewhat larger than the cache still hits on the part it holds (starting over
  * would make a cycle of more than CAPACITY strings miss on every lookup, each miss also paying an
  * insert). Full, it watches its hit rate: when fewer than half of a window of {@linkcode WINDOW}
@@ -33,7 +38,12 @@
 /** Strings cached at most; a full cache adds no more until a poor window empties it. */
 export const CAPACITY = 1024;
 /** The longest string cached, in UTF-16 units. */
-export const MAX_UNITS = 32;
+export const MAX_UNITS = 256;
+/**
+ * Words of all entries together at most (192 KiB): 1,024 keys of 64 units fit, and long keys
+ * cannot make the cache much larger than short ones do.
+ */
+export const WORD_BUDGET = 49152;
 /** Lookups per hit-rate window. */
 export const WINDOW = 4096;
 /** Calls the cache stays off after a window with fewer hits than misses. */
@@ -52,6 +62,10 @@ export class KeyHashCache {
    * words ({@linkcode MEMO_WORDS}, made 0: no generation).
    */
   #index = new Map<string, Int32Array>();
+  /** Words of all entries held. */
+  #words = 0;
+  /** Whether an add was refused for want of room since the cache was last emptied. */
+  #full = false;
   #k0 = 0;
   #k1 = 0;
   /** Lookups left in this hit-rate window. */
@@ -70,6 +84,11 @@ export class KeyHashCache {
   /** Strings held now. */
   get size(): number {
     return this.#index.size;
+  }
+
+  /** Words the entries held now take, memo words included. */
+  get words(): number {
+    return this.#words;
   }
 
   /**
@@ -106,7 +125,7 @@ export class KeyHashCache {
    * (see add).
    */
   #endWindow(): void {
-    if (2 * this.#misses > WINDOW && this.#index.size === CAPACITY) {
+    if (2 * this.#misses > WINDOW && this.#full) {
       this.#off = OFF_CALLS;
       this.clear();
     }
@@ -122,6 +141,8 @@ export class KeyHashCache {
   clear(): void {
     for (const entry of this.#index.values()) entry.fill(0, entry.length - MEMO_WORDS);
     this.#index.clear();
+    this.#words = 0;
+    this.#full = false;
     this.#missed = null;
   }
 
@@ -132,20 +153,26 @@ export class KeyHashCache {
   add(s: string, k0: number, k1: number, hash: number, words: Int32Array, need: number): void {
     if (this.#off !== 0) return;
     if (k0 !== this.#k0 || k1 !== this.#k1) {
-      this.#index.clear();
+      this.clear();
       this.#k0 = k0;
       this.#k1 = k1;
-    } else if (this.#index.size === CAPACITY) {
+    } else if (this.#full) {
       return;
     }
-    const entry = new Int32Array(need + 1 + MEMO_WORDS);
+    const size = need + 1 + MEMO_WORDS;
+    if (this.#index.size === CAPACITY || this.#words + size > WORD_BUDGET) {
+      // Full from now on: the window restarts, so that the misses it judges are a full
+      // cache's, not those of its learning.
+      this.#full = true;
+      this.#left = WINDOW;
+      this.#misses = 0;
+      return;
+    }
+    const entry = new Int32Array(size);
     for (let j = 0; j < need; j++) entry[j] = words[j];
     entry[need] = hash;
     this.#index.set(s, entry);
+    this.#words += size;
     this.#missed = null;
-    if (this.#index.size === CAPACITY) {
-      this.#left = WINDOW;
-      this.#misses = 0;
-    }
   }
 }

@@ -485,7 +485,7 @@ function setString(p: Probe, s: string, limit: number, key: boolean): void {
 
 /**
  * The key hash cache entry of string key `s` in `p`'s cache (hashed under k0, k1), or null:
- * none, the cache is off, or `s` is not a key the cache takes (of 3 to 32 units). A map's fast
+ * none, the cache is off, or `s` is not a key the cache takes (of 3 to 256 units). A map's fast
  * path for string keys under a built-in codec asks this first, then reads the entry's memo
  * words, and makes the probe with {@linkcode setCachedKeyString} only when it must walk.
  */

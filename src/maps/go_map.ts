@@ -236,7 +236,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * Returns the value stored for `key`, or undefined. Takes one atomic load, or none when this
-   * handle looked the key (a number, or a string of 3 to 32 units) up before at the same version
+   * handle looked the key (a number, or a string of 3 to 256 units) up before at the same version
    * of the map and found it absent or holding a number: the answer is then remembered, not read.
    *
    * @example
