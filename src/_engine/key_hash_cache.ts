@@ -110,19 +110,24 @@ export class KeyHashCache {
       if (missed === s) return null;
     }
     const entry = this.#index.get(s);
-    const hit = entry !== undefined && k0 === this.#k0 && k1 === this.#k1;
-    if (!hit) {
-      this.#misses++;
-      this.#missed = s;
+    if (entry !== undefined && k0 === this.#k0 && k1 === this.#k1) {
+      // Only a full cache counts its window: one that is not full learns every string it
+      // misses (add), so its hit rate is never judged.
+      if (this.#full && --this.#left === 0) this.#endWindow();
+      return entry;
     }
-    if (--this.#left === 0) this.#endWindow();
-    return hit ? entry : null;
+    this.#missed = s;
+    if (this.#full) {
+      this.#misses++;
+      if (--this.#left === 0) this.#endWindow();
+    }
+    return null;
   }
 
   /**
-   * Judges the window just ended: judged full only, since the misses of a filling cache are it
-   * learning (one insert each, at most CAPACITY of them), and the window restarts as it fills
-   * (see add).
+   * Judges the window just ended, which only a full cache counts: the misses of a filling cache
+   * are it learning (one insert each, at most CAPACITY of them), and the window starts as it
+   * becomes full (see add).
    */
   #endWindow(): void {
     if (2 * this.#misses > WINDOW && this.#full) {
