@@ -81,6 +81,73 @@ for (const kind of Object.keys(KINDS) as Kind[]) {
       assert.deepStrictEqual(broken.next(), { value: undefined, done: true });
     });
 
+    test("keys() decodes no value and values() no key a map need not look up again", () => {
+      const decodes = { keys: 0, values: 0 };
+      const counting = (side: "keys" | "values", poison: string): Codec<string> => ({
+        name: `count ${side}`,
+        encode: (v) => new TextEncoder().encode(v),
+        decode: (b) => {
+          decodes[side]++;
+          const text = new TextDecoder().decode(b);
+          if (text === poison) throw new Error(`cannot decode ${side} ${text}`);
+          return text;
+        },
+      });
+      const m = KINDS[kind]({
+        keys: counting("keys", "bad key"),
+        values: counting("values", "bad value"),
+      }) as AnyMap;
+      const n = 300; // several batches
+      for (let i = 0; i < n; i++) m.set(`k${i}`, `v${i}`);
+      const count = (f: () => unknown[]) => {
+        decodes.keys = decodes.values = 0;
+        return { got: f(), ...decodes };
+      };
+      const keys = count(() => [...m.keys()]);
+      assert.equal(keys.got.length, n);
+      assert.equal(keys.values, 0, "keys() decoded values");
+      assert.equal(keys.keys, n);
+      const values = count(() => [...m.values()]);
+      assert.deepStrictEqual(
+        (values.got as string[]).sort(),
+        Array.from({ length: n }, (_, i) => `v${i}`).sort(),
+      );
+      assert.equal(values.values, n);
+      // A GoMap reads keys for values() all the same: one its own writes moved is looked up.
+      if (kind === "SyncMap") assert.equal(values.keys, 0, "values() decoded keys");
+      // A value its codec cannot decode stops entries() and values(), never keys().
+      m.set("k0", "bad value");
+      assert.equal([...m.keys()].length, n);
+      assert.throws(() => [...m.values()], /cannot decode values bad value/);
+      assert.throws(() => [...m.entries()], /cannot decode values bad value/);
+      m.set("k0", "v0");
+      if (kind === "SyncMap") {
+        m.set("bad key", "v");
+        assert.equal([...m.values()].length, n + 1);
+        assert.throws(() => [...m.keys()], /cannot decode keys bad key/);
+        m.delete("bad key");
+      }
+      // keys() across its own writes: a key deleted before it is reached is not yielded (a
+      // GoMap looks the rest of its batch up again), and no value is decoded to find that out.
+      const seen: string[] = [];
+      const deleted = new Set<string>();
+      decodes.values = 0;
+      for (const k of m.keys() as Iterable<string>) {
+        seen.push(k);
+        if (seen.length === 1) {
+          for (let i = 1; i < n; i += 2) if (`k${i}` !== k) deleted.add(`k${i}`);
+          for (const d of deleted) m.delete(d);
+        }
+      }
+      assert.equal(decodes.values, 0, "keys() decoded values across writes");
+      assert.equal(new Set(seen).size, seen.length);
+      const after = seen.slice(1).filter((k) => deleted.has(k));
+      // A SyncMap yields the rest of a batch it had read (Go's Range may), a GoMap none.
+      if (kind === "GoMap") assert.deepStrictEqual(after, []);
+      assert.ok(seen.length >= n / 2 - 1, `${seen.length} keys after the deletes`);
+      m.verify();
+    });
+
     test("next() or return() from inside its own next() is a TypeError", () => {
       let it: Iterator<unknown> | undefined;
       let call: "next" | "return" = "next";

@@ -22,7 +22,7 @@ import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
 import { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
-import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
+import { BatchIterator, batchLevel, KEYS, type Yield } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");
@@ -358,6 +358,12 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
         if (at >= count) at %= count;
         const key = this.#keys[at] as K;
         if (s.arena.i32[SEQ] === this.#seq) return this.result(key, this.#values[at] as V);
+        // Written since the batch was read: the key is looked up again (a values() iteration
+        // decodes keys for this), and for keys() only looked for.
+        if (this.yields === KEYS) {
+          if (contains(s, key)) return this.result(key, undefined);
+          continue;
+        }
         const value = lookup(s, key, ABSENT);
         if (value !== ABSENT) return this.result(key, value);
       }
@@ -397,6 +403,8 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
       const i32 = a.i32;
       const f64 = a.f64;
       if (strings !== null) gen = s.found.generationAt(i32[LAYOUT], i32[LAYOUT_WRAPS], s.table);
+      // keys() reads no value; values() reads the keys all the same (see read).
+      const wantValues = this.yields !== KEYS;
       for (let j = 0; j < count; j++) {
         const k = slots[j];
         if (numberKeys && isNumberSlot(i32[(k >> 2) + KEY_HI])) keys[j] = f64[k >> 3];
@@ -405,7 +413,9 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
           keys[j] = key;
           if (typeof key === "string") sawString = true;
         }
-        values[j] = numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
+        values[j] = !wantValues
+          ? undefined
+          : numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
           ? f64[(k + VALUE_BYTES) >> 3]
           : s.readValue(k);
       }
@@ -429,7 +439,7 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     if (userKeys !== null) {
       for (let j = 0; j < count; j++) keys[j] = s.decodeCopy(userKeys, keys[j]);
     }
-    if (userValues !== null) {
+    if (userValues !== null && this.yields !== KEYS) {
       for (let j = 0; j < count; j++) values[j] = s.decodeCopy(userValues, values[j]);
     }
     this.#seq = seq;

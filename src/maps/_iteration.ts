@@ -54,14 +54,19 @@ export const VALUES = 2;
 export abstract class BatchIterator<S, T> extends IteratorBase implements IterableIterator<T> {
   /** The map; null once done. */
   #s: S | null;
-  readonly #what: Yield;
+  /**
+   * What this iterator yields. A subclass decodes only what it yields (a key it must look
+   * up again is read all the same): `keys()` runs no value codec, `values()` no key codec
+   * where it can, so a value its codec cannot decode does not stop a walk of the keys.
+   */
+  protected readonly yields: Yield;
   /** Inside {@linkcode read}. */
   #running = false;
 
   constructor(s: S, what: Yield) {
     super();
     this.#s = s;
-    this.#what = what;
+    this.yields = what;
   }
 
   /** "GoMap" or "SyncMap", for errors and the string tag. */
@@ -71,7 +76,7 @@ export abstract class BatchIterator<S, T> extends IteratorBase implements Iterab
 
   /** The result that yields the entry (`key`, `value`) as this iterator yields it. */
   protected result(key: unknown, value: unknown): IteratorResult<T, undefined> {
-    const what = this.#what;
+    const what = this.yields;
     return {
       value: (what === ENTRIES ? [key, value] : what === KEYS ? key : value) as T,
       done: false,

@@ -18,7 +18,7 @@
 
 import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
-import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
+import { BatchIterator, batchLevel, ENTRIES, KEYS, VALUES, type Yield } from "./_iteration.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   AMENDED,
@@ -53,7 +53,7 @@ export function rangeOver<K, V>(
   const batch = new Batch<K, V>();
   const { keys, values } = batch;
   for (let step = 0; step < n; step++) {
-    const count = readBatch(s, level, (start + step) & (n - 1), batch);
+    const count = readBatch(s, level, (start + step) & (n - 1), batch, ENTRIES);
     for (let j = 0; j < count; j++) if (f(keys[j], values[j]) === false) return;
   }
 }
@@ -110,7 +110,7 @@ export class SyncIterator<K, V, T> extends BatchIterator<SyncAccess<K, V>, T> {
       const i = (this.#start + this.#step++) & (n - 1);
       this.#j = 0;
       this.#count = 0; // in case readBatch throws, or a nested next() comes meanwhile
-      this.#count = readBatch(s, this.#level, i, this.#batch);
+      this.#count = readBatch(s, this.#level, i, this.#batch, this.yields);
     } while (this.#count === 0);
     this.#j = 1;
     return this.#result(0);
@@ -130,7 +130,8 @@ function startLevel<K, V>(s: SyncAccess<K, V>): number {
 
 /**
  * Reads partition `i` of `level` from the read table, promoted first, and decodes its live
- * entries into `batch`; returns how many. Key slots are gathered first, then each entry's
+ * entries into `batch` (their keys unless `what` is VALUES, their values unless it is KEYS,
+ * undefined in their place); returns how many. Key slots are gathered first, then each entry's
  * record read and decoded: the table and the records stay readable until this participant's
  * next quiescent point, which a user codec's decode defers (SyncAccess.decodeKey), and number
  * keys and values are read here without a call.
@@ -140,6 +141,7 @@ function readBatch<K, V>(
   level: number,
   i: number,
   batch: Batch<K, V>,
+  what: Yield,
 ): number {
   s.participant.enter();
   const read = promotedRead(s);
@@ -154,6 +156,8 @@ function readBatch<K, V>(
   const { keys, values } = batch;
   const numberKeys = s.numberKeys;
   const numberValues = s.numberValues;
+  const wantKeys = what !== VALUES;
+  const wantValues = what !== KEYS;
   let count = 0;
   for (let j = 0; j < found; j++) {
     const k = slots[j];
@@ -164,13 +168,16 @@ function readBatch<K, V>(
     const p = i32[i32[(k >> 2) + S_ENTRY] >> 2];
     if (p <= EXPUNGED) continue;
     const hi = i32[(k >> 2) + S_KEY_HI];
-    keys[count] = numberKeys && isNumberSlot(hi)
+    keys[count] = !wantKeys
+      ? undefined as K
+      : numberKeys && isNumberSlot(hi)
       ? a.f64[k >> 3] as K
       : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
     // SyncAccess.decodeRecord's number path, here without a call; a record stored since the
     // views were taken may lie past them, and goes the general way.
-    values[count] = numberValues && p + RECORD_HEADER <= a.bytes &&
-        isNumberSlot(a.i32[(p >> 2) + REC_HI])
+    values[count] = !wantValues
+      ? undefined as V
+      : numberValues && p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])
       ? a.f64[p >> 3] as V
       : s.decodeRecord(p);
     count++;
