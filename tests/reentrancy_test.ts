@@ -148,6 +148,18 @@ describe("a getter read by the default codec may call the map", () => {
       });
       assert.throws(() => t.map.set("bytes", bytes), TypeError);
       t.check("after a Proxy of a Uint8Array was refused");
+      // So under a user codec, whose error does not call it a Uint8Array.
+      const codec = KINDS[kind]({
+        values: { name: "proxy", encode: () => bytes, decode: () => 0 },
+      });
+      assert.throws(
+        () => codec.set("k", 1),
+        (e: unknown) =>
+          e instanceof TypeError &&
+          /returned an object that is not a real Uint8Array/.test(e.message),
+      );
+      codec.verify();
+      assert.equal(codec.size, 0);
     });
 
     test(`${kind}: a Uint8Array whose own length lies is stored as it is`, () => {

@@ -94,6 +94,26 @@ test("RWMutex: unbalanced unlocks throw Go's messages and leave the lock usable"
   rw.unlock();
 });
 
+test("RWMutex: maxReaderThreads that is not a number is a TypeError, out of range a RangeError", () => {
+  for (const bad of ["4", [], null as unknown, {}, 4n]) {
+    if (bad === null) continue; // null and undefined: the default, as the maps' options
+    assert.throws(
+      () => new RWMutex({ maxReaderThreads: bad as number }),
+      (e: unknown) =>
+        e instanceof TypeError && /maxReaderThreads must be a number, got a/.test(String(e)),
+      String(bad),
+    );
+  }
+  for (const bad of [0, -1, 1.5, NaN, Infinity, 65537]) {
+    assert.throws(
+      () => new RWMutex({ maxReaderThreads: bad }),
+      (e: unknown) => e instanceof RangeError && e.message.endsWith(`got ${bad}`),
+      String(bad),
+    );
+  }
+  assert.equal(new RWMutex({ maxReaderThreads: null as unknown as number }).tryRLock(), true);
+});
+
 test("RWMutex.attach rejects bad handles with a TypeError", () => {
   const good = new RWMutex().handle;
   assertRefusesBadHandles(good, new Mutex().handle, (h) => RWMutex.attach(h as RWMutexHandle));

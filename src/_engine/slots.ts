@@ -866,6 +866,17 @@ export interface BytesCodec<T> {
 }
 
 /** Adapts a user's {@linkcode BytesCodec}: every key or value is a bytes blob. */
+
+/**
+ * What a user codec's encode() returned, when it is not a Uint8Array: as describe() names it,
+ * but an object whose prototype is Uint8Array's (a Proxy of one, or one made with
+ * Object.create) is not named a Uint8Array, which the error would then contradict.
+ */
+function describeNotBytes(value: unknown): string {
+  const named = describe(value);
+  return named === "a Uint8Array" ? "an object that is not a real Uint8Array (a Proxy?)" : named;
+}
+
 export class UserSlots<T> implements SlotCodec<T> {
   readonly name: string;
   limit = MAX_ENCODED_BYTES;
@@ -899,7 +910,7 @@ export class UserSlots<T> implements SlotCodec<T> {
     const bytes = ownBytes(encoded);
     if (bytes === undefined) {
       throw new TypeError(
-        `codec "${this.name}" encode() returned ${describe(encoded)}, not a Uint8Array`,
+        `codec "${this.name}" encode() returned ${describeNotBytes(encoded)}, not a Uint8Array`,
       );
     }
     return bytes;

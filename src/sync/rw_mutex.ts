@@ -5,6 +5,7 @@
  * @module
  */
 
+import { describe } from "../_describe.ts";
 import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
 import {
   ACQUIRED,
@@ -181,6 +182,7 @@ export class RWMutex {
    *
    * @param options How many threads may read it (default 64).
    * @throws {TypeError} for options that are not an object or that it does not know.
+   * @throws {TypeError} for a `maxReaderThreads` that is not a number.
    * @throws {RangeError} for a `maxReaderThreads` that is not an integer in [1, 65536].
    */
   constructor(options: RWMutexOptions = {}) {
@@ -190,9 +192,12 @@ export class RWMutex {
     }
     const checked = checkOptions(options, ["maxReaderThreads"], "RWMutex options");
     const seats = checked.maxReaderThreads ?? DEFAULT_READER_THREADS;
+    if (typeof seats !== "number") {
+      throw new TypeError(`maxReaderThreads must be a number, got ${describe(seats)}`);
+    }
     if (!Number.isInteger(seats) || seats < 1 || seats > MAX_READER_THREADS) {
       throw new RangeError(
-        `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${String(seats)}`,
+        `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${seats}`,
       );
     }
     this.#block = newLockBlock("RWMutex", rwWords(seats));
