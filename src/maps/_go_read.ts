@@ -413,11 +413,11 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
           keys[j] = key;
           if (typeof key === "string") sawString = true;
         }
-        values[j] = !wantValues
-          ? undefined
-          : numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
-          ? f64[(k + VALUE_BYTES) >> 3]
-          : s.readValue(k);
+        if (wantValues) {
+          values[j] = numberValues && isNumberSlot(i32[(k >> 2) + VALUE_HI])
+            ? f64[(k + VALUE_BYTES) >> 3]
+            : s.readValue(k);
+        }
       }
     } catch (error) {
       throw readFailure(s, seq, error);

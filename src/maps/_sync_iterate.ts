@@ -130,8 +130,8 @@ function startLevel<K, V>(s: SyncAccess<K, V>): number {
 
 /**
  * Reads partition `i` of `level` from the read table, promoted first, and decodes its live
- * entries into `batch` (their keys unless `what` is VALUES, their values unless it is KEYS,
- * undefined in their place); returns how many. Key slots are gathered first, then each entry's
+ * entries into `batch` (their keys unless `what` is VALUES, their values unless it is KEYS);
+ * returns how many. Key slots are gathered first, then each entry's
  * record read and decoded: the table and the records stay readable until this participant's
  * next quiescent point, which a user codec's decode defers (SyncAccess.decodeKey), and number
  * keys and values are read here without a call.
@@ -167,19 +167,22 @@ function readBatch<K, V>(
     // batch began with an atomic load of R_READ, and the record is read through the word read.
     const p = i32[i32[(k >> 2) + S_ENTRY] >> 2];
     if (p <= EXPUNGED) continue;
-    const hi = i32[(k >> 2) + S_KEY_HI];
-    keys[count] = !wantKeys
-      ? undefined as K
-      : numberKeys && isNumberSlot(hi)
-      ? a.f64[k >> 3] as K
-      : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
+    // What is not yielded is not written: its array keeps what it held (no undefined stored
+    // into an array of numbers, whose loads and stores V8 would then make generic).
+    if (wantKeys) {
+      const hi = i32[(k >> 2) + S_KEY_HI];
+      keys[count] = numberKeys && isNumberSlot(hi)
+        ? a.f64[k >> 3] as K
+        : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
+    }
     // SyncAccess.decodeRecord's number path, here without a call; a record stored since the
     // views were taken may lie past them, and goes the general way.
-    values[count] = !wantValues
-      ? undefined as V
-      : numberValues && p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])
-      ? a.f64[p >> 3] as V
-      : s.decodeRecord(p);
+    if (wantValues) {
+      values[count] = numberValues && p + RECORD_HEADER <= a.bytes &&
+          isNumberSlot(a.i32[(p >> 2) + REC_HI])
+        ? a.f64[p >> 3] as V
+        : s.decodeRecord(p);
+    }
     count++;
   }
   return count;
