@@ -62,3 +62,6 @@ export {
 export { Mutex, type MutexHandle } from "./src/sync/mutex.ts";
 export { RWMutex, type RWMutexHandle, type RWMutexOptions } from "./src/sync/rw_mutex.ts";
 export { currentThreadId, threadGone } from "./src/threads.ts";
+
+// A Deno web worker that uses shmap answers track() (see the module), adapter imported or not.
+import "./src/workers/_deno_worker.ts";

@@ -168,6 +168,55 @@ if (runtime === "deno") {
   });
 }
 
+if (runtime === "deno") {
+  test("deno.ts: track() of a worker that attaches by hand and imports only mod.ts", async () => {
+    // helper-104: without the adapter in the worker, track()'s message reached the worker's
+    // onmessage (which took it for a handle and threw), and the worker took an id of its own,
+    // so that its end was declared under another: the lock it held and its seat stayed held.
+    const map = new SyncMap<string, number>();
+    const lock = new Mutex();
+    const worker = new Worker(new URL("./fixtures/by_hand_deno_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    let terminated = false;
+    try {
+      denoAdapter.track(worker);
+      const errors: unknown[] = [];
+      worker.onerror = (e) => {
+        errors.push(e.message);
+        e.preventDefault();
+      };
+      const ready = new Promise((resolve) => worker.onmessage = (e) => resolve(e.data));
+      worker.postMessage({ map: map.handle, lock: lock.handle });
+      assert.equal(await within(TIMEOUT_MS, () => ready), "holding the lock");
+      assert.deepEqual(errors, []);
+      assert.equal(map.load("by hand"), 1);
+      assert.equal(map.stats().participants, 2);
+      worker.terminate();
+      terminated = true;
+      // The lock comes back to the next locker, poisoned, once the worker is declared gone.
+      const deadline = performance.now() + TIMEOUT_MS;
+      let outcome = "still held";
+      while (performance.now() < deadline) {
+        try {
+          if (lock.tryLock()) outcome = "taken clean";
+        } catch (error) {
+          outcome = (error as Error).name;
+        }
+        if (outcome !== "still held") break;
+        await sleep(20);
+      }
+      assert.equal(outcome, "OwnerDeadError");
+      lock.unlock();
+      while (map.stats().participants > 1 && performance.now() < deadline) await sleep(20);
+      assert.equal(map.stats().participants, 1, "the dead worker's seat was released");
+      map.verify();
+    } finally {
+      if (!terminated) worker.terminate();
+    }
+  });
+}
+
 if (!isBun) {
   webTest(
     "deno.ts: a Deno worker that runs out of work lives on, and is not released",

@@ -67,10 +67,9 @@
 
 import process from "node:process";
 import { fast, TERMINATE_GRACE_MS } from "../_engine/census.ts";
+import { answerParent, takeByePort } from "./_deno_worker.ts";
 import {
-  answerThreadId,
   BYE,
-  isTrackMessage,
   listenForShare,
   type ReceiveOptions,
   reserveId,
@@ -93,15 +92,6 @@ const scope = globalThis as unknown as WorkerScope;
 const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
 const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
 
-/** Where to say goodbye: the port of the first share or track message, once one is here. */
-let byePort: MessagePort | undefined;
-
-/** Worker side, on a share or track message: keeps its port for the goodbye, and answers on it. */
-function answerParent(port: MessagePort | undefined, reserved: number | undefined): void {
-  byePort ??= port;
-  answerThreadId(port, reserved);
-}
-
 // Listen from the moment the worker imports this module: Deno drops messages that arrive while
 // nobody listens, as they can during the worker's top-level awaits.
 const inbox = listenForShare(
@@ -110,15 +100,8 @@ const inbox = listenForShare(
   (message) => answerParent(message.port, message.threadId),
 );
 
-if (inWorker) {
-  // track() asks for this worker's thread id: answer before the user's listeners see it.
-  scope.addEventListener("message", (event) => {
-    const data = (event as MessageEvent).data;
-    if (!isTrackMessage(data)) return;
-    event.stopImmediatePropagation();
-    answerParent(data.port, data.threadId);
-  });
-}
+// track()'s message is answered by _deno_worker.ts, which mod.ts imports, so that a worker that
+// does not import this module answers it too.
 
 function sayBye(): void {
   // Terminating, from now: a parent that waits for a lock this worker holds may be blocking the
@@ -126,8 +109,7 @@ function sayBye(): void {
   // all the same (census.ts ownerGone). This worker's own calls from here on throw. A worker
   // that never took an id never used shmap, and holds nothing.
   if (fast.owner !== 0) markEnding(fast.owner - 1);
-  const port = byePort;
-  byePort = undefined;
+  const port = takeByePort();
   try {
     port?.postMessage(BYE);
   } catch {
@@ -287,8 +269,9 @@ const adapter = new WorkerAdapter<Worker>({
  * Watches a Deno `Worker` started elsewhere, so that shmap learns when it ends (terminated,
  * dead of an uncaught error, or closed): a Mutex or RWMutex it held is taken over by the next
  * thread that locks it (with `OwnerDeadError`), a map's internal lock it held is repaired, and a
- * SyncMap it attached by hand gives back its share. The worker must import this module (it
- * answers `track()` with its thread id, which a Deno web worker does not otherwise have).
+ * SyncMap it attached by hand gives back its share. The worker answers `track()` with its
+ * thread id (a Deno web worker has none of its own) as it imports shmap: `@shmap/shmap` alone
+ * is enough, and the message never reaches the worker's own listeners.
  *
  * Track a worker before it first uses shmap (right after `new Worker`, or before it is given
  * any handle). A worker that took an id already (it attached a map or a lock before) is known
