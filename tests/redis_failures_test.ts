@@ -322,11 +322,12 @@ describe("RedisSyncMap: limits and failures", () => {
   );
 
   test(
-    "the bulk limit is read at open, and is Redis's default where CONFIG is refused",
+    "the bulk limit is read at open, and is Redis's default where CONFIG is refused; a server refusing INFO is checked through HELLO",
     SLOW,
     async () => {
+      // A user without @dangerous may run neither CONFIG nor INFO (helper-105: open failed).
       const refusing = await RedisServer.start({
-        config: ['rename-command CONFIG ""', "proto-max-bulk-len 2mb"],
+        config: ['rename-command CONFIG ""', 'rename-command INFO ""', "proto-max-bulk-len 2mb"],
       });
       const options = { timeout: 2000, connectTimeout: 2000, maxReconnectDelay: 100, label: "t" };
       try {
@@ -338,6 +339,18 @@ describe("RedisSyncMap: limits and failures", () => {
         } finally {
           await told.close();
           await refused.close();
+        }
+        const m = await RedisSyncMap.open<string, number>({
+          url: refusing.url,
+          name: "hello",
+          timeout: 2000,
+          connectTimeout: 2000,
+        });
+        try {
+          await m.store("k", 1);
+          assert.equal(await m.load("k"), 1);
+        } finally {
+          await m.close();
         }
         await server!.command("CONFIG", "SET", "proto-max-bulk-len", "3mb");
         const lowered = await Connection.open({ url: server!.url, ...options });

@@ -480,7 +480,13 @@ export class Connection {
     let maxBulk = Infinity;
     for (const node of this.#masters()) {
       const [reply, limit] = await Promise.all([
-        node.send("open", ["INFO", "server"]),
+        node.send("open", ["INFO", "server"]).catch((error: unknown) => {
+          // Refused (a user without @dangerous, a managed service): HELLO tells the same.
+          if (error instanceof RedisSyncMapError && error.code === "server") {
+            return node.send("open", ["HELLO"]).then(helloAsInfo, () => undefined);
+          }
+          throw error;
+        }),
         node.send("open", ["CONFIG", "GET", "proto-max-bulk-len"]).then(
           bulkLimit,
           (error: unknown) => {
@@ -491,6 +497,9 @@ export class Connection {
         ),
       ]);
       maxBulk = Math.min(maxBulk, limit ?? DEFAULT_MAX_BULK);
+      // Neither INFO nor HELLO allowed: nothing to check by; a server older than 7 refuses the
+      // first write (SET with NX and GET) with its own error.
+      if (reply === undefined) continue;
       const info = String(reply);
       const version = /redis_version:(\d+)\.(\d+)\.(\d+)/.exec(info);
       const mode = /redis_mode:(\w+)/.exec(info)?.[1];
@@ -710,4 +719,20 @@ class Call extends Deadline {
   expired(): void {
     this.#expire(this);
   }
+}
+
+/**
+ * HELLO's reply (without arguments: the server's details in the connection's protocol, a flat
+ * array of names and values in RESP2, a map in RESP3) as the lines of INFO that open checks.
+ */
+function helloAsInfo(reply: unknown): string {
+  const fields = new Map<string, unknown>();
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) fields.set(String(reply[i]), reply[i + 1]);
+  } else if (reply instanceof Map) {
+    for (const [k, v] of reply) fields.set(String(k), v);
+  } else if (typeof reply === "object" && reply !== null) {
+    for (const [k, v] of Object.entries(reply)) fields.set(k, v);
+  }
+  return `redis_version:${String(fields.get("version"))}\nredis_mode:${String(fields.get("mode"))}`;
 }
