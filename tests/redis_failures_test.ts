@@ -364,6 +364,47 @@ describe("RedisSyncMap: limits and failures", () => {
   );
 
   test(
+    "a refused setup (wrong password, none, a database out of range) fails open at once",
+    SLOW,
+    async () => {
+      // helper-105: each was retried until connectTimeout, then reported.
+      const own = await RedisServer.start({ config: ["requirepass s3cret"] });
+      const connectTimeout = 30_000;
+      try {
+        const cases: [string, RegExp][] = [
+          [own.url.replace("redis://", "redis://:wrong@"), /WRONGPASS/],
+          [own.url, /NOAUTH/],
+          [own.url.replace("redis://", "redis://:s3cret@") + "/99", /DB index is out of range/],
+        ];
+        for (const [url, said] of cases) {
+          const began = performance.now();
+          await assert.rejects(
+            RedisSyncMap.open({ url, name: "m", connectTimeout }),
+            (e: unknown) =>
+              e instanceof RedisSyncMapError && e.code === "connection" && said.test(e.message) &&
+              !e.message.includes("s3cret"),
+          );
+          const took = performance.now() - began;
+          assert.ok(took < connectTimeout / 2, `${said}: open took ${Math.round(took)} ms`);
+        }
+        const m = await RedisSyncMap.open<string, number>({
+          url: own.url.replace("redis://", "redis://:s3cret@"),
+          name: "m",
+          connectTimeout,
+        });
+        try {
+          await m.store("a", 1);
+          assert.equal(await m.load("a"), 1);
+        } finally {
+          await m.close();
+        }
+      } finally {
+        own.stop();
+      }
+    },
+  );
+
+  test(
     "close() while calls wait for a connection: they reject as closed, not sent",
     SLOW,
     async () => {

@@ -158,6 +158,9 @@ export class Connection {
       const backoff = Math.min(50 * 2 ** Math.min(retries, 16), options.maxReconnectDelay);
       const jittered = Math.round(backoff * (0.75 + Math.random() * 0.25));
       if (ready) return jittered;
+      // A server that answered no (a wrong password, a database it does not have) answers the
+      // same to every retry: open fails at once rather than at connectTimeout.
+      if (isSetupRefused(cause)) return cause;
       const left = Math.floor(deadline - performance.now());
       if (left <= 0) {
         outOfTime = true;
@@ -619,6 +622,17 @@ function bulkLimit(reply: unknown): number | undefined {
 function isClusterDisabled(error: unknown): boolean {
   if (error instanceof AggregateError) return error.errors.some(isClusterDisabled);
   return error instanceof ErrorReply && /cluster support disabled/i.test(error.message);
+}
+
+/**
+ * Whether `error`, met while connecting, is the server's refusal of the connection's setup (its
+ * authentication or its database), which no retry changes; a server still loading its data, or
+ * busy, answers otherwise and is retried.
+ */
+function isSetupRefused(error: unknown): boolean {
+  return error instanceof ErrorReply &&
+    /^(WRONGPASS|NOAUTH|NOPERM)\b|^ERR (DB index is out of range|invalid DB index|invalid password|AUTH)/i
+      .test(error.message);
 }
 
 function message(error: unknown): string {
