@@ -865,8 +865,6 @@ export interface BytesCodec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-/** Adapts a user's {@linkcode BytesCodec}: every key or value is a bytes blob. */
-
 /**
  * What a user codec's encode() returned, when it is not a Uint8Array: as describe() names it,
  * but an object whose prototype is Uint8Array's (a Proxy of one, or one made with
@@ -877,6 +875,7 @@ function describeNotBytes(value: unknown): string {
   return named === "a Uint8Array" ? "an object that is not a real Uint8Array (a Proxy?)" : named;
 }
 
+/** Adapts a user's {@linkcode BytesCodec}: every key or value is a bytes blob. */
 export class UserSlots<T> implements SlotCodec<T> {
   readonly name: string;
   limit = MAX_ENCODED_BYTES;

@@ -395,6 +395,8 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     const strings = s.slotStrings();
     let gen = 0;
     let sawString = false;
+    // keys() reads no value; values() reads the keys all the same (see read).
+    const wantValues = this.yields !== KEYS;
     try {
       count = s.table.gatherKeySlots(this.#level, i, slots);
       // GoAccess.readKey's and readValue's number paths, here without a call per entry.
@@ -403,8 +405,6 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
       const i32 = a.i32;
       const f64 = a.f64;
       if (strings !== null) gen = s.found.generationAt(i32[LAYOUT], i32[LAYOUT_WRAPS], s.table);
-      // keys() reads no value; values() reads the keys all the same (see read).
-      const wantValues = this.yields !== KEYS;
       for (let j = 0; j < count; j++) {
         const k = slots[j];
         if (numberKeys && isNumberSlot(i32[(k >> 2) + KEY_HI])) keys[j] = f64[k >> 3];
@@ -439,7 +439,7 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     if (userKeys !== null) {
       for (let j = 0; j < count; j++) keys[j] = s.decodeCopy(userKeys, keys[j]);
     }
-    if (userValues !== null && this.yields !== KEYS) {
+    if (userValues !== null && wantValues) {
       for (let j = 0; j < count; j++) values[j] = s.decodeCopy(userValues, values[j]);
     }
     this.#seq = seq;

@@ -27,7 +27,7 @@ const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalSc
 const deno = (globalThis as { Deno?: { version?: { deno?: unknown } } }).Deno;
 
 /** Whether this thread is a Deno web worker. */
-export const inDenoWorker: boolean = typeof deno?.version?.deno === "string" &&
+const inDenoWorker: boolean = typeof deno?.version?.deno === "string" &&
   typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
 
 /** Where to say goodbye: the port of the first share or track message, once one is here. */
