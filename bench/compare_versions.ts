@@ -280,6 +280,8 @@ const cases: Case[] = [
   ),
   // Go's shapes where SyncMap is furthest behind Go (bench/cases_go_shapes.ts has them all):
   // one key for everyone, and the churn that rebuilds the dirty table.
+  // Go's LoadMostlyMisses: one key present, 1,024 looked up, 1,023 of them absent.
+  mapCase("SyncMap LoadMostlyMisses, int", (lib) => oneKey(lib), `sink(o.load(${KEY}));`),
   ["SyncMap LoadOrStoreCollision", (lib) => loop("sink(o.loadOrStore(0, 0));", oneKey(lib), [])],
   [
     "SyncMap LoadAndDeleteCollision",

@@ -131,6 +131,39 @@ describe("EntryMemo", () => {
     assert.equal(memo.find(7, 0, header(100, 0), 0), -1, "the slot of 2^32 tables ago");
   });
 
+  test("grows its table for a working set larger than the read table before switching off", () => {
+    // Go's LoadMostlyMisses: a read table of one key, 1,024 keys looked up in turn.
+    const memo = warmMemo();
+    const t = header(9, 0, 1);
+    const lookUp = (k: number) => {
+      const e = memo.find(k, 0, t, 0);
+      if (e !== -1) return e;
+      memo.remember(k, 0, k === 0 ? 8 : 0);
+      return -1;
+    };
+    lookUp(0);
+    assert.equal(memo.slots, 64, "sized for the read table");
+    let hits = 0;
+    for (let round = 0; round < 64; round++) {
+      for (let k = 0; k < 1024; k++) {
+        const e = lookUp(k);
+        if (e !== -1) {
+          assert.equal(e, k === 0 ? 8 : 0, `key ${k}`);
+          if (round >= 32) hits++;
+        }
+      }
+    }
+    assert.equal(memo.on, true, "still on");
+    assert.equal(memo.slots, 4096, "grown to its largest");
+    assert.ok(hits > 0.9 * 32 * 1024, `${hits} of ${32 * 1024} lookups answered`);
+    // A working set past even the largest table switches it off: at the end of the window
+    // under way (its hits may outnumber its misses so far), or of the next.
+    for (let k = 1; memo.on; k++) {
+      lookUp(k * 4096);
+      assert.ok(k <= 2 * 4096, "off within two windows of misses");
+    }
+  });
+
   test("switches itself off when most lookups miss, and on again later", () => {
     const memo = warmMemo();
     const t = header(9, 0, 5000);

@@ -228,6 +228,9 @@ export class EntryMemo {
    * for key words (lo, hi). Returns the slot's word index, or -1 when the memo is not in use.
    */
   remember(lo: number, hi: number, e: number): number {
+    if (this.#words.length === 0) return -1;
+    // The window first: ending it may give the memo a larger table, or none (>=: as #off's <= 0).
+    if (++this.#misses >= WINDOW) this.#endWindow();
     const w = this.#words;
     if (w.length === 0) return -1;
     const gen = this.#gen;
@@ -239,7 +242,6 @@ export class EntryMemo {
     w[i + 1] = hi;
     w[i + 2] = gen;
     w[i + 3] = e;
-    if (++this.#misses >= WINDOW) this.#endWindow(); // >=: as #off's <= 0
     return i;
   }
 
@@ -345,9 +347,22 @@ export class EntryMemo {
     this.#hi = 0;
   }
 
-  /** A window of {@linkcode WINDOW} misses is over: fewer hits than misses switch it off. */
+  /**
+   * A window of {@linkcode WINDOW} misses is over. A table smaller than {@linkcode MAX_SLOTS}
+   * that saw fewer than eight hits a miss gets four times the slots; one of MAX_SLOTS that saw
+   * fewer hits than misses is switched off. A
+   * working set larger than the read table (Go's LoadMostlyMisses: 1,023 absent keys looked up
+   * in a table of one) thrashed a table sized for the read table alone, and the memo switched
+   * itself off: each miss then hashed the key and walked the table (67.8 ns a SyncMap `load`
+   * against 35.3 for a hit on Deno). The larger table is zeroed and keeps the generation: its
+   * slots match nothing until filled (generation 0 is never in use), and what is kept elsewhere
+   * under the generation (string keys' memo words) does not depend on the table.
+   */
   #endWindow(): void {
-    if (this.#hits < this.#misses) {
+    const slots = this.#words.length >> 2;
+    if (slots < MAX_SLOTS) {
+      if (this.#hits < 8 * this.#misses) this.#words = this.#make(Math.min(MAX_SLOTS, 4 * slots));
+    } else if (this.#hits < this.#misses) {
       this.#off = OFF_CALLS;
       this.#words = NONE;
     }
