@@ -21,43 +21,7 @@ import { Mutex } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import { threadGone } from "../src/threads.ts";
 import { lockWords } from "./fixtures/lock_harness.ts";
-
-const isOverflow = (error: unknown): boolean =>
-  error instanceof RangeError && /call stack/i.test(error.message);
-
-/**
- * Recurses to the stack's limit, then on the way back calls `call` in each of the `window`
- * frames nearest the limit (one call per depth). Returns how many calls overflowed; any other
- * error is thrown once the stack has unwound. `pad` changes the recursing frame's size, so
- * that sweeps with different pads reach the paths' calls at different stack offsets.
- */
-function sweep(call: (i: number) => void, pad: number, window = 1_500): number {
-  let overflows = 0;
-  let other: unknown;
-  let i = 0;
-  const down = (n: number, a: number, b: number, c: number): number => {
-    let limit: number;
-    try {
-      limit = pad === 0 ? down(n + 1, a, b, c) : down(n + 1, a + 1, b + a, c + b);
-    } catch {
-      limit = n;
-    }
-    if (limit - n < window && other === undefined) {
-      try {
-        call(i++);
-      } catch (error) {
-        if (isOverflow(error)) overflows++;
-        else other = error;
-      }
-    }
-    return limit + ((a + b + c) & 0);
-  };
-  down(0, pad, pad, pad);
-  if (other !== undefined) throw other;
-  return overflows;
-}
-
-const PADS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+import { PADS, sweep } from "./fixtures/stack_sweep.ts";
 
 describe("a stack overflow inside a call leaves the structure whole and usable", () => {
   /** A map's writes, as the sweeps make them. */

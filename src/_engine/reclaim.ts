@@ -133,6 +133,11 @@ const BACKLOG_WAIT_MS = 20;
 const SWEEP_RETRY_MIN_MS = 100;
 const SWEEP_RETRY_MAX_MS = 10_000;
 
+/** The message of V8's RangeError for a stack overflow (Deno, Node). */
+const V8_OVERFLOW = "Maximum call stack size exceeded";
+/** The same for JavaScriptCore (Bun). */
+const JSC_OVERFLOW = "Maximum call stack size exceeded.";
+
 /**
  * Holds under way in this thread, over all its participants ({@linkcode Participant.hold}).
  * While one is, no participant of this thread reaps or sweeps: a stop of the world skips every
@@ -236,6 +241,8 @@ export class Participant {
   /** When, by `performance.now()`, this participant may next call {@linkcode onSweepDue}. */
   #sweepRetryAt = 0;
   #sweepDelay = SWEEP_RETRY_MIN_MS;
+  /** A call was cut short by a stack overflow since the last look ({@linkcode noteThrown}). */
+  #sweepOwed = false;
   /**
    * The microtask queued on coming online. It must not throw: no caller of the map can catch
    * what a microtask throws, and the host ends the process for it. What going offline throws
@@ -299,6 +306,30 @@ export class Participant {
   defer(error: unknown): void {
     this.#deferred ??= { error };
     this.#countdown = 0;
+  }
+
+  /**
+   * Called with what a call of this participant's structure threw, in the `catch` of its
+   * outermost frame, before the error goes on to the caller. A stack overflow can throw from
+   * any call (user code that recursed deeply called the map near the stack's limit), also from
+   * the steps without a lock: between a block's allocation and its publication or free, or
+   * between the exchange that replaced a record and its retirement. Such a block is handed out
+   * and reachable from nowhere; the next quiescent point of this participant marks a sweep due,
+   * which frees every block nothing reaches, as for a dead thread's leftovers. Other errors
+   * leave nothing behind (every step frees or publishes what it holds as it unwinds), so only
+   * the engines' own overflow error counts: V8's and JavaScriptCore's RangeError messages,
+   * compared as strings, so that nothing here calls a function while the stack is near its
+   * limit. The caller's frame is at least one call above the one that overflowed, so this
+   * call's small frame fits where anything was left owed.
+   */
+  noteThrown(error: unknown): void {
+    if (
+      error instanceof RangeError &&
+      (error.message === V8_OVERFLOW || error.message === JSC_OVERFLOW)
+    ) {
+      this.#sweepOwed = true;
+      this.#countdown = 0;
+    }
   }
 
   /**
@@ -370,6 +401,18 @@ export class Participant {
    * laggard.
    */
   #slowEnter(read = false): void {
+    // A collect cut short by a stack overflow leaves a block taken off a retire list unfreed:
+    // loads, which have no catch of their own, note it here (noteThrown).
+    try {
+      this.#quiescentPoint(read);
+    } catch (error) {
+      this.noteThrown(error);
+      throw error;
+    }
+  }
+
+  /** {@linkcode #slowEnter}'s work. */
+  #quiescentPoint(read: boolean): void {
     // enterRead does not check the census: a quiescent point writes this seat's announcement.
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
@@ -1043,6 +1086,13 @@ export class Participant {
   #lookForDeaths(): void {
     // Left for the next look, the census count unrecorded (see threadHolds).
     if (threadHolds !== 0) return;
+    if (this.#sweepOwed) {
+      // Due at once: a block a call cut short left behind (noteThrown). The word first, so
+      // that a call cut short here leaves the sweep owed or due.
+      Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
+      this.#sweepOwed = false;
+      this.#sweepRetryAt = 0;
+    }
     const deaths = censusDeaths();
     if (deaths !== this.#deaths) {
       this.#deaths = deaths;

@@ -339,7 +339,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   store(key: K, value: V): void {
-    swap(this.#s, key, value, false);
+    try {
+      swap(this.#s, key, value, false);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -356,7 +361,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   swap(key: K, value: V): [previous: V | undefined, loaded: boolean] {
-    return swap(this.#s, key, value, true);
+    try {
+      return swap(this.#s, key, value, true);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -373,7 +383,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadOrStore(key: K, value: V): [actual: V, loaded: boolean] {
-    return loadOrStore(this.#s, key, value);
+    try {
+      return loadOrStore(this.#s, key, value);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -421,7 +436,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadOrCompute(key: K, fn: () => V): [actual: V, loaded: boolean] {
-    return loadOrCompute(this.#s, key, fn);
+    try {
+      return loadOrCompute(this.#s, key, fn);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -440,12 +460,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   loadAndDelete(key: K): [value: V | undefined, loaded: boolean] {
     const part = this.#s.participant;
-    part.enter();
-    const e = entryForDelete(this.#s, key, true);
-    if (e === 0) return [undefined, false];
-    const p = deleteEntry(this.#s, e);
-    if (p === 0) return [undefined, false];
-    return [this.#s.decodeRecord(p), true];
+    try {
+      part.enter();
+      const e = entryForDelete(this.#s, key, true);
+      if (e === 0) return [undefined, false];
+      const p = deleteEntry(this.#s, e);
+      if (p === 0) return [undefined, false];
+      return [this.#s.decodeRecord(p), true];
+    } catch (error) {
+      part.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -461,9 +486,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   delete(key: K): boolean {
     const part = this.#s.participant;
-    part.enter();
-    const e = entryForDelete(this.#s, key, true);
-    return e !== 0 && deleteEntry(this.#s, e) !== 0;
+    try {
+      part.enter();
+      const e = entryForDelete(this.#s, key, true);
+      return e !== 0 && deleteEntry(this.#s, e) !== 0;
+    } catch (error) {
+      part.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -482,7 +512,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   compareAndSwap(key: K, old: V, next: V): boolean {
-    return compareAndSwap(this.#s, key, old, next);
+    try {
+      return compareAndSwap(this.#s, key, old, next);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -499,7 +534,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   compareAndDelete(key: K, old: V): boolean {
-    return compareAndDelete(this.#s, key, old);
+    try {
+      return compareAndDelete(this.#s, key, old);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -540,7 +580,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     key: K,
     fn: (old: V | undefined, loaded: boolean) => V | typeof SyncMap.DELETE | typeof SyncMap.CANCEL,
   ): [value: V | undefined, ok: boolean] {
-    return compute(this.#s, key, fn);
+    try {
+      return compute(this.#s, key, fn);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -583,12 +628,17 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   clear(): void {
     const part = this.#s.participant;
-    part.enter();
-    const a = this.#s.arena;
-    if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
-    // Allocates nothing, so that a full map can always be cleared: the tables are retired
-    // whole, with the values they held (see SyncCore.clearLocked).
-    this.#s.core.locked(() => this.#s.core.clearLocked());
+    try {
+      part.enter();
+      const a = this.#s.arena;
+      if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
+      // Allocates nothing, so that a full map can always be cleared: the tables are retired
+      // whole, with the values they held (see SyncCore.clearLocked).
+      this.#s.core.locked(() => this.#s.core.clearLocked());
+    } catch (error) {
+      part.noteThrown(error);
+      throw error;
+    }
   }
 
   /**
@@ -617,7 +667,12 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   set(key: K, value: V): this {
-    swap(this.#s, key, value, false);
+    try {
+      swap(this.#s, key, value, false);
+    } catch (error) {
+      this.#s.participant.noteThrown(error);
+      throw error;
+    }
     return this;
   }
 
