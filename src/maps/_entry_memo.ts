@@ -25,12 +25,13 @@
  * share a bucket only evict each other (a miss: the lookup walks the table as if there were no
  * memo). A key is remembered in its bucket's first slot when that slot is free (of an older
  * generation) or holds the key, else in the second; a third key of the bucket takes the second
- * slot, so the first stays put for the generation. It makes
- * its table after {@linkcode WARMUP} lookups, sized for the read table (four slots a key, from
- * {@linkcode MIN_SLOTS} to {@linkcode MAX_SLOTS}), and grows it when a larger read table comes,
- * which starts a generation anyway. It switches itself off for {@linkcode OFF_CALLS} lookups when
- * a window of {@linkcode WINDOW} misses saw fewer hits, as the hash memo does (hash_memo.ts): a
- * working set much larger than the memo pays a decrement then.
+ * slot, so the first stays put for the generation. It makes its table after {@linkcode WARMUP}
+ * lookups, sized for the read table (four slots a key, from {@linkcode MIN_SLOTS} to
+ * {@linkcode MAX_SLOTS}), and grows it when a larger read table comes, which starts a generation
+ * anyway, or when a window of {@linkcode WINDOW} misses saw fewer than eight hits a miss (more
+ * keys looked up than the read table holds: absent ones). A table of MAX_SLOTS switches itself
+ * off for {@linkcode OFF_CALLS} lookups when a window saw fewer hits than misses, as the hash memo
+ * does (hash_memo.ts): a working set much larger than the memo pays a decrement then.
  *
  * GoMap: no key of a GoMap's table moves, comes or goes while its layout stamp (LAYOUT and
  * LAYOUT_WRAPS, _go_layout.ts) stands: every write that may move one stamps the version of SEQ it
