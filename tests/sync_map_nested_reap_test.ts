@@ -22,6 +22,17 @@ import {
 } from "./fixtures/sweep_signalled_worker.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 import { until } from "./fixtures/harness.ts";
+import {
+  ATTACHED as U_ATTACHED,
+  CTL_WORDS,
+  DECODING,
+  NESTING,
+  REPLACED,
+  REUSED,
+  STEP,
+  type UnretiredReply,
+  type UnretiredRequest,
+} from "./fixtures/unretired_decode_worker.ts";
 
 const FIRST = "a value long enough to live in a record of its own";
 
@@ -206,5 +217,68 @@ test("SyncMap: verify() inside a user codec's decode is a TypeError", () => {
   assert.equal(map.load("k"), "v");
   assert.ok(seen instanceof TypeError, `verify() inside a decode threw ${seen}`);
   map.verify();
+  map.close();
+});
+
+// A record replaced and never retired (a worker's store cut short by a stack overflow, or a
+// worker that died, between its exchange and the retirement) is reachable from nowhere but the
+// decode of a reader that read it before: a sweep must not free it under that decode. Here the
+// reader's decode (the built-in one of a structured value, under a hold) runs a setter on
+// Array.prototype that makes nested stores, which park in the mutex while the worker's verify()
+// holds it and sweeps. Parked so (inside a hold), the parent lets the world stop but no sweep
+// run until its decode is over; parked as any other, the sweep freed the record, the worker's
+// next stores reused its block, and the decode returned their value (helper-106, Deno and Bun).
+test("SyncMap: a record replaced and never retired is not swept under a reader's decode", async () => {
+  const map = new SyncMap<number, unknown>();
+  const value = [1, "x".repeat(60)];
+  map.store(1, value);
+  for (let i = 2; i < 20; i++) map.store(i, i);
+  for (let r = 0; r < 50; r++) for (let i = 2; i < 20; i++) map.load(i); // promoted
+  const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+  const { promise, resolve, reject } = Promise.withResolvers<UnretiredReply>();
+  const worker = startWorker(new URL("./fixtures/unretired_decode_worker.ts", import.meta.url), {
+    message: (data) => resolve(data as UnretiredReply),
+    error: reject,
+  });
+  const proto = Array.prototype as unknown as Record<string, unknown>;
+  try {
+    worker.postMessage({ handle: map.handle, ctl } satisfies UnretiredRequest);
+    await until(() => Atomics.load(ctl, U_ATTACHED) === 1, "the worker attached", 30_000);
+    let armed = true;
+    Object.defineProperty(proto, "0", {
+      configurable: true,
+      set(this: unknown[], v: unknown) {
+        Object.defineProperty(this, "0", {
+          value: v,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+        if (!armed) return;
+        armed = false;
+        Atomics.store(ctl, STEP, DECODING);
+        Atomics.notify(ctl, STEP);
+        Atomics.wait(ctl, STEP, DECODING, 30_000); // the worker replaced key 1's record
+        Atomics.store(ctl, STEP, NESTING);
+        Atomics.notify(ctl, STEP);
+        // Nested stores for 300 ms, or until the worker has reused what its sweep freed.
+        const end = performance.now() + 300;
+        for (let j = 0; Atomics.load(ctl, STEP) !== REUSED && performance.now() < end; j++) {
+          map.store(1000 + (j % 100), j);
+        }
+      },
+    });
+    const got = map.load(1);
+    delete proto["0"];
+    assert.equal(armed, false, "the decode ran the setter");
+    assert.equal(Atomics.load(ctl, STEP) >= REPLACED, true);
+    assert.deepEqual(got, value, "the decode read the record it began with");
+    assert.deepEqual(await promise, {}, "the worker's store and verify");
+    assert.deepEqual(map.load(1), [2, "w".repeat(60)]);
+    map.verify();
+  } finally {
+    delete proto["0"];
+    worker.terminate();
+  }
   map.close();
 });

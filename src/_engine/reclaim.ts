@@ -80,6 +80,8 @@ import {
   LIST,
   OWNER,
   PARKED,
+  PARKED_CLEAN,
+  PARKED_HOLDING,
   type Registry,
   releaseSeat,
   SEAT_IN_USE,
@@ -314,22 +316,37 @@ export class Participant {
    * any call (user code that recursed deeply called the map near the stack's limit), also from
    * the steps without a lock: between a block's allocation and its publication or free, or
    * between the exchange that replaced a record and its retirement. Such a block is handed out
-   * and reachable from nowhere; the next quiescent point of this participant marks a sweep due,
-   * which frees every block nothing reaches, as for a dead thread's leftovers. Other errors
-   * leave nothing behind (every step frees or publishes what it holds as it unwinds), so only
-   * the engines' own overflow error counts: V8's and JavaScriptCore's RangeError messages,
-   * compared as strings, so that nothing here calls a function while the stack is near its
-   * limit. The caller's frame is at least one call above the one that overflowed, so this
-   * call's small frame fits where anything was left owed.
+   * and reachable from nowhere: a sweep, which frees every block nothing reaches as for a dead
+   * thread's leftovers, is owed. It runs as this participant goes offline at the end of the
+   * task, where the stack is short, not at the next call, which may be as near the limit (code
+   * that retries writes as its stack unwinds) and cut the sweep's stop of the world short too;
+   * {@linkcode raiseOwedSweep} makes it due at once (verify). A closed participant, which goes
+   * offline no more, marks the sweep due in the map for others to run.
+   *
+   * Other errors leave nothing behind (every step frees or publishes what it holds as it
+   * unwinds), so only the engines' own overflow error counts: V8's and JavaScriptCore's
+   * RangeError messages, compared as strings, so that nothing here calls a function while the
+   * stack is near its limit. The caller's frame is at least one call above the one that
+   * overflowed, so this call's small frame fits where anything was left owed.
    */
   noteThrown(error: unknown): void {
     if (
       error instanceof RangeError &&
       (error.message === V8_OVERFLOW || error.message === JSC_OVERFLOW)
     ) {
-      this.#sweepOwed = true;
-      this.#countdown = 0;
+      if (this.#closed) Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
+      else this.#sweepOwed = true;
     }
+  }
+
+  /**
+   * Marks the sweep that {@linkcode noteThrown} left owed due in the map now (the sweep word),
+   * for a caller about to sweep what is due (verify).
+   */
+  raiseOwedSweep(): void {
+    if (!this.#sweepOwed) return;
+    Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
+    this.#sweepOwed = false;
   }
 
   /**
@@ -352,7 +369,10 @@ export class Participant {
     if (this.#closed) return;
     const i32 = this.arena.i32;
     i32[this.#seat + INFLIGHT] = inflight;
-    Atomics.store(i32, this.#seat + PARKED, 1);
+    // Inside a hold (a call nested in user code that an outer call of this participant runs
+    // while it decodes a record), this participant holds that record too, which the seat does
+    // not name: parked so, it lets the world stop (a verify checks around it) but no sweep run.
+    Atomics.store(i32, this.#seat + PARKED, this.#holds !== 0 ? PARKED_HOLDING : PARKED_CLEAN);
   }
 
   /** Ends {@linkcode park}. */
@@ -401,8 +421,9 @@ export class Participant {
    * laggard.
    */
   #slowEnter(read = false): void {
-    // A collect cut short by a stack overflow leaves a block taken off a retire list unfreed:
-    // loads, which have no catch of their own, note it here (noteThrown).
+    // A step cut short by a stack overflow here (a collect, between a block taken off a retire
+    // list and its free) leaves the block unfreed: loads, which have no catch of their own, note
+    // it here (noteThrown), as collect and makeRoom do for their other callers.
     try {
       this.#quiescentPoint(read);
     } catch (error) {
@@ -536,6 +557,17 @@ export class Participant {
    */
   makeRoom(n: number, wait = true): void {
     if (this.#room >= n) return;
+    try {
+      this.#growRoom(n, wait);
+    } catch (error) {
+      // A list grown and not yet published, or the old one not yet freed: see noteThrown.
+      this.noteThrown(error);
+      throw error;
+    }
+  }
+
+  /** {@linkcode makeRoom} once the room is short. */
+  #growRoom(n: number, wait: boolean): void {
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
@@ -764,6 +796,17 @@ export class Participant {
   close(): void {
     if (this.#closed) return;
     if (this.#holds > 0) throw new TypeError("cannot close a SyncMap inside one of its calls");
+    try {
+      this.#close();
+    } catch (error) {
+      // Closed by then, the sweep is marked due in the map for others; else owed (noteThrown).
+      this.noteThrown(error);
+      throw error;
+    }
+  }
+
+  /** {@linkcode close}'s work. */
+  #close(): void {
     if (!this.#ours()) {
       // Released already (the worker's share), or this thread is terminated: the seat and what
       // is in it are not ours to touch.
@@ -837,6 +880,17 @@ export class Participant {
    * Frees what can be freed now. Only at a quiescent point: this participant holds nothing.
    */
   collect(): void {
+    try {
+      this.#collect();
+    } catch (error) {
+      // A block taken off the retire list and not yet freed: see noteThrown.
+      this.noteThrown(error);
+      throw error;
+    }
+  }
+
+  /** {@linkcode collect}'s work. */
+  #collect(): void {
     const a = this.arena;
     const i32 = a.i32;
     if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) return;
@@ -1086,13 +1140,6 @@ export class Participant {
   #lookForDeaths(): void {
     // Left for the next look, the census count unrecorded (see threadHolds).
     if (threadHolds !== 0) return;
-    if (this.#sweepOwed) {
-      // Due at once: a block a call cut short left behind (noteThrown). The word first, so
-      // that a call cut short here leaves the sweep owed or due.
-      Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
-      this.#sweepOwed = false;
-      this.#sweepRetryAt = 0;
-    }
     const deaths = censusDeaths();
     if (deaths !== this.#deaths) {
       this.#deaths = deaths;
@@ -1135,6 +1182,14 @@ export class Participant {
     // leak. A pause raised meanwhile is waited out first.
     if (Atomics.load(this.arena.i32, this.registry.pauseWord) !== 0) this.#pause();
     this.#tidy();
+    if (this.#sweepOwed) {
+      // What a call cut short by a stack overflow left (noteThrown), swept here, on a short
+      // stack, where this thread holds nothing (a microtask runs between tasks). Due first, so
+      // that a sweep that cannot stop the world now is retried by every participant.
+      Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
+      this.#sweepOwed = false;
+      this.onSweepDue?.();
+    }
     this.#withdraw();
   }
 

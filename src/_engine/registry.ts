@@ -41,6 +41,15 @@ export const OWNER = 4;
  * flight, INFLIGHT, so a pause of the world may proceed without it (see pauseWorld).
  */
 export const PARKED = 5;
+/** PARKED's value for a participant parked holding nothing but its INFLIGHT record. */
+export const PARKED_CLEAN = 1;
+/**
+ * PARKED's value for a participant parked inside a hold: a call nested in user code that an outer
+ * call of the same participant runs while it decodes a record. It holds that record too, which no
+ * seat word names, so the world may stop around it but nothing may be swept meanwhile
+ * ({@linkcode parkedHolding}).
+ */
+export const PARKED_HOLDING = 2;
 /** The value record the owner had allocated and not yet published when it parked. */
 export const INFLIGHT = 6;
 /**
@@ -416,26 +425,41 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
     // A recoverer died pausing: take its pause over.
     if (Atomics.compareExchange(i32, registry.pauseWord, holder, me) === holder) break;
   }
+  // From here on the pause word is this thread's: whatever throws (TerminatedError, a corrupt
+  // seat's RangeError, a stack overflow in any call, performance.now() included: on Deno it is
+  // JavaScript) gives it back before the error goes on, or every other participant would park
+  // for good. Given back written out: the catch runs a frame above the call that threw, with no
+  // call of ours, which could overflow again.
+  try {
+    return awaitParked(registry, me, timeoutMs);
+  } catch (error) {
+    if (Atomics.compareExchange(i32, registry.pauseWord, me, 0) === me) {
+      Atomics.notify(i32, registry.pauseWord);
+    }
+    throw error;
+  }
+}
+
+/**
+ * {@linkcode pauseWorld}'s wait, the pause word raised by `me`: true once every participant of
+ * another live thread is parked or offline; false, with the pause lowered, after `timeoutMs`.
+ */
+function awaitParked(registry: Registry, me: number, timeoutMs: number): boolean {
+  const i32 = registry.arena.i32;
   // The monotonic clock: a step of the wall clock (NTP, a VM resumed) must neither cut the wait
   // short nor stretch it, while this thread holds the map's mutex.
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     let waiting = false;
     pauseBlocker = "";
-    let high: number;
-    try {
-      high = seatHigh(registry);
-    } catch (error) {
-      resumeWorld(registry); // raised, the pause would park every other participant for good
-      throw error;
-    }
+    const high = seatHigh(registry);
     for (let i = 0; i < high && !waiting; i++) {
       const at = registry.seats + i * SEAT_WORDS;
       const state = Atomics.load(i32, at + CLAIM) & 3;
       if (state === SEAT_FREE || state === SEAT_RESERVED) continue;
       const owner = Atomics.load(i32, at + OWNER);
       if (owner === me || owner === 0 || ownerGone(owner)) continue;
-      if (Atomics.load(i32, at + PARKED) === 1 || Atomics.load(i32, at + ANNOUNCE) === 0) {
+      if (Atomics.load(i32, at + PARKED) !== 0 || Atomics.load(i32, at + ANNOUNCE) === 0) {
         continue;
       }
       waiting = true;
@@ -450,12 +474,7 @@ export function pauseWorld(registry: Registry, timeoutMs: number): boolean {
     // As after every wait in shmap: a thread terminated meanwhile goes no further (census.ts).
     // It would otherwise wait on, up to `timeoutMs`, and sweep past the grace after which its
     // end is declared and others take its pause, its releases and its seat over.
-    try {
-      checkSelf();
-    } catch (error) {
-      resumeWorld(registry);
-      throw error;
-    }
+    checkSelf();
   }
 }
 
@@ -482,7 +501,21 @@ export function seatAnnouncement(registry: Registry, index: number): number {
 export function seatInflight(registry: Registry, index: number): number {
   const at = registry.seats + index * SEAT_WORDS;
   const i32 = registry.arena.i32;
-  return Atomics.load(i32, at + PARKED) === 1 ? i32[at + INFLIGHT] : 0;
+  return Atomics.load(i32, at + PARKED) !== 0 ? i32[at + INFLIGHT] : 0;
+}
+
+/**
+ * Whether a participant of another thread is parked inside a hold ({@linkcode PARKED_HOLDING}):
+ * with the world stopped, a sweep must then wait, since a record that participant decodes may be
+ * one a gone or cut-short step replaced and never retired, reachable from nowhere but its decode.
+ */
+export function parkedHolding(registry: Registry): boolean {
+  const i32 = registry.arena.i32;
+  const high = seatHigh(registry);
+  for (let i = 0; i < high; i++) {
+    if (Atomics.load(i32, registry.seats + i * SEAT_WORDS + PARKED) === PARKED_HOLDING) return true;
+  }
+  return false;
 }
 
 /** The retire list and cache blocks of seat `index` (0 when none), for ownership checks. */

@@ -25,12 +25,13 @@ import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cac
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
 import { inViews } from "../_engine/arena.ts";
 import { checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
-import { OWNER_SHIFT } from "../_engine/futex.ts";
+import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
   deadSeats,
   finishRelease,
   OWNER,
+  parkedHolding,
   pauseBlocker,
   pauseWorld,
   releaseSeat,
@@ -145,6 +146,12 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): void {
       return;
     }
     try {
+      // Left due for a later retry while a participant parked inside a hold may decode a block
+      // the sweep would take for leaked.
+      if (parkedHolding(core.registry)) {
+        Atomics.store(i32, R_SWEEP_DUE, 1);
+        return;
+      }
       sweep(core);
       Atomics.store(i32, R_SWEEP_DUE, 0);
     } finally {
@@ -404,15 +411,26 @@ function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): 
  * SyncMap.verify). Stops the world for the check; throws if it cannot within a while.
  */
 export function verifySyncMap(core: SyncCore): void {
-  const a = core.arena;
-  const i32 = a.i32;
   const fail = (what: string): never => {
     throw new RangeError(`verify: SyncMap: ${what}`);
   };
   reapDead(core);
+  const deadline = performance.now() + 5000;
+  // Until a sweep due could run: a participant parked inside a hold (see parkedHolding) waits
+  // for the mutex this holds, so each try lets it go, and naps.
+  while (!verifyStopped(core, deadline, fail)) nap();
+}
+
+/**
+ * One try of {@linkcode verifySyncMap}'s check under the mutex, with the world stopped (by
+ * `deadline`): false, having checked nothing, when a sweep is due and cannot run yet.
+ */
+function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) => never): boolean {
+  const a = core.arena;
+  const i32 = a.i32;
   awaitMutex(core, 5000, fail);
-  core.locked(() => {
-    if (!pauseWorld(core.registry, 5000)) {
+  return core.locked(() => {
+    if (!pauseWorld(core.registry, Math.max(0, deadline - performance.now()))) {
       fail(
         `${pauseBlocker} kept using the map for 5 s; verify() needs it quiet for a moment`,
       );
@@ -421,6 +439,12 @@ export function verifySyncMap(core: SyncCore): void {
       // What dead participants left and no recovery could sweep yet is not an inconsistency:
       // sweep it now, with the world stopped.
       if (Atomics.load(i32, R_SWEEP_DUE) !== 0) {
+        if (parkedHolding(core.registry)) {
+          if (performance.now() > deadline) {
+            fail("a participant decoding a record kept a sweep due from running for 5 s");
+          }
+          return false;
+        }
         sweep(core);
         Atomics.store(i32, R_SWEEP_DUE, 0);
       }
@@ -462,6 +486,7 @@ export function verifySyncMap(core: SyncCore): void {
           fail(`participant seat ${index} announces epoch ${announced}, after the map's ${epoch}`);
         }
       }
+      return true;
     } finally {
       resumeWorld(core.registry);
     }

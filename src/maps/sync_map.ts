@@ -829,7 +829,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // It sweeps what dead threads left, which must not run beside a call of this thread that
     // holds a record (reclaim.ts threadHolds).
     if (holding()) throw new TypeError("cannot verify a SyncMap inside a user codec's decode");
-    this.#s.participant.enter();
+    const part = this.#s.participant;
+    part.enter();
+    // A block left by a call a stack overflow cut short is swept now, not at the task's end.
+    part.raiseOwedSweep();
     verifySyncMap(this.#s.core);
   }
 
