@@ -118,6 +118,32 @@ describe("a stack overflow in a SyncMap step without a lock leaks nothing for lo
     });
   }
 
+  it("loadOrStore: its own record, unused, whose free is cut short is swept", () => {
+    // Key 7 in the dirty table only: the call takes the mutex with its record made, finds the
+    // value there, and frees the record it did not store.
+    const map = new SyncMap<number, string>();
+    map.store(7, "first");
+    const proto = SyncCore.prototype;
+    const freeRecord = proto.freeRecord;
+    let fired = false;
+    proto.freeRecord = function (this: SyncCore, ...args: Parameters<SyncCore["freeRecord"]>) {
+      if (!fired) {
+        fired = true;
+        throw overflow;
+      }
+      return freeRecord.apply(this, args);
+    };
+    try {
+      assert.throws(() => map.loadOrStore(7, "second"), (error) => error === overflow);
+    } finally {
+      proto.freeRecord = freeRecord;
+    }
+    assert.ok(fired, "loadOrStore freed its unused record");
+    assert.equal(map.load(7), "first");
+    map.verify();
+    assert.equal(map.size, 1);
+  });
+
   it("a close() cut short by an overflow as it frees leaves the block to a sweep", async () => {
     const map = promoted();
     const other = attachOwnSeat<number, string>(map.handle);

@@ -383,12 +383,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadOrStore(key: K, value: V): [actual: V, loaded: boolean] {
-    try {
-      return loadOrStore(this.#s, key, value);
-    } catch (error) {
-      this.#s.participant.noteThrown(error);
-      throw error;
-    }
+    // No catch here: the steps that can leave a block behind note an overflow themselves
+    // (_sync_store.ts, loadOrStoreRest), so that JavaScriptCore may inline this.
+    return loadOrStore(this.#s, key, value);
   }
 
   /**
