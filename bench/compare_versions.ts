@@ -283,6 +283,13 @@ const cases: Case[] = [
   // Go's LoadMostlyMisses: one key present, 1,024 looked up, 1,023 of them absent.
   mapCase("SyncMap LoadMostlyMisses, int", (lib) => oneKey(lib), `sink(o.load(${KEY}));`),
   ["SyncMap LoadOrStoreCollision", (lib) => loop("sink(o.loadOrStore(0, 0));", oneKey(lib), [])],
+  ["SyncMap DeleteCollision", (lib) => loop("sink(o.delete(0));", oneKey(lib), [])],
+  mapCase("SyncMap.swap overwrite, int", filledSyncMap, `sink(o.swap(${KEY}, i));`),
+  mapCase(
+    "SyncMap.compareAndSwap, int",
+    filledSyncMap,
+    `sink(o.compareAndSwap(${KEY}, -1, i));`, // never equal: the compare only
+  ),
   [
     "SyncMap LoadAndDeleteCollision",
     (lib) => loop("sink(o.loadAndDelete(0));", oneKey(lib), []),
