@@ -144,6 +144,41 @@ describe("a stack overflow in a SyncMap step without a lock leaks nothing for lo
     assert.equal(map.size, 1);
   });
 
+  it("another object's verify() sweeps at once, while the object that overflowed goes on", () => {
+    const map = promoted();
+    const injected = failNextRetire(overflow);
+    try {
+      assert.throws(() => map.delete(3), (error) => error === overflow);
+    } finally {
+      injected.restore();
+    }
+    // The task goes on: no end-of-task sweep yet. The map's sweep word is raised, so a verify
+    // by any object (another thread's, or here another seat's) sweeps first.
+    for (let i = 0; i < 200; i++) map.load(i % 50);
+    const other = attachOwnSeat<number, string>(map.handle);
+    other.verify();
+    assert.equal(map.load(3), undefined);
+    other.close();
+  });
+
+  it("a close() in the task that overflowed leaves the sweep due for the others", async () => {
+    const map = promoted();
+    const handle = map.handle;
+    const injected = failNextRetire(overflow);
+    try {
+      assert.throws(() => map.delete(3), (error) => error === overflow);
+    } finally {
+      injected.restore();
+    }
+    map.close(); // before the end of the task, where the sweep would have run
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const again = attachOwnSeat<number, string>(handle);
+    for (let i = 0; i < 200; i++) again.load(i % 50);
+    again.verify();
+    assert.equal(again.size, 49);
+    again.close();
+  });
+
   it("a close() cut short by an overflow as it frees leaves the block to a sweep", async () => {
     const map = promoted();
     const other = attachOwnSeat<number, string>(map.handle);

@@ -317,11 +317,12 @@ export class Participant {
    * the steps without a lock: between a block's allocation and its publication or free, or
    * between the exchange that replaced a record and its retirement. Such a block is handed out
    * and reachable from nowhere: a sweep, which frees every block nothing reaches as for a dead
-   * thread's leftovers, is owed. It runs as this participant goes offline at the end of the
-   * task, where the stack is short, not at the next call, which may be as near the limit (code
-   * that retries writes as its stack unwinds) and cut the sweep's stop of the world short too;
-   * {@linkcode raiseOwedSweep} makes it due at once (verify). A closed participant, which goes
-   * offline no more, marks the sweep due in the map for others to run.
+   * thread's leftovers, is owed. The map's sweep word is raised at once, so that other threads'
+   * quiescent points and any thread's verify() sweep; this participant runs the sweep itself as
+   * it goes offline at the end of the task, where the stack is short, and not at its next calls,
+   * which may be as near the limit (code that retries writes as its stack unwinds) as this one.
+   * Owed first, then raised: an overflow in the raise leaves it owed, and going offline, closing
+   * and verify() raise what is owed.
    *
    * Other errors leave nothing behind (every step frees or publishes what it holds as it
    * unwinds), so only the engines' own overflow error counts: V8's and JavaScriptCore's
@@ -334,14 +335,14 @@ export class Participant {
       error instanceof RangeError &&
       (error.message === V8_OVERFLOW || error.message === JSC_OVERFLOW)
     ) {
-      if (this.#closed) Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
-      else this.#sweepOwed = true;
+      this.#sweepOwed = !this.#closed;
+      Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
     }
   }
 
   /**
    * Marks the sweep that {@linkcode noteThrown} left owed due in the map now (the sweep word),
-   * for a caller about to sweep what is due (verify).
+   * for a caller about to sweep what is due (verify), or about to go for good (close).
    */
   raiseOwedSweep(): void {
     if (!this.#sweepOwed) return;
@@ -434,6 +435,7 @@ export class Participant {
 
   /** {@linkcode #slowEnter}'s work. */
   #quiescentPoint(read: boolean): void {
+    this.#clearStaleParked();
     // enterRead does not check the census: a quiescent point writes this seat's announcement.
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
@@ -807,6 +809,8 @@ export class Participant {
 
   /** {@linkcode close}'s work. */
   #close(): void {
+    // A sweep owed goes to the others: this participant will not go offline again to run it.
+    this.raiseOwedSweep();
     if (!this.#ours()) {
       // Released already (the worker's share), or this thread is terminated: the seat and what
       // is in it are not ours to touch.
@@ -1147,8 +1151,10 @@ export class Participant {
       // A sweep this left due is retried after the shortest delay.
       this.#sweepDelay = SWEEP_RETRY_MIN_MS;
       this.#sweepRetryAt = performance.now() + SWEEP_RETRY_MIN_MS;
-    } else if (this.arena.i32[this.registry.sweepWord] !== 0) {
-      // A plain read: the word is a hint, which the retry reads again atomically.
+    } else if (this.arena.i32[this.registry.sweepWord] !== 0 && !this.#sweepOwed) {
+      // A plain read: the word is a hint, which the retry reads again atomically. Not while
+      // this participant owes the sweep: its calls may be near the stack's limit still (see
+      // noteThrown), and it sweeps as it goes offline.
       this.#retrySweep();
     }
   }
@@ -1229,6 +1235,19 @@ export class Participant {
   #withdraw(): void {
     this.#online = false;
     this.#countdown = 0;
-    Atomics.store(this.arena.i32, this.#seat + ANNOUNCE, 0);
+    const i32 = this.arena.i32;
+    Atomics.store(i32, this.#seat + ANNOUNCE, 0);
+    this.#clearStaleParked();
+  }
+
+  /**
+   * Clears PARKED where this participant waits nowhere (a quiescent point, going offline): an
+   * unpark cut short by a stack overflow as it was entered (futex.ts lockWordWatched gives the
+   * lock back, but not the mark) would leave it parked while it runs, and PARKED_HOLDING would
+   * hold back every sweep.
+   */
+  #clearStaleParked(): void {
+    const i32 = this.arena.i32;
+    if (i32[this.#seat + PARKED] !== 0) Atomics.store(i32, this.#seat + PARKED, 0);
   }
 }

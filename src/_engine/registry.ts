@@ -513,7 +513,11 @@ export function parkedHolding(registry: Registry): boolean {
   const i32 = registry.arena.i32;
   const high = seatHigh(registry);
   for (let i = 0; i < high; i++) {
-    if (Atomics.load(i32, registry.seats + i * SEAT_WORDS + PARKED) === PARKED_HOLDING) return true;
+    const at = registry.seats + i * SEAT_WORDS;
+    if (Atomics.load(i32, at + PARKED) !== PARKED_HOLDING) continue;
+    // A gone thread's decode never goes on: what it held is for the sweep to free.
+    const owner = Atomics.load(i32, at + OWNER);
+    if (owner !== 0 && !ownerGone(owner)) return true;
   }
   return false;
 }

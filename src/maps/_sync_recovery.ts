@@ -430,7 +430,8 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
   const i32 = a.i32;
   awaitMutex(core, 5000, fail);
   return core.locked(() => {
-    if (!pauseWorld(core.registry, Math.max(0, deadline - performance.now()))) {
+    // At least a moment for the others to park, however long the tries before took.
+    if (!pauseWorld(core.registry, Math.max(100, deadline - performance.now()))) {
       fail(
         `${pauseBlocker} kept using the map for 5 s; verify() needs it quiet for a moment`,
       );
