@@ -12,6 +12,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { ownerId } from "../src/_engine/census.ts";
+import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
 import {
   claimSeat,
@@ -22,9 +24,17 @@ import {
   SEAT_WORDS,
 } from "../src/_engine/registry.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
-import { R_PAUSE, registryOf } from "../src/maps/_sync_layout.ts";
+import { R_MU, R_PAUSE, registryOf } from "../src/maps/_sync_layout.ts";
 import { attachOwnSeat, SyncMap } from "../src/maps/sync_map.ts";
+import { startWorker } from "./fixtures/spawn.ts";
 import { PADS, sweep } from "./fixtures/stack_sweep.ts";
+import {
+  CTL_WORDS,
+  GO,
+  READY,
+  THREW,
+  type UnparkRequest,
+} from "./fixtures/unpark_overflow_worker.ts";
 
 /** The engine's own stack overflow error, made by overflowing once. */
 const overflow: unknown = (() => {
@@ -252,5 +262,41 @@ describe("a stop of the world is never left raised or unsafe", () => {
     assert.equal(parkedHolding(registry), false);
     p.unpark();
     p.close();
+  });
+
+  // The worker sleeps in the mutex (parked), and its unpark is cut short as it is entered: its
+  // store throws the overflow, which raises the sweep word. Left parked, the parent's verify()
+  // took it for stopped while it went on overwriting, and its sweep took a record the worker had
+  // freed for in flight: "a record in flight ... points to its blob at ...", then a block owned
+  // twice for good (helper-108, 20 runs of 20 on Deno).
+  it("an unpark cut short by an overflow leaves no participant parked while it runs", async () => {
+    const map = promoted();
+    const ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const worker = startWorker(new URL("./fixtures/unpark_overflow_worker.ts", import.meta.url), {
+      message: resolve,
+      error: reject,
+    });
+    try {
+      worker.postMessage({ handle: map.handle, ctl } satisfies UnparkRequest);
+      while (Atomics.load(ctl, READY) === 0) await new Promise((r) => setTimeout(r, 5));
+      const i32 = new Int32Array(map.handle.buffer);
+      assert.equal(Atomics.compareExchange(i32, R_MU, 0, ownerId() << OWNER_SHIFT), 0);
+      Atomics.store(ctl, GO, 1);
+      Atomics.notify(ctl, GO);
+      Atomics.wait(ctl, THREW, 0, 100); // the worker sleeps in the mutex, parked
+      Atomics.store(i32, R_MU, 0);
+      Atomics.notify(i32, R_MU);
+      while (Atomics.load(ctl, THREW) === 0) Atomics.wait(ctl, THREW, 0, 1);
+      assert.equal(Atomics.load(ctl, THREW), 1, "the worker's unpark was cut short");
+      map.verify(); // while the worker overwrites, in the task that overflowed
+      assert.equal(await promise, "done");
+      map.verify();
+      for (let i = 0; i < 50; i++) map.store(i, `z${i}`);
+      for (let i = 0; i < 50; i++) assert.equal(map.load(i), `z${i}`);
+      map.verify();
+    } finally {
+      worker.terminate();
+    }
   });
 });

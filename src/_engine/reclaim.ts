@@ -175,6 +175,11 @@ export class Participant {
   readonly registry: Registry;
   /** Index of this participant's seat. */
   readonly index: number;
+  /**
+   * The word index of this seat's PARKED, for callers that must clear it written out, with no
+   * call, in a `catch` where a stack overflow cut the unpark short (SyncCore's mutex).
+   */
+  readonly parkedAt: number;
   #free: Free;
   #online = false;
   /**
@@ -280,6 +285,7 @@ export class Participant {
     this.#token = ticket.word;
     this.#free = free;
     this.#seat = registry.seats + ticket.index * SEAT_WORDS;
+    this.parkedAt = this.#seat + PARKED;
     const list = arena.i32[this.#seat + LIST];
     // A released seat's list may lie past this thread's views (listCount reaches it).
     this.#pending = list === 0 ? 0 : listCount(arena, list);
@@ -336,7 +342,11 @@ export class Participant {
       (error.message === V8_OVERFLOW || error.message === JSC_OVERFLOW)
     ) {
       this.#sweepOwed = !this.#closed;
-      Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
+      const i32 = this.arena.i32;
+      // Not parked, whatever was cut short: an unpark cut short as it was entered would leave
+      // this participant taken for parked by the sweep raised next, while it runs on.
+      if (!this.#closed && i32[this.parkedAt] !== 0) Atomics.store(i32, this.parkedAt, 0);
+      Atomics.store(i32, this.registry.sweepWord, 1);
     }
   }
 

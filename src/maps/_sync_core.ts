@@ -363,6 +363,10 @@ export class SyncCore {
       clean = true; // a begin that throws (a corrupt journal) has written nothing
       this.tx.journal.begin();
     } catch (error) {
+      // Not waiting any more, whatever threw: unparked, written out. An unpark cut short by a
+      // stack overflow as it was entered (lockWord's watcher) would leave this participant
+      // parked while it runs on, and a stop of the world would go on without it (helper-108).
+      if (i32[this.participant.parkedAt] !== 0) Atomics.store(i32, this.participant.parkedAt, 0);
       // Released, written out as in locked(), poisoned unless nothing was left half-done; also
       // after a lockWord that took the mutex and then threw.
       let w = Atomics.load(i32, R_MU);
