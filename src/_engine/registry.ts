@@ -512,12 +512,14 @@ export function seatInflight(registry: Registry, index: number): number {
 export function parkedHolding(registry: Registry): boolean {
   const i32 = registry.arena.i32;
   const high = seatHigh(registry);
+  const me = ownerId();
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
     if (Atomics.load(i32, at + PARKED) !== PARKED_HOLDING) continue;
-    // A gone thread's decode never goes on: what it held is for the sweep to free.
+    // A gone thread's decode never goes on: what it held is for the sweep to free. This
+    // thread's own participants are skipped, as by pauseWorld: none waits while this one runs.
     const owner = Atomics.load(i32, at + OWNER);
-    if (owner !== 0 && !ownerGone(owner)) return true;
+    if (owner !== 0 && owner !== me && !ownerGone(owner)) return true;
   }
   return false;
 }
