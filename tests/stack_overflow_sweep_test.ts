@@ -16,6 +16,7 @@ import { ownerId } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
 import {
+  ANNOUNCE,
   claimSeat,
   PARKED,
   PARKED_CLEAN,
@@ -24,7 +25,7 @@ import {
   SEAT_WORDS,
 } from "../src/_engine/registry.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
-import { R_MU, R_PAUSE, registryOf } from "../src/maps/_sync_layout.ts";
+import { R_MU, R_PAUSE, R_SEATS, registryOf } from "../src/maps/_sync_layout.ts";
 import { attachOwnSeat, SyncMap } from "../src/maps/sync_map.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 import { PADS, sweep } from "./fixtures/stack_sweep.ts";
@@ -299,5 +300,33 @@ describe("a stop of the world is never left raised or unsafe", () => {
     } finally {
       worker.terminate();
     }
+  });
+
+  it("a queueMicrotask cut short as a call comes online leaves it to go offline all the same", async () => {
+    const map = promoted();
+    await new Promise((resolve) => setTimeout(resolve, 5)); // offline
+    const real = globalThis.queueMicrotask;
+    let fired = false;
+    globalThis.queueMicrotask = function (callback: VoidFunction) {
+      if (!fired) {
+        fired = true;
+        throw overflow;
+      }
+      return real(callback);
+    };
+    try {
+      assert.throws(() => map.store(2, "two"), (error) => error === overflow);
+    } finally {
+      globalThis.queueMicrotask = real;
+    }
+    assert.ok(fired, "the call came online");
+    for (let t = 0; t < 2; t++) {
+      map.load(1); // online again, in a task of its own
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const i32 = new Int32Array(map.handle.buffer);
+    const seat = i32[R_SEATS]; // seat 0: the map's maker's object
+    assert.equal(Atomics.load(i32, seat + ANNOUNCE), 0, "offline between tasks");
+    map.verify();
   });
 });

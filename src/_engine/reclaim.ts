@@ -1056,17 +1056,23 @@ export class Participant {
 
   #comeOnline(): void {
     if (this.#closed) this.#closedError();
+    if (!this.#offlineQueued) {
+      // The going offline first, queued and then noted, before anything is announced: a
+      // queueMicrotask cut short by a stack overflow (JavaScript on Deno and Node) leaves this
+      // participant offline and the note down, and the next call comes online and queues it.
+      // Queued after the announcement, or noted first, it left this participant announced
+      // while idle, for good, holding reclamation and every stop of the world back
+      // (helper-109). Queued and not yet online, the microtask finds nothing to do.
+      queueMicrotask(this.#goOffline);
+      this.#offlineQueued = true;
+    }
     const i32 = this.arena.i32;
     let now = Atomics.load(i32, this.registry.epochWord);
     // Entries left unstamped while offline (idle(), or a going offline that threw).
     this.#stamp(now);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
-    this.#online = true;
-    if (!this.#offlineQueued) {
-      this.#offlineQueued = true;
-      queueMicrotask(this.#goOffline);
-    }
+    this.#online = true; // no call between: announced and online together
     // After the announcement: a pauser that saw this seat offline sees it online now, or this
     // load sees its pause (both are sequentially consistent). It also keeps a SyncMap's plain
     // read of R_READ after the announcement, on every CPU: a plain read may pass a store, not an
