@@ -329,4 +329,34 @@ describe("a stop of the world is never left raised or unsafe", () => {
     assert.equal(Atomics.load(i32, seat + ANNOUNCE), 0, "offline between tasks");
     map.verify();
   });
+
+  it("loadOrCompute: a claim whose abandon is cut short is given up as the task ends", async () => {
+    const map = new SyncMap<string, string>();
+    map.store("other", "x"); // amended: the abandon of a dirty-table claim takes the mutex
+    const proto = SyncCore.prototype;
+    const findIn = proto.findIn;
+    let fired = false;
+    proto.findIn = function (this: SyncCore, ...args: Parameters<SyncCore["findIn"]>) {
+      if (!fired && (new Error().stack ?? "").includes("abandon")) {
+        fired = true;
+        throw overflow;
+      }
+      return findIn.apply(this, args);
+    };
+    try {
+      assert.throws(
+        () =>
+          map.loadOrCompute("k", () => {
+            throw overflow; // fn overflowed, and its abandon, deeper still, overflows too
+          }),
+        (error) => error === overflow,
+      );
+    } finally {
+      proto.findIn = findIn;
+    }
+    assert.ok(fired, "the abandon was cut short");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual(map.loadOrCompute("k", () => "v"), ["v", false]);
+    map.verify();
+  });
 });

@@ -282,9 +282,13 @@ function counted(step: number): number {
   return step === ADDED ? NIL : step;
 }
 
-/** Runs `fn` for the key `probe` that pending `p` `mine` claimed, and publishes its value. */
+/**
+ * Runs `fn` for `key`, whose probe is `probe`, that pending `p` `mine` claimed, and publishes
+ * its value.
+ */
 function computeClaimed<K, V>(
   s: SyncAccess<K, V>,
+  key: K,
   probe: Probe,
   mine: number,
   fn: () => V,
@@ -330,10 +334,28 @@ function computeClaimed<K, V>(
       }
       abandon(core, probe, mine);
     } catch {
-      // The caller's error is the one to report. A claim left behind (this thread was
-      // terminated) is taken over once the thread is recorded gone.
+      // The caller's error is the one to report. A claim left behind by a thread terminated is
+      // taken over once the thread is recorded gone; one left by this live thread (a stack
+      // overflow: fn's own, and the abandon's steps deeper still) would keep every waiter of
+      // the key waiting for good, and this thread's next loadOrCompute of it would throw
+      // (helper-109): abandoned again as this task ends, on a short stack, from the key.
+      queueMicrotask(() => abandonLater(s, key, mine));
     }
     throw error;
+  }
+}
+
+/**
+ * {@linkcode computeClaimed}'s abandon again, in a microtask: gives up the claim `mine` of `key`
+ * if it still stands. It must not throw (no caller could catch it); a thread found terminated
+ * leaves its claim to be taken over as its end is recorded.
+ */
+function abandonLater<K, V>(s: SyncAccess<K, V>, key: K, mine: number): void {
+  try {
+    s.participant.enter();
+    abandon(s.core, s.keyProbe(key, new Probe()), mine);
+  } catch {
+    // Terminated, closed, or the map is corrupt: the next call reports it.
   }
 }
 
@@ -480,7 +502,7 @@ export function loadOrCompute<K, V>(
   const mine = pendingOf(ownerId());
   for (;;) {
     const found = claim(core, probe, mine);
-    if (found === CLAIMED) return computeClaimed(s, probe, mine, fn);
+    if (found === CLAIMED) return computeClaimed(s, key, probe, mine, fn);
     if (found > EXPUNGED) return [s.decodeRecord(found), true];
     if (found === mine) {
       throw new Error(
