@@ -359,4 +359,32 @@ describe("a stop of the world is never left raised or unsafe", () => {
     assert.deepEqual(map.loadOrCompute("k", () => "v"), ["v", false]);
     map.verify();
   });
+
+  it("close(): a seat release cut short is finished as the task ends", async () => {
+    const map = new SyncMap<number, string>({ maxParticipants: 2 });
+    map.store(1, "one");
+    const other = attachOwnSeat<number, string>(map.handle);
+    other.store(2, "two");
+    const proto = Arena.prototype;
+    const reach = proto.reach;
+    let fired = false;
+    proto.reach = function (this: Arena, end: number) {
+      if (!fired && (new Error().stack ?? "").includes("repairList")) {
+        fired = true;
+        throw overflow;
+      }
+      return reach.call(this, end);
+    };
+    try {
+      assert.throws(() => other.close(), (error) => error === overflow);
+    } finally {
+      proto.reach = reach;
+    }
+    assert.ok(fired, "the release repaired the seat's list");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The seat is free again: the map's two seats take a new object.
+    attachOwnSeat<number, string>(map.handle).close();
+    map.store(3, "three");
+    map.verify();
+  });
 });

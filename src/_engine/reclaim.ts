@@ -75,6 +75,7 @@ import {
   CACHE,
   CLAIM,
   claimFree,
+  finishOwnRelease,
   generationOf,
   INFLIGHT,
   LIST,
@@ -850,7 +851,24 @@ export class Participant {
     } finally {
       // Whatever threw (a stack overflow), the seat goes back: closed, this participant will
       // not come again to give it back, and a list left in it is an orphan others sweep.
-      releaseSeat(this.registry, this.index, generationOf(this.#token));
+      this.#releaseOwnSeat();
+    }
+  }
+
+  /**
+   * Gives the seat back ({@linkcode close}). A release cut short itself (a stack overflow) is
+   * this live thread's, which no other thread takes over: it is finished as the task ends, on a
+   * short stack (helper-109), and the error goes on.
+   */
+  #releaseOwnSeat(): void {
+    const generation = generationOf(this.#token);
+    try {
+      releaseSeat(this.registry, this.index, generation);
+    } catch (error) {
+      const registry = this.registry;
+      const index = this.index;
+      queueMicrotask(() => finishOwnRelease(registry, index, generation));
+      throw error;
     }
   }
 

@@ -307,6 +307,28 @@ export function releaseSeat(
 }
 
 /**
+ * {@linkcode releaseSeat} of seat `index` (claimed at `generation`) by this thread again, after
+ * a release of its own was cut short (a stack overflow): finishes it if it is RELEASING with this
+ * thread as releaser, else releases the seat from the start (a generation that moved on is left
+ * alone). For a microtask: it never throws, and what it cannot finish stays RELEASING until this
+ * thread is gone, when others take it over.
+ */
+export function finishOwnRelease(registry: Registry, index: number, generation: number): void {
+  try {
+    const i32 = registry.arena.i32;
+    const at = registry.seats + index * SEAT_WORDS;
+    const claim = Atomics.load(i32, at + CLAIM);
+    if ((claim & 3) === SEAT_RELEASING && Atomics.load(i32, at + RELEASER) === ownerId()) {
+      finishRelease(registry, index);
+    } else {
+      releaseSeat(registry, index, generation);
+    }
+  } catch {
+    // Corrupt memory or a terminated thread: nothing more to do here.
+  }
+}
+
+/**
  * The second half of {@linkcode releaseSeat}, for the seat `index` in RELEASING whose releaser
  * is the caller. Each step can be done again: a releaser that dies in here leaves the rest to
  * whoever takes the release over ({@linkcode stuckReleases}). (R_ORPHANS, a hint, may then be
