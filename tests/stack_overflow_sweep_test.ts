@@ -28,7 +28,7 @@ import { SyncCore } from "../src/maps/_sync_core.ts";
 import { R_MU, R_PAUSE, R_SEATS, registryOf } from "../src/maps/_sync_layout.ts";
 import { attachOwnSeat, SyncMap } from "../src/maps/sync_map.ts";
 import { startWorker } from "./fixtures/spawn.ts";
-import { PADS, sweep } from "./fixtures/stack_sweep.ts";
+import { engineOverflow, PADS, sweep } from "./fixtures/stack_sweep.ts";
 import {
   CTL_WORDS,
   GO,
@@ -37,16 +37,7 @@ import {
   type UnparkRequest,
 } from "./fixtures/unpark_overflow_worker.ts";
 
-/** The engine's own stack overflow error, made by overflowing once. */
-const overflow: unknown = (() => {
-  const f = (n: number): number => f(n + 1) + 1;
-  try {
-    f(0);
-  } catch (error) {
-    return error;
-  }
-  throw new Error("no stack overflow");
-})();
+const overflow = engineOverflow;
 
 /** Makes the next retirement of a block throw `error`; returns a restore. */
 function failNextRetire(error: unknown): { fired: () => boolean; restore: () => void } {
