@@ -1226,8 +1226,7 @@ export class Participant {
       // What a call cut short by a stack overflow left (noteThrown), swept here, on a short
       // stack, where this thread holds nothing (a microtask runs between tasks). Due first, so
       // that a sweep that cannot stop the world now is retried by every participant.
-      Atomics.store(this.arena.i32, this.registry.sweepWord, 1);
-      this.#sweepOwed = false;
+      this.raiseOwedSweep();
       this.onSweepDue?.();
     }
     this.#withdraw();
@@ -1269,8 +1268,7 @@ export class Participant {
   #withdraw(): void {
     this.#online = false;
     this.#countdown = 0;
-    const i32 = this.arena.i32;
-    Atomics.store(i32, this.#seat + ANNOUNCE, 0);
+    Atomics.store(this.arena.i32, this.#seat + ANNOUNCE, 0);
     this.#clearStaleParked();
   }
 
@@ -1282,6 +1280,6 @@ export class Participant {
    */
   #clearStaleParked(): void {
     const i32 = this.arena.i32;
-    if (i32[this.#seat + PARKED] !== 0) Atomics.store(i32, this.#seat + PARKED, 0);
+    if (i32[this.parkedAt] !== 0) Atomics.store(i32, this.parkedAt, 0);
   }
 }

@@ -351,11 +351,10 @@ export class EntryMemo {
   /**
    * A window of {@linkcode WINDOW} misses is over. A table smaller than {@linkcode MAX_SLOTS}
    * that saw fewer than eight hits a miss gets four times the slots; one of MAX_SLOTS that saw
-   * fewer hits than misses is switched off. A
-   * working set larger than the read table (Go's LoadMostlyMisses: 1,023 absent keys looked up
-   * in a table of one) thrashed a table sized for the read table alone, and the memo switched
-   * itself off: each miss then hashed the key and walked the table (67.8 ns a SyncMap `load`
-   * against 35.3 for a hit on Deno). The larger table is zeroed and keeps the generation: its
+   * fewer hits than misses is switched off. A working set larger than the read table (Go's
+   * LoadMostlyMisses: 1,023 absent keys looked up in a table of one) thrashed a table sized for
+   * the read table alone, and the memo switched itself off: each miss then hashed the key and
+   * walked the table (67.8 ns a SyncMap `load` against 35.3 for a hit on Deno). The larger table is zeroed and keeps the generation: its
    * slots match nothing until filled (generation 0 is never in use), and what is kept elsewhere
    * under the generation (string keys' memo words) does not depend on the table.
    */
