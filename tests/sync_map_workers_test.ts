@@ -561,7 +561,7 @@ describe("SyncMap memory with workers", () => {
 
 // ---- A spinning load sees the store ----------------------------------------------------------
 
-for (const op of ["load", "loadOk", "has"] as const) {
+for (const op of ["load", "loadOk", "has", "delete", "compareAndSwap"] as const) {
   test(
     `SyncMap: a worker spinning on ${op} alone sees another thread's store, on every path`,
     WORKER_TEST,
@@ -575,8 +575,16 @@ for (const op of ["load", "loadOk", "has"] as const) {
       map.store("s3", 0);
       map.range(() => {}); // promotes: 3 and "s3" are in the read table, which is not amended
       assert.equal(map.stats().amended, false);
-      // `has` sees presence only: its keys are the two absent ones.
-      const keys = op === "has" ? [7, "s7"] : [7, 3, "s7", "s3"];
+      // `has` sees presence only: its keys are the two absent ones. `delete` spins first on
+      // keys of the read table with no value (deleted: their stores are lock-free, until the
+      // first absent key's store expunges them), then on absent keys. `compareAndSwap` (from
+      // the value wanted) spins as `load` does.
+      if (op === "delete") map.delete(3), map.delete("s3");
+      const keys = op === "has"
+        ? [7, "s7"]
+        : op === "delete"
+        ? [3, "s3", 7, "s7"]
+        : [7, 3, "s7", "s3"];
       const want = op === "has" ? [1, 1] : [1, 2, 1, 2];
       const ctrl = shared(CTRL_WORDS);
       await withWorkers(1, async ([w]) => {

@@ -144,7 +144,7 @@ export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): n
  * is not amended, or -1 when the dirty table must be looked at under the lock. The `amended`
  * bit tested is the one of the read word the answer came from.
  */
-function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
+export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const a = s.arena;
   const words = keyNumberWords(key);
   const plain = a.i32[R_READ];
@@ -282,17 +282,25 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
   });
 }
 
-/** Sets an entry's value to nil; returns the record it held, or 0 (Go's entry.delete). */
+/**
+ * Sets an entry's value to nil; returns the record it held, or 0 (Go's entry.delete). E_P is
+ * read plainly first (docs/design.md, "The plain reads of a lookup"): an entry with no value
+ * is a miss with no atomic operation, and a value changed since is what the failed
+ * compare-exchange returns.
+ */
 export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
   const i32 = s.arena.i32;
+  let p = i32[e >> 2];
+  if (p <= EXPUNGED) return 0;
   for (;;) {
-    const p = Atomics.load(i32, e >> 2);
-    if (p <= EXPUNGED) return 0;
-    if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) {
+    const found = Atomics.compareExchange(i32, e >> 2, p, NIL);
+    if (found === p) {
       s.core.count(-1);
       s.participant.retire(p | K_RECORD);
       return p;
     }
+    p = found;
+    if (p <= EXPUNGED) return 0;
   }
 }
 
@@ -322,7 +330,7 @@ export function replaced<K, V>(s: SyncAccess<K, V>, p: number, e: number): numbe
  */
 export function tryLoadOrStore<K, V>(s: SyncAccess<K, V>, e: number, record: number): number {
   const i32 = s.arena.i32;
-  let p = Atomics.load(i32, e >> 2);
+  let p = i32[e >> 2]; // plainly, as deleteEntry reads it
   for (;;) {
     // A pending key has no value: it is stored over as NIL is, and its waiters woken.
     if (p > NIL) return p;
@@ -346,7 +354,7 @@ export function tryCompareAndSwap<K, V>(
 ): boolean {
   const i32 = s.arena.i32;
   const core = s.core;
-  let p = Atomics.load(i32, e >> 2);
+  let p = i32[e >> 2]; // plainly, as deleteEntry reads it
   if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
   const record = core.newRecord(next);
   for (;;) {

@@ -38,6 +38,7 @@ import {
   replaced,
   tryCompareAndSwap,
   tryLoadOrStore,
+  unlockedEntryForNumber,
 } from "./_sync_entries.ts";
 import {
   AMENDED,
@@ -95,15 +96,19 @@ export function swap<K, V>(
       ? currentEntryForNumber(s, key as number)
       : readEntry(s, Atomics.load(a.i32, R_READ), probe);
     if (e !== 0) {
-      // trySwap: exchange unless expunged.
-      for (;;) {
-        const p = Atomics.load(a.i32, e >> 2);
-        if (p === EXPUNGED) break;
-        if (Atomics.compareExchange(a.i32, e >> 2, p, record) === p) {
-          record = 0;
-          const previous = replaced(s, p, e);
-          if (!wantPrevious) return;
-          return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
+      // trySwap: exchange unless expunged. E_P is read plainly first, as deleteEntry reads it.
+      let p = a.i32[e >> 2];
+      if (p !== EXPUNGED) {
+        for (;;) {
+          const found = Atomics.compareExchange(a.i32, e >> 2, p, record);
+          if (found === p) {
+            record = 0;
+            const previous = replaced(s, p, e);
+            if (!wantPrevious) return;
+            return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
+          }
+          p = found;
+          if (p === EXPUNGED) break;
         }
       }
     }
@@ -189,7 +194,7 @@ function loadOrStoreSlow<K, V>(
     const read = Atomics.load(a.i32, R_READ);
     const e = readEntry(s, read, probe);
     if (e !== 0) {
-      const p = Atomics.load(a.i32, e >> 2);
+      const p = a.i32[e >> 2]; // plainly, as load reads it
       if (p > EXPUNGED) return [s.decodeRecord(p), true];
       if (p <= NIL) {
         // Deleted, or pending (absent until its computation ends): store over it.
@@ -364,18 +369,28 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   s.participant.enter();
   const a = s.arena;
   const core = s.core;
-  const probe = s.probeKey(key);
+  // The read table's entry as swap finds it: a number key through the entry memo, with no
+  // probe (only the lock's path needs one), any other key through readEntry's memo.
+  const numberKey = typeof key === "number" && s.numberKeys;
+  let probe = numberKey ? null : s.probeKey(key);
   const expected = s.probeExpected(old);
   const vp = s.probeValue(next);
-  const read = Atomics.load(a.i32, R_READ);
-  const e = core.findIn(core.readTable(read), probe);
-  if (e !== 0) return tryCompareAndSwap(s, e, expected, vp);
-  if ((read & AMENDED) === 0) return false;
+  if (probe === null) {
+    const e = unlockedEntryForNumber(s, key as number);
+    if (e >= 0) return e !== 0 && tryCompareAndSwap(s, e, expected, vp);
+    probe = s.probeKey(key);
+  } else {
+    const read = Atomics.load(a.i32, R_READ);
+    const e = readEntry(s, read, probe);
+    if (e !== 0) return tryCompareAndSwap(s, e, expected, vp);
+    if ((read & AMENDED) === 0) return false;
+  }
+  const locked = probe;
   return core.locked(() => {
     const read2 = Atomics.load(a.i32, R_READ);
-    let e2 = core.findIn(core.readTable(read2), probe);
+    let e2 = core.findIn(core.readTable(read2), locked);
     if (e2 !== 0) return tryCompareAndSwap(s, e2, expected, vp);
-    e2 = core.findIn(core.dirtyTable(), probe);
+    e2 = core.findIn(core.dirtyTable(), locked);
     if (e2 === 0) return false;
     // The key needed the lock and the set of keys did not change: count a miss, so that the
     // map moves on to its efficient state.
@@ -394,14 +409,16 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   const expected = s.probeExpected(old);
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
+  let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
   for (;;) {
-    const p = Atomics.load(a.i32, e >> 2);
     if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
-    if (Atomics.compareExchange(a.i32, e >> 2, p, NIL) === p) {
+    const found = Atomics.compareExchange(a.i32, e >> 2, p, NIL);
+    if (found === p) {
       core.count(-1);
       part.retire(p | K_RECORD);
       return true;
     }
+    p = found;
   }
 }
 
