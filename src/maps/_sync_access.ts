@@ -8,6 +8,7 @@
  */
 
 import { EntryMemo } from "./_entry_memo.ts";
+import { IterationKeys } from "./_iteration_keys.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
 import {
@@ -39,6 +40,8 @@ export class SyncAccess<K, V> {
   readonly probe: Probe = keyProbe();
   /** The entries this handle's lookups found in the read table (_entry_memo.ts). */
   readonly entries: EntryMemo = new EntryMemo();
+  /** The keys of a read table this handle iterates again and again (_iteration_keys.ts). */
+  readonly iterationKeys: IterationKeys<K> = new IterationKeys();
   readonly valueProbe: Probe = new Probe();
   /** compareAndSwap's and compareAndDelete's old value; compute's copy of the value it read. */
   readonly expectedProbe: Probe = compareOnlyProbe();

@@ -19,6 +19,7 @@
 import { isNumberSlot } from "../_engine/slots.ts";
 import type { Table } from "../_engine/table.ts";
 import { BatchIterator, batchLevel, ENTRIES, KEYS, type VALUES, type Yield } from "./_iteration.ts";
+import type { IterationKeys } from "./_iteration_keys.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import {
   AMENDED,
@@ -122,10 +123,17 @@ export class SyncIterator<K, V, T> extends BatchIterator<SyncAccess<K, V>, T> {
   }
 }
 
-/** The partition level for an iteration, from the read table's size, promoted first. */
+/**
+ * The partition level for an iteration, from the read table's size, promoted first; and the
+ * handle's iteration keys told of the table (_iteration_keys.ts).
+ */
 function startLevel<K, V>(s: SyncAccess<K, V>): number {
   s.participant.enter();
-  return batchLevel(promotedRead(s)?.B ?? 0);
+  const read = promotedRead(s);
+  if (read === null) return 0;
+  const level = batchLevel(read.B);
+  s.iterationKeys.begin(s, read, level);
+  return level;
 }
 
 /**
@@ -151,9 +159,15 @@ function readBatch<K, V>(
   // allocated before the table was published, so below the heap's top as the atomic load of
   // R_READ above makes it visible (records stored since are checked one by one below).
   a.reachTop();
+  const { keys, values } = batch;
+  const copy = s.iterationKeys;
+  if (copy.holds(read, level)) {
+    return what === ENTRIES
+      ? copiedEntries(s, copy, i, keys, values)
+      : copiedSide(s, copy, i, what === KEYS ? keys : values, what);
+  }
   const slots = batch.slots;
   const found = read.gatherKeySlots(level, i, slots);
-  const { keys, values } = batch;
   const numberKeys = s.numberKeys;
   const numberValues = s.numberValues;
   if (what !== ENTRIES) return readSide(s, slots, found, what === KEYS ? keys : values, what);
@@ -170,13 +184,68 @@ function readBatch<K, V>(
     keys[count] = numberKeys && isNumberSlot(hi)
       ? a.f64[k >> 3] as K
       : s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
-    // SyncAccess.decodeRecord's number path, here without a call; a record stored since the
-    // views were taken may lie past them, and goes the general way.
-    values[count] = numberValues && p + RECORD_HEADER <= a.bytes &&
-        isNumberSlot(a.i32[(p >> 2) + REC_HI])
-      ? a.f64[p >> 3] as V
-      : s.decodeRecord(p);
+    values[count] = numberValues ? decodeNumberRecord(s, p) : s.decodeRecord(p);
     count++;
+  }
+  return count;
+}
+
+/**
+ * SyncAccess.decodeRecord with its number path first, for a map of number values: a record
+ * stored since the views were taken may lie past them, and goes the general way.
+ */
+function decodeNumberRecord<K, V>(s: SyncAccess<K, V>, p: number): V {
+  const a = s.arena;
+  return p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])
+    ? a.f64[p >> 3] as V
+    : s.decodeRecord(p);
+}
+
+/**
+ * {@linkcode readBatch} of partition `i` from the handle's copy of the read table's keys, which
+ * holds for the table the batch loaded: only each entry's E_P and record are read.
+ */
+function copiedEntries<K, V>(
+  s: SyncAccess<K, V>,
+  copy: IterationKeys<K>,
+  i: number,
+  keys: K[],
+  values: V[],
+): number {
+  const a = s.arena;
+  const numberValues = s.numberValues;
+  const from = copy.keys;
+  const entries = copy.entries;
+  const end = copy.starts[i + 1];
+  let count = 0;
+  for (let j = copy.starts[i]; j < end; j++) {
+    const i32 = a.i32; // again for each entry, as readBatch's
+    const p = i32[entries[j] >> 2];
+    if (p <= EXPUNGED) continue;
+    keys[count] = from[j];
+    values[count] = numberValues ? decodeNumberRecord(s, p) : s.decodeRecord(p);
+    count++;
+  }
+  return count;
+}
+
+/** {@linkcode readSide} from the handle's copy of the read table's keys. */
+function copiedSide<K, V>(
+  s: SyncAccess<K, V>,
+  copy: IterationKeys<K>,
+  i: number,
+  out: unknown[],
+  what: typeof KEYS | typeof VALUES,
+): number {
+  const a = s.arena;
+  const from = copy.keys;
+  const entries = copy.entries;
+  const end = copy.starts[i + 1];
+  let count = 0;
+  for (let j = copy.starts[i]; j < end; j++) {
+    const p = a.i32[entries[j] >> 2];
+    if (p <= EXPUNGED) continue;
+    out[count++] = what === KEYS ? from[j] : s.decodeRecord(p);
   }
   return count;
 }
