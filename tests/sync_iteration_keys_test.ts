@@ -9,6 +9,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, codecs, SyncMap } from "../mod.ts";
+import { MAX_UNITS } from "../src/maps/_iteration_keys.ts";
+import { iterationKeysOf } from "../src/maps/sync_map.ts";
 
 /** A map of keys 0..n-1 to key*10, promoted and iterated twice (so its copy is made). */
 function copied(n: number): SyncMap<number, number> {
@@ -123,5 +125,45 @@ describe("SyncMap iteration keys", () => {
         for (const [k, v] of got) assert.equal(k, `key-${v}`);
       }
     }
+  });
+
+  test("the copy is filled as batches read it, from the second iteration under one table", () => {
+    const n = 3000;
+    const m = new SyncMap<number, number>();
+    for (let k = 0; k < n; k++) m.store(k, k);
+    promote(m, 0, n);
+    const copy = iterationKeysOf(m);
+    m.range(() => {});
+    assert.equal(copy.held, 0, "the first iteration only notes the table");
+    m.keys().next(); // a peek: one batch
+    assert.ok(copy.held > 0 && copy.held < n / 4, `a peek filled ${copy.held} keys`);
+    m.range(() => {});
+    assert.equal(copy.held, n);
+    m.clear();
+    assert.equal(copy.held, 0, "clear() drops the copy");
+    for (let k = 0; k < n; k++) m.store(k, k);
+    promote(m, 0, n);
+    m.range(() => {});
+    m.range(() => {});
+    assert.equal(copy.held, n);
+    m.close();
+    assert.equal(copy.held, 0, "close() drops the copy");
+  });
+
+  test("keys longer in all than the copy's bound are not copied", () => {
+    const m = new SyncMap<string, number>();
+    const n = 600;
+    const long = "x".repeat(Math.ceil(MAX_UNITS / n) + 1);
+    for (let k = 0; k < n; k++) m.store(`${k}:${long}`, k);
+    for (let r = 0; r < 3; r++) {
+      let count = 0;
+      m.range((key, v) => {
+        assert.equal(key, `${v}:${long}`);
+        count++;
+      });
+      assert.equal(count, n);
+      assert.equal(iterationKeysOf(m).held, 0, `round ${r}: the copy held long keys`);
+    }
+    m.verify();
   });
 });

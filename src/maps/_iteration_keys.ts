@@ -12,16 +12,19 @@
  * the current read table's, loaded after R_READ, so the caller's participant holds them until its
  * next quiescent point (the entry memo's argument).
  *
- * Made by the second iteration that begins under one serial (the first only notes it), so that
- * a map whose read table moves on between iterations (a churn of new keys: each iteration
- * promotes) never pays for a copy it would not use. Made whole at that iteration's start, from
- * the table that iteration reads, in one step that runs no user code; kept only for:
+ * Filled from the second iteration that begins under one serial (the first only notes it), so
+ * that a map whose read table moves on between iterations (a churn of new keys: each iteration
+ * promotes) never pays for a copy it would not use; a partition at a time, as that iteration's
+ * batches read them (an iteration that stops early fills only what it read), each partition in
+ * one step that runs no user code. Kept only for:
  * - keys the built-in codecs decode without user code: not for a user key codec, nor for a key
  *   the default codec stores structured (its decode may run user code);
  * - keys that decode to primitives: a `Uint8Array` key is a fresh copy for each caller, which
  *   the caller may change;
- * - tables of at most {@linkcode MAX_KEYS} keys (the copy is this handle's memory).
- * Dropped when an iteration begins under another serial.
+ * - at most {@linkcode MAX_KEYS} keys and {@linkcode MAX_UNITS} string units in all (the copy is
+ *   this handle's memory: at most about 2 MiB of strings).
+ * A table past a limit is refused, and what was filled of it dropped. The copy is dropped when an
+ * iteration begins under another serial, and by this handle's `clear()` and `close()`.
  *
  * @module
  */
@@ -31,103 +34,127 @@ import type { Table } from "../_engine/table.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { S_ENTRY, S_KEY_HI, S_KEY_LO, T_SERIAL } from "./_sync_layout.ts";
 
-/** The most keys a copy holds: 65,536 (a few MB of strings at most, per handle). */
+/** The most keys a copy holds. */
 export const MAX_KEYS = 1 << 16;
+/** The most string units a copy holds, its keys' lengths summed (a key that is not a string: 4). */
+export const MAX_UNITS = 1 << 20;
 
-/** An iteration began under the serial: the next one makes the copy. */
+/** An iteration began under the serial: the next one fills the copy. */
 const NOTED = 0;
-/** The copy is of the serial's table, at {@linkcode IterationKeys.level}. */
-const READY = 1;
+/** The copy is of the serial's table, at {@linkcode IterationKeys.level}, filled as read. */
+const FILLING = 1;
 /** The serial's table does not qualify (module doc): no copy is tried again. */
 const REFUSED = 2;
-
-const NO_STARTS = new Int32Array(0);
-const NO_ENTRIES = new Int32Array(0);
 
 /** See the module doc. */
 export class IterationKeys<K> {
   /** The serial of the table copied, or of the last one an iteration began under. */
   #lo = 0;
   #hi = 0;
-  /** What is known of table (#lo, #hi): {@linkcode NOTED}, {@linkcode READY} or {@linkcode REFUSED}. */
+  /** What is known of table (#lo, #hi): {@linkcode NOTED}, {@linkcode FILLING} or {@linkcode REFUSED}. */
   #state = NOTED;
   /** The partition level the copy is split by. */
-  level = -1;
-  /** Partition i's keys are `keys[starts[i]]` to `keys[starts[i + 1] - 1]`. */
-  starts: Int32Array = NO_STARTS;
-  keys: K[] = [];
-  /** The entry offset of each key in {@linkcode keys}. */
-  entries: Int32Array = NO_ENTRIES;
+  #level = -1;
+  /** Keys and string units held, against the limits. */
+  #keys = 0;
+  #units = 0;
+  /** Partition i's keys, or undefined while it is not filled. */
+  keys: (K[] | undefined)[] = [];
+  /** The entry offset of each key of partition i, beside {@linkcode keys}. */
+  entries: (Int32Array | undefined)[] = [];
 
-  /**
-   * Whether the copy is of `table` at `level`: the serial read plainly from its header, which
-   * the caller loaded after an atomic load of R_READ (a published table's header is immutable).
-   */
-  holds(table: Table, level: number): boolean {
-    const i32 = table.arena.i32;
-    return this.#state === READY && level === this.level && i32[table.h + T_SERIAL] === this.#lo &&
-      i32[table.h + T_SERIAL + 1] === this.#hi;
+  /** How many keys the copy holds. */
+  get held(): number {
+    return this.#keys;
   }
 
   /**
-   * At an iteration's start over read table `table` at `level`: makes the copy if an iteration
-   * began under this serial before and none was refused, notes the serial otherwise. The caller is entered and loaded
-   * R_READ before reading `table`.
+   * Whether the copy holds partition `i` of `table` at `level`: the serial read plainly from
+   * its header, which the caller loaded after an atomic load of R_READ (a published table's
+   * header is immutable). Fills the partition first when the copy is filling this table.
+   */
+  holds<V>(s: SyncAccess<K, V>, table: Table, level: number, i: number): boolean {
+    if (this.#state !== FILLING || level !== this.#level) return false;
+    const i32 = table.arena.i32;
+    if (i32[table.h + T_SERIAL] !== this.#lo || i32[table.h + T_SERIAL + 1] !== this.#hi) {
+      return false;
+    }
+    return this.keys[i] !== undefined || this.#fill(s, table, i);
+  }
+
+  /**
+   * At an iteration's start over read table `table` at `level`: starts filling the copy if an
+   * iteration began under this serial before, notes the serial otherwise.
    */
   begin<V>(s: SyncAccess<K, V>, table: Table, level: number): void {
     const i32 = table.arena.i32;
     const lo = i32[table.h + T_SERIAL];
     const hi = i32[table.h + T_SERIAL + 1];
     if (lo !== this.#lo || hi !== this.#hi) {
-      this.#drop();
+      this.drop();
       this.#lo = lo;
       this.#hi = hi;
     } else if (this.#state === NOTED) {
-      // Refused unless the copy is kept; a copy cut short by a stack overflow stays refused.
-      this.#state = REFUSED;
-      if (!s.userKeys && table.count <= MAX_KEYS) this.#copy(s, table, level);
+      const fits = !s.userKeys && table.count <= MAX_KEYS;
+      this.#state = fits ? FILLING : REFUSED;
+      this.#level = level;
+      // Packed arrays of a partition each (no hole checks), filled as batches read them.
+      if (fits) {
+        this.keys = new Array(1 << level).fill(undefined);
+        this.entries = new Array(1 << level).fill(undefined);
+      }
     }
   }
 
-  #drop(): void {
+  /** Forgets the copy and the serial noted. */
+  drop(): void {
     this.#state = NOTED;
-    this.starts = NO_STARTS;
+    this.#lo = this.#hi = 0; // no read table has serial 0:0 (_entry_memo.ts)
+    this.#keys = this.#units = 0;
     this.keys = [];
-    this.entries = NO_ENTRIES;
+    this.entries = [];
   }
 
   /**
-   * Gathers and decodes every key of `table`, partition by partition, into fresh arrays, and
-   * keeps them only if every key qualifies (module doc). Nothing is kept until the end: a call
-   * cut short (a stack overflow, a decode that throws) leaves no copy.
+   * Gathers and decodes every key of partition `i` into fresh arrays, and keeps them if every
+   * key qualifies (module doc); returns whether it kept them. Nothing is kept until the end: a
+   * call cut short (a stack overflow, a decode that throws) leaves the partition unfilled, to be
+   * filled again by the next batch that reads it. A key that does not qualify refuses the table.
    */
-  #copy<V>(s: SyncAccess<K, V>, table: Table, level: number): void {
+  #fill<V>(s: SyncAccess<K, V>, table: Table, i: number): boolean {
     const a = table.arena;
-    a.reachTop(); // the key slots, entries and key blobs are below the top (see readBatch)
-    const n = 1 << level;
-    const starts = new Int32Array(n + 1);
-    const keys: K[] = [];
-    const entries: number[] = [];
     const slots: number[] = [];
-    for (let i = 0; i < n; i++) {
-      starts[i] = keys.length;
-      const found = table.gatherKeySlots(level, i, slots);
-      const i32 = a.i32;
-      for (let j = 0; j < found; j++) {
-        const k = slots[j];
-        const hi = i32[(k >> 2) + S_KEY_HI];
-        if (hi === TAG_STRUCT) return;
-        const key = s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
-        if ((typeof key === "object" && key !== null) || typeof key === "function") return;
-        keys.push(key);
-        entries.push(i32[(k >> 2) + S_ENTRY]);
-      }
+    const found = table.gatherKeySlots(this.#level, i, slots);
+    const keys: K[] = []; // packed, as push makes it: reads need no hole check
+    const entries = new Int32Array(found);
+    let units = 0;
+    const i32 = a.i32; // no user code runs below: the views stand
+    for (let j = 0; j < found; j++) {
+      const k = slots[j];
+      const hi = i32[(k >> 2) + S_KEY_HI];
+      if (hi === TAG_STRUCT) return this.#refuse();
+      const key = s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
+      if (typeof key === "string") units += key.length;
+      else if ((typeof key === "object" && key !== null) || typeof key === "function") {
+        return this.#refuse();
+      } else units += 4;
+      keys.push(key);
+      entries[j] = i32[(k >> 2) + S_ENTRY];
     }
-    starts[n] = keys.length;
-    this.starts = starts;
-    this.keys = keys;
-    this.entries = Int32Array.from(entries);
-    this.level = level;
-    this.#state = READY;
+    if (this.#keys + found > MAX_KEYS || this.#units + units > MAX_UNITS) return this.#refuse();
+    this.#keys += found;
+    this.#units += units;
+    this.entries[i] = entries;
+    this.keys[i] = keys;
+    return true;
+  }
+
+  #refuse(): false {
+    const lo = this.#lo, hi = this.#hi;
+    this.drop();
+    this.#lo = lo;
+    this.#hi = hi;
+    this.#state = REFUSED;
+    return false;
   }
 }

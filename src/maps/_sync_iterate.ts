@@ -161,7 +161,7 @@ function readBatch<K, V>(
   a.reachTop();
   const { keys, values } = batch;
   const copy = s.iterationKeys;
-  if (copy.holds(read, level)) {
+  if (copy.holds(s, read, level, i)) {
     return what === ENTRIES
       ? copiedEntries(s, copy, i, keys, values)
       : copiedSide(s, copy, i, what === KEYS ? keys : values, what);
@@ -214,11 +214,11 @@ function copiedEntries<K, V>(
 ): number {
   const a = s.arena;
   const numberValues = s.numberValues;
-  const from = copy.keys;
-  const entries = copy.entries;
-  const end = copy.starts[i + 1];
+  const from = copy.keys[i]!;
+  const entries = copy.entries[i]!;
+  const n = entries.length;
   let count = 0;
-  for (let j = copy.starts[i]; j < end; j++) {
+  for (let j = 0; j < n; j++) {
     const i32 = a.i32; // again for each entry, as readBatch's
     const p = i32[entries[j] >> 2];
     if (p <= EXPUNGED) continue;
@@ -238,11 +238,10 @@ function copiedSide<K, V>(
   what: typeof KEYS | typeof VALUES,
 ): number {
   const a = s.arena;
-  const from = copy.keys;
-  const entries = copy.entries;
-  const end = copy.starts[i + 1];
+  const from = copy.keys[i]!;
+  const entries = copy.entries[i]!;
   let count = 0;
-  for (let j = copy.starts[i]; j < end; j++) {
+  for (let j = 0; j < entries.length; j++) {
     const p = a.i32[entries[j] >> 2];
     if (p <= EXPUNGED) continue;
     out[count++] = what === KEYS ? from[j] : s.decodeRecord(p);

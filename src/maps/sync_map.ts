@@ -12,6 +12,7 @@ import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
 import { defineInspect } from "../_inspect.ts";
 import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
+import type { IterationKeys } from "./_iteration_keys.ts";
 import { SyncAccess } from "./_sync_access.ts";
 import { closeAttach, lastAttach, noteAttached } from "./_sync_attached.ts";
 import {
@@ -627,6 +628,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#s.participant;
     try {
       part.enter();
+      this.#s.iterationKeys.drop(); // its keys are gone: let them be collected now
       const a = this.#s.arena;
       if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
       // Allocates nothing, so that a full map can always be cleared: the tables are retired
@@ -796,7 +798,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (this.#s.nested && lastAttach(this)) {
       throw new TypeError("cannot close a SyncMap inside one of its calls");
     }
-    if (closeAttach(this)) this.#s.participant.close();
+    if (closeAttach(this)) {
+      this.#s.iterationKeys.drop();
+      this.#s.participant.close();
+    }
   }
 
   /**
@@ -889,6 +894,11 @@ export function shareSyncMap(
       release(graceMs);
     },
   };
+}
+
+/** Internal, for tests: `map`'s iteration keys (_iteration_keys.ts). */
+export function iterationKeysOf<K>(map: SyncMap<K, unknown>): IterationKeys<K> {
+  return accessOf(map as SyncMap<never, never>).iterationKeys as IterationKeys<K>;
 }
 
 /** Does nothing with `object`: a closure that calls it holds it. */
