@@ -241,12 +241,20 @@ export class Arena {
     return true;
   }
 
+  /**
+   * Makes the views cover `length` bytes. `bytes` is set last: every check of an offset against
+   * the views (reach, inViews, a journal's checks) trusts it, and a remake cut short (a stack
+   * overflow can throw from each constructor) must leave it at what every view still covers, so
+   * that the next reach makes them again. Were it set first, a view left short under a larger
+   * `bytes` would stay short for good: a journal entry past it would read as corrupt, and the
+   * lock's recovery would refuse every later write.
+   */
   #remakeViews(length: number): void {
-    this.bytes = length;
     this.i32 = new Int32Array(this.buffer, 0, length >> 2);
     this.u8 = new Uint8Array(this.buffer, 0, length);
     this.u16 = new Uint16Array(this.buffer, 0, length >> 1);
     this.f64 = new Float64Array(this.buffer, 0, length >> 3);
+    this.bytes = length;
   }
 }
 
