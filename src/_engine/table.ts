@@ -102,6 +102,11 @@ export class Table {
   tx: Tx;
   /** Set by {@linkcode insert}: whether the last insert added a new key. */
   inserted = false;
+  /**
+   * Whether {@linkcode insertUnique}'s overflow buckets (of a table its transaction made) are
+   * allocated unlisted (Tx.allocUnlisted): set while a SyncMap copies its read table.
+   */
+  unlistedOverflow = false;
   /** Set by {@linkcode find} when it finds a key: the bucket holding the slot it returned. */
   foundBucket = 0;
   /** Set with {@linkcode foundBucket}: the first bucket of that bucket's chain. */
@@ -661,7 +666,7 @@ export class Table {
   }
 
   #allocOverflow(): number {
-    return allocOverflow(this);
+    return allocOverflow(this, this.unlistedOverflow);
   }
 
   #newOverflow(b: number): number {

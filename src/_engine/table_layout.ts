@@ -229,9 +229,15 @@ export function evacuated(arena: Arena, b: number): boolean {
   return t > EMPTY_ONE && t < MIN_TOP_HASH;
 }
 
-/** Allocates a zeroed overflow bucket, and records its block's size in it. */
-export function allocOverflow(table: TableView): number {
-  const overflow = table.tx.allocAtLeast(BUCKET_SIZE, true);
+/**
+ * Allocates a zeroed overflow bucket, and records its block's size in it; `unlisted`: with
+ * nothing recorded for a rollback (Tx.allocUnlisted), where the transaction has the way.
+ */
+export function allocOverflow(table: TableView, unlisted = false): number {
+  const tx = table.tx;
+  const overflow = unlisted && tx.allocUnlisted !== undefined
+    ? tx.allocUnlisted(BUCKET_SIZE)
+    : tx.allocAtLeast(BUCKET_SIZE, true);
   // A plain write: the block is this mutation's own (a rollback frees it).
   table.arena.i32[(overflow + BLOCK_BYTES) >> 2] = grantedBytes;
   return overflow;

@@ -54,6 +54,12 @@ export interface Tx {
    * and the block must be freed with that size.
    */
   allocAtLeast(size: number, zero: boolean): number;
+  /**
+   * {@linkcode allocAtLeast}, zeroed, with nothing recorded for a rollback to give back (a
+   * SyncMap step's only): for the overflow buckets of a table the step builds whole, which would
+   * otherwise take a journal entry each. The caller frees them if the step throws.
+   */
+  allocUnlisted?(size: number): number;
   /** Frees a block when the mutation commits. */
   free(offset: number, size: number): void;
   /** A savepoint for {@linkcode rollbackTo}. */
@@ -211,6 +217,17 @@ export class LockedTx extends JournaledWrites implements Tx {
 
   free(offset: number, size: number): void {
     this.journal.deferFree(offset, size);
+  }
+
+  /**
+   * A heap block of at least `size` bytes, zeroed, in one allocator step, with no FREE entry
+   * (Tx.allocUnlisted). A live caller whose step throws frees it itself; after a death it is
+   * stray, reachable from nowhere once the step is rolled back, and the sweep that follows a
+   * participant's death frees it, as it frees a cached block popped before its entry
+   * ({@linkcode alloc}).
+   */
+  allocUnlisted(size: number): number {
+    return underLock(this.arena, (j) => allocateAtLeast(this.arena, size, true, j));
   }
 
   savepoint(): Savepoint {

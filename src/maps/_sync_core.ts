@@ -17,7 +17,7 @@
  * @module
  */
 
-import { bytesUsed } from "../_engine/allocator.ts";
+import { bytesUsed, lockedRelease } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { checkAlive, liveOwnerId, ownerId } from "../_engine/census.ts";
 import {
@@ -33,6 +33,14 @@ import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
+import {
+  BUCKET_SIZE,
+  OVERFLOW,
+  overflowBytes,
+  pow2,
+  T_B,
+  T_BUCKETS,
+} from "../_engine/table_layout.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteRecord, noteRemoval } from "./_compute_watch.ts";
@@ -55,6 +63,7 @@ import {
   R_MU,
   R_READ,
   R_SERIAL,
+  R_SWEEP_DUE,
   REC_HI,
   REC_LO,
   RECORD_HEADER,
@@ -392,6 +401,10 @@ export class SyncCore {
     const a = this.arena;
     const journal = this.tx.journal;
     this.tx.recover();
+    // The step may have left blocks no rollback gives back (a dirty-table copy's unlisted
+    // overflow buckets, a cached block popped before its entry): the reap that follows
+    // (onDeadOwner) sweeps them, whether or not the holder's seat is found dead.
+    Atomics.store(a.i32, R_SWEEP_DUE, 1);
     this.#read = null;
     this.#dirty = null;
     const intent = journal.intent;
@@ -556,7 +569,11 @@ export class SyncCore {
    * table that is not deleted, expunging the deleted ones (NIL; a pending entry is copied, since
    * its computation will store into it). The new table is fresh memory (its inserts need no
    * journal); the expunges are undone by {@linkcode locked}'s rollback (see #expunged), and
-   * after a death by recoverMutex's invariant repair.
+   * after a death by recoverMutex's invariant repair. Its overflow buckets take no journal
+   * entry (Tx.allocUnlisted): a copy of a large read table needs thousands (a table of 200,000
+   * keys about 6,000), more than a journal holds. So a copy that throws frees them here, before
+   * the rollback frees the bucket array; after a death they are stray, and the sweep that follows
+   * it frees them.
    * Returns whether most of the read table was deleted (see addLocked).
    */
   #dirtyLocked(readWord: number): boolean {
@@ -570,6 +587,23 @@ export class SyncCore {
     // Known to locked() as they are made: a rollback of the step turns them back to NIL.
     const expunged: number[] = [];
     this.#expunged = expunged;
+    dirty.unlistedOverflow = true;
+    try {
+      this.#copyRead(read, dirty, expunged);
+    } catch (error) {
+      freeUnlistedOverflows(dirty);
+      throw error;
+    } finally {
+      dirty.unlistedOverflow = false;
+    }
+    this.tx.set(R_DIRTY, header);
+    this.#dirty = dirty;
+    return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
+  }
+
+  /** {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. */
+  #copyRead(read: Table | null, dirty: Table, expunged: number[]): void {
+    const a = this.arena;
     read?.forEachKeySlot(0, 0, (k) => {
       // A rebuild of a large map can outlast the grace after which a thread marked
       // terminating counts as gone: one marked meanwhile stops (the step rolled back).
@@ -591,9 +625,6 @@ export class SyncCore {
       const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
       a.i32[(keySlot >> 2) + S_ENTRY] = e;
     });
-    this.tx.set(R_DIRTY, header);
-    this.#dirty = dirty;
-    return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
   }
 
   /**
@@ -857,4 +888,26 @@ export function recordBytes(arena: Arena, r: number): number {
   arena.reach(r + RECORD_HEADER);
   const hi = arena.i32[(r >> 2) + REC_HI];
   return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, r + RECORD_HEADER, hi) : 0);
+}
+
+/**
+ * Frees the overflow buckets of `table`, a table its step made and filled with insertUnique
+ * while they were allocated unlisted (SyncCore #dirtyLocked), each in its own allocator step;
+ * the step's rollback then frees the bucket array and the header. A free cut short (a stack
+ * overflow) leaves the rest stray, for the sweep the overflow owes.
+ */
+function freeUnlistedOverflows(table: Table): void {
+  const a = table.arena;
+  a.reachTop();
+  const buckets = a.i32[table.h + T_BUCKETS];
+  const n = pow2(a.i32[table.h + T_B]);
+  for (let i = 0; i < n; i++) {
+    let b = a.i32[(buckets + i * BUCKET_SIZE + OVERFLOW) >> 2];
+    while (b !== 0) {
+      const next = a.i32[(b + OVERFLOW) >> 2];
+      a.i32[(buckets + i * BUCKET_SIZE + OVERFLOW) >> 2] = next; // unlinked before it is freed
+      lockedRelease(a, b, overflowBytes(a, b));
+      b = next;
+    }
+  }
 }
