@@ -25,6 +25,7 @@ import {
   SEAT_WORDS,
 } from "../src/_engine/registry.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
+import { attachSyncMap } from "../src/maps/_sync_open.ts";
 import { R_MU, R_PAUSE, R_SEATS, registryOf } from "../src/maps/_sync_layout.ts";
 import { attachOwnSeat, SyncMap } from "../src/maps/sync_map.ts";
 import { startWorker } from "./fixtures/spawn.ts";
@@ -368,6 +369,41 @@ describe("a stop of the world is never left raised or unsafe", () => {
     };
     try {
       assert.throws(() => other.close(), (error) => error === overflow);
+    } finally {
+      proto.reach = reach;
+    }
+    assert.ok(fired, "the release repaired the seat's list");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The seat is free again: the map's two seats take a new object.
+    attachOwnSeat<number, string>(map.handle).close();
+    map.store(3, "three");
+    map.verify();
+  });
+
+  it("attach: the seat of an object not made, whose release is cut short, is freed as the task ends", async () => {
+    // helper-111: in a worker, SyncMap.attach overflowed as it made the object, then again as
+    // it gave the seat back, and the seat stayed RELEASING, with a live releaser nobody takes
+    // over, until the worker ended: each such attach took a seat for good.
+    const map = new SyncMap<number, string>({ maxParticipants: 2 });
+    map.store(1, "one");
+    const proto = Arena.prototype;
+    const reach = proto.reach;
+    let fired = false;
+    proto.reach = function (this: Arena, end: number) {
+      if (!fired && (new Error().stack ?? "").includes("repairList")) {
+        fired = true;
+        throw overflow;
+      }
+      return reach.call(this, end);
+    };
+    try {
+      assert.throws(
+        () =>
+          attachSyncMap(map.handle, {}, () => {
+            throw overflow;
+          }, false),
+        (error) => error === overflow,
+      );
     } finally {
       proto.reach = reach;
     }

@@ -75,7 +75,6 @@ import {
   CACHE,
   CLAIM,
   claimFree,
-  finishOwnRelease,
   generationOf,
   INFLIGHT,
   LIST,
@@ -84,7 +83,7 @@ import {
   PARKED_CLEAN,
   PARKED_HOLDING,
   type Registry,
-  releaseSeat,
+  releaseOwnSeat,
   SEAT_IN_USE,
   SEAT_WORDS,
   seatAnnouncement,
@@ -855,21 +854,9 @@ export class Participant {
     }
   }
 
-  /**
-   * Gives the seat back ({@linkcode close}). A release cut short itself (a stack overflow) is
-   * this live thread's, which no other thread takes over: it is finished as the task ends, on a
-   * short stack (helper-109), and the error goes on.
-   */
+  /** Gives the seat back ({@linkcode close}; registry.ts releaseOwnSeat). */
   #releaseOwnSeat(): void {
-    const generation = generationOf(this.#token);
-    try {
-      releaseSeat(this.registry, this.index, generation);
-    } catch (error) {
-      const registry = this.registry;
-      const index = this.index;
-      queueMicrotask(() => finishOwnRelease(registry, index, generation));
-      throw error;
-    }
+    releaseOwnSeat(this.registry, this.index, generationOf(this.#token));
   }
 
   /** Whether this participant is not closed and its seat is still its own. */

@@ -329,6 +329,22 @@ export function finishOwnRelease(registry: Registry, index: number, generation: 
 }
 
 /**
+ * {@linkcode releaseSeat} by the live thread whose seat it is (a participant's `close`, an
+ * attach whose object was not made). A release cut short itself (a stack overflow) is this live
+ * thread's, which no other thread takes over ({@linkcode stuckReleases} looks only for releasers
+ * that are gone): it is finished as the task ends, on a short stack
+ * ({@linkcode finishOwnRelease}), and the error goes on.
+ */
+export function releaseOwnSeat(registry: Registry, index: number, generation: number): void {
+  try {
+    releaseSeat(registry, index, generation);
+  } catch (error) {
+    queueMicrotask(() => finishOwnRelease(registry, index, generation));
+    throw error;
+  }
+}
+
+/**
  * The second half of {@linkcode releaseSeat}, for the seat `index` in RELEASING whose releaser
  * is the caller. Each step can be done again: a releaser that dies in here leaves the rest to
  * whoever takes the release over ({@linkcode stuckReleases}). (R_ORPHANS, a hint, may then be

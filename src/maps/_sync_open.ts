@@ -20,6 +20,7 @@ import { journalWords } from "../_engine/journal.ts";
 import {
   adoptSeat,
   claimSeat,
+  releaseOwnSeat,
   releaseSeat,
   reserveSeat,
   SEAT_WORDS,
@@ -166,7 +167,9 @@ export function attachSyncMap<K, V, M>(
   try {
     return build(new OpenedSyncMap(arena, ticket, keys, values));
   } catch (error) {
-    releaseSeat(registry, ticket.index, ticket.word >>> 2);
+    // This thread's own seat: a release cut short (a stack overflow here, in a worker) is
+    // finished as the task ends.
+    releaseOwnSeat(registry, ticket.index, ticket.word >>> 2);
     throw error;
   }
 }
