@@ -44,47 +44,47 @@ function trapped(name: ViewName, buffer: SharedArrayBuffer, f: () => void): bool
 const big = (i: number) => `${i}:${"v".repeat(8192)}`;
 
 describe("a remake of the arena's views cut short", () => {
-  for (const name of VIEWS) {
-    it(`at new ${name}: a SyncMap stays whole and writable`, () => {
+  /** A map of number keys as these tests write and read it. */
+  interface Writes {
+    buffer: SharedArrayBuffer;
+    set(key: number, value: string): void;
+    get(key: number): string | undefined;
+    verify(): void;
+  }
+  const MAPS: [string, () => Writes][] = [
+    ["SyncMap", () => {
       const m = new SyncMap<number, string>();
-      const buffer = m.handle.buffer;
-      let i = 0;
-      const hit = trapped(name, buffer, () => {
-        for (; i < 400; i++) {
-          try {
-            m.store(i, big(i));
-          } catch (error) {
-            assert.equal(error, engineOverflow);
-            break;
-          }
-        }
-      });
-      assert.ok(hit, "the buffer never grew");
-      for (let k = 0; k < i + 50; k++) m.store(k, big(k));
-      m.range(() => {});
-      for (let k = 0; k < i + 50; k++) assert.equal(m.load(k), big(k));
-      m.verify();
-    });
-
-    it(`at new ${name}: a GoMap stays whole and writable`, () => {
+      const set = (k: number, v: string) => void m.store(k, v);
+      return { buffer: m.handle.buffer, set, get: (k) => m.load(k), verify: () => m.verify() };
+    }],
+    ["GoMap", () => {
       const m = new GoMap<number, string>();
-      const buffer = m.handle.buffer;
-      let i = 0;
-      const hit = trapped(name, buffer, () => {
-        for (; i < 400; i++) {
-          try {
-            m.set(i, big(i));
-          } catch (error) {
-            assert.equal(error, engineOverflow);
-            break;
+      const set = (k: number, v: string) => void m.set(k, v);
+      return { buffer: m.handle.buffer, set, get: (k) => m.get(k), verify: () => m.verify() };
+    }],
+  ];
+
+  for (const name of VIEWS) {
+    for (const [kind, make] of MAPS) {
+      it(`at new ${name}: a ${kind} stays whole and writable`, () => {
+        const m = make();
+        let i = 0;
+        const hit = trapped(name, m.buffer, () => {
+          for (; i < 400; i++) {
+            try {
+              m.set(i, big(i));
+            } catch (error) {
+              assert.equal(error, engineOverflow);
+              break;
+            }
           }
-        }
+        });
+        assert.ok(hit, "the buffer never grew");
+        for (let k = 0; k < i + 50; k++) m.set(k, big(k));
+        for (let k = 0; k < i + 50; k++) assert.equal(m.get(k), big(k));
+        m.verify();
       });
-      assert.ok(hit, "the buffer never grew");
-      for (let k = 0; k < i + 50; k++) m.set(k, big(k));
-      for (let k = 0; k < i + 50; k++) assert.equal(m.get(k), big(k));
-      m.verify();
-    });
+    }
   }
 
   it("real overflows: a SyncMap's store of a new key and a range at every depth", () => {
