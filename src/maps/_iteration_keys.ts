@@ -108,8 +108,13 @@ export class IterationKeys<K> {
 
   /** Forgets the copy and the serial noted. */
   drop(): void {
-    this.#state = NOTED;
+    this.#empty(NOTED);
     this.#lo = this.#hi = 0; // no read table has serial 0:0 (_entry_memo.ts)
+  }
+
+  /** Lets the copy's partitions go, leaving the serial noted in `state`. */
+  #empty(state: number): void {
+    this.#state = state;
     this.#keys = this.#units = 0;
     this.keys = [];
     this.entries = [];
@@ -150,11 +155,7 @@ export class IterationKeys<K> {
   }
 
   #refuse(): false {
-    const lo = this.#lo, hi = this.#hi;
-    this.drop();
-    this.#lo = lo;
-    this.#hi = hi;
-    this.#state = REFUSED;
+    this.#empty(REFUSED);
     return false;
   }
 }

@@ -33,14 +33,7 @@ import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
-import {
-  BUCKET_SIZE,
-  OVERFLOW,
-  overflowBytes,
-  pow2,
-  T_B,
-  T_BUCKETS,
-} from "../_engine/table_layout.ts";
+import { freeOverflows } from "../_engine/table_clear.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteRecord, noteRemoval } from "./_compute_watch.ts";
@@ -899,15 +892,5 @@ export function recordBytes(arena: Arena, r: number): number {
 function freeUnlistedOverflows(table: Table): void {
   const a = table.arena;
   a.reachTop();
-  const buckets = a.i32[table.h + T_BUCKETS];
-  const n = pow2(a.i32[table.h + T_B]);
-  for (let i = 0; i < n; i++) {
-    let b = a.i32[(buckets + i * BUCKET_SIZE + OVERFLOW) >> 2];
-    while (b !== 0) {
-      const next = a.i32[(b + OVERFLOW) >> 2];
-      a.i32[(buckets + i * BUCKET_SIZE + OVERFLOW) >> 2] = next; // unlinked before it is freed
-      lockedRelease(a, b, overflowBytes(a, b));
-      b = next;
-    }
-  }
+  freeOverflows(table, (offset, size) => lockedRelease(a, offset, size));
 }

@@ -240,8 +240,9 @@ function copiedSide<K, V>(
   const a = s.arena;
   const from = copy.keys[i]!;
   const entries = copy.entries[i]!;
+  const n = entries.length;
   let count = 0;
-  for (let j = 0; j < entries.length; j++) {
+  for (let j = 0; j < n; j++) {
     const p = a.i32[entries[j] >> 2];
     if (p <= EXPUNGED) continue;
     out[count++] = what === KEYS ? from[j] : s.decodeRecord(p);
