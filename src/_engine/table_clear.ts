@@ -114,7 +114,7 @@ export function destroy(table: TableView, free: (offset: number, size: number) =
  * Frees, through `free`, every overflow bucket chained to the table's current bucket array
  * (not the array itself, nor an old one). The caller has reached the heap's top.
  */
-export function freeOverflows(
+function freeOverflows(
   table: TableView,
   free: (offset: number, size: number) => void,
 ): void {

@@ -220,14 +220,52 @@ export class LockedTx extends JournaledWrites implements Tx {
   }
 
   /**
+   * This step's unlisted blocks ({@linkcode allocUnlisted}), as (offset, size) pairs, for
+   * {@linkcode freeUnlisted}. SyncCore.locked empties it as each step begins.
+   */
+  readonly unlisted: number[] = [];
+  /**
+   * Whether an {@linkcode allocUnlisted} is between its allocator step and its pair in
+   * {@linkcode unlisted}: a stack overflow there leaves its block unrecorded.
+   */
+  unlistedOpen = false;
+
+  /**
    * A heap block of at least `size` bytes, zeroed, in one allocator step, with no FREE entry
-   * (Tx.allocUnlisted). A live caller whose step throws frees it itself; after a death it is
-   * stray, reachable from nowhere once the step is rolled back, and the sweep that follows a
-   * participant's death frees it, as it frees a cached block popped before its entry
-   * ({@linkcode alloc}).
+   * (Tx.allocUnlisted), recorded in {@linkcode unlisted} instead. A rollback of the step frees
+   * it ({@linkcode freeUnlisted}); after a death it is stray, reachable from nowhere once the
+   * step is rolled back, and the sweep that follows a participant's death frees it, as it frees
+   * a cached block popped before its entry ({@linkcode alloc}).
    */
   allocUnlisted(size: number): number {
-    return underLock(this.arena, (j) => allocateAtLeast(this.arena, size, true, j));
+    this.unlistedOpen = true;
+    let offset: number;
+    try {
+      offset = underLock(this.arena, (j) => allocateAtLeast(this.arena, size, true, j));
+    } catch (error) {
+      // Not allocated: an allocator step that throws took no effect, or is rolled back by the
+      // allocator's next holder.
+      this.unlistedOpen = false;
+      throw error;
+    }
+    this.unlisted.push(offset, grantedBytes);
+    this.unlistedOpen = false;
+    return offset;
+  }
+
+  /**
+   * Frees this step's unlisted blocks, each in its own allocator step, once the step is rolled
+   * back (they are reachable from nowhere then). Returns false when one may be unrecorded
+   * ({@linkcode unlistedOpen}): only a sweep finds it. A free cut short leaves the rest stray
+   * too; the caller then leaves the mutex poisoned, and its next holder has them swept.
+   */
+  freeUnlisted(): boolean {
+    const list = this.unlisted;
+    while (list.length > 0) {
+      const size = list.pop()!;
+      lockedRelease(this.arena, list.pop()!, size);
+    }
+    return !this.unlistedOpen;
   }
 
   savepoint(): Savepoint {

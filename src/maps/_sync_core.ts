@@ -17,7 +17,7 @@
  * @module
  */
 
-import { bytesUsed, lockedRelease } from "../_engine/allocator.ts";
+import { bytesUsed } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { checkAlive, liveOwnerId, ownerId } from "../_engine/census.ts";
 import {
@@ -33,7 +33,6 @@ import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
-import { freeOverflows } from "../_engine/table_clear.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteRecord, noteRemoval } from "./_compute_watch.ts";
@@ -222,6 +221,9 @@ export class SyncCore {
     let settled = false;
     let result!: T;
     try {
+      // This step's own (a step before may have been cut short with some recorded).
+      this.tx.unlisted.length = 0;
+      this.tx.unlistedOpen = false;
       result = f();
       this.tx.journal.commit(this.tx.releaser);
       done = true;
@@ -240,6 +242,10 @@ export class SyncCore {
         // cut short inside this one (released poisoned) is rolled back first, before this
         // journal's FREE entries are read.
         this.tx.recover();
+        // Its unlisted blocks (a dirty-table copy's overflow buckets) only now: the rollback
+        // may write to them (an overflow link of the step's own insert into the new table).
+        // One that may be unrecorded leaves the mutex poisoned, for a sweep.
+        const freed = this.tx.freeUnlisted();
         this.#unexpungeRolledBack();
         this.participant.resync();
         if (this.#unexpunged) {
@@ -258,7 +264,7 @@ export class SyncCore {
             throw error;
           }
         }
-        settled = true;
+        settled = freed;
         throw error;
       }
       // The step took effect: what threw came after its commit began (its deferred frees, or
@@ -564,9 +570,9 @@ export class SyncCore {
    * journal); the expunges are undone by {@linkcode locked}'s rollback (see #expunged), and
    * after a death by recoverMutex's invariant repair. Its overflow buckets take no journal
    * entry (Tx.allocUnlisted): a copy of a large read table needs thousands (a table of 200,000
-   * keys about 6,000), more than a journal holds. So a copy that throws frees them here, before
-   * the rollback frees the bucket array; after a death they are stray, and the sweep that follows
-   * it frees them.
+   * keys about 6,000), more than a journal holds. So a step that throws after the copy began,
+   * in the copy or after it, frees them once rolled back ({@linkcode locked}); after a death they
+   * are stray, and the sweep that follows it frees them.
    * Returns whether most of the read table was deleted (see addLocked).
    */
   #dirtyLocked(readWord: number): boolean {
@@ -583,9 +589,6 @@ export class SyncCore {
     dirty.unlistedOverflow = true;
     try {
       this.#copyRead(read, dirty, expunged);
-    } catch (error) {
-      freeUnlistedOverflows(dirty);
-      throw error;
     } finally {
       dirty.unlistedOverflow = false;
     }
@@ -881,16 +884,4 @@ export function recordBytes(arena: Arena, r: number): number {
   arena.reach(r + RECORD_HEADER);
   const hi = arena.i32[(r >> 2) + REC_HI];
   return RECORD_HEADER + (isBlob(hi) ? blobSize(arena, r + RECORD_HEADER, hi) : 0);
-}
-
-/**
- * Frees the overflow buckets of `table`, a table its step made and filled with insertUnique
- * while they were allocated unlisted (SyncCore #dirtyLocked), each in its own allocator step;
- * the step's rollback then frees the bucket array and the header. A free cut short (a stack
- * overflow) leaves the rest stray, for the sweep the overflow owes.
- */
-function freeUnlistedOverflows(table: Table): void {
-  const a = table.arena;
-  a.reachTop();
-  freeOverflows(table, (offset, size) => lockedRelease(a, offset, size));
 }
