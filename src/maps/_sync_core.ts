@@ -242,11 +242,12 @@ export class SyncCore {
         // cut short inside this one (released poisoned) is rolled back first, before this
         // journal's FREE entries are read.
         this.tx.recover();
+        this.#unexpungeRolledBack();
         // Its unlisted blocks (a dirty-table copy's overflow buckets) only now: the rollback
         // may write to them (an overflow link of the step's own insert into the new table).
-        // One that may be unrecorded leaves the mutex poisoned, for a sweep.
+        // One that may be unrecorded, or a free that throws (in a thread marked terminating,
+        // the first), leaves the mutex poisoned, for a sweep.
         const freed = this.tx.freeUnlisted();
-        this.#unexpungeRolledBack();
         this.participant.resync();
         if (this.#unexpunged) {
           // The step put an expunged entry back (NIL, not journaled), and its dirty-table
