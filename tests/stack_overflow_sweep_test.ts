@@ -12,12 +12,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
-import { ownerId } from "../src/_engine/census.ts";
+import { GONE, ownerId, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
 import {
   ANNOUNCE,
   claimSeat,
+  OWNER,
   PARKED,
   PARKED_CLEAN,
   PARKED_HOLDING,
@@ -27,7 +28,7 @@ import {
 import { SyncCore } from "../src/maps/_sync_core.ts";
 import { attachSyncMap } from "../src/maps/_sync_open.ts";
 import { R_MU, R_PAUSE, R_SEATS, registryOf } from "../src/maps/_sync_layout.ts";
-import { attachOwnSeat, SyncMap } from "../src/maps/sync_map.ts";
+import { attachOwnSeat, shareSyncMap, SyncMap } from "../src/maps/sync_map.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 import { engineOverflow, PADS, sweep } from "./fixtures/stack_sweep.ts";
 import {
@@ -398,5 +399,19 @@ describe("a stop of the world is never left raised or unsafe", () => {
       throw overflow;
     };
     await releaseCutShort(map, () => attachSyncMap(map.handle, {}, fail, false));
+  });
+
+  it("a reap: the release of a dead participant's seat, cut short, is finished as the task ends", async () => {
+    // The reaping thread, alive, stays the release's releaser, and no other thread takes over a
+    // live releaser's release: left RELEASING, the seat was lost until this thread ended.
+    const map = new SyncMap<number, string>({ maxParticipants: 2 });
+    map.store(1, "one");
+    const { handle } = shareSyncMap(map as SyncMap<never, never>);
+    attachOwnSeat<number, string>(handle).store(2, "two");
+    const i32 = new Int32Array(map.handle.buffer);
+    const ghost = 2 ** 27 + 7000 + Math.floor(Math.random() * 10000);
+    record(ghost, GONE);
+    Atomics.store(i32, i32[R_SEATS] + handle.participant! * SEAT_WORDS + OWNER, ghost + 1);
+    await releaseCutShort(map, () => map.verify());
   });
 });

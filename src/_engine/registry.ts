@@ -310,18 +310,23 @@ export function releaseSeat(
  * {@linkcode releaseSeat} of seat `index` (claimed at `generation`) by this thread again, after
  * a release of its own was cut short (a stack overflow): finishes it if it is RELEASING with this
  * thread as releaser, else releases the seat from the start (a generation that moved on is left
- * alone). For a microtask: it never throws, and what it cannot finish stays RELEASING until this
- * thread is gone, when others take it over.
+ * alone), calling `onReleased` as releaseSeat does. For a microtask: it never throws, and what it
+ * cannot finish stays RELEASING until this thread is gone, when others take it over.
  */
-export function finishOwnRelease(registry: Registry, index: number, generation: number): void {
+export function finishOwnRelease(
+  registry: Registry,
+  index: number,
+  generation: number,
+  onReleased?: (deadOwner: number) => void,
+): void {
   try {
     const i32 = registry.arena.i32;
     const at = registry.seats + index * SEAT_WORDS;
     const claim = Atomics.load(i32, at + CLAIM);
     if ((claim & 3) === SEAT_RELEASING && Atomics.load(i32, at + RELEASER) === ownerId()) {
-      finishRelease(registry, index);
+      finishRelease(registry, index, onReleased);
     } else {
-      releaseSeat(registry, index, generation);
+      releaseSeat(registry, index, generation, 0, onReleased);
     }
   } catch {
     // Corrupt memory or a terminated thread: nothing more to do here.
@@ -329,17 +334,22 @@ export function finishOwnRelease(registry: Registry, index: number, generation: 
 }
 
 /**
- * {@linkcode releaseSeat} by the live thread whose seat it is (a participant's `close`, an
- * attach whose object was not made). A release cut short itself (a stack overflow) is this live
- * thread's, which no other thread takes over ({@linkcode stuckReleases} looks only for releasers
- * that are gone): it is finished as the task ends, on a short stack
- * ({@linkcode finishOwnRelease}), and the error goes on.
+ * {@linkcode releaseSeat}, with no grace, by a live thread: of its own seat (a participant's
+ * `close`, an attach whose object was not made) or of a dead one (a reap). A release cut short
+ * (a stack overflow) is this live thread's, which no other thread takes over
+ * ({@linkcode stuckReleases} looks only for releasers that are gone): it is finished as the task
+ * ends, on a short stack ({@linkcode finishOwnRelease}), and the error goes on.
  */
-export function releaseOwnSeat(registry: Registry, index: number, generation: number): void {
+export function releaseOwnSeat(
+  registry: Registry,
+  index: number,
+  generation: number,
+  onReleased?: (deadOwner: number) => void,
+): void {
   try {
-    releaseSeat(registry, index, generation);
+    releaseSeat(registry, index, generation, 0, onReleased);
   } catch (error) {
-    queueMicrotask(() => finishOwnRelease(registry, index, generation));
+    queueMicrotask(() => finishOwnRelease(registry, index, generation, onReleased));
     throw error;
   }
 }

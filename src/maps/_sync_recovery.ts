@@ -34,7 +34,7 @@ import {
   parkedHolding,
   pauseBlocker,
   pauseWorld,
-  releaseSeat,
+  releaseOwnSeat,
   resumeWorld,
   SEAT_WORDS,
   seatAnnouncement,
@@ -113,8 +113,10 @@ export function reapDead(core: SyncCore): void {
     // With the mutex taken first (seatReleased): the sweep's own locked step may have thrown
     // before it took it, and a dead owner's step still in the mutex's journal may name words of
     // the seat's retire list, which the release hands to others.
+    // A release cut short (a stack overflow) is finished as the task ends: this thread, alive,
+    // stays its releaser, and no other takes it over.
     for (const { index, generation } of dead) {
-      releaseSeat(registry, index, generation, 0, (deadOwner) => seatReleased(core, deadOwner));
+      releaseOwnSeat(registry, index, generation, (deadOwner) => seatReleased(core, deadOwner));
     }
   }
 }
