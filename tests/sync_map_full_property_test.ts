@@ -21,6 +21,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { poolKey } from "./fixtures/full_map_keys.ts";
 import { MapFullError, SyncMap } from "../mod.ts";
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -29,24 +30,8 @@ const KiB = 1024;
 // ---------------------------------------------------------------------------------------------
 // Keys and values
 
-/**
- * Key `i` of the pool: small ints, short strings, and strings of 40 to about 2,000 characters
- * (key blobs of every size class up to a few kilobytes). Many distinct keys give the tables
- * overflow buckets, which a dirty-table copy allocates anew.
- */
-function keyOf(i: number): number | string {
-  switch (i % 5) {
-    case 0:
-    case 1:
-      return i;
-    case 2:
-      return `k${i}`;
-    case 3:
-      return `key ${i} `.padEnd(40 + (i % 60), "m");
-    default:
-      return `${i}/`.padEnd(200 + ((i * 37) % 1800), "L");
-  }
-}
+/** Key `i` of the pool (small ints, short and long strings). */
+const keyOf = poolKey;
 
 /** A value: a tag (so that compare-and-X sees different values) padded to `len` characters. */
 interface ValueSpec {

@@ -290,8 +290,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /**
    * Stores `value` for `key` and returns the map. Throws TypeError, with the map unchanged, for
-   * a key or value the codecs cannot encode, and {@linkcode MapFullError} when maxBytes is
-   * reached.
+   * a key or value the codecs cannot encode, and {@linkcode MapFullError}, with the map
+   * unchanged too, when maxBytes is reached. A full map that cannot grow takes new keys into
+   * the table as it is while they fit; an overwrite of a key with a number value (under the
+   * built-in codec) needs no memory, and never throws MapFullError.
    *
    * @example
    * ```ts
