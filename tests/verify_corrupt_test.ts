@@ -298,15 +298,15 @@ describe("verify() names what the later calls would trip on, and never hangs", (
     const epoch = Atomics.load(arena.i32, registry.epochWord);
     // verify() comes online first, which writes the seat's announcement: so the word is set from
     // inside that, as corrupt memory would have it by then.
-    const enter = Participant.prototype.enter;
-    Participant.prototype.enter = function (this: Participant) {
-      enter.call(this);
+    const enterRead = Participant.prototype.enterRead;
+    Participant.prototype.enterRead = function (this: Participant) {
+      enterRead.call(this);
       Atomics.store(arena.i32, at, epoch + 1000);
     };
     try {
       named(map, new RegExp(`participant seat 0 announces epoch ${epoch + 1000}, after the map's`));
     } finally {
-      Participant.prototype.enter = enter;
+      Participant.prototype.enterRead = enterRead;
       Atomics.store(arena.i32, at, Atomics.load(arena.i32, registry.epochWord));
     }
     map.verify();

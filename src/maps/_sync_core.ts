@@ -642,7 +642,13 @@ export class SyncCore {
     });
   }
 
-  /** Go's missLocked: counts a miss and promotes the dirty table once misses reach its size. */
+  /**
+   * Go's missLocked: counts a miss and promotes the dirty table once misses reach its size.
+   * A promotion retires the old read table, and a read (`load`, `loadOk`, `has`: enterRead)
+   * makes no room to retire in: a participant without it (its retire list could not grow, the
+   * map full) leaves the promotion due, for the next miss counted with room. Go may promote at
+   * any miss past the count, so a later one is as good.
+   */
   missLocked(): void {
     const a = this.arena;
     const misses = a.i32[R_MISSES] + 1;
@@ -650,6 +656,10 @@ export class SyncCore {
     if (dirty === null) return;
     if (misses < dirty.count) {
       this.tx.set(R_MISSES, misses);
+      return;
+    }
+    if (!this.participant.canRetire && (this.readWord() & ~AMENDED) !== 0) {
+      this.tx.set(R_MISSES, dirty.count); // due, and no higher: the count never wraps
       return;
     }
     this.promoteLocked();

@@ -34,7 +34,9 @@ export interface SyncMapStats {
 /** SyncMap.stats: the state of the two tables and of memory, read under the mutex. */
 export function syncMapStats<K, V>(s: SyncAccess<K, V>): SyncMapStats {
   const part = s.participant;
-  part.enter();
+  // It retires nothing: a read's entry, so that a full map with no room to retire in still
+  // answers (its mutex stops a thread marked terminating, as a load's does).
+  part.enterRead();
   const a = s.arena;
   const core = s.core;
   return core.locked(() => {

@@ -832,7 +832,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // holds a record (reclaim.ts threadHolds).
     if (holding()) throw new TypeError("cannot verify a SyncMap inside a user codec's decode");
     const part = this.#s.participant;
-    part.enter();
+    // A read's entry: it retires nothing, and must answer in a full map with no room to retire
+    // in (the mutex it takes stops a thread marked terminating).
+    part.enterRead();
     // A block left by a call a stack overflow cut short is swept now, not at the task's end.
     part.raiseOwedSweep();
     verifySyncMap(this.#s.core);
