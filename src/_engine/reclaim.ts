@@ -115,6 +115,14 @@ const UNSTAMPED = 0;
  */
 export const RETIRES_PER_OP = 4;
 /**
+ * Blocks a SyncMap clear retires: its two tables. A clear, the way out of a full map, needs no
+ * more room than that ({@linkcode Participant.enterClear}); the calls before it are stopped by a
+ * quiescent point that cannot grow the list (the map full, a laggard holding the retired
+ * blocks back) with room usually left, since their budget counts {@linkcode RETIRES_PER_OP} a
+ * call and most retire one or two. Where it is short, the clear grows the list first.
+ */
+export const CLEAR_RETIRES = 2;
+/**
  * The capacity a retire list starts with, and keeps between bursts: room for a whole quiescent
  * period's retirements, so that the countdown to the next quiescent point (which stops where
  * the room could run out) is not cut short for calls that retire nothing, such as loads.
@@ -706,6 +714,34 @@ export class Participant {
   /** Whether a retirement can be made now without making room first (a full map may lack it). */
   get canRetire(): boolean {
     return this.#room > 0;
+  }
+
+  /**
+   * {@linkcode enter} for a SyncMap clear, which retires at most its two tables
+   * ({@linkcode CLEAR_RETIRES}): a quiescent point that cannot make room for other calls (the
+   * map full) lets it go on, as a read's does. A clear that has tables to retire then calls
+   * {@linkcode makeRoomForClear}.
+   */
+  enterClear(): void {
+    const f = fast;
+    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
+    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
+    if (--this.#countdown <= 0) this.#slowEnter(true);
+  }
+
+  /**
+   * Makes room for a clear's retirements ({@linkcode CLEAR_RETIRES}) if it is short (a
+   * participant that never had a retire list). Throws MapFullError only when that room cannot
+   * be had, after waiting for laggards as makeRoom does.
+   */
+  makeRoomForClear(): void {
+    if (this.#room >= CLEAR_RETIRES) return;
+    try {
+      this.#growRoom(CLEAR_RETIRES, true);
+    } catch (error) {
+      this.noteThrown(error);
+      throw error;
+    }
   }
 
   /**

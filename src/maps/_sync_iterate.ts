@@ -128,7 +128,8 @@ export class SyncIterator<K, V, T> extends BatchIterator<SyncAccess<K, V>, T> {
  * handle's iteration keys told of the table (_iteration_keys.ts).
  */
 function startLevel<K, V>(s: SyncAccess<K, V>): number {
-  s.participant.enter();
+  // A read's entry: only a promotion retires, and makes its room (promotedRead).
+  s.participant.enterRead();
   const read = promotedRead(s);
   if (read === null) return 0;
   const level = batchLevel(read.B);
@@ -151,7 +152,7 @@ function readBatch<K, V>(
   batch: Batch<K, V>,
   what: Yield,
 ): number {
-  s.participant.enter();
+  s.participant.enterRead(); // as startLevel's
   const read = promotedRead(s);
   if (read === null) return 0;
   const a = s.arena;
@@ -276,12 +277,18 @@ function readSide<K, V>(
   return count;
 }
 
-/** The read table, after promoting the dirty table if the read table is amended. */
+/**
+ * The read table, after promoting the dirty table if the read table is amended. The promotion
+ * retires the old read table: its room is made first, where the caller holds nothing (so an
+ * iteration of a full map throws MapFullError only when it must promote and no room can be
+ * had); the mutex stops a thread marked terminating.
+ */
 function promotedRead<K, V>(s: SyncAccess<K, V>): Table | null {
   const a = s.arena;
   const core = s.core;
   let read = Atomics.load(a.i32, R_READ);
   if ((read & AMENDED) !== 0) {
+    s.participant.makeRoom(1);
     core.locked(() => {
       if ((Atomics.load(a.i32, R_READ) & AMENDED) !== 0) core.promoteLocked();
     });

@@ -613,7 +613,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Deletes every key (Go 1.23's Clear).
+   * Deletes every key (Go 1.23's Clear). It needs no memory, so it is the way out of a full map
+   * (one whose writes throw `MapFullError`), also while another worker's long task
+   * holds freed memory back: the tables' memory is freed once no worker can be reading them.
    *
    * @example
    * ```ts
@@ -627,12 +629,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   clear(): void {
     const part = this.#s.participant;
     try {
-      part.enter();
+      // Allocates nothing, so that a full map can always be cleared: the tables are retired
+      // whole, with the values they held (see SyncCore.clearLocked), from the room every
+      // participant keeps for a clear (reclaim.ts CLEAR_RETIRES).
+      part.enterClear();
       this.#s.iterationKeys.drop(); // its keys are gone: let them be collected now
       const a = this.#s.arena;
       if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
-      // Allocates nothing, so that a full map can always be cleared: the tables are retired
-      // whole, with the values they held (see SyncCore.clearLocked).
+      part.makeRoomForClear();
       this.#s.core.locked(() => this.#s.core.clearLocked());
     } catch (error) {
       part.noteThrown(error);
