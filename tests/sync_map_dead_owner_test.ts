@@ -19,6 +19,7 @@ import {
 } from "../src/_engine/registry.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { SyncCore } from "../src/maps/_sync_core.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
@@ -270,4 +271,36 @@ test("SyncMap: a holder that died between a cached block's pop and its journal e
     worker.terminate();
     map.close();
   }
+});
+
+test("verify() reaps a participant whose thread died after verify's own reap, rather than fail", () => {
+  // A worker terminated while verify() runs: its seat is found dead by the check, after the reap
+  // verify made first. That is a death to reap, not a reap that failed (helper-114 saw verify
+  // name such a seat in a termination storm).
+  const m = new SyncMap<number, string>();
+  m.store(1, "one");
+  const { handle } = shareSyncMap(m as SyncMap<never, never>);
+  const i32 = new Int32Array(m.handle.buffer);
+  const ghost = 2 ** 27 + 20_000 + Math.floor(Math.random() * 10_000);
+  Atomics.store(i32, i32[R_SEATS] + handle.participant! * SEAT_WORDS + OWNER, ghost + 1);
+  // verify()'s reap finds no one dead and takes no lock: its first locked step is its check's.
+  const locked = SyncCore.prototype.locked;
+  let armed = true;
+  let died = false;
+  SyncCore.prototype.locked = function (this: SyncCore, f: () => unknown) {
+    if (armed) {
+      armed = false;
+      died = true;
+      record(ghost, GONE); // after verify's reap, before its check
+    }
+    return locked.call(this, f) as never;
+  } as typeof locked;
+  try {
+    m.verify();
+  } finally {
+    SyncCore.prototype.locked = locked;
+  }
+  assert.ok(died, "the seat's thread died inside verify()");
+  m.store(2, "two");
+  m.verify();
 });

@@ -419,13 +419,18 @@ export function verifySyncMap(core: SyncCore): void {
   reapDead(core);
   const deadline = performance.now() + 5000;
   // Until a sweep due could run: a participant parked inside a hold (see parkedHolding) waits
-  // for the mutex this holds, so each try lets it go, and naps.
-  while (!verifyStopped(core, deadline, fail)) nap();
+  // for the mutex this holds, so each try lets it go, and naps. Until no seat is a thread's that
+  // died since the reap (a worker terminated meanwhile): reaped, and tried again.
+  while (!verifyStopped(core, deadline, fail)) {
+    nap();
+    reapDead(core);
+  }
 }
 
 /**
  * One try of {@linkcode verifySyncMap}'s check under the mutex, with the world stopped (by
- * `deadline`): false, having checked nothing, when a sweep is due and cannot run yet.
+ * `deadline`): false, having checked nothing, when a sweep is due and cannot run yet, or when a
+ * seat is a thread's that died since the reap.
  */
 function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) => never): boolean {
   const a = core.arena;
@@ -451,6 +456,8 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
         sweep(core);
         Atomics.store(i32, R_SWEEP_DUE, 0);
       }
+      // A death recorded since the reap is not a reap that failed: reap it, then check.
+      if (deadSeats(core.registry).length !== 0 && performance.now() <= deadline) return false;
       // The heap first, as in sweep: a dead thread's allocator step is rolled back before marking.
       const heap = underLock(a, () => verifyHeap(a));
       const { blocks, count, whats } = mark(core, true);
