@@ -1,8 +1,7 @@
 // Copyright the shmap authors. MIT license.
 // A participant with no room to retire in: its retire list is full of blocks a laggard holds
 // back, and cannot grow (the map full). Writes then fail with MapFullError (back-pressure), and
-// the calls that retire nothing, or only from the room every participant keeps for a clear,
-// must still answer:
+// the calls that retire nothing, or only a clear's two tables, must still answer:
 //
 // - a load's miss under the mutex may promote the dirty table (Go's missLocked), which retires
 //   the old read table; it threw "internal error: retire without room made for it", and in a

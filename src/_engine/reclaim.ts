@@ -719,29 +719,15 @@ export class Participant {
   /**
    * {@linkcode enter} for a SyncMap clear, which retires at most its two tables
    * ({@linkcode CLEAR_RETIRES}): a quiescent point that cannot make room for other calls (the
-   * map full) lets it go on, as a read's does. A clear that has tables to retire then calls
-   * {@linkcode makeRoomForClear}.
+   * map full) lets it go on, as a read's does. A clear that has tables to retire then makes room
+   * for them alone ({@linkcode makeRoom}), growing the list only for a participant that never
+   * had one.
    */
   enterClear(): void {
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
     if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
     if (--this.#countdown <= 0) this.#slowEnter(true);
-  }
-
-  /**
-   * Makes room for a clear's retirements ({@linkcode CLEAR_RETIRES}) if it is short (a
-   * participant that never had a retire list). Throws MapFullError only when that room cannot
-   * be had, after waiting for laggards as makeRoom does.
-   */
-  makeRoomForClear(): void {
-    if (this.#room >= CLEAR_RETIRES) return;
-    try {
-      this.#growRoom(CLEAR_RETIRES, true);
-    } catch (error) {
-      this.noteThrown(error);
-      throw error;
-    }
   }
 
   /**

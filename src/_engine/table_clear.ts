@@ -106,24 +106,12 @@ export function destroy(table: TableView, free: (offset: number, size: number) =
     }
     free(old, BUCKET_SIZE * n);
   }
-  freeOverflows(table, free);
-  free(a.i32[h + T_BUCKETS], BUCKET_SIZE * (1 << a.i32[h + T_B]));
-}
-
-/**
- * Frees, through `free`, every overflow bucket chained to the table's current bucket array
- * (not the array itself, nor an old one). The caller has reached the heap's top.
- */
-function freeOverflows(
-  table: TableView,
-  free: (offset: number, size: number) => void,
-): void {
-  const a = table.arena;
-  const n = 1 << a.i32[table.h + T_B];
-  const buckets = a.i32[table.h + T_BUCKETS];
+  const n = 1 << a.i32[h + T_B];
+  const buckets = a.i32[h + T_BUCKETS];
   for (let b = buckets; b < buckets + BUCKET_SIZE * n; b += BUCKET_SIZE) {
     freeOverflowChain(table, a.i32[(b + OVERFLOW) >> 2], free);
   }
+  free(buckets, BUCKET_SIZE * n);
 }
 
 /**

@@ -57,7 +57,8 @@ export interface Tx {
   /**
    * {@linkcode allocAtLeast}, zeroed, with nothing recorded for a rollback to give back (a
    * SyncMap step's only): for the overflow buckets of a table the step builds whole, which would
-   * otherwise take a journal entry each. The caller frees them if the step throws.
+   * otherwise take a journal entry each. A rollback of the step must free them (LockedTx records
+   * them for SyncCore.locked); after a death they are stray, for the sweep.
    */
   allocUnlisted?(size: number): number;
   /** Frees a block when the mutation commits. */

@@ -6,7 +6,7 @@
 
 import { census } from "../_engine/census.ts";
 import { isNumberSlot, keyNumberWords } from "../_engine/slots.ts";
-import { holding } from "../_engine/reclaim.ts";
+import { CLEAR_RETIRES, holding } from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
@@ -630,13 +630,13 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const part = this.#s.participant;
     try {
       // Allocates nothing, so that a full map can always be cleared: the tables are retired
-      // whole, with the values they held (see SyncCore.clearLocked), from the room every
-      // participant keeps for a clear (reclaim.ts CLEAR_RETIRES).
+      // whole, with the values they held (see SyncCore.clearLocked), which needs room for two
+      // retirements only (reclaim.ts CLEAR_RETIRES), not a write's.
       part.enterClear();
       this.#s.iterationKeys.drop(); // its keys are gone: let them be collected now
       const a = this.#s.arena;
       if (Atomics.load(a.i32, R_READ) === 0 && a.i32[R_DIRTY] === 0) return;
-      part.makeRoomForClear();
+      part.makeRoom(CLEAR_RETIRES);
       this.#s.core.locked(() => this.#s.core.clearLocked());
     } catch (error) {
       part.noteThrown(error);
