@@ -55,7 +55,7 @@ import {
   reachCache,
   repairCache,
 } from "./alloc_cache.ts";
-import { lockedAllocate, lockedRelease, lockedReleaseSpares } from "./allocator.ts";
+import { allocate, lockedRelease, lockedReleaseSpares, release, underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import {
   C_COUNT,
@@ -128,6 +128,9 @@ export const CLEAR_RETIRES = 2;
  * the room could run out) is not cut short for calls that retire nothing, such as loads.
  */
 const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
+
+/** What Participant.#moveList did: moved the list; found the seat not its own; found LIST moved. */
+const LIST_MOVED = 0, SEAT_LOST = 1, LIST_CHANGED = 2;
 
 /**
  * The longest one back-pressure wait lasts (Participant's #awaitLaggards): an allocation at a
@@ -590,40 +593,71 @@ export class Participant {
   #growRoom(n: number, wait: boolean): void {
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
-    const list = a.i32[this.#seat + LIST];
-    // Copied by the list's own count, never by a #pending left above it (a rollback that threw
-    // before resync): entries past the count may name blocks that are not retired.
-    if (list !== 0) this.resync();
-    const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
-    if (capacity - this.#pending >= n) {
-      this.#room = capacity - this.#pending;
-      return;
-    }
-    const grown = Math.max(LIST_MIN, capacity * 2, this.#pending + n);
-    let block: number;
     for (let deadline = 0;;) {
+      // Sized by the list itself, never by a #pending left above its count (a rollback that
+      // threw before resync) or by one whose list is gone (resync).
+      this.resync();
+      const list = a.i32[this.#seat + LIST];
+      const capacity = list === 0 ? 0 : a.i32[(list >> 2) + RL_CAPACITY];
+      if (capacity - this.#pending >= n) {
+        this.#room = capacity - this.#pending;
+        return;
+      }
+      const grown = Math.max(LIST_MIN, capacity * 2, this.#pending + n);
+      let moved: number;
       try {
-        block = lockedAllocate(a, listBytes(grown), false);
-        break;
+        moved = this.#moveList(list, capacity, grown);
       } catch (error) {
         // The map is full: wait for what others hold back (#awaitLaggards), which may make
-        // room in the list itself, and try again. #pending only drops meanwhile: `grown` holds.
+        // room in the list itself, and try again.
         if (!(error instanceof MapFullError) || this.#holds !== 0 || !wait) throw error;
         if (deadline === 0) deadline = performance.now() + BACKLOG_WAIT_MS;
         if (!this.#awaitLaggards(deadline)) throw error;
         if (this.#room >= n) return;
+        continue;
       }
+      if (moved === LIST_MOVED) {
+        this.#room = grown - this.#pending;
+        return;
+      }
+      if (moved === SEAT_LOST) this.#releasedError();
+      // LIST_CHANGED: the step's lock, taken over from this thread's own step that a stack
+      // overflow cut short, rolled that step back first: look again.
     }
-    const i32 = a.i32;
-    if (this.#pending > 0) {
-      i32.copyWithin(tagAt(block >> 2, 0), tagAt(list >> 2, 0), tagAt(list >> 2, this.#pending));
-    }
-    i32[(block >> 2) + RL_COUNT] = this.#pending;
-    i32[(block >> 2) + RL_CAPACITY] = grown;
-    // The old list goes in the same allocator step as the word's switch to the new one.
-    if (list === 0) i32[this.#seat + LIST] = block;
-    else lockedRelease(a, list, listBytes(capacity), [this.#seat + LIST, block]);
-    this.#room = grown - this.#pending;
+  }
+
+  /**
+   * Moves the retire list (`list`, 0 for none, of `capacity` entries) to a new block of `grown`
+   * entries, its entries copied, in one step under the allocator lock that allocates the block,
+   * frees the old list and switches the seat's LIST word: a death anywhere leaves the old list
+   * or the new one, never a block reachable from nowhere. The step first checks, under the lock,
+   * that the seat is still this participant's and LIST still `list`. A sweep of a released seat
+   * (#sweepReleased) frees its list and clears LIST under the same lock, so a participant whose
+   * seat was released in the middle of its call (a terminated worker's last call, past the
+   * grace) finds it here and moves nothing, rather than hand a new list to a seat that is no
+   * longer its own, or to nobody. Returns {@linkcode LIST_MOVED}, {@linkcode SEAT_LOST}, or
+   * {@linkcode LIST_CHANGED}; throws MapFullError, having changed nothing.
+   */
+  #moveList(list: number, capacity: number, grown: number): number {
+    const a = this.arena;
+    const seat = this.#seat;
+    const token = this.#token;
+    const pending = this.#pending;
+    return underLock(a, (j) => {
+      if (Atomics.load(a.i32, seat + CLAIM) !== token) return SEAT_LOST;
+      if (a.i32[seat + LIST] !== list) return LIST_CHANGED;
+      const block = allocate(a, listBytes(grown), false, j);
+      // The new block's words need no journal: a rollback of the step frees the block.
+      const i32 = a.i32;
+      if (pending > 0) {
+        i32.copyWithin(tagAt(block >> 2, 0), tagAt(list >> 2, 0), tagAt(list >> 2, pending));
+      }
+      i32[(block >> 2) + RL_COUNT] = pending;
+      i32[(block >> 2) + RL_CAPACITY] = grown;
+      if (list !== 0) release(a, list, listBytes(capacity), j);
+      j.set(seat + LIST, block);
+      return LIST_MOVED;
+    });
   }
 
   /**
@@ -756,7 +790,14 @@ export class Participant {
   resync(): void {
     const a = this.arena;
     const list = a.i32[this.#seat + LIST];
-    if (list === 0) return;
+    if (list === 0) {
+      // No list, so nothing retired: entries #pending counts were in a list that a sweep of
+      // this seat, released under a call still in progress, freed with their blocks (#moveList).
+      this.#pending = 0;
+      this.#stamped = 0;
+      this.#room = 0;
+      return;
+    }
     const n = listCount(a, list);
     this.#room += this.#pending - n;
     this.#pending = n;
@@ -1075,7 +1116,9 @@ export class Participant {
         // Given back whatever threw (a stack overflow): this thread is alive, so nobody else
         // would, and what is left in the seat stays an orphan for the next sweep. Free first,
         // then OWNER (see claimFree); builtins alone, as a release must not fail.
-        Atomics.store(a.i32, at + CLAIM, free);
+        // From the borrow's claim only: a borrower that outlived the grace (a zombie) may find
+        // the seat reaped from it and claimed by a new owner since.
+        Atomics.compareExchange(a.i32, at + CLAIM, claim, free);
         Atomics.compareExchange(a.i32, at + OWNER, me, 0);
       }
     }

@@ -278,7 +278,7 @@ export function releaseSeat(
         // A release under way (of this generation, or a later one). This thread's own (a
         // grace's timer, or a call up the stack) is left to finish. One whose releaser died,
         // taken over just now, this call finishes: dropped, RELEASING with no RELEASER, nobody
-        // would (stuckReleases looks only for releasers that are gone). A reap that found the
+        // would (stuckReleases takes over only releasers that are gone). A reap that found the
         // seat dead before that releaser began comes here.
         if (held !== me) finishRelease(registry, index, onReleased);
         return;
@@ -294,6 +294,10 @@ export function releaseSeat(
   if (graceMs > 0) {
     const timer = setTimeout(() => {
       try {
+        // Unless finished meanwhile: by a reap of this thread once the owner was gone
+        // (stuckReleases), or by another thread that took it over from a releaser it found
+        // gone, the seat perhaps claimed and released again since.
+        if (Atomics.load(i32, at + CLAIM) !== (next | SEAT_RELEASING)) return;
         finishRelease(registry, index, onReleased);
       } catch (error) {
         onError?.(error);
@@ -337,7 +341,7 @@ export function finishOwnRelease(
  * {@linkcode releaseSeat}, with no grace, by a live thread: of its own seat (a participant's
  * `close`, an attach whose object was not made) or of a dead one (a reap). A release cut short
  * (a stack overflow) is this live thread's, which no other thread takes over
- * ({@linkcode stuckReleases} looks only for releasers that are gone): it is finished as the task
+ * ({@linkcode stuckReleases} takes over only releasers that are gone): it is finished as the task
  * ends, on a short stack ({@linkcode finishOwnRelease}), and the error goes on.
  */
 export function releaseOwnSeat(
@@ -380,22 +384,33 @@ export function finishRelease(
   // and the repairs below must see the words it restores.
   if (gone) underLock(registry.arena, () => {});
   onReleased?.(gone ? owner : 0);
+  // A releaser that outlived the grace (a zombie) may have had the release taken over
+  // (stuckReleases) and finished, and the seat claimed again since: it writes nothing more.
+  // So may one whose `onReleased` finished it (a reap up the stack).
+  const mine = (): boolean =>
+    Atomics.load(i32, at + RELEASER) === ownerId() && Atomics.load(i32, at + CLAIM) === claim;
+  if (!mine()) return;
   const cache = i32[at + CACHE];
   if (cache !== 0) repairCache(registry.arena, cache);
   repairList(registry, index);
+  if (!mine()) return;
   Atomics.store(i32, at + OWNER, 0);
   Atomics.store(i32, at + PARKED, 0);
   Atomics.store(i32, at + ANNOUNCE, 0);
   // An orphan: a released seat with a retire list or a cache, for others to sweep.
   if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.add(i32, registry.orphanWord, 1);
-  Atomics.store(i32, at + CLAIM, (claim & ~3) | SEAT_FREE);
+  Atomics.compareExchange(i32, at + CLAIM, claim, (claim & ~3) | SEAT_FREE);
   Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
 }
 
 /**
  * Seats left RELEASING by a releaser that is gone, each taken over by the caller, who must
  * then {@linkcode finishRelease} it: left alone, such a seat's announcement would hold
- * reclamation back for good.
+ * reclamation back for good. Also the caller's own releases that wait out a grace
+ * ({@linkcode releaseSeat}'s timer) for an owner that is gone by now: the grace protects a call
+ * the owner may still be in, and a gone owner is in none. Finished now, what the owner held in
+ * hand is swept now, and a verify() right after a worker is declared gone finds it swept,
+ * whichever of the two timers (the declaration's and the release's) fires first.
  */
 export function stuckReleases(registry: Registry): number[] {
   const i32 = registry.arena.i32;
@@ -405,7 +420,12 @@ export function stuckReleases(registry: Registry): number[] {
     const at = registry.seats + i * SEAT_WORDS;
     if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
     const releaser = Atomics.load(i32, at + RELEASER);
-    if (releaser === 0 || releaser === ownerId() || !ownerGone(releaser)) continue;
+    if (releaser === ownerId()) {
+      const owner = Atomics.load(i32, at + OWNER);
+      if (owner !== 0 && ownerGone(owner)) stuck.push(i);
+      continue;
+    }
+    if (releaser === 0 || !ownerGone(releaser)) continue;
     if (takeWord(i32, at + RELEASER)) stuck.push(i);
   }
   return stuck;

@@ -1,0 +1,148 @@
+// Copyright the shmap authors. MIT license.
+// Engine unit tests of a participant seat lost in the middle of a call (src/_engine/reclaim.ts,
+// registry.ts): a Deno worker terminated while it runs synchronous code keeps running its call
+// past the grace, after which its seat is released, its retire list swept and freed by another
+// participant, and the seat claimed again. What the late call and the late threads of the
+// release write must neither leak a block nor take a seat from its new owner. Participants here
+// are real, on a SyncMap's arena, driven by hand in one thread; their frees are recorded instead
+// of made (the tags name no block). The full storm (termination_storm_full_test.ts) met the
+// first case on Deno: a retire list grown for a seat whose list a sweep had freed, reachable
+// from nowhere.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SyncMap } from "../mod.ts";
+import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { Participant, QUIESCE_EVERY, RETIRES_PER_OP } from "../src/_engine/reclaim.ts";
+import {
+  CLAIM,
+  claimSeat,
+  finishRelease,
+  generationOf,
+  OWNER,
+  releaseSeat,
+  SEAT_WORDS,
+  seatBlocks,
+} from "../src/_engine/registry.ts";
+import { registryOf } from "../src/maps/_sync_layout.ts";
+
+/** A fresh map, its own participant offline, and the registry of a second attach of it. */
+async function setup() {
+  const map = new SyncMap<number, number>({ maxParticipants: 6 });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+  return { map, arena, registry: registryOf(arena) };
+}
+
+type Registry = ReturnType<typeof registryOf>;
+
+/** A participant of a new seat whose frees are recorded (and `onFree` called with each tag). */
+function participant(registry: Registry, onFree: (tag: number) => void = () => {}) {
+  const ticket = claimSeat(registry);
+  const freed: number[] = [];
+  const p = new Participant(registry, ticket, (tag) => {
+    freed.push(tag);
+    onFree(tag);
+    return false;
+  });
+  return { p, ticket, freed };
+}
+
+/** Brings `p` to a quiescent point, announcing the current epoch, and collects. */
+function quiesceAndCollect(p: Participant): void {
+  for (let i = 0; i < QUIESCE_EVERY; i++) p.enter();
+  p.collect();
+}
+
+/** Word `w` of seat `index`. */
+const seatWord = (registry: Registry, index: number, w: number): number =>
+  Atomics.load(registry.arena.i32, registry.seats + index * SEAT_WORDS + w);
+
+describe("a seat lost in the middle of a call", () => {
+  it("a retire list is not grown for a seat released and swept meanwhile", async () => {
+    const { map, registry } = await setup();
+    const late = participant(registry);
+    const sweeper = participant(registry);
+    // The late participant retires until its list is full: its next retirements need a new one.
+    late.p.enter();
+    late.p.makeRoom(RETIRES_PER_OP);
+    let retired = 0;
+    while (late.p.canRetire) late.p.retire(0x100 * ++retired);
+    assert.ok(retired >= QUIESCE_EVERY, `a list of ${retired} entries`);
+    // Its worker is declared gone in the middle of the call: the seat is released, and another
+    // participant sweeps what it left (an orphan) and frees the emptied list.
+    releaseSeat(registry, late.ticket.index, generationOf(late.ticket.word));
+    for (let i = 0; i < 4; i++) quiesceAndCollect(sweeper.p);
+    assert.equal(sweeper.freed.length, retired, "the sweep freed what the late call retired");
+    assert.equal(seatBlocks(registry, late.ticket.index).list, 0, "the sweep freed the list");
+    const used = map.stats().bytesUsed;
+    // The late call goes on to its next retirement, which needs room.
+    assert.throws(() => late.p.makeRoom(RETIRES_PER_OP), /released/);
+    assert.equal(seatBlocks(registry, late.ticket.index).list, 0, "no list given to the seat");
+    assert.equal(map.stats().bytesUsed, used, "nothing allocated");
+    assert.deepEqual(late.freed, [], "nothing freed twice");
+    map.verify();
+    sweeper.p.close();
+    map.verify();
+  });
+
+  it("a borrower's late end of its sweep leaves the seat to its new owner", async () => {
+    const { map, registry } = await setup();
+    const gone = participant(registry);
+    const index = gone.ticket.index;
+    // The borrower sweeping the orphan outlives its grace at its first free: the seat is reaped
+    // from it (released) and claimed by a new participant, and the borrower, marked terminating,
+    // stops at its next check (here, the free throws as the check would).
+    let next: ReturnType<typeof participant> | undefined;
+    const stopped = new Error("the borrower is stopped");
+    const borrower = participant(registry, () => {
+      if (next !== undefined) return;
+      releaseSeat(registry, index, generationOf(seatWord(registry, index, CLAIM)));
+      next = participant(registry);
+      throw stopped;
+    });
+    gone.p.enter();
+    gone.p.makeRoom(RETIRES_PER_OP);
+    gone.p.retire(0x100);
+    gone.p.retire(0x200);
+    releaseSeat(registry, index, generationOf(gone.ticket.word));
+    for (let i = 0; i < 4 && next === undefined; i++) {
+      try {
+        quiesceAndCollect(borrower.p);
+      } catch (error) {
+        if (error !== stopped) throw error;
+      }
+    }
+    assert.ok(next !== undefined, "the borrower swept the orphan");
+    assert.equal(next.ticket.index, index, "the new owner has the orphan's seat");
+    assert.equal(seatWord(registry, index, CLAIM), next.ticket.word, "the new owner's claim");
+    assert.ok(next.p.holdsSeat);
+    next.p.enter();
+    next.p.close();
+    borrower.p.close();
+    map.verify();
+  });
+
+  it("a releaser's late end of a release taken over leaves the seat to its new owner", async () => {
+    const { map, registry } = await setup();
+    const gone = participant(registry);
+    const index = gone.ticket.index;
+    let next: ReturnType<typeof participant> | undefined;
+    // The releaser outlives its grace after the rollback (onReleased): its release is taken
+    // over and finished, and the seat claimed again, before its own release goes on.
+    releaseSeat(registry, index, generationOf(gone.ticket.word), 0, () => {
+      if (next !== undefined) return;
+      finishRelease(registry, index);
+      next = participant(registry);
+    });
+    assert.ok(next !== undefined);
+    assert.equal(next.ticket.index, index, "the new owner has the released seat");
+    assert.equal(seatWord(registry, index, CLAIM), next.ticket.word, "the new owner's claim");
+    assert.notEqual(seatWord(registry, index, OWNER), 0, "the new owner's OWNER");
+    next.p.enter();
+    next.p.makeRoom(RETIRES_PER_OP);
+    assert.notEqual(seatBlocks(registry, index).list, 0);
+    next.p.close();
+    map.verify();
+  });
+});
