@@ -5,7 +5,7 @@ import { Mutex, type MutexHandle } from "../src/sync/mutex.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import { CONTENDED } from "../src/_engine/futex.ts";
 import { LOCK_BASE } from "../src/_engine/lock_block.ts";
-import { notifiesOn } from "./fixtures/atomics_calls.ts";
+import { beforeAtomics, notifiesOn } from "./fixtures/atomics_calls.ts";
 import {
   assertRefusesBadHandles,
   countingTests,
@@ -47,6 +47,29 @@ test("Mutex: an unlock with a sleeper flagged releases the lock and wakes one", 
   assert.notEqual(held, 0);
   words[LOCK_BASE] = held | CONTENDED;
   const calls = notifiesOn(words, () => mu.unlock());
+  assert.equal(words[LOCK_BASE], 0, "released");
+  assert.deepEqual(calls, [[LOCK_BASE, 1]], "one sleeper woken");
+  assert.equal(mu.tryLock(), true);
+  mu.unlock();
+});
+
+test("Mutex: an unlock wakes a sleeper that flagged the word after the unlock read it", () => {
+  // The sleeper's CONTENDED lands just before the unlock's first atomic write: between the plain
+  // read and the exchange on V8, before the compare-exchange on JavaScriptCore. Either way the
+  // unlock must see it and wake the sleeper, or the sleeper waits out its time limit.
+  const mu = new Mutex();
+  const { buffer, byteOffset } = mu.handle;
+  const words = new Int32Array(buffer, byteOffset);
+  mu.lock();
+  const held = words[LOCK_BASE];
+  let flagged = false;
+  const calls = notifiesOn(words, () =>
+    beforeAtomics((n) => {
+      if (n !== 1) return;
+      flagged = true;
+      words[LOCK_BASE] = held | CONTENDED;
+    }, () => mu.unlock()));
+  assert.ok(flagged);
   assert.equal(words[LOCK_BASE], 0, "released");
   assert.deepEqual(calls, [[LOCK_BASE, 1]], "one sleeper woken");
   assert.equal(mu.tryLock(), true);

@@ -94,7 +94,7 @@ const CHILD = 3;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
 /** The runtime: Bun and Deno each define a global of that name; Node neither. */
-const RUNTIME: "deno" | "bun" | "node" = (globalThis as { Bun?: unknown }).Bun !== undefined
+export const RUNTIME: "deno" | "bun" | "node" = (globalThis as { Bun?: unknown }).Bun !== undefined
   ? "bun"
   : (globalThis as { Deno?: unknown }).Deno !== undefined
   ? "deno"
