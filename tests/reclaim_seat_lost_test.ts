@@ -13,8 +13,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import { lockedAllocate, verifyHeap } from "../src/_engine/allocator.ts";
+import { Journal } from "../src/_engine/journal.ts";
 import { Participant, QUIESCE_EVERY, RETIRES_PER_OP } from "../src/_engine/reclaim.ts";
 import {
+  ANNOUNCE,
   CLAIM,
   claimSeat,
   finishRelease,
@@ -84,6 +87,78 @@ describe("a seat lost in the middle of a call", () => {
     map.verify();
     sweeper.p.close();
     map.verify();
+  });
+
+  it("a late call touches neither the announcement nor the list of the seat's new owner", async () => {
+    const { map, registry } = await setup();
+    const late = participant(registry);
+    late.p.enter();
+    late.p.makeRoom(RETIRES_PER_OP);
+    let retired = 0;
+    while (late.p.canRetire) late.p.retire(0x100 * ++retired);
+    // Released in the middle of the call, the seat is claimed again at once: its new owner
+    // adopts the list (with room in it) and announces.
+    releaseSeat(registry, late.ticket.index, generationOf(late.ticket.word));
+    const next = participant(registry);
+    assert.equal(next.ticket.index, late.ticket.index);
+    next.p.enter();
+    const other = participant(registry);
+    for (let i = 0; i < 3; i++) quiesceAndCollect(other.p);
+    const announced = seatWord(registry, next.ticket.index, ANNOUNCE);
+    const list = seatBlocks(registry, next.ticket.index).list;
+    const count = registry.arena.i32[list >> 2];
+    // The late call goes on to its next retirement: it must not collect the new owner's list
+    // (announcing for it, after the epochs it read) nor take its room.
+    assert.throws(() => late.p.makeRoom(RETIRES_PER_OP), /released/);
+    assert.equal(seatWord(registry, next.ticket.index, ANNOUNCE), announced, "the announcement");
+    assert.equal(seatBlocks(registry, next.ticket.index).list, list);
+    assert.equal(registry.arena.i32[list >> 2], count, "the new owner's list count");
+    assert.deepEqual(late.freed, []);
+    next.p.close();
+    other.p.close();
+    map.verify();
+  });
+
+  it("a list move left unsettled by a stack overflow is rolled back before the list is used", async () => {
+    const { arena, registry } = await setup();
+    const mine = participant(registry);
+    // Online at an epoch before the retirements: it holds them back, so no collect makes room.
+    participant(registry).p.enter();
+    mine.p.enter();
+    mine.p.makeRoom(RETIRES_PER_OP);
+    let retired = 0;
+    while (mine.p.canRetire) mine.p.retire(0x100 * ++retired);
+    const old = seatBlocks(registry, mine.ticket.index).list;
+    // The move's commit overflows as it is entered, and so does its rollback: the allocator
+    // lock is released poisoned, its step's writes in place (LIST naming the new list).
+    const { commit, recover } = Journal.prototype;
+    let armed = true;
+    const overflow = () => new RangeError("Maximum call stack size exceeded");
+    Journal.prototype.commit = function (this: Journal, ...args: Parameters<typeof commit>) {
+      if (armed) throw overflow();
+      return commit.apply(this, args);
+    };
+    Journal.prototype.recover = function (this: Journal) {
+      if (armed) {
+        armed = false;
+        throw overflow();
+      }
+      return recover.apply(this);
+    };
+    try {
+      assert.throws(() => mine.p.makeRoom(RETIRES_PER_OP), /Maximum call stack/);
+    } finally {
+      Object.assign(Journal.prototype, { commit, recover });
+    }
+    // The next call's room is made on a settled list, and what it retires stays listed.
+    mine.p.makeRoom(RETIRES_PER_OP);
+    mine.p.retire(0x7770);
+    lockedAllocate(arena, 16, false); // any step of the allocator settles what is left
+    const list = seatBlocks(registry, mine.ticket.index).list;
+    assert.notEqual(list, old, "the list moved");
+    assert.ok(verifyHeap(arena).blocks.has(list), "the seat's list is handed out");
+    assert.equal(arena.i32[list >> 2], retired + 1, "every retirement listed");
+    assert.equal(mine.p.pending, retired + 1);
   });
 
   it("a borrower's late end of its sweep leaves the seat to its new owner", async () => {

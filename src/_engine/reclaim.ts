@@ -240,6 +240,14 @@ export class Participant {
    * long task of its own). No wait is made again until a collect frees something.
    */
   #waitedInVain = false;
+  /**
+   * Set when a list move (#moveList) threw other than MapFullError: its allocator step may have
+   * been left unsettled (a stack overflow in its commit and again in its rollback releases the
+   * lock poisoned), with LIST naming the new list until the lock's next holder rolls the step
+   * back and frees that list. LIST is not trusted again until the lock has been taken
+   * ({@linkcode #settle}).
+   */
+  #moveUnsettled = false;
   /** The census's change count when this participant last looked (census.ts). */
   #deaths = -1;
   /**
@@ -591,6 +599,11 @@ export class Participant {
 
   /** {@linkcode makeRoom} once the room is short. */
   #growRoom(n: number, wait: boolean): void {
+    // A seat released under a call still in progress (a worker's last call, past the grace) may
+    // be another participant's now, with the list it adopted: neither collected nor counted as
+    // room here, nor retired into by this call.
+    if (Atomics.load(this.arena.i32, this.#seat + CLAIM) !== this.#token) this.#releasedError();
+    this.#settle();
     if (this.#pending > 0 && this.#holds === 0) this.collect();
     const a = this.arena;
     for (let deadline = 0;;) {
@@ -608,9 +621,15 @@ export class Participant {
       try {
         moved = this.#moveList(list, capacity, grown);
       } catch (error) {
+        if (!(error instanceof MapFullError)) {
+          // Plain assignments: the stack may be at its limit.
+          this.#moveUnsettled = true;
+          this.#room = 0;
+          throw error;
+        }
         // The map is full: wait for what others hold back (#awaitLaggards), which may make
         // room in the list itself, and try again.
-        if (!(error instanceof MapFullError) || this.#holds !== 0 || !wait) throw error;
+        if (this.#holds !== 0 || !wait) throw error;
         if (deadline === 0) deadline = performance.now() + BACKLOG_WAIT_MS;
         if (!this.#awaitLaggards(deadline)) throw error;
         if (this.#room >= n) return;
@@ -624,6 +643,21 @@ export class Participant {
       // LIST_CHANGED: the step's lock, taken over from this thread's own step that a stack
       // overflow cut short, rolled that step back first: look again.
     }
+  }
+
+  /**
+   * Takes the allocator lock once after a list move that may have been left unsettled
+   * ({@linkcode #moveUnsettled}), which rolls its step back (or forward, had its commit begun),
+   * before LIST is read again: a collect of the unsettled list's copies would free blocks the
+   * rollback lists again, and a retirement into it would be lost with it.
+   */
+  #settle(): void {
+    if (!this.#moveUnsettled) return;
+    underLock(this.arena, () => {});
+    this.#moveUnsettled = false;
+    this.resync();
+    const list = this.arena.i32[this.#seat + LIST];
+    this.#room = list === 0 ? 0 : this.arena.i32[(list >> 2) + RL_CAPACITY] - this.#pending;
   }
 
   /**
@@ -973,6 +1007,7 @@ export class Participant {
 
   /** {@linkcode collect}'s work. */
   #collect(): void {
+    this.#settle();
     const a = this.arena;
     const i32 = a.i32;
     if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) return;
