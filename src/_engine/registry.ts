@@ -19,7 +19,7 @@
 import { cachedBytes, repairCache } from "./alloc_cache.ts";
 import { underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
-import { checkSelf, ownerGone, ownerId } from "./census.ts";
+import { checkAlive, checkSelf, ownerGone, ownerId } from "./census.ts";
 import { nap } from "./futex.ts";
 import { dropDuplicates } from "./retire_list.ts";
 import { unrefTimer } from "./unref_timer.ts";
@@ -394,6 +394,11 @@ export function finishRelease(
   if (cache !== 0) repairCache(registry.arena, cache);
   repairList(registry, index);
   if (!mine()) return;
+  // A releaser marked terminating (a worker's reap, the worker terminated meanwhile) stops here,
+  // its release left RELEASING for others to take over once it is gone: past the grace, the
+  // stores below could land on the seat's next owner. What is left of the window is the few
+  // statements from this check to the stores.
+  checkAlive();
   Atomics.store(i32, at + OWNER, 0);
   Atomics.store(i32, at + PARKED, 0);
   Atomics.store(i32, at + ANNOUNCE, 0);
