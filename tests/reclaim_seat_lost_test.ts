@@ -10,8 +10,9 @@
 // from nowhere.
 
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { SyncMap } from "../mod.ts";
+import { describe, it, test } from "node:test";
+import { Worker } from "node:worker_threads";
+import { SyncMap, threadGone } from "../mod.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
 import { lockedAllocate, verifyHeap } from "../src/_engine/allocator.ts";
 import { Journal } from "../src/_engine/journal.ts";
@@ -23,9 +24,13 @@ import {
   finishRelease,
   generationOf,
   OWNER,
+  RELEASER,
   releaseSeat,
+  SEAT_FREE,
+  SEAT_RELEASING,
   SEAT_WORDS,
   seatBlocks,
+  stateOf,
 } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 
@@ -220,4 +225,32 @@ describe("a seat lost in the middle of a call", () => {
     next.p.close();
     map.verify();
   });
+});
+
+test("a releaser marked terminating in the middle of a release stops before its last stores", async () => {
+  // A worker reaping a seat is terminated meanwhile: past the grace, its release may have been
+  // taken over and finished, and the seat claimed again, so it must not go on to clear OWNER and
+  // ANNOUNCE and store FREE. It stops at the census check before them, its release left for others.
+  const map = new SyncMap<number, number>();
+  const worker = new Worker(new URL("./fixtures/late_releaser_worker.ts", import.meta.url), {
+    workerData: { handle: map.handle },
+  });
+  const messages: { seat?: number; owner?: number; outcome?: string }[] = [];
+  worker.on("message", (m) => messages.push(m));
+  await new Promise((resolve, reject) => {
+    worker.once("exit", resolve);
+    worker.once("error", reject);
+  });
+  const { seat, owner } = messages[0];
+  assert.ok(seat !== undefined && owner !== undefined, JSON.stringify(messages));
+  // A Deno node:worker_threads worker exits where the others throw (census.ts, stop).
+  if (messages.length > 1) assert.equal(messages[1].outcome, "TerminatedError");
+  const registry = registryOf(Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test"));
+  assert.equal(stateOf(seatWord(registry, seat, CLAIM)), SEAT_RELEASING, "the release is left");
+  assert.equal(seatWord(registry, seat, RELEASER), owner);
+  // Once the worker is known gone, the next reap takes its release over and finishes it.
+  threadGone(owner - 1);
+  map.verify();
+  assert.equal(stateOf(seatWord(registry, seat, CLAIM)), SEAT_FREE);
+  assert.equal(seatWord(registry, seat, RELEASER), 0);
 });
