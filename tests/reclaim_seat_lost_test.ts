@@ -56,6 +56,18 @@ function participant(registry: Registry, onFree: (tag: number) => void = () => {
   return { p, ticket, freed };
 }
 
+/**
+ * Enters `p`'s call and retires blocks (fake tags) until its retire list is full, so that its
+ * next retirement needs the list grown. Returns how many it retired.
+ */
+function fillList(p: Participant): number {
+  p.enter();
+  p.makeRoom(RETIRES_PER_OP);
+  let retired = 0;
+  while (p.canRetire) p.retire(0x100 * ++retired);
+  return retired;
+}
+
 /** Brings `p` to a quiescent point, announcing the current epoch, and collects. */
 function quiesceAndCollect(p: Participant): void {
   for (let i = 0; i < QUIESCE_EVERY; i++) p.enter();
@@ -72,10 +84,7 @@ describe("a seat lost in the middle of a call", () => {
     const late = participant(registry);
     const sweeper = participant(registry);
     // The late participant retires until its list is full: its next retirements need a new one.
-    late.p.enter();
-    late.p.makeRoom(RETIRES_PER_OP);
-    let retired = 0;
-    while (late.p.canRetire) late.p.retire(0x100 * ++retired);
+    const retired = fillList(late.p);
     assert.ok(retired >= QUIESCE_EVERY, `a list of ${retired} entries`);
     // Its worker is declared gone in the middle of the call: the seat is released, and another
     // participant sweeps what it left (an orphan) and frees the emptied list.
@@ -97,10 +106,7 @@ describe("a seat lost in the middle of a call", () => {
   it("a late call touches neither the announcement nor the list of the seat's new owner", async () => {
     const { map, registry } = await setup();
     const late = participant(registry);
-    late.p.enter();
-    late.p.makeRoom(RETIRES_PER_OP);
-    let retired = 0;
-    while (late.p.canRetire) late.p.retire(0x100 * ++retired);
+    fillList(late.p);
     // Released in the middle of the call, the seat is claimed again at once: its new owner
     // adopts the list (with room in it) and announces.
     releaseSeat(registry, late.ticket.index, generationOf(late.ticket.word));
@@ -129,10 +135,7 @@ describe("a seat lost in the middle of a call", () => {
     const mine = participant(registry);
     // Online at an epoch before the retirements: it holds them back, so no collect makes room.
     participant(registry).p.enter();
-    mine.p.enter();
-    mine.p.makeRoom(RETIRES_PER_OP);
-    let retired = 0;
-    while (mine.p.canRetire) mine.p.retire(0x100 * ++retired);
+    const retired = fillList(mine.p);
     const old = seatBlocks(registry, mine.ticket.index).list;
     // The move's commit overflows as it is entered, and so does its rollback: the allocator
     // lock is released poisoned, its step's writes in place (LIST naming the new list).

@@ -271,7 +271,7 @@ export class Mutex {
     }
     // On V8 (Deno, Node), `unlock` is releaseWord's way (futex.ts): a plain read of the word,
     // which names this thread until it releases it, then one exchange, which V8 runs faster
-    // than a compare-exchange (lock+unlock 0.99x to 1.01x f80971c's on Deno, against 1.03x to
+    // than a compare-exchange (lock+unlock 0.97x to 1.00x f80971c's on Deno, against 0.99x to
     // 1.07x with the compare-exchange, same runs on AMD). A word with CONTENDED set since the
     // read comes back from the exchange, and its sleeper is woken. JavaScriptCore keeps the
     // compare-exchange (see unlock).
