@@ -84,6 +84,6 @@ export function madeSince(
 /** Forgets the notes once the outermost compute has returned or thrown. */
 export function endCompute(): void {
   if (depth !== 0) return;
-  made.length = 0;
+  if (made.length !== 0) made.length = 0; // a store to `length` is a runtime call (see locked)
   overflowed = false;
 }

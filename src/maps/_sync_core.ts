@@ -221,8 +221,10 @@ export class SyncCore {
     let settled = false;
     let result!: T;
     try {
-      // This step's own (a step before may have been cut short with some recorded).
-      this.tx.unlisted.length = 0;
+      // This step's own (a step before may have been cut short with some recorded). Emptied
+      // only when it holds some: a store to an array's length is a runtime call in V8's
+      // optimized code, about 35 ns of this step's 95 on Deno, even on an empty array.
+      if (this.tx.unlisted.length !== 0) this.tx.unlisted.length = 0;
       this.tx.unlistedOpen = false;
       result = f();
       this.tx.journal.commit(this.tx.releaser);
