@@ -33,6 +33,7 @@ import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
+import { keySlotsFor } from "../_engine/table_iter.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteRecord, noteRemoval } from "./_compute_watch.ts";
@@ -600,30 +601,42 @@ export class SyncCore {
     return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
   }
 
-  /** {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. */
+  /**
+   * {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. A loop
+   * over the gathered key slots with no call per key (a visitor closure per key, and an
+   * `Atomics.load` per entry, which V8 makes a builtin call, cost a rebuild of 1,024 keys about
+   * 40% more on Deno). An entry's `p` is read plainly first: under the mutex, EXPUNGED is exact
+   * (only the mutex's holder writes it or writes over it), and a value read plainly is one the
+   * entry held, which a lock-free delete may turn to NIL right after the copy as after an atomic
+   * load. Only NIL takes the compare-exchange that expunges it.
+   */
   #copyRead(read: Table | null, dirty: Table, expunged: number[]): void {
+    if (read === null) return;
     const a = this.arena;
-    read?.forEachKeySlot(0, 0, (k) => {
+    const slots = keySlotsFor(read);
+    const n = read.gatherKeySlots(0, 0, slots);
+    for (let j = 0; j < n; j++) {
       // A rebuild of a large map can outlast the grace after which a thread marked
       // terminating counts as gone: one marked meanwhile stops (the step rolled back).
       checkAlive();
+      const k = slots[j];
       const i32 = a.i32;
       const e = i32[(k >> 2) + S_ENTRY];
-      // tryExpungeLocked
-      let p = Atomics.load(i32, e >> 2);
-      while (p === NIL) {
+      let p = i32[e >> 2];
+      if (p === EXPUNGED) continue;
+      if (p === NIL) {
+        // tryExpungeLocked
         p = Atomics.compareExchange(i32, e >> 2, NIL, EXPUNGED);
         if (p === NIL) {
           expunged.push(e);
-          return;
+          continue;
         }
       }
-      if (p === EXPUNGED) return;
       const lo = i32[k >> 2];
       const hi = i32[(k >> 2) + 1];
       const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
       a.i32[(keySlot >> 2) + S_ENTRY] = e;
-    });
+    }
   }
 
   /**
@@ -698,22 +711,28 @@ export class SyncCore {
   /**
    * Entries of an old read table that are expunged are in no table now: they die with it. One
    * expunged later, while in the new read table, must not: hence marking them now, before the
-   * mutex is released (no dirty table exists yet that could expunge others). Idempotent.
+   * mutex is released (no dirty table exists yet that could expunge others). Idempotent. A loop
+   * with no call per key, as #copyRead; `p` read plainly, since whether it is EXPUNGED changes
+   * only under the mutex.
    */
   #markOwned(header: number): void {
     const a = this.arena;
     const old = new Table(a, header, false, noop, this.tx);
     let owned = 0;
-    old.forEachKeySlot(0, 0, (k) => {
+    const slots = keySlotsFor(old);
+    const n = old.gatherKeySlots(0, 0, slots);
+    for (let j = 0; j < n; j++) {
       checkAlive(); // as in #dirtyLocked; the mutex's next holder marks again
-      const e = a.i32[(k >> 2) + S_ENTRY];
-      const owns = Atomics.load(a.i32, e >> 2) === EXPUNGED;
+      const k = slots[j];
+      const i32 = a.i32;
+      const e = i32[(k >> 2) + S_ENTRY];
+      const owns = i32[e >> 2] === EXPUNGED;
       if (owns) {
-        a.i32[(e >> 2) + E_OWNER] = header;
+        i32[(e >> 2) + E_OWNER] = header;
         owned++;
       }
-      a.i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
-    });
+      i32[(k >> 2) + S_OWNS] = owns ? 1 : 0;
+    }
     if (owned >= BULK_KEYS) this.participant.collectSoon();
   }
 
