@@ -68,7 +68,7 @@ export function claim(core: SyncCore, probe: Probe, mine: number): number {
     if (p !== EXPUNGED) return p;
   }
   return core.locked(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
+    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
     let e2 = core.findIn(core.readTable(read2), probe);
     if (e2 !== 0) {
       core.unexpungeLocked(e2, probe);
@@ -145,7 +145,7 @@ export function abandon(core: SyncCore, probe: Probe, mine: number): void {
   }
   if ((read & AMENDED) === 0) return;
   core.locked(() => {
-    let e2 = core.findIn(core.readTable(Atomics.load(a.i32, R_READ)), probe);
+    let e2 = core.findIn(core.readTable(a.i32[R_READ]), probe); // plainly: under the mutex
     if (e2 !== 0) {
       if (Atomics.compareExchange(a.i32, e2 >> 2, mine, NIL) === mine) wakeWaiters(a.i32, e2);
       return;

@@ -264,14 +264,14 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
   return core.locked(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
+    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
     let e2 = core.findIn(core.readTable(read2), probe);
     if (e2 === 0 && (read2 & AMENDED) !== 0) {
       const dirty = core.dirtyTable();
       e2 = core.findIn(dirty, probe);
       // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
       // the lock's holder writes a dirty-only entry's `p`, so this test holds until unlock.
-      if (e2 !== 0 && remove && Atomics.load(a.i32, e2 >> 2) >= NIL) {
+      if (e2 !== 0 && remove && a.i32[e2 >> 2] >= NIL) {
         core.removeFromDirty(dirty!, probe, e2);
       }
       // Count a miss whether or not the key was there: it takes the slow path until the

@@ -260,7 +260,7 @@ function storeLocked<K, V>(
   const a = s.arena;
   const core = s.core;
   return s.lockedOrReclaim(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
+    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
     let e2 = core.findIn(core.readTable(read2), probe);
     const inRead = e2 !== 0;
     if (inRead) core.unexpungeLocked(e2, probe);
@@ -387,7 +387,7 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   }
   const locked = probe;
   return core.locked(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
+    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
     let e2 = core.findIn(core.readTable(read2), locked);
     if (e2 !== 0) return tryCompareAndSwap(s, e2, expected, vp);
     e2 = core.findIn(core.dirtyTable(), locked);
