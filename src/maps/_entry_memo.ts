@@ -52,8 +52,9 @@ import { T_COUNT } from "../_engine/table_layout.ts";
 import { T_SERIAL } from "./_sync_layout.ts";
 
 /**
- * Slots at most: 4,096 of four words (lo, hi, generation, entry), 64 KB, for read tables of
- * 1,024 keys or more. Fewer slots a key make more keys share a bucket. One slot a bucket
+ * Slots at most: 4,096, for read tables of 1,024 keys or more; of four words (lo, hi,
+ * generation, entry), 64 KB, or in a memo that keeps number values of eight (those four, the
+ * value's two, the version of SEQ it was read at, and one unused), 128 KB. Fewer slots a key make more keys share a bucket. One slot a bucket
  * (direct-mapped), 1,024 keys in 4,096 slots missed on a fifth of their lookups, each a walk;
  * two slots a bucket, on about 3% (GoMap.get of 1,024 keys in a cycle, counted: a third key of a
  * bucket and the second take turns in its second slot).
@@ -68,6 +69,15 @@ const GOLDEN = 0x9e3779b1 | 0;
 const NONE = new Int32Array(0);
 /** No number values: a SyncMap's memo, or one not made yet. */
 const NO_NUMBERS = new Float64Array(0);
+/** Words of a slot of a memo without number values (a SyncMap's). */
+const SLOT_WORDS = 4;
+/**
+ * Words of a slot of a memo that keeps number values (a GoMap's): the value and its version
+ * live in the slot's own 32 bytes, so a hit whose value the memo holds reads one cache line.
+ * Kept in an array of their own (two float64 a slot), they were a second line: 128 KB of memo
+ * for 1,024 keys, so most hits went past the first-level cache twice.
+ */
+const NUMBER_SLOT_WORDS = 8;
 
 /**
  * The flag of a GoMap slot's entry word (a key slot's offset, a multiple of 8) that says the
@@ -98,7 +108,10 @@ export function slotsFor(keys: number): number {
 
 /** The memo of one map handle; see the module documentation. */
 export class EntryMemo {
-  /** Four words a slot, two slots a bucket; {@linkcode NONE} while warming up or switched off. */
+  /**
+   * {@linkcode SLOT_WORDS} or {@linkcode NUMBER_SLOT_WORDS} words a slot, two slots a bucket;
+   * {@linkcode NONE} while warming up or switched off.
+   */
   #words: Int32Array = NONE;
   #table: Int32Array | null = null;
   /** Right shift that takes a bucket number from the top bits of the 32-bit product. */
@@ -112,15 +125,19 @@ export class EntryMemo {
   #off = WARMUP;
   /** Whether {@linkcode keepNumber} keeps values (a GoMap's memo). */
   readonly #keepsNumbers: boolean;
+  /** Words a slot: {@linkcode SLOT_WORDS}, or {@linkcode NUMBER_SLOT_WORDS} when keeping numbers. */
+  readonly #stride: number;
   /**
-   * Two a slot: the number value of each slot whose entry word has {@linkcode HELD}, and the
-   * version of SEQ it was read at.
+   * The table's words seen as float64, when keeping numbers: a slot at word `j` holds the number
+   * value of an entry word with {@linkcode HELD} at float64 `(j >> 1) + 2`, and the version of SEQ
+   * it was read at in word `j + 6`.
    */
   #numbers: Float64Array = NO_NUMBERS;
 
   /** `keepsNumbers`: the memo keeps number values with its slots (a GoMap's). */
   constructor(keepsNumbers = false) {
     this.#keepsNumbers = keepsNumbers;
+    this.#stride = keepsNumbers ? NUMBER_SLOT_WORDS : SLOT_WORDS;
   }
 
   /**
@@ -129,7 +146,8 @@ export class EntryMemo {
    * (then look it up and {@linkcode remember} it). The caller read the table's offset from
    * R_READ (plainly, on SyncMap's lock-free paths: _sync_entries.ts, memoEntry), so `th` names
    * a published table, never one a step under the mutex may roll back, and lies within `i32`:
-   * a header past the views is never passed here.
+   * a header past the views is never passed here. For a memo without number values (a
+   * SyncMap's), whose slots are {@linkcode SLOT_WORDS} words.
    */
   find(lo: number, hi: number, i32: Int32Array, th: number): number {
     // generation()'s serial check, written out: calling it cost int hits 1.05x to 1.16x and
@@ -161,7 +179,8 @@ export class EntryMemo {
    * (lo, hi) while the serial was (`serialLo`, `serialHi`), as a word index for
    * {@linkcode entryAt} and {@linkcode numberAt}, or -1 when the memo does not know. `table`
    * sizes the memo when the serial moves. Written out beside find rather than shared: find is
-   * SyncMap's hottest path, and its serial is read from the table there.
+   * SyncMap's hottest path, and its serial is read from the table there. For a memo that keeps
+   * number values (a GoMap's), whose slots are {@linkcode NUMBER_SLOT_WORDS} words.
    */
   findAt(lo: number, hi: number, serialLo: number, serialHi: number, table: Sized): number {
     const w = this.#words;
@@ -173,15 +192,15 @@ export class EntryMemo {
       this.#newSerial(serialLo, serialHi, table.count);
       return -1;
     }
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 4;
     const gen = this.#gen;
     if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
       this.#hits++;
       return i;
     }
-    if (w[i + 4] === lo && w[i + 5] === hi && w[i + 6] === gen) {
+    if (w[i + 8] === lo && w[i + 9] === hi && w[i + 10] === gen) {
       this.#hits++;
-      return i + 4;
+      return i + 8;
     }
     return -1;
   }
@@ -197,7 +216,7 @@ export class EntryMemo {
 
   /** The number value kept with the slot at word `j`, whose entry word has {@linkcode HELD}. */
   numberAt(j: number): number {
-    return this.#numbers[j >> 1];
+    return this.#numbers[(j >> 1) + 2];
   }
 
   /**
@@ -205,7 +224,7 @@ export class EntryMemo {
    * value is the key's while SEQ holds it.
    */
   heldAt(j: number): number {
-    return this.#numbers[(j >> 1) + 1];
+    return this.#words[j + 6];
   }
 
   /**
@@ -217,11 +236,11 @@ export class EntryMemo {
    * to the table. Only a memo made to keep numbers keeps them.
    */
   keepNumber(j: number, value: number, seq: number): void {
-    const numbers = this.#numbers;
-    if (numbers.length === 0) return;
-    numbers[j >> 1] = value;
-    numbers[(j >> 1) + 1] = seq;
-    this.#words[j + 3] |= HELD;
+    if (!this.#keepsNumbers) return;
+    this.#numbers[(j >> 1) + 2] = value;
+    const w = this.#words;
+    w[j + 6] = seq;
+    w[j + 3] |= HELD;
   }
 
   /**
@@ -235,10 +254,11 @@ export class EntryMemo {
     const w = this.#words;
     if (w.length === 0) return -1;
     const gen = this.#gen;
-    let i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
+    const stride = this.#stride;
+    let i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) * 2 * stride;
     // The first slot if it is free or holds this key, else the second. Within a generation the
     // second is filled only while the first holds another key, so no key is in both.
-    if (w[i + 2] === gen && (w[i] !== lo || w[i + 1] !== hi)) i += 4;
+    if (w[i + 2] === gen && (w[i] !== lo || w[i + 1] !== hi)) i += stride;
     w[i] = lo;
     w[i + 1] = hi;
     w[i + 2] = gen;
@@ -283,7 +303,7 @@ export class EntryMemo {
 
   /** Slots of the memo's table (for tests): 0 before it is made. */
   get slots(): number {
-    return (this.#table?.length ?? 0) >> 2;
+    return (this.#table?.length ?? 0) / this.#stride;
   }
 
   /**
@@ -306,7 +326,7 @@ export class EntryMemo {
     // A larger table: a larger memo (when in use), empty as a new generation wants it.
     if (this.#words.length !== 0) {
       const slots = slotsFor(keys);
-      if (4 * slots > this.#words.length) this.#words = this.#make(slots);
+      if (this.#stride * slots > this.#words.length) this.#words = this.#make(slots);
     }
     this.#nextGeneration();
     this.#lo = lo;
@@ -333,9 +353,14 @@ export class EntryMemo {
   }
 
   #make(slots: number): Int32Array {
-    this.#shift = 33 - Math.log2(slots); // a bucket for every two slots
-    if (this.#keepsNumbers) this.#numbers = new Float64Array(2 * slots);
-    return (this.#table = new Int32Array(4 * slots));
+    const table = new Int32Array(this.#stride * slots);
+    const numbers = this.#keepsNumbers ? new Float64Array(table.buffer) : NO_NUMBERS;
+    const shift = 33 - Math.log2(slots); // a bucket for every two slots
+    // No call from here until the caller has stored the table in #words: the number view must
+    // never be another table's than the words' (a stack overflow throws at a call).
+    this.#numbers = numbers;
+    this.#shift = shift;
+    return (this.#table = table);
   }
 
   #switchOn(): void {
@@ -359,7 +384,7 @@ export class EntryMemo {
    * under the generation (string keys' memo words) does not depend on the table.
    */
   #endWindow(): void {
-    const slots = this.#words.length >> 2;
+    const slots = this.#words.length / this.#stride;
     if (slots < MAX_SLOTS) {
       if (this.#hits < 8 * this.#misses) this.#words = this.#make(Math.min(MAX_SLOTS, 4 * slots));
     } else if (this.#hits < this.#misses) {
