@@ -238,7 +238,7 @@ function store(
     return MISMATCH; // no such key: not the value the callback saw
   }
   const found = core.locked(() => {
-    const read2 = Atomics.load(a.i32, R_READ);
+    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
     let e2 = core.findIn(core.readTable(read2), probe);
     if (e2 !== 0) {
       // Expunged, the key has no value: put the entry back where a store goes through.

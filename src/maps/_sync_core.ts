@@ -641,6 +641,7 @@ export class SyncCore {
           expunged.push(e);
           continue;
         }
+        if (p === EXPUNGED) continue; // no other thread expunges; as the loop it replaced
       }
       const lo = i32[k >> 2];
       const hi = i32[(k >> 2) + 1];

@@ -270,7 +270,8 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
       const dirty = core.dirtyTable();
       e2 = core.findIn(dirty, probe);
       // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
-      // the lock's holder writes a dirty-only entry's `p`, so this test holds until unlock.
+      // the lock's holder makes a dirty-only entry pending or stores over a pending value
+      // (lock-free writers move only a value to NIL), so this test holds until unlock.
       if (e2 !== 0 && remove && a.i32[e2 >> 2] >= NIL) {
         core.removeFromDirty(dirty!, probe, e2);
       }
