@@ -52,12 +52,12 @@ import { T_COUNT } from "../_engine/table_layout.ts";
 import { T_SERIAL } from "./_sync_layout.ts";
 
 /**
- * Slots at most: 4,096, for read tables of 1,024 keys or more; of four words (lo, hi,
- * generation, entry), 64 KB, or in a memo that keeps number values of eight (those four, the
- * value's two, the version of SEQ it was read at, and one unused), 128 KB. Fewer slots a key make more keys share a bucket. One slot a bucket
- * (direct-mapped), 1,024 keys in 4,096 slots missed on a fifth of their lookups, each a walk;
- * two slots a bucket, on about 3% (GoMap.get of 1,024 keys in a cycle, counted: a third key of a
- * bucket and the second take turns in its second slot).
+ * Slots at most: 4,096, for read tables of 1,024 keys or more; of four words (lo, hi, generation,
+ * entry), 64 KB, or in a memo that keeps number values of eight (those four, the value's two, the
+ * version of SEQ it was read at, and one unused), 128 KB. Fewer slots a key make more keys share a
+ * bucket. One slot a bucket (direct-mapped), 1,024 keys in 4,096 slots missed on a fifth of their
+ * lookups, each a walk; two slots a bucket, on about 3% (GoMap.get of 1,024 keys in a cycle,
+ * counted: a third key of a bucket and the second take turns in its second slot).
  */
 export const MAX_SLOTS = 4096;
 /** Slots at least (1 KB). */
@@ -125,7 +125,7 @@ export class EntryMemo {
   #off = WARMUP;
   /** Whether {@linkcode keepNumber} keeps values (a GoMap's memo). */
   readonly #keepsNumbers: boolean;
-  /** Words a slot: {@linkcode SLOT_WORDS}, or {@linkcode NUMBER_SLOT_WORDS} when keeping numbers. */
+  /** Words a slot: {@linkcode SLOT_WORDS}, or {@linkcode NUMBER_SLOT_WORDS} keeping numbers. */
   readonly #stride: number;
   /**
    * The table's words seen as float64, when keeping numbers: a slot at word `j` holds the number
@@ -374,14 +374,15 @@ export class EntryMemo {
   }
 
   /**
-   * A window of {@linkcode WINDOW} misses is over. A table smaller than {@linkcode MAX_SLOTS}
-   * that saw fewer than eight hits a miss gets four times the slots; one of MAX_SLOTS that saw
-   * fewer hits than misses is switched off. A working set larger than the read table (Go's
-   * LoadMostlyMisses: 1,023 absent keys looked up in a table of one) thrashed a table sized for
-   * the read table alone, and the memo switched itself off: each miss then hashed the key and
-   * walked the table (67.8 ns a SyncMap `load` against 35.3 for a hit on Deno). The larger table is zeroed and keeps the generation: its
-   * slots match nothing until filled (generation 0 is never in use), and what is kept elsewhere
-   * under the generation (string keys' memo words) does not depend on the table.
+   * A window of {@linkcode WINDOW} misses is over. A table smaller than {@linkcode MAX_SLOTS} that
+   * saw fewer than eight hits a miss gets four times the slots; one of MAX_SLOTS that saw fewer
+   * hits than misses is switched off. A working set larger than the read table (Go's
+   * LoadMostlyMisses: 1,023 absent keys looked up in a table of one) thrashed a table sized for the
+   * read table alone, and the memo switched itself off: each miss then hashed the key and walked
+   * the table (67.8 ns a SyncMap `load` against 35.3 for a hit on Deno). The larger table is zeroed
+   * and keeps the generation: its slots match nothing until filled (generation 0 is never in use),
+   * and what is kept elsewhere under the generation (string keys' memo words) does not depend on
+   * the table.
    */
   #endWindow(): void {
     const slots = this.#words.length / this.#stride;

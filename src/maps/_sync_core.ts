@@ -612,13 +612,12 @@ export class SyncCore {
   }
 
   /**
-   * {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. A loop
-   * over the gathered key slots with no call per key (a visitor closure per key, and an
-   * `Atomics.load` per entry, which V8 makes a builtin call, cost a rebuild of 1,024 keys about
-   * 40% more on Deno). An entry's `p` is read plainly first: under the mutex, EXPUNGED is exact
-   * (only the mutex's holder writes it or writes over it), and a value read plainly is one the
-   * entry held, which a lock-free delete may turn to NIL right after the copy as after an atomic
-   * load. Only NIL takes the compare-exchange that expunges it.
+   * {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. A loop over
+   * the gathered key slots with no call per key (it called a visitor closure per key, and made an
+   * `Atomics.load` per entry, a builtin call on V8). An entry's `p` is read plainly first: under
+   * the mutex, EXPUNGED is exact (only the mutex's holder writes it or writes over it), and a value
+   * read plainly is one the entry held, which a lock-free delete may turn to NIL right after the
+   * copy as after an atomic load. Only NIL takes the compare-exchange that expunges it.
    */
   #copyRead(read: Table | null, dirty: Table, expunged: number[]): void {
     if (read === null) return;
