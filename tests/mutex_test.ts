@@ -36,14 +36,19 @@ test("Mutex: unlock of an unlocked mutex throws Go's message and leaves it usabl
   mu.unlock();
 });
 
-test("Mutex: an unlock with a sleeper flagged releases the lock and wakes one", () => {
-  // A sleeper sets CONTENDED before it waits (futex.ts lockWordSlow); set here by hand, so that
-  // the test tells a woken sleeper from one that would only wake at its wait's time limit.
+/** A new mutex, locked by this thread, with a view of its words and its lock word as held. */
+function lockedMutex(): { mu: Mutex; words: Int32Array; held: number } {
   const mu = new Mutex();
   const { buffer, byteOffset } = mu.handle;
   const words = new Int32Array(buffer, byteOffset);
   mu.lock();
-  const held = words[LOCK_BASE];
+  return { mu, words, held: words[LOCK_BASE] };
+}
+
+test("Mutex: an unlock with a sleeper flagged releases the lock and wakes one", () => {
+  // A sleeper sets CONTENDED before it waits (futex.ts lockWordSlow); set here by hand, so that
+  // the test tells a woken sleeper from one that would only wake at its wait's time limit.
+  const { mu, words, held } = lockedMutex();
   assert.notEqual(held, 0);
   words[LOCK_BASE] = held | CONTENDED;
   const calls = notifiesOn(words, () => mu.unlock());
@@ -57,11 +62,7 @@ test("Mutex: an unlock wakes a sleeper that flagged the word after the unlock re
   // The sleeper's CONTENDED lands just before the unlock's first atomic write: between the plain
   // read and the exchange on V8, before the compare-exchange on JavaScriptCore. Either way the
   // unlock must see it and wake the sleeper, or the sleeper waits out its time limit.
-  const mu = new Mutex();
-  const { buffer, byteOffset } = mu.handle;
-  const words = new Int32Array(buffer, byteOffset);
-  mu.lock();
-  const held = words[LOCK_BASE];
+  const { mu, words, held } = lockedMutex();
   let flagged = false;
   const calls = notifiesOn(words, () =>
     beforeAtomics((n) => {
