@@ -15,9 +15,10 @@ import { registryOf } from "../src/maps/_sync_layout.ts";
 
 /**
  * `n` participants of a fresh map, each recording the tags it frees (or tries to: the first
- * throws, once, as it frees `throwAt`, as a stack overflow or a terminated thread can).
+ * throws, once, as it frees `throwAt`, as a stack overflow or a terminated thread can), and
+ * calling `onFree` with its index and the tag after recording it.
  */
-async function setup(n: number, throwAt = -1) {
+async function setup(n: number, throwAt = -1, onFree?: (i: number, tag: number) => void) {
   const map = new SyncMap<number, number>({ maxParticipants: 6 });
   // Let the map's own participant go offline (a microtask at the end of the task), so that its
   // announcement holds nothing back.
@@ -29,6 +30,7 @@ async function setup(n: number, throwAt = -1) {
     const ticket = claimSeat(registry);
     const p = new Participant(registry, ticket, (tag) => {
       freed.push(tag);
+      onFree?.(i, tag);
       if (tag === throwOnce) {
         throwOnce = -1;
         throw new RangeError("Maximum call stack size exceeded");
@@ -92,6 +94,50 @@ describe("reclamation epochs", () => {
       one,
       X,
       "freed while a participant that announced before it may read it",
+    );
+    one.p.close();
+    two.p.close();
+    map.close();
+  });
+
+  it("announces during a long sweep, so that another's collect meanwhile frees what waited for it", async () => {
+    // While one sweeps a large backlog, two retires Z and collects: Z is dated after one's
+    // announcement at the start of its collect, so only an announcement one makes later, in
+    // the middle of its sweep, lets two's next collect free Z before one's sweep ends. Without
+    // it, each writer's long sweep held the other's frees back (docs/design.md, "Long sweeps
+    // announce"). Backlog of 1,024: the sweep announces every 256 entries.
+    const BACKLOG = 1024;
+    let frees = 0;
+    let twoFreedZ = -1;
+    const { map, ps: [one, two] } = await setup(2, -1, (i) => {
+      if (i !== 0) return;
+      frees++;
+      if (frees === 1) {
+        two.p.enter();
+        two.p.retire(Z);
+        two.p.collect(); // dates Z after one's announcement: kept
+        assert.deepEqual(two.freed, [], "Z freed while one may still read it");
+      } else if (frees === BACKLOG / 2) {
+        two.p.collect();
+        if (two.freed.includes(Z)) twoFreedZ = frees;
+      }
+    });
+    one.p.enter();
+    two.p.enter();
+    const tags = Array.from({ length: BACKLOG }, (_, k) => 0x10000 + 16 * k);
+    for (const tag of tags) {
+      one.p.enter(); // room for the retirement
+      one.p.retire(tag);
+    }
+    one.p.collect(); // stamps the backlog; two's announcement predates it: nothing freed
+    assert.deepEqual(one.freed, []);
+    quiesce(two.p); // two announces an epoch after the stamp: the backlog may go
+    one.p.collect();
+    assert.equal(one.freed.length, BACKLOG, "one's whole backlog freed");
+    assert.equal(
+      twoFreedZ,
+      BACKLOG / 2,
+      "two's collect halfway through one's sweep freed Z: one announced during its sweep",
     );
     one.p.close();
     two.p.close();

@@ -104,6 +104,8 @@ import {
 export const QUIESCE_EVERY = 64;
 /** Retired blocks a participant lets accumulate before it tries to free them early. */
 const RETIRE_BATCH = 64;
+/** Entries of a sweep between two of its announcements (a power of two). */
+const SWEEP_ANNOUNCE_EVERY = 256;
 /**
  * The epoch word of a retire-list entry not yet stamped (see Participant's #stamp). No stamp is
  * 0: an epoch loaded as 0 is stamped 1, as it is announced.
@@ -1085,6 +1087,7 @@ export class Participant {
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
+    const epochWord = this.registry.epochWord;
     let n = listCount(a, list);
     // An entry leaves the list (the last one takes its place) before its block is freed, so a
     // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
@@ -1097,10 +1100,19 @@ export class Participant {
       // A thread marked terminating stops between two frees: a backlog of thousands takes
       // longer than the grace after which its seat is released to others (census.ts).
       checkAlive();
+      // A collect holds nothing, so its participant may announce the epoch of now at any point
+      // of it; it does so every SWEEP_ANNOUNCE_EVERY entries. A sweep of a large backlog takes
+      // milliseconds, and other writers' retirements stamped meanwhile would wait for it to end:
+      // their collects would free nothing, their backlogs (and next sweeps) would grow, and
+      // each writer's long sweep held the other's frees back in turn (docs/design.md, "Long
+      // sweeps announce"). After checkAlive: a thread whose seat may be released stops first.
+      if ((j & (SWEEP_ANNOUNCE_EVERY - 1)) === 0 && this.#online) {
+        Atomics.store(a.i32, this.#seat + ANNOUNCE, Atomics.load(a.i32, epochWord) || 1);
+      }
       const tag = a.i32[tagAt(w, j)];
       const e = a.i32[epochAt(w, j)];
       if (e === UNSTAMPED) {
-        a.i32[epochAt(w, j)] = Atomics.load(a.i32, this.registry.epochWord) || 1;
+        a.i32[epochAt(w, j)] = Atomics.load(a.i32, epochWord) || 1;
         continue;
       }
       if (!before(e, oldest)) continue;
