@@ -173,11 +173,14 @@ function copy(value: unknown): unknown {
  */
 class Shadow {
   read = new Set<unknown>();
+  /** Whether there is a read table (an empty one included): not before the first promotion. */
+  hasRead = false;
   dirty: Set<unknown> | null = null;
   /** Go's `amended`: a key was added to the dirty table since it was made. */
   amended = false;
   counts = {
     promotions: 0,
+    promotedAtOnce: 0,
     expunged: 0,
     unexpunged: 0,
     dirtyOnlyDeletes: 0,
@@ -200,13 +203,22 @@ class Shadow {
       return;
     }
     if (this.dirty?.has(key) || !stores) return;
+    let atOnce = false;
     if (this.dirty === null) {
-      // dirtyLocked: copy the read table's live keys, expunge the others.
+      // dirtyLocked: copy the read table's live keys, expunge the others. A read table that was
+      // all deleted (or empty), or mostly, is replaced at once by the new table.
       this.dirty = new Set([...this.read].filter((k) => live.has(k)));
-      this.counts.expunged += this.read.size - this.dirty.size;
+      const expunged = this.read.size - this.dirty.size;
+      this.counts.expunged += expunged;
+      atOnce = this.hasRead &&
+        (expunged === this.read.size || (expunged >= 64 && 2 * expunged >= this.read.size));
     }
     this.dirty.add(key);
     this.amended = true;
+    if (atOnce) {
+      this.promote();
+      this.counts.promotedAtOnce++;
+    }
   }
 
   /** A delete that takes the key out of the dirty table when only the dirty table has it. */
@@ -225,6 +237,7 @@ class Shadow {
   promote(): void {
     if (this.dirty === null) return;
     this.read = this.dirty;
+    this.hasRead = true;
     this.dirty = null;
     this.amended = false;
     this.counts.promotions++;
@@ -240,6 +253,7 @@ class Shadow {
       this.counts.clearsWithBothTables++;
     }
     this.read = new Set();
+    this.hasRead = false;
     this.dirty = null;
     this.amended = false;
   }

@@ -446,6 +446,34 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     assert.equal(m.stats().misses, 0);
   });
 
+  test("a new key in a read table of deleted keys only replaces it at once: a key set and cleared in turn takes no lock", () => {
+    const m = new SyncMap<number, number>();
+    const tables = () => {
+      const s = m.stats();
+      return [s.readKeys, s.dirtyKeys, s.amended, s.misses];
+    };
+    m.store(0, 0); // a new map: the key waits in the dirty table, as in Go
+    assert.deepStrictEqual(tables(), [0, 1, true, 0]);
+    assert.deepStrictEqual(m.loadAndDelete(0), [0, true]); // a miss: the emptied table promoted
+    assert.deepStrictEqual(tables(), [0, -1, false, 0]);
+    m.store(0, 1); // the read table holds no key: the new dirty table is promoted at once
+    assert.deepStrictEqual(tables(), [1, -1, false, 0]);
+    for (let i = 1; i <= 100; i++) {
+      assert.deepStrictEqual(m.loadAndDelete(0), [i, true]);
+      assert.equal(m.load(0), undefined);
+      m.store(0, i + 1);
+    }
+    // Every round on the read table's entry: no dirty table made, no miss counted.
+    assert.deepStrictEqual(tables(), [1, -1, false, 0]);
+    m.delete(0);
+    m.store(1, 1); // its one key deleted: the read table is replaced by one of the new key
+    assert.deepStrictEqual(tables(), [1, -1, false, 0]);
+    assert.deepStrictEqual([m.load(0), m.load(1), m.size], [undefined, 1, 1]);
+    m.store(2, 2); // a live key to copy: Go's path, the new key in the dirty table
+    assert.deepStrictEqual(tables(), [1, 2, true, 0]);
+    m.verify();
+  });
+
   test("loadOrStore, has, compareAndSwap and delete count misses on the dirty table too", () => {
     const m = new SyncMap<number, number>();
     for (let i = 0; i < 10; i++) m.store(i, i);

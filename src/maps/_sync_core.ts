@@ -77,7 +77,7 @@ function noop(): void {}
 
 /**
  * A new dirty table made from a read table with at least this many deleted keys, half of it or
- * more, is promoted at once (see addLocked).
+ * more, is promoted at once (see addLocked); so is one that copied no key at all.
  */
 const MOSTLY_DELETED_MIN = 64;
 
@@ -551,7 +551,9 @@ export class SyncCore {
     tx.set((k >> 2) + S_OWNS, 0);
     // A read table of mostly deleted keys would otherwise stay, beside the dirty table, until
     // enough loads miss (stores alone never promote): promote at once, so that its memory comes
-    // back. Promotion at any time is valid in Go's algorithm; the copy was paid already.
+    // back; and a dirty table that copied nothing, so that its one key is read without the
+    // mutex (#dirtyLocked). Promotion at any time is valid in Go's algorithm; the copy was paid
+    // already.
     if (promote) this.promoteLocked();
     else if ((read & AMENDED) === 0) this.#setRead(read | AMENDED);
   }
@@ -587,7 +589,14 @@ export class SyncCore {
    * keys about 6,000), more than a journal holds. So a step that throws after the copy began,
    * in the copy or after it, frees them once rolled back ({@linkcode locked}); after a death they
    * are stray, and the sweep that follows it frees them.
-   * Returns whether most of the read table was deleted (see addLocked).
+   * Returns whether the new table should be promoted at once (see addLocked): most of the read
+   * table was deleted, or all of it (an empty read table included: what the promotion of a dirty
+   * table emptied by deletes leaves). In the second case the promoted table holds just the key
+   * being added, which the read table then answers without the mutex. Left amended, a key stored
+   * and deleted in turn (a flag set and cleared) made every store build a dirty table and every
+   * delete promote it emptied: two locked steps, a table made and one retired, per round. A map
+   * with no read table yet (never promoted) keeps Go's path: its first keys wait in the dirty
+   * table for the misses that promote it.
    */
   #dirtyLocked(readWord: number): boolean {
     const a = this.arena;
@@ -608,7 +617,9 @@ export class SyncCore {
     }
     this.tx.set(R_DIRTY, header);
     this.#dirty = dirty;
-    return expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= (read?.count ?? 0);
+    if (read === null) return false;
+    return expunged.length === read.count ||
+      (expunged.length >= MOSTLY_DELETED_MIN && 2 * expunged.length >= read.count);
   }
 
   /**
