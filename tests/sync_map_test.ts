@@ -446,7 +446,7 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     assert.equal(m.stats().misses, 0);
   });
 
-  test("a new key in a read table of deleted keys only replaces it at once: a key set and cleared in turn takes no lock", () => {
+  test("a read table of deleted keys only is replaced as a new key comes: no lock a toggle", () => {
     const m = new SyncMap<number, number>();
     const tables = () => {
       const s = m.stats();
@@ -474,7 +474,7 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     m.verify();
   });
 
-  test("loadOrStore, has, compareAndSwap and delete count misses on the dirty table too", () => {
+  test("loadOrStore, has, CAS, delete and stores count misses on the dirty table", () => {
     const m = new SyncMap<number, number>();
     for (let i = 0; i < 10; i++) m.store(i, i);
     m.loadOrStore(1, 0);
@@ -485,17 +485,32 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     m.delete(-5);
     m.loadAndDelete(-6);
     assert.equal(m.stats().misses, 7);
-    // Stores and swaps of dirty keys take the lock but count no miss, as in Go.
+    // Stores and swaps of dirty keys take the lock and count a miss too (Go's do not: a key
+    // stored again and again would take the lock until loads missed enough).
     m.store(5, 55);
     m.swap(6, 66);
-    assert.equal(m.stats().misses, 7);
-    m.load(-1);
-    m.load(-1);
     assert.equal(m.stats().misses, 9);
-    m.load(-1);
-    assert.equal(m.stats().dirtyKeys, -1);
+    assert.equal(m.stats().dirtyKeys, 10);
+    m.store(7, 77);
+    assert.equal(m.stats().dirtyKeys, -1, "the tenth miss promoted the dirty table");
     assert.equal(m.stats().readKeys, 10);
-    assert.equal(m.load(3), 33);
+    assert.deepStrictEqual([m.load(3), m.load(5), m.load(6), m.load(7)], [33, 55, 66, 77]);
+    m.verify();
+  });
+
+  test("a key stored again and again is promoted after as many stores as there are keys", () => {
+    const m = new SyncMap<number, number>();
+    for (let i = 0; i < 8; i++) m.store(i, i);
+    for (let n = 1; n < 8; n++) {
+      m.store(0, 100 + n);
+      assert.deepStrictEqual([m.stats().misses, m.stats().dirtyKeys], [n, 8]);
+    }
+    m.store(0, 108); // the eighth: promoted, and later stores take the read table's entry
+    for (let n = 9; n < 20; n++) m.swap(0, 100 + n);
+    const s = m.stats();
+    assert.deepStrictEqual([s.readKeys, s.dirtyKeys, s.amended, s.misses], [8, -1, false, 0]);
+    assert.equal(m.load(0), 119);
+    m.verify();
   });
 
   test("a new key rebuilds the dirty table, expunging deleted entries; a store unexpunges", () => {

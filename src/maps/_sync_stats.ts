@@ -19,7 +19,7 @@ export interface SyncMapStats {
   dirtyKeys: number;
   /** Whether the dirty table holds keys the read table lacks. */
   amended: boolean;
-  /** Loads that took the lock since the last promotion. */
+  /** Calls that looked for a key past the read table, under the lock, since the last promotion. */
   misses: number;
   /** Participant seats in use (attached SyncMap objects, and shares reserved for workers). */
   participants: number;

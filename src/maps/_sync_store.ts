@@ -270,8 +270,15 @@ function storeLocked<K, V>(
       core.addedRecord = record;
       return ADDED;
     }
-    // Swap's last act, after everything that can fail but the commit (see core.published).
     if (!loadOrStore) {
+      // A key only the dirty table holds counts a miss, as Go counts one for LoadOrStore and
+      // CompareAndSwap there (its Store and Swap do not): a key stored again and again before
+      // any load (a counter, a key rewritten by its one worker) took the mutex at every store
+      // until loads of other keys missed enough; counted, it is promoted after as many stores
+      // as the dirty table holds keys, and later stores of it take no lock. Before the
+      // exchange, which may promote: the entry is the same in the promoted table.
+      if (!inRead) core.missLocked();
+      // Swap's last act, after everything that can fail but the commit (see core.published).
       const previous = Atomics.exchange(a.i32, e2 >> 2, record);
       core.published = record;
       return replaced(s, previous, e2);
