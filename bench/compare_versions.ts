@@ -25,7 +25,8 @@
  * - `--workers` also runs bench/workers.ts's SyncMap and GoMap groups (read-mostly int and
  *   string, disjoint writers) with 1 and 2 workers, each version's workers loading that
  *   version only; `--workers-only` runs only those; `--worker-rounds=N` (default 5) and
- *   `--worker-ms=N` (default 300, the wall time of one timed loop).
+ *   `--worker-ms=N` (default 300, the wall time of one timed loop); `--worker-warmup-ms=N`
+ *   (default 2000, the wall time of each group's warm-up, every worker at once).
  * - `--only=TEXT` keeps the cases (and worker groups) whose name contains TEXT.
  * - `--rounds=N` (default 31) and `--sample-ms=N` (default 20) for the single-thread cases;
  *   `--clock=wall` times their samples by wall time instead of the process's CPU time.
@@ -71,6 +72,7 @@ const ROUNDS = positiveInt("rounds", 31);
 const SAMPLE_MS = positiveInt("sample-ms", 20);
 const WORKER_ROUNDS = positiveInt("worker-rounds", 5);
 const WORKER_MS = positiveInt("worker-ms", 300);
+const WORKER_WARMUP_MS = positiveInt("worker-warmup-ms", 2000);
 const only = option("only");
 const workersOnly = args.includes("--workers-only");
 const withWorkers = workersOnly || args.includes("--workers");
@@ -469,6 +471,7 @@ async function workers(): Promise<void> {
           maxWorkers: Math.max(...WORKER_COUNTS),
           reps: 1,
           durationMs: WORKER_MS,
+          warmupMs: WORKER_WARMUP_MS,
           print: false,
           yardsticks: false,
         });

@@ -24,7 +24,7 @@
  * Method: maps are filled in the main thread (a SyncMap is then loaded once per key so that
  * every key is in its read table, as in a warmed-up cache). Each (case, structure) gets fresh
  * workers, so the engine compiles each loop for one structure only; they run one unmeasured
- * warm-up, then for each repetition and each worker count N the first N workers meet at a
+ * warm-up together (2 s, `--warmup-ms=N`), then for each repetition and each worker count N the first N workers meet at a
  * start barrier (Atomics.wait/notify) and each runs its loop for a fixed wall time, reading
  * the clock every 1024 ops (every 16 round trips for postMessage). Total throughput is the sum
  * of each worker's ops / its elapsed time; ns/op per worker is N / total throughput, the time
@@ -38,8 +38,8 @@
  * worker, fairness) and a chart of total throughput against the number of workers (mitata's
  * lineplot, one letter per structure); then SyncMap's throughput against each alternative's.
  *
- * Run: `deno run -A bench/workers.ts [--quick]` or `bun bench/workers.ts [--quick]` (and as
- * part of bench/main.ts).
+ * Run: `deno run -A bench/workers.ts [--quick] [--only=TEXT] [--warmup-ms=N]` or
+ * `bun bench/workers.ts [...]` (and as part of bench/main.ts).
  *
  * @module
  */
@@ -69,6 +69,11 @@ export interface WorkerBenchOptions {
   quick?: boolean;
   /** Wall time of one worker's loop, in ms (default 500, quick 200). */
   durationMs?: number;
+  /**
+   * Wall time of the unmeasured warm-up of each group, every worker at once, in ms (default
+   * 2000, quick 400).
+   */
+  warmupMs?: number;
   /** Repetitions; the median is reported (default 3, quick 1). */
   reps?: number;
   /** Largest worker count (default 4, run even where it oversubscribes the cores). */
@@ -122,6 +127,7 @@ export async function runWorkerBench(
 ): Promise<WorkerBenchResult[]> {
   const quick = options.quick ?? false;
   const durationMs = options.durationMs ?? (quick ? 200 : 500);
+  const warmupMs = options.warmupMs ?? (quick ? 400 : 2000);
   const reps = options.reps ?? (quick ? 1 : 3);
   const maxWorkers = options.maxWorkers ?? 4;
   const print = options.print ?? true;
@@ -138,7 +144,7 @@ export async function runWorkerBench(
     for (const s of structures) {
       if (options.only !== undefined && !`${c} / ${s}`.includes(options.only)) continue;
       log(`  running ${c} / ${s} ...`);
-      rows.push(...await runGroup(c, s, counts, reps, durationMs, cores));
+      rows.push(...await runGroup(c, s, counts, reps, durationMs, warmupMs, cores));
     }
   }
   if (print) printTables(rows, cores);
@@ -246,6 +252,7 @@ async function runGroup(
   counts: readonly number[],
   reps: number,
   durationMs: number,
+  warmupMs: number,
   cores: number,
 ): Promise<WorkerBenchResult[]> {
   const pool = Math.max(...counts);
@@ -302,8 +309,12 @@ async function runGroup(
       });
     };
 
-    // Warm-up, every worker at once, long enough for the engines' top JIT tiers.
-    await measure(pool, Math.max(400, durationMs));
+    // Warm-up, every worker at once, long enough for the engines' top JIT tiers and for the
+    // paths a loop takes only now and then (a writer's refills and spills, a long sweep) to
+    // have been compiled. In a harness of the disjoint writers' loop (Deno, one SyncMap), two
+    // writers after a 150 ms warm-up did 1.07x to 1.31x one writer's work, code deoptimized at
+    // a first refill still recompiling in the timed runs; after 2 s, 1.47x to 1.52x.
+    await measure(pool, warmupMs);
     const samples = new Map<number, LoopResult[][]>(counts.map((n) => [n, []]));
     for (let r = 0; r < reps; r++) {
       for (const n of counts) samples.get(n)!.push(await measure(n, durationMs));
@@ -464,6 +475,11 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
 if (import.meta.main) {
   const args = cliArgs();
   const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+  const warmup = args.find((a) => a.startsWith("--warmup-ms="))?.slice("--warmup-ms=".length);
+  const warmupMs = warmup === undefined ? undefined : Number(warmup);
+  if (warmupMs !== undefined && !(Number.isInteger(warmupMs) && warmupMs > 0)) {
+    throw new RangeError(`--warmup-ms takes a positive integer, got ${warmup}`);
+  }
   provenance("shmap multi-worker benchmark (bench/workers.ts)").forEach((l) => console.log(l));
-  await runWorkerBench({ quick: args.includes("--quick"), only });
+  await runWorkerBench({ quick: args.includes("--quick"), only, warmupMs });
 }
