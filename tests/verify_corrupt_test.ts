@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { currentThreadId, GoMap, SyncMap } from "../mod.ts";
+import { currentThreadId, GoMap, SyncMap, threadGone } from "../mod.ts";
 import {
   A_BITMAP,
   A_LISTS,
@@ -36,7 +36,7 @@ import {
 } from "../src/_engine/table_layout.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
-import { ANNOUNCE } from "../src/_engine/registry.ts";
+import { ANNOUNCE, claimSeat, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
 import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
 import { runChild } from "./fixtures/child.ts";
 import { start, startLine } from "./fixtures/start_line.ts";
@@ -277,6 +277,36 @@ describe("verify() names what the later calls would trip on, and never hangs", (
     } finally {
       await worker.terminate();
     }
+  });
+
+  test("SyncMap: a thread that ends while verify() checks is reaped and checked again", () => {
+    // The racing test above, made certain: another thread's seat (offline, so the stop of the
+    // world waits for nothing) whose thread is declared gone in the middle of the check, after
+    // verify() had looked for dead seats. Its seat is what any death leaves, for a reap: it
+    // was reported as an inconsistency.
+    const { map, arena } = promoted();
+    const registry = registryOf(arena);
+    const ghost = 2 ** 28 - 5; // a thread id no thread of this process has
+    const ticket = claimSeat(registry);
+    Atomics.store(arena.i32, registry.seats + ticket.index * SEAT_WORDS + OWNER, ghost + 1);
+    assert.equal(map.stats().participants, 2);
+    const verify = Table.prototype.verify;
+    let ended = false;
+    Table.prototype.verify = function (this: Table, ...args) {
+      if (!ended) {
+        ended = true;
+        threadGone(ghost);
+      }
+      return verify.apply(this, args);
+    };
+    try {
+      map.verify();
+    } finally {
+      Table.prototype.verify = verify;
+    }
+    assert.ok(ended, "the thread ended during the check");
+    assert.equal(map.stats().participants, 1, "its seat reaped");
+    map.verify();
   });
 
   test("SyncMap: a mutex word naming this very thread, which holds no step, is corrupt", () => {
