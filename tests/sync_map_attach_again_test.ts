@@ -13,6 +13,7 @@ import { Worker } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { type Codec, SyncMap } from "../mod.ts";
 import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
+import { track } from "../src/workers/node.ts";
 import { start, startLine } from "./fixtures/start_line.ts";
 
 describe("SyncMap.attach in a thread that has an object for the map", () => {
@@ -159,6 +160,12 @@ test("two workers attaching at once each get their own object back every time", 
     [0, 1].map(() =>
       new Promise<{ other: number; participants: number }>((resolve, reject) => {
         const worker = new Worker(url, { workerData: { handle: map.handle, n: 50_000, go } });
+        // Terminated as its result comes, maybe in the step that ends its task and holds a lock
+        // of the map (Bun's terminate() stops a worker anywhere): tracked, so that the lock's
+        // next taker learns the death. Untracked, such a lock waits for good: once, on a loaded
+        // machine, the Bun suite hung in the next test, whose gc() runs the finalizers of this
+        // test's map objects, its main thread in lock-wait slices that never ended.
+        track(worker);
         worker.once("message", (result) => {
           resolve(result);
           void worker.terminate();
