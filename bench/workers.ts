@@ -21,18 +21,18 @@
  *   and runs the same loop. Not a shared map (a store is seen only by its own worker): it is
  *   the ceiling, how well the machine itself scales this loop.
  *
- * Method: maps are filled in the main thread (a SyncMap is then loaded once per key so that
- * every key is in its read table, as in a warmed-up cache). Each (case, structure) gets fresh
- * workers, so the engine compiles each loop for one structure only; they run one unmeasured
- * warm-up together (2 s, `--warmup-ms=N`), then for each repetition and each worker count N the first N workers meet at a
- * start barrier (Atomics.wait/notify) and each runs its loop for a fixed wall time, reading
- * the clock every 1024 ops (every 16 round trips for postMessage). Total throughput is the sum
- * of each worker's ops / its elapsed time; ns/op per worker is N / total throughput, the time
- * one op takes a worker on average; "fairness" is the slowest worker's rate / the fastest's
- * (1 = even; near 0 = a worker starved). Reported figures are medians over the repetitions,
- * and the load average is printed, since other processes skew the numbers. Every load is checked
- * (read-mostly: the value belongs to the key; disjoint writers: exactly the last value the
- * worker stored), and any error in any worker fails the run.
+ * Method: maps are filled in the main thread (a SyncMap is then loaded once per key so that every
+ * key is in its read table, as in a warmed-up cache). Each (case, structure) gets fresh workers, so
+ * the engine compiles each loop for one structure only; they run one unmeasured warm-up together
+ * (2000 ms, `--warmup-ms=N`), then for each repetition and each worker count N the first N workers
+ * meet at a start barrier (Atomics.wait/notify) and each runs its loop for a fixed wall time,
+ * reading the clock every 1024 ops (every 16 round trips for postMessage). Total throughput is the
+ * sum of each worker's ops / its elapsed time; ns/op per worker is N / total throughput, the time
+ * one op takes a worker on average; "fairness" is the slowest worker's rate / the fastest's (1 =
+ * even; near 0 = a worker starved). Reported figures are medians over the repetitions, and the load
+ * average is printed, since other processes skew the numbers. Every load is checked (read-mostly:
+ * the value belongs to the key; disjoint writers: exactly the last value the worker stored), and
+ * any error in any worker fails the run.
  *
  * Output: per case, a table (total throughput, its spread, ns/op per worker, scaling against one
  * worker, fairness) and a chart of total throughput against the number of workers (mitata's
@@ -61,7 +61,8 @@ import {
 } from "./fixtures/bench_shared.ts";
 import { DISJOINT_WORKERS, makeShared, verifyShared } from "./fixtures/structures.ts";
 import { median } from "./fixtures/timing.ts";
-import { cliArgs, fmt, lineChart, loadAverage, provenance, table, times } from "./report.ts";
+import { args, option, positiveInt } from "./fixtures/cli.ts";
+import { fmt, lineChart, loadAverage, provenance, table, times } from "./report.ts";
 
 /** Options for {@linkcode runWorkerBench}. */
 export interface WorkerBenchOptions {
@@ -109,6 +110,8 @@ export interface WorkerBenchResult {
 }
 
 const TIMEOUT_MS = 30_000;
+/** Default wall time of each group's warm-up, and with `quick` (see WorkerBenchOptions). */
+const WARMUP_MS = 2000, QUICK_WARMUP_MS = 400;
 
 const PLAN: readonly (readonly [CaseName, readonly StructureName[]])[] = [
   ["read-mostly int", ["SyncMap", "GoMap+RWMutex", "postMessage owner", "Map copy per worker"]],
@@ -127,7 +130,7 @@ export async function runWorkerBench(
 ): Promise<WorkerBenchResult[]> {
   const quick = options.quick ?? false;
   const durationMs = options.durationMs ?? (quick ? 200 : 500);
-  const warmupMs = options.warmupMs ?? (quick ? 400 : 2000);
+  const warmupMs = options.warmupMs ?? (quick ? QUICK_WARMUP_MS : WARMUP_MS);
   const reps = options.reps ?? (quick ? 1 : 3);
   const maxWorkers = options.maxWorkers ?? 4;
   const print = options.print ?? true;
@@ -473,13 +476,8 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
 }
 
 if (import.meta.main) {
-  const args = cliArgs();
-  const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-  const warmup = args.find((a) => a.startsWith("--warmup-ms="))?.slice("--warmup-ms=".length);
-  const warmupMs = warmup === undefined ? undefined : Number(warmup);
-  if (warmupMs !== undefined && !(Number.isInteger(warmupMs) && warmupMs > 0)) {
-    throw new RangeError(`--warmup-ms takes a positive integer, got ${warmup}`);
-  }
+  const quick = args.includes("--quick");
+  const warmupMs = positiveInt("warmup-ms", quick ? QUICK_WARMUP_MS : WARMUP_MS);
   provenance("shmap multi-worker benchmark (bench/workers.ts)").forEach((l) => console.log(l));
-  await runWorkerBench({ quick: args.includes("--quick"), only, warmupMs });
+  await runWorkerBench({ quick, only: option("only"), warmupMs });
 }
