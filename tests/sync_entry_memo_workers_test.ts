@@ -19,10 +19,12 @@ import {
   STOP,
   VAL,
 } from "./fixtures/entry_memo_worker.ts";
-import { until } from "./fixtures/harness.ts";
+import { deadline, until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
 const RUN_MS = 1500;
+/** How long a failed test waits for its workers to stop before it terminates them. */
+const STOP_MS = 10_000;
 
 test(
   "a reader's entry memo follows a writer's read table changes",
@@ -36,10 +38,12 @@ test(
     }
     const workers = (["writer", "reader"] as const).map((role, n) => {
       const { promise, resolve, reject } = Promise.withResolvers<EntryMemoReply>();
+      // Tracked: a worker terminated in the middle of a call of the map (below, if it did not
+      // stop in time) may hold a lock of the map, which the next locker then takes over.
       const worker = startWorker(new URL("./fixtures/entry_memo_worker.ts", import.meta.url), {
         message: (data) => resolve(data as EntryMemoReply),
         error: reject,
-      });
+      }, { track: true });
       worker.postMessage(
         { role, handle: map.handle, ctrl, seed: 0x9e37 * (n + 1) } satisfies EntryMemoRequest,
       );
@@ -67,6 +71,15 @@ test(
       assert.equal(Atomics.load(ctrl, OPS), writer.ops, "the writer's published count");
       map.verify();
     } finally {
+      // After a failure the workers may still be in their loops: told to stop, they close the
+      // map and reply, and only then are terminated. One that has not replied within the bound
+      // is terminated all the same.
+      Atomics.store(ctrl, STOP, 1);
+      await deadline(
+        Promise.allSettled(workers.map((w) => w.promise)),
+        STOP_MS,
+        "the workers to stop",
+      ).catch(() => {});
       for (const { worker } of workers) worker.terminate();
     }
   },
