@@ -24,7 +24,7 @@ import {
   runEach,
   shared,
   startTogether,
-  withWorkers,
+  withTrackedWorkers,
   WORKER_TEST,
 } from "./fixtures/sync_map_harness.ts";
 
@@ -378,7 +378,7 @@ async function runRound(
 ): Promise<{ ops: Operation[]; size: number }> {
   const map = new SyncMap<string, unknown>();
   const ctrl = shared(CTRL_WORDS);
-  const flats = await withWorkers(WORKERS, async (workers) => {
+  const flats = await withTrackedWorkers(WORKERS, async (workers) => {
     const runs = runEach<Float64Array>(workers, map.handle, ctrl, (i) => ({
       job: "history",
       hotKeys: HOT_KEYS,

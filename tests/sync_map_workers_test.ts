@@ -4,6 +4,11 @@
 // (the test that catches use-after-free in memory reclamation), reclamation with idle, busy and
 // vanished workers, and the memory-model promise that a store another worker's load observes
 // happens-before that load returns. Linearizability has its own file.
+//
+// The workers are tracked (withTrackedWorkers), so that one a failed test terminates in the middle
+// of a job leaves no lock of its map held for good, except in the tests of what an end nobody
+// learns leaves behind (withWorkers): a vanished worker, workers terminated as their task ends,
+// participants after close and release.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SyncMap, threadGone } from "../mod.ts";
@@ -34,6 +39,7 @@ import {
   TornTally,
   type TornWriterResult,
   until,
+  withTrackedWorkers,
   withWorkers,
   WORKER_TEST,
 } from "./fixtures/sync_map_harness.ts";
@@ -69,7 +75,7 @@ async function concurrentRange(how: "range" | "iterator", churn: boolean): Promi
   let ranges = 0;
   let seenTotal = 0;
   let during = 0;
-  const results = await withWorkers(RANGE_WRITERS, async (workers) => {
+  const results = await withTrackedWorkers(RANGE_WRITERS, async (workers) => {
     const runs = runEach<RangeWriterResult>(workers, map.handle, ctrl, () => ({
       job: "rangeWriter",
       keys: RANGE_KEYS,
@@ -191,7 +197,7 @@ test(
     const main = new TornTally("main");
     let maxBytes = initial;
     let samples = 0;
-    const [writers, readers] = await withWorkers(
+    const [writers, readers] = await withTrackedWorkers(
       TORN_WRITERS + TORN_READERS,
       async (workers) => {
         const torn = <R>(job: "tornWriter" | "tornReader", w: MapWorker, id: number) =>
@@ -304,7 +310,7 @@ describe("SyncMap memory with workers", () => {
   test("an attached worker that idles does not hold reclamation back", WORKER_TEST, async () => {
     const map = memoryMap();
     assert.equal(map.stats().participants, 1);
-    await withWorkers(1, async ([w]) => {
+    await withTrackedWorkers(1, async ([w]) => {
       const r = await w.run<{ participants: number }>({
         job: "attachIdle",
         handle: map.handle,
@@ -587,7 +593,7 @@ for (const op of ["load", "loadOk", "has", "delete", "compareAndSwap"] as const)
         : [7, 3, "s7", "s3"];
       const want = op === "has" ? [1, 1] : [1, 2, 1, 2];
       const ctrl = shared(CTRL_WORDS);
-      await withWorkers(1, async ([w]) => {
+      await withTrackedWorkers(1, async ([w]) => {
         const run = w.run<SpinLoadResult>({
           job: "spinLoad",
           op,
@@ -631,7 +637,7 @@ test(
     for (let r = 1; r <= HB_ROUNDS; r++) if (r % 4 !== 3) map.store(`hb-${r}`, 0);
     map.range(() => {}); // promotes the dirty table
     assert.equal(map.stats().amended, false);
-    await withWorkers(1, async ([w]) => {
+    await withTrackedWorkers(1, async ([w]) => {
       const run = w.run<number>({
         job: "publish",
         handle: map.handle,
