@@ -14,6 +14,7 @@ import { EntryMemo, slotsFor, WARMUP } from "../src/maps/_entry_memo.ts";
 import { MEMO_NOT_ASKED, memoEntry } from "../src/maps/_sync_entries.ts";
 import { T_COUNT } from "../src/_engine/table_layout.ts";
 import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
+import { atomicsCalls } from "./fixtures/atomics_calls.ts";
 
 /** A table header's words as the memo reads them: serial (lo, hi) and a count of keys. */
 function header(serialLo: number, serialHi: number, keys = 16): Int32Array {
@@ -315,6 +316,34 @@ describe("SyncMap with its entry memo on", () => {
       );
     });
   }
+});
+
+describe("SyncMap lookups the entry memo cannot answer", () => {
+  test("a number key new to the memo is walked with no atomic load of the read word", () => {
+    const map = new SyncMap<number, number>();
+    for (let k = 0; k < 1024; k++) map.store(k, k);
+    for (let i = 0; i < 2 * WARMUP; i++) map.load(i & 1023); // promoted; the memo on
+    // Each key is new to the memo, so each call walks the read table. A quiescent point (one
+    // call in 64) makes atomic loads of its own: far fewer than one a call.
+    const CALLS = 256;
+    let next = 1 << 20;
+    const checks: Array<[string, () => void]> = [
+      ["load", () => assert.equal(map.load(next++), undefined)],
+      ["has", () => assert.equal(map.has(next++), false)],
+      ["delete", () => assert.equal(map.delete(next++), false)],
+      ["loadAndDelete", () => assert.deepEqual(map.loadAndDelete(next++), [undefined, false])],
+      ["compareAndSwap", () => assert.equal(map.compareAndSwap(next++, 1, 2), false)],
+    ];
+    for (const [what, call] of checks) {
+      next = (next & ~1023) + 2048; // keys no call has looked up yet
+      const loads = atomicsCalls("load", () => {
+        for (let i = 0; i < CALLS; i++) call();
+      }).length;
+      assert.ok(loads < CALLS / 8, `${what}: ${loads} atomic loads in ${CALLS} calls`);
+    }
+    assert.equal(map.size, 1024);
+    map.verify();
+  });
 });
 
 describe("SyncMap.verify and table serials", () => {

@@ -17,12 +17,14 @@ import { SyncAccess } from "./_sync_access.ts";
 import { closeAttach, lastAttach, noteAttached } from "./_sync_attached.ts";
 import {
   deleteEntry,
-  entryAfterMemo,
   entryForDelete,
   entryForNumber,
   entryForRead,
   lockedEntryForNumber,
+  MEMO_UNKNOWN,
   memoEntry,
+  readEntryForNumber,
+  walkPlainRead,
 } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
@@ -268,8 +270,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     s.participant.enterRead();
     // The number-key hit, Go's LoadMostlyHits, written out: entryForNumber's read-table lookup
     // and decodeRecord's number path, which V8 left as calls (5 to 8 ns of a hit on Deno).
-    // R_READ is read plainly while the entry memo answers (memoEntry); a walk loads it
-    // atomically first.
+    // R_READ is read plainly, for the entry memo (memoEntry) and for a walk of the table it
+    // names (walkPlainRead); it is loaded atomically only for a table past this worker's views.
     let e: number;
     if (typeof key === "number" && s.numberKeys) {
       const a = s.arena;
@@ -277,9 +279,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       let read = plain;
       const words = keyNumberWords(key);
       e = memoEntry(s, plain, words[0], words[1]);
-      if (e < 0) {
+      if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, key);
+      else if (e < 0) {
         read = Atomics.load(a.i32, R_READ);
-        e = entryAfterMemo(s, read, plain, e, key);
+        e = readEntryForNumber(s, read, key);
       }
       if (e === 0) {
         if ((read & AMENDED) === 0) return undefined;
