@@ -219,6 +219,16 @@ const cases: Case[] = [
   mapCase("SyncMap.load hit, int", filledSyncMap, `sink(o.load(${KEY}));`),
   mapCase("SyncMap.load hit, str16", filledSyncMap, `sink(o.load(${KEY}));`, strKeys),
   mapCase("SyncMap.load miss, int", filledSyncMap, `sink(o.load(${KEY}));`, missKeys, intKeys),
+  // Each key new to the map and to the handle's memos: the misses of LoadAndDeleteBalanced
+  // and AdversarialDelete. The next key lives in `mu`, as a sample's `i` starts at 0 each time.
+  mapCase(
+    "SyncMap.load miss, unique int",
+    filledSyncMap,
+    "sink(o.load(mu.next++));",
+    intKeys,
+    intKeys,
+    () => ({ next: 2 ** 31 }),
+  ),
   mapCase("SyncMap.store overwrite, int", filledSyncMap, `o.store(${KEY}, i);`),
   mapCase("SyncMap.loadOrStore hit, int", filledSyncMap, `sink(o.loadOrStore(${KEY}, i));`),
   mapCase("SyncMap.has hit, int", filledSyncMap, `sink(o.has(${KEY}));`),

@@ -67,6 +67,7 @@ const WORKLOADS = {
     `SyncMap load misses, a range-delete-store every ${KEYS_TEXT} (AdversarialDelete)`,
   recreate: `SyncMap loadAndDelete of its one key, then a store of it again`,
   loadOrStoreCollision: `SyncMap loadOrStore of its one key, present (LoadOrStoreCollision)`,
+  missUnique: `SyncMap.load of a key never stored, a new one each call, ${KEYS_TEXT} int keys held`,
   deleteCollision: `SyncMap loadAndDelete of its one key, deleted (LoadAndDeleteCollision)`,
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
@@ -185,6 +186,17 @@ function bodyOf(workload: Workload): Body {
       map.store(0, 0);
       return function recreate(n) {
         for (let i = 0; i < n; i++) if (map.loadAndDelete(0)[1]) map.store(0, i);
+      };
+    }
+    case "missUnique": {
+      // The misses of LoadAndDeleteBalanced and AdversarialDelete: every key is new to the map
+      // and to the handle's memos.
+      const map = filled(ints);
+      let k = KEYS;
+      return function loadMissesUnique(n) {
+        let found = 0;
+        for (let i = 0; i < n; i++) if (map.load(k++) !== undefined) found++;
+        if (found !== 0) throw new Error("unreachable");
       };
     }
     case "loadOrStoreCollision": {
