@@ -167,6 +167,7 @@ function loop(step: string, o: unknown, keys: readonly unknown[], mu?: unknown):
 const intKeys = Array.from({ length: N }, (_, i) => i);
 const missKeys = Array.from({ length: N }, (_, i) => N + i);
 const strKeys = Array.from({ length: N }, (_, i) => `user:${String(i).padStart(11, "0")}`);
+const manyStrKeys = Array.from({ length: 4 * N }, (_, i) => `user:${String(i).padStart(11, "0")}`);
 
 function filledSyncMap(lib: Lib, keys: readonly unknown[]): Lib {
   const m = new lib.SyncMap();
@@ -228,6 +229,13 @@ const cases: Case[] = [
     intKeys,
     intKeys,
     () => ({ next: 2 ** 31 }),
+  ),
+  // String keys past the handle's key hash cache (it holds 1,024): each lookup makes a probe.
+  mapCase(
+    "SyncMap.load hit, str16, 4,096 keys",
+    filledSyncMap,
+    "sink(o.load(keys[Math.imul(i, 0x9e3779b1) >>> 20]));",
+    manyStrKeys,
   ),
   mapCase("SyncMap.store overwrite, int", filledSyncMap, `o.store(${KEY}, i);`),
   mapCase("SyncMap.loadOrStore hit, int", filledSyncMap, `sink(o.loadOrStore(${KEY}, i));`),

@@ -344,6 +344,31 @@ describe("SyncMap lookups the entry memo cannot answer", () => {
     assert.equal(map.size, 1024);
     map.verify();
   });
+
+  test("a key that makes a probe (a string past the key hash cache) takes no atomic load", () => {
+    // Strings of more than 256 units are never cached: every lookup hashes them and walks.
+    const long = (i: number) => `${i}:`.padEnd(300, "x");
+    const map = new SyncMap<string, number>();
+    for (let k = 0; k < 64; k++) map.store(long(k), k);
+    for (let k = 0; k < 64; k++) map.load(long(k)); // promoted: every key in the read table
+    const keys = Array.from({ length: 128 }, (_, i) => long(i)); // half of them absent
+    const CALLS = 256;
+    const checks: Array<[string, (i: number) => void]> = [
+      ["load", (i) => assert.equal(map.load(keys[i & 127]), i & 64 ? undefined : i & 127)],
+      ["has", (i) => assert.equal(map.has(keys[i & 127]), (i & 64) === 0)],
+      ["loadOrStore", (i) => assert.deepEqual(map.loadOrStore(keys[i & 63], -1), [i & 63, true])],
+      ["compareAndSwap", (i) => assert.equal(map.compareAndSwap(keys[i & 127], -1, 0), false)],
+      ["delete", (i) => assert.equal(map.delete(keys[64 + (i & 63)]), false)],
+    ];
+    for (const [what, call] of checks) {
+      const loads = atomicsCalls("load", () => {
+        for (let i = 0; i < CALLS; i++) call(i);
+      }).length;
+      assert.ok(loads < CALLS / 8, `${what}: ${loads} atomic loads in ${CALLS} calls`);
+    }
+    assert.equal(map.size, 64);
+    map.verify();
+  });
 });
 
 describe("SyncMap.verify and table serials", () => {

@@ -33,6 +33,7 @@ import {
 import { wakeWaiters } from "./_sync_compute.ts";
 import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
+import type { Arena } from "../_engine/arena.ts";
 import type { Table } from "../_engine/table.ts";
 
 /**
@@ -122,6 +123,18 @@ export function walkPlainRead<K, V>(s: SyncAccess<K, V>, plain: number, key: num
 }
 
 /**
+ * R_READ for a lookup that walks the read table it names ({@linkcode readEntry}), read plainly
+ * as {@linkcode walkPlainRead} reads it: every word the walk reads lies at an offset computed
+ * from this one. Loaded atomically when the table's header lies past this worker's views
+ * (another worker grew the buffer and made the table there), whose reach must come after an
+ * atomic load.
+ */
+export function readWordForWalk(a: Arena): number {
+  const plain = a.i32[R_READ];
+  return (plain & ~AMENDED) + TABLE_HEADER_BYTES > a.bytes ? Atomics.load(a.i32, R_READ) : plain;
+}
+
+/**
  * The read table's entry for number key `key` ({@linkcode readEntryForNumber}) with R_READ
  * read plainly when the handle's entry memo knows the key ({@linkcode memoEntry}), else loaded
  * atomically: 0 when the read table lacks it. For the callers that need no `amended` bit.
@@ -207,7 +220,7 @@ function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
     if (gen !== 0 && cached[at] === gen) e = cached[at + 1];
     else {
       setCachedKeyString(p, key, cached);
-      read = Atomics.load(a.i32, R_READ);
+      read = readWordForWalk(a);
       e = readEntry(s, read, p);
     }
   }
@@ -222,7 +235,7 @@ function entryThroughProbe<K, V>(s: SyncAccess<K, V>, key: K): number {
   const core = s.core;
   // Encoded before anything shared is read: a user codec's encode may call this map.
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
-  const read = Atomics.load(a.i32, R_READ);
+  const read = readWordForWalk(a);
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
   return core.entryLocked(probe);
@@ -262,7 +275,7 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
     if (e >= 0) return e;
   }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
-  const read = Atomics.load(a.i32, R_READ);
+  const read = readWordForWalk(a);
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
   return core.locked(() => {

@@ -35,6 +35,7 @@ import {
   currentEntryForNumber,
   entryForDelete,
   readEntry,
+  readWordForWalk,
   replaced,
   tryCompareAndSwap,
   tryLoadOrStore,
@@ -94,7 +95,7 @@ export function swap<K, V>(
   try {
     const e = probe === null
       ? currentEntryForNumber(s, key as number)
-      : readEntry(s, Atomics.load(a.i32, R_READ), probe);
+      : readEntry(s, readWordForWalk(a), probe);
     if (e !== 0) {
       // trySwap: exchange unless expunged. E_P is read plainly first, as deleteEntry reads it.
       let p = a.i32[e >> 2];
@@ -191,7 +192,7 @@ function loadOrStoreSlow<K, V>(
   const vp = s.probeValue(value);
   let record = 0;
   try {
-    const read = Atomics.load(a.i32, R_READ);
+    const read = readWordForWalk(a);
     const e = readEntry(s, read, probe);
     if (e !== 0) {
       const p = a.i32[e >> 2]; // plainly, as load reads it
@@ -387,7 +388,7 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
     if (e >= 0) return e !== 0 && tryCompareAndSwap(s, e, expected, vp);
     probe = s.probeKey(key);
   } else {
-    const read = Atomics.load(a.i32, R_READ);
+    const read = readWordForWalk(a);
     const e = readEntry(s, read, probe);
     if (e !== 0) return tryCompareAndSwap(s, e, expected, vp);
     if ((read & AMENDED) === 0) return false;
