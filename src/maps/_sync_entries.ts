@@ -105,21 +105,24 @@ export function memoEntry<K, V>(
 }
 
 /**
- * The entry of number key `key` in the read table of read word `plain`, which the caller read
- * plainly and asked {@linkcode memoEntry} about, which did not know (MEMO_UNKNOWN: the table
- * lies within this worker's views, and the memo stands at its serial, or is switched off): the
- * table walked where the plain read found it, 0 when it lacks the key. Every word the walk
+ * The entry of the number key of slot words (lo, hi) in the read table of read word `plain`,
+ * which the caller read plainly and asked {@linkcode memoEntry} about, which did not know
+ * (MEMO_UNKNOWN: the table lies within this worker's views, and the memo stands at its serial,
+ * or is switched off): the table walked where the plain read found it, 0 when it lacks the key. Every word the walk
  * reads lies at an offset computed from `plain` (the header, then the buckets and chains it
  * names), so each read is ordered after the plain read as the serial's is, and sees what the
  * table was published with (docs/design.md, "The plain reads of a lookup"). An atomic load of
  * R_READ first cost a miss about 13 ns on V8 (Go's LoadAndDeleteBalanced, every key's first
  * lookup).
  */
-export function walkPlainRead<K, V>(s: SyncAccess<K, V>, plain: number, key: number): number {
+export function walkPlainRead<K, V>(
+  s: SyncAccess<K, V>,
+  plain: number,
+  lo: number,
+  hi: number,
+): number {
   const table = s.core.readTable(plain);
-  if (table === null) return 0;
-  const words = keyNumberWords(key);
-  return walkReadTable(s, table, words[0], words[1]);
+  return table === null ? 0 : walkReadTable(s, table, lo, hi);
 }
 
 /**
@@ -148,7 +151,7 @@ export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): n
   const e = memoEntry(s, plain, words[0], words[1]);
   if (e >= 0) return e;
   return e === MEMO_UNKNOWN
-    ? walkPlainRead(s, plain, key)
+    ? walkPlainRead(s, plain, words[0], words[1])
     : readEntryForNumber(s, Atomics.load(s.arena.i32, R_READ), key);
 }
 
@@ -164,7 +167,7 @@ export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): 
   const plain = a.i32[R_READ];
   let read = plain;
   let e = memoEntry(s, plain, words[0], words[1]);
-  if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, key);
+  if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, words[0], words[1]);
   else if (e < 0) {
     read = Atomics.load(a.i32, R_READ);
     e = readEntryForNumber(s, read, key);

@@ -279,7 +279,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       let read = plain;
       const words = keyNumberWords(key);
       e = memoEntry(s, plain, words[0], words[1]);
-      if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, key);
+      if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, words[0], words[1]);
       else if (e < 0) {
         read = Atomics.load(a.i32, R_READ);
         e = readEntryForNumber(s, read, key);
