@@ -166,8 +166,8 @@ function loop(step: string, o: unknown, keys: readonly unknown[], mu?: unknown):
 
 const intKeys = Array.from({ length: N }, (_, i) => i);
 const missKeys = Array.from({ length: N }, (_, i) => N + i);
-const strKeys = Array.from({ length: N }, (_, i) => `user:${String(i).padStart(11, "0")}`);
 const manyStrKeys = Array.from({ length: 4 * N }, (_, i) => `user:${String(i).padStart(11, "0")}`);
+const strKeys = manyStrKeys.slice(0, N);
 
 function filledSyncMap(lib: Lib, keys: readonly unknown[]): Lib {
   const m = new lib.SyncMap();

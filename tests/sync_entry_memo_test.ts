@@ -319,28 +319,38 @@ describe("SyncMap with its entry memo on", () => {
 });
 
 describe("SyncMap lookups the entry memo cannot answer", () => {
+  const CALLS = 256;
+
+  /**
+   * Calls each check CALLS times (with the call's index) and asserts that it made far fewer
+   * atomic loads than calls: only those of the quiescent points, one call in 64.
+   */
+  function assertFewAtomicLoads(checks: Array<[string, (i: number) => void]>): void {
+    for (const [what, call] of checks) {
+      const loads = atomicsCalls("load", () => {
+        for (let i = 0; i < CALLS; i++) call(i);
+      }).length;
+      assert.ok(loads < CALLS / 8, `${what}: ${loads} atomic loads in ${CALLS} calls`);
+    }
+  }
+
   test("a number key new to the memo is walked with no atomic load of the read word", () => {
     const map = new SyncMap<number, number>();
     for (let k = 0; k < 1024; k++) map.store(k, k);
     for (let i = 0; i < 2 * WARMUP; i++) map.load(i & 1023); // promoted; the memo on
-    // Each key is new to the memo, so each call walks the read table. A quiescent point (one
-    // call in 64) makes atomic loads of its own: far fewer than one a call.
-    const CALLS = 256;
-    let next = 1 << 20;
-    const checks: Array<[string, () => void]> = [
-      ["load", () => assert.equal(map.load(next++), undefined)],
-      ["has", () => assert.equal(map.has(next++), false)],
-      ["delete", () => assert.equal(map.delete(next++), false)],
-      ["loadAndDelete", () => assert.deepEqual(map.loadAndDelete(next++), [undefined, false])],
-      ["compareAndSwap", () => assert.equal(map.compareAndSwap(next++, 1, 2), false)],
-    ];
-    for (const [what, call] of checks) {
-      next = (next & ~1023) + 2048; // keys no call has looked up yet
-      const loads = atomicsCalls("load", () => {
-        for (let i = 0; i < CALLS; i++) call();
-      }).length;
-      assert.ok(loads < CALLS / 8, `${what}: ${loads} atomic loads in ${CALLS} calls`);
-    }
+    // Each key is new to the memo (check c's call i looks up a key of its own), so each call
+    // walks the read table.
+    const fresh = (c: number, i: number) => (1 << 20) + c * 2048 + i;
+    assertFewAtomicLoads([
+      ["load", (i) => assert.equal(map.load(fresh(0, i)), undefined)],
+      ["has", (i) => assert.equal(map.has(fresh(1, i)), false)],
+      ["delete", (i) => assert.equal(map.delete(fresh(2, i)), false)],
+      [
+        "loadAndDelete",
+        (i) => assert.deepEqual(map.loadAndDelete(fresh(3, i)), [undefined, false]),
+      ],
+      ["compareAndSwap", (i) => assert.equal(map.compareAndSwap(fresh(4, i), 1, 2), false)],
+    ]);
     assert.equal(map.size, 1024);
     map.verify();
   });
@@ -352,20 +362,13 @@ describe("SyncMap lookups the entry memo cannot answer", () => {
     for (let k = 0; k < 64; k++) map.store(long(k), k);
     for (let k = 0; k < 64; k++) map.load(long(k)); // promoted: every key in the read table
     const keys = Array.from({ length: 128 }, (_, i) => long(i)); // half of them absent
-    const CALLS = 256;
-    const checks: Array<[string, (i: number) => void]> = [
+    assertFewAtomicLoads([
       ["load", (i) => assert.equal(map.load(keys[i & 127]), i & 64 ? undefined : i & 127)],
       ["has", (i) => assert.equal(map.has(keys[i & 127]), (i & 64) === 0)],
       ["loadOrStore", (i) => assert.deepEqual(map.loadOrStore(keys[i & 63], -1), [i & 63, true])],
       ["compareAndSwap", (i) => assert.equal(map.compareAndSwap(keys[i & 127], -1, 0), false)],
       ["delete", (i) => assert.equal(map.delete(keys[64 + (i & 63)]), false)],
-    ];
-    for (const [what, call] of checks) {
-      const loads = atomicsCalls("load", () => {
-        for (let i = 0; i < CALLS; i++) call(i);
-      }).length;
-      assert.ok(loads < CALLS / 8, `${what}: ${loads} atomic loads in ${CALLS} calls`);
-    }
+    ]);
     assert.equal(map.size, 64);
     map.verify();
   });

@@ -108,12 +108,12 @@ export function memoEntry<K, V>(
  * The entry of the number key of slot words (lo, hi) in the read table of read word `plain`,
  * which the caller read plainly and asked {@linkcode memoEntry} about, which did not know
  * (MEMO_UNKNOWN: the table lies within this worker's views, and the memo stands at its serial,
- * or is switched off): the table walked where the plain read found it, 0 when it lacks the key. Every word the walk
- * reads lies at an offset computed from `plain` (the header, then the buckets and chains it
- * names), so each read is ordered after the plain read as the serial's is, and sees what the
- * table was published with (docs/design.md, "The plain reads of a lookup"). An atomic load of
- * R_READ first cost a miss about 13 ns on V8 (Go's LoadAndDeleteBalanced, every key's first
- * lookup).
+ * or is switched off): the table walked where the plain read found it, 0 when it lacks the
+ * key. Every word the walk reads lies at an offset computed from `plain` (the header, then the
+ * buckets and chains it names), so each read is ordered after the plain read as the serial's
+ * is, and sees what the table was published with (docs/design.md, "The plain reads of a
+ * lookup"). An atomic load of R_READ first would cost a miss about 13 ns on V8 (Go's
+ * LoadAndDeleteBalanced, every key's first lookup).
  */
 export function walkPlainRead<K, V>(
   s: SyncAccess<K, V>,
