@@ -232,9 +232,14 @@ describe("SyncMap memory: clear and other participants", () => {
     for (let i = 0; i < KEYS; i++) idle.store(i, i); // it was busy in an earlier task
     idle.range(() => {});
     await tick();
-    const { initial, max } = overwrite(m, (n) => n, WAITING * 16 + RETIRE_LIST_BYTES, 1_000_000);
+    const { initial, max } = overwrite(
+      m,
+      (n) => n + 0.5,
+      WAITING * 16 + RETIRE_LIST_BYTES,
+      1_000_000,
+    );
     assert.ok(max <= initial * 1.5);
-    assert.equal(idle.load(7), 1_000_000 + 7);
+    assert.equal(idle.load(7), 1_000_000 + 7.5);
     idle.close();
     m.close();
   });
@@ -242,13 +247,14 @@ describe("SyncMap memory: clear and other participants", () => {
   test("an object busy in the same task holds it back until the task ends (control)", async () => {
     const m = new SyncMap<number, number>();
     const busy = attachOwnSeat<number, number>(m.handle);
-    for (let i = 0; i < KEYS; i++) m.store(i, i);
+    // Records throughout: an integer value is an immediate, which retires nothing.
+    for (let i = 0; i < KEYS; i++) m.store(i, i + 0.5);
     m.range(() => {});
     await tick();
     const before = m.stats().bytesUsed;
     busy.load(0); // online, announcing the current epoch, for the rest of this task
     const n = 200_000;
-    for (let i = 0; i < n; i++) m.store(i % KEYS, i);
+    for (let i = 0; i < n; i++) m.store(i % KEYS, i + 0.5);
     const during = m.stats();
     // Every replaced value waits: 16 bytes each, plus 8 in the retire list.
     assert.ok(during.retired >= n - WAITING, `${during.retired} retired`);
@@ -271,7 +277,12 @@ describe("SyncMap memory: clear and other participants", () => {
     const other = attachOwnSeat<number, number>(m.handle);
     other.load(0); // online in this task...
     other.close(); // ...and withdrawn
-    const { initial, max } = overwrite(m, (n) => n, WAITING * 16 + RETIRE_LIST_BYTES, 1_000_000);
+    const { initial, max } = overwrite(
+      m,
+      (n) => n + 0.5,
+      WAITING * 16 + RETIRE_LIST_BYTES,
+      1_000_000,
+    );
     assert.ok(max <= initial * 1.5);
     assert.equal(m.stats().participants, 1);
     m.close();
@@ -283,8 +294,9 @@ describe("SyncMap memory: clear and other participants", () => {
     const m = new SyncMap<number, number>();
     const i32 = new Int32Array(m.handle.buffer);
     const b = attachOwnSeat<number, number>(m.handle);
-    for (let i = 0; i < 10; i++) b.store(i, i);
-    for (let i = 0; i < 10; i++) b.store(i, i + 1); // retirements: b's list is not empty
+    // Records (an integer value is an immediate, which retires nothing).
+    for (let i = 0; i < 10; i++) b.store(i, i + 0.5);
+    for (let i = 0; i < 10; i++) b.store(i, i + 1.5); // retirements: b's list is not empty
     m.load(0); // online: b's retirements cannot all be freed as it closes
     b.close();
     assert.equal(i32[R_ORPHANS], 1, "b's seat is an orphan");

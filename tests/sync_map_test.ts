@@ -250,11 +250,12 @@ describe("SyncMap: Go's API", () => {
 
 describe("SyncMap: the Map-like API", () => {
   test("get, set, has, delete, size", () => {
+    // Fractions: an integer value is an immediate, with no record to retire (checked below).
     const m = new SyncMap<string, number>();
-    assert.equal(m.set("a", 1), m);
-    m.set("b", 2).set("a", 3);
-    assert.equal(m.get("a"), 3);
-    assert.equal(m.get("b"), 2);
+    assert.equal(m.set("a", 1.5), m);
+    m.set("b", 2.5).set("a", 3.5);
+    assert.equal(m.get("a"), 3.5);
+    assert.equal(m.get("b"), 2.5);
     assert.equal(m.get("c"), undefined);
     assert.equal(m.has("a"), true);
     assert.equal(m.has("c"), false);
@@ -558,7 +559,7 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     const m = new SyncMap<string, number>();
     m.store("r", 0);
     m.range(() => {});
-    m.store("d1", 1);
+    m.store("d1", 1.5); // a record (an integer would be an immediate, with none to retire)
     m.store("d2", 2);
     m.store("d3", 3);
     // Enough other keys that the misses below do not promote the dirty table.
@@ -566,7 +567,7 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     let s = m.stats();
     assert.deepStrictEqual([s.readKeys, s.dirtyKeys, s.amended], [1, 14, true]);
     const retired = s.retired;
-    assert.deepStrictEqual(m.loadAndDelete("d1"), [1, true]);
+    assert.deepStrictEqual(m.loadAndDelete("d1"), [1.5, true]);
     s = m.stats();
     assert.equal(s.dirtyKeys, 13);
     assert.equal(s.misses, 1);

@@ -26,7 +26,7 @@ import {
 import { MapFullError } from "../errors.ts";
 import { SyncCore } from "./_sync_core.ts";
 import type { OpenedSyncMap } from "./_sync_open.ts";
-import { REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
+import { immediateValue, REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
 import { reapDead, retrySweep } from "./_sync_recovery.ts";
 
 /** One SyncMap object's state: what it shares (arena, core, seat) and its own scratch. */
@@ -81,7 +81,7 @@ export class SyncAccess<K, V> {
       (tag) => this.core.free(tag),
     );
     this.participant = participant;
-    this.core = new SyncCore(this.arena, participant);
+    this.core = new SyncCore(this.arena, participant, storesNumbers(values));
     this.entries.onWrap = () => this.probe.keyCache?.clear();
     participant.onDeaths = () => reapDead(this.core);
     participant.onSweepDue = () => retrySweep(this.core);
@@ -210,6 +210,7 @@ export class SyncAccess<K, V> {
    * nested store could otherwise free the record and reuse its memory under the decoder).
    */
   decodeRecord(r: number): V {
+    if ((r & 1) !== 0) return immediateValue(r) as V;
     const a = this.arena;
     if (r + RECORD_HEADER > a.bytes) a.reach(r + RECORD_HEADER);
     const hi = a.i32[(r >> 2) + REC_HI];

@@ -32,7 +32,7 @@ import { checkSelf, ownerGone } from "../_engine/census.ts";
 import { WAIT_SLICE_MS } from "../_engine/futex.ts";
 import type { Probe } from "../_engine/slots.ts";
 import type { SyncCore } from "./_sync_core.ts";
-import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ } from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, NIL, R_READ } from "./_sync_layout.ts";
 
 /** What {@linkcode claim} returns when it installed the caller's pending `p`. */
 export const CLAIMED = NIL;
@@ -286,7 +286,7 @@ function tryStore(
   // The compare-exchange is the step's last act: nothing after it can fail but, under the
   // lock, the commit (see SyncCore.published).
   if (p > EXPUNGED) {
-    core.participant.retire(p | K_RECORD);
+    core.retireRecord(p);
     if (next === NIL) core.count(-1);
   } else {
     if (next !== NIL) core.count(1);

@@ -31,7 +31,17 @@ import {
 import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
-import { blobSize, freeSlot, hashStored, isBlob, type Probe } from "../_engine/slots.ts";
+import {
+  blobSize,
+  freeSlot,
+  hashStored,
+  isBlob,
+  isNumberSlot,
+  MODE_INLINE,
+  numberOf,
+  numberWords,
+  type Probe,
+} from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { keySlotsFor } from "../_engine/table_iter.ts";
 import { LockedTx } from "../_engine/tx.ts";
@@ -45,6 +55,8 @@ import {
   E_P,
   ENTRY_BYTES,
   EXPUNGED,
+  immediateOf,
+  immediateValue,
   K_ENTRY,
   K_RECORD,
   K_TABLE,
@@ -105,6 +117,8 @@ export class SyncCore {
   readonly participant: Participant;
   readonly registry: Registry;
   readonly tx: LockedTx;
+  /** Whether values that fit are stored as immediates (_sync_layout.ts): the built-in codecs'. */
+  readonly immediates: boolean;
   /** A record this object allocated and has not published yet (for a parked participant). */
   inflight = 0;
   /**
@@ -135,9 +149,10 @@ export class SyncCore {
   /** The read word this step will publish at its commit (see #setRead), or -1. */
   #pendingRead = -1;
 
-  constructor(arena: Arena, participant: Participant) {
+  constructor(arena: Arena, participant: Participant, immediates: boolean) {
     this.arena = arena;
     this.participant = participant;
+    this.immediates = immediates;
     this.registry = registryOf(arena);
     this.tx = new LockedTx(
       arena,
@@ -356,7 +371,8 @@ export class SyncCore {
    * list) with blocks in hand that a sweep would take for leaked.
    */
   readonly #onWait = (waiting: boolean): void => {
-    if (waiting) this.participant.park(this.inflight);
+    // INFLIGHT names a block: an immediate is none.
+    if (waiting) this.participant.park((this.inflight & 1) === 0 ? this.inflight : 0);
     else this.participant.unpark();
   };
 
@@ -794,7 +810,7 @@ export class SyncCore {
       const p = Atomics.exchange(i32, e >> 2, EXPUNGED);
       if (p > EXPUNGED) {
         Atomics.sub(i32, R_COUNT, 1);
-        i32[(k >> 2) + S_OWNS] = p | 1;
+        i32[(k >> 2) + S_OWNS] = (p & 1) === 0 ? p | 1 : 1; // an immediate: the entry alone
       } else {
         // A key being computed: its waiters look it up again (_sync_compute.ts).
         if (p < NIL) Atomics.notify(i32, e >> 2);
@@ -831,12 +847,21 @@ export class SyncCore {
   // ---- Records --------------------------------------------------------------------------------
 
   /**
-   * Writes a value record for the encoded value `v`; throws MapFullError, allocating nothing.
-   * `quiescent`: called before the operation read anything shared (see Participant.allocate).
-   * The record is this object's in flight until published (see `inflight`).
+   * Writes a value record for the encoded value `v`, or returns its immediate when it has one
+   * (_sync_layout.ts); throws MapFullError, allocating nothing. `quiescent`: called before the
+   * operation read anything shared (see Participant.allocate). The record is this object's in
+   * flight until published (see `inflight`). Every method below takes an immediate for a record
+   * and does what it needs: nothing to free, retire or reach.
    */
   newRecord(v: Probe, quiescent = false): number {
     const a = this.arena;
+    if (this.immediates && v.mode === MODE_INLINE && isNumberSlot(v.hi)) {
+      const p = immediateOf(numberOf(v.lo, v.hi));
+      if (p !== 0) {
+        noteRecord(a.buffer, p);
+        return p;
+      }
+    }
     const r = this.participant.allocate(RECORD_HEADER + v.blobBytes(), quiescent);
     const i32 = a.i32;
     i32[(r >> 2) + REC_LO] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
@@ -858,13 +883,34 @@ export class SyncCore {
 
   /** Whether record `r` holds the encoded value `v`. */
   recordEquals(r: number, v: Probe): boolean {
+    if ((r & 1) !== 0) {
+      const words = numberWords(immediateValue(r));
+      return v.mode === MODE_INLINE && v.lo === words[0] && v.hi === words[1];
+    }
     const a = this.arena;
     a.reach(r + RECORD_HEADER);
     return v.matches(a, a.i32[(r >> 2) + REC_LO], a.i32[(r >> 2) + REC_HI]);
   }
 
   freeRecord(r: number): void {
-    this.participant.release(r, recordBytes(this.arena, r));
+    if ((r & 1) === 0) this.participant.release(r, recordBytes(this.arena, r));
+  }
+
+  /** Retires record `r`, which a step took out of its entry: an immediate needs nothing. */
+  retireRecord(r: number): void {
+    if ((r & 1) === 0) this.participant.retire(r | K_RECORD);
+  }
+
+  /** Copies the slot words of record `r` into `to` (compute's copy of the value it saw). */
+  snapshotRecord(r: number, to: Probe): void {
+    const a = this.arena;
+    if ((r & 1) !== 0) {
+      const words = numberWords(immediateValue(r));
+      to.snapshot(a, words[0], words[1]);
+      return;
+    }
+    a.reach(r + RECORD_HEADER);
+    to.snapshot(a, a.i32[(r >> 2) + REC_LO], a.i32[(r >> 2) + REC_HI]);
   }
 
   #freeEntry(e: number): void {

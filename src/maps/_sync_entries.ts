@@ -31,7 +31,7 @@ import {
   setCachedKeyString,
 } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
-import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { Arena } from "../_engine/arena.ts";
 import type { Table } from "../_engine/table.ts";
@@ -315,7 +315,7 @@ export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
     const found = Atomics.compareExchange(i32, e >> 2, p, NIL);
     if (found === p) {
       s.core.count(-1);
-      s.participant.retire(p | K_RECORD);
+      s.core.retireRecord(p);
       return p;
     }
     p = found;
@@ -337,7 +337,7 @@ export function replaced<K, V>(s: SyncAccess<K, V>, p: number, e: number): numbe
     if (p < NIL) wakeWaiters(s.arena.i32, e);
     return NIL;
   }
-  s.participant.retire(p | K_RECORD);
+  s.core.retireRecord(p);
   return p;
 }
 
@@ -379,7 +379,7 @@ export function tryCompareAndSwap<K, V>(
   for (;;) {
     const found = Atomics.compareExchange(i32, e >> 2, p, record);
     if (found === p) {
-      s.participant.retire(p | K_RECORD);
+      core.retireRecord(p);
       return true;
     }
     p = found;

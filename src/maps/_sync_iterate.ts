@@ -24,6 +24,7 @@ import type { SyncAccess } from "./_sync_access.ts";
 import {
   AMENDED,
   EXPUNGED,
+  immediateValue,
   R_READ,
   REC_HI,
   RECORD_HEADER,
@@ -197,6 +198,7 @@ function readBatch<K, V>(
  */
 function decodeNumberRecord<K, V>(s: SyncAccess<K, V>, p: number): V {
   const a = s.arena;
+  if ((p & 1) !== 0) return immediateValue(p) as V;
   return p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])
     ? a.f64[p >> 3] as V
     : s.decodeRecord(p);

@@ -64,6 +64,28 @@ export function pendingOf(owner: number): number {
   return -owner;
 }
 
+// Entry `p` odd and above EXPUNGED: an immediate, a value held in the word itself, with no
+// record. Only a map whose values use a codec that stores numbers as float64 slots (the
+// built-in ones: SyncAccess.numberValues) makes them, for an integer from 0 to IMMEDIATE_MAX,
+// as 2v + 3 (so that 0 is 3, clear of NIL and EXPUNGED). Record offsets are 16-aligned, so
+// `(p & 1) !== 0` tells the two apart once `p > EXPUNGED` is known. An immediate is never
+// allocated, retired or freed, and reads nothing but the word: a store of one is the entry's
+// compare-exchange alone. Its slot words are the number's float64 words, as a record of the
+// same number holds, so values compare (compareAndSwap, compute) alike either way.
+
+/** The largest value an immediate holds: 2v + 3 must stay a positive int32. */
+export const IMMEDIATE_MAX = 2 ** 30 - 2;
+
+/** The immediate `p` of number `v`, or 0 when `v` has none (not an integer in range, or -0). */
+export function immediateOf(v: number): number {
+  return v >= 0 && v <= IMMEDIATE_MAX && (v | 0) === v && (v !== 0 || 1 / v > 0) ? 2 * v + 3 : 0;
+}
+
+/** The number immediate `p` holds. */
+export function immediateValue(p: number): number {
+  return (p >> 1) - 1;
+}
+
 // In a table, the value slot of a key holds its entry's offset (S_ENTRY words from the key
 // slot), and, once the table is retired, S_OWNS: bit 0 set when freeing the table frees that
 // entry, and in the other bits a record to free with it (a value `clear` took out of the

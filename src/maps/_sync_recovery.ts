@@ -256,7 +256,10 @@ function mark(core: SyncCore, strict: boolean): Marks {
       entryKey(e);
       const p = Atomics.load(i32, e >> 2);
       if (p > EXPUNGED) {
-        record(p, "a value record");
+        // An immediate (odd) is the entry's word alone: no block to own. Only a map of
+        // built-in value codecs makes one.
+        if ((p & 1) === 0) record(p, "a value record");
+        else if (strict && !core.immediates) fail(`an immediate value ${p} in a map of codec values`);
         count++;
       } else if (p < NIL && ownerGone(-p)) {
         if (strict) fail(`a key is still being computed by thread ${-p - 1}, which is gone`);

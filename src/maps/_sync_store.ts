@@ -44,12 +44,12 @@ import {
 import {
   AMENDED,
   EXPUNGED,
-  K_RECORD,
+  immediateOf,
+  immediateValue,
   NIL,
   pendingOf,
   R_READ,
   REC_HI,
-  REC_LO,
   RECORD_HEADER,
 } from "./_sync_layout.ts";
 
@@ -83,8 +83,11 @@ export function swap<K, V>(
   let probe: Probe | null = null;
   let record: number;
   if (numbers) {
-    record = s.participant.allocate(RECORD_HEADER, true);
-    a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+    record = immediateOf(value as number);
+    if (record === 0) {
+      record = s.participant.allocate(RECORD_HEADER, true);
+      a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+    }
     noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
   } else {
     probe = s.probeKey(key);
@@ -149,6 +152,7 @@ export function loadOrStore<K, V>(
     if (e !== 0) {
       const p = a.i32[e >> 2];
       if (p > EXPUNGED) {
+        if ((p & 1) !== 0) return [immediateValue(p) as V, true];
         if (p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])) {
           return [a.f64[p >> 3] as V, true];
         }
@@ -423,7 +427,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
     const found = Atomics.compareExchange(a.i32, e >> 2, p, NIL);
     if (found === p) {
       core.count(-1);
-      part.retire(p | K_RECORD);
+      core.retireRecord(p);
       return true;
     }
     p = found;
@@ -471,8 +475,7 @@ function computeRounds<K, V>(
     if (loaded) {
       // A copy of the encoding, to compare with once fn returns: the record itself may be
       // freed and reused by then.
-      a.reach(p + RECORD_HEADER);
-      seen.snapshot(a, a.i32[(p >> 2) + REC_LO], a.i32[(p >> 2) + REC_HI]);
+      core.snapshotRecord(p, seen);
       old = s.decodeRecord(p);
     }
     const mark = enterCallback();

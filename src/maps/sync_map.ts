@@ -298,6 +298,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // computed from the word read.
     const p = a.i32[e >> 2];
     if (p <= EXPUNGED) return undefined;
+    if ((p & 1) !== 0) return ((p >> 1) - 1) as V; // an immediate (immediateValue)
     if (s.numberValues && p + RECORD_HEADER <= a.bytes && isNumberSlot(a.i32[(p >> 2) + REC_HI])) {
       return a.f64[p >> 3] as V;
     }
