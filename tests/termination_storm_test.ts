@@ -2,7 +2,8 @@
 // The termination storm (tests/fixtures/storm_runner.ts): workers do random operations on one
 // SyncMap, one GoMap under a Mutex and an RWMutex-guarded pair, in maps of the default maxBytes;
 // the runner terminates a random worker at a random moment, then starts a replacement in its
-// slot. After each kill it checks that every write the killed worker completed is in the maps
+// slot. Half the values written are integers, which a SyncMap holds in the entry word (an
+// immediate), half fractions, which take a value record (storm_protocol.ts, numberValue). After each kill it checks that every write the killed worker completed is in the maps
 // and the one it had in flight is there wholly or not at all, that SyncMap.verify() and
 // GoMap.verify() pass and the RWMutex's pair is whole, and that the replacement's first
 // operations on every structure complete within 1 s.
