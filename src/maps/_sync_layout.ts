@@ -76,7 +76,11 @@ export function pendingOf(owner: number): number {
 /** The largest value an immediate holds: 2v + 3 must stay a positive int32. */
 export const IMMEDIATE_MAX = 2 ** 30 - 2;
 
-/** The immediate `p` of number `v`, or 0 when `v` has none (not an integer in range, or -0). */
+/**
+ * The immediate `p` of number `v`, or 0 when `v` has none (not an integer in range, or -0). In a
+ * map that makes immediates, every value that has one is stored as one, never in a record
+ * (`verify()` checks it), so such a value is compared by its word alone.
+ */
 export function immediateOf(v: number): number {
   return v >= 0 && v <= IMMEDIATE_MAX && (v | 0) === v && (v !== 0 || 1 / v > 0) ? 2 * v + 3 : 0;
 }

@@ -44,7 +44,7 @@ import {
   stuckReleases,
 } from "../_engine/registry.ts";
 import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
-import { blobSize, isBlob } from "../_engine/slots.ts";
+import { blobSize, isBlob, isNumberSlot, numberOf } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
 import { checkTables } from "./_sync_tables_verify.ts";
@@ -54,6 +54,7 @@ import {
   E_KEY_LO,
   ENTRY_BYTES,
   EXPUNGED,
+  immediateOf,
   K_ENTRY,
   K_RECORD,
   K_TABLE,
@@ -258,8 +259,23 @@ function mark(core: SyncCore, strict: boolean): Marks {
       if (p > EXPUNGED) {
         // An immediate (odd) is the entry's word alone: no block to own. Only a map of
         // built-in value codecs makes one.
-        if ((p & 1) === 0) record(p, "a value record");
-        else if (strict && !core.immediates) fail(`an immediate value ${p} in a map of codec values`);
+        if ((p & 1) === 0) {
+          record(p, "a value record");
+          // A value an immediate can hold is never in a record: compareAndSwap relies on it.
+          const hi = i32[(p >> 2) + REC_HI];
+          if (
+            strict && core.immediates && isNumberSlot(hi) &&
+            immediateOf(numberOf(i32[(p >> 2) + REC_LO], hi)) !== 0
+          ) {
+            fail(
+              `the value record at ${p} holds ${
+                numberOf(i32[(p >> 2) + REC_LO], hi)
+              }, an immediate`,
+            );
+          }
+        } else if (strict && !core.immediates) {
+          fail(`an immediate value ${p} in a map whose value codec makes none`);
+        }
         count++;
       } else if (p < NIL && ownerGone(-p)) {
         if (strict) fail(`a key is still being computed by thread ${-p - 1}, which is gone`);

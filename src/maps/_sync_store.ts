@@ -381,6 +381,17 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   s.participant.enter();
   const a = s.arena;
   const core = s.core;
+  // A number key whose old and new values are immediates, in the read table: no probe, and a
+  // compare of the entry's word alone (an integer an immediate can hold is never in a record:
+  // immediateOf).
+  if (typeof key === "number" && s.numberKeys && typeof old === "number" && s.numberValues) {
+    const expected = immediateOf(old);
+    const swapIn = immediateOf(next as number);
+    if (expected !== 0 && swapIn !== 0) {
+      const e = unlockedEntryForNumber(s, key);
+      if (e >= 0) return e !== 0 && swapImmediate(a.i32, e, expected, swapIn);
+    }
+  }
   // The read table's entry as swap finds it: a number key through the entry memo, with no
   // probe (only the lock's path needs one), any other key through readEntry's memo.
   const numberKey = typeof key === "number" && s.numberKeys;
@@ -412,18 +423,32 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   });
 }
 
+/**
+ * Go's tryCompareAndSwap on entry `e` from immediate `expected` to immediate `swapIn`: nothing
+ * to allocate, compare or retire but the word itself. E_P is read plainly first, as
+ * deleteEntry reads it.
+ */
+function swapImmediate(i32: Int32Array, e: number, expected: number, swapIn: number): boolean {
+  const p = i32[e >> 2];
+  return p === expected && Atomics.compareExchange(i32, e >> 2, expected, swapIn) === expected;
+}
+
 /** Go's CompareAndDelete. */
 export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boolean {
   const part = s.participant;
   part.enter();
   const a = s.arena;
   const core = s.core;
-  const expected = s.probeExpected(old);
+  // An immediate is compared as a word, with no probe (see compareAndSwap).
+  const immediate = typeof old === "number" && s.numberValues ? immediateOf(old) : 0;
+  const expected = immediate === 0 ? s.probeExpected(old) : null;
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
   let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
   for (;;) {
-    if (p <= EXPUNGED || !core.recordEquals(p, expected)) return false;
+    if (expected === null ? p !== immediate : p <= EXPUNGED || !core.recordEquals(p, expected)) {
+      return false;
+    }
     const found = Atomics.compareExchange(a.i32, e >> 2, p, NIL);
     if (found === p) {
       core.count(-1);
