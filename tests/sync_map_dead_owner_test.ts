@@ -199,28 +199,37 @@ test("SyncMap: a sweep deferred by a busy participant runs at a later quiescent 
 // A participant that died online, in a thread nobody released a share for (a tracked worker
 // that attached by hand): its death must be noticed by participants that make one call a task,
 // which never reach a quiescent point inside a task, or its announcement holds reclamation back
-// for good and every overwrite leaks its old record.
-test("SyncMap: a dead participant is reaped by a thread that makes one call a task", async () => {
-  const map = new SyncMap<number, number>();
-  const { other, i32, seat } = secondObject(map);
-  await null; // its task ends: it goes offline
-  // It died online, with an old announcement, in a thread now recorded gone.
-  Atomics.store(i32, seat + ANNOUNCE, 1);
-  ownedByGone(i32, seat);
-  const before = map.stats().bytesUsed;
-  for (let i = 0; i < 3000; i++) {
-    map.store(i % 8, i);
-    await null; // one call a task
-  }
-  assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
-  // By the reap, not by `other`'s finalizer: reachable until here, it is not collected.
-  assert.ok(other instanceof SyncMap);
-  const grown = map.stats().bytesUsed - before;
-  assert.ok(grown < 16_384, `bytesUsed grew ${grown} bytes over 3000 overwrites of 8 keys`);
-  for (let k = 0; k < 8; k++) assert.equal(map.load(k), 2992 + k);
-  map.verify();
-  map.close();
-});
+// for good and every overwrite leaks its old record. The overwrites store fractions, each a
+// value record that the dead announcement would hold back; integers (immediates, held in the
+// entry word, with no record to leak) check the reap alone.
+for (
+  const [kind, value] of [["records", (i: number) => i + 0.5], [
+    "immediates",
+    (i: number) => i,
+  ]] as const
+) {
+  test(`SyncMap: a dead participant is reaped by a thread that makes one call a task (${kind})`, async () => {
+    const map = new SyncMap<number, number>();
+    const { other, i32, seat } = secondObject(map);
+    await null; // its task ends: it goes offline
+    // It died online, with an old announcement, in a thread now recorded gone.
+    Atomics.store(i32, seat + ANNOUNCE, 1);
+    ownedByGone(i32, seat);
+    const before = map.stats().bytesUsed;
+    for (let i = 0; i < 3000; i++) {
+      map.store(i % 8, value(i));
+      await null; // one call a task
+    }
+    assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+    // By the reap, not by `other`'s finalizer: reachable until here, it is not collected.
+    assert.ok(other instanceof SyncMap);
+    const grown = map.stats().bytesUsed - before;
+    assert.ok(grown < 16_384, `bytesUsed grew ${grown} bytes over 3000 overwrites of 8 keys`);
+    for (let k = 0; k < 8; k++) assert.equal(map.load(k), value(2992 + k));
+    map.verify();
+    map.close();
+  });
+}
 
 // A participant that died asleep in the map's mutex, with the record it meant to store in
 // flight (its seat PARKED, INFLIGHT naming the record): it never publishes the record, so the
@@ -246,38 +255,44 @@ test("SyncMap: a record in flight of a participant that died asleep in the mutex
 // and unrecorded: the rollback cannot give it back, and only the sweep that follows a
 // participant's death online can. A real worker stops there, holding the mutex, and is declared
 // gone; the next store takes the mutex over, and the map must come out whole, the block freed.
-test("SyncMap: a holder that died between a cached block's pop and its journal entry", async () => {
-  const map = new SyncMap<number, number>();
-  for (let i = 0; i < 100; i++) map.store(i, i);
-  const ctrl = new Int32Array(new SharedArrayBuffer(4));
-  const replies = new ReplyQueue<CachedAllocDeathReply | { error: string }>();
-  const worker = startWorker(
-    new URL("./fixtures/cached_alloc_death_worker.ts", import.meta.url),
-    replies.listeners((error) => ({ error: String(error) })),
-  );
-  try {
-    worker.postMessage({ map: map.handle, key: 1000, ctrl } satisfies CachedAllocDeathRequest);
-    const reply = await replies.take(30_000, "the worker inside its step");
-    assert.ok(!("error" in reply), "error" in reply ? reply.error : "");
-    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
-    assert.equal(
-      verifyHeap(arena).blocks.get(reply.offset) !== undefined,
-      true,
-      "the popped block is handed out",
+// Its value is an integer (an immediate, held in the entry word), or a fraction, whose record
+// the worker allocated before the step and holds in flight as it dies: the sweep frees it too.
+for (const value of [1, 1.5]) {
+  test(`SyncMap: a holder that died between a cached block's pop and its journal entry (value ${value})`, async () => {
+    const map = new SyncMap<number, number>();
+    for (let i = 0; i < 100; i++) map.store(i, i);
+    const ctrl = new Int32Array(new SharedArrayBuffer(4));
+    const replies = new ReplyQueue<CachedAllocDeathReply | { error: string }>();
+    const worker = startWorker(
+      new URL("./fixtures/cached_alloc_death_worker.ts", import.meta.url),
+      replies.listeners((error) => ({ error: String(error) })),
     );
-    threadGone(reply.thread);
-    map.store(100, 100); // takes the mutex over: the step is rolled back
-    map.verify(); // a sweep first, then every invariant: no block handed out and unreached
-    assert.equal(map.load(1000), undefined, "the dead step's key is not there");
-    assert.equal(map.load(-1), -1);
-    assert.equal(map.size, 102);
-  } finally {
-    Atomics.store(ctrl, 0, 1);
-    Atomics.notify(ctrl, 0);
-    worker.terminate();
-    map.close();
-  }
-});
+    try {
+      worker.postMessage(
+        { map: map.handle, key: 1000, value, ctrl } satisfies CachedAllocDeathRequest,
+      );
+      const reply = await replies.take(30_000, "the worker inside its step");
+      assert.ok(!("error" in reply), "error" in reply ? reply.error : "");
+      const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+      assert.equal(
+        verifyHeap(arena).blocks.get(reply.offset) !== undefined,
+        true,
+        "the popped block is handed out",
+      );
+      threadGone(reply.thread);
+      map.store(100, 100); // takes the mutex over: the step is rolled back
+      map.verify(); // a sweep first, then every invariant: no block handed out and unreached
+      assert.equal(map.load(1000), undefined, "the dead step's key is not there");
+      assert.equal(map.load(-1), -1);
+      assert.equal(map.size, 102);
+    } finally {
+      Atomics.store(ctrl, 0, 1);
+      Atomics.notify(ctrl, 0);
+      worker.terminate();
+      map.close();
+    }
+  });
+}
 
 test("verify() reaps a participant whose thread died after verify's own reap, rather than fail", () => {
   // A worker terminated while verify() runs: its seat is found dead by the check, after the reap
