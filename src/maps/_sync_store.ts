@@ -384,9 +384,12 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   // A number key whose old and new values are immediates, in the read table: no probe, and a
   // compare of the entry's word alone (an integer an immediate can hold is never in a record:
   // immediateOf).
-  if (typeof key === "number" && s.numberKeys && typeof old === "number" && s.numberValues) {
+  if (
+    typeof key === "number" && s.numberKeys && typeof old === "number" &&
+    typeof next === "number" && s.numberValues
+  ) {
     const expected = immediateOf(old);
-    const swapIn = immediateOf(next as number);
+    const swapIn = immediateOf(next);
     if (expected !== 0 && swapIn !== 0) {
       const e = unlockedEntryForNumber(s, key);
       if (e >= 0) return e !== 0 && swapImmediate(a.i32, e, expected, swapIn);
