@@ -287,10 +287,10 @@ const OVERWRITES = 1_000_000;
 /** Overwriting a number value retires a 16-byte record; held back, 1M of them are 16 MB. */
 const MEMORY_SLACK = 2 * 2 ** 20;
 
-/** Overwrites the keys `n` times, and returns the largest bytesUsed sampled on the way. */
 /**
- * Overwrites `n` times from `i` = `from`, with `i + 0.5`: a record each (an integer would be an
- * immediate, which retires nothing).
+ * Overwrites the keys `n` times from `i` = `from`, with `i + 0.5`: a record each (an integer
+ * would be an immediate, which retires nothing). Returns the largest bytesUsed sampled on the
+ * way.
  */
 function overwrite(map: SyncMap<number, number>, n: number, from = 0): number {
   let max = 0;
@@ -441,21 +441,23 @@ describe("SyncMap memory with workers", () => {
   test("a share released while its worker still runs: the late end of its task is harmless", async () => {
     // Deno's terminate() lets a worker's synchronous task run on, and the adapters release the
     // share at once. Simulated in this thread: `zombie` is the worker's SyncMap object.
+    // Fractions: records, which each overwrite retires (an integer is an immediate, which
+    // retires nothing).
     const map = new SyncMap<number, number>();
-    for (let k = 0; k < 100; k++) map.store(k, k);
+    for (let k = 0; k < 100; k++) map.store(k, k + 0.5);
     const share = shareSyncMap(map as unknown as SyncMap<never, never>);
     const zombie = SyncMap.attach<number, number>(share.handle);
-    for (let i = 0; i < 1000; i++) zombie.store(i % 100, 1000 + i); // retires, stays online
+    for (let i = 0; i < 1000; i++) zombie.store(i % 100, 1000.5 + i); // retires, stays online
     share.release();
     assert.throws(() => zombie.store(0, 0), TypeError, "a released share's object must throw");
     // The freed slot finds a new owner within the same task, with the zombie's leftovers.
     const heir = attachOwnSeat<number, number>(map.handle);
-    assert.equal(heir.load(0), 1900);
+    assert.equal(heir.load(0), 1900.5);
     // The task ends: the zombie's end-of-task step runs, then the heir's.
     await sleep(0);
-    for (let i = 0; i < 100_000; i++) map.store(i % 100, 3000 + i);
-    for (let i = 0; i < 1000; i++) heir.store(i % 100, 200_000 + i);
-    for (let k = 0; k < 100; k++) assert.equal(map.load(k), 200_900 + k);
+    for (let i = 0; i < 100_000; i++) map.store(i % 100, 3000.5 + i);
+    for (let i = 0; i < 1000; i++) heir.store(i % 100, 200_000.5 + i);
+    for (let k = 0; k < 100; k++) assert.equal(map.load(k), 200_900.5 + k);
     assert.equal(map.size, 100);
     assert.ok(map.stats().bytesUsed < 2 ** 20, `bytes in use: ${map.stats().bytesUsed}`);
     heir.close();
@@ -465,13 +467,14 @@ describe("SyncMap memory with workers", () => {
   });
 
   test("what a closed object left behind is swept by the others", async () => {
+    // Fractions, as in the test above: records to retire.
     const map = new SyncMap<number, number>();
-    for (let k = 0; k < 100; k++) map.store(k, k);
+    for (let k = 0; k < 100; k++) map.store(k, k + 0.5);
     const other = attachOwnSeat<number, number>(map.handle);
-    for (let i = 0; i < 1000; i++) other.store(i % 100, 1000 + i); // retires
+    for (let i = 0; i < 1000; i++) other.store(i % 100, 1000.5 + i); // retires
     other.close(); // leaves what it could not free yet for others to sweep
     await sleep(0); // this task's end: `map` goes offline and sweeps
-    assert.equal(map.load(7), 1907);
+    assert.equal(map.load(7), 1907.5);
     await sleep(0);
     // The arena's header is intact (attaching checks it) and the map works.
     attachOwnSeat(map.handle).close();
