@@ -381,18 +381,28 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   s.participant.enter();
   const a = s.arena;
   const core = s.core;
-  // A number key whose old and new values are immediates, in the read table: no probe, and a
-  // compare of the entry's word alone (an integer an immediate can hold is never in a record:
-  // immediateOf).
+  // A number key and number values, the key in the read table: an immediate (or its absence)
+  // is compared as the entry's word alone, with no probe, since a value an immediate can hold is
+  // never in a record (immediateOf); a swap from one immediate to another is then one
+  // compare-exchange. A record to compare with or make goes the general way.
   if (
     typeof key === "number" && s.numberKeys && typeof old === "number" &&
     typeof next === "number" && s.numberValues
   ) {
-    const expected = immediateOf(old);
-    const swapIn = immediateOf(next);
-    if (expected !== 0 && swapIn !== 0) {
-      const e = unlockedEntryForNumber(s, key);
-      if (e >= 0) return e !== 0 && swapImmediate(a.i32, e, expected, swapIn);
+    const e = unlockedEntryForNumber(s, key);
+    if (e === 0) return false;
+    if (e > 0) {
+      const p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
+      const expected = immediateOf(old);
+      if (expected === 0) {
+        if (p <= EXPUNGED || (p & 1) !== 0) return false; // no value, or an immediate
+      } else {
+        if (p !== expected) return false;
+        const swapIn = immediateOf(next);
+        if (swapIn !== 0) {
+          return Atomics.compareExchange(a.i32, e >> 2, expected, swapIn) === expected;
+        }
+      }
     }
   }
   // The read table's entry as swap finds it: a number key through the entry memo, with no
@@ -424,16 +434,6 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
     core.missLocked();
     return swapped;
   });
-}
-
-/**
- * Go's tryCompareAndSwap on entry `e` from immediate `expected` to immediate `swapIn`: nothing
- * to allocate, compare or retire but the word itself. E_P is read plainly first, as
- * deleteEntry reads it.
- */
-function swapImmediate(i32: Int32Array, e: number, expected: number, swapIn: number): boolean {
-  const p = i32[e >> 2];
-  return p === expected && Atomics.compareExchange(i32, e >> 2, expected, swapIn) === expected;
 }
 
 /** Go's CompareAndDelete. */
