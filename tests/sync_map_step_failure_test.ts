@@ -56,61 +56,67 @@ function growingWithExpunged(n: number): SyncMap<number, number> {
   return m;
 }
 
-test("SyncMap: a death after an unexpunge, in a growing dirty table of 1,600 keys, is repaired", () => {
-  const dead = 999_001;
-  threadGone(dead);
-  const m = growingWithExpunged(1600);
-  const before = m.size;
-  const buffer = m.handle.buffer;
-  let image: Uint8Array | null = null;
-  // The death: memory as it was the instant before the commit, the mutex held by a gone thread.
-  const restore = failNextCommit(
-    () => image = new Uint8Array(buffer).slice(),
-    () => new Injected(),
-  );
-  try {
-    assert.throws(() => m.store(0, 42), Injected);
-  } finally {
-    restore();
-  }
-  new Uint8Array(buffer).set(image!);
-  const i32 = new Int32Array(buffer);
-  i32[R_MU] = ((dead + 1) << OWNER_SHIFT) | (i32[R_MU] & POISONED);
-  // Every call goes on. The store's exchange of the entry's value is not journaled, so the
-  // value it stored stands, counted (its dirty-table insert is what the recovery redoes).
-  for (let i = 0; i < 3; i++) m.store(123_456 + i, i);
-  assert.equal(m.load(123_456), 0);
-  m.verify();
-  assert.equal(m.load(0), 42);
-  assert.equal(m.size, before + 3 + 1);
-  m.store(0, 7);
-  assert.equal(m.load(0), 7);
-  for (let k = 1; k < 1600; k += 37) assert.equal(m.load(k), k);
-  m.verify();
-});
+// The value stored over the expunged entry: an integer (an immediate, held in the entry word) or
+// a fraction (a value record, allocated before the step).
+const VALUES = [42, 42.5];
 
-test("SyncMap: a commit that throws after an unexpunge leaves the value in the dirty table", () => {
-  const m = growingWithExpunged(200);
-  const restore = failNextCommit(
-    () => {},
-    () => new RangeError("Maximum call stack size exceeded (injected)"),
-  );
-  try {
-    assert.throws(() => m.store(0, 42), /injected/);
-  } finally {
-    restore();
-  }
-  // E_P is not journaled: the value stands, and must be in the dirty table too.
-  m.verify();
-  assert.equal(m.load(0), 42);
-  // Promote the dirty table (misses), and the key is still there.
-  for (let i = 0; i < 3 && m.stats().amended; i++) {
-    for (let k = 0; k < 2 * m.size; k++) m.load(-1 - k);
-  }
-  assert.equal(m.stats().amended, false, "promoted");
-  assert.equal(m.load(0), 42);
-  m.verify();
-});
+for (const value of VALUES) {
+  test(`SyncMap: a death after an unexpunge, in a growing dirty table of 1,600 keys, is repaired (value ${value})`, () => {
+    const dead = 999_001;
+    threadGone(dead);
+    const m = growingWithExpunged(1600);
+    const before = m.size;
+    const buffer = m.handle.buffer;
+    let image: Uint8Array | null = null;
+    // The death: memory as it was the instant before the commit, the mutex held by a gone thread.
+    const restore = failNextCommit(
+      () => image = new Uint8Array(buffer).slice(),
+      () => new Injected(),
+    );
+    try {
+      assert.throws(() => m.store(0, value), Injected);
+    } finally {
+      restore();
+    }
+    new Uint8Array(buffer).set(image!);
+    const i32 = new Int32Array(buffer);
+    i32[R_MU] = ((dead + 1) << OWNER_SHIFT) | (i32[R_MU] & POISONED);
+    // Every call goes on. The store's exchange of the entry's value is not journaled, so the
+    // value it stored stands, counted (its dirty-table insert is what the recovery redoes).
+    for (let i = 0; i < 3; i++) m.store(123_456 + i, i);
+    assert.equal(m.load(123_456), 0);
+    m.verify();
+    assert.equal(m.load(0), value);
+    assert.equal(m.size, before + 3 + 1);
+    m.store(0, 7);
+    assert.equal(m.load(0), 7);
+    for (let k = 1; k < 1600; k += 37) assert.equal(m.load(k), k);
+    m.verify();
+  });
+
+  test(`SyncMap: a commit that throws after an unexpunge leaves the value in the dirty table (value ${value})`, () => {
+    const m = growingWithExpunged(200);
+    const restore = failNextCommit(
+      () => {},
+      () => new RangeError("Maximum call stack size exceeded (injected)"),
+    );
+    try {
+      assert.throws(() => m.store(0, value), /injected/);
+    } finally {
+      restore();
+    }
+    // E_P is not journaled: the value stands, and must be in the dirty table too.
+    m.verify();
+    assert.equal(m.load(0), value);
+    // Promote the dirty table (misses), and the key is still there.
+    for (let i = 0; i < 3 && m.stats().amended; i++) {
+      for (let k = 0; k < 2 * m.size; k++) m.load(-1 - k);
+    }
+    assert.equal(m.stats().amended, false, "promoted");
+    assert.equal(m.load(0), value);
+    m.verify();
+  });
+}
 
 test("SyncMap: a commit that throws after a locked store's exchange keeps its record alive", () => {
   // A key only in the dirty table is stored under the mutex by an exchange of its entry's
