@@ -264,7 +264,8 @@ test("SyncMap: a record replaced and never retired is not swept under a reader's
         // Nested stores for 300 ms, or until the worker has reused what its sweep freed.
         const end = performance.now() + 300;
         for (let j = 0; Atomics.load(ctl, STEP) !== REUSED && performance.now() < end; j++) {
-          map.store(1000 + (j % 100), j);
+          // Fractions on odd rounds: a nested store parks with its record in flight.
+          map.store(1000 + (j % 100), j % 2 === 0 ? j : j + 0.5);
         }
       },
     });
