@@ -2,7 +2,8 @@
 //
 // Model-based property tests for a SyncMap that keeps running out of memory: a small maxBytes
 // (64 to 256 KiB), keys from a pool of hundreds to thousands (small ints, short strings, long
-// strings whose key blobs take kilobytes), values of a few bytes to several kilobytes, and
+// strings whose key blobs take kilobytes), values of a few bytes to several kilobytes or numbers
+// (integers the map holds in the entry word, fractions and large integers in records), and
 // random sequences of every operation, compared with a native Map at every step.
 //
 // A step that throws MapFullError must be a step that did nothing: the map's contents are the
@@ -33,15 +34,31 @@ const KiB = 1024;
 /** Key `i` of the pool (small ints, short and long strings). */
 const keyOf = poolKey;
 
-/** A value: a tag (so that compare-and-X sees different values) padded to `len` characters. */
+/** A value of the map: a string, or a number. */
+type Value = string | number;
+
+/**
+ * A value: for `len` 1 or more, a tag (so that compare-and-X sees different values) padded to
+ * `len` characters; for `len` 0, the integer `tag`, which the map holds in the entry word (an
+ * immediate, with no record); for -1, `tag + 0.5`, a number in a 16-byte record; for -2,
+ * `2 ** 31 + tag`, an integer too large for an immediate, in a record too.
+ */
 interface ValueSpec {
   len: number;
   tag: number;
 }
-const valueOf = (v: ValueSpec): string => `${v.tag}:`.padEnd(v.len, "abcdefgh"[v.tag & 7]);
+const valueOf = (v: ValueSpec): Value =>
+  v.len > 0
+    ? `${v.tag}:`.padEnd(v.len, "abcdefgh"[v.tag & 7])
+    : v.len === 0
+    ? v.tag
+    : v.len === -1
+    ? v.tag + 0.5
+    : 2 ** 31 + v.tag;
 
 const valueArb: fc.Arbitrary<ValueSpec> = fc.record({
   len: fc.oneof(
+    { weight: 3, arbitrary: fc.integer({ min: -2, max: 0 }) },
     { weight: 4, arbitrary: fc.integer({ min: 1, max: 32 }) },
     { weight: 3, arbitrary: fc.integer({ min: 33, max: 600 }) },
     { weight: 2, arbitrary: fc.integer({ min: 601, max: 8000 }) },
@@ -129,8 +146,8 @@ function cmdArb(poolSize: number): fc.Arbitrary<Cmd> {
 // The run
 
 interface Run {
-  m: SyncMap<unknown, string>;
-  model: Map<unknown, string>;
+  m: SyncMap<unknown, Value>;
+  model: Map<unknown, Value>;
   step: number;
   fresh: number;
   /** MapFullErrors in this run. */
@@ -140,12 +157,12 @@ interface Run {
 const totals = { fulls: 0, newKeyAfterPromotion: 0, fullNewKeyAfterPromotion: 0 };
 
 const order = (k: unknown) => (typeof k === "number" ? `n${String(k).padStart(12, "0")}` : `s${k}`);
-const sorted = (pairs: Iterable<[unknown, string]>) =>
+const sorted = (pairs: Iterable<[unknown, Value]>) =>
   [...pairs].sort((a, b) => (order(a[0]) < order(b[0]) ? -1 : 1));
 
 /** The map's contents, by range, against the model's. */
 function checkContents(run: Run, where: string): void {
-  const got: [unknown, string][] = [];
+  const got: [unknown, Value][] = [];
   run.m.range((k, v) => {
     got.push([k, v]);
   });
@@ -162,7 +179,7 @@ function checkUnchanged(run: Run, where: string): void {
 }
 
 /** The old value of a compare-and-X: the key's value when it has one and `old` says so. */
-function oldValue(model: Map<unknown, string>, key: unknown, old: Old): string {
+function oldValue(model: Map<unknown, Value>, key: unknown, old: Old): Value {
   if (!old.current) return valueOf(old.value);
   return model.get(key) ?? "absent";
 }
@@ -296,7 +313,7 @@ function apply(run: Run, cmd: Cmd): void {
     case "iterate": {
       const got = attempt(run, where, () => {
         if (cmd.how === 0) return [...m];
-        const pairs: [unknown, string][] = [];
+        const pairs: [unknown, Value][] = [];
         if (cmd.how === 1) m.forEach((v, k) => pairs.push([k, v]));
         else for (const k of m.keys()) pairs.push([k, m.load(k)!]);
         return pairs;
@@ -311,7 +328,7 @@ function apply(run: Run, cmd: Cmd): void {
 }
 
 /** bytesUsed of `m` once a macrotask has let its retired blocks be freed. */
-async function settledBytes(m: SyncMap<unknown, string>): Promise<number> {
+async function settledBytes(m: SyncMap<unknown, Value>): Promise<number> {
   await tick();
   return m.stats().bytesUsed;
 }
@@ -326,7 +343,7 @@ describe("SyncMap in a small maxBytes matches a model through MapFullErrors", ()
         ),
         fc.boolean(),
         async (maxBytes, cmds, deleteFirst) => {
-          const m = new SyncMap<unknown, string>({ maxBytes });
+          const m = new SyncMap<unknown, Value>({ maxBytes });
           // The empty map's figure, measured as at the end.
           m.store(0, "");
           m.delete(0);
