@@ -17,7 +17,9 @@
  *
  * A record noted may have been replaced and freed since, its offset reused by another worker's
  * record for the same key: a false "own write", which can only count towards the limit, and
- * needs that to happen `SELF_WRITES_MAX` rounds in a row. Writes made through another
+ * needs that to happen `SELF_WRITES_MAX` rounds in a row. So too an immediate (a small integer
+ * held in the entry itself, _sync_layout.ts), noted as its word: another writer's store of the
+ * same integer reads as this thread's own. Writes made through another
  * SyncMap object of the same map whose buffer object differs are not recognised: `compute`
  * then runs `fn` on as before.
  *
