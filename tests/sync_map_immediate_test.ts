@@ -695,6 +695,15 @@ describe("SyncMap immediates: compute and loadOrCompute", () => {
       m.loadAndDelete(k);
       m.loadOrStore(k, Math.floor(old) + 100);
     }],
+    // FAILS on number keys (a bug in src, left failing on purpose): compareAndSwap's path for a
+    // number key in the read table whose old and new values are both immediates (swapImmediate,
+    // _sync_store.ts) exchanges the entry word without noting the write for compute
+    // (noteRecord, _compute_watch.ts), so compute takes each round lost to fn's own write for
+    // another writer's and runs fn for good; the test stops it at 10,000 rounds. String keys,
+    // and number keys before that path existed, throw after SELF_WRITES_MAX rounds.
+    ["compareAndSwap from an immediate to an immediate", (m, k, old) => {
+      m.compareAndSwap(k, old, old + 3);
+    }],
     // From an immediate to a record, then from that record to an immediate, and so on.
     ["compareAndSwap between the kinds", (m, k, old) => {
       m.compareAndSwap(k, old, Number.isInteger(old) ? old + 0.5 : Math.floor(old) + 3);
