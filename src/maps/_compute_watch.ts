@@ -17,9 +17,10 @@
  *
  * A record noted may have been replaced and freed since, its offset reused by another worker's
  * record for the same key: a false "own write", which can only count towards the limit, and
- * needs that to happen `SELF_WRITES_MAX` rounds in a row. So too an immediate (a small integer
- * held in the entry itself, _sync_layout.ts), noted as its word: another writer's store of the
- * same integer reads as this thread's own. Writes made through another
+ * needs that to happen `SELF_WRITES_MAX` rounds in a row. An immediate (a small integer held
+ * in the entry itself, _sync_layout.ts) is a value, not a block: another writer may store the
+ * same integer, so it is noted with the entry this thread stored it into, at the exchange, and
+ * only that entry's word counts. Writes made through another
  * SyncMap object of the same map whose buffer object differs are not recognised: `compute`
  * then runs `fn` on as before.
  *
@@ -28,21 +29,40 @@
  * @module
  */
 
-/** Records noted at most in one outermost `compute`; past it every lost round counts as own. */
+/** Notes kept at most in one outermost `compute`; past it every lost round counts as own. */
 const NOTED_MAX = 1 << 16;
+/** Array slots of one note: (buffer, entry or 0, value word). */
+const NOTE = 3;
 
 /** `compute` callbacks running on this thread now (nested computes each count). */
 let depth = 0;
-/** (buffer, record offset) pairs made while a callback ran, since the outermost compute began. */
+/**
+ * Notes made while a callback ran, since the outermost compute began, each (buffer, entry,
+ * value word): a record's offset with entry 0 (a record is this thread's alone, wherever it is
+ * stored), an immediate with the entry it was stored into, a removal as word 0 with entry 0.
+ */
 const made: (SharedArrayBuffer | ArrayBuffer | number)[] = [];
-/** Whether more than NOTED_MAX records were made: {@linkcode madeSince} then says yes. */
+/** Whether more than NOTED_MAX notes were made: {@linkcode madeSince} then says yes. */
 let overflowed = false;
+
+function note(buffer: SharedArrayBuffer | ArrayBuffer, e: number, p: number): void {
+  if (made.length >= NOTE * NOTED_MAX) overflowed = true;
+  else made.push(buffer, e, p);
+}
 
 /** Notes record `r` of the map in `buffer`, when a compute callback is running (newRecord). */
 export function noteRecord(buffer: SharedArrayBuffer | ArrayBuffer, r: number): void {
-  if (depth === 0) return;
-  if (made.length >= 2 * NOTED_MAX) overflowed = true;
-  else made.push(buffer, r);
+  if (depth !== 0) note(buffer, 0, r);
+}
+
+/**
+ * Notes immediate `p` stored into entry `e` of the map in `buffer`, when a compute callback is
+ * running (SyncCore.noteStored, at the exchange that stored it). An immediate is a value, which
+ * another writer may store too, so it counts as this thread's own write only in the entry this
+ * thread stored it into.
+ */
+export function noteImmediate(buffer: SharedArrayBuffer | ArrayBuffer, e: number, p: number): void {
+  if (depth !== 0) note(buffer, e, p);
 }
 
 /**
@@ -62,23 +82,33 @@ export function enterCallback(): number {
   return made.length;
 }
 
-/** Marks the end of a run begun by {@linkcode enterCallback}. */
-export function exitCallback(): void {
+/**
+ * Marks the end of a run begun by {@linkcode enterCallback}; returns the end mark for
+ * {@linkcode madeSince}: what the compute does after its callback (its own store, noted for
+ * an outer callback when nested) is not the callback's write.
+ */
+export function exitCallback(): number {
   depth--;
+  return made.length;
 }
 
 /**
- * Whether record `r` of the map in `buffer` was noted since `mark` (a run's own write); for `r`
- * 0 (the key has no value), whether a value of that map was taken out since `mark`.
+ * Whether value word `p` of entry `e` of the map in `buffer` was noted between `mark` and `end`
+ * (a run's own write); for `p` 0 (the key has no value), whether a value of that map was taken
+ * out then.
  */
 export function madeSince(
   mark: number,
+  end: number,
   buffer: SharedArrayBuffer | ArrayBuffer,
-  r: number,
+  e: number,
+  p: number,
 ): boolean {
   if (overflowed) return true;
-  for (let i = mark; i < made.length; i += 2) {
-    if (made[i + 1] === r && made[i] === buffer) return true;
+  for (let i = mark; i < end; i += NOTE) {
+    if (made[i + 2] === p && made[i] === buffer && (made[i + 1] === 0 || made[i + 1] === e)) {
+      return true;
+    }
   }
   return false;
 }

@@ -170,16 +170,20 @@ export function abandon(core: SyncCore, probe: Probe, mine: number): void {
  * stays readable until the caller's next quiescent point.
  */
 export function current(core: SyncCore, probe: Probe): number {
-  const a = core.arena;
-  const read = Atomics.load(a.i32, R_READ);
-  const e = core.findIn(core.readTable(read), probe);
-  if (e !== 0) return valueOf(Atomics.load(a.i32, e >> 2));
-  if ((read & AMENDED) === 0) return 0;
-  const e2 = core.entryLocked(probe);
-  return e2 === 0 ? 0 : valueOf(Atomics.load(a.i32, e2 >> 2));
+  const e = currentEntry(core, probe);
+  return e === 0 ? 0 : valueOf(Atomics.load(core.arena.i32, e >> 2));
 }
 
-function valueOf(p: number): number {
+/** The entry of `probe`'s key as {@linkcode current} finds it, or 0. */
+export function currentEntry(core: SyncCore, probe: Probe): number {
+  const read = Atomics.load(core.arena.i32, R_READ);
+  const e = core.findIn(core.readTable(read), probe);
+  if (e !== 0 || (read & AMENDED) === 0) return e;
+  return core.entryLocked(probe);
+}
+
+/** An entry's value word `p` as a value: 0 when it has none (NIL, EXPUNGED, pending). */
+export function valueOf(p: number): number {
   return p > EXPUNGED ? p : 0;
 }
 
@@ -292,5 +296,6 @@ function tryStore(
     if (next !== NIL) core.count(1);
     if (p < NIL) wakeWaiters(i32, e);
   }
+  core.noteStored(e, next); // last, as in tryLoadOrStore (_sync_entries.ts)
   return NIL;
 }

@@ -46,7 +46,7 @@ import { Table } from "../_engine/table.ts";
 import { keySlotsFor } from "../_engine/table_iter.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
-import { noteRecord, noteRemoval } from "./_compute_watch.ts";
+import { noteImmediate, noteRecord, noteRemoval } from "./_compute_watch.ts";
 import {
   AMENDED,
   E_KEY_HI,
@@ -560,6 +560,7 @@ export class SyncCore {
     }
     const i32 = a.i32;
     i32[(e >> 2) + E_P] = record;
+    this.noteStored(e, record);
     i32[(e >> 2) + E_KEY_LO] = keyLo;
     i32[(e >> 2) + E_KEY_HI] = probe.hi;
     i32[(e >> 2) + E_OWNER] = 0;
@@ -857,10 +858,7 @@ export class SyncCore {
     const a = this.arena;
     if (this.immediates && v.mode === MODE_INLINE && isNumberSlot(v.hi)) {
       const p = immediateOf(numberOf(v.lo, v.hi));
-      if (p !== 0) {
-        noteRecord(a.buffer, p);
-        return p;
-      }
+      if (p !== 0) return p; // noted as stored (noteStored), not here
     }
     const r = this.participant.allocate(RECORD_HEADER + v.blobBytes(), quiescent);
     const i32 = a.i32;
@@ -894,6 +892,14 @@ export class SyncCore {
 
   freeRecord(r: number): void {
     if ((r & 1) === 0) this.participant.release(r, recordBytes(this.arena, r));
+  }
+
+  /**
+   * After value `p` was stored into entry `e` by this thread (its exchange): notes an immediate
+   * for a compute callback running (_compute_watch.ts). A record was noted as it was made.
+   */
+  noteStored(e: number, p: number): void {
+    if ((p & 1) !== 0 && p > EXPUNGED) noteImmediate(this.arena.buffer, e, p);
   }
 
   /** Retires record `r`, which a step took out of its entry: an immediate needs nothing. */

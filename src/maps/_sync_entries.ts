@@ -358,6 +358,9 @@ export function tryLoadOrStore<K, V>(s: SyncAccess<K, V>, e: number, record: num
       s.core.published = record; // before any call: see SyncCore.published
       s.core.count(1);
       if (p < NIL) wakeWaiters(i32, e);
+      // Last: a call cut short (a stack overflow at its entry) skips only the note, which a
+      // compute's watch may then miss, not the count or the wake.
+      s.core.noteStored(e, record);
       return NIL;
     }
     p = found;
@@ -380,6 +383,7 @@ export function tryCompareAndSwap<K, V>(
     const found = Atomics.compareExchange(i32, e >> 2, p, record);
     if (found === p) {
       core.retireRecord(p);
+      core.noteStored(e, record); // last, as in tryLoadOrStore
       return true;
     }
     p = found;

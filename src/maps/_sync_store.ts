@@ -28,8 +28,10 @@ import {
   CLAIMED,
   claimedEntry,
   current,
+  currentEntry,
   replaceIf,
   settle,
+  valueOf,
 } from "./_sync_compute.ts";
 import {
   currentEntryForNumber,
@@ -87,8 +89,8 @@ export function swap<K, V>(
     if (record === 0) {
       record = s.participant.allocate(RECORD_HEADER, true);
       a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+      noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
     }
-    noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
   } else {
     probe = s.probeKey(key);
     probe.storable(); // a key too large for maxBytes, refused before the value is encoded
@@ -106,8 +108,10 @@ export function swap<K, V>(
         for (;;) {
           const found = Atomics.compareExchange(a.i32, e >> 2, p, record);
           if (found === p) {
-            record = 0;
+            const stored = record;
+            record = 0; // published: no longer ours to free, before any call (see below)
             const previous = replaced(s, p, e);
+            core.noteStored(e, stored);
             if (!wantPrevious) return;
             return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
           }
@@ -286,7 +290,9 @@ function storeLocked<K, V>(
       // Swap's last act, after everything that can fail but the commit (see core.published).
       const previous = Atomics.exchange(a.i32, e2 >> 2, record);
       core.published = record;
-      return replaced(s, previous, e2);
+      const replacedRecord = replaced(s, previous, e2);
+      core.noteStored(e2, record); // last: see tryLoadOrStore
+      return replacedRecord;
     }
     const p = tryLoadOrStore(s, e2, record);
     if (!inRead) core.missLocked();
@@ -400,7 +406,9 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
         if (p !== expected) return false;
         const swapIn = immediateOf(next);
         if (swapIn !== 0) {
-          return Atomics.compareExchange(a.i32, e >> 2, expected, swapIn) === expected;
+          if (Atomics.compareExchange(a.i32, e >> 2, expected, swapIn) !== expected) return false;
+          core.noteStored(e, swapIn);
+          return true;
         }
       }
     }
@@ -507,11 +515,12 @@ function computeRounds<K, V>(
       old = s.decodeRecord(p);
     }
     const mark = enterCallback();
+    let end = mark;
     let next;
     try {
       next = s.callUser2(fn, old, loaded);
     } finally {
-      exitCallback();
+      end = exitCallback();
     }
     if (next === CANCEL) return [old, loaded];
     if (next === DELETE && !loaded) return [undefined, false];
@@ -538,7 +547,9 @@ function computeRounds<K, V>(
       if (stored) return [next, true];
     }
     // Lost: to another writer, or to fn's own write of the key in this round.
-    if (!madeSince(mark, a.buffer, current(core, probe))) selfWrites = 0;
+    const e = currentEntry(core, probe);
+    const now = e === 0 ? 0 : valueOf(Atomics.load(a.i32, e >> 2));
+    if (!madeSince(mark, end, a.buffer, e, now)) selfWrites = 0;
     else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError("SyncMap.compute");
   }
 }
