@@ -117,10 +117,15 @@ export class SyncCore {
   readonly participant: Participant;
   readonly registry: Registry;
   readonly tx: LockedTx;
-  /** Whether values that fit are stored as immediates (_sync_layout.ts): the built-in codecs'. */
+  /** Whether values that fit are stored as immediates (_sync_layout.ts): `auto`, `float64`. */
   readonly immediates: boolean;
   /** A record this object allocated and has not published yet (for a parked participant). */
   inflight = 0;
+
+  /** {@linkcode inflight} as a block, for INFLIGHT and a sweep's marking: 0 for an immediate. */
+  get inflightBlock(): number {
+    return (this.inflight & 1) === 0 ? this.inflight : 0;
+  }
   /**
    * The record the current step stored into an existing entry, or 0. That store (an exchange
    * or compare-exchange of E_P) is not journaled: when the step's commit throws in a live
@@ -371,8 +376,7 @@ export class SyncCore {
    * list) with blocks in hand that a sweep would take for leaked.
    */
   readonly #onWait = (waiting: boolean): void => {
-    // INFLIGHT names a block: an immediate is none.
-    if (waiting) this.participant.park((this.inflight & 1) === 0 ? this.inflight : 0);
+    if (waiting) this.participant.park(this.inflightBlock);
     else this.participant.unpark();
   };
 

@@ -257,8 +257,8 @@ function mark(core: SyncCore, strict: boolean): Marks {
       entryKey(e);
       const p = Atomics.load(i32, e >> 2);
       if (p > EXPUNGED) {
-        // An immediate (odd) is the entry's word alone: no block to own. Only a map of
-        // built-in value codecs makes one.
+        // An immediate (odd) is the entry's word alone: no block to own. Only a map whose
+        // values use the `auto` or `float64` codec makes one.
         if ((p & 1) === 0) {
           record(p, "a value record");
           // A value an immediate can hold is never in a record: compareAndSwap relies on it.
@@ -348,7 +348,8 @@ function mark(core: SyncCore, strict: boolean): Marks {
       }
     }
   }
-  if (core.inflight !== 0 && !blocks.has(core.inflight)) record(core.inflight, "this record");
+  const inflight = core.inflightBlock;
+  if (inflight !== 0 && !blocks.has(inflight)) record(inflight, "this record");
   return { blocks, count, whats };
 }
 
@@ -401,7 +402,7 @@ function caches(core: SyncCore): [number, number][] {
 function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): void {
   const i32 = core.arena.i32;
   const part = core.participant;
-  part.park(core.inflight);
+  part.park(core.inflightBlock);
   try {
     let holder = 0;
     let since = 0;
