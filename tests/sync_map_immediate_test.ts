@@ -153,6 +153,18 @@ function countRetired<T>(f: () => T): { result: T; records: number } {
   }
 }
 
+/**
+ * `fn`, for a compute, made to throw once it has run `max` times: a compute that loses every
+ * round (a compare that never matches) fails the test instead of running for good.
+ */
+function bounded<A extends unknown[], R>(fn: (...args: A) => R, max = 1000): (...args: A) => R {
+  let calls = 0;
+  return (...args) => {
+    if (++calls > max) throw new Error(`compute's fn ran ${max} times: it never stores`);
+    return fn(...args);
+  };
+}
+
 /** Promotes the dirty table, as an iteration does: every key then in the read table. */
 function promote(map: SyncMap<unknown, unknown>): void {
   map.range(() => {});
@@ -393,10 +405,13 @@ describe("SyncMap immediates: a key switching between an immediate and a record"
                 break;
               case "compute":
                 assert.deepStrictEqual(
-                  m.compute(key, (old, loaded) => {
-                    assert.deepStrictEqual([old, loaded], [from, true], what);
-                    return to;
-                  }),
+                  m.compute(
+                    key,
+                    bounded((old, loaded) => {
+                      assert.deepStrictEqual([old, loaded], [from, true], what);
+                      return to;
+                    }),
+                  ),
                   [to, true],
                   what,
                 );
@@ -628,7 +643,7 @@ describe("SyncMap immediates: compute and loadOrCompute", () => {
         const old = model.get(k);
         const next = fn(old);
         const what = `compute of ${k}: ${show(old)} -> ${show(next)} (${where})`;
-        const { result, records } = countRetired(() => m.compute(k, fn));
+        const { result, records } = countRetired(() => m.compute(k, bounded(fn)));
         assert.deepStrictEqual(result, [next, true], what);
         assert.equal(records, kindFor(old) === "record" ? 1 : 0, `${what}: records retired`);
         model.set(k, next);
@@ -636,14 +651,17 @@ describe("SyncMap immediates: compute and loadOrCompute", () => {
       }
       // CANCEL leaves the immediate; DELETE takes it out, retiring nothing.
       assert.deepStrictEqual(m.compute(1, () => SyncMap.CANCEL), [model.get(1), true]);
-      const { result, records } = countRetired(() => m.compute(2, () => SyncMap.DELETE));
+      const { result, records } = countRetired(() => m.compute(2, bounded(() => SyncMap.DELETE)));
       assert.deepStrictEqual([result, records], [[undefined, false], 0], "DELETE of 0");
       model.delete(2);
       assert.deepStrictEqual(
-        m.compute(2, (old, loaded) => {
-          assert.deepStrictEqual([old, loaded], [undefined, false]);
-          return 2;
-        }),
+        m.compute(
+          2,
+          bounded((old, loaded) => {
+            assert.deepStrictEqual([old, loaded], [undefined, false]);
+            return 2;
+          }),
+        ),
         [2, true],
       );
       model.set(2, 2);
@@ -661,11 +679,14 @@ describe("SyncMap immediates: compute and loadOrCompute", () => {
       promote(m as SyncMap<unknown, unknown>);
       let calls = 0;
       assert.deepStrictEqual(
-        m.compute(1, (old) => {
-          calls++;
-          m.store(1, old!);
-          return old! + 1;
-        }),
+        m.compute(
+          1,
+          bounded((old) => {
+            calls++;
+            m.store(1, old!);
+            return old! + 1;
+          }),
+        ),
         [v + 1, true],
       );
       assert.equal(calls, 1, `${v}: rounds`);
@@ -695,12 +716,8 @@ describe("SyncMap immediates: compute and loadOrCompute", () => {
       m.loadAndDelete(k);
       m.loadOrStore(k, Math.floor(old) + 100);
     }],
-    // FAILS on number keys (a bug in src, left failing on purpose): compareAndSwap's path for a
-    // number key in the read table whose old and new values are both immediates (swapImmediate,
-    // _sync_store.ts) exchanges the entry word without noting the write for compute
-    // (noteRecord, _compute_watch.ts), so compute takes each round lost to fn's own write for
-    // another writer's and runs fn for good; the test stops it at 10,000 rounds. String keys,
-    // and number keys before that path existed, throw after SELF_WRITES_MAX rounds.
+    // On a number key in the read table, compareAndSwap's own path for two immediates: the
+    // entry word's compare-exchange alone, which must note the write all the same.
     ["compareAndSwap from an immediate to an immediate", (m, k, old) => {
       m.compareAndSwap(k, old, old + 3);
     }],
@@ -1041,14 +1058,17 @@ function applyCmd(
       return;
     }
     case "compute": {
-      const got = m.compute(cmd.key, (o, loaded) => {
-        assert.deepStrictEqual([o, loaded], [old, had], `${where}: fn's arguments`);
-        return cmd.how === "set"
-          ? cmd.value
-          : cmd.how === "delete"
-          ? SyncMap.DELETE
-          : SyncMap.CANCEL;
-      });
+      const got = m.compute(
+        cmd.key,
+        bounded((o, loaded) => {
+          assert.deepStrictEqual([o, loaded], [old, had], `${where}: fn's arguments`);
+          return cmd.how === "set"
+            ? cmd.value
+            : cmd.how === "delete"
+            ? SyncMap.DELETE
+            : SyncMap.CANCEL;
+        }),
+      );
       if (cmd.how === "set") {
         assert.deepStrictEqual(got, [cmd.value, true], where);
         model.set(cmd.key, cmd.value);
