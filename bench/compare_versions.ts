@@ -305,6 +305,9 @@ const cases: Case[] = [
   ["SyncMap LoadOrStoreCollision", (lib) => loop("sink(o.loadOrStore(0, 0));", oneKey(lib), [])],
   ["SyncMap DeleteCollision", (lib) => loop("sink(o.delete(0));", oneKey(lib), [])],
   mapCase("SyncMap.swap overwrite, int", filledSyncMap, `sink(o.swap(${KEY}, i));`),
+  // A fraction needs a value record (an integer from 0 to 2^30 - 2 is held in the entry itself):
+  // the store that allocates one and retires the one it replaces.
+  mapCase("SyncMap.store overwrite, fraction", filledSyncMap, `o.store(${KEY}, i + 0.5);`),
   mapCase(
     "SyncMap.compareAndSwap, int",
     filledSyncMap,
