@@ -31,7 +31,7 @@ import {
   setCachedKeyString,
 } from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
-import { AMENDED, EXPUNGED, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { Arena } from "../_engine/arena.ts";
 import type { Table } from "../_engine/table.ts";
@@ -337,7 +337,8 @@ export function replaced<K, V>(s: SyncAccess<K, V>, p: number, e: number): numbe
     if (p < NIL) wakeWaiters(s.arena.i32, e);
     return NIL;
   }
-  s.core.retireRecord(p);
+  // SyncCore.retireRecord written out: JavaScriptCore left the extra call in swap's path.
+  if ((p & 1) === 0) s.participant.retire(p | K_RECORD);
   return p;
 }
 
