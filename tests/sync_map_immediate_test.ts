@@ -52,12 +52,13 @@ import {
   mixWriter,
   runEach,
   shared,
+  sleep,
   startTogether,
   withTrackedWorkers,
   WORKER_TEST,
 } from "./fixtures/sync_map_harness.ts";
 
-const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+const tick = (): Promise<void> => sleep(0);
 
 // ---------------------------------------------------------------------------------------------
 // What the map holds, seen from outside its API

@@ -170,8 +170,7 @@ export function abandon(core: SyncCore, probe: Probe, mine: number): void {
  * stays readable until the caller's next quiescent point.
  */
 export function current(core: SyncCore, probe: Probe): number {
-  const e = currentEntry(core, probe);
-  return e === 0 ? 0 : valueOf(Atomics.load(core.arena.i32, e >> 2));
+  return valueAt(core, currentEntry(core, probe));
 }
 
 /** The entry of `probe`'s key as {@linkcode current} finds it, or 0. */
@@ -182,8 +181,12 @@ export function currentEntry(core: SyncCore, probe: Probe): number {
   return core.entryLocked(probe);
 }
 
-/** An entry's value word `p` as a value: 0 when it has none (NIL, EXPUNGED, pending). */
-export function valueOf(p: number): number {
+/** Entry `e`'s value word, loaded: 0 for no entry, or none (NIL, EXPUNGED, pending). */
+export function valueAt(core: SyncCore, e: number): number {
+  return e === 0 ? 0 : valueOf(Atomics.load(core.arena.i32, e >> 2));
+}
+
+function valueOf(p: number): number {
   return p > EXPUNGED ? p : 0;
 }
 

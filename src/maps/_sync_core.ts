@@ -39,7 +39,6 @@ import {
   isNumberSlot,
   MODE_INLINE,
   numberOf,
-  numberWords,
   type Probe,
 } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
@@ -56,7 +55,7 @@ import {
   ENTRY_BYTES,
   EXPUNGED,
   immediateOf,
-  immediateValue,
+  immediateWords,
   K_ENTRY,
   K_RECORD,
   K_TABLE,
@@ -886,7 +885,7 @@ export class SyncCore {
   /** Whether record `r` holds the encoded value `v`. */
   recordEquals(r: number, v: Probe): boolean {
     if ((r & 1) !== 0) {
-      const words = numberWords(immediateValue(r));
+      const words = immediateWords(r);
       return v.mode === MODE_INLINE && v.lo === words[0] && v.hi === words[1];
     }
     const a = this.arena;
@@ -915,7 +914,7 @@ export class SyncCore {
   snapshotRecord(r: number, to: Probe): void {
     const a = this.arena;
     if ((r & 1) !== 0) {
-      const words = numberWords(immediateValue(r));
+      const words = immediateWords(r);
       to.snapshot(a, words[0], words[1]);
       return;
     }

@@ -9,6 +9,7 @@
 import type { Arena } from "../_engine/arena.ts";
 import { H_ROOT } from "../_engine/arena.ts";
 import { type Registry, SEAT_WORDS } from "../_engine/registry.ts";
+import { numberWords } from "../_engine/slots.ts";
 import { TABLE_WORDS } from "../_engine/table.ts";
 
 // The root is 64 words from H_ROOT, 64-byte aligned, grouped in cache lines by how often each
@@ -88,6 +89,11 @@ export function immediateOf(v: number): number {
 /** The number immediate `p` holds. */
 export function immediateValue(p: number): number {
   return (p >> 1) - 1;
+}
+
+/** The slot words `[lo, hi]` of the number immediate `p` holds (numberWords' scratch). */
+export function immediateWords(p: number): Int32Array {
+  return numberWords(immediateValue(p));
 }
 
 // In a table, the value slot of a key holds its entry's offset (S_ENTRY words from the key

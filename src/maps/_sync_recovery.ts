@@ -263,15 +263,11 @@ function mark(core: SyncCore, strict: boolean): Marks {
           record(p, "a value record");
           // A value an immediate can hold is never in a record: compareAndSwap relies on it.
           const hi = i32[(p >> 2) + REC_HI];
-          if (
-            strict && core.immediates && isNumberSlot(hi) &&
-            immediateOf(numberOf(i32[(p >> 2) + REC_LO], hi)) !== 0
-          ) {
-            fail(
-              `the value record at ${p} holds ${
-                numberOf(i32[(p >> 2) + REC_LO], hi)
-              }, an immediate`,
-            );
+          if (strict && core.immediates && isNumberSlot(hi)) {
+            const value = numberOf(i32[(p >> 2) + REC_LO], hi);
+            if (immediateOf(value) !== 0) {
+              fail(`the value record at ${p} holds ${value}, an immediate`);
+            }
           }
         } else if (strict && !core.immediates) {
           fail(`an immediate value ${p} in a map whose value codec makes none`);

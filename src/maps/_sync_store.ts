@@ -31,7 +31,7 @@ import {
   currentEntry,
   replaceIf,
   settle,
-  valueOf,
+  valueAt,
 } from "./_sync_compute.ts";
 import {
   currentEntryForNumber,
@@ -548,8 +548,7 @@ function computeRounds<K, V>(
     }
     // Lost: to another writer, or to fn's own write of the key in this round.
     const e = currentEntry(core, probe);
-    const now = e === 0 ? 0 : valueOf(Atomics.load(a.i32, e >> 2));
-    if (!madeSince(mark, end, a.buffer, e, now)) selfWrites = 0;
+    if (!madeSince(mark, end, a.buffer, e, valueAt(core, e))) selfWrites = 0;
     else if (++selfWrites >= SELF_WRITES_MAX) throw selfWriteError("SyncMap.compute");
   }
 }
