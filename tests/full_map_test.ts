@@ -37,6 +37,25 @@ function fill<V>(m: Store<V>, from: number, value: (k: number) => V, limit = 1_0
   return n;
 }
 
+/**
+ * Takes a fresh map through what the test below does to its map (fill, clear, refill, delete all,
+ * fill with new keys), deletes 100 keys, and returns how many new keys then fit.
+ */
+async function roomAfterDeleting100<V>(m: Store<V>, value: (k: number) => V): Promise<number> {
+  fill(m, 0, value);
+  m.clear();
+  await tick();
+  const n = fill(m, 0, value);
+  for (let k = 0; k < n; k++) m.delete(k);
+  await tick();
+  fill(m, 10_000_000, value);
+  for (let k = 0; k < 100; k++) m.delete(10_000_000 + k);
+  await tick();
+  const fit = fill(m, 20_000_000, value, 1000);
+  m.verify();
+  return fit;
+}
+
 const shapes = {
   "int keys, 32-character strings": (k: number) => `${k}`.padStart(32, "v"),
   // Integers: a SyncMap holds them in the entry word (immediates), with no record.
@@ -95,17 +114,18 @@ for (const [shape, value] of Object.entries(shapes)) {
       afterDelete >= 0.9 * n,
       `${afterDelete} new keys fit after deleting all, ${n} at first`,
     );
-    // Deleting 100 makes room for new keys.
-    for (let k = 0; k < 100; k++) m.delete(10_000_000 + k);
-    await tick();
-    const after100 = fill(m, 20_000_000, value, 1000);
-    // A new key whose bucket chain is full needs a new overflow bucket. A full arena serves it
-    // from the spans of a larger size class that deleted values left room in, so values of
-    // 150 bytes or more make room for most new keys; number values take 16-byte entries and,
-    // fractions, 16-byte records, which cannot hold a bucket (README, Limitations).
+    // Deleting 100 makes room for new keys. A new key whose bucket chain is full needs a new
+    // overflow bucket. A full arena serves it from the spans of a larger size class that deleted
+    // values left room in, so values of 150 bytes or more make room for nearly all new keys;
+    // smaller values only as whole spans empty, and number values take 16-byte entries and,
+    // fractions, 16-byte records, which cannot hold a bucket (README, Limitations). How many
+    // buckets are full depends on the hash seed, so the check is the median over several maps.
     const numbers = shape === "int keys, int values" || shape === "int keys, fractional values";
     if (limits.deleteSome && !numbers) {
-      assert.ok(after100 >= 75, `${after100} new keys fit after deleting 100`);
+      const fits: number[] = [];
+      for (let i = 0; i < 9; i++) fits.push(await roomAfterDeleting100(make(), value));
+      fits.sort((a, b) => a - b);
+      assert.ok(fits[4] >= 85, `new keys that fit after deleting 100, in 9 maps: ${fits}`);
     }
     m.verify();
   });
