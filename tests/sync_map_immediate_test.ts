@@ -1,7 +1,7 @@
 // Copyright the shmap authors. MIT license.
 //
 // SyncMap immediates (src/maps/_sync_layout.ts): in a map whose values use a built-in number
-// codec (auto or float64), an integer value from 0 to IMMEDIATE_MAX (2^30 - 2), but not -0, is
+// codec (auto, float64 or int32), an integer value from 0 to IMMEDIATE_MAX (2^30 - 2), but not -0, is
 // held in its entry's word itself, as 2v + 3, with no value record allocated, retired or freed;
 // every other value (fractions, negatives, -0, NaN, 2^30 - 1 and up, strings, objects, every
 // value of a user codec) takes a record as before. Each test compares the map with a plain Map:
@@ -310,7 +310,7 @@ describe("SyncMap immediates: boundary values round-trip", () => {
     });
   }
 
-  // The other codecs: float64 makes immediates as auto does; int32 and user codecs make none.
+  // The other codecs: float64 and int32 make immediates as auto does; user codecs make none.
   const float: Codec<number> = {
     name: "user float",
     encode: (v) => new Uint8Array(new Float64Array([v]).buffer),
@@ -318,7 +318,7 @@ describe("SyncMap immediates: boundary values round-trip", () => {
   };
   const CODECS: [string, Codec<number>, boolean, readonly number[]][] = [
     ["float64", codecs.float64, true, BOUNDARY],
-    ["int32", codecs.int32, false, BOUNDARY.filter((v) => (v | 0) === v)],
+    ["int32", codecs.int32, true, BOUNDARY.filter((v) => (v | 0) === v)],
     ["a user codec", float, false, BOUNDARY],
   ];
   for (const [name, codec, immediates, values] of CODECS) {
@@ -341,6 +341,49 @@ describe("SyncMap immediates: boundary values round-trip", () => {
       m.verify();
     });
   }
+  // int32's number paths take a value with an immediate without calling the codec; every other
+  // number goes through it, so what it refuses is refused as before, whatever the key holds.
+  test("values of int32: immediates take the number paths, the codec still refuses the rest", () => {
+    const m = new SyncMap<number, number>({ values: codecs.int32 });
+    const model = new Map<number, number>();
+    const refused = [0.5, -0.5, 2 ** 31, -(2 ** 31) - 1, NaN, Infinity];
+    for (const where of ["dirty", "read"]) {
+      for (const [k, v] of [[1, 5], [2, -1], [3, IMMEDIATE_MAX + 1], [4, 2 ** 31 - 1], [5, -0]]) {
+        m.store(k, v);
+        model.set(k, v);
+      }
+      if (where === "read") promote(m as SyncMap<unknown, unknown>);
+      for (const bad of refused) {
+        assert.throws(() => m.store(1, bad), RangeError, `store ${show(bad)} (${where})`);
+        assert.throws(() => m.swap(2, bad), RangeError, `swap ${show(bad)}`);
+        assert.throws(() => m.loadOrStore(1, bad), RangeError, `loadOrStore ${show(bad)}`);
+        assert.throws(() => m.compareAndSwap(1, 5, bad), RangeError, `CAS to ${show(bad)}`);
+        assert.throws(() => m.compareAndSwap(1, bad, 6), RangeError, `CAS from ${show(bad)}`);
+        assert.throws(() => m.compareAndSwap(1, 7, bad), RangeError, `CAS 7 to ${show(bad)}`);
+        assert.throws(() => m.compareAndDelete(1, bad), RangeError, `CAD ${show(bad)}`);
+      }
+      assertMatches(m as SyncMap<unknown, unknown>, model as Map<unknown, unknown>, where);
+      for (const [k, v] of model) {
+        assert.equal(kindOf(m as SyncMap<unknown, unknown>, k), kindFor(v), `${show(v)}: kind`);
+      }
+      // Across kinds, through the number paths and the codec's.
+      assert.equal(m.compareAndSwap(1, 5, -7), true);
+      assert.equal(m.compareAndSwap(1, -7, 9), true);
+      assert.equal(m.compareAndSwap(1, 8, 10), false);
+      assert.deepStrictEqual(m.swap(3, 11), [IMMEDIATE_MAX + 1, true]);
+      assert.deepStrictEqual(m.loadOrStore(3, 12), [11, true]);
+      assert.equal(m.compareAndDelete(4, 2 ** 31 - 1), true);
+      assert.equal(m.compareAndDelete(5, 0), false, "-0 is not 0");
+      assert.equal(m.compareAndDelete(5, -0), true);
+      assert.deepStrictEqual(m.loadOrStore(4, 13), [13, false]);
+      for (const [k, v] of [[1, 9], [3, 11], [4, 13]]) model.set(k, v);
+      model.delete(5);
+      assertMatches(m as SyncMap<unknown, unknown>, model as Map<unknown, unknown>, where);
+      m.verify();
+      m.clear();
+      model.clear();
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -378,6 +378,15 @@ export function storesNumbers(codec: SlotCodec<unknown>): boolean {
 }
 
 /**
+ * Whether every number `codec` stores sits in its slot as the float64 a number key or value
+ * would (auto, float64, int32, which only accepts fewer): a SyncMap then holds small integer
+ * values as immediates, whose slot words are those float64 words.
+ */
+export function slotsAsFloat64(codec: SlotCodec<unknown>): boolean {
+  return storesNumbers(codec) || codec instanceof Int32Slots;
+}
+
+/**
  * Whether `codec` makes string keys' probes with `setKeyString` (through the probe's key hash
  * cache), so that a map may take the cache's entry for a string key without calling it.
  */

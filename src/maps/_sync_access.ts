@@ -13,12 +13,14 @@ import type { Arena } from "../_engine/arena.ts";
 import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
 import {
   cachesStringKeys,
+  Int32Slots,
   isNumberSlot,
   keyProbe,
   numberOf,
   Probe,
   setKeyNumberMemo,
   type SlotCodec,
+  slotsAsFloat64,
   storesNumbers,
   TAG_STRUCT,
   UserSlots,
@@ -51,6 +53,12 @@ export class SyncAccess<K, V> {
   readonly stringKeys: boolean;
   /** Number values are plain float64 slots: read them without calling the codec. */
   readonly numberValues: boolean;
+  /**
+   * The values' codec is `int32`: a number that has an immediate (_sync_layout.ts) is one of
+   * its values, so the number paths may take it without calling the codec; any other number
+   * goes through the codec, which accepts fewer than `numberValues`' codecs.
+   */
+  readonly int32Values: boolean;
   /** The codecs run user code when decoding (see Participant.hold). */
   readonly userKeys: boolean;
   readonly userValues: boolean;
@@ -81,7 +89,7 @@ export class SyncAccess<K, V> {
       (tag) => this.core.free(tag),
     );
     this.participant = participant;
-    this.core = new SyncCore(this.arena, participant, storesNumbers(values));
+    this.core = new SyncCore(this.arena, participant, slotsAsFloat64(values));
     this.entries.onWrap = () => this.probe.keyCache?.clear();
     participant.onDeaths = () => reapDead(this.core);
     participant.onSweepDue = () => retrySweep(this.core);
@@ -99,6 +107,7 @@ export class SyncAccess<K, V> {
     this.values.limit = this.arena.maxBytes;
     this.numberKeys = storesNumbers(this.keys as SlotCodec<unknown>);
     this.numberValues = storesNumbers(this.values as SlotCodec<unknown>);
+    this.int32Values = this.values instanceof Int32Slots;
     this.stringKeys = cachesStringKeys(this.keys as SlotCodec<unknown>);
     this.userKeys = this.keys instanceof UserSlots;
     this.userValues = this.values instanceof UserSlots;

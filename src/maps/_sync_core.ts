@@ -116,7 +116,7 @@ export class SyncCore {
   readonly participant: Participant;
   readonly registry: Registry;
   readonly tx: LockedTx;
-  /** Whether values that fit are stored as immediates (_sync_layout.ts): `auto`, `float64`. */
+  /** Whether values that fit are stored as immediates (_sync_layout.ts): `auto`, `float64`, `int32`. */
   readonly immediates: boolean;
   /** A record this object allocated and has not published yet (for a parked participant). */
   inflight = 0;

@@ -66,8 +66,8 @@ export function pendingOf(owner: number): number {
 }
 
 // Entry `p` odd and above EXPUNGED: an immediate, a value held in the word itself, with no
-// record. Only a map whose values use a codec that stores numbers as float64 slots (`auto` and
-// `float64`: SyncAccess.numberValues) makes them, for an integer from 0 to IMMEDIATE_MAX,
+// record. Only a map whose values use a codec that stores numbers as float64 slots (`auto`,
+// `float64` and `int32`: SyncCore.immediates) makes them, for an integer from 0 to IMMEDIATE_MAX,
 // as 2v + 3 (so that 0 is 3, clear of NIL and EXPUNGED). Record offsets are 16-aligned, so
 // `(p & 1) !== 0` tells the two apart once `p > EXPUNGED` is known. An immediate is never
 // allocated, retired or freed, and reads nothing but the word: a store of one is the entry's

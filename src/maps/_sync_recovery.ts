@@ -258,7 +258,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
       const p = Atomics.load(i32, e >> 2);
       if (p > EXPUNGED) {
         // An immediate (odd) is the entry's word alone: no block to own. Only a map whose
-        // values use the `auto` or `float64` codec makes one.
+        // values use the `auto`, `float64` or `int32` codec makes one.
         if ((p & 1) === 0) {
           record(p, "a value record");
           // A value an immediate can hold is never in a record: compareAndSwap relies on it.

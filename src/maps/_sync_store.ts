@@ -77,11 +77,11 @@ export function swap<K, V>(
   const a = s.arena;
   const core = s.core;
   // A number key and value (codecs that store numbers as plain float64 slots: they can neither
-  // fail nor run user code) need no probe to write the record and search the read table; the
-  // key's probe is made only for the locked step. Otherwise both are encoded first, as user
-  // code may run then.
+  // fail nor run user code; under `int32`, a value with an immediate) need no probe to write
+  // the record and search the read table; the key's probe is made only for the locked step.
+  // Otherwise both are encoded first, as user code may run then.
   const numbers = typeof key === "number" && typeof value === "number" && s.numberKeys &&
-    s.numberValues;
+    (s.numberValues || (s.int32Values && immediateOf(value) !== 0));
   let probe: Probe | null = null;
   let record: number;
   if (numbers) {
@@ -147,7 +147,10 @@ export function loadOrStore<K, V>(
   s.participant.enter();
   s.core.published = 0; // read by the free in the finally: see SyncCore.published
   const a = s.arena;
-  if (typeof key === "number" && s.numberKeys && typeof value === "number" && s.numberValues) {
+  if (
+    typeof key === "number" && s.numberKeys && typeof value === "number" &&
+    (s.numberValues || (s.int32Values && immediateOf(value) !== 0))
+  ) {
     // A hit needs neither the key's probe nor the value's encoding, which for a number key
     // and value can neither fail nor run user code, so skipping them changes nothing else.
     // The hit is a load, read as load reads it (docs/design.md, "The plain reads of a
@@ -390,10 +393,12 @@ export function compareAndSwap<K, V>(s: SyncAccess<K, V>, key: K, old: V, next: 
   // A number key and number values, the key in the read table: an immediate (or its absence)
   // is compared as the entry's word alone, with no probe, since a value an immediate can hold is
   // never in a record (immediateOf); a swap from one immediate to another is then one
-  // compare-exchange. A record to compare with or make goes the general way.
+  // compare-exchange. A record to compare with or make goes the general way. Under `int32`,
+  // only when both values have immediates: the codec checks any other.
   if (
     typeof key === "number" && s.numberKeys && typeof old === "number" &&
-    typeof next === "number" && s.numberValues
+    typeof next === "number" &&
+    (s.numberValues || (s.int32Values && immediateOf(old) !== 0 && immediateOf(next) !== 0))
   ) {
     const e = unlockedEntryForNumber(s, key);
     if (e === 0) return false;
@@ -451,7 +456,9 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   const a = s.arena;
   const core = s.core;
   // An immediate is compared as a word, with no probe (see compareAndSwap).
-  const immediate = typeof old === "number" && s.numberValues ? immediateOf(old) : 0;
+  const immediate = typeof old === "number" && (s.numberValues || s.int32Values)
+    ? immediateOf(old)
+    : 0;
   const expected = immediate === 0 ? s.probeExpected(old) : null;
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;

@@ -126,7 +126,7 @@ let accessOf: (map: SyncMap<never, never>) => SyncAccess<never, never>;
  * to be freed is about what the objects retired over two of their 64-call periods, plus what is
  * retired while one of them sits in a long synchronous task without calling the map; for
  * 1,000 keys overwritten 10 million times, `bytesUsed` stays within 132 records of its first
- * pass. An integer value from 0 to 2^30 - 2 (under the `auto` or `float64` codec) needs no
+ * pass. An integer value from 0 to 2^30 - 2 (under the `auto`, `float64` or `int32` codec) needs no
  * record at all: it is held in the key's entry, so storing it allocates and retires nothing. A
  * worker that is gone must give back its share: the worker adapters do it when the worker ends;
  * otherwise call {@linkcode close}.
