@@ -7,6 +7,7 @@
  * @module
  */
 
+import { GoBatches } from "./_go_batches.ts";
 import { SLOTS, SlotStrings } from "../_engine/slot_strings.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Journal } from "../_engine/journal.ts";
@@ -59,6 +60,8 @@ export class GoAccess<K, V> {
    * comes round.
    */
   readonly found: EntryMemo = new EntryMemo(true);
+  /** What this object's iterations read, kept while the map is not written (_go_batches.ts). */
+  readonly batches: GoBatches = new GoBatches();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
   /** String keys' probes come from the key hash cache: a get may take its entry directly. */

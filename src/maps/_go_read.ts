@@ -20,7 +20,7 @@ import {
 } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI } from "./_go_layout.ts";
+import { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } from "./_go_layout.ts";
 import { beginRead, readFailure, validated } from "./_go_writer.ts";
 import { BatchIterator, batchLevel, KEYS, type Yield } from "./_iteration.ts";
 
@@ -305,6 +305,10 @@ function findFrom<K, V>(
  * one of its entries, the entry is looked up again: skipped if deleted, yielded with its
  * current value otherwise.
  *
+ * A batch that begins at the version (SEQ, WRAPS) the handle's batch copy holds takes its
+ * partition from there (_go_batches.ts), with no walk and no decode: a map iterated again and
+ * again while nobody writes it.
+ *
  * A class, not a generator: no generator resumption per entry. It behaves as a generator does
  * otherwise (see BatchIterator).
  */
@@ -319,12 +323,15 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
   #step = 0;
   /** The write sequence the current batch was read and validated at. */
   #seq = 0;
+  /** The current batch: decoded keys and values, this iterator's own or the batch copy's. */
+  #keys: readonly unknown[] = [];
+  #values: readonly unknown[] = [];
   /**
-   * The current batch: decoded keys and values, refilled in place (they keep their capacity),
-   * and the key slots it was read from.
+   * What a batch is read into, refilled in place (they keep their capacity), and the key slots
+   * it was read from.
    */
-  #keys: unknown[] = [];
-  #values: unknown[] = [];
+  #ownKeys: unknown[] = [];
+  #ownValues: unknown[] = [];
   #slots: number[] = [];
   /** Entries in the current batch, and how many of them were yielded. */
   #count = 0;
@@ -374,21 +381,41 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
   /** Reads the next batch, or returns false when every partition has been read. */
   #readBatch(s: GoAccess<K, V>): boolean {
     const a = s.arena;
-    if (this.#level < 0) {
+    const first = this.#level < 0;
+    if (first) {
       this.#level = batchLevel(s.table.B);
       this.#start = Math.floor(Math.random() * (1 << this.#level));
       this.#rotate = Math.floor(Math.random() * 8);
     }
-    const n = 1 << this.#level;
+    const level = this.#level;
+    const n = 1 << level;
     if (this.#step >= n) return false;
     const i = (this.#start + this.#step++) & (n - 1);
     this.#j = 0;
     this.#count = 0;
     const seq = beginRead(s, "iteration");
+    // Plainly, after SEQ, as every reader reads what writers write under the sequence. The
+    // table's count only sizes the copy's first check: its limits count what is kept.
+    const wraps = a.i32[WRAPS];
+    const batches = s.batches;
+    if (first) {
+      const builtIn = s.userKeys === null && s.userValues === null;
+      batches.begin(seq, wraps, level, s.table.count, builtIn);
+    }
+    const copy = batches.at(seq, wraps, level, i);
+    if (copy !== undefined) {
+      this.#keys = copy.keys;
+      this.#values = copy.values;
+      this.#seq = seq;
+      this.#count = copy.keys.length;
+      return true;
+    }
     // Decoded keys and values; for a user codec, copies of its bytes until the batch is
     // validated, then decoded (see GoAccess.readValue).
-    const keys = this.#keys;
-    const values = this.#values;
+    const keys = this.#ownKeys;
+    const values = this.#ownValues;
+    this.#keys = keys;
+    this.#values = values;
     const slots = this.#slots;
     let count = 0;
     // Strings decoded from a slot under this layout's generation (slot_strings.ts).
@@ -442,14 +469,15 @@ export class GoIterator<K, V, T> extends BatchIterator<GoAccess<K, V>, T> {
     if (userValues !== null && wantValues) {
       for (let j = 0; j < count; j++) values[j] = s.decodeCopy(userValues, values[j]);
     }
+    if (wantValues) batches.keep(seq, wraps, level, i, keys, values, count);
     this.#seq = seq;
     this.#count = count;
     return true;
   }
 
   protected drop(): void {
-    this.#keys = [];
-    this.#values = [];
+    this.#keys = this.#ownKeys = [];
+    this.#values = this.#ownValues = [];
     this.#count = 0;
   }
 }

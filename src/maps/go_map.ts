@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { GoBatches } from "./_go_batches.ts";
 import { blockSize, bytesUsed, verifyHeap } from "../_engine/allocator.ts";
 import { census } from "../_engine/census.ts";
 import { blobSize, freeSlot, isBlob, MODE_INLINE, Probe } from "../_engine/slots.ts";
@@ -120,6 +121,9 @@ function overwriteInline<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): boolean {
   s.tx.journal.setPair(i32, w + VALUE_LO, v.lo, v.hi);
   return true;
 }
+
+/** Set by GoMap's static block: an object's batch copy, for {@linkcode batchesOf}. */
+let batchesOfMap: (map: GoMap<unknown, unknown>) => GoBatches;
 
 /**
  * Go's built-in map, built the way Go's runtime builds it (8-slot buckets with tophash bytes,
@@ -436,6 +440,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   clear(): void {
     const s = this.#s;
+    s.batches.drop(); // its keys are gone: let the copy be collected now
     const seq = beginWrite(s);
     let settled = false; // see ABANDONED
     try {
@@ -625,6 +630,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   // like any other: while another worker writes, it shows that instead of the entries. Never
   // throws.
   static {
+    batchesOfMap = (map) => map.#s.batches;
     defineInspect(this.prototype, (map, request) =>
       inspectMap(
         request,
@@ -637,4 +643,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
             : describeError(error),
       ));
   }
+}
+
+/** Internal, for tests: `map`'s batch copy (_go_batches.ts). */
+export function batchesOf(map: GoMap<unknown, unknown>): GoBatches {
+  return batchesOfMap(map);
 }
