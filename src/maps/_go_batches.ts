@@ -24,7 +24,7 @@
  * @module
  */
 
-import { MAX_KEYS, MAX_UNITS } from "./_iteration_keys.ts";
+import { MAX_KEYS, MAX_UNITS, unitsOf } from "./_iteration_keys.ts";
 
 /** An iteration began at the version: the next one fills the copy. */
 const NOTED = 0;
@@ -78,11 +78,13 @@ export class GoBatches {
 
   /** Partition `i` at `level` as the copy holds it at version (`seq`, `wraps`), or undefined. */
   at(seq: number, wraps: number, level: number, i: number): Batch | undefined {
-    if (
-      this.#state !== FILLING || seq !== this.#seq || wraps !== this.#wraps ||
-      level !== this.#level
-    ) return undefined;
-    return this.#batches[i];
+    return this.#filling(seq, wraps, level) ? this.#batches[i] : undefined;
+  }
+
+  /** Whether the copy is filling version (`seq`, `wraps`) split at `level`. */
+  #filling(seq: number, wraps: number, level: number): boolean {
+    return this.#state === FILLING && seq === this.#seq && wraps === this.#wraps &&
+      level === this.#level;
   }
 
   /**
@@ -99,10 +101,7 @@ export class GoBatches {
     values: readonly unknown[],
     count: number,
   ): void {
-    if (
-      this.#state !== FILLING || seq !== this.#seq || wraps !== this.#wraps ||
-      level !== this.#level || this.#batches[i] !== undefined
-    ) return;
+    if (!this.#filling(seq, wraps, level) || this.#batches[i] !== undefined) return;
     let units = 0;
     for (let j = 0; j < count; j++) {
       const k = unitsOf(keys[j]);
@@ -134,10 +133,4 @@ export class GoBatches {
     this.#entries = this.#units = 0;
     this.#batches = [];
   }
-}
-
-/** The units `v` counts against MAX_UNITS, or -1 when it is not a primitive. */
-function unitsOf(v: unknown): number {
-  if (typeof v === "string") return v.length;
-  return (typeof v === "object" && v !== null) || typeof v === "function" ? -1 : 4;
 }

@@ -139,10 +139,9 @@ export class IterationKeys<K> {
       const hi = i32[(k >> 2) + S_KEY_HI];
       if (hi === TAG_STRUCT) return this.#refuse();
       const key = s.decodeKey(i32[(k >> 2) + S_KEY_LO], hi);
-      if (typeof key === "string") units += key.length;
-      else if ((typeof key === "object" && key !== null) || typeof key === "function") {
-        return this.#refuse();
-      } else units += 4;
+      const u = unitsOf(key);
+      if (u < 0) return this.#refuse();
+      units += u;
       keys.push(key);
       entries[j] = i32[(k >> 2) + S_ENTRY];
     }
@@ -158,4 +157,13 @@ export class IterationKeys<K> {
     this.#empty(REFUSED);
     return false;
   }
+}
+
+/**
+ * The string units `v` counts against {@linkcode MAX_UNITS} (a string its length, another
+ * primitive 4), or -1 when it is not a primitive and so cannot be kept in a copy.
+ */
+export function unitsOf(v: unknown): number {
+  if (typeof v === "string") return v.length;
+  return (typeof v === "object" && v !== null) || typeof v === "function" ? -1 : 4;
 }
