@@ -8,6 +8,7 @@
  */
 
 import { GoBatches } from "./_go_batches.ts";
+import { GoHits } from "./_go_hits.ts";
 import { SLOTS, SlotStrings } from "../_engine/slot_strings.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Journal } from "../_engine/journal.ts";
@@ -62,6 +63,8 @@ export class GoAccess<K, V> {
   readonly found: EntryMemo = new EntryMemo(true);
   /** What this object's iterations read, kept while the map is not written (_go_batches.ts). */
   readonly batches: GoBatches = new GoBatches();
+  /** What this object's lookups found, kept while the map is not written (_go_hits.ts). */
+  readonly hits: GoHits = new GoHits();
   /** Number keys are plain float64 slots: look them up without calling the codec. */
   readonly numberKeys: boolean;
   /** String keys' probes come from the key hash cache: a get may take its entry directly. */

@@ -20,8 +20,9 @@ import {
 } from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
+import { NOT_HELD } from "./_go_hits.ts";
 import { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } from "./_go_layout.ts";
-import { beginRead, readFailure, validated } from "./_go_writer.ts";
+import { beginRead, readerBlocked, readFailure, validated } from "./_go_writer.ts";
 import { BatchIterator, batchLevel, KEYS, type Yield } from "./_iteration.ts";
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
@@ -41,9 +42,15 @@ export const ABSENT: unique symbol = Symbol("absent");
  * atomic operation. (A thread that waits for another's write must synchronize with it, as Go's
  * rules require of every GoMap reader: a loop of plain reads may be left to see an old version.)
  */
-export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M): V | M {
+export function lookupNumber<K, V, M>(
+  s: GoAccess<K, V>,
+  key: number,
+  missing: M,
+  word: number,
+): V | M {
   const a = s.arena;
-  const seq = beginRead(s, "read");
+  const seq = (word & 1) === 0 ? word : readerBlocked(s, word, "read"); // beginRead's test
+
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
@@ -67,6 +74,29 @@ export function lookupNumber<K, V, M>(s: GoAccess<K, V>, key: number, missing: M
     return value as V;
   }
   return slotValue(s, seq, k);
+}
+
+/**
+ * GoMap.get of a number key under the built-in codec: from the handle's lookup copy when it is
+ * of this version of the map (_go_hits.ts), else {@linkcode lookupNumber}, whose answer,
+ * validated at the version read here (SEQ never comes back), is offered to the copy.
+ */
+export function getNumber<K, V>(s: GoAccess<K, V>, key: number): V | undefined {
+  const h = s.hits;
+  const i32 = s.arena.i32;
+  const seq = i32[SEQ];
+  // GoHits.answer, written out: the hottest lookup, and its caller's only call.
+  if (h.seq === seq && h.wraps === i32[WRAPS]) {
+    const held = h.held.get(key);
+    if (held !== undefined) {
+      h.answered++;
+      return held === NOT_HELD ? undefined : held as V;
+    }
+  }
+  const value = lookupNumber(s, key, NOT_HELD, seq);
+  if (h.noted === seq && h.countdown > 0) h.countdown--; // keep's warmup, written out
+  else if (s.userValues === null && (seq & 1) === 0) h.keep(key, value, seq, i32[WRAPS]);
+  return value === NOT_HELD ? undefined : value;
 }
 
 /**
@@ -248,7 +278,11 @@ function find<K, V>(
   valued: boolean,
 ): V | typeof ABSENT | typeof PRESENT {
   if (typeof key === "number" && s.numberKeys) {
-    return valued ? lookupNumber(s, key, ABSENT) : hasNumber(s, key) ? PRESENT : ABSENT;
+    return valued
+      ? lookupNumber(s, key, ABSENT, s.arena.i32[SEQ])
+      : hasNumber(s, key)
+      ? PRESENT
+      : ABSENT;
   }
   // Encoded before the read begins: a user codec's encode may write the map.
   const p = s.encodeKey(key, s.nested ? new Probe() : s.probe);

@@ -27,7 +27,8 @@ import {
   WRAPS,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, contains, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
+import { ABSENT, contains, getNumber, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
+import { type GoHits, NOT_HELD } from "./_go_hits.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
   ABANDONED,
@@ -124,6 +125,8 @@ function overwriteInline<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): boolean {
 
 /** Set by GoMap's static block: an object's batch copy, for {@linkcode batchesOf}. */
 let batchesOfMap: (map: GoMap<unknown, unknown>) => GoBatches;
+/** Set by GoMap's static block: an object's lookup copy, for {@linkcode hitsOf}. */
+let hitsOfMap: (map: GoMap<unknown, unknown>) => GoHits;
 
 /**
  * Go's built-in map, built the way Go's runtime builds it (8-slot buckets with tophash bytes,
@@ -242,6 +245,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * Returns the value stored for `key`, or undefined. Takes one atomic load, or none when this
    * handle looked the key (a number, or a string of 3 to 256 units) up before at the same version
    * of the map and found it absent or holding a number: the answer is then remembered, not read.
+   * While nobody writes the map, a handle keeps what its lookups of number and string keys found
+   * (a primitive value, or the key's absence) in a native `Map`, and answers from it.
    *
    * @example
    * ```ts
@@ -253,9 +258,34 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get(key: K): V | undefined {
     const s = this.#s;
-    // The hot path, for a number key under the built-in codec: no codec call, no probe object.
-    if (typeof key === "number" && s.numberKeys) return lookupNumber(s, key, undefined);
-    return lookup(s, key, undefined);
+    if (typeof key === "number" && s.numberKeys) return getNumber(s, key);
+    const seq = s.arena.i32[SEQ];
+    const held = s.hits.answer(s.arena.i32, seq, key);
+    if (held !== undefined) return held === NOT_HELD ? undefined : held as V;
+    const value = this.#lookup(s, key, seq);
+    return value === ABSENT ? undefined : value;
+  }
+
+  /**
+   * {@linkcode get}'s and {@linkcode getOk}'s lookup when the lookup copy does not answer: the
+   * value, or ABSENT. `seq` is SEQ read before it: when SEQ reads the same after, the lookup
+   * was validated at that version (SEQ never comes back), and the copy may take its answer.
+   */
+  #lookup(s: GoAccess<K, V>, key: K, seq: number): V | typeof ABSENT {
+    let value: V | typeof ABSENT;
+    // For a number key under the built-in codec: no codec call, no probe object.
+    if (typeof key === "number" && s.numberKeys) {
+      value = lookupNumber(s, key, ABSENT, seq);
+      if (s.userValues !== null) return value;
+    } else {
+      value = lookup(s, key, ABSENT);
+      if (s.userValues !== null || typeof key !== "string" || !s.stringKeys) return value;
+    }
+    const i32 = s.arena.i32;
+    if (i32[SEQ] === seq && (seq & 1) === 0) {
+      s.hits.keep(key, value === ABSENT ? NOT_HELD : value, seq, i32[WRAPS]);
+    }
+    return value;
   }
 
   /**
@@ -273,7 +303,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   getOk(key: K): [value: V | undefined, ok: boolean] {
     const s = this.#s;
-    const value = lookup(s, key, ABSENT);
+    const seq = s.arena.i32[SEQ];
+    const held = s.hits.answer(s.arena.i32, seq, key);
+    if (held !== undefined) return held === NOT_HELD ? [undefined, false] : [held as V, true];
+    const value = this.#lookup(s, key, seq);
     return value === ABSENT ? [undefined, false] : [value, true];
   }
 
@@ -440,7 +473,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   clear(): void {
     const s = this.#s;
-    s.batches.drop(); // its keys are gone: let the copy be collected now
+    s.batches.drop(); // its keys are gone: let the copies be collected now
+    s.hits.drop();
     const seq = beginWrite(s);
     let settled = false; // see ABANDONED
     try {
@@ -631,6 +665,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   // throws.
   static {
     batchesOfMap = (map) => map.#s.batches;
+    hitsOfMap = (map) => map.#s.hits;
     defineInspect(this.prototype, (map, request) =>
       inspectMap(
         request,
@@ -648,4 +683,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 /** Internal, for tests: `map`'s batch copy (_go_batches.ts). */
 export function batchesOf(map: GoMap<unknown, unknown>): GoBatches {
   return batchesOfMap(map);
+}
+
+/** Internal, for tests: `map`'s lookup copy (_go_hits.ts). */
+export function hitsOf(map: GoMap<unknown, unknown>): GoHits {
+  return hitsOfMap(map);
 }

@@ -1,0 +1,157 @@
+/**
+ * Internal. A GoMap handle's lookup copy: the answers its `get` and `getOk` calls found
+ * for number and string keys, in a native `Map` in this thread's own memory, for one version of
+ * the map.
+ *
+ * Every write moves the write sequence, and the pair (SEQ, WRAPS) never comes again
+ * (_go_layout.ts). So what a validated lookup found at version (SEQ, WRAPS), a value or the key's
+ * absence, is what the map holds for as long as SEQ and WRAPS still read that version: a lookup
+ * that reads them and finds the copy's version answers from the copy, with one native `Map.get`,
+ * no hash of ours, no walk and no atomic operation. The copy was validated as it was made. (A
+ * thread that waits for another's write must synchronize with it, as Go's rules require of every
+ * GoMap reader; _go_read.ts lookupNumber says the same of the entry memo.)
+ *
+ * A native `Map` compares keys by SameValueZero, as a GoMap does. Kept only for:
+ * - number keys under a codec that stores them as float64 (auto, float64), and string keys under
+ *   auto or string: every such key encodes, so a key the copy holds is one the map's codec took,
+ *   and a key it lacks goes the usual way (to be refused there, if it must);
+ * - values that decode to primitives other than undefined (undefined is `Map.get`'s "not held"):
+ *   an object, an array or a `Uint8Array` is a fresh copy for each caller, which may change it;
+ * - built-in value codecs: a user codec's decode runs user code and may return anything;
+ * - at most {@linkcode MAX_HELD} keys, found or absent, and `MAX_UNITS` string units in all, as
+ *   the batch copy (a string counts its length, anything else 4): a lookup past a limit goes the
+ *   usual way.
+ *
+ * Filled once a number of lookups (the warmup, 32 to 8,192, learnt from what past copies paid)
+ * have been validated at one version, so that a map written between lookups does not pay for a
+ * copy it would not use; dropped, without a clear, when a lookup is validated at another
+ * version.
+ *
+ * @module
+ */
+
+import { MAX_UNITS, unitsOf } from "./_iteration_keys.ts";
+import { WRAPS } from "./_go_layout.ts";
+
+/** What the copy holds for a key known absent at its version. */
+export const NOT_HELD: unique symbol = Symbol("not held");
+
+/**
+ * Lookups validated at one version before the copy takes their answers: the least, the first,
+ * and the most (see {@linkcode GoHits.keep}).
+ */
+export const MIN_WARMUP = 32;
+export const MAX_WARMUP = 8192;
+
+/** The most keys the copy holds: past it, lookups of other keys go the usual way. */
+export const MAX_HELD = 16384;
+
+/** Whether the copies made from now on fill: see {@linkcode setLookupCopies}. */
+let filling = true;
+
+/**
+ * Internal, for tests of what lies behind the copy (the entry memo, its faults): switches the
+ * filling of copies made from now on off (`false`) or on again. A copy made while off never
+ * fills, so each lookup of its handle goes the usual way.
+ */
+export function setLookupCopies(on: boolean): void {
+  filling = on;
+}
+
+/** See the module doc. */
+export class GoHits {
+  /**
+   * The version (SEQ, WRAPS) of {@linkcode held}, once it fills. Plain fields, read on every
+   * lookup. SEQ is 1 until the copy fills, and again from each new version: no idle SEQ is odd,
+   * so a lookup then pays no `Map.get` for nothing, and whenever it is 1 the copy is empty, so
+   * that a lookup that reads 1 (a write abandoned) is not answered from it.
+   */
+  seq = 1;
+  wraps = 0;
+  /** Keys to what the map held for them at the version: a value, or {@linkcode NOT_HELD}. */
+  held: Map<unknown, unknown> = new Map();
+  /** String units the copy's keys and values count (_iteration_keys.ts unitsOf). */
+  #units = 0;
+  /** Lookups the copy answered at the version (the caller counts them). */
+  answered = 0;
+  /**
+   * The SEQ of the version the last validated lookup was at, filled or not, and how many
+   * lookups at it are still to be validated before the copy fills. Plain fields that a lookup
+   * reads and counts down itself, so that one in the warmup makes no call.
+   */
+  noted = 1;
+  countdown = 0;
+  /** The WRAPS of the noted version. */
+  #wraps = 0;
+  /**
+   * Lookups validated at a version before the copy fills. A copy pays when it answers more
+   * lookups than it took keys: each fill costs a native `Map.set` and is lost at the next
+   * write. A map written every hundred lookups over a thousand keys would fill the copy and
+   * drop it unused, at three times the cost of a lookup; so a copy that did not pay for itself
+   * makes the next wait four times as long, and one that did halves it.
+   */
+  #warmup = filling ? MIN_WARMUP : Infinity;
+
+  /**
+   * The copy's answer for `key` when the map is at its version (SEQ read as `seq`, WRAPS in
+   * `i32`): a value, or {@linkcode NOT_HELD} for a key absent then; undefined when the copy
+   * cannot answer (another version, or a key it does not hold).
+   */
+  answer(i32: Int32Array, seq: number, key: unknown): unknown {
+    if (this.seq !== seq || this.wraps !== i32[WRAPS]) return undefined;
+    const held = this.held.get(key);
+    if (held !== undefined) this.answered++;
+    return held;
+  }
+
+  /**
+   * Takes the answer of a lookup of `key` validated at version (`seq`, `wraps`): `value`, or
+   * {@linkcode NOT_HELD} for an absent key. The caller checked the key's kind and the codecs,
+   * and that `seq` is even (a version, not a writer).
+   */
+  keep(key: unknown, value: unknown, seq: number, wraps: number): void {
+    if (seq !== this.noted || wraps !== this.#wraps) {
+      this.#newVersion(seq, wraps);
+      return;
+    }
+    if (this.countdown > 0) {
+      this.countdown--;
+      return;
+    }
+    const held = this.held;
+    if (held.size >= MAX_HELD || value === undefined) return;
+    const units = unitsOf(value);
+    if (units < 0) return;
+    this.#units += units + unitsOf(key);
+    if (this.#units > MAX_UNITS) return;
+    // The copy is of this version from now. Named before the first key goes in: until then it
+    // is empty, so a call cut short between the two writes (a stack overflow) names no version
+    // with keys of another; and an empty copy answers nothing, even with SEQ reading 1 (a write
+    // abandoned), which the version before the first fill is.
+    this.seq = seq;
+    this.wraps = wraps;
+    held.set(key, value);
+  }
+
+  /** Notes version (`seq`, `wraps`), dropping the copy of the last, and judges what it paid. */
+  #newVersion(seq: number, wraps: number): void {
+    const size = this.held.size;
+    if (size !== 0) {
+      this.#warmup = this.answered >= 2 * size
+        ? Math.max(MIN_WARMUP, this.#warmup >> 1)
+        : Math.min(MAX_WARMUP, this.#warmup * 4);
+      this.held = new Map(); // the old one is collected whole
+    }
+    this.seq = 1;
+    this.answered = 0;
+    this.#units = 0;
+    this.noted = seq;
+    this.#wraps = wraps;
+    this.countdown = this.#warmup;
+  }
+
+  /** Forgets the copy (clear(): its keys are gone, so let it be collected now). */
+  drop(): void {
+    this.#newVersion(1, 0);
+  }
+}
