@@ -198,6 +198,54 @@ describe("GoMap lookup copy", () => {
     assert.ok(h > 0 && h <= MAX_UNITS / long.length, `${h} long strings held`);
   });
 
+  test("one value too long to hold leaves room for the rest; a long key is not held", () => {
+    const [m, model] = filled(ints(500).map((k) => `k${k}`), (k) => `v${k}`);
+    const big = "x".repeat(MAX_UNITS + 1);
+    m.set("big", big);
+    model.set("big", big);
+    const longKey = "L".repeat(300);
+    m.set(longKey, "long");
+    model.set(longKey, "long");
+    const keys = [...model.keys()];
+    readAll(m, model, keys, 3, "with a value past MAX_UNITS");
+    const h = hitsOf(m as GoMap<unknown, unknown>);
+    assert.equal(held(m as GoMap<unknown, unknown>), 500, "every key but the two");
+    assert.equal(h.held.get("big"), undefined);
+    assert.equal(h.held.get(longKey), undefined);
+  });
+
+  test("user code in a patched Map.prototype.set or get never runs inside the copy", () => {
+    const m = new GoMap<number, number>();
+    for (let k = 0; k < 10; k++) m.set(k, k);
+    const h = hitsOf(m as GoMap<unknown, unknown>);
+    const { get, set } = Map.prototype;
+    let ran = 0;
+    // What a patched set would do (review of 8740489): write the map and look it up again from
+    // inside the copy's fill, so that the outer fill stores 0 for key 0 at the new version.
+    Map.prototype.set = function (this: Map<unknown, unknown>, k: unknown, v: unknown) {
+      if (this === (h.held as unknown)) {
+        ran++;
+        Map.prototype.set = set;
+        m.set(0, 1000);
+        for (let i = 0; i < 200; i++) m.get(5);
+      }
+      return set.call(this, k, v);
+    };
+    Map.prototype.get = function (this: Map<unknown, unknown>, k: unknown) {
+      if (this === (h.held as unknown)) ran++;
+      return get.call(this, k);
+    };
+    try {
+      for (let i = 0; i < 3 * MIN_WARMUP; i++) for (let k = 0; k < 10; k++) m.get(k);
+    } finally {
+      Map.prototype.set = set;
+      Map.prototype.get = get;
+    }
+    assert.equal(ran, 0, "the copy called the patched methods");
+    assert.ok(held(m as GoMap<unknown, unknown>) > 0);
+    for (let k = 0; k < 10; k++) assert.equal(m.get(k), k);
+  });
+
   test("a copy that does not pay makes the next wait longer; one that pays shortens it", () => {
     const n = 1024;
     const [m, model] = filled(ints(n), (k) => k);

@@ -18,9 +18,10 @@
  * - values that decode to primitives other than undefined (undefined is `Map.get`'s "not held"):
  *   an object, an array or a `Uint8Array` is a fresh copy for each caller, which may change it;
  * - built-in value codecs: a user codec's decode runs user code and may return anything;
- * - at most {@linkcode MAX_HELD} keys, found or absent, and `MAX_UNITS` string units in all, as
- *   the batch copy (a string counts its length, anything else 4): a lookup past a limit goes the
- *   usual way.
+ * - at most {@linkcode MAX_HELD} keys, found or absent, string keys of at most 256 units, and
+ *   `MAX_UNITS` string units in all, as the batch copy (a string counts its length, anything
+ *   else 4): a lookup past a limit goes the usual way. (On JavaScriptCore a key sliced from a
+ *   longer string keeps that string alive while the copy holds it, as the key hash cache does.)
  *
  * Filled once a number of lookups (the warmup, 32 to 8,192, learnt from what past copies paid)
  * have been validated at one version, so that a map written between lookups does not pay for a
@@ -46,6 +47,22 @@ export const MAX_WARMUP = 8192;
 /** The most keys the copy holds: past it, lookups of other keys go the usual way. */
 export const MAX_HELD = 16384;
 
+/** The longest string key the copy holds, in UTF-16 units (as the key hash cache's). */
+const MAX_KEY_UNITS = 256;
+
+/**
+ * A native `Map` whose `get`, `set` and `size` are `Map.prototype`'s as this module loaded: user
+ * code that replaces them later (a patched built-in) must not run inside `keep`, where it could
+ * write the map and look keys up again between the version named and the key put in.
+ */
+class Held extends Map<unknown, unknown> {}
+const mapPrototype = Map.prototype;
+Object.defineProperties(Held.prototype, {
+  get: { value: mapPrototype.get },
+  set: { value: mapPrototype.set },
+  size: { get: Object.getOwnPropertyDescriptor(mapPrototype, "size")!.get },
+});
+
 /** Whether the copies made from now on fill: see {@linkcode setLookupCopies}. */
 let filling = true;
 
@@ -69,7 +86,7 @@ export class GoHits {
   seq = 1;
   wraps = 0;
   /** Keys to what the map held for them at the version: a value, or {@linkcode NOT_HELD}. */
-  held: Map<unknown, unknown> = new Map();
+  held: Held = new Held();
   /** String units the copy's keys and values count (_iteration_keys.ts unitsOf). */
   #units = 0;
   /** Lookups the copy answered at the version (the caller counts them). */
@@ -120,10 +137,11 @@ export class GoHits {
     }
     const held = this.held;
     if (held.size >= MAX_HELD || value === undefined) return;
+    const keyUnits = unitsOf(key);
     const units = unitsOf(value);
-    if (units < 0) return;
-    this.#units += units + unitsOf(key);
-    if (this.#units > MAX_UNITS) return;
+    if (units < 0 || keyUnits > MAX_KEY_UNITS) return;
+    if (this.#units + units + keyUnits > MAX_UNITS) return; // refused: others may still fit
+    this.#units += units + keyUnits;
     // The copy is of this version from now. Named before the first key goes in: until then it
     // is empty, so a call cut short between the two writes (a stack overflow) names no version
     // with keys of another; and an empty copy answers nothing, even with SEQ reading 1 (a write
@@ -137,10 +155,10 @@ export class GoHits {
   #newVersion(seq: number, wraps: number): void {
     const size = this.held.size;
     if (size !== 0) {
-      this.#warmup = this.answered >= 2 * size
-        ? Math.max(MIN_WARMUP, this.#warmup >> 1)
-        : Math.min(MAX_WARMUP, this.#warmup * 4);
-      this.held = new Map(); // the old one is collected whole
+      // Compared here, not through Math.max and Math.min, which user code may have replaced.
+      const warmup = this.answered >= 2 * size ? this.#warmup / 2 : this.#warmup * 4;
+      this.#warmup = warmup < MIN_WARMUP ? MIN_WARMUP : warmup > MAX_WARMUP ? MAX_WARMUP : warmup;
+      this.held = new Held(); // the old one is collected whole
     }
     this.seq = 1;
     this.answered = 0;

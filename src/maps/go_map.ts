@@ -282,8 +282,9 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (s.userValues !== null || typeof key !== "string" || !s.stringKeys) return value;
     }
     const i32 = s.arena.i32;
+    const wraps = i32[WRAPS]; // before SEQ is read again: see getNumber
     if (i32[SEQ] === seq && (seq & 1) === 0) {
-      s.hits.keep(key, value === ABSENT ? NOT_HELD : value, seq, i32[WRAPS]);
+      s.hits.keep(key, value === ABSENT ? NOT_HELD : value, seq, wraps);
     }
     return value;
   }
