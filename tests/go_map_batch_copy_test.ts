@@ -8,13 +8,10 @@
 // copy was made (or, where it must not be, that it was not).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Codec, codecs, GoMap, RWMutex } from "../mod.ts";
+import { type Codec, codecs, GoMap } from "../mod.ts";
 import { MAX_KEYS, MAX_UNITS } from "../src/maps/_iteration_keys.ts";
 import { batchesOf } from "../src/maps/go_map.ts";
-import { Mailbox } from "./fixtures/adapter_harness.ts";
-import { CTRL_WORDS, ROUND, STOP, type WriterTask } from "./fixtures/batch_copy_writer.ts";
-import { within } from "./fixtures/harness.ts";
-import { spawnWorker } from "./fixtures/spawn.ts";
+import { readUnderWriter } from "./fixtures/read_under_writer.ts";
 
 const held = (m: GoMap<unknown, unknown>): number => batchesOf(m).held;
 
@@ -166,49 +163,15 @@ describe("GoMap batch copy", () => {
 
   test("another worker's writes between iterations are seen (RWMutex, real workers)", async () => {
     const KEYS = 600;
-    const map = new GoMap<number, number>();
-    for (let k = 0; k < KEYS; k++) map.set(k, 0);
-    const rw = new RWMutex();
-    const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
-    const box = new Mailbox();
-    const worker = spawnWorker(
-      new URL("./fixtures/batch_copy_writer.ts", import.meta.url),
-      { map: map as GoMap<unknown, unknown>, rw },
-      { message: box.put, error: box.fail },
-    );
-    await within(60_000, async () => {
-      worker.postMessage({ ctrl, keys: KEYS, ms: 20_000 } satisfies WriterTask);
-      let copies = 0;
-      const rounds = new Set<number>();
-      const until = performance.now() + 3_000;
-      while (performance.now() < until || rounds.size < 3) {
-        rw.rLock();
-        try {
-          const round = Atomics.load(ctrl, ROUND);
-          for (let r = 0; r < 3; r++) {
-            const seen = new Set<number>();
-            let n = 0;
-            for (const [, v] of map) (seen.add(v), n++);
-            assert.equal(n, KEYS);
-            assert.deepStrictEqual([...seen], [round], `iteration ${r} under round ${round}`);
-          }
-          if (held(map as GoMap<unknown, unknown>) === KEYS) copies++;
-          rounds.add(round);
-        } finally {
-          rw.rUnlock();
-        }
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        if (performance.now() > until + 20_000) break;
+    await readUnderWriter(KEYS, (map, round) => {
+      for (let r = 0; r < 3; r++) {
+        const seen = new Set<number>();
+        let n = 0;
+        for (const [, v] of map) (seen.add(v), n++);
+        assert.equal(n, KEYS);
+        assert.deepStrictEqual([...seen], [round], `iteration ${r} under round ${round}`);
       }
-      Atomics.store(ctrl, STOP, 1);
-      const reply = await box.next(30_000) as { ok: boolean; rounds?: number; error?: string };
-      assert.ok(reply.ok, reply.error);
-      assert.ok(rounds.size >= 3, `the reader saw ${rounds.size} rounds`);
-      assert.ok(copies > 0, "the copy was made");
-    }, () => {
-      Atomics.store(ctrl, STOP, 1);
-      worker.terminate();
+      return held(map as GoMap<unknown, unknown>) === KEYS;
     });
-    map.verify();
   });
 });

@@ -10,14 +10,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Codec, codecs, GoMap, RWMutex } from "../mod.ts";
+import { type Codec, codecs, GoMap } from "../mod.ts";
 import { MAX_HELD, MAX_WARMUP, MIN_WARMUP } from "../src/maps/_go_hits.ts";
 import { hitsOf } from "../src/maps/go_map.ts";
 import { MAX_UNITS } from "../src/maps/_iteration_keys.ts";
-import { Mailbox } from "./fixtures/adapter_harness.ts";
-import { CTRL_WORDS, ROUND, STOP, type WriterTask } from "./fixtures/batch_copy_writer.ts";
-import { within } from "./fixtures/harness.ts";
-import { spawnWorker } from "./fixtures/spawn.ts";
+import { readUnderWriter } from "./fixtures/read_under_writer.ts";
 
 const held = (m: GoMap<unknown, unknown>): number => {
   const h = hitsOf(m);
@@ -316,48 +313,14 @@ describe("GoMap lookup copy", () => {
 
   test("another worker's writes are seen by a reader whose copy is warm (RWMutex, real workers)", async () => {
     const KEYS = 300;
-    const map = new GoMap<number, number>();
-    for (let k = 0; k < KEYS; k++) map.set(k, 0);
-    const rw = new RWMutex();
-    const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
-    const box = new Mailbox();
-    const worker = spawnWorker(
-      new URL("./fixtures/batch_copy_writer.ts", import.meta.url),
-      { map: map as GoMap<unknown, unknown>, rw },
-      { message: box.put, error: box.fail },
-    );
-    await within(60_000, async () => {
-      worker.postMessage({ ctrl, keys: KEYS, ms: 20_000 } satisfies WriterTask);
-      let warm = 0;
-      const rounds = new Set<number>();
-      const until = performance.now() + 3_000;
-      while (performance.now() < until || rounds.size < 3) {
-        rw.rLock();
-        try {
-          const round = Atomics.load(ctrl, ROUND);
-          for (let t = 0; t < 4; t++) {
-            for (let k = 0; k < KEYS; k++) {
-              const v = map.get(k);
-              if (v !== round) assert.fail(`get(${k}) = ${v} under round ${round}, pass ${t}`);
-            }
-          }
-          if (held(map as GoMap<unknown, unknown>) > 0) warm++;
-          rounds.add(round);
-        } finally {
-          rw.rUnlock();
+    await readUnderWriter(KEYS, (map, round) => {
+      for (let t = 0; t < 4; t++) {
+        for (let k = 0; k < KEYS; k++) {
+          const v = map.get(k);
+          if (v !== round) assert.fail(`get(${k}) = ${v} under round ${round}, pass ${t}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        if (performance.now() > until + 20_000) break;
       }
-      Atomics.store(ctrl, STOP, 1);
-      const reply = await box.next(30_000) as { ok: boolean; rounds?: number; error?: string };
-      assert.ok(reply.ok, reply.error);
-      assert.ok(rounds.size >= 3, `the reader saw ${rounds.size} rounds`);
-      assert.ok(warm > 0, "the copy was made");
-    }, () => {
-      Atomics.store(ctrl, STOP, 1);
-      worker.terminate();
+      return held(map as GoMap<unknown, unknown>) > 0;
     });
-    map.verify();
   });
 });
