@@ -182,14 +182,18 @@ const BUILTINS: Record<string, Codec<unknown>> = { ...codecs } as Record<string,
  */
 export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotCodec<T> {
   if (codec === undefined) return new AutoSlots() as SlotCodec<T>;
-  // Only an object can be a codec: reading SLOTS off null would throw an unhelpful TypeError.
-  const slots = typeof codec === "object" && codec !== null
-    ? (codec as Partial<BuiltinCodec<T>>)[SLOTS]
-    : undefined;
-  if (typeof slots === "function") return slots();
   // The name is read once: a getter could pass these checks with one name and be recorded in
   // the map's header under another (a built-in's, whose decoder would then read its bytes).
+  // Only an object can be a codec: reading a name off null would throw an unhelpful TypeError.
   const name = typeof codec === "object" && codec !== null ? codec.name : undefined;
+  // A built-in codec is the very object `codecs` holds under its name. Its SLOTS alone do not
+  // make one: a spread of it (`{ ...codecs.int32, name: "string" }`) or an object inheriting
+  // from it carries them under any name, and would read another codec's bytes as its own.
+  if (
+    typeof name === "string" && Object.hasOwn(BUILTINS, name) && BUILTINS[name] === codec
+  ) {
+    return (codec as BuiltinCodec<T>)[SLOTS]();
+  }
   if (
     typeof codec !== "object" || codec === null || typeof name !== "string" ||
     name.length === 0 || typeof codec.encode !== "function" ||

@@ -292,6 +292,16 @@ describe("GoMap options", () => {
       /keys must be a Codec/,
     );
     assert.throws(() => new GoMap({ values: { name: "auto", ...noop } }), /reserved/);
+    // A built-in codec is the object itself: a spread of one, or an object inheriting from one,
+    // is a user's codec, refused under a built-in's name (before, it took the built-in's slot
+    // layout under any name: an int32 spread named "string" read a string map's values as NaN).
+    const int32Spread = { ...codecs.int32, name: "string" } as Codec<unknown>;
+    const strings = new GoMap<number, string>({ values: codecs.string }).set(1, "a string");
+    assert.throws(() => GoMap.attach(strings.handle, { values: int32Spread }), /reserved/);
+    assert.throws(() => new GoMap({ values: int32Spread }), /reserved/);
+    assert.throws(() => new GoMap({ values: { ...codecs.int32 } }), /reserved/);
+    assert.throws(() => new SyncMap({ keys: Object.create(codecs.string) }), /reserved/);
+    assert.equal(GoMap.attach(strings.handle, { values: codecs.string }).get(1), "a string");
     assert.throws(() => new GoMap({ keys: null as never }), /keys must be a Codec/);
     assert.throws(
       () => new GoMap({ values: 42 as never }),
