@@ -38,8 +38,8 @@ import { WRAPS } from "./_go_layout.ts";
 export const NOT_HELD: unique symbol = Symbol("not held");
 
 /**
- * Lookups validated at one version before the copy takes their answers: the least, the first,
- * and the most (see {@linkcode GoHits.keep}).
+ * Lookups validated at one version before the copy takes their answers: the first warmup and
+ * the least, then the most (see GoHits's warmup).
  */
 export const MIN_WARMUP = 32;
 export const MAX_WARMUP = 8192;
@@ -79,9 +79,9 @@ export function setLookupCopies(on: boolean): void {
 export class GoHits {
   /**
    * The version (SEQ, WRAPS) of {@linkcode held}, once it fills. Plain fields, read on every
-   * lookup. SEQ is 1 until the copy fills, and again from each new version: no idle SEQ is odd,
-   * so a lookup then pays no `Map.get` for nothing, and whenever it is 1 the copy is empty, so
-   * that a lookup that reads 1 (a write abandoned) is not answered from it.
+   * lookup. `seq` is 1 until the copy fills, and again from each new version: no idle SEQ is
+   * odd, so a lookup then pays no `Map.get` for nothing; and whenever `seq` is 1 the copy is
+   * empty, so that a lookup that reads SEQ 1 (a write abandoned) is not answered from it.
    */
   seq = 1;
   wraps = 0;

@@ -30,7 +30,8 @@ export const ABSENT: unique symbol = Symbol("absent");
 
 /**
  * {@linkcode lookup} of a number key in a map whose keys use the built-in codec, returning
- * `missing` for a missing key (GoMap.get passes undefined): no codec call and no probe. The
+ * `missing` for a missing key: no codec call and no probe. `word` is SEQ as the caller read it
+ * (beginRead's read, done by the caller so that its lookup copy checks the same version). The
  * handle's entry memo answers for a key looked up at this version of the map before
  * (_entry_memo.ts); otherwise {@linkcode walkNumber} hashes the key and walks the table. A
  * number value is returned from its own branch, so that it is never boxed to share a variable
@@ -50,7 +51,6 @@ export function lookupNumber<K, V, M>(
 ): V | M {
   const a = s.arena;
   const seq = (word & 1) === 0 ? word : readerBlocked(s, word, "read"); // beginRead's test
-
   const words = keyNumberWords(key);
   const lo = words[0];
   const hi = words[1];
