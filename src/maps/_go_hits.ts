@@ -32,7 +32,7 @@
  */
 
 import { MAX_UNITS, unitsOf } from "./_iteration_keys.ts";
-import { WRAPS } from "./_go_layout.ts";
+import { SEQ, WRAPS } from "./_go_layout.ts";
 
 /** What the copy holds for a key known absent at its version. */
 export const NOT_HELD: unique symbol = Symbol("not held");
@@ -52,7 +52,7 @@ const MAX_KEY_UNITS = 256;
 
 /**
  * A native `Map` whose `get`, `set` and `size` are `Map.prototype`'s as this module loaded: user
- * code that replaces them later (a patched built-in) must not run inside `keep`, where it could
+ * code that replaces them later (a patched built-in) must not run inside `offer`, where it could
  * write the map and look keys up again between the version named and the key put in.
  */
 class Held extends Map<unknown, unknown> {}
@@ -122,11 +122,17 @@ export class GoHits {
   }
 
   /**
-   * Takes the answer of a lookup of `key` validated at version (`seq`, `wraps`): `value`, or
-   * {@linkcode NOT_HELD} for an absent key. The caller checked the key's kind and the codecs,
-   * and that `seq` is even (a version, not a writer).
+   * Takes the answer of a lookup of `key` made at SEQ `seq` of the map whose header words are
+   * `i32`: `value`, or {@linkcode NOT_HELD} for an absent key. The caller checked the key's kind
+   * and the codecs, and read `seq` before the lookup, which was validated at it. An odd `seq`
+   * (a writer was in) names no version. WRAPS is read after the validated SEQ, so SEQ is read
+   * once more: a write that began since (its compare-exchange of SEQ comes before it moves
+   * WRAPS) would stamp the answer with another version's WRAPS.
    */
-  keep(key: unknown, value: unknown, seq: number, wraps: number): void {
+  offer(i32: Int32Array, seq: number, key: unknown, value: unknown): void {
+    if ((seq & 1) !== 0) return;
+    const wraps = i32[WRAPS];
+    if (i32[SEQ] !== seq) return;
     if (seq !== this.noted || wraps !== this.#wraps) {
       this.#newVersion(seq, wraps);
       return;

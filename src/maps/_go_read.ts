@@ -94,14 +94,8 @@ export function getNumber<K, V>(s: GoAccess<K, V>, key: number): V | undefined {
     }
   }
   const value = lookupNumber(s, key, NOT_HELD, seq);
-  if (h.noted === seq && h.countdown > 0) h.countdown--; // keep's warmup, written out
-  else if (s.userValues === null && (seq & 1) === 0) {
-    // WRAPS is read after the validated SEQ, so SEQ is read once more: a write that began since
-    // (its compare-exchange of SEQ comes before it moves WRAPS) would stamp the answer with
-    // another version's WRAPS.
-    const wraps = i32[WRAPS];
-    if (i32[SEQ] === seq) h.keep(key, value, seq, wraps);
-  }
+  if (h.noted === seq && h.countdown > 0) h.countdown--; // offer's warmup, written out
+  else if (s.userValues === null) h.offer(i32, seq, key, value);
   return value === NOT_HELD ? undefined : value;
 }
 

@@ -27,7 +27,7 @@ import {
   WRAPS,
 } from "./_go_layout.ts";
 import { attachGoMap, createGoMap, OpenedGoMap } from "./_go_open.ts";
-import { ABSENT, contains, getNumber, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
+import { contains, getNumber, GoIterator, lookup, lookupNumber } from "./_go_read.ts";
 import { type GoHits, NOT_HELD } from "./_go_hits.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import {
@@ -263,28 +263,19 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const held = s.hits.answer(s.arena.i32, seq, key);
     if (held !== undefined) return held === NOT_HELD ? undefined : held as V;
     const value = this.#lookup(s, key, seq);
-    return value === ABSENT ? undefined : value;
+    return value === NOT_HELD ? undefined : value;
   }
 
   /**
    * {@linkcode get}'s and {@linkcode getOk}'s lookup when the lookup copy does not answer: the
-   * value, or ABSENT. `seq` is SEQ read before it: when SEQ reads the same after, the lookup
-   * was validated at that version (SEQ never comes back), and the copy may take its answer.
+   * value, or NOT_HELD. `seq` is SEQ read before it; the answer is offered to the copy.
    */
-  #lookup(s: GoAccess<K, V>, key: K, seq: number): V | typeof ABSENT {
-    let value: V | typeof ABSENT;
+  #lookup(s: GoAccess<K, V>, key: K, seq: number): V | typeof NOT_HELD {
     // For a number key under the built-in codec: no codec call, no probe object.
-    if (typeof key === "number" && s.numberKeys) {
-      value = lookupNumber(s, key, ABSENT, seq);
-      if (s.userValues !== null) return value;
-    } else {
-      value = lookup(s, key, ABSENT);
-      if (s.userValues !== null || typeof key !== "string" || !s.stringKeys) return value;
-    }
-    const i32 = s.arena.i32;
-    const wraps = i32[WRAPS]; // before SEQ is read again: see getNumber
-    if (i32[SEQ] === seq && (seq & 1) === 0) {
-      s.hits.keep(key, value === ABSENT ? NOT_HELD : value, seq, wraps);
+    const number = typeof key === "number" && s.numberKeys;
+    const value = number ? lookupNumber(s, key, NOT_HELD, seq) : lookup(s, key, NOT_HELD);
+    if (s.userValues === null && (number || (typeof key === "string" && s.stringKeys))) {
+      s.hits.offer(s.arena.i32, seq, key, value);
     }
     return value;
   }
@@ -308,7 +299,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     const held = s.hits.answer(s.arena.i32, seq, key);
     if (held !== undefined) return held === NOT_HELD ? [undefined, false] : [held as V, true];
     const value = this.#lookup(s, key, seq);
-    return value === ABSENT ? [undefined, false] : [value, true];
+    return value === NOT_HELD ? [undefined, false] : [value, true];
   }
 
   /**
