@@ -178,7 +178,7 @@ export function currentEntry(core: SyncCore, probe: Probe): number {
   const read = Atomics.load(core.arena.i32, R_READ);
   const e = core.findIn(core.readTable(read), probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
-  return core.entryLocked(probe);
+  return core.entryLocked(probe, read);
 }
 
 /** Entry `e`'s value word, loaded: 0 for no entry, or none (NIL, EXPUNGED, pending). */

@@ -683,13 +683,17 @@ export class SyncCore {
   /**
    * Go's Load after the read table missed `probe`'s key while amended: under the mutex, the
    * read table again, then the dirty table, counting a miss. Returns the entry, or 0.
+   * `searched` is the read word whose table the caller found without the key in this
+   * operation: while R_READ still holds it, that table is the one the caller searched (a read
+   * table is immutable, and one retired meanwhile is not freed before this participant's next
+   * quiescent point, so its offset cannot name a new table yet), and is not searched again.
    */
-  entryLocked(probe: Probe): number {
+  entryLocked(probe: Probe, searched: number): number {
     // The read paths enter without the census check (Participant.enterRead): the mutex has it.
     checkAlive();
     return this.locked(() => {
       const read = this.arena.i32[R_READ]; // plainly, under the mutex (see readWord)
-      let e = this.findIn(this.readTable(read), probe);
+      let e = read === searched ? 0 : this.findIn(this.readTable(read), probe);
       if (e === 0 && (read & AMENDED) !== 0) {
         e = this.findIn(this.dirtyTable(), probe);
         this.missLocked();

@@ -181,15 +181,20 @@ export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): 
  */
 export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const e = unlockedEntryForNumber(s, key);
-  return e >= 0 ? e : lockedEntryForNumber(s, key);
+  return e >= 0 ? e : lockedEntryForNumber(s, key, 0); // 0: searched again
 }
 
 /**
- * Number key `key`'s entry once the read table lacked it and was amended: SyncCore.entryLocked,
- * which looks at both tables again under the lock.
+ * Number key `key`'s entry once the read table of read word `searched` lacked it and was
+ * amended: SyncCore.entryLocked, which looks at the dirty table under the lock, and at the
+ * read table again if it is no longer that one.
  */
-export function lockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
-  return s.core.entryLocked(s.keyProbe(key as K, s.nested ? new Probe() : s.probe));
+export function lockedEntryForNumber<K, V>(
+  s: SyncAccess<K, V>,
+  key: number,
+  searched: number,
+): number {
+  return s.core.entryLocked(s.keyProbe(key as K, s.nested ? new Probe() : s.probe), searched);
 }
 
 /** Go's Load up to the entry: the read table, then, when amended, the dirty table. */
@@ -229,7 +234,7 @@ function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
   }
   if (e !== 0 || (read & AMENDED) === 0) return e;
   setCachedKeyString(p, key, cached);
-  return s.core.entryLocked(p);
+  return s.core.entryLocked(p, read);
 }
 
 /** {@linkcode entryForRead} through the key's probe. */
@@ -241,7 +246,7 @@ function entryThroughProbe<K, V>(s: SyncAccess<K, V>, key: K): number {
   const read = readWordForWalk(a);
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
-  return core.entryLocked(probe);
+  return core.entryLocked(probe, read);
 }
 
 /**

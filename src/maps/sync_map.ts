@@ -288,7 +288,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       if (e === 0) {
         if ((read & AMENDED) === 0) return undefined;
-        e = lockedEntryForNumber(s, key);
+        e = lockedEntryForNumber(s, key, read);
       }
     } else {
       e = entryForRead(s, key);
