@@ -42,6 +42,14 @@ export class SyncAccess<K, V> {
   readonly probe: Probe = keyProbe();
   /** The entries this handle's lookups found in the read table (_entry_memo.ts). */
   readonly entries: EntryMemo = new EntryMemo();
+  /**
+   * The read word whose table this handle's last lock-free lookup of a number key searched and
+   * found without the key (_sync_entries.ts, currentEntryForNumber and unlockedEntryForNumber).
+   * Taken by the caller at once, before anything else can look up (no user code runs between),
+   * and handed to the locked step of the same operation, which searches that table again only
+   * if R_READ no longer names it (SyncCore.entryLocked).
+   */
+  searched = 0;
   /** The keys of a read table this handle iterates again and again (_iteration_keys.ts). */
   readonly iterationKeys: IterationKeys<K> = new IterationKeys();
   readonly valueProbe: Probe = new Probe();

@@ -148,11 +148,16 @@ export function readWordForWalk(a: Arena): number {
 export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const words = keyNumberWords(key);
   const plain = s.arena.i32[R_READ];
-  const e = memoEntry(s, plain, words[0], words[1]);
-  if (e >= 0) return e;
-  return e === MEMO_UNKNOWN
-    ? walkPlainRead(s, plain, words[0], words[1])
-    : readEntryForNumber(s, Atomics.load(s.arena.i32, R_READ), key);
+  let read = plain;
+  let e = memoEntry(s, plain, words[0], words[1]);
+  if (e > 0) return e;
+  if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, words[0], words[1]);
+  else if (e < 0) {
+    read = Atomics.load(s.arena.i32, R_READ);
+    e = readEntryForNumber(s, read, key);
+  }
+  if (e === 0) s.searched = read;
+  return e;
 }
 
 /**
@@ -172,7 +177,9 @@ export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): 
     read = Atomics.load(a.i32, R_READ);
     e = readEntryForNumber(s, read, key);
   }
-  return e !== 0 || (read & AMENDED) === 0 ? e : -1;
+  if (e !== 0) return e;
+  s.searched = read;
+  return (read & AMENDED) === 0 ? 0 : -1;
 }
 
 /**
@@ -181,7 +188,7 @@ export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): 
  */
 export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const e = unlockedEntryForNumber(s, key);
-  return e >= 0 ? e : lockedEntryForNumber(s, key, 0); // 0: searched again
+  return e >= 0 ? e : lockedEntryForNumber(s, key, s.searched);
 }
 
 /**
@@ -276,19 +283,35 @@ export function readEntry<K, V>(s: SyncAccess<K, V>, read: number, probe: Probe)
  * in the dirty table is removed from it, and its entry retired once deleted.
  */
 export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolean): number {
-  const a = s.arena;
-  const core = s.core;
   if (typeof key === "number" && s.numberKeys) {
     const e = unlockedEntryForNumber(s, key);
     if (e >= 0) return e;
+    const searched = s.searched;
+    return deleteLocked(s, s.keyProbe(key, s.nested ? new Probe() : s.probe), searched, remove);
   }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
-  const read = readWordForWalk(a);
+  const read = readWordForWalk(s.arena);
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
+  return deleteLocked(s, probe, read, remove);
+}
+
+/**
+ * {@linkcode entryForDelete} under the mutex, once the read table of read word `searched`
+ * lacked `probe`'s key and was amended: the read table again unless R_READ still names that one
+ * (see SyncCore.entryLocked), then the dirty table.
+ */
+function deleteLocked<K, V>(
+  s: SyncAccess<K, V>,
+  probe: Probe,
+  searched: number,
+  remove: boolean,
+): number {
+  const a = s.arena;
+  const core = s.core;
   return core.locked(() => {
     const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
-    let e2 = core.findIn(core.readTable(read2), probe);
+    let e2 = read2 === searched ? 0 : core.findIn(core.readTable(read2), probe);
     if (e2 === 0 && (read2 & AMENDED) !== 0) {
       const dirty = core.dirtyTable();
       e2 = core.findIn(dirty, probe);

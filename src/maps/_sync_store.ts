@@ -98,10 +98,18 @@ export function swap<K, V>(
     record = core.newRecord(vp, true);
   }
   try {
-    const e = probe === null
-      ? currentEntryForNumber(s, key as number)
-      : readEntry(s, readWordForWalk(a), probe);
+    let searched = 0;
+    let e: number;
+    if (probe === null) {
+      e = currentEntryForNumber(s, key as number);
+      searched = s.searched;
+    } else {
+      searched = readWordForWalk(a);
+      e = readEntry(s, searched, probe);
+    }
     if (e !== 0) {
+      searched = 0; // an expunged entry: its step finds it in the read table
+
       // trySwap: exchange unless expunged. E_P is read plainly first, as deleteEntry reads it.
       let p = a.i32[e >> 2];
       if (p !== EXPUNGED) {
@@ -124,7 +132,7 @@ export function swap<K, V>(
     // (a user codec), which may call this map and need the lock.
     if (probe === null) probe = s.probeKey(key);
     core.inflight = record;
-    const step = storeLocked(s, probe, record, false);
+    const step = storeLocked(s, probe, record, false, searched);
     // Published: no longer ours to free, with no call before (a stack overflow can throw from
     // any), and no longer in flight, before a decode whose nested calls may park this
     // participant (a stop of the world would then take it for in flight and reachable both).
@@ -203,9 +211,10 @@ function loadOrStoreSlow<K, V>(
   const vp = s.probeValue(value);
   let record = 0;
   try {
-    const read = readWordForWalk(a);
-    const e = readEntry(s, read, probe);
+    let searched = readWordForWalk(a);
+    const e = readEntry(s, searched, probe);
     if (e !== 0) {
+      searched = 0; // a deleted or expunged entry: its step finds it in the read table
       const p = a.i32[e >> 2]; // plainly, as load reads it
       if (p > EXPUNGED) return [s.decodeRecord(p), true];
       if (p <= NIL) {
@@ -228,7 +237,7 @@ function loadOrStoreSlow<K, V>(
     // code (a user codec), which may call this map and need the lock. The record stays
     // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
     core.inflight = record;
-    const step = storeLocked(s, probe, record, true);
+    const step = storeLocked(s, probe, record, true, searched);
     // Added, or stored over a deleted entry: published, no longer ours to free (see swap).
     if (step === ADDED || step === NIL) record = 0;
     const found = counted(step);
@@ -259,21 +268,24 @@ function loadedAfter<K, V>(core: SyncCore, unused: number, s: SyncAccess<K, V>, 
  * {@linkcode loadOrStore}, with the new value in `record`: adds the key if absent, returning
  * {@linkcode ADDED}; otherwise swap stores `record` and returns the replaced record (or NIL),
  * and loadOrStore returns what {@linkcode tryLoadOrStore} does (and counts a miss when the key
- * was in the dirty table only). A function of its own so that only this path makes the
- * closure's context: the variables a closure captures live in a context object, which V8 makes
- * as the enclosing function is entered, every call.
+ * was in the dirty table only). `searched`: the read word whose table the caller found without
+ * the key, or 0 (see SyncCore.entryLocked). A function of its own so that only this path makes
+ * the closure's context: the variables a closure captures live in a context object, which V8
+ * makes as the enclosing function is entered, every call.
  */
 function storeLocked<K, V>(
   s: SyncAccess<K, V>,
   probe: Probe,
   record: number,
   loadOrStore: boolean,
+  searched: number,
 ): number {
   const a = s.arena;
   const core = s.core;
   return s.lockedOrReclaim(() => {
     const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
-    let e2 = core.findIn(core.readTable(read2), probe);
+    // Not searched again while R_READ names the table the caller found without the key.
+    let e2 = read2 === searched ? 0 : core.findIn(core.readTable(read2), probe);
     const inRead = e2 !== 0;
     if (inRead) core.unexpungeLocked(e2, probe);
     else e2 = core.findIn(core.dirtyTable(), probe);
