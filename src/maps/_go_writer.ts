@@ -323,3 +323,29 @@ export function finishClear<K, V>(s: GoAccess<K, V>): void {
     throw error;
   }
 }
+
+/**
+ * A write's table work done again, with its evacuation skipped, after its commit found the
+ * journal full: `step` (the write's work since `tx.begin()`) is undone and run once more, then
+ * committed. The journal has room for the work a write does itself (an insert, an overwrite, a
+ * delete, an overflow bucket), but the evacuation it owes a growth under way frees a whole
+ * chain at commit, and a chain of keys crafted to share a bucket can be longer than the room
+ * left for those frees (the frees wait for the commit: a block freed by the mutation must not
+ * be handed out again by it). Without the evacuation, an existing key is overwritten or
+ * deleted where it lies and a new key of another old bucket goes in; a new key whose own old
+ * bucket is that chain is refused with the MapFullError insert throws. Only this rare path
+ * makes a closure.
+ */
+export function withoutGrowWork<K, V, T>(s: GoAccess<K, V>, step: () => T): T {
+  const tx = s.tx;
+  tx.abort();
+  tx.begin();
+  s.table.growWorkOff = true;
+  try {
+    const result = step();
+    tx.commit();
+    return result;
+  } finally {
+    s.table.growWorkOff = false;
+  }
+}

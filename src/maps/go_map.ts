@@ -39,7 +39,9 @@ import {
   overwriteNumber,
   OVERWRITTEN,
   settleDeadWrite,
+  withoutGrowWork,
 } from "./_go_writer.ts";
+import { JournalFullError } from "../_engine/journal.ts";
 
 // This file holds the public class; _go_access.ts an object's state and its encoding and
 // decoding; _go_writer.ts the writer protocol (a seqlock) and clear's steps; _go_read.ts
@@ -48,6 +50,23 @@ import {
 
 /** Internal: the byte offset of the table header in a GoMap's arena. */
 export { TABLE_AT } from "./_go_layout.ts";
+
+/**
+ * A set's table work, in the transaction begun: the key's slot found or added (insert), the
+ * value written into it, and an old value's blob freed.
+ */
+function putSlot<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): void {
+  const a = s.arena;
+  const tx = s.tx;
+  const lo = v.materialize(a, s.allocBlob);
+  const k = s.table.insert(p, true);
+  const w = k >> 2;
+  const oldLo = a.i32[w + VALUE_LO];
+  const oldHi = a.i32[w + VALUE_HI];
+  tx.set(w + VALUE_LO, lo);
+  tx.set(w + VALUE_HI, v.hi);
+  if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
+}
 
 /** Options for {@linkcode GoMap}. */
 export interface GoMapOptions<K, V> {
@@ -374,16 +393,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       tx.begin();
       begun = true;
-      const lo = v.materialize(a, s.allocBlob);
       const growing = s.table.growing; // an insert into a growing table evacuates buckets
-      const k = s.table.insert(p, true);
-      const w = k >> 2;
-      const oldLo = a.i32[w + VALUE_LO];
-      const oldHi = a.i32[w + VALUE_HI];
-      tx.set(w + VALUE_LO, lo);
-      tx.set(w + VALUE_HI, v.hi);
-      if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
-      tx.commit();
+      try {
+        putSlot(s, p, v);
+        tx.commit();
+      } catch (error) {
+        if (!growing || !(error instanceof JournalFullError)) throw error;
+        withoutGrowWork(s, () => putSlot(s, p, v));
+      }
       settled = true;
       moved = growing || s.table.inserted;
     } catch (error) {
@@ -424,8 +441,14 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       tx.begin();
       begun = true;
       const growing = s.table.growing;
-      const removed = s.table.remove(p);
-      tx.commit();
+      let removed: boolean;
+      try {
+        removed = s.table.remove(p);
+        tx.commit();
+      } catch (error) {
+        if (!growing || !(error instanceof JournalFullError)) throw error;
+        removed = withoutGrowWork(s, () => s.table.remove(p));
+      }
       moved = removed || growing;
       // The last key gone: give back the overflow buckets too, as a clear does (Go keeps them
       // until a growth, which a map short of memory may never afford). A map that never needed
