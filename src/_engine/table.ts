@@ -63,7 +63,7 @@ import {
   VALUE_WORDS,
 } from "./table_layout.ts";
 import { clearStep, clearSteps, destroy, finishClear } from "./table_clear.ts";
-import { finishGrowth, growWork, hashGrow } from "./table_grow.ts";
+import { evacuateNext, finishGrowth, growWork, hashGrow } from "./table_grow.ts";
 import { forEachKeySlot, gatherKeySlots } from "./table_iter.ts";
 import { stats, type TableStats, verify } from "./table_verify.ts";
 
@@ -602,6 +602,11 @@ export class Table {
     keys = true,
   ): void {
     verify(this, block, slot, keys);
+  }
+
+  /** Evacuates the old bucket at the evacuation mark (table_grow.ts); the table must be growing. */
+  evacuateNext(): void {
+    evacuateNext(this);
   }
 
   /** Finishes any growth under way (table_grow.ts; for tests). */

@@ -254,6 +254,15 @@ function advanceEvacuationMark(table: TableView, newbit: number): void {
 }
 
 /**
+ * Evacuates the first old bucket not yet evacuated (the evacuation mark's), moving the mark on;
+ * the last one ends the growth and frees the old array. One step of {@linkcode finishGrowth}, for
+ * a writer that finishes a growth a transaction at a time (GoMap's set short of memory).
+ */
+export function evacuateNext(table: TableView): void {
+  evacuate(table, table.arena.i32[table.h + T_NEVACUATE]);
+}
+
+/**
  * Finishes any growth under way by evacuating every remaining old bucket, in one mutation: for
  * tests that want a settled layout. (Nothing in the maps calls it: a large table's remaining
  * evacuations would overflow a journal.)

@@ -9,7 +9,7 @@ import { blockSize, bytesUsed, verifyHeap } from "../_engine/allocator.ts";
 import { census } from "../_engine/census.ts";
 import { blobSize, freeSlot, isBlob, MODE_INLINE, Probe } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
-import { ConcurrentMapWriteError } from "../errors.ts";
+import { ConcurrentMapWriteError, MapFullError } from "../errors.ts";
 import { checkFunction } from "../_describe.ts";
 import { defineInspect, describeError, inspectMap } from "../_inspect.ts";
 import { GoAccess } from "./_go_access.ts";
@@ -35,6 +35,7 @@ import {
   beginWrite,
   clearBroken,
   finishClear,
+  growthForRoom,
   NOT_BEGUN,
   overwriteNumber,
   OVERWRITTEN,
@@ -393,16 +394,28 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       tx.begin();
       begun = true;
-      const growing = s.table.growing; // an insert into a growing table evacuates buckets
-      try {
-        putSlot(s, p, v);
-        tx.commit();
-      } catch (error) {
-        if (!growing || !(error instanceof JournalFullError)) throw error;
-        withoutGrowWork(s, () => putSlot(s, p, v));
+      let growing = s.table.growing; // an insert into a growing table evacuates buckets
+      for (let retried = false;;) {
+        try {
+          putSlot(s, p, v);
+          tx.commit();
+        } catch (error) {
+          if (growing && error instanceof JournalFullError) {
+            withoutGrowWork(s, () => putSlot(s, p, v));
+          } else if (!retried && error instanceof MapFullError && growthForRoom(s)) {
+            // Keys moved whether or not the write fits now.
+            moved = retried = true;
+            growing = s.table.growing;
+            tx.begin();
+            continue;
+          } else {
+            throw error;
+          }
+        }
+        break;
       }
       settled = true;
-      moved = growing || s.table.inserted;
+      moved ||= growing || s.table.inserted;
     } catch (error) {
       if (begun) tx.abort();
       settled = true;
