@@ -5,7 +5,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { GoMap, MapFullError, SyncMap } from "../mod.ts";
+import { GoMap, MapFullError, SyncMap, TerminatedError } from "../mod.ts";
+import { Table } from "../src/_engine/table.ts";
+import { LAYOUT } from "../src/maps/_go_layout.ts";
 
 const MAX_BYTES = 256 * 1024;
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -251,5 +253,39 @@ test("GoMap: a set short of memory while the table grows finishes the growth bef
     for (let i = 0; i < big; i++) assert.equal(m.get(`big-${i}`), bigValue(i));
     assert.equal(m.has(`big-${big}`), false);
     m.verify();
+  }
+});
+
+test("GoMap: that growth's steps stamp the layout anew even when one of them throws", () => {
+  // Keys moved with the first step: readers' entry memos (LAYOUT) must not trust old slots, even
+  // when a later step throws (a zombie stopped mid-row by checkAlive; here thrown on purpose).
+  const evacuateNext = Table.prototype.evacuateNext;
+  let calls = 0;
+  try {
+    Table.prototype.evacuateNext = function (this: Table) {
+      if (++calls === 2) throw new TerminatedError();
+      return evacuateNext.call(this);
+    };
+    const m = new GoMap<string, string>({ maxBytes: 64 * 1024 });
+    const i32 = new Int32Array(m.handle.buffer);
+    let k = 0;
+    for (; !(m.stats().growing && m.stats().B === 6); k++) m.set(`key-${k}`, `v${k}`);
+    for (let i = 0; i < k; i++) m.get(`key-${i}`);
+    calls = 0;
+    let layout = 0, evacuated = 0;
+    assert.throws(() => {
+      for (let big = 0;; big++) {
+        layout = i32[LAYOUT];
+        evacuated = m.stats().nevacuate;
+        m.set(`big-${big}`, "x".repeat(1500 + (big % 7) * 100));
+      }
+    }, TerminatedError);
+    assert.equal(calls, 2, "the second step threw");
+    assert.ok(m.stats().nevacuate > evacuated, "the first step moved keys");
+    assert.notEqual(i32[LAYOUT], layout, "the layout is stamped anew");
+    for (let i = 0; i < k; i++) assert.equal(m.get(`key-${i}`), `v${i}`);
+    m.verify();
+  } finally {
+    Table.prototype.evacuateNext = evacuateNext;
   }
 });

@@ -352,14 +352,14 @@ export function withoutGrowWork<K, V, T>(s: GoAccess<K, V>, step: () => T): T {
 }
 
 /**
- * A set refused for memory (`tx.begin()` done, the write's work to undo) while the table is
- * growing: the old bucket array, and the overflow chains of its buckets not yet evacuated, are
- * memory the growth gives back when it ends, and in a small map they can be what keeps the
- * next block from fitting (a growth begun when memory was free, after a clear, holds both
- * arrays). Undoes the write's work, then evacuates the remaining old buckets, one transaction
- * each, until the growth is done or a step finds no room itself (that step alone is undone).
- * Returns whether any step committed: the caller's write is worth trying once more, and keys
- * moved (the layout is stamped anew). The transaction is idle on return.
+ * A set refused for memory (its work undone, the transaction idle) while the table is growing:
+ * the old bucket array, and the overflow chains of its buckets not yet evacuated, are memory
+ * the growth gives back when it ends, and in a small map they can be what keeps the next block
+ * from fitting (a growth begun when memory was free, after a clear, holds both arrays).
+ * Evacuates the remaining old buckets, one transaction each, until the growth is done or a
+ * step finds no room itself (that step alone is undone). Returns whether any step committed:
+ * the caller's write is worth trying once more. Keys move (the caller stamps the layout anew).
+ * The transaction is idle on return.
  *
  * A death between two steps leaves a growth further along, which is a table like any other; a
  * death inside one leaves its journal, which the next writer rolls back (recoverWriter). A thread
@@ -368,7 +368,6 @@ export function withoutGrowWork<K, V, T>(s: GoAccess<K, V>, step: () => T): T {
 export function growthForRoom<K, V>(s: GoAccess<K, V>): boolean {
   const tx = s.tx;
   const table = s.table;
-  tx.abort();
   let any = false;
   while (table.growing) {
     checkAlive();

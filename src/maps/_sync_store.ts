@@ -284,8 +284,11 @@ function storeLocked<K, V>(
   const core = s.core;
   return s.lockedOrReclaim(() => {
     const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
-    // Not searched again while R_READ names the table the caller found without the key.
+    // Not searched again while R_READ names the table the caller found without the key. Only
+    // on the first run: lockedOrReclaim runs this again after a collect, which announces this
+    // participant quiescent, so the table searched may have been freed and its offset reused.
     let e2 = read2 === searched ? 0 : core.findIn(core.readTable(read2), probe);
+    searched = -1;
     const inRead = e2 !== 0;
     if (inRead) core.unexpungeLocked(e2, probe);
     else e2 = core.findIn(core.dirtyTable(), probe);

@@ -394,7 +394,8 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       }
       tx.begin();
       begun = true;
-      let growing = s.table.growing; // an insert into a growing table evacuates buckets
+      const table = s.table;
+      let growing = table.growing; // an insert into a growing table evacuates buckets
       for (let retried = false;;) {
         try {
           putSlot(s, p, v);
@@ -402,10 +403,15 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         } catch (error) {
           if (growing && error instanceof JournalFullError) {
             withoutGrowWork(s, () => putSlot(s, p, v));
-          } else if (!retried && error instanceof MapFullError && growthForRoom(s)) {
-            // Keys moved whether or not the write fits now.
-            moved = retried = true;
-            growing = s.table.growing;
+          } else if (!retried && error instanceof MapFullError && table.growing) {
+            // The write is undone first: a growth it began itself is undone with it.
+            tx.abort();
+            // Keys move from the first step on, whether or not the write fits then, and a step
+            // may throw (a zombie stopped mid-row): stamped as moved before any.
+            moved = table.growing;
+            if (!growthForRoom(s)) throw error;
+            retried = true;
+            growing = table.growing;
             tx.begin();
             continue;
           } else {
