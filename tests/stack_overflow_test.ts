@@ -335,11 +335,15 @@ describe("a step whose rollback fails is repaired by the next caller", () => {
     const injected = failNextRecover();
     try {
       assert.throws(() => map.set(n + 1, "x".repeat(2_000)), /injected/);
-      assert.equal(injected.calls(), 1);
+      // Once, or twice where the map was growing: a set refused for memory then undoes its work
+      // before it ends the growth (growthForRoom), and when that undo throws, set's own catch
+      // tries the rollback again.
+      assert.ok(injected.calls() >= 1);
     } finally {
       injected.restore();
     }
-    // Abandoned, not published: the next call (a read) rolls the write back.
+    // Abandoned, not published (the next call, a read, rolls the write back), or rolled back by
+    // set's second try: either way the write is not applied.
     assert.equal(map.get(n + 1), undefined);
     map.verify();
     assert.deepEqual(new Map(map.entries()), before);
