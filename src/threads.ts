@@ -4,7 +4,7 @@
  * @module
  */
 
-import { GONE, isThreadId, MAX_THREAD_ID, record, selfThreadId } from "./_engine/census.ts";
+import { isThreadId, MAX_THREAD_ID, selfThreadId, vouchGone } from "./_engine/census.ts";
 import { describe } from "./_describe.ts";
 import { declareChildrenGone } from "./workers/_thread_end.ts";
 
@@ -59,7 +59,7 @@ export function threadGone(threadId: number): void {
     // The main thread: its end ends the process, and every worker with it.
     throw new RangeError("threadGone: thread 0 is the main thread, which no worker outlives");
   }
-  record(threadId, GONE);
+  vouchGone(threadId);
   declareChildrenGone(threadId);
 }
 

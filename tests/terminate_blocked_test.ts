@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { Mutex, OwnerDeadError } from "../mod.ts";
 import { TERMINATE_GRACE_MS } from "../src/_engine/census.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
-import { spawnWorker } from "./fixtures/spawn.ts";
+import { runtime, spawnWorker } from "./fixtures/spawn.ts";
 
 /** How long the synchronous wait may take before the test gives up (it never returned). */
 const GIVE_UP_MS = 5_000;
@@ -41,8 +41,13 @@ test("a lock held by a terminated worker is taken over by a synchronous wait in 
   }
   const waited = performance.now() - start;
   assert.ok(taken, `the lock was not taken over in ${GIVE_UP_MS} ms`);
-  // Not before the grace: a terminated thread may finish the call it is in.
-  assert.ok(waited >= TERMINATE_GRACE_MS * 0.9, `taken over after ${waited.toFixed(0)} ms`);
+  // Not before the grace: a terminated thread may finish the call it is in. On Deno the
+  // worker's end is learned from its OS thread instead (src/_engine/os_thread.ts): an idle
+  // worker's thread ends at once, and its lock is taken over then
+  // (tests/zombie_holder_test.ts checks that a running one keeps it).
+  if (runtime !== "deno") {
+    assert.ok(waited >= TERMINATE_GRACE_MS * 0.9, `taken over after ${waited.toFixed(0)} ms`);
+  }
   mu.markConsistent();
   mu.unlock();
 });

@@ -64,6 +64,12 @@
  * An entry is `(threadId << 2) | state` ({@linkcode TERMINATING}, {@linkcode GONE} or
  * {@linkcode CHILD}), then for a child the owner id of its watcher, written by the appender
  * right after the first word (0 until then, and for good if the appender died between the two).
+ * A fourth kind, {@linkcode OS_THREAD} (0, never for thread 0), is a Deno worker's own note of its
+ * OS thread (os_thread.ts), in the second word as a child's watcher is: {@linkcode ownerGone}
+ * looks that thread up before it lets a lock of a thread recorded ending be taken over.
+ * A fourth kind, {@linkcode OS_THREAD} (0, never for thread 0), is a Deno worker's own note of its
+ * OS thread (os_thread.ts), in the second word as a child's watcher is: {@linkcode ownerGone}
+ * looks that thread up before it lets a lock of a thread recorded ending be taken over.
  *
  * @module
  */
@@ -71,6 +77,7 @@
 import process from "node:process";
 import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
+import { osThreadEnded, ownOsThread } from "./os_thread.ts";
 
 const CENSUS_MAGIC = 0x32534e43; // "CNS2"
 const C_MAGIC = 0;
@@ -91,6 +98,15 @@ export const TERMINATING = 1;
 export const GONE = 2;
 /** Census entry kind: the thread is watched by (and ends with) the thread in its second word. */
 const CHILD = 3;
+/**
+ * Census entry kind: the thread's OS thread is the one in its second word (os_thread.ts), which
+ * it writes itself; never the main thread's (id 0, whose entry word would read as unwritten).
+ * The second word {@linkcode VOUCHED} (no OS thread's: those are 1,024 and up) says instead that
+ * the thread will never run again, whatever its OS thread does (see vouchGone).
+ */
+const OS_THREAD = 0;
+/** An OS_THREAD entry's second word that vouches for the thread's end. */
+const VOUCHED = 1;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
 /** The runtime: Bun and Deno each define a global of that name; Node neither. */
@@ -123,7 +139,12 @@ class View {
   readonly states = new Map<number, number>();
   /** The watcher's thread id of each child read (see CHILD). */
   readonly watchers = new Map<number, number>();
-  /** Child entries read before their appender wrote the watcher: looked at again each sync. */
+  /** The OS thread of each thread that wrote one (see OS_THREAD). */
+  readonly osThreads = new Map<number, number>();
+  /**
+   * Child and OS thread entries read before their appender wrote the second word: looked at
+   * again each sync.
+   */
   #unfinished: number[] = [];
 
   constructor(buffer: SharedArrayBuffer) {
@@ -156,21 +177,25 @@ class View {
       const entry = Atomics.load(i32, at);
       const id = entry >>> 2;
       const state = entry & 3;
-      if (state === CHILD) {
-        if (!this.#readWatcher(id, at)) this.#unfinished.push(at);
+      if (state === CHILD || state === OS_THREAD) {
+        if (!this.#readSecond(entry, at)) this.#unfinished.push(at);
       } else if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
     }
     if (this.#unfinished.length === 0) return;
     this.#unfinished = this.#unfinished.filter((at) =>
-      !this.#readWatcher(Atomics.load(i32, at) >>> 2, at)
+      !this.#readSecond(Atomics.load(i32, at), at)
     );
   }
 
-  /** Reads the watcher of the child entry at word `at`; false while it is not written. */
-  #readWatcher(id: number, at: number): boolean {
-    const watcher = Atomics.load(this.i32, at + 1);
-    if (watcher === 0) return false;
-    this.watchers.set(id, watcher - 1);
+  /**
+   * Reads the second word of the child or OS thread entry `entry` at word `at`; false while it
+   * is not written.
+   */
+  #readSecond(entry: number, at: number): boolean {
+    const second = Atomics.load(this.i32, at + 1);
+    if (second === 0) return false;
+    if ((entry & 3) === CHILD) this.watchers.set(entry >>> 2, second - 1);
+    else this.osThreads.set(entry >>> 2, second);
     return true;
   }
 
@@ -195,9 +220,9 @@ class View {
    * takes: write the first free entry (the one at the count) with a compare-exchange from 0, then
    * move the count past it. Whoever finds a written entry at the count (the next appender, or a
    * reader's sync) moves the count on, so a death between the steps loses nothing and blocks
-   * nobody, and a death before the first changes nothing. A child's watcher (`second`) is
-   * written between the two steps; readers that find it still 0 look again at their next sync,
-   * and a death before it leaves an entry that says nothing.
+   * nobody, and a death before the first changes nothing. A child's watcher or an OS thread
+   * (`second`) is written between the two steps; readers that find it still 0 look again at
+   * their next sync, and a death before it leaves an entry that says nothing.
    */
   append(id: number, state: number, second = 0): void {
     const value = (id << 2) | state;
@@ -260,6 +285,37 @@ function know(view: View): void {
   fast.head = heads[0];
   fast.seen = -1;
   fast.liveSeen = -1;
+  if (osThread !== 0) announceOsThread(view);
+}
+
+/**
+ * This worker's OS thread (os_thread.ts), once it has an owner id, on Deno where /proc can be
+ * read; 0 otherwise. Written into every census this thread knows, as it takes its id and as it
+ * meets a census after that.
+ */
+let osThread = 0;
+
+/** Notes this thread's OS thread as it takes owner id `owner` (not the main thread's). */
+function noteOsThread(owner: number): void {
+  if (RUNTIME !== "deno" || owner <= 1 || osThread !== 0) return;
+  osThread = ownOsThread();
+  if (osThread === 0) return;
+  for (const view of views) announceOsThread(view);
+}
+
+/**
+ * Writes this thread's OS thread into census `view`, unless it is there (see OS_THREAD). Never
+ * throws: without the entry (a census that cannot take it), others wait out the grace instead.
+ */
+function announceOsThread(view: View): void {
+  const me = fast.owner - 1;
+  if (me <= 0) return;
+  try {
+    view.sync();
+    if (view.osThreads.get(me) !== osThread) view.append(me, OS_THREAD, osThread);
+  } catch {
+    // See above.
+  }
 }
 /**
  * Whether this thread can run JavaScript after its parent's `terminate()`: a worker on Deno or
@@ -381,6 +437,7 @@ function firstOwnerId(): number {
   // call tries again.
   if (id !== 0) watchOwnExit();
   fast.owner = id + 1;
+  noteOsThread(id + 1);
   return id + 1;
 }
 
@@ -392,6 +449,7 @@ export function claimThreadId(threadId: number): number {
   if (fast.owner === 0 && isThreadId(threadId)) {
     if (threadId !== 0) watchOwnExit();
     fast.owner = threadId + 1;
+    noteOsThread(threadId + 1);
   }
   return fast.owner - 1;
 }
@@ -462,6 +520,15 @@ function recordOwnExit(): void {
   if (views.length === 0 || stopped) return;
   try {
     const me = fast.owner - 1;
+    // A terminated node:worker_threads worker under Deno that exits keeps its OS thread for
+    // good (Deno 2.9: the thread stays in /proc/self/task, its JavaScript over), so its end is
+    // vouched for here, by the last of its exit listeners: else its locks would wait for that
+    // thread (ownerGone). One that was not terminated ends its thread; the same.
+    if (denoNodeWorker) {
+      exiting = true;
+      vouchGone(me);
+      return;
+    }
     if (stateOf(me) !== 0) return;
     exiting = true;
     record(me, TERMINATING);
@@ -542,10 +609,37 @@ export function ownerEnding(owner: number): boolean {
   return views.length !== 0 && stateOf(owner - 1) === TERMINATING;
 }
 
-/** Whether the thread with owner id `owner` is gone. Slow paths only. */
+/**
+ * Whether the thread with owner id `owner` is gone, for taking over a lock it holds: recorded
+ * ending (terminating or gone) and, where its OS thread is known (a Deno worker on Linux,
+ * os_thread.ts), that thread has ended or someone vouched for its end ({@linkcode vouchGone});
+ * else as {@linkcode ownerDeclaredGone} says. A Deno zombie still running keeps its locks, the
+ * engine's and the user's, however long it runs or is descheduled, even once its adapter has
+ * declared it gone after the grace: inside a step it may still write what the lock guards, and
+ * inside a user's critical section, the user's data. Slow paths only.
+ */
 export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;
   const state = stateOf(owner - 1);
+  // Only a thread recorded ending is looked up: a file read, where every live owner would cost
+  // one on each scan of a lock's readers.
+  if (state === 0) return false;
+  return threadEnded(owner - 1) ?? declaredGone(owner, state);
+}
+
+/**
+ * Whether the thread with owner id `owner` is recorded gone, or terminating for the grace: for
+ * what is not a lock, where a zombie may sit in user code it never leaves (a wait nobody ends),
+ * and whose next call into shmap throws instead of writing: a SyncMap claim (loadOrCompute's
+ * `fn` runs outside every lock, and its result is never stored), and a participant's seat (whose
+ * announcement would otherwise hold reclamation back for good). Slow paths only.
+ */
+export function ownerDeclaredGone(owner: number): boolean {
+  return views.length !== 0 && declaredGone(owner, stateOf(owner - 1));
+}
+
+/** {@linkcode ownerDeclaredGone} of a thread in census state `state`. */
+function declaredGone(owner: number, state: number): boolean {
   if (state === GONE) return true;
   // Terminating: the end has been learned (terminate() was called, or the worker's end event
   // seen), and the declaration that it is gone comes after the grace, from the event loop of the
@@ -563,6 +657,37 @@ export function ownerGone(owner: number): boolean {
     return false;
   }
   return now - since >= TERMINATE_GRACE_MS;
+}
+
+/**
+ * Whether thread `threadId`'s OS thread has ended, where the censuses this thread knows name it
+ * and /proc can be read (os_thread.ts): true or false, or undefined when not known. Slow paths
+ * only: a file read.
+ */
+export function threadEnded(threadId: number): boolean | undefined {
+  let found: number | undefined;
+  for (const view of views) {
+    view.sync();
+    const entry = view.osThreads.get(threadId);
+    if (entry === VOUCHED) return true;
+    found ??= entry;
+  }
+  return found === undefined ? undefined : osThreadEnded(found);
+}
+
+/**
+ * Records that thread `threadId` is gone and will never run again, whatever its OS thread does
+ * ({@linkcode ownerGone} then takes its locks over at once): for `threadGone()`, whose caller
+ * knows, and for a terminated `node:worker_threads` worker under Deno as it exits, whose OS thread
+ * outlives its exit (Deno 2.9 leaves it in /proc/self/task for good).
+ */
+export function vouchGone(threadId: number): void {
+  record(threadId, GONE);
+  if (RUNTIME !== "deno" || threadId === 0) return;
+  for (const view of views) {
+    view.sync();
+    if (view.osThreads.get(threadId) !== VOUCHED) view.append(threadId, OS_THREAD, VOUCHED);
+  }
 }
 
 /**
@@ -705,7 +830,16 @@ function stop(): never {
   // it was terminated in (a TerminatedError), which the pool, having ended that task, takes for
   // a protocol error. It exits here instead, as Node's terminate() would have stopped it; it
   // holds nothing of shmap's that a death at this point does not leave to the others to repair.
-  if (denoNodeWorker) process.exit(1);
+  // Recorded gone first: its OS thread outlives such an exit (see recordOwnExit), and its locks
+  // would otherwise wait for that thread.
+  if (denoNodeWorker) {
+    try {
+      vouchGone(fast.owner - 1);
+    } catch {
+      // A census that cannot take it: the grace's declaration, or the exit listener's.
+    }
+    process.exit(1);
+  }
   throw new TerminatedError();
 }
 
@@ -724,4 +858,5 @@ export function resetForTests(): void {
   fast.liveSeen = -1;
   primary = undefined;
   stopped = false;
+  osThread = 0;
 }

@@ -65,6 +65,7 @@ import {
   checkSelf,
   fast,
   onStop,
+  ownerDeclaredGone,
   ownerGone,
   ownerId,
 } from "./census.ts";
@@ -753,7 +754,7 @@ export class Participant {
       if (at === this.#seat || seatAnnouncement(this.registry, i) === 0) continue;
       const owner = Atomics.load(i32, at + OWNER);
       if (owner === me) return false;
-      if (owner !== 0 && !ownerGone(owner)) online = true;
+      if (owner !== 0 && !ownerDeclaredGone(owner)) online = true;
     }
     return online;
   }

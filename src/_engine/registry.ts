@@ -19,7 +19,7 @@
 import { cachedBytes, repairCache } from "./alloc_cache.ts";
 import { underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
-import { checkAlive, checkSelf, ownerGone, ownerId } from "./census.ts";
+import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "./census.ts";
 import { nap } from "./futex.ts";
 import { dropDuplicates } from "./retire_list.ts";
 import { unrefTimer } from "./unref_timer.ts";
@@ -468,7 +468,7 @@ export function deadSeats(registry: Registry): { index: number; generation: numb
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
     let owner = Atomics.load(i32, at + OWNER);
     if (owner === 0) owner = Atomics.load(i32, at + RESERVER);
-    if (owner !== 0 && ownerGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
+    if (owner !== 0 && ownerDeclaredGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
   return dead;
 }
@@ -531,7 +531,7 @@ function awaitParked(registry: Registry, me: number, timeoutMs: number): boolean
       const state = Atomics.load(i32, at + CLAIM) & 3;
       if (state === SEAT_FREE || state === SEAT_RESERVED) continue;
       const owner = Atomics.load(i32, at + OWNER);
-      if (owner === me || owner === 0 || ownerGone(owner)) continue;
+      if (owner === me || owner === 0 || ownerDeclaredGone(owner)) continue;
       if (Atomics.load(i32, at + PARKED) !== 0 || Atomics.load(i32, at + ANNOUNCE) === 0) {
         continue;
       }
@@ -592,7 +592,7 @@ export function parkedHolding(registry: Registry): boolean {
     // A gone thread's decode never goes on: what it held is for the sweep to free. This
     // thread's own participants are skipped, as by pauseWorld: none waits while this one runs.
     const owner = Atomics.load(i32, at + OWNER);
-    if (owner !== 0 && owner !== me && !ownerGone(owner)) return true;
+    if (owner !== 0 && owner !== me && !ownerDeclaredGone(owner)) return true;
   }
   return false;
 }

@@ -28,7 +28,7 @@
  * @module
  */
 
-import { checkSelf, ownerGone } from "../_engine/census.ts";
+import { checkSelf, ownerDeclaredGone } from "../_engine/census.ts";
 import { WAIT_SLICE_MS } from "../_engine/futex.ts";
 import type { Probe } from "../_engine/slots.ts";
 import type { SyncCore } from "./_sync_core.ts";
@@ -92,7 +92,7 @@ function tryClaim(i32: Int32Array, e: number, mine: number): number {
     if (p === EXPUNGED || p > EXPUNGED) return p;
     // NIL, or pending: a pending `p` of a thread that is gone is as good as NIL. (Of a live
     // thread, or of this one, it goes back to the caller.)
-    if (p !== NIL && (p === mine || !ownerGone(-p))) {
+    if (p !== NIL && (p === mine || !ownerDeclaredGone(-p))) {
       pendingEntry = e;
       return p;
     }
@@ -112,7 +112,7 @@ function tryClaim(i32: Int32Array, e: number, mine: number): number {
  * trusted for one slice only, and the key is looked up afresh after each.
  */
 export function awaitSettled(i32: Int32Array, e: number, p: number): void {
-  if (Atomics.load(i32, e >> 2) !== p || ownerGone(-p)) return;
+  if (Atomics.load(i32, e >> 2) !== p || ownerDeclaredGone(-p)) return;
   Atomics.wait(i32, e >> 2, p, WAIT_SLICE_MS);
   checkSelf();
 }

@@ -24,7 +24,7 @@
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
 import { inViews } from "../_engine/arena.ts";
-import { checkAlive, ownerGone, ownerId } from "../_engine/census.ts";
+import { checkAlive, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
 import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
@@ -273,7 +273,7 @@ function mark(core: SyncCore, strict: boolean): Marks {
           fail(`an immediate value ${p} in a map whose value codec makes none`);
         }
         count++;
-      } else if (p < NIL && ownerGone(-p)) {
+      } else if (p < NIL && ownerDeclaredGone(-p)) {
         if (strict) fail(`a key is still being computed by thread ${-p - 1}, which is gone`);
         if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) Atomics.notify(i32, e >> 2);
       }

@@ -284,7 +284,9 @@ const adapter = new WorkerAdapter<Worker>({
  * As with every Deno worker, the end is declared 250 ms after `terminate()` (or the error or
  * close): Deno's terminate() does not stop a worker busy in synchronous code, and the grace
  * covers the one shmap call it may be inside. Such a worker throws `TerminatedError` at its
- * next shmap call, or as a shmap wait returns, instead of touching shared memory again.
+ * next shmap call, or as a shmap wait returns, instead of touching shared memory again. A lock
+ * it holds is taken over only once its thread has ended, where Linux's /proc shows that and may
+ * be read (otherwise after the same grace).
  *
  * @example
  * ```ts

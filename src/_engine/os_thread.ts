@@ -1,0 +1,115 @@
+/**
+ * Internal. A Deno worker's OS thread, as Linux shows it in /proc: how the real end of a
+ * terminated Deno worker is learned (census.ts).
+ *
+ * Deno's `terminate()` does not stop a worker running synchronous code: it runs on until its
+ * task returns to the event loop, and only then does its thread end. No event says when. But
+ * on Linux every thread of the process is a directory of /proc/self/task, named by its thread
+ * id, gone once the thread has exited. A Deno worker reads its own id (/proc/thread-self) as it
+ * takes its owner id and writes it into the census; a thread that meets a lock held by a
+ * worker marked terminating then looks for that directory instead of waiting out a grace: a
+ * zombie still running keeps its locks, however long it is descheduled, and one that has ended
+ * is taken over at once.
+ *
+ * An entry is the thread id times 1,024 plus the thread's start time (in clock ticks since
+ * boot, /proc's field 22) modulo 1,024, so that a thread id the kernel hands to a new thread of
+ * the process is not taken for the old thread (ids are reused only after the kernel's counter
+ * wraps, pid_max, and the new thread must then also have started a multiple of 1,024 ticks
+ * later, about 10 s at 100 Hz, to be mistaken).
+ *
+ * Nothing here is used unless both ends can read /proc: a worker without read permission for
+ * /proc/thread-self writes no entry, and a thread without it for /proc/self/task reads none
+ * (permissions are queried, never prompted for); either way the grace applies, as on other
+ * systems. Node and Bun need none of it: their end events fire once the thread has stopped.
+ *
+ * @module
+ */
+
+interface DenoApi {
+  readLinkSync(path: string): string;
+  readTextFileSync(path: string): string;
+  statSync(path: string): unknown;
+  permissions?: { querySync?(descriptor: { name: string; path: string }): { state: string } };
+  errors: { NotFound: abstract new (...args: never[]) => Error };
+}
+
+const deno: DenoApi | undefined = (globalThis as { Bun?: unknown }).Bun === undefined
+  ? (globalThis as { Deno?: DenoApi }).Deno
+  : undefined;
+
+/** Whether this thread may read `path`, as granted already: never a prompt. */
+function readable(path: string): boolean {
+  try {
+    return deno?.permissions?.querySync?.({ name: "read", path }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/** A thread's start time, modulo 1,024, from the text of its /proc `stat` file; -1 if unreadable. */
+function startOf(stat: string): number {
+  // Field 22; the name (field 2, in parentheses) may hold spaces and parentheses itself.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const start = Number(fields[19]);
+  return Number.isSafeInteger(start) ? start % 1024 : -1;
+}
+
+/**
+ * This thread's census entry for its OS thread ({@linkcode osThreadEnded} reads it): its thread
+ * id times 1,024 plus its start time modulo 1,024, as an int32; 0 where it cannot be read (not
+ * Deno, not Linux, no permission to read /proc/thread-self).
+ */
+export function ownOsThread(): number {
+  if (deno === undefined || !readable("/proc/thread-self")) return 0;
+  try {
+    const match = /^\d+\/task\/(\d+)$/.exec(deno.readLinkSync("/proc/thread-self"));
+    const tid = match === null ? 0 : Number(match[1]);
+    if (!(tid > 0 && tid < 2 ** 22)) return 0;
+    const start = startOf(deno.readTextFileSync("/proc/thread-self/stat"));
+    return start < 0 ? 0 : (tid * 1024 + start) | 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Whether this thread can look threads up in /proc/self/task: undefined until first asked. */
+let canLook: boolean | undefined;
+/** Entries whose thread has been seen ended: an end is for good. */
+const ended = new Set<number>();
+
+/**
+ * Whether the OS thread of census entry `entry` (see {@linkcode ownOsThread}) has ended: true
+ * once its /proc/self/task directory is gone or names a thread that started at another time,
+ * false while it is there, undefined when this thread cannot look (no /proc, no permission).
+ */
+export function osThreadEnded(entry: number): boolean | undefined {
+  if (ended.has(entry)) return true;
+  if (deno === undefined) return undefined;
+  if (canLook === undefined) {
+    canLook = false;
+    try {
+      // /proc must be there: without it every thread's directory would look gone.
+      if (readable("/proc/self/task")) {
+        deno.statSync("/proc/self/task");
+        canLook = true;
+      }
+    } catch {
+      // canLook stays false.
+    }
+  }
+  if (!canLook) return undefined;
+  const tid = entry >>> 10;
+  let stat: string;
+  try {
+    stat = deno.readTextFileSync(`/proc/self/task/${tid}/stat`);
+  } catch (error) {
+    if (!(error instanceof deno.errors.NotFound)) return undefined;
+    ended.add(entry);
+    return true;
+  }
+  const start = startOf(stat);
+  if (start < 0) return undefined;
+  if (start === (entry & 1023)) return false;
+  ended.add(entry);
+  return true;
+}

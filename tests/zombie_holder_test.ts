@@ -1,0 +1,78 @@
+// Copyright the shmap authors. MIT license.
+// A lock is never taken over while its holder can still run. Deno's terminate() does not stop a
+// worker spinning in synchronous code: such a zombie holding a Mutex keeps it for as long as it
+// runs (where its end can be seen: a Deno worker on Linux, src/_engine/os_thread.ts), and the
+// lock is taken over, with OwnerDeadError, once its thread has ended. Before, the lock was taken
+// over 250 ms after terminate() while the zombie still ran inside its critical section. On Bun
+// and Node terminate() stops the spinning worker, and the same checks hold.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Mutex, OwnerDeadError } from "../mod.ts";
+import { Mailbox } from "./fixtures/adapter_harness.ts";
+import { runtime, spawnWorker } from "./fixtures/spawn.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** tryLock, with a takeover (OwnerDeadError) counted as taken. */
+function tryTake(mu: Mutex): boolean {
+  try {
+    return mu.tryLock();
+  } catch (error) {
+    assert.ok(error instanceof OwnerDeadError, String(error));
+    return true;
+  }
+}
+
+test("a Mutex held by a terminated worker that still runs is not taken over until it ends", {
+  timeout: 60_000,
+}, async () => {
+  const mu = new Mutex();
+  const box = new Mailbox();
+  const ctrl = new Int32Array(new SharedArrayBuffer(8));
+  const worker = spawnWorker(
+    new URL("./fixtures/spin_mutex_worker.ts", import.meta.url),
+    { mu },
+    { message: box.put, error: box.fail },
+  );
+  try {
+    assert.equal(await box.next(20_000), "ready");
+    worker.postMessage(ctrl.buffer);
+    assert.equal(await box.next(20_000), "held");
+    worker.terminate();
+    // For a second (four graces), the lock stays the worker's for as long as it counts on.
+    let taken = false;
+    let ranAfter = false;
+    const start = performance.now();
+    while (!taken && performance.now() - start < 1_000) {
+      taken = tryTake(mu);
+      if (!taken) await sleep(10);
+    }
+    if (taken) {
+      // Taken over: the holder must have stopped.
+      const before = Atomics.load(ctrl, 1);
+      await sleep(100);
+      ranAfter = Atomics.load(ctrl, 1) !== before;
+    }
+    assert.equal(ranAfter, false, "the lock was taken over while its holder still ran");
+    if (runtime === "deno") {
+      assert.equal(taken, false, "Deno: the spinning zombie's lock was taken over");
+      const before = Atomics.load(ctrl, 1);
+      await sleep(50);
+      assert.notEqual(Atomics.load(ctrl, 1), before, "Deno: the zombie spins on");
+    }
+    // The loop ends, the task returns, and the thread ends: the lock is taken over.
+    Atomics.store(ctrl, 0, 1);
+    const end = performance.now();
+    while (!taken && performance.now() - end < 5_000) {
+      taken = tryTake(mu);
+      if (!taken) await sleep(5);
+    }
+    assert.ok(taken, "the lock was not taken over 5 s after its holder ended");
+    mu.markConsistent();
+    mu.unlock();
+  } finally {
+    Atomics.store(ctrl, 0, 1);
+    worker.terminate();
+  }
+});
