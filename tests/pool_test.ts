@@ -18,7 +18,7 @@ import { GoMap, Mutex, OwnerDeadError, SyncMap, TerminatedError } from "../mod.t
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
-import { GONE, stateOf, threadEnded } from "../src/_engine/census.ts";
+import { GONE, stateOf, threadState } from "../src/_engine/census.ts";
 import { trackAll } from "../src/workers/node.ts";
 import { deadline, until } from "./fixtures/harness.ts";
 import { diagnoseSyncMap, sharesOfEnded } from "./fixtures/map_diagnosis.ts";
@@ -288,7 +288,7 @@ async function withPoolWorkers(
     () =>
       `every pool worker is gone (not yet: ${
         pending().map((id) =>
-          `thread ${id}, census state ${stateOf(id)}, os thread ended ${threadEnded(id)}`
+          `thread ${id}, census state ${stateOf(id)}, OS thread state ${threadState(id)}`
         )
       })`,
   );

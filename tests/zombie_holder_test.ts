@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Mutex, OwnerDeadError } from "../mod.ts";
+import { Mutex, OwnerDeadError, RWMutex } from "../mod.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { runtime, spawnWorker } from "./fixtures/spawn.ts";
 
@@ -76,3 +76,73 @@ test("a Mutex held by a terminated worker that still runs is not taken over unti
     worker.terminate();
   }
 });
+
+test(
+  "a Mutex held by a terminated worker asleep in a wait nothing ends is taken over after the grace",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    // Deno's terminate() does not wake a worker in Atomics.wait, and nothing else will: its thread
+    // stays for good. It cannot write while it sleeps, and waiting for its thread would wait for
+    // ever: the lock is taken over after the grace, as where the thread cannot be seen.
+    const mu = new Mutex();
+    const box = new Mailbox();
+    const ctrl = new Int32Array(new SharedArrayBuffer(8));
+    const worker = spawnWorker(
+      new URL("./fixtures/sleep_mutex_worker.ts", import.meta.url),
+      { mu },
+      { message: box.put, error: box.fail },
+    );
+    try {
+      assert.equal(await box.next(20_000), "ready");
+      worker.postMessage(ctrl.buffer);
+      assert.equal(await box.next(20_000), "held");
+      worker.terminate();
+      const start = performance.now();
+      let taken = false;
+      while (!taken && performance.now() - start < 5_000) {
+        taken = tryTake(mu);
+        if (!taken) await sleep(10);
+      }
+      assert.ok(taken, "the sleeping zombie's lock was not taken over in 5 s");
+      mu.markConsistent();
+      mu.unlock();
+    } finally {
+      Atomics.store(ctrl, 0, 1);
+      Atomics.notify(ctrl, 0);
+      worker.terminate();
+    }
+  },
+);
+
+test(
+  "an RWMutex reader seat of a terminated worker that still runs, holding no read lock, is reaped",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    // A seat is not a lock: with one seat, a zombie's empty seat must not shut every other reader
+    // out for as long as the zombie runs.
+    const rw = new RWMutex({ maxReaderThreads: 1 });
+    const box = new Mailbox();
+    const ctrl = new Int32Array(new SharedArrayBuffer(8));
+    const worker = spawnWorker(
+      new URL("./fixtures/spin_reader_worker.ts", import.meta.url),
+      { rw },
+      { message: box.put, error: box.fail },
+    );
+    try {
+      assert.equal(await box.next(20_000), "ready");
+      worker.postMessage(ctrl.buffer);
+      assert.equal(await box.next(20_000), "seated");
+      worker.terminate();
+      await sleep(1_000);
+      rw.rLock(); // the one seat, reaped
+      rw.rUnlock();
+    } finally {
+      Atomics.store(ctrl, 0, 1);
+      worker.terminate();
+    }
+  },
+);

@@ -67,9 +67,6 @@
  * A fourth kind, {@linkcode OS_THREAD} (0, never for thread 0), is a Deno worker's own note of its
  * OS thread (os_thread.ts), in the second word as a child's watcher is: {@linkcode ownerGone}
  * looks that thread up before it lets a lock of a thread recorded ending be taken over.
- * A fourth kind, {@linkcode OS_THREAD} (0, never for thread 0), is a Deno worker's own note of its
- * OS thread (os_thread.ts), in the second word as a child's watcher is: {@linkcode ownerGone}
- * looks that thread up before it lets a lock of a thread recorded ending be taken over.
  *
  * @module
  */
@@ -77,7 +74,7 @@
 import process from "node:process";
 import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
-import { osThreadEnded, ownOsThread } from "./os_thread.ts";
+import { OS_ENDED, OS_RUNNING, osThreadState, ownOsThread } from "./os_thread.ts";
 
 const CENSUS_MAGIC = 0x32534e43; // "CNS2"
 const C_MAGIC = 0;
@@ -613,10 +610,11 @@ export function ownerEnding(owner: number): boolean {
  * Whether the thread with owner id `owner` is gone, for taking over a lock it holds: recorded
  * ending (terminating or gone) and, where its OS thread is known (a Deno worker on Linux,
  * os_thread.ts), that thread has ended or someone vouched for its end ({@linkcode vouchGone});
- * else as {@linkcode ownerDeclaredGone} says. A Deno zombie still running keeps its locks, the
- * engine's and the user's, however long it runs or is descheduled, even once its adapter has
- * declared it gone after the grace: inside a step it may still write what the lock guards, and
- * inside a user's critical section, the user's data. Slow paths only.
+ * while it runs, never; while it sleeps, or where it cannot be seen, as
+ * {@linkcode ownerDeclaredGone} says. A Deno zombie still running keeps its locks, the engine's
+ * and the user's, however long it runs or is descheduled, even once its adapter has declared it
+ * gone after the grace: inside a step it may still write what the lock guards, and inside a
+ * user's critical section, the user's data. Slow paths only.
  */
 export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;
@@ -624,7 +622,12 @@ export function ownerGone(owner: number): boolean {
   // Only a thread recorded ending is looked up: a file read, where every live owner would cost
   // one on each scan of a lock's readers.
   if (state === 0) return false;
-  return threadEnded(owner - 1) ?? declaredGone(owner, state);
+  const os = threadState(owner - 1);
+  if (os === OS_ENDED) return true;
+  if (os === OS_RUNNING) return false;
+  // Asleep in a wait that, for a terminated worker, nothing may ever end (Deno does not wake
+  // it), or not known: the grace, as everywhere the thread cannot be seen.
+  return declaredGone(owner, state);
 }
 
 /**
@@ -660,19 +663,19 @@ function declaredGone(owner: number, state: number): boolean {
 }
 
 /**
- * Whether thread `threadId`'s OS thread has ended, where the censuses this thread knows name it
- * and /proc can be read (os_thread.ts): true or false, or undefined when not known. Slow paths
- * only: a file read.
+ * The state of thread `threadId`'s OS thread (os_thread.ts: OS_ENDED, OS_RUNNING or
+ * OS_SLEEPING), where the censuses this thread knows name it and /proc can be read; OS_ENDED
+ * when its end was vouched for; undefined when not known. Slow paths only: a file read.
  */
-export function threadEnded(threadId: number): boolean | undefined {
+export function threadState(threadId: number): number | undefined {
   let found: number | undefined;
   for (const view of views) {
     view.sync();
     const entry = view.osThreads.get(threadId);
-    if (entry === VOUCHED) return true;
+    if (entry === VOUCHED) return OS_ENDED;
     found ??= entry;
   }
-  return found === undefined ? undefined : osThreadEnded(found);
+  return found === undefined ? undefined : osThreadState(found);
 }
 
 /**
@@ -858,5 +861,4 @@ export function resetForTests(): void {
   fast.liveSeen = -1;
   primary = undefined;
   stopped = false;
-  osThread = 0;
 }

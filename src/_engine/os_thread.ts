@@ -9,7 +9,8 @@
  * takes its owner id and writes it into the census; a thread that meets a lock held by a
  * worker marked terminating then looks for that directory instead of waiting out a grace: a
  * zombie still running keeps its locks, however long it is descheduled, and one that has ended
- * is taken over at once.
+ * is taken over at once. (One asleep in an interruptible wait, which for a terminated worker may
+ * last for ever, is left to the grace: {@linkcode OS_SLEEPING}.)
  *
  * An entry is the thread id times 1,024 plus the thread's start time (in clock ticks since
  * boot, /proc's field 22) modulo 1,024, so that a thread id the kernel hands to a new thread of
@@ -55,7 +56,7 @@ function startOf(stat: string): number {
 }
 
 /**
- * This thread's census entry for its OS thread ({@linkcode osThreadEnded} reads it): its thread
+ * This thread's census entry for its OS thread ({@linkcode osThreadState} reads it): its thread
  * id times 1,024 plus its start time modulo 1,024, as an int32; 0 where it cannot be read (not
  * Deno, not Linux, no permission to read /proc/thread-self).
  */
@@ -77,13 +78,49 @@ let canLook: boolean | undefined;
 /** Entries whose thread has been seen ended: an end is for good. */
 const ended = new Set<number>();
 
+/** {@linkcode osThreadState}: the thread has exited (or its id names another thread now). */
+export const OS_ENDED = 0;
 /**
- * Whether the OS thread of census entry `entry` (see {@linkcode ownOsThread}) has ended: true
- * once its /proc/self/task directory is gone or names a thread that started at another time,
- * false while it is there, undefined when this thread cannot look (no /proc, no permission).
+ * {@linkcode osThreadState}: the thread is running or runnable (a zombie spinning, or one
+ * descheduled in the middle of a step), stopped by a signal, or in a short uninterruptible wait:
+ * it will go on.
  */
-export function osThreadEnded(entry: number): boolean | undefined {
-  if (ended.has(entry)) return true;
+export const OS_RUNNING = 1;
+/**
+ * {@linkcode osThreadState}: the thread has slept in an interruptible wait (`Atomics.wait`, a
+ * timer, a blocking read) without once running for {@linkcode QUIET_MS} or more: it runs again only
+ * if something wakes it, which for a terminated worker may be never (Deno's `terminate()` does not
+ * wake it).
+ */
+export const OS_SLEEPING = 2;
+/**
+ * How long a thread must sleep without running to count as {@linkcode OS_SLEEPING}: one that
+ * loops on short timed waits (a critical section that polls) keeps running in between.
+ */
+export const QUIET_MS = 250;
+/** Per entry: the thread's context switches when last seen asleep, and since when unchanged. */
+const quiet = new Map<number, { switches: number; since: number }>();
+
+/** A thread's context switches, voluntary and not, from its /proc `status`; -1 if unreadable. */
+function switchesOf(tid: number): number {
+  try {
+    const status = deno!.readTextFileSync(`/proc/self/task/${tid}/status`);
+    const v = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(status);
+    const n = /^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status);
+    return v === null || n === null ? -1 : Number(v[1]) + Number(n[1]);
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * The state of the OS thread of census entry `entry` (see {@linkcode ownOsThread}):
+ * {@linkcode OS_ENDED} once its /proc/self/task directory is gone or names a thread that started
+ * at another time, else {@linkcode OS_RUNNING} or {@linkcode OS_SLEEPING} by the state letter
+ * /proc shows; undefined when this thread cannot look (no /proc, no permission).
+ */
+export function osThreadState(entry: number): number | undefined {
+  if (ended.has(entry)) return OS_ENDED;
   if (deno === undefined) return undefined;
   if (canLook === undefined) {
     canLook = false;
@@ -105,11 +142,30 @@ export function osThreadEnded(entry: number): boolean | undefined {
   } catch (error) {
     if (!(error instanceof deno.errors.NotFound)) return undefined;
     ended.add(entry);
-    return true;
+    return OS_ENDED;
   }
   const start = startOf(stat);
   if (start < 0) return undefined;
-  if (start === (entry & 1023)) return false;
-  ended.add(entry);
-  return true;
+  // The state letter, field 3: Z and X are an exited thread not yet reaped.
+  const letter = stat[stat.lastIndexOf(")") + 2];
+  if (start !== (entry & 1023) || letter === "Z" || letter === "X") {
+    ended.add(entry);
+    quiet.delete(entry);
+    return OS_ENDED;
+  }
+  if (letter !== "S") {
+    quiet.delete(entry);
+    return OS_RUNNING;
+  }
+  // Asleep now: asleep throughout only if it has not been switched in or out since it was first
+  // seen so, QUIET_MS or more ago.
+  const switches = switchesOf(tid);
+  const now = performance.now();
+  const last = quiet.get(entry);
+  if (switches < 0) return OS_SLEEPING; // by the letter alone
+  if (last === undefined || last.switches !== switches) {
+    quiet.set(entry, { switches, since: now });
+    return OS_RUNNING;
+  }
+  return now - last.since >= QUIET_MS ? OS_SLEEPING : OS_RUNNING;
 }

@@ -67,7 +67,14 @@
  */
 
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
-import { checkSelf, ownerEnding, ownerGone, ownerId, TERMINATE_GRACE_MS } from "./census.ts";
+import {
+  checkSelf,
+  ownerDeclaredGone,
+  ownerEnding,
+  ownerGone,
+  ownerId,
+  TERMINATE_GRACE_MS,
+} from "./census.ts";
 import { ownerDead } from "./lock_block.ts";
 import {
   ACQUIRED,
@@ -728,7 +735,14 @@ function reapReaders(i32: Int32Array, base: number): boolean {
     const at = base + SEATS + i * SEAT_STRIDE;
     const owner = Atomics.load(i32, at + S_OWNER);
     if (owner === 0) continue;
-    if (owner > 0 ? !ownerGone(owner) : owner !== -me && !ownerGone(-owner)) continue;
+    // A seat that holds no read lock is a seat, not a lock: a thread terminated and still there
+    // (asleep for good in a wait of its own: Deno does not wake it) gives it up after the grace,
+    // else its seats would run out (census.ts ownerDeclaredGone). One that holds read locks
+    // keeps them while its thread runs (ownerGone).
+    const gone = (Atomics.load(i32, at + S_COUNT) & COUNT_MASK) === 0
+      ? ownerDeclaredGone
+      : ownerGone;
+    if (owner > 0 ? !gone(owner) : owner !== -me && !gone(-owner)) continue;
     if (Atomics.compareExchange(i32, at + S_OWNER, owner, -me) !== owner) continue;
     let w = Atomics.load(i32, at + S_COUNT);
     while ((w & COUNT_MASK) !== 0) {
