@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Mutex, OwnerDeadError, RWMutex } from "../mod.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
-import { runtime, spawnWorker } from "./fixtures/spawn.ts";
+import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -24,21 +24,39 @@ function tryTake(mu: Mutex): boolean {
   }
 }
 
+/**
+ * Starts `fixture` (a worker of fixtures/: it says "ready", takes a control buffer, takes its
+ * lock or seat, and says `said`) on `values`, and returns it with its control words once it has
+ * said so.
+ */
+async function startHolder(
+  fixture: string,
+  values: { mu: Mutex } | { rw: RWMutex },
+  said: string,
+): Promise<{ worker: TestWorker; ctrl: Int32Array<SharedArrayBuffer> }> {
+  const box = new Mailbox();
+  const ctrl = new Int32Array(new SharedArrayBuffer(8));
+  const worker = spawnWorker(new URL(`./fixtures/${fixture}`, import.meta.url), values, {
+    message: box.put,
+    error: box.fail,
+  });
+  try {
+    assert.equal(await box.next(20_000), "ready");
+    worker.postMessage(ctrl.buffer);
+    assert.equal(await box.next(20_000), said);
+  } catch (error) {
+    worker.terminate();
+    throw error;
+  }
+  return { worker, ctrl };
+}
+
 test("a Mutex held by a terminated worker that still runs is not taken over until it ends", {
   timeout: 60_000,
 }, async () => {
   const mu = new Mutex();
-  const box = new Mailbox();
-  const ctrl = new Int32Array(new SharedArrayBuffer(8));
-  const worker = spawnWorker(
-    new URL("./fixtures/spin_mutex_worker.ts", import.meta.url),
-    { mu },
-    { message: box.put, error: box.fail },
-  );
+  const { worker, ctrl } = await startHolder("spin_mutex_worker.ts", { mu }, "held");
   try {
-    assert.equal(await box.next(20_000), "ready");
-    worker.postMessage(ctrl.buffer);
-    assert.equal(await box.next(20_000), "held");
     worker.terminate();
     // For a second (four graces), the lock stays the worker's for as long as it counts on.
     let taken = false;
@@ -87,17 +105,8 @@ test(
     // stays for good. It cannot write while it sleeps, and waiting for its thread would wait for
     // ever: the lock is taken over after the grace, as where the thread cannot be seen.
     const mu = new Mutex();
-    const box = new Mailbox();
-    const ctrl = new Int32Array(new SharedArrayBuffer(8));
-    const worker = spawnWorker(
-      new URL("./fixtures/sleep_mutex_worker.ts", import.meta.url),
-      { mu },
-      { message: box.put, error: box.fail },
-    );
+    const { worker, ctrl } = await startHolder("sleep_mutex_worker.ts", { mu }, "held");
     try {
-      assert.equal(await box.next(20_000), "ready");
-      worker.postMessage(ctrl.buffer);
-      assert.equal(await box.next(20_000), "held");
       worker.terminate();
       const start = performance.now();
       let taken = false;
@@ -125,17 +134,8 @@ test(
     // A seat is not a lock: with one seat, a zombie's empty seat must not shut every other reader
     // out for as long as the zombie runs.
     const rw = new RWMutex({ maxReaderThreads: 1 });
-    const box = new Mailbox();
-    const ctrl = new Int32Array(new SharedArrayBuffer(8));
-    const worker = spawnWorker(
-      new URL("./fixtures/spin_reader_worker.ts", import.meta.url),
-      { rw },
-      { message: box.put, error: box.fail },
-    );
+    const { worker, ctrl } = await startHolder("spin_reader_worker.ts", { rw }, "seated");
     try {
-      assert.equal(await box.next(20_000), "ready");
-      worker.postMessage(ctrl.buffer);
-      assert.equal(await box.next(20_000), "seated");
       worker.terminate();
       await sleep(1_000);
       rw.rLock(); // the one seat, reaped
