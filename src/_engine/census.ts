@@ -308,11 +308,19 @@ function announceOsThread(view: View): void {
   const me = fast.owner - 1;
   if (me <= 0) return;
   try {
-    view.sync();
-    if (view.osThreads.get(me) !== osThread) view.append(me, OS_THREAD, osThread);
+    writeOsThread(view, me, osThread);
   } catch {
     // See above.
   }
+}
+
+/**
+ * Appends to census `view` the OS_THREAD entry of `threadId` with second word `second` (its OS
+ * thread, or VOUCHED), unless the census says so already.
+ */
+function writeOsThread(view: View, threadId: number, second: number): void {
+  view.sync();
+  if (view.osThreads.get(threadId) !== second) view.append(threadId, OS_THREAD, second);
 }
 /**
  * Whether this thread can run JavaScript after its parent's `terminate()`: a worker on Deno or
@@ -687,10 +695,7 @@ export function threadState(threadId: number): number | undefined {
 export function vouchGone(threadId: number): void {
   record(threadId, GONE);
   if (RUNTIME !== "deno" || threadId === 0) return;
-  for (const view of views) {
-    view.sync();
-    if (view.osThreads.get(threadId) !== VOUCHED) view.append(threadId, OS_THREAD, VOUCHED);
-  }
+  for (const view of views) writeOsThread(view, threadId, VOUCHED);
 }
 
 /**

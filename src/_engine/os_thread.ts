@@ -160,9 +160,9 @@ export function osThreadState(entry: number): number | undefined {
   // Asleep now: asleep throughout only if it has not been switched in or out since it was first
   // seen so, QUIET_MS or more ago.
   const switches = switchesOf(tid);
+  if (switches < 0) return OS_SLEEPING; // by the letter alone
   const now = performance.now();
   const last = quiet.get(entry);
-  if (switches < 0) return OS_SLEEPING; // by the letter alone
   if (last === undefined || last.switches !== switches) {
     quiet.set(entry, { switches, since: now });
     return OS_RUNNING;

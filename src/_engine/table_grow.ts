@@ -271,7 +271,7 @@ export function finishGrowth(table: TableView): void {
   const a = table.arena;
   let limit = chainLimit(table.arena) + 1;
   while (a.i32[table.h + T_OLDBUCKETS] !== 0) {
-    evacuate(table, a.i32[table.h + T_NEVACUATE]);
+    evacuateNext(table);
     if (--limit < 0) throw loops();
   }
 }
