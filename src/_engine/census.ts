@@ -74,7 +74,7 @@
 import process from "node:process";
 import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
-import { OS_ENDED, OS_RUNNING, osThreadState, ownOsThread } from "./os_thread.ts";
+import { mayBeInCall, OS_ENDED, OS_RUNNING, osThreadState, ownOsThread } from "./os_thread.ts";
 
 const CENSUS_MAGIC = 0x32534e43; // "CNS2"
 const C_MAGIC = 0;
@@ -104,6 +104,12 @@ const CHILD = 3;
 const OS_THREAD = 0;
 /** An OS_THREAD entry's second word that vouches for the thread's end. */
 const VOUCHED = 1;
+/**
+ * An OS_THREAD entry's second word that says the thread, recorded ending, has been seen out of
+ * every shmap call it was in (see ownerMayBeInCall): written by the first thread to see it, so
+ * that every other one may release its SyncMap seats, and looks for them as the census changes.
+ */
+const OUT_OF_CALLS = 2;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
 /** The runtime: Bun and Deno each define a global of that name; Node neither. */
@@ -136,8 +142,10 @@ class View {
   readonly states = new Map<number, number>();
   /** The watcher's thread id of each child read (see CHILD). */
   readonly watchers = new Map<number, number>();
-  /** The OS thread of each thread that wrote one (see OS_THREAD). */
+  /** The OS thread of each thread that wrote one, or VOUCHED (see OS_THREAD). */
   readonly osThreads = new Map<number, number>();
+  /** The threads seen out of calls (OUT_OF_CALLS). */
+  readonly outOfCalls = new Set<number>();
   /**
    * Child and OS thread entries read before their appender wrote the second word: looked at
    * again each sync.
@@ -192,6 +200,7 @@ class View {
     const second = Atomics.load(this.i32, at + 1);
     if (second === 0) return false;
     if ((entry & 3) === CHILD) this.watchers.set(entry >>> 2, second - 1);
+    else if (second === OUT_OF_CALLS) this.outOfCalls.add(entry >>> 2);
     else this.osThreads.set(entry >>> 2, second);
     return true;
   }
@@ -642,11 +651,62 @@ export function ownerGone(owner: number): boolean {
  * Whether the thread with owner id `owner` is recorded gone, or terminating for the grace: for
  * what is not a lock, where a zombie may sit in user code it never leaves (a wait nobody ends),
  * and whose next call into shmap throws instead of writing: a SyncMap claim (loadOrCompute's
- * `fn` runs outside every lock, and its result is never stored), and a participant's seat (whose
- * announcement would otherwise hold reclamation back for good). Slow paths only.
+ * `fn` runs outside every lock, and its result is never stored), and an RWMutex reader seat that
+ * holds no read lock. Slow paths only.
  */
 export function ownerDeclaredGone(owner: number): boolean {
   return views.length !== 0 && declaredGone(owner, stateOf(owner - 1));
+}
+
+/**
+ * {@linkcode ownerDeclaredGone}, and in no shmap call ({@linkcode ownerMayBeInCall}): for a
+ * SyncMap participant's seat, whose release repairs the allocation cache and retire list the
+ * owner's calls write, and clears its announcement, and which a sweep frees the blocks of. A
+ * zombie running in user code keeps it only until it has run a little past the grace; one
+ * descheduled inside a call keeps it until it runs again. Slow paths only: past the grace, a
+ * file read or two for a thread whose OS thread is known.
+ */
+export function ownerOutOfCalls(owner: number): boolean {
+  return ownerDeclaredGone(owner) && !inCall(owner - 1);
+}
+
+/**
+ * Whether the thread with owner id `owner`, recorded ending, may still be inside a shmap call it
+ * was in when its end was learned: its OS thread is known (a Deno worker on Linux, os_thread.ts),
+ * runs, and has not yet run on a CPU for RUN_PROOF_MS since this thread first asked. A zombie
+ * descheduled in the middle of a lock-free step (a SyncMap store between taking a block from its
+ * seat's cache and publishing it) stays so, however long that lasts; one spinning in user code
+ * runs that long at once. False for a live thread, an ended, vouched or sleeping one (the grace
+ * decides), and where the thread cannot be seen.
+ */
+export function ownerMayBeInCall(owner: number): boolean {
+  return views.length !== 0 && stateOf(owner - 1) !== 0 && inCall(owner - 1);
+}
+
+/**
+ * {@linkcode ownerMayBeInCall} of thread `threadId`, recorded ending. What one thread sees, it
+ * writes for all (OUT_OF_CALLS): a thread asks once where another asks again, and only the
+ * thread that learned the end asks until it is so (workers/_thread_end.ts).
+ */
+function inCall(threadId: number): boolean {
+  let entry: number | undefined;
+  for (const view of views) {
+    view.sync();
+    if (view.outOfCalls.has(threadId)) return false;
+    const found = view.osThreads.get(threadId);
+    if (found === VOUCHED) return false;
+    entry ??= found;
+  }
+  if (entry === undefined) return false;
+  if (mayBeInCall(entry)) return true;
+  for (const view of views) {
+    try {
+      if (!view.outOfCalls.has(threadId)) view.append(threadId, OS_THREAD, OUT_OF_CALLS);
+    } catch {
+      // A census that cannot take the entry: the others see it for themselves.
+    }
+  }
+  return false;
 }
 
 /** {@linkcode ownerDeclaredGone} of a thread in census state `state`. */
@@ -676,14 +736,24 @@ function declaredGone(owner: number, state: number): boolean {
  * when its end was vouched for; undefined when not known. Slow paths only: a file read.
  */
 export function threadState(threadId: number): number | undefined {
+  const entry = osEntry(threadId);
+  if (entry === VOUCHED) return OS_ENDED;
+  return entry === undefined ? undefined : osThreadState(entry);
+}
+
+/**
+ * Thread `threadId`'s OS_THREAD entry in the censuses this thread knows: VOUCHED if any vouches
+ * for its end, else the first one's note of its OS thread; undefined if none names it.
+ */
+function osEntry(threadId: number): number | undefined {
   let found: number | undefined;
   for (const view of views) {
     view.sync();
     const entry = view.osThreads.get(threadId);
-    if (entry === VOUCHED) return OS_ENDED;
+    if (entry === VOUCHED) return VOUCHED;
     found ??= entry;
   }
-  return found === undefined ? undefined : osThreadState(found);
+  return found;
 }
 
 /**

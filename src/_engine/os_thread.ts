@@ -100,6 +100,8 @@ export const OS_SLEEPING = 2;
 export const QUIET_MS = 250;
 /** Per entry: the thread's context switches when last seen asleep, and since when unchanged. */
 const quiet = new Map<number, { switches: number; since: number }>();
+/** Per entry: since when (performance.now()) every look has found the thread asleep. */
+const asleepSince = new Map<number, number>();
 
 /** A thread's context switches, voluntary and not, from its /proc `status`; -1 if unreadable. */
 function switchesOf(tid: number): number {
@@ -151,12 +153,15 @@ export function osThreadState(entry: number): number | undefined {
   if (start !== (entry & 1023) || letter === "Z" || letter === "X") {
     ended.add(entry);
     quiet.delete(entry);
+    asleepSince.delete(entry);
     return OS_ENDED;
   }
   if (letter !== "S") {
     quiet.delete(entry);
+    asleepSince.delete(entry);
     return OS_RUNNING;
   }
+  if (!asleepSince.has(entry)) asleepSince.set(entry, performance.now());
   // Asleep now: asleep throughout only if it has not been switched in or out since it was first
   // seen so, QUIET_MS or more ago.
   const switches = switchesOf(tid);
@@ -168,4 +173,100 @@ export function osThreadState(entry: number): number | undefined {
     return OS_RUNNING;
   }
   return now - last.since >= QUIET_MS ? OS_SLEEPING : OS_RUNNING;
+}
+
+/**
+ * How long, on a CPU, a thread recorded ending that still runs must have run since it was first
+ * looked at before it counts as out of every shmap call it was in ({@linkcode hasRunSince}). A
+ * call's steps between two checks take microseconds; a thread that has run this long since its end
+ * was learned, when its next call throws at once (checkAlive), has left the call it was in, or
+ * sits in user code (a codec, a callback) that call runs, where it holds nothing the engine gives
+ * to others.
+ */
+export const RUN_PROOF_MS = 10;
+/** Per entry: its thread's time on a CPU (ms) when {@linkcode hasRunSince} first asked. */
+const runBase = new Map<number, number>();
+/** Entries whose thread has been seen to run {@linkcode RUN_PROOF_MS} since: for good. */
+const proven = new Set<number>();
+/** A test's stand-in for {@linkcode runTimeOf}, set by {@linkcode setRunTimeForTests}. */
+let runTimeStandIn: ((tid: number) => number | undefined) | undefined;
+
+/**
+ * A thread's time on a CPU so far, in milliseconds: from its /proc `schedstat` (nanoseconds), else
+ * from `stat`'s user and system times (clock ticks, taken as 100 a second, Linux's USER_HZ);
+ * undefined if neither can be read.
+ */
+function runTimeOf(tid: number): number | undefined {
+  if (runTimeStandIn !== undefined) return runTimeStandIn(tid);
+  try {
+    const ns = Number(deno!.readTextFileSync(`/proc/self/task/${tid}/schedstat`).split(" ")[0]);
+    if (Number.isFinite(ns)) return ns / 1e6;
+  } catch {
+    // No schedstat (a kernel without CONFIG_SCHED_INFO): stat's ticks.
+  }
+  try {
+    const stat = deno!.readTextFileSync(`/proc/self/task/${tid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the OS thread of census entry `entry`, which {@linkcode osThreadState} reads running,
+ * has run on a CPU for {@linkcode RUN_PROOF_MS} since this thread first asked about it. The
+ * first question only notes where it stands. True when its run time cannot be read: then the
+ * grace alone decides, as where the thread cannot be seen.
+ */
+export function hasRunSince(entry: number): boolean {
+  if (proven.has(entry)) return true;
+  const now = runTimeOf(entry >>> 10);
+  if (now === undefined) return true;
+  const base = runBase.get(entry);
+  if (base === undefined) {
+    runBase.set(entry, now);
+    return false;
+  }
+  if (now - base < RUN_PROOF_MS) return false;
+  runBase.delete(entry);
+  proven.add(entry);
+  return true;
+}
+
+/**
+ * How long every look must have found a thread asleep, however often it woke in between, for
+ * {@linkcode mayBeInCall} to say it is in no shmap call: two of shmap's wait slices (50 ms), after
+ * each of which a thread recorded ending throws out of its call (census.ts checkSelf).
+ */
+export const ASLEEP_PROOF_MS = 100;
+
+/**
+ * Whether the OS thread of census entry `entry`, of a thread recorded ending, may still be inside
+ * a shmap call it was in when its end was learned. Not once it has ended, slept without running
+ * for {@linkcode QUIET_MS} (the grace decides, as for locks), run on a CPU for
+ * {@linkcode RUN_PROOF_MS} since first asked ({@linkcode hasRunSince}), or been found asleep at
+ * every look for {@linkcode ASLEEP_PROOF_MS}: a thread that wakes now and then from a wait of its
+ * own (an idle event loop) is never in a call, since shmap's own waits end in a throw for it. One
+ * descheduled (runnable, not running) is. A file read or two.
+ */
+export function mayBeInCall(entry: number): boolean {
+  const state = osThreadState(entry);
+  if (state !== OS_RUNNING) return false;
+  if (hasRunSince(entry)) return false;
+  const asleep = asleepSince.get(entry);
+  return asleep === undefined || performance.now() - asleep < ASLEEP_PROOF_MS;
+}
+
+/**
+ * For tests: makes {@linkcode hasRunSince} read a thread's run time from `standIn` (a thread that
+ * never gets a CPU: `() => 0`), or from /proc again with undefined. Forgets what it noted.
+ */
+export function setRunTimeForTests(
+  standIn: ((tid: number) => number | undefined) | undefined,
+): void {
+  runTimeStandIn = standIn;
+  runBase.clear();
+  proven.clear();
 }

@@ -19,7 +19,15 @@
 import { cachedBytes, repairCache } from "./alloc_cache.ts";
 import { underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
-import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "./census.ts";
+import {
+  checkAlive,
+  checkSelf,
+  ownerDeclaredGone,
+  ownerGone,
+  ownerId,
+  ownerMayBeInCall,
+  ownerOutOfCalls,
+} from "./census.ts";
 import { nap } from "./futex.ts";
 import { dropDuplicates } from "./retire_list.ts";
 import { unrefTimer } from "./unref_timer.ts";
@@ -280,7 +288,7 @@ export function releaseSeat(
         // taken over just now, this call finishes: dropped, RELEASING with no RELEASER, nobody
         // would (stuckReleases takes over only releasers that are gone). A reap that found the
         // seat dead before that releaser began comes here.
-        if (held !== me) finishRelease(registry, index, onReleased);
+        if (held !== me) finishRelease(registry, index, onReleased, onError);
         return;
       }
       Atomics.compareExchange(i32, at + RELEASER, me, 0);
@@ -298,7 +306,7 @@ export function releaseSeat(
         // (stuckReleases), or by another thread that took it over from a releaser it found
         // gone, the seat perhaps claimed and released again since.
         if (Atomics.load(i32, at + CLAIM) !== (next | SEAT_RELEASING)) return;
-        finishRelease(registry, index, onReleased);
+        finishRelease(registry, index, onReleased, onError);
       } catch (error) {
         onError?.(error);
       }
@@ -306,7 +314,7 @@ export function releaseSeat(
     // Nothing left to release for once the process is done: it must not keep it alive.
     unrefTimer(timer);
   } else {
-    finishRelease(registry, index, onReleased);
+    finishRelease(registry, index, onReleased, onError);
   }
 }
 
@@ -368,17 +376,28 @@ export function finishRelease(
   registry: Registry,
   index: number,
   onReleased?: (deadOwner: number) => void,
+  onError?: (error: unknown) => void,
 ): void {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
   const claim = Atomics.load(i32, at + CLAIM);
   if ((claim & 3) !== SEAT_RELEASING) return;
+  // An owner that may still be inside a call it was in when its end was learned (a Deno zombie
+  // whose OS thread runs and has not run since: census.ts ownerMayBeInCall), say descheduled
+  // between taking a block from the seat's cache and publishing it: the repairs below, and the
+  // announcement cleared, would run beside that call. The release waits, RELEASING, for the
+  // owner to run or end: finished from a timer, or by this thread's reaps and sweep retries
+  // (stuckReleases, which the sweep word hints at).
+  const owner = Atomics.load(i32, at + OWNER);
+  if (owner !== 0 && owner !== ownerId() && ownerMayBeInCall(owner)) {
+    finishLater(registry, index, claim, onReleased, onError);
+    return;
+  }
   // An owner that died holding a lock was mid-mutation: its journal, rolled back by the
   // lock's next holder, may restore words of its retire list and cache. Roll it back first
   // (a lock held by a dead owner is taken at once), so the repairs below and whoever sweeps
   // the orphan see the lists as the rollback leaves them, and never free a block the
   // rollback makes reachable again. The allocator first: a SyncMap's recovery allocates.
-  const owner = Atomics.load(i32, at + OWNER);
   const gone = owner !== 0 && ownerGone(owner);
   // Taken whoever holds it: another thread may be rolling the owner's step back right now,
   // and the repairs below must see the words it restores.
@@ -408,6 +427,39 @@ export function finishRelease(
   Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
 }
 
+/** How often a release waiting for its owner to leave a call (finishRelease) looks again. */
+const RELEASE_RETRY_MS = 20;
+
+/**
+ * Finishes the release of seat `index`, RELEASING at `claim` with this thread as its releaser,
+ * from a timer ({@linkcode finishRelease}, which may put it off again), and marks a sweep due so
+ * that this thread's participants look again at their next quiescent points should its event
+ * loop be busy. Unless the release was finished or taken over meanwhile.
+ */
+function finishLater(
+  registry: Registry,
+  index: number,
+  claim: number,
+  onReleased?: (deadOwner: number) => void,
+  onError?: (error: unknown) => void,
+): void {
+  const i32 = registry.arena.i32;
+  const at = registry.seats + index * SEAT_WORDS;
+  const me = ownerId();
+  Atomics.store(i32, registry.sweepWord, 1);
+  const timer = setTimeout(() => {
+    try {
+      if (Atomics.load(i32, at + CLAIM) !== claim || Atomics.load(i32, at + RELEASER) !== me) {
+        return;
+      }
+      finishRelease(registry, index, onReleased, onError);
+    } catch (error) {
+      onError?.(error);
+    }
+  }, RELEASE_RETRY_MS);
+  unrefTimer(timer);
+}
+
 /**
  * Seats left RELEASING by a releaser that is gone, each taken over by the caller, who must
  * then {@linkcode finishRelease} it: left alone, such a seat's announcement would hold
@@ -426,8 +478,9 @@ export function stuckReleases(registry: Registry): number[] {
     if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
     const releaser = Atomics.load(i32, at + RELEASER);
     if (releaser === ownerId()) {
+      // Gone, or past the grace and in no call (a release finishRelease put off).
       const owner = Atomics.load(i32, at + OWNER);
-      if (owner !== 0 && ownerGone(owner)) stuck.push(i);
+      if (owner !== 0 && (ownerGone(owner) || ownerOutOfCalls(owner))) stuck.push(i);
       continue;
     }
     if (releaser === 0 || !ownerGone(releaser)) continue;
@@ -468,7 +521,7 @@ export function deadSeats(registry: Registry): { index: number; generation: numb
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
     let owner = Atomics.load(i32, at + OWNER);
     if (owner === 0) owner = Atomics.load(i32, at + RESERVER);
-    if (owner !== 0 && ownerDeclaredGone(owner)) dead.push({ index: i, generation: claim >>> 2 });
+    if (owner !== 0 && ownerOutOfCalls(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
   return dead;
 }
@@ -531,7 +584,7 @@ function awaitParked(registry: Registry, me: number, timeoutMs: number): boolean
       const state = Atomics.load(i32, at + CLAIM) & 3;
       if (state === SEAT_FREE || state === SEAT_RESERVED) continue;
       const owner = Atomics.load(i32, at + OWNER);
-      if (owner === me || owner === 0 || ownerDeclaredGone(owner)) continue;
+      if (owner === me || owner === 0 || ownerOutOfCalls(owner)) continue;
       if (Atomics.load(i32, at + PARKED) !== 0 || Atomics.load(i32, at + ANNOUNCE) === 0) {
         continue;
       }
@@ -592,7 +645,7 @@ export function parkedHolding(registry: Registry): boolean {
     // A gone thread's decode never goes on: what it held is for the sweep to free. This
     // thread's own participants are skipped, as by pauseWorld: none waits while this one runs.
     const owner = Atomics.load(i32, at + OWNER);
-    if (owner !== 0 && owner !== me && !ownerDeclaredGone(owner)) return true;
+    if (owner !== 0 && owner !== me && !ownerOutOfCalls(owner)) return true;
   }
   return false;
 }
@@ -611,6 +664,23 @@ export function seatsInUse(registry: Registry): number {
     if ((Atomics.load(i32, registry.seats + i * SEAT_WORDS + CLAIM) & 3) !== SEAT_FREE) n++;
   }
   return n;
+}
+
+/**
+ * Whether a seat (in use, reserved or releasing) belongs to a thread declared gone that may still
+ * be inside a call ({@linkcode deadSeats} and {@linkcode stuckReleases} leave it until it is not):
+ * for verify(), which waits for it to settle rather than pass it by.
+ */
+export function settlingSeats(registry: Registry): boolean {
+  const i32 = registry.arena.i32;
+  const high = seatHigh(registry);
+  for (let i = 0; i < high; i++) {
+    const at = registry.seats + i * SEAT_WORDS;
+    if ((Atomics.load(i32, at + CLAIM) & 3) === SEAT_FREE) continue;
+    const owner = Atomics.load(i32, at + OWNER);
+    if (owner !== 0 && ownerDeclaredGone(owner) && ownerMayBeInCall(owner)) return true;
+  }
+  return false;
 }
 
 /** Bytes sitting free in the allocation caches of every seat (for stats). */

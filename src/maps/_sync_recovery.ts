@@ -41,6 +41,7 @@ import {
   seatBlocks,
   seatHigh,
   seatInflight,
+  settlingSeats,
   stuckReleases,
 } from "../_engine/registry.ts";
 import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
@@ -96,11 +97,7 @@ const RETRY_PAUSE_MS = 10;
 export function reapDead(core: SyncCore): void {
   const registry = core.registry;
   const i32 = core.arena.i32;
-  // Releases whose releaser died midway first: until finished, each seat's announcement holds
-  // reclamation back.
-  for (const index of stuckReleases(registry)) {
-    finishRelease(registry, index, (deadOwner) => seatReleased(core, deadOwner));
-  }
+  finishStuck(core);
   const dead = deadSeats(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
   if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
@@ -123,13 +120,26 @@ export function reapDead(core: SyncCore): void {
 }
 
 /**
- * A participant's retry of a sweep left due (Participant.onSweepDue, with a backoff): the sweep
- * alone, the dead seats having been released by the reap that left it due, waiting at most
+ * Finishes the releases whose releaser died midway, and this thread's own put off while their
+ * owner may have been inside a call (registry.ts stuckReleases): until finished, each seat's
+ * announcement holds reclamation back.
+ */
+function finishStuck(core: SyncCore): void {
+  for (const index of stuckReleases(core.registry)) {
+    finishRelease(core.registry, index, (deadOwner) => seatReleased(core, deadOwner));
+  }
+}
+
+/**
+ * A participant's retry of a sweep left due (Participant.onSweepDue, with a backoff): the stuck
+ * releases (among them this thread's own put off while their owner may have been in a call), then
+ * the sweep, the dead seats having been released by the reap that left it due, waiting at most
  * {@linkcode RETRY_PAUSE_MS} for the world to stop, so that a participant still sitting in one
  * long task costs the retrying thread little.
  */
 export function retrySweep(core: SyncCore): void {
   const i32 = core.arena.i32;
+  finishStuck(core);
   if (Atomics.load(i32, R_SWEEP_DUE) === 0 || Atomics.load(i32, R_PAUSE) !== 0) return;
   sweepDue(core, RETRY_PAUSE_MS, false);
 }
@@ -472,8 +482,15 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
         sweep(core);
         Atomics.store(i32, R_SWEEP_DUE, 0);
       }
-      // A death recorded since the reap is not a reap that failed: reap it, then check.
-      if (deadSeats(core.registry).length !== 0 && performance.now() <= deadline) return false;
+      // A death recorded since the reap is not a reap that failed: reap it, then check. Nor is
+      // a seat of a thread declared gone that may still be in a call (a Deno zombie that has not
+      // run since): each try looks at its thread again, until it can be reaped.
+      if (
+        (deadSeats(core.registry).length !== 0 || settlingSeats(core.registry)) &&
+        performance.now() <= deadline
+      ) {
+        return false;
+      }
       // The heap first, as in sweep: a dead thread's allocator step is rolled back before marking.
       const heap = underLock(a, () => verifyHeap(a));
       const { blocks, count, whats } = mark(core, true);

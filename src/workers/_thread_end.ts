@@ -10,6 +10,7 @@ import {
   childrenOf,
   GONE,
   markTerminating as markCensus,
+  ownerMayBeInCall,
   record,
   recordChild,
   TERMINATE_GRACE_MS,
@@ -82,6 +83,26 @@ export function declareGone(threadId: number | undefined, graceMs = 0): void {
 function recordGone(threadId: number): void {
   recordQuietly(threadId, GONE);
   declareChildrenGone(threadId);
+  awaitOutOfCalls(threadId);
+}
+
+/** How often {@linkcode awaitOutOfCalls} looks again. */
+const OUT_OF_CALLS_POLL_MS = 20;
+
+/**
+ * Looks, every {@linkcode OUT_OF_CALLS_POLL_MS}, until thread `threadId`, gone, is seen out of
+ * every shmap call it was in (census.ts ownerMayBeInCall: a Deno zombie whose OS thread runs).
+ * Seeing it so writes it in the census, which every SyncMap participant then reads as a change:
+ * they release its seats, which they leave alone until then. Elsewhere, or where the thread cannot
+ * be seen, the first look says so and nothing more is done. Never throws, as declareGone.
+ */
+function awaitOutOfCalls(threadId: number): void {
+  try {
+    if (!ownerMayBeInCall(threadId + 1)) return;
+  } catch {
+    return; // See declareGone.
+  }
+  unrefTimer(setTimeout(() => awaitOutOfCalls(threadId), OUT_OF_CALLS_POLL_MS));
 }
 
 /**
