@@ -10,7 +10,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Mutex, OwnerDeadError, RWMutex, SyncMap } from "../mod.ts";
-import { setRunTimeForTests } from "../src/_engine/os_thread.ts";
+import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
+import {
+  CALL_UNKNOWN,
+  callState,
+  IN_CALL,
+  OUT_OF_CALLS,
+  ownOsThread,
+  setRunTimeForTests,
+} from "../src/_engine/os_thread.ts";
+import { seatsInUse } from "../src/_engine/registry.ts";
+import { registryOf } from "../src/maps/_sync_layout.ts";
 import type { Shareable } from "../src/workers/_share.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
@@ -38,7 +48,7 @@ async function startHolder(
   said: string,
 ): Promise<{ worker: TestWorker; ctrl: Int32Array<SharedArrayBuffer> }> {
   const box = new Mailbox();
-  const ctrl = new Int32Array(new SharedArrayBuffer(8));
+  const ctrl = new Int32Array(new SharedArrayBuffer(12));
   const worker = spawnWorker(new URL(`./fixtures/${fixture}`, import.meta.url), values, {
     message: box.put,
     error: box.fail,
@@ -212,5 +222,71 @@ test("Deno: a SyncMap seat of a terminated worker that has not run since is not 
     setRunTimeForTests(undefined);
     Atomics.store(ctrl, 0, 1);
     worker.terminate();
+  }
+});
+
+test("Deno: a put-off seat release is finished by another participant while its releaser is busy", {
+  timeout: 60_000,
+  skip: runtime !== "deno" || Deno.build.os !== "linux",
+}, async () => {
+  // The parent releases the zombie's share, but never sees the zombie run (its run time stands
+  // still for this thread), so it puts the release off; then it blocks in a loop that makes no
+  // map call. A live worker calling the map is let see the zombie run only then, and finishes the
+  // release: a put-off release has no releaser, so anyone may. (Kept as its releaser, the parent
+  // held it RELEASING for as long as it was busy.)
+  const map = new SyncMap<number, string>();
+  const registry = registryOf(Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test"));
+  const zombie = await startHolder("spin_store_worker.ts", { map }, "stored");
+  let live: Awaited<ReturnType<typeof startHolder>> | undefined;
+  setRunTimeForTests(() => 0);
+  try {
+    live = await startHolder("loop_map_worker.ts", { map }, "looping");
+    assert.equal(seatsInUse(registry), 3);
+    zombie.worker.terminate();
+    await sleep(600); // the grace, the declaration, and the release put off
+    assert.equal(seatsInUse(registry), 3, "released while no thread saw its owner out of calls");
+    Atomics.store(live.ctrl, 2, 1);
+    const end = performance.now() + 5_000;
+    while (seatsInUse(registry) > 2 && performance.now() < end) {
+      // Busy: no map call, no turn of the event loop.
+    }
+    assert.equal(seatsInUse(registry), 2, "the live worker did not finish the release in 5 s");
+    // It goes on once it has swept what piled up while the zombie's seat held reclamation back
+    // (over a second of stores: a sweep of a second or two).
+    const ran = Atomics.load(live.ctrl, 1);
+    assert.ok(
+      await within(20_000, () => Atomics.load(live!.ctrl, 1) > ran),
+      "the live worker did not go on",
+    );
+    map.verify();
+  } finally {
+    setRunTimeForTests(undefined);
+    Atomics.store(zombie.ctrl, 0, 1);
+    if (live !== undefined) Atomics.store(live.ctrl, 0, 1);
+    zombie.worker.terminate();
+    live?.worker.terminate();
+  }
+});
+
+test("os_thread callState: a running thread is in a call until it has run RUN_PROOF_MS", {
+  skip: runtime !== "deno" || Deno.build.os !== "linux",
+}, () => {
+  const me = ownOsThread();
+  assert.ok(me !== 0);
+  try {
+    setRunTimeForTests(() => undefined);
+    assert.equal(callState(me), CALL_UNKNOWN, "run time unreadable: not known");
+    setRunTimeForTests(() => 0);
+    assert.equal(callState(me), IN_CALL, "first look");
+    assert.equal(callState(me), IN_CALL, "has not run since");
+    setRunTimeForTests(undefined);
+    assert.equal(callState(me), IN_CALL, "first look at the real run time");
+    const start = performance.now();
+    while (callState(me) === IN_CALL) {
+      if (performance.now() - start > 10_000) assert.fail("not out of calls after 10 s of running");
+    }
+    assert.equal(callState(me), OUT_OF_CALLS, "for good");
+  } finally {
+    setRunTimeForTests(undefined);
   }
 });

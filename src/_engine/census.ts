@@ -74,7 +74,15 @@
 import process from "node:process";
 import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
-import { mayBeInCall, OS_ENDED, OS_RUNNING, osThreadState, ownOsThread } from "./os_thread.ts";
+import {
+  CALL_UNKNOWN,
+  callState,
+  IN_CALL,
+  OS_ENDED,
+  OS_RUNNING,
+  osThreadState,
+  ownOsThread,
+} from "./os_thread.ts";
 
 const CENSUS_MAGIC = 0x32534e43; // "CNS2"
 const C_MAGIC = 0;
@@ -109,7 +117,7 @@ const VOUCHED = 1;
  * every shmap call it was in (see ownerMayBeInCall): written by the first thread to see it, so
  * that every other one may release its SyncMap seats, and looks for them as the census changes.
  */
-const OUT_OF_CALLS = 2;
+const SEEN_OUT_OF_CALLS = 2;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
 /** The runtime: Bun and Deno each define a global of that name; Node neither. */
@@ -144,7 +152,7 @@ class View {
   readonly watchers = new Map<number, number>();
   /** The OS thread of each thread that wrote one, or VOUCHED (see OS_THREAD). */
   readonly osThreads = new Map<number, number>();
-  /** The threads seen out of calls (OUT_OF_CALLS). */
+  /** The threads seen out of calls (SEEN_OUT_OF_CALLS). */
   readonly outOfCalls = new Set<number>();
   /**
    * Child and OS thread entries read before their appender wrote the second word: looked at
@@ -200,7 +208,7 @@ class View {
     const second = Atomics.load(this.i32, at + 1);
     if (second === 0) return false;
     if ((entry & 3) === CHILD) this.watchers.set(entry >>> 2, second - 1);
-    else if (second === OUT_OF_CALLS) this.outOfCalls.add(entry >>> 2);
+    else if (second === SEEN_OUT_OF_CALLS) this.outOfCalls.add(entry >>> 2);
     else this.osThreads.set(entry >>> 2, second);
     return true;
   }
@@ -672,12 +680,13 @@ export function ownerOutOfCalls(owner: number): boolean {
 
 /**
  * Whether the thread with owner id `owner`, recorded ending, may still be inside a shmap call it
- * was in when its end was learned: its OS thread is known (a Deno worker on Linux, os_thread.ts),
- * runs, and has not yet run on a CPU for RUN_PROOF_MS since this thread first asked. A zombie
- * descheduled in the middle of a lock-free step (a SyncMap store between taking a block from its
- * seat's cache and publishing it) stays so, however long that lasts; one spinning in user code
- * runs that long at once. False for a live thread, an ended, vouched or sleeping one (the grace
- * decides), and where the thread cannot be seen.
+ * was in when its end was learned: its OS thread is known (a Deno worker on Linux) and
+ * os_thread.ts `callState` says IN_CALL (it runs and has not yet run on a CPU for RUN_PROOF_MS
+ * since this thread first asked, nor been found asleep at every look for ASLEEP_PROOF_MS), and no
+ * thread has written it seen out of calls. A zombie descheduled in the middle of a lock-free step (a
+ * SyncMap store between taking a block from its seat's cache and publishing it) stays so, however
+ * long that lasts; one spinning in user code runs that long at once. False for a live thread, an
+ * ended, vouched or sleeping one (the grace decides), and where the thread cannot be seen.
  */
 export function ownerMayBeInCall(owner: number): boolean {
   return views.length !== 0 && stateOf(owner - 1) !== 0 && inCall(owner - 1);
@@ -685,7 +694,7 @@ export function ownerMayBeInCall(owner: number): boolean {
 
 /**
  * {@linkcode ownerMayBeInCall} of thread `threadId`, recorded ending. What one thread sees, it
- * writes for all (OUT_OF_CALLS): a thread asks once where another asks again, and only the
+ * writes for all (SEEN_OUT_OF_CALLS): a thread asks once where another asks again, and only the
  * thread that learned the end asks until it is so (workers/_thread_end.ts).
  */
 function inCall(threadId: number): boolean {
@@ -698,10 +707,13 @@ function inCall(threadId: number): boolean {
     entry ??= found;
   }
   if (entry === undefined) return false;
-  if (mayBeInCall(entry)) return true;
+  const state = callState(entry);
+  if (state === IN_CALL) return true;
+  // Not known (this thread cannot see it): the grace decides, and nothing is written for others.
+  if (state === CALL_UNKNOWN) return false;
   for (const view of views) {
     try {
-      if (!view.outOfCalls.has(threadId)) view.append(threadId, OS_THREAD, OUT_OF_CALLS);
+      if (!view.outOfCalls.has(threadId)) view.append(threadId, OS_THREAD, SEEN_OUT_OF_CALLS);
     } catch {
       // A census that cannot take the entry: the others see it for themselves.
     }

@@ -177,24 +177,29 @@ export function osThreadState(entry: number): number | undefined {
 
 /**
  * How long, on a CPU, a thread recorded ending that still runs must have run since it was first
- * looked at before it counts as out of every shmap call it was in ({@linkcode hasRunSince}). A
- * call's steps between two checks take microseconds; a thread that has run this long since its end
- * was learned, when its next call throws at once (checkAlive), has left the call it was in, or
- * sits in user code (a codec, a callback) that call runs, where it holds nothing the engine gives
- * to others.
+ * looked at before it counts as out of every shmap call it was in ({@linkcode callState}). A
+ * call's steps between two checks take microseconds; what can make one last longer is a garbage
+ * collection or a large value's copy inside it, which this bounds too, short of the largest.
  */
-export const RUN_PROOF_MS = 10;
-/** Per entry: its thread's time on a CPU (ms) when {@linkcode hasRunSince} first asked. */
+export const RUN_PROOF_MS = 100;
+/**
+ * How long every look must have found a thread asleep, however often it woke in between, for
+ * {@linkcode callState} to say it is in no shmap call: shmap's own waits last one slice (50 ms) and
+ * end in a throw for a thread recorded ending (census.ts checkSelf), and a wait of the runtime's
+ * inside a call (a garbage collection's helpers) does not last this long.
+ */
+export const ASLEEP_PROOF_MS = 250;
+/** Per entry: its thread's time on a CPU (ms) when {@linkcode callState} first asked. */
 const runBase = new Map<number, number>();
-/** Entries whose thread has been seen to run {@linkcode RUN_PROOF_MS} since: for good. */
-const proven = new Set<number>();
+/** Entries whose thread has been seen out of calls: for good (its next call throws). */
+const outOfCalls = new Set<number>();
 /** A test's stand-in for {@linkcode runTimeOf}, set by {@linkcode setRunTimeForTests}. */
 let runTimeStandIn: ((tid: number) => number | undefined) | undefined;
 
 /**
- * A thread's time on a CPU so far, in milliseconds: from its /proc `schedstat` (nanoseconds), else
- * from `stat`'s user and system times (clock ticks, taken as 100 a second, Linux's USER_HZ);
- * undefined if neither can be read.
+ * A thread's time on a CPU so far, in milliseconds, from its /proc `schedstat` (nanoseconds);
+ * else from `stat`'s user and system times (clock ticks, taken as 100 a second, Linux's USER_HZ),
+ * less a tick for their granularity; undefined if neither can be read.
  */
 function runTimeOf(tid: number): number | undefined {
   if (runTimeStandIn !== undefined) return runTimeStandIn(tid);
@@ -208,59 +213,52 @@ function runTimeOf(tid: number): number | undefined {
     const stat = deno!.readTextFileSync(`/proc/self/task/${tid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15
-    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+    return Number.isFinite(ticks) ? (ticks - 1) * 10 : undefined;
   } catch {
     return undefined;
   }
 }
 
-/**
- * Whether the OS thread of census entry `entry`, which {@linkcode osThreadState} reads running,
- * has run on a CPU for {@linkcode RUN_PROOF_MS} since this thread first asked about it. The
- * first question only notes where it stands. True when its run time cannot be read: then the
- * grace alone decides, as where the thread cannot be seen.
- */
-export function hasRunSince(entry: number): boolean {
-  if (proven.has(entry)) return true;
-  const now = runTimeOf(entry >>> 10);
-  if (now === undefined) return true;
-  const base = runBase.get(entry);
-  if (base === undefined) {
-    runBase.set(entry, now);
-    return false;
-  }
-  if (now - base < RUN_PROOF_MS) return false;
-  runBase.delete(entry);
-  proven.add(entry);
-  return true;
-}
-
-/**
- * How long every look must have found a thread asleep, however often it woke in between, for
- * {@linkcode mayBeInCall} to say it is in no shmap call: two of shmap's wait slices (50 ms), after
- * each of which a thread recorded ending throws out of its call (census.ts checkSelf).
- */
-export const ASLEEP_PROOF_MS = 100;
+/** {@linkcode callState}: the thread may be inside a shmap call it was in when its end was learned. */
+export const IN_CALL = 1;
+/** {@linkcode callState}: the thread has been seen to be in no such call. */
+export const OUT_OF_CALLS = 0;
+/** {@linkcode callState}: this thread cannot tell (no /proc, no permission, a read that failed). */
+export const CALL_UNKNOWN = -1;
 
 /**
  * Whether the OS thread of census entry `entry`, of a thread recorded ending, may still be inside
- * a shmap call it was in when its end was learned. Not once it has ended, slept without running
- * for {@linkcode QUIET_MS} (the grace decides, as for locks), run on a CPU for
- * {@linkcode RUN_PROOF_MS} since first asked ({@linkcode hasRunSince}), or been found asleep at
- * every look for {@linkcode ASLEEP_PROOF_MS}: a thread that wakes now and then from a wait of its
- * own (an idle event loop) is never in a call, since shmap's own waits end in a throw for it. One
- * descheduled (runnable, not running) is. A file read or two.
+ * a shmap call it was in when its end was learned: {@linkcode OUT_OF_CALLS} once it has ended,
+ * slept without running for {@linkcode QUIET_MS} (the grace decides, as for locks), run on a CPU for
+ * {@linkcode RUN_PROOF_MS} since this thread first asked, or been found asleep at every look for
+ * {@linkcode ASLEEP_PROOF_MS} (a thread that wakes now and then in a wait of its own, an idle event
+ * loop, is in no call, since shmap's own waits end in a throw for it); {@linkcode IN_CALL} while it
+ * is runnable without having run so (descheduled in the middle of a store, however long) or has
+ * been asleep for less; {@linkcode CALL_UNKNOWN} where this thread cannot see it. A file read or
+ * two until seen out.
  */
-export function mayBeInCall(entry: number): boolean {
+export function callState(entry: number): number {
+  if (outOfCalls.has(entry)) return OUT_OF_CALLS;
   const state = osThreadState(entry);
-  if (state !== OS_RUNNING) return false;
-  if (hasRunSince(entry)) return false;
-  const asleep = asleepSince.get(entry);
-  return asleep === undefined || performance.now() - asleep < ASLEEP_PROOF_MS;
+  if (state === undefined) return CALL_UNKNOWN;
+  if (state === OS_RUNNING) {
+    const now = runTimeOf(entry >>> 10);
+    if (now === undefined) return CALL_UNKNOWN;
+    const base = runBase.get(entry);
+    if (base === undefined) runBase.set(entry, now);
+    const asleep = asleepSince.get(entry);
+    const ran = base !== undefined && now - base >= RUN_PROOF_MS;
+    if (!ran && (asleep === undefined || performance.now() - asleep < ASLEEP_PROOF_MS)) {
+      return IN_CALL;
+    }
+  }
+  runBase.delete(entry);
+  outOfCalls.add(entry);
+  return OUT_OF_CALLS;
 }
 
 /**
- * For tests: makes {@linkcode hasRunSince} read a thread's run time from `standIn` (a thread that
+ * For tests: makes {@linkcode callState} read a thread's run time from `standIn` (a thread that
  * never gets a CPU: `() => 0`), or from /proc again with undefined. Forgets what it noted.
  */
 export function setRunTimeForTests(
@@ -268,5 +266,5 @@ export function setRunTimeForTests(
 ): void {
   runTimeStandIn = standIn;
   runBase.clear();
-  proven.clear();
+  outOfCalls.clear();
 }

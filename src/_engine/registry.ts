@@ -286,8 +286,9 @@ export function releaseSeat(
         // A release under way (of this generation, or a later one). This thread's own (a
         // grace's timer, or a call up the stack) is left to finish. One whose releaser died,
         // taken over just now, this call finishes: dropped, RELEASING with no RELEASER, nobody
-        // would (stuckReleases takes over only releasers that are gone). A reap that found the
-        // seat dead before that releaser began comes here.
+        // would (stuckReleases takes over only releasers that are gone); so does one put off with
+        // no releaser (finishRelease). A reap that found the seat dead before that releaser began
+        // comes here.
         if (held !== me) finishRelease(registry, index, onReleased, onError);
         return;
       }
@@ -386,10 +387,12 @@ export function finishRelease(
   // whose OS thread runs and has not run since: census.ts ownerMayBeInCall), say descheduled
   // between taking a block from the seat's cache and publishing it: the repairs below, and the
   // announcement cleared, would run beside that call. The release waits, RELEASING, for the
-  // owner to run or end: finished from a timer, or by this thread's reaps and sweep retries
-  // (stuckReleases, which the sweep word hints at).
+  // owner to run or end, with no releaser: any thread may finish it once the owner is out of
+  // calls (stuckReleases), this one from a timer, others as they reap or retry a sweep (which
+  // the sweep word hints at), so that a releaser busy or itself terminated holds nothing back.
   const owner = Atomics.load(i32, at + OWNER);
   if (owner !== 0 && owner !== ownerId() && ownerMayBeInCall(owner)) {
+    Atomics.compareExchange(i32, at + RELEASER, ownerId(), 0);
     finishLater(registry, index, claim, onReleased, onError);
     return;
   }
@@ -431,10 +434,10 @@ export function finishRelease(
 const RELEASE_RETRY_MS = 20;
 
 /**
- * Finishes the release of seat `index`, RELEASING at `claim` with this thread as its releaser,
- * from a timer ({@linkcode finishRelease}, which may put it off again), and marks a sweep due so
- * that this thread's participants look again at their next quiescent points should its event
- * loop be busy. Unless the release was finished or taken over meanwhile.
+ * Finishes the release of seat `index`, RELEASING at `claim` with no releaser, from a timer
+ * ({@linkcode finishRelease}, which may put it off again), and marks a sweep due so that every
+ * participant looks again at its next quiescent points (stuckReleases). Unless the release was
+ * finished or taken meanwhile.
  */
 function finishLater(
   registry: Registry,
@@ -445,13 +448,11 @@ function finishLater(
 ): void {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
-  const me = ownerId();
   Atomics.store(i32, registry.sweepWord, 1);
   const timer = setTimeout(() => {
     try {
-      if (Atomics.load(i32, at + CLAIM) !== claim || Atomics.load(i32, at + RELEASER) !== me) {
-        return;
-      }
+      if (Atomics.load(i32, at + CLAIM) !== claim) return;
+      if (Atomics.compareExchange(i32, at + RELEASER, 0, ownerId()) !== 0) return;
       finishRelease(registry, index, onReleased, onError);
     } catch (error) {
       onError?.(error);
@@ -463,7 +464,8 @@ function finishLater(
 /**
  * Seats left RELEASING by a releaser that is gone, each taken over by the caller, who must
  * then {@linkcode finishRelease} it: left alone, such a seat's announcement would hold
- * reclamation back for good. Also the caller's own releases that wait out a grace
+ * reclamation back for good. So too those put off with no releaser for an owner that may have been
+ * in a call, once it is out of calls (finishRelease). Also the caller's own releases that wait out a grace
  * ({@linkcode releaseSeat}'s timer) for an owner that is gone by now: the grace protects a call
  * the owner may still be in, and a gone owner is in none. Finished now, what the owner held in
  * hand is swept now, and a verify() right after a worker is declared gone finds it swept,
@@ -483,7 +485,13 @@ export function stuckReleases(registry: Registry): number[] {
       if (owner !== 0 && (ownerGone(owner) || ownerOutOfCalls(owner))) stuck.push(i);
       continue;
     }
-    if (releaser === 0 || !ownerGone(releaser)) continue;
+    if (releaser === 0) {
+      // A release put off for an owner that may have been in a call (finishRelease): anyone's.
+      const owner = Atomics.load(i32, at + OWNER);
+      if (owner !== 0 && ownerOutOfCalls(owner) && takeWord(i32, at + RELEASER)) stuck.push(i);
+      continue;
+    }
+    if (!ownerGone(releaser)) continue;
     if (takeWord(i32, at + RELEASER)) stuck.push(i);
   }
   return stuck;

@@ -10,6 +10,7 @@
 import {
   C_COUNT,
   checkAlive,
+  checkSelf,
   fast,
   liveOwnerId,
   liveOwnerIdSlow,
@@ -276,6 +277,7 @@ export function readerBlocked<K, V>(s: GoAccess<K, V>, seq: number, operation: s
     // A recovery, however long (a clear of a large table), ends with a notify: the timeout only
     // bounds each sleep, for a recoverer that dies without one.
     Atomics.wait(i32, SEQ, next, 10);
+    checkSelf(); // as after every wait in shmap
     seq = Atomics.load(i32, SEQ);
     if ((seq & 1) === 0) return seq;
   }

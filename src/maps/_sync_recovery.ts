@@ -24,7 +24,7 @@
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
 import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
 import { inViews } from "../_engine/arena.ts";
-import { checkAlive, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
+import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
 import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
@@ -428,6 +428,7 @@ function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): 
         );
       }
       Atomics.wait(i32, R_MU, w, WAIT_SLICE);
+      checkSelf(); // as after every wait in shmap: a thread terminated meanwhile goes no further
     }
   } finally {
     part.unpark();
@@ -442,6 +443,9 @@ export function verifySyncMap(core: SyncCore): void {
   const fail = (what: string): never => {
     throw new RangeError(`verify: SyncMap: ${what}`);
   };
+  // A reap writes (it releases seats, repairs what they held): as every call that may write, it
+  // stops a thread recorded ending first (verify enters as a read does).
+  checkAlive();
   reapDead(core);
   const deadline = performance.now() + 5000;
   // Until a sweep due could run: a participant parked inside a hold (see parkedHolding) waits
@@ -449,6 +453,7 @@ export function verifySyncMap(core: SyncCore): void {
   // died since the reap (a worker terminated meanwhile): reaped, and tried again.
   while (!verifyStopped(core, deadline, fail)) {
     nap();
+    checkSelf();
     reapDead(core);
   }
 }
