@@ -710,7 +710,9 @@ function inCall(threadId: number): boolean {
   const state = callState(entry);
   if (state === IN_CALL) return true;
   // Not known (this thread cannot see it): the grace decides, and nothing is written for others.
-  if (state === CALL_UNKNOWN) return false;
+  // Nor for a thread that has ended, which every thread sees at its first look: the census's room
+  // goes to what takes looks over time to see (a zombie that ran on, or slept).
+  if (state === CALL_UNKNOWN || osThreadState(entry) === OS_ENDED) return false;
   for (const view of views) {
     try {
       if (!view.outOfCalls.has(threadId)) view.append(threadId, OS_THREAD, SEEN_OUT_OF_CALLS);
