@@ -24,7 +24,7 @@ import { GoMap, SyncMap } from "../mod.ts";
 import { positiveInt, runtimeName } from "./fixtures/cli.ts";
 import { median } from "./fixtures/timing.ts";
 import { deadline, until } from "../tests/fixtures/harness.ts";
-import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read_scaling_worker.ts";
+import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read_scaling_modes.ts";
 
 const MS = positiveInt("ms", 1000);
 const REPS = positiveInt("reps", 3);
