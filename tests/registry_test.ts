@@ -17,6 +17,7 @@ import {
   TERMINATING,
 } from "../src/_engine/census.ts";
 import {
+  adoptSeat,
   ANNOUNCE,
   CLAIM,
   claimSeat,
@@ -29,6 +30,7 @@ import {
   SEAT_IN_USE,
   SEAT_RELEASING,
   SEAT_WORDS,
+  setAdoptHookForTests,
   stateOf,
   stuckReleases,
 } from "../src/_engine/registry.ts";
@@ -135,6 +137,48 @@ describe("participant registry: claims", () => {
       [ticket.index],
       "the seat of a claimer gone after its claim is found",
     );
+    map.close();
+  });
+});
+
+describe("participant registry: adoptions", () => {
+  it("a worker descheduled in its adoption does not overwrite the OWNER of the seat's next claimer", () => {
+    // A worker adopting its reserved seat moves the claim, then writes OWNER. Terminated and
+    // descheduled between the two, its share is released after the grace and the seat may be
+    // claimed by another thread before the worker runs on: its OWNER must stay that claimer's
+    // (else deadSeats would take the live claimer's seat for the zombie's).
+    const { map, registry, load, store } = setup(4);
+    const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
+    const seat = handle.participant!;
+    const next = liveOwner();
+    setAdoptHookForTests(() => {
+      release(); // no grace: the adoption's claim is released here
+      assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE);
+      store(seat, OWNER, next); // claimFree by another thread: OWNER first, then the claim
+      store(seat, CLAIM, (load(seat, CLAIM) & ~3) | SEAT_IN_USE);
+    });
+    try {
+      adoptSeat(registry, seat, handle.generation!);
+    } finally {
+      setAdoptHookForTests(undefined);
+    }
+    assert.equal(load(seat, OWNER), next, "the next claimer's OWNER stays");
+    assert.deepEqual(deadSeats(registry), [], "no live seat taken for dead");
+    map.close();
+  });
+
+  it("an adoption that the release beat leaves a free seat claimable", () => {
+    const { map, registry, load } = setup(4);
+    const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
+    const seat = handle.participant!;
+    setAdoptHookForTests(() => release());
+    try {
+      adoptSeat(registry, seat, handle.generation!);
+    } finally {
+      setAdoptHookForTests(undefined);
+    }
+    assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE);
+    assert.equal(load(seat, OWNER), 0, "no OWNER left on the free seat");
     map.close();
   });
 });

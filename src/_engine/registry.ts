@@ -145,14 +145,36 @@ export function adoptSeat(registry: Registry, index: number, generation: number)
   if (!Number.isInteger(index) || index < 0 || index >= registry.count) {
     throw new TypeError("the handle's participant seat is out of range");
   }
+  const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS + CLAIM;
   const reserved = (generation << 2) | SEAT_RESERVED;
   const word = (generation << 2) | SEAT_IN_USE;
-  if (Atomics.compareExchange(registry.arena.i32, at, reserved, word) !== reserved) {
+  // OWNER as the reservation left it: 0, or the reserving parent's id if it died reserving.
+  const prior = Atomics.load(i32, at - CLAIM + OWNER);
+  if (Atomics.compareExchange(i32, at, reserved, word) !== reserved) {
     throw new TypeError("this handle's share was already attached or has been released");
   }
-  Atomics.store(registry.arena.i32, at - CLAIM + OWNER, ownerId());
+  betweenAdoptSteps?.();
+  // From `prior` only, and taken back unless the claim is still this adoption's: a worker
+  // terminated and descheduled right here has its share released after the grace (with no owner
+  // to wait for), and the seat may then be claimed by another thread, whose OWNER this must not
+  // overwrite (deadSeats would then take that live participant's seat for the zombie's).
+  const me = ownerId();
+  if (
+    Atomics.compareExchange(i32, at - CLAIM + OWNER, prior, me) === prior &&
+    Atomics.load(i32, at) !== word
+  ) {
+    Atomics.compareExchange(i32, at - CLAIM + OWNER, me, 0);
+  }
   return { index, word };
+}
+
+/** A test's stand-in for a descheduling inside {@linkcode adoptSeat}, between its two steps. */
+let betweenAdoptSteps: (() => void) | undefined;
+
+/** For tests: runs `hook` inside every {@linkcode adoptSeat}, between its claim and its OWNER. */
+export function setAdoptHookForTests(hook: (() => void) | undefined): void {
+  betweenAdoptSteps = hook;
 }
 
 function take(registry: Registry, state: number): Ticket {
