@@ -189,6 +189,8 @@ export const RUN_PROOF_MS = 100;
  * inside a call (a garbage collection's helpers) does not last this long.
  */
 export const ASLEEP_PROOF_MS = 250;
+/** A clock tick of /proc's `stat` times, which a run time read from them may be short by. */
+const TICK_MS = 10;
 /** Per entry: its thread's time on a CPU (ms) when {@linkcode callState} first asked. */
 const runBase = new Map<number, number>();
 /** Entries whose thread has been seen out of calls: for good (its next call throws). */
@@ -198,8 +200,9 @@ let runTimeStandIn: ((tid: number) => number | undefined) | undefined;
 
 /**
  * A thread's time on a CPU so far, in milliseconds, from its /proc `schedstat` (nanoseconds);
- * else from `stat`'s user and system times (clock ticks, taken as 100 a second, Linux's USER_HZ),
- * less a tick for their granularity; undefined if neither can be read.
+ * else from `stat`'s user and system times (clock ticks, taken as 100 a second, Linux's USER_HZ:
+ * two readings a tick apart may be almost no time apart, which {@linkcode TICK_MS} allows for);
+ * undefined if neither can be read.
  */
 function runTimeOf(tid: number): number | undefined {
   if (runTimeStandIn !== undefined) return runTimeStandIn(tid);
@@ -213,7 +216,7 @@ function runTimeOf(tid: number): number | undefined {
     const stat = deno!.readTextFileSync(`/proc/self/task/${tid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15
-    return Number.isFinite(ticks) ? (ticks - 1) * 10 : undefined;
+    return Number.isFinite(ticks) ? ticks * TICK_MS : undefined;
   } catch {
     return undefined;
   }
@@ -247,7 +250,7 @@ export function callState(entry: number): number {
     const base = runBase.get(entry);
     if (base === undefined) runBase.set(entry, now);
     const asleep = asleepSince.get(entry);
-    const ran = base !== undefined && now - base >= RUN_PROOF_MS;
+    const ran = base !== undefined && now - base >= RUN_PROOF_MS + TICK_MS;
     if (!ran && (asleep === undefined || performance.now() - asleep < ASLEEP_PROOF_MS)) {
       return IN_CALL;
     }
