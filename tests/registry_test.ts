@@ -33,6 +33,7 @@ import {
   setAdoptHookForTests,
   stateOf,
   stuckReleases,
+  takeRelease,
 } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap, type SyncMapHandle } from "../src/maps/sync_map.ts";
@@ -232,6 +233,38 @@ describe("participant registry: releases", () => {
     // As if its releaser had finished, so that the map closes cleanly.
     store(ticket.index, RELEASER, 0);
     store(ticket.index, CLAIM, claim & ~3);
+    map.close();
+  });
+});
+
+describe("participant registry: taking a release over", () => {
+  it("takes nothing from a release that was finished after it was read", () => {
+    // A participant reads a seat RELEASING (put off: no releaser), looks its owner up in /proc
+    // (slow), and meanwhile another finishes the release and the seat is claimed again. Its take
+    // must not leave its id as RELEASER: the next release of the seat would take it for a live
+    // releaser's and do nothing.
+    const { map, registry, load, store } = setup(4);
+    const ticket = claimSeat(registry);
+    const at = registry.seats + ticket.index * SEAT_WORDS;
+    const i32 = new Int32Array(map.handle.buffer);
+    const releasing = (((ticket.word >>> 2) + 1) << 2) | SEAT_RELEASING;
+    store(ticket.index, CLAIM, releasing);
+    store(ticket.index, RELEASER, 0);
+    // Read as RELEASING; then finished by another, and claimed again.
+    store(ticket.index, CLAIM, (releasing & ~3) | SEAT_IN_USE);
+    assert.equal(takeRelease(i32, at, releasing, false), false);
+    assert.equal(load(ticket.index, RELEASER), 0, "no releaser left on the seat");
+    // Still RELEASING as read: taken.
+    store(ticket.index, CLAIM, releasing);
+    assert.equal(takeRelease(i32, at, releasing, false), true);
+    assert.equal(load(ticket.index, RELEASER), ownerId());
+    // From a gone releaser, the same.
+    store(ticket.index, RELEASER, ghostOwner());
+    store(ticket.index, CLAIM, (releasing & ~3) | SEAT_FREE);
+    assert.equal(takeRelease(i32, at, releasing, true), false);
+    assert.equal(load(ticket.index, RELEASER), 0);
+    store(ticket.index, CLAIM, (releasing & ~3) | SEAT_FREE);
+    store(ticket.index, OWNER, 0);
     map.close();
   });
 });

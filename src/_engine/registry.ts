@@ -474,7 +474,7 @@ function finishLater(
   const timer = setTimeout(() => {
     try {
       if (Atomics.load(i32, at + CLAIM) !== claim) return;
-      if (Atomics.compareExchange(i32, at + RELEASER, 0, ownerId()) !== 0) return;
+      if (!takeRelease(i32, at, claim, false)) return;
       finishRelease(registry, index, onReleased, onError);
     } catch (error) {
       onError?.(error);
@@ -499,7 +499,8 @@ export function stuckReleases(registry: Registry): number[] {
   const stuck: number[] = [];
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
-    if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
+    const claim = Atomics.load(i32, at + CLAIM);
+    if ((claim & 3) !== SEAT_RELEASING) continue;
     const releaser = Atomics.load(i32, at + RELEASER);
     if (releaser === ownerId()) {
       // Gone, or past the grace and in no call (a release finishRelease put off).
@@ -510,13 +511,54 @@ export function stuckReleases(registry: Registry): number[] {
     if (releaser === 0) {
       // A release put off for an owner that may have been in a call (finishRelease): anyone's.
       const owner = Atomics.load(i32, at + OWNER);
-      if (owner !== 0 && ownerOutOfCalls(owner) && takeWord(i32, at + RELEASER)) stuck.push(i);
+      if (owner !== 0 && ownerOutOfCalls(owner) && takeRelease(i32, at, claim, false)) {
+        stuck.push(i);
+      }
       continue;
     }
     if (!ownerGone(releaser)) continue;
-    if (takeWord(i32, at + RELEASER)) stuck.push(i);
+    if (takeRelease(i32, at, claim, true)) stuck.push(i);
   }
   return stuck;
+}
+
+/**
+ * Makes the caller the releaser of the seat at `at` (RELEASER from 0, or with `fromGone` from a
+ * gone thread too), for the release whose claim word is `claim`; false, having taken nothing,
+ * when another live thread has it or the release is no longer that one. A thread that read the
+ * seat RELEASING and then took its word after another had finished the release (and the seat
+ * perhaps been claimed again) would otherwise keep RELEASER on a seat it does not release, and
+ * every later release of it would take that for a live releaser and do nothing.
+ */
+export function takeRelease(
+  i32: Int32Array,
+  at: number,
+  claim: number,
+  fromGone: boolean,
+): boolean {
+  const me = ownerId();
+  if (fromGone) {
+    if (!takeWord(i32, at + RELEASER)) return false;
+  } else if (Atomics.compareExchange(i32, at + RELEASER, 0, me) !== 0) return false;
+  if (Atomics.load(i32, at + CLAIM) === claim) return true;
+  Atomics.compareExchange(i32, at + RELEASER, me, 0);
+  return false;
+}
+
+/**
+ * Whether a release is put off (RELEASING with no releaser: finishRelease) and not yet finished:
+ * a sweep retry must then stay due, since retries are how the participants of a thread whose
+ * event loop is busy come to finish it (stuckReleases).
+ */
+export function releasesPutOff(registry: Registry): boolean {
+  const i32 = registry.arena.i32;
+  const high = seatHigh(registry);
+  for (let i = 0; i < high; i++) {
+    const at = registry.seats + i * SEAT_WORDS;
+    if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
+    if (Atomics.load(i32, at + RELEASER) === 0) return true;
+  }
+  return false;
 }
 
 /**

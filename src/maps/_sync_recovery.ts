@@ -35,6 +35,7 @@ import {
   pauseBlocker,
   pauseWorld,
   releaseOwnSeat,
+  releasesPutOff,
   resumeWorld,
   SEAT_WORDS,
   seatAnnouncement,
@@ -166,7 +167,8 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): void {
         return;
       }
       sweep(core);
-      Atomics.store(i32, R_SWEEP_DUE, 0);
+      // Still due while a release is put off: the retries are what finish it (finishStuck).
+      Atomics.store(i32, R_SWEEP_DUE, releasesPutOff(core.registry) ? 1 : 0);
     } finally {
       resumeWorld(core.registry);
     }
@@ -485,7 +487,7 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
           return false;
         }
         sweep(core);
-        Atomics.store(i32, R_SWEEP_DUE, 0);
+        Atomics.store(i32, R_SWEEP_DUE, releasesPutOff(core.registry) ? 1 : 0);
       }
       // A death recorded since the reap is not a reap that failed: reap it, then check. Nor is
       // a seat of a thread declared gone that may still be in a call (a Deno zombie that has not
