@@ -333,11 +333,14 @@ function announceOsThread(view: View): void {
 
 /**
  * Appends to census `view` the OS_THREAD entry of `threadId` with second word `second` (its OS
- * thread, or VOUCHED), unless the census says so already.
+ * thread, VOUCHED or SEEN_OUT_OF_CALLS), unless the census says so already.
  */
 function writeOsThread(view: View, threadId: number, second: number): void {
   view.sync();
-  if (view.osThreads.get(threadId) !== second) view.append(threadId, OS_THREAD, second);
+  const there = second === SEEN_OUT_OF_CALLS
+    ? view.outOfCalls.has(threadId)
+    : view.osThreads.get(threadId) === second;
+  if (!there) view.append(threadId, OS_THREAD, second);
 }
 /**
  * Whether this thread can run JavaScript after its parent's `terminate()`: a worker on Deno or
@@ -683,10 +686,11 @@ export function ownerOutOfCalls(owner: number): boolean {
  * was in when its end was learned: its OS thread is known (a Deno worker on Linux) and
  * os_thread.ts `callState` says IN_CALL (it runs and has not yet run on a CPU for RUN_PROOF_MS
  * since this thread first asked, nor been found asleep at every look for ASLEEP_PROOF_MS), and no
- * thread has written it seen out of calls. A zombie descheduled in the middle of a lock-free step (a
- * SyncMap store between taking a block from its seat's cache and publishing it) stays so, however
- * long that lasts; one spinning in user code runs that long at once. False for a live thread, an
- * ended, vouched or sleeping one (the grace decides), and where the thread cannot be seen.
+ * thread has written it seen out of calls. A zombie descheduled in the middle of a lock-free step
+ * (a SyncMap store between taking a block from its seat's cache and publishing it) stays so,
+ * however long that lasts; one spinning in user code runs that long at once. False for a live
+ * thread, an ended, vouched or sleeping one (the grace decides), and where the thread cannot be
+ * seen.
  */
 export function ownerMayBeInCall(owner: number): boolean {
   return views.length !== 0 && stateOf(owner - 1) !== 0 && inCall(owner - 1);
@@ -698,15 +702,9 @@ export function ownerMayBeInCall(owner: number): boolean {
  * thread that learned the end asks until it is so (workers/_thread_end.ts).
  */
 function inCall(threadId: number): boolean {
-  let entry: number | undefined;
-  for (const view of views) {
-    view.sync();
-    if (view.outOfCalls.has(threadId)) return false;
-    const found = view.osThreads.get(threadId);
-    if (found === VOUCHED) return false;
-    entry ??= found;
-  }
-  if (entry === undefined) return false;
+  const entry = osEntry(threadId); // syncs every view
+  if (entry === undefined || entry === VOUCHED) return false;
+  if (views.some((view) => view.outOfCalls.has(threadId))) return false;
   const state = callState(entry);
   if (state === IN_CALL) return true;
   // Not known (this thread cannot see it): the grace decides, and nothing is written for others.
@@ -715,7 +713,7 @@ function inCall(threadId: number): boolean {
   if (state === CALL_UNKNOWN || osThreadState(entry) === OS_ENDED) return false;
   for (const view of views) {
     try {
-      if (!view.outOfCalls.has(threadId)) view.append(threadId, OS_THREAD, SEEN_OUT_OF_CALLS);
+      writeOsThread(view, threadId, SEEN_OUT_OF_CALLS);
     } catch {
       // A census that cannot take the entry: the others see it for themselves.
     }

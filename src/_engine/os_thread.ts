@@ -222,7 +222,7 @@ function runTimeOf(tid: number): number | undefined {
   }
 }
 
-/** {@linkcode callState}: the thread may be inside a shmap call it was in when its end was learned. */
+/** {@linkcode callState}: the thread may be inside a call it was in when its end was learned. */
 export const IN_CALL = 1;
 /** {@linkcode callState}: the thread has been seen to be in no such call. */
 export const OUT_OF_CALLS = 0;
@@ -232,11 +232,11 @@ export const CALL_UNKNOWN = -1;
 /**
  * Whether the OS thread of census entry `entry`, of a thread recorded ending, may still be inside
  * a shmap call it was in when its end was learned: {@linkcode OUT_OF_CALLS} once it has ended,
- * slept without running for {@linkcode QUIET_MS} (the grace decides, as for locks), run on a CPU for
- * {@linkcode RUN_PROOF_MS} since this thread first asked, or been found asleep at every look for
- * {@linkcode ASLEEP_PROOF_MS} (a thread that wakes now and then in a wait of its own, an idle event
- * loop, is in no call, since shmap's own waits end in a throw for it); {@linkcode IN_CALL} while it
- * is runnable without having run so (descheduled in the middle of a store, however long) or has
+ * slept without running for {@linkcode QUIET_MS} (the grace decides, as for locks), run on a CPU
+ * for {@linkcode RUN_PROOF_MS} since this thread first asked, or been found asleep at every look
+ * for {@linkcode ASLEEP_PROOF_MS} (a thread that wakes now and then in a wait of its own, an idle
+ * event loop, is in no call, since shmap's own waits end in a throw for it); {@linkcode IN_CALL}
+ * while it is runnable without having run so (descheduled in the middle of a store, however long) or has
  * been asleep for less; {@linkcode CALL_UNKNOWN} where this thread cannot see it. A file read or
  * two until seen out.
  */

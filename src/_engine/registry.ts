@@ -486,12 +486,12 @@ function finishLater(
 /**
  * Seats left RELEASING by a releaser that is gone, each taken over by the caller, who must
  * then {@linkcode finishRelease} it: left alone, such a seat's announcement would hold
- * reclamation back for good. So too those put off with no releaser for an owner that may have been
- * in a call, once it is out of calls (finishRelease). Also the caller's own releases that wait out a grace
- * ({@linkcode releaseSeat}'s timer) for an owner that is gone by now: the grace protects a call
- * the owner may still be in, and a gone owner is in none. Finished now, what the owner held in
- * hand is swept now, and a verify() right after a worker is declared gone finds it swept,
- * whichever of the two timers (the declaration's and the release's) fires first.
+ * reclamation back for good. So too those put off with no releaser for an owner that may have
+ * been in a call, once it is out of calls (finishRelease). Also the caller's own releases that
+ * wait out a grace ({@linkcode releaseSeat}'s timer) for an owner that is gone by now: the grace
+ * protects a call the owner may still be in, and a gone owner is in none. Finished now, what the
+ * owner held in hand is swept now, and a verify() right after a worker is declared gone finds it
+ * swept, whichever of the two timers (the declaration's and the release's) fires first.
  */
 export function stuckReleases(registry: Registry): number[] {
   const i32 = registry.arena.i32;
