@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
-import { Participant, QUIESCE_EVERY } from "../src/_engine/reclaim.ts";
+import { COLLECT_BUDGET, Participant, QUIESCE_EVERY } from "../src/_engine/reclaim.ts";
 import { claimSeat, releaseSeat } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 
@@ -281,6 +281,37 @@ describe("reclamation epochs", () => {
     );
     one.p.close();
     q.p.close();
+    map.close();
+  });
+
+  it("frees a stall's backlog soon after the laggard announces, a budget at a time", async () => {
+    // Two announces and stalls while one retires a backlog: one's quiescent points keep it, and
+    // each failed try puts the next further off (#collectAt, half as many again). Once two
+    // announces again, one's next quiescent point frees, without waiting for that threshold
+    // (before: nothing freed until one had retired half its backlog again), and each frees at
+    // most COLLECT_BUDGET, so that no single call of one's pays for the whole backlog.
+    const BACKLOG = 3 * COLLECT_BUDGET;
+    const { map, ps: [one, two] } = await setup(2);
+    one.p.enter();
+    two.p.enter();
+    for (let k = 0; k < BACKLOG; k++) {
+      one.p.enter(); // room for the retirement, and a quiescent point every QUIESCE_EVERY
+      one.p.retire(0x10000 + 16 * k);
+    }
+    // Stamps the last ones too (a stamp is lazy: one made after two's next announcement would
+    // rightly make them wait for the one after), and puts the next try off to 1.5 * BACKLOG.
+    one.p.collect();
+    assert.deepEqual(one.freed, [], "freed while two, stalled, may read them");
+    quiesce(two.p);
+    const after: number[] = [];
+    for (let q = 0; q < 4; q++) {
+      quiesce(one.p);
+      after.push(one.freed.length);
+    }
+    assert.deepEqual(after, [COLLECT_BUDGET, 2 * COLLECT_BUDGET, BACKLOG, BACKLOG]);
+    assert.equal(one.p.pending, 0);
+    one.p.close();
+    two.p.close();
     map.close();
   });
 });

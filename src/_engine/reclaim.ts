@@ -108,6 +108,21 @@ const RETIRE_BATCH = 64;
 /** Entries of a sweep between two of its announcements (a power of two). */
 const SWEEP_ANNOUNCE_EVERY = 256;
 /**
+ * Most blocks a periodic collect frees ({@linkcode Participant}'s #quiesce): about a millisecond
+ * of frees here. A backlog that a stalled participant held back (hundreds of thousands of
+ * blocks after a second's stall) is freed in slices, one at each quiescent point, rather than
+ * in one call that stalls its caller for hundreds of milliseconds. The collects made because
+ * memory ran short, and the one made as a participant goes offline, free all they can.
+ */
+export const COLLECT_BUDGET = 8192;
+/**
+ * A collect that had to keep this many blocks or more (a participant held them back) notes the
+ * latest epoch among them; every quiescent point after it looks whether every other
+ * participant has announced a later one, and collects at once when so. Fewer wait for the
+ * pending count to reach #collectAt, as before.
+ */
+const DRAIN_MIN = 1024;
+/**
  * The epoch word of a retire-list entry not yet stamped (see Participant's #stamp). No stamp is
  * 0: an epoch loaded as 0 is stamped 1, as it is announced.
  */
@@ -226,6 +241,18 @@ export class Participant {
    * retirement, and once it moves on, the pending count shrinks back.
    */
   #collectAt = RETIRE_BATCH;
+  /**
+   * The latest epoch among the blocks the last collect had to keep, when they were
+   * {@linkcode DRAIN_MIN} or more; else 0. Once every other participant has announced a later
+   * epoch, all of them can be freed: the backlog of a stall is then collected at the next
+   * quiescent point, not once half as many again have been retired (which held up to one and a
+   * half times the stall's backlog for as long again).
+   */
+  #keptNewest = 0;
+  /** The latest epoch of an entry the last {@linkcode #sweep} kept (0: none). */
+  #sweptNewest = 0;
+  /** The last {@linkcode #sweep} stopped at its budget, with blocks left it could free. */
+  #sweptShort = false;
   /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
   #cache = 0;
   /** The claim word of this participant's seat while it owns it. */
@@ -484,7 +511,7 @@ export class Participant {
     } else if (this.#holds === 0) this.#quiesce();
     if (this.#collectDue && this.#holds === 0) {
       this.#collectDue = false;
-      this.collect();
+      this.collect(COLLECT_BUDGET);
     }
     if (this.#room < 2 * RETIRES_PER_OP) {
       try {
@@ -996,11 +1023,12 @@ export class Participant {
   }
 
   /**
-   * Frees what can be freed now. Only at a quiescent point: this participant holds nothing.
+   * Frees what can be freed now, at most `budget` blocks of this participant's own list (see
+   * {@linkcode COLLECT_BUDGET}). Only at a quiescent point: this participant holds nothing.
    */
-  collect(): void {
+  collect(budget = Infinity): void {
     try {
-      this.#collect();
+      this.#collect(budget);
     } catch (error) {
       // A block taken off the retire list and not yet freed: see noteThrown.
       this.noteThrown(error);
@@ -1009,7 +1037,7 @@ export class Participant {
   }
 
   /** {@linkcode collect}'s work. */
-  #collect(): void {
+  #collect(budget: number): void {
     this.#settle();
     const a = this.arena;
     const i32 = a.i32;
@@ -1030,7 +1058,7 @@ export class Participant {
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
     try {
-      this.#sweep(a.i32[this.#seat + LIST], oldest);
+      this.#sweep(a.i32[this.#seat + LIST], oldest, budget);
     } finally {
       // From the list itself, however the sweep ended: a free that threw left it shorter than
       // #pending says, and makeRoom, a retirement, or the next stamp must not go by #pending.
@@ -1046,7 +1074,10 @@ export class Participant {
     // at its stalled height for good. With `kept / 2` it halves at every try that frees, and
     // grows by half at every try that does not: amortized O(1) per retirement either way.
     this.#collectAt = kept + Math.max(RETIRE_BATCH, kept >> 1);
-    if (orphans) this.#sweepReleased(oldest);
+    this.#keptNewest = kept >= DRAIN_MIN ? this.#sweptNewest : 0;
+    // Stopped at its budget: the next quiescent point goes on with the rest.
+    if (this.#sweptShort) this.#collectAt = kept;
+    if (orphans) this.#sweepReleased(oldest, budget);
     if (this.#bulkFreed) {
       this.#bulkFreed = false;
       this.#giveBack();
@@ -1084,12 +1115,16 @@ export class Participant {
    * entries being stamped; the release and the claim that handed it over come after the owner's
    * unlinks), or, defensively, one its owner left below {@linkcode #stamped}.
    */
-  #sweep(list: number, oldest: number): number {
+  #sweep(list: number, oldest: number, budget = Infinity): number {
+    this.#sweptNewest = 0;
+    this.#sweptShort = false;
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
     const epochWord = this.registry.epochWord;
     let n = listCount(a, list);
+    let newest = 0;
+    let freed = 0;
     // An entry leaves the list (the last one takes its place) before its block is freed, so a
     // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
     // block either listed or freed, never both: at worst one block leaks, for the sweep. The
@@ -1113,15 +1148,26 @@ export class Participant {
       const tag = a.i32[tagAt(w, j)];
       const e = a.i32[epochAt(w, j)];
       if (e === UNSTAMPED) {
-        a.i32[epochAt(w, j)] = Atomics.load(a.i32, epochWord) || 1;
+        const now = Atomics.load(a.i32, epochWord) || 1;
+        a.i32[epochAt(w, j)] = now;
+        if (newest === 0 || before(newest, now)) newest = now;
         continue;
       }
-      if (!before(e, oldest)) continue;
+      if (!before(e, oldest)) {
+        if (newest === 0 || before(newest, e)) newest = e;
+        continue;
+      }
+      if (freed === budget) {
+        this.#sweptShort = true;
+        break;
+      }
+      freed++;
       n--;
       moveEntry(a.i32, w, n, j);
       a.i32[w + RL_COUNT] = n;
       if (this.#free(tag)) this.#bulkFreed = true;
     }
+    this.#sweptNewest = newest;
     return n;
   }
 
@@ -1129,9 +1175,10 @@ export class Participant {
    * Sweeps the retire lists left in released seats, so that what a closed or departed
    * participant retired is freed without waiting for the seat's next owner. A seat is borrowed
    * for the sweep by claiming it, so no new owner can take it meanwhile; an empty list is freed
-   * with it.
+   * with it. At most `budget` blocks of each list: what is left stays an orphan, and the next
+   * quiescent point, seeing the orphan count, goes on.
    */
-  #sweepReleased(oldest: number): void {
+  #sweepReleased(oldest: number, budget: number): void {
     const a = this.arena;
     const { seats, orphanWord } = this.registry;
     const count = seatHigh(this.registry);
@@ -1154,7 +1201,7 @@ export class Participant {
           freeCache(a, cache, at + CACHE);
         }
         const list = a.i32[at + LIST];
-        if (list !== 0 && this.#sweep(list, oldest) === 0) {
+        if (list !== 0 && this.#sweep(list, oldest, budget) === 0) {
           lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
         }
         if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) {
@@ -1237,14 +1284,32 @@ export class Participant {
     const i32 = this.arena.i32;
     if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
     this.#lookForDeaths();
-    if (this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0) {
-      this.collect();
+    if (
+      this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0 ||
+      (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest))
+    ) {
+      this.collect(COLLECT_BUDGET);
       return;
     }
     let now = Atomics.load(i32, this.registry.epochWord);
     this.#stamp(now);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
+  }
+
+  /**
+   * Whether every other online participant has announced an epoch later than `epoch`: then a
+   * block of this participant's stamped `epoch` or earlier can be freed. One atomic load or two
+   * a seat, made only while a backlog of {@linkcode DRAIN_MIN} or more waits.
+   */
+  #othersPassed(epoch: number): boolean {
+    const count = seatHigh(this.registry);
+    for (let i = 0; i < count; i++) {
+      if (i === this.index) continue;
+      const e = seatAnnouncement(this.registry, i);
+      if (e !== 0 && !before(epoch, e)) return false;
+    }
+    return true;
   }
 
   /**

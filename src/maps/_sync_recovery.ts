@@ -142,6 +142,12 @@ export function retrySweep(core: SyncCore): void {
   const i32 = core.arena.i32;
   finishStuck(core);
   if (Atomics.load(i32, R_SWEEP_DUE) === 0 || Atomics.load(i32, R_PAUSE) !== 0) return;
+  // What this participant retired while a released seat's announcement held it back can go
+  // now: freed first, by a collect, which stops no one, rather than walked by the marking with
+  // the world stopped (behind a Deno zombie's seat put off for a second, a worker storing in a
+  // loop retired two million blocks: 1.6 s of marking under the mutex). A retry is made where
+  // this participant holds nothing (Participant's #lookForDeaths), as a collect must be.
+  core.participant.collect();
   sweepDue(core, RETRY_PAUSE_MS, false);
 }
 
