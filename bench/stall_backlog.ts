@@ -55,8 +55,8 @@ async function run(): Promise<{ backlog: number; drained: number; slowest: numbe
     const backlog = map.stats().retired;
     Atomics.store(ctrl, 0, 1);
     Atomics.notify(ctrl, 0);
-    // Its next store, a quiescent point, comes as it wakes: wait for it here, synchronously,
-    // since an await would let this thread go offline and free everything at once.
+    // It announces anew as it wakes, then stores: wait for the store here, synchronously, since
+    // an await would let this thread go offline and free everything at once.
     const seen = performance.now() + 10_000;
     while (map.load(-2) === undefined && performance.now() < seen) {
       // Spin: this thread must stay in its task.

@@ -36,7 +36,15 @@ import {
 } from "../src/_engine/table_layout.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
-import { ANNOUNCE, claimSeat, OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
+import {
+  ANNOUNCE,
+  claimSeat,
+  OWNER,
+  SEAT_WORDS,
+  seatBlocks,
+  seatHigh,
+} from "../src/_engine/registry.ts";
+import { listCount, tagAt } from "../src/_engine/retire_list.ts";
 import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
 import { track } from "../src/workers/node.ts";
 import { runChild } from "./fixtures/child.ts";
@@ -46,6 +54,7 @@ import {
   E_KEY_LO,
   E_OWNER,
   EXPUNGED,
+  K_RECORD,
   NIL,
   R_DIRTY,
   R_MU,
@@ -153,6 +162,31 @@ describe("SyncMap: verify() checks how the tables and entries fit together", () 
       arena.i32[(e >> 2) + E_OWNER] = 4096;
       named(map, /entry at \d+ is marked as owned by 4096/);
     }
+  });
+
+  test("a block owned twice is named with both owners", () => {
+    // A retired record (in this thread's retire list, not yet freed) that is also a live entry's
+    // value. The message names the second owner with its place in the retire list, and the
+    // first, which the marking finds again only for the message.
+    const map = new SyncMap<number, string>();
+    for (let i = 0; i < 20; i++) map.store(i, `value ${i}`);
+    for (let r = 0; r < 60; r++) map.load(1000 + r); // misses promote the dirty table
+    map.store(1, "again"); // retires key 1's record, pending until this thread's next collect
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    const registry = registryOf(arena);
+    const lists = Array.from({ length: seatHigh(registry) }, (_, i) => seatBlocks(registry, i).list)
+      .filter((list) => list !== 0 && listCount(arena, list) > 0);
+    assert.equal(lists.length, 1, "this thread's retire list holds the record");
+    const k = slots(arena, arena.i32[R_READ]).get(5)!;
+    const value = Atomics.load(arena.i32, arena.i32[(k >> 2) + S_ENTRY] >> 2);
+    arena.i32[tagAt(lists[0] >> 2, 0)] = value | K_RECORD;
+    named(
+      map,
+      new RegExp(
+        `a retired record \\(seat \\d+, entry 0 of 1\\) at ${value} is owned twice ` +
+          `\\(also as a value record\\)`,
+      ),
+    );
   });
 
   test("an entry offset past the buffer is named, not read", () => {

@@ -251,17 +251,30 @@ export class Participant {
   #keptNewest = 0;
   /** The latest epoch of an entry the last {@linkcode #sweep} kept (0: none). */
   #sweptNewest = 0;
+  /** The same for the last sweep of this participant's own list. */
+  #ownNewest = 0;
   /** The last {@linkcode #sweep} stopped at its budget, with blocks left it could free. */
   #sweptShort = false;
+  /** Where it stopped: the index of the entry it would have freed next. */
+  #sweptStop = 0;
+  /**
+   * The index of this participant's list at which its next collect goes on, after one stopped
+   * at its budget; -1: from the top. Below it nothing has changed since (a list only grows at
+   * its top between collects, and a move copies it in order), and above it lie the entries that
+   * collect kept and those retired since, which the next full walk looks at again: going on from
+   * here, each slice walks what it frees, not again what an earlier one kept.
+   */
+  #resumeAt = -1;
   /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
   #cache = 0;
   /** The claim word of this participant's seat while it owns it. */
   #token: number;
   /**
-   * Free what can be freed at the start of the next call: an allocation failed, or a step
+   * Free what can be freed at the start of the next call, at most this many blocks (0: no
+   * collect due): all after an allocation failed, {@linkcode COLLECT_BUDGET} after a step
    * retired much memory at once ({@linkcode collectSoon}).
    */
-  #collectDue = false;
+  #collectDue = 0;
   /** A free of the collect under way was a bulk one (see {@linkcode Free}). */
   #bulkFreed = false;
   /**
@@ -509,9 +522,10 @@ export class Participant {
       // never reaches one inside a task, and would never reap the dead.
       if (this.#holds === 0) this.#lookForDeaths();
     } else if (this.#holds === 0) this.#quiesce();
-    if (this.#collectDue && this.#holds === 0) {
-      this.#collectDue = false;
-      this.collect(COLLECT_BUDGET);
+    if (this.#collectDue !== 0 && this.#holds === 0) {
+      const budget = this.#collectDue;
+      this.#collectDue = 0;
+      this.collect(budget);
     }
     if (this.#room < 2 * RETIRES_PER_OP) {
       try {
@@ -533,7 +547,7 @@ export class Participant {
    * before. Freed first (at once, when no other participant is online), it is carved anew.
    */
   collectSoon(): void {
-    this.#collectDue = true;
+    this.#collectDue = Math.max(this.#collectDue, COLLECT_BUDGET);
     this.#countdown = 0;
   }
 
@@ -575,7 +589,7 @@ export class Participant {
   reclaimNow(): boolean {
     let freed = false;
     if (this.#holds === 0 && this.#pending !== 0) {
-      this.#collectDue = false;
+      this.#collectDue = 0;
       this.collect();
       freed = true;
     }
@@ -881,7 +895,7 @@ export class Participant {
         if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
           throw error;
         }
-        this.#collectDue = false;
+        this.#collectDue = 0;
         this.collect();
         const deadline = performance.now() + BACKLOG_WAIT_MS;
         for (;;) {
@@ -917,7 +931,7 @@ export class Participant {
       }
       // Out of memory, perhaps only because retired blocks are waiting: free them at the start
       // of the next call, so that a delete followed by a store can succeed in the same task.
-      this.#collectDue = true;
+      this.#collectDue = Infinity;
       this.#countdown = 0;
       throw error;
     }
@@ -1041,7 +1055,10 @@ export class Participant {
     this.#settle();
     const a = this.arena;
     const i32 = a.i32;
-    if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) return;
+    if (this.#pending === 0 && Atomics.load(i32, this.registry.orphanWord) <= 0) {
+      this.#keptNewest = 0;
+      return;
+    }
     const had = this.#pending;
     // Advance the epoch so that announcements made from now on postdate every retirement so far.
     const epochWord = this.registry.epochWord;
@@ -1057,8 +1074,11 @@ export class Participant {
       const e = seatAnnouncement(this.registry, i);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
+    const resumeAt = this.#resumeAt;
+    this.#resumeAt = -1;
     try {
-      this.#sweep(a.i32[this.#seat + LIST], oldest, budget);
+      const list = a.i32[this.#seat + LIST];
+      this.#sweep(list, oldest, budget, resumeAt, resumeAt >= 0 ? this.#ownNewest : 0);
     } finally {
       // From the list itself, however the sweep ended: a free that threw left it shorter than
       // #pending says, and makeRoom, a retirement, or the next stamp must not go by #pending.
@@ -1074,9 +1094,13 @@ export class Participant {
     // at its stalled height for good. With `kept / 2` it halves at every try that frees, and
     // grows by half at every try that does not: amortized O(1) per retirement either way.
     this.#collectAt = kept + Math.max(RETIRE_BATCH, kept >> 1);
+    this.#ownNewest = this.#sweptNewest;
     this.#keptNewest = kept >= DRAIN_MIN ? this.#sweptNewest : 0;
-    // Stopped at its budget: the next quiescent point goes on with the rest.
-    if (this.#sweptShort) this.#collectAt = kept;
+    // Stopped at its budget: the next quiescent point goes on with the rest, from there.
+    if (this.#sweptShort) {
+      this.#collectAt = kept;
+      this.#resumeAt = this.#sweptStop;
+    }
     if (orphans) this.#sweepReleased(oldest, budget);
     if (this.#bulkFreed) {
       this.#bulkFreed = false;
@@ -1114,8 +1138,12 @@ export class Participant {
    * kept: one of a list whose owner is gone or was released (a list changes hands without its
    * entries being stamped; the release and the claim that handed it over come after the owner's
    * unlinks), or, defensively, one its owner left below {@linkcode #stamped}.
+   *
+   * Frees at most `budget` blocks, and walks from index `from` down (-1: from the top; see
+   * {@linkcode #resumeAt}); `newest`, the latest epoch kept so far by the walk this one goes on
+   * with (0: none), is counted in {@linkcode #sweptNewest}.
    */
-  #sweep(list: number, oldest: number, budget = Infinity): number {
+  #sweep(list: number, oldest: number, budget = Infinity, from = -1, newest = 0): number {
     this.#sweptNewest = 0;
     this.#sweptShort = false;
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
@@ -1123,7 +1151,6 @@ export class Participant {
     const w = list >> 2;
     const epochWord = this.registry.epochWord;
     let n = listCount(a, list);
-    let newest = 0;
     let freed = 0;
     // An entry leaves the list (the last one takes its place) before its block is freed, so a
     // thread stopped anywhere in here (Bun's terminate() stops a worker anywhere) leaves each
@@ -1132,7 +1159,7 @@ export class Participant {
     // own block with a later epoch (freed later: harmless); a stop after the tag, before the
     // count, leaves the last entry listed twice, which repairList (registry.ts) undoes before
     // anyone frees the list's blocks.
-    for (let j = n - 1; j >= 0; j--) {
+    for (let j = from >= 0 && from < n ? from : n - 1; j >= 0; j--) {
       // A thread marked terminating stops between two frees: a backlog of thousands takes
       // longer than the grace after which its seat is released to others (census.ts).
       checkAlive();
@@ -1159,6 +1186,7 @@ export class Participant {
       }
       if (freed === budget) {
         this.#sweptShort = true;
+        this.#sweptStop = j;
         break;
       }
       freed++;
@@ -1295,6 +1323,16 @@ export class Participant {
     this.#stamp(now);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
+  }
+
+  /**
+   * Frees in full the backlog a stall left ({@linkcode #keptNewest}) once every other
+   * participant has announced past it, and does nothing otherwise: for a sweep's retry, so that
+   * the marking, with the world stopped, does not walk blocks that a collect, which stops no one,
+   * can free first. Only where {@linkcode collect} may be called.
+   */
+  drainBacklog(): void {
+    if (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest)) this.collect();
   }
 
   /**
