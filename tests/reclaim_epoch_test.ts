@@ -314,4 +314,33 @@ describe("reclamation epochs", () => {
     two.p.close();
     map.close();
   });
+
+  it("frees all it can, from the top, in a collect that must, between budgeted slices", async () => {
+    // A budgeted slice goes on from where the last stopped; a collect that frees all it can
+    // (reclaimNow, for a call out of memory) must walk the whole list: above that point lies X,
+    // retired after the first slice, freeable once two goes offline (helper-131's review).
+    const BACKLOG = 3 * COLLECT_BUDGET;
+    const { map, ps: [one, two] } = await setup(2);
+    one.p.enter();
+    two.p.enter();
+    for (let k = 0; k < BACKLOG; k++) {
+      one.p.enter();
+      one.p.retire(0x10000 + 16 * k);
+    }
+    one.p.collect();
+    quiesce(two.p);
+    quiesce(one.p); // the first slice
+    assert.equal(one.freed.length, COLLECT_BUDGET);
+    one.p.enter();
+    one.p.retire(X); // above where the slice stopped
+    quiesce(one.p); // the second slice, which goes on below it
+    assert.equal(one.freed.length, 2 * COLLECT_BUDGET);
+    two.p.idle(); // two goes offline: X may go
+    one.p.reclaimNow();
+    assert.ok(one.freed.includes(X), "X left by a collect that frees all it can");
+    assert.equal(one.p.pending, 0);
+    one.p.close();
+    two.p.close();
+    map.close();
+  });
 });

@@ -246,7 +246,9 @@ export class Participant {
    * {@linkcode DRAIN_MIN} or more; else 0. Once every other participant has announced a later
    * epoch, all of them can be freed: the backlog of a stall is then collected at the next
    * quiescent point, not once half as many again have been retired (which held up to one and a
-   * half times the stall's backlog for as long again).
+   * half times the stall's backlog for as long again). After slices that went on from where the
+   * last stopped ({@linkcode #resumeAt}), the blocks retired meanwhile, above it, are not
+   * counted: at worst one collect comes early, and it counts them.
    */
   #keptNewest = 0;
   /** The latest epoch of an entry the last {@linkcode #sweep} kept (0: none). */
@@ -548,6 +550,7 @@ export class Participant {
    */
   collectSoon(): void {
     this.#collectDue = Math.max(this.#collectDue, COLLECT_BUDGET);
+    this.#resumeAt = -1; // what it retired is at the top of the list
     this.#countdown = 0;
   }
 
@@ -1074,7 +1077,9 @@ export class Participant {
       const e = seatAnnouncement(this.registry, i);
       if (e !== 0 && before(e, oldest)) oldest = e;
     }
-    const resumeAt = this.#resumeAt;
+    // A collect that frees all it can walks the whole list: above #resumeAt lie what an earlier
+    // slice kept and what was retired since.
+    const resumeAt = budget === Infinity ? -1 : this.#resumeAt;
     this.#resumeAt = -1;
     try {
       const list = a.i32[this.#seat + LIST];
@@ -1327,12 +1332,17 @@ export class Participant {
 
   /**
    * Frees in full the backlog a stall left ({@linkcode #keptNewest}) once every other
-   * participant has announced past it, and does nothing otherwise: for a sweep's retry, so that
-   * the marking, with the world stopped, does not walk blocks that a collect, which stops no one,
-   * can free first. Only where {@linkcode collect} may be called.
+   * participant has announced past it, and the orphans' lists, and does nothing otherwise: for
+   * a sweep's retry, so that the marking, with the world stopped, does not walk blocks that a
+   * collect, which stops no one, can free first. Only where {@linkcode collect} may be called.
    */
   drainBacklog(): void {
-    if (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest)) this.collect();
+    if (
+      Atomics.load(this.arena.i32, this.registry.orphanWord) > 0 ||
+      (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest))
+    ) {
+      this.collect();
+    }
   }
 
   /**

@@ -196,6 +196,18 @@ export function seatReleased(core: SyncCore, deadOwner: number): void {
   Atomics.store(core.arena.i32, R_SWEEP_DUE, 1);
 }
 
+/**
+ * Thrown by a marking made again for an error message (mark's `find`) at the first owner of the
+ * block it looks for: it goes no further, so nothing past the point where the first marking
+ * failed is read or written again.
+ */
+class Found {
+  readonly what: string;
+  constructor(what: string) {
+    this.what = what;
+  }
+}
+
 /** What the marking found: every block the map reaches. */
 interface Marks {
   /** Offset to the bytes the block was allocated with (as the allocator counts them). */
@@ -208,8 +220,6 @@ interface Marks {
    * million retired records made a strict marking three times as long).
    */
   readonly whatOf: (offset: number) => string;
-  /** With `find`: what the first owner of the block at `find` took it for. */
-  readonly found?: string;
 }
 
 /**
@@ -226,8 +236,14 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   a.reach(a.buffer.byteLength);
   const i32 = a.i32;
   const blocks = new Map<number, number>();
-  let found: string | undefined;
-  const whatOf = (offset: number): string => mark(core, strict, offset).found ?? "?";
+  const whatOf = (offset: number): string => {
+    try {
+      mark(core, strict, offset);
+    } catch (error) {
+      if (error instanceof Found) return error.what;
+    }
+    return "?";
+  };
   const fail = (what: string): never => {
     throw new RangeError(`verify: SyncMap: ${what}`);
   };
@@ -245,14 +261,10 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   const own = (offset: number, size: number, what: string): void => {
     const bytes = blockSize(size);
     start(offset, bytes, what);
-    if (offset === find) {
-      // Marking again for whatOf: the first owner is the one named; nothing fails for a second.
-      found ??= describe(what);
-      return;
-    }
+    if (offset === find) throw new Found(describe(what));
     const had = blocks.get(offset);
     if (had !== undefined) {
-      if (find < 0 && (strict || had !== bytes)) {
+      if (strict || had !== bytes) {
         fail(`${describe(what)} at ${offset} is owned twice (also as ${whatOf(offset)})`);
       }
       return;
@@ -389,7 +401,7 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   seat = -1;
   const inflight = core.inflightBlock;
   if (inflight !== 0 && !blocks.has(inflight)) record(inflight, "this record");
-  return { blocks, count, whatOf, found };
+  return { blocks, count, whatOf };
 }
 
 /** Frees what nothing reaches, and recounts the keys. Under the mutex, the world stopped. */

@@ -1,0 +1,75 @@
+// Copyright the shmap authors. MIT license.
+/**
+ * What a worker's death costs the others: two workers store into one SyncMap in tight loops;
+ * the parent terminates one of them in the middle of its loop, and reports the longest gap the
+ * other saw between two batches of 64 stores in the `--ms` after the kill (default 2,000): its
+ * stall while the dead worker's seat is reaped and what it left is swept, with the world stopped.
+ * Then a new worker takes the dead one's place, for the next of `--kills` rounds (default 5).
+ *
+ * ```
+ * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N]
+ * deno run -A tools/bun.ts bench/kill_stall.ts [same options]
+ * deno run -A tools/node.ts bench/kill_stall.ts [same options]
+ * ```
+ *
+ * Workers are spawned through the runtime's adapter (src/workers/), which learns each one's end
+ * as `terminate()` is called. Wall time on a shared machine: read the figures as orders of
+ * magnitude, and a gap of a few ms as a time slice lost to another process.
+ *
+ * @module
+ */
+
+import { SyncMap } from "../mod.ts";
+import { Mailbox } from "../tests/fixtures/adapter_harness.ts";
+import { spawnWorker, type TestWorker } from "../tests/fixtures/spawn.ts";
+import { positiveInt, runtimeName } from "./fixtures/cli.ts";
+import { median } from "./fixtures/timing.ts";
+import type { KillStallTask } from "./fixtures/kill_stall_worker.ts";
+
+const KILLS = positiveInt("kills", 5);
+const MS = positiveInt("ms", 2000);
+const READY_MS = 20_000;
+
+const map = new SyncMap<number, string>();
+const ctrl = new SharedArrayBuffer(3 * 8);
+const words = new Float64Array(ctrl);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A worker storing in its loop as `id` (1 or 2). */
+async function start(id: number): Promise<TestWorker> {
+  const box = new Mailbox();
+  const url = new URL("./fixtures/kill_stall_worker.ts", import.meta.url);
+  const w = spawnWorker(url, { map }, { message: box.put, error: box.fail });
+  try {
+    await box.next(READY_MS);
+    w.postMessage({ ctrl, id } satisfies KillStallTask);
+    await box.next(READY_MS);
+  } catch (error) {
+    w.terminate();
+    throw error;
+  }
+  return w;
+}
+
+console.log(`${runtimeName}: the live worker's longest stall in the ${MS} ms after a kill\n`);
+const live = await start(1);
+let victim = await start(2);
+const stalls: number[] = [];
+try {
+  for (let k = 1; k <= KILLS; k++) {
+    await sleep(500);
+    words[1] = 0;
+    victim.terminate();
+    await sleep(MS);
+    stalls.push(words[1]);
+    console.log(`kill ${k}: ${words[1].toFixed(1)} ms`);
+    victim = await start(2);
+  }
+} finally {
+  words[0] = 1;
+  live.terminate();
+  victim.terminate();
+}
+console.log(
+  `\nmedian ${median(stalls).toFixed(1)} ms, longest ${Math.max(...stalls).toFixed(1)} ms`,
+);
