@@ -108,11 +108,13 @@ const RETIRE_BATCH = 64;
 /** Entries of a sweep between two of its announcements (a power of two). */
 const SWEEP_ANNOUNCE_EVERY = 256;
 /**
- * Most blocks a periodic collect frees ({@linkcode Participant}'s #quiesce): about a millisecond
- * of frees here. A backlog that a stalled participant held back (hundreds of thousands of
- * blocks after a second's stall) is freed in slices, one at each quiescent point, rather than
- * in one call that stalls its caller for hundreds of milliseconds. The collects made because
- * memory ran short, and the one made as a participant goes offline, free all they can.
+ * Most blocks a collect at a quiescent point ({@linkcode Participant}'s #quiesce, and
+ * collectSoon's) frees from each list it sweeps: about a millisecond of frees here. A backlog
+ * that a stalled participant held back (two million blocks after a second's stall,
+ * bench/stall_backlog.ts) is freed in slices, one at each quiescent point, rather than in one
+ * call that stalls its caller for hundreds of milliseconds. The collects made because room ran
+ * short (memory, or the retire list's: makeRoom, even at a quiescent point), a sweep's retry
+ * (drainBacklog), and the one made as a participant goes offline free all they can.
  */
 export const COLLECT_BUDGET = 8192;
 /**
@@ -1040,8 +1042,9 @@ export class Participant {
   }
 
   /**
-   * Frees what can be freed now, at most `budget` blocks of this participant's own list (see
-   * {@linkcode COLLECT_BUDGET}). Only at a quiescent point: this participant holds nothing.
+   * Frees what can be freed now, at most `budget` blocks of this participant's own list and as
+   * many of each released seat's (see {@linkcode COLLECT_BUDGET}); `Infinity`, all it can,
+   * walking the whole list. Only at a quiescent point: this participant holds nothing.
    */
   collect(budget = Infinity): void {
     try {
