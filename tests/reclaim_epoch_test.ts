@@ -55,6 +55,24 @@ function collectAll(p: Participant): void {
   }
 }
 
+/**
+ * Brings `one` and `two` online and has one retire a backlog of `n` blocks while two stalls, all
+ * stamped: one's collect kept them, and put its next try off to 1.5 * n. Synchronous: an await
+ * would let both go offline (their microtask), which the callers' counts do not expect.
+ */
+function stalledBacklog(one: Seat, two: Seat, n: number): void {
+  one.p.enter();
+  two.p.enter();
+  for (let k = 0; k < n; k++) {
+    one.p.enter(); // room for the retirement, and a quiescent point every QUIESCE_EVERY
+    one.p.retire(0x10000 + 16 * k);
+  }
+  // Stamps the last ones too: a stamp is lazy, and one made after two's next announcement would
+  // rightly make them wait for the one after.
+  one.p.collect();
+  assert.deepEqual(one.freed, [], "freed while two, stalled, may read them");
+}
+
 const hex = (tags: number[]): string => tags.map((t) => t.toString(16)).join(", ");
 
 type Seat = Awaited<ReturnType<typeof setup>>["ps"][number];
@@ -292,16 +310,7 @@ describe("reclamation epochs", () => {
     // most COLLECT_BUDGET, so that no single call of one's pays for the whole backlog.
     const BACKLOG = 3 * COLLECT_BUDGET;
     const { map, ps: [one, two] } = await setup(2);
-    one.p.enter();
-    two.p.enter();
-    for (let k = 0; k < BACKLOG; k++) {
-      one.p.enter(); // room for the retirement, and a quiescent point every QUIESCE_EVERY
-      one.p.retire(0x10000 + 16 * k);
-    }
-    // Stamps the last ones too (a stamp is lazy: one made after two's next announcement would
-    // rightly make them wait for the one after), and puts the next try off to 1.5 * BACKLOG.
-    one.p.collect();
-    assert.deepEqual(one.freed, [], "freed while two, stalled, may read them");
+    stalledBacklog(one, two, BACKLOG);
     quiesce(two.p);
     const after: number[] = [];
     for (let q = 0; q < 4; q++) {
@@ -321,13 +330,7 @@ describe("reclamation epochs", () => {
     // retired after the first slice, freeable once two goes offline (helper-131's review).
     const BACKLOG = 3 * COLLECT_BUDGET;
     const { map, ps: [one, two] } = await setup(2);
-    one.p.enter();
-    two.p.enter();
-    for (let k = 0; k < BACKLOG; k++) {
-      one.p.enter();
-      one.p.retire(0x10000 + 16 * k);
-    }
-    one.p.collect();
+    stalledBacklog(one, two, BACKLOG);
     quiesce(two.p);
     quiesce(one.p); // the first slice
     assert.equal(one.freed.length, COLLECT_BUDGET);
