@@ -35,6 +35,7 @@ import {
 } from "./fixtures/unretired_decode_worker.ts";
 
 const FIRST = "a value long enough to live in a record of its own";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A string codec whose decode calls `onDecode` first: user code run inside the map's calls. */
 function hookedCodec(name: string, onDecode: () => void): Codec<string> {
@@ -155,9 +156,15 @@ for (
       late = undefined;
       Atomics.store(ctrl, IN_DECODE, 1);
       Atomics.notify(ctrl, IN_DECODE);
-      // The worker's verify() holds the mutex while it waits for this thread to park.
+      // The worker's verify() holds the mutex while it waits for this thread to park. A worker
+      // that fails before it locks has its reply wait for this task to end: the wait has an end,
+      // so that the test fails (with the worker's reply) rather than spin for good.
       const i32 = new Int32Array(map.handle.buffer);
-      while (Atomics.load(i32, R_MU) === 0) Atomics.wait(ctrl, ATTACHED, 1, 1);
+      const end = performance.now() + 20_000;
+      while (Atomics.load(i32, R_MU) === 0) {
+        if (performance.now() > end) throw new Error("the worker's verify() took no mutex in 20 s");
+        Atomics.wait(ctrl, ATTACHED, 1, 1);
+      }
       if (nested === "store") map.store("nested new key", "y");
       else assert.equal(map.load("a missing key: the map is amended"), undefined);
     });
@@ -179,13 +186,18 @@ for (
       await until(() => Atomics.load(ctrl, ATTACHED) === 1, "the worker attached", 30_000);
       map.store("k", FIRST); // in the dirty table only: the call finds it under the mutex
       late = map;
-      if (op === "loadOrStore") {
-        await loadOrStoreInFlight(map);
-      } else {
-        assert.deepEqual(map.swap("k", "a second value, also in a record of its own"), [
-          FIRST,
-          true,
-        ]);
+      try {
+        if (op === "loadOrStore") {
+          await loadOrStoreInFlight(map);
+        } else {
+          assert.deepEqual(map.swap("k", "a second value, also in a record of its own"), [
+            FIRST,
+            true,
+          ]);
+        }
+      } catch (error) {
+        const reply = await Promise.race([promise, sleep(5_000).then(() => "none in 5 s")]);
+        throw new Error(`${error}; the worker's reply: ${JSON.stringify(reply)}`);
       }
       assert.equal(late, undefined, "the nested call ran");
       assert.deepEqual(await promise, {}, "the worker's verify");
