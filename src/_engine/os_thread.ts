@@ -236,9 +236,9 @@ export const CALL_UNKNOWN = -1;
  * for {@linkcode RUN_PROOF_MS} since this thread first asked, or been found asleep at every look
  * for {@linkcode ASLEEP_PROOF_MS} (a thread that wakes now and then in a wait of its own, an idle
  * event loop, is in no call, since shmap's own waits end in a throw for it); {@linkcode IN_CALL}
- * while it is runnable without having run so (descheduled in the middle of a store, however long) or has
- * been asleep for less; {@linkcode CALL_UNKNOWN} where this thread cannot see it. A file read or
- * two until seen out.
+ * while it is runnable without having run so (descheduled in the middle of a store, however
+ * long) or has been asleep for less; {@linkcode CALL_UNKNOWN} where this thread cannot see it. A
+ * file read or two until seen out.
  */
 export function callState(entry: number): number {
   if (outOfCalls.has(entry)) return OUT_OF_CALLS;

@@ -257,10 +257,11 @@ export class Participant {
   #sweptNewest = 0;
   /** The same for the last sweep of this participant's own list. */
   #ownNewest = 0;
-  /** The last {@linkcode #sweep} stopped at its budget, with blocks left it could free. */
-  #sweptShort = false;
-  /** Where it stopped: the index of the entry it would have freed next. */
-  #sweptStop = 0;
+  /**
+   * Where the last {@linkcode #sweep} stopped at its budget, with blocks left it could free: the
+   * index of the entry it would have freed next; -1 when it walked to the end.
+   */
+  #sweptStop = -1;
   /**
    * The index of this participant's list at which its next collect goes on, after one stopped
    * at its budget; -1: from the top. Below it nothing has changed since (a list only grows at
@@ -1105,7 +1106,7 @@ export class Participant {
     this.#ownNewest = this.#sweptNewest;
     this.#keptNewest = kept >= DRAIN_MIN ? this.#sweptNewest : 0;
     // Stopped at its budget: the next quiescent point goes on with the rest, from there.
-    if (this.#sweptShort) {
+    if (this.#sweptStop >= 0) {
       this.#collectAt = kept;
       this.#resumeAt = this.#sweptStop;
     }
@@ -1153,7 +1154,7 @@ export class Participant {
    */
   #sweep(list: number, oldest: number, budget = Infinity, from = -1, newest = 0): number {
     this.#sweptNewest = 0;
-    this.#sweptShort = false;
+    this.#sweptStop = -1;
     if (list === 0) return 0; // defensive: word 0 is the arena's magic number, not a count
     const a = this.arena;
     const w = list >> 2;
@@ -1181,27 +1182,22 @@ export class Participant {
         Atomics.store(a.i32, this.#seat + ANNOUNCE, Atomics.load(a.i32, epochWord) || 1);
       }
       const tag = a.i32[tagAt(w, j)];
-      const e = a.i32[epochAt(w, j)];
-      if (e === UNSTAMPED) {
-        const now = Atomics.load(a.i32, epochWord) || 1;
-        a.i32[epochAt(w, j)] = now;
-        if (newest === 0 || before(newest, now)) newest = now;
+      let e = a.i32[epochAt(w, j)];
+      if (e !== UNSTAMPED && before(e, oldest)) {
+        if (freed === budget) {
+          this.#sweptStop = j;
+          break;
+        }
+        freed++;
+        n--;
+        moveEntry(a.i32, w, n, j);
+        a.i32[w + RL_COUNT] = n;
+        if (this.#free(tag)) this.#bulkFreed = true;
         continue;
       }
-      if (!before(e, oldest)) {
-        if (newest === 0 || before(newest, e)) newest = e;
-        continue;
-      }
-      if (freed === budget) {
-        this.#sweptShort = true;
-        this.#sweptStop = j;
-        break;
-      }
-      freed++;
-      n--;
-      moveEntry(a.i32, w, n, j);
-      a.i32[w + RL_COUNT] = n;
-      if (this.#free(tag)) this.#bulkFreed = true;
+      // Kept: an unstamped entry is stamped now.
+      if (e === UNSTAMPED) a.i32[epochAt(w, j)] = e = Atomics.load(a.i32, epochWord) || 1;
+      if (newest === 0 || before(newest, e)) newest = e;
     }
     this.#sweptNewest = newest;
     return n;
@@ -1320,10 +1316,7 @@ export class Participant {
     const i32 = this.arena.i32;
     if (Atomics.load(i32, this.registry.pauseWord) !== 0) this.#pause();
     this.#lookForDeaths();
-    if (
-      this.#pending >= this.#collectAt || Atomics.load(i32, this.registry.orphanWord) > 0 ||
-      (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest))
-    ) {
+    if (this.#pending >= this.#collectAt || this.#drainable()) {
       this.collect(COLLECT_BUDGET);
       return;
     }
@@ -1340,12 +1333,16 @@ export class Participant {
    * collect, which stops no one, can free first. Only where {@linkcode collect} may be called.
    */
   drainBacklog(): void {
-    if (
-      Atomics.load(this.arena.i32, this.registry.orphanWord) > 0 ||
-      (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest))
-    ) {
-      this.collect();
-    }
+    if (this.#drainable()) this.collect();
+  }
+
+  /**
+   * Whether a collect now would free what waits beyond the usual threshold: orphans' lists, or
+   * the backlog of a stall ({@linkcode #keptNewest}) that every other participant has passed.
+   */
+  #drainable(): boolean {
+    return Atomics.load(this.arena.i32, this.registry.orphanWord) > 0 ||
+      (this.#keptNewest !== 0 && this.#othersPassed(this.#keptNewest));
   }
 
   /**

@@ -146,9 +146,9 @@ export function retrySweep(core: SyncCore): void {
   // now: freed first, by a collect, which stops no one, rather than walked by the marking with
   // the world stopped (behind a Deno zombie's seat put off for a second, a worker storing in a
   // loop retired 0.5 to 1.3 million blocks, and marking them held it 0.6 to 1.7 s, every other
-  // participant parked). A retry is made where
-  // this participant holds nothing (at a quiescent point, coming online, or going offline:
-  // Participant's #lookForDeaths and #offline), as a collect must be.
+  // participant parked). A retry is made where this participant holds nothing (at a quiescent
+  // point, coming online, or going offline: Participant's #lookForDeaths and #offline), as a
+  // collect must be.
   core.participant.drainBacklog();
   sweepDue(core, RETRY_PAUSE_MS, false);
 }
