@@ -10,6 +10,7 @@
  * ```
  * deno run -A bench/stall_backlog.ts [--hold-ms=N] [--reps=N] [--after=N]
  * deno run -A tools/bun.ts bench/stall_backlog.ts [same options]
+ * deno run -A tools/node.ts bench/stall_backlog.ts [same options]
  * ```
  *
  * `--after` (default 3,000,000) is how many stores the main thread makes after the stall. The
@@ -21,34 +22,29 @@
  */
 
 import { SyncMap } from "../mod.ts";
+import { Mailbox } from "../tests/fixtures/adapter_harness.ts";
+import { spawnWorker } from "../tests/fixtures/spawn.ts";
 import { positiveInt, runtimeName } from "./fixtures/cli.ts";
-import type { StallTask } from "./fixtures/stall_holder_worker.ts";
 
 const HOLD_MS = positiveInt("hold-ms", 1000);
 const REPS = positiveInt("reps", 3);
 const AFTER = positiveInt("after", 3_000_000);
 const DRAINED = 20_000;
-
-/** The next message of `w`, or the error it failed with. */
-function next(w: Worker): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    w.onmessage = (e) => resolve(e.data);
-    w.onerror = (e) => reject(new Error(`the holder failed: ${e.message}`));
-  });
-}
+const READY_MS = 20_000;
 
 /** One run: the stall's backlog, stores until it drained (-1: never), the slowest store. */
 async function run(): Promise<{ backlog: number; drained: number; slowest: number }> {
   const map = new SyncMap<number, string>();
   const ctrl = new Int32Array(new SharedArrayBuffer(4));
-  const w = new Worker(new URL("./fixtures/stall_holder_worker.ts", import.meta.url), {
-    type: "module",
-  });
+  const box = new Mailbox();
+  // The holder of tests/reclaim_stall_test.ts: it stores once, says "holding", waits on ctrl[0],
+  // then makes a quiescent point, stores key -2 and says "let go".
+  const url = new URL("../tests/fixtures/stall_worker.ts", import.meta.url);
+  const w = spawnWorker(url, { map }, { message: box.put, error: box.fail });
   try {
-    const holding = next(w);
-    w.postMessage({ handle: map.handle, ctrl } satisfies StallTask);
-    await holding;
-    const letGo = next(w);
+    await box.next(READY_MS); // "ready"
+    w.postMessage(ctrl.buffer);
+    await box.next(READY_MS); // "holding"
     let n = 0;
     const end = performance.now() + HOLD_MS;
     while (performance.now() < end) map.store(n % 100, `value ${n++}`);
@@ -70,7 +66,7 @@ async function run(): Promise<{ backlog: number; drained: number; slowest: numbe
       if (took > slowest) slowest = took;
       if (drained < 0 && i % 1000 === 0 && map.stats().retired < DRAINED) drained = i;
     }
-    await letGo;
+    await box.next(READY_MS); // "let go"
     return { backlog, drained, slowest };
   } finally {
     w.terminate();
