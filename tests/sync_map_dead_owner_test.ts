@@ -17,6 +17,7 @@ import {
   OWNER,
   PARKED,
   pauseBlocker,
+  RELEASER,
   SEAT_FREE,
   SEAT_RELEASING,
   SEAT_WORDS,
@@ -26,6 +27,7 @@ import { registryOf } from "../src/maps/_sync_layout.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap } from "../src/maps/sync_map.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
+import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
 import type { FutexReply, FutexRequest } from "./fixtures/futex_worker.ts";
 import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
@@ -234,6 +236,69 @@ for (
 // A participant that died asleep in the map's mutex, with the record it meant to store in
 // flight (its seat PARKED, INFLIGHT naming the record): it never publishes the record, so the
 // sweep that reaps it must free the record, not keep it as a live sleeper's.
+// A participant dead online holds back what the others retire from then on: a worker storing in
+// a loop retired tens of thousands of records before the reap. The reap releases the seat
+// first, then frees that backlog by a collect, and only then stops the world to sweep: marked
+// with the world stopped, the backlog made the pause 14 to 27 ms on Bun (bench/kill_stall.ts).
+test("SyncMap: a reap frees what a dead seat held back before its sweep marks", () => {
+  const map = new SyncMap<number, number>();
+  const { other, i32, seat } = secondObject(map); // online, announced, for the rest of this task
+  for (let i = 0; i < 20_000; i++) map.store(i % 8, i + 0.5);
+  const held = map.stats().retired;
+  assert.ok(held >= 15_000, `the other seat holds back ${held} retired records`);
+  const sweeps = sweepsForTests.count;
+  ownedByGone(i32, seat); // the census changes: the next quiescent point reaps
+  for (let n = 0; n < 64; n++) map.load(0);
+  assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+  assert.equal(sweepsForTests.count, sweeps + 1, "the reap swept");
+  assert.ok(
+    sweepsForTests.reached < 1000,
+    `the sweep marked ${sweepsForTests.reached} blocks, ${held} retired records held back`,
+  );
+  assert.ok(map.stats().retired < 1024, `${map.stats().retired} retired records left`);
+  for (let k = 0; k < 8; k++) assert.equal(map.load(k), 19_992 + k + 0.5);
+  map.verify();
+  assert.ok(other instanceof SyncMap); // not collected (its finalizer would release the seat)
+  map.close();
+});
+
+// A seat being released (by a releaser at work in another thread, or put off while its owner, a
+// Deno zombie, may be in a call) still holds back what the others retired: a reap leaves the
+// sweep due instead of marking that backlog with the world stopped, and a retry sweeps once the
+// seat is free.
+test("SyncMap: a reap leaves the sweep due while a seat is being released", () => {
+  const map = new SyncMap<number, number>();
+  const { other, i32, seat } = secondObject(map);
+  for (let i = 0; i < 5_000; i++) map.store(i % 8, i + 0.5);
+  const claim = Atomics.load(i32, seat + CLAIM);
+  const mine = Atomics.load(i32, seat + OWNER);
+  const releaser = 2 ** 27 + 5100 + Math.floor(Math.random() * 1000); // alive, not this thread
+  Atomics.store(i32, seat + RELEASER, releaser + 1);
+  Atomics.store(i32, seat + CLAIM, (claim & ~3) | SEAT_RELEASING);
+  const sweeps = sweepsForTests.count;
+  try {
+    // A death elsewhere (the census changes) with a sweep due: the next quiescent point reaps.
+    record(2 ** 27 + 6200 + Math.floor(Math.random() * 1000), GONE);
+    Atomics.store(i32, R_SWEEP_DUE, 1);
+    for (let n = 0; n < 64; n++) map.load(0);
+    assert.equal(sweepsForTests.count, sweeps, "no sweep beside a seat being released");
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 1, "the sweep is left due");
+  } finally {
+    Atomics.store(i32, seat + CLAIM, claim);
+    Atomics.store(i32, seat + RELEASER, 0);
+  }
+  // The release done (here: the seat as it was, its owner this thread's live object), a retry
+  // sweeps at a later quiescent point.
+  assert.equal(Atomics.load(i32, seat + OWNER), mine);
+  const end = performance.now() + 5_000;
+  while (Atomics.load(i32, R_SWEEP_DUE) !== 0 && performance.now() < end) map.load(0);
+  assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "a retry swept");
+  assert.equal(sweepsForTests.count, sweeps + 1);
+  map.verify();
+  other.close();
+  map.close();
+});
+
 test("SyncMap: a record in flight of a participant that died asleep in the mutex is swept", () => {
   const map = new SyncMap<number, number>();
   const { i32, seat } = secondObject(map);

@@ -1327,13 +1327,17 @@ export class Participant {
   }
 
   /**
-   * Frees in full the backlog a stall left ({@linkcode #keptNewest}) once every other
-   * participant has announced past it, and the orphans' lists, and does nothing otherwise: for
-   * a sweep's retry, so that the marking, with the world stopped, does not walk blocks that a
-   * collect, which stops no one, can free first. Only where {@linkcode collect} may be called.
+   * Frees all it can of a backlog before a sweep (a reap's, or a sweep's retry), so that the
+   * marking, with the world stopped, does not walk blocks that a collect, which stops no one,
+   * can free first: the backlog a stall left ({@linkcode #keptNewest}) once every other
+   * participant has announced past it, the orphans' lists, and a list of {@linkcode DRAIN_MIN}
+   * entries or more retired since the last collect (a dead worker's seat, until released, held
+   * back what the others retired after their last collect, and no collect may have kept any of
+   * it yet). Walks nothing when none of these waits. Only where {@linkcode collect} may be
+   * called.
    */
   drainBacklog(): void {
-    if (this.#drainable()) this.collect();
+    if (this.#pending >= DRAIN_MIN || this.#drainable()) this.collect();
   }
 
   /**

@@ -546,6 +546,21 @@ export function takeRelease(
 }
 
 /**
+ * Whether a seat is being released (RELEASING: by a releaser at work, or put off): its
+ * announcement still holds reclamation back until the release is finished.
+ */
+export function seatsReleasing(registry: Registry): boolean {
+  const i32 = registry.arena.i32;
+  const high = seatHigh(registry);
+  for (let i = 0; i < high; i++) {
+    if ((Atomics.load(i32, registry.seats + i * SEAT_WORDS + CLAIM) & 3) === SEAT_RELEASING) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
  * Whether a release is put off (RELEASING with no releaser: finishRelease) and not yet finished:
  * a sweep retry must then stay due, since retries are how the participants of a thread whose
  * event loop is busy come to finish it (stuckReleases).
