@@ -888,12 +888,15 @@ export function checkAliveSlow(): void {
 
 /**
  * A number that changes whenever an entry is added to a census this thread knows: watchers
- * compare it with the last value they saw, one atomic load per census.
+ * compare it with the last value they saw, at every quiescent point. A hint, read plainly as
+ * {@linkcode checkAlive} reads the count (an atomic load at each participant's quiescent points
+ * took the census's line exclusively on JavaScriptCore, to and fro between readers): a change
+ * missed is seen at the next look, and what a watcher does about it reads the census atomically.
  */
 export function censusDeaths(): number {
   let n = heads.length;
   // The header views: a census's whole-buffer view checks the growable buffer's length.
-  for (let i = 0; i < heads.length; i++) n += Atomics.load(heads[i], C_COUNT);
+  for (let i = 0; i < heads.length; i++) n += heads[i][C_COUNT];
   return n;
 }
 
