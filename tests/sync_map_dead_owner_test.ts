@@ -234,9 +234,6 @@ for (
   });
 }
 
-// A participant that died asleep in the map's mutex, with the record it meant to store in
-// flight (its seat PARKED, INFLIGHT naming the record): it never publishes the record, so the
-// sweep that reaps it must free the record, not keep it as a live sleeper's.
 // A participant dead online holds back what the others retire from then on: a worker storing in
 // a loop retired tens of thousands of records before the reap. The reap releases the seat
 // first, frees that backlog by collects (a slice at each quiescent point), and only then stops
@@ -307,6 +304,9 @@ test("SyncMap: a reap leaves the sweep due while a seat is being released", () =
   map.close();
 });
 
+// A participant that died asleep in the map's mutex, with the record it meant to store in
+// flight (its seat PARKED, INFLIGHT naming the record): it never publishes the record, so the
+// sweep that reaps it must free the record, not keep it as a live sleeper's.
 test("SyncMap: a record in flight of a participant that died asleep in the mutex is swept", () => {
   const map = new SyncMap<number, number>();
   const { i32, seat } = secondObject(map);

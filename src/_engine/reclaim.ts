@@ -112,9 +112,11 @@ const SWEEP_ANNOUNCE_EVERY = 256;
  * collectSoon's) frees from each list it sweeps: about a millisecond of frees here. A backlog
  * that a stalled participant held back (two million blocks after a second's stall,
  * bench/stall_backlog.ts) is freed in slices, one at each quiescent point, rather than in one
- * call that stalls its caller for hundreds of milliseconds. The collects made because room ran
- * short (memory, or the retire list's: makeRoom, even at a quiescent point), a sweep's retry
- * (drainBacklog), and the one made as a participant goes offline free all they can.
+ * call that stalls its caller for hundreds of milliseconds; so is the backlog a reap or a
+ * sweep's retry frees before it sweeps (drainBacklog). The collects made because room ran short
+ * (memory, or the retire list's: makeRoom, even at a quiescent point) and the one made as a
+ * participant goes offline free all they can. The budget is per list: a collect also frees up to
+ * as many from each orphan's list.
  */
 export const COLLECT_BUDGET = 8192;
 /**
@@ -1242,7 +1244,7 @@ export class Participant {
         if (list !== 0 && this.#sweep(list, oldest, budget) === 0) {
           lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
         }
-        if (this.#sweptStop >= 0) this.#orphansLeft = true;
+        if (list !== 0 && this.#sweptStop >= 0) this.#orphansLeft = true;
         if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) {
           Atomics.sub(a.i32, orphanWord, 1);
         }
@@ -1325,8 +1327,8 @@ export class Participant {
    * count, the epoch) are read plainly unless an answer must be current: on JavaScriptCore an
    * `Atomics.load` takes its cache line exclusively, so two readers that each loaded those words
    * atomically at every quiescent point passed their lines to and fro (Bun's read-mostly
-   * SyncMap with two workers: 1.04x to 1.07x the throughput with the plain reads, same run), and
-   * on V8 each is a call to a builtin. A stale read here only puts something off:
+   * SyncMap with two workers: 1.065x to 1.134x the throughput with the plain reads, same run),
+   * and on V8 each is a call to a builtin. A stale read here only puts something off:
    *
    * - the pause: a pauser waits for this participant, online, to park (PARKED, stored
    *   atomically), so a pause missed here is seen at the next quiescent point (the check whose
@@ -1336,6 +1338,16 @@ export class Participant {
    *   (a collect frees a block only once every announcement is past its stamp). Retirements not
    *   yet stamped are stamped from an atomic load: a stamp older than the retirement could let a
    *   reader that announced in between lose the block under it.
+   *
+   * The epoch's read must still come before every read of the map this participant makes after
+   * the announcement (docs/design.md, "Never a freed table or record": the epoch announced was
+   * read after an increment that followed the unlink). An atomic load gave that order; a plain
+   * one does not on a CPU that reorders loads (ARM64: a later plain load may be served before
+   * it). So the announcement's store is followed by an atomic load of the seat's own ANNOUNCE:
+   * the store, sequentially consistent, comes after the read of the epoch (a release), and the
+   * load comes after the store and before every later read (ARM64's `stlr` then `ldar`; on x86
+   * loads keep their order anyway). The line is this seat's own, which no other reader loads at
+   * every quiescent point, so the load passes no line between readers.
    */
   #quiesce(): void {
     const i32 = this.arena.i32;
@@ -1351,6 +1363,7 @@ export class Participant {
     this.#stamp(now);
     if (now === 0) now = 1;
     Atomics.store(i32, this.#seat + ANNOUNCE, now);
+    Atomics.load(i32, this.#seat + ANNOUNCE); // orders the epoch's read before later reads
   }
 
   /**
@@ -1369,7 +1382,7 @@ export class Participant {
    * called.
    */
   drainBacklog(): boolean {
-    if (this.#pending < DRAIN_MIN && !this.#drainable(true)) return this.#resumeAt < 0;
+    if (this.#pending < DRAIN_MIN && this.#resumeAt < 0 && !this.#drainable(true)) return true;
     this.collect(COLLECT_BUDGET);
     return this.#resumeAt < 0 && !this.#orphansLeft;
   }

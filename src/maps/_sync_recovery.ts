@@ -111,10 +111,13 @@ export function reapDead(core: SyncCore): void {
   // flight: PARKED is cleared), which the sweep frees. A release cut short (a stack overflow) is
   // finished as the task ends: this thread, alive, stays its releaser, and no other takes it
   // over.
+  // Due first: a release cut short before its seatReleased leaves the sweep due all the same,
+  // so that a retry comes for the seats after it (their deaths are no longer news to the census
+  // count this participant watches).
+  Atomics.store(i32, R_SWEEP_DUE, 1);
   for (const { index, generation } of dead) {
     releaseOwnSeat(registry, index, generation, (deadOwner) => seatReleased(core, deadOwner));
   }
-  Atomics.store(i32, R_SWEEP_DUE, 1);
   // A seat still RELEASING (its release put off while its owner, a Deno zombie, may be in a
   // call, or at work in another thread: an adapter's release of the same dead worker races this
   // reap) holds back what the others retired since its death: the sweep is left due, for a retry
@@ -154,6 +157,10 @@ export function retrySweep(core: SyncCore): void {
   const i32 = core.arena.i32;
   finishStuck(core);
   if (Atomics.load(i32, R_SWEEP_DUE) === 0 || Atomics.load(i32, R_PAUSE) !== 0) return;
+  // As in reapDead: a seat still being released holds back what the others retired since its
+  // death, and its owner may be in a call (a put-off release: the sweep's pause could not go on
+  // without it anyway). A later retry finishes or finds it finished (finishStuck above).
+  if (seatsReleasing(core.registry)) return;
   // What this participant retired while a released seat's announcement held it back can go
   // now: freed first, by a collect, which stops no one, rather than walked by the marking with
   // the world stopped (behind a Deno zombie's seat put off for a second, a worker storing in a
