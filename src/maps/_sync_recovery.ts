@@ -103,18 +103,17 @@ export function reapDead(core: SyncCore): void {
   const dead = deadSeats(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
   if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
-  // The seats are given back first, so that their announcements stop holding reclamation back
-  // before anything is marked. A release takes the mutex (seatReleased: a dead owner's step
-  // still in its journal may name words of the seat's retire list, which the release hands to
-  // others), leaves a sweep due, and turns what the seat held into orphans (its retire list and
-  // cache, marked and drained as any orphan's) or into blocks nothing reaches (a record in
-  // flight: PARKED is cleared), which the sweep frees. A release cut short (a stack overflow) is
-  // finished as the task ends: this thread, alive, stays its releaser, and no other takes it
-  // over.
   // Due first: a release cut short before its seatReleased leaves the sweep due all the same,
   // so that a retry comes for the seats after it (their deaths are no longer news to the census
   // count this participant watches).
   Atomics.store(i32, R_SWEEP_DUE, 1);
+  // The seats are given back before anything is marked, so that their announcements stop
+  // holding reclamation back. A release takes the mutex (seatReleased: a dead owner's step still
+  // in its journal may name words of the seat's retire list, which the release hands to others)
+  // and turns what the seat held into orphans (its retire list and cache, marked and drained as
+  // any orphan's) or into blocks nothing reaches (a record in flight: PARKED is cleared), which
+  // the sweep frees. A release cut short (a stack overflow) is finished as the task ends: this
+  // thread, alive, stays its releaser, and no other takes it over.
   for (const { index, generation } of dead) {
     releaseOwnSeat(registry, index, generation, (deadOwner) => seatReleased(core, deadOwner));
   }
