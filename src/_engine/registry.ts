@@ -547,15 +547,16 @@ export function takeRelease(
 
 /**
  * Whether a seat is being released (RELEASING: by a releaser at work, or put off): its
- * announcement still holds reclamation back until the release is finished.
+ * announcement still holds reclamation back until the release is finished. With `putOff`, only
+ * a release put off (no releaser: {@linkcode releasesPutOff}).
  */
-export function seatsReleasing(registry: Registry): boolean {
+export function seatsReleasing(registry: Registry, putOff = false): boolean {
   const i32 = registry.arena.i32;
   const high = seatHigh(registry);
   for (let i = 0; i < high; i++) {
-    if ((Atomics.load(i32, registry.seats + i * SEAT_WORDS + CLAIM) & 3) === SEAT_RELEASING) {
-      return true;
-    }
+    const at = registry.seats + i * SEAT_WORDS;
+    if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
+    if (!putOff || Atomics.load(i32, at + RELEASER) === 0) return true;
   }
   return false;
 }
@@ -566,14 +567,7 @@ export function seatsReleasing(registry: Registry): boolean {
  * event loop is busy come to finish it (stuckReleases).
  */
 export function releasesPutOff(registry: Registry): boolean {
-  const i32 = registry.arena.i32;
-  const high = seatHigh(registry);
-  for (let i = 0; i < high; i++) {
-    const at = registry.seats + i * SEAT_WORDS;
-    if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
-    if (Atomics.load(i32, at + RELEASER) === 0) return true;
-  }
-  return false;
+  return seatsReleasing(registry, true);
 }
 
 /**
