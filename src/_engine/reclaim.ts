@@ -481,6 +481,21 @@ export class Participant {
   }
 
   /**
+   * {@linkcode enter}'s two checks again, for a call that ran user code (a codec's encode, a
+   * getter of the value encoded) after it entered and before it writes anything: the census
+   * (a thread recorded terminating stops here) and the claim (a share released, or closed, by
+   * that code or meanwhile). A Deno zombie may run in such code for as long as it likes, and
+   * its seat is released once it has run past the grace (census.ts ownerOutOfCalls): its end was
+   * recorded before the grace began, so the census check throws here, before the call takes a
+   * block from the seat's cache or retires into its list.
+   */
+  recheck(): void {
+    const f = fast;
+    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
+    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
+  }
+
+  /**
    * {@linkcode enter} for an operation that writes no shared memory unless it takes the mutex
    * (SyncMap `load`, `loadOk`, `has`), without the census check: a thread marked terminating
    * (a Deno zombie) may go on reading, which harms no one, and it is still stopped

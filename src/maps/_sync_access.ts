@@ -211,11 +211,14 @@ export class SyncAccess<K, V> {
   }
 
   /**
-   * After user code ran while this call encoded (before it read anything shared): the calls
-   * that code made entered and retired too, and may have used up the retire room this call's
-   * enter() made; make it again. (It may free what is safe to free: this call holds nothing.)
+   * After user code ran while this call encoded (before it read anything shared): enter()'s
+   * checks again (Participant.recheck: this thread may have been terminated meanwhile, and its
+   * seat released), then the room: the calls that code made entered and retired too, and may
+   * have used up the retire room this call's enter() made; make it again. (It may free what is
+   * safe to free: this call holds nothing.)
    */
   #afterUserCode(): void {
+    this.participant.recheck();
     this.participant.makeRoom(RETIRES_PER_OP);
   }
 

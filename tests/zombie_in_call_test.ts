@@ -1,0 +1,195 @@
+// Copyright the shmap authors. MIT license.
+// A terminated worker inside a SyncMap write never writes through a seat released under it.
+// Deno's terminate() does not stop a worker running synchronous code: a zombie inside a store,
+// running user code there (here the auto codec reading a getter that spins as it encodes the
+// value), would go on with the store once that code returned: take its record's block from its
+// seat's cache, publish it, and retire the record it replaced into its seat's retire list. Its
+// seat is released once it has run past the grace (it holds nothing shared while the getter
+// runs: the store has read nothing yet), so the store checks again as the user code returns
+// (Participant.recheck): the zombie, recorded terminating, throws TerminatedError there and the
+// store is not applied. Before, it went on, through a cache that was another participant's by
+// then and a retire list that was gone (test 2: a record handed out and unreachable, which
+// verify() reports). On Bun and Node terminate() stops the spinning worker inside the store.
+// Either way the map verifies, and reads back what was stored, after the release and after the
+// blocks it freed are used again.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SyncMap } from "../mod.ts";
+import { Mailbox } from "./fixtures/adapter_harness.ts";
+import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
+import { ERROR_TERMINATED, errorText, SPIN_CTRL_WORDS } from "./fixtures/spin_encode_worker.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `done` every 10 ms for at most `ms`; whether it came true. */
+async function within(ms: number, done: () => boolean): Promise<boolean> {
+  const start = performance.now();
+  while (!done()) {
+    if (performance.now() - start >= ms) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
+/**
+ * Starts fixtures/spin_encode_worker.ts on `map`, and returns it with its control words once it
+ * has stored its keys.
+ */
+async function startWriter(
+  map: SyncMap<number, unknown>,
+): Promise<{ worker: TestWorker; ctrl: Int32Array<SharedArrayBuffer> }> {
+  const box = new Mailbox();
+  const ctrl = new Int32Array(new SharedArrayBuffer(SPIN_CTRL_WORDS * 4));
+  const worker = spawnWorker(new URL("./fixtures/spin_encode_worker.ts", import.meta.url), {
+    map,
+  }, { message: box.put, error: box.fail });
+  try {
+    assert.equal(await box.next(20_000), "ready");
+    worker.postMessage(ctrl.buffer);
+    assert.equal(await box.next(20_000), "stored");
+  } catch (error) {
+    worker.terminate();
+    throw error;
+  }
+  return { worker, ctrl };
+}
+
+/**
+ * Overwrites keys 0 to 99 from this thread for `ms` of wall time, in rounds with a turn of the
+ * event loop between, so that retired records pile up and sweeps and releases run. Returns the
+ * last round's number (its values are `round ${round} key ${k}`) and, if `seen` was given, when
+ * (ms after the start) it first held true, or -1.
+ */
+async function churn(
+  map: SyncMap<number, unknown>,
+  ms: number,
+  round: number,
+  seen?: () => boolean,
+): Promise<{ round: number; seenAt: number }> {
+  const start = performance.now();
+  let seenAt = -1;
+  do {
+    round++;
+    for (let k = 0; k < 100; k++) map.store(k, `round ${round} key ${k}`);
+    // Keys added and deleted too, so that blocks of other sizes are taken and freed.
+    for (let k = 3000; k < 3020; k++) map.store(k, { k, round, pad: "x".repeat(k % 37) });
+    for (let k = 3000; k < 3020; k += 2) map.delete(k);
+    if (seenAt < 0 && seen?.()) seenAt = performance.now() - start;
+    await sleep(5);
+  } while (performance.now() - start < ms);
+  return { round, seenAt };
+}
+
+/** Asserts what the parent stored last (in round `round`) reads back, and key 1000 as it was. */
+function checkValues(map: SyncMap<number, unknown>, round: number): void {
+  for (let k = 0; k < 100; k++) assert.equal(map.load(k), `round ${round} key ${k}`, `key ${k}`);
+  for (let k = 3000; k < 3020; k++) {
+    if (k % 2 === 0) assert.equal(map.has(k), false, `key ${k} deleted`);
+    else assert.deepEqual(map.load(k), { k, round, pad: "x".repeat(k % 37) }, `key ${k}`);
+  }
+  // The zombie's store of 1000 is not applied: stopped inside it by terminate() (Bun, Node), or
+  // as its getter returns (Deno).
+  assert.deepEqual(map.load(1000), { x: 0 }, "key 1000");
+}
+
+test("a terminated worker's store stops as its user code returns, writing nothing", {
+  timeout: 60_000,
+}, async () => {
+  const map = new SyncMap<number, unknown>();
+  const { worker, ctrl } = await startWriter(map);
+  try {
+    assert.equal(map.stats().participants, 2);
+    assert.ok(
+      await within(20_000, () => Atomics.load(ctrl, 2) !== 0),
+      "the worker's store did not run the value's getter",
+    );
+    worker.terminate();
+    // Over a second (four graces, and well past the CPU time after which a zombie in user code
+    // has its seat released), churn from this thread.
+    let { round } = await churn(map, 1_200, 0);
+    if (runtime === "deno") {
+      const spun = Atomics.load(ctrl, 1);
+      await sleep(50);
+      assert.notEqual(Atomics.load(ctrl, 1), spun, "Deno: the zombie spins on");
+      assert.equal(Atomics.load(ctrl, 3), 0, "Deno: the zombie's store has not returned");
+    }
+    // The getter returns: on Deno the store goes on, and must stop before it writes.
+    Atomics.store(ctrl, 0, 1);
+    if (runtime === "deno") {
+      assert.ok(
+        await within(5_000, () => Atomics.load(ctrl, 3) !== 0),
+        "Deno: the zombie's store did not end within 5 s of its getter returning",
+      );
+      assert.equal(Atomics.load(ctrl, 3), ERROR_TERMINATED, errorText(ctrl));
+    }
+    assert.ok(
+      await within(3_000, () => map.stats().participants === 1),
+      "the zombie's seat was not released within 3 s of its store ending",
+    );
+    map.verify();
+    checkValues(map, round);
+    // Corruption may show only once the blocks freed are taken again.
+    ({ round } = await churn(map, 500, round));
+    map.verify();
+    checkValues(map, round);
+  } finally {
+    Atomics.store(ctrl, 0, 1);
+    worker.terminate();
+  }
+});
+
+test("a terminated worker's store writes through no seat handed on as its user code returns", {
+  timeout: 60_000,
+}, async () => {
+  // The same zombie, with a live worker attached beside it (in another seat) that makes its
+  // allocation cache only once the zombie has spun for over a second. Had the zombie's seat been
+  // released meanwhile, its cache block freed would be the live worker's cache now, and its
+  // retire list gone: the zombie's store, going on, would take its record from the live worker's
+  // cache and then fail to retire the record it replaced, leaving that one handed out and
+  // unreachable.
+  const map = new SyncMap<number, unknown>();
+  const { worker, ctrl } = await startWriter(map);
+  const box = new Mailbox();
+  const live = spawnWorker(new URL("./fixtures/store_when_told_worker.ts", import.meta.url), {
+    map,
+  }, { message: box.put, error: box.fail });
+  try {
+    assert.equal(await box.next(20_000), "ready");
+    assert.equal(map.stats().participants, 3);
+    assert.ok(
+      await within(20_000, () => Atomics.load(ctrl, 2) !== 0),
+      "the worker's store did not run the value's getter",
+    );
+    worker.terminate();
+    let { round } = await churn(map, 1_200, 0);
+    live.postMessage("store");
+    assert.equal(await box.next(20_000), "stored");
+    Atomics.store(ctrl, 0, 1);
+    if (runtime === "deno") {
+      assert.ok(
+        await within(5_000, () => Atomics.load(ctrl, 3) !== 0),
+        "Deno: the zombie's store did not end within 5 s of its getter returning",
+      );
+    }
+    assert.ok(
+      await within(3_000, () => map.stats().participants === 2),
+      "the zombie's seat was not released within 3 s of its store ending",
+    );
+    map.verify();
+    if (runtime === "deno") {
+      assert.equal(Atomics.load(ctrl, 3), ERROR_TERMINATED, errorText(ctrl));
+    }
+    checkValues(map, round);
+    live.postMessage("store");
+    assert.equal(await box.next(20_000), "stored");
+    ({ round } = await churn(map, 500, round));
+    map.verify();
+    checkValues(map, round);
+    for (let k = 5000; k < 5100; k++) assert.deepEqual(map.load(k), { x: k + 2 }, `key ${k}`);
+  } finally {
+    Atomics.store(ctrl, 0, 1);
+    worker.terminate();
+    live.terminate();
+  }
+});
