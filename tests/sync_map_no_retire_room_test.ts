@@ -11,7 +11,10 @@
 //   an iteration now needs room only to promote;
 // - clear() needs room for its two tables only, and threw MapFullError at every call, as a
 //   write's quiescent point found no room for a write: the way out a full map's documentation
-//   promises.
+//   promises;
+// - a load, has or loadOk of a key under a user's key codec, by a participant with no retire list
+//   yet in a full map: after the codec's encode the read made room to retire in, as a write does,
+//   and threw MapFullError (helper-136); the same read under the built-in codec answered.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -121,4 +124,29 @@ test("with no room to retire, clear() clears, and after it the map takes keys ag
   for (let i = 0; i < 300; i++) a.store(`again ${i}`, "w");
   assert.equal(a.size, 300);
   a.verify();
+});
+
+test("with no retire list and a full map, a read under a user key codec answers", () => {
+  const keys = {
+    name: "utf8",
+    encode: (key: string) => new TextEncoder().encode(key),
+    decode: (bytes: Uint8Array) => new TextDecoder().decode(bytes),
+  };
+  for (const options of [{}, { keys }]) {
+    const a = new SyncMap<string, string>(options);
+    for (let i = 0; i < 300; i++) a.store(`k${i}`, "y");
+    const c = attachOwnSeat<string, string>(a.handle, options);
+    failAllocationsForTests(() => true);
+    try {
+      assert.equal(c.load("k5"), "y");
+      assert.equal(c.has("k6"), true);
+      assert.deepEqual(c.loadOk("k7"), ["y", true]);
+      assert.equal(c.load("nope"), undefined);
+      assert.ok(full(() => c.store("k8", "z")), "a write still meets the full map");
+    } finally {
+      failAllocationsForTests(undefined);
+      c.close();
+    }
+    a.verify();
+  }
 });

@@ -411,17 +411,24 @@ export class Participant {
    * overflowed, so this call's small frame fits where anything was left owed.
    */
   noteThrown(error: unknown): void {
+    // The test first: it may run user code (the error may be the user's, a Proxy's trap or a
+    // getter of its message), for as long as that code likes, in a zombie.
+    const overflow = error instanceof RangeError &&
+      (error.message === V8_OVERFLOW || error.message === JSC_OVERFLOW);
+    if (!overflow) return;
+    this.#sweepOwed = !this.#closed;
+    const i32 = this.arena.i32;
+    // Not parked, whatever was cut short: an unpark cut short as it was entered would leave
+    // this participant taken for parked by the sweep raised next, while it runs on. Only on a
+    // seat still this participant's: one released while that code ran (a zombie's, after the
+    // grace) may be another owner's, parked with a record in flight that a sweep must keep.
     if (
-      error instanceof RangeError &&
-      (error.message === V8_OVERFLOW || error.message === JSC_OVERFLOW)
+      !this.#closed && i32[this.parkedAt] !== 0 &&
+      Atomics.load(i32, this.#seat + CLAIM) === this.#token
     ) {
-      this.#sweepOwed = !this.#closed;
-      const i32 = this.arena.i32;
-      // Not parked, whatever was cut short: an unpark cut short as it was entered would leave
-      // this participant taken for parked by the sweep raised next, while it runs on.
-      if (!this.#closed && i32[this.parkedAt] !== 0) Atomics.store(i32, this.parkedAt, 0);
-      Atomics.store(i32, this.registry.sweepWord, 1);
+      Atomics.store(i32, this.parkedAt, 0);
     }
+    Atomics.store(i32, this.registry.sweepWord, 1);
   }
 
   /**

@@ -149,9 +149,10 @@ export class SyncAccess<K, V> {
   /**
    * Encodes `key` into `probe`, hashed, and returns `probe`. Only a user's key codec runs user
    * code here (the built-in ones take primitives and Uint8Arrays, checked by brand), so only it
-   * is counted in {@linkcode nested}.
+   * is counted in {@linkcode nested}. `read`: for a call that writes nothing (a load), which
+   * needs no room to retire in and must answer in a full map.
    */
-  keyProbe(key: K, probe: Probe): Probe {
+  keyProbe(key: K, probe: Probe, read = false): Probe {
     if (typeof key === "number" && this.numberKeys) {
       setKeyNumberMemo(probe, key, this.arena.memo);
     } else if (!this.userKeys) {
@@ -163,7 +164,7 @@ export class SyncAccess<K, V> {
       } finally {
         this.#inUser--;
       }
-      this.#afterUserCode();
+      if (!read) this.#afterUserCode();
     }
     return probe;
   }

@@ -862,6 +862,10 @@ export class SyncCore {
    * and does what it needs: nothing to free, retire or reach.
    */
   newRecord(v: Probe, quiescent = false): number {
+    // The call's first write through its seat, after its encodes: a built-in they ran may be
+    // one the user patched (BigInt's toString, String's charCodeAt), in which a zombie may spin
+    // past the grace; it stops here, as after any user code (Participant.recheck).
+    this.participant.recheck();
     const a = this.arena;
     if (this.immediates && v.mode === MODE_INLINE && isNumberSlot(v.hi)) {
       const p = immediateOf(numberOf(v.lo, v.hi));

@@ -249,7 +249,7 @@ function entryThroughProbe<K, V>(s: SyncAccess<K, V>, key: K): number {
   const a = s.arena;
   const core = s.core;
   // Encoded before anything shared is read: a user codec's encode may call this map.
-  const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
+  const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe, true);
   const read = readWordForWalk(a);
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;
@@ -290,6 +290,9 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
     return deleteLocked(s, s.keyProbe(key, s.nested ? new Probe() : s.probe), searched, remove);
   }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
+  // Before the delete writes: its key's encode may have run a built-in the user patched, as
+  // SyncCore.newRecord says (a number key's runs none).
+  s.participant.recheck();
   const read = readWordForWalk(s.arena);
   const e = readEntry(s, read, probe);
   if (e !== 0 || (read & AMENDED) === 0) return e;

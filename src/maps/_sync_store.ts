@@ -475,6 +475,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
     ? immediateOf(old)
     : 0;
   const expected = immediate === 0 ? s.probeExpected(old) : null;
+  if (expected !== null) part.recheck(); // as in SyncCore.newRecord
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
   let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
