@@ -23,9 +23,8 @@ import { seatsInUse } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import type { Shareable } from "../src/workers/_share.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
+import { eventually, sleep } from "./fixtures/harness.ts";
 import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** tryLock, with a takeover (OwnerDeadError) counted as taken. */
 function tryTake(mu: Mutex): boolean {
@@ -160,16 +159,6 @@ test(
   },
 );
 
-/** Polls `done` every 10 ms for at most `ms`; whether it came true. */
-async function within(ms: number, done: () => boolean): Promise<boolean> {
-  const start = performance.now();
-  while (!done()) {
-    if (performance.now() - start >= ms) return false;
-    await sleep(10);
-  }
-  return true;
-}
-
 test("a SyncMap seat of a terminated worker that spins in user code is released", {
   timeout: 60_000,
 }, async () => {
@@ -181,7 +170,7 @@ test("a SyncMap seat of a terminated worker that spins in user code is released"
     assert.equal(map.stats().participants, 2);
     worker.terminate();
     assert.ok(
-      await within(3_000, () => map.stats().participants === 1),
+      await eventually(3_000, () => map.stats().participants === 1),
       "the zombie's seat was not released within 3 s",
     );
     if (runtime === "deno") assert.equal(Atomics.load(ctrl, 0), 0, "it still spins");
@@ -213,7 +202,7 @@ test("Deno: a SyncMap seat of a terminated worker that has not run since is not 
     assert.equal(map.stats().participants, 2, "released while its owner had not run since");
     setRunTimeForTests(undefined);
     assert.ok(
-      await within(3_000, () => map.stats().participants === 1),
+      await eventually(3_000, () => map.stats().participants === 1),
       "the seat was not released within 3 s of its owner running",
     );
     for (let k = 0; k < 100; k++) assert.equal(map.load(k), `value ${k}`);
@@ -255,7 +244,7 @@ test("Deno: a put-off seat release is finished by another participant while its 
     // (over a second of stores: a sweep of a second or two).
     const ran = Atomics.load(live.ctrl, 1);
     assert.ok(
-      await within(20_000, () => Atomics.load(live!.ctrl, 1) > ran),
+      await eventually(20_000, () => Atomics.load(live!.ctrl, 1) > ran),
       "the live worker did not go on",
     );
     map.verify();

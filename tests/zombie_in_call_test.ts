@@ -22,6 +22,7 @@ import { CLAIM, OWNER, PARKED, SEAT_WORDS, seatHigh } from "../src/_engine/regis
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import { attachOwnSeat } from "../src/maps/sync_map.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
+import { eventually, sleep } from "./fixtures/harness.ts";
 import { runtime, spawnWorker, type TestWorker } from "./fixtures/spawn.ts";
 import {
   BUILTIN_SPIN,
@@ -30,18 +31,6 @@ import {
   MESSAGE_SPIN,
   SPIN_CTRL_WORDS,
 } from "./fixtures/spin_encode_worker.ts";
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `done` every 10 ms for at most `ms`; whether it came true. */
-async function within(ms: number, done: () => boolean): Promise<boolean> {
-  const start = performance.now();
-  while (!done()) {
-    if (performance.now() - start >= ms) return false;
-    await sleep(10);
-  }
-  return true;
-}
 
 /**
  * Starts fixtures/spin_encode_worker.ts on `map` in `mode` (its ctrl[6]), and returns it with its
@@ -114,7 +103,7 @@ test("a terminated worker's store stops as its user code returns, writing nothin
   try {
     assert.equal(map.stats().participants, 2);
     assert.ok(
-      await within(20_000, () => Atomics.load(ctrl, 2) !== 0),
+      await eventually(20_000, () => Atomics.load(ctrl, 2) !== 0),
       "the worker's store did not run the value's getter",
     );
     worker.terminate();
@@ -131,13 +120,13 @@ test("a terminated worker's store stops as its user code returns, writing nothin
     Atomics.store(ctrl, 0, 1);
     if (runtime === "deno") {
       assert.ok(
-        await within(5_000, () => Atomics.load(ctrl, 3) !== 0),
+        await eventually(5_000, () => Atomics.load(ctrl, 3) !== 0),
         "Deno: the zombie's store did not end within 5 s of its getter returning",
       );
       assert.equal(Atomics.load(ctrl, 3), ERROR_TERMINATED, errorText(ctrl));
     }
     assert.ok(
-      await within(3_000, () => map.stats().participants === 1),
+      await eventually(3_000, () => map.stats().participants === 1),
       "the zombie's seat was not released within 3 s of its store ending",
     );
     map.verify();
@@ -171,7 +160,7 @@ async function storeBesideLiveWorker(mode: number): Promise<void> {
     assert.equal(await box.next(20_000), "ready");
     assert.equal(map.stats().participants, 3);
     assert.ok(
-      await within(20_000, () => Atomics.load(ctrl, 2) !== 0),
+      await eventually(20_000, () => Atomics.load(ctrl, 2) !== 0),
       "the worker's store did not run the value's getter",
     );
     worker.terminate();
@@ -181,12 +170,12 @@ async function storeBesideLiveWorker(mode: number): Promise<void> {
     Atomics.store(ctrl, 0, 1);
     if (runtime === "deno") {
       assert.ok(
-        await within(5_000, () => Atomics.load(ctrl, 3) !== 0),
+        await eventually(5_000, () => Atomics.load(ctrl, 3) !== 0),
         "Deno: the zombie's store did not end within 5 s of its getter returning",
       );
     }
     assert.ok(
-      await within(3_000, () => map.stats().participants === 2),
+      await eventually(3_000, () => map.stats().participants === 2),
       "the zombie's seat was not released within 3 s of its store ending",
     );
     map.verify();
@@ -240,10 +229,10 @@ test("Deno: a terminated worker's error handler leaves a seat handed on alone", 
     }
     assert.ok(at >= 0, "the worker's seat");
     const claim = Atomics.load(i32, at + CLAIM);
-    assert.ok(await within(20_000, () => Atomics.load(ctrl, 2) !== 0), "the getter ran");
+    assert.ok(await eventually(20_000, () => Atomics.load(ctrl, 2) !== 0), "the getter ran");
     worker.terminate();
     await churn(map, 1_200, 0);
-    assert.ok(await within(5_000, () => map.stats().participants === 1), "seat released");
+    assert.ok(await eventually(5_000, () => map.stats().participants === 1), "seat released");
     other = attachOwnSeat<number, unknown>(map.handle);
     other.store(4242, 1);
     assert.notEqual(Atomics.load(i32, at + CLAIM), claim, "the seat is claimed again");
@@ -253,7 +242,10 @@ test("Deno: a terminated worker's error handler leaves a seat handed on alone", 
     await sleep(100);
     assert.equal(Atomics.load(i32, at + PARKED), 1, "control: PARKED stays while it spins");
     Atomics.store(ctrl, 0, 1);
-    assert.ok(await within(5_000, () => Atomics.load(ctrl, 3) !== 0), "the zombie's store ended");
+    assert.ok(
+      await eventually(5_000, () => Atomics.load(ctrl, 3) !== 0),
+      "the zombie's store ended",
+    );
     await sleep(50);
     assert.equal(Atomics.load(i32, at + PARKED), 1, "the zombie cleared the new owner's PARKED");
     Atomics.store(i32, at + PARKED, 0);
