@@ -871,9 +871,7 @@ export class Participant {
    * had one.
    */
   enterClear(): void {
-    const f = fast;
-    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
-    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
+    this.recheck(); // enter's checks, called: a clear is no hot path
     if (--this.#countdown <= 0) this.#slowEnter(true);
   }
 
