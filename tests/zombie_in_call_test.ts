@@ -161,7 +161,7 @@ async function storeBesideLiveWorker(mode: number): Promise<void> {
     assert.equal(map.stats().participants, 3);
     assert.ok(
       await eventually(20_000, () => Atomics.load(ctrl, 2) !== 0),
-      "the worker's store did not run the value's getter",
+      "the worker's store did not reach its spin (a getter, or a patched built-in)",
     );
     worker.terminate();
     let { round } = await churn(map, 1_200, 0);
