@@ -5,9 +5,11 @@
  * other saw between two batches of 64 stores in the `--ms` after the kill (default 2,000): its
  * stall while the dead worker's seat is reaped and what it left is swept, with the world stopped.
  * Then a new worker takes the dead one's place, for the next of `--kills` rounds (default 5).
+ * `--keys=N` first stores N other keys in the map (default none): the sweep marks every block
+ * the map reaches, so the stall grows with the map.
  *
  * ```
- * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N]
+ * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N]
  * deno run -A tools/bun.ts bench/kill_stall.ts [same options]
  * deno run -A tools/node.ts bench/kill_stall.ts [same options]
  * ```
@@ -28,9 +30,12 @@ import type { KillStallTask } from "./fixtures/kill_stall_worker.ts";
 
 const KILLS = positiveInt("kills", 5);
 const MS = positiveInt("ms", 2000);
+const KEYS = positiveInt("keys", 0);
+const PREFILL_FROM = 100_000; // past the workers' keys (id * 1,000 plus 0 to 99)
 const READY_MS = 20_000;
 
 const map = new SyncMap<number, string>();
+for (let i = 0; i < KEYS; i++) map.store(PREFILL_FROM + i, `prefill ${i}`);
 const ctrl = new SharedArrayBuffer(3 * 8);
 const words = new Float64Array(ctrl);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -50,7 +50,7 @@ import { smallAllocate, smallFree } from "./spans.ts";
 
 // The layout's sizing functions and the heap check are part of the allocator's entry points.
 export { blockSize, footprint, HEADROOM_BYTES, SMALL_MAX } from "./alloc_layout.ts";
-export { type HeapReport, verifyHeap } from "./heap_verify.ts";
+export { checkHanded, type HeapReport, verifyHeap } from "./heap_verify.ts";
 
 /**
  * Allocates a block of at least `size` bytes and returns its offset; its bytes are zero when

@@ -35,12 +35,13 @@ import {
   spanBytes,
   spanWords,
 } from "./alloc_layout.ts";
+import { BlockMap } from "./block_map.ts";
 import { isSpareSpan } from "./spans.ts";
 
 /** What {@linkcode verifyHeap} found. */
 export interface HeapReport {
   /** Every block handed out and not freed: offset to bytes. Cached blocks included. */
-  readonly blocks: Map<number, number>;
+  readonly blocks: BlockMap;
   /** Free bytes in bins and spans. */
   readonly freeBytes: number;
   /** Spans in use. */
@@ -61,7 +62,8 @@ export function verifyHeap(arena: Arena): HeapReport {
   };
   const top = i32[H_TOP];
   if (top < HEADER_BYTES || top > arena.bytes || top % 16 !== 0) fail(`top ${top} out of range`);
-  const blocks = new Map<number, number>();
+  const blocks = new BlockMap(top);
+  let used = 0;
   const freeChunks = new Set<number>();
   const spans: number[] = [];
   let freeBytes = 0;
@@ -84,6 +86,7 @@ export function verifyHeap(arena: Arena): HeapReport {
       spans.push(c);
     } else {
       blocks.set(c + CHUNK_HEADER, size - CHUNK_HEADER);
+      used += size - CHUNK_HEADER;
     }
     prevInUse = inUse;
     c += size;
@@ -112,8 +115,6 @@ export function verifyHeap(arena: Arena): HeapReport {
   for (let b = NBINS; b < BITMAP_WORDS * 32; b++) {
     if (((i32[A_BITMAP + (b >> 5)] >>> (b & 31)) & 1) !== 0) fail(`bitmap bit ${b} is set`);
   }
-  let used = 0;
-  for (const size of blocks.values()) used += size;
   const inLists = new Set<number>();
   const spanChunks = new Set(spans);
   for (let c = 0; c < NCLASSES; c++) {
@@ -185,4 +186,27 @@ export function verifyHeap(arena: Arena): HeapReport {
     fail(`bytesUsed says ${i32[H_BYTES_USED]} but ${used} bytes are handed out`);
   }
   return { blocks, freeBytes, spans: spans.length };
+}
+
+/**
+ * Checks a structure's marking against the allocator's walk: every block `used` reaches was
+ * handed out with the size it is used as, and every block handed out is reached or free in a
+ * participant's cache (`cached`). Calls `fail` (which throws) at the first that is not.
+ */
+export function checkHanded(
+  used: BlockMap,
+  handed: BlockMap,
+  cached: ReadonlySet<number>,
+  fail: (what: string) => never,
+): void {
+  used.forEach((offset, bytes) => {
+    const size = handed.get(offset);
+    if (size === undefined) fail(`block ${offset} is in use but was never handed out`);
+    if (size !== bytes) fail(`block ${offset} is used as ${bytes} bytes but has ${size}`);
+  });
+  handed.forEach((offset, bytes) => {
+    if (!used.has(offset) && !cached.has(offset)) {
+      fail(`block ${offset} (${bytes} bytes) is handed out and unreachable`);
+    }
+  });
 }

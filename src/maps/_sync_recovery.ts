@@ -22,8 +22,15 @@
  */
 
 import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
-import { blockSize, lockedRelease, underLock, verifyHeap } from "../_engine/allocator.ts";
-import { inViews } from "../_engine/arena.ts";
+import {
+  blockSize,
+  checkHanded,
+  lockedRelease,
+  underLock,
+  verifyHeap,
+} from "../_engine/allocator.ts";
+import { H_TOP, inViews } from "../_engine/arena.ts";
+import { BlockMap } from "../_engine/block_map.ts";
 import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
 import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
@@ -230,7 +237,7 @@ class Found {
 /** What the marking found: every block the map reaches. */
 interface Marks {
   /** Offset to the bytes the block was allocated with (as the allocator counts them). */
-  readonly blocks: Map<number, number>;
+  readonly blocks: BlockMap;
   /** Keys with a value in the live tables. */
   readonly count: number;
   /**
@@ -254,7 +261,7 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   const a = core.arena;
   a.reach(a.buffer.byteLength);
   const i32 = a.i32;
-  const blocks = new Map<number, number>();
+  const blocks = new BlockMap(i32[H_TOP]);
   const whatOf = (offset: number): string => {
     try {
       mark(core, strict, offset);
@@ -277,22 +284,27 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
     if (!inViews(a, offset, bytes)) fail(`${describe(what)} at ${offset}: not a block of the heap`);
     return offset;
   };
+  // `size` -1: not read (a sweep's record or blob: see `record`), the block's first 16 bytes
+  // stand for it.
   const own = (offset: number, size: number, what: string): void => {
-    const bytes = blockSize(size);
+    const bytes = size < 0 ? 16 : blockSize(size);
     start(offset, bytes, what);
     if (offset === find) throw new Found(describe(what));
     const had = blocks.get(offset);
     if (had !== undefined) {
-      if (strict || had !== bytes) {
+      if (strict || (size >= 0 && had !== bytes)) {
         fail(`${describe(what)} at ${offset} is owned twice (also as ${whatOf(offset)})`);
       }
       return;
     }
     blocks.set(offset, bytes);
   };
-  // A record's and a blob's size is read from their first words.
+  // A record's and a blob's size is read from their first words, by verify: a sweep needs only
+  // their offsets (it frees what the allocator's walk found unreached, at the size the walk
+  // found), and reading a million records' first words, each a cache miss, was a third of a
+  // sweep's marking.
   const record = (r: number, what: string): void => {
-    own(start(r, 16, what), recordBytes(a, r), what);
+    own(start(r, 16, what), strict ? recordBytes(a, r) : -1, what);
     // A blob value's words follow its record's header, and the header's lo word says so.
     if (strict && isBlob(i32[(r >> 2) + REC_HI]) && i32[(r >> 2) + REC_LO] !== r + RECORD_HEADER) {
       fail(
@@ -305,52 +317,62 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   const entryKey = (e: number): void => {
     const hi = i32[(e >> 2) + E_KEY_HI];
     const lo = i32[(e >> 2) + E_KEY_LO];
-    if (isBlob(hi)) own(start(lo, 16, "a key blob"), blobSize(a, lo, hi), "a key blob");
+    if (isBlob(hi)) {
+      own(start(lo, 16, "a key blob"), strict ? blobSize(a, lo, hi) : -1, "a key blob");
+    }
   };
   // Fixed blocks.
   const nseats = i32[R_NSEATS];
   own(i32[R_SEATS_BLOCK], nseats * SEAT_WORDS * 4 + 64, "the participant seats");
   own(i32[R_JOURNAL], journalWords(SYNC_JOURNAL_ENTRIES) * 4, "the mutex's journal");
-  // Live tables: entries may be shared by both; records belong to their entry.
-  const entries = new Set<number>();
-  let count = 0;
+  // Live tables: entries may be shared by both; records belong to their entry. The tables'
+  // slots name the entries, which are then walked in address order, not the tables' order:
+  // walked in the tables' order, each entry was a cache miss, and so was its record. Entries and
+  // records are allocated in about the order their keys were first stored, from spans, so the
+  // walk in address order reads memory mostly in sequence.
+  const entries = new BlockMap(i32[H_TOP]);
   const live = (header: number, what: string): void => {
     if (header === 0) return;
     own(header, TABLE_HEADER_BYTES, `the ${what} table's header`);
     const table = new Table(a, header, false, () => {}, core.tx);
-    table.verify((offset, bytes) => own(offset, bytes, `a ${what} table block`), (k) => {
-      const e = i32[(k >> 2) + S_ENTRY];
-      if (entries.has(e)) return;
-      entries.add(e);
-      own(e, ENTRY_BYTES, "an entry");
-      entryKey(e);
-      const p = Atomics.load(i32, e >> 2);
-      if (p > EXPUNGED) {
-        // An immediate (odd) is the entry's word alone: no block to own. Only a map whose
-        // values use the `auto`, `float64` or `int32` codec makes one.
-        if ((p & 1) === 0) {
-          record(p, "a value record");
-          // A value an immediate can hold is never in a record: compareAndSwap relies on it.
-          const hi = i32[(p >> 2) + REC_HI];
-          if (strict && core.immediates && isNumberSlot(hi)) {
-            const value = numberOf(i32[(p >> 2) + REC_LO], hi);
-            if (immediateOf(value) !== 0) {
-              fail(`the value record at ${p} holds ${value}, an immediate`);
-            }
-          }
-        } else if (strict && !core.immediates) {
-          fail(`an immediate value ${p} in a map whose value codec makes none`);
-        }
-        count++;
-      } else if (p < NIL && ownerDeclaredGone(-p)) {
-        if (strict) fail(`a key is still being computed by thread ${-p - 1}, which is gone`);
-        if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) Atomics.notify(i32, e >> 2);
-      }
-    });
+    table.verify(
+      (offset, bytes) => own(offset, bytes, `a ${what} table block`),
+      (k) => void entries.add(i32[(k >> 2) + S_ENTRY], ENTRY_BYTES),
+      // The keys are hashed and compared by verify only: a sweep, with the world stopped, needs
+      // the blocks, and rehashing each key tripled its marking.
+      strict,
+    );
   };
   const read = Atomics.load(i32, R_READ) & ~AMENDED;
   live(read, "read");
   live(i32[R_DIRTY], "dirty");
+  let count = 0;
+  entries.forEach((e) => {
+    own(e, ENTRY_BYTES, "an entry");
+    entryKey(e);
+    const p = Atomics.load(i32, e >> 2);
+    if (p > EXPUNGED) {
+      // An immediate (odd) is the entry's word alone: no block to own. Only a map whose values
+      // use the `auto`, `float64` or `int32` codec makes one.
+      if ((p & 1) === 0) {
+        record(p, "a value record");
+        // A value an immediate can hold is never in a record: compareAndSwap relies on it.
+        const hi = i32[(p >> 2) + REC_HI];
+        if (strict && core.immediates && isNumberSlot(hi)) {
+          const value = numberOf(i32[(p >> 2) + REC_LO], hi);
+          if (immediateOf(value) !== 0) {
+            fail(`the value record at ${p} holds ${value}, an immediate`);
+          }
+        }
+      } else if (strict && !core.immediates) {
+        fail(`an immediate value ${p} in a map whose value codec makes none`);
+      }
+      count++;
+    } else if (p < NIL && ownerDeclaredGone(-p)) {
+      if (strict) fail(`a key is still being computed by thread ${-p - 1}, which is gone`);
+      if (Atomics.compareExchange(i32, e >> 2, p, NIL) === p) Atomics.notify(i32, e >> 2);
+    }
+  });
   // Serials: the read table was the last made one (handles' entry memos trust that no two read
   // tables share a serial); a dirty table has none yet.
   // Checked by verify only: a sweep's marking must not stop at a word no block depends on.
@@ -449,10 +471,11 @@ function sweep(core: SyncCore): void {
   // in underLock). What the walks wrote is harmless whoever wrote it: a gone computer's claim
   // given up (NIL), as any thread may give it up.
   checkAlive();
-  for (const [offset, bytes] of heap.blocks) {
-    if (reached.has(offset) || cached.has(offset)) continue;
-    lockedRelease(a, offset, bytes);
-  }
+  const leaked: number[] = [];
+  heap.blocks.forEach((offset, bytes) => {
+    if (!reached.has(offset) && !cached.has(offset)) leaked.push(offset, bytes);
+  });
+  for (let i = 0; i < leaked.length; i += 2) lockedRelease(a, leaked[i], leaked[i + 1]);
   Atomics.store(a.i32, R_COUNT, count);
 }
 
@@ -580,16 +603,7 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
           cached.add(b);
         }
       }
-      for (const [offset, bytes] of blocks) {
-        const handed = heap.blocks.get(offset);
-        if (handed === undefined) fail(`block ${offset} is in use but was never handed out`);
-        if (handed !== bytes) fail(`block ${offset} is used as ${bytes} bytes but has ${handed}`);
-      }
-      for (const offset of heap.blocks.keys()) {
-        if (!blocks.has(offset) && !cached.has(offset)) {
-          fail(`block ${offset} (${heap.blocks.get(offset)} bytes) is handed out and unreachable`);
-        }
-      }
+      checkHanded(blocks, heap.blocks, cached, fail);
       const counted = Atomics.load(i32, R_COUNT);
       if (counted !== count) fail(`the count says ${counted} keys but ${count} have a value`);
       if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");

@@ -5,7 +5,9 @@
  */
 
 import type { GoBatches } from "./_go_batches.ts";
-import { blockSize, bytesUsed, verifyHeap } from "../_engine/allocator.ts";
+import { blockSize, bytesUsed, checkHanded, verifyHeap } from "../_engine/allocator.ts";
+import { H_TOP } from "../_engine/arena.ts";
+import { BlockMap } from "../_engine/block_map.ts";
 import { census } from "../_engine/census.ts";
 import { blobSize, freeSlot, isBlob, MODE_INLINE, Probe } from "../_engine/slots.ts";
 import type { Codec } from "../codec.ts";
@@ -657,7 +659,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       };
       const journal = s.tx.journal.idleProblem();
       if (journal !== null) fail(`the writer's journal ${journal}`);
-      const blocks = new Map<number, number>();
+      const blocks = new BlockMap(a.i32[H_TOP]);
       const own = (offset: number, bytes: number, what: string): void => {
         if (offset <= 0) fail(`${what} at ${offset}: not a block`);
         if (blocks.has(offset)) fail(`${what} at ${offset} is owned twice`);
@@ -672,17 +674,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         blob(a.i32[w + KEY_LO], a.i32[w + KEY_HI], "a key blob");
         blob(a.i32[w + VALUE_LO], a.i32[w + VALUE_HI], "a value blob");
       });
-      const heap = verifyHeap(a);
-      for (const [offset, bytes] of blocks) {
-        const handed = heap.blocks.get(offset);
-        if (handed === undefined) fail(`block ${offset} is in use but was never handed out`);
-        if (handed !== bytes) fail(`block ${offset} is used as ${bytes} bytes but has ${handed}`);
-      }
-      for (const [offset, bytes] of heap.blocks) {
-        if (!blocks.has(offset)) {
-          fail(`block ${offset} (${bytes} bytes) is handed out and unreachable`);
-        }
-      }
+      checkHanded(blocks, verifyHeap(a).blocks, new Set(), fail);
     } finally {
       Atomics.store(s.arena.i32, SEQ, (seq + 2) | 0); // verify writes nothing
     }
