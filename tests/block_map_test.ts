@@ -9,58 +9,64 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BlockMap } from "../src/_engine/block_map.ts";
 
-const LIMIT = 4096;
-
 /** Offsets that turn up often in each of the map's two parts, and at their edges. */
-const offset = fc.oneof(
-  { weight: 6, arbitrary: fc.integer({ min: 1, max: LIMIT / 16 + 4 }).map((u) => u * 16) },
-  { weight: 1, arbitrary: fc.integer({ min: -64, max: LIMIT + 64 }) },
-  { weight: 1, arbitrary: fc.constantFrom(0, 16, LIMIT - 16, LIMIT, 2 ** 31, 2 ** 32 + 16, 16.5) },
-);
+const offsetBelow = (limit: number) =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.integer({ min: 1, max: limit / 16 + 4 }).map((u) => u * 16) },
+    { weight: 1, arbitrary: fc.integer({ min: -64, max: limit + 64 }) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(0, 16, limit - 16, limit, 65_536, 2 ** 31, 2 ** 32 + 16, 16.5),
+    },
+  );
 const size = fc.oneof(
   { weight: 4, arbitrary: fc.integer({ min: 1, max: 64 }).map((u) => u * 16) },
-  { weight: 1, arbitrary: fc.constantFrom(254 * 16, 255 * 16, 256 * 16, 1 << 20, 2 ** 31) },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: 5000 }) },
+  { weight: 1, arbitrary: fc.constantFrom(254 * 16, 255 * 16, 256 * 16, 1 << 20, 2 ** 31, 48.5) },
+  { weight: 1, arbitrary: fc.integer({ min: -16, max: 5000 }) },
 );
 
-test("BlockMap: get, has, add, set, size and the walk agree with a Map", () => {
-  fc.assert(
-    fc.property(
-      fc.array(fc.tuple(fc.boolean(), offset, size), { maxLength: 200 }),
-      fc.array(offset, { maxLength: 20 }),
-      (steps, probes) => {
-        const map = new BlockMap(LIMIT);
-        const model = new Map<number, number>();
-        for (const [viaAdd, at, bytes] of steps) {
-          if (viaAdd) {
-            assert.equal(map.add(at, bytes), model.get(at), `add(${at}, ${bytes})`);
-            if (!model.has(at)) model.set(at, bytes);
-          } else {
-            assert.equal(map.set(at, bytes), map);
-            model.set(at, bytes);
+// Limits of one page of the map and of several (a page covers 64 KiB of the heap).
+for (const limit of [4096, 200_000]) {
+  test(`BlockMap: get, has, add, set, size and the walk agree with a Map (limit ${limit})`, () => {
+    const offset = offsetBelow(limit);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), offset, size), { maxLength: 200 }),
+        fc.array(offset, { maxLength: 20 }),
+        (steps, probes) => {
+          const map = new BlockMap(limit);
+          const model = new Map<number, number>();
+          for (const [viaAdd, at, bytes] of steps) {
+            if (viaAdd) {
+              assert.equal(map.add(at, bytes), model.get(at), `add(${at}, ${bytes})`);
+              if (!model.has(at)) model.set(at, bytes);
+            } else {
+              assert.equal(map.set(at, bytes), map);
+              model.set(at, bytes);
+            }
+            assert.equal(map.size, model.size);
           }
-          assert.equal(map.size, model.size);
-        }
-        for (const at of [...probes, ...model.keys()]) {
-          assert.equal(map.get(at), model.get(at), `get(${at})`);
-          assert.equal(map.has(at), model.has(at), `has(${at})`);
-        }
-        const sorted = [...model].sort((x, y) => x[0] - y[0]);
-        // The dense part (aligned offsets in (0, LIMIT)) first, then the others: each in order.
-        const dense = (at: number) => at > 0 && at < LIMIT && at % 16 === 0;
-        const expected = [
-          ...sorted.filter(([at]) => dense(at)),
-          ...sorted.filter(([at]) => !dense(at)),
-        ];
-        assert.deepEqual([...map], expected);
-        const walked: [number, number][] = [];
-        map.forEach((at, bytes) => walked.push([at, bytes]));
-        assert.deepEqual(walked, expected);
-      },
-    ),
-    { numRuns: 300 },
-  );
-});
+          for (const at of [...probes, ...model.keys()]) {
+            assert.equal(map.get(at), model.get(at), `get(${at})`);
+            assert.equal(map.has(at), model.has(at), `has(${at})`);
+          }
+          const sorted = [...model].sort((x, y) => x[0] - y[0]);
+          // The compact part (aligned offsets in (0, limit)) first, then the others: each in order.
+          const compact = (at: number) => at > 0 && at < limit && at % 16 === 0;
+          const expected = [
+            ...sorted.filter(([at]) => compact(at)),
+            ...sorted.filter(([at]) => !compact(at)),
+          ];
+          assert.deepEqual([...map], expected);
+          const walked: [number, number][] = [];
+          map.forEach((at, bytes) => walked.push([at, bytes]));
+          assert.deepEqual(walked, expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+}
 
 test("BlockMap: a map past 2^24 blocks, which a Map cannot hold", () => {
   // V8's Map (Deno, Node) stops at 2^24 entries: verify() and the sweep of a heap of more blocks

@@ -162,6 +162,14 @@ describe("SyncMap: verify() checks how the tables and entries fit together", () 
       arena.i32[(e >> 2) + E_OWNER] = 4096;
       named(map, /entry at \d+ is marked as owned by 4096/);
     }
+    {
+      // The second slot of the walk made to name the first one's entry: the message names both
+      // slots (the first found again by a second walk).
+      const { map, arena } = promoted();
+      const [first, second] = [...slots(arena, arena.i32[R_READ]).values()];
+      arena.i32[(second >> 2) + S_ENTRY] = arena.i32[(first >> 2) + S_ENTRY];
+      named(map, new RegExp(`slots at ${first} and ${second} share an entry`));
+    }
   });
 
   test("a block owned twice is named with both owners", () => {

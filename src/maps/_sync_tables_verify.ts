@@ -13,6 +13,8 @@
  * @module
  */
 
+import { H_TOP } from "../_engine/arena.ts";
+import { BlockMap } from "../_engine/block_map.ts";
 import { Table } from "../_engine/table.ts";
 import type { SyncCore } from "./_sync_core.ts";
 import {
@@ -20,6 +22,7 @@ import {
   E_KEY_HI,
   E_KEY_LO,
   E_OWNER,
+  ENTRY_BYTES,
   EXPUNGED,
   R_DIRTY,
   S_ENTRY,
@@ -47,14 +50,10 @@ export function checkTables(core: SyncCore, readWord: number, fail: (what: strin
   }
   const read = entriesOf(core, readWord & ~AMENDED, "read", fail);
   const dirty = dirtyHeader === 0 ? null : entriesOf(core, dirtyHeader, "dirty", fail);
-  if (dirty !== null) {
-    for (const e of dirty.keys()) {
-      if (Atomics.load(i32, e >> 2) === EXPUNGED) {
-        fail(`the dirty table's entry at ${e} is expunged`);
-      }
-    }
-  }
-  for (const e of read.keys()) {
+  dirty?.forEach((e) => {
+    if (Atomics.load(i32, e >> 2) === EXPUNGED) fail(`the dirty table's entry at ${e} is expunged`);
+  });
+  read.forEach((e) => {
     const expunged = Atomics.load(i32, e >> 2) === EXPUNGED;
     if (dirty === null && expunged) {
       fail(`the read table's entry at ${e} is expunged, but there is no dirty table`);
@@ -62,24 +61,29 @@ export function checkTables(core: SyncCore, readWord: number, fail: (what: strin
     if (dirty !== null && !expunged && !dirty.has(e)) {
       fail(`the read table's entry at ${e} is missing from the dirty table`);
     }
-  }
+  });
 }
 
-/** The entries of the live table at `header` (0: none), each with its key slot. */
+/**
+ * The entries of the live table at `header` (0: none). A block map rather than a `Map`: a table
+ * may hold more keys than V8's `Map` can (2^24).
+ */
 function entriesOf(
   core: SyncCore,
   header: number,
   what: string,
   fail: (what: string) => never,
-): Map<number, number> {
-  const entries = new Map<number, number>();
+): BlockMap {
+  const a = core.arena;
+  const entries = new BlockMap(a.i32[H_TOP]);
   if (header === 0) return entries;
-  const i32 = core.arena.i32;
-  new Table(core.arena, header, false, () => {}, core.tx).forEachKeySlot(0, 0, (k) => {
+  const i32 = a.i32;
+  const table = new Table(a, header, false, () => {}, core.tx);
+  table.forEachKeySlot(0, 0, (k) => {
     const e = i32[(k >> 2) + S_ENTRY];
-    const other = entries.get(e);
-    if (other !== undefined) fail(`the ${what} table's slots at ${other} and ${k} share an entry`);
-    entries.set(e, k);
+    if (entries.add(e, ENTRY_BYTES) !== undefined) {
+      fail(`the ${what} table's slots at ${firstSlotOf(table, e)} and ${k} share an entry`);
+    }
     const owns = i32[(k >> 2) + S_OWNS];
     if (owns !== 0) {
       fail(`the ${what} table's slot at ${k} owns ${owns}, as only a retired one may`);
@@ -94,4 +98,14 @@ function entriesOf(
     if (owner !== 0) fail(`the ${what} table's entry at ${e} is marked as owned by ${owner}`);
   });
   return entries;
+}
+
+/** The first key slot of `table` that names entry `e`, for an error message. */
+function firstSlotOf(table: Table, e: number): number {
+  const i32 = table.arena.i32;
+  let first = -1;
+  table.forEachKeySlot(0, 0, (k) => {
+    if (first < 0 && i32[(k >> 2) + S_ENTRY] === e) first = k;
+  });
+  return first;
 }
