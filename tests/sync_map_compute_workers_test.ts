@@ -201,7 +201,8 @@ describe("SyncMap.loadOrCompute across workers", () => {
     const ctrl = control(CTRL.CALLS);
     await withHangingClaim(map, ctrl, 5, 0, async (hanging) => {
       await hanging.kill();
-      // The sweep that verify() runs for the dead worker gives its claim up.
+      // verify() gives its claim up: the worker died inside fn, offline (fn runs holding
+      // nothing), so no sweep was due for it.
       map.verify();
       assert.equal(map.has(5), false);
       assert.deepEqual(map.loadOrCompute(5, () => "computed after the death"), [

@@ -414,9 +414,11 @@ test("verify() right after a worker is declared gone sweeps what it held, its re
   const registry = registryOf(arena);
   const index = handle.participant!;
   const ghost = 2 ** 27 + 30_000 + Math.floor(Math.random() * 10_000);
-  // The worker adopts its seat, allocates a record and is stopped before publishing it.
+  // The worker adopts its seat, comes online (announced, as before any call's first step),
+  // allocates a record and is stopped before publishing it.
   adoptSeat(registry, index, handle.generation!);
   Atomics.store(arena.i32, registry.seats + index * SEAT_WORDS + OWNER, ghost + 1);
+  Atomics.store(arena.i32, registry.seats + index * SEAT_WORDS + ANNOUNCE, 1);
   const inHand = lockedAllocate(arena, 1296, false);
   assert.ok(m.stats().bytesUsed > empty);
   // Terminated: its share released with a grace far longer than the test, then declared gone.
@@ -430,3 +432,37 @@ test("verify() right after a worker is declared gone sweeps what it held, its re
   m.store(2, "two");
   m.verify();
 });
+
+// A sweep walks the whole map with the world stopped, for the blocks a participant that died
+// inside a call held in hand. One that died between calls (an idle worker a pool retires) held
+// none: its seat goes back with no sweep, and nothing is left behind.
+for (const inCall of [false, true]) {
+  test(`SyncMap: a seat whose owner died ${inCall ? "inside a call is" : "between calls is not"} swept`, async () => {
+    const map = new SyncMap<number, number>();
+    for (let i = 0; i < 100; i++) map.store(i, i + 0.5);
+    const { other, i32, seat } = secondObject(map);
+    other.store(1, 1.5); // a record retired in its list
+    await null; // its task ends: it goes offline
+    assert.equal(Atomics.load(i32, seat + ANNOUNCE), 0, "offline");
+    // Died inside a call: announced, as it was then.
+    if (inCall) Atomics.store(i32, seat + ANNOUNCE, 1);
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0);
+    const sweeps = sweepsForTests.count;
+    ownedByGone(i32, seat); // the census changes: the next quiescent point reaps
+    for (let n = 0; n < 64; n++) map.load(0);
+    assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+    if (inCall) {
+      const end = performance.now() + 5_000;
+      while (sweepsForTests.count === sweeps && performance.now() < end) map.load(0);
+      assert.equal(sweepsForTests.count, sweeps + 1, "swept once");
+    } else {
+      for (let n = 0; n < 256; n++) map.store(200 + (n % 8), n + 0.5);
+      assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
+      assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+    }
+    assert.ok(other instanceof SyncMap); // reachable until here: not released by its finalizer
+    map.verify(); // nothing left behind unreached either way
+    assert.equal(map.load(1), 1.5);
+    map.close();
+  });
+}

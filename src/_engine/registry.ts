@@ -268,6 +268,30 @@ function raiseHigh(registry: Registry, index: number): void {
 }
 
 /**
+ * What a map does as one of its seats is released ({@linkcode finishRelease}), before the seat's
+ * retire list and cache are repaired: `deadOwner` is the owner's thread id if it is gone (else
+ * 0), and `inCall` whether the owner was inside a call of the map when it stopped
+ * ({@linkcode seatInCall}), and so may have left blocks in hand.
+ */
+export type OnReleased = (deadOwner: number, inCall: boolean) => void;
+
+/**
+ * Whether the owner of seat `index` was inside a call of the map as it last wrote its seat:
+ * announced (a participant comes online, announcing, before its call touches anything, and
+ * withdraws only once it holds nothing: at the end of its task, or while a `loadOrCompute`'s
+ * `fn` runs), or parked (waiting in a lock or a pause, perhaps with a record in flight). An
+ * owner that is not cannot have left a block in hand: what it owns is in its retire list and
+ * cache, which the release makes orphans, and its steps under a lock ran inside calls. Read by
+ * the release of a seat whose owner can no longer write it (gone, or out of calls: see
+ * {@linkcode finishRelease}).
+ */
+export function seatInCall(registry: Registry, index: number): boolean {
+  const i32 = registry.arena.i32;
+  const at = registry.seats + index * SEAT_WORDS;
+  return Atomics.load(i32, at + ANNOUNCE) !== 0 || Atomics.load(i32, at + PARKED) !== 0;
+}
+
+/**
  * Gives up seat `index` of `generation`, from any thread, once its owner is gone (it closed
  * the map, or its worker ended); does nothing if that generation has passed. `graceMs` is for
  * owners that may still be running (Deno's terminate() does not stop a busy worker): the
@@ -290,7 +314,7 @@ export function releaseSeat(
   index: number,
   generation: number,
   graceMs = 0,
-  onReleased?: (deadOwner: number) => void,
+  onReleased?: OnReleased,
   onError?: (error: unknown) => void,
 ): void {
   const i32 = registry.arena.i32;
@@ -352,7 +376,7 @@ export function finishOwnRelease(
   registry: Registry,
   index: number,
   generation: number,
-  onReleased?: (deadOwner: number) => void,
+  onReleased?: OnReleased,
 ): void {
   try {
     const i32 = registry.arena.i32;
@@ -379,7 +403,7 @@ export function releaseOwnSeat(
   registry: Registry,
   index: number,
   generation: number,
-  onReleased?: (deadOwner: number) => void,
+  onReleased?: OnReleased,
 ): void {
   try {
     releaseSeat(registry, index, generation, 0, onReleased);
@@ -398,7 +422,7 @@ export function releaseOwnSeat(
 export function finishRelease(
   registry: Registry,
   index: number,
-  onReleased?: (deadOwner: number) => void,
+  onReleased?: OnReleased,
   onError?: (error: unknown) => void,
 ): void {
   const i32 = registry.arena.i32;
@@ -427,7 +451,7 @@ export function finishRelease(
   // Taken whoever holds it: another thread may be rolling the owner's step back right now,
   // and the repairs below must see the words it restores.
   if (gone) underLock(registry.arena, () => {});
-  onReleased?.(gone ? owner : 0);
+  onReleased?.(gone ? owner : 0, seatInCall(registry, index));
   // A releaser that outlived the grace (a zombie) may have had the release taken over
   // (stuckReleases) and finished, and the seat claimed again since: it writes nothing more.
   // So may one whose `onReleased` finished it (a reap up the stack).
@@ -465,7 +489,7 @@ function finishLater(
   registry: Registry,
   index: number,
   claim: number,
-  onReleased?: (deadOwner: number) => void,
+  onReleased?: OnReleased,
   onError?: (error: unknown) => void,
 ): void {
   const i32 = registry.arena.i32;

@@ -198,7 +198,8 @@ export function reserveShare<K, V>(
       participant: index,
       generation,
     },
-    // The mutex rolled back and a sweep marked due as the seat is released (seatReleased).
+    // The mutex rolled back, and a sweep marked due if the owner stopped inside a call, as the
+    // seat is released (seatReleased).
     release: (graceMs = 0) => {
       const deferError = (error: unknown): void => s.participant.defer(error);
       try {
@@ -207,7 +208,7 @@ export function reserveShare<K, V>(
           index,
           generation,
           graceMs,
-          (deadOwner) => seatReleased(s.core, deadOwner),
+          (deadOwner, inCall) => seatReleased(s.core, deadOwner, inCall),
           deferError,
         );
       } catch (error) {
