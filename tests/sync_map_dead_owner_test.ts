@@ -12,7 +12,9 @@ import { Arena, KIND_SYNC_MAP } from "../src/_engine/arena.ts";
 import {
   adoptSeat,
   ANNOUNCE,
+  CACHE,
   CLAIM,
+  finishRelease,
   INFLIGHT,
   OWNER,
   PARKED,
@@ -36,7 +38,7 @@ import type {
   CachedAllocDeathReply,
   CachedAllocDeathRequest,
 } from "./fixtures/cached_alloc_death_worker.ts";
-import { lockedAllocate, verifyHeap } from "../src/_engine/allocator.ts";
+import { lockedAllocate, lockedRelease, verifyHeap } from "../src/_engine/allocator.ts";
 import { threadGone } from "../src/threads.ts";
 
 /** Makes the map's mutex held by a thread that is gone, as if it had died holding it. */
@@ -466,3 +468,62 @@ for (const inCall of [false, true]) {
     map.close();
   });
 }
+
+/**
+ * Leaves an error deferred to `map`'s next call, as a share release that fails in a timer does
+ * (reserveShare's deferError): here its repairCache meets a cache whose list loops.
+ */
+function plantDeferred(map: SyncMap<number, unknown>): void {
+  const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
+  const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+  const registry = registryOf(arena);
+  const at = registry.seats + handle.participant! * SEAT_WORDS;
+  const fake = lockedAllocate(arena, 256, true);
+  arena.i32[fake >> 2] = fake + 128;
+  arena.i32[(fake + 128) >> 2] = fake + 128;
+  Atomics.store(arena.i32, at + CACHE, fake);
+  release(); // throws inside: deferred to map's participant
+  Atomics.store(arena.i32, at + CACHE, 0);
+  lockedRelease(arena, fake, 256);
+  finishRelease(registry, handle.participant!);
+}
+
+// A call that ran user code comes back online before it writes (Participant.recheck): that code
+// may have left its participant withdrawn (a nested loadOrCompute withdraws while its fn runs,
+// and returns withdrawn when an error deferred to its next call is thrown as it comes back).
+// Gone on withdrawn, the write was protected from no collect, waited for by no stop of the
+// world, and, stopped there, left what it held in hand to no sweep (helper-138's review).
+test("SyncMap: a write whose value's getter left its participant withdrawn writes online", async () => {
+  const map = new SyncMap<number, unknown>();
+  for (let i = 0; i < 100; i++) map.store(i, { n: i });
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const other = SyncMap.attach<number, unknown>(handle);
+  other.store(0, { n: 0 });
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  await null; // its task ends: it goes offline
+  let inGetter = -1;
+  let thrown: unknown;
+  const value = {
+    get n() {
+      try {
+        other.loadOrCompute(1000, () => {
+          plantDeferred(other);
+          throw new Error("fn failed");
+        });
+      } catch (error) {
+        thrown = error;
+      }
+      inGetter = Atomics.load(i32, seat + ANNOUNCE);
+      return 42;
+    },
+  };
+  other.store(1, value); // allocates a record, publishes it, retires the old one
+  assert.equal((thrown as Error).message, "fn failed");
+  assert.equal(inGetter, 0, "withdrawn as the getter returned");
+  assert.notEqual(Atomics.load(i32, seat + ANNOUNCE), 0, "the store came back online");
+  assert.deepEqual(map.load(1), { n: 42 });
+  map.verify();
+  other.close();
+  map.close();
+});

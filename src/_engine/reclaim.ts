@@ -497,6 +497,18 @@ export class Participant {
    * block from the seat's cache or retires into its list.
    */
   recheck(): void {
+    this.#enterChecks();
+    // That code may also have left this participant offline: a nested loadOrCompute withdraws
+    // while its `fn` runs, and one that throws before it comes online again (an error deferred
+    // to its next call, thrown by that call's enter) returns with it withdrawn. This call
+    // holds nothing yet, and comes online again before it writes: a call that went on withdrawn
+    // would be protected from no collect, waited for by no stop of the world, and, dying there,
+    // leave what it held in hand to no sweep (registry.ts seatInCall).
+    if (!this.#online) this.#comeOnline();
+  }
+
+  /** {@linkcode enter}'s two checks, called: the census, then the claim. */
+  #enterChecks(): void {
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
     if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
@@ -871,7 +883,7 @@ export class Participant {
    * had one.
    */
   enterClear(): void {
-    this.recheck(); // enter's checks, called: a clear is no hot path
+    this.#enterChecks(); // called: a clear is no hot path
     if (--this.#countdown <= 0) this.#slowEnter(true);
   }
 
