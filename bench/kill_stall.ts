@@ -6,10 +6,11 @@
  * stall while the dead worker's seat is reaped and what it left is swept, with the world stopped.
  * Then a new worker takes the dead one's place, for the next of `--kills` rounds (default 5).
  * `--keys=N` first stores N other keys in the map (default none): the sweep marks every block
- * the map reaches, so the stall grows with the map.
+ * the map reaches, so the stall grows with the map. `--idle`: the worker killed stores 1,000 times
+ * and ends its task first, as an idle worker a pool retires (it holds nothing: no sweep).
  *
  * ```
- * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N]
+ * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N] [--idle]
  * deno run -A tools/bun.ts bench/kill_stall.ts [same options]
  * deno run -A tools/node.ts bench/kill_stall.ts [same options]
  * ```
@@ -24,13 +25,14 @@
 import { SyncMap } from "../mod.ts";
 import { Mailbox } from "../tests/fixtures/adapter_harness.ts";
 import { spawnWorker, type TestWorker } from "../tests/fixtures/spawn.ts";
-import { positiveInt, runtimeName } from "./fixtures/cli.ts";
+import { args, positiveInt, runtimeName } from "./fixtures/cli.ts";
 import { median } from "./fixtures/timing.ts";
 import type { KillStallTask } from "./fixtures/kill_stall_worker.ts";
 
 const KILLS = positiveInt("kills", 5);
 const MS = positiveInt("ms", 2000);
 const KEYS = positiveInt("keys", 0);
+const IDLE = args.includes("--idle");
 const PREFILL_FROM = 100_000; // past the workers' keys (id * 1,000 plus 0 to 99)
 const READY_MS = 20_000;
 
@@ -40,14 +42,14 @@ const ctrl = new SharedArrayBuffer(3 * 8);
 const words = new Float64Array(ctrl);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A worker storing in its loop as `id` (1 or 2). */
-async function start(id: number): Promise<TestWorker> {
+/** A worker storing in its loop as `id` (1 or 2), or idle after 1,000 stores. */
+async function start(id: number, idle = false): Promise<TestWorker> {
   const box = new Mailbox();
   const url = new URL("./fixtures/kill_stall_worker.ts", import.meta.url);
   const w = spawnWorker(url, { map }, { message: box.put, error: box.fail });
   try {
     await box.next(READY_MS);
-    w.postMessage({ ctrl, id } satisfies KillStallTask);
+    w.postMessage({ ctrl, id, idle } satisfies KillStallTask);
     await box.next(READY_MS);
   } catch (error) {
     w.terminate();
@@ -56,9 +58,13 @@ async function start(id: number): Promise<TestWorker> {
   return w;
 }
 
-console.log(`${runtimeName}: the live worker's longest stall in the ${MS} ms after a kill\n`);
+console.log(
+  `${runtimeName}: the live worker's longest stall in the ${MS} ms after a kill${
+    IDLE ? " (of an idle worker)" : ""
+  }${KEYS > 0 ? `, ${KEYS} other keys` : ""}\n`,
+);
 const live = await start(1);
-let victim = await start(2);
+let victim = await start(2, IDLE);
 const stalls: number[] = [];
 try {
   for (let k = 1; k <= KILLS; k++) {
@@ -68,7 +74,7 @@ try {
     await sleep(MS);
     stalls.push(words[1]);
     console.log(`kill ${k}: ${words[1].toFixed(1)} ms`);
-    victim = await start(2);
+    victim = await start(2, IDLE);
   }
 } finally {
   words[0] = 1;
