@@ -19,6 +19,8 @@
  * @module
  */
 
+import { type Arena, H_TOP } from "./arena.ts";
+
 /** The size byte of a block whose size is in {@linkcode BlockMap}'s `Map` of large ones. */
 const LARGE = 255;
 /** Bytes of the heap a page of size bytes covers (a power of two), and the shift for it. */
@@ -36,6 +38,11 @@ export class BlockMap {
   readonly #limit: number;
   readonly #large = new Map<number, number>();
   #size = 0;
+
+  /** A map compact for the blocks of `arena`'s heap, up to its top as it stands. */
+  static ofHeap(arena: Arena): BlockMap {
+    return new BlockMap(arena.i32[H_TOP]);
+  }
 
   /** A map for blocks below offset `limit` (others are kept too, less compactly). */
   constructor(limit: number) {
@@ -86,12 +93,16 @@ export class BlockMap {
 
   /**
    * Gives `offset` the size `bytes` if it has none, and returns undefined; else returns the
-   * size it has, unchanged. One lookup where `get` and `set` make two.
+   * size it has, unchanged: a marking's "own this block, unless something owns it already".
    */
   add(offset: number, bytes: number): number | undefined {
-    const had = this.get(offset);
-    if (had === undefined) this.set(offset, bytes);
-    return had;
+    if (this.#compact(offset)) {
+      const page = this.#pages[offset >>> PAGE_SHIFT];
+      const u = page === undefined ? 0 : page[(offset >>> 4) & (PAGE_UNITS - 1)];
+      if (u !== 0) return u === LARGE ? this.#large.get(offset) : u << 4;
+    } else if (this.#large.has(offset)) return this.#large.get(offset);
+    this.set(offset, bytes);
+    return undefined;
   }
 
   /** Calls `fn(offset, bytes)` for every entry, in address order: the iterator's walk, faster. */

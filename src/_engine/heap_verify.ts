@@ -62,7 +62,7 @@ export function verifyHeap(arena: Arena): HeapReport {
   };
   const top = i32[H_TOP];
   if (top < HEADER_BYTES || top > arena.bytes || top % 16 !== 0) fail(`top ${top} out of range`);
-  const blocks = new BlockMap(top);
+  const blocks = BlockMap.ofHeap(arena);
   let used = 0;
   const freeChunks = new Set<number>();
   const spans: number[] = [];

@@ -29,7 +29,7 @@ import {
   underLock,
   verifyHeap,
 } from "../_engine/allocator.ts";
-import { H_TOP, inViews } from "../_engine/arena.ts";
+import { inViews } from "../_engine/arena.ts";
 import { BlockMap } from "../_engine/block_map.ts";
 import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
 import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
@@ -285,7 +285,7 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   const a = core.arena;
   a.reach(a.buffer.byteLength);
   const i32 = a.i32;
-  const blocks = new BlockMap(i32[H_TOP]);
+  const blocks = BlockMap.ofHeap(a);
   const whatOf = (offset: number): string => {
     try {
       mark(core, strict, offset);
@@ -314,14 +314,10 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
     const bytes = size < 0 ? 16 : blockSize(size);
     start(offset, bytes, what);
     if (offset === find) throw new Found(describe(what));
-    const had = blocks.get(offset);
-    if (had !== undefined) {
-      if (strict || (size >= 0 && had !== bytes)) {
-        fail(`${describe(what)} at ${offset} is owned twice (also as ${whatOf(offset)})`);
-      }
-      return;
+    const had = blocks.add(offset, bytes);
+    if (had !== undefined && (strict || (size >= 0 && had !== bytes))) {
+      fail(`${describe(what)} at ${offset} is owned twice (also as ${whatOf(offset)})`);
     }
-    blocks.set(offset, bytes);
   };
   // A record's and a blob's size is read from their first words, by verify: a sweep needs only
   // their offsets (it frees what the allocator's walk found unreached, at the size the walk
@@ -354,7 +350,7 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
   // walked in the tables' order, each entry was a cache miss, and so was its record. Entries and
   // records are allocated in about the order their keys were first stored, from spans, so the
   // walk in address order reads memory mostly in sequence.
-  const entries = new BlockMap(i32[H_TOP]);
+  const entries = BlockMap.ofHeap(a);
   const live = (header: number, what: string): void => {
     if (header === 0) return;
     own(header, TABLE_HEADER_BYTES, `the ${what} table's header`);
@@ -494,11 +490,9 @@ function sweep(core: SyncCore): void {
   // in underLock). What the walks wrote is harmless whoever wrote it: a gone computer's claim
   // given up (NIL), as any thread may give it up.
   checkAlive();
-  const leaked: number[] = [];
   heap.blocks.forEach((offset, bytes) => {
-    if (!reached.has(offset) && !cached.has(offset)) leaked.push(offset, bytes);
+    if (!reached.has(offset) && !cached.has(offset)) lockedRelease(a, offset, bytes);
   });
-  for (let i = 0; i < leaked.length; i += 2) lockedRelease(a, leaked[i], leaked[i + 1]);
   Atomics.store(a.i32, R_COUNT, count);
 }
 

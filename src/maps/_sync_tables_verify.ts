@@ -13,7 +13,6 @@
  * @module
  */
 
-import { H_TOP } from "../_engine/arena.ts";
 import { BlockMap } from "../_engine/block_map.ts";
 import { Table } from "../_engine/table.ts";
 import type { SyncCore } from "./_sync_core.ts";
@@ -75,7 +74,7 @@ function entriesOf(
   fail: (what: string) => never,
 ): BlockMap {
   const a = core.arena;
-  const entries = new BlockMap(a.i32[H_TOP]);
+  const entries = BlockMap.ofHeap(a);
   if (header === 0) return entries;
   const i32 = a.i32;
   const table = new Table(a, header, false, () => {}, core.tx);

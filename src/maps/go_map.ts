@@ -6,7 +6,6 @@
 
 import type { GoBatches } from "./_go_batches.ts";
 import { blockSize, bytesUsed, checkHanded, verifyHeap } from "../_engine/allocator.ts";
-import { H_TOP } from "../_engine/arena.ts";
 import { BlockMap } from "../_engine/block_map.ts";
 import { census } from "../_engine/census.ts";
 import { blobSize, freeSlot, isBlob, MODE_INLINE, Probe } from "../_engine/slots.ts";
@@ -659,11 +658,12 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       };
       const journal = s.tx.journal.idleProblem();
       if (journal !== null) fail(`the writer's journal ${journal}`);
-      const blocks = new BlockMap(a.i32[H_TOP]);
+      const blocks = BlockMap.ofHeap(a);
       const own = (offset: number, bytes: number, what: string): void => {
         if (offset <= 0) fail(`${what} at ${offset}: not a block`);
-        if (blocks.has(offset)) fail(`${what} at ${offset} is owned twice`);
-        blocks.set(offset, blockSize(bytes));
+        if (blocks.add(offset, blockSize(bytes)) !== undefined) {
+          fail(`${what} at ${offset} is owned twice`);
+        }
       };
       own(a.i32[JOURNAL], JOURNAL_BYTES, "the writer's journal");
       const blob = (lo: number, hi: number, what: string): void => {
