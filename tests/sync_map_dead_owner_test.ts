@@ -131,12 +131,13 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
 
 /**
  * A second object on `map`, attached through a share so that its participant seat is known,
- * after one store (0 -> 0): it is online and announced until this task ends.
+ * after one store (0 -> `first`, 0 unless given): it is online and announced until this task
+ * ends.
  */
-function secondObject(map: SyncMap<number, number>) {
+function secondObject<V = number>(map: SyncMap<number, V>, first = 0 as V) {
   const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const other = SyncMap.attach<number, number>(handle);
-  other.store(0, 0);
+  const other = SyncMap.attach<number, V>(handle);
+  other.store(0, first);
   const i32 = new Int32Array(map.handle.buffer);
   return { other, i32, seat: i32[R_SEATS] + handle.participant! * SEAT_WORDS };
 }
@@ -496,11 +497,7 @@ function plantDeferred(map: SyncMap<number, unknown>): void {
 test("SyncMap: a write whose value's getter left its participant withdrawn writes online", async () => {
   const map = new SyncMap<number, unknown>();
   for (let i = 0; i < 100; i++) map.store(i, { n: i });
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const other = SyncMap.attach<number, unknown>(handle);
-  other.store(0, { n: 0 });
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const { other, i32, seat } = secondObject(map, { n: 0 });
   await null; // its task ends: it goes offline
   let inGetter = -1;
   let thrown: unknown;
