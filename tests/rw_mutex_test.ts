@@ -37,13 +37,17 @@ const SEQ = 4; // ticket dispenser
 const WRITER_TICKET = 5;
 const READER_TICKET = 6;
 
-/** Resolves once a writer waits for `rw`: from then on a new read lock is refused. */
+/**
+ * Resolves once a writer's `lock()` drains `rw`'s readers for good: from then on a new read lock
+ * is refused until it has had its turn. A refused `tryRLock` alone would not do: `lock()`'s fast
+ * path sets WRITER, finds readers and backs out before the long way sets it again, and a reader
+ * in that window gets in.
+ */
 function writerWaits(rw: RWMutex): Promise<void> {
-  return until(() => {
-    if (!rw.tryRLock()) return true;
-    rw.rUnlock();
-    return false;
-  }, "the writer waits");
+  return until(
+    () => (Atomics.load(lockWords(rw), LOCK_BASE + DRAIN_NOTE) & D_DRAINING) !== 0,
+    "the writer waits",
+  );
 }
 
 test("RWMutex: try-lock semantics on one thread", () => {
