@@ -6,7 +6,9 @@
  * stall while the dead worker's seat is reaped and what it left is swept, with the world stopped.
  * Then a new worker takes the dead one's place, for the next of `--kills` rounds (default 5).
  * `--keys=N` first stores N other keys in the map (default none): the sweep marks every block
- * the map reaches, so the stall grows with the map. `--idle`: the worker killed stores 1,000 times
+ * the map reaches, so the stall grows with the map. Each round also reports when the sweep the
+ * kill made due was done (the map's sweep word read every millisecond from the kill on): the
+ * blocks the dead worker held in hand are freed then, and not before. `--idle`: the worker killed stores 1,000 times
  * and ends its task first, as an idle worker a pool retires (it holds nothing: no sweep).
  *
  * ```
@@ -23,6 +25,7 @@
  */
 
 import { SyncMap } from "../mod.ts";
+import { R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { Mailbox } from "../tests/fixtures/adapter_harness.ts";
 import { spawnWorker, type TestWorker } from "../tests/fixtures/spawn.ts";
 import { args, positiveInt, runtimeName } from "./fixtures/cli.ts";
@@ -66,14 +69,27 @@ console.log(
 const live = await start(1);
 let victim = await start(2, IDLE);
 const stalls: number[] = [];
+const swept: number[] = [];
+const mapWords = new Int32Array(map.handle.buffer);
 try {
   for (let k = 1; k <= KILLS; k++) {
     await sleep(500);
     words[1] = 0;
+    const killed = performance.now();
     victim.terminate();
-    await sleep(MS);
+    let done = -1;
+    while (performance.now() - killed < MS) {
+      await sleep(1);
+      if (done < 0 && Atomics.load(mapWords, R_SWEEP_DUE) === 0) done = performance.now() - killed;
+      if (done >= 0 && Atomics.load(mapWords, R_SWEEP_DUE) !== 0) done = -1; // due again
+    }
     stalls.push(words[1]);
-    console.log(`kill ${k}: ${words[1].toFixed(1)} ms`);
+    if (done >= 0) swept.push(done);
+    console.log(
+      `kill ${k}: ${words[1].toFixed(1)} ms; no sweep due ${
+        done < 0 ? `within ${MS} ms` : `after ${done.toFixed(0)} ms`
+      }`,
+    );
     victim = await start(2, IDLE);
   }
 } finally {
@@ -82,5 +98,7 @@ try {
   victim.terminate();
 }
 console.log(
-  `\nmedian ${median(stalls).toFixed(1)} ms, longest ${Math.max(...stalls).toFixed(1)} ms`,
+  `\nmedian ${median(stalls).toFixed(1)} ms, longest ${Math.max(...stalls).toFixed(1)} ms; ` +
+    `no sweep due after a median ${swept.length === 0 ? "-" : median(swept).toFixed(0)} ms ` +
+    `(${swept.length} of ${KILLS} within ${MS} ms)`,
 );

@@ -163,7 +163,9 @@ const BACKLOG_WAIT_MS = 20;
 
 /**
  * The first retry of a deferred sweep comes this long after the attempt that could not stop
- * the world; each retry that fails doubles the delay, up to {@linkcode SWEEP_RETRY_MAX_MS}.
+ * the world; each retry that fails to stop it doubles the delay, up to
+ * {@linkcode SWEEP_RETRY_MAX_MS}. A retry that did not try (a backlog still being freed, a
+ * release still under way) comes again after this shortest delay.
  */
 const SWEEP_RETRY_MIN_MS = 100;
 const SWEEP_RETRY_MAX_MS = 10_000;
@@ -316,9 +318,12 @@ export class Participant {
    * sweep word says a sweep is due and the backoff allows: the structure tries again the sweep
    * that an earlier recovery could not run (a live participant sat in one long task and could
    * not be stopped). Without it, the blocks a dead participant held stay allocated until the
-   * census changes again.
+   * census changes again. Returns true when it tried to stop the world and could not, which
+   * doubles the delay to the next call; false when it swept, found no sweep due, or put the
+   * sweep off for work the quiescent points do meanwhile (a slice of backlog left to free, a
+   * release under way), after which the next call comes after the shortest delay.
    */
-  onSweepDue: (() => void) | undefined;
+  onSweepDue: (() => boolean) | undefined;
   /** When, by `performance.now()`, this participant may next call {@linkcode onSweepDue}. */
   #sweepRetryAt = 0;
   #sweepDelay = SWEEP_RETRY_MIN_MS;
@@ -1495,13 +1500,21 @@ export class Participant {
     }
   }
 
-  /** Calls {@linkcode onSweepDue} when the backoff allows, and doubles the backoff. */
+  /**
+   * Calls {@linkcode onSweepDue} when the backoff allows, and doubles the backoff when it could
+   * not stop the world. A retry put off for a backlog still being freed comes again after the
+   * shortest delay: doubled, the sweep that backlog stood before waited up to twice as long as
+   * the quiescent points took to free it (100 + 200 + 400 ms and so on).
+   */
   #retrySweep(): void {
     const now = performance.now();
     if (now < this.#sweepRetryAt) return;
+    // Backed off before the call, so that one that throws is not made again at every point.
     this.#sweepRetryAt = now + this.#sweepDelay;
     this.#sweepDelay = Math.min(this.#sweepDelay * 2, SWEEP_RETRY_MAX_MS);
-    this.onSweepDue?.();
+    if (this.onSweepDue?.() === true) return;
+    this.#sweepRetryAt = now + SWEEP_RETRY_MIN_MS;
+    this.#sweepDelay = SWEEP_RETRY_MIN_MS;
   }
 
   #offline(): void {

@@ -174,16 +174,19 @@ function finishStuck(core: SyncCore): void {
  * releases (among them this thread's own put off while their owner may have been in a call), then
  * the sweep, the dead seats having been released by the reap that left it due, waiting at most
  * {@linkcode RETRY_PAUSE_MS} for the world to stop, so that a participant still sitting in one
- * long task costs the retrying thread little.
+ * long task costs the retrying thread little. Returns true when the world could not be stopped
+ * (the participant backs off further), false otherwise: swept, not due, or put off for a release
+ * under way or a backlog still being freed, which comes again soon.
  */
-export function retrySweep(core: SyncCore): void {
+export function retrySweep(core: SyncCore): boolean {
   const i32 = core.arena.i32;
   finishStuck(core);
-  if (Atomics.load(i32, R_SWEEP_DUE) === 0 || Atomics.load(i32, R_PAUSE) !== 0) return;
+  if (Atomics.load(i32, R_SWEEP_DUE) === 0) return false;
+  if (Atomics.load(i32, R_PAUSE) !== 0) return true; // another thread stops the world
   // As in reapDead: a seat still being released holds back what the others retired since its
   // death, and its owner may be in a call (a put-off release: the sweep's pause could not go on
   // without it anyway). A later retry finishes or finds it finished (finishStuck above).
-  if (seatsReleasing(core.registry)) return;
+  if (seatsReleasing(core.registry)) return false;
   // What this participant retired while a released seat's announcement held it back can go
   // now: freed first, by a collect, which stops no one, rather than walked by the marking with
   // the world stopped (behind a Deno zombie's seat put off for a second, a worker storing in a
@@ -191,34 +194,37 @@ export function retrySweep(core: SyncCore): void {
   // participant parked). A retry is made where this participant holds nothing (at a quiescent
   // point, coming online, or going offline: Participant's #lookForDeaths and #offline), as a
   // collect must be.
-  if (!core.participant.drainBacklog()) return; // more to free first: retried later
-  sweepDue(core, RETRY_PAUSE_MS, false);
+  if (!core.participant.drainBacklog()) return false; // more to free first: retried soon
+  return !sweepDue(core, RETRY_PAUSE_MS, false);
 }
 
 /**
  * Under the mutex, stops the world (waiting at most `timeoutMs`) and sweeps; lowers R_SWEEP_DUE
  * once swept. Unless `always` (a reap, for deaths it has just seen), only if a sweep is still due
  * then. Without a stop of the world, it raises R_SWEEP_DUE again: a sweep that lowered it while
- * this thread waited for the mutex may have begun before the deaths this one is for.
+ * this thread waited for the mutex may have begun before the deaths this one is for. Returns
+ * false when the world could not be stopped, or a participant parked inside a hold kept the
+ * sweep off; true otherwise.
  */
-function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): void {
+function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
   const i32 = core.arena.i32;
-  core.locked(() => {
-    if (!always && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
+  return core.locked(() => {
+    if (!always && Atomics.load(i32, R_SWEEP_DUE) === 0) return true;
     if (!pauseWorld(core.registry, timeoutMs)) {
       Atomics.store(i32, R_SWEEP_DUE, 1);
-      return;
+      return false;
     }
     try {
       // Left due for a later retry while a participant parked inside a hold may decode a block
       // the sweep would take for leaked.
       if (parkedHolding(core.registry)) {
         Atomics.store(i32, R_SWEEP_DUE, 1);
-        return;
+        return false;
       }
       sweep(core);
       // Still due while a release is put off: the retries are what finish it (finishStuck).
       Atomics.store(i32, R_SWEEP_DUE, releasesPutOff(core.registry) ? 1 : 0);
+      return true;
     } finally {
       resumeWorld(core.registry);
     }
