@@ -8,11 +8,13 @@
  * `--keys=N` first stores N other keys in the map (default none): the sweep marks every block
  * the map reaches, so the stall grows with the map. Each round also reports when the sweep the
  * kill made due was done (the map's sweep word read every millisecond from the kill on): the
- * blocks the dead worker held in hand are freed then, and not before. `--idle`: the worker killed stores 1,000 times
- * and ends its task first, as an idle worker a pool retires (it holds nothing: no sweep).
+ * blocks the dead worker held in hand are freed then, and not before. `--idle`: the worker killed
+ * stores 1,000 times and ends its task first, as an idle worker a pool retires. `--reads`: the
+ * worker killed stores 1,000 times and then loads in its loop, as a read-mostly worker a pool's
+ * timeout kills. Neither holds anything in hand as it dies: no sweep.
  *
  * ```
- * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N] [--idle]
+ * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N] [--idle] [--reads]
  * deno run -A tools/bun.ts bench/kill_stall.ts [same options]
  * deno run -A tools/node.ts bench/kill_stall.ts [same options]
  * ```
@@ -36,6 +38,7 @@ const KILLS = positiveInt("kills", 5);
 const MS = positiveInt("ms", 2000);
 const KEYS = positiveInt("keys", 0);
 const IDLE = args.includes("--idle");
+const READS = args.includes("--reads");
 const PREFILL_FROM = 100_000; // past the workers' keys (id * 1,000 plus 0 to 99)
 const READY_MS = 20_000;
 
@@ -45,14 +48,14 @@ const ctrl = new SharedArrayBuffer(3 * 8);
 const words = new Float64Array(ctrl);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A worker storing in its loop as `id` (1 or 2), or idle after 1,000 stores. */
-async function start(id: number, idle = false): Promise<TestWorker> {
+/** A worker storing in its loop as `id` (1 or 2), idle after 1,000 stores, or loading. */
+async function start(id: number, idle = false, reads = false): Promise<TestWorker> {
   const box = new Mailbox();
   const url = new URL("./fixtures/kill_stall_worker.ts", import.meta.url);
   const w = spawnWorker(url, { map }, { message: box.put, error: box.fail });
   try {
     await box.next(READY_MS);
-    w.postMessage({ ctrl, id, idle } satisfies KillStallTask);
+    w.postMessage({ ctrl, id, idle, reads } satisfies KillStallTask);
     await box.next(READY_MS);
   } catch (error) {
     w.terminate();
@@ -63,11 +66,11 @@ async function start(id: number, idle = false): Promise<TestWorker> {
 
 console.log(
   `${runtimeName}: the live worker's longest stall in the ${MS} ms after a kill${
-    IDLE ? " (of an idle worker)" : ""
+    IDLE ? " (of an idle worker)" : READS ? " (of a worker loading in its loop)" : ""
   }${KEYS > 0 ? `, ${KEYS} other keys` : ""}\n`,
 );
 const live = await start(1);
-let victim = await start(2, IDLE);
+let victim = await start(2, IDLE, READS);
 const stalls: number[] = [];
 const swept: number[] = [];
 const mapWords = new Int32Array(map.handle.buffer);
@@ -90,7 +93,7 @@ try {
         done < 0 ? `within ${MS} ms` : `after ${done.toFixed(0)} ms`
       }`,
     );
-    victim = await start(2, IDLE);
+    victim = await start(2, IDLE, READS);
   }
 } finally {
   words[0] = 1;

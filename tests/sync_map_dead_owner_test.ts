@@ -15,6 +15,7 @@ import {
   CACHE,
   CLAIM,
   finishRelease,
+  HAND,
   INFLIGHT,
   OWNER,
   PARKED,
@@ -418,10 +419,11 @@ test("verify() right after a worker is declared gone sweeps what it held, its re
   const index = handle.participant!;
   const ghost = 2 ** 27 + 30_000 + Math.floor(Math.random() * 10_000);
   // The worker adopts its seat, comes online (announced, as before any call's first step),
-  // allocates a record and is stopped before publishing it.
+  // enters a write (its hand word raised), allocates a record and is stopped before publishing it.
   adoptSeat(registry, index, handle.generation!);
   Atomics.store(arena.i32, registry.seats + index * SEAT_WORDS + OWNER, ghost + 1);
   Atomics.store(arena.i32, registry.seats + index * SEAT_WORDS + ANNOUNCE, 1);
+  Atomics.store(arena.i32, registry.seats + index * SEAT_WORDS + HAND, 1);
   const inHand = lockedAllocate(arena, 1296, false);
   assert.ok(m.stats().bytesUsed > empty);
   // Terminated: its share released with a grace far longer than the test, then declared gone.
@@ -438,23 +440,32 @@ test("verify() right after a worker is declared gone sweeps what it held, its re
 
 // A sweep walks the whole map with the world stopped, for the blocks a participant that died
 // inside a call held in hand. One that died between calls (an idle worker a pool retires) held
-// none: its seat goes back with no sweep, and nothing is left behind.
-for (const inCall of [false, true]) {
-  test(`SyncMap: a seat whose owner died ${inCall ? "inside a call is" : "between calls is not"} swept`, async () => {
+// none, nor did one that died in a read (a read-mostly worker a pool's timeout kills: its seat's
+// hand word is 0): its seat goes back with no sweep, and nothing is left behind.
+for (const where of ["between calls", "inside a read", "inside a write"] as const) {
+  const swept = where === "inside a write";
+  test(`SyncMap: a seat whose owner died ${where} is ${swept ? "" : "not "}swept`, async () => {
     const map = new SyncMap<number, number>();
     for (let i = 0; i < 100; i++) map.store(i, i + 0.5);
     const { other, i32, seat } = secondObject(map);
     other.store(1, 1.5); // a record retired in its list
     await null; // its task ends: it goes offline
     assert.equal(Atomics.load(i32, seat + ANNOUNCE), 0, "offline");
-    // Died inside a call: announced, as it was then.
-    if (inCall) Atomics.store(i32, seat + ANNOUNCE, 1);
+    if (where === "inside a read") {
+      assert.equal(other.load(2), 2.5); // comes online, and stays so for this task
+      assert.notEqual(Atomics.load(i32, seat + ANNOUNCE), 0, "online");
+      assert.equal(Atomics.load(i32, seat + HAND), 0, "nothing in hand");
+    } else if (where === "inside a write") {
+      // Died in a write: announced, as it was then, with its hand word raised.
+      Atomics.store(i32, seat + ANNOUNCE, 1);
+      Atomics.store(i32, seat + HAND, 1);
+    }
     assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0);
     const sweeps = sweepsForTests.count;
     ownedByGone(i32, seat); // the census changes: the next quiescent point reaps
     for (let n = 0; n < 64; n++) map.load(0);
     assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
-    if (inCall) {
+    if (swept) {
       const end = performance.now() + 5_000;
       while (sweepsForTests.count === sweeps && performance.now() < end) map.load(0);
       assert.equal(sweepsForTests.count, sweeps + 1, "swept once");
@@ -469,6 +480,37 @@ for (const inCall of [false, true]) {
     map.close();
   });
 }
+
+// The hand word through a participant's calls: raised by a write and by a quiescent point,
+// lowered by a read's fast path, raised again by a write whose user code ran a read.
+test("SyncMap: the hand word is raised by writes and quiescent points, lowered by reads", () => {
+  const map = new SyncMap<number, unknown>();
+  map.store(1, 1);
+  const { other, i32, seat } = secondObject<unknown>(map);
+  const hand = () => Atomics.load(i32, seat + HAND);
+  other.load(1);
+  assert.equal(hand(), 0, "after a read");
+  other.store(1, 2);
+  assert.equal(hand(), 1, "after a write");
+  other.load(1);
+  assert.equal(hand(), 0, "after a read again");
+  for (let n = 0; n < 200; n++) {
+    other.load(1); // quiescent points among them, each lowered again as it returns
+    assert.equal(hand(), 0, `after read ${n}`);
+  }
+  // A value whose getter reads the map: the write raises the word again before it stores.
+  let seen = -1;
+  other.store(3, {
+    get n() {
+      other.load(1);
+      seen = hand();
+      return 3;
+    },
+  });
+  assert.equal(seen, 0, "the read in the getter lowered it");
+  assert.equal(hand(), 1, "the write raised it again");
+  map.close();
+});
 
 /**
  * Leaves an error deferred to `map`'s next call, as a share release that fails in a timer does

@@ -73,6 +73,18 @@ export const RELEASER = 7;
  * it), so a reservation whose reserver is gone is a dead seat (deadSeats).
  */
 export const RESERVER = 8;
+/**
+ * The hand word, written by the owner alone with plain writes: 0 while it runs the fast path of a
+ * read (SyncMap `load` and the like, which take no block and free none), 1 from before a write
+ * takes a block in hand (allocates one, or unlinks one it will retire) or a step frees or moves
+ * blocks (a collect, room made in its retire list, its going offline) until its next read begins
+ * (Participant.raiseHand, and the read token that makes enterRead lower it). A death with the
+ * seat in a call but the word 0 left nothing in hand ({@linkcode seatMayHold}). Written after
+ * the claim check of the call, so a released owner writes it no more, but for one that was
+ * descheduled between the two for the whole grace (a leak at worst: the next owner's blocks in
+ * hand at its death are swept by no one until another death).
+ */
+export const HAND = 9;
 // The claim word is a generation times four plus a state. Releasing a seat moves it to the next
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
@@ -270,25 +282,29 @@ function raiseHigh(registry: Registry, index: number): void {
 /**
  * What a map does as one of its seats is released ({@linkcode finishRelease}), before the seat's
  * retire list and cache are repaired: `deadOwner` is the owner's thread id if it is gone (else
- * 0), and `inCall` whether the owner was inside a call of the map when it stopped
- * ({@linkcode seatInCall}), and so may have left blocks in hand.
+ * 0), and `mayHold` whether the owner may have left blocks in hand when it stopped
+ * ({@linkcode seatMayHold}).
  */
-export type OnReleased = (deadOwner: number, inCall: boolean) => void;
+export type OnReleased = (deadOwner: number, mayHold: boolean) => void;
 
 /**
- * Whether the owner of seat `index` was inside a call of the map as it last wrote its seat:
- * announced (a participant comes online, announcing, before its call touches anything, and
- * withdraws only once it holds nothing: at the end of its task, or while a `loadOrCompute`'s
- * `fn` runs), or parked (waiting in a lock or a pause, perhaps with a record in flight). An
- * owner that is not cannot have left a block in hand: what it owns is in its retire list and
- * cache, which the release makes orphans, and its steps under a lock ran inside calls. Read by
- * the release of a seat whose owner can no longer write it (gone, or out of calls: see
- * {@linkcode finishRelease}).
+ * Whether the owner of seat `index` may have left blocks in hand (taken out of every shared
+ * structure, or unlinked and not yet retired) as it last wrote its seat: it was inside a call of
+ * the map, announced (a participant comes online, announcing, before its call touches anything,
+ * and withdraws only once it holds nothing: at the end of its task, or while a `loadOrCompute`'s
+ * `fn` runs) or parked (waiting in a lock or a pause, perhaps with a record in flight), and not
+ * on a read's fast path ({@linkcode HAND}). An owner out of calls cannot have left a block in
+ * hand: what it owns is in its retire list and cache, which the release makes orphans, and its
+ * steps under a lock ran inside calls. Nor can one in a read's fast path, which takes, frees and
+ * unlinks nothing; a step under the mutex it may run is the mutex's to repair (recoverMutex
+ * leaves a sweep due). Read by the release of a seat whose owner can no longer write it (gone,
+ * or out of calls: see {@linkcode finishRelease}).
  */
-export function seatInCall(registry: Registry, index: number): boolean {
+export function seatMayHold(registry: Registry, index: number): boolean {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
-  return Atomics.load(i32, at + ANNOUNCE) !== 0 || Atomics.load(i32, at + PARKED) !== 0;
+  return (Atomics.load(i32, at + ANNOUNCE) !== 0 || Atomics.load(i32, at + PARKED) !== 0) &&
+    Atomics.load(i32, at + HAND) !== 0;
 }
 
 /**
@@ -451,7 +467,7 @@ export function finishRelease(
   // Taken whoever holds it: another thread may be rolling the owner's step back right now,
   // and the repairs below must see the words it restores.
   if (gone) underLock(registry.arena, () => {});
-  onReleased?.(gone ? owner : 0, seatInCall(registry, index));
+  onReleased?.(gone ? owner : 0, seatMayHold(registry, index));
   // A releaser that outlived the grace (a zombie) may have had the release taken over
   // (stuckReleases) and finished, and the seat claimed again since: it writes nothing more.
   // So may one whose `onReleased` finished it (a reap up the stack).

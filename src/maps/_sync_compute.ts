@@ -276,6 +276,9 @@ function tryStore(
 ): number {
   const i32 = core.arena.i32;
   let p = Atomics.load(i32, e >> 2);
+  // A delete (`next` NIL) made no record, whose newRecord raised the hand word: the record it
+  // unlinks is in hand until retired (registry.ts HAND).
+  core.participant.raiseHand();
   for (;;) {
     if (p === EXPUNGED) return EXPUNGED;
     if (conditional) {

@@ -342,6 +342,7 @@ export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
   const i32 = s.arena.i32;
   let p = i32[e >> 2];
   if (p <= EXPUNGED) return 0;
+  s.participant.raiseHand(); // the record unlinked is in hand until retired (registry.ts HAND)
   for (;;) {
     const found = Atomics.compareExchange(i32, e >> 2, p, NIL);
     if (found === p) {

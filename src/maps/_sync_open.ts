@@ -208,7 +208,7 @@ export function reserveShare<K, V>(
           index,
           generation,
           graceMs,
-          (deadOwner, inCall) => seatReleased(s.core, deadOwner, inCall),
+          (deadOwner, mayHold) => seatReleased(s.core, deadOwner, mayHold),
           deferError,
         );
       } catch (error) {

@@ -48,8 +48,8 @@ import {
   seatAnnouncement,
   seatBlocks,
   seatHigh,
-  seatInCall,
   seatInflight,
+  seatMayHold,
   seatsReleasing,
   settlingSeats,
   stuckReleases,
@@ -111,15 +111,16 @@ export function reapDead(core: SyncCore): void {
   const dead = deadSeats(registry);
   if (dead.length === 0 && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
   if (Atomics.load(i32, R_PAUSE) !== 0) return; // another thread is at it
-  // A sweep is for deaths inside a call (seatInCall), which may have left blocks in hand. An
-  // owner that ended between calls (an idle worker a pool retires, a worker that never used the
-  // map) left none, and its seat goes back with no sweep: a sweep stops the world to walk the
+  // A sweep is for deaths that may have left blocks in hand (seatMayHold: inside a call, and not
+  // on a read's fast path). An owner that ended between calls (an idle worker a pool retires, a
+  // worker that never used the map) or inside a read (a read-mostly worker a pool's timeout
+  // kills) left none, and its seat goes back with no sweep: a sweep stops the world to walk the
   // whole map (docs/design.md, "The marking grows with the map"). Due first: a release cut short
   // before its seatReleased leaves the sweep due all the same, so that a retry comes for the
   // seats after it (their deaths are no longer news to the census count this participant
   // watches).
   let due = Atomics.load(i32, R_SWEEP_DUE) !== 0;
-  for (const { index } of dead) due ||= seatInCall(registry, index);
+  for (const { index } of dead) due ||= seatMayHold(registry, index);
   if (due) Atomics.store(i32, R_SWEEP_DUE, 1);
   // The seats are given back before anything is marked, so that their announcements stop
   // holding reclamation back. A release takes the mutex (seatReleased: a dead owner's step still
@@ -133,7 +134,7 @@ export function reapDead(core: SyncCore): void {
       registry,
       index,
       generation,
-      (owner, inCall) => seatReleased(core, owner, inCall),
+      (owner, mayHold) => seatReleased(core, owner, mayHold),
     );
   }
   if (!due && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
@@ -164,7 +165,7 @@ function finishStuck(core: SyncCore): void {
     finishRelease(
       core.registry,
       index,
-      (deadOwner, inCall) => seatReleased(core, deadOwner, inCall),
+      (deadOwner, mayHold) => seatReleased(core, deadOwner, mayHold),
     );
   }
 }
@@ -237,15 +238,16 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
  * step it died in must be rolled back before the list is repaired, and adopted or swept by
  * others, or the rollback would write into a list that may have been freed and reused by then.
  * So the mutex is taken whoever holds it: the dead owner (recovered here), or a thread that took
- * it over and is rolling the step back right now. And a sweep is due if the owner stopped inside
- * a call (`inCall`, registry.ts seatInCall): it may have been stopped mid-operation with blocks
- * in hand, an old record not yet retired, or the key count not yet adjusted. One that stopped
- * between calls holds nothing a sweep would find: what it owns, its retire list and cache, the
- * release makes orphans, which the others' collects free.
+ * it over and is rolling the step back right now. And a sweep is due if the owner may have left
+ * blocks in hand (`mayHold`, registry.ts seatMayHold): stopped inside a call that was not on a
+ * read's fast path, mid-operation, with a block taken, an old record not yet retired, or the key
+ * count not yet adjusted. One that stopped between calls, or in a read, holds nothing a sweep
+ * would find: what it owns, its retire list and cache, the release makes orphans, which the
+ * others' collects free.
  */
-export function seatReleased(core: SyncCore, deadOwner: number, inCall: boolean): void {
+export function seatReleased(core: SyncCore, deadOwner: number, mayHold: boolean): void {
   if (deadOwner !== 0) core.locked(() => {});
-  if (inCall) Atomics.store(core.arena.i32, R_SWEEP_DUE, 1);
+  if (mayHold) Atomics.store(core.arena.i32, R_SWEEP_DUE, 1);
 }
 
 /**

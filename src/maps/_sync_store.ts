@@ -85,6 +85,9 @@ export function swap<K, V>(
   let probe: Probe | null = null;
   let record: number;
   if (numbers) {
+    // No newRecord, which raises the hand word for the others: the old record exchanged out is
+    // in hand until retired, and so is a new one until published (registry.ts HAND).
+    s.participant.raiseHand();
     record = immediateOf(value as number);
     if (record === 0) {
       record = s.participant.allocate(RECORD_HEADER, true);
@@ -479,6 +482,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
   let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
+  part.raiseHand(); // as deleteEntry's
   for (;;) {
     if (expected === null ? p !== immediate : p <= EXPUNGED || !core.recordEquals(p, expected)) {
       return false;
