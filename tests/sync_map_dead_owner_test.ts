@@ -28,7 +28,8 @@ import {
 } from "../src/_engine/registry.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
-import { shareSyncMap } from "../src/maps/sync_map.ts";
+import { shareSyncMap, syncAccessOf } from "../src/maps/sync_map.ts";
+import { entryForDelete } from "../src/maps/_sync_entries.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
 import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
 import { COLLECT_BUDGET } from "../src/_engine/reclaim.ts";
@@ -480,6 +481,34 @@ for (const where of ["between calls", "inside a read", "inside a write"] as cons
     map.close();
   });
 }
+
+// A number key's delete that finds the key in the dirty table only takes its entry out under the
+// mutex and retires it, then deletes the record the entry still names: between the two, that
+// record is reached through a retired entry only, which no marking follows. The word is raised
+// before the step (helper-139): a death between the two, after a read had lowered it, is swept.
+test("SyncMap: a delete that died between a dirty-only entry's removal and its record's is swept", async () => {
+  const map = new SyncMap<number, number>();
+  for (let i = 0; i < 100; i++) map.store(i, i + 0.5);
+  for (let i = 0; i < 100; i++) map.load(i); // promoted: the keys are in the read table
+  const { other, i32, seat } = secondObject(map);
+  other.store(500, 500.5); // a new key: in the dirty table only
+  assert.equal(other.load(1), 1.5); // a read lowers the hand word
+  assert.equal(Atomics.load(i32, seat + HAND), 0);
+  // The delete's first half, as loadAndDelete makes it; the thread dies before the second.
+  const e = entryForDelete(syncAccessOf(other), 500, true);
+  assert.ok(e > 0);
+  ownedByGone(i32, seat);
+  const sweeps = sweepsForTests.count;
+  const end = performance.now() + 5_000;
+  while (sweepsForTests.count === sweeps && performance.now() < end) map.load(0);
+  assert.equal(sweepsForTests.count, sweeps + 1, "swept");
+  map.verify(); // the record is freed and the count taken from the tables
+  assert.equal(map.size, 100);
+  assert.equal(map.load(500), undefined);
+  assert.ok(other instanceof SyncMap); // reachable until here: not released by its finalizer
+  await null;
+  map.close();
+});
 
 // The hand word through a participant's calls: raised by a write and by a quiescent point,
 // lowered by a read's fast path, raised again by a write whose user code ran a read.

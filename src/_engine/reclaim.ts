@@ -286,9 +286,10 @@ export class Participant {
   #token: number;
   /**
    * What a read compares the claim word with ({@linkcode enterRead}): {@linkcode #token} while
-   * the seat's hand word is 0, and -1 (no claim word) while it may be raised, so that the one
+   * the seat's hand word is 0, and -1 (no claim word) while it is raised, so that the one
    * compare a read makes anyway sends it, the first time after a write, to lower the word
-   * ({@linkcode #readMiss}). Invariant: -1 whenever this participant left the word raised.
+   * ({@linkcode #readMiss}). Invariant: the word is raised whenever this is -1 (-2 once the
+   * thread is found terminated: {@linkcode #stop}).
    */
   #readToken = -1;
   /**
@@ -389,8 +390,21 @@ export class Participant {
     const self = new WeakRef(this);
     onStop(() => {
       const participant = self.deref();
-      if (participant !== undefined) participant.#token = participant.#readToken = -1;
+      if (participant !== undefined) participant.#stop();
     });
+  }
+
+  /**
+   * This thread was found terminated: no call of this participant touches shared memory again
+   * (neither token matches a claim word). The read token is not -1, which says the hand word is
+   * raised: a write under way may go on to its step's end (SyncCore.locked lets a step that
+   * committed finish) and on to unlink a record, and its raiseHand must still raise the word
+   * (helper-139). Not raised here: a Deno zombie stopped at a read's quiescent point holds
+   * nothing, and its death needs no sweep.
+   */
+  #stop(): void {
+    this.#token = -1;
+    this.#readToken = -2;
   }
 
   /**
@@ -610,8 +624,12 @@ export class Participant {
       this.noteThrown(error);
       throw error;
     }
-    if (this.#readToken !== readToken) {
-      this.arena.i32[this.#seat + HAND] = hand;
+    // Only on a seat still its own, by a thread not stopped: a zombie's point may have outlived
+    // its grace (a pause, a reap), and the seat have a new owner, whose word is not this one's
+    // to lower; and a stopped thread's read token must stay one no claim word matches.
+    const i32 = this.arena.i32;
+    if (this.#readToken !== readToken && Atomics.load(i32, this.#seat + CLAIM) === this.#token) {
+      i32[this.#seat + HAND] = hand;
       this.#readToken = readToken;
     }
   }

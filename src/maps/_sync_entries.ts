@@ -287,6 +287,10 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
     const e = unlockedEntryForNumber(s, key);
     if (e >= 0) return e;
     const searched = s.searched;
+    // The step may take a dirty-only entry out and retire it, whose record the caller then
+    // deletes: from the step's commit to deleteEntry's retirement, that record is reached
+    // through a retired entry only, which no marking follows (registry.ts HAND; helper-139).
+    s.participant.raiseHand();
     return deleteLocked(s, s.keyProbe(key, s.nested ? new Probe() : s.probe), searched, remove);
   }
   const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);

@@ -908,6 +908,11 @@ export function shareSyncMap(
   };
 }
 
+/** Internal, for tests: `map`'s access, the state its methods work on (_sync_access.ts). */
+export function syncAccessOf<K, V>(map: SyncMap<K, V>): SyncAccess<K, V> {
+  return accessOf(map as SyncMap<never, never>) as unknown as SyncAccess<K, V>;
+}
+
 /** Internal, for tests: `map`'s iteration keys (_iteration_keys.ts). */
 export function iterationKeysOf<K>(map: SyncMap<K, unknown>): IterationKeys<K> {
   return accessOf(map as SyncMap<never, never>).iterationKeys as IterationKeys<K>;
