@@ -83,8 +83,8 @@ try {
     let done = -1;
     while (performance.now() - killed < MS) {
       await sleep(1);
-      if (done < 0 && Atomics.load(mapWords, R_SWEEP_DUE) === 0) done = performance.now() - killed;
-      if (done >= 0 && Atomics.load(mapWords, R_SWEEP_DUE) !== 0) done = -1; // due again
+      if (done < 0 && Atomics.load(mapWords, R_SWEEP_DUE) !== 1) done = performance.now() - killed;
+      if (done >= 0 && Atomics.load(mapWords, R_SWEEP_DUE) === 1) done = -1; // due again
     }
     stalls.push(words[1]);
     if (done >= 0) swept.push(done);

@@ -289,7 +289,7 @@ export class Participant {
    * the seat's hand word is 0, and -1 (no claim word) while it is raised, so that the one
    * compare a read makes anyway sends it, the first time after a write, to lower the word
    * ({@linkcode #readMiss}). Invariant: the word is raised whenever this is -1 (-2 once the
-   * thread is found terminated: {@linkcode #stop}).
+   * thread is found terminated: the constructor's stop hook).
    */
   #readToken = -1;
   /**
@@ -388,23 +388,19 @@ export class Participant {
     if (this.#cache !== 0) reachCache(arena, this.#cache);
     // A thread found terminated stops using shared memory at its next call (census.ts).
     const self = new WeakRef(this);
+    // Both tokens made to match no claim word, written out: no call between the hook's entry
+    // and them, where a stack overflow would leave the tokens valid. The read token is -2, not
+    // -1 (which says the hand word is raised): a write under way may go on to its step's end
+    // (SyncCore.locked lets a step that committed finish) and on to unlink a record, and its
+    // raiseHand must still raise the word (helper-139). Not raised here: a Deno zombie stopped
+    // at a read's quiescent point holds nothing, and its death needs no sweep.
     onStop(() => {
       const participant = self.deref();
-      if (participant !== undefined) participant.#stop();
+      if (participant !== undefined) {
+        participant.#token = -1;
+        participant.#readToken = -2;
+      }
     });
-  }
-
-  /**
-   * This thread was found terminated: no call of this participant touches shared memory again
-   * (neither token matches a claim word). The read token is not -1, which says the hand word is
-   * raised: a write under way may go on to its step's end (SyncCore.locked lets a step that
-   * committed finish) and on to unlink a record, and its raiseHand must still raise the word
-   * (helper-139). Not raised here: a Deno zombie stopped at a read's quiescent point holds
-   * nothing, and its death needs no sweep.
-   */
-  #stop(): void {
-    this.#token = -1;
-    this.#readToken = -2;
   }
 
   /**

@@ -85,6 +85,31 @@ export const RESERVER = 8;
  * hand at its death are swept by no one until another death).
  */
 export const HAND = 9;
+
+/** The sweep word's value while a sweep is due (Registry.sweepWord). */
+export const SWEEP_DUE = 1;
+/**
+ * The sweep word's value while no sweep is due but a release is put off (finishRelease): the
+ * retries it prompts finish the release, whose end may make a sweep due; none is made for it.
+ */
+export const RELEASES_PUT_OFF = 2;
+
+/**
+ * After a sweep, or once the hint of a put-off release is seen to be stale (`from`, the value
+ * the caller found; SWEEP_DUE after a sweep): the sweep word to RELEASES_PUT_OFF while a release
+ * is still put off, else to 0, unless it changed from `from` meanwhile. Looked at once more
+ * after the change: a release put off meanwhile found the word raised and left it so, and must
+ * find it raised still.
+ */
+export function lowerSweepWord(registry: Registry, from: number): void {
+  const i32 = registry.arena.i32;
+  const to = releasesPutOff(registry) ? RELEASES_PUT_OFF : 0;
+  if (to === from) return;
+  if (Atomics.compareExchange(i32, registry.sweepWord, from, to) !== from) return;
+  if (to === 0 && releasesPutOff(registry)) {
+    Atomics.compareExchange(i32, registry.sweepWord, 0, RELEASES_PUT_OFF);
+  }
+}
 // The claim word is a generation times four plus a state. Releasing a seat moves it to the next
 // generation, so whoever held the old one can tell: an owner that is still running after its
 // share was released (Deno's terminate() does not stop a busy worker) finds its token stale at
@@ -126,9 +151,11 @@ export interface Registry {
   /** How many released seats still hold retired blocks: a hint that a sweep is worthwhile. */
   readonly orphanWord: number;
   /**
-   * Nonzero while the structure has a sweep of what dead participants left due that could
-   * not be run yet (no stop of the world in time): participants retry it at their quiescent
-   * points and as they come online, with a backoff (Participant.onSweepDue in reclaim.ts).
+   * {@linkcode SWEEP_DUE} while the structure has a sweep of what dead participants left due
+   * that could not be run yet (no stop of the world in time), {@linkcode RELEASES_PUT_OFF}
+   * while only a release waits to be finished, 0 otherwise: participants retry at their
+   * quiescent points and as they come online, with a backoff (Participant.onSweepDue in
+   * reclaim.ts), while it is not 0.
    */
   readonly sweepWord: number;
   /** One past the highest seat index ever claimed: scans stop there. */
@@ -510,7 +537,9 @@ function finishLater(
 ): void {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
-  Atomics.store(i32, registry.sweepWord, 1);
+  // A hint for the retries, which finish it; a sweep only if its end finds the owner may have
+  // held blocks in hand (onReleased). Never lowers a sweep already due.
+  Atomics.compareExchange(i32, registry.sweepWord, 0, RELEASES_PUT_OFF);
   const timer = setTimeout(() => {
     try {
       if (Atomics.load(i32, at + CLAIM) !== claim) return;

@@ -37,12 +37,13 @@ import { journalWords } from "../_engine/journal.ts";
 import {
   deadSeats,
   finishRelease,
+  lowerSweepWord,
   OWNER,
   parkedHolding,
   pauseBlocker,
   pauseWorld,
   releaseOwnSeat,
-  releasesPutOff,
+  RELEASES_PUT_OFF,
   resumeWorld,
   SEAT_WORDS,
   seatAnnouncement,
@@ -53,6 +54,7 @@ import {
   seatsReleasing,
   settlingSeats,
   stuckReleases,
+  SWEEP_DUE,
 } from "../_engine/registry.ts";
 import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
 import { blobSize, isBlob, isNumberSlot, numberOf } from "../_engine/slots.ts";
@@ -119,9 +121,9 @@ export function reapDead(core: SyncCore): void {
   // before its seatReleased leaves the sweep due all the same, so that a retry comes for the
   // seats after it (their deaths are no longer news to the census count this participant
   // watches).
-  let due = Atomics.load(i32, R_SWEEP_DUE) !== 0;
+  let due = Atomics.load(i32, R_SWEEP_DUE) === SWEEP_DUE;
   for (const { index } of dead) due ||= seatMayHold(registry, index);
-  if (due) Atomics.store(i32, R_SWEEP_DUE, 1);
+  if (due) Atomics.store(i32, R_SWEEP_DUE, SWEEP_DUE);
   // The seats are given back before anything is marked, so that their announcements stop
   // holding reclamation back. A release takes the mutex (seatReleased: a dead owner's step still
   // in its journal may name words of the seat's retire list, which the release hands to others)
@@ -137,7 +139,12 @@ export function reapDead(core: SyncCore): void {
       (owner, mayHold) => seatReleased(core, owner, mayHold),
     );
   }
-  if (!due && Atomics.load(i32, R_SWEEP_DUE) === 0) return;
+  const word = Atomics.load(i32, R_SWEEP_DUE);
+  if (!due && word !== SWEEP_DUE) {
+    // No sweep: at most a hint of releases put off, dropped once they are all finished.
+    if (word === RELEASES_PUT_OFF) lowerSweepWord(registry, word);
+    return;
+  }
   // A seat still RELEASING (its release put off while its owner, a Deno zombie, may be in a
   // call, or at work in another thread: an adapter's release of the same dead worker races this
   // reap) holds back what the others retired since its death: the sweep is left due, for a retry
@@ -182,7 +189,14 @@ function finishStuck(core: SyncCore): void {
 export function retrySweep(core: SyncCore): boolean {
   const i32 = core.arena.i32;
   finishStuck(core);
-  if (Atomics.load(i32, R_SWEEP_DUE) === 0) return false;
+  const word = Atomics.load(i32, R_SWEEP_DUE);
+  if (word === 0) return false;
+  if (word !== SWEEP_DUE) {
+    // Only a hint: the releases put off are what the retries are for (finishStuck above),
+    // and their ends make a sweep due if one may have held blocks in hand (seatReleased).
+    lowerSweepWord(core.registry, word);
+    return false;
+  }
   if (Atomics.load(i32, R_PAUSE) !== 0) return true; // another thread stops the world
   // As in reapDead: a seat still being released holds back what the others retired since its
   // death, and its owner may be in a call (a put-off release: the sweep's pause could not go on
@@ -210,7 +224,7 @@ export function retrySweep(core: SyncCore): boolean {
 function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
   const i32 = core.arena.i32;
   return core.locked(() => {
-    if (!always && Atomics.load(i32, R_SWEEP_DUE) === 0) return true;
+    if (!always && Atomics.load(i32, R_SWEEP_DUE) !== SWEEP_DUE) return true;
     if (!pauseWorld(core.registry, timeoutMs)) {
       Atomics.store(i32, R_SWEEP_DUE, 1);
       return false;
@@ -223,8 +237,8 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
         return false;
       }
       sweep(core);
-      // Still due while a release is put off: the retries are what finish it (finishStuck).
-      Atomics.store(i32, R_SWEEP_DUE, releasesPutOff(core.registry) ? 1 : 0);
+      // A hint still while a release is put off: the retries are what finish it (finishStuck).
+      lowerSweepWord(core.registry, SWEEP_DUE);
       return true;
     } finally {
       resumeWorld(core.registry);
@@ -605,7 +619,7 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
           return false;
         }
         sweep(core);
-        Atomics.store(i32, R_SWEEP_DUE, releasesPutOff(core.registry) ? 1 : 0);
+        lowerSweepWord(core.registry, Atomics.load(i32, R_SWEEP_DUE));
       }
       // A death recorded since the reap is not a reap that failed: reap it, then check. Nor is
       // a seat of a thread declared gone that may still be in a call (a Deno zombie that has not
