@@ -31,7 +31,7 @@ export const R_EPOCH = H_ROOT + 32, // the global epoch
   R_ORPHANS = H_ROOT + 33, // released seats still holding a retire list or a cache
   R_SEATS_HIGH = H_ROOT + 34, // one past the highest participant seat ever claimed
   R_PAUSE = H_ROOT + 35, // owner id of the thread stopping the world for a recovery; 0 when none
-  R_SWEEP_DUE = H_ROOT + 36; // 1 when a dead participant's leftovers await a stop of the world
+  R_SWEEP_DUE = H_ROOT + 36; // 1: a sweep is due; 2: a release is put off (registry.ts sweepWord)
 // Line 3: written by every operation that changes the number of keys.
 /** Keys with a value. */
 export const R_COUNT = H_ROOT + 48;
