@@ -27,6 +27,7 @@
  */
 
 import { SyncMap } from "../mod.ts";
+import { SWEEP_DUE } from "../src/_engine/registry.ts";
 import { R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { Mailbox } from "../tests/fixtures/adapter_harness.ts";
 import { spawnWorker, type TestWorker } from "../tests/fixtures/spawn.ts";
@@ -83,8 +84,10 @@ try {
     let done = -1;
     while (performance.now() - killed < MS) {
       await sleep(1);
-      if (done < 0 && Atomics.load(mapWords, R_SWEEP_DUE) !== 1) done = performance.now() - killed;
-      if (done >= 0 && Atomics.load(mapWords, R_SWEEP_DUE) === 1) done = -1; // due again
+      if (done < 0 && Atomics.load(mapWords, R_SWEEP_DUE) !== SWEEP_DUE) {
+        done = performance.now() - killed;
+      }
+      if (done >= 0 && Atomics.load(mapWords, R_SWEEP_DUE) === SWEEP_DUE) done = -1; // due again
     }
     stalls.push(words[1]);
     if (done >= 0) swept.push(done);

@@ -604,13 +604,13 @@ export class Participant {
    * laggard.
    */
   #slowEnter(read = false): void {
-    // The hand word as the call left it (a read's 0). What a quiescent point does that takes
-    // blocks in hand raises it (collect, makeRoom: the frees, a list moved; a reap's sweep is
-    // under the mutex, whose recovery sweeps); lowered again only as the point returns, since
-    // one that throws may have stopped with a block in hand. A quiescent point that only
-    // announces leaves it 0: in a loop of reads, a death there needs no sweep either.
+    // What a quiescent point does that takes blocks in hand raises the hand word (collect,
+    // makeRoom: the frees, a list moved; a reap's sweep is under the mutex, whose recovery
+    // sweeps); lowered again only as the point returns, since one that throws may have stopped
+    // with a block in hand. A quiescent point that only announces leaves it 0: in a loop of
+    // reads, a death there needs no sweep either. The read token says what the call left: a
+    // raise changes it only from #token (the word lowered), never from -1 (raised already).
     const readToken = this.#readToken;
-    const hand = this.arena.i32[this.#seat + HAND];
     // A step cut short by a stack overflow here (a collect, between a block taken off a retire
     // list and its free) leaves the block unfreed: loads, which have no catch of their own, note
     // it here (noteThrown), as collect and makeRoom do for their other callers.
@@ -625,7 +625,7 @@ export class Participant {
     // to lower; and a stopped thread's read token must stay one no claim word matches.
     const i32 = this.arena.i32;
     if (this.#readToken !== readToken && Atomics.load(i32, this.#seat + CLAIM) === this.#token) {
-      i32[this.#seat + HAND] = hand;
+      i32[this.#seat + HAND] = 0; // as the call left it: see #readMiss
       this.#readToken = readToken;
     }
   }

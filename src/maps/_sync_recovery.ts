@@ -226,14 +226,14 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
   return core.locked(() => {
     if (!always && Atomics.load(i32, R_SWEEP_DUE) !== SWEEP_DUE) return true;
     if (!pauseWorld(core.registry, timeoutMs)) {
-      Atomics.store(i32, R_SWEEP_DUE, 1);
+      Atomics.store(i32, R_SWEEP_DUE, SWEEP_DUE);
       return false;
     }
     try {
       // Left due for a later retry while a participant parked inside a hold may decode a block
       // the sweep would take for leaked.
       if (parkedHolding(core.registry)) {
-        Atomics.store(i32, R_SWEEP_DUE, 1);
+        Atomics.store(i32, R_SWEEP_DUE, SWEEP_DUE);
         return false;
       }
       sweep(core);
@@ -261,7 +261,7 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
  */
 export function seatReleased(core: SyncCore, deadOwner: number, mayHold: boolean): void {
   if (deadOwner !== 0) core.locked(() => {});
-  if (mayHold) Atomics.store(core.arena.i32, R_SWEEP_DUE, 1);
+  if (mayHold) Atomics.store(core.arena.i32, R_SWEEP_DUE, SWEEP_DUE);
 }
 
 /**
