@@ -101,25 +101,68 @@ export function freeCache(arena: Arena, cache: number, seatWord: number): void {
 export function cacheAllocate(arena: Arena, cache: number, size: number): number {
   if (size > SMALL_MAX) return lockedAllocate(arena, size, false);
   const c = sizeClass(size);
+  const head = cacheNext(arena, cache, c);
+  cacheTake(arena, cache, c, head);
+  return head;
+}
+
+/**
+ * The block of size class `c` that the cache at `cache` hands out next, refilling the class
+ * first if it is empty: checked, in this thread's views, and still in the cache until
+ * {@linkcode cacheTake} takes it. Apart from the take for a caller that notes the block as its
+ * own before taking it (a SyncMap's hand log: reclaim.ts Participant.allocate).
+ */
+export function cacheNext(arena: Arena, cache: number, c: number): number {
   const w = (cache >> 2) + 2 * c;
   let head = arena.i32[w];
   if (head === 0) {
     lockedRefill(arena, cache, c);
     head = arena.i32[w];
   }
-  const bytes = CLASS_SIZES[c];
   // A shared word: a corrupt head must not hand out the arena's header (past the buffer, reach
   // throws).
   if (head < HEADER_BYTES || (head & 15) !== 0) {
     throw new RangeError(`corrupt cache: class ${c}'s list begins at ${head}`);
   }
+  const bytes = CLASS_SIZES[c];
   if (head + bytes > arena.bytes) arena.reach(head + bytes);
+  return head;
+}
+
+/**
+ * Takes `head`, which {@linkcode cacheNext} just gave for class `c`, off the cache at `cache`.
+ * The pop is one write of the list head: a thread stopped before it leaves the block the head,
+ * after it, taken.
+ */
+export function cacheTake(arena: Arena, cache: number, c: number, head: number): void {
+  const w = (cache >> 2) + 2 * c;
   const i32 = arena.i32;
   i32[w] = i32[head >> 2]; // the pop: one write
   i32[head >> 2] = 0;
   i32[w + 1]--;
-  i32[(cache >> 2) + CACHE_TOTAL] -= bytes;
-  return head;
+  i32[(cache >> 2) + CACHE_TOTAL] -= CLASS_SIZES[c];
+}
+
+/**
+ * Whether `block` heads the list of size class `c` in the cache at `cache`: for the settling of
+ * a dead owner's hand log (maps/_sync_hand_log.ts), a block noted before {@linkcode cacheTake}
+ * and not taken, or put back by {@linkcode cachePutBack}.
+ */
+export function cacheHeads(arena: Arena, cache: number, c: number, block: number): boolean {
+  return arena.i32[(cache >> 2) + 2 * c] === block;
+}
+
+/**
+ * Puts `block` of size class `c` back at the head of its list in the cache at `cache`, with no
+ * spill: for the releaser of a dead owner's seat (maps/_sync_hand_log.ts), which repairs the
+ * cache's advisory counts and gives it back afterwards (registry.ts finishRelease). Done again
+ * after a releaser stopped in it, it finds the block at the head ({@linkcode cacheHeads}).
+ */
+export function cachePutBack(arena: Arena, cache: number, c: number, block: number): void {
+  const w = (cache >> 2) + 2 * c;
+  const i32 = arena.i32;
+  i32[block >> 2] = i32[w];
+  i32[w] = block; // the push: one write, after the link
 }
 
 /** {@linkcode release} through the cache at `cache`. */

@@ -48,13 +48,16 @@
 import {
   cacheAllocate,
   cachedBytes,
+  cacheNext,
   cacheRelease,
+  cacheTake,
   flushCache,
   freeCache,
   newCache,
   reachCache,
   repairCache,
 } from "./alloc_cache.ts";
+import { sizeClass, SMALL_MAX } from "./alloc_layout.ts";
 import { allocate, lockedRelease, lockedReleaseSpares, release, underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import {
@@ -78,6 +81,11 @@ import {
   claimFree,
   generationOf,
   HAND,
+  HAND_ENTRY,
+  HAND_NEW,
+  HAND_OLD,
+  HAND_SWAP,
+  HAND_TAKEN,
   INFLIGHT,
   LIST,
   OWNER,
@@ -100,6 +108,7 @@ import {
   RL_CAPACITY,
   RL_COUNT,
   tagAt,
+  UNSTAMPED,
 } from "./retire_list.ts";
 
 /** Operations between two quiescent points of a participant. */
@@ -127,11 +136,6 @@ export const COLLECT_BUDGET = 8192;
  * pending count to reach #collectAt, as before.
  */
 const DRAIN_MIN = 1024;
-/**
- * The epoch word of a retire-list entry not yet stamped (see Participant's #stamp). No stamp is
- * 0: an epoch loaded as 0 is stamped 1, as it is announced.
- */
-const UNSTAMPED = 0;
 /**
  * Most blocks one operation retires. {@linkcode Participant.enter} makes room for them before
  * the operation changes anything, so that retiring never allocates and never fails.
@@ -443,6 +447,9 @@ export class Participant {
     if (!overflow) return;
     this.#sweepOwed = !this.#closed;
     const i32 = this.arena.i32;
+    // A hand log the call could not drop (an overflow in the catch that drops it) must not say
+    // what the call held once what it names moves on: raised instead.
+    if (Atomics.load(i32, this.#seat + CLAIM) === this.#token) this.dropLog();
     // Not parked, whatever was cut short: an unpark cut short as it was entered would leave
     // this participant taken for parked by the sweep raised next, while it runs on. Only on a
     // seat still this participant's: one released while that code ran (a zombie's, after the
@@ -531,6 +538,56 @@ export class Participant {
   }
 
   /**
+   * The hand log of a `swap` about to exchange `old`, a value (a record or an immediate), in entry
+   * `e` for `record`, one of them a record (registry.ts HAND_SWAP), called before each
+   * compare-exchange it tries: a death from here on is settled from the log by the seat's
+   * release, with no sweep (maps/_sync_hand_log.ts). The log stays as the call leaves it: once
+   * the old record is retired it says "done" (the list's last entry), until the next write or
+   * collect of this participant replaces it or raises the word. A record not taken under this
+   * call's log (a large one, one taken before the cache was made, or one whose log a call nested
+   * in a built-in the user patched replaced) raises the word: its death is swept.
+   */
+  logSwap(e: number, old: number, record: number): void {
+    const i32 = this.arena.i32;
+    const at = this.#seat;
+    const hand = i32[at + HAND];
+    if ((record & 1) === 0) {
+      // Taken under this call's log: HAND_TAKEN (or HAND_SWAP from its earlier try) naming it.
+      if ((hand & HAND_TAKEN) === 0 || i32[at + HAND_NEW] !== record) {
+        this.dropLog();
+        return;
+      }
+      i32[at + HAND_ENTRY] = e;
+      i32[at + HAND_OLD] = old;
+      i32[at + HAND] = hand | HAND_SWAP;
+    } else {
+      i32[at + HAND_ENTRY] = e;
+      i32[at + HAND_OLD] = old;
+      i32[at + HAND_NEW] = record;
+      i32[at + HAND] = HAND_SWAP;
+      this.#logged();
+    }
+  }
+
+  /**
+   * Closes a hand log that no longer says what the call holds (it goes on under the mutex, or to
+   * an exchange that changes the key count, or it threw): the word is raised, and a death from
+   * here on is swept, as for any write.
+   */
+  dropLog(): void {
+    this.#setHand();
+  }
+
+  /**
+   * The read token once the word holds a log, which is not raised: a write that takes blocks
+   * after it (a call nested in user code, or the caller's own, through recheck) must raise it
+   * (see {@linkcode #readToken}'s invariant). A thread found terminated keeps its -2.
+   */
+  #logged(): void {
+    if (this.#readToken === -1) this.#readToken = this.#token;
+  }
+
+  /**
    * {@linkcode enter}'s two checks again, for a call that ran user code (a codec's encode, a
    * getter of the value encoded) after it entered and before it writes anything: the census
    * (a thread recorded terminating stops here) and the claim (a share released, or closed, by
@@ -539,12 +596,13 @@ export class Participant {
    * recorded before the grace began, so the census check throws here, before the call takes a
    * block from the seat's cache or retires into its list.
    */
-  recheck(): void {
+  recheck(raise = true): void {
     this.#enterChecks();
     // And that code may have run a read of this participant, which lowered the hand word: the
     // write raises it (again) before it takes anything (registry.ts HAND). SyncCore.newRecord
-    // calls this before it allocates.
-    this.raiseHand();
+    // calls this before it allocates; a write that logs what it takes (`raise` false) need not,
+    // since the log is written before the block is taken (allocate).
+    if (raise) this.raiseHand();
     // That code may also have left this participant offline: a nested loadOrCompute withdraws
     // while its `fn` runs, and one that throws before it comes online again (an error deferred
     // to its next call, thrown by that call's enter) returns with it withdrawn. This call
@@ -1009,14 +1067,39 @@ export class Participant {
   }
 
   /**
+   * {@linkcode allocate} of a `quiescent` call that keeps a hand log: the fast path, a block of
+   * a small class whose list in the cache is not empty, written out, as a `store` takes one per
+   * call; the rest through allocate.
+   */
+  allocateLogged(size: number): number {
+    const cache = this.#cache;
+    if (cache !== 0 && size <= SMALL_MAX) {
+      const c = sizeClass(size);
+      const a = this.arena;
+      if (a.i32[(cache >> 2) + 2 * c] !== 0) {
+        const head = cacheNext(a, cache, c); // checked
+        const i32 = a.i32;
+        const at = this.#seat;
+        i32[at + HAND_NEW] = head;
+        i32[at + HAND] = (c << 2) | HAND_TAKEN;
+        this.#logged();
+        cacheTake(a, cache, c, head);
+        return head;
+      }
+    }
+    return this.allocate(size, true, true);
+  }
+
+  /**
    * Allocates a block through this participant's cache (see allocator.ts). `quiescent` says
    * the caller holds no shared reference yet (it is at the start of its operation), so that on
-   * running out of memory this may free what is safe to free and try again.
+   * running out of memory this may free what is safe to free and try again. `logged`: the
+   * caller keeps a hand log (see {@linkcode logSwap}), opened here as the block is taken.
    */
-  allocate(size: number, quiescent = false): number {
+  allocate(size: number, quiescent = false, logged = false): number {
     if (quiescent) {
       try {
-        return this.allocate(size);
+        return this.allocate(size, false, logged);
       } catch (error) {
         if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
           throw error;
@@ -1026,7 +1109,7 @@ export class Participant {
         const deadline = performance.now() + BACKLOG_WAIT_MS;
         for (;;) {
           try {
-            return this.allocate(size);
+            return this.allocate(size, false, logged);
           } catch (again) {
             // Still full: wait for what others hold back (#awaitLaggards), then try again.
             if (!(again instanceof MapFullError) || !this.#awaitLaggards(deadline)) throw again;
@@ -1036,9 +1119,25 @@ export class Participant {
     }
     try {
       if (this.#cache === 0) {
+        // Raised: the cache block is in hand until the seat names it.
+        this.#setHand();
         this.#cache = newCache(this.arena);
         this.arena.i32[this.#seat + CACHE] = this.#cache;
       }
+      if (logged && size <= SMALL_MAX) {
+        // The hand log names the block before the pop takes it (registry.ts HAND_TAKEN): a
+        // death before the pop leaves it the head of its list, after it, taken.
+        const c = sizeClass(size);
+        const head = cacheNext(this.arena, this.#cache, c);
+        const i32 = this.arena.i32;
+        i32[this.#seat + HAND_NEW] = head;
+        i32[this.#seat + HAND] = (c << 2) | HAND_TAKEN;
+        this.#logged();
+        cacheTake(this.arena, this.#cache, c, head);
+        return head;
+      }
+      // A block the log cannot name (one from the heap, under the allocator's lock): raised.
+      if (logged) this.dropLog();
       return cacheAllocate(this.arena, this.#cache, size);
     } catch (error) {
       // The blocks this cache holds may be what keeps their spans from going back to the heap
@@ -1048,6 +1147,7 @@ export class Participant {
         error instanceof MapFullError && this.#cache !== 0 &&
         cachedBytes(this.arena, this.#cache) > 0
       ) {
+        if (logged) this.dropLog(); // the block taken below is not logged
         flushCache(this.arena, this.#cache);
         try {
           return cacheAllocate(this.arena, this.#cache, size);

@@ -78,13 +78,34 @@ export const RESERVER = 8;
  * read (SyncMap `load` and the like, which take no block and free none), 1 from before a write
  * takes a block in hand (allocates one, or unlinks one it will retire) or a step frees or moves
  * blocks (a collect, room made in its retire list, its going offline) until its next read begins
- * (Participant.raiseHand, and the read token that makes enterRead lower it). A death with the
- * seat in a call but the word 0 left nothing in hand ({@linkcode seatMayHold}). Written after
+ * (Participant.raiseHand, and the read token that makes enterRead lower it), or a hand log from 2
+ * up ({@linkcode HAND_TAKEN}). A death with the seat in a call but the word 0 left nothing in hand
+ * ({@linkcode seatMayHold}); with a hand log, only what the log names. Written after
  * the claim check of the call, so a released owner writes it no more, but for one that was
  * descheduled between the two for the whole grace (a leak at worst: the next owner's blocks in
  * hand at its death are swept by no one until another death).
  */
 export const HAND = 9;
+/**
+ * HAND's values from {@linkcode HAND_TAKEN} up: the hand log, which says exactly what a `store`
+ * or `swap` of a key the read table holds has in hand, so that its death needs no sweep (the
+ * release settles it: maps/_sync_hand_log.ts). The low two bits are the phase; the rest, for a
+ * record taken off the cache, its size class. HAND_TAKEN: the owner is taking, or has taken, the
+ * block named by {@linkcode HAND_NEW} off its cache (alloc_cache.ts `cacheAllocate` writes both,
+ * then pops). {@linkcode HAND_SWAP}: about to exchange {@linkcode HAND_OLD} in entry
+ * {@linkcode HAND_ENTRY} for HAND_NEW (a record of that class, or an immediate), or has
+ * exchanged it, retired the old value or not. A call that throws raises the word to 1
+ * (Participant.dropLog); one that returns leaves its log, which says "done" (the old record in
+ * the seat's retire list, or the new one in the entry) until the owner's next write replaces it
+ * or raises the word, or a collect raises it.
+ */
+export const HAND_TAKEN = 2, HAND_SWAP = 3;
+/** The hand log's new value: a record taken off the cache, or an immediate (HAND_SWAP only). */
+export const HAND_NEW = 10;
+/** The hand log's entry (HAND_SWAP). */
+export const HAND_ENTRY = 11;
+/** The hand log's old value: what the exchange expects in HAND_ENTRY (HAND_SWAP). */
+export const HAND_OLD = 12;
 
 /** The sweep word's value while a sweep is due (Registry.sweepWord). */
 export const SWEEP_DUE = 1;

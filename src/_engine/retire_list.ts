@@ -25,6 +25,12 @@ import type { Arena } from "./arena.ts";
 export const RL_COUNT = 0;
 /** Word of a retire list holding the number of entries it has room for. */
 export const RL_CAPACITY = 1;
+/**
+ * An entry's epoch until its owner stamps it (Participant's #stamp). No stamp is 0: an epoch
+ * loaded as 0 is stamped 1, as it is announced. Whoever sweeps the list stamps such an entry
+ * instead of freeing it.
+ */
+export const UNSTAMPED = 0;
 
 /**
  * The count of the retire list at byte `list`, checked: the list is a 16-aligned block inside

@@ -859,19 +859,23 @@ export class SyncCore {
    * (_sync_layout.ts); throws MapFullError, allocating nothing. `quiescent`: called before the
    * operation read anything shared (see Participant.allocate). The record is this object's in
    * flight until published (see `inflight`). Every method below takes an immediate for a record
-   * and does what it needs: nothing to free, retire or reach.
+   * and does what it needs: nothing to free, retire or reach. `logged`: the caller keeps a hand
+   * log of what it takes (Participant.logSwap), opened as the record is taken.
    */
-  newRecord(v: Probe, quiescent = false): number {
+  newRecord(v: Probe, quiescent = false, logged = false): number {
     // The call's first write through its seat, after its encodes: a built-in they ran may be
     // one the user patched (BigInt's toString, String's charCodeAt), in which a zombie may spin
     // past the grace; it stops here, as after any user code (Participant.recheck).
-    this.participant.recheck();
+    this.participant.recheck(!logged);
     const a = this.arena;
     if (this.immediates && v.mode === MODE_INLINE && isNumberSlot(v.hi)) {
       const p = immediateOf(numberOf(v.lo, v.hi));
       if (p !== 0) return p; // noted as stored (noteStored), not here
     }
-    const r = this.participant.allocate(RECORD_HEADER + v.blobBytes(), quiescent);
+    const bytes = RECORD_HEADER + v.blobBytes();
+    const r = logged && quiescent
+      ? this.participant.allocateLogged(bytes)
+      : this.participant.allocate(bytes, quiescent, logged);
     const i32 = a.i32;
     i32[(r >> 2) + REC_LO] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
     i32[(r >> 2) + REC_HI] = v.hi;

@@ -208,7 +208,7 @@ export function reserveShare<K, V>(
           index,
           generation,
           graceMs,
-          (deadOwner, mayHold) => seatReleased(s.core, deadOwner, mayHold),
+          (deadOwner, mayHold) => seatReleased(s.core, deadOwner, mayHold, index),
           deferError,
         );
       } catch (error) {

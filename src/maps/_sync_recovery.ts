@@ -60,6 +60,7 @@ import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list
 import { blobSize, isBlob, isNumberSlot, numberOf } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
+import { handLogged, settleHandLog } from "./_sync_hand_log.ts";
 import { checkTables } from "./_sync_tables_verify.ts";
 import {
   AMENDED,
@@ -121,8 +122,10 @@ export function reapDead(core: SyncCore): void {
   // before its seatReleased leaves the sweep due all the same, so that a retry comes for the
   // seats after it (their deaths are no longer news to the census count this participant
   // watches).
+  // A seat with a hand log is settled by its release, which makes a sweep due only if the log
+  // cannot say what it held (seatReleased).
   let due = Atomics.load(i32, R_SWEEP_DUE) === SWEEP_DUE;
-  for (const { index } of dead) due ||= seatMayHold(registry, index);
+  for (const { index } of dead) due ||= seatMayHold(registry, index) && !handLogged(core, index);
   if (due) Atomics.store(i32, R_SWEEP_DUE, SWEEP_DUE);
   // The seats are given back before anything is marked, so that their announcements stop
   // holding reclamation back. A release takes the mutex (seatReleased: a dead owner's step still
@@ -136,7 +139,7 @@ export function reapDead(core: SyncCore): void {
       registry,
       index,
       generation,
-      (owner, mayHold) => seatReleased(core, owner, mayHold),
+      (owner, mayHold) => seatReleased(core, owner, mayHold, index),
     );
   }
   const word = Atomics.load(i32, R_SWEEP_DUE);
@@ -172,7 +175,7 @@ function finishStuck(core: SyncCore): void {
     finishRelease(
       core.registry,
       index,
-      (deadOwner, mayHold) => seatReleased(core, deadOwner, mayHold),
+      (deadOwner, mayHold) => seatReleased(core, deadOwner, mayHold, index),
     );
   }
 }
@@ -247,21 +250,29 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
 }
 
 /**
- * What a SyncMap does as a seat is released (releaseSeat's `onReleased`), `deadOwner` its gone
- * owner or 0. The mutex's journal may name words of the dead owner's retire list (retireTx): a
+ * What a SyncMap does as seat `index` is released (releaseSeat's `onReleased`), `deadOwner` its
+ * gone owner or 0. The mutex's journal may name words of the dead owner's retire list (retireTx): a
  * step it died in must be rolled back before the list is repaired, and adopted or swept by
  * others, or the rollback would write into a list that may have been freed and reused by then.
  * So the mutex is taken whoever holds it: the dead owner (recovered here), or a thread that took
  * it over and is rolling the step back right now. And a sweep is due if the owner may have left
  * blocks in hand (`mayHold`, registry.ts seatMayHold): stopped inside a call that was not on a
  * read's fast path, mid-operation, with a block taken, an old record not yet retired, or the key
- * count not yet adjusted. One that stopped between calls, or in a read, holds nothing a sweep
+ * count not yet adjusted, unless its hand log says what it held, which is given back here
+ * (_sync_hand_log.ts). One that stopped between calls, or in a read, holds nothing a sweep
  * would find: what it owns, its retire list and cache, the release makes orphans, which the
  * others' collects free.
  */
-export function seatReleased(core: SyncCore, deadOwner: number, mayHold: boolean): void {
+export function seatReleased(
+  core: SyncCore,
+  deadOwner: number,
+  mayHold: boolean,
+  index: number,
+): void {
   if (deadOwner !== 0) core.locked(() => {});
-  if (mayHold) Atomics.store(core.arena.i32, R_SWEEP_DUE, SWEEP_DUE);
+  if (mayHold && !settleHandLog(core, index)) {
+    Atomics.store(core.arena.i32, R_SWEEP_DUE, SWEEP_DUE);
+  }
 }
 
 /**

@@ -1,0 +1,165 @@
+/**
+ * Internal. The settling of a dead participant's hand log (registry.ts HAND_TAKEN): what a
+ * SyncMap `store` or `swap` of a key in the read table held in hand when its thread stopped,
+ * given back by the release of its seat without a sweep of the whole map.
+ *
+ * The log, written by the owner with plain writes to its own seat, in this order:
+ *
+ * 1. HAND_NEW, the block at the head of its cache's list for the record's size class, then HAND
+ *    at HAND_TAKEN with that class, then the pop that takes the block (Participant.allocate).
+ * 2. Before each compare-exchange it tries: HAND_ENTRY, HAND_OLD (the value it expects there),
+ *    HAND_NEW (the record, or an immediate), then HAND at HAND_SWAP (Participant.logSwap).
+ * 3. After the exchange: the old record retired (tag, epoch, then count: Participant.retire).
+ *    The log stays as the call leaves it, saying "done", until the participant's next write
+ *    replaces it or raises the word, or a collect raises it (a collect frees what the list
+ *    holds, which is the log's proof).
+ *
+ * What each stop leaves, and what {@linkcode settleHandLog} does:
+ *
+ * - Before the pop (HAND_TAKEN, HAND_NEW still the head): nothing in hand.
+ * - After it (HAND_TAKEN or HAND_SWAP, HAND_NEW taken, the entry still holding HAND_OLD): the new
+ *   record is in hand, put back into the seat's cache, which the release gives back.
+ * - After the exchange (the entry holds HAND_NEW): the old record is in hand until its retirement
+ *   is counted; it is retired into the seat's list (unstamped: whoever sweeps the orphan list
+ *   stamps it first, so that readers still holding it finish).
+ * - After the retirement (the list holds HAND_OLD, last unless a step of the owner under the
+ *   mutex retired more since): nothing in hand.
+ *
+ * An entry holding neither HAND_NEW nor HAND_OLD was written by another thread after the stop.
+ * When the old value was a record, and the list's last entry is not it, and the new record is an
+ * immediate (so the entry cannot tell), or the exchange may or may not have been this thread's,
+ * the log cannot say: the settling gives up, and a sweep is made due, as for a death the log does
+ * not cover.
+ *
+ * Why a word compared is proof: the dead seat's announcement still counts while its release runs
+ * (finishRelease clears it after `onReleased`), and no block retired after the death's call
+ * began is freed while it counts. So the entry can hold the block HAND_NEW names only through
+ * this thread's exchange (nobody else had it), and HAND_OLD, a record, only if that exchange did
+ * not happen (once exchanged out, it was in this thread's hand, never freed, never stored again).
+ * The list names HAND_OLD only if this thread retired it: a block still listed was never freed,
+ * so never stored again to be read as HAND_OLD; and nothing but a collect of the owner's, which
+ * raises the word first, frees what its list holds.
+ *
+ * The settling can be done again (a releaser that stops in it leaves it to the next): a record
+ * put back heads its list (cacheHeads), a retirement is listed.
+ *
+ * @module
+ */
+
+import { cacheHeads, cachePutBack } from "../_engine/alloc_cache.ts";
+import { NCLASSES } from "../_engine/alloc_layout.ts";
+import { inViews } from "../_engine/arena.ts";
+import {
+  CACHE,
+  HAND,
+  HAND_ENTRY,
+  HAND_NEW,
+  HAND_OLD,
+  HAND_SWAP,
+  HAND_TAKEN,
+  LIST,
+  SEAT_WORDS,
+} from "../_engine/registry.ts";
+import {
+  epochAt,
+  listCount,
+  RL_CAPACITY,
+  RL_COUNT,
+  tagAt,
+  UNSTAMPED,
+} from "../_engine/retire_list.ts";
+import type { SyncCore } from "./_sync_core.ts";
+import { ENTRY_BYTES, EXPUNGED, K_RECORD, RECORD_HEADER } from "./_sync_layout.ts";
+
+/** Whether seat `index`'s hand word is a hand log, which its release settles. */
+export function handLogged(core: SyncCore, index: number): boolean {
+  const at = core.registry.seats + index * SEAT_WORDS;
+  return (Atomics.load(core.arena.i32, at + HAND) & HAND_TAKEN) !== 0;
+}
+
+/**
+ * Settles the hand log of seat `index`, whose owner is gone or out of calls and whose
+ * announcement still counts (registry.ts finishRelease, from its `onReleased`): gives back what
+ * the log says the owner held in hand. Returns true when the seat leaves nothing in hand (its
+ * hand word 0, or a log settled), false when a sweep must find it (the word raised, or a log
+ * that cannot say, or words that are not what a log holds).
+ */
+export function settleHandLog(core: SyncCore, index: number): boolean {
+  const a = core.arena;
+  const i32 = a.i32;
+  const at = core.registry.seats + index * SEAT_WORDS;
+  const hand = Atomics.load(i32, at + HAND);
+  if (hand === 0) return true;
+  const phase = hand & 3;
+  if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return false;
+  const c = hand >>> 2;
+  const taken = i32[at + HAND_NEW];
+  const block = (taken & 1) === 0;
+  const cache = i32[at + CACHE];
+  // A block the log names is one of the cache's class c, and HAND_TAKEN names one: anything
+  // else is not a log's.
+  if (block) {
+    if (!(c < NCLASSES && inViews(a, cache, 8 * NCLASSES) && inViews(a, taken, RECORD_HEADER))) {
+      return false;
+    }
+  } else if (phase === HAND_TAKEN) return false;
+  // Whether the block is off the cache, in hand or published: still (or again) its list's head
+  // means the pop never came.
+  const off = block && !cacheHeads(a, cache, c, taken);
+  if (phase === HAND_TAKEN) {
+    if (off) cachePutBack(a, cache, c, taken);
+    return true;
+  }
+  const e = i32[at + HAND_ENTRY];
+  const old = i32[at + HAND_OLD];
+  if (!inViews(a, e, ENTRY_BYTES) || old <= EXPUNGED) return false;
+  const oldRecord = (old & 1) === 0;
+  const list = i32[at + LIST];
+  if (oldRecord && listed(core, list, old)) return true; // exchanged and retired
+  const now = Atomics.load(i32, e >> 2);
+  if (block && now === taken) {
+    // Exchanged: the new record is published; the old one is in hand until retired.
+    return !oldRecord || retire(core, list, old);
+  }
+  if (oldRecord && now === old) {
+    // Not exchanged: the new record, if one was taken, goes back.
+    if (off) cachePutBack(a, cache, c, taken);
+    return true;
+  }
+  // Two immediates leave nothing in hand (logSwap logs none; defensive). Otherwise the entry
+  // cannot tell whether the exchange was this thread's.
+  return !oldRecord && !block;
+}
+
+/**
+ * Whether retire list `list` (0: none) holds record `r`: its last entry, as the call that retired
+ * it left it, or an earlier one once the owner retired more under the log's word (a promotion a
+ * load of its made under the mutex). A walk of the list, which a settling can afford.
+ */
+function listed(core: SyncCore, list: number, r: number): boolean {
+  if (list === 0) return false;
+  const i32 = core.arena.i32;
+  const w = list >> 2;
+  const tag = r | K_RECORD;
+  for (let j = listCount(core.arena, list) - 1; j >= 0; j--) {
+    if (i32[tagAt(w, j)] === tag) return true;
+  }
+  return false;
+}
+
+/**
+ * Appends record `r` to retire list `list`, unstamped, as its owner's retire would have; false
+ * when there is no list, or no room in it (the owner made room before its call: a list without
+ * is not one the log describes).
+ */
+function retire(core: SyncCore, list: number, r: number): boolean {
+  if (list === 0) return false;
+  const a = core.arena;
+  const n = listCount(a, list);
+  const w = list >> 2;
+  if (n >= a.i32[w + RL_CAPACITY]) return false;
+  a.i32[tagAt(w, n)] = r | K_RECORD;
+  a.i32[epochAt(w, n)] = UNSTAMPED;
+  a.i32[w + RL_COUNT] = n + 1;
+  return true;
+}

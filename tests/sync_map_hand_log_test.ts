@@ -1,0 +1,219 @@
+// Copyright the shmap authors. MIT license.
+// The hand log (registry.ts HAND_TAKEN, maps/_sync_hand_log.ts): a `store` of a key in the read
+// table that dies anywhere in its log is settled by its seat's release, with no sweep of the
+// whole map; a stop the log cannot tell apart is swept. In one thread: a second object's seat
+// plays the worker, its steps taken as `swap` takes them (_sync_store.ts), and its owner recorded
+// gone where the worker would have died.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SyncMap } from "../mod.ts";
+import { GONE, record } from "../src/_engine/census.ts";
+import { cachePutBack } from "../src/_engine/alloc_cache.ts";
+import {
+  ANNOUNCE,
+  CACHE,
+  HAND,
+  HAND_NEW,
+  HAND_SWAP,
+  HAND_TAKEN,
+  LIST,
+  OWNER,
+  SEAT_WORDS,
+} from "../src/_engine/registry.ts";
+import { epochAt, RL_COUNT, tagAt, UNSTAMPED } from "../src/_engine/retire_list.ts";
+import { R_SEATS, R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
+import { shareSyncMap, syncAccessOf } from "../src/maps/sync_map.ts";
+import { currentEntryForNumber } from "../src/maps/_sync_entries.ts";
+import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
+import { settleHandLog } from "../src/maps/_sync_hand_log.ts";
+
+/** A map of 100 keys in its read table, and a second object attached to it, on a seat of its own. */
+function setUp() {
+  const map = new SyncMap<number, number>();
+  for (let i = 0; i < 100; i++) map.store(i, i + 0.5);
+  for (let i = 0; i < 100; i++) map.load(i); // promoted: the keys are in the read table
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const other = SyncMap.attach<number, number>(handle);
+  other.store(1, 1.5); // its cache and retire list made
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  return { map, other, i32, seat };
+}
+
+/** Records the owner of `seat` gone, then makes quiescent points of `map` until it is released. */
+function die(map: SyncMap<number, number>, i32: Int32Array, seat: number): void {
+  assert.notEqual(Atomics.load(i32, seat + ANNOUNCE), 0, "died inside a call: announced");
+  const ghost = 2 ** 27 + 40_000 + Math.floor(Math.random() * 10_000);
+  Atomics.store(i32, seat + OWNER, ghost + 1);
+  record(ghost, GONE);
+  for (let n = 0; n < 64; n++) map.load(0);
+  assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
+}
+
+/** Makes quiescent points of `map` until no sweep is due, or 5 s. */
+function settle(map: SyncMap<number, number>, i32: Int32Array): void {
+  const end = performance.now() + 5_000;
+  while (Atomics.load(i32, R_SWEEP_DUE) !== 0 && performance.now() < end) map.load(0);
+}
+
+// The steps of a store of 7.25 (a record) over key 5's record, in swap's order; the worker dies
+// after the step named.
+const STOPS = [
+  "the log names the block, before the pop",
+  "the block taken",
+  "the exchange logged",
+  "the exchange made",
+  "the old record's retirement written, not counted",
+  "the old record retired",
+] as const;
+
+// `again`: the log settled once more before the release settles it, as by a releaser that stopped
+// midway (registry.ts finishRelease: another finishes the release, from the start).
+for (const [at, stop] of STOPS.entries()) {
+  for (const again of [false, true]) {
+    test(`SyncMap: a store that died after ${stop} is settled from its hand log${again ? ", twice" : ""}`, () => {
+      const { map, other, i32, seat } = setUp();
+      const s = syncAccessOf(other);
+      const part = s.participant;
+      const a = s.arena;
+      const empty = map.stats().bytesUsed;
+      // swap's steps (_sync_store.ts), for a number key and a number value that needs a record.
+      part.enter();
+      const r = part.allocate(RECORD_HEADER, true, true);
+      a.f64[r >> 3] = 7.25;
+      assert.equal(i32[seat + HAND] & 3, HAND_TAKEN, "the block is taken under a log");
+      assert.equal(i32[seat + HAND_NEW], r);
+      if (at === 0) {
+        // Not taken yet: the head of its list again, the log naming it.
+        const hand = i32[seat + HAND];
+        cachePutBack(a, i32[seat + CACHE], hand >>> 2, r);
+        assert.equal(i32[seat + HAND_NEW], r);
+      }
+      const e = currentEntryForNumber(s, 5);
+      const old = i32[e >> 2];
+      assert.ok(old > 1 && (old & 1) === 0, "key 5 holds a record");
+      if (at >= 2) part.logSwap(e, old, r);
+      if (at >= 3) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
+      if (at === 4) {
+        // Participant.retire's tag and epoch, without its count.
+        const w = i32[seat + LIST] >> 2;
+        const n = i32[w + RL_COUNT];
+        i32[tagAt(w, n)] = old;
+        i32[epochAt(w, n)] = UNSTAMPED;
+      }
+      if (at >= 5) s.core.retireRecord(old);
+      if (again) assert.ok(settleHandLog(syncAccessOf(map).core, part.index));
+      const sweeps = sweepsForTests.count;
+      die(map, i32, seat);
+      settle(map, i32);
+      assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
+      assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+      assert.equal(map.load(5), at >= 3 ? 7.25 : 5.5, "the store applied wholly or not at all");
+      map.verify(); // every block reached, listed or cached: nothing leaked, nothing freed twice
+      // What the dead seat retired is freed as the others collect: back to the map's size.
+      for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.store(200, n + 0.5);
+      map.delete(200);
+      for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.load(0);
+      assert.ok(map.stats().bytesUsed <= empty, `bytesUsed ${map.stats().bytesUsed} > ${empty}`);
+      map.verify();
+      map.close();
+    });
+  }
+}
+
+// The entry written by another thread after the stop can hold neither value the log names: the
+// log cannot tell whether the exchange was the dead thread's, and the seat is swept.
+for (const exchanged of [false, true]) {
+  test(`SyncMap: a logged store that died ${exchanged ? "after" : "before"} its exchange, the key stored again since, is swept`, () => {
+    const { map, other, i32, seat } = setUp();
+    const s = syncAccessOf(other);
+    const part = s.participant;
+    part.enter();
+    const r = part.allocate(RECORD_HEADER, true, true);
+    s.arena.f64[r >> 3] = 7.25;
+    const e = currentEntryForNumber(s, 5);
+    const old = i32[e >> 2];
+    part.logSwap(e, old, r);
+    if (exchanged) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
+    map.store(5, 9.5); // another thread's store, between the death and the release
+    const sweeps = sweepsForTests.count;
+    die(map, i32, seat);
+    settle(map, i32);
+    assert.equal(sweepsForTests.count, sweeps + 1, "swept once");
+    assert.equal(map.load(5), 9.5);
+    map.verify();
+    map.close();
+  });
+}
+
+// A store that returned leaves its log, which says "done": a death after it (in the same task,
+// between calls or in a read) is settled with no sweep. An immediate over an immediate writes
+// nothing; the locked path and writes no log covers raise the word, which a read lowers.
+test("SyncMap: the hand word after logged stores, the locked path, a delete and a read", () => {
+  const { other, i32, seat } = setUp();
+  const hand = () => i32[seat + HAND];
+  other.store(5, 7.25);
+  assert.equal(hand() & 3, HAND_SWAP, "a record over a record: its log");
+  other.store(6, 1); // an immediate over a record
+  assert.equal(hand(), HAND_SWAP);
+  other.store(6, 2); // two immediates: nothing taken, nothing written
+  assert.equal(hand(), HAND_SWAP);
+  other.store(1000, 0.5); // a new key: the locked step
+  assert.equal(hand(), 1);
+  other.store(5, 8.25);
+  assert.equal(hand() & 3, HAND_SWAP);
+  other.delete(5); // not logged
+  assert.equal(hand(), 1);
+  assert.equal(other.load(6), 2);
+  assert.equal(hand(), 0, "a read lowers it");
+  other.store(7, 9.25);
+  assert.equal(other.load(7), 9.25);
+  assert.equal(hand() & 3, HAND_SWAP, "a read leaves a log as it is");
+});
+
+// Two stores' deaths after they returned: with a read between, and with a promotion a load made
+// under the mutex since, which retired more into the list than the store's old record.
+test("SyncMap: a store that returned, then a death in a read, is settled with no sweep", () => {
+  const { map, other, i32, seat } = setUp();
+  other.store(5, 7.25);
+  other.store(6, 8.25);
+  assert.equal(other.load(5), 7.25);
+  other.load(123_456); // a miss: the read table is not amended, so no lock
+  assert.equal(i32[seat + HAND] & 3, HAND_SWAP);
+  const sweeps = sweepsForTests.count;
+  die(map, i32, seat);
+  settle(map, i32);
+  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(map.load(5), 7.25);
+  assert.equal(map.load(6), 8.25);
+  map.verify();
+  map.close();
+});
+
+// Strings: the record of a string value, taken under the log in newRecord.
+test("SyncMap: a store of a string value that died after its exchange is settled from its log", () => {
+  const map = new SyncMap<number, string>();
+  for (let i = 0; i < 100; i++) map.store(i, `value ${i}`);
+  for (let i = 0; i < 100; i++) map.load(i);
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const other = SyncMap.attach<number, string>(handle);
+  other.store(1, "one");
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const s = syncAccessOf(other);
+  s.participant.enter();
+  const r = s.core.newRecord(s.probeValue("a new value, longer than the old one"), true, true);
+  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  const e5 = currentEntryForNumber(s as never, 5);
+  const old = i32[e5 >> 2];
+  s.participant.logSwap(e5, old, r);
+  assert.equal(Atomics.compareExchange(i32, e5 >> 2, old, r), old);
+  const sweeps = sweepsForTests.count;
+  die(map as never, i32, seat);
+  settle(map as never, i32);
+  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(map.load(5), "a new value, longer than the old one");
+  map.verify();
+  map.close();
+});
