@@ -14,8 +14,9 @@ import {
   ANNOUNCE,
   CACHE,
   HAND,
+  HAND_ENTRY,
   HAND_NEW,
-  HAND_SWAP,
+  HAND_OLD,
   HAND_TAKEN,
   LIST,
   OWNER,
@@ -147,40 +148,102 @@ for (const exchanged of [false, true]) {
   });
 }
 
-// A store that returned leaves its log, which says "done": a death after it (in the same task,
-// between calls or in a read) is settled with no sweep. An immediate over an immediate writes
-// nothing; the locked path and writes no log covers raise the word, which a read lowers.
-test("SyncMap: the hand word after logged stores, the locked path, a delete and a read", () => {
+// Every call leaves the word 0 or 1: a logged store ends its log, so the next log is never written
+// over another one. Over another one, a death between its words left the settling a mix of the
+// two (helper-141: a store of an immediate over a record, stopped between HAND_OLD and HAND_NEW
+// after a store of a record had left its log, had a published record put back in the cache).
+test("SyncMap: every call leaves the hand word 0 or 1", () => {
   const { other, i32, seat } = setUp();
   const hand = () => i32[seat + HAND];
+  let x = 0x2545f491;
+  const next = () => (x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) ^ (x >>> 12)) >>> 0;
+  for (let n = 0; n < 4000; n++) {
+    const k = next() % 150; // keys 100 to 149 are new to the read table
+    const r = next() % 8;
+    const v = r < 3 ? next() % 1000 : r < 6 ? (next() % 1000) + 0.5 : undefined;
+    if (v === undefined) {
+      if (r === 6) other.delete(k);
+      else other.load(k);
+    } else other.store(k, v);
+    assert.ok(hand() === 0 || hand() === 1, `after call ${n}: ${hand()}`);
+  }
   other.store(5, 7.25);
-  assert.equal(hand() & 3, HAND_SWAP, "a record over a record: its log");
-  other.store(6, 1); // an immediate over a record
-  assert.equal(hand(), HAND_SWAP);
-  other.store(6, 2); // two immediates: nothing taken, nothing written
-  assert.equal(hand(), HAND_SWAP);
+  assert.equal(hand(), 0, "a record over a record");
   other.store(1000, 0.5); // a new key: the locked step
   assert.equal(hand(), 1);
-  other.store(5, 8.25);
-  assert.equal(hand() & 3, HAND_SWAP);
-  other.delete(5); // not logged
-  assert.equal(hand(), 1);
-  assert.equal(other.load(6), 2);
+  assert.equal(other.load(5), 7.25);
   assert.equal(hand(), 0, "a read lowers it");
-  other.store(7, 9.25);
-  assert.equal(other.load(7), 9.25);
-  assert.equal(hand() & 3, HAND_SWAP, "a read leaves a log as it is");
 });
 
-// Two stores' deaths after they returned: with a read between, and with a promotion a load made
-// under the mutex since, which retired more into the list than the store's old record.
-test("SyncMap: a store that returned, then a death in a read, is settled with no sweep", () => {
+// A log's words are read only under its phase word, written last: a store of an immediate over a
+// record stopped after HAND_ENTRY and HAND_OLD (the word still 0) is not settled at all.
+test("SyncMap: a log stopped before its phase word is not read", () => {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  other.store(5, 7.25);
+  s.participant.enter();
+  const e6 = currentEntryForNumber(s, 6);
+  i32[seat + HAND_ENTRY] = e6;
+  i32[seat + HAND_OLD] = i32[e6 >> 2];
+  const sweeps = sweepsForTests.count;
+  die(map, i32, seat);
+  settle(map, i32);
+  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  map.verify();
+  for (let n = 0; n < 200; n++) map.store(300 + n, n + 0.25);
+  assert.equal(map.load(5), 7.25);
+  assert.equal(map.load(6), 6.5);
+  map.close();
+});
+
+// A store nested in the record copy of a logged one (a String.prototype.charCodeAt the user
+// patched, storing through the same object) logs nothing and raises the word: a death after it
+// returns, before the outer's exchange, is swept, with the outer's record in hand (helper-141:
+// the nested store's log replaced the outer's and said nothing was in hand). The settling is
+// asked where the death would be; the thread then goes on.
+test("SyncMap: a store nested in a logged store's record copy raises the word", () => {
+  const map = new SyncMap<number, string>();
+  for (let i = 0; i < 100; i++) map.store(i, `value ${i}`);
+  for (let i = 0; i < 100; i++) map.load(i);
+  const { handle } = shareSyncMap(map as SyncMap<never, never>);
+  const other = SyncMap.attach<number, string>(handle);
+  other.store(1, "one");
+  const i32 = new Int32Array(map.handle.buffer);
+  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const charCodeAt = String.prototype.charCodeAt;
+  let hand = -1;
+  let settled: boolean | undefined;
+  String.prototype.charCodeAt = function (this: string, i: number) {
+    if (i === 5 && hand === -1) {
+      String.prototype.charCodeAt = charCodeAt;
+      other.store(2, "a nested value");
+      hand = i32[seat + HAND];
+      settled = settleHandLog(syncAccessOf(map).core, handle.participant!);
+    }
+    return charCodeAt.call(this, i);
+  };
+  try {
+    other.store(5, "an outer value, long");
+  } finally {
+    String.prototype.charCodeAt = charCodeAt;
+  }
+  assert.equal(hand, 1, "raised by the nested store");
+  assert.equal(settled, false, "a death there is swept");
+  assert.equal(i32[seat + HAND], 1, "the outer store went on raised");
+  // (What the two stores wrote is not checked: the nested call shares the outer's scratch, as
+  // nothing tells the map that a built-in it calls is user code: README, "Deno".)
+  map.verify();
+  map.close();
+});
+
+// A death after stores that returned, in the same task (between calls, or in a read): nothing
+// in hand, and no sweep.
+test("SyncMap: a store that returned, then a death in a read, is not swept", () => {
   const { map, other, i32, seat } = setUp();
   other.store(5, 7.25);
   other.store(6, 8.25);
   assert.equal(other.load(5), 7.25);
   other.load(123_456); // a miss: the read table is not amended, so no lock
-  assert.equal(i32[seat + HAND] & 3, HAND_SWAP);
   const sweeps = sweepsForTests.count;
   die(map, i32, seat);
   settle(map, i32);

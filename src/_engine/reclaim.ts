@@ -540,14 +540,12 @@ export class Participant {
   /**
    * The hand log of a `swap` about to exchange `old`, a value (a record or an immediate), in entry
    * `e` for `record`, one of them a record (registry.ts HAND_SWAP), called before each
-   * compare-exchange it tries: a death from here on is settled from the log by the seat's
-   * release, with no sweep (maps/_sync_hand_log.ts). The log stays as the call leaves it: once
-   * the old record is retired it says "done" (the list's last entry), until the next write or
-   * collect of this participant replaces it or raises the word. A record not taken under this
-   * call's log (a large one, one taken before the cache was made, or one whose log a call nested
-   * in a built-in the user patched replaced) raises the word: its death is swept.
+   * compare-exchange it tries: a death from here until {@linkcode endLog} is settled from the log
+   * by the seat's release, with no sweep (maps/_sync_hand_log.ts). Returns whether it logged: a
+   * record not taken under this call's log (a large one, or one taken before the cache was made)
+   * raises the word instead, and its death is swept.
    */
-  logSwap(e: number, old: number, record: number): void {
+  logSwap(e: number, old: number, record: number): boolean {
     const i32 = this.arena.i32;
     const at = this.#seat;
     const hand = i32[at + HAND];
@@ -555,18 +553,40 @@ export class Participant {
       // Taken under this call's log: HAND_TAKEN (or HAND_SWAP from its earlier try) naming it.
       if ((hand & HAND_TAKEN) === 0 || i32[at + HAND_NEW] !== record) {
         this.dropLog();
-        return;
+        return false;
       }
       i32[at + HAND_ENTRY] = e;
       i32[at + HAND_OLD] = old;
       i32[at + HAND] = hand | HAND_SWAP;
     } else {
+      // The word is 0 or 1 here (a call opens a log from either), or this call's HAND_SWAP of an
+      // earlier try, whose words name the same entry and new value; or HAND_TAKEN of the call
+      // this one is nested in (a built-in the user patched, calling this map from the outer
+      // call's record copy), whose log must not be written over: raised, which the outer call's
+      // logSwap finds.
+      if ((hand & 3) === HAND_TAKEN) {
+        this.dropLog();
+        return false;
+      }
       i32[at + HAND_ENTRY] = e;
       i32[at + HAND_OLD] = old;
       i32[at + HAND_NEW] = record;
       i32[at + HAND] = HAND_SWAP;
       this.#logged();
     }
+    return true;
+  }
+
+  /**
+   * Ends the hand log of the calling `swap`: the call holds nothing in hand any more (its
+   * exchange published the new value and retired the old, or a later try of it exchanges two
+   * immediates), and the word is lowered. So every call leaves the word 0 or 1, and the next log
+   * is written over no other: a log's words written over another's, a death between them would
+   * leave the settling a mix of the two (helper-141).
+   */
+  endLog(): void {
+    this.arena.i32[this.#seat + HAND] = 0;
+    if (this.#readToken === -1) this.#readToken = this.#token;
   }
 
   /**
@@ -579,9 +599,10 @@ export class Participant {
   }
 
   /**
-   * The read token once the word holds a log, which is not raised: a write that takes blocks
-   * after it (a call nested in user code, or the caller's own, through recheck) must raise it
-   * (see {@linkcode #readToken}'s invariant). A thread found terminated keeps its -2.
+   * A log opened: the word holds it, which is not raised, so the read token must not say raised
+   * (see {@linkcode #readToken}'s invariant): a write that takes blocks in hand while it is open
+   * (a call nested in user code) raises the word over it, and the log's owner then finds its log
+   * gone (logSwap) and goes on raised. A thread found terminated keeps its -2.
    */
   #logged(): void {
     if (this.#readToken === -1) this.#readToken = this.#token;
@@ -1067,19 +1088,26 @@ export class Participant {
   }
 
   /**
-   * {@linkcode allocate} of a `quiescent` call that keeps a hand log: the fast path, a block of
-   * a small class whose list in the cache is not empty, written out, as a `store` takes one per
-   * call; the rest through allocate.
+   * {@linkcode allocate} of a `quiescent` call that keeps a hand log, opened as the block is taken
+   * (registry.ts HAND_TAKEN): the fast path, a block of a small class whose list in the cache is
+   * not empty, written out, as a `store` takes one per call; the rest through allocate.
    */
   allocateLogged(size: number): number {
     const cache = this.#cache;
+    const a = this.arena;
+    const at = this.#seat;
+    // A log open here is the log of the call this one is nested in (a built-in the user
+    // patched, calling this map from the outer call's record copy: every call ends its log):
+    // raised over it, and this record taken unlogged.
+    if ((a.i32[at + HAND] & HAND_TAKEN) !== 0) {
+      this.dropLog();
+      return this.allocate(size, true);
+    }
     if (cache !== 0 && size <= SMALL_MAX) {
       const c = sizeClass(size);
-      const a = this.arena;
       if (a.i32[(cache >> 2) + 2 * c] !== 0) {
         const head = cacheNext(a, cache, c); // checked
         const i32 = a.i32;
-        const at = this.#seat;
         i32[at + HAND_NEW] = head;
         i32[at + HAND] = (c << 2) | HAND_TAKEN;
         this.#logged();

@@ -94,10 +94,9 @@ export const HAND = 9;
  * block named by {@linkcode HAND_NEW} off its cache (alloc_cache.ts `cacheAllocate` writes both,
  * then pops). {@linkcode HAND_SWAP}: about to exchange {@linkcode HAND_OLD} in entry
  * {@linkcode HAND_ENTRY} for HAND_NEW (a record of that class, or an immediate), or has
- * exchanged it, retired the old value or not. A call that throws raises the word to 1
- * (Participant.dropLog); one that returns leaves its log, which says "done" (the old record in
- * the seat's retire list, or the new one in the entry) until the owner's next write replaces it
- * or raises the word, or a collect raises it.
+ * exchanged it, retired the old value or not. Every call leaves the word 0 or 1: one that
+ * returns lowers it (Participant.endLog), one that throws raises it (dropLog), so a log is never
+ * written over another (a death between the words of two logs would mix them).
  */
 export const HAND_TAKEN = 2, HAND_SWAP = 3;
 /** The hand log's new value: a record taken off the cache, or an immediate (HAND_SWAP only). */
@@ -515,12 +514,14 @@ export function finishRelease(
   // Taken whoever holds it: another thread may be rolling the owner's step back right now,
   // and the repairs below must see the words it restores.
   if (gone) underLock(registry.arena, () => {});
-  onReleased?.(gone ? owner : 0, seatMayHold(registry, index));
   // A releaser that outlived the grace (a zombie) may have had the release taken over
   // (stuckReleases) and finished, and the seat claimed again since: it writes nothing more.
-  // So may one whose `onReleased` finished it (a reap up the stack).
+  // So may one whose `onReleased` finished it (a reap up the stack). Nor does its `onReleased`
+  // settle a hand log (mayHold false): the settling writes the seat's cache and list, which may
+  // be a new owner's by now (helper-141); the release's new releaser settles it.
   const mine = (): boolean =>
     Atomics.load(i32, at + RELEASER) === ownerId() && Atomics.load(i32, at + CLAIM) === claim;
+  onReleased?.(gone ? owner : 0, mine() && seatMayHold(registry, index));
   if (!mine()) return;
   const cache = i32[at + CACHE];
   if (cache !== 0) repairCache(registry.arena, cache);

@@ -9,10 +9,9 @@
  *    at HAND_TAKEN with that class, then the pop that takes the block (Participant.allocate).
  * 2. Before each compare-exchange it tries: HAND_ENTRY, HAND_OLD (the value it expects there),
  *    HAND_NEW (the record, or an immediate), then HAND at HAND_SWAP (Participant.logSwap).
- * 3. After the exchange: the old record retired (tag, epoch, then count: Participant.retire).
- *    The log stays as the call leaves it, saying "done", until the participant's next write
- *    replaces it or raises the word, or a collect raises it (a collect frees what the list
- *    holds, which is the log's proof).
+ * 3. After the exchange: the old record retired (tag, epoch, then count: Participant.retire),
+ *    then HAND lowered to 0 (Participant.endLog). Every call leaves HAND 0 or 1, so the next
+ *    log is written over no other.
  *
  * What each stop leaves, and what {@linkcode settleHandLog} does:
  *
@@ -22,8 +21,7 @@
  * - After the exchange (the entry holds HAND_NEW): the old record is in hand until its retirement
  *   is counted; it is retired into the seat's list (unstamped: whoever sweeps the orphan list
  *   stamps it first, so that readers still holding it finish).
- * - After the retirement (the list holds HAND_OLD, last unless a step of the owner under the
- *   mutex retired more since): nothing in hand.
+ * - After the retirement (the list holds HAND_OLD): nothing in hand.
  *
  * An entry holding neither HAND_NEW nor HAND_OLD was written by another thread after the stop.
  * When the old value was a record, and the list's last entry is not it, and the new record is an
@@ -37,8 +35,7 @@
  * this thread's exchange (nobody else had it), and HAND_OLD, a record, only if that exchange did
  * not happen (once exchanged out, it was in this thread's hand, never freed, never stored again).
  * The list names HAND_OLD only if this thread retired it: a block still listed was never freed,
- * so never stored again to be read as HAND_OLD; and nothing but a collect of the owner's, which
- * raises the word first, frees what its list holds.
+ * so never stored again to be read as HAND_OLD.
  *
  * The settling can be done again (a releaser that stops in it leaves it to the next): a record
  * put back heads its list (cacheHeads), a retirement is listed.
@@ -133,8 +130,8 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
 
 /**
  * Whether retire list `list` (0: none) holds record `r`: its last entry, as the call that retired
- * it left it, or an earlier one once the owner retired more under the log's word (a promotion a
- * load of its made under the mutex). A walk of the list, which a settling can afford.
+ * it left it. The whole list is walked, which a settling can afford, so that the answer does not
+ * rest on nothing else having been appended.
  */
 function listed(core: SyncCore, list: number, r: number): boolean {
   if (list === 0) return false;

@@ -270,9 +270,11 @@ export function seatReleased(
   index: number,
 ): void {
   if (deadOwner !== 0) core.locked(() => {});
-  if (mayHold && !settleHandLog(core, index)) {
-    Atomics.store(core.arena.i32, R_SWEEP_DUE, SWEEP_DUE);
-  }
+  if (!mayHold) return;
+  // A releaser marked terminating stops before it writes the seat's cache or list (as
+  // finishRelease stops before its last stores): its release is left to others.
+  checkAlive();
+  if (!settleHandLog(core, index)) Atomics.store(core.arena.i32, R_SWEEP_DUE, SWEEP_DUE);
 }
 
 /**

@@ -88,9 +88,11 @@ export function swap<K, V>(
   let record: number;
   // The new record is taken under a hand log, and the exchange of a value in the read table
   // logged before it is tried (Participant.logSwap): a death in between is settled from the
-  // log by the seat's release, with no sweep (_sync_hand_log.ts). Every other way out of the
-  // log raises the word (dropLog): the locked step, an exchange that adds the key's value, an
-  // error (the catch).
+  // log by the seat's release, with no sweep (_sync_hand_log.ts). The exchange made, the log
+  // ends (endLog); every other way out of it raises the word (dropLog): the locked step, an
+  // exchange that adds the key's value, an error (the catch). A swap nested in the record copy
+  // of one whose log is open (a built-in the user patched, calling this map) finds it open and
+  // raises the word (allocateLogged, logSwap), which the outer call's logSwap then finds.
   if (numbers) {
     // newRecord's work, written out: no user code runs, and no probe is needed.
     record = immediateOf(value as number);
@@ -121,20 +123,24 @@ export function swap<K, V>(
       // trySwap: exchange unless expunged. E_P is read plainly first, as deleteEntry reads it.
       let p = a.i32[e >> 2];
       if (p !== EXPUNGED) {
-        logTry(part, e, p, record);
+        // (The test of two immediates written out: they log nothing, and a first try has no
+        // log of its own to end.)
+        let open = (((p & record) & 1) === 0 || p <= EXPUNGED) &&
+          logTry(part, e, p, record, false);
         for (;;) {
           const found = Atomics.compareExchange(a.i32, e >> 2, p, record);
           if (found === p) {
             const stored = record;
             record = 0; // published: no longer ours to free, before any call (see below)
             const previous = replaced(s, p, e);
+            if (open) part.endLog(); // the old record retired: nothing in hand
             core.noteStored(e, stored);
             if (!wantPrevious) return;
             return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
           }
           p = found;
           if (p === EXPUNGED) break;
-          logTry(part, e, p, record);
+          open = logTry(part, e, p, record, open);
         }
       }
     }
@@ -163,16 +169,29 @@ export function swap<K, V>(
 }
 
 /**
- * The hand log of `swap`'s next try, to exchange `p` in entry `e` for `record`: logged when it
- * replaces a value and a record is in it (Participant.logSwap). An immediate over an immediate
- * takes nothing in hand and leaves the word as it was. An exchange over nil or a pending key
- * counts the key in (replaced), which no log can tell done from not: raised. Called before the
- * loop of tries and after a failed one, not at the top of the loop: there it cost a store of
- * immediates 1.07x to 1.1x on Bun (separate processes), with no call made.
+ * The hand log of `swap`'s next try, to exchange `p` in entry `e` for `record`; returns whether a
+ * log of this call's is open for it (`open`: one was for the try before). Logged when it replaces
+ * a value and a record is in it (Participant.logSwap). An immediate over an immediate takes
+ * nothing in hand: an earlier try's log ends. An exchange
+ * over nil or a pending key counts the key in (replaced), which no log can tell done from not:
+ * raised. Called before the loop of tries and after a failed one, not at the top of the loop:
+ * there it cost a store of immediates 1.07x to 1.1x on Bun (separate processes), with no call
+ * made.
  */
-function logTry(part: Participant, e: number, p: number, record: number): void {
-  if (p <= EXPUNGED) part.dropLog();
-  else if (((p & record) & 1) === 0) part.logSwap(e, p, record);
+function logTry(
+  part: Participant,
+  e: number,
+  p: number,
+  record: number,
+  open: boolean,
+): boolean {
+  if (p <= EXPUNGED) {
+    part.dropLog();
+    return false;
+  }
+  if (((p & record) & 1) === 0) return part.logSwap(e, p, record);
+  if (open) part.endLog();
+  return false;
 }
 
 /** Go's LoadOrStore. */
