@@ -118,6 +118,10 @@ describe("a worker marked terminating inside a long engine call stops at its nex
       assert.equal(reply.error, "TerminatedError");
       assert.equal(reply.done, done, what);
       assert.deepEqual([reply.lock, reply.mutex], [0, 0], "the allocator lock and mutex are free");
+      // Stopped between two frees, it holds nothing in hand: the hand word, raised for the
+      // collect, is lowered as it stops, and its death needs no sweep (Participant's
+      // #aliveBetweenFrees).
+      if (step === "collect") assert.equal(reply.hand, 0, "the hand word lowered");
     });
   }
 
