@@ -291,6 +291,15 @@ export class Participant {
   /** The claim word this participant's seat had as it was claimed: {@linkcode #token} until then. */
   readonly #claim: number;
   /**
+   * This participant's seat, as a view of its own (16 words, fixed): the hot paths' reads and
+   * writes of it (the claim checks, the hand word and log, the retire list's word) then index at
+   * constants, which the engines check against a constant length. Measured with the hand log on
+   * a store of a fraction: 1.10x to 1.25x the code before the log through the arena's view, 1.04x
+   * to 1.16x through this one (medians, separate processes, Deno and Bun). The seats lie in the
+   * buffer's first bytes, and a growable buffer grows in place, so the view is good for life.
+   */
+  readonly #own: Int32Array;
+  /**
    * What a read compares the claim word with ({@linkcode enterRead}): {@linkcode #token} while
    * the seat's hand word is 0, and -1 (no claim word) while it is raised, so that the one
    * compare a read makes anyway sends it, the first time after a write, to lower the word
@@ -380,6 +389,7 @@ export class Participant {
     this.#claim = ticket.word;
     this.#free = free;
     this.#seat = registry.seats + ticket.index * SEAT_WORDS;
+    this.#own = new Int32Array(arena.buffer, this.#seat * 4, SEAT_WORDS);
     this.parkedAt = this.#seat + PARKED;
     // Raised, as #readToken says: the first write then need not, and the first read lowers it.
     arena.i32[this.#seat + HAND] = 1;
@@ -518,7 +528,7 @@ export class Participant {
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
     // One plain read of this participant's own seat line: has the share been released?
-    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
+    if (this.#own[CLAIM] !== this.#token) this.#releasedError();
     if (--this.#countdown <= 0) this.#slowEnter();
   }
 
@@ -537,7 +547,7 @@ export class Participant {
   /** {@linkcode raiseHand}'s write: the word raised, and the read token made to miss. */
   #setHand(): void {
     this.#readToken = -1;
-    this.arena.i32[this.#seat + HAND] = 1;
+    this.#own[HAND] = 1;
   }
 
   /**
@@ -549,18 +559,17 @@ export class Participant {
    * raises the word instead, and its death is swept.
    */
   logSwap(e: number, old: number, record: number): boolean {
-    const i32 = this.arena.i32;
-    const at = this.#seat;
-    const hand = i32[at + HAND];
+    const own = this.#own;
+    const hand = own[HAND];
     if ((record & 1) === 0) {
       // Taken under this call's log: HAND_TAKEN (or HAND_SWAP from its earlier try) naming it.
-      if ((hand & HAND_TAKEN) === 0 || i32[at + HAND_NEW] !== record) {
+      if ((hand & HAND_TAKEN) === 0 || own[HAND_NEW] !== record) {
         this.dropLog();
         return false;
       }
-      i32[at + HAND_ENTRY] = e;
-      i32[at + HAND_OLD] = old;
-      i32[at + HAND] = hand | HAND_SWAP;
+      own[HAND_ENTRY] = e;
+      own[HAND_OLD] = old;
+      own[HAND] = hand | HAND_SWAP;
     } else {
       // The word is 0 or 1 here (a call opens a log from either), or this call's HAND_SWAP of an
       // earlier try, whose words name the same entry and new value; or HAND_TAKEN of the call
@@ -571,10 +580,10 @@ export class Participant {
         this.dropLog();
         return false;
       }
-      i32[at + HAND_ENTRY] = e;
-      i32[at + HAND_OLD] = old;
-      i32[at + HAND_NEW] = record;
-      i32[at + HAND] = HAND_SWAP;
+      own[HAND_ENTRY] = e;
+      own[HAND_OLD] = old;
+      own[HAND_NEW] = record;
+      own[HAND] = HAND_SWAP;
       this.#logged();
     }
     return true;
@@ -588,7 +597,7 @@ export class Participant {
    * leave the settling a mix of the two (helper-141).
    */
   endLog(): void {
-    this.arena.i32[this.#seat + HAND] = 0;
+    this.#own[HAND] = 0;
     if (this.#readToken === -1) this.#readToken = this.#token;
   }
 
@@ -640,7 +649,7 @@ export class Participant {
   #enterChecks(): void {
     const f = fast;
     if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
-    if (this.arena.i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
+    if (this.#own[CLAIM] !== this.#token) this.#releasedError();
   }
 
   /**
@@ -660,7 +669,7 @@ export class Participant {
   enterRead(): void {
     // The claim check, against the read token: a mismatch is also how the first read after a
     // write learns that the hand word is raised (#readMiss lowers it), at no cost to the rest.
-    if (this.arena.i32[this.#seat + CLAIM] !== this.#readToken) this.#readMiss();
+    if (this.#own[CLAIM] !== this.#readToken) this.#readMiss();
     if (--this.#countdown <= 0) this.#slowEnter(true);
   }
 
@@ -673,9 +682,9 @@ export class Participant {
    * recheck), or after it has published, retired or freed every block it took.
    */
   #readMiss(): void {
-    const i32 = this.arena.i32;
-    if (i32[this.#seat + CLAIM] !== this.#token) this.#releasedError();
-    i32[this.#seat + HAND] = 0;
+    const own = this.#own;
+    if (own[CLAIM] !== this.#token) this.#releasedError();
+    own[HAND] = 0;
     this.#readToken = this.#token;
   }
 
@@ -1022,7 +1031,7 @@ export class Participant {
   retire(tag: number): void {
     if (this.#room <= 0) throw new Error("internal error: retire without room made for it");
     const a = this.arena;
-    const list = a.i32[this.#seat + LIST];
+    const list = this.#own[LIST];
     const n = listCount(a, list, 1);
     const w = list >> 2;
     a.i32[tagAt(w, n)] = tag;
@@ -1098,11 +1107,11 @@ export class Participant {
   allocateLogged(size: number): number {
     const cache = this.#cache;
     const a = this.arena;
-    const at = this.#seat;
+    const own = this.#own;
     // A log open here is the log of the call this one is nested in (a built-in the user
     // patched, calling this map from the outer call's record copy: every call ends its log):
     // raised over it, and this record taken unlogged.
-    if ((a.i32[at + HAND] & HAND_TAKEN) !== 0) {
+    if ((own[HAND] & HAND_TAKEN) !== 0) {
       this.dropLog();
       return this.allocate(size, true);
     }
@@ -1110,9 +1119,8 @@ export class Participant {
       const c = sizeClass(size);
       if (a.i32[(cache >> 2) + 2 * c] !== 0) {
         const head = cacheNext(a, cache, c); // checked
-        const i32 = a.i32;
-        i32[at + HAND_NEW] = head;
-        i32[at + HAND] = (c << 2) | HAND_TAKEN;
+        own[HAND_NEW] = head;
+        own[HAND] = (c << 2) | HAND_TAKEN;
         this.#logged();
         cacheTake(a, cache, c, head);
         return head;
@@ -1160,9 +1168,8 @@ export class Participant {
         // death before the pop leaves it the head of its list, after it, taken.
         const c = sizeClass(size);
         const head = cacheNext(this.arena, this.#cache, c);
-        const i32 = this.arena.i32;
-        i32[this.#seat + HAND_NEW] = head;
-        i32[this.#seat + HAND] = (c << 2) | HAND_TAKEN;
+        this.#own[HAND_NEW] = head;
+        this.#own[HAND] = (c << 2) | HAND_TAKEN;
         this.#logged();
         cacheTake(this.arena, this.#cache, c, head);
         return head;
