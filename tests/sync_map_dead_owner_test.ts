@@ -145,9 +145,15 @@ function secondObject<V = number>(map: SyncMap<number, V>, first = 0 as V) {
   return { other, i32, seat: i32[R_SEATS] + handle.participant! * SEAT_WORDS };
 }
 
+/**
+ * Thread ids for ownedByGone, each used once: a death recorded again for an id already gone does
+ * not change the census, and no reap would follow.
+ */
+let nextGhost = 2 ** 27 + 50_000 + Math.floor(Math.random() * 1_000) * 100;
+
 /** Makes seat `seat` owned by a thread that is recorded gone, as if its owner had died. */
 function ownedByGone(i32: Int32Array, seat: number): void {
-  const ghost = 2 ** 27 + 2900 + Math.floor(Math.random() * 10_000);
+  const ghost = nextGhost++;
   Atomics.store(i32, seat + OWNER, ghost + 1);
   record(ghost, GONE);
 }

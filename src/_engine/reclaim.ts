@@ -684,6 +684,9 @@ export class Participant {
   #readMiss(): void {
     const own = this.#own;
     if (own[CLAIM] !== this.#token) this.#releasedError();
+    // A read nested in a call of this participant that holds (a decode, or a record's copy with
+    // the record in hand: SyncCore's #copyString) leaves the word as it is, raised or a log.
+    if (this.#holds !== 0) return;
     own[HAND] = 0;
     this.#readToken = this.#token;
   }
@@ -1477,8 +1480,12 @@ export class Participant {
     try {
       checkAlive();
     } catch (error) {
+      // From 1 only, and on a seat still of this claim: a compare-exchange, so that a stopped
+      // thread's write can lower only a raise of its own, never a log or a new owner's word.
       const i32 = this.arena.i32;
-      if (Atomics.load(i32, this.#seat + CLAIM) === this.#claim) i32[this.#seat + HAND] = 0;
+      if (Atomics.load(i32, this.#seat + CLAIM) === this.#claim) {
+        Atomics.compareExchange(i32, this.#seat + HAND, 1, 0);
+      }
       throw error;
     }
   }

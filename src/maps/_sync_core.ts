@@ -38,6 +38,7 @@ import {
   isBlob,
   isNumberSlot,
   MODE_INLINE,
+  MODE_STRING,
   numberOf,
   type Probe,
 } from "../_engine/slots.ts";
@@ -877,10 +878,41 @@ export class SyncCore {
       ? this.participant.allocateLogged(bytes)
       : this.participant.allocate(bytes, quiescent, logged);
     const i32 = a.i32;
-    i32[(r >> 2) + REC_LO] = v.mode === 0 ? v.lo : v.writeBlob(a, r + RECORD_HEADER);
+    i32[(r >> 2) + REC_LO] = v.mode === 0
+      ? v.lo
+      : v.mode === MODE_STRING && !v.hasWords
+      ? this.#copyString(v, r, bytes)
+      : v.writeBlob(a, r + RECORD_HEADER);
     i32[(r >> 2) + REC_HI] = v.hi;
     noteRecord(a.buffer, r);
     return r;
+  }
+
+  /**
+   * {@linkcode newRecord}'s copy of a string value into record `r`, which it has in hand and
+   * nothing reaches: the copy calls `String.prototype.charCodeAt`, which user code may have
+   * replaced, and which may then call this map. So it runs under a hold (Participant.holdBegin):
+   * no call nested there makes a quiescent point, reaps, sweeps (a sweep would take `r`, reached
+   * by nothing and named by no seat, for leaked, and free it: helper-142, with `verify()` called
+   * from there) or lowers the hand word (a store's hand log names `r`: Participant's #readMiss);
+   * and another thread's stop of the world either waits for this one or, if a nested call parks,
+   * sweeps nothing. Keys and values under the other codecs are copied from words or bytes the
+   * probe made before anything was taken, and run no user code. A copy that throws (that code
+   * threw) frees `r`, of `bytes`, having raised the hand word first (a log naming `r` as taken
+   * would have a settling free it again), and the call throws, having stored nothing.
+   */
+  #copyString(v: Probe, r: number, bytes: number): number {
+    const part = this.participant;
+    part.holdBegin();
+    try {
+      return v.writeBlob(this.arena, r + RECORD_HEADER);
+    } catch (error) {
+      part.dropLog();
+      part.release(r, bytes);
+      throw error;
+    } finally {
+      part.holdEnd();
+    }
   }
 
   /**

@@ -85,7 +85,7 @@ export function swap<K, V>(
     (s.numberValues || (s.int32Values && immediateOf(value) !== 0));
   const part = s.participant;
   let probe: Probe | null = null;
-  let record: number;
+  let record = 0;
   // The new record is taken under a hand log, and the exchange of a value in the read table
   // logged before it is tried (Participant.logSwap): a death in between is settled from the
   // log by the seat's release, with no sweep (_sync_hand_log.ts). The exchange made, the log
@@ -93,21 +93,24 @@ export function swap<K, V>(
   // exchange that adds the key's value, an error (the catch). A swap nested in the record copy
   // of one whose log is open (a built-in the user patched, calling this map) finds it open and
   // raises the word (allocateLogged, logSwap), which the outer call's logSwap then finds.
-  if (numbers) {
-    // newRecord's work, written out: no user code runs, and no probe is needed.
-    record = immediateOf(value as number);
-    if (record === 0) {
-      record = part.allocateLogged(RECORD_HEADER);
-      a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
-      noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
-    }
-  } else {
-    probe = s.probeKey(key);
-    probe.storable(); // a key too large for maxBytes, refused before the value is encoded
-    const vp = s.probeValue(value);
-    record = core.newRecord(vp, true, true);
-  }
   try {
+    // Inside the try: a throw after the record was taken and before `record` names it (its copy
+    // cut short by a stack overflow) still drops the log, which must not outlive the call
+    // (helper-142); the block is left to the sweep the overflow makes owed.
+    if (numbers) {
+      // newRecord's work, written out: no user code runs, and no probe is needed.
+      record = immediateOf(value as number);
+      if (record === 0) {
+        record = part.allocateLogged(RECORD_HEADER);
+        a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+        noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
+      }
+    } else {
+      probe = s.probeKey(key);
+      probe.storable(); // a key too large for maxBytes, refused before the value is encoded
+      const vp = s.probeValue(value);
+      record = core.newRecord(vp, true, true);
+    }
     let searched = 0;
     let e: number;
     if (probe === null) {
