@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SyncMap } from "../mod.ts";
+import type { SyncMap } from "../mod.ts";
 import { GONE, record } from "../src/_engine/census.ts";
 import { cachePutBack } from "../src/_engine/alloc_cache.ts";
 import {
@@ -20,26 +20,18 @@ import {
   HAND_TAKEN,
   LIST,
   OWNER,
-  SEAT_WORDS,
 } from "../src/_engine/registry.ts";
 import { epochAt, RL_COUNT, tagAt, UNSTAMPED } from "../src/_engine/retire_list.ts";
-import { R_SEATS, R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
-import { shareSyncMap, syncAccessOf } from "../src/maps/sync_map.ts";
+import { R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
+import { syncAccessOf } from "../src/maps/sync_map.ts";
 import { currentEntryForNumber } from "../src/maps/_sync_entries.ts";
 import { retrySweep, sweepsForTests } from "../src/maps/_sync_recovery.ts";
+import { secondSeat } from "./fixtures/second_seat.ts";
 import { settleHandLog } from "../src/maps/_sync_hand_log.ts";
 
-/** A map of 100 keys in its read table, and a second object attached to it, on a seat of its own. */
+/** A map of 100 number keys with fractions (records), and a second object on a seat of its own. */
 function setUp() {
-  const map = new SyncMap<number, number>();
-  for (let i = 0; i < 100; i++) map.store(i, i + 0.5);
-  for (let i = 0; i < 100; i++) map.load(i); // promoted: the keys are in the read table
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const other = SyncMap.attach<number, number>(handle);
-  other.store(1, 1.5); // its cache and retire list made
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
-  return { map, other, i32, seat };
+  return secondSeat((i) => i + 0.5);
 }
 
 /**
@@ -208,14 +200,7 @@ test("SyncMap: a log stopped before its phase word is not read", () => {
 // the nested store's log replaced the outer's and said nothing was in hand). The settling is
 // asked where the death would be; the thread then goes on.
 test("SyncMap: a store nested in a logged store's record copy raises the word", () => {
-  const map = new SyncMap<number, string>();
-  for (let i = 0; i < 100; i++) map.store(i, `value ${i}`);
-  for (let i = 0; i < 100; i++) map.load(i);
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const other = SyncMap.attach<number, string>(handle);
-  other.store(1, "one");
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const { map, other, i32, seat, index } = secondSeat((i) => `value ${i}`);
   const charCodeAt = String.prototype.charCodeAt;
   let hand = -1;
   let settled: boolean | undefined;
@@ -224,7 +209,7 @@ test("SyncMap: a store nested in a logged store's record copy raises the word", 
       String.prototype.charCodeAt = charCodeAt;
       other.store(2, "a nested value");
       hand = i32[seat + HAND];
-      settled = settleHandLog(syncAccessOf(map).core, handle.participant!);
+      settled = settleHandLog(syncAccessOf(map).core, index);
     }
     return charCodeAt.call(this, i);
   };
@@ -292,14 +277,7 @@ test("SyncMap: no sweep runs over a dead participant's hand log before its relea
 
 // Strings: the record of a string value, taken under the log in newRecord.
 test("SyncMap: a store of a string value that died after its exchange is settled from its log", () => {
-  const map = new SyncMap<number, string>();
-  for (let i = 0; i < 100; i++) map.store(i, `value ${i}`);
-  for (let i = 0; i < 100; i++) map.load(i);
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const other = SyncMap.attach<number, string>(handle);
-  other.store(1, "one");
-  const i32 = new Int32Array(map.handle.buffer);
-  const seat = i32[R_SEATS] + handle.participant! * SEAT_WORDS;
+  const { map, other, i32, seat } = secondSeat((i) => `value ${i}`);
   const s = syncAccessOf(other);
   s.participant.enter();
   const r = s.core.newRecord(s.probeValue("a new value, longer than the old one"), true, true);

@@ -8,23 +8,16 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SyncMap } from "../mod.ts";
-import { HAND, SEAT_WORDS, seatMayHold } from "../src/_engine/registry.ts";
-import { R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
-import { shareSyncMap, syncAccessOf } from "../src/maps/sync_map.ts";
+import type { SyncMap } from "../mod.ts";
+import { HAND, seatMayHold } from "../src/_engine/registry.ts";
+import { R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { syncAccessOf } from "../src/maps/sync_map.ts";
 import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
+import { secondSeat } from "./fixtures/second_seat.ts";
 
-/** A map of 100 string values in its read table, and a second object on a seat of its own. */
+/** A map of 100 string values, and a second object on a seat of its own. */
 function setUp() {
-  const map = new SyncMap<number, string>();
-  for (let i = 0; i < 100; i++) map.store(i, `value ${i}`);
-  for (let i = 0; i < 100; i++) map.load(i);
-  const { handle } = shareSyncMap(map as SyncMap<never, never>);
-  const other = SyncMap.attach<number, string>(handle);
-  other.store(1, "one");
-  const i32 = new Int32Array(map.handle.buffer);
-  const index = handle.participant!;
-  return { map, other, i32, index, seat: i32[R_SEATS] + index * SEAT_WORDS };
+  return secondSeat((i) => `value ${i}`);
 }
 
 /**

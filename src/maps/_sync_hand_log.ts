@@ -6,9 +6,11 @@
  * The log, written by the owner with plain writes to its own seat, in this order:
  *
  * 1. HAND_NEW, the block at the head of its cache's list for the record's size class, then HAND
- *    at HAND_TAKEN with that class, then the pop that takes the block (Participant.allocate).
+ *    at HAND_TAKEN with that class, then the pop that takes the block
+ *    (Participant.allocateLogged).
  * 2. Before each compare-exchange it tries: HAND_ENTRY, HAND_OLD (the value it expects there),
- *    HAND_NEW (the record, or an immediate), then HAND at HAND_SWAP (Participant.logSwap).
+ *    HAND_NEW for an immediate (a record is named there already), then HAND at HAND_SWAP
+ *    (Participant.logSwap).
  * 3. After the exchange: the old record retired (tag, epoch, then count: Participant.retire),
  *    then HAND lowered to 0 (Participant.endLog). Every call leaves HAND 0 or 1, so the next
  *    log is written over no other.
@@ -38,7 +40,9 @@
  * so never stored again to be read as HAND_OLD.
  *
  * The settling can be done again (a releaser that stops in it leaves it to the next): a record
- * put back heads its list (cacheHeads), a retirement is listed.
+ * put back heads its list (cacheHeads), a retirement is listed. And nothing else frees what a log
+ * names before the settling: no sweep runs while a seat holds a log no release has settled
+ * (_sync_recovery.ts unsettledLogs), since a block it names is reached by nothing.
  *
  * @module
  */
