@@ -1109,27 +1109,35 @@ export class Participant {
    */
   allocateLogged(size: number): number {
     const cache = this.#cache;
-    const a = this.arena;
-    const own = this.#own;
     // A log open here is the log of the call this one is nested in (a built-in the user
     // patched, calling this map from the outer call's record copy: every call ends its log):
     // raised over it, and this record taken unlogged.
-    if ((own[HAND] & HAND_TAKEN) !== 0) {
+    if ((this.#own[HAND] & HAND_TAKEN) !== 0) {
       this.dropLog();
       return this.allocate(size, true);
     }
     if (cache !== 0 && size <= SMALL_MAX) {
       const c = sizeClass(size);
-      if (a.i32[(cache >> 2) + 2 * c] !== 0) {
-        const head = cacheNext(a, cache, c); // checked
-        own[HAND_NEW] = head;
-        own[HAND] = (c << 2) | HAND_TAKEN;
-        this.#logged();
-        cacheTake(a, cache, c, head);
-        return head;
-      }
+      if (this.arena.i32[(cache >> 2) + 2 * c] !== 0) return this.#takeLogged(c);
     }
     return this.allocate(size, true, true);
+  }
+
+  /**
+   * Takes the next block of size class `c` off this participant's cache (refilled first if
+   * empty) under a hand log: the log names the block before the pop takes it (registry.ts
+   * HAND_TAKEN), so a death before the pop leaves it the head of its list, after it, taken.
+   */
+  #takeLogged(c: number): number {
+    const a = this.arena;
+    const cache = this.#cache;
+    const head = cacheNext(a, cache, c); // checked
+    const own = this.#own;
+    own[HAND_NEW] = head;
+    own[HAND] = (c << 2) | HAND_TAKEN;
+    this.#logged();
+    cacheTake(a, cache, c, head);
+    return head;
   }
 
   /**
@@ -1166,17 +1174,7 @@ export class Participant {
         this.#cache = newCache(this.arena);
         this.arena.i32[this.#seat + CACHE] = this.#cache;
       }
-      if (logged && size <= SMALL_MAX) {
-        // The hand log names the block before the pop takes it (registry.ts HAND_TAKEN): a
-        // death before the pop leaves it the head of its list, after it, taken.
-        const c = sizeClass(size);
-        const head = cacheNext(this.arena, this.#cache, c);
-        this.#own[HAND_NEW] = head;
-        this.#own[HAND] = (c << 2) | HAND_TAKEN;
-        this.#logged();
-        cacheTake(this.arena, this.#cache, c, head);
-        return head;
-      }
+      if (logged && size <= SMALL_MAX) return this.#takeLogged(sizeClass(size));
       // A block the log cannot name (one from the heap, under the allocator's lock): raised.
       if (logged) this.dropLog();
       return cacheAllocate(this.arena, this.#cache, size);

@@ -91,8 +91,8 @@ export const HAND = 9;
  * or `swap` of a key the read table holds has in hand, so that its death needs no sweep (the
  * release settles it: maps/_sync_hand_log.ts). The low two bits are the phase; the rest, for a
  * record taken off the cache, its size class. HAND_TAKEN: the owner is taking, or has taken, the
- * block named by {@linkcode HAND_NEW} off its cache (alloc_cache.ts `cacheAllocate` writes both,
- * then pops). {@linkcode HAND_SWAP}: about to exchange {@linkcode HAND_OLD} in entry
+ * block named by {@linkcode HAND_NEW} off its cache (Participant.allocateLogged writes both, then
+ * pops). {@linkcode HAND_SWAP}: about to exchange {@linkcode HAND_OLD} in entry
  * {@linkcode HAND_ENTRY} for HAND_NEW (a record of that class, or an immediate), or has
  * exchanged it, retired the old value or not. Every call leaves the word 0 or 1: one that
  * returns lowers it (Participant.endLog), one that throws raises it (dropLog), so a log is never
@@ -352,6 +352,15 @@ export function seatMayHold(registry: Registry, index: number): boolean {
   const at = registry.seats + index * SEAT_WORDS;
   return (Atomics.load(i32, at + ANNOUNCE) !== 0 || Atomics.load(i32, at + PARKED) !== 0) &&
     Atomics.load(i32, at + HAND) !== 0;
+}
+
+/**
+ * Whether seat `index`'s hand word holds a hand log ({@linkcode HAND_TAKEN}), which the release
+ * of the seat settles (maps/_sync_hand_log.ts) rather than a sweep.
+ */
+export function seatLogged(registry: Registry, index: number): boolean {
+  const at = registry.seats + index * SEAT_WORDS;
+  return (Atomics.load(registry.arena.i32, at + HAND) & HAND_TAKEN) !== 0;
 }
 
 /**
@@ -639,15 +648,21 @@ export function takeRelease(
 /**
  * Whether a seat is being released (RELEASING: by a releaser at work, or put off): its
  * announcement still holds reclamation back until the release is finished. With `putOff`, only
- * a release put off (no releaser: {@linkcode releasesPutOff}).
+ * a release put off (no releaser: {@linkcode releasesPutOff}); with `which`, only a seat whose
+ * index it accepts.
  */
-export function seatsReleasing(registry: Registry, putOff = false): boolean {
+export function seatsReleasing(
+  registry: Registry,
+  putOff = false,
+  which?: (index: number) => boolean,
+): boolean {
   const i32 = registry.arena.i32;
   const high = seatHigh(registry);
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
     if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_RELEASING) continue;
-    if (!putOff || Atomics.load(i32, at + RELEASER) === 0) return true;
+    if (putOff && Atomics.load(i32, at + RELEASER) !== 0) continue;
+    if (which === undefined || which(i)) return true;
   }
   return false;
 }

@@ -26,7 +26,7 @@
  * - After the retirement (the list holds HAND_OLD): nothing in hand.
  *
  * An entry holding neither HAND_NEW nor HAND_OLD was written by another thread after the stop.
- * When the old value was a record, and the list's last entry is not it, and the new record is an
+ * When the old value was a record, and the list does not hold it, and the new record is an
  * immediate (so the entry cannot tell), or the exchange may or may not have been this thread's,
  * the log cannot say: the settling gives up, and a sweep is made due, as for a death the log does
  * not cover.
@@ -71,12 +71,6 @@ import {
 } from "../_engine/retire_list.ts";
 import type { SyncCore } from "./_sync_core.ts";
 import { ENTRY_BYTES, EXPUNGED, K_RECORD, RECORD_HEADER } from "./_sync_layout.ts";
-
-/** Whether seat `index`'s hand word is a hand log, which its release settles. */
-export function handLogged(core: SyncCore, index: number): boolean {
-  const at = core.registry.seats + index * SEAT_WORDS;
-  return (Atomics.load(core.arena.i32, at + HAND) & HAND_TAKEN) !== 0;
-}
 
 /**
  * Settles the hand log of seat `index`, whose owner is gone or out of calls and whose

@@ -35,7 +35,6 @@ import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "..
 import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
-  CLAIM,
   deadSeats,
   finishRelease,
   lowerSweepWord,
@@ -46,12 +45,12 @@ import {
   releaseOwnSeat,
   RELEASES_PUT_OFF,
   resumeWorld,
-  SEAT_RELEASING,
   SEAT_WORDS,
   seatAnnouncement,
   seatBlocks,
   seatHigh,
   seatInflight,
+  seatLogged,
   seatMayHold,
   seatsReleasing,
   settlingSeats,
@@ -62,7 +61,7 @@ import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list
 import { blobSize, isBlob, isNumberSlot, numberOf } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
-import { handLogged, settleHandLog } from "./_sync_hand_log.ts";
+import { settleHandLog } from "./_sync_hand_log.ts";
 import { checkTables } from "./_sync_tables_verify.ts";
 import {
   AMENDED,
@@ -127,7 +126,9 @@ export function reapDead(core: SyncCore): void {
   // A seat with a hand log is settled by its release, which makes a sweep due only if the log
   // cannot say what it held (seatReleased).
   let due = Atomics.load(i32, R_SWEEP_DUE) === SWEEP_DUE;
-  for (const { index } of dead) due ||= seatMayHold(registry, index) && !handLogged(core, index);
+  for (const { index } of dead) {
+    due ||= seatMayHold(registry, index) && !seatLogged(registry, index);
+  }
   if (due) Atomics.store(i32, R_SWEEP_DUE, SWEEP_DUE);
   // The seats are given back before anything is marked, so that their announcements stop
   // holding reclamation back. A release takes the mutex (seatReleased: a dead owner's step still
@@ -262,20 +263,10 @@ function sweepDue(core: SyncCore, timeoutMs: number, always: boolean): boolean {
  * seatsReleasing).
  */
 function unsettledLogs(core: SyncCore): boolean {
-  for (const { index } of deadSeats(core.registry)) if (handLogged(core, index)) return true;
-  return releasingLogs(core);
-}
-
-/** Whether a seat being released (RELEASING) holds a hand log. */
-function releasingLogs(core: SyncCore): boolean {
   const registry = core.registry;
-  const i32 = core.arena.i32;
-  const high = seatHigh(registry);
-  for (let index = 0; index < high; index++) {
-    const claim = Atomics.load(i32, registry.seats + index * SEAT_WORDS + CLAIM);
-    if ((claim & 3) === SEAT_RELEASING && handLogged(core, index)) return true;
-  }
-  return false;
+  const logged = (index: number): boolean => seatLogged(registry, index);
+  for (const { index } of deadSeats(registry)) if (logged(index)) return true;
+  return seatsReleasing(registry, false, logged);
 }
 
 /**
