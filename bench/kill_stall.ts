@@ -11,10 +11,12 @@
  * blocks the dead worker held in hand are freed then, and not before. `--idle`: the worker killed
  * stores 1,000 times and ends its task first, as an idle worker a pool retires. `--reads`: the
  * worker killed stores 1,000 times and then loads in its loop, as a read-mostly worker a pool's
- * timeout kills. Neither holds anything in hand as it dies: no sweep.
+ * timeout kills. Neither holds anything in hand as it dies: no sweep. `--deletes`: the worker
+ * killed stores and deletes its keys in turn, as a churn of keys the read table keeps (a
+ * session cache).
  *
  * ```
- * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N] [--idle] [--reads]
+ * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N] [--idle] [--reads] [--deletes]
  * deno run -A tools/bun.ts bench/kill_stall.ts [same options]
  * deno run -A tools/node.ts bench/kill_stall.ts [same options]
  * ```
@@ -40,6 +42,8 @@ const MS = positiveInt("ms", 2000);
 const KEYS = positiveInt("keys", 0);
 const IDLE = args.includes("--idle");
 const READS = args.includes("--reads");
+const DELETES = args.includes("--deletes");
+const FRESH = args.includes("--fresh");
 const PREFILL_FROM = 100_000; // past the workers' keys (id * 1,000 plus 0 to 99)
 const READY_MS = 20_000;
 
@@ -49,14 +53,21 @@ const ctrl = new SharedArrayBuffer(3 * 8);
 const words = new Float64Array(ctrl);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A worker storing in its loop as `id` (1 or 2), idle after 1,000 stores, or loading. */
-async function start(id: number, idle = false, reads = false): Promise<TestWorker> {
+/** A worker storing in its loop as `id` (1 or 2), idle after 1,000 stores, loading or deleting. */
+async function start(
+  id: number,
+  idle = false,
+  reads = false,
+  deletes = false,
+): Promise<TestWorker> {
   const box = new Mailbox();
   const url = new URL("./fixtures/kill_stall_worker.ts", import.meta.url);
   const w = spawnWorker(url, { map }, { message: box.put, error: box.fail });
   try {
     await box.next(READY_MS);
-    w.postMessage({ ctrl, id, idle, reads } satisfies KillStallTask);
+    w.postMessage(
+      { ctrl, id, idle, reads, deletes, fresh: FRESH && id === 2 } satisfies KillStallTask,
+    );
     await box.next(READY_MS);
   } catch (error) {
     w.terminate();
@@ -67,11 +78,17 @@ async function start(id: number, idle = false, reads = false): Promise<TestWorke
 
 console.log(
   `${runtimeName}: the live worker's longest stall in the ${MS} ms after a kill${
-    IDLE ? " (of an idle worker)" : READS ? " (of a worker loading in its loop)" : ""
+    IDLE
+      ? " (of an idle worker)"
+      : READS
+      ? " (of a worker loading in its loop)"
+      : DELETES
+      ? " (of a worker storing and deleting)"
+      : ""
   }${KEYS > 0 ? `, ${KEYS} other keys` : ""}\n`,
 );
 const live = await start(1);
-let victim = await start(2, IDLE, READS);
+let victim = await start(2, IDLE, READS, DELETES);
 const stalls: number[] = [];
 const swept: number[] = [];
 const mapWords = new Int32Array(map.handle.buffer);
@@ -96,7 +113,7 @@ try {
         done < 0 ? `within ${MS} ms` : `after ${done.toFixed(0)} ms`
       }`,
     );
-    victim = await start(2, IDLE, READS);
+    victim = await start(2, IDLE, READS, DELETES);
   }
 } finally {
   words[0] = 1;

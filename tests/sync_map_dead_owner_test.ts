@@ -254,6 +254,8 @@ for (
 test("SyncMap: a reap frees what a dead seat held back before its sweep marks", () => {
   const map = new SyncMap<number, number>();
   const { other, i32, seat } = secondObject(map); // online, announced, for the rest of this task
+  // Its word raised, as a write with a block in hand leaves it: its death needs a sweep.
+  Atomics.store(i32, seat + HAND, 1);
   for (let i = 0; i < 20_000; i++) map.store(i % 8, i + 0.5);
   const held = map.stats().retired;
   assert.ok(held >= 15_000, `the other seat holds back ${held} retired records`);
@@ -326,6 +328,7 @@ test("SyncMap: a record in flight of a participant that died asleep in the mutex
   const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
   const inflight = lockedAllocate(arena, 16, false);
   i32[seat + INFLIGHT] = inflight;
+  Atomics.store(i32, seat + HAND, 1); // as a write that took the record unlogged leaves it
   Atomics.store(i32, seat + PARKED, 1);
   ownedByGone(i32, seat);
   // verify() reaps it first (a sweep), then checks that no block is handed out and unreached.
@@ -544,7 +547,7 @@ test("SyncMap: the hand word is raised by writes and quiescent points, lowered b
   const hand = () => Atomics.load(i32, seat + HAND);
   other.load(1);
   assert.equal(hand(), 0, "after a read");
-  other.store(1, 2);
+  other.delete(1);
   assert.equal(hand(), 1, "after a write");
   other.load(1);
   assert.equal(hand(), 0, "after a read again");
@@ -554,7 +557,7 @@ test("SyncMap: the hand word is raised by writes and quiescent points, lowered b
   }
   // A value whose getter reads the map: the write raises the word again before it stores.
   let seen = -1;
-  other.store(3, {
+  other.loadOrStore(3, {
     get n() {
       other.load(1);
       seen = hand();

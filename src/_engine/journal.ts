@@ -49,7 +49,7 @@
  * | 4..7     | the intent's arguments and progress                               |
  * | 8        | word index to publish at commit, or 0                             |
  * | 9        | the value to publish there                                        |
- * | 10, 11   | unused                                                            |
+ * | 10, 11   | the lock's owner's own (a SyncMap's step: its caller's hand)      |
  * | 12 + 2i  | entry i, first word: `(index << 2) \| kind`                       |
  * | 13 + 2i  | entry i, second word: the old value, an end index, or a size      |
  *
@@ -68,6 +68,17 @@ export const J_ARGS = 4;
 const J_PUBLISH = 8;
 const J_PUBLISH_VALUE = 9;
 const J_ENTRIES = 12;
+/**
+ * A word the journal's owner writes plainly under its lock, which no rollback touches: a SyncMap
+ * step of a new key names here the record its caller holds in hand; 0 while a step may leave a
+ * block stray; {@linkcode J_HAND_CLEAN} once the last step, or recovery, ended wholly. For a
+ * recovery after the holder's death (maps/_sync_hand_log.ts).
+ */
+export const J_HAND = 10;
+/** {@linkcode J_HAND} once its step is over, commit and all that follows it: nothing is stray. */
+export const J_HAND_CLEAN = -1;
+/** The seat word offset of the participant whose record {@linkcode J_HAND} names. */
+export const J_HAND_SEAT = 11;
 
 /** Not in a mutation. */
 export const IDLE = 0;
@@ -500,6 +511,11 @@ export class Journal {
    */
   get committing(): boolean {
     return this.#src.i32[this.at + J_STATE] === COMMITTING;
+  }
+
+  /** Whether a mutation is under way and not committing: a recovery rolls it back. */
+  get active(): boolean {
+    return this.#src.i32[this.at + J_STATE] === ACTIVE;
   }
 
   /** The intent under way (0: none). */

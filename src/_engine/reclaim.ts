@@ -73,6 +73,7 @@ import {
   ownerId,
 } from "./census.ts";
 import { nap, WAIT_SLICE_MS } from "./futex.ts";
+import { J_HAND, J_HAND_SEAT } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
 import {
   ANNOUNCE,
@@ -84,6 +85,7 @@ import {
   HAND_ENTRY,
   HAND_NEW,
   HAND_OLD,
+  HAND_STEP,
   HAND_SWAP,
   HAND_TAKEN,
   INFLIGHT,
@@ -602,12 +604,68 @@ export class Participant {
   }
 
   /**
-   * Closes a hand log that no longer says what the call holds (it goes on under the mutex, or to
-   * an exchange that changes the key count, or it threw): the word is raised, and a death from
-   * here on is swept, as for any write.
+   * Closes a hand log that no longer says what the call holds (it goes on to an exchange that
+   * changes the key count, or under the mutex with a value the log cannot hand to the step, or it
+   * threw): the word is raised, and a death from here on is swept, as for any write.
    */
   dropLog(): void {
     this.#setHand();
+  }
+
+  /**
+   * Keeps the hand log of a `swap` whose record `record` goes on to the mutex's step (the read
+   * table lacks its key, or has it expunged): the log says again that the record is taken and
+   * not published (HAND_TAKEN, from the HAND_SWAP of a try whose entry was expunged since), so
+   * that a death before the step, or while waiting for the mutex, is settled by putting the
+   * record back. Returns false, the word raised, when the log does not name `record` (an
+   * immediate, a record taken unlogged, or a log a nested call raised).
+   */
+  keepTaken(record: number): boolean {
+    const own = this.#own;
+    const hand = own[HAND];
+    if ((hand & HAND_TAKEN) === 0 || (record & 1) !== 0 || own[HAND_NEW] !== record) {
+      this.dropLog();
+      return false;
+    }
+    own[HAND] = (hand & ~3) | HAND_TAKEN;
+    return true;
+  }
+
+  /**
+   * Whether this participant's hand log says record `record` is taken and unpublished
+   * (HAND_TAKEN, not handed to a step): a store that stops for good there leaves it to the log.
+   */
+  holdsTaken(record: number): boolean {
+    const own = this.#own;
+    return (own[HAND] & (HAND_STEP | 3)) === HAND_TAKEN && own[HAND_NEW] === record;
+  }
+
+  /**
+   * Hands record `record`, which this participant's log holds taken ({@linkcode keepTaken}), to
+   * the mutex's step that adds its key, whose journal begins at word `journal` of `i32`: the
+   * journal names the record and this seat (journal.ts J_HAND, J_HAND_SEAT), then the log says
+   * so (registry.ts HAND_STEP). Called under the mutex, just before the step writes the record
+   * into the key's new entry. A log that names no such record (raised by a collect before the
+   * step ran again) hands nothing, and a death in the step is swept.
+   */
+  stepHand(record: number, i32: Int32Array, journal: number): void {
+    const own = this.#own;
+    const hand = own[HAND];
+    if ((hand & 3) !== HAND_TAKEN || own[HAND_NEW] !== record) return;
+    i32[journal + J_HAND_SEAT] = this.#seat;
+    i32[journal + J_HAND] = record;
+    own[HAND] = hand | HAND_STEP;
+  }
+
+  /**
+   * The step this participant's record was handed to ({@linkcode stepHand}) is being rolled back
+   * by this thread (SyncCore.locked): the record is in hand again, and the log says so before the
+   * rollback writes anything, so that a death from here on puts it back.
+   */
+  unstepHand(): void {
+    const own = this.#own;
+    const hand = own[HAND];
+    if ((hand & HAND_STEP) !== 0) own[HAND] = hand & ~HAND_STEP;
   }
 
   /**

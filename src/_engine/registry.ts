@@ -99,6 +99,14 @@ export const HAND = 9;
  * written over another (a death between the words of two logs would mix them).
  */
 export const HAND_TAKEN = 2, HAND_SWAP = 3;
+/**
+ * A flag of a HAND_TAKEN log: the record HAND_NEW names is handed to the step of a new key that
+ * the owner runs under the SyncMap's mutex, which names it in its journal (journal.ts J_HAND).
+ * From then on the step decides the record's fate: published by the commit, or, rolled back
+ * after a death, given back by the mutex's recovery, which clears this flag so that the
+ * release's settling puts the record back in the cache (maps/_sync_hand_log.ts, "In a step").
+ */
+export const HAND_STEP = 1 << 30;
 /** The hand log's new value: a record taken off the cache, or an immediate (HAND_SWAP only). */
 export const HAND_NEW = 10;
 /** The hand log's entry (HAND_SWAP). */

@@ -28,7 +28,7 @@ import {
   release,
   underLock,
 } from "./allocator.ts";
-import type { Journal } from "./journal.ts";
+import { J_HAND, type Journal } from "./journal.ts";
 
 /** A point a transaction can be rolled back to. */
 export interface Savepoint {
@@ -191,15 +191,24 @@ export class LockedTx extends JournaledWrites implements Tx {
    * between (Journal.allocatedFrom): no allocator lock. A death between the pop and the
    * entry's count leaves the block stray, reachable from nowhere: the step is rolled back by
    * the mutex's next holder, and the sweep that follows a participant's death online
-   * (_sync_recovery.ts) frees what nothing reaches. A larger block comes from the heap in one
-   * allocator step that also appends its entry.
+   * (_sync_recovery.ts) frees what nothing reaches: so the journal names no record of its
+   * caller's meanwhile (J_HAND), and a recovery then sweeps. A larger block comes from the heap
+   * in one allocator step that also appends its entry.
    */
   alloc(size: number, zero: boolean): number {
     const cached = this.#cached;
     if (cached !== null && size > 0 && size <= SMALL_MAX) {
-      const offset = this.journal.allocatedFrom(cached, size);
-      if (zero) this.arena.i32.fill(0, offset >> 2, (offset + size + 3) >> 2);
-      return offset;
+      const j = this.journal;
+      const hand = this.arena.i32[j.at + J_HAND];
+      if (hand === 0) return this.#allocCached(cached, size, zero);
+      this.arena.i32[j.at + J_HAND] = 0;
+      try {
+        return this.#allocCached(cached, size, zero);
+      } finally {
+        // Also when the pop throws, which it does with nothing popped (a refill's allocator step
+        // refused, or stopped at its census check): only a death leaves the word 0.
+        this.arena.i32[j.at + J_HAND] = hand;
+      }
     }
     return underLock(this.arena, (j) => {
       const offset = allocate(this.arena, size, zero, j);
@@ -214,6 +223,14 @@ export class LockedTx extends JournaledWrites implements Tx {
       this.journal.allocatedVia(offset, grantedBytes, j);
       return offset;
     });
+  }
+
+  /** {@linkcode alloc} of a small block popped from this thread's cache by `cached`. */
+  #allocCached(cached: (size: number) => number, size: number, zero: boolean): number {
+    const offset = this.journal.allocatedFrom(cached, size);
+    // The views read again: the pop may have grown them.
+    if (zero) this.arena.i32.fill(0, offset >> 2, (offset + size + 3) >> 2);
+    return offset;
   }
 
   free(offset: number, size: number): void {
@@ -239,6 +256,9 @@ export class LockedTx extends JournaledWrites implements Tx {
    * a cached block popped before its entry ({@linkcode alloc}).
    */
   allocUnlisted(size: number): number {
+    // Stray after a death: the journal names no record of its caller's from here on (J_HAND),
+    // so that a recovery sweeps.
+    this.arena.i32[this.journal.at + J_HAND] = 0;
     this.unlistedOpen = true;
     let offset: number;
     try {

@@ -28,7 +28,14 @@ import {
   OWNER_SHIFT,
   POISONED,
 } from "../_engine/futex.ts";
-import { J_ARGS, J_INTENT, Journal } from "../_engine/journal.ts";
+import {
+  J_ARGS,
+  J_HAND,
+  J_HAND_CLEAN,
+  J_HAND_SEAT,
+  J_INTENT,
+  Journal,
+} from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
 import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
 import {
@@ -47,6 +54,7 @@ import { keySlotsFor } from "../_engine/table_iter.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteImmediate, noteRecord, noteRemoval } from "./_compute_watch.ts";
+import { handBack } from "./_sync_hand_log.ts";
 import {
   AMENDED,
   E_KEY_HI,
@@ -259,8 +267,14 @@ export class SyncCore {
       }
       this.#afterCommit();
       settled = true;
+      // Over, the key counted and the intents done: a holder that dies between here and the
+      // release left nothing for a recovery to sweep (an acquisition cut short, too).
+      i32[this.tx.journal.at + J_HAND] = J_HAND_CLEAN;
     } catch (error) {
       if (!done && !this.tx.journal.committing) {
+        // The record handed to the step (Participant.stepHand) is the caller's again, and its
+        // log says so before the rollback writes anything.
+        this.participant.unstepHand();
         // Rolled back: the step never took effect. Through the transaction: an allocator step
         // cut short inside this one (released poisoned) is rolled back first, before this
         // journal's FREE entries are read.
@@ -271,6 +285,9 @@ export class SyncCore {
         // One that may be unrecorded, or a free that throws (in a thread marked terminating,
         // the first), leaves the mutex poisoned, for a sweep.
         const freed = this.tx.freeUnlisted();
+        // Undone, nothing of the step stray: a census check that stops this thread from here on
+        // (a Deno zombie, in resync or the repair's steps) leaves its recovery nothing to sweep.
+        if (freed) i32[this.tx.journal.at + J_HAND] = J_HAND_CLEAN;
         this.participant.resync();
         if (this.#unexpunged) {
           // The step put an expunged entry back (NIL, not journaled), and its dirty-table
@@ -397,6 +414,9 @@ export class SyncCore {
       if (status !== ACQUIRED) this.recoverMutex();
       clean = true; // a begin that throws (a corrupt journal) has written nothing
       this.tx.journal.begin();
+      // No record handed to this step yet (Participant.stepHand): a recovery that finds none
+      // sweeps after a death in it.
+      a.i32[this.tx.journal.at + J_HAND] = 0;
     } catch (error) {
       // Not waiting any more, whatever threw: unparked, written out. An unpark cut short by a
       // stack overflow as it was entered (lockWord's watcher) would leave this participant
@@ -426,11 +446,21 @@ export class SyncCore {
   recoverMutex(): void {
     const a = this.arena;
     const journal = this.tx.journal;
+    // Read before the rollback empties the journal. J_HAND_CLEAN: the last step was over (the
+    // holder stopped before its next began, say in acquiring the mutex). A record: the step of a
+    // new key, which leaves no block stray while it names it, and, if it is rolled back, the
+    // record goes back to its seat's log before the rollback, so that a recovery cut short and
+    // done again finds it so (_sync_hand_log.ts handBack).
+    const hand = a.i32[journal.at + J_HAND];
+    const accounted = hand === J_HAND_CLEAN ||
+      (hand > 0 && journal.active && handBack(this, a.i32[journal.at + J_HAND_SEAT], hand));
     this.tx.recover();
-    // The step may have left blocks no rollback gives back (a dirty-table copy's unlisted
-    // overflow buckets, a cached block popped before its entry): the reap that follows
+    a.i32[journal.at + J_HAND] = 0;
+    // Otherwise the step may have left blocks no rollback gives back (a dirty-table copy's
+    // unlisted overflow buckets, a cached block popped before its entry, the caller's record
+    // after a commit whose key the holder had not yet counted): the reap that follows
     // (onDeadOwner) sweeps them, whether or not the holder's seat is found dead.
-    Atomics.store(a.i32, R_SWEEP_DUE, 1);
+    if (!accounted) Atomics.store(a.i32, R_SWEEP_DUE, 1);
     this.#read = null;
     this.#dirty = null;
     const intent = journal.intent;
@@ -438,6 +468,7 @@ export class SyncCore {
     else if (intent === INTENT_CLEAR) this.#kill(journal.arg(0), journal.arg(1));
     if (intent !== 0) journal.setIntent(0);
     this.#repairInvariants();
+    a.i32[journal.at + J_HAND] = J_HAND_CLEAN; // recovered: a sweep is due if one is needed
     clearPoison(a.i32, R_MU, ownerId());
     this.#deadOwnerFound = true;
   }
@@ -1018,6 +1049,15 @@ export class SyncCore {
   /** Bytes in use, less what sits free in participants' caches. */
   bytesUsed(): number {
     return bytesUsed(this.arena) - seatsCachedBytes(this.registry);
+  }
+
+  /**
+   * Hands record `record`, which its store's hand log holds taken, to this step of its new key
+   * (Participant.stepHand): called under the mutex, just before the record is written into the
+   * key's entry.
+   */
+  handToStep(record: number): void {
+    this.participant.stepHand(record, this.arena.i32, this.tx.journal.at);
   }
 
   /** Word index of the mutex journal's intent (for tests). */

@@ -39,6 +39,29 @@
  * The list names HAND_OLD only if this thread retired it: a block still listed was never freed,
  * so never stored again to be read as HAND_OLD.
  *
+ * In a step. A `store` whose key the read table lacks keeps its log through the mutex
+ * (Participant.keepTaken: HAND_TAKEN again) and, under it, just before the step of the new key
+ * writes the record into the key's new entry, hands the record to the step: the mutex's journal
+ * names it and the seat (journal.ts J_HAND, J_HAND_SEAT), then the log sets HAND_STEP
+ * (Participant.stepHand). Then:
+ *
+ * - A death before the lock, or waiting for it, or before HAND_STEP: the record is in hand, put
+ *   back as above (a rollback does not publish it, and the recovery, finding HAND_STEP unset,
+ *   leaves it to the settling).
+ * - A death in the step, before its commit: the mutex's recovery, which rolls the step back,
+ *   clears HAND_STEP first ({@linkcode handBack}), and the settling puts the record back. The
+ *   settling comes after the recovery: seatReleased takes the mutex first, which recovers it.
+ * - A death after the commit: the record is the new entry's, and HAND_STEP tells the settling to
+ *   leave it (the recovery, finding the journal committed, makes a sweep due for the key count,
+ *   which the holder adds after the commit).
+ * - A step that throws, alive: its rollback clears HAND_STEP before it writes anything
+ *   (SyncCore.locked, Participant.unstepHand).
+ *
+ * The step leaves no block stray while the journal names the record: LockedTx clears J_HAND
+ * around a pop from the cache and for good at an unlisted block, and a step that publishes the
+ * record into an entry the rollback does not free (an existing key's) raises the word first, so
+ * a recovery that finds J_HAND 0, or the log raised, leaves the sweep to come.
+ *
  * The settling can be done again (a releaser that stops in it leaves it to the next): a record
  * put back heads its list (cacheHeads), a retirement is listed. And nothing else frees what a log
  * names before the settling: no sweep runs while a seat holds a log no release has settled
@@ -50,15 +73,19 @@
 import { cacheHeads, cachePutBack } from "../_engine/alloc_cache.ts";
 import { NCLASSES } from "../_engine/alloc_layout.ts";
 import { inViews } from "../_engine/arena.ts";
+import { ownerGone } from "../_engine/census.ts";
+import { OWNER_SHIFT } from "../_engine/futex.ts";
 import {
   CACHE,
   HAND,
   HAND_ENTRY,
   HAND_NEW,
   HAND_OLD,
+  HAND_STEP,
   HAND_SWAP,
   HAND_TAKEN,
   LIST,
+  OWNER,
   SEAT_WORDS,
 } from "../_engine/registry.ts";
 import {
@@ -70,7 +97,7 @@ import {
   UNSTAMPED,
 } from "../_engine/retire_list.ts";
 import type { SyncCore } from "./_sync_core.ts";
-import { ENTRY_BYTES, EXPUNGED, K_RECORD, RECORD_HEADER } from "./_sync_layout.ts";
+import { ENTRY_BYTES, EXPUNGED, K_RECORD, R_MU, RECORD_HEADER } from "./_sync_layout.ts";
 
 /**
  * Settles the hand log of seat `index`, whose owner is gone or out of calls and whose
@@ -85,6 +112,11 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   const at = core.registry.seats + index * SEAT_WORDS;
   const hand = Atomics.load(i32, at + HAND);
   if (hand === 0) return true;
+  if ((hand & HAND_STEP) !== 0) {
+    // Handed to a step that published it, or would have had its recovery clear the flag: unless
+    // the owner still holds the mutex (a release that did not take it: its owner not gone).
+    return Atomics.load(i32, R_MU) >>> OWNER_SHIFT !== Atomics.load(i32, at + OWNER);
+  }
   const phase = hand & 3;
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return false;
   const c = hand >>> 2;
@@ -124,6 +156,29 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   // Two immediates leave nothing in hand (logSwap logs none; defensive). Otherwise the entry
   // cannot tell whether the exchange was this thread's.
   return !oldRecord && !block;
+}
+
+/**
+ * For the mutex's recovery of a dead holder's step that names `record` (journal.ts J_HAND) as
+ * handed to it by the participant at seat word `seat` (J_HAND_SEAT), before the step is rolled
+ * back: clears the seat's HAND_STEP, so that its release's settling puts the record back in the
+ * cache. Returns whether the seat's death leaves the recovery nothing to sweep: the owner is gone
+ * and its word is the log naming the record (HAND_STEP or already cleared) or raised (its release
+ * makes a sweep due). The seat is not yet released: its release takes the mutex before it settles
+ * (seatReleased), so it comes after this recovery. Words read from the journal are checked.
+ */
+export function handBack(core: SyncCore, seat: number, record: number): boolean {
+  const registry = core.registry;
+  const i32 = core.arena.i32;
+  const index = (seat - registry.seats) / SEAT_WORDS;
+  if (!Number.isInteger(index) || index < 0 || index >= registry.count) return false;
+  const owner = Atomics.load(i32, seat + OWNER);
+  if (owner === 0 || !ownerGone(owner)) return false;
+  const hand = Atomics.load(i32, seat + HAND);
+  if (hand === 1) return true;
+  if ((hand & 3) !== HAND_TAKEN || i32[seat + HAND_NEW] !== record) return false;
+  if ((hand & HAND_STEP) !== 0) i32[seat + HAND] = hand & ~HAND_STEP;
+  return true;
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 
 import { ownerId } from "../_engine/census.ts";
-import { MapFullError } from "../errors.ts";
+import { MapFullError, TerminatedError } from "../errors.ts";
 import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
 import {
@@ -148,8 +148,11 @@ export function swap<K, V>(
       }
     }
     // The previous record is decoded once the lock is released: decoding may run user code
-    // (a user codec), which may call this map and need the lock.
-    part.dropLog(); // the mutex's recovery sweeps what a step cut short leaves
+    // (a user codec), which may call this map and need the lock. The log goes on with the
+    // record to the step: a death before the step's commit puts the record back, one after it
+    // leaves it to its entry (_sync_hand_log.ts, "In a step"). An immediate raises the word,
+    // and the mutex's recovery sweeps what a step cut short leaves.
+    part.keepTaken(record);
     if (probe === null) probe = s.probeKey(key);
     core.inflight = record;
     const step = storeLocked(s, probe, record, false, searched);
@@ -158,13 +161,19 @@ export function swap<K, V>(
     // participant (a stop of the world would then take it for in flight and reachable both).
     record = 0;
     core.inflight = 0;
+    part.endLog(); // what the step replaced is retired: nothing in hand
     const previous = counted(step);
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } catch (error) {
-    // Before the free, which may spill the record back to its span: a log naming it as taken
-    // would have a settling free it again. (A stack overflow here: Participant.noteThrown.)
-    part.dropLog();
+    // A thread found terminating (a Deno worker's `terminate()`, met at the census check before
+    // the mutex or in an allocator step of the locked step, which is rolled back) stops here for
+    // good with the record taken and unpublished: it is left in hand, under its log, for its
+    // seat's release to put back, with no sweep (_sync_hand_log.ts).
+    if (error instanceof TerminatedError && part.holdsTaken(record)) record = 0;
+    // Otherwise before the free, which may spill the record back to its span: a log naming it
+    // as taken would have a settling free it again. (A stack overflow here: noteThrown.)
+    else part.dropLog();
     throw error;
   } finally {
     core.releaseUnpublished(record);
@@ -344,10 +353,14 @@ function storeLocked<K, V>(
     if (inRead) core.unexpungeLocked(e2, probe);
     else e2 = core.findIn(core.dirtyTable(), probe);
     if (e2 === 0) {
+      core.handToStep(record); // a swap's record, whose log it keeps (keepTaken)
       core.addLocked(probe, record, read2);
       core.addedRecord = record;
       return ADDED;
     }
+    // Published below into an entry that a rollback does not free: no log may say the record
+    // is in hand from here on (_sync_hand_log.ts, "In a step").
+    s.participant.dropLog();
     if (!loadOrStore) {
       // A key only the dirty table holds counts a miss, as Go counts one for LoadOrStore and
       // CompareAndSwap there (its Store and Swap do not): a key stored again and again before
