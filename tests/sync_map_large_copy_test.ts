@@ -12,7 +12,7 @@ import { MapFullError, SyncMap, threadGone } from "../mod.ts";
 import { OWNER_SHIFT, POISONED } from "../src/_engine/futex.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { LockedTx } from "../src/_engine/tx.ts";
-import { R_DIRTY, R_MU } from "../src/maps/_sync_layout.ts";
+import { R_DIRTY, R_MU, R_UNLISTED } from "../src/maps/_sync_layout.ts";
 
 /**
  * The value of key k: k for even keys, an immediate (held in the entry word), and k + 0.5 for
@@ -65,15 +65,18 @@ test("SyncMap: a copy that throws part-way frees its overflow buckets and change
 
 test("SyncMap: a step that fails after its copy, as a full map's new key does, frees the copy's buckets", () => {
   // The entry of the new key, allocated after the copy, finds no memory: the step is rolled
-  // back, and the copy's unlisted overflow buckets, which its rollback does not know of, are
-  // freed with it (they leaked, and verify() named one "handed out and unreachable").
+  // back, and the copy's unlisted overflow buckets, which its journal does not name, are
+  // freed with it from the step's unlisted list (they leaked, and verify() named one "handed
+  // out and unreachable").
   const m = promoted(20_000);
+  const i32 = new Int32Array(m.handle.buffer);
   const used = m.stats().bytesUsed;
   const real = LockedTx.prototype.alloc;
   let copied = 0;
   LockedTx.prototype.alloc = function (this: LockedTx, size: number, zero: boolean) {
-    if (this.unlisted.length > 0) {
-      copied = Math.max(copied, this.unlisted.length / 2);
+    const list = i32[R_UNLISTED];
+    if (list !== 0) {
+      copied = Math.max(copied, i32[list >> 2]); // the list's pairs
       throw new MapFullError(size, 0);
     }
     return real.call(this, size, zero);
@@ -119,6 +122,7 @@ test("SyncMap: a copy cut short by its thread's death is rolled back, its bucket
   const i32 = new Int32Array(buffer);
   i32[R_MU] = ((dead + 1) << OWNER_SHIFT) | (i32[R_MU] & POISONED);
   m.store(-2, -2);
+  assert.equal(i32[R_UNLISTED], 0, "the recovery freed the list");
   assert.equal(m.load(-2), -2);
   m.verify();
   for (let k = 0; k < N; k += 997) assert.equal(m.load(k), valueOf(k));

@@ -19,7 +19,7 @@ import { ReplyQueue } from "./fixtures/reply_queue.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 import type { StepDeathReply, StepDeathRequest, StepStop } from "./fixtures/step_death_worker.ts";
 
-const KEY = 1000;
+const KEY = 1_000_000; // new to the map
 const STEP_STOPS: readonly StepStop[] = [
   "before the mutex",
   "in the step",
@@ -29,21 +29,27 @@ const STEP_STOPS: readonly StepStop[] = [
 ];
 
 // `build`: the step builds the dirty table, whose overflow buckets are allocated unlisted (tx.ts
-// allocUnlisted): a death in such a step is swept, as they are stray.
+// allocUnlisted) and kept in the step's unlisted list, which the recovery frees: no sweep either.
+// `full`: the list has no room; the buckets kept past it are stray after a death, and swept. A
+// build copies 2,000 keys: some of its buckets overflow.
 const CASES = [
-  ...STEP_STOPS.map((stop) => ({ stop, build: false })),
-  { stop: "in the step", build: true },
+  ...STEP_STOPS.map((stop) => ({ stop, build: false, full: false })),
+  { stop: "in the step", build: true, full: false },
+  { stop: "in the step", build: true, full: true },
 ] as const;
 
-for (const { stop, build } of CASES) {
+for (const { stop, build, full } of CASES) {
   const committed = stop === "after the commit" || stop === "after the step";
   // Between the commit and the count the key is in, not counted: only a sweep recounts.
-  const swept = stop === "after the commit" || build;
-  const what = `${stop}${build ? ", its step building the dirty table," : ""}`;
+  const swept = stop === "after the commit" || full;
+  const what = `${stop}${
+    build ? `, its step building the dirty table${full ? " with no room in its list" : ""},` : ""
+  }`;
   test(`SyncMap: a store of a new key that died ${what} ${swept ? "is swept" : "needs no sweep"}`, async () => {
     const map = new SyncMap<number, string>();
-    for (let i = 0; i < 100; i++) map.store(i, `v${i}`);
-    for (let i = 0; i < 100; i++) map.load(i); // promoted: the read table holds them
+    const keys = build ? 2_000 : 100;
+    for (let i = 0; i < keys; i++) map.store(i, `v${i}`);
+    for (let i = 0; i < keys; i++) map.load(i); // promoted: the read table holds them
     const i32 = new Int32Array(map.handle.buffer);
     const ctrl = new Int32Array(new SharedArrayBuffer(4));
     const replies = new ReplyQueue<StepDeathReply | { error: string }>();
@@ -54,7 +60,7 @@ for (const { stop, build } of CASES) {
     let thread = 0;
     try {
       worker.postMessage(
-        { map: map.handle, key: KEY, stop, build, ctrl } satisfies StepDeathRequest,
+        { map: map.handle, key: KEY, stop, build, full, ctrl } satisfies StepDeathRequest,
       );
       const reply = await replies.take(30_000, `the worker stopped ${stop}`);
       assert.ok(!("error" in reply), "error" in reply ? reply.error : "");
@@ -81,8 +87,8 @@ for (const { stop, build } of CASES) {
         committed ? `v${KEY}` : undefined,
         "the store whole or not at all",
       );
-      // 100, the parent's new key and, unless the step built the dirty table, the worker's first.
-      assert.equal(map.size, (build ? 101 : 102) + (committed ? 1 : 0), "the key count");
+      // The keys, the parent's new one and, unless the step built the dirty table, the worker's.
+      assert.equal(map.size, keys + (build ? 1 : 2) + (committed ? 1 : 0), "the key count");
       // Every block reached, listed or cached: the record neither leaked nor freed twice.
       map.verify();
       // And the map goes on: the dead key stored, deleted, stored again.

@@ -29,6 +29,13 @@ import {
   underLock,
 } from "./allocator.ts";
 import { J_HAND, type Journal } from "./journal.ts";
+import {
+  freeListed,
+  listUnlisted,
+  newUnlistedList,
+  unlistedHasRoom,
+  unlistedListBytes,
+} from "./unlisted_list.ts";
 
 /** A point a transaction can be rolled back to. */
 export interface Savepoint {
@@ -57,8 +64,10 @@ export interface Tx {
   /**
    * {@linkcode allocAtLeast}, zeroed, with nothing recorded for a rollback to give back (a
    * SyncMap step's only): for the overflow buckets of a table the step builds whole, which would
-   * otherwise take a journal entry each. A rollback of the step must free them (LockedTx records
-   * them for SyncCore.locked); after a death they are stray, for the sweep.
+   * otherwise take a journal entry each. A rollback of the step must free them: LockedTx lists
+   * them in shared memory (unlisted_list.ts), for its rollback alive (SyncCore.locked) or after
+   * a death; past the list's room, in memory of its own, and those are stray after a death, for
+   * the sweep.
    */
   allocUnlisted?(size: number): number;
   /** Frees a block when the mutation commits. */
@@ -178,11 +187,25 @@ export class WriterTx extends JournaledWrites implements Tx {
 export class LockedTx extends JournaledWrites implements Tx {
   /** Allocates a small block from the stepping thread's cache (its participant's), or null. */
   readonly #cached: ((size: number) => number) | null;
+  /** The root word naming the step's unlisted list (unlisted_list.ts), or 0: none kept. */
+  readonly #listWord: number;
 
-  constructor(arena: Arena, journal: Journal, cached: ((size: number) => number) | null = null) {
+  constructor(
+    arena: Arena,
+    journal: Journal,
+    cached: ((size: number) => number) | null = null,
+    listWord = 0,
+  ) {
     super(arena, journal);
     this.#cached = cached;
+    this.#listWord = listWord;
   }
+
+  /**
+   * Pairs the step's unlisted list is made with, at its first {@linkcode allocUnlisted}: set by
+   * a step about to allocate unlisted blocks (a dirty-table build), 0 otherwise (none is made).
+   */
+  unlistedRoom = 0;
 
   /**
    * Allocates a block for the step, recorded as a FREE entry that a rollback gives back to
@@ -250,35 +273,61 @@ export class LockedTx extends JournaledWrites implements Tx {
 
   /**
    * A heap block of at least `size` bytes, zeroed, in one allocator step, with no FREE entry
-   * (Tx.allocUnlisted), recorded in {@linkcode unlisted} instead. A rollback of the step frees
-   * it ({@linkcode freeUnlisted}); after a death it is stray, reachable from nowhere once the
-   * step is rolled back, and the sweep that follows a participant's death frees it, as it frees
-   * a cached block popped before its entry ({@linkcode alloc}).
+   * (Tx.allocUnlisted). Recorded in the step's unlisted list, in the same allocator step
+   * (unlisted_list.ts; the list made there at the first), which a rollback of the step, alive
+   * or after a death, frees. Past the list's room (or with none), recorded in
+   * {@linkcode unlisted} instead: a rollback alive frees it ({@linkcode freeUnlisted}); after a
+   * death it is stray, reachable from nowhere once the step is rolled back, and the sweep that
+   * follows a participant's death frees it, as it frees a cached block popped before its entry
+   * ({@linkcode alloc}).
    */
   allocUnlisted(size: number): number {
+    const a = this.arena;
+    const word = this.#listWord;
+    const list = word === 0 ? 0 : a.i32[word];
+    const listed = list !== 0 ? unlistedHasRoom(a, list) : word !== 0 && this.unlistedRoom > 0;
     // Stray after a death: the journal names no record of its caller's from here on (J_HAND),
-    // so that a recovery sweeps.
-    this.arena.i32[this.journal.at + J_HAND] = 0;
-    this.unlistedOpen = true;
+    // so that a recovery sweeps. Before the block is taken.
+    if (!listed) a.i32[this.journal.at + J_HAND] = 0;
+    this.unlistedOpen = !listed;
     let offset: number;
     try {
-      offset = underLock(this.arena, (j) => allocateAtLeast(this.arena, size, true, j));
+      offset = underLock(a, (j) => {
+        const into = list !== 0 || !listed ? list : newUnlistedList(a, word, this.unlistedRoom, j);
+        const block = allocateAtLeast(a, size, true, j);
+        if (listed) listUnlisted(a, into, block, grantedBytes, j);
+        return block;
+      });
     } catch (error) {
       // Not allocated: an allocator step that throws took no effect, or is rolled back by the
       // allocator's next holder.
       this.unlistedOpen = false;
       throw error;
     }
-    this.unlisted.push(offset, grantedBytes);
+    if (!listed) this.unlisted.push(offset, grantedBytes);
     this.unlistedOpen = false;
     return offset;
   }
 
   /**
-   * Frees this step's unlisted blocks, each in its own allocator step, once the step is rolled
-   * back (they are reachable from nowhere then). Returns false when one may be unrecorded
-   * ({@linkcode unlistedOpen}): only a sweep finds it. A free cut short leaves the rest stray
-   * too; the caller then leaves the mutex poisoned, and its next holder has them swept.
+   * Before the step's commit: its unlisted blocks are its tables' from the commit on, and the
+   * list goes, through the journal (the root word cleared, the block freed at the commit), so
+   * that a rollback still finds it.
+   */
+  dropUnlistedList(): void {
+    const word = this.#listWord;
+    const list = word === 0 ? 0 : this.arena.i32[word];
+    if (list === 0) return;
+    this.set(word, 0);
+    this.free(list, unlistedListBytes(this.arena, list));
+  }
+
+  /**
+   * Frees this step's unlisted blocks kept past its list, each in its own allocator step, once
+   * the step is rolled back (they are reachable from nowhere then; the listed ones went with
+   * {@linkcode recover}). Returns false when one may be unrecorded ({@linkcode unlistedOpen}):
+   * only a sweep finds it. A free cut short leaves the rest stray too; the caller then leaves
+   * the mutex poisoned, and its next holder has them swept.
    */
   freeUnlisted(): boolean {
     const list = this.unlisted;
@@ -325,6 +374,9 @@ export class LockedTx extends JournaledWrites implements Tx {
   recover(): void {
     underLock(this.arena, () => {});
     this.journal.recover(this.#release);
+    // After the rollback, which may write into them and restores the list's word if the step
+    // had dropped it: a step rolled forward dropped it for good.
+    if (this.#listWord !== 0) freeListed(this.arena, this.#listWord);
   }
 
   /** The free function recovery and commit use. */

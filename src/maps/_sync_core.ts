@@ -77,6 +77,7 @@ import {
   R_READ,
   R_SERIAL,
   R_SWEEP_DUE,
+  R_UNLISTED,
   REC_HI,
   REC_LO,
   RECORD_HEADER,
@@ -175,6 +176,7 @@ export class SyncCore {
         SYNC_JOURNAL_ENTRIES,
       ),
       (size) => participant.allocate(size),
+      R_UNLISTED,
     );
   }
 
@@ -256,6 +258,7 @@ export class SyncCore {
       if (this.tx.unlisted.length !== 0) this.tx.unlisted.length = 0;
       this.tx.unlistedOpen = false;
       result = f();
+      this.tx.dropUnlistedList();
       this.tx.journal.commit(this.tx.releaser);
       done = true;
       if (this.addedRecord !== 0) {
@@ -662,10 +665,14 @@ export class SyncCore {
     const expunged: number[] = [];
     this.#expunged = expunged;
     dirty.unlistedOverflow = true;
+    // Room for the overflow buckets a copy needs, in the list that a rollback frees them from
+    // after a death (about 3% of the keys; past the room, a death in the step is swept).
+    this.tx.unlistedRoom = ((read?.count ?? 0) >> 4) + 64;
     try {
       this.#copyRead(read, dirty, expunged);
     } finally {
       dirty.unlistedOverflow = false;
+      this.tx.unlistedRoom = 0;
     }
     this.tx.set(R_DIRTY, header);
     this.#dirty = dirty;

@@ -25,7 +25,8 @@ export const R_READ = H_ROOT, // read table header offset | AMENDED; 0: empty an
 export const R_MU = H_ROOT + 16, // the mutex (a mutex word, futex.ts)
   R_DIRTY = H_ROOT + 17, // dirty table header offset; 0 when there is none
   R_MISSES = H_ROOT + 18, // loads that took the lock since the last promotion
-  R_SERIAL = H_ROOT + 19; // and + 20: the serial (lo, hi) of the last table made the read table
+  R_SERIAL = H_ROOT + 19, // and + 20: the serial (lo, hi) of the last table made the read table
+  R_UNLISTED = H_ROOT + 21; // a step's unlisted list (_engine/unlisted_list.ts); 0 between steps
 // Line 2: reclamation and recovery (registry.ts, reclaim.ts, _sync_recovery.ts).
 export const R_EPOCH = H_ROOT + 32, // the global epoch
   R_ORPHANS = H_ROOT + 33, // released seats still holding a retire list or a cache
