@@ -555,9 +555,12 @@ test("SyncMap: the hand word is raised by writes and quiescent points, lowered b
     other.load(1); // quiescent points among them, each lowered again as it returns
     assert.equal(hand(), 0, `after read ${n}`);
   }
-  // A value whose getter reads the map: the write raises the word again before it stores.
+  // A value whose getter reads the map: the write raises the word again before it stores (a
+  // compare-and-swap, which takes its record unlogged and leaves the word raised).
+  other.store(3, 0);
+  other.load(3);
   let seen = -1;
-  other.loadOrStore(3, {
+  other.compareAndSwap(3, 0, {
     get n() {
       other.load(1);
       seen = hand();

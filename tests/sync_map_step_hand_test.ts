@@ -32,20 +32,22 @@ const STEP_STOPS: readonly StepStop[] = [
 // allocUnlisted) and kept in the step's unlisted list, which the recovery frees: no sweep either.
 // `full`: the list has no room; the buckets kept past it are stray after a death, and swept. A
 // build copies 2,000 keys: some of its buckets overflow.
+// `op`: the write, a `store` or a `loadOrStore` (which takes its record under a log too).
 const CASES = [
-  ...STEP_STOPS.map((stop) => ({ stop, build: false, full: false })),
-  { stop: "in the step", build: true, full: false },
-  { stop: "in the step", build: true, full: true },
+  ...STEP_STOPS.map((stop) => ({ stop, build: false, full: false, op: "store" as const })),
+  { stop: "in the step", build: true, full: false, op: "store" },
+  { stop: "in the step", build: true, full: true, op: "store" },
+  ...STEP_STOPS.map((stop) => ({ stop, build: false, full: false, op: "loadOrStore" as const })),
 ] as const;
 
-for (const { stop, build, full } of CASES) {
+for (const { stop, build, full, op } of CASES) {
   const committed = stop === "after the commit" || stop === "after the step";
   // Between the commit and the count the key is in, not counted: only a sweep recounts.
   const swept = stop === "after the commit" || full;
   const what = `${stop}${
     build ? `, its step building the dirty table${full ? " with no room in its list" : ""},` : ""
   }`;
-  test(`SyncMap: a store of a new key that died ${what} ${swept ? "is swept" : "needs no sweep"}`, async () => {
+  test(`SyncMap: a ${op} of a new key that died ${what} ${swept ? "is swept" : "needs no sweep"}`, async () => {
     const map = new SyncMap<number, string>();
     const keys = build ? 2_000 : 100;
     for (let i = 0; i < keys; i++) map.store(i, `v${i}`);
@@ -60,7 +62,7 @@ for (const { stop, build, full } of CASES) {
     let thread = 0;
     try {
       worker.postMessage(
-        { map: map.handle, key: KEY, stop, build, full, ctrl } satisfies StepDeathRequest,
+        { map: map.handle, key: KEY, stop, build, full, op, ctrl } satisfies StepDeathRequest,
       );
       const reply = await replies.take(30_000, `the worker stopped ${stop}`);
       assert.ok(!("error" in reply), "error" in reply ? reply.error : "");

@@ -84,6 +84,7 @@ import {
   R_SEATS_BLOCK,
   R_SERIAL,
   R_SWEEP_DUE,
+  R_UNLISTED,
   REC_HI,
   REC_LO,
   RECORD_HEADER,
@@ -686,6 +687,8 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
       const counted = Atomics.load(i32, R_COUNT);
       if (counted !== count) fail(`the count says ${counted} keys but ${count} have a value`);
       if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");
+      // Each step drops its unlisted list at its commit, and a rollback frees it.
+      if (i32[R_UNLISTED] !== 0) fail(`R_UNLISTED names a list (${i32[R_UNLISTED]}) between steps`);
       // A thread that ended during the check (the test above passed) left its seat as any
       // death does, for a reap: not an inconsistency. Reaped, and checked again.
       for (const { index } of deadSeats(core.registry)) {

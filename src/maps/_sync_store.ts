@@ -269,6 +269,7 @@ function loadOrStoreSlow<K, V>(
   const probe = s.probeKey(key);
   probe.storable(); // a key too large for maxBytes, refused before the value is encoded
   const vp = s.probeValue(value);
+  const part = s.participant;
   let record = 0;
   try {
     let searched = readWordForWalk(a);
@@ -292,7 +293,11 @@ function loadOrStoreSlow<K, V>(
         }
       }
     }
-    if (record === 0) record = core.newRecord(vp);
+    // Taken under a hand log, which goes with it to the step as swap's does: a death before the
+    // step's commit puts it back (_sync_hand_log.ts, "In a step"). Not quiescent: the read table
+    // searched must not be freed before the step compares its word (storeLocked).
+    if (record === 0) record = core.newRecord(vp, false, true);
+    part.keepTaken(record);
     // The record loaded under the lock is decoded once it is released: decoding may run user
     // code (a user codec), which may call this map and need the lock. The record stays
     // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
@@ -300,11 +305,18 @@ function loadOrStoreSlow<K, V>(
     const step = storeLocked(s, probe, record, true, searched);
     // Added, or stored over a deleted entry: published, no longer ours to free (see swap).
     if (step === ADDED || step === NIL) record = 0;
+    part.endLog(); // published, or (loaded) the word raised before the step read the entry
     const found = counted(step);
     if (found === NIL) return [value, false];
     const unused = record;
     record = 0;
     return [loadedAfter(core, unused, s, found), true];
+  } catch (error) {
+    // As in swap: a thread found terminating leaves a record taken and unpublished to its log;
+    // otherwise the word is raised before the free below.
+    if (error instanceof TerminatedError && part.holdsTaken(record)) record = 0;
+    else part.dropLog();
+    throw error;
   } finally {
     core.releaseUnpublished(record);
   }
