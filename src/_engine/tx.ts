@@ -28,6 +28,7 @@ import {
   release,
   underLock,
 } from "./allocator.ts";
+import { MapFullError } from "../errors.ts";
 import { J_HAND, type Journal } from "./journal.ts";
 import {
   freeListed,
@@ -203,7 +204,8 @@ export class LockedTx extends JournaledWrites implements Tx {
 
   /**
    * Pairs the step's unlisted list is made with, at its first {@linkcode allocUnlisted}: set by
-   * a step about to allocate unlisted blocks (a dirty-table build), 0 otherwise (none is made).
+   * a step about to allocate unlisted blocks (a dirty-table build of a large table), 0 otherwise
+   * (none is made).
    */
   unlistedRoom = 0;
 
@@ -284,8 +286,18 @@ export class LockedTx extends JournaledWrites implements Tx {
   allocUnlisted(size: number): number {
     const a = this.arena;
     const word = this.#listWord;
-    const list = word === 0 ? 0 : a.i32[word];
-    const listed = list !== 0 ? unlistedHasRoom(a, list) : word !== 0 && this.unlistedRoom > 0;
+    let list = word === 0 ? 0 : a.i32[word];
+    if (list === 0 && word !== 0 && this.unlistedRoom > 0) {
+      // In a step of its own (a death after it leaves an empty list, which a rollback frees). A
+      // map too full for it goes on without: the list must not be what fails the step.
+      try {
+        list = underLock(a, (j) => newUnlistedList(a, word, this.unlistedRoom, j));
+      } catch (error) {
+        if (!(error instanceof MapFullError)) throw error;
+      }
+      this.unlistedRoom = 0;
+    }
+    const listed = list !== 0 && unlistedHasRoom(a, list);
     // Stray after a death: the journal names no record of its caller's from here on (J_HAND),
     // so that a recovery sweeps. Before the block is taken.
     if (!listed) a.i32[this.journal.at + J_HAND] = 0;
@@ -293,9 +305,8 @@ export class LockedTx extends JournaledWrites implements Tx {
     let offset: number;
     try {
       offset = underLock(a, (j) => {
-        const into = list !== 0 || !listed ? list : newUnlistedList(a, word, this.unlistedRoom, j);
         const block = allocateAtLeast(a, size, true, j);
-        if (listed) listUnlisted(a, into, block, grantedBytes, j);
+        if (listed) listUnlisted(a, list, block, grantedBytes, j);
         return block;
       });
     } catch (error) {

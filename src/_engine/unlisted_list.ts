@@ -16,7 +16,7 @@
  *
  * Each write is part of an allocator step (allocator.ts underLock), so that a death anywhere
  * leaves the list and the allocator agreeing: the list is allocated and named in one step
- * ({@linkcode newUnlistedList}); a block is allocated and appended in one step (its pair written
+ * ({@linkcode newUnlistedList}: a death after it leaves an empty list, freed as any); a block is allocated and appended in one step (its pair written
  * past the count, then the count through the allocator's journal: {@linkcode listUnlisted}); and
  * each is freed in a step that also lowers the count, the list last with the root word
  * ({@linkcode freeListed}), so that freeing can be cut short and done again. At its commit the

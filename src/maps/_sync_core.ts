@@ -103,6 +103,12 @@ function noop(): void {}
 const MOSTLY_DELETED_MIN = 64;
 
 /**
+ * Keys from which a dirty-table build lists its overflow buckets (tx.ts LockedTx.unlistedRoom),
+ * so that its death needs no sweep: below, the sweep is short (0.1 to 0.25 µs a key).
+ */
+const UNLISTED_MIN_KEYS = 1024;
+
+/**
  * A retired table that owns at least this many keys' blocks (their entries and key blobs, and
  * the values a clear took out) is a bulk free. The step that retires it has its participant
  * collect at its next call (Participant.collectSoon), and the free has the participant give
@@ -666,8 +672,11 @@ export class SyncCore {
     this.#expunged = expunged;
     dirty.unlistedOverflow = true;
     // Room for the overflow buckets a copy needs, in the list that a rollback frees them from
-    // after a death (about 3% of the keys; past the room, a death in the step is swept).
-    this.tx.unlistedRoom = ((read?.count ?? 0) >> 4) + 64;
+    // after a death (1% to 3% of the keys; past the room, a death in the step is swept). Only
+    // for a table whose sweep would cost: in a small map the list's span, in a new size class,
+    // was what a nearly full map could not find room for (sync_map_handles_test.ts).
+    const keys = read?.count ?? 0;
+    this.tx.unlistedRoom = keys >= UNLISTED_MIN_KEYS ? (keys >> 4) + 64 : 0;
     try {
       this.#copyRead(read, dirty, expunged);
     } finally {
