@@ -17,6 +17,7 @@ import {
   HAND_ENTRY,
   HAND_NEW,
   HAND_OLD,
+  HAND_SWAP,
   HAND_TAKEN,
   LIST,
   OWNER,
@@ -293,6 +294,72 @@ test("SyncMap: a store of a string value that died after its exchange is settled
   settle(map as never, i32);
   assert.equal(sweepsForTests.count, sweeps, "nothing swept");
   assert.equal(map.load(5), "a new value, longer than the old one");
+  map.verify();
+  map.close();
+});
+
+// The steps of a delete of key 5 (a record) in the read table, in deleteEntry's order; the worker
+// dies after the step named. Between the exchange and the count the log cannot say whether the
+// exchange was the dead call's: swept, as before the log.
+const DELETE_STOPS = [
+  { stop: "the exchange logged", swept: false },
+  { stop: "the exchange made", swept: true },
+  { stop: "the key counted out", swept: false },
+  { stop: "the old record's retirement written, not counted", swept: false },
+  { stop: "the old record retired", swept: false },
+] as const;
+
+for (const [at, { stop, swept }] of DELETE_STOPS.entries()) {
+  test(`SyncMap: a delete that died after ${stop} is ${swept ? "swept" : "settled from its hand log"}`, () => {
+    const { map, other, i32, seat } = setUp();
+    const s = syncAccessOf(other);
+    const part = s.participant;
+    const empty = map.stats().bytesUsed;
+    // deleteEntry's steps (_sync_entries.ts).
+    part.enter();
+    const e = currentEntryForNumber(s, 5);
+    const old = i32[e >> 2];
+    assert.ok(old > 1 && (old & 1) === 0, "key 5 holds a record");
+    assert.ok(part.logDelete(e, old, false));
+    assert.equal(i32[seat + HAND], HAND_SWAP);
+    if (at >= 1) assert.equal(Atomics.compareExchange(i32, e >> 2, old, 0), old);
+    if (at >= 2) {
+      s.core.count(-1);
+      part.logCounted();
+    }
+    if (at === 3) {
+      const w = i32[seat + LIST] >> 2;
+      const n = i32[w + RL_COUNT];
+      i32[tagAt(w, n)] = old;
+      i32[epochAt(w, n)] = UNSTAMPED;
+    }
+    if (at >= 4) s.core.retireRecord(old);
+    const sweeps = sweepsForTests.count;
+    die(map, i32, seat);
+    settle(map, i32);
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
+    assert.equal(sweepsForTests.count - sweeps, swept ? 1 : 0, "sweeps");
+    assert.equal(map.load(5), at >= 1 ? undefined : 5.5, "the delete applied wholly or not at all");
+    assert.equal(map.size, at >= 1 ? 99 : 100, "the key count");
+    map.verify();
+    for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.store(200, n + 0.5);
+    map.delete(200);
+    for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.load(0);
+    assert.ok(map.stats().bytesUsed <= empty, `bytesUsed ${map.stats().bytesUsed} > ${empty}`);
+    map.verify();
+    map.close();
+  });
+}
+
+test("SyncMap: a delete ends its log; one whose locked step took its entry out stays raised", () => {
+  const { map, other, i32, seat } = setUp();
+  other.delete(5); // in the read table: logged
+  assert.equal(i32[seat + HAND], 0, "ended");
+  assert.equal(other.loadAndDelete(6)[0], 6.5);
+  assert.equal(i32[seat + HAND], 0, "ended");
+  map.store(300, 1.5); // a key only the dirty table holds
+  assert.equal(other.delete(300), true); // its step took the entry out
+  assert.equal(i32[seat + HAND], 1, "raised: the record is reached through a retired entry only");
   map.verify();
   map.close();
 });

@@ -82,6 +82,7 @@ import {
   claimFree,
   generationOf,
   HAND,
+  HAND_COUNTED,
   HAND_ENTRY,
   HAND_NEW,
   HAND_OLD,
@@ -589,6 +590,33 @@ export class Participant {
       this.#logged();
     }
     return true;
+  }
+
+  /**
+   * The hand log of a delete about to exchange record `old` in entry `e` for nil (HAND_SWAP, with
+   * HAND_NEW nil), called before each compare-exchange it tries; `open`: this call's log is open
+   * from the try before. Returns whether it logged: an immediate takes nothing in hand, but its
+   * key count does, so the word is raised (a death before the count is swept), as it is when a
+   * log of the call this one is nested in is open (a built-in the user patched, calling this map
+   * from a store's record copy), whose log must not be written over.
+   */
+  logDelete(e: number, old: number, open: boolean): boolean {
+    const own = this.#own;
+    if ((old & 1) !== 0 || (!open && (own[HAND] & HAND_TAKEN) !== 0)) {
+      this.dropLog();
+      return false;
+    }
+    own[HAND_ENTRY] = e;
+    own[HAND_OLD] = old;
+    own[HAND_NEW] = 0;
+    own[HAND] = HAND_SWAP;
+    this.#logged();
+    return true;
+  }
+
+  /** A delete's exchange made and its key counted out ({@linkcode logDelete}): said so. */
+  logCounted(): void {
+    this.#own[HAND] = HAND_SWAP | HAND_COUNTED;
   }
 
   /**

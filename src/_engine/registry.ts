@@ -107,6 +107,11 @@ export const HAND_TAKEN = 2, HAND_SWAP = 3;
  * release's settling puts the record back in the cache (maps/_sync_hand_log.ts, "In a step").
  */
 export const HAND_STEP = 1 << 30;
+/**
+ * A flag of a delete's HAND_SWAP log (HAND_NEW nil): its exchange is made and the key counted out;
+ * HAND_OLD, a record, is in hand until its retirement is listed.
+ */
+export const HAND_COUNTED = 1 << 29;
 /** The hand log's new value: a record taken off the cache, or an immediate (HAND_SWAP only). */
 export const HAND_NEW = 10;
 /** The hand log's entry (HAND_SWAP). */

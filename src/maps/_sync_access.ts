@@ -50,6 +50,13 @@ export class SyncAccess<K, V> {
    * if R_READ no longer names it (SyncCore.entryLocked).
    */
   searched = 0;
+  /**
+   * Set by the locked step of a delete that took a dirty-only key's entry out and retired it
+   * (_sync_entries.ts deleteLocked), for the delete's exchange just after, which takes it: the
+   * record is then reached through a retired entry only, which no hand log says, and the hand
+   * word stays raised.
+   */
+  unlinked = false;
   /** The keys of a read table this handle iterates again and again (_iteration_keys.ts). */
   readonly iterationKeys: IterationKeys<K> = new IterationKeys();
   readonly valueProbe: Probe = new Probe();

@@ -327,6 +327,7 @@ function deleteLocked<K, V>(
       // (lock-free writers move only a value to NIL), so this test holds until unlock.
       if (e2 !== 0 && remove && a.i32[e2 >> 2] >= NIL) {
         core.removeFromDirty(dirty!, probe, e2);
+        s.unlinked = true;
       }
       // Count a miss whether or not the key was there: it takes the slow path until the
       // dirty table is promoted.
@@ -344,18 +345,31 @@ function deleteLocked<K, V>(
  */
 export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
   const i32 = s.arena.i32;
+  const part = s.participant;
+  // The record unlinked is in hand until retired: said by a hand log of the exchange (registry.ts
+  // HAND_SWAP with HAND_NEW nil, _sync_hand_log.ts), which the seat's release settles, unless the
+  // step that found the entry took it out of the dirty table (then raised: see unlinked).
+  const unlinked = s.unlinked;
+  s.unlinked = false;
   let p = i32[e >> 2];
   if (p <= EXPUNGED) return 0;
-  s.participant.raiseHand(); // the record unlinked is in hand until retired (registry.ts HAND)
+  if (unlinked) part.raiseHand();
+  let open = !unlinked && part.logDelete(e, p, false);
   for (;;) {
     const found = Atomics.compareExchange(i32, e >> 2, p, NIL);
     if (found === p) {
       s.core.count(-1);
+      if (open) part.logCounted(); // exchanged and counted: the record in hand until listed
       s.core.retireRecord(p);
+      if (open) part.endLog();
       return p;
     }
     p = found;
-    if (p <= EXPUNGED) return 0;
+    if (p <= EXPUNGED) {
+      if (open) part.endLog();
+      return 0;
+    }
+    if (open) open = part.logDelete(e, p, true);
   }
 }
 

@@ -78,6 +78,7 @@ import { OWNER_SHIFT } from "../_engine/futex.ts";
 import {
   CACHE,
   HAND,
+  HAND_COUNTED,
   HAND_ENTRY,
   HAND_NEW,
   HAND_OLD,
@@ -97,7 +98,7 @@ import {
   UNSTAMPED,
 } from "../_engine/retire_list.ts";
 import type { SyncCore } from "./_sync_core.ts";
-import { ENTRY_BYTES, EXPUNGED, K_RECORD, R_MU, RECORD_HEADER } from "./_sync_layout.ts";
+import { ENTRY_BYTES, EXPUNGED, K_RECORD, NIL, R_MU, RECORD_HEADER } from "./_sync_layout.ts";
 
 /**
  * Settles the hand log of seat `index`, whose owner is gone or out of calls and whose
@@ -119,8 +120,9 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   }
   const phase = hand & 3;
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return false;
-  const c = hand >>> 2;
   const taken = i32[at + HAND_NEW];
+  if (taken === NIL) return phase === HAND_SWAP && settleDelete(core, at, hand);
+  const c = hand >>> 2;
   const block = (taken & 1) === 0;
   const cache = i32[at + CACHE];
   // A block the log names is one of the cache's class c, and HAND_TAKEN names one: anything
@@ -156,6 +158,25 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   // Two immediates leave nothing in hand (logSwap logs none; defensive). Otherwise the entry
   // cannot tell whether the exchange was this thread's.
   return !oldRecord && !block;
+}
+
+/**
+ * {@linkcode settleHandLog} of a delete's log (HAND_SWAP, HAND_NEW nil) in the seat at word `at`,
+ * whose hand word is `hand`. Counted (HAND_COUNTED): the exchange is made, and HAND_OLD is in hand
+ * until its retirement is listed; else the entry still holding HAND_OLD is proof that it was not
+ * made (exchanged out, the record was in the dead call's hand, never freed, never stored again),
+ * and anything else cannot say (the exchange made and not counted, or another thread's).
+ */
+function settleDelete(core: SyncCore, at: number, hand: number): boolean {
+  const a = core.arena;
+  const i32 = a.i32;
+  const e = i32[at + HAND_ENTRY];
+  const old = i32[at + HAND_OLD];
+  if (!inViews(a, e, ENTRY_BYTES) || old <= EXPUNGED || (old & 1) !== 0) return false;
+  const list = i32[at + LIST];
+  if (listed(core, list, old)) return true;
+  if ((hand & HAND_COUNTED) !== 0) return retire(core, list, old);
+  return Atomics.load(i32, e >> 2) === old;
 }
 
 /**
