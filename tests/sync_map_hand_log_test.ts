@@ -25,6 +25,7 @@ import {
 import { epochAt, RL_COUNT, tagAt, UNSTAMPED } from "../src/_engine/retire_list.ts";
 import { R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
 import { syncAccessOf } from "../src/maps/sync_map.ts";
+import { SyncCore } from "../src/maps/_sync_core.ts";
 import { currentEntryForNumber } from "../src/maps/_sync_entries.ts";
 import { retrySweep, sweepsForTests } from "../src/maps/_sync_recovery.ts";
 import { secondSeat } from "./fixtures/second_seat.ts";
@@ -363,3 +364,47 @@ test("SyncMap: a delete ends its log; one whose locked step took its entry out s
   map.verify();
   map.close();
 });
+
+// A write of a new key nested in a logged store's record copy: it must neither log over the outer
+// store's log nor end with the word lowered while the outer store holds its record (a store's and
+// a loadOrStore's step end their logs as they return).
+for (const nested of ["store", "loadOrStore"] as const) {
+  test(`SyncMap: a ${nested} of a new key nested in a store's record copy leaves the word raised`, () => {
+    const { map, other, i32, seat, index } = secondSeat((i) => `value ${i}`);
+    const charCodeAt = String.prototype.charCodeAt;
+    let hand = -1;
+    let inStep = -1;
+    let settled: boolean | undefined;
+    const addLocked = SyncCore.prototype.addLocked;
+    String.prototype.charCodeAt = function (this: string, i: number) {
+      if (i === 5 && hand === -1) {
+        String.prototype.charCodeAt = charCodeAt;
+        SyncCore.prototype.addLocked = function (this: SyncCore, ...args) {
+          inStep = i32[seat + HAND];
+          return addLocked.apply(this, args);
+        };
+        if (nested === "store") other.store(1000, "a nested new key");
+        else other.loadOrStore(1000, "a nested new key");
+        SyncCore.prototype.addLocked = addLocked;
+        hand = i32[seat + HAND];
+        settled = settleHandLog(syncAccessOf(map).core, index);
+      }
+      return charCodeAt.call(this, i);
+    };
+    try {
+      other.store(5, "an outer value, long");
+    } finally {
+      String.prototype.charCodeAt = charCodeAt;
+      SyncCore.prototype.addLocked = addLocked;
+    }
+    // Its record taken unlogged, not over the outer store's log: raised all through.
+    assert.equal(inStep, 1, "raised in the nested write's step");
+    assert.equal(hand, 1, "raised after the nested write");
+    assert.equal(settled, false, "a death there is swept");
+    // (The outer store then goes on raised, or through the mutex, whose step ends its log.)
+    assert.ok(i32[seat + HAND] === 0 || i32[seat + HAND] === 1, `${i32[seat + HAND]}`);
+    // (What the two wrote is not checked: they share the handle's scratch, as in the test above.)
+    map.verify();
+    map.close();
+  });
+}

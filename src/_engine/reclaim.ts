@@ -627,6 +627,13 @@ export class Participant {
    * leave the settling a mix of the two (helper-141).
    */
   endLog(): void {
+    // Nested in a call that holds a block nothing reaches (a store's record copy, whose built-in
+    // the user patched to call this map): that call's log is gone, written over or raised, and
+    // the word must say so until it ends (raised), not that nothing is in hand.
+    if (this.#holds !== 0) {
+      this.#setHand();
+      return;
+    }
     this.#own[HAND] = 0;
     if (this.#readToken === -1) this.#readToken = this.#token;
   }
@@ -1260,7 +1267,11 @@ export class Participant {
         this.#cache = newCache(this.arena);
         this.arena.i32[this.#seat + CACHE] = this.#cache;
       }
-      if (logged && size <= SMALL_MAX) return this.#takeLogged(sizeClass(size));
+      // Not over a log open already: the log of the call this one is nested in (see
+      // allocateLogged).
+      if (logged && size <= SMALL_MAX && (this.#own[HAND] & HAND_TAKEN) === 0) {
+        return this.#takeLogged(sizeClass(size));
+      }
       // A block the log cannot name (one from the heap, under the allocator's lock): raised.
       if (logged) this.dropLog();
       return cacheAllocate(this.arena, this.#cache, size);
