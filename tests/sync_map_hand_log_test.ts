@@ -358,6 +358,13 @@ test("SyncMap: a delete ends its log; one whose locked step took its entry out s
   assert.equal(i32[seat + HAND], 0, "ended");
   assert.equal(other.loadAndDelete(6)[0], 6.5);
   assert.equal(i32[seat + HAND], 0, "ended");
+  assert.ok(other.compareAndSwap(2, 2.5, 3.5)); // raised: it takes its record unlogged
+  assert.equal(i32[seat + HAND], 1);
+  assert.equal(other.compareAndDelete(7, 7.5), true);
+  assert.equal(i32[seat + HAND], 0, "a compare-and-delete's ended");
+  assert.ok(other.compareAndSwap(2, 3.5, 4.5));
+  assert.equal(other.compareAndDelete(8, 9.5), false);
+  assert.equal(i32[seat + HAND], 1, "a mismatch takes nothing and writes nothing");
   map.store(300, 1.5); // a key only the dirty table holds
   assert.equal(other.delete(300), true); // its step took the entry out
   assert.equal(i32[seat + HAND], 1, "raised: the record is reached through a retired entry only");

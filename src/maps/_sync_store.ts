@@ -551,19 +551,26 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
     ? immediateOf(old)
     : 0;
   const expected = immediate === 0 ? s.probeExpected(old) : null;
-  if (expected !== null) part.recheck(); // as in SyncCore.newRecord
+  // As in SyncCore.newRecord; the word is written before anything is taken (logDelete).
+  if (expected !== null) part.recheck(false);
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
   let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
-  part.raiseHand(); // as deleteEntry's
+  // deleteEntry's hand log (_sync_entries.ts): a record's exchange to nil, then its count. A
+  // mismatch ends it, with nothing taken.
+  let open = false;
   for (;;) {
     if (expected === null ? p !== immediate : p <= EXPUNGED || !core.recordEquals(p, expected)) {
+      if (open) part.endLog();
       return false;
     }
+    open = part.logDelete(e, p, open);
     const found = Atomics.compareExchange(a.i32, e >> 2, p, NIL);
     if (found === p) {
       core.count(-1);
+      if (open) part.logCounted();
       core.retireRecord(p);
+      if (open) part.endLog();
       return true;
     }
     p = found;
