@@ -23,6 +23,7 @@ const KEY = 1_000_000; // new to the map
 const STEP_STOPS: readonly StepStop[] = [
   "before the mutex",
   "in the step",
+  "at the commit's end",
   "after the commit",
   "after the step",
   "terminated at the mutex",
@@ -38,20 +39,27 @@ const CASES = [
   { stop: "in the step", build: true, full: false, op: "store" },
   { stop: "in the step", build: true, full: true, op: "store" },
   ...STEP_STOPS.map((stop) => ({ stop, build: false, full: false, op: "loadOrStore" as const })),
+  // The key in the dirty table already: the step loads it, and the record the call took is in
+  // hand until it frees it, the word raised (swept).
+  { stop: "loaded, freeing its record", build: false, full: false, op: "loadOrStore" },
 ] as const;
 
 for (const { stop, build, full, op } of CASES) {
-  const committed = stop === "after the commit" || stop === "after the step";
+  const loaded = stop === "loaded, freeing its record";
+  const committed = stop === "after the commit" || stop === "after the step" ||
+    stop === "at the commit's end";
   // Between the commit and the count the key is in, not counted: only a sweep recounts.
-  const swept = stop === "after the commit" || full;
+  const swept = stop === "after the commit" || stop === "at the commit's end" || full || loaded;
   const what = `${stop}${
     build ? `, its step building the dirty table${full ? " with no room in its list" : ""},` : ""
   }`;
-  test(`SyncMap: a ${op} of a new key that died ${what} ${swept ? "is swept" : "needs no sweep"}`, async () => {
+  const whose = loaded ? "a key only the dirty table holds" : "a new key";
+  test(`SyncMap: a ${op} of ${whose} that died ${what} ${swept ? "is swept" : "needs no sweep"}`, async () => {
     const map = new SyncMap<number, string>();
     const keys = build ? 2_000 : 100;
     for (let i = 0; i < keys; i++) map.store(i, `v${i}`);
     for (let i = 0; i < keys; i++) map.load(i); // promoted: the read table holds them
+    if (loaded) map.store(KEY, "the parent's"); // the dirty table's only
     const i32 = new Int32Array(map.handle.buffer);
     const ctrl = new Int32Array(new SharedArrayBuffer(4));
     const replies = new ReplyQueue<StepDeathReply | { error: string }>();
@@ -67,9 +75,10 @@ for (const { stop, build, full, op } of CASES) {
       const reply = await replies.take(30_000, `the worker stopped ${stop}`);
       assert.ok(!("error" in reply), "error" in reply ? reply.error : "");
       thread = reply.thread;
-      // Its log names the record: taken, or handed to the step.
-      assert.equal(reply.hand & 3, HAND_TAKEN, `hand word ${reply.hand}`);
-      const inStep = stop !== "before the mutex" && stop !== "terminated at the mutex";
+      // Its log names the record: taken, or handed to the step. Loaded: raised.
+      if (loaded) assert.equal(reply.hand, 1, "raised");
+      else assert.equal(reply.hand & 3, HAND_TAKEN, `hand word ${reply.hand}`);
+      const inStep = stop !== "before the mutex" && stop !== "terminated at the mutex" && !loaded;
       assert.equal((reply.hand & HAND_STEP) !== 0, inStep, "handed to the step");
       const sweeps = sweepsForTests.count;
       threadGone(reply.thread);
@@ -86,11 +95,15 @@ for (const { stop, build, full, op } of CASES) {
       assert.equal(sweepsForTests.count - sweeps, swept ? 1 : 0, "sweeps");
       assert.equal(
         map.load(KEY),
-        committed ? `v${KEY}` : undefined,
+        loaded ? "the parent's" : committed ? `v${KEY}` : undefined,
         "the store whole or not at all",
       );
       // The keys, the parent's new one and, unless the step built the dirty table, the worker's.
-      assert.equal(map.size, keys + (build ? 1 : 2) + (committed ? 1 : 0), "the key count");
+      assert.equal(
+        map.size,
+        keys + (build ? 1 : 2) + (committed || loaded ? 1 : 0),
+        "the key count",
+      );
       // Every block reached, listed or cached: the record neither leaked nor freed twice.
       map.verify();
       // And the map goes on: the dead key stored, deleted, stored again.

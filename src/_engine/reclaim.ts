@@ -700,7 +700,9 @@ export class Participant {
   unstepHand(): void {
     const own = this.#own;
     const hand = own[HAND];
-    if ((hand & HAND_STEP) !== 0) own[HAND] = hand & ~HAND_STEP;
+    // Not on a seat released meanwhile (a Deno zombie woken in a step taken over past the grace,
+    // its seat claimed again): its new owner's log is not this call's (helper-143).
+    if ((hand & HAND_STEP) !== 0 && own[CLAIM] === this.#token) own[HAND] = hand & ~HAND_STEP;
   }
 
   /**

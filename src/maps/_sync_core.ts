@@ -422,10 +422,11 @@ export class SyncCore {
       a.reachTop();
       if (status !== ACQUIRED) this.recoverMutex();
       clean = true; // a begin that throws (a corrupt journal) has written nothing
-      this.tx.journal.begin();
       // No record handed to this step yet (Participant.stepHand): a recovery that finds none
-      // sweeps after a death in it.
+      // sweeps after a death in it. Before the begin, so that no recovery of this step reads
+      // the word an earlier step left (helper-143).
       a.i32[this.tx.journal.at + J_HAND] = 0;
+      this.tx.journal.begin();
     } catch (error) {
       // Not waiting any more, whatever threw: unparked, written out. An unpark cut short by a
       // stack overflow as it was entered (lockWord's watcher) would leave this participant
@@ -460,9 +461,14 @@ export class SyncCore {
     // new key, which leaves no block stray while it names it, and, if it is rolled back, the
     // record goes back to its seat's log before the rollback, so that a recovery cut short and
     // done again finds it so (_sync_hand_log.ts handBack).
+    // ACTIVE with entries: not committed (a commit empties the count before it sets IDLE, and
+    // the step's new entry, which the record is written into, is one of its entries); ACTIVE
+    // with none may be the end of a commit, the record published and its key not counted
+    // (helper-143): swept.
     const hand = a.i32[journal.at + J_HAND];
     const accounted = hand === J_HAND_CLEAN ||
-      (hand > 0 && journal.active && handBack(this, a.i32[journal.at + J_HAND_SEAT], hand));
+      (hand > 0 && journal.active && journal.mark > 0 &&
+        handBack(this, a.i32[journal.at + J_HAND_SEAT], hand));
     this.tx.recover();
     a.i32[journal.at + J_HAND] = 0;
     // Otherwise the step may have left blocks no rollback gives back (a dirty-table copy's

@@ -75,6 +75,7 @@ import { NCLASSES } from "../_engine/alloc_layout.ts";
 import { inViews } from "../_engine/arena.ts";
 import { ownerGone } from "../_engine/census.ts";
 import { OWNER_SHIFT } from "../_engine/futex.ts";
+import { J_HAND } from "../_engine/journal.ts";
 import {
   CACHE,
   HAND,
@@ -115,7 +116,11 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   if (hand === 0) return true;
   if ((hand & HAND_STEP) !== 0) {
     // Handed to a step that published it, or would have had its recovery clear the flag: unless
-    // the owner still holds the mutex (a release that did not take it: its owner not gone).
+    // the owner still holds the mutex, or a recovery of its step is not yet done (a release
+    // that did not take the mutex, its owner not gone: the recoverer may have just taken it
+    // over, helper-143).
+    const journal = core.tx.journal;
+    if (journal.active && i32[journal.at + J_HAND] === i32[at + HAND_NEW]) return false;
     return Atomics.load(i32, R_MU) >>> OWNER_SHIFT !== Atomics.load(i32, at + OWNER);
   }
   const phase = hand & 3;

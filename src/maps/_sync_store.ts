@@ -303,9 +303,13 @@ function loadOrStoreSlow<K, V>(
     // readable until this participant's next quiescent point (see SyncAccess.decodeRecord).
     core.inflight = record;
     const step = storeLocked(s, probe, record, true, searched);
-    // Added, or stored over a deleted entry: published, no longer ours to free (see swap).
-    if (step === ADDED || step === NIL) record = 0;
-    part.endLog(); // published, or (loaded) the word raised before the step read the entry
+    // Added, or stored over a deleted entry: published, no longer ours to free (see swap), and
+    // nothing in hand. Loaded: the record is in hand until loadedAfter frees it, and the word,
+    // raised by the step, stays so (a death before the free is swept: helper-143).
+    if (step === ADDED || step === NIL) {
+      record = 0;
+      part.endLog();
+    }
     const found = counted(step);
     if (found === NIL) return [value, false];
     const unused = record;
