@@ -52,6 +52,26 @@ function die(map: SyncMap<number, number>, i32: Int32Array, seat: number): void 
   assert.equal(Atomics.load(i32, seat + OWNER), 0, "the dead participant's seat is released");
 }
 
+/**
+ * What a dead seat retired is freed as the others collect: `map` back to `empty` bytes in use,
+ * and whole.
+ */
+function backToEmpty(map: SyncMap<number, number>, empty: number): void {
+  for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.store(200, n + 0.5);
+  map.delete(200);
+  for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.load(0);
+  assert.ok(map.stats().bytesUsed <= empty, `bytesUsed ${map.stats().bytesUsed} > ${empty}`);
+  map.verify();
+}
+
+/** Participant.retire's tag and epoch for record `old` in `seat`'s list, without its count. */
+function retiredUncounted(i32: Int32Array, seat: number, old: number): void {
+  const w = i32[seat + LIST] >> 2;
+  const n = i32[w + RL_COUNT];
+  i32[tagAt(w, n)] = old;
+  i32[epochAt(w, n)] = UNSTAMPED;
+}
+
 /** Makes quiescent points of `map` until no sweep is due, or 5 s. */
 function settle(map: SyncMap<number, number>, i32: Int32Array): void {
   const end = performance.now() + 5_000;
@@ -96,13 +116,7 @@ for (const [at, stop] of STOPS.entries()) {
       assert.ok(old > 1 && (old & 1) === 0, "key 5 holds a record");
       if (at >= 2) part.logSwap(e, old, r);
       if (at >= 3) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
-      if (at === 4) {
-        // Participant.retire's tag and epoch, without its count.
-        const w = i32[seat + LIST] >> 2;
-        const n = i32[w + RL_COUNT];
-        i32[tagAt(w, n)] = old;
-        i32[epochAt(w, n)] = UNSTAMPED;
-      }
+      if (at === 4) retiredUncounted(i32, seat, old);
       if (at >= 5) s.core.retireRecord(old);
       if (again) assert.ok(settleHandLog(syncAccessOf(map).core, part.index));
       const sweeps = sweepsForTests.count;
@@ -112,12 +126,7 @@ for (const [at, stop] of STOPS.entries()) {
       assert.equal(sweepsForTests.count, sweeps, "nothing swept");
       assert.equal(map.load(5), at >= 3 ? 7.25 : 5.5, "the store applied wholly or not at all");
       map.verify(); // every block reached, listed or cached: nothing leaked, nothing freed twice
-      // What the dead seat retired is freed as the others collect: back to the map's size.
-      for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.store(200, n + 0.5);
-      map.delete(200);
-      for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.load(0);
-      assert.ok(map.stats().bytesUsed <= empty, `bytesUsed ${map.stats().bytesUsed} > ${empty}`);
-      map.verify();
+      backToEmpty(map, empty);
       map.close();
     });
   }
@@ -203,15 +212,22 @@ test("SyncMap: a log stopped before its phase word is not read", () => {
 // returns, before the outer's exchange, is swept, with the outer's record in hand (helper-141:
 // the nested store's log replaced the outer's and said nothing was in hand). The settling is
 // asked where the death would be; the thread then goes on.
-test("SyncMap: a store nested in a logged store's record copy raises the word", () => {
-  const { map, other, i32, seat, index } = secondSeat((i) => `value ${i}`);
+/**
+ * Stores a string value over key 5 through `other`, whose copy into its record (a
+ * `String.prototype.charCodeAt` the user patched) runs `nested` once; returns the hand word after
+ * `nested` and whether a settling of the seat's log there would have done (a death there).
+ */
+function nestedInCopy(
+  { map, other, i32, seat, index }: ReturnType<typeof secondSeat<string>>,
+  nested: () => void,
+): { hand: number; settled: boolean | undefined } {
   const charCodeAt = String.prototype.charCodeAt;
   let hand = -1;
   let settled: boolean | undefined;
   String.prototype.charCodeAt = function (this: string, i: number) {
     if (i === 5 && hand === -1) {
       String.prototype.charCodeAt = charCodeAt;
-      other.store(2, "a nested value");
+      nested();
       hand = i32[seat + HAND];
       settled = settleHandLog(syncAccessOf(map).core, index);
     }
@@ -222,6 +238,13 @@ test("SyncMap: a store nested in a logged store's record copy raises the word", 
   } finally {
     String.prototype.charCodeAt = charCodeAt;
   }
+  return { hand, settled };
+}
+
+test("SyncMap: a store nested in a logged store's record copy raises the word", () => {
+  const seated = secondSeat((i) => `value ${i}`);
+  const { map, other, i32, seat } = seated;
+  const { hand, settled } = nestedInCopy(seated, () => other.store(2, "a nested value"));
   assert.equal(hand, 1, "raised by the nested store");
   assert.equal(settled, false, "a death there is swept");
   assert.equal(i32[seat + HAND], 1, "the outer store went on raised");
@@ -328,12 +351,7 @@ for (const [at, { stop, swept }] of DELETE_STOPS.entries()) {
       s.core.count(-1);
       part.logCounted();
     }
-    if (at === 3) {
-      const w = i32[seat + LIST] >> 2;
-      const n = i32[w + RL_COUNT];
-      i32[tagAt(w, n)] = old;
-      i32[epochAt(w, n)] = UNSTAMPED;
-    }
+    if (at === 3) retiredUncounted(i32, seat, old);
     if (at >= 4) s.core.retireRecord(old);
     const sweeps = sweepsForTests.count;
     die(map, i32, seat);
@@ -343,11 +361,7 @@ for (const [at, { stop, swept }] of DELETE_STOPS.entries()) {
     assert.equal(map.load(5), at >= 1 ? undefined : 5.5, "the delete applied wholly or not at all");
     assert.equal(map.size, at >= 1 ? 99 : 100, "the key count");
     map.verify();
-    for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.store(200, n + 0.5);
-    map.delete(200);
-    for (let n = 0; n < 4096 && map.stats().bytesUsed > empty; n++) map.load(0);
-    assert.ok(map.stats().bytesUsed <= empty, `bytesUsed ${map.stats().bytesUsed} > ${empty}`);
-    map.verify();
+    backToEmpty(map, empty);
     map.close();
   });
 }
@@ -377,15 +391,13 @@ test("SyncMap: a delete ends its log; one whose locked step took its entry out s
 // a loadOrStore's step end their logs as they return).
 for (const nested of ["store", "loadOrStore"] as const) {
   test(`SyncMap: a ${nested} of a new key nested in a store's record copy leaves the word raised`, () => {
-    const { map, other, i32, seat, index } = secondSeat((i) => `value ${i}`);
-    const charCodeAt = String.prototype.charCodeAt;
-    let hand = -1;
+    const seated = secondSeat((i) => `value ${i}`);
+    const { map, other, i32, seat } = seated;
     let inStep = -1;
-    let settled: boolean | undefined;
     const addLocked = SyncCore.prototype.addLocked;
-    String.prototype.charCodeAt = function (this: string, i: number) {
-      if (i === 5 && hand === -1) {
-        String.prototype.charCodeAt = charCodeAt;
+    let found: { hand: number; settled: boolean | undefined };
+    try {
+      found = nestedInCopy(seated, () => {
         SyncCore.prototype.addLocked = function (this: SyncCore, ...args) {
           inStep = i32[seat + HAND];
           return addLocked.apply(this, args);
@@ -393,17 +405,11 @@ for (const nested of ["store", "loadOrStore"] as const) {
         if (nested === "store") other.store(1000, "a nested new key");
         else other.loadOrStore(1000, "a nested new key");
         SyncCore.prototype.addLocked = addLocked;
-        hand = i32[seat + HAND];
-        settled = settleHandLog(syncAccessOf(map).core, index);
-      }
-      return charCodeAt.call(this, i);
-    };
-    try {
-      other.store(5, "an outer value, long");
+      });
     } finally {
-      String.prototype.charCodeAt = charCodeAt;
       SyncCore.prototype.addLocked = addLocked;
     }
+    const { hand, settled } = found;
     // Its record taken unlogged, not over the outer store's log: raised all through.
     assert.equal(inStep, 1, "raised in the nested write's step");
     assert.equal(hand, 1, "raised after the nested write");
