@@ -133,7 +133,7 @@ test("SyncMap: a worker terminated inside its stores is settled from its hand lo
 });
 
 // The control: what the change must not lose. Bun's and Node's terminate() stop the worker
-// inside its loop of computes and compare-and-deletes, which no hand log covers; a Deno worker goes on
+// inside its loop of computes and compare-and-swaps, which no hand log covers; a Deno worker goes on
 // until its next call throws TerminatedError, before it touches anything (so it may leave nothing
 // to sweep), and is checked by the termination storms instead.
 test("SyncMap: a worker terminated inside writes no log covers gets its sweep", {
