@@ -74,7 +74,7 @@ import {
 } from "./census.ts";
 import { nap, WAIT_SLICE_MS } from "./futex.ts";
 import { J_HAND, J_HAND_SEAT } from "./journal.ts";
-import { MapFullError } from "../errors.ts";
+import { MapFullError, TerminatedError } from "../errors.ts";
 import {
   ANNOUNCE,
   CACHE,
@@ -652,27 +652,35 @@ export class Participant {
    * table lacks its key, or has it expunged): the log says again that the record is taken and
    * not published (HAND_TAKEN, from the HAND_SWAP of a try whose entry was expunged since), so
    * that a death before the step, or while waiting for the mutex, is settled by putting the
-   * record back. Returns false, the word raised, when the log does not name `record` (an
-   * immediate, a record taken unlogged, or a log a nested call raised).
+   * record back. When the log does not name `record` (an immediate, a record taken unlogged, or
+   * a log a nested call raised), the word is raised instead.
    */
-  keepTaken(record: number): boolean {
+  keepTaken(record: number): void {
     const own = this.#own;
     const hand = own[HAND];
     if ((hand & HAND_TAKEN) === 0 || (record & 1) !== 0 || own[HAND_NEW] !== record) {
       this.dropLog();
-      return false;
+      return;
     }
     own[HAND] = (hand & ~3) | HAND_TAKEN;
-    return true;
   }
 
   /**
-   * Whether this participant's hand log says record `record` is taken and unpublished
-   * (HAND_TAKEN, not handed to a step): a store that stops for good there leaves it to the log.
+   * The catch of a write that took record `record` under its hand log (`swap`, `loadOrStore`):
+   * returns true, leaving the record to the log, when `error` stopped this thread for good (a
+   * Deno worker's `terminate()`, met at a census check) with the log saying the record is taken
+   * and unpublished (HAND_TAKEN, not handed to a step), so that its seat's release puts it back
+   * with no sweep; otherwise raises the word, before the caller frees the record (a log naming it
+   * as taken would have a settling free it again), and returns false.
    */
-  holdsTaken(record: number): boolean {
+  leftToLog(error: unknown, record: number): boolean {
     const own = this.#own;
-    return (own[HAND] & (HAND_STEP | 3)) === HAND_TAKEN && own[HAND_NEW] === record;
+    if (
+      error instanceof TerminatedError && (own[HAND] & (HAND_STEP | 3)) === HAND_TAKEN &&
+      own[HAND_NEW] === record
+    ) return true;
+    this.dropLog();
+    return false;
   }
 
   /**

@@ -16,10 +16,11 @@
  *
  * Each write is part of an allocator step (allocator.ts underLock), so that a death anywhere
  * leaves the list and the allocator agreeing: the list is allocated and named in one step
- * ({@linkcode newUnlistedList}: a death after it leaves an empty list, freed as any); a block is allocated and appended in one step (its pair written
- * past the count, then the count through the allocator's journal: {@linkcode listUnlisted}); and
- * each is freed in a step that also lowers the count, the list last with the root word
- * ({@linkcode freeListed}), so that freeing can be cut short and done again. At its commit the
+ * ({@linkcode newUnlistedList}: a death after it leaves an empty list, freed as any); a block
+ * is allocated and appended in one step (its pair written past the count, then the count
+ * through the allocator's journal: {@linkcode listUnlisted}); and each is freed in a step that
+ * also lowers the count, the list last with the root word ({@linkcode freeListed}), so that
+ * freeing can be cut short and done again. At its commit the
  * step drops the list through its own journal (the root word cleared, the block freed when the
  * commit can no longer be rolled back), and the blocks listed stay its table's.
  *
@@ -51,7 +52,8 @@ export function newUnlistedList(arena: Arena, word: number, capacity: number, j:
 
 /**
  * Appends block `offset` of `size` bytes, just allocated in the allocator step of journal `j`,
- * to list `list`; false when the list is full.
+ * to list `list`, which the caller found with room ({@linkcode unlistedHasRoom}) before it took
+ * the block: a block taken for a list with none would be recorded nowhere.
  */
 export function listUnlisted(
   arena: Arena,
@@ -59,15 +61,13 @@ export function listUnlisted(
   offset: number,
   size: number,
   j: Journal,
-): boolean {
+): void {
   const i32 = arena.i32;
   const w = list >> 2;
   const n = i32[w + U_COUNT];
-  if (!unlistedHasRoom(arena, list)) return false;
   i32[w + U_PAIRS + 2 * n] = offset; // past the count: no entry needed
   i32[w + U_PAIRS + 2 * n + 1] = size;
   j.set(w + U_COUNT, n + 1);
-  return true;
 }
 
 /** Whether list `list` has room for another pair. */

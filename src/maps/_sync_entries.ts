@@ -358,10 +358,7 @@ export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
   for (;;) {
     const found = Atomics.compareExchange(i32, e >> 2, p, NIL);
     if (found === p) {
-      s.core.count(-1);
-      if (open) part.logCounted(); // exchanged and counted: the record in hand until listed
-      s.core.retireRecord(p);
-      if (open) part.endLog();
+      deleted(s, p, open);
       return p;
     }
     p = found;
@@ -371,6 +368,19 @@ export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
     }
     if (open) open = part.logDelete(e, p, true);
   }
+}
+
+/**
+ * After a delete's exchange of value `p` to nil, `open` whether the call's hand log of it is
+ * (Participant.logDelete): counts the key out, and then the log says so (the record in hand
+ * until listed), retires `p`, and ends the log. In that order: each is what the settling of a
+ * death between two of them reads (_sync_hand_log.ts settleDelete).
+ */
+export function deleted<K, V>(s: SyncAccess<K, V>, p: number, open: boolean): void {
+  s.core.count(-1);
+  if (open) s.participant.logCounted();
+  s.core.retireRecord(p);
+  if (open) s.participant.endLog();
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 
 import { ownerId } from "../_engine/census.ts";
-import { MapFullError, TerminatedError } from "../errors.ts";
+import { MapFullError } from "../errors.ts";
 import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
 import {
@@ -36,6 +36,7 @@ import {
 } from "./_sync_compute.ts";
 import {
   currentEntryForNumber,
+  deleted,
   entryForDelete,
   readEntry,
   readWordForWalk,
@@ -166,14 +167,10 @@ export function swap<K, V>(
     if (!wantPrevious) return;
     return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
   } catch (error) {
-    // A thread found terminating (a Deno worker's `terminate()`, met at the census check before
-    // the mutex or in an allocator step of the locked step, which is rolled back) stops here for
-    // good with the record taken and unpublished: it is left in hand, under its log, for its
-    // seat's release to put back, with no sweep (_sync_hand_log.ts).
-    if (error instanceof TerminatedError && part.holdsTaken(record)) record = 0;
-    // Otherwise before the free, which may spill the record back to its span: a log naming it
-    // as taken would have a settling free it again. (A stack overflow here: noteThrown.)
-    else part.dropLog();
+    // A thread found terminating (met at the census check before the mutex, or in an allocator
+    // step of the locked step, which is rolled back) leaves the record to its log; otherwise the
+    // word is raised before the free. (A stack overflow here: Participant.noteThrown.)
+    if (part.leftToLog(error, record)) record = 0;
     throw error;
   } finally {
     core.releaseUnpublished(record);
@@ -316,10 +313,7 @@ function loadOrStoreSlow<K, V>(
     record = 0;
     return [loadedAfter(core, unused, s, found), true];
   } catch (error) {
-    // As in swap: a thread found terminating leaves a record taken and unpublished to its log;
-    // otherwise the word is raised before the free below.
-    if (error instanceof TerminatedError && part.holdsTaken(record)) record = 0;
-    else part.dropLog();
+    if (part.leftToLog(error, record)) record = 0; // as in swap
     throw error;
   } finally {
     core.releaseUnpublished(record);
@@ -571,10 +565,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
     open = part.logDelete(e, p, open);
     const found = Atomics.compareExchange(a.i32, e >> 2, p, NIL);
     if (found === p) {
-      core.count(-1);
-      if (open) part.logCounted();
-      core.retireRecord(p);
-      if (open) part.endLog();
+      deleted(s, p, open);
       return true;
     }
     p = found;
