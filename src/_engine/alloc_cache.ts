@@ -101,9 +101,24 @@ export function freeCache(arena: Arena, cache: number, seatWord: number): void {
 export function cacheAllocate(arena: Arena, cache: number, size: number): number {
   if (size > SMALL_MAX) return lockedAllocate(arena, size, false);
   const c = sizeClass(size);
-  const head = cacheNext(arena, cache, c);
+  let head = cacheReady(arena, cache, c);
+  if (head === 0) head = cacheNext(arena, cache, c);
   cacheTake(arena, cache, c, head);
   return head;
+}
+
+/**
+ * The head of size class `c`'s list in the cache at `cache` if it can be taken as it is (the list
+ * not empty, the head well formed and inside this thread's views), else 0, for
+ * {@linkcode cacheNext} to refill or check. The fast path's test, kept apart from cacheNext's
+ * slow paths so that JavaScriptCore inlines it: a `store` that called cacheNext for every block
+ * took 1.09x on Bun (separate processes).
+ */
+export function cacheReady(arena: Arena, cache: number, c: number): number {
+  const head = arena.i32[(cache >> 2) + 2 * c];
+  return head >= HEADER_BYTES && (head & 15) === 0 && head + CLASS_SIZES[c] <= arena.bytes
+    ? head
+    : 0;
 }
 
 /**

@@ -49,6 +49,7 @@ import {
   cacheAllocate,
   cachedBytes,
   cacheNext,
+  cacheReady,
   cacheRelease,
   cacheTake,
   flushCache,
@@ -1221,25 +1222,24 @@ export class Participant {
     }
     if (cache !== 0 && size <= SMALL_MAX) {
       const c = sizeClass(size);
-      if (this.arena.i32[(cache >> 2) + 2 * c] !== 0) return this.#takeLogged(c);
+      const head = cacheReady(this.arena, cache, c);
+      if (head !== 0) return this.#takeLogged(c, head);
     }
     return this.allocate(size, true, true);
   }
 
   /**
-   * Takes the next block of size class `c` off this participant's cache (refilled first if
-   * empty) under a hand log: the log names the block before the pop takes it (registry.ts
-   * HAND_TAKEN), so a death before the pop leaves it the head of its list, after it, taken.
+   * Takes `head`, the checked head of size class `c`'s list in this participant's cache
+   * (cacheReady, cacheNext), off the cache under a hand log: the log names the block before the
+   * pop takes it (registry.ts HAND_TAKEN), so a death before the pop leaves it the head of its
+   * list, after it, taken.
    */
-  #takeLogged(c: number): number {
-    const a = this.arena;
-    const cache = this.#cache;
-    const head = cacheNext(a, cache, c); // checked
+  #takeLogged(c: number, head: number): number {
     const own = this.#own;
     own[HAND_NEW] = head;
     own[HAND] = (c << 2) | HAND_TAKEN;
     this.#logged();
-    cacheTake(a, cache, c, head);
+    cacheTake(this.arena, this.#cache, c, head);
     return head;
   }
 
@@ -1280,7 +1280,8 @@ export class Participant {
       // Not over a log open already: the log of the call this one is nested in (see
       // allocateLogged).
       if (logged && size <= SMALL_MAX && (this.#own[HAND] & HAND_TAKEN) === 0) {
-        return this.#takeLogged(sizeClass(size));
+        const c = sizeClass(size);
+        return this.#takeLogged(c, cacheNext(this.arena, this.#cache, c)); // refilled, checked
       }
       // A block the log cannot name (one from the heap, under the allocator's lock): raised.
       if (logged) this.dropLog();

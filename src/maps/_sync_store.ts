@@ -127,10 +127,12 @@ export function swap<K, V>(
       // trySwap: exchange unless expunged. E_P is read plainly first, as deleteEntry reads it.
       let p = a.i32[e >> 2];
       if (p !== EXPUNGED) {
-        // (The test of two immediates written out: they log nothing, and a first try has no
-        // log of its own to end.)
-        let open = (((p & record) & 1) === 0 || p <= EXPUNGED) &&
-          logTry(part, e, p, record, false);
+        // The common first try, a record over a record, logged with no call of logTry between
+        // (1.03x on Bun through it); two immediates log nothing, and a first try has no log of
+        // its own to end.
+        let open = p > EXPUNGED && ((p | record) & 1) === 0
+          ? part.logSwap(e, p, record)
+          : (((p & record) & 1) === 0 || p <= EXPUNGED) && logTry(part, e, p, record, false);
         for (;;) {
           const found = Atomics.compareExchange(a.i32, e >> 2, p, record);
           if (found === p) {
