@@ -308,6 +308,23 @@ const cases: Case[] = [
   // A fraction needs a value record (an integer from 0 to 2^30 - 2 is held in the entry itself):
   // the store that allocates one and retires the one it replaces.
   mapCase("SyncMap.store overwrite, fraction", filledSyncMap, `o.store(${KEY}, i + 0.5);`),
+  // A string value, copied into a record: the store of a cache of short texts.
+  mapCase(
+    "SyncMap.store overwrite, string",
+    filledSyncMap,
+    `o.store(${KEY}, mu[i & 255]);`,
+    intKeys,
+    intKeys,
+    () => Array.from({ length: 256 }, (_, j) => `value ${j}`),
+  ),
+  mapCase(
+    "SyncMap.store overwrite, str16, string",
+    filledSyncMap,
+    `o.store(${KEY}, mu[i & 255]);`,
+    strKeys,
+    strKeys,
+    () => Array.from({ length: 256 }, (_, j) => `value ${j}`),
+  ),
   mapCase(
     "SyncMap.compareAndSwap, int",
     filledSyncMap,

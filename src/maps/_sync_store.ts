@@ -78,12 +78,14 @@ export function swap<K, V>(
   s.core.published = 0; // read by the free in the finally: see SyncCore.published
   const a = s.arena;
   const core = s.core;
-  // A number key and value (codecs that store numbers as plain float64 slots: they can neither
-  // fail nor run user code; under `int32`, a value with an immediate) need no probe to write
-  // the record and search the read table; the key's probe is made only for the locked step.
-  // Otherwise both are encoded first, as user code may run then.
-  const numbers = typeof key === "number" && typeof value === "number" && s.numberKeys &&
-    (s.numberValues || (s.int32Values && immediateOf(value) !== 0));
+  // A number key (a codec that stores numbers as plain float64 slots: it can neither fail nor
+  // run user code) needs no probe to search the read table, which the handle's entry memo
+  // answers; its probe is made only for the locked step. A number value as well (under `int32`,
+  // one with an immediate) needs no probe to write the record. Otherwise the value is encoded
+  // first, and a key of another type too, as user code may run then.
+  const numberKey = typeof key === "number" && s.numberKeys;
+  const numbers = numberKey && typeof value === "number" &&
+    (s.numberValues || (s.int32Values && immediateOf(value as number) !== 0));
   const part = s.participant;
   let probe: Probe | null = null;
   let record = 0;
@@ -107,8 +109,10 @@ export function swap<K, V>(
         noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
       }
     } else {
-      probe = s.probeKey(key);
-      probe.storable(); // a key too large for maxBytes, refused before the value is encoded
+      if (!numberKey) {
+        probe = s.probeKey(key);
+        probe.storable(); // a key too large for maxBytes, refused before the value is encoded
+      }
       const vp = s.probeValue(value);
       record = core.newRecord(vp, true, true);
     }
