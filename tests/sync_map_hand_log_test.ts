@@ -132,6 +132,103 @@ for (const [at, stop] of STOPS.entries()) {
   }
 }
 
+// The same store with its exchange logged as its block is taken (Participant.allocateSwap: a store
+// of a number whose key's entry holds a record), stopped after each step.
+const SWAP_STOPS = [
+  "its log, before the pop",
+  "the block taken",
+  "the exchange made",
+  "the old record's retirement written, not counted",
+  "the old record retired",
+] as const;
+
+for (const [at, stop] of SWAP_STOPS.entries()) {
+  for (const again of [false, true]) {
+    test(`SyncMap: a store logged as it took its block, dead after ${stop}, is settled from its log${again ? ", twice" : ""}`, () => {
+      const { map, other, i32, seat } = setUp();
+      const s = syncAccessOf(other);
+      const part = s.participant;
+      const a = s.arena;
+      const empty = map.stats().bytesUsed;
+      part.enter();
+      const e = currentEntryForNumber(s, 5);
+      const old = i32[e >> 2];
+      assert.ok(old > 1 && (old & 1) === 0, "key 5 holds a record");
+      const r = part.allocateSwap(RECORD_HEADER, e, old);
+      assert.notEqual(r, 0, "taken from the cache");
+      a.f64[r >> 3] = 7.25;
+      assert.equal(i32[seat + HAND] & 3, HAND_SWAP, "the exchange is logged as the block is taken");
+      assert.deepEqual([i32[seat + HAND_NEW], i32[seat + HAND_ENTRY], i32[seat + HAND_OLD]], [
+        r,
+        e,
+        old,
+      ]);
+      // Not taken yet: the head of its list again, the log naming it.
+      if (at === 0) cachePutBack(a, i32[seat + CACHE], i32[seat + HAND] >>> 2, r);
+      if (at >= 2) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
+      if (at === 3) retiredUncounted(i32, seat, old);
+      if (at >= 4) s.core.retireRecord(old);
+      if (again) assert.ok(settleHandLog(syncAccessOf(map).core, part.index));
+      const sweeps = sweepsForTests.count;
+      die(map, i32, seat);
+      settle(map, i32);
+      assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
+      assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+      assert.equal(map.load(5), at >= 2 ? 7.25 : 5.5, "the store applied wholly or not at all");
+      map.verify();
+      backToEmpty(map, empty);
+      map.close();
+    });
+  }
+}
+
+// Logged before its pop, the block still the head of its list: nothing was taken, whatever the
+// entry holds since (another thread's store between the death and the release).
+test("SyncMap: a store dead before the pop of its block, the key stored again since, is not swept", () => {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  const part = s.participant;
+  const empty = map.stats().bytesUsed;
+  part.enter();
+  const e = currentEntryForNumber(s, 5);
+  const r = part.allocateSwap(RECORD_HEADER, e, i32[e >> 2]);
+  cachePutBack(s.arena, i32[seat + CACHE], i32[seat + HAND] >>> 2, r);
+  map.store(5, 9.5);
+  const sweeps = sweepsForTests.count;
+  die(map, i32, seat);
+  settle(map, i32);
+  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(map.load(5), 9.5);
+  map.verify();
+  backToEmpty(map, empty);
+  map.close();
+});
+
+test("SyncMap: a store of a number over a record logs its exchange as it takes its block", () => {
+  const { other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  const part = s.participant;
+  const taken: [number, number][] = [];
+  const allocateSwap = part.allocateSwap;
+  part.allocateSwap = function (size: number, e: number, old: number): number {
+    const r = allocateSwap.call(this, size, e, old);
+    taken.push([r, i32[seat + HAND] & 3]);
+    return r;
+  };
+  try {
+    other.store(5, 7.25); // over a record: taken with its exchange logged
+    other.store(6, 7); // an immediate: no block
+    other.store(300, 0.5); // a key new to the map: no entry to log
+  } finally {
+    part.allocateSwap = allocateSwap;
+  }
+  assert.equal(taken.length, 1);
+  assert.notEqual(taken[0][0], 0);
+  assert.equal(taken[0][1], HAND_SWAP);
+  assert.equal(i32[seat + HAND], 0, "the log ended");
+  assert.equal(other.load(5), 7.25);
+});
+
 // The entry written by another thread after the stop can hold neither value the log names: the
 // log cannot tell whether the exchange was the dead thread's, and the seat is swept.
 for (const exchanged of [false, true]) {

@@ -1229,6 +1229,33 @@ export class Participant {
   }
 
   /**
+   * {@linkcode allocateLogged} for a `swap` that knows what it will exchange first, record `old`
+   * in entry `e` (a number key's store, found before its value is written): the hand log is
+   * written once, HAND_SWAP naming the block before the pop takes it (registry.ts HAND_SWAP), so
+   * that no second write of the phase word and no {@linkcode logSwap} come between the take and
+   * the exchange. A death before the pop leaves the block the head of its list (the settling's
+   * test, as for HAND_TAKEN); after it, as after logSwap. Returns 0, taking nothing, when the fast
+   * path cannot serve it (the list empty, or its head past this thread's views, or a log open:
+   * the call this one is nested in) or `size` is not a small class: the caller then takes its
+   * block through allocateLogged, which may make a quiescent point, and looks the key up again.
+   */
+  allocateSwap(size: number, e: number, old: number): number {
+    const cache = this.#cache;
+    const own = this.#own;
+    if (cache === 0 || size > SMALL_MAX || (own[HAND] & HAND_TAKEN) !== 0) return 0;
+    const c = sizeClass(size);
+    const head = cacheReady(this.arena, cache, c);
+    if (head === 0) return 0;
+    own[HAND_NEW] = head;
+    own[HAND_ENTRY] = e;
+    own[HAND_OLD] = old;
+    own[HAND] = (c << 2) | HAND_SWAP;
+    this.#logged();
+    cacheTake(this.arena, cache, c, head);
+    return head;
+  }
+
+  /**
    * Takes `head`, the checked head of size class `c`'s list in this participant's cache
    * (cacheReady, cacheNext), off the cache under a hand log: the log names the block before the
    * pop takes it (registry.ts HAND_TAKEN), so a death before the pop leaves it the head of its

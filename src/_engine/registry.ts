@@ -94,7 +94,8 @@ export const HAND = 9;
  * block named by {@linkcode HAND_NEW} off its cache (Participant.allocateLogged writes both, then
  * pops). {@linkcode HAND_SWAP}: about to exchange {@linkcode HAND_OLD} in entry
  * {@linkcode HAND_ENTRY} for HAND_NEW (a record of that class, or an immediate), or has
- * exchanged it, retired the old value or not. Every call leaves the word 0 or 1: one that
+ * exchanged it, retired the old value or not; written by Participant.allocateSwap before its
+ * pop, so with the block maybe not yet taken (still its list's head). Every call leaves the word 0 or 1: one that
  * returns lowers it (Participant.endLog), one that throws raises it (dropLog), so a log is never
  * written over another (a death between the words of two logs would mix them).
  */

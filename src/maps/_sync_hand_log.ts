@@ -11,13 +11,18 @@
  * 2. Before each compare-exchange it tries: HAND_ENTRY, HAND_OLD (the value it expects there),
  *    HAND_NEW for an immediate (a record is named there already), then HAND at HAND_SWAP
  *    (Participant.logSwap).
+ *
+ * A store of a number over a record, whose entry is found before its record is taken, writes
+ * 1 and 2 as one: HAND_NEW, HAND_ENTRY, HAND_OLD, then HAND at HAND_SWAP with the class, then the
+ * pop (Participant.allocateSwap). A HAND_SWAP whose block still heads its list was never taken.
  * 3. After the exchange: the old record retired (tag, epoch, then count: Participant.retire),
  *    then HAND lowered to 0 (Participant.endLog). Every call leaves HAND 0 or 1, so the next
  *    log is written over no other.
  *
  * What each stop leaves, and what {@linkcode settleHandLog} does:
  *
- * - Before the pop (HAND_TAKEN, HAND_NEW still the head): nothing in hand.
+ * - Before the pop (HAND_TAKEN or allocateSwap's HAND_SWAP, HAND_NEW still the head): nothing in
+ *   hand.
  * - After it (HAND_TAKEN or HAND_SWAP, HAND_NEW taken, the entry still holding HAND_OLD): the new
  *   record is in hand, put back into the seat's cache, which the release gives back.
  * - After the exchange (the entry holds HAND_NEW): the old record is in hand until its retirement
@@ -37,7 +42,9 @@
  * this thread's exchange (nobody else had it), and HAND_OLD, a record, only if that exchange did
  * not happen (once exchanged out, it was in this thread's hand, never freed, never stored again).
  * The list names HAND_OLD only if this thread retired it: a block still listed was never freed,
- * so never stored again to be read as HAND_OLD.
+ * so never stored again to be read as HAND_OLD. And HAND_NEW heads its list in the dead seat's cache only if
+ * it was never taken, or a settling put it back: the cache is the dead seat's, which only its
+ * owner and its releaser change, and a block taken and published is freed by nobody meanwhile.
  *
  * In a step. A `store` whose key the read table lacks keeps its log through the mutex
  * (Participant.keepTaken: HAND_TAKEN again) and, under it, just before the step of the new key
@@ -144,6 +151,10 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
     if (off) cachePutBack(a, cache, c, taken);
     return true;
   }
+  // HAND_SWAP with its block still the list's head: never taken (allocateSwap logs the exchange
+  // before its pop), or put back by a settling before this one; the exchange, which comes after
+  // the pop, was not made. Nothing in hand, whatever the entry holds now.
+  if (block && !off) return true;
   const e = i32[at + HAND_ENTRY];
   const old = i32[at + HAND_OLD];
   if (!inViews(a, e, ENTRY_BYTES) || old <= EXPUNGED) return false;
