@@ -78,6 +78,34 @@ function settle(map: SyncMap<number, number>, i32: Int32Array): void {
   while (Atomics.load(i32, R_SWEEP_DUE) !== 0 && performance.now() < end) map.load(0);
 }
 
+/**
+ * The end of a store of 7.25 over key 5's record staged in the seat at word `seat` (index
+ * `index`), `exchanged` or not: its log settled once first if `again` (as by a releaser that
+ * stopped midway: registry.ts finishRelease has another finish the release from the start), then
+ * its owner dies. Its release settles the log with no sweep, the store applied wholly or not at
+ * all, and what the seat held comes back: `map` whole, and back to `empty` bytes in use.
+ */
+function diesSettled(
+  map: SyncMap<number, number>,
+  i32: Int32Array,
+  seat: number,
+  index: number,
+  again: boolean,
+  exchanged: boolean,
+  empty: number,
+): void {
+  if (again) assert.ok(settleHandLog(syncAccessOf(map).core, index));
+  const sweeps = sweepsForTests.count;
+  die(map, i32, seat);
+  settle(map, i32);
+  assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
+  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(map.load(5), exchanged ? 7.25 : 5.5, "the store applied wholly or not at all");
+  map.verify(); // every block reached, listed or cached: nothing leaked, nothing freed twice
+  backToEmpty(map, empty);
+  map.close();
+}
+
 // The steps of a store of 7.25 (a record) over key 5's record, in swap's order; the worker dies
 // after the step named.
 const STOPS = [
@@ -89,8 +117,6 @@ const STOPS = [
   "the old record retired",
 ] as const;
 
-// `again`: the log settled once more before the release settles it, as by a releaser that stopped
-// midway (registry.ts finishRelease: another finishes the release, from the start).
 for (const [at, stop] of STOPS.entries()) {
   for (const again of [false, true]) {
     test(`SyncMap: a store that died after ${stop} is settled from its hand log${again ? ", twice" : ""}`, () => {
@@ -118,16 +144,7 @@ for (const [at, stop] of STOPS.entries()) {
       if (at >= 3) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
       if (at === 4) retiredUncounted(i32, seat, old);
       if (at >= 5) s.core.retireRecord(old);
-      if (again) assert.ok(settleHandLog(syncAccessOf(map).core, part.index));
-      const sweeps = sweepsForTests.count;
-      die(map, i32, seat);
-      settle(map, i32);
-      assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
-      assert.equal(sweepsForTests.count, sweeps, "nothing swept");
-      assert.equal(map.load(5), at >= 3 ? 7.25 : 5.5, "the store applied wholly or not at all");
-      map.verify(); // every block reached, listed or cached: nothing leaked, nothing freed twice
-      backToEmpty(map, empty);
-      map.close();
+      diesSettled(map, i32, seat, part.index, again, at >= 3, empty);
     });
   }
 }
@@ -168,16 +185,7 @@ for (const [at, stop] of SWAP_STOPS.entries()) {
       if (at >= 2) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
       if (at === 3) retiredUncounted(i32, seat, old);
       if (at >= 4) s.core.retireRecord(old);
-      if (again) assert.ok(settleHandLog(syncAccessOf(map).core, part.index));
-      const sweeps = sweepsForTests.count;
-      die(map, i32, seat);
-      settle(map, i32);
-      assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
-      assert.equal(sweepsForTests.count, sweeps, "nothing swept");
-      assert.equal(map.load(5), at >= 2 ? 7.25 : 5.5, "the store applied wholly or not at all");
-      map.verify();
-      backToEmpty(map, empty);
-      map.close();
+      diesSettled(map, i32, seat, part.index, again, at >= 2, empty);
     });
   }
 }
