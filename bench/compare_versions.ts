@@ -290,6 +290,17 @@ const cases: Case[] = [
     intKeys,
     (lib) => new lib.RWMutex(),
   ),
+  // bench/workers.ts's disjoint writers with a GoMap under a Mutex, in one thread: a get, then a
+  // set of another key to a number past int32 (a float64 slot), each under the lock.
+  mapCase(
+    "Mutex+GoMap get, set, scattered",
+    filledGoMap,
+    `const k = keys[Math.imul(i, 0x9e3779b1) >>> 22]; mu.lock(); sink(o.get(k)); mu.unlock(); ` +
+      `mu.lock(); o.set(keys[(i * 7) & ${N - 1}], i + 2 ** 40); mu.unlock();`,
+    intKeys,
+    intKeys,
+    newMutex,
+  ),
   mapCase(
     "Mutex+GoMap.set overwrite, int",
     filledGoMap,
