@@ -359,6 +359,82 @@ test("SyncMap: a store nested in a logged store's record copy raises the word", 
   map.close();
 });
 
+// A second call nested in a record copy, after a first one raised the outer store's log, finds
+// the word 1, which a call opens its log from: under a hold it must not (helper-144). Logged
+// there, a death inside it was settled from its log alone, and the outer store's record, reached
+// by nothing, leaked with no sweep.
+/** A string value, as the outer store's whose copy the nested calls run in. */
+const OUTER = "an outer value, long enough";
+
+test("SyncMap: no call logs under a hold, the word raised or not", () => {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  const part = s.participant;
+  part.enter();
+  const outer = s.core.newRecord(s.probeValue(OUTER as unknown as number), true, true);
+  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN, "the outer store's log");
+  part.holdBegin(); // SyncCore's #copyString
+  try {
+    other.store(2, 7.25); // a first nested store: raises the word
+    assert.equal(i32[seat + HAND], 1);
+    part.enter(); // a second one, up to its block and its log
+    const e = currentEntryForNumber(s, 3);
+    const old = i32[e >> 2];
+    assert.equal(part.allocateSwap(RECORD_HEADER, e, old), 0, "allocateSwap takes nothing");
+    const r = part.allocateLogged(RECORD_HEADER);
+    assert.equal(i32[seat + HAND], 1, "taken unlogged");
+    assert.equal(part.logSwap(e, old, r), false);
+    assert.equal(part.logSwap(e, old, 7), false, "an immediate");
+    assert.equal(part.logDelete(e, old, false), false);
+    assert.equal(i32[seat + HAND], 1, "still raised: a death here is swept");
+    assert.equal(settleHandLog(syncAccessOf(map).core, part.index), false);
+    part.release(r, RECORD_HEADER);
+  } finally {
+    part.holdEnd();
+  }
+  part.release(outer, RECORD_HEADER + 4 + 2 * OUTER.length);
+  map.verify();
+  map.close();
+});
+
+test("SyncMap: a store dead in the second call nested in its record copy is swept", () => {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  const part = s.participant;
+  part.enter();
+  s.core.newRecord(s.probeValue(OUTER as unknown as number), true, true);
+  part.holdBegin();
+  other.store(2, 7.25);
+  part.enter();
+  const e = currentEntryForNumber(s, 3);
+  const old = i32[e >> 2];
+  let r = part.allocateSwap(RECORD_HEADER, e, old);
+  if (r === 0) {
+    r = part.allocateLogged(RECORD_HEADER);
+    part.logSwap(e, old, r);
+  }
+  part.holdEnd(); // in this thread only, so that `map` can reap the seat
+  const sweeps = sweepsForTests.count;
+  die(map, i32, seat);
+  settle(map, i32);
+  assert.equal(sweepsForTests.count, sweeps + 1, "swept: the outer record is found unreached");
+  map.verify();
+  map.close();
+});
+
+test("SyncMap: a record freed unpublished raises the word before the free", () => {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  s.participant.enter();
+  const r = s.participant.allocateLogged(RECORD_HEADER);
+  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  // As swap's finally after a catch cut short by a stack overflow, which left the log naming r.
+  s.core.releaseUnpublished(r);
+  assert.equal(i32[seat + HAND], 1, "raised: no log names a block back in the cache");
+  map.verify();
+  map.close();
+});
+
 // A death after stores that returned, in the same task (between calls, or in a read): nothing
 // in hand, and no sweep.
 test("SyncMap: a store that returned, then a death in a read, is not swept", () => {

@@ -579,8 +579,8 @@ export class Participant {
       // earlier try, whose words name the same entry and new value; or HAND_TAKEN of the call
       // this one is nested in (a built-in the user patched, calling this map from the outer
       // call's record copy), whose log must not be written over: raised, which the outer call's
-      // logSwap finds.
-      if ((hand & 3) === HAND_TAKEN) {
+      // logSwap finds. Under a hold, raised whatever the word says (see allocateLogged).
+      if ((hand & 3) === HAND_TAKEN || this.#holds !== 0) {
         this.dropLog();
         return false;
       }
@@ -599,11 +599,12 @@ export class Participant {
    * from the try before. Returns whether it logged: an immediate takes nothing in hand, but its
    * key count does, so the word is raised (a death before the count is swept), as it is when a
    * log of the call this one is nested in is open (a built-in the user patched, calling this map
-   * from a store's record copy), whose log must not be written over.
+   * from a store's record copy), whose log must not be written over, or under a hold (see
+   * {@linkcode allocateLogged}).
    */
   logDelete(e: number, old: number, open: boolean): boolean {
     const own = this.#own;
-    if ((old & 1) !== 0 || (!open && (own[HAND] & HAND_TAKEN) !== 0)) {
+    if ((old & 1) !== 0 || this.#holds !== 0 || (!open && (own[HAND] & HAND_TAKEN) !== 0)) {
       this.dropLog();
       return false;
     }
@@ -1215,8 +1216,11 @@ export class Participant {
     const cache = this.#cache;
     // A log open here is the log of the call this one is nested in (a built-in the user
     // patched, calling this map from the outer call's record copy: every call ends its log):
-    // raised over it, and this record taken unlogged.
-    if ((this.#own[HAND] & HAND_TAKEN) !== 0) {
+    // raised over it, and this record taken unlogged. So under a hold, whatever the word says:
+    // a first nested call raised the outer's log, and a second one's log, written over that
+    // raise, would have the settling of its death leave the outer's record to no one
+    // (helper-144).
+    if ((this.#own[HAND] & HAND_TAKEN) !== 0 || this.#holds !== 0) {
       this.dropLog();
       return this.allocate(size, true);
     }
@@ -1235,14 +1239,17 @@ export class Participant {
    * that no second write of the phase word and no {@linkcode logSwap} come between the take and
    * the exchange. A death before the pop leaves the block the head of its list (the settling's
    * test, as for HAND_TAKEN); after it, as after logSwap. Returns 0, taking nothing, when the fast
-   * path cannot serve it (the list empty, or its head past this thread's views, or a log open:
-   * the call this one is nested in) or `size` is not a small class: the caller then takes its
+   * path cannot serve it (no cache yet, the list empty, or its head past this thread's views, or
+   * a log open or a hold: the call this one is nested in, for allocateLogged to raise the word)
+   * or `size` is not a small class: the caller then takes its
    * block through allocateLogged, which may make a quiescent point, and looks the key up again.
    */
   allocateSwap(size: number, e: number, old: number): number {
     const cache = this.#cache;
     const own = this.#own;
-    if (cache === 0 || size > SMALL_MAX || (own[HAND] & HAND_TAKEN) !== 0) return 0;
+    if (cache === 0 || size > SMALL_MAX || (own[HAND] & HAND_TAKEN) !== 0 || this.#holds !== 0) {
+      return 0;
+    }
     const c = sizeClass(size);
     const head = cacheReady(this.arena, cache, c);
     if (head === 0) return 0;
@@ -1306,7 +1313,9 @@ export class Participant {
       }
       // Not over a log open already: the log of the call this one is nested in (see
       // allocateLogged).
-      if (logged && size <= SMALL_MAX && (this.#own[HAND] & HAND_TAKEN) === 0) {
+      if (
+        logged && size <= SMALL_MAX && (this.#own[HAND] & HAND_TAKEN) === 0 && this.#holds === 0
+      ) {
         const c = sizeClass(size);
         return this.#takeLogged(c, cacheNext(this.arena, this.#cache, c)); // refilled, checked
       }

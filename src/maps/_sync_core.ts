@@ -975,7 +975,15 @@ export class SyncCore {
    */
   releaseUnpublished(record: number): void {
     this.inflight = 0;
-    if (record !== 0 && record !== this.published) this.freeRecord(record);
+    if (record !== 0 && record !== this.published) {
+      // Raised before the free, whatever the caller's catch did: one cut short by a stack
+      // overflow before it dropped the log would leave the log naming a block back in the cache,
+      // which another call may take and publish, and a settling of a death then would take it
+      // for this call's, exchanged, and retire the old value a second time (helper-144). A raise
+      // cut short throws before the free: the block leaks, for the sweep the overflow makes due.
+      this.participant.dropLog();
+      this.freeRecord(record);
+    }
     this.published = 0;
   }
 

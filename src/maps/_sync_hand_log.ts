@@ -11,13 +11,15 @@
  * 2. Before each compare-exchange it tries: HAND_ENTRY, HAND_OLD (the value it expects there),
  *    HAND_NEW for an immediate (a record is named there already), then HAND at HAND_SWAP
  *    (Participant.logSwap).
- *
- * A store of a number over a record, whose entry is found before its record is taken, writes
- * 1 and 2 as one: HAND_NEW, HAND_ENTRY, HAND_OLD, then HAND at HAND_SWAP with the class, then the
- * pop (Participant.allocateSwap). A HAND_SWAP whose block still heads its list was never taken.
  * 3. After the exchange: the old record retired (tag, epoch, then count: Participant.retire),
  *    then HAND lowered to 0 (Participant.endLog). Every call leaves HAND 0 or 1, so the next
  *    log is written over no other.
+ *
+ * A store of a number over a record, whose entry is found before its record is taken, writes
+ * 1 and 2 as one: HAND_NEW, HAND_ENTRY, HAND_OLD, then HAND at HAND_SWAP with the class, then the
+ * pop (Participant.allocateSwap). A HAND_SWAP whose block still heads its list was never taken,
+ * or a settling before put it back. No call logs under a hold (a call nested in a record copy):
+ * the outer call's record is reached by nothing but its log, which a nested log would replace.
  *
  * What each stop leaves, and what {@linkcode settleHandLog} does:
  *
@@ -43,7 +45,8 @@
  * not happen (once exchanged out, it was in this thread's hand, never freed, never stored again).
  * The list names HAND_OLD only if this thread retired it: a block still listed was never freed,
  * so never stored again to be read as HAND_OLD. And HAND_NEW heads its list in the dead seat's cache only if
- * it was never taken, or a settling put it back: the cache is the dead seat's, which only its
+ * it was never taken, or a settling put it back, or the call freed it back itself, having raised
+ * its word first (SyncCore.releaseUnpublished): the cache is the dead seat's, which only its
  * owner and its releaser change, and a block taken and published is freed by nobody meanwhile.
  *
  * In a step. A `store` whose key the read table lacks keeps its log through the mutex

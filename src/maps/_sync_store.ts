@@ -132,9 +132,10 @@ export function swap<K, V>(
             if (!wantPrevious) return;
             return previous === NIL ? [undefined, false] : [s.decodeRecord(previous), true];
           }
-          // Logged again for the loop's next try; expunged, the log goes on to the step.
+          // Logged again for the loop's next try; expunged, the log goes on to the step
+          // (keepTaken).
           p = found;
-          open = p === EXPUNGED || logTry(part, e, p, record, true);
+          if (p !== EXPUNGED) open = logTry(part, e, p, record, true);
         } else {
           e = -1; // allocateLogged may make a quiescent point: looked up after it
           record = part.allocateLogged(RECORD_HEADER);
