@@ -13,10 +13,14 @@
  * worker killed stores 1,000 times and then loads in its loop, as a read-mostly worker a pool's
  * timeout kills. Neither holds anything in hand as it dies: no sweep. `--deletes`: the worker
  * killed stores and deletes its keys in turn, as a churn of keys the read table keeps (a
- * session cache).
+ * session cache). `--fresh`: the worker killed stores a key new to the map each time (the
+ * mutex's step, whose record the journal names). `--fractions`: the worker killed stores
+ * fractions (a record each, whose log is written as its block is taken:
+ * Participant.allocateSwap) rather than strings.
  *
  * ```
  * deno run -A bench/kill_stall.ts [--kills=N] [--ms=N] [--keys=N] [--idle] [--reads] [--deletes]
+ *   [--fresh] [--fractions]
  * deno run -A tools/bun.ts bench/kill_stall.ts [same options]
  * deno run -A tools/node.ts bench/kill_stall.ts [same options]
  * ```
@@ -44,6 +48,7 @@ const IDLE = args.includes("--idle");
 const READS = args.includes("--reads");
 const DELETES = args.includes("--deletes");
 const FRESH = args.includes("--fresh");
+const FRACTIONS = args.includes("--fractions");
 const PREFILL_FROM = 100_000; // past the workers' keys (id * 1,000 plus 0 to 99)
 const READY_MS = 20_000;
 
@@ -66,7 +71,15 @@ async function start(
   try {
     await box.next(READY_MS);
     w.postMessage(
-      { ctrl, id, idle, reads, deletes, fresh: FRESH && id === 2 } satisfies KillStallTask,
+      {
+        ctrl,
+        id,
+        idle,
+        reads,
+        deletes,
+        fresh: FRESH && id === 2,
+        fractions: FRACTIONS && id === 2,
+      } satisfies KillStallTask,
     );
     await box.next(READY_MS);
   } catch (error) {

@@ -99,38 +99,43 @@ async function killLooping(
 // each kill is looked at alone: the map is whole after each, and at least one of eight left no
 // sweep. A Deno worker goes on until its next call throws TerminatedError, before it touches
 // anything, with the word lowered by the store before it: never swept.
-test("SyncMap: a worker terminated inside its stores is settled from its hand log", async () => {
-  const map = new SyncMap<number, string>();
-  for (let k = 0; k < KEYS; k++) map.store(k, `parent ${k}`);
-  let unswept = 0;
-  const kills = 8;
-  for (let kill = 0; kill < kills && unswept === 0; kill++) {
-    const base = WORKER_KEYS + 1000 * kill;
-    for (let k = 0; k < 100; k++) map.store(base + k, "parent");
-    // Promoted: a miss of each key the dirty table holds, and the keys are in the read table.
-    for (let k = 0; k < KEYS; k++) map.load(k);
-    for (let k = 0; k < 1000 * kills; k++) map.load(WORKER_KEYS + k);
-    const i32 = new Int32Array(map.handle.buffer);
-    assert.equal(Atomics.load(i32, R_READ) & 1, 0, "not amended: every key in the read table");
-    const [w, box] = await start(map);
-    try {
-      const sweeps = sweepsForTests.count;
-      await killLooping(map, w, box, { mode: "loop", base });
-      await until(() => {
-        map.store(1, "parent");
-        return Atomics.load(i32, R_SWEEP_DUE) === 0;
-      }, "no sweep left due");
-      if (sweepsForTests.count === sweeps) unswept++;
-      map.verify(); // nothing unreached left behind, nothing freed twice, the count right
-      for (let k = 0; k < 100; k++) assert.match(map.load(base + k)!, /^(parent|value \d+)$/);
-      assert.equal(map.size, KEYS + 100 * (kill + 1));
-    } finally {
-      w.terminate();
+for (const fractions of [false, true]) {
+  const values = fractions ? "fractions (a record each, logged as it is taken)" : "strings";
+  test(`SyncMap: a worker terminated inside its stores of ${values} is settled from its hand log`, async () => {
+    const map = new SyncMap<number, string>();
+    for (let k = 0; k < KEYS; k++) map.store(k, `parent ${k}`);
+    let unswept = 0;
+    const kills = 8;
+    for (let kill = 0; kill < kills && unswept === 0; kill++) {
+      const base = WORKER_KEYS + 1000 * kill;
+      for (let k = 0; k < 100; k++) map.store(base + k, "parent");
+      // Promoted: a miss of each key the dirty table holds, and the keys are in the read table.
+      for (let k = 0; k < KEYS; k++) map.load(k);
+      for (let k = 0; k < 1000 * kills; k++) map.load(WORKER_KEYS + k);
+      const i32 = new Int32Array(map.handle.buffer);
+      assert.equal(Atomics.load(i32, R_READ) & 1, 0, "not amended: every key in the read table");
+      const [w, box] = await start(map);
+      try {
+        const sweeps = sweepsForTests.count;
+        await killLooping(map, w, box, { mode: "loop", base, fractions });
+        await until(() => {
+          map.store(1, "parent");
+          return Atomics.load(i32, R_SWEEP_DUE) === 0;
+        }, "no sweep left due");
+        if (sweepsForTests.count === sweeps) unswept++;
+        map.verify(); // nothing unreached left behind, nothing freed twice, the count right
+        for (let k = 0; k < 100; k++) {
+          assert.match(String(map.load(base + k)), /^(parent|value \d+|\d+\.5)$/);
+        }
+        assert.equal(map.size, KEYS + 100 * (kill + 1));
+      } finally {
+        w.terminate();
+      }
     }
-  }
-  map.close();
-  assert.ok(unswept > 0, `every one of ${kills} kills inside stores was swept`);
-});
+    map.close();
+    assert.ok(unswept > 0, `every one of ${kills} kills inside stores was swept`);
+  });
+}
 
 // The control: what the change must not lose. Bun's and Node's terminate() stop the worker
 // inside its loop of computes and compare-and-swaps, which no hand log covers; a Deno worker goes on

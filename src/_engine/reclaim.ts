@@ -98,6 +98,7 @@ import {
   PARKED_HOLDING,
   type Registry,
   releaseOwnSeat,
+  releasingOf,
   SEAT_IN_USE,
   SEAT_WORDS,
   seatAnnouncement,
@@ -711,8 +712,14 @@ export class Participant {
     const own = this.#own;
     const hand = own[HAND];
     // Not on a seat released meanwhile (a Deno zombie woken in a step taken over past the grace,
-    // its seat claimed again): its new owner's log is not this call's (helper-143).
-    if ((hand & HAND_STEP) !== 0 && own[CLAIM] === this.#token) own[HAND] = hand & ~HAND_STEP;
+    // its seat claimed again): its new owner's log is not this call's (helper-143). Compared with
+    // the claim this participant made, not its token: a thread stopped in the step (a zombie at
+    // an allocator step's census check) has its token made stale, and its log must still say
+    // the record is in hand (a release under way, its grace running, is of that claim too).
+    const claim = own[CLAIM];
+    if ((hand & HAND_STEP) !== 0 && (claim === this.#claim || claim === releasingOf(this.#claim))) {
+      own[HAND] = hand & ~HAND_STEP;
+    }
   }
 
   /**
@@ -1622,10 +1629,14 @@ export class Participant {
     try {
       checkAlive();
     } catch (error) {
-      // From 1 only, and on a seat still of this claim: a compare-exchange, so that a stopped
-      // thread's write can lower only a raise of its own, never a log or a new owner's word.
+      // From 1 only, and on a seat still of this claim, or of its release under way (a Deno
+      // zombie's seat is often released, its grace running, before the zombie reaches this
+      // check; nobody claims it until the release finishes, and the release settles the word it
+      // reads then): a compare-exchange, so that a stopped thread's write can lower only a raise
+      // of its own, never a log or a new owner's word.
       const i32 = this.arena.i32;
-      if (Atomics.load(i32, this.#seat + CLAIM) === this.#claim) {
+      const claim = Atomics.load(i32, this.#seat + CLAIM);
+      if (claim === this.#claim || claim === releasingOf(this.#claim)) {
         Atomics.compareExchange(i32, this.#seat + HAND, 1, 0);
       }
       throw error;

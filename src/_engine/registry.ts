@@ -164,6 +164,14 @@ export function generationOf(claim: number): number {
   return claim >>> 2;
 }
 
+/**
+ * The claim word of the release of claim `claim` while it is under way (releaseSeat's first half:
+ * the next generation, SEAT_RELEASING): until the release finishes, nobody claims the seat.
+ */
+export function releasingOf(claim: number): number {
+  return (((claim >>> 2) + 1) << 2) | SEAT_RELEASING;
+}
+
 /** The state of claim word `claim`: SEAT_FREE, SEAT_RESERVED, SEAT_IN_USE or SEAT_RELEASING. */
 export function stateOf(claim: number): number {
   return claim & 3;
