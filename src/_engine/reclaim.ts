@@ -716,10 +716,7 @@ export class Participant {
     // the claim this participant made, not its token: a thread stopped in the step (a zombie at
     // an allocator step's census check) has its token made stale, and its log must still say
     // the record is in hand (a release under way, its grace running, is of that claim too).
-    const claim = own[CLAIM];
-    if ((hand & HAND_STEP) !== 0 && (claim === this.#claim || claim === releasingOf(this.#claim))) {
-      own[HAND] = hand & ~HAND_STEP;
-    }
+    if ((hand & HAND_STEP) !== 0 && this.#claimed(own[CLAIM])) own[HAND] = hand & ~HAND_STEP;
   }
 
   /**
@@ -1227,7 +1224,7 @@ export class Participant {
     // a first nested call raised the outer's log, and a second one's log, written over that
     // raise, would have the settling of its death leave the outer's record to no one
     // (helper-144).
-    if ((this.#own[HAND] & HAND_TAKEN) !== 0 || this.#holds !== 0) {
+    if (!this.#mayLog()) {
       this.dropLog();
       return this.allocate(size, true);
     }
@@ -1254,9 +1251,7 @@ export class Participant {
   allocateSwap(size: number, e: number, old: number): number {
     const cache = this.#cache;
     const own = this.#own;
-    if (cache === 0 || size > SMALL_MAX || (own[HAND] & HAND_TAKEN) !== 0 || this.#holds !== 0) {
-      return 0;
-    }
+    if (cache === 0 || size > SMALL_MAX || !this.#mayLog()) return 0;
     const c = sizeClass(size);
     const head = cacheReady(this.arena, cache, c);
     if (head === 0) return 0;
@@ -1267,6 +1262,14 @@ export class Participant {
     this.#logged();
     cacheTake(this.arena, cache, c, head);
     return head;
+  }
+
+  /**
+   * Whether a call may open a hand log as it takes a block: not over a log open already (the log
+   * of the call this one is nested in), and not under a hold (see {@linkcode allocateLogged}).
+   */
+  #mayLog(): boolean {
+    return (this.#own[HAND] & HAND_TAKEN) === 0 && this.#holds === 0;
   }
 
   /**
@@ -1320,9 +1323,7 @@ export class Participant {
       }
       // Not over a log open already: the log of the call this one is nested in (see
       // allocateLogged).
-      if (
-        logged && size <= SMALL_MAX && (this.#own[HAND] & HAND_TAKEN) === 0 && this.#holds === 0
-      ) {
+      if (logged && size <= SMALL_MAX && this.#mayLog()) {
         const c = sizeClass(size);
         return this.#takeLogged(c, cacheNext(this.arena, this.#cache, c)); // refilled, checked
       }
@@ -1617,6 +1618,15 @@ export class Participant {
   }
 
   /**
+   * Whether claim word `claim`, read from this participant's seat, is still the claim it made, or
+   * that claim's release under way (registry.ts releasingOf): either way nobody else owns the
+   * seat, whose own words a stopped thread (its token made stale) may still write.
+   */
+  #claimed(claim: number): boolean {
+    return claim === this.#claim || claim === releasingOf(this.#claim);
+  }
+
+  /**
    * {@linkcode #sweep}'s census check, between two frees. A thread stopped there holds nothing in
    * hand: the collect has freed or kept every block it looked at, and its callers hold nothing
    * (a quiescent point, a write's allocation before it takes anything, going offline, a reap). So
@@ -1635,8 +1645,7 @@ export class Participant {
       // reads then): a compare-exchange, so that a stopped thread's write can lower only a raise
       // of its own, never a log or a new owner's word.
       const i32 = this.arena.i32;
-      const claim = Atomics.load(i32, this.#seat + CLAIM);
-      if (claim === this.#claim || claim === releasingOf(this.#claim)) {
+      if (this.#claimed(Atomics.load(i32, this.#seat + CLAIM))) {
         Atomics.compareExchange(i32, this.#seat + HAND, 1, 0);
       }
       throw error;

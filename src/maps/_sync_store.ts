@@ -119,9 +119,14 @@ export function swap<K, V>(
           p = a.i32[e >> 2]; // plainly, as below
           if (p > EXPUNGED && (p & 1) === 0) record = part.allocateSwap(RECORD_HEADER, e, p);
         }
-        if (record !== 0) {
-          a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
-          noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
+        const swapping = record !== 0;
+        if (!swapping) {
+          e = -1; // allocateLogged may make a quiescent point: looked up after it
+          record = part.allocateLogged(RECORD_HEADER);
+        }
+        a.f64[record >> 3] = value === value ? value : NaN; // newRecord's words for a number
+        noteRecord(a.buffer, record); // as newRecord: a compute's fn that stores its own key
+        if (swapping) {
           const found = Atomics.compareExchange(a.i32, e >> 2, p, record);
           if (found === p) {
             const stored = record;
@@ -136,11 +141,6 @@ export function swap<K, V>(
           // (keepTaken).
           p = found;
           if (p !== EXPUNGED) open = logTry(part, e, p, record, true);
-        } else {
-          e = -1; // allocateLogged may make a quiescent point: looked up after it
-          record = part.allocateLogged(RECORD_HEADER);
-          a.f64[record >> 3] = value === value ? value : NaN;
-          noteRecord(a.buffer, record);
         }
       }
     } else {
