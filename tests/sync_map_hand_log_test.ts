@@ -72,6 +72,17 @@ function retiredUncounted(i32: Int32Array, seat: number, old: number): void {
   i32[epochAt(w, n)] = UNSTAMPED;
 }
 
+/**
+ * The sweeps a death of `seat`'s owner makes: the owner recorded gone ({@linkcode die}), then
+ * quiescent points of `map` until no sweep is due ({@linkcode settle}).
+ */
+function sweepsAtDeath(map: SyncMap<number, number>, i32: Int32Array, seat: number): number {
+  const sweeps = sweepsForTests.count;
+  die(map, i32, seat);
+  settle(map, i32);
+  return sweepsForTests.count - sweeps;
+}
+
 /** Makes quiescent points of `map` until no sweep is due, or 5 s. */
 function settle(map: SyncMap<number, number>, i32: Int32Array): void {
   const end = performance.now() + 5_000;
@@ -95,11 +106,9 @@ function diesSettled(
   empty: number,
 ): void {
   if (again) assert.ok(settleHandLog(syncAccessOf(map).core, index));
-  const sweeps = sweepsForTests.count;
-  die(map, i32, seat);
-  settle(map, i32);
+  const made = sweepsAtDeath(map, i32, seat);
   assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
-  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(made, 0, "nothing swept");
   assert.equal(map.load(5), exchanged ? 7.25 : 5.5, "the store applied wholly or not at all");
   map.verify(); // every block reached, listed or cached: nothing leaked, nothing freed twice
   backToEmpty(map, empty);
@@ -202,10 +211,7 @@ test("SyncMap: a store dead before the pop of its block, the key stored again si
   const r = part.allocateSwap(RECORD_HEADER, e, i32[e >> 2]);
   cachePutBack(s.arena, i32[seat + CACHE], i32[seat + HAND] >>> 2, r);
   map.store(5, 9.5);
-  const sweeps = sweepsForTests.count;
-  die(map, i32, seat);
-  settle(map, i32);
-  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(sweepsAtDeath(map, i32, seat), 0, "nothing swept");
   assert.equal(map.load(5), 9.5);
   map.verify();
   backToEmpty(map, empty);
@@ -252,10 +258,7 @@ for (const exchanged of [false, true]) {
     part.logSwap(e, old, r);
     if (exchanged) assert.equal(Atomics.compareExchange(i32, e >> 2, old, r), old);
     map.store(5, 9.5); // another thread's store, between the death and the release
-    const sweeps = sweepsForTests.count;
-    die(map, i32, seat);
-    settle(map, i32);
-    assert.equal(sweepsForTests.count, sweeps + 1, "swept once");
+    assert.equal(sweepsAtDeath(map, i32, seat), 1, "swept once");
     assert.equal(map.load(5), 9.5);
     map.verify();
     map.close();
@@ -301,10 +304,7 @@ test("SyncMap: a log stopped before its phase word is not read", () => {
   const e6 = currentEntryForNumber(s, 6);
   i32[seat + HAND_ENTRY] = e6;
   i32[seat + HAND_OLD] = i32[e6 >> 2];
-  const sweeps = sweepsForTests.count;
-  die(map, i32, seat);
-  settle(map, i32);
-  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(sweepsAtDeath(map, i32, seat), 0, "nothing swept");
   map.verify();
   for (let n = 0; n < 200; n++) map.store(300 + n, n + 0.25);
   assert.equal(map.load(5), 7.25);
@@ -414,10 +414,7 @@ test("SyncMap: a store dead in the second call nested in its record copy is swep
     part.logSwap(e, old, r);
   }
   part.holdEnd(); // in this thread only, so that `map` can reap the seat
-  const sweeps = sweepsForTests.count;
-  die(map, i32, seat);
-  settle(map, i32);
-  assert.equal(sweepsForTests.count, sweeps + 1, "swept: the outer record is found unreached");
+  assert.equal(sweepsAtDeath(map, i32, seat), 1, "swept: the outer record is found unreached");
   map.verify();
   map.close();
 });
@@ -443,10 +440,7 @@ test("SyncMap: a store that returned, then a death in a read, is not swept", () 
   other.store(6, 8.25);
   assert.equal(other.load(5), 7.25);
   other.load(123_456); // a miss: the read table is not amended, so no lock
-  const sweeps = sweepsForTests.count;
-  die(map, i32, seat);
-  settle(map, i32);
-  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(sweepsAtDeath(map, i32, seat), 0, "nothing swept");
   assert.equal(map.load(5), 7.25);
   assert.equal(map.load(6), 8.25);
   map.verify();
@@ -494,10 +488,7 @@ test("SyncMap: a store of a string value that died after its exchange is settled
   const old = i32[e5 >> 2];
   s.participant.logSwap(e5, old, r);
   assert.equal(Atomics.compareExchange(i32, e5 >> 2, old, r), old);
-  const sweeps = sweepsForTests.count;
-  die(map as never, i32, seat);
-  settle(map as never, i32);
-  assert.equal(sweepsForTests.count, sweeps, "nothing swept");
+  assert.equal(sweepsAtDeath(map as never, i32, seat), 0, "nothing swept");
   assert.equal(map.load(5), "a new value, longer than the old one");
   map.verify();
   map.close();
@@ -534,11 +525,9 @@ for (const [at, { stop, swept }] of DELETE_STOPS.entries()) {
     }
     if (at === 3) retiredUncounted(i32, seat, old);
     if (at >= 4) s.core.retireRecord(old);
-    const sweeps = sweepsForTests.count;
-    die(map, i32, seat);
-    settle(map, i32);
+    const made = sweepsAtDeath(map, i32, seat);
     assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0, "no sweep is due");
-    assert.equal(sweepsForTests.count - sweeps, swept ? 1 : 0, "sweeps");
+    assert.equal(made, swept ? 1 : 0, "sweeps");
     assert.equal(map.load(5), at >= 1 ? undefined : 5.5, "the delete applied wholly or not at all");
     assert.equal(map.size, at >= 1 ? 99 : 100, "the key count");
     map.verify();
