@@ -1255,13 +1255,9 @@ export class Participant {
     const c = sizeClass(size);
     const head = cacheReady(this.arena, cache, c);
     if (head === 0) return 0;
-    own[HAND_NEW] = head;
     own[HAND_ENTRY] = e;
     own[HAND_OLD] = old;
-    own[HAND] = (c << 2) | HAND_SWAP;
-    this.#logged();
-    cacheTake(this.arena, cache, c, head);
-    return head;
+    return this.#takeLogged(c, head, HAND_SWAP);
   }
 
   /**
@@ -1274,14 +1270,14 @@ export class Participant {
 
   /**
    * Takes `head`, the checked head of size class `c`'s list in this participant's cache
-   * (cacheReady, cacheNext), off the cache under a hand log: the log names the block before the
-   * pop takes it (registry.ts HAND_TAKEN), so a death before the pop leaves it the head of its
-   * list, after it, taken.
+   * (cacheReady, cacheNext), off the cache under a hand log of `phase` (registry.ts HAND_TAKEN,
+   * or HAND_SWAP with its entry and old value written already): the log names the block before
+   * the pop takes it, so a death before the pop leaves it the head of its list, after it, taken.
    */
-  #takeLogged(c: number, head: number): number {
+  #takeLogged(c: number, head: number, phase = HAND_TAKEN): number {
     const own = this.#own;
     own[HAND_NEW] = head;
-    own[HAND] = (c << 2) | HAND_TAKEN;
+    own[HAND] = (c << 2) | phase;
     this.#logged();
     cacheTake(this.arena, this.#cache, c, head);
     return head;

@@ -16,7 +16,7 @@
  *    log is written over no other.
  *
  * A store of a number over a record, whose entry is found before its record is taken, writes
- * 1 and 2 as one: HAND_NEW, HAND_ENTRY, HAND_OLD, then HAND at HAND_SWAP with the class, then the
+ * 1 and 2 as one: HAND_ENTRY, HAND_OLD, HAND_NEW, then HAND at HAND_SWAP with the class, then the
  * pop (Participant.allocateSwap). A HAND_SWAP whose block still heads its list was never taken,
  * or a settling before put it back. No call logs under a hold (a call nested in a record copy):
  * the outer call's record is reached by nothing but its log, which a nested log would replace.
