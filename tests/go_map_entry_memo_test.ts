@@ -25,6 +25,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { GoMap } from "../mod.ts";
 import { WARMUP } from "../src/maps/_entry_memo.ts";
+import { Table } from "../src/_engine/table.ts";
 import { J_ARGS, J_INTENT } from "../src/_engine/journal.ts";
 import {
   INTENT_CLEAR,
@@ -42,6 +43,28 @@ import { runs } from "./fixtures/go_map_helpers.ts";
 import { withoutLookupCopies } from "./fixtures/no_lookup_copy.ts";
 
 type Key = number | string;
+
+/** The table walks (Table.findWords, Table.insert) that `fn` makes. */
+function walksIn(fn: () => void): number {
+  const proto = Table.prototype;
+  const { findWords, insert } = proto;
+  let walks = 0;
+  proto.findWords = function (this: Table, ...args: Parameters<typeof findWords>) {
+    walks++;
+    return findWords.apply(this, args);
+  };
+  proto.insert = function (this: Table, ...args: Parameters<typeof insert>) {
+    walks++;
+    return insert.apply(this, args);
+  };
+  try {
+    fn();
+  } finally {
+    proto.findWords = findWords;
+    proto.insert = insert;
+  }
+  return walks;
+}
 
 /**
  * Number keys: -0 is the key 0 (SameValueZero, as for a Map), one NaN, non-integers, infinities,
@@ -516,6 +539,24 @@ describe("GoMap entry memo: the layout stamp", () => {
       assert.equal(w.size, 2);
       w.verify();
     }
+  });
+
+  test("a set of a number key its memo knows takes the slot from it, with no walk", () => {
+    const w = new GoMap<number, number>();
+    for (let k = 0; k < 64; k++) w.set(k, k);
+    for (let i = 0; i < 2 * WARMUP; i++) w.get(i & 63);
+    const walks = walksIn(() => {
+      for (let k = 0; k < 64; k++) w.set(k, k + 0.5);
+    });
+    assert.equal(walks, 0, "every slot came from the memo");
+    // A key the memo knows absent is inserted by the general path, which walks.
+    w.get(1000);
+    assert.ok(walksIn(() => w.set(1000, 1)) > 0);
+    const r = GoMap.attach<number, number>(w.handle);
+    for (let k = 0; k < 64; k++) assert.equal(r.get(k), k + 0.5);
+    assert.equal(r.get(1000), 1);
+    assert.equal(w.size, 65);
+    w.verify();
   });
 
   test("a reader's memo outlives overwrites: absent keys and slots stay known", () => {

@@ -119,6 +119,12 @@ export class Table {
   /** Set with {@linkcode foundBucket}: the first bucket of that bucket's chain. */
   foundHead = 0;
 
+  /** The byte offset of the tophash mark of key slot `k`, which the last find returned. */
+  foundMark(k: number): number {
+    const b = this.foundBucket;
+    return b + ((k - b - KEYS) >> 3);
+  }
+
   constructor(
     arena: Arena,
     headerOffset: number,

@@ -54,10 +54,10 @@ import { T_SERIAL } from "./_sync_layout.ts";
 /**
  * Slots at most: 4,096, for read tables of 1,024 keys or more; of four words (lo, hi, generation,
  * entry), 64 KB, or in a memo that keeps number values of eight (those four, the value's two, the
- * version of SEQ it was read at, and one unused), 128 KB. Fewer slots a key make more keys share a
- * bucket. One slot a bucket (direct-mapped), 1,024 keys in 4,096 slots missed on a fifth of their
- * lookups, each a walk; two slots a bucket, on about 3% (GoMap.get of 1,024 keys in a cycle,
- * counted: a third key of a bucket and the second take turns in its second slot).
+ * version of SEQ it was read at, and the key slot's mark), 128 KB. Fewer slots a key make more
+ * keys share a bucket. One slot a bucket (direct-mapped), 1,024 keys in 4,096 slots missed on a
+ * fifth of their lookups, each a walk; two slots a bucket, on about 3% (GoMap.get of 1,024 keys in
+ * a cycle, counted: a third key of a bucket and the second take turns in its second slot).
  */
 export const MAX_SLOTS = 4096;
 /** Slots at least (1 KB). */
@@ -74,6 +74,7 @@ const SLOT_WORDS = 4;
 /**
  * Words of a slot of a memo that keeps number values (a GoMap's): the value and its version
  * live in the slot's own 32 bytes, so a hit whose value the memo holds reads one cache line.
+ * The last word is the byte offset of the key slot's mark ({@linkcode EntryMemo.markAt}), or 0.
  * Kept in an array of their own (two float64 a slot), they were a second line: 128 KB of memo
  * for 1,024 keys, so most hits went past the first-level cache twice.
  */
@@ -93,6 +94,11 @@ export const HELD = 1;
 export const HELD_INT = 2;
 /** Either flag. */
 export const HELD_ANY: number = HELD | HELD_INT;
+
+/** Where a GoMap table's last lookup found its key slot's mark (table.ts `Table.foundMark`). */
+export interface FoundMarks {
+  foundMark(k: number): number;
+}
 
 /** What sizes the memo: the table's key count. */
 export interface Sized {
@@ -206,6 +212,28 @@ export class EntryMemo {
   }
 
   /**
+   * {@linkcode findAt} for a GoMap writer: -1 also when the serial is not the memo's (the memo
+   * is left at its own; a write that goes on to walk the table moves it only if the walk finds
+   * the key, through {@linkcode generationAt}), and no count toward the warm-up. A write of a new
+   * key stamps a new serial anyway: moving the memo to the serial before it would be work lost.
+   */
+  peekAt(lo: number, hi: number, serialLo: number, serialHi: number): number {
+    const w = this.#words;
+    if (w.length === 0 || serialLo !== this.#lo || serialHi !== this.#hi) return -1;
+    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 4;
+    const gen = this.#gen;
+    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
+      this.#hits++;
+      return i;
+    }
+    if (w[i + 8] === lo && w[i + 9] === hi && w[i + 10] === gen) {
+      this.#hits++;
+      return i + 8;
+    }
+    return -1;
+  }
+
+  /**
    * The entry word of the slot at word `j` that {@linkcode findAt} or {@linkcode remember} gave:
    * a GoMap key slot's offset, 0 for an absent key; with {@linkcode HELD} set, the memo holds
    * the key's value too ({@linkcode numberAt}).
@@ -244,10 +272,21 @@ export class EntryMemo {
   }
 
   /**
-   * Notes that the read table {@linkcode find} was last asked about holds entry `e` (0: none)
-   * for key words (lo, hi). Returns the slot's word index, or -1 when the memo is not in use.
+   * The byte offset of the tophash mark of the key slot that the slot at word `j` names, as
+   * {@linkcode remember} was given it, or 0 (a memo that keeps no numbers never has one). A
+   * GoMap writer checks the mark and the slot's key words before it writes through the memo.
    */
-  remember(lo: number, hi: number, e: number): number {
+  markAt(j: number): number {
+    return this.#words[j + 7];
+  }
+
+  /**
+   * Notes that the read table {@linkcode find} was last asked about holds entry `e` (0: none)
+   * for key words (lo, hi), and, in a memo that keeps numbers (a GoMap's), that the key slot
+   * `e`'s mark is at byte `mark` (0: not given). Returns the slot's word index, or -1 when the
+   * memo is not in use.
+   */
+  remember(lo: number, hi: number, e: number, mark = 0): number {
     if (this.#words.length === 0) return -1;
     // The window first: ending it may give the memo a larger table, or none (>=: as #off's <= 0).
     if (++this.#misses >= WINDOW) this.#endWindow();
@@ -263,7 +302,16 @@ export class EntryMemo {
     w[i + 1] = hi;
     w[i + 2] = gen;
     w[i + 3] = e;
+    if (stride === NUMBER_SLOT_WORDS) w[i + 7] = mark;
     return i;
+  }
+
+  /**
+   * {@linkcode remember} for a GoMap lookup that has just found key slot `k` in `table` (its mark
+   * from {@linkcode FoundMarks.foundMark}), or found nothing (`k` below 0).
+   */
+  rememberSlot(lo: number, hi: number, k: number, table: FoundMarks): number {
+    return k >= 0 ? this.remember(lo, hi, k, table.foundMark(k)) : this.remember(lo, hi, 0);
   }
 
   /**

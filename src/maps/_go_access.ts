@@ -56,6 +56,11 @@ export class GoAccess<K, V> {
   readonly probe: Probe = keyProbe();
   readonly valueProbe: Probe = new Probe();
   /**
+   * Whether the key probe that GoMap.set's number fast path (_go_writer.ts overwriteNumber)
+   * handed over lacks its hash: the fast path hashes a key only when it walks the table.
+   */
+  hashOwed = false;
+  /**
    * The key slots this object's lookups found, by version of the map (_entry_memo.ts); string
    * keys keep theirs in the probe's key hash cache entries, forgotten when its generation
    * comes round.

@@ -144,7 +144,7 @@ function walkNumber<K, V, M>(
     throw readFailure(s, seq, error);
   }
   if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-  const j = s.found.remember(lo, hi, k >= 0 ? k : 0);
+  const j = s.found.rememberSlot(lo, hi, k, s.table);
   if (k < 0) return missing;
   if (s.userValues !== null) return s.decodeCopy(s.userValues, value);
   if (typeof value === "number" && j >= 0) s.found.keepNumber(j, value, seq);
@@ -179,7 +179,7 @@ export function hasNumber<K, V>(s: GoAccess<K, V>, key: number): boolean {
     throw readFailure(s, seq, error);
   }
   if (Atomics.load(a.i32, SEQ) !== seq) throw new ConcurrentMapWriteError("read");
-  s.found.remember(lo, hi, k > 0 ? k : 0);
+  s.found.rememberSlot(lo, hi, k, s.table);
   return k > 0;
 }
 

@@ -18,8 +18,9 @@ import {
   ownerId,
 } from "../_engine/census.ts";
 import { H_TOP } from "../_engine/arena.ts";
-import { isBlob, type Probe, setKeyNumberMemo, setNumber } from "../_engine/slots.ts";
-import { T_OLDBUCKETS } from "../_engine/table_layout.ts";
+import { isBlob, keyNumberWords, MODE_INLINE, type Probe, setNumber } from "../_engine/slots.ts";
+import { HELD } from "./_entry_memo.ts";
+import { MIN_TOP_HASH, T_OLDBUCKETS } from "../_engine/table_layout.ts";
 import { ConcurrentMapWriteError, MapFullError } from "../errors.ts";
 import { JournalFullError } from "../_engine/journal.ts";
 import type { GoAccess } from "./_go_access.ts";
@@ -90,7 +91,8 @@ export const NOT_BEGUN = 3;
 
 /**
  * GoMap.set's fast path for number `key` and number `value` under the built-in codecs: the
- * probes `p` and `v` made (for the general path), SEQ taken, and, when the key is present
+ * probes `p` (its words, not its hash) and `v` made for the general path, SEQ taken, and, when
+ * the key is present
  * with a value that is not a blob and the table is not growing, the whole overwrite, SEQ
  * released. Returns {@linkcode OVERWRITTEN} then; otherwise {@linkcode NOT_BEGUN} when it did
  * not take SEQ (a writer inside or dead, SEQ about to wrap, a lost race: beginWrite's cases),
@@ -113,7 +115,8 @@ export const NOT_BEGUN = 3;
  *
  * Against the general path it saves the journal's ten words, the calls, the `try`, and a
  * second lookup: GoMap.set overwrite of number keys took 0.54x to 0.68x on Deno, 0.60x to 0.67x
- * on Bun (docs/design.md, "GoMap `set`").
+ * on Bun (docs/design.md, "GoMap `set`"). The key's slot comes from the handle's entry memo
+ * when it knows the key at the layout stamp, as a `get`'s does: no hash, no walk.
  */
 export function overwriteNumber<K, V>(
   s: GoAccess<K, V>,
@@ -123,7 +126,15 @@ export function overwriteNumber<K, V>(
   v: Probe,
 ): number {
   const a = s.arena;
-  setKeyNumberMemo(p, key, a.memo);
+  const words = keyNumberWords(key);
+  const lo = words[0];
+  const hi = words[1];
+  // The probe's words; its hash only if the table is walked (else GoMap.set's general path
+  // hashes, under its `try`).
+  s.hashOwed = true;
+  p.lo = lo;
+  p.hi = hi;
+  p.mode = MODE_INLINE;
   setNumber(v, value === value ? value : NaN);
   const seq = a.i32[SEQ];
   // An odd SEQ is a writer inside (or a dead one); SEQ_BEFORE_WRAP moves WRAPS (beginWrite).
@@ -142,7 +153,34 @@ export function overwriteNumber<K, V>(
   if (i32[H_TOP] > a.bytes || i32[table.h + T_OLDBUCKETS] !== 0) return seq;
   let k: number;
   try {
-    k = table.findWords(p.lo, p.hi, p.hash);
+    // The key's slot from the entry memo when it knows it at this layout stamp, which no write
+    // moves while this thread holds SEQ, and the slot's mark and key words agree: the stamp is
+    // what keeps the memo true, and a write, unlike a read, would do lasting harm through a slot
+    // a memo named wrongly (a writer that failed to stamp), so the slot itself is checked too.
+    // Else from the table, and the memo told (an overwrite moves no key, so what the walk found
+    // holds at the stamp).
+    const memo = s.found;
+    const stamp = i32[LAYOUT];
+    const stampWraps = i32[LAYOUT_WRAPS];
+    const j = memo.peekAt(lo, hi, stamp, stampWraps);
+    k = j >= 0 ? memo.entryAt(j) & ~HELD : -1; // 0: known absent
+    if (k > 0) {
+      // Every block lies within the views (H_TOP above), so a slot the memo names rightly is
+      // read in bounds; one named wrongly may lie past them, where a read gives undefined.
+      const mark = memo.markAt(j);
+      const w = k >> 2;
+      if (!(mark !== 0 && a.u8[mark] >= MIN_TOP_HASH && i32[w] === lo && i32[w + 1] === hi)) k = -1;
+    }
+    if (k < 0) {
+      p.hash = a.memo.hash(lo, hi);
+      s.hashOwed = false;
+      k = table.findWords(lo, hi, p.hash);
+      // A key absent now is inserted next, under a new stamp: only a slot is worth telling, as
+      // a lookup tells it (findAt moves the memo to the stamp, and counts toward its warm-up).
+      if (k >= 0 && memo.findAt(lo, hi, stamp, stampWraps, table) < 0) {
+        memo.remember(lo, hi, k, table.foundMark(k));
+      }
+    } else if (k === 0) return seq;
     // Absent (an insert), or a blob value to free. The lookup may have grown this worker's
     // views to reach a bucket.
     if (k < 0 || isBlob(a.i32[(k >> 2) + VALUE_HI])) return seq;

@@ -369,6 +369,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       v = nested ? new Probe() : s.valueProbe;
       seq = overwriteNumber(s, key, value, p, v);
       if (seq === OVERWRITTEN) return this;
+      // The key's hash, which overwriteNumber may leave to this path: here before a write is
+      // begun, or under the `try` when one was handed over (a stack overflow then unwinds
+      // through it, which releases SEQ).
+      if (seq === NOT_BEGUN) p.hash = a.memo.hash(p.lo, p.hi);
     } else {
       p = s.encodeKey(key, nested ? new Probe() : s.probe);
       // A key too large for maxBytes, refused before the value is encoded (its getters and
@@ -388,8 +392,10 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // (LAYOUT; beginWrite stamps a write that wraps SEQ). A write undone or refused moved nothing.
     let moved = false;
     try {
-      if (handedOver) a.reachTop();
-      else if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
+      if (handedOver) {
+        if (s.hashOwed) p.hash = a.memo.hash(p.lo, p.hi);
+        a.reachTop();
+      } else if (v.mode === MODE_INLINE && overwriteInline(s, p, v)) {
         settled = true;
         return this;
       }
