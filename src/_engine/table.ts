@@ -528,12 +528,34 @@ export class Table {
         freeI = 0;
       }
       const k = freeB + KEYS + 8 * freeI;
-      tx.set(k >> 2, keyLo);
-      tx.set((k >> 2) + 1, p.hi);
+      // The slot is empty (its mark below MIN_TOP_HASH), and no one reads an empty slot's words
+      // (table_layout.ts): its key words, and the value words the caller writes
+      // (setValueWords), take no journal entries. A rollback restores the mark, which empties
+      // the slot again, whatever its words then hold.
+      const i32 = a.i32;
+      i32[k >> 2] = keyLo;
+      i32[(k >> 2) + 1] = p.hi;
       tx.setByte(freeB + freeI, top);
       tx.set(h + T_COUNT, count + 1);
       this.inserted = true;
       return k;
+    }
+  }
+
+  /**
+   * Writes the value words (lo, hi) of key slot `k`, which {@linkcode insert} just returned:
+   * plainly when insert put the key in (its slot was empty, see there), else through the
+   * journal.
+   */
+  setValueWords(k: number, lo: number, hi: number): void {
+    const w = (k >> 2) + VALUE_WORDS;
+    if (this.inserted) {
+      const i32 = this.arena.i32;
+      i32[w] = lo;
+      i32[w + 1] = hi;
+    } else {
+      this.tx.set(w, lo);
+      this.tx.set(w + 1, hi);
     }
   }
 

@@ -582,8 +582,7 @@ export class SyncCore {
     } finally {
       probe.lo = lo;
     }
-    this.tx.set((k >> 2) + S_ENTRY, e);
-    this.tx.set((k >> 2) + S_OWNS, 0);
+    dirty.setValueWords(k, e, 0); // S_ENTRY, S_OWNS
     this.#unexpunged = true;
     Atomics.store(a.i32, e >> 2, NIL);
   }
@@ -614,8 +613,7 @@ export class SyncCore {
     i32[(e >> 2) + E_KEY_LO] = keyLo;
     i32[(e >> 2) + E_KEY_HI] = probe.hi;
     i32[(e >> 2) + E_OWNER] = 0;
-    tx.set((k >> 2) + S_ENTRY, e);
-    tx.set((k >> 2) + S_OWNS, 0);
+    dirty.setValueWords(k, e, 0); // S_ENTRY, S_OWNS
     // A read table of mostly deleted keys would otherwise stay, beside the dirty table, until
     // enough loads miss (stores alone never promote): promote at once, so that its memory comes
     // back; and a dirty table that copied nothing, so that its one key is read without the

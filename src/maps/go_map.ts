@@ -65,8 +65,7 @@ function putSlot<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): void {
   const w = k >> 2;
   const oldLo = a.i32[w + VALUE_LO];
   const oldHi = a.i32[w + VALUE_HI];
-  tx.set(w + VALUE_LO, lo);
-  tx.set(w + VALUE_HI, v.hi);
+  s.table.setValueWords(k, lo, v.hi);
   if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
 }
 
