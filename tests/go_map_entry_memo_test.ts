@@ -559,6 +559,17 @@ describe("GoMap entry memo: the layout stamp", () => {
     w.verify();
   });
 
+  test("a set of a new number key walks the table once: the fast path's walk", () => {
+    const w = new GoMap<number, number>({ hint: 1024 }); // no growth due, buckets with room
+    for (let k = 0; k < 10; k++) w.set(k, k);
+    for (let k = 100; k < 110; k++) {
+      assert.equal(walksIn(() => w.set(k, -k)), 1, `${k}: findWords alone`);
+    }
+    assert.equal(w.size, 20);
+    for (let k = 100; k < 110; k++) assert.equal(w.get(k), -k);
+    w.verify();
+  });
+
   test("a reader's memo outlives overwrites: absent keys and slots stay known", () => {
     for (const key of [5, str16("key:", 5)]) {
       const absent = typeof key === "number" ? 6 : str16("key:", 6);

@@ -141,6 +141,13 @@ export class Journal {
    * the lock's holder appends; a stale true (the entry was rolled back) only costs a walk.
    */
   #defers = false;
+  /**
+   * Whether the mutation under way emptied a table slot (table.ts, a delete's mark). An insert
+   * writes an empty slot's words plainly only while this is false: a slot emptied by the same
+   * mutation is live again after its rollback, and must find its own words there. Local, as
+   * `#defers` is; set again by every {@linkcode begin}.
+   */
+  slotEmptied = false;
 
   /**
    * The journal of `capacity` entries at word `at` of `src.i32`. Throws RangeError when its
@@ -193,6 +200,7 @@ export class Journal {
     const i32 = this.#src.i32;
     this.#checkIdle(i32);
     i32[this.at + J_STATE] = ACTIVE;
+    this.slotEmptied = false;
   }
 
   /**

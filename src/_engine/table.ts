@@ -529,17 +529,67 @@ export class Table {
       }
       const k = freeB + KEYS + 8 * freeI;
       // The slot is empty (its mark below MIN_TOP_HASH), and no one reads an empty slot's words
-      // (table_layout.ts): its key words, and the value words the caller writes
-      // (setValueWords), take no journal entries. A rollback restores the mark, which empties
-      // the slot again, whatever its words then hold.
-      const i32 = a.i32;
-      i32[k >> 2] = keyLo;
-      i32[(k >> 2) + 1] = p.hi;
+      // (table_layout.ts): unless this mutation emptied it, its key words, and the value words
+      // the caller writes (setValueWords), take no journal entries. A rollback restores the
+      // mark, which empties the slot again, whatever its words then hold. (A slot this mutation
+      // emptied comes back live with a rollback, and needs its words back.)
+      if (tx.journal.slotEmptied) {
+        tx.set(k >> 2, keyLo);
+        tx.set((k >> 2) + 1, p.hi);
+      } else {
+        const i32 = a.i32;
+        i32[k >> 2] = keyLo;
+        i32[(k >> 2) + 1] = p.hi;
+      }
       tx.setByte(freeB + freeI, top);
       tx.set(h + T_COUNT, count + 1);
       this.inserted = true;
       return k;
     }
+  }
+
+  /**
+   * {@linkcode insert} of an inline key (its slot words are `p.lo` and `p.hi`) that a walk of
+   * this table under the same lock has just missed: into the first empty slot of its home
+   * bucket, with no walk, when the mutation emptied no slot, the table is not growing, no growth is due (load factor, overflow
+   * buckets), and that bucket has an empty slot. Returns the key slot, or -1, with nothing
+   * written, when any of that does not hold: insert's general way then. The slot is the one
+   * insert would take (the first empty one of the chain, the key being absent).
+   */
+  insertAbsent(p: Probe): number {
+    checkBucketArrays(this);
+    const a = this.arena;
+    const i32 = a.i32;
+    const h = this.h;
+    const B = i32[h + T_B];
+    const count = i32[h + T_COUNT];
+    if (
+      this.tx.journal.slotEmptied || i32[h + T_OLDBUCKETS] !== 0 || overLoadFactor(count + 1, B) ||
+      i32[h + T_NOVERFLOW] >= pow2(Math.min(B, 30)) || !LITTLE_ENDIAN
+    ) return -1;
+    const hash = p.hash;
+    const b = i32[h + T_BUCKETS] + (hash & ((1 << B) - 1)) * BUCKET_SIZE;
+    if (b + BUCKET_SIZE > a.bytes) return -1;
+    // The bucket's marks as two words, as findWords reads them: `free` flags exactly the first
+    // mark below 2 (EMPTY_REST or EMPTY_ONE) of the four, and may flag more above it.
+    let i = -1;
+    for (let j = 0; j < 2; j++) {
+      const t = i32[(b >> 2) + j];
+      const free = (t - 0x02020202) & ~t & 0x80808080;
+      if (free !== 0) {
+        i = 4 * j + ((31 - Math.clz32(free & -free)) >> 3);
+        break;
+      }
+    }
+    if (i < 0) return -1;
+    const k = b + KEYS + 8 * i;
+    // Plain words, then the journaled mark and count, as insert writes them.
+    i32[k >> 2] = p.lo;
+    i32[(k >> 2) + 1] = p.hi;
+    this.tx.setByte(b + i, tophash(hash));
+    this.tx.set(h + T_COUNT, count + 1);
+    this.inserted = true;
+    return k;
   }
 
   /**
@@ -549,7 +599,7 @@ export class Table {
    */
   setValueWords(k: number, lo: number, hi: number): void {
     const w = (k >> 2) + VALUE_WORDS;
-    if (this.inserted) {
+    if (this.inserted && !this.tx.journal.slotEmptied) {
       const i32 = this.arena.i32;
       i32[w] = lo;
       i32[w + 1] = hi;
@@ -735,6 +785,7 @@ export class Table {
     this.freeValue(i32[w + VALUE_WORDS], i32[w + VALUE_WORDS + 1], tx);
     // The key and value words stay as they are: nothing reads the words of a slot whose mark
     // is below MIN_TOP_HASH (table_layout.ts), so the mark alone empties the slot.
+    tx.journal.slotEmptied = true; // see insert
     let i = (k - b - KEYS) >> 3;
     tx.setByte(b + i, EMPTY_ONE);
     // The walk below follows overflow links without a reach() per bucket, so first make the

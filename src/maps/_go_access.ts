@@ -61,6 +61,11 @@ export class GoAccess<K, V> {
    */
   hashOwed = false;
   /**
+   * Whether that fast path walked the table and missed the key: GoMap.set's general path may
+   * then put it in without a walk of its own (Table.insertAbsent).
+   */
+  walkedAbsent = false;
+  /**
    * The key slots this object's lookups found, by version of the map (_entry_memo.ts); string
    * keys keep theirs in the probe's key hash cache entries, forgotten when its generation
    * comes round.

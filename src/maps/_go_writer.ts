@@ -132,6 +132,7 @@ export function overwriteNumber<K, V>(
   // The probe's words; its hash only if the table is walked (else GoMap.set's general path
   // hashes, under its `try`).
   s.hashOwed = true;
+  s.walkedAbsent = false;
   p.lo = lo;
   p.hi = hi;
   p.mode = MODE_INLINE;
@@ -180,6 +181,9 @@ export function overwriteNumber<K, V>(
       if (k >= 0 && memo.findAt(lo, hi, stamp, stampWraps, table) < 0) {
         memo.remember(lo, hi, k, table.foundMark(k));
       }
+      // Absent by a walk (never by the memo alone, which a writer that failed to stamp could
+      // have left wrong: a key put in twice would be lasting harm).
+      s.walkedAbsent = k < 0;
     } else if (k === 0) return seq;
     // Absent (an insert), or a blob value to free. The lookup may have grown this worker's
     // views to reach a bucket.

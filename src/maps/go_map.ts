@@ -54,14 +54,16 @@ import { JournalFullError } from "../_engine/journal.ts";
 export { TABLE_AT } from "./_go_layout.ts";
 
 /**
- * A set's table work, in the transaction begun: the key's slot found or added (insert), the
- * value written into it, and an old value's blob freed.
+ * A set's table work, in the transaction begun: the key's slot found or added (insert; with
+ * `absent`, the key is inline and the number fast path's walk under this write's hold of SEQ
+ * missed it, so Table.insertAbsent may put it in without a walk), the value written into it,
+ * and an old value's blob freed.
  */
-function putSlot<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe): void {
+function putSlot<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe, absent: boolean): void {
   const a = s.arena;
-  const tx = s.tx;
   const lo = v.materialize(a, s.allocBlob);
-  const k = s.table.insert(p, true);
+  let k = absent ? s.table.insertAbsent(p) : -1;
+  if (k < 0) k = s.table.insert(p, true);
   const w = k >> 2;
   const oldLo = a.i32[w + VALUE_LO];
   const oldHi = a.i32[w + VALUE_HI];
@@ -383,6 +385,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // A write overwriteNumber began has found no inline value to overwrite in place, and owes
     // beginWrite's reachTop (below, inside the `try`).
     const handedOver = seq !== NOT_BEGUN;
+    const absent = handedOver && s.walkedAbsent;
     if (!handedOver) seq = beginWrite(s);
     const tx = s.tx;
     let settled = false; // see ABANDONED
@@ -404,11 +407,11 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       let growing = table.growing; // an insert into a growing table evacuates buckets
       for (let retried = false;;) {
         try {
-          putSlot(s, p, v);
+          putSlot(s, p, v, absent);
           tx.commit();
         } catch (error) {
           if (growing && error instanceof JournalFullError) {
-            withoutGrowWork(s, () => putSlot(s, p, v));
+            withoutGrowWork(s, () => putSlot(s, p, v, absent));
           } else if (!retried && error instanceof MapFullError && table.growing) {
             // The write is undone first: a growth it began itself is undone with it.
             tx.abort();
