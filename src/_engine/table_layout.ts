@@ -175,6 +175,13 @@ export function checkBucketArrays(table: TableView): void {
   const i32 = a.i32;
   const h = table.h;
   const B = i32[h + T_B];
+  // The common case written out (a table not growing, its array inside the views): plain
+  // compares, no call (JavaScriptCore did not inline inHeap's: 6% of a GoMap churn on Bun).
+  const at = i32[h + T_BUCKETS];
+  if (
+    B >= 0 && B <= 30 && at >= HEADER_BYTES && (at & 15) === 0 &&
+    at + BUCKET_SIZE * (1 << B) <= a.bytes && i32[h + T_OLDBUCKETS] === 0
+  ) return;
   if (B >= 0 && B <= 30 && inHeap(a, i32[h + T_BUCKETS], BUCKET_SIZE * pow2(B))) {
     const old = i32[h + T_OLDBUCKETS];
     if (old === 0) return;
