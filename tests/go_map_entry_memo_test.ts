@@ -536,9 +536,31 @@ describe("GoMap entry memo: the layout stamp", () => {
       [i32[LAYOUT], i32[LAYOUT_WRAPS]] = stamp; // as if the delete had not stamped
       h.set(one, 5);
       assert.equal(w.get(one), 5, `${one}: the set is seen by another handle`);
+      assert.equal(h.get(one), 5, `${one}: and by its own handle`);
       assert.equal(w.size, 2);
       w.verify();
     }
+  });
+
+  test("a set whose memo names a slot the key left tells the memo the key's slot", () => {
+    // As above, a writer that did not stamp, but the key is back in another slot: the set's
+    // check refuses the memo's slot, walks, overwrites the key where it is, and tells the memo,
+    // so that the handle's next get reads the key's own slot (not key 100's, now in the old one).
+    const a = new GoMap<number, number>();
+    for (let k = 1; k <= 5; k++) a.set(k, k * 10);
+    const b = GoMap.attach<number, number>(a.handle);
+    for (let i = 0; i < 2 * WARMUP; i++) a.get(i & 1 ? 3 : 1);
+    const i32 = words(a);
+    const stamp = [i32[LAYOUT], i32[LAYOUT_WRAPS]];
+    b.delete(3);
+    b.set(100, 1000);
+    b.set(3, 30);
+    [i32[LAYOUT], i32[LAYOUT_WRAPS]] = stamp; // as if these had not stamped
+    a.set(3, 42);
+    assert.equal(b.get(3), 42);
+    assert.equal(a.get(3), 42, "the handle's own get reads the key's slot");
+    assert.equal(a.get(100), 1000);
+    a.verify();
   });
 
   test("a set of a number key its memo knows takes the slot from it, with no walk", () => {

@@ -177,8 +177,10 @@ export function overwriteNumber<K, V>(
       s.hashOwed = false;
       k = table.findWords(lo, hi, p.hash);
       // A key absent now is inserted next, under a new stamp: only a slot is worth telling, as
-      // a lookup tells it (findAt moves the memo to the stamp, and counts toward its warm-up).
-      if (k >= 0 && memo.findAt(lo, hi, stamp, stampWraps, table) < 0) {
+      // a lookup tells it (findAt moves the memo to the stamp, and counts toward its warm-up),
+      // over the memo's own slot for the key if the check above refused it.
+      if (k >= 0) {
+        memo.findAt(lo, hi, stamp, stampWraps, table);
         memo.remember(lo, hi, k, table.foundMark(k));
       }
       // Absent by a walk (never by the memo alone, which a writer that failed to stamp could
