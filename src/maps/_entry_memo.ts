@@ -198,28 +198,26 @@ export class EntryMemo {
       this.#newSerial(serialLo, serialHi, table.count);
       return -1;
     }
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 4;
-    const gen = this.#gen;
-    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
-      this.#hits++;
-      return i;
-    }
-    if (w[i + 8] === lo && w[i + 9] === hi && w[i + 10] === gen) {
-      this.#hits++;
-      return i + 8;
-    }
-    return -1;
+    return this.#slotIn(w, lo, hi);
   }
 
   /**
    * {@linkcode findAt} for a GoMap writer: -1 also when the serial is not the memo's (the memo
    * is left at its own; a write that goes on to walk the table moves it only if the walk finds
-   * the key, through {@linkcode generationAt}), and no count toward the warm-up. A write of a new
-   * key stamps a new serial anyway: moving the memo to the serial before it would be work lost.
+   * the key, through findAt), and no count toward the warm-up. A write of a new key stamps a new
+   * serial anyway: moving the memo to the serial before it would be work lost.
    */
   peekAt(lo: number, hi: number, serialLo: number, serialHi: number): number {
     const w = this.#words;
     if (w.length === 0 || serialLo !== this.#lo || serialHi !== this.#hi) return -1;
+    return this.#slotIn(w, lo, hi);
+  }
+
+  /**
+   * The slot of key words (lo, hi) in its bucket of `w`, a table of
+   * {@linkcode NUMBER_SLOT_WORDS} words a slot under the current serial, or -1.
+   */
+  #slotIn(w: Int32Array, lo: number, hi: number): number {
     const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 4;
     const gen = this.#gen;
     if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
