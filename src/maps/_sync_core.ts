@@ -590,7 +590,8 @@ export class SyncCore {
   /**
    * Adds a new key with value `record` (or a pending `p`: _sync_compute.ts) to the dirty
    * table, making the dirty table first if there is none (Go's dirtyLocked) and marking the
-   * read table amended. The caller counts the new key once the step has committed.
+   * read table amended. The caller looked the key up in both tables in this step and found it in
+   * neither, and counts the new key once the step has committed.
    */
   addLocked(probe: Probe, record: number, read: number): void {
     const a = this.arena;
@@ -603,7 +604,10 @@ export class SyncCore {
     let k: number;
     probe.lo = keyLo;
     try {
-      k = dirty.insert(probe, false);
+      // Every caller found the key in neither table in this step (or the read table it copied
+      // lacked it): its first empty slot, with no second walk, when no growth is due.
+      k = dirty.insertAbsent(probe);
+      if (k < 0) k = dirty.insert(probe, false);
     } finally {
       probe.lo = lo;
     }
