@@ -551,8 +551,8 @@ export class Table {
   /**
    * {@linkcode insert} of a key whose slot words are `p.lo` and `p.hi` as they stand (an inline
    * key, or one whose blob the caller put in `p.lo`), which a lookup in this table under the same
-   * lock has just missed: into the first empty slot of its home
-   * bucket, with no walk, when the mutation emptied no slot, the table is not growing, no growth is due (load factor, overflow
+   * lock has just missed: into the first empty slot of its home bucket, with no walk, when the
+   * mutation emptied no slot, the table is not growing, no growth is due (load factor, overflow
    * buckets), and that bucket has an empty slot. Returns the key slot, or -1, with nothing
    * written, when any of that does not hold: insert's general way then. The slot is the one
    * insert would take (the first empty one of the chain, the key being absent).

@@ -91,13 +91,13 @@ export const NOT_BEGUN = 3;
 
 /**
  * GoMap.set's fast path for number `key` and number `value` under the built-in codecs: the
- * probes `p` (its words, not its hash) and `v` made for the general path, SEQ taken, and, when
- * the key is present
- * with a value that is not a blob and the table is not growing, the whole overwrite, SEQ
- * released. Returns {@linkcode OVERWRITTEN} then; otherwise {@linkcode NOT_BEGUN} when it did
- * not take SEQ (a writer inside or dead, SEQ about to wrap, a lost race: beginWrite's cases),
- * or the version the write began from, with SEQ held and nothing written, for the general path
- * to go on from (GoMap.set enters its `try` with no call between).
+ * probes `p` (its words, and its hash only if it walked: GoAccess.hashOwed) and `v` made for the
+ * general path, SEQ taken, and, when the key is present with a value that is not a blob and the
+ * table is not growing, the whole overwrite, SEQ released. Returns {@linkcode OVERWRITTEN}
+ * then; otherwise {@linkcode NOT_BEGUN} when it did not take SEQ (a writer inside or dead, SEQ
+ * about to wrap, a lost race: beginWrite's cases), or the version the write began from, with SEQ
+ * held and nothing written, for the general path to go on from (GoMap.set enters its `try` with
+ * no call between).
  *
  * The overwrite is one aligned 8-byte store of the value's float64 over the slot's two words,
  * so it needs no journal: a death before the store leaves the old value, after it the new,
