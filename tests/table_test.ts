@@ -155,7 +155,7 @@ function snapshot(s: Setup): string {
   // (table_layout.ts), and an insert writes an empty slot's words without the journal: they
   // are not part of what a rollback restores.
   const i32 = a.i32.slice();
-  forEachSlotBelow(s, i32, MIN_TOP_HASH - 1, (w) => {
+  forEachSlotBelow(i32, MIN_TOP_HASH - 1, (w) => {
     i32.fill(0, w, w + 2);
     i32.fill(0, w + VALUE_WORDS, w + VALUE_WORDS + 2);
   });
@@ -172,7 +172,7 @@ function snapshot(s: Setup): string {
  * Calls `fn` with the key slot's word index of every slot of the table's bucket arrays and their
  * chains whose mark is at most `most` (EMPTY_ONE: the empty slots), read from `i32`.
  */
-function forEachSlotBelow(s: Setup, i32: Int32Array, most: number, fn: (w: number) => void): void {
+function forEachSlotBelow(i32: Int32Array, most: number, fn: (w: number) => void): void {
   const u8 = new Uint8Array(i32.buffer, i32.byteOffset, i32.byteLength);
   const h = TABLE_AT >> 2;
   const n = 2 ** i32[h + T_B];
@@ -199,7 +199,7 @@ function forEachSlotBelow(s: Setup, i32: Int32Array, most: number, fn: (w: numbe
  */
 function poisonEmptySlots(s: Setup, like: Probe): void {
   const i32 = s.arena.i32;
-  forEachSlotBelow(s, i32, EMPTY_ONE, (w) => {
+  forEachSlotBelow(i32, EMPTY_ONE, (w) => {
     i32[w] = like.lo;
     i32[w + 1] = like.hi;
     i32[w + VALUE_WORDS] = 0x7ff80bad;
