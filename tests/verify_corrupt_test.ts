@@ -105,6 +105,17 @@ describe("SyncMap: verify() checks how the tables and entries fit together", () 
     assert.deepEqual(Array.from(arena.i32.subarray(0, 64)), header, "nothing written");
   });
 
+  test("a hint's empty dirty table beside a read word not amended passes; a key in it must amend", () => {
+    const map = new SyncMap<number, number>({ hint: 64 });
+    map.verify(); // the dirty table the hint made, empty, and no read table
+    map.store(1, 1);
+    map.verify();
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    assert.notEqual(arena.i32[R_DIRTY], 0);
+    Atomics.and(arena.i32, R_READ, ~AMENDED); // key 1, in the dirty table only, unannounced
+    named(map, /dirty table's entry at \d+ is not in the read table, which is not amended/);
+  });
+
   test("an expunged read entry with no dirty table; a store of its key repairs it", () => {
     const { map, arena } = promoted();
     map.delete(5);

@@ -3,7 +3,9 @@
  * with their entries, as the lock-free paths and the steps under the mutex rely on (Go's
  * sync.Map invariants, and what recoverMutex's repair restores after a death):
  *
- * - the read word is amended exactly while there is a dirty table;
+ * - the read word is amended only while there is a dirty table, and a dirty table beside a read
+ *   word that is not amended holds no entry the read table lacks (Go's meaning of amended: the
+ *   empty dirty table a hint makes, before its first key);
  * - an entry is expunged only while there is a dirty table, and an expunged entry is in no
  *   dirty table; every other entry of the read table is in the dirty table, if there is one;
  * - a live table's slots own nothing (S_OWNS is written only once a table is retired), hold
@@ -40,15 +42,16 @@ export function checkTables(core: SyncCore, readWord: number, fail: (what: strin
   const i32 = a.i32;
   const dirtyHeader = i32[R_DIRTY];
   const amended = (readWord & AMENDED) !== 0;
-  if (amended !== (dirtyHeader !== 0)) {
-    fail(
-      amended
-        ? "the read word is amended, but there is no dirty table"
-        : "there is a dirty table, but the read word is not amended",
-    );
-  }
+  if (amended && dirtyHeader === 0) fail("the read word is amended, but there is no dirty table");
   const read = entriesOf(core, readWord & ~AMENDED, "read", fail);
   const dirty = dirtyHeader === 0 ? null : entriesOf(core, dirtyHeader, "dirty", fail);
+  if (!amended) {
+    dirty?.forEach((e) => {
+      if (!read.has(e)) {
+        fail(`the dirty table's entry at ${e} is not in the read table, which is not amended`);
+      }
+    });
+  }
   dirty?.forEach((e) => {
     if (Atomics.load(i32, e >> 2) === EXPUNGED) fail(`the dirty table's entry at ${e} is expunged`);
   });
