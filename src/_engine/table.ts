@@ -527,24 +527,39 @@ export class Table {
         freeB = this.#newOverflow(last);
         freeI = 0;
       }
-      const k = freeB + KEYS + 8 * freeI;
-      // The slot is empty (its mark below MIN_TOP_HASH), and no one reads an empty slot's words
-      // (table_layout.ts): unless this mutation emptied it, its key words, and the value words
-      // the caller writes (setValueWords), take no journal entries. A rollback restores the
-      // mark, which empties the slot again, whatever its words then hold. (A slot this mutation
-      // emptied comes back live with a rollback, and needs its words back.)
-      if (tx.journal.slotEmptied) {
-        tx.set(k >> 2, keyLo);
-        tx.set((k >> 2) + 1, p.hi);
-      } else {
-        const i32 = a.i32;
-        i32[k >> 2] = keyLo;
-        i32[(k >> 2) + 1] = p.hi;
-      }
-      tx.setByte(freeB + freeI, top);
-      tx.set(h + T_COUNT, count + 1);
-      this.inserted = true;
-      return k;
+      return this.#putKey(freeB, freeI, top, keyLo, p.hi, count);
+    }
+  }
+
+  /**
+   * Puts a new key, slot words (lo, hi) and mark `top`, into empty slot `i` of bucket `b`, the
+   * table holding `count` keys before it; returns the key slot.
+   */
+  #putKey(b: number, i: number, top: number, lo: number, hi: number, count: number): number {
+    const k = b + KEYS + 8 * i;
+    this.#writeEmptySlot(k >> 2, lo, hi);
+    this.tx.setByte(b + i, top);
+    this.tx.set(this.h + T_COUNT, count + 1);
+    this.inserted = true;
+    return k;
+  }
+
+  /**
+   * Writes words `w` and `w + 1` of a slot that was empty as the key went in (its key words, or
+   * its value words). The slot is empty (its mark below MIN_TOP_HASH), and no one reads an empty
+   * slot's words (table_layout.ts): unless this mutation emptied a slot, they take no journal
+   * entries, and a rollback restores the mark, which empties the slot again, whatever its words
+   * then hold. (A slot this mutation emptied comes back live with a rollback, and needs its words
+   * back.)
+   */
+  #writeEmptySlot(w: number, lo: number, hi: number): void {
+    if (this.tx.journal.slotEmptied) {
+      this.tx.set(w, lo);
+      this.tx.set(w + 1, hi);
+    } else {
+      const i32 = this.arena.i32;
+      i32[w] = lo;
+      i32[w + 1] = hi;
     }
   }
 
@@ -552,10 +567,10 @@ export class Table {
    * {@linkcode insert} of a key whose slot words are `p.lo` and `p.hi` as they stand (an inline
    * key, or one whose blob the caller put in `p.lo`), which a lookup in this table under the same
    * lock has just missed: into the first empty slot of its home bucket, with no walk, when the
-   * mutation emptied no slot, the table is not growing, no growth is due (load factor, overflow
-   * buckets), and that bucket has an empty slot. Returns the key slot, or -1, with nothing
-   * written, when any of that does not hold: insert's general way then. The slot is the one
-   * insert would take (the first empty one of the chain, the key being absent).
+   * table is not growing, no growth is due (load factor, overflow buckets), and that bucket has
+   * an empty slot. Returns the key slot, or -1, with nothing written, when any of that does not
+   * hold: insert's general way then. The slot is the one insert would take (the first empty one
+   * of the chain, the key being absent), written as insert writes it (#putKey).
    */
   insertAbsent(p: Probe): number {
     checkBucketArrays(this);
@@ -564,8 +579,11 @@ export class Table {
     const h = this.h;
     const B = i32[h + T_B];
     const count = i32[h + T_COUNT];
+    // insert's test of a growth due, written out here too: shared through a method, which
+    // JavaScriptCore left a call here, it cost a churn of new keys 1.07x on Bun (medians of 8
+    // processes).
     if (
-      this.tx.journal.slotEmptied || i32[h + T_OLDBUCKETS] !== 0 || overLoadFactor(count + 1, B) ||
+      i32[h + T_OLDBUCKETS] !== 0 || overLoadFactor(count + 1, B) ||
       i32[h + T_NOVERFLOW] >= pow2(Math.min(B, 30)) || !LITTLE_ENDIAN
     ) return -1;
     const hash = p.hash;
@@ -582,28 +600,18 @@ export class Table {
         break;
       }
     }
-    if (i < 0) return -1;
-    const k = b + KEYS + 8 * i;
-    // Plain words, then the journaled mark and count, as insert writes them.
-    i32[k >> 2] = p.lo;
-    i32[(k >> 2) + 1] = p.hi;
-    this.tx.setByte(b + i, tophash(hash));
-    this.tx.set(h + T_COUNT, count + 1);
-    this.inserted = true;
-    return k;
+    return i < 0 ? -1 : this.#putKey(b, i, tophash(hash), p.lo, p.hi, count);
   }
 
   /**
-   * Writes the value words (lo, hi) of key slot `k`, which {@linkcode insert} just returned:
-   * plainly when insert put the key in (its slot was empty, see there), else through the
-   * journal.
+   * Writes the value words (lo, hi) of key slot `k`, which {@linkcode insert} or
+   * {@linkcode insertAbsent} just returned: as the key words of a key put in, when the key was put
+   * in (#writeEmptySlot), else through the journal.
    */
   setValueWords(k: number, lo: number, hi: number): void {
     const w = (k >> 2) + VALUE_WORDS;
-    if (this.inserted && !this.tx.journal.slotEmptied) {
-      const i32 = this.arena.i32;
-      i32[w] = lo;
-      i32[w + 1] = hi;
+    if (this.inserted) {
+      this.#writeEmptySlot(w, lo, hi);
     } else {
       this.tx.set(w, lo);
       this.tx.set(w + 1, hi);
@@ -786,7 +794,7 @@ export class Table {
     this.freeValue(i32[w + VALUE_WORDS], i32[w + VALUE_WORDS + 1], tx);
     // The key and value words stay as they are: nothing reads the words of a slot whose mark
     // is below MIN_TOP_HASH (table_layout.ts), so the mark alone empties the slot.
-    tx.journal.slotEmptied = true; // see insert
+    tx.journal.slotEmptied = true; // see #writeEmptySlot
     let i = (k - b - KEYS) >> 3;
     tx.setByte(b + i, EMPTY_ONE);
     // The walk below follows overflow links without a reach() per bucket, so first make the
