@@ -14,6 +14,7 @@ import { type Codec, codecs, GoMap } from "../mod.ts";
 import { MAX_HELD, MAX_WARMUP, MIN_WARMUP } from "../src/maps/_go_hits.ts";
 import { hitsOf } from "../src/maps/go_map.ts";
 import { MAX_UNITS } from "../src/maps/_iteration_keys.ts";
+import { LAST_SEQ, SEQ, SEQ_BEFORE_WRAP, WRAPS } from "../src/maps/_go_layout.ts";
 import { readUnderWriter } from "./fixtures/read_under_writer.ts";
 
 const held = (m: GoMap<unknown, unknown>): number => {
@@ -130,6 +131,37 @@ describe("GoMap lookup copy", () => {
     model.clear();
     assert.equal(held(m as GoMap<unknown, unknown>), 0, "this handle's clear drops its copy");
     readAll(m, model, ints(n), 2, "after this handle's clear");
+  });
+
+  test("a copy made at (S, WRAPS) does not answer when SEQ comes round to S: WRAPS moved", () => {
+    // 2^31 writes bring SEQ back to any version; the pair (SEQ, WRAPS) never comes again. The
+    // map is poked to the version before 0 (as those writes would leave it), a write deletes a
+    // key and moves WRAPS, and writes of new keys bring SEQ back to the version the reader's
+    // copy was made at. Number keys (GoMap.get's own check) and string keys (GoHits.answer).
+    for (const keys of [ints(40), ints(40).map((k) => `key-${k}`)] as (number | string)[][]) {
+      const [w, model] = filled<number | string, number>(keys, (k) => String(k).length);
+      const r = GoMap.attach<number | string, number>(w.handle);
+      const all = [...keys, typeof keys[0] === "number" ? 9_999 : "absent"];
+      readAll(r, model, all, MAX_WARMUP / all.length + 2, `${typeof keys[0]} keys: warm`);
+      assert.ok(held(r as GoMap<unknown, unknown>) > 0, "the copy is made");
+      const i32 = new Int32Array(w.handle.buffer);
+      const S = i32[SEQ];
+      Atomics.store(i32, SEQ, SEQ_BEFORE_WRAP);
+      i32[LAST_SEQ] = SEQ_BEFORE_WRAP - 2;
+      w.delete(keys[3]);
+      model.delete(keys[3]);
+      assert.equal(i32[WRAPS], 1, "the write that wrapped moved WRAPS");
+      for (let j = 0; i32[SEQ] !== S; j++) {
+        assert.ok(j < 1000, "SEQ comes back to S");
+        const k = typeof keys[0] === "number" ? 100_000 + j : `new-${j}`;
+        w.set(k, 1);
+        model.set(k, 1);
+      }
+      assert.equal(r.get(keys[3]), undefined, "the deleted key, looked up at (S, 1)");
+      assert.equal(r.has(keys[3]), false);
+      readAll(r, model, all, 2, `${typeof keys[0]} keys: at (S, 1)`);
+      w.verify();
+    }
   });
 
   test("objects, byte arrays and user codecs' values are never held: each caller gets its own", () => {

@@ -77,25 +77,15 @@ export function lookupNumber<K, V, M>(
 }
 
 /**
- * GoMap.get of a number key under the built-in codec: from the handle's lookup copy when it is
- * of this version of the map (_go_hits.ts), else {@linkcode lookupNumber}, whose answer,
- * validated at the version read here (SEQ never comes back), is offered to the copy.
+ * GoMap.get of a number key under the built-in codec that the handle's lookup copy did not
+ * answer (_go_hits.ts; GoMap.get asks it): {@linkcode lookupNumber}, at `seq` as GoMap.get read
+ * SEQ, whose answer, validated at that version (SEQ never comes back), is offered to the copy.
  */
-export function getNumber<K, V>(s: GoAccess<K, V>, key: number): V | undefined {
+export function getNumber<K, V>(s: GoAccess<K, V>, key: number, seq: number): V | undefined {
   const h = s.hits;
-  const i32 = s.arena.i32;
-  const seq = i32[SEQ];
-  // GoHits.answer, written out: the hottest lookup, and its caller's only call.
-  if (h.seq === seq && h.wraps === i32[WRAPS]) {
-    const held = h.held.get(key);
-    if (held !== undefined) {
-      h.answered++;
-      return held === NOT_HELD ? undefined : held as V;
-    }
-  }
   const value = lookupNumber(s, key, NOT_HELD, seq);
   if (h.noted === seq && h.countdown > 0) h.countdown--; // offer's warmup, written out
-  else if (s.userValues === null) h.offer(i32, seq, key, value);
+  else if (s.userValues === null) h.offer(s.arena.i32, seq, key, value);
   return value === NOT_HELD ? undefined : value;
 }
 
