@@ -39,10 +39,14 @@ import {
 import {
   cacheAllocate,
   cachedBytes,
+  cacheLimit,
+  cacheLimitWord,
   cacheRelease,
   flushCache,
   newCache,
   spillAt,
+  spillCap,
+  verifyCache,
 } from "../src/_engine/alloc_cache.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { MapFullError } from "../src/errors.ts";
@@ -385,6 +389,63 @@ test("allocator cache: a class holds 64 KiB of freed blocks, a 64th of maxBytes 
     flushCache(arena, cache);
     assert.equal(cachedBytes(arena, cache), 0);
     verifyHeap(arena);
+  }
+});
+
+test("allocator cache: a class that refills and spills by turns doubles its limit, up to 1 MiB or a 64th of maxBytes", () => {
+  // A second writer's lag piles up the first's retired blocks, which it frees in a burst when the
+  // lag ends: its cache refills through the lag and spills through the burst, under the lock
+  // every worker shares. Such a class grows its limit; frees alone (deletes) do not.
+  const cases: [maxBytes: number, cap: number][] = [[16 * 1024 * KiB, 16384], [
+    1024 * 1024 * KiB,
+    65536,
+  ]];
+  for (const [maxBytes, cap] of cases) {
+    const what = `a ${maxBytes / KiB} KiB map`;
+    const arena = Arena.create(2, maxBytes, 0, "auto", "auto", true);
+    const cache = newCache(arena);
+    const c = sizeClass(16);
+    const base = spillAt(maxBytes, c);
+    assert.equal(base, 4096, what);
+    assert.equal(spillCap(maxBytes, c), cap, what);
+    // Frees alone: spills at the limit, which stays where it began.
+    const freed = Array.from({ length: 2 * base }, () => lockedAllocate(arena, 16, false));
+    for (const b of freed) cacheRelease(arena, cache, b, 16);
+    assert.equal(cacheLimit(arena, cache, c), base, `${what}: frees alone leave the limit`);
+    assert.ok(cachedBytes(arena, cache) < base * 16, `${what}: and spill`);
+    // Swings wider than the cache: each round's allocations refill it, its frees spill it.
+    for (let round = 1, limit = base; limit < cap || round < 8; round++) {
+      const taken = Array.from({ length: 2 * cap }, () => cacheAllocate(arena, cache, 16));
+      for (const b of taken) cacheRelease(arena, cache, b, 16);
+      limit = Math.min(cap, 2 * limit);
+      assert.equal(cacheLimit(arena, cache, c), limit, `${what}, round ${round}: the limit`);
+      assert.ok(cachedBytes(arena, cache) <= limit * 16, `${what}, round ${round}: held`);
+      assert.ok(cachedBytes(arena, cache) >= (limit - 32) * 16, `${what}, round ${round}: kept`);
+    }
+    verifyCache(arena, cache, verifyHeap(arena));
+    // A flush (a write that ran the map out of memory gives its cache back) starts over.
+    flushCache(arena, cache);
+    assert.equal(cacheLimit(arena, cache, c), base, `${what}: the flush starts the limit over`);
+    verifyCache(arena, cache, verifyHeap(arena));
+  }
+});
+
+test("allocator cache: verify names a class limit out of its bounds; the next refill puts it back", () => {
+  const arena = Arena.create(2, 1024 * 1024 * KiB, 0, "auto", "auto", true);
+  const cache = newCache(arena);
+  const c = sizeClass(32);
+  const word = cacheLimitWord(cache, c);
+  for (const bad of [0, -1, spillCap(arena.maxBytes, c) + 1]) {
+    arena.i32[word] = bad;
+    assert.throws(
+      () => verifyCache(arena, cache, verifyHeap(arena)),
+      new RegExp(`holds up to ${bad} 32-byte blocks, outside \\[2048, 32768\\]`),
+    );
+    const b = cacheAllocate(arena, cache, 32); // an empty class: refilled
+    assert.equal(cacheLimit(arena, cache, c), spillAt(arena.maxBytes, c), `after ${bad}`);
+    cacheRelease(arena, cache, b, 32);
+    verifyCache(arena, cache, verifyHeap(arena));
+    flushCache(arena, cache);
   }
 });
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type Codec, codecs, GoMap, MapFullError, SyncMap, type SyncMapHandle } from "../mod.ts";
 import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import { H_ALLOC_LOCK } from "../src/_engine/arena.ts";
+import { CACHE_BLOCK_BYTES } from "../src/_engine/alloc_cache.ts";
 import { sleep } from "./fixtures/harness.ts";
 import { sorted } from "./fixtures/map_pairs.ts";
 
@@ -427,7 +428,10 @@ describe("SyncMap: bad input", () => {
     b.load(0); // online once: no cache yet
     m.store(1, new Uint8Array(64));
     let k = 2;
-    for (const size of [4000, 2000, 1000, 600, 400, 230, 200, 150, 120, 100]) {
+    // Down to sizes whose blocks are smaller than a cache block, through one in its very class
+    // (whose span the first object's cache block came from, with room for more).
+    const ladder = [4000, 2000, 1000, 600, 400, CACHE_BLOCK_BYTES - 16, 230, 200, 150, 120, 100];
+    for (const size of ladder.sort((x, y) => y - x)) {
       for (;;) {
         try {
           m.store(k++, new Uint8Array(size));
