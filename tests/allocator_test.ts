@@ -39,15 +39,13 @@ import {
 import {
   cacheAllocate,
   cachedBytes,
-  cacheLimit,
-  cacheLimitWord,
+  CacheLimits,
   cacheRelease,
   flushCache,
   newCache,
   spillAt,
   spillCap,
   verifyCache,
-  verifyCacheLimits,
 } from "../src/_engine/alloc_cache.ts";
 import { Journal } from "../src/_engine/journal.ts";
 import { MapFullError } from "../src/errors.ts";
@@ -380,13 +378,14 @@ test("allocator cache: a class holds 64 KiB of freed blocks, a 64th of maxBytes 
     assert.equal(spillAt(maxBytes, sizeClass(size)), holds, what);
     const arena = Arena.create(2, maxBytes, 0, "auto", "auto", true);
     const cache = newCache(arena);
+    const limits = new CacheLimits(maxBytes);
     const blocks = Array.from({ length: holds }, () => lockedAllocate(arena, size, false));
-    for (let i = 0; i < holds - 1; i++) cacheRelease(arena, cache, blocks[i], size);
+    for (let i = 0; i < holds - 1; i++) cacheRelease(arena, cache, blocks[i], size, limits);
     assert.equal(cachedBytes(arena, cache), (holds - 1) * size, `${what}: kept them all`);
-    cacheRelease(arena, cache, blocks[holds - 1], size);
+    cacheRelease(arena, cache, blocks[holds - 1], size, limits);
     assert.equal(cachedBytes(arena, cache), Math.max(0, holds - 32) * size, `${what}: spilled 32`);
     // Drained, the cache pops what it holds, then refills from the spans.
-    for (let i = 0; i < holds; i++) cacheAllocate(arena, cache, size);
+    for (let i = 0; i < holds; i++) cacheAllocate(arena, cache, size, limits);
     flushCache(arena, cache);
     assert.equal(cachedBytes(arena, cache), 0);
     verifyHeap(arena);
@@ -405,50 +404,29 @@ test("allocator cache: a class that refills and spills by turns doubles its limi
     const what = `a ${maxBytes / KiB} KiB map`;
     const arena = Arena.create(2, maxBytes, 0, "auto", "auto", true);
     const cache = newCache(arena);
+    const limits = new CacheLimits(maxBytes);
     const c = sizeClass(16);
     const base = spillAt(maxBytes, c);
     assert.equal(base, 4096, what);
     assert.equal(spillCap(maxBytes, c), cap, what);
     // Frees alone: spills at the limit, which stays where it began.
     const freed = Array.from({ length: 2 * base }, () => lockedAllocate(arena, 16, false));
-    for (const b of freed) cacheRelease(arena, cache, b, 16);
-    assert.equal(cacheLimit(arena, cache, c), base, `${what}: frees alone leave the limit`);
+    for (const b of freed) cacheRelease(arena, cache, b, 16, limits);
+    assert.equal(limits.limits[c], base, `${what}: frees alone leave the limit`);
     assert.ok(cachedBytes(arena, cache) < base * 16, `${what}: and spill`);
     // Swings wider than the cache: each round's allocations refill it, its frees spill it.
     for (let round = 1, limit = base; limit < cap || round < 8; round++) {
-      const taken = Array.from({ length: 2 * cap }, () => cacheAllocate(arena, cache, 16));
-      for (const b of taken) cacheRelease(arena, cache, b, 16);
+      const taken = Array.from({ length: 2 * cap }, () => cacheAllocate(arena, cache, 16, limits));
+      for (const b of taken) cacheRelease(arena, cache, b, 16, limits);
       limit = Math.min(cap, 2 * limit);
-      assert.equal(cacheLimit(arena, cache, c), limit, `${what}, round ${round}: the limit`);
+      assert.equal(limits.limits[c], limit, `${what}, round ${round}: the limit`);
       assert.ok(cachedBytes(arena, cache) <= limit * 16, `${what}, round ${round}: held`);
       assert.ok(cachedBytes(arena, cache) >= (limit - 32) * 16, `${what}, round ${round}: kept`);
     }
-    verifyCacheLimits(arena, cache);
     // A flush (a write that ran the map out of memory gives its cache back) starts over.
-    flushCache(arena, cache);
-    assert.equal(cacheLimit(arena, cache, c), base, `${what}: the flush starts the limit over`);
-    verifyCacheLimits(arena, cache);
+    flushCache(arena, cache, limits);
+    assert.equal(limits.limits[c], base, `${what}: the flush starts the limit over`);
     verifyCache(arena, cache, verifyHeap(arena));
-  }
-});
-
-test("allocator cache: verify names a class limit out of its bounds; the next refill puts it back", () => {
-  const arena = Arena.create(2, 1024 * 1024 * KiB, 0, "auto", "auto", true);
-  const cache = newCache(arena);
-  const c = sizeClass(32);
-  const word = cacheLimitWord(cache, c);
-  for (const bad of [0, -1, spillCap(arena.maxBytes, c) + 1]) {
-    arena.i32[word] = bad;
-    assert.throws(
-      () => verifyCacheLimits(arena, cache),
-      new RegExp(`holds up to ${bad} 32-byte blocks, outside \\[2048, 32768\\]`),
-    );
-    const b = cacheAllocate(arena, cache, 32); // an empty class: refilled
-    assert.equal(cacheLimit(arena, cache, c), spillAt(arena.maxBytes, c), `after ${bad}`);
-    cacheRelease(arena, cache, b, 32);
-    verifyCacheLimits(arena, cache);
-    verifyCache(arena, cache, verifyHeap(arena));
-    flushCache(arena, cache);
   }
 });
 
@@ -504,13 +482,14 @@ test("allocator: a corrupt bitmap bit, span word or cache head is an error, neve
   {
     const arena = Arena.create(2, 1024 * KiB, 0, "auto", "auto", true);
     const cache = newCache(arena);
-    cacheRelease(arena, cache, lockedAllocate(arena, 64, false), 64);
+    const limits = new CacheLimits(arena.maxBytes);
+    cacheRelease(arena, cache, lockedAllocate(arena, 64, false), 64, limits);
     const w = (cache >> 2) + 2 * sizeClass(64);
     const head = arena.i32[w];
     arena.i32[w] = 16;
-    assert.throws(() => cacheAllocate(arena, cache, 64), /corrupt cache/);
+    assert.throws(() => cacheAllocate(arena, cache, 64, limits), /corrupt cache/);
     assert.equal(magic(arena) !== 0, true);
     arena.i32[w] = head;
-    assert.equal(cacheAllocate(arena, cache, 64), head);
+    assert.equal(cacheAllocate(arena, cache, 64, limits), head);
   }
 });

@@ -38,7 +38,6 @@ import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
 import {
   ANNOUNCE,
-  CACHE,
   claimSeat,
   OWNER,
   SEAT_WORDS,
@@ -46,8 +45,6 @@ import {
   seatHigh,
 } from "../src/_engine/registry.ts";
 import { listCount, tagAt } from "../src/_engine/retire_list.ts";
-import { cacheLimitWord } from "../src/_engine/alloc_cache.ts";
-import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
 import { JOURNAL, TABLE_AT } from "../src/maps/_go_layout.ts";
 import { track } from "../src/workers/node.ts";
 import { runChild } from "./fixtures/child.ts";
@@ -62,7 +59,6 @@ import {
   R_DIRTY,
   R_MU,
   R_READ,
-  R_SWEEP_DUE,
   REC_LO,
   RECORD_HEADER,
   registryOf,
@@ -213,33 +209,6 @@ describe("SyncMap: verify() checks how the tables and entries fit together", () 
           `\\(also as a value record\\)`,
       ),
     );
-  });
-
-  test("a cache class's limit out of its bounds is named by verify(), and stops no sweep", () => {
-    // The limit words are advisory (alloc_cache.ts): the class's next refill or the cache's
-    // flush puts one back. verify() names it; a sweep, which checks the caches' blocks, must not
-    // throw on it, or what dead threads left would never be swept.
-    const { map, arena } = promoted();
-    for (let i = 0; i < 20; i++) map.store(i, i + 0.5); // records: this seat's cache is made
-    const registry = registryOf(arena);
-    const seats = Array.from(
-      { length: seatHigh(registry) },
-      (_, i) => registry.seats + i * SEAT_WORDS,
-    );
-    const cache = seats.map((at) => arena.i32[at + CACHE]).find((c) => c !== 0)!;
-    assert.ok(cache > 0, "a seat has a cache");
-    const word = cacheLimitWord(cache, sizeClass(1024)); // a class no call of this map uses
-    const kept = arena.i32[word];
-    arena.i32[word] = 0;
-    named(map, /cache \d+ holds up to 0 1024-byte blocks, outside \[\d+, \d+\]/);
-    const sweeps = sweepsForTests.count;
-    Atomics.store(arena.i32, R_SWEEP_DUE, 1);
-    const end = performance.now() + 5_000;
-    while (sweepsForTests.count === sweeps && performance.now() < end) map.store(1, 1.5);
-    assert.equal(sweepsForTests.count, sweeps + 1, "swept");
-    assert.equal(Atomics.load(arena.i32, R_SWEEP_DUE), 0, "the sweep is no longer due");
-    arena.i32[word] = kept;
-    map.verify();
   });
 
   test("an entry offset past the buffer is named, not read", () => {

@@ -26,17 +26,12 @@ import type { HeapReport } from "./heap_verify.ts";
 
 const CACHE_TOTAL = 2 * NCLASSES;
 const CACHE_RAW = CACHE_TOTAL + 1;
-/** Bit c: class c was refilled since its last spill ({@linkcode growLimit}). */
-const CACHE_REFILLED = CACHE_RAW + 1;
-/** Word `CACHE_LIMITS + c`: the blocks of class c the cache holds before it spills. */
-const CACHE_LIMITS = CACHE_REFILLED + 1;
-const CACHE_WORDS = CACHE_LIMITS + NCLASSES;
 /**
  * Bytes of a cache block as allocated: its words rounded up to whole 64-byte lines, plus a
  * line of slack to align them. Its owner writes it on every allocation, so it must not share a
  * cache line with anything another worker writes.
  */
-const CACHE_BYTES = roundUp(CACHE_WORDS * 4, 64) + 64;
+const CACHE_BYTES = roundUp((CACHE_RAW + 1) * 4, 64) + 64;
 const REFILL = 16;
 /**
  * Bytes of one class a cache holds before it spills, to begin with ({@linkcode spillAt}): 64 KiB,
@@ -93,14 +88,31 @@ export function spillCap(maxBytes: number, c: number): number {
   return Math.max(spillAt(maxBytes, c), Math.floor(budget / CLASS_SIZES[c]));
 }
 
-/** The blocks of class `c` the cache at `cache` holds now before it spills. */
-export function cacheLimit(arena: Arena, cache: number, c: number): number {
-  return arena.i32[cacheLimitWord(cache, c)];
-}
+/**
+ * The limits of the cache its owner uses, in the owner's own memory: for each class, the blocks
+ * it holds before it spills ({@linkcode spillAt} to {@linkcode spillCap}), and whether it was
+ * refilled since its last spill ({@linkcode growLimit}). Not in the cache block: they steer only
+ * how often the owner takes the allocator lock, and no one else reads them. A cache that
+ * changes hands (a seat adopted with its cache) starts from {@linkcode spillAt} in its new
+ * owner, as does one flushed ({@linkcode CacheLimits.reset}).
+ */
+export class CacheLimits {
+  /** Blocks of class c held before a spill. */
+  readonly limits: Int32Array = new Int32Array(NCLASSES);
+  /** Bit c: class c refilled since its last spill. */
+  refilled = 0;
+  readonly #maxBytes: number;
 
-/** The word (an index) of class `c`'s limit in the cache at `cache` (for tests). */
-export function cacheLimitWord(cache: number, c: number): number {
-  return (cache >> 2) + CACHE_LIMITS + c;
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+    this.reset();
+  }
+
+  /** Every class's limit where it begins, {@linkcode spillAt}. */
+  reset(): void {
+    for (let c = 0; c < NCLASSES; c++) this.limits[c] = spillAt(this.#maxBytes, c);
+    this.refilled = 0;
+  }
 }
 
 /** Most blocks one allocator step moves out of a cache (each free journals a dozen words). */
@@ -117,7 +129,6 @@ export function newCache(arena: Arena): number {
   const raw = lockedAllocate(arena, CACHE_BYTES, true);
   const cache = roundUp(raw, 64);
   arena.i32[(cache >> 2) + CACHE_RAW] = raw;
-  resetLimits(arena, cache);
   return cache;
 }
 
@@ -138,11 +149,16 @@ export function freeCache(arena: Arena, cache: number, seatWord: number): void {
  * {@linkcode allocate} through the cache at `cache` (contents unspecified). Blocks above
  * {@linkcode SMALL_MAX} go to the heap under the lock.
  */
-export function cacheAllocate(arena: Arena, cache: number, size: number): number {
+export function cacheAllocate(
+  arena: Arena,
+  cache: number,
+  size: number,
+  limits: CacheLimits,
+): number {
   if (size > SMALL_MAX) return lockedAllocate(arena, size, false);
   const c = sizeClass(size);
   let head = cacheReady(arena, cache, c);
-  if (head === 0) head = cacheNext(arena, cache, c);
+  if (head === 0) head = cacheNext(arena, cache, c, limits);
   cacheTake(arena, cache, c, head);
   return head;
 }
@@ -167,11 +183,11 @@ export function cacheReady(arena: Arena, cache: number, c: number): number {
  * {@linkcode cacheTake} takes it. Apart from the take for a caller that notes the block as its
  * own before taking it (a SyncMap's hand log: reclaim.ts Participant.allocate).
  */
-export function cacheNext(arena: Arena, cache: number, c: number): number {
+export function cacheNext(arena: Arena, cache: number, c: number, limits: CacheLimits): number {
   const w = (cache >> 2) + 2 * c;
   let head = arena.i32[w];
   if (head === 0) {
-    lockedRefill(arena, cache, c);
+    lockedRefill(arena, cache, c, limits);
     head = arena.i32[w];
   }
   // A shared word: a corrupt head must not hand out the arena's header (past the buffer, reach
@@ -221,7 +237,13 @@ export function cachePutBack(arena: Arena, cache: number, c: number, block: numb
 }
 
 /** {@linkcode release} through the cache at `cache`. */
-export function cacheRelease(arena: Arena, cache: number, offset: number, size: number): void {
+export function cacheRelease(
+  arena: Arena,
+  cache: number,
+  offset: number,
+  size: number,
+  limits: CacheLimits,
+): void {
   if (size > SMALL_MAX) {
     lockedRelease(arena, offset, size);
     return;
@@ -233,27 +255,20 @@ export function cacheRelease(arena: Arena, cache: number, offset: number, size: 
   i32[offset >> 2] = i32[w];
   i32[w] = offset; // the push: one write, after the link
   i32[(cache >> 2) + CACHE_TOTAL] += CLASS_SIZES[c];
-  if (++i32[w + 1] >= i32[(cache >> 2) + CACHE_LIMITS + c]) lockedSpill(arena, cache, c);
+  if (++i32[w + 1] >= limits.limits[c]) lockedSpill(arena, cache, c, limits);
 }
 
 // The allocator steps of the two functions above, apart from them: the variables a closure
 // captures live in a context object that V8 makes as the enclosing function is entered, so a
 // closure written inline would cost an allocation on every call, not only on these paths.
 
-function lockedRefill(arena: Arena, cache: number, c: number): void {
+function lockedRefill(arena: Arena, cache: number, c: number, limits: CacheLimits): void {
   underLock(arena, (j) => refill(arena, cache, c, j));
-  const i32 = arena.i32;
-  const at = cache >> 2;
-  i32[at + CACHE_REFILLED] |= 1 << c;
-  // A limit out of its bounds comes only from memory written from outside: put back, here on a
-  // path every cache takes now and then, rather than tested on every free.
-  const limit = i32[at + CACHE_LIMITS + c];
-  const least = spillAt(arena.maxBytes, c);
-  if (!(limit >= least && limit <= spillCap(arena.maxBytes, c))) i32[at + CACHE_LIMITS + c] = least;
+  limits.refilled |= 1 << c;
 }
 
-function lockedSpill(arena: Arena, cache: number, c: number): void {
-  if (growLimit(arena, cache, c)) return;
+function lockedSpill(arena: Arena, cache: number, c: number, limits: CacheLimits): void {
+  if (growLimit(arena, cache, c, limits)) return;
   underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
 }
 
@@ -261,43 +276,31 @@ function lockedSpill(arena: Arena, cache: number, c: number): void {
  * At a spill of class `c`: when the class was refilled since its last spill, its blocks swing
  * wider than its limit (a lag's backlog, see {@linkcode CACHE_CLASS_MAX_BYTES}), and its limit
  * doubles, up to {@linkcode spillCap}. Returns whether the cache now keeps its blocks without a
- * spill. Only the cache's owner, with plain writes: the words are advisory, and a death between
- * them leaves a limit within its bounds and a bit that costs one spill at most.
+ * spill.
  */
-function growLimit(arena: Arena, cache: number, c: number): boolean {
-  const i32 = arena.i32;
-  const at = cache >> 2;
-  const refilled = i32[at + CACHE_REFILLED];
-  if ((refilled & (1 << c)) === 0) return false;
-  i32[at + CACHE_REFILLED] = refilled & ~(1 << c);
-  const limit = i32[at + CACHE_LIMITS + c];
+function growLimit(arena: Arena, cache: number, c: number, limits: CacheLimits): boolean {
+  if ((limits.refilled & (1 << c)) === 0) return false;
+  limits.refilled &= ~(1 << c);
+  const limit = limits.limits[c];
   const cap = spillCap(arena.maxBytes, c);
-  if (!(limit >= 1 && limit < cap)) return false;
+  if (limit >= cap) return false;
   const grown = 2 * limit < cap ? 2 * limit : cap;
-  i32[at + CACHE_LIMITS + c] = grown;
-  return i32[at + 2 * c + 1] < grown;
-}
-
-/** Sets every class's limit of the cache at `cache` to where it begins ({@linkcode spillAt}). */
-function resetLimits(arena: Arena, cache: number): void {
-  const i32 = arena.i32;
-  for (let c = 0; c < NCLASSES; c++) {
-    i32[(cache >> 2) + CACHE_LIMITS + c] = spillAt(arena.maxBytes, c);
-  }
-  i32[(cache >> 2) + CACHE_REFILLED] = 0;
+  limits.limits[c] = grown;
+  return arena.i32[(cache >> 2) + 2 * c + 1] < grown;
 }
 
 /**
- * Gives every cached block back to its span; the cache block stays, empty, its limits where they
- * begin. A batch at a time, so that each allocator step fits its journal.
+ * Gives every cached block back to its span; the cache block stays, empty, and the owner's
+ * `limits`, when given, start over. A batch at a time, so that each allocator step fits its
+ * journal.
  */
-export function flushCache(arena: Arena, cache: number): void {
+export function flushCache(arena: Arena, cache: number, limits?: CacheLimits): void {
   for (let c = 0; c < NCLASSES; c++) {
     while (arena.i32[(cache >> 2) + 2 * c] !== 0) {
       underLock(arena, (j) => spill(arena, cache, c, SPILL_BATCH, j));
     }
   }
-  resetLimits(arena, cache);
+  limits?.reset();
 }
 
 /** Bytes sitting in the cache at `cache`, free but not in their spans. */
@@ -382,28 +385,9 @@ export function verifyCache(arena: Arena, cache: number, report: HeapReport): nu
   return out;
 }
 
-/**
- * Verifies that each class's limit in the cache at `cache` lies within its bounds, for
- * SyncMap.verify(). Not for the sweep: a limit out of them (memory written from outside) is
- * advisory, put back by the class's next refill or the cache's flush, and must not stop a sweep.
- */
-export function verifyCacheLimits(arena: Arena, cache: number): void {
-  for (let c = 0; c < NCLASSES; c++) {
-    const limit = arena.i32[(cache >> 2) + CACHE_LIMITS + c];
-    const least = spillAt(arena.maxBytes, c);
-    const most = spillCap(arena.maxBytes, c);
-    if (!(limit >= least && limit <= most)) {
-      throw new RangeError(
-        `verify: cache ${cache} holds up to ${limit} ${CLASS_SIZES[c]}-byte blocks, ` +
-          `outside [${least}, ${most}]`,
-      );
-    }
-  }
-}
-
 /** Makes the views cover the words of cache `cache` (an adopted cache may lie past them). */
 export function reachCache(arena: Arena, cache: number): void {
-  arena.reach(cache + CACHE_WORDS * 4);
+  arena.reach(cache + (CACHE_RAW + 1) * 4);
 }
 
 /** The raw block of a cache (for ownership checks). */

@@ -48,6 +48,7 @@
 import {
   cacheAllocate,
   cachedBytes,
+  CacheLimits,
   cacheNext,
   cacheReady,
   cacheRelease,
@@ -291,6 +292,8 @@ export class Participant {
   #resumeAt = -1;
   /** This participant's allocation cache block (allocator.ts), or 0; a local copy. */
   #cache = 0;
+  /** When the cache spills, class by class: this participant's own (alloc_cache.ts). */
+  #limits: CacheLimits;
   /** The claim word of this participant's seat while it owns it. */
   #token: number;
   /** The claim word this participant's seat had as it was claimed: {@linkcode #token} until then. */
@@ -393,6 +396,7 @@ export class Participant {
     this.#token = ticket.word;
     this.#claim = ticket.word;
     this.#free = free;
+    this.#limits = new CacheLimits(arena.maxBytes);
     this.#seat = registry.seats + ticket.index * SEAT_WORDS;
     this.#own = new Int32Array(arena.buffer, this.#seat * 4, SEAT_WORDS);
     this.parkedAt = this.#seat + PARKED;
@@ -925,7 +929,7 @@ export class Participant {
     // Blocks cached for this participant's own allocations keep their spans from going back to
     // the heap, where a table's buckets or another size class could use them.
     if (this.#cache !== 0 && cachedBytes(this.arena, this.#cache) > 0) {
-      flushCache(this.arena, this.#cache);
+      flushCache(this.arena, this.#cache, this.#limits);
       freed = true;
     }
     return freed;
@@ -1321,11 +1325,12 @@ export class Participant {
       // allocateLogged).
       if (logged && size <= SMALL_MAX && this.#mayLog()) {
         const c = sizeClass(size);
-        return this.#takeLogged(c, cacheNext(this.arena, this.#cache, c)); // refilled, checked
+        // Refilled, checked.
+        return this.#takeLogged(c, cacheNext(this.arena, this.#cache, c, this.#limits));
       }
       // A block the log cannot name (one from the heap, under the allocator's lock): raised.
       if (logged) this.dropLog();
-      return cacheAllocate(this.arena, this.#cache, size);
+      return cacheAllocate(this.arena, this.#cache, size, this.#limits);
     } catch (error) {
       // The blocks this cache holds may be what keeps their spans from going back to the heap
       // for another size: give them back and try once more.
@@ -1335,9 +1340,9 @@ export class Participant {
         cachedBytes(this.arena, this.#cache) > 0
       ) {
         if (logged) this.dropLog(); // the block taken below is not logged
-        flushCache(this.arena, this.#cache);
+        flushCache(this.arena, this.#cache, this.#limits);
         try {
-          return cacheAllocate(this.arena, this.#cache, size);
+          return cacheAllocate(this.arena, this.#cache, size, this.#limits);
         } catch (again) {
           if (!(again instanceof MapFullError)) throw again;
         }
@@ -1353,7 +1358,7 @@ export class Participant {
   /** Frees a block through this participant's cache. */
   release(offset: number, size: number): void {
     if (this.#cache === 0) lockedRelease(this.arena, offset, size);
-    else cacheRelease(this.arena, this.#cache, offset, size);
+    else cacheRelease(this.arena, this.#cache, offset, size, this.#limits);
   }
 
   /**
@@ -1547,7 +1552,9 @@ export class Participant {
    */
   #giveBack(): void {
     const a = this.arena;
-    if (this.#cache !== 0 && cachedBytes(a, this.#cache) > 0) flushCache(a, this.#cache);
+    if (this.#cache !== 0 && cachedBytes(a, this.#cache) > 0) {
+      flushCache(a, this.#cache, this.#limits);
+    }
     lockedReleaseSpares(a);
   }
 
