@@ -98,6 +98,12 @@ export function bucketsForHint(hint: number): number {
   return b;
 }
 
+/** The most keys a table of 2^`b` buckets holds without growing: {@linkcode bucketsForHint}'s inverse. */
+export function keysWithoutGrowth(b: number): number {
+  const keys = Math.floor(LOAD_FACTOR * pow2(b));
+  return keys > BUCKET_SLOTS ? keys : BUCKET_SLOTS;
+}
+
 /** Bytes of the bucket array of a table sized for `hint` keys (no shift: no wrap). */
 export function bucketBytesForHint(hint: number): number {
   return BUCKET_SIZE * pow2(bucketsForHint(hint));
