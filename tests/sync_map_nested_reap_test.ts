@@ -21,7 +21,7 @@ import {
   type SweepSignalledRequest,
 } from "./fixtures/sweep_signalled_worker.ts";
 import { startWorker } from "./fixtures/spawn.ts";
-import { until } from "./fixtures/harness.ts";
+import { deadline, until } from "./fixtures/harness.ts";
 import {
   ATTACHED as U_ATTACHED,
   CTL_WORDS,
@@ -200,7 +200,8 @@ for (
         throw new Error(`${error}; the worker's reply: ${JSON.stringify(reply)}`);
       }
       assert.equal(late, undefined, "the nested call ran");
-      assert.deepEqual(await promise, {}, "the worker's verify");
+      // Bounded: a reply that never comes fails the test, where it hung a Node run for good once.
+      assert.deepEqual(await deadline(promise, 60_000, "the worker's verify"), {}, "its reply");
       if (nested === "store") assert.equal(map.load("nested new key"), "y");
       for (let n = 0; n < 50; n++) map.store(`n${n}`, `value number ${n} `.repeat(3));
       for (let n = 0; n < 50; n++) {
@@ -286,7 +287,11 @@ test("SyncMap: a record replaced and never retired is not swept under a reader's
     assert.equal(armed, false, "the decode ran the setter");
     assert.equal(Atomics.load(ctl, STEP) >= REPLACED, true);
     assert.deepEqual(got, value, "the decode read the record it began with");
-    assert.deepEqual(await promise, {}, "the worker's store and verify");
+    assert.deepEqual(
+      await deadline(promise, 60_000, "the worker's store and verify"),
+      {},
+      "its reply",
+    );
     assert.deepEqual(map.load(1), [2, "w".repeat(60)]);
     map.verify();
   } finally {
