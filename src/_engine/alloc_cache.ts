@@ -70,9 +70,10 @@ const CACHE_CLASS_BYTES = 64 * 1024;
 const CACHE_CLASS_MAX_BYTES = 1024 * 1024;
 
 /**
- * Blocks of class `c` a cache of an arena of `maxBytes` holds at most: it spills
+ * Blocks of class `c` a cache of an arena of `maxBytes` holds to begin with: it spills
  * {@linkcode SPILL_BATCH} of them when it reaches this many ({@linkcode CACHE_CLASS_BYTES}),
- * never fewer than one.
+ * never fewer than one, until its owner's {@linkcode CacheLimits} grow the class's limit toward
+ * {@linkcode spillCap}.
  */
 export function spillAt(maxBytes: number, c: number): number {
   const budget = Math.min(CACHE_CLASS_BYTES, Math.floor(maxBytes / 64));
