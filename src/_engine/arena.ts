@@ -43,7 +43,7 @@ import { Journal, journalWords } from "./journal.ts";
 /** "SMAP" read as a little-endian 32-bit word. */
 const MAGIC = 0x50414d53;
 /** Bumped whenever the shared layout changes incompatibly. */
-const LAYOUT_VERSION = 9;
+const LAYOUT_VERSION = 10;
 
 /** Kind word for a GoMap arena. */
 export const KIND_GO_MAP = 1;

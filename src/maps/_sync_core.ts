@@ -37,7 +37,13 @@ import {
   Journal,
 } from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
-import { type Registry, seatsCachedBytes } from "../_engine/registry.ts";
+import {
+  KEYS,
+  type Registry,
+  SEAT_WORDS,
+  seatsCachedBytes,
+  seatsKeys,
+} from "../_engine/registry.ts";
 import {
   blobSize,
   freeSlot,
@@ -132,6 +138,8 @@ export class SyncCore {
   readonly arena: Arena;
   readonly participant: Participant;
   readonly registry: Registry;
+  /** This participant's seat's KEYS word (registry.ts), which {@linkcode count} moves. */
+  readonly #keys: Int32Array;
   readonly tx: LockedTx;
   /** Whether values that fit are stored as immediates (_sync_layout.ts): `auto`, `float64`, `int32`. */
   readonly immediates: boolean;
@@ -175,6 +183,11 @@ export class SyncCore {
     this.participant = participant;
     this.immediates = immediates;
     this.registry = registryOf(arena);
+    this.#keys = new Int32Array(
+      arena.buffer,
+      (this.registry.seats + participant.index * SEAT_WORDS + KEYS) * 4,
+      1,
+    );
     this.tx = new LockedTx(
       arena,
       new Journal(
@@ -273,7 +286,7 @@ export class SyncCore {
         // record is the entry's now, and the key is counted (see addedRecord).
         this.published = this.addedRecord;
         this.addedRecord = 0;
-        Atomics.add(i32, R_COUNT, 1);
+        this.#keys[0]++;
       }
       this.#afterCommit();
       settled = true;
@@ -329,7 +342,7 @@ export class SyncCore {
           // record is the entry's now, and the key is counted (see addedRecord).
           this.published = this.addedRecord;
           this.addedRecord = 0;
-          Atomics.add(i32, R_COUNT, 1);
+          this.#keys[0]++;
         }
         try {
           this.tx.recover();
@@ -681,7 +694,7 @@ export class SyncCore {
     // time on Deno and Bun (separate processes, same run). Not in a map that would then use
     // more than half its maxBytes: there the step's other blocks (its records, a span) may not
     // fit beside the larger array, and the store would fail where it fitted before.
-    const live = Math.min(read?.count ?? 0, Atomics.load(a.i32, R_COUNT));
+    const live = Math.min(read?.count ?? 0, this.keyCount());
     const room = read === null ? 0 : keysWithoutGrowth(read.B);
     const larger = 4 * live >= room && room > live &&
       bytesUsed(a) + bucketBytesForHint(room) - bucketBytesForHint(live) <= a.maxBytes / 2;
@@ -1084,10 +1097,22 @@ export class SyncCore {
     return false;
   }
 
-  /** Counts `delta` keys (atomic: lock-free paths count too). */
+  /**
+   * Counts `delta` keys, in this participant's seat (registry.ts KEYS): a plain write of a word
+   * of its own line, which no other thread writes; lock-free paths count too.
+   */
   count(delta: number): void {
-    Atomics.add(this.arena.i32, R_COUNT, delta);
+    this.#keys[0] += delta;
     if (delta < 0) noteRemoval(this.arena.buffer); // a compute's fn that deletes its own key
+  }
+
+  /**
+   * The keys with a value: R_COUNT, which clears and the sweep's recount write, plus what every
+   * seat counted (registry.ts seatsKeys), mod 2^32. For a moment below the truth, even below 0:
+   * a lock-free delete of a new key may be counted before the key (see addedRecord).
+   */
+  keyCount(): number {
+    return (Atomics.load(this.arena.i32, R_COUNT) + seatsKeys(this.registry)) | 0;
   }
 
   /** Bytes in use, less what sits free in participants' caches. */

@@ -52,6 +52,7 @@ import {
   seatInflight,
   seatLogged,
   seatMayHold,
+  seatsKeys,
   seatsReleasing,
   settlingSeats,
   stuckReleases,
@@ -549,7 +550,8 @@ function sweep(core: SyncCore): void {
   heap.blocks.forEach((offset, bytes) => {
     if (!reached.has(offset) && !cached.has(offset)) lockedRelease(a, offset, bytes);
   });
-  Atomics.store(a.i32, R_COUNT, count);
+  // The seats' words are their owners' alone: the base makes the sum the count.
+  Atomics.store(a.i32, R_COUNT, (count - seatsKeys(core.registry)) | 0);
 }
 
 /** The caches of the participant seats: [seat, cache]. */
@@ -684,7 +686,7 @@ function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) =>
         }
       }
       checkHanded(blocks, heap.blocks, cached, fail);
-      const counted = Atomics.load(i32, R_COUNT);
+      const counted = core.keyCount();
       if (counted !== count) fail(`the count says ${counted} keys but ${count} have a value`);
       if (core.tx.journal.intent !== 0) fail("the mutex's journal holds an unfinished intent");
       // Each step drops its unlisted list at its commit, and a rollback frees it.

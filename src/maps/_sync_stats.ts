@@ -7,7 +7,7 @@
 import { seatsInUse } from "../_engine/registry.ts";
 import { describeError, inspectMap, type InspectRequest } from "../_inspect.ts";
 import type { SyncAccess } from "./_sync_access.ts";
-import { AMENDED, R_COUNT, R_MISSES, R_READ } from "./_sync_layout.ts";
+import { AMENDED, R_MISSES, R_READ } from "./_sync_layout.ts";
 
 /** What `SyncMap.stats()` reports. */
 export interface SyncMapStats {
@@ -43,7 +43,7 @@ export function syncMapStats<K, V>(s: SyncAccess<K, V>): SyncMapStats {
     const readWord = Atomics.load(a.i32, R_READ);
     const dirty = core.dirtyTable();
     return {
-      count: Atomics.load(a.i32, R_COUNT),
+      count: core.keyCount(),
       readKeys: core.readTable(readWord)?.count ?? 0,
       dirtyKeys: dirty?.count ?? -1,
       amended: (readWord & AMENDED) !== 0,

@@ -28,15 +28,7 @@ import {
 } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
-import {
-  AMENDED,
-  EXPUNGED,
-  R_COUNT,
-  R_DIRTY,
-  R_READ,
-  REC_HI,
-  RECORD_HEADER,
-} from "./_sync_layout.ts";
+import { AMENDED, EXPUNGED, R_DIRTY, R_READ, REC_HI, RECORD_HEADER } from "./_sync_layout.ts";
 import {
   attachSyncMap,
   createSyncMap,
@@ -238,9 +230,11 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * The number of keys with a value. Exact when no other worker is writing; otherwise a value
-   * the count had at some moment during the call, or 0 where that was below 0 (a new key is
-   * counted just after its step, so a delete of it by another worker may be counted first).
+   * The number of keys with a value. Exact when no other worker is writing. Each worker counts
+   * the keys it adds and deletes in a word of its own, which `size` adds up one after another:
+   * while others write, it may miss or count twice the changes made during the call, and it
+   * shows 0 rather than below 0 (a new key is counted just after its step, so a delete of it by
+   * another worker may be counted first). It reads one word for each worker that used the map.
    *
    * @example
    * ```ts
@@ -251,7 +245,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   get size(): number {
     this.#s.participant.checkOpen();
-    return Math.max(0, Atomics.load(this.#s.arena.i32, R_COUNT));
+    return Math.max(0, this.#s.core.keyCount());
   }
 
   /**
