@@ -33,8 +33,11 @@ export const R_EPOCH = H_ROOT + 32, // the global epoch
   R_SEATS_HIGH = H_ROOT + 34, // one past the highest participant seat ever claimed
   R_PAUSE = H_ROOT + 35, // owner id of the thread stopping the world for a recovery; 0 when none
   R_SWEEP_DUE = H_ROOT + 36; // 1: a sweep is due; 2: a release is put off (registry.ts sweepWord)
-// Line 3: written by every operation that changes the number of keys.
-/** Keys with a value. */
+// Line 3: written by a clear and by the sweep's recount.
+/**
+ * The base of the key count: keys with a value, less what the participant seats' KEYS words
+ * count (registry.ts; SyncCore.keyCount adds them up).
+ */
 export const R_COUNT = H_ROOT + 48;
 
 /** Entries of the mutex's journal, whose byte offset R_JOURNAL holds. */

@@ -234,7 +234,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * the keys it adds and deletes in a word of its own, which `size` adds up one after another:
    * while others write, it may miss or count twice the changes made during the call, and it
    * shows 0 rather than below 0 (a new key is counted just after its step, so a delete of it by
-   * another worker may be counted first). It reads one word for each worker that used the map.
+   * another worker may be counted first). It reads one word for each worker that used the map,
+   * and throws a RangeError if the map's memory is corrupt (a count of them out of range).
    *
    * @example
    * ```ts
