@@ -348,6 +348,7 @@ export class SyncCore {
           this.tx.recover();
           this.#afterCommit();
           settled = true;
+          i32[this.tx.journal.at + J_HAND] = J_HAND_CLEAN; // over, as below the commit above
         } catch {
           // Left to the next holder.
         }
@@ -420,7 +421,7 @@ export class SyncCore {
     else this.participant.unpark();
   };
 
-  #lock(i32: Int32Array, me: number): void {
+  #lock(i32: Int32Array, me: number, journaled = true): void {
     const a = this.arena;
     // Whether this thread held the mutex already (lockWord then throws): not to be released.
     const already = i32[R_MU] >>> OWNER_SHIFT === me;
@@ -436,6 +437,7 @@ export class SyncCore {
       a.reachTop();
       if (status !== ACQUIRED) this.recoverMutex();
       clean = true; // a begin that throws (a corrupt journal) has written nothing
+      if (!journaled) return; // a read step (#readLocked): J_HAND stays J_HAND_CLEAN
       // No record handed to this step yet (Participant.stepHand): a recovery that finds none
       // sweeps after a death in it. Before the begin, so that no recovery of this step reads
       // the word an earlier step left (helper-143).
@@ -772,6 +774,9 @@ export class SyncCore {
   entryLocked(probe: Probe, searched: number): number {
     // The read paths enter without the census check (Participant.enterRead): the mutex has it.
     checkAlive();
+    const found = this.#readLocked(probe, searched);
+    if (found !== PROMOTES) return found;
+    // The miss promotes the dirty table: a step that writes, journaled.
     return this.locked(() => {
       const read = this.arena.i32[R_READ]; // plainly, under the mutex (see readWord)
       let e = read === searched ? 0 : this.findIn(this.readTable(read), probe);
@@ -781,6 +786,57 @@ export class SyncCore {
       }
       return e;
     });
+  }
+
+  /**
+   * {@linkcode entryLocked}'s lookup as a read step: under the mutex with no journal (no begin, no
+   * commit, no closure), for the miss that does not promote. Returns the entry, 0, or
+   * {@linkcode PROMOTES} (having written nothing) when the miss it would count reaches the dirty
+   * table's size. Its one write is R_MISSES, plainly: a counter under MU, which no lock-free path
+   * reads for a decision, and whose old or new value are both sound (below the dirty table's size;
+   * a journaled step that rolls back later restores what it found at its own begin).
+   *
+   * A death at any point leaves the journal idle and J_HAND as the last step left it: J_HAND_CLEAN
+   * (a step that releases the mutex clean ends so, settled or rolled back, as does a recovery; one
+   * left otherwise released it poisoned, and this step's acquisition recovered it first; a begin
+   * that threw on a corrupt journal leaves 0, which only makes a recovery sweep), so its recovery
+   * rolls nothing back and sweeps nothing, and the count of misses is the old or the new. A throw (a stack overflow, a corrupt table's RangeError) leaves nothing
+   * half-done: the mutex is released clean.
+   */
+  #readLocked(probe: Probe, searched: number): number {
+    const i32 = this.arena.i32;
+    const me = liveOwnerId();
+    this.#lock(i32, me, false);
+    let e: number;
+    try {
+      const read = i32[R_READ]; // plainly, under the mutex (see readWord)
+      e = read === searched ? 0 : this.findIn(this.readTable(read), probe);
+      if (e === 0 && (read & AMENDED) !== 0) {
+        const dirty = this.dirtyTable();
+        e = this.findIn(dirty, probe);
+        if (dirty !== null) {
+          const misses = i32[R_MISSES] + 1;
+          if (misses >= dirty.count) e = PROMOTES;
+          else i32[R_MISSES] = misses;
+        }
+      }
+    } finally {
+      // The release, written out as in locked() (no call of ours), clean.
+      let w = i32[R_MU];
+      while (w >>> OWNER_SHIFT === me) {
+        const found = Atomics.compareExchange(i32, R_MU, w, w & POISONED);
+        if (found === w) {
+          if ((w & CONTENDED) !== 0) Atomics.notify(i32, R_MU, 1);
+          break;
+        }
+        w = found;
+      }
+    }
+    if (this.#deadOwnerFound) {
+      this.#deadOwnerFound = false;
+      this.onDeadOwner?.();
+    }
+    return e;
   }
 
   /**
@@ -1139,6 +1195,9 @@ export class SyncCore {
     return this.tx.journal.at + J_ARGS;
   }
 }
+
+/** What SyncCore's read step returns when the miss it would count promotes the dirty table. */
+const PROMOTES = -1;
 
 /** Bytes of the record at `r`, as allocated. */
 export function recordBytes(arena: Arena, r: number): number {
