@@ -9,11 +9,12 @@ import { test } from "node:test";
 import { SyncMap } from "../mod.ts";
 import { attachOwnSeat, shareSyncMap } from "../src/maps/sync_map.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
-import { Journal } from "../src/_engine/journal.ts";
+import { J_HAND, J_HAND_CLEAN, Journal } from "../src/_engine/journal.ts";
+import { LockedTx } from "../src/_engine/tx.ts";
 import { GONE, record } from "../src/_engine/census.ts";
 import { OWNER_SHIFT } from "../src/_engine/futex.ts";
 import { OWNER, SEAT_WORDS } from "../src/_engine/registry.ts";
-import { R_MU, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
+import { R_JOURNAL, R_MU, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
 
 /** A map whose read table holds keys 0..n-1 and whose dirty table also holds `extra` new keys. */
@@ -105,6 +106,69 @@ test("a thread that dies inside a read step leaves the next holder nothing to sw
   for (let k = 0; k < 4; k++) assert.equal(m.load(1000 + k), 1000 + k);
   m.verify();
 });
+
+test("a throw inside a read step releases the mutex clean and writes nothing", () => {
+  const map = amended(20, 3);
+  const i32 = new Int32Array(map.handle.buffer);
+  const misses = map.stats().misses;
+  const findIn = SyncCore.prototype.findIn;
+  SyncCore.prototype.findIn = function () {
+    throw new RangeError("Maximum call stack size exceeded (injected)");
+  };
+  try {
+    assert.throws(() => map.load(1001), /injected/);
+  } finally {
+    SyncCore.prototype.findIn = findIn;
+  }
+  assert.equal(Atomics.load(i32, R_MU), 0, "free and not poisoned");
+  assert.equal(map.stats().misses, misses, "no miss counted");
+  assert.equal(map.load(1001), 1001);
+  map.verify();
+});
+
+test(
+  "a step whose commit threw and was rolled forward leaves J_HAND clean, as a read step expects",
+  () => {
+    const map = new SyncMap<number, { v: string }>();
+    const i32 = new Int32Array(map.handle.buffer);
+    const journal = i32[R_JOURNAL] >> 2;
+    // The first deferred free of a commit throws (a stack overflow there, say): locked() rolls
+    // the commit forward and settles the step.
+    const releaser = Object.getOwnPropertyDescriptor(LockedTx.prototype, "releaser")!;
+    let armed = true;
+    Object.defineProperty(LockedTx.prototype, "releaser", {
+      configurable: true,
+      get(this: LockedTx) {
+        const release = releaser.get!.call(this);
+        return (...args: Parameters<typeof release>) => {
+          if (armed) {
+            armed = false;
+            throw new Error("injected in a commit's free");
+          }
+          return release(...args);
+        };
+      },
+    });
+    let k = 0;
+    try {
+      for (; k < 100_000 && armed; k++) {
+        try {
+          map.store(k, { v: `value ${k}` });
+        } catch (error) {
+          assert.match(String(error), /injected/);
+        }
+      }
+    } finally {
+      Object.defineProperty(LockedTx.prototype, "releaser", releaser);
+    }
+    assert.equal(armed, false, "a commit freed a block");
+    assert.equal(Atomics.load(i32, R_MU), 0, "released clean");
+    assert.equal(i32[journal + J_HAND], J_HAND_CLEAN, "the step is over");
+    assert.equal(Atomics.load(i32, R_SWEEP_DUE), 0);
+    for (let i = 0; i < k; i++) assert.deepEqual(map.load(i), { v: `value ${i}` });
+    map.verify();
+  },
+);
 
 /** The participant of `map`'s access (SyncCore.participant), to tell its steps apart. */
 function participantOf(map: SyncMap<number, number>): unknown {

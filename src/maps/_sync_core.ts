@@ -436,7 +436,7 @@ export class SyncCore {
       // (Records, which lock-free stores publish, are checked one by one as they are decoded.)
       a.reachTop();
       if (status !== ACQUIRED) this.recoverMutex();
-      clean = true; // a begin that throws (a corrupt journal) has written nothing
+      clean = true; // a begin that throws (a corrupt journal, a stack overflow) wrote nothing
       if (!journaled) return; // a read step (#readLocked): J_HAND stays J_HAND_CLEAN
       // No record handed to this step yet (Participant.stepHand): a recovery that finds none
       // sweeps after a death in it. Before the begin, so that no recovery of this step reads
@@ -792,15 +792,17 @@ export class SyncCore {
    * {@linkcode entryLocked}'s lookup as a read step: under the mutex with no journal (no begin, no
    * commit, no closure), for the miss that does not promote. Returns the entry, 0, or
    * {@linkcode PROMOTES} (having written nothing) when the miss it would count reaches the dirty
-   * table's size. Its one write is R_MISSES, plainly: a counter under MU, which no lock-free path
-   * reads for a decision, and whose old or new value are both sound (below the dirty table's size;
-   * a journaled step that rolls back later restores what it found at its own begin).
+   * table's size. Its one write is R_MISSES, plainly, and only below that size: a counter under
+   * MU, which no lock-free path reads for a decision (a journaled step that rolls back later
+   * restores what it found at its own begin).
    *
    * A death at any point leaves the journal idle and J_HAND as the last step left it: J_HAND_CLEAN
    * (a step that releases the mutex clean ends so, settled or rolled back, as does a recovery; one
    * left otherwise released it poisoned, and this step's acquisition recovered it first; a begin
-   * that threw on a corrupt journal leaves 0, which only makes a recovery sweep), so its recovery
-   * rolls nothing back and sweeps nothing, and the count of misses is the old or the new. A throw (a stack overflow, a corrupt table's RangeError) leaves nothing
+   * that threw, on a corrupt journal or at a stack overflow, leaves 0, which only makes a recovery
+   * sweep), so its recovery rolls nothing back and sweeps nothing, and R_MISSES holds the old count
+   * (which may be at or past the dirty table's size: then this step wrote nothing) or the new one,
+   * below it. A throw (a stack overflow, a corrupt table's RangeError) leaves nothing
    * half-done: the mutex is released clean.
    */
   #readLocked(probe: Probe, searched: number): number {
