@@ -22,8 +22,7 @@
 
 import { SyncMap } from "../mod.ts";
 import { positiveInt, runtimeName } from "./fixtures/cli.ts";
-import { median } from "./fixtures/timing.ts";
-import { deadline, until } from "../tests/fixtures/harness.ts";
+import { printScaling, runWorkers } from "./fixtures/worker_scaling.ts";
 import {
   CHURN_MODES,
   type ChurnMode,
@@ -38,53 +37,33 @@ const READY_MS = positiveInt("ready-ms", 60_000);
 
 /** Total calls per µs of `workers` fresh workers running `mode` together. */
 async function run(mode: ChurnMode, workers: number): Promise<number> {
-  const ctrl = new Int32Array(new SharedArrayBuffer(8));
   const shared = new SyncMap<number, number>();
   const maps = Array.from(
     { length: workers },
     (_, i) => i === 0 || mode === "SyncMap, one for all" ? shared : new SyncMap<number, number>(),
   );
-  const url = new URL("./fixtures/churn_scaling_worker.ts", import.meta.url);
-  const started = Array.from({ length: workers }, () => new Worker(url, { type: "module" }));
-  try {
-    const rates = started.map((w) =>
-      new Promise<number>((resolve, reject) => {
-        w.onmessage = (e) => resolve((e.data as { rate: number }).rate);
-        w.onerror = (e) => reject(new Error(`a "${mode}" worker failed: ${e.message}`));
-      })
-    );
-    started.forEach((w, id) =>
-      w.postMessage(
-        { mode, ctrl, syncMap: maps[id].handle, keys: KEYS, ms: MS, id } satisfies ChurnScalingTask,
-      )
-    );
-    const ready = () => Atomics.load(ctrl, 0) >= workers;
-    await Promise.race([until(ready, `the workers of "${mode}" are ready`, READY_MS), ...rates]);
-    Atomics.store(ctrl, 1, 1);
-    Atomics.notify(ctrl, 1);
-    const reported = await deadline(Promise.all(rates), MS + READY_MS, `the rates of "${mode}"`);
-    // Every worker's keys are there, each once: nothing lost between the workers.
-    for (const map of mode === "Map, one each" ? [] : new Set(maps)) {
-      const expected = mode === "SyncMap, one for all" ? workers * KEYS : KEYS;
-      if (map.size !== expected) throw new Error(`${mode}: ${map.size} keys, not ${expected}`);
-    }
-    return reported.reduce((a, b) => a + b, 0);
-  } finally {
-    for (const w of started) w.terminate();
+  const rate = await runWorkers(
+    new URL("./fixtures/churn_scaling_worker.ts", import.meta.url),
+    workers,
+    (id, ctrl) => ({
+      mode,
+      ctrl,
+      syncMap: maps[id].handle,
+      keys: KEYS,
+      ms: MS,
+      id,
+    } satisfies ChurnScalingTask),
+    mode,
+    MS,
+    READY_MS,
+  );
+  // Every worker's keys are there, each once: nothing lost between the workers.
+  for (const map of mode === "Map, one each" ? [] : new Set(maps)) {
+    const expected = mode === "SyncMap, one for all" ? workers * KEYS : KEYS;
+    if (map.size !== expected) throw new Error(`${mode}: ${map.size} keys, not ${expected}`);
   }
+  return rate;
 }
 
 console.log(`${runtimeName}: total calls per µs, median of ${REPS} runs of ${MS} ms\n`);
-console.log("| loop | 1 worker | 2 workers | 2 / 1 |");
-console.log("| --- | ---: | ---: | ---: |");
-for (const mode of CHURN_MODES) {
-  const one: number[] = [];
-  const two: number[] = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    one.push(await run(mode, 1));
-    two.push(await run(mode, 2));
-  }
-  const a = median(one);
-  const b = median(two);
-  console.log(`| ${mode} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(b / a).toFixed(2)}x |`);
-}
+await printScaling(CHURN_MODES, REPS, run);

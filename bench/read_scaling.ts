@@ -22,8 +22,7 @@
 
 import { GoMap, SyncMap } from "../mod.ts";
 import { positiveInt, runtimeName } from "./fixtures/cli.ts";
-import { median } from "./fixtures/timing.ts";
-import { deadline, until } from "../tests/fixtures/harness.ts";
+import { printScaling, runWorkers } from "./fixtures/worker_scaling.ts";
 import { READ_MODES, type ReadMode, type ReadScalingTask } from "./fixtures/read_scaling_modes.ts";
 
 const MS = positiveInt("ms", 1000);
@@ -43,55 +42,25 @@ for (let k = 0; k < KEYS; k++) {
 for (let k = 0; k < KEYS; k++) syncMap.load(k); // every key in the read table
 
 /** Total loads per µs of `workers` fresh workers running `mode` together. */
-async function run(mode: ReadMode, workers: number): Promise<number> {
-  const ctrl = new Int32Array(new SharedArrayBuffer(8));
-  const url = new URL("./fixtures/read_scaling_worker.ts", import.meta.url);
-  const started = Array.from({ length: workers }, () => new Worker(url, { type: "module" }));
-  try {
-    const rates = started.map((w) =>
-      new Promise<number>((resolve, reject) => {
-        w.onmessage = (e) => resolve((e.data as { rate: number }).rate);
-        w.onerror = (e) => reject(new Error(`a ${mode} worker failed: ${e.message}`));
-      })
-    );
-    started.forEach((w, id) =>
-      w.postMessage(
-        {
-          mode,
-          words,
-          ctrl,
-          syncMap: syncMap.handle,
-          goMap: goMap.handle,
-          keys: KEYS,
-          ms: MS,
-          id: id + 1,
-        } satisfies ReadScalingTask,
-      )
-    );
-    // A worker that never starts (or fails before it is ready: its error rejects `rates`) must
-    // not leave the run waiting for good.
-    const ready = () => Atomics.load(ctrl, 0) >= workers;
-    await Promise.race([until(ready, `the workers of "${mode}" are ready`, READY_MS), ...rates]);
-    Atomics.store(ctrl, 1, 1);
-    Atomics.notify(ctrl, 1);
-    const reported = await deadline(Promise.all(rates), MS + READY_MS, `the rates of "${mode}"`);
-    return reported.reduce((a, b) => a + b, 0);
-  } finally {
-    for (const w of started) w.terminate();
-  }
+function run(mode: ReadMode, workers: number): Promise<number> {
+  return runWorkers(
+    new URL("./fixtures/read_scaling_worker.ts", import.meta.url),
+    workers,
+    (id, ctrl) => ({
+      mode,
+      words,
+      ctrl,
+      syncMap: syncMap.handle,
+      goMap: goMap.handle,
+      keys: KEYS,
+      ms: MS,
+      id: id + 1,
+    } satisfies ReadScalingTask),
+    mode,
+    MS,
+    READY_MS,
+  );
 }
 
 console.log(`${runtimeName}: total loads per µs, median of ${REPS} runs of ${MS} ms\n`);
-console.log("| loop | 1 worker | 2 workers | 2 / 1 |");
-console.log("| --- | ---: | ---: | ---: |");
-for (const mode of READ_MODES) {
-  const one: number[] = [];
-  const two: number[] = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    one.push(await run(mode, 1));
-    two.push(await run(mode, 2));
-  }
-  const a = median(one);
-  const b = median(two);
-  console.log(`| ${mode} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(b / a).toFixed(2)}x |`);
-}
+await printScaling(READ_MODES, REPS, run);
