@@ -20,6 +20,7 @@ import {
   entryForDelete,
   entryForNumber,
   entryForRead,
+  entryForString,
   lockedEntryForNumber,
   MEMO_UNKNOWN,
   memoEntry,
@@ -285,6 +286,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
         if ((read & AMENDED) === 0) return undefined;
         e = lockedEntryForNumber(s, key, read);
       }
+    } else if (typeof key === "string" && s.stringKeys) {
+      e = entryForString(s, key);
     } else {
       e = entryForRead(s, key);
     }
@@ -322,6 +325,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     part.enterRead();
     const e = typeof key === "number" && this.#s.numberKeys
       ? entryForNumber(this.#s, key)
+      : typeof key === "string" && this.#s.stringKeys
+      ? entryForString(this.#s, key)
       : entryForRead(this.#s, key);
     if (e === 0) return [undefined, false];
     const p = this.#s.arena.i32[e >> 2]; // plainly, as load reads it
@@ -695,6 +700,8 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     part.enterRead();
     const e = typeof key === "number" && this.#s.numberKeys
       ? entryForNumber(this.#s, key)
+      : typeof key === "string" && this.#s.stringKeys
+      ? entryForString(this.#s, key)
       : entryForRead(this.#s, key);
     return e !== 0 && this.#s.arena.i32[e >> 2] > EXPUNGED; // plainly, as load reads it
   }
