@@ -161,6 +161,43 @@ export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): n
 }
 
 /**
+ * Go's Load up to the entry for number key `key` of slot words (lo, hi), once the handle's entry
+ * memo gave `known` for it in the read table of read word `plain`, which the caller read plainly
+ * ({@linkcode memoEntry}): 0 (no table, or the memo knows the table lacks the key), MEMO_UNKNOWN
+ * or MEMO_NOT_ASKED. The table walked where the plain read found it, or R_READ loaded atomically
+ * and its table searched; then, when the read table that lacked the key is amended,
+ * SyncCore.entryLocked.
+ *
+ * `load` calls this only when the memo has no entry, so that its hit stays short: V8 inlines a
+ * function's callees by call frequency over bytecode size, and with the walk called from `load`
+ * itself, `load` optimized while a map's memo was still warming up inlined the walk's pieces and
+ * left the memo's lookup a call: a hit of 1,024 int keys took 24 ns on Deno in a fresh process,
+ * 20 with this (`deno run -A bench/mixed_keys.ts`, "int keys alone"). A key the memo does not know
+ * pays the call: a new key's miss 1.05x to 1.08x (bench/compare_versions.ts, "unique int").
+ */
+export function entryPastMemo<K, V>(
+  s: SyncAccess<K, V>,
+  plain: number,
+  key: number,
+  lo: number,
+  hi: number,
+  known: number,
+): number {
+  let read = plain;
+  let e = known;
+  if (e === MEMO_UNKNOWN) {
+    // walkPlainRead, written out: a call less for a key the memo does not know.
+    const table = s.core.readTable(plain);
+    e = table === null ? 0 : walkReadTable(s, table, lo, hi);
+  } else if (e < 0) {
+    read = Atomics.load(s.arena.i32, R_READ);
+    e = readEntryForNumber(s, read, key);
+  }
+  if (e !== 0 || (read & AMENDED) === 0) return e;
+  return lockedEntryForNumber(s, key, read);
+}
+
+/**
  * Number key `key`'s entry as far as it can be found without the lock: the read table's entry
  * (through the memo, else {@linkcode readEntryForNumber}), 0 when absent from a read table that
  * is not amended, or -1 when the dirty table must be looked at under the lock. The `amended`

@@ -21,11 +21,8 @@ import {
   entryForNumber,
   entryForRead,
   entryForString,
-  lockedEntryForNumber,
-  MEMO_UNKNOWN,
+  entryPastMemo,
   memoEntry,
-  readEntryForNumber,
-  walkPlainRead,
 } from "./_sync_entries.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
@@ -269,22 +266,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // The number-key hit, Go's LoadMostlyHits, written out: entryForNumber's read-table lookup
     // and decodeRecord's number path, which V8 left as calls (5 to 8 ns of a hit on Deno).
     // R_READ is read plainly, for the entry memo (memoEntry) and for a walk of the table it
-    // names (walkPlainRead); it is loaded atomically only for a table past this worker's views.
+    // names (entryPastMemo); it is loaded atomically only for a table past this worker's views.
+    // Whatever the memo does not answer is that one call (docs/design.md, `load` step 5).
     let e: number;
     if (typeof key === "number" && s.numberKeys) {
-      const a = s.arena;
-      const plain = a.i32[R_READ];
-      let read = plain;
+      const plain = s.arena.i32[R_READ];
       const words = keyNumberWords(key);
       e = memoEntry(s, plain, words[0], words[1]);
-      if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, words[0], words[1]);
-      else if (e < 0) {
-        read = Atomics.load(a.i32, R_READ);
-        e = readEntryForNumber(s, read, key);
-      }
-      if (e === 0) {
-        if ((read & AMENDED) === 0) return undefined;
-        e = lockedEntryForNumber(s, key, read);
+      // A key the memo knows the table lacks, with the table not amended: absent, no call.
+      if (e < 0 || (e === 0 && (plain & AMENDED) !== 0)) {
+        e = entryPastMemo(s, plain, key, words[0], words[1], e);
       }
     } else if (typeof key === "string" && s.stringKeys) {
       e = entryForString(s, key);
