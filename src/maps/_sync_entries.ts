@@ -220,12 +220,17 @@ export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): 
 }
 
 /**
- * Go's Load up to the entry for a number key: {@linkcode unlockedEntryForNumber}, then
- * SyncCore.entryLocked when the dirty table must be looked at.
+ * Go's Load up to the entry for a number key (`has`, `loadOk`): the entry memo's answer, else
+ * {@linkcode entryPastMemo}, as `load` writes it out (for the same reason: its callees as V8
+ * ranks them for inlining).
  */
 export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
-  const e = unlockedEntryForNumber(s, key);
-  return e >= 0 ? e : lockedEntryForNumber(s, key, s.searched);
+  const plain = s.arena.i32[R_READ];
+  const words = keyNumberWords(key);
+  const e = memoEntry(s, plain, words[0], words[1]);
+  return e > 0 || (e === 0 && (plain & AMENDED) === 0)
+    ? e
+    : entryPastMemo(s, plain, key, words[0], words[1], e);
 }
 
 /**
