@@ -50,6 +50,26 @@ describe("hash memo", () => {
     );
   });
 
+  it("without a table, answers what hashWords computes, for any pairs repeated or not", () => {
+    // The warm-up's lookups (no table yet) keep the last pair hashed and its hash: a pair asked
+    // again at once (a miss's second lookup, under the mutex) is answered from it.
+    const pair = fc.oneof(
+      fc.tuple(word, word),
+      fc.constantFrom<[number, number]>([0, 0], [-1, -1], [0, -1], [1, 0]),
+    );
+    fc.assert(
+      fc.property(word, word, fc.array(pair, { minLength: 1, maxLength: 100 }), (k0, k1, pairs) => {
+        const memo = new HashMemo(k0, k1);
+        const asked = pairs.flatMap((p, j) => j % 3 === 0 ? [p, p] : [p]);
+        for (const [lo, hi] of asked.slice(0, WARMUP - 1)) {
+          assert.equal(memo.hash(lo, hi), hashWords(lo, hi, k0, k1), `(${lo}, ${hi})`);
+        }
+        assert.equal(memo.on, false, "still without a table");
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("a fresh memo makes its table after WARMUP lookups, holding (0, 0) with its true hash", () => {
     const memo = new HashMemo(0x12345678, -0x789abcd);
     const hash = (lo: number, hi: number) => hashWords(lo, hi, 0x12345678, -0x789abcd);

@@ -67,11 +67,21 @@ export class HashMemo {
   #misses = 0;
   /** Lookups left while switched off, or before the table is made. */
   #off = WARMUP;
+  /**
+   * The last key hashed without a table, and its hash: a lookup that misses the read table of an
+   * amended map hashes its key again under the mutex, for the dirty table, and keys that are
+   * each new to the map (Go's adversarial shapes, the misses of LoadAndDeleteBalanced) are what
+   * switches the table off. (0, 0) stands for no key until one is hashed: its hash is the true one.
+   */
+  #lastLo = 0;
+  #lastHi = 0;
+  #lastHash: number;
 
   /** A memo of hashes under the hash key (k0, k1). */
   constructor(k0: number, k1: number) {
     this.#k0 = k0;
     this.#k1 = k1;
+    this.#lastHash = hashWords(0, 0, k0, k1);
   }
 
   /** `hashWords(lo, hi, k0, k1)` for this memo's hash key, from the memo when it holds it. */
@@ -114,7 +124,12 @@ export class HashMemo {
       }
       this.#words = this.#table;
     }
-    return hashWords(lo, hi, this.#k0, this.#k1);
+    if (lo === this.#lastLo && hi === this.#lastHi) return this.#lastHash;
+    const h = hashWords(lo, hi, this.#k0, this.#k1);
+    this.#lastLo = lo;
+    this.#lastHi = hi;
+    this.#lastHash = h;
+    return h;
   }
 
   /** A window of {@linkcode WINDOW} misses is over: fewer hits than misses switch it off. */
