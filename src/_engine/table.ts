@@ -725,7 +725,6 @@ export class Table {
    */
   insertUnique(lo: number, hi: number, hash: number, journaled = false): number {
     const a = this.arena;
-    const tx = this.tx;
     const h = this.h;
     // A journaled insert may meet a growth under way (SyncMap's repair after a death): the key's
     // old bucket is evacuated first, so that its new bucket may take keys. Finishing the whole
@@ -733,7 +732,25 @@ export class Table {
     if (journaled && a.i32[h + T_OLDBUCKETS] !== 0) {
       this.#growWork(hash & ((1 << a.i32[h + T_B]) - 1));
     }
-    let b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    const b = a.i32[h + T_BUCKETS] + (hash & ((1 << a.i32[h + T_B]) - 1)) * BUCKET_SIZE;
+    return this.#insertFrom(b, lo, hi, tophash(hash), journaled);
+  }
+
+  /**
+   * {@linkcode insertUnique} of a key whose bucket number (`bucket`, below 2^B) and tophash
+   * (`top`) the caller has already: a key copied from a table of the same B, whose bucket and
+   * tophash it keeps, with no hash computed. Unjournaled, into a table that is not growing.
+   */
+  insertUniqueIn(bucket: number, top: number, lo: number, hi: number): number {
+    const b = this.arena.i32[this.h + T_BUCKETS] + bucket * BUCKET_SIZE;
+    return this.#insertFrom(b, lo, hi, top, false);
+  }
+
+  /** {@linkcode insertUnique} from the key's first bucket `b`, with tophash `top`. */
+  #insertFrom(b: number, lo: number, hi: number, top: number, journaled: boolean): number {
+    const a = this.arena;
+    const tx = this.tx;
+    const h = this.h;
     let hops = 0;
     for (;;) {
       a.reach(b + BUCKET_SIZE);
@@ -743,12 +760,12 @@ export class Table {
           if (journaled) {
             tx.set(w, lo);
             tx.set(w + 1, hi);
-            tx.setByte(b + i, tophash(hash));
+            tx.setByte(b + i, top);
             tx.set(h + T_COUNT, a.i32[h + T_COUNT] + 1);
           } else {
             a.i32[w] = lo;
             a.i32[w + 1] = hi;
-            a.u8[b + i] = tophash(hash);
+            a.u8[b + i] = top;
             a.i32[h + T_COUNT]++;
           }
           return w << 2;

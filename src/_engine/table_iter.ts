@@ -99,9 +99,27 @@ export function gatherKeySlots(table: TableView, level: number, i: number, out: 
 }
 
 /**
+ * Writes into `out`, from index 0, the key slot of every live key in the chain of bucket number
+ * `bucket` (below 2^B) of `table`'s bucket array, and into `tops` at the same index its tophash;
+ * returns how many it wrote. For a table that is not growing: its keys are all in that array.
+ */
+export function gatherChainSlots(
+  table: TableView,
+  bucket: number,
+  out: number[],
+  tops: number[],
+): number {
+  checkBucketArrays(table);
+  const a = table.arena;
+  const b = a.i32[table.h + T_BUCKETS] + bucket * BUCKET_SIZE;
+  return chainSlots(table, b, -1, 0, chainLimit(a), out, 0, tops);
+}
+
+/**
  * Writes the live key slots of the chain from bucket `b` into `out` from index `n` (only those
- * whose hash has `want` under `mask`, unless `mask` is -1) and returns the new count. `limit`
- * is the most buckets a chain may have.
+ * whose hash has `want` under `mask`, unless `mask` is -1) and returns the new count; with
+ * `tops`, each one's tophash at the same index there. `limit` is the most buckets a chain may
+ * have.
  */
 function chainSlots(
   table: TableView,
@@ -111,6 +129,7 @@ function chainSlots(
   limit: number,
   out: number[],
   n: number,
+  tops: number[] | null = null,
 ): number {
   const a = table.arena;
   while (b !== 0) {
@@ -127,6 +146,7 @@ function chainSlots(
         const hash = hashStored(a, a.i32[k >> 2], a.i32[(k >> 2) + 1]);
         if ((hash & mask) !== want) continue;
       }
+      if (tops !== null) tops[n] = t;
       out[n++] = k;
     }
     b = checkedNext(a.i32[(b + OVERFLOW) >> 2]);

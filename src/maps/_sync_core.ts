@@ -57,7 +57,7 @@ import {
 } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { bucketBytesForHint, keysWithoutGrowth } from "../_engine/table_layout.ts";
-import { keySlotsFor } from "../_engine/table_iter.ts";
+import { gatherChainSlots, keySlotsFor } from "../_engine/table_iter.ts";
 import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteImmediate, noteRecord, noteRemoval } from "./_compute_watch.ts";
@@ -726,18 +726,47 @@ export class SyncCore {
   }
 
   /**
-   * {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. A loop over
-   * the gathered key slots with no call per key (it called a visitor closure per key, and made an
-   * `Atomics.load` per entry, a builtin call on V8). An entry's `p` is read plainly first: under
-   * the mutex, EXPUNGED is exact (only the mutex's holder writes it or writes over it), and a value
-   * read plainly is one the entry held, which a lock-free delete may turn to NIL right after the
-   * copy as after an atomic load. Only NIL takes the compare-exchange that expunges it.
+   * {@linkcode #dirtyLocked}'s copy: expunges the deleted entries, inserts the others. When the
+   * dirty table has the read table's bucket count (it is sized so while the keys fill a quarter
+   * of the buckets, see #dirtyLocked) and the read table is not growing, each key goes to the
+   * bucket number it has there, with its tophash, bucket by bucket: no key is hashed again (Go's
+   * dirtyLocked hashes every one; here that was a HalfSipHash of each number key not in the
+   * hash memo, and the lookup of each string key's blob).
    */
   #copyRead(read: Table | null, dirty: Table, expunged: number[]): void {
     if (read === null) return;
-    const a = this.arena;
     const slots = keySlotsFor(read);
-    const n = read.gatherKeySlots(0, 0, slots);
+    const B = read.B;
+    if (B === dirty.B && !read.growing) {
+      const tops: number[] = [];
+      for (let j = 0; j < 1 << B; j++) {
+        const n = gatherChainSlots(read, j, slots, tops);
+        if (n !== 0) this.#copySlots(slots, n, dirty, expunged, j, tops);
+      }
+    } else {
+      this.#copySlots(slots, read.gatherKeySlots(0, 0, slots), dirty, expunged, -1, null);
+    }
+  }
+
+  /**
+   * {@linkcode #copyRead}'s loop over `n` gathered key slots of the read table: into bucket
+   * number `bucket` of the dirty table with the tophashes `tops`, or, when `bucket` is -1, where
+   * each key's hash puts it. No call per key but the insert (a visitor closure per key, and an
+   * `Atomics.load` per entry, a builtin call on V8, cost more). An entry's `p` is read plainly
+   * first: under the mutex, EXPUNGED is exact (only the mutex's holder writes it or writes over
+   * it), and a value read plainly is one the entry held, which a lock-free delete may turn to NIL
+   * right after the copy as after an atomic load. Only NIL takes the compare-exchange that
+   * expunges it.
+   */
+  #copySlots(
+    slots: number[],
+    n: number,
+    dirty: Table,
+    expunged: number[],
+    bucket: number,
+    tops: number[] | null,
+  ): void {
+    const a = this.arena;
     for (let j = 0; j < n; j++) {
       // A rebuild of a large map can outlast the grace after which a thread marked
       // terminating counts as gone: one marked meanwhile stops (the step rolled back).
@@ -758,7 +787,9 @@ export class SyncCore {
       }
       const lo = i32[k >> 2];
       const hi = i32[(k >> 2) + 1];
-      const keySlot = dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
+      const keySlot = tops !== null
+        ? dirty.insertUniqueIn(bucket, tops[j], lo, hi)
+        : dirty.insertUnique(lo, hi, hashStored(a, lo, hi));
       a.i32[(keySlot >> 2) + S_ENTRY] = e;
     }
   }
