@@ -750,8 +750,8 @@ export class SyncCore {
 
   /**
    * {@linkcode #copyRead}'s loop over `n` gathered key slots of the read table: into bucket
-   * number `bucket` of the dirty table with the tophashes `tops`, or, when `bucket` is -1, where
-   * each key's hash puts it. No call per key but the insert (a visitor closure per key, and an
+   * number `bucket` of the dirty table with the tophashes `tops`, or, without `tops` (`bucket`
+   * unused), where each key's hash puts it. No call per key but the insert (a visitor closure per key, and an
    * `Atomics.load` per entry, a builtin call on V8, cost more). An entry's `p` is read plainly
    * first: under the mutex, EXPUNGED is exact (only the mutex's holder writes it or writes over
    * it), and a value read plainly is one the entry held, which a lock-free delete may turn to NIL

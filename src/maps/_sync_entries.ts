@@ -83,9 +83,8 @@ export const MEMO_NOT_ASKED = -2;
  * entry, 0 when that table lacks the key or there is none, {@linkcode MEMO_UNKNOWN}, or
  * {@linkcode MEMO_NOT_ASKED} when the table's header lies past this worker's views (another
  * worker grew the buffer and made the table there): nothing is read there before the atomic
- * load that lets readTable reach it. On MEMO_UNKNOWN the caller walks the table of `read`
- * ({@linkcode walkPlainRead}); on MEMO_NOT_ASKED it loads R_READ atomically and looks the key
- * up in that word's table ({@linkcode readEntryForNumber}).
+ * load that lets readTable reach it. On either the caller goes on with
+ * {@linkcode readPastMemo}.
  *
  * The table's serial is read at an offset computed from `read` itself, so that the read is
  * ordered after the load of `read` on every CPU (an address dependency), and the serial it
@@ -105,29 +104,8 @@ export function memoEntry<K, V>(
 }
 
 /**
- * The entry of the number key of slot words (lo, hi) in the read table of read word `plain`,
- * which the caller read plainly and asked {@linkcode memoEntry} about, which did not know
- * (MEMO_UNKNOWN: the table lies within this worker's views, and the memo stands at its serial,
- * or is switched off): the table walked where the plain read found it, 0 when it lacks the
- * key. Every word the walk reads lies at an offset computed from `plain` (the header, then the
- * buckets and chains it names), so each read is ordered after the plain read as the serial's
- * is, and sees what the table was published with (docs/design.md, "The plain reads of a
- * lookup"). An atomic load of R_READ first would cost a miss about 13 ns on V8 (Go's
- * LoadAndDeleteBalanced, every key's first lookup).
- */
-export function walkPlainRead<K, V>(
-  s: SyncAccess<K, V>,
-  plain: number,
-  lo: number,
-  hi: number,
-): number {
-  const table = s.core.readTable(plain);
-  return table === null ? 0 : walkReadTable(s, table, lo, hi);
-}
-
-/**
  * R_READ for a lookup that walks the read table it names ({@linkcode readEntry}), read plainly
- * as {@linkcode walkPlainRead} reads it: every word the walk reads lies at an offset computed
+ * as {@linkcode readPastMemo} reads it: every word the walk reads lies at an offset computed
  * from this one. Loaded atomically when the table's header lies past this worker's views
  * (another worker grew the buffer and made the table there), whose reach must come after an
  * atomic load.
@@ -140,24 +118,20 @@ export function readWordForWalk(a: Arena): number {
 /**
  * The read table's entry for number key `key` ({@linkcode readEntryForNumber}) with R_READ
  * read plainly when the handle's entry memo knows the key ({@linkcode memoEntry}), else loaded
- * atomically: 0 when the read table lacks it. For the callers that need no `amended` bit.
- * Written out beside {@linkcode unlockedEntryForNumber} rather than calling it: the extra call
+ * atomically ({@linkcode readPastMemo}): 0 when the read table lacks it. For the callers that
+ * need no `amended` bit. Beside {@linkcode unlockedEntryForNumber} rather than calling it: the
+ * extra call
  * cost `loadOrStore` hits 1.04x to 1.05x on Deno and LoadOrStoreCollision 1.04x to 1.07x on Bun
  * (same-run medians).
  */
 export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const words = keyNumberWords(key);
   const plain = s.arena.i32[R_READ];
-  let read = plain;
-  let e = memoEntry(s, plain, words[0], words[1]);
+  const e = memoEntry(s, plain, words[0], words[1]);
   if (e > 0) return e;
-  if (e === MEMO_UNKNOWN) e = walkPlainRead(s, plain, words[0], words[1]);
-  else if (e < 0) {
-    read = Atomics.load(s.arena.i32, R_READ);
-    e = readEntryForNumber(s, read, key);
-  }
-  if (e === 0) s.searched = read;
-  return e;
+  if (e < 0) return readPastMemo(s, plain, key, words[0], words[1], e);
+  s.searched = plain;
+  return 0;
 }
 
 /**
@@ -195,11 +169,18 @@ export function entryPastMemo<K, V>(
 
 /**
  * The read table's entry for number key `key` of slot words (lo, hi) when the entry memo, asked
- * about the table of read word `plain` (read plainly), answered `known`, MEMO_UNKNOWN or
- * MEMO_NOT_ASKED: that table walked where the plain read found it ({@linkcode walkPlainRead},
- * written out: a call less), or R_READ loaded atomically and its table searched
- * ({@linkcode readEntryForNumber}). 0 when the table lacks the key, with `s.searched` set to
- * the read word whose table it searched.
+ * about the table of read word `plain` (read plainly), answered `known` and did not know: 0 when
+ * the table lacks the key, with `s.searched` set to the read word whose table it searched.
+ *
+ * - MEMO_UNKNOWN (the table lies within this worker's views, and the memo stands at its serial,
+ *   or is switched off): the table walked where the plain read found it. Every word the walk
+ *   reads lies at an offset computed from `plain` (the header, then the buckets and chains it
+ *   names), so each read is ordered after the plain read as the serial's is, and sees what the
+ *   table was published with (docs/design.md, "The plain reads of a lookup"). An atomic load of
+ *   R_READ first would cost a miss about 13 ns on V8 (Go's LoadAndDeleteBalanced, every key's
+ *   first lookup).
+ * - MEMO_NOT_ASKED (the header lies past this worker's views): R_READ loaded atomically and its
+ *   table searched ({@linkcode readEntryForNumber}).
  */
 function readPastMemo<K, V>(
   s: SyncAccess<K, V>,
