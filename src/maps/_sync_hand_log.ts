@@ -81,13 +81,14 @@
  */
 
 import { cacheHeads, cachePutBack } from "../_engine/alloc_cache.ts";
-import { NCLASSES } from "../_engine/alloc_layout.ts";
+import { CLASS_SIZES, NCLASSES } from "../_engine/alloc_layout.ts";
 import { inViews } from "../_engine/arena.ts";
 import { ownerGone } from "../_engine/census.ts";
 import { OWNER_SHIFT } from "../_engine/futex.ts";
 import { J_HAND } from "../_engine/journal.ts";
 import {
   CACHE,
+  CLAIM,
   HAND,
   HAND_COUNTED,
   HAND_ENTRY,
@@ -98,6 +99,8 @@ import {
   HAND_TAKEN,
   LIST,
   OWNER,
+  SEAT_IN_USE,
+  SEAT_RELEASING,
   SEAT_WORDS,
 } from "../_engine/registry.ts";
 import {
@@ -177,6 +180,50 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   // Two immediates leave nothing in hand (logSwap logs none; defensive). Otherwise the entry
   // cannot tell whether the exchange was this thread's.
   return !oldRecord && !block;
+}
+
+/**
+ * Calls `held(block, bytes)` for each block the hand log of seat `index` may say is in hand: the
+ * record it took off the cache (unless that block still heads its list), and for a swap or a
+ * delete the old record, which the exchange may have taken out of its entry and not yet retired
+ * (`bytes` -1: a record, its size not read). For a sweep's marking (_sync_recovery.ts): nothing
+ * else reaches these, and a sweep that freed one would free it a second time through the
+ * settling, which puts the first back in the seat's cache and retires the second, at the seat's
+ * release (a double free: the span's free list and the cache then share the block). The sweep
+ * leaves the log's seats alone while their release is to come (unsettledLogs), but the marking
+ * decides later than that, and an owner it found alive then may be found gone by now (its end
+ * declared meanwhile, or its grace run out), its record in flight no longer marked: so whatever
+ * the owner's state, a block a log names is kept. A seat not in use, or released, names none
+ * (its log was settled, or its next owner's is new). Words are checked before they are used.
+ */
+export function forEachHeld(
+  core: SyncCore,
+  index: number,
+  held: (block: number, bytes: number) => void,
+): void {
+  const a = core.arena;
+  const i32 = a.i32;
+  const at = core.registry.seats + index * SEAT_WORDS;
+  const state = Atomics.load(i32, at + CLAIM) & 3;
+  if (state !== SEAT_IN_USE && state !== SEAT_RELEASING) return;
+  const hand = Atomics.load(i32, at + HAND);
+  const phase = hand & 3;
+  if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return;
+  const taken = i32[at + HAND_NEW];
+  const c = (hand & ~(HAND_STEP | HAND_COUNTED)) >>> 2;
+  // A block taken: off its list (a log written before the pop names the list's head).
+  let taking = false;
+  if (taken !== NIL && (taken & 1) === 0 && c < NCLASSES && inViews(a, taken, CLASS_SIZES[c])) {
+    const cache = i32[at + CACHE];
+    taking = !(inViews(a, cache, 8 * NCLASSES) && cacheHeads(a, cache, c, taken));
+    if (taking) held(taken, CLASS_SIZES[c]);
+  }
+  // The old record, out of its entry once the exchange is made, which comes after the take: a
+  // swap whose new value is an immediate, or whose record was taken; or a delete.
+  if (phase !== HAND_SWAP) return;
+  const old = i32[at + HAND_OLD];
+  if (old <= EXPUNGED || (old & 1) !== 0 || !inViews(a, old, RECORD_HEADER)) return;
+  if (taken === NIL || (taken & 1) !== 0 || taking) held(old, -1);
 }
 
 /**

@@ -62,7 +62,7 @@ import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list
 import { blobSize, isBlob, isNumberSlot, numberOf } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
-import { settleHandLog } from "./_sync_hand_log.ts";
+import { forEachHeld, settleHandLog } from "./_sync_hand_log.ts";
 import { checkTables } from "./_sync_tables_verify.ts";
 import {
   AMENDED,
@@ -516,6 +516,15 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
     }
   }
   seat = -1;
+  // What the seats' hand logs hold (see forEachHeld): reached by none of the above.
+  for (let i = 0; i < high; i++) {
+    forEachHeld(core, i, (b, bytes) => {
+      if (blocks.has(b)) return;
+      const what = `a block in seat ${i}'s hand log`;
+      if (bytes < 0) record(b, what);
+      else own(b, bytes, what);
+    });
+  }
   const inflight = core.inflightBlock;
   if (inflight !== 0 && !blocks.has(inflight)) record(inflight, "this record");
   return { blocks, count, whatOf };
@@ -527,6 +536,14 @@ function mark(core: SyncCore, strict: boolean, find = -1): Marks {
  */
 export const sweepsForTests: { count: number; reached: number } = { count: 0, reached: 0 };
 
+/** A test's stand-in for a death declared while a sweep is under way, before its marking. */
+let beforeMarking: (() => void) | undefined;
+
+/** For tests: runs `hook` in every sweep, after its checks and before its marking. */
+export function setMarkHookForTests(hook: (() => void) | undefined): void {
+  beforeMarking = hook;
+}
+
 /** Frees what nothing reaches, and recounts the keys. Under the mutex, the world stopped. */
 function sweep(core: SyncCore): void {
   const a = core.arena;
@@ -535,6 +552,7 @@ function sweep(core: SyncCore): void {
   // freeCache). Marked before, the word as the dead thread left it would be followed, and the
   // block the rollback makes the seat's again would be freed as unreached.
   const heap = underLock(a, () => verifyHeap(a));
+  beforeMarking?.();
   const { blocks: reached, count } = mark(core, false);
   sweepsForTests.count++;
   sweepsForTests.reached = reached.size;
