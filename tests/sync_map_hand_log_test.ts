@@ -13,6 +13,7 @@ import { cachePutBack } from "../src/_engine/alloc_cache.ts";
 import {
   ANNOUNCE,
   CACHE,
+  CLAIM,
   HAND,
   HAND_ENTRY,
   HAND_NEW,
@@ -24,6 +25,7 @@ import {
   OWNER,
   PARKED,
   PARKED_CLEAN,
+  SEAT_IN_USE,
 } from "../src/_engine/registry.ts";
 import { epochAt, RL_COUNT, tagAt, UNSTAMPED } from "../src/_engine/retire_list.ts";
 import { R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
@@ -512,6 +514,51 @@ test("SyncMap: a sweep frees no block a hand log names, its owner found gone as 
   map.verify(); // the record went back to the seat's cache once: not freed twice
   for (let j = 200; j < 400; j++) map.store(j, j + 0.5); // blocks of its class, handed out again
   map.verify();
+  map.close();
+});
+
+// verify() marks what a live participant's log holds too (the same marking as a sweep's): the
+// block taken, reached by nothing else while the call is under way; not one the log names before
+// its pop, still at the head of its list, which the cache holds.
+for (const popped of [true, false]) {
+  test(`SyncMap: verify() counts a parked participant's logged block ${popped ? "as in hand" : "before its pop as cached"}`, () => {
+    const { map, other, i32, seat } = setUp();
+    const s = syncAccessOf(other);
+    s.participant.enter();
+    const r = s.participant.allocateLogged(RECORD_HEADER);
+    assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+    if (!popped) cachePutBack(s.arena, i32[seat + CACHE], i32[seat + HAND] >>> 2, r);
+    Atomics.store(i32, seat + PARKED, PARKED_CLEAN); // parked, nothing in flight: the pause goes on
+    try {
+      map.verify();
+    } finally {
+      Atomics.store(i32, seat + PARKED, 0);
+    }
+    map.close();
+  });
+}
+
+// A log stays in its seat once settled, and a seat claimed again (its next owner not yet online,
+// or a collect borrowing it) is in use with that log in it, naming blocks freed since: the marking
+// counts only the logs a release would settle, of seats announced or parked.
+test("SyncMap: a settled log left in a seat claimed again is not taken for one in hand", () => {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  s.participant.enter();
+  const r = s.participant.allocateLogged(RECORD_HEADER);
+  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  die(map, i32, seat); // released: its log settled, the record back in the seat's cache
+  for (let n = 0; n < 4096 && i32[seat + CACHE] !== 0; n++) map.load(0);
+  assert.equal(i32[seat + CACHE], 0, "the orphan's cache given back: the record free in its span");
+  assert.equal(i32[seat + HAND_NEW], r, "the settled log is still in the seat");
+  // Claimed again, as claimFree leaves it before its new owner writes anything.
+  const claim = Atomics.load(i32, seat + CLAIM);
+  Atomics.store(i32, seat + CLAIM, (claim & ~3) | SEAT_IN_USE);
+  try {
+    map.verify();
+  } finally {
+    Atomics.store(i32, seat + CLAIM, claim);
+  }
   map.close();
 });
 

@@ -102,6 +102,7 @@ import {
   SEAT_IN_USE,
   SEAT_RELEASING,
   SEAT_WORDS,
+  seatMayHold,
 } from "../_engine/registry.ts";
 import {
   epochAt,
@@ -193,8 +194,10 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
  * leaves the log's seats alone while their release is to come (unsettledLogs), but the marking
  * decides later than that, and an owner it found alive then may be found gone by now (its end
  * declared meanwhile, or its grace run out), its record in flight no longer marked: so whatever
- * the owner's state, a block a log names is kept. A seat not in use, or released, names none
- * (its log was settled, or its next owner's is new). Words are checked before they are used.
+ * the owner's state, a block a log names is kept. Exactly the logs a release would settle count
+ * (registry.ts seatMayHold: announced or parked): a log stays in its seat once settled, and a
+ * seat free, or claimed again (its next owner not yet online, or a collect borrowing it), holds a
+ * log that names blocks freed since. Words are checked before they are used.
  */
 export function forEachHeld(
   core: SyncCore,
@@ -206,6 +209,7 @@ export function forEachHeld(
   const at = core.registry.seats + index * SEAT_WORDS;
   const state = Atomics.load(i32, at + CLAIM) & 3;
   if (state !== SEAT_IN_USE && state !== SEAT_RELEASING) return;
+  if (!seatMayHold(core.registry, index)) return;
   const hand = Atomics.load(i32, at + HAND);
   const phase = hand & 3;
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return;
