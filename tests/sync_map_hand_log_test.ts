@@ -487,7 +487,7 @@ test("SyncMap: no sweep runs over a dead participant's hand log before its relea
 // loop, at any moment) or its grace run out. One parked in the mutex's wait with its record in
 // hand is then no longer in flight, and its record is reached by nothing; freed by the sweep, it
 // was put back into the seat's cache by the release's settling as well, and so handed out twice
-// (tests/pool_test.ts on Bun, about one run in twelve).
+// (tests/pool_test.ts on Bun, 4 runs in 70).
 test("SyncMap: a sweep frees no block a hand log names, its owner found gone as it marks", () => {
   const { map, other, i32, seat } = setUp();
   const s = syncAccessOf(other);
