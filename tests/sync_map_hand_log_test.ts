@@ -42,6 +42,19 @@ function setUp() {
 }
 
 /**
+ * {@linkcode setUp}, then the second object's record taken under its hand log (HAND_TAKEN), as a
+ * store's first step: `s` the second object's state, `r` the record.
+ */
+function takenUnderLog() {
+  const { map, other, i32, seat } = setUp();
+  const s = syncAccessOf(other);
+  s.participant.enter();
+  const r = s.participant.allocateLogged(RECORD_HEADER);
+  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  return { map, i32, seat, s, r };
+}
+
+/**
  * Thread ids for the dead owners, each used once: a death recorded for an id already gone does
  * not change the census, and no reap would follow.
  */
@@ -425,11 +438,7 @@ test("SyncMap: a store dead in the second call nested in its record copy is swep
 });
 
 test("SyncMap: a record freed unpublished raises the word before the free", () => {
-  const { map, other, i32, seat } = setUp();
-  const s = syncAccessOf(other);
-  s.participant.enter();
-  const r = s.participant.allocateLogged(RECORD_HEADER);
-  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  const { map, i32, seat, s, r } = takenUnderLog();
   // As swap's finally after a catch cut short by a stack overflow, which left the log naming r.
   s.core.releaseUnpublished(r);
   assert.equal(i32[seat + HAND], 1, "raised: no log names a block back in the cache");
@@ -458,11 +467,7 @@ test("SyncMap: a store that returned, then a death in a read, is not swept", () 
 // of the sweep comes before any reap of it: the retry leaves the sweep due, the reap settles the
 // log, and the sweep after it finds nothing amiss.
 test("SyncMap: no sweep runs over a dead participant's hand log before its release", () => {
-  const { map, other, i32, seat } = setUp();
-  const s = syncAccessOf(other);
-  s.participant.enter();
-  const r = s.participant.allocateLogged(RECORD_HEADER);
-  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  const { map, i32, seat, r } = takenUnderLog();
   const ghost = nextGhost++;
   Atomics.store(i32, seat + OWNER, ghost + 1);
   record(ghost, GONE);
@@ -489,11 +494,7 @@ test("SyncMap: no sweep runs over a dead participant's hand log before its relea
 // was put back into the seat's cache by the release's settling as well, and so handed out twice
 // (tests/pool_test.ts on Bun, 4 runs in 70).
 test("SyncMap: a sweep frees no block a hand log names, its owner found gone as it marks", () => {
-  const { map, other, i32, seat } = setUp();
-  const s = syncAccessOf(other);
-  s.participant.enter();
-  const r = s.participant.allocateLogged(RECORD_HEADER);
-  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  const { map, i32, seat, r } = takenUnderLog();
   // Parked in the mutex's wait with the record in flight, as Participant's park leaves it.
   i32[seat + INFLIGHT] = r;
   Atomics.store(i32, seat + PARKED, PARKED_CLEAN);
@@ -522,11 +523,7 @@ test("SyncMap: a sweep frees no block a hand log names, its owner found gone as 
 // its pop, still at the head of its list, which the cache holds.
 for (const popped of [true, false]) {
   test(`SyncMap: verify() counts a parked participant's logged block ${popped ? "as in hand" : "before its pop as cached"}`, () => {
-    const { map, other, i32, seat } = setUp();
-    const s = syncAccessOf(other);
-    s.participant.enter();
-    const r = s.participant.allocateLogged(RECORD_HEADER);
-    assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+    const { map, i32, seat, s, r } = takenUnderLog();
     if (!popped) cachePutBack(s.arena, i32[seat + CACHE], i32[seat + HAND] >>> 2, r);
     Atomics.store(i32, seat + PARKED, PARKED_CLEAN); // parked, nothing in flight: the pause goes on
     try {
@@ -542,11 +539,7 @@ for (const popped of [true, false]) {
 // or a collect borrowing it) is in use with that log in it, naming blocks freed since: the marking
 // counts only the logs a release would settle, of seats announced or parked.
 test("SyncMap: a settled log left in a seat claimed again is not taken for one in hand", () => {
-  const { map, other, i32, seat } = setUp();
-  const s = syncAccessOf(other);
-  s.participant.enter();
-  const r = s.participant.allocateLogged(RECORD_HEADER);
-  assert.equal(i32[seat + HAND] & 3, HAND_TAKEN);
+  const { map, i32, seat, r } = takenUnderLog();
   die(map, i32, seat); // released: its log settled, the record back in the seat's cache
   for (let n = 0; n < 4096 && i32[seat + CACHE] !== 0; n++) map.load(0);
   assert.equal(i32[seat + CACHE], 0, "the orphan's cache given back: the record free in its span");
