@@ -141,19 +141,13 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return false;
   const taken = i32[at + HAND_NEW];
   if (taken === NIL) return phase === HAND_SWAP && settleDelete(core, at, hand);
-  const c = hand >>> 2;
-  const block = (taken & 1) === 0;
+  const state = takenState(core, at, hand);
+  // HAND_TAKEN names a block; a log whose words are out of range is not a log's.
+  if (state === TAKEN_BAD || (state === TAKEN_NONE && phase === HAND_TAKEN)) return false;
+  const block = state !== TAKEN_NONE;
+  const off = state === TAKEN_OFF;
+  const c = logClass(hand);
   const cache = i32[at + CACHE];
-  // A block the log names is one of the cache's class c, and HAND_TAKEN names one: anything
-  // else is not a log's.
-  if (block) {
-    if (!(c < NCLASSES && inViews(a, cache, 8 * NCLASSES) && inViews(a, taken, RECORD_HEADER))) {
-      return false;
-    }
-  } else if (phase === HAND_TAKEN) return false;
-  // Whether the block is off the cache, in hand or published: still (or again) its list's head
-  // means the pop never came.
-  const off = block && !cacheHeads(a, cache, c, taken);
   if (phase === HAND_TAKEN) {
     if (off) cachePutBack(a, cache, c, taken);
     return true;
@@ -207,27 +201,64 @@ export function forEachHeld(
   const a = core.arena;
   const i32 = a.i32;
   const at = core.registry.seats + index * SEAT_WORDS;
-  const state = Atomics.load(i32, at + CLAIM) & 3;
-  if (state !== SEAT_IN_USE && state !== SEAT_RELEASING) return;
+  const claim = Atomics.load(i32, at + CLAIM) & 3;
+  if (claim !== SEAT_IN_USE && claim !== SEAT_RELEASING) return;
   if (!seatMayHold(core.registry, index)) return;
   const hand = Atomics.load(i32, at + HAND);
   const phase = hand & 3;
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return;
   const taken = i32[at + HAND_NEW];
-  const c = (hand & ~(HAND_STEP | HAND_COUNTED)) >>> 2;
-  // A block taken: off its list (a log written before the pop names the list's head).
-  let taking = false;
-  if (taken !== NIL && (taken & 1) === 0 && c < NCLASSES && inViews(a, taken, CLASS_SIZES[c])) {
-    const cache = i32[at + CACHE];
-    taking = !(inViews(a, cache, 8 * NCLASSES) && cacheHeads(a, cache, c, taken));
-    if (taking) held(taken, CLASS_SIZES[c]);
-  }
+  const state = takenState(core, at, hand);
+  // A log the settling would give up on (TAKEN_BAD) keeps its block too, if it is one of a class
+  // within this thread's views: its cache may lie past them, and the settling may be done by a
+  // thread whose views reach it, and find the block off its list.
+  const c = logClass(hand);
+  const taking = state === TAKEN_OFF ||
+    (state === TAKEN_BAD && c < NCLASSES && inViews(a, taken, CLASS_SIZES[c]));
+  if (taking) held(taken, CLASS_SIZES[c]);
   // The old record, out of its entry once the exchange is made, which comes after the take: a
-  // swap whose new value is an immediate, or whose record was taken; or a delete.
+  // swap whose new value is an immediate or nil, or whose record was taken.
   if (phase !== HAND_SWAP) return;
   const old = i32[at + HAND_OLD];
   if (old <= EXPUNGED || (old & 1) !== 0 || !inViews(a, old, RECORD_HEADER)) return;
-  if (taken === NIL || (taken & 1) !== 0 || taking) held(old, -1);
+  if (state === TAKEN_NONE || taking) held(old, -1);
+}
+
+/** What a hand log's HAND_NEW names ({@linkcode takenState}): nil or an immediate. */
+const TAKEN_NONE = 0;
+/** A block that still heads its cache list: never taken, or put back by a settling. */
+const TAKEN_HEAD = 1;
+/** A block off its cache list: in hand, or published by the exchange or a step. */
+const TAKEN_OFF = 2;
+/** Words no log holds: a class out of range, a block or a cache past this thread's views. */
+const TAKEN_BAD = 3;
+
+/**
+ * The size class of the block a hand log names (HAND's bits above the phase, HAND_STEP aside): a
+ * delete's HAND_COUNTED makes it out of range, as it is for a log that names no block.
+ */
+function logClass(hand: number): number {
+  return (hand & ~HAND_STEP) >>> 2;
+}
+
+/**
+ * What the hand log of the seat at word `at` (hand word `hand`, HAND_TAKEN or HAND_SWAP) took:
+ * {@linkcode TAKEN_NONE}, {@linkcode TAKEN_HEAD}, {@linkcode TAKEN_OFF} or
+ * {@linkcode TAKEN_BAD}. The one answer of both {@linkcode settleHandLog}, which puts a block
+ * off its list back, and {@linkcode forEachHeld}, which keeps it from a sweep: they must agree
+ * on every log a release settles, or a block is freed twice (or kept for nothing).
+ */
+function takenState(core: SyncCore, at: number, hand: number): number {
+  const a = core.arena;
+  const i32 = a.i32;
+  const taken = i32[at + HAND_NEW];
+  if (taken === NIL || (taken & 1) !== 0) return TAKEN_NONE;
+  const c = logClass(hand);
+  const cache = i32[at + CACHE];
+  if (!(c < NCLASSES && inViews(a, cache, 8 * NCLASSES) && inViews(a, taken, CLASS_SIZES[c]))) {
+    return TAKEN_BAD;
+  }
+  return cacheHeads(a, cache, c, taken) ? TAKEN_HEAD : TAKEN_OFF;
 }
 
 /**
