@@ -13,7 +13,6 @@ import {
   mayRunTerminated,
   ownerGone,
   ownerId,
-  RUNTIME,
 } from "../_engine/census.ts";
 import {
   ACQUIRED,
@@ -269,28 +268,6 @@ export class Mutex {
       };
       Object.defineProperty(this.prototype, "lock", { value: lock });
     }
-    // On V8 (Deno, Node), `unlock` is releaseWord's way (futex.ts): a plain read of the word,
-    // which names this thread until it releases it, then one exchange, which V8 runs faster
-    // than a compare-exchange (lock+unlock 0.97x to 1.00x f80971c's on Deno, against 0.99x to
-    // 1.07x with the compare-exchange, same runs on AMD). A word with CONTENDED set since the
-    // read comes back from the exchange, and its sleeper is woken. JavaScriptCore keeps the
-    // compare-exchange (see unlock). Written out rather than a call of releaseWord, which takes
-    // the owner id where this has its word: the call took lock+unlock 1.02x to 1.08x this on
-    // Deno (2026-12-03, three runs with a control of this code at 0.96x to 1.03x).
-    if (RUNTIME !== "bun") {
-      const { unlock } = {
-        unlock(this: Mutex): void {
-          const block = this.#block;
-          const mine = this.#mine;
-          const w = block[LOCK_BASE];
-          if (w !== mine || mine === NO_WORD) unlockWordSlow(block, LOCK_BASE, ownerId(), w);
-          else if (Atomics.exchange(block, LOCK_BASE, 0) !== mine) {
-            Atomics.notify(block, LOCK_BASE, 1);
-          }
-        },
-      };
-      Object.defineProperty(this.prototype, "unlock", { value: unlock });
-    }
   }
 
   /**
@@ -349,9 +326,11 @@ export class Mutex {
   unlock(): void {
     // unlockWord's fast path, written out: one compare-exchange from exactly `mine`, so that a
     // word with CONTENDED or POISONED set, or held by another thread, or free, goes the slow
-    // way, which wakes a sleeper, keeps POISONED, or throws. NO_WORD is never a lock word. (A
-    // plain read of the owner and then an exchange cost Bun 1.4x f80971c's lock+unlock on
-    // Intel, against 1.06x for this; V8 has that way, from the static block below.)
+    // way, which wakes a sleeper, keeps POISONED, or throws. NO_WORD is never a lock word. A
+    // plain read of the word and then an exchange (releaseWord's way, futex.ts) is the other
+    // choice: on Intel it cost lock+unlock 1.07x to 1.15x f80971c's on Deno (seven runs) against
+    // 1.00x to 1.06x for this (median 1.025), and Bun 1.4x against 1.06x; on AMD, Deno ran it
+    // 0.97x to 1.00x against 0.99x to 1.07x for this.
     const block = this.#block;
     const mine = this.#mine;
     const w = Atomics.compareExchange(block, LOCK_BASE, mine, 0);
