@@ -26,15 +26,16 @@ import {
   PARKED,
   PARKED_CLEAN,
   SEAT_IN_USE,
+  SEAT_WORDS,
 } from "../src/_engine/registry.ts";
 import { epochAt, RL_COUNT, tagAt, UNSTAMPED } from "../src/_engine/retire_list.ts";
-import { R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
+import { R_SEATS, R_SWEEP_DUE, RECORD_HEADER } from "../src/maps/_sync_layout.ts";
 import { syncAccessOf } from "../src/maps/sync_map.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
 import { currentEntryForNumber } from "../src/maps/_sync_entries.ts";
 import { retrySweep, setMarkHookForTests, sweepsForTests } from "../src/maps/_sync_recovery.ts";
 import { secondSeat } from "./fixtures/second_seat.ts";
-import { settleHandLog } from "../src/maps/_sync_hand_log.ts";
+import { forEachHeld, settleHandLog } from "../src/maps/_sync_hand_log.ts";
 
 /** A map of 100 number keys with fractions (records), and a second object on a seat of its own. */
 function setUp() {
@@ -534,6 +535,39 @@ for (const popped of [true, false]) {
     map.close();
   });
 }
+
+// A log whose cache word lies past this thread's views (words no log holds, to this thread): the
+// settling gives up on it (a sweep finds what it held), and the marking keeps its block all the
+// same, since a releaser whose views reach the cache may find the block off its list and put it
+// back. Both answers come from one predicate (takenState).
+test("SyncMap: a log whose cache lies past the views is given up by the settling, its block kept by the marking", () => {
+  const { map, i32, seat, s, r } = takenUnderLog();
+  const core = syncAccessOf(map).core;
+  const index = (seat - i32[R_SEATS]) / SEAT_WORDS;
+  const cache = i32[seat + CACHE];
+  const held: number[] = [];
+  Atomics.store(i32, seat + PARKED, PARKED_CLEAN); // parked: a log a release would settle
+  i32[seat + CACHE] = s.arena.bytes + 4096;
+  try {
+    assert.equal(settleHandLog(core, index), false, "the settling gives up");
+    forEachHeld(core, index, (b) => held.push(b));
+  } finally {
+    i32[seat + CACHE] = cache;
+    Atomics.store(i32, seat + PARKED, 0);
+  }
+  assert.deepEqual(held, [r], "the marking keeps the block the log took");
+  // The same log with its cache word back: off its list, put back by the settling, kept by the
+  // marking while the seat may hold it.
+  held.length = 0;
+  Atomics.store(i32, seat + PARKED, PARKED_CLEAN);
+  try {
+    forEachHeld(core, index, (b) => held.push(b));
+  } finally {
+    Atomics.store(i32, seat + PARKED, 0);
+  }
+  assert.deepEqual(held, [r]);
+  map.close();
+});
 
 // A log stays in its seat once settled, and a seat claimed again (its next owner not yet online,
 // or a collect borrowing it) is in use with that log in it, naming blocks freed since: the marking
