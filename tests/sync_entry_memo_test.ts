@@ -10,25 +10,32 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SyncMap } from "../mod.ts";
-import { EntryMemo, slotsFor, WARMUP } from "../src/maps/_entry_memo.ts";
-import { MEMO_NOT_ASKED, memoEntry } from "../src/maps/_sync_entries.ts";
+import { EntryMemo, type MemoViews, slotsFor, WARMUP } from "../src/maps/_entry_memo.ts";
+import { MEMO_NOT_ASKED, MEMO_UNKNOWN, memoEntry } from "../src/maps/_sync_entries.ts";
 import { T_COUNT } from "../src/_engine/table_layout.ts";
 import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
 import { atomicsCalls } from "./fixtures/atomics_calls.ts";
 
-/** A table header's words as the memo reads them: serial (lo, hi) and a count of keys. */
-function header(serialLo: number, serialHi: number, keys = 16): Int32Array {
-  const h = new Int32Array(T_SERIAL + 2);
-  h[T_COUNT] = keys;
-  h[T_SERIAL] = serialLo;
-  h[T_SERIAL + 1] = serialHi;
-  return h;
+/** The word at which {@linkcode header} puts a table's header, and the read word naming it. */
+const HW = 4;
+const READ = 4 * HW;
+
+/**
+ * Views holding a table header's words as the memo reads them, at word {@linkcode HW}: serial
+ * (lo, hi) and a count of keys. EntryMemo.find takes the read word {@linkcode READ}.
+ */
+function header(serialLo: number, serialHi: number, keys = 16): MemoViews {
+  const i32 = new Int32Array(HW + T_SERIAL + 2);
+  i32[HW + T_COUNT] = keys;
+  i32[HW + T_SERIAL] = serialLo;
+  i32[HW + T_SERIAL + 1] = serialHi;
+  return { i32, bytes: i32.byteLength };
 }
 
 /** A memo past its warm-up. */
 function warmMemo(): EntryMemo {
   const memo = new EntryMemo();
-  for (let i = 0; i < WARMUP; i++) assert.equal(memo.find(1, 2, header(1, 0), 0), -1);
+  for (let i = 0; i < WARMUP; i++) assert.equal(memo.find(1, 2, header(1, 0), READ), -1);
   assert.equal(memo.on, true);
   return memo;
 }
@@ -37,7 +44,7 @@ describe("EntryMemo", () => {
   test("knows nothing until its warm-up is over", () => {
     const memo = new EntryMemo();
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(7, 0, header(1, 0), 0), -1);
+    assert.equal(memo.find(7, 0, header(1, 0), READ), -1);
     assert.equal(memo.on, false);
     assert.equal(memo.slots, 0, "no table made");
   });
@@ -45,24 +52,24 @@ describe("EntryMemo", () => {
   test("answers for the read table it was filled under, absent keys included", () => {
     const memo = warmMemo();
     const t = header(5, 0);
-    assert.equal(memo.find(7, 0, t, 0), -1);
+    assert.equal(memo.find(7, 0, t, READ), -1);
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(8, 0, t, 0), -1);
+    assert.equal(memo.find(8, 0, t, READ), -1);
     memo.remember(8, 0, 0);
-    assert.equal(memo.find(7, 0, t, 0), 64);
-    assert.equal(memo.find(8, 0, t, 0), 0, "absent, as remembered");
-    assert.equal(memo.find(7, 1, t, 0), -1, "other words");
+    assert.equal(memo.find(7, 0, t, READ), 64);
+    assert.equal(memo.find(8, 0, t, READ), 0, "absent, as remembered");
+    assert.equal(memo.find(7, 1, t, READ), -1, "other words");
   });
 
   test("forgets everything when the serial moves, and does not take an old one back", () => {
     const memo = warmMemo();
-    assert.equal(memo.find(7, 0, header(5, 0), 0), -1);
+    assert.equal(memo.find(7, 0, header(5, 0), READ), -1);
     memo.remember(7, 0, 64);
-    const gen = memo.generation(header(5, 0), 0);
-    assert.equal(memo.find(7, 0, header(6, 0), 0), -1, "a new read table");
-    assert.equal(memo.find(7, 0, header(5, 0), 0), -1, "the old serial again: a new generation");
-    assert.equal(memo.find(7, 0, header(5, 1), 0), -1, "the serial's high word counts too");
-    assert.ok(memo.generation(header(5, 1), 0) > gen, "generations only go up");
+    const gen = memo.generation(header(5, 0).i32, HW);
+    assert.equal(memo.find(7, 0, header(6, 0), READ), -1, "a new read table");
+    assert.equal(memo.find(7, 0, header(5, 0), READ), -1, "the old serial again: a new generation");
+    assert.equal(memo.find(7, 0, header(5, 1), READ), -1, "the serial's high word counts too");
+    assert.ok(memo.generation(header(5, 1).i32, HW) > gen, "generations only go up");
   });
 
   test("keeps two keys of one bucket, and a third in the second slot", () => {
@@ -74,62 +81,62 @@ describe("EntryMemo", () => {
     assert.ok(c !== undefined, "three keys of one bucket");
     const memo = warmMemo();
     const t = header(5, 0);
-    assert.equal(memo.find(a, 0, t, 0), -1);
+    assert.equal(memo.find(a, 0, t, READ), -1);
     assert.equal(memo.slots, 64);
     memo.remember(a, 0, 8);
     memo.remember(b, 0, 16);
-    assert.equal(memo.find(a, 0, t, 0), 8, "the first slot");
-    assert.equal(memo.find(b, 0, t, 0), 16, "the second slot");
+    assert.equal(memo.find(a, 0, t, READ), 8, "the first slot");
+    assert.equal(memo.find(b, 0, t, READ), 16, "the second slot");
     memo.remember(c, 0, 24);
-    assert.equal(memo.find(c, 0, t, 0), 24, "the second slot, taken over");
-    assert.equal(memo.find(a, 0, t, 0), 8, "the first slot stays");
-    assert.equal(memo.find(b, 0, t, 0), -1, "evicted");
+    assert.equal(memo.find(c, 0, t, READ), 24, "the second slot, taken over");
+    assert.equal(memo.find(a, 0, t, READ), 8, "the first slot stays");
+    assert.equal(memo.find(b, 0, t, READ), -1, "evicted");
     memo.remember(a, 0, 32);
-    assert.equal(memo.find(a, 0, t, 0), 32, "a key remembered again keeps its slot");
-    assert.equal(memo.find(c, 0, t, 0), 24);
+    assert.equal(memo.find(a, 0, t, READ), 32, "a key remembered again keeps its slot");
+    assert.equal(memo.find(c, 0, t, READ), 24);
     // A new read table: the first slot is free again, whatever the old generation left.
-    assert.equal(memo.find(b, 0, header(6, 0), 0), -1);
+    assert.equal(memo.find(b, 0, header(6, 0), READ), -1);
     memo.remember(b, 0, 40);
     memo.remember(c, 0, 48);
-    assert.equal(memo.find(b, 0, header(6, 0), 0), 40);
-    assert.equal(memo.find(c, 0, header(6, 0), 0), 48);
-    assert.equal(memo.find(a, 0, header(6, 0), 0), -1, "an old generation's key");
+    assert.equal(memo.find(b, 0, header(6, 0), READ), 40);
+    assert.equal(memo.find(c, 0, header(6, 0), READ), 48);
+    assert.equal(memo.find(a, 0, header(6, 0), READ), -1, "an old generation's key");
   });
 
   test("sizes its table for the read table, four slots a key, and grows with it", () => {
     assert.deepEqual([0, 1, 16, 17, 1024, 5000].map(slotsFor), [64, 64, 64, 128, 4096, 4096]);
     const memo = warmMemo();
-    memo.find(7, 0, header(2, 0, 100), 0);
+    memo.find(7, 0, header(2, 0, 100), READ);
     assert.equal(memo.slots, 512);
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(7, 0, header(2, 0, 100), 0), 64);
-    memo.find(7, 0, header(3, 0, 10), 0);
+    assert.equal(memo.find(7, 0, header(2, 0, 100), READ), 64);
+    memo.find(7, 0, header(3, 0, 10), READ);
     assert.equal(memo.slots, 512, "a smaller read table keeps it");
-    memo.find(7, 0, header(4, 0, 1000), 0);
+    memo.find(7, 0, header(4, 0, 1000), READ);
     assert.equal(memo.slots, 4096);
   });
 
   test("when its generation comes round, forgets its slots, also while switched off", () => {
     const memo = warmMemo();
     const t = header(5, 0);
-    assert.equal(memo.find(7, 0, t, 0), -1);
+    assert.equal(memo.find(7, 0, t, READ), -1);
     memo.remember(7, 0, 64);
-    assert.equal(memo.find(7, 0, t, 0), 64);
-    const gen = memo.generation(t, 0);
+    assert.equal(memo.find(7, 0, t, READ), 64);
+    const gen = memo.generation(t.i32, HW);
     // Switched off by a window of misses: key 3 never remembered, key 8 remembered again and
     // again (in a slot of its own: key 7's stays).
     memo.remember(8, 0, 0);
-    assert.equal(memo.find(7, 0, t, 0), 64, "keys 7 and 8 have slots of their own");
+    assert.equal(memo.find(7, 0, t, READ), 64, "keys 7 and 8 have slots of their own");
     while (memo.on) {
-      assert.equal(memo.find(3, 0, t, 0), -1);
+      assert.equal(memo.find(3, 0, t, READ), -1);
       memo.remember(8, 0, 0);
     }
     // 2^32 tables later (the generation set just short of coming round), one short of `gen`.
     memo.setGenerationForTests(-1);
-    for (let s = 7; memo.generation(header(s, 0), 0) !== gen - 1; s++);
-    while (!memo.on) memo.find(1, 0, header(99, 0), 0); // back on
-    assert.equal(memo.find(7, 0, header(100, 0), 0), -1, "a new read table: generation `gen`");
-    assert.equal(memo.find(7, 0, header(100, 0), 0), -1, "the slot of 2^32 tables ago");
+    for (let s = 7; memo.generation(header(s, 0).i32, HW) !== gen - 1; s++);
+    while (!memo.on) memo.find(1, 0, header(99, 0), READ); // back on
+    assert.equal(memo.find(7, 0, header(100, 0), READ), -1, "a new read table: generation `gen`");
+    assert.equal(memo.find(7, 0, header(100, 0), READ), -1, "the slot of 2^32 tables ago");
   });
 
   test("grows its table for a working set larger than the read table before switching off", () => {
@@ -137,7 +144,7 @@ describe("EntryMemo", () => {
     const memo = warmMemo();
     const t = header(9, 0, 1);
     const lookUp = (k: number) => {
-      const e = memo.find(k, 0, t, 0);
+      const e = memo.find(k, 0, t, READ);
       if (e !== -1) return e;
       memo.remember(k, 0, k === 0 ? 8 : 0);
       return -1;
@@ -168,14 +175,14 @@ describe("EntryMemo", () => {
   test("switches itself off when most lookups miss, and on again later", () => {
     const memo = warmMemo();
     const t = header(9, 0, 5000);
-    assert.equal(memo.find(0, 0, t, 0), -1);
+    assert.equal(memo.find(0, 0, t, READ), -1);
     // Distinct keys, each looked up once: every lookup a miss.
     for (let i = 1; memo.on; i++) {
-      assert.equal(memo.find(i, 0, t, 0), -1);
+      assert.equal(memo.find(i, 0, t, READ), -1);
       memo.remember(i, 0, 16 * i);
       assert.ok(i <= 4096, "off after one window of misses");
     }
-    assert.equal(memo.find(1, 0, t, 0), -1, "off: no answers");
+    assert.equal(memo.find(1, 0, t, READ), -1, "off: no answers");
   });
 });
 
@@ -401,28 +408,25 @@ describe("SyncMap.verify and table serials", () => {
   });
 });
 
-describe("memoEntry and a read table past this worker's views", () => {
+describe("EntryMemo.find and a read table past this worker's views", () => {
   test("does not ask the memo of a header past the views, which reads as undefined", () => {
     // Another worker grew the buffer and made the read table there: this worker's fixed-length
     // views end before its header. Asked there, the memo would read its serial as undefined,
-    // twice alike, and answer for one such table from another. memoEntry must leave such a
-    // table to the atomic load and the walk, which reach it first.
+    // twice alike, and answer for one such table from another. find must leave such a table to
+    // the atomic load and the walk, which reach it first.
     const i32 = new Int32Array(new SharedArrayBuffer(4096));
-    let asked = 0;
-    const entries = {
-      find: (_lo: number, _hi: number, view: Int32Array, th: number) => {
-        asked++;
-        return view[th + T_SERIAL] === undefined ? 12345 : -1;
-      },
-    };
-    const s = { arena: { bytes: i32.byteLength, i32 }, entries } as unknown as Parameters<
-      typeof memoEntry
-    >[0];
-    assert.equal(memoEntry(s, 8192 | 1, 1, 2), MEMO_NOT_ASKED);
-    assert.equal(memoEntry(s, 4096, 1, 2), MEMO_NOT_ASKED);
-    assert.equal(asked, 0);
-    assert.equal(memoEntry(s, 0 | 1, 1, 2), 0, "no read table, amended");
-    assert.equal(memoEntry(s, 1024, 1, 2), -1, "a table in the views is asked about");
-    assert.equal(asked, 1);
+    const views = { bytes: i32.byteLength, i32 };
+    const memo = warmMemo();
+    assert.equal(memo.find(1, 2, views, 8192 | 1), MEMO_NOT_ASKED);
+    assert.equal(memo.find(1, 2, views, 4096), MEMO_NOT_ASKED);
+    assert.equal(memo.find(1, 2, views, 0 | 1), 0, "no read table, amended");
+    assert.equal(memo.find(1, 2, views, 1024), MEMO_UNKNOWN, "a table in the views is asked");
+    memo.remember(1, 2, 64);
+    assert.equal(memo.find(1, 2, views, 1024), 64, "and answered from then on");
+    assert.equal(memo.find(1, 2, views, 8192), MEMO_NOT_ASKED, "a table past the views, still");
+    // memoEntry asks the handle's memo so.
+    const s = { arena: views, entries: memo } as unknown as Parameters<typeof memoEntry>[0];
+    assert.equal(memoEntry(s, 1024, 1, 2), 64);
+    assert.equal(memoEntry(s, 8192, 1, 2), MEMO_NOT_ASKED);
   });
 });

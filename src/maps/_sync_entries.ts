@@ -23,6 +23,7 @@
 //   entries.
 
 import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
+import { MEMO_NOT_ASKED, MEMO_UNKNOWN } from "./_entry_memo.ts";
 import {
   cachedKeyString,
   keyNumberWords,
@@ -51,7 +52,7 @@ export function readEntryForNumber<K, V>(s: SyncAccess<K, V>, read: number, key:
   const hi = words[1];
   const table = core.readTable(read);
   if (table === null) return 0;
-  const e = s.entries.find(lo, hi, a.i32, table.h);
+  const e = s.entries.find(lo, hi, a, read);
   return e >= 0 ? e : walkReadTable(s, table, lo, hi);
 }
 
@@ -72,10 +73,7 @@ function walkReadTable<K, V>(
   return e;
 }
 
-/** {@linkcode memoEntry}'s answer when the memo does not know the key. */
-export const MEMO_UNKNOWN = -1;
-/** {@linkcode memoEntry}'s answer when it did not ask the memo: the table is past the views. */
-export const MEMO_NOT_ASKED = -2;
+export { MEMO_NOT_ASKED, MEMO_UNKNOWN };
 
 /**
  * What the handle's entry memo knows of key words (lo, hi) in the read table of read word
@@ -97,10 +95,7 @@ export function memoEntry<K, V>(
   lo: number,
   hi: number,
 ): number {
-  const h = read & ~AMENDED;
-  if (h === 0) return 0;
-  if (h + TABLE_HEADER_BYTES > s.arena.bytes) return MEMO_NOT_ASKED;
-  return s.entries.find(lo, hi, s.arena.i32, h >> 2);
+  return s.entries.find(lo, hi, s.arena, read);
 }
 
 /**
