@@ -536,10 +536,9 @@ for (const popped of [true, false]) {
   });
 }
 
-// A log whose cache word lies past this thread's views (words no log holds, to this thread): the
-// settling gives up on it (a sweep finds what it held), and the marking keeps its block all the
-// same, since a releaser whose views reach the cache may find the block off its list and put it
-// back. Both answers come from one predicate (takenState).
+// A log whose cache word lies past the buffer (words no log holds): the settling gives up on it (a
+// sweep finds what it held), and the marking keeps its block all the same, for verify() to report
+// rather than free a block a log names. Both answers come from one predicate (takenState).
 test("SyncMap: a log whose cache lies past the views is given up by the settling, its block kept by the marking", () => {
   const { map, i32, seat, s, r } = takenUnderLog();
   const core = syncAccessOf(map).core;
@@ -556,8 +555,8 @@ test("SyncMap: a log whose cache lies past the views is given up by the settling
     Atomics.store(i32, seat + PARKED, 0);
   }
   assert.deepEqual(held, [r], "the marking keeps the block the log took");
-  // The same log with its cache word back: off its list, put back by the settling, kept by the
-  // marking while the seat may hold it.
+  // The same log with its cache word back: off its list (what the settling would put back), and
+  // kept by the marking while the seat may hold it.
   held.length = 0;
   Atomics.store(i32, seat + PARKED, PARKED_CLEAN);
   try {

@@ -208,7 +208,7 @@ export class EntryMemo {
       this.#hits++;
       return w[i + 7];
     }
-    return -1;
+    return MEMO_UNKNOWN;
   }
 
   /**

@@ -141,13 +141,13 @@ export function settleHandLog(core: SyncCore, index: number): boolean {
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return false;
   const taken = i32[at + HAND_NEW];
   if (taken === NIL) return phase === HAND_SWAP && settleDelete(core, at, hand);
-  const state = takenState(core, at, hand);
+  const cache = i32[at + CACHE];
+  const state = takenState(core, taken, cache, hand);
   // HAND_TAKEN names a block; a log whose words are out of range is not a log's.
   if (state === TAKEN_BAD || (state === TAKEN_NONE && phase === HAND_TAKEN)) return false;
   const block = state !== TAKEN_NONE;
   const off = state === TAKEN_OFF;
   const c = logClass(hand);
-  const cache = i32[at + CACHE];
   if (phase === HAND_TAKEN) {
     if (off) cachePutBack(a, cache, c, taken);
     return true;
@@ -208,10 +208,11 @@ export function forEachHeld(
   const phase = hand & 3;
   if (phase !== HAND_TAKEN && phase !== HAND_SWAP) return;
   const taken = i32[at + HAND_NEW];
-  const state = takenState(core, at, hand);
-  // A log the settling would give up on (TAKEN_BAD) keeps its block too, if it is one of a class
-  // within this thread's views: its cache may lie past them, and the settling may be done by a
-  // thread whose views reach it, and find the block off its list.
+  const state = takenState(core, taken, i32[at + CACHE], hand);
+  // A log the settling gives up on (TAKEN_BAD) keeps its block too, if it is one of a class within
+  // the views. The marking has reached the whole buffer first (mark), and no settler's views
+  // reach further, so only words no log holds (a cache past the buffer's end) come here: the
+  // block kept is reported by verify() rather than freed under a log that names it.
   const c = logClass(hand);
   const taking = state === TAKEN_OFF ||
     (state === TAKEN_BAD && c < NCLASSES && inViews(a, taken, CLASS_SIZES[c]));
@@ -242,19 +243,17 @@ function logClass(hand: number): number {
 }
 
 /**
- * What the hand log of the seat at word `at` (hand word `hand`, HAND_TAKEN or HAND_SWAP) took:
+ * What a hand log (hand word `hand`, HAND_TAKEN or HAND_SWAP) took, its HAND_NEW `taken` and its
+ * seat's CACHE `cache` as the caller read them once (the words it goes on to use):
  * {@linkcode TAKEN_NONE}, {@linkcode TAKEN_HEAD}, {@linkcode TAKEN_OFF} or
  * {@linkcode TAKEN_BAD}. The one answer of both {@linkcode settleHandLog}, which puts a block
  * off its list back, and {@linkcode forEachHeld}, which keeps it from a sweep: they must agree
  * on every log a release settles, or a block is freed twice (or kept for nothing).
  */
-function takenState(core: SyncCore, at: number, hand: number): number {
+function takenState(core: SyncCore, taken: number, cache: number, hand: number): number {
   const a = core.arena;
-  const i32 = a.i32;
-  const taken = i32[at + HAND_NEW];
   if (taken === NIL || (taken & 1) !== 0) return TAKEN_NONE;
   const c = logClass(hand);
-  const cache = i32[at + CACHE];
   if (!(c < NCLASSES && inViews(a, cache, 8 * NCLASSES) && inViews(a, taken, CLASS_SIZES[c]))) {
     return TAKEN_BAD;
   }
