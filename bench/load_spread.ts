@@ -10,9 +10,16 @@
  * within processes across seeds.
  *
  * ```
- * deno run -A bench/load_spread.ts [--processes=10] [--rounds=7]
- * deno run -A tools/bun.ts bench/load_spread.ts [--processes=10] [--rounds=7]
+ * deno run -A bench/load_spread.ts [--processes=10] [--rounds=7] [--sync-compile]
+ * deno run -A tools/bun.ts bench/load_spread.ts [--processes=10] [--rounds=7] [--sync-compile]
  * ```
+ *
+ * `--sync-compile` runs each child with its engine's optimizing compiler in the foreground (V8's
+ * `--no-concurrent-recompilation`, JavaScriptCore's `useConcurrentJIT=0`): what a background
+ * compile decides by its timing is then decided alike in every process, so a slow mode that
+ * hangs on when `load` was optimized shows in all of them. On 2026-12-06 it did: 24.4 ns a hit on
+ * Deno in every process, where the default ran 1 process in 3 or 4 so; 21.3 ns once the entry
+ * memo's lookup was called on every path (docs/design.md, "The plain reads of a lookup").
  *
  * Timing is by the process's CPU time (bench/fixtures/timing.ts). The machine is shared: a
  * process that met a neighbour's burst reads slow, so run it twice before believing a spread.
@@ -21,6 +28,7 @@
  */
 
 import { execFileSync } from "node:child_process";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { SyncMap } from "../mod.ts";
 import { type Body, cpuMs, median, sample } from "./fixtures/timing.ts";
@@ -88,12 +96,21 @@ if (args.includes("--child")) {
   const runtime = "Deno" in globalThis ? "Deno" : "Bun" in globalThis ? "Bun" : "Node";
   const self = fileURLToPath(import.meta.url);
   const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-  const childArgs = runtime === "Deno" ? ["run", "-A", self] : [self];
+  const sync = args.includes("--sync-compile");
+  const childArgs = runtime === "Deno"
+    ? ["run", "-A", ...(sync ? ["--v8-flags=--no-concurrent-recompilation"] : []), self]
+    : runtime === "Node" && sync
+    ? ["--no-concurrent-recompilation", self]
+    : [self];
+  const env = runtime === "Bun" && sync
+    ? { ...process.env, BUN_JSC_useConcurrentJIT: "0" }
+    : process.env;
   const perProcess: number[][] = [];
   const natives: number[] = [];
   for (let p = 0; p < processes; p++) {
     const out = execFileSync(execPath, [...childArgs, "--child", `--rounds=${rounds}`], {
       encoding: "utf8",
+      env,
     });
     const report = JSON.parse(out.trim().split("\n").at(-1)!) as { maps: number[]; native: number };
     perProcess.push(report.maps);
@@ -102,7 +119,9 @@ if (args.includes("--child")) {
   const means = perProcess.map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length);
   const ratios = means.map((m, p) => m / natives[p]);
   console.log(
-    `${runtime}: SyncMap.load hit, ${KEYS} int keys, ns per load, ${processes} processes`,
+    `${runtime}: SyncMap.load hit, ${KEYS} int keys, ns per load, ${processes} processes${
+      sync ? ", compiling in the foreground" : ""
+    }`,
   );
   for (const [p, xs] of perProcess.entries()) {
     const each = xs.map((x) => x.toFixed(1)).join(" ");
