@@ -95,7 +95,6 @@ if (args.includes("--child")) {
   const rounds = positiveInt("rounds", 7);
   const runtime = "Deno" in globalThis ? "Deno" : "Bun" in globalThis ? "Bun" : "Node";
   const self = fileURLToPath(import.meta.url);
-  const execPath = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
   const sync = args.includes("--sync-compile");
   const childArgs = runtime === "Deno"
     ? ["run", "-A", ...(sync ? ["--v8-flags=--no-concurrent-recompilation"] : []), self]
@@ -108,7 +107,7 @@ if (args.includes("--child")) {
   const perProcess: number[][] = [];
   const natives: number[] = [];
   for (let p = 0; p < processes; p++) {
-    const out = execFileSync(execPath, [...childArgs, "--child", `--rounds=${rounds}`], {
+    const out = execFileSync(process.execPath, [...childArgs, "--child", `--rounds=${rounds}`], {
       encoding: "utf8",
       env,
     });

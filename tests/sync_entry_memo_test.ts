@@ -10,8 +10,15 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SyncMap } from "../mod.ts";
-import { EntryMemo, type MemoViews, slotsFor, WARMUP } from "../src/maps/_entry_memo.ts";
-import { MEMO_NOT_ASKED, MEMO_UNKNOWN, memoEntry } from "../src/maps/_sync_entries.ts";
+import {
+  EntryMemo,
+  MEMO_NOT_ASKED,
+  MEMO_UNKNOWN,
+  type MemoViews,
+  slotsFor,
+  WARMUP,
+} from "../src/maps/_entry_memo.ts";
+import { memoEntry } from "../src/maps/_sync_entries.ts";
 import { T_COUNT } from "../src/_engine/table_layout.ts";
 import { R_DIRTY, R_READ, R_SERIAL, T_SERIAL } from "../src/maps/_sync_layout.ts";
 import { atomicsCalls } from "./fixtures/atomics_calls.ts";

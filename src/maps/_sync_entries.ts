@@ -23,7 +23,7 @@
 //   entries.
 
 import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
-import { MEMO_NOT_ASKED, MEMO_UNKNOWN } from "./_entry_memo.ts";
+import { MEMO_UNKNOWN } from "./_entry_memo.ts";
 import {
   cachedKeyString,
   keyNumberWords,
@@ -73,13 +73,11 @@ function walkReadTable<K, V>(
   return e;
 }
 
-export { MEMO_NOT_ASKED, MEMO_UNKNOWN };
-
 /**
  * What the handle's entry memo knows of key words (lo, hi) in the read table of read word
  * `read`, which the caller read plainly (docs/design.md, "The plain reads of a lookup"): the
  * entry, 0 when that table lacks the key or there is none, {@linkcode MEMO_UNKNOWN}, or
- * {@linkcode MEMO_NOT_ASKED} when the table's header lies past this worker's views (another
+ * MEMO_NOT_ASKED (_entry_memo.ts) when the table's header lies past this worker's views (another
  * worker grew the buffer and made the table there): nothing is read there before the atomic
  * load that lets readTable reach it. On either the caller goes on with
  * {@linkcode readPastMemo}.
