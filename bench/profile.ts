@@ -60,6 +60,9 @@ const INTERVAL_US = 250;
 const WORKLOADS = {
   load: `SyncMap.load hit, ${KEYS_TEXT} int keys`,
   strings: `SyncMap.load hit, ${KEYS_TEXT} 16-unit string keys`,
+  misses: `SyncMap.load miss, ${KEYS_TEXT} int keys looked up, ${KEYS_TEXT} others held`,
+  stringMisses:
+    `SyncMap.load miss, ${KEYS_TEXT} 16-unit string keys looked up, ${KEYS_TEXT} others held`,
   store: `SyncMap.store overwrite, ${KEYS_TEXT} int keys`,
   range: `SyncMap.range over ${KEYS_TEXT} int keys (one op: the whole range)`,
   churn: `SyncMap store of an absent int key, then delete of a present one (StoreDeleteChurn)`,
@@ -86,9 +89,9 @@ function filled<K>(keys: readonly K[]): SyncMap<K, number> {
   return map;
 }
 
-/** 16-unit string keys: "user:---------" then i in two base-64 digits, made at run time. */
-function stringKeys(ints: readonly number[]): string[] {
-  const prefix = "user:".padEnd(14, "-");
+/** 16-unit string keys: `start` ("user:") padded with "-" to 14, then i in two base-64 digits. */
+function stringKeys(ints: readonly number[], start = "user:"): string[] {
+  const prefix = start.padEnd(14, "-");
   return ints.map((i) => prefix + DIGITS[i >> 6] + DIGITS[i & 63]);
 }
 
@@ -143,6 +146,24 @@ function bodyOf(workload: Workload): Body {
         let sum = 0;
         for (let i = 0; i < n; i++) sum += map.load(keys[i & (KEYS - 1)])!;
         if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "misses": {
+      const map = filled(ints);
+      return function loadMisses(n) {
+        let found = 0;
+        for (let i = 0; i < n; i++) if (map.load(KEYS + (i & (KEYS - 1))) !== undefined) found++;
+        if (found !== 0) throw new Error("unreachable");
+      };
+    }
+    case "stringMisses": {
+      // As bench/string_keys.ts's misses: the keys looked up share no prefix with those held.
+      const map = filled(stringKeys(ints));
+      const keys = stringKeys(ints, "miss:");
+      return function loadStringMisses(n) {
+        let found = 0;
+        for (let i = 0; i < n; i++) if (map.load(keys[i & (KEYS - 1)]) !== undefined) found++;
+        if (found !== 0) throw new Error("unreachable");
       };
     }
     case "store": {
