@@ -243,6 +243,16 @@ const cases: Case[] = [
   mapCase("GoMap.get hit, int", filledGoMap, `sink(o.get(${KEY}));`),
   mapCase("GoMap.has hit, int", filledGoMap, `sink(o.has(${KEY}));`),
   mapCase("GoMap.get hit, str16", filledGoMap, `sink(o.get(${KEY}));`, strKeys),
+  mapCase("GoMap.get miss, int", filledGoMap, `sink(o.get(${KEY}));`, missKeys, intKeys),
+  // As "SyncMap.load miss, unique int": ids checked once, each new to the handle's lookup copy.
+  mapCase(
+    "GoMap.get miss, unique int",
+    filledGoMap,
+    "sink(o.get(mu.next++));",
+    intKeys,
+    intKeys,
+    () => ({ next: 2 ** 31 }),
+  ),
   mapCase("GoMap.set overwrite, int", filledGoMap, `o.set(${KEY}, i);`),
   // A churn (bench/cases_gomap.ts's "set new / delete"): even calls set an absent key, odd
   // calls delete a present one, 512 of the 1,024 keys present at any time. The call count

@@ -73,6 +73,7 @@ const WORKLOADS = {
   missUnique: `SyncMap.load of a key never stored, a new one each call, ${KEYS_TEXT} int keys held`,
   deleteCollision: `SyncMap loadAndDelete of its one key, deleted (LoadAndDeleteCollision)`,
   get: `GoMap.get hit, ${KEYS_TEXT} int keys`,
+  getMissUnique: `GoMap.get of a key never stored, a new one each call, ${KEYS_TEXT} int keys held`,
   getStrings: `GoMap.get hit, ${KEYS_TEXT} 16-unit string keys`,
   iterate: `GoMap entries over ${KEYS_TEXT} int keys (one op: one entry)`,
   goChurn: `GoMap set of an absent int key, then delete of a present one`,
@@ -112,6 +113,15 @@ function bodyOf(workload: Workload): Body {
         let sum = 0;
         for (let i = 0; i < n; i++) sum += map.get(i & (KEYS - 1))!;
         if (sum < 0) throw new Error("unreachable");
+      };
+    }
+    case "getMissUnique": {
+      const map = goFilled(ints);
+      let k = KEYS;
+      return function getMissesUnique(n) {
+        let found = 0;
+        for (let i = 0; i < n; i++) if (map.get(k++) !== undefined) found++;
+        if (found !== 0) throw new Error("unreachable");
       };
     }
     case "getStrings": {

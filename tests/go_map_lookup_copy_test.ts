@@ -11,7 +11,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Codec, codecs, GoMap } from "../mod.ts";
-import { MAX_HELD, MAX_WARMUP, MIN_WARMUP } from "../src/maps/_go_hits.ts";
+import { MAX_ABSENT, MAX_HELD, MAX_WARMUP, MIN_WARMUP } from "../src/maps/_go_hits.ts";
 import { hitsOf } from "../src/maps/go_map.ts";
 import { MAX_UNITS } from "../src/maps/_iteration_keys.ts";
 import { LAST_SEQ, SEQ, SEQ_BEFORE_WRAP, WRAPS } from "../src/maps/_go_layout.ts";
@@ -225,6 +225,37 @@ describe("GoMap lookup copy", () => {
     readAll(wide, wideModel, ints(400), 3, "long strings");
     const h = held(wide as GoMap<unknown, unknown>);
     assert.ok(h > 0 && h <= MAX_UNITS / long.length, `${h} long strings held`);
+  });
+
+  test("keys each new to the map: at most MAX_ABSENT held absent, and a copy that has not paid is dropped", () => {
+    const [m, model] = filled(ints(1024), (k) => k);
+    const g = m as GoMap<unknown, unknown>;
+    // Ids checked once each, as a dedup check makes them: none of them is asked again.
+    let next = 1_000_000;
+    let most = 0;
+    let drops = 0;
+    for (let i = 0; i < 8 * (MAX_WARMUP + MAX_ABSENT); i++) {
+      const before = held(g);
+      assert.equal(m.get(next++), undefined);
+      const now = held(g);
+      if (now < before) drops++;
+      if (now > most) most = now;
+    }
+    assert.ok(most <= MAX_ABSENT, `${most} absent keys held`);
+    assert.ok(drops >= 2, `the copy was dropped ${drops} times`);
+    // A hot set with new keys among its lookups: the copy pays, so it stays, full of absent
+    // keys, and answers the hot set.
+    const [hot, hotModel] = filled(ints(100), (k) => k);
+    const h = hot as GoMap<unknown, unknown>;
+    for (let i = 0; i < 4 * (MAX_WARMUP + MAX_ABSENT); i++) {
+      assert.equal(hot.get(i % 100), hotModel.get(i % 100));
+      if (i % 4 === 0) assert.equal(hot.get(next++), undefined);
+    }
+    assert.equal(held(h), 100 + MAX_ABSENT, "the hot set and MAX_ABSENT absent keys");
+    const answered = hitsOf(h).answered;
+    for (let k = 0; k < 100; k++) assert.equal(hot.get(k), k);
+    assert.equal(hitsOf(h).answered, answered + 100, "the hot set is answered from the copy");
+    readAll(m, model, ints(1100), 1, "after the new keys");
   });
 
   test("one value too long to hold leaves room for the rest; a long key is not held", () => {
