@@ -30,7 +30,7 @@ import {
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import { R_DIRTY, R_MU, R_READ, R_SEATS, R_SWEEP_DUE } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap, syncAccessOf } from "../src/maps/sync_map.ts";
-import { entryForDelete } from "../src/maps/_sync_entries.ts";
+import { entryForDelete } from "../src/maps/_sync_delete.ts";
 import { SyncCore } from "../src/maps/_sync_core.ts";
 import { sweepsForTests } from "../src/maps/_sync_recovery.ts";
 import { COLLECT_BUDGET } from "../src/_engine/reclaim.ts";

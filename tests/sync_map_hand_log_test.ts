@@ -622,7 +622,7 @@ for (const [at, { stop, swept }] of DELETE_STOPS.entries()) {
     const s = syncAccessOf(other);
     const part = s.participant;
     const empty = map.stats().bytesUsed;
-    // deleteEntry's steps (_sync_entries.ts).
+    // deleteEntry's steps (_sync_delete.ts).
     part.enter();
     const e = currentEntryForNumber(s, 5);
     const old = i32[e >> 2];

@@ -1,7 +1,8 @@
 /**
  * Internal. SyncMap's paths to a key's entry (the read table without a lock, then the dirty
  * table under it, as Go's sync.Map goes) and the atomic steps on an entry's `p` word that need
- * no lock: Go's entry.delete, trySwap's aftermath, tryLoadOrStore and tryCompareAndSwap.
+ * no lock: trySwap's aftermath, tryLoadOrStore and tryCompareAndSwap (the deletes are in
+ * _sync_delete.ts).
  *
  * @module
  */
@@ -317,111 +318,6 @@ export function readEntry<K, V>(s: SyncAccess<K, V>, read: number, probe: Probe)
   w[at] = gen;
   w[at + 1] = e;
   return e;
-}
-
-/**
- * Go's LoadAndDelete and CompareAndDelete up to the entry. With `remove`, a key found only
- * in the dirty table is removed from it, and its entry retired once deleted.
- */
-export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolean): number {
-  if (typeof key === "number" && s.numberKeys) {
-    const e = unlockedEntryForNumber(s, key);
-    if (e >= 0) return e;
-    const searched = s.searched;
-    // The step may take a dirty-only entry out and retire it, whose record the caller then
-    // deletes: from the step's commit to deleteEntry's retirement, that record is reached
-    // through a retired entry only, which no marking follows (registry.ts HAND; helper-139).
-    s.participant.raiseHand();
-    return deleteLocked(s, s.keyProbe(key, s.nested ? new Probe() : s.probe), searched, remove);
-  }
-  const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
-  // Before the delete writes: its key's encode may have run a built-in the user patched, as
-  // SyncCore.newRecord says (a number key's runs none).
-  s.participant.recheck();
-  const read = readWordForWalk(s.arena);
-  const e = readEntry(s, read, probe);
-  if (e !== 0 || (read & AMENDED) === 0) return e;
-  return deleteLocked(s, probe, read, remove);
-}
-
-/**
- * {@linkcode entryForDelete} under the mutex, once the read table of read word `searched`
- * lacked `probe`'s key and was amended: the read table again unless R_READ still names that one
- * (see SyncCore.entryLocked), then the dirty table.
- */
-function deleteLocked<K, V>(
-  s: SyncAccess<K, V>,
-  probe: Probe,
-  searched: number,
-  remove: boolean,
-): number {
-  const a = s.arena;
-  const core = s.core;
-  return core.locked(() => {
-    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
-    let e2 = read2 === searched ? 0 : core.findIn(core.readTable(read2), probe);
-    if (e2 === 0 && (read2 & AMENDED) !== 0) {
-      const dirty = core.dirtyTable();
-      e2 = core.findIn(dirty, probe);
-      // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
-      // the lock's holder makes a dirty-only entry pending or stores over a pending value
-      // (lock-free writers move only a value to NIL), so this test holds until unlock.
-      if (e2 !== 0 && remove && a.i32[e2 >> 2] >= NIL) {
-        core.removeFromDirty(dirty!, probe, e2);
-        s.unlinked = true;
-      }
-      // Count a miss whether or not the key was there: it takes the slow path until the
-      // dirty table is promoted.
-      core.missLocked();
-    }
-    return e2;
-  });
-}
-
-/**
- * Sets an entry's value to nil; returns the record it held, or 0 (Go's entry.delete). E_P is
- * read plainly first (docs/design.md, "The plain reads of a lookup"): an entry with no value
- * is a miss with no atomic operation, and a value changed since is what the failed
- * compare-exchange returns.
- */
-export function deleteEntry<K, V>(s: SyncAccess<K, V>, e: number): number {
-  const i32 = s.arena.i32;
-  const part = s.participant;
-  // The record unlinked is in hand until retired: said by a hand log of the exchange (registry.ts
-  // HAND_SWAP with HAND_NEW nil, _sync_hand_log.ts), which the seat's release settles, unless the
-  // step that found the entry took it out of the dirty table (then raised: see unlinked).
-  const unlinked = s.unlinked;
-  s.unlinked = false;
-  let p = i32[e >> 2];
-  if (p <= EXPUNGED) return 0;
-  if (unlinked) part.raiseHand();
-  let open = !unlinked && part.logDelete(e, p, false);
-  for (;;) {
-    const found = Atomics.compareExchange(i32, e >> 2, p, NIL);
-    if (found === p) {
-      deleted(s, p, open);
-      return p;
-    }
-    p = found;
-    if (p <= EXPUNGED) {
-      if (open) part.endLog();
-      return 0;
-    }
-    if (open) open = part.logDelete(e, p, true);
-  }
-}
-
-/**
- * After a delete's exchange of value `p` to nil, `open` whether the call's hand log of it is
- * (Participant.logDelete): counts the key out, and then the log says so (the record in hand
- * until listed), retires `p`, and ends the log. In that order: each is what the settling of a
- * death between two of them reads (_sync_hand_log.ts settleDelete).
- */
-export function deleted<K, V>(s: SyncAccess<K, V>, p: number, open: boolean): void {
-  s.core.count(-1);
-  if (open) s.participant.logCounted();
-  s.core.retireRecord(p);
-  if (open) s.participant.endLog();
 }
 
 /**

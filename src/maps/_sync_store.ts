@@ -34,10 +34,9 @@ import {
   settle,
   valueAt,
 } from "./_sync_compute.ts";
+import { deleted, entryForDelete } from "./_sync_delete.ts";
 import {
   currentEntryForNumber,
-  deleted,
-  entryForDelete,
   readEntry,
   readWordForWalk,
   replaced,
@@ -598,7 +597,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   const e = entryForDelete(s, key, false);
   if (e === 0) return false;
   let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
-  // deleteEntry's hand log (_sync_entries.ts): a record's exchange to nil, then its count. A
+  // deleteEntry's hand log (_sync_delete.ts): a record's exchange to nil, then its count. A
   // mismatch ends it, with nothing taken.
   let open = false;
   for (;;) {

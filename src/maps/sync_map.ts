@@ -16,14 +16,13 @@ import type { IterationKeys } from "./_iteration_keys.ts";
 import { SyncAccess } from "./_sync_access.ts";
 import { closeAttach, lastAttach, noteAttached } from "./_sync_attached.ts";
 import {
-  deleteEntry,
-  entryForDelete,
   entryForNumber,
   entryForRead,
   entryForString,
   entryPastMemo,
   memoEntry,
 } from "./_sync_entries.ts";
+import { deleteKey, loadAndDeleteKey } from "./_sync_delete.ts";
 import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
 import { AMENDED, EXPUNGED, R_DIRTY, R_READ, REC_HI, RECORD_HEADER } from "./_sync_layout.ts";
@@ -454,18 +453,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   loadAndDelete(key: K): [value: V | undefined, loaded: boolean] {
-    const part = this.#s.participant;
-    try {
-      part.enter();
-      const e = entryForDelete(this.#s, key, true);
-      if (e === 0) return [undefined, false];
-      const p = deleteEntry(this.#s, e);
-      if (p === 0) return [undefined, false];
-      return [this.#s.decodeRecord(p), true];
-    } catch (error) {
-      part.noteThrown(error);
-      throw error;
-    }
+    // No catch here: the steps that can leave a block behind note an overflow themselves
+    // (_sync_delete.ts, deleteFound), so that JavaScriptCore may inline this.
+    return loadAndDeleteKey(this.#s, key);
   }
 
   /**
@@ -480,15 +470,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): boolean {
-    const part = this.#s.participant;
-    try {
-      part.enter();
-      const e = entryForDelete(this.#s, key, true);
-      return e !== 0 && deleteEntry(this.#s, e) !== 0;
-    } catch (error) {
-      part.noteThrown(error);
-      throw error;
-    }
+    return deleteKey(this.#s, key); // no catch here, as loadAndDelete
   }
 
   /**
