@@ -285,13 +285,22 @@ const NO_CENSUS = new Int32Array(C_ENTRIES);
  * - `liveSeen`: {@linkcode liveOwnerId} passes while `head[C_COUNT] === liveSeen`: `seen`, or -1
  *   while this thread's owner id is not known yet.
  * - `owner`: this thread's owner id once known; 0 before.
+ * - `stopped`: this thread has learned it was terminated (it threw TerminatedError once): the
+ *   public locks' unlocks read it, so that a zombie's `finally` does not release a lock over
+ *   data its cut-short section left half-written.
  *
  * Exported for the hottest callers (the public locks, Participant.enter), which write
  * {@linkcode liveOwnerId}'s or {@linkcode checkAlive}'s fast path out: the engines left those
  * calls in place there (JavaScriptCore in the locks, where the call cost about 1 ns of a 5 ns
  * lock+unlock; V8 in the large SyncMap paths). Every other reader goes through the functions.
  */
-export const fast = { head: NO_CENSUS as Int32Array, seen: 0, liveSeen: -1, owner: 0 };
+export const fast = {
+  head: NO_CENSUS as Int32Array,
+  seen: 0,
+  liveSeen: -1,
+  owner: 0,
+  stopped: false,
+};
 
 function know(view: View): void {
   views.push(view);
@@ -355,6 +364,14 @@ function writeOsThread(view: View, threadId: number, second: number): void {
  */
 export const mayRunTerminated: boolean = RUNTIME !== "node" &&
   (runtimeThreadId !== 0 || needsOwnId());
+
+/**
+ * Whether this thread can ever learn it was terminated: any worker (a main thread is never
+ * terminated). A Node worker too: its adapter marks it terminating before `terminate()` stops
+ * it, and it may meet the mark at a call in between. The public locks' releases check
+ * `fast.stopped` only where this is true (Mutex.unlock), so that a main thread's pays nothing.
+ */
+export const mayBeTerminated: boolean = mayRunTerminated || runtimeThreadId !== 0;
 
 /** Set once this thread learned it was terminated: it must not touch shared memory again. */
 let stopped = false;
@@ -915,6 +932,7 @@ const denoNodeWorker = RUNTIME === "deno" && parentPort !== null;
 
 function stop(): never {
   stopped = true;
+  fast.stopped = true;
   fast.seen = -1;
   fast.liveSeen = -1;
   for (const hook of stopHooks) hook();
@@ -951,4 +969,5 @@ export function resetForTests(): void {
   fast.liveSeen = -1;
   primary = undefined;
   stopped = false;
+  fast.stopped = false;
 }

@@ -7,9 +7,11 @@
 
 import {
   C_COUNT,
+  checkAliveSlow,
   fast,
   liveOwnerId,
   liveOwnerIdSlow,
+  mayBeTerminated,
   mayRunTerminated,
   ownerGone,
   ownerId,
@@ -270,6 +272,27 @@ export class Mutex {
     }
   }
 
+  // In a thread that can learn it was terminated (census.ts mayBeTerminated: any worker),
+  // `unlock` is this instead: a zombie's unlock, typically in the `finally` of a section that a
+  // TerminatedError cut short, must not release, or the next holder would take the data it
+  // guards half-written without an OwnerDeadError. checkAliveSlow throws for a stopped thread,
+  // leaving the lock held until the thread is declared gone; it is then taken over poisoned.
+  // About 1 ns an unlock on Deno, which a main thread does not pay.
+  static {
+    if (mayBeTerminated) {
+      const { unlock } = {
+        unlock(this: Mutex): void {
+          if (fast.stopped) checkAliveSlow();
+          const block = this.#block;
+          const mine = this.#mine;
+          const w = Atomics.compareExchange(block, LOCK_BASE, mine, 0);
+          if (w !== mine) unlockWordSlow(block, LOCK_BASE, ownerId(), w);
+        },
+      };
+      Object.defineProperty(this.prototype, "unlock", { value: unlock });
+    }
+  }
+
   /**
    * {@linkcode lock} past its fast path: on this object's first lock, when the lock is taken,
    * or (in a thread that can run after `terminate()`) when the census moved. Checks that this
@@ -322,6 +345,10 @@ export class Mutex {
    * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked, or
    * `sync: unlock of a mutex held by another thread` if another thread holds it; the lock is
    * left as it was either way.
+   * @throws {TerminatedError} if this thread was terminated and has learned it (a call of
+   * shmap threw `TerminatedError`): the lock stays held, and once the thread is declared gone
+   * the next `lock()` takes it over and throws {@linkcode OwnerDeadError}, since the section it
+   * guards was cut short.
    */
   unlock(): void {
     // unlockWord's fast path, written out: one compare-exchange from exactly `mine`, so that a
@@ -352,9 +379,10 @@ export class Mutex {
    * ```
    *
    * @throws {Error} if the calling thread does not hold the lock.
+   * @throws {TerminatedError} if this thread was terminated (the poison stays).
    */
   markConsistent(): void {
-    clearPoison(this.#block, LOCK_BASE, ownerId());
+    clearPoison(this.#block, LOCK_BASE, liveOwnerId());
   }
 
   /**

@@ -6,7 +6,15 @@
  */
 
 import { describe } from "../_describe.ts";
-import { C_COUNT, fast, liveOwnerId, liveOwnerIdSlow, ownerId } from "../_engine/census.ts";
+import {
+  C_COUNT,
+  checkAliveSlow,
+  fast,
+  liveOwnerId,
+  liveOwnerIdSlow,
+  mayBeTerminated,
+  ownerId,
+} from "../_engine/census.ts";
 import {
   ACQUIRED,
   ACQUIRED_POISONED,
@@ -324,6 +332,9 @@ export class RWMutex {
    *
    * @throws {Error} if the calling thread does not hold the write lock; the lock is left as
    * it was.
+   * @throws {TerminatedError} if this thread was terminated and has learned it: the write lock
+   * stays held until the thread is declared gone, and is then taken over poisoned, as
+   * `Mutex.unlock` says.
    */
   unlock(): void {
     if (!unlockFast(this.#block, LOCK_BASE, this.#mine)) this.#unlockSlow();
@@ -470,6 +481,8 @@ export class RWMutex {
    *
    * @throws {Error} `sync: RUnlock of unlocked RWMutex` if the calling thread holds no read
    * lock; the lock is left as it was.
+   * @throws {TerminatedError} if this thread was terminated and has learned it: its read lock
+   * is released when the thread is declared gone, as a dead reader's is.
    */
   rUnlock(): void {
     const seat = this.#seat;
@@ -505,9 +518,10 @@ export class RWMutex {
    * ```
    *
    * @throws {Error} if the calling thread does not hold the write lock.
+   * @throws {TerminatedError} if this thread was terminated (the poison stays).
    */
   markConsistent(): void {
-    clearPoison(this.#block, writerWord(LOCK_BASE), ownerId());
+    clearPoison(this.#block, writerWord(LOCK_BASE), liveOwnerId());
   }
 
   /**
@@ -532,6 +546,30 @@ export class RWMutex {
   // What `console.log` shows, in every runtime: `RWMutex { unlocked }`,
   // `RWMutex { read-locked (2) }` (read locks held, over all threads),
   // `RWMutex { write-locked by thread 3 }`.
+  // In a thread that can learn it was terminated (census.ts mayBeTerminated), `unlock` and
+  // `rUnlock` check first that it has not: a zombie's release in the `finally` of a section cut
+  // short leaves the lock held, as Mutex's static block says.
+  static {
+    if (mayBeTerminated) {
+      // The bodies written out again, not called through `Function.prototype.call`, which
+      // user code may have replaced.
+      const checked = {
+        unlock(this: RWMutex): void {
+          if (fast.stopped) checkAliveSlow();
+          if (!unlockFast(this.#block, LOCK_BASE, this.#mine)) this.#unlockSlow();
+        },
+        rUnlock(this: RWMutex): void {
+          if (fast.stopped) checkAliveSlow();
+          const seat = this.#seat;
+          if (seat !== 0) rUnlock(this.#block, LOCK_BASE, seat, fast.owner);
+          else this.#rUnlockUnseated();
+        },
+      };
+      Object.defineProperty(this.prototype, "unlock", { value: checked.unlock });
+      Object.defineProperty(this.prototype, "rUnlock", { value: checked.rUnlock });
+    }
+  }
+
   static {
     defineInspect(
       this.prototype,
