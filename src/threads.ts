@@ -19,7 +19,11 @@ import { declareChildrenGone } from "./workers/_thread_end.ts";
  * yourself only for a thread nothing watches, and only once it has really stopped: the
  * `exit` event of a `node:worker_threads` Worker (Node and Bun fire it after the thread
  * stopped) or Bun's `close` event. Never call it for a thread that is only slow: a thread
- * declared gone that still runs would share locks with their new holders.
+ * declared gone that still runs would share locks with their new holders. On Deno, neither a
+ * web `Worker`'s `terminate()` nor a `node:worker_threads` Worker's `exit` event means the thread
+ * has stopped (Deno's `terminate()` leaves a worker running synchronous code running): use the
+ * Deno adapter's `track`, which marks the worker terminating so that its next shmap call stops
+ * it, rather than this.
  *
  * The workers the gone thread started or tracked through an adapter ended with it (the
  * runtimes end nested workers with their parent): they are declared gone too, 250 ms later.
