@@ -93,8 +93,8 @@ describe("a worker marked terminating stops at its next call", () => {
           try {
             taken = lock.tryLock();
           } catch (error) {
-            // Stopped inside its section (at the GoMap set), the worker's `finally` could not
-            // unlock (tests/zombie_unlock_test.ts): the section's lock comes over poisoned.
+            // Stopped inside its section (at the GoMap set), the worker's `finally` released the
+            // lock poisoned (tests/zombie_unlock_test.ts).
             assert.ok(error instanceof OwnerDeadError, String(error));
             assert.equal(lock === mu && path === "Mutex+GoMap.set", true, `${path}: ${error}`);
             lock.markConsistent();

@@ -286,8 +286,8 @@ const NO_CENSUS = new Int32Array(C_ENTRIES);
  *   while this thread's owner id is not known yet.
  * - `owner`: this thread's owner id once known; 0 before.
  * - `stopped`: this thread has learned it was terminated (it threw TerminatedError once): the
- *   public locks' unlocks read it, so that a zombie's `finally` does not release a lock over
- *   data its cut-short section left half-written.
+ *   public locks' write unlocks read it, so that a zombie's `finally` releases its lock poisoned
+ *   rather than hand the data a cut-short section left half-written on clean.
  *
  * Exported for the hottest callers (the public locks, Participant.enter), which write
  * {@linkcode liveOwnerId}'s or {@linkcode checkAlive}'s fast path out: the engines left those

@@ -287,6 +287,22 @@ export function unlockWordSlow(
 }
 
 /**
+ * Sets POISONED on the mutex at `i32[index]` if `me` holds it (else leaves the word, for the
+ * unlock that follows to throw as it does for any word `me` does not hold): for the unlock of a
+ * holder whose critical section was cut short, a thread that has learned it was terminated
+ * (census.ts `fast.stopped`). The unlock then keeps the flag (unlockWordSlow), and the next holder
+ * learns it from ACQUIRED_POISONED.
+ */
+export function poisonHeld(i32: Int32Array, index: number, me: number): void {
+  let w = Atomics.load(i32, index);
+  while (w >>> OWNER_SHIFT === me && me !== 0 && (w & POISONED) === 0) {
+    const found = Atomics.compareExchange(i32, index, w, w | POISONED);
+    if (found === w) return;
+    w = found;
+  }
+}
+
+/**
  * Clears POISONED on the mutex at `i32[index]`, held by `me`: what it guards is consistent
  * again. Throws if `me` does not hold it.
  */

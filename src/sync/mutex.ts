@@ -7,7 +7,6 @@
 
 import {
   C_COUNT,
-  checkAliveSlow,
   fast,
   liveOwnerId,
   liveOwnerIdSlow,
@@ -25,6 +24,7 @@ import {
   OWNER_SHIFT,
   ownerOf,
   POISONED,
+  poisonHeld,
   tryLockWord,
   unlockWordSlow,
 } from "../_engine/futex.ts";
@@ -274,15 +274,16 @@ export class Mutex {
 
   // In a thread that can learn it was terminated (census.ts mayBeTerminated: any worker),
   // `unlock` is this instead: a zombie's unlock, typically in the `finally` of a section that a
-  // TerminatedError cut short, must not release, or the next holder would take the data it
-  // guards half-written without an OwnerDeadError. checkAliveSlow throws for a stopped thread,
-  // leaving the lock held until the thread is declared gone; it is then taken over poisoned.
+  // TerminatedError cut short, must not hand the lock on clean, or the next holder would take
+  // the data it guards half-written without an OwnerDeadError. It releases the lock poisoned:
+  // the section is over (the zombie is leaving it), so the next lock() gets it at once, with
+  // OwnerDeadError, rather than wait for a thread that may run on in code of its own for good.
   // About 1 ns an unlock on Deno, which a main thread does not pay.
   static {
     if (mayBeTerminated) {
       const { unlock } = {
         unlock(this: Mutex): void {
-          if (fast.stopped) checkAliveSlow();
+          if (fast.stopped) poisonHeld(this.#block, LOCK_BASE, ownerId());
           const block = this.#block;
           const mine = this.#mine;
           const w = Atomics.compareExchange(block, LOCK_BASE, mine, 0);
@@ -345,10 +346,10 @@ export class Mutex {
    * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked, or
    * `sync: unlock of a mutex held by another thread` if another thread holds it; the lock is
    * left as it was either way.
-   * @throws {TerminatedError} if this thread was terminated and has learned it (a call of
-   * shmap threw `TerminatedError`): the lock stays held, and once the thread is declared gone
-   * the next `lock()` takes it over and throws {@linkcode OwnerDeadError}, since the section it
-   * guards was cut short.
+   *
+   * In a worker that was terminated and has learned it (a call of shmap threw
+   * `TerminatedError`), the lock is released poisoned: the section it guards was cut short, so
+   * the next `lock()` throws {@linkcode OwnerDeadError}.
    */
   unlock(): void {
     // unlockWord's fast path, written out: one compare-exchange from exactly `mine`, so that a

@@ -8,7 +8,6 @@
 import { describe } from "../_describe.ts";
 import {
   C_COUNT,
-  checkAliveSlow,
   fast,
   liveOwnerId,
   liveOwnerIdSlow,
@@ -22,6 +21,7 @@ import {
   NOT_ACQUIRED,
   OWNER_SHIFT,
   POISONED,
+  poisonHeld,
 } from "../_engine/futex.ts";
 import {
   attachLockBlock,
@@ -332,8 +332,8 @@ export class RWMutex {
    *
    * @throws {Error} if the calling thread does not hold the write lock; the lock is left as
    * it was.
-   * @throws {TerminatedError} if this thread was terminated and has learned it: the write lock
-   * stays held until the thread is declared gone, and is then taken over poisoned, as
+   *
+   * In a worker that was terminated and has learned it, the write lock is released poisoned, as
    * `Mutex.unlock` says.
    */
   unlock(): void {
@@ -481,8 +481,6 @@ export class RWMutex {
    *
    * @throws {Error} `sync: RUnlock of unlocked RWMutex` if the calling thread holds no read
    * lock; the lock is left as it was.
-   * @throws {TerminatedError} if this thread was terminated and has learned it: its read lock
-   * is released when the thread is declared gone, as a dead reader's is.
    */
   rUnlock(): void {
     const seat = this.#seat;
@@ -543,33 +541,25 @@ export class RWMutex {
     return "RWMutex";
   }
 
-  // What `console.log` shows, in every runtime: `RWMutex { unlocked }`,
-  // `RWMutex { read-locked (2) }` (read locks held, over all threads),
-  // `RWMutex { write-locked by thread 3 }`.
-  // In a thread that can learn it was terminated (census.ts mayBeTerminated), `unlock` and
-  // `rUnlock` check first that it has not: a zombie's release in the `finally` of a section cut
-  // short leaves the lock held, as Mutex's static block says.
+  // In a thread that can learn it was terminated (census.ts mayBeTerminated), `unlock` is this
+  // instead: a zombie's release of the write lock poisons it first, as Mutex's static block says
+  // (a zombie's read lock is released as any: a reader's section writes nothing it guards). The
+  // rest of the body is the method's, written out again.
   static {
     if (mayBeTerminated) {
-      // The bodies written out again, not called through `Function.prototype.call`, which
-      // user code may have replaced.
-      const checked = {
+      const { unlock } = {
         unlock(this: RWMutex): void {
-          if (fast.stopped) checkAliveSlow();
+          if (fast.stopped) poisonHeld(this.#block, writerWord(LOCK_BASE), ownerId());
           if (!unlockFast(this.#block, LOCK_BASE, this.#mine)) this.#unlockSlow();
         },
-        rUnlock(this: RWMutex): void {
-          if (fast.stopped) checkAliveSlow();
-          const seat = this.#seat;
-          if (seat !== 0) rUnlock(this.#block, LOCK_BASE, seat, fast.owner);
-          else this.#rUnlockUnseated();
-        },
       };
-      Object.defineProperty(this.prototype, "unlock", { value: checked.unlock });
-      Object.defineProperty(this.prototype, "rUnlock", { value: checked.rUnlock });
+      Object.defineProperty(this.prototype, "unlock", { value: unlock });
     }
   }
 
+  // What `console.log` shows, in every runtime: `RWMutex { unlocked }`,
+  // `RWMutex { read-locked (2) }` (read locks held, over all threads),
+  // `RWMutex { write-locked by thread 3 }`.
   static {
     defineInspect(
       this.prototype,
