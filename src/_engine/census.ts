@@ -285,8 +285,8 @@ const NO_CENSUS = new Int32Array(C_ENTRIES);
  * - `liveSeen`: {@linkcode liveOwnerId} passes while `head[C_COUNT] === liveSeen`: `seen`, or -1
  *   while this thread's owner id is not known yet.
  * - `owner`: this thread's owner id once known; 0 before.
- * - `stopped`: this thread has learned it was terminated (it threw TerminatedError once): the
- *   public locks' write unlocks read it, so that a zombie's `finally` releases its lock poisoned
+ * - `stopped`: this thread has learned it was terminated (it threw TerminatedError once), and
+ *   must not touch shared memory again. The public locks' write unlocks read it too, so that a zombie's `finally` releases its lock poisoned
  *   rather than hand the data a cut-short section left half-written on clean.
  *
  * Exported for the hottest callers (the public locks, Participant.enter), which write
@@ -372,9 +372,6 @@ export const mayRunTerminated: boolean = RUNTIME !== "node" &&
  * `fast.stopped` only where this is true (Mutex.unlock), so that a main thread's pays nothing.
  */
 export const mayBeTerminated: boolean = mayRunTerminated || runtimeThreadId !== 0;
-
-/** Set once this thread learned it was terminated: it must not touch shared memory again. */
-let stopped = false;
 
 /**
  * Test-only export: a new census. Its ids start anywhere in [2^24, 2^28 - 2^20): two censuses
@@ -559,7 +556,7 @@ function watchOwnExit(): void {
 function recordOwnExit(): void {
   // A thread that knows no census never shared anything; one stopped, or already recorded
   // ending by another thread, keeps the rule that its calls throw.
-  if (views.length === 0 || stopped) return;
+  if (views.length === 0 || fast.stopped) return;
   try {
     const me = fast.owner - 1;
     // A terminated node:worker_threads worker under Deno that exits keeps its OS thread for
@@ -849,7 +846,7 @@ export function recordChild(threadId: number): void {
  * the stopped state and throws {@linkcode TerminatedError}.
  */
 export function checkSelf(): void {
-  if (stopped) throw new TerminatedError();
+  if (fast.stopped) throw new TerminatedError();
   if (fast.owner === 0 || views.length === 0 || exiting) return;
   if (stateOf(fast.owner - 1) !== 0) stop();
 }
@@ -886,7 +883,7 @@ export function liveOwnerIdSlow(): number {
 
 /** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
 export function checkAliveSlow(): void {
-  if (stopped) throw new TerminatedError();
+  if (fast.stopped) throw new TerminatedError();
   // The counts as this thread synced them: the fast path passes while they stand.
   let read = 0;
   for (const view of views) {
@@ -931,7 +928,6 @@ export function onStop(hook: () => void): void {
 const denoNodeWorker = RUNTIME === "deno" && parentPort !== null;
 
 function stop(): never {
-  stopped = true;
   fast.stopped = true;
   fast.seen = -1;
   fast.liveSeen = -1;
@@ -968,6 +964,5 @@ export function resetForTests(): void {
   fast.seen = 0;
   fast.liveSeen = -1;
   primary = undefined;
-  stopped = false;
   fast.stopped = false;
 }

@@ -15,24 +15,12 @@ import { AMENDED, EXPUNGED, NIL, R_READ } from "./_sync_layout.ts";
 const NOT_LOOKED = -2;
 
 /**
- * Go's Delete: whether `key` had a value, which is now deleted.
- *
- * A number key absent from a read table that is not amended, or whose entry there has no value
- * (Go's DeleteCollision and LoadAndDeleteCollision shapes), is answered with plain reads and no
- * write, as `load` answers it, and outside a `try`, as SyncMap.loadOrStore's hit is: the catch
- * is there only to note a stack overflow that cut a write short (Participant.noteThrown), and
- * JavaScriptCore inlines no function that has one. The rest goes to {@linkcode deleteFound}, with
- * the entry the lookup found.
+ * Go's Delete: whether `key` had a value, which is now deleted. See {@linkcode entryToDelete}
+ * for what is answered before the delete's `try`.
  */
 export function deleteKey<K, V>(s: SyncAccess<K, V>, key: K): boolean {
-  s.participant.enter();
-  let e = NOT_LOOKED;
-  if (typeof key === "number" && s.numberKeys) {
-    e = unlockedEntryForNumber(s, key);
-    // E_P read plainly, as deleteEntry reads it first.
-    if (e === 0 || (e > 0 && s.arena.i32[e >> 2] <= EXPUNGED)) return false;
-  }
-  return deleteFound(s, key, e) !== 0;
+  const e = entryToDelete(s, key);
+  return e !== 0 && deleteFound(s, key, e) !== 0;
 }
 
 /**
@@ -45,14 +33,27 @@ export function loadAndDeleteKey<K, V>(
   s: SyncAccess<K, V>,
   key: K,
 ): [value: V | undefined, loaded: boolean] {
-  s.participant.enter();
-  let e = NOT_LOOKED;
-  if (typeof key === "number" && s.numberKeys) {
-    e = unlockedEntryForNumber(s, key);
-    if (e === 0 || (e > 0 && s.arena.i32[e >> 2] <= EXPUNGED)) return [undefined, false];
-  }
-  const p = deleteFound(s, key, e);
+  const e = entryToDelete(s, key);
+  const p = e === 0 ? 0 : deleteFound(s, key, e);
   return p === 0 ? [undefined, false] : [s.decodeRecord(p), true];
+}
+
+/**
+ * The start of {@linkcode deleteKey} and {@linkcode loadAndDeleteKey}: enters the participant,
+ * and for a number key looks it up without the lock. Returns 0 when there is nothing to delete:
+ * a number key absent from a read table that is not amended, or whose entry there has no value
+ * (Go's DeleteCollision and LoadAndDeleteCollision shapes), answered with plain reads and no
+ * write, as `load` answers it, and outside a `try`, as SyncMap.loadOrStore's hit is: the catch is
+ * there only to note a stack overflow that cut a write short (Participant.noteThrown), and
+ * JavaScriptCore inlines no function that has one. Else the `e` argument of
+ * {@linkcode deleteFound}.
+ */
+function entryToDelete<K, V>(s: SyncAccess<K, V>, key: K): number {
+  s.participant.enter();
+  if (typeof key !== "number" || !s.numberKeys) return NOT_LOOKED;
+  const e = unlockedEntryForNumber(s, key);
+  // E_P read plainly, as deleteEntry reads it first.
+  return e > 0 && s.arena.i32[e >> 2] <= EXPUNGED ? 0 : e;
 }
 
 /**
