@@ -101,7 +101,10 @@ export class GoHits {
   #units = 0;
   /** Keys the copy holds as absent. */
   #absent = 0;
-  /** Lookups the copy answered at the version (the caller counts them). */
+  /**
+   * Lookups the copy answered at the version (the caller counts them, `(answered + 1) | 0`: see
+   * hash_memo.ts `#hits`). Past 2^31 it wraps, and the copy is judged not to have paid once.
+   */
   answered = 0;
   /**
    * The SEQ of the version the last validated lookup was at, filled or not, and how many
@@ -129,7 +132,7 @@ export class GoHits {
   answer(i32: Int32Array, seq: number, key: unknown): unknown {
     if (this.seq !== seq || this.wraps !== i32[WRAPS]) return undefined;
     const held = this.held.get(key);
-    if (held !== undefined) this.answered++;
+    if (held !== undefined) this.answered = (this.answered + 1) | 0;
     return held;
   }
 

@@ -307,7 +307,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       if (h.seq === seq && h.wraps === i32[WRAPS]) {
         const held = h.held.get(key);
         if (held !== undefined) {
-          h.answered++;
+          h.answered = (h.answered + 1) | 0;
           return held === NOT_HELD ? undefined : held as V;
         }
       }
