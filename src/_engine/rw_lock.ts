@@ -129,7 +129,6 @@ export const D_DRAINING = 4;
  * over (and clears the note a moment later) is no drainer.
  */
 export const DRAINER_SHIFT = 3;
-/** In a seat's count word: a writer holds the lock or waits for it. */
 /** A seat's flag: a writer holds or waits (new read locks go the slow way). */
 export const SEAT_WRITER = 1 << 30;
 /** The read lock count in a seat's count word. */
