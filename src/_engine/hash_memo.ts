@@ -103,7 +103,9 @@ export class HashMemo {
     w[i] = lo;
     w[i + 1] = hi;
     w[i + 2] = h;
-    if (++this.#misses >= WINDOW) this.#endWindow(); // >=: an #endWindow cut short comes again
+    const misses = (this.#misses + 1) | 0;
+    this.#misses = misses;
+    if (misses >= WINDOW) this.#endWindow(); // >=: an #endWindow cut short comes again
     return h;
   }
 
@@ -122,7 +124,9 @@ export class HashMemo {
   /** A lookup with no table in use: before it is made, or while the memo is off. */
   #bypass(lo: number, hi: number): number {
     // <= 0: a switch-on cut short (a stack overflow in the allocation) is tried again.
-    if (--this.#off <= 0) {
+    const off = (this.#off - 1) | 0;
+    this.#off = off;
+    if (off <= 0) {
       if (this.#table === null) {
         // Zeroed: (0, 0) in every slot, with its true hash in slot 0, the one it maps to.
         this.#table = new Int32Array(3 * MEMO_SLOTS);

@@ -98,7 +98,7 @@ export class KeyHashCache {
    */
   find(s: string, k0: number, k1: number): Int32Array | null {
     if (this.#off !== 0) {
-      this.#off--;
+      this.#off = (this.#off - 1) | 0; // not --: see hash_memo.ts #hits
       return null;
     }
     // A map's fast path that missed here goes on to the probe's own lookup (slots.ts
@@ -113,13 +113,13 @@ export class KeyHashCache {
     if (entry !== undefined && k0 === this.#k0 && k1 === this.#k1) {
       // Only a full cache counts its window: one that is not full learns every string it
       // misses (add), so its hit rate is never judged.
-      if (this.#full && --this.#left === 0) this.#endWindow();
+      if (this.#full && (this.#left = (this.#left - 1) | 0) === 0) this.#endWindow();
       return entry;
     }
     this.#missed = s;
     if (this.#full) {
-      this.#misses++;
-      if (--this.#left === 0) this.#endWindow();
+      this.#misses = (this.#misses + 1) | 0;
+      if ((this.#left = (this.#left - 1) | 0) === 0) this.#endWindow();
     }
     return null;
   }

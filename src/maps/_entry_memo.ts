@@ -195,7 +195,9 @@ export class EntryMemo {
     // misses 1.1x to 1.3x (Deno and Bun, two runs each).
     const w = this.#words;
     if (w.length === 0) {
-      if (--this.#off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
+      const off = (this.#off - 1) | 0;
+      this.#off = off;
+      if (off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
       return MEMO_UNKNOWN;
     }
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
@@ -226,7 +228,9 @@ export class EntryMemo {
   findAt(lo: number, hi: number, serialLo: number, serialHi: number, table: Sized): number {
     const w = this.#words;
     if (w.length === 0) {
-      if (--this.#off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
+      const off = (this.#off - 1) | 0;
+      this.#off = off;
+      if (off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
       return -1;
     }
     if (serialLo !== this.#lo || serialHi !== this.#hi) {
@@ -322,7 +326,9 @@ export class EntryMemo {
   remember(lo: number, hi: number, e: number, mark = 0): number {
     if (this.#words.length === 0) return -1;
     // The window first: ending it may give the memo a larger table, or none (>=: as #off's <= 0).
-    if (++this.#misses >= WINDOW) this.#endWindow();
+    const misses = (this.#misses + 1) | 0;
+    this.#misses = misses;
+    if (misses >= WINDOW) this.#endWindow();
     const w = this.#words;
     if (w.length === 0) return -1;
     const gen = this.#gen;
