@@ -30,6 +30,14 @@ import { attachSyncMap } from "../src/maps/_sync_open.ts";
 import { R_MU, R_PAUSE, R_SEATS, registryOf } from "../src/maps/_sync_layout.ts";
 import { attachOwnSeat, shareSyncMap, SyncMap } from "../src/maps/sync_map.ts";
 import { startWorker } from "./fixtures/spawn.ts";
+import {
+  type ComputeWaiterRequest,
+  CTL_WORDS as WAITER_CTL_WORDS,
+  DONE,
+  GO as WAITER_GO,
+  KEYS,
+  READY as WAITER_READY,
+} from "./fixtures/compute_waiter_worker.ts";
 import { engineOverflow, PADS, sweep } from "./fixtures/stack_sweep.ts";
 import {
   CTL_WORDS,
@@ -351,6 +359,42 @@ describe("a stop of the world is never left raised or unsafe", () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     assert.deepEqual(map.loadOrCompute("k", () => "v"), ["v", false]);
     map.verify();
+  });
+
+  it("loadOrCompute: a recursion to the stack's limit leaves no key claimed once it unwinds", async () => {
+    // Each fn computes the next key: the stack overflows at the deepest, and the abandons of
+    // the deepest claims overflow too. Every claim must be given up by the time the recursion
+    // has unwound, with no task's end or later call of this thread: a worker computes each key
+    // while this thread blocks in Atomics.wait, running nothing.
+    const map = new SyncMap<string, number>();
+    const ctl = new Int32Array(new SharedArrayBuffer(WAITER_CTL_WORDS * 4));
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const worker = startWorker(new URL("./fixtures/compute_waiter_worker.ts", import.meta.url), {
+      message: resolve,
+      error: reject,
+    });
+    try {
+      worker.postMessage({ handle: map.handle, ctl } satisfies ComputeWaiterRequest);
+      while (Atomics.load(ctl, WAITER_READY) === 0) await new Promise((r) => setTimeout(r, 5));
+      let depth = 0;
+      const f = (i: number): number =>
+        map.loadOrCompute(`k${i}`, () => {
+          depth = i + 1;
+          return f(i + 1);
+        })[0];
+      assert.throws(() => f(0), RangeError);
+      assert.ok(depth > 100, `${depth} keys claimed`);
+      Atomics.store(ctl, KEYS, depth + 1);
+      Atomics.store(ctl, WAITER_GO, 1);
+      Atomics.notify(ctl, WAITER_GO);
+      Atomics.wait(ctl, DONE, 0, 10_000);
+      assert.equal(Atomics.load(ctl, DONE), 1, "the worker computed every key");
+      assert.equal(await promise, "done");
+      for (let i = 0; i <= depth; i++) assert.equal(map.load(`k${i}`), -i);
+      map.verify();
+    } finally {
+      worker.terminate();
+    }
   });
 
   /**

@@ -57,6 +57,12 @@ export class SyncAccess<K, V> {
    * word stays raised.
    */
   unlinked = false;
+  /**
+   * Claims of loadOrCompute that this thread could not give up where it failed (a stack
+   * overflow in the abandon too): key, then claim word, in turns (_sync_store.ts
+   * abandonOrphans). Written with plain stores, which need no stack.
+   */
+  readonly orphanClaims: unknown[] = [];
   /** The keys of a read table this handle iterates again and again (_iteration_keys.ts). */
   readonly iterationKeys: IterationKeys<K> = new IterationKeys();
   readonly valueProbe: Probe = new Probe();

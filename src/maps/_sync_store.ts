@@ -8,7 +8,7 @@
  */
 
 import { ownerId } from "../_engine/census.ts";
-import { MapFullError } from "../errors.ts";
+import { MapFullError, TerminatedError } from "../errors.ts";
 import { isNumberSlot, Probe } from "../_engine/slots.ts";
 import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
 import {
@@ -442,7 +442,8 @@ function counted(step: number): number {
 
 /**
  * Runs `fn` for `key`, whose probe is `probe`, that pending `p` `mine` claimed, and publishes
- * its value.
+ * its value. The claim comes noted in `s.orphanClaims` from index `noted` on, and is taken out
+ * of the list first.
  */
 function computeClaimed<K, V>(
   s: SyncAccess<K, V>,
@@ -450,7 +451,9 @@ function computeClaimed<K, V>(
   probe: Probe,
   mine: number,
   fn: () => V,
+  noted: number,
 ): [V, boolean] {
+  s.orphanClaims.length = noted;
   const part = s.participant;
   const core = s.core;
   let record = 0;
@@ -480,40 +483,92 @@ function computeClaimed<K, V>(
     record = 0;
     return [s.decodeRecord(found), true];
   } catch (error) {
-    core.releaseUnpublished(record);
+    // The claim is noted first, with plain stores: at the stack's edge every call throws, even
+    // the abandon's or queueMicrotask's, and a claim left to this live thread would keep every
+    // waiter of the key waiting for good (and this thread's next loadOrCompute of it would
+    // throw). Given up here, the note is dropped; else the first frame nearer the stack's base
+    // that can gives it up (just below: a nested loadOrCompute's), or a microtask as the task
+    // ends, or this handle's next loadOrCompute (abandonOrphans). The caller's error is the one
+    // to report. A claim left behind by a thread terminated is taken over once the thread is
+    // recorded gone.
+    const orphans = s.orphanClaims;
+    const n = orphans.length;
+    orphans[n] = key;
+    orphans[n + 1] = mine;
     try {
+      core.releaseUnpublished(record);
       try {
         part.enter();
       } catch (enterError) {
         // Online by then, short only of room to retire in: the abandon then retires nothing
-        // (it leaves a dirty-only key's NIL entry in place), and a claim left by a live thread
-        // would keep every waiter of the key waiting.
+        // (it leaves a dirty-only key's NIL entry in place).
         if (!(enterError instanceof MapFullError)) throw enterError;
       }
       abandon(core, probe, mine);
+      orphans.length = n;
     } catch {
-      // The caller's error is the one to report. A claim left behind by a thread terminated is
-      // taken over once the thread is recorded gone; one left by this live thread (a stack
-      // overflow: fn's own, and the abandon's steps deeper still) would keep every waiter of
-      // the key waiting for good, and this thread's next loadOrCompute of it would throw
-      // (helper-109): abandoned again as this task ends, on a short stack, from the key.
-      queueMicrotask(() => abandonLater(s, key, mine));
+      try {
+        queueMicrotask(() => abandonOrphans(s));
+      } catch {
+        // A frame nearer the base gives it up.
+      }
+    }
+    // Claims noted by deeper frames (a nested loadOrCompute's, cut short by the same overflow)
+    // are given up here, where the stack has more room; this one's own, left on its first
+    // failure, falls to the microtask unless deeper ones were noted.
+    if (n !== 0) {
+      try {
+        abandonOrphans(s);
+      } catch {
+        // A stack overflow at its entry: a frame nearer the base gives them up.
+      }
     }
     throw error;
   }
 }
 
 /**
- * {@linkcode computeClaimed}'s abandon again, in a microtask: gives up the claim `mine` of `key`
- * if it still stands. It must not throw (no caller could catch it); a thread found terminated
- * leaves its claim to be taken over as its end is recorded.
+ * Gives up the claims in `s.orphanClaims` (see {@linkcode computeClaimed}), each if it still
+ * stands. A claim leaves the list once given up, or once its abandon found this thread
+ * terminated (its claims are then taken over as its end is recorded); one whose abandon failed
+ * otherwise (another stack overflow, an error deferred to this call, a closed map) stays for a
+ * later try. Never throws once entered. Safe wherever no loadOrCompute of this thread has a
+ * claim's fn running deeper (a frame nearer the base, a microtask, a call's start): a claim of
+ * this thread still in use is never in the list, since a loadOrCompute that meets its own claim
+ * first gives the orphans up, then claims anew or throws.
  */
-function abandonLater<K, V>(s: SyncAccess<K, V>, key: K, mine: number): void {
+function abandonOrphans<K, V>(s: SyncAccess<K, V>): void {
+  const orphans = s.orphanClaims;
   try {
-    s.participant.enter();
-    abandon(s.core, s.keyProbe(key, new Probe()), mine);
+    // A claim given up has its word zeroed at once, so that a loop cut short leaves no given-up
+    // claim to be given up again (the same word may by then be a new claim of the key); the list
+    // is compacted after.
+    for (let i = orphans.length - 2; i >= 0; i -= 2) {
+      const mine = orphans[i + 1] as number;
+      if (mine === 0) continue;
+      try {
+        try {
+          s.participant.enter();
+        } catch (error) {
+          // As in computeClaimed: short only of room to retire in, the abandon goes on.
+          if (!(error instanceof MapFullError)) throw error;
+        }
+        abandon(s.core, s.keyProbe(orphans[i] as K, new Probe()), mine);
+        orphans[i + 1] = 0;
+      } catch (error) {
+        if (error instanceof TerminatedError) orphans[i + 1] = 0;
+      }
+    }
+    let kept = 0;
+    for (let i = 0; i < orphans.length; i += 2) {
+      if (orphans[i + 1] === 0) continue;
+      orphans[kept] = orphans[i];
+      orphans[kept + 1] = orphans[i + 1];
+      kept += 2;
+    }
+    orphans.length = kept;
   } catch {
-    // Terminated, closed, or the map is corrupt: the next call reports it.
+    // A stack overflow in the loop's own steps: what is left stays for a later try.
   }
 }
 
@@ -705,6 +760,7 @@ export function loadOrCompute<K, V>(
   fn: () => V,
 ): [actual: V, loaded: boolean] {
   checkFunction(fn, "SyncMap.loadOrCompute", "fn");
+  if (s.orphanClaims.length !== 0) abandonOrphans(s);
   const part = s.participant;
   part.enter();
   const core = s.core;
@@ -713,9 +769,24 @@ export function loadOrCompute<K, V>(
   const mine = pendingOf(ownerId());
   for (;;) {
     const found = claim(core, probe, mine);
-    if (found === CLAIMED) return computeClaimed(s, key, probe, mine, fn);
+    if (found === CLAIMED) {
+      // Noted as an orphan until computeClaimed's first statement takes the note back: a stack
+      // overflow at that call's entry would leave the claim to this live thread.
+      const orphans = s.orphanClaims;
+      const n = orphans.length;
+      orphans[n] = key;
+      orphans[n + 1] = mine;
+      return computeClaimed(s, key, probe, mine, fn, n);
+    }
     if (found > EXPUNGED) return [s.decodeRecord(found), true];
     if (found === mine) {
+      // A claim this thread left where a stack overflow cut its abandon short, if any, is
+      // given up first (abandonOrphans); a claim still standing is fn's own key.
+      const orphans = s.orphanClaims.length;
+      if (orphans !== 0) {
+        abandonOrphans(s);
+        if (s.orphanClaims.length < orphans) continue; // fewer each time: the loop ends
+      }
       throw new Error(
         "SyncMap.loadOrCompute: this thread is computing this key already (fn called " +
           "loadOrCompute for its own key, which would wait for itself)",
