@@ -133,6 +133,40 @@ for (const [shape, value] of Object.entries(shapes)) {
   });
 }
 
+// After a promotion (a range, or enough loads), every key sits in the read table, and a new key
+// needs a new dirty table: a full map has no room for one while the read table's buckets and its
+// deleted entries hold the memory, and deletes free neither. With every key deleted, the store
+// clears the map to make room (SyncCore.compactLocked); with a key left, it keeps that key.
+for (const [shape, value] of Object.entries(shapes)) {
+  test(`SyncMap: a full map whose keys were promoted recovers from deleting every key (${shape})`, async () => {
+    const m = new SyncMap<number, unknown>({ maxBytes: MAX_BYTES });
+    const n = fill(syncStore(m), 0, value);
+    m.range(() => {});
+    assert.equal(m.stats().dirtyKeys, -1, "every key in the read table");
+    for (let k = 0; k < n; k++) m.delete(k);
+    await tick();
+    const again = fill(syncStore(m), 10_000_000, value);
+    assert.ok(again >= 0.9 * n, `${again} new keys fit after deleting all, ${n} at first`);
+    assert.equal(m.size, again);
+    m.verify();
+  });
+}
+
+test("SyncMap: a full promoted map with one key left keeps it when a new key finds no room", async () => {
+  const m = new SyncMap<number, number>({ maxBytes: MAX_BYTES });
+  const n = fill(syncStore(m), 0, (k) => k + 0.5);
+  m.range(() => {});
+  for (let k = 1; k < n; k++) m.delete(k);
+  await tick();
+  try {
+    m.store(-1, -1);
+  } catch (error) {
+    if (!(error instanceof MapFullError)) throw error;
+  }
+  assert.equal(m.load(0), 0.5, "the one key left keeps its value");
+  m.verify();
+});
+
 bothMaps("memory freed by large values serves small ones and the table's growth", async (make) => {
   const fresh = make();
   const small = fill(fresh, 0, (k) => k);

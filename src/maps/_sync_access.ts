@@ -275,9 +275,10 @@ export class SyncAccess<K, V> {
   }
 
   /**
-   * `core.locked(f)`, run again once if it ran out of memory while retired blocks wait: they
-   * are freed first (the step was rolled back, so the call holds no shared reference). `f` must
-   * be safe to run twice.
+   * `core.locked(f)`, run again if it ran out of memory while retired blocks wait: they are
+   * freed first (the step was rolled back, so the call holds no shared reference); and once
+   * more after a map of deleted keys alone is cleared to make room. `f` must be safe to run
+   * again.
    */
   lockedOrReclaim<T>(f: () => T): T {
     try {
@@ -285,10 +286,19 @@ export class SyncAccess<K, V> {
     } catch (error) {
       // Not run again when the step published a record and then failed (SyncCore.published):
       // the record is the entry's now.
-      if (
-        !(error instanceof MapFullError) || this.core.published !== 0 ||
-        !this.participant.reclaimNow()
-      ) throw error;
+      if (!(error instanceof MapFullError) || this.core.published !== 0) throw error;
+      if (this.participant.reclaimNow()) {
+        try {
+          return this.core.locked(f);
+        } catch (again) {
+          if (!(again instanceof MapFullError) || this.core.published !== 0) throw again;
+        }
+      }
+      // Still no room: a map whose every key was deleted since its last promotion is cleared
+      // (SyncCore.compactLocked), its tables retired and freed, and the step tried once more.
+      if (!this.core.locked(() => this.core.compactLocked()) || !this.participant.reclaimNow()) {
+        throw error;
+      }
       return this.core.locked(f);
     }
   }

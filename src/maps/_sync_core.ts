@@ -974,6 +974,45 @@ export class SyncCore {
   }
 
   /**
+   * Clears a map whose read table is its only table and holds no key with a value or a claim
+   * (every key deleted since the last promotion), and returns whether it did. A new key there
+   * needs a new dirty table, which a full map has no room for while the read table's buckets
+   * and its deleted entries hold the memory, and deletes free neither (helper-159: a full map,
+   * every key then deleted, refused every new key until `clear()`). A clear needs no memory and
+   * retires both, changing no key's value. The deleted entries are expunged first, as a dirty
+   * table's copy expunges them, so that a store of one of their keys racing with this step
+   * finds its entry expunged and takes the mutex, after this step; one that got in before left
+   * a value, and nothing is cleared. A death before the commit leaves the expunged entries to
+   * the mutex's recovery, which turns them back to NIL (no dirty table: #expunged), and one
+   * after it leaves the clear's intent.
+   */
+  compactLocked(): boolean {
+    const a = this.arena;
+    if (a.i32[R_DIRTY] !== 0) return false;
+    const read = this.readTable(this.readWord());
+    if (read === null) return false;
+    const i32 = a.i32;
+    const expunged: number[] = [];
+    this.#expunged = expunged;
+    let empty = true;
+    read.forEachKeySlot(0, 0, (k) => {
+      if (!empty) return;
+      checkAlive(); // as in #dirtyLocked
+      const e = i32[(k >> 2) + S_ENTRY];
+      const p = Atomics.compareExchange(i32, e >> 2, NIL, EXPUNGED);
+      if (p === NIL) expunged.push(e);
+      else if (p !== EXPUNGED) empty = false;
+    });
+    if (!empty) {
+      this.#unexpungeRolledBack();
+      this.#expunged = NONE_EXPUNGED;
+      return false;
+    }
+    this.clearLocked();
+    return true;
+  }
+
+  /**
    * Expunges every entry of the cleared tables, so that a store racing with the clear through
    * an entry of the old read table fails its exchange and takes the lock, after the clear. A
    * value taken out is freed with the table (S_OWNS), not retired: a clear allocates nothing.
