@@ -212,6 +212,14 @@ export function slotCodecOf<T>(codec: Codec<T> | undefined, role: string): SlotC
 }
 
 /**
+ * A codec name in a message, quoted and escaped, so that names that differ only in control
+ * characters or lone surrogates read differently.
+ */
+function quoted(name: string): string {
+  return JSON.stringify(name);
+}
+
+/**
  * Internal: the codec to use when attaching to a map whose header records `recorded`. Checks a
  * codec passed by the caller against it, or finds the built-in codec of that name.
  */
@@ -223,13 +231,15 @@ export function attachCodec<T>(
   if (given === undefined) {
     const codec = Object.hasOwn(BUILTINS, recorded) ? BUILTINS[recorded] : undefined;
     if (codec === undefined) {
-      throw new TypeError(`this map's ${role} use the codec "${recorded}": pass it as ${role}`);
+      throw new TypeError(
+        `this map's ${role} use the codec ${quoted(recorded)}: pass it as ${role}`,
+      );
     }
     return slotCodecOf(codec as Codec<T>, role);
   }
   if (given?.name !== recorded) {
     throw new TypeError(
-      `this map's ${role} use the codec "${recorded}", not "${String(given?.name)}"`,
+      `this map's ${role} use the codec ${quoted(recorded)}, not ${quoted(String(given?.name))}`,
     );
   }
   return slotCodecOf(given, role);

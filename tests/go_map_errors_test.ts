@@ -726,6 +726,11 @@ describe("GoMap.attach rejects what is not a GoMap handle", () => {
       () => GoMap.attach(map.handle, { keys: { ...point, name: "pointy" } }),
       /"point", not "pointy"/,
     );
+    // Names that differ in what does not print are told apart: escaped in the message.
+    assert.throws(
+      () => GoMap.attach(map.handle, { keys: { ...point, name: "point\u0000" } }),
+      (error: Error) => error.message.includes(String.raw`not "point\u0000"`),
+    );
     assert.throws(() => GoMap.attach(map.handle, { keys: codecs.bytes }), TypeError);
     assert.throws(
       () => GoMap.attach(map.handle, { keys: point, values: codecs.auto }),
