@@ -143,6 +143,38 @@ describe("a nested worker ends with the worker that started it", () => {
     assert.equal(n.map.load("mid"), 1);
   });
 
+  // Neither a terminated worker nor the ones it started fire an exit event of their own on Node
+  // and Bun, and the parent's exit event comes through this thread's event loop: a wait that
+  // holds the loop up learns the nested worker's end from its OS thread (census.ts threadEnded).
+  it("a Mutex it held is taken over by a wait that holds up the event loop", {
+    timeout: 60_000,
+  }, async () => {
+    const n = await nest("hold", (ctrl) => Atomics.load(ctrl, 1) === 1);
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const stopped = n.mid.stopped(300);
+    n.mid.terminate();
+    // Synchronous, as a lock() right after terminate() is: tryLock in a loop of Atomics.wait
+    // naps, bounded, so that a failure cannot hang the suite.
+    const started = performance.now();
+    let dead: OwnerDeadError | undefined;
+    while (dead === undefined && performance.now() - started < 10_000) {
+      try {
+        assert.equal(n.mu.tryLock(), false, "taken without word of the dead holder");
+        Atomics.wait(nap, 0, 0, 10);
+      } catch (error) {
+        if (!(error instanceof OwnerDeadError)) throw error;
+        dead = error;
+      }
+    }
+    assert.ok(dead !== undefined, "the lock of the nested worker is never taken over");
+    assert.equal(dead.threadId, n.leaf);
+    n.mu.markConsistent();
+    n.mu.unlock();
+    await stopped;
+    await seatsBack(n.map);
+    n.map.verify();
+  });
+
   // A terminated worker may sit in a blocking call for seconds before it stops: the workers it
   // started run on meanwhile, and must keep their locks. Node and Bun end them before the end
   // event of the worker that started them; Deno gives no such event, and stops their next call.

@@ -318,9 +318,12 @@ function know(view: View): void {
  */
 let osThread = 0;
 
-/** Notes this thread's OS thread as it takes owner id `owner` (not the main thread's). */
+/**
+ * Notes this thread's OS thread as it takes owner id `owner` (not the main thread's): on Deno,
+ * for every use of os_thread.ts; on Node and Bun, for stateRead's alone.
+ */
 function noteOsThread(owner: number): void {
-  if (RUNTIME !== "deno" || owner <= 1 || osThread !== 0) return;
+  if (owner <= 1 || osThread !== 0) return;
   osThread = ownOsThread();
   if (osThread === 0) return;
   for (const view of views) announceOsThread(view);
@@ -599,10 +602,25 @@ function stateRead(threadId: number): number {
   for (let depth = 0; depth < MAX_NESTING && state === 0; depth++) {
     const watcher = watcherOf(id);
     if (watcher === undefined) break;
-    if (recorded(watcher) >= WATCHER_ENDED) state = TERMINATING;
+    const ended = recorded(watcher);
+    if (ended >= WATCHER_ENDED || (ended === TERMINATING && threadEnded(id))) state = TERMINATING;
     id = watcher;
   }
   return state;
+}
+
+/**
+ * Whether the OS thread of `threadId`, a worker whose watcher is terminating, has ended: on Node
+ * and Bun, where a terminating watcher's workers would otherwise count as ending only once its
+ * parent's `exit` event has recorded the watcher gone, which a parent waiting synchronously for
+ * one of their locks never delivers (helper-158: such a `lock()` after `terminate()` of the
+ * watcher waited for good). A worker whose own thread has ended runs no more, so nothing is
+ * guessed; one whose watcher sits in a blocking call runs on, and keeps its locks
+ * (tests/nested_workers_test.ts). On Deno the watcher's terminating state is enough already.
+ * A file read; only for a thread with a watcher recorded terminating.
+ */
+function threadEnded(threadId: number): boolean {
+  return RUNTIME !== "deno" && threadState(threadId) === OS_ENDED;
 }
 
 /** The highest state entered for `threadId` itself in the censuses this thread has read. */
@@ -664,7 +682,9 @@ export function ownerGone(owner: number): boolean {
   // Only a thread recorded ending is looked up: a file read, where every live owner would cost
   // one on each scan of a lock's readers.
   if (state === 0) return false;
-  const os = threadState(owner - 1);
+  // On Node and Bun the end events fire once a thread has stopped: the grace, as before they
+  // wrote their OS thread (for threadEnded alone).
+  const os = RUNTIME === "deno" ? threadState(owner - 1) : undefined;
   if (os === OS_ENDED) return true;
   if (os === OS_RUNNING) return false;
   // Asleep in a wait that, for a terminated worker, nothing may ever end (Deno does not wake
@@ -716,6 +736,7 @@ export function ownerMayBeInCall(owner: number): boolean {
  * thread that learned the end asks until it is so (workers/_thread_end.ts).
  */
 function inCall(threadId: number): boolean {
+  if (RUNTIME !== "deno") return false; // see ownerGone
   const entry = osEntry(threadId); // syncs every view
   if (entry === undefined || entry === VOUCHED) return false;
   if (views.some((view) => view.outOfCalls.has(threadId))) return false;

@@ -21,7 +21,9 @@
  * Nothing here is used unless both ends can read /proc: a worker without read permission for
  * /proc/thread-self writes no entry, and a thread without it for /proc/self/task reads none
  * (permissions are queried, never prompted for); either way the grace applies, as on other
- * systems. Node and Bun need none of it: their end events fire once the thread has stopped.
+ * systems. Node and Bun workers write their entry too (read through `node:fs`), for one use
+ * only: a worker started inside a worker that ended with it is known gone once its own thread
+ * has ended (census.ts stateRead), since neither fires an event of its own as it is stopped.
  *
  * @module
  */
@@ -38,10 +40,53 @@ const deno: DenoApi | undefined = (globalThis as { Bun?: unknown }).Bun === unde
   ? (globalThis as { Deno?: DenoApi }).Deno
   : undefined;
 
-/** Whether this thread may read `path`, as granted already: never a prompt. */
-function readable(path: string): boolean {
+/** What of `node:fs` this module reads /proc with on Node and Bun. */
+interface NodeFs {
+  readlinkSync(path: string): string;
+  readFileSync(path: string, encoding: "utf8"): string;
+  statSync(path: string): unknown;
+}
+
+/**
+ * `node:fs` on Node and Bun, taken with `process.getBuiltinModule` (no import, so that Deno never
+ * loads it); undefined on Deno, or where the runtime lacks it.
+ */
+const nodeFs: NodeFs | undefined = deno !== undefined ? undefined : (() => {
   try {
-    return deno?.permissions?.querySync?.({ name: "read", path }).state === "granted";
+    const process = (globalThis as {
+      process?: { getBuiltinModule?(id: string): unknown };
+    }).process;
+    return process?.getBuiltinModule?.("node:fs") as NodeFs | undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Reads /proc: through Deno's API on Deno, `node:fs` elsewhere. */
+const proc = {
+  /** Whether any reader is at hand. */
+  present: deno !== undefined || nodeFs !== undefined,
+  readLink: (path: string): string =>
+    deno !== undefined ? deno.readLinkSync(path) : nodeFs!.readlinkSync(path),
+  readText: (path: string): string =>
+    deno !== undefined ? deno.readTextFileSync(path) : nodeFs!.readFileSync(path, "utf8"),
+  stat: (path: string): unknown =>
+    deno !== undefined ? deno.statSync(path) : nodeFs!.statSync(path),
+  /** Whether `error`, thrown by a read, says the file is not there. */
+  notFound: (error: unknown): boolean =>
+    deno !== undefined
+      ? error instanceof deno.errors.NotFound
+      : (error as { code?: unknown } | null)?.code === "ENOENT",
+};
+
+/**
+ * Whether this thread may read `path`, as granted already: never a prompt. Node and Bun grant
+ * every read (under Node's `--permission`, a read denied throws, and is taken as unreadable).
+ */
+function readable(path: string): boolean {
+  if (deno === undefined) return nodeFs !== undefined;
+  try {
+    return deno.permissions?.querySync?.({ name: "read", path }).state === "granted";
   } catch {
     return false;
   }
@@ -58,15 +103,15 @@ function startOf(stat: string): number {
 /**
  * This thread's census entry for its OS thread ({@linkcode osThreadState} reads it): its thread
  * id times 1,024 plus its start time modulo 1,024, as an int32; 0 where it cannot be read (not
- * Deno, not Linux, no permission to read /proc/thread-self).
+ * Linux, no permission to read /proc/thread-self, no `node:fs`).
  */
 export function ownOsThread(): number {
-  if (deno === undefined || !readable("/proc/thread-self")) return 0;
+  if (!readable("/proc/thread-self")) return 0;
   try {
-    const match = /^\d+\/task\/(\d+)$/.exec(deno.readLinkSync("/proc/thread-self"));
+    const match = /^\d+\/task\/(\d+)$/.exec(proc.readLink("/proc/thread-self"));
     const tid = match === null ? 0 : Number(match[1]);
     if (!(tid > 0 && tid < 2 ** 22)) return 0;
-    const start = startOf(deno.readTextFileSync("/proc/thread-self/stat"));
+    const start = startOf(proc.readText("/proc/thread-self/stat"));
     return start < 0 ? 0 : (tid * 1024 + start) | 0;
   } catch {
     return 0;
@@ -106,7 +151,7 @@ const asleepSince = new Map<number, number>();
 /** A thread's context switches, voluntary and not, from its /proc `status`; -1 if unreadable. */
 function switchesOf(tid: number): number {
   try {
-    const status = deno!.readTextFileSync(`/proc/self/task/${tid}/status`);
+    const status = proc.readText(`/proc/self/task/${tid}/status`);
     const v = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(status);
     const n = /^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status);
     return v === null || n === null ? -1 : Number(v[1]) + Number(n[1]);
@@ -123,13 +168,13 @@ function switchesOf(tid: number): number {
  */
 export function osThreadState(entry: number): number | undefined {
   if (ended.has(entry)) return OS_ENDED;
-  if (deno === undefined) return undefined;
+  if (!proc.present) return undefined;
   if (canLook === undefined) {
     canLook = false;
     try {
       // /proc must be there: without it every thread's directory would look gone.
       if (readable("/proc/self/task")) {
-        deno.statSync("/proc/self/task");
+        proc.stat("/proc/self/task");
         canLook = true;
       }
     } catch {
@@ -140,9 +185,9 @@ export function osThreadState(entry: number): number | undefined {
   const tid = entry >>> 10;
   let stat: string;
   try {
-    stat = deno.readTextFileSync(`/proc/self/task/${tid}/stat`);
+    stat = proc.readText(`/proc/self/task/${tid}/stat`);
   } catch (error) {
-    if (!(error instanceof deno.errors.NotFound)) return undefined;
+    if (!proc.notFound(error)) return undefined;
     ended.add(entry);
     return OS_ENDED;
   }
@@ -207,13 +252,13 @@ let runTimeStandIn: ((tid: number) => number | undefined) | undefined;
 function runTimeOf(tid: number): number | undefined {
   if (runTimeStandIn !== undefined) return runTimeStandIn(tid);
   try {
-    const ns = Number(deno!.readTextFileSync(`/proc/self/task/${tid}/schedstat`).split(" ")[0]);
+    const ns = Number(proc.readText(`/proc/self/task/${tid}/schedstat`).split(" ")[0]);
     if (Number.isFinite(ns)) return ns / 1e6;
   } catch {
     // No schedstat (a kernel without CONFIG_SCHED_INFO): stat's ticks.
   }
   try {
-    const stat = deno!.readTextFileSync(`/proc/self/task/${tid}/stat`);
+    const stat = proc.readText(`/proc/self/task/${tid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15
     return Number.isFinite(ticks) ? ticks * TICK_MS : undefined;
