@@ -152,6 +152,17 @@ for (const [shape, value] of Object.entries(shapes)) {
   });
 }
 
+test("SyncMap: a full promoted map of deleted keys takes a new key from loadOrCompute too", async () => {
+  const m = new SyncMap<number, number>({ maxBytes: MAX_BYTES });
+  const n = fill(syncStore(m), 0, (k) => k);
+  m.range(() => {});
+  for (let k = 0; k < n; k++) m.delete(k);
+  await tick();
+  assert.deepEqual(m.loadOrCompute(-5, () => 7), [7, false]);
+  assert.equal(m.size, 1);
+  m.verify();
+});
+
 test("SyncMap: a full promoted map with one key left keeps it when a new key finds no room", async () => {
   const m = new SyncMap<number, number>({ maxBytes: MAX_BYTES });
   const n = fill(syncStore(m), 0, (k) => k + 0.5);

@@ -57,8 +57,16 @@ export function wakeWaiters(i32: Int32Array, e: number): void {
  * (above EXPUNGED) when the key has a value, for the caller to decode before its next quiescent
  * point; or a pending `p` when a live thread computes the key (`mine` itself if it is this
  * thread), its entry then in {@linkcode claimedEntry}. Installing `mine` changes no count.
+ * The step under the mutex runs through `access` (SyncAccess.lockedOrReclaim: a new key in a
+ * full map is tried again once memory is reclaimed, or a map of deleted keys cleared); it is safe
+ * to run again.
  */
-export function claim(core: SyncCore, probe: Probe, mine: number): number {
+export function claim(
+  core: SyncCore,
+  probe: Probe,
+  mine: number,
+  access: { lockedOrReclaim<T>(step: () => T): T },
+): number {
   const a = core.arena;
   const read = Atomics.load(a.i32, R_READ);
   const e = core.findIn(core.readTable(read), probe);
@@ -67,7 +75,7 @@ export function claim(core: SyncCore, probe: Probe, mine: number): number {
     const p = tryClaim(a.i32, e, mine);
     if (p !== EXPUNGED) return p;
   }
-  return core.locked(() => {
+  return access.lockedOrReclaim(() => {
     const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
     let e2 = core.findIn(core.readTable(read2), probe);
     if (e2 !== 0) {

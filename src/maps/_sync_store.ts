@@ -768,7 +768,7 @@ export function loadOrCompute<K, V>(
   probe.storable(); // a key too large for maxBytes, refused before fn runs
   const mine = pendingOf(ownerId());
   for (;;) {
-    const found = claim(core, probe, mine);
+    const found = claim(core, probe, mine, s);
     if (found === CLAIMED) {
       // Noted as an orphan until computeClaimed's first statement takes the note back: a stack
       // overflow at that call's entry would leave the claim to this live thread.
