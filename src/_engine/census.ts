@@ -668,10 +668,11 @@ export function ownerEnding(owner: number): boolean {
 
 /**
  * Whether the thread with owner id `owner` is gone, for taking over a lock it holds: recorded
- * ending (terminating or gone) and, where its OS thread is known (a Deno worker on Linux,
+ * ending (terminating or gone) and, where its OS thread is known (a worker on Linux,
  * os_thread.ts), that thread has ended or someone vouched for its end ({@linkcode vouchGone});
- * while it runs, never; while it sleeps, or where it cannot be seen, as
- * {@linkcode ownerDeclaredGone} says. A Deno zombie still running keeps its locks, the engine's
+ * while it runs, never on Deno (on Node and Bun, the grace); while it sleeps, or where it cannot
+ * be seen, as {@linkcode ownerDeclaredGone} says. Not recorded ending: only once its OS thread
+ * has ended ({@linkcode unreportedEnd}). A Deno zombie still running keeps its locks, the engine's
  * and the user's, however long it runs or is descheduled, even once its adapter has declared it
  * gone after the grace: inside a step it may still write what the lock guards, and inside a
  * user's critical section, the user's data. Slow paths only.
@@ -679,17 +680,45 @@ export function ownerEnding(owner: number): boolean {
 export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;
   const state = stateOf(owner - 1);
-  // Only a thread recorded ending is looked up: a file read, where every live owner would cost
-  // one on each scan of a lock's readers.
-  if (state === 0) return false;
-  // On Node and Bun the end events fire once a thread has stopped: the grace, as before they
-  // wrote their OS thread (for threadEnded alone).
-  const os = RUNTIME === "deno" ? threadState(owner - 1) : undefined;
+  if (state === 0) return unreportedEnd(owner);
+  const os = threadState(owner - 1);
   if (os === OS_ENDED) return true;
-  if (os === OS_RUNNING) return false;
+  // On Node and Bun a thread recorded ending that still runs is left to the grace, as before
+  // their workers wrote their OS thread: their end events fire once a thread has stopped.
+  if (os === OS_RUNNING && RUNTIME === "deno") return false;
   // Asleep in a wait that, for a terminated worker, nothing may ever end (Deno does not wake
   // it), or not known: the grace, as everywhere the thread cannot be seen.
   return declaredGone(owner, state);
+}
+
+/** When this thread last looked at the OS thread of each owner not recorded ending. */
+const unreportedLooks = new Map<number, number>();
+/** How often {@linkcode unreportedEnd} looks at one owner's OS thread, at most: a wait slice. */
+const UNREPORTED_LOOK_MS = 50;
+
+/**
+ * {@linkcode ownerGone} of an owner not recorded ending: whether its OS thread (os_thread.ts,
+ * where the census names it) has ended, a death nobody reported. A worker that was never
+ * tracked, or one its runtime killed for want of memory while the thread its end events go to
+ * waits for one of its locks (helper-158), or one that ended by `process.exit()` where its exit
+ * event did not run: each holds its locks for good otherwise. The end is recorded (GONE) once
+ * seen, as a declaration would, so that its seats are reaped as any dead thread's. A file read,
+ * at most once per {@linkcode UNREPORTED_LOOK_MS} per owner: the callers are the slow paths of
+ * waits and scans, which meet live owners all the time.
+ */
+function unreportedEnd(owner: number): boolean {
+  const now = performance.now();
+  const last = unreportedLooks.get(owner);
+  if (last !== undefined && now - last < UNREPORTED_LOOK_MS) return false;
+  unreportedLooks.set(owner, now);
+  if (threadState(owner - 1) !== OS_ENDED) return false;
+  unreportedLooks.delete(owner);
+  try {
+    record(owner - 1, GONE);
+  } catch {
+    // A census that cannot take the entry: the lock is taken over all the same.
+  }
+  return true;
 }
 
 /**
@@ -697,10 +726,14 @@ export function ownerGone(owner: number): boolean {
  * what is not a lock, where a zombie may sit in user code it never leaves (a wait nobody ends),
  * and whose next call into shmap throws instead of writing: a SyncMap claim (loadOrCompute's
  * `fn` runs outside every lock, and its result is never stored), and an RWMutex reader seat that
- * holds no read lock. Slow paths only.
+ * holds no read lock. Not recorded ending: once its OS thread has ended
+ * ({@linkcode unreportedEnd}). Slow paths only.
  */
 export function ownerDeclaredGone(owner: number): boolean {
-  return views.length !== 0 && declaredGone(owner, stateOf(owner - 1));
+  if (views.length === 0) return false;
+  const state = stateOf(owner - 1);
+  // A death nobody reported, seen as ownerGone sees it: the thread has ended.
+  return state === 0 ? unreportedEnd(owner) : declaredGone(owner, state);
 }
 
 /**

@@ -21,9 +21,10 @@
  * Nothing here is used unless both ends can read /proc: a worker without read permission for
  * /proc/thread-self writes no entry, and a thread without it for /proc/self/task reads none
  * (permissions are queried, never prompted for); either way the grace applies, as on other
- * systems. Node and Bun workers write their entry too (read through `node:fs`), for one use
- * only: a worker started inside a worker that ended with it is known gone once its own thread
- * has ended (census.ts stateRead), since neither fires an event of its own as it is stopped.
+ * systems. Node and Bun workers write their entry too (read through `node:fs`): neither fires
+ * an event of its own as it is stopped, so a death that only an event of a waiting thread would
+ * report (a worker never tracked, one killed for want of memory, one that ended with the worker
+ * that started it) is known once its thread has ended (census.ts unreportedEnd, threadEnded).
  *
  * @module
  */
