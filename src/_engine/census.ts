@@ -80,6 +80,7 @@ import {
   IN_CALL,
   OS_ENDED,
   OS_RUNNING,
+  osThreadEnded,
   osThreadState,
   ownOsThread,
 } from "./os_thread.ts";
@@ -620,7 +621,17 @@ function stateRead(threadId: number): number {
  * A file read; only for a thread with a watcher recorded terminating.
  */
 function threadEnded(threadId: number): boolean {
-  return RUNTIME !== "deno" && threadState(threadId) === OS_ENDED;
+  return RUNTIME !== "deno" && osEnded(threadId);
+}
+
+/**
+ * Whether thread `threadId`'s OS thread has ended, read from /proc now (os_thread.ts
+ * osThreadEnded: no memory of it kept), or someone vouched for its end; false where the censuses
+ * this thread knows do not name it or it cannot be seen.
+ */
+function osEnded(threadId: number): boolean {
+  const entry = osEntry(threadId);
+  return entry === VOUCHED || (entry !== undefined && osThreadEnded(entry));
 }
 
 /** The highest state entered for `threadId` itself in the censuses this thread has read. */
@@ -681,11 +692,14 @@ export function ownerGone(owner: number): boolean {
   if (views.length === 0) return false;
   const state = stateOf(owner - 1);
   if (state === 0) return unreportedEnd(owner);
+  if (RUNTIME !== "deno") {
+    // A thread recorded ending that still runs is left to the grace, as before Node's and Bun's
+    // workers wrote their OS thread: their end events fire once a thread has stopped.
+    return declaredGone(owner, state) || osEnded(owner - 1);
+  }
   const os = threadState(owner - 1);
   if (os === OS_ENDED) return true;
-  // On Node and Bun a thread recorded ending that still runs is left to the grace, as before
-  // their workers wrote their OS thread: their end events fire once a thread has stopped.
-  if (os === OS_RUNNING && RUNTIME === "deno") return false;
+  if (os === OS_RUNNING) return false;
   // Asleep in a wait that, for a terminated worker, nothing may ever end (Deno does not wake
   // it), or not known: the grace, as everywhere the thread cannot be seen.
   return declaredGone(owner, state);
@@ -710,8 +724,11 @@ function unreportedEnd(owner: number): boolean {
   const now = performance.now();
   const last = unreportedLooks.get(owner);
   if (last !== undefined && now - last < UNREPORTED_LOOK_MS) return false;
+  // One entry per owner looked at: a process that churns workers starts the memory over now and
+  // then (a look sooner than due costs a file read, no more).
+  if (unreportedLooks.size >= 4096) unreportedLooks.clear();
   unreportedLooks.set(owner, now);
-  if (threadState(owner - 1) !== OS_ENDED) return false;
+  if (!osEnded(owner - 1)) return false;
   unreportedLooks.delete(owner);
   try {
     record(owner - 1, GONE);

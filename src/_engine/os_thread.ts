@@ -121,6 +121,47 @@ export function ownOsThread(): number {
 
 /** Whether this thread can look threads up in /proc/self/task: undefined until first asked. */
 let canLook: boolean | undefined;
+
+/** Whether this thread can look threads up in /proc/self/task (asked once). */
+function lookable(): boolean {
+  if (canLook === undefined) {
+    canLook = false;
+    try {
+      // /proc must be there: without it every thread's directory would look gone.
+      if (proc.present && readable("/proc/self/task")) {
+        proc.stat("/proc/self/task");
+        canLook = true;
+      }
+    } catch {
+      // canLook stays false.
+    }
+  }
+  return canLook;
+}
+
+/**
+ * Whether the OS thread of census entry `entry` has ended, read from /proc now: its directory is
+ * gone, names a thread that started at another time, or shows an exited thread. None of
+ * {@linkcode osThreadState}'s memories is read or written, so a look at a live thread
+ * (census.ts unreportedEnd looks at owners nobody recorded ending) leaves nothing behind that
+ * could later speak for another thread the kernel gave the same entry, or cut short the proofs
+ * {@linkcode callState} asks of this one once it is recorded ending. A thread whose entry another
+ * took (the same id and start time modulo 1,024) reads as running: the safe side. False where
+ * this thread cannot look.
+ */
+export function osThreadEnded(entry: number): boolean {
+  if (!lookable()) return false;
+  let stat: string;
+  try {
+    stat = proc.readText(`/proc/self/task/${entry >>> 10}/stat`);
+  } catch (error) {
+    return proc.notFound(error);
+  }
+  const start = startOf(stat);
+  if (start < 0) return false;
+  const letter = stat[stat.lastIndexOf(")") + 2];
+  return start !== (entry & 1023) || letter === "Z" || letter === "X";
+}
 /** Entries whose thread has been seen ended: an end is for good. */
 const ended = new Set<number>();
 
@@ -169,20 +210,7 @@ function switchesOf(tid: number): number {
  */
 export function osThreadState(entry: number): number | undefined {
   if (ended.has(entry)) return OS_ENDED;
-  if (!proc.present) return undefined;
-  if (canLook === undefined) {
-    canLook = false;
-    try {
-      // /proc must be there: without it every thread's directory would look gone.
-      if (readable("/proc/self/task")) {
-        proc.stat("/proc/self/task");
-        canLook = true;
-      }
-    } catch {
-      // canLook stays false.
-    }
-  }
-  if (!canLook) return undefined;
+  if (!lookable()) return undefined;
   const tid = entry >>> 10;
   let stat: string;
   try {

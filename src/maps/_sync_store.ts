@@ -760,7 +760,18 @@ export function loadOrCompute<K, V>(
   fn: () => V,
 ): [actual: V, loaded: boolean] {
   checkFunction(fn, "SyncMap.loadOrCompute", "fn");
-  if (s.orphanClaims.length !== 0) abandonOrphans(s);
+  if (s.orphanClaims.length !== 0) {
+    abandonOrphans(s);
+    // A note left (this frame too near the stack's edge to give it up, or the map closed) may
+    // name a key that is free by now, with this thread's claim word: a claim made now under the
+    // same word could be given up, while its fn runs, by the next give-up. So none is made.
+    if (s.orphanClaims.length !== 0) {
+      throw new RangeError(
+        "SyncMap.loadOrCompute: claims this thread left at a stack overflow could not be given " +
+          "up yet (call it again nearer the stack's base)",
+      );
+    }
+  }
   const part = s.participant;
   part.enter();
   const core = s.core;
