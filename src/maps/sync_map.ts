@@ -409,9 +409,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * - If `fn` throws (or returns what the codec cannot encode, or the map is full), nothing is
    *   stored, the error goes to this caller, and one of the callers waiting, if any, runs its
    *   own `fn` (the others wait for that one).
-   * - If the worker running `fn` dies (its worker is terminated, see the worker adapters), a
-   *   waiting caller takes the key over within 50 ms of the death being recorded and runs its
-   *   own `fn`; without one, the next `loadOrCompute` of the key does.
+   * - If the worker running `fn` dies (its worker is terminated, see the worker adapters; on
+   *   Linux, also a death nobody reported, once its thread has ended), a waiting caller takes
+   *   the key over within 50 ms of the death being recorded and runs its own `fn`; without
+   *   one, the next `loadOrCompute` of the key does.
+   * - A stack overflow inside `fn` (or inside this call) gives the key up as any throw does,
+   *   even at the stack's very edge: the claim is given up by the first frame nearer the base
+   *   that can, at the latest as the task ends. A call made while such a claim of this thread
+   *   still waits to be given up, too near the stack's edge to do it first, throws RangeError.
    * - Waiters sleep in `Atomics.wait` (allowed on the main thread of Deno, Bun and Node) in
    *   50 ms slices, woken as soon as the key gets a value or is given up.
    * - `fn` calling `loadOrCompute` of the same key, on this map in the same thread, throws an
