@@ -321,7 +321,7 @@ let osThread = 0;
 
 /**
  * Notes this thread's OS thread as it takes owner id `owner` (not the main thread's): on Deno,
- * for every use of os_thread.ts; on Node and Bun, for stateRead's alone.
+ * for every use of os_thread.ts; on Node and Bun, for {@linkcode osEnded}'s alone.
  */
 function noteOsThread(owner: number): void {
   if (owner <= 1 || osThread !== 0) return;
@@ -603,25 +603,10 @@ function stateRead(threadId: number): number {
   for (let depth = 0; depth < MAX_NESTING && state === 0; depth++) {
     const watcher = watcherOf(id);
     if (watcher === undefined) break;
-    const ended = recorded(watcher);
-    if (ended >= WATCHER_ENDED || (ended === TERMINATING && threadEnded(id))) state = TERMINATING;
+    if (recorded(watcher) >= WATCHER_ENDED) state = TERMINATING;
     id = watcher;
   }
   return state;
-}
-
-/**
- * Whether the OS thread of `threadId`, a worker whose watcher is terminating, has ended: on Node
- * and Bun, where a terminating watcher's workers would otherwise count as ending only once its
- * parent's `exit` event has recorded the watcher gone, which a parent waiting synchronously for
- * one of their locks never delivers (helper-158: such a `lock()` after `terminate()` of the
- * watcher waited for good). A worker whose own thread has ended runs no more, so nothing is
- * guessed; one whose watcher sits in a blocking call runs on, and keeps its locks
- * (tests/nested_workers_test.ts). On Deno the watcher's terminating state is enough already.
- * A file read; only for a thread with a watcher recorded terminating.
- */
-function threadEnded(threadId: number): boolean {
-  return RUNTIME !== "deno" && osEnded(threadId);
 }
 
 /**

@@ -24,7 +24,7 @@
  * systems. Node and Bun workers write their entry too (read through `node:fs`): neither fires
  * an event of its own as it is stopped, so a death that only an event of a waiting thread would
  * report (a worker never tracked, one killed for want of memory, one that ended with the worker
- * that started it) is known once its thread has ended (census.ts unreportedEnd, threadEnded).
+ * that started it) is known once its thread has ended (census.ts unreportedEnd).
  *
  * @module
  */
