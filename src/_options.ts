@@ -34,12 +34,13 @@ export function checkOptions<T extends object>(
 }
 
 /**
- * Checks a map's `hint` option (undefined or null means 0) and returns it: a non-negative safe
+ * Checks a map's `hint` option (undefined means 0; null is no number, as for every option) and
+ * returns it: a non-negative safe
  * integer. Throws TypeError for a non-number, RangeError for any other bad number. Whether the
  * hint fits the map's `maxBytes` is the caller's check.
  */
 export function checkHint(option: number | undefined): number {
-  const hint = option ?? 0;
+  const hint = option === undefined ? 0 : option;
   if (typeof hint !== "number") {
     throw new TypeError(`hint must be a number, got ${describe(hint)}`);
   }

@@ -47,3 +47,19 @@ test("README commands pin the same Deno as tools/package.json", () => {
     );
   }
 });
+
+test("README's links to the repository's files lead to files the package publishes", () => {
+  const publish = (deno.publish as { include: string[] }).include;
+  assert.deepEqual((jsr.publish as { include: string[] }).include, publish);
+  const links = [...read("../README.md").matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)]
+    .map((m) => m[1])
+    .filter((target) => !/^[a-z]+:/.test(target));
+  assert.ok(links.length > 0, "the README links to its docs");
+  for (const target of links) {
+    assert.ok(
+      publish.some((entry) => entry.endsWith("/") ? target.startsWith(entry) : target === entry),
+      `README links to ${target}, which publish.include leaves out of the package`,
+    );
+    assert.doesNotThrow(() => read(`../${target}`), `README links to ${target}, which is missing`);
+  }
+});

@@ -5,7 +5,7 @@
 // what they got with the right article and never leak an engine's internal TypeError.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { codecs, GoMap, Mutex, SyncMap } from "../mod.ts";
+import { type Codec, codecs, GoMap, Mutex, SyncMap } from "../mod.ts";
 import { Inbox, shareAll } from "../src/workers/_share.ts";
 import { deadline } from "./fixtures/harness.ts";
 
@@ -77,6 +77,42 @@ describe("unknown options are a TypeError naming them and the known ones", () =>
     );
   });
 
+  test("a later receive() returns the first's structures, and checks its codecs too", async () => {
+    const point: Codec<number[]> = {
+      name: "point",
+      encode: (p) => new Uint8Array(new Int32Array(p).buffer),
+      decode: (b) => Array.from(new Int32Array(b.slice().buffer)),
+    };
+    const map = new GoMap<number[], string>({ keys: point });
+    map.set([1, 2], "a");
+    const grant = shareAll({ map, mu: new Mutex() });
+    try {
+      const inbox = new Inbox();
+      inbox.offer(grant.message);
+      const first = await inbox.receive<{ map: GoMap<number[], string> }>({
+        codecs: { map: { keys: point } },
+      });
+      assert.equal(first.map.get([1, 2]), "a");
+      assert.equal(await inbox.receive(), first, "no codecs: the same structures");
+      assert.equal(await inbox.receive({ codecs: { map: { keys: point } } }), first);
+      const refused: [string, Record<string, unknown>, RegExp][] = [
+        ["a name not shared", { mapp: { keys: point } }, /"mapp", which was not shared/],
+        ["other codecs", { map: { keys: { ...point } } }, /codecs for "map" differ/],
+        ["codecs left out", { mu: undefined }, /codecs for "map" differ/],
+        ["codecs for a lock", { map: { keys: point }, mu: {} }, /codecs for "mu" differ/],
+      ];
+      for (const [what, codecs, message] of refused) {
+        await assert.rejects(
+          deadline(inbox.receive({ codecs } as never), 3_000, what),
+          (e: unknown) => e instanceof TypeError && message.test(e.message),
+          what,
+        );
+      }
+    } finally {
+      grant.release();
+    }
+  });
+
   test("undefined options are defaults; inherited properties are not options", () => {
     const map = new GoMap(Object.create({ maxbytes: 1 }));
     map.set(1, 1);
@@ -135,6 +171,19 @@ describe("options that cannot work together are an options RangeError", () => {
     throwsWith(() => new SyncMap({ maxParticipants: 0 }), RangeError, /maxParticipants/);
     throwsWith(() => new GoMap({ maxBytes: 65536n as never }), TypeError, /got a bigint 65536n/);
     throwsWith(() => new GoMap({ maxBytes: NaN }), RangeError, /maxBytes/);
+  });
+
+  test("null is no number: a TypeError for every numeric option, as the README's table says", () => {
+    const cases: [string, () => unknown][] = [
+      ["GoMap hint", () => new GoMap({ hint: null as never })],
+      ["GoMap maxBytes", () => new GoMap({ maxBytes: null as never })],
+      ["SyncMap hint", () => new SyncMap({ hint: null as never })],
+      ["SyncMap maxBytes", () => new SyncMap({ maxBytes: null as never })],
+      ["SyncMap maxParticipants", () => new SyncMap({ maxParticipants: null as never })],
+    ];
+    for (const [what, make] of cases) {
+      throwsWith(make, TypeError, new RegExp(`${what.split(" ")[1]} must be a number, got null`));
+    }
   });
 });
 

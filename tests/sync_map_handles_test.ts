@@ -69,6 +69,11 @@ describe("SyncMap: handles, attach and close", () => {
       ["entries", () => [...v.entries()]],
       ["keys", () => [...v.keys()]],
       ["values", () => [...v.values()]],
+      // The call itself, not only its first next(), as for every other member.
+      ["Symbol.iterator()", () => v[Symbol.iterator]()],
+      ["entries()", () => v.entries()],
+      ["keys()", () => v.keys()],
+      ["values()", () => v.values()],
       ["forEach", () => v.forEach(() => {})],
       ["stats", () => v.stats()],
       ["size", () => v.size],

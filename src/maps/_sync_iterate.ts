@@ -83,8 +83,10 @@ export class SyncIterator<K, V, T> extends BatchIterator<SyncAccess<K, V>, T> {
    */
   readonly #owner: object;
 
+  /** Throws TypeError, as every member of a closed SyncMap object does, when `s` is closed. */
   constructor(s: SyncAccess<K, V>, what: Yield, owner: object) {
     super(s, what);
+    s.participant.checkOpen();
     this.#owner = owner;
   }
 

@@ -75,7 +75,9 @@ export class OpenedSyncMap<K, V> extends OpenedMap<K, V> {
 export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMap<K, V> {
   options = checkOptions(options, OPTIONS, "SyncMap options");
   const hint = checkHint(options.hint);
-  const seats = options.maxParticipants ?? DEFAULT_PARTICIPANTS;
+  const seats = options.maxParticipants === undefined
+    ? DEFAULT_PARTICIPANTS
+    : options.maxParticipants;
   if (typeof seats !== "number") {
     throw new TypeError(`maxParticipants must be a number, got ${describe(seats)}`);
   }

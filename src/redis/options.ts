@@ -95,7 +95,7 @@ export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedO
     DEFAULT_MAX_RECONNECT_DELAY,
     "maxReconnectDelay",
   );
-  const scanCount = options.scanCount ?? DEFAULT_SCAN_COUNT;
+  const scanCount = options.scanCount === undefined ? DEFAULT_SCAN_COUNT : options.scanCount;
   if (!Number.isSafeInteger(scanCount) || scanCount < 1) {
     throw new RangeError(`scanCount must be a positive integer, got ${String(scanCount)}`);
   }

@@ -344,8 +344,8 @@ export class Mutex {
    * ```
    *
    * @throws {Error} `sync: unlock of unlocked mutex` if the mutex is not locked, or
-   * `sync: unlock of a mutex held by another thread` if another thread holds it; the lock is
-   * left as it was either way.
+   * `sync: unlock of a mutex held by another thread (only the holder may unlock it)` if another
+   * thread holds it; the lock is left as it was either way.
    *
    * In a worker that was terminated and has learned it (a call of shmap threw
    * `TerminatedError`), the lock is released poisoned: the section it guards was cut short, so

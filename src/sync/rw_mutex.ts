@@ -199,7 +199,9 @@ export class RWMutex {
       return;
     }
     const checked = checkOptions(options, ["maxReaderThreads"], "RWMutex options");
-    const seats = checked.maxReaderThreads ?? DEFAULT_READER_THREADS;
+    const seats = checked.maxReaderThreads === undefined
+      ? DEFAULT_READER_THREADS
+      : checked.maxReaderThreads;
     if (typeof seats !== "number") {
       throw new TypeError(`maxReaderThreads must be a number, got ${describe(seats)}`);
     }

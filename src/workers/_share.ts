@@ -125,7 +125,10 @@ export type Shareables = Readonly<Record<string, Shareable>>;
 export interface ReceiveOptions {
   /**
    * Attach options by name, for maps made with user codecs: the same codecs again, as
-   * `{ name: { keys, values } }`. Built-in codecs are found without help.
+   * `{ name: { keys, values } }`. Built-in codecs are found without help. The first
+   * `receive()` attaches the structures, and every later one returns those same objects: a
+   * later call may leave `codecs` out, and one that gives codecs must give the first call's
+   * (the same objects), else it rejects with a TypeError.
    */
   readonly codecs?: Readonly<Record<string, AttachOptions<unknown, unknown>>>;
   /** Stops waiting for the share message: `receive()` then rejects with the signal's reason. */
@@ -206,6 +209,22 @@ export function attachAll(
   message: ShareMessage,
   codecs: Readonly<Record<string, AttachOptions<unknown, unknown>>> = {},
 ): Record<string, unknown> {
+  checkCodecNames(message, codecs);
+  const out: Record<string, unknown> = {};
+  // A failure (a codec missing or wrong) leaves the SyncMaps attached before it open: each holds
+  // the seat its parent reserved, which can be adopted once only, so a receive() tried again
+  // with the right codecs gets them back (SyncMap.attach finds this thread's object for a
+  // seat). Closed, they would give their seats back for good, and the retry would fail. Not
+  // retried, they are released with the worker's share when it ends.
+  attachEach(message, codecs, out);
+  return out;
+}
+
+/** Throws TypeError unless `codecs` is an object whose every key names a shared structure. */
+function checkCodecNames(
+  message: ShareMessage,
+  codecs: Readonly<Record<string, AttachOptions<unknown, unknown>>>,
+): void {
   if (typeof codecs !== "object" || codecs === null) {
     throw new TypeError(`receive: options.codecs must be an object, got ${describe(codecs)}`);
   }
@@ -215,14 +234,30 @@ export function attachAll(
       throw new TypeError(`receive: codecs given for "${name}", which was not shared (${shared})`);
     }
   }
-  const out: Record<string, unknown> = {};
-  // A failure (a codec missing or wrong) leaves the SyncMaps attached before it open: each holds
-  // the seat its parent reserved, which can be adopted once only, so a receive() tried again
-  // with the right codecs gets them back (SyncMap.attach finds this thread's object for a
-  // seat). Closed, they would give their seats back for good, and the retry would fail. Not
-  // retried, they are released with the worker's share when it ends.
-  attachEach(message, codecs, out);
-  return out;
+}
+
+/**
+ * A later `receive()`'s check: it returns the structures the first one attached, so `codecs`
+ * must name shared structures and give each the codecs the first gave it (the same objects), or
+ * none at all. Throws TypeError otherwise: codecs ignored would decode with others than the
+ * caller asked for.
+ */
+function checkSameCodecs(
+  message: ShareMessage,
+  first: Readonly<Record<string, AttachOptions<unknown, unknown>>>,
+  codecs: Readonly<Record<string, AttachOptions<unknown, unknown>>> | undefined,
+): void {
+  if (codecs === undefined) return;
+  checkCodecNames(message, codecs);
+  for (const name of new Set([...Object.keys(first), ...Object.keys(codecs)])) {
+    const a = first[name], b = codecs[name];
+    if ((a === undefined) !== (b === undefined) || a?.keys !== b?.keys || a?.values !== b?.values) {
+      throw new TypeError(
+        `receive: codecs for "${name}" differ from those of the first receive(), which attached ` +
+          `the structures every call returns`,
+      );
+    }
+  }
 }
 
 function attachEach(
@@ -259,6 +294,8 @@ function attachEach(
 export class Inbox {
   #message: ShareMessage | undefined;
   #attached: Record<string, unknown> | undefined;
+  /** The codecs of the `receive()` that attached the structures. */
+  #attachedWith: Readonly<Record<string, AttachOptions<unknown, unknown>>> = {};
   #waiters = new Set<() => void>();
   #notInWorker: string | undefined;
 
@@ -297,7 +334,12 @@ export class Inbox {
       const deliver = (): void => {
         signal?.removeEventListener("abort", abort);
         try {
-          this.#attached ??= attachAll(this.#message!, codecs);
+          if (this.#attached === undefined) {
+            this.#attached = attachAll(this.#message!, codecs);
+            this.#attachedWith = codecs ?? {};
+          } else {
+            checkSameCodecs(this.#message!, this.#attachedWith, codecs);
+          }
           resolve(this.#attached as T);
         } catch (error) {
           reject(error);

@@ -13,9 +13,9 @@
  * - the worker dies of an uncaught error or unhandled rejection, or fails to load (its `error`
  *   event in the parent; the worker is gone whether or not a listener calls `preventDefault`);
  * - the worker calls `self.close()` (importing this module in the worker wraps `close` so it
- *   tells the parent first, and records itself ending: the rest of the task that called it still
- *   runs, and its calls into shmap throw `TerminatedError` from then on, SyncMap reads within
- *   64 calls);
+ *   tells the parent first, and records itself ending. Deno 2.9 runs nothing of the worker after
+ *   `close()`; should a later Deno run the rest of the task, its calls into shmap throw
+ *   `TerminatedError`, SyncMap reads within 64 calls);
  * - the worker calls `Deno.exit()` or `process.exit()` (its `unload` event tells the parent).
  *
  * A Deno worker does not end by itself when it runs out of work: it lives, and keeps the
@@ -118,8 +118,8 @@ function sayBye(): void {
 }
 
 if (inWorker) {
-  // self.close() ends the worker at the end of the current task, and no event says so:
-  // tell the parent first. Deno.exit() and process.exit() fire unload.
+  // self.close() ends the worker (Deno 2.9: at once, nothing after it runs), and no event says
+  // so: tell the parent first. Deno.exit() and process.exit() fire unload.
   const close = scope.close;
   scope.close = function (this: unknown): void {
     sayBye();
