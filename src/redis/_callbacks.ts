@@ -51,7 +51,11 @@ export class Frame {
 
 const frames = new AsyncLocalStorage<Frame>();
 
-/** Runs callback `fn` of a `kind` call of `owner` for key `id` inside a new frame. */
+/**
+ * Runs callback `fn` of a `kind` call of `owner` for key `id` inside a new frame. A callback
+ * that throws (not one that returns a promise that rejects) is done at once: what it scheduled
+ * before it threw is no part of a computation any more.
+ */
 export function runCallback<R>(
   owner: object,
   id: string,
@@ -59,7 +63,12 @@ export function runCallback<R>(
   fn: () => R,
 ): [R, Frame] {
   const frame = new Frame(owner, id, kind, frames.getStore());
-  return [frames.run(frame, fn), frame];
+  try {
+    return [frames.run(frame, fn), frame];
+  } catch (error) {
+    frame.done = true;
+    throw error;
+  }
 }
 
 /** Runs `fn`, the body of call `op` of `owner`, inside a new frame of kind `"call"`. */
@@ -89,12 +98,30 @@ export function callbackKeys(owner: object, kind: "loadOrCompute" | "compute"): 
   return keys;
 }
 
-/** Notes a write of key `id` of `owner` made now, for the `compute` callbacks it runs inside. */
-export function noteWrite(owner: object, id: () => string): void {
+/**
+ * The `compute` callbacks of `owner` this code runs inside that a write of key `id` made by
+ * this call would cost their round (every key: a `clear`), or undefined when there are none:
+ * the call tells them with {@linkcode noteWrite} once its reply says it wrote. Taken when the
+ * call starts, in the caller's context; a reply comes in the connection's.
+ */
+export function computesOf(owner: object, id?: () => string): Frame[] | undefined {
   let f = frames.getStore();
-  if (f === undefined) return;
-  const key = id();
+  if (f === undefined) return undefined;
+  const key = id?.();
+  let found: Frame[] | undefined;
   for (; f !== undefined; f = f.parent) {
-    if (f.owner === owner && f.id === key && f.kind === "compute") f.wrote = true;
+    if (f.owner === owner && f.kind === "compute" && (key === undefined || f.id === key)) {
+      (found ??= []).push(f);
+    }
   }
+  return found;
+}
+
+/**
+ * Notes in `computes` ({@linkcode computesOf}) that a call made inside them wrote their key.
+ * Only a write that took effect counts: a `loadOrStore` that found a value, or a compare that
+ * failed, wrote nothing, and a round lost then was lost to another writer.
+ */
+export function noteWrite(computes: readonly Frame[]): void {
+  for (const f of computes) f.wrote = true;
 }

@@ -16,6 +16,7 @@ import { checkOptions, OPTION_NAMES, type RedisSyncMapOptions } from "./options.
 import { scanEntries, scanKeys } from "./scan.ts";
 import {
   callbackKeys,
+  computesOf,
   enclosingCalls,
   type Frame,
   noteWrite,
@@ -108,6 +109,11 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    */
   readonly #running = new Map<Frame, Promise<void>>();
   #closing: Promise<void> | undefined;
+  /**
+   * Ends close()'s wait for the calls in progress at once: called by a close() from inside a
+   * callback, which the call it is part of waits for (#drain), when one from outside came first.
+   */
+  #stopDraining: () => void = nothing;
 
   private constructor(
     connection: Connection,
@@ -214,7 +220,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       "store",
       key,
       [value],
-      (k, [v]) => this.#connection.send("store", true, k, ["SET", k, v], nothing),
+      (k, [v]) => this.#connection.send("store", true, k, ["SET", k, v], this.#noting(k, nothing)),
     );
   }
 
@@ -233,7 +239,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       "swap",
       key,
       [value],
-      (k, [v]) => this.#connection.send("swap", true, k, ["SET", k, v, "GET"], this.#swapReply),
+      (k, [v]) =>
+        this.#connection.send(
+          "swap",
+          true,
+          k,
+          ["SET", k, v, "GET"],
+          this.#noting(k, this.#swapReply),
+        ),
     );
   }
 
@@ -255,8 +268,12 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
         true,
         k,
         ["SET", k, v, "NX", "GET"],
-        (reply): [V, boolean] =>
-          reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true],
+        this.#noting(
+          k,
+          (reply): [V, boolean] =>
+            reply === null ? [value, false] : [this.#decode("loadOrStore", reply), true],
+          isNull,
+        ),
       ));
   }
 
@@ -272,7 +289,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   loadAndDelete(key: K): Promise<[value: V | undefined, loaded: boolean]> {
-    return this.#sendKey("loadAndDelete", true, key, "GETDEL", this.#loadAndDeleteReply);
+    return this.#sendKey("loadAndDelete", true, key, "GETDEL", this.#loadAndDeleteReply, isValue);
   }
 
   /**
@@ -286,7 +303,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   delete(key: K): Promise<boolean> {
-    return this.#sendKey("delete", true, key, "DEL", isOne);
+    return this.#sendKey("delete", true, key, "DEL", isOne, isOne);
   }
 
   /**
@@ -305,7 +322,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       "compareAndSwap",
       key,
       [old, next],
-      (k, vs) => this.#connection.script(COMPARE_AND_SWAP, k, vs, isOne),
+      (k, vs) => this.#connection.script(COMPARE_AND_SWAP, k, vs, this.#noting(k, isOne, isOne)),
     );
   }
 
@@ -325,7 +342,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       "compareAndDelete",
       key,
       [old],
-      (k, vs) => this.#connection.script(COMPARE_AND_DELETE, k, vs, isOne),
+      (k, vs) => this.#connection.script(COMPARE_AND_DELETE, k, vs, this.#noting(k, isOne, isOne)),
     );
   }
 
@@ -374,12 +391,12 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
       const write: Arg[] = next === RedisSyncMap.DELETE ? ["d"] : ["s", this.#encode(next as V)];
       // A write of the key, maybe inside a compute callback of it (a nested compute).
-      noteWrite(this.#computing, () => id);
-      const reply = await this.#connection.script(COMPUTE, k, [
-        current === null ? "0" : "1",
-        current ?? "",
-        ...write,
-      ]);
+      const reply = await this.#connection.script(
+        COMPUTE,
+        k,
+        [current === null ? "0" : "1", current ?? "", ...write],
+        this.#noting(k, same, isOne),
+      );
       if (reply === 1) return next === RedisSyncMap.DELETE ? [undefined, false] : [next as V, true];
       const now = reply as Reply[];
       current = now.length === 0 ? null : now[0] as Buffer;
@@ -485,20 +502,20 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   }
 
   async #computeAndStore(k: Buffer, fn: () => V | Promise<V>): Promise<[V, boolean]> {
+    // runCallback marks the frame done itself if fn throws.
     let [value, frame] = runCallback(this.#computing, k.toString("latin1"), "loadOrCompute", fn);
     try {
       if (isThenable(value)) value = await value;
     } finally {
       frame.done = true; // what fn left scheduled waits for nothing of this computation
     }
-    noteWrite(this.#computing, () => k.toString("latin1")); // as in compute
-    const reply = await this.#connection.send("loadOrCompute", true, k, [
-      "SET",
+    const reply = await this.#connection.send(
+      "loadOrCompute",
+      true,
       k,
-      this.#encode(value as V),
-      "NX",
-      "GET",
-    ]);
+      ["SET", k, this.#encode(value as V), "NX", "GET"],
+      this.#noting(k, same, isNull), // as in compute
+    );
     return reply === null ? [value as V, false] : [this.#decode("loadOrCompute", reply), true];
   }
 
@@ -562,8 +579,12 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     const conn = this.#connection;
     // Whether a key has been deleted: then a failure later on leaves the map part cleared.
     let deleted = false;
+    // A compute callback that clears the map writes its own key (if it was there).
+    const computes = computesOf(this.#computing);
     const unlinked = (reply: Reply): void => {
-      if (reply !== 0) deleted = true;
+      if (reply === 0) return;
+      deleted = true;
+      if (computes !== undefined) noteWrite(computes);
     };
     try {
       for (const node of conn.masters("clear")) {
@@ -748,7 +769,10 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * are not sent, and reject at once with code `"closed"`. Called from inside a callback of the
    * map's, it waits for no call, only for the commands already sent (the call the callback is
    * part of waits for it, and so may others, through that one); the later commands of every
-   * call in progress then reject with `"closed"`. The map's data stays in Redis.
+   * call in progress then reject with `"closed"`. It does so after a close() from outside too,
+   * cutting that one's wait for the calls short. Closed while its server is down, the map holds
+   * the process up to `maxReconnectDelay` more (the client's sleep before its next reconnect is
+   * a timer it cannot cancel). The map's data stays in Redis.
    *
    * @example
    * ```ts ignore
@@ -758,7 +782,14 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * ```
    */
   close(): Promise<void> {
-    return this.#closing ??= this.#connection.close(this.#drain());
+    if (this.#closing === undefined) {
+      const stopped = new Promise<void>((resolve) => this.#stopDraining = resolve);
+      this.#closing = this.#connection.close(Promise.race([this.#drain(), stopped]));
+    }
+    // From a callback, after a close() from outside: that one's wait for the calls in progress
+    // would wait for the very call this callback is part of, which waits for this close().
+    if (enclosingCalls(this.#computing).length !== 0) this.#stopDraining();
+    return this.#closing;
   }
 
   /**
@@ -835,20 +866,50 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     return this.#values.value(value) as Buffer;
   }
 
-  /** Sends `command` with `key`'s encoding as its one argument (a bad key rejects). */
+  /**
+   * Sends `command` with `key`'s encoding as its one argument (a bad key rejects); for a write,
+   * `wrote` says from the reply whether it changed the key ({@linkcode #noting}).
+   */
   #sendKey<T>(
     op: string,
     write: boolean,
     key: K,
     command: string,
     then: (reply: Reply) => T,
+    wrote?: (reply: Reply) => boolean,
   ): Promise<T> {
     return this.#encoded(
       op,
       key,
       [],
-      (k) => this.#connection.send(op, write, k, [command, k], then),
+      (k) =>
+        this.#connection.send(
+          op,
+          write,
+          k,
+          [command, k],
+          wrote === undefined ? then : this.#noting(k, then, wrote),
+        ),
     );
+  }
+
+  /**
+   * `then`, the reply handler of a write of key `k` made now, which also tells the `compute`
+   * callbacks of `k` this call runs inside (computesOf) that it wrote, when `wrote(reply)` says
+   * so: their round is lost to their own write, which 64 rounds in a row stop. Told as the
+   * reply is handled, before any later reply (their script's) is.
+   */
+  #noting<T>(
+    k: Buffer,
+    then: (reply: Reply) => T,
+    wrote: (reply: Reply) => boolean = always,
+  ): (reply: Reply) => T {
+    const computes = computesOf(this.#computing, () => k.toString("latin1"));
+    if (computes === undefined) return then;
+    return (reply) => {
+      if (wrote(reply)) noteWrite(computes);
+      return then(reply);
+    };
   }
 
   /**
@@ -873,8 +934,6 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
     if (this.#closing !== undefined && this.#refused()) {
       return Promise.reject(this.#connection.closedError(op));
     }
-    // A value written (or compared), maybe inside a compute callback of this key.
-    if (vs.length !== 0) noteWrite(this.#computing, () => k.toString("latin1"));
     return send(k, vs);
   }
 
@@ -932,6 +991,26 @@ export type Computed = typeof RedisSyncMap.DELETE | typeof RedisSyncMap.CANCEL;
 /** A reply of 1: DEL, EXISTS and the compare scripts succeeded. */
 function isOne(reply: Reply): boolean {
   return reply === 1;
+}
+
+/** A reply of nil: `SET ... NX GET` stored. */
+function isNull(reply: Reply): boolean {
+  return reply === null;
+}
+
+/** A reply other than nil: GETDEL deleted a value. */
+function isValue(reply: Reply): boolean {
+  return reply !== null;
+}
+
+/** Every reply: SET wrote. */
+function always(): boolean {
+  return true;
+}
+
+/** A reply as it is. */
+function same(reply: Reply): Reply {
+  return reply;
 }
 
 /** What a write resolves to. */
