@@ -418,7 +418,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * lease, and a crashed holder would stall every caller for the lease: use
    * {@linkcode loadOrStore} semantics and make `fn` safe to run twice instead.) If `fn` throws,
    * nothing is stored and the call rejects with its error. `fn` calling `loadOrCompute` of its
-   * own key (directly, or from anything it awaits or schedules) rejects that call with an Error
+   * own key (directly, or from anything it calls or schedules) rejects that call with an Error
    * instead of waiting for itself, as SyncMap's throws; so does a call whose wait would close a
    * cycle of `fn`s of this object waiting for each other's keys (SyncMap's would deadlock; a
    * call that a running `fn` starts without awaiting it counts as one of its waits).
