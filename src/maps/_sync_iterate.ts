@@ -6,10 +6,16 @@
  * Keys are partitioned by the low `level` bits of their hash (the seed is the arena's, so every
  * table of this map agrees), `level` chosen at the start from the read table's size
  * (_iteration.ts batchLevel), and each batch, one partition, is read from the read table as it
- * is when the batch is read (the dirty table promoted first if it holds keys the read table
- * lacks, as Go's Range does). Partitions are visited once each from a random start. A key is
- * in one partition, so it is yielded at most once; a key present throughout is in the read
- * table when its partition is read, so it is yielded. Each batch is decoded whole before any of
+ * is when the batch is read. The dirty table is promoted once, at the start, if it holds keys
+ * the read table lacks, as Go's Range does. Partitions are visited once each from a random
+ * start. A key is in one partition, so it is yielded at most once. A key present throughout is
+ * in the read table after that promotion, and in every read table after it (a dirty table is
+ * made from the read table with every key that has a value, and a read table is replaced only
+ * by such a dirty table), so it is yielded. Keys new since the start live in the dirty table
+ * until someone else promotes it, and may or may not be yielded. Promoting before every batch
+ * too would make an iteration that stores new keys as it goes rebuild the dirty table, a copy
+ * of the whole map, once a batch: quadratic time, and big tables freed and made again in turn,
+ * which fragment the heap (MapFullError at 14% of maxBytes, measured). Each batch is decoded whole before any of
  * it is yielded: nothing is held in shared memory while the caller's code runs, and the
  * participant may pass a quiescent point between batches.
  *
@@ -141,7 +147,7 @@ function startLevel<K, V>(s: SyncAccess<K, V>): number {
 }
 
 /**
- * Reads partition `i` of `level` from the read table, promoted first, and decodes its live
+ * Reads partition `i` of `level` from the read table as it is now, and decodes its live
  * entries into `batch` (their keys unless `what` is VALUES, their values unless it is KEYS);
  * returns how many. Key slots are gathered first, then each entry's
  * record read and decoded: the table and the records stay readable until this participant's
@@ -156,7 +162,7 @@ function readBatch<K, V>(
   what: Yield,
 ): number {
   s.participant.enterRead(); // as startLevel's
-  const read = promotedRead(s);
+  const read = s.core.readTable(Atomics.load(s.arena.i32, R_READ));
   if (read === null) return 0;
   const a = s.arena;
   // The batch reads key slots, entries and key blobs without a per-entry check: all were
