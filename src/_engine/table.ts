@@ -88,6 +88,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * A view of one table in an arena. Cheap to make; holds no state of its own beyond where the
  * table is, how its slots are owned, and the transaction its mutations write through.
  */
+/** The most inserts a table that could not grow makes before it tries again (Table.#growSkip). */
+export const GROW_RETRY_MAX = 1024;
+
 export class Table {
   readonly arena: Arena;
   /** Word index of the header. */
@@ -114,6 +117,18 @@ export class Table {
    * no journal room for the frees of its evacuation (go_map.ts, `withoutGrowWork`).
    */
   growWorkOff = false;
+  /**
+   * Inserts of new keys that may skip a growth the table is due, after one found no memory: a
+   * failed growth costs a large allocation's search of the heap and a MapFullError, and tried
+   * again by every insert into a table that could not grow, it made those inserts 10 to 20 times
+   * slower. Each failure doubles the wait, up to {@linkcode GROW_RETRY_MAX} inserts; a growth
+   * that succeeds ends it. An insert that would make a chain longer than FULL_CHAIN_MAX tries
+   * anyway, as every insert did, so chains stay as short as before. This handle's own count:
+   * another handle's inserts retry on their own schedule.
+   */
+  #growSkip = 0;
+  /** The wait set by the last failure, 0 after a growth. */
+  #growWait = 0;
   /** Set by {@linkcode find} when it finds a key: the bucket holding the slot it returned. */
   foundBucket = 0;
   /** Set with {@linkcode foundBucket}: the first bucket of that bucket's chain. */
@@ -506,16 +521,22 @@ export class Table {
         !grew && !evacuated && a.i32[h + T_OLDBUCKETS] === 0 &&
         (overLoadFactor(count + 1, B) || a.i32[h + T_NOVERFLOW] >= pow2(Math.min(B, 30)))
       ) {
-        grew = true;
-        const point = tx.savepoint();
-        try {
-          this.#hashGrow(overLoadFactor(count + 1, B));
-          growPoint = point;
-          continue;
-        } catch (error) {
-          if (!(error instanceof MapFullError)) throw error;
-          tx.rollbackTo(point);
-          noGrowth = error;
+        if (this.#growSkip > 0 && (freeB !== 0 || chain < FULL_CHAIN_MAX)) {
+          this.#growSkip--;
+        } else {
+          grew = true;
+          const point = tx.savepoint();
+          try {
+            this.#hashGrow(overLoadFactor(count + 1, B));
+            growPoint = point;
+            this.#growWait = this.#growSkip = 0;
+            continue;
+          } catch (error) {
+            if (!(error instanceof MapFullError)) throw error;
+            tx.rollbackTo(point);
+            noGrowth = error;
+            this.#growSkip = this.#growWait = Math.min(2 * this.#growWait + 1, GROW_RETRY_MAX);
+          }
         }
       }
       // No room to grow: insert into the table as it is, if that still fits. Chains stay short
