@@ -386,6 +386,8 @@ export class Participant {
   #deferred: { readonly error: unknown } | null = null;
   /** The microtask that goes offline is queued: one is enough, however often this comes online. */
   #offlineQueued = false;
+  /** Takes back the stop hook the constructor set (census.ts onStop). */
+  #offStop: () => void;
 
   /** Becomes the owner of the seat `ticket` claimed. */
   constructor(registry: Registry, ticket: Ticket, free: Free) {
@@ -420,7 +422,7 @@ export class Participant {
     // (SyncCore.locked lets a step that committed finish) and on to unlink a record, and its
     // raiseHand must still raise the word (helper-139). Not raised here: a Deno zombie stopped
     // at a read's quiescent point holds nothing, and its death needs no sweep.
-    onStop(() => {
+    this.#offStop = onStop(() => {
       const participant = self.deref();
       if (participant !== undefined) {
         participant.#token = -1;
@@ -1384,6 +1386,8 @@ export class Participant {
 
   /** {@linkcode close}'s work. */
   #close(): void {
+    // Closed, it touches shared memory no more: nothing to stop.
+    this.#offStop();
     // A sweep owed goes to the others: this participant will not go offline again to run it.
     this.raiseOwedSweep();
     if (!this.#ours()) {
