@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Mutex, OwnerDeadError } from "../mod.ts";
+import { Mutex, OwnerDeadError, SyncMap } from "../mod.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
 const onLinux = (globalThis as { process?: { platform?: string } }).process?.platform === "linux";
@@ -46,4 +46,39 @@ test("a Mutex held by a worker nobody tracked is taken over once its thread has 
   mu.unlock();
   mu.lock();
   mu.unlock();
+});
+
+test("the SyncMap seats of untracked workers that ended by themselves are given back", {
+  skip: !onLinux && "the OS thread is read from /proc",
+  timeout: 60_000,
+}, async () => {
+  // Each records itself terminating as it exits, and nobody declares it gone: a seat waited for
+  // a thread to see its owner terminating twice, the grace apart, and short-lived workers each
+  // saw the ones before once, then ended. 256 such workers took every seat (helper-164).
+  const map = new SyncMap<string, number>({ maxParticipants: 8 });
+  const workers = 12; // more than the seats: each attach needs the seats of the ones before
+  for (let i = 0; i < workers; i++) {
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const worker = startWorker(
+      new URL("./fixtures/self_ending_attach_worker.ts", import.meta.url),
+      {
+        message: resolve,
+        error: reject,
+      },
+    );
+    worker.postMessage({ handle: map.handle, key: `w${i}` });
+    assert.equal(await promise, "stored", `worker ${i}`);
+    await worker.stopped(200);
+  }
+  // The main thread, which has not used the map meanwhile, finds them gone as it does (or the
+  // later workers found the earlier ones gone).
+  map.store("main", -1);
+  const started = performance.now();
+  while (map.stats().participants > 1 && performance.now() - started < 10_000) {
+    for (let i = 0; i < 1_000; i++) map.store("main", i);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(map.stats().participants, 1, "the seats of the ended workers");
+  assert.equal(map.size, workers + 1);
+  map.verify();
 });

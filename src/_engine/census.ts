@@ -690,20 +690,24 @@ export function ownerGone(owner: number): boolean {
   return declaredGone(owner, state);
 }
 
-/** When this thread last looked at the OS thread of each owner not recorded ending. */
+/** When this thread last looked at the OS thread of each owner not recorded gone. */
 const unreportedLooks = new Map<number, number>();
 /** How often {@linkcode unreportedEnd} looks at one owner's OS thread, at most: a wait slice. */
 const UNREPORTED_LOOK_MS = 50;
 
 /**
- * {@linkcode ownerGone} of an owner not recorded ending: whether its OS thread (os_thread.ts,
- * where the census names it) has ended, a death nobody reported. A worker that was never
- * tracked, or one its runtime killed for want of memory while the thread its end events go to
- * waits for one of its locks (helper-158), or one that ended by `process.exit()` where its exit
- * event did not run: each holds its locks for good otherwise. The end is recorded (GONE) once
- * seen, as a declaration would, so that its seats are reaped as any dead thread's. A file read,
- * at most once per {@linkcode UNREPORTED_LOOK_MS} per owner: the callers are the slow paths of
- * waits and scans, which meet live owners all the time.
+ * {@linkcode ownerGone} of an owner not recorded ending, and {@linkcode declaredGone} of one
+ * recorded terminating: whether its OS thread (os_thread.ts, where the census names it) has
+ * ended, a death nobody reported. A worker that was never tracked, or one its runtime killed
+ * for want of memory while the thread its end events go to waits for one of its locks
+ * (helper-158), or one that ended by `process.exit()` where its exit event did not run: each
+ * holds its locks for good otherwise. An untracked worker that ended by itself records itself
+ * terminating (recordOwnExit), and nobody declares it gone: its SyncMap seats waited for a
+ * thread to see it terminating twice, the grace apart, and the short-lived workers of a pool
+ * each saw it once and ended (helper-164: 256 such workers took every seat). The end is
+ * recorded (GONE) once seen, as a declaration would, so that its seats are reaped as any dead
+ * thread's. A file read, at most once per {@linkcode UNREPORTED_LOOK_MS} per owner: the callers
+ * are the slow paths of waits and scans, which meet live owners all the time.
  */
 function unreportedEnd(owner: number): boolean {
   const now = performance.now();
@@ -805,12 +809,21 @@ function declaredGone(owner: number, state: number): boolean {
   if (state !== TERMINATING) return false;
   const now = performance.now();
   const since = terminatingSince.get(owner);
-  if (since === undefined) {
-    terminatingSince.set(owner, now);
-    return false;
-  }
-  return now - since >= TERMINATE_GRACE_MS;
+  if (since === undefined) terminatingSince.set(owner, now);
+  else if (now - since >= TERMINATE_GRACE_MS) return true;
+  // Its OS thread has ended: gone, grace or not.
+  if (unreportedEnd(owner)) return true;
+  endsAwaitedAt = now;
+  return false;
 }
+
+/**
+ * When this thread last found a thread recorded terminating and not yet gone
+ * ({@linkcode declaredGone}): a SyncMap participant that looked for deaths before then looks
+ * again a little later, census change or not (reclaim.ts), since nothing may change the census
+ * when that thread's time comes (the end of a worker that ended itself, untracked).
+ */
+export let endsAwaitedAt = -1;
 
 /**
  * The state of thread `threadId`'s OS thread (os_thread.ts: OS_ENDED, OS_RUNNING or

@@ -68,6 +68,7 @@ import {
   checkAlive,
   checkAliveSlow,
   checkSelf,
+  endsAwaitedAt,
   fast,
   onStop,
   ownerDeclaredGone,
@@ -179,6 +180,8 @@ const BACKLOG_WAIT_MS = 20;
  * release still under way) comes again after this shortest delay.
  */
 const SWEEP_RETRY_MIN_MS = 100;
+/** How long after a look that found a thread terminating, not yet gone, the next one comes. */
+const ENDS_LOOK_MS = 100;
 const SWEEP_RETRY_MAX_MS = 10_000;
 
 /** The message of V8's RangeError for a stack overflow (Deno, Node). */
@@ -339,6 +342,12 @@ export class Participant {
   #moveUnsettled = false;
   /** The census's change count when this participant last looked (census.ts). */
   #deaths = -1;
+  /**
+   * When this participant last looked for deaths: it looks again {@linkcode ENDS_LOOK_MS} later
+   * if that look (or a later one of this thread's) found a thread terminating and not yet gone
+   * (census.ts endsAwaitedAt).
+   */
+  #deathsLookedAt = 0;
   /**
    * Called at a quiescent point, or as this participant comes online, when the census has
    * changed since the last look: some thread of the process ended, and the structure may need
@@ -1386,8 +1395,17 @@ export class Participant {
 
   /** {@linkcode close}'s work. */
   #close(): void {
-    // Closed, it touches shared memory no more: nothing to stop.
-    this.#offStop();
+    try {
+      this.#closeSeat();
+    } finally {
+      // Closed, it touches shared memory no more: nothing to stop. Not before: a thread found
+      // terminated in the middle of the close stops this participant through the hook.
+      this.#offStop();
+    }
+  }
+
+  /** {@linkcode #close}'s work on the seat. */
+  #closeSeat(): void {
     // A sweep owed goes to the others: this participant will not go offline again to run it.
     this.raiseOwedSweep();
     if (!this.#ours()) {
@@ -1903,8 +1921,13 @@ export class Participant {
     // Left for the next look, the census count unrecorded (see threadHolds).
     if (threadHolds !== 0) return;
     const deaths = censusDeaths();
-    if (deaths !== this.#deaths) {
+    if (
+      deaths !== this.#deaths ||
+      (endsAwaitedAt >= this.#deathsLookedAt &&
+        performance.now() - this.#deathsLookedAt >= ENDS_LOOK_MS)
+    ) {
       this.#deaths = deaths;
+      this.#deathsLookedAt = performance.now();
       this.onDeaths?.();
       // A sweep this left due is retried after the shortest delay.
       this.#sweepDelay = SWEEP_RETRY_MIN_MS;

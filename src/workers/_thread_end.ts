@@ -22,9 +22,19 @@ import { unrefTimer } from "../_engine/unref_timer.ts";
  * Records that thread `threadId` is being terminated, before `terminate()` is called: a Deno
  * worker blocked in a wait that terminate() cannot interrupt stops touching shared memory
  * when it wakes (census.ts).
+ *
+ * Never throws, as {@linkcode declareGone}: it runs inside the user's or a pool's
+ * `terminate()`, which must stop the worker whatever the census can take. A census that is full
+ * leaves the thread unmarked (a worker terminated and left running, its `terminate()` throwing,
+ * was what it did before).
  */
 export function markTerminating(threadId: number | undefined): void {
-  if (threadId !== undefined && threadId >= 0) markCensus(threadId);
+  if (threadId === undefined || threadId < 0) return;
+  try {
+    markCensus(threadId);
+  } catch {
+    // See declareGone.
+  }
 }
 
 /**
