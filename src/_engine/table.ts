@@ -122,7 +122,8 @@ export class Table {
    * failed growth costs a large allocation's search of the heap and a MapFullError, and tried
    * again by every insert into a table that could not grow, it made those inserts 10 to 20 times
    * slower. Each failure doubles the wait, up to {@linkcode GROW_RETRY_MAX} inserts; a growth
-   * that succeeds ends it. An insert that would make a chain longer than FULL_CHAIN_MAX tries
+   * that succeeds ends it, and a delete through this handle, which frees memory, ends the wait
+   * (not its length). An insert that would make a chain longer than FULL_CHAIN_MAX tries
    * anyway, as every insert did, so chains stay as short as before. This handle's own count:
    * another handle's inserts retry on their own schedule.
    */
@@ -662,6 +663,8 @@ export class Table {
     if (k < 0) return false;
     this.#clearSlot(k, this.foundBucket, this.foundHead);
     this.tx.set(h + T_COUNT, a.i32[h + T_COUNT] - 1);
+    // What the key held is freed: the next insert due to grow may find the memory now.
+    this.#growSkip = 0;
     return true;
   }
 
