@@ -84,13 +84,14 @@ export type { TableStats } from "./table_verify.ts";
 /** Whether this platform stores a word's low byte first, as findWords' mark matching assumes. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/**
- * A view of one table in an arena. Cheap to make; holds no state of its own beyond where the
- * table is, how its slots are owned, and the transaction its mutations write through.
- */
 /** The most inserts a table that could not grow makes before it tries again (Table.#growSkip). */
 export const GROW_RETRY_MAX = 1024;
 
+/**
+ * A view of one table in an arena. Cheap to make; holds no shared state of its own beyond where
+ * the table is, how its slots are owned, and the transaction its mutations write through (its
+ * growth wait and last find are this handle's, in its own memory).
+ */
 export class Table {
   readonly arena: Arena;
   /** Word index of the header. */
