@@ -12,10 +12,11 @@
  * - the parent calls `worker.terminate()` (the adapter wraps the instance's `terminate`);
  * - the worker dies of an uncaught error or unhandled rejection, or fails to load (its `error`
  *   event in the parent; the worker is gone whether or not a listener calls `preventDefault`);
- * - the worker calls `self.close()` (importing this module in the worker wraps `close` so it
- *   tells the parent first, and records itself ending. Deno 2.9 runs nothing of the worker after
- *   `close()`; should a later Deno run the rest of the task, its calls into shmap throw
- *   `TerminatedError`, SyncMap reads within 64 calls);
+ * - the worker calls `self.close()` (importing this module in the worker wraps `close`: the
+ *   worker ends once the task that called it is done, its microtasks included, telling the
+ *   parent first and recording itself ending. The rest of that task runs, shmap calls too, as in
+ *   a browser; a task that never ends, or blocks for good, keeps the worker alive. Deno's own
+ *   `close()`, which ends it at once, leaks in Deno 2.9.6: see `CLOSE_DELAY_MS`);
  * - the worker calls `Deno.exit()` or `process.exit()` (its `unload` event tells the parent).
  *
  * A Deno worker does not end by itself when it runs out of work: it lives, and keeps the
@@ -117,13 +118,37 @@ function sayBye(): void {
   }
 }
 
+/**
+ * Why the adapter's `close()` waits for the end of the task. Deno (2.9.6) leaks two file
+ * descriptors (the worker's event loop: an epoll and an eventfd) and its module graph's memory
+ * (3 MB for shmap's) for the life of the process when a worker ends before the runtime has seen
+ * its main module's evaluation settle: deno_core frees them in its reaction to the evaluation's
+ * promise (mod_evaluate's ModEvaluate holds the module map), which never runs if the worker ends
+ * first. Seen (helper-167): a module that still awaits (`await new Promise(() => {})`), then
+ * terminated or closed from a message handler; one that ends in the task where it finishes with
+ * a microtask queued behind the ending one (`await 0; queueMicrotask(() => {}); self.close();`,
+ * or `Deno.exit()` there). Every SyncMap call queues one (its participant goes offline there),
+ * so `const maps = await receive(); ...; self.close()` with a SyncMap leaked on every worker: 225
+ * descriptors and 392 MB for 100 (helper-164). From a timer, the task's microtasks are done, and
+ * the module's end too if its code after `close()` awaits nothing: nothing leaks. A worker whose
+ * main module still awaits when it ends leaks whatever ends it; nothing here can help that.
+ */
+const CLOSE_DELAY_MS = 0;
+const later = globalThis.setTimeout;
+
 if (inWorker) {
-  // self.close() ends the worker (Deno 2.9: at once, nothing after it runs), and no event says
-  // so: tell the parent first. Deno.exit() and process.exit() fire unload.
+  // self.close() ends the worker once its task is done (CLOSE_DELAY_MS), and no event says so:
+  // tell the parent first. Deno.exit() and process.exit() fire unload. Later calls do nothing,
+  // as Deno's own close() after the first.
   const close = scope.close;
-  scope.close = function (this: unknown): void {
-    sayBye();
-    return close.call(this);
+  let closing = false;
+  scope.close = function (): void {
+    if (closing) return;
+    closing = true;
+    later(() => {
+      sayBye();
+      close.call(scope);
+    }, CLOSE_DELAY_MS);
   };
   scope.addEventListener("unload", sayBye);
   keepLast(["error", "unhandledrejection"], dying);
