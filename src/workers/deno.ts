@@ -13,10 +13,10 @@
  * - the worker dies of an uncaught error or unhandled rejection, or fails to load (its `error`
  *   event in the parent; the worker is gone whether or not a listener calls `preventDefault`);
  * - the worker calls `self.close()` (importing this module in the worker wraps `close`: the
- *   worker ends once the task that called it is done, its microtasks included, telling the
- *   parent first and recording itself ending. The rest of that task runs, shmap calls too, as in
- *   a browser; a task that never ends, or blocks for good, keeps the worker alive. Deno's own
- *   `close()`, which ends it at once, leaks in Deno 2.9.6: see `CLOSE_DELAY_MS`);
+ *   worker ends from a microtask, after the rest of the calling code and the microtasks queued
+ *   before, and before any other task (message or timer), telling the parent first and recording
+ *   itself ending; shmap calls in between work. A second `close()` before then ends it at once.
+ *   Deno's own `close()`, which ends it at once, leaked in Deno 2.9.6: see `soon`);
  * - the worker calls `Deno.exit()` or `process.exit()` (its `unload` event tells the parent).
  *
  * A Deno worker does not end by itself when it runs out of work: it lives, and keeps the
@@ -119,36 +119,37 @@ function sayBye(): void {
 }
 
 /**
- * Why the adapter's `close()` waits for the end of the task. Deno (2.9.6) leaks two file
+ * Why the adapter's `close()` ends the worker from a microtask. Deno (2.9.6) leaks two file
  * descriptors (the worker's event loop: an epoll and an eventfd) and its module graph's memory
  * (3 MB for shmap's) for the life of the process when a worker ends before the runtime has seen
- * its main module's evaluation settle: deno_core frees them in its reaction to the evaluation's
- * promise (mod_evaluate's ModEvaluate holds the module map), which never runs if the worker ends
- * first. Seen (helper-167): a module that still awaits (`await new Promise(() => {})`), then
- * terminated or closed from a message handler; one that ends in the task where it finishes with
- * a microtask queued behind the ending one (`await 0; queueMicrotask(() => {}); self.close();`,
- * or `Deno.exit()` there). Every SyncMap call queues one (its participant goes offline there),
- * so `const maps = await receive(); ...; self.close()` with a SyncMap leaked on every worker: 225
- * descriptors and 392 MB for 100 (helper-164). From a timer, the task's microtasks are done, and
- * the module's end too if its code after `close()` awaits nothing: nothing leaks. A worker whose
- * main module still awaits when it ends leaks whatever ends it; nothing here can help that.
+ * its main module's evaluation settle (deno_core frees them in its reaction to the evaluation's
+ * promise, which never runs if the worker ends first). Seen (helper-167): a module that still
+ * awaits (`await new Promise(() => {})`), then terminated or closed from a message handler; one
+ * that ends in the task where it finishes with a microtask queued behind the ending one
+ * (`await 0; queueMicrotask(() => {}); self.close();`, or `Deno.exit()` there). Every SyncMap
+ * call queues one (its participant goes offline there), so `const maps = await receive(); ...;
+ * self.close()` with a SyncMap leaked on every worker: 225 descriptors and 392 MB for 100
+ * (helper-164). Ended from a microtask queued by close(), the worker ends after the microtasks
+ * queued before it, the SyncMap's among them, and before any other task runs (no message, no
+ * timer), as close() ends a browser's worker. A second close() before then (a loop that closes
+ * until it stops) ends it at once, as Deno's own would: a worker spinning on close() must not
+ * spin for good.
  */
-const CLOSE_DELAY_MS = 0;
-const later = globalThis.setTimeout;
+const soon = globalThis.queueMicrotask;
 
 if (inWorker) {
-  // self.close() ends the worker once its task is done (CLOSE_DELAY_MS), and no event says so:
-  // tell the parent first. Deno.exit() and process.exit() fire unload. Later calls do nothing,
-  // as Deno's own close() after the first.
+  // self.close() ends the worker once the microtasks queued before it have run, and no event
+  // says so: tell the parent first. Deno.exit() and process.exit() fire unload.
   const close = scope.close;
   let closing = false;
+  const end = () => {
+    sayBye();
+    close.call(scope);
+  };
   scope.close = function (): void {
-    if (closing) return;
+    if (closing) return end();
     closing = true;
-    later(() => {
-      sayBye();
-      close.call(scope);
-    }, CLOSE_DELAY_MS);
+    soon(end);
   };
   scope.addEventListener("unload", sayBye);
   keepLast(["error", "unhandledrejection"], dying);
