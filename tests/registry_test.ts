@@ -31,6 +31,7 @@ import {
   SEAT_RELEASING,
   SEAT_WORDS,
   setAdoptHookForTests,
+  setClaimHookForTests,
   stateOf,
   stuckReleases,
   takeRelease,
@@ -138,6 +139,36 @@ describe("participant registry: claims", () => {
       [ticket.index],
       "the seat of a claimer gone after its claim is found",
     );
+    map.close();
+  });
+
+  it("a claimer descheduled after its look at a free seat leaves the seat of a claimer that came and ended meanwhile for deadSeats", () => {
+    // claimFree reads CLAIM free, then takes OWNER. Descheduled in between (a pool worker sweeping
+    // released seats as its task ends), it may find the seat claimed meanwhile by a worker that
+    // has run its task and ended: OWNER names that worker, gone, and is taken over; the claim
+    // then fails. OWNER must go back to the gone worker, else the seat stays in use with no
+    // owner, and no reap ever gives it back (tinypool with isolateWorkers on Bun, helper-168).
+    const { map, registry, load, store } = setup(2);
+    // Seat 0 is the map's; seat 1 is the only one left.
+    const other = ghostOwner();
+    setClaimHookForTests(() => {
+      setClaimHookForTests(undefined);
+      // The other claimer, OWNER first and then the claim; then it ends (ghostOwner: gone).
+      store(1, OWNER, other);
+      store(1, CLAIM, (load(1, CLAIM) & ~3) | SEAT_IN_USE);
+      Atomics.store(new Int32Array(map.handle.buffer), registry.highWord, 2); // as take() does
+    });
+    try {
+      assert.throws(() => claimSeat(registry), RangeError, "the one free seat was taken");
+    } finally {
+      setClaimHookForTests(undefined);
+    }
+    assert.equal(load(1, OWNER), other, "the gone claimer's OWNER stays");
+    assert.deepEqual(deadSeats(registry).map((d) => d.index), [1], "its seat is found dead");
+    // A reap gives it back (verify() runs one), and it can be claimed again.
+    map.verify();
+    assert.equal(stateOf(load(1, CLAIM)), SEAT_FREE);
+    assert.equal(claimSeat(registry).index, 1);
     map.close();
   });
 });

@@ -305,30 +305,49 @@ function take(registry: Registry, state: number): Ticket {
  * in use by a gone thread, which deadSeats finds. A borrower gives the seat back in the
  * other order, FREE first and then OWNER cleared, so that stopped in between it too leaves a
  * free seat whose OWNER is gone.
+ *
+ * A claim that fails after OWNER was taken gives OWNER back to whoever held it, not to 0: the
+ * seat was seen free before OWNER was read, and a claimer descheduled between the two may find
+ * the seat claimed meanwhile by a thread that has since ended, its OWNER that thread's. Cleared,
+ * the seat stayed in use with no owner, which deadSeats never names (a pool worker's look at a
+ * free seat, in its sweep of released ones, outlived a tinypool `isolateWorkers` worker that
+ * claimed the seat, ran its task and was terminated: its seat was never given back, helper-168).
  */
 export function claimFree(i32: Int32Array, at: number, state: number): number {
   const old = Atomics.load(i32, at + CLAIM);
   if ((old & 3) !== SEAT_FREE) return -1;
+  betweenClaimSteps?.();
   // Another claimer is at it, or was when it died: take over only a gone one's place.
-  if (!takeWord(i32, at + OWNER)) return -1;
+  const held = takeWord(i32, at + OWNER);
+  if (held === -1) return -1;
   const word = (old & ~3) | state;
   if (Atomics.compareExchange(i32, at + CLAIM, old, word) !== old) {
-    Atomics.compareExchange(i32, at + OWNER, ownerId(), 0);
+    const me = ownerId();
+    Atomics.compareExchange(i32, at + OWNER, me, held === me ? 0 : held);
     return -1;
   }
   return word;
 }
 
+/** A test's stand-in for a descheduling inside {@linkcode claimFree}, after its look at CLAIM. */
+let betweenClaimSteps: (() => void) | undefined;
+
+/** For tests: runs `hook` inside every {@linkcode claimFree} of a free seat, before its OWNER. */
+export function setClaimHookForTests(hook: (() => void) | undefined): void {
+  betweenClaimSteps = hook;
+}
+
 /**
  * Makes the calling thread the one word `w` names (a seat's OWNER or RELEASER, written before
- * the step it guards): from 0, or from a thread that is gone, which died at that step. False
- * when a live thread holds it.
+ * the step it guards): from 0, or from a thread that is gone, which died at that step. Returns
+ * the id the word held before (0, this thread's, or the gone thread's), or -1 when a live
+ * thread holds it.
  */
-function takeWord(i32: Int32Array, w: number): boolean {
+function takeWord(i32: Int32Array, w: number): number {
   const me = ownerId();
   const held = Atomics.compareExchange(i32, w, 0, me);
-  if (held === 0 || held === me) return true;
-  return ownerGone(held) && Atomics.compareExchange(i32, w, held, me) === held;
+  if (held === 0 || held === me) return held;
+  return ownerGone(held) && Atomics.compareExchange(i32, w, held, me) === held ? held : -1;
 }
 
 /**
@@ -427,7 +446,7 @@ export function releaseSeat(
   // that dies anywhere from here on leaves a release others can finish.
   const me = ownerId();
   const held = Atomics.load(i32, at + RELEASER);
-  if (!takeWord(i32, at + RELEASER)) return;
+  if (takeWord(i32, at + RELEASER) === -1) return;
   for (;;) {
     const old = Atomics.load(i32, at + CLAIM);
     if (old >>> 2 !== generation || (old & 3) === SEAT_FREE) {
@@ -669,7 +688,7 @@ export function takeRelease(
 ): boolean {
   const me = ownerId();
   if (fromGone) {
-    if (!takeWord(i32, at + RELEASER)) return false;
+    if (takeWord(i32, at + RELEASER) === -1) return false;
   } else if (Atomics.compareExchange(i32, at + RELEASER, 0, me) !== 0) return false;
   if (Atomics.load(i32, at + CLAIM) === claim) return true;
   Atomics.compareExchange(i32, at + RELEASER, me, 0);
