@@ -63,3 +63,22 @@ test("README's links to the repository's files lead to files the package publish
     assert.doesNotThrow(() => read(`../${target}`), `README links to ${target}, which is missing`);
   }
 });
+
+test("`deno bench` as the README runs it, with no permission: every bench file loads", {
+  skip: typeof Deno === "undefined" ? "runs deno" : undefined,
+  timeout: 120_000,
+}, () => {
+  // deno.json's bench.include takes every *_bench.ts under bench/; one that needs a permission
+  // at load (bench/prototypes/hash_trie_bench.ts imports by file path) failed the whole run.
+  // Deno.Command, not node:child_process: Deno's spawn of its own executable passes it the
+  // parent's permissions, and the run then passes whatever the config says.
+  const run = new Deno.Command(Deno.execPath(), {
+    args: ["bench", "--filter", "empty op"],
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const said = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
+  assert.equal(run.code, 0, `deno bench failed:\n${said}`);
+});
