@@ -915,7 +915,7 @@ export function recordChild(threadId: number): void {
  * the stopped state and throws {@linkcode TerminatedError}.
  */
 export function checkSelf(): void {
-  if (fast.stopped) throw new TerminatedError();
+  if (fast.stopped) stoppedAgain();
   if (fast.owner === 0 || views.length === 0 || exiting) return;
   if (stateOf(fast.owner - 1) !== 0) stop();
 }
@@ -952,7 +952,7 @@ export function liveOwnerIdSlow(): number {
 
 /** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
 export function checkAliveSlow(): void {
-  if (fast.stopped) throw new TerminatedError();
+  if (fast.stopped) stoppedAgain();
   // The counts as this thread synced them: the fast path passes while they stand.
   let read = 0;
   for (const view of views) {
@@ -1028,6 +1028,47 @@ function stop(): never {
       // A census that cannot take it: the grace's declaration, or the exit listener's.
     }
     process.exit(1);
+  }
+  throw new TerminatedError();
+}
+
+/**
+ * Deno's own `close()` of this thread's global scope when it is a Deno web worker, taken as this
+ * module loads (before the Deno adapter wraps it): it ends the worker at once, synchronous code
+ * and all, which `terminate()` cannot. Null elsewhere (a main thread's `close()` would end the
+ * process, and is never needed: a main thread is never terminated).
+ */
+const denoWebClose: (() => void) | null = RUNTIME === "deno" && parentPort === null &&
+    inWorkerScope()
+  ? (globalThis as unknown as { close: () => void }).close
+  : null;
+
+/** Whether this thread runs a web worker's global scope (Deno's and Bun's web workers). */
+function inWorkerScope(): boolean {
+  const scope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
+  return typeof scope === "function" && globalThis instanceof scope;
+}
+
+/**
+ * Calls a stopped Deno web worker may make, each throwing TerminatedError again, before the
+ * next ends it (see {@linkcode stoppedAgain}): far more than code that catches the error and
+ * tidies up makes (a close(), a report), far fewer than a loop makes in a millisecond.
+ */
+export const STOPPED_CALLS_MAX = 1000;
+let stoppedCalls = 0;
+
+/**
+ * A call of a thread already stopped: it threw TerminatedError, and the code that caught it
+ * called shmap again. A Deno web worker that goes on so ends at its
+ * {@linkcode STOPPED_CALLS_MAX}th such call, by its own close(): a loop that catches every
+ * error (a retry loop, a worker's main loop) would otherwise spin for good after `terminate()`,
+ * which does not stop synchronous code, and keep the process alive (helper-166). The errors
+ * before it let `finally` blocks run (their unlocks release locks poisoned and do not come here)
+ * and code that catches the error tidy up. Elsewhere it throws again.
+ */
+function stoppedAgain(): never {
+  if (denoWebClose !== null && (stoppedCalls = (stoppedCalls + 1) | 0) >= STOPPED_CALLS_MAX) {
+    denoWebClose.call(globalThis);
   }
   throw new TerminatedError();
 }
