@@ -35,6 +35,12 @@ export class ConcurrentMapWriteError extends Error {
 }
 
 /**
+ * Internal (mod.ts does not export it). The largest `maxBytes` a map may have, which arena.ts
+ * checks: 1 GiB, also the default.
+ */
+export const MAX_MAP_BYTES = 2 ** 30;
+
+/**
  * Thrown when a map needs more shared memory than its `maxBytes` option allows. The operation
  * that threw had no effect: the map keeps its previous contents, stays consistent and holds no
  * lock. Deleting entries makes room for new ones: freed memory goes back to a heap that merges
@@ -58,7 +64,9 @@ export class MapFullError extends RangeError {
   constructor(requested: number, maxBytes: number) {
     super(
       `shared memory exhausted: ${requested} more bytes needed but maxBytes is ${maxBytes}; ` +
-        "pass a larger maxBytes when creating the map",
+        (maxBytes >= MAX_MAP_BYTES
+          ? "that is the most a map may have: delete keys, or spread the data over more maps"
+          : "pass a larger maxBytes when creating the map"),
     );
     this.name = "MapFullError";
   }

@@ -5,7 +5,7 @@
 // what they got with the right article and never leak an engine's internal TypeError.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Codec, codecs, GoMap, Mutex, SyncMap } from "../mod.ts";
+import { type Codec, codecs, GoMap, MapFullError, Mutex, SyncMap } from "../mod.ts";
 import { Inbox, shareAll } from "../src/workers/_share.ts";
 import { deadline } from "./fixtures/harness.ts";
 
@@ -242,4 +242,26 @@ describe("messages name what they got", () => {
       /range: f must be a function/,
     );
   });
+});
+
+test("share, spawn: a structure passed bare, not in an object of names, is a TypeError", () => {
+  // spawn(url, cache) for spawn(url, { cache }): a structure has no enumerable fields, so it
+  // shared nothing, and the worker's receive() got {} (helper-166).
+  for (const bare of [new SyncMap(), new GoMap(), new Mutex()]) {
+    throwsWith(() => shareAll(bare as never), TypeError, /as \{ map \} \(not map\)/);
+  }
+  throwsWith(() => shareAll(new Map() as never), TypeError, /plain object/, /a Map/);
+  // A plain object, or one with no prototype, is what share takes.
+  shareAll({}).release();
+  shareAll(Object.create(null)).release();
+});
+
+test("MapFullError: at the largest maxBytes, no advice to pass a larger one", () => {
+  const at = new MapFullError(64, 2 ** 30);
+  assert.doesNotMatch(at.message, /larger maxBytes/);
+  assert.match(at.message, /the most a map may have/);
+  assert.match(new MapFullError(64, 65536).message, /pass a larger maxBytes/);
+  // The largest maxBytes is what a map accepts, and one past it is refused.
+  new SyncMap({ maxBytes: 2 ** 30 }).close();
+  assert.throws(() => new SyncMap({ maxBytes: 2 ** 30 + 1 }), RangeError);
 });

@@ -38,6 +38,7 @@
 
 import { HashMemo } from "./hash_memo.ts";
 import { describe, withArticle } from "../_describe.ts";
+import { MAX_MAP_BYTES } from "../errors.ts";
 import { Journal, journalWords } from "./journal.ts";
 
 /** "SMAP" read as a little-endian 32-bit word. */
@@ -74,8 +75,11 @@ export const HEADER_BYTES = roundUp(
   64,
 );
 
-/** The largest maxBytes accepted: offsets stay positive 32-bit integers with room to spare. */
-const MAX_BYTES_LIMIT = 2 ** 30;
+/**
+ * The largest maxBytes accepted: offsets stay positive 32-bit integers with room to spare
+ * (MapFullError's message says so of a map this large).
+ */
+const MAX_BYTES_LIMIT = MAX_MAP_BYTES;
 /** The default maxBytes: generous, since a growable buffer only reserves address space. */
 const DEFAULT_MAX_BYTES = 2 ** 30;
 const INITIAL_BYTES = 64 * 1024;

@@ -158,6 +158,19 @@ export function shareAll(values: Shareables): Grant {
       `share: pass an object of named shmap structures, got ${describe(values)}`,
     );
   }
+  // A structure passed bare (`spawn(url, cache)` for `spawn(url, { cache })`) has no enumerable
+  // fields of its own: it would share nothing, and the worker's receive() get an empty object.
+  const proto = Object.getPrototypeOf(values);
+  if (proto !== Object.prototype && proto !== null) {
+    const bare = values instanceof GoMap || values instanceof SyncMap ||
+      values instanceof Mutex || values instanceof RWMutex;
+    throw new TypeError(
+      bare
+        ? `share: pass the structures in an object that names them, as { map } (not map), ` +
+          `not ${describe(values)} itself`
+        : `share: pass a plain object of named shmap structures, got ${describe(values)}`,
+    );
+  }
   const handles: Record<string, AnyHandle> = {};
   // Shares claimed so far (SyncMap participant seats), given back if a later value is bad.
   const releases: ((graceMs?: number) => void)[] = [];
