@@ -76,14 +76,25 @@ export function checkHandle(handle: unknown, kind: "GoMap" | "SyncMap"): void {
     );
   }
   const found: unknown = (handle as { kind?: unknown }).kind;
-  if (found !== kind) throw wrongKind(where, kind, found);
+  if (found !== kind) throw wrongKind(where, kind, found, handle);
+}
+
+/**
+ * What to add to the message for a handle with no kind: when it is an empty object, the likely
+ * cause. A structure posted to a worker whole (`postMessage(map)`) arrives as `{}`, its state
+ * being private fields, which a structured clone leaves out.
+ */
+export function emptyHandleHint(handle: object): string {
+  return Object.keys(handle).length === 0
+    ? " (an empty object: a structure posted to a worker whole arrives so; post its .handle)"
+    : "";
 }
 
 /**
  * The TypeError for a handle, passed to `where` (e.g. "GoMap.attach"), whose `kind` is not
  * `expected`.
  */
-function wrongKind(where: string, expected: string, kind: unknown): TypeError {
+function wrongKind(where: string, expected: string, kind: unknown, handle: object): TypeError {
   if (typeof kind === "string" && KINDS.includes(kind)) {
     return new TypeError(
       `${where}: the handle is for ${withArticle(kind)}, not ${withArticle(expected)}`,
@@ -91,6 +102,6 @@ function wrongKind(where: string, expected: string, kind: unknown): TypeError {
   }
   return new TypeError(
     `${where}: the handle is not ${withArticle(expected)} handle: its kind is ${describe(kind)}, ` +
-      `not "${expected}"`,
+      `not "${expected}"${emptyHandleHint(handle)}`,
   );
 }

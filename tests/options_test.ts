@@ -265,3 +265,35 @@ test("MapFullError: at the largest maxBytes, no advice to pass a larger one", ()
   new SyncMap({ maxBytes: 2 ** 30 }).close();
   assert.throws(() => new SyncMap({ maxBytes: 2 ** 30 + 1 }), RangeError);
 });
+
+test("attach: a structure posted whole (an empty object) is a TypeError that says to post its handle", () => {
+  // postMessage(map) clones a structure's private state away: the worker gets {} (helper-166).
+  const posted = structuredClone({ ...new SyncMap() });
+  assert.deepEqual(posted, {});
+  throwsWith(() => SyncMap.attach(posted as never), TypeError, /post its \.handle/);
+  throwsWith(() => GoMap.attach({} as never), TypeError, /post its \.handle/);
+  throwsWith(() => Mutex.attach({} as never), TypeError, /post its \.handle/);
+  // A handle of the wrong kind, or with fields, gets no such hint.
+  assert.throws(
+    () => SyncMap.attach({ kind: "x" } as never),
+    (e: Error) => !/post its/.test(e.message),
+  );
+});
+
+test(
+  "the Deno and Bun adapters' spawn() on a runtime without a web Worker points to the Node one",
+  {
+    skip: typeof (globalThis as { Worker?: unknown }).Worker === "function"
+      ? "this runtime has a web Worker (Node.js has none)"
+      : undefined,
+  },
+  async () => {
+    for (const adapter of ["deno", "bun"]) {
+      const { spawn } = await import(`../src/workers/${adapter}.ts`);
+      const map = new SyncMap();
+      throwsWith(() => spawn(new URL("./x.ts", import.meta.url), { map }), TypeError, /\/node\)/);
+      assert.equal(map.stats().participants, 1, "no seat reserved");
+      map.close();
+    }
+  },
+);

@@ -21,7 +21,7 @@
 import { adoptCensus, census } from "./census.ts";
 import { deadOwnerOf } from "./futex.ts";
 import { OwnerDeadError } from "../errors.ts";
-import { describe } from "../_describe.ts";
+import { describe, emptyHandleHint } from "../_describe.ts";
 
 /** "shml" in little-endian byte order: a shmap lock block. */
 const LOCK_MAGIC = 0x6c6d6873;
@@ -117,7 +117,9 @@ export function attachLockBlock(handle: unknown, kind: LockKind): Int32Array<Sha
   if (h.kind !== kind) {
     throw new TypeError(
       `${where}: handle.kind must be "${kind}", got ${describe(h.kind)}` +
-        (h.kind === "Mutex" || h.kind === "RWMutex" ? ` (use ${h.kind}.attach)` : ""),
+        (h.kind === "Mutex" || h.kind === "RWMutex"
+          ? ` (use ${h.kind}.attach)`
+          : emptyHandleHint(handle)),
     );
   }
   const byteLength = sharedByteLength(h.buffer);

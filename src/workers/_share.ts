@@ -31,6 +31,20 @@ export const BYE = "@shmap/shmap:bye";
 /** Marks a message that only asks a worker for its thread id (`track()` on Deno). */
 export const TRACK_TAG = "@shmap/shmap:track";
 
+/**
+ * Checks that this runtime has the web `Worker` the Deno and Bun adapters start (`where` names
+ * the call): Node.js has none, and `new Worker` there failed with a ReferenceError from inside
+ * the adapter (helper-166).
+ */
+export function checkWebWorker(where: string): void {
+  if (typeof (globalThis as { Worker?: unknown }).Worker !== "function") {
+    throw new TypeError(
+      `${where}: this runtime has no web Worker; on Node.js, use the Node adapter ` +
+        `(@shmap/shmap/node)`,
+    );
+  }
+}
+
 /** A handle as posted. */
 export type AnyHandle = GoMapHandle | SyncMapHandle | MutexHandle | RWMutexHandle;
 

@@ -47,7 +47,13 @@
  */
 
 import { watchEndEvent } from "./_end_event.ts";
-import { listenForShare, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
+import {
+  checkWebWorker,
+  listenForShare,
+  type ReceiveOptions,
+  type Shareables,
+  WorkerAdapter,
+} from "./_share.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
@@ -156,6 +162,7 @@ export function share(worker: Worker, values: Shareables): void {
  * @returns The started worker.
  */
 export function spawn(url: string | URL, values: Shareables, options: WorkerOptions = {}): Worker {
+  checkWebWorker("spawn");
   return adapter.spawn(values, () => new Worker(url, { ...options, type: "module" }));
 }
 

@@ -71,6 +71,7 @@ import { fast, TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { answerParent, takeByePort } from "./_deno_worker.ts";
 import {
   BYE,
+  checkWebWorker,
   listenForShare,
   type ReceiveOptions,
   reserveId,
@@ -375,6 +376,7 @@ export function share(worker: Worker, values: Shareables): void {
  * @returns The started worker.
  */
 export function spawn(url: string | URL, values: Shareables, options: WorkerOptions = {}): Worker {
+  checkWebWorker("spawn");
   return adapter.spawn(values, () => new Worker(url, { ...options, type: "module" }));
 }
 
