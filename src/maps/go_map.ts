@@ -353,7 +353,7 @@ export class GoMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log(map.getOk("set"), map.getOk("unset")); // [undefined, true] [undefined, false]
    * ```
    */
-  getOk(key: K): [value: V | undefined, ok: boolean] {
+  getOk(key: K): [value: V, ok: true] | [value: undefined, ok: false] {
     const head = this.#head;
     const seq = head[SEQ];
     const held = this.#hits.answer(head, seq, key);

@@ -41,6 +41,7 @@ import {
   loadOrStore,
   swap,
 } from "./_sync_store.ts";
+import type { Found } from "../_found.ts";
 
 export type { SyncMapStats };
 
@@ -310,7 +311,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log(map.loadOk("set"), map.loadOk("unset")); // [undefined, true] [undefined, false]
    * ```
    */
-  loadOk(key: K): [value: V | undefined, ok: boolean] {
+  loadOk(key: K): [value: V, ok: true] | [value: undefined, ok: false] {
     const part = this.#s.participant;
     part.enterRead();
     const e = typeof key === "number" && this.#s.numberKeys
@@ -357,9 +358,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log(map.swap("n", 2)); // [1, true]
    * ```
    */
-  swap(key: K, value: V): [previous: V | undefined, loaded: boolean] {
+  swap(key: K, value: V): [previous: V, loaded: true] | [previous: undefined, loaded: false] {
     try {
-      return swap(this.#s, key, value, true);
+      return swap(this.#s, key, value, true) as Found<V>;
     } catch (error) {
       this.#s.participant.noteThrown(error);
       throw error;
@@ -457,10 +458,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * console.log(map.loadAndDelete("a")); // [undefined, false]
    * ```
    */
-  loadAndDelete(key: K): [value: V | undefined, loaded: boolean] {
+  loadAndDelete(key: K): [value: V, loaded: true] | [value: undefined, loaded: false] {
     // No catch here: the steps that can leave a block behind note an overflow themselves
     // (_sync_delete.ts, deleteFound), so that JavaScriptCore may inline this.
-    return loadAndDeleteKey(this.#s, key);
+    return loadAndDeleteKey(this.#s, key) as Found<V>;
   }
 
   /**
@@ -561,9 +562,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   compute(
     key: K,
     fn: (old: V | undefined, loaded: boolean) => V | typeof SyncMap.DELETE | typeof SyncMap.CANCEL,
-  ): [value: V | undefined, ok: boolean] {
+  ): [value: V, ok: true] | [value: undefined, ok: false] {
     try {
-      return compute(this.#s, key, fn);
+      return compute(this.#s, key, fn) as Found<V>;
     } catch (error) {
       this.#s.participant.noteThrown(error);
       throw error;

@@ -24,6 +24,7 @@ import {
   runCallback,
 } from "./_callbacks.ts";
 import { COMPARE_AND_DELETE, COMPARE_AND_SWAP, COMPUTE } from "./scripts.ts";
+import type { Found } from "../_found.ts";
 
 export type { RedisSyncMapOptions } from "./options.ts";
 
@@ -203,8 +204,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.loadOk("set"), await map.loadOk("unset")); // [undefined, true] [undefined, false]
    * ```
    */
-  loadOk(key: K): Promise<[value: V | undefined, ok: boolean]> {
-    return this.#sendKey("loadOk", false, key, "GET", this.#loadOkReply);
+  loadOk(key: K): Promise<[value: V, ok: true] | [value: undefined, ok: false]> {
+    return this.#sendKey("loadOk", false, key, "GET", this.#loadOkReply) as Promise<Found<V>>;
   }
 
   /**
@@ -234,7 +235,10 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.swap("n", 2)); // [1, true]
    * ```
    */
-  swap(key: K, value: V): Promise<[previous: V | undefined, loaded: boolean]> {
+  swap(
+    key: K,
+    value: V,
+  ): Promise<[previous: V, loaded: true] | [previous: undefined, loaded: false]> {
     return this.#encoded(
       "swap",
       key,
@@ -247,7 +251,7 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
           ["SET", k, v, "GET"],
           this.#noting(k, this.#swapReply),
         ),
-    );
+    ) as Promise<Found<V>>;
   }
 
   /**
@@ -288,8 +292,15 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
    * console.log(await map.loadAndDelete("a")); // [undefined, false]
    * ```
    */
-  loadAndDelete(key: K): Promise<[value: V | undefined, loaded: boolean]> {
-    return this.#sendKey("loadAndDelete", true, key, "GETDEL", this.#loadAndDeleteReply, isValue);
+  loadAndDelete(key: K): Promise<[value: V, loaded: true] | [value: undefined, loaded: false]> {
+    return this.#sendKey(
+      "loadAndDelete",
+      true,
+      key,
+      "GETDEL",
+      this.#loadAndDeleteReply,
+      isValue,
+    ) as Promise<Found<V>>;
   }
 
   /**
@@ -368,8 +379,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
   compute(
     key: K,
     fn: (old: V | undefined, loaded: boolean) => V | Computed | Promise<V | Computed>,
-  ): Promise<[value: V | undefined, ok: boolean]> {
-    return this.#run("compute", () => this.#compute(key, fn));
+  ): Promise<[value: V, ok: true] | [value: undefined, ok: false]> {
+    return this.#run("compute", () => this.#compute(key, fn)) as Promise<Found<V>>;
   }
 
   async #compute(
