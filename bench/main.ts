@@ -48,6 +48,7 @@ import { GoMap } from "../mod.ts";
 import { type BenchCase, CASES, type Section } from "./cases.ts";
 import { cliArgs, fmt, loadAverage, provenance, table, times, useColors, WIDTH } from "./report.ts";
 import { runWorkerBench, type WorkerBenchResult } from "./workers.ts";
+import { checkOptions } from "./fixtures/cli.ts";
 
 /** What `--json=FILE` writes: this run's figures, for bench/readme_tables.ts. */
 export interface JsonReport {
@@ -66,6 +67,7 @@ export interface JsonReport {
 }
 
 const args = cliArgs();
+checkOptions(args, ["only", "filter", "rounds", "reps", "go", "json"], ["quick"]);
 const quick = args.includes("--quick");
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 /** The value of `--name=N`, a positive integer, or undefined. */
@@ -80,7 +82,13 @@ function count(name: string): number | undefined {
 }
 const rounds = count("rounds") ?? 1;
 const reps = count("reps");
-const parts = new Set(option("only")?.split(",") ?? ["gomap", "syncmap", "workers"]);
+const PARTS = ["gomap", "syncmap", "workers"];
+const parts = new Set(option("only")?.split(",") ?? PARTS);
+for (const part of parts) {
+  if (!PARTS.includes(part)) {
+    throw new TypeError(`--only: unknown part ${part}; the parts are ${PARTS.join(", ")}`);
+  }
+}
 const filter = option("filter");
 const goFile = option("go");
 const jsonFile = option("json");

@@ -26,8 +26,10 @@ import { COMPARE_AND_SWAP } from "../src/redis/scripts.ts";
 import { RedisSyncMap } from "../src/redis/mod.ts";
 import { COMMAND_OPTIONS, NODE_OPTIONS } from "../src/redis/connection.ts";
 import { RedisCluster, RedisServer } from "../tests/fixtures/redis_servers.ts";
+import { checkOptions } from "./fixtures/cli.ts";
 
 const args = process.argv.slice(2);
+checkOptions(args, ["url"], ["cluster"]);
 const useCluster = args.includes("--cluster");
 const givenUrl = args.find((a) => a.startsWith("--url="))?.slice(6);
 const runtime = "Bun" in globalThis
