@@ -173,6 +173,79 @@ describe("participant registry: claims", () => {
   });
 });
 
+describe("participant registry: claims in a race", () => {
+  it("a claim that lost a seat to another claimer looks again, and takes it once it is free again", () => {
+    // Two threads closing and attaching in a loop: this one read seat 1 free; meanwhile the other
+    // claimed it, closed it (the claim moved on a generation) and claimed seat 2, the last one.
+    // This claim of seat 1 fails, and seat 2 is taken: one look over the seats ends there,
+    // though seat 1 is free again (helper-171).
+    const { map, registry, load, store } = setup(3);
+    const other = liveOwner();
+    setClaimHookForTests(() => {
+      setClaimHookForTests(undefined);
+      store(1, CLAIM, ((load(1, CLAIM) >>> 2) + 1) << 2);
+      store(2, OWNER, other);
+      store(2, CLAIM, (load(2, CLAIM) & ~3) | SEAT_IN_USE);
+    });
+    let index = -1;
+    try {
+      index = claimSeat(registry).index;
+    } finally {
+      setClaimHookForTests(undefined);
+    }
+    assert.equal(index, 1, "seat 1 is claimed at the next look");
+    assert.equal(load(1, OWNER), ownerId());
+    // As if the other had closed, so that the map closes cleanly.
+    store(2, CLAIM, load(2, CLAIM) & ~3);
+    store(2, OWNER, 0);
+    map.close();
+  });
+
+  it("a claim clears the RELEASER the seat's last release has not cleared yet, and the claim's release gives the seat back", () => {
+    // The seat's last release, by a live thread, stored FREE and has not yet cleared RELEASER
+    // (its last step). This thread claims the seat and, closing, releases it: the release took
+    // that id for a live releaser's at work and did nothing, and the seat stayed in use, by an
+    // owner that had closed, until this thread's end (helper-171: two workers attaching and
+    // closing in a loop, maxParticipants 3, lost a seat so in about one Node run in two).
+    const { map, load, store } = setup(2);
+    // Releases repair the seat's list: a registry over the arena itself.
+    const registry = registryOf(Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test"));
+    store(1, RELEASER, liveOwner());
+    const ticket = claimSeat(registry);
+    assert.equal(ticket.index, 1);
+    assert.equal(load(1, RELEASER), 0, "the last release's RELEASER is cleared by the claim");
+    releaseSeat(registry, ticket.index, ticket.word >>> 2);
+    assert.equal(stateOf(load(1, CLAIM)), SEAT_FREE, "the seat is given back");
+    assert.equal(load(1, RELEASER), 0);
+    assert.equal(claimSeat(registry).index, 1, "and claimed again at once");
+    map.close();
+  });
+
+  it("a release that finds RELEASER held by another live thread waits, then leaves the release to a timer", async () => {
+    // A thread that read an old release of the seat takes RELEASER to take it over, finds the
+    // claim moved on, and gives the word back: a release of the claim in that moment must wait
+    // for the word and then go on, not leave the seat in use. Here the holder stands still (its
+    // id never cleared) past the wait: the release is retried from a timer, which gives the
+    // seat back once the word is free.
+    const { map, load, store } = setup(2);
+    const registry = registryOf(Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test"));
+    const ticket = claimSeat(registry);
+    store(ticket.index, RELEASER, liveOwner());
+    releaseSeat(registry, ticket.index, ticket.word >>> 2);
+    assert.equal(stateOf(load(ticket.index, CLAIM)), SEAT_IN_USE, "held still: not released yet");
+    // The holder gives its word back.
+    store(ticket.index, RELEASER, 0);
+    const deadline = Date.now() + 5_000;
+    while (stateOf(load(ticket.index, CLAIM)) !== SEAT_FREE && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(stateOf(load(ticket.index, CLAIM)), SEAT_FREE, "released from the timer");
+    assert.equal(load(ticket.index, RELEASER), 0);
+    assert.equal(load(ticket.index, OWNER), 0);
+    map.close();
+  });
+});
+
 describe("participant registry: adoptions", () => {
   it("a worker descheduled in its adoption does not overwrite the OWNER of the seat's next claimer", () => {
     // A worker adopting its reserved seat moves the claim, then writes OWNER. Terminated and

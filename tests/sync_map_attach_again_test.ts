@@ -183,6 +183,59 @@ test("two workers attaching at once each get their own object back every time", 
   }
 });
 
+describe("a seat given back by close()", () => {
+  test("is claimed again by the next attach of the same task", () => {
+    // The map's object holds one seat of two; an object of its own seat (attachOwnSeat) is made
+    // and closed in one synchronous loop: each close gives the seat back at once.
+    const m = new SyncMap<number, number>({ maxParticipants: 2 });
+    for (let i = 0; i < 1_000; i++) {
+      const own = attachOwnSeat<number, number>(m.handle);
+      own.store(i % 10, i);
+      own.close();
+    }
+    assert.equal(m.stats().participants, 1);
+    m.verify();
+    m.close();
+  });
+
+  test(
+    "two workers attaching and closing in a loop, a seat for each thread: no attach finds every seat taken",
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      // Each worker's close gives its seat back while the other attaches: a release of one was
+      // dropped when it found the RELEASER the seat's last release had not cleared yet, leaving
+      // the seat in use for good, and a claim that lost a seat to the other thread's claim did not
+      // look again (helper-171: of 100,000 attaches a worker, 55,679 and 71,061 threw on Node).
+      const map = new SyncMap<number, number>({ maxParticipants: 3 });
+      const url = new URL("./fixtures/attach_close_worker.ts", import.meta.url);
+      const go = startLine();
+      const workers: Worker[] = [];
+      const done = Promise.all(
+        [0, 1].map(() =>
+          new Promise<{ failed: number; first: string }>((resolve, reject) => {
+            const worker = new Worker(url, { workerData: { handle: map.handle, n: 30_000, go } });
+            track(worker);
+            workers.push(worker);
+            worker.once("message", resolve);
+            worker.once("error", reject);
+          })
+        ),
+      );
+      await start(go, 2);
+      const results = await done;
+      // Both done, neither ended yet: every seat but the map's own is back.
+      const participants = map.stats().participants;
+      await Promise.all(workers.map((worker) => worker.terminate()));
+      for (const { failed, first } of results) assert.equal(failed, 0, first);
+      assert.equal(participants, 1, "seats left in use by workers that closed");
+      map.verify();
+      map.close();
+    },
+  );
+});
+
 /** A full garbage collection where the runtime offers one (Bun; V8 through its flags). */
 function collector(): () => void {
   const bun = (globalThis as { Bun?: { gc(full: boolean): void } }).Bun;

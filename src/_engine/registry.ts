@@ -28,7 +28,7 @@ import {
   ownerMayBeInCall,
   ownerOutOfCalls,
 } from "./census.ts";
-import { nap } from "./futex.ts";
+import { nap, relax } from "./futex.ts";
 import { dropDuplicates } from "./retire_list.ts";
 import { unrefTimer } from "./unref_timer.ts";
 
@@ -63,7 +63,8 @@ export const INFLIGHT = 6;
 /**
  * The owner id of the thread releasing the seat (releaseSeat), from before its claim moves to
  * RELEASING until after it is FREE: a releaser that dies midway is known, and another thread
- * finishes the release (stuckReleases, finishRelease).
+ * finishes the release (stuckReleases, finishRelease). Cleared by the releaser, or by the seat's
+ * next claimer if it comes first (claimFree).
  */
 export const RELEASER = 7;
 /**
@@ -267,26 +268,46 @@ export function setAdoptHookForTests(hook: (() => void) | undefined): void {
   betweenAdoptSteps = hook;
 }
 
+/**
+ * How many times {@linkcode take} looks over the seats before it throws, while its last look lost
+ * a free seat to another claimer.
+ */
+const CLAIM_PASSES = 4;
+
 function take(registry: Registry, state: number): Ticket {
   const i32 = registry.arena.i32;
-  for (let i = 0; i < registry.count; i++) {
-    const at = registry.seats + i * SEAT_WORDS;
-    const word = claimFree(i32, at, state);
-    if (word === -1) continue;
-    // A released seat's leftovers (an orphan's list or cache) now belong to the taker: its
-    // participant, or the worker it reserves the seat for. A reservation released unadopted
-    // counts them again (finishRelease).
-    if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.sub(i32, registry.orphanWord, 1);
-    // A reserved seat has no owner until its worker adopts it (adoptSeat): never the parent,
-    // whose death must not release a live worker's seat. The parent is its RESERVER, written
-    // before OWNER is cleared, so that a parent stopped anywhere here leaves its id in one of
-    // the two for deadSeats.
-    if (state === SEAT_RESERVED) {
-      Atomics.store(i32, at + RESERVER, ownerId());
-      Atomics.store(i32, at + OWNER, 0);
+  for (let pass = 1;; pass++) {
+    // A seat seen free and not claimed: lost to another claimer at work on it (its OWNER, or a
+    // claim that moved the seat on after this thread read it free), which may be free again by
+    // now. A look over the seats is not atomic: two threads that close and attach in a loop each
+    // free a seat as the other looks, and one that lost seat 1 to the other, then found seat 2
+    // taken by it, threw though seat 1 was free again (helper-171). So the seats are looked over
+    // again, a few times, before the claim fails; every loss was another claimer's step.
+    let lost = false;
+    for (let i = 0; i < registry.count; i++) {
+      const at = registry.seats + i * SEAT_WORDS;
+      const word = claimFree(i32, at, state);
+      if (word === -1) {
+        if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) lost = true;
+        continue;
+      }
+      // A released seat's leftovers (an orphan's list or cache) now belong to the taker: its
+      // participant, or the worker it reserves the seat for. A reservation released unadopted
+      // counts them again (finishRelease).
+      if (i32[at + LIST] !== 0 || i32[at + CACHE] !== 0) Atomics.sub(i32, registry.orphanWord, 1);
+      // A reserved seat has no owner until its worker adopts it (adoptSeat): never the parent,
+      // whose death must not release a live worker's seat. The parent is its RESERVER, written
+      // before OWNER is cleared, so that a parent stopped anywhere here leaves its id in one of
+      // the two for deadSeats.
+      if (state === SEAT_RESERVED) {
+        Atomics.store(i32, at + RESERVER, ownerId());
+        Atomics.store(i32, at + OWNER, 0);
+      }
+      raiseHigh(registry, i);
+      return { index: i, word };
     }
-    raiseHigh(registry, i);
-    return { index: i, word };
+    if (!lost || pass === CLAIM_PASSES) break;
+    relax();
   }
   throw new RangeError(
     `all ${registry.count} participant seats of this SyncMap are taken: release the shares ` +
@@ -326,6 +347,14 @@ export function claimFree(i32: Int32Array, at: number, state: number): number {
     Atomics.compareExchange(i32, at + OWNER, me, held === me ? 0 : held);
     return -1;
   }
+  // The seat's last releaser stores FREE and then clears RELEASER: caught in between, its id is
+  // still there, and the release of this claim would take it for a live releaser's at work and
+  // do nothing, the seat in use for good by a participant that closed (two workers attaching
+  // and closing in a loop lost a seat so in one run of two: helper-171). All that release has
+  // left is its own clearing, a compare-exchange from its id, which then finds 0 and does
+  // nothing; nobody else releases a claim this new before the claimer has it.
+  const releaser = Atomics.load(i32, at + RELEASER);
+  if (releaser !== 0) Atomics.compareExchange(i32, at + RELEASER, releaser, 0);
   return word;
 }
 
@@ -430,6 +459,11 @@ export function seatLogged(registry: Registry, index: number): boolean {
  * end the process): what it throws (a RangeError for corrupt memory) goes to `onError`, or is
  * dropped without one. Every lock it takes is released as the error passes; the seat stays
  * RELEASING, its announcement counting until a release finishes it.
+ *
+ * RELEASER found held by another live thread while the claim is still `generation`'s, unreleased,
+ * is waited for ({@linkcode awaitReleaser}): a release of this claim is that thread's only once
+ * it moves the claim on. Held past the wait, the release is tried once more from a timer
+ * (`retried`, that try), and then left, as before, to the holder.
  */
 export function releaseSeat(
   registry: Registry,
@@ -438,6 +472,7 @@ export function releaseSeat(
   graceMs = 0,
   onReleased?: OnReleased,
   onError?: (error: unknown) => void,
+  retried = false,
 ): void {
   const i32 = registry.arena.i32;
   const at = registry.seats + index * SEAT_WORDS;
@@ -446,7 +481,22 @@ export function releaseSeat(
   // that dies anywhere from here on leaves a release others can finish.
   const me = ownerId();
   const held = Atomics.load(i32, at + RELEASER);
-  if (takeWord(i32, at + RELEASER) === -1) return;
+  if (takeWord(i32, at + RELEASER) === -1) {
+    // Another live thread has the word: for a moment only, unless it is releasing this claim.
+    const taken = awaitReleaser(i32, at, generation);
+    if (taken === undefined && !retried) {
+      // Held still (its holder descheduled): tried once more from a timer, as a grace's end is.
+      const timer = setTimeout(() => {
+        try {
+          releaseSeat(registry, index, generation, graceMs, onReleased, onError, true);
+        } catch (error) {
+          onError?.(error);
+        }
+      }, RELEASE_RETRY_MS);
+      unrefTimer(timer);
+    }
+    if (taken !== true) return;
+  }
   for (;;) {
     const old = Atomics.load(i32, at + CLAIM);
     if (old >>> 2 !== generation || (old & 3) === SEAT_FREE) {
@@ -484,6 +534,38 @@ export function releaseSeat(
     unrefTimer(timer);
   } else {
     finishRelease(registry, index, onReleased, onError);
+  }
+}
+
+/** How long {@linkcode awaitReleaser} waits before it leaves the release to a timer. */
+const RELEASER_WAIT_MS = 20;
+
+/**
+ * For a release of claim `generation` of the seat at `at` that found RELEASER held by another
+ * live thread: waits for the word while the claim is still that generation's, unreleased (in use
+ * or reserved). Such a hold is a few steps long: a releaser of the seat's last claim between its
+ * FREE and its clearing (a claimer clears that one: claimFree), a thread that read an old release
+ * and takes its word to find it finished and gives it back (takeRelease, a late releaseSeat), or
+ * a release of this very claim about to move it to RELEASING. Dropped, the release of a closing
+ * owner left its seat in use for good. True once the word is the caller's; false once the claim
+ * has moved on (released by the holder, whose release it is); undefined if the wait ran out.
+ */
+function awaitReleaser(i32: Int32Array, at: number, generation: number): boolean | undefined {
+  const deadline = performance.now() + RELEASER_WAIT_MS;
+  for (let spins = 0;; spins++) {
+    const claim = Atomics.load(i32, at + CLAIM);
+    const state = claim & 3;
+    if (claim >>> 2 !== generation || (state !== SEAT_IN_USE && state !== SEAT_RESERVED)) {
+      return false;
+    }
+    if (takeWord(i32, at + RELEASER) !== -1) return true;
+    if (spins < 100) {
+      relax();
+    } else if (performance.now() > deadline) {
+      return undefined;
+    } else {
+      nap();
+    }
   }
 }
 
