@@ -20,6 +20,7 @@ import {
   adoptSeat,
   ANNOUNCE,
   CLAIM,
+  CLAIM_LOOKED,
   claimSeat,
   deadSeats,
   OWNER,
@@ -171,6 +172,50 @@ describe("participant registry: claims", () => {
     assert.equal(claimSeat(registry).index, 1);
     map.close();
   });
+
+  it("a claimer descheduled after its look at a free seat takes no gone owner's OWNER from under that seat's release", () => {
+    // claimFree reads CLAIM free, then takes OWNER, over from a gone thread. Descheduled in
+    // between, it may find the seat claimed meanwhile by a worker that has since ended, its seat
+    // now being released by a reap: taken over, OWNER names the claimer (alive) when the release
+    // reads it, and the release takes the seat's owner for a live one: no rollback of the dead
+    // owner's step under the map's mutex and the allocator lock before its retire list and cache
+    // are repaired and made orphans (onReleased's deadOwner 0, finishRelease's `gone` false), and
+    // on Deno no wait for a zombie owner's call.
+    const { map, registry, load, store } = setup(2);
+    const other = ghostOwner();
+    let generation = -1;
+    let deadOwner = -1;
+    // A release repairs the seat's list and cache: a registry of the whole arena.
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    const reap = (): void => {
+      releaseSeat(registryOf(arena), 1, generation, 0, (owner) => {
+        deadOwner = owner;
+      });
+    };
+    setClaimHookForTests((step) => {
+      if (step === CLAIM_LOOKED) {
+        // The other claimer, OWNER first and then the claim; then it ends (ghostOwner: gone).
+        store(1, OWNER, other);
+        store(1, CLAIM, (load(1, CLAIM) & ~3) | SEAT_IN_USE);
+        Atomics.store(new Int32Array(map.handle.buffer), registry.highWord, 2); // as take() does
+        generation = load(1, CLAIM) >>> 2;
+      } else {
+        // After the stale claimer's look at OWNER: a reap releases the dead worker's seat.
+        setClaimHookForTests(undefined);
+        reap();
+      }
+    });
+    try {
+      assert.throws(() => claimSeat(registry), RangeError, "the one free seat was taken");
+    } finally {
+      setClaimHookForTests(undefined);
+    }
+    assert.equal(deadOwner, other, "the release learns its owner is gone");
+    assert.equal(stateOf(load(1, CLAIM)), SEAT_FREE, "released");
+    assert.equal(load(1, OWNER), 0);
+    assert.equal(claimSeat(registry).index, 1);
+    map.close();
+  });
 });
 
 describe("participant registry: claims in a race", () => {
@@ -247,6 +292,36 @@ describe("participant registry: claims in a race", () => {
 });
 
 describe("participant registry: adoptions", () => {
+  it("a claimer that read the seat free before it was reserved does not keep the adopting worker out of OWNER", () => {
+    // A claimer reads seat CLAIM free, and is descheduled before it takes OWNER; meanwhile a
+    // parent reserves the seat (OWNER back to 0 once RESERVER is written) and its worker begins
+    // to adopt it. The claimer takes OWNER (from 0) between the worker's claim and its OWNER,
+    // then finds the seat no longer free and gives OWNER back to 0. The worker's OWNER must
+    // survive that: with none, the seat is IN_USE with no owner while its worker runs, which
+    // pauseWorld and parkedHolding skip (a sweep with that participant mid-call) and whose
+    // release never learns its owner (no rollback of its step, no wait for its call).
+    const { map, registry, load, store } = setup(4);
+    const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
+    const seat = handle.participant!;
+    const claimer = liveOwner();
+    assert.equal(load(seat, OWNER), 0, "a reservation leaves no OWNER");
+    setAdoptHookForTests(() => {
+      store(seat, OWNER, claimer); // claimFree's take of OWNER, from 0
+    });
+    try {
+      adoptSeat(registry, seat, handle.generation!);
+    } finally {
+      setAdoptHookForTests(undefined);
+    }
+    // The claimer's claim of a FREE word fails (the seat is IN_USE): OWNER back to what it took.
+    const i32 = new Int32Array(map.handle.buffer);
+    Atomics.compareExchange(i32, registry.seats + seat * SEAT_WORDS + OWNER, claimer, 0);
+    assert.equal(stateOf(load(seat, CLAIM)), SEAT_IN_USE);
+    assert.equal(load(seat, OWNER), ownerId(), "the adopting worker is the seat's OWNER");
+    release();
+    map.close();
+  });
+
   it("a worker descheduled in its adoption does not overwrite the OWNER of the seat's next claimer", () => {
     // A worker adopting its reserved seat moves the claim, then writes OWNER. Terminated and
     // descheduled between the two, its share is released after the grace and the seat may be
@@ -369,6 +444,71 @@ describe("participant registry: taking a release over", () => {
     assert.equal(load(ticket.index, RELEASER), 0);
     store(ticket.index, CLAIM, (releasing & ~3) | SEAT_FREE);
     store(ticket.index, OWNER, 0);
+    map.close();
+  });
+});
+
+describe("participant registry: a stale take of a release", () => {
+  it("a stale take of a gone releaser's release that is no longer the one it read leaves that releaser's id, for the next reap", () => {
+    // A participant reads a seat RELEASING, its releaser gone (stuckReleases), and is descheduled
+    // before it takes RELEASER over. Meanwhile another thread finishes that release, the seat is
+    // claimed again, and its next release's releaser dies in finishRelease after clearing OWNER.
+    // The stale take takes RELEASER over from that gone releaser, finds the release is not the
+    // one it read, and gives RELEASER up: to 0, the seat was RELEASING with no releaser and no
+    // OWNER, which stuckReleases never takes (a put-off release needs an OWNER out of calls),
+    // and its announcement held reclamation back, and every sweep off, for good.
+    const staged = setup(4);
+    const { map, registry, load, store } = staged;
+    const { seat, claim } = deadReleaserMidway(staged);
+    const releaser = load(seat, RELEASER);
+    store(seat, OWNER, 0); // the dead releaser cleared OWNER, then died
+    const i32 = new Int32Array(map.handle.buffer);
+    const at = registry.seats + seat * SEAT_WORDS;
+    // The release the stale take read: an earlier one of the seat.
+    const stale = (claim & ~3) | SEAT_RELEASING;
+    assert.equal(takeRelease(i32, at, stale, true), false, "not the release it read");
+    assert.equal(load(seat, RELEASER), releaser, "the gone releaser's id stays");
+    // The next reap takes the release over and finishes it (verify() runs one).
+    map.verify();
+    assert.equal(stateOf(load(seat, CLAIM)), SEAT_FREE, "the release is finished");
+    assert.equal(load(seat, ANNOUNCE), 0, "the dead owner's announcement is withdrawn");
+    assert.equal(map.stats().participants, 1);
+    map.close();
+  });
+});
+
+describe("participant registry: a release that finds a stale releaser", () => {
+  it("a release that finds RELEASER held by a stale release of a passed generation still gives the seat back", async () => {
+    // A reap (or a worker adapter's release) found the seat dead in an earlier generation and
+    // was descheduled before it took RELEASER; meanwhile the seat was released by another, and
+    // claimed by a live participant. The stale release takes RELEASER (from 0), finds the
+    // generation passed, and gives it back: a few instructions, in which that participant's
+    // close finds a live releaser at work and leaves the release to it. Left so, the closed
+    // participant's seat stayed IN_USE by its live thread until that thread ended, which
+    // deadSeats alone gives back (a pool worker's, for the life of the pool).
+    const { map, registry, load, store } = setup(4);
+    const ticket = claimSeat(registry); // the live participant's claim
+    const seat = ticket.index;
+    const stale = liveOwner();
+    store(seat, RELEASER, stale); // the stale release's take of RELEASER
+    // The participant's close: a release of its own seat, in its generation.
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    releaseSeat(registryOf(arena), seat, ticket.word >>> 2);
+    // The stale release finds its generation passed, and gives RELEASER back.
+    const i32 = new Int32Array(map.handle.buffer);
+    Atomics.compareExchange(i32, registry.seats + seat * SEAT_WORDS + RELEASER, stale, 0);
+    const deadline = Date.now() + 2000;
+    while (stateOf(load(seat, CLAIM)) !== SEAT_FREE && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(
+      stateOf(load(seat, CLAIM)),
+      SEAT_FREE,
+      "the closed participant's seat is given back",
+    );
+    assert.equal(load(seat, OWNER), 0);
+    assert.equal(load(seat, RELEASER), 0);
+    assert.equal(map.stats().participants, 1);
     map.close();
   });
 });

@@ -240,22 +240,30 @@ export function adoptSeat(registry: Registry, index: number, generation: number)
   const at = registry.seats + index * SEAT_WORDS + CLAIM;
   const reserved = (generation << 2) | SEAT_RESERVED;
   const word = (generation << 2) | SEAT_IN_USE;
-  // OWNER as the reservation left it: 0, or the reserving parent's id if it died reserving.
-  const prior = Atomics.load(i32, at - CLAIM + OWNER);
   if (Atomics.compareExchange(i32, at, reserved, word) !== reserved) {
     throw new TypeError("this handle's share was already attached or has been released");
   }
   betweenAdoptSteps?.();
-  // From `prior` only, and taken back unless the claim is still this adoption's: a worker
-  // terminated and descheduled right here has its share released after the grace (with no owner
-  // to wait for), and the seat may then be claimed by another thread, whose OWNER this must not
-  // overwrite (deadSeats would then take that live participant's seat for the zombie's).
+  // OWNER, while the claim is this adoption's, from whatever it holds: 0 as the reservation left
+  // it, the reserving parent's id if it died reserving, or a claimer's that read the seat free
+  // before it was reserved and took OWNER (from 0) when it came to, to give it back once its
+  // claim failed. Taken from the reservation's value alone, this worker's OWNER failed in that
+  // window, and the seat stayed IN_USE with no owner while its worker ran: pauseWorld and
+  // parkedHolding passed it by, and its release never learned its owner (helper-169). The
+  // claimer's giving back is a compare-exchange from its own id, which then fails. CLAIM is read
+  // after OWNER, and OWNER given back to what it held unless the claim is still this
+  // adoption's: a worker terminated and descheduled right here has its share released after the
+  // grace (with no owner to wait for), and the seat may then be claimed by another thread, whose
+  // OWNER this must not overwrite (deadSeats would then take that live participant's seat for
+  // the zombie's).
   const me = ownerId();
-  if (
-    Atomics.compareExchange(i32, at - CLAIM + OWNER, prior, me) === prior &&
-    Atomics.load(i32, at) !== word
-  ) {
-    Atomics.compareExchange(i32, at - CLAIM + OWNER, me, 0);
+  const owner = at - CLAIM + OWNER;
+  for (;;) {
+    const held = Atomics.load(i32, owner);
+    if (held === me || Atomics.load(i32, at) !== word) break;
+    if (Atomics.compareExchange(i32, owner, held, me) !== held) continue;
+    if (Atomics.load(i32, at) !== word) Atomics.compareExchange(i32, owner, me, held);
+    break;
   }
   return { index, word };
 }
@@ -337,9 +345,11 @@ function take(registry: Registry, state: number): Ticket {
 export function claimFree(i32: Int32Array, at: number, state: number): number {
   const old = Atomics.load(i32, at + CLAIM);
   if ((old & 3) !== SEAT_FREE) return -1;
-  betweenClaimSteps?.();
-  // Another claimer is at it, or was when it died: take over only a gone one's place.
-  const held = takeWord(i32, at + OWNER);
+  betweenClaimSteps?.(CLAIM_LOOKED);
+  // Another claimer is at it, or was when it died: take over only a gone one's place, and only
+  // while the seat is still free as read (below).
+  const held = takeOwner(i32, at, old);
+  betweenClaimSteps?.(OWNER_LOOKED);
   if (held === -1) return -1;
   const word = (old & ~3) | state;
   if (Atomics.compareExchange(i32, at + CLAIM, old, word) !== old) {
@@ -358,12 +368,50 @@ export function claimFree(i32: Int32Array, at: number, state: number): number {
   return word;
 }
 
-/** A test's stand-in for a descheduling inside {@linkcode claimFree}, after its look at CLAIM. */
-let betweenClaimSteps: (() => void) | undefined;
+/**
+ * A test's stand-in for a descheduling inside {@linkcode claimFree}: after its look at CLAIM
+ * ({@linkcode CLAIM_LOOKED}), and after its take of OWNER, or its refusal to
+ * ({@linkcode OWNER_LOOKED}).
+ */
+let betweenClaimSteps: ((step: number) => void) | undefined;
 
-/** For tests: runs `hook` inside every {@linkcode claimFree} of a free seat, before its OWNER. */
-export function setClaimHookForTests(hook: (() => void) | undefined): void {
+/** The steps {@linkcode setClaimHookForTests}'s hook is called at. */
+export const CLAIM_LOOKED = 0, OWNER_LOOKED = 1;
+
+/**
+ * For tests: runs `hook` inside every {@linkcode claimFree} of a free seat, before its OWNER and
+ * after it (see {@linkcode betweenClaimSteps}).
+ */
+export function setClaimHookForTests(hook: ((step: number) => void) | undefined): void {
   betweenClaimSteps = hook;
+}
+
+/**
+ * claimFree's take of the OWNER of the seat at `at`, read free at claim word `old`: from 0, or
+ * from a gone thread, and either only while CLAIM is still `old`. Returns what OWNER held (as
+ * takeWord does), or -1 when a live thread holds it or the seat is no longer free as read.
+ *
+ * A claimer descheduled after its look at CLAIM may come to a seat claimed meanwhile. Its OWNER
+ * taken over, even for the few instructions before the claim fails and gives it back, stood in
+ * for the seat's: a gone owner's, whose release read it, took the dead owner for a live one (no
+ * rollback of its step under the map's mutex and the allocator lock before its retire list and
+ * cache were repaired and made orphans, and on Deno no wait for a zombie's call); a reserved
+ * seat's 0, a live claimer's id where its worker's adoption expected 0 (see adoptSeat), or, the
+ * claimer dying there, a gone one's that deadSeats took for the reservation's, releasing it
+ * under a live parent and worker (helper-169). So CLAIM is looked at again after OWNER is read
+ * (and, for a gone holder, found gone): a claim made since moved OWNER from what was read, so
+ * the compare-exchange fails unless the seat is free still, or OWNER came back to that value (0
+ * again: a reservation made and its OWNER cleared in between, which adoptSeat copes with; a gone
+ * thread's id again: only from a claimer that took it while the seat was free, and whose claim
+ * then failed, which needs a claim in between that did not take OWNER).
+ */
+function takeOwner(i32: Int32Array, at: number, old: number): number {
+  const me = ownerId();
+  const held = Atomics.load(i32, at + OWNER);
+  if (held === me) return me;
+  if (held !== 0 && !ownerGone(held)) return -1;
+  if (Atomics.load(i32, at + CLAIM) !== old) return -1;
+  return Atomics.compareExchange(i32, at + OWNER, held, me) === held ? held : -1;
 }
 
 /**
@@ -462,8 +510,8 @@ export function seatLogged(registry: Registry, index: number): boolean {
  *
  * RELEASER found held by another live thread while the claim is still `generation`'s, unreleased,
  * is waited for ({@linkcode awaitReleaser}): a release of this claim is that thread's only once
- * it moves the claim on. Held past the wait, the release is tried once more from a timer
- * (`retried`, that try), and then left, as before, to the holder.
+ * it moves the claim on. Held past the wait, the release is tried again from a timer (`retried`,
+ * such a try, which only looks), every RELEASE_RETRY_MS while the claim is still unreleased.
  */
 export function releaseSeat(
   registry: Registry,
@@ -482,10 +530,17 @@ export function releaseSeat(
   const me = ownerId();
   const held = Atomics.load(i32, at + RELEASER);
   if (takeWord(i32, at + RELEASER) === -1) {
-    // Another live thread has the word: for a moment only, unless it is releasing this claim.
-    const taken = awaitReleaser(i32, at, generation);
-    if (taken === undefined && !retried) {
-      // Held still (its holder descheduled): tried once more from a timer, as a grace's end is.
+    // Another live thread holds RELEASER. Once it has moved the claim on, the release is its
+    // own. Before, it may be a release of this generation about to move it, a releaser of the
+    // seat's last claim between its FREE and its clearing, or a stale one (a reap or an adapter
+    // that found the seat dead in a generation since passed) that took the word, will find its
+    // generation passed, and give it back a few instructions later: left to it, the seat stayed
+    // claimed (a closed participant's, IN_USE by its live thread until that thread ended;
+    // helper-169, helper-171). So it is waited for (awaitReleaser), and, held past the wait,
+    // tried again from a timer, without a wait, for as long as the claim is still this
+    // generation's and not yet being released.
+    const taken = awaitReleaser(i32, at, generation, retried ? 0 : RELEASER_WAIT_MS);
+    if (taken === undefined) {
       const timer = setTimeout(() => {
         try {
           releaseSeat(registry, index, generation, graceMs, onReleased, onError, true);
@@ -537,21 +592,26 @@ export function releaseSeat(
   }
 }
 
-/** How long {@linkcode awaitReleaser} waits before it leaves the release to a timer. */
+/** How long a release's first {@linkcode awaitReleaser} waits before it leaves it to a timer. */
 const RELEASER_WAIT_MS = 20;
 
 /**
  * For a release of claim `generation` of the seat at `at` that found RELEASER held by another
- * live thread: waits for the word while the claim is still that generation's, unreleased (in use
- * or reserved). Such a hold is a few steps long: a releaser of the seat's last claim between its
+ * live thread: waits for the word, up to `waitMs` (a hundred spins at least), while the claim is
+ * still that generation's, unreleased (in use or reserved). Such a hold is a few steps long: a releaser of the seat's last claim between its
  * FREE and its clearing (a claimer clears that one: claimFree), a thread that read an old release
  * and takes its word to find it finished and gives it back (takeRelease, a late releaseSeat), or
  * a release of this very claim about to move it to RELEASING. Dropped, the release of a closing
  * owner left its seat in use for good. True once the word is the caller's; false once the claim
  * has moved on (released by the holder, whose release it is); undefined if the wait ran out.
  */
-function awaitReleaser(i32: Int32Array, at: number, generation: number): boolean | undefined {
-  const deadline = performance.now() + RELEASER_WAIT_MS;
+function awaitReleaser(
+  i32: Int32Array,
+  at: number,
+  generation: number,
+  waitMs: number,
+): boolean | undefined {
+  const deadline = performance.now() + waitMs;
   for (let spins = 0;; spins++) {
     const claim = Atomics.load(i32, at + CLAIM);
     const state = claim & 3;
@@ -769,11 +829,24 @@ export function takeRelease(
   fromGone: boolean,
 ): boolean {
   const me = ownerId();
+  let held = 0;
   if (fromGone) {
-    if (takeWord(i32, at + RELEASER) === -1) return false;
+    held = takeWord(i32, at + RELEASER);
+    if (held === -1) return false;
   } else if (Atomics.compareExchange(i32, at + RELEASER, 0, me) !== 0) return false;
-  if (Atomics.load(i32, at + CLAIM) === claim) return true;
-  Atomics.compareExchange(i32, at + RELEASER, me, 0);
+  const now = Atomics.load(i32, at + CLAIM);
+  if (now === claim) return true;
+  // On a seat being released still, given back to whoever held it, as claimFree gives OWNER
+  // back: taken over from a gone releaser of a later release (the one read was finished
+  // meanwhile, the seat claimed and released again, and that releaser died in turn), RELEASER
+  // cleared left the seat RELEASING with no releaser, which stuckReleases finishes only as a
+  // release put off for an owner, and never once OWNER is cleared (a reservation's release, or
+  // a releaser that died after its store of OWNER): the seat was lost, its announcement holding
+  // reclamation back, and every sweep off, for good (helper-169). On any other, cleared: no
+  // release can begin while this thread holds the word, and a gone releaser's id on a seat not
+  // being released is only what one that died after FREE leaves.
+  const back = (now & 3) === SEAT_RELEASING && held !== me ? held : 0;
+  Atomics.compareExchange(i32, at + RELEASER, me, back);
   return false;
 }
 
