@@ -26,6 +26,7 @@ import {
   OWNER,
   RELEASER,
   releaseSeat,
+  RESERVER,
   resumeWorld,
   SEAT_FREE,
   SEAT_IN_USE,
@@ -37,6 +38,7 @@ import {
   stuckReleases,
   takeRelease,
 } from "../src/_engine/registry.ts";
+import { Participant, QUIESCE_EVERY } from "../src/_engine/reclaim.ts";
 import { registryOf } from "../src/maps/_sync_layout.ts";
 import { shareSyncMap, type SyncMapHandle } from "../src/maps/sync_map.ts";
 import type { PauseMessage, PauseReply } from "./fixtures/pause_world_worker.ts";
@@ -509,6 +511,63 @@ describe("participant registry: a release that finds a stale releaser", () => {
     assert.equal(load(seat, OWNER), 0);
     assert.equal(load(seat, RELEASER), 0);
     assert.equal(map.stats().participants, 1);
+    map.close();
+  });
+});
+
+describe("participant registry: borrowing an orphan", () => {
+  it("a reap that looked at a seat while it was borrowed never releases the claim made after the borrow", async () => {
+    // A collect borrows a released seat to sweep its orphaned list: a claim in the seat's
+    // generation, given back as FREE. A reap (deadSeats, another thread) reads CLAIM during the
+    // borrow and is descheduled; the borrow ends, OWNER 0, and the reap reads OWNER there, then
+    // RESERVER, the parent that once reserved the seat for a worker, gone since: dead, in the
+    // generation read. Meanwhile a live participant claims the seat. Given back in the same
+    // generation, the borrow let that claim be the very word the reap read, and the reap's
+    // release took the live participant's seat from it (its next call throws, its share lost).
+    const map = new SyncMap<number, number>({ maxParticipants: 6 });
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the map's participant offline
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    const registry = registryOf(arena);
+    const i32 = arena.i32;
+    const word = (seat: number, w: number): number => registry.seats + seat * SEAT_WORDS + w;
+    const X = 0x10000;
+    let seen = -1;
+    let orphanSeat = -1;
+    const borrowerTicket = claimSeat(registry);
+    const borrower = new Participant(registry, borrowerTicket, () => {
+      // Freed by the borrow's sweep of the orphan's list: the reap looks at CLAIM now.
+      seen = Atomics.load(i32, word(orphanSeat, CLAIM));
+      return false;
+    });
+    const ownerTicket = claimSeat(registry);
+    orphanSeat = ownerTicket.index;
+    const owner = new Participant(registry, ownerTicket, () => false);
+    borrower.enter();
+    owner.enter();
+    owner.retire(X);
+    // The seat was once reserved by a parent that has ended since.
+    Atomics.store(i32, word(orphanSeat, RESERVER), ghostOwner());
+    releaseSeat(registry, ownerTicket.index, ownerTicket.word >>> 2); // an orphan, X in its list
+    for (let i = 0; i < 4 && seen === -1; i++) {
+      for (let k = 0; k < QUIESCE_EVERY; k++) borrower.enter();
+      borrower.collect();
+    }
+    assert.equal(stateOf(seen), SEAT_IN_USE, "the reap looked during the borrow");
+    assert.equal(stateOf(Atomics.load(i32, word(orphanSeat, CLAIM))), SEAT_FREE, "given back");
+    // The reap reads OWNER after the borrow: 0, then RESERVER: gone. Dead, in the generation read.
+    assert.equal(Atomics.load(i32, word(orphanSeat, OWNER)), 0);
+    const dead = { index: orphanSeat, generation: seen >>> 2 };
+    // A live participant claims the seat; then the reap releases what it found dead.
+    const next = claimSeat(registry);
+    assert.equal(next.index, orphanSeat);
+    releaseSeat(registry, dead.index, dead.generation);
+    assert.equal(
+      Atomics.load(i32, word(orphanSeat, CLAIM)),
+      next.word,
+      "the live participant's claim stays",
+    );
+    releaseSeat(registry, next.index, next.word >>> 2);
+    borrower.close();
     map.close();
   });
 });

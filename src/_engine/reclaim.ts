@@ -101,6 +101,7 @@ import {
   type Registry,
   releaseOwnSeat,
   releasingOf,
+  SEAT_FREE,
   SEAT_IN_USE,
   SEAT_WORDS,
   seatAnnouncement,
@@ -1702,7 +1703,11 @@ export class Participant {
       const me = ownerId();
       const claim = claimFree(a.i32, at, SEAT_IN_USE);
       if (claim === -1) continue;
-      const free = claim & ~3;
+      // Given back in the next generation, as a release gives a seat back: in the same one, the
+      // next claim's word would be the borrow's, and a reap that read CLAIM during the borrow,
+      // and OWNER after it (0, so RESERVER: a parent that once reserved the seat, gone since),
+      // released that live claim as the dead seat it found (helper-169).
+      const free = (((claim >>> 2) + 1) << 2) | SEAT_FREE;
       try {
         // Its list and cache may lie past this thread's views.
         a.reach(a.buffer.byteLength);
