@@ -21,6 +21,7 @@ import {
   ANNOUNCE,
   CLAIM,
   CLAIM_LOOKED,
+  CLAIMED,
   claimSeat,
   deadSeats,
   OWNER,
@@ -215,6 +216,34 @@ describe("participant registry: claims", () => {
     assert.equal(deadOwner, other, "the release learns its owner is gone");
     assert.equal(stateOf(load(1, CLAIM)), SEAT_FREE, "released");
     assert.equal(load(1, OWNER), 0);
+    assert.equal(claimSeat(registry).index, 1);
+    map.close();
+  });
+
+  it("a claimer that dies right after its claim of a seat past the high-water mark leaves it for deadSeats", () => {
+    // Scans of the seats (deadSeats, stuckReleases, pauseWorld) stop at the high-water mark.
+    // A claimer that died after its claim of the first seat never claimed before, and before it
+    // raised the mark, left a seat IN_USE by a gone thread where no reap looks: given back only
+    // once a later claim had to go past it, never if it was the last seat.
+    const { map, registry, load, store } = setup(2);
+    // Seat 0 is the map's; seat 1, the last, was never claimed.
+    const i32 = new Int32Array(map.handle.buffer);
+    assert.equal(Atomics.load(i32, registry.highWord), 1);
+    setClaimHookForTests((step) => {
+      if (step !== CLAIMED) return;
+      setClaimHookForTests(undefined);
+      throw new Error("the claimer dies here");
+    });
+    try {
+      assert.throws(() => claimSeat(registry), /the claimer dies here/);
+    } finally {
+      setClaimHookForTests(undefined);
+    }
+    assert.equal(stateOf(load(1, CLAIM)), SEAT_IN_USE);
+    store(1, OWNER, ghostOwner()); // the claimer, another thread, is gone
+    assert.deepEqual(deadSeats(registry).map((d) => d.index), [1], "its seat is found dead");
+    map.verify(); // a reap gives it back
+    assert.equal(stateOf(load(1, CLAIM)), SEAT_FREE);
     assert.equal(claimSeat(registry).index, 1);
     map.close();
   });

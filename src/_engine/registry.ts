@@ -294,6 +294,13 @@ function take(registry: Registry, state: number): Ticket {
     let lost = false;
     for (let i = 0; i < registry.count; i++) {
       const at = registry.seats + i * SEAT_WORDS;
+      if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_FREE) continue;
+      // The high-water mark first, then the claim, as rw_lock.ts's readerSeat does: a claimer
+      // stopped between the two (dead, or a stack overflow, which can throw from any call) leaves
+      // a free seat below the mark, which costs scans a seat; the other order left a seat claimed
+      // above it, where deadSeats, stuckReleases and pauseWorld never look: dead, it was reaped
+      // only once a later claim had to go past it, and never if it was the last seat (helper-169).
+      raiseHigh(registry, i);
       const word = claimFree(i32, at, state);
       if (word === -1) {
         if (stateOf(Atomics.load(i32, at + CLAIM)) === SEAT_FREE) lost = true;
@@ -311,7 +318,6 @@ function take(registry: Registry, state: number): Ticket {
         Atomics.store(i32, at + RESERVER, ownerId());
         Atomics.store(i32, at + OWNER, 0);
       }
-      raiseHigh(registry, i);
       return { index: i, word };
     }
     if (!lost || pass === CLAIM_PASSES) break;
@@ -365,18 +371,20 @@ export function claimFree(i32: Int32Array, at: number, state: number): number {
   // nothing; nobody else releases a claim this new before the claimer has it.
   const releaser = Atomics.load(i32, at + RELEASER);
   if (releaser !== 0) Atomics.compareExchange(i32, at + RELEASER, releaser, 0);
+  betweenClaimSteps?.(CLAIMED);
   return word;
 }
 
 /**
  * A test's stand-in for a descheduling inside {@linkcode claimFree}: after its look at CLAIM
- * ({@linkcode CLAIM_LOOKED}), and after its take of OWNER, or its refusal to
- * ({@linkcode OWNER_LOOKED}).
+ * ({@linkcode CLAIM_LOOKED}), after its take of OWNER, or its refusal to
+ * ({@linkcode OWNER_LOOKED}), and after its claim ({@linkcode CLAIMED}), before its caller's
+ * next step.
  */
 let betweenClaimSteps: ((step: number) => void) | undefined;
 
 /** The steps {@linkcode setClaimHookForTests}'s hook is called at. */
-export const CLAIM_LOOKED = 0, OWNER_LOOKED = 1;
+export const CLAIM_LOOKED = 0, OWNER_LOOKED = 1, CLAIMED = 2;
 
 /**
  * For tests: runs `hook` inside every {@linkcode claimFree} of a free seat, before its OWNER and
