@@ -13,11 +13,13 @@ import {
   census,
   GONE,
   markTerminating,
+  noteOsThreadForTests,
   ownerId,
   record,
   TERMINATE_GRACE_MS,
 } from "../src/_engine/census.ts";
 import { LOCK_BASE, newLockBlock } from "../src/_engine/lock_block.ts";
+import { ownOsThread, setRunTimeForTests } from "../src/_engine/os_thread.ts";
 import { RWMutex } from "../src/sync/rw_mutex.ts";
 import {
   initRw,
@@ -175,3 +177,40 @@ describe("RWMutex reader seats of dead threads", () => {
     assert.equal(seat, seatCountWord(base, 0));
   });
 });
+
+test(
+  "Deno: an empty reader seat of a terminated thread that may be inside an rLock is not reaped",
+  {
+    skip: (globalThis as { Deno?: unknown }).Deno === undefined ||
+      (globalThis as { Bun?: unknown }).Bun !== undefined || ownOsThread() === 0,
+  },
+  () => {
+    // A Deno zombie (terminate() does not stop a worker running synchronous code) descheduled in
+    // RWMutex.rLock between its census check and its add on its seat, holding no read lock, and not
+    // run since: declared gone after the grace, its empty seat was reaped as a running zombie's is,
+    // and its add, when it ran, landed on a free seat (a read lock counted for no owner, which no
+    // reap takes out: every writer waited for good) or on the seat's next owner's. Its seat is kept
+    // until it is seen in no call, as a SyncMap seat is. ZOMBIE's OS thread is noted as this one's,
+    // whose run time is made to stand still: runnable, and never on a CPU since.
+    census();
+    const i32 = newLockBlock("RWMutex", rwWords(1)) as Int32Array;
+    initRw(i32, base, 1);
+    const ZOMBIE = 5_000_001;
+    const seat = readerSeat(i32, base, ZOMBIE);
+    rLockFirst(i32, base, seat, ZOMBIE);
+    rUnlock(i32, base, seat, ZOMBIE);
+    noteOsThreadForTests(ZOMBIE - 1, ownOsThread());
+    record(ZOMBIE - 1, GONE);
+    setRunTimeForTests(() => 0);
+    try {
+      assert.throws(
+        () => readerSeat(i32, base, NEWCOMER),
+        /reader seats/,
+        "the seat of a zombie that may be inside its rLock was reaped",
+      );
+      assert.equal(seatOwner(i32), ZOMBIE);
+    } finally {
+      setRunTimeForTests(undefined);
+    }
+  },
+);

@@ -1073,6 +1073,15 @@ function stoppedAgain(): never {
   throw new TerminatedError();
 }
 
+/**
+ * For tests: notes in every census this thread knows that thread `threadId`'s OS thread is
+ * `entry` (os_thread.ts), as that thread does as it takes its owner id.
+ */
+export function noteOsThreadForTests(threadId: number, entry: number): void {
+  census();
+  for (const view of views) writeOsThread(view, threadId, entry);
+}
+
 /** Test-only: how many censuses this thread knows (one, once it has met any, in a process). */
 export function knownCensuses(): number {
   return views.length;

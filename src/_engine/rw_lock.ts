@@ -69,10 +69,11 @@
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
 import {
   checkSelf,
-  ownerDeclaredGone,
   ownerEnding,
   ownerGone,
   ownerId,
+  ownerMayBeInCall,
+  ownerOutOfCalls,
   TERMINATE_GRACE_MS,
 } from "./census.ts";
 import { ownerDead } from "./lock_block.ts";
@@ -167,7 +168,9 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   // to be free: another thread is reaping it (its mark, a negative owner, is there for a few
   // atomic operations), or its owner is recorded terminating and counts as gone within the
   // grace (ownerGone starts that clock at this thread's first look, so a thread that meets the
-  // end only now would otherwise find every seat live and throw). Bounded by twice the grace.
+  // end only now would otherwise find every seat live and throw), or is declared gone and may
+  // still be inside a call (a Deno zombie not yet seen running for RUN_PROOF_MS, a clock that
+  // this thread's first look starts too: reapReaders). Bounded by twice the grace.
   let deadline = 0;
   for (let pass = 0, soon = 0; pass < 2 || soon > 0; pass++) {
     if (pass >= 2) {
@@ -181,7 +184,7 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
       const owner = Atomics.load(i32, at + S_OWNER);
-      if (owner < 0 || (owner > 0 && ownerEnding(owner))) soon++;
+      if (owner < 0 || (owner > 0 && (ownerEnding(owner) || ownerMayBeInCall(owner)))) soon++;
       if (owner !== 0) continue;
       // The mark first, then the claim: a claim cut short after the mark (a stack overflow can
       // throw from any call) leaves a free seat below the mark, which costs scans a seat; the
@@ -736,11 +739,14 @@ function reapReaders(i32: Int32Array, base: number): boolean {
     if (owner === 0) continue;
     // A seat that holds no read lock is a seat, not a lock: a thread terminated and still there
     // (asleep for good in a wait of its own: Deno does not wake it) gives it up after the grace,
-    // else its seats would run out (census.ts ownerDeclaredGone). One that holds read locks
-    // keeps them while its thread runs (ownerGone).
-    const gone = (Atomics.load(i32, at + S_COUNT) & COUNT_MASK) === 0
-      ? ownerDeclaredGone
-      : ownerGone;
+    // else its seats would run out (census.ts ownerDeclaredGone), once it is in no call
+    // (ownerOutOfCalls): a Deno zombie descheduled in an rLock between its census check and its
+    // add, and not run since, adds to the seat when it runs, and reaped meanwhile, its add
+    // landed on a free seat (a read lock counted for no owner, which no reap takes out: every
+    // writer waited for good) or on its next owner's (helper-169). One seen running (in user
+    // code) is out of calls after RUN_PROOF_MS; readerSeat waits that out. One that holds read
+    // locks keeps them while its thread runs (ownerGone).
+    const gone = (Atomics.load(i32, at + S_COUNT) & COUNT_MASK) === 0 ? ownerOutOfCalls : ownerGone;
     if (owner > 0 ? !gone(owner) : owner !== -me && !gone(-owner)) continue;
     if (Atomics.compareExchange(i32, at + S_OWNER, owner, -me) !== owner) continue;
     let w = Atomics.load(i32, at + S_COUNT);
