@@ -353,6 +353,26 @@ describe("participant registry: adoptions", () => {
     map.close();
   });
 
+  it("a claimer that dies holding the OWNER of a reserved seat does not make the reservation dead", () => {
+    // A claimer that read the seat free, looked at CLAIM again (still free) and was descheduled
+    // before its take of OWNER from 0, takes it after a parent reserved the seat (OWNER back to 0
+    // once RESERVER is written), and would give it back once its claim failed; it dies first. Its
+    // gone id in OWNER made deadSeats take the reservation of a live parent (and of the worker
+    // about to adopt it) for dead, and a reap released it: the worker's attach then failed.
+    const { map, registry, load, store } = setup(4);
+    const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
+    const seat = handle.participant!;
+    assert.equal(load(seat, RESERVER), ownerId(), "the parent, alive, reserved it");
+    store(seat, OWNER, ghostOwner()); // the claimer's take of OWNER, then its death
+    assert.deepEqual(deadSeats(registry), [], "a live parent's reservation is not dead");
+    const ticket = adoptSeat(registry, seat, handle.generation!); // the worker attaches
+    assert.equal(load(seat, OWNER), ownerId());
+    assert.equal(ticket.index, seat);
+    release();
+    assert.equal(load(seat, RESERVER), 0, "cleared as the seat is released");
+    map.close();
+  });
+
   it("a worker descheduled in its adoption does not overwrite the OWNER of the seat's next claimer", () => {
     // A worker adopting its reserved seat moves the claim, then writes OWNER. Terminated and
     // descheduled between the two, its share is released after the grace and the seat may be

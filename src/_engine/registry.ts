@@ -71,7 +71,8 @@ export const RELEASER = 7;
  * The owner id of the thread that reserved the seat for a worker (a parent sharing the map),
  * stored as it reserves and read while the seat waits for the worker to adopt it: the worker
  * cannot attach once its parent is gone (the runtimes end a worker with the thread that started
- * it), so a reservation whose reserver is gone is a dead seat (deadSeats).
+ * it), so a reservation whose reserver is gone is a dead seat (deadSeats). Cleared (0) as the
+ * seat is released (finishRelease), so that it never names an earlier reservation's parent.
  */
 export const RESERVER = 8;
 /**
@@ -742,6 +743,7 @@ export function finishRelease(
   // statements from this check to the stores.
   checkAlive();
   Atomics.store(i32, at + OWNER, 0);
+  Atomics.store(i32, at + RESERVER, 0);
   Atomics.store(i32, at + PARKED, 0);
   Atomics.store(i32, at + ANNOUNCE, 0);
   // An orphan: a released seat with a retire list or a cache, for others to sweep.
@@ -919,8 +921,16 @@ export function deadSeats(registry: Registry): { index: number; generation: numb
     const claim = Atomics.load(i32, at + CLAIM);
     const state = claim & 3;
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
+    // A reservation is its RESERVER's, once written (from then on OWNER is 0, the parent's id
+    // for the instant before it clears it, or a stale claimer's that took it from 0 and gives it
+    // back once its claim fails: dead there, that claimer's id made a live parent's reservation
+    // dead, helper-169); before, its OWNER's, the parent that died before writing it. RESERVER
+    // is cleared as a seat is released, so that it is never an earlier reservation's.
     let owner = Atomics.load(i32, at + OWNER);
-    if (owner === 0) owner = Atomics.load(i32, at + RESERVER);
+    if (owner === 0 || state === SEAT_RESERVED) {
+      const reserver = Atomics.load(i32, at + RESERVER);
+      if (reserver !== 0) owner = reserver;
+    }
     if (owner !== 0 && ownerOutOfCalls(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
   return dead;
