@@ -986,12 +986,14 @@ export function censusDeaths(): number {
 const stopHooks = new Set<() => void>();
 
 /**
- * Calls `hook` when this thread enters the stopped state (see {@linkcode checkSelf}). Returns
- * what takes the hook back: a participant's close does, so that a thread that attaches and
- * closes maps for all its life keeps no hook of a closed one (each kept about 130 bytes of heap
- * for good: a pool worker's million tasks, 128 MB).
+ * Calls `hook` when this thread enters the stopped state (see {@linkcode checkSelf}), or at once
+ * if it has. Returns what takes the hook back: a participant's close does, so that a thread that
+ * attaches and closes maps for all its life keeps no hook of a closed one (each kept about 130
+ * bytes of heap for good: a pool worker's million tasks, 128 MB).
  */
 export function onStop(hook: () => void): () => void {
+  // A hook set once this thread has stopped (a new map's shared after its stop) runs at once.
+  if (fast.stopped) hook();
   stopHooks.add(hook);
   return () => {
     stopHooks.delete(hook);

@@ -126,6 +126,11 @@ const RETIRE_BATCH = 64;
 /** Entries of a sweep between two of its announcements (a power of two). */
 const SWEEP_ANNOUNCE_EVERY = 256;
 /**
+ * How many participants of a thread may wait for the end of the task to go offline before a
+ * new SyncMap takes the oldest offline early (Participant.shedOnline).
+ */
+const ONLINE_MAX = 64;
+/**
  * Most blocks a collect at a quiescent point ({@linkcode Participant}'s #quiesce, and
  * collectSoon's) frees from each list it sweeps: about a millisecond of frees here. A backlog
  * that a stalled participant held back (two million blocks after a second's stall,
@@ -390,17 +395,71 @@ export class Participant {
     }
   };
   /**
+   * This thread's participants that came online in this task, each to go offline as it ends
+   * ({@linkcode #flush}), in the order they came. A participant leaves it as it goes offline,
+   * closes, or is taken offline early ({@linkcode shedOnline}).
+   */
+  static readonly #dueOffline = new Set<Participant>();
+  /** {@linkcode #flush} is queued. */
+  static #flushQueued = false;
+  /** The microtask that takes this thread's participants offline as the task ends. */
+  static #flush = (): void => {
+    Participant.#flushQueued = false;
+    const due = Participant.#dueOffline;
+    // Deleted as it goes: one that comes online again meanwhile (a pause's wait does not run
+    // user code; a participant is added once per coming online) is added again, and visited.
+    for (const participant of due) {
+      due.delete(participant);
+      participant.#goOffline();
+    }
+  };
+
+  /**
+   * Takes the participants of this thread that came online in this task and are not in a call
+   * offline early, oldest first, when more than {@linkcode ONLINE_MAX} are: as the microtask
+   * would at the task's end, which the next call undoes. Called as a SyncMap is made, where no
+   * map's call is on the stack but one that runs user code (`busy`): a loop that makes, uses and
+   * drops maps in one task then keeps at most {@linkcode ONLINE_MAX} of them (and their memory)
+   * alive for their going offline, not every one. O(1) amortized: each pass takes half.
+   */
+  static shedOnline(): void {
+    const due = Participant.#dueOffline;
+    if (due.size <= ONLINE_MAX) return;
+    for (const participant of due) {
+      if (due.size <= ONLINE_MAX >> 1) break;
+      if (participant.#holds !== 0 || participant.busy?.() === true) continue;
+      due.delete(participant);
+      participant.#goOffline();
+    }
+  }
+
+  /** How many participants of this thread are due to go offline (tests). */
+  static dueOfflineCount(): number {
+    return Participant.#dueOffline.size;
+  }
+
+  /**
+   * Whether a call of this participant's object is running user code (SyncAccess.nested): the
+   * call is on the stack, and {@linkcode shedOnline} leaves the participant online.
+   */
+  busy: (() => boolean) | undefined;
+
+  /**
    * An error of work done for this participant outside its calls, thrown by the next call's
    * {@linkcode enter} (see {@linkcode defer}); null when none.
    */
   #deferred: { readonly error: unknown } | null = null;
   /** The microtask that goes offline is queued: one is enough, however often this comes online. */
   #offlineQueued = false;
-  /** Takes back the stop hook the constructor set (census.ts onStop). */
-  #offStop: () => void;
+  /** Takes back the stop hook {@linkcode watchStop} set (census.ts onStop); null before. */
+  #offStop: (() => void) | null = null;
 
-  /** Becomes the owner of the seat `ticket` claimed. */
-  constructor(registry: Registry, ticket: Ticket, free: Free) {
+  /**
+   * Becomes the owner of the seat `ticket` claimed. `watch`: whether to watch for this thread's
+   * stop at once ({@linkcode watchStop}); a new map's participant, whose memory nothing else
+   * reaches yet, is watched only once its memory is shared.
+   */
+  constructor(registry: Registry, ticket: Ticket, free: Free, watch = true) {
     const arena = registry.arena;
     this.arena = arena;
     this.registry = registry;
@@ -424,8 +483,23 @@ export class Participant {
     this.#cache = arena.i32[this.#seat + CACHE];
     // So may its cache: the cache's reads and writes do not reach it block by block.
     if (this.#cache !== 0) reachCache(arena, this.#cache);
-    // A thread found terminated stops using shared memory at its next call (census.ts).
-    const self = new WeakRef(this);
+    if (watch) this.watchStop();
+  }
+
+  /**
+   * Has this participant stop using shared memory at its next call once this thread is found
+   * terminated (census.ts onStop), or at once if it was. Once; not after {@linkcode close}.
+   *
+   * The hook holds this participant strongly, until its close takes the hook back: a WeakRef
+   * made here kept the participant, and with it the map's memory, alive to the end of the task
+   * that made it (ECMAScript AddToKeptObjects), so a loop that made and closed maps kept every
+   * one (helper-170). A participant whose object is collected unclosed is closed by the
+   * object's finalizer (maps/_sync_attached.ts), which holds it as strongly; one whose memory
+   * nothing else can reach (a new map whose handle was never read) sets no hook, and goes with
+   * its object.
+   */
+  watchStop(): void {
+    if (this.#offStop !== null || this.#closed) return;
     // Both tokens made to match no claim word, written out: no call between the hook's entry
     // and them, where a stack overflow would leave the tokens valid. The read token is -2, not
     // -1 (which says the hand word is raised): a write under way may go on to its step's end
@@ -433,11 +507,8 @@ export class Participant {
     // raiseHand must still raise the word (helper-139). Not raised here: a Deno zombie stopped
     // at a read's quiescent point holds nothing, and its death needs no sweep.
     this.#offStop = onStop(() => {
-      const participant = self.deref();
-      if (participant !== undefined) {
-        participant.#token = -1;
-        participant.#readToken = -2;
-      }
+      this.#token = -1;
+      this.#readToken = -2;
     });
   }
 
@@ -1400,8 +1471,10 @@ export class Participant {
       this.#closeSeat();
     } finally {
       // Closed, it touches shared memory no more: nothing to stop. Not before: a thread found
-      // terminated in the middle of the close stops this participant through the hook.
-      this.#offStop();
+      // terminated in the middle of the close stops this participant through the hook. Nor to
+      // take offline (withdrawn): nothing of this thread's holds it from then on.
+      this.#offStop?.();
+      Participant.#dueOffline.delete(this);
     }
   }
 
@@ -1745,8 +1818,15 @@ export class Participant {
       // participant offline and the note down, and the next call comes online and queues it.
       // Queued after the announcement, or noted first, it left this participant announced
       // while idle, for good, holding reclamation and every stop of the world back
-      // (helper-109). Queued and not yet online, the microtask finds nothing to do.
-      queueMicrotask(this.#goOffline);
+      // (helper-109). Queued and not yet online, the microtask finds nothing to do. One
+      // microtask for the thread's participants (#flush), not one each: what a microtask holds
+      // stays alive until it runs, and a loop that used and dropped maps in one task kept every
+      // one, its memory with it (helper-170); the set can let go of them (#close, shedOnline).
+      Participant.#dueOffline.add(this);
+      if (!Participant.#flushQueued) {
+        queueMicrotask(Participant.#flush);
+        Participant.#flushQueued = true;
+      }
       this.#offlineQueued = true;
     }
     const i32 = this.arena.i32;

@@ -98,7 +98,12 @@ export class SyncAccess<K, V> {
    */
   readonly #toValue: (value: unknown, p: Probe) => void;
 
-  constructor(opened: OpenedSyncMap<K, V>) {
+  /**
+   * `shared`: whether the map's memory may already reach another object (attached from a
+   * handle); a new map's participant watches for this thread's stop only once it is shared
+   * (Participant.watchStop, called by the SyncMap as its handle leaves it).
+   */
+  constructor(opened: OpenedSyncMap<K, V>, shared = true) {
     this.arena = opened.arena;
     this.keys = opened.keys;
     this.values = opened.values;
@@ -108,8 +113,10 @@ export class SyncAccess<K, V> {
       registryOf(this.arena),
       opened.ticket,
       (tag) => this.core.free(tag),
+      shared,
     );
     this.participant = participant;
+    participant.busy = () => this.#inUser !== 0;
     this.core = new SyncCore(this.arena, participant, slotsAsFloat64(values));
     this.entries.onWrap = () => this.probe.keyCache?.clear();
     participant.onDeaths = () => reapDead(this.core);

@@ -23,6 +23,21 @@
  * gets the object that adopted that seat, if it is still live in this thread; otherwise it
  * adopts the seat, as before.
  *
+ * An object made by `new SyncMap()` is listed only once its memory can reach another object:
+ * when its `handle` is read or it is shared with a worker (`noteAttached`). Until then no attach
+ * can find its memory (the handle is the only way out), and nothing else in this thread, or in
+ * another, can reach it: it needs no entry, no finalizer and no stop hook (census.ts), so one
+ * that is dropped or closed is freed by the next garbage collection, and making one costs the
+ * same however many exist. An entry is found by its map's hash seed, in O(1) however many are
+ * listed, and by its object through `listedObjects`.
+ *
+ * Nothing in a listed entry keeps its object: a WeakRef keeps its target alive until the job
+ * that made it (or last called its `deref()`) ends (ECMAScript AddToKeptObjects), so an entry
+ * reaches its object through a WeakRef to a cell (`Cell`), which `close()` empties. A loop that
+ * made 30,000 maps in one task, each listed and WeakRef'd at construction, closed or not, kept
+ * every one and its SharedArrayBuffer until the task ended (and walked the whole list at each
+ * construction): the process ran out of memory or of memory mappings (helper-166).
+ *
  * Nothing here is shared memory: each thread has its own list.
  *
  * @module
@@ -32,11 +47,32 @@ import { type Arena, sameMemory } from "../_engine/arena.ts";
 import type { Participant } from "../_engine/reclaim.ts";
 import { type SlotCodec, UserSlots } from "../_engine/slots.ts";
 
+/** What an entry needs of its object's state (the object's SyncAccess). */
+interface State {
+  readonly participant: Participant;
+  readonly arena: Arena;
+  readonly keys: SlotCodec<unknown>;
+  readonly values: SlotCodec<unknown>;
+}
+
+/**
+ * What an entry reaches its object through, weakly: the object keeps its cell (`listedObjects`), and
+ * the cell keeps the object until its last close. `close()`'s last attach empties it, so that a
+ * cell kept alive to the end of the job by its WeakRef reaches nothing of a closed object.
+ */
+interface Cell {
+  object: object | undefined;
+  state: State | undefined;
+}
+
 interface Attached {
   /** Weak: an object nobody holds goes (and its seat with it: see `collected`). */
-  readonly object: WeakRef<object>;
-  /** The object's participant and arena; weak as well (the object holds them). */
-  readonly state: WeakRef<{ readonly participant: Participant; readonly arena: Arena }>;
+  readonly cell: WeakRef<Cell>;
+  /**
+   * The object's participant, for `collected` to close when the object goes unclosed; it does
+   * not reach the object. Cleared when the entry leaves the list.
+   */
+  participant: Participant | undefined;
   readonly seed0: number;
   readonly seed1: number;
   readonly keys: unknown;
@@ -45,19 +81,38 @@ interface Attached {
   attaches: number;
 }
 
-const live: Attached[] = [];
+/** The listed entries by their map's first hash seed: a lookup reads its map's entries only. */
+const bySeed = new Map<number, Attached[]>();
+/** Each listed object's cell and entry; they live as long as the object (a WeakMap's key). */
+const listedObjects = new WeakMap<object, { readonly cell: Cell; readonly entry: Attached }>();
+/** How many entries are listed (tests). */
+let listedCount = 0;
+
+/** Takes `at` off the list (once), and drops what it holds. */
+function unlist(at: Attached): void {
+  const bucket = bySeed.get(at.seed0);
+  const i = bucket === undefined ? -1 : bucket.indexOf(at);
+  if (i < 0) return;
+  // Spliced, not swapped with the last: the newest entry is found first, as it always was.
+  bucket!.splice(i, 1);
+  if (bucket!.length === 0) bySeed.delete(at.seed0);
+  listedCount--;
+  at.participant = undefined;
+}
 
 /**
  * Closes the participant of an object collected without its last `close()`: otherwise its seat
  * would stay taken until its thread ends, and a thread whose tasks attach and drop the map
- * would take a seat every time the collector ran. The participant does not reach its object
- * (the object reaches it), so holding it here does not keep the object. A finalizer runs as a
+ * would take a seat every time the collector ran. The entry does not reach its object (the
+ * object reaches it), so holding it here does not keep the object. A finalizer runs as a
  * task of its own, never inside a call. What its close throws has no caller to reach: the
  * seat is then left to the thread's end, as before.
  */
-const collected = new FinalizationRegistry<Participant>((participant) => {
+const collected = new FinalizationRegistry<Attached>((at) => {
+  const participant = at.participant;
+  unlist(at);
   try {
-    participant.close();
+    participant?.close();
   } catch {
     // See above.
   }
@@ -68,34 +123,37 @@ function codecIdentity(slots: SlotCodec<unknown>): unknown {
   return slots instanceof UserSlots ? slots.codec : null;
 }
 
-/** Records `object`, just made over `state`'s participant seat, as attached once. */
-export function noteAttached(
-  object: object,
-  state: { readonly participant: Participant; readonly arena: Arena },
-  keys: SlotCodec<unknown>,
-  values: SlotCodec<unknown>,
-): void {
-  collected.register(object, state.participant, object);
-  // Entries of collected objects go here too, not only when an attach walks the list.
-  for (let i = live.length - 1; i >= 0; i--) {
-    if (live[i].object.deref() === undefined) live.splice(i, 1);
-  }
-  live.push({
-    object: new WeakRef(object),
-    state: new WeakRef(state),
+/**
+ * Records `object`, made over `state`'s participant seat, as attached once: at construction for
+ * an attached object, when its memory first leaves it for one made by `new SyncMap()`
+ * (`SyncMap.handle`, a share with a worker). Does nothing for an object listed already, or one
+ * whose seat is no longer its own (closed). Costs O(1), however many objects are listed.
+ */
+export function noteAttached(object: object, state: State): void {
+  if (listedObjects.has(object) || !state.participant.holdsSeat) return;
+  const cell: Cell = { object, state };
+  const entry: Attached = {
+    cell: new WeakRef(cell),
+    participant: state.participant,
     seed0: state.arena.seed0,
     seed1: state.arena.seed1,
-    keys: codecIdentity(keys),
-    values: codecIdentity(values),
+    keys: codecIdentity(state.keys),
+    values: codecIdentity(state.values),
     attaches: 1,
-  });
+  };
+  listedObjects.set(object, { cell, entry });
+  const bucket = bySeed.get(entry.seed0);
+  if (bucket === undefined) bySeed.set(entry.seed0, [entry]);
+  else bucket.push(entry);
+  listedCount++;
+  collected.register(object, entry, object);
 }
 
 /**
  * This thread's live object for the map `arena` views, with these codecs, counted attached once
  * more; or undefined. With `seat` (a reserved seat's index and generation), only the object that
- * adopted that seat. Entries whose object was collected, or whose seat is no longer theirs
- * (closed, or released by an adapter), are dropped on the way.
+ * adopted that seat. Entries of the map whose object was collected, or whose seat is no longer
+ * theirs (closed, or released by an adapter), are dropped on the way.
  */
 export function attachedAgain(
   arena: Arena,
@@ -103,18 +161,21 @@ export function attachedAgain(
   values: SlotCodec<unknown>,
   seat: { index: number; generation: number } | undefined,
 ): object | undefined {
+  const bucket = bySeed.get(arena.seed0);
+  if (bucket === undefined) return undefined;
   const k = codecIdentity(keys);
   const v = codecIdentity(values);
-  for (let i = live.length - 1; i >= 0; i--) {
-    const at = live[i];
-    const object = at.object.deref();
-    const state = at.state.deref();
+  for (let i = bucket.length - 1; i >= 0; i--) {
+    const at = bucket[i];
+    const cell = at.cell.deref();
+    const object = cell?.object;
+    const state = cell?.state;
     if (object === undefined || state === undefined || !state.participant.holdsSeat) {
-      live.splice(i, 1);
+      unlist(at);
       continue;
     }
     if (
-      at.seed0 !== arena.seed0 || at.seed1 !== arena.seed1 || at.keys !== k || at.values !== v ||
+      at.seed1 !== arena.seed1 || at.keys !== k || at.values !== v ||
       !sameMemory(state.arena, arena)
     ) {
       continue;
@@ -129,28 +190,34 @@ export function attachedAgain(
   return undefined;
 }
 
-/** The listed entry of `object`, or undefined. */
-function entryOf(object: object): Attached | undefined {
-  return live.find((at) => at.object.deref() === object);
-}
-
 /**
  * Whether closing `object` now would close its last attach (or it is not listed): the close
  * that gives its seat back.
  */
 export function lastAttach(object: object): boolean {
-  const at = entryOf(object);
+  const at = listedObjects.get(object)?.entry;
   return at === undefined || at.attaches <= 1;
 }
 
 /**
  * Counts one attach of `object` closed. Returns true when it was the last (or the object is not
- * listed): the caller then closes its participant.
+ * listed): the caller then closes its participant. The last takes the object off the list and
+ * empties its cell, so that nothing here holds it or its memory from then on.
  */
 export function closeAttach(object: object): boolean {
-  const at = entryOf(object);
-  if (at !== undefined && --at.attaches > 0) return false;
-  if (at !== undefined) live.splice(live.indexOf(at), 1);
+  const listed = listedObjects.get(object);
+  if (listed === undefined) return true;
+  const { cell, entry } = listed;
+  if (--entry.attaches > 0) return false;
+  unlist(entry);
+  listedObjects.delete(object);
+  cell.object = undefined;
+  cell.state = undefined;
   collected.unregister(object);
   return true;
+}
+
+/** How many objects this thread lists (tests). */
+export function listedCountForTests(): number {
+  return listedCount;
 }

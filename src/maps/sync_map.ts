@@ -6,7 +6,7 @@
 
 import { census } from "../_engine/census.ts";
 import { isNumberSlot, keyNumberWords } from "../_engine/slots.ts";
-import { CLEAR_RETIRES, holding } from "../_engine/reclaim.ts";
+import { CLEAR_RETIRES, holding, Participant } from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
 import { CANCEL, DELETE } from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
@@ -178,11 +178,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Makes a new, empty map in a new SharedArrayBuffer. */
   constructor(options: SyncMapOptions<K, V> = {}) {
     // SyncMap.attach passes what it attached to in place of the options.
-    const opened = options instanceof OpenedSyncMap
-      ? options as OpenedSyncMap<K, V>
-      : createSyncMap(options);
-    this.#s = new SyncAccess(opened);
-    noteAttached(this, this.#s, opened.keys, opened.values);
+    // Participants of maps used in this task and dropped go offline early past a bound.
+    Participant.shedOnline();
+    const attached = options instanceof OpenedSyncMap;
+    const opened = attached ? options as OpenedSyncMap<K, V> : createSyncMap(options);
+    this.#s = new SyncAccess(opened, attached);
+    // A new map is listed once its memory leaves this object (`handle`, shareSyncMap): until
+    // then nothing can attach to it, and nothing here holds it (maps/_sync_attached.ts).
+    if (attached) noteAttached(this, this.#s as SyncAccess<unknown, unknown>);
   }
 
   /**
@@ -224,6 +227,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   get handle(): SyncMapHandle {
+    shared(this.#s, this);
     return { kind: "SyncMap", buffer: this.#s.arena.buffer, census: census() };
   }
 
@@ -876,7 +880,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 export function shareSyncMap(
   map: SyncMap<never, never>,
 ): { handle: SyncMapHandle; release: (graceMs?: number) => void } {
-  const { handle, release } = reserveSeat(accessOf(map));
+  const s = accessOf(map);
+  const { handle, release } = reserveSeat(s);
+  shared(s, map);
   // The release may run the map's steps after the caller dropped `map` (a worker that ended
   // holding its mutex is rolled back): it holds `map`, so that no finalizer closes the
   // participant under it first (maps/_sync_attached.ts).
@@ -897,6 +903,16 @@ export function syncAccessOf<K, V>(map: SyncMap<K, V>): SyncAccess<K, V> {
 /** Internal, for tests: `map`'s iteration keys (_iteration_keys.ts). */
 export function iterationKeysOf<K>(map: SyncMap<K, unknown>): IterationKeys<K> {
   return accessOf(map as SyncMap<never, never>).iterationKeys as IterationKeys<K>;
+}
+
+/**
+ * Notes that the memory of `map`, whose state is `s`, has left it (a handle read, a share): it
+ * is listed for attaches to find (maps/_sync_attached.ts), and its participant stops with this
+ * thread (census.ts onStop). Once per object; a closed one is not listed.
+ */
+function shared(s: SyncAccess<unknown, unknown>, map: object): void {
+  s.participant.watchStop();
+  noteAttached(map, s);
 }
 
 /** Does nothing with `object`: a closure that calls it holds it. */
