@@ -15,8 +15,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { SyncMap } from "../mod.ts";
+import { GoMap, SyncMap } from "../mod.ts";
+import { recheckMappingsForTests } from "../src/_engine/arena.ts";
 import { stopHookCount } from "../src/_engine/census.ts";
+import { memoryMappings, setMaxMappingsForTests } from "../src/_engine/os_thread.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
 import { listedCountForTests } from "../src/maps/_sync_attached.ts";
 import { runChild } from "./fixtures/child.ts";
@@ -129,4 +131,29 @@ describe("SyncMaps made in one task", () => {
     assert.equal(code, 0, `the child died:\n${stderr.slice(-2000)}`);
     assert.match(stdout, /^done \d+/);
   });
+});
+
+test("a map that would take the process near vm.max_map_count throws a RangeError", (t) => {
+  // Past the limit the runtime ends the process wherever its next mapping fails (V8 "heap out of
+  // memory", Bun "mprotect failed"): at about 30,000 live maps with the default maxBytes. Here
+  // the limit is made out to be 100 maps' mappings away.
+  const mappings = memoryMappings();
+  if (mappings === undefined) return t.skip("no /proc/self/maps to count");
+  setMaxMappingsForTests(mappings.used + 4096 + 200);
+  recheckMappingsForTests();
+  const maps: (GoMap<number, number> | SyncMap<number, number>)[] = [];
+  try {
+    assert.throws(() => {
+      for (let i = 0; i < 1_000; i++) {
+        maps.push(i % 2 === 0 ? new GoMap<number, number>() : new SyncMap<number, number>());
+      }
+    }, /^RangeError: cannot make another map: the process uses \d+ of its \d+ memory mappings/);
+    assert.ok(maps.length >= 50 && maps.length <= 110, `${maps.length} maps made`);
+    // A 64 KiB map takes no mapping of its own: made however near the limit.
+    new SyncMap({ maxBytes: 65536 }).close();
+  } finally {
+    setMaxMappingsForTests(undefined);
+    recheckMappingsForTests();
+    for (const m of maps) if (m instanceof SyncMap) m.close();
+  }
 });

@@ -40,6 +40,7 @@ import { HashMemo } from "./hash_memo.ts";
 import { describe, withArticle } from "../_describe.ts";
 import { MAX_MAP_BYTES } from "../errors.ts";
 import { Journal, journalWords } from "./journal.ts";
+import { memoryMappings } from "./os_thread.ts";
 
 /** "SMAP" read as a little-endian 32-bit word. */
 const MAGIC = 0x50414d53;
@@ -82,6 +83,50 @@ export const HEADER_BYTES = roundUp(
 const MAX_BYTES_LIMIT = MAX_MAP_BYTES;
 /** The default maxBytes: generous, since a growable buffer only reserves address space. */
 const DEFAULT_MAX_BYTES = 2 ** 30;
+
+/**
+ * The memory mappings (Linux's vm.max_map_count, 65,530 by default) left to the runtime when a
+ * growable map is refused: its heap grows by mappings too, and one it cannot make ends the
+ * process (V8 "Fatal JavaScript out of memory", Bun "mprotect failed").
+ */
+const MAPPINGS_RESERVE = 4096;
+/** Growable arenas this thread may make before it counts the process's mappings again. */
+let untilMappingsCheck = 0;
+
+/** Test-only: counts the mappings again at the next growable arena. */
+export function recheckMappingsForTests(): void {
+  untilMappingsCheck = 0;
+}
+
+/**
+ * Throws a RangeError when the process is near its limit of memory mappings, before a growable
+ * arena takes two more (its reserved range, split where it is committed): past the limit the
+ * runtime ends the process wherever its next mapping fails, with no error to catch (about
+ * 30,000 maps alive with the default maxBytes; a 64 KiB map does not grow, and takes none).
+ * Counted every so many arenas, more often as the limit nears: at most 1,024 arenas apart (a
+ * count reads all of /proc/self/maps). Where they cannot be counted (not Linux, Deno without
+ * read permission for /proc), nothing is checked.
+ */
+function checkMappings(): void {
+  if (--untilMappingsCheck > 0) return;
+  const mappings = memoryMappings();
+  if (mappings === undefined) {
+    untilMappingsCheck = Infinity;
+    return;
+  }
+  const left = mappings.max - MAPPINGS_RESERVE - mappings.used;
+  // A map takes two: a count every left / 8 maps leaves half the margin to other threads.
+  untilMappingsCheck = Math.max(1, Math.min(1024, Math.floor(left / 8)));
+  if (left < 2) {
+    throw new RangeError(
+      `cannot make another map: the process uses ${mappings.used} of its ${mappings.max} ` +
+        `memory mappings (vm.max_map_count), and a map whose maxBytes exceeds 65536 takes two; ` +
+        `close maps (a closed map's are freed by the next garbage collection), make them with ` +
+        `maxBytes 65536, or raise vm.max_map_count`,
+    );
+  }
+}
+
 const INITIAL_BYTES = 64 * 1024;
 
 const KIND_NAMES: Record<number, string> = { [KIND_GO_MAP]: "GoMap", [KIND_SYNC_MAP]: "SyncMap" };
@@ -137,6 +182,7 @@ export class Arena {
     if (initial < HEADER_BYTES + 4096) {
       throw new RangeError(`maxBytes must be at least ${HEADER_BYTES + 4096}, got ${maxBytes}`);
     }
+    if (initial < maxBytes) checkMappings();
     const buffer = new SharedArrayBuffer(initial, { maxByteLength: maxBytes });
     const i32 = new Int32Array(buffer, 0, HEADER_BYTES >> 2);
     i32[H_VERSION] = LAYOUT_VERSION;

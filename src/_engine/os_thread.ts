@@ -93,6 +93,45 @@ function readable(path: string): boolean {
   }
 }
 
+/** vm.max_map_count, read once: undefined until read, 0 where it cannot be. */
+let maxMappings: number | undefined;
+
+/**
+ * How many memory mappings this process has (the lines of /proc/self/maps) and how many Linux
+ * allows it (vm.max_map_count); undefined where they cannot be read (not Linux, no `node:fs`,
+ * Deno without read permission for /proc). A growable SharedArrayBuffer takes its own mappings
+ * (arena.ts `checkMappings`), and a process past the limit is ended by the runtime wherever
+ * its next mapping fails, its heap's included: no error a caller could catch.
+ */
+export function memoryMappings(): { used: number; max: number } | undefined {
+  if (maxMappings === undefined) {
+    maxMappings = 0;
+    try {
+      if (proc.present && readable("/proc/sys/vm/max_map_count") && readable("/proc/self/maps")) {
+        const max = Number(proc.readText("/proc/sys/vm/max_map_count").trim());
+        if (Number.isSafeInteger(max) && max > 0) maxMappings = max;
+      }
+    } catch {
+      // Unreadable: no check.
+    }
+  }
+  if (maxMappings === 0) return undefined;
+  let text: string;
+  try {
+    text = proc.readText("/proc/self/maps");
+  } catch {
+    return undefined;
+  }
+  let used = 0;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) used++;
+  return { used, max: maxMappings };
+}
+
+/** Test-only: takes `max` for vm.max_map_count (undefined: reads it again). */
+export function setMaxMappingsForTests(max: number | undefined): void {
+  maxMappings = max;
+}
+
 /** A thread's start time, modulo 1,024, from the text of its /proc `stat` file; -1 if unreadable. */
 function startOf(stat: string): number {
   // Field 22; the name (field 2, in parentheses) may hold spaces and parentheses itself.

@@ -1471,10 +1471,11 @@ export class Participant {
       this.#closeSeat();
     } finally {
       // Closed, it touches shared memory no more: nothing to stop. Not before: a thread found
-      // terminated in the middle of the close stops this participant through the hook. Nor to
-      // take offline (withdrawn): nothing of this thread's holds it from then on.
+      // terminated in the middle of the close stops this participant through the hook. Nor,
+      // withdrawn, to take offline: nothing of this thread's holds it from then on. (A close
+      // cut short while announced leaves it to the microtask, which finds the seat released.)
       this.#offStop?.();
-      Participant.#dueOffline.delete(this);
+      if (!this.#online) Participant.#dueOffline.delete(this);
     }
   }
 
