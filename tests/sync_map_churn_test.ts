@@ -137,6 +137,7 @@ test("a map that would take the process near vm.max_map_count throws a RangeErro
   // Past the limit the runtime ends the process wherever its next mapping fails (V8 "heap out of
   // memory", Bun "mprotect failed"): at about 30,000 live maps with the default maxBytes. Here
   // the limit is made out to be 100 maps' mappings away.
+  collector()(); // the earlier tests' maps: their mappings would go at the first count's collection
   const mappings = memoryMappings();
   if (mappings === undefined) return t.skip("no /proc/self/maps to count");
   setMaxMappingsForTests(mappings.used + 4096 + 200);
@@ -148,7 +149,8 @@ test("a map that would take the process near vm.max_map_count throws a RangeErro
         maps.push(i % 2 === 0 ? new GoMap<number, number>() : new SyncMap<number, number>());
       }
     }, /^RangeError: cannot make another map: the process uses \d+ of its \d+ memory mappings/);
-    assert.ok(maps.length >= 50 && maps.length <= 110, `${maps.length} maps made`);
+    // About 100, more for maps of other tests that the count's collection freed meanwhile.
+    assert.ok(maps.length >= 50 && maps.length < 500, `${maps.length} maps made`);
     // A 64 KiB map takes no mapping of its own: made however near the limit.
     new SyncMap({ maxBytes: 65536 }).close();
   } finally {
