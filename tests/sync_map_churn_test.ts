@@ -21,6 +21,7 @@ import { stopHookCount } from "../src/_engine/census.ts";
 import { memoryMappings, setMaxMappingsForTests } from "../src/_engine/os_thread.ts";
 import { Participant } from "../src/_engine/reclaim.ts";
 import { listedCountForTests } from "../src/maps/_sync_attached.ts";
+import { attachOwnSeat } from "../src/maps/sync_map.ts";
 import { runChild } from "./fixtures/child.ts";
 
 /** A full garbage collection where the runtime offers one (Bun; V8 through its flags). */
@@ -121,6 +122,28 @@ describe("SyncMaps made in one task", () => {
     await until(() => freed >= N - 64);
     // The dropped maps of the last 64 used wait for the end of the task to go offline.
     assert.ok(freed >= N - 64, `${freed} of ${N} freed by a collection in their task`);
+  });
+
+  test("attached objects dropped unclosed give back their stop hooks once collected", async () => {
+    // A stop hook holds its participant strongly now (a WeakRef would keep it to the task's
+    // end): the object's finalizer closes the participant, which takes the hook back.
+    const gc = collector();
+    const m = new SyncMap<number, number>();
+    const handle = m.handle;
+    const hooks = stopHookCount();
+    const listed = listedCountForTests();
+    for (let i = 0; i < 5; i++) {
+      // A seat of its own: SyncMap.attach would give back `m`, this thread's live object.
+      attachOwnSeat<number, number>(structuredClone(handle)).store(i, i);
+      assert.equal(stopHookCount(), hooks + 1);
+      await new Promise((r) => setTimeout(r, 0)); // the task ends: nothing holds it
+      gc();
+      await until(() => stopHookCount() === hooks);
+      assert.equal(stopHookCount(), hooks, `attach ${i}: its hook kept`);
+      assert.equal(listedCountForTests(), listed, `attach ${i}: still listed`);
+    }
+    assert.equal(m.size, 5);
+    m.close();
   });
 
   test("a loop that makes and closes or drops 40,000 maps ends", { timeout: 300_000 }, async () => {

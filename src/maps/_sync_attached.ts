@@ -69,8 +69,9 @@ interface Attached {
   /** Weak: an object nobody holds goes (and its seat with it: see `collected`). */
   readonly cell: WeakRef<Cell>;
   /**
-   * The object's participant, for `collected` to close when the object goes unclosed; it does
-   * not reach the object. Cleared when the entry leaves the list.
+   * The object's participant, for `collected` to close when the object goes unclosed (also
+   * once the entry left the list for a seat no longer its own: the close takes its stop hook
+   * back); it does not reach the object. Cleared by the last `close()`.
    */
   participant: Participant | undefined;
   readonly seed0: number;
@@ -88,7 +89,7 @@ const listedObjects = new WeakMap<object, { readonly cell: Cell; readonly entry:
 /** How many entries are listed (tests). */
 let listedCount = 0;
 
-/** Takes `at` off the list (once), and drops what it holds. */
+/** Takes `at` off the list (once). */
 function unlist(at: Attached): void {
   const bucket = bySeed.get(at.seed0);
   const i = bucket === undefined ? -1 : bucket.indexOf(at);
@@ -97,7 +98,6 @@ function unlist(at: Attached): void {
   bucket!.splice(i, 1);
   if (bucket!.length === 0) bySeed.delete(at.seed0);
   listedCount--;
-  at.participant = undefined;
 }
 
 /**
@@ -213,6 +213,7 @@ export function closeAttach(object: object): boolean {
   listedObjects.delete(object);
   cell.object = undefined;
   cell.state = undefined;
+  entry.participant = undefined;
   collected.unregister(object);
   return true;
 }
