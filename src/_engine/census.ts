@@ -451,10 +451,13 @@ function checkThreadId(threadId: number): void {
 
 /** A Deno web worker: `threadId` is 0 there, as on the main thread. */
 function needsOwnId(): boolean {
-  const g = globalThis as { WorkerGlobalScope?: unknown };
-  return runtimeThreadId === 0 && RUNTIME === "deno" &&
-    typeof g.WorkerGlobalScope === "function" &&
-    globalThis instanceof (g.WorkerGlobalScope as abstract new () => unknown);
+  return runtimeThreadId === 0 && RUNTIME === "deno" && inWorkerScope();
+}
+
+/** Whether this thread runs a web worker's global scope (Deno's and Bun's web workers). */
+export function inWorkerScope(): boolean {
+  const scope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
+  return typeof scope === "function" && globalThis instanceof scope;
 }
 
 /** This thread's id: the runtime's `threadId`, or one from the census (Deno web workers). */
@@ -1040,16 +1043,9 @@ function stop(): never {
  * and all, which `terminate()` cannot. Null elsewhere (a main thread's `close()` would end the
  * process, and is never needed: a main thread is never terminated).
  */
-const denoWebClose: (() => void) | null = RUNTIME === "deno" && parentPort === null &&
-    inWorkerScope()
+const denoWebClose: (() => void) | null = needsOwnId()
   ? (globalThis as unknown as { close: () => void }).close
   : null;
-
-/** Whether this thread runs a web worker's global scope (Deno's and Bun's web workers). */
-function inWorkerScope(): boolean {
-  const scope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
-  return typeof scope === "function" && globalThis instanceof scope;
-}
 
 /**
  * Calls a stopped Deno web worker may make, each throwing TerminatedError again, before the

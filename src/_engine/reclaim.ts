@@ -450,12 +450,8 @@ export class Participant {
     if (at < 0 || due[at] !== this) return;
     this.#dueAt = -1;
     due[at] = null;
-    if (at === Participant.#dueLength - 1) {
-      Participant.#dueLength = at;
-    } else {
-      due[at] = null;
-      Participant.#dueHoles++;
-    }
+    if (at === Participant.#dueLength - 1) Participant.#dueLength = at;
+    else Participant.#dueHoles++;
   }
 
   /**

@@ -295,7 +295,7 @@ function take(registry: Registry, state: number): Ticket {
     let lost = false;
     for (let i = 0; i < registry.count; i++) {
       const at = registry.seats + i * SEAT_WORDS;
-      if ((Atomics.load(i32, at + CLAIM) & 3) !== SEAT_FREE) continue;
+      if (stateOf(Atomics.load(i32, at + CLAIM)) !== SEAT_FREE) continue;
       // The high-water mark first, then the claim, as rw_lock.ts's readerSeat does: a claimer
       // stopped between the two (dead, or a stack overflow, which can throw from any call) leaves
       // a free seat below the mark, which costs scans a seat; the other order left a seat claimed
@@ -550,14 +550,9 @@ export function releaseSeat(
     // generation's and not yet being released.
     const taken = awaitReleaser(i32, at, generation, retried ? 0 : RELEASER_WAIT_MS);
     if (taken === undefined) {
-      const timer = setTimeout(() => {
-        try {
-          releaseSeat(registry, index, generation, graceMs, onReleased, onError, true);
-        } catch (error) {
-          onError?.(error);
-        }
-      }, RELEASE_RETRY_MS);
-      unrefTimer(timer);
+      later(RELEASE_RETRY_MS, onError, () => {
+        releaseSeat(registry, index, generation, graceMs, onReleased, onError, true);
+      });
     }
     if (taken !== true) return;
   }
@@ -583,19 +578,13 @@ export function releaseSeat(
   // With a grace, the owner (a worker its runtime has not stopped yet) finds its token stale
   // at its next call at once, while whatever call it is inside keeps its protection.
   if (graceMs > 0) {
-    const timer = setTimeout(() => {
-      try {
-        // Unless finished meanwhile: by a reap of this thread once the owner was gone
-        // (stuckReleases), or by another thread that took it over from a releaser it found
-        // gone, the seat perhaps claimed and released again since.
-        if (Atomics.load(i32, at + CLAIM) !== (next | SEAT_RELEASING)) return;
-        finishRelease(registry, index, onReleased, onError);
-      } catch (error) {
-        onError?.(error);
-      }
-    }, graceMs);
-    // Nothing left to release for once the process is done: it must not keep it alive.
-    unrefTimer(timer);
+    later(graceMs, onError, () => {
+      // Unless finished meanwhile: by a reap of this thread once the owner was gone
+      // (stuckReleases), or by another thread that took it over from a releaser it found gone,
+      // the seat perhaps claimed and released again since.
+      if (Atomics.load(i32, at + CLAIM) !== (next | SEAT_RELEASING)) return;
+      finishRelease(registry, index, onReleased, onError);
+    });
   } else {
     finishRelease(registry, index, onReleased, onError);
   }
@@ -607,10 +596,11 @@ const RELEASER_WAIT_MS = 20;
 /**
  * For a release of claim `generation` of the seat at `at` that found RELEASER held by another
  * live thread: waits for the word, up to `waitMs` (a hundred spins at least), while the claim is
- * still that generation's, unreleased (in use or reserved). Such a hold is a few steps long: a releaser of the seat's last claim between its
- * FREE and its clearing (a claimer clears that one: claimFree), a thread that read an old release
- * and takes its word to find it finished and gives it back (takeRelease, a late releaseSeat), or
- * a release of this very claim about to move it to RELEASING. Dropped, the release of a closing
+ * still that generation's, unreleased (in use or reserved). Such a hold is a few steps long: a
+ * releaser of the seat's last claim between its FREE and its clearing (a claimer clears that
+ * one: claimFree), a thread that read an old release and takes its word to find it finished and
+ * gives it back (takeRelease, a late releaseSeat), or a release of this very claim about to move
+ * it to RELEASING. Dropped, the release of a closing
  * owner left its seat in use for good. True once the word is the caller's; false once the claim
  * has moved on (released by the holder, whose release it is); undefined if the wait ran out.
  */
@@ -773,15 +763,31 @@ function finishLater(
   // A hint for the retries, which finish it; a sweep only if its end finds the owner may have
   // held blocks in hand (onReleased). Never lowers a sweep already due.
   Atomics.compareExchange(i32, registry.sweepWord, 0, RELEASES_PUT_OFF);
+  later(RELEASE_RETRY_MS, onError, () => {
+    if (Atomics.load(i32, at + CLAIM) !== claim) return;
+    if (!takeRelease(i32, at, claim, false)) return;
+    finishRelease(registry, index, onReleased, onError);
+  });
+}
+
+/**
+ * Runs a release's `work` `ms` from now, in a timer that does not keep the process alive (once
+ * the process is done, nothing is left to release for). What `work` throws goes to `onError`,
+ * or is dropped without one: a timer's callback must not throw (the host would end the
+ * process).
+ */
+function later(
+  ms: number,
+  onError: ((error: unknown) => void) | undefined,
+  work: () => void,
+): void {
   const timer = setTimeout(() => {
     try {
-      if (Atomics.load(i32, at + CLAIM) !== claim) return;
-      if (!takeRelease(i32, at, claim, false)) return;
-      finishRelease(registry, index, onReleased, onError);
+      work();
     } catch (error) {
       onError?.(error);
     }
-  }, RELEASE_RETRY_MS);
+  }, ms);
   unrefTimer(timer);
 }
 

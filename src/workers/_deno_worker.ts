@@ -17,18 +17,17 @@
  * @module
  */
 
+import { inWorkerScope } from "../_engine/census.ts";
 import { answerThreadId, isTrackMessage } from "./_share.ts";
 
 interface Scope {
   addEventListener(type: string, listener: (event: Event) => void): void;
 }
 
-const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
 const deno = (globalThis as { Deno?: { version?: { deno?: unknown } } }).Deno;
 
 /** Whether this thread is a Deno web worker. */
-const inDenoWorker: boolean = typeof deno?.version?.deno === "string" &&
-  typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
+const inDenoWorker: boolean = typeof deno?.version?.deno === "string" && inWorkerScope();
 
 /** Where to say goodbye: the port of the first share or track message, once one is here. */
 let byePort: MessagePort | undefined;

@@ -162,6 +162,12 @@ export function setReleaseHook(hook: ((message: ShareMessage) => void) | undefin
   releaseHook = hook;
 }
 
+/** Whether `value` is one of shmap's structures, which `share` hands to a worker. */
+function isStructure(value: unknown): value is Shareable {
+  return value instanceof GoMap || value instanceof SyncMap || value instanceof Mutex ||
+    value instanceof RWMutex;
+}
+
 /**
  * Makes the message for `values` and the function that releases the worker's shares. Throws
  * TypeError, having claimed nothing, if a value is not a shmap structure.
@@ -176,10 +182,8 @@ export function shareAll(values: Shareables): Grant {
   // fields of its own: it would share nothing, and the worker's receive() get an empty object.
   const proto = Object.getPrototypeOf(values);
   if (proto !== Object.prototype && proto !== null) {
-    const bare = values instanceof GoMap || values instanceof SyncMap ||
-      values instanceof Mutex || values instanceof RWMutex;
     throw new TypeError(
-      bare
+      isStructure(values)
         ? `share: pass the structures in an object that names them, as { map } (not map), ` +
           `not ${describe(values)} itself`
         : `share: pass a plain object of named shmap structures, got ${describe(values)}`,

@@ -67,7 +67,7 @@
  */
 
 import process from "node:process";
-import { fast, TERMINATE_GRACE_MS } from "../_engine/census.ts";
+import { fast, inWorkerScope, TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { answerParent, takeByePort } from "./_deno_worker.ts";
 import {
   BYE,
@@ -91,8 +91,7 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
-const WorkerGlobalScope = (globalThis as Record<string, unknown>).WorkerGlobalScope;
-const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
+const inWorker = inWorkerScope();
 
 // Listen from the moment the worker imports this module: Deno drops messages that arrive while
 // nobody listens, as they can during the worker's top-level awaits.
