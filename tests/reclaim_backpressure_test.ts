@@ -59,11 +59,13 @@ test("a writer held back by a lagging participant waits for it rather than find 
   for (let k = 0; k < 8; k++) map.store(k, "first");
   const laggard = await startLaggard(map, 10);
   try {
+    // A store that found the map full anyway: the machine descheduled the laggard, or the
+    // writer in its wait, past the writer's 20 ms (seen with other test runs loading both
+    // cores), which no wait within a bound can cover. Without the wait, 600 to 850 stores of
+    // the 100,000 found it full here, in the laggard's every 10 ms; with it, at most a few, so
+    // the bound is well below the one and well above the other.
     let full = 0;
-    // A store that found the map full while the laggard made fewer than two quiescent points:
-    // the machine descheduled it past the writer's 20 ms (seen with a second test run loading
-    // both cores), which no wait within a bound can cover. Counted apart, and bounded below.
-    let late = 0;
+    let fullWhileBeating = 0;
     const stores = 100_000;
     for (let i = 0; i < stores; i++) {
       const beats = laggard.beats();
@@ -71,16 +73,15 @@ test("a writer held back by a lagging participant waits for it rather than find 
         map.store(i & 7, `value number ${i}`);
       } catch (error) {
         if (!(error instanceof MapFullError)) throw error;
-        if (laggard.beats() - beats < 2) late++;
-        else full++;
+        full++;
+        if (laggard.beats() - beats >= 2) fullWhileBeating++;
       }
     }
     await laggard.stop();
-    assert.equal(full, 0, `${full} of ${stores} stores found the map full (${late} more late)`);
     assert.ok(
-      late <= 10,
-      `${late} of ${stores} stores found the map full before the laggard made two quiescent ` +
-        "points: a laggard held up past 20 ms, or no wait at all",
+      full <= 100,
+      `${full} of ${stores} stores found the map full (${fullWhileBeating} while the laggard ` +
+        "made two quiescent points or more): no wait, or one far shorter than 20 ms",
     );
     map.verify();
     assert.equal(map.load(7), `value number ${stores - 1}`);
@@ -127,7 +128,8 @@ test(
       }
       const ms = performance.now() - start;
       assert.equal(full, 2_000, "the map stays full while the laggard holds its memory");
-      assert.ok(ms < 5_000, `2,000 full stores took ${ms.toFixed(0)} ms`);
+      // 40 s, were each to wait its 20 ms; under 1 s on an idle machine, 5 s seen under load.
+      assert.ok(ms < 15_000, `2,000 full stores took ${ms.toFixed(0)} ms`);
       await laggard.stop();
       map.verify();
     } finally {

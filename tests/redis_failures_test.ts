@@ -7,6 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Buffer } from "node:buffer";
+import { execFileSync } from "node:child_process";
 import { setImmediate } from "node:timers";
 import { codecs } from "../mod.ts";
 import { Connection, DEFAULT_MAX_BULK, type Node } from "../src/redis/connection.ts";
@@ -26,6 +27,19 @@ function busy(ms: number): void {
   while (performance.now() < end) {
     // Spin.
   }
+}
+
+/**
+ * The GET and SET commands the server on `port` has run, read synchronously (by redis-cli), so
+ * a stall of the event loop can wait for the server.
+ */
+function getsAndSets(port: number): number {
+  const out = execFileSync("redis-cli", ["-p", String(port), "INFO", "commandstats"], {
+    encoding: "utf8",
+  });
+  let calls = 0;
+  for (const m of out.matchAll(/^cmdstat_(?:get|set):calls=(\d+)/gm)) calls += Number(m[1]);
+  return calls;
 }
 
 /** How `promise` settled, and when (performance.now()). */
@@ -140,11 +154,17 @@ describe("RedisSyncMap: limits and failures", () => {
       });
       try {
         await m.store("a", 1);
+        const served = getsAndSets(server!.port);
         const read = settled(m.load("a"));
         const write = settled(m.store("b", 2));
-        // Queued behind the client's write of both commands: their replies come in during the
-        // stall, and wait unread while their deadlines pass, until the timers have run.
-        setImmediate(() => busy(900));
+        // Queued behind the client's write of both commands. The stall lasts three timeouts, and
+        // past that until the server has answered both (a loaded machine may run it late), so
+        // their replies wait unread while their deadlines pass, until the timers have run.
+        setImmediate(() => {
+          const end = performance.now() + 900;
+          while (getsAndSets(server!.port) < served + 2) busy(10);
+          busy(Math.max(20, end - performance.now()));
+        });
         const [loaded, stored] = await Promise.all([read, write]);
         assert.ok(loaded.ok, `load: ${String(loaded.error)}`);
         assert.equal(loaded.value, 1);
