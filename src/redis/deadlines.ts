@@ -23,13 +23,27 @@
  * found it due, if its command has not settled by then. After a stall of the event loop
  * (synchronous work, a long GC pause) the runtimes run due timers before they read the
  * sockets, and a reply that came in time, waiting unread, would otherwise count as none: a
- * read reported as a timeout, a write as one that may or may not have taken effect.
+ * read reported as a timeout, a write as one that may or may not have taken effect. Node and
+ * Bun read them before a zero-delay timer set then; Deno 2.9 may not, for tens of milliseconds
+ * of timers (measured: a reply read 15 to 30 ms after the late timer, behind several zero-delay
+ * ones). So a timer that fires {@linkcode STALL_MS} or more late, the mark of a stall, gives
+ * every deadline it finds stamped a new one, `timeout` from then, once per deadline: a reply
+ * waiting unread is read in that time on any runtime, and a command whose server stopped
+ * answering still fails, at most `timeout` later than without the stall (not again at a
+ * second stall, so that a loop that stalls at every timer cannot keep a call waiting for good).
  *
  * @module
  */
 
 import { setImmediate } from "node:timers";
 import { unrefTimer } from "../_engine/unref_timer.ts";
+
+/**
+ * How late a timer of the deadlines must fire for the event loop to count as stalled (module
+ * doc): far above the few milliseconds a timer of a busy but responsive loop runs late, far below
+ * any useful timeout.
+ */
+export const STALL_MS = 20;
 
 /**
  * One command's deadline: extended by the connection's call record, which says what to do when
@@ -44,6 +58,8 @@ export abstract class Deadline {
   at = Infinity;
   /** Whether the command has settled, or its deadline has passed. */
   settled = false;
+  /** Whether a stall of the event loop gave it a new deadline already (module doc). */
+  renewed = false;
 
   /** Called once, by the queue, when the deadline passes before the command settled. */
   abstract expired(): void;
@@ -164,11 +180,26 @@ export class Deadlines {
     }
     // Due, unless its reply came in time and waits unread: after a stall of the event loop
     // (synchronous work, a long GC pause), the runtimes run due timers before they read the
-    // sockets. So what is due now expires only after a turn of I/O, if its reply did not come
-    // in it, from a timer of its own: a zero-delay timer runs after the next read of the
-    // sockets on Deno, Node and Bun alike (a setImmediate callback runs before that read on
-    // Deno and Bun). It stands in #timer meanwhile, so no stamp arms another, and stop() clears
-    // it.
+    // sockets. A timer this late marks a stall: what it finds stamped gets a new deadline, once
+    // (module doc). The order of the stamps stays that of the queue: each becomes the later of
+    // its own and one new deadline, or stays as it was, renewed before, which is earlier still.
+    if (now - q[this.#head].at >= STALL_MS) {
+      const at = now + this.timeout;
+      for (let i = this.#head; i < this.#unstamped; i++) {
+        const d = q[i];
+        if (d.renewed || d.settled) continue;
+        d.renewed = true;
+        if (d.at < at) d.at = at;
+      }
+      if (q[this.#head].at > now) {
+        this.#arm(q[this.#head].at);
+        return;
+      }
+    }
+    // Due after a timer on time (or a renewal): it expires after a turn of I/O, if its reply
+    // did not come in it, from a timer of its own: a zero-delay timer runs after the next read
+    // of the sockets on Node and Bun (a setImmediate callback runs before that read on Bun).
+    // It stands in #timer meanwhile, so no stamp arms another, and stop() clears it.
     this.#due = now;
     this.#timer = setTimeout(this.#expire, 0);
     unrefTimer(this.#timer);
