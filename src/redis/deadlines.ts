@@ -28,20 +28,31 @@
  * of timers (measured: a reply read 15 to 30 ms after the late timer, behind several zero-delay
  * ones). So a timer that fires {@linkcode STALL_MS} or more late, the mark of a stall, gives
  * every deadline it finds stamped a new one, `timeout` from then, once per deadline: a reply
- * waiting unread is read in that time on any runtime, and a command whose server stopped
+ * waiting unread is read in that time on any runtime (for a `timeout` above the tens of
+ * milliseconds Deno may take), and a command whose server stopped
  * answering still fails, at most `timeout` later than without the stall (not again at a
  * second stall, so that a loop that stalls at every timer cannot keep a call waiting for good).
  * A timer less late than that counts as on time, though the loop may have been busy when the
  * reply came: on Deno, a reply that came during a stall ending a few milliseconds past its
- * deadline may still be read after the deadline's zero-delay timer, and count as none (measured
- * with a stall ending 8 ms past a 300 ms deadline: 4 of 8 processes lost a reply in 4 tries;
- * Node and Bun none in 24).
+ * deadline was read after the deadline's zero-delay timer, and counted as none (measured with a
+ * stall ending 8 ms past a 300 ms deadline: 4 of 8 processes lost a reply in 4 tries; Node and
+ * Bun none in 24). So on Deno a deadline found due expires {@linkcode DENO_READ_MS} after, not
+ * at the next turn: a timeout there is reported that much later.
  *
  * @module
  */
 
 import { setImmediate } from "node:timers";
 import { unrefTimer } from "../_engine/unref_timer.ts";
+
+/**
+ * On Deno, how long a deadline found due waits for its reply to be read before it expires
+ * (module doc): above the 15 to 30 ms Deno took to read a socket after a late timer.
+ */
+export const DENO_READ_MS = 50;
+
+/** How long a deadline found due waits for a read of the sockets: a turn, or on Deno longer. */
+const READ_MS = (globalThis as { Deno?: unknown }).Deno !== undefined ? DENO_READ_MS : 0;
 
 /**
  * How late a timer of the deadlines must fire for the event loop to count as stalled (module
@@ -201,12 +212,13 @@ export class Deadlines {
         return;
       }
     }
-    // Due after a timer on time (or a renewal): it expires after a turn of I/O, if its reply
-    // did not come in it, from a timer of its own: a zero-delay timer runs after the next read
-    // of the sockets on Node and Bun (a setImmediate callback runs before that read on Bun).
-    // It stands in #timer meanwhile, so no stamp arms another, and stop() clears it.
+    // Due after a timer on time (or a renewal): it expires after a read of the sockets, if its
+    // reply did not come in it, from a timer of its own: a zero-delay timer runs after the next
+    // read on Node and Bun (a setImmediate callback runs before that read on Bun); on Deno,
+    // DENO_READ_MS. It stands in #timer meanwhile, so no stamp arms another, and stop() clears
+    // it.
     this.#due = now;
-    this.#timer = setTimeout(this.#expire, 0);
+    this.#timer = setTimeout(this.#expire, READ_MS);
     unrefTimer(this.#timer);
   };
 

@@ -38,7 +38,8 @@ export interface RedisSyncMapOptions<K, V> {
    * want of a reply or a connection no sooner than that, and soon after unless the event loop
    * is busy; a stall of the event loop that ends 20 ms or more past a deadline gives every
    * command then in flight a new one, `timeout` from then, once per command, so that a reply
-   * that came meanwhile is read first (on Deno, a shorter stall may still cost such a reply).
+   * that came meanwhile is read first (on Deno, a deadline found due expires 50 ms later, for
+   * the same reason: Deno may read a socket only after the timers that are due).
    * A call that sends several commands (`range`, `clear`, `size`, a `compute` that retries)
    * bounds each of them.
    */
