@@ -24,20 +24,18 @@
  * (synchronous work, a long GC pause) the runtimes run due timers before they read the
  * sockets, and a reply that came in time, waiting unread, would otherwise count as none: a
  * read reported as a timeout, a write as one that may or may not have taken effect. Node and
- * Bun read them before a zero-delay timer set then; Deno 2.9 may not, for tens of milliseconds
- * of timers (measured: a reply read 15 to 30 ms after the late timer, behind several zero-delay
- * ones). So a timer that fires {@linkcode STALL_MS} or more late, the mark of a stall, gives
- * every deadline it finds stamped a new one, `timeout` from then, once per deadline: a reply
- * waiting unread is read in that time on any runtime (for a `timeout` above the tens of
- * milliseconds Deno may take), and a command whose server stopped
- * answering still fails, at most `timeout` later than without the stall (not again at a
- * second stall, so that a loop that stalls at every timer cannot keep a call waiting for good).
- * A timer less late than that counts as on time, though the loop may have been busy when the
- * reply came: on Deno, a reply that came during a stall ending a few milliseconds past its
- * deadline was read after the deadline's zero-delay timer, and counted as none (measured with a
- * stall ending 8 ms past a 300 ms deadline: 4 of 8 processes lost a reply in 4 tries; Node and
- * Bun none in 24). So on Deno a deadline found due expires {@linkcode DENO_READ_MS} after, not
- * at the next turn: a timeout there is reported that much later.
+ * Bun read them before a zero-delay timer set then. Deno 2.9 may not, for tens of milliseconds
+ * of timers: a reply was read 15 to 30 ms after a timer made late by a 900 ms stall, behind
+ * several zero-delay ones, and with a stall ending 8 ms past a 300 ms deadline, one try in six
+ * lost its reply in each of 4 processes. So on Deno a deadline found due expires
+ * {@linkcode DENO_READ_MS} later (a timeout is reported that much later there).
+ *
+ * And a timer that fires half the timeout late or more (at least {@linkcode STALL_MS}), the mark
+ * of a stall as long as a good part of the timeout, gives every deadline it finds stamped a new
+ * one, `timeout` from then, once per deadline: whatever a runtime's delay in reading, a reply
+ * waiting unread is read in that time, and a command whose server stopped answering still
+ * fails, at most `timeout` later than without the stall (not again at a second stall, so that a
+ * loop that stalls at every timer cannot keep a call waiting for good).
  *
  * @module
  */
@@ -55,9 +53,10 @@ export const DENO_READ_MS = 50;
 const READ_MS = (globalThis as { Deno?: unknown }).Deno !== undefined ? DENO_READ_MS : 0;
 
 /**
- * How late a timer of the deadlines must fire for the event loop to count as stalled (module
- * doc): far above the few milliseconds a timer of a busy but responsive loop runs late, far below
- * any useful timeout.
+ * How late a timer of the deadlines must fire, at least, for the event loop to count as stalled
+ * (module doc): half the timeout, and never less than this. A busy but responsive loop runs
+ * timers tens of milliseconds late (four loops of calls against a killed server did): renewed
+ * then, a command whose server died would fail a whole timeout later than it need.
  */
 export const STALL_MS = 20;
 
@@ -87,6 +86,8 @@ export abstract class Deadline {
  */
 export class Deadlines {
   readonly timeout: number;
+  // How late a timer marks a stall (STALL_MS).
+  readonly #stallMs: number;
   // Entries before #head are settled and dropped; entries from #unstamped on await the stamp.
   #queue: Deadline[] = [];
   #head = 0;
@@ -102,6 +103,7 @@ export class Deadlines {
 
   constructor(timeout: number) {
     this.timeout = timeout;
+    this.#stallMs = Math.max(STALL_MS, timeout / 2);
   }
 
   /** Commands whose deadline has not passed and that have not settled. */
@@ -199,7 +201,7 @@ export class Deadlines {
     // sockets. A timer this late marks a stall: what it finds stamped gets a new deadline, once
     // (module doc). The order of the stamps stays that of the queue: each becomes the later of
     // its own and one new deadline, or stays as it was, renewed before, which is earlier still.
-    if (now - q[this.#head].at >= STALL_MS) {
+    if (now - q[this.#head].at >= this.#stallMs) {
       const at = now + this.timeout;
       for (let i = this.#head; i < this.#unstamped; i++) {
         const d = q[i];

@@ -36,10 +36,10 @@ export interface RedisSyncMapOptions<K, V> {
    * made them and the microtasks queued behind it have run; synchronous work after a call, in
    * the same turn, delays its write and does not count against its timeout.) A call fails for
    * want of a reply or a connection no sooner than that, and soon after unless the event loop
-   * is busy; a stall of the event loop that ends 20 ms or more past a deadline gives every
-   * command then in flight a new one, `timeout` from then, once per command, so that a reply
-   * that came meanwhile is read first (on Deno, a deadline found due expires 50 ms later, for
-   * the same reason: Deno may read a socket only after the timers that are due).
+   * is busy; a stall of the event loop that ends half a timeout or more past a deadline gives
+   * every command then in flight a new one, `timeout` from then, once per command, so that a
+   * reply that came meanwhile is read first (on Deno, a deadline found due expires 50 ms later,
+   * for the same reason: Deno may read a socket only after the timers that are due).
    * A call that sends several commands (`range`, `clear`, `size`, a `compute` that retries)
    * bounds each of them.
    */
