@@ -7,14 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { Deadline, Deadlines, STALL_MS } from "../src/redis/deadlines.ts";
-
-/** Keeps the thread busy for `ms` milliseconds: synchronous work, no turn of the event loop. */
-function busy(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // Spin.
-  }
-}
+import { busy } from "./fixtures/harness.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const turn = () => new Promise((resolve) => setImmediate(resolve));
