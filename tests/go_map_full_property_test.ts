@@ -830,7 +830,8 @@ const REQUIRED = [
 const BATCHES = 4;
 
 describe("GoMap in a small maxBytes matches a model through MapFullErrors", () => {
-  test("random operation sequences that fill the map", () => {
+  // Up to BATCHES batches of up to 15 s each: past Bun's 60 s default per test in the suite.
+  test("random operation sequences that fill the map", { timeout: 120_000 }, () => {
     failAllocationsForTests(watch);
     try {
       // Another batch while a state is still unreached: 1 in about 20 batches of 100 missed one.

@@ -74,6 +74,7 @@
 import process from "node:process";
 import { parentPort, threadId as runtimeThreadId } from "node:worker_threads";
 import { TerminatedError } from "../errors.ts";
+import { RUNTIME } from "./runtime.ts";
 import {
   CALL_UNKNOWN,
   callState,
@@ -121,12 +122,6 @@ const VOUCHED = 1;
 const SEEN_OUT_OF_CALLS = 2;
 /** How far {@linkcode stateOf} follows watchers up: deeper nesting counts as the deepest. */
 const MAX_NESTING = 64;
-/** The runtime: Bun and Deno each define a global of that name; Node neither. */
-export const RUNTIME: "deno" | "bun" | "node" = (globalThis as { Bun?: unknown }).Bun !== undefined
-  ? "bun"
-  : (globalThis as { Deno?: unknown }).Deno !== undefined
-  ? "deno"
-  : "node";
 /**
  * The state of a watcher from which the threads it watches count as terminating (see CHILD):
  * gone where the end events fire once a thread has stopped, terminating on Deno.

@@ -41,6 +41,7 @@
  */
 
 import { setImmediate } from "node:timers";
+import { RUNTIME } from "../_engine/runtime.ts";
 import { unrefTimer } from "../_engine/unref_timer.ts";
 
 /**
@@ -50,7 +51,7 @@ import { unrefTimer } from "../_engine/unref_timer.ts";
 export const DENO_READ_MS = 50;
 
 /** How long a deadline found due waits for a read of the sockets: a turn, or on Deno longer. */
-const READ_MS = (globalThis as { Deno?: unknown }).Deno !== undefined ? DENO_READ_MS : 0;
+const READ_MS = RUNTIME === "deno" ? DENO_READ_MS : 0;
 
 /**
  * How late a timer of the deadlines must fire, at least, for the event loop to count as stalled

@@ -52,6 +52,7 @@ import process from "node:process";
 import { errorMonitor } from "node:events";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
+import { RUNTIME } from "../_engine/runtime.ts";
 import { watchEndEvent } from "./_end_event.ts";
 import { listenForShare, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 import { declareGone, markEnding, markTerminating } from "./_thread_end.ts";
@@ -72,7 +73,7 @@ const inbox = listenForShare(
  * worker blocked in `Atomics.wait`: there the worker is marked terminating first, and declared
  * gone only after this grace (see census.ts). Node and Bun fire `exit` once the thread stopped.
  */
-const onDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+const onDeno = RUNTIME === "deno";
 const DENO_GRACE_MS = TERMINATE_GRACE_MS;
 
 /**
