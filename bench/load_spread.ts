@@ -7,7 +7,9 @@
  * per load of each map, and of a native `Map` timed between them; the parent reports every
  * process's mean over its maps, and the spread (slowest / fastest - 1) across processes, of the
  * means and of their ratio to `Map.get` (which the machine's own ups and downs cancel out of), and
- * within processes across seeds.
+ * within processes across seeds. The ratio is also taken per round, each map's sample against the
+ * native samples just before and after it, which a change of the machine's speed within the
+ * process moves less.
  *
  * ```
  * deno run -A bench/load_spread.ts [--processes=10] [--rounds=7] [--sync-compile]
@@ -79,11 +81,26 @@ function child(rounds: number): void {
   for (let r = 0; r < 3; r++) [...bodies, native].forEach(time); // warm-up
   const times: number[][] = maps.map(() => []);
   const nativeTimes: number[] = [];
+  // Each map's time over the mean of the native loop's timed just before and just after the
+  // round's maps: a ratio from one moment, which the machine's speed changes within a process
+  // (minutes-long states, a neighbour's burst) move less than a ratio of two medians.
+  const roundRatios: number[][] = maps.map(() => []);
+  let before = time(native);
   for (let r = 0; r < rounds; r++) {
-    bodies.forEach((body, k) => times[k].push(time(body)));
-    nativeTimes.push(time(native));
+    const round = bodies.map(time);
+    const after = time(native);
+    round.forEach((t, k) => {
+      times[k].push(t);
+      roundRatios[k].push(t / ((before + after) / 2));
+    });
+    nativeTimes.push(after);
+    before = after;
   }
-  console.log(JSON.stringify({ maps: times.map(median), native: median(nativeTimes) }));
+  console.log(JSON.stringify({
+    maps: times.map(median),
+    native: median(nativeTimes),
+    ratio: median(roundRatios.map(median)),
+  }));
 }
 
 const spread = (xs: readonly number[]): number => Math.max(...xs) / Math.min(...xs) - 1;
@@ -106,14 +123,20 @@ if (args.includes("--child")) {
     : process.env;
   const perProcess: number[][] = [];
   const natives: number[] = [];
+  const roundRatios: number[] = [];
   for (let p = 0; p < processes; p++) {
     const out = execFileSync(process.execPath, [...childArgs, "--child", `--rounds=${rounds}`], {
       encoding: "utf8",
       env,
     });
-    const report = JSON.parse(out.trim().split("\n").at(-1)!) as { maps: number[]; native: number };
+    const report = JSON.parse(out.trim().split("\n").at(-1)!) as {
+      maps: number[];
+      native: number;
+      ratio: number;
+    };
     perProcess.push(report.maps);
     natives.push(report.native);
+    roundRatios.push(report.ratio);
   }
   const means = perProcess.map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length);
   const ratios = means.map((m, p) => m / natives[p]);
@@ -128,11 +151,14 @@ if (args.includes("--child")) {
     console.log(
       `  process ${p + 1}: ${each} (mean ${mean}; Map.get ${natives[p].toFixed(2)}, ratio ${
         ratios[p].toFixed(1)
-      })`,
+      }, per round ${roundRatios[p].toFixed(1)})`,
     );
   }
   console.log(`spread across processes: ${(100 * spread(means)).toFixed(1)}%`);
   console.log(`spread of the ratio to Map.get: ${(100 * spread(ratios)).toFixed(1)}%`);
+  console.log(
+    `spread of the ratio to Map.get, per round: ${(100 * spread(roundRatios)).toFixed(1)}%`,
+  );
   console.log(
     `spread across seeds within a process (largest): ${
       (100 * Math.max(...perProcess.map(spread))).toFixed(1)
