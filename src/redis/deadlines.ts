@@ -192,16 +192,12 @@ export class Deadlines {
     this.#compact(h);
     if (this.#head === q.length) return;
     const now = performance.now();
-    // Timers may fire a little early; expire only what is due, by the clock.
-    if (q[this.#head].at > now) {
-      this.#arm(q[this.#head].at);
-      return;
-    }
-    // Due, unless its reply came in time and waits unread: after a stall of the event loop
-    // (synchronous work, a long GC pause), the runtimes run due timers before they read the
-    // sockets. A timer this late marks a stall: what it finds stamped gets a new deadline, once
-    // (module doc). The order of the stamps stays that of the queue: each becomes the later of
-    // its own and one new deadline, or stays as it was, renewed before, which is earlier still.
+    // A due head is due unless its reply came in time and waits unread: after a stall of the
+    // event loop (synchronous work, a long GC pause), the runtimes run due timers before they
+    // read the sockets. A timer this late marks a stall: what it finds stamped gets a new
+    // deadline, once (module doc). The order of the stamps stays that of the queue: each becomes
+    // the later of its own and one new deadline, or stays as it was, renewed before, which is
+    // earlier still.
     if (now - q[this.#head].at >= this.#stallMs) {
       const at = now + this.timeout;
       for (let i = this.#head; i < this.#unstamped; i++) {
@@ -210,16 +206,18 @@ export class Deadlines {
         d.renewed = true;
         if (d.at < at) d.at = at;
       }
-      if (q[this.#head].at > now) {
-        this.#arm(q[this.#head].at);
-        return;
-      }
     }
-    // Due after a timer on time (or a renewal): it expires after a read of the sockets, if its
-    // reply did not come in it, from a timer of its own: a zero-delay timer runs after the next
-    // read on Node and Bun (a setImmediate callback runs before that read on Bun); on Deno,
-    // DENO_READ_MS. It stands in #timer meanwhile, so no stamp arms another, and stop() clears
-    // it.
+    // Timers may fire a little early, and a renewal moves the head on: expire only what is
+    // due, by the clock.
+    if (q[this.#head].at > now) {
+      this.#arm(q[this.#head].at);
+      return;
+    }
+    // Due (a timer on time, or a stall past a deadline renewed before): it expires after a read
+    // of the sockets, if its reply did not come in it, from a timer of its own: a zero-delay
+    // timer runs after the next read on Node and Bun (a setImmediate callback runs before that
+    // read on Bun); on Deno, DENO_READ_MS. It stands in #timer meanwhile, so no stamp arms
+    // another, and stop() clears it.
     this.#due = now;
     this.#timer = setTimeout(this.#expire, READ_MS);
     unrefTimer(this.#timer);
