@@ -20,6 +20,10 @@
  * - Map copy per worker: each worker has its own native Map, filled as the shared maps are,
  *   and runs the same loop. Not a shared map (a store is seen only by its own worker): it is
  *   the ceiling, how well the machine itself scales this loop.
+ * - SyncMap copy per worker (with `--copies`): each worker has a SyncMap of its own, made and
+ *   filled as the shared one is, and runs SyncMap's loop: the same code on memory no other
+ *   worker touches. SyncMap's scaling over this copy's is what sharing the map costs; the
+ *   copy's scaling over the Map copy's is what the machine makes of SyncMap's code itself.
  *
  * Method: maps are filled in the main thread (a SyncMap is then loaded once per key so that every
  * key is in its read table, as in a warmed-up cache). Each (case, structure) gets fresh workers, so
@@ -38,8 +42,9 @@
  * worker, fairness) and a chart of total throughput against the number of workers (mitata's
  * lineplot, one letter per structure); then SyncMap's throughput against each alternative's.
  *
- * Run: `deno run -A bench/workers.ts [--quick] [--only=TEXT] [--warmup-ms=N]` or
- * `bun bench/workers.ts [...]` (and as part of bench/main.ts).
+ * Run: `deno run -A bench/workers.ts [--quick] [--only=TEXT] [--warmup-ms=N] [--copies]
+ * [--max-workers=N]` or `bun bench/workers.ts [...]` (and as part of bench/main.ts, without the
+ * SyncMap copies). With `--copies`, a table of each structure's scaling from one worker follows.
  *
  * @module
  */
@@ -85,6 +90,8 @@ export interface WorkerBenchOptions {
   print?: boolean;
   /** Measure the native Map.get yardsticks on the main thread first (default true). */
   yardsticks?: boolean;
+  /** Also run "SyncMap copy per worker", a SyncMap of each worker's own (default false). */
+  copies?: boolean;
 }
 
 /** One row of the results. */
@@ -143,7 +150,10 @@ export async function runWorkerBench(
 
   const rows: WorkerBenchResult[] = [];
   if (options.yardsticks ?? true) rows.push(...yardsticks(durationMs, reps));
-  for (const [c, structures] of PLAN) {
+  for (const [c, planned] of PLAN) {
+    const structures = options.copies
+      ? [planned[0], "SyncMap copy per worker" as const, ...planned.slice(1)]
+      : planned;
     for (const s of structures) {
       if (options.only !== undefined && !`${c} / ${s}`.includes(options.only)) continue;
       log(`  running ${c} / ${s} ...`);
@@ -375,6 +385,7 @@ const MARKS: Record<WorkerBenchResult["structure"], string> = {
   "GoMap+Mutex": "G",
   "postMessage owner": "P",
   "Map copy per worker": "C",
+  "SyncMap copy per worker": "c",
   "native Map.get, int keys": "-",
   "native Map.get, string keys": "-",
 };
@@ -443,8 +454,10 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
     "is a thread too). Keys and values are numbers (float64 codec), or 16-character string keys.",
     "postMessage owner: a worker owning a native Map, one request outstanding per client, every",
     "op (stores too) a round trip. Map copy per worker: a private Map in each worker, stores",
-    "not shared: the ceiling, how far this machine scales the same loop.",
+    "not shared: the ceiling, how far this machine scales the same loop. SyncMap copy per",
+    "worker: a SyncMap of each worker's own, SyncMap's loop on memory no other worker touches.",
   ]);
+  printScaling(rows);
 
   const ratios: string[][] = [];
   for (const [c] of PLAN) {
@@ -475,9 +488,65 @@ function printTables(rows: readonly WorkerBenchResult[], cores: number): void {
   ));
 }
 
+/**
+ * When the SyncMap copies ran: each structure's scaling from one worker to n, and SyncMap's
+ * scaling over each copy's (below 1: SyncMap scales worse than that copy).
+ */
+function printScaling(rows: readonly WorkerBenchResult[]): void {
+  if (!rows.some((r) => r.structure === "SyncMap copy per worker")) return;
+  const scaling = (c: string, s: string, n: number) => {
+    const one = rows.find((r) => r.case === c && r.structure === s && r.workers === 1);
+    const at = rows.find((r) => r.case === c && r.structure === s && r.workers === n);
+    return one === undefined || at === undefined ? undefined : at.mopsPerSec / one.mopsPerSec;
+  };
+  const cell = (x: number | undefined) => x === undefined ? "-" : times(x);
+  const over = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? "-" : (a / b).toFixed(2);
+  const out: string[][] = [];
+  for (const [c] of PLAN) {
+    for (const r of rows.filter((r) => r.case === c && r.structure === "SyncMap")) {
+      if (r.workers === 1) continue;
+      const sm = scaling(c, "SyncMap", r.workers);
+      const copy = scaling(c, "SyncMap copy per worker", r.workers);
+      const map = scaling(c, "Map copy per worker", r.workers);
+      out.push([
+        c,
+        `1 → ${r.workers}`,
+        cell(sm),
+        cell(copy),
+        cell(map),
+        over(sm, copy),
+        over(sm, map),
+        over(copy, map),
+      ]);
+    }
+  }
+  console.log(["", "Scaling from one worker (throughput with n / with 1):", ""].join("\n"));
+  table(
+    [
+      "case",
+      "workers",
+      "SyncMap",
+      "SyncMap copy",
+      "Map copy",
+      "SM / SM copy",
+      "SM / Map copy",
+      "SM copy / Map copy",
+    ],
+    out,
+    [false, true, true, true, true, true, true, true],
+  ).forEach((l) => console.log(l));
+}
+
 if (import.meta.main) {
   const quick = args.includes("--quick");
   const warmupMs = positiveInt("warmup-ms", quick ? QUICK_WARMUP_MS : WARMUP_MS);
   provenance("shmap multi-worker benchmark (bench/workers.ts)").forEach((l) => console.log(l));
-  await runWorkerBench({ quick, only: option("only"), warmupMs });
+  await runWorkerBench({
+    quick,
+    only: option("only"),
+    warmupMs,
+    copies: args.includes("--copies"),
+    maxWorkers: positiveInt("max-workers", 4),
+  });
 }
