@@ -30,7 +30,13 @@ import { declareChildrenGone } from "./workers/_thread_end.ts";
  *
  * `threadId` is the worker's `threadId` as `node:worker_threads` gives it (the `threadId`
  * property of a `Worker` object, or the value of {@linkcode currentThreadId} in the worker).
- * Read the property while the worker runs: once it has exited, Node and Bun report -1.
+ * Read the property while the worker runs: once it has exited, Node and Bun report -1. A process
+ * never reuses a thread id, and the declaration is for good: a worker started later with an id
+ * declared before it ran counts as terminated, so that its calls throw `TerminatedError`. Declare
+ * only threads that have run and ended.
+ *
+ * The seats of a `SyncMap` that the gone thread held are given back at once by this thread's
+ * objects of that map (no later call needed), so that a worker started in its place can attach.
  *
  * @example A worker's end, seen by its parent
  * ```ts
@@ -40,7 +46,7 @@ import { declareChildrenGone } from "./workers/_thread_end.ts";
  * // already report -1):
  * //   const id = worker.threadId;
  * //   worker.on("exit", () => threadGone(id)); -- or use track() from an adapter.
- * threadGone(123_456); // a thread that never existed: harmless
+ * threadGone(123_456); // the id of a worker that ended (here none has had it yet)
  * ```
  *
  * @param threadId The thread id of the thread that ended.

@@ -887,6 +887,35 @@ export function record(threadId: number, state: number): void {
     view.append(threadId, state);
     view.sync();
   }
+  if (state === GONE) queueGoneHooks();
+}
+
+/** What {@linkcode onGone} calls. */
+const goneHooks = new Set<() => void>();
+/** Whether a microtask to call {@linkcode goneHooks} is queued. */
+let goneQueued = false;
+
+/**
+ * Calls `hook` in a microtask of its own after this thread records a thread gone
+ * ({@linkcode record}, `threadGone`), or sees a gone thread out of every call
+ * ({@linkcode queueGoneHooks}): where a thread's end is learnt, the SyncMap objects of that thread
+ * give back its seats at once (maps/_sync_attached.ts), rather than at their next call, which may
+ * never come while a new worker waits for a seat. A microtask runs with no call of this thread's
+ * on the stack, wherever the end was recorded (a `threadGone` inside a map's callback included).
+ * `hook` must not throw.
+ */
+export function onGone(hook: () => void): void {
+  goneHooks.add(hook);
+}
+
+/** Queues the call of every {@linkcode onGone} hook, once until it has run. */
+export function queueGoneHooks(): void {
+  if (goneQueued || goneHooks.size === 0) return;
+  goneQueued = true;
+  queueMicrotask(() => {
+    goneQueued = false;
+    for (const hook of goneHooks) hook();
+  });
 }
 
 /**

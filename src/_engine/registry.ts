@@ -23,6 +23,7 @@ import {
   checkAlive,
   checkSelf,
   ownerDeclaredGone,
+  ownerEnding,
   ownerGone,
   ownerId,
   ownerMayBeInCall,
@@ -940,6 +941,34 @@ export function deadSeats(registry: Registry): { index: number; generation: numb
     if (owner !== 0 && ownerOutOfCalls(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
   return dead;
+}
+
+/**
+ * Whether some seat is on its way to being free: in use or reserved by a thread recorded ending
+ * or gone (census.ts), which comes free once its thread is gone and a live participant gives it
+ * back ({@linkcode deadSeats}); released and not finished yet (RELEASING: put off while a Deno
+ * zombie may be in a call, finished from a timer of its releaser's); or, released, borrowed by a
+ * sweeper of what it holds (the orphan word counts it), for the length of one sweep. A claim
+ * that found every seat taken waits a while for such a seat.
+ */
+export function seatsComingFree(registry: Registry): boolean {
+  const i32 = registry.arena.i32;
+  if (Atomics.load(i32, registry.orphanWord) > 0) return true;
+  const high = seatHigh(registry);
+  for (let i = 0; i < high; i++) {
+    const at = registry.seats + i * SEAT_WORDS;
+    const state = Atomics.load(i32, at + CLAIM) & 3;
+    if (state === SEAT_RELEASING) return true;
+    if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
+    // The owner as deadSeats reads it: a reservation's is its RESERVER.
+    let owner = Atomics.load(i32, at + OWNER);
+    if (owner === 0 || state === SEAT_RESERVED) {
+      const reserver = Atomics.load(i32, at + RESERVER);
+      if (reserver !== 0) owner = reserver;
+    }
+    if (owner !== 0 && (ownerEnding(owner) || ownerDeclaredGone(owner))) return true;
+  }
+  return false;
 }
 
 /** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */

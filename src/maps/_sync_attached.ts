@@ -44,6 +44,7 @@
  */
 
 import { type Arena, sameMemory } from "../_engine/arena.ts";
+import { onGone } from "../_engine/census.ts";
 import type { Participant } from "../_engine/reclaim.ts";
 import { type SlotCodec, UserSlots } from "../_engine/slots.ts";
 
@@ -217,6 +218,39 @@ export function closeAttach(object: object): boolean {
   collected.unregister(object);
   return true;
 }
+
+/**
+ * Has the participant of each live listed object of this thread, or of those over the memory of
+ * `arena` only, look for the participants of gone threads now and give back their seats
+ * (Participant.deathsDue, then a read's entry, whose quiescent point reaps: reclaim.ts), as its
+ * next call would. Where this thread holds something a reap must not sweep (inside a call of
+ * its own, in user code), the quiescent point leaves the reap for later, as it does for any
+ * call. What a reap throws is the object's next call's to throw (Participant.defer).
+ */
+export function reapThroughListed(arena?: Arena): void {
+  for (const bucket of [...bySeed.values()]) {
+    for (const at of [...bucket]) {
+      const state = at.cell.deref()?.state;
+      if (state === undefined || !state.participant.holdsSeat) continue;
+      if (
+        arena !== undefined &&
+        (at.seed0 !== arena.seed0 || at.seed1 !== arena.seed1 || !sameMemory(state.arena, arena))
+      ) {
+        continue;
+      }
+      const p = state.participant;
+      try {
+        p.deathsDue();
+        p.enterRead();
+      } catch (error) {
+        p.defer(error);
+      }
+    }
+  }
+}
+
+// Where this thread learns of a thread's end, its objects give back that thread's seats at once.
+onGone(() => reapThroughListed());
 
 /** How many objects this thread lists (tests). */
 export function listedCountForTests(): number {

@@ -16,14 +16,17 @@ import {
   roundUp,
 } from "../_engine/arena.ts";
 import { census } from "../_engine/census.ts";
+import { nap } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
   adoptSeat,
   claimSeat,
+  type Registry,
   releaseOwnSeat,
   releaseSeat,
   reserveSeat,
   SEAT_WORDS,
+  seatsComingFree,
   type Ticket,
 } from "../_engine/registry.ts";
 import type { SlotCodec } from "../_engine/slots.ts";
@@ -34,7 +37,7 @@ import { checkHandle, describe } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
 import { attachArena, bootJournal, newArena, OpenedMap } from "./_open.ts";
 import type { SyncAccess } from "./_sync_access.ts";
-import { attachedAgain } from "./_sync_attached.ts";
+import { attachedAgain, reapThroughListed } from "./_sync_attached.ts";
 import {
   R_DIRTY,
   R_EPOCH,
@@ -164,7 +167,7 @@ export function attachSyncMap<K, V, M>(
       throw new TypeError(`SyncMap.attach: ${(error as Error).message}`);
     }
   } else {
-    ticket = claimSeat(registry);
+    ticket = takeSeat(registry, () => claimSeat(registry), () => reapThroughListed(arena));
   }
   try {
     return build(new OpenedSyncMap(arena, ticket, keys, values));
@@ -173,6 +176,46 @@ export function attachSyncMap<K, V, M>(
     // finished as the task ends.
     releaseOwnSeat(registry, ticket.index, ticket.word >>> 2);
     throw error;
+  }
+}
+
+/**
+ * How long a claim or reservation that found every seat taken tries again while some seat is
+ * held by a thread recorded ending or gone (see {@linkcode takeSeat}).
+ */
+export const SEAT_WAIT_MS = 1000;
+
+/**
+ * `take()`, a claim or a reservation of a participant seat of `registry`, which throws a
+ * RangeError when every seat is taken. Then `reap()` has this thread's objects of the map give
+ * back the seats of gone threads (their next calls would), and the seat is taken again. While
+ * some seat is still held by a thread recorded ending or gone, this is tried again for up to
+ * {@linkcode SEAT_WAIT_MS} (registry.ts seatsComingFree): a worker a pool has just terminated
+ * holds its seat until its end is
+ * learnt, by its parent's adapter, whose thread's objects then give it back at once (census.ts
+ * `onGone`), and until then a new worker's attach would fail although the dead one's seat is
+ * about to come free. A seat held by a live thread is never waited for: the RangeError is thrown
+ * at once.
+ */
+function takeSeat<T>(registry: Registry, take: () => T, reap: () => void): T {
+  try {
+    return take();
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  const deadline = performance.now() + SEAT_WAIT_MS;
+  // Latched: the seat seen coming free may be borrowed by its reaper's sweep by the next look.
+  let coming = false;
+  for (;;) {
+    reap();
+    try {
+      return take();
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      coming ||= seatsComingFree(registry);
+      if (!coming || performance.now() >= deadline) throw error;
+    }
+    nap();
   }
 }
 
@@ -191,7 +234,12 @@ export function reserveShare<K, V>(
   s.participant.checkOpen();
   const a = s.arena;
   const registry = registryOf(a);
-  const { index, generation } = reserveSeat(registry);
+  const part = s.participant;
+  const { index, generation } = takeSeat(registry, () => reserveSeat(registry), () => {
+    part.deathsDue();
+    part.enterRead();
+    reapThroughListed(a);
+  });
   return {
     handle: {
       kind: "SyncMap",

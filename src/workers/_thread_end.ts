@@ -11,6 +11,7 @@ import {
   GONE,
   markTerminating as markCensus,
   ownerMayBeInCall,
+  queueGoneHooks,
   record,
   recordChild,
   TERMINATE_GRACE_MS,
@@ -106,13 +107,17 @@ const OUT_OF_CALLS_POLL_MS = 20;
  * they release its seats, which they leave alone until then. Elsewhere, or where the thread cannot
  * be seen, the first look says so and nothing more is done. Never throws, as declareGone.
  */
-function awaitOutOfCalls(threadId: number): void {
+function awaitOutOfCalls(threadId: number, looked = false): void {
   try {
-    if (!ownerMayBeInCall(threadId + 1)) return;
+    if (!ownerMayBeInCall(threadId + 1)) {
+      // Out of calls only now: its seats may be given back from now (census.ts onGone).
+      if (looked) queueGoneHooks();
+      return;
+    }
   } catch {
     return; // See declareGone.
   }
-  unrefTimer(setTimeout(() => awaitOutOfCalls(threadId), OUT_OF_CALLS_POLL_MS));
+  unrefTimer(setTimeout(() => awaitOutOfCalls(threadId, true), OUT_OF_CALLS_POLL_MS));
 }
 
 /**
