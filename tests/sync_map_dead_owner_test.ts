@@ -85,12 +85,13 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
   const { handle, release } = shareSyncMap(map as SyncMap<never, never>);
   const share = SyncMap.attach<string, number>(handle);
   share.store("k", 1);
-  // The share's owner died: its seat names a thread that is gone.
+  // The share's owner died: its seat names a thread that is gone (named once the mutex is held
+  // below, so that the reap this thread's objects make as the death is recorded, census.ts
+  // onGone, finds no dead seat, and the release is what gives it back).
   const ghost = 2 ** 27 + 400 + Math.floor(Math.random() * 1000);
   record(ghost, GONE);
   const i32 = new Int32Array(map.handle.buffer);
   const ownerWord = i32[R_SEATS] + handle.participant! * SEAT_WORDS + OWNER;
-  Atomics.store(i32, ownerWord, ghost + 1);
   // A live thread holds the mutex for a while.
   const replies = new ReplyQueue<FutexReply>();
   const worker = startWorker(
@@ -117,6 +118,7 @@ test("SyncMap: a dead worker's share is released only once the mutex's holder is
       done,
     });
     assert.equal(held.error, undefined);
+    Atomics.store(i32, ownerWord, ghost + 1);
     release();
     assert.equal(Atomics.load(done, 0), 1, "released only after the mutex's holder unlocked");
     // Reachable until here: collected, `share` would close its participant, releasing the seat

@@ -908,9 +908,21 @@ export function onGone(hook: () => void): void {
   goneHooks.add(hook);
 }
 
+/** Whether {@linkcode queueGoneHooks} queues (tests switch it off: {@linkcode setGoneHooksForTests}). */
+let goneHooksOn = true;
+
+/**
+ * For tests of what a thread declared gone does itself: switches the {@linkcode onGone} hooks off
+ * (`false`), so that no object of this thread reaps the gone thread's seat before the test has
+ * looked at it, or on again.
+ */
+export function setGoneHooksForTests(on: boolean): void {
+  goneHooksOn = on;
+}
+
 /** Queues the call of every {@linkcode onGone} hook, once until it has run. */
 export function queueGoneHooks(): void {
-  if (goneQueued || goneHooks.size === 0) return;
+  if (goneQueued || goneHooks.size === 0 || !goneHooksOn) return;
   goneQueued = true;
   queueMicrotask(() => {
     goneQueued = false;
