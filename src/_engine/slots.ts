@@ -309,27 +309,6 @@ export function hashStored(arena: Arena, lo: number, hi: number): number {
   return hashBytes(arena.u8, lo + 4, count, k0, k1);
 }
 
-/** Blobs up to this many bytes have a {@linkcode storedKeyText}; larger ones are compared. */
-const KEY_TEXT_MAX = 1 << 20;
-
-/**
- * A text that two stored key slots share exactly when they hold the same key (verify's check
- * that no key is stored twice), or null for a blob over {@linkcode KEY_TEXT_MAX} bytes, which
- * {@linkcode sameStored} compares instead. The slot's `hi` word comes first: an inline key's is
- * never a blob's tag, so no inline key's text is a blob's.
- */
-export function storedKeyText(arena: Arena, lo: number, hi: number): string | null {
-  if (!isBlob(hi)) return `${hi}:${lo}`;
-  const bytes = blobSize(arena, lo, hi);
-  if (bytes > KEY_TEXT_MAX) return null;
-  arena.reach(lo + bytes);
-  let text = `${hi}:`;
-  for (let i = 4; i < bytes; i += 4096) {
-    text += String.fromCharCode(...arena.u8.subarray(lo + i, lo + Math.min(bytes, i + 4096)));
-  }
-  return text;
-}
-
 /** Whether stored key slots (lo, hi) and (lo2, hi2) hold the same key. */
 export function sameStored(
   arena: Arena,
