@@ -288,19 +288,28 @@ describe("GoMap: verify() checks the table for what its writes rely on", () => {
 });
 
 describe("verify() names what the later calls would trip on, and never hangs", () => {
-  test("SyncMap: a mutex word naming a thread that does not exist fails verify within 5 s", async () => {
-    // In a child: a regression would wait for that thread for good.
-    const child = await runChild(
-      new URL("./fixtures/verify_stuck_mutex.ts", import.meta.url),
-      [],
-      30_000,
-    );
-    assert.equal(child.timedOut, false, "verify() returned");
-    assert.match(
-      child.stdout,
-      /RangeError: verify: SyncMap: the mutex has been held by thread 60000 for 5 s/,
-    );
-  });
+  for (
+    const [word, name] of [
+      ["mutex", "the mutex"],
+      ["allocator", "the allocator's lock"],
+      ["pause", "the pause of the world"],
+    ]
+  ) {
+    test(`SyncMap: ${name} naming a thread that does not exist fails verify within 5 s`, async () => {
+      // In a child: a regression would wait for that thread for good (helper-174 found verify()
+      // waiting for good on a corrupt allocator lock or pause word).
+      const child = await runChild(
+        new URL("./fixtures/verify_stuck_mutex.ts", import.meta.url),
+        [word],
+        30_000,
+      );
+      assert.equal(child.timedOut, false, "verify() returned");
+      assert.match(
+        child.stdout,
+        new RegExp(`RangeError: verify: SyncMap: ${name} has been held by thread 60000 for 5 s`),
+      );
+    });
+  }
 
   test("SyncMap: two threads verifying at once both pass, neither waiting out the other", async () => {
     // Each waits for the mutex the other holds while it stops the world: the waiter must count

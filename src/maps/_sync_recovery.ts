@@ -29,7 +29,7 @@ import {
   underLock,
   verifyHeap,
 } from "../_engine/allocator.ts";
-import { inViews } from "../_engine/arena.ts";
+import { H_ALLOC_LOCK, inViews } from "../_engine/arena.ts";
 import { BlockMap } from "../_engine/block_map.ts";
 import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
 import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
@@ -96,7 +96,7 @@ import {
   TABLE_HEADER_BYTES,
 } from "./_sync_layout.ts";
 
-/** The longest verify() sleeps between looks at a mutex another thread holds (awaitMutex). */
+/** The longest verify() sleeps between looks at a word another thread holds (awaitWord). */
 const WAIT_SLICE = 10;
 
 /** How long a recovery waits for the other participants to park before it gives up for now. */
@@ -584,16 +584,25 @@ function caches(core: SyncCore): [number, number][] {
 }
 
 /**
- * Waits up to `ms` for the map's mutex to be free, or its holder gone, before verify() takes it:
- * a holder that never lets it go (a live thread stuck, or a mutex word corrupted to name a thread
- * that does not exist) fails verify() instead of hanging it. It fails only when every look, one
- * each WAIT_SLICE at most, found the same holder for `ms`; a mutex that changes hands starts the
- * count again. Parked meanwhile, as a waiter in the mutex is (SyncCore's lock): the holder may
- * be stopping the world (its own verify(), a recovery), which must not wait for this thread. The
- * word naming this thread is corrupt: verify() runs in no step of the mutex (user code never
- * runs under it).
+ * Waits up to `ms` for the lock word at `index` (the map's mutex, the allocator's lock, or the
+ * pause word: an owner id shifted left by `shift`) to be free, or its holder gone, before
+ * verify() needs it: a holder that never lets it go (a live thread stuck, or a word corrupted to
+ * name a thread that does not exist, which no thread can tell from a live one) fails verify()
+ * instead of hanging it. It fails only when every look, one each WAIT_SLICE at most, found the
+ * same holder for `ms`; a word that changes hands starts the count again. Parked meanwhile, as a
+ * waiter in the mutex is (SyncCore's lock): the holder may be stopping the world (its own
+ * verify(), a recovery), which must not wait for this thread. A word naming this thread is
+ * corrupt: verify() runs in no step of the mutex (user code never runs under it) and holds no
+ * allocator step (a pause of the world of its own, as #pause reads it, stops no one).
  */
-function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): void {
+function awaitWord(
+  core: SyncCore,
+  index: number,
+  shift: number,
+  what: string,
+  ms: number,
+  fail: (what: string) => never,
+): void {
   const i32 = core.arena.i32;
   const part = core.participant;
   part.park(core.inflightBlock);
@@ -601,26 +610,46 @@ function awaitMutex(core: SyncCore, ms: number, fail: (what: string) => never): 
     let holder = 0;
     let since = 0;
     for (;;) {
-      const w = Atomics.load(i32, R_MU);
-      const owner = w >>> OWNER_SHIFT;
+      const w = Atomics.load(i32, index);
+      const owner = w >>> shift;
       if (owner === 0 || ownerGone(owner)) return;
-      if (owner === ownerId()) fail(`the mutex word ${w} names this thread, which holds no step`);
+      if (owner === ownerId()) {
+        if (index === core.registry.pauseWord) return; // a pause of its own parks no one here
+        fail(`${what} word ${w} names this thread, which holds no step`);
+      }
       const now = performance.now(); // monotonic, as every wait's clock in shmap
       if (owner !== holder) {
         holder = owner;
         since = now;
       } else if (now - since >= ms) {
         fail(
-          `the mutex has been held by thread ${owner - 1} for ${ms / 1000} s (a thread that ` +
-            "never lets it go, or a corrupt mutex word)",
+          `${what} has been held by thread ${owner - 1} for ${ms / 1000} s (a thread that ` +
+            `never lets it go, or a corrupt word)`,
         );
       }
-      Atomics.wait(i32, R_MU, w, WAIT_SLICE);
+      Atomics.wait(i32, index, w, WAIT_SLICE);
       checkSelf(); // as after every wait in shmap: a thread terminated meanwhile goes no further
     }
   } finally {
     part.unpark();
   }
+}
+
+/** How long verify() waits for a word another thread holds before it fails. */
+const VERIFY_WAIT_MS = 5000;
+
+/**
+ * What verify() waits for before its first step, bounded ({@linkcode awaitWord}): a world
+ * stopped by another thread (the pause word), and the allocator's lock, which the reap it
+ * begins with takes. A quiescent point, and every allocation, waits for them unbounded, as a
+ * lock waits for a live holder; corrupt, they would hang verify(), which must throw.
+ */
+export function awaitVerifiable(core: SyncCore): void {
+  const fail = (what: string): never => {
+    throw new RangeError(`verify: SyncMap: ${what}`);
+  };
+  awaitWord(core, core.registry.pauseWord, 0, "the pause of the world", VERIFY_WAIT_MS, fail);
+  awaitWord(core, H_ALLOC_LOCK, OWNER_SHIFT, "the allocator's lock", VERIFY_WAIT_MS, fail);
 }
 
 /**
@@ -654,7 +683,7 @@ export function verifySyncMap(core: SyncCore): void {
 function verifyStopped(core: SyncCore, deadline: number, fail: (what: string) => never): boolean {
   const a = core.arena;
   const i32 = a.i32;
-  awaitMutex(core, 5000, fail);
+  awaitWord(core, R_MU, OWNER_SHIFT, "the mutex", VERIFY_WAIT_MS, fail);
   return core.locked(() => {
     // At least a moment for the others to park, however long the tries before took.
     if (!pauseWorld(core.registry, Math.max(100, deadline - performance.now()))) {

@@ -32,7 +32,7 @@ import {
   OpenedSyncMap,
   reserveShare as reserveSeat,
 } from "./_sync_open.ts";
-import { verifySyncMap } from "./_sync_recovery.ts";
+import { awaitVerifiable, verifySyncMap } from "./_sync_recovery.ts";
 import {
   compareAndDelete,
   compareAndSwap,
@@ -827,6 +827,9 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // holds a record (reclaim.ts threadHolds).
     if (holding()) throw new TypeError("cannot verify a SyncMap inside a user codec's decode");
     const part = this.#s.participant;
+    // A pause of the world or an allocator lock that another thread holds for good (a corrupt
+    // word) fails here, before the quiescent point and the reap that would wait for it.
+    awaitVerifiable(this.#s.core);
     // A read's entry: it retires nothing, and must answer in a full map with no room to retire
     // in (the mutex it takes stops a thread marked terminating).
     part.enterRead();
