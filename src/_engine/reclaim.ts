@@ -645,6 +645,16 @@ export class Participant {
   }
 
   /**
+   * Looks for the seats of gone threads now, as the next call would: a read's entry with the
+   * deaths due, whose quiescent point reaps them ({@linkcode onDeaths}) where this thread holds
+   * nothing a reap must not sweep, and leaves them for a later point otherwise.
+   */
+  reapNow(): void {
+    this.deathsDue();
+    this.enterRead();
+  }
+
+  /**
    * Marks this participant parked, in a lock of the map, holding no shared reference but
    * `inflight`, a record it allocated and has not published (0: none). Lets a stop of the world
    * go on without it.

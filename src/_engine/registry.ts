@@ -928,19 +928,25 @@ export function deadSeats(registry: Registry): { index: number; generation: numb
     const claim = Atomics.load(i32, at + CLAIM);
     const state = claim & 3;
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
-    // A reservation is its RESERVER's, once written (from then on OWNER is 0, the parent's id
-    // for the instant before it clears it, or a stale claimer's that took it from 0 and gives it
-    // back once its claim fails: dead there, that claimer's id made a live parent's reservation
-    // dead, helper-169); before, its OWNER's, the parent that died before writing it. RESERVER
-    // is cleared as a seat is released, so that it is never an earlier reservation's.
-    let owner = Atomics.load(i32, at + OWNER);
-    if (owner === 0 || state === SEAT_RESERVED) {
-      const reserver = Atomics.load(i32, at + RESERVER);
-      if (reserver !== 0) owner = reserver;
-    }
+    const owner = seatOwner(i32, at, state);
     if (owner !== 0 && ownerOutOfCalls(owner)) dead.push({ index: i, generation: claim >>> 2 });
   }
   return dead;
+}
+
+/**
+ * The owner id of the seat at `at`, in use or reserved (claim state `state`), or 0. A reservation
+ * is its RESERVER's, once written (from then on OWNER is 0, the parent's id for the instant before
+ * it clears it, or a stale claimer's that took it from 0 and gives it back once its claim fails:
+ * dead there, that claimer's id made a live parent's reservation dead, helper-169); before, its
+ * OWNER's, the parent that died before writing it. RESERVER is cleared as a seat is released, so
+ * that it is never an earlier reservation's.
+ */
+function seatOwner(i32: Int32Array, at: number, state: number): number {
+  const owner = Atomics.load(i32, at + OWNER);
+  if (owner !== 0 && state !== SEAT_RESERVED) return owner;
+  const reserver = Atomics.load(i32, at + RESERVER);
+  return reserver !== 0 ? reserver : owner;
 }
 
 /**
@@ -960,12 +966,7 @@ export function seatsComingFree(registry: Registry): boolean {
     const state = Atomics.load(i32, at + CLAIM) & 3;
     if (state === SEAT_RELEASING) return true;
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
-    // The owner as deadSeats reads it: a reservation's is its RESERVER.
-    let owner = Atomics.load(i32, at + OWNER);
-    if (owner === 0 || state === SEAT_RESERVED) {
-      const reserver = Atomics.load(i32, at + RESERVER);
-      if (reserver !== 0) owner = reserver;
-    }
+    const owner = seatOwner(i32, at, state);
     if (owner !== 0 && (ownerEnding(owner) || ownerDeclaredGone(owner))) return true;
   }
   return false;

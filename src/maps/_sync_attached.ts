@@ -222,10 +222,10 @@ export function closeAttach(object: object): boolean {
 /**
  * Has the participant of each live listed object of this thread, or of those over the memory of
  * `arena` only, look for the participants of gone threads now and give back their seats
- * (Participant.deathsDue, then a read's entry, whose quiescent point reaps: reclaim.ts), as its
- * next call would. Where this thread holds something a reap must not sweep (inside a call of
- * its own, in user code), the quiescent point leaves the reap for later, as it does for any
- * call. What a reap throws is the object's next call's to throw (Participant.defer).
+ * (Participant.reapNow), as its next call would. Where this thread holds something a reap must
+ * not sweep (inside a call of its own, in user code), the quiescent point leaves the reap for
+ * later, as it does for any call. What a reap throws is the object's next call's to throw
+ * (Participant.defer).
  */
 export function reapThroughListed(arena?: Arena): void {
   for (const bucket of [...bySeed.values()]) {
@@ -240,8 +240,7 @@ export function reapThroughListed(arena?: Arena): void {
       }
       const p = state.participant;
       try {
-        p.deathsDue();
-        p.enterRead();
+        p.reapNow();
       } catch (error) {
         p.defer(error);
       }

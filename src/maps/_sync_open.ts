@@ -234,10 +234,8 @@ export function reserveShare<K, V>(
   s.participant.checkOpen();
   const a = s.arena;
   const registry = registryOf(a);
-  const part = s.participant;
   const { index, generation } = takeSeat(registry, () => reserveSeat(registry), () => {
-    part.deathsDue();
-    part.enterRead();
+    s.participant.reapNow();
     reapThroughListed(a);
   });
   return {
