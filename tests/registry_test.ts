@@ -33,6 +33,7 @@ import {
   SEAT_IN_USE,
   SEAT_RELEASING,
   SEAT_WORDS,
+  seatsComingFree,
   setAdoptHookForTests,
   setClaimHookForTests,
   stateOf,
@@ -617,6 +618,54 @@ describe("participant registry: borrowing an orphan", () => {
       next.word,
       "the live participant's claim stays",
     );
+    releaseSeat(registry, next.index, next.word >>> 2);
+    borrower.close();
+    map.close();
+  });
+});
+
+describe("participant registry: seats coming free", () => {
+  it("a claim that failed while a sweep borrowed the last seat finds it coming free after", async () => {
+    // A claim finds every seat taken, one of them borrowed by another thread's sweep of what
+    // its released owner left (the new worker of a pool, its parent sweeping the seat of the
+    // worker it replaced). By the time the claimer looks for a seat coming free (takeSeat), the
+    // borrow has ended: the seat reads free, the orphan count 0. Read as "nothing coming", the
+    // attach threw though the seat was free (a CI run on Deno); a free seat is worth a retry.
+    const map = new SyncMap<number, number>({ maxParticipants: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the map's participant offline
+    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+    const registry = registryOf(arena);
+    let during: { threw: boolean; coming: boolean } | undefined;
+    const borrower = new Participant(registry, claimSeat(registry), () => {
+      if (during !== undefined) return false;
+      let threw = false;
+      try {
+        claimSeat(registry);
+      } catch (error) {
+        assert.ok(error instanceof RangeError);
+        threw = true;
+      }
+      during = { threw, coming: seatsComingFree(registry) };
+      return false;
+    });
+    const ownerTicket = claimSeat(registry);
+    const owner = new Participant(registry, ownerTicket, () => false);
+    borrower.enter();
+    owner.enter();
+    owner.retire(0x10000);
+    // Every seat held by a live thread: nothing is coming free.
+    assert.equal(seatsComingFree(registry), false);
+    releaseSeat(registry, ownerTicket.index, ownerTicket.word >>> 2); // an orphan
+    assert.equal(seatsComingFree(registry), true, "the orphan's seat, released");
+    for (let i = 0; i < 4 && during === undefined; i++) {
+      for (let k = 0; k < QUIESCE_EVERY; k++) borrower.enter();
+      borrower.collect();
+    }
+    assert.deepEqual(during, { threw: true, coming: true }, "during the borrow");
+    assert.equal(seatsComingFree(registry), true, "after the borrow: the seat is free");
+    const next = claimSeat(registry);
+    assert.equal(next.index, ownerTicket.index);
+    assert.equal(seatsComingFree(registry), false);
     releaseSeat(registry, next.index, next.word >>> 2);
     borrower.close();
     map.close();

@@ -1849,6 +1849,7 @@ export class Participant {
       // and OWNER after it (0, so RESERVER: a parent that once reserved the seat, gone since),
       // released that live claim as the dead seat it found (helper-169).
       const free = (((claim >>> 2) + 1) << 2) | SEAT_FREE;
+      let swept = false;
       try {
         // Its list and cache may lie past this thread's views.
         a.reach(a.buffer.byteLength);
@@ -1863,9 +1864,7 @@ export class Participant {
           lockedRelease(a, list, listBytes(a.i32[(list >> 2) + RL_CAPACITY]), [at + LIST, 0]);
         }
         if (list !== 0 && this.#sweptStop >= 0) this.#orphansLeft = true;
-        if (a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0)) {
-          Atomics.sub(a.i32, orphanWord, 1);
-        }
+        swept = a.i32[at + LIST] === 0 && (cache !== 0 || list !== 0);
       } finally {
         // Given back whatever threw (a stack overflow): this thread is alive, so nobody else
         // would, and what is left in the seat stays an orphan for the next sweep. Free first,
@@ -1875,6 +1874,12 @@ export class Participant {
         Atomics.compareExchange(a.i32, at + CLAIM, claim, free);
         Atomics.compareExchange(a.i32, at + OWNER, me, 0);
       }
+      // No longer an orphan, counted down only now that the seat is free: a claim that found
+      // every seat taken, this one borrowed, waits while the count is up (seatsComingFree).
+      // Counted down first, a claimer that looked in between saw the seat held by a live
+      // thread and nothing coming free, and threw: a pool's new worker, whose attach came as
+      // its parent swept the seat of the worker it replaced (a CI run, Deno).
+      if (swept) Atomics.sub(a.i32, orphanWord, 1);
     }
   }
 

@@ -950,21 +950,26 @@ function seatOwner(i32: Int32Array, at: number, state: number): number {
 }
 
 /**
- * Whether some seat is on its way to being free: in use or reserved by a thread recorded ending
- * or gone (census.ts), which comes free once its thread is gone and a live participant gives it
- * back ({@linkcode deadSeats}); released and not finished yet (RELEASING: put off while a Deno
- * zombie may be in a call, finished from a timer of its releaser's); or, released, borrowed by a
- * sweeper of what it holds (the orphan word counts it), for the length of one sweep. A claim
- * that found every seat taken waits a while for such a seat.
+ * Whether some seat is free or on its way to being free: free (since the claim that failed
+ * looked: given back meanwhile, or at the end of a sweep's borrow, below); in use or reserved by
+ * a thread recorded ending or gone (census.ts), which comes free once its thread is gone and a
+ * live participant gives it back ({@linkcode deadSeats}); released and not finished yet
+ * (RELEASING: put off while a Deno zombie may be in a call, finished from a timer of its
+ * releaser's); or, released, borrowed by a sweeper of what it holds (the orphan word counts it
+ * until the borrow has given the seat back: Participant #sweepReleased), for the length of one
+ * sweep. A claim that found every seat taken waits a while for such a seat. The orphan word is
+ * read first: read 0, every borrow it counted has ended, and the seat it borrowed reads free
+ * here, or claimed by a new owner since.
  */
 export function seatsComingFree(registry: Registry): boolean {
   const i32 = registry.arena.i32;
   if (Atomics.load(i32, registry.orphanWord) > 0) return true;
   const high = seatHigh(registry);
+  if (high < registry.count) return true;
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
     const state = Atomics.load(i32, at + CLAIM) & 3;
-    if (state === SEAT_RELEASING) return true;
+    if (state === SEAT_RELEASING || state === SEAT_FREE) return true;
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
     const owner = seatOwner(i32, at, state);
     if (owner !== 0 && (ownerEnding(owner) || ownerDeclaredGone(owner))) return true;
