@@ -155,6 +155,37 @@ describe("RWMutex reader seats of dead threads", () => {
     assert.equal(readers(i32, base), 0);
   });
 
+  test("a claimer that meets the dead reader's declaration between its look and its reap takes the seat", () => {
+    // The reader was killed holding a read lock; its parent's adapter declares it gone (after
+    // the grace on Deno) just after the claimer's first reap, which found it terminating and
+    // left it. The next look sees it gone, not ending, and that pass's reap frees the seat:
+    // counted as nothing coming free, the claim threw RangeError there without looking again
+    // (helper-176: a reader's first rLock at once after terminate(), Node and Bun every time).
+    census();
+    const dying = 8_000_001 + Math.floor(Math.random() * 1000) * 2;
+    const i32 = newLockBlock("RWMutex", rwWords(1)) as Int32Array;
+    initRw(i32, base, 1);
+    rLockFirst(i32, base, readerSeat(i32, base, dying), dying);
+    markTerminating(dying - 1);
+    let declared = false;
+    performance.now = () => {
+      // The first look at the clock is the first reap's grace check: the declaration comes now.
+      if (!declared) {
+        declared = true;
+        record(dying - 1, GONE);
+      }
+      return realNow.call(performance);
+    };
+    const seat = readerSeat(i32, base, NEWCOMER);
+    performance.now = realNow;
+    assert.ok(declared, "the reap looked at the clock");
+    assert.equal(seatOwner(i32), NEWCOMER);
+    assert.equal(Atomics.load(i32, seat), 0, "the dead reader's read lock was taken out");
+    assert.equal(rLockFirst(i32, base, seat, NEWCOMER), 1);
+    rUnlock(i32, base, seat, NEWCOMER);
+    assert.equal(readers(i32, base), 0);
+  });
+
   test("a claimer that finds the only seat being reaped waits for the reap, not a RangeError", () => {
     // A reaper (here a thread marked terminating, its grace not over: live) has marked the only
     // seat; it finishes (its mark becomes 0) while the claimer looks on.

@@ -69,6 +69,7 @@
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
 import {
   checkSelf,
+  ownerDeclaredGone,
   ownerEnding,
   ownerGone,
   ownerId,
@@ -168,9 +169,15 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
   // to be free: another thread is reaping it (its mark, a negative owner, is there for a few
   // atomic operations), or its owner is recorded terminating and counts as gone within the
   // grace (ownerGone starts that clock at this thread's first look, so a thread that meets the
-  // end only now would otherwise find every seat live and throw), or is declared gone and may
-  // still be inside a call (a Deno zombie not yet seen running for RUN_PROOF_MS, a clock that
-  // this thread's first look starts too: reapReaders). Bounded by twice the grace.
+  // end only now would otherwise find every seat live and throw), or is declared gone (or has
+  // ended unreported) and is not reaped yet: the reap of this pass may have freed it, which only
+  // the next scan sees, or it may still be inside a call (a Deno zombie not yet seen running for
+  // RUN_PROOF_MS) or hold read locks while asleep (on Deno, gone once seen asleep for QUIET_MS),
+  // clocks that this thread's first look starts (reapReaders). Without the declared gone, a
+  // reader's first rLock as the adapter declared a killed reader gone threw RangeError although
+  // the seat was about to be, or had just been, reaped (helper-176: Node and Bun, 30 of 30 runs
+  // at once after terminate(); Deno, 13 of 13 with the reader asleep). Bounded by twice the
+  // grace.
   let deadline = 0;
   for (let pass = 0, soon = 0; pass < 2 || soon > 0; pass++) {
     if (pass >= 2) {
@@ -184,7 +191,7 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
       const owner = Atomics.load(i32, at + S_OWNER);
-      if (owner < 0 || (owner > 0 && (ownerEnding(owner) || ownerMayBeInCall(owner)))) soon++;
+      if (owner < 0 || (owner > 0 && comingFree(owner))) soon++;
       if (owner !== 0) continue;
       // The mark first, then the claim: a claim cut short after the mark (a stack overflow can
       // throw from any call) leaves a free seat below the mark, which costs scans a seat; the
@@ -200,6 +207,14 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     `this RWMutex has ${n} reader seats, one per thread that reads it, and all belong to ` +
       "live threads: create it with a larger maxReaderThreads",
   );
+}
+
+/**
+ * Whether a reader seat of owner id `owner` is on its way to being free ({@linkcode readerSeat}):
+ * its owner is recorded ending, or declared gone, or has ended unreported (census.ts).
+ */
+function comingFree(owner: number): boolean {
+  return ownerEnding(owner) || ownerDeclaredGone(owner) || ownerMayBeInCall(owner);
 }
 
 /** The seat count word of thread `me` in the lock at `base`, or 0 when it has no seat. */
