@@ -8,6 +8,7 @@
  * | ----- | ----------------------------------------------------------------------- |
  * | 0     | CONTENDED: some thread may be sleeping on the word                      |
  * | 1     | POISONED: a holder died with the lock; what it guards may be half-done  |
+ * | 2     | STARVING: a fair locker has waited past STARVE_MS; handed to it next     |
  * | 3..31 | the owner id of the holder (census.ts), 0 when unlocked                 |
  *
  * Uncontended, `lock` is one compare-exchange (0 to `owner << 3`) and `unlock` one
@@ -27,6 +28,19 @@
  * anyone knowing where it sleeps; after each sleep it also checks that it was not itself
  * terminated meanwhile (census.ts, `checkSelf`).
  *
+ * Starvation (the public locks: `fair` lockers): a holder that unlocks and locks again at once
+ * wins the word over a woken waiter nearly every time, so a waiter could wait for seconds while
+ * two workers took turns (helper-176: a main thread's `lock()` waited 7 to 12 s behind two
+ * workers that each held the lock 2 ms at a time). As Go's sync.Mutex does, a fair waiter that
+ * has waited {@linkcode STARVE_MS} sets STARVING. From then on the lock is not free to anyone
+ * else: an unlock keeps the flag and wakes every sleeper, and only a locker that has itself
+ * waited that long takes the word, clearing the flag (a waiter starving still sets it again).
+ * Newcomers, on the fast path too (the word is not 0), wait their turn. A starving waiter that
+ * dies or gives up leaves the flag on a free word: the next fair locker takes it once it has
+ * waited STARVE_MS itself, and a try-lock or an engine lock (never fair) takes it at once,
+ * keeping the flag for its own unlock to hand on. No atomic is added to an uncontended lock or
+ * unlock.
+ *
  * `Atomics.wait` blocks the calling agent. Deno, Bun and Node allow that on the main thread;
  * browsers do not.
  *
@@ -39,6 +53,10 @@ import { checkSelf, ownerGone } from "./census.ts";
 export const CONTENDED = 1;
 /** Bit 1 of a mutex word: a holder died holding it. */
 export const POISONED = 2;
+/** Bit 2 of a mutex word: a fair waiter has waited {@linkcode STARVE_MS}; the lock is its next. */
+export const STARVING = 4;
+/** How long a fair waiter waits before it claims the lock's next turn (Go's 1 ms). */
+export const STARVE_MS = 1;
 /** The owner id sits above the flag bits. */
 export const OWNER_SHIFT = 3;
 
@@ -105,17 +123,18 @@ export function deadOwnerOf(i32: Int32Array, index: number): number {
  * Acquires the mutex at `i32[index]` for owner `me`, blocking until it is available. Returns
  * {@linkcode ACQUIRED}, or {@linkcode ACQUIRED_POISONED} when the lock was poisoned (its previous
  * holder died). Throws if `me` already holds it (a deadlock), and `TerminatedError` if this
- * thread was terminated while it slept.
+ * thread was terminated while it slept. `fair`: see {@linkcode lockWordSlow}.
  */
 export function lockWord(
   i32: Int32Array,
   index: number,
   me: number,
   onWait?: (waiting: boolean) => void,
+  fair = false,
 ): number {
   if (Atomics.compareExchange(i32, index, 0, me << OWNER_SHIFT) === 0) return ACQUIRED;
   return onWait === undefined
-    ? lockWordSlow(i32, index, me)
+    ? lockWordSlow(i32, index, me, undefined, fair)
     : lockWordWatched(i32, index, me, onWait);
 }
 
@@ -151,24 +170,45 @@ function lockWordWatched(
 
 /**
  * {@linkcode lockWord} after its compare-exchange failed: spins, sleeps, takes the lock over
- * from a dead owner. For callers that inline the fast path themselves (the public Mutex).
+ * from a dead owner. For callers that inline the fast path themselves (the public Mutex). A
+ * `fair` caller (the public locks) claims the lock's next turn once it has waited
+ * {@linkcode STARVE_MS} (STARVING, above).
  */
 export function lockWordSlow(
   i32: Int32Array,
   index: number,
   me: number,
   onWait?: (waiting: boolean) => void,
+  fair = false,
 ): number {
   let spins = 0;
   let slept = false;
+  // When this caller first went to sleep (fair callers only), and whether it has waited long
+  // enough since to take a turn the lock hands to the starving.
+  let since = 0;
+  let starving = !fair;
   for (;;) {
     const w = Atomics.load(i32, index);
     const owner = w >>> OWNER_SHIFT;
     if (owner === 0) {
-      const next = (me << OWNER_SHIFT) | (w & POISONED) | (slept ? CONTENDED : 0);
-      if (Atomics.compareExchange(i32, index, w, next) === w) {
-        return (w & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+      if ((w & STARVING) === 0 || starving) {
+        // A fair taker that starved clears the flag (others starving set it again); an unfair
+        // one keeps it, so that its unlock hands the lock on.
+        const keep = fair ? POISONED : POISONED | STARVING;
+        const next = (me << OWNER_SHIFT) | (w & keep) | (slept ? CONTENDED : 0);
+        if (Atomics.compareExchange(i32, index, w, next) === w) {
+          return (w & POISONED) !== 0 ? ACQUIRED_POISONED : ACQUIRED;
+        }
+        continue;
       }
+      // Free, but the next turn is a starving waiter's: wait until this caller starves too, in
+      // short sleeps, in case that waiter is gone and the flag is left.
+      if (!slept) onWait?.(true);
+      if (since === 0) since = performance.now();
+      slept = true;
+      Atomics.wait(i32, index, w, STARVE_MS);
+      starving = performance.now() - since >= STARVE_MS;
+      checkSelf();
       continue;
     }
     if (owner === me) {
@@ -181,7 +221,7 @@ export function lockWordSlow(
     }
     if (ownerGone(owner)) {
       // The owner will never unlock: take the lock over, poisoned.
-      const next = (me << OWNER_SHIFT) | POISONED | (w & CONTENDED);
+      const next = (me << OWNER_SHIFT) | POISONED | (w & (CONTENDED | STARVING));
       if (Atomics.compareExchange(i32, index, w, next) === w) {
         // Noted without a call: the caller learns it holds the lock only from the return, and
         // a call's entry is where a stack overflow can throw (Mutex `acquire`).
@@ -192,12 +232,15 @@ export function lockWordSlow(
       }
       continue;
     }
-    if ((w & CONTENDED) === 0) {
-      if (Atomics.compareExchange(i32, index, w, w | CONTENDED) !== w) continue;
+    if (!starving && since !== 0 && performance.now() - since >= STARVE_MS) starving = true;
+    const flags = starving && fair ? CONTENDED | STARVING : CONTENDED;
+    if ((w & flags) !== flags) {
+      if (Atomics.compareExchange(i32, index, w, w | flags) !== w) continue;
     }
     if (!slept) onWait?.(true);
+    if (since === 0) since = performance.now();
     slept = true;
-    Atomics.wait(i32, index, w | CONTENDED, WAIT_SLICE_MS);
+    Atomics.wait(i32, index, w | flags, WAIT_SLICE_MS);
     // Spin again before the next sleep, as Go's mutex does once woken. The holder that woke
     // us, or changed the word before we slept, is usually a thread relocking at once; without
     // the spin, a waiter looped through waits that returned at once (100,000 to 480,000 a
@@ -218,9 +261,12 @@ export function tryLockWord(i32: Int32Array, index: number, me: number): number 
     const w = Atomics.load(i32, index);
     const owner = w >>> OWNER_SHIFT;
     if (owner !== 0 && !ownerGone(owner)) return NOT_ACQUIRED;
-    // Free but poisoned, or held by a thread that is gone: take it, poisoned.
+    // Free but poisoned or handed to a starving waiter, or held by a thread that is gone: take
+    // it, poisoned if it was or its holder is gone. STARVING is kept: this caller's unlock hands
+    // the lock on to the starving waiter (a try-lock that deferred to it could fail for good, if
+    // that waiter has gone and left the flag).
     const poisoned = owner !== 0 || (w & POISONED) !== 0;
-    const next = (me << OWNER_SHIFT) | (poisoned ? POISONED : 0) | (w & CONTENDED);
+    const next = (me << OWNER_SHIFT) | (poisoned ? POISONED : 0) | (w & (CONTENDED | STARVING));
     if (Atomics.compareExchange(i32, index, w, next) === w) {
       if (owner !== 0) { // noted without a call, as in lockWordSlow
         deadBuffer = i32.buffer;
@@ -279,11 +325,14 @@ export function unlockWordSlow(
           : "sync: unlock of a mutex held by another thread (only the holder may unlock it)",
       );
     }
-    const found = Atomics.compareExchange(i32, index, w, w & POISONED);
+    // STARVING stays: the lock's next turn is a starving waiter's, which every sleeper is woken
+    // to find (only that one may take it).
+    const found = Atomics.compareExchange(i32, index, w, w & (POISONED | STARVING));
     if (found === w) break;
-    w = found; // a sleeper set CONTENDED meanwhile
+    w = found; // a sleeper set CONTENDED or STARVING meanwhile
   }
-  if ((w & CONTENDED) !== 0) Atomics.notify(i32, index, 1);
+  if ((w & STARVING) !== 0) Atomics.notify(i32, index);
+  else if ((w & CONTENDED) !== 0) Atomics.notify(i32, index, 1);
 }
 
 /**

@@ -638,7 +638,8 @@ function takeWriteLock(i32: Int32Array, base: number, me: number): number {
   if (own !== 0 && (Atomics.load(i32, own) & COUNT_MASK) !== 0) {
     throw new Error("sync: RWMutex.lock by a thread that holds a read lock of it (deadlock)");
   }
-  const taken = lockWord(i32, base + WRITER_MU, me);
+  // Fair among writers: one that has waited STARVE_MS gets the next turn (futex.ts, STARVING).
+  const taken = lockWord(i32, base + WRITER_MU, me, undefined, true);
   try {
     const status = waitedOnly(i32, base, taken);
     if (flagSeats(i32, base) !== 0) {

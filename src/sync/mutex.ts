@@ -83,7 +83,10 @@ const NO_WORD = -1;
  * entry is where the stack is checked again).
  */
 function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean): boolean {
-  const status = wait ? lockWordSlow(block, LOCK_BASE, me) : tryLockWord(block, LOCK_BASE, me);
+  // Fair: a waiter that has waited STARVE_MS gets the next turn (futex.ts, STARVING).
+  const status = wait
+    ? lockWordSlow(block, LOCK_BASE, me, undefined, true)
+    : tryLockWord(block, LOCK_BASE, me);
   if (status !== ACQUIRED_POISONED) return status === ACQUIRED;
   try {
     throw ownerDead("Mutex", block, LOCK_BASE);
