@@ -150,6 +150,8 @@ class View {
   readonly osThreads = new Map<number, number>();
   /** The threads seen out of calls (SEEN_OUT_OF_CALLS). */
   readonly outOfCalls = new Set<number>();
+  /** The threads with a TERMINATING entry, whatever came after it (see stop). */
+  readonly terminating = new Set<number>();
   /**
    * Child and OS thread entries read before their appender wrote the second word: looked at
    * again each sync.
@@ -188,7 +190,10 @@ class View {
       const state = entry & 3;
       if (state === CHILD || state === OS_THREAD) {
         if (!this.#readSecond(entry, at)) this.#unfinished.push(at);
-      } else if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
+      } else {
+        if (state === TERMINATING) this.terminating.add(id);
+        if ((this.states.get(id) ?? 0) < state) this.states.set(id, state);
+      }
     }
     if (this.#unfinished.length === 0) return;
     this.#unfinished = this.#unfinished.filter((at) =>
@@ -1058,19 +1063,57 @@ function stop(): never {
   // A terminated node:worker_threads worker under Deno runs on to the end of its task, and
   // whatever it does then reaches its parent: a pool's worker would post the result of the task
   // it was terminated in (a TerminatedError), which the pool, having ended that task, takes for
-  // a protocol error. It exits here instead, as Node's terminate() would have stopped it; it
+  // a protocol error. It ends here instead, as Node's terminate() would have stopped it; it
   // holds nothing of shmap's that a death at this point does not leave to the others to repair.
-  // Recorded gone first: its OS thread outlives such an exit (see recordOwnExit), and its locks
-  // would otherwise wait for that thread.
+  // Recorded gone first: its OS thread outlives its end (see recordOwnExit), and its locks
+  // would otherwise wait for that thread. A worker only declared gone (threadGone) was never
+  // terminated: `process.exit()` ends it, and its parent sees `exit`. One whose terminate() was
+  // called (a TERMINATING entry) asks Deno to close it and sleeps until it does: Deno's
+  // `process.exit()` asks the same and then spins until the thread is stopped, which never
+  // happens once the parent's terminate() has gone through (Deno 2.9: `for (;;) {}` after
+  // `reallyExit` in a worker; helper-175: every task a pool aborted before its first step left
+  // such a thread spinning on a core for the life of the process, 3 to 7 at once). Stopped, it
+  // ends in a wait slice; never stopped, it sleeps, as Deno leaves its terminated workers.
   if (denoNodeWorker) {
+    const me = fast.owner - 1;
+    const terminated = terminateAsked(me);
     try {
-      vouchGone(fast.owner - 1);
+      vouchGone(me);
     } catch {
       // A census that cannot take it: the grace's declaration, or the exit listener's.
     }
+    if (terminated) closeForGood();
     process.exit(1);
   }
   throw new TerminatedError();
+}
+
+/**
+ * A terminated `node:worker_threads` worker under Deno asks to be closed (`Deno.exit` in a worker
+ * closes it and returns) and sleeps: in slices while Deno may still stop it (it does so between
+ * two of them), then for good.
+ */
+function closeForGood(): never {
+  (globalThis as { Deno?: { exit(code: number): void } }).Deno?.exit(1);
+  const word = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < CLOSE_SLICES; i++) Atomics.wait(word, 0, 0, CLOSE_SLICE_MS);
+  for (;;) Atomics.wait(word, 0, 0);
+}
+
+/** How long {@linkcode closeForGood} sleeps in slices, each this long, before it sleeps for good. */
+const CLOSE_SLICE_MS = 50, CLOSE_SLICES = 40;
+
+/**
+ * Whether some census this thread knows has a TERMINATING entry for thread `threadId`: its
+ * `terminate()` was called (the adapters record it first), or its end was seen on its way
+ * (an error event, its own exit), as against a thread only declared gone.
+ */
+function terminateAsked(threadId: number): boolean {
+  for (const view of views) {
+    view.sync();
+    if (view.terminating.has(threadId)) return true;
+  }
+  return false;
 }
 
 /**
