@@ -183,7 +183,7 @@ export function attachSyncMap<K, V, M>(
  * How long a claim or reservation that found every seat taken tries again while some seat is
  * held by a thread recorded ending or gone (see {@linkcode takeSeat}).
  */
-export const SEAT_WAIT_MS = 1000;
+export const SEAT_WAIT_MS = 2000;
 
 /**
  * `take()`, a claim or a reservation of a participant seat of `registry`, which throws a
