@@ -566,6 +566,13 @@ function recordOwnExit(): void {
   if (views.length === 0 || fast.stopped) return;
   try {
     const me = fast.owner - 1;
+    // Ending of its own accord, not terminated: its idle SyncMap objects give their seats back
+    // now, as close() would (the user's exit handlers, before this listener, are done with them).
+    const own = stateOf(me) === 0;
+    if (own) {
+      exiting = true;
+      for (const hook of ownExitHooks) hook();
+    }
     // A terminated node:worker_threads worker under Deno that exits keeps its OS thread for
     // good (Deno 2.9: the thread stays in /proc/self/task, its JavaScript over), so its end is
     // vouched for here, by the last of its exit listeners: else its locks would wait for that
@@ -575,12 +582,26 @@ function recordOwnExit(): void {
       vouchGone(me);
       return;
     }
-    if (stateOf(me) !== 0) return;
-    exiting = true;
+    if (!own) return;
     record(me, TERMINATING);
   } catch {
     // A census that cannot take the entry: the parent's end event still declares the worker.
   }
+}
+
+/** What {@linkcode onOwnExit} calls. */
+const ownExitHooks = new Set<() => void>();
+
+/**
+ * Calls `hook` as this worker exits of its own accord (its work done, `process.exit()`, an
+ * uncaught error: its process `exit` event, after the user's listeners), not when it was
+ * terminated. A worker that attached a SyncMap by hand, untracked, and never closed it held its
+ * seat past its end until some live object of the map made a call: a pool's next worker, with
+ * its parent idle, waited and then failed to attach (helper-175: Node 5 of 5, Bun web workers
+ * about half). `hook` must not throw.
+ */
+export function onOwnExit(hook: () => void): void {
+  ownExitHooks.add(hook);
 }
 
 /** Reserves an id for a thread that has none of its own (a Deno web worker about to start). */

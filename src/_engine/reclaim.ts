@@ -1588,6 +1588,14 @@ export class Participant {
     releaseOwnSeat(this.registry, this.index, generationOf(this.#token));
   }
 
+  /**
+   * Whether this participant is in no call of its thread's: offline (it comes online at each
+   * call and goes offline in a microtask after it), and holding nothing for user code.
+   */
+  get inNoCall(): boolean {
+    return !this.#online && this.#holds === 0;
+  }
+
   /** Whether this participant is not closed and its seat is still its own. */
   get holdsSeat(): boolean {
     return !this.#closed && Atomics.load(this.arena.i32, this.#seat + CLAIM) === this.#token;

@@ -44,7 +44,7 @@
  */
 
 import { type Arena, sameMemory } from "../_engine/arena.ts";
-import { onGone } from "../_engine/census.ts";
+import { onGone, onOwnExit } from "../_engine/census.ts";
 import type { Participant } from "../_engine/reclaim.ts";
 import { type SlotCodec, UserSlots } from "../_engine/slots.ts";
 
@@ -250,6 +250,28 @@ export function reapThroughListed(arena?: Arena): void {
 
 // Where this thread learns of a thread's end, its objects give back that thread's seats at once.
 onGone(() => reapThroughListed());
+
+/**
+ * As this worker exits of its own accord (census.ts onOwnExit), each listed object of it that
+ * is in no call gives its seat back, as its close() would: nobody else gives back the seat of
+ * a worker that ended untracked until some live object of the map makes a call. One inside a
+ * call (`process.exit()` from user code it runs) is left to the others, as a death is. Never
+ * throws: what a close throws is dropped with the thread.
+ */
+function closeIdleListed(): void {
+  for (const bucket of [...bySeed.values()]) {
+    for (const at of [...bucket]) {
+      const p = at.cell.deref()?.state?.participant ?? at.participant;
+      if (p === undefined || !p.holdsSeat || !p.inNoCall) continue;
+      try {
+        p.close();
+      } catch {
+        // Left as a dead worker's seat is, for the others to give back.
+      }
+    }
+  }
+}
+onOwnExit(closeIdleListed);
 
 /** How many objects this thread lists (tests). */
 export function listedCountForTests(): number {
