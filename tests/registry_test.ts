@@ -567,6 +567,17 @@ describe("participant registry: a release that finds a stale releaser", () => {
   });
 });
 
+/**
+ * A map of `n` seats whose own participant has gone offline (its task ended), and its arena and
+ * registry, for participants made by hand beside it.
+ */
+async function offlineMap(n: number) {
+  const map = new SyncMap<number, number>({ maxParticipants: n });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
+  return { map, arena, registry: registryOf(arena) };
+}
+
 describe("participant registry: borrowing an orphan", () => {
   it("a reap that looked at a seat while it was borrowed never releases the claim made after the borrow", async () => {
     // A collect borrows a released seat to sweep its orphaned list: a claim in the seat's
@@ -576,10 +587,7 @@ describe("participant registry: borrowing an orphan", () => {
     // generation read. Meanwhile a live participant claims the seat. Given back in the same
     // generation, the borrow let that claim be the very word the reap read, and the reap's
     // release took the live participant's seat from it (its next call throws, its share lost).
-    const map = new SyncMap<number, number>({ maxParticipants: 6 });
-    await new Promise((resolve) => setTimeout(resolve, 0)); // the map's participant offline
-    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
-    const registry = registryOf(arena);
+    const { map, arena, registry } = await offlineMap(6);
     const i32 = arena.i32;
     const word = (seat: number, w: number): number => registry.seats + seat * SEAT_WORDS + w;
     const X = 0x10000;
@@ -631,10 +639,7 @@ describe("participant registry: seats coming free", () => {
     // worker it replaced). By the time the claimer looks for a seat coming free (takeSeat), the
     // borrow has ended: the seat reads free, the orphan count 0. Read as "nothing coming", the
     // attach threw though the seat was free (a CI run on Deno); a free seat is worth a retry.
-    const map = new SyncMap<number, number>({ maxParticipants: 3 });
-    await new Promise((resolve) => setTimeout(resolve, 0)); // the map's participant offline
-    const arena = Arena.attach(map.handle.buffer, KIND_SYNC_MAP, true, "test");
-    const registry = registryOf(arena);
+    const { map, registry } = await offlineMap(3);
     let during: { threw: boolean; coming: boolean } | undefined;
     const borrower = new Participant(registry, claimSeat(registry), () => {
       if (during !== undefined) return false;
