@@ -767,6 +767,17 @@ export function ownerDeclaredGone(owner: number): boolean {
 }
 
 /**
+ * Whether the thread with owner id `owner` is recorded ending ({@linkcode ownerEnding}) or
+ * declared gone, or has ended unreported ({@linkcode ownerDeclaredGone}): a seat it holds, a
+ * SyncMap participant's or an RWMutex reader's, is on its way back (it is given back once the
+ * thread is gone and out of its calls), which a claim that found every seat taken waits for.
+ * Slow paths only.
+ */
+export function ownerEndingOrGone(owner: number): boolean {
+  return ownerEnding(owner) || ownerDeclaredGone(owner);
+}
+
+/**
  * {@linkcode ownerDeclaredGone}, and in no shmap call ({@linkcode ownerMayBeInCall}): for a
  * SyncMap participant's seat, whose release repairs the allocation cache and retire list the
  * owner's calls write, and clears its announcement, and which a sweep frees the blocks of. A

@@ -23,7 +23,7 @@ import {
   checkAlive,
   checkSelf,
   ownerDeclaredGone,
-  ownerEnding,
+  ownerEndingOrGone,
   ownerGone,
   ownerId,
   ownerMayBeInCall,
@@ -972,7 +972,7 @@ export function seatsComingFree(registry: Registry): boolean {
     if (state === SEAT_RELEASING || state === SEAT_FREE) return true;
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
     const owner = seatOwner(i32, at, state);
-    if (owner !== 0 && (ownerEnding(owner) || ownerDeclaredGone(owner))) return true;
+    if (owner !== 0 && ownerEndingOrGone(owner)) return true;
   }
   return false;
 }

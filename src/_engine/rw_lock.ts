@@ -69,11 +69,9 @@
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
 import {
   checkSelf,
-  ownerDeclaredGone,
-  ownerEnding,
+  ownerEndingOrGone,
   ownerGone,
   ownerId,
-  ownerMayBeInCall,
   ownerOutOfCalls,
   TERMINATE_GRACE_MS,
 } from "./census.ts";
@@ -191,7 +189,7 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     for (let i = 0; i < n; i++) {
       const at = base + SEATS + i * SEAT_STRIDE;
       const owner = Atomics.load(i32, at + S_OWNER);
-      if (owner < 0 || (owner > 0 && comingFree(owner))) soon++;
+      if (owner < 0 || (owner > 0 && ownerEndingOrGone(owner))) soon++;
       if (owner !== 0) continue;
       // The mark first, then the claim: a claim cut short after the mark (a stack overflow can
       // throw from any call) leaves a free seat below the mark, which costs scans a seat; the
@@ -207,14 +205,6 @@ export function readerSeat(i32: Int32Array, base: number, me: number): number {
     `this RWMutex has ${n} reader seats, one per thread that reads it, and all belong to ` +
       "live threads: create it with a larger maxReaderThreads",
   );
-}
-
-/**
- * Whether a reader seat of owner id `owner` is on its way to being free ({@linkcode readerSeat}):
- * its owner is recorded ending, or declared gone, or has ended unreported (census.ts).
- */
-function comingFree(owner: number): boolean {
-  return ownerEnding(owner) || ownerDeclaredGone(owner) || ownerMayBeInCall(owner);
 }
 
 /** The seat count word of thread `me` in the lock at `base`, or 0 when it has no seat. */
