@@ -183,8 +183,8 @@ export function lockWordSlow(
 ): number {
   let spins = 0;
   let slept = false;
-  // When this caller first went to sleep (fair callers only), and whether it has waited long
-  // enough since to take a turn the lock hands to the starving.
+  // When this caller first went to sleep, and whether it has waited long enough since to take a
+  // turn the lock hands to the starving (from the start for a caller that is not fair).
   let since = 0;
   let starving = !fair;
   for (;;) {
@@ -201,38 +201,31 @@ export function lockWordSlow(
         }
         continue;
       }
-      // Free, but the next turn is a starving waiter's: wait until this caller starves too, in
-      // short sleeps, in case that waiter is gone and the flag is left.
-      if (!slept) onWait?.(true);
-      if (since === 0) since = performance.now();
-      slept = true;
-      Atomics.wait(i32, index, w, STARVE_MS);
-      starving = performance.now() - since >= STARVE_MS;
-      checkSelf();
-      continue;
-    }
-    if (owner === me) {
-      throw new Error("sync: deadlock: this thread already holds the lock it is waiting for");
-    }
-    if (spins < SPIN) {
-      spins++;
-      relax();
-      continue;
-    }
-    if (ownerGone(owner)) {
-      // The owner will never unlock: take the lock over, poisoned.
-      const next = (me << OWNER_SHIFT) | POISONED | (w & (CONTENDED | STARVING));
-      if (Atomics.compareExchange(i32, index, w, next) === w) {
-        // Noted without a call: the caller learns it holds the lock only from the return, and
-        // a call's entry is where a stack overflow can throw (Mutex `acquire`).
-        deadBuffer = i32.buffer;
-        deadByte = i32.byteOffset + index * 4;
-        deadThread = owner - 1;
-        return ACQUIRED_POISONED;
+      // Free, but the next turn is a starving waiter's: sleep (below) until this caller starves
+      // too, in short sleeps, in case that waiter is gone and the flag is left.
+    } else {
+      if (owner === me) {
+        throw new Error("sync: deadlock: this thread already holds the lock it is waiting for");
       }
-      continue;
+      if (spins < SPIN) {
+        spins++;
+        relax();
+        continue;
+      }
+      if (ownerGone(owner)) {
+        // The owner will never unlock: take the lock over, poisoned.
+        const next = (me << OWNER_SHIFT) | POISONED | (w & (CONTENDED | STARVING));
+        if (Atomics.compareExchange(i32, index, w, next) === w) {
+          // Noted without a call: the caller learns it holds the lock only from the return, and
+          // a call's entry is where a stack overflow can throw (Mutex `acquire`).
+          deadBuffer = i32.buffer;
+          deadByte = i32.byteOffset + index * 4;
+          deadThread = owner - 1;
+          return ACQUIRED_POISONED;
+        }
+        continue;
+      }
     }
-    if (!starving && since !== 0 && performance.now() - since >= STARVE_MS) starving = true;
     const flags = starving && fair ? CONTENDED | STARVING : CONTENDED;
     if ((w & flags) !== flags) {
       if (Atomics.compareExchange(i32, index, w, w | flags) !== w) continue;
@@ -240,7 +233,8 @@ export function lockWordSlow(
     if (!slept) onWait?.(true);
     if (since === 0) since = performance.now();
     slept = true;
-    Atomics.wait(i32, index, w | flags, WAIT_SLICE_MS);
+    Atomics.wait(i32, index, w | flags, owner === 0 ? STARVE_MS : WAIT_SLICE_MS);
+    if (!starving) starving = performance.now() - since >= STARVE_MS;
     // Spin again before the next sleep, as Go's mutex does once woken. The holder that woke
     // us, or changed the word before we slept, is usually a thread relocking at once; without
     // the spin, a waiter looped through waits that returned at once (100,000 to 480,000 a
