@@ -228,24 +228,27 @@ export function closeAttach(object: object): boolean {
  * (Participant.defer).
  */
 export function reapThroughListed(arena?: Arena): void {
-  for (const bucket of [...bySeed.values()]) {
-    for (const at of [...bucket]) {
-      const state = at.cell.deref()?.state;
-      if (state === undefined || !state.participant.holdsSeat) continue;
-      if (
-        arena !== undefined &&
-        (at.seed0 !== arena.seed0 || at.seed1 !== arena.seed1 || !sameMemory(state.arena, arena))
-      ) {
-        continue;
-      }
-      const p = state.participant;
-      try {
-        p.reapNow();
-      } catch (error) {
-        p.defer(error);
-      }
+  for (const at of listedNow()) {
+    const state = at.cell.deref()?.state;
+    if (state === undefined || !state.participant.holdsSeat) continue;
+    if (
+      arena !== undefined &&
+      (at.seed0 !== arena.seed0 || at.seed1 !== arena.seed1 || !sameMemory(state.arena, arena))
+    ) {
+      continue;
+    }
+    const p = state.participant;
+    try {
+      p.reapNow();
+    } catch (error) {
+      p.defer(error);
     }
   }
+}
+
+/** Every entry listed now: a copy, which what is done to each (a close unlists) leaves whole. */
+function listedNow(): Attached[] {
+  return [...bySeed.values()].flat();
 }
 
 // Where this thread learns of a thread's end, its objects give back that thread's seats at once.
@@ -259,15 +262,13 @@ onGone(() => reapThroughListed());
  * throws: what a close throws is dropped with the thread.
  */
 function closeIdleListed(): void {
-  for (const bucket of [...bySeed.values()]) {
-    for (const at of [...bucket]) {
-      const p = at.cell.deref()?.state?.participant ?? at.participant;
-      if (p === undefined || !p.holdsSeat || !p.inNoCall) continue;
-      try {
-        p.close();
-      } catch {
-        // Left as a dead worker's seat is, for the others to give back.
-      }
+  for (const at of listedNow()) {
+    const p = at.cell.deref()?.state?.participant ?? at.participant;
+    if (p === undefined || !p.holdsSeat || !p.inNoCall) continue;
+    try {
+      p.close();
+    } catch {
+      // Left as a dead worker's seat is, for the others to give back.
     }
   }
 }
