@@ -51,7 +51,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
   test("with no seat claimed, lock and unlock go the fast way and leave the words as found", () => {
     const i32 = block();
     const before = words(i32);
-    assert.equal(lockFast(i32, BASE, ME), true);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
     assert.equal(i32[BASE + WRITER_MU], ME << OWNER_SHIFT);
     assert.equal(i32[BASE] & 1, 1, "WRITER set");
     assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), true);
@@ -62,7 +62,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const i32 = block();
     const seats = [readerSeat(i32, BASE, ME), readerSeat(i32, BASE, OTHER)];
     const before = words(i32);
-    assert.equal(lockFast(i32, BASE, ME), true);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
     for (const seat of seats) assert.equal(i32[seat], 1 << 30, "SEAT_WRITER on every seat");
     assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), true);
     assert.deepEqual(words(i32), before);
@@ -74,10 +74,10 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const seat = readerSeat(i32, BASE, OTHER);
     rLockFirst(i32, BASE, seat, OTHER);
     const before = words(i32);
-    assert.equal(lockFast(i32, BASE, ME), false);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), false);
     assert.deepEqual(words(i32), before);
     rUnlock(i32, BASE, seat, OTHER);
-    assert.equal(lockFast(i32, BASE, ME), true, "in once the reader has left");
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true, "in once the reader has left");
   });
 
   test("a writer mutex word that is not 0 is left alone", () => {
@@ -86,7 +86,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
       readerSeat(i32, BASE, OTHER);
       i32[BASE + WRITER_MU] = word;
       const before = words(i32);
-      assert.equal(lockFast(i32, BASE, ME), false, `word 0x${word.toString(16)}`);
+      assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), false, `word 0x${word.toString(16)}`);
       assert.deepEqual(words(i32), before);
     }
   });
@@ -95,14 +95,14 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const mine = ME << OWNER_SHIFT;
     for (const word of [0, OTHER << OWNER_SHIFT, mine | CONTENDED, mine | POISONED]) {
       const i32 = block();
-      assert.equal(lockFast(i32, BASE, ME), true);
+      assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
       i32[BASE + WRITER_MU] = word;
       const before = words(i32);
       assert.equal(unlockFast(i32, BASE, mine), false, `word 0x${word.toString(16)}`);
       assert.deepEqual(words(i32), before);
     }
     const i32 = block();
-    assert.equal(lockFast(i32, BASE, ME), true);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
     assert.equal(unlockFast(i32, BASE, 0), false, "an object that never learnt its owner word");
   });
 
@@ -110,7 +110,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const i32 = block();
     readerSeat(i32, BASE, OTHER);
     const before = words(i32);
-    assert.equal(lockFast(i32, BASE, ME), true);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
     i32[BASE + WRITER_MU] |= CONTENDED; // as a writer that went to sleep on the mutex sets it
     const held = words(i32);
     assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), false);
@@ -124,7 +124,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
     const i32 = block();
     readerSeat(i32, BASE, OTHER);
     const before = words(i32);
-    assert.equal(lockFast(i32, BASE, ME), true);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
     i32[BASE] |= READERS_WAITING; // as rLockSlow sets it before a reader sleeps on the state
     const calls = notifiesOn(i32, () => {
       assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), true);
@@ -143,7 +143,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
         // reader turned away sleeps on the state word.
         if (n === 2) i32[BASE + WRITER_MU] |= CONTENDED;
         if (n === 3) i32[BASE] |= READERS_WAITING;
-      }, () => assert.equal(lockFast(i32, BASE, ME), false));
+      }, () => assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), false));
     });
     assert.deepEqual(calls, [[BASE, Infinity], [BASE + WRITER_MU, 1]]);
     assert.equal(i32[BASE + WRITER_MU], 0);
@@ -154,7 +154,7 @@ describe("rw_lock.ts lockFast and unlockFast", () => {
   test("a seat claimed after the writer got in stays unflagged, and the unlock clears the rest", () => {
     const i32 = block();
     const early = readerSeat(i32, BASE, OTHER);
-    assert.equal(lockFast(i32, BASE, ME), true);
+    assert.equal(lockFast(i32, BASE, ME << OWNER_SHIFT), true);
     const late = readerSeat(i32, BASE, 11);
     assert.equal(i32[late], 0);
     assert.equal(unlockFast(i32, BASE, ME << OWNER_SHIFT), true);
@@ -186,7 +186,7 @@ describe("a writer stopped at each step of lockFast's back-out", () => {
       const seat = readerSeat(i32, LOCK_BASE, reader);
       rLockFirst(i32, LOCK_BASE, seat, reader);
       const stopped = stoppedAfter(n, () => {
-        assert.equal(lockFast(i32, LOCK_BASE, writer), false);
+        assert.equal(lockFast(i32, LOCK_BASE, writer << OWNER_SHIFT), false);
       });
       assert.equal(stopped, n < 8, "stopped, or backed out whole");
       rUnlock(i32, LOCK_BASE, seat, reader);

@@ -286,14 +286,39 @@ export class RWMutex {
    * has marked it consistent since.
    */
   lock(): void {
-    // liveOwnerId written out, as in Mutex.lock (census.ts, `fast`): JavaScriptCore leaves the
-    // call in place here, about 1 ns of a 12 ns lock+unlock on Bun.
-    const f = fast;
-    const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
-    // Uncontended, lockFast; otherwise the long way, where the OwnerDeadError of a poisoned
-    // lock comes from rw_lock.ts, inside the step that took the lock, so that a stack overflow
-    // as it is made backs the writer out.
-    if (!lockFast(this.#block, LOCK_BASE, me)) lock(this.#block, LOCK_BASE, me);
+    // lockFast from this object's owner word, with no census check, as Mutex.lock: a main
+    // thread is never terminated; a worker has the `lock` of the static block below. An object
+    // that has not learnt its owner word yet, or finds the lock held or read-locked, goes the
+    // long way, where the OwnerDeadError of a poisoned lock comes from rw_lock.ts, inside the
+    // step that took the lock, so that a stack overflow as it is made backs the writer out.
+    const mine = this.#mine;
+    if (mine === 0 || !lockFast(this.#block, LOCK_BASE, mine)) this.#lockSlow();
+  }
+
+  // In a worker (census.ts mayBeTerminated), `lock` is this instead: the census check first
+  // (liveOwnerId's test, census.ts `fast`, no call), so that a worker marked terminating throws
+  // TerminatedError from #lockSlow rather than take the lock, as `rLock`'s static block.
+  static {
+    if (mayBeTerminated) {
+      const { lock } = {
+        lock(this: RWMutex): void {
+          const f = fast;
+          const mine = this.#mine;
+          if (
+            f.head[C_COUNT] !== f.liveSeen || mine === 0 ||
+            !lockFast(this.#block, LOCK_BASE, mine)
+          ) this.#lockSlow();
+        },
+      };
+      Object.defineProperty(this.prototype, "lock", { value: lock });
+    }
+  }
+
+  /** {@linkcode lock} past its fast path: the census checked, the owner word noted, the long way. */
+  #lockSlow(): void {
+    const me = liveOwnerId();
+    this.#mine = me << OWNER_SHIFT;
+    lock(this.#block, LOCK_BASE, me);
   }
 
   /**
