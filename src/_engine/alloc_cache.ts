@@ -17,12 +17,18 @@
  * @module
  */
 
-import { type Arena, HEADER_BYTES, roundUp } from "./arena.ts";
+import { type Arena, roundUp } from "./arena.ts";
+import * as arena_module from "./arena.ts";
 import type { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
-import { CLASS_SIZES, NCLASSES, sizeClass, SMALL_MAX } from "./alloc_layout.ts";
+import { sizeClass } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
 import { allocate, lockedAllocate, lockedRelease, release, underLock } from "./allocator.ts";
 import type { HeapReport } from "./heap_verify.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { HEADER_BYTES } = arena_module;
+const { CLASS_SIZES, NCLASSES, SMALL_MAX } = alloc_layout;
 
 const CACHE_TOTAL = 2 * NCLASSES;
 const CACHE_RAW = CACHE_TOTAL + 1;

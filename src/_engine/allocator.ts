@@ -19,34 +19,33 @@
  * @module
  */
 
-import {
-  ALLOC_JOURNAL_ENTRIES,
-  type Arena,
-  H_ALLOC_JOURNAL,
-  H_ALLOC_LOCK,
-  H_BYTES_USED,
-  HEADER_BYTES,
-} from "./arena.ts";
+import type { Arena } from "./arena.ts";
+import * as arena_module from "./arena.ts";
 import { liveOwnerId } from "./census.ts";
-import { ACQUIRED, clearPoison, CONTENDED, lockWord, OWNER_SHIFT, POISONED } from "./futex.ts";
+import { clearPoison, lockWord } from "./futex.ts";
+import * as futex from "./futex.ts";
 import { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
-import {
+import { blockSize, chunkSizeFor, sizeClass } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
+import { largeAllocate, largeFree, releaseSpare } from "./heap.ts";
+import { smallAllocate, smallFree } from "./spans.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { ALLOC_JOURNAL_ENTRIES, H_ALLOC_JOURNAL, H_ALLOC_LOCK, H_BYTES_USED, HEADER_BYTES } =
+  arena_module;
+const { ACQUIRED, CONTENDED, OWNER_SHIFT, POISONED } = futex;
+const {
   A_LISTS,
   A_SPARE,
-  blockSize,
   CHUNK_HEADER,
-  chunkSizeFor,
   CLASS_SIZES,
   FLAGS,
   INUSE,
   NCLASSES,
-  sizeClass,
   SMALL_MAX,
   SPAN_FLAG,
-} from "./alloc_layout.ts";
-import { largeAllocate, largeFree, releaseSpare } from "./heap.ts";
-import { smallAllocate, smallFree } from "./spans.ts";
+} = alloc_layout;
 
 // The layout's sizing functions and the heap check are part of the allocator's entry points.
 export { blockSize, footprint, HEADROOM_BYTES, SMALL_MAX } from "./alloc_layout.ts";

@@ -20,14 +20,19 @@
  * @module
  */
 
-import { type Arena, H_TOP, HEADER_BYTES, roundUp } from "./arena.ts";
+import { type Arena, roundUp } from "./arena.ts";
+import * as arena_module from "./arena.ts";
 import type { Journal } from "./journal.ts";
 import { MapFullError } from "../errors.ts";
-import {
+import { binOf, spanWords } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { H_TOP, HEADER_BYTES } = arena_module;
+const {
   A_BINS,
   A_BITMAP,
   A_SPARE,
-  binOf,
   BITMAP_WORDS,
   C_NEXT,
   C_PREV,
@@ -38,8 +43,7 @@ import {
   SP_CLASS,
   SP_LISTED,
   SPAN_FLAG,
-  spanWords,
-} from "./alloc_layout.ts";
+} = alloc_layout;
 
 /** How many chunks of a bin an allocation looks at before trying the next bin up. */
 const BIN_WALK = 32;

@@ -5,13 +5,20 @@
  * @module
  */
 
-import { type Arena, H_BYTES_USED, H_TOP, HEADER_BYTES } from "./arena.ts";
-import {
+import type { Arena } from "./arena.ts";
+import * as arena_module from "./arena.ts";
+import { binOf, spanBytes, spanWords } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
+import { BlockMap } from "./block_map.ts";
+import { isSpareSpan } from "./spans.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { H_BYTES_USED, H_TOP, HEADER_BYTES } = arena_module;
+const {
   A_BINS,
   A_BITMAP,
   A_LISTS,
   A_SPARE,
-  binOf,
   BITMAP_WORDS,
   C_NEXT,
   C_PREV,
@@ -32,11 +39,7 @@ import {
   SP_PREV,
   SPAN_FLAG,
   SPAN_HEADER,
-  spanBytes,
-  spanWords,
-} from "./alloc_layout.ts";
-import { BlockMap } from "./block_map.ts";
-import { isSpareSpan } from "./spans.ts";
+} = alloc_layout;
 
 /** What {@linkcode verifyHeap} found. */
 export interface HeapReport {

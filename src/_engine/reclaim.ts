@@ -59,11 +59,11 @@ import {
   reachCache,
   repairCache,
 } from "./alloc_cache.ts";
-import { sizeClass, SMALL_MAX } from "./alloc_layout.ts";
+import { sizeClass } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
 import { allocate, lockedRelease, lockedReleaseSpares, release, underLock } from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import {
-  C_COUNT,
   censusDeaths,
   checkAlive,
   checkAliveSlow,
@@ -75,15 +75,34 @@ import {
   ownerGone,
   ownerId,
 } from "./census.ts";
-import { nap, WAIT_SLICE_MS } from "./futex.ts";
-import { J_HAND, J_HAND_SEAT } from "./journal.ts";
+import * as census from "./census.ts";
+import { nap } from "./futex.ts";
+import * as futex from "./futex.ts";
+import * as journal_module from "./journal.ts";
 import { MapFullError, TerminatedError } from "../errors.ts";
 import {
+  claimFree,
+  generationOf,
+  type Registry,
+  releaseOwnSeat,
+  releasingOf,
+  seatAnnouncement,
+  seatHigh,
+  type Ticket,
+} from "./registry.ts";
+import * as registry_module from "./registry.ts";
+import { epochAt, listBytes, listCount, moveEntry, tagAt } from "./retire_list.ts";
+import * as retire_list from "./retire_list.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { SMALL_MAX } = alloc_layout;
+const { C_COUNT } = census;
+const { WAIT_SLICE_MS } = futex;
+const { J_HAND, J_HAND_SEAT } = journal_module;
+const {
   ANNOUNCE,
   CACHE,
   CLAIM,
-  claimFree,
-  generationOf,
   HAND,
   HAND_COUNTED,
   HAND_ENTRY,
@@ -98,26 +117,11 @@ import {
   PARKED,
   PARKED_CLEAN,
   PARKED_HOLDING,
-  type Registry,
-  releaseOwnSeat,
-  releasingOf,
   SEAT_FREE,
   SEAT_IN_USE,
   SEAT_WORDS,
-  seatAnnouncement,
-  seatHigh,
-  type Ticket,
-} from "./registry.ts";
-import {
-  epochAt,
-  listBytes,
-  listCount,
-  moveEntry,
-  RL_CAPACITY,
-  RL_COUNT,
-  tagAt,
-  UNSTAMPED,
-} from "./retire_list.ts";
+} = registry_module;
+const { RL_CAPACITY, RL_COUNT, UNSTAMPED } = retire_list;
 
 /** Operations between two quiescent points of a participant. */
 export const QUIESCE_EVERY = 64;

@@ -67,31 +67,31 @@
  */
 
 import { OwnerDeadError, TerminatedError } from "../errors.ts";
-import {
-  checkSelf,
-  ownerEndingOrGone,
-  ownerGone,
-  ownerId,
-  ownerOutOfCalls,
-  TERMINATE_GRACE_MS,
-} from "./census.ts";
+import { checkSelf, ownerEndingOrGone, ownerGone, ownerId, ownerOutOfCalls } from "./census.ts";
+import * as census from "./census.ts";
 import { ownerDead } from "./lock_block.ts";
 import {
-  ACQUIRED,
-  ACQUIRED_POISONED,
-  CONTENDED,
   deadOwnerOf,
   lockWord,
   nap,
-  NOT_ACQUIRED,
-  OWNER_SHIFT,
-  POISONED,
   relax,
   releaseWord,
   tryLockWord,
   unlockWord,
-  WAIT_SLICE_MS,
 } from "./futex.ts";
+import * as futex from "./futex.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { TERMINATE_GRACE_MS } = census;
+const {
+  ACQUIRED,
+  ACQUIRED_POISONED,
+  CONTENDED,
+  NOT_ACQUIRED,
+  OWNER_SHIFT,
+  POISONED,
+  WAIT_SLICE_MS,
+} = futex;
 
 /** The state word, from the lock's base: WRITER, READERS_WAITING, the high-water mark. */
 export const STATE = 0;

@@ -18,7 +18,12 @@
 
 import { type Arena, inViews } from "./arena.ts";
 import type { Journal } from "./journal.ts";
-import {
+import { spanBytes, spanWords } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
+import { keepSpanHeader, largeFree, spanChunk } from "./heap.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const {
   A_LISTS,
   A_SPARE,
   CLASS_SIZES,
@@ -30,10 +35,7 @@ import {
   SP_NEXT,
   SP_PREV,
   SPAN_HEADER,
-  spanBytes,
-  spanWords,
-} from "./alloc_layout.ts";
-import { keepSpanHeader, largeFree, spanChunk } from "./heap.ts";
+} = alloc_layout;
 
 export function smallAllocate(arena: Arena, c: number, j: Journal): number {
   const size = CLASS_SIZES[c];

@@ -25,31 +25,43 @@
 import type { Arena } from "./arena.ts";
 import { MapFullError } from "../errors.ts";
 import { JournalFullError } from "./journal.ts";
-import { MODE_INLINE, MODE_STRING, type Probe } from "./slots.ts";
+import type { Probe } from "./slots.ts";
+import * as slots from "./slots.ts";
 import type { Savepoint, Tx } from "./tx.ts";
 import {
   allocOverflow,
-  BUCKET_SIZE,
-  BUCKET_SLOTS,
   bucketsForHint,
-  CHAIN_CHECK,
   chainLimit,
   checkBucketArrays,
   checkedNext,
-  EMPTY_ONE,
-  EMPTY_REST,
   evacuated,
   freeBlob,
   type FreeValue,
-  FULL_CHAIN_MAX,
-  KEYS,
   loops,
-  MAX_B,
-  MIN_TOP_HASH,
   newOverflow,
-  OVERFLOW,
   overLoadFactor,
   pow2,
+  tophash,
+} from "./table_layout.ts";
+import * as table_layout from "./table_layout.ts";
+import { clearStep, clearSteps, destroy, finishClear } from "./table_clear.ts";
+import { evacuateNext, finishGrowth, growWork, hashGrow } from "./table_grow.ts";
+import { forEachKeySlot, gatherKeySlots } from "./table_iter.ts";
+import { stats, type TableStats, verify } from "./table_verify.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { MODE_INLINE, MODE_STRING } = slots;
+const {
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  CHAIN_CHECK,
+  EMPTY_ONE,
+  EMPTY_REST,
+  FULL_CHAIN_MAX,
+  KEYS,
+  MAX_B,
+  MIN_TOP_HASH,
+  OVERFLOW,
   SAME_SIZE_GROW,
   T_B,
   T_BUCKETS,
@@ -59,13 +71,8 @@ import {
   T_OLDBUCKETS,
   T_OLDOVERFLOW,
   TABLE_WORDS,
-  tophash,
   VALUE_WORDS,
-} from "./table_layout.ts";
-import { clearStep, clearSteps, destroy, finishClear } from "./table_clear.ts";
-import { evacuateNext, finishGrowth, growWork, hashGrow } from "./table_grow.ts";
-import { forEachKeySlot, gatherKeySlots } from "./table_iter.ts";
-import { stats, type TableStats, verify } from "./table_verify.ts";
+} = table_layout;
 
 // The layout and the parts of a table live beside it; these are the table's public names.
 export {

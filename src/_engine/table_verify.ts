@@ -9,23 +9,28 @@ import type { GoMapStats } from "../maps/go_map.ts";
 import { hashStored, sameStored } from "./slots.ts";
 import { inViews } from "./arena.ts";
 import {
-  BUCKET_SIZE,
-  BUCKET_SLOTS,
   chainLimit,
-  EMPTY_ONE,
-  EMPTY_REST,
   evacuated,
-  KEYS,
-  MAX_B,
-  MIN_TOP_HASH,
   oldBOf,
-  OVERFLOW,
   overflowBytes,
   readHeader,
-  SAME_SIZE_GROW,
   type TableView,
   tophash,
 } from "./table_layout.ts";
+import * as table_layout from "./table_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const {
+  BUCKET_SIZE,
+  BUCKET_SLOTS,
+  EMPTY_ONE,
+  EMPTY_REST,
+  KEYS,
+  MAX_B,
+  MIN_TOP_HASH,
+  OVERFLOW,
+  SAME_SIZE_GROW,
+} = table_layout;
 
 /** What {@linkcode stats} reports: the fields of GoMap.stats() that the table alone knows. */
 export type TableStats = Omit<GoMapStats, "bytesUsed" | "bytesReserved">;

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { SMALL_MAX } from "./alloc_layout.ts";
+import * as alloc_layout from "./alloc_layout.ts";
 import type { Arena } from "./arena.ts";
 import {
   allocate,
@@ -29,7 +29,8 @@ import {
   underLock,
 } from "./allocator.ts";
 import { MapFullError } from "../errors.ts";
-import { J_HAND, type Journal } from "./journal.ts";
+import type { Journal } from "./journal.ts";
+import * as journal_module from "./journal.ts";
 import {
   freeListed,
   listUnlisted,
@@ -37,6 +38,10 @@ import {
   unlistedHasRoom,
   unlistedListBytes,
 } from "./unlisted_list.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { SMALL_MAX } = alloc_layout;
+const { J_HAND } = journal_module;
 
 /** A point a transaction can be rolled back to. */
 export interface Savepoint {

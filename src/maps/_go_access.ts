@@ -9,7 +9,8 @@
 
 import { GoBatches } from "./_go_batches.ts";
 import { GoHits } from "./_go_hits.ts";
-import { SLOTS, SlotStrings } from "../_engine/slot_strings.ts";
+import { SlotStrings } from "../_engine/slot_strings.ts";
+import * as slot_strings from "../_engine/slot_strings.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { Journal } from "../_engine/journal.ts";
 import {
@@ -27,16 +28,12 @@ import { Table } from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { EntryMemo } from "./_entry_memo.ts";
 import type { OpenedGoMap } from "./_go_open.ts";
-import {
-  JOURNAL,
-  JOURNAL_ENTRIES,
-  KEY_HI,
-  KEY_LO,
-  TABLE_AT,
-  VALUE_BYTES,
-  VALUE_HI,
-  VALUE_LO,
-} from "./_go_layout.ts";
+import * as go_layout from "./_go_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { SLOTS } = slot_strings;
+const { JOURNAL, JOURNAL_ENTRIES, KEY_HI, KEY_LO, TABLE_AT, VALUE_BYTES, VALUE_HI, VALUE_LO } =
+  go_layout;
 
 /** One GoMap object's state: what it shares (arena, table) and its own scratch. */
 export class GoAccess<K, V> {

@@ -5,9 +5,13 @@
  * @module
  */
 
-import { H_ROOT } from "../_engine/arena.ts";
+import * as arena from "../_engine/arena.ts";
 import { journalWords } from "../_engine/journal.ts";
-import { VALUE_WORDS } from "../_engine/table.ts";
+import * as table from "../_engine/table.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { H_ROOT } = arena;
+const { VALUE_WORDS } = table;
 
 // SEQ is a seqlock that also names the writer. Idle, it holds an even version. A writer moves
 // it to `(owner << 1) | 1` with a compare-exchange (failing if it is already odd: another

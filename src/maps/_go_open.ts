@@ -5,17 +5,26 @@
  * @module
  */
 
-import { footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
-import { checkMaxBytes, HEADER_BYTES, KIND_GO_MAP } from "../_engine/arena.ts";
+import { footprint } from "../_engine/allocator.ts";
+import * as allocator from "../_engine/allocator.ts";
+import { checkMaxBytes } from "../_engine/arena.ts";
+import * as arena_module from "../_engine/arena.ts";
 import { census } from "../_engine/census.ts";
-import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
+import { bucketBytesForHint, bucketsForHint, Table } from "../_engine/table.ts";
+import * as table from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
 import { checkHandle } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
-import { JOURNAL, JOURNAL_BYTES, JOURNAL_ENTRIES, TABLE_AT } from "./_go_layout.ts";
+import * as go_layout from "./_go_layout.ts";
 import { attachArena, bootJournal, newArena, OpenedMap } from "./_open.ts";
 import type { AttachOptions, GoMapHandle, GoMapOptions } from "./go_map.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { HEADROOM_BYTES } = allocator;
+const { HEADER_BYTES, KIND_GO_MAP } = arena_module;
+const { MAX_B } = table;
+const { JOURNAL, JOURNAL_BYTES, JOURNAL_ENTRIES, TABLE_AT } = go_layout;
 
 const OPTIONS = ["hint", "keys", "values", "maxBytes"] as const;
 const ATTACH_OPTIONS = ["keys", "values"] as const;

@@ -6,24 +6,33 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
-import { HELD, HELD_ANY, HELD_INT } from "./_entry_memo.ts";
+import * as key_hash_cache from "../_engine/key_hash_cache.ts";
+import * as entry_memo from "./_entry_memo.ts";
 import {
   cachedKeyString,
   isNumberSlot,
   keyNumberWords,
-  MODE_STRING,
   numberOf,
   numberWords,
   Probe,
   setCachedKeyString,
 } from "../_engine/slots.ts";
+import * as slots_module from "../_engine/slots.ts";
 import { ConcurrentMapWriteError } from "../errors.ts";
 import type { GoAccess } from "./_go_access.ts";
-import { NOT_HELD } from "./_go_hits.ts";
-import { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } from "./_go_layout.ts";
+import * as go_hits from "./_go_hits.ts";
+import * as go_layout from "./_go_layout.ts";
 import { beginRead, readerBlocked, readFailure, validated } from "./_go_writer.ts";
-import { BatchIterator, batchLevel, KEYS, type Yield } from "./_iteration.ts";
+import { BatchIterator, batchLevel, type Yield } from "./_iteration.ts";
+import * as iteration from "./_iteration.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { MEMO_WORDS } = key_hash_cache;
+const { HELD, HELD_ANY, HELD_INT } = entry_memo;
+const { MODE_STRING } = slots_module;
+const NOT_HELD: typeof go_hits.NOT_HELD = go_hits.NOT_HELD;
+const { KEY_HI, LAYOUT, LAYOUT_WRAPS, SEQ, VALUE_BYTES, VALUE_HI, WRAPS } = go_layout;
+const { KEYS } = iteration;
 
 /** What {@linkcode lookup} returns for a missing key (a stored `undefined` is a value). */
 export const ABSENT: unique symbol = Symbol("absent");

@@ -8,7 +8,6 @@
  */
 
 import {
-  C_COUNT,
   checkAlive,
   checkSelf,
   fast,
@@ -17,14 +16,24 @@ import {
   ownerGone,
   ownerId,
 } from "../_engine/census.ts";
-import { H_TOP } from "../_engine/arena.ts";
-import { isBlob, keyNumberWords, MODE_INLINE, type Probe, setNumber } from "../_engine/slots.ts";
-import { HELD } from "./_entry_memo.ts";
-import { MIN_TOP_HASH, T_OLDBUCKETS } from "../_engine/table_layout.ts";
+import * as census from "../_engine/census.ts";
+import * as arena from "../_engine/arena.ts";
+import { isBlob, keyNumberWords, type Probe, setNumber } from "../_engine/slots.ts";
+import * as slots from "../_engine/slots.ts";
+import * as entry_memo from "./_entry_memo.ts";
+import * as table_layout from "../_engine/table_layout.ts";
 import { ConcurrentMapWriteError, MapFullError } from "../errors.ts";
 import { JournalFullError } from "../_engine/journal.ts";
 import type { GoAccess } from "./_go_access.ts";
-import {
+import * as go_layout from "./_go_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { C_COUNT } = census;
+const { H_TOP } = arena;
+const { MODE_INLINE } = slots;
+const { HELD } = entry_memo;
+const { MIN_TOP_HASH, T_OLDBUCKETS } = table_layout;
+const {
   INTENT_CLEAR,
   LAST_SEQ,
   LAYOUT,
@@ -35,7 +44,7 @@ import {
   VALUE_BYTES,
   VALUE_HI,
   WRAPS,
-} from "./_go_layout.ts";
+} = go_layout;
 
 /** Returns `result` once the read that began at `seq` is validated. */
 export function validated<K, V, T>(s: GoAccess<K, V>, seq: number, result: T): T {

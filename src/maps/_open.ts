@@ -6,10 +6,14 @@
  */
 
 import { allocate } from "../_engine/allocator.ts";
-import { ALLOC_JOURNAL_ENTRIES, Arena, H_ALLOC_JOURNAL } from "../_engine/arena.ts";
+import { Arena } from "../_engine/arena.ts";
+import * as arena_module from "../_engine/arena.ts";
 import { adoptCensus } from "../_engine/census.ts";
 import { Journal } from "../_engine/journal.ts";
 import type { SlotCodec } from "../_engine/slots.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { ALLOC_JOURNAL_ENTRIES, H_ALLOC_JOURNAL } = arena_module;
 
 /** A map made or attached: its arena, and the codecs an object uses for it. */
 export class OpenedMap<K, V> {

@@ -10,7 +10,8 @@
 import { EntryMemo } from "./_entry_memo.ts";
 import { IterationKeys } from "./_iteration_keys.ts";
 import type { Arena } from "../_engine/arena.ts";
-import { Participant, RETIRES_PER_OP } from "../_engine/reclaim.ts";
+import { Participant } from "../_engine/reclaim.ts";
+import * as reclaim from "../_engine/reclaim.ts";
 import {
   cachesStringKeys,
   Int32Slots,
@@ -22,14 +23,20 @@ import {
   type SlotCodec,
   slotsAsFloat64,
   storesNumbers,
-  TAG_STRUCT,
   UserSlots,
 } from "../_engine/slots.ts";
+import * as slots from "../_engine/slots.ts";
 import { MapFullError } from "../errors.ts";
 import { SyncCore } from "./_sync_core.ts";
 import type { OpenedSyncMap } from "./_sync_open.ts";
-import { immediateValue, REC_HI, REC_LO, RECORD_HEADER, registryOf } from "./_sync_layout.ts";
+import { immediateValue, registryOf } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
 import { reapDead, retrySweep } from "./_sync_recovery.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { RETIRES_PER_OP } = reclaim;
+const { TAG_STRUCT } = slots;
+const { REC_HI, REC_LO, RECORD_HEADER } = sync_layout;
 
 /** One SyncMap object's state: what it shares (arena, core, seat) and its own scratch. */
 export class SyncAccess<K, V> {

@@ -20,41 +20,23 @@
 import { bytesUsed } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
 import { checkAlive, liveOwnerId, ownerId } from "../_engine/census.ts";
-import {
-  ACQUIRED,
-  clearPoison,
-  CONTENDED,
-  lockWord,
-  OWNER_SHIFT,
-  POISONED,
-} from "../_engine/futex.ts";
-import {
-  J_ARGS,
-  J_HAND,
-  J_HAND_CLEAN,
-  J_HAND_SEAT,
-  J_INTENT,
-  Journal,
-} from "../_engine/journal.ts";
+import { clearPoison, lockWord } from "../_engine/futex.ts";
+import * as futex from "../_engine/futex.ts";
+import { Journal } from "../_engine/journal.ts";
+import * as journal_module from "../_engine/journal.ts";
 import type { Participant } from "../_engine/reclaim.ts";
-import {
-  KEYS,
-  type Registry,
-  SEAT_WORDS,
-  seatsCachedBytes,
-  seatsKeys,
-} from "../_engine/registry.ts";
+import { type Registry, seatsCachedBytes, seatsKeys } from "../_engine/registry.ts";
+import * as registry_module from "../_engine/registry.ts";
 import {
   blobSize,
   freeSlot,
   hashStored,
   isBlob,
   isNumberSlot,
-  MODE_INLINE,
-  MODE_STRING,
   numberOf,
   type Probe,
 } from "../_engine/slots.ts";
+import * as slots_module from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { bucketBytesForHint, keysWithoutGrowth } from "../_engine/table_layout.ts";
 import { gatherChainSlots, keySlotsFor } from "../_engine/table_iter.ts";
@@ -62,7 +44,15 @@ import { LockedTx } from "../_engine/tx.ts";
 import { TerminatedError } from "../errors.ts";
 import { noteImmediate, noteRecord, noteRemoval } from "./_compute_watch.ts";
 import { handBack } from "./_sync_hand_log.ts";
-import {
+import { immediateOf, immediateWords, registryOf } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { ACQUIRED, CONTENDED, OWNER_SHIFT, POISONED } = futex;
+const { J_ARGS, J_HAND, J_HAND_CLEAN, J_HAND_SEAT, J_INTENT } = journal_module;
+const { KEYS, SEAT_WORDS } = registry_module;
+const { MODE_INLINE, MODE_STRING } = slots_module;
+const {
   AMENDED,
   E_KEY_HI,
   E_KEY_LO,
@@ -70,8 +60,6 @@ import {
   E_P,
   ENTRY_BYTES,
   EXPUNGED,
-  immediateOf,
-  immediateWords,
   K_ENTRY,
   K_RECORD,
   K_TABLE,
@@ -88,13 +76,12 @@ import {
   REC_HI,
   REC_LO,
   RECORD_HEADER,
-  registryOf,
   S_ENTRY,
   S_OWNS,
   SYNC_JOURNAL_ENTRIES,
   T_SERIAL,
   TABLE_HEADER_BYTES,
-} from "./_sync_layout.ts";
+} = sync_layout;
 
 /** Journal intent: marking what an old read table owns; argument 0 is its header. */
 const INTENT_MARK = 1;

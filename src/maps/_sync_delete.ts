@@ -9,7 +9,10 @@
 import { Probe } from "../_engine/slots.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { readEntry, readWordForWalk, unlockedEntryForNumber } from "./_sync_entries.ts";
-import { AMENDED, EXPUNGED, NIL, R_READ } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { AMENDED, EXPUNGED, NIL, R_READ } = sync_layout;
 
 /** The entry argument of {@linkcode deleteFound} for a key not looked up yet. */
 const NOT_LOOKED = -2;

@@ -23,20 +23,21 @@
 //   next store of a new key rebuilds the dirty table from the read table, expunging deleted
 //   entries.
 
-import { MEMO_WORDS } from "../_engine/key_hash_cache.ts";
-import { MEMO_UNKNOWN } from "./_entry_memo.ts";
-import {
-  cachedKeyString,
-  keyNumberWords,
-  MODE_STRING,
-  Probe,
-  setCachedKeyString,
-} from "../_engine/slots.ts";
+import * as key_hash_cache from "../_engine/key_hash_cache.ts";
+import * as entry_memo from "./_entry_memo.ts";
+import { cachedKeyString, keyNumberWords, Probe, setCachedKeyString } from "../_engine/slots.ts";
+import * as slots from "../_engine/slots.ts";
 import { wakeWaiters } from "./_sync_compute.ts";
-import { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, TABLE_HEADER_BYTES } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import type { Arena } from "../_engine/arena.ts";
 import type { Table } from "../_engine/table.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { MEMO_WORDS } = key_hash_cache;
+const { MEMO_UNKNOWN } = entry_memo;
+const { MODE_STRING } = slots;
+const { AMENDED, EXPUNGED, K_RECORD, NIL, R_READ, TABLE_HEADER_BYTES } = sync_layout;
 
 /**
  * The read table's entry for number key `key` (the codec stores it as a plain float64), read

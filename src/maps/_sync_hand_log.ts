@@ -81,12 +81,23 @@
  */
 
 import { cacheHeads, cachePutBack } from "../_engine/alloc_cache.ts";
-import { CLASS_SIZES, NCLASSES } from "../_engine/alloc_layout.ts";
+import * as alloc_layout from "../_engine/alloc_layout.ts";
 import { inViews } from "../_engine/arena.ts";
 import { ownerGone } from "../_engine/census.ts";
-import { OWNER_SHIFT } from "../_engine/futex.ts";
-import { J_HAND } from "../_engine/journal.ts";
-import {
+import * as futex from "../_engine/futex.ts";
+import * as journal_module from "../_engine/journal.ts";
+import { seatMayHold } from "../_engine/registry.ts";
+import * as registry_module from "../_engine/registry.ts";
+import { epochAt, listCount, tagAt } from "../_engine/retire_list.ts";
+import * as retire_list from "../_engine/retire_list.ts";
+import type { SyncCore } from "./_sync_core.ts";
+import * as sync_layout from "./_sync_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { CLASS_SIZES, NCLASSES } = alloc_layout;
+const { OWNER_SHIFT } = futex;
+const { J_HAND } = journal_module;
+const {
   CACHE,
   CLAIM,
   HAND,
@@ -102,18 +113,9 @@ import {
   SEAT_IN_USE,
   SEAT_RELEASING,
   SEAT_WORDS,
-  seatMayHold,
-} from "../_engine/registry.ts";
-import {
-  epochAt,
-  listCount,
-  RL_CAPACITY,
-  RL_COUNT,
-  tagAt,
-  UNSTAMPED,
-} from "../_engine/retire_list.ts";
-import type { SyncCore } from "./_sync_core.ts";
-import { ENTRY_BYTES, EXPUNGED, K_RECORD, NIL, R_MU, RECORD_HEADER } from "./_sync_layout.ts";
+} = registry_module;
+const { RL_CAPACITY, RL_COUNT, UNSTAMPED } = retire_list;
+const { ENTRY_BYTES, EXPUNGED, K_RECORD, NIL, R_MU, RECORD_HEADER } = sync_layout;
 
 /**
  * Settles the hand log of seat `index`, whose owner is gone or out of calls and whose

@@ -7,10 +7,16 @@
  */
 
 import type { Arena } from "../_engine/arena.ts";
-import { H_ROOT } from "../_engine/arena.ts";
-import { type Registry, SEAT_WORDS } from "../_engine/registry.ts";
+import * as arena_module from "../_engine/arena.ts";
+import type { Registry } from "../_engine/registry.ts";
+import * as registry from "../_engine/registry.ts";
 import { numberWords } from "../_engine/slots.ts";
-import { TABLE_WORDS } from "../_engine/table.ts";
+import * as table from "../_engine/table.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { H_ROOT } = arena_module;
+const { SEAT_WORDS } = registry;
+const { TABLE_WORDS } = table;
 
 // The root is 64 words from H_ROOT, 64-byte aligned, grouped in cache lines by how often each
 // word is written, so that writing one does not evict the read-mostly words every load needs.

@@ -7,14 +7,10 @@
  * @module
  */
 
-import { allocate, footprint, HEADROOM_BYTES } from "../_engine/allocator.ts";
-import {
-  type Arena,
-  checkMaxBytes,
-  HEADER_BYTES,
-  KIND_SYNC_MAP,
-  roundUp,
-} from "../_engine/arena.ts";
+import { allocate, footprint } from "../_engine/allocator.ts";
+import * as allocator from "../_engine/allocator.ts";
+import { type Arena, checkMaxBytes, roundUp } from "../_engine/arena.ts";
+import * as arena_module from "../_engine/arena.ts";
 import { census } from "../_engine/census.ts";
 import { nap } from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
@@ -25,12 +21,13 @@ import {
   releaseOwnSeat,
   releaseSeat,
   reserveSeat,
-  SEAT_WORDS,
   seatsComingFree,
   type Ticket,
 } from "../_engine/registry.ts";
+import * as registry_module from "../_engine/registry.ts";
 import type { SlotCodec } from "../_engine/slots.ts";
-import { bucketBytesForHint, bucketsForHint, MAX_B, Table } from "../_engine/table.ts";
+import { bucketBytesForHint, bucketsForHint, Table } from "../_engine/table.ts";
+import * as table from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
 import { checkHandle, describe } from "../_describe.ts";
@@ -38,19 +35,26 @@ import { checkHint, checkOptions } from "../_options.ts";
 import { attachArena, bootJournal, newArena, OpenedMap } from "./_open.ts";
 import type { SyncAccess } from "./_sync_access.ts";
 import { attachedAgain, reapThroughListed } from "./_sync_attached.ts";
-import {
+import { registryOf } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
+import { seatReleased } from "./_sync_recovery.ts";
+import type { SyncMapAttachOptions, SyncMapHandle, SyncMapOptions } from "./sync_map.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { HEADROOM_BYTES } = allocator;
+const { HEADER_BYTES, KIND_SYNC_MAP } = arena_module;
+const { SEAT_WORDS } = registry_module;
+const { MAX_B } = table;
+const {
   R_DIRTY,
   R_EPOCH,
   R_JOURNAL,
   R_NSEATS,
   R_SEATS,
   R_SEATS_BLOCK,
-  registryOf,
   SYNC_JOURNAL_ENTRIES,
   TABLE_HEADER_BYTES,
-} from "./_sync_layout.ts";
-import { seatReleased } from "./_sync_recovery.ts";
-import type { SyncMapAttachOptions, SyncMapHandle, SyncMapOptions } from "./sync_map.ts";
+} = sync_layout;
 
 const DEFAULT_PARTICIPANTS = 256;
 const MAX_PARTICIPANTS = 65536;

@@ -21,7 +21,8 @@
  * @module
  */
 
-import { CACHE_BLOCK_BYTES, cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
+import { cacheBlock, verifyCache } from "../_engine/alloc_cache.ts";
+import * as alloc_cache from "../_engine/alloc_cache.ts";
 import {
   blockSize,
   checkHanded,
@@ -29,23 +30,22 @@ import {
   underLock,
   verifyHeap,
 } from "../_engine/allocator.ts";
-import { H_ALLOC_LOCK, inViews } from "../_engine/arena.ts";
+import { inViews } from "../_engine/arena.ts";
+import * as arena from "../_engine/arena.ts";
 import { BlockMap } from "../_engine/block_map.ts";
 import { checkAlive, checkSelf, ownerDeclaredGone, ownerGone, ownerId } from "../_engine/census.ts";
-import { nap, OWNER_SHIFT } from "../_engine/futex.ts";
+import { nap } from "../_engine/futex.ts";
+import * as futex from "../_engine/futex.ts";
 import { journalWords } from "../_engine/journal.ts";
 import {
   deadSeats,
   finishRelease,
   lowerSweepWord,
-  OWNER,
   parkedHolding,
   pauseBlocker,
   pauseWorld,
   releaseOwnSeat,
-  RELEASES_PUT_OFF,
   resumeWorld,
-  SEAT_WORDS,
   seatAnnouncement,
   seatBlocks,
   seatHigh,
@@ -56,21 +56,30 @@ import {
   seatsReleasing,
   settlingSeats,
   stuckReleases,
-  SWEEP_DUE,
 } from "../_engine/registry.ts";
-import { listBytes, listCount, RL_CAPACITY, tagAt } from "../_engine/retire_list.ts";
+import * as registry_module from "../_engine/registry.ts";
+import { listBytes, listCount, tagAt } from "../_engine/retire_list.ts";
+import * as retire_list from "../_engine/retire_list.ts";
 import { blobSize, isBlob, isNumberSlot, numberOf } from "../_engine/slots.ts";
 import { Table } from "../_engine/table.ts";
 import { recordBytes, type SyncCore } from "./_sync_core.ts";
 import { forEachHeld, settleHandLog } from "./_sync_hand_log.ts";
 import { checkTables } from "./_sync_tables_verify.ts";
-import {
+import { immediateOf } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const { CACHE_BLOCK_BYTES } = alloc_cache;
+const { H_ALLOC_LOCK } = arena;
+const { OWNER_SHIFT } = futex;
+const { OWNER, RELEASES_PUT_OFF, SEAT_WORDS, SWEEP_DUE } = registry_module;
+const { RL_CAPACITY } = retire_list;
+const {
   AMENDED,
   E_KEY_HI,
   E_KEY_LO,
   ENTRY_BYTES,
   EXPUNGED,
-  immediateOf,
   K_ENTRY,
   K_RECORD,
   K_TABLE,
@@ -94,7 +103,7 @@ import {
   SYNC_JOURNAL_ENTRIES,
   T_SERIAL,
   TABLE_HEADER_BYTES,
-} from "./_sync_layout.ts";
+} = sync_layout;
 
 /** The longest verify() sleeps between looks at a word another thread holds (awaitWord). */
 const WAIT_SLICE = 10;

@@ -10,7 +10,8 @@
 import { ownerId } from "../_engine/census.ts";
 import { MapFullError, TerminatedError } from "../errors.ts";
 import { isNumberSlot, Probe } from "../_engine/slots.ts";
-import { CANCEL, DELETE, SELF_WRITES_MAX, selfWriteError } from "../_computed.ts";
+import { selfWriteError } from "../_computed.ts";
+import * as computed from "../_computed.ts";
 import {
   endCompute,
   enterCallback,
@@ -26,7 +27,6 @@ import {
   abandon,
   awaitSettled,
   claim,
-  CLAIMED,
   claimedEntry,
   current,
   currentEntry,
@@ -34,6 +34,7 @@ import {
   settle,
   valueAt,
 } from "./_sync_compute.ts";
+import * as sync_compute from "./_sync_compute.ts";
 import { deleted, entryForDelete } from "./_sync_delete.ts";
 import {
   currentEntryForNumber,
@@ -44,17 +45,15 @@ import {
   tryLoadOrStore,
   unlockedEntryForNumber,
 } from "./_sync_entries.ts";
-import {
-  AMENDED,
-  EXPUNGED,
-  immediateOf,
-  immediateValue,
-  NIL,
-  pendingOf,
-  R_READ,
-  REC_HI,
-  RECORD_HEADER,
-} from "./_sync_layout.ts";
+import { immediateOf, immediateValue, pendingOf } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const CANCEL: typeof computed.CANCEL = computed.CANCEL;
+const DELETE: typeof computed.DELETE = computed.DELETE;
+const { SELF_WRITES_MAX } = computed;
+const { CLAIMED } = sync_compute;
+const { AMENDED, EXPUNGED, NIL, R_READ, REC_HI, RECORD_HEADER } = sync_layout;
 
 /** What a locked step of a store returns when it added the key (records are above EXPUNGED). */
 const ADDED = -1;

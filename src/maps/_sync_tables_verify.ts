@@ -18,7 +18,10 @@
 import { BlockMap } from "../_engine/block_map.ts";
 import { Table } from "../_engine/table.ts";
 import type { SyncCore } from "./_sync_core.ts";
-import {
+import * as sync_layout from "./_sync_layout.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const {
   AMENDED,
   E_KEY_HI,
   E_KEY_LO,
@@ -30,7 +33,7 @@ import {
   S_KEY_HI,
   S_KEY_LO,
   S_OWNS,
-} from "./_sync_layout.ts";
+} = sync_layout;
 
 /**
  * Checks the invariants above for read word `readWord`, calling `fail` with the first broken

@@ -6,9 +6,10 @@
 
 import { census } from "../_engine/census.ts";
 import { isNumberSlot, keyNumberWords } from "../_engine/slots.ts";
-import { CLEAR_RETIRES, holding, Participant } from "../_engine/reclaim.ts";
+import { holding, Participant } from "../_engine/reclaim.ts";
+import * as reclaim from "../_engine/reclaim.ts";
 import type { Codec } from "../codec.ts";
-import { CANCEL, DELETE } from "../_computed.ts";
+import * as computed from "../_computed.ts";
 import { checkFunction } from "../_describe.ts";
 import { defineInspect } from "../_inspect.ts";
 import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.ts";
@@ -23,9 +24,9 @@ import {
   memoEntry,
 } from "./_sync_entries.ts";
 import { deleteKey, loadAndDeleteKey } from "./_sync_delete.ts";
-import { ENTRIES, KEYS, VALUES } from "./_iteration.ts";
+import * as iteration from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
-import { AMENDED, EXPUNGED, R_DIRTY, R_READ, REC_HI, RECORD_HEADER } from "./_sync_layout.ts";
+import * as sync_layout from "./_sync_layout.ts";
 import {
   attachSyncMap,
   createSyncMap,
@@ -42,6 +43,20 @@ import {
   swap,
 } from "./_sync_store.ts";
 import type { Found } from "../_found.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const CLEAR_RETIRES = reclaim.CLEAR_RETIRES;
+const CANCEL: typeof computed.CANCEL = computed.CANCEL;
+const DELETE: typeof computed.DELETE = computed.DELETE;
+const ENTRIES = iteration.ENTRIES;
+const KEYS = iteration.KEYS;
+const VALUES = iteration.VALUES;
+const AMENDED = sync_layout.AMENDED;
+const EXPUNGED = sync_layout.EXPUNGED;
+const R_DIRTY = sync_layout.R_DIRTY;
+const R_READ = sync_layout.R_READ;
+const REC_HI = sync_layout.REC_HI;
+const RECORD_HEADER = sync_layout.RECORD_HEADER;
 
 export type { SyncMapStats };
 

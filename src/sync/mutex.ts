@@ -6,7 +6,6 @@
  */
 
 import {
-  C_COUNT,
   fast,
   liveOwnerId,
   liveOwnerIdSlow,
@@ -15,29 +14,35 @@ import {
   ownerGone,
   ownerId,
 } from "../_engine/census.ts";
+import * as census_module from "../_engine/census.ts";
 import {
-  ACQUIRED,
-  ACQUIRED_POISONED,
   clearPoison,
-  CONTENDED,
   lockWordSlow,
-  OWNER_SHIFT,
   ownerOf,
-  POISONED,
   poisonHeld,
   tryLockWord,
   unlockWordSlow,
 } from "../_engine/futex.ts";
+import * as futex from "../_engine/futex.ts";
 import {
   attachLockBlock,
-  LOCK_BASE,
   LockAttachment,
   lockHandle,
   newLockBlock,
   ownerDead,
 } from "../_engine/lock_block.ts";
+import * as lock_block from "../_engine/lock_block.ts";
 import { OwnerDeadError } from "../errors.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const C_COUNT = census_module.C_COUNT;
+const ACQUIRED = futex.ACQUIRED;
+const ACQUIRED_POISONED = futex.ACQUIRED_POISONED;
+const CONTENDED = futex.CONTENDED;
+const OWNER_SHIFT = futex.OWNER_SHIFT;
+const POISONED = futex.POISONED;
+const LOCK_BASE = lock_block.LOCK_BASE;
 
 /**
  * A structured-cloneable reference to a {@linkcode Mutex}, made by

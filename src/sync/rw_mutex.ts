@@ -6,39 +6,23 @@
  */
 
 import { describe } from "../_describe.ts";
-import {
-  C_COUNT,
-  fast,
-  liveOwnerId,
-  liveOwnerIdSlow,
-  mayBeTerminated,
-  ownerId,
-} from "../_engine/census.ts";
-import {
-  ACQUIRED,
-  ACQUIRED_POISONED,
-  clearPoison,
-  NOT_ACQUIRED,
-  OWNER_SHIFT,
-  POISONED,
-  poisonHeld,
-} from "../_engine/futex.ts";
+import { fast, liveOwnerId, mayBeTerminated, ownerId } from "../_engine/census.ts";
+import * as census_module from "../_engine/census.ts";
+import { clearPoison, poisonHeld } from "../_engine/futex.ts";
+import * as futex from "../_engine/futex.ts";
 import {
   attachLockBlock,
-  LOCK_BASE,
   LockAttachment,
   lockHandle,
   newLockBlock,
   ownerDead,
 } from "../_engine/lock_block.ts";
+import * as lock_block from "../_engine/lock_block.ts";
 import {
-  COUNT_MASK,
-  DRAIN,
   highMarkValid,
   initRw,
   lock,
   lockFast,
-  MAX_READS,
   ownSeat,
   readers,
   readerSeat,
@@ -51,12 +35,25 @@ import {
   tryRLock,
   unlock,
   unlockFast,
-  WRITER_MU,
   writerWord,
 } from "../_engine/rw_lock.ts";
+import * as rw_lock from "../_engine/rw_lock.ts";
 import { OwnerDeadError } from "../errors.ts";
 import { defineInspect, inspectLock } from "../_inspect.ts";
 import { checkOptions } from "../_options.ts";
+
+// Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
+const C_COUNT = census_module.C_COUNT;
+const ACQUIRED = futex.ACQUIRED;
+const ACQUIRED_POISONED = futex.ACQUIRED_POISONED;
+const NOT_ACQUIRED = futex.NOT_ACQUIRED;
+const OWNER_SHIFT = futex.OWNER_SHIFT;
+const POISONED = futex.POISONED;
+const LOCK_BASE = lock_block.LOCK_BASE;
+const COUNT_MASK = rw_lock.COUNT_MASK;
+const DRAIN = rw_lock.DRAIN;
+const MAX_READS = rw_lock.MAX_READS;
+const WRITER_MU = rw_lock.WRITER_MU;
 
 /**
  * A structured-cloneable reference to an {@linkcode RWMutex}, made by
