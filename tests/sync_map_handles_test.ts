@@ -325,6 +325,38 @@ describe("SyncMap: bad input", () => {
     assert.deepStrictEqual(snapshot(u as SyncMap<unknown, unknown>), ub);
   });
 
+  test("a bad key is refused before the old value is encoded, by every compare-and-X", () => {
+    // Both bad: the key's error comes, as from every write (and RedisSyncMap), and none of the
+    // old value's code runs first: a getter that writes the map would have changed it.
+    const m = new SyncMap<number, number>({ keys: codecs.int32, values: codecs.int32 });
+    m.store(1, 1);
+    const before = snapshot(m as SyncMap<unknown, unknown>);
+    const bad = "k" as unknown as number;
+    assert.throws(() => m.compareAndDelete(bad, 1.5), /expected a number, got a string "k"/);
+    assert.throws(() => m.compareAndSwap(bad, 1.5, 1), /expected a number, got a string "k"/);
+    assert.deepStrictEqual(snapshot(m as SyncMap<unknown, unknown>), before);
+    const o = new SyncMap<number, { v: number }>({ keys: codecs.int32 });
+    o.store(1, { v: 1 });
+    let ran = 0;
+    const old = {
+      get v() {
+        ran++;
+        o.store(2, { v: 2 });
+        return 1;
+      },
+    };
+    const oBefore = snapshot(o as SyncMap<unknown, unknown>);
+    assert.throws(() => o.compareAndDelete(bad, old), TypeError);
+    assert.throws(() => o.compareAndSwap(bad, old, { v: 3 }), TypeError);
+    assert.equal(ran, 0, "the old value's getter ran before the key was refused");
+    assert.deepStrictEqual(snapshot(o as SyncMap<unknown, unknown>), oBefore);
+    // A good key with a getter that writes the map: the compare goes on, and the write stays.
+    assert.equal(o.compareAndDelete(1, old), true);
+    assert.equal(ran, 1);
+    assert.deepStrictEqual(o.load(2), { v: 2 });
+    assert.equal(o.load(1), undefined);
+    o.verify();
+  });
   test("after MapFullError, deletes make room for a store in the same task", () => {
     const m = new SyncMap<number, string>({ maxBytes: 128 * 1024 });
     const value = (i: number) => `${i}:` + "v".repeat(500);

@@ -85,7 +85,15 @@ export function entryForDelete<K, V>(s: SyncAccess<K, V>, key: K, remove: boolea
     const e = unlockedEntryForNumber(s, key);
     return e >= 0 ? e : numberEntryLocked(s, key, remove);
   }
-  const probe = s.keyProbe(key, s.nested ? new Probe() : s.probe);
+  return entryForDeleteOf(s, s.keyProbe(key, s.nested ? new Probe() : s.probe), remove);
+}
+
+/**
+ * {@linkcode entryForDelete} for a key that does not take the number path, already encoded in
+ * `probe` (compareAndDelete encodes it before its old value, as every write checks its key
+ * first).
+ */
+export function entryForDeleteOf<K, V>(s: SyncAccess<K, V>, probe: Probe, remove: boolean): number {
   // Before the delete writes: its key's encode may have run a built-in the user patched, as
   // SyncCore.newRecord says (a number key's runs none).
   s.participant.recheck();

@@ -35,7 +35,7 @@ import {
   valueAt,
 } from "./_sync_compute.ts";
 import * as sync_compute from "./_sync_compute.ts";
-import { deleted, entryForDelete } from "./_sync_delete.ts";
+import { deleted, entryForDelete, entryForDeleteOf } from "./_sync_delete.ts";
 import {
   currentEntryForNumber,
   readEntry,
@@ -641,6 +641,10 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   part.enter();
   const a = s.arena;
   const core = s.core;
+  // The key is encoded (and refused if bad) before the old value, as by every write, so that a
+  // bad key runs none of the old value's user code. A number key of a codec that takes every
+  // number needs no check, and takes entryForDelete's number path.
+  const probe = typeof key === "number" && s.numberKeys ? null : s.probeKey(key);
   // An immediate is compared as a word, with no probe (see compareAndSwap).
   const immediate = typeof old === "number" && (s.numberValues || s.int32Values)
     ? immediateOf(old)
@@ -648,7 +652,7 @@ export function compareAndDelete<K, V>(s: SyncAccess<K, V>, key: K, old: V): boo
   const expected = immediate === 0 ? s.probeExpected(old) : null;
   // As in SyncCore.newRecord; the word is written before anything is taken (logDelete).
   if (expected !== null) part.recheck(false);
-  const e = entryForDelete(s, key, false);
+  const e = probe === null ? entryForDelete(s, key, false) : entryForDeleteOf(s, probe, false);
   if (e === 0) return false;
   let p = a.i32[e >> 2]; // plainly, as deleteEntry reads it
   // deleteEntry's hand log (_sync_delete.ts): a record's exchange to nil, then its count. A
