@@ -6,6 +6,7 @@
  */
 
 import type { Codec } from "../codec.ts";
+import { describe } from "../_describe.ts";
 
 /** Options for {@linkcode RedisSyncMap.open}: where, which map, codecs, and timeouts. */
 export interface RedisSyncMapOptions<K, V> {
@@ -100,8 +101,11 @@ export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedO
     "maxReconnectDelay",
   );
   const scanCount = options.scanCount === undefined ? DEFAULT_SCAN_COUNT : options.scanCount;
+  if (typeof scanCount !== "number") {
+    throw new TypeError(`scanCount must be a number, got ${describe(scanCount)}`);
+  }
   if (!Number.isSafeInteger(scanCount) || scanCount < 1) {
-    throw new RangeError(`scanCount must be a positive integer, got ${String(scanCount)}`);
+    throw new RangeError(`scanCount must be a positive integer, got ${scanCount}`);
   }
   const { url, cluster } = options;
   if ((url === undefined) === (cluster === undefined)) {
@@ -119,10 +123,13 @@ export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedO
 
 function checkMs(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER) {
-    throw new RangeError(
-      `${name} must be a number of milliseconds in (0, 2^31), got ${String(value)}`,
-    );
+  // A value of another type is named by describe(), which runs none of its code (String() of
+  // an object would call its toString).
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be a number, got ${describe(value)}`);
+  }
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMER) {
+    throw new RangeError(`${name} must be a number of milliseconds in (0, 2^31), got ${value}`);
   }
   return value;
 }
