@@ -139,9 +139,9 @@ export const COUNT_MASK = SEAT_WRITER - 1;
  */
 export const MAX_READS = 1 << 29;
 const SPIN = 100;
-// Sums of the above, for lockFast and unlockFast: each use of a module constant costs V8 five
-// bytes of bytecode (a load and a check that it is initialised), and V8 inlines those two into
-// RWMutex's methods only while they stay under its limit of 460 bytes.
+// Sums of the above, for lockFast: each use of a module constant costs V8 four or five bytes of
+// bytecode (a load and a check that it is initialised), and V8 inlines lockFast into RWMutex's
+// methods only while it stays under its limit of 460 bytes.
 /** The count word of reader seat 0, from the lock's base. */
 const SEAT0_COUNT = SEATS + S_COUNT;
 /** The drain note of a writer waiting for readers, having taken the mutex unpoisoned. */

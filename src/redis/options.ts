@@ -123,8 +123,8 @@ export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedO
 
 function checkMs(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
-  // A value of another type is named by describe(), which runs none of its code (String() of
-  // an object would call its toString).
+  // A value of another type is named by describe(), which calls none of its conversions
+  // (String() of an object would call its toString).
   if (typeof value !== "number") {
     throw new TypeError(`${name} must be a number, got ${describe(value)}`);
   }

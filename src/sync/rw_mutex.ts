@@ -102,9 +102,9 @@ export interface RWMutexOptions {
 const DEFAULT_READER_THREADS = 64;
 const MAX_READER_THREADS = 65536;
 /**
- * The writer mutex's word in the lock block, whose POISONED is the lock's. A constant of this
- * module: written out as `LOCK_BASE + WRITER_MU` (two imports), it costs `rLock`'s fast path
- * bytecode, which V8 counts against the budget to which it inlines a caller's calls.
+ * The writer mutex's word in the lock block, whose POISONED is the lock's. One constant: written
+ * out as `LOCK_BASE + WRITER_MU`, it costs `rLock`'s fast path bytecode, which V8 counts against
+ * the budget to which it inlines a caller's calls.
  */
 const WRITER_WORD = LOCK_BASE + WRITER_MU;
 
@@ -167,8 +167,8 @@ export class RWMutex {
   #readSeat = 0;
   /**
    * This thread's owner word (its owner id shifted into place, as the writer mutex word holds
-   * it), or 0 until this object's first unlock: an object lives in one thread's heap, and a
-   * thread's owner id never changes.
+   * it), or 0 until this object's first write lock or unlock: an object lives in one thread's
+   * heap, and a thread's owner id never changes.
    */
   #mine = 0;
 
