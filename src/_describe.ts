@@ -65,6 +65,16 @@ export function checkFunction(value: unknown, where: string, name: string): void
 }
 
 /**
+ * Throws the TypeError `${name} must be a number, got …` unless `value` is one (`name` is the
+ * option's): the type check of every numeric option, before its range is checked.
+ */
+export function checkNumber(value: unknown, name: string): asserts value is number {
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be a number, got ${describe(value)}`);
+  }
+}
+
+/**
  * Checks the handle passed to `GoMap.attach` or `SyncMap.attach` (`kind` names the map): an
  * object of that kind, else a TypeError that says what it is instead.
  */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { describe } from "./_describe.ts";
+import { checkNumber, describe } from "./_describe.ts";
 
 /**
  * Checks that `options` is undefined or an object with no own enumerable keys outside `known`,
@@ -41,9 +41,7 @@ export function checkOptions<T extends object>(
  */
 export function checkHint(option: number | undefined): number {
   const hint = option === undefined ? 0 : option;
-  if (typeof hint !== "number") {
-    throw new TypeError(`hint must be a number, got ${describe(hint)}`);
-  }
+  checkNumber(hint, "hint");
   if (!Number.isSafeInteger(hint) || hint < 0) {
     throw new RangeError(`hint must be a non-negative safe integer, got ${hint}`);
   }

@@ -37,7 +37,7 @@
  */
 
 import { HashMemo } from "./hash_memo.ts";
-import { describe, withArticle } from "../_describe.ts";
+import { checkNumber, describe, withArticle } from "../_describe.ts";
 import * as errors from "../errors.ts";
 import { Journal, journalWords } from "./journal.ts";
 import { memoryMappings } from "./os_thread.ts";
@@ -344,9 +344,7 @@ export class Arena {
 /** Checks a user's maxBytes option and returns the value to use. */
 export function checkMaxBytes(maxBytes: number | undefined): number {
   if (maxBytes === undefined) return DEFAULT_MAX_BYTES;
-  if (typeof maxBytes !== "number") {
-    throw new TypeError(`maxBytes must be a number, got ${describe(maxBytes)}`);
-  }
+  checkNumber(maxBytes, "maxBytes");
   if (!Number.isInteger(maxBytes)) {
     throw new RangeError(`maxBytes must be an integer, got ${maxBytes}`);
   }

@@ -30,7 +30,7 @@ import { bucketBytesForHint, bucketsForHint, Table } from "../_engine/table.ts";
 import * as table from "../_engine/table.ts";
 import { WriterTx } from "../_engine/tx.ts";
 import { attachCodec, slotCodecOf } from "../codec.ts";
-import { checkHandle, describe } from "../_describe.ts";
+import { checkHandle, checkNumber } from "../_describe.ts";
 import { checkHint, checkOptions } from "../_options.ts";
 import { attachArena, bootJournal, newArena, OpenedMap } from "./_open.ts";
 import type { SyncAccess } from "./_sync_access.ts";
@@ -85,9 +85,7 @@ export function createSyncMap<K, V>(options: SyncMapOptions<K, V>): OpenedSyncMa
   const seats = options.maxParticipants === undefined
     ? DEFAULT_PARTICIPANTS
     : options.maxParticipants;
-  if (typeof seats !== "number") {
-    throw new TypeError(`maxParticipants must be a number, got ${describe(seats)}`);
-  }
+  checkNumber(seats, "maxParticipants");
   if (!Number.isInteger(seats) || seats < 1 || seats > MAX_PARTICIPANTS) {
     throw new RangeError(
       `maxParticipants must be an integer in [1, ${MAX_PARTICIPANTS}], got ${seats}`,

@@ -6,7 +6,7 @@
  */
 
 import type { Codec } from "../codec.ts";
-import { describe } from "../_describe.ts";
+import { checkNumber } from "../_describe.ts";
 
 /** Options for {@linkcode RedisSyncMap.open}: where, which map, codecs, and timeouts. */
 export interface RedisSyncMapOptions<K, V> {
@@ -101,9 +101,7 @@ export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedO
     "maxReconnectDelay",
   );
   const scanCount = options.scanCount === undefined ? DEFAULT_SCAN_COUNT : options.scanCount;
-  if (typeof scanCount !== "number") {
-    throw new TypeError(`scanCount must be a number, got ${describe(scanCount)}`);
-  }
+  checkNumber(scanCount, "scanCount");
   if (!Number.isSafeInteger(scanCount) || scanCount < 1) {
     throw new RangeError(`scanCount must be a positive integer, got ${scanCount}`);
   }
@@ -123,11 +121,9 @@ export function checkOptions<K, V>(options: RedisSyncMapOptions<K, V>): CheckedO
 
 function checkMs(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
-  // A value of another type is named by describe(), which calls none of its conversions
-  // (String() of an object would call its toString).
-  if (typeof value !== "number") {
-    throw new TypeError(`${name} must be a number, got ${describe(value)}`);
-  }
+  // A value of another type is named as describe() names it, which calls none of its
+  // conversions (String() of an object would call its toString).
+  checkNumber(value, name);
   if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMER) {
     throw new RangeError(`${name} must be a number of milliseconds in (0, 2^31), got ${value}`);
   }

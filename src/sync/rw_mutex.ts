@@ -5,7 +5,7 @@
  * @module
  */
 
-import { describe } from "../_describe.ts";
+import { checkNumber } from "../_describe.ts";
 import { fast, liveOwnerId, mayBeTerminated, ownerId } from "../_engine/census.ts";
 import * as census_module from "../_engine/census.ts";
 import { clearPoison, poisonHeld } from "../_engine/futex.ts";
@@ -199,9 +199,7 @@ export class RWMutex {
     const seats = checked.maxReaderThreads === undefined
       ? DEFAULT_READER_THREADS
       : checked.maxReaderThreads;
-    if (typeof seats !== "number") {
-      throw new TypeError(`maxReaderThreads must be a number, got ${describe(seats)}`);
-    }
+    checkNumber(seats, "maxReaderThreads");
     if (!Number.isInteger(seats) || seats < 1 || seats > MAX_READER_THREADS) {
       throw new RangeError(
         `maxReaderThreads must be an integer in [1, ${MAX_READER_THREADS}], got ${seats}`,
