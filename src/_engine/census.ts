@@ -1113,8 +1113,27 @@ function stop(): never {
     if (terminated) closeForGood();
     process.exit(1);
   }
+  if (RUNTIME !== "deno" && terminateAsked(fast.owner - 1)) awaitTerminate();
   throw new TerminatedError();
 }
+
+/**
+ * Node and Bun stop a terminated worker at its next interrupt check, but the adapters mark it
+ * terminating just before they ask (`markOnTerminate`), and a call it makes in between sees the
+ * mark. Thrown there, TerminatedError would end the worker as an uncaught error, and the runtime
+ * still delivers that to the parent as the Worker's `error` event, after `terminate()`: a parent
+ * with no `error` listener crashes (a CI run of rw_seat_of_killed_test on Node). So it sleeps,
+ * in slices, for the stop to land inside one or between two, and throws only if it still runs
+ * after {@linkcode TERMINATE_WAIT_MS}. It holds no lock of shmap's here (see the callers).
+ */
+function awaitTerminate(): void {
+  const word = new Int32Array(new SharedArrayBuffer(4));
+  const until = performance.now() + TERMINATE_WAIT_MS;
+  while (performance.now() < until) Atomics.wait(word, 0, 0, TERMINATE_WAIT_SLICE_MS);
+}
+
+/** How long a Node or Bun worker marked terminated waits to be stopped, and in what slices. */
+const TERMINATE_WAIT_MS = 500, TERMINATE_WAIT_SLICE_MS = 5;
 
 /**
  * A terminated `node:worker_threads` worker under Deno asks to be closed (`Deno.exit` in a worker
