@@ -144,9 +144,13 @@ test("a reap whose sweep throws before the mutex releases no seat the mutex's st
   Atomics.store(i32, seat + OWNER, ghost + 1);
   // The reap's sweep: its locked step throws before it takes the mutex.
   const locked = SyncCore.prototype.locked;
-  SyncCore.prototype.locked = function (this: SyncCore, f: () => unknown) {
+  SyncCore.prototype.locked = function (
+    this: SyncCore,
+    f: (arg: unknown) => unknown,
+    arg?: unknown,
+  ) {
     if (new Error().stack!.includes("sweepDue")) throw overflow();
-    return locked.call(this, f) as never;
+    return locked.call(this, f, arg) as never;
   } as typeof locked;
   try {
     for (let i = 0; i < 200; i++) m.load(`r${i % 10}`);

@@ -398,13 +398,17 @@ test("verify() reaps a participant whose thread died after verify's own reap, ra
   const locked = SyncCore.prototype.locked;
   let armed = true;
   let died = false;
-  SyncCore.prototype.locked = function (this: SyncCore, f: () => unknown) {
+  SyncCore.prototype.locked = function (
+    this: SyncCore,
+    f: (arg: unknown) => unknown,
+    arg?: unknown,
+  ) {
     if (armed) {
       armed = false;
       died = true;
       record(ghost, GONE); // after verify's reap, before its check
     }
-    return locked.call(this, f) as never;
+    return locked.call(this, f, arg) as never;
   } as typeof locked;
   try {
     m.verify();

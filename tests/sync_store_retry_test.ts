@@ -48,7 +48,7 @@ test("SyncMap: a store's locked step run again after a collect searches the read
     let phase = 1;
     let retriedAt = 0;
     let core1: SyncCore | null = null;
-    SyncCore.prototype.locked = function <T>(this: SyncCore, f: () => T): T {
+    SyncCore.prototype.locked = function <T, A>(this: SyncCore, f: (arg: A) => T, arg?: A): T {
       if (phase === 1) {
         phase = 2;
         core1 = this;
@@ -60,7 +60,7 @@ test("SyncMap: a store's locked step run again after a collect searches the read
         p2.collect();
         failAllocationsForTests(() => true);
         try {
-          return locked.call(this, f) as T;
+          return locked.call(this, f as (arg: unknown) => T, arg) as T;
         } finally {
           failAllocationsForTests(undefined);
         }
@@ -69,7 +69,7 @@ test("SyncMap: a store's locked step run again after a collect searches the read
         phase = 4;
         retriedAt = i32[R_READ];
       }
-      return locked.call(this, f) as T;
+      return locked.call(this, f as (arg: unknown) => T, arg) as T;
     };
     Participant.prototype.reclaimNow = function (this: Participant) {
       const freed = reclaimNow.call(this);

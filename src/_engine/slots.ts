@@ -81,14 +81,17 @@ export function blobSize(arena: Arena, offset: number, hi: number): number {
   return 4 + (hi === TAG_STRING ? count * 2 : count);
 }
 
-/** Frees, through `free`, the blob a slot points to, if it has one. */
+/**
+ * Frees, through `tx` (a transaction's `free`), the blob a slot points to, if it has one. An
+ * object, not a callback: a closure made at each call would be garbage at each delete.
+ */
 export function freeSlot(
   arena: Arena,
   lo: number,
   hi: number,
-  free: (offset: number, size: number) => void,
+  tx: { free(offset: number, size: number): void },
 ): void {
-  if (isBlob(hi)) free(lo, blobSize(arena, lo, hi));
+  if (isBlob(hi)) tx.free(lo, blobSize(arena, lo, hi));
 }
 
 /** Probe mode: compare the two words only. */
@@ -289,13 +292,15 @@ export class Probe {
   }
 
   /**
-   * Writes the blob this probe needs, if any, in a block from `alloc`, and returns the slot's
-   * `lo` word. Throws MapFullError (allocating nothing) when the arena is full.
+   * Writes the blob this probe needs, if any, in a block from `tx` (a transaction's `alloc`, not
+   * zeroed), and returns the slot's `lo` word. Throws MapFullError (allocating nothing) when the
+   * arena is full. An object, not a callback: a closure made at each call would be garbage at
+   * each insert.
    */
-  materialize(arena: Arena, alloc: (size: number) => number): number {
+  materialize(arena: Arena, tx: { alloc(size: number, zero: boolean): number }): number {
     if (this.mode === MODE_INLINE) return this.lo;
     this.storable();
-    return this.writeBlob(arena, alloc(this.blobBytes()));
+    return this.writeBlob(arena, tx.alloc(this.blobBytes(), false));
   }
 }
 

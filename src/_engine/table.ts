@@ -552,7 +552,7 @@ export class Table {
       // (FULL_CHAIN_MAX buckets) so that evacuating one, when memory returns and the table can
       // grow again, fits in one mutation's journal.
       if (noGrowth !== null && freeB === 0 && chain >= FULL_CHAIN_MAX) throw noGrowth;
-      const keyLo = materialize ? p.materialize(a, (size) => tx.alloc(size, false)) : p.lo;
+      const keyLo = materialize ? p.materialize(a, tx) : p.lo;
       if (freeB === 0) {
         freeB = this.#newOverflow(last);
         freeI = 0;

@@ -42,13 +42,6 @@ export class GoAccess<K, V> {
   readonly keys: SlotCodec<K>;
   readonly values: SlotCodec<V>;
   readonly tx: WriterTx;
-  /**
-   * A value's blob allocated, and a replaced value's blob freed, in the current write. Made
-   * once: a closure written inside GoMap.set would make V8 allocate a context for the
-   * variables it captures on every call.
-   */
-  readonly allocBlob = (size: number): number => this.tx.alloc(size, false);
-  readonly freeBlob = (offset: number, size: number): void => this.tx.free(offset, size);
   /** Scratch for the key and the value of a call; a nested call makes its own (see nested). */
   readonly probe: Probe = keyProbe();
   readonly valueProbe: Probe = new Probe();
@@ -113,7 +106,7 @@ export class GoAccess<K, V> {
       this.#slotStrings?.clear();
     };
     this.table = new Table(arena, TABLE_AT, true, (lo, hi, tx) => {
-      freeSlot(arena, lo, hi, (offset, size) => tx.free(offset, size));
+      freeSlot(arena, lo, hi, tx);
     }, this.tx);
   }
 

@@ -65,6 +65,19 @@ export class SyncAccess<K, V> {
    */
   unlinked = false;
   /**
+   * The arguments of a locked step that takes them from here rather than from a closure's
+   * context (_sync_store.ts storeStep, _sync_delete.ts deleteStep): set just before the step
+   * is run under the mutex, which reads them (again, when lockedOrReclaim runs it again). No
+   * user code runs in between, so no nested call of this object's overwrites them.
+   */
+  stepProbe: Probe = this.probe;
+  /** See {@linkcode stepProbe}: the record to store, or 0. */
+  stepRecord = 0;
+  /** See {@linkcode stepProbe}: the read word of the caller's search (see searched), or -1. */
+  stepSearched = 0;
+  /** See {@linkcode stepProbe}: loadOrStore's step rather than a store's; remove's for a delete. */
+  stepFlag = false;
+  /**
    * Claims of loadOrCompute that this thread could not give up where it failed (a stack
    * overflow in the abandon too): key, then claim word, in turns (_sync_store.ts
    * abandonOrphans). Written with plain stores, which need no stack.
@@ -292,18 +305,18 @@ export class SyncAccess<K, V> {
    * `core.locked(f)`, run again if it ran out of memory while retired blocks wait: they are
    * freed first (the step was rolled back, so the call holds no shared reference); and once
    * more after a map of deleted keys alone is cleared to make room. `f` must be safe to run
-   * again.
+   * again. `arg` as in `core.locked`.
    */
-  lockedOrReclaim<T>(f: () => T): T {
+  lockedOrReclaim<T, A = undefined>(f: (arg: A) => T, arg?: A): T {
     try {
-      return this.core.locked(f);
+      return this.core.locked(f, arg);
     } catch (error) {
       // Not run again when the step published a record and then failed (SyncCore.published):
       // the record is the entry's now.
       if (!(error instanceof MapFullError) || this.core.published !== 0) throw error;
       if (this.participant.reclaimNow()) {
         try {
-          return this.core.locked(f);
+          return this.core.locked(f, arg);
         } catch (again) {
           if (!(again instanceof MapFullError) || this.core.published !== 0) throw again;
         }
@@ -313,7 +326,7 @@ export class SyncAccess<K, V> {
       if (!this.core.locked(() => this.core.compactLocked()) || !this.participant.reclaimNow()) {
         throw error;
       }
-      return this.core.locked(f);
+      return this.core.locked(f, arg);
     }
   }
 }

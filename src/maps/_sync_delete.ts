@@ -128,27 +128,34 @@ function deleteLocked<K, V>(
   searched: number,
   remove: boolean,
 ): number {
+  s.stepProbe = probe;
+  s.stepSearched = searched;
+  s.stepFlag = remove;
+  return s.core.locked(deleteStep, s);
+}
+
+/** {@linkcode deleteLocked}'s step under the mutex, its arguments in `s`'s step fields. */
+function deleteStep<K, V>(s: SyncAccess<K, V>): number {
   const a = s.arena;
   const core = s.core;
-  return core.locked(() => {
-    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
-    let e2 = read2 === searched ? 0 : core.findIn(core.readTable(read2), probe);
-    if (e2 === 0 && (read2 & AMENDED) !== 0) {
-      const dirty = core.dirtyTable();
-      e2 = core.findIn(dirty, probe);
-      // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only
-      // the lock's holder makes a dirty-only entry pending or stores over a pending value
-      // (lock-free writers move only a value to NIL), so this test holds until unlock.
-      if (e2 !== 0 && remove && a.i32[e2 >> 2] >= NIL) {
-        core.removeFromDirty(dirty!, probe, e2);
-        s.unlinked = true;
-      }
-      // Count a miss whether or not the key was there: it takes the slow path until the
-      // dirty table is promoted.
-      core.missLocked();
+  const probe = s.stepProbe;
+  const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
+  let e2 = read2 === s.stepSearched ? 0 : core.findIn(core.readTable(read2), probe);
+  if (e2 === 0 && (read2 & AMENDED) !== 0) {
+    const dirty = core.dirtyTable();
+    e2 = core.findIn(dirty, probe);
+    // A pending entry stays: its computation stores into it (see _sync_compute.ts). Only the
+    // lock's holder makes a dirty-only entry pending or stores over a pending value (lock-free
+    // writers move only a value to NIL), so this test holds until unlock.
+    if (e2 !== 0 && s.stepFlag && a.i32[e2 >> 2] >= NIL) {
+      core.removeFromDirty(dirty!, probe, e2);
+      s.unlinked = true;
     }
-    return e2;
-  });
+    // Count a miss whether or not the key was there: it takes the slow path until the dirty
+    // table is promoted.
+    core.missLocked();
+  }
+  return e2;
 }
 
 /**

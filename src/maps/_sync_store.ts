@@ -381,9 +381,9 @@ function loadedAfter<K, V>(core: SyncCore, unused: number, s: SyncAccess<K, V>, 
  * {@linkcode ADDED}; otherwise swap stores `record` and returns the replaced record (or NIL),
  * and loadOrStore returns what {@linkcode tryLoadOrStore} does (and counts a miss when the key
  * was in the dirty table only). `searched`: the read word whose table the caller found without
- * the key, or 0 (see SyncCore.entryLocked). A function of its own so that only this path makes
- * the closure's context: the variables a closure captures live in a context object, which V8
- * makes as the enclosing function is entered, every call.
+ * the key, or 0 (see SyncCore.entryLocked). The step is a function of the module's, its
+ * arguments in `s` (SyncAccess.stepProbe): no closure, whose context V8 would make at every
+ * call (SyncCore.locked).
  */
 function storeLocked<K, V>(
   s: SyncAccess<K, V>,
@@ -392,46 +392,55 @@ function storeLocked<K, V>(
   loadOrStore: boolean,
   searched: number,
 ): number {
+  s.stepProbe = probe;
+  s.stepRecord = record;
+  s.stepFlag = loadOrStore;
+  s.stepSearched = searched;
+  return s.lockedOrReclaim(storeStep, s);
+}
+
+/** {@linkcode storeLocked}'s step under the mutex, its arguments in `s`'s step fields. */
+function storeStep<K, V>(s: SyncAccess<K, V>): number {
   const a = s.arena;
   const core = s.core;
-  return s.lockedOrReclaim(() => {
-    const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
-    // Not searched again while R_READ names the table the caller found without the key. Only
-    // on the first run: lockedOrReclaim runs this again after a collect, which announces this
-    // participant quiescent, so the table searched may have been freed and its offset reused.
-    let e2 = read2 === searched ? 0 : core.findIn(core.readTable(read2), probe);
-    searched = -1;
-    const inRead = e2 !== 0;
-    if (inRead) core.unexpungeLocked(e2, probe);
-    else e2 = core.findIn(core.dirtyTable(), probe);
-    if (e2 === 0) {
-      core.handToStep(record); // a swap's record, whose log it keeps (keepTaken)
-      core.addLocked(probe, record, read2);
-      core.addedRecord = record;
-      return ADDED;
-    }
-    // Published below into an entry that a rollback does not free: no log may say the record
-    // is in hand from here on (_sync_hand_log.ts, "In a step").
-    s.participant.dropLog();
-    if (!loadOrStore) {
-      // A key only the dirty table holds counts a miss, as Go counts one for LoadOrStore and
-      // CompareAndSwap there (its Store and Swap do not): a key stored again and again before
-      // any load (a counter, a key rewritten by its one worker) took the mutex at every store
-      // until loads of other keys missed enough; counted, it is promoted after as many stores
-      // as the dirty table holds keys, and later stores of it take no lock. Before the
-      // exchange, which may promote: the entry is the same in the promoted table.
-      if (!inRead) core.missLocked();
-      // Swap's last act, after everything that can fail but the commit (see core.published).
-      const previous = Atomics.exchange(a.i32, e2 >> 2, record);
-      core.published = record;
-      const replacedRecord = replaced(s, previous, e2);
-      core.noteStored(e2, record); // last: see tryLoadOrStore
-      return replacedRecord;
-    }
-    const p = tryLoadOrStore(s, e2, record);
+  const probe = s.stepProbe;
+  const record = s.stepRecord;
+  const read2 = a.i32[R_READ]; // plainly, under the mutex (see SyncCore.readWord)
+  // Not searched again while R_READ names the table the caller found without the key. Only on
+  // the first run: lockedOrReclaim runs this again after a collect, which announces this
+  // participant quiescent, so the table searched may have been freed and its offset reused.
+  let e2 = read2 === s.stepSearched ? 0 : core.findIn(core.readTable(read2), probe);
+  s.stepSearched = -1;
+  const inRead = e2 !== 0;
+  if (inRead) core.unexpungeLocked(e2, probe);
+  else e2 = core.findIn(core.dirtyTable(), probe);
+  if (e2 === 0) {
+    core.handToStep(record); // a swap's record, whose log it keeps (keepTaken)
+    core.addLocked(probe, record, read2);
+    core.addedRecord = record;
+    return ADDED;
+  }
+  // Published below into an entry that a rollback does not free: no log may say the record is
+  // in hand from here on (_sync_hand_log.ts, "In a step").
+  s.participant.dropLog();
+  if (!s.stepFlag) {
+    // A key only the dirty table holds counts a miss, as Go counts one for LoadOrStore and
+    // CompareAndSwap there (its Store and Swap do not): a key stored again and again before any
+    // load (a counter, a key rewritten by its one worker) took the mutex at every store until
+    // loads of other keys missed enough; counted, it is promoted after as many stores as the
+    // dirty table holds keys, and later stores of it take no lock. Before the exchange, which
+    // may promote: the entry is the same in the promoted table.
     if (!inRead) core.missLocked();
-    return p;
-  });
+    // Swap's last act, after everything that can fail but the commit (see core.published).
+    const previous = Atomics.exchange(a.i32, e2 >> 2, record);
+    core.published = record;
+    const replacedRecord = replaced(s, previous, e2);
+    core.noteStored(e2, record); // last: see tryLoadOrStore
+    return replacedRecord;
+  }
+  const p = tryLoadOrStore(s, e2, record);
+  if (!inRead) core.missLocked();
+  return p;
 }
 
 /** What a store's locked `step` found: NIL when it added the key (counted by locked()). */

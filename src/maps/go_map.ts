@@ -71,14 +71,14 @@ export { TABLE_AT } from "./_go_layout.ts";
  */
 function putSlot<K, V>(s: GoAccess<K, V>, p: Probe, v: Probe, absent: boolean): void {
   const a = s.arena;
-  const lo = v.materialize(a, s.allocBlob);
+  const lo = v.materialize(a, s.tx);
   let k = absent ? s.table.insertAbsent(p) : -1;
   if (k < 0) k = s.table.insert(p, true);
   const w = k >> 2;
   const oldLo = a.i32[w + VALUE_LO];
   const oldHi = a.i32[w + VALUE_HI];
   s.table.setValueWords(k, lo, v.hi);
-  if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.freeBlob);
+  if (!s.table.inserted) freeSlot(a, oldLo, oldHi, s.tx);
 }
 
 /** Options for {@linkcode GoMap}. */
