@@ -22,6 +22,17 @@
  *   lowest of each benchmark's N figures.
  * - `--json=FILE`: also write the figures as JSON (bench/readme_tables.ts makes the README's
  *   tables and charts from those of a Deno and a Bun run).
+ * - `--one-process`: measure every one-thread group in this process (see below).
+ *
+ * Each group of one-thread cases (one shape or operation, on each structure) is measured in a
+ * fresh process of the same runtime with the same flags, as this script run again with
+ * `--child-group`: in one process, what the JIT kept from earlier groups changed later ones up
+ * to 3x, on Deno and Node (docs/performance.md: a SyncMap store/delete churn at 386 to 546 ns
+ * on Deno after five Go shapes on SyncMap and Map, 146 to 177 in a process of its own; on Node
+ * 586 against 200 after any subset of them, and in the slow process functions that the fast one
+ * inlines ran as calls of their own). A user's program does not run fifty shapes in
+ * turn; a figure that depends on which ran first says nothing of the code measured. Where this
+ * process may not start others (Deno without --allow-run), or with `--one-process`, they run here.
  *
  * Parts:
  * 1. `gomap`: GoMap against a native Map in one thread (bench/cases.ts), and bytes per entry.
@@ -43,7 +54,10 @@
  */
 
 import { barplot, bench, compact, do_not_optimize, group, measure, run, summary } from "mitata";
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { GoMap } from "../mod.ts";
 import { type BenchCase, CASES, type Section } from "./cases.ts";
 import { cliArgs, fmt, loadAverage, provenance, table, times, useColors, WIDTH } from "./report.ts";
@@ -67,9 +81,16 @@ export interface JsonReport {
 }
 
 const args = cliArgs();
-checkOptions(args, ["only", "filter", "rounds", "reps", "go", "json"], ["quick"]);
+checkOptions(
+  args,
+  ["only", "filter", "rounds", "reps", "go", "json", "child-group"],
+  ["quick", "one-process"],
+);
 const quick = args.includes("--quick");
-const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+const option = (name: string) => {
+  const a = args.find((a) => a.startsWith(`--${name}=`));
+  return a?.slice(a.indexOf("=") + 1);
+};
 /** The value of `--name=N`, a positive integer, or undefined. */
 function count(name: string): number | undefined {
   const v = option(name);
@@ -90,6 +111,8 @@ for (const part of parts) {
   }
 }
 const filter = option("filter");
+/** Set in a process this script started to measure one group: `section: group`. */
+const childGroup = option("child-group");
 const goFile = option("go");
 const jsonFile = option("json");
 const started = performance.now();
@@ -118,11 +141,68 @@ function warmed(c: BenchCase): () => unknown {
   return op;
 }
 
+/** The line that starts a child process's results on its stdout (see measureIsolated). */
+const RESULTS_MARK = "@@shmap-bench-results ";
+
+/** How to run this script again in a fresh process of this runtime, with its flags. */
+function selfCommand(): { command: string; args: string[] } | undefined {
+  const script = fileURLToPath(import.meta.url);
+  const deno = (globalThis as {
+    Deno?: {
+      execPath(): string;
+      permissions: { querySync(d: { name: "run" }): { state: string } };
+    };
+  }).Deno;
+  if (deno !== undefined) {
+    if (deno.permissions.querySync({ name: "run" }).state !== "granted") return undefined;
+    return { command: deno.execPath(), args: ["run", "-A", "--v8-flags=--expose-gc", script] };
+  }
+  return { command: process.execPath, args: [...process.execArgv, script] };
+}
+
+/**
+ * Measures each group of `cases` in a fresh process (see the module doc), in order, passing on
+ * --quick and --rounds; the child's mitata lines are printed as they would be here. Returns
+ * undefined where no process can be started.
+ */
+function measureIsolated(cases: readonly BenchCase[]): Map<BenchCase, number> | undefined {
+  const self = selfCommand();
+  if (self === undefined) return undefined;
+  const out = new Map<BenchCase, number>();
+  const passed = args.filter((a) => a === "--quick" || a.startsWith("--rounds="));
+  for (const name of new Set(cases.map((c) => `${c.section}: ${c.group}`))) {
+    const members = cases.filter((c) => `${c.section}: ${c.group}` === name);
+    const child = spawnSync(self.command, [...self.args, ...passed, `--child-group=${name}`], {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const lines = (child.stdout ?? "").split("\n");
+    const mark = lines.findIndex((l) => l.startsWith(RESULTS_MARK));
+    if (child.status !== 0 || mark < 0) {
+      throw new Error(`the process measuring ${name} failed (status ${child.status})`);
+    }
+    const got = JSON.parse(lines[mark].slice(RESULTS_MARK.length)) as Record<string, number>;
+    print(lines.slice(0, mark).join("\n").trimEnd());
+    for (const c of members) {
+      const ns = got[c.name];
+      if (typeof ns !== "number") throw new Error(`no figure for ${name} / ${c.name}`);
+      out.set(c, ns);
+    }
+  }
+  return out;
+}
+
 /**
  * Measures `cases` and returns ns per op of each: the median of mitata's samples (each the mean
- * over a batch of calls), which a shared machine's other work skews less than the mean.
+ * over a batch of calls), which a shared machine's other work skews less than the mean. Each
+ * group in a process of its own unless `--one-process` (see the module doc).
  */
 async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase, number>> {
+  if (childGroup === undefined && !args.includes("--one-process")) {
+    const isolated = measureIsolated(cases);
+    if (isolated !== undefined) return isolated;
+  }
   const out = new Map<BenchCase, number>();
   if (quick || rounds > 1) {
     // Round after round over all cases; each keeps its lowest median, from the round that the
@@ -355,6 +435,17 @@ function maySpawn(): boolean {
   return d === undefined ||
     d.permissions.querySync({ name: "read", path: new URL("./fixtures/", import.meta.url) })
         .state === "granted";
+}
+
+if (childGroup !== undefined) {
+  // A process measuring one group for its parent (measureIsolated): the figures, and no more.
+  const group = CASES.filter((c) => `${c.section}: ${c.group}` === childGroup);
+  if (group.length === 0) throw new RangeError(`--child-group: no group ${childGroup}`);
+  const figures = await measureCases(group);
+  print(
+    RESULTS_MARK + JSON.stringify(Object.fromEntries([...figures].map(([c, ns]) => [c.name, ns]))),
+  );
+  process.exit(0);
 }
 
 const about = provenance("shmap benchmarks (bench/main.ts; median ns per operation unless said)");
