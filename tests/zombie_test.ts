@@ -139,6 +139,15 @@ describe("a worker marked terminating inside a long engine call stops at its nex
       // #aliveBetweenFrees).
       // Also when the seat's release has begun (its claim word RELEASING, the grace running).
       if (step.startsWith("collect")) assert.equal(reply.hand, 0, "the hand word lowered");
+      // Inside a step it stops at once. (At a call's start, on Node and Bun, it waits up to 200
+      // ms for a terminate() under way, census.ts awaitTerminate: asleep inside a step, with
+      // the engine's lock, it would be taken over after the grace while alive.)
+      if (step !== "mutex step") {
+        assert.ok(
+          reply.stoppedMs >= 0 && reply.stoppedMs < 150,
+          `stopped ${reply.stoppedMs} ms on`,
+        );
+      }
     });
   }
 
@@ -151,6 +160,7 @@ describe("a worker marked terminating inside a long engine call stops at its nex
     const reply = await runStep("clear", new SyncMap<number, number>(), go);
     assert.equal(reply.error, "TerminatedError");
     assert.equal(reply.done, 1, `buckets emptied of ${buckets}: none after the one that marked it`);
+    assert.ok(reply.stoppedMs >= 0 && reply.stoppedMs < 150, `stopped ${reply.stoppedMs} ms on`);
     // The clear was cut short between steps: the next write finishes it from its intent.
     go.set(-1, -1);
     go.verify();

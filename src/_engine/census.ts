@@ -1022,6 +1022,42 @@ export function liveOwnerIdSlow(): number {
   return owner;
 }
 
+/**
+ * Set while the check at the start of a call runs ({@linkcode checkAliveSlowAtEntry},
+ * {@linkcode liveOwnerIdAtEntry}): there this thread holds no lock of the engine's, so
+ * {@linkcode stop} may wait for a `terminate()` under way (awaitTerminate). Every other check
+ * (inside a locked step, after a wait) throws at once: asleep there holding a map's mutex or
+ * write sequence, a thread whose `terminate()` never came would be taken over once the grace
+ * had passed, and its unwinding would then write what the lock's new holder owns.
+ */
+let atEntry = false;
+
+/** {@linkcode checkAliveSlow} at the start of a call (see {@linkcode atEntry}). */
+export function checkAliveSlowAtEntry(): void {
+  atEntry = true;
+  try {
+    checkAliveSlow();
+  } finally {
+    atEntry = false;
+  }
+}
+
+/** {@linkcode liveOwnerId} at the start of a call (see {@linkcode atEntry}). */
+export function liveOwnerIdAtEntry(): number {
+  const f = fast;
+  return f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlowAtEntry();
+}
+
+/** {@linkcode liveOwnerIdSlow} at the start of a call (see {@linkcode atEntry}). */
+export function liveOwnerIdSlowAtEntry(): number {
+  atEntry = true;
+  try {
+    return liveOwnerIdSlow();
+  } finally {
+    atEntry = false;
+  }
+}
+
 /** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
 export function checkAliveSlow(): void {
   if (fast.stopped) stoppedAgain();
@@ -1084,6 +1120,8 @@ export function stopHookCount(): number {
 const denoNodeWorker = RUNTIME === "deno" && parentPort !== null;
 
 function stop(): never {
+  const mayWait = atEntry;
+  atEntry = false;
   fast.stopped = true;
   fast.seen = -1;
   fast.liveSeen = -1;
@@ -1113,7 +1151,7 @@ function stop(): never {
     if (terminated) closeForGood();
     process.exit(1);
   }
-  if (RUNTIME !== "deno" && terminateAsked(fast.owner - 1)) awaitTerminate();
+  if (mayWait && RUNTIME !== "deno" && terminateAsked(fast.owner - 1)) awaitTerminate();
   throw new TerminatedError();
 }
 
@@ -1122,9 +1160,11 @@ function stop(): never {
  * terminating just before they ask (`markOnTerminate`), and a call it makes in between sees the
  * mark. Thrown there, TerminatedError would end the worker as an uncaught error, and the runtime
  * still delivers that to the parent as the Worker's `error` event, after `terminate()`: a parent
- * with no `error` listener crashes (a CI run of rw_seat_of_killed_test on Node). So it sleeps,
- * in slices, for the stop to land inside one or between two, and throws only if it still runs
- * after {@linkcode TERMINATE_WAIT_MS}. It holds no lock of shmap's here (see the callers).
+ * with no `error` listener crashes (a CI run of rw_seat_of_killed_test on Node). So at the start
+ * of a call ({@linkcode atEntry}: no lock of the engine's held; a user's lock or a compute's
+ * claim may be, which a zombie's end already covers) it sleeps, in slices, for the stop to land
+ * inside one or between two, and throws only if it still runs after {@linkcode TERMINATE_WAIT_MS},
+ * which is less than the grace after which a terminating thread's locks are taken over.
  */
 function awaitTerminate(): void {
   const word = new Int32Array(new SharedArrayBuffer(4));
@@ -1133,7 +1173,7 @@ function awaitTerminate(): void {
 }
 
 /** How long a Node or Bun worker marked terminated waits to be stopped, and in what slices. */
-const TERMINATE_WAIT_MS = 500, TERMINATE_WAIT_SLICE_MS = 5;
+const TERMINATE_WAIT_MS = 200, TERMINATE_WAIT_SLICE_MS = 5;
 
 /**
  * A terminated `node:worker_threads` worker under Deno asks to be closed (`Deno.exit` in a worker

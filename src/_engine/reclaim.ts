@@ -66,7 +66,7 @@ import type { Arena } from "./arena.ts";
 import {
   censusDeaths,
   checkAlive,
-  checkAliveSlow,
+  checkAliveSlowAtEntry,
   checkSelf,
   endsAwaitedAt,
   fast,
@@ -689,7 +689,7 @@ export class Participant {
   enter(): void {
     // checkAlive written out (census.ts, `fast`): V8 left the call in large callers.
     const f = fast;
-    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
+    if (f.head[C_COUNT] !== f.seen) checkAliveSlowAtEntry();
     // One plain read of this participant's own seat line: has the share been released?
     if (this.#own[CLAIM] !== this.#token) this.#releasedError();
     const c = (this.#countdown - 1) | 0;
@@ -917,7 +917,7 @@ export class Participant {
   /** {@linkcode enter}'s two checks, called: the census, then the claim. */
   #enterChecks(): void {
     const f = fast;
-    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
+    if (f.head[C_COUNT] !== f.seen) checkAliveSlowAtEntry();
     if (this.#own[CLAIM] !== this.#token) this.#releasedError();
   }
 
@@ -1002,7 +1002,7 @@ export class Participant {
     this.#clearStaleParked();
     // enterRead does not check the census: a quiescent point writes this seat's announcement.
     const f = fast;
-    if (f.head[C_COUNT] !== f.seen) checkAliveSlow();
+    if (f.head[C_COUNT] !== f.seen) checkAliveSlowAtEntry();
     const deferred = this.#deferred;
     if (deferred !== null) {
       this.#deferred = null;

@@ -11,8 +11,8 @@ import {
   checkAlive,
   checkSelf,
   fast,
-  liveOwnerId,
-  liveOwnerIdSlow,
+  liveOwnerIdAtEntry,
+  liveOwnerIdSlowAtEntry,
   ownerGone,
   ownerId,
 } from "../_engine/census.ts";
@@ -61,7 +61,7 @@ export function readFailure<K, V>(s: GoAccess<K, V>, seq: number, error: unknown
 export function beginWrite<K, V>(s: GoAccess<K, V>): number {
   const a = s.arena;
   const i32 = a.i32;
-  const mine = (liveOwnerId() << 1) | 1;
+  const mine = (liveOwnerIdAtEntry() << 1) | 1;
   let seq = i32[SEQ];
   for (;;) {
     if ((seq & 1) !== 0) {
@@ -152,7 +152,7 @@ export function overwriteNumber<K, V>(
   // liveOwnerId written out: a thread marked terminating (a Deno zombie) throws here, before it
   // takes anything.
   const f = fast;
-  const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlow();
+  const me = f.head[C_COUNT] === f.liveSeen ? f.owner : liveOwnerIdSlowAtEntry();
   if (Atomics.compareExchange(a.i32, SEQ, seq, (me << 1) | 1) !== seq) return NOT_BEGUN;
   let i32 = a.i32;
   i32[LAST_SEQ] = seq;

@@ -19,7 +19,7 @@
 
 import { bytesUsed } from "../_engine/allocator.ts";
 import type { Arena } from "../_engine/arena.ts";
-import { checkAlive, liveOwnerId, ownerId } from "../_engine/census.ts";
+import { checkAlive, liveOwnerId, liveOwnerIdAtEntry, ownerId } from "../_engine/census.ts";
 import { clearPoison, lockWord } from "../_engine/futex.ts";
 import * as futex from "../_engine/futex.ts";
 import { Journal } from "../_engine/journal.ts";
@@ -249,7 +249,7 @@ export class SyncCore {
     const i32 = this.arena.i32;
     // A thread marked terminating stops before the mutex, as before an allocator step
     // (allocator.ts underLock): a step of a long call of a zombie's (a reap) is one.
-    const me = liveOwnerId();
+    const me = liveOwnerIdAtEntry();
     this.published = 0;
     this.addedRecord = 0;
     this.#lock(i32, me);

@@ -8,7 +8,8 @@
 import {
   fast,
   liveOwnerId,
-  liveOwnerIdSlow,
+  liveOwnerIdAtEntry,
+  liveOwnerIdSlowAtEntry,
   mayBeTerminated,
   mayRunTerminated,
   ownerGone,
@@ -308,7 +309,7 @@ export class Mutex {
    * thread is alive first.
    */
   #lockSlow(): void {
-    const me = liveOwnerIdSlow();
+    const me = liveOwnerIdSlowAtEntry();
     this.#mine = me << OWNER_SHIFT;
     if (Atomics.compareExchange(this.#block, LOCK_BASE, 0, me << OWNER_SHIFT) !== 0) {
       acquire(this.#block, me, true);
@@ -333,7 +334,7 @@ export class Mutex {
    * @throws {OwnerDeadError} with the lock held by the caller, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    return acquire(this.#block, liveOwnerId(), false);
+    return acquire(this.#block, liveOwnerIdAtEntry(), false);
   }
 
   /**

@@ -6,7 +6,13 @@
  */
 
 import { checkNumber } from "../_describe.ts";
-import { fast, liveOwnerId, mayBeTerminated, ownerId } from "../_engine/census.ts";
+import {
+  fast,
+  liveOwnerId,
+  liveOwnerIdAtEntry,
+  mayBeTerminated,
+  ownerId,
+} from "../_engine/census.ts";
 import * as census_module from "../_engine/census.ts";
 import { clearPoison, poisonHeld } from "../_engine/futex.ts";
 import * as futex from "../_engine/futex.ts";
@@ -311,7 +317,7 @@ export class RWMutex {
 
   /** {@linkcode lock} past its fast path: the census checked, the owner word noted, the long way. */
   #lockSlow(): void {
-    const me = liveOwnerId();
+    const me = liveOwnerIdAtEntry();
     this.#mine = me << OWNER_SHIFT;
     lock(this.#block, LOCK_BASE, me);
   }
@@ -337,7 +343,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding the write lock, as {@linkcode lock}.
    */
   tryLock(): boolean {
-    return tryLock(this.#block, LOCK_BASE, liveOwnerId()); // OwnerDeadError as in lock
+    return tryLock(this.#block, LOCK_BASE, liveOwnerIdAtEntry()); // OwnerDeadError as in lock
   }
 
   /**
@@ -450,7 +456,7 @@ export class RWMutex {
    * lock taken as a first lock takes it (rw_lock.ts rLockFirst, which waits out a writer).
    */
   #rLockSlow(): void {
-    const me = liveOwnerId();
+    const me = liveOwnerIdAtEntry();
     const seat = this.#readerSeat(me);
     const status = rLockFirst(this.#block, LOCK_BASE, seat, me);
     this.#readSeat = seat;
@@ -497,7 +503,7 @@ export class RWMutex {
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
    */
   tryRLock(): boolean {
-    const seat = this.#readerSeat(liveOwnerId());
+    const seat = this.#readerSeat(liveOwnerIdAtEntry());
     const status = tryRLock(this.#block, LOCK_BASE, seat);
     // tryRLock makes the first lock's handshake: a read lock it gives opens the fast path.
     if (status !== NOT_ACQUIRED) this.#readSeat = seat;
