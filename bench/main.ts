@@ -25,8 +25,9 @@
  * - `--one-process`: measure every one-thread group in this process (see below).
  *
  * Each group of one-thread cases (one shape or operation, on each structure) is measured in a
- * fresh process of the same runtime with the same flags, as this script run again with
- * `--child-group`: in one process, what the JIT kept from earlier groups changed later ones up
+ * fresh process of the same runtime (on Deno with `run -A --v8-flags=--expose-gc`, as `deno task
+ * bench` runs it; elsewhere with this process's flags), as this script run again with
+ * `--child-group` (and `--quick`, `--rounds` and `--filter` as given): in one process, what the JIT kept from earlier groups changed later ones up
  * to 3x, on Deno and Node (docs/performance.md: a SyncMap store/delete churn at 386 to 546 ns
  * on Deno after five Go shapes on SyncMap and Map, 146 to 177 in a process of its own; on Node
  * 586 against 200 after any subset of them, and in the slow process functions that the fast one
@@ -55,7 +56,7 @@
 
 import { barplot, bench, compact, do_not_optimize, group, measure, run, summary } from "mitata";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync, writeSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { GoMap } from "../mod.ts";
@@ -169,7 +170,9 @@ function measureIsolated(cases: readonly BenchCase[]): Map<BenchCase, number> | 
   const self = selfCommand();
   if (self === undefined) return undefined;
   const out = new Map<BenchCase, number>();
-  const passed = args.filter((a) => a === "--quick" || a.startsWith("--rounds="));
+  const passed = args.filter((a) =>
+    a === "--quick" || a.startsWith("--rounds=") || a.startsWith("--filter=")
+  );
   for (const name of new Set(cases.map((c) => `${c.section}: ${c.group}`))) {
     const members = cases.filter((c) => `${c.section}: ${c.group}` === name);
     const child = spawnSync(self.command, [...self.args, ...passed, `--child-group=${name}`], {
@@ -180,7 +183,8 @@ function measureIsolated(cases: readonly BenchCase[]): Map<BenchCase, number> | 
     const lines = (child.stdout ?? "").split("\n");
     const mark = lines.findIndex((l) => l.startsWith(RESULTS_MARK));
     if (child.status !== 0 || mark < 0) {
-      throw new Error(`the process measuring ${name} failed (status ${child.status})`);
+      const why = child.error?.message ?? `status ${child.status}, signal ${child.signal}`;
+      throw new Error(`the process measuring ${name} failed (${why})`);
     }
     const got = JSON.parse(lines[mark].slice(RESULTS_MARK.length)) as Record<string, number>;
     print(lines.slice(0, mark).join("\n").trimEnd());
@@ -439,12 +443,15 @@ function maySpawn(): boolean {
 
 if (childGroup !== undefined) {
   // A process measuring one group for its parent (measureIsolated): the figures, and no more.
-  const group = CASES.filter((c) => `${c.section}: ${c.group}` === childGroup);
+  const group = CASES.filter((c) =>
+    `${c.section}: ${c.group}` === childGroup &&
+    (filter === undefined || `${c.group} / ${c.name}`.includes(filter))
+  );
   if (group.length === 0) throw new RangeError(`--child-group: no group ${childGroup}`);
   const figures = await measureCases(group);
-  print(
-    RESULTS_MARK + JSON.stringify(Object.fromEntries([...figures].map(([c, ns]) => [c.name, ns]))),
-  );
+  const results = Object.fromEntries([...figures].map(([c, ns]) => [c.name, ns]));
+  // Written through, not queued: the process exits next.
+  writeSync(1, `${RESULTS_MARK}${JSON.stringify(results)}\n`);
   process.exit(0);
 }
 

@@ -69,6 +69,8 @@ const WORKLOADS = {
   adversarialDelete:
     `SyncMap load misses, a range-delete-store every ${KEYS_TEXT} (AdversarialDelete)`,
   recreate: `SyncMap loadAndDelete of its one key, then a store of it again`,
+  swapMisses:
+    `SyncMap swap of a key new to the map, then its delete; one other key held (SwapMostlyMisses)`,
   loadOrStoreCollision: `SyncMap loadOrStore of its one key, present (LoadOrStoreCollision)`,
   missUnique: `SyncMap.load of a key never stored, a new one each call, ${KEYS_TEXT} int keys held`,
   deleteCollision: `SyncMap loadAndDelete of its one key, deleted (LoadAndDeleteCollision)`,
@@ -217,6 +219,19 @@ function bodyOf(workload: Workload): Body {
       map.store(0, 0);
       return function recreate(n) {
         for (let i = 0; i < n; i++) if (map.loadAndDelete(0)[1]) map.store(0, i);
+      };
+    }
+    case "swapMisses": {
+      // A key added and taken out again, as a map of requests in flight: every call takes the
+      // mutex twice, and the dirty table is rebuilt and promoted every few calls.
+      const map = new SyncMap<number, number>();
+      map.store(0, 0);
+      let k = 1;
+      return function swapMisses(n) {
+        for (let i = 0; i < n; i++, k++) {
+          map.swap(k, k);
+          map.delete(k);
+        }
       };
     }
     case "missUnique": {
