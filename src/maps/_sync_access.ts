@@ -59,7 +59,7 @@ export class SyncAccess<K, V> {
   searched = 0;
   /**
    * Set by the locked step of a delete that took a dirty-only key's entry out and retired it
-   * (_sync_delete.ts deleteLocked), for the delete's exchange just after, which takes it: the
+   * (_sync_delete.ts deleteStep), for the delete's exchange just after, which takes it: the
    * record is then reached through a retired entry only, which no hand log says, and the hand
    * word stays raised.
    */
