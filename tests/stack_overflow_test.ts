@@ -167,6 +167,49 @@ describe("a stack overflow inside a call leaves the structure whole and usable",
     assert.equal(leaks, 0, "locks left held by calls that threw an overflow");
   });
 
+  it("Mutex: an overflow at the view's getters in a take-over leaves the lock untaken", () => {
+    // The take-over notes the lock's buffer and byte offset for the OwnerDeadError that follows.
+    // Those are getters, calls where no optimizing tier inlines them: read after the exchange,
+    // an overflow there left the lock held by a call that threw RangeError (Bun, once in CI).
+    // Simulated here by getters that throw while armed.
+    threadGone(DEAD);
+    const proto = Object.getPrototypeOf(Int32Array.prototype) as object;
+    const getters = ["buffer", "byteOffset"].map((name) => {
+      const d = Object.getOwnPropertyDescriptor(proto, name)!;
+      return { name, d };
+    });
+    let armed = false;
+    for (const { name, d } of getters) {
+      Object.defineProperty(proto, name, {
+        configurable: true,
+        get(this: Int32Array) {
+          if (armed) throw new RangeError("Maximum call stack size exceeded (simulated)");
+          return d.get!.call(this);
+        },
+      });
+    }
+    try {
+      for (const how of ["lock", "tryLock"] as const) {
+        const mu = new Mutex();
+        const words = lockWords(mu);
+        words[LOCK_BASE] = (DEAD + 1) << OWNER_SHIFT;
+        const locker = Mutex.attach(mu.handle);
+        armed = true;
+        try {
+          assert.throws(() => locker[how](), /simulated/, how);
+        } finally {
+          armed = false;
+        }
+        assert.equal(words[LOCK_BASE] >>> OWNER_SHIFT, DEAD + 1, `${how}: the lock taken`);
+        assert.throws(() => locker[how](), OwnerDeadError);
+        locker.markConsistent();
+        locker.unlock();
+      }
+    } finally {
+      for (const { name, d } of getters) Object.defineProperty(proto, name, d);
+    }
+  });
+
   it("RWMutex: a read lock through its slow path is never left held unknown", () => {
     // A writer that died holding the lock: the main thread write-locks it, then its words
     // name a thread declared gone as the writer. Every call starts from that state afresh and

@@ -213,13 +213,18 @@ export function lockWordSlow(
         continue;
       }
       if (ownerGone(owner)) {
-        // The owner will never unlock: take the lock over, poisoned.
+        // The owner will never unlock: take the lock over, poisoned. The view's buffer and
+        // offset are read first: their getters are calls where no optimizing tier inlines them,
+        // and a stack overflow at one after the exchange left the lock held by a call that threw
+        // RangeError (Bun, stack_overflow_test, once in a CI run).
+        const buffer = i32.buffer;
+        const byte = i32.byteOffset + index * 4;
         const next = (me << OWNER_SHIFT) | POISONED | (w & (CONTENDED | STARVING));
         if (Atomics.compareExchange(i32, index, w, next) === w) {
           // Noted without a call: the caller learns it holds the lock only from the return, and
           // a call's entry is where a stack overflow can throw (Mutex `acquire`).
-          deadBuffer = i32.buffer;
-          deadByte = i32.byteOffset + index * 4;
+          deadBuffer = buffer;
+          deadByte = byte;
           deadThread = owner - 1;
           return ACQUIRED_POISONED;
         }
@@ -261,10 +266,12 @@ export function tryLockWord(i32: Int32Array, index: number, me: number): number 
     // that waiter has gone and left the flag).
     const poisoned = owner !== 0 || (w & POISONED) !== 0;
     const next = (me << OWNER_SHIFT) | (poisoned ? POISONED : 0) | (w & (CONTENDED | STARVING));
+    const buffer = i32.buffer; // read before the exchange, as in lockWordSlow
+    const byte = i32.byteOffset + index * 4;
     if (Atomics.compareExchange(i32, index, w, next) === w) {
       if (owner !== 0) { // noted without a call, as in lockWordSlow
-        deadBuffer = i32.buffer;
-        deadByte = i32.byteOffset + index * 4;
+        deadBuffer = buffer;
+        deadByte = byte;
         deadThread = owner - 1;
       }
       return poisoned ? ACQUIRED_POISONED : ACQUIRED;
