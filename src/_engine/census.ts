@@ -1050,12 +1050,9 @@ export function liveOwnerIdAtEntry(): number {
 
 /** {@linkcode liveOwnerIdSlow} at the start of a call (see {@linkcode atEntry}). */
 export function liveOwnerIdSlowAtEntry(): number {
-  atEntry = true;
-  try {
-    return liveOwnerIdSlow();
-  } finally {
-    atEntry = false;
-  }
+  const owner = ownerId();
+  checkAliveSlowAtEntry();
+  return owner;
 }
 
 /** {@linkcode checkAlive} when its compare failed: looks this thread's state up. */
