@@ -27,13 +27,14 @@
  * Each group of one-thread cases (one shape or operation, on each structure) is measured in a
  * fresh process of the same runtime (on Deno with `run -A --v8-flags=--expose-gc`, as `deno task
  * bench` runs it; elsewhere with this process's flags), as this script run again with
- * `--child-group` (and `--quick`, `--rounds` and `--filter` as given): in one process, what the JIT kept from earlier groups changed later ones up
- * to 3x, on Deno and Node (docs/performance.md: a SyncMap store/delete churn at 386 to 546 ns
- * on Deno after five Go shapes on SyncMap and Map, 146 to 177 in a process of its own; on Node
- * 586 against 200 after any subset of them, and in the slow process functions that the fast one
- * inlines ran as calls of their own). A user's program does not run fifty shapes in
- * turn; a figure that depends on which ran first says nothing of the code measured. Where this
- * process may not start others (Deno without --allow-run), or with `--one-process`, they run here.
+ * `--child-group` (and `--quick`, `--rounds` and `--filter` as given): in one process, what the
+ * JIT kept from earlier groups changed later ones up to 3x, on Deno and Node
+ * (docs/performance.md: a SyncMap store/delete churn at 386 to 546 ns on Deno after five Go
+ * shapes on SyncMap and Map, 146 to 177 in a process of its own; on Node 586 against 200 after
+ * any subset of them, and in the slow process functions that the fast one inlines ran as calls
+ * of their own). A user's program does not run fifty shapes in turn; a figure that depends on
+ * which ran first says nothing of the code measured. Where this process may not start others
+ * (Deno without --allow-run), or with `--one-process`, they run here.
  *
  * Parts:
  * 1. `gomap`: GoMap against a native Map in one thread (bench/cases.ts), and bytes per entry.
@@ -142,6 +143,22 @@ function warmed(c: BenchCase): () => unknown {
   return op;
 }
 
+/** `c`'s group, as mitata's groups and `--child-group` name it: `section: group`. */
+function groupName(c: BenchCase): string {
+  return `${c.section}: ${c.group}`;
+}
+
+/** `cases` by group ({@linkcode groupName}), in the order of each group's first case. */
+function byGroup(cases: readonly BenchCase[]): Map<string, BenchCase[]> {
+  const groups = new Map<string, BenchCase[]>();
+  for (const c of cases) {
+    const members = groups.get(groupName(c));
+    if (members === undefined) groups.set(groupName(c), [c]);
+    else members.push(c);
+  }
+  return groups;
+}
+
 /** The line that starts a child process's results on its stdout (see measureIsolated). */
 const RESULTS_MARK = "@@shmap-bench-results ";
 
@@ -163,8 +180,8 @@ function selfCommand(): { command: string; args: string[] } | undefined {
 
 /**
  * Measures each group of `cases` in a fresh process (see the module doc), in order, passing on
- * --quick and --rounds; the child's mitata lines are printed as they would be here. Returns
- * undefined where no process can be started.
+ * --quick, --rounds and --filter; the child's mitata lines are printed as they would be here.
+ * Returns undefined where no process can be started.
  */
 function measureIsolated(cases: readonly BenchCase[]): Map<BenchCase, number> | undefined {
   const self = selfCommand();
@@ -173,8 +190,7 @@ function measureIsolated(cases: readonly BenchCase[]): Map<BenchCase, number> | 
   const passed = args.filter((a) =>
     a === "--quick" || a.startsWith("--rounds=") || a.startsWith("--filter=")
   );
-  for (const name of new Set(cases.map((c) => `${c.section}: ${c.group}`))) {
-    const members = cases.filter((c) => `${c.section}: ${c.group}` === name);
+  for (const [name, members] of byGroup(cases)) {
     const child = spawnSync(self.command, [...self.args, ...passed, `--child-group=${name}`], {
       encoding: "utf8",
       maxBuffer: 64 * 1024 * 1024,
@@ -224,8 +240,7 @@ async function measureCases(cases: readonly BenchCase[]): Promise<Map<BenchCase,
   // can be collected.
   // The worker cases' groups get a bar chart too: their three structures differ most.
   const order: BenchCase[] = [];
-  for (const name of new Set(cases.map((c) => `${c.section}: ${c.group}`))) {
-    const members = cases.filter((c) => `${c.section}: ${c.group}` === name);
+  for (const [name, members] of byGroup(cases)) {
     const register = () =>
       group(name, () => {
         for (const c of members) {
@@ -444,7 +459,7 @@ function maySpawn(): boolean {
 if (childGroup !== undefined) {
   // A process measuring one group for its parent (measureIsolated): the figures, and no more.
   const group = CASES.filter((c) =>
-    `${c.section}: ${c.group}` === childGroup &&
+    groupName(c) === childGroup &&
     (filter === undefined || `${c.group} / ${c.name}`.includes(filter))
   );
   if (group.length === 0) throw new RangeError(`--child-group: no group ${childGroup}`);
