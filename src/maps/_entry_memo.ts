@@ -176,9 +176,15 @@ export class EntryMemo {
    * {@linkcode remember} it), or {@linkcode MEMO_NOT_ASKED} when the table's header lies past
    * `a`'s views (another worker grew the buffer and made the table there: nothing is read there
    * before the atomic load that lets the caller reach it). The caller read `read` from R_READ
-   * (plainly, on SyncMap's lock-free paths: _sync_entries.ts, memoEntry), so it names a published
-   * table, never one a step under the mutex may roll back. For a memo without number values (a
-   * SyncMap's), whose slots are {@linkcode SLOT_WORDS} words.
+   * (plainly, on SyncMap's lock-free paths: docs/design.md, "The plain reads of a lookup"), so
+   * it names a published table, never one a step under the mutex may roll back. The table's
+   * serial is read at an offset computed from `read` itself, so that the read is ordered after
+   * the load of `read` on every CPU (an address dependency) and sees the serial the table was
+   * published with; while that serial is the memo's, the memo's answer is one this thread found by
+   * walking that table. For a memo without number values (a SyncMap's), whose slots are
+   * {@linkcode SLOT_WORDS} words. SyncMap's lookups call this directly, not through a wrapper:
+   * JavaScriptCore inlines five calls deep, and the wrapper's level left `find` a call under
+   * `delete` and `loadAndDelete`.
    *
    * The read word's checks are here rather than in the caller, so that every lookup calls this:
    * V8 inlines a function's callees by how often each was called when it optimizes it, up to a

@@ -18,31 +18,8 @@ const { AMENDED, EXPUNGED, NIL, R_READ } = sync_layout;
 const NOT_LOOKED = -2;
 
 /**
- * Go's Delete: whether `key` had a value, which is now deleted. See {@linkcode entryToDelete}
- * for what is answered before the delete's `try`.
- */
-export function deleteKey<K, V>(s: SyncAccess<K, V>, key: K): boolean {
-  const e = entryToDelete(s, key);
-  return e !== 0 && deleteFound(s, key, e) !== 0;
-}
-
-/**
- * Go's LoadAndDelete: `key`'s value and true, deleting it, or [undefined, false]. As
- * {@linkcode deleteKey}; the value is decoded after the delete, outside the `try`, as `load`
- * decodes (the record is retired, and stays readable until this participant's next quiescent
- * point).
- */
-export function loadAndDeleteKey<K, V>(
-  s: SyncAccess<K, V>,
-  key: K,
-): [value: V | undefined, loaded: boolean] {
-  const e = entryToDelete(s, key);
-  const p = e === 0 ? 0 : deleteFound(s, key, e);
-  return p === 0 ? [undefined, false] : [s.decodeRecord(p), true];
-}
-
-/**
- * The start of {@linkcode deleteKey} and {@linkcode loadAndDeleteKey}: enters the participant,
+ * The start of Go's Delete and LoadAndDelete (SyncMap.delete and loadAndDelete, which go on with
+ * {@linkcode deleteFound} when this finds something to delete): enters the participant,
  * and for a number key looks it up without the lock. Returns 0 when there is nothing to delete:
  * a number key absent from a read table that is not amended, or whose entry there has no value
  * (Go's DeleteCollision and LoadAndDeleteCollision shapes), answered with plain reads and no
@@ -51,7 +28,7 @@ export function loadAndDeleteKey<K, V>(
  * JavaScriptCore inlines no function that has one. Else the `e` argument of
  * {@linkcode deleteFound}.
  */
-function entryToDelete<K, V>(s: SyncAccess<K, V>, key: K): number {
+export function entryToDelete<K, V>(s: SyncAccess<K, V>, key: K): number {
   s.participant.enter();
   if (typeof key !== "number" || !s.numberKeys) return NOT_LOOKED;
   const e = unlockedEntryForNumber(s, key);
@@ -65,7 +42,7 @@ function entryToDelete<K, V>(s: SyncAccess<K, V>, key: K): number {
  * `s.searched`), or {@linkcode NOT_LOOKED}. Returns the record deleted, or 0. A function of its
  * own, with the catch that notes a stack overflow, so that the fast path stays free of a try.
  */
-function deleteFound<K, V>(s: SyncAccess<K, V>, key: K, e: number): number {
+export function deleteFound<K, V>(s: SyncAccess<K, V>, key: K, e: number): number {
   try {
     if (e === NOT_LOOKED) e = entryForDelete(s, key, true);
     else if (e < 0) e = numberEntryLocked(s, key, true);

@@ -76,29 +76,6 @@ function walkReadTable<K, V>(
 }
 
 /**
- * What the handle's entry memo knows of key words (lo, hi) in the read table of read word
- * `read`, which the caller read plainly (docs/design.md, "The plain reads of a lookup"): the
- * entry, 0 when that table lacks the key or there is none, {@linkcode MEMO_UNKNOWN}, or
- * MEMO_NOT_ASKED (_entry_memo.ts) when the table's header lies past this worker's views (another
- * worker grew the buffer and made the table there): nothing is read there before the atomic
- * load that lets readTable reach it. On either the caller goes on with
- * {@linkcode readPastMemo}.
- *
- * The table's serial is read at an offset computed from `read` itself, so that the read is
- * ordered after the load of `read` on every CPU (an address dependency), and the serial it
- * reads is the one the table was published with. While that serial is the memo's, the memo's
- * answer is one this thread found by walking that table.
- */
-export function memoEntry<K, V>(
-  s: SyncAccess<K, V>,
-  read: number,
-  lo: number,
-  hi: number,
-): number {
-  return s.entries.find(lo, hi, s.arena, read);
-}
-
-/**
  * R_READ for a lookup that walks the read table it names ({@linkcode readEntry}), read plainly
  * as {@linkcode readPastMemo} reads it: every word the walk reads lies at an offset computed
  * from this one. Loaded atomically when the table's header lies past this worker's views
@@ -112,17 +89,16 @@ export function readWordForWalk(a: Arena): number {
 
 /**
  * The read table's entry for number key `key` ({@linkcode readEntryForNumber}) with R_READ
- * read plainly when the handle's entry memo knows the key ({@linkcode memoEntry}), else loaded
+ * read plainly when the handle's entry memo knows the key (EntryMemo.find), else loaded
  * atomically ({@linkcode readPastMemo}): 0 when the read table lacks it. For the callers that
  * need no `amended` bit. Beside {@linkcode unlockedEntryForNumber} rather than calling it: the
- * extra call
- * cost `loadOrStore` hits 1.04x to 1.05x on Deno and LoadOrStoreCollision 1.04x to 1.07x on Bun
- * (same-run medians).
+ * extra call cost `loadOrStore` hits 1.04x to 1.05x on Deno and LoadOrStoreCollision 1.04x to
+ * 1.07x on Bun (same-run medians).
  */
 export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const words = keyNumberWords(key);
   const plain = s.arena.i32[R_READ];
-  const e = memoEntry(s, plain, words[0], words[1]);
+  const e = s.entries.find(words[0], words[1], s.arena, plain);
   if (e > 0) return e;
   if (e < 0) return readPastMemo(s, plain, key, words[0], words[1], e);
   s.searched = plain;
@@ -132,7 +108,7 @@ export function currentEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): n
 /**
  * Go's Load up to the entry for number key `key` of slot words (lo, hi), once the handle's entry
  * memo gave `known` for it in the read table of read word `plain`, which the caller read plainly
- * ({@linkcode memoEntry}): 0 (no table, or the memo knows the table lacks the key), MEMO_UNKNOWN
+ * (EntryMemo.find): 0 (no table, or the memo knows the table lacks the key), MEMO_UNKNOWN
  * or MEMO_NOT_ASKED. The read table ({@linkcode readPastMemo}), then, when the read table that
  * lacked the key is amended, SyncCore.entryLocked.
  *
@@ -209,7 +185,7 @@ function readPastMemo<K, V>(
 export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const words = keyNumberWords(key);
   const plain = s.arena.i32[R_READ];
-  let e = memoEntry(s, plain, words[0], words[1]);
+  let e = s.entries.find(words[0], words[1], s.arena, plain);
   if (e > 0) return e;
   if (e === 0) s.searched = plain;
   else {
@@ -227,7 +203,7 @@ export function unlockedEntryForNumber<K, V>(s: SyncAccess<K, V>, key: number): 
 export function entryForNumber<K, V>(s: SyncAccess<K, V>, key: number): number {
   const plain = s.arena.i32[R_READ];
   const words = keyNumberWords(key);
-  const e = memoEntry(s, plain, words[0], words[1]);
+  const e = s.entries.find(words[0], words[1], s.arena, plain);
   return e > 0 || (e === 0 && (plain & AMENDED) === 0)
     ? e
     : entryPastMemo(s, plain, key, words[0], words[1], e);
@@ -258,7 +234,7 @@ export function entryForString<K, V>(s: SyncAccess<K, V>, key: string): number {
   const p = s.probe;
   const cached = s.nested ? null : cachedKeyString(p, key, a.seed0, a.seed1);
   if (cached === null) return entryForRead(s, key as K);
-  // R_READ read plainly while the memo words answer, as memoEntry does: the serial's offset is
+  // R_READ read plainly while the memo words answer, as EntryMemo.find does: the serial's offset is
   // computed from the word read, and a header past the views is not read (generation 0, never
   // in use, stands for it). A walk loads the word atomically first.
   let read = a.i32[R_READ];

@@ -16,14 +16,8 @@ import { inspectSyncMap, type SyncMapStats, syncMapStats } from "./_sync_stats.t
 import type { IterationKeys } from "./_iteration_keys.ts";
 import { SyncAccess } from "./_sync_access.ts";
 import { closeAttach, lastAttach, noteAttached } from "./_sync_attached.ts";
-import {
-  entryForNumber,
-  entryForRead,
-  entryForString,
-  entryPastMemo,
-  memoEntry,
-} from "./_sync_entries.ts";
-import { deleteKey, loadAndDeleteKey } from "./_sync_delete.ts";
+import { entryForNumber, entryForRead, entryForString, entryPastMemo } from "./_sync_entries.ts";
+import { deleteFound, entryToDelete } from "./_sync_delete.ts";
 import * as iteration from "./_iteration.ts";
 import { rangeOver, SyncIterator } from "./_sync_iterate.ts";
 import * as sync_layout from "./_sync_layout.ts";
@@ -284,14 +278,14 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     s.participant.enterRead();
     // The number-key hit, Go's LoadMostlyHits, written out: entryForNumber's read-table lookup
     // and decodeRecord's number path, which V8 left as calls (5 to 8 ns of a hit on Deno).
-    // R_READ is read plainly, for the entry memo (memoEntry) and for a walk of the table it
+    // R_READ is read plainly, for the entry memo (EntryMemo.find) and for a walk of the table it
     // names (entryPastMemo); it is loaded atomically only for a table past this worker's views.
     // Whatever the memo does not answer is that one call (docs/design.md, `load` step 5).
     let e: number;
     if (typeof key === "number" && s.numberKeys) {
       const plain = s.arena.i32[R_READ];
       const words = keyNumberWords(key);
-      e = memoEntry(s, plain, words[0], words[1]);
+      e = s.entries.find(words[0], words[1], s.arena, plain);
       // A key the memo knows the table lacks, with the table not amended: absent, no call.
       if (e < 0 || (e === 0 && (plain & AMENDED) !== 0)) {
         e = entryPastMemo(s, plain, key, words[0], words[1], e);
@@ -479,8 +473,16 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   loadAndDelete(key: K): [value: V, loaded: true] | [value: undefined, loaded: false] {
     // No catch here: the steps that can leave a block behind note an overflow themselves
-    // (_sync_delete.ts, deleteFound), so that JavaScriptCore may inline this.
-    return loadAndDeleteKey(this.#s, key) as Found<V>;
+    // (_sync_delete.ts, deleteFound), so that JavaScriptCore may inline this. Its two steps are
+    // called from here, one level above a helper calling them: JavaScriptCore inlines five
+    // calls deep, and the entry memo's lookup sits four below this (LoadAndDeleteCollision
+    // 1.9x as slow on Bun when it did not fit).
+    const s = this.#s;
+    const e = entryToDelete(s, key);
+    const p = e === 0 ? 0 : deleteFound(s, key, e);
+    // The value decoded after the delete, outside deleteFound's `try`, as `load` decodes: the
+    // record is retired, and stays readable until this participant's next quiescent point.
+    return p === 0 ? [undefined, false] : [s.decodeRecord(p), true];
   }
 
   /**
@@ -495,7 +497,10 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * ```
    */
   delete(key: K): boolean {
-    return deleteKey(this.#s, key); // no catch here, as loadAndDelete
+    // No catch here, and the steps called from here, as in loadAndDelete.
+    const s = this.#s;
+    const e = entryToDelete(s, key);
+    return e !== 0 && deleteFound(s, key, e) !== 0;
   }
 
   /**
