@@ -198,33 +198,37 @@ export class EntryMemo {
    */
   find(lo: number, hi: number, a: MemoViews, read: number): number {
     const h = read & ~AMENDED;
-    if (h === 0) return 0;
-    if (h + TABLE_HEADER_BYTES > a.bytes) return MEMO_NOT_ASKED;
+    const w = this.#words;
+    if (h === 0 || h + TABLE_HEADER_BYTES > a.bytes || w.length === 0) return this.#findCold(h, a);
     const i32 = a.i32;
     const th = h >> 2;
     // generation()'s serial check, written out: calling it cost int hits 1.05x to 1.16x and
     // misses 1.1x to 1.3x (Deno and Bun, two runs each).
-    const w = this.#words;
-    if (w.length === 0) {
-      const off = (this.#off - 1) | 0;
-      this.#off = off;
-      if (off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
-      return MEMO_UNKNOWN;
-    }
     if (i32[th + T_SERIAL] !== this.#lo || i32[th + T_SERIAL + 1] !== this.#hi) {
       this.#newTable(i32, th);
       return MEMO_UNKNOWN;
     }
-    const i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
+    let i = (Math.imul(lo ^ hi, GOLDEN) >>> this.#shift) << 3;
     const gen = this.#gen;
-    if (w[i] === lo && w[i + 1] === hi && w[i + 2] === gen) {
-      this.#hits = (this.#hits + 1) | 0;
-      return w[i + 3];
+    if (w[i] !== lo || w[i + 1] !== hi || w[i + 2] !== gen) {
+      i += 4;
+      if (w[i] !== lo || w[i + 1] !== hi || w[i + 2] !== gen) return MEMO_UNKNOWN;
     }
-    if (w[i + 4] === lo && w[i + 5] === hi && w[i + 6] === gen) {
-      this.#hits = (this.#hits + 1) | 0;
-      return w[i + 7];
-    }
+    this.#hits = (this.#hits + 1) | 0;
+    return w[i + 3];
+  }
+
+  /**
+   * {@linkcode find}'s cold answers, for read table offset `h`: no read table (0), a header past
+   * `a`'s views ({@linkcode MEMO_NOT_ASKED}), or a memo that has no table in use (warming up, or
+   * switched off: {@linkcode MEMO_UNKNOWN}, counting toward the switch-on).
+   */
+  #findCold(h: number, a: MemoViews): number {
+    if (h === 0) return 0;
+    if (h + TABLE_HEADER_BYTES > a.bytes) return MEMO_NOT_ASKED;
+    const off = (this.#off - 1) | 0;
+    this.#off = off;
+    if (off <= 0) this.#switchOn(); // <= 0: a switch-on cut short comes again
     return MEMO_UNKNOWN;
   }
 
