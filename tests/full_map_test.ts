@@ -178,6 +178,31 @@ test("SyncMap: a full promoted map with one key left keeps it when a new key fin
   m.verify();
 });
 
+test("SyncMap: a full map's loadOrStore of a key it holds loads it, dirty table or read table", () => {
+  // Keys stored and never loaded sit in the dirty table alone; a loadOrStore of one must load
+  // it, as Go's does, though the record for a new value finds no room (it did throw, 2026-12-07).
+  for (
+    const value of [(k: number) => `${k}`.padStart(24 + (k % 40), "v"), (k: number) => k + 0.5]
+  ) {
+    const m = new SyncMap<string | number, string | number>({ maxBytes: 65536 });
+    const n = fill(syncStore(m as SyncMap<number, string | number>), 0, value);
+    assert.ok(n > 10, `${n} keys fit`);
+    const before = m.stats();
+    assert.ok(before.dirtyKeys >= n - 1, `the keys are in the dirty table (${before.dirtyKeys})`);
+    for (let k = 0; k < n; k++) {
+      assert.deepEqual(m.loadOrStore(k, "a new value that needs a record"), [value(k), true]);
+    }
+    // A key it lacks still finds no room, and nothing changed.
+    assert.throws(() => m.loadOrStore(-1, "a new value that needs a record"), MapFullError);
+    assert.equal(m.size, n);
+    m.verify();
+    // Promoted (the misses of the loads above count toward it), the hits come from the read table.
+    m.range(() => {});
+    for (let k = 0; k < n; k++) assert.deepEqual(m.loadOrStore(k, "another"), [value(k), true]);
+    m.verify();
+  }
+});
+
 bothMaps("memory freed by large values serves small ones and the table's growth", async (make) => {
   const fresh = make();
   const small = fill(fresh, 0, (k) => k);

@@ -335,7 +335,18 @@ function loadOrStoreSlow<K, V>(
     // Taken under a hand log, which goes with it to the step as swap's does: a death before the
     // step's commit puts it back (_sync_hand_log.ts, "In a step"). Not quiescent: the read table
     // searched must not be freed before the step compares its word (storeLocked).
-    if (record === 0) record = core.newRecord(vp, false, true);
+    if (record === 0) {
+      try {
+        record = core.newRecord(vp, false, true);
+      } catch (error) {
+        // A full map: a key in the dirty table alone still loads (Go's LoadOrStore of a key it
+        // holds stores nothing), so it is looked up as `load` looks it up before the error goes
+        // on. Nothing was taken, and nothing is in hand.
+        const p = fullLoad(s, probe, searched, error);
+        if (p === 0) throw error;
+        return [s.decodeRecord(p), true];
+      }
+    }
     part.keepTaken(record);
     // The record loaded under the lock is decoded once it is released: decoding may run user
     // code (a user codec), which may call this map and need the lock. The record stays
@@ -360,6 +371,25 @@ function loadOrStoreSlow<K, V>(
   } finally {
     core.releaseUnpublished(record);
   }
+}
+
+/**
+ * The value record of `probe`'s key in the dirty table, for a loadOrStore whose new record could
+ * not be had (`error`, a MapFullError) after the read table of read word `searched` lacked the
+ * key: the read table again and the dirty table under the mutex, as `load` does past an amended
+ * read table (SyncCore.entryLocked). 0 when the error is another, the read table was not amended,
+ * or the key has no value there.
+ */
+function fullLoad<K, V>(
+  s: SyncAccess<K, V>,
+  probe: Probe,
+  searched: number,
+  error: unknown,
+): number {
+  if (!(error instanceof MapFullError) || (searched & AMENDED) === 0) return 0;
+  const e = s.core.entryLocked(probe, searched);
+  const p = e === 0 ? 0 : s.arena.i32[e >> 2]; // plainly, as load reads it
+  return p > EXPUNGED ? p : 0;
 }
 
 /**
