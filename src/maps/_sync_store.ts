@@ -765,7 +765,6 @@ function computeRounds<K, V>(
       end = exitCallback();
     }
     if (next === CANCEL) return [old, loaded];
-    if (next === DELETE && !loaded) return [undefined, false];
     if (next instanceof Promise) {
       throw new TypeError(
         "SyncMap.compute: fn returned a Promise; it must return the value itself",
@@ -774,7 +773,12 @@ function computeRounds<K, V>(
     // fn's own calls may have left this participant offline (loadOrCompute waits so).
     part.enter();
     if (next === DELETE) {
-      if (replaceIf(core, probe, true, seen, NIL)) return [undefined, false];
+      // A delete of a key fn was given as absent writes nothing, and holds while the key is
+      // absent still: written meanwhile (by fn itself, or another writer), the round is lost,
+      // as a failed exchange's is.
+      if (loaded ? replaceIf(core, probe, true, seen, NIL) : current(core, probe) === 0) {
+        return [undefined, false];
+      }
     } else {
       const vp = s.probeValue(next);
       const record = core.newRecord(vp, true);

@@ -399,7 +399,9 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
       let [next, frame] = runCallback(this.#computing, id, "compute", () => fn(old, loaded));
       if (isThenable(next)) next = await next;
       if (next === RedisSyncMap.CANCEL) return [old, loaded];
-      if (next === RedisSyncMap.DELETE && current === null) return [undefined, false];
+      // A DELETE of a key fn was given as absent goes through the script too, which deletes
+      // nothing while the key is absent still, and runs fn again if it was written meanwhile
+      // (by fn itself, or another client), as SyncMap.compute does.
       const write: Arg[] = next === RedisSyncMap.DELETE ? ["d"] : ["s", this.#encode(next as V)];
       // A write of the key, maybe inside a compute callback of it (a nested compute).
       const reply = await this.#connection.script(
