@@ -84,7 +84,7 @@ function checkType<T>(value: T, type: "number" | "string"): T {
  * - `auto` (the default for keys and values): strings, numbers, bigints, booleans, null and
  *   undefined as keys; those plus Uint8Array, arrays and plain objects as values.
  * - `float64`: numbers only, the fastest choice for numeric keys or values.
- * - `int32`: integers in [-2^31, 2^31) only.
+ * - `int32`: integers in [-2^31, 2^31) only; `-0` is stored as `0`, as an int32 has no `-0`.
  * - `string`: strings only, stored as UTF-16 code units.
  * - `bytes`: Uint8Array only, copied in and out.
  *

@@ -318,7 +318,8 @@ describe("SyncMap immediates: boundary values round-trip", () => {
   };
   const CODECS: [string, Codec<number>, boolean, readonly number[]][] = [
     ["float64", codecs.float64, true, BOUNDARY],
-    ["int32", codecs.int32, true, BOUNDARY.filter((v) => (v | 0) === v)],
+    // -0 aside: an int32 has none, and the codec stores it as 0 (the int32 test below).
+    ["int32", codecs.int32, true, BOUNDARY.filter((v) => (v | 0) === v && !Object.is(v, -0))],
     ["a user codec", float, false, BOUNDARY],
   ];
   for (const [name, codec, immediates, values] of CODECS) {
@@ -350,7 +351,7 @@ describe("SyncMap immediates: boundary values round-trip", () => {
     for (const where of ["dirty", "read"]) {
       for (const [k, v] of [[1, 5], [2, -1], [3, IMMEDIATE_MAX + 1], [4, 2 ** 31 - 1], [5, -0]]) {
         m.store(k, v);
-        model.set(k, v);
+        model.set(k, v === 0 ? 0 : v); // an int32 has no -0: stored as 0
       }
       if (where === "read") promote(m as SyncMap<unknown, unknown>);
       for (const bad of refused) {
@@ -373,8 +374,8 @@ describe("SyncMap immediates: boundary values round-trip", () => {
       assert.deepStrictEqual(m.swap(3, 11), [IMMEDIATE_MAX + 1, true]);
       assert.deepStrictEqual(m.loadOrStore(3, 12), [11, true]);
       assert.equal(m.compareAndDelete(4, 2 ** 31 - 1), true);
-      assert.equal(m.compareAndDelete(5, 0), false, "-0 is not 0");
-      assert.equal(m.compareAndDelete(5, -0), true);
+      assert.ok(Object.is(m.load(5), 0), "-0 was stored as 0");
+      assert.equal(m.compareAndDelete(5, -0), true, "and -0 compares equal to it, as 0 does");
       assert.deepStrictEqual(m.loadOrStore(4, 13), [13, false]);
       for (const [k, v] of [[1, 9], [3, 11], [4, 13]]) model.set(k, v);
       model.delete(5);

@@ -801,7 +801,9 @@ export class Int32Slots implements SlotCodec<number> {
 function checkInt32(value: number): number {
   // The type first: `|` would call an object's valueOf, and throws for a bigint.
   if (typeof value !== "number") throw notA("number", value);
-  if ((value | 0) === value) return value;
+  // value | 0, not value: -0 is stored as 0, as the codec's bytes hold it (an int32 has no -0),
+  // so that a load gives 0 back and 0 compares equal to it.
+  if ((value | 0) === value) return value | 0;
   throw new RangeError(`the int32 codec takes integers in [-2^31, 2^31), got ${value}`);
 }
 
