@@ -20,10 +20,16 @@ const url = new URL("./fixtures/seat_worker.ts", import.meta.url);
 async function attached(
   map: SyncMap<number, number>,
   key: number,
-  options: { busy?: boolean; tracked?: boolean; end?: boolean } = {},
+  options: { busy?: boolean; tracked?: boolean; end?: boolean; quiet?: boolean } = {},
 ): Promise<{ worker: Worker; threadId: number }> {
   const worker = new Worker(url, {
-    workerData: { handle: map.handle, key, busy: options.busy ?? false, end: options.end },
+    workerData: {
+      handle: map.handle,
+      key,
+      busy: options.busy ?? false,
+      end: options.end,
+      quiet: options.quiet,
+    },
   });
   if (options.tracked ?? true) track(worker);
   const reply = await deadline(
@@ -96,6 +102,39 @@ describe("the seat of a worker that ended", () => {
     const { release } = shareSyncMap(map as SyncMap<never, never>);
     release();
     assert.ok(await eventually(5_000, () => map.stats().participants === 1));
+    map.verify();
+    map.close();
+  });
+
+  test("of an untracked worker terminated while its parent makes no call: the attach says so", async () => {
+    // Nobody acts on that end: the parent's object is idle, and the attaching worker has no
+    // object of the map to give the seat back with. The attach waits, then says how many seats
+    // ended threads hold and how they come back. On Node and Bun the parent's next calls give
+    // the seat back, the end learnt by that attach; on Deno, whose terminate() may leave a worker
+    // running, an untracked worker's seat waits for its OS thread's end to be seen (README).
+    const map = new SyncMap<number, number>({ maxParticipants: 2 });
+    map.store(-1, -1);
+    const { worker } = await attached(map, 0, { tracked: false });
+    await worker.terminate();
+    // (Deno's node:worker_threads worker may give its seat back as it ends: then it attaches.)
+    const outcome = await attached(map, 1, { tracked: false, quiet: true }).then(
+      (w) => w.worker,
+      (e) => e,
+    );
+    if (outcome instanceof Worker) await outcome.terminate();
+    else {
+      assert.match(
+        String(outcome),
+        /all 2 participant seats .*; 1 of them held by threads that ended.*threadGone\(\)/,
+      );
+    }
+    if (!("Deno" in globalThis)) {
+      assert.ok(outcome instanceof Error, "the attach threw");
+      assert.ok(await eventually(5_000, () => map.load(0) === 0 && map.stats().participants === 1));
+      const { worker: next } = await attached(map, 2, { tracked: false });
+      await next.terminate();
+      assert.equal(map.load(2), 2);
+    }
     map.verify();
     map.close();
   });

@@ -328,7 +328,9 @@ function take(registry: Registry, state: number): Ticket {
   throw new RangeError(
     `all ${registry.count} participant seats of this SyncMap are taken: release the shares ` +
       "of workers that are gone (the worker adapters do it), close() unused SyncMap objects, " +
-      "or create the map with a larger maxParticipants",
+      "or create the map with a larger maxParticipants (a thread's attach() of a map gives back " +
+      "its object for the same codecs, on its one seat; a user codec is the same only as the " +
+      "same object, so attach with one codec object, not a new one each time)",
   );
 }
 
@@ -962,19 +964,30 @@ function seatOwner(i32: Int32Array, at: number, state: number): number {
  * here, or claimed by a new owner since.
  */
 export function seatsComingFree(registry: Registry): boolean {
+  return Atomics.load(registry.arena.i32, registry.orphanWord) > 0 ||
+    seatHigh(registry) < registry.count || seatsOfEnded(registry, true) > 0;
+}
+
+/**
+ * How many seats are held by threads recorded ending or gone (in use or reserved), and, with
+ * `orReleasing`, released and not finished yet or free (then at least 1: the loop stops at it).
+ */
+export function seatsOfEnded(registry: Registry, orReleasing = false): number {
   const i32 = registry.arena.i32;
-  if (Atomics.load(i32, registry.orphanWord) > 0) return true;
   const high = seatHigh(registry);
-  if (high < registry.count) return true;
+  let n = 0;
   for (let i = 0; i < high; i++) {
     const at = registry.seats + i * SEAT_WORDS;
     const state = Atomics.load(i32, at + CLAIM) & 3;
-    if (state === SEAT_RELEASING || state === SEAT_FREE) return true;
+    if (state === SEAT_RELEASING || state === SEAT_FREE) {
+      if (orReleasing) return n + 1;
+      continue;
+    }
     if (state !== SEAT_IN_USE && state !== SEAT_RESERVED) continue;
     const owner = seatOwner(i32, at, state);
-    if (owner !== 0 && ownerEndingOrGone(owner)) return true;
+    if (owner !== 0 && ownerEndingOrGone(owner)) n++;
   }
-  return false;
+  return n;
 }
 
 /** What kept the last {@linkcode pauseWorld} that failed from stopping the world. */

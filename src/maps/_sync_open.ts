@@ -22,6 +22,7 @@ import {
   releaseSeat,
   reserveSeat,
   seatsComingFree,
+  seatsOfEnded,
   type Ticket,
 } from "../_engine/registry.ts";
 import * as registry_module from "../_engine/registry.ts";
@@ -215,10 +216,29 @@ function takeSeat<T>(registry: Registry, take: () => T, reap: () => void): T {
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       coming ||= seatsComingFree(registry);
-      if (!coming || performance.now() >= deadline) throw error;
+      if (!coming) throw error;
+      if (performance.now() >= deadline) throw endedSeatsError(registry, error);
     }
     nap();
   }
+}
+
+/**
+ * The RangeError of a seat claim that waited in vain for seats held by threads that ended: says
+ * how many, and how their seats come back. Such a seat is given back by a live object of the
+ * map, in a thread that learns of the end: at once where the thread was started or tracked
+ * through an adapter (`track()`), or declared with `threadGone()`; otherwise at that object's
+ * next call, which an idle parent does not make.
+ */
+function endedSeatsError(registry: Registry, error: RangeError): RangeError {
+  const ended = seatsOfEnded(registry);
+  if (ended === 0) return error;
+  return new RangeError(
+    `${error.message}; ${ended} of them held by threads that ended, whose ends no live object ` +
+      "of the map has acted on: start or track() workers through a worker adapter, or declare " +
+      "an ended thread with threadGone(), and its seat comes back at once (else at the next call " +
+      "of a live object of the map in another thread)",
+  );
 }
 
 /**
