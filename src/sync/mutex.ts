@@ -117,7 +117,8 @@ function acquire(block: Int32Array<SharedArrayBuffer>, me: number, wait: boolean
  * - When the holder's thread dies (its worker is terminated by a pool on a timeout, dies of an
  *   uncaught error, or is declared gone with `threadGone()`), the next `lock()` takes the lock
  *   over and throws {@linkcode OwnerDeadError} **while holding it**: the data it guards may be
- *   half-updated. Repair it, call {@linkcode Mutex.prototype.markConsistent}, and unlock. This
+ *   half-updated. Repair it, call {@linkcode Mutex.prototype.markConsistent}, and unlock.
+ *   Unlocked without it, the lock stays poisoned, and every later `lock()` throws again. This
  *   is POSIX's robust mutex (EOWNERDEAD) and Rust's poisoning. A thread that is merely slow
  *   never loses the lock: death is learned from the worker adapters or `threadGone()`, never
  *   guessed.
@@ -247,7 +248,11 @@ export class Mutex {
    * ```
    *
    * @throws {OwnerDeadError} with the lock held by the caller, when the previous holder's
-   * thread died holding it (or the lock has not been marked consistent since).
+   * thread died holding it, or when a holder died holding it at some time before and nobody
+   * has called {@linkcode markConsistent} since: unlocking without it leaves the lock poisoned,
+   * so every later `lock()` throws again, also in a thread that has locked and unlocked it
+   * since. Such an error's `threadId` is -1, and its message, which names no thread, means the
+   * holder that died then, not the last one.
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {

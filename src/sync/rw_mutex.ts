@@ -394,7 +394,10 @@ export class RWMutex {
    *
    * @throws {OwnerDeadError} holding a read lock, when a writer died holding the lock and
    * nobody has marked it consistent since.
-   * @throws {RangeError} when more threads read the lock than it has reader seats.
+   * @throws {RangeError} when the calling thread has no reader seat and every seat
+   * (`maxReaderThreads`) belongs to another live thread (a thread keeps the seat of its first
+   * read lock until it ends, holding a read lock or not); while a seat's thread is ending, after
+   * a wait of up to twice the 250 ms grace for the seat to come back.
    */
   rLock(): void {
     // The fast path, written out as Mutex.lock's is: an object whose seat has made the first
@@ -480,8 +483,10 @@ export class RWMutex {
   }
 
   /**
-   * Tries to lock for reading without blocking. Fails when a writer holds the lock or is
-   * waiting for it.
+   * Tries to lock for reading without waiting for a writer. Fails when a writer holds the lock
+   * or is waiting for it. A thread's first read lock also claims a reader seat, as
+   * {@linkcode rLock}'s does: with every seat taken, it throws rather than fail (and while a
+   * seat's thread is ending, it waits for that seat up to twice the 250 ms grace first).
    *
    * @example Readers share, writers exclude
    * ```ts
@@ -501,6 +506,8 @@ export class RWMutex {
    *
    * @returns `true` if the caller now holds a read lock.
    * @throws {OwnerDeadError} holding a read lock, as {@linkcode rLock}.
+   * @throws {RangeError} when the calling thread has no reader seat and every seat
+   * (`maxReaderThreads`) belongs to another live thread, as {@linkcode rLock}: not `false`.
    */
   tryRLock(): boolean {
     const seat = this.#readerSeat(liveOwnerIdAtEntry());
