@@ -108,11 +108,15 @@ export class OwnerDeadError extends Error {
 
   /** Creates the error for a lock of `kind` whose holder, thread `threadId`, died. */
   constructor(kind: string, threadId = -1) {
+    // -1: the lock was taken from no dead holder, but stays marked inconsistent since one died
+    // holding it, earlier, and nobody has called markConsistent() since.
     super(
-      `the previous holder of this ${kind}${
-        threadId >= 0 ? ` (thread ${threadId})` : ""
-      } died holding it: the lock is now held by the caller, and the data it guards may be ` +
-        "inconsistent; repair it and call markConsistent() before unlocking",
+      (threadId >= 0
+        ? `the previous holder of this ${kind} (thread ${threadId}) died holding it`
+        : `this ${kind} is marked inconsistent: a holder died holding it, and nobody has called ` +
+          "markConsistent() since") +
+        ": the lock is now held by the caller, and the data it guards may be inconsistent; " +
+        "repair it and call markConsistent() before unlocking",
     );
     this.name = "OwnerDeadError";
     this.threadId = threadId;

@@ -603,9 +603,21 @@ test("OwnerDeadError names the dead holder only for a lock this thread took over
   words[LOCK_BASE] = heldByGone(dead);
   assert.throws(
     () => mu.tryLock(),
-    (e: unknown) => e instanceof OwnerDeadError && e.threadId === dead,
+    (e: unknown) =>
+      e instanceof OwnerDeadError && e.threadId === dead &&
+      e.message.startsWith(`the previous holder of this Mutex (thread ${dead}) died holding it:`),
   );
   mu.unlock(); // still poisoned
+  // Taken again by the thread that saw the death: no death of its taking, but still marked
+  // inconsistent, and the message says so rather than a death again.
+  assert.throws(
+    () => mu.lock(),
+    (e: unknown) =>
+      e instanceof OwnerDeadError && e.threadId === -1 &&
+      /^this Mutex is marked inconsistent: a holder died holding it, and nobody has called markConsistent\(\) since: .*call markConsistent\(\) before unlocking$/
+        .test(e.message),
+  );
+  mu.unlock();
   // A lock poisoned by a take-over this thread did not make: the holder is unknown here.
   const rw = new RWMutex();
   const rwWords = lockWords(rw);
