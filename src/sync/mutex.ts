@@ -251,8 +251,8 @@ export class Mutex {
    * thread died holding it, or when a holder died holding it at some time before and nobody
    * has called {@linkcode markConsistent} since: unlocking without it leaves the lock poisoned,
    * so every later `lock()` throws again, also in a thread that has locked and unlocked it
-   * since. Such an error's `threadId` is -1, and its message, which names no thread, means the
-   * holder that died then, not the last one.
+   * since. Such an error's `threadId` is -1, and its message says the lock is still marked
+   * inconsistent from that death.
    * @throws {Error} if the calling thread already holds the lock.
    */
   lock(): void {
