@@ -14,7 +14,9 @@
  * @module
  */
 
+import { Arena, KIND_GO_MAP, KIND_SYNC_MAP } from "../_engine/arena.ts";
 import { claimThreadId, reserveThreadId } from "../_engine/census.ts";
+import { codecs as builtinCodecs } from "../codec.ts";
 import { type AttachOptions, GoMap, type GoMapHandle } from "../maps/go_map.ts";
 import { describe } from "../_describe.ts";
 import { checkOptions } from "../_options.ts";
@@ -300,10 +302,14 @@ function attachEach(
     const options = codecs[name];
     switch (handle?.kind) {
       case "GoMap":
-        out[name] = GoMap.attach(handle, options);
-        break;
       case "SyncMap":
-        out[name] = SyncMap.attach(handle, options);
+        try {
+          out[name] = handle.kind === "GoMap"
+            ? GoMap.attach(handle, options)
+            : SyncMap.attach(handle, options);
+        } catch (error) {
+          throw (error instanceof TypeError && missingCodecError(name, handle, options)) || error;
+        }
         break;
       case "Mutex":
       case "RWMutex":
@@ -316,6 +322,46 @@ function attachEach(
         throw new TypeError(`receive: "${name}" has an unknown handle kind`);
     }
   }
+}
+
+/**
+ * The TypeError for a map whose attach failed because `options` (what `codecs` gave under
+ * `name`) leaves out a user codec the map was made with: it names the codecs, and shows the
+ * `receive()` option that gives them, with the share's name filled in (the attach's own error
+ * says "pass it as values", which names no option of receive()). Undefined when no user codec
+ * is missing: the attach failed for another reason, whose error stands.
+ */
+function missingCodecError(
+  name: string,
+  handle: GoMapHandle | SyncMapHandle,
+  options: AttachOptions<unknown, unknown> | undefined,
+): TypeError | undefined {
+  // Options that are not an object failed on their own account.
+  if (options !== undefined && (typeof options !== "object" || options === null)) return undefined;
+  let recorded: { keys: string; values: string };
+  try {
+    const kind = handle.kind === "GoMap" ? KIND_GO_MAP : KIND_SYNC_MAP;
+    const arena = Arena.attach(handle.buffer, kind, false, "receive");
+    recorded = { keys: arena.keyCodecName, values: arena.valueCodecName };
+  } catch {
+    return undefined;
+  }
+  const roles = (["keys", "values"] as const).filter((role) =>
+    !Object.hasOwn(builtinCodecs, recorded[role])
+  );
+  const missing = roles.filter((role) => options?.[role] === undefined);
+  if (missing.length === 0) return undefined;
+  const quoted = (role: "keys" | "values") => JSON.stringify(recorded[role]);
+  const uses = missing.map((role) => `${role} use the codec ${quoted(role)}`).join(" and whose ");
+  const one = missing.length === 1;
+  // The option as the caller writes it: every user codec of the map, those given too.
+  const key = /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
+  const shape = roles.map((role) => `${role}: <the ${quoted(role)} codec>`).join(", ");
+  return new TypeError(
+    `receive: "${name}" is a ${handle.kind} whose ${uses}, ${one ? "which is" : "which are"} ` +
+      `not built in: give receive() the parent's ${one ? "codec" : "codecs"}, as ` +
+      `receive({ codecs: { ${key}: { ${shape} } } })`,
+  );
 }
 
 /**
