@@ -6,7 +6,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Codec, codecs, GoMap, MapFullError, Mutex, SyncMap } from "../mod.ts";
-import { Inbox, shareAll } from "../src/workers/_share.ts";
+import { Inbox } from "../src/workers/_receive.ts";
+import { shareAll } from "../src/workers/_share.ts";
 import { deadline } from "./fixtures/harness.ts";
 
 /** Asserts `fn` throws an instance of `type` whose message matches every pattern. */

@@ -10,7 +10,8 @@ import type { Codec } from "../src/codec.ts";
 import { GoMap } from "../src/maps/go_map.ts";
 import { SyncMap } from "../src/maps/sync_map.ts";
 import { Mutex } from "../src/sync/mutex.ts";
-import { Inbox, type ReceiveOptions, type Shareables, shareAll } from "../src/workers/_share.ts";
+import { Inbox } from "../src/workers/_receive.ts";
+import { type ReceiveOptions, type Shareables, shareAll } from "../src/workers/_share.ts";
 import { deadline } from "./fixtures/harness.ts";
 import { type Point, pointCodec } from "./fixtures/point_codec.ts";
 

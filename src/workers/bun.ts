@@ -53,14 +53,8 @@
  */
 
 import { watchEndEvent } from "./_end_event.ts";
-import {
-  checkWebWorker,
-  listenForShare,
-  type MessageSource,
-  type ReceiveOptions,
-  type Shareables,
-  WorkerAdapter,
-} from "./_share.ts";
+import { listenForShare, type MessageSource } from "./_receive.ts";
+import { checkWebWorker, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 

@@ -69,10 +69,10 @@
 import process from "node:process";
 import { fast, inWorkerScope, TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { answerParent, takeByePort } from "./_deno_worker.ts";
+import { listenForShare } from "./_receive.ts";
 import {
   BYE,
   checkWebWorker,
-  listenForShare,
   type ReceiveOptions,
   reserveId,
   type Shareables,

@@ -59,14 +59,8 @@ import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { RUNTIME } from "../_engine/runtime.ts";
 import { watchEndEvent } from "./_end_event.ts";
-import {
-  type KeepAlive,
-  listenForShare,
-  type MessageSource,
-  type ReceiveOptions,
-  type Shareables,
-  WorkerAdapter,
-} from "./_share.ts";
+import { type KeepAlive, listenForShare, type MessageSource } from "./_receive.ts";
+import { type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 import { declareGone, markEnding, markTerminating } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
