@@ -14,14 +14,8 @@
  * For `node:worker_threads` workers under Bun, use the Node adapter (`@shmap/shmap/node`).
  *
  * Importing this module in a worker starts listening for the share message at once, so that it
- * is not lost while the worker's top-level code awaits something else: it never reaches the
- * worker's own listeners, and is kept for {@linkcode receive}. That keeps the worker alive only
- * while its main module runs (top-level awaits included) or a `receive()` waits: a worker that
- * imports this module and is shared nothing, or whose `receive()` gave up on its signal, ends
- * when its own work is done, as any other. (Bun drops a message that arrives while nobody
- * listens, and a listener keeps a Bun worker alive: past those times, the adapter listens only
- * while the worker has message listeners of its own. It wraps the worker scope's
- * `addEventListener` and `removeEventListener` to tell, and reads its `onmessage`.)
+ * is not lost while the worker's top-level code awaits something else. Until the message comes,
+ * that listener keeps the worker alive; import this module only in workers you share with.
  *
  * @example Parent: share a map and a lock with a worker
  * ```ts
@@ -53,37 +47,19 @@
  */
 
 import { watchEndEvent } from "./_end_event.ts";
-import { listenForShare, type MessageSource } from "./_receive.ts";
+import { listenForShare } from "./_receive.ts";
 import { checkWebWorker, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
-const bun = (globalThis as { Bun?: { isMainThread?: boolean; main?: unknown } }).Bun;
-const inWorker = bun?.isMainThread === false;
+const bun = (globalThis as { Bun?: { isMainThread?: boolean } }).Bun;
 
-/**
- * Settles once the worker's main module has run, its top-level awaits included: a dynamic
- * import of it (`Bun.main`, the worker's own module, with any query or symlink resolved) gives
- * the module the worker is running, evaluated once, as it finishes. Never settles when there is
- * no main module to wait for: the adapter then listens until the share comes, as it did before.
- */
-function mainModuleRan(): Promise<unknown> {
-  const main = bun?.main;
-  if (typeof main !== "string" || main === "") return new Promise(() => {});
-  return import(main);
-}
-
-// Bun drops a message that arrives while nobody listens (a web worker's, from the end of its
-// main module's first synchronous run), and a message listener keeps the worker alive, which
-// nothing turns off: the adapter listens while the worker's main module runs (a share may come
-// during its top-level awaits, before receive() is called), while a receive() waits, and while
-// the worker has message listeners of its own (which keep it alive anyway); and until the share
-// message comes, which never reaches the worker's own listeners.
+// Listen from the moment the worker imports this module: messages that arrive while nobody
+// listens, as they can during the worker's top-level awaits, are dropped. The listener keeps
+// the worker alive until the share message comes, then goes, so the worker can end by itself.
 const inbox = listenForShare(
-  inWorker ? globalThis as unknown as MessageSource : null,
+  bun?.isMainThread === false ? globalThis : null,
   "receive() must be called in a Bun worker started by spawn() or share()",
-  undefined,
-  { by: "presence", until: inWorker ? mainModuleRan() : undefined },
 );
 
 /** Bun fires `close` once the worker's thread has stopped, however it ended. */
@@ -193,14 +169,10 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
  * arrives before then, during a top-level `await` that comes before a dynamic `import()` of it,
  * reaches no listener on Bun, so `receive()` would wait for good (pass a `signal`).
  *
- * While it waits, it keeps the worker alive, for as long as the worker lives; pass `signal` (say
- * `AbortSignal.timeout(5000)`) to stop waiting: it then rejects with the signal's reason, and the
- * worker ends once its own work is done. A share that comes after that is kept for the next
- * `receive()` if it comes while the main module still runs or the worker has a message listener
- * of its own; otherwise Bun drops it, as any message nobody listens for, and the next
- * `receive()` waits for another. It rejects at once outside a worker. Maps made with user codecs
- * need them again: pass them by name in `codecs`. Later calls resolve with the same objects;
- * only the first call's `codecs` are used.
+ * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
+ * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
+ * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
+ * call's `codecs` are used.
  *
  * @example
  * ```ts

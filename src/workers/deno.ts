@@ -385,11 +385,9 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
  * does not reach listeners added after this module was imported.
  *
  * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
- * stop waiting: it then rejects with the signal's reason. A share that comes after that is kept
- * for the next `receive()` (the adapter listens until the share comes: a Deno web worker lives
- * until it is ended, listener or not). It rejects at once outside a worker. Maps made with user
- * codecs need them again: pass them by name in `codecs`. Later calls resolve with the same
- * objects; only the first call's `codecs` are used.
+ * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
+ * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
+ * call's `codecs` are used.
  *
  * @example
  * ```ts

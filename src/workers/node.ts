@@ -14,14 +14,9 @@
  * worker only when it next returns to its event loop, so a worker busy in a synchronous loop
  * keeps running there after its share is released.
  *
- * Importing this module in a worker takes the share message from `parentPort` whenever it comes,
- * before or after `receive()` is called: it never reaches the worker's own `parentPort`
- * listeners, and is kept for {@linkcode receive}. That keeps the worker alive only while a
- * `receive()` waits: a worker that imports this module and is shared nothing, or whose
- * `receive()` gave up on its signal, ends when its own work is done, as any other. To tell, the
- * adapter watches the worker's own `parentPort` listeners: it wraps `on`, `addListener`, `once`,
- * `off`, `removeListener`, `addEventListener`, `removeEventListener` and the `onmessage` setter
- * of `parentPort` (the object, not its class).
+ * Importing this module in a worker starts listening on `parentPort` for the share message at
+ * once, so that it is not missed whatever the worker does first. Until the message comes, that
+ * listener keeps the worker alive; import this module only in workers you share with.
  *
  * @example Parent: share a map and a lock with a worker
  * ```ts
@@ -54,39 +49,24 @@
  */
 
 import process from "node:process";
-import { errorMonitor, getEventListeners } from "node:events";
+import { errorMonitor } from "node:events";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { RUNTIME } from "../_engine/runtime.ts";
 import { watchEndEvent } from "./_end_event.ts";
-import { type KeepAlive, listenForShare, type MessageSource } from "./_receive.ts";
+import { listenForShare } from "./_receive.ts";
 import { type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 import { declareGone, markEnding, markTerminating } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
-/**
- * How the share message's listener bears on the worker's life (see listenForShare). Node and
- * Bun keep a message that comes while `parentPort` has no listener until one is added: the
- * adapter listens only while a receive() waits, or while the worker's own listeners keep it
- * alive anyway. Deno (2.9) drops such a message, but its `parentPort.unref()` lets the worker
- * end whatever listens (until `ref()`): the adapter listens until the share comes, unref'd
- * while no receive() waits and the worker has no listener of its own.
- */
-const keepAlive: KeepAlive = RUNTIME === "deno"
-  ? { by: "ref", ref: () => parentPort?.ref(), unref: () => parentPort?.unref() }
-  : { by: "presence" };
-
-// The share message is taken from the moment the worker imports this module: it never reaches
-// the worker's own listeners, and is kept for receive(), whenever it comes. The worker is kept
-// alive by this only while a receive() waits (see keepAlive).
+// Listen from the moment the worker imports this module, so that the share message is not
+// missed when the worker's own listeners come later, or (in Deno) when it arrives during a
+// top-level await. The listener keeps the worker alive until the share message comes, then
+// goes, so the worker can exit by itself.
 const inbox = listenForShare(
-  parentPort as unknown as MessageSource | null,
+  parentPort,
   "receive() must be called in a worker started by spawn() or share()",
-  undefined,
-  keepAlive,
-  // Listeners the worker added before it imported this module (where the runtime can tell).
-  () => getEventListeners(parentPort!, "message").length,
 );
 
 /**
@@ -293,10 +273,8 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
  * the share message arrives. Other messages still reach your own `parentPort` listeners; the
  * share message does not reach listeners added after this module was imported.
  *
- * While it waits, it keeps the worker alive, for as long as the worker lives; pass `signal` (say
- * `AbortSignal.timeout(5000)`) to stop waiting: it then rejects with the signal's reason, and the
- * worker ends once its own work is done. A share that comes after that is kept for the next
- * `receive()`. It rejects at once outside a worker. Maps made with user codecs need them again:
+ * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
+ * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
  * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
  * call's `codecs` are used.
  *
