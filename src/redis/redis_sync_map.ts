@@ -408,7 +408,8 @@ export class RedisSyncMap<K = unknown, V = unknown> implements AsyncIterable<[K,
         COMPUTE,
         k,
         [current === null ? "0" : "1", current ?? "", ...write],
-        this.#noting(k, same, isOne),
+        // A delete over absence writes nothing: no write for an outer compute of the key to see.
+        this.#noting(k, same, next === RedisSyncMap.DELETE && current === null ? never : isOne),
       );
       if (reply === 1) return next === RedisSyncMap.DELETE ? [undefined, false] : [next as V, true];
       const now = reply as Reply[];
@@ -1019,6 +1020,11 @@ function isValue(reply: Reply): boolean {
 /** Every reply: SET wrote. */
 function always(): boolean {
   return true;
+}
+
+/** No reply: the call wrote nothing. */
+function never(): boolean {
+  return false;
 }
 
 /** A reply as it is. */
