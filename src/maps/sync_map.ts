@@ -476,7 +476,7 @@ export class SyncMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     // (_sync_delete.ts, deleteFound), so that JavaScriptCore may inline this. Its two steps are
     // called from here, one level above a helper calling them: JavaScriptCore inlines five
     // calls deep, and the entry memo's lookup sits four below this (LoadAndDeleteCollision
-    // 1.9x as slow on Bun when it did not fit).
+    // 1.19x as slow on Bun, DeleteCollision 1.29x, when it did not fit).
     const s = this.#s;
     const e = entryToDelete(s, key);
     const p = e === 0 ? 0 : deleteFound(s, key, e);
