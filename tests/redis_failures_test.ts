@@ -9,7 +9,12 @@ import assert from "node:assert/strict";
 import type { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import { codecs } from "../mod.ts";
-import { Connection, DEFAULT_MAX_BULK, type Node } from "../src/redis/connection.ts";
+import {
+  Connection,
+  DEFAULT_MAX_BULK,
+  DEFAULT_MAX_QUERY,
+  type Node,
+} from "../src/redis/connection.ts";
 import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
 import { runChild } from "./fixtures/child.ts";
 import { busy, deadline, sleep } from "./fixtures/harness.ts";
@@ -346,6 +351,70 @@ describe("RedisSyncMap: limits and failures", () => {
   );
 
   test(
+    "a command over client-query-buffer-limit is a RangeError, nothing is sent, and the calls beside it are unaffected",
+    SLOW,
+    async () => {
+      // A legal config: the query buffer limit below the bulk limit. Redis closes the connection
+      // of a client whose query buffer outgrows it, failing every call in flight on it (the
+      // audit's querybuf.ts: a 1.5 MB value passed the bulk check, and the calls beside it
+      // failed with "connection").
+      const own = await RedisServer.start({
+        config: ["proto-max-bulk-len 2mb", "client-query-buffer-limit 1mb"],
+      });
+      const limit = 1024 * 1024;
+      try {
+        const m = await RedisSyncMap.open<string, Uint8Array>({
+          url: own.url,
+          name: uniqueName("querybuf"),
+          values: codecs.bytes,
+          keys: codecs.string,
+          timeout: 2000,
+        });
+        try {
+          const small = new Uint8Array([1]);
+          await m.store("small", small);
+          const tooLarge = (e: unknown) =>
+            e instanceof RangeError &&
+            /was not sent: its command takes up to \d+ bytes encoded/.test(e.message) &&
+            e.message.includes(`more than the ${limit} bytes`) &&
+            e.message.includes("(client-query-buffer-limit)");
+          const big = new Uint8Array(1_500_000);
+          const before = Array.from(
+            { length: 10 },
+            (_, i) => settled(i % 2 ? m.load("small") : m.store(`s${i}`, small)),
+          );
+          const refused = settled(m.store("big", big));
+          const after = Array.from(
+            { length: 10 },
+            (_, i) => settled(i % 2 ? m.load("small") : m.store(`t${i}`, small)),
+          );
+          const outcome = await refused;
+          assert.ok(tooLarge(outcome.error), String(outcome.error));
+          for (const other of await Promise.all([...before, ...after])) {
+            assert.ok(other.ok, String(other.error));
+          }
+          // Two values each under the limit, together over it: refused too.
+          const half = new Uint8Array(600_000);
+          await m.store("half", half);
+          await assert.rejects(m.compareAndSwap("half", half, half), tooLarge);
+          await assert.rejects(m.compute("big", () => big), tooLarge);
+          await assert.rejects(m.loadOrStore("big", big), tooLarge);
+          assert.equal(await m.has("big"), false);
+          assert.deepEqual(await m.load("small"), small);
+          // Under the limit, with room for the framing, a long value goes through.
+          const fits = new Uint8Array(limit - 1000);
+          await m.store("fits", fits);
+          assert.equal((await m.load("fits"))?.length, fits.length);
+        } finally {
+          await m.close();
+        }
+      } finally {
+        own.stop();
+      }
+    },
+  );
+
+  test(
     "the bulk limit is read at open, and is Redis's default where CONFIG is refused; a server refusing INFO is checked through HELLO",
     SLOW,
     async () => {
@@ -360,6 +429,8 @@ describe("RedisSyncMap: limits and failures", () => {
         try {
           assert.equal(told.maxBulk, DEFAULT_MAX_BULK);
           assert.equal(refused.maxBulk, DEFAULT_MAX_BULK);
+          assert.equal(told.maxQuery, DEFAULT_MAX_QUERY);
+          assert.equal(refused.maxQuery, DEFAULT_MAX_QUERY);
         } finally {
           await told.close();
           await refused.close();
@@ -377,11 +448,19 @@ describe("RedisSyncMap: limits and failures", () => {
           await m.close();
         }
         await server!.command("CONFIG", "SET", "proto-max-bulk-len", "3mb");
+        await server!.command("CONFIG", "SET", "client-query-buffer-limit", "2mb");
         const lowered = await Connection.open({ url: server!.url, ...options });
         await lowered.close();
         assert.equal(lowered.maxBulk, 3 * 1024 * 1024);
+        assert.equal(lowered.maxQuery, 2 * 1024 * 1024);
       } finally {
         await server!.command("CONFIG", "SET", "proto-max-bulk-len", String(DEFAULT_MAX_BULK));
+        await server!.command(
+          "CONFIG",
+          "SET",
+          "client-query-buffer-limit",
+          String(DEFAULT_MAX_QUERY),
+        );
         refusing.stop();
       }
     },

@@ -87,6 +87,17 @@ const MIN_REDIS_MAJOR = 7;
  * say (managed services refuse CONFIG).
  */
 export const DEFAULT_MAX_BULK = 512 * 1024 * 1024;
+/**
+ * Redis's default `client-query-buffer-limit`: the most bytes of one command a server takes,
+ * where it does not say.
+ */
+export const DEFAULT_MAX_QUERY = 1024 * 1024 * 1024;
+/**
+ * The most bytes RESP's framing adds to a command (`*<count>\r\n`), and to each argument
+ * (`$<length>\r\n` before it, `\r\n` after): a bound, not the exact count, for the size check.
+ */
+const COMMAND_FRAMING = 32;
+const ARG_FRAMING = 32;
 
 type Send = (key: Buffer, write: boolean, args: Arg[]) => Promise<unknown>;
 // The part of a client or cluster this module uses.
@@ -119,6 +130,7 @@ export class Connection {
   // Set once close() has let the calls in progress finish: no command is sent any more.
   #shut = false;
   #maxBulk = DEFAULT_MAX_BULK;
+  #maxQuery = DEFAULT_MAX_QUERY;
 
   private constructor(
     options: ConnectionOptions,
@@ -354,6 +366,19 @@ export class Connection {
     return this.#maxBulk;
   }
 
+  /**
+   * The most bytes one command may take whole, its arguments and their RESP framing: the least
+   * `client-query-buffer-limit` of the servers, read by `open` (Redis's default, 1 GiB, from a
+   * server that refuses CONFIG). A server closes the connection of a client whose query buffer
+   * outgrows it (Redis 7.0 as soon as one argument does, so a limit below `proto-max-bulk-len`
+   * is the one that counts), failing every command in flight on it; the map refuses a command
+   * that could, counting every argument and a bound on the framing, before sending it. A limit
+   * lowered later by CONFIG SET is not seen.
+   */
+  get maxQuery(): number {
+    return this.#maxQuery;
+  }
+
   /** Whether {@linkcode close} has been called. */
   get closed(): boolean {
     return this.#closing !== undefined;
@@ -401,13 +426,16 @@ export class Connection {
     script?: Script,
   ): Promise<T> {
     if (this.#shut) return Promise.reject(this.#closedError(op));
-    // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s
-    // (a script's source replaces its SHA-1 on a retry, a few hundred bytes).
+    // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s,
+    // all ASCII (a script's source, ASCII too, replaces its SHA-1 on a retry: counted here).
+    let bytes = COMMAND_FRAMING + (script === undefined ? 0 : script.lua.length);
     for (const arg of args) {
       if (typeof arg !== "string" && arg.length > this.#maxBulk) {
         return Promise.reject(this.#tooLarge(op, arg === key ? "key" : "value", arg.length));
       }
+      bytes += arg.length + ARG_FRAMING;
     }
+    if (bytes > this.#maxQuery) return Promise.reject(this.#commandTooLarge(op, bytes));
     return new Promise<T>((resolve, reject) => {
       const call = new Call(this.#expired, op, write, key, args, run, then, resolve, reject);
       call.script = script;
@@ -481,8 +509,9 @@ export class Connection {
 
   async #checkServers(): Promise<void> {
     let maxBulk = Infinity;
+    let maxQuery = Infinity;
     for (const node of this.#masters()) {
-      const [reply, limit] = await Promise.all([
+      const [reply, limits] = await Promise.all([
         node.send("open", ["INFO", "server"]).catch((error: unknown) => {
           // Refused (a user without @dangerous, a managed service): HELLO tells the same.
           if (error instanceof RedisSyncMapError && error.code === "server") {
@@ -490,16 +519,18 @@ export class Connection {
           }
           throw error;
         }),
-        node.send("open", ["CONFIG", "GET", "proto-max-bulk-len"]).then(
-          bulkLimit,
-          (error: unknown) => {
-            // Refused (a managed service): the default.
-            if (error instanceof RedisSyncMapError && error.code === "server") return undefined;
-            throw error;
-          },
-        ),
+        node.send("open", ["CONFIG", "GET", "proto-max-bulk-len", "client-query-buffer-limit"])
+          .then(
+            configSizes,
+            (error: unknown) => {
+              // Refused (a managed service): the defaults.
+              if (error instanceof RedisSyncMapError && error.code === "server") return undefined;
+              throw error;
+            },
+          ),
       ]);
-      maxBulk = Math.min(maxBulk, limit ?? DEFAULT_MAX_BULK);
+      maxBulk = Math.min(maxBulk, limits?.get("proto-max-bulk-len") ?? DEFAULT_MAX_BULK);
+      maxQuery = Math.min(maxQuery, limits?.get("client-query-buffer-limit") ?? DEFAULT_MAX_QUERY);
       // Neither INFO nor HELLO allowed: nothing to check by; a server older than 7 refuses the
       // first write (SET with NX and GET) with its own error.
       if (reply === undefined) continue;
@@ -524,6 +555,7 @@ export class Connection {
       }
     }
     if (maxBulk !== Infinity) this.#maxBulk = maxBulk;
+    if (maxQuery !== Infinity) this.#maxQuery = maxQuery;
   }
 
   #error(op: string, write: boolean, error: unknown): RedisSyncMapError {
@@ -590,6 +622,12 @@ export class Connection {
     );
   }
 
+  #commandTooLarge(op: string, bytes: number): RangeError {
+    return new RangeError(
+      `${this.#label}: ${op} was not sent: its command takes up to ${bytes} bytes encoded (its key, values and framing), more than the ${this.#maxQuery} bytes ${this.description} takes in one command (client-query-buffer-limit)`,
+    );
+  }
+
   /**
    * The error of a call made after close() (`when` undefined), or of one that close() kept
    * from being sent (`when` says when it was closed).
@@ -606,16 +644,22 @@ export class Connection {
 }
 
 /**
- * The value of a `CONFIG GET proto-max-bulk-len` reply: a RESP3 map (an object or a Map, as the
- * client gives it) or a RESP2 [name, value] array. Undefined if it holds no positive integer.
+ * The values of a `CONFIG GET name...` reply, a RESP3 map (an object or a Map, as the client
+ * gives it) or a RESP2 flat array of names and values, by name: those that are positive
+ * integers, the sizes asked for.
  */
-function bulkLimit(reply: unknown): number | undefined {
-  let value: unknown;
-  if (Array.isArray(reply)) value = reply[1];
-  else if (reply instanceof Map) value = reply.values().next().value;
-  else if (typeof reply === "object" && reply !== null) value = Object.values(reply)[0];
-  const n = Number(String(value));
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+function configSizes(reply: unknown): Map<string, number> {
+  const pairs: [unknown, unknown][] = [];
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([reply[i], reply[i + 1]]);
+  } else if (reply instanceof Map) pairs.push(...reply);
+  else if (typeof reply === "object" && reply !== null) pairs.push(...Object.entries(reply));
+  const sizes = new Map<string, number>();
+  for (const [name, value] of pairs) {
+    const n = Number(String(value));
+    if (Number.isSafeInteger(n) && n > 0) sizes.set(String(name), n);
+  }
+  return sizes;
 }
 
 /** Whether `error` is a standalone server's refusal of the Cluster commands, or holds one. */

@@ -43,7 +43,9 @@
  * it time out. While the connection is down, calls wait for the client to reconnect, unsent,
  * until their `timeout`. A key or value the codec cannot encode is a TypeError; one whose
  * encoding is longer than the server takes in one argument (`proto-max-bulk-len`, read at open;
- * 512 MiB by default) is a RangeError; either way nothing is sent.
+ * 512 MiB by default), or whose command is longer than the server takes in one command
+ * (`client-query-buffer-limit`, read at open; 1 GiB by default), is a RangeError; either way
+ * nothing is sent.
  *
  * **The client** is node-redis (`@redis/client`, pinned), chosen over ioredis and Bun's
  * built-in client after trying all three on Deno 2.9 and Bun 1.4 against Redis 7.0:
