@@ -15,7 +15,9 @@
  *
  * Importing this module in a worker starts listening for the share message at once, so that it
  * is not lost while the worker's top-level code awaits something else. Until the message comes,
- * that listener keeps the worker alive; import this module only in workers you share with.
+ * that listener keeps the worker alive; import this module only in workers you share with. Once
+ * a {@linkcode receive} has given up on its signal, with none waiting, the listener goes if the
+ * worker has no `onmessage` handler, so the worker can end (see `receive`).
  *
  * @example Parent: share a map and a lock with a worker
  * ```ts
@@ -47,19 +49,36 @@
  */
 
 import { watchEndEvent } from "./_end_event.ts";
-import { listenForShare } from "./_receive.ts";
+import { listenForShare, type Pause } from "./_receive.ts";
 import { checkWebWorker, type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
 const bun = (globalThis as { Bun?: { isMainThread?: boolean } }).Bun;
 
+/**
+ * When a receive() gives up on its signal and none waits, the adapter stops listening if the
+ * worker has no `onmessage` handler, so that it can end. Bun (1.4) offers no way to see the
+ * listeners a worker added with `addEventListener`: those keep it alive anyway, and a share that
+ * comes before the next receive() reaches them (Bun drops a message nobody else listens for, so
+ * the next receive() misses it either way). The next receive() listens again, capturing: Bun runs
+ * capturing listeners first, so a share that comes then never reaches the worker's own.
+ */
+const pause: Pause = {
+  alone: () => typeof (globalThis as { onmessage?: unknown }).onmessage !== "function",
+  relisten: { capture: true },
+};
+
 // Listen from the moment the worker imports this module: messages that arrive while nobody
 // listens, as they can during the worker's top-level awaits, are dropped. The listener keeps
-// the worker alive until the share message comes, then goes, so the worker can end by itself.
+// the worker alive until the share message comes, then goes, so the worker can end by itself;
+// or until a receive() gives up on its signal with none waiting (see pause), and then until the
+// next receive().
 const inbox = listenForShare(
   bun?.isMainThread === false ? globalThis : null,
   "receive() must be called in a Bun worker started by spawn() or share()",
+  undefined,
+  pause,
 );
 
 /** Bun fires `close` once the worker's thread has stopped, however it ended. */
@@ -170,9 +189,14 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
  * reaches no listener on Bun, so `receive()` would wait for good (pass a `signal`).
  *
  * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
- * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
- * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
- * call's `codecs` are used.
+ * stop waiting: it then rejects with the signal's reason. If no other `receive()` waits and the
+ * worker has no `onmessage` handler, the adapter stops listening then, and the worker ends once
+ * its own work is done; the next `receive()` listens again. Bun drops a share that comes in
+ * between, as any message nobody listens for: the next `receive()` waits for another. A listener
+ * the worker added with `addEventListener`, which the adapter cannot see, keeps the worker alive
+ * and gets such a share; so does one it adds in between. It rejects at once outside a worker.
+ * Maps made with user codecs need them again: pass them by name in `codecs`. Later calls resolve
+ * with the same objects; only the first call's `codecs` are used.
  *
  * @example
  * ```ts

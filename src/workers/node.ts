@@ -16,7 +16,9 @@
  *
  * Importing this module in a worker starts listening on `parentPort` for the share message at
  * once, so that it is not missed whatever the worker does first. Until the message comes, that
- * listener keeps the worker alive; import this module only in workers you share with.
+ * listener keeps the worker alive; import this module only in workers you share with. Once a
+ * {@linkcode receive} has given up on its signal, with none waiting, the listener goes if the
+ * worker has no message listener of its own, so the worker can end (see `receive`).
  *
  * @example Parent: share a map and a lock with a worker
  * ```ts
@@ -49,25 +51,97 @@
  */
 
 import process from "node:process";
-import { errorMonitor } from "node:events";
+import { errorMonitor, getEventListeners } from "node:events";
 import { parentPort, Worker, type WorkerOptions } from "node:worker_threads";
 import { TERMINATE_GRACE_MS } from "../_engine/census.ts";
 import { RUNTIME } from "../_engine/runtime.ts";
 import { watchEndEvent } from "./_end_event.ts";
-import { listenForShare } from "./_receive.ts";
+import { listenForShare, type Pause } from "./_receive.ts";
 import { type ReceiveOptions, type Shareables, WorkerAdapter } from "./_share.ts";
 import { declareGone, markEnding, markTerminating } from "./_thread_end.ts";
 
 export type { ReceiveOptions, Shareable, Shareables } from "./_share.ts";
 
+/**
+ * The worker's `parentPort` message listeners, as far as the runtime counts them: Node counts
+ * every one (`on`, `once`, `addEventListener`, `onmessage`); Bun (1.4) only those added with
+ * `on` or `once`; Deno (2.9), whose `parentPort.listenerCount` is always 0, keeps them all on the
+ * worker's global scope, where `getEventListeners` counts them. Set `onmessage` handlers are
+ * counted besides (each place one can be set), which counts some twice: only changes matter.
+ */
+function countListeners(port: NonNullable<typeof parentPort>): number {
+  const listeners = RUNTIME === "deno"
+    ? getEventListeners(globalThis as unknown as EventTarget, "message").length
+    : port.listenerCount("message");
+  let handlers = 0;
+  for (const target of [port, globalThis] as { onmessage?: unknown }[]) {
+    if (typeof target.onmessage === "function") handlers++;
+  }
+  return listeners + handlers;
+}
+
+/** `countListeners`, or undefined where it throws or is no number. */
+function tryCount(): number | undefined {
+  if (parentPort === null) return undefined;
+  try {
+    const count = countListeners(parentPort);
+    return Number.isInteger(count) ? count : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `parentPort.hasRef()` (Node and Bun; Deno has none): whether something holds the port, as a
+ * message listener of any kind does on Bun, even one `countListeners` does not see.
+ */
+function hasRef(): boolean | undefined {
+  const port = parentPort as { hasRef?: () => unknown } | null;
+  return typeof port?.hasRef === "function" ? port.hasRef() === true : undefined;
+}
+
+/**
+ * What the adapter's own listener adds to {@linkcode countListeners}: 1 where the runtime counts
+ * it (Node, Deno), 0 where it does not (Bun: it is added with addEventListener); undefined
+ * where it could not be told (then the adapter never stops listening before the share comes).
+ */
+let ours: number | undefined;
+
+/**
+ * When a receive() gives up on its signal and none waits, the adapter stops listening if the
+ * worker has no message listener of its own (which keep it alive anyway), so that it can end.
+ * Measured (Node 24.21, Bun 1.4.5, Deno 2.9.6): a `parentPort` with no message listener lets
+ * the worker end on all three; Node and Bun keep a message that comes meanwhile until a listener
+ * is added, so the next receive() still gets a late share; Deno drops it. On Bun, where
+ * `countListeners` sees no addEventListener listener, `hasRef()` still tells, once the adapter's
+ * is removed, whether one is left: the adapter then listens again at once, capturing (Bun runs
+ * capturing listeners first), so the share still never reaches the worker's own listeners.
+ * (`unref()` would not do: on all three it lets the worker end whatever listens.)
+ */
+const pause: Pause = {
+  alone: () => {
+    if (ours === 1 || (ours === 0 && hasRef() !== undefined)) return tryCount() === ours;
+    return false;
+  },
+  stillListened: () => hasRef() === true,
+  relisten: RUNTIME === "bun" ? { capture: true } : undefined,
+};
+
 // Listen from the moment the worker imports this module, so that the share message is not
 // missed when the worker's own listeners come later, or (in Deno) when it arrives during a
 // top-level await. The listener keeps the worker alive until the share message comes, then
-// goes, so the worker can exit by itself.
+// goes, so the worker can exit by itself; or until a receive() gives up on its signal with none
+// waiting, if the worker has no message listener of its own (see pause), and then until the
+// next receive().
+const before = tryCount();
 const inbox = listenForShare(
   parentPort,
   "receive() must be called in a worker started by spawn() or share()",
+  undefined,
+  pause,
 );
+const after = tryCount();
+if (before !== undefined && after !== undefined) ours = after - before;
 
 /**
  * Deno fires `exit` as soon as `terminate()` is called, and its `terminate()` is lost on a
@@ -274,9 +348,14 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
  * share message does not reach listeners added after this module was imported.
  *
  * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
- * stop waiting. It rejects at once outside a worker. Maps made with user codecs need them again:
- * pass them by name in `codecs`. Later calls resolve with the same objects; only the first
- * call's `codecs` are used.
+ * stop waiting: it then rejects with the signal's reason. If no other `receive()` waits and the
+ * worker has no `parentPort` message listener of its own (which keep it alive anyway), the
+ * adapter stops listening then, and the worker ends once its own work is done; the next
+ * `receive()` listens again. A share that comes in between goes to that next `receive()` on Node
+ * and Bun, which keep a message nobody listens for; on Deno, which drops it, it is lost (and a
+ * listener the worker adds in between sees it, on every runtime). It rejects at once outside a
+ * worker. Maps made with user codecs need them again: pass them by name in `codecs`. Later calls
+ * resolve with the same objects; only the first call's `codecs` are used.
  *
  * @example
  * ```ts
