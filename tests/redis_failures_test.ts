@@ -61,6 +61,15 @@ async function withMasters(wrap: (node: Node) => Node, body: () => Promise<void>
   }
 }
 
+/** Resolves once the Cluster node `node` reports `cluster_state:ok`, within 10 s. */
+async function clusterOk(node: RedisServer): Promise<void> {
+  const until = performance.now() + 10_000;
+  while (!String(await node.command("CLUSTER", "INFO")).includes("cluster_state:ok")) {
+    if (performance.now() > until) throw new Error(`${node.address}: cluster_state not ok`);
+    await sleep(20);
+  }
+}
+
 /** A SCAN reply's keys. */
 const scanned = (reply: unknown): Buffer[] => (reply as [Buffer, Buffer[]])[1];
 
@@ -199,6 +208,80 @@ describe("RedisSyncMap: limits and failures", () => {
     assert.ok(ms >= connectTimeout - 5 && ms < connectTimeout + LATE_MS, `rejected after ${ms} ms`);
     assert.match(error.message, /within connectTimeout \(1000 ms\): connect ECONNREFUSED/);
   });
+
+  test(
+    "a Cluster open retries a refused connection within connectTimeout, as a standalone one does",
+    SLOW,
+    async () => {
+      // The audit's openretry.ts: with the node up 700 ms after open began, a standalone open
+      // connected, and a Cluster open rejected in ~50 ms ("All the root nodes are unavailable"):
+      // the client's discovery tries each root node once.
+      const node = await RedisServer.start({ cluster: true });
+      try {
+        await node.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383");
+        await clusterOk(node);
+        // Its nodes.conf holds the slots: a restart on the same port comes back with them.
+        node.signal("SIGKILL");
+        await node.exited();
+        const start = performance.now();
+        const opening = settled(
+          RedisSyncMap.open<string, number>({
+            cluster: [node.url],
+            name: uniqueName("late-cluster"),
+            timeout: 5000,
+            connectTimeout: 15_000,
+            maxReconnectDelay: 200,
+          }),
+        );
+        await sleep(700);
+        await node.restart();
+        const outcome = await opening;
+        assert.ok(outcome.ok, String(outcome.error));
+        const ms = outcome.at - start;
+        assert.ok(ms >= 650, `opened after ${ms} ms, before the node was up`);
+        const m = outcome.value as RedisSyncMap<string, number>;
+        try {
+          // A restarted master serves again (cluster_state:ok) after up to 2 s.
+          await clusterOk(node);
+          await m.store("k", 1);
+          assert.equal(await m.load("k"), 1);
+        } finally {
+          await m.close();
+        }
+      } finally {
+        node.stop();
+      }
+    },
+  );
+
+  test(
+    "a Cluster open fails at once where no retry helps: a refused setup, a standalone server",
+    SLOW,
+    async () => {
+      const node = await RedisServer.start({ cluster: true, config: ["requirepass s3cret"] });
+      const connectTimeout = 30_000;
+      try {
+        const cases: [string[], RegExp, string][] = [
+          [[node.url.replace("redis://", "redis://:wrong@")], /WRONGPASS/, "connection"],
+          [[node.url], /NOAUTH/, "connection"],
+          [[server!.url], /reached a standalone server/, "unsupported"],
+        ];
+        for (const [cluster, said, code] of cases) {
+          const began = performance.now();
+          await assert.rejects(
+            RedisSyncMap.open({ cluster, name: "m", connectTimeout }),
+            (e: unknown) =>
+              e instanceof RedisSyncMapError && e.code === code && said.test(e.message) &&
+              !e.message.includes("s3cret"),
+          );
+          const took = performance.now() - began;
+          assert.ok(took < connectTimeout / 2, `${said}: open took ${Math.round(took)} ms`);
+        }
+      } finally {
+        node.stop();
+      }
+    },
+  );
 
   test(
     "open of a server that accepts but does not answer gives up at connectTimeout",

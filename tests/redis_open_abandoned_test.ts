@@ -3,7 +3,8 @@
 // discovery leaves nothing running: node-redis goes on with the discovery after the destroy,
 // connects a client to every master it learns and resolves its connect(); those must be closed
 // too, or the process never exits. A fake Cluster node that answers CLUSTER SLOTS late, and a
-// child process that opens against it and must end by itself.
+// child process that opens against it and must end by itself. And an open that retries a node
+// nobody listens on until its connectTimeout: the child must end by itself too.
 
 import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
@@ -42,6 +43,23 @@ for (const extra of [false, true]) {
     timeout: 30_000,
   }, () => abandonedOpen(extra));
 }
+
+test(
+  "a Cluster open that retries a refused connection until connectTimeout leaves the process free to exit",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    // Nobody listens: the open retries the discovery (as a standalone open retries its connect)
+    // until its connectTimeout, and then nothing of it (a retry's timer, a client) may be left.
+    const script = new URL("./fixtures/redis_open_abandoned.ts", import.meta.url);
+    const child = await runChild(script, [String(await deadPort())], 10_000);
+    assert.equal(child.timedOut, false, `the child did not exit: ${child.stdout}${child.stderr}`);
+    assert.match(child.stdout, /rejected after \d+ ms: .*within connectTimeout .*ECONNREFUSED/);
+    const ms = Number(/rejected after (\d+) ms/.exec(child.stdout)![1]);
+    assert.ok(ms >= 250, `rejected after ${ms} ms, before its connectTimeout (300 ms)`);
+  },
+);
 
 async function abandonedOpen(extra: boolean): Promise<void> {
   const down = extra ? await deadPort() : 0;

@@ -12,7 +12,9 @@
  *   whenever the connection comes back (possibly after its caller was told it failed): it waits
  *   here, unsent, for the connection, and fails as "not sent" if the deadline comes first.
  * - **Reconnects** are the client's: exponential backoff from 50 ms up to `maxReconnectDelay`,
- *   with jitter, for as long as the map is open. `open` gives up after `connectTimeout`.
+ *   with jitter, for as long as the map is open. `open` gives up after `connectTimeout`; until
+ *   then it retries a refused connection with the same backoff, a Cluster's slot discovery
+ *   included (the client tries each root node once).
  * - **Errors** become {@linkcode RedisSyncMapError}s that say whether a write may have applied.
  *
  * @module
@@ -183,8 +185,16 @@ export class Connection {
     const socket = { connectTimeout: options.connectTimeout, reconnectStrategy };
     let connection: Connection | undefined;
     let connecting: Promise<unknown>;
+    // Set once open has given up (and destroyed the client): no retry is made after it.
+    let abandoned = false;
+    // The last error the client reported in the current attempt of a Cluster's connect.
+    let attemptError: Error | undefined;
+    // The sleep of a Cluster's connect before its next attempt, for an abandoned open to end.
+    let retryTimer: ReturnType<typeof setTimeout> | undefined;
+    let wakeRetry: (() => void) | undefined;
     const onError = (error: Error): void => {
       lastError = error;
+      attemptError = error;
       if (connection !== undefined) connection.#lastError = error;
     };
     if (options.cluster !== undefined) {
@@ -220,7 +230,32 @@ export class Connection {
               }),
           })),
       );
-      connecting = cluster.connect();
+      // The client's connect tries each root node once, without retrying a refused connection
+      // (its discovery client has no reconnect strategy): a Cluster that is still starting
+      // would fail open at once. It is retried here, with the reconnect strategy's backoff,
+      // until the deadline; an answer no retry changes (a refused setup, a standalone server)
+      // fails it at once.
+      connecting = (async () => {
+        for (let retries = 0;; retries++) {
+          attemptError = undefined;
+          try {
+            await cluster.connect();
+            return;
+          } catch (error) {
+            if (abandoned) throw error;
+            const cause = attemptError ?? (error as Error);
+            if (isClusterDisabled(cause)) throw cause;
+            const wait = reconnectStrategy(retries, cause);
+            if (typeof wait !== "number") throw wait;
+            await new Promise<void>((resolve) => {
+              wakeRetry = resolve;
+              retryTimer = setTimeout(resolve, wait);
+            });
+            retryTimer = wakeRetry = undefined;
+            if (abandoned) throw error;
+          }
+        }
+      })();
     } else {
       const client = createClient({
         url: options.url,
@@ -244,7 +279,6 @@ export class Connection {
       connecting = client.connect();
     }
     const opened = connection;
-    let abandoned = false;
     const opening = (async () => {
       try {
         await connecting;
@@ -268,6 +302,8 @@ export class Connection {
       return connection;
     } catch (error) {
       abandoned = true;
+      clearTimeout(retryTimer);
+      wakeRetry?.();
       connection.#handle.destroy();
       connection.#deadlines.stop();
       if (error instanceof RedisSyncMapError) throw error;
