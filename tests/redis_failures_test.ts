@@ -284,6 +284,112 @@ describe("RedisSyncMap: limits and failures", () => {
   );
 
   test(
+    "a URL whose path is not a database, or with a query string or fragment, is a TypeError naming the option",
+    SLOW,
+    async () => {
+      // The audit's opts.ts: /abc passed the check and failed in the client with a bare
+      // "TypeError: Invalid pathname"; a query string was silently ignored.
+      const at = `127.0.0.1:${server!.port}`;
+      const cases: [string, RegExp][] = [
+        [`redis://${at}/abc`, /must name its database, if any, as a non-negative integer/],
+        [`redis://:s3cret@${at}/abc`, /must name its database/],
+        [`redis://${at}/-1`, /must name its database/],
+        [`redis://${at}/1.5`, /must name its database/],
+        [`redis://${at}//0`, /must name its database/],
+        [`redis://${at}?foo=bar`, /must have no query string \(\?\.\.\.\) or fragment/],
+        [`redis://${at}/0?password=s3cret`, /must have no query string/],
+        [`redis://u:s3cret@${at}/#x`, /must have no query string/],
+        [`redis://${at}?`, /must have no query string/],
+      ];
+      for (const [url, said] of cases) {
+        for (const [option, options] of [["url", { url }], ["cluster", { cluster: [url] }]]) {
+          await assert.rejects(
+            RedisSyncMap.open({ ...options as object, name: "m", connectTimeout: 300 }),
+            (e: unknown) =>
+              e instanceof TypeError && e.message.startsWith(`${option} must`) &&
+              said.test(e.message) && e.message.includes(at) && !e.message.includes("s3cret") &&
+              !e.message.includes("foo"),
+          );
+        }
+      }
+      for (const url of [`redis://${at}/`, `redis://${at}/0`, `redis://${at}/1`]) {
+        const m = await RedisSyncMap.open<string, number>({
+          url,
+          name: uniqueName("db"),
+          connectTimeout: CONNECT_MS,
+        });
+        try {
+          await m.store("k", 1);
+          assert.equal(await m.load("k"), 1);
+          await m.delete("k");
+        } finally {
+          await m.close();
+        }
+      }
+    },
+  );
+
+  test(
+    "an error a user codec's encode throws rejects the call unchanged, and nothing is sent",
+    SLOW,
+    async () => {
+      // As the README says: a built-in codec's refusal, or a user codec's return of something
+      // other than bytes, is a TypeError; the user's own error comes through as it was thrown.
+      const mine = new Error("my encode failed");
+      const values = {
+        name: "mine",
+        encode: (v: string): Uint8Array => {
+          if (v === "bad") throw mine;
+          if (v === "text") return "text" as unknown as Uint8Array;
+          return new TextEncoder().encode(v);
+        },
+        decode: (b: Uint8Array): string => new TextDecoder().decode(b),
+      };
+      const m = await RedisSyncMap.open<string, string>({
+        url: server!.url,
+        name: uniqueName("codec"),
+        values,
+        connectTimeout: CONNECT_MS,
+      });
+      const before = getsAndSets(server!.port);
+      try {
+        for (
+          const call of [
+            () => m.store("k", "bad"),
+            () => m.swap("k", "bad"),
+            () => m.loadOrStore("k", "bad"),
+            () => m.compareAndSwap("k", "x", "bad"),
+            () => m.compute("k", () => "bad"),
+            () => m.loadOrCompute("k", () => "bad"),
+          ]
+        ) {
+          await assert.rejects(call(), (e: unknown) => e === mine);
+        }
+        await assert.rejects(
+          m.store("k", "text"),
+          (e: unknown) => e instanceof TypeError && /returned a string/.test(e.message),
+        );
+        const d = await RedisSyncMap.open<unknown, unknown>({
+          url: server!.url,
+          name: uniqueName("codec-auto"),
+          connectTimeout: CONNECT_MS,
+        });
+        try {
+          await assert.rejects(d.store("f", () => 1), TypeError);
+          await assert.rejects(d.store({}, 1), TypeError);
+        } finally {
+          await d.close();
+        }
+        // compute and loadOrCompute read the key first (GETs); nothing was written.
+        assert.equal(getsAndSets(server!.port) - before <= 2, true);
+        assert.equal(await m.has("k"), false);
+      } finally {
+        await m.close();
+      }
+    },
+  );
+
+  test(
     "open of a server that accepts but does not answer gives up at connectTimeout",
     SLOW,
     async () => {

@@ -40,7 +40,8 @@ export type RedisSyncMapErrorCode =
 
 /**
  * A {@linkcode RedisSyncMap} call failed because of Redis or the connection to it. Bad input
- * is a `TypeError` (a key or value the codec cannot encode, a bad option) or a `RangeError` (a
+ * is a `TypeError` (a key or value the codec cannot encode, a bad option; an error a user
+ * codec's `encode` throws comes through unchanged) or a `RangeError` (a
  * bad option, or a key or value whose encoding is longer than the server's
  * `proto-max-bulk-len`, or whose command is longer than its `client-query-buffer-limit`)
  * instead, and nothing is sent.

@@ -41,7 +41,8 @@
  * `timeout` of a call counts from the end of the event-loop turn that made it, when the client
  * writes the turn's commands together, so work done after a call in the same turn never makes
  * it time out. While the connection is down, calls wait for the client to reconnect, unsent,
- * until their `timeout`. A key or value the codec cannot encode is a TypeError; one whose
+ * until their `timeout`. A key or value the codec cannot encode is a TypeError (an error a user
+ * codec's `encode` throws comes through unchanged); one whose
  * encoding is longer than the server takes in one argument (`proto-max-bulk-len`, read at open;
  * 512 MiB by default), or whose command is longer than the server takes in one command
  * (`client-query-buffer-limit`, read at open; 1 GiB by default), is a RangeError; either way

@@ -11,8 +11,10 @@ import { checkNumber } from "../_describe.ts";
 /** Options for {@linkcode RedisSyncMap.open}: where, which map, codecs, and timeouts. */
 export interface RedisSyncMapOptions<K, V> {
   /**
-   * A standalone server: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
-   * Give either this or {@linkcode cluster}.
+   * A standalone server: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS;
+   * `db`, the database, a non-negative integer (default 0). A URL with another path, or with a
+   * query string or fragment (the client reads no parameter from them), is a TypeError. Give
+   * either this or {@linkcode cluster}.
    */
   url?: string;
   /**
@@ -139,6 +141,11 @@ export function redactUrl(url: string): string {
   return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:(?:\/\/)?)[^]*@/, "$1");
 }
 
+/**
+ * Checks that `url`, given as `option`, is a URL the client connects to as written: a redis://
+ * or rediss:// URL whose path, if any, is a database number, with no query string or fragment
+ * (which the client would ignore). Messages show it without its user or password.
+ */
 function checkUrl(url: unknown, option: string): void {
   let parsed: URL | undefined;
   try {
@@ -151,6 +158,25 @@ function checkUrl(url: unknown, option: string): void {
       `${option} must be a redis:// or rediss:// URL, got ${
         typeof url === "string" ? JSON.stringify(redactUrl(url)) : typeof url
       }`,
+    );
+  }
+  const redacted = redactUrl(url as string);
+  // The client reads no parameter from a query string, and no fragment: each would be ignored.
+  // Neither is shown (a query string may hold a password).
+  if (parsed.search !== "" || parsed.hash !== "" || /[?#]/.test(redacted)) {
+    throw new TypeError(
+      `${option} must have no query string (?...) or fragment (#...), which the client ignores: got one after ${
+        JSON.stringify(redacted.replace(/[?#][^]*$/, ""))
+      }`,
+    );
+  }
+  const shown = JSON.stringify(redacted);
+  // The path is the database, a number (the client would fail on any other with its own bare
+  // "Invalid pathname", or send a SELECT the server refuses).
+  const db = /^\/(\d*)$/.exec(parsed.pathname);
+  if (parsed.pathname !== "" && (db === null || !Number.isSafeInteger(Number(db[1])))) {
+    throw new TypeError(
+      `${option} must name its database, if any, as a non-negative integer (redis://host:port/0), got ${shown}`,
     );
   }
 }

@@ -42,8 +42,9 @@ export type { RedisSyncMapOptions } from "./options.ts";
  *
  * A call fails (rejects) with a {@linkcode RedisSyncMapError} when Redis does, or gives no
  * reply within `timeout`. It fails before anything is sent with a TypeError for a key or value
- * the codec cannot encode, and with a RangeError (as SyncMap's MapFullError is one) for a key
- * or value whose encoding is longer than one argument of a command may be (the server's
+ * the codec cannot encode (an error a user codec's `encode` throws rejects it unchanged), and
+ * with a RangeError (as SyncMap's MapFullError is one) for a key or value whose encoding is
+ * longer than one argument of a command may be (the server's
  * `proto-max-bulk-len`), or whose command, counted whole, is longer than one command may be (the
  * server's `client-query-buffer-limit`, which may be set lower): both read at open (512 MiB and
  * 1 GiB by default, and where CONFIG is refused). Redis would drop the connection on such a
