@@ -16,6 +16,16 @@
  *   then it retries a refused connection with the same backoff, a Cluster's slot discovery
  *   included (the client tries each root node once).
  * - **Errors** become {@linkcode RedisSyncMapError}s that say whether a write may have applied.
+ * - **A connection that went silent** is replaced. A connection can stay open with nothing
+ *   coming through it (a NAT or load-balancer flow lost, a peer gone behind a proxy): the
+ *   client would wait for TCP keepalive, minutes, and every command on it would time out
+ *   meanwhile. So a command that times out has its server checked (at most one check a server
+ *   at a time, and one a `timeout`): a PING on the connection, and one on a new side
+ *   connection, each given {@linkcode probeMs}. When the side one is answered and the other is
+ *   not, the server is alive and the connection is dead: its client is destroyed (the
+ *   commands still in flight on it fail as `connection`, a write's as one that may have been
+ *   applied) and the next command goes out on a new one. When neither is answered (a server
+ *   stopped or busy, the network down) the connection is kept, for its replies may still come.
  *
  * @module
  */
@@ -30,6 +40,7 @@ import {
   MaxCommandRedirectionsError,
   RESP_TYPES,
 } from "@redis/client";
+import { unrefTimer } from "../_engine/unref_timer.ts";
 import { Deadline, Deadlines } from "./deadlines.ts";
 import { RedisSyncMapError } from "./errors.ts";
 import { redactUrl } from "./options.ts";
@@ -83,6 +94,13 @@ export const COMMAND_OPTIONS = { typeMapping: TYPE_MAPPING, timeout: 0 };
 export const NODE_OPTIONS = { disableOfflineQueue: true, maintNotifications: "disabled" } as const;
 // How often a command waiting for the client to reconnect looks again.
 const OFFLINE_RETRY_MS = 20;
+/**
+ * How long the check of a server whose command timed out (module doc) waits for the answers to
+ * its PINGs, for a connection's `timeout`: half of it, between 100 ms and 1 s.
+ */
+export function probeMs(timeout: number): number {
+  return Math.min(1000, Math.max(100, timeout / 2));
+}
 const MIN_REDIS_MAJOR = 7;
 /**
  * Redis's default `proto-max-bulk-len`: the longest argument a server takes, where it does not
@@ -109,6 +127,32 @@ interface Closable {
 interface NodeClient {
   sendCommand(args: Arg[], options?: typeof COMMAND_OPTIONS): Promise<unknown>;
 }
+// A client that connects once: the side connection of a check.
+interface ProbeClient extends NodeClient, Closable {
+  connect(): Promise<unknown>;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
+
+/**
+ * How the check of a server (module doc) reaches the clients: one client for a standalone
+ * server, one per node in a Cluster.
+ */
+interface Links {
+  /** The address of the server a command about `key`, or a keyless one to `address`, went to. */
+  addressOf(key: Buffer | undefined, address: string | undefined): string | undefined;
+  /** The client carrying the commands to `address` now, if it has one connected. */
+  current(address: string): NodeClient | undefined;
+  /** A new client to `address` that connects once, not retrying: the side connection. */
+  probe(address: string, ms: number): ProbeClient | undefined;
+  /** Destroys `client`, if it still carries the commands to `address`: a new one will. */
+  replace(address: string, client: NodeClient): void;
+}
+
+/** A server's check (module doc): whether one runs, and when the last one started. */
+interface Check {
+  running: boolean;
+  at: number;
+}
 
 /** A connection to a standalone Redis or a Redis Cluster; see the module doc. */
 export class Connection {
@@ -126,6 +170,13 @@ export class Connection {
   readonly #handle: Closable;
   readonly #send: Send;
   readonly #masters: () => Node[];
+  readonly #links: Links;
+  // The checks of servers whose commands timed out, by address (module doc).
+  readonly #checks = new Map<string, Check>();
+  // The side connections of the checks running, for close() to destroy.
+  readonly #probes = new Set<ProbeClient>();
+  // Set once open has checked the servers: a timeout before that fails open instead.
+  #ready = false;
   #lastError: Error | undefined;
   // Set by close(): no call waits for a connection any more.
   #closing: Promise<void> | undefined;
@@ -139,6 +190,7 @@ export class Connection {
     handle: Closable,
     send: Send,
     masters: (self: Connection) => Node[],
+    links: Links,
   ) {
     this.isCluster = options.cluster !== undefined;
     const urls = options.cluster ?? [String(options.url)];
@@ -151,6 +203,7 @@ export class Connection {
     this.#handle = handle;
     this.#send = send;
     this.#masters = () => masters(this);
+    this.#links = links;
   }
 
   /**
@@ -219,16 +272,63 @@ export class Connection {
             // client nodeClient makes on demand for a dropped one is one the cluster does not
             // track, nor close.
             send: (op: string, args: Arg[]) =>
-              self.#call(op, false, undefined, args, () => {
-                const node = cluster.nodeByAddress.get(address);
-                if (node === undefined) {
-                  throw new Error(`${address} left the Cluster during the scan`);
-                }
-                return cluster.nodeClient(node).then((client) =>
-                  (client as NodeClient).sendCommand(args, COMMAND_OPTIONS)
-                );
-              }),
+              self.#call(
+                op,
+                false,
+                undefined,
+                args,
+                () => {
+                  const node = cluster.nodeByAddress.get(address);
+                  if (node === undefined) {
+                    throw new Error(`${address} left the Cluster during the scan`);
+                  }
+                  return cluster.nodeClient(node).then((client) =>
+                    (client as NodeClient).sendCommand(args, COMMAND_OPTIONS)
+                  );
+                },
+                undefined,
+                undefined,
+                address,
+              ),
           })),
+        {
+          addressOf: (key, address) =>
+            address ??
+              (key === undefined ? undefined : cluster.slots[keySlot(key)]?.master.address),
+          current: (address) => {
+            const node = cluster.nodeByAddress.get(address);
+            return node === undefined || node.connectPromise !== undefined
+              ? undefined
+              : node.client as NodeClient | undefined;
+          },
+          probe: (address, ms) => {
+            const node = cluster.nodeByAddress.get(address);
+            if (node === undefined) return undefined;
+            return createClient({
+              ...NODE_OPTIONS,
+              socket: {
+                host: node.host,
+                port: node.port,
+                connectTimeout: ms,
+                reconnectStrategy: false,
+              },
+              username,
+              password,
+              RESP: 3,
+              commandOptions: COMMAND_OPTIONS,
+            }) as unknown as ProbeClient;
+          },
+          replace: (address, client) => {
+            // The cluster makes a new client for a node that has none, at its next command
+            // (as it does for one whose connect failed).
+            const node = cluster.nodeByAddress.get(address);
+            if (node === undefined || node.client !== client || node.connectPromise !== undefined) {
+              return;
+            }
+            node.client = undefined;
+            (client as unknown as Closable).destroy();
+          },
+        },
       );
       // The client's connect tries each root node once, without retrying a refused connection
       // (its discovery client has no reconnect strategy): a Cluster that is still starting
@@ -257,24 +357,49 @@ export class Connection {
         }
       })();
     } else {
-      const client = createClient({
-        url: options.url,
-        RESP: 3,
-        ...NODE_OPTIONS,
-        socket,
-        commandOptions: COMMAND_OPTIONS,
-      });
-      client.on("error", onError);
+      const make = () => {
+        const made = createClient({
+          url: options.url,
+          RESP: 3,
+          ...NODE_OPTIONS,
+          socket,
+          commandOptions: COMMAND_OPTIONS,
+        });
+        made.on("error", onError);
+        return made;
+      };
+      // The client of the moment: a check (module doc) may replace it; every command reads it.
+      let client = make();
       const address = redactUrl(String(options.url));
       connection = new Connection(
         options,
-        client,
+        { destroy: () => client.destroy() },
         (_key, _write, args) => client.sendCommand(args),
         (self) => [{
           address,
           send: (op: string, args: Arg[]) =>
             self.#call(op, false, undefined, args, () => client.sendCommand(args)),
         }],
+        {
+          addressOf: () => address,
+          current: () => client.isReady ? client as NodeClient : undefined,
+          probe: (_address, ms) =>
+            createClient({
+              url: options.url,
+              RESP: 3,
+              ...NODE_OPTIONS,
+              socket: { connectTimeout: ms, reconnectStrategy: false },
+              commandOptions: COMMAND_OPTIONS,
+            }) as unknown as ProbeClient,
+          replace: (_address, old) => {
+            if (old !== (client as NodeClient)) return;
+            // Commands wait, unsent, for the new client to connect (it reconnects as the first
+            // did, for as long as the map is open); those in flight on the old one fail.
+            client = make();
+            client.connect().catch(() => {});
+            (old as unknown as Closable).destroy();
+          },
+        },
       );
       connecting = client.connect();
     }
@@ -296,6 +421,7 @@ export class Connection {
       if (abandoned) return;
       ready = true;
       await opened.#checkServers();
+      opened.#ready = true;
     })();
     try {
       await until(opening, deadline);
@@ -304,6 +430,7 @@ export class Connection {
       abandoned = true;
       clearTimeout(retryTimer);
       wakeRetry?.();
+      connection.#shut = true;
       connection.#handle.destroy();
       connection.#deadlines.stop();
       if (error instanceof RedisSyncMapError) throw error;
@@ -446,6 +573,8 @@ export class Connection {
         this.#shut = true;
         this.#handle.destroy();
         this.#deadlines.stop();
+        for (const probe of this.#probes) probe.destroy();
+        this.#probes.clear();
       }
     })();
     return this.#closing;
@@ -460,6 +589,7 @@ export class Connection {
     run: (() => Promise<unknown>) | undefined,
     then?: (reply: Reply) => T,
     script?: Script,
+    address?: string,
   ): Promise<T> {
     if (this.#shut) return Promise.reject(this.#closedError(op));
     // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s,
@@ -475,6 +605,7 @@ export class Connection {
     return new Promise<T>((resolve, reject) => {
       const call = new Call(this.#expired, op, write, key, args, run, then, resolve, reject);
       call.script = script;
+      call.address = address;
       this.#deadlines.track(call);
       this.#attempt(call);
     });
@@ -538,10 +669,89 @@ export class Connection {
   }
 
   readonly #expired = (call: Call): void => {
-    call.reject(
-      call.offline ? this.#offlineError(call.op) : this.#timeoutError(call.op, call.write),
-    );
+    if (call.offline) {
+      call.reject(this.#offlineError(call.op));
+      return;
+    }
+    call.reject(this.#timeoutError(call.op, call.write));
+    if (!this.#ready || this.#shut || this.#closing !== undefined) return;
+    const address = this.#links.addressOf(call.key, call.address);
+    if (address !== undefined) this.#check(address);
   };
+
+  /**
+   * Checks the connection to the server at `address`, one of whose commands timed out, and
+   * replaces it if the server answers on a new connection and not on it (module doc). At most
+   * one check a server at a time, and one every `timeout`.
+   */
+  #check(address: string): void {
+    const now = performance.now();
+    let check = this.#checks.get(address);
+    if (check === undefined) {
+      check = { running: false, at: -Infinity };
+      this.#checks.set(address, check);
+    }
+    if (check.running || now - check.at < this.#deadlines.timeout) return;
+    const client = this.#links.current(address);
+    // Connecting, or reconnecting: the client knows the connection is down.
+    if (client === undefined) return;
+    const ms = probeMs(this.#deadlines.timeout);
+    const probe = this.#links.probe(address, ms);
+    if (probe === undefined) return;
+    check.running = true;
+    check.at = now;
+    this.#probes.add(probe);
+    probe.on("error", () => {});
+    // Whether each PING was answered (with anything: an error reply is an answer) in time.
+    let onConnection = false;
+    let onSide = false;
+    let sideFailed = false;
+    const done = (): void => {
+      clearTimeout(timer);
+      if (!this.#probes.delete(probe)) return;
+      probe.destroy();
+      check.running = false;
+      // A dead connection: the server answers others, not it. Not while closing: the calls
+      // in flight are left to time out, and close() destroys the client.
+      if (onSide && !onConnection && !this.#shut && this.#closing === undefined) {
+        this.#links.replace(address, client);
+      }
+    };
+    // Decided before the timer: both answered (a live connection), or the side connection
+    // failed (the server is not known to be alive).
+    const answered = (): void => {
+      if ((onConnection && onSide) || sideFailed) done();
+    };
+    // The PING on the connection waits behind the commands sent before it: the server has
+    // answered them all, or none of it comes through.
+    let ping: Promise<unknown>;
+    try {
+      ping = client.sendCommand(["PING"], COMMAND_OPTIONS);
+    } catch {
+      ping = Promise.resolve();
+    }
+    // Refused unsent (the client found the connection down meanwhile) or failed on it counts
+    // as an answer too: the client deals with a connection it knows is down.
+    const onPing = (): void => {
+      onConnection = true;
+      answered();
+    };
+    ping.then(onPing, onPing);
+    probe.connect().then(() => probe.sendCommand(["PING"], COMMAND_OPTIONS)).then(
+      () => {
+        onSide = true;
+        answered();
+      },
+      (error: unknown) => {
+        if (error instanceof ErrorReply) onSide = true;
+        else sideFailed = true;
+        answered();
+      },
+    );
+    // Set before any answer can come (they come in later turns): done() clears it.
+    const timer = setTimeout(done, ms);
+    unrefTimer(timer);
+  }
 
   async #checkServers(): Promise<void> {
     let maxBulk = Infinity;
@@ -747,6 +957,38 @@ function credentials(url: string): { username?: string; password?: string } {
   };
 }
 
+// CRC16-CCITT (XMODEM), Redis Cluster's key hash, a byte at a time.
+const CRC16 = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+    table[i] = crc & 0xffff;
+  }
+  return table;
+})();
+
+/**
+ * The Cluster slot of `key`: CRC16 of the key, or of its hash tag (what lies between its first
+ * `{` and the first `}` after it, if not empty), modulo 16384. Only for a command that timed
+ * out: the client computes its own to route every command.
+ */
+export function keySlot(key: Uint8Array): number {
+  let start = 0;
+  let end = key.length;
+  const open = key.indexOf(0x7b);
+  if (open >= 0) {
+    const close = key.indexOf(0x7d, open + 1);
+    if (close > open + 1) {
+      start = open + 1;
+      end = close;
+    }
+  }
+  let crc = 0;
+  for (let i = start; i < end; i++) crc = ((crc << 8) & 0xffff) ^ CRC16[(crc >> 8) ^ key[i]];
+  return crc & 16383;
+}
+
 /** What {@linkcode until} rejects with when the deadline comes first. */
 const TIMED_OUT = new Error("timed out");
 
@@ -773,6 +1015,8 @@ async function until<T>(promise: Promise<T>, deadline: number): Promise<T> {
 class Call extends Deadline {
   offline = false;
   script: Script | undefined;
+  // The server a keyless command goes to (a scan's), for a check if it times out.
+  address: string | undefined;
   readonly #expire: (call: Call) => void;
   readonly op: string;
   readonly write: boolean;

@@ -9,8 +9,10 @@
  *
  * - `"timeout"`: the command was sent and no reply came within the map's `timeout`. It may or
  *   may not have taken effect.
- * - `"connection"`: the connection dropped while the command was in flight (it may or may not
- *   have taken effect), or there was no connection for the whole `timeout` (it was not sent).
+ * - `"connection"`: the connection dropped while the command was in flight, or the map closed
+ *   it because it went silent (its server answered on a new connection, not on it): the
+ *   command may or may not have taken effect. Or there was no connection for the whole
+ *   `timeout` (it was not sent).
  * - `"server"`: Redis answered with an error (a key under the map's prefix holding another
  *   type, out of memory, a cluster that is down...). The command did not take effect.
  * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or is of a
