@@ -185,8 +185,9 @@ export function spawn(url: string | URL, values: Shareables, options: WorkerOpti
  * the share message arrives. Other messages still reach your own listeners; the share message
  * does not reach listeners added after this module was imported. Import this module statically
  * (at the top of the worker's module): it starts listening as it loads, and a share message that
- * arrives before then, during a top-level `await` that comes before a dynamic `import()` of it,
- * reaches no listener on Bun, so `receive()` would wait for good (pass a `signal`).
+ * arrives before then reaches no listener on Bun, so `receive()` would wait for good (pass a
+ * `signal`). A dynamic `import()` of this module misses it so, even as the worker's first
+ * statement: the worker's module pauses at that `await`, and the share message comes meanwhile.
  *
  * It waits as long as the worker lives; pass `signal` (say `AbortSignal.timeout(5000)`) to
  * stop waiting: it then rejects with the signal's reason. If no other `receive()` waits and the
