@@ -284,6 +284,43 @@ describe("RedisSyncMap: limits and failures", () => {
   );
 
   test(
+    "a Cluster open of nodes with no slot assigned fails at once, naming it; once assigned, it opens",
+    SLOW,
+    async () => {
+      // Before, open succeeded with no master, and every call failed as "connection", with
+      // maybeApplied, on the client's own TypeError ("reading 'master'"), having sent nothing.
+      const node = await RedisServer.start({ cluster: true });
+      const connectTimeout = 30_000;
+      try {
+        const began = performance.now();
+        await assert.rejects(
+          RedisSyncMap.open({ cluster: [node.url], name: "m", connectTimeout }),
+          (e: unknown) =>
+            e instanceof RedisSyncMapError && e.code === "server" && e.operation === "open" &&
+            /has no hash slot assigned to a master/.test(e.message),
+        );
+        const took = performance.now() - began;
+        assert.ok(took < connectTimeout / 2, `open took ${Math.round(took)} ms`);
+        await node.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383");
+        await clusterOk(node);
+        const m = await RedisSyncMap.open<string, number>({
+          cluster: [node.url],
+          name: uniqueName("slots"),
+          connectTimeout,
+        });
+        try {
+          await m.store("k", 1);
+          assert.equal(await m.load("k"), 1);
+        } finally {
+          await m.close();
+        }
+      } finally {
+        node.stop();
+      }
+    },
+  );
+
+  test(
     "a URL whose path is not a database, or with a query string or fragment, is a TypeError naming the option",
     SLOW,
     async () => {

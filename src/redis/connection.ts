@@ -756,7 +756,17 @@ export class Connection {
   async #checkServers(): Promise<void> {
     let maxBulk = Infinity;
     let maxQuery = Infinity;
-    for (const node of this.#masters()) {
+    const masters = this.#masters();
+    // A Cluster whose nodes have no slot assigned (still being set up) connects, and then no
+    // command has a master to go to: the client fails each with a TypeError of its own.
+    if (this.isCluster && masters.length === 0) {
+      throw new RedisSyncMapError(
+        "server",
+        "open",
+        `${this.#label}: ${this.description} has no hash slot assigned to a master: a Cluster still being set up (its slots not yet assigned, as redis-cli --cluster create does) cannot serve the map`,
+      );
+    }
+    for (const node of masters) {
       const [reply, limits] = await Promise.all([
         node.send("open", ["INFO", "server"]).catch((error: unknown) => {
           // Refused (a user without @dangerous, a managed service): HELLO tells the same.
