@@ -118,6 +118,22 @@ export const DEFAULT_MAX_QUERY = 1024 * 1024 * 1024;
  */
 const COMMAND_FRAMING = 32;
 const ARG_FRAMING = 32;
+/**
+ * Redis's PROTO_MBULK_BIG_ARG: an argument this long is read into a buffer of its own and handed
+ * over whole, so the query buffer holds one such argument at a time, and the small ones beside.
+ */
+const BIG_ARG = 32 * 1024;
+/** A Redis Cluster's hash slots. */
+const SLOTS = 16384;
+
+/** A command about a key of a Cluster slot the client knows no master of: not sent. */
+class SlotUnserved extends Error {
+  readonly slot: number;
+  constructor(slot: number) {
+    super(`no master of hash slot ${slot}`);
+    this.slot = slot;
+  }
+}
 
 type Send = (key: Buffer, write: boolean, args: Arg[]) => Promise<unknown>;
 // The part of a client or cluster this module uses.
@@ -146,6 +162,8 @@ interface Links {
   probe(address: string, ms: number): ProbeClient | undefined;
   /** Destroys `client`, if it still carries the commands to `address`: a new one will. */
   replace(address: string, client: NodeClient): void;
+  /** How many of a Cluster's hash slots the client knows no master of (0 for a server). */
+  unservedSlots(): number;
 }
 
 /** A server's check (module doc): whether one runs, and when the last one started. */
@@ -263,7 +281,13 @@ export class Connection {
       connection = new Connection(
         options,
         cluster,
-        (key, write, args) => cluster.sendCommand(key, !write, args),
+        (key, write, args) => {
+          // A slot the client knows no master of: it would fail the command with a TypeError
+          // of its own, unsent, which would read as a dropped connection.
+          const slot = keySlot(key);
+          if (cluster.slots[slot]?.master === undefined) throw new SlotUnserved(slot);
+          return cluster.sendCommand(key, !write, args);
+        },
         (self) =>
           cluster.masters.map(({ address }) => ({
             address,
@@ -292,6 +316,13 @@ export class Connection {
               ),
           })),
         {
+          unservedSlots: () => {
+            let n = 0;
+            for (let slot = 0; slot < SLOTS; slot++) {
+              if (cluster.slots[slot]?.master === undefined) n++;
+            }
+            return n;
+          },
           addressOf: (key, address) =>
             address ??
               (key === undefined ? undefined : cluster.slots[keySlot(key)]?.master.address),
@@ -382,6 +413,7 @@ export class Connection {
         }],
         {
           addressOf: () => address,
+          unservedSlots: () => 0,
           current: () => client.isReady ? client as NodeClient : undefined,
           probe: (_address, ms) =>
             createClient({
@@ -530,13 +562,15 @@ export class Connection {
   }
 
   /**
-   * The most bytes one command may take whole, its arguments and their RESP framing: the least
+   * The most bytes of a command the server's query buffer may hold at once: the least
    * `client-query-buffer-limit` of the servers, read by `open` (Redis's default, 1 GiB, from a
    * server that refuses CONFIG). A server closes the connection of a client whose query buffer
-   * outgrows it (Redis 7.0 as soon as one argument does, so a limit below `proto-max-bulk-len`
-   * is the one that counts), failing every command in flight on it; the map refuses a command
-   * that could, counting every argument and a bound on the framing, before sending it. A limit
-   * lowered later by CONFIG SET is not seen.
+   * outgrows it, failing every command in flight on it. It reads an argument of 32 KiB or more
+   * into a buffer of its own and hands it over whole (Redis 7.0 drops a client as soon as one
+   * such argument, with its framing, is over the limit; two under it in one command pass), so
+   * the map refuses, before sending it, a command whose small arguments together, or one big
+   * argument alone, with a bound on the framing, are over it. A limit lowered later by CONFIG
+   * SET is not seen.
    */
   get maxQuery(): number {
     return this.#maxQuery;
@@ -594,13 +628,18 @@ export class Connection {
     if (this.#shut) return Promise.reject(this.#closedError(op));
     // Only the Buffers can be long: the strings are command names, numbers and script SHA-1s,
     // all ASCII (a script's source, ASCII too, replaces its SHA-1 on a retry: counted here).
-    let bytes = COMMAND_FRAMING + (script === undefined ? 0 : script.lua.length);
+    // What the server's query buffer holds at once (see maxQuery): the small arguments, and
+    // each big one alone.
+    let small = COMMAND_FRAMING + (script === undefined ? 0 : script.lua.length + ARG_FRAMING);
+    let big = 0;
     for (const arg of args) {
       if (typeof arg !== "string" && arg.length > this.#maxBulk) {
         return Promise.reject(this.#tooLarge(op, arg === key ? "key" : "value", arg.length));
       }
-      bytes += arg.length + ARG_FRAMING;
+      if (arg.length >= BIG_ARG) big = Math.max(big, COMMAND_FRAMING + arg.length + ARG_FRAMING);
+      else small += arg.length + ARG_FRAMING;
     }
+    const bytes = Math.max(small, big);
     if (bytes > this.#maxQuery) return Promise.reject(this.#commandTooLarge(op, bytes));
     return new Promise<T>((resolve, reject) => {
       const call = new Call(this.#expired, op, write, key, args, run, then, resolve, reject);
@@ -676,7 +715,16 @@ export class Connection {
     call.reject(this.#timeoutError(call.op, call.write));
     if (!this.#ready || this.#shut || this.#closing !== undefined) return;
     const address = this.#links.addressOf(call.key, call.address);
-    if (address !== undefined) this.#check(address);
+    if (address === undefined) return;
+    // Run from the deadlines' loop, which must go on to expire the other calls whatever this
+    // does: a check that throws as it starts is no check, and the next timeout may start one
+    // (its probe, if made, is in #probes, which close() destroys).
+    try {
+      this.#check(address);
+    } catch {
+      const check = this.#checks.get(address);
+      if (check !== undefined) check.running = false;
+    }
   };
 
   /**
@@ -757,13 +805,16 @@ export class Connection {
     let maxBulk = Infinity;
     let maxQuery = Infinity;
     const masters = this.#masters();
-    // A Cluster whose nodes have no slot assigned (still being set up) connects, and then no
-    // command has a master to go to: the client fails each with a TypeError of its own.
-    if (this.isCluster && masters.length === 0) {
+    // A Cluster whose slots are not all assigned (still being set up, or its nodes not yet met)
+    // connects, and then a command about a key of an unserved slot has no master to go to.
+    const unserved = this.#links.unservedSlots();
+    if (unserved !== 0) {
       throw new RedisSyncMapError(
         "server",
         "open",
-        `${this.#label}: ${this.description} has no hash slot assigned to a master: a Cluster still being set up (its slots not yet assigned, as redis-cli --cluster create does) cannot serve the map`,
+        `${this.#label}: ${this.description} has ${
+          unserved === SLOTS ? "no hash slot" : `${unserved} of its ${SLOTS} hash slots not`
+        } assigned to a master: a Cluster still being set up (its slots not yet assigned, as redis-cli --cluster create does, or its nodes not yet met) cannot serve the map`,
       );
     }
     for (const node of masters) {
@@ -816,6 +867,14 @@ export class Connection {
 
   #error(op: string, write: boolean, error: unknown): RedisSyncMapError {
     const where = `${this.#label}: ${op} on ${this.description}`;
+    if (error instanceof SlotUnserved) {
+      return new RedisSyncMapError(
+        "server",
+        op,
+        `${where} was not sent: the client knows no master of its key's hash slot (${error.slot}); the Cluster's slots are not all assigned`,
+        { cause: error },
+      );
+    }
     if (error instanceof ErrorReply || error instanceof MaxCommandRedirectionsError) {
       return new RedisSyncMapError("server", op, `${where} failed: ${this.#text(error)}`, {
         cause: error,
@@ -880,7 +939,7 @@ export class Connection {
 
   #commandTooLarge(op: string, bytes: number): RangeError {
     return new RangeError(
-      `${this.#label}: ${op} was not sent: its command takes up to ${bytes} bytes encoded (its key, values and framing), more than the ${this.#maxQuery} bytes ${this.description} takes in one command (client-query-buffer-limit)`,
+      `${this.#label}: ${op} was not sent: up to ${bytes} bytes of its command (a value, or its key, with the framing) would sit in the server's query buffer at once, more than the ${this.#maxQuery} bytes ${this.description} takes there (client-query-buffer-limit)`,
     );
   }
 

@@ -14,8 +14,9 @@
  *   command may or may not have taken effect. Or there was no connection for the whole
  *   `timeout` (it was not sent).
  * - `"server"`: Redis answered with an error (a key under the map's prefix holding another
- *   type, out of memory, a cluster that is down...), or, at `open`, a Cluster has no slot
- *   assigned to a master yet. The command did not take effect.
+ *   type, out of memory, a cluster that is down...), or a Cluster has slots the client knows no
+ *   master of (at `open`: not all assigned yet; later, a call about a key of such a slot, not
+ *   sent). The command did not take effect.
  * - `"corrupt"`: a key or value under the map's prefix is not in shmap's encoding, or is of a
  *   kind the map's codec does not write (a number where strings are stored: another program
  *   wrote it, or the map was opened with other codecs), or a user codec's `decode` threw on it.
