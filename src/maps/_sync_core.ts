@@ -96,29 +96,6 @@ function noop(): void {}
 const MOSTLY_DELETED_MIN = 64;
 
 /**
- * The fewest misses that promote a dirty table (Go's missLocked promotes once the misses reach
- * the dirty table's count, however small). A key added and deleted in turn beside a few others
- * (Go's SwapMostlyMisses: a map of requests in flight) had each delete's miss promote the dirty
- * table it emptied, and the next add build one again: a table made and one retired a round.
- * Here each costs the allocator, a journal and a retirement, where Go's costs a map allocation;
- * with this floor a table is made every eighth round, and a round takes 0.44x to 0.51x the time
- * on Deno, 0.49x on Bun (bench/compare_versions.ts, "SwapMostlyMisses"; 16 gave no more, 4
- * gave 0.54x). A small dirty
- * table's keys then take the mutex for eight loads rather than one or two. Go's algorithm
- * allows a promotion at any miss past the count, so a later one keeps its semantics.
- */
-const PROMOTE_MISSES_MIN = 8;
-
-/**
- * Whether `misses` misses promote a dirty table of `keys` keys (missLocked). An empty one at the
- * first: it holds nothing for a later add to reuse, and its promotion lets the next new key's
- * table, which copies nothing, be promoted at once (addLocked).
- */
-function promotes(misses: number, keys: number): boolean {
-  return misses >= keys && (misses >= PROMOTE_MISSES_MIN || keys === 0);
-}
-
-/**
  * Keys from which a dirty-table build lists its overflow buckets (tx.ts LockedTx.unlistedRoom),
  * so that its death needs no sweep: below, the sweep is short (0.1 to 0.25 µs a key).
  */
@@ -835,8 +812,8 @@ export class SyncCore {
   /**
    * {@linkcode entryLocked}'s lookup as a read step: under the mutex with no journal (no begin, no
    * commit, no closure), for the miss that does not promote. Returns the entry, 0, or
-   * {@linkcode PROMOTES} (having written nothing) when the miss it would count promotes the dirty
-   * table (missLocked). Its one write is R_MISSES, plainly, and only short of that: a counter under
+   * {@linkcode PROMOTES} (having written nothing) when the miss it would count reaches the dirty
+   * table's size. Its one write is R_MISSES, plainly, and only below that size: a counter under
    * MU, which no lock-free path reads for a decision (a journaled step that rolls back later
    * restores what it found at its own begin).
    *
@@ -845,9 +822,9 @@ export class SyncCore {
    * left otherwise released it poisoned, and this step's acquisition recovered it first; a begin
    * that threw, on a corrupt journal or at a stack overflow, leaves 0, which only makes a recovery
    * sweep), so its recovery rolls nothing back and sweeps nothing, and R_MISSES holds the old count
-   * (which may promote already: then this step wrote nothing) or the new one, which does not. A
-   * throw (a stack overflow, a corrupt table's RangeError) leaves nothing half-done: the mutex is
-   * released clean.
+   * (which may be at or past the dirty table's size: then this step wrote nothing) or the new one,
+   * below it. A throw (a stack overflow, a corrupt table's RangeError) leaves nothing
+   * half-done: the mutex is released clean.
    */
   #readLocked(probe: Probe, searched: number): number {
     const i32 = this.arena.i32;
@@ -862,7 +839,7 @@ export class SyncCore {
         e = this.findIn(dirty, probe);
         if (dirty !== null) {
           const misses = i32[R_MISSES] + 1;
-          if (promotes(misses, dirty.count)) e = PROMOTES;
+          if (misses >= dirty.count) e = PROMOTES;
           else i32[R_MISSES] = misses;
         }
       }
@@ -886,8 +863,7 @@ export class SyncCore {
   }
 
   /**
-   * Go's missLocked: counts a miss and promotes the dirty table once misses reach its size, and
-   * {@linkcode PROMOTE_MISSES_MIN} at least.
+   * Go's missLocked: counts a miss and promotes the dirty table once misses reach its size.
    * A promotion retires the old read table, and a read (`load`, `loadOk`, `has`: enterRead)
    * makes no room to retire in: a participant without it (its retire list could not grow, the
    * map full) leaves the promotion due, for the next miss counted with room. Go may promote at
@@ -898,13 +874,12 @@ export class SyncCore {
     const misses = a.i32[R_MISSES] + 1;
     const dirty = this.dirtyTable();
     if (dirty === null) return;
-    if (!promotes(misses, dirty.count)) {
+    if (misses < dirty.count) {
       this.tx.set(R_MISSES, misses);
       return;
     }
     if (!this.participant.canRetire && (this.readWord() & ~AMENDED) !== 0) {
-      // Due, and no higher: the count never wraps.
-      this.tx.set(R_MISSES, Math.max(dirty.count, PROMOTE_MISSES_MIN));
+      this.tx.set(R_MISSES, dirty.count); // due, and no higher: the count never wraps
       return;
     }
     this.promoteLocked();
