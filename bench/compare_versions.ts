@@ -359,6 +359,13 @@ const cases: Case[] = [
     "SyncMap LoadAndDelete+Store, one key",
     (lib) => loop("if (o.loadAndDelete(0)[1]) o.store(0, 0);", oneKey(lib), []),
   ],
+  // Go's SwapMostlyMisses (one key present, the key swapped in new each call, then deleted): a
+  // dirty table made and promoted per round.
+  [
+    "SyncMap SwapMostlyMisses",
+    (lib) =>
+      loop("sink(o.m.swap(o.i, o.i)); o.m.delete(o.i); o.i++;", { m: oneKey(lib), i: 1 }, []),
+  ],
   [
     "SyncMap AdversarialAlloc",
     (lib) =>
