@@ -388,14 +388,22 @@ export class Connection {
         }
       })();
     } else {
-      const make = () => {
-        const made = createClient({
+      // A client of the server over `over`: the map's socket options, or a probe's.
+      const clientOver = (
+        over: {
+          connectTimeout: number;
+          reconnectStrategy: typeof socket.reconnectStrategy | false;
+        },
+      ) =>
+        createClient({
           url: options.url,
           RESP: 3,
           ...NODE_OPTIONS,
-          socket,
+          socket: over,
           commandOptions: COMMAND_OPTIONS,
         });
+      const make = () => {
+        const made = clientOver(socket);
         made.on("error", onError);
         return made;
       };
@@ -416,13 +424,7 @@ export class Connection {
           unservedSlots: () => 0,
           current: () => client.isReady ? client as NodeClient : undefined,
           probe: (_address, ms) =>
-            createClient({
-              url: options.url,
-              RESP: 3,
-              ...NODE_OPTIONS,
-              socket: { connectTimeout: ms, reconnectStrategy: false },
-              commandOptions: COMMAND_OPTIONS,
-            }) as unknown as ProbeClient,
+            clientOver({ connectTimeout: ms, reconnectStrategy: false }) as unknown as ProbeClient,
           replace: (_address, old) => {
             if (old !== (client as NodeClient)) return;
             // Commands wait, unsent, for the new client to connect (it reconnects as the first
