@@ -447,6 +447,33 @@ describe("SyncMap: Go's paths, seen through stats()", () => {
     assert.equal(m.stats().misses, 0);
   });
 
+  test("a small dirty table waits for eight misses, unless the map has used a quarter of its room", () => {
+    // Two keys' dirty table, then misses: a map with room promotes it at the eighth, not at the
+    // second (Go's count), so that a key added and deleted beside a few others does not build a
+    // table each round. A 64 KiB map has used more than a quarter of its maxBytes from its first
+    // keys (its journal, seats and tables): Go's count, which keeps the fewest tables alive.
+    for (const maxBytes of [undefined, 65536]) {
+      const m = new SyncMap<number, number>({ maxBytes });
+      m.store(1, 1);
+      m.store(2, 2);
+      const small = maxBytes !== undefined;
+      if (small) assert.ok(m.stats().bytesUsed > 65536 / 4, `bytesUsed ${m.stats().bytesUsed}`);
+      const promotedAt = small ? 2 : 8;
+      for (let j = 1; j <= 8; j++) {
+        assert.equal(m.load(-j), undefined);
+        const s = m.stats();
+        const promoted = j >= promotedAt;
+        assert.deepStrictEqual(
+          [s.dirtyKeys, s.readKeys, s.misses],
+          promoted ? [-1, 2, 0] : [2, 0, j],
+          `maxBytes ${maxBytes}, miss ${j}`,
+        );
+      }
+      assert.deepStrictEqual([m.load(1), m.load(2), m.load(3)], [1, 2, undefined]);
+      m.verify();
+    }
+  });
+
   test("a read table of deleted keys only is replaced as a new key comes: no lock a toggle", () => {
     const m = new SyncMap<number, number>();
     const tables = () => {

@@ -96,6 +96,37 @@ function noop(): void {}
 const MOSTLY_DELETED_MIN = 64;
 
 /**
+ * The fewest misses that promote a dirty table that holds keys, in a map with room (see
+ * {@linkcode promotes}). Go's missLocked promotes once the misses reach the dirty table's count,
+ * however small. A key added and deleted in turn beside a few others (Go's SwapMostlyMisses: a
+ * map of requests in flight) had each delete's miss promote the dirty table it emptied, and the
+ * next add build one again: a table made and one retired a round. Here each costs the allocator,
+ * a journal and a retirement, where Go's costs a map allocation; with this floor a table is made
+ * every eighth round, and a round takes 0.44x to 0.51x the time on Deno, 0.49x on Bun
+ * (bench/compare_versions.ts, "SwapMostlyMisses"; 16 gave no more, 4 gave 0.54x). A small dirty
+ * table's keys then take the mutex for eight loads rather than one or two. Go's algorithm allows
+ * a promotion at any miss past the count, so a later one keeps its semantics.
+ */
+const PROMOTE_MISSES_MIN = 8;
+
+/**
+ * Whether `misses` misses promote a dirty table of `keys` keys in arena `a` (missLocked, and the
+ * read step's test). Go's rule (misses reach the count) with {@linkcode PROMOTE_MISSES_MIN} as a
+ * floor, but only while the map uses at most a quarter of its maxBytes: a dirty table kept past
+ * its count keeps the read table it would replace, and its retired blocks, alive longer, and a
+ * 64 KiB map holding 50 keys (about 30 KB) met MapFullError with the floor where it fitted
+ * without (tests/limits_test.ts, "what cannot fit in maxBytes": 54 of 300 hash seeds). An empty
+ * dirty table is promoted at the first miss: it holds nothing for a later add to reuse, and its
+ * promotion lets the next new key's table, which copies nothing, be promoted at once
+ * (addLocked). The floor's test reads H_BYTES_USED (one atomic load) only for a miss that Go's
+ * rule alone would promote.
+ */
+function promotes(a: Arena, misses: number, keys: number): boolean {
+  return misses >= keys &&
+    (misses >= PROMOTE_MISSES_MIN || keys === 0 || bytesUsed(a) > a.maxBytes / 4);
+}
+
+/**
  * Keys from which a dirty-table build lists its overflow buckets (tx.ts LockedTx.unlistedRoom),
  * so that its death needs no sweep: below, the sweep is short (0.1 to 0.25 µs a key).
  */
@@ -812,8 +843,8 @@ export class SyncCore {
   /**
    * {@linkcode entryLocked}'s lookup as a read step: under the mutex with no journal (no begin, no
    * commit, no closure), for the miss that does not promote. Returns the entry, 0, or
-   * {@linkcode PROMOTES} (having written nothing) when the miss it would count reaches the dirty
-   * table's size. Its one write is R_MISSES, plainly, and only below that size: a counter under
+   * {@linkcode PROMOTES} (having written nothing) when the miss it would count promotes the dirty
+   * table (missLocked). Its one write is R_MISSES, plainly, and only short of that: a counter under
    * MU, which no lock-free path reads for a decision (a journaled step that rolls back later
    * restores what it found at its own begin).
    *
@@ -822,9 +853,9 @@ export class SyncCore {
    * left otherwise released it poisoned, and this step's acquisition recovered it first; a begin
    * that threw, on a corrupt journal or at a stack overflow, leaves 0, which only makes a recovery
    * sweep), so its recovery rolls nothing back and sweeps nothing, and R_MISSES holds the old count
-   * (which may be at or past the dirty table's size: then this step wrote nothing) or the new one,
-   * below it. A throw (a stack overflow, a corrupt table's RangeError) leaves nothing
-   * half-done: the mutex is released clean.
+   * (which may promote already: then this step wrote nothing) or the new one, which does not. A
+   * throw (a stack overflow, a corrupt table's RangeError) leaves nothing half-done: the mutex is
+   * released clean.
    */
   #readLocked(probe: Probe, searched: number): number {
     const i32 = this.arena.i32;
@@ -839,7 +870,7 @@ export class SyncCore {
         e = this.findIn(dirty, probe);
         if (dirty !== null) {
           const misses = i32[R_MISSES] + 1;
-          if (misses >= dirty.count) e = PROMOTES;
+          if (promotes(this.arena, misses, dirty.count)) e = PROMOTES;
           else i32[R_MISSES] = misses;
         }
       }
@@ -863,7 +894,8 @@ export class SyncCore {
   }
 
   /**
-   * Go's missLocked: counts a miss and promotes the dirty table once misses reach its size.
+   * Go's missLocked: counts a miss and promotes the dirty table once misses reach its size, and
+   * {@linkcode PROMOTE_MISSES_MIN} at least in a map with room ({@linkcode promotes}).
    * A promotion retires the old read table, and a read (`load`, `loadOk`, `has`: enterRead)
    * makes no room to retire in: a participant without it (its retire list could not grow, the
    * map full) leaves the promotion due, for the next miss counted with room. Go may promote at
@@ -874,12 +906,15 @@ export class SyncCore {
     const misses = a.i32[R_MISSES] + 1;
     const dirty = this.dirtyTable();
     if (dirty === null) return;
-    if (misses < dirty.count) {
+    if (!promotes(a, misses, dirty.count)) {
       this.tx.set(R_MISSES, misses);
       return;
     }
     if (!this.participant.canRetire && (this.readWord() & ~AMENDED) !== 0) {
-      this.tx.set(R_MISSES, dirty.count); // due, and no higher: the count never wraps
+      // Due, and no higher: the count never wraps. (Compared here, not by Math.max, which user
+      // code may have replaced, and which would run under the mutex.)
+      const count = dirty.count;
+      this.tx.set(R_MISSES, count > PROMOTE_MISSES_MIN ? count : PROMOTE_MISSES_MIN);
       return;
     }
     this.promoteLocked();
