@@ -30,7 +30,8 @@
  * keys it holds: lookups of keys that are each new (ids checked once against a map that lacks
  * them) would otherwise fill it with keys never asked again, each fill a native `Map.set`, and
  * then make every lookup pay a `Map.get` that misses in a large `Map` (a miss of a new key cost a
- * `get` 1.8x to 1.9x the same lookup with no copy on Deno, 1.1x to 1.3x on Bun).
+ * `get` 1.8x to 1.9x the same lookup with no copy on Deno, 1.1x to 1.3x on Bun). A copy so
+ * dropped takes no absent key again until the map is written.
  *
  * @module
  */
@@ -107,6 +108,14 @@ export class GoHits {
   /** Keys the copy holds as absent. */
   #absent = 0;
   /**
+   * The copy takes no absent key until the next version: set when one was dropped for holding
+   * {@linkcode MAX_ABSENT} absent keys it had not paid for. Without it, a map nobody writes,
+   * asked keys that are each new to it, filled a copy with absent keys and dropped it once every
+   * warmup (MAX_WARMUP lookups, then MAX_ABSENT fills): a lookup took 1.3x what it takes with no
+   * copy on Deno. A write (a new version) clears it: the copy's judgment starts again.
+   */
+  #absentOff = false;
+  /**
    * Lookups the copy answered at the version (the caller counts them, `(answered + 1) | 0`: see
    * hash_memo.ts `#hits`). Past 2^31 it wraps, and the copy is judged not to have paid once.
    */
@@ -157,6 +166,7 @@ export class GoHits {
       this.#newVersion(seq, wraps);
       return;
     }
+    if (value === NOT_HELD && this.#absentOff) return;
     if (this.countdown > 0) {
       this.countdown--;
       return;
@@ -165,8 +175,12 @@ export class GoHits {
     if (held.size >= MAX_HELD || value === undefined) return;
     if (value === NOT_HELD && this.#absent >= MAX_ABSENT) {
       // Absent keys enough: a copy that has not paid for what it holds is dropped (the judgment
-      // of a new version, which makes the next wait longer), one that has keeps what it holds.
-      if (this.answered < 2 * held.size) this.#newVersion(seq, wraps);
+      // of a new version, which makes the next wait longer), and takes no absent key again at
+      // this version; one that has paid keeps what it holds.
+      if (this.answered < 2 * held.size) {
+        this.#newVersion(seq, wraps);
+        this.#absentOff = true;
+      }
       return;
     }
     const keyUnits = unitsOf(key);
@@ -197,6 +211,7 @@ export class GoHits {
     this.answered = 0;
     this.#units = 0;
     this.#absent = 0;
+    this.#absentOff = false;
     this.noted = seq;
     this.#wraps = wraps;
     this.countdown = this.#warmup;
