@@ -34,7 +34,7 @@ import * as sync_layout from "./_sync_layout.ts";
 import { reapDead, retrySweep } from "./_sync_recovery.ts";
 
 // Imported constants bound locally, for V8 to fold them (docs/design.md, "Imported constants").
-const { RETIRES_PER_OP } = reclaim;
+const { BACKLOG_WAIT_MS, RETIRES_PER_OP } = reclaim;
 const { TAG_STRUCT } = slots;
 const { REC_HI, REC_LO, RECORD_HEADER } = sync_layout;
 
@@ -303,9 +303,11 @@ export class SyncAccess<K, V> {
 
   /**
    * `core.locked(f)`, run again if it ran out of memory while retired blocks wait: they are
-   * freed first (the step was rolled back, so the call holds no shared reference); and once
-   * more after a map of deleted keys alone is cleared to make room. `f` must be safe to run
-   * again. `arg` as in `core.locked`.
+   * freed first (the step was rolled back, so the call holds no shared reference), then, for
+   * {@linkcode BACKLOG_WAIT_MS} at most, what other workers' announcements still hold back
+   * (Participant.awaitBacklog), the step run again after each wait that freed something; and
+   * once more after a map of deleted keys alone is cleared to make room. `f` must be safe to
+   * run again. `arg` as in `core.locked`.
    */
   lockedOrReclaim<T, A = undefined>(f: (arg: A) => T, arg?: A): T {
     try {
@@ -314,12 +316,16 @@ export class SyncAccess<K, V> {
       // Not run again when the step published a record and then failed (SyncCore.published):
       // the record is the entry's now.
       if (!(error instanceof MapFullError) || this.core.published !== 0) throw error;
-      if (this.participant.reclaimNow()) {
-        try {
-          return this.core.locked(f, arg);
-        } catch (again) {
-          if (!(again instanceof MapFullError) || this.core.published !== 0) throw again;
-        }
+      const part = this.participant;
+      if (part.reclaimNow()) {
+        const deadline = performance.now() + BACKLOG_WAIT_MS;
+        do {
+          try {
+            return this.core.locked(f, arg);
+          } catch (again) {
+            if (!(again instanceof MapFullError) || this.core.published !== 0) throw again;
+          }
+        } while (part.awaitBacklog(deadline));
       }
       // Still no room: a map whose every key was deleted since its last promotion is cleared
       // (SyncCore.compactLocked), its tables retired and freed, and the step tried once more.

@@ -458,7 +458,8 @@ function storeStep<K, V>(s: SyncAccess<K, V>): number {
     // CompareAndSwap there (its Store and Swap do not): a key stored again and again before any
     // load (a counter, a key rewritten by its one worker) took the mutex at every store until
     // loads of other keys missed enough; counted, it is promoted after as many stores as the
-    // dirty table holds keys, and later stores of it take no lock. Before the exchange, which
+    // dirty table holds keys (eight at least in a map with room: _sync_core.ts `promotes`), and
+    // later stores of it take no lock. Before the exchange, which
     // may promote: the entry is the same in the promoted table.
     if (!inRead) core.missLocked();
     // Swap's last act, after everything that can fail but the commit (see core.published).
