@@ -232,25 +232,38 @@ describe("GoMap lookup copy", () => {
     const g = m as GoMap<unknown, unknown>;
     // Ids checked once each, as a dedup check makes them: none of them is asked again.
     let next = 1_000_000;
-    const newKeys = (what: string) => {
+    const newKeys = (map: GoMap<unknown, unknown>, key: () => unknown, what: string) => {
       let most = 0;
       let drops = 0;
       for (let i = 0; i < 8 * (MAX_WARMUP + MAX_ABSENT); i++) {
-        const before = held(g);
-        assert.equal(m.get(next++), undefined);
-        const now = held(g);
+        const before = held(map);
+        assert.equal(map.get(key()), undefined);
+        const now = held(map);
         if (now < before) drops++;
         if (now > most) most = now;
       }
       assert.ok(most <= MAX_ABSENT, `${what}: ${most} absent keys held`);
       // Dropped once, and then no absent key taken at this version: no fill, no Map.get.
       assert.equal(drops, 1, `${what}: the copy was dropped ${drops} times`);
-      assert.equal(held(g), 0, `${what}: held after the drop`);
+      assert.equal(held(map), 0, `${what}: held after the drop`);
     };
-    newKeys("first version");
+    // Present keys asked after it: their answers go in at once, the absent keys' lookups having
+    // counted the warmup down (GoHits.offer counts them before it turns them away).
+    const presentKeys = (map: GoMap<unknown, unknown>, keys: unknown[], what: string) => {
+      for (const k of keys) assert.equal(map.get(k), k);
+      assert.equal(held(map), keys.length, `${what}: present keys held after the drop`);
+    };
+    newKeys(g, () => next++, "first version");
+    presentKeys(g, ints(10), "first version");
     // A write, a new version: the copy judges again, and takes absent keys after its warmup.
     m.set(0, 0);
-    newKeys("after a write");
+    assert.equal(m.get(0), 0); // the first lookup at the new version drops the present keys
+    newKeys(g, () => next++, "after a write");
+    // String keys take GoHits.offer for every lookup (number keys count the warmup down inline).
+    const [s] = filled(ints(1024).map((k) => `k${k}`), (k) => k);
+    const gs = s as GoMap<unknown, unknown>;
+    newKeys(gs, () => `new ${next++}`, "string keys");
+    presentKeys(gs, ints(10).map((k) => `k${k}`), "string keys");
     // A hot set with new keys among its lookups: the copy pays, so it stays, full of absent
     // keys, and answers the hot set.
     const [hot, hotModel] = filled(ints(100), (k) => k);

@@ -166,11 +166,12 @@ export class GoHits {
       this.#newVersion(seq, wraps);
       return;
     }
-    if (value === NOT_HELD && this.#absentOff) return;
     if (this.countdown > 0) {
       this.countdown--;
       return;
     }
+    // After the countdown, which counts every lookup as getNumber's inline one does.
+    if (value === NOT_HELD && this.#absentOff) return;
     const held = this.held;
     if (held.size >= MAX_HELD || value === undefined) return;
     if (value === NOT_HELD && this.#absent >= MAX_ABSENT) {
