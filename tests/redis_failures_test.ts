@@ -15,7 +15,7 @@ import {
   DEFAULT_MAX_QUERY,
   type Node,
 } from "../src/redis/connection.ts";
-import { RedisSyncMap, RedisSyncMapError } from "../src/redis/mod.ts";
+import { RedisSyncMap, RedisSyncMapError, type RedisSyncMapOptions } from "../src/redis/mod.ts";
 import { runChild } from "./fixtures/child.ts";
 import { busy, deadline, sleep } from "./fixtures/harness.ts";
 import {
@@ -31,6 +31,21 @@ const SLOW = { timeout: 120_000 };
 
 let sequence = 0;
 const uniqueName = (what: string) => `failures:${what}:${Date.now().toString(36)}:${++sequence}`;
+
+/**
+ * Opens a map with `options`, stores a key, loads it back and deletes it, then closes the map:
+ * the map serves.
+ */
+async function serves(options: RedisSyncMapOptions<string, number>): Promise<void> {
+  const m = await RedisSyncMap.open<string, number>(options);
+  try {
+    await m.store("k", 1);
+    assert.equal(await m.load("k"), 1);
+    await m.delete("k");
+  } finally {
+    await m.close();
+  }
+}
 
 /** How `promise` settled, and when (performance.now()). */
 async function settled(
@@ -312,17 +327,7 @@ describe("RedisSyncMap: limits and failures", () => {
         );
         await node.command("CLUSTER", "ADDSLOTSRANGE", "8001", "16383");
         await clusterOk(node);
-        const m = await RedisSyncMap.open<string, number>({
-          cluster: [node.url],
-          name: uniqueName("slots"),
-          connectTimeout,
-        });
-        try {
-          await m.store("k", 1);
-          assert.equal(await m.load("k"), 1);
-        } finally {
-          await m.close();
-        }
+        await serves({ cluster: [node.url], name: uniqueName("slots"), connectTimeout });
       } finally {
         node.stop();
       }
@@ -359,18 +364,7 @@ describe("RedisSyncMap: limits and failures", () => {
         }
       }
       for (const url of [`redis://${at}/`, `redis://${at}/0`, `redis://${at}/1`]) {
-        const m = await RedisSyncMap.open<string, number>({
-          url,
-          name: uniqueName("db"),
-          connectTimeout: CONNECT_MS,
-        });
-        try {
-          await m.store("k", 1);
-          assert.equal(await m.load("k"), 1);
-          await m.delete("k");
-        } finally {
-          await m.close();
-        }
+        await serves({ url, name: uniqueName("db"), connectTimeout: CONNECT_MS });
       }
     },
   );
@@ -674,18 +668,7 @@ describe("RedisSyncMap: limits and failures", () => {
           await told.close();
           await refused.close();
         }
-        const m = await RedisSyncMap.open<string, number>({
-          url: refusing.url,
-          name: "hello",
-          timeout: 2000,
-          connectTimeout: 2000,
-        });
-        try {
-          await m.store("k", 1);
-          assert.equal(await m.load("k"), 1);
-        } finally {
-          await m.close();
-        }
+        await serves({ url: refusing.url, name: "hello", timeout: 2000, connectTimeout: 2000 });
         await server!.command("CONFIG", "SET", "proto-max-bulk-len", "3mb");
         await server!.command("CONFIG", "SET", "client-query-buffer-limit", "2mb");
         const lowered = await Connection.open({ url: server!.url, ...options });
@@ -729,17 +712,11 @@ describe("RedisSyncMap: limits and failures", () => {
           const took = performance.now() - began;
           assert.ok(took < connectTimeout / 2, `${said}: open took ${Math.round(took)} ms`);
         }
-        const m = await RedisSyncMap.open<string, number>({
+        await serves({
           url: own.url.replace("redis://", "redis://:s3cret@"),
           name: "m",
           connectTimeout,
         });
-        try {
-          await m.store("a", 1);
-          assert.equal(await m.load("a"), 1);
-        } finally {
-          await m.close();
-        }
       } finally {
         own.stop();
       }
