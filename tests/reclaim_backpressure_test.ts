@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MapFullError, SyncMap } from "../mod.ts";
+import { failAllocationsForTests } from "../src/_engine/allocator.ts";
+import { H_BYTES_USED } from "../src/_engine/arena.ts";
 import { Mailbox } from "./fixtures/adapter_harness.ts";
 import { until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
@@ -178,3 +180,84 @@ test(
     }
   },
 );
+
+// The announcement that holds the retired memory back may be the writer's own. A worker stores and
+// deletes keys while this thread stays online in one synchronous stretch, its announcement the one
+// its last call made: the worker's retired records pile up behind it until the map is full. This
+// thread has retired nothing, so before it waited for laggards only when it had retired blocks of
+// its own, it threw MapFullError at once, though announcing would have let the worker free them
+// (helper-192's diagnosis of two workers churning a small map: the failing worker's list was empty,
+// its announcement 17 to 23 epochs stale). Now it announces, then waits while another participant's
+// list holds blocks, until the memory in use falls. Both ways a write needs memory: a record,
+// allocated before the step (Participant.allocate), and the step under the mutex itself (a new key
+// with a value held in its entry: SyncAccess.lockedOrReclaim).
+/** New keys the locked step adds: enough that it allocates (this thread's cache, then buckets). */
+const KEYS_ADDED = 8;
+for (const write of ["a record", "a locked step"] as const) {
+  test(
+    `a writer whose own announcement holds another's retired memory back announces and waits (${write})`,
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      const map = new SyncMap<number, string | number>({ maxBytes: 64 * 1024 });
+      map.store(-1, "held");
+      const ctrl = new Int32Array(new SharedArrayBuffer(16));
+      const box = new Mailbox();
+      const worker = startWorker(new URL("./fixtures/retirer_worker.ts", import.meta.url), {
+        message: box.put,
+        error: box.fail,
+      }, { track: true });
+      // The worker tries again every 5 ms: this thread's first try, right after its announcement,
+      // finds the map still full.
+      worker.postMessage({ handle: map.handle, ctrl, every: 5 });
+      const stop = () => {
+        Atomics.store(ctrl, 3, 1);
+        Atomics.notify(ctrl, 3);
+      };
+      try {
+        await until(() => Atomics.load(ctrl, 0) === 1, "the worker attached", 30_000);
+        // From here to stop(), one synchronous stretch: this thread stays online.
+        assert.equal(map.load(-1), "held");
+        Atomics.store(ctrl, 1, 1);
+        Atomics.notify(ctrl, 1);
+        const deadline = performance.now() + 60_000;
+        while (Atomics.load(ctrl, 2) === 0 && performance.now() < deadline) {
+          Atomics.wait(ctrl, 2, 0, 100);
+        }
+        assert.equal(Atomics.load(ctrl, 2), 1, "the worker's retired records filled the map");
+        let thrown: unknown;
+        let refused = 0;
+        try {
+          if (write === "a record") map.store(-2, "a value of its own record");
+          else {
+            // Every allocation of this thread's fails until the worker's backlog is freed (the
+            // memory in use falls by 4 KiB, a tenth of it): the step under the mutex finds the map
+            // full, whichever class its blocks are of, until this thread has announced.
+            const words = new Int32Array(map.handle.buffer);
+            const atFull = Atomics.load(words, H_BYTES_USED);
+            failAllocationsForTests(() =>
+              Atomics.load(words, H_BYTES_USED) > atFull - 4096 && ++refused > 0
+            );
+            for (let i = 0; i < KEYS_ADDED; i++) map.swap(-2 - i, i);
+          }
+        } catch (error) {
+          thrown = error;
+        } finally {
+          failAllocationsForTests(undefined);
+        }
+        stop();
+        assert.equal(await box.next(30_000), "done");
+        assert.equal(thrown, undefined, `the write threw ${thrown}`);
+        map.verify();
+        if (write === "a record") assert.equal(map.load(-2), "a value of its own record");
+        else for (let i = 0; i < KEYS_ADDED; i++) assert.equal(map.load(-2 - i), i);
+        if (write === "a locked step") assert.ok(refused > 0, "the step needed no memory");
+        assert.equal(map.load(-1), "held");
+      } finally {
+        stop();
+        worker.terminate();
+      }
+    },
+  );
+}

@@ -61,7 +61,14 @@ import {
 } from "./alloc_cache.ts";
 import { sizeClass } from "./alloc_layout.ts";
 import * as alloc_layout from "./alloc_layout.ts";
-import { allocate, lockedRelease, lockedReleaseSpares, release, underLock } from "./allocator.ts";
+import {
+  allocate,
+  bytesUsed,
+  lockedRelease,
+  lockedReleaseSpares,
+  release,
+  underLock,
+} from "./allocator.ts";
 import type { Arena } from "./arena.ts";
 import {
   censusDeaths,
@@ -177,11 +184,19 @@ const LIST_MIN = QUIESCE_EVERY * RETIRES_PER_OP;
 const LIST_MOVED = 0, SEAT_LOST = 1, LIST_CHANGED = 2;
 
 /**
- * The longest one back-pressure wait lasts (Participant's #awaitLaggards): an allocation at a
- * quiescent point that found the map full, with retired blocks waiting, waits this long at most
- * for the participants that hold them back before it throws MapFullError.
+ * How long one back-pressure wait is meant to last (Participant's #awaitLaggards): an
+ * allocation that found the map full, with retired blocks waiting, waits about this long for the
+ * participants that hold them back before it throws MapFullError: {@linkcode WAIT_NAPS} sleeps
+ * of a millisecond, ending {@linkcode WAIT_CAP} times this past its deadline at the latest.
  */
 export const BACKLOG_WAIT_MS = 20;
+/** Sleeps of a millisecond one call's back-pressure waits make at most (#awaitLaggards). */
+const WAIT_NAPS = 20;
+/**
+ * One call's back-pressure waits end at the latest this many times {@linkcode BACKLOG_WAIT_MS}
+ * past its deadline, however few sleeps they made (a thread descheduled between them).
+ */
+const WAIT_CAP = 10;
 
 /**
  * The first retry of a deferred sweep comes this long after the attempt that could not stop
@@ -342,6 +357,10 @@ export class Participant {
    * long task of its own). No wait is made again until a collect frees something.
    */
   #waitedInVain = false;
+  /** The deadline of the call whose waits {@linkcode #napsLeft} counts. */
+  #waitDeadline = 0;
+  /** Naps the current call's back-pressure waits may still make. */
+  #napsLeft = 0;
   /**
    * Set when a list move (#moveList) threw other than MapFullError: its allocator step may have
    * been left unsettled (a stack overflow in its commit and again in its rollback releases the
@@ -1076,8 +1095,10 @@ export class Participant {
   /**
    * Frees what is safe to free now, for a call that ran out of memory part-way and holds no
    * shared reference (its locked step was rolled back), and gives the cache's blocks back.
-   * Returns false, doing nothing, when there is nothing to free or give back; retired blocks
-   * wait while a caller up the stack holds references (user code run by a call).
+   * Returns false when there is nothing to free or give back, having announced the epoch of now
+   * (others' retired blocks may wait on this participant's announcement alone: see
+   * #awaitLaggards); retired blocks wait while a caller up the stack holds references (user
+   * code run by a call).
    */
   reclaimNow(): boolean {
     let freed = false;
@@ -1085,6 +1106,11 @@ export class Participant {
       this.#collectDue = 0;
       this.collect();
       freed = true;
+    } else if (this.#holds === 0) {
+      // Nothing of its own to free, but its announcement may be what holds the others' retired
+      // blocks back (no quiescent point is made while a step fails and runs again): the caller
+      // holds nothing, so announce the epoch of now, as a quiescent point would.
+      this.#announceNow();
     }
     // Blocks cached for this participant's own allocations keep their spans from going back to
     // the heap, where a table's buckets or another size class could use them.
@@ -1097,10 +1123,11 @@ export class Participant {
 
   /**
    * After {@linkcode reclaimNow}, for the same caller (out of memory part-way, holding no shared
-   * reference, its locked step rolled back): waits, until `deadline` (a `performance.now()`
-   * time) at most, for the participants whose announcements hold this one's retired blocks back,
-   * as an allocation at a quiescent point does (#awaitLaggards). Returns whether it freed
-   * something, after which the step is worth running again. Without it, a locked step that found
+   * reference, its locked step rolled back): waits, as an allocation at a quiescent point does
+   * (#awaitLaggards, from `deadline`, a `performance.now()` time), for the participants whose
+   * announcements hold this one's retired blocks back, or whose blocks this one's announcement
+   * held back. Returns whether it freed something, or saw the bytes in use fall, after which
+   * the step is worth running again. Without it, a locked step that found
    * the map full (a dirty table's buckets, under the mutex) failed while the backlog it needed
    * waited on a worker descheduled for a few milliseconds: two workers adding and deleting keys
    * in a 256 KiB map, three keys live, filled it within 2,400 to 6,500 rounds.
@@ -1247,14 +1274,24 @@ export class Participant {
   }
 
   /**
-   * Back-pressure, for an allocation at a quiescent point that found the map full while blocks
-   * it retired wait: sleeps a millisecond at a time, collecting after each sleep, until the
-   * collect frees some of them (returns true: the caller tries again). Returns false, having
-   * given up, once `deadline` (a `performance.now()` time) has passed (and, if this wait freed
-   * nothing, makes no wait again until a collect frees something: #waitedInVain), or at once
-   * when waiting cannot help: nothing of its own is retired, this thread holds references,
+   * Back-pressure, for an allocation at a quiescent point that found the map full while retired
+   * blocks wait, its own or another participant's: sleeps a millisecond at a time, collecting
+   * (or, with nothing of its own retired, announcing the epoch of now) before and after each
+   * sleep, until its own pending blocks or the bytes in use fall (returns true: the caller tries
+   * again). Returns false, having given up, after {@linkcode WAIT_NAPS} sleeps in all for the
+   * call whose `deadline` (a `performance.now()` time) it was given, or once
+   * {@linkcode WAIT_CAP} times {@linkcode BACKLOG_WAIT_MS} past that deadline (and, if this wait
+   * freed nothing, makes no wait again until a collect frees something: #waitedInVain); or at
+   * once when waiting cannot help: no retire list holds a block, this thread holds references,
    * another thread stops the world (the participants it parks keep their announcements), or
    * #worthWaiting says no.
+   *
+   * Another participant's blocks count because this one's announcement may be what holds them
+   * back: a call whose step runs again and again for want of memory makes no quiescent point.
+   * Two workers storing and deleting keys in a 128 KiB map, three keys live, filled it so: the
+   * failing worker's own list was empty, its announcement 17 to 23 epochs old, and the other's
+   * list held about 69 KB waiting on it alone. Sleeps are counted rather than timed: a thread
+   * descheduled in its retries had spent a 20 ms deadline before it slept once.
    *
    * Such a laggard is most often a worker the system descheduled in the middle of a call, with
    * more busy workers than cores: it needs a core to reach its next quiescent point, and a
@@ -1267,22 +1304,68 @@ export class Participant {
    * in shmap, a thread terminated meanwhile stops.
    */
   #awaitLaggards(deadline: number): boolean {
-    if (this.#waitedInVain || this.#pending === 0 || threadHolds !== 0) return false;
+    if (this.#waitedInVain || threadHolds !== 0) return false;
+    // Its own retired blocks, or the others' (which its own announcement may hold back).
+    if (this.#pending === 0 && !this.#othersRetired()) return false;
     const pause = this.registry.pauseWord;
     const i32 = this.arena.i32;
-    if (performance.now() > deadline || Atomics.load(i32, pause) !== 0) return false;
+    // A call's sleeps are counted from its first wait (see the doc above).
+    if (deadline !== this.#waitDeadline) {
+      this.#waitDeadline = deadline;
+      this.#napsLeft = WAIT_NAPS;
+    }
+    if (
+      this.#napsLeft <= 0 || performance.now() > deadline + WAIT_CAP * BACKLOG_WAIT_MS ||
+      Atomics.load(i32, pause) !== 0
+    ) return false;
     if (!this.#worthWaiting()) return false;
     const had = this.#pending;
+    const used = bytesUsed(this.arena);
     for (;;) {
+      if (this.#pending !== 0) this.collect();
+      else this.#announceNow();
       nap();
+      this.#napsLeft--;
       checkSelf();
-      this.collect();
-      if (this.#pending < had) return true;
-      if (Atomics.load(this.arena.i32, pause) !== 0) return false;
-      if (performance.now() > deadline) break;
+      if (this.#pending !== 0) this.collect();
+      else this.#announceNow();
+      // Progress: its own blocks freed, or anyone's (bytesUsed fell).
+      if (this.#pending < had || bytesUsed(this.arena) < used) return true;
+      if (Atomics.load(i32, pause) !== 0) return false;
+      if (this.#napsLeft <= 0) break;
     }
     this.#waitedInVain = true;
     return false;
+  }
+
+  /** A hint: whether another seat's retire list holds blocks (counts read racily, checked). */
+  #othersRetired(): boolean {
+    const a = this.arena;
+    const i32 = a.i32;
+    const count = seatHigh(this.registry);
+    for (let i = 0; i < count; i++) {
+      const at = this.registry.seats + i * SEAT_WORDS;
+      if (at === this.#seat) continue;
+      const list = Atomics.load(i32, at + LIST);
+      if (list > 0 && (list & 15) === 0 && list + 8 <= a.bytes && i32[(list >> 2) + RL_COUNT] > 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Announces the epoch of now, as a quiescent point does (#quiesce's last lines): only where
+   * the caller holds no shared reference (a step rolled back for want of memory, a wait).
+   */
+  #announceNow(): void {
+    if (!this.#online || this.#holds !== 0) return;
+    const i32 = this.arena.i32;
+    let now = Atomics.load(i32, this.registry.epochWord);
+    this.#stamp(now);
+    if (now === 0) now = 1;
+    Atomics.store(i32, this.#seat + ANNOUNCE, now);
+    Atomics.load(i32, this.#seat + ANNOUNCE);
   }
 
   /**
@@ -1472,11 +1555,11 @@ export class Participant {
       try {
         return this.allocate(size, false, logged);
       } catch (error) {
-        if (this.#holds !== 0 || this.#pending === 0 || !(error instanceof MapFullError)) {
-          throw error;
-        }
+        if (this.#holds !== 0 || !(error instanceof MapFullError)) throw error;
+        if (this.#pending === 0 && !this.#othersRetired()) throw error;
         this.#collectDue = 0;
-        this.collect();
+        if (this.#pending !== 0) this.collect();
+        else this.#announceNow();
         const deadline = performance.now() + BACKLOG_WAIT_MS;
         for (;;) {
           try {

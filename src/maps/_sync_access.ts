@@ -317,8 +317,10 @@ export class SyncAccess<K, V> {
       // the record is the entry's now.
       if (!(error instanceof MapFullError) || this.core.published !== 0) throw error;
       const part = this.participant;
-      if (part.reclaimNow()) {
-        const deadline = performance.now() + BACKLOG_WAIT_MS;
+      // Also when it had nothing to free: the others' retired blocks, which its announcement
+      // may hold back, can fill the map (Participant.awaitBacklog).
+      const deadline = performance.now() + BACKLOG_WAIT_MS;
+      if (part.reclaimNow() || part.awaitBacklog(deadline)) {
         do {
           try {
             return this.core.locked(f, arg);
