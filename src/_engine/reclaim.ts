@@ -194,9 +194,11 @@ export const BACKLOG_WAIT_MS = 20;
 const WAIT_NAPS = 20;
 /**
  * One call's back-pressure waits end at the latest this many times {@linkcode BACKLOG_WAIT_MS}
- * past its deadline, however few sleeps they made (a thread descheduled between them).
+ * past its deadline, however few sleeps they made (a thread descheduled between them, or a
+ * collect after each sleep that walks a long list: with a laggard busy in a task of its own
+ * holding a 256 MiB map's backlog, twenty sleeps and their collects took 1.4 s).
  */
-const WAIT_CAP = 10;
+const WAIT_CAP = 2;
 
 /**
  * The first retry of a deferred sweep comes this long after the attempt that could not stop
@@ -353,10 +355,13 @@ export class Participant {
   #bulkFreed = false;
   /**
    * Set when a whole back-pressure wait (#awaitLaggards, {@linkcode BACKLOG_WAIT_MS}) freed
-   * nothing of this participant's: its laggard is not waiting for a core but busy elsewhere (a
-   * long task of its own). No wait is made again until a collect frees something.
+   * nothing: its laggard is not waiting for a core but busy elsewhere (a long task of its own).
+   * No wait is made again until a collect frees this participant's blocks, or the bytes in use
+   * fall below {@linkcode #vainUsed}.
    */
   #waitedInVain = false;
+  /** The bytes in use when a wait was last made in vain (see {@linkcode #waitedInVain}). */
+  #vainUsed = 0;
   /** The deadline of the call whose waits {@linkcode #napsLeft} counts. */
   #waitDeadline = 0;
   /** Naps the current call's back-pressure waits may still make. */
@@ -1276,12 +1281,12 @@ export class Participant {
   /**
    * Back-pressure, for an allocation at a quiescent point that found the map full while retired
    * blocks wait, its own or another participant's: sleeps a millisecond at a time, collecting
-   * (or, with nothing of its own retired, announcing the epoch of now) before and after each
-   * sleep, until its own pending blocks or the bytes in use fall (returns true: the caller tries
+   * after each sleep (or, with nothing of its own or of orphans' to free, announcing the epoch of
+   * now), until its own pending blocks or the bytes in use fall (returns true: the caller tries
    * again). Returns false, having given up, after {@linkcode WAIT_NAPS} sleeps in all for the
    * call whose `deadline` (a `performance.now()` time) it was given, or once
    * {@linkcode WAIT_CAP} times {@linkcode BACKLOG_WAIT_MS} past that deadline (and, if this wait
-   * freed nothing, makes no wait again until a collect frees something: #waitedInVain); or at
+   * freed nothing, makes no wait again until memory comes back: #waitedInVain); or at
    * once when waiting cannot help: no retire list holds a block, this thread holds references,
    * another thread stops the world (the participants it parks keep their announcements), or
    * #worthWaiting says no.
@@ -1304,7 +1309,14 @@ export class Participant {
    * in shmap, a thread terminated meanwhile stops.
    */
   #awaitLaggards(deadline: number): boolean {
-    if (this.#waitedInVain || threadHolds !== 0) return false;
+    if (threadHolds !== 0) return false;
+    const used = bytesUsed(this.arena);
+    // After a wait in vain, none until a collect frees this participant's blocks or the bytes in
+    // use fall below what they were then (one that retires nothing would wait no more).
+    if (this.#waitedInVain) {
+      if (used >= this.#vainUsed) return false;
+      this.#waitedInVain = false;
+    }
     // Its own retired blocks, or the others' (which its own announcement may hold back).
     if (this.#pending === 0 && !this.#othersRetired()) return false;
     const pause = this.registry.pauseWord;
@@ -1314,27 +1326,28 @@ export class Participant {
       this.#waitDeadline = deadline;
       this.#napsLeft = WAIT_NAPS;
     }
-    if (
-      this.#napsLeft <= 0 || performance.now() > deadline + WAIT_CAP * BACKLOG_WAIT_MS ||
-      Atomics.load(i32, pause) !== 0
-    ) return false;
+    const end = deadline + WAIT_CAP * BACKLOG_WAIT_MS;
+    if (this.#napsLeft <= 0 || performance.now() > end || Atomics.load(i32, pause) !== 0) {
+      return false;
+    }
     if (!this.#worthWaiting()) return false;
     const had = this.#pending;
-    const used = bytesUsed(this.arena);
+    // The callers have collected, or announced, just before: the first sleep needs neither again.
+    if (had === 0) this.#announceNow();
     for (;;) {
-      if (this.#pending !== 0) this.collect();
-      else this.#announceNow();
       nap();
       this.#napsLeft--;
       checkSelf();
-      if (this.#pending !== 0) this.collect();
+      // A collect frees this participant's blocks and orphans' lists; with neither, the
+      // announcement is all this participant can move.
+      if (this.#pending !== 0 || Atomics.load(i32, this.registry.orphanWord) > 0) this.collect();
       else this.#announceNow();
-      // Progress: its own blocks freed, or anyone's (bytesUsed fell).
       if (this.#pending < had || bytesUsed(this.arena) < used) return true;
       if (Atomics.load(i32, pause) !== 0) return false;
-      if (this.#napsLeft <= 0) break;
+      if (this.#napsLeft <= 0 || performance.now() > end) break;
     }
     this.#waitedInVain = true;
+    this.#vainUsed = bytesUsed(this.arena);
     return false;
   }
 
@@ -1361,6 +1374,8 @@ export class Participant {
   #announceNow(): void {
     if (!this.#online || this.#holds !== 0) return;
     const i32 = this.arena.i32;
+    // A seat released meanwhile (a Deno zombie past its grace) is no longer this one's to write.
+    if (Atomics.load(i32, this.#seat + CLAIM) !== this.#token) return;
     let now = Atomics.load(i32, this.registry.epochWord);
     this.#stamp(now);
     if (now === 0) now = 1;
