@@ -369,9 +369,9 @@ test("allocator cache: a class holds 64 KiB of freed blocks, a 64th of maxBytes 
   const cases: [maxBytes: number, size: number, holds: number][] = [
     [4096 * KiB, 16, 4096],
     [4096 * KiB, 64, 1024],
-    [4096 * KiB, 1024, 64],
+    [4096 * KiB, 1008, 65],
     [256 * KiB, 16, 256],
-    [256 * KiB, 1024, 4],
+    [256 * KiB, 1008, 4],
   ];
   for (const [maxBytes, size, holds] of cases) {
     const what = `class ${size} of a ${maxBytes / KiB} KiB map`;

@@ -15,7 +15,8 @@ const { H_ALLOC } = arena;
 // ---- Size classes ------------------------------------------------------------------------
 
 // 16-byte steps to 128, then four per power of two, plus 144, 288 and 576: a Go bucket array
-// of 1, 2 or 4 buckets (144 bytes each) fits its class exactly.
+// of 1, 2 or 4 buckets (144 bytes each) fits its class exactly. The largest is 1008, not 1024:
+// four of them fill a 4 KiB span's 4,032 bytes of blocks, where three of 1024 would leave 960.
 export const CLASS_SIZES = [
   16,
   32,
@@ -39,11 +40,11 @@ export const CLASS_SIZES = [
   640,
   768,
   896,
-  1024,
+  1008,
 ];
 export const NCLASSES = CLASS_SIZES.length;
 /** The largest block a span holds; larger ones are heap chunks. */
-export const SMALL_MAX = 1024;
+export const SMALL_MAX = 1008;
 /** Class of a request, indexed by its size in 16-byte units, rounded up. */
 const CLASS_OF = new Uint8Array(SMALL_MAX / 16 + 1);
 for (let u = 0, c = 0; u <= SMALL_MAX / 16; u++) {
@@ -51,7 +52,7 @@ for (let u = 0, c = 0; u <= SMALL_MAX / 16; u++) {
   CLASS_OF[u] = c;
 }
 
-/** The size class of a small request of `size` bytes (1 <= size <= 1024). */
+/** The size class of a small request of `size` bytes (1 <= size <= SMALL_MAX). */
 export function sizeClass(size: number): number {
   return CLASS_OF[(size + 15) >> 4];
 }
@@ -111,12 +112,19 @@ export function binOf(size: number): number {
 // ---- Spans --------------------------------------------------------------------------------
 
 /**
- * Bytes of a span of class `c`: 4 KiB for blocks of up to 256 bytes (16 of them or more), 8 KiB
- * above (7 to 14), so that a class used for a few blocks takes little memory in a small arena,
- * and no span wastes more than an eighth of itself.
+ * Bytes of a span, of every class: 4 KiB (4 to 252 blocks), so that a class used for a few
+ * blocks takes little memory in a small arena, no span wastes more than an eighth of itself,
+ * and any free 4 KiB on a 4 KiB boundary serves any class. Spans of 8 KiB for the classes above
+ * 256 bytes would need 8 KiB free on an 8 KiB boundary: with them, a 64 KiB SyncMap with a second
+ * participant, its spans of seven classes and its retire lists scattered over the heap, threw
+ * MapFullError for an 8 KiB span with 4 KiB free on a 4 KiB boundary, 6.6 KB free in chunks and
+ * 25 KB free in spans, while 27 KB of its 64 were in use.
  */
-export function spanBytes(c: number): number {
-  return CLASS_SIZES[c] <= 256 ? 4096 : 8192;
+export const SPAN_BYTES = 4096;
+
+/** Bytes of a span of class `c`: {@linkcode SPAN_BYTES}, whatever the class. */
+export function spanBytes(_c: number): number {
+  return SPAN_BYTES;
 }
 /** Blocks start this far into a span: the chunk header, then the span's header words. */
 export const SPAN_HEADER = 64;

@@ -247,8 +247,8 @@ export function lockedRelease(
  * Gives every empty span kept for reuse (one per class) back to the heap, each in its own step
  * under the allocator lock. For after a bulk free: the spans it emptied would otherwise stay
  * where they were, spares, and the next allocations of their classes would reuse them there,
- * between free chunks that each fall short of what a table's growth needs (a large chunk, or an
- * 8 KiB span on an 8 KiB boundary). Given back, they merge with their free neighbours, and new
+ * between free chunks that each fall short of what a table's growth needs (a large chunk, or a
+ * span on a 4 KiB boundary). Given back, they merge with their free neighbours, and new
  * spans are carved from the merged memory side by side. A step cut short by its thread's death
  * is rolled back by the lock's next holder: the spare stays one, as before the step.
  */

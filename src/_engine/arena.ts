@@ -48,7 +48,7 @@ const { MAX_MAP_BYTES } = errors;
 /** "SMAP" read as a little-endian 32-bit word. */
 const MAGIC = 0x50414d53;
 /** Bumped whenever the shared layout changes incompatibly. */
-const LAYOUT_VERSION = 10;
+const LAYOUT_VERSION = 11;
 
 /** Kind word for a GoMap arena. */
 export const KIND_GO_MAP = 1;

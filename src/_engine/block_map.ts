@@ -9,7 +9,7 @@
  * 2^24 entries, so there a heap of more blocks could not be swept or verified at all. Here a
  * block 16-byte aligned and below the limit given (the heap's top) takes one byte, indexed by
  * its offset / 16: its size in 16-byte units when it has 254 units or fewer (every block of a
- * span: they are 1,024 bytes at most), else 255, with the size in a `Map` beside. The bytes come
+ * span: they are 1,008 bytes at most), else 255, with the size in a `Map` beside. The bytes come
  * in pages of {@linkcode PAGE_BYTES} of the heap, made as a block in them is set: a heap of a
  * few large blocks (six values of 128 MiB) costs a page for each, not a byte for every 16 bytes
  * of its span. Anything else (an offset a corrupt word names, a size that is not a positive

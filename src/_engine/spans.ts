@@ -1,9 +1,9 @@
 /**
  * Internal. The spans of the allocator (allocator.ts), for small blocks.
  *
- * **Spans.** Blocks of up to 1,024 bytes come in 23 size classes (16-byte steps to 128, then
+ * **Spans.** Blocks of up to 1,008 bytes come in 23 size classes (16-byte steps to 128, then
  * four per power of two, plus the sizes of small Go bucket arrays). A span is a heap chunk of
- * 4 KiB (classes up to 256 bytes) or 8 KiB, aligned to its size: a header, then blocks of one
+ * 4 KiB, aligned to 4 KiB: a header, then blocks of one
  * class. A block's span is therefore its offset rounded down to its span size, which is how a
  * free finds it without a header per block. The span header holds the
  * class, the blocks in use, a free list threaded through the free blocks' first words, a bump
