@@ -16,21 +16,29 @@ import { until } from "./fixtures/harness.ts";
 import { startWorker } from "./fixtures/spawn.ts";
 
 /**
+ * Starts tests/fixtures/`name` and posts it `data`; returns it with the mailbox of its messages.
+ * Tracked: after a failure the worker is terminated online, in its loop of calls, maybe inside
+ * one that holds a lock of the map; known dead, its seat is reaped and the lock taken over by the
+ * next locker. Tracking changes nothing while it runs: only its end is learned, and a passing
+ * test ends it cleanly before terminate().
+ */
+function startFixture(name: string, data: unknown) {
+  const box = new Mailbox();
+  const worker = startWorker(new URL(`./fixtures/${name}`, import.meta.url), {
+    message: box.put,
+    error: box.fail,
+  }, { track: true });
+  worker.postMessage(data);
+  return { worker, box };
+}
+
+/**
  * Starts tests/fixtures/laggard_worker.ts on `map`, quiescent every `every` ms (0: never), and
  * resolves once it is online; `stop()` ends it and waits for its "done".
  */
 async function startLaggard(map: SyncMap<number, string>, every: number) {
   const ctrl = new Int32Array(new SharedArrayBuffer(12));
-  const box = new Mailbox();
-  // Tracked: after a failure the laggard is terminated online, in its loop of loads, maybe
-  // inside one that holds a lock of the map; known dead, its seat is reaped and the lock taken
-  // over by the next locker. Tracking changes nothing while it runs: only its end is learned,
-  // and a passing test ends it cleanly, with stop(), before terminate().
-  const worker = startWorker(new URL("./fixtures/laggard_worker.ts", import.meta.url), {
-    message: box.put,
-    error: box.fail,
-  }, { track: true });
-  worker.postMessage({ handle: map.handle, ctrl, every });
+  const { worker, box } = startFixture("laggard_worker.ts", { handle: map.handle, ctrl, every });
   try {
     await until(() => Atomics.load(ctrl, 0) === 1, "the laggard online", 30_000);
   } catch (error) {
@@ -203,14 +211,13 @@ for (const write of ["a record", "a locked step"] as const) {
       const map = new SyncMap<number, string | number>({ maxBytes: 64 * 1024 });
       map.store(-1, "held");
       const ctrl = new Int32Array(new SharedArrayBuffer(16));
-      const box = new Mailbox();
-      const worker = startWorker(new URL("./fixtures/retirer_worker.ts", import.meta.url), {
-        message: box.put,
-        error: box.fail,
-      }, { track: true });
       // The worker tries again every 2 ms: this thread's first try, right after its announcement,
       // finds the map still full.
-      worker.postMessage({ handle: map.handle, ctrl, every: 2 });
+      const { worker, box } = startFixture("retirer_worker.ts", {
+        handle: map.handle,
+        ctrl,
+        every: 2,
+      });
       const stop = () => {
         Atomics.store(ctrl, 3, 1);
         Atomics.notify(ctrl, 3);
