@@ -193,6 +193,12 @@ export const BACKLOG_WAIT_MS = 20;
 /** Sleeps of a millisecond one call's back-pressure waits make at most (#awaitLaggards). */
 const WAIT_NAPS = 20;
 /**
+ * Times one call's back-pressure waits send it to try again at most: memory freed by others
+ * that one try after another still finds short means a map full of live data, which must
+ * answer MapFullError promptly.
+ */
+const WAIT_RETRIES = 2;
+/**
  * One call's back-pressure waits end at the latest this many times {@linkcode BACKLOG_WAIT_MS}
  * past its deadline, however few sleeps they made (a thread descheduled between them, or a
  * collect after each sleep that walks a long list: with a laggard busy in a task of its own
@@ -356,16 +362,16 @@ export class Participant {
   /**
    * Set when a whole back-pressure wait (#awaitLaggards, {@linkcode BACKLOG_WAIT_MS}) freed
    * nothing: its laggard is not waiting for a core but busy elsewhere (a long task of its own).
-   * No wait is made again until a collect frees this participant's blocks, or the bytes in use
-   * fall below {@linkcode #vainUsed}.
+   * So is a call whose waits were all spent, each followed by a try that failed again. No wait
+   * is made again until a collect frees this participant's blocks.
    */
   #waitedInVain = false;
-  /** The bytes in use when a wait was last made in vain (see {@linkcode #waitedInVain}). */
-  #vainUsed = 0;
   /** The deadline of the call whose waits {@linkcode #napsLeft} counts. */
   #waitDeadline = 0;
   /** Naps the current call's back-pressure waits may still make. */
   #napsLeft = 0;
+  /** Tries again the current call's back-pressure waits may still send it to. */
+  #retriesLeft = 0;
   /**
    * Set when a list move (#moveList) threw other than MapFullError: its allocator step may have
    * been left unsettled (a stack overflow in its commit and again in its rollback releases the
@@ -1286,7 +1292,7 @@ export class Participant {
    * again). Returns false, having given up, after {@linkcode WAIT_NAPS} sleeps in all for the
    * call whose `deadline` (a `performance.now()` time) it was given, or once
    * {@linkcode WAIT_CAP} times {@linkcode BACKLOG_WAIT_MS} past that deadline (and, if this wait
-   * freed nothing, makes no wait again until memory comes back: #waitedInVain); or at
+   * freed nothing, makes no wait again until a collect frees its blocks: #waitedInVain); or at
    * once when waiting cannot help: no retire list holds a block, this thread holds references,
    * another thread stops the world (the participants it parks keep their announcements), or
    * #worthWaiting says no.
@@ -1309,14 +1315,7 @@ export class Participant {
    * in shmap, a thread terminated meanwhile stops.
    */
   #awaitLaggards(deadline: number): boolean {
-    if (threadHolds !== 0) return false;
-    const used = bytesUsed(this.arena);
-    // After a wait in vain, none until a collect frees this participant's blocks or the bytes in
-    // use fall below what they were then (one that retires nothing would wait no more).
-    if (this.#waitedInVain) {
-      if (used >= this.#vainUsed) return false;
-      this.#waitedInVain = false;
-    }
+    if (this.#waitedInVain || threadHolds !== 0) return false;
     // Its own retired blocks, or the others' (which its own announcement may hold back).
     if (this.#pending === 0 && !this.#othersRetired()) return false;
     const pause = this.registry.pauseWord;
@@ -1325,12 +1324,21 @@ export class Participant {
     if (deadline !== this.#waitDeadline) {
       this.#waitDeadline = deadline;
       this.#napsLeft = WAIT_NAPS;
+      this.#retriesLeft = WAIT_RETRIES;
     }
     const end = deadline + WAIT_CAP * BACKLOG_WAIT_MS;
-    if (this.#napsLeft <= 0 || performance.now() > end || Atomics.load(i32, pause) !== 0) {
+    if (Atomics.load(i32, pause) !== 0) return false;
+    if (this.#napsLeft <= 0 || this.#retriesLeft <= 0 || performance.now() > end) {
+      // The call's waits are spent, each followed by a try that failed again: a map full of live
+      // data while the others free what they retire. In vain, as a wait that freed nothing: a
+      // full map must answer MapFullError promptly. (Without this, each failing call of two
+      // workers keeping a full 256 KiB map as an evicting cache waited its 20 sleeps, and they
+      // made 0.63 times the calls of the code before the wait counted others' blocks.)
+      this.#waitedInVain = true;
       return false;
     }
     if (!this.#worthWaiting()) return false;
+    const used = bytesUsed(this.arena);
     const had = this.#pending;
     // The callers have collected, or announced, just before: the first sleep needs neither again.
     if (had === 0) this.#announceNow();
@@ -1342,12 +1350,14 @@ export class Participant {
       // announcement is all this participant can move.
       if (this.#pending !== 0 || Atomics.load(i32, this.registry.orphanWord) > 0) this.collect();
       else this.#announceNow();
-      if (this.#pending < had || bytesUsed(this.arena) < used) return true;
+      if (this.#pending < had || bytesUsed(this.arena) < used) {
+        this.#retriesLeft--;
+        return true;
+      }
       if (Atomics.load(i32, pause) !== 0) return false;
       if (this.#napsLeft <= 0 || performance.now() > end) break;
     }
     this.#waitedInVain = true;
-    this.#vainUsed = bytesUsed(this.arena);
     return false;
   }
 

@@ -2,14 +2,14 @@
  * Internal. The spans of the allocator (allocator.ts), for small blocks.
  *
  * **Spans.** Blocks of up to 1,008 bytes come in 23 size classes (16-byte steps to 128, then
- * four per power of two, plus the sizes of small Go bucket arrays). A span is a heap chunk of
- * 4 KiB, aligned to 4 KiB: a header, then blocks of one
- * class. A block's span is therefore its offset rounded down to its span size, which is how a
- * free finds it without a header per block. The span header holds the
- * class, the blocks in use, a free list threaded through the free blocks' first words, a bump
- * offset for blocks never handed out, and links in its class's list of spans with room. A span
- * whose last block is freed goes back to the heap (one empty span per class is kept, so that a
- * class hovering at a span boundary does not thrash).
+ * four per power of two up to 896, then 1,008, plus the sizes of small Go bucket arrays). A span
+ * is a heap chunk of 4 KiB, aligned to 4 KiB: a header, then blocks of one class. A block's span
+ * is therefore its offset rounded down to the span size, which is how a free finds it without a
+ * header per block. The span header holds the class, the blocks in use, a free list threaded
+ * through the free blocks' first words, a bump offset for blocks never handed out, and links in
+ * its class's list of spans with room. A span whose last block is freed goes back to the heap
+ * (one empty span per class is kept, so that a class hovering at a span boundary does not
+ * thrash).
  *
  * Words are named in alloc_layout.ts; every write goes through the journal (see allocator.ts).
  *
