@@ -62,7 +62,7 @@ export function sizeClass(size: number): number {
  * its class), its heap chunk otherwise. For sizing checks.
  */
 export function footprint(size: number): number {
-  return size <= SMALL_MAX ? spanBytes(sizeClass(size)) : chunkSizeFor(size);
+  return size <= SMALL_MAX ? SPAN_BYTES : chunkSizeFor(size);
 }
 
 /**
@@ -112,7 +112,7 @@ export function binOf(size: number): number {
 // ---- Spans --------------------------------------------------------------------------------
 
 /**
- * Bytes of a span, of every class: 4 KiB (4 to 252 blocks), so that a class used for a few
+ * Bytes of a span, of every class (so a block's span is its offset rounded down to it): 4 KiB (4 to 252 blocks), so that a class used for a few
  * blocks takes little memory in a small arena, no span wastes more than an eighth of itself,
  * and any free 4 KiB on a 4 KiB boundary serves any class. Spans of 8 KiB for the classes above
  * 256 bytes would need 8 KiB free on an 8 KiB boundary: with them, a 64 KiB SyncMap with a second
@@ -121,11 +121,6 @@ export function binOf(size: number): number {
  * 25 KB free in spans, while 27 KB of its 64 were in use.
  */
 export const SPAN_BYTES = 4096;
-
-/** Bytes of a span of class `c`: {@linkcode SPAN_BYTES}, whatever the class. */
-export function spanBytes(_c: number): number {
-  return SPAN_BYTES;
-}
 /** Blocks start this far into a span: the chunk header, then the span's header words. */
 export const SPAN_HEADER = 64;
 /**

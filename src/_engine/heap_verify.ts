@@ -7,7 +7,7 @@
 
 import type { Arena } from "./arena.ts";
 import * as arena_module from "./arena.ts";
-import { binOf, spanBytes, spanWords } from "./alloc_layout.ts";
+import { binOf, spanWords } from "./alloc_layout.ts";
 import * as alloc_layout from "./alloc_layout.ts";
 import { BlockMap } from "./block_map.ts";
 import { isSpareSpan } from "./spans.ts";
@@ -37,6 +37,7 @@ const {
   SP_LISTED,
   SP_NEXT,
   SP_PREV,
+  SPAN_BYTES,
   SPAN_FLAG,
   SPAN_HEADER,
 } = alloc_layout;
@@ -147,7 +148,7 @@ export function verifyHeap(arena: Arena): HeapReport {
     const h = spanWords(s);
     const cls = i32[h + SP_CLASS] - 1;
     if (cls < 0 || cls >= NCLASSES) fail(`span ${s} has class ${cls}`);
-    const span = spanBytes(cls);
+    const span = SPAN_BYTES;
     if (s % span !== 0) fail(`span ${s} is not aligned`);
     if ((i32[s >> 2] & ~FLAGS) !== span) fail(`span ${s} has a chunk of the wrong size`);
     const size = CLASS_SIZES[cls];

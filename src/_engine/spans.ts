@@ -18,7 +18,7 @@
 
 import { type Arena, inViews } from "./arena.ts";
 import type { Journal } from "./journal.ts";
-import { spanBytes, spanWords } from "./alloc_layout.ts";
+import { spanWords } from "./alloc_layout.ts";
 import * as alloc_layout from "./alloc_layout.ts";
 import { keepSpanHeader, largeFree, spanChunk } from "./heap.ts";
 
@@ -34,6 +34,7 @@ const {
   SP_LISTED,
   SP_NEXT,
   SP_PREV,
+  SPAN_BYTES,
   SPAN_HEADER,
 } = alloc_layout;
 
@@ -54,7 +55,7 @@ export function smallAllocate(arena: Arena, c: number, j: Journal): number {
     block = i32[h + SP_BUMP];
     checkBlock(arena, c, span, block);
     const next = block + size;
-    j.set(h + SP_BUMP, next + size <= span + spanBytes(c) ? next : 0);
+    j.set(h + SP_BUMP, next + size <= span + SPAN_BYTES ? next : 0);
   }
   j.set(h + SP_INUSE, i32[h + SP_INUSE] + 1);
   if (i32[h + SP_FREE] === 0 && i32[h + SP_BUMP] === 0) unlinkSpan(arena, c, span, j);
@@ -67,10 +68,9 @@ export function smallAllocate(arena: Arena, c: number, j: Journal): number {
  * corrupt word must not hand out memory outside the span.
  */
 function checkBlock(arena: Arena, c: number, span: number, block: number): void {
-  const bytes = spanBytes(c);
   const first = span + SPAN_HEADER;
   if (
-    !isSpan(arena, c, span) || block < first || block + CLASS_SIZES[c] > span + bytes ||
+    !isSpan(arena, c, span) || block < first || block + CLASS_SIZES[c] > span + SPAN_BYTES ||
     (block - first) % CLASS_SIZES[c] !== 0
   ) {
     throw new RangeError(`corrupt heap: class ${c}'s span ${span} hands out ${block}`);
@@ -78,7 +78,7 @@ function checkBlock(arena: Arena, c: number, span: number, block: number): void 
 }
 
 export function smallFree(arena: Arena, c: number, block: number, j: Journal): void {
-  const span = block - (block % spanBytes(c));
+  const span = block - (block % SPAN_BYTES);
   const i32 = arena.i32;
   const h = spanWords(span);
   const size = CLASS_SIZES[c];
@@ -116,7 +116,7 @@ function newSpan(arena: Arena, c: number, j: Journal): number {
     }
     j.set(A_SPARE + c, 0);
   } else {
-    span = spanChunk(arena, spanBytes(c), j);
+    span = spanChunk(arena, SPAN_BYTES, j);
     const h = spanWords(span);
     j.set(h + SP_CLASS, c + 1);
     j.set(h + SP_INUSE, 0);
@@ -141,8 +141,7 @@ export function isSpareSpan(arena: Arena, c: number, span: number): boolean {
 
 /** Whether `span` may be a span of class `c`: aligned to its size, in the views, of that class. */
 function isSpan(arena: Arena, c: number, span: number): boolean {
-  const bytes = spanBytes(c);
-  return inViews(arena, span, bytes) && span % bytes === 0 &&
+  return inViews(arena, span, SPAN_BYTES) && span % SPAN_BYTES === 0 &&
     arena.i32[spanWords(span) + SP_CLASS] === c + 1;
 }
 
