@@ -1378,7 +1378,7 @@ export class Participant {
   }
 
   /**
-   * Announces the epoch of now, as a quiescent point does (#quiesce's last lines): only where
+   * Announces the epoch of now, as a quiescent point does ({@linkcode #announce}): only where
    * the caller holds no shared reference (a step rolled back for want of memory, a wait).
    */
   #announceNow(): void {
@@ -1386,11 +1386,7 @@ export class Participant {
     const i32 = this.arena.i32;
     // A seat released meanwhile (a Deno zombie past its grace) is no longer this one's to write.
     if (Atomics.load(i32, this.#seat + CLAIM) !== this.#token) return;
-    let now = Atomics.load(i32, this.registry.epochWord);
-    this.#stamp(now);
-    if (now === 0) now = 1;
-    Atomics.store(i32, this.#seat + ANNOUNCE, now);
-    Atomics.load(i32, this.#seat + ANNOUNCE);
+    this.#announce(Atomics.load(i32, this.registry.epochWord));
   }
 
   /**
@@ -2117,13 +2113,23 @@ export class Participant {
       this.collect(COLLECT_BUDGET);
       return;
     }
-    let now = this.#stamped < this.#pending
-      ? Atomics.load(i32, this.registry.epochWord)
-      : i32[this.registry.epochWord];
+    this.#announce(
+      this.#stamped < this.#pending
+        ? Atomics.load(i32, this.registry.epochWord)
+        : i32[this.registry.epochWord],
+    );
+  }
+
+  /**
+   * Announces epoch `now`, read just before (see {@linkcode #quiesce} on how): stamps the
+   * retirements not yet stamped with it, then stores it (0, which means offline, as 1), then loads
+   * the word back, which orders the epoch's read before every later read of the map.
+   */
+  #announce(now: number): void {
     this.#stamp(now);
-    if (now === 0) now = 1;
-    Atomics.store(i32, this.#seat + ANNOUNCE, now);
-    Atomics.load(i32, this.#seat + ANNOUNCE); // orders the epoch's read before later reads
+    const i32 = this.arena.i32;
+    Atomics.store(i32, this.#seat + ANNOUNCE, now === 0 ? 1 : now);
+    Atomics.load(i32, this.#seat + ANNOUNCE);
   }
 
   /**
